@@ -1,0 +1,1 @@
+"""The voxflow command line (click)."""

@@ -1,0 +1,18 @@
+"""The ``voxflow`` command group. Each command lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="voxflow")
+def cli() -> None:
+    """voxflow: write, check, test and run phone-call flows."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

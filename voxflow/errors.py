@@ -1,0 +1,197 @@
+"""The voxflow exception tree.
+
+Every error voxflow raises on purpose derives from :class:`VoxflowError`.
+Where a stdlib base fits, it is mixed in so callers can catch either::
+
+    VoxflowError
+    +-- ConfigError (ValueError)              bad settings, options, voxflow.toml
+    +-- FlowError                             a flow that cannot be loaded
+    |   +-- VoxflowSyntaxError (SyntaxError-like, carries diagnostics)
+    |   +-- FlowCheckError                    the checker found errors
+    +-- FlowRuntimeError                      a step failed while a call ran
+    |   +-- TemplateError                     a prompt template failed to render
+    |   +-- ExpressionError                   an expression failed to evaluate
+    +-- AriError                              anything from the ARI layer
+    |   +-- AriConnectionError (ConnectionError)
+    |   |   +-- AriTimeoutError (TimeoutError)
+    |   +-- AriHTTPError                      a non-2xx answer; .status, .message
+    |   |   +-- AriBadRequest (400)
+    |   |   +-- AriUnauthorized (401)
+    |   |   +-- AriForbidden (403)
+    |   |   +-- AriNotFound (404)
+    |   |   +-- AriConflict (409)             e.g. channel not in Stasis
+    |   |   +-- AriPreconditionFailed (412)   channel in an invalid state
+    |   |   +-- AriUnprocessable (422)
+    |   |   +-- AriServerError (5xx)
+    |   +-- ApplicationReplacedError          another client took our app name
+    +-- CallError                             a CallSession operation failed
+    |   +-- CallEndedError                    the call is gone (hung up / failed)
+    |   +-- PlaybackFailedError               PlaybackFinished with state "failed"
+    |   +-- RecordingError
+    +-- MediaError                            RTP / codec / transport problems
+    +-- ProviderError                         an STT/LLM/TTS provider failed
+        +-- ProviderTimeoutError (TimeoutError)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AriBadRequest",
+    "AriConflict",
+    "AriConnectionError",
+    "AriError",
+    "AriForbidden",
+    "AriHTTPError",
+    "AriNotFound",
+    "AriPreconditionFailed",
+    "AriServerError",
+    "AriTimeoutError",
+    "AriUnauthorized",
+    "AriUnprocessable",
+    "ApplicationReplacedError",
+    "CallEndedError",
+    "CallError",
+    "ConfigError",
+    "ExpressionError",
+    "FlowCheckError",
+    "FlowError",
+    "FlowRuntimeError",
+    "MediaError",
+    "PlaybackFailedError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "RecordingError",
+    "TemplateError",
+    "VoxflowError",
+    "VoxflowSyntaxError",
+]
+
+
+class VoxflowError(Exception):
+    """Base of every error voxflow raises on purpose."""
+
+
+class ConfigError(VoxflowError, ValueError):
+    """Invalid configuration (CLI options, environment, voxflow.toml, provider settings)."""
+
+
+class FlowError(VoxflowError):
+    """A flow could not be loaded."""
+
+
+class VoxflowSyntaxError(FlowError):
+    """A .flow file does not parse. ``line``/``column`` are 1-based."""
+
+    def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+class FlowCheckError(FlowError):
+    """The checker reported errors; ``diagnostics`` holds them."""
+
+    def __init__(self, message: str, diagnostics: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics or []
+
+
+class FlowRuntimeError(VoxflowError):
+    """A step failed while a call was running."""
+
+
+class TemplateError(FlowRuntimeError):
+    """A prompt template failed to render (undefined name, sandbox violation)."""
+
+
+class ExpressionError(FlowRuntimeError):
+    """An expression failed to evaluate."""
+
+
+class AriError(VoxflowError):
+    """Anything from the ARI layer."""
+
+
+class AriConnectionError(AriError, ConnectionError):
+    """Asterisk could not be reached."""
+
+
+class AriTimeoutError(AriConnectionError, TimeoutError):
+    """A request to Asterisk timed out."""
+
+
+class AriHTTPError(AriError):
+    """ARI answered with a non-2xx status."""
+
+    def __init__(self, status: int, message: str, *, method: str = "", path: str = "") -> None:
+        where = f" ({method} {path})" if method else ""
+        super().__init__(f"ARI {status}: {message}{where}")
+        self.status = status
+        self.message = message
+        self.method = method
+        self.path = path
+
+
+class AriBadRequest(AriHTTPError):
+    """400."""
+
+
+class AriUnauthorized(AriHTTPError):
+    """401: wrong ARI user or password."""
+
+
+class AriForbidden(AriHTTPError):
+    """403."""
+
+
+class AriNotFound(AriHTTPError):
+    """404: channel, bridge, playback or recording not found."""
+
+
+class AriConflict(AriHTTPError):
+    """409: e.g. channel not in a Stasis application."""
+
+
+class AriPreconditionFailed(AriHTTPError):
+    """412: channel in an invalid state."""
+
+
+class AriUnprocessable(AriHTTPError):
+    """422."""
+
+
+class AriServerError(AriHTTPError):
+    """5xx."""
+
+
+class ApplicationReplacedError(AriError):
+    """Another client connected with our application name."""
+
+
+class CallError(VoxflowError):
+    """A CallSession operation failed."""
+
+
+class CallEndedError(CallError):
+    """The call has ended (hung up or failed)."""
+
+
+class PlaybackFailedError(CallError):
+    """A playback finished with state 'failed'."""
+
+
+class RecordingError(CallError):
+    """A recording failed or could not be delivered to its sink."""
+
+
+class MediaError(VoxflowError):
+    """RTP, codec or media transport problem."""
+
+
+class ProviderError(VoxflowError):
+    """An STT, LLM or TTS provider failed."""
+
+
+class ProviderTimeoutError(ProviderError, TimeoutError):
+    """A provider did not answer in time."""
