@@ -36,6 +36,7 @@ Where a stdlib base fits, it is mixed in so callers can catch either::
 from __future__ import annotations
 
 __all__ = [
+    "ApplicationReplacedError",
     "AriBadRequest",
     "AriConflict",
     "AriConnectionError",
@@ -48,7 +49,6 @@ __all__ = [
     "AriTimeoutError",
     "AriUnauthorized",
     "AriUnprocessable",
-    "ApplicationReplacedError",
     "CallEndedError",
     "CallError",
     "ConfigError",

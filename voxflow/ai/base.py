@@ -1,0 +1,138 @@
+"""Provider protocols: speech-to-text, text-to-speech, language model, voice activity detection.
+
+Audio between providers and the media path is always mono signed 16-bit little-endian PCM
+("pcm16") at the provider's ``sample_rate``; the media path converts to and from the wire codec.
+Each vendor lives in its own module and implements one of these small Protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "ChatMessage",
+    "LanguageModel",
+    "LlmDelta",
+    "SpeechToText",
+    "SttStream",
+    "TextToSpeech",
+    "ToolCall",
+    "ToolSpec",
+    "Transcript",
+    "VoiceActivityDetector",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What a speech-to-text stream heard. ``text`` is "" when nothing was recognised."""
+
+    text: str
+    is_final: bool = True
+    confidence: float | None = None
+
+
+@runtime_checkable
+class SttStream(Protocol):
+    """One utterance being transcribed. Endpointing (when to call ``finish``) is the caller's job,
+    driven by the VAD, so every provider behaves the same."""
+
+    async def feed(self, pcm: bytes) -> None:
+        """Add pcm16 audio at the provider's sample rate."""
+        ...
+
+    async def finish(self) -> Transcript:
+        """End of the utterance: return the final transcript."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the stream (idempotent); safe after ``finish`` or instead of it."""
+        ...
+
+
+@runtime_checkable
+class SpeechToText(Protocol):
+    """Streaming speech recognition."""
+
+    sample_rate: int
+
+    async def open_stream(
+        self, *, phrases: Sequence[str] | None = None, language: str | None = None
+    ) -> SttStream:
+        """Start an utterance. ``phrases`` (when given) are what the caller is expected to say:
+        providers use them as a grammar or as hints."""
+        ...
+
+
+@runtime_checkable
+class TextToSpeech(Protocol):
+    """Streaming speech synthesis."""
+
+    sample_rate: int
+
+    def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[bytes]:
+        """Yield pcm16 audio at ``sample_rate`` as soon as it is produced."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model: ``parameters`` is a JSON schema object."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call requested by the model; ``arguments`` is the raw JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a conversation, in OpenAI chat terms."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LlmDelta:
+    """A streamed piece of a reply: text, completed tool calls, or the end (``done``)."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    done: bool = False
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """Streaming chat completion with tool calls."""
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[LlmDelta]:
+        """Yield the reply as it streams; tool calls are yielded once complete."""
+        ...
+
+
+@runtime_checkable
+class VoiceActivityDetector(Protocol):
+    """Frame-level speech detection on pcm16 audio."""
+
+    sample_rate: int
+    frame_ms: int
+
+    def is_speech(self, frame: bytes) -> bool:
+        """True when this frame (exactly ``frame_ms`` long) holds speech."""
+        ...
