@@ -1,0 +1,112 @@
+"""The contract between CallSession and the per-call media path.
+
+``CallSession.say/listen/audio_stream/send_audio`` delegate to a :class:`CallVoice`, built lazily on
+first use by the app's voice factory from a :class:`VoiceContext`. The media package implements it
+(externalMedia + RTP); keeping the contract here lets telephony and media evolve separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from voxflow.ai.base import SpeechToText, TextToSpeech, VoiceActivityDetector
+from voxflow.media.chunk import AudioChunk
+
+__all__ = [
+    "BargeIn",
+    "BargeInMode",
+    "CallVoice",
+    "PromptResult",
+    "VoiceContext",
+    "VoiceFactory",
+]
+
+BargeInMode = Literal["none", "dtmf", "speech", "any"]
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """When the caller may interrupt a prompt: by DTMF, speech, either, or not at all."""
+
+    mode: BargeInMode = "any"
+    min_speech_ms: int = 200
+
+    @property
+    def dtmf(self) -> bool:
+        return self.mode in ("dtmf", "any")
+
+    @property
+    def speech(self) -> bool:
+        return self.mode in ("speech", "any")
+
+
+@dataclass(frozen=True, slots=True)
+class PromptResult:
+    """How a prompt (say / play_file) ended. ``by`` is "dtmf" or "speech" when interrupted;
+    ``digit`` is the digit that interrupted it (also left in the DTMF queue for listen_dtmf)."""
+
+    interrupted: bool = False
+    by: Literal["dtmf", "speech"] | None = None
+    digit: str | None = None
+    heard_ms: int = 0
+
+
+@dataclass(slots=True)
+class VoiceContext:
+    """What the media path needs from a call. ``rest`` is the call's ``AriRestClient``."""
+
+    rest: Any
+    channel_id: str
+    app_name: str
+    tts: TextToSpeech | None
+    stt: SpeechToText | None
+    vad: VoiceActivityDetector | None
+    current_bridge_id: Callable[[], str | None]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CallVoice(Protocol):
+    """Audio I/O of one call over externalMedia. Every method may be called before or after the
+    media path is up; the first use starts it. ``aclose`` tears everything down (idempotent)."""
+
+    async def say(
+        self, text: str, *, voice: str | None = None, barge_in: BargeIn | None = None
+    ) -> PromptResult:
+        """Synthesize ``text`` with the TTS and stream it to the caller, paced."""
+        ...
+
+    async def listen(
+        self,
+        timeout: float = 10.0,
+        *,
+        phrases: Sequence[str] | None = None,
+        end_silence_ms: int = 800,
+        max_speech_s: float = 15.0,
+    ) -> str | None:
+        """Transcribe the caller's next utterance; None when nothing was said within ``timeout``."""
+        ...
+
+    def audio_stream(self) -> AsyncIterator[AudioChunk]:
+        """The caller's audio, ~20 ms chunks; every concurrent consumer gets every chunk."""
+        ...
+
+    async def send_audio(self, data: AudioChunk | bytes) -> None:
+        """Queue audio (wire-codec bytes, or a chunk of any codec) to the caller, paced."""
+        ...
+
+    async def wait_for_speech(self, min_speech_ms: int = 200) -> None:
+        """Return when the caller starts speaking (VAD), for barge-in on Asterisk-side playbacks."""
+        ...
+
+    def on_dtmf(self, digit: str) -> None:
+        """Called by the session for each DTMF digit (drives DTMF barge-in of streamed prompts)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Tear down the externalMedia channel, bridge/snoop and socket; return the port."""
+        ...
+
+
+VoiceFactory = Callable[[VoiceContext], CallVoice]
