@@ -29,6 +29,7 @@ Where a stdlib base fits, it is mixed in so callers can catch either::
     |   +-- PlaybackFailedError               PlaybackFinished with state "failed"
     |   +-- RecordingError
     +-- MediaError                            RTP / codec / transport problems
+    |   +-- RtpPacketError (ValueError)       a malformed or truncated RTP packet; .reason
     +-- ProviderError                         an STT/LLM/TTS provider failed
         +-- ProviderTimeoutError (TimeoutError)
 """
@@ -60,6 +61,7 @@ __all__ = [
     "PlaybackFailedError",
     "ProviderError",
     "ProviderTimeoutError",
+    "RtpPacketError",
     "RecordingError",
     "TemplateError",
     "VoxflowError",
@@ -187,6 +189,14 @@ class RecordingError(CallError):
 
 class MediaError(VoxflowError):
     """RTP, codec or media transport problem."""
+
+
+class RtpPacketError(MediaError, ValueError):
+    """A malformed or truncated RTP packet. ``reason`` is a short stable key for counters."""
+
+    def __init__(self, message: str, *, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ProviderError(VoxflowError):
