@@ -1,0 +1,80 @@
+"""Settings precedence (CLI > env > voxflow.toml > defaults) and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voxflow.errors import ConfigError
+from voxflow.runtime.config import Settings, load_settings
+
+
+def _toml(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "voxflow.toml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_without_anything(tmp_path: Path) -> None:
+    s = load_settings({}, env={}, cwd=tmp_path)
+    assert s == Settings()
+    assert s.ari_url is None
+
+
+def test_precedence_cli_over_env_over_file(tmp_path: Path) -> None:
+    _toml(
+        tmp_path,
+        '[ari]\nurl = "http://file:1/ari"\nuser = "fileuser"\napp = "fileapp"\n'
+        "[run]\ngrace_period = 7\n",
+    )
+    env = {"VOXFLOW_ARI_URL": "http://env:2/ari", "VOXFLOW_ARI_USER": "envuser"}
+    s = load_settings({"ari_url": "http://cli:3/ari", "ari_user": None}, env=env, cwd=tmp_path)
+    assert s.ari_url == "http://cli:3/ari"
+    assert s.ari_user == "envuser"
+    assert s.app == "fileapp"
+    assert s.grace_period == 7.0
+
+
+def test_explicit_config_path_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings({}, env={}, config_path=tmp_path / "nope.toml")
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    p = _toml(tmp_path, "[ari\nurl=")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_settings({}, env={}, config_path=p)
+
+
+def test_unknown_key_is_rejected(tmp_path: Path) -> None:
+    _toml(tmp_path, '[ari]\nhost = "x"\n')
+    with pytest.raises(ConfigError, match=r"unknown setting ari\.host"):
+        load_settings({}, env={}, cwd=tmp_path)
+
+
+def test_bad_url_names_its_origin(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="VOXFLOW_ARI_URL"):
+        load_settings({}, env={"VOXFLOW_ARI_URL": "ftp://x"}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="--ari-url"):
+        load_settings({"ari_url": "localhost:8088"}, env={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="port"):
+        load_settings({"ari_url": "http://h:99999/ari"}, env={}, cwd=tmp_path)
+
+
+def test_bad_types_are_rejected(tmp_path: Path) -> None:
+    _toml(tmp_path, '[run]\ngrace_period = "soon"\n')
+    with pytest.raises(ConfigError, match="grace_period"):
+        load_settings({}, env={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="at least 1"):
+        load_settings({"max_steps": 0}, env={}, cwd=tmp_path / "none")
+
+
+def test_bad_app_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="application name"):
+        load_settings({"app": "has space"}, env={}, cwd=tmp_path)
+
+
+def test_repr_hides_secrets() -> None:
+    s = Settings(ari_password="hunter2", webhook_secret="s3cret")
+    assert "hunter2" not in repr(s) and "s3cret" not in repr(s)

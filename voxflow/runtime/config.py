@@ -1,0 +1,192 @@
+"""Settings for ``voxflow run``: CLI options > environment > ``voxflow.toml`` > defaults.
+
+``voxflow.toml`` (all keys optional)::
+
+    [ari]
+    url = "http://127.0.0.1:8088/ari"
+    user = "voxflow"
+    password = "secret"
+    app = "voxflow"
+
+    [run]
+    default_flow = "main_ivr"     # flow name used when no flow declares the dialed number
+    grace_period = 30             # seconds calls may finish after SIGINT/SIGTERM
+    trace_dir = "traces"
+    max_steps = 1000              # step budget between two waits, per call
+
+    [webhooks]
+    url = "https://example.com/hooks"
+    secret = "..."
+
+Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``, ``VOXFLOW_APP``,
+``VOXFLOW_WEBHOOK_URL``, ``VOXFLOW_WEBHOOK_SECRET``. Every problem raises :class:`ConfigError`
+with a one-line message naming where the bad value came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from voxflow.errors import ConfigError
+
+__all__ = ["ENV_VARS", "Settings", "load_settings"]
+
+ENV_VARS: dict[str, str] = {
+    "ari_url": "VOXFLOW_ARI_URL",
+    "ari_user": "VOXFLOW_ARI_USER",
+    "ari_password": "VOXFLOW_ARI_PASSWORD",
+    "app": "VOXFLOW_APP",
+    "webhook_url": "VOXFLOW_WEBHOOK_URL",
+    "webhook_secret": "VOXFLOW_WEBHOOK_SECRET",
+}
+
+_TOML_KEYS: dict[tuple[str, str], str] = {
+    ("ari", "url"): "ari_url",
+    ("ari", "user"): "ari_user",
+    ("ari", "password"): "ari_password",
+    ("ari", "app"): "app",
+    ("run", "default_flow"): "default_flow",
+    ("run", "grace_period"): "grace_period",
+    ("run", "trace_dir"): "trace_dir",
+    ("run", "max_steps"): "max_steps",
+    ("webhooks", "url"): "webhook_url",
+    ("webhooks", "secret"): "webhook_secret",
+}
+_APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated settings. ``ari_url=None`` means: run on the embedded sandbox."""
+
+    ari_url: str | None = None
+    ari_user: str = "voxflow"
+    ari_password: str = "voxflow"
+    app: str = "voxflow"
+    default_flow: str | None = None
+    grace_period: float = 30.0
+    trace_dir: str | None = None
+    max_steps: int = 1000
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+
+    def __repr__(self) -> str:  # never show secrets in logs or error messages
+        shown = {
+            f.name: ("***" if "password" in f.name or "secret" in f.name else getattr(self, f.name))
+            for f in fields(self)
+        }
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def _read_toml(path: Path) -> dict[str, tuple[Any, str]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    out: dict[str, tuple[Any, str]] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
+        for key, value in table.items():
+            name = _TOML_KEYS.get((section, key))
+            if name is None:
+                known = ", ".join(f"{s}.{k}" for s, k in _TOML_KEYS)
+                raise ConfigError(f"{path}: unknown setting {section}.{key} (known: {known})")
+            out[name] = (value, f"{path} [{section}] {key}")
+    return out
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    default = getattr(Settings(), name)
+    if name in ("grace_period",):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: expected a number of seconds, got {value!r}") from None
+        if v < 0:
+            raise ConfigError(f"{origin}: must not be negative, got {value!r}")
+        return v
+    if name == "max_steps":
+        if isinstance(value, bool):
+            raise ConfigError(f"{origin}: expected an integer, got {value!r}")
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: expected an integer, got {value!r}") from None
+        if n < 1:
+            raise ConfigError(f"{origin}: must be at least 1, got {value!r}")
+        return n
+    if not isinstance(value, str):
+        raise ConfigError(f"{origin}: expected a string, got {value!r}")
+    if value == "" and default is None:
+        return None
+    return value
+
+
+def _check_url(value: str, origin: str, schemes: tuple[str, ...]) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(
+            f"{origin}: invalid URL {value!r} (expected {' or '.join(schemes)}://host[:port]/...)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError(f"{origin}: invalid port in URL {value!r}") from None
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_path: str | Path | None = None,
+    cwd: str | Path | None = None,
+) -> Settings:
+    """Merge CLI options (``None`` values are ignored), environment and ``voxflow.toml``.
+
+    ``config_path`` must exist when given; otherwise ``<cwd>/voxflow.toml`` is read if present.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, tuple[Any, str]] = {}
+    if config_path is not None:
+        path = Path(config_path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        values.update(_read_toml(path))
+    else:
+        candidate = Path(cwd or Path.cwd()) / "voxflow.toml"
+        if candidate.is_file():
+            values.update(_read_toml(candidate))
+    for name, var in ENV_VARS.items():
+        if env.get(var):
+            values[name] = (env[var], f"environment variable {var}")
+    valid = {f.name for f in fields(Settings)}
+    for name, value in (cli or {}).items():
+        if name not in valid:
+            raise ConfigError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = (value, "--" + name.replace("_", "-"))
+    settings = Settings()
+    for name, (value, origin) in values.items():
+        settings = replace(settings, **{name: _coerce(name, value, origin)})
+    if settings.ari_url is not None:
+        _check_url(settings.ari_url, values["ari_url"][1], ("http", "https"))
+    if settings.webhook_url is not None:
+        _check_url(settings.webhook_url, values["webhook_url"][1], ("http", "https"))
+    if not _APP_RE.match(settings.app):
+        raise ConfigError(
+            f"{values.get('app', (None, 'app'))[1]}: invalid ARI application name "
+            f"{settings.app!r} (letters, digits, '_', '-', '.')"
+        )
+    if not settings.ari_user:
+        raise ConfigError("ARI user must not be empty")
+    return settings

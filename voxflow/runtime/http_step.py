@@ -1,0 +1,182 @@
+"""The HTTP step over aiohttp: timeouts, a response size limit, retries for idempotent methods.
+
+:class:`HttpClient.perform` never raises for network or server problems: it returns an
+:class:`HttpResult` whose ``outcome`` is ``"ok"`` (2xx), ``"timeout"`` (the last attempt timed
+out) or ``"error"`` (anything else: non-2xx, connection refused, oversize body, a body that is
+not JSON when JSON was expected, a bad URL). Only idempotent methods (RFC 9110: GET, HEAD,
+OPTIONS, TRACE, PUT, DELETE) are retried, on connection errors, timeouts, 429 and 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+import aiohttp
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "HttpClient",
+    "HttpOutcome",
+    "HttpRequest",
+    "HttpResult",
+]
+
+log = logging.getLogger(__name__)
+
+HttpOutcome = Literal["ok", "error", "timeout"]
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_ALLOWED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "POST", "PATCH"})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One HTTP step invocation. ``json_body`` and ``body`` are exclusive."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json_body: Any = None
+    body: str | bytes | None = None
+    timeout: float = 5.0
+    max_bytes: int = 1_000_000
+    retries: int = 2
+    backoff: float = 0.2
+    expect_json: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    """What happened. ``data`` is the decoded JSON (or text when JSON was not expected)."""
+
+    outcome: HttpOutcome
+    status: int | None = None
+    data: Any = None
+    error: str | None = None
+    attempts: int = 0
+    elapsed_ms: float = 0.0
+
+    def as_variables(self) -> dict[str, Any]:
+        """The result as flow variables: ``status``, ``data``, ``error``, ``outcome``."""
+        return {
+            "outcome": self.outcome,
+            "status": self.status,
+            "data": self.data,
+            "error": self.error,
+        }
+
+
+class _Oversize(Exception):
+    pass
+
+
+class HttpClient:
+    """Owns one aiohttp session (connection pool) shared by every call's HTTP steps."""
+
+    def __init__(self, *, user_agent: str = "voxflow") -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._user_agent = user_agent
+        self._closed = False
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled session (idempotent)."""
+        self._closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers={"User-Agent": self._user_agent})
+        return self._session
+
+    async def perform(self, req: HttpRequest) -> HttpResult:
+        """Run the request with retries; never raises except for cancellation."""
+        started = time.perf_counter()
+        method = req.method.upper()
+        if method not in _ALLOWED_METHODS:
+            return HttpResult("error", error=f"unsupported HTTP method {req.method!r}")
+        if not req.url.startswith(("http://", "https://")):
+            msg = f"URL must start with http:// or https://: {req.url!r}"
+            return HttpResult("error", error=msg)
+        if self._closed:
+            return HttpResult("error", error="HTTP client closed")
+        max_attempts = 1 + (max(0, req.retries) if method in IDEMPOTENT_METHODS else 0)
+        result = HttpResult("error", error="not attempted")
+        for attempt in range(1, max_attempts + 1):
+            result = await self._attempt(method, req)
+            retry = result.outcome == "timeout" or (
+                result.outcome == "error"
+                and (result.status is None or result.status in _RETRY_STATUSES)
+                and result.error is not None
+                and not result.error.startswith(("response larger", "response is not JSON"))
+            )
+            if result.outcome == "ok" or not retry or attempt == max_attempts:
+                elapsed = (time.perf_counter() - started) * 1000.0
+                return HttpResult(
+                    result.outcome, result.status, result.data, result.error, attempt, elapsed
+                )
+            log.debug("HTTP %s %s attempt %d failed: %s", method, req.url, attempt, result.error)
+            await asyncio.sleep(req.backoff * (2 ** (attempt - 1)))
+        return result  # pragma: no cover - the loop always returns
+
+    async def _attempt(self, method: str, req: HttpRequest) -> HttpResult:
+        session = self._get_session()
+        kwargs: dict[str, Any] = {"headers": dict(req.headers)}
+        if req.json_body is not None:
+            kwargs["json"] = req.json_body
+        elif req.body is not None:
+            kwargs["data"] = req.body
+        timeout = aiohttp.ClientTimeout(total=req.timeout)
+        try:
+            async with session.request(method, req.url, timeout=timeout, **kwargs) as resp:
+                status = resp.status
+                length = resp.content_length
+                if length is not None and length > req.max_bytes:
+                    raise _Oversize
+                raw = bytearray()
+                async for chunk in resp.content.iter_chunked(65536):
+                    raw += chunk
+                    if len(raw) > req.max_bytes:
+                        raise _Oversize
+                text = raw.decode(resp.charset or "utf-8", errors="replace")
+        except _Oversize:
+            return HttpResult("error", error=f"response larger than {req.max_bytes} bytes")
+        except TimeoutError:
+            return HttpResult("timeout", error=f"no response within {req.timeout:g} s")
+        except aiohttp.InvalidURL as exc:
+            return HttpResult("error", error=f"invalid URL: {exc}")
+        except aiohttp.ClientError as exc:
+            return HttpResult("error", error=f"{type(exc).__name__}: {exc}")
+        except (OSError, ValueError) as exc:
+            return HttpResult("error", error=f"{type(exc).__name__}: {exc}")
+        data: Any = text
+        if req.expect_json and text.strip():
+            try:
+                data = json.loads(text)
+            except ValueError:
+                if 200 <= status < 300:
+                    return HttpResult("error", status=status, error="response is not JSON")
+        elif req.expect_json:
+            data = None
+        if 200 <= status < 300:
+            return HttpResult("ok", status=status, data=data)
+        return HttpResult("error", status=status, data=data, error=f"HTTP {status}")

@@ -1,0 +1,80 @@
+"""JSON Lines call traces: one file per call, one object per line.
+
+Each record is ``{"t": <seconds since call start>, "type": <type>, ...fields}``. Types written by
+the driver: ``call.started``, ``state.entered``, ``prompt``, ``input`` (with ``waited_ms``),
+``http``, ``provider`` (with ``latency_ms``), ``error``, ``call.ended`` (with ``outcome``).
+The trace is the source of truth for debugging and replaying a call in the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["NullTrace", "TraceWriter", "read_trace"]
+
+log = logging.getLogger(__name__)
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class NullTrace:
+    """A trace that records nothing (the default)."""
+
+    path: Path | None = None
+
+    def write(self, type_: str, /, **fields: Any) -> None:
+        """Drop the record."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class TraceWriter:
+    """Writes one call's trace to ``<directory>/<call_id>.jsonl``; lines are flushed on write.
+
+    I/O errors are logged once and disable the trace: tracing never breaks a call.
+    """
+
+    def __init__(self, directory: str | Path, call_id: str, *, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._t0: float = clock()
+        name = _SAFE.sub("_", call_id) or "call"
+        self.path: Path | None = Path(directory) / f"{name}.jsonl"
+        self._fh: IO[str] | None
+        try:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            log.warning("trace for call %s disabled: %s", call_id, exc)
+            self._fh = None
+
+    def write(self, type_: str, /, **fields: Any) -> None:
+        """Append one record."""
+        if self._fh is None:
+            return
+        record = {"t": round(self._clock() - self._t0, 4), "type": type_, **fields}
+        try:
+            self._fh.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+            self._fh.flush()
+        except (OSError, ValueError) as exc:
+            log.warning("trace write failed, disabling: %s", exc)
+            self.close()
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()
+            except OSError:
+                pass
+
+
+def read_trace(path: str | Path) -> list[dict[str, Any]]:
+    """Load a trace file back as a list of records."""
+    with Path(path).open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
