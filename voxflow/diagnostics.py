@@ -64,6 +64,7 @@ _E, _W = Severity.ERROR, Severity.WARNING
 
 RULES: dict[str, Rule] = dict(
     [
+        _r("VF000", "internal-error", _E, "voxflow itself failed on this file (a bug)."),
         _r("VF001", "syntax-error", _E, "The file does not parse."),
         _r("VF002", "include-not-found", _E, "An included file does not exist."),
         _r("VF003", "include-cycle", _E, "Files include each other in a cycle."),
@@ -88,6 +89,7 @@ RULES: dict[str, Rule] = dict(
         _r("VF304", "unknown-function", _E, "An expression calls a function not whitelisted."),
         _r("VF305", "undefined-variable", _E, "A name is used but never assigned anywhere."),
         _r("VF306", "unused-subflow", _W, "A subflow is defined but never called."),
+        _r("VF307", "template-syntax", _E, "A prompt template is not valid jinja2."),
         _r("VF401", "bad-timeout", _E, "A timeout or duration is zero or negative."),
         _r("VF402", "bad-max-digits", _E, "max digits is zero or negative."),
         _r("VF403", "bad-terminator", _E, "A terminator is not a DTMF key."),

@@ -13,6 +13,12 @@ def cli() -> None:
     """voxflow: write, check, test and run phone-call flows."""
 
 
+from voxflow.cli.diag import lint, validate  # noqa: E402  (commands register after the group)
+
+cli.add_command(validate)
+cli.add_command(lint)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()

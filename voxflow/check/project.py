@@ -1,0 +1,149 @@
+"""Checking files and directories: what ``voxflow validate`` and ``voxflow lint`` run.
+
+:func:`collect_flow_files` expands paths (directories recursively over ``*.flow``);
+:func:`analyze_file` reads one file, runs the front door (parse, check, lower) and applies
+disable comments. Nothing here raises for bad input: every problem is a diagnostic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from voxflow.check.suppress import apply_suppressions
+from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
+from voxflow.source import Source, Span, read_source
+
+__all__ = ["FileReport", "PathError", "analyze_file", "analyze_paths", "collect_flow_files"]
+
+log = logging.getLogger(__name__)
+
+
+class PathError(Exception):
+    """A command-line path that does not exist or holds no flow files (a usage error)."""
+
+
+@dataclass
+class FileReport:
+    """The diagnostics of the files checked and the sources they point into."""
+
+    files: list[str] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, Source] = field(default_factory=dict)
+
+    def load_sources(self) -> dict[str, Source]:
+        """Sources for every file a diagnostic names (included files are read on demand)."""
+        for d in self.diagnostics:
+            if d.file and d.file not in self.sources:
+                src = read_source(d.file)
+                if isinstance(src, Source):
+                    self.sources[d.file] = src
+        return self.sources
+
+
+def _display_path(path: Path) -> str:
+    text = os.fspath(path)
+    return text.removeprefix("./") if text != "./" else text
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def collect_flow_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files named directly plus every ``*.flow`` under named directories (sorted, deduplicated).
+
+    Raises :class:`PathError` for a path that does not exist or a directory without flow files.
+    """
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.flow") if p.is_file() and not _hidden(p, path))
+            if not found:
+                raise PathError(f"no .flow files under '{raw}'")
+            candidates = found
+        elif path.exists():
+            candidates = [path]
+        else:
+            raise PathError(f"no such file or directory: '{raw}'")
+        for p in candidates:
+            key = p.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
+    return out
+
+
+def _front_door(source: Source) -> list[Diagnostic]:
+    """parse -> check -> lower through ``voxflow.ir.compile_flow``; parse + check if absent."""
+    try:
+        from voxflow.ir import compile_flow  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        compile_flow = None
+    if compile_flow is not None:
+        result = compile_flow(source.text, source.name)
+        return list(result.diagnostics)
+    from voxflow.check.checker import check_text
+
+    return check_text(source)
+
+
+def analyze_file(path: str | os.PathLike[str]) -> FileReport:
+    """Every diagnostic for one flow file (and the files it includes), warnings filtered by
+    disable comments. Never raises: an internal failure becomes a VF000 error."""
+    name = _display_path(Path(path))
+    report = FileReport(files=[name])
+    src = read_source(name)
+    if isinstance(src, Diagnostic):
+        report.diagnostics = [src]
+        return report
+    report.sources[name] = src
+    try:
+        diags = _front_door(src)
+    except RecursionError:
+        diags = [
+            Diagnostic(
+                Severity.ERROR,
+                "VF001",
+                src.whole(),
+                "the flow is nested too deeply to analyse",
+                "flatten deeply nested blocks or expressions",
+                name,
+            )
+        ]
+    except Exception as exc:  # the safety net: a bug in voxflow must not look like a crash
+        log.debug("internal error while checking %s", name, exc_info=True)
+        diags = [
+            Diagnostic(
+                Severity.ERROR,
+                "VF000",
+                Span(1, 1, 1, 2),
+                f"internal error while checking this file: {type(exc).__name__}: {exc}",
+                "please report this as a voxflow bug",
+                name,
+            )
+        ]
+    fixed = [d if d.file else _with_file(d, name) for d in diags]
+    report.diagnostics = sort_diagnostics(apply_suppressions(fixed, report.load_sources()))
+    return report
+
+
+def _with_file(d: Diagnostic, name: str) -> Diagnostic:
+    return Diagnostic(d.severity, d.code, d.span, d.message, d.hint, name)
+
+
+def analyze_paths(paths: Iterable[str | os.PathLike[str]]) -> FileReport:
+    """:func:`analyze_file` over :func:`collect_flow_files`. Raises :class:`PathError`."""
+    total = FileReport()
+    for path in collect_flow_files(paths):
+        one = analyze_file(path)
+        total.files.extend(one.files)
+        total.diagnostics.extend(one.diagnostics)
+        total.sources.update(one.sources)
+    total.diagnostics = sort_diagnostics(total.diagnostics)
+    return total

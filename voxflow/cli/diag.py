@@ -1,0 +1,107 @@
+"""``voxflow validate`` and ``voxflow lint``.
+
+Exit codes: 0 clean, 1 a file has errors (or, with ``lint --strict``, warnings), 2 usage errors
+(no such path, a directory without ``.flow`` files, a bad option).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from voxflow.check.project import FileReport, PathError, analyze_paths
+from voxflow.diagnostics import (
+    Severity,
+    count_by_severity,
+    render_github,
+    render_json,
+    render_sarif,
+    render_text,
+)
+
+__all__ = ["lint", "validate"]
+
+_FORMATS = ("text", "json", "sarif", "github")
+
+
+def _version() -> str:
+    try:
+        from voxflow import __version__
+
+        return str(__version__)
+    except ImportError:  # pragma: no cover - the package always defines it
+        return "0.0.0"
+
+
+def _run(paths: Sequence[str]) -> FileReport:
+    try:
+        return analyze_paths(paths)
+    except PathError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _color(stream_is_tty: bool) -> bool:
+    return stream_is_tty and "NO_COLOR" not in os.environ
+
+
+def _emit(report: FileReport, fmt: str) -> None:
+    diags = report.diagnostics
+    if fmt == "json":
+        click.echo(render_json(diags, files=report.files), nl=False)
+    elif fmt == "sarif":
+        click.echo(render_sarif(diags, tool_version=_version(), files=report.files), nl=False)
+    elif fmt == "github":
+        click.echo(render_github(diags), nl=False)
+    else:
+        out = render_text(diags, report.load_sources(), color=_color(sys.stdout.isatty()))
+        if out:
+            click.echo(out, nl=False)
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+def validate(paths: tuple[str, ...]) -> None:
+    """Check flow files for errors (directories: every *.flow inside, recursively).
+
+    Exit 0 when clean, 1 when any file has errors, 2 on usage errors.
+    """
+    report = _run(paths)
+    report.diagnostics = [d for d in report.diagnostics if d.severity is Severity.ERROR]
+    _emit(report, "text")
+    errors = len(report.diagnostics)
+    files = len(report.files)
+    if errors:
+        bad = len({d.file for d in report.diagnostics})
+        click.echo(f"{bad} of {files} file{'s' * (files != 1)} invalid", err=True)
+        click.get_current_context().exit(1)
+    click.echo(f"{files} file{'s' * (files != 1)} valid", err=True)
+
+
+@click.command("lint")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS),
+    default="text",
+    show_default=True,
+    help="Output format: text for people, json, sarif (2.1.0) or github (Actions annotations).",
+)
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
+def lint(paths: tuple[str, ...], fmt: str, strict: bool) -> None:
+    """Report errors and warnings in flow files.
+
+    Exit 0 when clean, 1 on errors (or on warnings with --strict), 2 on usage errors.
+    """
+    report = _run(paths)
+    _emit(report, fmt)
+    counts = count_by_severity(report.diagnostics)
+    failed = counts[Severity.ERROR] > 0 or (strict and counts[Severity.WARNING] > 0)
+    if fmt == "text" and not report.diagnostics:
+        n = len(report.files)
+        click.echo(f"{n} file{'s' * (n != 1)} clean", err=True)
+    if failed:
+        click.get_current_context().exit(1)
