@@ -1,0 +1,164 @@
+"""Jitter buffer (reorder, loss, wraparound) and pacer (fake clock) — pure code."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+
+from voxflow.media.jitter import JitterBuffer
+from voxflow.media.pacer import OutboundStream, Pacer, TickSchedule
+from voxflow.media.rtp import RtpPacket, parse_rtp
+
+
+def _pkt(seq: int, ts: int, ssrc: int = 7, fill: int = 1, n: int = 160) -> RtpPacket:
+    return RtpPacket(0, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc, bytes([fill % 256]) * n)
+
+
+def _run(jb: JitterBuffer, packets: list[RtpPacket]) -> list[tuple[int, int, bytes]]:
+    out = []
+    for p in packets:
+        out += [(c.sequence, c.timestamp, c.payload) for c in jb.push(p)]
+    out += [(c.sequence, c.timestamp, c.payload) for c in jb.flush()]
+    return out
+
+
+def test_in_order_passes_through_immediately() -> None:
+    jb = JitterBuffer("ulaw")
+    for i in range(5):
+        ready = jb.push(_pkt(100 + i, 1000 + 160 * i, fill=i))
+        assert [c.sequence for c in ready] == [100 + i]
+    assert jb.buffered == 0
+
+
+def test_reorder_across_sequence_and_timestamp_wrap() -> None:
+    start_seq, start_ts = 65533, 0xFFFFFFFF - 320
+    pkts = [_pkt(start_seq + i, start_ts + 160 * i, fill=i) for i in range(8)]
+    shuffled = [pkts[0], pkts[2], pkts[1], pkts[4], pkts[3], pkts[5], pkts[7], pkts[6]]
+    jb = JitterBuffer("ulaw", depth=3)
+    out = _run(jb, shuffled)
+    assert [s for s, _, _ in out] == [(start_seq + i) & 0xFFFF for i in range(8)]
+    assert [p[0] for _, _, p in out] == list(range(8))
+    assert [t for _, t, _ in out] == [(start_ts + 160 * i) & 0xFFFFFFFF for i in range(8)]
+    assert jb.stats.lost == 0 and jb.stats.reordered == 3
+
+
+def test_loss_filled_with_silence_of_right_length() -> None:
+    jb = JitterBuffer("ulaw", depth=2)
+    seqs = [0, 1, 3, 4, 5, 6]  # 2 lost
+    out = _run(jb, [_pkt(s, s * 160, fill=s + 1) for s in seqs])
+    assert [s for s, _, _ in out] == [0, 1, 2, 3, 4, 5, 6]
+    assert out[2][2] == b"\xff" * 160  # mu-law silence
+    assert out[2][1] == 320
+    assert jb.stats.lost == 1
+
+
+def test_late_and_duplicate_dropped() -> None:
+    jb = JitterBuffer("ulaw", depth=1)
+    out = _run(jb, [_pkt(0, 0), _pkt(2, 320), _pkt(3, 480), _pkt(1, 160), _pkt(3, 480)])
+    assert [s for s, _, _ in out] == [0, 1, 2, 3]
+    # 1 came after its hole was filled; the second 3 after 3 was played out.
+    assert jb.stats.lost == 1 and jb.stats.late == 2
+    jb = JitterBuffer("ulaw", depth=3)
+    out = _run(jb, [_pkt(0, 0), _pkt(2, 320), _pkt(2, 320), _pkt(1, 160)])
+    assert [s for s, _, _ in out] == [0, 1, 2]
+    assert jb.stats.duplicates == 1 and jb.stats.lost == 0
+
+
+def test_new_ssrc_restarts() -> None:
+    jb = JitterBuffer("ulaw")
+    out = _run(jb, [_pkt(10, 0), _pkt(11, 160), _pkt(5000, 9, ssrc=8), _pkt(5001, 169, ssrc=8)])
+    assert [s for s, _, _ in out] == [10, 11, 5000, 5001]
+    assert jb.stats.resyncs == 1
+
+
+def test_random_shuffle_within_depth_loses_nothing() -> None:
+    rng = random.Random(5)
+    pkts = [_pkt(60000 + i, 4_000_000_000 + 160 * i, fill=i) for i in range(2000)]
+    arrived = []
+    for i in range(0, len(pkts), 3):
+        block = pkts[i : i + 3]
+        rng.shuffle(block)
+        arrived += block
+    jb = JitterBuffer("ulaw", depth=3)
+    out = _run(jb, arrived)
+    assert len(out) == 2000 and jb.stats.lost == 0
+    assert [p[0] for _, _, p in out] == [i % 256 for i in range(2000)]
+
+
+def test_schedule_is_absolute_and_skips_when_far_behind() -> None:
+    s = TickSchedule(100.0, 0.02, max_catchup=3)
+    assert s.deadline() == 100.02
+    assert s.due(100.019) == []
+    assert s.due(100.0201) == [1]
+    # Waking 7 ms late does not shift the grid: tick 2 is still due at 100.04.
+    assert s.due(100.047) == [2]
+    assert abs(s.deadline() - 100.06) < 1e-9
+    # Far behind: only the latest 3 ticks run, the rest are counted as skipped.
+    assert s.due(100.2) == [8, 9, 10]
+    assert s.skipped == 5
+    s.resync(101.005)
+    assert s.next_tick == 51
+
+
+def test_stream_stamps_seq_ts_marker() -> None:
+    st = OutboundStream("ulaw", ssrc=99, sequence=65535, timestamp=0xFFFFFF00)
+    st.enqueue(b"\x01" * 500)  # 3 whole frames + 20 bytes partial
+    assert st.queued_frames == 3
+    pk = [parse_rtp(st.packet_for_tick(t) or b"") for t in (1, 2, 3)]
+    assert [p.sequence for p in pk] == [65535, 0, 1]
+    assert [p.timestamp for p in pk] == [0xFFFFFF00, 0xFFFFFFA0, 0x40]
+    assert [p.marker for p in pk] == [True, False, False]
+    assert {p.ssrc for p in pk} == {99}
+    assert st.packet_for_tick(4) is None
+    st.end_of_audio()
+    # Gap of 3 ticks (4, 5, 6 idle): timestamp jumps by 4 frames, marker set, seq +1.
+    p = parse_rtp(st.packet_for_tick(8) or b"")
+    assert p.sequence == 2 and p.marker
+    assert p.timestamp == (0x40 + 160 + 4 * 160) & 0xFFFFFFFF
+    assert p.payload == b"\x01" * 20 + b"\xff" * 140
+
+
+def test_stream_flush_and_slin16_framing() -> None:
+    st = OutboundStream("slin16")
+    st.enqueue(bytes(640 * 5))
+    assert st.queued_frames == 5 and st.frame_samples == 320
+    assert st.flush() == 5
+    assert st.idle and st.packet_for_tick(1) is None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        # Oversleep by a varying amount, as a loaded loop would.
+        self.now += delay + 0.003 * (len(self.sleeps) % 3)
+        await asyncio.sleep(0)
+
+
+async def test_pacer_on_fake_clock_sends_one_frame_per_tick_on_grid() -> None:
+    clock = FakeClock()
+    pacer = Pacer(0.02, clock=clock, sleep=clock.sleep)
+    sent: dict[str, list[tuple[float, bytes]]] = {"a": [], "b": []}
+    a, b = OutboundStream("ulaw"), OutboundStream("alaw")
+    a.enqueue(b"\x00" * 160 * 50)
+    b.enqueue(b"\x00" * 160 * 20)
+    pacer.register(a, lambda d: sent["a"].append((clock.now, d)))
+    pacer.register(b, lambda d: sent["b"].append((clock.now, d)))
+    await asyncio.wait_for(a.wait_idle(), 5)
+    await pacer.aclose()
+    assert len(sent["a"]) == 50 and len(sent["b"]) == 20
+    # Every send happens within 6 ms (the worst oversleep) after its grid point: it never
+    # accumulates.
+    for t, _ in sent["a"]:
+        k = round((t - 1000.0) / 0.02)
+        assert 0 <= t - (1000.0 + k * 0.02) <= 0.0061
+    seqs = [parse_rtp(d).sequence for _, d in sent["a"]]
+    assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
+    assert pacer.streams == 0

@@ -1,0 +1,107 @@
+"""UDP edge: port range, remote filtering, malformed datagrams counted, paced sending."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from voxflow.errors import MediaError
+from voxflow.media.pacer import OutboundStream, Pacer
+from voxflow.media.rtp import RtpPacket
+from voxflow.media.transport import PortRange, RtpSocket
+
+
+def _free_block(n: int) -> int:
+    """A start port with n consecutive ports that are free right now."""
+    for start in range(42000, 60000, 50):
+        socks = []
+        try:
+            for p in range(start, start + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return start
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
+async def test_port_range_allocates_and_returns_ports() -> None:
+    start = _free_block(2)
+    ports = PortRange(start, start + 1)
+    a = await RtpSocket.open(ports=ports)
+    b = await RtpSocket.open(ports=ports)
+    try:
+        assert {a.local[1], b.local[1]} == {start, start + 1}
+        with pytest.raises(MediaError, match="no free RTP port"):
+            await RtpSocket.open(ports=ports)
+        await a.aclose()
+        a.close()  # idempotent
+        assert ports.in_use == {b.local[1]}
+        c = await RtpSocket.open(ports=ports)
+        assert c.local[1] == a.local[1]
+        await c.aclose()
+    finally:
+        a.close()
+        await b.aclose()
+    assert ports.in_use == frozenset()
+    with pytest.raises(MediaError):
+        PortRange(10, 5)
+
+
+async def test_exchange_filter_and_count_malformed() -> None:
+    got: list[RtpPacket] = []
+    a = await RtpSocket.open(on_packet=got.append)
+    b = await RtpSocket.open()
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        a.set_remote(*b.local)
+        b.set_remote(*a.local)
+        b.send(RtpPacket(0, 1, 160, 5, b"\xff" * 160).serialize())
+        b.send(b"\x00" * 6)  # truncated
+        b.send(bytes([0x40]) + bytes(20))  # version 1
+        stranger.sendto(RtpPacket(0, 9, 9, 9).serialize(), a.local)  # not from the remote
+        b.send(RtpPacket(0, 2, 320, 5, b"\xff" * 160).serialize())
+        for _ in range(200):
+            if len(got) >= 2 and a.foreign >= 1:
+                break
+            await asyncio.sleep(0.01)
+        assert [p.sequence for p in got] == [1, 2]
+        assert a.stats.rejected == 2 and a.stats.reasons == {"truncated": 1, "version": 1}
+        assert a.foreign == 1
+    finally:
+        stranger.close()
+        await a.aclose()
+        await b.aclose()
+    a.send(b"ignored after close")
+
+
+async def test_paced_stream_over_loopback() -> None:
+    got: list[RtpPacket] = []
+    rx = await RtpSocket.open(on_packet=got.append)
+    tx = await RtpSocket.open()
+    tx.set_remote(*rx.local)
+    rx.set_remote(*tx.local)
+    pacer = Pacer()
+    stream = OutboundStream("ulaw", ssrc=1234)
+    stream.enqueue(b"\x11" * 160 * 10)
+    pacer.register(stream, tx.send)
+    try:
+        await asyncio.wait_for(stream.wait_idle(), 10)
+        for _ in range(200):
+            if len(got) >= 10:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await pacer.aclose()
+        await rx.aclose()
+        await tx.aclose()
+    assert len(got) == 10
+    assert {p.ssrc for p in got} == {1234}
+    assert [p.marker for p in got] == [True] + [False] * 9
+    assert all(len(p.payload) == 160 for p in got)

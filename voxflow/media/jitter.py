@@ -1,0 +1,136 @@
+"""Inbound reorder/jitter buffer keyed on RTP sequence number. Pure code.
+
+In-order packets come out at once (no added delay). When a packet is missing, later packets wait
+until ``depth`` frames are buffered past the hole, then the hole is filled with silence of the
+right length (from the timestamps) and counted as lost. Late and duplicate packets are dropped and
+counted. Sequence numbers wrap at 2**16 and timestamps at 2**32; a new SSRC or a jump of more than
+``resync_after`` packets restarts the stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voxflow.media.chunk import AudioChunk
+from voxflow.media.codecs import codec_spec, silence
+from voxflow.media.rtp import RtpPacket, seq_delta, ts_delta
+
+__all__ = ["JitterBuffer", "JitterStats"]
+
+
+@dataclass(slots=True)
+class JitterStats:
+    """Counters: packets pushed, frames emitted, packets lost (silence filled), late, duplicate,
+    arrived out of order, and stream restarts."""
+
+    pushed: int = 0
+    emitted: int = 0
+    lost: int = 0
+    late: int = 0
+    duplicates: int = 0
+    reordered: int = 0
+    resyncs: int = 0
+
+
+class JitterBuffer:
+    """Reorders the packets of one inbound stream of wire codec ``codec``."""
+
+    def __init__(self, codec: str = "ulaw", *, depth: int = 3, resync_after: int = 100) -> None:
+        spec = codec_spec(codec)
+        self.codec = codec
+        self.sample_rate = spec.sample_rate
+        self.depth = max(0, depth)
+        self.resync_after = resync_after
+        self.stats = JitterStats()
+        self._width = spec.sample_width
+        self._frame_samples = spec.frame_samples(20)
+        self._pending: dict[int, RtpPacket] = {}
+        self._ssrc: int | None = None
+        self._next_seq = 0
+        self._next_ts = 0
+        self._highest = 0  # seq_delta of the furthest buffered packet from _next_seq
+
+    @property
+    def buffered(self) -> int:
+        """Packets waiting for a hole before them to fill."""
+        return len(self._pending)
+
+    def push(self, packet: RtpPacket) -> list[AudioChunk]:
+        """Add a packet; return the frames now ready, in order (silence for lost ones)."""
+        self.stats.pushed += 1
+        if self._ssrc != packet.ssrc:
+            out = self.flush() if self._ssrc is not None else []
+            if self._ssrc is not None:
+                self.stats.resyncs += 1
+            self._restart(packet)
+            return out + self._release()
+        d = seq_delta(packet.sequence, self._next_seq)
+        if d < 0:
+            if d < -self.resync_after:
+                out = self.flush()
+                self.stats.resyncs += 1
+                self._restart(packet)
+                return out + self._release()
+            self.stats.late += 1
+            return []
+        if d > self.resync_after:
+            out = self.flush()
+            self.stats.resyncs += 1
+            self._restart(packet)
+            return out + self._release()
+        if packet.sequence in self._pending:
+            self.stats.duplicates += 1
+            return []
+        if d < self._highest:
+            self.stats.reordered += 1
+        self._highest = max(self._highest, d)
+        self._pending[packet.sequence] = packet
+        return self._release()
+
+    def flush(self) -> list[AudioChunk]:
+        """Emit everything buffered, filling holes with silence (end of stream, or a stall)."""
+        out: list[AudioChunk] = []
+        while self._pending:
+            out.extend(self._emit_next())
+        return out
+
+    def _restart(self, packet: RtpPacket) -> None:
+        self._pending.clear()
+        self._ssrc = packet.ssrc
+        self._next_seq = packet.sequence
+        self._next_ts = packet.timestamp
+        self._highest = 0
+        self._pending[packet.sequence] = packet
+
+    def _release(self) -> list[AudioChunk]:
+        out: list[AudioChunk] = []
+        while self._pending and (self._next_seq in self._pending or self._highest >= self.depth):
+            out.extend(self._emit_next())
+        return out
+
+    def _emit_next(self) -> list[AudioChunk]:
+        seq = self._next_seq
+        packet = self._pending.pop(seq, None)
+        self._next_seq = (seq + 1) & 0xFFFF
+        self._highest = max(0, self._highest - 1)
+        if packet is not None:
+            samples = len(packet.payload) // self._width
+            self._next_ts = (packet.timestamp + samples) & 0xFFFFFFFF
+            self.stats.emitted += 1
+            return [
+                AudioChunk(
+                    self.codec, self.sample_rate, packet.payload, packet.sequence, packet.timestamp
+                )
+            ]
+        # A hole: fill up to the next packet's timestamp when it is close, else one frame.
+        samples = self._frame_samples
+        following = self._pending.get(self._next_seq)
+        if following is not None:
+            gap = ts_delta(following.timestamp, self._next_ts)
+            if 0 < gap <= 4 * self._frame_samples:
+                samples = gap
+        ts = self._next_ts
+        self._next_ts = (ts + samples) & 0xFFFFFFFF
+        self.stats.lost += 1
+        self.stats.emitted += 1
+        return [AudioChunk(self.codec, self.sample_rate, silence(self.codec, samples), seq, ts)]

@@ -1,0 +1,278 @@
+"""Outbound pacing: one shared 20 ms tick for every call, on an absolute monotonic schedule.
+
+:class:`OutboundStream` is the pure per-stream state (constant SSRC, sequence +1 per packet,
+timestamp + samples per tick, marker bit and timestamp jump after a gap). :class:`TickSchedule` is
+the pure clock arithmetic: tick ``k`` is due at ``t0 + k * interval`` (never "now + interval", so
+errors do not accumulate). :class:`Pacer` is the asyncio edge: one task wakes at each deadline and
+sends one frame for every stream that has audio queued. The task runs only while streams are
+registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import struct
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from voxflow.errors import MediaError
+from voxflow.media.codecs import codec_spec, silence
+
+__all__ = ["OutboundStream", "Pacer", "TickSchedule", "shared_pacer"]
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!BBHII")
+
+
+class OutboundStream:
+    """Audio queued to one destination, cut into 20 ms frames and stamped as RTP.
+
+    ``enqueue`` accepts any length of wire-codec bytes; a trailing partial frame waits for more
+    audio (``end_of_audio`` pads it with silence). ``flush`` drops everything queued (barge-in).
+    """
+
+    def __init__(
+        self,
+        codec: str = "ulaw",
+        *,
+        ssrc: int | None = None,
+        sequence: int | None = None,
+        timestamp: int | None = None,
+        frame_ms: int = 20,
+        rng: random.Random | None = None,
+    ) -> None:
+        spec = codec_spec(codec)
+        r = rng or random.SystemRandom()
+        self.codec = codec
+        self.payload_type = spec.payload_type
+        self.frame_bytes = spec.frame_bytes(frame_ms)
+        self.frame_samples = spec.frame_samples(frame_ms)
+        self.ssrc = r.getrandbits(32) if ssrc is None else ssrc
+        self.sequence = r.getrandbits(16) if sequence is None else sequence
+        self.timestamp = r.getrandbits(32) if timestamp is None else timestamp
+        self.packets_sent = 0
+        self.frames_dropped = 0
+        self._queue: deque[bytes] = deque()
+        self._partial = b""
+        self._last_tick: int | None = None
+        self._idle_waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def queued_frames(self) -> int:
+        """Whole frames waiting to be sent."""
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued (a trailing partial frame does not count)."""
+        return not self._queue
+
+    def enqueue(self, data: bytes) -> None:
+        """Queue wire-codec bytes to send, in 20 ms frames."""
+        buf = self._partial + data if self._partial else data
+        n = self.frame_bytes
+        whole = len(buf) - len(buf) % n
+        for i in range(0, whole, n):
+            self._queue.append(buf[i : i + n])
+        self._partial = buf[whole:]
+
+    def end_of_audio(self) -> None:
+        """Send the trailing partial frame too, padded with silence."""
+        if self._partial:
+            pad = (self.frame_bytes - len(self._partial)) // codec_spec(self.codec).sample_width
+            self._queue.append(self._partial + silence(self.codec, pad))
+            self._partial = b""
+
+    def flush(self) -> int:
+        """Drop all queued audio; return the number of frames dropped."""
+        dropped = len(self._queue) + (1 if self._partial else 0)
+        self._queue.clear()
+        self._partial = b""
+        self.frames_dropped += dropped
+        self._wake_idle()
+        return dropped
+
+    def packet_for_tick(self, tick: int) -> bytes | None:
+        """The RTP datagram to send at ``tick`` (None when nothing is queued).
+
+        Consecutive ticks advance the timestamp by one frame; after a gap the timestamp jumps by
+        the ticks elapsed and the marker bit is set (start of a talkspurt)."""
+        if not self._queue:
+            return None
+        payload = self._queue.popleft()
+        last = self._last_tick
+        marker = 0
+        if last is None:
+            marker = 0x80
+        elif tick != last + 1:
+            marker = 0x80
+            skipped = max(tick - last - 1, 0)
+            self.timestamp = (self.timestamp + skipped * self.frame_samples) & 0xFFFFFFFF
+        self._last_tick = tick
+        header = _HEADER.pack(
+            0x80, marker | self.payload_type, self.sequence, self.timestamp, self.ssrc
+        )
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + self.frame_samples) & 0xFFFFFFFF
+        self.packets_sent += 1
+        if not self._queue:
+            self._wake_idle()
+        return header + payload
+
+    async def wait_idle(self) -> None:
+        """Return once every queued frame has been sent (or flushed)."""
+        if not self._queue:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle_waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if fut in self._idle_waiters:
+                self._idle_waiters.remove(fut)
+
+    def _wake_idle(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+
+class TickSchedule:
+    """Absolute tick arithmetic: tick ``k`` is due at ``t0 + k * interval``.
+
+    ``due(now)`` returns the ticks to run now. When the loop wakes more than ``max_catchup`` ticks
+    late, the oldest are skipped (streams then jump their timestamps and set the marker bit)."""
+
+    def __init__(self, t0: float, interval: float = 0.020, *, max_catchup: int = 3) -> None:
+        if interval <= 0:
+            raise MediaError(f"pacer interval must be positive, got {interval}")
+        self.t0 = t0
+        self.interval = interval
+        self.max_catchup = max(1, max_catchup)
+        self.next_tick = 1
+        self.skipped = 0
+
+    def deadline(self, tick: int | None = None) -> float:
+        """When ``tick`` (default: the next one) is due."""
+        return self.t0 + (self.next_tick if tick is None else tick) * self.interval
+
+    def resync(self, now: float) -> None:
+        """Continue after an idle period: the next tick is the first one after ``now``
+        (tick numbers keep counting from ``t0``, so streams see the gap)."""
+        self.next_tick = max(self.next_tick, math.floor((now - self.t0) / self.interval) + 1)
+
+    def due(self, now: float) -> list[int]:
+        """Ticks due at ``now``, oldest first; advances the schedule past them."""
+        latest = math.floor((now - self.t0) / self.interval + 1e-9)
+        if latest < self.next_tick:
+            return []
+        first = max(self.next_tick, latest - self.max_catchup + 1)
+        self.skipped += first - self.next_tick
+        self.next_tick = latest + 1
+        return list(range(first, latest + 1))
+
+
+Sender = Callable[[bytes], None]
+
+
+class Pacer:
+    """The shared 20 ms clock. ``register(stream, send)`` adds a stream; its queued frames go out
+    through ``send`` (a non-blocking datagram send) one per tick."""
+
+    def __init__(
+        self,
+        interval: float = 0.020,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._streams: dict[OutboundStream, Sender] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self.schedule: TickSchedule | None = None
+        self.ticks = 0
+        self.send_errors = 0
+
+    @property
+    def streams(self) -> int:
+        """Number of registered streams."""
+        return len(self._streams)
+
+    def register(self, stream: OutboundStream, send: Sender) -> None:
+        """Start pacing ``stream`` (starts the shared task if needed)."""
+        self._streams[stream] = send
+        if self._task is None or self._task.done():
+            if self.schedule is None:
+                self.schedule = TickSchedule(self._clock(), self.interval)
+            else:
+                self.schedule.resync(self._clock())
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="voxflow-pacer")
+
+    def unregister(self, stream: OutboundStream) -> None:
+        """Stop pacing ``stream``; the task ends when no stream is left."""
+        self._streams.pop(stream, None)
+        stream.flush()
+
+    def run_tick(self, tick: int) -> int:
+        """Send one frame for every stream with audio queued; return packets sent."""
+        sent = 0
+        for stream, send in list(self._streams.items()):
+            if stream._queue:
+                data = stream.packet_for_tick(tick)
+                if data is not None:
+                    try:
+                        send(data)
+                    except Exception:  # a broken socket must not stop the other calls
+                        self.send_errors += 1
+                        log.exception("RTP send failed")
+                    sent += 1
+        self.ticks += 1
+        return sent
+
+    async def _run(self) -> None:
+        schedule = self.schedule
+        assert schedule is not None
+        try:
+            while self._streams:
+                delay = schedule.deadline() - self._clock()
+                if delay > 0:
+                    await self._sleep(delay)
+                for tick in schedule.due(self._clock()):
+                    self.run_tick(tick)
+        finally:
+            self._task = None
+
+    async def aclose(self) -> None:
+        """Stop the task and forget every stream."""
+        for stream in list(self._streams):
+            self.unregister(stream)
+        task = self._task
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+
+_shared: dict[asyncio.AbstractEventLoop, Pacer] = {}
+
+
+def shared_pacer() -> Pacer:
+    """The process-wide pacer of the running event loop (one tick for all calls)."""
+    loop = asyncio.get_running_loop()
+    pacer = _shared.get(loop)
+    if pacer is None:
+        for old in [lp for lp in _shared if lp.is_closed()]:
+            del _shared[old]
+        pacer = _shared[loop] = Pacer()
+    return pacer
