@@ -1,0 +1,487 @@
+"""Pydantic models for the ARI objects and events voxflow consumes.
+
+Events are parsed with one :class:`~pydantic.TypeAdapter` over a union discriminated on ``type``.
+Unknown event types become :class:`UnknownEvent`; extra fields are kept (``model_extra``) and logged
+once per (type, field) at DEBUG; malformed JSON or invalid payloads are counted by
+:class:`EventParser` and skipped, never fatal. Field names follow the ARI JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
+
+__all__ = [
+    "ApplicationReplaced",
+    "AriEvent",
+    "AriModel",
+    "Bridge",
+    "BridgeDestroyed",
+    "CallerID",
+    "Channel",
+    "ChannelDestroyed",
+    "ChannelDtmfReceived",
+    "ChannelEnteredBridge",
+    "ChannelEvent",
+    "ChannelHangupRequest",
+    "ChannelLeftBridge",
+    "ChannelStateChange",
+    "ChannelVarset",
+    "Dial",
+    "DialplanCEP",
+    "EventParser",
+    "LiveRecording",
+    "Playback",
+    "PlaybackEvent",
+    "PlaybackFinished",
+    "PlaybackStarted",
+    "RecordingEvent",
+    "RecordingFailed",
+    "RecordingFinished",
+    "RecordingStarted",
+    "StasisEnd",
+    "StasisStart",
+    "StoredRecording",
+    "UnknownEvent",
+    "parse_event",
+]
+
+log = logging.getLogger(__name__)
+
+
+class AriModel(BaseModel):
+    """Base of every ARI model: unknown fields are tolerated and kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=False, populate_by_name=True)
+
+
+class CallerID(AriModel):
+    """Caller identification (``caller``/``connected`` of a channel)."""
+
+    name: str = ""
+    number: str = ""
+
+
+class DialplanCEP(AriModel):
+    """Dialplan location of a channel."""
+
+    context: str = ""
+    exten: str = ""
+    priority: int = 0
+    app_name: str = ""
+    app_data: str = ""
+
+
+class Channel(AriModel):
+    """An ARI channel snapshot."""
+
+    id: str
+    name: str = ""
+    state: str = "Unknown"
+    protocol_id: str = ""
+    caller: CallerID = Field(default_factory=CallerID)
+    connected: CallerID = Field(default_factory=CallerID)
+    accountcode: str = ""
+    dialplan: DialplanCEP | None = None
+    creationtime: datetime | None = None
+    language: str = "en"
+    channelvars: dict[str, Any] | None = None
+
+    @property
+    def technology(self) -> str:
+        """The channel technology (``PJSIP``, ``Local``, ``UnicastRTP``...), from its name."""
+        return self.name.split("/", 1)[0] if "/" in self.name else ""
+
+
+class Bridge(AriModel):
+    """An ARI bridge snapshot."""
+
+    id: str
+    technology: str = ""
+    bridge_type: str = ""
+    bridge_class: str = ""
+    creator: str = ""
+    name: str = ""
+    channels: list[str] = Field(default_factory=list)
+    creationtime: datetime | None = None
+
+
+class Playback(AriModel):
+    """An ARI playback. ``state`` is queued, playing, continuing, done or failed."""
+
+    id: str
+    media_uri: str = ""
+    target_uri: str = ""
+    language: str = ""
+    state: str = ""
+
+
+class LiveRecording(AriModel):
+    """A recording in progress (or just finished) as events and ``/recordings/live`` report it."""
+
+    name: str
+    format: str = ""
+    target_uri: str = ""
+    state: str = ""
+    duration: int | None = None
+    talking_duration: int | None = None
+    silence_duration: int | None = None
+    cause: str | None = None
+
+
+class StoredRecording(AriModel):
+    """A recording stored on the Asterisk server."""
+
+    name: str
+    format: str = ""
+
+
+# ---------------------------------------------------------------- events
+
+
+class AriEvent(AriModel):
+    """Base of every ARI event: ``type``, ``timestamp``, ``application``, ``asterisk_id``."""
+
+    type: str
+    timestamp: datetime | None = None
+    application: str = ""
+    asterisk_id: str = ""
+
+
+class ChannelEvent(AriEvent):
+    """Any event carrying a ``channel``."""
+
+    channel: Channel
+
+
+class StasisStart(ChannelEvent):
+    """A channel entered the application."""
+
+    type: Literal["StasisStart"]
+    args: list[str] = Field(default_factory=list)
+    replace_channel: Channel | None = None
+
+
+class StasisEnd(ChannelEvent):
+    """A channel left the application: for dialplan channels, the end of the call."""
+
+    type: Literal["StasisEnd"]
+
+
+class ChannelStateChange(ChannelEvent):
+    """The channel state changed (e.g. to Up when answered)."""
+
+    type: Literal["ChannelStateChange"]
+
+
+class ChannelCreated(ChannelEvent):
+    """A channel was created."""
+
+    type: Literal["ChannelCreated"]
+
+
+class ChannelDestroyed(ChannelEvent):
+    """A channel was destroyed; ``cause`` is Q.850."""
+
+    type: Literal["ChannelDestroyed"]
+    cause: int = 0
+    cause_txt: str = ""
+
+
+class ChannelHangupRequest(ChannelEvent):
+    """A hangup was requested. When ``soft`` is true, ``cause`` is NOT Q.850 (soft hangup flags)."""
+
+    type: Literal["ChannelHangupRequest"]
+    cause: int | None = None
+    soft: bool = False
+
+
+class ChannelDtmfReceived(ChannelEvent):
+    """A DTMF digit ended on the channel."""
+
+    type: Literal["ChannelDtmfReceived"]
+    digit: str
+    duration_ms: int = 0
+
+
+class ChannelVarset(AriEvent):
+    """A channel (or global, when ``channel`` is absent) variable was set."""
+
+    type: Literal["ChannelVarset"]
+    variable: str = ""
+    value: str = ""
+    channel: Channel | None = None
+
+
+class ChannelDialplan(ChannelEvent):
+    """The channel moved in the dialplan."""
+
+    type: Literal["ChannelDialplan"]
+    dialplan_app: str = ""
+    dialplan_app_data: str = ""
+
+
+class ChannelCallerId(ChannelEvent):
+    """The channel caller id changed."""
+
+    type: Literal["ChannelCallerId"]
+    caller_presentation: int = 0
+    caller_presentation_txt: str = ""
+
+
+class ChannelConnectedLine(ChannelEvent):
+    """The connected line of a channel changed."""
+
+    type: Literal["ChannelConnectedLine"]
+
+
+class ChannelHold(ChannelEvent):
+    """The channel was put on hold."""
+
+    type: Literal["ChannelHold"]
+    musicclass: str | None = None
+
+
+class ChannelUnhold(ChannelEvent):
+    """The channel was taken off hold."""
+
+    type: Literal["ChannelUnhold"]
+
+
+class ChannelTalkingStarted(ChannelEvent):
+    """Talk detection: the caller started talking."""
+
+    type: Literal["ChannelTalkingStarted"]
+
+
+class ChannelTalkingFinished(ChannelEvent):
+    """Talk detection: the caller stopped talking after ``duration`` ms."""
+
+    type: Literal["ChannelTalkingFinished"]
+    duration: int = 0
+
+
+class ChannelUserevent(AriEvent):
+    """A user event (``UserEvent()`` or ``POST /events/user``)."""
+
+    type: Literal["ChannelUserevent"]
+    eventname: str = ""
+    userevent: dict[str, Any] = Field(default_factory=dict)
+    channel: Channel | None = None
+    bridge: Bridge | None = None
+
+
+class _BridgeChannelEvent(ChannelEvent):
+    bridge: Bridge
+
+
+class ChannelEnteredBridge(_BridgeChannelEvent):
+    """A channel entered a bridge."""
+
+    type: Literal["ChannelEnteredBridge"]
+
+
+class ChannelLeftBridge(_BridgeChannelEvent):
+    """A channel left a bridge."""
+
+    type: Literal["ChannelLeftBridge"]
+
+
+class BridgeCreated(AriEvent):
+    """A bridge was created."""
+
+    type: Literal["BridgeCreated"]
+    bridge: Bridge
+
+
+class BridgeDestroyed(AriEvent):
+    """A bridge was destroyed."""
+
+    type: Literal["BridgeDestroyed"]
+    bridge: Bridge
+
+
+class Dial(AriEvent):
+    """Dialing state of ``peer``: dialstatus "", RINGING, ANSWER, BUSY, NOANSWER, CONGESTION..."""
+
+    type: Literal["Dial"]
+    peer: Channel
+    caller: Channel | None = None
+    dialstatus: str = ""
+    dialstring: str = ""
+    forward: str = ""
+
+
+class PlaybackEvent(AriEvent):
+    """Any event carrying a ``playback``."""
+
+    playback: Playback
+
+
+class PlaybackStarted(PlaybackEvent):
+    """A playback started."""
+
+    type: Literal["PlaybackStarted"]
+
+
+class PlaybackContinuing(PlaybackEvent):
+    """A playback moved on to its next media URI."""
+
+    type: Literal["PlaybackContinuing"]
+
+
+class PlaybackFinished(PlaybackEvent):
+    """A playback ended; ``playback.state`` is "done" or "failed"."""
+
+    type: Literal["PlaybackFinished"]
+
+
+class RecordingEvent(AriEvent):
+    """Any event carrying a ``recording``."""
+
+    recording: LiveRecording
+
+
+class RecordingStarted(RecordingEvent):
+    """A recording started."""
+
+    type: Literal["RecordingStarted"]
+
+
+class RecordingFinished(RecordingEvent):
+    """A recording finished and was stored."""
+
+    type: Literal["RecordingFinished"]
+
+
+class RecordingFailed(RecordingEvent):
+    """A recording failed (``recording.cause`` says why)."""
+
+    type: Literal["RecordingFailed"]
+
+
+class ApplicationReplaced(AriEvent):
+    """Another websocket took our application name; this socket gets no more events."""
+
+    type: Literal["ApplicationReplaced"]
+
+
+class DeviceStateChanged(AriEvent):
+    """A device state changed."""
+
+    type: Literal["DeviceStateChanged"]
+    device_state: dict[str, Any] = Field(default_factory=dict)
+
+
+class UnknownEvent(AriEvent):
+    """An event type voxflow does not model; every field is kept in ``model_extra``."""
+
+
+_KNOWN: tuple[type[AriEvent], ...] = (
+    StasisStart,
+    StasisEnd,
+    ChannelStateChange,
+    ChannelCreated,
+    ChannelDestroyed,
+    ChannelHangupRequest,
+    ChannelDtmfReceived,
+    ChannelVarset,
+    ChannelDialplan,
+    ChannelCallerId,
+    ChannelConnectedLine,
+    ChannelHold,
+    ChannelUnhold,
+    ChannelTalkingStarted,
+    ChannelTalkingFinished,
+    ChannelUserevent,
+    ChannelEnteredBridge,
+    ChannelLeftBridge,
+    BridgeCreated,
+    BridgeDestroyed,
+    Dial,
+    PlaybackStarted,
+    PlaybackContinuing,
+    PlaybackFinished,
+    RecordingStarted,
+    RecordingFinished,
+    RecordingFailed,
+    ApplicationReplaced,
+    DeviceStateChanged,
+)
+_KNOWN_NAMES = frozenset(cls.__name__ for cls in _KNOWN)
+
+
+def _event_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in _KNOWN_NAMES else "__unknown__"
+
+
+def _tagged_union() -> Any:
+    members = [Annotated[cls, Tag(cls.__name__)] for cls in _KNOWN]
+    members.append(Annotated[UnknownEvent, Tag("__unknown__")])
+    union: Any = members[0]
+    for member in members[1:]:
+        union = union | member
+    return Annotated[union, Discriminator(_event_tag)]
+
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(_tagged_union())
+
+
+class EventParser:
+    """Parses raw websocket messages into events; counts and skips what cannot be parsed."""
+
+    def __init__(self) -> None:
+        self.malformed = 0
+        self.invalid = 0
+        self.unknown = 0
+        self._seen_extra: set[tuple[str, str]] = set()
+        self._seen_unknown: set[str] = set()
+
+    def parse(self, raw: str | bytes) -> AriEvent | None:
+        """Return the event, or None (counted and logged) for malformed or invalid input."""
+        try:
+            event: AriEvent = _ADAPTER.validate_json(raw)
+        except ValidationError as exc:
+            if _is_json_error(exc):
+                self.malformed += 1
+                log.warning("skipping malformed ARI event (not JSON): %.120r", raw)
+            else:
+                self.invalid += 1
+                log.warning("skipping invalid ARI event: %s", _short_errors(exc))
+            return None
+        if isinstance(event, UnknownEvent):
+            self.unknown += 1
+            if event.type not in self._seen_unknown:
+                self._seen_unknown.add(event.type)
+                log.info("ignoring unknown ARI event type %r", event.type)
+        elif event.model_extra:
+            for key in event.model_extra:
+                if (event.type, key) not in self._seen_extra:
+                    self._seen_extra.add((event.type, key))
+                    log.debug("ARI event %s carries unmodelled field %r", event.type, key)
+        return event
+
+
+def _is_json_error(exc: ValidationError) -> bool:
+    return any(err.get("type") == "json_invalid" for err in exc.errors())
+
+
+def _short_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{loc}: {err.get('msg')}")
+    return "; ".join(parts)
+
+
+def parse_event(raw: str | bytes | dict[str, Any]) -> AriEvent:
+    """Parse one event (JSON text or a decoded dict); raises ``pydantic.ValidationError``."""
+    if isinstance(raw, dict):
+        result: AriEvent = _ADAPTER.validate_python(raw)
+    else:
+        result = _ADAPTER.validate_json(raw)
+    return result
