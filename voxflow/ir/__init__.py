@@ -1,1 +1,13 @@
-"""voxflow.ir."""
+"""voxflow.ir: the compiled flow (frozen pydantic models) and the compiler front door.
+
+``from voxflow.ir import Flow, compile_flow``; the execution semantics are documented in
+:mod:`voxflow.ir.models`.
+"""
+
+from __future__ import annotations
+
+from voxflow.ir.functions import FUNCTIONS, FunctionSig
+from voxflow.ir.models import *  # noqa: F403  (re-export the whole contract)
+from voxflow.ir.models import __all__ as _models_all
+
+__all__ = ["FUNCTIONS", "FunctionSig", *_models_all]
