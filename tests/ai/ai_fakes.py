@@ -1,0 +1,180 @@
+"""A local OpenAI-compatible server (aiohttp, 127.0.0.1, port 0) speaking the real wire protocol:
+SSE chat completions with tool-call deltas and ``data: [DONE]``, multipart transcriptions,
+chunked pcm speech. Handlers are scripted per test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+
+
+def text_chunks(text: str, size: int = 4) -> list[dict[str, Any]]:
+    """Chat completion chunks streaming ``text`` ``size`` characters at a time, then stop."""
+    out: list[dict[str, Any]] = [{"choices": [{"index": 0, "delta": {"role": "assistant"}}]}]
+    for i in range(0, len(text), size):
+        out.append({"choices": [{"index": 0, "delta": {"content": text[i : i + size]}}]})
+    out.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return out
+
+
+def tool_chunks(
+    calls: Sequence[tuple[str, str]], *, text: str = "", split: int = 5
+) -> list[dict[str, Any]]:
+    """Chunks with optional text then tool calls ``(name, arguments_json)`` whose arguments arrive
+    in pieces of ``split`` characters, as OpenAI streams them."""
+    out = text_chunks(text)[:-1] if text else []
+    for index, (name, args) in enumerate(calls):
+        first = {
+            "index": index,
+            "id": f"call_{index}",
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        out.append({"choices": [{"index": 0, "delta": {"tool_calls": [first]}}]})
+        for i in range(0, len(args), split):
+            piece = {"index": index, "function": {"arguments": args[i : i + split]}}
+            out.append({"choices": [{"index": 0, "delta": {"tool_calls": [piece]}}]})
+    out.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    return out
+
+
+def sse(
+    chunks: Sequence[dict[str, Any] | str],
+    *,
+    delay: float = 0.0,
+    first_delay: float = 0.0,
+    done: bool = True,
+    cut: bool = False,
+) -> Handler:
+    """A handler streaming ``chunks`` as SSE ``data:`` events (strings are sent verbatim as the
+    data); ``cut`` drops the connection before the stream ends."""
+
+    async def handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if first_delay:
+            await asyncio.sleep(first_delay)
+        for i, chunk in enumerate(chunks):
+            data = chunk if isinstance(chunk, str) else json.dumps(chunk)
+            await resp.write(f"data: {data}\n\n".encode())
+            if delay and i + 1 < len(chunks):
+                await asyncio.sleep(delay)
+        if cut:
+            assert request.transport is not None
+            request.transport.close()
+            return resp
+        if done:
+            await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    return handler
+
+
+def status(code: int, body: dict[str, Any] | str) -> Handler:
+    async def handler(request: web.Request, _body: dict[str, Any]) -> web.StreamResponse:
+        if isinstance(body, str):
+            return web.Response(status=code, text=body)
+        return web.json_response(body, status=code)
+
+    return handler
+
+
+def hang(seconds: float = 60.0) -> Handler:
+    async def handler(request: web.Request, _body: dict[str, Any]) -> web.StreamResponse:
+        await asyncio.sleep(seconds)
+        return web.Response(status=500)
+
+    return handler
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeOpenAI:
+    """Scripted OpenAI-compatible server. ``chat``/``speech``/``transcribe`` are FIFO handler
+    queues; when a queue is empty its ``*_default`` handler answers (or 500)."""
+
+    chat: list[Handler] = field(default_factory=list)
+    speech: list[Handler] = field(default_factory=list)
+    transcribe: list[Handler] = field(default_factory=list)
+    chat_default: Handler | None = None
+    speech_default: Handler | None = None
+    transcribe_default: Handler | None = None
+    requests: list[Recorded] = field(default_factory=list)
+    runner: web.AppRunner | None = None
+    url: str = ""
+
+    async def start(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def _dispatch(
+        self,
+        request: web.Request,
+        queue: list[Handler],
+        default: Handler | None,
+        body: dict[str, Any],
+    ) -> web.StreamResponse:
+        self.requests.append(Recorded(request.path, dict(request.headers), body))
+        if queue:
+            return await queue.pop(0)(request, body)
+        if default is not None:
+            return await default(request, body)
+        return web.json_response({"error": {"message": "no scripted answer"}}, status=500)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        return await self._dispatch(request, self.chat, self.chat_default, body)
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        return await self._dispatch(request, self.speech, self.speech_default, body)
+
+    async def _transcribe(self, request: web.Request) -> web.StreamResponse:
+        form: dict[str, Any] = {}
+        reader = await request.multipart()
+        async for part in reader:
+            if part.filename:  # type: ignore[union-attr]
+                form[part.name or "file"] = {  # type: ignore[union-attr]
+                    "filename": part.filename,  # type: ignore[union-attr]
+                    "content_type": part.headers.get("Content-Type"),
+                    "data": await part.read(),  # type: ignore[union-attr]
+                }
+            else:
+                form[part.name or ""] = await part.text()  # type: ignore[union-attr]
+        return await self._dispatch(request, self.transcribe, self.transcribe_default, form)
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    for m in reversed(body["messages"]):
+        if m["role"] == "user":
+            return str(m["content"])
+    return ""

@@ -1,0 +1,148 @@
+"""OpenAI-compatible transcription: ``POST {base_url}/audio/transcriptions`` (multipart).
+
+The stream buffers the utterance and posts it as a WAV file on ``finish`` (endpointing is the
+caller's job, per :class:`~voxflow.ai.base.SttStream`). ``phrases`` become the ``prompt`` hint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import wave
+from collections.abc import Sequence
+
+import aiohttp
+
+from voxflow.ai._http import HttpProvider
+from voxflow.ai.base import Transcript
+from voxflow.ai.config import Secret
+from voxflow.errors import ProviderError
+
+__all__ = ["OpenAISTT", "OpenAISttStream", "pcm16_to_wav"]
+
+log = logging.getLogger("voxflow.ai.stt")
+
+
+def pcm16_to_wav(pcm: bytes, sample_rate: int) -> bytes:
+    """A mono 16-bit WAV file holding ``pcm``."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm)
+    return out.getvalue()
+
+
+class OpenAISttStream:
+    """One utterance: audio is buffered (up to ``max_seconds``) and sent on ``finish``."""
+
+    def __init__(
+        self, owner: OpenAISTT, *, prompt: str | None, language: str | None, max_seconds: float
+    ) -> None:
+        self._owner = owner
+        self._prompt = prompt
+        self._language = language
+        self._buf = bytearray()
+        self._limit = int(max_seconds * owner.sample_rate) * 2
+        self._closed = False
+        self._dropped = 0
+
+    async def feed(self, pcm: bytes) -> None:
+        if self._closed:
+            raise ProviderError("STT: stream already finished")
+        room = self._limit - len(self._buf)
+        if len(pcm) > room:
+            self._dropped += len(pcm) - max(room, 0)
+            pcm = pcm[: max(room, 0)]
+        self._buf += pcm
+
+    async def finish(self) -> Transcript:
+        if self._closed:
+            raise ProviderError("STT: stream already finished")
+        self._closed = True
+        if self._dropped:
+            log.warning("STT: utterance longer than the buffer; %d bytes dropped", self._dropped)
+        audio, self._buf = bytes(self._buf), bytearray()
+        if len(audio) < 2:
+            return Transcript("", is_final=True)
+        return await self._owner.transcribe_wav(
+            pcm16_to_wav(audio, self._owner.sample_rate),
+            prompt=self._prompt,
+            language=self._language,
+        )
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._buf = bytearray()
+
+
+class OpenAISTT(HttpProvider):
+    """A :class:`~voxflow.ai.base.SpeechToText` over ``/audio/transcriptions`` (whisper-style)."""
+
+    kind = "STT"
+
+    def __init__(
+        self,
+        *,
+        model: str = "whisper-1",
+        base_url: str = "https://api.openai.com/v1",
+        api_key: Secret | str | None = None,
+        language: str | None = None,
+        sample_rate: int = 16000,
+        timeout: float = 30.0,
+        max_seconds: float = 60.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        super().__init__(base_url=base_url, api_key=api_key, timeout=timeout, session=session)
+        self.model = model
+        self.language = language
+        self.sample_rate = sample_rate
+        self.max_seconds = max_seconds
+
+    async def open_stream(
+        self, *, phrases: Sequence[str] | None = None, language: str | None = None
+    ) -> OpenAISttStream:
+        prompt = ", ".join(p for p in phrases if p) if phrases else None
+        lang = language or self.language
+        if lang and "-" in lang:
+            lang = lang.split("-", 1)[0]  # the API takes ISO-639-1 ("en"), not "en-US"
+        return OpenAISttStream(self, prompt=prompt, language=lang, max_seconds=self.max_seconds)
+
+    async def transcribe_wav(
+        self, wav: bytes, *, prompt: str | None = None, language: str | None = None
+    ) -> Transcript:
+        """Post one WAV file; return its transcript."""
+        form = aiohttp.FormData()
+        form.add_field("file", wav, filename="utterance.wav", content_type="audio/wav")
+        form.add_field("model", self.model)
+        form.add_field("response_format", "json")
+        if prompt:
+            form.add_field("prompt", prompt)
+        if language:
+            form.add_field("language", language)
+        session = self._get_session()
+        try:
+            async with session.post(
+                f"{self.base_url}/audio/transcriptions",
+                data=form,
+                headers=self._headers(),
+                timeout=self._client_timeout(),
+            ) as resp:
+                await self._raise_for_status(resp)
+                raw = await resp.read()
+        except ProviderError:
+            raise
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._map_exception(exc, "transcription") from None
+        text = raw.decode("utf-8", "replace").strip()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            if text.startswith(("{", "[")):
+                raise self._error(f"malformed transcription answer: {text[:120]!r}") from None
+            return Transcript(text)  # response_format=text servers
+        if not isinstance(data, dict) or not isinstance(data.get("text", None), str):
+            raise self._error(f"transcription answer has no text: {text[:120]!r}")
+        return Transcript(data["text"].strip(), is_final=True)
