@@ -1,0 +1,800 @@
+"""The interpreter machine behind :func:`voxflow.runtime.step.step` (pure, no I/O).
+
+Holds the immutable run-state types and ``_Machine``, a mutable working copy of one call's state
+used for the duration of one ``step()`` call. Step kinds register in :data:`DISPATCH`
+(filled by :mod:`voxflow.runtime.step`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Literal
+
+from voxflow.errors import FlowRuntimeError
+from voxflow.ir import models as ir
+from voxflow.runtime import events as ev
+from voxflow.runtime.expressions import UNSET, EvalContext, evaluate
+from voxflow.runtime.templating import default_renderer
+
+__all__ = ["DISPATCH", "Cursor", "Frame", "RunState", "Wait"]
+
+_TYPEAHEAD_MAX = 32
+_SUCCESS = frozenset({"ok", "answered", "done", "returned"})
+_HANGUP_SAFE = frozenset({"set", "meta", "log", "http", "if", "switch"})
+_PUNCT = re.compile(r"[^\w\s]+")
+_YES = frozenset({"yes", "yeah", "yep", "sure", "correct", "right", "ok", "okay", "affirmative"})
+_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect"})
+
+
+def _empty() -> MappingProxyType[Any, Any]:
+    return MappingProxyType({})
+
+
+CursorKind = Literal["block", "handler", "error", "hangup", "command"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in a block of steps. Handler cursors remember the input ``step`` they handle
+    (the cursor below them points at it), which ``retry``/``continue`` return to."""
+
+    block: tuple[ir.Step, ...]
+    index: int = 0
+    kind: CursorKind = "block"
+    step: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One activation: the main flow (``subflow=None``) or a subflow call."""
+
+    subflow: str | None
+    state: str
+    variables: MappingProxyType[str, Any]
+    stack: tuple[Cursor, ...] = ()
+    counts: MappingProxyType[tuple[str, str], int] = field(default_factory=_empty)
+    attempts: MappingProxyType[str, int] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """What the call waits for. ``cids`` are the live ops/timers; ``kind`` says which logic
+    handles the answers (op, gather, record); the other fields are gather/record progress."""
+
+    kind: Literal["op", "gather", "record"]
+    step: Any
+    cids: frozenset[int]
+    phase: str = ""
+    digits: str = ""
+    main_cid: int | None = None
+    timer_cid: int | None = None
+    listen_cid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """The whole interpreter state of one call (immutable)."""
+
+    call: ev.CallInfo
+    frames: tuple[Frame, ...] = ()
+    metadata: MappingProxyType[str, Any] = field(default_factory=_empty)
+    webhook_keys: frozenset[str] = frozenset()
+    wait: Wait | None = None
+    seq: int = 0
+    status: Literal["new", "running", "hangup_handler", "ended"] = "new"
+    hangup_ran: bool = False
+    typeahead: str = ""
+    max_steps: int = 1000
+    speech: bool = False
+    end: tuple[str, str] | None = None
+
+    @property
+    def state_name(self) -> str | None:
+        """The current state name (innermost frame), or None before start."""
+        return self.frames[-1].state if self.frames else None
+
+    @property
+    def ended(self) -> bool:
+        return self.status == "ended"
+
+    def variables(self) -> dict[str, Any]:
+        """Flow variables (main frame) that are set."""
+        if not self.frames:
+            return {}
+        return {k: v for k, v in self.frames[0].variables.items() if v is not UNSET}
+
+
+class _Abort(Exception):
+    """Internal: a runtime error while executing a step."""
+
+    def __init__(self, message: str, span: ir.Span | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.span = span
+
+
+@dataclass
+class _MFrame:
+    subflow: str | None
+    state: str
+    variables: dict[str, Any]
+    stack: list[Cursor]
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+
+
+def _skey(step: Any) -> str:
+    s: ir.Span = step.span
+    return f"{s.file}:{s.line}:{s.col}"
+
+
+def _norm(text: str) -> str:
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+class _Machine:
+    """Mutable working copy of a RunState for one step() call."""
+
+    def __init__(self, flow: ir.Flow, st: RunState, now: float) -> None:
+        self.flow = flow
+        self.st = st
+        self.now = now
+        self.frames = [
+            _MFrame(
+                f.subflow,
+                f.state,
+                dict(f.variables),
+                list(f.stack),
+                dict(f.counts),
+                dict(f.attempts),
+            )
+            for f in st.frames
+        ]
+        self.meta = dict(st.metadata)
+        self.webhook_keys = set(st.webhook_keys)
+        self.wait = st.wait
+        self.seq = st.seq
+        self.status = st.status
+        self.hangup_ran = st.hangup_ran
+        self.typeahead = st.typeahead
+        self.end = st.end
+        self.out: list[ev.Command] = []
+        self.budget = st.max_steps
+        self.retrying = False
+        self.wait_endpoint = ""
+
+    def freeze(self) -> RunState:
+        frames = tuple(
+            Frame(
+                f.subflow,
+                f.state,
+                MappingProxyType(f.variables),
+                tuple(f.stack),
+                MappingProxyType(f.counts),
+                MappingProxyType(f.attempts),
+            )
+            for f in self.frames
+        )
+        return replace(
+            self.st,
+            frames=frames,
+            metadata=MappingProxyType(self.meta),
+            webhook_keys=frozenset(self.webhook_keys),
+            wait=self.wait,
+            seq=self.seq,
+            status=self.status,
+            hangup_ran=self.hangup_ran,
+            typeahead=self.typeahead,
+            end=self.end,
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    def cid(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    @property
+    def top(self) -> _MFrame:
+        return self.frames[-1]
+
+    def states_of(self, frame: _MFrame) -> dict[str, ir.State]:
+        if frame.subflow is None:
+            return self.flow.states
+        return self.flow.subflows[frame.subflow].states
+
+    def cur_state(self) -> ir.State:
+        return self.states_of(self.top)[self.top.state]
+
+    def lookup(self, name: str) -> Any:
+        for frame in (self.top, self.frames[0]):
+            if name in frame.variables:
+                return frame.variables[name]
+        if name == "call":
+            return self.call_root()
+        raise _Abort(f"unknown name '{name}'", None)
+
+    def call_root(self) -> dict[str, Any]:
+        c = self.st.call
+        return {
+            "id": c.id,
+            "caller": c.caller,
+            "called": c.called,
+            "direction": c.direction,
+            "metadata": dict(self.meta),
+        }
+
+    def eval(self, expr: ir.Expr) -> Any:
+        ctx = EvalContext(self.lookup, now=self.now, timezone=self.flow.config.timezone)
+        return evaluate(expr, ctx)
+
+    def render(self, tpl: ir.Template) -> str:
+        if "{" not in tpl.source:
+            return tpl.source
+        names: dict[str, Any] = {}
+        for frame in (self.frames[0], self.top):
+            for k, v in frame.variables.items():
+                if v is not UNSET:
+                    names[k] = v
+        names["call"] = self.call_root()
+        return default_renderer.render(tpl.source, names)
+
+    def assign(self, name: str, value: Any) -> None:
+        top = self.top
+        if (
+            top.subflow is not None
+            and name not in top.variables
+            and name in self.frames[0].variables
+        ):
+            self.frames[0].variables[name] = value
+        else:
+            top.variables[name] = value
+
+    def emit(self, cmd: ev.Command) -> None:
+        self.out.append(cmd)
+
+    # ------------------------------------------------------------ events
+
+    def handle(self, event: ev.Event) -> None:
+        try:
+            if isinstance(event, ev.Start):
+                if self.status == "new":
+                    self.start()
+            elif isinstance(event, ev.HangupEvent):
+                self.on_hangup(event.cause)
+            elif isinstance(event, ev.Dtmf):
+                self.on_dtmf(event.digit)
+            elif isinstance(event, ev.OpDone):
+                self.on_op(event.cid, event.result, None)
+            elif isinstance(event, ev.OpFailed):
+                self.on_op(event.cid, None, event.error)
+            elif isinstance(event, ev.TimerFired):
+                self.on_timer(event.cid)
+        except _Abort as exc:
+            self.fail(exc.message, exc.span)
+        self.run()
+
+    def start(self) -> None:
+        self.status = "running"
+        self.emit(ev.Notify("call.started", {"flow": self.flow.name}))
+        variables: dict[str, Any] = {}
+        self.frames = [_MFrame(None, self.flow.initial, variables, [])]
+        for decl in self.flow.variables:
+            variables[decl.name] = UNSET
+        try:
+            for decl in self.flow.variables:
+                if decl.default is not None:
+                    variables[decl.name] = self.eval(decl.default)
+        except FlowRuntimeError as exc:
+            raise _Abort(str(exc), decl.span) from None
+        self.enter(self.flow.initial)
+
+    def enter(self, name: str) -> None:
+        frame = self.top
+        states = self.states_of(frame)
+        if name not in states:
+            raise _Abort(f"no state '{name}'", None)
+        frame.state = name
+        frame.counts = {}
+        frame.attempts = {}
+        frame.stack = [Cursor(states[name].steps)]
+        data: dict[str, Any] = {"state": name}
+        if frame.subflow:
+            data["subflow"] = frame.subflow
+        self.emit(ev.Notify("state.entered", data))
+
+    def on_hangup(self, cause: str) -> None:
+        if self.status in ("ended", "hangup_handler"):
+            return
+        self.emit(ev.StopAll())
+        self.wait = None
+        self.emit(ev.Notify("caller.hangup", {"cause": cause}))
+        if self.status == "new" or not self.frames:
+            self.finish("caller_hangup", cause)
+            return
+        self.end = ("caller_hangup", cause)
+        self.run_hangup_handler()
+
+    def run_hangup_handler(self) -> None:
+        self.status = "hangup_handler"
+        if self.hangup_ran:
+            self.finish(*(self.end or ("completed", "")))
+            return
+        self.hangup_ran = True
+        handlers = self.cur_state().on_hangup
+        if not handlers:
+            self.finish(*(self.end or ("completed", "")))
+            return
+        self.top.stack = [Cursor(handlers[0].steps, 0, "hangup")]
+
+    def finish(self, outcome: str, reason: str = "") -> None:
+        if self.status == "ended":
+            return
+        self.status = "ended"
+        self.wait = None
+        self.emit(ev.End(outcome, reason))
+
+    def on_dtmf(self, digit: str) -> None:
+        if self.status != "running":
+            return
+        w = self.wait
+        if w is not None and w.kind == "gather":
+            self.gather_digit(w, digit)
+            return
+        if w is not None and w.kind == "record":
+            if digit == w.step.terminator and w.phase == "recording":
+                self.record_stop(w)
+            return
+        if len(self.typeahead) < _TYPEAHEAD_MAX:
+            self.typeahead += digit
+        if w is not None and w.kind == "op" and w.main_cid is not None:
+            bargein: ir.BargeIn | None = getattr(w.step, "bargein", None)
+            if bargein is not None and bargein.mode in ("dtmf", "any"):
+                self.emit(ev.StopOp(w.main_cid))
+
+    def on_timer(self, cid: int) -> None:
+        w = self.wait
+        if w is None or cid not in w.cids:
+            return
+        if w.kind == "op":
+            self.wait = None
+            self.advance()
+        elif w.kind == "gather":
+            self.wait = replace(w, cids=w.cids - {cid}, timer_cid=None)
+            self.gather_finish(self.wait)
+        elif w.kind == "record":
+            self.wait = replace(w, cids=w.cids - {cid}, timer_cid=None)
+            self.record_stop(self.wait)
+
+    def on_op(self, cid: int, result: Any, error: str | None) -> None:
+        w = self.wait
+        if w is None or cid not in w.cids:
+            return
+        if error is not None:
+            for other in w.cids - {cid}:
+                self.emit(ev.StopOp(other))
+            self.wait = None
+            span = w.step.span if w.step is not None else None
+            raise _Abort(error, span)
+        if w.kind == "gather":
+            self.gather_op(w, cid, result)
+        elif w.kind == "record":
+            self.record_op(w, cid, result)
+        else:
+            self.wait = None
+            self.wait_endpoint = w.digits
+            self.op_result(w.step, result)
+
+    # ------------------------------------------------------------ errors
+
+    def fail(self, message: str, span: ir.Span | None) -> None:
+        state = self.top.state if self.frames else None
+        self.emit(ev.Log("error", message, span, state))
+        if self.wait is not None:
+            for c in self.wait.cids:
+                self.emit(ev.StopOp(c))
+            self.wait = None
+        if self.status == "hangup_handler":
+            self.finish(*(self.end or ("error", message)))
+            return
+        if self.status != "running" or not self.frames:
+            self.finish("error", message)
+            return
+        in_error = any(c.kind == "error" for c in self.top.stack)
+        handlers = () if in_error else self.cur_state().on_error
+        if handlers:
+            frame = self.top
+            key = ("", "__error__")
+            n = frame.counts.get(key, 0) + 1
+            frame.counts[key] = n
+            chosen = next((h for h in handlers if h.count <= n), None)
+            if chosen is not None:
+                top = frame.stack[-1] if frame.stack else None
+                failed = top.block[top.index] if top and top.index < len(top.block) else None
+                owner = failed if failed is not None and failed.op in ir.INPUT_OPS else None
+                frame.stack.append(Cursor(chosen.steps, 0, "error", owner))
+                return
+        if len(self.frames) > 1:
+            self.frames.pop()
+            call_step = self.current_step()
+            self.outcome(call_step, "error")
+            return
+        self.emit(ev.Hangup("error"))
+        self.end = ("error", message)
+        self.run_hangup_handler()
+
+    def current_step(self) -> Any:
+        cur = self.top.stack[-1]
+        return cur.block[cur.index]
+
+    # ------------------------------------------------------------ the run loop
+
+    def run(self) -> None:
+        while self.wait is None and self.status in ("running", "hangup_handler"):
+            try:
+                self.run_one()
+            except _Abort as exc:
+                self.fail(exc.message, exc.span)
+            except FlowRuntimeError as exc:
+                self.fail(str(exc), None)
+
+    def run_one(self) -> None:
+        frame = self.top
+        if not frame.stack:
+            if self.status == "hangup_handler":
+                self.finish(*(self.end or ("completed", "")))
+                return
+            raise _Abort(f"state '{frame.state}' ended without a transition", None)
+        cur = frame.stack[-1]
+        if cur.index >= len(cur.block):
+            frame.stack.pop()
+            if cur.kind in ("handler", "error", "command") and cur.step is not None:
+                self.leave_handler(advance=True)
+            elif cur.kind == "hangup":
+                self.finish(*(self.end or ("completed", "")))
+            return
+        self.budget -= 1
+        if self.budget < 0:
+            self.budget = self.st.max_steps
+            self.emit(
+                ev.Log("error", "step budget exceeded: a loop never waits", None, frame.state)
+            )
+            self.emit(ev.Hangup("error"))
+            self.end = ("error", "step budget exceeded")
+            if self.status == "hangup_handler":
+                self.finish(*self.end)
+            else:
+                self.run_hangup_handler()
+            return
+        s = cur.block[cur.index]
+        if self.status == "hangup_handler" and s.op not in _HANGUP_SAFE:
+            if s.op in ir.TRANSITION_OPS:
+                self.finish(*(self.end or ("completed", "")))
+            else:
+                self.advance()
+            return
+        try:
+            DISPATCH[s.op](self, s)
+        except FlowRuntimeError as exc:
+            raise _Abort(str(exc), s.span) from None
+        except _Abort as exc:
+            if exc.span is None:
+                exc.span = s.span
+            raise
+        finally:
+            if s.op != "retry":
+                self.retrying = False
+
+    def advance(self) -> None:
+        stack = self.top.stack
+        cur = stack[-1]
+        stack[-1] = Cursor(cur.block, cur.index + 1, cur.kind, cur.step)
+
+    def push(self, block: tuple[ir.Step, ...]) -> None:
+        self.advance()
+        if block:
+            self.top.stack.append(Cursor(block))
+
+    def leave_handler(self, *, advance: bool) -> None:
+        """Pop to the nearest handler cursor; then continue after (or re-run) its input step."""
+        stack = self.top.stack
+        while stack and stack[-1].kind not in ("handler", "error", "command"):
+            stack.pop()
+        if not stack:
+            raise _Abort("'continue' or 'retry' outside an outcome handler", None)
+        h = stack.pop()
+        if h.step is None:
+            raise _Abort("'continue' or 'retry' outside an outcome handler", None)
+        if advance:
+            self.advance()
+        else:
+            self.retrying = True
+
+    # ------------------------------------------------------------ outcomes
+
+    def outcome(self, s: Any, name: str) -> None:
+        frame = self.top
+        handlers = s.on.get(name, ())
+        if not handlers and name.startswith("choice:"):
+            handlers = s.on.get("match", ())
+        key = (_skey(s), name)
+        n = frame.counts.get(key, 0) + 1
+        frame.counts[key] = n
+        self.emit(ev.Notify("outcome", {"step": s.op, "outcome": name, "count": n}))
+        chosen = next((h for h in handlers if h.count <= n), None)
+        if chosen is None:
+            if name in _SUCCESS or (not handlers and name == "match"):
+                self.advance()
+                return
+            raise _Abort(f"no handler for outcome '{name}' of {s.op} (occurrence {n})", s.span)
+        frame.stack.append(Cursor(chosen.steps, 0, "handler", s))
+
+    def op_result(self, s: Any, result: Any) -> None:
+        op = s.op
+        if op == "http":
+            res = result if isinstance(result, dict) else {}
+            name = str(res.get("outcome", "error"))
+            if s.result_var:
+                self.assign(s.result_var, res.get("data"))
+            if s.status_var:
+                self.assign(s.status_var, res.get("status"))
+            self.emit(ev.Notify("http", {"outcome": name, "status": res.get("status")}))
+            self.outcome(s, name)
+        elif op in ("dial", "queue"):
+            self.outcome(s, str(result))
+        elif op == "agent":
+            res = result if isinstance(result, dict) else {}
+            name = str(res.get("outcome", "error"))
+            if name.startswith("tool:"):
+                tool = next((t for t in s.tools if "tool:" + t.name == name), None)
+                args = res.get("args") or {}
+                for a in tool.args if tool else ():
+                    if a.name in args:
+                        self.assign(a.var, args[a.name])
+            if s.transcript_var:
+                self.assign(s.transcript_var, res.get("transcript"))
+            self.outcome(s, name)
+        elif op == "transfer":
+            self.end = ("transferred", self.wait_endpoint)
+            self.run_hangup_handler()
+        else:
+            self.advance()
+
+    # ------------------------------------------------------------ gather
+
+    def gather_keys(self, s: ir.GatherStep) -> list[str]:
+        keys = [k for c in s.choices for k in c.keys]
+        keys += [k for c in self.cur_state().commands for k in c.keys]
+        return keys
+
+    def gather_start(self, s: ir.GatherStep) -> None:
+        frame = self.top
+        k = _skey(s)
+        attempt = frame.attempts.get(k, 0) + 1 if self.retrying else 1
+        self.retrying = False
+        frame.attempts[k] = attempt
+        dtmf = s.input in ("dtmf", "both")
+        speech = s.input == "speech" or (s.input == "both" and self.st.speech)
+        prompt = s.prompt
+        if attempt > 1 and s.reprompts:
+            prompt = s.reprompts[min(attempt - 2, len(s.reprompts) - 1)]
+        typed = ""
+        if dtmf and self.typeahead:
+            typed, self.typeahead = self.typeahead, ""
+        w = Wait("gather", s, frozenset(), phase="collect", digits="")
+        if prompt is not None and not (typed and s.bargein.mode in ("dtmf", "any")):
+            text = self.render(prompt)
+            c = self.cid()
+            voice = s.voice or self.flow.config.voice
+            self.emit(ev.Say(c, text, voice, s.bargein.mode))
+            self.emit(ev.Notify("prompt", {"text": text, "attempt": attempt}))
+            w = replace(w, phase="prompt", main_cid=c, cids=frozenset({c}))
+        self.wait = w
+        for d in typed:
+            if self.wait is None or self.wait.kind != "gather":
+                break
+            self.gather_digit(self.wait, d)
+        if self.wait is not None and self.wait.phase == "collect" and not self.wait.digits:
+            self.gather_collect(self.wait, speech)
+
+    def gather_collect(self, w: Wait, speech: bool) -> None:
+        """Prompt over: wait for the first key (timer) and/or speech (listen)."""
+        s: ir.GatherStep = w.step
+        cids = set(w.cids)
+        listen = None
+        if speech and not w.digits:
+            listen = self.cid()
+            phrases = tuple(p for c in s.choices for p in c.phrases)
+            self.emit(ev.Listen(listen, s.timeout_ms, phrases))
+            cids.add(listen)
+        timer = None
+        if s.input != "speech" and (listen is None or w.digits):
+            timer = self.cid()
+            self.emit(ev.StartTimer(timer, s.interdigit_ms if w.digits else s.timeout_ms))
+            cids.add(timer)
+        self.wait = replace(
+            w, phase="collect", cids=frozenset(cids), timer_cid=timer, listen_cid=listen
+        )
+
+    def gather_op(self, w: Wait, cid: int, result: Any) -> None:
+        if cid == w.main_cid:  # the prompt finished (or was interrupted)
+            w = replace(w, cids=w.cids - {cid}, main_cid=None)
+            self.wait = w
+            if w.phase == "prompt":
+                speech = w.step.input == "speech" or (w.step.input == "both" and self.st.speech)
+                self.gather_collect(w, speech)
+        elif cid == w.listen_cid:
+            self.wait = replace(w, cids=w.cids - {cid}, listen_cid=None)
+            text = result if isinstance(result, str) and result.strip() else None
+            if text is None and w.digits:
+                return
+            self.gather_end(self.wait, text, "speech")
+
+    def gather_digit(self, w: Wait, digit: str) -> None:
+        s: ir.GatherStep = w.step
+        if s.input == "speech":
+            return
+        if w.phase == "prompt":
+            if s.bargein.mode not in ("dtmf", "any"):
+                return
+            if w.main_cid is not None:
+                self.emit(ev.StopOp(w.main_cid))
+            w = replace(w, phase="collect", main_cid=None, cids=w.cids - {w.main_cid or 0})
+        if w.listen_cid is not None:
+            self.emit(ev.StopOp(w.listen_cid))
+            w = replace(w, cids=w.cids - {w.listen_cid}, listen_cid=None)
+        if w.timer_cid is not None:
+            self.emit(ev.StopOp(w.timer_cid))
+            w = replace(w, cids=w.cids - {w.timer_cid}, timer_cid=None)
+        self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
+        if s.terminator and digit == s.terminator:
+            self.wait = w
+            self.gather_finish(w)
+            return
+        digits = w.digits + digit
+        w = replace(w, digits=digits)
+        self.wait = w
+        keys = self.gather_keys(s)
+        limit = s.max_digits or (s.capture.max_length if s.capture else None)
+        done = limit is not None and len(digits) >= limit
+        if not done and s.max_digits is None and keys and not s.capture:
+            longer = [k for k in keys if k.startswith(digits) and k != digits]
+            done = not longer
+        if done:
+            self.gather_finish(w)
+            return
+        timer = self.cid()
+        self.emit(ev.StartTimer(timer, s.interdigit_ms))
+        self.wait = replace(w, cids=w.cids | {timer}, timer_cid=timer)
+
+    def gather_finish(self, w: Wait) -> None:
+        for c in w.cids:
+            self.emit(ev.StopOp(c))
+        self.gather_end(w, w.digits or None, "dtmf")
+
+    def gather_end(self, w: Wait, value: str | None, kind: str) -> None:
+        s: ir.GatherStep = w.step
+        for c in w.cids:
+            self.emit(ev.StopOp(c))
+        self.wait = None
+        if kind == "speech" and value is not None:
+            self.emit(ev.Notify("input", {"kind": "speech", "text": value}))
+        if value is None:
+            self.outcome(s, "noinput")
+            return
+        for cmd in self.cur_state().commands:
+            if _matches(value, kind, cmd.keys, cmd.phrases, cmd.patterns):
+                self.emit(ev.Notify("command", {"name": cmd.name}))
+                self.top.stack.append(Cursor(cmd.handler.steps, 0, "command", s))
+                return
+        if s.choices:
+            for choice in s.choices:
+                if _matches(value, kind, choice.keys, choice.phrases, choice.patterns):
+                    if s.var:
+                        self.assign(s.var, choice.value)
+                    self.outcome(s, "choice:" + choice.value)
+                    return
+            self.outcome(s, "nomatch")
+            return
+        captured = _capture(s.capture, value, kind)
+        if captured is UNSET:
+            self.outcome(s, "nomatch")
+            return
+        if s.var:
+            self.assign(s.var, captured)
+        self.outcome(s, "match")
+
+    # ------------------------------------------------------------ record
+
+    def record_op(self, w: Wait, cid: int, result: Any) -> None:
+        s: ir.RecordStep = w.step
+        self.wait = replace(w, cids=w.cids - {cid})
+        if w.phase == "prompt":
+            c = self.cid()
+            name = self.render(s.name)
+            self.emit(ev.RecordStart(c, name, s.format, s.max_duration_ms, s.beep))
+            self.wait = Wait("record", s, frozenset({c}), phase="starting", main_cid=c)
+        elif w.phase == "starting":
+            t = self.cid()
+            self.emit(ev.StartTimer(t, s.max_duration_ms))
+            self.wait = Wait(
+                "record", s, frozenset({t}), phase="recording", digits=str(result), timer_cid=t
+            )
+        elif w.phase == "stopping":
+            self.wait = None
+            if s.var:
+                self.assign(s.var, w.digits)
+            self.outcome(s, "done")
+
+    def record_stop(self, w: Wait) -> None:
+        for c in w.cids:
+            self.emit(ev.StopOp(c))
+        c = self.cid()
+        self.emit(ev.RecordStop(c, w.digits))
+        self.wait = Wait("record", w.step, frozenset({c}), phase="stopping", digits=w.digits)
+
+
+def _matches(
+    value: str,
+    kind: str,
+    keys: tuple[str, ...],
+    phrases: tuple[str, ...],
+    patterns: tuple[str, ...],
+) -> bool:
+    if kind == "dtmf":
+        return value in keys
+    text = _norm(value)
+    for p in phrases:
+        np = _norm(p)
+        if np and (text == np or re.search(r"\b" + re.escape(np) + r"\b", text)):
+            return True
+    for pat in patterns:
+        try:
+            if re.search(pat, value, re.IGNORECASE):
+                return True
+        except re.error as exc:
+            raise _Abort(f"invalid pattern {pat!r}: {exc}", None) from None
+    return False
+
+
+_WORD_DIGITS = {
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}  # fmt: skip
+
+
+def _capture(cap: ir.Capture | None, value: str, kind: str) -> Any:
+    if cap is None or cap.type == "text":
+        return value.strip() or UNSET
+    if cap.type == "yesno":
+        if kind == "dtmf":
+            return {"1": True, "2": False}.get(value, UNSET)
+        words = set(_norm(value).split())
+        if words & _YES and not words & _NO:
+            return True
+        if words & _NO and not words & _YES:
+            return False
+        return UNSET
+    raw = value
+    if kind == "speech":
+        raw = "".join(_WORD_DIGITS.get(w, w) for w in _norm(value).split())
+    if cap.type == "digits":
+        if not raw.isdigit():
+            return UNSET
+        if cap.min_length is not None and len(raw) < cap.min_length:
+            return UNSET
+        if cap.max_length is not None and len(raw) > cap.max_length:
+            return UNSET
+        return raw
+    try:
+        f = float(raw)
+    except ValueError:
+        return UNSET
+    return int(f) if f.is_integer() else f
+
+
+DISPATCH: dict[str, Callable[[_Machine, Any], None]] = {}
+"""op name -> executor; filled by voxflow.runtime.step."""

@@ -1,0 +1,350 @@
+"""The pure step function: ``step(flow, state, event) -> (state, commands)``.
+
+No I/O, no clock, no randomness: the same flow, state and event always give the same result,
+which is what lets ``voxflow test`` run flows in virtual time. The execution semantics are those
+documented in :mod:`voxflow.ir.models`; notes on choices made here:
+
+* DTMF pressed while no input step listens is kept in a type-ahead buffer (max 32 keys) that the
+  next ``gather`` consumes; with DTMF barge-in it also stops the prompt playing.
+* ``input both`` listens for speech only when the state says speech is available
+  (``RunState.speech``); otherwise it behaves like ``dtmf``.
+* A gather with choices ends as soon as the keys typed so far can only be one choice/command,
+  or cannot be any; otherwise on terminator, ``max_digits``, or ``interdigit_ms`` of silence.
+* Success outcomes (ok, answered, done, returned) with no handler continue after the step.
+* A step budget (``RunState.max_steps``) bounds the steps run for one event: a loop with no
+  waiting step is a runtime error that hangs up, instead of starving the event loop.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from voxflow.ir import models as ir
+from voxflow.runtime import events as ev
+from voxflow.runtime.expressions import UNSET, truthy
+from voxflow.runtime.machine import (
+    DISPATCH,
+    Cursor,
+    Frame,
+    RunState,
+    Wait,
+    _Abort,
+    _Machine,
+    _MFrame,
+    _skey,
+)
+
+__all__ = ["Cursor", "Frame", "RunState", "initial_state", "step"]
+
+
+def initial_state(
+    flow: ir.Flow, call: ev.CallInfo, *, max_steps: int = 1000, speech: bool = False
+) -> RunState:
+    """The state of a call before its :class:`~voxflow.runtime.events.Start` event."""
+    return RunState(
+        call=call,
+        metadata=MappingProxyType(dict(flow.metadata)),
+        webhook_keys=frozenset(flow.webhook_keys),
+        max_steps=max_steps,
+        speech=speech,
+    )
+
+
+def step(flow: ir.Flow, state: RunState, event: ev.Event) -> tuple[RunState, list[ev.Command]]:
+    """Advance one call by one event. Never raises for flow errors: they become commands."""
+    if state.status == "ended":
+        return state, []
+    m = _Machine(flow, state, event.now)
+    m.handle(event)
+    return m.freeze(), m.out
+
+
+# ------------------------------------------------------------ step kinds
+
+
+def _x_answer(m: _Machine, s: ir.AnswerStep) -> None:
+    c = m.cid()
+    m.emit(ev.Answer(c))
+    m.wait = Wait("op", s, frozenset({c}), main_cid=None)
+
+
+def _x_say(m: _Machine, s: ir.SayStep) -> None:
+    text = m.render(s.text)
+    c = m.cid()
+    if m.typeahead and s.bargein.mode in ("dtmf", "any"):
+        m.advance()  # the caller already typed ahead: a barge-in prompt is skipped
+        return
+    m.emit(ev.Say(c, text, s.voice or m.flow.config.voice, s.bargein.mode))
+    m.emit(ev.Notify("prompt", {"text": text}))
+    m.wait = Wait("op", s, frozenset({c}), main_cid=c)
+
+
+def _x_play(m: _Machine, s: ir.PlayStep) -> None:
+    source = m.render(s.source)
+    if m.typeahead and s.bargein.mode in ("dtmf", "any"):
+        m.advance()
+        return
+    c = m.cid()
+    m.emit(ev.Play(c, s.kind, source, s.bargein.mode))
+    m.emit(ev.Notify("prompt", {"play": source}))
+    m.wait = Wait("op", s, frozenset({c}), main_cid=c)
+
+
+def _x_pause(m: _Machine, s: ir.PauseStep) -> None:
+    c = m.cid()
+    m.emit(ev.StartTimer(c, s.duration_ms))
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_gather(m: _Machine, s: ir.GatherStep) -> None:
+    m.gather_start(s)
+
+
+def _x_set(m: _Machine, s: ir.SetStep) -> None:
+    m.assign(s.var, m.eval(s.value))
+    m.advance()
+
+
+def _x_if(m: _Machine, s: ir.IfStep) -> None:
+    for b in s.branches:
+        if truthy(m.eval(b.cond)):
+            m.push(b.steps)
+            return
+    m.push(s.else_steps)
+
+
+def _x_switch(m: _Machine, s: ir.SwitchStep) -> None:
+    subject = m.eval(s.subject)
+    for case in s.cases:
+        for v in case.values:
+            val = m.eval(v)
+            if val == subject and isinstance(val, bool) == isinstance(subject, bool):
+                m.push(case.steps)
+                return
+    m.push(s.default_steps)
+
+
+def _x_record_start(m: _Machine, s: ir.RecordStartStep) -> None:
+    c = m.cid()
+    m.emit(ev.RecordStart(c, m.render(s.name), s.format, s.max_duration_ms, s.beep))
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_record_stop(m: _Machine, s: ir.RecordStopStep) -> None:
+    c = m.cid()
+    m.emit(ev.RecordStop(c, m.render(s.name) if s.name else None))
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_record(m: _Machine, s: ir.RecordStep) -> None:
+    m.retrying = False
+    m.typeahead = ""
+    if s.prompt is not None:
+        c = m.cid()
+        text = m.render(s.prompt)
+        m.emit(ev.Say(c, text, m.flow.config.voice, s.bargein.mode))
+        m.emit(ev.Notify("prompt", {"text": text}))
+        m.wait = Wait("record", s, frozenset({c}), phase="prompt", main_cid=c)
+    else:
+        m.wait = Wait("record", s, frozenset({0}), phase="prompt")
+        m.record_op(m.wait, 0, None)
+
+
+def _x_dial(m: _Machine, s: ir.DialStep) -> None:
+    c = m.cid()
+    caller_id = m.render(s.caller_id) if s.caller_id else None
+    m.emit(ev.Dial(c, m.render(s.endpoint), caller_id, s.timeout_ms, s.music))
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_transfer(m: _Machine, s: ir.TransferStep) -> None:
+    c = m.cid()
+    endpoint = m.render(s.endpoint)
+    m.emit(ev.Transfer(c, endpoint))
+    m.wait = Wait("op", s, frozenset({c}), digits=endpoint)
+
+
+def _x_queue(m: _Machine, s: ir.QueueStep) -> None:
+    c = m.cid()
+    announce = m.render(s.announce) if s.announce else None
+    m.emit(ev.Queue(c, m.render(s.name), s.timeout_ms, s.music, announce))
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_hold(m: _Machine, s: ir.HoldStep) -> None:
+    c = m.cid()
+    m.emit(ev.Hold(c, s.music))
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_unhold(m: _Machine, s: ir.UnholdStep) -> None:
+    c = m.cid()
+    m.emit(ev.Unhold(c))
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_send_dtmf(m: _Machine, s: ir.SendDtmfStep) -> None:
+    c = m.cid()
+    m.emit(ev.SendDtmf(c, m.render(s.digits)))
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_http(m: _Machine, s: ir.HttpStep) -> None:
+    c = m.cid()
+    body = m.eval(s.body) if s.body is not None else None
+    headers = tuple((k, m.render(v)) for k, v in s.headers)
+    m.emit(ev.Http(c, s.method, m.render(s.url), headers, body, s.timeout_ms))
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_agent(m: _Machine, s: ir.AgentStep) -> None:
+    c = m.cid()
+    tools = tuple(
+        {
+            "name": t.name,
+            "description": t.description,
+            "args": [
+                {
+                    "name": a.name,
+                    "type": a.type,
+                    "description": a.description,
+                    "required": a.required,
+                }
+                for a in t.args
+            ],
+        }
+        for t in s.tools
+    )
+    m.emit(
+        ev.Agent(
+            c,
+            m.render(s.system),
+            m.render(s.greeting) if s.greeting else None,
+            tools,
+            s.max_turns,
+            s.timeout_ms,
+            s.silence_ms,
+            m.render(s.filler) if s.filler else None,
+            s.filler_after_ms,
+            s.give_up_ms,
+            s.context,
+            s.voice or m.flow.config.voice,
+            s.bargein.mode,
+        )
+    )
+    m.wait = Wait("op", s, frozenset({c}))
+
+
+def _x_call(m: _Machine, s: ir.CallStep) -> None:
+    sub = m.flow.subflows.get(s.subflow)
+    if sub is None:
+        raise _Abort(f"no subflow '{s.subflow}'", s.span)
+    given = {name: m.eval(e) for name, e in s.args}
+    variables: dict[str, Any] = {}
+    m.frames.append(_MFrame(sub.name, sub.initial, variables, []))
+    for p in sub.params:
+        if p.name in given:
+            variables[p.name] = given[p.name]
+        elif p.default is not None:
+            variables[p.name] = m.eval(p.default)
+        else:
+            raise _Abort(f"subflow '{sub.name}' needs argument '{p.name}'", s.span)
+    for r in sub.returns:
+        variables.setdefault(r.name, UNSET)
+    for d in sub.variables:
+        variables[d.name] = m.eval(d.default) if d.default is not None else UNSET
+    m.enter(sub.initial)
+
+
+def _x_log(m: _Machine, s: ir.LogStep) -> None:
+    m.emit(ev.Log(s.level, m.render(s.message), s.span, m.top.state))
+    m.advance()
+
+
+def _x_meta(m: _Machine, s: ir.MetaStep) -> None:
+    value = m.eval(s.value)
+    m.meta[s.key] = value
+    if s.webhook:
+        m.webhook_keys.add(s.key)
+    m.emit(ev.SetMeta(s.key, value, s.webhook))
+    m.advance()
+
+
+def _x_goto(m: _Machine, s: ir.GotoStep) -> None:
+    m.enter(s.state)
+
+
+def _x_retry(m: _Machine, s: ir.RetryStep) -> None:
+    stack = m.top.stack
+    h = next((c for c in reversed(stack) if c.kind in ("handler", "error", "command")), None)
+    if h is None or h.step is None:
+        raise _Abort("'retry' outside an outcome handler", s.span)
+    target = h.step
+    k = _skey(target)
+    attempt = m.top.attempts.get(k, 1)
+    if attempt >= getattr(target, "max_attempts", 1):
+        while stack and stack[-1] is not h:
+            stack.pop()
+        stack.pop()
+        m.outcome(target, "exhausted")
+        return
+    m.leave_handler(advance=False)
+
+
+def _x_continue(m: _Machine, s: ir.ContinueStep) -> None:
+    m.leave_handler(advance=True)
+
+
+def _x_hangup(m: _Machine, s: ir.HangupStep) -> None:
+    m.emit(ev.Hangup(s.reason))
+    m.end = ("completed", s.reason)
+    m.run_hangup_handler()
+
+
+def _x_return(m: _Machine, s: ir.ReturnStep) -> None:
+    values = {name: m.eval(e) for name, e in s.values}
+    if len(m.frames) == 1:
+        m.emit(ev.Hangup("normal"))
+        m.end = ("completed", "return")
+        m.run_hangup_handler()
+        return
+    m.frames.pop()
+    call_step: ir.CallStep = m.current_step()
+    for ret_name, var in call_step.returns:
+        if ret_name in values:
+            m.assign(var, values[ret_name])
+    m.outcome(call_step, "returned")
+
+
+DISPATCH.update(
+    {
+        "answer": _x_answer,
+        "say": _x_say,
+        "play": _x_play,
+        "pause": _x_pause,
+        "gather": _x_gather,
+        "set": _x_set,
+        "if": _x_if,
+        "switch": _x_switch,
+        "record_start": _x_record_start,
+        "record_stop": _x_record_stop,
+        "record": _x_record,
+        "dial": _x_dial,
+        "transfer": _x_transfer,
+        "queue": _x_queue,
+        "hold": _x_hold,
+        "unhold": _x_unhold,
+        "send_dtmf": _x_send_dtmf,
+        "http": _x_http,
+        "agent": _x_agent,
+        "call": _x_call,
+        "log": _x_log,
+        "meta": _x_meta,
+        "goto": _x_goto,
+        "retry": _x_retry,
+        "continue": _x_continue,
+        "hangup": _x_hangup,
+        "return": _x_return,
+    }
+)
