@@ -1,0 +1,57 @@
+"""Syntax errors are diagnostics with positions and words, never tracebacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxflow.errors import VoxflowSyntaxError
+from voxflow.source import Source
+from voxflow.syntax import ast
+from voxflow.syntax.parser import parse_module, parse_or_raise
+
+CASES = [
+    ("state main\n    answer\n", "missing ':' after the state name", (1, 11)),
+    ('state a:\n    say "hello\n', "unterminated string", (2, 9)),
+    ("state a:\n    pause 5sec\n", "bad duration", (2, 12)),
+    ("state a:\n  answer\n    hangup\n", "unexpected indentation", (3, 1)),
+    ("state a:\n    answer\n  hangup\n", "indentation does not match", (3, 1)),
+    ('state a:\n    menu:\n        1, "sales" sales\n', "missing '->'", (3, 20)),
+    ("state a:\n    set x = 1 +\n", "expression is incomplete", (2, 16)),
+    ("state a:\n    goto\n", "expected a state name after 'goto'", (2, 9)),
+    ("scope s\n    state a:\n        answer\n", "missing ':' after the scope name", (1, 8)),
+    ("state a:\n    set x 1\n", "missing '='", (2, 11)),
+    ('say "hi"\n', "a step must be inside a state", (1, 1)),
+    ("\x00\x01garbage", "unexpected character", (1, 1)),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "pos"), CASES)
+def test_common_mistakes_are_named(text: str, message: str, pos: tuple[int, int]) -> None:
+    module, diags = parse_module(Source("bad.flow", text))
+    assert module is None
+    assert len(diags) == 1
+    d = diags[0]
+    assert d.code == "VF001"
+    assert d.file == "bad.flow"
+    assert message in d.message
+    assert (d.span.line, d.span.col) == pos
+
+
+def test_parse_or_raise_carries_line_and_column() -> None:
+    with pytest.raises(VoxflowSyntaxError) as info:
+        parse_or_raise(Source("x.flow", "state a:\n    goto\n"))
+    assert (info.value.line, info.value.column) == (2, 9)
+
+
+def test_spans_cover_whole_constructs() -> None:
+    text = 'state start:\n    say "hi" voice "en"\n    goto start\n'
+    module, diags = parse_module(Source("ok.flow", text))
+    assert not diags and module is not None
+    state = module.states[0]
+    assert (state.span.line, state.span.col, state.span.end_line) == (1, 1, 3)
+    say = state.steps[0]
+    assert isinstance(say, ast.SimpleStep)
+    assert (say.span.line, say.span.col, say.span.end_col) == (2, 5, 24)
+    goto = state.steps[1]
+    assert isinstance(goto, ast.GotoStep)
+    assert (goto.target_span.col, goto.target_span.end_col) == (10, 15)

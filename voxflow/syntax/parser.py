@@ -1,0 +1,397 @@
+"""Parse ``.flow`` source into the AST, never raising for bad input.
+
+:func:`parse_module` parses one file; :func:`load_program` also follows ``include`` lines
+(relative to the including file), detecting missing files (VF002) and include cycles (VF003).
+Every syntax error becomes a ``VF001`` diagnostic with the position in the file it was written
+in; common mistakes are named in words ("missing ':' after the state name").
+
+The grammar is ``voxflow/grammar/voxflow.lark`` inside the installed package, or the repository's
+``grammar/voxflow.lark`` in a source checkout. The LALR parser is built once and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
+from lark.exceptions import LarkError, UnexpectedToken, VisitError
+from lark.indenter import DedentError, Indenter
+
+from voxflow.diagnostics import Diagnostic, Severity
+from voxflow.errors import VoxflowSyntaxError
+from voxflow.source import Source, Span, read_source
+from voxflow.syntax import ast
+from voxflow.syntax.transformer import AstBuilder, TransformError, install_spans
+
+__all__ = [
+    "bare_parser",
+    "grammar_text",
+    "load_program",
+    "parse_module",
+    "parse_or_raise",
+]
+
+MAX_INCLUDE_DEPTH = 32
+
+
+class FlowIndenter(Indenter):
+    """Python-style INDENT/DEDENT; newlines inside (), [] and {} are ignored."""
+
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR", "LSQB", "LBRACE"]  # noqa: RUF012  (Lark's API: class attributes)
+    CLOSE_PAREN_types = ["RPAR", "RSQB", "RBRACE"]  # noqa: RUF012
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+def grammar_text() -> str:
+    """The grammar source: from the installed package, else from the repository checkout."""
+    packaged = importlib.resources.files("voxflow").joinpath("grammar/voxflow.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    repo = Path(__file__).resolve().parents[2] / "grammar" / "voxflow.lark"
+    return repo.read_text(encoding="utf-8")
+
+
+@functools.cache
+def _parser() -> Lark:
+    builder = AstBuilder()
+    lark = Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        postlex=FlowIndenter(),
+        maybe_placeholders=True,
+        transformer=builder,
+    )
+    # Lark does not pass positions to inline transformers; wrap its reduce callbacks (the
+    # same dict the LALR parser uses) so each builder method knows the span of its rule.
+    install_spans(lark._callbacks, builder)
+    return lark
+
+
+@functools.cache
+def bare_parser() -> Lark:
+    """The same grammar without the AST builder (a plain parse tree; used by benchmarks)."""
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        postlex=FlowIndenter(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+# Examples of common mistakes, matched against the parser state at the error.
+_EXAMPLES: dict[str, list[str]] = {
+    "missing ':' after the state name": ["state main\n    answer\n", "state a b:\n    answer\n"],
+    "missing ':' after the scope name": ["scope hours\n    state a:\n        answer\n"],
+    "missing ':' after the flow name": ['flow main\n    language "en"\n'],
+    "missing ':' or a new line after the handler (write 'on noinput -> state' or "
+    "'on noinput:' and a block)": ["state a:\n    menu:\n        on noinput retry\n"],
+    "missing '->' before the target (write '1, \"sales\" -> sales')": [
+        'state a:\n    menu:\n        1, "sales" sales\n',
+        "state a:\n    menu:\n        1 sales\n",
+    ],
+    "expected a state name after 'goto'": ["state a:\n    goto\n", 'state a:\n    goto "b"\n'],
+    "a block must be indented under the line that ends with ':'": [
+        "state a:\nanswer\n",
+        "state a:\n    if x:\n    goto b\n",
+    ],
+    "missing '=' in 'set' (write 'set name = value')": ["state a:\n    set x 1\n"],
+    "unexpected indentation": ["state a:\n    answer\n        hangup\n"],
+    "a step must be inside a state": ["answer\n", 'say "hello"\n'],
+    "an expression is incomplete": [
+        "state a:\n    set x = 1 +\n",
+        "state a:\n    if x ==:\n        answer\n",
+    ],
+}
+
+_NICE = {
+    "_NL": "end of line",
+    "_INDENT": "an indented block",
+    "_DEDENT": "end of the block",
+    "NAME": "a name",
+    "STRING": "a string",
+    "NUMBER": "a number",
+    "INT": "a whole number",
+    "DURATION": "a duration",
+    "REGEX": "a /regex/",
+    "$END": "end of file",
+}
+
+
+def _describe(tok_type: str, value: str | None = None) -> str:
+    if tok_type in _NICE:
+        return _NICE[tok_type]
+    if value:
+        return f"'{value}'"
+    try:
+        pattern = _parser().get_terminal(tok_type).pattern
+    except KeyError:  # pragma: no cover - every expected terminal exists
+        return tok_type.lower()
+    if pattern.type == "str":
+        return f"'{pattern.value}'"
+    return tok_type.lower()
+
+
+def _expected(expected: set[str]) -> str:
+    names = sorted({_describe(t) for t in expected if not t.startswith("__")})
+    if len(names) > 8:
+        names = [*names[:8], "..."]
+    return ", ".join(names)
+
+
+def _match_example(err: UnexpectedInput) -> str | None:
+    try:
+        label = err.match_examples(_parser().parse, _EXAMPLES, use_accepts=True)
+    except (LarkError, TransformError, RecursionError, ValueError):  # pragma: no cover
+        return None
+    return label if isinstance(label, str) else None
+
+
+def _error_diagnostic(err: Exception, source: Source) -> Diagnostic:
+    name = source.name
+
+    def diag(message: str, span: Span, hint: str | None = None) -> Diagnostic:
+        return Diagnostic(Severity.ERROR, "VF001", source.clamp(span), message, hint, name)
+
+    if isinstance(err, TransformError):
+        return diag(err.message, err.span, err.hint)
+    if isinstance(err, UnexpectedCharacters):
+        line, col = err.line, err.column
+        pos = err.pos_in_stream if err.pos_in_stream is not None else -1
+        ch = source.text[pos] if 0 <= pos < len(source.text) else ""
+        span = Span(line, col, line, col + 1)
+        if ch in "\"'":
+            return diag(
+                "unterminated string",
+                Span(line, col, line, len(source.line_text(line)) + 1),
+                f"close it with {ch} on the same line",
+            )
+        if ch == "/":
+            return diag("unterminated /regex/ or '/' where no division is possible", span)
+        if ch.isdigit():
+            return diag(
+                "bad number or duration",
+                span,
+                "durations are a number and a unit: 500ms, 5s, 2m, 1h",
+            )
+        if ch == "\t":
+            return diag("a tab is not allowed here", span)
+        shown = repr(ch) if ch and not ch.isprintable() else f"'{ch}'"
+        return diag(f"unexpected character {shown}", span)
+    if isinstance(err, UnexpectedToken):
+        tok: Token = err.token
+        label = _match_example(err)
+        line = tok.line or err.line or 1
+        col = tok.column or err.column or 1
+        if tok.type == "$END":
+            line = max(1, source.line_count)
+            col = len(source.line_text(line)) + 1
+        end_col = tok.end_column if tok.end_line == line and tok.end_column else col + 1
+        span = Span(line, col, line, max(end_col, col + 1))
+        if tok.type in ("_NL", "_DEDENT"):
+            span = Span(line, col, line, col + 1)
+        elif tok.type == "_INDENT" and tok.end_line:
+            line = tok.end_line
+            span = Span(line, 1, line, max(2, tok.end_column or 2))
+        if tok.type == "NUMBER" or (tok.type == "NAME" and _after_number(source, line, col)):
+            label = label or "bad duration (write 500ms, 5s, 2m or 1h)"
+        got = _describe(tok.type, str(tok) if tok.type not in _NICE else None)
+        if label:
+            return diag(label, span, f"found {got}")
+        return diag(f"unexpected {got}", span, f"expected one of: {_expected(set(err.expected))}")
+    if isinstance(err, UnexpectedEOF):
+        line = max(1, source.line_count)
+        return diag(
+            "unexpected end of file",
+            Span(line, 1, line, 2),
+            f"expected {_expected(set(err.expected))}",
+        )
+    if isinstance(err, DedentError):
+        return diag(
+            "indentation does not match any outer block",
+            _dedent_span(source, str(err)),
+            "indent with the same number of spaces as an enclosing line",
+        )
+    return diag(f"cannot parse: {err}", Span(1, 1, 1, 2))  # pragma: no cover - defensive
+
+
+def _after_number(source: Source, line: int, col: int) -> bool:
+    text = source.line_text(line)
+    return col >= 2 and text[col - 2 : col - 1].isdigit()
+
+
+def _dedent_span(source: Source, message: str) -> Span:
+    # Lark does not give a position for DedentError; point at the first badly dedented line.
+    stack = [0]
+    for i in range(1, source.line_count + 1):
+        text = source.line_text(i)
+        stripped = text.lstrip(" \t")
+        if not stripped or stripped.startswith("#"):
+            continue
+        width = len(text.expandtabs(8)) - len(stripped.expandtabs(8))
+        if width > stack[-1]:
+            stack.append(width)
+            continue
+        while width < stack[-1]:
+            stack.pop()
+        if width != stack[-1]:
+            return Span(i, 1, i, width + 1)
+    return Span(1, 1, 1, 2)
+
+
+def parse_module(source: Source) -> tuple[ast.Module | None, list[Diagnostic]]:
+    """Parse one file. Returns the module, or None and a VF001 diagnostic."""
+    text = source.text
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        items: list[Any] = _parser().parse(text)  # type: ignore[assignment]  # AstBuilder.start
+    except VisitError as exc:  # pragma: no cover - inline transformers raise directly
+        return None, [_error_diagnostic(exc.orig_exc, source)]
+    except (UnexpectedInput, DedentError, TransformError) as exc:
+        return None, [_error_diagnostic(exc, source)]
+    except RecursionError:
+        return None, [
+            Diagnostic(
+                Severity.ERROR,
+                "VF001",
+                source.whole(),
+                "the file nests too deeply to parse",
+                None,
+                source.name,
+            )
+        ]
+    return _build_module(source.name, items), []
+
+
+def _build_module(path: str, items: list[Any]) -> ast.Module:
+    module = ast.Module(path)
+    for item in items:
+        if isinstance(item, ast.FlowHeader):
+            if module.header is None:
+                module.header = item
+            else:
+                module.extra_headers.append(item)
+        elif isinstance(item, ast.Include):
+            module.includes.append(item)
+        elif isinstance(item, ast.VarDecl):
+            module.vars.append(item)
+        elif isinstance(item, ast.Handler):
+            module.handlers.append(item)
+        elif isinstance(item, ast.Anytime):
+            module.anytimes.append(item)
+        elif isinstance(item, ast.State):
+            module.states.append(item)
+        elif isinstance(item, ast.Scope):
+            module.scopes.append(item)
+        elif isinstance(item, ast.Subflow):
+            module.subflows.append(item)
+    return module
+
+
+def parse_or_raise(source: Source) -> ast.Module:
+    """Parse one file or raise :class:`~voxflow.errors.VoxflowSyntaxError`."""
+    module, diags = parse_module(source)
+    if module is None:
+        d = diags[0]
+        raise VoxflowSyntaxError(
+            f"{source.name}:{d.span.line}:{d.span.col}: {d.message}",
+            line=d.span.line,
+            column=d.span.col,
+        )
+    return module
+
+
+Reader = Callable[[str], "Source | Diagnostic"]
+
+
+def load_program(
+    source: Source, *, read: Reader | None = None
+) -> tuple[ast.Program | None, list[Diagnostic]]:
+    """Parse ``source`` and every file it includes (depth-first, each file once).
+
+    Returns None for the program only when the root file does not parse; problems in included
+    files are reported and the rest of the program is still returned.
+    """
+    reader: Reader = read or read_source
+    root, diags = parse_module(source)
+    if root is None:
+        return None, diags
+    modules: list[ast.Module] = [root]
+    seen = {_key(source.name)}
+
+    def visit(module: ast.Module, stack: list[str], depth: int) -> None:
+        for inc in module.includes:
+            target = _resolve(module.path, inc.path)
+            key = _key(target)
+            if key in stack:
+                chain = " -> ".join([*(os.path.basename(s) for s in stack), inc.path])
+                diags.append(
+                    Diagnostic(
+                        Severity.ERROR,
+                        "VF003",
+                        inc.span,
+                        f"include cycle: {chain}",
+                        "remove one of the includes",
+                        module.path,
+                    )
+                )
+                continue
+            if key in seen:
+                continue
+            if depth >= MAX_INCLUDE_DEPTH:
+                diags.append(
+                    Diagnostic(
+                        Severity.ERROR,
+                        "VF003",
+                        inc.span,
+                        f"includes nest deeper than {MAX_INCLUDE_DEPTH} files",
+                        None,
+                        module.path,
+                    )
+                )
+                continue
+            seen.add(key)
+            loaded = reader(target)
+            if isinstance(loaded, Diagnostic):
+                code = "VF002" if loaded.code == "VF002" else loaded.code
+                message = (
+                    f"included file not found: {inc.path}" if code == "VF002" else loaded.message
+                )
+                diags.append(
+                    Diagnostic(Severity.ERROR, code, inc.span, message, loaded.hint, module.path)
+                )
+                continue
+            child, child_diags = parse_module(loaded)
+            diags.extend(child_diags)
+            if child is None:
+                continue
+            modules.append(child)
+            visit(child, [*stack, key], depth + 1)
+
+    visit(root, [_key(source.name)], 0)
+    return ast.Program(root, modules), diags
+
+
+def _resolve(including: str, target: str) -> str:
+    if os.path.isabs(target):
+        return os.path.normpath(target)
+    base = os.path.dirname(including)
+    return os.path.normpath(os.path.join(base, target))
+
+
+def _key(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):  # pragma: no cover - defensive
+        return os.path.normpath(path)
