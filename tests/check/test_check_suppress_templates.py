@@ -14,7 +14,7 @@ SRC = Source(
     "    # voxflow: disable-next-line=vf302, VF205\n"
     "    set x = 1\n"
     '    say "# voxflow: disable=VF999 is text, not a comment"\n'
-    "    set y = 2  // voxflow: disable=all\n"
+    "    set y = 2  # voxflow: disable=all\n"
     "# voxflow: disable-file=VF306\n",
 )
 

@@ -1,29 +1,117 @@
 """The checker front door: ``check(ast, source) -> list[Diagnostic]``.
 
-Runs every rule over a parsed flow and collects what they find; it never raises for a bad flow.
+Builds the checker model from the parser's :class:`~voxflow.syntax.ast.Program`, runs every
+rule, and returns the diagnostics sorted, with warnings silenced by disable comments removed.
+It collects and never raises: an internal failure becomes a VF000 diagnostic.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
+from voxflow.check.rules import run_rules
 from voxflow.check.suppress import apply_suppressions
-from voxflow.diagnostics import Diagnostic, sort_diagnostics
-from voxflow.source import Source
+from voxflow.check.types import FunctionType
+from voxflow.check.walk import RuleContext
+from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
+from voxflow.source import Source, Span, read_source
 
-__all__ = ["check", "check_text"]
+__all__ = ["CONFIG_KEYS", "check", "check_text", "rule_context"]
 
 log = logging.getLogger(__name__)
 
+CONFIG_KEYS = frozenset(
+    {
+        "language",
+        "voice",
+        "timeout",
+        "interdigit",
+        "interdigit_timeout",
+        "retries",
+        "max_attempts",
+        "bargein",
+        "timezone",
+        "http_timeout",
+        "dial_timeout",
+        "answers",
+        "direction",
+        "title",
+    }
+)
+"""Settings a flow header may set (see docs/language.md)."""
+
+
+def rule_context() -> RuleContext:
+    """Function signatures from the IR whitelist and the known config keys."""
+    functions: dict[str, FunctionType] = {}
+    for module_name in ("voxflow.ir.functions", "voxflow.ir.models"):
+        try:
+            table = getattr(importlib.import_module(module_name), "FUNCTIONS", None)
+        except ImportError:
+            continue
+        if isinstance(table, dict):
+            for name, sig in table.items():
+                functions[str(name)] = FunctionType(
+                    tuple(sig.params), str(sig.result), bool(sig.variadic), sig.min_args
+                )
+            break
+    return RuleContext(functions=functions, config_keys=CONFIG_KEYS)
+
 
 def check(ast: Any, source: Source) -> list[Diagnostic]:
-    """Every rule's diagnostics for ``ast`` (parsed from ``source``), sorted, warnings silenced
-    by disable comments removed."""
-    diags: list[Diagnostic] = []
-    return sort_diagnostics(apply_suppressions(diags, {source.name: source}))
+    """Every rule's diagnostics for ``ast`` (a parsed Program from ``source``)."""
+    try:
+        from voxflow.check.adapt import build_model
+    except ImportError:  # the syntax package is not available in this build
+        return []
+    try:
+        model = build_model(ast)
+        diags = run_rules(model, rule_context())
+    except RecursionError:
+        diags = [
+            Diagnostic(
+                Severity.ERROR,
+                "VF001",
+                source.whole(),
+                "the flow is nested too deeply to check",
+                None,
+                source.name,
+            )
+        ]
+    except Exception as exc:  # the checker never raises for a flow
+        log.debug("checker failed on %s", source.name, exc_info=True)
+        diags = [
+            Diagnostic(
+                Severity.ERROR,
+                "VF000",
+                Span(1, 1, 1, 2),
+                f"internal checker error: {type(exc).__name__}: {exc}",
+                "please report this as a voxflow bug",
+                source.name,
+            )
+        ]
+    sources = {source.name: source}
+    for d in diags:
+        if d.file and d.file not in sources:
+            other = read_source(d.file)
+            if isinstance(other, Source):
+                sources[d.file] = other
+    fixed = [
+        d if d.file else Diagnostic(d.severity, d.code, d.span, d.message, d.hint, source.name)
+        for d in diags
+    ]
+    return sort_diagnostics(apply_suppressions(fixed, sources))
 
 
 def check_text(source: Source) -> list[Diagnostic]:
-    """Parse ``source`` and check it (used when the IR front door is unavailable)."""
-    return []
+    """Parse ``source`` (and its includes) and check it, without lowering."""
+    try:
+        from voxflow.syntax.parser import load_program
+    except ImportError:  # the parser is not installed in this build
+        return []
+    program, diags = load_program(source)
+    if program is None:
+        return diags
+    return sort_diagnostics([*diags, *check(program, source)])

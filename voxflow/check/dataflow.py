@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from voxflow.source import Span
 
-__all__ = ["CFG", "did_you_mean", "reachable", "suggest_hint"]
+__all__ = ["CFG", "components", "did_you_mean", "reachable", "suggest_hint"]
 
 
 def did_you_mean(name: str, candidates: Iterable[str], *, cutoff: float = 0.6) -> str | None:
@@ -46,6 +46,52 @@ def reachable(start: Iterable[str], edges: Mapping[str, Iterable[str]]) -> set[s
                 seen.add(nxt)
                 todo.append(nxt)
     return seen
+
+
+def components(edges: Mapping[str, Iterable[str]]) -> dict[str, int]:
+    """Strongly connected component id per node (iterative Tarjan; linear time)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    comp: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    counter = 0
+    next_comp = 0
+    for root in list(edges):
+        if root in index:
+            continue
+        work: list[tuple[str, list[str]]] = [(root, list(edges.get(root, ())))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, pending = work[-1]
+            if pending:
+                nxt = pending.pop()
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, list(edges.get(nxt, ()))))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                cid = next_comp
+                next_comp += 1
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    comp[member] = cid
+                    if member == node:
+                        break
+    return comp
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Disable comments for warnings.
 
-Three forms, written in an ordinary ``#`` comment (``//`` also works)::
+Three forms, written in an ordinary ``#`` comment::
 
     say "hi {{ nme }}"   # voxflow: disable=VF302          this line only
     # voxflow: disable-next-line=VF201,VF205               the following line
@@ -48,7 +48,7 @@ class Suppressions:
 
 
 def _comment_start(line: str) -> int:
-    """Index of the comment on ``line`` (``#`` or ``//`` outside quotes), or -1."""
+    """Index of the comment on ``line`` (``#`` outside quotes), or -1."""
     quote = ""
     i = 0
     while i < len(line):
@@ -61,7 +61,7 @@ def _comment_start(line: str) -> int:
                 quote = ""
         elif ch in "\"'":
             quote = ch
-        elif ch == "#" or line.startswith("//", i):
+        elif ch == "#":
             return i
         i += 1
     return -1

@@ -87,8 +87,21 @@ def infer(
     return result, ctx.issues
 
 
+_KINDS = {
+    "Literal_": "literal",
+    "Name": "var",
+    "Unary": "unary",
+    "Binary": "binary",
+    "Call": "call",
+    "ListLit": "list",
+    "MapLit": "map",
+    "Index": "index",
+    "Attr": "attr",
+}
+
+
 def _infer(node: Any, ctx: _Ctx) -> str:
-    kind = getattr(node, "kind", None)
+    kind = getattr(node, "kind", None) or _KINDS.get(type(node).__name__)
     if kind == "literal":
         return str(getattr(node, "type", ANY) or ANY)
     if kind == "var":
@@ -151,7 +164,7 @@ def _binary(node: Any, ctx: _Ctx) -> str:
         return "bool" if left == right == "bool" else ANY
     if op in {"==", "!="}:
         return "bool"
-    if op == "in":
+    if op in {"in", "not in"}:
         if right in {"number", "bool", "duration"}:
             ctx.issues.append(
                 TypeIssue(
