@@ -1,0 +1,486 @@
+"""VoxtraApp: the Stasis application that turns ARI channels into CallSessions.
+
+It owns one :class:`~voxflow.ari.rest.AriRestClient`, one
+:class:`~voxflow.ari.events.AriEventStream` and the session registry (``_sessions``, as the seed
+names it; ``sessions`` is a read-only view). Each inbound call's handler runs in its own task; a
+raising handler is logged with the call id and the call hung up; a handler that returns without
+hanging up gets the call hung up in the ``finally`` of :meth:`_run_handler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import signal
+import types
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from typing import Any
+
+from voxflow.ai.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
+from voxflow.ari.dispatch import Dispatcher
+from voxflow.ari.events import AriEventStream
+from voxflow.ari.models import ApplicationReplaced, AriEvent, Channel, StasisStart
+from voxflow.ari.rest import AriRestClient
+from voxflow.errors import (
+    AriBadRequest,
+    AriError,
+    AriHTTPError,
+    CallEndedError,
+    CallError,
+    ConfigError,
+)
+from voxflow.telephony.recording import RecordingSink
+from voxflow.telephony.session import CallSession
+from voxflow.telephony.state import CallDirection
+from voxflow.telephony.voice import VoiceFactory
+
+__all__ = ["Handler", "VoxtraApp"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[CallSession], Awaitable[Any]]
+
+# Channels our own media/recording machinery creates also enter Stasis: they are not calls.
+_INTERNAL_TECHS = frozenset(
+    {"UnicastRTP", "AudioSocket", "WebSocket", "Snoop", "Announcer", "Recorder"}
+)
+OUTBOUND_ARG = "voxflow-outbound"
+INTERNAL_ARG = "voxflow-internal"
+
+
+class VoxtraApp:
+    """A voxflow Stasis application. Use ``async with app:`` or blocking ``app.run()``."""
+
+    def __init__(
+        self,
+        ari_url: str,
+        username: str,
+        password: str,
+        app_name: str = "voxflow",
+        *,
+        stt: SpeechToText | None = None,
+        llm: LanguageModel | None = None,
+        tts: TextToSpeech | None = None,
+        vad: VoiceActivityDetector | None = None,
+        recording_sink: RecordingSink | None = None,
+        voice_factory: VoiceFactory | None = None,
+        agent_factory: Callable[[CallSession], Any] | None = None,
+        transfer_context: str = "voxflow-transfer",
+        queue_context: str = "voxflow-queue",
+        media_options: Mapping[str, Any] | None = None,
+        request_timeout: float = 10.0,
+        ping_interval: float = 15.0,
+        reconnect_initial: float = 0.5,
+        reconnect_max: float = 30.0,
+        handler_grace: float = 5.0,
+        event_wait: float = 5.0,
+        playback_poll: float = 5.0,
+        recording_wait: float = 2.0,
+    ) -> None:
+        if not app_name or "," in app_name:
+            raise ConfigError(f"invalid ARI application name {app_name!r}")
+        self.ari_url = ari_url
+        self.app_name = app_name
+        self.stt = stt
+        self.llm = llm
+        self.tts = tts
+        self.vad = vad
+        self.recording_sink = recording_sink
+        self.voice_factory = voice_factory
+        self.agent_factory = agent_factory
+        self.transfer_context = transfer_context
+        self.queue_context = queue_context
+        self.media_options: Mapping[str, Any] = dict(media_options or {})
+        self.handler_grace = handler_grace
+        self.event_wait = event_wait
+        self.playback_poll = playback_poll
+        self.recording_wait = recording_wait
+        self.rest = AriRestClient(ari_url, username, password, timeout=request_timeout)
+        self.dispatcher = Dispatcher()
+        self._events = AriEventStream(
+            self.rest.base_url,
+            self.rest.auth_headers(),
+            app_name,
+            on_event=self._on_event,
+            on_connect=self._on_connect,
+            ping_interval=ping_interval,
+            backoff_initial=reconnect_initial,
+            backoff_max=reconnect_max,
+        )
+        self._sessions: dict[str, CallSession] = {}
+        self._routes: list[tuple[frozenset[str], dict[str, Any], Handler]] = []
+        self._default: Handler | None = None
+        self._handler_tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self._closing = False
+        self.removed = 0  # sessions removed from the registry (for leak checks)
+
+    def __repr__(self) -> str:
+        return (
+            f"VoxtraApp({self.rest.base_url!r}, app={self.app_name!r}, calls={len(self._sessions)})"
+        )
+
+    # ------------------------------------------------------------------ registration
+
+    def default(self) -> Callable[[Handler], Handler]:
+        """Decorator: the handler for calls no route matches."""
+
+        def register(handler: Handler) -> Handler:
+            self._default = handler
+            return handler
+
+        return register
+
+    def route(
+        self, number: str | Iterable[str], *, metadata: Mapping[str, Any] | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Decorator: handle calls to ``number`` (the dialled extension/DID, or several);
+        ``metadata`` pre-populates ``call.metadata``."""
+        numbers = frozenset([number] if isinstance(number, str) else number)
+        if not numbers:
+            raise ConfigError("route() needs at least one number")
+
+        def register(handler: Handler) -> Handler:
+            self._routes.append((numbers, dict(metadata or {}), handler))
+            return handler
+
+        return register
+
+    @property
+    def sessions(self) -> Mapping[str, CallSession]:
+        """Read-only view of the active sessions by call id."""
+        return types.MappingProxyType(self._sessions)
+
+    @property
+    def connected(self) -> bool:
+        """True while the events websocket is up."""
+        return self._events.connected
+
+    @property
+    def events(self) -> AriEventStream:
+        """The events websocket (counters, ``drop()`` for tests)."""
+        return self._events
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Check the credentials, connect the events websocket (raises on failure)."""
+        if self._started:
+            return
+        self._closing = False
+        try:
+            info = await self.rest.get_info()
+            version = (info.get("system") or {}).get("version", "?")
+            log.info(
+                "connected to Asterisk %s at %s as app %s",
+                version,
+                self.rest.base_url,
+                self.app_name,
+            )
+            await self._events.start()
+        except BaseException:
+            await self.rest.close()
+            raise
+        self._started = True
+
+    async def close(self) -> None:
+        """Hang up live calls, let handlers finish (up to ``handler_grace``), disconnect."""
+        if self._closing:
+            return
+        self._closing = True
+        live = [s for s in self._sessions.values() if not s.ended]
+        if live:
+            results = await asyncio.gather(*(s.hangup() for s in live), return_exceptions=True)
+            for session, result in zip(live, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("hangup of %s at shutdown failed: %s", session.id, result)
+                    session._gone()
+        handlers = list(self._handler_tasks.values())
+        if handlers:
+            _, pending = await asyncio.wait(handlers, timeout=self.handler_grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._events.close()
+        await self.rest.close()
+        self._started = False
+
+    async def __aenter__(self) -> VoxtraApp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or the app name is taken over: ApplicationReplacedError)."""
+        stop = stop or asyncio.Event()
+        async with self:
+            stopper = asyncio.ensure_future(stop.wait())
+            replaced = asyncio.ensure_future(self._events.wait_closed())
+            try:
+                await asyncio.wait({stopper, replaced}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+                replaced.cancel()
+            if replaced.done() and not replaced.cancelled():
+                replaced.result()
+
+    def run(self) -> None:
+        """Blocking: serve until SIGINT/SIGTERM, then stop cleanly."""
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+            try:
+                await self.serve(stop)
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    with contextlib.suppress(NotImplementedError, RuntimeError):
+                        loop.remove_signal_handler(sig)
+            log.info("voxflow app %s stopped", self.app_name)
+
+        asyncio.run(main())
+
+    # ------------------------------------------------------------------ outbound
+
+    async def originate(
+        self,
+        endpoint: str,
+        *,
+        caller_id: str | None = None,
+        variables: Mapping[str, str] | None = None,
+        timeout: int = 30,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CallSession:
+        """Dial ``endpoint`` (e.g. ``PJSIP/alice``) and wait until it answers or fails. Returns an
+        OUTBOUND session: IN_PROGRESS, or FAILED with ``failure_reason`` (busy, no answer...)."""
+        if not self._started:
+            raise CallError("the app is not started (use 'async with app:' or app.run())")
+        if "/" not in endpoint:
+            raise ValueError(f"endpoint must look like TECH/resource, got {endpoint!r}")
+        cid = f"vf-out-{uuid.uuid4().hex}"
+        placeholder = Channel(id=cid, name=endpoint, state="Down")
+        session = CallSession(
+            self,
+            placeholder,
+            CallDirection.OUTBOUND,
+            metadata=metadata,
+            called_number=endpoint.split("/", 1)[1],
+        )
+        session.caller_id = caller_id or ""
+        self._sessions[cid] = session
+        try:
+            await self.rest.originate(
+                endpoint,
+                app=self.app_name,
+                app_args=OUTBOUND_ARG,
+                caller_id=caller_id,
+                timeout=timeout,
+                channel_id=cid,
+                variables=variables,
+            )
+        except AriBadRequest as exc:
+            session._mark_ended()
+            await session.wait_closed()
+            raise CallError(f"originate to {endpoint!r} refused: {exc.message}") from exc
+        except AriHTTPError as exc:
+            session._dialstatus = "CHANUNAVAIL"
+            session._mark_ended()
+            session.failure_reason = f"unavailable ({exc.message})"
+            await session.wait_closed()
+            return session
+        except AriError:
+            session._mark_ended()
+            await session.wait_closed()
+            raise
+        try:
+            await session.wait_answered(timeout + self.event_wait)
+            await asyncio.wait_for(session._stasis_started.wait(), self.event_wait)
+        except CallEndedError:
+            pass
+        except TimeoutError:
+            if session._dialstatus is None:
+                session._dialstatus = "NOANSWER"
+            with contextlib.suppress(AriError):
+                await session.hangup(reason="no_answer")
+            session._mark_ended()
+        if session.ended:
+            await session.wait_closed()
+        return session
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, event: AriEvent) -> None:
+        if isinstance(event, StasisStart):
+            self._on_stasis_start(event)
+            return
+        if isinstance(event, ApplicationReplaced):
+            log.error("application %s replaced by another connection", self.app_name)
+            return
+        for cid in self.dispatcher.route(event):
+            session = self._sessions.get(cid)
+            if session is not None:
+                session._on_event(event)
+
+    def _on_stasis_start(self, event: StasisStart) -> None:
+        channel = event.channel
+        existing = self._sessions.get(channel.id)
+        if existing is not None:
+            existing._on_event(event)
+            return
+        if (
+            channel.technology in _INTERNAL_TECHS
+            or (event.args and event.args[0] in (INTERNAL_ARG, OUTBOUND_ARG))
+            or self._closing
+        ):
+            if self._closing and channel.technology not in _INTERNAL_TECHS:
+                self._spawn(self._reject(channel.id), f"reject-{channel.id}")
+            return
+        handler, metadata = self._pick_handler(channel)
+        session = CallSession(self, channel, CallDirection.INBOUND, metadata=metadata)
+        session._stasis_started.set()
+        self._sessions[channel.id] = session
+        if handler is None:
+            log.warning(
+                "no handler for call %s to %r; hanging up", channel.id, session.called_number
+            )
+            self._spawn(session.hangup(), f"no-handler-{channel.id}")
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._run_handler(session, handler), name=f"call-{channel.id}"
+        )
+        self._handler_tasks[channel.id] = task
+        task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        for cid, t in list(self._handler_tasks.items()):
+            if t is task:
+                del self._handler_tasks[cid]
+
+    def _pick_handler(self, channel: Channel) -> tuple[Handler | None, dict[str, Any]]:
+        exten = channel.dialplan.exten if channel.dialplan else ""
+        for numbers, metadata, handler in self._routes:
+            if exten in numbers:
+                return handler, metadata
+        return self._default, {}
+
+    async def _reject(self, channel_id: str) -> None:
+        with contextlib.suppress(AriError):
+            await self.rest.hangup(channel_id)
+
+    async def _run_handler(self, session: CallSession, handler: Handler) -> None:
+        try:
+            result = handler(session)
+            if inspect.isawaitable(result):
+                await result
+        except CallEndedError as exc:
+            log.info("call %s: handler stopped, the call ended (%s)", session.id, exc)
+        except Exception:
+            log.exception("handler for call %s raised", session.id)
+        finally:
+            if not session.ended and not session._left_stasis:
+                try:
+                    await session.hangup()
+                except AriError as exc:
+                    log.warning("hanging up call %s failed: %s", session.id, exc)
+                    session._gone()
+
+    async def _on_connect(self, reconnected: bool) -> None:
+        if reconnected:
+            await self.resync()
+
+    async def resync(self) -> None:
+        """Reconcile sessions with Asterisk after a reconnect: calls still up keep going, calls
+        that ended while disconnected are completed (callbacks fire once)."""
+        snapshot = [s for s in self._sessions.values() if not s.ended]
+        if not snapshot:
+            return
+        channels = {c.id: c for c in await self.rest.list_channels()}
+        try:
+            in_app = set((await self.rest.get_application(self.app_name)).get("channel_ids", []))
+        except AriHTTPError:
+            in_app = set(channels)
+        bridges = {b.id: b for b in await self.rest.list_bridges()}
+        for session in snapshot:
+            if session.ended:
+                continue
+            channel = channels.get(session.id)
+            if channel is None or (session._in_stasis and session.id not in in_app):
+                log.info("call %s ended while the events socket was down", session.id)
+                session._gone()
+                continue
+            session.channel = channel
+            if channel.state == "Up":
+                session._set_answered()
+            bid = session._bridge_id
+            if bid is not None and (bid not in bridges or session.id not in bridges[bid].channels):
+                session._bridge_id = None
+                if session._shared_bridge == bid:
+                    session._unshare_bridge()
+        log.info("resynced %d calls after reconnect", len(snapshot))
+
+    # ------------------------------------------------------------------ internals for sessions
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _session_closed(self, session: CallSession) -> None:
+        if self._sessions.get(session.id) is session:
+            del self._sessions[session.id]
+            self.removed += 1
+        self.dispatcher.forget_channel(session.id)
+        task = self._handler_tasks.get(session.id)
+        if task is not None and not task.done():
+            self._spawn(self._cancel_after(task, self.handler_grace), f"grace-{session.id}")
+
+    async def _cancel_after(self, task: asyncio.Task[None], delay: float) -> None:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), delay)
+        if not task.done():
+            log.warning(
+                "handler of ended call %s still running after %.1fs; cancelling",
+                task.get_name(),
+                delay,
+            )
+            task.cancel()
+
+    def _voice_factory(self) -> VoiceFactory | None:
+        if self.voice_factory is not None:
+            return self.voice_factory
+        try:
+            module = importlib.import_module("voxflow.media.callmedia")
+        except ImportError:
+            return None
+        factory: VoiceFactory | None = getattr(module, "create_call_voice", None)
+        return factory
+
+    def _make_agent(self, session: CallSession) -> Any:
+        if self.agent_factory is not None:
+            return self.agent_factory(session)
+        try:
+            module = importlib.import_module("voxflow.ai.agent")
+        except ImportError:
+            raise RuntimeError("AI pipeline not configured") from None
+        create = getattr(module, "create_agent", None)
+        if create is None:
+            raise RuntimeError("AI pipeline not configured")
+        return create(session)

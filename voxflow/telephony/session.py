@@ -1,0 +1,787 @@
+"""CallSession: one call, as the seed describes it.
+
+The session is driven by ARI events (``_on_event``, fed by the app's dispatcher) and acts through
+the app's REST client. High-level methods wait for the state they need (``play_file`` before
+answer waits for the answer, and raises ``CallEndedError`` if the call ends first).
+The end of a call is StasisEnd (or ChannelDestroyed, or a resync that no longer finds the channel);
+cleanup then runs exactly once: recording sink, voice ``aclose``, bridge teardown, ``on_hangup``
+callbacks, removal from the app registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from voxflow.ari.models import (
+    AriEvent,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelEnteredBridge,
+    ChannelHangupRequest,
+    ChannelLeftBridge,
+    ChannelStateChange,
+    Dial,
+    PlaybackFinished,
+    RecordingFailed,
+    RecordingFinished,
+    StasisEnd,
+    StasisStart,
+)
+from voxflow.errors import (
+    AriError,
+    AriHTTPError,
+    AriNotFound,
+    CallEndedError,
+    CallError,
+    PlaybackFailedError,
+    RecordingError,
+)
+from voxflow.media.chunk import AudioChunk
+from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
+from voxflow.telephony.state import CallDirection, CallMetadata, CallState, failure_reason
+from voxflow.telephony.voice import BargeIn, CallVoice, PromptResult, VoiceContext
+
+if TYPE_CHECKING:
+    from voxflow.telephony.app import VoxtraApp
+
+__all__ = ["CallSession"]
+
+log = logging.getLogger(__name__)
+
+_NOT_CONFIGURED = "AI pipeline not configured"
+_DTMF_CHARS = re.compile(r"^[0-9A-Da-d#*,]+$")
+_DIAL_TARGET = re.compile(r"^[A-Za-z0-9+*#_.-]{1,64}$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_REDIRECT_TECHS = frozenset({"PJSIP", "SIP", "IAX2"})
+_ENDED = ""  # result given to DTMF waiters when the call ends
+
+HangupCallback = Callable[[], Any]
+
+
+class _Recording:
+    def __init__(self, name: str, fmt: str, sink: RecordingSink | None, target: str) -> None:
+        self.name = name
+        self.format = fmt
+        self.sink = sink
+        self.target = target
+        self.started_at = datetime.now(UTC)
+        self.duration: float | None = None
+        self.failed: str | None = None
+        self.done = asyncio.Event()
+
+
+class CallSession:
+    """One active call. Created by :class:`~voxflow.telephony.app.VoxtraApp`, never directly."""
+
+    def __init__(
+        self,
+        app: VoxtraApp,
+        channel: Channel,
+        direction: CallDirection,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        called_number: str | None = None,
+    ) -> None:
+        self._app = app
+        self.id: str = channel.id
+        self.channel = channel
+        self.direction = direction
+        self.caller_id: str = channel.caller.number
+        self.called_number: str = (
+            called_number
+            if called_number is not None
+            else (channel.dialplan.exten if channel.dialplan else "")
+        )
+        self.metadata = CallMetadata(metadata or {})
+        self.state = CallState.RINGING
+        self.hangup_cause: int | None = None
+        self.failure_reason: str | None = None
+        self._dialstatus: str | None = None
+        self._answered_at: float | None = None
+        self._ended_at: float | None = None
+        self._answered = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._stasis_started = asyncio.Event()
+        self._in_stasis = direction is CallDirection.INBOUND
+        self._left_stasis = False
+        self._finalized = False
+        self._hangup_task: asyncio.Task[None] | None = None
+        self._dtmf: asyncio.Queue[str] = asyncio.Queue()
+        self._dtmf_waiters: set[asyncio.Future[str]] = set()
+        self._playbacks: dict[str, asyncio.Future[str]] = {}
+        self._recording: _Recording | None = None
+        self._finishing: dict[str, _Recording] = {}
+        self._bridge_id: str | None = None
+        self._shared_bridge: str | None = None
+        self._bridge_owner = False
+        self._bridge_peer: CallSession | None = None
+        self._voice: CallVoice | None = None
+        self._voice_lock = asyncio.Lock()
+        self._agent: Any = None
+        self._callbacks: list[HangupCallback] = []
+        if channel.state == "Up":
+            self._set_answered()
+
+    def __repr__(self) -> str:
+        return (
+            f"<CallSession {self.id} {self.direction.value} {self.state.value} "
+            f"from={self.caller_id!r} to={self.called_number!r}>"
+        )
+
+    # ------------------------------------------------------------------ identity & state
+
+    @property
+    def duration(self) -> float:
+        """Seconds since the call was answered (0 before), frozen when it ends."""
+        if self._answered_at is None:
+            return 0.0
+        end = self._ended_at if self._ended_at is not None else time.monotonic()
+        return max(0.0, end - self._answered_at)
+
+    @property
+    def ended(self) -> bool:
+        """True once the call has ended (COMPLETED or FAILED)."""
+        return self._ended.is_set()
+
+    @property
+    def bridge_id(self) -> str | None:
+        """The bridge the channel is in, if any."""
+        return self._bridge_id
+
+    async def wait_ended(self, timeout: float | None = None) -> None:
+        """Wait until the call ends."""
+        await asyncio.wait_for(self._ended.wait(), timeout)
+
+    async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait until the call ended and its cleanup (sinks, callbacks, registry) completed."""
+        await asyncio.wait_for(self._closed.wait(), timeout)
+
+    async def wait_answered(self, timeout: float | None = None) -> None:
+        """Wait until the call is answered; raise ``CallEndedError`` if it ends first."""
+        if self._answered.is_set() and not self.ended:
+            return
+        if self.ended:
+            raise CallEndedError(f"call {self.id} has ended ({self.state.value})")
+        answered = asyncio.ensure_future(self._answered.wait())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait(
+                {answered, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            answered.cancel()
+            ended.cancel()
+        if self.ended:
+            raise CallEndedError(f"call {self.id} ended before it was answered")
+        if not self._answered.is_set():
+            raise TimeoutError(f"call {self.id} was not answered in time")
+
+    def on_hangup(self, callback: HangupCallback) -> HangupCallback:
+        """Decorator: run ``callback()`` (sync or async) once when the call ends."""
+        if self._finalized:
+            self._app._spawn(self._run_callbacks([callback]), f"on-hangup-late-{self.id}")
+        else:
+            self._callbacks.append(callback)
+        return callback
+
+    # ------------------------------------------------------------------ lifecycle verbs
+
+    async def answer(self) -> None:
+        """Answer the call (no-op if already answered; a gone channel counts as success)."""
+        if self._answered.is_set() or self.ended:
+            if self.ended:
+                log.debug("answer on ended call %s ignored", self.id)
+            return
+        try:
+            await self._app.rest.answer(self.id)
+        except AriNotFound:
+            self._gone()
+            return
+        self._set_answered()
+
+    async def hangup(self, reason: str = "normal") -> None:
+        """Hang up (idempotent; concurrent calls share one request)."""
+        if self.ended:
+            return
+        if self._hangup_task is None:
+            self._hangup_task = asyncio.ensure_future(self._do_hangup(reason))
+        await asyncio.shield(self._hangup_task)
+
+    async def _do_hangup(self, reason: str) -> None:
+        try:
+            await self._app.rest.hangup(self.id, reason=reason)
+        except AriNotFound:
+            self._gone()
+            return
+        except AriError:
+            self._hangup_task = None
+            raise
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), self._app.event_wait)
+        if not self.ended:
+            log.debug("no StasisEnd for %s after hangup; completing locally", self.id)
+            self._gone()
+
+    async def hold(self, moh_class: str | None = None) -> None:
+        """Put the far end on hold: it hears music on hold."""
+        await self.wait_answered()
+        try:
+            await self._app.rest.start_moh(self.id, moh_class)
+        except AriNotFound:
+            self._gone()
+            return
+        if not self.ended:
+            self.state = CallState.ON_HOLD
+
+    async def unhold(self) -> None:
+        """Take the far end off hold."""
+        if self.ended:
+            return
+        try:
+            await self._app.rest.stop_moh(self.id)
+        except AriNotFound:
+            self._gone()
+            return
+        if self.state is CallState.ON_HOLD:
+            self.state = CallState.IN_PROGRESS
+
+    async def transfer_to(self, number: str) -> None:
+        """Blind transfer. ``TECH/resource`` of the channel's own SIP technology is redirected;
+        anything else continues into the app's ``transfer_context`` at extension ``number``."""
+        self._check_live()
+        tech, sep, resource = number.partition("/")
+        if (
+            sep
+            and tech.upper() == self.channel.technology.upper()
+            and tech.upper() in (_REDIRECT_TECHS)
+        ):
+            try:
+                await self._app.rest.redirect(self.id, number)
+                await self._left_stasis_wait()
+                return
+            except AriNotFound:
+                self._gone()
+                return
+            except AriHTTPError as exc:
+                log.info("redirect of %s refused (%s); using the dialplan", self.id, exc)
+            number = resource
+        elif sep:
+            number = resource
+        if not _DIAL_TARGET.match(number):
+            raise ValueError(f"invalid transfer target {number!r}")
+        await self._continue(self._app.transfer_context, number)
+
+    async def transfer_to_queue(self, name: str) -> None:
+        """Send the call to queue ``name`` (dialplan ``queue_context``, which runs ``Queue()``)."""
+        if not _QUEUE_NAME.match(name):
+            raise ValueError(f"invalid queue name {name!r}")
+        self._check_live()
+        try:
+            await self._app.rest.set_variable(self.id, "VOXFLOW_QUEUE", name)
+        except AriNotFound:
+            self._gone()
+            return
+        await self._continue(self._app.queue_context, name)
+
+    async def _continue(self, context: str, extension: str) -> None:
+        try:
+            await self._app.rest.continue_in_dialplan(
+                self.id, context=context, extension=extension, priority=1
+            )
+        except AriNotFound:
+            self._gone()
+            return
+        await self._left_stasis_wait()
+
+    async def _left_stasis_wait(self) -> None:
+        self._left_stasis = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), self._app.event_wait)
+        if not self.ended:
+            self._mark_ended()
+
+    async def bridge_with(self, other: CallSession) -> str:
+        """Put both calls in one mixing bridge; it is torn down when either leaves. Returns the
+        bridge id."""
+        if other is self:
+            raise ValueError("cannot bridge a call with itself")
+        await self.wait_answered()
+        await other.wait_answered()
+        rest = self._app.rest
+        existing = self._bridge_id or other._bridge_id
+        bridge_id = existing or f"vf-br-{uuid.uuid4().hex[:16]}"
+        if existing is None:
+            await rest.create_bridge(type="mixing", bridge_id=bridge_id, name="voxflow")
+        joining = [s.id for s in (self, other) if s._bridge_id != bridge_id]
+        try:
+            if joining:
+                await rest.add_channel(bridge_id, joining)
+        except AriHTTPError as exc:
+            if existing is None:
+                with contextlib.suppress(AriError):
+                    await rest.destroy_bridge(bridge_id)
+            for s in (self, other):
+                s._check_live()
+            raise CallError(f"could not bridge {self.id} with {other.id}: {exc}") from exc
+        for s, peer in ((self, other), (other, self)):
+            s._bridge_id = bridge_id
+            s._shared_bridge = bridge_id
+            s._bridge_owner = existing is None
+            s._bridge_peer = peer
+        return bridge_id
+
+    # ------------------------------------------------------------------ audio & DTMF
+
+    async def play_file(
+        self, name: str, *, barge_in: BargeIn | None = None, lang: str | None = None
+    ) -> PromptResult:
+        """Play a sound (``hello-world`` or any media URI) and wait until it finishes."""
+        await self.wait_answered()
+        media = name if ":" in name else f"sound:{name}"
+        pid = f"vf-pb-{uuid.uuid4().hex}"
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[str] = loop.create_future()
+        self._playbacks[pid] = finished
+        self._app.dispatcher.own_playback(pid, self.id)
+        extra: list[asyncio.Future[Any]] = []
+        try:
+            try:
+                await self._app.rest.play(self.id, media, playback_id=pid, lang=lang)
+            except AriNotFound:
+                self._gone()
+                raise CallEndedError(f"call {self.id} has ended") from None
+            dtmf_wait: asyncio.Future[str] | None = None
+            speech_wait: asyncio.Future[Any] | None = None
+            if barge_in is not None and barge_in.dtmf:
+                dtmf_wait = self._dtmf_waiter()
+                extra.append(dtmf_wait)
+            if barge_in is not None and barge_in.speech and self._voice_available():
+                voice = await self._ensure_voice()
+                speech_wait = asyncio.ensure_future(voice.wait_for_speech(barge_in.min_speech_ms))
+                extra.append(speech_wait)
+            waiting: set[asyncio.Future[Any]] = {finished, *extra}
+            while True:
+                done, _ = await asyncio.wait(
+                    waiting, timeout=self._app.playback_poll, return_when=asyncio.FIRST_COMPLETED
+                )
+                if finished in done:
+                    break
+                if dtmf_wait is not None and dtmf_wait in done:
+                    digit = dtmf_wait.result()
+                    if digit == _ENDED:
+                        raise CallEndedError(f"call {self.id} ended during playback")
+                    await self._stop_playback(pid)
+                    return PromptResult(interrupted=True, by="dtmf", digit=digit)
+                if speech_wait is not None and speech_wait in done:
+                    waiting.discard(speech_wait)
+                    if speech_wait.exception() is None:
+                        await self._stop_playback(pid)
+                        return PromptResult(interrupted=True, by="speech")
+                    log.warning(
+                        "speech barge-in failed on %s: %s", self.id, speech_wait.exception()
+                    )
+                if not done and not finished.done():
+                    await self._check_playback_alive(pid, finished)
+            state = finished.result()
+            if state == _ENDED:
+                raise CallEndedError(f"call {self.id} ended during playback")
+            if state == "failed":
+                raise PlaybackFailedError(f"playback of {media} failed on call {self.id}")
+            return PromptResult()
+        finally:
+            self._playbacks.pop(pid, None)
+            for fut in extra:
+                fut.cancel()
+                self._dtmf_waiters.discard(fut)
+
+    async def _check_playback_alive(self, pid: str, finished: asyncio.Future[str]) -> None:
+        try:
+            await self._app.rest.get_playback(pid)
+        except AriNotFound:
+            if not finished.done():
+                # An unknown media scheme never sends PlaybackFinished (observed item 17).
+                finished.set_result("failed")
+        except AriError as exc:
+            log.debug("playback poll for %s failed: %s", pid, exc)
+
+    async def _stop_playback(self, pid: str) -> None:
+        with contextlib.suppress(AriNotFound):
+            await self._app.rest.stop_playback(pid)
+
+    async def listen_dtmf(self, timeout: float = 5.0) -> str | None:
+        """The next DTMF digit (type-ahead included), or None after ``timeout`` seconds. Raises
+        ``CallEndedError`` when the call has ended and no digit is left."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self._dtmf.empty():
+                return self._dtmf.get_nowait()
+            if self.ended:
+                raise CallEndedError(f"call {self.id} has ended")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            waiter = self._dtmf_waiter()
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                self._dtmf_waiters.discard(waiter)
+
+    async def send_dtmf(
+        self, digits: str, *, duration_ms: int = 100, between_ms: int = 100
+    ) -> None:
+        """Send DTMF digits (0-9, A-D, #, *; ',' pauses) to the far end."""
+        if not _DTMF_CHARS.match(digits):
+            raise ValueError(f"invalid DTMF digits {digits!r}")
+        await self.wait_answered()
+        try:
+            await self._app.rest.send_dtmf(
+                self.id, digits, duration=duration_ms, between=between_ms
+            )
+        except AriNotFound:
+            self._gone()
+            raise CallEndedError(f"call {self.id} has ended") from None
+
+    def _dtmf_waiter(self) -> asyncio.Future[str]:
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if self.ended:
+            fut.set_result(_ENDED)
+        else:
+            self._dtmf_waiters.add(fut)
+        return fut
+
+    def _wake_dtmf(self, value: str) -> None:
+        waiters, self._dtmf_waiters = self._dtmf_waiters, set()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(value)
+
+    # ------------------------------------------------------------------ recording
+
+    async def record_start(
+        self,
+        name: str | None = None,
+        sink: RecordingSink | None = None,
+        *,
+        format: str = "wav",
+        max_duration: int | None = None,
+        beep: bool = False,
+    ) -> str:
+        """Start recording (the bridge mix when bridged, so both sides are captured). Returns the
+        recording name (auto-generated and safe when not given)."""
+        name = safe_recording_name(name) if name else self._auto_name()
+        await self.wait_answered()
+        if self._recording is not None:
+            raise RecordingError(f"call {self.id} is already recording {self._recording.name!r}")
+        bridge = self._bridge_id
+        target = f"bridge:{bridge}" if bridge else f"channel:{self.id}"
+        rec = _Recording(name, format, sink, target)
+        self._recording = rec
+        self._app.dispatcher.own_recording(name, self.id)
+        rest = self._app.rest
+        try:
+            if bridge:
+                await rest.record_bridge(
+                    bridge, name, format=format, max_duration=max_duration, beep=beep
+                )
+            else:
+                await rest.record(
+                    self.id, name, format=format, max_duration=max_duration, beep=beep
+                )
+        except AriHTTPError as exc:
+            self._recording = None
+            if isinstance(exc, AriNotFound) and not bridge:
+                self._gone()
+                raise CallEndedError(f"call {self.id} has ended") from None
+            raise RecordingError(f"could not start recording {name!r}: {exc.message}") from exc
+        return name
+
+    async def record_stop(self) -> RecordingMetadata:
+        """Stop the recording and hand it to the sink (per-call, else the app's) exactly once."""
+        rec = self._recording
+        if rec is None:
+            raise RecordingError(f"call {self.id} is not recording")
+        self._recording = None
+        self._finishing[rec.name] = rec
+        try:
+            return await self._finish_recording(rec, wait=self._app.event_wait)
+        finally:
+            self._finishing.pop(rec.name, None)
+
+    def _auto_name(self) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        base = re.sub(r"[^A-Za-z0-9_-]", "-", self.id)[:48]
+        return f"vf-{base}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+    async def _finish_recording(self, rec: _Recording, *, wait: float) -> RecordingMetadata:
+        rest = self._app.rest
+        if not rec.done.is_set():
+            try:
+                await rest.stop_recording(rec.name)
+            except AriNotFound:
+                pass  # already finished (or the channel is gone)
+            except AriError as exc:
+                log.warning("stopping recording %s failed: %s", rec.name, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rec.done.wait(), wait)
+        if rec.failed is not None:
+            raise RecordingError(f"recording {rec.name!r} failed: {rec.failed}")
+        name = rec.name
+
+        async def fetch() -> bytes:
+            return await rest.get_stored_recording_file(name, timeout=60.0)
+
+        meta = RecordingMetadata(
+            name=rec.name,
+            call_id=self.id,
+            format=rec.format,
+            started_at=rec.started_at,
+            ended_at=datetime.now(UTC),
+            duration=rec.duration,
+            target=rec.target,
+            location=f"ari:recording:{rec.name}",
+            _fetch=fetch,
+        )
+        sink = rec.sink if rec.sink is not None else self._app.recording_sink
+        if sink is None:
+            return meta
+        try:
+            result = await sink(meta)
+        except RecordingError:
+            raise
+        except Exception as exc:
+            raise RecordingError(f"recording sink failed for {rec.name!r}: {exc}") from exc
+        return result if isinstance(result, RecordingMetadata) else meta
+
+    # ------------------------------------------------------------------ voice & AI
+
+    def _voice_available(self) -> bool:
+        return self._voice is not None or self._app._voice_factory() is not None
+
+    async def _ensure_voice(self) -> CallVoice:
+        if self._voice is not None:
+            return self._voice
+        async with self._voice_lock:
+            if self._voice is None:
+                factory = self._app._voice_factory()
+                if factory is None:
+                    raise RuntimeError(_NOT_CONFIGURED)
+                if self.ended:
+                    raise CallEndedError(f"call {self.id} has ended")
+                ctx = VoiceContext(
+                    rest=self._app.rest,
+                    channel_id=self.id,
+                    app_name=self._app.app_name,
+                    tts=self._app.tts,
+                    stt=self._app.stt,
+                    vad=self._app.vad,
+                    current_bridge_id=lambda: self._bridge_id,
+                    options=dict(self._app.media_options),
+                )
+                self._voice = factory(ctx)
+            return self._voice
+
+    async def say(
+        self, text: str, *, voice: str | None = None, barge_in: BargeIn | None = None
+    ) -> PromptResult:
+        """Speak ``text`` with the configured TTS."""
+        if self._app.tts is None:
+            raise RuntimeError(_NOT_CONFIGURED)
+        await self.wait_answered()
+        call_voice = await self._ensure_voice()
+        return await call_voice.say(text, voice=voice, barge_in=barge_in)
+
+    async def listen(self, timeout: float = 10.0, **options: Any) -> str | None:
+        """Transcribe the caller's next utterance (None when nothing was said in time)."""
+        if self._app.stt is None:
+            raise RuntimeError(_NOT_CONFIGURED)
+        await self.wait_answered()
+        call_voice = await self._ensure_voice()
+        return await call_voice.listen(timeout, **options)
+
+    async def audio_stream(self) -> AsyncIterator[AudioChunk]:
+        """The caller's audio as ~20 ms chunks."""
+        await self.wait_answered()
+        call_voice = await self._ensure_voice()
+        async for chunk in call_voice.audio_stream():
+            yield chunk
+
+    async def send_audio(self, data: AudioChunk | bytes) -> None:
+        """Send audio to the caller (paced by the media path)."""
+        await self.wait_answered()
+        call_voice = await self._ensure_voice()
+        await call_voice.send_audio(data)
+
+    @property
+    def agent(self) -> Any:
+        """The per-call conversational agent (needs an LLM on the app)."""
+        if self._app.llm is None:
+            raise RuntimeError(_NOT_CONFIGURED)
+        if self._agent is None:
+            self._agent = self._app._make_agent(self)
+        return self._agent
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, event: AriEvent) -> None:
+        if isinstance(event, ChannelDtmfReceived):
+            if event.channel.id == self.id:
+                self._dtmf.put_nowait(event.digit)
+                self._wake_dtmf(event.digit)
+                if self._voice is not None:
+                    try:
+                        self._voice.on_dtmf(event.digit)
+                    except Exception:
+                        log.exception("voice.on_dtmf failed on %s", self.id)
+        elif isinstance(event, PlaybackFinished):
+            fut = self._playbacks.get(event.playback.id)
+            if fut is not None and not fut.done():
+                fut.set_result(event.playback.state)
+        elif isinstance(event, ChannelStateChange | StasisStart):
+            self.channel = event.channel
+            if isinstance(event, StasisStart):
+                self._in_stasis = True
+                self._stasis_started.set()
+            if event.channel.state == "Up":
+                self._set_answered()
+        elif isinstance(event, RecordingFinished | RecordingFailed):
+            rec = self._recording_named(event.recording.name)
+            if rec is not None:
+                rec.duration = (
+                    float(event.recording.duration)
+                    if event.recording.duration is not None
+                    else None
+                )
+                if isinstance(event, RecordingFailed):
+                    rec.failed = event.recording.cause or "failed"
+                    log.warning("recording %s failed: %s", rec.name, rec.failed)
+                rec.done.set()
+        elif isinstance(event, ChannelEnteredBridge):
+            if event.channel.id == self.id:
+                self._bridge_id = event.bridge.id
+        elif isinstance(event, ChannelLeftBridge):
+            self._on_left_bridge(event)
+        elif isinstance(event, ChannelHangupRequest):
+            if not event.soft and event.cause:
+                self.hangup_cause = event.cause
+        elif isinstance(event, Dial):
+            if event.peer.id == self.id and event.dialstatus:
+                self._dialstatus = event.dialstatus
+        elif isinstance(event, StasisEnd):
+            self._mark_ended()
+        elif isinstance(event, ChannelDestroyed):
+            if event.cause:
+                self.hangup_cause = event.cause
+            self._mark_ended()
+
+    def _recording_named(self, name: str) -> _Recording | None:
+        if self._recording is not None and self._recording.name == name:
+            return self._recording
+        return self._finishing.get(name)
+
+    def _on_left_bridge(self, event: ChannelLeftBridge) -> None:
+        bridge = event.bridge.id
+        if event.channel.id == self.id and self._bridge_id == bridge:
+            self._bridge_id = None
+        if self._shared_bridge == bridge:
+            self._unshare_bridge()
+
+    def _unshare_bridge(self) -> None:
+        bridge, peer = self._shared_bridge, self._bridge_peer
+        if bridge is None:
+            return
+        owner = self._bridge_owner
+        self._shared_bridge, self._bridge_peer, self._bridge_owner = None, None, False
+        if peer is not None and peer._shared_bridge == bridge:
+            peer._shared_bridge, peer._bridge_peer, peer._bridge_owner = None, None, False
+        rest = self._app.rest
+
+        async def teardown() -> None:
+            try:
+                if owner:
+                    await rest.destroy_bridge(bridge)
+                elif peer is not None and not peer.ended:
+                    await rest.remove_channel(bridge, peer.id)
+            except AriHTTPError as exc:
+                log.debug("bridge %s teardown: %s", bridge, exc)
+            except AriError as exc:
+                log.warning("bridge %s teardown failed: %s", bridge, exc)
+
+        self._app._spawn(teardown(), f"bridge-teardown-{bridge}")
+
+    # ------------------------------------------------------------------ ending
+
+    def _check_live(self) -> None:
+        if self.ended:
+            raise CallEndedError(f"call {self.id} has ended ({self.state.value})")
+
+    def _set_answered(self) -> None:
+        if self._answered.is_set() or self.ended:
+            return
+        self._answered_at = time.monotonic()
+        self.state = CallState.IN_PROGRESS
+        self._answered.set()
+
+    def _gone(self) -> None:
+        """The channel no longer exists (404, or absent after a resync)."""
+        self._mark_ended()
+
+    def _mark_ended(self) -> None:
+        if self.ended:
+            return
+        self._ended_at = time.monotonic()
+        if self.direction is CallDirection.OUTBOUND and not self._answered.is_set():
+            self.state = CallState.FAILED
+            self.failure_reason = failure_reason(self._dialstatus, self.hangup_cause)
+        else:
+            self.state = CallState.COMPLETED
+        self._ended.set()
+        for fut in self._playbacks.values():
+            if not fut.done():
+                fut.set_result(_ENDED)
+        self._wake_dtmf(_ENDED)
+        if not self._finalized:
+            self._finalized = True
+            self._app._spawn(self._cleanup(), f"call-cleanup-{self.id}")
+
+    async def _cleanup(self) -> None:
+        try:
+            rec, self._recording = self._recording, None
+            if rec is not None:
+                self._finishing[rec.name] = rec
+                try:
+                    await self._finish_recording(rec, wait=self._app.recording_wait)
+                except RecordingError as exc:
+                    log.error("call %s: %s", self.id, exc)
+            if self._voice is not None:
+                try:
+                    await self._voice.aclose()
+                except Exception:
+                    log.exception("closing the media path of %s failed", self.id)
+            self._unshare_bridge()
+            callbacks, self._callbacks = self._callbacks, []
+            await self._run_callbacks(callbacks)
+        finally:
+            self._app._session_closed(self)
+            self._closed.set()
+
+    async def _run_callbacks(self, callbacks: list[HangupCallback]) -> None:
+        for callback in callbacks:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("on_hangup callback of call %s raised", self.id)
