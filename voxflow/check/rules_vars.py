@@ -179,6 +179,8 @@ def vf301_maybe_unset(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                 continue
             fallback = fallback_handlers(sub, state)
             b.block(state.steps, b.entry[state.name], fallback)
+        for v in [*sub.params, *sub.variables]:
+            b.cfg.bit(v.name)
         initially = [v.name for v in [*sub.params, *sub.variables] if v.initialized]
         initially.extend(flow.roots)
         seen: set[tuple[str, Span]] = set()

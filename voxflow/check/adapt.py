@@ -1,0 +1,329 @@
+"""Build the checker model (:mod:`voxflow.check.model`) from the parser's AST.
+
+Option meaning is decided by the lowering pass; here options only contribute what the rules
+need: durations and counts (VF4xx), the variables a step stores into, and names read inside
+expressions. A bare word as a whole option value (``bargein dtmf``) is a symbol, not a read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from voxflow.check.model import (
+    FLOW_OUTCOMES,
+    SUCCESS_OUTCOMES,
+    MFlow,
+    MHandler,
+    MScope,
+    MState,
+    MStep,
+    MSubflow,
+    MValue,
+    MVar,
+)
+from voxflow.source import Span
+from voxflow.syntax import ast
+
+__all__ = ["STORE_OPTIONS", "TEMPLATE_OPTIONS", "build_model", "expr_names"]
+
+STORE_OPTIONS = frozenset({"into", "var", "result", "status", "transcript", "save", "store"})
+"""Options whose bare-word value is a variable the step stores into."""
+
+TEMPLATE_OPTIONS = frozenset(
+    {
+        "prompt",
+        "reprompt",
+        "reprompts",
+        "greeting",
+        "system",
+        "filler",
+        "url",
+        "announce",
+        "caller_id",
+        "message",
+        "name",
+        "digits",
+        "endpoint",
+        "header",
+        "headers",
+    }
+)
+_ARROW_OPS = {"retry", "continue", "hangup", "return"}
+
+
+def expr_names(expr: Any) -> Iterator[tuple[str, Span]]:
+    """Every variable an expression reads (roots of attribute/index chains included)."""
+    if isinstance(expr, ast.Name):
+        yield expr.name, expr.span
+    elif isinstance(expr, ast.Unary):
+        yield from expr_names(expr.operand)
+    elif isinstance(expr, ast.Binary):
+        yield from expr_names(expr.left)
+        yield from expr_names(expr.right)
+    elif isinstance(expr, ast.Call):
+        for a in expr.args:
+            yield from expr_names(a)
+    elif isinstance(expr, ast.ListLit):
+        for a in expr.items:
+            yield from expr_names(a)
+    elif isinstance(expr, ast.MapLit):
+        for _, v in expr.entries:
+            yield from expr_names(v)
+    elif isinstance(expr, ast.Index):
+        yield from expr_names(expr.target)
+        yield from expr_names(expr.index)
+    elif isinstance(expr, ast.Attr):
+        yield from expr_names(expr.target)
+
+
+class _Adapter:
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    # -------------------------------------------------------------- steps
+    def tail(self, tail: ast.Arrow | ast.Body | None) -> list[MStep]:
+        if tail is None:
+            return []
+        if isinstance(tail, ast.Arrow):
+            op = tail.target if tail.target in _ARROW_OPS else "goto"
+            target = tail.target if op == "goto" else None
+            return [MStep(op, tail.span, self.file, target=target, target_span=tail.target_span)]
+        return self.steps(tail.steps)
+
+    def steps(self, steps: Iterable[Any]) -> list[MStep]:
+        return [self.step(s) for s in steps]
+
+    def handler(self, h: ast.Handler) -> list[MHandler]:
+        body = self.tail(h.tail)
+        return [MHandler(ev, body, h.span, self.file, h.count or 1) for ev in h.events]
+
+    def _options(self, step: MStep, options: Iterable[ast.Option]) -> None:
+        for opt in options:
+            name = opt.name
+            for value in opt.values:
+                if isinstance(value, ast.Name):
+                    if name in STORE_OPTIONS:
+                        step.outcome_assigns.setdefault("*", []).append(value.name)
+                    continue
+                if isinstance(value, ast.Literal_):
+                    if value.type == "duration":
+                        step.values.append(MValue(name, value.value, value.span, "ms"))
+                    elif value.type == "number":
+                        mv = MValue(name, value.value, value.span)
+                        if name in {"retries", "max_attempts", "attempts"}:
+                            step.retries = mv
+                        else:
+                            step.values.append(mv)
+                    elif value.type == "string" and isinstance(value.value, str):
+                        if name == "terminator":
+                            step.values.append(MValue(name, value.value, value.span))
+                        elif name in TEMPLATE_OPTIONS or "{" in value.value:
+                            step.templates.append((value.value, value.span))
+                    continue
+                step.reads.extend(expr_names(value))
+                step.exprs.append(value)
+
+    def step(self, s: Any) -> MStep:
+        f = self.file
+        if isinstance(s, ast.SimpleStep):
+            return self.simple(s)
+        if isinstance(s, ast.SetStep):
+            return MStep(
+                "set", s.span, f, assigns=[s.var], reads=list(expr_names(s.value)), exprs=[s.value]
+            )
+        if isinstance(s, ast.IfStep):
+            blocks = [self.steps(b.steps) for b in s.branches]
+            reads = [r for b in s.branches for r in expr_names(b.cond)]
+            if s.else_steps is not None:
+                blocks.append(self.steps(s.else_steps))
+            return MStep(
+                "if",
+                s.span,
+                f,
+                blocks=blocks,
+                exhaustive=s.else_steps is not None,
+                reads=reads,
+                exprs=[b.cond for b in s.branches],
+            )
+        if isinstance(s, ast.MatchStep):
+            blocks = [self.tail(c.tail) for c in s.cases]
+            reads = list(expr_names(s.subject))
+            if s.default is not None:
+                blocks.append(self.tail(s.default))
+            return MStep(
+                "switch",
+                s.span,
+                f,
+                blocks=blocks,
+                exhaustive=s.default is not None,
+                reads=reads,
+                exprs=[s.subject],
+            )
+        if isinstance(s, ast.RecordStart):
+            step = MStep("record_start", s.span, f)
+            if isinstance(s.name.value, str):
+                step.templates.append((s.name.value, s.name.span))
+            self._options(step, s.options)
+            return step
+        if isinstance(s, ast.RecordStop):
+            step = MStep("record_stop", s.span, f)
+            if s.name is not None and isinstance(s.name.value, str):
+                step.templates.append((s.name.value, s.name.span))
+            return step
+        if isinstance(s, ast.HttpStep):
+            step = self._input("http", s.span, s.handlers)
+            if isinstance(s.url.value, str):
+                step.templates.append((s.url.value, s.url.span))
+            self._options(step, s.options)
+            self._store_on_success(step)
+            return step
+        if isinstance(s, ast.CallStep):
+            step = self._input("call", s.span, s.handlers)
+            step.subflow, step.subflow_span = s.subflow, s.subflow_span
+            step.args = [(a.name, a.span) for a in s.args]
+            step.returns = [(b.name, b.span) for b in s.returns]
+            for a in s.args:
+                step.reads.extend(expr_names(a.value))
+                step.exprs.append(a.value)
+            self._options(step, s.options)
+            step.outcome_assigns.setdefault("*", []).extend(b.var for b in s.returns)
+            self._store_on_success(step)
+            return step
+        if isinstance(s, ast.MetaStep):
+            return MStep("meta", s.span, f, reads=list(expr_names(s.value)), exprs=[s.value])
+        if isinstance(s, ast.GotoStep):
+            return MStep("goto", s.span, f, target=s.target, target_span=s.target_span)
+        if isinstance(s, ast.RetryStep):
+            return MStep("retry", s.span, f)
+        if isinstance(s, ast.ContinueStep):
+            return MStep("continue", s.span, f)
+        if isinstance(s, ast.ReturnStep):
+            step = MStep("return", s.span, f)
+            for v in s.values:
+                step.reads.extend(expr_names(v.value))
+                step.exprs.append(v.value)
+            return step
+        return MStep(type(s).__name__.lower(), getattr(s, "span", Span(1, 1, 1, 2)), f)
+
+    def _input(self, op: str, span: Span, handlers: Iterable[ast.Handler]) -> MStep:
+        step = MStep(
+            op,
+            span,
+            self.file,
+            outcomes=FLOW_OUTCOMES.get(op, ()),
+            success=SUCCESS_OUTCOMES.get(op, ()),
+        )
+        for h in handlers:
+            step.handlers.extend(x for x in self.handler(h) if x.outcome != "hangup")
+        return step
+
+    def _store_on_success(self, step: MStep) -> None:
+        stored = step.outcome_assigns.pop("*", [])
+        for outcome in [*step.success, *(o for o in step.outcomes if ":" in o)]:
+            step.outcome_assigns.setdefault(outcome, []).extend(stored)
+
+    def simple(self, s: ast.SimpleStep) -> MStep:
+        kind = s.kind
+        if kind in FLOW_OUTCOMES:
+            step = self._input(kind, s.span, s.handlers)
+        else:
+            step = MStep(kind, s.span, self.file)
+        if s.text is not None and isinstance(s.text.value, str):
+            step.templates.append((s.text.value, s.text.span))
+        self._options(step, s.options)
+        extra: list[str] = []
+        for i, choice in enumerate(s.choices, start=1):
+            outcome = f"choice:{i}"
+            extra.append(outcome)
+            step.handlers.append(MHandler(outcome, self.tail(choice.tail), choice.span, self.file))
+            for p in choice.patterns:
+                if p.kind == "key":
+                    step.choice_keys.append((p.text, p.span))
+                elif p.kind == "regex":
+                    step.patterns.append((p.text, p.span))
+        for tool in s.tools:
+            outcome = f"tool:{tool.name}"
+            extra.append(outcome)
+            step.handlers.append(MHandler(outcome, self.tail(tool.tail), tool.span, self.file))
+            step.outcome_assigns[outcome] = [a.var for a in tool.args]
+        if extra:
+            step.outcomes = (*step.outcomes, *extra)
+            if kind in {"gather", "menu"}:
+                step.success = ()
+        self._store_on_success(step)
+        return step
+
+    # -------------------------------------------------------------- declarations
+    def var(self, v: ast.VarDecl | ast.Param) -> MVar:
+        vtype = v.type or (v.default.type if isinstance(v.default, ast.Literal_) else "any")
+        return MVar(v.name, v.span, self.file, v.default is not None, vtype or "any")
+
+    def state(self, s: ast.State, scope: str | None) -> MState:
+        return MState(s.name, self.steps(s.steps), s.name_span, self.file, scope=scope)
+
+    def scope_into(self, sc: ast.Scope, parent: str | None, sub: MSubflow) -> None:
+        handlers = [h for x in sc.handlers for h in self.handler(x)]
+        handlers.extend(self.anytimes(sc.anytimes))
+        sub.scopes.append(MScope(sc.name, handlers, sc.span, self.file, parent))
+        for st in sc.states:
+            sub.states.append(self.state(st, sc.name))
+        for inner in sc.scopes:
+            self.scope_into(inner, sc.name, sub)
+
+    def anytimes(self, items: Iterable[ast.Anytime]) -> list[MHandler]:
+        return [MHandler("anytime", self.tail(a.tail), a.span, self.file) for a in items]
+
+
+def _first_state(sub: MSubflow) -> str | None:
+    if not sub.states:
+        return None
+    return min(sub.states, key=lambda s: (s.file != sub.file, s.span.line, s.span.col)).name
+
+
+def build_model(program: ast.Program) -> MFlow:
+    """The checker model of a parsed program (root module plus included modules)."""
+    root = program.root
+    header = root.header
+    name = header.name if header else "flow"
+    span = header.name_span if header else Span(1, 1, 1, 2)
+    body = MSubflow(name, span, root.path)
+    flow = MFlow(name, span, root.path, body)
+    for module in program.modules or [root]:
+        ad = _Adapter(module.path)
+        body.variables.extend(ad.var(v) for v in module.vars)
+        body.handlers.extend(h for x in module.handlers for h in ad.handler(x))
+        body.handlers.extend(ad.anytimes(module.anytimes))
+        for st in module.states:
+            body.states.append(ad.state(st, None))
+        for sc in module.scopes:
+            ad.scope_into(sc, None, body)
+        for sf in module.subflows:
+            flow.subflows.append(_subflow(ad, sf))
+    body.initial = _first_state(body)
+    if header is not None:
+        for opt in header.options:
+            for value in opt.values or (None,):
+                vspan = value.span if value is not None else opt.span
+                if isinstance(value, ast.Literal_) and value.type == "duration":
+                    flow.config.append(MValue(opt.name, value.value, opt.name_span, "ms"))
+                else:
+                    raw = value.value if isinstance(value, ast.Literal_) else None
+                    flow.config.append(
+                        MValue(opt.name, raw, opt.name_span if raw is None else vspan)
+                    )
+    return flow
+
+
+def _subflow(ad: _Adapter, sf: ast.Subflow) -> MSubflow:
+    sub = MSubflow(sf.name, sf.span, ad.file)
+    sub.params = [ad.var(p) for p in sf.params]
+    sub.returns = [ad.var(p) for p in sf.returns]
+    sub.variables = [ad.var(v) for v in sf.vars]
+    sub.handlers = [h for x in sf.handlers for h in ad.handler(x)]
+    sub.handlers.extend(ad.anytimes(sf.anytimes))
+    sub.states = [ad.state(s, None) for s in sf.states]
+    for sc in sf.scopes:
+        ad.scope_into(sc, None, sub)
+    sub.initial = _first_state(sub)
+    return sub
