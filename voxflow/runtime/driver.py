@@ -1,0 +1,417 @@
+"""The thin async driver: runs one call's flow by performing step() commands on a CallSession.
+
+The driver owns every task and timer of its call. Results come back to :func:`step` as events
+through one queue; the step function decides everything else. Guarantees:
+
+* the caller hanging up cancels every running op and timer of the call at once (the session's
+  hang-up callback runs synchronously into :meth:`CallDriver.cancel_all`), and the flow's
+  hang-up handler runs exactly once (the step function tracks it);
+* any exception inside the call is logged with call id, flow, state and source line, runs the
+  state's error handler (an op failure is an event) or hangs up; other calls never see it;
+* prompts need a TTS: when the session has none (``RuntimeError("AI pipeline not configured")``)
+  the text is only recorded in the transcript and the prompt counts as played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
+
+from voxflow.errors import CallEndedError
+from voxflow.ir.models import Flow
+from voxflow.runtime import events as ev
+from voxflow.runtime.http_step import HttpClient, HttpRequest
+from voxflow.runtime.step import RunState, initial_state, step
+from voxflow.runtime.trace import NullTrace, TraceWriter
+from voxflow.runtime.webhooks import WebhookSender
+from voxflow.telephony.voice import BargeIn
+
+__all__ = ["AgentRunner", "CallDriver", "TranscriptLine"]
+
+log = logging.getLogger(__name__)
+
+AgentRunner = Callable[[Any, ev.Agent], Awaitable[dict[str, Any]]]
+TranscriptLine = tuple[float, str, str]
+"""(seconds since start, who: 'flow'|'caller'|'system', text)."""
+
+_NOT_CONFIGURED = "AI pipeline not configured"
+
+
+class CallDriver:
+    """Runs ``flow`` on one ``session`` (a CallSession or anything with the same methods)."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        session: Any,
+        *,
+        http: HttpClient | None = None,
+        webhooks: WebhookSender | None = None,
+        trace: TraceWriter | NullTrace | None = None,
+        max_steps: int = 1000,
+        speech: bool | None = None,
+        agent_runner: AgentRunner | None = None,
+        clock: Callable[[], float] = time.time,
+        on_transcript: Callable[[TranscriptLine], None] | None = None,
+    ) -> None:
+        self.flow = flow
+        self.session = session
+        self.http = http
+        self.webhooks = webhooks
+        self.trace = trace or NullTrace()
+        self.agent_runner = agent_runner
+        self.clock = clock
+        self.on_transcript = on_transcript
+        app = getattr(session, "_app", None)
+        if speech is None:
+            speech = getattr(app, "stt", None) is not None
+        caller = str(getattr(session, "caller_id", "") or "")
+        called = str(getattr(session, "called_number", "") or "")
+        direction = getattr(getattr(session, "direction", None), "value", "inbound")
+        info = ev.CallInfo(
+            str(session.id), caller, called, "outbound" if direction == "outbound" else "inbound"
+        )
+        self.state: RunState = initial_state(flow, info, max_steps=max_steps, speech=speech)
+        meta = getattr(session, "metadata", None)
+        if isinstance(meta, Mapping) and meta:
+            merged = {**self.state.metadata, **meta}
+            self.state = replace(self.state, metadata=MappingProxyType(merged))
+        self.transcript: list[TranscriptLine] = []
+        self.outcome: ev.End | None = None
+        self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self._ops: dict[int, asyncio.Task[None]] = {}
+        self._op_started: dict[int, float] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._side: set[asyncio.Task[Any]] = set()
+        self._t0 = time.monotonic()
+        self._last_prompt_end = self._t0
+        self._hung_up = False
+
+    # ------------------------------------------------------------ public
+
+    async def run(self) -> ev.End:
+        """Run the call to its end; returns the End command (outcome, reason)."""
+        loop = asyncio.get_running_loop()
+        pump = loop.create_task(self._dtmf_pump(), name=f"dtmf-{self.state.call.id}")
+        with contextlib.suppress(AttributeError):
+            self.session.on_hangup(self._on_session_hangup)
+        try:
+            self._feed(ev.Start(now=self.clock()))
+            while self.outcome is None:
+                event = await self._queue.get()
+                self._feed(event)
+        except asyncio.CancelledError:
+            self.cancel_all()
+            raise
+        except Exception as exc:  # a driver bug must end this call only
+            log.exception(
+                "call %s flow %s state %s: interpreter failure",
+                self.state.call.id,
+                self.flow.name,
+                self.state.state_name,
+            )
+            self.outcome = ev.End("error", f"interpreter failure: {exc}")
+        finally:
+            pump.cancel()
+            self.cancel_all()
+            await asyncio.gather(pump, return_exceptions=True)
+        await self._finish()
+        return self.outcome
+
+    def cancel_all(self) -> None:
+        """Cancel every op and timer of the call (synchronously, within this loop turn)."""
+        for task in self._ops.values():
+            task.cancel()
+        self._ops.clear()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    # ------------------------------------------------------------ events in
+
+    def _on_session_hangup(self) -> None:
+        self._hung_up = True
+        self.cancel_all()
+        self._queue.put_nowait(ev.HangupEvent("caller", now=self.clock()))
+
+    async def _dtmf_pump(self) -> None:
+        try:
+            while True:
+                digit = await self.session.listen_dtmf(timeout=3600.0)
+                if digit:
+                    self._say_line("caller", f"[pressed {digit}]")
+                    self._queue.put_nowait(ev.Dtmf(digit, now=self.clock()))
+        except CallEndedError:
+            if not self._hung_up:
+                self._on_session_hangup()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("call %s: DTMF listener failed: %s", self.state.call.id, exc)
+
+    def _feed(self, event: ev.Event) -> None:
+        self.state, commands = step(self.flow, self.state, event)
+        for cmd in commands:
+            self._perform(cmd)
+
+    # ------------------------------------------------------------ commands out
+
+    def _perform(self, cmd: ev.Command) -> None:
+        if isinstance(cmd, ev.StartTimer):
+            loop = asyncio.get_running_loop()
+            self._timers[cmd.cid] = loop.call_later(cmd.ms / 1000.0, self._timer_fired, cmd.cid)
+        elif isinstance(cmd, ev.Op):
+            if self._hung_up and not isinstance(cmd, ev.Http):
+                self._queue.put_nowait(ev.OpFailed(cmd.cid, "call ended", now=self.clock()))
+                return
+            task = asyncio.get_running_loop().create_task(self._run_op(cmd))
+            self._ops[cmd.cid] = task
+            self._side.add(task)
+            task.add_done_callback(self._side.discard)
+            self._op_started[cmd.cid] = time.monotonic()
+        elif isinstance(cmd, ev.StopOp):
+            handle = self._timers.pop(cmd.cid, None)
+            if handle is not None:
+                handle.cancel()
+            op_task = self._ops.pop(cmd.cid, None)
+            if op_task is not None:
+                op_task.cancel()
+        elif isinstance(cmd, ev.StopAll):
+            self.cancel_all()
+        elif isinstance(cmd, ev.Hangup):
+            self._say_line("system", f"flow hangs up ({cmd.reason})")
+            self._spawn_side(self._hangup(cmd.reason))
+        elif isinstance(cmd, ev.SetMeta):
+            meta = getattr(self.session, "metadata", None)
+            if meta is not None:
+                meta[cmd.key] = cmd.value
+                if cmd.webhook and hasattr(meta, "update_for_webhook"):
+                    with contextlib.suppress(Exception):
+                        meta.update_for_webhook({cmd.key: cmd.value})
+        elif isinstance(cmd, ev.Log):
+            self._log(cmd)
+        elif isinstance(cmd, ev.Notify):
+            self._notify(cmd)
+        elif isinstance(cmd, ev.End):
+            self.outcome = cmd
+
+    def _timer_fired(self, cid: int) -> None:
+        if self._timers.pop(cid, None) is not None:
+            self._queue.put_nowait(ev.TimerFired(cid, now=self.clock()))
+
+    async def _run_op(self, cmd: ev.Op) -> None:
+        try:
+            result = await self._do(cmd)
+        except asyncio.CancelledError:
+            raise
+        except CallEndedError:
+            if not self._hung_up:
+                self._on_session_hangup()
+            return
+        except Exception as exc:
+            msg = f"{type(cmd).__name__.lower()} failed: {type(exc).__name__}: {exc}"
+            self._queue.put_nowait(ev.OpFailed(cmd.cid, msg, now=self.clock()))
+        else:
+            self._queue.put_nowait(ev.OpDone(cmd.cid, result, now=self.clock()))
+        finally:
+            self._ops.pop(cmd.cid, None)
+            started = self._op_started.pop(cmd.cid, None)
+            if started is not None and not isinstance(cmd, ev.StartTimer):
+                ms = round((time.monotonic() - started) * 1000.0, 1)
+                self.trace.write("op", op=type(cmd).__name__.lower(), cid=cmd.cid, latency_ms=ms)
+
+    async def _do(self, cmd: ev.Op) -> Any:
+        s = self.session
+        if isinstance(cmd, ev.Answer):
+            await s.answer()
+            return None
+        if isinstance(cmd, ev.Say):
+            self._say_line("flow", cmd.text)
+            try:
+                await s.say(cmd.text, voice=cmd.voice, barge_in=BargeIn(mode=cmd.bargein))  # type: ignore[arg-type]
+            except RuntimeError as exc:
+                if _NOT_CONFIGURED not in str(exc):
+                    raise
+            self._last_prompt_end = time.monotonic()
+            return None
+        if isinstance(cmd, ev.Play):
+            self._say_line("flow", f"[plays {cmd.source}]")
+            await s.play_file(cmd.source, barge_in=BargeIn(mode=cmd.bargein))  # type: ignore[arg-type]
+            self._last_prompt_end = time.monotonic()
+            return None
+        if isinstance(cmd, ev.Listen):
+            text = await s.listen(timeout=cmd.timeout_ms / 1000.0, phrases=list(cmd.phrases))
+            if text:
+                self._say_line("caller", str(text))
+            return text
+        if isinstance(cmd, ev.Http):
+            if self.http is None:
+                self.http = HttpClient()
+            res = await self.http.perform(
+                HttpRequest(
+                    cmd.method,
+                    cmd.url,
+                    headers=dict(cmd.headers),
+                    json_body=cmd.body,
+                    timeout=cmd.timeout_ms / 1000.0,
+                )
+            )
+            self.trace.write(
+                "http", method=cmd.method, url=cmd.url, outcome=res.outcome, status=res.status,
+                attempts=res.attempts, latency_ms=round(res.elapsed_ms, 1),
+            )  # fmt: skip
+            return res.as_variables()
+        if isinstance(cmd, ev.Transfer):
+            self._say_line("system", f"transfer to {cmd.endpoint}")
+            await s.transfer_to(cmd.endpoint)
+            return None
+        if isinstance(cmd, ev.Queue):
+            self._say_line("system", f"queue {cmd.name}")
+            await s.transfer_to_queue(cmd.name)
+            return "answered"
+        if isinstance(cmd, ev.Dial):
+            return await self._dial(cmd)
+        if isinstance(cmd, ev.Hold):
+            await s.hold(cmd.music)
+            return None
+        if isinstance(cmd, ev.Unhold):
+            await s.unhold()
+            return None
+        if isinstance(cmd, ev.SendDtmf):
+            await s.send_dtmf(cmd.digits)
+            return None
+        if isinstance(cmd, ev.RecordStart):
+            name = await s.record_start(
+                cmd.name or None,
+                format=cmd.format,
+                max_duration=(cmd.max_duration_ms // 1000) if cmd.max_duration_ms else None,
+                beep=cmd.beep,
+            )
+            return name
+        if isinstance(cmd, ev.RecordStop):
+            meta = await s.record_stop()
+            name = getattr(meta, "name", cmd.name)
+            if self.webhooks is not None:
+                self.webhooks.emit(
+                    "recording.ready",
+                    call_id=self.state.call.id,
+                    flow=self.flow.name,
+                    metadata=self.state.metadata,
+                    webhook_keys=self.state.webhook_keys,
+                    data={"name": name, "format": getattr(meta, "format", None)},
+                )
+            return name
+        if isinstance(cmd, ev.Agent):
+            if self.agent_runner is None:
+                raise RuntimeError("no LLM configured for the agent step")
+            return await self.agent_runner(s, cmd)
+        raise RuntimeError(f"unsupported op {type(cmd).__name__}")
+
+    async def _dial(self, cmd: ev.Dial) -> str:
+        app = self.session._app
+        self._say_line("system", f"dial {cmd.endpoint}")
+        other = await app.originate(
+            cmd.endpoint, caller_id=cmd.caller_id, timeout=max(1, cmd.timeout_ms // 1000)
+        )
+        reason = str(getattr(other, "failure_reason", "") or "").lower()
+        if getattr(other, "ended", False) or reason:
+            if "busy" in reason:
+                return "busy"
+            if "answer" in reason or "timeout" in reason:
+                return "noanswer"
+            return "failed"
+        try:
+            await self.session.bridge_with(other)
+            await other.wait_ended()
+        finally:
+            with contextlib.suppress(Exception):
+                await other.hangup()
+        return "answered"
+
+    async def _hangup(self, reason: str) -> None:
+        try:
+            await self.session.hangup(reason)
+        except Exception as exc:
+            log.warning("call %s: hangup failed: %s", self.state.call.id, exc)
+
+    def _spawn_side(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
+
+    async def _finish(self) -> None:
+        assert self.outcome is not None
+        if self._side:
+            await asyncio.gather(*list(self._side), return_exceptions=True)
+        if self.outcome.outcome != "transferred" and not getattr(self.session, "ended", True):
+            await self._hangup("normal")
+        self._say_line("system", f"call ended: {self.outcome.outcome}")
+        self.trace.write(
+            "call.ended",
+            outcome=self.outcome.outcome,
+            reason=self.outcome.reason,
+            state=self.state.state_name,
+            variables=self.state.variables(),
+        )
+        self.trace.close()
+        if self.webhooks is not None:
+            self.webhooks.emit(
+                "call.ended",
+                call_id=self.state.call.id,
+                flow=self.flow.name,
+                metadata=self.state.metadata,
+                webhook_keys=self.state.webhook_keys,
+                data={"outcome": self.outcome.outcome, "reason": self.outcome.reason},
+            )
+
+    # ------------------------------------------------------------ observability
+
+    def _log(self, cmd: ev.Log) -> None:
+        where = f"{cmd.span.file}:{cmd.span.line}" if cmd.span else "?"
+        level = logging.getLevelName(cmd.level.upper())
+        if not isinstance(level, int):
+            level = logging.INFO
+        log.log(
+            level,
+            "call %s flow %s state %s at %s: %s",
+            self.state.call.id,
+            self.flow.name,
+            cmd.state,
+            where,
+            cmd.message,
+        )
+        self.trace.write("log", level=cmd.level, message=cmd.message, at=where, state=cmd.state)
+        if cmd.level == "error":
+            self._say_line("system", f"error at {where}: {cmd.message}")
+
+    def _notify(self, cmd: ev.Notify) -> None:
+        data = dict(cmd.data)
+        if cmd.kind == "input":
+            data["waited_ms"] = round((time.monotonic() - self._last_prompt_end) * 1000.0)
+        elif cmd.kind == "state.entered":
+            self._say_line("system", f"-> {data.get('state')}")
+        self.trace.write(cmd.kind, **data)
+        if self.webhooks is not None and cmd.kind in ("call.started", "state.entered"):
+            self.webhooks.emit(
+                cmd.kind,
+                call_id=self.state.call.id,
+                flow=self.flow.name,
+                metadata=self.state.metadata,
+                webhook_keys=self.state.webhook_keys,
+                data=data,
+            )
+
+    def _say_line(self, who: str, text: str) -> None:
+        line = (round(time.monotonic() - self._t0, 2), who, text)
+        self.transcript.append(line)
+        if self.on_transcript is not None:
+            try:
+                self.on_transcript(line)
+            except Exception as exc:  # a display callback must not break the call
+                log.debug("transcript callback failed: %s", exc)
