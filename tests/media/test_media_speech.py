@@ -1,0 +1,101 @@
+"""Offline speech: espeak-ng TTS streams audio, pocketsphinx with phrases recognises it, VAD."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from voxflow.errors import ConfigError
+from voxflow.media import codecs
+from voxflow.media.stt_pocketsphinx import PocketSphinxSTT, phrases_to_jsgf
+from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.media.vad import SpeechDetector, WebRtcVad
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+PHRASES = ["check my balance", "talk to an agent", "pay my bill", "yes", "no", "operator"]
+
+
+async def _speak(text: str, rate: int = 16000) -> bytes:
+    tts = EspeakTTS(sample_rate=rate)
+    return b"".join([c async for c in tts.synthesize(text)])
+
+
+def _telephone(pcm16k: bytes) -> bytes:
+    """What an 8 kHz mu-law call leg does to audio, back at 16 kHz."""
+    narrow = codecs.ulaw_decode(codecs.ulaw_encode(codecs.resample(pcm16k, 16000, 8000)))
+    return codecs.resample(narrow, 8000, 16000)
+
+
+async def test_espeak_streams_pcm_in_pieces() -> None:
+    tts = EspeakTTS(sample_rate=8000, rate=170)
+    pieces = [c async for c in tts.synthesize("First sentence here. And a second one after it.")]
+    assert len(pieces) > 1
+    pcm = np.frombuffer(b"".join(pieces), "<i2")
+    assert 1.5 < len(pcm) / 8000 < 8
+    assert np.abs(pcm).max() > 3000
+    assert [c async for c in tts.synthesize("   ")] == []
+
+
+def test_espeak_bad_options_and_missing_binary() -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        EspeakTTS(binary="espeak-ng-that-does-not-exist")
+    with pytest.raises(ConfigError):
+        EspeakTTS(rate=10)
+
+
+@pytest.mark.parametrize(
+    ("said", "key"),
+    [
+        ("I want to check my balance", "check my balance"),
+        ("talk to an agent please", "talk to an agent"),
+        ("pay my bill", "pay my bill"),
+        ("operator", "operator"),
+    ],
+)
+async def test_pocketsphinx_with_phrases_recognises_espeak(said: str, key: str) -> None:
+    stt = PocketSphinxSTT()
+    pcm = _telephone(await _speak(said))
+    stream = await stt.open_stream(phrases=PHRASES)
+    for i in range(0, len(pcm), 640):
+        await stream.feed(pcm[i : i + 640])
+    result = await stream.finish()
+    assert key in result.text
+    await stream.aclose()  # idempotent after finish
+
+
+async def test_free_recognition_and_bad_language() -> None:
+    stt = PocketSphinxSTT()
+    stream = await stt.open_stream()
+    await stream.feed(bytes(16000))
+    assert (await stream.finish()).text == ""
+    with pytest.raises(ConfigError):
+        await stt.open_stream(language="fr-FR")
+
+
+def test_jsgf_text() -> None:
+    g = phrases_to_jsgf([["yes"], ["pay", "my", "bill"]])
+    assert "public <s> = (yes) | (pay my bill);" in g
+    assert "<f> = please" in phrases_to_jsgf([["yes"]], ["please"])
+
+
+async def test_vad_and_endpointing_on_speech() -> None:
+    vad = WebRtcVad(8000, 20, 2)
+    speech = await _speak("Hello, this is a test of the detector", rate=8000)
+    audio = bytes(8000) + speech + bytes(16000)  # 0.5 s silence, speech, 1 s silence
+    det = SpeechDetector(frame_ms=20, min_speech_ms=200, end_silence_ms=600)
+    events = []
+    for i in range(0, len(audio) - 319, 320):
+        ev = det.feed(vad.is_speech(audio[i : i + 320]))
+        if ev:
+            events.append(ev)
+    assert [e.kind for e in events] == ["start", "end"]
+    assert 500 <= events[0].at_ms <= 1000
+    # espeak's own output ends with some silence, so the end comes up to ~0.5 s earlier.
+    speech_ms = len(speech) // 16
+    assert 500 + speech_ms + 600 - 500 <= events[1].at_ms <= 500 + speech_ms + 600 + 100
+    assert vad.is_speech(b"\x00" * 10) is False
+    with pytest.raises(ConfigError):
+        WebRtcVad(11025)
