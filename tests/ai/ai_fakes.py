@@ -178,3 +178,99 @@ def last_user_text(body: dict[str, Any]) -> str:
         if m["role"] == "user":
             return str(m["content"])
     return ""
+
+
+class FakeTTS:
+    """Instant TTS: 8 kHz pcm16, ``ms_per_char`` of audio per character; records what it said."""
+
+    sample_rate = 8000
+
+    def __init__(self, ms_per_char: int = 10, delay: float = 0.0) -> None:
+        self.ms_per_char = ms_per_char
+        self.delay = delay
+        self.texts: list[str] = []
+
+    async def synthesize(self, text: str, *, voice: str | None = None) -> Any:
+        self.texts.append(text)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        total = len(text) * self.ms_per_char * 8 * 2
+        piece = 320 * 3
+        for i in range(0, total, piece):
+            yield b"\x10\x00" * (min(piece, total - i) // 2)
+
+
+class CallHungUp(Exception):
+    pass
+
+
+class FakeVoice:
+    """A CallVoice stand-in for pipeline unit tests: ``utterances`` are what ``listen`` returns in
+    order (None = silence, the string "<hangup>" = the caller hangs up); ``barge_after_frames``
+    makes the caller start speaking once that many frames were sent."""
+
+    def __init__(
+        self, utterances: Sequence[str | None] = (), *, barge_after_frames: int | None = None
+    ) -> None:
+        self.utterances = list(utterances)
+        self.sent: list[Any] = []
+        self.sent_at: list[float] = []
+        self.barge_after_frames = barge_after_frames
+        self._speech = asyncio.Event()
+        self.cleared = 0
+        self.listens: list[float] = []
+        self._waiters: list[tuple[int, asyncio.Event]] = []
+
+    async def wait_frames(self, n: int) -> None:
+        """Return once ``n`` frames have been sent."""
+        event = asyncio.Event()
+        self._waiters.append((n, event))
+        if len(self.sent) >= n:
+            event.set()
+        await event.wait()
+
+    async def listen(self, timeout: float = 10.0, **_: Any) -> str | None:
+        from voxflow.errors import CallEndedError
+
+        self.listens.append(timeout)
+        self._speech.clear()
+        await asyncio.sleep(0)
+        if not self.utterances:
+            raise CallEndedError("no more scripted utterances")
+        item = self.utterances.pop(0)
+        if item == "<hangup>":
+            raise CallEndedError("caller hung up")
+        return item
+
+    async def send_audio(self, data: Any) -> None:
+        import time
+
+        self.sent.append(data)
+        self.sent_at.append(time.monotonic())
+        for n, event in self._waiters:
+            if len(self.sent) >= n:
+                event.set()
+        if self.barge_after_frames is not None and len(self.sent) >= self.barge_after_frames:
+            self.barge_after_frames = None
+            self._speech.set()
+
+    async def wait_for_speech(self, min_speech_ms: int = 200) -> None:
+        await self._speech.wait()
+
+    def barge_in(self) -> None:
+        self._speech.set()
+
+    def clear_audio(self) -> None:
+        self.cleared += 1
+
+    async def say(self, text: str, **_: Any) -> Any:
+        raise AssertionError("the pipeline streams audio itself")
+
+    def audio_stream(self) -> Any:
+        raise AssertionError("not used")
+
+    def on_dtmf(self, digit: str) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass

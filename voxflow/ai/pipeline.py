@@ -1,0 +1,369 @@
+"""VoicePipeline: streamed LLM replies spoken through streaming TTS onto a call, with barge-in.
+
+A reply flows ``LLM tokens -> sentence chunks -> TTS (one sentence ahead) -> 20 ms frames ->
+CallVoice.send_audio``, so the first audio leaves while the model is still writing. Frames are
+handed over at real time with at most ``max_lead_ms`` queued ahead of the wire, which bounds how
+much audio can still play after a barge-in and lets the pipeline know what the caller heard: each
+sentence's place on the playout timeline is recorded, and at a barge-in only the sentences (and
+the share of the words of the current one) already played count as heard.
+
+Barge-in: ``voice.wait_for_speech`` (speech, per :class:`~voxflow.telephony.voice.BargeIn`) or
+:meth:`VoicePipeline.interrupt` (DTMF, or any caller) stops TTS and the model at once; a voice
+with ``clear_audio()`` also drops the frames already queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voxflow.ai.agent import Agent, Spoken, TurnMetrics, run_round
+from voxflow.ai.base import ChatMessage, LanguageModel, TextToSpeech
+from voxflow.errors import ProviderError
+from voxflow.media.chunk import AudioChunk
+from voxflow.telephony.voice import BargeIn, CallVoice
+
+__all__ = ["HeardTracker", "SpokenSpan", "TurnResult", "VoicePipeline"]
+
+log = logging.getLogger("voxflow.ai.pipeline")
+
+
+_SECONDS_PER_CHAR = 0.065  # ~15 characters a second: the estimate while TTS is still streaming
+
+
+@dataclass(slots=True)
+class SpokenSpan:
+    """A sentence on the playout timeline; ``total``: its audio length once fully synthesized."""
+
+    text: str
+    start: float | None = None
+    end: float = 0.0
+    total: float | None = None
+
+
+@dataclass(slots=True)
+class HeardTracker:
+    """Pure bookkeeping of the playout timeline: which text had been played by a given time."""
+
+    spans: list[SpokenSpan] = field(default_factory=list)
+    play_end: float = 0.0
+
+    def begin(self, span: SpokenSpan | str) -> None:
+        self.spans.append(span if isinstance(span, SpokenSpan) else SpokenSpan(span))
+
+    def played(self, now: float, duration: float) -> float:
+        """Record a frame of ``duration`` s handed over at ``now``; return its playout start."""
+        start = max(self.play_end, now)
+        self.play_end = start + duration
+        span = self.spans[-1]
+        if span.start is None:
+            span.start = start
+        span.end = self.play_end
+        return start
+
+    def lead(self, now: float) -> float:
+        """Seconds of audio queued ahead of ``now``."""
+        return max(0.0, self.play_end - now)
+
+    def heard_at(self, t: float) -> str:
+        """The text played by time ``t``; the sentence being played is cut at the word reached."""
+        out: list[str] = []
+        for span in self.spans:
+            if span.start is None or span.start >= t:
+                break
+            total = span.total
+            if total is None:
+                total = max(span.end - span.start, len(span.text) * _SECONDS_PER_CHAR)
+            if span.start + total <= t:
+                out.append(span.text)
+                continue
+            words = span.text.split()
+            share = (t - span.start) / max(total, 1e-6)
+            n = int(len(words) * share)
+            if n:
+                out.append(" ".join(words[:n]) + "...")
+            break
+        return " ".join(out)
+
+    def all_text(self) -> str:
+        return " ".join(s.text for s in self.spans if s.start is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    """One spoken model turn: the text the caller heard (all of it unless ``interrupted``)."""
+
+    heard: str
+    interrupted: bool
+    metrics: TurnMetrics
+
+
+async def _aiter(chunks: AsyncIterable[str] | Iterable[str]) -> AsyncIterator[str]:
+    if isinstance(chunks, AsyncIterable):
+        async for c in chunks:
+            yield c
+    else:
+        for c in chunks:
+            yield c
+
+
+class VoicePipeline:
+    """Per-call voice pipeline over a :class:`CallVoice`: implements the agent's ``AgentIO``
+    (``say``/``speak``/``listen``) and ``respond`` (one spoken model turn with history).
+
+    ``agent`` keeps the history (one is created from ``llm`` when not given). ``on_metrics`` is
+    called with every turn's :class:`TurnMetrics` (for the call trace).
+    """
+
+    def __init__(
+        self,
+        voice: CallVoice,
+        *,
+        tts: TextToSpeech,
+        llm: LanguageModel | None = None,
+        agent: Agent | None = None,
+        barge_in: BargeIn | None = None,
+        voice_name: str | None = None,
+        max_lead_ms: int = 60,
+        frame_ms: int = 20,
+        on_metrics: Callable[[TurnMetrics], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if agent is None and llm is None:
+            raise ValueError("VoicePipeline needs an llm or an agent")
+        self.voice = voice
+        self.tts = tts
+        self.agent = agent if agent is not None else Agent(llm)  # type: ignore[arg-type]
+        self.barge_in = barge_in if barge_in is not None else BargeIn()
+        self.voice_name = voice_name
+        self.max_lead = max_lead_ms / 1000
+        self.frame_ms = frame_ms
+        self.on_metrics = on_metrics
+        self.metrics: list[TurnMetrics] = []
+        self.last_stt_final_ms: float | None = None
+        self._clock = clock
+        self._interrupt = asyncio.Event()
+        self._speaking: asyncio.Task[Spoken] | None = None
+        self._closed = False
+        self.last_interrupt_at: float | None = None
+        self.last_stop_at: float | None = None
+
+    # ------------------------------------------------------------------ AgentIO
+
+    async def say(self, text: str) -> Spoken:
+        """Speak one fixed text (barge-in applies)."""
+        return await self.speak([text] if text.strip() else [])
+
+    async def listen(self, timeout: float) -> str | None:
+        """The caller's next utterance (the voice does VAD endpointing and STT)."""
+        t0 = self._clock()
+        text = await self.voice.listen(timeout)
+        stt_ms = getattr(self.voice, "last_stt_final_ms", None)
+        self.last_stt_final_ms = float(stt_ms) if isinstance(stt_ms, int | float) else None
+        log.debug("listen: %r after %.0f ms", text, (self._clock() - t0) * 1000)
+        return text
+
+    def interrupt(self) -> None:
+        """Stop what is being spoken now (e.g. on DTMF); no effect when silent."""
+        if self._speaking is not None and not self._speaking.done():
+            self._interrupt.set()
+
+    async def speak(
+        self,
+        chunks: AsyncIterable[str] | Iterable[str],
+        *,
+        barge_in: BargeIn | None = None,
+    ) -> Spoken:
+        """Synthesize and play ``chunks`` as they arrive; return what the caller heard."""
+        if self._closed:
+            raise RuntimeError("VoicePipeline is closed")
+        self._interrupt = asyncio.Event()
+        task = asyncio.create_task(self._speak(_aiter(chunks), barge_in or self.barge_in))
+        self._speaking = task
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise
+        finally:
+            self._speaking = None
+
+    async def _speak(self, chunks: AsyncIterator[str], barge_in: BargeIn) -> Spoken:
+        tracker = HeardTracker()
+        frames: asyncio.Queue[SpokenSpan | bytes | None] = asyncio.Queue()
+        errors: list[BaseException] = []
+        t_start = self._clock()
+        ttfb: list[float] = []
+        rate = self.tts.sample_rate
+        frame_bytes = max(2, rate * self.frame_ms // 1000 * 2)
+
+        async def synthesize() -> None:
+            try:
+                async for sentence in chunks:
+                    if not sentence.strip():
+                        continue
+                    span = SpokenSpan(sentence)
+                    frames.put_nowait(span)
+                    t_req = self._clock()
+                    carry = b""
+                    size = 0
+                    async for pcm in self.tts.synthesize(sentence, voice=self.voice_name):
+                        if not ttfb and pcm:
+                            ttfb.append((self._clock() - t_req) * 1000)
+                        data = carry + pcm
+                        cut = len(data) - len(data) % frame_bytes
+                        for i in range(0, cut, frame_bytes):
+                            frames.put_nowait(data[i : i + frame_bytes])
+                        carry = data[cut:]
+                        size += cut
+                    if carry:
+                        frames.put_nowait(carry + b"\0" * (frame_bytes - len(carry)))
+                        size += frame_bytes
+                    span.total = size / 2 / rate
+            except (ProviderError, OSError, ValueError) as exc:
+                errors.append(exc)
+            finally:
+                frames.put_nowait(None)
+
+        async def send() -> Spoken:
+            first_audio: float | None = None
+            while True:
+                item = await frames.get()
+                if item is None:
+                    break
+                if isinstance(item, SpokenSpan):
+                    tracker.begin(item)
+                    continue
+                pcm = item
+                now = self._clock()
+                lead = tracker.lead(now)
+                if lead > self.max_lead:
+                    await asyncio.sleep(lead - self.max_lead)
+                    now = self._clock()
+                await self.voice.send_audio(AudioChunk("pcm16", rate, pcm))
+                if first_audio is None:
+                    first_audio = now
+                tracker.played(now, len(pcm) / 2 / rate)
+            # Wait for the queued tail to play out so "heard" is true when we return.
+            tail = tracker.lead(self._clock())
+            if tail > 0:
+                await asyncio.sleep(tail)
+            return Spoken(
+                heard=tracker.all_text(),
+                first_audio_at=first_audio,
+                tts_ttfb_ms=ttfb[0] if ttfb else None,
+            )
+
+        producer = asyncio.create_task(synthesize(), name="pipeline-tts")
+        sender = asyncio.create_task(send(), name="pipeline-send")
+        watchers: list[asyncio.Task[object]] = [
+            asyncio.create_task(self._interrupt.wait(), name="pipeline-interrupt")
+        ]
+        if barge_in.speech:
+            watchers.append(
+                asyncio.create_task(
+                    self.voice.wait_for_speech(barge_in.min_speech_ms), name="pipeline-bargein"
+                )
+            )
+        try:
+            done, _ = await asyncio.wait([sender, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            if sender in done:
+                spoken = sender.result()
+                if errors:
+                    raise ProviderError(f"TTS failed: {errors[0]}") from errors[0]
+                return spoken
+            # Barge-in: stop everything now.
+            at = self._clock()
+            self.last_interrupt_at = at
+            producer.cancel()
+            sender.cancel()
+            clear = getattr(self.voice, "clear_audio", None)
+            if callable(clear):
+                result = clear()
+                if asyncio.iscoroutine(result):
+                    await result
+            self.last_stop_at = self._clock()
+            first = next((s.start for s in tracker.spans if s.start is not None), None)
+            return Spoken(
+                heard=tracker.heard_at(at),
+                interrupted=True,
+                first_audio_at=first,
+                tts_ttfb_ms=ttfb[0] if ttfb else None,
+            )
+        finally:
+            everything: list[asyncio.Task[Any]] = [producer, sender, *watchers]
+            for pending in everything:
+                if not pending.done():
+                    pending.cancel()
+            await asyncio.gather(producer, sender, *watchers, return_exceptions=True)
+            if isinstance(chunks, AsyncIterator) and hasattr(chunks, "aclose"):
+                with contextlib.suppress(Exception):
+                    await chunks.aclose()
+            log.debug("spoke for %.0f ms", (self._clock() - t_start) * 1000)
+
+    # ------------------------------------------------------------------ turns
+
+    async def respond(
+        self, text: str, *, filler: str | None = None, filler_after_s: float | None = None
+    ) -> TurnResult:
+        """One spoken model turn: add ``text`` to the history, stream the reply to the caller and
+        record only what was heard. Tool calls run through the agent's actions."""
+        agent = self.agent
+        t0 = self._clock()
+        agent.history.append(ChatMessage("user", text))
+        specs = [a.spec() for a in agent.actions.values()]
+        heard_parts: list[str] = []
+        metrics: TurnMetrics | None = None
+        interrupted = False
+        for _round in range(agent.max_tool_rounds + 1):
+            rr = await run_round(
+                agent.llm,
+                list(agent.history),
+                self,
+                tools=specs,
+                filler=filler if metrics is None else None,
+                filler_after_s=filler_after_s,
+                started_at=t0 if metrics is None else None,
+            )
+            if metrics is None:
+                metrics = rr.metrics
+                metrics.stt_final_ms = self.last_stt_final_ms
+            calls = () if rr.interrupted else rr.tool_calls
+            agent.history.append(ChatMessage("assistant", rr.heard, tool_calls=calls))
+            if rr.heard:
+                heard_parts.append(rr.heard)
+            if rr.error is not None:
+                for call in calls:
+                    agent.history.append(ChatMessage("tool", "not run", tool_call_id=call.id))
+                raise rr.error
+            if rr.interrupted:
+                interrupted = True
+                break
+            if not calls:
+                break
+            for call in calls:
+                result = await agent.call_action(call)
+                agent.history.append(ChatMessage("tool", result, tool_call_id=call.id))
+        assert metrics is not None
+        metrics.interrupted = interrupted
+        self.metrics.append(metrics)
+        if self.on_metrics is not None:
+            self.on_metrics(metrics)
+        heard = " ".join(heard_parts)
+        return TurnResult(heard=heard, interrupted=interrupted, metrics=metrics)
+
+    async def aclose(self) -> None:
+        """Stop speaking and refuse further use (idempotent)."""
+        self._closed = True
+        task = self._speaking
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
