@@ -159,7 +159,9 @@ class FakeAsterisk:
         return chan
 
     async def press(self, cid: str, digits: str) -> None:
-        chan = self.channels[cid]
+        chan = self.channels.get(cid)
+        if chan is None:
+            return
         for digit in digits:
             await self.emit(
                 {
