@@ -1,0 +1,73 @@
+"""Flow registry: loading, routing by dialed number, hot reload with version pinning."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from _runtime_flowkit import flow, hangup, say, state
+
+from voxflow.errors import ConfigError, FlowError
+from voxflow.runtime.registry import FlowRegistry, Router
+
+
+def write(path: Path, name: str, answers: tuple[str, ...], text: str = "Hi") -> Path:
+    f = flow(state("main", say(text), hangup()), name=name, answers=answers)
+    path.write_text(f.model_dump_json())
+    return path
+
+
+def bump(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_route_by_number_and_default(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.json", "sales", ("100", "+15550100"))
+    b = write(tmp_path / "b.json", "support", ("200",))
+    reg = FlowRegistry()
+    reg.load([a, b])
+    router = Router(reg, default_flow="support")
+    assert router.route("100").flow.name == "sales"  # type: ignore[union-attr]
+    assert router.route("+15550100").flow.name == "sales"  # type: ignore[union-attr]
+    assert router.route("999").flow.name == "support"  # type: ignore[union-attr]
+    assert Router(reg).route("999") is None
+    with pytest.raises(ConfigError, match="not loaded"):
+        Router(reg, default_flow="nope")
+
+
+def test_duplicate_numbers_and_missing_files(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.json", "one", ("100",))
+    b = write(tmp_path / "b.json", "two", ("100",))
+    with pytest.raises(FlowError, match="already answered"):
+        FlowRegistry().load([a, b])
+    with pytest.raises(ConfigError, match="no such flow"):
+        FlowRegistry().load([tmp_path / "missing.flow"])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(FlowError, match=r"bad\.json"):
+        FlowRegistry().load([bad])
+
+
+def test_hot_reload_pins_old_version_and_rejects_invalid(tmp_path: Path) -> None:
+    p = write(tmp_path / "m.json", "main", ("100",), text="Version one")
+    reg = FlowRegistry()
+    reg.load([p])
+    router = Router(reg)
+    pinned = router.route("100")
+    assert pinned is not None and pinned.version == 1
+    write(p, "main", ("100",), text="Version two")
+    bump(p)
+    assert [fv.version for fv in reg.reload_changed()] == [2]
+    new = router.route("100")
+    assert new is not None and new.version == 2
+    assert new.flow.states["main"].steps[0].text.source == "Version two"  # type: ignore[union-attr]
+    assert pinned.flow.states["main"].steps[0].text.source == "Version one"  # type: ignore[union-attr]
+    p.write_text("{ not json")
+    bump(p)
+    assert reg.reload_changed() == []
+    assert p in reg.problems
+    still = router.route("100")
+    assert still is not None and still.version == 2
+    assert reg.reload_changed() == []  # same broken mtime: not retried, not re-reported

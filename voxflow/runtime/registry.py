@@ -1,0 +1,180 @@
+"""Loading flows from files and directories, routing calls to them, hot reload with pinning.
+
+A :class:`FlowRegistry` holds the current :class:`FlowVersion` of every flow. Calls pin the
+version they started on (they keep a reference to its frozen ``Flow``), so a reload only affects
+new calls. ``.flow`` files are compiled with ``voxflow.ir.compile_flow``; ``.json`` files are
+compiled IR (``Flow.model_dump_json()``). A file that no longer compiles keeps its previous
+version loaded and its diagnostics are reported through :attr:`FlowRegistry.problems`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from voxflow.errors import ConfigError, FlowError
+from voxflow.ir.models import Flow
+
+__all__ = ["FlowRegistry", "FlowVersion", "Router", "default_compiler"]
+
+log = logging.getLogger(__name__)
+
+Compiler = Callable[[str, str], Flow]
+
+
+def default_compiler(text: str, path: str) -> Flow:
+    """Compile ``.flow`` source with the language front door, or load ``.json`` IR."""
+    if path.endswith(".json"):
+        try:
+            return Flow.model_validate_json(text)
+        except ValidationError as exc:
+            msg = f"{path}: not a valid compiled flow: {exc.error_count()} error(s)"
+            raise FlowError(msg) from exc
+    from voxflow import ir
+
+    compile_flow = getattr(ir, "compile_flow", None)
+    if compile_flow is None:  # pragma: no cover - only while the compiler is not installed
+        raise FlowError("the flow compiler is not available in this build")
+    flow: Flow = compile_flow(text, path)
+    return flow
+
+
+@dataclass(frozen=True, slots=True)
+class FlowVersion:
+    """One loaded version of one flow file."""
+
+    flow: Flow
+    path: Path
+    version: int
+    mtime_ns: int
+
+
+class FlowRegistry:
+    """The flows being served, keyed by flow name."""
+
+    def __init__(self, compiler: Compiler = default_compiler) -> None:
+        self._compile = compiler
+        self._by_path: dict[Path, FlowVersion] = {}
+        self._paths: list[Path] = []
+        self.problems: dict[Path, str] = {}
+        self._failed_mtime: dict[Path, int] = {}
+
+    @staticmethod
+    def expand(paths: Iterable[str | Path]) -> list[Path]:
+        """Files named, plus ``*.flow`` (and ``*.json``) files under directories, sorted."""
+        out: list[Path] = []
+        for p in map(Path, paths):
+            if p.is_dir():
+                out += sorted(p.rglob("*.flow"))
+            elif p.is_file():
+                out.append(p)
+            else:
+                raise ConfigError(f"no such flow file or directory: {p}")
+        return out
+
+    def load(self, paths: Iterable[str | Path]) -> list[FlowVersion]:
+        """Load every flow; raises FlowError listing every file that failed."""
+        self._paths = self.expand(paths)
+        if not self._paths:
+            raise ConfigError("no .flow files found")
+        errors: list[str] = []
+        for p in self._paths:
+            try:
+                self._load_one(p)
+            except FlowError as exc:
+                errors.append(str(exc) if str(p) in str(exc) else f"{p}: {exc}")
+        if errors:
+            raise FlowError("\n".join(errors))
+        self._check_names()
+        return list(self._by_path.values())
+
+    def _load_one(self, path: Path) -> FlowVersion:
+        mtime = path.stat().st_mtime_ns
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FlowError(f"{path}: cannot read: {exc}") from exc
+        flow = self._compile(text, str(path))
+        old = self._by_path.get(path)
+        fv = FlowVersion(flow, path, (old.version + 1) if old else 1, mtime)
+        self._by_path[path] = fv
+        self.problems.pop(path, None)
+        return fv
+
+    def _check_names(self) -> None:
+        seen: dict[str, Path] = {}
+        numbers: dict[str, Path] = {}
+        for fv in self._by_path.values():
+            if fv.flow.name in seen and seen[fv.flow.name] != fv.path:
+                raise FlowError(
+                    f"{fv.path}: flow name '{fv.flow.name}' is already used by {seen[fv.flow.name]}"
+                )
+            seen[fv.flow.name] = fv.path
+            for n in fv.flow.answers:
+                if n in numbers and numbers[n] != fv.path:
+                    raise FlowError(f"{fv.path}: number {n} is already answered by {numbers[n]}")
+                numbers[n] = fv.path
+
+    def reload_changed(self) -> list[FlowVersion]:
+        """Recompile files whose mtime changed; a failing file keeps its old version and its
+        error goes to :attr:`problems`. Returns the versions newly loaded."""
+        loaded: list[FlowVersion] = []
+        for p in self._paths:
+            old = self._by_path.get(p)
+            try:
+                mtime = p.stat().st_mtime_ns
+            except OSError:
+                continue
+            if old is not None and mtime == old.mtime_ns:
+                continue
+            if p in self.problems and self._failed_mtime.get(p) == mtime:
+                continue
+            try:
+                fv = self._load_one(p)
+                self._check_names()
+            except FlowError as exc:
+                if old is not None:
+                    self._by_path[p] = old
+                self.problems[p] = str(exc)
+                self._failed_mtime[p] = mtime
+                log.warning("%s not reloaded: %s", p, exc)
+                continue
+            loaded.append(fv)
+            log.info("reloaded %s as version %d", p, fv.version)
+        return loaded
+
+    def versions(self) -> list[FlowVersion]:
+        """Current version of every flow."""
+        return list(self._by_path.values())
+
+    def get(self, name: str) -> FlowVersion | None:
+        """The current version of the flow called ``name``."""
+        return next((fv for fv in self._by_path.values() if fv.flow.name == name), None)
+
+
+class Router:
+    """Routes a dialed number to the flow that answers it, else the default flow."""
+
+    def __init__(self, registry: FlowRegistry, default_flow: str | None = None) -> None:
+        self.registry = registry
+        self.default_flow = default_flow
+        if default_flow is not None and registry.get(default_flow) is None:
+            names = ", ".join(sorted(fv.flow.name for fv in registry.versions()))
+            raise ConfigError(f"default flow '{default_flow}' is not loaded (loaded: {names})")
+
+    def route(self, called: str) -> FlowVersion | None:
+        """The flow version for a new call to ``called`` (None: no flow takes it)."""
+        versions = self.registry.versions()
+        for fv in versions:
+            if called and called in fv.flow.answers:
+                return fv
+        if self.default_flow is not None:
+            return self.registry.get(self.default_flow)
+        if len(versions) == 1:
+            return versions[0]
+        catch_all = [fv for fv in versions if not fv.flow.answers]
+        return catch_all[0] if len(catch_all) == 1 else None
