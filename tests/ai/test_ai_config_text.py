@@ -138,3 +138,15 @@ def test_tool_arguments_validation() -> None:
     assert parse_tool_arguments("", {}) == {}
     with pytest.raises(ValueError, match="unknown parameter type"):
         schema_from_types({"x": "date"})
+
+
+def test_offline_providers_come_from_media() -> None:
+    from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+    from voxflow.media.tts_espeak import EspeakTTS
+
+    cfg = load_ai_config(
+        app={"tts": {"provider": "espeak", "voice": "en"}, "stt": "pocketsphinx"}, env={}
+    )
+    tts = build_tts(cfg.tts)
+    assert isinstance(tts, EspeakTTS)
+    assert isinstance(build_stt(cfg.stt), PocketSphinxSTT)

@@ -279,23 +279,21 @@ def _build_media(kind: str, cfg: ProviderConfig) -> Any:
     """Offline providers live in ``voxflow.media`` (espeak-ng TTS, pocketsphinx STT)."""
     import importlib
 
-    module_name = {"espeak": "voxflow.media.tts", "pocketsphinx": "voxflow.media.stt"}[cfg.provider]
+    module_name, class_name = {
+        "espeak": ("voxflow.media.tts_espeak", "EspeakTTS"),
+        "pocketsphinx": ("voxflow.media.stt_pocketsphinx", "PocketSphinxSTT"),
+    }[cfg.provider]
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
+        factory = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{cfg.provider} {kind} is not available: {exc}") from None
-    names = {
-        "espeak": ("EspeakTTS", "EspeakTTS"),
-        "pocketsphinx": ("PocketsphinxSTT", "PocketSphinxSTT"),
-    }
-    for name in names[cfg.provider]:
-        factory = getattr(module, name, None)
-        if factory is not None:
-            kwargs: dict[str, Any] = {}
-            if cfg.voice and kind == "tts":
-                kwargs["voice"] = cfg.voice
-            return factory(**kwargs)
-    raise ConfigError(f"{cfg.provider} {kind} is not available in {module_name}")
+    kwargs: dict[str, Any] = {}
+    if kind == "tts":
+        if cfg.voice:
+            kwargs["voice"] = cfg.voice
+        if cfg.sample_rate:
+            kwargs["sample_rate"] = cfg.sample_rate
+    return factory(**kwargs)
 
 
 def _float_opt(options: Mapping[str, Any], name: str) -> float | None:
