@@ -18,6 +18,10 @@ from voxflow.cli.diag import lint, validate  # noqa: E402  (commands register af
 cli.add_command(validate)
 cli.add_command(lint)
 
+from voxflow.cli.run import run_command  # noqa: E402
+
+cli.add_command(run_command)
+
 
 def main() -> None:
     """Console-script entry point."""

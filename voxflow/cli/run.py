@@ -1,0 +1,292 @@
+"""``voxflow run``: serve flows on Asterisk, or try one on the embedded sandbox.
+
+Exit codes: 0 done, 1 invalid flows or a failed ``expect`` in the caller script, 2 bad options
+or settings, 3 cannot use ARI (unreachable, 401, application name taken).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from voxflow.errors import (
+    ApplicationReplacedError,
+    AriConnectionError,
+    AriError,
+    AriUnauthorized,
+    ConfigError,
+    FlowError,
+)
+from voxflow.ir import models as ir
+from voxflow.runtime.caller_script import CallerAction, load_script, parse_script
+from voxflow.runtime.config import Settings, load_settings
+from voxflow.runtime.driver import TranscriptLine
+from voxflow.runtime.registry import FlowRegistry
+
+__all__ = ["default_script", "run_command"]
+
+log = logging.getLogger(__name__)
+
+EXIT_FLOW, EXIT_CONFIG, EXIT_ARI = 1, 2, 3
+
+
+def default_script(flow: ir.Flow) -> list[CallerAction]:
+    """A demo caller: waits for the first menu, picks its first choice, listens, hangs up."""
+    key = _first_choice_key(flow)
+    lines = ["wait 2s"]
+    if key:
+        lines.append(f"press {key}")
+    lines += ["wait 12s", "hangup"]
+    return parse_script("\n".join(lines), name="<default caller>")
+
+
+def _first_choice_key(flow: ir.Flow) -> str | None:
+    todo = [flow.states[flow.initial]] if flow.initial in flow.states else []
+    seen: set[str] = set()
+    while todo:
+        st = todo.pop(0)
+        if st.name in seen:
+            continue
+        seen.add(st.name)
+        for s in st.steps:
+            if isinstance(s, ir.GatherStep) and s.choices and s.input != "speech":
+                for c in s.choices:
+                    if c.keys:
+                        return c.keys[0]
+            if isinstance(s, ir.GotoStep) and s.state in flow.states:
+                todo.append(flow.states[s.state])
+    return None
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.command("run")
+@click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--ari-url", help="ARI base URL, e.g. http://127.0.0.1:8088/ari [VOXFLOW_ARI_URL]")
+@click.option("--ari-user", help="ARI user [VOXFLOW_ARI_USER]")
+@click.option("--ari-password", help="ARI password [VOXFLOW_ARI_PASSWORD]")
+@click.option("--app", "app_name", help="Stasis application name [VOXFLOW_APP]")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="voxflow.toml")
+@click.option("--default-flow", help="flow for numbers no flow declares")
+@click.option(
+    "--caller",
+    "caller_script",
+    type=click.Path(path_type=Path),
+    help="sandbox only: script of caller actions (wait/press/say/silence/hangup)",
+)
+@click.option("--to", "dialed", help="sandbox only: the number the simulated caller dials")
+@click.option("--watch", is_flag=True, help="reload edited flows (new calls get new versions)")
+@click.option(
+    "--trace",
+    "trace_dir",
+    type=click.Path(path_type=Path),
+    help="write one JSON Lines trace per call into DIR",
+)
+@click.option("--grace", "grace_period", type=float, help="seconds calls may finish on stop")
+@click.option("-v", "--verbose", is_flag=True, help="log interpreter details")
+def run_command(
+    flows: tuple[Path, ...],
+    ari_url: str | None,
+    ari_user: str | None,
+    ari_password: str | None,
+    app_name: str | None,
+    config_path: Path | None,
+    default_flow: str | None,
+    caller_script: Path | None,
+    dialed: str | None,
+    watch: bool,
+    trace_dir: Path | None,
+    grace_period: float | None,
+    verbose: bool,
+) -> None:
+    """Run FLOW_OR_DIR... on Asterisk (with an ARI URL), else on the embedded sandbox."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings(
+            {
+                "ari_url": ari_url,
+                "ari_user": ari_user,
+                "ari_password": ari_password,
+                "app": app_name,
+                "default_flow": default_flow,
+                "trace_dir": str(trace_dir) if trace_dir else None,
+                "grace_period": grace_period,
+            },
+            config_path=config_path,
+        )
+        registry = FlowRegistry()
+        registry.load(flows)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+    except FlowError as exc:
+        _fail(f"invalid flow(s):\n{exc}", EXIT_FLOW)
+    try:
+        if settings.ari_url is not None:
+            asyncio.run(_serve(settings, registry, watch))
+            return
+        script = load_script(caller_script) if caller_script else None
+        code = asyncio.run(_sandbox(settings, registry, script, dialed, watch))
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+    except AriUnauthorized:
+        _fail(
+            f"ARI rejected user '{settings.ari_user}' (401): check --ari-user/--ari-password",
+            EXIT_ARI,
+        )
+    except ApplicationReplacedError:
+        _fail(f"another client took the ARI application name '{settings.app}'", EXIT_ARI)
+    except AriConnectionError as exc:
+        _fail(f"cannot reach ARI at {settings.ari_url}: {exc}", EXIT_ARI)
+    except AriError as exc:
+        _fail(f"ARI error: {exc}", EXIT_ARI)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code)
+
+
+def _make_app(settings: Settings, ari_url: str, user: str, password: str) -> Any:
+    from voxflow.telephony.app import VoxtraApp
+
+    kwargs: dict[str, Any] = {}
+    with contextlib.suppress(Exception):  # speech is optional: DTMF flows run without it
+        media = importlib.import_module("voxflow.media.callmedia")
+        espeak = importlib.import_module("voxflow.media.tts_espeak")
+        kwargs["tts"] = espeak.EspeakTTS()
+        kwargs["voice_factory"] = media.create_call_voice
+    return VoxtraApp(ari_url, user, password, settings.app, **kwargs)
+
+
+def _print_reload(registry: FlowRegistry) -> None:
+    for path, problem in registry.problems.items():
+        click.echo(f"not reloaded: {path}:\n{problem}", err=True)
+    for fv in registry.versions():
+        log.info("serving %s v%d", fv.flow.name, fv.version)
+
+
+async def _serve(settings: Settings, registry: FlowRegistry, watch: bool) -> None:
+    from voxflow.runtime.server import FlowServer
+
+    assert settings.ari_url is not None
+    app = _make_app(settings, settings.ari_url, settings.ari_user, settings.ari_password)
+    server = FlowServer(
+        app, registry, settings, watch_interval=1.0 if watch else None, on_reload=_print_reload
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    names = ", ".join(fv.flow.name for fv in registry.versions())
+    click.echo(f"serving {names} on {settings.ari_url} as app '{settings.app}' (Ctrl-C stops)")
+    await server.serve(stop)
+
+
+def _print_line(call_id: str, line: TranscriptLine) -> None:
+    t, who, text = line
+    label = {"flow": "FLOW  ", "caller": "CALLER", "system": "      "}.get(who, who)
+    click.echo(f"{t:7.2f}  {label}  {text}")
+
+
+async def _sandbox(
+    settings: Settings,
+    registry: FlowRegistry,
+    script: list[CallerAction] | None,
+    dialed: str | None,
+    watch: bool,
+) -> int:
+    from voxflow.runtime.server import FlowServer
+    from voxflow.sandbox.server import Sandbox
+
+    versions = registry.versions()
+    target = registry.get(settings.default_flow) if settings.default_flow else versions[0]
+    assert target is not None
+    to = dialed or (target.flow.answers[0] if target.flow.answers else "100")
+    if script is None:
+        script = default_script(target.flow)
+    async with Sandbox(port=0) as sb:
+        app = _make_app(settings, sb.ari_url, sb.user, sb.password)
+        if not target.flow.answers and settings.default_flow is None:
+            settings = Settings(**{**_asdict(settings), "default_flow": target.flow.name})
+        lines: list[str] = []
+
+        def show(call_id: str, line: TranscriptLine) -> None:
+            lines.append(line[2])
+            _print_line(call_id, line)
+
+        server = FlowServer(
+            app,
+            registry,
+            settings,
+            on_transcript=show,
+            watch_interval=1.0 if watch else None,
+            on_reload=_print_reload,
+        )
+        stop = asyncio.Event()
+        serving = asyncio.ensure_future(server.serve(stop))
+        try:
+            click.echo(f"sandbox call to {to} -> flow {target.flow.name}")
+            call = await sb.place_call(from_="+15550100", to=to, app=settings.app)
+            code = await _play_script(call, script, lambda: " ".join(lines))
+            with contextlib.suppress(TimeoutError):
+                await call.wait_hangup(timeout=30)
+            await asyncio.sleep(0.2)
+        finally:
+            stop.set()
+            await serving
+    for result in server.results.values():
+        click.echo(f"outcome: {result.outcome}" + (f" ({result.reason})" if result.reason else ""))
+    return code
+
+
+def _asdict(s: Settings) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {f.name: getattr(s, f.name) for f in fields(s)}
+
+
+async def _play_script(call: Any, script: list[CallerAction], heard: Callable[[], str]) -> int:
+    code = 0
+    for action in script:
+        if call.ended:
+            break
+        if action.kind in ("wait", "silence"):
+            if action.kind == "silence":
+                await call.silence(action.seconds)
+            else:
+                await asyncio.sleep(action.seconds)
+        elif action.kind == "press":
+            await call.press(action.text)
+        elif action.kind == "say":
+            await call.say(action.text)
+        elif action.kind == "hangup":
+            await call.hangup()
+        elif action.kind in ("wait_for", "expect"):
+            deadline = asyncio.get_running_loop().time() + (
+                action.seconds if action.kind == "wait_for" else 0
+            )
+            while True:
+                if action.text.lower() in heard().lower():
+                    break
+                if asyncio.get_running_loop().time() >= deadline or call.ended:
+                    click.echo(
+                        f"caller script line {action.line}: did not hear {action.text!r}", err=True
+                    )
+                    code = EXIT_FLOW
+                    break
+                await asyncio.sleep(0.1)
+    return code

@@ -1,0 +1,143 @@
+"""Serving flows on an ARI application: route each call, run it with a CallDriver.
+
+:class:`FlowServer` wires a :class:`~voxflow.runtime.registry.FlowRegistry` to a ``VoxtraApp``:
+each inbound call is routed by its dialed number to the current version of a flow (pinned for
+the whole call), and run by a :class:`~voxflow.runtime.driver.CallDriver`. ``serve()`` stops
+taking calls when ``stop`` is set, lets calls in progress finish for ``grace_period`` seconds,
+then hangs them up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from voxflow.runtime.config import Settings
+from voxflow.runtime.driver import CallDriver, TranscriptLine
+from voxflow.runtime.events import End
+from voxflow.runtime.http_step import HttpClient
+from voxflow.runtime.registry import FlowRegistry, Router
+from voxflow.runtime.trace import NullTrace, TraceWriter
+from voxflow.runtime.webhooks import WebhookSender
+
+__all__ = ["FlowServer"]
+
+log = logging.getLogger(__name__)
+
+
+class FlowServer:
+    """Runs every call of ``app`` through the flows of ``registry``."""
+
+    def __init__(
+        self,
+        app: Any,
+        registry: FlowRegistry,
+        settings: Settings,
+        *,
+        on_transcript: Callable[[str, TranscriptLine], None] | None = None,
+        watch_interval: float | None = None,
+        on_reload: Callable[[FlowRegistry], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.registry = registry
+        self.settings = settings
+        self.router = Router(registry, settings.default_flow)
+        self.http = HttpClient()
+        self.webhooks = WebhookSender(settings.webhook_url, settings.webhook_secret)
+        self.on_transcript = on_transcript
+        self.watch_interval = watch_interval
+        self.on_reload = on_reload
+        self.drivers: dict[str, CallDriver] = {}
+        self.results: dict[str, End] = {}
+        self.accepting = True
+        self._idle = asyncio.Event()
+        self._idle.set()
+        app.default()(self._handle)
+
+    async def _handle(self, session: Any) -> None:
+        fv = self.router.route(str(getattr(session, "called_number", "") or ""))
+        if fv is None or not self.accepting:
+            log.warning("call %s to %r: no flow takes it", session.id, session.called_number)
+            await session.hangup("normal")
+            return
+        trace: TraceWriter | NullTrace = NullTrace()
+        if self.settings.trace_dir:
+            trace = TraceWriter(Path(self.settings.trace_dir), str(session.id))
+            trace.write(
+                "call.started",
+                flow=fv.flow.name,
+                version=fv.version,
+                caller=getattr(session, "caller_id", ""),
+                called=getattr(session, "called_number", ""),
+            )
+        sink = None
+        if self.on_transcript is not None:
+            cb, sid = self.on_transcript, str(session.id)
+
+            def sink(line: TranscriptLine) -> None:
+                cb(sid, line)
+
+        driver = CallDriver(
+            fv.flow,
+            session,
+            http=self.http,
+            webhooks=self.webhooks,
+            trace=trace,
+            max_steps=self.settings.max_steps,
+            on_transcript=sink,
+        )
+        self.drivers[str(session.id)] = driver
+        self._idle.clear()
+        try:
+            self.results[str(session.id)] = await driver.run()
+        finally:
+            self.drivers.pop(str(session.id), None)
+            if not self.drivers:
+                self._idle.set()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set; then drain (grace period) and close."""
+        async with self.app:
+            watcher = None
+            if self.watch_interval:
+                watcher = asyncio.ensure_future(self._watch(stop))
+            replaced = asyncio.ensure_future(self.app.events.wait_closed())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({replaced, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if replaced.done() and not replaced.cancelled():
+                    replaced.result()
+            finally:
+                stopper.cancel()
+                replaced.cancel()
+                if watcher is not None:
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
+                await self.drain()
+
+    async def drain(self) -> None:
+        """Stop taking calls; wait up to the grace period for calls in progress, then hang up."""
+        self.accepting = False
+        if self.drivers:
+            n = len(self.drivers)
+            log.info("waiting up to %.0f s for %d call(s)", self.settings.grace_period, n)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.settings.grace_period)
+            for d in list(self.drivers.values()):
+                with contextlib.suppress(Exception):
+                    await d.session.hangup("normal")
+        await self.webhooks.aclose()
+        await self.http.aclose()
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        assert self.watch_interval is not None
+        while not stop.is_set():
+            await asyncio.sleep(self.watch_interval)
+            before = dict(self.registry.problems)
+            loaded = self.registry.reload_changed()
+            if (loaded or self.registry.problems != before) and self.on_reload is not None:
+                self.on_reload(self.registry)
