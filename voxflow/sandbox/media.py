@@ -1,0 +1,631 @@
+"""Media in the PBX core: playbacks, bridges (really mixing), recordings, MOH, the 20 ms tick.
+
+Every channel and bridge advances on ONE shared tick. Per tick: each far end says a frame
+(``spoken``), each channel hears its playback, else its bridge's mix of the others, else
+music on hold, else silence; recordings append what they capture; finished playbacks emit
+PlaybackFinished after their last frame went out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import (
+    FRAME_SAMPLES,
+    Frame,
+    SoundBank,
+    decode_payload,
+    frames_from_pcm16,
+    number_words,
+    tone_frames,
+    wav_bytes,
+)
+from .model import Bridge, Channel, LiveRecording, Playback, RestError
+from .state import PbxCore
+
+__all__ = ["RECORDING_FORMATS", "UNKNOWN_SCHEME", "PbxMedia"]
+
+log = logging.getLogger(__name__)
+
+RECORDING_FORMATS = ("wav", "wav16", "sln", "sln16", "ulaw", "alaw")
+UNKNOWN_SCHEME = object()  # media with an unknown scheme: started, never finished
+_MOH = "440/400,554/400,659/400,554/400,0/400"
+_SILENT_GAP = [None] * 5
+
+
+def _mix(frames: list[Frame]) -> Frame | None:
+    if not frames:
+        return None
+    if len(frames) == 1:
+        return frames[0]
+    acc = np.sum(np.stack(frames).astype(np.int32), axis=0)
+    mixed: Frame = np.clip(acc, -32768, 32767).astype(np.int16)
+    return mixed
+
+
+def _is_silent(frame: Frame | None) -> bool:
+    return frame is None or not frame.any()
+
+
+class PbxMedia(PbxCore):
+    """Adds media to :class:`PbxCore`."""
+
+    sounds: SoundBank
+    recordings_dir: Path
+    live_recordings: dict[str, LiveRecording]
+    tick_no: int
+
+    def init_media(self, sounds: SoundBank, recordings_dir: Path) -> None:
+        self.sounds = sounds
+        self.recordings_dir = recordings_dir
+        self.live_recordings = {}
+        self.tick_no = 0
+        self._moh_frames: dict[int, Iterator[Frame]] = {}
+
+    # --- media resolution ------------------------------------------------------------------
+
+    def resolve_media(self, uri: str) -> Iterator[Frame | None] | object | None:
+        """Frames for a media URI; ``None`` if it does not exist, UNKNOWN_SCHEME if the
+        scheme is not one Asterisk knows."""
+        scheme, _, rest = uri.partition(":")
+        if scheme == "sound":
+            pcm = self.sounds.pcm(rest)
+            return iter(frames_from_pcm16(pcm)) if pcm else None
+        if scheme == "recording":
+            pcm = self.stored_pcm(rest)
+            return iter(frames_from_pcm16(pcm)) if pcm is not None else None
+        if scheme in ("digits", "characters"):
+            frames: list[Frame | None] = []
+            for ch in rest:
+                pcm = self.sounds.digit_pcm(ch) if scheme == "digits" else None
+                if pcm is None and scheme == "characters" and ch.isalnum():
+                    pcm = self.sounds.pcm(ch.lower()) or self._spell(ch)
+                if pcm is None:
+                    return None
+                frames.extend(frames_from_pcm16(pcm))
+                frames.extend(_SILENT_GAP)
+            return iter(frames)
+        if scheme == "number":
+            try:
+                n = int(rest.split(",")[0])
+            except ValueError:
+                return None
+            frames = []
+            for word in number_words(n):
+                pcm = self.sounds.pcm(word)
+                if pcm is None:
+                    return None
+                frames.extend(frames_from_pcm16(pcm))
+            return iter(frames)
+        if scheme == "tone":
+            return tone_frames(rest)
+        return UNKNOWN_SCHEME
+
+    def _spell(self, ch: str) -> bytes | None:
+        from .audio import espeak_pcm16
+
+        try:
+            pcm = espeak_pcm16(ch)
+        except (OSError, RuntimeError):
+            return None
+        self.sounds.add(ch.lower(), pcm)
+        return pcm
+
+    # --- playbacks -------------------------------------------------------------------------
+
+    def play(
+        self,
+        target: Channel | Bridge,
+        media: list[str],
+        *,
+        playback_id: str | None,
+        lang: str = "en",
+        offsetms: int = 0,
+        skipms: int = 3000,
+    ) -> Playback:
+        """Queue a playback (201 answer carries state ``queued``)."""
+        if not media or not all(media):
+            raise RestError(400, "media is required")
+        pid = playback_id or self.new_uuid()
+        if pid in self.playbacks:
+            raise RestError(409, "Playback with given ID already exists")
+        kind = "channel" if isinstance(target, Channel) else "bridge"
+        pb = Playback(
+            id=pid,
+            media=list(media),
+            target_uri=f"{kind}:{target.id}",
+            language=lang or "en",
+            owner=target,
+            skip_frames=max(0, skipms) // 20,
+        )
+        self.playbacks[pid] = pb
+        target.playbacks.append(pb)
+        if len(target.playbacks) == 1:
+            self._start_playback(pb, offset_frames=max(0, offsetms) // 20)
+        return pb
+
+    def _pb_event(self, etype: str, pb: Playback) -> None:
+        owner = pb.owner
+        if isinstance(owner, Channel):
+            self.emit(etype, {"playback": pb.json()}, channels=[owner])
+            if owner.far is not None:
+                owner.far.far_event(
+                    "playback", {"uri": pb.media_uri, "state": pb.state, "id": pb.id}
+                )
+        elif isinstance(owner, Bridge):
+            self.emit(etype, {"playback": pb.json()}, bridges=[owner])
+            for m in owner.members:
+                if m.far is not None:
+                    m.far.far_event(
+                        "playback",
+                        {"uri": pb.media_uri, "state": pb.state, "id": pb.id, "bridge": owner.id},
+                    )
+
+    def _start_playback(self, pb: Playback, *, offset_frames: int = 0) -> None:
+        owner = pb.owner
+        if isinstance(owner, Bridge) and owner.announcer is None:
+            owner.announcer = self.pseudo_name("Announcer")
+            owner.pseudo.append(owner.announcer)
+            self.update_bridge_peers(owner, connected_line=True)
+        src = self.resolve_media(pb.media_uri)
+        pb.state = "playing"
+        self._pb_event("PlaybackStarted", pb)
+        if src is UNKNOWN_SCHEME:
+            # Asterisk never finishes these; the playback vanishes from /playbacks.
+            self.playbacks.pop(pb.id, None)
+            self._dequeue(pb)
+            return
+        if src is None:
+            self._finish_playback(pb, "failed")
+            return
+        pb.frames = src  # type: ignore[assignment]
+        for _ in range(offset_frames):
+            if next(pb.frames, StopIteration) is StopIteration:  # type: ignore[arg-type]
+                break
+
+    def _dequeue(self, pb: Playback) -> None:
+        owner = pb.owner
+        if owner is None:
+            return
+        if pb in owner.playbacks:
+            owner.playbacks.remove(pb)
+        if isinstance(owner, Bridge) and not owner.playbacks and owner.announcer:
+            if owner.announcer in owner.pseudo:
+                owner.pseudo.remove(owner.announcer)
+            owner.announcer = None
+        if owner.playbacks and owner.playbacks[0].state == "queued":
+            nxt = owner.playbacks[0]
+            if isinstance(owner, Channel) and owner.hungup:
+                return
+            self._start_playback(nxt)
+
+    def _finish_playback(self, pb: Playback, state: str) -> None:
+        pb.state = state
+        pb.frames = None
+        self.playbacks.pop(pb.id, None)
+        self._pb_event("PlaybackFinished", pb)
+        self._dequeue(pb)
+        if pb.on_done is not None:
+            pb.on_done()
+
+    def _next_playback_frame(self, owner: Channel | Bridge) -> tuple[bool, Frame | None]:
+        """(playing, frame) for the head playback of ``owner``; advances it."""
+        if not owner.playbacks:
+            return False, None
+        pb = owner.playbacks[0]
+        if pb.frames is None:
+            return False, None
+        if pb.paused:
+            return True, None
+        frame = next(pb.frames, StopIteration)
+        while frame is StopIteration:
+            if pb.index + 1 < len(pb.media):
+                pb.index += 1
+                src = self.resolve_media(pb.media_uri)
+                if src is None or src is UNKNOWN_SCHEME:
+                    self._finish_playback(pb, "failed")
+                    return False, None
+                pb.frames = src  # type: ignore[assignment]
+                pb.state = "continuing"
+                self._pb_event("PlaybackContinuing", pb)
+                pb.state = "playing"
+                frame = next(pb.frames, StopIteration)  # type: ignore[arg-type]
+            else:
+                self._finish_playback(pb, "done")
+                return False, None
+        return True, frame  # type: ignore[return-value]
+
+    def stop_playback(self, pid: str) -> None:
+        pb = self.playbacks.get(pid)
+        if pb is None:
+            raise RestError(404, "Playback not found")
+        self._finish_playback(pb, "done" if pb.state != "queued" else "canceled")
+
+    def control_playback(self, pid: str, operation: str) -> None:
+        pb = self.playbacks.get(pid)
+        if pb is None:
+            raise RestError(404, "Playback not found")
+        if operation not in ("restart", "pause", "unpause", "reverse", "forward"):
+            raise RestError(400, "Invalid operation parameter")
+        if pb.state == "queued":
+            raise RestError(409, "Playback not currently playing")
+        if operation == "pause":
+            pb.paused = True
+        elif operation == "unpause":
+            pb.paused = False
+        elif operation == "restart" or operation == "reverse":
+            src = self.resolve_media(pb.media_uri)
+            if isinstance(src, Iterator):
+                pb.frames = src
+        elif operation == "forward" and pb.frames is not None:
+            for _ in range(pb.skip_frames):
+                if next(pb.frames, StopIteration) is StopIteration:
+                    break
+
+    # --- bridges ---------------------------------------------------------------------------
+
+    def create_bridge(self, bid: str | None, types: str, name: str) -> Bridge:
+        kinds = {t.strip() for t in (types or "mixing").split(",") if t.strip()}
+        unknown = kinds - {
+            "mixing",
+            "holding",
+            "dtmf_events",
+            "proxy_media",
+            "video_sfu",
+            "video_single",
+            "sdp_label",
+        }
+        if unknown:
+            raise RestError(400, f"Invalid bridge type '{sorted(unknown)[0]}'")
+        bid = bid or self.new_uuid()
+        existing = self.bridges.get(bid)
+        if existing is not None and not existing.destroyed:
+            return existing
+        br = Bridge(
+            id=bid,
+            bridge_type="holding" if "holding" in kinds else "mixing",
+            name=name or "",
+            creationtime=self.now_ts(),
+        )
+        self.bridges[bid] = br
+        for a in self.apps.values():
+            if a.subscribe_all:
+                self.emit("BridgeCreated", {"bridge": br.json()}, apps=[a.name])
+        return br
+
+    def _peer_string(self, br: Bridge, ch: Channel) -> str:
+        names = [m.name for m in br.members if m is not ch] + br.pseudo
+        return ",".join(names)
+
+    def update_bridge_peers(self, br: Bridge, *, connected_line: bool = False) -> None:
+        if br.bridge_type == "holding":
+            return
+        for m in list(br.members):
+            peers = self._peer_string(br, m)
+            if peers and m.variables.get("BRIDGEPEER") != peers:
+                self.set_var(m, "BRIDGEPEER", peers)
+                if connected_line and m.tech == "Local":
+                    self.emit_channel("ChannelConnectedLine", m)
+
+    def _notify_partners(self, br: Bridge) -> None:
+        for m in br.members:
+            if m.far is not None:
+                partners = [o.name for o in br.members if o is not m]
+                m.far.far_event("bridge", {"bridge": br.id, "partners": partners})
+
+    def add_to_bridge(self, br: Bridge, channels: list[Channel]) -> None:
+        for ch in channels:
+            if ch.bridge is br:
+                continue
+            if ch.bridge is not None:
+                self.remove_from_bridge(ch.bridge, ch)
+            ch.bridge = br
+            br.members.append(ch)
+            self.emit(
+                "ChannelEnteredBridge",
+                {"bridge": br.json(), "channel": ch.json()},
+                channels=[ch],
+                bridges=[br],
+            )
+        self.update_bridge_peers(br)
+        self._notify_partners(br)
+
+    def remove_from_bridge(self, br: Bridge, ch: Channel) -> None:
+        if ch.bridge is not br:
+            raise RestError(422, "Channel not in this bridge")
+        apps = self._apps_for([ch], [br])
+        if br.bridge_type != "holding":
+            self.set_var(ch, "BRIDGEPEER", "")
+        br.members.remove(ch)
+        ch.bridge = None
+        self.emit("ChannelLeftBridge", {"bridge": br.json(), "channel": ch.json()}, apps=apps)
+        self.update_bridge_peers(br)
+        self._notify_partners(br)
+        if ch.far is not None:
+            ch.far.far_event("bridge", {"bridge": None, "partners": []})
+
+    def destroy_bridge(self, br: Bridge) -> None:
+        apps = self._apps_for([], [br])
+        for ch in list(br.members):
+            self.remove_from_bridge(br, ch)
+        for pb in list(br.playbacks):
+            self._finish_playback(pb, "done")
+        for rec in list(br.recordings):
+            self.finish_recording(rec)
+        br.destroyed = True
+        self.bridges.pop(br.id, None)
+        if apps:
+            self.emit("BridgeDestroyed", {"bridge": br.json()}, apps=apps)
+
+    def bridge_moh(self, br: Bridge, moh_class: str | None) -> None:
+        if moh_class is not None and br.moh is None:
+            name = self.pseudo_name("Announcer").replace("ARI-", "ARI_MOH-")
+            br.pseudo.append(name)
+            br.moh = name
+            self.update_bridge_peers(br)
+        elif moh_class is None and br.moh is not None:
+            if br.moh in br.pseudo:
+                br.pseudo.remove(br.moh)
+            br.moh = None
+
+    # --- recordings ------------------------------------------------------------------------
+
+    def _stored_path(self, name: str) -> Path | None:
+        if not name or ".." in Path(name).parts or name.startswith("/"):
+            return None
+        for fmt in RECORDING_FORMATS:
+            p = self.recordings_dir / f"{name}.{fmt}"
+            if p.is_file():
+                return p
+        return None
+
+    def stored_pcm(self, name: str) -> bytes | None:
+        """8 kHz pcm16 of a stored recording (wav/sln/ulaw/alaw)."""
+        p = self._stored_path(name)
+        if p is None:
+            return None
+        data, fmt = p.read_bytes(), p.suffix[1:]
+        if fmt in ("wav", "wav16"):
+            from .audio import _read_wav
+
+            return _read_wav(data).astype("<i2").tobytes()
+        if fmt == "sln":
+            return data
+        if fmt == "sln16":
+            return np.frombuffer(data, dtype="<i2")[::2].astype("<i2").tobytes()
+        return decode_payload(data, fmt).astype("<i2").tobytes()
+
+    def start_recording(
+        self,
+        target: Channel | Bridge,
+        *,
+        name: str,
+        fmt: str,
+        max_duration: float,
+        max_silence: float,
+        if_exists: str,
+        terminate_on: str,
+    ) -> LiveRecording:
+        if not name:
+            raise RestError(400, "Recording name is required")
+        if fmt not in RECORDING_FORMATS:
+            raise RestError(422, "specified format is unknown on this system")
+        if if_exists not in ("fail", "overwrite", "append"):
+            raise RestError(400, "ifExists invalid")
+        if terminate_on not in ("none", "any", "*", "#"):
+            raise RestError(400, "terminateOn invalid")
+        if name in self.live_recordings:
+            raise RestError(409, "A recording with the same name is currently in progress.")
+        if if_exists == "fail" and self._stored_path(name) is not None:
+            raise RestError(409, "Recording already exists")
+        kind = "channel" if isinstance(target, Channel) else "bridge"
+        rec = LiveRecording(
+            name=name,
+            format=fmt,
+            target_uri=f"{kind}:{target.id}",
+            owner=target,
+            max_duration=max_duration,
+            max_silence=max_silence,
+            terminate_on=terminate_on,
+        )
+        if if_exists == "append":
+            old = self.stored_pcm(name)
+            if old:
+                rec.frames.extend(frames_from_pcm16(old))
+                rec.heard_audio = True
+        if isinstance(target, Channel) and target.bridge is not None:
+            rec.state = "failed"
+            rec.cause = "Cannot record channel while in bridge"
+            self.emit("RecordingFailed", {"recording": rec.json()}, channels=[target])
+            return rec
+        self.live_recordings[name] = rec
+        target.recordings.append(rec)
+        rec.state = "recording"
+        if isinstance(target, Bridge):
+            target.pseudo.append(self.pseudo_name("Recorder"))
+            self.update_bridge_peers(target)
+            self.emit("RecordingStarted", {"recording": rec.json()}, bridges=[target])
+        else:
+            self.emit("RecordingStarted", {"recording": rec.json()}, channels=[target])
+        return rec
+
+    def _rec_emit(self, etype: str, rec: LiveRecording, **extra: Any) -> None:
+        payload = rec.json(**extra)
+        if isinstance(rec.owner, Channel):
+            self.emit(etype, {"recording": payload}, channels=[rec.owner])
+        else:
+            self.emit(etype, {"recording": payload}, bridges=[rec.owner])
+
+    def finish_recording(self, rec: LiveRecording, *, cancel: bool = False) -> None:
+        """Stop a live recording: write the file (unless cancelled) and emit the event."""
+        self.live_recordings.pop(rec.name, None)
+        owner = rec.owner
+        if rec in owner.recordings:
+            owner.recordings.remove(rec)
+        if isinstance(owner, Bridge):
+            rname = next((p for p in owner.pseudo if p.startswith("Recorder/")), None)
+            if rname:
+                owner.pseudo.remove(rname)
+        if cancel:
+            rec.state = "canceled"
+            self._rec_emit("RecordingFinished", rec)
+            return
+        frames: list[Frame | None] = rec.frames if rec.heard_audio else []
+        if rec.max_silence and rec.trailing_silence and frames:
+            frames = frames[: len(frames) - rec.trailing_silence] or frames
+        pcm = b"".join(
+            (f if f is not None else np.zeros(FRAME_SAMPLES, np.int16)).astype("<i2").tobytes()
+            for f in frames
+        )
+        self._write_recording(rec.name, rec.format, pcm)
+        rec.state = "done"
+        duration = len(frames) // 50
+        self._rec_emit("RecordingFinished", rec, duration=duration)
+        if isinstance(owner, Channel) and owner.far is not None:
+            owner.far.far_event("recorded", {"name": rec.name, "duration": duration})
+
+    def _write_recording(self, name: str, fmt: str, pcm: bytes) -> None:
+        self.recordings_dir.mkdir(parents=True, exist_ok=True)
+        for other in RECORDING_FORMATS:
+            old = self.recordings_dir / f"{name}.{other}"
+            if old.exists():
+                old.unlink()
+        path = self.recordings_dir / f"{name}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arr = np.frombuffer(pcm, dtype="<i2")
+        if fmt == "wav":
+            data = wav_bytes(pcm)
+        elif fmt in ("wav16", "sln16"):
+            wide = np.repeat(arr, 2).astype("<i2").tobytes()
+            data = wav_bytes(wide, 16000) if fmt == "wav16" else wide
+        elif fmt == "sln":
+            data = pcm
+        else:
+            from .audio import encode_frame
+
+            data = encode_frame(arr.astype(np.int16), fmt) if len(arr) else b""
+        path.write_bytes(data)
+
+    def _record_frame(self, rec: LiveRecording, frame: Frame | None) -> None:
+        if rec.state != "recording":
+            return
+        if rec.muted:
+            frame = None
+        silent = _is_silent(frame)
+        if not silent:
+            rec.heard_audio = True
+            rec.trailing_silence = 0
+        else:
+            rec.trailing_silence += 1
+        rec.frames.append(frame)
+        if rec.max_duration and len(rec.frames) >= rec.max_duration * 50:
+            self.finish_recording(rec)
+        elif rec.max_silence and rec.heard_audio and rec.trailing_silence >= rec.max_silence * 50:
+            self.finish_recording(rec)
+
+    def on_dtmf_media(self, ch: Channel, digit: str) -> None:
+        for rec in list(ch.recordings):
+            if rec.terminate_on == "any" or rec.terminate_on == digit:
+                self.finish_recording(rec)
+
+    # --- hang-up cleanup -------------------------------------------------------------------
+
+    def on_hangup_media(self, ch: Channel) -> None:
+        for pb in list(ch.playbacks):
+            if pb.state == "queued":
+                self.playbacks.pop(pb.id, None)
+                ch.playbacks.remove(pb)
+        for pb in list(ch.playbacks):
+            self._finish_playback(pb, "failed")
+        for rec in list(ch.recordings):
+            self.finish_recording(rec)
+        if ch.bridge is not None:
+            self.remove_from_bridge(ch.bridge, ch)
+
+    # --- the tick --------------------------------------------------------------------------
+
+    def _moh_frame(self, ch: Channel) -> Frame | None:
+        it = self._moh_frames.get(id(ch))
+        if it is None:
+            it = tone_frames(_MOH)
+            assert it is not None
+            self._moh_frames[id(ch)] = it
+        return next(it, None)
+
+    def tick(self) -> None:
+        """Advance all media by 20 ms."""
+        self.tick_no += 1
+        tick = self.tick_no
+        active: list[Channel] = []
+        bridges: dict[str, Bridge] = {}
+        for ch in list(self.channels.values()):
+            far = ch.far
+            if (
+                ch.playbacks
+                or ch.bridge is not None
+                or ch.recordings
+                or ch.moh is not None
+                or (far is not None and far.wants_tick)
+            ):
+                active.append(ch)
+                if ch.bridge is not None:
+                    bridges[ch.bridge.id] = ch.bridge
+        for ch in active:
+            spoken = ch.far.next_spoken() if ch.far is not None else None
+            ch.spoken = spoken
+        bridge_frames: dict[str, Frame | None] = {}
+        for br in list(bridges.values()):
+            _, bframe = self._next_playback_frame(br)
+            if bframe is None and br.moh is not None:
+                bframe = self._moh_frame_for(br)
+            bridge_frames[br.id] = bframe
+        for br in self.bridges.values():  # bridges playing to nobody still advance
+            if br.id not in bridges and br.playbacks:
+                self._next_playback_frame(br)
+        for ch in active:
+            if ch.hungup:
+                continue
+            playing, frame = self._next_playback_frame(ch)
+            if not playing:
+                cbr = ch.bridge
+                if cbr is not None:
+                    parts = (
+                        []
+                        if cbr.bridge_type == "holding"
+                        else [m.spoken for m in cbr.members if m is not ch and m.spoken is not None]
+                    )
+                    bf = bridge_frames.get(cbr.id)
+                    if bf is not None:
+                        parts.append(bf)
+                    frame = _mix([p for p in parts if p is not None])
+                elif ch.moh is not None:
+                    frame = self._moh_frame(ch)
+            if ch.silenced:
+                frame = None
+            ch.heard = frame
+            if ch.far is not None:
+                ch.far.hear(frame, tick)
+            for rec in list(ch.recordings):
+                self._record_frame(rec, ch.spoken)
+        for br in list(self.bridges.values()):
+            if br.recordings:
+                parts2 = [m.spoken for m in br.members if m.spoken is not None]
+                bf2 = bridge_frames.get(br.id)
+                if bf2 is not None:
+                    parts2.append(bf2)
+                mixed = _mix(parts2)
+                for rec in list(br.recordings):
+                    self._record_frame(rec, mixed)
+
+    def _moh_frame_for(self, br: Bridge) -> Frame | None:
+        it = self._moh_frames.get(id(br))
+        if it is None:
+            it = tone_frames(_MOH)
+            assert it is not None
+            self._moh_frames[id(br)] = it
+        return next(it, None)

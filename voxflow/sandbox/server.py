@@ -1,0 +1,345 @@
+"""``Sandbox``: the embedded PBX server (ARI REST + events websocket + RTP + control API)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from voxflow.errors import ConfigError, VoxflowError
+
+from .audio import SoundBank
+from .caller import SimCall
+from .clock import Clock, RealClock, VirtualClock
+from .control import add_control_routes
+from .model import Channel
+from .pbx import BEHAVIOURS, Pbx
+from .rest import AriRest
+from .rtp import LatenessProbe
+from .ws import EventSocket, Faults, events_handler
+
+__all__ = ["Sandbox"]
+
+log = logging.getLogger(__name__)
+TICK = 0.02
+
+
+class Sandbox:
+    """An in-process PBX that behaves like Asterisk 22 through ARI.
+
+    ``async with Sandbox(port=0) as sb:`` then point any ARI client at ``sb.ari_url``
+    with ``sb.user``/``sb.password``, and place calls with :meth:`place_call`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        user: str = "voxflow",
+        password: str = "voxflow",
+        clock: Clock | None = None,
+        answer_delay: float = 0.0,
+        sounds_dir: str | Path | None = None,
+        recordings_dir: str | Path | None = None,
+        preload_sounds: bool = True,
+        record_heard: bool = True,
+        measure_rtp: bool = False,
+    ) -> None:
+        if answer_delay < 0:
+            raise ConfigError("answer_delay must be >= 0")
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.clock: Clock = clock or RealClock()
+        self.record_heard = record_heard
+        self.preload_sounds = preload_sounds
+        self.host_for_rtp = "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host
+        dirs = [Path(sounds_dir)] if sounds_dir else []
+        dirs.append(Path("/usr/share/asterisk/sounds/en"))
+        self._own_recdir = recordings_dir is None
+        self._recdir = Path(recordings_dir) if recordings_dir else None
+        self.pbx = Pbx(self.clock, self._deliver)
+        self.pbx.init_calls(answer_delay)
+        self.pbx.make_far = self._make_outbound_far
+        self._sounds = SoundBank(dirs)
+        self.faults = Faults(self)
+        self.app_sockets: dict[str, EventSocket] = {}
+        self.open_sockets: set[EventSocket] = set()
+        self.calls: dict[str, SimCall] = {}
+        self.outbound_calls: list[SimCall] = []
+        self._outbound_q: asyncio.Queue[SimCall] | None = None
+        self.rtp_lateness: LatenessProbe | None = LatenessProbe() if measure_rtp else None
+        self.tick_lateness: list[float] = []
+        self._runner: web.AppRunner | None = None
+        self._tick_timer: Any = None
+        self._next_tick = 0.0
+        self._app_waiters: dict[str, asyncio.Event] = {}
+        self.started_ts = ""
+        self._started = False
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host_for_rtp}:{self.port}"
+
+    @property
+    def ari_url(self) -> str:
+        return f"{self.base_url}/ari"
+
+    def events_url(self, app: str = "voxflow", *, subscribe_all: bool = False) -> str:
+        """The events websocket URL for ``app`` (api_key auth included)."""
+        sa = "&subscribeAll=true" if subscribe_all else ""
+        return (
+            f"ws://{self.host_for_rtp}:{self.port}/ari/events?app={app}"
+            f"&api_key={self.user}:{self.password}{sa}"
+        )
+
+    async def start(self) -> None:
+        """Bind and serve (port 0 picks a free port, see :attr:`port`)."""
+        if self._started:
+            return
+        self.clock.start()
+        if self._recdir is None:
+            self._recdir = Path(tempfile.mkdtemp(prefix="voxflow-sandbox-rec-"))
+        self.pbx.init_media(self._sounds, self._recdir)
+        self.pbx.on_channel_added = self._ensure_tick
+        if self.preload_sounds:
+            await self._sounds.warm()
+        self.started_ts = self.pbx.now_ts()
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        rest = AriRest(self)
+
+        async def events(request: web.Request) -> web.StreamResponse:
+            return await events_handler(self, request)
+
+        app.router.add_route("GET", "/ari/events", events)
+        app.router.add_route("*", "/ari/{tail:.*}", rest.handle)
+        add_control_routes(app, self)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            await self.clock.stop()
+            raise ConfigError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        socks = getattr(site._server, "sockets", None)
+        if socks:
+            self.port = socks[0].getsockname()[1]
+        self._started = True
+        log.info("sandbox listening on %s", self.ari_url)
+
+    async def stop(self) -> None:
+        """Hang up everything, close sockets and stop serving."""
+        if not self._started:
+            return
+        self._started = False
+        for ch in list(self.pbx.channels.values()):
+            if ch.far is not None and hasattr(ch.far, "close"):
+                ch.far.close()
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+            self._tick_timer = None
+        for sock in list(self.open_sockets):
+            with contextlib.suppress(Exception):
+                await sock.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.clock.stop()
+        if self._own_recdir and self._recdir is not None:
+            shutil.rmtree(self._recdir, ignore_errors=True)
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- the shared media tick -------------------------------------------------------------
+
+    def _ensure_tick(self) -> None:
+        if self._tick_timer is None and self._started:
+            self._next_tick = self.clock.now() + TICK
+            self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        call_at = getattr(self.clock, "call_at", None)
+        if call_at is not None:
+            self._tick_timer = call_at(self._next_tick, self._on_tick)
+        else:
+            self._tick_timer = self.clock.call_later(TICK, self._on_tick)
+
+    def _on_tick(self) -> None:
+        now = self.clock.now()
+        late = now - self._next_tick
+        if self.rtp_lateness is not None:
+            self.rtp_lateness.deadline = self._next_tick
+            if len(self.tick_lateness) < 1_000_000:
+                self.tick_lateness.append(late)
+        try:
+            self.pbx.tick()
+        except Exception:  # a media bug must not stop every call's audio
+            log.exception("sandbox media tick failed")
+        if not self.pbx.channels or not self._started:
+            self._tick_timer = None
+            return
+        self._next_tick += TICK
+        if late > 0.2:  # badly overloaded: resynchronise instead of bursting
+            self._next_tick = now + TICK
+        self._schedule_tick()
+
+    # --- event delivery --------------------------------------------------------------------
+
+    def _deliver(self, app: str, event: dict[str, Any]) -> None:
+        if self.faults.drop_next > 0:
+            self.faults.drop_next -= 1
+            return
+        sock = self.app_sockets.get(app)
+        if sock is None:
+            return
+        sock.push(json.dumps(event))
+
+    def register_socket(self, sock: EventSocket, subscribe_all: bool) -> None:
+        for name in sock.apps:
+            old = self.app_sockets.get(name)
+            if old is not None and old is not sock:
+                msg = {
+                    "type": "ApplicationReplaced",
+                    "timestamp": self.pbx.now_ts(),
+                    "application": name,
+                    "asterisk_id": self.pbx.asterisk_id,
+                }
+                old.push(json.dumps(msg))
+            self.app_sockets[name] = sock
+            a = self.pbx.app(name)
+            a.connected = True
+            a.subscribe_all = subscribe_all
+            ev = self._app_waiters.get(name)
+            if ev is not None:
+                ev.set()
+
+    def unregister_socket(self, sock: EventSocket) -> None:
+        for name in sock.apps:
+            if self.app_sockets.get(name) is sock:
+                del self.app_sockets[name]
+                self.pbx.app(name).connected = False
+                ev = self._app_waiters.get(name)
+                if ev is not None:
+                    ev.clear()
+
+    async def wait_app(self, app: str = "voxflow", timeout: float = 10.0) -> None:
+        """Wait (real seconds) until ``app`` has an events websocket."""
+        if self.pbx.app_active(app):
+            return
+        ev = self._app_waiters.setdefault(app, asyncio.Event())
+        if self.pbx.app_active(app):
+            ev.set()
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except TimeoutError:
+            raise VoxflowError(f"no ARI client connected for app {app!r}") from None
+
+    # --- scripted calls --------------------------------------------------------------------
+
+    async def place_call(
+        self,
+        from_: str = "+15551230000",
+        to: str = "100",
+        app: str = "voxflow",
+        *,
+        name: str = "",
+        args: list[str] | None = None,
+        wait_app: float = 5.0,
+        channel_id: str | None = None,
+    ) -> SimCall:
+        """Place an inbound call from a scripted caller into Stasis(``app``).
+
+        Waits up to ``wait_app`` real seconds for the app's websocket; if it never comes the
+        call fails like on Asterisk (the caller is hung up) and the SimCall shows it."""
+        if not self._started:
+            raise VoxflowError("the sandbox is not started")
+        if wait_app > 0:
+            with contextlib.suppress(VoxflowError):
+                await self.wait_app(app, wait_app)
+        call = SimCall(
+            self.pbx,
+            direction="inbound",
+            from_=from_,
+            to=to,
+            app=app,
+            record_heard=self.record_heard,
+        )
+        ch = self.pbx.inbound(
+            call, caller=(name, from_), to=to, app=app, args=list(args or []), channel_id=channel_id
+        )
+        if ch is None:
+            call._ended_by(16, "pbx")
+            call._exp[-1]["reason"] = f"Stasis app '{app}' doesn't exist"
+            return call
+        call.id = ch.id
+        call.channel = ch
+        self.calls[ch.id] = call
+        return call
+
+    def _make_outbound_far(self, ch: Channel, resource: str) -> SimCall:
+        call = SimCall(
+            self.pbx,
+            direction="outbound",
+            from_=ch.caller[1],
+            to=resource,
+            app=ch.variables.get("__dial_app", ""),
+            record_heard=self.record_heard,
+        )
+        call.id = ch.id
+        call.channel = ch
+        self.calls[ch.id] = call
+        self.outbound_calls.append(call)
+        if self._outbound_q is None:
+            self._outbound_q = asyncio.Queue()
+        self._outbound_q.put_nowait(call)
+        return call
+
+    async def next_outbound(self, timeout: float = 10.0) -> SimCall:
+        """The far end of the next call the app originates to PJSIP/SIP (real seconds)."""
+        if self._outbound_q is None:
+            self._outbound_q = asyncio.Queue()
+        return await asyncio.wait_for(self._outbound_q.get(), timeout)
+
+    def set_outbound_behaviour(self, endpoint: str, behaviour: str) -> None:
+        """How calls to ``endpoint`` (``PJSIP/alice`` or ``alice``) are met: answer, busy,
+        noanswer, congestion, or ring (rings until the script answers/rejects or timeout)."""
+        if behaviour not in BEHAVIOURS:
+            raise ConfigError(f"behaviour must be one of {', '.join(BEHAVIOURS)}")
+        name = endpoint.split("/", 1)[1] if "/" in endpoint else endpoint
+        self.pbx.outbound_behaviour[name] = behaviour
+
+    def add_sound(self, name: str, pcm16: bytes) -> None:
+        """Make ``sound:NAME`` play this 8 kHz pcm16."""
+        self._sounds.add(name, pcm16)
+
+    @property
+    def recordings_dir(self) -> Path | None:
+        return self._recdir
+
+    @property
+    def virtual(self) -> bool:
+        return isinstance(self.clock, VirtualClock)

@@ -1,0 +1,203 @@
+"""The ARI events websocket (/ari/events) and event delivery with fault injection.
+
+One socket per app: a newer socket takes the app over and the older one receives
+``ApplicationReplaced`` and stays open, silent. While an app has no socket its events
+are dropped, not queued; its channels stay in Stasis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from .rest import check_auth, unauthorized
+
+if TYPE_CHECKING:
+    from .server import Sandbox
+
+__all__ = ["EventSocket", "Faults", "events_handler"]
+
+log = logging.getLogger(__name__)
+
+
+class EventSocket:
+    """One events websocket; a writer task sends queued events in order."""
+
+    def __init__(
+        self, sb: Sandbox, ws: web.WebSocketResponse, request: web.Request, apps: list[str]
+    ) -> None:
+        self.sb = sb
+        self.ws = ws
+        self.request = request
+        self.apps = apps
+        self.queue: deque[str] = deque()
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def push(self, text: str) -> None:
+        self.queue.append(text)
+        self.wake.set()
+
+    async def writer(self) -> None:
+        faults = self.sb.faults
+        while True:
+            if not self.queue:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            loop = asyncio.get_running_loop()
+            stall = faults.stall_until - loop.time()
+            if stall > 0:
+                await asyncio.sleep(stall)
+                continue
+            if faults.delay_ms:
+                await asyncio.sleep(faults.delay_ms / 1000)
+            text = self.queue.popleft()
+            if self.ws.closed:
+                return
+            try:
+                await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return
+
+    def abort(self) -> None:
+        """Drop the TCP connection with no close frame (a network failure)."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+
+class Faults:
+    """Fault injection for the events socket, REST and RTP."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        from .rtp import RtpFaults
+
+        self._sb = sb
+        self.rtp = RtpFaults()
+        self.stall_until = 0.0
+        self.delay_ms = 0.0
+        self.drop_next = 0
+        self._fail_count = 0
+        self._fail_status = 500
+
+    def drop_events_socket(self, app: str) -> bool:
+        """Cut the app's events websocket like a network failure; True if one was open."""
+        sock = self._sb.app_sockets.get(app)
+        if sock is None:
+            return False
+        sock.abort()
+        return True
+
+    def stall_events(self, seconds: float) -> None:
+        """Hold every events socket's output for ``seconds`` (events are kept, then sent)."""
+        self.stall_until = asyncio.get_running_loop().time() + seconds
+
+    def delay_events(self, ms: float) -> None:
+        """Delay each event by ``ms`` before sending (0 turns it off)."""
+        self.delay_ms = max(0.0, ms)
+
+    def drop_next_events(self, n: int) -> None:
+        """Lose the next ``n`` events (whatever app they are for)."""
+        self.drop_next = max(0, n)
+
+    def fail_next_requests(self, n: int, status: int = 500) -> None:
+        """Answer the next ``n`` REST requests with ``status`` {"message": ...}."""
+        self._fail_count = max(0, n)
+        self._fail_status = status
+
+    def take_request_failure(self) -> int | None:
+        if self._fail_count > 0:
+            self._fail_count -= 1
+            return self._fail_status
+        return None
+
+    def send_malformed_event(self, app: str, kind: str = "invalid_json") -> bool:
+        """Send a broken message to the app: ``invalid_json``, ``no_type`` or
+        ``unknown_type``. True if a socket was open."""
+        sock = self._sb.app_sockets.get(app)
+        if sock is None:
+            return False
+        texts = {
+            "invalid_json": '{"type": "StasisStart", "channel": {',
+            "no_type": json.dumps({"application": app, "foo": 1}),
+            "unknown_type": json.dumps(
+                {"type": "NoSuchEvent", "application": app, "asterisk_id": self._sb.pbx.asterisk_id}
+            ),
+        }
+        sock.push(texts.get(kind, texts["invalid_json"]))
+        return True
+
+    def set_rtp(
+        self,
+        *,
+        loss: float | None = None,
+        reorder: float | None = None,
+        jitter_ms: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Impair RTP the sandbox sends: loss/reorder probabilities, jitter up to ``jitter_ms``."""
+        import random
+
+        if loss is not None:
+            self.rtp.loss = loss
+        if reorder is not None:
+            self.rtp.reorder = reorder
+        if jitter_ms is not None:
+            self.rtp.jitter_ms = jitter_ms
+        if seed is not None:
+            self.rtp.rng = random.Random(seed)
+
+    def clear(self) -> None:
+        """Turn every fault off."""
+        self.stall_until = 0.0
+        self.delay_ms = 0.0
+        self.drop_next = 0
+        self._fail_count = 0
+        self.set_rtp(loss=0.0, reorder=0.0, jitter_ms=0.0)
+
+
+async def events_handler(sb: Sandbox, request: web.Request) -> web.StreamResponse:
+    """GET /ari/events?app=...&api_key=...&subscribeAll=..."""
+    if not check_auth(request, sb.user, sb.password):
+        return unauthorized()
+    apps = [a for a in request.query.get("app", "").split(",") if a]
+    if not apps:
+        return web.Response(
+            status=400,
+            text="<html><head><title>400 Bad Request</title></head><body>"
+            "<h1>Bad Request</h1><p>HTTP request is missing param: [app]</p></body></html>",
+            content_type="text/html",
+        )
+    ws = web.WebSocketResponse(autoping=True)
+    if not ws.can_prepare(request).ok:
+        return web.Response(
+            status=426, text="Upgrade Required", headers={"Sec-WebSocket-Version": "7, 8, 13"}
+        )
+    await ws.prepare(request)
+    sock = EventSocket(sb, ws, request, apps)
+    sub_all = request.query.get("subscribeAll", "false").lower() in ("true", "1", "yes")
+    sb.register_socket(sock, sub_all)
+    sock.task = asyncio.get_running_loop().create_task(sock.writer())
+    sb.open_sockets.add(sock)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        sb.unregister_socket(sock)
+        sb.open_sockets.discard(sock)
+        sock.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sock.task
+    return ws
+
+
+def encode_event(event: dict[str, Any]) -> str:
+    return json.dumps(event)
