@@ -1,0 +1,526 @@
+"""Per-call media over ARI externalMedia: :class:`CallMedia` implements ``CallVoice``.
+
+On first use it binds a UDP socket, creates the externalMedia channel with ``external_host`` set to
+that socket (``POST /channels/externalMedia``), reads Asterisk's side from the response
+``channelvars`` (``UNICASTRTP_LOCAL_ADDRESS``/``PORT``) and sends from the very same socket. The
+externalMedia channel joins the caller in a new mixing bridge; when the call is already bridged (to
+a human), a ``spy=in`` snoop of the caller goes into the media bridge instead and the media path
+is listen-only.
+
+Inbound: socket -> RTP parse (malformed counted) -> jitter buffer -> fan-out to every
+``audio_stream()`` consumer, and, while someone waits for speech, VAD frame decisions to the
+listeners (``listen`` endpointing, barge-in, ``wait_for_speech``). Outbound: TTS / ``send_audio``
+-> wire codec -> :class:`OutboundStream` paced by the shared :class:`Pacer`. Barge-in flushes the
+outbound queue synchronously in the packet or DTMF callback, so audio stops at the next tick.
+
+Options (``VoiceContext.options``): ``format`` (``ulaw`` default, ``alaw``, ``slin16``),
+``rtp_host`` (bind and advertise, default 127.0.0.1), ``rtp_ports`` (``"20000-20999"`` or a
+:class:`PortRange`), ``jitter_depth`` (frames, default 3), ``vad_aggressiveness`` (0-3, default
+2), ``listen_min_speech_ms`` (default 100).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from voxflow.ai.base import VoiceActivityDetector
+from voxflow.errors import AriError, CallEndedError, ConfigError, MediaError
+from voxflow.media.chunk import AudioChunk
+from voxflow.media.codecs import Resampler, codec_spec, decode, encode
+from voxflow.media.jitter import JitterBuffer
+from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
+from voxflow.media.rtp import RtpPacket
+from voxflow.media.transport import PortRange, RtpSocket
+from voxflow.media.vad import SpeechDetector, VadEvent, WebRtcVad
+from voxflow.telephony.voice import BargeIn, CallVoice, PromptResult, VoiceContext
+
+__all__ = ["CallMedia", "create_call_voice"]
+
+log = logging.getLogger(__name__)
+
+_NOT_CONFIGURED = "AI pipeline not configured"
+_STREAM_QUEUE = 1500  # 30 s of 20 ms chunks per audio_stream() consumer
+_SEND_BACKLOG = 250  # frames (5 s) queued before send_audio waits
+_STALL_FLUSH_S = 0.1  # jitter buffer released after this long without packets
+
+
+def create_call_voice(ctx: VoiceContext) -> CallVoice:
+    """The default voice factory used by ``VoxtraApp``: a :class:`CallMedia`."""
+    return CallMedia(ctx)
+
+
+def _port_range(value: Any) -> PortRange | None:
+    if value is None or isinstance(value, PortRange):
+        return value
+    try:
+        if isinstance(value, str):
+            lo, hi = (int(v) for v in value.split("-", 1))
+        else:
+            lo, hi = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"rtp_ports must look like '20000-20999', not {value!r}") from None
+    return PortRange(lo, hi)
+
+
+class _Watcher:
+    """Someone waiting on VAD decisions: onset (and optionally the utterance's audio)."""
+
+    def __init__(
+        self, detector: SpeechDetector, *, collect: bool = False, preroll_frames: int = 15
+    ) -> None:
+        self.detector = detector
+        self.collect = collect
+        self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.audio: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.preroll: deque[bytes] = deque(maxlen=preroll_frames)
+        self.on_start: Callable[[], None] | None = None
+
+    def feed(self, pcm: bytes, voiced: bool) -> bool:
+        """Account one frame; True when the watcher is done and can be dropped."""
+        event: VadEvent | None = self.detector.feed(voiced)
+        if not self.started.done():
+            if self.collect:
+                self.preroll.append(pcm)
+            if event is not None and event.kind == "start":
+                self.started.set_result(None)
+                if self.on_start is not None:
+                    self.on_start()
+                if not self.collect:
+                    return True
+                for frame in self.preroll:
+                    self.audio.put_nowait(frame)
+                self.preroll.clear()
+            return False
+        self.audio.put_nowait(pcm)
+        if event is not None and event.kind == "end":
+            self.audio.put_nowait(None)
+            return True
+        return False
+
+    def close(self) -> None:
+        if not self.started.done():
+            self.started.set_exception(CallEndedError("media closed"))
+            self.started.exception()  # mark retrieved: nobody may be waiting any more
+        self.audio.put_nowait(None)
+
+
+class _Prompt:
+    """The prompt currently playing and how it may be interrupted."""
+
+    def __init__(self, barge_in: BargeIn | None) -> None:
+        self.barge_in = barge_in or BargeIn(mode="none")
+        self.interrupted: asyncio.Future[tuple[str, str | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.watcher: _Watcher | None = None
+
+
+class CallMedia:
+    """``CallVoice`` over externalMedia + RTP for one call. See the module docstring."""
+
+    def __init__(
+        self,
+        ctx: VoiceContext,
+        *,
+        pacer: Pacer | None = None,
+        ports: PortRange | None = None,
+    ) -> None:
+        opts = ctx.options
+        self.ctx = ctx
+        self.codec = str(opts.get("format", opts.get("codec", "ulaw")))
+        self.spec = codec_spec(self.codec)
+        self.host = str(opts.get("rtp_host", "127.0.0.1"))
+        self.ports = ports or _port_range(opts.get("rtp_ports"))
+        self.jitter_depth = int(opts.get("jitter_depth", 3))
+        self.listen_min_speech_ms = int(opts.get("listen_min_speech_ms", 100))
+        self._pacer = pacer
+        self._vad: VoiceActivityDetector = self._make_vad(ctx.vad, opts)
+        self._vad_frame = self._vad.sample_rate * self._vad.frame_ms // 1000 * 2
+        self._vad_resampler = (
+            Resampler(self.spec.sample_rate, self._vad.sample_rate)
+            if self._vad.sample_rate != self.spec.sample_rate
+            else None
+        )
+        self._vad_buf = b""
+        self.socket: RtpSocket | None = None
+        self.jitter = JitterBuffer(self.codec, depth=self.jitter_depth)
+        self.outbound = OutboundStream(self.codec)
+        self.channel_id: str | None = None
+        self.bridge_id: str | None = None
+        self.snoop_id: str | None = None
+        self.listen_only = False
+        self.dropped_chunks = 0
+        self.wrong_payload_type = 0
+        self._consumers: list[asyncio.Queue[AudioChunk | None]] = []
+        self._watchers: list[_Watcher] = []
+        self._prompt: _Prompt | None = None
+        self._send_resamplers: dict[int, Resampler] = {}
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._closed = False
+        self._stall_timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ setup / teardown
+
+    @staticmethod
+    def _make_vad(vad: VoiceActivityDetector | None, opts: Any) -> VoiceActivityDetector:
+        if vad is not None:
+            return vad
+        rate = codec_spec(str(opts.get("format", opts.get("codec", "ulaw")))).sample_rate
+        return WebRtcVad(rate, 20, int(opts.get("vad_aggressiveness", 2)))
+
+    @property
+    def pacer(self) -> Pacer:
+        if self._pacer is None:
+            self._pacer = shared_pacer()
+        return self._pacer
+
+    async def start(self) -> None:
+        """Bring the media path up (idempotent); called by every operation."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if self._closed:
+                raise CallEndedError(f"media of call {self.ctx.channel_id} is closed")
+            if self._started:
+                return
+            try:
+                await self._setup()
+            except BaseException:
+                await self._teardown()
+                raise
+            self._started = True
+
+    async def _setup(self) -> None:
+        ctx = self.ctx
+        rest = ctx.rest
+        self.socket = await RtpSocket.open(self.host, ports=self.ports, on_packet=self._on_packet)
+        host, port = self.socket.local
+        tag = uuid.uuid4().hex[:12]
+        self.channel_id = f"vf-em-{tag}"
+        answer = await rest.request(
+            "POST",
+            "/channels/externalMedia",
+            params={
+                "app": ctx.app_name,
+                "external_host": f"{host}:{port}",
+                "format": self.codec,
+                "channelId": self.channel_id,
+            },
+        )
+        vars_ = (answer or {}).get("channelvars") or {}
+        try:
+            remote_host = str(vars_["UNICASTRTP_LOCAL_ADDRESS"])
+            remote_port = int(vars_["UNICASTRTP_LOCAL_PORT"])
+        except (KeyError, TypeError, ValueError):
+            raise MediaError(
+                "externalMedia answer has no UNICASTRTP_LOCAL_ADDRESS/PORT channelvars"
+            ) from None
+        self.socket.set_remote(remote_host, remote_port)
+        self.bridge_id = f"vf-mb-{tag}"
+        human_bridge = ctx.current_bridge_id()
+        members = [self.channel_id]
+        if human_bridge:
+            self.listen_only = True
+            self.snoop_id = f"vf-snoop-{tag}"
+            await rest.request(
+                "POST",
+                f"/channels/{ctx.channel_id}/snoop",
+                params={"spy": "in", "app": ctx.app_name, "snoopId": self.snoop_id},
+            )
+            members.append(self.snoop_id)
+        else:
+            members.append(ctx.channel_id)
+        await rest.request(
+            "POST", "/bridges", params={"type": "mixing", "bridgeId": self.bridge_id}
+        )
+        await rest.request(
+            "POST", f"/bridges/{self.bridge_id}/addChannel", params={"channel": ",".join(members)}
+        )
+        self.pacer.register(self.outbound, self.socket.send)
+        log.debug(
+            "media up for %s: %s:%s <-> %s:%s (%s)",
+            ctx.channel_id, host, port, remote_host, remote_port, self.codec,
+        )  # fmt: skip
+
+    async def aclose(self) -> None:
+        """Tear down channel, bridge/snoop, socket and port; wake every waiter (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        async with self._start_lock:
+            await self._teardown()
+
+    async def _teardown(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+        self.outbound.flush()
+        if self._pacer is not None:
+            self._pacer.unregister(self.outbound)
+        if self._prompt is not None and not self._prompt.interrupted.done():
+            self._prompt.interrupted.cancel()
+        for w in self._watchers:
+            w.close()
+        self._watchers.clear()
+        for q in self._consumers:
+            q.put_nowait(None)
+        rest = self.ctx.rest
+        for method, path in (
+            ("DELETE", f"/channels/{self.channel_id}" if self.channel_id else None),
+            ("DELETE", f"/channels/{self.snoop_id}" if self.snoop_id else None),
+            ("DELETE", f"/bridges/{self.bridge_id}" if self.bridge_id else None),
+        ):
+            if path is None:
+                continue
+            try:
+                await rest.request(method, path, expect_json=False)
+            except AriError as exc:  # already gone with the call: nothing to undo
+                log.debug("media teardown %s %s: %s", method, path, exc)
+            except Exception:
+                log.warning("media teardown %s %s failed", method, path, exc_info=True)
+        self.channel_id = self.snoop_id = self.bridge_id = None
+        if self.socket is not None:
+            await self.socket.aclose()
+
+    # ------------------------------------------------------------------ inbound
+
+    def _on_packet(self, packet: RtpPacket) -> None:
+        if packet.payload_type != self.spec.payload_type:
+            self.wrong_payload_type += 1
+            return
+        for chunk in self.jitter.push(packet):
+            self._deliver(chunk)
+        loop = asyncio.get_running_loop()
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        if self.jitter.buffered:
+            self._stall_timer = loop.call_later(_STALL_FLUSH_S, self._stalled)
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        for chunk in self.jitter.flush():
+            self._deliver(chunk)
+
+    def _deliver(self, chunk: AudioChunk) -> None:
+        for q in self._consumers:
+            if q.full():
+                q.get_nowait()
+                self.dropped_chunks += 1
+            q.put_nowait(chunk)
+        if not self._watchers:
+            return
+        pcm = decode(chunk.payload, self.codec)
+        if self._vad_resampler is not None:
+            pcm = self._vad_resampler.process(pcm)
+        buf = self._vad_buf + pcm
+        n = self._vad_frame
+        while len(buf) >= n:
+            frame, buf = buf[:n], buf[n:]
+            voiced = self._vad.is_speech(frame)
+            self._watchers = [w for w in self._watchers if not w.feed(frame, voiced)]
+        self._vad_buf = buf
+
+    def _watch(self, watcher: _Watcher) -> _Watcher:
+        self._watchers.append(watcher)
+        return watcher
+
+    def _unwatch(self, watcher: _Watcher) -> None:
+        with contextlib.suppress(ValueError):
+            self._watchers.remove(watcher)
+
+    async def audio_stream(self) -> AsyncIterator[AudioChunk]:
+        """The caller's audio in wire-codec chunks of ~20 ms; every consumer gets every chunk.
+        Ends when the media path closes."""
+        await self.start()
+        q: asyncio.Queue[AudioChunk | None] = asyncio.Queue(_STREAM_QUEUE)
+        self._consumers.append(q)
+        try:
+            while True:
+                chunk = await q.get()
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            with contextlib.suppress(ValueError):
+                self._consumers.remove(q)
+
+    async def wait_for_speech(self, min_speech_ms: int = 200) -> None:
+        """Return when the caller has spoken for ``min_speech_ms``."""
+        await self.start()
+        w = self._watch(_Watcher(SpeechDetector(frame_ms=self._vad.frame_ms,
+                                                min_speech_ms=min_speech_ms)))  # fmt: skip
+        try:
+            await w.started
+        finally:
+            self._unwatch(w)
+
+    async def listen(
+        self,
+        timeout: float = 10.0,
+        *,
+        phrases: Sequence[str] | None = None,
+        end_silence_ms: int = 800,
+        max_speech_s: float = 15.0,
+    ) -> str | None:
+        """The caller's next utterance as text (VAD endpointing + STT); None on no input."""
+        stt = self.ctx.stt
+        if stt is None:
+            raise RuntimeError(_NOT_CONFIGURED)
+        await self.start()
+        det = SpeechDetector(
+            frame_ms=self._vad.frame_ms,
+            min_speech_ms=self.listen_min_speech_ms,
+            end_silence_ms=end_silence_ms,
+        )
+        w = self._watch(_Watcher(det, collect=True))
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(w.started), timeout)
+            except TimeoutError:
+                return None
+            stream = await stt.open_stream(phrases=phrases)
+            try:
+                resampler = Resampler(self._vad.sample_rate, stt.sample_rate)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + max_speech_s
+                while True:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        frame = await asyncio.wait_for(w.audio.get(), remaining)
+                    except TimeoutError:
+                        break
+                    if frame is None:
+                        break
+                    await stream.feed(resampler.process(frame))
+                if self._closed:
+                    raise CallEndedError(f"call {self.ctx.channel_id} ended while listening")
+                await stream.feed(resampler.process(b"", last=True))
+                result = await stream.finish()
+            finally:
+                await stream.aclose()
+        finally:
+            self._unwatch(w)
+        return result.text.strip() or None
+
+    # ------------------------------------------------------------------ outbound
+
+    def _check_can_send(self) -> None:
+        if self.listen_only:
+            raise MediaError(
+                f"call {self.ctx.channel_id} is bridged: its media path is listen-only"
+            )
+
+    def _to_wire(self, data: AudioChunk | bytes) -> bytes:
+        if isinstance(data, bytes | bytearray | memoryview):
+            return bytes(data)
+        if data.codec == self.codec and data.sample_rate == self.spec.sample_rate:
+            return data.payload
+        pcm = decode(data.payload, data.codec)
+        if data.sample_rate != self.spec.sample_rate:
+            rs = self._send_resamplers.get(data.sample_rate)
+            if rs is None:
+                rs = self._send_resamplers[data.sample_rate] = Resampler(
+                    data.sample_rate, self.spec.sample_rate
+                )
+            pcm = rs.process(pcm)
+        return encode(pcm, self.codec)
+
+    async def send_audio(self, data: AudioChunk | bytes) -> None:
+        """Queue audio to the caller, paced at 20 ms; waits while more than 5 s is queued."""
+        await self.start()
+        self._check_can_send()
+        if self._closed:
+            raise CallEndedError(f"call {self.ctx.channel_id} has ended")
+        self.outbound.enqueue(self._to_wire(data))
+        # Polling once per 20 ms tick is cheaper than a wakeup per sent frame.
+        while self.outbound.queued_frames > _SEND_BACKLOG and not self._closed:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+    def on_dtmf(self, digit: str) -> None:
+        """A DTMF digit from the caller: interrupts a prompt with DTMF barge-in."""
+        prompt = self._prompt
+        if prompt is not None and prompt.barge_in.dtmf:
+            self._interrupt(prompt, "dtmf", digit)
+
+    def _interrupt(self, prompt: _Prompt, by: str, digit: str | None = None) -> None:
+        if prompt.interrupted.done():
+            return
+        self.outbound.flush()  # stops the audio at the next tick
+        prompt.interrupted.set_result((by, digit))
+
+    async def say(
+        self, text: str, *, voice: str | None = None, barge_in: BargeIn | None = None
+    ) -> PromptResult:
+        """Stream TTS audio to the caller as it is synthesised; stop on barge-in."""
+        tts = self.ctx.tts
+        if tts is None:
+            raise RuntimeError(_NOT_CONFIGURED)
+        await self.start()
+        self._check_can_send()
+        if self._prompt is not None and not self._prompt.interrupted.done():
+            raise MediaError("another prompt is already playing on this call")
+        prompt = self._prompt = _Prompt(barge_in)
+        if prompt.barge_in.speech:
+            det = SpeechDetector(
+                frame_ms=self._vad.frame_ms, min_speech_ms=prompt.barge_in.min_speech_ms
+            )
+            w = _Watcher(det)
+            w.on_start = lambda: self._interrupt(prompt, "speech")
+            prompt.watcher = self._watch(w)
+        sent_before = self.outbound.packets_sent
+        play = asyncio.ensure_future(self._play(tts.synthesize(text, voice=voice), tts.sample_rate))
+        try:
+            waiting: set[asyncio.Future[Any]] = {play, prompt.interrupted}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if prompt.interrupted.done() and not prompt.interrupted.cancelled():
+                by, digit = prompt.interrupted.result()
+                play.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await play
+                self.outbound.flush()
+                heard = (self.outbound.packets_sent - sent_before) * 20
+                return PromptResult(
+                    interrupted=True,
+                    by="dtmf" if by == "dtmf" else "speech",
+                    digit=digit,
+                    heard_ms=heard,
+                )
+            if play.done():
+                play.result()  # re-raise a TTS failure
+            if self._closed:
+                raise CallEndedError(f"call {self.ctx.channel_id} ended during a prompt")
+            return PromptResult(heard_ms=(self.outbound.packets_sent - sent_before) * 20)
+        finally:
+            if not play.done():
+                play.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await play
+            if prompt.watcher is not None:
+                self._unwatch(prompt.watcher)
+            if not prompt.interrupted.done():
+                prompt.interrupted.cancel()
+            if self._prompt is prompt:
+                self._prompt = None
+
+    async def _play(self, pcm_chunks: AsyncIterator[bytes], rate: int) -> None:
+        resampler = Resampler(rate, self.spec.sample_rate)
+        agen = pcm_chunks
+        try:
+            async for pcm in agen:
+                self.outbound.enqueue(encode(resampler.process(pcm), self.codec))
+            self.outbound.enqueue(encode(resampler.process(b"", last=True), self.codec))
+            self.outbound.end_of_audio()
+            await self.outbound.wait_idle()
+        finally:
+            aclose = getattr(agen, "aclose", None)
+            if aclose is not None:
+                await aclose()
