@@ -55,7 +55,7 @@ async def _serve(tmp_path: Path, n_calls: int) -> tuple[FlowServer, list[object]
                 await c.wait_hangup(timeout=60)  # type: ignore[attr-defined]
 
             await asyncio.gather(*(caller(i, c) for i, c in enumerate(calls)))
-            for _ in range(200):
+            for _ in range(1200):
                 if len(server.results) >= n_calls:
                     break
                 await asyncio.sleep(0.05)
