@@ -191,8 +191,10 @@ class Pacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        spin: float = 0.0,
     ) -> None:
         self.interval = interval
+        self.spin = spin  # wake this early and busy-wait the rest: trades CPU for precision
         self._clock = clock
         self._sleep = sleep
         self._streams: dict[OutboundStream, Sender] = {}
@@ -243,9 +245,13 @@ class Pacer:
         assert schedule is not None
         try:
             while self._streams:
-                delay = schedule.deadline() - self._clock()
+                deadline = schedule.deadline()
+                delay = deadline - self._clock() - self.spin
                 if delay > 0:
                     await self._sleep(delay)
+                if self.spin:
+                    while self._clock() < deadline:
+                        pass
                 for tick in schedule.due(self._clock()):
                     self.run_tick(tick)
         finally:

@@ -1,0 +1,254 @@
+"""RTP media-path benchmark: concurrent bidirectional 20 ms streams on one core, and barge-in.
+
+Run:  .venv/bin/python bench/rtp.py [--counts 100,250,500,750,1000] [--seconds 5] [--trials 20]
+
+Part 1 (streams). This process (one event loop = one core) owns N call legs: an RtpSocket each,
+an OutboundStream on the ONE shared Pacer, and a JitterBuffer on receive. A peer process (the
+"Asterisk" side, on the other core) sends N paced ulaw streams to us and counts what arrives from
+us. Reported per N: p50/p99/max send-interval error (|interval - 20 ms| between consecutive sends
+of the same stream, taken at our sendto), packets lost in each direction, CPU of this process per
+stream. The largest N with p99 <= 2 ms and no loss is the answer.
+
+Part 2 (barge-in). A CallMedia plays a long espeak prompt with BargeIn("speech", min_speech_ms);
+the peer speaks at a random moment. Latency = last prompt packet received by the peer minus the
+speech onset (first voiced sample sent); the part over min_speech_ms is our reaction time. The ARI
+side of CallMedia is a minimal stand-in that answers externalMedia with the peer's RTP address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import random
+import socket
+import statistics
+import struct
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from voxflow.media import codecs
+from voxflow.media.callmedia import CallMedia
+from voxflow.media.jitter import JitterBuffer
+from voxflow.media.pacer import OutboundStream, Pacer
+from voxflow.media.rtp import RtpPacket
+from voxflow.media.transport import RtpSocket
+from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.telephony.voice import BargeIn, VoiceContext
+
+FRAME = b"\xff" * 160
+SPIN = 0.0
+
+
+# --------------------------------------------------------------------------- peer process
+
+
+def _peer_main(n: int, seconds: float, conn: Any) -> None:
+    asyncio.run(_peer(n, seconds, conn))
+
+
+async def _peer(n: int, seconds: float, conn: Any) -> None:
+    loop = asyncio.get_running_loop()
+    counts = [0] * n
+
+    class P(asyncio.DatagramProtocol):
+        def __init__(self, i: int) -> None:
+            self.i = i
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            counts[self.i] += 1
+
+    transports = []
+    for i in range(n):
+        tr, _ = await loop.create_datagram_endpoint(lambda i=i: P(i), local_addr=("127.0.0.1", 0))
+        transports.append(tr)
+    conn.send([tr.get_extra_info("sockname")[1] for tr in transports])
+    targets: list[int] = conn.recv()
+    pacer = Pacer()
+    frames = int(seconds / 0.02)
+    streams = []
+    for i, tr in enumerate(transports):
+        st = OutboundStream("ulaw")
+        st.enqueue(FRAME * frames)
+        dest = ("127.0.0.1", targets[i])
+        pacer.register(st, lambda d, tr=tr, dest=dest: tr.sendto(d, dest))
+        streams.append(st)
+    await asyncio.gather(*(s.wait_idle() for s in streams))
+    await asyncio.sleep(0.5)
+    sent = [s.packets_sent for s in streams]
+    await pacer.aclose()
+    for tr in transports:
+        tr.close()
+    conn.send((sent, counts))
+
+
+async def _streams(n: int, seconds: float) -> dict[str, float]:
+    parent, child = mp.Pipe()
+    proc = mp.Process(target=_peer_main, args=(n, seconds, child))
+    proc.start()
+    loop = asyncio.get_running_loop()
+    peer_ports: list[int] = await loop.run_in_executor(None, parent.recv)
+    jitters = [JitterBuffer("ulaw") for _ in range(n)]
+    received = [0] * n
+    socks: list[RtpSocket] = []
+    for i in range(n):
+
+        def on_packet(p: RtpPacket, i: int = i) -> None:
+            received[i] += len(jitters[i].push(p))
+
+        s = await RtpSocket.open(on_packet=on_packet)
+        s.set_remote("127.0.0.1", peer_ports[i])
+        socks.append(s)
+    parent.send([s.local[1] for s in socks])
+    pacer = Pacer(spin=SPIN)
+    frames = int(seconds / 0.02)
+    send_times: list[list[float]] = [[] for _ in range(n)]
+    streams = []
+    mono = time.monotonic
+    cpu0 = time.process_time()
+    wall0 = mono()
+    for i, s in enumerate(socks):
+        st = OutboundStream("ulaw")
+        st.enqueue(FRAME * frames)
+        times = send_times[i]
+
+        def send(d: bytes, s: RtpSocket = s, times: list[float] = times) -> None:
+            times.append(mono())
+            s.send(d)
+
+        pacer.register(st, send)
+        streams.append(st)
+    await asyncio.gather(*(s.wait_idle() for s in streams))
+    cpu = time.process_time() - cpu0
+    wall = mono() - wall0
+    sent_by_peer, got_by_peer = await loop.run_in_executor(None, parent.recv)
+    proc.join()
+    await pacer.aclose()
+    for s in socks:
+        await s.aclose()
+    errs = np.concatenate([np.abs(np.diff(np.array(t)) - 0.02) for t in send_times]) * 1000
+    return {
+        "n": n,
+        "p50_ms": float(np.percentile(errs, 50)),
+        "p99_ms": float(np.percentile(errs, 99)),
+        "max_ms": float(errs.max()),
+        "lost_out": sum(len(t) for t in send_times) - sum(got_by_peer),
+        "lost_in": sum(sent_by_peer) - sum(received),
+        "cpu_pct": 100 * cpu / wall,
+        "cpu_us_per_stream_s": 1e6 * cpu / wall / n,
+        "skipped_ticks": pacer.schedule.skipped if pacer.schedule else 0,
+    }
+
+
+# --------------------------------------------------------------------------- barge-in
+
+
+class _AriStandIn:
+    """Answers what CallMedia asks of ARI; externalMedia points at the peer socket."""
+
+    def __init__(self, rtp_port: int) -> None:
+        self.rtp_port = rtp_port
+
+    async def request(self, method: str, path: str, **kw: Any) -> Any:
+        if path == "/channels/externalMedia":
+            return {
+                "id": kw["params"]["channelId"],
+                "channelvars": {
+                    "UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1",
+                    "UNICASTRTP_LOCAL_PORT": str(self.rtp_port),
+                },
+            }
+        return None
+
+
+async def _barge_in(trials: int, min_speech_ms: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    speech = b"".join([c async for c in EspeakTTS(sample_rate=8000).synthesize("operator please")])
+    pcm = np.frombuffer(speech, "<i2")
+    onset_sample = int(np.argmax(np.abs(pcm) > 500))
+    ulaw = codecs.ulaw_encode(speech)
+    latencies = []
+    rng = random.Random(1)
+    for _ in range(trials):
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        peer.setblocking(False)
+        last_rx = [0.0]
+
+        async def recv(peer: socket.socket = peer, last_rx: list[float] = last_rx) -> None:
+            while True:
+                await loop.sock_recv(peer, 2048)
+                last_rx[0] = loop.time()
+
+        rx = asyncio.ensure_future(recv())
+        ctx = VoiceContext(
+            rest=_AriStandIn(peer.getsockname()[1]), channel_id="c", app_name="bench",
+            tts=EspeakTTS(), stt=None, vad=None, current_bridge_id=lambda: None,
+        )  # fmt: skip
+        media = CallMedia(ctx)
+        prompt = asyncio.ensure_future(
+            media.say(
+                "This is a long announcement. " * 6, barge_in=BargeIn("speech", min_speech_ms)
+            )
+        )
+        while media.socket is None or media.socket.remote is None:  # noqa: ASYNC110 - bench only
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3 + rng.random() * 0.5)
+        dest = media.socket.local
+        t0 = loop.time()
+        onset = t0 + onset_sample / 8000
+        for i in range(len(ulaw) // 160):
+            pkt = struct.pack("!BBHII", 0x80, 0, i, 160 * i, 77) + ulaw[i * 160 : i * 160 + 160]
+            peer.sendto(pkt, dest)
+            await asyncio.sleep(max(0.0, t0 + (i + 1) * 0.02 - loop.time()))
+            if prompt.done():
+                break
+        result = await prompt
+        await asyncio.sleep(0.1)
+        if result.interrupted:
+            latencies.append((last_rx[0] - onset) * 1000)
+        rx.cancel()
+        await asyncio.gather(rx, return_exceptions=True)
+        await media.aclose()
+        peer.close()
+    return latencies
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--counts", default="100,250,500,750,1000")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--spin", type=float, default=0.0, help="pacer busy-wait seconds")
+    args = ap.parse_args()
+    global SPIN
+    SPIN = args.spin
+    print("command:", " ".join([".venv/bin/python", *sys.argv]))
+    print(f"{'streams':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'lost out':>8} "
+          f"{'lost in':>7} {'cpu %':>6} {'cpu us/stream/s':>15} {'skipped':>7}")  # fmt: skip
+    best = 0
+    for n in [int(c) for c in args.counts.split(",")]:
+        r = await _streams(n, args.seconds)
+        ok = r["p99_ms"] <= 2.0 and r["lost_out"] == 0 and r["lost_in"] == 0
+        best = n if ok else best
+        print(f"{n:>7} {r['p50_ms']:>7.3f} {r['p99_ms']:>7.3f} {r['max_ms']:>7.2f} "
+              f"{r['lost_out']:>8} {r['lost_in']:>7} {r['cpu_pct']:>6.1f} "
+              f"{r['cpu_us_per_stream_s']:>15.0f} {r['skipped_ticks']:>7}"
+              + ("" if ok else "   <- over budget"))  # fmt: skip
+    print(f"most streams with p99 send-interval error <= 2 ms and no loss: {best}")
+    for ms in (200, 60):
+        lat = await _barge_in(args.trials, ms)
+        if not lat:
+            print(f"barge-in (min_speech_ms={ms}): never interrupted")
+            continue
+        q = statistics.quantiles(lat, n=100) if len(lat) > 1 else lat * 99
+        print(f"barge-in min_speech_ms={ms}: speech onset -> outgoing audio stopped: median "
+              f"{statistics.median(lat):.0f} ms, p99 {q[98]:.0f} ms, max {max(lat):.0f} ms "
+              f"({len(lat)}/{args.trials} trials interrupted)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
