@@ -6,8 +6,17 @@
 
 from __future__ import annotations
 
+from voxflow.ir.compile import CompileResult, compile_file, compile_flow, load_flow
 from voxflow.ir.functions import FUNCTIONS, FunctionSig
 from voxflow.ir.models import *  # noqa: F403  (re-export the whole contract)
 from voxflow.ir.models import __all__ as _models_all
 
-__all__ = ["FUNCTIONS", "FunctionSig", *_models_all]
+__all__ = [
+    "FUNCTIONS",
+    "CompileResult",
+    "FunctionSig",
+    "compile_file",
+    "compile_flow",
+    "load_flow",
+    *_models_all,
+]

@@ -1,0 +1,107 @@
+"""The compiler front door: ``compile_flow(source_text, path)`` = parse, check, lower.
+
+Never raises for a bad flow: every problem is a :class:`~voxflow.diagnostics.Diagnostic`.
+The checker (``voxflow.check.check(program, source)``) runs when it is installed; lowering runs
+only when neither the parser nor the checker reported errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
+from voxflow.errors import FlowCheckError
+from voxflow.ir.models import Flow
+from voxflow.source import Source, Span, decode_source, read_source
+
+__all__ = ["CompileResult", "compile_file", "compile_flow", "load_flow"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """The compiled flow (None when there were errors) and every diagnostic, sorted."""
+
+    flow: Flow | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the flow compiled (warnings allowed)."""
+        return self.flow is not None and not any(d.is_error for d in self.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        """The error diagnostics."""
+        return [d for d in self.diagnostics if d.is_error]
+
+
+def _checker() -> Callable[[Any, Source], list[Diagnostic]] | None:
+    try:
+        from voxflow.check import check
+    except ImportError:
+        return None
+    return check
+
+
+def compile_flow(source_text: str | bytes, path: str = "<flow>") -> CompileResult:
+    """Parse ``source_text`` (from ``path``; includes resolve relative to it), check, lower."""
+    if isinstance(source_text, bytes):
+        decoded = decode_source(path, source_text)
+        if isinstance(decoded, Diagnostic):
+            return CompileResult(None, [decoded])
+        source = decoded
+    else:
+        source = Source(path, source_text.replace("\r\n", "\n"))
+    return _compile(source)
+
+
+def compile_file(path: str | os.PathLike[str]) -> CompileResult:
+    """Read and compile a ``.flow`` file."""
+    loaded = read_source(path)
+    if isinstance(loaded, Diagnostic):
+        return CompileResult(None, [loaded])
+    return _compile(loaded)
+
+
+def load_flow(path: str | os.PathLike[str]) -> Flow:
+    """Compile a file or raise :class:`~voxflow.errors.FlowCheckError` with the diagnostics."""
+    result = compile_file(path)
+    if result.flow is None or not result.ok:
+        first = result.errors[0] if result.errors else None
+        where = f"{first.file}:{first.span.line}:{first.span.col}: {first.message}" if first else ""
+        raise FlowCheckError(
+            f"{os.fspath(path)} does not compile: {where}", list(result.diagnostics)
+        )
+    return result.flow
+
+
+def _compile(source: Source) -> CompileResult:
+    from voxflow.ir.lower import lower_program
+    from voxflow.syntax.parser import load_program
+
+    try:
+        program, diags = load_program(source)
+        if program is None:
+            return CompileResult(None, sort_diagnostics(diags))
+        check = _checker()
+        if check is not None:
+            diags = [*diags, *check(program, source)]
+        if any(d.is_error for d in diags):
+            return CompileResult(None, sort_diagnostics(diags))
+        flow, lower_diags = lower_program(program)
+        return CompileResult(flow, sort_diagnostics([*diags, *lower_diags]))
+    except RecursionError:
+        message = "the flow is nested too deeply to compile"
+    except Exception as exc:  # a compiler bug must not become a traceback for the user
+        log.exception("internal compiler error on %s", source.name)
+        message = f"internal compiler error: {type(exc).__name__}: {exc}"
+    return CompileResult(
+        None,
+        [Diagnostic(Severity.ERROR, "VF000", Span(1, 1, 1, 2), message, None, source.name)],
+    )

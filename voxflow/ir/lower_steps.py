@@ -1,0 +1,317 @@
+"""Lowering of the keyword steps (say, gather, menu, dial, agent, http, ...) to IR steps."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from voxflow.ir import models as ir
+from voxflow.ir.options import (
+    STEP_OPTIONS,
+    TEXT_REQUIRED,
+    TYPES,
+    Opts,
+    did_you_mean,
+    split_patterns,
+)
+from voxflow.source import Span
+from voxflow.syntax import ast
+
+if TYPE_CHECKING:
+    from voxflow.ir.lower import Lowerer
+
+__all__ = ["lower_http", "lower_simple"]
+
+
+def lower_simple(lw: Lowerer, s: ast.SimpleStep) -> ir.Step:
+    kind = s.kind
+    spec = STEP_OPTIONS.get(kind, {})
+    o = lw.options(kind, s.options, spec)
+    span = lw.sp(s.span)
+    cfg = lw.config
+    text = lw.template(s.text)
+    if kind in TEXT_REQUIRED and text is None:
+        lw.error("VF408", s.span, f"'{kind}' needs a quoted text after it")
+        text = ir.Template(source="")
+    if kind not in ("gather", "menu") and s.choices:
+        lw.error("VF408", s.choices[0].span, f"'{kind}' does not take choices")
+    if kind != "agent" and s.tools:
+        lw.error("VF408", s.tools[0].span, "only 'agent' takes tools")
+    bargein = ir.BargeIn(
+        mode=o.get("bargein", cfg.bargein.mode),
+        min_words=cfg.bargein.min_words,
+        min_ms=cfg.bargein.min_ms,
+    )
+    if kind not in ir.INPUT_OPS and kind not in ("menu", "bridge") and s.handlers:
+        lw.error("VF109", s.handlers[0].span, f"'{kind}' has no outcomes to handle")
+    builder = _BUILDERS.get(kind)
+    if builder is None:  # pragma: no cover - the grammar only allows known keywords
+        return ir.LogStep(span=span, message=ir.Template(source=f"unknown step {kind}"))
+    return builder(lw, s, o, span, text, bargein)
+
+
+_Builder = Callable[
+    ["Lowerer", ast.SimpleStep, Opts, ir.Span, "ir.Template | None", ir.BargeIn], ir.Step
+]
+
+
+def _b_answer(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    return ir.AnswerStep(span=span)
+
+
+def _b_hangup(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    return ir.HangupStep(span=span, reason=t.source if t is not None else "normal")
+
+
+def _b_say(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    return ir.SayStep(span=span, text=t, voice=o.get("voice", lw.config.voice), bargein=b)
+
+
+def _b_play(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    src = t.source
+    kind = o.get("kind", None)
+    if kind is None:
+        if src.startswith(("http://", "https://")):
+            kind = "url"
+        elif src.startswith(("/", "./", "../")) or "." in os.path.basename(src):
+            kind = "file"
+        else:
+            kind = "sound"
+    return ir.PlayStep(span=span, kind=kind, source=t, bargein=b)
+
+
+def _choices(lw: Lowerer, s: ast.SimpleStep) -> tuple[list[ir.Choice], dict[str, Any]]:
+    choices: list[ir.Choice] = []
+    on: dict[str, tuple[ir.Handler, ...]] = {}
+    for c in s.choices:
+        keys, phrases, patterns = split_patterns(c.patterns)
+        value = (phrases or keys or patterns)[0]
+        base, n = value, 2
+        while f"choice:{value}" in on:
+            value, n = f"{base}#{n}", n + 1
+        choices.append(
+            ir.Choice(
+                value=value, keys=keys, phrases=phrases, patterns=patterns, span=lw.sp(c.span)
+            )
+        )
+        h = lw.handler(c.tail, c.span, ir.ContinueStep(span=lw.sp(c.span)))
+        on[f"choice:{value}"] = (h,)
+    return choices, on
+
+
+def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    cfg = lw.config
+    choices, explicit = _choices(lw, s)
+    if s.kind == "menu" and not choices:
+        lw.error("VF408", s.span, "a menu needs choices", 'add lines like: 1, "sales" -> sales')
+    outcomes = [o_ for o_ in ir.OUTCOMES["gather"] if not (choices and o_ == "match")]
+    outcomes += list(explicit)
+    on = lw.resolve(s.handlers, outcomes, explicit, s.span)
+    capture = o.get("capture", None)
+    if capture is not None and capture.type == "digits":
+        capture = ir.Capture(
+            type="digits",
+            min_length=o.get("min_digits", None),
+            max_length=o.get("max_digits", None),
+        )
+    has_keys = any(c.keys for c in choices)
+    has_speech = any(c.phrases or c.patterns for c in choices)
+    default_input = "both"
+    if choices and has_keys and not has_speech:
+        default_input = "dtmf"
+    elif choices and has_speech and not has_keys:
+        default_input = "speech"
+    elif capture is not None and capture.type == "digits":
+        default_input = "dtmf"
+    max_digits = o.get("max_digits", None)
+    if max_digits is None and choices and has_keys:
+        max_digits = max(len(k) for c in choices for k in c.keys)
+    return ir.GatherStep(
+        span=span,
+        var=o.get("into", None),
+        input=o.get("input", default_input),
+        prompt=t,
+        reprompts=tuple(o.get("reprompt", [])),
+        capture=capture,
+        choices=tuple(choices),
+        max_digits=max_digits,
+        terminator=o.get("terminator", None),
+        interdigit_ms=o.get("interdigit", cfg.interdigit_ms),
+        timeout_ms=o.get("timeout", cfg.timeout_ms),
+        bargein=b,
+        voice=o.get("voice", cfg.voice),
+        max_attempts=o.get("retries", o.get("attempts", cfg.max_attempts)),
+        on=on,
+    )
+
+
+def _b_record(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    on = lw.resolve(s.handlers, ir.OUTCOMES["record"], {}, s.span)
+    return ir.RecordStep(
+        span=span,
+        name=t or ir.Template(source="recording-{{ call.id }}", names=("call",)),
+        var=o.get("into", None),
+        prompt=o.get("prompt", None),
+        format=o.get("format", "wav"),
+        max_duration_ms=o.get("max", 120_000),
+        silence_ms=o.get("silence", 5000),
+        beep=o.get("beep", True),
+        terminator=o.get("terminator", "#"),
+        bargein=b,
+        max_attempts=o.get("retries", 1),
+        on=on,
+    )
+
+
+def _b_dial(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    on = lw.resolve(s.handlers, ir.OUTCOMES["dial"], {}, s.span)
+    return ir.DialStep(
+        span=span,
+        endpoint=t,
+        caller_id=o.get("caller_id", None),
+        timeout_ms=o.get("timeout", lw.config.dial_timeout_ms),
+        music=o.get("music", None),
+        on=on,
+    )
+
+
+def _b_transfer(lw: Lowerer, s: Any, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    return ir.TransferStep(span=span, endpoint=t)
+
+
+def _b_queue(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    on = lw.resolve(s.handlers, ir.OUTCOMES["queue"], {}, s.span)
+    return ir.QueueStep(
+        span=span,
+        name=t or ir.Template(source=""),
+        timeout_ms=o.get("timeout", 300_000),
+        music=o.get("music", None),
+        announce=o.get("announce", None),
+        on=on,
+    )
+
+
+def _b_hold(lw: Lowerer, s: Any, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    return ir.HoldStep(span=span, music=o.get("music", None))
+
+
+def _b_unhold(lw: Lowerer, s: Any, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    return ir.UnholdStep(span=span)
+
+
+def _b_dtmf(lw: Lowerer, s: Any, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    return ir.SendDtmfStep(span=span, digits=t)
+
+
+def _b_log(lw: Lowerer, s: Any, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    return ir.LogStep(span=span, level=o.get("level", "info"), message=t)
+
+
+def _b_agent(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
+    system = t or o.get("system", None)
+    if system is None:
+        lw.error("VF408", s.span, "an agent needs a system prompt", 'write: agent "You are ..."')
+        system = ir.Template(source="")
+    tools: list[ir.Tool] = []
+    explicit: dict[str, tuple[ir.Handler, ...]] = {}
+    for tool in s.tools:
+        args = []
+        for a in tool.args:
+            atype = a.type if a.type in TYPES else "any"
+            if a.type not in TYPES:
+                lw.error("VF408", a.span, f"unknown type '{a.type}'", did_you_mean(a.type, TYPES))
+            args.append(ir.ToolArg(name=a.name, type=atype, var=a.var, description=a.description))
+        tools.append(
+            ir.Tool(
+                name=tool.name,
+                description=tool.description,
+                args=tuple(args),
+                span=lw.sp(tool.span),
+            )
+        )
+        explicit[f"tool:{tool.name}"] = (
+            lw.handler(tool.tail, tool.span, ir.ContinueStep(span=lw.sp(tool.span))),
+        )
+    outcomes = [*ir.OUTCOMES["agent"], *explicit]
+    on = lw.resolve(s.handlers, outcomes, explicit, s.span)
+    return ir.AgentStep(
+        span=span,
+        system=system,
+        greeting=o.get("greeting", None),
+        tools=tuple(tools),
+        max_turns=o.get("max_turns", 20),
+        timeout_ms=o.get("timeout", 600_000),
+        silence_ms=o.get("silence", 10_000),
+        filler=o.get("filler", None),
+        filler_after_ms=o.get("filler_after", None),
+        give_up_ms=o.get("give_up", None),
+        context=o.get("context", "append"),
+        transcript_var=o.get("into", None),
+        voice=o.get("voice", lw.config.voice),
+        bargein=b,
+        max_attempts=o.get("retries", 1),
+        on=on,
+    )
+
+
+def lower_http(lw: Lowerer, s: ast.HttpStep) -> ir.Step:
+    o = lw.options("http", s.options, STEP_OPTIONS["http"])
+    method = s.method.upper()
+    if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        lw.error(
+            "VF408",
+            s.method_span,
+            f"unknown HTTP method '{s.method}'",
+            "use get, post, put, patch or delete",
+        )
+        method = "GET"
+    headers: list[tuple[str, ir.Template]] = []
+    h = o.get("headers", None)
+    if h is not None:
+        if isinstance(h, ir.MapExpr) and all(
+            isinstance(v, ir.LiteralExpr) and v.type == "string" for _, v in h.entries
+        ):
+            for k, v in h.entries:
+                assert isinstance(v, ir.LiteralExpr)
+                headers.append(
+                    (k, lw.template(_lit(str(v.value), s.span)) or ir.Template(source=""))
+                )
+        else:
+            lw.error("VF408", o.spans["headers"], 'headers take a map of strings: {"X-Key": "..."}')
+    on = lw.resolve(s.handlers, ir.OUTCOMES["http"], {}, s.span)
+    return ir.HttpStep(
+        span=lw.sp(s.span),
+        method=method,
+        url=lw.template(s.url) or ir.Template(source=""),
+        body=o.get("body", None),
+        headers=tuple(headers),
+        timeout_ms=o.get("timeout", lw.config.http_timeout_ms),
+        result_var=o.get("into", None),
+        status_var=o.get("status", None),
+        on=on,
+    )
+
+
+def _lit(value: str, span: Span) -> ast.Literal_:
+    return ast.Literal_(span, "string", value)
+
+
+_BUILDERS: dict[str, _Builder] = {
+    "answer": _b_answer,
+    "hangup": _b_hangup,
+    "say": _b_say,
+    "play": _b_play,
+    "gather": _b_gather,
+    "menu": _b_gather,
+    "record": _b_record,
+    "dial": _b_dial,
+    "bridge": _b_dial,
+    "transfer": _b_transfer,
+    "queue": _b_queue,
+    "hold": _b_hold,
+    "unhold": _b_unhold,
+    "send_dtmf": _b_dtmf,
+    "agent": _b_agent,
+    "log": _b_log,
+}
