@@ -16,7 +16,7 @@ from typing import Any
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
 from voxflow.errors import FlowCheckError
 from voxflow.ir.models import Flow
-from voxflow.source import Source, Span, decode_source, read_source
+from voxflow.source import MAX_SOURCE_BYTES, Source, Span, decode_source, read_source
 
 __all__ = ["CompileResult", "compile_file", "compile_flow", "load_flow"]
 
@@ -57,6 +57,8 @@ def compile_flow(source_text: str | bytes, path: str = "<flow>") -> CompileResul
             return CompileResult(None, [decoded])
         source = decoded
     else:
+        if len(source_text) > MAX_SOURCE_BYTES:
+            return compile_flow(source_text.encode("utf-8", "surrogatepass"), path)
         source = Source(path, source_text.replace("\r\n", "\n"))
     return _compile(source)
 
