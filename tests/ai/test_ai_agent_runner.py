@@ -316,3 +316,18 @@ def test_heard_tracker_cuts_at_the_word_reached() -> None:
     t.begin("seven eight nine ten")  # still being synthesized: length estimated from the text
     t.played(2.0, 0.1)
     assert t.heard_at(2.1) == "one two three four five six"
+
+
+class BrokenTTS(FakeTTS):
+    async def synthesize(self, text: str, *, voice: str | None = None) -> Any:
+        from voxflow.errors import ProviderTimeoutError
+
+        yield b"\x00\x00" * 160
+        raise ProviderTimeoutError("TTS: speech synthesis timed out after 1 s")
+
+
+async def test_tts_failure_is_the_error_outcome(fake_openai: FakeOpenAI, rig_factory: Any) -> None:
+    fake_openai.chat.append(sse(text_chunks("Hello.")))
+    rig = rig_factory(FakeVoice(["hi"]), BrokenTTS())
+    out = await rig.run()
+    assert out.outcome == "error" and "TTS" in (out.error or "")

@@ -446,6 +446,8 @@ async def run_agent(settings: AgentSettings, io: AgentIO, agent: Agent) -> Agent
     try:
         async with asyncio.timeout(settings.timeout_s):
             outcome = await _converse(settings, io, agent)
+    except ProviderError as exc:  # STT/TTS failures (LLM failures are handled per round)
+        outcome = AgentOutcome("error", error=str(exc))
     except TimeoutError:
         outcome = AgentOutcome("timeout", error=f"agent step exceeded {settings.timeout_s:g} s")
     except CallEndedError:
