@@ -26,6 +26,11 @@ from voxflow.cli.lang import compile_command  # noqa: E402
 
 cli.add_command(compile_command)
 
+from voxflow.cli.testing import replay_command, test_command  # noqa: E402
+
+cli.add_command(test_command)
+cli.add_command(replay_command)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -1,0 +1,76 @@
+"""``voxflow test`` (flow scenarios in virtual time, coverage, JUnit) and ``voxflow replay``.
+
+Exit codes: 0 every scenario passed (and coverage met ``--min-coverage``), 1 a scenario failed,
+a file did not load, coverage was too low or a replay differs, 2 usage errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from voxflow.errors import ConfigError, FlowCheckError
+from voxflow.testing.runner import format_report, junit_xml, run_paths
+
+__all__ = ["replay_command", "test_command"]
+
+
+@click.command("test")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--coverage", "show_coverage", is_flag=True, help="Report what no scenario took.")
+@click.option(
+    "--min-coverage",
+    type=click.FloatRange(0, 100),
+    default=None,
+    metavar="PCT",
+    help="Fail when a flow's transition coverage is below PCT percent.",
+)
+@click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Write JUnit XML.")
+@click.option("-v", "--verbose", is_flag=True, help="Print the trace of passing scenarios too.")
+def test_command(
+    paths: tuple[str, ...],
+    show_coverage: bool,
+    min_coverage: float | None,
+    junit: str | None,
+    verbose: bool,
+) -> None:
+    """Run the flow scenarios (*.test.yaml) under PATHS in virtual time."""
+    try:
+        run = run_paths(paths)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not run.outcomes and not run.errors:
+        raise click.UsageError(f"no scenario files (*.test.yaml) found in: {' '.join(paths)}")
+    text, ok = format_report(
+        run, coverage=show_coverage, min_coverage=min_coverage, verbose=verbose
+    )
+    click.echo(text)
+    if junit:
+        try:
+            Path(junit).parent.mkdir(parents=True, exist_ok=True)
+            Path(junit).write_bytes(junit_xml(run))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {junit}: {exc.strerror or exc}") from None
+    raise SystemExit(0 if ok else 1)
+
+
+@click.command("replay")
+@click.argument("trace", type=click.Path(dir_okay=False))
+@click.option(
+    "--flow",
+    "flow_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The flow to replay against (default: the one the trace names).",
+)
+def replay_command(trace: str, flow_path: str | None) -> None:
+    """Re-run a call trace (voxflow run --trace) in the simulator and show what differs."""
+    from voxflow.testing.replay import replay_trace
+
+    try:
+        report = replay_trace(trace, flow_path)
+    except (ConfigError, FlowCheckError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(report.render())
+    raise SystemExit(0 if report.same else 1)

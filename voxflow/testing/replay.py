@@ -1,0 +1,209 @@
+"""Replay a call trace (``voxflow run --trace DIR``) in the simulator and show what differs.
+
+The trace's caller inputs become caller actions (DTMF keys grouped per prompt, sentences,
+hang-up, each timed by the ``waited_ms`` the trace recorded) and its recorded outcomes of the
+outside world (HTTP status, dial/queue results, agent exits) become mocks, in order. The flow as
+it is now then runs on that script; states entered, prompts and the end are compared with the
+trace and the first difference of each is shown. HTTP response bodies are not in traces, so a
+flow that branches on response data may differ for that reason (the report says so).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voxflow.errors import ConfigError
+from voxflow.ir import models as ir
+from voxflow.ir.compile import load_flow
+from voxflow.runtime.trace import read_trace
+from voxflow.testing.scenario import Scenario
+from voxflow.testing.sim import SimResult, run_scenario
+
+__all__ = ["ReplayReport", "find_flow", "replay_trace", "scenario_from_trace"]
+
+
+@dataclass
+class ReplayReport:
+    """The comparison of a trace with its replay."""
+
+    trace: str
+    flow: str
+    differences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    result: SimResult | None = None
+
+    @property
+    def same(self) -> bool:
+        return not self.differences
+
+    def render(self) -> str:
+        out = [f"replay of {self.trace} on flow {self.flow}"]
+        out.extend(f"note: {n}" for n in self.notes)
+        if self.same:
+            out.append("same behaviour: states, prompts and the end match the trace")
+        else:
+            out.append("behaviour differs:")
+            out.extend(f"  - {d}" for d in self.differences)
+            if self.result is not None:
+                out.append("replayed call:")
+                out.extend("    " + t.render() for t in self.result.trace)
+        return "\n".join(out)
+
+
+def _after(rec: dict[str, Any]) -> float | None:
+    waited = rec.get("waited_ms")
+    if isinstance(waited, int | float) and 0 <= waited <= 60000:
+        return round(waited / 1000.0, 3)
+    return None
+
+
+def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """A scenario (as YAML-shaped data) reproducing the trace's caller and outside world."""
+    steps: list[dict[str, Any]] = []
+    mocks: dict[str, list[dict[str, Any]]] = {"http": [], "dial": [], "queue": [], "agent": []}
+    notes: list[str] = []
+    digits_open = False
+    for rec in records:
+        kind = rec.get("type")
+        if kind == "input" and rec.get("kind") == "dtmf":
+            digit = str(rec.get("digit", ""))
+            if digits_open and steps and "press" in steps[-1]:
+                steps[-1]["press"] += digit
+            else:
+                step: dict[str, Any] = {"press": digit}
+                if (after := _after(rec)) is not None:
+                    step["after"] = after
+                steps.append(step)
+                digits_open = True
+            continue
+        if kind in ("prompt", "state.entered", "outcome"):
+            digits_open = False
+        if kind == "input" and rec.get("kind") == "speech" and rec.get("text"):
+            step = {"say": str(rec["text"])}
+            if (after := _after(rec)) is not None:
+                step["after"] = after
+            steps.append(step)
+        elif kind == "caller.hangup":
+            steps.append({"hangup": None})
+        elif kind == "http":
+            url = str(rec.get("url", ""))
+            mock: dict[str, Any] = {"method": rec.get("method"), "url": "^" + re.escape(url) + "$",
+                                    "times": 1}  # fmt: skip
+            if rec.get("outcome") in ("timeout", "error") and rec.get("status") is None:
+                mock["outcome"] = rec["outcome"]
+            else:
+                mock["status"] = int(rec.get("status") or 200)
+            mocks["http"].append(mock)
+        elif kind == "outcome" and rec.get("step") in ("dial", "queue"):
+            key = str(rec["step"])
+            mocks[key].append({"result": rec.get("outcome"), "times": 1})
+        elif kind == "outcome" and rec.get("step") == "agent":
+            name = str(rec.get("outcome", "error"))
+            if name.startswith("tool:"):
+                mocks["agent"].append({"tool": name[5:]})
+            else:
+                mocks["agent"].append({"outcome": name})
+    if mocks["http"]:
+        notes.append("HTTP response bodies are not traced: replayed responses carry no data")
+    if mocks["agent"]:
+        notes.append("agent tool arguments are not traced: replayed tools carry no arguments")
+    data = {
+        "name": "replay",
+        "steps": steps,
+        "mocks": {k: v for k, v in mocks.items() if v},
+        "timeout": 3600,
+    }
+    return data, notes
+
+
+def find_flow(name: str, root: str | os.PathLike[str] = ".") -> Path | None:
+    """The ``.flow`` file under ``root`` whose header is ``flow NAME``."""
+    pat = re.compile(r"^flow\s+" + re.escape(name) + r"\b", re.MULTILINE)
+    base = Path(root)
+    for p in sorted(base.rglob("*.flow")):
+        if any(part.startswith(".") for part in p.relative_to(base).parts):
+            continue
+        try:
+            if pat.search(p.read_text(encoding="utf-8", errors="replace")):
+                return p
+        except OSError:
+            continue
+    return None
+
+
+def _first_difference(what: str, want: list[str], got: list[str]) -> str | None:
+    for i, (a, b) in enumerate(zip(want, got, strict=False)):
+        if a != b:
+            return f"{what} #{i + 1}: the trace has {a!r}, the flow now gives {b!r}"
+    if len(want) > len(got):
+        return f"{what} #{len(got) + 1}: the trace has {want[len(got)]!r}, the flow now stops"
+    if len(got) > len(want):
+        return f"{what} #{len(want) + 1}: the flow now goes on with {got[len(want)]!r}"
+    return None
+
+
+def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) -> ReplayReport:
+    """Replay ``trace`` on ``flow_path`` (or the flow the trace names, found under ``.``)."""
+    try:
+        records = read_trace(Path(trace))
+    except OSError as exc:
+        raise ConfigError(f"cannot read trace {trace}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{trace} is not a JSON Lines trace: {exc}") from None
+    started = next((r for r in records if r.get("type") == "call.started"), {})
+    if flow_path is None:
+        name = str(started.get("flow") or "")
+        found = find_flow(name) if name else None
+        if found is None:
+            raise ConfigError(
+                f"cannot find the flow {name or '(unnamed)'} of {trace}; pass --flow FILE"
+            )
+        flow_path = str(found)
+    flow: ir.Flow = load_flow(flow_path)
+    data, notes = scenario_from_trace(records)
+    caller = next((str(r["caller"]) for r in records if r.get("caller")), None)
+    called = next((str(r["called"]) for r in records if r.get("called")), None)
+    if caller is not None:
+        data["caller"] = caller
+    if called is not None:
+        data["called"] = called
+    scenario = Scenario.model_validate(data)
+    result = run_scenario(flow, scenario)
+    report = ReplayReport(str(trace), flow.name, notes=notes, result=result)
+    want_states = [
+        f"{r['subflow']}.{r['state']}" if r.get("subflow") else str(r.get("state"))
+        for r in records
+        if r.get("type") == "state.entered"
+    ]
+    want_prompts = [
+        str(r.get("text") if r.get("text") is not None else r.get("play"))
+        for r in records
+        if r.get("type") == "prompt"
+    ]
+    got_prompts = [t.text for t in result.trace if t.who == "flow" and t.text.startswith(
+        ("says ", "plays "))]  # fmt: skip
+    got_prompts = [_prompt_text(t) for t in got_prompts]
+    for diff in (
+        _first_difference("state", want_states, result.states),
+        _first_difference("prompt", want_prompts, got_prompts),
+    ):
+        if diff is not None:
+            report.differences.append(diff)
+    ended = next((r for r in reversed(records) if r.get("type") == "call.ended"), None)
+    if ended is not None and result.ended is not None and ended.get("outcome") != result.ended[0]:
+        report.differences.append(
+            f"end: the trace ended {ended.get('outcome')}, the flow now ends {result.ended[0]}"
+        )
+    return report
+
+
+def _prompt_text(line: str) -> str:
+    if line.startswith("says "):
+        return line[5:].strip('"')
+    parts = line.split(" ", 2)
+    return parts[2] if len(parts) == 3 else line

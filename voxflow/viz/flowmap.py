@@ -1,0 +1,213 @@
+"""A static map of a compiled flow: what can happen, for coverage and drawings.
+
+* **states**: every state; subflow states are named ``subflow.state``.
+* **transitions** (:class:`Edge`): every transition step written in the flow (``goto``,
+  ``retry``, ``continue``, ``hangup``, ``transfer``, ``return``), labelled with the outcome whose
+  handler holds it (``""`` for a state's own steps, ``noinput``, ``nomatch x3`` for a counted
+  handler, ``choice:sales``, ``tool:book``, ``error``, ``cmd:operator`` for an anytime command).
+  A transition written in an inherited handler (flow, scope or subflow level) is one transition
+  whose source is that origin (``flow``, ``scope:menus``), not one per state that inherits it.
+* **branches** (:class:`Branch`): each outcome of each input step that the flow handles
+  explicitly or that succeeds (match, ok, answered, done, returned, each choice and agent tool),
+  plus each state's explicit error handler and each anytime command.
+
+Keys match what :mod:`voxflow.testing.sim` records while a scenario runs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voxflow.ir import models as ir
+
+__all__ = ["Branch", "Edge", "FlowMap", "build_flowmap", "edge_source", "outcome_label", "step_key"]
+
+_SUCCESS = frozenset({"match", "ok", "answered", "done", "returned"})
+_LOCAL = frozenset({"step", "state"})
+
+
+def outcome_label(outcome: str, count: int) -> str:
+    """``noinput`` for the first handler, ``noinput x3`` for a handler counted from 3."""
+    return outcome if count <= 1 else f"{outcome} x{count}"
+
+
+def step_key(step: Any) -> str:
+    """A stable name for a step: ``gather@main_ivr.flow:30:9``."""
+    sp: ir.Span = step.span
+    return f"{step.op}@{Path(sp.file).name}:{sp.line}:{sp.col}"
+
+
+def edge_source(state: str, origin: str) -> str:
+    """The source of a transition: the state, or the origin of an inherited handler."""
+    return state if origin in _LOCAL else origin
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One written transition. ``target`` is a state key or the op (hangup, retry, ...)."""
+
+    src: str
+    label: str
+    target: str
+    op: str
+    origin: str
+    file: str
+    line: int
+    states: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.src, self.label, self.target)
+
+    @property
+    def required(self) -> bool:
+        """Counted by coverage (compiler-made default handlers are not)."""
+        return self.origin != "default"
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One outcome of one input step in one state (``step`` is ``""`` for error handlers and
+    anytime commands). ``handled`` is False when only a compiler default (or nothing) handles it."""
+
+    state: str
+    step: str
+    outcome: str
+    line: int
+    handled: bool = True
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.state, self.step, self.outcome)
+
+
+@dataclass
+class FlowMap:
+    """Everything :func:`build_flowmap` found in one flow."""
+
+    flow: ir.Flow
+    states: dict[str, ir.State] = field(default_factory=dict)
+    edges: dict[tuple[str, str, str], Edge] = field(default_factory=dict)
+    branches: dict[tuple[str, str, str], Branch] = field(default_factory=dict)
+    unhandled: list[Branch] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    reachable: set[str] = field(default_factory=set)
+
+    @property
+    def unreachable(self) -> list[str]:
+        """States no path from the initial state reaches, in source order."""
+        return [s for s in self.states if s not in self.reachable]
+
+    def required_edges(self) -> list[Edge]:
+        return [e for e in self.edges.values() if e.required]
+
+
+class _Walker:
+    def __init__(self, fm: FlowMap) -> None:
+        self.fm = fm
+
+    def add_edge(self, state: str, sub: str | None, label: str, s: Any, origin: str) -> None:
+        if s.op == "goto":
+            target = f"{sub}.{s.state}" if sub else s.state
+        else:
+            target = s.op
+        src = edge_source(state, origin)
+        key = (src, label, target)
+        old = self.fm.edges.get(key)
+        states = frozenset({state}) | (old.states if old else frozenset())
+        self.fm.edges[key] = Edge(
+            src, label, target, s.op, origin, s.span.file, s.span.line, states
+        )
+
+    def block(
+        self, steps: tuple[Any, ...], state: str, sub: str | None, label: str, origin: str
+    ) -> None:
+        for s in steps:
+            op = s.op
+            if op in ir.TRANSITION_OPS:
+                self.add_edge(state, sub, label, s, origin)
+            elif op == "if":
+                for b in s.branches:
+                    self.block(b.steps, state, sub, label, origin)
+                self.block(s.else_steps, state, sub, label, origin)
+            elif op == "switch":
+                for c in s.cases:
+                    self.block(c.steps, state, sub, label, origin)
+                self.block(s.default_steps, state, sub, label, origin)
+            if op in ir.INPUT_OPS:
+                self.input_step(s, state, sub)
+
+    def input_step(self, s: Any, state: str, sub: str | None) -> None:
+        if s.op == "call":
+            self.fm.calls.append((state, s.subflow))
+        outcomes = list(s.on)
+        for c in getattr(s, "choices", ()):
+            if "choice:" + c.value not in outcomes:
+                outcomes.append("choice:" + c.value)
+        for t in getattr(s, "tools", ()):
+            if "tool:" + t.name not in outcomes:
+                outcomes.append("tool:" + t.name)
+        key = step_key(s)
+        for name in outcomes:
+            handlers: tuple[ir.Handler, ...] = s.on.get(name, ())
+            if name == "error":  # inherited error handlers would make a branch of every step
+                explicit = any(h.origin in _LOCAL for h in handlers)
+            else:
+                explicit = any(h.origin != "default" for h in handlers)
+            success = name in _SUCCESS or name.startswith(("choice:", "tool:"))
+            if name == "match" and getattr(s, "choices", ()):
+                continue  # a menu never ends with a bare match
+            if explicit or success:
+                self.fm.branches[(state, key, name)] = Branch(state, key, name, s.span.line)
+            elif not handlers or all(h.origin == "default" for h in handlers):
+                if name not in ("error", "exhausted"):
+                    self.fm.unhandled.append(Branch(state, key, name, s.span.line, handled=False))
+            for h in handlers:
+                self.block(h.steps, state, sub, outcome_label(name, h.count), h.origin)
+
+
+def build_flowmap(flow: ir.Flow) -> FlowMap:
+    """Walk every state, handler and command of ``flow``."""
+    fm = FlowMap(flow)
+    w = _Walker(fm)
+    groups: list[tuple[str | None, dict[str, ir.State]]] = [(None, flow.states)]
+    groups += [(name, sub.states) for name, sub in flow.subflows.items()]
+    for sub, states in groups:
+        for name, st in states.items():
+            key = f"{sub}.{name}" if sub else name
+            fm.states[key] = st
+            w.block(st.steps, key, sub, "", "state")
+            for h in st.on_error:
+                if h.origin in _LOCAL:
+                    fm.branches[(key, "", "error")] = Branch(key, "", "error", h.span.line)
+                w.block(h.steps, key, sub, outcome_label("error", h.count), h.origin)
+            for c in st.commands:
+                label = "cmd:" + c.name
+                fm.branches[(key, "", label)] = Branch(key, "", label, c.span.line)
+                w.block(c.handler.steps, key, sub, label, c.handler.origin)
+    fm.reachable = _reachable(fm)
+    return fm
+
+
+def _reachable(fm: FlowMap) -> set[str]:
+    out_of: dict[str, set[str]] = {s: set() for s in fm.states}
+    for e in fm.edges.values():
+        if e.target in fm.states:
+            for s in e.states:
+                out_of[s].add(e.target)
+    for state, sub in fm.calls:
+        subflow = fm.flow.subflows.get(sub)
+        if subflow is not None:
+            out_of[state].add(f"{sub}.{subflow.initial}")
+    seen = {fm.flow.initial}
+    todo = deque([fm.flow.initial])
+    while todo:
+        cur = todo.popleft()
+        for nxt in sorted(out_of.get(cur, ())):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
