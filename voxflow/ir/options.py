@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -157,10 +158,46 @@ REPEATABLE = {"reprompt"}
 TEXT_REQUIRED = {"say", "play", "dial", "bridge", "transfer", "queue", "send_dtmf", "log"}
 
 
-@functools.lru_cache(maxsize=4096)
+_EXPR_BLOCK = re.compile(r"\{\{(.*?)\}\}", re.S)
+_STRING_LIT = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'")
+_IDENT = re.compile(r"(?<![\w.|])\s*\b([A-Za-z_]\w*)\b(?!\s*=[^=])")
+_DANGLING = re.compile(r"(?:[|.~+*/%(\[,-]|\b(?:and|or|not|is|in))\s*$|^\s*[|.~*/%)\],]")
+_FILTER = re.compile(r"\|\s*[A-Za-z_]\w*")
+_TEST = re.compile(r"\bis\s+(?:not\s+)?[A-Za-z_]\w*")
+_JINJA_WORDS = frozenset(
+    {"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False",
+     "None", "loop"}
+)  # fmt: skip
+
+
+def _fast_names(source: str) -> tuple[str, ...] | None:
+    """Top-level names of a ``{{ ... }}``-only template, or None when it needs the real parser
+    (statements, comments, unbalanced delimiters)."""
+    if "{%" in source or "{#" in source or source.count("{{") != source.count("}}"):
+        return None
+    names: set[str] = set()
+    for block in _EXPR_BLOCK.findall(source):
+        if "{{" in block or not block.strip():
+            return None
+        plain = _STRING_LIT.sub('""', block)
+        if _DANGLING.search(plain):
+            return None
+        expr = _TEST.sub(" ", _FILTER.sub(" ", plain))
+        for m in _IDENT.finditer(expr):
+            if m.group(1) not in _JINJA_WORDS:
+                names.add(m.group(1))
+    return tuple(sorted(names))
+
+
+@functools.lru_cache(maxsize=16384)
 def template_names(source: str) -> tuple[tuple[str, ...], str | None]:
+    """The top-level names a jinja2 template reads, or an error message for a bad template.
+    Plain ``{{ expr }}`` templates are scanned directly; others go through jinja2's parser."""
     if "{" not in source:
         return (), None
+    fast = _fast_names(source)
+    if fast is not None:
+        return fast, None
     env = _jinja_env()
     try:
         parsed = env.parse(source)
