@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -147,7 +148,7 @@ def main() -> None:
             f" {t_check * 1e3:>7.1f}ms {t_lower * 1e3:>7.1f}ms {total * 1e3:>7.1f}ms"
             f" {total / t_bare:>5.2f}x {total / n * 1e6:>9.1f}"
         )
-    for (n1, t1), (n2, t2) in zip(rows, rows[1:], strict=False):
+    for (n1, t1), (n2, t2) in itertools.pairwise(rows):
         print(
             f"scaling {n1} -> {n2} states ({n2 / n1:.0f}x): time x{t2 / t1:.1f}"
             f" (per-state cost x{(t2 / n2) / (t1 / n1):.2f}; 1.00 = linear)"
