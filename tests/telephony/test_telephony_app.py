@@ -1,4 +1,4 @@
-"""VoxtraApp + CallSession against an ARI peer speaking real HTTP and websocket bytes."""
+"""VoxtraApp + CallSession against the embedded sandbox (voxflow.sandbox), over real ARI bytes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vf_fake_asterisk import PASSWORD, USER, FakeAsterisk
+from vf_sandbox_util import LONG, SHORT, WAIT, RequestLog, make_app, sandbox_fixture, until
 
 from voxflow.errors import (
     ApplicationReplacedError,
@@ -18,44 +18,26 @@ from voxflow.errors import (
     PlaybackFailedError,
     RecordingError,
 )
+from voxflow.sandbox import Sandbox, SimCall
 from voxflow.telephony.app import VoxtraApp
 from voxflow.telephony.recording import CallbackSink, LocalDirectorySink, RecordingMetadata
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection, CallState
 from voxflow.telephony.voice import BargeIn
 
-WAIT = 10.0
-
 
 @pytest.fixture
-async def fa() -> AsyncIterator[FakeAsterisk]:
-    async with FakeAsterisk() as fake:
-        yield fake
-
-
-def make_app(fa: FakeAsterisk, **kw: Any) -> VoxtraApp:
-    kw.setdefault("event_wait", 2.0)
-    kw.setdefault("reconnect_initial", 0.05)
-    kw.setdefault("reconnect_max", 0.2)
-    return VoxtraApp(fa.ari_url, USER, PASSWORD, **kw)
-
-
-async def until(cond: Callable[[], bool], timeout: float = WAIT) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():  # noqa: ASYNC110 - polling state that several sources change
-            await asyncio.sleep(0.01)
-
-
-def requests(fa: FakeAsterisk, method: str, suffix: str) -> list[dict[str, str]]:
-    return [q for m, p, q in fa.requests if m == method and p.endswith(suffix)]
+async def sb() -> AsyncIterator[Sandbox]:
+    async for s in sandbox_fixture():
+        yield s
 
 
 async def run_call(
-    fa: FakeAsterisk,
+    sb: Sandbox,
     app: VoxtraApp,
     handler: Callable[[CallSession], Awaitable[Any]],
     to: str = "100",
-) -> tuple[CallSession, str]:
+) -> tuple[CallSession, SimCall]:
     seen: list[CallSession] = []
 
     @app.default()
@@ -63,15 +45,20 @@ async def run_call(
         seen.append(call)
         await handler(call)
 
-    chan = await fa.place_call(to=to)
+    sim = await sb.place_call(to=to)
     await until(lambda: bool(seen))
-    return seen[0], chan.id
+    return seen[0], sim
 
 
-async def test_inbound_call_answer_play_dtmf_hangup(fa: FakeAsterisk) -> None:
+def kinds(sim: SimCall, kind: str) -> list[dict[str, Any]]:
+    return [e for e in sim.experience() if e["type"] == kind]
+
+
+async def test_inbound_call_answer_play_dtmf_hangup(sb: Sandbox) -> None:
     results: dict[str, Any] = {}
     hangups: list[str] = []
-    app = make_app(fa)
+    app = make_app(sb)
+    log = RequestLog(app)
 
     @app.route(number="100", metadata={"team": "support"})
     async def handle(call: CallSession) -> None:
@@ -82,34 +69,39 @@ async def test_inbound_call_answer_play_dtmf_hangup(fa: FakeAsterisk) -> None:
         results["state0"] = call.state
         await call.answer()
         results["state1"] = call.state
-        results["play"] = await call.play_file("hello-world")
+        results["play"] = await call.play_file(SHORT)
         results["digit"] = await call.listen_dtmf(timeout=WAIT)
         results["none"] = await call.listen_dtmf(timeout=0.05)
-        await call.send_dtmf("12#")
+        await call.send_dtmf("12#", duration_ms=40, between_ms=40)
+        await until(lambda: len(kinds(sim, "dtmf")) == 3)
         results["duration"] = call.duration
         await call.hangup()
         await call.hangup()  # idempotent
         results["state2"] = call.state
 
     async with app:
-        chan = await fa.place_call(to="100")
+        sim = await sb.place_call(to="100")
         await until(lambda: "play" in results)
-        await fa.press(chan.id, "7")
+        await sim.press("7")
         await until(lambda: "state2" in results)
-        await until(lambda: not app.sessions and hangups == [chan.id])
+        await until(lambda: not app.sessions and hangups == [sim.id])
     assert results["state0"] is CallState.RINGING
     assert results["state1"] is CallState.IN_PROGRESS
     assert results["state2"] is CallState.COMPLETED
     assert results["play"].interrupted is False
     assert (results["digit"], results["none"]) == ("7", None)
     assert results["duration"] > 0
-    assert len(requests(fa, "DELETE", f"/channels/{chan.id}")) == 1
-    assert requests(fa, "POST", f"/channels/{chan.id}/dtmf")[0]["dtmf"] == "12#"
-    assert app.removed == 1
+    assert len(log.find("DELETE", f"/channels/{sim.id}")) == 1
+    assert [e["digit"] for e in kinds(sim, "dtmf")] == ["1", "2", "#"]
+    assert [e["type"] for e in sim.experience() if e["type"] in ("answered", "hangup")] == [
+        "answered",
+        "hangup",
+    ]
+    assert sim.hangup_by == "pbx" and app.removed == 1
 
 
-async def test_route_metadata_and_identity(fa: FakeAsterisk) -> None:
-    app = make_app(fa)
+async def test_route_metadata_and_identity(sb: Sandbox) -> None:
+    app = make_app(sb)
     got: list[CallSession] = []
 
     @app.route(number=["200", "201"], metadata={"queue": "sales"})
@@ -120,19 +112,20 @@ async def test_route_metadata_and_identity(fa: FakeAsterisk) -> None:
         await call.hangup()
 
     async with app:
-        chan = await fa.place_call(to="201", from_="+15550001")
+        sim = await sb.place_call(to="201", from_="+15550001")
         await until(lambda: bool(got) and not app.sessions)
     call = got[0]
-    assert (call.id, call.caller_id, call.called_number) == (chan.id, "+15550001", "201")
+    assert (call.id, call.caller_id, call.called_number) == (sim.id, "+15550001", "201")
     assert call.direction is CallDirection.INBOUND
     assert call.metadata["queue"] == "sales"
     assert call.metadata.for_webhook() == {"customer": "c-1"}
 
 
 async def test_handler_returning_or_raising_gets_call_hung_up(
-    fa: FakeAsterisk, caplog: pytest.LogCaptureFixture
+    sb: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = make_app(fa)
+    app = make_app(sb)
+    log = RequestLog(app)
     calls: list[CallSession] = []
 
     @app.route(number="1")
@@ -146,30 +139,34 @@ async def test_handler_returning_or_raising_gets_call_hung_up(
         raise ValueError("boom in handler")
 
     async with app:
-        c1 = await fa.place_call(to="1")
-        c2 = await fa.place_call(to="2")
+        c1 = await sb.place_call(to="1")
+        c2 = await sb.place_call(to="2")
         await until(lambda: len(calls) == 2 and not app.sessions)
+        await c1.wait_hangup(WAIT)
+        await c2.wait_hangup(WAIT)
     assert all(c.state is CallState.COMPLETED for c in calls)
-    assert requests(fa, "DELETE", f"/channels/{c1.id}")
-    assert requests(fa, "DELETE", f"/channels/{c2.id}")
+    assert (c1.hangup_by, c2.hangup_by) == ("pbx", "pbx")
+    assert len(log.find("DELETE", f"/channels/{c1.id}")) == 1
+    assert len(log.find("DELETE", f"/channels/{c2.id}")) == 1
     assert f"handler for call {c2.id} raised" in caplog.text
     assert "boom in handler" in caplog.text
 
 
-async def test_no_handler_hangs_up(fa: FakeAsterisk) -> None:
-    app = make_app(fa)
+async def test_no_handler_hangs_up(sb: Sandbox) -> None:
+    app = make_app(sb)
     async with app:
-        chan = await fa.place_call(to="999")
-        await until(lambda: bool(requests(fa, "DELETE", f"/channels/{chan.id}")))
+        sim = await sb.place_call(to="999")
+        assert await sim.wait_hangup(WAIT) == 16
         await until(lambda: not app.sessions)
+    assert sim.hangup_by == "pbx" and not kinds(sim, "answered")
 
 
-async def test_playback_failures_and_play_before_answer(fa: FakeAsterisk) -> None:
-    app = make_app(fa, playback_poll=0.1)
+async def test_playback_failures_and_play_before_answer(sb: Sandbox) -> None:
+    app = make_app(sb, playback_poll=0.1)
     errors: list[BaseException] = []
 
     async def handler(call: CallSession) -> None:
-        play = asyncio.ensure_future(call.play_file("hello-world"))
+        play = asyncio.ensure_future(call.play_file(SHORT))
         await asyncio.sleep(0.05)
         assert not play.done()  # waits for the answer
         await call.answer()
@@ -182,34 +179,39 @@ async def test_playback_failures_and_play_before_answer(fa: FakeAsterisk) -> Non
         await call.hangup()
 
     async with app:
-        call, _ = await run_call(fa, app, handler)
+        call, sim = await run_call(sb, app, handler)
         await until(lambda: call.ended and not app.sessions)
     assert len(errors) == 2
+    played = kinds(sim, "playback")
+    assert {"uri": f"sound:{SHORT}", "state": "done"}.items() <= played[1].items()
+    assert any(e["uri"] == "sound:this-does-not-exist" and e["state"] == "failed" for e in played)
 
 
-async def test_dtmf_barge_in_stops_playback_and_keeps_digit(fa: FakeAsterisk) -> None:
-    fa.play_seconds = 30
-    app = make_app(fa)
+async def test_dtmf_barge_in_stops_playback_and_keeps_digit(sb: Sandbox) -> None:
+    app = make_app(sb)
+    log = RequestLog(app)
     out: dict[str, Any] = {}
 
     async def handler(call: CallSession) -> None:
         await call.answer()
-        out["result"] = await call.play_file("long-prompt", barge_in=BargeIn("dtmf"))
+        out["result"] = await call.play_file(LONG, barge_in=BargeIn("dtmf"))
         out["digit"] = await call.listen_dtmf(1)
 
     async with app:
-        _, cid = await run_call(fa, app, handler)
-        await until(lambda: bool(fa.playbacks))
-        await fa.press(cid, "5")
+        _, sim = await run_call(sb, app, handler)
+        await sim.wait_for("playback", WAIT, state="playing")
+        await sim.press("5")
         await until(lambda: "digit" in out and not app.sessions)
     assert out["result"].interrupted and out["result"].by == "dtmf"
     assert out["result"].digit == "5" and out["digit"] == "5"
-    assert any(m == "DELETE" and p.startswith("/playbacks/") for m, p, _ in fa.requests)
+    assert len(log.paths("DELETE", "/playbacks/")) == 1
+    done = [e for e in kinds(sim, "playback") if e["state"] == "done"]
+    assert len(done) == 1 and done[0]["t"] < 10  # stopped long before its 30 s end
 
 
-async def test_caller_hangup_during_playback_raises_call_ended(fa: FakeAsterisk) -> None:
-    fa.play_seconds = 30
-    app = make_app(fa)
+async def test_caller_hangup_during_playback_raises_call_ended(sb: Sandbox) -> None:
+    app = make_app(sb)
+    log = RequestLog(app)
     out: list[BaseException] = []
     fired: list[int] = []
 
@@ -217,24 +219,25 @@ async def test_caller_hangup_during_playback_raises_call_ended(fa: FakeAsterisk)
         call.on_hangup(lambda: fired.append(1))
         await call.answer()
         try:
-            await call.play_file("long")
+            await call.play_file(LONG)
         except CallEndedError as exc:
             out.append(exc)
             raise
 
     async with app:
-        call, cid = await run_call(fa, app, handler)
-        await until(lambda: bool(fa.playbacks))
-        await fa.caller_hangup(cid)
+        call, sim = await run_call(sb, app, handler)
+        await sim.wait_for("playback", WAIT, state="playing")
+        await sim.hangup()
         await until(lambda: bool(out) and not app.sessions)
     assert fired == [1]
-    assert not requests(fa, "DELETE", f"/channels/{cid}")  # already gone: no extra hangup
+    assert not log.find("DELETE", f"/channels/{sim.id}")  # already gone: no extra hangup
     with pytest.raises(CallEndedError):
         await call.listen_dtmf(0.1)
 
 
-async def test_transfer_and_queue_continue_into_contexts(fa: FakeAsterisk) -> None:
-    app = make_app(fa, transfer_context="xfer", queue_context="queues")
+async def test_transfer_and_queue_continue_into_contexts(sb: Sandbox) -> None:
+    app = make_app(sb, transfer_context="xfer", queue_context="queues")
+    log = RequestLog(app)
 
     @app.route(number="1")
     async def t(call: CallSession) -> None:
@@ -246,21 +249,70 @@ async def test_transfer_and_queue_continue_into_contexts(fa: FakeAsterisk) -> No
         await call.transfer_to_queue("support-queue")
 
     async with app:
-        c1 = await fa.place_call(to="1")
-        c2 = await fa.place_call(to="2")
-        await until(lambda: c1.continued is not None and c2.continued is not None)
+        c1 = await sb.place_call(to="1")
+        c2 = await sb.place_call(to="2")
+        await c1.wait_for("continue", WAIT)
+        await c2.wait_for("continue", WAIT)
         await until(lambda: not app.sessions)
-    assert c1.continued == ("xfer", "+265999")
-    assert c2.continued == ("queues", "support-queue")
-    assert c2.variables["VOXFLOW_QUEUE"] == "support-queue"
+        assert c2.channel is not None and c2.channel.variables["VOXFLOW_QUEUE"] == "support-queue"
+    cont1, cont2 = kinds(c1, "continue")[0], kinds(c2, "continue")[0]
+    assert (cont1["context"], cont1["exten"], cont1["priority"]) == ("xfer", "+265999", 1)
+    assert (cont2["context"], cont2["exten"]) == ("queues", "support-queue")
     # a transferred call is not hung up by the framework
-    assert not requests(fa, "DELETE", f"/channels/{c1.id}")
+    assert not log.find("DELETE", f"/channels/{c1.id}")
+    assert not log.find("DELETE", f"/channels/{c2.id}")
     with pytest.raises(ValueError):
         await CallSession.transfer_to_queue(None, "bad name")  # type: ignore[arg-type]
 
 
-async def test_bridge_with_and_teardown_when_one_leaves(fa: FakeAsterisk) -> None:
-    app = make_app(fa)
+async def test_redirect_for_same_technology(sb: Sandbox) -> None:
+    app = make_app(sb)
+
+    async def handler(call: CallSession) -> None:
+        await call.answer()
+        await call.transfer_to("PJSIP/bob")
+
+    async with app:
+        call, sim = await run_call(sb, app, handler)
+        got = await sim.wait_for("redirect", WAIT)
+        await until(lambda: not app.sessions)
+    assert got["endpoint"] == "PJSIP/bob" and call.state is CallState.COMPLETED
+
+
+async def test_hold_and_unhold_play_music_on_hold(sb: Sandbox) -> None:
+    app = make_app(sb)
+    states: list[CallState] = []
+    proceed = asyncio.Event()
+
+    async def handler(call: CallSession) -> None:
+        early = asyncio.ensure_future(call.hold())
+        await asyncio.sleep(0.1)
+        assert not early.done()  # hold waits for the answer
+        await call.answer()
+        await early
+        states.append(call.state)
+        await proceed.wait()
+        await call.unhold()
+        states.append(call.state)
+        await call.unhold()  # off hold already: harmless
+        await call.hangup()
+        await call.hold()  # after the end: no error, state stays COMPLETED
+        states.append(call.state)
+
+    async with app:
+        call, sim = await run_call(sb, app, handler)
+        await sim.wait_for("moh", WAIT, state="started")
+        assert call.channel is not None and sb.pbx.channels[sim.id].moh == "default"
+        proceed.set()
+        await sim.wait_for("moh", WAIT, state="stopped")
+        await until(lambda: not app.sessions and len(states) == 3)
+    assert states == [CallState.ON_HOLD, CallState.IN_PROGRESS, CallState.COMPLETED]
+    moh = [e["type"] for e in sim.experience() if e["type"] in ("answered", "moh")]
+    assert moh == ["answered", "moh", "moh"]
+
+
+async def test_bridge_with_and_teardown_when_one_leaves(sb: Sandbox) -> None:
+    app = make_app(sb)
     calls: dict[str, CallSession] = {}
     bridged = asyncio.Event()
 
@@ -280,29 +332,32 @@ async def test_bridge_with_and_teardown_when_one_leaves(fa: FakeAsterisk) -> Non
         await call.wait_ended(WAIT)
 
     async with app:
-        a = await fa.place_call(to="1")
-        b = await fa.place_call(to="2")
+        a = await sb.place_call(to="1")
+        b = await sb.place_call(to="2")
         await asyncio.wait_for(bridged.wait(), WAIT)
         bid = calls["a"].bridge_id
-        assert bid is not None and fa.bridges[bid] == {a.id, b.id}
-        await fa.caller_hangup(a.id)
-        await until(lambda: bid not in fa.bridges)
-        assert calls["b"].bridge_id is None and not calls["b"].ended
-        await fa.caller_hangup(b.id)
+        assert bid is not None and {c.id for c in sb.pbx.bridges[bid].members} == {a.id, b.id}
+        assert (await b.wait_for("bridge", WAIT, bridge=bid))["partners"]
+        await a.hangup()
+        await until(lambda: bid not in sb.pbx.bridges)
+        await until(lambda: calls["b"].bridge_id is None)
+        assert not calls["b"].ended
+        await b.hangup()
         await until(lambda: not app.sessions)
 
 
 async def test_recording_sink_called_once_on_stop_and_at_hangup(
-    fa: FakeAsterisk, tmp_path: Path
+    sb: Sandbox, tmp_path: Path
 ) -> None:
     delivered: list[RecordingMetadata] = []
-    app = make_app(fa, recording_sink=CallbackSink(delivered.append))
+    app = make_app(sb, recording_sink=CallbackSink(delivered.append))
     out: dict[str, Any] = {}
 
     @app.route(number="1")
     async def stop_explicitly(call: CallSession) -> None:
         await call.answer()
         name = await call.record_start(sink=LocalDirectorySink(tmp_path))
+        await asyncio.sleep(0.3)
         meta = await call.record_stop()
         out["meta"] = meta
         out["name"] = name
@@ -318,29 +373,34 @@ async def test_recording_sink_called_once_on_stop_and_at_hangup(
         await call.wait_ended()
 
     async with app:
-        await fa.place_call(to="1")
+        c1 = await sb.place_call(to="1")
+        await until(lambda: "auto" not in out and c1.state == "up")
+        say = asyncio.ensure_future(c1.say_audio(b"\x00\x10" * 4000, label="hum"))
         await until(lambda: "meta" in out)
-        c2 = await fa.place_call(to="2")
+        say.cancel()
+        c2 = await sb.place_call(to="2")
         await until(lambda: "auto" in out)
-        await fa.caller_hangup(c2.id)
+        await c2.hangup()
         await until(lambda: not app.sessions and len(delivered) == 1)
     meta = out["meta"]
     assert meta.location == str(tmp_path / f"{out['name']}.wav")
     data = await asyncio.to_thread(Path(meta.location).read_bytes)
-    assert data.startswith(b"RIFF") and meta.size == len(data)
+    assert data.startswith(b"RIFF") and meta.size == len(data) and len(data) > 44
     assert [d.name for d in delivered] == ["keep-me"]  # app-level sink, exactly once
 
 
-async def test_originate_answered_busy_noanswer_and_bad_tech(fa: FakeAsterisk) -> None:
-    app = make_app(fa)
+async def test_originate_answered_busy_noanswer_and_bad_tech(sb: Sandbox) -> None:
+    app = make_app(sb)
     async with app:
         ok = await app.originate("PJSIP/alice", caller_id="+1555", timeout=5)
         assert ok.direction is CallDirection.OUTBOUND
         assert ok.state is CallState.IN_PROGRESS and ok.id in app.sessions
-        await ok.play_file("hello-world")
+        far = await sb.next_outbound(WAIT)
+        assert far.id == ok.id and far.to == "alice"
+        await ok.play_file(SHORT)
         await ok.hangup()
         busy = await app.originate("PJSIP/busy", timeout=5)
-        noans = await app.originate("PJSIP/noanswer", timeout=5)
+        noans = await app.originate("PJSIP/noanswer", timeout=1)
         cong = await app.originate("PJSIP/congestion", timeout=5)
         bogus = await app.originate("Bogus/1", timeout=5)
         await until(lambda: not app.sessions)
@@ -349,10 +409,11 @@ async def test_originate_answered_busy_noanswer_and_bad_tech(fa: FakeAsterisk) -
     assert cong.failure_reason == "congestion"
     assert bogus.state is CallState.FAILED and "Allocation failed" in str(bogus.failure_reason)
     assert ok.state is CallState.COMPLETED
+    assert far.hangup_by == "pbx" and kinds(far, "playback")
 
 
-async def test_reconnect_resyncs_calls(fa: FakeAsterisk) -> None:
-    app = make_app(fa)
+async def test_reconnect_resyncs_calls(sb: Sandbox) -> None:
+    app = make_app(sb)
     fired: list[str] = []
     calls: list[CallSession] = []
 
@@ -364,24 +425,24 @@ async def test_reconnect_resyncs_calls(fa: FakeAsterisk) -> None:
         await call.wait_ended()
 
     async with app:
-        a = await fa.place_call(to="1")
-        b = await fa.place_call(to="2")
+        a = await sb.place_call(to="1")
+        b = await sb.place_call(to="2")
         await until(lambda: len(calls) == 2)
-        connects = fa.connects
-        await fa.drop_socket()
-        await fa.caller_hangup(a.id)  # lost: nobody is connected
-        await until(lambda: fa.connects > connects and app.connected)
+        connects = app.events.connects
+        assert sb.faults.drop_events_socket("voxflow")
+        await a.hangup()  # its StasisEnd is lost with the socket
+        await until(lambda: app.events.connects > connects and app.connected)
         await until(lambda: fired == [a.id])
         survivor = app.sessions[b.id]
         assert survivor.state is CallState.IN_PROGRESS
-        await survivor.play_file("hello-world")
-        await fa.caller_hangup(b.id)
+        await survivor.play_file(SHORT)
+        await b.hangup()
         await until(lambda: not app.sessions)
     assert sorted(fired) == sorted([a.id, b.id])
 
 
-async def test_malformed_events_are_skipped(fa: FakeAsterisk) -> None:
-    app = make_app(fa)
+async def test_malformed_events_are_skipped(sb: Sandbox) -> None:
+    app = make_app(sb)
     got: list[CallSession] = []
 
     @app.default()
@@ -390,15 +451,17 @@ async def test_malformed_events_are_skipped(fa: FakeAsterisk) -> None:
         await call.hangup()
 
     async with app:
-        await fa.send_raw("{not json")
-        await fa.send_raw('{"type": "Whatever", "x": 1}')
-        await fa.place_call()
+        assert sb.faults.send_malformed_event("voxflow", "invalid_json")
+        assert sb.faults.send_malformed_event("voxflow", "unknown_type")
+        assert sb.faults.send_malformed_event("voxflow", "no_type")
+        await sb.place_call()
         await until(lambda: bool(got) and not app.sessions)
-        assert app.events.parser.malformed == 1 and app.events.parser.unknown == 1
+        parser = app.events.parser
+        assert (parser.malformed, parser.unknown, parser.invalid) == (1, 1, 1)
 
 
-async def test_ai_methods_without_pipeline(fa: FakeAsterisk) -> None:
-    app = make_app(fa)
+async def test_ai_methods_without_pipeline(sb: Sandbox) -> None:
+    app = make_app(sb)
     errors: list[str] = []
 
     async def handler(call: CallSession) -> None:
@@ -414,23 +477,23 @@ async def test_ai_methods_without_pipeline(fa: FakeAsterisk) -> None:
             errors.append(str(exc))
 
     async with app:
-        await run_call(fa, app, handler)
+        await run_call(sb, app, handler)
         await until(lambda: len(errors) == 3)
     assert errors == ["AI pipeline not configured"] * 3
 
 
 async def test_bad_credentials_and_application_replaced(
-    fa: FakeAsterisk, caplog: pytest.LogCaptureFixture
+    sb: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    bad = VoxtraApp(fa.ari_url, USER, "wrong-secret")
+    bad = VoxtraApp(sb.ari_url, sb.user, "wrong-secret")
     with pytest.raises(AriUnauthorized):
         await bad.start()
     assert "wrong-secret" not in caplog.text and "wrong-secret" not in repr(bad)
-    app = make_app(fa)
+    app = make_app(sb)
     serving = asyncio.ensure_future(app.serve())
     await until(lambda: app.connected)
-    other = make_app(fa)
+    other = make_app(sb)
     await other.start()
     with pytest.raises(ApplicationReplacedError):
         await asyncio.wait_for(serving, WAIT)

@@ -1,5 +1,6 @@
 """The seed's cleanup contract, as a hypothesis property over random interleavings of caller
-hang-up, handler return/exception, record_stop, concurrent hangup() calls and a socket drop."""
+hang-up, handler return/exception, record_stop, concurrent hangup() calls and a socket drop,
+run against the embedded sandbox (voxflow.sandbox)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from vf_fake_asterisk import PASSWORD, USER, FakeAsterisk
+from vf_sandbox_util import RequestLog, started_sandbox
 
 from voxflow.errors import CallEndedError, RecordingError
 from voxflow.media.chunk import AudioChunk
+from voxflow.sandbox import Sandbox
 from voxflow.telephony.app import VoxtraApp
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.session import CallSession
@@ -57,7 +59,7 @@ class CountingVoice:
         self.closed += 1
 
 
-async def scenario(fa: FakeAsterisk, actions: list[str], record: bool) -> None:
+async def scenario(sb: Sandbox, actions: list[str], record: bool) -> None:
     voices: list[CountingVoice] = []
     sunk: list[RecordingMetadata] = []
     fired: list[int] = []
@@ -74,9 +76,9 @@ async def scenario(fa: FakeAsterisk, actions: list[str], record: bool) -> None:
         sunk.append(meta)
 
     app = VoxtraApp(
-        fa.ari_url,
-        USER,
-        PASSWORD,
+        sb.ari_url,
+        sb.user,
+        sb.password,
         voice_factory=factory,
         recording_sink=sink,
         event_wait=0.5,
@@ -85,6 +87,7 @@ async def scenario(fa: FakeAsterisk, actions: list[str], record: bool) -> None:
         reconnect_max=0.05,
         handler_grace=2.0,
     )
+    log = RequestLog(app)
 
     @app.default()
     async def handler(call: CallSession) -> None:
@@ -110,16 +113,17 @@ async def scenario(fa: FakeAsterisk, actions: list[str], record: bool) -> None:
             handler_done.set()
 
     async with app:
-        chan = await fa.place_call()
+        chan = await sb.place_call()
         await asyncio.wait_for(started.wait(), 10)
         call = app.sessions[chan.id]
         for action in actions:
             if action == "caller_hangup":
-                await fa.caller_hangup(chan.id)
+                await chan.hangup()
             elif action == "drop":
-                await fa.drop_socket()
+                sb.faults.drop_events_socket("voxflow")
             elif action == "dtmf":
-                await fa.press(chan.id, "1")
+                with contextlib.suppress(CallEndedError):
+                    await chan.press("1", duration_ms=20, gap_ms=20)
             elif not handler_done.is_set():
                 script.put_nowait(action)
             await asyncio.sleep(0.01)
@@ -133,11 +137,12 @@ async def scenario(fa: FakeAsterisk, actions: list[str], record: bool) -> None:
     assert fired == [1]
     assert [v.closed for v in voices] == [1]
     assert len(sunk) == (1 if record else 0)
-    deletes = [p for m, p, _ in fa.requests if m == "DELETE" and p == f"/channels/{chan.id}"]
+    deletes = log.find("DELETE", f"/channels/{chan.id}")
     assert len(deletes) <= 1
     if "caller_hangup" not in actions:
         assert len(deletes) == 1  # the framework (or the handler) hung up
     assert call.ended and app.dispatcher.tracked == (0, 0, 0)
+    assert chan.ended and chan.id not in sb.pbx.channels  # nothing left up on the PBX
 
 
 @settings(
@@ -146,7 +151,10 @@ async def scenario(fa: FakeAsterisk, actions: list[str], record: bool) -> None:
 @given(actions=st.lists(ACTIONS, min_size=1, max_size=6), record=st.booleans())
 def test_cleanup_contract_holds_for_any_interleaving(actions: list[str], record: bool) -> None:
     async def main() -> None:
-        async with FakeAsterisk() as fake:
-            await scenario(fake, actions, record)
+        sb = await started_sandbox()
+        try:
+            await scenario(sb, actions, record)
+        finally:
+            await sb.stop()
 
     asyncio.run(main())

@@ -115,6 +115,7 @@ class CallSession:
         self._stasis_started = asyncio.Event()
         self._in_stasis = direction is CallDirection.INBOUND
         self._left_stasis = False
+        self._hangup_requested = False
         self._finalized = False
         self._hangup_task: asyncio.Task[None] | None = None
         self._dtmf: asyncio.Queue[str] = asyncio.Queue()
@@ -234,7 +235,10 @@ class CallSession:
             self._gone()
 
     async def hold(self, moh_class: str | None = None) -> None:
-        """Put the far end on hold: it hears music on hold."""
+        """Put the far end on hold: it hears music on hold (waits for the answer; a call that
+        has already ended counts as success, like a 404)."""
+        if self.ended:
+            return
         await self.wait_answered()
         try:
             await self._app.rest.start_moh(self.id, moh_class)
@@ -394,7 +398,8 @@ class CallSession:
                 if not done and not finished.done():
                     await self._check_playback_alive(pid, finished)
             state = finished.result()
-            if state == _ENDED:
+            if state == _ENDED or (state == "failed" and (self.ended or self._hangup_requested)):
+                # A playback cut by the hang-up finishes "failed" before StasisEnd (observed 17).
                 raise CallEndedError(f"call {self.id} ended during playback")
             if state == "failed":
                 raise PlaybackFailedError(f"playback of {media} failed on call {self.id}")
@@ -674,6 +679,7 @@ class CallSession:
         elif isinstance(event, ChannelLeftBridge):
             self._on_left_bridge(event)
         elif isinstance(event, ChannelHangupRequest):
+            self._hangup_requested = True
             if not event.soft and event.cause:
                 self.hangup_cause = event.cause
         elif isinstance(event, Dial):
