@@ -31,6 +31,10 @@ from voxflow.cli.testing import replay_command, test_command  # noqa: E402
 cli.add_command(test_command)
 cli.add_command(replay_command)
 
+from voxflow.cli.fmt import fmt_command  # noqa: E402
+
+cli.add_command(fmt_command)
+
 
 def main() -> None:
     """Console-script entry point."""
