@@ -381,8 +381,9 @@ class Pbx(PbxMedia):
         one.far, two.far = LocalFar(self, one), LocalFar(self, two)
         if app:
             one.subs.add(app)
-            two.subs.add(app)
-            two.explicit_subs.add(app)
+            if dial_now:  # originate subscribes the app to both halves; create does not
+                two.subs.add(app)
+                two.explicit_subs.add(app)
             one.variables["__dial_app"] = app
             one.variables["__dial_args"] = ",".join(args)
         else:

@@ -13,7 +13,7 @@ import logging
 import random
 import struct
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -85,8 +85,9 @@ class RtpFar(asyncio.DatagramProtocol):
 
     # asyncio.DatagramProtocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # Python 3.11's selector datagram transport does not subclass DatagramTransport, so no
+        # isinstance check here (an assert made every externalMedia channel mute).
+        self.transport = cast(asyncio.DatagramTransport, transport)
         self._loop = asyncio.get_running_loop()
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
