@@ -22,6 +22,10 @@ from voxflow.cli.run import run_command  # noqa: E402
 
 cli.add_command(run_command)
 
+from voxflow.cli.sandbox import sandbox_command  # noqa: E402
+
+cli.add_command(sandbox_command)
+
 from voxflow.cli.lang import compile_command  # noqa: E402
 
 cli.add_command(compile_command)
