@@ -12,7 +12,12 @@ from voxflow.syntax.parser import parse_module, parse_or_raise
 CASES = [
     ("state main\n    answer\n", "missing ':' after the state name", (1, 11)),
     ('state a:\n    say "hello\n', "unterminated string", (2, 9)),
-    ("state a:\n    pause 5sec\n", "bad duration", (2, 12)),
+    ("state a:\n    pause 5sec\n", "bad duration '5sec'", (2, 11)),
+    ('state a:\n    speak "hi"\n', "unknown step 'speak'", (2, 5)),
+    ('state a:\n    menu "x"\n        1 -> b\n', "missing ':' at the end of the previous", (3, 1)),
+    ("state a:\n    if x > 1\n        goto b\n", "missing ':' after the condition", (2, 13)),
+    ('state a:\n    say "x" voice\n', "an option needs a value", (2, 18)),
+    ("include foo.flow\n", "include path must be a quoted string", (1, 9)),
     ("state a:\n  answer\n    hangup\n", "unexpected indentation", (3, 1)),
     ("state a:\n    answer\n  hangup\n", "indentation does not match", (3, 1)),
     ('state a:\n    menu:\n        1, "sales" sales\n', "missing '->'", (3, 20)),

@@ -11,9 +11,11 @@ The grammar is ``voxflow/grammar/voxflow.lark`` inside the installed package, or
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.resources
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,30 @@ _EXAMPLES: dict[str, list[str]] = {
     ],
     "missing '=' in 'set' (write 'set name = value')": ["state a:\n    set x 1\n"],
     "unexpected indentation": ["state a:\n    answer\n        hangup\n"],
+    "missing ':' at the end of the previous line (an indented block follows it)": [
+        'state a:\n    menu "x"\n        1 -> b\n',
+        'state a:\n    dial "x"\n        on busy -> b\n',
+    ],
+    "missing ':' after the condition": [
+        "state a:\n    if x > 1\n        goto b\n",
+        "state a:\n    if x:\n        goto b\n    elif y\n        goto c\n",
+    ],
+    "'else' or 'elif' without a matching 'if' just above": [
+        'state a:\n    say "hi"\n    else:\n        goto b\n',
+        'state a:\n    say "hi"\n    elif x:\n        goto b\n',
+    ],
+    "an option needs a value after its name (and text must be quoted)": [
+        'state a:\n    say "x" voice\n',
+        "state a:\n    say hello\n",
+    ],
+    "the include path must be a quoted string": ["include foo.flow\n", "include foo\n"],
+    "missing state name after 'state'": ["state:\n    answer\n"],
+    "missing target after '->' (a state name, or retry/continue/hangup/return)": [
+        'state a:\n    menu "x":\n        1 ->\n',
+        "state a:\n    menu:\n        on noinput ->\n",
+        'state a:\n    menu "x":\n        on noinput ->\n',
+        "on error ->\n",
+    ],
     "a step must be inside a state": ["answer\n", 'say "hello"\n'],
     "an expression is incomplete": [
         "state a:\n    set x = 1 +\n",
@@ -203,9 +229,20 @@ def _error_diagnostic(err: Exception, source: Source) -> Diagnostic:
         elif tok.type == "_INDENT" and tok.end_line:
             line = tok.end_line
             span = Span(line, 1, line, max(2, tok.end_column or 2))
-        if tok.type == "NUMBER" or (tok.type == "NAME" and _after_number(source, line, col)):
+        bad_unit = _BAD_DURATION.search(source.line_text(line))
+        if bad_unit is not None and bad_unit.group(2) not in ("ms", "s", "m", "h"):
+            label = f"bad duration '{bad_unit.group(0)}' (write 500ms, 5s, 2m or 1h)"
+            span = Span(line, bad_unit.start() + 1, line, bad_unit.end() + 1)
+        elif tok.type == "NUMBER" or (tok.type == "NAME" and _after_number(source, line, col)):
             label = label or "bad duration (write 500ms, 5s, 2m or 1h)"
+        elif label is None and tok.type == "NAME" and "SAY" in err.expected:
+            hint = _did_you_mean(str(tok), _STEP_WORDS)
+            return diag(f"unknown step '{tok}'", span, hint or "see docs/language.md for steps")
+        elif label is None and tok.type == "_INDENT":
+            label = "unexpected indentation (is a ':' missing at the end of the previous line?)"
         got = _describe(tok.type, str(tok) if tok.type not in _NICE else None)
+        if tok.type in ("NAME", "NUMBER", "INT", "DURATION", "STRING"):
+            got = f"{got[2:] if got.startswith('a ') else got} {str(tok)[:40]!r}"
         if label:
             return diag(label, span, f"found {got}")
         return diag(f"unexpected {got}", span, f"expected one of: {_expected(set(err.expected))}")
@@ -223,6 +260,19 @@ def _error_diagnostic(err: Exception, source: Source) -> Diagnostic:
             "indent with the same number of spaces as an enclosing line",
         )
     return diag(f"cannot parse: {err}", Span(1, 1, 1, 2))  # pragma: no cover - defensive
+
+
+_BAD_DURATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)([A-Za-z_]+)\b")
+_STEP_WORDS = (
+    "answer hangup say play pause gather menu record record_start record_stop dial bridge "
+    "transfer queue hold unhold send_dtmf agent log http call set if match meta goto retry "
+    "continue return"
+).split()
+
+
+def _did_you_mean(word: str, candidates: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
 
 
 def _after_number(source: Source, line: int, col: int) -> bool:
