@@ -89,10 +89,10 @@ async def test_scenario_b_originate_into_app(sandbox: Sandbox, ari: RawAri) -> N
 
 
 async def test_scenario_d_create_then_dial(sandbox: Sandbox, ari: RawAri) -> None:
-    status, ch = await ari.req(
+    status, created = await ari.req(
         "POST", "/channels/create", endpoint="Local/wait@caller", app="voxflow", channelId="vf-d-1"
     )
-    assert status == 200
+    assert status == 200 and created["state"] == "Down"
     got = await ari.collect()
     assert (await ari.req("POST", "/channels/vf-d-1/dial", timeout="10"))[0] == 204
     got += await ari.collect()
