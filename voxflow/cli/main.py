@@ -39,6 +39,10 @@ from voxflow.cli.fmt import fmt_command  # noqa: E402
 
 cli.add_command(fmt_command)
 
+from voxflow.cli.graph import graph_command  # noqa: E402
+
+cli.add_command(graph_command)
+
 
 def main() -> None:
     """Console-script entry point."""

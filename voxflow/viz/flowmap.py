@@ -143,7 +143,7 @@ class _Walker:
     def input_step(self, s: Any, state: str, sub: str | None) -> None:
         if s.op == "call":
             self.fm.calls.append((state, s.subflow))
-        outcomes = list(s.on)
+        outcomes = list(dict.fromkeys([*ir.OUTCOMES.get(s.op, ()), *s.on]))
         for c in getattr(s, "choices", ()):
             if "choice:" + c.value not in outcomes:
                 outcomes.append("choice:" + c.value)

@@ -1,0 +1,115 @@
+"""Flow drawings: every format, unreachable states and unhandled outcomes highlighted."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from voxflow.cli.main import cli
+from voxflow.ir import models as ir
+from voxflow.ir.compile import compile_flow, load_flow
+from voxflow.viz import build_flowmap, render_graph
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz not installed")
+
+ORPHAN = """\
+flow orphan:
+    answers "300"
+
+state start:
+    answer
+    menu "Press 1.":
+        1 -> done
+        on noinput, nomatch -> done
+        on exhausted -> done
+        on error -> done
+
+state done:
+    say "Bye."
+    hangup
+
+state lost:
+    say "Nobody comes here."
+    hangup
+"""
+
+
+def orphan_flow() -> ir.Flow:
+    result = compile_flow(ORPHAN, "orphan.flow")
+    assert result.flow is not None, result.diagnostics
+    return result.flow
+
+
+def with_unhandled(flow: ir.Flow) -> ir.Flow:
+    """The flow with the menu's noinput handler removed (as an unchecked IR could have)."""
+    start = flow.states["start"]
+    menu = next(s for s in start.steps if isinstance(s, ir.GatherStep))
+    on = {k: v for k, v in menu.on.items() if k != "noinput"}
+    steps = tuple(menu.model_copy(update={"on": on}) if s is menu else s for s in start.steps)
+    states = {**flow.states, "start": start.model_copy(update={"steps": steps})}
+    return flow.model_copy(update={"states": states})
+
+
+def test_flowmap_finds_unreachable_and_unhandled() -> None:
+    flow = orphan_flow()
+    fm = build_flowmap(flow)
+    assert fm.unreachable == ["lost"]
+    assert fm.unhandled == []
+    broken = build_flowmap(with_unhandled(flow))
+    assert [(b.state, b.outcome) for b in broken.unhandled] == [("start", "noinput")]
+
+
+def test_mermaid_marks_problems() -> None:
+    text = render_graph(with_unhandled(orphan_flow()), "mermaid").decode()
+    assert text.startswith("flowchart TD")
+    assert 'n_lost["lost (unreachable)"]:::unreachable' in text
+    assert '-.->|"noinput"| n_unhandled_0' in text
+    assert 'n_start -->|"1, nomatch, exhausted, error"| n_done' in text
+    assert "classDef unreachable" in text
+
+
+def test_dot_marks_problems_and_shows_inherited_handlers() -> None:
+    dot = render_graph(load_flow(ROOT / "flows" / "main_ivr.flow"), "dot").decode()
+    assert dot.startswith('digraph "main_ivr"')
+    assert 'label="any state in scope menus"' in dot  # inherited handlers and commands
+    assert 'anytime 0 | \\"operator\\"' in dot
+    assert "__start -> n_main_menu" in dot
+    broken = render_graph(with_unhandled(orphan_flow()), "dot").decode()
+    assert 'n_lost [label="lost\\n(unreachable)"' in broken or "(unreachable)" in broken
+    assert 'n_start -> n_unhandled_0 [label="noinput", color="#cc0000"' in broken
+
+
+@needs_dot
+def test_svg_and_png_through_graphviz() -> None:
+    flow = with_unhandled(orphan_flow())
+    svg = render_graph(flow, "svg")
+    root = ET.fromstring(svg)
+    assert root.tag.endswith("svg")
+    texts = [t.text for t in root.iter() if t.tag.endswith("text")]
+    assert "(unreachable)" in texts and "unhandled" in texts
+    png = render_graph(flow, "png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+@needs_dot
+def test_cli_graph(tmp_path: Path) -> None:
+    runner = CliRunner()
+    src = tmp_path / "orphan.flow"
+    src.write_text(ORPHAN)
+    out = tmp_path / "g.svg"
+    result = runner.invoke(cli, ["graph", str(src), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert ET.fromstring(out.read_bytes()).tag.endswith("svg")
+    mm = runner.invoke(cli, ["graph", str(src)])
+    assert mm.exit_code == 0 and mm.output.startswith("flowchart TD")
+    bad = tmp_path / "bad.flow"
+    bad.write_text("state a\n")
+    failed = runner.invoke(cli, ["graph", str(bad), "--format", "dot"])
+    assert failed.exit_code == 1 and "does not compile" in failed.output
+    assert runner.invoke(cli, ["graph", str(tmp_path / "none.flow")]).exit_code == 2
+    assert runner.invoke(cli, ["graph", str(src), "-o", str(tmp_path / "x.txt")]).exit_code == 2
