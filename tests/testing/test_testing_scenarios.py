@@ -244,3 +244,12 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     broken = runner.invoke(cli, ["test", str(bad)])
     assert broken.exit_code == 1
     assert "unknown key 'prss'" in broken.output and "Traceback" not in broken.output
+
+
+def test_example_suite_passes_with_metadata_and_clock() -> None:
+    root = Path(__file__).resolve().parents[2]
+    run = run_paths([root / "flows"])
+    assert run.errors == [] and run.outcomes
+    failed = [o.scenario.name for o in run.outcomes if not o.passed]
+    assert failed == []
+    assert not run.untested

@@ -372,6 +372,7 @@ class ScenarioDefaults(_Model):
     speech: bool = True
     time: str | None = None
     timeout: float = 300.0
+    metadata: dict[str, Any] = Field(default_factory=dict)
     mocks: Mocks = Mocks()
 
     @field_validator("timeout", mode="before")
@@ -390,6 +391,7 @@ class Scenario(_Lined):
     speech: bool | None = None
     time: str | None = None
     timeout: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
     mocks: Mocks = Mocks()
     steps: tuple[Action, ...] = ()
     expect: Expect = Expect()

@@ -17,8 +17,9 @@ import heapq
 import re
 import zlib
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from voxflow.ir import models as ir
@@ -234,7 +235,11 @@ class _Sim:
             called=sc.called if sc.called is not None else (defaults.called or _first(flow)),
             direction=sc.direction or defaults.direction,
         )
-        self.state = initial_state(flow, call, speech=speech)
+        state = initial_state(flow, call, speech=speech)
+        extra = {**defaults.metadata, **sc.metadata}
+        if extra:  # route metadata a dialer or the PBX would pass in
+            state = replace(state, metadata=MappingProxyType({**state.metadata, **extra}))
+        self.state = state
         self.res = SimResult()
         self.labels: dict[int, tuple[str, str]] = {}
         self.heap: list[_Ev] = []
