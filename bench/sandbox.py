@@ -1,0 +1,195 @@
+"""Benchmark the sandbox: concurrent calls with signalling, and with bidirectional RTP.
+
+    .venv/bin/python bench/sandbox.py [--calls 2000] [--rtp 500] [--seconds 10]
+
+Signalling: N inbound calls placed at once, each answered, played a prompt and hung up
+over real ARI (REST + events websocket); prints wall time, sandbox CPU per call.
+RTP: N externalMedia channels bridged to scripted callers; a child process plays the
+external side (one UDP socket per channel, paced 20 ms frames); prints the p50/p99/max
+lateness of packets the sandbox sends (goal p99 <= 2 ms) and the sandbox CPU share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import resource
+import socket
+import struct
+import time
+
+import aiohttp
+
+from voxflow.sandbox import Sandbox
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+async def signalling(n: int) -> None:
+    async with (
+        Sandbox(port=0, record_heard=False) as sb,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50)) as s,
+    ):
+        auth = {
+            "Authorization": "Basic " + __import__("base64").b64encode(b"voxflow:voxflow").decode()
+        }
+        ws = await s.ws_connect(sb.events_url("voxflow"))
+        await sb.wait_app()
+        ended = 0
+        done = asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def reader() -> None:
+            nonlocal ended
+            async for msg in ws:
+                ev = json.loads(msg.data)
+                if ev["type"] == "StasisStart":
+                    cid = ev["channel"]["id"]
+                    tasks.add(asyncio.create_task(drive(cid)))
+                elif ev["type"] == "StasisEnd":
+                    ended += 1
+                    if ended == n:
+                        done.set()
+
+        async def drive(cid: str) -> None:
+            base = f"{sb.ari_url}/channels/{cid}"
+            async with s.post(base + "/answer", headers=auth):
+                pass
+            async with s.post(base + "/play", params={"media": "sound:beep"}, headers=auth):
+                pass
+            async with s.delete(base, headers=auth):
+                pass
+
+        task = asyncio.create_task(reader())
+        c0, t0 = _cpu(), time.perf_counter()
+        calls = [await sb.place_call(from_=f"+1555{i:07d}") for i in range(n)]
+        await asyncio.wait_for(done.wait(), 300)
+        wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        task.cancel()
+        await ws.close()
+        assert all(c.ended for c in calls)
+        print(
+            f"signalling: {n} concurrent calls answered+played+hung up in {wall:.2f} s wall; "
+            f"process CPU {cpu:.2f} s ({cpu / n * 1000:.2f} ms/call, sandbox and test client "
+            f"together on one event loop)"
+        )
+
+
+def _peer(socks: list[tuple[socket.socket, int]], seconds: float, q: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Child process (forked, inherits the bound sockets): the external side of every
+    externalMedia channel."""
+    for sk, _ in socks:
+        sk.setblocking(False)
+    payload = bytes([0x55]) * 160
+    received = 0
+    start = time.monotonic()
+    n = 0
+    while time.monotonic() - start < seconds:
+        for i, (sk, remote) in enumerate(socks):
+            sk.sendto(
+                struct.pack("!BBHII", 0x80, 0, n & 0xFFFF, n * 160, i) + payload,
+                ("127.0.0.1", remote),
+            )
+            while True:
+                try:
+                    sk.recv(2048)
+                    received += 1
+                except BlockingIOError:
+                    break
+        n += 1
+        time.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
+    q.put((n * len(socks), received))
+
+
+async def rtp(n: int, seconds: float) -> None:
+    async with (
+        Sandbox(port=0, record_heard=False, measure_rtp=True) as sb,
+        aiohttp.ClientSession() as s,
+    ):
+        auth = {
+            "Authorization": "Basic " + __import__("base64").b64encode(b"voxflow:voxflow").decode()
+        }
+        ws = await s.ws_connect(sb.events_url("voxflow"))
+        await sb.wait_app()
+        pairs = []
+        for i in range(n):
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probe.bind(("127.0.0.1", 0))
+            own = probe.getsockname()[1]
+            async with s.post(
+                f"{sb.ari_url}/channels/externalMedia",
+                headers=auth,
+                params={
+                    "app": "voxflow",
+                    "external_host": f"127.0.0.1:{own}",
+                    "format": "ulaw",
+                    "channelId": f"em{i}",
+                },
+            ) as r:
+                em = await r.json()
+            call = await sb.place_call(from_=f"{i}")
+            async with s.post(f"{sb.ari_url}/channels/{call.id}/answer", headers=auth):
+                pass
+            async with s.post(
+                f"{sb.ari_url}/bridges/b{i}/addChannel",
+                headers=auth,
+                params={"channel": f"em{i},{call.id}"},
+            ) as r:
+                if r.status == 404:
+                    async with s.post(f"{sb.ari_url}/bridges/b{i}", headers=auth):
+                        pass
+                    async with s.post(
+                        f"{sb.ari_url}/bridges/b{i}/addChannel",
+                        headers=auth,
+                        params={"channel": f"em{i},{call.id}"},
+                    ):
+                        pass
+            pairs.append((probe, int(em["channelvars"]["UNICASTRTP_LOCAL_PORT"])))
+        assert sb.rtp_lateness is not None
+        sb.rtp_lateness.samples.clear()
+        q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+        proc = mp.get_context("fork").Process(target=_peer, args=(pairs, seconds, q))
+        c0, t0 = _cpu(), time.perf_counter()
+        proc.start()
+        await asyncio.sleep(0.5)  # the fork itself stalls the loop: measure from here
+        sb.rtp_lateness.samples.clear()
+        sb.tick_lateness.clear()
+        await asyncio.get_running_loop().run_in_executor(None, proc.join)
+        wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        sent_by_peer, got_by_peer = q.get()
+        late = sorted(x * 1000 for x in sb.rtp_lateness.samples)
+        p = lambda f: late[min(len(late) - 1, int(f * len(late)))]  # noqa: E731
+        print(
+            f"rtp: {n} bridged externalMedia calls for {seconds:.0f} s: sandbox sent "
+            f"{len(late)} packets, lateness p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, "
+            f"max {late[-1]:.2f} ms; peer sent {sent_by_peer}, received {got_by_peer}; "
+            f"sandbox process CPU {cpu / wall * 100:.0f}% of one core"
+        )
+        await ws.close()
+        for sk, _ in pairs:
+            sk.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--rtp", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    a = ap.parse_args()
+    print(
+        f"command: .venv/bin/python bench/sandbox.py --calls {a.calls} --rtp {a.rtp} "
+        f"--seconds {a.seconds:g}"
+    )
+    if a.calls:
+        asyncio.run(signalling(a.calls))
+    if a.rtp:
+        asyncio.run(rtp(a.rtp, a.seconds))
+
+
+if __name__ == "__main__":
+    main()
