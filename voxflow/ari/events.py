@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl as ssllib
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,7 +41,8 @@ def events_url(base_url: str) -> str:
 
 
 def backoff_delay(attempt: int, *, initial: float, maximum: float, rng: random.Random) -> float:
-    """Delay before reconnect ``attempt`` (0-based): full jitter over a doubling ceiling."""
+    """Delay before reconnect ``attempt`` (0-based): a ceiling doubling from ``initial`` up to
+    ``maximum``, with equal jitter (uniform between half the ceiling and the ceiling)."""
     ceiling = min(maximum, initial * (2 ** min(attempt, 30)))
     return rng.uniform(ceiling / 2, ceiling)
 
@@ -63,8 +65,10 @@ class AriEventStream:
         backoff_max: float = 30.0,
         subscribe_all: bool = False,
         seed: int | None = None,
+        ssl: ssllib.SSLContext | bool = True,
     ) -> None:
         self.url = events_url(base_url)
+        self.ssl = ssl
         self.app = app
         self._headers = dict(auth_headers)
         self._on_event = on_event
@@ -101,7 +105,9 @@ class AriEventStream:
             return
         # A fresh connection per handshake: a failed Asterisk handshake leaves stale bytes on a
         # pooled keep-alive connection (observed-behaviour item 10).
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True, ssl=self.ssl)
+        )
         try:
             ws = await self._connect()
         except BaseException:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json as jsonlib
 import logging
+import ssl as ssllib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -117,8 +118,12 @@ class AriRestClient:
         *,
         timeout: float = 10.0,
         connector_limit: int = 100,
+        ssl: ssllib.SSLContext | bool = True,
     ) -> None:
+        """``ssl``: for https, True verifies with the system CAs, an ``SSLContext`` trusts what
+        it is given (e.g. a self-signed Asterisk certificate), False skips verification."""
         self.base_url = normalize_base_url(base_url)
+        self.ssl = ssl
         self.username = username
         if ":" in username:
             raise ConfigError("the ARI username cannot contain ':'")
@@ -141,7 +146,7 @@ class AriRestClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 headers={"Authorization": self._auth_header},
-                connector=aiohttp.TCPConnector(limit=self._connector_limit),
+                connector=aiohttp.TCPConnector(limit=self._connector_limit, ssl=self.ssl),
                 raise_for_status=False,
             )
         return self._session

@@ -15,6 +15,7 @@ import importlib
 import inspect
 import logging
 import signal
+import ssl as ssllib
 import types
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
@@ -80,6 +81,7 @@ class VoxtraApp:
         event_wait: float = 5.0,
         playback_poll: float = 5.0,
         recording_wait: float = 2.0,
+        ssl: ssllib.SSLContext | bool = True,
     ) -> None:
         if not app_name or "," in app_name:
             raise ConfigError(f"invalid ARI application name {app_name!r}")
@@ -99,7 +101,7 @@ class VoxtraApp:
         self.event_wait = event_wait
         self.playback_poll = playback_poll
         self.recording_wait = recording_wait
-        self.rest = AriRestClient(ari_url, username, password, timeout=request_timeout)
+        self.rest = AriRestClient(ari_url, username, password, timeout=request_timeout, ssl=ssl)
         self.dispatcher = Dispatcher()
         self._events = AriEventStream(
             self.rest.base_url,
@@ -110,6 +112,7 @@ class VoxtraApp:
             ping_interval=ping_interval,
             backoff_initial=reconnect_initial,
             backoff_max=reconnect_max,
+            ssl=ssl,
         )
         self._sessions: dict[str, CallSession] = {}
         self._routes: list[tuple[frozenset[str], dict[str, Any], Handler]] = []
@@ -326,12 +329,25 @@ class VoxtraApp:
             self._on_stasis_start(event)
             return
         if isinstance(event, ApplicationReplaced):
-            log.error("application %s replaced by another connection", self.app_name)
+            self._on_replaced()
             return
         for cid in self.dispatcher.route(event):
             session = self._sessions.get(cid)
             if session is not None:
                 session._on_event(event)
+
+    def _on_replaced(self) -> None:
+        """Another client took the application name: its calls are no longer ours to drive.
+        Each session is finalised now (callbacks, sinks, registry), without hanging it up."""
+        live = [s for s in self._sessions.values() if not s.ended]
+        log.error(
+            "application %s replaced by another connection; releasing %d calls to it",
+            self.app_name,
+            len(live),
+        )
+        for session in live:
+            session._left_stasis = True  # the handler's finally must not hang it up
+            session._gone()
 
     def _on_stasis_start(self, event: StasisStart) -> None:
         channel = event.channel

@@ -357,23 +357,24 @@ class CallSession:
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[str] = loop.create_future()
         self._playbacks[pid] = finished
-        self._app.dispatcher.own_playback(pid, self.id)
         extra: list[asyncio.Future[Any]] = []
         try:
+            dtmf_wait: asyncio.Future[str] | None = None
+            speech_wait: asyncio.Future[Any] | None = None
+            if barge_in is not None and barge_in.speech and self._voice_available():
+                # The media path comes up before the playback so speech is heard from its start.
+                voice = await self._ensure_voice()
+                speech_wait = asyncio.ensure_future(voice.wait_for_speech(barge_in.min_speech_ms))
+                extra.append(speech_wait)
+            if barge_in is not None and barge_in.dtmf:
+                dtmf_wait = self._dtmf_waiter()
+                extra.append(dtmf_wait)
+            self._app.dispatcher.own_playback(pid, self.id)
             try:
                 await self._app.rest.play(self.id, media, playback_id=pid, lang=lang)
             except AriNotFound:
                 self._gone()
                 raise CallEndedError(f"call {self.id} has ended") from None
-            dtmf_wait: asyncio.Future[str] | None = None
-            speech_wait: asyncio.Future[Any] | None = None
-            if barge_in is not None and barge_in.dtmf:
-                dtmf_wait = self._dtmf_waiter()
-                extra.append(dtmf_wait)
-            if barge_in is not None and barge_in.speech and self._voice_available():
-                voice = await self._ensure_voice()
-                speech_wait = asyncio.ensure_future(voice.wait_for_speech(barge_in.min_speech_ms))
-                extra.append(speech_wait)
             waiting: set[asyncio.Future[Any]] = {finished, *extra}
             while True:
                 done, _ = await asyncio.wait(
