@@ -1,0 +1,69 @@
+"""voxflow replay: a trace in the driver's JSON Lines format re-run in the simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from voxflow.cli.main import cli
+from voxflow.testing.replay import replay_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOW = ROOT / "flows" / "main_ivr.flow"
+
+RECORDS = [
+    {"t": 0, "type": "call.started", "flow": "main_ivr", "caller": "+15550100", "called": "100"},
+    {"t": 0, "type": "state.entered", "state": "main_menu"},
+    {"t": 0.1, "type": "prompt", "text": "Thank you for calling Acme."},
+    {"t": 2.0, "type": "prompt", "text": "For sales, press 1 or say sales. For support, press 2 "
+     "or say support. For billing, press 3.", "attempt": 1},
+    {"t": 9.8, "type": "input", "kind": "dtmf", "digit": "1", "waited_ms": 400},
+    {"t": 9.8, "type": "outcome", "step": "gather", "outcome": "choice:sales", "count": 1},
+    {"t": 9.8, "type": "state.entered", "state": "sales"},
+    {"t": 9.9, "type": "prompt", "text": "Connecting you to sales."},
+    {"t": 12.0, "type": "outcome", "step": "dial", "outcome": "busy", "count": 1},
+    {"t": 12.0, "type": "state.entered", "state": "operator"},
+    {"t": 12.1, "type": "prompt", "text": "Please hold while I connect you to an operator."},
+    {"t": 15.0, "type": "outcome", "step": "dial", "outcome": "answered", "count": 1},
+    {"t": 15.0, "type": "state.entered", "state": "goodbye"},
+    {"t": 15.1, "type": "prompt", "text": "Thank you for calling. Goodbye."},
+    {"t": 17.0, "type": "call.ended", "outcome": "completed", "reason": "normal"},
+]  # fmt: skip
+
+
+def write(tmp_path: Path, records: list[dict[str, object]]) -> Path:
+    path = tmp_path / "call.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_replay_of_an_unchanged_flow_is_the_same(tmp_path: Path) -> None:
+    report = replay_trace(write(tmp_path, RECORDS), str(FLOW))
+    assert report.same, report.render()
+    assert report.result is not None
+    assert report.result.states == ["main_menu", "sales", "operator", "goodbye"]
+
+
+def test_replay_shows_where_behaviour_differs(tmp_path: Path) -> None:
+    changed = [dict(r) for r in RECORDS]
+    changed[8]["outcome"] = "answered"  # the sales dial was answered in the real call
+    changed[9]["state"] = "support"
+    report = replay_trace(write(tmp_path, changed), str(FLOW))
+    assert not report.same
+    assert "state #3: the trace has 'support', the flow now gives 'goodbye'" in report.render()
+
+
+def test_cli_replay_finds_the_flow_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = write(tmp_path, RECORDS)
+    runner = CliRunner()
+    monkeypatch.chdir(ROOT)
+    ok = runner.invoke(cli, ["replay", str(trace)])
+    assert ok.exit_code == 0, ok.output
+    assert "same behaviour" in ok.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    result = runner.invoke(cli, ["replay", str(bad), "--flow", str(FLOW)])
+    assert result.exit_code == 1 and "not a JSON Lines trace" in result.output
