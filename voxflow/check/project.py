@@ -80,17 +80,10 @@ def collect_flow_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def _front_door(source: Source) -> list[Diagnostic]:
-    """parse -> check -> lower through ``voxflow.ir.compile_flow``; parse + check if absent."""
-    try:
-        from voxflow.ir import compile_flow  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        compile_flow = None
-    if compile_flow is not None:
-        result = compile_flow(source.text, source.name)
-        return list(result.diagnostics)
-    from voxflow.check.checker import check_text
+    """parse -> check -> lower through :func:`voxflow.ir.compile_flow`."""
+    from voxflow.ir import compile_flow  # imported here: voxflow.ir imports the checker lazily
 
-    return check_text(source)
+    return list(compile_flow(source.text, source.name).diagnostics)
 
 
 def analyze_file(path: str | os.PathLike[str]) -> FileReport:
