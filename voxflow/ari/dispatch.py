@@ -8,6 +8,9 @@ them (events may arrive before the REST answer, so registration happens first).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 from voxflow.ari.models import (
     AriEvent,
     BridgeDestroyed,
@@ -73,48 +76,76 @@ class Dispatcher:
 
     def route(self, event: AriEvent) -> tuple[str, ...]:
         """Return the channel ids ``event`` concerns, updating the tracked state."""
-        if isinstance(event, ChannelEvent):
-            cid = event.channel.id
-            if isinstance(event, ChannelEnteredBridge):
-                self._bridges.setdefault(event.bridge.id, set()).add(cid)
-            elif isinstance(event, ChannelLeftBridge):
-                members = self._bridges.get(event.bridge.id)
-                if members is not None:
-                    members.discard(cid)
-                    if not members:
-                        del self._bridges[event.bridge.id]
-                return (cid, *sorted(self.bridge_members(event.bridge.id)))
-            elif isinstance(event, StasisEnd):
-                for members in self._bridges.values():
-                    members.discard(cid)
-            return (cid,)
-        if isinstance(event, PlaybackEvent):
-            pid = event.playback.id
-            owner = (
-                self._playbacks.pop(pid, None)
-                if isinstance(event, PlaybackFinished)
-                else self._playbacks.get(pid)
-            )
-            if owner is not None:
-                return (owner,)
-            return self._by_target(event.playback.target_uri)
-        if isinstance(event, RecordingEvent):
-            name = event.recording.name
-            final = isinstance(event, RecordingFinished | RecordingFailed)
-            rec_owner = self._recordings.pop(name, None) if final else self._recordings.get(name)
-            if rec_owner is not None:
-                return (rec_owner,)
-            return self._by_target(event.recording.target_uri)
-        if isinstance(event, Dial):
-            ids = [event.peer.id]
-            if event.caller is not None:
-                ids.append(event.caller.id)
-            return tuple(ids)
-        if isinstance(event, ChannelVarset | ChannelUserevent):
-            return (event.channel.id,) if event.channel is not None else ()
-        if isinstance(event, BridgeDestroyed):
-            members = self._bridges.pop(event.bridge.id, set())
-            return tuple(sorted(members | set(event.bridge.channels)))
+        kind = type(event)
+        handler = _ROUTES.get(kind)
+        if handler is None:
+            handler = _ROUTES[kind] = _route_for(kind)
+        return handler(self, event)
+
+    # one small function per event family, picked by the event's class (no isinstance chain)
+
+    def _channel(self, event: AriEvent) -> tuple[str, ...]:
+        return (event.channel.id,)  # type: ignore[attr-defined]
+
+    def _entered(self, event: AriEvent) -> tuple[str, ...]:
+        event = cast(ChannelEnteredBridge, event)
+        cid = event.channel.id
+        self._bridges.setdefault(event.bridge.id, set()).add(cid)
+        return (cid,)
+
+    def _left(self, event: AriEvent) -> tuple[str, ...]:
+        event = cast(ChannelLeftBridge, event)
+        cid = event.channel.id
+        members = self._bridges.get(event.bridge.id)
+        if members is not None:
+            members.discard(cid)
+            if not members:
+                del self._bridges[event.bridge.id]
+        return (cid, *sorted(self.bridge_members(event.bridge.id)))
+
+    def _stasis_end(self, event: AriEvent) -> tuple[str, ...]:
+        event = cast(StasisEnd, event)
+        cid = event.channel.id
+        for members in self._bridges.values():
+            members.discard(cid)
+        return (cid,)
+
+    def _playback(self, event: AriEvent) -> tuple[str, ...]:
+        event = cast(PlaybackEvent, event)
+        pid = event.playback.id
+        if isinstance(event, PlaybackFinished):
+            owner = self._playbacks.pop(pid, None)
+        else:
+            owner = self._playbacks.get(pid)
+        if owner is not None:
+            return (owner,)
+        return self._by_target(event.playback.target_uri)
+
+    def _recording(self, event: AriEvent) -> tuple[str, ...]:
+        event = cast(RecordingEvent, event)
+        name = event.recording.name
+        final = isinstance(event, RecordingFinished | RecordingFailed)
+        owner = self._recordings.pop(name, None) if final else self._recordings.get(name)
+        if owner is not None:
+            return (owner,)
+        return self._by_target(event.recording.target_uri)
+
+    def _dial(self, event: AriEvent) -> tuple[str, ...]:
+        event = cast(Dial, event)
+        if event.caller is not None:
+            return (event.peer.id, event.caller.id)
+        return (event.peer.id,)
+
+    def _optional_channel(self, event: AriEvent) -> tuple[str, ...]:
+        channel = getattr(event, "channel", None)
+        return (channel.id,) if channel is not None else ()
+
+    def _bridge_destroyed(self, event: AriEvent) -> tuple[str, ...]:
+        event = cast(BridgeDestroyed, event)
+        members = self._bridges.pop(event.bridge.id, set())
+        return tuple(sorted(members | set(event.bridge.channels)))
+
+    def _nobody(self, event: AriEvent) -> tuple[str, ...]:
         return ()
 
     def _by_target(self, uri: str) -> tuple[str, ...]:
@@ -124,3 +155,32 @@ class Dispatcher:
         if kind == "bridge":
             return tuple(sorted(self.bridge_members(ident)))
         return ()
+
+
+_Route = Callable[[Dispatcher, AriEvent], tuple[str, ...]]
+
+
+def _route_for(kind: type[AriEvent]) -> _Route:
+    """The routing function for an event class (computed once per class)."""
+    if issubclass(kind, ChannelEnteredBridge):
+        return Dispatcher._entered
+    if issubclass(kind, ChannelLeftBridge):
+        return Dispatcher._left
+    if issubclass(kind, StasisEnd):
+        return Dispatcher._stasis_end
+    if issubclass(kind, ChannelEvent):
+        return Dispatcher._channel
+    if issubclass(kind, PlaybackEvent):
+        return Dispatcher._playback
+    if issubclass(kind, RecordingEvent):
+        return Dispatcher._recording
+    if issubclass(kind, Dial):
+        return Dispatcher._dial
+    if issubclass(kind, ChannelVarset | ChannelUserevent):
+        return Dispatcher._optional_channel
+    if issubclass(kind, BridgeDestroyed):
+        return Dispatcher._bridge_destroyed
+    return Dispatcher._nobody
+
+
+_ROUTES: dict[type[AriEvent], _Route] = {}
