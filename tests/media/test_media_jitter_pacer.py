@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import random
 
+import numpy as np
+
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, TickSchedule
 from voxflow.media.rtp import RtpPacket, parse_rtp
@@ -51,6 +53,18 @@ def test_loss_filled_with_silence_of_right_length() -> None:
     assert out[2][2] == b"\xff" * 160  # mu-law silence
     assert out[2][1] == 320
     assert jb.stats.lost == 1
+
+
+def test_concealment_repeats_the_last_frame_fading_then_silence() -> None:
+    jb = JitterBuffer("slin16", depth=1, conceal=True, conceal_frames=3)
+    level = np.full(320, 3000, ">i2").tobytes()  # slin16: 20 ms = 320 big-endian samples
+    pkts = [RtpPacket(118, s, s * 320, 9, level) for s in (0, 6, 7)]  # 1-5 lost (5 frames)
+    out = [c for p in pkts for c in jb.push(p)] + jb.flush()
+    assert [c.sequence for c in out] == list(range(8))
+    peaks = [int(np.abs(np.frombuffer(c.payload, ">i2")).max()) for c in out]
+    assert peaks == [3000, 3000, 2000, 1000, 0, 0, 3000, 3000]
+    assert all(len(c.payload) == 640 for c in out)
+    assert (jb.stats.lost, jb.stats.concealed) == (5, 3)
 
 
 def test_late_and_duplicate_dropped() -> None:

@@ -99,3 +99,18 @@ async def test_vad_and_endpointing_on_speech() -> None:
     assert vad.is_speech(b"\x00" * 10) is False
     with pytest.raises(ConfigError):
         WebRtcVad(11025)
+
+
+@pytest.mark.parametrize(
+    ("said", "key"), [("pay my bill", "pay my bill"), ("check my balance", "check my balance")]
+)
+async def test_clean_audio_padded_with_digital_silence_is_recognised(said: str, key: str) -> None:
+    # Linear (not mu-law) 8 kHz espeak between exact zeros: what a slin16 leg or a TTS prompt
+    # echoed back looks like. Undithered, pocketsphinx returned nothing for both.
+    pcm = bytes(4800) + await _speak(said, rate=8000) + bytes(4800)
+    stream = await PocketSphinxSTT().open_stream(phrases=PHRASES)
+    await stream.feed(codecs.resample(pcm, 8000, 16000))
+    first = (await stream.finish()).text
+    stream = await PocketSphinxSTT().open_stream(phrases=PHRASES)
+    await stream.feed(codecs.resample(pcm, 8000, 16000))
+    assert key in first and (await stream.finish()).text == first  # repeatable

@@ -15,8 +15,9 @@ outbound queue synchronously in the packet or DTMF callback, so audio stops at t
 
 Options (``VoiceContext.options``): ``format`` (``ulaw`` default, ``alaw``, ``slin16``),
 ``rtp_host`` (bind and advertise, default 127.0.0.1), ``rtp_ports`` (``"20000-20999"`` or a
-:class:`PortRange`), ``jitter_depth`` (frames, default 3), ``vad_aggressiveness`` (0-3, default
-2), ``listen_min_speech_ms`` (default 100).
+:class:`PortRange`), ``jitter_depth`` (frames, default 3), ``conceal_loss`` (repeat-and-fade
+lost frames rather than silence, default True, see :mod:`voxflow.media.jitter`),
+``vad_aggressiveness`` (0-3, default 2), ``listen_min_speech_ms`` (default 100).
 """
 
 from __future__ import annotations
@@ -149,7 +150,9 @@ class CallMedia:
         )
         self._vad_buf = b""
         self.socket: RtpSocket | None = None
-        self.jitter = JitterBuffer(self.codec, depth=self.jitter_depth)
+        self.jitter = JitterBuffer(
+            self.codec, depth=self.jitter_depth, conceal=bool(opts.get("conceal_loss", True))
+        )
         self.outbound = OutboundStream(self.codec)
         self.channel_id: str | None = None
         self.bridge_id: str | None = None

@@ -7,6 +7,13 @@ given the grammar is used, otherwise the free language model. A grammar result t
 part-way through a phrase (pocketsphinx returns the best partial path when no final state was
 reached) is completed when it is a prefix of exactly one phrase.
 
+Second finding: pocketsphinx often fails on clean audio with stretches of exact digital silence
+(espeak output, slin16 legs, zero-filled gaps), while the same audio through mu-law decodes fine;
+its own ``dither`` (half a bit, time-seeded, so not repeatable) does not help. Adding Gaussian
+noise of sigma 8 LSB (-72 dBFS, below any telephone line's noise) before decoding fixed all
+misses on a set of 66 espeak utterances (plain, slin16, mu-law, 5 % loss). The noise is seeded,
+so a given utterance always gets the same transcript.
+
 Decoding runs at 16 kHz (8 kHz call audio is upsampled by the media path) in a worker thread, off
 the event loop, over the whole utterance at ``finish`` (batch CMN; see ``feed``). Decoders take
 ~0.3 s to build, so they are pooled and reused.
@@ -22,6 +29,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from voxflow.ai.base import Transcript
 from voxflow.errors import ConfigError, ProviderError
 
@@ -31,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _DIGITS = "zero one two three four five six seven eight nine".split()
 _MAX_BYTES = 16000 * 2 * 120  # two minutes of 16 kHz pcm16 per utterance
+_DITHER_SIGMA = 8.0  # LSB of Gaussian noise added before decoding (see the module docstring)
 
 
 def _words(phrase: str) -> list[str]:
@@ -72,7 +82,7 @@ class PocketSphinxSTT:
         self._lock = threading.Lock()
 
     def _new_decoder(self) -> Any:
-        return self._ps.Decoder(samprate=self.sample_rate, loglevel="FATAL", dither=True)
+        return self._ps.Decoder(samprate=self.sample_rate, loglevel="FATAL", dither=False)
 
     def _take(self) -> Any:
         with self._lock:
@@ -174,7 +184,7 @@ class PocketSphinxStream:
     @staticmethod
     def _end(decoder: Any, data: bytes) -> tuple[str, float | None]:
         if data:
-            decoder.process_raw(data, False, True)
+            decoder.process_raw(_dither(data), False, True)
         decoder.end_utt()
         hyp = decoder.hyp()
         if hyp is None:
@@ -197,6 +207,14 @@ class PocketSphinxStream:
         if decoder is not None:
             await asyncio.to_thread(_safe_end, decoder)
             self._owner._give(decoder)
+
+
+def _dither(pcm16: bytes) -> bytes:
+    """``pcm16`` plus seeded Gaussian noise of ``_DITHER_SIGMA`` LSB (repeatable)."""
+    pcm = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], "<i2").astype(np.int32)
+    noise = np.random.default_rng(0).normal(0.0, _DITHER_SIGMA, len(pcm))
+    out = np.clip(pcm + np.rint(noise).astype(np.int32), -32768, 32767)
+    return out.astype("<i2").tobytes()
 
 
 def _safe_end(decoder: Any) -> None:
