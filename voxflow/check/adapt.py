@@ -1,14 +1,16 @@
 """Build the checker model (:mod:`voxflow.check.model`) from the parser's AST.
 
-Option meaning is decided by the lowering pass; here options only contribute what the rules
-need: durations and counts (VF4xx), the variables a step stores into, and names read inside
-expressions. A bare word as a whole option value (``bargein dtmf``) is a symbol, not a read.
+Option meaning comes from lowering's tables (:data:`voxflow.ir.options.STEP_OPTIONS`): lowering
+owns option and value diagnostics (VF107, VF401-VF405, VF408); here options only contribute
+what the rules need: the variables a step stores into (``var`` options), templates (``template``
+options, plus the strings of an http ``headers`` map) and names read in expression options.
+A repeated option is recorded for VF104.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 from voxflow.check.model import (
     FLOW_OUTCOMES,
@@ -22,33 +24,23 @@ from voxflow.check.model import (
     MValue,
     MVar,
 )
+from voxflow.ir.options import REPEATABLE, STEP_OPTIONS
+from voxflow.ir.semantics import COMMAND_EVENT, SUCCESS, step_outcomes
 from voxflow.source import Span
 from voxflow.syntax import ast
 
 __all__ = ["STORE_OPTIONS", "TEMPLATE_OPTIONS", "build_model", "expr_names"]
 
-STORE_OPTIONS = frozenset({"into", "var", "result", "status", "transcript", "save", "store"})
+STORE_OPTIONS = frozenset(
+    name for spec in STEP_OPTIONS.values() for name, kind in spec.items() if kind == "var"
+)
 """Options whose bare-word value is a variable the step stores into."""
 
 TEMPLATE_OPTIONS = frozenset(
-    {
-        "prompt",
-        "reprompt",
-        "reprompts",
-        "greeting",
-        "system",
-        "filler",
-        "url",
-        "announce",
-        "caller_id",
-        "message",
-        "name",
-        "digits",
-        "endpoint",
-        "header",
-        "headers",
-    }
+    name for spec in STEP_OPTIONS.values() for name, kind in spec.items() if kind == "template"
 )
+"""Options whose string value is a jinja2 template."""
+
 _ARROW_OPS = {"retry", "continue", "hangup", "return"}
 
 
@@ -98,31 +90,28 @@ class _Adapter:
         body = self.tail(h.tail)
         return [MHandler(ev, body, h.span, self.file, h.count or 1) for ev in h.events]
 
-    def _options(self, step: MStep, options: Iterable[ast.Option]) -> None:
+    def _options(self, step: MStep, options: Iterable[ast.Option], kind: str) -> None:
+        spec = STEP_OPTIONS.get(kind, {})
+        seen: set[str] = set()
         for opt in options:
             name = opt.name
+            if name in seen and name not in REPEATABLE:
+                step.repeated.append((name, opt.name_span))
+            seen.add(name)
+            okind = spec.get(name)
             for value in opt.values:
-                if isinstance(value, ast.Name):
-                    if name in STORE_OPTIONS:
-                        step.outcome_assigns.setdefault("*", []).append(value.name)
-                    continue
-                if isinstance(value, ast.Literal_):
-                    if value.type == "duration":
-                        step.values.append(MValue(name, value.value, value.span, "ms"))
-                    elif value.type == "number":
-                        mv = MValue(name, value.value, value.span)
-                        if name in {"retries", "max_attempts", "attempts"}:
-                            step.retries = mv
-                        else:
-                            step.values.append(mv)
-                    elif value.type == "string" and isinstance(value.value, str):
-                        if name == "terminator":
-                            step.values.append(MValue(name, value.value, value.span))
-                        elif name in TEMPLATE_OPTIONS or "{" in value.value:
-                            step.templates.append((value.value, value.span))
-                    continue
-                step.reads.extend(expr_names(value))
-                step.exprs.append(value)
+                if okind == "var" and isinstance(value, ast.Name):
+                    step.outcome_assigns.setdefault("*", []).append(value.name)
+                elif okind == "template" and _is_string(value):
+                    assert isinstance(value, ast.Literal_)
+                    step.templates.append((str(value.value), value.span))
+                elif okind == "expr":
+                    step.reads.extend(expr_names(value))
+                    step.exprs.append(value)
+                    if name == "headers" and isinstance(value, ast.MapLit):
+                        step.templates.extend(
+                            (str(v.value), v.span) for _, v in value.entries if _is_string(v)
+                        )
 
     def step(self, s: Any) -> MStep:
         f = self.file
@@ -164,7 +153,7 @@ class _Adapter:
             step = MStep("record_start", s.span, f)
             if isinstance(s.name.value, str):
                 step.templates.append((s.name.value, s.name.span))
-            self._options(step, s.options)
+            self._options(step, s.options, "record_start")
             return step
         if isinstance(s, ast.RecordStop):
             step = MStep("record_stop", s.span, f)
@@ -175,7 +164,7 @@ class _Adapter:
             step = self._input("http", s.span, s.handlers)
             if isinstance(s.url.value, str):
                 step.templates.append((s.url.value, s.url.span))
-            self._options(step, s.options)
+            self._options(step, s.options, "http")
             self._store_on_success(step)
             return step
         if isinstance(s, ast.CallStep):
@@ -186,7 +175,7 @@ class _Adapter:
             for a in s.args:
                 step.reads.extend(expr_names(a.value))
                 step.exprs.append(a.value)
-            self._options(step, s.options)
+            self._options(step, s.options, "call")
             step.outcome_assigns.setdefault("*", []).extend(b.var for b in s.returns)
             self._store_on_success(step)
             return step
@@ -215,7 +204,7 @@ class _Adapter:
             success=SUCCESS_OUTCOMES.get(op, ()),
         )
         for h in handlers:
-            step.handlers.extend(x for x in self.handler(h) if x.outcome != "hangup")
+            step.handlers.extend(self.handler(h))
         return step
 
     def _store_on_success(self, step: MStep) -> None:
@@ -229,9 +218,11 @@ class _Adapter:
             step = self._input(kind, s.span, s.handlers)
         else:
             step = MStep(kind, s.span, self.file)
+            for h in s.handlers:  # no outcomes to handle: VF109
+                step.handlers.extend(self.handler(h))
         if s.text is not None and isinstance(s.text.value, str):
             step.templates.append((s.text.value, s.text.span))
-        self._options(step, s.options)
+        self._options(step, s.options, kind)
         extra: list[str] = []
         for i, choice in enumerate(s.choices, start=1):
             outcome = f"choice:{i}"
@@ -247,10 +238,10 @@ class _Adapter:
             extra.append(outcome)
             step.handlers.append(MHandler(outcome, self.tail(tool.tail), tool.span, self.file))
             step.outcome_assigns[outcome] = [a.var for a in tool.args]
-        if extra:
-            step.outcomes = (*step.outcomes, *extra)
-            if kind in {"gather", "menu"}:
-                step.success = ()
+        if extra and kind in FLOW_OUTCOMES:
+            choices = [str(i) for i in range(1, len(s.choices) + 1)]
+            step.outcomes = tuple(step_outcomes(kind, choices, [t.name for t in s.tools]))
+            step.success = tuple(o for o in step.outcomes if o in SUCCESS)
         self._store_on_success(step)
         return step
 
@@ -272,7 +263,7 @@ class _Adapter:
             self.scope_into(inner, sc.name, sub)
 
     def anytimes(self, items: Iterable[ast.Anytime]) -> list[MHandler]:
-        return [MHandler("anytime", self.tail(a.tail), a.span, self.file) for a in items]
+        return [MHandler(COMMAND_EVENT, self.tail(a.tail), a.span, self.file) for a in items]
 
 
 def _first_state(sub: MSubflow) -> str | None:
@@ -301,8 +292,14 @@ def build_model(program: ast.Program) -> MFlow:
         for sf in module.subflows:
             flow.subflows.append(_subflow(ad, sf))
     body.initial = _first_state(body)
+    flow.has_header = header is not None
+    flow.extra_headers = [h.name_span for h in root.extra_headers]
     if header is not None:
+        seen: set[str] = set()
         for opt in header.options:
+            if opt.name in seen:
+                flow.repeated.append((opt.name, opt.name_span))
+            seen.add(opt.name)
             for value in opt.values or (None,):
                 vspan = value.span if value is not None else opt.span
                 if isinstance(value, ast.Literal_) and value.type == "duration":
@@ -327,3 +324,7 @@ def _subflow(ad: _Adapter, sf: ast.Subflow) -> MSubflow:
         ad.scope_into(sc, None, sub)
     sub.initial = _first_state(sub)
     return sub
+
+
+def _is_string(value: Any) -> TypeGuard[ast.Literal_]:
+    return isinstance(value, ast.Literal_) and value.type == "string"

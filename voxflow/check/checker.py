@@ -18,33 +18,14 @@ from voxflow.check.walk import RuleContext
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
 from voxflow.source import Source, Span, read_source
 
-__all__ = ["CONFIG_KEYS", "check", "check_text", "rule_context"]
+__all__ = ["check", "check_text", "rule_context"]
 
 log = logging.getLogger(__name__)
 
-CONFIG_KEYS = frozenset(
-    {
-        "language",
-        "voice",
-        "timeout",
-        "interdigit",
-        "interdigit_timeout",
-        "retries",
-        "max_attempts",
-        "bargein",
-        "timezone",
-        "http_timeout",
-        "dial_timeout",
-        "answers",
-        "direction",
-        "title",
-    }
-)
-"""Settings a flow header may set (see docs/language.md)."""
-
 
 def rule_context() -> RuleContext:
-    """Function signatures from the IR whitelist and the known config keys."""
+    """Function signatures from the IR whitelist (option and config-key names are lowering's
+    tables in :mod:`voxflow.ir.options`)."""
     functions: dict[str, FunctionType] = {}
     for module_name in ("voxflow.ir.functions", "voxflow.ir.models"):
         try:
@@ -57,7 +38,7 @@ def rule_context() -> RuleContext:
                     tuple(sig.params), str(sig.result), bool(sig.variadic), sig.min_args
                 )
             break
-    return RuleContext(functions=functions, config_keys=CONFIG_KEYS)
+    return RuleContext(functions=functions)
 
 
 def check(ast: Any, source: Source) -> list[Diagnostic]:

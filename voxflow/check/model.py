@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from voxflow.ir.models import OUTCOMES
+from voxflow.ir.semantics import OP_ALIASES, SUCCESS, step_outcomes
 from voxflow.source import Span
 
 __all__ = [
@@ -31,32 +33,17 @@ TRANSITION_OPS = frozenset({"goto", "retry", "continue", "hangup", "return", "tr
 """Steps that end a block: nothing after them runs."""
 
 FLOW_OUTCOMES: dict[str, tuple[str, ...]] = {
-    "gather": ("nomatch", "noinput"),
-    "menu": ("nomatch", "noinput"),
-    "dial": ("busy", "noanswer", "failed"),
-    "bridge": ("busy", "noanswer", "failed"),
-    "queue": ("timeout", "failed"),
-    "http": ("error", "timeout"),
-    "record": ("noinput",),
-    "agent": ("max_turns", "timeout", "noinput"),
-    "call": (),
+    kind: tuple(step_outcomes(kind)) for kind in (*OUTCOMES, *OP_ALIASES)
 }
-"""Failure outcomes each input op can produce; each must be handled (on the step, by an
-enclosing scope's handler, or by ``on default``). ``error`` falls back to error handlers and
-the implicit hang-up. Gathers with choices add ``choice:<n>``, agents ``tool:<name>``."""
+"""Every outcome each input step can end with (the IR's :data:`~voxflow.ir.models.OUTCOMES`,
+``menu``/``bridge`` included). Gathers with choices replace ``match`` by ``choice:<n>``,
+agents add ``tool:<name>``; which of them need explicit handling is
+:data:`voxflow.ir.semantics.REQUIRED_OUTCOMES`."""
 
 SUCCESS_OUTCOMES: dict[str, tuple[str, ...]] = {
-    "gather": ("match",),
-    "menu": (),
-    "dial": ("answered",),
-    "bridge": ("answered",),
-    "queue": ("answered",),
-    "http": ("ok",),
-    "record": ("done",),
-    "agent": (),
-    "call": ("returned",),
+    kind: tuple(o for o in outs if o in SUCCESS) for kind, outs in FLOW_OUTCOMES.items()
 }
-"""Outcomes that continue with the next step unless a handler says otherwise."""
+"""The success outcomes of each input step (they store the step's variable)."""
 
 INPUT_OPS = frozenset(FLOW_OUTCOMES)
 
@@ -74,7 +61,9 @@ class MValue:
 @dataclass
 class MHandler:
     """A handler body: an outcome handler (``outcome`` may be ``default``), a counted
-    noinput/nomatch handler, an error/hangup handler, or an anytime command."""
+    noinput/nomatch handler, an error/hangup handler, or an anytime command (``command``).
+    A body that can fall off its end continues with
+    :func:`voxflow.ir.semantics.implied_transition` of its outcome."""
 
     outcome: str
     steps: list[MStep]
@@ -111,6 +100,7 @@ class MStep:
     returns: list[tuple[str, Span]] = field(default_factory=list)
     choice_keys: list[tuple[str, Span]] = field(default_factory=list)
     patterns: list[tuple[str, Span]] = field(default_factory=list)
+    repeated: list[tuple[str, Span]] = field(default_factory=list)
 
 
 @dataclass
@@ -175,3 +165,6 @@ class MFlow:
     config: list[MValue] = field(default_factory=list)
     voice: list[MValue] = field(default_factory=list)
     roots: frozenset[str] = frozenset({"call"})
+    has_header: bool = True
+    repeated: list[tuple[str, Span]] = field(default_factory=list)
+    extra_headers: list[Span] = field(default_factory=list)

@@ -3,34 +3,41 @@
 from __future__ import annotations
 
 from voxflow.check.dataflow import components, reachable
-from voxflow.check.model import INPUT_OPS, TRANSITION_OPS, MFlow, MHandler, MState, MStep, MSubflow
+from voxflow.check.model import INPUT_OPS, MFlow, MHandler, MState, MStep, MSubflow
 from voxflow.check.walk import (
+    EMPTY_CTX,
     FAILURE_OUTCOMES,
     Bag,
+    Resolved,
     RuleContext,
+    StateCtx,
+    block_flow,
     bodies,
-    fallback_handlers,
-    handlers_for,
-    inherited,
-    terminates,
+    handler_retries,
+    reached_steps,
+    resolve_step,
+    state_context,
     walk,
 )
+from voxflow.ir.semantics import REQUIRED_OUTCOMES, WAITING_OPS, implied_transition, outcome_op
 
 __all__ = ["RULES_2XX", "state_edges"]
 
 
-def _targets(steps: list[MStep]) -> list[str]:
-    return [s.target for s in walk(steps) if s.op == "goto" and s.target is not None]
-
-
-def state_edges(sub: MSubflow) -> dict[str, set[str]]:
-    """State -> states it can go to (its steps, and the handlers it inherits)."""
+def state_edges(flow: MFlow, sub: MSubflow) -> dict[str, set[str]]:
+    """State -> states it can go to: gotos in its steps and in every handler, anytime command
+    and error handler that can run in it."""
     edges: dict[str, set[str]] = {}
     for state in sub.states:
         out = edges.setdefault(state.name, set())
-        out.update(_targets(state.steps))
-        for h in inherited(sub, state):
-            out.update(_targets(h.steps))
+        ctx = state_context(flow, sub, state)
+        waits = False
+        for step, _ in reached_steps(state, ctx):
+            if step.op == "goto" and step.target is not None:
+                out.add(step.target)
+            waits = waits or step.op in WAITING_OPS
+        if waits:
+            out.update(s.target for h in ctx.commands for s in walk(h.steps) if s.target)
     return edges
 
 
@@ -46,7 +53,7 @@ def vf201_unreachable_state(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
         start = _initial(sub)
         if start is None:
             continue
-        seen = reachable([start], state_edges(sub))
+        seen = reachable([start], state_edges(flow, sub))
         reported: set[str] = set()
         for state in sub.states:
             if state.name not in seen and state.name not in reported:
@@ -61,10 +68,12 @@ def vf201_unreachable_state(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
 
 
 def vf202_falls_off_end(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """A state can reach its end without a transition."""
+    """A state can reach its end without a transition (handlers resolve and imply their
+    transitions exactly as lowering does)."""
     for sub in bodies(flow):
         for state in sub.states:
-            if not terminates(state.steps, fallback_handlers(sub, state)):
+            falls, cont = block_flow(state.steps, state_context(flow, sub, state))
+            if falls or cont:
                 last = state.steps[-1] if state.steps else None
                 span = last.span if last is not None else state.span
                 bag.add(
@@ -72,52 +81,42 @@ def vf202_falls_off_end(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                     span,
                     state.file,
                     f"state '{state.name}' can end without a transition",
-                    "end every path with goto, hangup, transfer or return",
+                    "end every path with goto, hangup, transfer or return"
+                    + ("; 'continue' only leaves a handler" if cont else ""),
                 )
 
 
-def _uses_retry(handlers: list[MHandler]) -> bool:
-    return any(s.op == "retry" for h in handlers for s in walk(h.steps))
-
-
-def _check_outcomes(step: MStep, fallback: dict[str, list[MHandler]], bag: Bag) -> None:
-    resolved = handlers_for(step, fallback)
-    missing = [o for o in step.outcomes if not resolved.get(o)]
+def _check_outcomes(step: MStep, sctx: StateCtx, bag: Bag) -> None:
+    resolved = resolve_step(step, sctx)
+    required = REQUIRED_OUTCOMES.get(outcome_op(step.op), ())
+    missing = [o for o in required if o in resolved and resolved[o].how in ("implied", "error")]
     if missing:
         names = ", ".join(f"'{m}'" for m in missing)
-        first = missing[0].removeprefix("choice:").removeprefix("tool:")
         bag.add(
             "VF203",
             step.span,
             step.file,
             f"{step.op} does not handle outcome{'s' * (len(missing) > 1)} {names}",
-            f"add 'on {first}:' to the step, a handler in an enclosing scope, or 'on default:'",
+            f"add 'on {missing[0]}:' to the step, a handler in an enclosing scope, "
+            "or 'on default:'",
         )
-    used = [h for hs in resolved.values() for h in hs]
-    if _uses_retry(used) and not resolved.get("exhausted") and not fallback.get("exhausted"):
-        if not any(h.outcome == "default" for h in step.handlers):
-            bag.add(
-                "VF203",
-                step.span,
-                step.file,
-                f"{step.op} retries can run out but outcome 'exhausted' is not handled",
-                "add 'on exhausted:' (e.g. transfer to an operator or hang up)",
-            )
+    exhausted = resolved.get("exhausted")
+    if exhausted is None or exhausted.how not in ("implied", "error"):
+        return
+    if any(_retries(o, r) for o, r in resolved.items() if o not in missing):
+        bag.add(
+            "VF203",
+            step.span,
+            step.file,
+            f"{step.op} retries can run out but outcome 'exhausted' is not handled",
+            "add 'on exhausted:' (e.g. transfer to an operator or hang up)",
+        )
 
 
-def vf203_unhandled_outcome(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """An input step's outcome is handled neither on the step, nor by an enclosing scope's
-    handler, nor by an explicit default (outcome exhaustiveness)."""
-    for sub in bodies(flow):
-        for state in sub.states:
-            fallback = fallback_handlers(sub, state)
-            for step in walk(state.steps):
-                if step.op in INPUT_OPS:
-                    _check_outcomes(step, fallback, bag)
-        for h in _scope_handlers(sub):
-            for step in walk(h.steps):
-                if step.op in INPUT_OPS:
-                    _check_outcomes(step, {}, bag)
+def _retries(outcome: str, r: Resolved) -> bool:
+    if r.how == "implied":
+        return implied_transition(outcome) == "retry"
+    return any(handler_retries(h) for h in r.handlers)
 
 
 def _scope_handlers(sub: MSubflow) -> list[MHandler]:
@@ -129,6 +128,19 @@ def _scope_handlers(sub: MSubflow) -> list[MHandler]:
     return out
 
 
+def vf203_unhandled_outcome(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
+    """An input step's outcome is handled neither on the step, nor by an enclosing scope's
+    handler, nor by an explicit default (outcome exhaustiveness)."""
+    checked: set[int] = set()
+    for sub in bodies(flow):
+        for state in sub.states:
+            sctx = state_context(flow, sub, state)
+            for step, _ in reached_steps(state, sctx):
+                if step.op in INPUT_OPS and id(step) not in checked:
+                    checked.add(id(step))
+                    _check_outcomes(step, sctx, bag)
+
+
 def _bounded(h: MHandler) -> bool:
     """A handler that counts (sets a variable and tests it) bounds the loop it closes."""
     ops = {s.op for s in walk(h.steps)}
@@ -138,18 +150,19 @@ def _bounded(h: MHandler) -> bool:
 def vf204_unbounded_input_loop(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
     """A failure outcome of an input step jumps back (goto) into a cycle that re-runs the step
     with fresh retry counters and nothing bounds it."""
+    reported: set[int] = set()
     for sub in bodies(flow):
-        comp = components(state_edges(sub))
+        comp = components(state_edges(flow, sub))
         for state in sub.states:
-            fallback = fallback_handlers(sub, state)
-            for step in walk(state.steps):
+            sctx = state_context(flow, sub, state)
+            for step, _ in reached_steps(state, sctx):
                 if step.op not in INPUT_OPS:
                     continue
-                for outcome, hs in handlers_for(step, fallback).items():
+                for outcome, r in resolve_step(step, sctx).items():
                     if outcome not in FAILURE_OUTCOMES:
                         continue
-                    for h in hs:
-                        _loop_in_handler(state, step, outcome, h, comp, bag)
+                    for h in r.handlers:
+                        _loop_in_handler(state, step, outcome, h, comp, bag, reported)
 
 
 def _loop_in_handler(
@@ -159,14 +172,16 @@ def _loop_in_handler(
     h: MHandler,
     comp: dict[str, int],
     bag: Bag,
+    reported: set[int],
 ) -> None:
     if _bounded(h):
         return
     for goto in walk(h.steps):
-        if goto.op != "goto" or goto.target is None:
+        if goto.op != "goto" or goto.target is None or id(goto) in reported:
             continue
         same = comp.get(goto.target, -1) == comp.get(state.name, -2)
         if goto.target == state.name or same:
+            reported.add(id(goto))
             bag.add(
                 "VF204",
                 goto.target_span or goto.span,
@@ -180,26 +195,31 @@ def _loop_in_handler(
 
 
 def vf205_unreachable_step(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """Steps after a terminal step never run (warning)."""
+    """Steps after a step that never goes on to the next one (a transition, an if/match whose
+    branches all leave, an input step none of whose outcomes continues) never run (warning)."""
     for sub in bodies(flow):
-        blocks: list[list[MStep]] = [s.steps for s in sub.states]
-        blocks.extend(h.steps for h in _scope_handlers(sub))
+        blocks: list[tuple[list[MStep], StateCtx]] = [
+            (s.steps, state_context(flow, sub, s)) for s in sub.states
+        ]
+        blocks.extend((h.steps, EMPTY_CTX) for h in _scope_handlers(sub))
         while blocks:
-            block = blocks.pop()
+            block, sctx = blocks.pop()
             for i, step in enumerate(block):
-                blocks.extend(step.blocks)
-                blocks.extend(h.steps for h in step.handlers)
-                ends = step.op in TRANSITION_OPS or (
-                    step.blocks and step.exhaustive and all(terminates(b) for b in step.blocks)
-                )
-                if ends and i + 1 < len(block):
+                blocks.extend((b, sctx) for b in step.blocks)
+                blocks.extend((h.steps, sctx) for h in step.handlers)
+                if i + 1 < len(block) and not block_flow([step], sctx)[0]:
                     dead = block[i + 1]
+                    where = f"'{step.op}' on line {step.span.line}"
+                    why = (
+                        f"no outcome of {where} continues to it"
+                        if step.op in INPUT_OPS
+                        else f"{where} always leaves before it"
+                    )
                     bag.add(
                         "VF205",
                         dead.span,
                         dead.file,
-                        f"unreachable step: '{step.op}' on line {step.span.line} "
-                        "always leaves before it",
+                        f"unreachable step: {why}",
                         "remove it or move it before the transition",
                     )
                     break

@@ -5,6 +5,7 @@ from __future__ import annotations
 from voxflow.check.dataflow import suggest_hint
 from voxflow.check.model import INPUT_OPS, MFlow, MHandler, MState, MStep, MSubflow
 from voxflow.check.walk import Bag, RuleContext, all_steps, bodies
+from voxflow.ir.semantics import COMMAND_EVENT
 from voxflow.source import Span
 
 __all__ = ["RULES_1XX"]
@@ -80,6 +81,8 @@ def vf103_duplicate_variable(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
 def _dup_handlers(handlers: list[MHandler], bag: Bag, where: str) -> None:
     seen: dict[tuple[str, int], MHandler] = {}
     for h in handlers:
+        if h.outcome == COMMAND_EVENT:
+            continue  # anytime commands are told apart by their phrases and keys
         key = (h.outcome, h.count)
         if key in seen:
             count = f" (count {h.count})" if h.count > 1 else ""
@@ -95,8 +98,15 @@ def _dup_handlers(handlers: list[MHandler], bag: Bag, where: str) -> None:
 
 
 def vf104_duplicate_handler(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """The same outcome/handler (or DTMF key) is given twice in one place."""
+    """The same outcome/handler (or DTMF key, option, flow header) is given twice in one place."""
+    for span in flow.extra_headers:
+        bag.add("VF104", span, flow.file, "a file can have only one 'flow' header")
+    for name, span in flow.repeated:
+        bag.add("VF104", span, flow.file, f"option '{name}' is given twice")
     for sub in bodies(flow):
+        for step in all_steps(sub):
+            for name, span in step.repeated:
+                bag.add("VF104", span, step.file, f"option '{name}' is given twice")
         _dup_handlers(sub.handlers, bag, "in this flow")
         for scope in sub.scopes:
             _dup_handlers(scope.handlers, bag, f"in scope '{scope.name}'")
@@ -181,46 +191,29 @@ def vf106_subflow_arguments(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                     )
 
 
-def vf107_unknown_config_key(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """A config block sets a key voxflow does not know."""
-    for v in flow.config:
-        if ctx.config_keys and v.name not in ctx.config_keys:
-            bag.add(
-                "VF107",
-                v.span,
-                flow.file,
-                f"unknown config key '{v.name}'",
-                suggest_hint(v.name, ctx.config_keys)
-                or "known keys: " + ", ".join(sorted(ctx.config_keys)),
-            )
-
-
-def vf108_unknown_voice_setting(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """A voice block sets something voxflow does not know."""
-    for v in flow.voice:
-        if ctx.voice_keys and v.name not in ctx.voice_keys:
-            bag.add(
-                "VF108",
-                v.span,
-                flow.file,
-                f"unknown voice setting '{v.name}'",
-                suggest_hint(v.name, ctx.voice_keys)
-                or "known settings: " + ", ".join(sorted(ctx.voice_keys)),
-            )
-
-
 def _possible(step: MStep) -> set[str]:
-    return set(step.outcomes) | set(step.success) | {"default", "error", "exhausted"}
+    return {o for o in step.outcomes if ":" not in o} | {"default"}
 
 
 def vf109_unknown_outcome(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """A step handles an outcome it can never produce (e.g. ``on busy`` after ``http``)."""
+    """A step handles an outcome it can never produce (e.g. ``on busy`` after ``http``), or a
+    step without outcomes has handlers. ``on hangup`` belongs on a scope or the flow."""
     for body in bodies(flow):
         for step in all_steps(body):
             if step.op not in INPUT_OPS:
+                if step.handlers:
+                    bag.add(
+                        "VF109",
+                        step.handlers[0].span,
+                        step.file,
+                        f"'{step.op}' has no outcomes to handle",
+                        "only input steps (gather, menu, dial, queue, http, ...) take 'on'",
+                    )
                 continue
             possible = _possible(step)
             for h in step.handlers:
+                if ":" in h.outcome:
+                    continue  # choices and tools
                 if h.outcome not in possible:
                     bag.add(
                         "VF109",
@@ -239,7 +232,5 @@ RULES_1XX = [
     vf104_duplicate_handler,
     vf105_unknown_subflow,
     vf106_subflow_arguments,
-    vf107_unknown_config_key,
-    vf108_unknown_voice_setting,
     vf109_unknown_outcome,
 ]

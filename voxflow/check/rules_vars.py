@@ -6,19 +6,20 @@ import re
 from collections.abc import Callable
 
 from voxflow.check.dataflow import CFG, suggest_hint
-from voxflow.check.model import INPUT_OPS, TRANSITION_OPS, MFlow, MHandler, MStep, MSubflow
+from voxflow.check.model import INPUT_OPS, TRANSITION_OPS, MFlow, MStep, MSubflow
 from voxflow.check.templates import analyze_template
 from voxflow.check.types import infer
 from voxflow.check.walk import (
     DTMF_KEYS,
     Bag,
     RuleContext,
-    all_handlers,
+    StateCtx,
     all_steps,
     bodies,
-    fallback_handlers,
-    handlers_for,
+    resolve_step,
+    state_context,
 )
+from voxflow.ir.semantics import implied_transition
 from voxflow.source import Span
 
 __all__ = ["RULES_3XX", "RULES_4XX", "step_reads"]
@@ -93,80 +94,85 @@ def vf302_unused_variable(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
 
 
 class _Builder:
-    """Builds the definite-assignment CFG of one flow or subflow."""
+    """Builds the definite-assignment CFG of one flow or subflow. Handlers resolve and imply
+    their transitions as lowering does: ``continue`` goes on after the input step, ``retry``
+    runs it again."""
 
     def __init__(self, sub: MSubflow) -> None:
         self.sub = sub
         self.cfg = CFG()
         self.entry: dict[str, int] = {}
-        self.joins: list[int] = []
+        self.frames: list[tuple[int, int]] = []  # (input step node, join after it)
+        self.active: set[int] = set()
         for state in sub.states:
             self.entry.setdefault(state.name, self.cfg.node())
 
-    def block(
-        self, steps: list[MStep], start: int, fallback: dict[str, list[MHandler]]
-    ) -> int | None:
+    def block(self, steps: list[MStep], start: int, ctx: StateCtx) -> int | None:
         """Wire ``steps`` after node ``start``; the node control leaves by, or None."""
         cur: int | None = start
         for step in steps:
             if cur is None:
                 return None
-            cur = self.step(step, cur, fallback)
+            cur = self.step(step, cur, ctx)
         return cur
 
-    def step(self, step: MStep, prev: int, fallback: dict[str, list[MHandler]]) -> int | None:
+    def step(self, step: MStep, prev: int, ctx: StateCtx) -> int | None:
         uses = [(n, sp, step.file) for n, sp in step_reads(step)]
         node = self.cfg.node(step.assigns, uses)
         self.cfg.edge(prev, node)
         if step.op == "goto" and step.target in self.entry:
             self.cfg.edge(node, self.entry[step.target])
             return None
-        if step.op == "continue" and self.joins:
-            self.cfg.edge(node, self.joins[-1])
+        if step.op in ("continue", "retry") and self.frames:
+            step_node, join = self.frames[-1]
+            self.cfg.edge(node, join if step.op == "continue" else step_node)
             return None
         if step.op in TRANSITION_OPS:
             return None
         if step.blocks:
             join = self.cfg.node()
             for block in step.blocks:
-                end = self.block(block, node, fallback)
+                end = self.block(block, node, ctx)
                 if end is not None:
                     self.cfg.edge(end, join)
             if not step.exhaustive:
                 self.cfg.edge(node, join)
             return join
         if step.op in INPUT_OPS:
-            return self._input(step, node, fallback)
+            return self._input(step, node, ctx)
         return node
 
-    def _input(self, step: MStep, node: int, fallback: dict[str, list[MHandler]]) -> int:
+    def _implied(self, event: str, end: int, node: int, join: int) -> None:
+        then = implied_transition(event)
+        if then == "continue":
+            self.cfg.edge(end, join)
+        elif then == "retry":
+            self.cfg.edge(end, node)
+
+    def _input(self, step: MStep, node: int, ctx: StateCtx) -> int:
         join = self.cfg.node()
-        own = {h.outcome for h in step.handlers}
-        for outcome in step.success:
-            if outcome not in own:
-                ok = self.cfg.node(step.outcome_assigns.get(outcome, ()))
-                self.cfg.edge(node, ok)
-                self.cfg.edge(ok, join)
-        resolved = handlers_for(step, fallback)
-        for h in step.handlers:
-            if h.outcome not in resolved:
-                resolved[h.outcome] = [h]
-        for outcome, handlers in resolved.items():
+        for outcome, r in resolve_step(step, ctx).items():
             after = self.cfg.node(step.outcome_assigns.get(outcome, ()))
             self.cfg.edge(node, after)
-            if not handlers:
-                self.cfg.edge(after, join)
-            self.joins.append(join)
-            for h in handlers:
-                end = self.block(h.steps, after, {})
+            if r.how == "implied":
+                self._implied(outcome, after, node, join)
+                continue
+            for h in r.handlers:
+                if id(h) in self.active:
+                    continue  # a handler re-entered from its own body adds no new path
+                self.active.add(id(h))
+                self.frames.append((node, join))
+                end = self.block(h.steps, after, ctx)
+                self.frames.pop()
+                self.active.discard(id(h))
                 if end is not None:
-                    self.cfg.edge(end, join)
-            self.joins.pop()
+                    self._implied(h.outcome, end, node, join)
         return join
 
 
 def vf301_maybe_unset(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """A variable is read on a path where it may not have been assigned yet."""
+    """A variable is read on a path where it may not have been assigned yet. Subflow
+    parameters are bound by the caller (VF106 checks the call)."""
     for sub in bodies(flow):
         if not sub.states:
             continue
@@ -177,11 +183,11 @@ def vf301_maybe_unset(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
         for state in sub.states:
             if b.entry.get(state.name) is None:
                 continue
-            fallback = fallback_handlers(sub, state)
-            b.block(state.steps, b.entry[state.name], fallback)
+            b.block(state.steps, b.entry[state.name], state_context(flow, sub, state))
         for v in [*sub.params, *sub.variables]:
             b.cfg.bit(v.name)
-        initially = [v.name for v in [*sub.params, *sub.variables] if v.initialized]
+        initially = [v.name for v in sub.variables if v.initialized]
+        initially.extend(v.name for v in sub.params)
         initially.extend(flow.roots)
         seen: set[tuple[str, Span]] = set()
         for name, span, file in b.cfg.maybe_unset(start, initially):
@@ -216,10 +222,14 @@ def vf303_type_errors(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
 
 
 def vf306_unused_subflow(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """A subflow is defined but never called (warning)."""
+    """A subflow is defined but never called (warning). Only subflows of a flow file (one with
+    a ``flow`` header) count: a file without a header is a library, and what it defines is
+    meant to be included and called elsewhere."""
+    if not flow.has_header:
+        return
     called = {s.subflow for b in bodies(flow) for s in all_steps(b) if s.op == "call"}
     for sub in flow.subflows:
-        if sub.name not in called:
+        if sub.file == flow.file and sub.name not in called:
             bag.add("VF306", sub.span, sub.file, f"subflow '{sub.name}' is never called")
 
 
@@ -248,18 +258,12 @@ RULES_3XX = [
     vf307_template_syntax,
 ]
 
-_COUNT_NAMES = {"retries", "max_attempts", "attempts", "max_turns"}
 
-
-def vf4xx_values(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """VF401 timeouts, VF402 max digits, VF403 terminator, VF404 durations, VF405 retries,
-    VF406 choice keys, VF407 regexes, VF408 other out-of-range values."""
-    values = list(flow.config)
+def vf406_choice_values(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
+    """VF406 choice keys that are not DTMF keys, VF407 invalid regular expressions. (Option
+    values - VF401-VF405, VF408 - are checked by lowering, which owns their meaning.)"""
     for sub in bodies(flow):
         for step in all_steps(sub):
-            values.extend(step.values)
-            if step.retries is not None:
-                values.append(step.retries)
             for key, span in step.choice_keys:
                 if not key or any(ch not in DTMF_KEYS for ch in key):
                     bag.add(
@@ -274,35 +278,6 @@ def vf4xx_values(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                     re.compile(pattern)
                 except re.error as exc:
                     bag.add("VF407", span, step.file, f"invalid regular expression: {exc}")
-        for h in all_handlers(sub):
-            if h.count < 1:
-                bag.add("VF408", h.span, h.file, f"handler count must be at least 1, not {h.count}")
-    for v in values:
-        _value(v.name, v.value, v.unit, v.span, flow.file, bag)
 
 
-def _value(name: str, value: object, unit: str, span: Span, file: str, bag: Bag) -> None:
-    if unit == "ms":
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            bag.add("VF404", span, file, f"'{name}' needs a duration such as 5s or 500ms")
-        elif value <= 0:
-            bag.add("VF401", span, file, f"'{name}' must be greater than zero")
-        elif value > 24 * 3600 * 1000:
-            bag.add("VF404", span, file, f"'{name}' is longer than a day")
-        return
-    if name == "max_digits" and isinstance(value, int) and value <= 0:
-        bag.add("VF402", span, file, f"max_digits must be at least 1, not {value}")
-    elif name == "terminator" and isinstance(value, str):
-        if len(value) != 1 or value not in DTMF_KEYS:
-            bag.add(
-                "VF403",
-                span,
-                file,
-                f"terminator '{value}' is not a single DTMF key",
-                "use '#' or '*'",
-            )
-    elif name in _COUNT_NAMES and isinstance(value, int) and value < 1:
-        bag.add("VF405", span, file, f"{name} must be at least 1, not {value}")
-
-
-RULES_4XX = [vf4xx_values]
+RULES_4XX = [vf406_choice_values]

@@ -8,22 +8,34 @@ from dataclasses import dataclass, field
 from voxflow.check.model import INPUT_OPS, TRANSITION_OPS, MFlow, MHandler, MState, MStep, MSubflow
 from voxflow.check.types import FunctionType
 from voxflow.diagnostics import RULES, Diagnostic, Severity
+from voxflow.ir.semantics import (
+    COMMAND_EVENT,
+    WAITING_OPS,
+    How,
+    implied_transition,
+    resolve_outcome,
+    select_handlers,
+)
 from voxflow.source import Span
 
 __all__ = [
     "DTMF_KEYS",
+    "EMPTY_CTX",
     "FAILURE_OUTCOMES",
     "Bag",
+    "Resolved",
     "RuleContext",
+    "StateCtx",
     "all_handlers",
     "all_steps",
+    "block_flow",
     "bodies",
-    "ends_with_continue",
-    "fallback_handlers",
-    "handlers_for",
-    "inherited",
-    "input_terminates",
-    "terminates",
+    "handler_continues",
+    "handler_retries",
+    "input_completes",
+    "reached_steps",
+    "resolve_step",
+    "state_context",
     "walk",
 ]
 
@@ -85,70 +97,130 @@ def all_steps(sub: MSubflow) -> Iterator[MStep]:
         yield from walk(h.steps)
 
 
-def inherited(sub: MSubflow, state: MState) -> list[MHandler]:
-    """Handlers a state inherits: its own, then its scope chain, then the flow's."""
-    out = list(state.handlers)
+@dataclass
+class StateCtx:
+    """What the steps of one state resolve against: the handler levels innermost first
+    (state, scopes, subflow, flow), the ``on error`` handlers and the anytime commands."""
+
+    levels: list[list[MHandler]] = field(default_factory=list)
+    errors: list[MHandler] = field(default_factory=list)
+    commands: list[MHandler] = field(default_factory=list)
+
+
+@dataclass
+class Resolved:
+    """The handlers that run for one outcome, and how they were found
+    (:data:`voxflow.ir.semantics.How`); ``implied`` has no handlers."""
+
+    handlers: list[MHandler]
+    how: How
+
+
+EMPTY_CTX = StateCtx()
+
+
+def _keyed(handlers: list[MHandler]) -> list[tuple[tuple[str], int, MHandler]]:
+    return [((h.outcome,), h.count, h) for h in handlers]
+
+
+def state_context(flow: MFlow, sub: MSubflow, state: MState) -> StateCtx:
+    """The handler chain of ``state``, exactly as lowering builds it."""
+    levels = [state.handlers]
     scopes = {s.name: s for s in sub.scopes}
     name = state.scope
     seen: set[str] = set()
     while name is not None and name not in seen and name in scopes:
         seen.add(name)
-        out.extend(scopes[name].handlers)
+        levels.append(scopes[name].handlers)
         name = scopes[name].parent
-    out.extend(sub.handlers)
+    levels.append(sub.handlers)
+    if sub is not flow.body:
+        levels.append(flow.body.handlers)
+    keyed = [_keyed(lv) for lv in levels]
+    errors = select_handlers(keyed, "error")
+    commands = [h for lv in levels for h in lv if h.outcome == COMMAND_EVENT]
+    return StateCtx(levels, errors, commands)
+
+
+def resolve_step(step: MStep, ctx: StateCtx) -> dict[str, Resolved]:
+    """Every outcome of input ``step`` -> what runs (see
+    :func:`voxflow.ir.semantics.resolve_outcome`), plus ``command:<n>`` for anytime commands
+    while the step waits for the caller."""
+    keyed = [_keyed(step.handlers), *(_keyed(lv) for lv in ctx.levels)]
+    out: dict[str, Resolved] = {}
+    for outcome in step.outcomes:
+        picked, how = resolve_outcome(keyed, outcome, ctx.errors)
+        out[outcome] = Resolved(picked, how)
+    if step.op in WAITING_OPS:
+        for i, h in enumerate(ctx.commands, start=1):
+            out[f"{COMMAND_EVENT}:{i}"] = Resolved([h], "handler")
     return out
 
 
-def terminates(steps: list[MStep], fallback: dict[str, list[MHandler]] | None = None) -> bool:
-    """True when every path through ``steps`` ends in a transition. ``fallback`` holds the
-    inherited handlers per outcome (state, scopes, flow) used for outcomes a step leaves open."""
+def block_flow(
+    steps: list[MStep], ctx: StateCtx, active: frozenset[int] = frozenset()
+) -> tuple[bool, bool]:
+    """``(falls, continues)``: whether ``steps`` can run off their end, and whether they can
+    reach a ``continue`` (leaving the handler they are in)."""
+    cont = False
     for step in steps:
+        if step.op == "continue":
+            return False, True
         if step.op in TRANSITION_OPS:
-            return True
-        if step.blocks and step.exhaustive and all(terminates(b, fallback) for b in step.blocks):
-            return True
-        if step.op in INPUT_OPS and input_terminates(step, fallback or {}):
+            return False, cont
+        if step.blocks:
+            falls = not step.exhaustive
+            for block in step.blocks:
+                f, c = block_flow(block, ctx, active)
+                falls, cont = falls or f, cont or c
+            if not falls:
+                return False, cont
+        elif step.op in INPUT_OPS and not input_completes(step, ctx, active):
+            return False, cont
+    return True, cont
+
+
+def handler_continues(h: MHandler, ctx: StateCtx, active: frozenset[int] = frozenset()) -> bool:
+    """True when the handler body can end in ``continue`` (written or implied)."""
+    if id(h) in active:
+        return False  # a handler re-entered from its own body: that path loops
+    falls, cont = block_flow(h.steps, ctx, active | {id(h)})
+    return cont or (falls and implied_transition(h.outcome) == "continue")
+
+
+def input_completes(step: MStep, ctx: StateCtx, active: frozenset[int] = frozenset()) -> bool:
+    """True when some outcome of ``step`` goes on with the step after it."""
+    for outcome, r in resolve_step(step, ctx).items():
+        if r.how == "implied":
+            if implied_transition(outcome) == "continue":
+                return True
+        elif any(handler_continues(h, ctx, active) for h in r.handlers):
             return True
     return False
 
 
-def handlers_for(step: MStep, fallback: dict[str, list[MHandler]]) -> dict[str, list[MHandler]]:
-    """The handlers that run for each possible outcome of ``step`` (empty list: unhandled)."""
-    own: dict[str, list[MHandler]] = {}
-    for h in step.handlers:
-        own.setdefault(h.outcome, []).append(h)
-    out: dict[str, list[MHandler]] = {}
-    for outcome in step.outcomes:
-        out[outcome] = own.get(outcome) or own.get("default") or fallback.get(outcome) or []
-    for extra in ("exhausted", "error"):
-        if extra in own:
-            out[extra] = own[extra]
-    return out
+def handler_retries(h: MHandler) -> bool:
+    """True when the body retries (a ``retry`` step, or falling off an implied ``retry``)."""
+    if any(s.op == "retry" for s in walk(h.steps)):
+        return True
+    return block_flow(h.steps, EMPTY_CTX)[0] and implied_transition(h.outcome) == "retry"
 
 
-def input_terminates(step: MStep, fallback: dict[str, list[MHandler]]) -> bool:
-    """True when every outcome of an input step is handled and every handler transitions
-    somewhere other than back to the step's successor."""
-    resolved = handlers_for(step, fallback)
-    own = {h.outcome for h in step.handlers}
-    if "default" not in own and any(o not in own for o in step.success):
-        return False
-    if not resolved or any(not hs for hs in resolved.values()):
-        return False
-    return all(
-        terminates(h.steps) and not ends_with_continue(h.steps)
-        for hs in resolved.values()
-        for h in hs
-    )
-
-
-def fallback_handlers(sub: MSubflow, state: MState) -> dict[str, list[MHandler]]:
-    """Inherited handlers of ``state`` grouped by outcome, innermost first."""
-    out: dict[str, list[MHandler]] = {}
-    for h in inherited(sub, state):
-        out.setdefault(h.outcome, []).append(h)
-    return out
-
-
-def ends_with_continue(steps: list[MStep]) -> bool:
-    return any(s.op == "continue" for s in walk(steps))
+def reached_steps(state: MState, ctx: StateCtx) -> Iterator[tuple[MStep, MHandler | None]]:
+    """Every step that can run in ``state`` (its own, the bodies of the handlers and commands
+    its input steps resolve to, its error handlers), each with the handler it runs in."""
+    seen: set[int] = set()
+    todo: list[tuple[list[MStep], MHandler | None]] = [(state.steps, None)]
+    todo.extend((h.steps, h) for h in ctx.errors)
+    while todo:
+        steps, owner = todo.pop()
+        for step in steps:
+            yield step, owner
+            todo.extend((b, owner) for b in step.blocks)
+            if step.op not in INPUT_OPS:
+                continue
+            for r in resolve_step(step, ctx).values():
+                for h in r.handlers:
+                    if id(h) not in seen:
+                        seen.add(id(h))
+                        todo.append((h.steps, h))

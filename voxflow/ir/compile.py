@@ -1,8 +1,9 @@
 """The compiler front door: ``compile_flow(source_text, path)`` = parse, check, lower.
 
 Never raises for a bad flow: every problem is a :class:`~voxflow.diagnostics.Diagnostic`.
-The checker (``voxflow.check.check(program, source)``) runs when it is installed; lowering runs
-only when neither the parser nor the checker reported errors.
+The checker (``voxflow.check.check(program, source)``) and lowering both run on every flow that
+parses, so one run reports every problem; each diagnostic code has one owner (see
+``docs/diagnostics.md``). The flow is None when either reported an error.
 """
 
 from __future__ import annotations
@@ -115,10 +116,19 @@ def _compile_inner(source: Source) -> CompileResult:
         check = _checker()
         if check is not None:
             diags = [*diags, *check(program, source)]
-        if any(d.is_error for d in diags):
-            return CompileResult(None, sort_diagnostics(diags))
-        flow, lower_diags = lower_program(program)
-        return CompileResult(flow, sort_diagnostics([*diags, *lower_diags]))
+        checked_ok = not any(d.is_error for d in diags)
+        try:
+            flow, lower_diags = lower_program(program)
+        except Exception:
+            if checked_ok:
+                raise
+            # The checker already rejected the flow; its findings are what the user needs.
+            log.debug("lowering failed after checker errors on %s", source.name, exc_info=True)
+            flow, lower_diags = None, []
+        all_diags = sort_diagnostics([*diags, *lower_diags])
+        if not checked_ok or any(d.is_error for d in lower_diags):
+            flow = None
+        return CompileResult(flow, all_diags)
     except RecursionError:
         message = "the flow is nested too deeply to compile"
     except Exception as exc:  # a compiler bug must not become a traceback for the user

@@ -15,20 +15,24 @@ from typing import Any
 
 from voxflow.diagnostics import Diagnostic, Severity
 from voxflow.ir import models as ir
-from voxflow.ir.functions import FUNCTIONS
 from voxflow.ir.lower_steps import lower_http, lower_simple
 from voxflow.ir.options import (
     BAD,
     HEADER_OPTIONS,
     REPEATABLE,
-    RETRYING,
     STEP_OPTIONS,
-    SUCCESS,
     TYPES,
     Opts,
     did_you_mean,
     split_patterns,
     template_names,
+)
+from voxflow.ir.semantics import (
+    implied_transition,
+    iter_handlers,
+    resolve_outcome,
+    select_handlers,
+    tail_ends_in_transition,
 )
 from voxflow.source import Span
 from voxflow.syntax import ast
@@ -53,6 +57,7 @@ class Lowerer:
         self.config = ir.Config()
         self.chain: list[_Level] = []
         self.state_errors: tuple[ir.Handler, ...] = ()
+        self.error_items: list[tuple[ast.Handler, str, str]] = []
         self._cache: dict[tuple[int, str, str], ir.Handler] = {}
         self._commands: dict[tuple[int, str], ir.Command] = {}
 
@@ -74,9 +79,7 @@ class Lowerer:
         if lit is None:
             return None
         source = str(lit.value)
-        names, problem = template_names(source)
-        if problem is not None:
-            self.error("VF408", lit.span, f"bad template: {problem}")
+        names, _problem = template_names(source)  # bad templates are the checker's VF307
         return ir.Template(source=source, names=names)
 
     def expr(self, e: ast.Expr) -> ir.Expr:
@@ -89,14 +92,7 @@ class Lowerer:
         if isinstance(e, ast.Binary):
             left, right = self.expr(e.left), self.expr(e.right)
             return ir.BinaryExpr(op=e.op, left=left, right=right)
-        if isinstance(e, ast.Call):
-            if e.func not in FUNCTIONS:
-                self.error(
-                    "VF304",
-                    e.func_span,
-                    f"unknown function '{e.func}'",
-                    did_you_mean(e.func, FUNCTIONS) or "see docs/language.md for the function list",
-                )
+        if isinstance(e, ast.Call):  # unknown functions are the checker's VF304
             return ir.CallExpr(func=e.func, args=tuple(self.expr(a) for a in e.args))
         if isinstance(e, ast.ListLit):
             return ir.ListExpr(items=tuple(self.expr(a) for a in e.items))
@@ -117,8 +113,7 @@ class Lowerer:
                 self.error("VF107", opt.name_span, f"unknown option '{opt.name}' in {where}", hint)
                 continue
             if opt.name in opts.values and opt.name not in REPEATABLE:
-                self.error("VF104", opt.name_span, f"option '{opt.name}' is given twice")
-                continue
+                continue  # the checker reports the repeated option (VF104)
             value = opts.read(opt, spec[opt.name])
             if value is BAD:
                 continue
@@ -146,8 +141,6 @@ class Lowerer:
                     "move the header to the main file",
                 )
         self.file = self.program.root.path
-        for extra in self.program.root.extra_headers:
-            self.error("VF104", extra.name_span, "a file can have only one 'flow' header")
         if header is None:
             return self.config, metadata, webhook, answers, direction, ""
         o = self.options("flow", header.options, HEADER_OPTIONS)
@@ -201,15 +194,16 @@ class Lowerer:
         self, tail: ast.Tail, span: Span, implied: ir.Step, count: int = 1, origin: str = "step"
     ) -> ir.Handler:
         steps = self.tail_steps(tail)
-        if not ends_in_transition(steps):
+        if not tail_ends_in_transition(tail):
             steps.append(implied)
         return ir.Handler(count=count, origin=origin, steps=tuple(steps), span=self.sp(span))
 
     def implied(self, outcome: str, span: Span) -> ir.Step:
         s = self.sp(span)
-        if outcome in RETRYING:
+        op = implied_transition(outcome)
+        if op == "retry":
             return ir.RetryStep(span=s)
-        if outcome == "error" or outcome == "exhausted":
+        if op == "hangup":
             return ir.HangupStep(span=s, reason=outcome)
         return ir.ContinueStep(span=s)
 
@@ -220,25 +214,29 @@ class Lowerer:
         explicit: dict[str, tuple[ir.Handler, ...]],
         span: Span,
     ) -> dict[str, tuple[ir.Handler, ...]]:
-        """Every outcome -> its handlers (count desc, innermost first)."""
+        """Every outcome -> its handlers (count desc, innermost first); see
+        :func:`voxflow.ir.semantics.resolve_outcome`."""
         levels: list[tuple[str, list[tuple[ast.Handler, str]]]] = [
             ("step", [(h, self.file) for h in step_handlers])
         ]
         levels += [(lv.origin, lv.handlers) for lv in self.chain]
+        keyed = _keyed(levels)
+        errors = self.error_items
         result: dict[str, tuple[ir.Handler, ...]] = dict(explicit)
         for outcome in outcomes:
             if outcome in result:
                 continue
-            found = self._collect(levels, outcome)
-            if not found:
-                found = self._collect(levels, "default")
-            if not found and outcome not in SUCCESS and outcome not in RETRYING:
-                found = list(self.state_errors)
-            if not found:
+            picked, how = resolve_outcome(keyed, outcome, errors)
+            if how == "implied":
                 implied = self.implied(outcome, span)
                 found = [
                     ir.Handler(count=1, origin="default", steps=(implied,), span=self.sp(span))
                 ]
+            elif how == "error":
+                found = list(self.state_errors)
+            else:
+                event = outcome if how == "handler" else "default"
+                found = [self._lowered(h, file, origin, event) for h, file, origin in picked]
             found.sort(key=lambda h: -h.count)
             result[outcome] = tuple(found)
         return result
@@ -246,28 +244,30 @@ class Lowerer:
     def _collect(
         self, levels: list[tuple[str, list[tuple[ast.Handler, str]]]], event: str
     ) -> list[ir.Handler]:
-        found: list[ir.Handler] = []
-        counts: set[int] = set()
-        saved = self.file
-        for origin, handlers in levels:
-            for h, file in handlers:
-                if event not in h.events:
-                    continue
-                count = h.count or 1
-                if count in counts:
-                    continue  # shadowed by an inner handler with the same count
-                counts.add(count)
-                key = (id(h), event, origin)
-                lowered = self._cache.get(key)
-                if lowered is None:
-                    self.file = file
-                    lowered = self.handler(
-                        h.tail, h.span, self.implied(event, h.span), count, origin
-                    )
-                    self._cache[key] = lowered
-                    self.file = saved
-                found.append(lowered)
-        return found
+        picked = select_handlers(_keyed(levels), event)
+        return [self._lowered(h, file, origin, event) for h, file, origin in picked]
+
+    def _lowered(self, h: Any, file: str, origin: str, event: str) -> ir.Handler:
+        key = (id(h), event, origin)
+        lowered = self._cache.get(key)
+        if lowered is None:
+            saved = self.file
+            self.file = file
+            lowered = self.handler(
+                h.tail, h.span, self.implied(event, h.span), h.count or 1, origin
+            )
+            self._cache[key] = lowered
+            self.file = saved
+        return lowered
+
+    def check_counts(self) -> None:
+        """VF408 for a handler count below 1 (``on noinput 0``)."""
+        for module in self.program.modules:
+            self.file = module.path
+            for h in iter_handlers(ast.Program(module, [module])):
+                if h.count is not None and h.count < 1:
+                    self.error("VF408", h.span, f"handler count must be at least 1, not {h.count}")
+        self.file = self.program.root.path
 
     def commands(self) -> tuple[ir.Command, ...]:
         out: list[ir.Command] = []
@@ -377,9 +377,11 @@ class Lowerer:
         self.chain = chain
         levels = [(lv.origin, lv.handlers) for lv in chain]
         self.state_errors = ()
+        self.error_items = []
         errors = tuple(self._collect(levels, "error"))
         errors = tuple(sorted(errors, key=lambda h: -h.count))
         self.state_errors = errors
+        self.error_items = select_handlers(_keyed(levels), "error")
         hangups = tuple(self._collect(levels, "hangup"))
         self.file = file
         commands = self.commands()
@@ -432,6 +434,7 @@ class Lowerer:
         return out
 
     def flow(self) -> ir.Flow:
+        self.check_counts()
         config, metadata, webhook, answers, direction, title = self.lower_config()
         root = self.program.root
         flow_level = _Level("flow")
@@ -507,28 +510,6 @@ class Lowerer:
         )
 
 
-def ends_in_transition(steps: Sequence[ir.Step]) -> bool:
-    """True when a block cannot fall off its end."""
-    if not steps:
-        return False
-    last = steps[-1]
-    if last.op in ir.TRANSITION_OPS:
-        return True
-    if isinstance(last, ir.IfStep):
-        return (
-            bool(last.else_steps)
-            and all(ends_in_transition(b.steps) for b in last.branches)
-            and ends_in_transition(last.else_steps)
-        )
-    if isinstance(last, ir.SwitchStep):
-        return (
-            bool(last.default_steps)
-            and all(ends_in_transition(c.steps) for c in last.cases)
-            and ends_in_transition(last.default_steps)
-        )
-    return False
-
-
 def _walk(steps: Iterable[ir.Step]) -> Iterable[ir.Step]:
     for s in steps:
         yield s
@@ -551,6 +532,12 @@ def _initial(order: list[tuple[str, Span, str]], root: str) -> str | None:
     if mine:
         return min(mine)[2]
     return order[0][2] if order else None
+
+
+def _keyed(
+    levels: list[tuple[str, list[tuple[ast.Handler, str]]]],
+) -> list[list[tuple[tuple[str, ...], int, tuple[ast.Handler, str, str]]]]:
+    return [[(h.events, h.count or 1, (h, f, origin)) for h, f in hs] for origin, hs in levels]
 
 
 def lower_program(program: ast.Program) -> tuple[ir.Flow | None, list[Diagnostic]]:
