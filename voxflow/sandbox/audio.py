@@ -1,4 +1,5 @@
-"""Audio for the sandbox: 20 ms frames, G.711/slin16 codecs, sounds, tones, speech.
+"""Audio for the sandbox: 20 ms frames, wire codecs (over voxflow.media.codecs), sounds, tones,
+speech.
 
 Frames are numpy int16 arrays of 160 samples (8 kHz, 20 ms); ``None`` means silence.
 Sounds (``sound:hello-world``...) are rendered once with espeak-ng and cached on disk;
@@ -9,7 +10,6 @@ built-in texts. Tones are computed by formula.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import io
 import logging
@@ -24,8 +24,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from voxflow.errors import VoxflowError
+from voxflow.media import codecs
+
 __all__ = [
     "BUILTIN_SOUNDS",
+    "DECODE_TABLES",
+    "ENCODE_TABLES",
     "FRAME_SAMPLES",
     "SAMPLE_RATE",
     "Frame",
@@ -37,6 +42,7 @@ __all__ = [
     "number_words",
     "pcm16_from_frames",
     "tone_frames",
+    "upsample_16k",
     "wav_bytes",
 ]
 
@@ -94,81 +100,46 @@ WORD_SOUNDS: list[str] = sorted(
 )
 
 
-# --- codecs (G.711 by the reference formulas; tables built once) ---------------------------
+# --- codecs: voxflow.media.codecs, seen as 8 kHz int16 frames -----------------------------
+# The G.711 tables are the media package's (obtained through its public functions once), so
+# the sandbox and voxflow's own media path can never disagree about a byte.
+
+_ALL_PCM16 = np.arange(65536, dtype="<u2").tobytes()  # every int16 value, by its bit pattern
+ENCODE_TABLES: dict[str, npt.NDArray[np.uint8]] = {
+    "ulaw": np.frombuffer(codecs.ulaw_encode(_ALL_PCM16), dtype=np.uint8),
+    "alaw": np.frombuffer(codecs.alaw_encode(_ALL_PCM16), dtype=np.uint8),
+}
+DECODE_TABLES: dict[str, Frame] = {
+    "ulaw": np.frombuffer(codecs.ulaw_decode(bytes(range(256))), dtype="<i2").astype(np.int16),
+    "alaw": np.frombuffer(codecs.alaw_decode(bytes(range(256))), dtype="<i2").astype(np.int16),
+}
 
 
-@functools.cache
-def _ulaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
-    dec = np.zeros(256, dtype=np.int16)
-    for u in range(256):
-        v = ~u & 0xFF
-        t = ((v & 0x0F) << 3) + 0x84
-        t <<= (v & 0x70) >> 4
-        dec[u] = (0x84 - t) if v & 0x80 else (t - 0x84)
-    x = np.arange(65536, dtype=np.int32)
-    x = np.where(x >= 32768, x - 65536, x)
-    sign = np.where(x < 0, 0x80, 0)
-    mag = np.minimum(np.abs(x), 32635) + 0x84
-    exp = np.clip(np.floor(np.log2(mag)).astype(np.int32) - 7, 0, 7)
-    mant = (mag >> (exp + 3)) & 0x0F
-    enc = (~(sign | (exp << 4) | mant)) & 0xFF
-    return enc.astype(np.uint8), dec
-
-
-@functools.cache
-def _alaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
-    dec = np.zeros(256, dtype=np.int16)
-    for a in range(256):
-        v = a ^ 0x55
-        t = (v & 0x0F) << 4
-        seg = (v & 0x70) >> 4
-        if seg == 0:
-            t += 8
-        else:
-            t += 0x108
-            if seg > 1:
-                t <<= seg - 1
-        dec[a] = t if v & 0x80 else -t
-    ends = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF]
-    enc = np.zeros(65536, dtype=np.uint8)
-    for i in range(65536):
-        pcm = (i - 65536 if i >= 32768 else i) >> 3
-        if pcm >= 0:
-            mask = 0xD5
-        else:
-            mask = 0x55
-            pcm = -pcm - 1
-        seg = next((s for s, e in enumerate(ends) if pcm <= e), 8)
-        if seg >= 8:
-            enc[i] = 0x7F ^ mask
-        else:
-            aval = seg << 4
-            aval |= ((pcm >> 1) if seg < 2 else (pcm >> seg)) & 0x0F
-            enc[i] = aval ^ mask
-    return enc, dec
+def upsample_16k(frames: Frame) -> Frame:
+    """8 kHz -> 16 kHz along the last axis by linear interpolation (cheap, per 20 ms frame)."""
+    up = np.repeat(frames, 2, axis=-1)
+    up[..., 1:-1:2] = (frames[..., :-1].astype(np.int32) + frames[..., 1:]) // 2
+    return up
 
 
 def encode_frame(frame: Frame, codec: str) -> bytes:
     """Encode an 8 kHz frame for the wire: ``ulaw``, ``alaw`` or ``slin16`` (16 kHz, big-endian)."""
-    if codec == "ulaw":
-        return _ulaw_tables()[0][frame.view(np.uint16)].tobytes()
-    if codec == "alaw":
-        return _alaw_tables()[0][frame.view(np.uint16)].tobytes()
+    table = ENCODE_TABLES.get(codec)
+    if table is not None:
+        return table[frame.view(np.uint16)].tobytes()
     if codec == "slin16":
-        up = np.repeat(frame, 2)
-        up[1:-1:2] = ((frame[:-1].astype(np.int32) + frame[1:]) // 2).astype(np.int16)
-        return up.astype(">i2").tobytes()
+        return codecs.pcm16_to_slin16(upsample_16k(frame).astype("<i2").tobytes())
     raise ValueError(f"unsupported codec {codec!r}")
 
 
 def decode_payload(payload: bytes, codec: str) -> Frame:
-    """Decode a wire payload to an 8 kHz frame (slin16 is downsampled by pair averaging)."""
-    if codec == "ulaw":
-        return _ulaw_tables()[1][np.frombuffer(payload, dtype=np.uint8)]
-    if codec == "alaw":
-        return _alaw_tables()[1][np.frombuffer(payload, dtype=np.uint8)]
+    """Decode a wire payload to 8 kHz samples (slin16 is downsampled by pair averaging)."""
+    table = DECODE_TABLES.get(codec)
+    if table is not None:
+        return table[np.frombuffer(payload, dtype=np.uint8)]
     if codec == "slin16":
-        wide = np.frombuffer(payload[: len(payload) // 4 * 4], dtype=">i2").astype(np.int32)
+        pcm = codecs.slin16_to_pcm16(payload[: len(payload) // 4 * 4])
+        wide = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
         return ((wide[0::2] + wide[1::2]) // 2).astype(np.int16)
     raise ValueError(f"unsupported codec {codec!r}")
 
@@ -209,11 +180,8 @@ def wav_bytes(pcm16: bytes, rate: int = SAMPLE_RATE) -> bytes:
 def _resample(pcm: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
     if rate == SAMPLE_RATE:
         return pcm
-    import soxr
-
-    out = np.asarray(soxr.resample(pcm.astype(np.float32), rate, SAMPLE_RATE))
-    clipped: Frame = np.clip(np.round(out), -32768, 32767).astype(np.int16)
-    return clipped
+    out = codecs.resample(pcm.astype("<i2").tobytes(), rate, SAMPLE_RATE)
+    return np.frombuffer(out, dtype="<i2").astype(np.int16)
 
 
 def _read_wav(data: bytes) -> npt.NDArray[np.int16]:
@@ -259,19 +227,20 @@ def espeak_pcm16(text: str, *, voice: str = "en-us", speed: int = 160) -> bytes:
 
 
 async def espeak_pcm16_async(text: str, *, voice: str = "en-us", speed: int = 160) -> bytes:
-    """Like :func:`espeak_pcm16` without blocking the event loop."""
+    """Like :func:`espeak_pcm16` without blocking the event loop (through
+    :class:`voxflow.media.tts_espeak.EspeakTTS`). Raises ``RuntimeError`` when espeak-ng fails."""
     path = _cache_path(text, voice, speed)
     if path.exists():
         return path.read_bytes()
-    proc = await asyncio.create_subprocess_exec(
-        *_espeak_cmd(text, voice, speed),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    if proc.returncode != 0 or not out:
-        raise RuntimeError(f"espeak-ng failed: {err.decode(errors='replace').strip()}")
-    pcm = _read_wav(_fix_stream_wav(out)).astype("<i2").tobytes()
+    from voxflow.media.tts_espeak import EspeakTTS
+
+    try:
+        tts = EspeakTTS(voice=voice, rate=speed, sample_rate=SAMPLE_RATE)
+        pcm = b"".join([piece async for piece in tts.synthesize(text)])
+    except VoxflowError as exc:
+        raise RuntimeError(f"espeak-ng failed: {exc}") from exc
+    if not pcm:
+        raise RuntimeError(f"espeak-ng produced no audio for {text!r}")
     _store(path, pcm)
     return pcm
 

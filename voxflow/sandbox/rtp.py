@@ -17,6 +17,9 @@ from typing import Any, cast
 
 import numpy as np
 
+from voxflow.errors import MediaError, RtpPacketError
+from voxflow.media.rtp import parse_rtp
+
 from .audio import Frame, decode_payload, encode_frame
 
 __all__ = ["PAYLOAD_TYPES", "LatenessProbe", "RtpFar", "RtpFaults", "open_rtp"]
@@ -80,6 +83,7 @@ class RtpFar(asyncio.DatagramProtocol):
         self.packets_in = 0
         self.packets_out = 0
         self.dropped_foreign = 0
+        self.rejected = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
 
@@ -94,21 +98,17 @@ class RtpFar(asyncio.DatagramProtocol):
         if (addr[0], addr[1]) != self.remote:
             self.dropped_foreign += 1
             return
-        if len(data) < 12 or data[0] >> 6 != 2:
+        try:
+            pkt = parse_rtp(data)
+        except RtpPacketError:
+            self.rejected += 1
             return
-        cc = data[0] & 0x0F
-        off = 12 + 4 * cc
-        if data[0] & 0x10 and len(data) >= off + 4:
-            off += 4 + 4 * int.from_bytes(data[off + 2 : off + 4], "big")
-        end = len(data)
-        if data[0] & 0x20 and end > off:
-            end -= data[-1]
-        if (data[1] & 0x7F) != self.pt or end <= off:
+        if pkt.payload_type != self.pt or not pkt.payload:
             return
         self.packets_in += 1
         try:
-            self.inbox.append(decode_payload(data[off:end], self.codec))
-        except ValueError:
+            self.inbox.append(decode_payload(pkt.payload, self.codec))
+        except (ValueError, MediaError):
             return
 
     # FarEnd
