@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from voxflow.ai.base import ChatMessage, LanguageModel, ToolCall, ToolSpec
-from voxflow.ai.schema import ToolArgumentsError, parse_tool_arguments
+from voxflow.ai.schema import ToolArgumentsError, check_schema, parse_tool_arguments
 from voxflow.ai.sentences import SentenceChunker
 from voxflow.errors import CallEndedError, ProviderError
 
@@ -42,6 +42,7 @@ __all__ = [
     "Spoken",
     "ToolParam",
     "TurnMetrics",
+    "create_agent",
     "http_action",
     "run_agent",
     "run_round",
@@ -117,6 +118,9 @@ class AgentAction:
     handler: ActionHandler
     parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_schema(self.parameters)
 
     def spec(self) -> ToolSpec:
         return ToolSpec(self.name, self.description, self.parameters)
@@ -608,3 +612,13 @@ def http_action(
         parameters=dict(parameters or {"type": "object"}),
         timeout_s=timeout_s,
     )
+
+
+def create_agent(call: Any) -> Any:
+    """``call.agent`` for a session of a ``VoxtraApp`` with an LLM: a
+    :class:`~voxflow.ai.call_agent.CallAgent` (history, tools that see the metadata marked with
+    ``update_for_webhook``, a per-call voice pipeline closed on hang-up). Raises
+    ``RuntimeError("AI pipeline not configured")`` when the app has no LLM."""
+    from voxflow.ai.call_agent import CallAgent
+
+    return CallAgent.for_call(call)

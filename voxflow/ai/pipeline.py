@@ -24,7 +24,7 @@ from typing import Any
 
 from voxflow.ai.agent import Agent, Spoken, TurnMetrics, run_round
 from voxflow.ai.base import ChatMessage, LanguageModel, TextToSpeech
-from voxflow.errors import ProviderError
+from voxflow.errors import CallEndedError, ProviderError
 from voxflow.media.chunk import AudioChunk
 from voxflow.telephony.voice import BargeIn, CallVoice
 
@@ -146,6 +146,7 @@ class VoicePipeline:
         self.on_metrics = on_metrics
         self.metrics: list[TurnMetrics] = []
         self.last_stt_final_ms: float | None = None
+        self.listen_options: dict[str, Any] = {}  # extra CallVoice.listen options (phrases...)
         self._clock = clock
         self._interrupt = asyncio.Event()
         self._speaking: asyncio.Task[Spoken] | None = None
@@ -162,7 +163,7 @@ class VoicePipeline:
     async def listen(self, timeout: float) -> str | None:
         """The caller's next utterance (the voice does VAD endpointing and STT)."""
         t0 = self._clock()
-        text = await self.voice.listen(timeout)
+        text = await self.voice.listen(timeout, **self.listen_options)
         stt_ms = getattr(self.voice, "last_stt_final_ms", None)
         self.last_stt_final_ms = float(stt_ms) if isinstance(stt_ms, int | float) else None
         log.debug("listen: %r after %.0f ms", text, (self._clock() - t0) * 1000)
@@ -181,7 +182,7 @@ class VoicePipeline:
     ) -> Spoken:
         """Synthesize and play ``chunks`` as they arrive; return what the caller heard."""
         if self._closed:
-            raise RuntimeError("VoicePipeline is closed")
+            raise CallEndedError("the voice pipeline is closed (the call ended)")
         self._interrupt = asyncio.Event()
         task = asyncio.create_task(self._speak(_aiter(chunks), barge_in or self.barge_in))
         self._speaking = task
@@ -191,6 +192,10 @@ class VoicePipeline:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            me = asyncio.current_task()
+            if self._closed and me is not None and me.cancelling() == 0:
+                # aclose() (the call's hang-up) stopped the speech, not a cancellation of ours
+                raise CallEndedError("the call ended while the agent was speaking") from None
             raise
         finally:
             self._speaking = None
@@ -279,6 +284,11 @@ class VoicePipeline:
                 if errors:
                     raise ProviderError(f"TTS failed: {errors[0]}") from errors[0]
                 return spoken
+            for watcher in watchers:
+                if watcher in done and not watcher.cancelled():
+                    failure = watcher.exception()
+                    if failure is not None:  # e.g. the media path closed: the call ended
+                        raise failure
             # Barge-in: stop everything now.
             at = self._clock()
             self.last_interrupt_at = at

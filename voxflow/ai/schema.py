@@ -1,19 +1,27 @@
-"""Tool-argument checking: parse a tool call's JSON and validate it against a JSON-schema subset.
+"""Tool-argument checking: parse a tool call's JSON and validate it with ``jsonschema``.
 
-The subset is what tool declarations use: ``type`` (object, string, integer, number, boolean,
-array, null, or a list of these), ``properties``, ``required``, ``additionalProperties``,
-``enum``, ``const``, ``items``, ``minimum``/``maximum``, ``minLength``/``maxLength``, ``pattern``,
-``minItems``/``maxItems``. Messages are written for the model, so a corrective retry can fix them.
+Validation is the maintained ``jsonschema`` library (Draft 2020-12, the dialect OpenAI-style tool
+declarations use), so every keyword a tool schema may carry is honoured. This module only turns
+the library's errors into short messages written for the model (``missing required argument
+'x'``, ``unexpected argument 'y' (allowed: ...)``), so a corrective retry can fix the call.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ToolArgumentsError", "parse_tool_arguments", "schema_from_types", "validate"]
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+
+__all__ = [
+    "ToolArgumentsError",
+    "check_schema",
+    "parse_tool_arguments",
+    "schema_from_types",
+]
 
 _SIMPLE_TYPES: dict[str, str] = {
     "str": "string",
@@ -26,6 +34,7 @@ _SIMPLE_TYPES: dict[str, str] = {
     "bool": "boolean",
     "boolean": "boolean",
 }
+_MAX_PROBLEMS = 5
 
 
 class ToolArgumentsError(ValueError):
@@ -51,6 +60,14 @@ def schema_from_types(
     }
 
 
+def check_schema(schema: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` when ``schema`` is not a valid JSON schema (checked once per tool)."""
+    try:
+        _validator(_key(schema))
+    except SchemaError as exc:
+        raise ValueError(f"invalid tool parameter schema: {exc.message}") from None
+
+
 def parse_tool_arguments(raw: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     """Parse ``raw`` (the model's JSON text) and validate it; raise :class:`ToolArgumentsError`."""
     text = raw.strip() or "{}"
@@ -62,81 +79,53 @@ def parse_tool_arguments(raw: str, schema: Mapping[str, Any]) -> dict[str, Any]:
         ) from None
     if not isinstance(value, dict):
         raise ToolArgumentsError("arguments must be a JSON object")
-    effective = schema if schema else {"type": "object"}
-    problems: list[str] = []
-    validate(value, effective, "", problems)
-    if problems:
-        raise ToolArgumentsError("; ".join(problems[:5]))
+    try:
+        validator = _validator(_key(schema or {"type": "object"}))
+    except SchemaError as exc:  # a broken declaration is ours, but the call still fails
+        raise ToolArgumentsError(f"the tool's schema is invalid: {exc.message}") from None
+    errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        raise ToolArgumentsError("; ".join(_message(e) for e in errors[:_MAX_PROBLEMS]))
     return value
 
 
-def _type_ok(value: Any, tname: str) -> bool:
-    if tname == "object":
-        return isinstance(value, dict)
-    if tname == "array":
-        return isinstance(value, list)
-    if tname == "string":
-        return isinstance(value, str)
-    if tname == "boolean":
-        return isinstance(value, bool)
-    if tname == "null":
-        return value is None
-    if tname == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
-        )
-    if tname == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return True  # unknown type names do not constrain
+def _key(schema: Mapping[str, Any]) -> str:
+    return json.dumps(schema, sort_keys=True, default=str)
 
 
-def validate(value: Any, schema: Mapping[str, Any], path: str, problems: list[str]) -> None:
-    """Append one message per violation of ``schema`` by ``value`` to ``problems``."""
-    where = path or "arguments"
-    types = schema.get("type")
-    if types is not None:
-        tlist = [types] if isinstance(types, str) else list(types)
-        if not any(_type_ok(value, t) for t in tlist):
-            problems.append(f"{where} must be {' or '.join(tlist)}, got {json.dumps(value)}")
-            return
-    if "const" in schema and value != schema["const"]:
-        problems.append(f"{where} must be {json.dumps(schema['const'])}")
-    if "enum" in schema and value not in schema["enum"]:
-        choices = ", ".join(json.dumps(v) for v in schema["enum"])
-        problems.append(f"{where} must be one of {choices}, got {json.dumps(value)}")
-    if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            problems.append(f"{where} must have at least {schema['minLength']} characters")
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            problems.append(f"{where} must have at most {schema['maxLength']} characters")
-        if "pattern" in schema and re.search(schema["pattern"], value) is None:
-            problems.append(f"{where} must match the pattern {schema['pattern']}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            problems.append(f"{where} must be >= {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            problems.append(f"{where} must be <= {schema['maximum']}")
-    if isinstance(value, list):
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            problems.append(f"{where} must have at least {schema['minItems']} items")
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            problems.append(f"{where} must have at most {schema['maxItems']} items")
-        items = schema.get("items")
-        if isinstance(items, Mapping):
-            for i, item in enumerate(value):
-                validate(item, items, f"{where}[{i}]", problems)
-    if isinstance(value, dict):
-        props: Mapping[str, Any] = schema.get("properties", {})
-        for name in schema.get("required", ()):
-            if name not in value:
-                problems.append(f"missing required argument {path + '.' if path else ''}{name!r}")
-        extra = schema.get("additionalProperties", True)
-        for name, item in value.items():
-            sub = f"{path}.{name}" if path else name
-            if name in props:
-                validate(item, props[name], sub, problems)
-            elif extra is False:
-                allowed = ", ".join(props) or "none"
-                problems.append(f"unexpected argument {sub!r} (allowed: {allowed})")
-            elif isinstance(extra, Mapping):
-                validate(item, extra, sub, problems)
+@functools.lru_cache(maxsize=256)
+def _validator(key: str) -> Draft202012Validator:
+    schema = json.loads(key)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _where(error: ValidationError) -> str:
+    path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path)
+    return path.replace(".[", "[") or "arguments"
+
+
+def _message(error: ValidationError) -> str:
+    """One model-readable line per violation."""
+    where = _where(error)
+    prefix = "" if where == "arguments" else f"{where}."
+    kind = error.validator
+    value: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Any = error.schema
+    if kind == "required" and isinstance(instance, dict):
+        missing = [n for n in value if n not in instance]
+        quoted = ", ".join(repr(f"{prefix}{n}") for n in missing)
+        return f"missing required argument {quoted}"
+    if kind == "additionalProperties" and isinstance(instance, dict) and isinstance(schema, dict):
+        allowed = list((schema.get("properties") or {}).keys())
+        extra = [k for k in instance if k not in allowed]
+        names = ", ".join(repr(f"{prefix}{k}") for k in extra)
+        return f"unexpected argument {names} (allowed: {', '.join(allowed) or 'none'})"
+    if kind == "type":
+        tlist = [value] if isinstance(value, str) else list(value)
+        return f"{where} must be {' or '.join(tlist)}, got {json.dumps(instance)}"
+    if kind == "enum":
+        choices = ", ".join(json.dumps(v) for v in value)
+        return f"{where} must be one of {choices}, got {json.dumps(instance)}"
+    return f"{where}: {error.message}"

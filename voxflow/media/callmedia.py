@@ -154,6 +154,7 @@ class CallMedia:
             self.codec, depth=self.jitter_depth, conceal=bool(opts.get("conceal_loss", True))
         )
         self.outbound = OutboundStream(self.codec)
+        self.last_stt_final_ms: float | None = None  # end of speech -> final transcript
         self.channel_id: str | None = None
         self.bridge_id: str | None = None
         self.snoop_id: str | None = None
@@ -406,8 +407,10 @@ class CallMedia:
                     await stream.feed(resampler.process(frame))
                 if self._closed:
                     raise CallEndedError(f"call {self.ctx.channel_id} ended while listening")
+                ended = loop.time()
                 await stream.feed(resampler.process(b"", last=True))
                 result = await stream.finish()
+                self.last_stt_final_ms = (loop.time() - ended) * 1000
             finally:
                 await stream.aclose()
         finally:
@@ -447,6 +450,11 @@ class CallMedia:
         # Polling once per 20 ms tick is cheaper than a wakeup per sent frame.
         while self.outbound.queued_frames > _SEND_BACKLOG and not self._closed:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+    def clear_audio(self) -> int:
+        """Drop the outbound audio queued but not yet sent (barge-in on streamed replies);
+        returns the number of 20 ms frames dropped."""
+        return self.outbound.flush()
 
     def on_dtmf(self, digit: str) -> None:
         """A DTMF digit from the caller: interrupts a prompt with DTMF barge-in."""

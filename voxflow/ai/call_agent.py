@@ -1,0 +1,152 @@
+"""``call.agent``: the per-session agent of a ``VoxtraApp`` call, with its voice pipeline.
+
+:func:`voxflow.ai.agent.create_agent` builds a :class:`CallAgent` for a session whose app has an
+LLM. It keeps the conversation history for the whole call and offers its tools the metadata
+marked with ``call.metadata.update_for_webhook`` (and only that). When the app also has an STT
+and a TTS, the first spoken use wires one :class:`~voxflow.ai.pipeline.VoicePipeline` over the
+call's media path; the agent registers an ``on_hangup`` callback that closes it, which cancels
+whatever it is speaking (the seed's cleanup contract). Without STT/TTS the spoken methods raise
+``RuntimeError("AI pipeline not configured")``; text-only :meth:`Agent.respond` still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from voxflow.ai.agent import Agent, AgentAction, AgentOutcome, AgentSettings, TurnMetrics, run_agent
+from voxflow.ai.base import LanguageModel, SpeechToText, TextToSpeech
+from voxflow.ai.pipeline import TurnResult, VoicePipeline
+from voxflow.errors import CallEndedError
+from voxflow.telephony.voice import BargeIn
+
+__all__ = ["NOT_CONFIGURED", "CallAgent"]
+
+log = logging.getLogger("voxflow.ai.call_agent")
+
+NOT_CONFIGURED = "AI pipeline not configured"
+
+
+class CallAgent(Agent):
+    """The agent of one call. ``call`` is a ``CallSession`` (or anything with ``metadata``,
+    ``on_hangup``, ``wait_answered``, ``ended`` and ``_ensure_voice``)."""
+
+    def __init__(
+        self,
+        call: Any,
+        llm: LanguageModel,
+        *,
+        tts: TextToSpeech | None = None,
+        stt: SpeechToText | None = None,
+        system_prompt: str | None = None,
+        actions: Sequence[AgentAction] = (),
+        on_metrics: Callable[[TurnMetrics], None] | None = None,
+        max_tool_rounds: int = 4,
+        max_history: int = 60,
+    ) -> None:
+        meta = getattr(call, "metadata", None)
+        shared: Callable[[], Mapping[str, Any]] | None = None
+        if meta is not None and hasattr(meta, "for_webhook"):
+            shared = meta.for_webhook
+        super().__init__(
+            llm,
+            system_prompt=system_prompt,
+            actions=actions,
+            metadata=shared,
+            max_tool_rounds=max_tool_rounds,
+            max_history=max_history,
+        )
+        self.call = call
+        self.tts = tts
+        self.stt = stt
+        self.on_metrics = on_metrics
+        self.steps: dict[str, Any] = {}  # per-call state of flow agent steps (retry detection)
+        self._pipeline: VoicePipeline | None = None
+        self._pipe_lock = asyncio.Lock()
+        self._closed = False
+        on_hangup = getattr(call, "on_hangup", None)
+        if callable(on_hangup):
+            on_hangup(self.aclose)
+
+    @classmethod
+    def for_call(cls, call: Any) -> CallAgent:
+        """The agent of ``call`` from its app's providers (the app must have an LLM)."""
+        app = getattr(call, "_app", None)
+        llm = getattr(app, "llm", None)
+        if llm is None:
+            raise RuntimeError(NOT_CONFIGURED)
+        return cls(call, llm, tts=getattr(app, "tts", None), stt=getattr(app, "stt", None))
+
+    @property
+    def speaks(self) -> bool:
+        """True when the app has the STT and TTS a spoken conversation needs."""
+        return self.tts is not None and self.stt is not None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def pipeline(self) -> VoicePipeline:
+        """The call's voice pipeline, wired on first use (answers the call if needed)."""
+        if not self.speaks:
+            raise RuntimeError(NOT_CONFIGURED)
+        if self._closed or getattr(self.call, "ended", False):
+            raise CallEndedError(f"call {getattr(self.call, 'id', '?')} has ended")
+        async with self._pipe_lock:
+            if self._pipeline is None:
+                await self.call.wait_answered()
+                voice = await self.call._ensure_voice()
+                if self._closed:
+                    raise CallEndedError(f"call {getattr(self.call, 'id', '?')} has ended")
+                assert self.tts is not None
+                self._pipeline = VoicePipeline(
+                    voice, tts=self.tts, agent=self, on_metrics=self._metrics
+                )
+        return self._pipeline
+
+    def _metrics(self, metrics: TurnMetrics) -> None:
+        if self.on_metrics is not None:
+            try:
+                self.on_metrics(metrics)
+            except Exception as exc:  # an observer must not break the call
+                log.debug("metrics callback failed: %s", exc)
+
+    async def respond_aloud(
+        self, text: str, *, filler: str | None = None, filler_after_s: float | None = None
+    ) -> TurnResult:
+        """One spoken turn: add ``text``, speak the streamed reply (barge-in applies) and keep
+        in the history only what the caller heard."""
+        pipe = await self.pipeline()
+        return await pipe.respond(text, filler=filler, filler_after_s=filler_after_s)
+
+    async def converse(
+        self,
+        settings: AgentSettings,
+        *,
+        barge_in: BargeIn | None = None,
+        voice: str | None = None,
+        listen_options: Mapping[str, Any] | None = None,
+    ) -> AgentOutcome:
+        """Run an agent step (:func:`~voxflow.ai.agent.run_agent`) over the voice pipeline."""
+        pipe = await self.pipeline()
+        pipe.barge_in = barge_in if barge_in is not None else BargeIn()
+        pipe.voice_name = voice
+        pipe.listen_options = dict(listen_options or {})
+        outcome = await run_agent(settings, pipe, self)
+        for m in outcome.metrics:
+            self._metrics(m)
+        return outcome
+
+    def interrupt(self) -> None:
+        """Stop what the agent is saying now (e.g. on DTMF)."""
+        if self._pipeline is not None:
+            self._pipeline.interrupt()
+
+    async def aclose(self) -> None:
+        """Close the voice pipeline, cancelling what it speaks (idempotent; runs on hang-up)."""
+        self._closed = True
+        pipe, self._pipeline = self._pipeline, None
+        if pipe is not None:
+            await pipe.aclose()
