@@ -160,15 +160,37 @@ def run_command(
 
 
 def _make_app(settings: Settings, ari_url: str, user: str, password: str) -> Any:
+    from voxflow.ai.config import build_llm, build_stt, build_tts, load_ai_config
     from voxflow.telephony.app import VoxtraApp
 
+    ai = load_ai_config()  # VOXFLOW_LLM_* / _STT_* / _TTS_*; API keys only from the environment
     kwargs: dict[str, Any] = {}
     with contextlib.suppress(Exception):  # speech is optional: DTMF flows run without it
         media = importlib.import_module("voxflow.media.callmedia")
         espeak = importlib.import_module("voxflow.media.tts_espeak")
         kwargs["tts"] = espeak.EspeakTTS()
         kwargs["voice_factory"] = media.create_call_voice
+    tts, stt, llm = build_tts(ai.tts), build_stt(ai.stt), build_llm(ai.llm)
+    if tts is not None:
+        kwargs["tts"] = tts
+    if llm is not None:  # agent steps: the LLM, and an STT (offline pocketsphinx by default)
+        kwargs["llm"] = llm
+        if stt is None and "voice_factory" in kwargs:
+            with contextlib.suppress(Exception):
+                sphinx = importlib.import_module("voxflow.media.stt_pocketsphinx")
+                stt = sphinx.PocketSphinxSTT()
+    if stt is not None:
+        kwargs["stt"] = stt
     return VoxtraApp(ari_url, user, password, settings.app, **kwargs)
+
+
+async def _close_providers(app: Any) -> None:
+    """Close the providers' HTTP sessions (the app does not own them)."""
+    for provider in (app.llm, app.stt, app.tts):
+        aclose = getattr(provider, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
 
 
 def _print_reload(registry: FlowRegistry) -> None:
@@ -193,7 +215,10 @@ async def _serve(settings: Settings, registry: FlowRegistry, watch: bool) -> Non
             loop.add_signal_handler(sig, stop.set)
     names = ", ".join(fv.flow.name for fv in registry.versions())
     click.echo(f"serving {names} on {settings.ari_url} as app '{settings.app}' (Ctrl-C stops)")
-    await server.serve(stop)
+    try:
+        await server.serve(stop)
+    finally:
+        await _close_providers(app)
 
 
 def _print_line(call_id: str, line: TranscriptLine) -> None:
@@ -248,6 +273,7 @@ async def _sandbox(
         finally:
             stop.set()
             await serving
+            await _close_providers(app)
     for result in server.results.values():
         click.echo(f"outcome: {result.outcome}" + (f" ({result.reason})" if result.reason else ""))
     return code

@@ -309,9 +309,31 @@ class CallDriver:
             return name
         if isinstance(cmd, ev.Agent):
             if self.agent_runner is None:
-                raise RuntimeError("no LLM configured for the agent step")
-            return await self.agent_runner(s, cmd)
+                if getattr(getattr(s, "_app", None), "llm", None) is None:
+                    raise RuntimeError("no LLM configured for the agent step")
+                from voxflow.ai.flow_agent import FlowAgentRunner
+
+                self.agent_runner = FlowAgentRunner()
+            result = await self.agent_runner(s, cmd)
+            self._agent_report(result)
+            return result
         raise RuntimeError(f"unsupported op {type(cmd).__name__}")
+
+    def _agent_report(self, result: Any) -> None:
+        """An agent step's conversation into the transcript, its per-turn metrics into the trace."""
+        if not isinstance(result, Mapping):
+            return
+        for role, text in result.get("messages") or ():
+            self._say_line("caller" if role == "user" else "flow", str(text))
+        for turn, metrics in enumerate(result.get("metrics") or (), 1):
+            if isinstance(metrics, Mapping):
+                self.trace.write("agent.turn", turn=turn, **metrics)
+        self.trace.write(
+            "agent",
+            outcome=result.get("outcome"),
+            turns=result.get("turns"),
+            error=result.get("error"),
+        )
 
     async def _dial(self, cmd: ev.Dial) -> str:
         app = self.session._app

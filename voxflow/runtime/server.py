@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from voxflow.runtime.config import Settings
-from voxflow.runtime.driver import CallDriver, TranscriptLine
+from voxflow.runtime.driver import AgentRunner, CallDriver, TranscriptLine
 from voxflow.runtime.events import End
 from voxflow.runtime.http_step import HttpClient
 from voxflow.runtime.registry import FlowRegistry, Router
@@ -41,6 +41,7 @@ class FlowServer:
         on_transcript: Callable[[str, TranscriptLine], None] | None = None,
         watch_interval: float | None = None,
         on_reload: Callable[[FlowRegistry], None] | None = None,
+        agent_runner: AgentRunner | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
@@ -51,6 +52,7 @@ class FlowServer:
         self.on_transcript = on_transcript
         self.watch_interval = watch_interval
         self.on_reload = on_reload
+        self.agent_runner = agent_runner  # None: the default runner when the app has an LLM
         self.drivers: dict[str, CallDriver] = {}
         self.results: dict[str, End] = {}
         self.accepting = True
@@ -89,6 +91,7 @@ class FlowServer:
             trace=trace,
             max_steps=self.settings.max_steps,
             on_transcript=sink,
+            agent_runner=self.agent_runner,
         )
         self.drivers[str(session.id)] = driver
         self._idle.clear()

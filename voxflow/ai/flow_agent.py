@@ -1,0 +1,199 @@
+"""The language's ``agent`` step on a call: from the interpreter's agent command to
+:func:`~voxflow.ai.agent.run_agent` over the call's :class:`~voxflow.ai.call_agent.CallAgent`.
+
+:class:`FlowAgentRunner` is what ``CallDriver(agent_runner=...)`` calls with the session and the
+``Agent`` command (system prompt and prompts already rendered, tools as plain dicts). It reads
+the command by attribute, so this package does not depend on the runtime. Mapping:
+
+* each ``tool`` is an exit (:class:`~voxflow.ai.agent.AgentExit`) whose typed arguments are
+  validated (one corrective retry) and returned in ``args`` for the flow to bind to variables;
+* Python/HTTP actions given to the runner are offered next to the exits; their results go back
+  to the model (``http_action`` sends the call's webhook-marked metadata);
+* ``max_turns``, ``timeout``, ``silence`` (-> ``noinput``), ``filler`` after ``filler_after``,
+  ``give_up`` (-> ``timeout``), ``context`` (``reset`` clears the history on entry), ``voice``
+  and ``bargein`` go straight to the settings and the pipeline;
+* a retry of the same step right after ``noinput`` continues the conversation: no reset, no
+  second greeting;
+* the caller hanging up raises ``CallEndedError`` (the driver's hang-up path).
+
+The result dict: ``outcome``, ``args``, ``transcript`` (``caller: ...``/``agent: ...`` lines),
+``turns``, ``error``, ``messages`` (``(role, text)`` pairs) and ``metrics`` (one dict per turn:
+``stt_final_ms``, ``llm_ttft_ms``, ``tts_ttfb_ms``, ``voice_to_voice_ms``, ``filler``,
+``interrupted``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+from voxflow.ai.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings, ToolParam
+from voxflow.ai.call_agent import CallAgent
+from voxflow.errors import CallEndedError
+from voxflow.telephony.voice import BargeIn
+
+__all__ = ["AgentCommand", "FlowAgentRunner", "outcome_result", "settings_for_step"]
+
+log = logging.getLogger("voxflow.ai.flow_agent")
+
+_BARGE_IN_MODES = ("none", "dtmf", "speech", "any")
+
+
+class AgentCommand(Protocol):
+    """The fields of the interpreter's ``Agent`` command this adapter reads."""
+
+    @property
+    def system(self) -> str: ...
+
+    @property
+    def greeting(self) -> str | None: ...
+
+    @property
+    def tools(self) -> tuple[dict[str, Any], ...]: ...
+
+    @property
+    def max_turns(self) -> int: ...
+
+    @property
+    def timeout_ms(self) -> int: ...
+
+    @property
+    def silence_ms(self) -> int: ...
+
+    @property
+    def filler(self) -> str | None: ...
+
+    @property
+    def filler_after_ms(self) -> int | None: ...
+
+    @property
+    def give_up_ms(self) -> int | None: ...
+
+    @property
+    def context(self) -> str: ...
+
+    @property
+    def voice(self) -> str | None: ...
+
+    @property
+    def bargein(self) -> str: ...
+
+
+def _exit(tool: Mapping[str, Any]) -> AgentExit:
+    params = tuple(
+        ToolParam(
+            str(a["name"]),
+            str(a.get("type", "string")),
+            str(a.get("description") or ""),
+            bool(a.get("required", True)),
+        )
+        for a in tool.get("args", ())
+    )
+    return AgentExit(str(tool["name"]), str(tool.get("description") or tool["name"]), params)
+
+
+def settings_for_step(
+    cmd: AgentCommand,
+    *,
+    actions: Sequence[AgentAction] = (),
+    continuing: bool = False,
+    max_tool_rounds: int = 4,
+) -> AgentSettings:
+    """The :class:`AgentSettings` of one agent step. ``continuing``: a retry after noinput
+    (keep the conversation, skip the greeting)."""
+    context: Literal["append", "reset"] = (
+        "reset" if cmd.context == "reset" and not continuing else "append"
+    )
+    return AgentSettings(
+        system_prompt=cmd.system,
+        greeting=None if continuing else (cmd.greeting or None),
+        exits=tuple(_exit(t) for t in cmd.tools),
+        actions=tuple(actions),
+        max_turns=max(1, cmd.max_turns),
+        timeout_s=cmd.timeout_ms / 1000,
+        silence_s=cmd.silence_ms / 1000,
+        filler=cmd.filler or None,
+        filler_after_s=cmd.filler_after_ms / 1000 if cmd.filler_after_ms is not None else None,
+        give_up_s=cmd.give_up_ms / 1000 if cmd.give_up_ms is not None else None,
+        context=context,
+        max_tool_rounds=max_tool_rounds,
+    )
+
+
+def outcome_result(outcome: AgentOutcome) -> dict[str, Any]:
+    """The dict the interpreter gets back for an agent step."""
+    return {
+        "outcome": outcome.outcome,
+        "args": dict(outcome.args),
+        "transcript": outcome.transcript_text(),
+        "turns": outcome.turns,
+        "error": outcome.error,
+        "messages": [(m.role, m.content) for m in outcome.transcript if m.content],
+        "metrics": [
+            {k: (round(v, 1) if isinstance(v, float) else v) for k, v in d.items()}
+            for d in (dataclasses.asdict(m) for m in outcome.metrics)
+        ],
+    }
+
+
+def _step_key(cmd: AgentCommand) -> tuple[str, tuple[str, ...]]:
+    return cmd.system, tuple(str(t.get("name")) for t in cmd.tools)
+
+
+class FlowAgentRunner:
+    """Runs a flow's agent steps on calls (``CallDriver(agent_runner=FlowAgentRunner())``).
+
+    ``actions`` are offered to the model in every agent step (results go back to the model);
+    ``listen_options`` go to ``CallVoice.listen`` (e.g. ``end_silence_ms``, ``phrases``).
+    """
+
+    def __init__(
+        self,
+        *,
+        actions: Sequence[AgentAction] = (),
+        listen_options: Mapping[str, Any] | None = None,
+        max_tool_rounds: int = 4,
+    ) -> None:
+        names = [a.name for a in actions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate agent action names: {names}")
+        self.actions = tuple(actions)
+        self.listen_options = dict(listen_options or {})
+        self.max_tool_rounds = max_tool_rounds
+
+    async def __call__(self, session: Any, cmd: AgentCommand) -> dict[str, Any]:
+        agent = session.agent  # RuntimeError("AI pipeline not configured") without an LLM
+        if not isinstance(agent, CallAgent):
+            raise RuntimeError("the agent step needs call.agent to be a voxflow CallAgent")
+        key = _step_key(cmd)
+        continuing = agent.steps.get("last") == (key, "noinput")
+        exits = {str(t.get("name")) for t in cmd.tools}
+        clash = exits & {a.name for a in self.actions}
+        if clash:
+            raise ValueError(f"agent tools and actions share names: {sorted(clash)}")
+        settings = settings_for_step(
+            cmd,
+            actions=self.actions,
+            continuing=continuing,
+            max_tool_rounds=self.max_tool_rounds,
+        )
+        mode = cmd.bargein if cmd.bargein in _BARGE_IN_MODES else "any"
+        outcome = await agent.converse(
+            settings,
+            barge_in=BargeIn(mode=mode),  # type: ignore[arg-type]
+            voice=cmd.voice,
+            listen_options=self.listen_options,
+        )
+        agent.steps["last"] = (key, outcome.outcome)
+        log.info(
+            "call %s: agent step ended with %s after %d turns%s",
+            getattr(session, "id", "?"),
+            outcome.outcome,
+            outcome.turns,
+            f" ({outcome.error})" if outcome.error else "",
+        )
+        if outcome.outcome == "hangup":
+            raise CallEndedError(f"call {getattr(session, 'id', '?')} ended during the agent step")
+        return outcome_result(outcome)
