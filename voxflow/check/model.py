@@ -101,6 +101,8 @@ class MStep:
     choice_keys: list[tuple[str, Span]] = field(default_factory=list)
     patterns: list[tuple[str, Span]] = field(default_factory=list)
     repeated: list[tuple[str, Span]] = field(default_factory=list)
+    read_cache: list[tuple[str, Span]] | None = None  # filled by rules_vars.step_reads
+    memo: dict[str, Any] = field(default_factory=dict)  # per-run caches of the rules
 
 
 @dataclass
@@ -124,6 +126,7 @@ class MState:
     file: str
     handlers: list[MHandler] = field(default_factory=list)
     scope: str | None = None
+    memo: dict[str, Any] = field(default_factory=dict)  # per-run caches of the rules
 
 
 @dataclass
@@ -151,6 +154,7 @@ class MSubflow:
     scopes: list[MScope] = field(default_factory=list)
     handlers: list[MHandler] = field(default_factory=list)
     initial: str | None = None
+    memo: dict[str, Any] = field(default_factory=dict)  # per-run caches of the rules
 
 
 @dataclass

@@ -13,7 +13,7 @@ from voxflow.check.model import MFlow
 from voxflow.check.rules_flow import RULES_2XX
 from voxflow.check.rules_refs import RULES_1XX
 from voxflow.check.rules_vars import RULES_3XX, RULES_4XX
-from voxflow.check.walk import Bag, RuleContext
+from voxflow.check.walk import Bag, RuleContext, clear_memos
 from voxflow.diagnostics import Diagnostic
 
 __all__ = ["ALL_RULES", "run_rules"]
@@ -26,6 +26,7 @@ ALL_RULES: list[Rule] = [*RULES_1XX, *RULES_2XX, *RULES_3XX, *RULES_4XX]
 def run_rules(flow: MFlow, ctx: RuleContext) -> list[Diagnostic]:
     """Run every rule; a rule that fails internally is reported as VF000, never raised."""
     bag = Bag()
+    clear_memos(flow)
     for rule in ALL_RULES:
         try:
             rule(flow, ctx, bag)

@@ -26,7 +26,10 @@ __all__ = ["RULES_2XX", "state_edges"]
 
 def state_edges(flow: MFlow, sub: MSubflow) -> dict[str, set[str]]:
     """State -> states it can go to: gotos in its steps and in every handler, anytime command
-    and error handler that can run in it."""
+    and error handler that can run in it. Computed once per subflow."""
+    cached = sub.memo.get("edges")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     edges: dict[str, set[str]] = {}
     for state in sub.states:
         out = edges.setdefault(state.name, set())
@@ -38,6 +41,7 @@ def state_edges(flow: MFlow, sub: MSubflow) -> dict[str, set[str]]:
             waits = waits or step.op in WAITING_OPS
         if waits:
             out.update(s.target for h in ctx.commands for s in walk(h.steps) if s.target)
+    sub.memo["edges"] = edges
     return edges
 
 

@@ -33,11 +33,15 @@ def _template_span(base: Span, line_in_template: int) -> Span:
 
 
 def step_reads(step: MStep) -> list[tuple[str, Span]]:
-    """Names ``step`` reads: expression variables plus the names its templates use."""
+    """Names ``step`` reads: expression variables plus the names its templates use (computed
+    once per step)."""
+    if step.read_cache is not None:
+        return step.read_cache
     out = list(step.reads)
     for text, span in step.templates:
         info = analyze_template(text)
         out.extend((name, span) for name in sorted(info.names))
+    step.read_cache = out
     return out
 
 

@@ -1,7 +1,10 @@
 """Static analysis of jinja2 prompt templates (names read, syntax errors).
 
-Templates are parsed in a :class:`jinja2.sandbox.SandboxedEnvironment` (never rendered) and
-:func:`jinja2.meta.find_undeclared_variables` gives the top-level names they read.
+Plain ``{{ expr }}`` templates are scanned by :func:`voxflow.ir.options.template_names` (the
+scan lowering uses, ~40x cheaper than a jinja2 parse); templates with statements or comments,
+and any the scan cannot read, are parsed in a :class:`jinja2.sandbox.SandboxedEnvironment`
+(never rendered) and :func:`jinja2.meta.find_undeclared_variables` gives the names they read.
+Results are cached per template string.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from functools import lru_cache
 import jinja2
 import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
+
+from voxflow.ir.options import template_names
 
 __all__ = ["TemplateInfo", "analyze_template", "is_template"]
 
@@ -32,11 +37,15 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=65536)
 def analyze_template(text: str) -> TemplateInfo:
     """The undeclared names ``text`` reads, or its syntax error (line relative to the template)."""
     if not is_template(text):
         return TemplateInfo(frozenset())
+    if "{%" not in text and "{#" not in text:
+        names, problem = template_names(text)
+        if problem is None:
+            return TemplateInfo(frozenset(names))
     try:
         tree = _ENV.parse(text)
     except jinja2.TemplateSyntaxError as exc:

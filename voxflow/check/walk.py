@@ -30,6 +30,7 @@ __all__ = [
     "all_steps",
     "block_flow",
     "bodies",
+    "clear_memos",
     "handler_continues",
     "handler_retries",
     "input_completes",
@@ -90,11 +91,30 @@ def all_handlers(sub: MSubflow) -> Iterator[MHandler]:
         yield from state.handlers
 
 
-def all_steps(sub: MSubflow) -> Iterator[MStep]:
+def clear_memos(flow: MFlow) -> None:
+    """Forget the per-run caches (a model may be changed and checked again)."""
+    for sub in bodies(flow):
+        sub.memo.clear()
+        for state in sub.states:
+            state.memo.clear()
+        for step in all_steps(sub):
+            step.memo.clear()
+            step.read_cache = None
+        sub.memo.clear()
+
+
+def all_steps(sub: MSubflow) -> list[MStep]:
+    """Every step written in ``sub`` (states and handler bodies, nested), computed once."""
+    cached = sub.memo.get("steps")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    out: list[MStep] = []
     for state in sub.states:
-        yield from walk(state.steps)
+        out.extend(walk(state.steps))
     for h in all_handlers(sub):
-        yield from walk(h.steps)
+        out.extend(walk(h.steps))
+    sub.memo["steps"] = out
+    return out
 
 
 @dataclass
@@ -124,7 +144,10 @@ def _keyed(handlers: list[MHandler]) -> list[tuple[tuple[str], int, MHandler]]:
 
 
 def state_context(flow: MFlow, sub: MSubflow, state: MState) -> StateCtx:
-    """The handler chain of ``state``, exactly as lowering builds it."""
+    """The handler chain of ``state``, exactly as lowering builds it (computed once)."""
+    cached = state.memo.get("ctx")
+    if isinstance(cached, StateCtx):
+        return cached
     levels = [state.handlers]
     scopes = {s.name: s for s in sub.scopes}
     name = state.scope
@@ -139,13 +162,17 @@ def state_context(flow: MFlow, sub: MSubflow, state: MState) -> StateCtx:
     keyed = [_keyed(lv) for lv in levels]
     errors = select_handlers(keyed, "error")
     commands = [h for lv in levels for h in lv if h.outcome == COMMAND_EVENT]
-    return StateCtx(levels, errors, commands)
+    ctx = state.memo["ctx"] = StateCtx(levels, errors, commands)
+    return ctx
 
 
 def resolve_step(step: MStep, ctx: StateCtx) -> dict[str, Resolved]:
     """Every outcome of input ``step`` -> what runs (see
     :func:`voxflow.ir.semantics.resolve_outcome`), plus ``command:<n>`` for anytime commands
-    while the step waits for the caller."""
+    while the step waits for the caller. Cached per step for the last context asked about."""
+    cached = step.memo.get("resolved")
+    if cached is not None and cached[0] is ctx:
+        return cached[1]  # type: ignore[no-any-return]
     keyed = [_keyed(step.handlers), *(_keyed(lv) for lv in ctx.levels)]
     out: dict[str, Resolved] = {}
     for outcome in step.outcomes:
@@ -154,6 +181,7 @@ def resolve_step(step: MStep, ctx: StateCtx) -> dict[str, Resolved]:
     if step.op in WAITING_OPS:
         for i, h in enumerate(ctx.commands, start=1):
             out[f"{COMMAND_EVENT}:{i}"] = Resolved([h], "handler")
+    step.memo["resolved"] = (ctx, out)
     return out
 
 
@@ -206,9 +234,18 @@ def handler_retries(h: MHandler) -> bool:
     return block_flow(h.steps, EMPTY_CTX)[0] and implied_transition(h.outcome) == "retry"
 
 
-def reached_steps(state: MState, ctx: StateCtx) -> Iterator[tuple[MStep, MHandler | None]]:
+def reached_steps(state: MState, ctx: StateCtx) -> list[tuple[MStep, MHandler | None]]:
     """Every step that can run in ``state`` (its own, the bodies of the handlers and commands
     its input steps resolve to, its error handlers), each with the handler it runs in."""
+    cached = state.memo.get("reached")
+    if cached is not None and cached[0] is ctx:
+        return cached[1]  # type: ignore[no-any-return]
+    out = list(_reached(state, ctx))
+    state.memo["reached"] = (ctx, out)
+    return out
+
+
+def _reached(state: MState, ctx: StateCtx) -> Iterator[tuple[MStep, MHandler | None]]:
     seen: set[int] = set()
     todo: list[tuple[list[MStep], MHandler | None]] = [(state.steps, None)]
     todo.extend((h.steps, h) for h in ctx.errors)
