@@ -145,6 +145,7 @@ class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
         self.sleeps: list[float] = []
+        self.blocks: list[float] = []
 
     def __call__(self) -> float:
         return self.now
@@ -155,10 +156,14 @@ class FakeClock:
         self.now += delay + 0.003 * (len(self.sleeps) % 3)
         await asyncio.sleep(0)
 
+    def block(self, delay: float) -> None:
+        self.blocks.append(delay)
+        self.now += delay
+
 
 async def test_pacer_on_fake_clock_sends_one_frame_per_tick_on_grid() -> None:
     clock = FakeClock()
-    pacer = Pacer(0.02, clock=clock, sleep=clock.sleep)
+    pacer = Pacer(0.02, clock=clock, sleep=clock.sleep, early=0.0015, block=clock.block)
     sent: dict[str, list[tuple[float, bytes]]] = {"a": [], "b": []}
     a, b = OutboundStream("ulaw"), OutboundStream("alaw")
     a.enqueue(b"\x00" * 160 * 50)
@@ -168,11 +173,15 @@ async def test_pacer_on_fake_clock_sends_one_frame_per_tick_on_grid() -> None:
     await asyncio.wait_for(a.wait_idle(), 5)
     await pacer.aclose()
     assert len(sent["a"]) == 50 and len(sent["b"]) == 20
-    # Every send happens within 6 ms (the worst oversleep) after its grid point: it never
-    # accumulates.
+    # The pacer sleeps until 1.5 ms before each grid point and blocks for the rest, so a sleep
+    # that returns on time gives a send exactly on the grid, and an oversleep of 3 or 6 ms a
+    # send 1.5 or 4.5 ms late; lateness never accumulates.
+    lateness = []
     for t, _ in sent["a"]:
         k = round((t - 1000.0) / 0.02)
-        assert 0 <= t - (1000.0 + k * 0.02) <= 0.0061
+        lateness.append(round(t - (1000.0 + k * 0.02), 6))
+    assert set(lateness) <= {0.0, 0.0015, 0.0045} and lateness.count(0.0) >= 15
+    assert clock.blocks and all(0 < b <= 0.0015 + 1e-9 for b in clock.blocks)
     seqs = [parse_rtp(d).sequence for _, d in sent["a"]]
     assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
     assert pacer.streams == 0

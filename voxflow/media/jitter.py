@@ -78,6 +78,15 @@ class JitterBuffer:
     def push(self, packet: RtpPacket) -> list[AudioChunk]:
         """Add a packet; return the frames now ready, in order (silence for lost ones)."""
         self.stats.pushed += 1
+        if (
+            packet.sequence == self._next_seq
+            and not self._pending
+            and packet.ssrc == self._ssrc
+            and self._ssrc is not None
+        ):  # the common case, in order with nothing waiting: no buffering at all
+            self._next_seq = (packet.sequence + 1) & 0xFFFF
+            self._highest = 0
+            return [self._emit_packet(packet)]
         if self._ssrc != packet.ssrc:
             out = self.flush() if self._ssrc is not None else []
             if self._ssrc is not None:
@@ -130,22 +139,21 @@ class JitterBuffer:
             out.extend(self._emit_next())
         return out
 
+    def _emit_packet(self, packet: RtpPacket) -> AudioChunk:
+        payload = packet.payload
+        self._next_ts = (packet.timestamp + len(payload) // self._width) & 0xFFFFFFFF
+        self.stats.emitted += 1
+        self._last_payload = payload
+        self._lost_run = 0
+        return AudioChunk(self.codec, self.sample_rate, payload, packet.sequence, packet.timestamp)
+
     def _emit_next(self) -> list[AudioChunk]:
         seq = self._next_seq
         packet = self._pending.pop(seq, None)
         self._next_seq = (seq + 1) & 0xFFFF
         self._highest = max(0, self._highest - 1)
         if packet is not None:
-            samples = len(packet.payload) // self._width
-            self._next_ts = (packet.timestamp + samples) & 0xFFFFFFFF
-            self.stats.emitted += 1
-            self._last_payload = packet.payload
-            self._lost_run = 0
-            return [
-                AudioChunk(
-                    self.codec, self.sample_rate, packet.payload, packet.sequence, packet.timestamp
-                )
-            ]
+            return [self._emit_packet(packet)]
         # A hole: fill up to the next packet's timestamp when it is close, else one frame.
         samples = self._frame_samples
         following = self._pending.get(self._next_seq)

@@ -106,6 +106,8 @@ class RtpSocket:
         self.local: tuple[str, int] = ("", 0)
         self.on_packet: PacketHandler | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._buffered: Callable[[], int] = lambda: 0
         self._range: PortRange | None = None
         self._remote_any_host = False
         self._gone = asyncio.Event()
@@ -133,6 +135,9 @@ class RtpSocket:
             self._range.release(self.local[1])
             raise
         self._transport = transport
+        self._sock = sock
+        # Selector transports have it (typeshed's DatagramTransport does not declare it).
+        self._buffered = getattr(transport, "get_write_buffer_size", lambda: 1)
         return self
 
     @property
@@ -151,10 +156,27 @@ class RtpSocket:
         self.remote = (host, port)
 
     def send(self, data: bytes) -> None:
-        """Send one datagram to the remote (dropped silently when closed or no remote yet)."""
+        """Send one datagram to the remote (dropped silently when closed or no remote yet).
+
+        Straight ``sendto`` on the socket when the transport has nothing buffered (a fifth
+        cheaper than ``transport.sendto``, which matters at 25k packets/s); the transport
+        buffers when the socket is full, so order is kept."""
         transport = self._transport
-        if transport is not None and self.remote is not None:
-            transport.sendto(data, self.remote)
+        remote = self.remote
+        if transport is None or remote is None:
+            return
+        sock = self._sock
+        if sock is not None and not self._buffered():
+            try:
+                sock.sendto(data, remote)
+                return
+            except (BlockingIOError, InterruptedError):
+                pass  # let the transport buffer it
+            except OSError as exc:  # ICMP unreachable from an earlier packet, and the like
+                self.icmp_errors += 1
+                log.debug("RTP send error: %s", exc)
+                return
+        transport.sendto(data, remote)
 
     def _received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         remote = self.remote
@@ -170,6 +192,7 @@ class RtpSocket:
     def close(self) -> None:
         """Close the socket (idempotent); the port returns to its range once it is closed."""
         transport, self._transport = self._transport, None
+        self._sock = None
         if transport is not None:
             transport.close()
 
