@@ -1,0 +1,278 @@
+"""flows/ai_receptionist.flow end to end: FlowServer + VoxtraApp on the sandbox PBX, a scripted
+caller who speaks (espeak-ng audio over RTP), pocketsphinx STT, espeak TTS, and a local
+OpenAI-compatible server streaming replies and tool calls (SSE, tool-call deltas).
+
+Every scenario checks that the call ended, that the sandbox has no channel or bridge left, and
+reads the call trace (``--trace``) for the agent step's outcome and per-turn metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ai_fakes import FakeOpenAI, sse, status, text_chunks, tool_chunks
+
+from voxflow.ai.openai_llm import OpenAIChatModel
+from voxflow.errors import CallEndedError
+from voxflow.ir.compile import load_flow
+from voxflow.ir.models import Flow
+from voxflow.media.pacer import shared_pacer
+from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.transport import PortRange
+from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.runtime.config import Settings
+from voxflow.runtime.registry import FlowRegistry
+from voxflow.runtime.server import FlowServer
+from voxflow.runtime.trace import read_trace
+from voxflow.sandbox import Sandbox
+from voxflow.sandbox.caller import SimCall
+from voxflow.telephony.app import VoxtraApp
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+FLOW = Path(__file__).resolve().parents[2] / "flows" / "ai_receptionist.flow"
+NUMBER = "+18005550123"
+LONG_REPLY = (
+    "We offer plumbing, heating and electrical services across the whole region. "
+    "Our technicians work every weekday and most weekends. "
+    "We also sell maintenance plans that include a yearly visit and priority booking. "
+)
+
+
+@dataclass
+class Receptionist:
+    sb: Sandbox
+    app: VoxtraApp
+    server: FlowServer
+    trace_dir: Path
+
+    async def call(self) -> SimCall:
+        sim = await self.sb.place_call(from_="+15557654321", to=NUMBER, app="voxflow")
+        await sim.wait_answered(20)
+        return sim
+
+    async def finished(self, sim: SimCall, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait for the call to end; return its FlowServer result and trace."""
+        await sim.wait_hangup(timeout)
+        for _ in range(600):  # the driver finishes just after the hang-up
+            if sim.id in self.server.results:
+                break
+            await asyncio.sleep(0.05)
+        result = self.server.results[sim.id]
+        trace = read_trace(self.trace_dir / f"{sim.id}.jsonl")
+        return {"outcome": result.outcome, "reason": result.reason, "trace": trace}
+
+
+def _compile(text: str, path: str) -> Flow:
+    # The registry's default compiler predates compile_flow returning a CompileResult.
+    return load_flow(path)
+
+
+@contextlib.asynccontextmanager
+async def receptionist(
+    fake: FakeOpenAI, tmp_path: Path, ports: PortRange
+) -> AsyncIterator[Receptionist]:
+    llm = OpenAIChatModel(model="test-model", base_url=fake.url, timeout=10)
+    registry = FlowRegistry(compiler=_compile)
+    registry.load([FLOW])
+    try:
+        async with Sandbox(port=0) as sb:
+            app = VoxtraApp(
+                sb.ari_url,
+                sb.user,
+                sb.password,
+                "voxflow",
+                llm=llm,
+                tts=EspeakTTS(sample_rate=8000),
+                stt=PocketSphinxSTT(),
+                media_options={"rtp_ports": ports},
+            )
+            settings = Settings(grace_period=5, trace_dir=str(tmp_path / "traces"))
+            server = FlowServer(app, registry, settings)
+            stop = asyncio.Event()
+            serving = asyncio.ensure_future(server.serve(stop))
+            try:
+                await sb.wait_app("voxflow", 20)
+                yield Receptionist(sb, app, server, tmp_path / "traces")
+            finally:
+                for sim in list(sb.calls.values()):
+                    await sim.hangup()
+                stop.set()
+                await asyncio.wait_for(serving, 60)
+            for _ in range(200):
+                if not sb.pbx.channels and not app.sessions:
+                    break
+                await asyncio.sleep(0.05)
+            # Nothing hangs and nothing leaks: no channel, bridge, session, port or RTP stream.
+            assert sb.pbx.channels == {}
+            assert sb.pbx.bridges == {}
+            assert not app.sessions
+            assert ports.in_use == frozenset()
+            assert shared_pacer().streams == 0
+    finally:
+        await llm.aclose()
+
+
+def _segments(sim: SimCall) -> list[dict[str, Any]]:
+    return [e for e in sim.experience() if e["type"] == "audio"]
+
+
+async def prompt_done(sim: SimCall, seen: int, *, quiet: float = 0.9, timeout: float = 40) -> int:
+    """Wait until the caller heard audio beyond the first ``seen`` segments and the line has then
+    been quiet for ``quiet`` s; returns the number of segments heard so far."""
+    deadline = time.monotonic() + timeout
+    last_change = time.monotonic()
+    count = len(_segments(sim))
+    while time.monotonic() < deadline:
+        if sim.ended:
+            raise CallEndedError("the call ended while waiting for a prompt")
+        segs = _segments(sim)
+        if len(segs) != count or (segs and segs[-1]["end"] is None):
+            last_change = time.monotonic()
+            count = len(segs)
+        elif count > seen and time.monotonic() - last_change >= quiet:
+            return count
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"no complete prompt after {seen} segments")
+
+
+async def audio_starts(sim: SimCall, seen: int, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_segments(sim)) <= seen:
+        if time.monotonic() > deadline:
+            raise TimeoutError("no new audio")
+        await asyncio.sleep(0.02)
+
+
+async def speak(sim: SimCall, text: str) -> None:
+    with contextlib.suppress(CallEndedError):
+        await sim.say(text)
+
+
+def _records(trace: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [r for r in trace if r["type"] == kind]
+
+
+def _ended_vars(trace: list[dict[str, Any]]) -> dict[str, Any]:
+    return dict(_records(trace, "call.ended")[-1]["variables"])
+
+
+async def test_handoff_to_a_human_bridges_the_call(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai.chat.append(
+        sse(tool_chunks([("transfer_to_human", '{"reason": "billing dispute"}')]))
+    )
+    async with receptionist(fake_openai, tmp_path, PortRange(41200, 41239)) as rx:
+        sim = await rx.call()
+        seen = await prompt_done(sim, 0)  # the greeting
+        await speak(sim, "I would like to talk to a person about my bill")
+        operator = await rx.sb.next_outbound(40)
+        assert operator.to == "operator"
+        await operator.wait_answered(20)
+        await sim.wait_for("bridge", 30)
+        await asyncio.sleep(0.5)
+        await operator.hangup()  # the human finished: the flow says goodbye and hangs up
+        got = await rx.finished(sim)
+    assert seen >= 1
+    assert got["outcome"] == "completed"
+    trace = got["trace"]
+    agent = _records(trace, "agent")
+    assert [a["outcome"] for a in agent] == ["tool:transfer_to_human"]
+    assert _ended_vars(trace)["handoff_reason"] == "billing dispute"
+    turn = _records(trace, "agent.turn")[0]
+    assert turn["llm_ttft_ms"] is not None and turn["stt_final_ms"] is not None
+    states = [r["state"] for r in _records(trace, "state.entered")]
+    assert states[:3] == ["start", "handoff", "operator"] and states[-1] == "goodbye"
+    # the model saw the caller's words (pocketsphinx output), not an empty turn
+    messages = fake_openai.requests[0].body["messages"]
+    assert messages[0]["role"] == "system" and "+15557654321" in messages[0]["content"]
+    assert messages[-1]["role"] == "user" and messages[-1]["content"].strip()
+
+
+async def test_slow_model_gets_the_filler(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai.chat += [
+        sse(text_chunks("We are open from nine to five."), first_delay=2.5),
+        sse(tool_chunks([("end_call", "{}")], text="Goodbye.")),
+    ]
+    async with receptionist(fake_openai, tmp_path, PortRange(41240, 41279)) as rx:
+        sim = await rx.call()
+        seen = await prompt_done(sim, 0)
+        await speak(sim, "When are you open")
+        seen = await prompt_done(sim, seen, quiet=1.2)  # filler, then the answer
+        await speak(sim, "Thank you that is all")
+        got = await rx.finished(sim)
+    trace = got["trace"]
+    assert [a["outcome"] for a in _records(trace, "agent")] == ["tool:end_call"]
+    turns = _records(trace, "agent.turn")
+    assert turns[0]["filler"] is True and turns[0]["voice_to_voice_ms"] >= 2000
+    assert turns[1]["filler"] is False
+    states = [r["state"] for r in _records(trace, "state.entered")]
+    assert states[-1] == "goodbye"
+    assert got["reason"] == "normal"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        status(500, {"error": {"message": "model overloaded"}}),
+        sse(['{"choices": [{"index": 0, "delta": {"content": "He'], done=False),
+    ],
+    ids=["http-500", "malformed-stream"],
+)
+async def test_failing_model_takes_the_error_outcome(
+    fake_openai: FakeOpenAI, tmp_path: Path, failure: Any
+) -> None:
+    fake_openai.chat.append(failure)
+    async with receptionist(fake_openai, tmp_path, PortRange(41280, 41319)) as rx:
+        rx.sb.set_outbound_behaviour("PJSIP/operator", "busy")
+        sim = await rx.call()
+        await prompt_done(sim, 0)
+        await speak(sim, "Can you help me")
+        got = await rx.finished(sim)
+    trace = got["trace"]
+    agent = _records(trace, "agent")
+    assert [a["outcome"] for a in agent] == ["error"] and agent[0]["error"]
+    states = [r["state"] for r in _records(trace, "state.entered")]
+    assert states == ["start", "handoff", "operator", "operator_unavailable"]
+    assert got["reason"] == "operator unavailable"
+
+
+async def test_barge_in_stops_the_reply_and_trims_history(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.chat += [
+        sse(text_chunks(LONG_REPLY, size=12), delay=0.01),
+        sse(tool_chunks([("end_call", "{}")], text="Bye now.")),
+    ]
+    async with receptionist(fake_openai, tmp_path, PortRange(41320, 41359)) as rx:
+        sim = await rx.call()
+        seen = await prompt_done(sim, 0)
+        await speak(sim, "What services do you offer")
+        await audio_starts(sim, seen)
+        await asyncio.sleep(1.5)
+        await speak(sim, "Stop that is all thank you")
+        got = await rx.finished(sim)
+    # The reply (~15 s of speech) stopped soon after the caller started talking and did not
+    # resume while the caller spoke.
+    said = next(e for e in sim.experience() if e["type"] == "said" and "Stop" in e["text"])
+    segs = _segments(sim)
+    playing = [g for g in segs[seen:] if g["start"] <= said["start"]]
+    assert playing and playing[-1]["end"] is not None
+    assert playing[-1]["end"] < said["start"] + 1.0
+    assert not [g for g in segs if said["start"] + 1.0 < g["start"] < said["end"]]
+    trace = got["trace"]
+    turns = _records(trace, "agent.turn")
+    assert turns[0]["interrupted"] is True
+    assert [a["outcome"] for a in _records(trace, "agent")] == ["tool:end_call"]
+    # The history sent with the next turn holds only what the caller heard of the reply.
+    messages = fake_openai.requests[1].body["messages"]
+    heard = [m["content"] for m in messages if m["role"] == "assistant"][-1]
+    assert heard and len(heard) < len(LONG_REPLY) * 0.6
+    assert LONG_REPLY.startswith(heard.rstrip(".").rstrip()[:20])
+    assert messages[-1]["role"] == "user"
