@@ -69,7 +69,7 @@ def test_checker_resolves_every_outcome_like_lowering(
                 if step.op not in INPUT_OPS:
                     continue
                 irstep = steps[(step.file, step.span.line, step.span.col)]
-                on: dict[str, tuple[ir.Handler, ...]] = irstep.on  # type: ignore[attr-defined]
+                on: dict[str, tuple[ir.Handler, ...]] = getattr(irstep, "on")  # noqa: B009
                 resolved = resolve_step(step, ctx)
                 mine = {o for o in resolved if not o.startswith("command:")}
                 assert len(mine) == len(on), (step.span, sorted(mine), sorted(on))
