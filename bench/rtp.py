@@ -39,6 +39,7 @@ from voxflow.media.pacer import OutboundStream, Pacer
 from voxflow.media.rtp import RtpPacket
 from voxflow.media.transport import RtpSocket
 from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.media.vad import SpeechDetector, WebRtcVad
 from voxflow.telephony.voice import BargeIn, VoiceContext
 
 FRAME = b"\xff" * 160
@@ -255,7 +256,35 @@ async def _streams_part(args: argparse.Namespace) -> None:
     print(f"most streams with median p99 send-interval error <= 2 ms and no loss: {best}")
 
 
+def _vad_false_onsets() -> None:
+    """Speech onsets webrtcvad + SpeechDetector report on 20 s of noise (mu-law, 8 kHz)."""
+    rng = np.random.default_rng(0)
+    n = 8000 * 20
+    t = np.arange(n) / 8000
+    noises = {
+        "white -40 dBFS": rng.normal(0, 330, n),
+        "white -30 dBFS": rng.normal(0, 1000, n),
+        "white -20 dBFS": rng.normal(0, 3300, n),
+        "hum 50 Hz -20 dBFS": 3300 * np.sin(2 * np.pi * 50 * t),
+        "1 kHz bursts 60 ms": np.where((t % 0.56) < 0.06, 8000 * np.sin(2 * np.pi * 1000 * t), 0),
+    }
+    print("false speech onsets in 20 s of noise (VAD mode / min_speech_ms):")
+    for name, noise in noises.items():
+        pcm = codecs.ulaw_decode(codecs.ulaw_encode(np.clip(noise, -32768, 32767).astype("<i2")))
+        row = []
+        for mode, ms in ((2, 60), (3, 60), (3, 200)):
+            vad, det, count = WebRtcVad(8000, 20, mode), SpeechDetector(min_speech_ms=ms), 0
+            for i in range(0, len(pcm) - 319, 320):
+                event = det.feed(vad.is_speech(pcm[i : i + 320]))
+                if event is not None and event.kind == "start":
+                    count += 1
+                    det = SpeechDetector(min_speech_ms=ms)
+            row.append(f"{mode}/{ms}: {count:>3}")
+        print(f"  {name:<20} " + "   ".join(row))
+
+
 async def _barge_part(args: argparse.Namespace) -> None:
+    _vad_false_onsets()
     for ms in (BargeIn().min_speech_ms, 200):
         lat = await _barge_in(args.trials, ms)
         if not lat:

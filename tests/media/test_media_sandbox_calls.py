@@ -239,23 +239,32 @@ async def test_say_reaches_the_caller_and_is_recognisable(rig: Rig) -> None:
 
 async def test_speech_barge_in_stops_a_long_prompt(rig: Rig) -> None:
     async def body(call: CallSession) -> Any:
+        await call.listen(0.1)  # media up; the caller's line noise starts before the prompt
         return await call.say(LONG_PROMPT, barge_in=BargeIn("speech"))
 
+    # Steady line noise at -30 dBFS: webrtcvad's default mode takes it for speech several times
+    # a second; barge-in runs on the strict mode, primed on recent audio, and lets the prompt go.
+    noise = np.random.default_rng(5).normal(0, 1000, 8000 * 3)
     sim = await rig.call(body)
+    noisy = asyncio.ensure_future(
+        sim.say_audio(np.clip(noise, -32768, 32767).astype("<i2").tobytes(), label="noise")
+    )
     await sim.wait_for("audio", 20)
-    await asyncio.sleep(0.8)
+    await noisy
+    assert _entries(sim, "audio")[0]["end"] is None  # still playing
     await _speak(sim, "operator please")
     result = await rig.result()
     assert result.interrupted and result.by == "speech" and result.digit is None
     await asyncio.sleep(0.2)
-    said = _entries(sim, "said")[0]
+    said = next(e for e in _entries(sim, "said") if e["text"] == "operator please")
     audio = _entries(sim, "audio")
     stopped = audio[0]["end"]
     assert stopped is not None and len(audio) == 1
     # The prompt lasts > 20 s; it must stop soon after the caller starts talking (espeak has
-    # ~50 ms of lead-in; the bound is loose for a loaded machine, bench/rtp.py measures it).
-    assert said["start"] < stopped < said["start"] + 0.8
-    assert result.heard_ms < 5000
+    # ~50 ms of lead-in, min speech is 60 ms; loose bound for a loaded machine, bench/rtp.py
+    # measures the distribution).
+    assert said["start"] < stopped < said["start"] + 0.5
+    assert result.heard_ms < 6000
 
 
 async def test_dtmf_barge_in_stops_a_long_prompt_and_the_digit_is_kept(rig: Rig) -> None:

@@ -17,7 +17,9 @@ Options (``VoiceContext.options``): ``format`` (``ulaw`` default, ``alaw``, ``sl
 ``rtp_host`` (bind and advertise, default 127.0.0.1), ``rtp_ports`` (``"20000-20999"`` or a
 :class:`PortRange`), ``jitter_depth`` (frames, default 3), ``conceal_loss`` (repeat-and-fade
 lost frames rather than silence, default True, see :mod:`voxflow.media.jitter`),
-``vad_aggressiveness`` (0-3, default 2), ``listen_min_speech_ms`` (default 100).
+``vad_aggressiveness`` (0-3, default 2), ``listen_min_speech_ms`` (default 100),
+``barge_in_vad_aggressiveness`` (0-3, default 3: barge-in and ``wait_for_speech`` decide on a
+stricter VAD than ``listen``, because their minimum speech is short, see ``BargeIn``).
 """
 
 from __future__ import annotations
@@ -73,10 +75,16 @@ class _Watcher:
     """Someone waiting on VAD decisions: onset (and optionally the utterance's audio)."""
 
     def __init__(
-        self, detector: SpeechDetector, *, collect: bool = False, preroll_frames: int = 15
+        self,
+        detector: SpeechDetector,
+        *,
+        collect: bool = False,
+        preroll_frames: int = 15,
+        strict: bool = False,
     ) -> None:
         self.detector = detector
         self.collect = collect
+        self.strict = strict  # fed the stricter barge-in VAD's decisions
         self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.audio: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.preroll: deque[bytes] = deque(maxlen=preroll_frames)
@@ -142,6 +150,13 @@ class CallMedia:
         self.listen_min_speech_ms = int(opts.get("listen_min_speech_ms", 100))
         self._pacer = pacer
         self._vad: VoiceActivityDetector = self._make_vad(ctx.vad, opts)
+        self._strict_vad: VoiceActivityDetector = self._vad
+        if ctx.vad is None:  # a custom VAD decides alone
+            self._strict_vad = WebRtcVad(
+                self._vad.sample_rate,
+                self._vad.frame_ms,
+                int(opts.get("barge_in_vad_aggressiveness", 3)),
+            )
         self._vad_frame = self._vad.sample_rate * self._vad.frame_ms // 1000 * 2
         self._vad_resampler = (
             Resampler(self.spec.sample_rate, self._vad.sample_rate)
@@ -149,6 +164,7 @@ class CallMedia:
             else None
         )
         self._vad_buf = b""
+        self._recent: deque[bytes] = deque(maxlen=10)  # last 200 ms, to prime the VADs
         self.socket: RtpSocket | None = None
         self.jitter = JitterBuffer(
             self.codec, depth=self.jitter_depth, conceal=bool(opts.get("conceal_loss", True))
@@ -313,6 +329,7 @@ class CallMedia:
             self._deliver(chunk)
 
     def _deliver(self, chunk: AudioChunk) -> None:
+        self._recent.append(chunk.payload)
         for q in self._consumers:
             if q.full():
                 q.get_nowait()
@@ -328,12 +345,36 @@ class CallMedia:
         while len(buf) >= n:
             frame, buf = buf[:n], buf[n:]
             voiced = self._vad.is_speech(frame)
-            self._watchers = [w for w in self._watchers if not w.feed(frame, voiced)]
+            strict = voiced
+            if self._strict_vad is not self._vad and any(w.strict for w in self._watchers):
+                strict = self._strict_vad.is_speech(frame)
+            self._watchers = [
+                w for w in self._watchers if not w.feed(frame, strict if w.strict else voiced)
+            ]
         self._vad_buf = buf
 
     def _watch(self, watcher: _Watcher) -> _Watcher:
+        if not self._watchers:
+            self._prime_vads()
         self._watchers.append(watcher)
         return watcher
+
+    def _prime_vads(self) -> None:
+        """Run the VADs over the last ~200 ms before they decide again.
+
+        The VADs only see audio while someone watches. webrtcvad adapts to the noise floor over
+        ~100 ms, so a VAD that last saw silence calls the first frames of steady line noise
+        speech: a prompt armed for barge-in mid-noise would stop at once. Priming on recent
+        audio (decisions discarded) avoids that."""
+        if self._vad_resampler is not None or not self._recent:
+            return  # a custom VAD at another rate: left alone
+        pcm = decode(b"".join(self._recent), self.codec)
+        n = self._vad_frame
+        vads = {id(v): v for v in (self._vad, self._strict_vad)}.values()
+        for i in range(0, len(pcm) - n + 1, n):
+            for vad in vads:
+                vad.is_speech(pcm[i : i + n])
+        self._vad_buf = b""
 
     def _unwatch(self, watcher: _Watcher) -> None:
         with contextlib.suppress(ValueError):
@@ -356,10 +397,10 @@ class CallMedia:
                 self._consumers.remove(q)
 
     async def wait_for_speech(self, min_speech_ms: int = 200) -> None:
-        """Return when the caller has spoken for ``min_speech_ms``."""
+        """Return when the caller has spoken for ``min_speech_ms`` (on the strict barge-in VAD)."""
         await self.start()
-        w = self._watch(_Watcher(SpeechDetector(frame_ms=self._vad.frame_ms,
-                                                min_speech_ms=min_speech_ms)))  # fmt: skip
+        det = SpeechDetector(frame_ms=self._vad.frame_ms, min_speech_ms=min_speech_ms)
+        w = self._watch(_Watcher(det, strict=True))
         try:
             await w.started
         finally:
@@ -484,7 +525,7 @@ class CallMedia:
             det = SpeechDetector(
                 frame_ms=self._vad.frame_ms, min_speech_ms=prompt.barge_in.min_speech_ms
             )
-            w = _Watcher(det)
+            w = _Watcher(det, strict=True)
             w.on_start = lambda: self._interrupt(prompt, "speech")
             prompt.watcher = self._watch(w)
         sent_before = self.outbound.packets_sent
