@@ -77,7 +77,7 @@ def _compile(text: str, path: str) -> Flow:
 
 @contextlib.asynccontextmanager
 async def receptionist(
-    fake: FakeOpenAI, tmp_path: Path, ports: PortRange
+    fake: FakeOpenAI, tmp_path: Path, ports: PortRange, *, with_llm: bool = True
 ) -> AsyncIterator[Receptionist]:
     llm = OpenAIChatModel(model="test-model", base_url=fake.url, timeout=10)
     registry = FlowRegistry(compiler=_compile)
@@ -89,7 +89,7 @@ async def receptionist(
                 sb.user,
                 sb.password,
                 "voxflow",
-                llm=llm,
+                llm=llm if with_llm else None,
                 tts=EspeakTTS(sample_rate=8000),
                 stt=PocketSphinxSTT(),
                 media_options={"rtp_ports": ports},
@@ -151,6 +151,19 @@ async def audio_starts(sim: SimCall, seen: int, timeout: float = 40) -> None:
         await asyncio.sleep(0.02)
 
 
+async def bridged_to_operator(sim: SimCall, timeout: float = 40) -> dict[str, Any]:
+    """Wait until the caller shares a bridge with the operator's channel (not just our media)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for e in sim.experience():
+            if e["type"] == "bridge" and any("operator" in p for p in e["partners"]):
+                return e
+        if sim.ended:
+            raise CallEndedError("the call ended before the operator was bridged")
+        await asyncio.sleep(0.05)
+    raise TimeoutError("the caller was never bridged to the operator")
+
+
 async def speak(sim: SimCall, text: str) -> None:
     with contextlib.suppress(CallEndedError):
         await sim.say(text)
@@ -175,7 +188,7 @@ async def test_handoff_to_a_human_bridges_the_call(fake_openai: FakeOpenAI, tmp_
         operator = await rx.sb.next_outbound(40)
         assert operator.to == "operator"
         await operator.wait_answered(20)
-        await sim.wait_for("bridge", 30)
+        await bridged_to_operator(sim)
         await asyncio.sleep(0.5)
         await operator.hangup()  # the human finished: the flow says goodbye and hangs up
         got = await rx.finished(sim)
@@ -276,3 +289,20 @@ async def test_barge_in_stops_the_reply_and_trims_history(
     assert heard and len(heard) < len(LONG_REPLY) * 0.6
     assert LONG_REPLY.startswith(heard.rstrip(".").rstrip()[:20])
     assert messages[-1]["role"] == "user"
+
+
+async def test_without_an_llm_the_step_takes_its_error_outcome(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with receptionist(fake_openai, tmp_path, PortRange(41360, 41399), with_llm=False) as rx:
+        sim = await rx.call()
+        await bridged_to_operator(sim)  # on error -> handoff -> operator, who answers
+        await sim.hangup()
+        got = await rx.finished(sim)
+    assert got["outcome"] == "caller_hangup"
+    trace = got["trace"]
+    agent = _records(trace, "agent")
+    assert [a["outcome"] for a in agent] == ["error"] and "no LLM" in agent[0]["error"]
+    states = [r["state"] for r in _records(trace, "state.entered")]
+    assert states == ["start", "handoff", "operator"]
+    assert not fake_openai.requests

@@ -14,7 +14,8 @@ the command by attribute, so this package does not depend on the runtime. Mappin
   and ``bargein`` go straight to the settings and the pipeline;
 * a retry of the same step right after ``noinput`` continues the conversation: no reset, no
   second greeting;
-* the caller hanging up raises ``CallEndedError`` (the driver's hang-up path).
+* the caller hanging up raises ``CallEndedError`` (the driver's hang-up path); an app without
+  STT/TTS gives the ``error`` outcome (so the step's own ``on error`` handler runs).
 
 The result dict: ``outcome``, ``args``, ``transcript`` (``caller: ...``/``agent: ...`` lines),
 ``turns``, ``error``, ``messages`` (``(role, text)`` pairs) and ``metrics`` (one dict per turn:
@@ -30,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from voxflow.ai.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings, ToolParam
-from voxflow.ai.call_agent import CallAgent
+from voxflow.ai.call_agent import NOT_CONFIGURED, CallAgent
 from voxflow.errors import CallEndedError
 from voxflow.telephony.voice import BargeIn
 
@@ -180,12 +181,19 @@ class FlowAgentRunner:
             max_tool_rounds=self.max_tool_rounds,
         )
         mode = cmd.bargein if cmd.bargein in _BARGE_IN_MODES else "any"
-        outcome = await agent.converse(
-            settings,
-            barge_in=BargeIn(mode=mode),  # type: ignore[arg-type]
-            voice=cmd.voice,
-            listen_options=self.listen_options,
-        )
+        try:
+            outcome = await agent.converse(
+                settings,
+                barge_in=BargeIn(mode=mode),  # type: ignore[arg-type]
+                voice=cmd.voice,
+                listen_options=self.listen_options,
+            )
+        except RuntimeError as exc:  # no STT/TTS: the step's checked error outcome
+            if NOT_CONFIGURED not in str(exc):
+                raise
+            why = f"{exc}: the agent step needs an STT and a TTS on the app"
+            log.error("call %s: %s", getattr(session, "id", "?"), why)
+            return outcome_result(AgentOutcome("error", error=why))
         agent.steps["last"] = (key, outcome.outcome)
         log.info(
             "call %s: agent step ended with %s after %d turns%s",

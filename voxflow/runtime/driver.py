@@ -309,12 +309,16 @@ class CallDriver:
             return name
         if isinstance(cmd, ev.Agent):
             if self.agent_runner is None:
-                if getattr(getattr(s, "_app", None), "llm", None) is None:
-                    raise RuntimeError("no LLM configured for the agent step")
-                from voxflow.ai.flow_agent import FlowAgentRunner
+                if getattr(getattr(s, "_app", None), "llm", None) is not None:
+                    from voxflow.ai.flow_agent import FlowAgentRunner
 
-                self.agent_runner = FlowAgentRunner()
-            result = await self.agent_runner(s, cmd)
+                    self.agent_runner = FlowAgentRunner()
+            if self.agent_runner is None:
+                why = "no LLM configured for the agent step (set VOXFLOW_LLM_MODEL)"
+                log.error("call %s: %s", self.state.call.id, why)
+                result: Any = {"outcome": "error", "error": why}
+            else:
+                result = await self.agent_runner(s, cmd)
             self._agent_report(result)
             return result
         raise RuntimeError(f"unsupported op {type(cmd).__name__}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from voxflow.errors import ConfigError, FlowError
+from voxflow.errors import ConfigError, FlowCheckError, FlowError
 from voxflow.ir.models import Flow
 
 __all__ = ["FlowRegistry", "FlowVersion", "Router", "default_compiler"]
@@ -39,7 +39,11 @@ def default_compiler(text: str, path: str) -> Flow:
     compile_flow = getattr(ir, "compile_flow", None)
     if compile_flow is None:  # pragma: no cover - only while the compiler is not installed
         raise FlowError("the flow compiler is not available in this build")
-    flow: Flow = compile_flow(text, path)
+    result = compile_flow(text, path)  # a CompileResult: the flow and the diagnostics
+    if result.flow is None or not result.ok:
+        lines = [f"{d.file}:{d.span.line}:{d.span.col}: {d.message}" for d in result.errors]
+        raise FlowCheckError("\n".join(lines) or f"{path}: does not compile", result.diagnostics)
+    flow: Flow = result.flow
     return flow
 
 

@@ -1,0 +1,64 @@
+"""``voxflow run flows/ai_receptionist.flow`` on the embedded sandbox, as a user runs it: the LLM
+comes from VOXFLOW_LLM_* environment variables (a local OpenAI-compatible server), the caller
+script speaks, the agent's tool hands the call over, and ``--trace`` holds per-turn metrics.
+The API key is sent to the server but appears in no output and no trace."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from ai_fakes import FakeOpenAI, sse, tool_chunks
+
+from voxflow.runtime.trace import read_trace
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "sk-test-7f3a9c1e5b"
+
+
+async def test_voxflow_run_with_an_llm_from_the_environment(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.chat.append(sse(tool_chunks([("transfer_to_human", '{"reason": "a person"}')])))
+    script = tmp_path / "caller.txt"
+    script.write_text('wait 5s\nsay "I want to talk to a person please"\nwait 5s\nhangup\n')
+    env = {
+        **os.environ,
+        "VOXFLOW_LLM_BASE_URL": fake_openai.url,
+        "VOXFLOW_LLM_MODEL": "test-model",
+        "VOXFLOW_LLM_API_KEY": KEY,
+    }
+    exe = Path(sys.executable).with_name("voxflow")
+    proc = await asyncio.create_subprocess_exec(
+        str(exe), "run", str(ROOT / "flows" / "ai_receptionist.flow"),
+        "--caller", str(script), "--trace", str(tmp_path / "traces"), "-v",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 100)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    stdout, stderr = out.decode(), err.decode()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "-> handoff" in stdout and "dial PJSIP/operator" in stdout
+    assert "outcome: caller_hangup" in stdout
+    # the model was called with the key; the key is nowhere in what the user or the trace sees
+    assert fake_openai.requests[0].headers["Authorization"] == f"Bearer {KEY}"
+    traces = list((tmp_path / "traces").glob("*.jsonl"))
+    assert len(traces) == 1
+    assert KEY not in stdout + stderr + traces[0].read_text()
+    trace = read_trace(traces[0])
+    agent = [r for r in trace if r["type"] == "agent"]
+    assert [a["outcome"] for a in agent] == ["tool:transfer_to_human"]
+    turns = [r for r in trace if r["type"] == "agent.turn"]
+    assert len(turns) == 1
+    assert turns[0]["llm_ttft_ms"] > 0 and turns[0]["stt_final_ms"] >= 0
+    assert turns[0]["voice_to_voice_ms"] is None  # the reply was a tool call, nothing spoken
