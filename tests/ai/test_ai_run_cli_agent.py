@@ -58,6 +58,7 @@ async def test_voxflow_run_with_an_llm_from_the_environment(
     trace = read_trace(traces[0])
     agent = [r for r in trace if r["type"] == "agent"]
     assert [a["outcome"] for a in agent] == ["tool:transfer_to_human"]
+    assert agent[0]["args"] == {"reason": "a person"}  # replayable from the trace
     turns = [r for r in trace if r["type"] == "agent.turn"]
     assert len(turns) == 1
     assert turns[0]["llm_ttft_ms"] > 0 and turns[0]["stt_final_ms"] >= 0

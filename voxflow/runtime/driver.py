@@ -335,6 +335,7 @@ class CallDriver:
         self.trace.write(
             "agent",
             outcome=result.get("outcome"),
+            args=result.get("args") or {},
             turns=result.get("turns"),
             error=result.get("error"),
         )
