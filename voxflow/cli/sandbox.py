@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 
 import click
@@ -16,8 +17,12 @@ __all__ = ["sandbox_command"]
 async def _serve(host: str, port: int, user: str, password: str, answer_delay: float) -> None:
     from voxflow.sandbox import Sandbox
 
-    sb = Sandbox(host, port, user=user, password=password, answer_delay=answer_delay)
+    sb = Sandbox(
+        host, port, user=user, password=password, answer_delay=answer_delay, precise_rtp=True
+    )
     await sb.start()
+    gc.collect()
+    gc.freeze()  # what start() built lives as long as the server: keep it out of collections
     click.echo(f"voxflow sandbox: ARI at {sb.ari_url} (user {user!r})")
     click.echo(f"  events:  ws://{host}:{sb.port}/ari/events?app=voxflow&api_key={user}:***")
     click.echo(f"  control: {sb.base_url}/sandbox/calls  (Ctrl-C to stop)")

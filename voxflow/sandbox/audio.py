@@ -41,6 +41,7 @@ __all__ = [
     "frames_from_pcm16",
     "number_words",
     "pcm16_from_frames",
+    "slin16_rows_to_8k",
     "tone_frames",
     "upsample_16k",
     "wav_bytes",
@@ -132,15 +133,20 @@ def encode_frame(frame: Frame, codec: str) -> bytes:
     raise ValueError(f"unsupported codec {codec!r}")
 
 
+def slin16_rows_to_8k(raw: npt.NDArray[np.uint8]) -> Frame:
+    """slin16 wire bytes (big-endian 16 kHz; one row per packet, or 1-D) -> 8 kHz samples by
+    pair averaging."""
+    wide = raw[..., : raw.shape[-1] // 4 * 4].view(">i2").astype(np.int32)
+    return ((wide[..., 0::2] + wide[..., 1::2]) // 2).astype(np.int16)
+
+
 def decode_payload(payload: bytes, codec: str) -> Frame:
     """Decode a wire payload to 8 kHz samples (slin16 is downsampled by pair averaging)."""
     table = DECODE_TABLES.get(codec)
     if table is not None:
         return table[np.frombuffer(payload, dtype=np.uint8)]
     if codec == "slin16":
-        pcm = codecs.slin16_to_pcm16(payload[: len(payload) // 4 * 4])
-        wide = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
-        return ((wide[0::2] + wide[1::2]) // 2).astype(np.int16)
+        return slin16_rows_to_8k(np.frombuffer(payload, dtype=np.uint8))
     raise ValueError(f"unsupported codec {codec!r}")
 
 

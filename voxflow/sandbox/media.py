@@ -36,6 +36,7 @@ RECORDING_FORMATS = ("wav", "wav16", "sln", "sln16", "ulaw", "alaw")
 UNKNOWN_SCHEME = object()  # media with an unknown scheme: started, never finished
 _MOH = "440/400,554/400,659/400,554/400,0/400"
 _SILENT_GAP = [None] * 5
+_ZERO = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
 
 def _mix(frames: list[Frame]) -> Frame | None:
@@ -558,51 +559,41 @@ class PbxMedia(PbxCore):
         return next(it, None)
 
     def tick(self) -> None:
-        """Advance all media by 20 ms."""
+        """Advance all media by 20 ms (mixing every bridge in one numpy pass)."""
         self.tick_no += 1
         tick = self.tick_no
-        active: list[Channel] = []
+        active = [
+            ch
+            for ch in self.channels.values()
+            if ch.bridge is not None
+            or ch.playbacks
+            or ch.recordings
+            or ch.moh is not None
+            or (ch.far is not None and ch.far.wants_tick)
+        ]
         bridges: dict[str, Bridge] = {}
-        for ch in list(self.channels.values()):
-            far = ch.far
-            if (
-                ch.playbacks
-                or ch.bridge is not None
-                or ch.recordings
-                or ch.moh is not None
-                or (far is not None and far.wants_tick)
-            ):
-                active.append(ch)
-                if ch.bridge is not None:
-                    bridges[ch.bridge.id] = ch.bridge
         for ch in active:
-            spoken = ch.far.next_spoken() if ch.far is not None else None
-            ch.spoken = spoken
+            far = ch.far
+            ch.spoken = far.next_spoken() if far is not None else None
+            if ch.bridge is not None:
+                bridges[ch.bridge.id] = ch.bridge
         bridge_frames: dict[str, Frame | None] = {}
-        for br in list(bridges.values()):
-            _, bframe = self._next_playback_frame(br)
-            if bframe is None and br.moh is not None:
-                bframe = self._moh_frame_for(br)
-            bridge_frames[br.id] = bframe
-        for br in self.bridges.values():  # bridges playing to nobody still advance
-            if br.id not in bridges and br.playbacks:
+        for br in list(self.bridges.values()):
+            if br.id in bridges:
+                bframe = self._next_playback_frame(br)[1] if br.playbacks else None
+                if bframe is None and br.moh is not None:
+                    bframe = self._moh_frame_for(br)
+                bridge_frames[br.id] = bframe
+            elif br.playbacks:  # bridges playing to nobody still advance
                 self._next_playback_frame(br)
+        mixes = self._mix_bridges(bridges, bridge_frames)
         for ch in active:
             if ch.hungup:
                 continue
-            playing, frame = self._next_playback_frame(ch)
+            playing, frame = self._next_playback_frame(ch) if ch.playbacks else (False, None)
             if not playing:
-                cbr = ch.bridge
-                if cbr is not None:
-                    parts = (
-                        []
-                        if cbr.bridge_type == "holding"
-                        else [m.spoken for m in cbr.members if m is not ch and m.spoken is not None]
-                    )
-                    bf = bridge_frames.get(cbr.id)
-                    if bf is not None:
-                        parts.append(bf)
-                    frame = _mix([p for p in parts if p is not None])
+                if ch.bridge is not None:
+                    frame = mixes.get(ch.id)
                 elif ch.moh is not None:
                     frame = self._moh_frame(ch)
             if ch.silenced:
@@ -610,9 +601,10 @@ class PbxMedia(PbxCore):
             ch.heard = frame
             if ch.far is not None:
                 ch.far.hear(frame, tick)
-            for rec in list(ch.recordings):
-                self._record_frame(rec, ch.spoken)
-        for br in list(self.bridges.values()):
+            if ch.recordings:
+                for rec in list(ch.recordings):
+                    self._record_frame(rec, ch.spoken)
+        for br in [b for b in self.bridges.values() if b.recordings]:
             if br.recordings:
                 parts2 = [m.spoken for m in br.members if m.spoken is not None]
                 bf2 = bridge_frames.get(br.id)
@@ -621,6 +613,50 @@ class PbxMedia(PbxCore):
                 mixed = _mix(parts2)
                 for rec in list(br.recordings):
                     self._record_frame(rec, mixed)
+
+    def _mix_bridges(
+        self, bridges: dict[str, Bridge], bridge_frames: dict[str, Frame | None]
+    ) -> dict[str, Frame | None]:
+        """What each bridged channel hears: the bridge's own media plus (mixing bridges) the
+        sum of the other members' voices. Bridges with at most one sound source take a fast
+        path; the rest are summed together in one numpy pass (int32 accumulate, clip)."""
+        out: dict[str, Frame | None] = {}
+        parts: list[Frame] = []
+        starts: list[int] = []
+        members: list[Channel] = []
+        groups: list[int] = []
+        for br in bridges.values():
+            bframe = bridge_frames.get(br.id)
+            if br.bridge_type == "holding":
+                for m in br.members:
+                    out[m.id] = bframe
+                continue
+            voices = [m for m in br.members if m.spoken is not None]
+            if len(voices) + (bframe is not None) <= 1:
+                if bframe is not None or not voices:
+                    for m in br.members:
+                        out[m.id] = bframe
+                else:
+                    talker = voices[0]
+                    for m in br.members:
+                        out[m.id] = None if m is talker else talker.spoken
+                continue
+            group = len(starts)
+            starts.append(len(parts))
+            parts.extend(m.spoken for m in voices)  # type: ignore[misc]
+            if bframe is not None:
+                parts.append(bframe)
+            for m in br.members:
+                members.append(m)
+                groups.append(group)
+        if not members:
+            return out
+        sums = np.add.reduceat(np.stack(parts).astype(np.int32), starts, axis=0)
+        own = np.stack([_ZERO if m.spoken is None else m.spoken for m in members])
+        heard = np.clip(sums[groups] - own, -32768, 32767).astype(np.int16)
+        for i, m in enumerate(members):
+            out[m.id] = heard[i]
+        return out
 
     def _moh_frame_for(self, br: Bridge) -> Frame | None:
         it = self._moh_frames.get(id(br))

@@ -19,7 +19,7 @@ from aiohttp import web
 from .model import Bridge, Channel, RestError
 from .rest_misc import RestMisc
 from .restutil import Req, check_auth, empty, error_response, json_response, unauthorized
-from .rtp import PAYLOAD_TYPES, open_rtp
+from .rtp import PAYLOAD_TYPES
 
 if TYPE_CHECKING:
     from .pbx import Pbx
@@ -527,9 +527,10 @@ class AriRest(RestMisc):
         cid = q.get("channelId") or None
         if cid:
             self.pbx.check_new_id(cid)
-        far, local = await open_rtp(
-            self.sb.host_for_rtp, fmt, (h, int(port)), self.sb.faults.rtp, self.sb.rtp_lateness
-        )
+        try:
+            far, local = self.sb.rtp.open(self.sb.host_for_rtp, fmt, (h, int(port)))
+        except OSError as exc:
+            raise RestError(500, f"Failed to create RTP instance: {exc}") from None
         try:
             answer = self.pbx.external_media(
                 app=app, host=host, fmt=fmt, cid=cid, far=far, local=local

@@ -8,6 +8,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,13 +24,14 @@ from .control import add_control_routes
 from .model import Channel
 from .pbx import BEHAVIOURS, Pbx
 from .rest import AriRest
-from .rtp import LatenessProbe
+from .rtp import SLOT_GAP, LatenessProbe, RtpPlane
 from .ws import EventSocket, Faults, events_handler
 
 __all__ = ["Sandbox"]
 
 log = logging.getLogger(__name__)
 TICK = 0.02
+_EARLY = 0.0015  # how early the period timer fires (see _schedule_tick)
 
 
 class Sandbox:
@@ -37,6 +39,8 @@ class Sandbox:
 
     ``async with Sandbox(port=0) as sb:`` then point any ARI client at ``sb.ari_url``
     with ``sb.user``/``sb.password``, and place calls with :meth:`place_call`.
+    ``precise_rtp=True`` makes externalMedia packets leave at their exact 20 ms times by
+    sleeping briefly in the event loop (the standalone server and benchmarks use it).
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class Sandbox:
         preload_sounds: bool = True,
         record_heard: bool = True,
         measure_rtp: bool = False,
+        precise_rtp: bool = False,
     ) -> None:
         if answer_delay < 0:
             raise ConfigError("answer_delay must be >= 0")
@@ -80,6 +85,11 @@ class Sandbox:
         self._outbound_q: asyncio.Queue[SimCall] | None = None
         self.rtp_lateness: LatenessProbe | None = LatenessProbe() if measure_rtp else None
         self.tick_lateness: list[float] = []
+        self.rtp = RtpPlane(self.faults.rtp, self.rtp_lateness, self.clock.call_later)
+        self._period = 0.0
+        # Sleep (blocking the loop, < 2 ms a period) so packets leave at their exact times:
+        # for the standalone server and benchmarks, not for clients sharing the loop.
+        self._precise = precise_rtp and isinstance(self.clock, RealClock)
         self._runner: web.AppRunner | None = None
         self._tick_timer: Any = None
         self._next_tick = 0.0
@@ -149,6 +159,8 @@ class Sandbox:
         for ch in list(self.pbx.channels.values()):
             if ch.far is not None and hasattr(ch.far, "close"):
                 ch.far.close()
+        self.rtp.close()
+        self.rtp = RtpPlane(self.faults.rtp, self.rtp_lateness, self.clock.call_later)
         if self._tick_timer is not None:
             self._tick_timer.cancel()
             self._tick_timer = None
@@ -181,29 +193,49 @@ class Sandbox:
             self._next_tick = self.clock.now() + TICK
             self._schedule_tick()
 
-    def _schedule_tick(self) -> None:
+    def _at(self, when: float, callback: Any) -> Any:
         call_at = getattr(self.clock, "call_at", None)
         if call_at is not None:
-            self._tick_timer = call_at(self._next_tick, self._on_tick)
-        else:
-            self._tick_timer = self.clock.call_later(TICK, self._on_tick)
+            return call_at(when, callback)
+        return self.clock.call_later(when - self.clock.now(), callback)
+
+    def _schedule_tick(self) -> None:
+        # With the real clock, wake a little early: the event loop's epoll timeouts have a
+        # 1 ms granularity, and the sends below wait for their exact times themselves.
+        early = _EARLY if self._precise else 0.0
+        self._tick_timer = self._at(self._next_tick - early, self._on_tick)
 
     def _on_tick(self) -> None:
+        """A 20 ms period starts: send the packets prepared last period, slot by slot, each
+        at its own absolute time, then do the period's work."""
+        self._period = self._next_tick
+        precise = self._precise and self.rtp.pending
+        for slot in range(self.rtp.slot_count):
+            when = self._period + slot * SLOT_GAP
+            if precise:
+                wait = when - time.monotonic()  # the loop's clock (RealClock)
+                if wait > 0:
+                    time.sleep(wait)  # < 2 ms: finer than the loop's timers can wake
+            self.rtp.send_slot(slot, when)
+        self._work()
+
+    def _work(self) -> None:
+        """After the sends: read RTP, advance every channel and bridge, prepare packets."""
         now = self.clock.now()
-        late = now - self._next_tick
-        if self.rtp_lateness is not None:
-            self.rtp_lateness.deadline = self._next_tick
-            if len(self.tick_lateness) < 1_000_000:
-                self.tick_lateness.append(late)
+        late = now - self._period
+        if self.rtp_lateness is not None and len(self.tick_lateness) < 1_000_000:
+            self.tick_lateness.append(late)
         try:
+            self.rtp.drain()
             self.pbx.tick()
+            self.rtp.prepare()
         except Exception:  # a media bug must not stop every call's audio
             log.exception("sandbox media tick failed")
         if not self.pbx.channels or not self._started:
             self._tick_timer = None
             return
-        self._next_tick += TICK
-        if late > 0.2:  # badly overloaded: resynchronise instead of bursting
+        self._next_tick = self._period + TICK
+        if now - self._next_tick > 0.2:  # badly overloaded: resynchronise instead of bursting
             self._next_tick = now + TICK
         self._schedule_tick()
 
