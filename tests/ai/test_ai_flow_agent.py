@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from ai_fakes import FakeOpenAI, FakeTTS, FakeVoice, sse, text_chunks, tool_chunks
 
+from voxflow.ai.agent import AgentAction
 from voxflow.ai.call_agent import CallAgent
 from voxflow.ai.flow_agent import FlowAgentRunner, settings_for_step
 from voxflow.ai.openai_llm import OpenAIChatModel
@@ -147,3 +148,42 @@ async def test_hangup_during_the_step_raises_call_ended(fake_openai: FakeOpenAI)
     finally:
         await llm.aclose()
     assert call.agent.steps["last"][1] == "hangup"
+
+
+async def test_actions_answer_the_model_and_see_marked_metadata(fake_openai: FakeOpenAI) -> None:
+    _, cmd = _to_agent_step(_receptionist())
+    calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    async def hours(args: Any, metadata: Any) -> Any:
+        calls.append((dict(args), dict(metadata)))
+        return {"open": "9am", "close": "5pm"}
+
+    action = AgentAction(
+        "office_hours",
+        "Opening hours of an office",
+        hours,
+        {"type": "object", "properties": {"office": {"type": "string"}}, "required": ["office"]},
+    )
+    fake_openai.chat += [
+        sse(tool_chunks([("office_hours", '{"office": "Boston"}')])),
+        sse(tool_chunks([("end_call", "{}")], text="We open at nine.")),
+    ]
+    llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
+    call = _Call(FakeVoice(["when does Boston open"]), llm)
+    call.metadata.update_for_webhook(account="A-9")
+    call.metadata["pin"] = "0000"
+    try:
+        result = await FlowAgentRunner(actions=[action])(call, cmd)
+        with pytest.raises(ValueError, match="share names"):
+            clash = AgentAction("end_call", "x", hours)
+            await FlowAgentRunner(actions=[clash])(call, cmd)
+    finally:
+        await llm.aclose()
+    assert result["outcome"] == "tool:end_call"
+    assert calls == [({"office": "Boston"}, {"account": "A-9"})]
+    offered = {t["function"]["name"] for t in fake_openai.requests[0].body["tools"]}
+    assert offered == {"transfer_to_human", "book_callback", "end_call", "office_hours"}
+    tool_msg = fake_openai.requests[1].body["messages"][-1]
+    assert tool_msg["role"] == "tool" and json.loads(tool_msg["content"])["open"] == "9am"
+    with pytest.raises(ValueError, match="invalid tool parameter schema"):
+        AgentAction("bad", "x", hours, {"type": "objekt"})
