@@ -460,3 +460,19 @@ def test_stale_op_results_are_ignored() -> None:
     r.start()
     assert r.send(ev.OpDone(999)) == []
     assert r.send(ev.TimerFired(998)) == []
+
+
+def test_barged_in_prompt_needs_no_answer_from_the_driver() -> None:
+    # the driver cancels a stopped op and never reports it: the flow must not wait for it
+    r = Run(menu_flow())
+    r.start()
+    r.done(ev.Answer)
+    welcome = r.pending(ev.Say)
+    out = r.press("2")
+    assert ev.StopOp(welcome.cid) in out
+    assert r.states()[-1] == "support"
+    assert r.said()[-1] == "Support here."
+    r.send(ev.OpDone(welcome.cid))  # a late answer for the stopped op is ignored
+    assert r.states()[-1] == "support"
+    r.done(ev.Say)
+    assert r.ended() == ev.End("completed", "normal")

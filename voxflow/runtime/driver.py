@@ -32,7 +32,7 @@ from voxflow.runtime.trace import NullTrace, TraceWriter
 from voxflow.runtime.webhooks import WebhookSender
 from voxflow.telephony.voice import BargeIn
 
-__all__ = ["AgentRunner", "CallDriver", "TranscriptLine"]
+__all__ = ["ARI_HANGUP_REASONS", "AgentRunner", "CallDriver", "TranscriptLine", "ari_hangup_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,27 @@ TranscriptLine = tuple[float, str, str]
 """(seconds since start, who: 'flow'|'caller'|'system', text)."""
 
 _NOT_CONFIGURED = "AI pipeline not configured"
+
+ARI_HANGUP_REASONS = frozenset(
+    {
+        "normal", "busy", "congestion", "no_answer", "timeout", "rejected", "unallocated",
+        "normal_unspecified", "number_incomplete", "codec_mismatch", "interworking", "failure",
+        "answered_elsewhere",
+    }
+)  # fmt: skip
+"""The ``reason`` values ``DELETE /channels/{id}`` accepts (anything else is a 400)."""
+
+_REASON_ALIASES = {"noanswer": "no_answer", "error": "failure", "failed": "failure"}
+
+
+def ari_hangup_reason(reason: str) -> str:
+    """The ARI hang-up reason for a flow's free-text ``hangup "reason"``: ARI's own names (any
+    case, ``-`` or space for ``_``) pass through, ``error``/``failed`` map to ``failure``,
+    ``noanswer`` to ``no_answer``, and every other reason (``closed``, ``exhausted``, ...) to
+    ``normal``. The flow's reason itself stays in the call's outcome, trace and log."""
+    key = "_".join(reason.strip().lower().replace("-", " ").split())
+    key = _REASON_ALIASES.get(key, key)
+    return key if key in ARI_HANGUP_REASONS else "normal"
 
 
 class CallDriver:
@@ -362,8 +383,14 @@ class CallDriver:
         return "answered"
 
     async def _hangup(self, reason: str) -> None:
+        ari_reason = ari_hangup_reason(reason)
+        if ari_reason != reason:
+            log.debug(
+                "call %s: flow hang-up %r sent as ARI %r", self.state.call.id, reason, ari_reason
+            )
+        self.trace.write("hangup", reason=reason, ari_reason=ari_reason)
         try:
-            await self.session.hangup(reason)
+            await self.session.hangup(ari_reason)
         except Exception as exc:
             log.warning("call %s: hangup failed: %s", self.state.call.id, exc)
 

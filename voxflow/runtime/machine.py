@@ -353,7 +353,13 @@ class _Machine:
         if w is not None and w.kind == "op" and w.main_cid is not None:
             bargein: ir.BargeIn | None = getattr(w.step, "bargein", None)
             if bargein is not None and bargein.mode in ("dtmf", "any"):
+                # a stopped op never answers: the prompt counts as played, the flow moves on
+                # (the digit stays in type-ahead for the next gather)
                 self.emit(ev.StopOp(w.main_cid))
+                for other in w.cids - {w.main_cid}:
+                    self.emit(ev.StopOp(other))
+                self.wait = None
+                self.advance()
 
     def on_timer(self, cid: int) -> None:
         w = self.wait
