@@ -171,6 +171,7 @@ class SimCall:
         self._queued_count += len(frames)
         self._speech.extend(frames)
         self._speech_done.append((self._queued_count, fut))
+        self._pbx.wake_media()
         entry = self._note("said", text=label, start=self._t(), end=None)
         await fut
         entry["end"] = self._t()

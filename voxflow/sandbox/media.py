@@ -66,7 +66,15 @@ class PbxMedia(PbxCore):
         self.recordings_dir = recordings_dir
         self.live_recordings = {}
         self.tick_no = 0
+        self.media_idle = False
         self._moh_frames: dict[int, Iterator[Frame]] = {}
+
+    def wake_media(self) -> None:
+        """Something may need the media tick again (it pauses while nothing plays, mixes,
+        records or speaks, so virtual time can jump straight to the next timer)."""
+        self.media_idle = False
+        if self.on_channel_added is not None:
+            self.on_channel_added()
 
     # --- media resolution ------------------------------------------------------------------
 
@@ -146,6 +154,7 @@ class PbxMedia(PbxCore):
         )
         self.playbacks[pid] = pb
         target.playbacks.append(pb)
+        self.wake_media()
         if len(target.playbacks) == 1:
             self._start_playback(pb, offset_frames=max(0, offsetms) // 20)
         return pb
@@ -335,6 +344,7 @@ class PbxMedia(PbxCore):
             )
         self.update_bridge_peers(br)
         self._notify_partners(br)
+        self.wake_media()
 
     def remove_from_bridge(self, br: Bridge, ch: Channel) -> None:
         if ch.bridge is not br:
@@ -369,6 +379,7 @@ class PbxMedia(PbxCore):
             br.pseudo.append(name)
             br.moh = name
             self.update_bridge_peers(br)
+            self.wake_media()
         elif moh_class is None and br.moh is not None:
             if br.moh in br.pseudo:
                 br.pseudo.remove(br.moh)
@@ -446,6 +457,7 @@ class PbxMedia(PbxCore):
             return rec
         self.live_recordings[name] = rec
         target.recordings.append(rec)
+        self.wake_media()
         rec.state = "recording"
         if isinstance(target, Bridge):
             target.pseudo.append(self.pseudo_name("Recorder"))
@@ -586,6 +598,7 @@ class PbxMedia(PbxCore):
                 bridge_frames[br.id] = bframe
             elif br.playbacks:  # bridges playing to nobody still advance
                 self._next_playback_frame(br)
+        self.media_idle = not active and not any(b.playbacks for b in self.bridges.values())
         mixes = self._mix_bridges(bridges, bridge_frames)
         for ch in active:
             if ch.hungup:

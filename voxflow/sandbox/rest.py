@@ -369,6 +369,7 @@ class AriRest(RestMisc):
         ch = self.pbx.stasis_channel(q.groups[0])
         ch.moh = q.get("mohClass") or "default"
         self.pbx.far_event(ch, "moh", state="started", moh_class=ch.moh)
+        self.pbx.wake_media()
         return empty()
 
     async def moh_stop(self, q: Req) -> web.Response:

@@ -193,6 +193,10 @@ class Sandbox:
             self._next_tick = self.clock.now() + TICK
             self._schedule_tick()
 
+    def _idle(self) -> bool:
+        """Nothing to play, mix, record or send: pause the tick."""
+        return self.pbx.media_idle and not self.rtp.pending
+
     def _at(self, when: float, callback: Any) -> Any:
         call_at = getattr(self.clock, "call_at", None)
         if call_at is not None:
@@ -231,8 +235,8 @@ class Sandbox:
             self.rtp.prepare()
         except Exception:  # a media bug must not stop every call's audio
             log.exception("sandbox media tick failed")
-        if not self.pbx.channels or not self._started:
-            self._tick_timer = None
+        if not self.pbx.channels or not self._started or self._idle():
+            self._tick_timer = None  # wake_media() / a new channel starts it again
             return
         self._next_tick = self._period + TICK
         if now - self._next_tick > 0.2:  # badly overloaded: resynchronise instead of bursting
