@@ -1,0 +1,66 @@
+"""SimCall.say: espeak-ng speech reaches an externalMedia peer as real RTP audio."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import struct
+
+import numpy as np
+import pytest
+from conftest import RawAri
+
+from voxflow.media import codecs
+from voxflow.sandbox import Sandbox
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+
+class _Peer(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.packets.append(data)
+
+
+@pytest.mark.parametrize("fmt", ["ulaw", "slin16"])
+async def test_say_arrives_over_external_media_rtp(sandbox: Sandbox, ari: RawAri, fmt: str) -> None:
+    loop = asyncio.get_running_loop()
+    transport, peer = await loop.create_datagram_endpoint(_Peer, local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        status, em = await ari.req("POST", "/channels/externalMedia", app="voxflow",
+                                   external_host=f"127.0.0.1:{port}", format=fmt)  # fmt: skip
+        assert status == 200
+        call = await sandbox.place_call()
+        await ari.req("POST", f"/channels/{call.id}/answer")
+        _, br = await ari.req("POST", "/bridges", type="mixing")
+        await ari.req("POST", f"/bridges/{br['id']}/addChannel", channel=f"{em['id']},{call.id}")
+        await asyncio.sleep(0.2)
+        before = len(peer.packets)
+        await call.say("hello, I would like to check my balance")
+        await asyncio.sleep(0.2)
+        packets = peer.packets[before:]
+        spec = codecs.codec_spec(fmt)
+        assert {p[1] & 0x7F for p in packets} == {spec.payload_type}
+        assert {len(p) - 12 for p in packets} == {spec.frame_bytes()}
+        pcm = np.frombuffer(
+            b"".join(codecs.decode(p[12:], fmt) for p in packets), dtype="<i2"
+        ).astype(np.float64)
+        frame = spec.frame_samples()
+        rms = np.sqrt(np.mean(pcm[: len(pcm) // frame * frame].reshape(-1, frame) ** 2, axis=1))
+        voiced = int((rms > 300).sum())  # 20 ms frames with speech energy
+        said = next(e for e in call.experience() if e["type"] == "said")
+        spoken_s = said["end"] - said["start"]
+        assert 1.0 < spoken_s < 6.0
+        assert voiced * 0.02 > 0.5 * spoken_s  # most of the sentence carried audio
+        assert voiced * 0.02 <= spoken_s + 0.1  # and no more than was said
+        # RTP timestamps advance by one frame per packet, in order.
+        ts = [struct.unpack("!I", p[4:8])[0] for p in packets]
+        assert all((b - a) & 0xFFFFFFFF == frame for a, b in itertools.pairwise(ts))
+        await ari.req("DELETE", f"/channels/{em['id']}")
+        await call.hangup()
+    finally:
+        transport.close()
