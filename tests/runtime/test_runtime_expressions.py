@@ -99,3 +99,23 @@ def test_is_open_wraps_week_and_rejects_bad_specs() -> None:
     assert not is_open("mon-fri 09:00-12:00", sunday)
     with pytest.raises(ExpressionError):
         is_open("weekdays 9-5", sunday)
+
+
+def test_default_and_is_set_treat_a_missing_map_key_as_unset() -> None:
+    from voxflow.errors import ExpressionError
+    from voxflow.runtime.expressions import EvalContext, evaluate
+
+    meta = {"metadata": {"plan": "gold"}}
+    ctx = EvalContext(lambda name: meta if name == "call" else None, now=0.0)
+    missing = ir.AttrExpr(
+        target=ir.AttrExpr(target=ir.VarExpr(name="call"), name="metadata"), name="amount_due"
+    )
+    present = ir.AttrExpr(
+        target=ir.AttrExpr(target=ir.VarExpr(name="call"), name="metadata"), name="plan"
+    )
+    zero = ir.LiteralExpr(type="number", value=0)
+    assert evaluate(ir.CallExpr(func="default", args=(missing, zero)), ctx) == 0
+    assert evaluate(ir.CallExpr(func="default", args=(present, zero)), ctx) == "gold"
+    assert evaluate(ir.CallExpr(func="is_set", args=(missing,)), ctx) is False
+    with pytest.raises(ExpressionError, match="no key 'amount_due'"):
+        evaluate(missing, ctx)

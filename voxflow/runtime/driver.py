@@ -23,7 +23,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from voxflow.errors import CallEndedError
+from voxflow.errors import AriError, CallEndedError
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.http_step import HttpClient, HttpRequest
@@ -113,6 +113,7 @@ class CallDriver:
         self._t0 = time.monotonic()
         self._last_prompt_end = self._t0
         self._hung_up = False
+        self._leaving = False
 
     # ------------------------------------------------------------ public
 
@@ -157,6 +158,8 @@ class CallDriver:
     # ------------------------------------------------------------ events in
 
     def _on_session_hangup(self) -> None:
+        if self._leaving:  # transfer/queue: the op itself reports how it went
+            return
         self._hung_up = True
         self.cancel_all()
         self._queue.put_nowait(ev.HangupEvent("caller", now=self.clock()))
@@ -290,12 +293,14 @@ class CallDriver:
             return res.as_variables()
         if isinstance(cmd, ev.Transfer):
             self._say_line("system", f"transfer to {cmd.endpoint}")
-            await s.transfer_to(cmd.endpoint)
+            self._leaving = True  # the call leaving Stasis now is not the caller hanging up
+            try:
+                await s.transfer_to(cmd.endpoint)
+            finally:
+                self._leaving = False
             return None
         if isinstance(cmd, ev.Queue):
-            self._say_line("system", f"queue {cmd.name}")
-            await s.transfer_to_queue(cmd.name)
-            return "answered"
+            return await self._queue_call(cmd)
         if isinstance(cmd, ev.Dial):
             return await self._dial(cmd)
         if isinstance(cmd, ev.Hold):
@@ -308,6 +313,7 @@ class CallDriver:
             await s.send_dtmf(cmd.digits)
             return None
         if isinstance(cmd, ev.RecordStart):
+            self._say_line("system", f"recording {cmd.name or '(auto)'}")
             name = await s.record_start(
                 cmd.name or None,
                 format=cmd.format,
@@ -318,6 +324,7 @@ class CallDriver:
         if isinstance(cmd, ev.RecordStop):
             meta = await s.record_stop()
             name = getattr(meta, "name", cmd.name)
+            self._say_line("system", f"recorded {name}")
             if self.webhooks is not None:
                 self.webhooks.emit(
                     "recording.ready",
@@ -360,6 +367,20 @@ class CallDriver:
             turns=result.get("turns"),
             error=result.get("error"),
         )
+
+    async def _queue_call(self, cmd: ev.Queue) -> str:
+        """Hand the call to the dialplan's queue (``Queue()`` runs outside Stasis, so the flow
+        cannot see an agent answer): ``transferred`` once it left, ``failed`` if it could not."""
+        self._say_line("system", f"queue {cmd.name}")
+        self._leaving = True
+        try:
+            await self.session.transfer_to_queue(cmd.name)
+        except (ValueError, AriError) as exc:
+            log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)
+            return "failed"
+        finally:
+            self._leaving = False
+        return "transferred"
 
     async def _dial(self, cmd: ev.Dial) -> str:
         app = self.session._app

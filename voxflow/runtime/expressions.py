@@ -129,17 +129,22 @@ def _eval(e: ir.Expr, ctx: EvalContext) -> Any:
         target = evaluate(e.target, ctx)
         if isinstance(target, Mapping):
             if e.name not in target:
-                raise ExpressionError(f"no key '{e.name}' (keys: {', '.join(map(str, target))})")
+                keys = ", ".join(map(str, target))
+                raise _MissingKey(f"no key '{e.name}' (keys: {keys})")
             return target[e.name]
         raise ExpressionError(f"cannot read '.{e.name}' of a {_tname(target)}")
     raise ExpressionError(f"unknown expression kind {kind!r}")  # pragma: no cover
+
+
+class _MissingKey(ExpressionError):
+    """A map has no such key (``default()`` and ``is_set()`` treat it as unset)."""
 
 
 def _index(target: Any, index: Any) -> Any:
     if isinstance(target, Mapping):
         key = index if isinstance(index, str) else str(index)
         if key not in target:
-            raise ExpressionError(f"no key {key!r}")
+            raise _MissingKey(f"no key {key!r}")
         return target[key]
     if isinstance(target, list | tuple | str):
         if not _is_num(index) or int(index) != index:
@@ -298,7 +303,10 @@ def _call(e: ir.CallExpr, ctx: EvalContext) -> Any:
     if f not in FUNCTIONS:
         raise ExpressionError(f"unknown function {f}()")
     if f in ("is_set", "default"):
-        first = _eval(e.args[0], ctx) if e.args else UNSET
+        try:  # a missing map key counts as unset here: default(call.metadata.x, 0)
+            first = _eval(e.args[0], ctx) if e.args else UNSET
+        except _MissingKey:
+            first = UNSET
         if f == "is_set":
             return first is not UNSET and first is not None
         if first is UNSET or first is None:

@@ -549,6 +549,10 @@ class _Machine:
                 self.assign(s.status_var, res.get("status"))
             self.emit(ev.Notify("http", {"outcome": name, "status": res.get("status")}))
             self.outcome(s, name)
+        elif op == "queue" and result == "transferred":
+            # the dialplan's Queue() took the call: it left the flow, like a transfer
+            self.end = ("transferred", f"queue {self.render(s.name)}")
+            self.run_hangup_handler()
         elif op in ("dial", "queue"):
             self.outcome(s, str(result))
         elif op == "agent":

@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from voxflow.errors import CallError, ConfigError
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner, CallDriver, TranscriptLine
 from voxflow.runtime.events import End
 from voxflow.runtime.http_step import HttpClient
-from voxflow.runtime.registry import FlowRegistry, Router
+from voxflow.runtime.registry import FlowRegistry, FlowVersion, Router
 from voxflow.runtime.trace import NullTrace, TraceWriter
 from voxflow.runtime.webhooks import WebhookSender
 
@@ -66,6 +67,37 @@ class FlowServer:
             log.warning("call %s to %r: no flow takes it", session.id, session.called_number)
             await session.hangup("normal")
             return
+        await self._run_call(fv, session)
+
+    async def call_out(
+        self,
+        flow_name: str,
+        endpoint: str,
+        *,
+        caller_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout: int = 30,
+    ) -> End:
+        """Place an outbound call to ``endpoint`` (``PJSIP/alice``) and run ``flow_name`` on it
+        once answered; ``metadata`` pre-populates ``call.metadata``. Returns the call's End:
+        ``failed`` with the reason (busy, no answer...) when it was not answered."""
+        fv = self.registry.get(flow_name)
+        if fv is None:
+            names = ", ".join(sorted(v.flow.name for v in self.registry.versions()))
+            raise ConfigError(f"no flow '{flow_name}' is loaded (loaded: {names})")
+        if not self.accepting:
+            raise CallError("the server is stopping: no new calls")
+        session = await self.app.originate(
+            endpoint, caller_id=caller_id, metadata=metadata, timeout=timeout
+        )
+        if getattr(session, "ended", False):
+            reason = str(getattr(session, "failure_reason", "") or "failed")
+            end = End("failed", reason)
+            self.results[str(session.id)] = end
+            return end
+        return await self._run_call(fv, session)
+
+    async def _run_call(self, fv: FlowVersion, session: Any) -> End:
         trace: TraceWriter | NullTrace = NullTrace()
         if self.settings.trace_dir:
             trace = TraceWriter(Path(self.settings.trace_dir), str(session.id))
@@ -96,7 +128,9 @@ class FlowServer:
         self.drivers[str(session.id)] = driver
         self._idle.clear()
         try:
-            self.results[str(session.id)] = await driver.run()
+            end = await driver.run()
+            self.results[str(session.id)] = end
+            return end
         finally:
             self.drivers.pop(str(session.id), None)
             if not self.drivers:

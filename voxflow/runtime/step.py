@@ -236,11 +236,20 @@ def _x_agent(m: _Machine, s: ir.AgentStep) -> None:
     m.wait = Wait("op", s, frozenset({c}))
 
 
+def _arg(m: _Machine, e: ir.Expr) -> Any:
+    """A subflow argument; a string literal with ``{{ }}``/``{% %}`` is a template rendered in
+    the caller's scope (``call confirm(question = "Pay {{ amount }}?")``)."""
+    if isinstance(e, ir.LiteralExpr) and isinstance(e.value, str) and "{" in e.value:
+        if "{{" in e.value or "{%" in e.value:
+            return m.render(ir.Template(source=e.value))
+    return m.eval(e)
+
+
 def _x_call(m: _Machine, s: ir.CallStep) -> None:
     sub = m.flow.subflows.get(s.subflow)
     if sub is None:
         raise _Abort(f"no subflow '{s.subflow}'", s.span)
-    given = {name: m.eval(e) for name, e in s.args}
+    given = {name: _arg(m, e) for name, e in s.args}
     variables: dict[str, Any] = {}
     m.frames.append(_MFrame(sub.name, sub.initial, variables, []))
     for p in sub.params:

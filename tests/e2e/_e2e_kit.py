@@ -1,0 +1,118 @@
+"""Helpers for the e2e tests: the example flows with short timeouts, served on the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voxflow.runtime.config import Settings
+from voxflow.runtime.driver import TranscriptLine
+from voxflow.runtime.events import End
+from voxflow.runtime.registry import FlowRegistry
+from voxflow.runtime.server import FlowServer
+from voxflow.sandbox.caller import SimCall
+from voxflow.sandbox.server import Sandbox
+from voxflow.telephony.app import VoxtraApp
+
+FLOWS = Path(__file__).resolve().parents[2] / "flows"
+_WAITS = re.compile(r"\b(timeout|interdigit|silence)(\s+)(\d+(?:\.\d+)?)(ms|s|m)\b")
+
+
+def fast_flows(dest: Path, *, scale: float = 0.1, replace: dict[str, str] | None = None) -> Path:
+    """Copy ``flows/`` to ``dest`` with every timeout/interdigit/silence scaled by ``scale``
+    (never below 400 ms) and the literal substitutions of ``replace`` applied."""
+
+    def short(m: re.Match[str]) -> str:
+        unit = {"ms": 1, "s": 1000, "m": 60_000}[m.group(4)]
+        ms = max(400, int(float(m.group(3)) * unit * scale))
+        return f"{m.group(1)}{m.group(2)}{ms}ms"
+
+    out = dest / "flows"
+    shutil.copytree(FLOWS, out, ignore=shutil.ignore_patterns("tests"))
+    for p in out.rglob("*.flow"):
+        text = _WAITS.sub(short, p.read_text())
+        for old, new in (replace or {}).items():
+            text = text.replace(old, new)
+        p.write_text(text)
+    return out
+
+
+@dataclass
+class Env:
+    """A sandbox with a FlowServer serving flows on it."""
+
+    sb: Sandbox
+    app: VoxtraApp
+    server: FlowServer
+    lines: dict[str, list[TranscriptLine]] = field(default_factory=dict)
+
+    async def call(self, to: str, from_: str = "+15550100", **kw: Any) -> SimCall:
+        return await self.sb.place_call(from_=from_, to=to, app="voxflow", **kw)
+
+    async def result(self, call: SimCall, timeout: float = 60.0) -> End:
+        """Wait until the flow's driver finished ``call``; its End (outcome, reason)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while call.id not in self.server.results:
+            if loop.time() > deadline:
+                raise TimeoutError(f"call {call.id} never finished: {self.said(call)}")
+            await asyncio.sleep(0.02)
+        return self.server.results[call.id]
+
+    async def wait_line(self, call: SimCall, start: str, timeout: float = 30.0) -> None:
+        """Wait until the call's transcript has a line starting with ``start``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not any(t.startswith(start) for _, _, t in self.lines.get(call.id, [])):
+            if loop.time() > deadline:
+                raise TimeoutError(f"no {start!r} in {self.lines.get(call.id)}")
+            await asyncio.sleep(0.02)
+
+    def said(self, call: SimCall, who: str = "flow") -> list[str]:
+        return [text for _, w, text in self.lines.get(call.id, []) if w == who]
+
+    def states(self, call: SimCall) -> list[str]:
+        return [
+            text[3:]
+            for _, w, text in self.lines.get(call.id, [])
+            if w == "system" and text[:3] == "-> "
+        ]
+
+    def kinds(self, call: SimCall) -> list[str]:
+        return [e["type"] for e in call.experience()]
+
+
+@asynccontextmanager
+async def serving(
+    paths: list[Path],
+    *,
+    settings: Settings | None = None,
+    sandbox: dict[str, Any] | None = None,
+    app: dict[str, Any] | None = None,
+) -> AsyncIterator[Env]:
+    """Serve ``paths`` on a fresh sandbox; at exit every call is over and every task stopped."""
+    reg = FlowRegistry()
+    reg.load(paths)
+    async with Sandbox(port=0, **(sandbox or {})) as sb:
+        vapp = VoxtraApp(sb.ari_url, sb.user, sb.password, "voxflow", **(app or {}))
+        env: Env
+
+        def sink(call_id: str, line: TranscriptLine) -> None:
+            env.lines.setdefault(call_id, []).append(line)
+
+        server = FlowServer(vapp, reg, settings or Settings(grace_period=5), on_transcript=sink)
+        env = Env(sb, vapp, server)
+        stop = asyncio.Event()
+        serve = asyncio.ensure_future(server.serve(stop))
+        try:
+            await sb.wait_app("voxflow", 20)
+            yield env
+        finally:
+            stop.set()
+            await serve
