@@ -179,6 +179,7 @@ class PbxMedia(PbxCore):
     def _start_playback(self, pb: Playback, *, offset_frames: int = 0) -> None:
         owner = pb.owner
         if isinstance(owner, Bridge) and owner.announcer is None:
+            self._keep_bridge_subscribed(owner)
             owner.announcer = self.pseudo_name("Announcer")
             owner.pseudo.append(owner.announcer)
             self.update_bridge_peers(owner, connected_line=True)
@@ -197,6 +198,11 @@ class PbxMedia(PbxCore):
         for _ in range(offset_frames):
             if next(pb.frames, StopIteration) is StopIteration:  # type: ignore[arg-type]
                 break
+
+    def _keep_bridge_subscribed(self, br: Bridge) -> None:
+        """Asterisk's Announcer/Recorder channels keep the members' apps subscribed to the
+        bridge after they leave: BridgeDestroyed still reaches them (capture C)."""
+        br.explicit_subs.update(m.app for m in br.members if m.app is not None)
 
     def _dequeue(self, pb: Playback) -> None:
         owner = pb.owner
@@ -460,6 +466,7 @@ class PbxMedia(PbxCore):
         self.wake_media()
         rec.state = "recording"
         if isinstance(target, Bridge):
+            self._keep_bridge_subscribed(target)
             target.pseudo.append(self.pseudo_name("Recorder"))
             self.update_bridge_peers(target)
             self.emit("RecordingStarted", {"recording": rec.json()}, bridges=[target])

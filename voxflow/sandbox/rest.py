@@ -434,7 +434,12 @@ class AriRest(RestMisc):
             terminate_on=q.get("terminateOn", "none") or "none",
         )
         body = rec.json()
-        body["state"] = "queued"
+        # Asterisk answers from a snapshot racing its control thread: a channel with media
+        # flowing has already started ("recording"); an idle channel or a bridge is "queued".
+        flowing = isinstance(target, Channel) and (
+            target.spoken is not None or (target.far is not None and target.far.wants_tick)
+        )
+        body["state"] = "recording" if flowing and rec.state == "recording" else "queued"
         body.pop("cause", None)
         resp = json_response(body, 201)
         resp.headers["Location"] = f"/recordings/live/{quote(rec.name)}"

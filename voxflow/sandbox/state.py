@@ -242,6 +242,11 @@ class PbxCore:
         ch.timers.clear()
         self.on_hangup_media(ch)
         self.leave_stasis(ch)
+        if soft and not ch.ari_created and ch.subs:
+            # Still subscribed after StasisEnd (explicit subscription): the dialplan resumes
+            # and hangs up with the real cause, still flagged soft (capture E).
+            again = {"cause": cause, "soft": True, "channel": ch.json()}
+            self.emit("ChannelHangupRequest", again, channels=[ch])
         if ch.ari_created or ch.subs:
             self.emit(
                 "ChannelDestroyed",
