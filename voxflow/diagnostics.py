@@ -78,6 +78,12 @@ RULES: dict[str, Rule] = dict(
         _r("VF107", "unknown-config-key", _E, "A config block sets a key voxflow does not know."),
         _r("VF108", "unknown-voice-setting", _E, "A voice setting voxflow does not know."),
         _r("VF109", "unknown-outcome", _E, "A step handles an outcome it can never produce."),
+        _r(
+            "VF110",
+            "duplicate-tool",
+            _E,
+            "Two agent tools/actions (or two arguments) share a name.",
+        ),
         _r("VF201", "unreachable-state", _W, "No path from the start reaches this state."),
         _r("VF202", "falls-off-end", _E, "A state can finish without a transition."),
         _r("VF203", "unhandled-outcome", _E, "A step outcome is not handled anywhere."),
@@ -98,6 +104,7 @@ RULES: dict[str, Rule] = dict(
         _r("VF406", "bad-dtmf-key", _E, "A choice key is not a DTMF key."),
         _r("VF407", "bad-regex", _E, "A choice pattern is not a valid regular expression."),
         _r("VF408", "bad-value", _E, "A setting has a value outside its allowed range."),
+        _r("VF409", "credential-in-flow", _E, "A credential is written in the flow's source."),
     ]
 )
 

@@ -39,7 +39,7 @@ _TOKEN = re.compile(
 _REGEX = re.compile(r"/(?:[^/\\\n]|\\.)+/i?")
 _KEYWORDS = frozenset(
     "and or not in if elif else match case default return returns set goto anytime on "
-    "state scope subflow flow include var meta call http tool as key".split()
+    "state scope subflow flow include var meta call http tool action as key".split()
 )
 _PAREN_KEYWORDS = frozenset("and or not in if elif case match return returns".split())
 _BINARY = frozenset({"->", "==", "!=", "<=", ">=", "<", ">", "=", "+", "-", "*", "/", "%"})

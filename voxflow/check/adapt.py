@@ -112,6 +112,42 @@ class _Adapter:
                         step.templates.extend(
                             (str(v.value), v.span) for _, v in value.entries if _is_string(v)
                         )
+                        step.http_parts.extend(
+                            (f"header:{k}", str(v.value), v.span)
+                            for k, v in value.entries
+                            if _is_string(v)
+                        )
+
+    def action(self, step: MStep, a: ast.Action) -> None:
+        """An agent action: its templates and expressions read flow names, except its own
+        parameters; its options are checked for repeats like a step's."""
+        params = frozenset(arg.name for arg in a.args)
+        step.tool_names.append(("action", a.name, a.name_span))
+        step.tool_args.append((f"action '{a.name}'", [(arg.name, arg.span) for arg in a.args]))
+        options: list[ast.Option] = []
+        for req in a.requests:
+            if isinstance(req.url.value, str):
+                step.scoped_templates.append((req.url.value, req.url.span, params))
+                step.http_parts.append(("url", req.url.value, req.url.span))
+            options.extend(req.options)
+        options.extend(a.options)
+        seen: set[str] = set()
+        for opt in options:
+            if opt.name in seen:
+                step.repeated.append((opt.name, opt.name_span))
+            seen.add(opt.name)
+            if opt.name not in ("body", "headers"):
+                continue
+            for value in opt.values:
+                if opt.name == "headers" and isinstance(value, ast.MapLit):
+                    for key, v in value.entries:
+                        if _is_string(v):
+                            step.scoped_templates.append((str(v.value), v.span, params))
+                            step.http_parts.append((f"header:{key}", str(v.value), v.span))
+                    continue
+                step.reads.extend((n, sp) for n, sp in expr_names(value) if n not in params)
+                if not params & {n for n, _ in expr_names(value)}:
+                    step.exprs.append(value)  # type-checked only without parameters
 
     def step(self, s: Any) -> MStep:
         f = self.file
@@ -164,6 +200,7 @@ class _Adapter:
             step = self._input("http", s.span, s.handlers)
             if isinstance(s.url.value, str):
                 step.templates.append((s.url.value, s.url.span))
+                step.http_parts.append(("url", s.url.value, s.url.span))
             self._options(step, s.options, "http")
             self._store_on_success(step)
             return step
@@ -238,6 +275,10 @@ class _Adapter:
             extra.append(outcome)
             step.handlers.append(MHandler(outcome, self.tail(tool.tail), tool.span, self.file))
             step.outcome_assigns[outcome] = [a.var for a in tool.args]
+            step.tool_names.append(("tool", tool.name, tool.span))
+            step.tool_args.append((f"tool '{tool.name}'", [(a.name, a.span) for a in tool.args]))
+        for action in s.actions:
+            self.action(step, action)
         if extra and kind in FLOW_OUTCOMES:
             choices = [str(i) for i in range(1, len(s.choices) + 1)]
             step.outcomes = tuple(step_outcomes(kind, choices, [t.name for t in s.tools]))

@@ -101,6 +101,13 @@ class MStep:
     choice_keys: list[tuple[str, Span]] = field(default_factory=list)
     patterns: list[tuple[str, Span]] = field(default_factory=list)
     repeated: list[tuple[str, Span]] = field(default_factory=list)
+    # templates with names of their own (an agent action's parameters), which are not reads
+    scoped_templates: list[tuple[str, Span, frozenset[str]]] = field(default_factory=list)
+    # agent tool and action names, and per tool/action its argument names (VF110)
+    tool_names: list[tuple[str, str, Span]] = field(default_factory=list)
+    tool_args: list[tuple[str, list[tuple[str, Span]]]] = field(default_factory=list)
+    # ("url", text, span) and ("header:<Name>", text, span) of HTTP requests (VF409)
+    http_parts: list[tuple[str, str, Span]] = field(default_factory=list)
     read_cache: list[tuple[str, Span]] | None = None  # filled by rules_vars.step_reads
     memo: dict[str, Any] = field(default_factory=dict)  # per-run caches of the rules
 

@@ -225,6 +225,33 @@ def vf109_unknown_outcome(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                     )
 
 
+def vf110_duplicate_tool(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
+    """Two tools/actions of one agent step share a name (the model could not tell them apart),
+    or one tool/action has two arguments with the same name."""
+    for sub in bodies(flow):
+        for step in all_steps(sub):
+            names: dict[str, tuple[str, Span]] = {}
+            for kind, name, span in sorted(step.tool_names, key=lambda t: (t[2].line, t[2].col)):
+                if name in names:
+                    first_kind, first = names[name]
+                    bag.add(
+                        "VF110",
+                        span,
+                        step.file,
+                        f"{kind} '{name}' has the same name as the {first_kind} on line "
+                        f"{first.line}",
+                        "give every tool and action of an agent step its own name",
+                    )
+                else:
+                    names[name] = (kind, span)
+            for owner, args in step.tool_args:
+                seen: set[str] = set()
+                for arg, span in args:
+                    if arg in seen:
+                        bag.add("VF110", span, step.file, f"duplicate argument '{arg}' in {owner}")
+                    seen.add(arg)
+
+
 RULES_1XX = [
     vf101_unknown_state,
     vf102_duplicate_state,
@@ -233,4 +260,5 @@ RULES_1XX = [
     vf105_unknown_subflow,
     vf106_subflow_arguments,
     vf109_unknown_outcome,
+    vf110_duplicate_tool,
 ]

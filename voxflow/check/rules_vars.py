@@ -41,6 +41,9 @@ def step_reads(step: MStep) -> list[tuple[str, Span]]:
     for text, span in step.templates:
         info = analyze_template(text)
         out.extend((name, span) for name in sorted(info.names))
+    for text, span, local in step.scoped_templates:
+        info = analyze_template(text)
+        out.extend((name, span) for name in sorted(info.names) if name not in local)
     step.read_cache = out
     return out
 
@@ -241,7 +244,8 @@ def vf307_template_syntax(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
     """A prompt template is not valid jinja2."""
     for sub in bodies(flow):
         for step in all_steps(sub):
-            for text, span in step.templates:
+            scoped = [(text, span) for text, span, _ in step.scoped_templates]
+            for text, span in [*step.templates, *scoped]:
                 info = analyze_template(text)
                 if info.error:
                     bag.add(
@@ -284,4 +288,52 @@ def vf406_choice_values(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                     bag.add("VF407", span, step.file, f"invalid regular expression: {exc}")
 
 
-RULES_4XX = [vf406_choice_values]
+_SECRET_HEADER = re.compile(r"authorization|cookie|api[-_]?key|token|secret|passw(or)?d", re.I)
+_JINJA_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_AUTH_SCHEME = re.compile(r"\b(bearer|basic|token|digest|bot|apikey)\b", re.I)
+_SECRET_QUERY = re.compile(
+    r"[?&]((?:api[-_]?)?key|(?:access[-_]?)?token|secret|passw(?:or)?d|sig(?:nature)?)="
+    r"(?!\{)([^&#]+)",
+    re.I,
+)
+_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@{]*:[^/@{]+@", re.I)
+
+
+def _literal_secret(part: str, text: str) -> str | None:
+    """Why an HTTP ``url``/``header:<Name>`` template holds a credential in plain text."""
+    if part.startswith("header:"):
+        name = part[len("header:") :]
+        if not _SECRET_HEADER.search(name):
+            return None
+        rest = _AUTH_SCHEME.sub("", _JINJA_PART.sub("", text))
+        if rest.strip(" \t:=,;\"'"):
+            return f"header '{name}' has a credential written in the flow"
+        return None
+    if _USERINFO.match(text):
+        return "the URL has a password written in the flow"
+    m = _SECRET_QUERY.search(text)
+    if m:
+        return f"the URL's '{m.group(1)}' parameter has a credential written in the flow"
+    return None
+
+
+def vf409_credential_in_flow(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
+    """A credential (Authorization/token/API-key header, key/token/password URL parameter, or
+    a password in the URL) is written in plain text: flows are shared and versioned, and
+    their text lands in traces. Secrets come in through variables (e.g. ``call.metadata``)."""
+    for sub in bodies(flow):
+        for step in all_steps(sub):
+            for part, text, span in step.http_parts:
+                why = _literal_secret(part, text)
+                if why:
+                    bag.add(
+                        "VF409",
+                        span,
+                        step.file,
+                        why,
+                        "pass it in from your application, e.g. {{ call.metadata.api_token }}, "
+                        "and keep it out of .flow files",
+                    )
+
+
+RULES_4XX = [vf406_choice_values, vf409_credential_in_flow]

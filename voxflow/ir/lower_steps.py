@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from voxflow.ir import models as ir
 from voxflow.ir.options import (
+    HTTP_METHODS,
     STEP_OPTIONS,
     TEXT_REQUIRED,
     TYPES,
@@ -38,6 +39,8 @@ def lower_simple(lw: Lowerer, s: ast.SimpleStep) -> ir.Step:
         lw.error("VF408", s.choices[0].span, f"'{kind}' does not take choices")
     if kind != "agent" and s.tools:
         lw.error("VF408", s.tools[0].span, "only 'agent' takes tools")
+    if kind != "agent" and s.actions:
+        lw.error("VF408", s.actions[0].span, "only 'agent' takes actions")
     bargein = ir.BargeIn(
         mode=o.get("bargein", cfg.bargein.mode),
         min_words=cfg.bargein.min_words,
@@ -240,6 +243,7 @@ def _b_agent(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: 
         system=system,
         greeting=o.get("greeting", None),
         tools=tuple(tools),
+        actions=tuple(_action(lw, a) for a in s.actions),
         max_turns=o.get("max_turns", 20),
         timeout_ms=o.get("timeout", 600_000),
         silence_ms=o.get("silence", 10_000),
@@ -255,17 +259,20 @@ def _b_agent(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: 
     )
 
 
-def lower_http(lw: Lowerer, s: ast.HttpStep) -> ir.Step:
-    o = lw.options("http", s.options, STEP_OPTIONS["http"])
-    method = s.method.upper()
-    if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-        lw.error(
-            "VF408",
-            s.method_span,
-            f"unknown HTTP method '{s.method}'",
-            "use get, post, put, patch or delete",
-        )
-        method = "GET"
+def _method(lw: Lowerer, method: str, span: Span) -> Any:
+    upper = method.upper()
+    if upper in HTTP_METHODS:
+        return upper
+    lw.error(
+        "VF408",
+        span,
+        f"unknown HTTP method '{method}'",
+        did_you_mean(upper, HTTP_METHODS) or "use get, post, put, patch or delete",
+    )
+    return "GET"
+
+
+def _headers(lw: Lowerer, o: Opts, span: Span) -> tuple[tuple[str, ir.Template], ...]:
     headers: list[tuple[str, ir.Template]] = []
     h = o.get("headers", None)
     if h is not None:
@@ -274,18 +281,63 @@ def lower_http(lw: Lowerer, s: ast.HttpStep) -> ir.Step:
         ):
             for k, v in h.entries:
                 assert isinstance(v, ir.LiteralExpr)
-                headers.append(
-                    (k, lw.template(_lit(str(v.value), s.span)) or ir.Template(source=""))
-                )
+                headers.append((k, lw.template(_lit(str(v.value), span)) or ir.Template(source="")))
         else:
             lw.error("VF408", o.spans["headers"], 'headers take a map of strings: {"X-Key": "..."}')
+    return tuple(headers)
+
+
+def _action(lw: Lowerer, a: ast.Action) -> ir.AgentAction:
+    """One ``action`` of an agent step: its parameters and its single ``http`` request."""
+    params: list[ir.ActionParam] = []
+    for arg in a.args:
+        atype = arg.type if arg.type in TYPES else "any"
+        if arg.type not in TYPES:
+            lw.error("VF408", arg.span, f"unknown type '{arg.type}'", did_you_mean(arg.type, TYPES))
+        if arg.var != arg.name:
+            lw.error(
+                "VF408",
+                arg.span,
+                f"action argument '{arg.name}' is not stored in a variable",
+                f"remove 'as {arg.var}': use {{{{ {arg.name} }}}} in the request",
+            )
+        params.append(ir.ActionParam(name=arg.name, type=atype, description=arg.description))
+    if not a.requests:
+        lw.error(
+            "VF408",
+            a.name_span,
+            f"action '{a.name}' has no http request",
+            'add a line like: http get "https://api.example.com/items/{{ id }}"',
+        )
+    for extra in a.requests[1:]:
+        lw.error("VF408", extra.span, f"action '{a.name}' takes one http request")
+    req = a.requests[0] if a.requests else None
+    options = (*(req.options if req else ()), *a.options)
+    o = lw.options("action", options, STEP_OPTIONS["action"])
+    return ir.AgentAction(
+        name=a.name,
+        description=a.description or a.name,
+        args=tuple(params),
+        method=_method(lw, req.method, req.method_span) if req else "GET",
+        url=(lw.template(req.url) if req else None) or ir.Template(source=""),
+        body=o.get("body", None),
+        headers=_headers(lw, o, a.span),
+        timeout_ms=o.get("timeout", lw.config.http_timeout_ms),
+        span=lw.sp(a.span),
+    )
+
+
+def lower_http(lw: Lowerer, s: ast.HttpStep) -> ir.Step:
+    o = lw.options("http", s.options, STEP_OPTIONS["http"])
+    method = _method(lw, s.method, s.method_span)
+    headers = _headers(lw, o, s.span)
     on = lw.resolve(s.handlers, ir.OUTCOMES["http"], {}, s.span)
     return ir.HttpStep(
         span=lw.sp(s.span),
         method=method,
         url=lw.template(s.url) or ir.Template(source=""),
         body=o.get("body", None),
-        headers=tuple(headers),
+        headers=headers,
         timeout_ms=o.get("timeout", lw.config.http_timeout_ms),
         result_var=o.get("into", None),
         status_var=o.get("status", None),

@@ -96,6 +96,8 @@ __all__ = [
     "OUTCOMES",
     "SCHEMA_VERSION",
     "TRANSITION_OPS",
+    "ActionParam",
+    "AgentAction",
     "AgentStep",
     "AnswerStep",
     "AttrExpr",
@@ -562,6 +564,35 @@ class Tool(Node):
     span: Span
 
 
+class ActionParam(Node):
+    """A typed argument of an agent action (the model's value is used by the request's
+    templates; it is not stored in a flow variable)."""
+
+    name: str
+    type: ValueType
+    description: str = ""
+    required: bool = True
+
+
+class AgentAction(Node):
+    """A tool the model calls mid-conversation: an HTTP request whose JSON result (or an
+    ``{"error": ...}`` object) returns to the model; the step goes on. ``url`` and ``headers``
+    are templates and ``body`` an expression over the flow's names plus the ``args`` (which
+    shadow flow variables of the same name). A body is sent as JSON; without one, POST, PUT and
+    PATCH send the arguments object. The response is limited in size; non-2xx answers, timeouts
+    (``timeout_ms``) and connection errors become error results."""
+
+    name: str
+    description: str
+    args: tuple[ActionParam, ...] = ()
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    url: Template
+    body: Expr | None = None
+    headers: tuple[tuple[str, Template], ...] = ()
+    timeout_ms: int
+    span: Span
+
+
 class AgentStep(_InputBase):
     """An LLM conversation. Ends when the model calls a tool (``tool:<name>``), after
     ``max_turns`` caller turns, ``timeout_ms`` overall, or ``silence_ms`` of caller silence.
@@ -573,6 +604,7 @@ class AgentStep(_InputBase):
     system: Template
     greeting: Template | None = None
     tools: tuple[Tool, ...] = ()
+    actions: tuple[AgentAction, ...] = ()
     max_turns: int
     timeout_ms: int
     silence_ms: int

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BAD",
     "HEADER_OPTIONS",
+    "HTTP_METHODS",
     "REPEATABLE",
     "RETRYING",
     "STEP_OPTIONS",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 _ARROW_WORDS = {"retry", "continue", "hangup", "return"}
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 SUCCESS = {"match", "answered", "ok", "done", "returned"}
 RETRYING = {"noinput", "nomatch"}
 _BARGEIN = ("none", "dtmf", "speech", "any")
@@ -143,6 +145,7 @@ STEP_OPTIONS: dict[str, dict[str, str]] = {
         "status": _VAR,
     },
     "call": {},
+    "action": {"body": _EXPR, "headers": _EXPR, "timeout": _DUR},
 }
 """Options each step accepts (inline or on lines of its block), and their value kinds."""
 
@@ -267,6 +270,10 @@ class Opts:
             if isinstance(v, ast.Literal_) and v.type == "number":
                 lw.error("VF404", v.span, f"'{opt.name}' needs a unit", f"write {v.text}s")
                 return BAD
+            if isinstance(v, ast.Unary) and v.op == "-" and isinstance(v.operand, ast.Literal_):
+                if v.operand.type in ("duration", "number"):
+                    lw.error("VF401", v.span, f"'{opt.name}' must be longer than zero")
+                    return BAD
             lw.error("VF404", v.span, f"'{opt.name}' takes a duration such as 5s or 500ms")
             return BAD
         if kind == _INT:

@@ -17,6 +17,8 @@ from typing import Any, Literal, Union
 from voxflow.source import Span
 
 __all__ = [
+    "Action",
+    "ActionHttp",
     "Anytime",
     "Arrow",
     "Attr",
@@ -252,6 +254,32 @@ class Tool:
     tail: Tail
 
 
+@dataclass(slots=True)
+class ActionHttp:
+    """``http method "url" options`` inside an action block."""
+
+    span: Span
+    method: str
+    method_span: Span
+    url: Literal_
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(slots=True)
+class Action:
+    """``action name(args) "description":`` + an ``http`` line and option lines (``body``,
+    ``headers``, ``timeout``) inside an agent block: a tool whose result returns to the model.
+    ``requests`` holds every ``http`` line written (lowering wants exactly one)."""
+
+    span: Span
+    name: str
+    name_span: Span
+    args: tuple[ToolArg, ...]
+    description: str
+    requests: tuple[ActionHttp, ...] = ()
+    options: tuple[Option, ...] = ()
+
+
 # ---------------------------------------------------------------- steps
 
 
@@ -267,6 +295,7 @@ class SimpleStep:
     choices: tuple[Choice, ...] = ()
     handlers: tuple[Handler, ...] = ()
     tools: tuple[Tool, ...] = ()
+    actions: tuple[Action, ...] = ()
 
 
 @dataclass(slots=True)

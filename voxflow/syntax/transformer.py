@@ -243,6 +243,7 @@ class AstBuilder(Transformer[Token, Any]):
             tuple(x for x in items if isinstance(x, ast.Choice)),
             tuple(x for x in items if isinstance(x, ast.Handler)),
             tuple(x for x in items if isinstance(x, ast.Tool)),
+            tuple(x for x in items if isinstance(x, ast.Action)),
         )
 
     def step_tail(self, c: list[Any]) -> list[Any]:
@@ -275,6 +276,28 @@ class AstBuilder(Transformer[Token, Any]):
             str(typ),
             str(var) if var is not None else str(name),
             unquote(desc) if desc is not None else "",
+        )
+
+    def action(self, c: list[Any]) -> ast.Action:
+        name, args, desc, *items = c
+        return ast.Action(
+            self.span,
+            str(name),
+            _tspan(name),
+            args or (),
+            unquote(desc) if desc is not None else "",
+            tuple(x for x in items if isinstance(x, ast.ActionHttp)),
+            tuple(x for x in items if isinstance(x, ast.Option)),
+        )
+
+    def action_http(self, c: list[Any]) -> ast.ActionHttp:
+        method, url, *options = c
+        return ast.ActionHttp(
+            self.span,
+            str(method),
+            _tspan(method),
+            self._string_literal(url),
+            tuple(x for x in options if isinstance(x, ast.Option)),
         )
 
     def set_step(self, c: list[Any]) -> ast.SetStep:
