@@ -95,6 +95,7 @@ async def serving(
     settings: Settings | None = None,
     sandbox: dict[str, Any] | None = None,
     app: dict[str, Any] | None = None,
+    server: dict[str, Any] | None = None,
 ) -> AsyncIterator[Env]:
     """Serve ``paths`` on a fresh sandbox; at exit every call is over and every task stopped."""
     reg = FlowRegistry()
@@ -106,10 +107,12 @@ async def serving(
         def sink(call_id: str, line: TranscriptLine) -> None:
             env.lines.setdefault(call_id, []).append(line)
 
-        server = FlowServer(vapp, reg, settings or Settings(grace_period=5), on_transcript=sink)
-        env = Env(sb, vapp, server)
+        fs = FlowServer(
+            vapp, reg, settings or Settings(grace_period=5), on_transcript=sink, **(server or {})
+        )
+        env = Env(sb, vapp, fs)
         stop = asyncio.Event()
-        serve = asyncio.ensure_future(server.serve(stop))
+        serve = asyncio.ensure_future(fs.serve(stop))
         try:
             await sb.wait_app("voxflow", 20)
             yield env

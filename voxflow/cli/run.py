@@ -40,16 +40,21 @@ EXIT_FLOW, EXIT_CONFIG, EXIT_ARI = 1, 2, 3
 
 
 def default_script(flow: ir.Flow) -> list[CallerAction]:
-    """A demo caller: waits for the first menu, picks its first choice, listens, hangs up."""
-    key = _first_choice_key(flow)
+    """A demo caller: waits until the first menu is heard, picks its first choice, listens for
+    a while, hangs up."""
+    found = _first_choice_key(flow)
     lines = ["wait 2s"]
-    if key:
+    if found:
+        key, prompt = found
+        words = prompt.split("{", 1)[0].replace('"', "").split()[:4]
+        if words:
+            lines = [f'wait for "{" ".join(words)}" 30s', "wait 1s"]
         lines.append(f"press {key}")
     lines += ["wait 12s", "hangup"]
     return parse_script("\n".join(lines), name="<default caller>")
 
 
-def _first_choice_key(flow: ir.Flow) -> str | None:
+def _first_choice_key(flow: ir.Flow) -> tuple[str, str] | None:
     todo = [flow.states[flow.initial]] if flow.initial in flow.states else []
     seen: set[str] = set()
     while todo:
@@ -61,7 +66,7 @@ def _first_choice_key(flow: ir.Flow) -> str | None:
             if isinstance(s, ir.GatherStep) and s.choices and s.input != "speech":
                 for c in s.choices:
                     if c.keys:
-                        return c.keys[0]
+                        return c.keys[0], s.prompt.source if s.prompt else ""
             if isinstance(s, ir.GotoStep) and s.state in flow.states:
                 todo.append(flow.states[s.state])
     return None
@@ -95,6 +100,11 @@ def _fail(message: str, code: int) -> None:
     help="write one JSON Lines trace per call into DIR",
 )
 @click.option("--grace", "grace_period", type=float, help="seconds calls may finish on stop")
+@click.option(
+    "--no-audio",
+    is_flag=True,
+    help="no speech: prompts only in the transcript, DTMF only (no espeak/pocketsphinx)",
+)
 @click.option("-v", "--verbose", is_flag=True, help="log interpreter details")
 def run_command(
     flows: tuple[Path, ...],
@@ -109,9 +119,14 @@ def run_command(
     watch: bool,
     trace_dir: Path | None,
     grace_period: float | None,
+    no_audio: bool,
     verbose: bool,
 ) -> None:
-    """Run FLOW_OR_DIR... on Asterisk (with an ARI URL), else on the embedded sandbox."""
+    """Run FLOW_OR_DIR... on Asterisk (with an ARI URL), else on the embedded sandbox.
+
+    On the sandbox one call is placed into the flow: on a terminal you are the caller (type
+    digits or sentences); otherwise, or with --caller SCRIPT, a script of caller actions plays.
+    """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -137,10 +152,21 @@ def run_command(
         _fail(f"invalid flow(s):\n{exc}", EXIT_FLOW)
     try:
         if settings.ari_url is not None:
-            asyncio.run(_serve(settings, registry, watch))
+            asyncio.run(_serve(settings, registry, watch, audio=not no_audio))
             return
         script = load_script(caller_script) if caller_script else None
-        code = asyncio.run(_sandbox(settings, registry, script, dialed, watch))
+        interactive = script is None and sys.stdin.isatty() and sys.stdout.isatty()
+        code = asyncio.run(
+            _sandbox(
+                settings,
+                registry,
+                script,
+                dialed,
+                watch,
+                audio=not no_audio,
+                interactive=interactive,
+            )
+        )
     except ConfigError as exc:
         _fail(str(exc), EXIT_CONFIG)
     except AriUnauthorized:
@@ -159,28 +185,39 @@ def run_command(
     sys.exit(code)
 
 
-def _make_app(settings: Settings, ari_url: str, user: str, password: str) -> Any:
+def _offline(module: str, name: str) -> Any:
+    """An offline provider from voxflow.media, or None (logged) when it cannot start here."""
+    try:
+        return getattr(importlib.import_module(module), name)()
+    except Exception as exc:  # a missing engine only costs that capability
+        log.warning("%s unavailable (%s): running without it", name, exc)
+        return None
+
+
+def _make_app(
+    settings: Settings, ari_url: str, user: str, password: str, *, audio: bool = True
+) -> Any:
+    """The VoxtraApp: offline speech by default (espeak-ng TTS, pocketsphinx STT, WebRTC VAD),
+    replaced by VOXFLOW_TTS_*/_STT_*/_LLM_* providers when configured; ``audio=False``: none
+    (prompts only in the transcript, DTMF input only)."""
     from voxflow.ai.config import build_llm, build_stt, build_tts, load_ai_config
     from voxflow.telephony.app import VoxtraApp
 
     ai = load_ai_config()  # VOXFLOW_LLM_* / _STT_* / _TTS_*; API keys only from the environment
     kwargs: dict[str, Any] = {}
-    with contextlib.suppress(Exception):  # speech is optional: DTMF flows run without it
-        media = importlib.import_module("voxflow.media.callmedia")
-        espeak = importlib.import_module("voxflow.media.tts_espeak")
-        kwargs["tts"] = espeak.EspeakTTS()
-        kwargs["voice_factory"] = media.create_call_voice
-    tts, stt, llm = build_tts(ai.tts), build_stt(ai.stt), build_llm(ai.llm)
-    if tts is not None:
-        kwargs["tts"] = tts
-    if llm is not None:  # agent steps: the LLM, and an STT (offline pocketsphinx by default)
+    if audio:
+        with contextlib.suppress(ImportError):
+            kwargs["voice_factory"] = importlib.import_module(
+                "voxflow.media.callmedia"
+            ).create_call_voice
+    if "voice_factory" in kwargs:
+        tts, stt = build_tts(ai.tts), build_stt(ai.stt)
+        kwargs["tts"] = tts or _offline("voxflow.media.tts_espeak", "EspeakTTS")
+        kwargs["stt"] = stt or _offline("voxflow.media.stt_pocketsphinx", "PocketSphinxSTT")
+        kwargs["vad"] = _offline("voxflow.media.vad", "WebRtcVad")
+    llm = build_llm(ai.llm)
+    if llm is not None:  # agent steps
         kwargs["llm"] = llm
-        if stt is None and "voice_factory" in kwargs:
-            with contextlib.suppress(Exception):
-                sphinx = importlib.import_module("voxflow.media.stt_pocketsphinx")
-                stt = sphinx.PocketSphinxSTT()
-    if stt is not None:
-        kwargs["stt"] = stt
     return VoxtraApp(ari_url, user, password, settings.app, **kwargs)
 
 
@@ -193,32 +230,69 @@ async def _close_providers(app: Any) -> None:
                 await aclose()
 
 
-def _print_reload(registry: FlowRegistry) -> None:
-    for path, problem in registry.problems.items():
-        click.echo(f"not reloaded: {path}:\n{problem}", err=True)
-    for fv in registry.versions():
-        log.info("serving %s v%d", fv.flow.name, fv.version)
+def _reload_printer(registry: FlowRegistry) -> Callable[[FlowRegistry], None]:
+    """An ``on_reload`` callback printing what changed: new versions, and diagnostics of files
+    that no longer compile (their previous version keeps serving)."""
+    shown = {fv.path: fv.version for fv in registry.versions()}
+    problems: dict[Path, str] = {}
+
+    def show(reg: FlowRegistry) -> None:
+        for path, problem in reg.problems.items():
+            if problems.get(path) != problem:
+                click.echo(f"not reloaded (the previous version keeps serving): {path}", err=True)
+                click.echo(problem, err=True)
+        problems.clear()
+        problems.update(reg.problems)
+        for fv in reg.versions():
+            if shown.get(fv.path) != fv.version:
+                shown[fv.path] = fv.version
+                click.echo(f"reloaded {fv.path}: flow {fv.flow.name} version {fv.version}")
+
+    return show
 
 
-async def _serve(settings: Settings, registry: FlowRegistry, watch: bool) -> None:
-    from voxflow.runtime.server import FlowServer
-
-    assert settings.ari_url is not None
-    app = _make_app(settings, settings.ari_url, settings.ari_user, settings.ari_password)
-    server = FlowServer(
-        app, registry, settings, watch_interval=1.0 if watch else None, on_reload=_print_reload
-    )
-    stop = asyncio.Event()
+def _on_signals(callback: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, callback)
+
+
+async def _serve(
+    settings: Settings, registry: FlowRegistry, watch: bool, *, audio: bool = True
+) -> None:
+    from voxflow.runtime.server import FlowServer
+
+    assert settings.ari_url is not None
+    app = _make_app(
+        settings, settings.ari_url, settings.ari_user, settings.ari_password, audio=audio
+    )
+    server = FlowServer(
+        app,
+        registry,
+        settings,
+        watch_interval=1.0 if watch else None,
+        on_reload=_reload_printer(registry),
+    )
+    stop = asyncio.Event()
+
+    def stopping() -> None:
+        if not stop.is_set():
+            n = len(server.drivers)
+            click.echo(
+                f"stopping: no new calls; {n} call(s) in progress may finish within "
+                f"{settings.grace_period:g} s"
+            )
+        stop.set()
+
+    _on_signals(stopping)
     names = ", ".join(fv.flow.name for fv in registry.versions())
     click.echo(f"serving {names} on {settings.ari_url} as app '{settings.app}' (Ctrl-C stops)")
     try:
         await server.serve(stop)
     finally:
         await _close_providers(app)
+    click.echo(f"stopped after {len(server.results)} call(s)")
 
 
 def _print_line(call_id: str, line: TranscriptLine) -> None:
@@ -233,6 +307,9 @@ async def _sandbox(
     script: list[CallerAction] | None,
     dialed: str | None,
     watch: bool,
+    *,
+    audio: bool = True,
+    interactive: bool = False,
 ) -> int:
     from voxflow.runtime.server import FlowServer
     from voxflow.sandbox.server import Sandbox
@@ -244,7 +321,7 @@ async def _sandbox(
     if script is None:
         script = default_script(target.flow)
     async with Sandbox(port=0) as sb:
-        app = _make_app(settings, sb.ari_url, sb.user, sb.password)
+        app = _make_app(settings, sb.ari_url, sb.user, sb.password, audio=audio)
         if not target.flow.answers and settings.default_flow is None:
             settings = Settings(**{**_asdict(settings), "default_flow": target.flow.name})
         lines: list[str] = []
@@ -259,17 +336,44 @@ async def _sandbox(
             settings,
             on_transcript=show,
             watch_interval=1.0 if watch else None,
-            on_reload=_print_reload,
+            on_reload=_reload_printer(registry),
         )
         stop = asyncio.Event()
+        interrupted = asyncio.Event()
+        _on_signals(interrupted.set)
         serving = asyncio.ensure_future(server.serve(stop))
+        code = 0
         try:
             click.echo(f"sandbox call to {to} -> flow {target.flow.name}")
             call = await sb.place_call(from_="+15550100", to=to, app=settings.app)
-            code = await _play_script(call, script, lambda: " ".join(lines))
-            with contextlib.suppress(TimeoutError):
-                await call.wait_hangup(timeout=30)
-            await asyncio.sleep(0.2)
+            if interactive:
+                from voxflow.cli.run_interactive import HELP, interactive_caller
+
+                click.echo(HELP)
+                caller: asyncio.Future[Any] = asyncio.ensure_future(
+                    interactive_caller(call, echo=click.echo)
+                )
+            else:
+                caller = asyncio.ensure_future(_play_script(call, script, lambda: " ".join(lines)))
+            stopper = asyncio.ensure_future(interrupted.wait())
+            flow_done = asyncio.ensure_future(_flow_ended(server, call))
+            await asyncio.wait({caller, stopper, flow_done}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if caller.done() and isinstance(caller.result(), int):
+                code = int(caller.result())
+            elif not caller.done():  # the flow ended (or Ctrl-C): the caller stops too
+                caller.cancel()
+                await asyncio.gather(caller, return_exceptions=True)
+                if interrupted.is_set():
+                    click.echo("interrupted: hanging up")
+                    with contextlib.suppress(Exception):
+                        await call.hangup()
+            await asyncio.wait({flow_done}, timeout=30)
+            flow_done.cancel()
+            await asyncio.gather(stopper, flow_done, return_exceptions=True)
+            if not call.ended:  # transferred/queued: the call went on in the dialplan
+                with contextlib.suppress(Exception):
+                    await call.hangup()
         finally:
             stop.set()
             await serving
@@ -277,6 +381,14 @@ async def _sandbox(
     for result in server.results.values():
         click.echo(f"outcome: {result.outcome}" + (f" ({result.reason})" if result.reason else ""))
     return code
+
+
+async def _flow_ended(server: Any, call: Any) -> None:
+    """Wait until the flow running ``call`` has finished (its result is in)."""
+    while call.id not in server.results:
+        if call.ended and not server.drivers:
+            return
+        await asyncio.sleep(0.05)
 
 
 def _asdict(s: Settings) -> dict[str, Any]:

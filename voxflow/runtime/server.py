@@ -164,9 +164,14 @@ class FlowServer:
             log.info("waiting up to %.0f s for %d call(s)", self.settings.grace_period, n)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), self.settings.grace_period)
-            for d in list(self.drivers.values()):
+            left = list(self.drivers.values())
+            if left:
+                log.warning("grace period over: hanging up %d call(s)", len(left))
+            for d in left:
                 with contextlib.suppress(Exception):
                     await d.session.hangup("normal")
+            with contextlib.suppress(TimeoutError):  # let their hang-up handlers run
+                await asyncio.wait_for(self._idle.wait(), 5.0)
         await self.webhooks.aclose()
         await self.http.aclose()
 
