@@ -68,6 +68,9 @@ class PbxMedia(PbxCore):
         self.tick_no = 0
         self.media_idle = False
         self._moh_frames: dict[int, Iterator[Frame]] = {}
+        self._beeps: dict[str, list[Frame]] = {}  # channel id -> beep frames left
+        self.whisperers: dict[str, list[Channel]] = {}  # channel id -> snoops whispering to it
+        self._rec_skip: dict[str, int] = {}  # recording name -> frames before it records
 
     def wake_media(self) -> None:
         """Something may need the media tick again (it pauses while nothing plays, mixes,
@@ -360,6 +363,7 @@ class PbxMedia(PbxCore):
             self.set_var(ch, "BRIDGEPEER", "")
         br.members.remove(ch)
         ch.bridge = None
+        ch.bridge_role, ch.absorb_dtmf, ch.bridge_muted = "", False, False
         self.emit("ChannelLeftBridge", {"bridge": br.json(), "channel": ch.json()}, apps=apps)
         self.update_bridge_peers(br)
         self._notify_partners(br)
@@ -428,7 +432,10 @@ class PbxMedia(PbxCore):
         max_silence: float,
         if_exists: str,
         terminate_on: str,
+        beep: bool = False,
     ) -> LiveRecording:
+        """Start recording ``target``; ``beep`` plays a 1 kHz beep to a channel first (not
+        part of the file), as Asterisk's play-and-record does."""
         if not name:
             raise RestError(400, "Recording name is required")
         if fmt not in RECORDING_FORMATS:
@@ -472,6 +479,10 @@ class PbxMedia(PbxCore):
             self.emit("RecordingStarted", {"recording": rec.json()}, bridges=[target])
         else:
             self.emit("RecordingStarted", {"recording": rec.json()}, channels=[target])
+            if beep:
+                tone = frames_from_pcm16(self.sounds.pcm("beep") or b"")
+                self._beeps[target.id] = tone
+                self._rec_skip[rec.name] = len(tone)
         return rec
 
     def _rec_emit(self, etype: str, rec: LiveRecording, **extra: Any) -> None:
@@ -484,6 +495,7 @@ class PbxMedia(PbxCore):
     def finish_recording(self, rec: LiveRecording, *, cancel: bool = False) -> None:
         """Stop a live recording: write the file (unless cancelled) and emit the event."""
         self.live_recordings.pop(rec.name, None)
+        self._rec_skip.pop(rec.name, None)
         owner = rec.owner
         if rec in owner.recordings:
             owner.recordings.remove(rec)
@@ -534,6 +546,9 @@ class PbxMedia(PbxCore):
     def _record_frame(self, rec: LiveRecording, frame: Frame | None) -> None:
         if rec.state != "recording":
             return
+        if self._rec_skip.get(rec.name):  # the beep is still playing
+            self._rec_skip[rec.name] -= 1
+            return
         if rec.muted:
             frame = None
         silent = _is_silent(frame)
@@ -556,6 +571,14 @@ class PbxMedia(PbxCore):
     # --- hang-up cleanup -------------------------------------------------------------------
 
     def on_hangup_media(self, ch: Channel) -> None:
+        self._beeps.pop(ch.id, None)
+        self.whisperers.pop(ch.id, None)
+        if ch.snoop_of is not None:
+            snoops = self.whisperers.get(ch.snoop_of.id)
+            if snoops and ch in snoops:
+                snoops.remove(ch)
+                if not snoops:
+                    del self.whisperers[ch.snoop_of.id]
         for pb in list(ch.playbacks):
             if pb.state == "queued":
                 self.playbacks.pop(pb.id, None)
@@ -581,6 +604,7 @@ class PbxMedia(PbxCore):
         """Advance all media by 20 ms (mixing every bridge in one numpy pass)."""
         self.tick_no += 1
         tick = self.tick_no
+        whisperers = self.whisperers
         active = [
             ch
             for ch in self.channels.values()
@@ -589,6 +613,7 @@ class PbxMedia(PbxCore):
             or ch.recordings
             or ch.moh is not None
             or (ch.far is not None and ch.far.wants_tick)
+            or (whisperers and ch.id in whisperers)
         ]
         bridges: dict[str, Bridge] = {}
         for ch in active:
@@ -610,12 +635,24 @@ class PbxMedia(PbxCore):
         for ch in active:
             if ch.hungup:
                 continue
-            playing, frame = self._next_playback_frame(ch) if ch.playbacks else (False, None)
+            frame: Frame | None = None
+            beep = self._beeps.get(ch.id) if self._beeps else None
+            if beep:  # a recording's beep goes first
+                playing, frame = True, beep.pop(0)
+                if not beep:
+                    del self._beeps[ch.id]
+            elif ch.playbacks:
+                playing, frame = self._next_playback_frame(ch)
+            else:
+                playing, frame = False, None
             if not playing:
                 if ch.bridge is not None:
                     frame = mixes.get(ch.id)
                 elif ch.moh is not None:
                     frame = self._moh_frame(ch)
+            if whisperers and ch.id in whisperers:
+                extra = [getattr(s.far, "last_heard", None) for s in whisperers[ch.id]]
+                frame = _mix([f for f in [frame, *extra] if f is not None])
             if ch.silenced:
                 frame = None
             ch.heard = frame
@@ -651,7 +688,7 @@ class PbxMedia(PbxCore):
                 for m in br.members:
                     out[m.id] = bframe
                 continue
-            voices = [m for m in br.members if m.spoken is not None]
+            voices = [m for m in br.members if m.spoken is not None and not m.bridge_muted]
             if len(voices) + (bframe is not None) <= 1:
                 if bframe is not None or not voices:
                     for m in br.members:
@@ -672,7 +709,7 @@ class PbxMedia(PbxCore):
         if not members:
             return out
         sums = np.add.reduceat(np.stack(parts).astype(np.int32), starts, axis=0)
-        own = np.stack([_ZERO if m.spoken is None else m.spoken for m in members])
+        own = np.stack([_ZERO if m.spoken is None or m.bridge_muted else m.spoken for m in members])
         heard = np.clip(sums[groups] - own, -32768, 32767).astype(np.int16)
         for i, m in enumerate(members):
             out[m.id] = heard[i]

@@ -175,6 +175,9 @@ class Channel:
     peer: Channel | None = None  # the other half of a Local channel
     snoop_of: Channel | None = None
     snoop_spy: str = "none"
+    bridge_role: str = ""  # addChannel options, reset when the channel leaves its bridge
+    absorb_dtmf: bool = False
+    bridge_muted: bool = False
 
     def json(self, *, with_vars: bool = False) -> dict[str, Any]:
         return channel_json(

@@ -65,13 +65,18 @@ class LocalFar:
 
 
 class SnoopFar:
-    """A snoop channel's far end: it 'says' what the spied channel says and/or hears."""
+    """A snoop channel's far end: it 'says' what the spied channel says and/or hears, and
+    (``whisper`` out/both) what the snoop channel hears is whispered to the spied channel."""
 
-    def __init__(self, target: Channel, spy: str) -> None:
+    def __init__(self, target: Channel, spy: str, whisper: str = "none") -> None:
         self.target = target
         self.spy = spy
+        self.whisper = whisper
+        self.last_heard: Frame | None = None
 
-    wants_tick = False
+    @property
+    def wants_tick(self) -> bool:
+        return self.whisper != "none"
 
     def next_spoken(self) -> Frame | None:
         t = self.target
@@ -88,7 +93,7 @@ class SnoopFar:
         return mixed
 
     def hear(self, frame: Frame | None, tick: int) -> None:
-        return None
+        self.last_heard = frame
 
     def far_event(self, kind: str, data: dict[str, Any]) -> None:
         return None
@@ -603,11 +608,13 @@ class Pbx(PbxMedia):
             state="Up",
             creationtime=self.now_ts(),
             tech="Snoop",
-            far=SnoopFar(target, spy),
+            far=SnoopFar(target, spy, whisper),
             snoop_of=target,
             snoop_spy=spy,
         )
         self.add_channel(ch)
+        if whisper in ("out", "both"):
+            self.whisperers.setdefault(target.id, []).append(ch)
         answer = ch.json()
         if not self.enter_stasis(ch, app, args):
             self.hangup(ch, 16)

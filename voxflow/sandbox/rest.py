@@ -432,6 +432,7 @@ class AriRest(RestMisc):
             max_silence=q.num("maxSilenceSeconds", 0),
             if_exists=q.get("ifExists", "fail") or "fail",
             terminate_on=q.get("terminateOn", "none") or "none",
+            beep=q.bool("beep"),
         )
         body = rec.json()
         # Asterisk answers from a snapshot racing its control thread: a channel with media
@@ -582,6 +583,10 @@ class AriRest(RestMisc):
                 raise RestError(409, "Channel currently recording")
             chans.append(ch)
         self.pbx.add_to_bridge(br, chans)
+        for ch in chans:
+            ch.bridge_role = q.get("role")
+            ch.absorb_dtmf = q.bool("absorbDTMF")
+            ch.bridge_muted = q.bool("mute")
         return empty()
 
     async def remove_channel(self, q: Req) -> web.Response:

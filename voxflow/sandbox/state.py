@@ -30,6 +30,8 @@ Sink = Callable[[str, dict[str, Any]], None]
 class PbxCore:
     """Channels, apps and events. ``sink(app, event)`` receives every event for an app."""
 
+    _dtmf_hops = 0  # depth of DTMF passing through bridges (see dtmf_received)
+
     def __init__(self, clock: Clock, sink: Sink, *, asterisk_id: str = ASTERISK_ID) -> None:
         self.clock = clock
         self.sink = sink
@@ -285,6 +287,18 @@ class PbxCore:
             return
         self.emit_channel("ChannelDtmfReceived", ch, digit=digit, duration_ms=duration_ms)
         self.on_dtmf_media(ch, digit)
+        br = ch.bridge
+        # The digit passes through a bridge to the other members' far ends, unless the
+        # channel was added with absorbDTMF (two hops at most: Local pairs forward digits).
+        if br is not None and not ch.absorb_dtmf and br.bridge_type != "holding":
+            if self._dtmf_hops < 2:
+                self._dtmf_hops += 1
+                try:
+                    for m in list(br.members):
+                        if m is not ch and m.far is not None and not m.hungup:
+                            m.far.far_event("dtmf", {"digit": digit, "duration_ms": duration_ms})
+                finally:
+                    self._dtmf_hops -= 1
 
     def on_dtmf_media(self, ch: Channel, digit: str) -> None:
         """Hook for recordings with ``terminateOn`` (media layer)."""
