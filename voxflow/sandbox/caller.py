@@ -199,6 +199,19 @@ class SimCall:
             else:
                 self._pbx.hangup(ch, cause, from_far=True)
 
+    async def hold(self, music_class: str = "") -> None:
+        """The phone puts the call on hold (a SIP re-INVITE): the app gets ChannelHold."""
+        ch = self._live_channel()
+        self._note("held", music_class=music_class)
+        fields = {"musicclass": music_class} if music_class else {}
+        self._pbx.emit_channel("ChannelHold", ch, **fields)
+
+    async def unhold(self) -> None:
+        """The phone takes the call off hold: the app gets ChannelUnhold."""
+        ch = self._live_channel()
+        self._note("unheld")
+        self._pbx.emit_channel("ChannelUnhold", ch)
+
     async def answer(self) -> None:
         """Answer an outbound call that is ringing (behaviour ``ring``)."""
         ch = self._live_channel()

@@ -263,7 +263,9 @@ class PbxMedia(PbxCore):
         pb = self.playbacks.get(pid)
         if pb is None:
             raise RestError(404, "Playback not found")
-        self._finish_playback(pb, "done" if pb.state != "queued" else "canceled")
+        # Asterisk reports stopped, completed and cancelled (still queued) playbacks all as
+        # "done" (res_stasis_playback.c); "canceled" is not a playback state in the swagger.
+        self._finish_playback(pb, "done")
 
     def control_playback(self, pid: str, operation: str) -> None:
         pb = self.playbacks.get(pid)
@@ -275,8 +277,10 @@ class PbxMedia(PbxCore):
             raise RestError(409, "Playback not currently playing")
         if operation == "pause":
             pb.paused = True
+            pb.state = "paused"
         elif operation == "unpause":
             pb.paused = False
+            pb.state = "playing"
         elif operation == "restart" or operation == "reverse":
             src = self.resolve_media(pb.media_uri)
             if isinstance(src, Iterator):
