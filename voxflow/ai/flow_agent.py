@@ -9,6 +9,9 @@ the command by attribute, so this package does not depend on the runtime. Mappin
   validated (one corrective retry) and returned in ``args`` for the flow to bind to variables;
 * Python/HTTP actions given to the runner are offered next to the exits; their results go back
   to the model (``http_action`` sends the call's webhook-marked metadata);
+* the step's own ``action``s (``cmd.actions``, IR ``AgentAction``s rendered with
+  ``cmd.action_vars`` and the model's arguments, see :mod:`voxflow.ai.flow_actions`) too, over
+  one HTTP session per step run, closed when the step ends;
 * ``max_turns``, ``timeout``, ``silence`` (-> ``noinput``), ``filler`` after ``filler_after``,
   ``give_up`` (-> ``timeout``), ``context`` (``reset`` clears the history on entry), ``voice``
   and ``bargein`` go straight to the settings and the pipeline;
@@ -32,6 +35,7 @@ from typing import Any, Literal, Protocol
 
 from voxflow.ai.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings, ToolParam
 from voxflow.ai.call_agent import NOT_CONFIGURED, CallAgent
+from voxflow.ai.flow_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
 from voxflow.errors import CallEndedError
 from voxflow.telephony.voice import BargeIn
 
@@ -146,7 +150,8 @@ def _step_key(cmd: AgentCommand) -> tuple[str, tuple[str, ...]]:
 class FlowAgentRunner:
     """Runs a flow's agent steps on calls (``CallDriver(agent_runner=FlowAgentRunner())``).
 
-    ``actions`` are offered to the model in every agent step (results go back to the model);
+    ``actions`` are offered to the model in every agent step (results go back to the model),
+    next to each step's own flow actions (answers limited to ``max_action_bytes``);
     ``listen_options`` go to ``CallVoice.listen`` (e.g. ``end_silence_ms``, ``phrases``).
     """
 
@@ -156,13 +161,17 @@ class FlowAgentRunner:
         actions: Sequence[AgentAction] = (),
         listen_options: Mapping[str, Any] | None = None,
         max_tool_rounds: int = 4,
+        max_action_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         names = [a.name for a in actions]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate agent action names: {names}")
+        if max_action_bytes < 1:
+            raise ValueError("max_action_bytes must be at least 1")
         self.actions = tuple(actions)
         self.listen_options = dict(listen_options or {})
         self.max_tool_rounds = max_tool_rounds
+        self.max_action_bytes = max_action_bytes
 
     async def __call__(self, session: Any, cmd: AgentCommand) -> dict[str, Any]:
         agent = session.agent  # RuntimeError("AI pipeline not configured") without an LLM
@@ -171,12 +180,24 @@ class FlowAgentRunner:
         key = _step_key(cmd)
         continuing = agent.steps.get("last") == (key, "noinput")
         exits = {str(t.get("name")) for t in cmd.tools}
-        clash = exits & {a.name for a in self.actions}
+        step_actions = tuple(getattr(cmd, "actions", ()) or ())
+        own = {a.name for a in self.actions}
+        clash = (exits | {a.name for a in step_actions}) & own
         if clash:
             raise ValueError(f"agent tools and actions share names: {sorted(clash)}")
+        http = ActionHttp(max_bytes=self.max_action_bytes) if step_actions else None
+        actions = self.actions
+        if http is not None:
+            actions += flow_actions(
+                step_actions,
+                getattr(cmd, "action_vars", None),
+                http,
+                timezone=str(getattr(cmd, "timezone", "UTC")),
+                call_id=str(getattr(session, "id", "?")),
+            )
         settings = settings_for_step(
             cmd,
-            actions=self.actions,
+            actions=actions,
             continuing=continuing,
             max_tool_rounds=self.max_tool_rounds,
         )
@@ -194,6 +215,9 @@ class FlowAgentRunner:
             why = f"{exc}: the agent step needs an STT and a TTS on the app"
             log.error("call %s: %s", getattr(session, "id", "?"), why)
             return outcome_result(AgentOutcome("error", error=why))
+        finally:
+            if http is not None:
+                await http.aclose()
         agent.steps["last"] = (key, outcome.outcome)
         log.info(
             "call %s: agent step ended with %s after %d turns%s",

@@ -253,6 +253,11 @@ class Agent(Op):
     context: str = "append"
     voice: str | None = None
     bargein: str = "any"
+    # agent actions (IR ``AgentAction``s) and what their templates see: the flow's variables
+    # and ``call`` when the step started, and the flow's timezone (voxflow.ai.flow_actions)
+    actions: tuple[Any, ...] = ()
+    action_vars: dict[str, Any] | None = None
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,9 +231,19 @@ def _x_agent(m: _Machine, s: ir.AgentStep) -> None:
             s.context,
             s.voice or m.flow.config.voice,
             s.bargein.mode,
+            actions=s.actions,
+            action_vars=_action_vars(m) if s.actions else None,
+            timezone=m.flow.config.timezone,
         )
     )
     m.wait = Wait("op", s, frozenset({c}))
+
+
+def _action_vars(m: _Machine) -> dict[str, Any]:
+    """What an agent action's templates see besides its arguments (as ``render`` does)."""
+    names = {k: v for f in (m.frames[0], m.top) for k, v in f.variables.items() if v is not UNSET}
+    names["call"] = m.call_root()
+    return names
 
 
 def _arg(m: _Machine, e: ir.Expr) -> Any:
