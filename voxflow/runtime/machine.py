@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from voxflow.errors import FlowRuntimeError
 from voxflow.ir import models as ir
@@ -19,7 +19,7 @@ from voxflow.runtime import events as ev
 from voxflow.runtime.expressions import UNSET, EvalContext, evaluate
 from voxflow.runtime.templating import default_renderer
 
-__all__ = ["DISPATCH", "Cursor", "Frame", "RunState", "Wait"]
+__all__ = ["DISPATCH", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
 
 _TYPEAHEAD_MAX = 32
 _SUCCESS = frozenset({"ok", "answered", "done", "returned"})
@@ -107,6 +107,33 @@ class RunState:
         return {k: v for k, v in self.frames[0].variables.items() if v is not UNSET}
 
 
+class StepObserver(Protocol):
+    """Optional hook told what the interpreter does inside one ``step()`` (coverage, tracing).
+
+    ``where`` is the current state, ``subflow.state`` inside a subflow. Called synchronously;
+    must not raise or change anything it is given. Nothing is called when no observer is set.
+    """
+
+    def entered(self, where: str) -> None:
+        """A state was entered."""
+
+    def outcome(self, where: str, step: Any, outcome: str, handler: ir.Handler | None) -> None:
+        """``step`` ended with ``outcome``; ``handler`` is the one chosen (None: no handler)."""
+
+    def error(self, where: str, handler: ir.Handler) -> None:
+        """A runtime error in ``where`` runs this ``on error`` handler."""
+
+    def command(self, where: str, command: ir.Command) -> None:
+        """An anytime command matched the caller's input."""
+
+    def hangup_handler(self, where: str) -> None:
+        """The state's ``on hangup`` handler starts."""
+
+    def transition(self, where: str, step: Any, handler_steps: tuple[ir.Step, ...] | None) -> None:
+        """A transition step (goto, hangup, retry, ...) runs, inside the innermost handler whose
+        block is ``handler_steps`` (None: in the state's own steps)."""
+
+
 class _Abort(Exception):
     """Internal: a runtime error while executing a step."""
 
@@ -138,8 +165,11 @@ def _norm(text: str) -> str:
 class _Machine:
     """Mutable working copy of a RunState for one step() call."""
 
-    def __init__(self, flow: ir.Flow, st: RunState, now: float) -> None:
+    def __init__(
+        self, flow: ir.Flow, st: RunState, now: float, observer: StepObserver | None = None
+    ) -> None:
         self.flow = flow
+        self.obs = observer
         self.st = st
         self.now = now
         self.frames = [
@@ -192,6 +222,11 @@ class _Machine:
         )
 
     # ------------------------------------------------------------ helpers
+
+    def where(self) -> str:
+        """The current state for observers: ``state`` or ``subflow.state``."""
+        f = self.top
+        return f"{f.subflow}.{f.state}" if f.subflow else f.state
 
     def cid(self) -> int:
         self.seq += 1
@@ -305,6 +340,8 @@ class _Machine:
         if frame.subflow:
             data["subflow"] = frame.subflow
         self.emit(ev.Notify("state.entered", data))
+        if self.obs is not None:
+            self.obs.entered(self.where())
 
     def on_hangup(self, cause: str) -> None:
         if self.status in ("ended", "hangup_handler"):
@@ -328,6 +365,8 @@ class _Machine:
         if not handlers:
             self.finish(*(self.end or ("completed", "")))
             return
+        if self.obs is not None:
+            self.obs.hangup_handler(self.where())
         self.top.stack = [Cursor(handlers[0].steps, 0, "hangup")]
 
     def finish(self, outcome: str, reason: str = "") -> None:
@@ -422,6 +461,8 @@ class _Machine:
                 failed = top.block[top.index] if top and top.index < len(top.block) else None
                 owner = failed if failed is not None and failed.op in ir.INPUT_OPS else None
                 frame.stack.append(Cursor(chosen.steps, 0, "error", owner))
+                if self.obs is not None:
+                    self.obs.error(self.where(), chosen)
                 return
         if len(self.frames) > 1:
             self.frames.pop()
@@ -482,6 +523,16 @@ class _Machine:
             else:
                 self.advance()
             return
+        if self.obs is not None and s.op in ir.TRANSITION_OPS:
+            within = next(
+                (
+                    c.block
+                    for c in reversed(frame.stack)
+                    if c.kind in ("handler", "error", "command")
+                ),
+                None,
+            )
+            self.obs.transition(self.where(), s, within)
         try:
             DISPATCH[s.op](self, s)
         except FlowRuntimeError as exc:
@@ -531,6 +582,8 @@ class _Machine:
         frame.counts[key] = n
         self.emit(ev.Notify("outcome", {"step": s.op, "outcome": name, "count": n}))
         chosen = next((h for h in handlers if h.count <= n), None)
+        if self.obs is not None:
+            self.obs.outcome(self.where(), s, name, chosen)
         if chosen is None:
             if name in _SUCCESS or (not handlers and name == "match"):
                 self.advance()
@@ -698,6 +751,8 @@ class _Machine:
         for cmd in self.cur_state().commands:
             if _matches(value, kind, cmd.keys, cmd.phrases, cmd.patterns):
                 self.emit(ev.Notify("command", {"name": cmd.name}))
+                if self.obs is not None:
+                    self.obs.command(self.where(), cmd)
                 self.top.stack.append(Cursor(cmd.handler.steps, 0, "command", s))
                 return
         if s.choices:

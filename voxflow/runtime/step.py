@@ -28,6 +28,7 @@ from voxflow.runtime.machine import (
     Cursor,
     Frame,
     RunState,
+    StepObserver,
     Wait,
     _Abort,
     _Machine,
@@ -35,7 +36,7 @@ from voxflow.runtime.machine import (
     _skey,
 )
 
-__all__ = ["Cursor", "Frame", "RunState", "initial_state", "step"]
+__all__ = ["Cursor", "Frame", "RunState", "StepObserver", "initial_state", "step"]
 
 
 def initial_state(
@@ -51,11 +52,16 @@ def initial_state(
     )
 
 
-def step(flow: ir.Flow, state: RunState, event: ev.Event) -> tuple[RunState, list[ev.Command]]:
-    """Advance one call by one event. Never raises for flow errors: they become commands."""
+def step(
+    flow: ir.Flow, state: RunState, event: ev.Event, observer: StepObserver | None = None
+) -> tuple[RunState, list[ev.Command]]:
+    """Advance one call by one event. Never raises for flow errors: they become commands.
+
+    ``observer`` (optional) is told of states entered, outcomes, handlers and transitions as
+    they happen (see :class:`~voxflow.runtime.machine.StepObserver`); it changes nothing."""
     if state.status == "ended":
         return state, []
-    m = _Machine(flow, state, event.now)
+    m = _Machine(flow, state, event.now, observer)
     m.handle(event)
     return m.freeze(), m.out
 

@@ -24,12 +24,12 @@ from typing import Any
 
 from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
-from voxflow.runtime.machine import Cursor, RunState, _Machine
-from voxflow.runtime.step import initial_state
+from voxflow.runtime.machine import RunState
+from voxflow.runtime.step import initial_state, step
 from voxflow.testing.scenario import Action, AgentMock, Mocks, Scenario, ScenarioDefaults
 from voxflow.viz.flowmap import edge_source, outcome_label, step_key
 
-__all__ = ["Hit", "SimResult", "TraceLine", "run_scenario", "traced_step"]
+__all__ = ["CoverageObserver", "Hit", "SimResult", "TraceLine", "run_scenario", "traced_step"]
 
 DEFAULT_TIME = "2025-01-06T10:00:00"  # a Monday, 10:00 in the flow's timezone
 _REACTION = 0.3
@@ -86,107 +86,59 @@ class SimResult:
     steps_done: int = 0
 
 
-# ---------------------------------------------------------------- the tracing machine
+# ---------------------------------------------------------------- the coverage observer
 
 
-class _Tracer(_Machine):
-    """The interpreter machine, recording what ran for coverage (no change in behaviour)."""
+class CoverageObserver:
+    """A :class:`~voxflow.runtime.machine.StepObserver` recording coverage ``hits``.
 
-    labels: dict[int, tuple[str, str]]
-    hits: set[Hit]
+    ``labels`` maps a handler block (by id) to its (outcome label, origin), learnt when the
+    handler is chosen, so a later transition inside it is attributed to the right edge; keep
+    one observer per call (the blocks belong to the compiled flow, which outlives the call).
+    """
 
-    def _src(self) -> str:
-        f = self.top
-        return f"{f.subflow}.{f.state}" if f.subflow else f.state
+    def __init__(self, hits: set[Hit] | None = None) -> None:
+        self.hits: set[Hit] = set() if hits is None else hits
+        self.labels: dict[int, tuple[str, str]] = {}
 
-    def enter(self, name: str) -> None:
-        super().enter(name)
-        self.hits.add(Hit("state", (self._src(),)))
+    def entered(self, where: str) -> None:
+        self.hits.add(Hit("state", (where,)))
 
-    def run_one(self) -> None:
-        frame = self.top
-        if frame.stack and self.status == "running":
-            cur = frame.stack[-1]
-            if cur.index < len(cur.block):
-                s = cur.block[cur.index]
-                if s.op in ir.TRANSITION_OPS:
-                    label, origin = "", "state"
-                    for c in reversed(frame.stack):
-                        if c.kind in ("handler", "error", "command"):
-                            label, origin = self.labels.get(id(c.block), ("", "state"))
-                            break
-                    target: str = s.op
-                    if s.op == "goto":
-                        target = f"{frame.subflow}.{s.state}" if frame.subflow else s.state
-                    src = edge_source(self._src(), origin)
-                    self.hits.add(Hit("transition", (src, label, target)))
-        super().run_one()
+    def outcome(self, where: str, step: Any, outcome: str, handler: ir.Handler | None) -> None:
+        self.hits.add(Hit("branch", (where, step_key(step), outcome)))
+        if handler is not None:
+            base = outcome
+            if outcome not in step.on and outcome.startswith("choice:"):
+                base = "match"
+            self.labels[id(handler.steps)] = (outcome_label(base, handler.count), handler.origin)
 
-    def _note_handler(self, label: str, origin: str) -> None:
-        stack = self.top.stack
-        if stack and stack[-1].kind in ("handler", "error", "command"):
-            self.labels[id(stack[-1].block)] = (label, origin)
+    def error(self, where: str, handler: ir.Handler) -> None:
+        self.hits.add(Hit("branch", (where, "", "error")))
+        self.labels[id(handler.steps)] = (outcome_label("error", handler.count), handler.origin)
 
-    def outcome(self, s: Any, name: str) -> None:
-        src = self._src()
-        self.hits.add(Hit("branch", (src, step_key(s), name)))
-        before = len(self.top.stack)
-        super().outcome(s, name)
-        if len(self.top.stack) > before:
-            top: Cursor = self.top.stack[-1]
-            base = name
-            handlers = s.on.get(name, ())
-            if not handlers and name.startswith("choice:"):
-                base, handlers = "match", s.on.get("match", ())
-            h = next((h for h in handlers if h.steps is top.block), None)
-            if h is not None:
-                self._note_handler(outcome_label(base, h.count), h.origin)
+    def command(self, where: str, command: ir.Command) -> None:
+        self.hits.add(Hit("branch", (where, "", "cmd:" + command.name)))
+        self.labels[id(command.handler.steps)] = ("cmd:" + command.name, command.handler.origin)
 
-    def fail(self, message: str, span: ir.Span | None) -> None:
-        src = self._src() if self.frames else ""
-        super().fail(message, span)
-        if not self.frames:
-            return
-        stack = self.top.stack
-        if stack and stack[-1].kind == "error":
-            state = self.cur_state()
-            h = next((h for h in state.on_error if h.steps is stack[-1].block), None)
-            self.hits.add(Hit("branch", (src, "", "error")))
-            if h is not None:
-                self._note_handler(outcome_label("error", h.count), h.origin)
+    def hangup_handler(self, where: str) -> None:
+        self.hits.add(Hit("branch", (where, "", "hangup")))
 
-    def gather_end(self, w: Any, value: str | None, kind: str) -> None:
-        super().gather_end(w, value, kind)
-        stack = self.top.stack
-        if stack and stack[-1].kind == "command":
-            cmd = next(
-                (c for c in self.cur_state().commands if c.handler.steps is stack[-1].block), None
-            )
-            if cmd is not None:
-                self.hits.add(Hit("branch", (self._src(), "", "cmd:" + cmd.name)))
-                self._note_handler("cmd:" + cmd.name, cmd.handler.origin)
-
-    def run_hangup_handler(self) -> None:
-        if not self.hangup_ran and self.frames and self.cur_state().on_hangup:
-            self.hits.add(Hit("branch", (self._src(), "", "hangup")))
-        super().run_hangup_handler()
+    def transition(self, where: str, step: Any, handler_steps: tuple[ir.Step, ...] | None) -> None:
+        label, origin = ("", "state")
+        if handler_steps is not None:
+            label, origin = self.labels.get(id(handler_steps), ("", "state"))
+        target: str = step.op
+        if step.op == "goto":
+            sub, dot, _ = where.rpartition(".")
+            target = f"{sub}.{step.state}" if dot else step.state
+        self.hits.add(Hit("transition", (edge_source(where, origin), label, target)))
 
 
 def traced_step(
-    flow: ir.Flow,
-    state: RunState,
-    event: ev.Event,
-    labels: dict[int, tuple[str, str]],
-    hits: set[Hit],
+    flow: ir.Flow, state: RunState, event: ev.Event, observer: CoverageObserver
 ) -> tuple[RunState, list[ev.Command]]:
-    """:func:`voxflow.runtime.step.step`, also recording coverage ``hits``."""
-    if state.status == "ended":
-        return state, []
-    m = _Tracer(flow, state, event.now)
-    m.labels = labels
-    m.hits = hits
-    m.handle(event)
-    return m.freeze(), m.out
+    """:func:`voxflow.runtime.step.step`, also recording coverage in ``observer.hits``."""
+    return step(flow, state, event, observer)
 
 
 # ---------------------------------------------------------------- the simulator
@@ -241,7 +193,7 @@ class _Sim:
             state = replace(state, metadata=MappingProxyType({**state.metadata, **extra}))
         self.state = state
         self.res = SimResult()
-        self.labels: dict[int, tuple[str, str]] = {}
+        self.observer = CoverageObserver(self.res.hits)
         self.heap: list[_Ev] = []
         self.seq = 0
         self.t = 0.0
@@ -269,7 +221,7 @@ class _Sim:
         self.log("!", text)
 
     def feed(self, event: ev.Event) -> None:
-        self.state, cmds = traced_step(self.flow, self.state, event, self.labels, self.res.hits)
+        self.state, cmds = step(self.flow, self.state, event, self.observer)
         for cmd in cmds:
             self.perform(cmd)
 
