@@ -118,7 +118,8 @@ def _split_lines(toks: list[_Tok]) -> list[_Line]:
                     pieces.append([])
                     continue
                 break
-            if t.kind == "cont":
+            if t.kind == "cont":  # keep the backslash: the next piece goes on a new line
+                pieces[-1].append(_Tok("cont", "\\"))
                 pieces.append([])
                 continue
             if t.kind == "ws":

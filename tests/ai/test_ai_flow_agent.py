@@ -182,7 +182,13 @@ async def test_actions_answer_the_model_and_see_marked_metadata(fake_openai: Fak
     assert result["outcome"] == "tool:end_call"
     assert calls == [({"office": "Boston"}, {"account": "A-9"})]
     offered = {t["function"]["name"] for t in fake_openai.requests[0].body["tools"]}
-    assert offered == {"transfer_to_human", "book_callback", "end_call", "office_hours"}
+    assert offered == {
+        "transfer_to_human",
+        "book_callback",
+        "end_call",
+        "check_availability",
+        "office_hours",
+    }
     tool_msg = fake_openai.requests[1].body["messages"][-1]
     assert tool_msg["role"] == "tool" and json.loads(tool_msg["content"])["open"] == "9am"
     with pytest.raises(ValueError, match="invalid tool parameter schema"):

@@ -282,3 +282,17 @@ def test_formatter_round_trips_actions_to_the_same_ir() -> None:
     assert _agent(once).actions[1].model_dump(exclude=strip) == _agent(ugly).actions[1].model_dump(
         exclude=strip
     )
+
+
+def test_formatter_keeps_backslash_continuations() -> None:
+    src = (
+        HEAD
+        + 'state start:\n    agent "You book.":\n'
+        + '        action a(x: string) \\\n              "Look it up":\n'
+        + '            http get "https://a.test/{{ x }}"\n'
+        + TAIL
+    )
+    once = format_source(src)
+    assert '        action a(x: string) \\\n            "Look it up":\n' in once
+    assert format_source(once) == once
+    assert _agent(once).actions == _agent(src).actions

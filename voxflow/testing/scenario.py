@@ -228,9 +228,13 @@ class QueueMock(_Timed):
 
 
 class AgentTurn(_Model):
-    """One exchange in a mocked agent conversation."""
+    """One exchange in a mocked agent conversation: what the caller says, the model calling one
+    of the step's ``action``s with ``args`` (its HTTP request is answered by ``mocks.http``),
+    and the model's reply."""
 
     caller: str | None = None
+    action: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
     reply: str | None = None
 
 

@@ -394,6 +394,8 @@ class _Sim:
                 lines.append(f"caller: {turn.caller}")
                 self.res.trace.append(TraceLine(round(t, 3), "caller", f'says "{turn.caller}"'))
                 t += _WORD_CALLER * len(turn.caller.split()) + 0.5
+            if turn.action is not None:
+                t = self.agent_action(op, turn.action, turn.args, t)
             if turn.reply:
                 lines.append(f"agent: {turn.reply}")
                 self.res.said.append(turn.reply)
@@ -413,6 +415,39 @@ class _Sim:
         self.done_at(
             op.cid, t, {"outcome": outcome, "args": dict(m.args), "transcript": transcript}
         )
+
+    def agent_action(self, op: ev.Agent, name: str, args: dict[str, Any], t: float) -> float:
+        """The model calls the step's action ``name``: render its request as the runner does,
+        answer it from ``mocks.http``; returns the time the answer is back."""
+        from voxflow.ai.flow_actions import RequestError, render_request
+
+        action = next((a for a in op.actions if getattr(a, "name", None) == name), None)
+        if action is None:
+            names = ", ".join(sorted(str(getattr(a, "name", "")) for a in op.actions))
+            self.problem(f"agent mock calls action '{name}' but the step offers: {names or 'none'}")
+            return t
+        try:
+            req = render_request(
+                action, op.action_vars, args, timezone=op.timezone, now=self.base + t
+            )
+        except RequestError as exc:  # the model would get an error: in a test, a flow bug
+            self.problem(f"agent action '{name}' could not be prepared: {exc}")
+            return t
+        self.res.http.append(f"{req.method} {req.url}")
+        m = self._take(
+            self.mocks.http,
+            lambda h: h.method in (None, req.method) and re.search(h.url, req.url) is not None,
+        )
+        if m is None:
+            self.problem(f"no HTTP mock for {req.method} {req.url} (add one under mocks.http)")
+            return t
+        timeout, delay = float(action.timeout_ms) / 1000.0, float(m.delay)
+        timed_out = m.outcome == "timeout" or delay >= timeout
+        answer = "timeout" if timed_out else m.outcome or str(m.status)
+        self.res.trace.append(
+            TraceLine(round(t, 3), "agent", f"calls {name}: {req.method} {req.url} -> {answer}")
+        )
+        return t + (timeout if timed_out else delay) + 0.5
 
     def stop(self, cid: int) -> None:
         live = self.live.get(cid)
