@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -79,11 +80,20 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield sb
 
 
+@contextlib.asynccontextmanager
+async def connected(sb: Sandbox, app: str = "voxflow") -> AsyncIterator[RawAri]:
+    """A RawAri whose events socket for ``app`` is registered with ``sb``."""
+    async with aiohttp.ClientSession() as session:
+        client = RawAri(sb, session)
+        await client.connect(app)
+        await sb.wait_app(app)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+
 @pytest.fixture
 async def ari(sandbox: Sandbox) -> AsyncIterator[RawAri]:
-    async with aiohttp.ClientSession() as session:
-        client = RawAri(sandbox, session)
-        await client.connect()
-        await sandbox.wait_app("voxflow")
+    async with connected(sandbox) as client:
         yield client
-        await client.close()

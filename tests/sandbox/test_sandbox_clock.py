@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import pytest
-from conftest import RawAri
+from conftest import RawAri, connected
 
 from voxflow.sandbox import Sandbox, VirtualClock
 
@@ -47,12 +46,8 @@ async def vsandbox() -> AsyncIterator[Sandbox]:
 
 @pytest.fixture
 async def vari(vsandbox: Sandbox) -> AsyncIterator[RawAri]:
-    async with aiohttp.ClientSession() as session:
-        client = RawAri(vsandbox, session)
-        await client.connect()
-        await vsandbox.wait_app("voxflow")
+    async with connected(vsandbox) as client:
         yield client
-        await client.close()
 
 
 def _ts(ev: dict[str, Any]) -> float:

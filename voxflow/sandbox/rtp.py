@@ -290,6 +290,11 @@ class RtpPlane:
 
     # --- sending -------------------------------------------------------------------------------
 
+    def skip_periods(self, n: int) -> None:
+        """``n`` 20 ms periods were skipped: advance every stream's RTP timestamp over them."""
+        for far in self.fars.values():
+            far.ts = (far.ts + n * far.step) & 0xFFFFFFFF
+
     @property
     def pending(self) -> bool:
         """Whether packets are prepared for the next period."""

@@ -32,6 +32,7 @@ __all__ = ["Sandbox"]
 log = logging.getLogger(__name__)
 TICK = 0.02
 _EARLY = 0.0015  # how early the period timer fires (see _schedule_tick)
+_RESYNC = 2 * TICK  # this far behind schedule, missed periods are skipped, not caught up
 
 
 class Sandbox:
@@ -239,8 +240,13 @@ class Sandbox:
             self._tick_timer = None  # wake_media() / a new channel starts it again
             return
         self._next_tick = self._period + TICK
-        if now - self._next_tick > 0.2:  # badly overloaded: resynchronise instead of bursting
-            self._next_tick = now + TICK
+        behind = self.clock.now() - self._next_tick
+        if behind > _RESYNC:
+            # The process stalled (or was descheduled) for periods: like a media server's
+            # timer, skip them instead of bursting stale packets; RTP timestamps jump ahead.
+            skipped = int(behind // TICK) + 1
+            self._next_tick += skipped * TICK
+            self.rtp.skip_periods(skipped)
         self._schedule_tick()
 
     # --- event delivery --------------------------------------------------------------------
