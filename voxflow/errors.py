@@ -24,6 +24,7 @@ Where a stdlib base fits, it is mixed in so callers can catch either::
     |   |   +-- AriUnprocessable (422)
     |   |   +-- AriServerError (5xx)
     |   +-- ApplicationReplacedError          another client took our app name
+    |   +-- AriEventInvalid (ValueError)      an event field failed validation when read
     +-- CallError                             a CallSession operation failed
     |   +-- CallEndedError                    the call is gone (hung up / failed)
     |   +-- PlaybackFailedError               PlaybackFinished with state "failed"
@@ -42,6 +43,7 @@ __all__ = [
     "AriConflict",
     "AriConnectionError",
     "AriError",
+    "AriEventInvalid",
     "AriForbidden",
     "AriHTTPError",
     "AriNotFound",
@@ -169,6 +171,10 @@ class AriServerError(AriHTTPError):
 
 class ApplicationReplacedError(AriError):
     """Another client connected with our application name."""
+
+
+class AriEventInvalid(AriError, ValueError):
+    """An ARI event's field failed validation when first read (events are validated lazily)."""
 
 
 class CallError(VoxflowError):

@@ -79,7 +79,7 @@ class AriEventStream:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.subscribe_all = subscribe_all
-        self.parser = EventParser()
+        self.parser = EventParser(lazy=True)
         self.connects = 0
         self.events = 0
         self.replaced = False

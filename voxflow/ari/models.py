@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from voxflow.errors import AriEventInvalid
 
 __all__ = [
     "ApplicationReplaced",
@@ -53,9 +55,115 @@ log = logging.getLogger(__name__)
 
 
 class AriModel(BaseModel):
-    """Base of every ARI model: unknown fields are tolerated and kept."""
+    """Base of every ARI model: unknown fields are tolerated and kept.
+
+    Events read from the websocket are *lazy* (see :mod:`voxflow.ari.fastparse`): the routing
+    fields are set on receipt and the rest is validated, once for the whole event, on first
+    access of any other attribute. Dumping, comparing, copying or pickling a lazy model
+    completes it first, so a lazy model behaves exactly like a validated one.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=False, populate_by_name=True)
+
+    def _complete(self) -> None:
+        """Validate the fields not set on receipt (no-op for a complete model)."""
+        values = self.__dict__
+        lazy = values.pop(LAZY_KEY, None)
+        if lazy is None:
+            return
+        try:
+            full = _resolve(*lazy)
+        except BaseException:
+            values[LAZY_KEY] = lazy
+            raise
+        merged = {key: values.get(key, value) for key, value in full.__dict__.items()}
+        merged.update(values)  # eager fields (and caller edits) are kept, in field order
+        object.__setattr__(self, "__dict__", merged)
+        object.__setattr__(self, "__pydantic_fields_set__", set(full.__pydantic_fields_set__))
+        object.__setattr__(self, "__pydantic_extra__", full.__pydantic_extra__)
+        object.__setattr__(self, "__pydantic_private__", None)
+
+    def _complete_deep(self) -> None:
+        self._complete()
+        for value in self.__dict__.values():
+            if isinstance(value, AriModel):
+                value._complete_deep()
+
+    @property
+    def is_lazy(self) -> bool:
+        """True while some fields of this object are not validated yet (see the class doc)."""
+        return LAZY_KEY in self.__dict__
+
+    if not TYPE_CHECKING:  # runtime hooks; typing sees BaseModel's own signatures
+
+        def __getattr__(self, name: str) -> Any:
+            # A lazy model has its pydantic slots unset and LAZY_KEY in __dict__: any missing
+            # attribute (a field not decoded on receipt, an extra, a pydantic slot) completes it.
+            if LAZY_KEY in object.__getattribute__(self, "__dict__"):
+                self._complete()
+                if name in _SLOTS:
+                    return object.__getattribute__(self, name)
+                values = self.__dict__
+                if name in values:
+                    return values[name]
+            return super().__getattr__(name)
+
+        def model_dump(self, *args: Any, **kwargs: Any) -> Any:
+            self._complete_deep()
+            return super().model_dump(*args, **kwargs)
+
+        def model_dump_json(self, *args: Any, **kwargs: Any) -> Any:
+            self._complete_deep()
+            return super().model_dump_json(*args, **kwargs)
+
+        def model_copy(self, *args: Any, **kwargs: Any) -> Any:
+            self._complete_deep()
+            return super().model_copy(*args, **kwargs)
+
+        def __eq__(self, other: object) -> bool:
+            self._complete_deep()
+            if isinstance(other, AriModel):
+                other._complete_deep()
+            return super().__eq__(other)
+
+        def __repr_args__(self) -> Any:
+            self._complete_deep()
+            return super().__repr_args__()
+
+        def __iter__(self) -> Any:
+            self._complete_deep()
+            return super().__iter__()
+
+        def __copy__(self) -> Any:
+            self._complete_deep()
+            return super().__copy__()
+
+        def __deepcopy__(self, memo: Any = None) -> Any:
+            self._complete_deep()
+            return super().__deepcopy__(memo)
+
+        def __getstate__(self) -> Any:
+            self._complete_deep()
+            return super().__getstate__()
+
+
+# A lazy model keeps ``(box, field)`` under this key of its __dict__ (never a field name: those
+# cannot start with "_"). ``box`` is ``[raw frame]``, shared by the event and its nested objects,
+# and gets the fully validated event appended when first needed; ``field`` is "" for the event.
+LAZY_KEY = "_voxflow_lazy"
+_SLOTS = frozenset({"__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"})
+
+
+def _resolve(box: list[Any], field: str) -> AriModel:
+    """The fully validated object of a lazy model (raises ``AriEventInvalid`` if invalid)."""
+    if len(box) == 1:
+        try:
+            box.append(_validate_json(box[0]))
+        except ValidationError as exc:
+            log.warning("invalid ARI event (found when reading it): %s", _short_errors(exc))
+            raise AriEventInvalid(f"invalid ARI event: {_short_errors(exc)}") from None
+    full: AriModel = box[1]
+    return getattr(full, field) if field else full
 
 
 class CallerID(AriModel):
@@ -456,7 +564,8 @@ def _is_unknown_tag(exc: ValidationError) -> bool:
 class EventParser:
     """Parses raw websocket messages into events; counts and skips what cannot be parsed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, lazy: bool = False) -> None:
+        self.lazy = lazy
         self.malformed = 0
         self.invalid = 0
         self.unknown = 0
@@ -464,7 +573,17 @@ class EventParser:
         self._seen_unknown: set[str] = set()
 
     def parse(self, raw: str | bytes) -> AriEvent | None:
-        """Return the event, or None (counted and logged) for malformed or invalid input."""
+        """Return the event, or None (counted and logged) for malformed or invalid input.
+
+        With ``lazy=True`` events are returned lazy (:mod:`voxflow.ari.fastparse`): fields
+        other than the routing ones are validated on first read, so a bad value there raises
+        ``AriEventInvalid`` at that read instead of being counted here. While DEBUG logging is
+        on for this module every event is validated in full (to log unmodelled fields).
+        """
+        if self.lazy and not log.isEnabledFor(logging.DEBUG):
+            event = _decode_lazy(raw)
+            if event is not None:
+                return event
         try:
             event = _validate_json(raw)
         except ValidationError as exc:
@@ -505,3 +624,6 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> AriEvent:
     if isinstance(raw, dict):
         return _validate_python(raw)
     return _validate_json(raw)
+
+
+from voxflow.ari.fastparse import decode_lazy as _decode_lazy  # noqa: E402  (imports this module)
