@@ -166,6 +166,7 @@ async def rtp(n: int, seconds: float) -> tuple[float, float, float, float]:
         await asyncio.sleep(0.5)  # the fork itself stalls the loop: measure from here
         sb.rtp_lateness.samples.clear()
         sb.tick_lateness.clear()
+        skipped0 = sb.rtp.skipped_packets
         await asyncio.get_running_loop().run_in_executor(None, proc.join)
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
         sent_by_peer, got_by_peer = q.get()
@@ -174,7 +175,8 @@ async def rtp(n: int, seconds: float) -> tuple[float, float, float, float]:
         print(
             f"rtp: {n} bridged externalMedia calls for {seconds:.0f} s: sandbox sent "
             f"{len(late)} packets, lateness p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, "
-            f"max {late[-1]:.2f} ms; peer sent {sent_by_peer}, received {got_by_peer}; "
+            f"max {late[-1]:.2f} ms; {sb.rtp.skipped_packets - skipped0} packets skipped "
+            f"(periods the process stalled); peer sent {sent_by_peer}, received {got_by_peer}; "
             f"sandbox process CPU {cpu / wall * 100:.0f}% of one core"
         )
         await ws.close()

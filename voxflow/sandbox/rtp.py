@@ -192,6 +192,7 @@ class RtpPlane:
             None if self._epoll is not None else selectors.DefaultSelector()
         )
         self._bufs: dict[str, bytearray] = {}
+        self.skipped_packets = 0  # packets never sent because their period was skipped
         # The next period's packets, in send order, cut into slots.
         self._slots: list[list[_Out]] = []
 
@@ -294,6 +295,7 @@ class RtpPlane:
         """``n`` 20 ms periods were skipped: advance every stream's RTP timestamp over them."""
         for far in self.fars.values():
             far.ts = (far.ts + n * far.step) & 0xFFFFFFFF
+        self.skipped_packets += n * len(self.fars)
 
     @property
     def pending(self) -> bool:
