@@ -62,17 +62,63 @@ def _after(rec: dict[str, Any]) -> float | None:
     return None
 
 
+def _secs(rec: dict[str, Any], key: str) -> float | None:
+    value = rec.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return round(float(value), 3)
+    return None
+
+
+_PENDING = 86400.0  # an unfinished operation: still running when the call ended
+_CALLER_WORD = 0.3  # the simulator's caller speaks 0.3 s per word (voxflow.testing.sim)
+
+
 def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
-    """A scenario (as YAML-shaped data) reproducing the trace's caller and outside world."""
+    """A scenario (as YAML-shaped data) reproducing the trace's caller and outside world.
+
+    A driver trace (one with ``op`` records) is replayed on its own clock: every caller action
+    happens ``at`` the second it happened in the call, prompts last as long as they played
+    (``mocks.media`` per prompt text or file), dials/queues/HTTP take their measured time, so
+    silences (no-input), barge-ins and hang-ups mid-prompt replay as they were. A trace without
+    ``op`` records is replayed by ``waited_ms`` (each action that long after the flow listens).
+    """
+    timed = any(r.get("type") == "op" for r in records)
     steps: list[dict[str, Any]] = []
-    mocks: dict[str, list[dict[str, Any]]] = {"http": [], "dial": [], "queue": [], "agent": []}
+    mocks: dict[str, Any] = {"http": [], "dial": [], "queue": [], "agent": []}
+    media: dict[str, float] = {}
+    prompts: list[str] = []  # prompts started, waiting for their op record (FIFO)
+    took: dict[str, float] = {}  # op name -> duration of its last completion
+    seen_ops: set[Any] = set()
     notes: list[str] = []
     digits_open = False
+    speech = False
+    hung = [_secs(r, "t") for r in records if r.get("type") == "caller.hangup"]
+    cut = (hung[0] or 0.0) - 0.05 if hung else None  # ops ending then were cut by the hang-up
     for rec in records:
         kind = rec.get("type")
+        t = _secs(rec, "t")
+        if kind == "op":
+            if rec.get("cid") in seen_ops:  # a stopped op can be recorded twice
+                continue
+            seen_ops.add(rec.get("cid"))
+            op, ms = str(rec.get("op", "")), _secs(rec, "latency_ms")
+            if cut is not None and t is not None and t >= cut:
+                ms = None
+            if op in ("say", "play") and prompts:
+                text = prompts.pop(0)
+                if ms is not None:
+                    media[text] = max(media.get(text, 0.0), round(ms / 1000.0, 3))
+            elif ms is not None:
+                took[op] = round(ms / 1000.0, 3)
+            continue
+        if kind == "prompt":
+            said = rec.get("text") if rec.get("text") is not None else rec.get("play")
+            prompts.append(str(said))
         if kind == "input" and rec.get("kind") == "dtmf":
             digit = str(rec.get("digit", ""))
-            if digits_open and steps and "press" in steps[-1]:
+            if timed:
+                steps.append({"press": digit, "at": t or 0.0})
+            elif digits_open and steps and "press" in steps[-1]:
                 steps[-1]["press"] += digit
             else:
                 step: dict[str, Any] = {"press": digit}
@@ -84,12 +130,16 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
         if kind in ("prompt", "state.entered", "outcome"):
             digits_open = False
         if kind == "input" and rec.get("kind") == "speech" and rec.get("text"):
-            step = {"say": str(rec["text"])}
-            if (after := _after(rec)) is not None:
+            text = str(rec["text"])
+            speech = True
+            step = {"say": text}
+            if timed:
+                step["at"] = max(0.0, round((t or 0.0) - _CALLER_WORD * len(text.split()), 3))
+            elif (after := _after(rec)) is not None:
                 step["after"] = after
             steps.append(step)
         elif kind == "caller.hangup":
-            steps.append({"hangup": None})
+            steps.append({"hangup": None, "at": t or 0.0} if timed else {"hangup": None})
         elif kind == "http":
             url = str(rec.get("url", ""))
             mock: dict[str, Any] = {"method": rec.get("method"), "url": "^" + re.escape(url) + "$",
@@ -98,26 +148,43 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
                 mock["outcome"] = rec["outcome"]
             else:
                 mock["status"] = int(rec.get("status") or 200)
+            if (ms := _secs(rec, "latency_ms")) is not None and mock.get("outcome") != "timeout":
+                mock["delay"] = round(ms / 1000.0, 3)
             mocks["http"].append(mock)
         elif kind == "outcome" and rec.get("step") in ("dial", "queue"):
             key = str(rec["step"])
-            mocks[key].append({"result": rec.get("outcome"), "times": 1})
+            entry: dict[str, Any] = {"result": rec.get("outcome"), "times": 1}
+            if key in took:
+                entry["after"] = took.pop(key)
+            mocks[key].append(entry)
         elif kind == "outcome" and rec.get("step") == "agent":
             name = str(rec.get("outcome", "error"))
-            if name.startswith("tool:"):
-                mocks["agent"].append({"tool": name[5:]})
-            else:
-                mocks["agent"].append({"outcome": name})
+            agent: dict[str, Any] = (
+                {"tool": name[5:]} if name.startswith("tool:") else {"outcome": name}
+            )
+            if "agent" in took:
+                agent["after"] = took.pop("agent")
+            mocks["agent"].append(agent)
     if mocks["http"]:
         notes.append("HTTP response bodies are not traced: replayed responses carry no data")
     if mocks["agent"]:
         notes.append("agent tool arguments are not traced: replayed tools carry no arguments")
-    data = {
+    if timed:
+        # an operation the trace never saw finish was still running when the call ended
+        mocks["dial"].append({"result": "answered", "after": _PENDING})
+        mocks["queue"].append({"result": "answered", "after": _PENDING})
+        mocks["agent"].append({"outcome": "error", "after": _PENDING})
+        mocks["http"].append({"url": "", "outcome": "timeout"})
+        if media:
+            mocks["media"] = media
+    data: dict[str, Any] = {
         "name": "replay",
         "steps": steps,
         "mocks": {k: v for k, v in mocks.items() if v},
         "timeout": 3600,
     }
+    if speech:
+        data["speech"] = True
     return data, notes
 
 

@@ -5,10 +5,10 @@ No sockets, no sleeping: a heap of timed events (op completions, timers, caller 
 with a 30 s timeout runs in milliseconds and always gives the same result.
 
 Simulated durations: a spoken prompt lasts 0.4 s per word (at least 0.5 s), a played file 2 s
-(``mocks.media`` overrides per name), a caller sentence 0.3 s per word, DTMF keys are 0.2 s
-apart. A caller action without ``at``/``bargein`` happens when the flow next listens for input
-(a gather collecting, a recording running, an agent, queue or dial in progress) plus ``after``
-(default 0.3 s).
+(``mocks.media`` overrides per file name or prompt text), a caller sentence 0.3 s per word,
+DTMF keys are 0.2 s apart. A caller action without ``at``/``bargein`` happens when the flow next
+listens for input (a gather collecting, a recording running, an agent, queue or dial in progress)
+plus ``after`` (default 0.3 s).
 """
 
 from __future__ import annotations
@@ -312,7 +312,8 @@ class _Sim:
             self.res.said.append(op.text)
             self.log("flow", f'says "{op.text}"')
             self.prompt_started = t
-            self.done_at(cid, t + max(0.5, _WORD_SAY * len(op.text.split())))
+            words = max(0.5, _WORD_SAY * len(op.text.split()))
+            self.done_at(cid, t + self.mocks.media.get(op.text, words))
         elif isinstance(op, ev.Play):
             self.res.played.append(op.source)
             self.log("flow", f"plays {op.kind} {op.source}")

@@ -1,0 +1,106 @@
+"""voxflow replay on a real trace: ``voxflow run --trace`` on the sandbox (a subprocess with a
+scripted caller), replayed unchanged, then replayed on an edited flow."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from voxflow.runtime.trace import read_trace
+from voxflow.testing.replay import replay_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+VOXFLOW = [str(Path(sys.executable).with_name("voxflow"))]
+
+# silence through the first menu (no-input at 5 s, reprompt), billing, balance, then hang up
+# while the billing menu is said again: a no-input, DTMF and a hang-up mid-prompt, all timed
+CALLER = """\
+wait for "For sales" 30s
+silence 6s
+press 3
+wait for "To pay your bill" 30s
+press 2
+wait for "Returning to billing" 30s
+wait 1s
+hangup
+"""
+
+
+def _copy_flows(tmp_path: Path) -> Path:
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows" / "shared", flows / "shared")
+    shutil.copy(ROOT / "flows" / "main_ivr.flow", flows / "main_ivr.flow")
+    return flows / "main_ivr.flow"
+
+
+def _run_call(tmp_path: Path, flow: Path) -> Path:
+    script = tmp_path / "caller.txt"
+    script.write_text(CALLER)
+    traces = tmp_path / "traces"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for key in [k for k in env if k.startswith(("VOXFLOW_ARI", "VOXFLOW_TTS", "VOXFLOW_STT"))]:
+        del env[key]
+    proc = subprocess.run(
+        [*VOXFLOW, "run", str(flow), "--no-audio", "--caller", str(script), "--trace", str(traces)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = sorted(traces.glob("*.jsonl"))
+    assert len(files) == 1, proc.stdout
+    return files[0]
+
+
+def test_replay_of_a_real_sandbox_trace(tmp_path: Path) -> None:
+    flow = _copy_flows(tmp_path)
+    trace = _run_call(tmp_path, flow)
+    records = read_trace(trace)
+    states = [r["state"] for r in records if r["type"] == "state.entered"]
+    assert states[:4] == ["main_menu", "billing", "balance", "billing"], records
+    outcomes = [r["outcome"] for r in records if r["type"] == "outcome"]
+    assert outcomes[0] == "noinput", outcomes
+    assert records[-1]["type"] == "call.ended" and records[-1]["outcome"] == "caller_hangup"
+
+    same = replay_trace(trace, str(flow))
+    assert same.same, same.render()
+    assert same.result is not None and same.result.ended is not None
+    assert same.result.states == states
+    assert same.result.ended[0] == "caller_hangup"
+
+    # the CLI finds the flow by the name in the trace (run from the flows' directory)
+    cli = subprocess.run(
+        [*VOXFLOW, "replay", str(trace)],
+        cwd=flow.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "same behaviour" in cli.stdout
+
+    # edit the flow: balance now goes to the payment line
+    text = flow.read_text()
+    edited = text.replace('2, "balance" -> balance', '2, "balance" -> pay')
+    assert edited != text
+    flow.write_text(edited)
+    cli = subprocess.run(
+        [*VOXFLOW, "replay", str(trace), "--flow", str(flow)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    out = cli.stdout
+    assert "behaviour differs" in out
+    assert "state #3: the trace has 'balance', the flow now gives 'pay'" in out
+    assert "prompt #6: the trace has 'Your balance is available" in out
+    assert "enters state pay" in out  # the replayed call is shown
