@@ -113,7 +113,7 @@ class Dispatcher:
     def _playback(self, event: AriEvent) -> tuple[str, ...]:
         event = cast(PlaybackEvent, event)
         pid = event.playback.id
-        if isinstance(event, PlaybackFinished):
+        if type(event) is PlaybackFinished:  # (isinstance on pydantic classes is slow)
             owner = self._playbacks.pop(pid, None)
         else:
             owner = self._playbacks.get(pid)
@@ -124,7 +124,7 @@ class Dispatcher:
     def _recording(self, event: AriEvent) -> tuple[str, ...]:
         event = cast(RecordingEvent, event)
         name = event.recording.name
-        final = isinstance(event, RecordingFinished | RecordingFailed)
+        final = type(event) in (RecordingFinished, RecordingFailed)
         owner = self._recordings.pop(name, None) if final else self._recordings.get(name)
         if owner is not None:
             return (owner,)
