@@ -36,9 +36,9 @@ def _copy_flows(tmp_path: Path) -> Path:
     return flows / "main_ivr.flow"
 
 
-def _run_call(tmp_path: Path, flow: Path) -> Path:
+def _run_call(tmp_path: Path, flow: Path, caller: str = CALLER) -> Path:
     script = tmp_path / "caller.txt"
-    script.write_text(CALLER)
+    script.write_text(caller)
     traces = tmp_path / "traces"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for key in [k for k in env if k.startswith(("VOXFLOW_ARI", "VOXFLOW_TTS", "VOXFLOW_STT"))]:
@@ -104,3 +104,31 @@ def test_replay_of_a_real_sandbox_trace(tmp_path: Path) -> None:
     assert "state #3: the trace has 'balance', the flow now gives 'pay'" in out
     assert "prompt #6: the trace has 'Your balance is available" in out
     assert "enters state pay" in out  # the replayed call is shown
+
+
+VOICEMAIL_CALLER = """\
+wait for "after the tone" 30s
+wait 2s
+press "#"
+wait for "To keep your message" 30s
+press 1
+wait for "Goodbye" 30s
+wait 1s
+"""
+
+
+def test_replay_of_a_recording_ended_by_its_terminator(tmp_path: Path) -> None:
+    """The key that ends a recording is traced as input, so the replay ends it too."""
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows" / "shared", flows / "shared")
+    flow = flows / "voicemail.flow"
+    shutil.copy(ROOT / "flows" / "voicemail.flow", flow)
+    trace = _run_call(tmp_path, flow, VOICEMAIL_CALLER)
+    records = read_trace(trace)
+    keys = [r["digit"] for r in records if r["type"] == "input"]
+    assert keys == ["#", "1"], records
+    report = replay_trace(trace, str(flow))
+    assert report.same, report.render()
+    assert report.result is not None
+    assert report.result.states == ["start", "review", "saved"]
+    assert report.result.ended == ("completed", "voicemail saved")

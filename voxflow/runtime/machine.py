@@ -385,6 +385,7 @@ class _Machine:
             return
         if w is not None and w.kind == "record":
             if digit == w.step.terminator and w.phase == "recording":
+                self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
                 self.record_stop(w)
             return
         if len(self.typeahead) < _TYPEAHEAD_MAX:
