@@ -8,13 +8,19 @@ same run; CPU time is counted from the first event to the end marker. Every clie
 job (typed objects routed to per-call handlers, see the comment above the clients) and the driver
 checks that they delivered the same events and digits.
 
-    .venv/bin/python bench/ari_events.py [--calls 2000] [--rounds 5]
+    .venv/bin/python bench/ari_events.py [--calls 2000] [--rounds 5] [--feed paced,backlog]
 
-Where voxflow's time goes (2000 calls, 30,001 events): pydantic validation of the frame bytes is
-~5 us/event (parse + route alone run at ~195k events/CPU-s), aiohttp's
-websocket reader and the read loop ~3-4 us; aioari spends ~9 us (json.loads + swagger objects +
-listener lists). A 5x lead would need < 2 us per event in total: not reachable while every event
-is fully validated into models.
+Two feeds, each printed: ``paced`` writes one frame per event (as Asterisk does); a client
+faster than this Python server is then woken every few events, so its CPU per event is mostly
+epoll/recv/loop wake-ups. ``backlog`` queues the whole stream in the socket first, which measures
+each client's own cost of handling an event.
+
+Where the time goes per event (backlog, 2000 calls, 30,001 events, 2-core box):
+voxflow ~5.7 us = aiohttp websocket read (async for) ~1.6 + msgspec decode of the routing fields
+~0.55 + building the lazy pydantic event/channel objects ~1.4 + route and handler reads ~1.2 +
+read loop, GC, recv ~0.9. aioari ~10 us = the same aiohttp read ~1.6 + json.loads ~4.1 + swagger
+objects, listener lists and a coroutine per event ~4. A 5x lead needs < 2 us per event: the
+aiohttp read plus the msgspec decode alone take ~2.1 (a raw asyncio.Protocol reader: ~0.75).
 
 asyncari and aioari come from the optional ``bench`` extra: ``pip install -e '.[bench]'``.
 """
