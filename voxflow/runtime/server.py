@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,16 @@ class FlowServer:
         trace: TraceWriter | NullTrace = NullTrace()
         if self.settings.trace_dir:
             trace = TraceWriter(Path(self.settings.trace_dir), str(session.id))
+            direction = getattr(getattr(session, "direction", None), "value", "inbound")
             trace.write(
                 "call.started",
                 flow=fv.flow.name,
                 version=fv.version,
                 caller=getattr(session, "caller_id", ""),
                 called=getattr(session, "called_number", ""),
+                direction="outbound" if direction == "outbound" else "inbound",
+                speech=getattr(getattr(session, "_app", None), "stt", None) is not None,
+                metadata=_traced_metadata(getattr(session, "metadata", None)),
             )
         sink = None
         if self.on_transcript is not None:
@@ -183,3 +188,13 @@ class FlowServer:
             loaded = self.registry.reload_changed()
             if (loaded or self.registry.problems != before) and self.on_reload is not None:
                 self.on_reload(self.registry)
+
+
+_SECRET_KEY = re.compile(r"token|secret|passw(or)?d|api[-_]?key|auth|cookie|credential", re.I)
+
+
+def _traced_metadata(meta: Any) -> dict[str, Any]:
+    """The call's metadata as a trace records it: secret-looking keys are redacted."""
+    if not isinstance(meta, Mapping):
+        return {}
+    return {str(k): "<redacted>" if _SECRET_KEY.search(str(k)) else v for k, v in meta.items()}

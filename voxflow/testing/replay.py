@@ -1,8 +1,10 @@
 """Replay a call trace (``voxflow run --trace DIR``) in the simulator and show what differs.
 
-The trace's caller inputs become caller actions (DTMF keys grouped per prompt, sentences,
-hang-up, each timed by the ``waited_ms`` the trace recorded) and its recorded outcomes of the
-outside world (HTTP status, dial/queue results, agent exits) become mocks, in order. The flow as
+The trace's caller inputs become caller actions (DTMF keys, sentences, hang-up, at the times
+the trace recorded), its prompts' durations and its recorded outcomes of the outside world
+(HTTP status, dial/queue results, agent exits, with their durations) become mocks, in order; its
+call metadata (secret-looking keys redacted by the server), direction and speech setting carry
+over. The flow as
 it is now then runs on that script; states entered, prompts and the end are compared with the
 trace and the first difference of each is shown. HTTP response bodies are not in traces, so a
 flow that branches on response data may differ for that reason (the report says so).
@@ -76,24 +78,22 @@ _CALLER_WORD = 0.3  # the simulator's caller speaks 0.3 s per word (voxflow.test
 def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     """A scenario (as YAML-shaped data) reproducing the trace's caller and outside world.
 
-    A driver trace (one with ``op`` records) is replayed on its own clock: every caller action
-    happens ``at`` the second it happened in the call, prompts last as long as they played
-    (``mocks.media`` per prompt text or file), dials/queues/HTTP take their measured time, so
-    silences (no-input), barge-ins and hang-ups mid-prompt replay as they were. A trace without
-    ``op`` records is replayed by ``waited_ms`` (each action that long after the flow listens).
+    A trace with times (``t``) is replayed on its own clock: every caller action happens ``at``
+    the second it happened in the call, prompts last as long as they played (``mocks.media`` per
+    prompt text or file), dials/queues/HTTP take their measured time, so silences (no-input),
+    barge-ins and hang-ups mid-prompt replay as they were. Without times, each action happens
+    ``waited_ms`` after the flow next listens.
     """
-    timed = any(r.get("type") == "op" for r in records)
+    timeline = [r for r in records if r.get("type") in ("input", "caller.hangup", "prompt")]
+    timed = bool(timeline) and all(_secs(r, "t") is not None for r in timeline)
     steps: list[dict[str, Any]] = []
     mocks: dict[str, Any] = {"http": [], "dial": [], "queue": [], "agent": []}
-    media: dict[str, float] = {}
-    prompts: list[str] = []  # prompts started, waiting for their op record (FIFO)
+    media = _prompt_durations(records) if timed else {}
     took: dict[str, float] = {}  # op name -> duration of its last completion
     seen_ops: set[Any] = set()
     notes: list[str] = []
     digits_open = False
     speech = False
-    hung = [_secs(r, "t") for r in records if r.get("type") == "caller.hangup"]
-    cut = (hung[0] or 0.0) - 0.05 if hung else None  # ops ending then were cut by the hang-up
     for rec in records:
         kind = rec.get("type")
         t = _secs(rec, "t")
@@ -102,18 +102,9 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
                 continue
             seen_ops.add(rec.get("cid"))
             op, ms = str(rec.get("op", "")), _secs(rec, "latency_ms")
-            if cut is not None and t is not None and t >= cut:
-                ms = None
-            if op in ("say", "play") and prompts:
-                text = prompts.pop(0)
-                if ms is not None:
-                    media[text] = max(media.get(text, 0.0), round(ms / 1000.0, 3))
-            elif ms is not None:
+            if op not in ("say", "play") and ms is not None:
                 took[op] = round(ms / 1000.0, 3)
             continue
-        if kind == "prompt":
-            said = rec.get("text") if rec.get("text") is not None else rec.get("play")
-            prompts.append(str(said))
         if kind == "input" and rec.get("kind") == "dtmf":
             digit = str(rec.get("digit", ""))
             if timed:
@@ -188,6 +179,56 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
     return data, notes
 
 
+_NOT_FLOW = frozenset({"log", "op", "http", "provider", "hangup", "agent.turn", "call.started"})
+
+
+def _prompt_durations(records: list[dict[str, Any]]) -> dict[str, float]:
+    """How long each prompt (by text or file) played in the traced call, the longest time it
+    played to its end: from its ``op`` record when the driver wrote one (none at all for spoken
+    prompts: the driver had no TTS and they took no time), else up to the next prompt, or to
+    the caller's next input minus its ``waited_ms``. Prompts cut by the hang-up, or followed by
+    a no-input timeout, are left to the simulator's estimate."""
+    hung = [_secs(r, "t") for r in records if r.get("type") == "caller.hangup"]
+    cut = (hung[0] or 0.0) - 0.05 if hung else None  # ops ending then were cut by the hang-up
+    prompts: list[tuple[int, str, float]] = []  # (index, text, t) in order
+    ends: dict[int, float] = {}
+    queue: list[int] = []  # prompts waiting for their op record (FIFO)
+    seen: set[Any] = set()
+    for i, rec in enumerate(records):
+        kind, t = rec.get("type"), _secs(rec, "t")
+        if kind == "prompt" and t is not None:
+            said = rec.get("text") if rec.get("text") is not None else rec.get("play")
+            prompts.append((i, str(said), t))
+            queue.append(len(prompts) - 1)
+        elif kind == "op" and rec.get("op") in ("say", "play") and rec.get("cid") not in seen:
+            seen.add(rec.get("cid"))
+            ms = _secs(rec, "latency_ms")
+            if queue:
+                k = queue.pop(0)
+                if ms is not None and not (cut is not None and t is not None and t >= cut):
+                    ends[k] = prompts[k][2] + ms / 1000.0
+    ops = {r.get("op") for r in records if r.get("type") == "op"}
+    instant = bool(ops) and "say" not in ops  # a driver without TTS: spoken prompts take no time
+    for k, (i, _text, t) in enumerate(prompts):
+        if k in ends:
+            continue
+        if instant and records[i].get("text") is not None:
+            ends[k] = t
+            continue
+        nxt = next((r for r in records[i + 1 :] if r.get("type") not in _NOT_FLOW), None)
+        if nxt is None or (tn := _secs(nxt, "t")) is None:
+            continue
+        if nxt.get("type") == "prompt":
+            ends[k] = tn
+        elif nxt.get("type") == "input" and (waited := _secs(nxt, "waited_ms")) is not None:
+            ends[k] = tn - waited / 1000.0
+    media: dict[str, float] = {}
+    for k, (_, text, t) in enumerate(prompts):
+        if k in ends and ends[k] >= t:
+            media[text] = max(media.get(text, 0.0), round(ends[k] - t, 3))
+    return media
+
+
 def find_flow(name: str, root: str | os.PathLike[str] = ".") -> Path | None:
     """The ``.flow`` file under ``root`` whose header is ``flow NAME``."""
     pat = re.compile(r"^flow\s+" + re.escape(name) + r"\b", re.MULTILINE)
@@ -233,6 +274,14 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
         flow_path = str(found)
     flow: ir.Flow = load_flow(flow_path)
     data, notes = scenario_from_trace(records)
+    if isinstance(started.get("metadata"), dict) and started["metadata"]:
+        data["metadata"] = started["metadata"]
+        if "<redacted>" in started["metadata"].values():
+            notes.append("secret metadata values are not traced: replayed as '<redacted>'")
+    if started.get("direction") in ("inbound", "outbound"):
+        data["direction"] = started["direction"]
+    if isinstance(started.get("speech"), bool):
+        data["speech"] = started["speech"] or data.get("speech", False)
     caller = next((str(r["caller"]) for r in records if r.get("caller")), None)
     called = next((str(r["called"]) for r in records if r.get("called")), None)
     if caller is not None:
