@@ -667,7 +667,9 @@ class PbxMedia(PbxCore):
                     self._record_frame(rec, ch.spoken)
         for br in [b for b in self.bridges.values() if b.recordings]:
             if br.recordings:
-                parts2 = [m.spoken for m in br.members if m.spoken is not None]
+                parts2 = [
+                    m.spoken for m in br.members if m.spoken is not None and not m.bridge_muted
+                ]
                 bf2 = bridge_frames.get(br.id)
                 if bf2 is not None:
                     parts2.append(bf2)

@@ -187,10 +187,9 @@ class RtpPlane:
         self._call_later = call_later
         self.fars: dict[int, RtpFar] = {}
         self.staged: list[RtpFar] = []
-        self._epoll: Any = select.epoll() if hasattr(select, "epoll") else None
-        self._selector: selectors.BaseSelector | None = (
-            None if self._epoll is not None else selectors.DefaultSelector()
-        )
+        # The poller is made with the first socket (a sandbox without RTP holds no extra fd).
+        self._epoll: Any = None
+        self._selector: selectors.BaseSelector | None = None
         self._bufs: dict[str, bytearray] = {}
         self.skipped_packets = 0  # packets never sent because their period was skipped
         # The next period's packets, in send order, cut into slots.
@@ -210,6 +209,11 @@ class RtpPlane:
         except OSError:
             sock.close()
             raise
+        if self._epoll is None and self._selector is None:
+            if hasattr(select, "epoll"):
+                self._epoll = select.epoll()
+            else:
+                self._selector = selectors.DefaultSelector()
         far = RtpFar(self, sock, codec, remote)
         fd = sock.fileno()
         self.fars[fd] = far
@@ -240,6 +244,7 @@ class RtpPlane:
             self._epoll.close()
         elif self._selector is not None:
             self._selector.close()
+        self._epoll = self._selector = None
 
     # --- receiving -----------------------------------------------------------------------------
 
