@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
@@ -54,6 +55,19 @@ ARI_HANGUP_REASONS = frozenset(
 _REASON_ALIASES = {"noanswer": "no_answer", "error": "failure", "failed": "failure"}
 
 
+_KIND: dict[type, str] = {
+    ev.StartTimer: "timer",
+    ev.StopOp: "stop",
+    ev.StopAll: "stop_all",
+    ev.Hangup: "hangup",
+    ev.SetMeta: "meta",
+    ev.Log: "log",
+    ev.Notify: "notify",
+    ev.End: "end",
+}
+"""Command type -> how the driver performs it (every other command is an op with a task)."""
+
+
 def ari_hangup_reason(reason: str) -> str:
     """The ARI hang-up reason for a flow's free-text ``hangup "reason"``: ARI's own names (any
     case, ``-`` or space for ``_``) pass through, ``error``/``failed`` map to ``failure``,
@@ -85,6 +99,7 @@ class CallDriver:
         self.session = session
         self.http = http
         self.webhooks = webhooks
+        self.webhooks_on = webhooks is not None and bool(getattr(webhooks, "enabled", True))
         self.trace = trace or NullTrace()
         self.agent_runner = agent_runner
         self.clock = clock
@@ -105,7 +120,12 @@ class CallDriver:
             self.state = replace(self.state, metadata=MappingProxyType(merged))
         self.transcript: list[TranscriptLine] = []
         self.outcome: ev.End | None = None
-        self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self._pending: deque[ev.Event] = deque()
+        self._feeding = False
+        self._done: asyncio.Future[None] | None = None
+        self._tracing = not isinstance(self.trace, NullTrace)
+        # no TTS on the app: prompts only go to the transcript, without a task or a failed say
+        self._no_tts = app is not None and getattr(app, "tts", True) is None
         self._ops: dict[int, asyncio.Task[None]] = {}
         self._op_started: dict[int, float] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -118,31 +138,37 @@ class CallDriver:
     # ------------------------------------------------------------ public
 
     async def run(self) -> ev.End:
-        """Run the call to its end; returns the End command (outcome, reason)."""
+        """Run the call to its end; returns the End command (outcome, reason).
+
+        Events are fed to :func:`step` synchronously where they arise (DTMF in the session's
+        event dispatch, op results at the end of their task, timers in their loop callback),
+        so a key press reaches the next command without queue or task hops."""
         loop = asyncio.get_running_loop()
-        pump = loop.create_task(self._dtmf_pump(), name=f"dtmf-{self.state.call.id}")
+        self._done = loop.create_future()
+        pump: asyncio.Task[None] | None = None
+        remove: Callable[[], None] | None = None
+        add = getattr(self.session, "add_dtmf_listener", None)
+        if callable(add):
+            remove = add(self._on_dtmf)
+        else:  # a session without the listener hook: one task waiting on listen_dtmf
+            pump = loop.create_task(self._dtmf_pump(), name=f"dtmf-{self.state.call.id}")
         with contextlib.suppress(AttributeError):
             self.session.on_hangup(self._on_session_hangup)
         try:
-            self._feed(ev.Start(now=self.clock()))
-            while self.outcome is None:
-                event = await self._queue.get()
-                self._feed(event)
+            self._dispatch(ev.Start(now=self.clock()))
+            if self.outcome is None:
+                await self._done
         except asyncio.CancelledError:
             self.cancel_all()
             raise
-        except Exception as exc:  # a driver bug must end this call only
-            log.exception(
-                "call %s flow %s state %s: interpreter failure",
-                self.state.call.id,
-                self.flow.name,
-                self.state.state_name,
-            )
-            self.outcome = ev.End("error", f"interpreter failure: {exc}")
         finally:
-            pump.cancel()
+            if remove is not None:
+                remove()
             self.cancel_all()
-            await asyncio.gather(pump, return_exceptions=True)
+            if pump is not None:
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
+        assert self.outcome is not None
         await self._finish()
         return self.outcome
 
@@ -158,19 +184,26 @@ class CallDriver:
     # ------------------------------------------------------------ events in
 
     def _on_session_hangup(self) -> None:
-        if self._leaving:  # transfer/queue: the op itself reports how it went
+        if self._leaving or self._hung_up:  # transfer/queue: the op itself reports how it went
             return
         self._hung_up = True
         self.cancel_all()
-        self._queue.put_nowait(ev.HangupEvent("caller", now=self.clock()))
+        self._dispatch(ev.HangupEvent("caller", now=self.clock()))
+
+    def _on_dtmf(self, digit: str) -> None:
+        """The session's DTMF listener: a digit, or "" once when the call ended."""
+        if not digit:
+            self._on_session_hangup()
+            return
+        self._say_line("caller", f"[pressed {digit}]")
+        self._dispatch(ev.Dtmf(digit, now=self.clock()))
 
     async def _dtmf_pump(self) -> None:
         try:
             while True:
                 digit = await self.session.listen_dtmf(timeout=3600.0)
                 if digit:
-                    self._say_line("caller", f"[pressed {digit}]")
-                    self._queue.put_nowait(ev.Dtmf(digit, now=self.clock()))
+                    self._on_dtmf(digit)
         except CallEndedError:
             if not self._hung_up:
                 self._on_session_hangup()
@@ -178,6 +211,32 @@ class CallDriver:
             raise
         except Exception as exc:
             log.warning("call %s: DTMF listener failed: %s", self.state.call.id, exc)
+
+    def _dispatch(self, event: ev.Event) -> None:
+        """Feed ``event`` now; an event arising while commands are performed waits its turn."""
+        if self.outcome is not None:
+            return
+        if self._feeding:
+            self._pending.append(event)
+            return
+        self._feeding = True
+        try:
+            self._feed(event)
+            while self._pending and self.outcome is None:
+                self._feed(self._pending.popleft())
+        except Exception as exc:  # a driver bug must end this call only
+            log.exception(
+                "call %s flow %s state %s: interpreter failure",
+                self.state.call.id,
+                self.flow.name,
+                self.state.state_name,
+            )
+            self.outcome = ev.End("error", f"interpreter failure: {exc}")
+        finally:
+            self._feeding = False
+            self._pending.clear()
+        if self.outcome is not None and self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
     def _feed(self, event: ev.Event) -> None:
         self.state, commands = step(self.flow, self.state, event)
@@ -187,68 +246,90 @@ class CallDriver:
     # ------------------------------------------------------------ commands out
 
     def _perform(self, cmd: ev.Command) -> None:
-        if isinstance(cmd, ev.StartTimer):
+        kind = _KIND.get(type(cmd), "op")
+        if kind == "op":
+            self._start_op(cmd)  # type: ignore[arg-type]
+        elif kind == "notify":
+            self._notify(cmd)  # type: ignore[arg-type]
+        elif kind == "stop":
+            self._stop_op(cmd.cid)  # type: ignore[union-attr]
+        elif kind == "timer":
             loop = asyncio.get_running_loop()
-            self._timers[cmd.cid] = loop.call_later(cmd.ms / 1000.0, self._timer_fired, cmd.cid)
-        elif isinstance(cmd, ev.Op):
-            if self._hung_up and not isinstance(cmd, ev.Http):
-                self._queue.put_nowait(ev.OpFailed(cmd.cid, "call ended", now=self.clock()))
-                return
-            task = asyncio.get_running_loop().create_task(self._run_op(cmd))
-            self._ops[cmd.cid] = task
-            self._side.add(task)
-            task.add_done_callback(self._side.discard)
-            self._op_started[cmd.cid] = time.monotonic()
-        elif isinstance(cmd, ev.StopOp):
-            handle = self._timers.pop(cmd.cid, None)
-            if handle is not None:
-                handle.cancel()
-            op_task = self._ops.pop(cmd.cid, None)
-            if op_task is not None:
-                op_task.cancel()
-        elif isinstance(cmd, ev.StopAll):
+            cid, ms = cmd.cid, cmd.ms  # type: ignore[union-attr]
+            self._timers[cid] = loop.call_later(ms / 1000.0, self._timer_fired, cid)
+        elif kind == "end":
+            self.outcome = cmd  # type: ignore[assignment]
+        elif kind == "log":
+            self._log(cmd)  # type: ignore[arg-type]
+        elif kind == "stop_all":
             self.cancel_all()
-        elif isinstance(cmd, ev.Hangup):
-            self._say_line("system", f"flow hangs up ({cmd.reason})")
-            self._spawn_side(self._hangup(cmd.reason))
-        elif isinstance(cmd, ev.SetMeta):
-            meta = getattr(self.session, "metadata", None)
-            if meta is not None:
-                meta[cmd.key] = cmd.value
-                if cmd.webhook and hasattr(meta, "update_for_webhook"):
-                    with contextlib.suppress(Exception):
-                        meta.update_for_webhook({cmd.key: cmd.value})
-        elif isinstance(cmd, ev.Log):
-            self._log(cmd)
-        elif isinstance(cmd, ev.Notify):
-            self._notify(cmd)
-        elif isinstance(cmd, ev.End):
-            self.outcome = cmd
+        elif kind == "hangup":
+            reason = cmd.reason  # type: ignore[union-attr]
+            self._say_line("system", f"flow hangs up ({reason})")
+            self._spawn_side(self._hangup(reason))
+        elif kind == "meta":
+            self._set_meta(cmd)  # type: ignore[arg-type]
+
+    def _start_op(self, cmd: ev.Op) -> None:
+        if self._hung_up and type(cmd) is not ev.Http:
+            self._dispatch(ev.OpFailed(cmd.cid, "call ended", now=self.clock()))
+            return
+        if self._no_tts and type(cmd) is ev.Say:
+            self._say_line("flow", cmd.text)  # nothing to speak with: counts as played
+            self._last_prompt_end = time.monotonic()
+            self._dispatch(ev.OpDone(cmd.cid, None, now=self.clock()))
+            return
+        task = asyncio.get_running_loop().create_task(self._run_op(cmd))
+        self._ops[cmd.cid] = task
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
+        if self._tracing:
+            self._op_started[cmd.cid] = time.monotonic()
+
+    def _stop_op(self, cid: int) -> None:
+        handle = self._timers.pop(cid, None)
+        if handle is not None:
+            handle.cancel()
+        op_task = self._ops.pop(cid, None)
+        if op_task is not None:
+            op_task.cancel()
+
+    def _set_meta(self, cmd: ev.SetMeta) -> None:
+        meta = getattr(self.session, "metadata", None)
+        if meta is not None:
+            meta[cmd.key] = cmd.value
+            if cmd.webhook and hasattr(meta, "update_for_webhook"):
+                with contextlib.suppress(Exception):
+                    meta.update_for_webhook({cmd.key: cmd.value})
 
     def _timer_fired(self, cid: int) -> None:
         if self._timers.pop(cid, None) is not None:
-            self._queue.put_nowait(ev.TimerFired(cid, now=self.clock()))
+            self._dispatch(ev.TimerFired(cid, now=self.clock()))
 
     async def _run_op(self, cmd: ev.Op) -> None:
+        event: ev.Event
         try:
             result = await self._do(cmd)
         except asyncio.CancelledError:
+            self._ops.pop(cmd.cid, None)
+            self._op_started.pop(cmd.cid, None)
             raise
         except CallEndedError:
-            if not self._hung_up:
-                self._on_session_hangup()
-            return
+            event = ev.HangupEvent("caller", now=self.clock())
         except Exception as exc:
             msg = f"{type(cmd).__name__.lower()} failed: {type(exc).__name__}: {exc}"
-            self._queue.put_nowait(ev.OpFailed(cmd.cid, msg, now=self.clock()))
+            event = ev.OpFailed(cmd.cid, msg, now=self.clock())
         else:
-            self._queue.put_nowait(ev.OpDone(cmd.cid, result, now=self.clock()))
-        finally:
-            self._ops.pop(cmd.cid, None)
-            started = self._op_started.pop(cmd.cid, None)
-            if started is not None and not isinstance(cmd, ev.StartTimer):
-                ms = round((time.monotonic() - started) * 1000.0, 1)
-                self.trace.write("op", op=type(cmd).__name__.lower(), cid=cmd.cid, latency_ms=ms)
+            event = ev.OpDone(cmd.cid, result, now=self.clock())
+        self._ops.pop(cmd.cid, None)  # before dispatching: this task is no longer cancellable
+        started = self._op_started.pop(cmd.cid, None)
+        if started is not None:
+            ms = round((time.monotonic() - started) * 1000.0, 1)
+            self.trace.write("op", op=type(cmd).__name__.lower(), cid=cmd.cid, latency_ms=ms)
+        if isinstance(event, ev.HangupEvent):
+            self._on_session_hangup()
+        else:
+            self._dispatch(event)
 
     async def _do(self, cmd: ev.Op) -> Any:
         s = self.session
@@ -345,6 +426,9 @@ class CallDriver:
                 why = "no LLM configured for the agent step (set VOXFLOW_LLM_MODEL)"
                 log.error("call %s: %s", self.state.call.id, why)
                 result: Any = {"outcome": "error", "error": why}
+            elif getattr(self.agent_runner, "live_transcript", False):
+                runner: Any = self.agent_runner  # lines reach the live transcript as spoken
+                result = await runner(s, cmd, on_line=self._agent_line)
             else:
                 result = await self.agent_runner(s, cmd)
             self._agent_report(result)
@@ -355,7 +439,7 @@ class CallDriver:
         """An agent step's conversation into the transcript, its per-turn metrics into the trace."""
         if not isinstance(result, Mapping):
             return
-        for role, text in result.get("messages") or ():
+        for role, text in () if result.get("reported") else result.get("messages") or ():
             self._say_line("caller" if role == "user" else "flow", str(text))
         for turn, metrics in enumerate(result.get("metrics") or (), 1):
             if isinstance(metrics, Mapping):
@@ -367,6 +451,10 @@ class CallDriver:
             turns=result.get("turns"),
             error=result.get("error"),
         )
+
+    def _agent_line(self, who: str, text: str) -> None:
+        """A line of an agent step as it is spoken (``agent``) or heard (``caller``)."""
+        self._say_line("caller" if who == "caller" else "flow", text)
 
     async def _queue_call(self, cmd: ev.Queue) -> str:
         """Hand the call to the dialplan's queue (``Queue()`` runs outside Stasis, so the flow
@@ -466,11 +554,13 @@ class CallDriver:
             self._say_line("system", f"error at {where}: {cmd.message}")
 
     def _notify(self, cmd: ev.Notify) -> None:
+        if cmd.kind == "state.entered":
+            self._say_line("system", f"-> {cmd.data.get('state')}")
+        if not self._tracing and not self.webhooks_on:
+            return
         data = dict(cmd.data)
         if cmd.kind == "input":
             data["waited_ms"] = round((time.monotonic() - self._last_prompt_end) * 1000.0)
-        elif cmd.kind == "state.entered":
-            self._say_line("system", f"-> {data.get('state')}")
         self.trace.write(cmd.kind, **data)
         if self.webhooks is not None and cmd.kind in ("call.started", "state.entered"):
             self.webhooks.emit(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
@@ -134,6 +134,22 @@ class StepObserver(Protocol):
         block is ``handler_steps`` (None: in the state's own steps)."""
 
 
+def _rewait(w: Wait, **changes: Any) -> Wait:
+    """``dataclasses.replace`` for :class:`Wait` without its per-call introspection (hot path)."""
+    d = {
+        "kind": w.kind,
+        "step": w.step,
+        "cids": w.cids,
+        "phase": w.phase,
+        "digits": w.digits,
+        "main_cid": w.main_cid,
+        "timer_cid": w.timer_cid,
+        "listen_cid": w.listen_cid,
+    }
+    d.update(changes)
+    return Wait(**d)
+
+
 class _Abort(Exception):
     """Internal: a runtime error while executing a step."""
 
@@ -208,16 +224,21 @@ class _Machine:
             )
             for f in self.frames
         )
-        return replace(
-            self.st,
+        st = self.st  # built field by field: dataclasses.replace costs more than the step
+        meta = st.metadata if self.meta == st.metadata else MappingProxyType(self.meta)
+        keys = st.webhook_keys if self.webhook_keys == st.webhook_keys else self.webhook_keys
+        return RunState(
+            call=st.call,
             frames=frames,
-            metadata=MappingProxyType(self.meta),
-            webhook_keys=frozenset(self.webhook_keys),
+            metadata=meta,
+            webhook_keys=frozenset(keys),
             wait=self.wait,
             seq=self.seq,
             status=self.status,
             hangup_ran=self.hangup_ran,
             typeahead=self.typeahead,
+            max_steps=st.max_steps,
+            speech=st.speech,
             end=self.end,
         )
 
@@ -409,10 +430,10 @@ class _Machine:
             self.wait = None
             self.advance()
         elif w.kind == "gather":
-            self.wait = replace(w, cids=w.cids - {cid}, timer_cid=None)
+            self.wait = _rewait(w, cids=w.cids - {cid}, timer_cid=None)
             self.gather_finish(self.wait)
         elif w.kind == "record":
-            self.wait = replace(w, cids=w.cids - {cid}, timer_cid=None)
+            self.wait = _rewait(w, cids=w.cids - {cid}, timer_cid=None)
             self.record_stop(self.wait)
 
     def on_op(self, cid: int, result: Any, error: str | None) -> None:
@@ -655,7 +676,7 @@ class _Machine:
             voice = s.voice or self.flow.config.voice
             self.emit(ev.Say(c, text, voice, s.bargein.mode))
             self.emit(ev.Notify("prompt", {"text": text, "attempt": attempt}))
-            w = replace(w, phase="prompt", main_cid=c, cids=frozenset({c}))
+            w = _rewait(w, phase="prompt", main_cid=c, cids=frozenset({c}))
         self.wait = w
         for d in typed:
             if self.wait is None or self.wait.kind != "gather":
@@ -679,19 +700,19 @@ class _Machine:
             timer = self.cid()
             self.emit(ev.StartTimer(timer, s.interdigit_ms if w.digits else s.timeout_ms))
             cids.add(timer)
-        self.wait = replace(
+        self.wait = _rewait(
             w, phase="collect", cids=frozenset(cids), timer_cid=timer, listen_cid=listen
         )
 
     def gather_op(self, w: Wait, cid: int, result: Any) -> None:
         if cid == w.main_cid:  # the prompt finished (or was interrupted)
-            w = replace(w, cids=w.cids - {cid}, main_cid=None)
+            w = _rewait(w, cids=w.cids - {cid}, main_cid=None)
             self.wait = w
             if w.phase == "prompt":
                 speech = w.step.input == "speech" or (w.step.input == "both" and self.st.speech)
                 self.gather_collect(w, speech)
         elif cid == w.listen_cid:
-            self.wait = replace(w, cids=w.cids - {cid}, listen_cid=None)
+            self.wait = _rewait(w, cids=w.cids - {cid}, listen_cid=None)
             text = result if isinstance(result, str) and result.strip() else None
             if text is None and w.digits:
                 return
@@ -706,20 +727,20 @@ class _Machine:
                 return
             if w.main_cid is not None:
                 self.emit(ev.StopOp(w.main_cid))
-            w = replace(w, phase="collect", main_cid=None, cids=w.cids - {w.main_cid or 0})
+            w = _rewait(w, phase="collect", main_cid=None, cids=w.cids - {w.main_cid or 0})
         if w.listen_cid is not None:
             self.emit(ev.StopOp(w.listen_cid))
-            w = replace(w, cids=w.cids - {w.listen_cid}, listen_cid=None)
+            w = _rewait(w, cids=w.cids - {w.listen_cid}, listen_cid=None)
         if w.timer_cid is not None:
             self.emit(ev.StopOp(w.timer_cid))
-            w = replace(w, cids=w.cids - {w.timer_cid}, timer_cid=None)
+            w = _rewait(w, cids=w.cids - {w.timer_cid}, timer_cid=None)
         self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
         if s.terminator and digit == s.terminator:
             self.wait = w
             self.gather_finish(w)
             return
         digits = w.digits + digit
-        w = replace(w, digits=digits)
+        w = _rewait(w, digits=digits)
         self.wait = w
         keys = self.gather_keys(s)
         limit = s.max_digits or (s.capture.max_length if s.capture else None)
@@ -732,7 +753,7 @@ class _Machine:
             return
         timer = self.cid()
         self.emit(ev.StartTimer(timer, s.interdigit_ms))
-        self.wait = replace(w, cids=w.cids | {timer}, timer_cid=timer)
+        self.wait = _rewait(w, cids=w.cids | {timer}, timer_cid=timer)
 
     def gather_finish(self, w: Wait) -> None:
         for c in w.cids:
@@ -777,7 +798,7 @@ class _Machine:
 
     def record_op(self, w: Wait, cid: int, result: Any) -> None:
         s: ir.RecordStep = w.step
-        self.wait = replace(w, cids=w.cids - {cid})
+        self.wait = _rewait(w, cids=w.cids - {cid})
         if w.phase == "prompt":
             c = self.cid()
             name = self.render(s.name)

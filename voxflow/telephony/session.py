@@ -120,6 +120,7 @@ class CallSession:
         self._hangup_task: asyncio.Task[None] | None = None
         self._dtmf: asyncio.Queue[str] = asyncio.Queue()
         self._dtmf_waiters: set[asyncio.Future[str]] = set()
+        self._dtmf_listeners: list[Callable[[str], None]] = []
         self._playbacks: dict[str, asyncio.Future[str]] = {}
         self._recording: _Recording | None = None
         self._finishing: dict[str, _Recording] = {}
@@ -468,11 +469,35 @@ class CallSession:
             self._dtmf_waiters.add(fut)
         return fut
 
+    def add_dtmf_listener(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(digit)`` synchronously, in the event dispatch, for every DTMF digit
+        the caller presses, and ``callback("")`` once when the call ends (no task, no queue hop:
+        for interpreters that react to keys at once). Digits still reach ``listen_dtmf`` too.
+        Returns a function that removes the listener."""
+        if self.ended:
+            callback(_ENDED)
+            return lambda: None
+        self._dtmf_listeners.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._dtmf_listeners.remove(callback)
+
+        return remove
+
     def _wake_dtmf(self, value: str) -> None:
         waiters, self._dtmf_waiters = self._dtmf_waiters, set()
         for fut in waiters:
             if not fut.done():
                 fut.set_result(value)
+        listeners = self._dtmf_listeners
+        if value == _ENDED:
+            self._dtmf_listeners = []
+        for callback in tuple(listeners):
+            try:
+                callback(value)
+            except Exception:
+                log.exception("DTMF listener of call %s raised", self.id)
 
     # ------------------------------------------------------------------ recording
 
