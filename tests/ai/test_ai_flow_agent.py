@@ -5,6 +5,7 @@ goes back into step() so tool arguments land in the flow's variables."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,35 @@ async def test_retry_after_noinput_continues_the_conversation(fake_openai: FakeO
     # the greeting of the first attempt is still in the context; it was not said twice
     assert [m["role"] for m in messages] == ["system", "assistant", "user"]
     assert sum("thanks for calling" in (m.get("content") or "") for m in messages) == 1
+
+
+async def test_lines_are_reported_as_spoken_and_heard(fake_openai: FakeOpenAI) -> None:
+    _, cmd = _to_agent_step(_receptionist())
+    cmd = dataclasses.replace(cmd, filler_after_ms=50)
+    fake_openai.chat += [
+        sse(text_chunks("Sure, let me look."), first_delay=0.5),  # slow model: filler first
+        sse(tool_chunks([("end_call", "{}")])),
+    ]
+    llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
+    voice = FakeVoice(["do you open on saturday", "no thanks bye"])
+    call = _Call(voice, llm)
+    lines: list[tuple[str, str, int]] = []  # who, text, listens started when it was reported
+    try:
+        result = await FlowAgentRunner()(
+            call, cmd, on_line=lambda who, text: lines.append((who, text, len(voice.listens)))
+        )
+    finally:
+        await llm.aclose()
+    assert result["outcome"] == "tool:end_call" and result["reported"] is True
+    assert [(who, text) for who, text, _ in lines] == [
+        ("agent", "Hi, thanks for calling Acme. How can I help you today?"),
+        ("caller", "do you open on saturday"),
+        ("agent", "One moment please."),
+        ("agent", "Sure, let me look."),
+        ("caller", "no thanks bye"),
+    ]
+    # live: the greeting before the caller was listened to, the reply before the next listen
+    assert [n for _, _, n in lines] == [0, 1, 1, 1, 2]
 
 
 async def test_hangup_during_the_step_raises_call_ended(fake_openai: FakeOpenAI) -> None:

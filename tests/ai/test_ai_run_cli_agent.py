@@ -27,7 +27,14 @@ async def test_voxflow_run_with_an_llm_from_the_environment(
 ) -> None:
     fake_openai.chat.append(sse(tool_chunks([("transfer_to_human", '{"reason": "a person"}')])))
     script = tmp_path / "caller.txt"
-    script.write_text('wait 5s\nsay "I want to talk to a person please"\nwait 5s\nhangup\n')
+    # the caller waits for what it hears (the greeting reaches the live transcript as spoken,
+    # then the handoff's dial), never for a fixed time: a loaded machine only makes it slower
+    script.write_text(
+        'wait for "How can I help" 60s\n'
+        'say "I want to talk to a person please"\n'
+        'wait for "dial PJSIP/operator" 60s\n'
+        "hangup\n"
+    )
     env = {
         **os.environ,
         "VOXFLOW_LLM_BASE_URL": fake_openai.url,
@@ -49,6 +56,12 @@ async def test_voxflow_run_with_an_llm_from_the_environment(
     stdout, stderr = out.decode(), err.decode()
     assert proc.returncode == 0, stderr[-2000:]
     assert "-> handoff" in stdout and "dial PJSIP/operator" in stdout
+    # the agent's greeting is in the live transcript before the caller speaks
+    assert "FLOW    Hi, thanks for calling Acme. How can I help you today?" in stdout
+    assert "did not hear" not in stderr
+    assert stdout.count("How can I help you today?") == 1  # live, not again at the end
+    greeting = stdout.index("How can I help you today?")
+    assert greeting < stdout.index("CALLER") < stdout.index("-> handoff")
     assert "outcome: caller_hangup" in stdout
     # the model was called with the key; the key is nowhere in what the user or the trace sees
     assert fake_openai.requests[0].headers["Authorization"] == f"Bearer {KEY}"

@@ -13,20 +13,69 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from voxflow.ai.agent import Agent, AgentAction, AgentOutcome, AgentSettings, TurnMetrics, run_agent
+from voxflow.ai.agent import (
+    Agent,
+    AgentAction,
+    AgentIO,
+    AgentOutcome,
+    AgentSettings,
+    Spoken,
+    TurnMetrics,
+    run_agent,
+)
 from voxflow.ai.base import LanguageModel, SpeechToText, TextToSpeech
 from voxflow.ai.pipeline import TurnResult, VoicePipeline
 from voxflow.errors import CallEndedError
 from voxflow.telephony.voice import BargeIn
 
-__all__ = ["NOT_CONFIGURED", "CallAgent"]
+__all__ = ["NOT_CONFIGURED", "CallAgent", "LineReporter", "ReportingIO"]
 
 log = logging.getLogger("voxflow.ai.call_agent")
 
 NOT_CONFIGURED = "AI pipeline not configured"
+
+LineReporter = Callable[[str, str], None]
+"""``(who, text)`` with ``who`` ``"agent"`` or ``"caller"``: one line of a live conversation."""
+
+
+class ReportingIO:
+    """An :class:`~voxflow.ai.agent.AgentIO` that tells ``report`` each line as it happens: what
+    the caller heard of every greeting, filler, reprompt and reply once spoken, and each caller
+    utterance once recognised. Other attributes come from the wrapped ``io``."""
+
+    def __init__(self, io: AgentIO, report: LineReporter) -> None:
+        self._io = io
+        self._report = report
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._io, name)
+
+    def _line(self, who: str, text: str) -> None:
+        if not text.strip():
+            return
+        try:
+            self._report(who, text.strip())
+        except Exception as exc:  # a display callback must not break the call
+            log.debug("transcript callback failed: %s", exc)
+
+    async def say(self, text: str) -> Spoken:
+        spoken = await self._io.say(text)
+        self._line("agent", spoken.heard)
+        return spoken
+
+    async def speak(self, chunks: AsyncIterator[str]) -> Spoken:
+        spoken = await self._io.speak(chunks)
+        self._line("agent", spoken.heard)
+        return spoken
+
+    async def listen(self, timeout: float) -> str | None:
+        text = await self._io.listen(timeout)
+        if text is not None:
+            self._line("caller", text)
+        return text
 
 
 class CallAgent(Agent):
@@ -128,13 +177,16 @@ class CallAgent(Agent):
         barge_in: BargeIn | None = None,
         voice: str | None = None,
         listen_options: Mapping[str, Any] | None = None,
+        on_line: LineReporter | None = None,
     ) -> AgentOutcome:
-        """Run an agent step (:func:`~voxflow.ai.agent.run_agent`) over the voice pipeline."""
+        """Run an agent step (:func:`~voxflow.ai.agent.run_agent`) over the voice pipeline;
+        ``on_line`` is told each line as it is spoken or heard (see :class:`ReportingIO`)."""
         pipe = await self.pipeline()
         pipe.barge_in = barge_in if barge_in is not None else BargeIn()
         pipe.voice_name = voice
         pipe.listen_options = dict(listen_options or {})
-        outcome = await run_agent(settings, pipe, self)
+        io: AgentIO = pipe if on_line is None else ReportingIO(pipe, on_line)
+        outcome = await run_agent(settings, io, self)
         for m in outcome.metrics:
             self._metrics(m)
         return outcome

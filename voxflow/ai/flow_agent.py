@@ -20,6 +20,10 @@ the command by attribute, so this package does not depend on the runtime. Mappin
 * the caller hanging up raises ``CallEndedError`` (the driver's hang-up path); an app without
   STT/TTS gives the ``error`` outcome (so the step's own ``on error`` handler runs).
 
+Given ``on_line``, the runner reports each line (greeting, filler, replies, caller utterances)
+as it is spoken or heard, so a live transcript shows them during the step; the result then
+carries ``"reported": True`` (the driver does not add the messages a second time).
+
 The result dict: ``outcome``, ``args``, ``transcript`` (``caller: ...``/``agent: ...`` lines),
 ``turns``, ``error``, ``messages`` (``(role, text)`` pairs) and ``metrics`` (one dict per turn:
 ``stt_final_ms``, ``llm_ttft_ms``, ``tts_ttfb_ms``, ``voice_to_voice_ms``, ``filler``,
@@ -34,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from voxflow.ai.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings, ToolParam
-from voxflow.ai.call_agent import NOT_CONFIGURED, CallAgent
+from voxflow.ai.call_agent import NOT_CONFIGURED, CallAgent, LineReporter
 from voxflow.ai.flow_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
 from voxflow.errors import CallEndedError
 from voxflow.telephony.voice import BargeIn
@@ -153,7 +157,10 @@ class FlowAgentRunner:
     ``actions`` are offered to the model in every agent step (results go back to the model),
     next to each step's own flow actions (answers limited to ``max_action_bytes``);
     ``listen_options`` go to ``CallVoice.listen`` (e.g. ``end_silence_ms``, ``phrases``).
+    The driver passes ``on_line`` when ``live_transcript`` is true.
     """
+
+    live_transcript = True
 
     def __init__(
         self,
@@ -173,7 +180,9 @@ class FlowAgentRunner:
         self.max_tool_rounds = max_tool_rounds
         self.max_action_bytes = max_action_bytes
 
-    async def __call__(self, session: Any, cmd: AgentCommand) -> dict[str, Any]:
+    async def __call__(
+        self, session: Any, cmd: AgentCommand, *, on_line: LineReporter | None = None
+    ) -> dict[str, Any]:
         agent = session.agent  # RuntimeError("AI pipeline not configured") without an LLM
         if not isinstance(agent, CallAgent):
             raise RuntimeError("the agent step needs call.agent to be a voxflow CallAgent")
@@ -208,6 +217,7 @@ class FlowAgentRunner:
                 barge_in=BargeIn(mode=mode),  # type: ignore[arg-type]
                 voice=cmd.voice,
                 listen_options=self.listen_options,
+                on_line=on_line,
             )
         except RuntimeError as exc:  # no STT/TTS: the step's checked error outcome
             if NOT_CONFIGURED not in str(exc):
@@ -228,4 +238,7 @@ class FlowAgentRunner:
         )
         if outcome.outcome == "hangup":
             raise CallEndedError(f"call {getattr(session, 'id', '?')} ended during the agent step")
-        return outcome_result(outcome)
+        result = outcome_result(outcome)
+        if on_line is not None:
+            result["reported"] = True
+        return result
