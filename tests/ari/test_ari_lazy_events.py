@@ -24,7 +24,7 @@ from voxflow.ari.models import (
 )
 from voxflow.errors import AriEventInvalid
 
-CAPTURES = Path("/work/shared/ari/captures")
+CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "ari" / "captures"  # ../shared
 FILES = ["events-sample.json", "events-subscribeall-sample.json", "events-reconnect-sample.json"]
 
 

@@ -24,7 +24,7 @@ from voxflow.ari.models import (
     parse_event,
 )
 
-CAPTURES = Path("/work/shared/ari/captures")
+CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "ari" / "captures"  # ../shared
 
 
 def _load(name: str) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from voxflow.errors import (
     ConfigError,
 )
 
-CAPTURES = Path("/work/shared/ari/captures/rest-sample.json")
+CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "ari" / "captures" / "rest-sample.json"
 SECRET = "s3cr3t-pw"
 
 

@@ -21,7 +21,7 @@ from voxflow.media.rtp import (
     ts_delta,
 )
 
-CAPTURE = Path("/work/shared/ari/captures/rtp-sample.json")
+CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "ari" / "captures" / "rtp-sample.json"
 
 
 def _captured_headers() -> list[dict[str, int]]:

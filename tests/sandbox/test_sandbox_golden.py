@@ -12,7 +12,7 @@ from conftest import RawAri
 
 from voxflow.sandbox import Sandbox
 
-CAPTURES = Path("/work/shared/ari/captures")
+CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "ari" / "captures"  # ../shared
 pytestmark = pytest.mark.skipif(not CAPTURES.is_dir(), reason="captures not available")
 
 
