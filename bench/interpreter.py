@@ -5,8 +5,9 @@
 The sandbox runs in its own process (``voxflow sandbox``) and the scripted callers in another,
 so the CPU measured (``time.process_time`` of this process) is the app's only: VoxtraApp, REST
 and events client, and either the interpreter running a menu flow or a hand-written handler
-making the same CallSession calls (answer, welcome, wait for a digit, a reply, hang up; no TTS,
-so prompts cost the same failed ``say`` on both sides). Variants alternate, ``--repeat`` times;
+making the same CallSession calls (answer, welcome, wait for a digit, a reply, hang up). There
+is no TTS: the handler's ``say`` raises at once; the interpreter sees the app has no TTS and
+only writes its prompts to the transcript (what ``voxflow run --no-audio`` shows). Variants alternate, ``--repeat`` times;
 medians and the ratio are printed (goal: interpreter / handler <= 1.3).
 
 Then ``--load`` concurrent calls on the interpreter in this one process: once all calls are up

@@ -445,6 +445,8 @@ class _Machine:
                 self.emit(ev.StopOp(other))
             self.wait = None
             span = w.step.span if w.step is not None else None
+            if self.step_error(w.step, error, span):
+                return
             raise _Abort(error, span)
         if w.kind == "gather":
             self.gather_op(w, cid, result)
@@ -456,6 +458,28 @@ class _Machine:
             self.op_result(w.step, result)
 
     # ------------------------------------------------------------ errors
+
+    def step_error(self, s: Any, message: str, span: ir.Span | None) -> bool:
+        """A failing input step with its own ``on error`` (written on the step or an enclosing
+        scope, not the state's ``on error`` it falls back to, nor the implied hang-up) ends with
+        outcome ``error``; the failure is still logged. True when it did."""
+        if s is None or s.op not in ir.INPUT_OPS or self.status != "running":
+            return False
+        handlers = s.on.get("error", ())
+        if not handlers or all(h.origin == "default" for h in handlers):
+            return False
+        if tuple(handlers) == tuple(self.cur_state().on_error):
+            return False
+        top = self.top.stack[-1] if self.top.stack else None
+        if top is None or top.index >= len(top.block) or top.block[top.index] is not s:
+            return False
+        self.emit(ev.Log("error", message, span, self.top.state))
+        if self.wait is not None:
+            for c in self.wait.cids:
+                self.emit(ev.StopOp(c))
+            self.wait = None
+        self.outcome(s, "error")
+        return True
 
     def fail(self, message: str, span: ir.Span | None) -> None:
         state = self.top.state if self.frames else None
@@ -558,11 +582,13 @@ class _Machine:
         try:
             DISPATCH[s.op](self, s)
         except FlowRuntimeError as exc:
-            raise _Abort(str(exc), s.span) from None
+            if not self.step_error(s, str(exc), s.span):
+                raise _Abort(str(exc), s.span) from None
         except _Abort as exc:
             if exc.span is None:
                 exc.span = s.span
-            raise
+            if not self.step_error(s, exc.message, exc.span):
+                raise
         finally:
             if s.op != "retry":
                 self.retrying = False
