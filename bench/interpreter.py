@@ -8,7 +8,8 @@ and events client, and either the interpreter running a menu flow or a hand-writ
 making the same CallSession calls (answer, welcome, wait for a digit, a reply, hang up). There
 is no TTS: the handler's ``say`` raises at once; the interpreter sees the app has no TTS and
 only writes its prompts to the transcript (what ``voxflow run --no-audio`` shows). Variants
-alternate, ``--repeat`` times; medians and the ratio are printed (goal: interpreter / handler <= 1.3).
+alternate, ``--repeat`` times; medians and the ratio are printed (goal: interpreter /
+handler <= 1.3).
 
 Then ``--load`` concurrent calls on the interpreter in this one process: once all calls are up
 and waiting in the menu, the callers press one key each, ``--press-rate`` keys per second in all
