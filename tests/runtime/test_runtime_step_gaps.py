@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _runtime_flowkit import Run, T, flow, handler, hangup, say, sp, state
+from _runtime_flowkit import Run, T, flow, goto, handler, hangup, say, sp, state
 
 from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
@@ -68,3 +68,92 @@ def test_a_template_error_in_the_step_runs_its_own_on_error() -> None:
     r.start()
     assert r.said() == ["bad url"]
     assert any("missing" in e.message for e in r.errors())
+
+
+# ------------------------------------------------------------ anytime commands during waits
+
+
+def _operator_cmd() -> ir.Command:
+    return ir.Command(name="operator", keys=("*0",), handler=handler(goto("operator")), span=sp())
+
+
+def _record(on: dict[str, tuple[ir.Handler, ...]] | None = None) -> ir.RecordStep:
+    outcomes = {k: () for k in ("done", "noinput", "exhausted", "error")}
+    return ir.RecordStep(
+        name=T("msg"),
+        var="message",
+        max_duration_ms=60_000,
+        silence_ms=4_000,
+        bargein=ir.BargeIn(),
+        on={**outcomes, **(on or {})},
+        span=sp(),
+    )
+
+
+def _with_operator(step: ir.Step) -> ir.Flow:
+    return flow(
+        state("main", step, hangup("after"), commands=(_operator_cmd(),)),
+        state("operator", say("Connecting you."), hangup("operator")),
+    )
+
+
+def test_command_keys_during_a_recording_stop_it_and_run_the_command() -> None:
+    r = Run(_with_operator(_record()))
+    r.start()
+    r.done(ev.RecordStart, "msg")
+    out = r.press("5*0")  # '5' is not a command; '*0' ends the keys pressed: the command
+    stops = [c for c in out if isinstance(c, ev.RecordStop)]
+    assert [c.name for c in stops] == ["msg"]  # the recording is stopped (and kept)
+    assert r.states() == ["main", "operator"]
+    assert r.said() == ["Connecting you."]
+
+
+def test_the_terminator_still_ends_a_recording_with_done() -> None:
+    r = Run(_with_operator(_record()))
+    r.start()
+    r.done(ev.RecordStart, "msg")
+    r.press("#")
+    r.done(ev.RecordStop, "msg")
+    assert r.states() == ["main"]
+    assert r.state.variables()["message"] == "msg"
+    assert r.ended() is not None
+
+
+def test_command_keys_during_an_agent_stop_it_and_run_the_command() -> None:
+    outcomes = {k: () for k in ("max_turns", "timeout", "noinput", "exhausted", "error")}
+    agent = ir.AgentStep(
+        system=T("Help."),
+        max_turns=5,
+        timeout_ms=60_000,
+        silence_ms=8_000,
+        bargein=ir.BargeIn(),
+        on=outcomes,
+        span=sp(),
+    )
+    r = Run(_with_operator(agent))
+    r.start()
+    cid = r.pending(ev.Agent).cid
+    out = r.press("*0")
+    assert any(isinstance(c, ev.StopOp) and c.cid == cid for c in out)
+    assert r.states() == ["main", "operator"]
+    r.send(ev.OpDone(cid, {"outcome": "timeout"}))  # a late answer of the stopped agent
+    assert r.said() == ["Connecting you."]
+
+
+# ------------------------------------------------------------ queue: what the checker asks for
+
+
+def test_queue_needs_a_failed_handler_only() -> None:
+    # Queue() runs in the dialplan: the flow ends as transferred, answered/timeout never happen
+    from voxflow.ir import compile_flow
+
+    text = (
+        'flow f:\n    timeout 5s\n\nstate a:\n    queue "support":\n'
+        "        on failed -> b\n    hangup\n\nstate b:\n    hangup\n"
+    )
+    assert [d.code for d in compile_flow(text, "q.flow").diagnostics] == []
+    broken = text.replace(":\n        on failed -> b\n", "\n")
+    diags = compile_flow(broken, "q.flow").diagnostics
+    assert [(d.code, d.span.line, d.message) for d in diags if d.code == "VF203"] == [
+        ("VF203", 5, "queue does not handle outcome 'failed'")
+    ]

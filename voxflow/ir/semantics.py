@@ -59,7 +59,7 @@ WAITING_OPS = frozenset({"gather", "menu", "agent", "record"})
 REQUIRED_OUTCOMES: dict[str, tuple[str, ...]] = {
     "gather": ("nomatch", "noinput"),
     "dial": ("busy", "noanswer", "failed"),
-    "queue": ("timeout", "failed"),
+    "queue": ("failed",),  # answered/timeout never happen: Queue() runs in the dialplan
     "http": ("error", "timeout"),
     "record": ("noinput",),
     "agent": ("max_turns", "timeout", "noinput"),

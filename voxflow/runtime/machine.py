@@ -408,9 +408,14 @@ class _Machine:
             if digit == w.step.terminator and w.phase == "recording":
                 self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
                 self.record_stop(w)
+                return
+            self.waiting_command(w, digit)
             return
         if len(self.typeahead) < _TYPEAHEAD_MAX:
             self.typeahead += digit
+        if w is not None and w.kind == "op" and getattr(w.step, "op", None) == "agent":
+            self.waiting_command(w, digit)
+            return
         if w is not None and w.kind == "op" and w.main_cid is not None:
             bargein: ir.BargeIn | None = getattr(w.step, "bargein", None)
             if bargein is not None and bargein.mode in ("dtmf", "any"):
@@ -421,6 +426,30 @@ class _Machine:
                     self.emit(ev.StopOp(other))
                 self.wait = None
                 self.advance()
+
+    def waiting_command(self, w: Wait, digit: str) -> bool:
+        """Anytime commands also listen while an agent or record step waits: when the keys
+        pressed during the step end with a command's key, the step is stopped (a recording in
+        progress is stopped and kept) and the command's handler runs. True when one did."""
+        commands = self.cur_state().commands
+        if w.kind == "record":
+            self.typeahead = (self.typeahead + digit)[-_TYPEAHEAD_MAX:]
+        keys = self.typeahead
+        cmd = next((c for c in commands if any(k and keys.endswith(k) for k in c.keys)), None)
+        if cmd is None:
+            return False
+        self.typeahead = ""
+        for c in w.cids:
+            self.emit(ev.StopOp(c))
+        if w.kind == "record" and w.phase == "recording":
+            self.emit(ev.RecordStop(self.cid(), w.digits))  # kept; its answer is not awaited
+        self.wait = None
+        self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
+        self.emit(ev.Notify("command", {"name": cmd.name}))
+        if self.obs is not None:
+            self.obs.command(self.where(), cmd)
+        self.top.stack.append(Cursor(cmd.handler.steps, 0, "command", w.step))
+        return True
 
     def on_timer(self, cid: int) -> None:
         w = self.wait
@@ -838,6 +867,7 @@ class _Machine:
             )
         elif w.phase == "stopping":
             self.wait = None
+            self.typeahead = ""  # keys pressed while recording are not type-ahead
             if s.var:
                 self.assign(s.var, w.digits)
             self.outcome(s, "done")
