@@ -39,8 +39,10 @@ from typing import Any
 
 from aiohttp import web
 
-API_DOCS = Path("/work/shared/ari/api-docs")
-CAPTURE = Path("/work/shared/ari/captures/events-sample.json")
+# ../shared sits beside the checkout (as in CI); the captures are what a real Asterisk 22 sent.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+API_DOCS = SHARED / "ari" / "api-docs"
+CAPTURE = SHARED / "ari" / "captures" / "events-sample.json"
 END = "bench-end"
 
 
