@@ -157,3 +157,66 @@ def test_queue_needs_a_failed_handler_only() -> None:
     assert [(d.code, d.span.line, d.message) for d in diags if d.code == "VF203"] == [
         ("VF203", 5, "queue does not handle outcome 'failed'")
     ]
+
+
+# ------------------------------------------------------------ record: silence and noinput
+
+
+def _record_flow() -> ir.Flow:
+    step = _record(
+        {
+            "noinput": (handler(say("nothing heard"), hangup("noinput")),),
+            "error": (handler(hangup("record error")),),
+        }
+    )
+    return flow(state("main", step, hangup("done")))
+
+
+def test_record_asks_asterisk_for_silence_and_waits_with_a_record_timer() -> None:
+    r = Run(_record_flow())
+    start = r.start()
+    rs = next(c for c in start if isinstance(c, ev.RecordStart))
+    assert (rs.silence_ms, rs.max_duration_ms) == (4_000, 60_000)
+    out = r.done(ev.RecordStart, "msg")
+    timers = [c for c in out if isinstance(c, ev.RecordTimer)]
+    assert [t.ms for t in timers] == [60_000]
+    stop = r.send(ev.TimerFired(timers[0].cid))  # max reached, or the recording ended itself
+    assert [c.name for c in stop if isinstance(c, ev.RecordStop)] == ["msg"]
+
+
+def test_a_recording_with_nothing_heard_is_noinput() -> None:
+    r = Run(_record_flow())
+    r.start()
+    r.done(ev.RecordStart, "msg")
+    r.fire()
+    r.done(ev.RecordStop, {"name": "msg", "duration": 0})
+    assert r.said() == ["nothing heard"]
+    assert "message" not in r.state.variables()
+
+
+def test_a_recording_with_speech_is_done() -> None:
+    r = Run(_record_flow())
+    r.start()
+    r.done(ev.RecordStart, "msg")
+    r.fire()
+    r.done(ev.RecordStop, {"name": "msg", "duration": 3})
+    assert r.state.variables()["message"] == "msg"
+    end = r.ended()
+    assert end is not None and end.reason == "done"
+
+
+def test_a_failing_recording_is_the_error_outcome() -> None:
+    r = Run(_record_flow())
+    r.start()
+    r.send(ev.OpFailed(r.pending(ev.RecordStart).cid, "record_start failed: 409"))
+    end = r.ended()
+    assert end is not None and end.reason == "record error"
+
+
+def test_the_terminator_key_means_done_even_for_a_very_short_message() -> None:
+    r = Run(_record_flow())
+    r.start()
+    r.done(ev.RecordStart, "msg")
+    r.press("#")
+    r.done(ev.RecordStop, {"name": "msg", "duration": 0})
+    assert r.state.variables()["message"] == "msg"

@@ -57,6 +57,7 @@ _REASON_ALIASES = {"noanswer": "no_answer", "error": "failure", "failed": "failu
 
 _KIND: dict[type, str] = {
     ev.StartTimer: "timer",
+    ev.RecordTimer: "record_timer",
     ev.StopOp: "stop",
     ev.StopAll: "stop_all",
     ev.Hangup: "hangup",
@@ -269,6 +270,22 @@ class CallDriver:
             self._spawn_side(self._hangup(reason))
         elif kind == "meta":
             self._set_meta(cmd)  # type: ignore[arg-type]
+        elif kind == "record_timer":
+            task = asyncio.get_running_loop().create_task(self._record_timer(cmd))  # type: ignore[arg-type]
+            self._ops[cmd.cid] = task  # type: ignore[union-attr]
+            self._side.add(task)
+            task.add_done_callback(self._side.discard)
+
+    async def _record_timer(self, cmd: ev.RecordTimer) -> None:
+        """Fire at ``cmd.ms`` or as soon as the session's recording ended by itself."""
+        wait = getattr(self.session, "wait_recording", None)
+        with contextlib.suppress(TimeoutError):
+            if wait is None:
+                await asyncio.sleep(cmd.ms / 1000.0)
+            else:
+                await asyncio.wait_for(wait(), cmd.ms / 1000.0)
+        if self._ops.pop(cmd.cid, None) is not None:
+            self._dispatch(ev.TimerFired(cmd.cid, now=self.clock()))
 
     def _start_op(self, cmd: ev.Op) -> None:
         if self._hung_up and type(cmd) is not ev.Http:
@@ -400,6 +417,7 @@ class CallDriver:
                 format=cmd.format,
                 max_duration=(cmd.max_duration_ms // 1000) if cmd.max_duration_ms else None,
                 beep=cmd.beep,
+                **({"max_silence": max(1, -(-cmd.silence_ms // 1000))} if cmd.silence_ms else {}),
             )
             return name
         if isinstance(cmd, ev.RecordStop):
@@ -415,7 +433,7 @@ class CallDriver:
                     webhook_keys=self.state.webhook_keys,
                     data={"name": name, "format": getattr(meta, "format", None)},
                 )
-            return name
+            return {"name": name, "duration": getattr(meta, "duration", None)}
         if isinstance(cmd, ev.Agent):
             if self.agent_runner is None:
                 if getattr(getattr(s, "_app", None), "llm", None) is not None:

@@ -36,6 +36,7 @@ __all__ = [
     "Queue",
     "RecordStart",
     "RecordStop",
+    "RecordTimer",
     "Say",
     "SendDtmf",
     "SetMeta",
@@ -163,6 +164,13 @@ class StartTimer(Op):
 
 
 @dataclass(frozen=True, slots=True)
+class RecordTimer(StartTimer):
+    """A ``record`` step's timer: TimerFired(cid) after ``ms`` milliseconds, or as soon as the
+    recording ends by itself (Asterisk's ``maxSilenceSeconds``, max duration). A simulator may
+    treat it as a plain timer."""
+
+
+@dataclass(frozen=True, slots=True)
 class Http(Op):
     """HTTP request. Result: dict with outcome ('ok'/'error'/'timeout'), status, data, error."""
 
@@ -227,11 +235,13 @@ class RecordStart(Op):
     format: str = "wav"
     max_duration_ms: int | None = None
     beep: bool = False
+    silence_ms: int | None = None  # end after this much silence (ARI maxSilenceSeconds)
 
 
 @dataclass(frozen=True, slots=True)
 class RecordStop(Op):
-    """Stop recording ``name`` (None: the latest). Result: the recording name or None."""
+    """Stop recording ``name`` (None: the latest). Result: the recording name, or a dict with
+    ``name`` and ``duration`` (seconds as Asterisk reports them; 0: nothing was heard)."""
 
     name: str | None = None
 
@@ -321,6 +331,7 @@ Command = (
     | Play
     | Listen
     | StartTimer
+    | RecordTimer
     | Http
     | Dial
     | Queue

@@ -407,7 +407,7 @@ class _Machine:
         if w is not None and w.kind == "record":
             if digit == w.step.terminator and w.phase == "recording":
                 self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
-                self.record_stop(w)
+                self.record_stop(w, by_key=True)
                 return
             self.waiting_command(w, digit)
             return
@@ -857,27 +857,35 @@ class _Machine:
         if w.phase == "prompt":
             c = self.cid()
             name = self.render(s.name)
-            self.emit(ev.RecordStart(c, name, s.format, s.max_duration_ms, s.beep))
+            silence = s.silence_ms or None
+            self.emit(ev.RecordStart(c, name, s.format, s.max_duration_ms, s.beep, silence))
             self.wait = Wait("record", s, frozenset({c}), phase="starting", main_cid=c)
         elif w.phase == "starting":
             t = self.cid()
-            self.emit(ev.StartTimer(t, s.max_duration_ms))
+            self.emit(ev.RecordTimer(t, s.max_duration_ms))
             self.wait = Wait(
                 "record", s, frozenset({t}), phase="recording", digits=str(result), timer_cid=t
             )
-        elif w.phase == "stopping":
+        elif w.phase in ("stopping", "stopping_key"):
             self.wait = None
             self.typeahead = ""  # keys pressed while recording are not type-ahead
+            duration = result.get("duration") if isinstance(result, dict) else None
+            if duration is not None and duration <= 0 and w.phase == "stopping":
+                # ended by silence or the maximum with nothing heard (the terminator key means
+                # the caller is done: that is 'done' even for a very short message)
+                self.outcome(s, "noinput")
+                return
             if s.var:
                 self.assign(s.var, w.digits)
             self.outcome(s, "done")
 
-    def record_stop(self, w: Wait) -> None:
+    def record_stop(self, w: Wait, *, by_key: bool = False) -> None:
         for c in w.cids:
             self.emit(ev.StopOp(c))
         c = self.cid()
         self.emit(ev.RecordStop(c, w.digits))
-        self.wait = Wait("record", w.step, frozenset({c}), phase="stopping", digits=w.digits)
+        phase = "stopping_key" if by_key else "stopping"
+        self.wait = Wait("record", w.step, frozenset({c}), phase=phase, digits=w.digits)
 
 
 def _matches(

@@ -509,9 +509,11 @@ class CallSession:
         format: str = "wav",
         max_duration: int | None = None,
         beep: bool = False,
+        max_silence: int | None = None,
     ) -> str:
         """Start recording (the bridge mix when bridged, so both sides are captured). Returns the
-        recording name (auto-generated and safe when not given)."""
+        recording name (auto-generated and safe when not given). ``max_silence`` (seconds, channel
+        recordings only) lets Asterisk end the recording after that much silence."""
         name = safe_recording_name(name) if name else self._auto_name()
         await self.wait_answered()
         if self._recording is not None:
@@ -529,7 +531,12 @@ class CallSession:
                 )
             else:
                 await rest.record(
-                    self.id, name, format=format, max_duration=max_duration, beep=beep
+                    self.id,
+                    name,
+                    format=format,
+                    max_duration=max_duration,
+                    max_silence=max_silence,
+                    beep=beep,
                 )
         except AriHTTPError as exc:
             self._recording = None
@@ -538,6 +545,14 @@ class CallSession:
                 raise CallEndedError(f"call {self.id} has ended") from None
             raise RecordingError(f"could not start recording {name!r}: {exc.message}") from exc
         return name
+
+    async def wait_recording(self) -> None:
+        """Wait until the current recording ends by itself (silence, max duration, a key, the
+        call ending); returns at once when nothing is recording. ``record_stop`` then collects
+        it without another ARI stop."""
+        rec = self._recording
+        if rec is not None:
+            await rec.done.wait()
 
     async def record_stop(self) -> RecordingMetadata:
         """Stop the recording and hand it to the sink (per-call, else the app's) exactly once."""
