@@ -1,15 +1,18 @@
 """The thin async driver: runs one call's flow by performing step() commands on a CallSession.
 
-The driver owns every task and timer of its call. Results come back to :func:`step` as events
-through one queue; the step function decides everything else. Guarantees:
+The driver owns every task and timer of its call. Events are fed to :func:`step` where they
+arise, synchronously (DTMF from the session's ``add_dtmf_listener`` in the ARI event dispatch,
+op results at the end of their task, timers in their loop callback; an event arising while
+commands are performed waits its turn), so a key press reaches the next command with no queue
+or task hop; the step function decides everything else. Guarantees:
 
 * the caller hanging up cancels every running op and timer of the call at once (the session's
-  hang-up callback runs synchronously into :meth:`CallDriver.cancel_all`), and the flow's
-  hang-up handler runs exactly once (the step function tracks it);
+  end reaches the DTMF listener synchronously, then :meth:`CallDriver.cancel_all`), and the
+  flow's hang-up handler runs exactly once (the step function tracks it);
 * any exception inside the call is logged with call id, flow, state and source line, runs the
   state's error handler (an op failure is an event) or hangs up; other calls never see it;
-* prompts need a TTS: when the session has none (``RuntimeError("AI pipeline not configured")``)
-  the text is only recorded in the transcript and the prompt counts as played.
+* prompts need a TTS: when the app has none the text is only recorded in the transcript and the
+  prompt counts as played (no task, no ``say`` call).
 """
 
 from __future__ import annotations
