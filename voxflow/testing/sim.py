@@ -150,6 +150,18 @@ class _Live:
     due: float | None  # None: waits for the caller (listen) or forever
 
 
+@dataclass
+class _Rec:
+    """A recording in progress: how much caller speech it heard, since when it is quiet."""
+
+    name: str
+    silence: float | None  # seconds of silence that end it (Asterisk maxSilenceSeconds)
+    quiet_from: float
+    heard: float = 0.0
+    timer: int | None = None  # the record step's RecordTimer
+    gen: int = 0  # bumped when the caller speaks: older silence checks are void
+
+
 @dataclass(order=True)
 class _Ev:
     t: float
@@ -205,6 +217,8 @@ class _Sim:
         self.armed = False
         self.busy_until = 0.0
         self.agent_index = 0
+        self.recs: dict[str, _Rec] = {}
+        self.last_rec: str | None = None
 
     # -------------------------------------------------------------- plumbing
 
@@ -293,6 +307,11 @@ class _Sim:
         if isinstance(op, ev.StartTimer):
             self.live[cid].due = t + op.ms / 1000.0
             self.push(t + op.ms / 1000.0, "timer", cid)
+            rec = self.recs.get(self.last_rec or "")
+            if isinstance(op, ev.RecordTimer) and rec is not None:
+                rec.timer = cid
+                if rec.silence is not None:
+                    self.push(rec.quiet_from + rec.silence, "rec_silence", (rec.name, rec.gen))
             return
         if isinstance(op, ev.Listen):
             self.listen_cid = cid
@@ -345,10 +364,15 @@ class _Sim:
         elif isinstance(op, ev.RecordStart):
             self.res.recordings.append(op.name)
             self.log("flow", f"starts recording {op.name}")
+            silence = op.silence_ms / 1000.0 if op.silence_ms else None
+            self.recs[op.name] = _Rec(op.name, silence, quiet_from=t)
+            self.last_rec = op.name
             self.done_at(cid, t, op.name)
         elif isinstance(op, ev.RecordStop):
             self.log("flow", f"stops recording {op.name or ''}".rstrip())
-            self.done_at(cid, t, op.name)
+            rec = self.recs.pop(op.name or self.last_rec or "", None)
+            heard = {"name": rec.name, "duration": round(rec.heard, 3)} if rec else op.name
+            self.done_at(cid, t, heard)
         elif isinstance(op, ev.Agent):
             self.agent(op)
         else:  # answer, hold, unhold, send_dtmf
@@ -515,12 +539,31 @@ class _Sim:
             self.log("caller", f'says "{a.value}"')
             self.push(self.t + dur, "speech", a.value)
             self.busy_until = self.t + dur
+            self.voice(dur)
         elif a.kind in ("silence", "wait"):
             self.log("caller", f"stays silent for {a.seconds:g}s")
             self.busy_until = self.t + a.seconds
         else:
             self.log("caller", "hangs up")
             self.push(self.t, "hangup", None)
+
+    def recording(self) -> _Rec | None:
+        """The record step's recording, while it records."""
+        w = self.state.wait
+        if w is None or w.kind != "record" or w.phase != "recording":
+            return None
+        return self.recs.get(w.digits)
+
+    def voice(self, seconds: float) -> None:
+        """The caller talks from now for ``seconds``: a recording hears it and is not quiet."""
+        rec = self.recording()
+        if rec is None:
+            return
+        rec.heard += seconds
+        rec.quiet_from = self.t + seconds
+        rec.gen += 1
+        if rec.silence is not None:
+            self.push(rec.quiet_from + rec.silence, "rec_silence", (rec.name, rec.gen))
 
     def hear(self, text: str) -> None:
         """The caller finished a sentence: give it to the live listen, barge in, or lose it."""
@@ -606,6 +649,13 @@ class _Sim:
             self.feed(ev.HangupEvent("normal", now=now))
         elif e.kind == "wake":
             self.armed = False
+        elif e.kind == "rec_silence":
+            name, gen = e.data
+            rec = self.recs.get(name)
+            if rec is not None and rec.gen == gen and rec.timer in self.live:
+                self.log("flow", f"recording {name} ends after {rec.silence:g}s of silence")
+                self.live.pop(rec.timer)
+                self.feed(ev.TimerFired(rec.timer, now=now))
 
 
 def _first(flow: ir.Flow) -> str:

@@ -57,6 +57,9 @@ class Edge:
     file: str
     line: int
     states: frozenset[str] = frozenset()
+    possible: bool = True
+    """False when only an outcome that cannot happen leads here (``exhausted`` of a step that
+    nothing retries)."""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -64,7 +67,7 @@ class Edge:
 
     @property
     def required(self) -> bool:
-        """Counted by coverage (compiler-made default handlers are not)."""
+        """Written in the flow (compiler-made default handlers are not)."""
         return self.origin != "default"
 
 
@@ -102,12 +105,39 @@ class FlowMap:
         return [s for s in self.states if s not in self.reachable]
 
     def required_edges(self) -> list[Edge]:
-        return [e for e in self.edges.values() if e.required]
+        """The edges coverage counts: written, and reachable by an outcome that can happen."""
+        return [e for e in self.edges.values() if e.required and e.possible]
+
+
+def _has_retry(steps: tuple[Any, ...]) -> bool:
+    for s in steps:
+        if s.op == "retry":
+            return True
+        if s.op == "if" and (
+            any(_has_retry(b.steps) for b in s.branches) or _has_retry(s.else_steps)
+        ):
+            return True
+        if s.op == "switch" and (
+            any(_has_retry(c.steps) for c in s.cases) or _has_retry(s.default_steps)
+        ):
+            return True
+    return False
 
 
 class _Walker:
     def __init__(self, fm: FlowMap) -> None:
         self.fm = fm
+        self.possible = True
+        self.state: ir.State | None = None
+
+    def can_retry(self, s: Any) -> bool:
+        """Whether a ``retry`` can run for ``s``: in its handlers, or the state's error
+        handlers or anytime commands (which retry the interrupted input step)."""
+        blocks = [h.steps for hs in s.on.values() for h in hs]
+        if self.state is not None:
+            blocks += [h.steps for h in self.state.on_error]
+            blocks += [c.handler.steps for c in self.state.commands]
+        return any(_has_retry(b) for b in blocks)
 
     def add_edge(self, state: str, sub: str | None, label: str, s: Any, origin: str) -> None:
         if s.op == "goto":
@@ -118,8 +148,9 @@ class _Walker:
         key = (src, label, target)
         old = self.fm.edges.get(key)
         states = frozenset({state}) | (old.states if old else frozenset())
+        possible = self.possible or (old is not None and old.possible)
         self.fm.edges[key] = Edge(
-            src, label, target, s.op, origin, s.span.file, s.span.line, states
+            src, label, target, s.op, origin, s.span.file, s.span.line, states, possible
         )
 
     def block(
@@ -151,7 +182,14 @@ class _Walker:
             if "tool:" + t.name not in outcomes:
                 outcomes.append("tool:" + t.name)
         key = step_key(s)
+        retried = self.can_retry(s)
         for name in outcomes:
+            if name == "exhausted" and not retried:  # only a retry can exhaust a step
+                self.possible = False
+                for h in s.on.get(name, ()):
+                    self.block(h.steps, state, sub, outcome_label(name, h.count), h.origin)
+                self.possible = True
+                continue
             handlers: tuple[ir.Handler, ...] = s.on.get(name, ())
             if name == "error":  # inherited error handlers would make a branch of every step
                 explicit = any(h.origin in _LOCAL for h in handlers)
@@ -179,6 +217,7 @@ def build_flowmap(flow: ir.Flow) -> FlowMap:
         for name, st in states.items():
             key = f"{sub}.{name}" if sub else name
             fm.states[key] = st
+            w.state = st
             w.block(st.steps, key, sub, "", "state")
             for h in st.on_error:
                 if h.origin in _LOCAL:
