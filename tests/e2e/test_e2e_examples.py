@@ -234,6 +234,12 @@ async def test_card_payment_nothing_due(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ voicemail / support_line
 
 
+# The caller ends its message with '#': the record step's silence (scaled to under a second by
+# fast_flows) must not race the key on a loaded machine (test_e2e_record_silence.py covers it).
+_KEY_ENDS_VOICEMAIL = {"max 2m silence 400ms:": "max 2m silence 30s:"}
+_KEY_ENDS_SUPPORT_VM = {"max 3m silence 500ms:": "max 3m silence 30s:"}
+
+
 async def _leave_message(env: Env, call: SimCall) -> None:
     await env.wait_line(call, "recording ")
     await call.say_audio(_tone(1.0), label="a message")
@@ -248,7 +254,9 @@ def _tone(seconds: float, hz: float = 440.0) -> bytes:
 
 
 async def test_voicemail_records_and_saves(tmp_path: Path) -> None:
-    async with serving([fast_flows(tmp_path) / "voicemail.flow"]) as env:
+    flows = fast_flows(tmp_path, replace=_KEY_ENDS_VOICEMAIL)
+    assert "silence 30s" in (flows / "voicemail.flow").read_text()
+    async with serving([flows / "voicemail.flow"]) as env:
         call = await env.call("300")
         await _leave_message(env, call)
         await _press(call, "1")  # keep
@@ -271,7 +279,9 @@ async def test_support_line_open_hours_queue(tmp_path: Path) -> None:
 
 
 async def test_support_line_after_hours_voicemail(tmp_path: Path) -> None:
-    flows = fast_flows(tmp_path, replace={'is_open("mon-fri 08:00-18:00")': "false"})
+    closed = {'is_open("mon-fri 08:00-18:00")': "false", **_KEY_ENDS_SUPPORT_VM}
+    flows = fast_flows(tmp_path, replace=closed)
+    assert "silence 30s" in (flows / "support_line.flow").read_text()
     async with serving([flows / "support_line.flow"]) as env:
         call = await env.call("200")
         await _leave_message(env, call)
