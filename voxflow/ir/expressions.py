@@ -1,0 +1,151 @@
+"""IR expressions and templates, plus :class:`Node` (the base of every IR model) and
+:class:`Span`. Re-exported by :mod:`voxflow.ir.models`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AttrExpr",
+    "BinaryExpr",
+    "CallExpr",
+    "Expr",
+    "IndexExpr",
+    "ListExpr",
+    "LiteralExpr",
+    "MapExpr",
+    "Node",
+    "Span",
+    "Template",
+    "UnaryExpr",
+    "ValueType",
+    "VarExpr",
+]
+
+ValueType = Literal["string", "number", "bool", "duration", "list", "map", "any", "null"]
+
+
+class Node(BaseModel):
+    """Base of every IR model: frozen, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Span(Node):
+    """Where something was written: ``file`` plus 1-based line/col, exclusive end column."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+
+# ---------------------------------------------------------------- expressions
+
+
+class LiteralExpr(Node):
+    """A constant. Durations are ``type="duration"`` with ``value`` in milliseconds."""
+
+    kind: Literal["literal"] = "literal"
+    type: ValueType
+    value: str | int | float | bool | None
+
+
+class VarExpr(Node):
+    """A variable (or root such as ``call``)."""
+
+    kind: Literal["var"] = "var"
+    name: str
+
+
+class UnaryExpr(Node):
+    """``-x`` or ``not x``."""
+
+    kind: Literal["unary"] = "unary"
+    op: Literal["-", "not"]
+    operand: Expr
+
+
+class BinaryExpr(Node):
+    """Arithmetic, comparison, membership and short-circuit boolean operators."""
+
+    kind: Literal["binary"] = "binary"
+    op: Literal["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "and", "or", "in"]
+    left: Expr
+    right: Expr
+
+
+class CallExpr(Node):
+    """A call of a whitelisted function (see :data:`voxflow.ir.functions.FUNCTIONS`)."""
+
+    kind: Literal["call"] = "call"
+    func: str
+    args: tuple[Expr, ...] = ()
+
+
+class ListExpr(Node):
+    """``[a, b]``."""
+
+    kind: Literal["list"] = "list"
+    items: tuple[Expr, ...] = ()
+
+
+class MapExpr(Node):
+    """``{"k": v}`` (keys are strings)."""
+
+    kind: Literal["map"] = "map"
+    entries: tuple[tuple[str, Expr], ...] = ()
+
+
+class IndexExpr(Node):
+    """``target[index]``."""
+
+    kind: Literal["index"] = "index"
+    target: Expr
+    index: Expr
+
+
+class AttrExpr(Node):
+    """``target.name`` (map key or call attribute)."""
+
+    kind: Literal["attr"] = "attr"
+    target: Expr
+    name: str
+
+
+Expr = Annotated[
+    Union[  # noqa: UP007  (a Union is needed for the discriminator with forward references)
+        LiteralExpr,
+        VarExpr,
+        UnaryExpr,
+        BinaryExpr,
+        CallExpr,
+        ListExpr,
+        MapExpr,
+        IndexExpr,
+        AttrExpr,
+    ],
+    Field(discriminator="kind"),
+]
+
+
+class Template(Node):
+    """A jinja2 template (render in the sandbox); ``names`` are the top-level names it reads."""
+
+    source: str
+    names: tuple[str, ...] = ()
+
+
+for _model in (
+    UnaryExpr,
+    BinaryExpr,
+    CallExpr,
+    ListExpr,
+    MapExpr,
+    IndexExpr,
+    AttrExpr,
+):
+    _model.model_rebuild()
