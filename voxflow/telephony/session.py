@@ -18,7 +18,6 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from voxflow.ari.models import (
@@ -47,6 +46,7 @@ from voxflow.errors import (
     RecordingError,
 )
 from voxflow.media.chunk import AudioChunk
+from voxflow.telephony.active_recording import ActiveRecording, auto_recording_name
 from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
 from voxflow.telephony.state import CallDirection, CallMetadata, CallState, failure_reason
 from voxflow.telephony.voice import BargeIn, CallVoice, PromptResult, VoiceContext
@@ -66,18 +66,6 @@ _REDIRECT_TECHS = frozenset({"PJSIP", "SIP", "IAX2"})
 _ENDED = ""  # result given to DTMF waiters when the call ends
 
 HangupCallback = Callable[[], Any]
-
-
-class _Recording:
-    def __init__(self, name: str, fmt: str, sink: RecordingSink | None, target: str) -> None:
-        self.name = name
-        self.format = fmt
-        self.sink = sink
-        self.target = target
-        self.started_at = datetime.now(UTC)
-        self.duration: float | None = None
-        self.failed: str | None = None
-        self.done = asyncio.Event()
 
 
 class CallSession:
@@ -122,8 +110,8 @@ class CallSession:
         self._dtmf_waiters: set[asyncio.Future[str]] = set()
         self._dtmf_listeners: list[Callable[[str], None]] = []
         self._playbacks: dict[str, asyncio.Future[str]] = {}
-        self._recording: _Recording | None = None
-        self._finishing: dict[str, _Recording] = {}
+        self._recording: ActiveRecording | None = None
+        self._finishing: dict[str, ActiveRecording] = {}
         self._bridge_id: str | None = None
         self._shared_bridge: str | None = None
         self._bridge_owner = False
@@ -514,13 +502,13 @@ class CallSession:
         """Start recording (the bridge mix when bridged, so both sides are captured). Returns the
         recording name (auto-generated and safe when not given). ``max_silence`` (seconds, channel
         recordings only) lets Asterisk end the recording after that much silence."""
-        name = safe_recording_name(name) if name else self._auto_name()
+        name = safe_recording_name(name) if name else auto_recording_name(self.id)
         await self.wait_answered()
         if self._recording is not None:
             raise RecordingError(f"call {self.id} is already recording {self._recording.name!r}")
         bridge = self._bridge_id
         target = f"bridge:{bridge}" if bridge else f"channel:{self.id}"
-        rec = _Recording(name, format, sink, target)
+        rec = ActiveRecording(name, format, sink, target)
         self._recording = rec
         self._app.dispatcher.own_recording(name, self.id)
         rest = self._app.rest
@@ -566,50 +554,8 @@ class CallSession:
         finally:
             self._finishing.pop(rec.name, None)
 
-    def _auto_name(self) -> str:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        base = re.sub(r"[^A-Za-z0-9_-]", "-", self.id)[:48]
-        return f"vf-{base}-{stamp}-{uuid.uuid4().hex[:6]}"
-
-    async def _finish_recording(self, rec: _Recording, *, wait: float) -> RecordingMetadata:
-        rest = self._app.rest
-        if not rec.done.is_set():
-            try:
-                await rest.stop_recording(rec.name)
-            except AriNotFound:
-                pass  # already finished (or the channel is gone)
-            except AriError as exc:
-                log.warning("stopping recording %s failed: %s", rec.name, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(rec.done.wait(), wait)
-        if rec.failed is not None:
-            raise RecordingError(f"recording {rec.name!r} failed: {rec.failed}")
-        name = rec.name
-
-        async def fetch() -> bytes:
-            return await rest.get_stored_recording_file(name, timeout=60.0)
-
-        meta = RecordingMetadata(
-            name=rec.name,
-            call_id=self.id,
-            format=rec.format,
-            started_at=rec.started_at,
-            ended_at=datetime.now(UTC),
-            duration=rec.duration,
-            target=rec.target,
-            location=f"ari:recording:{rec.name}",
-            _fetch=fetch,
-        )
-        sink = rec.sink if rec.sink is not None else self._app.recording_sink
-        if sink is None:
-            return meta
-        try:
-            result = await sink(meta)
-        except RecordingError:
-            raise
-        except Exception as exc:
-            raise RecordingError(f"recording sink failed for {rec.name!r}: {exc}") from exc
-        return result if isinstance(result, RecordingMetadata) else meta
+    async def _finish_recording(self, rec: ActiveRecording, *, wait: float) -> RecordingMetadata:
+        return await rec.finish(self._app.rest, self.id, self._app.recording_sink, wait=wait)
 
     # ------------------------------------------------------------------ voice & AI
 
@@ -705,15 +651,13 @@ class CallSession:
         elif isinstance(event, RecordingFinished | RecordingFailed):
             rec = self._recording_named(event.recording.name)
             if rec is not None:
-                rec.duration = (
-                    float(event.recording.duration)
-                    if event.recording.duration is not None
-                    else None
+                duration = event.recording.duration
+                rec.finished(
+                    float(duration) if duration is not None else None,
+                    (event.recording.cause or "failed")
+                    if isinstance(event, RecordingFailed)
+                    else None,
                 )
-                if isinstance(event, RecordingFailed):
-                    rec.failed = event.recording.cause or "failed"
-                    log.warning("recording %s failed: %s", rec.name, rec.failed)
-                rec.done.set()
         elif isinstance(event, ChannelEnteredBridge):
             if event.channel.id == self.id:
                 self._bridge_id = event.bridge.id
@@ -733,7 +677,7 @@ class CallSession:
                 self.hangup_cause = event.cause
             self._mark_ended()
 
-    def _recording_named(self, name: str) -> _Recording | None:
+    def _recording_named(self, name: str) -> ActiveRecording | None:
         if self._recording is not None and self._recording.name == name:
             return self._recording
         return self._finishing.get(name)
