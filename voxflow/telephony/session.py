@@ -120,6 +120,7 @@ class CallSession:
         self._voice_lock = asyncio.Lock()
         self._agent: Any = None
         self._callbacks: list[HangupCallback] = []
+        self._handlers = self._event_handlers()
         if channel.state == "Up":
             self._set_answered()
 
@@ -628,54 +629,81 @@ class CallSession:
     # ------------------------------------------------------------------ events
 
     def _on_event(self, event: AriEvent) -> None:
-        if isinstance(event, ChannelDtmfReceived):
-            if event.channel.id == self.id:
-                self._dtmf.put_nowait(event.digit)
-                self._wake_dtmf(event.digit)
-                if self._voice is not None:
-                    try:
-                        self._voice.on_dtmf(event.digit)
-                    except Exception:
-                        log.exception("voice.on_dtmf failed on %s", self.id)
-        elif isinstance(event, PlaybackFinished):
-            fut = self._playbacks.get(event.playback.id)
-            if fut is not None and not fut.done():
-                fut.set_result(event.playback.state)
-        elif isinstance(event, ChannelStateChange | StasisStart):
-            self.channel = event.channel
-            if isinstance(event, StasisStart):
-                self._in_stasis = True
-                self._stasis_started.set()
-            if event.channel.state == "Up":
-                self._set_answered()
-        elif isinstance(event, RecordingFinished | RecordingFailed):
-            rec = self._recording_named(event.recording.name)
-            if rec is not None:
-                duration = event.recording.duration
-                rec.finished(
-                    float(duration) if duration is not None else None,
-                    (event.recording.cause or "failed")
-                    if isinstance(event, RecordingFailed)
-                    else None,
-                )
-        elif isinstance(event, ChannelEnteredBridge):
-            if event.channel.id == self.id:
-                self._bridge_id = event.bridge.id
-        elif isinstance(event, ChannelLeftBridge):
-            self._on_left_bridge(event)
-        elif isinstance(event, ChannelHangupRequest):
-            self._hangup_requested = True
-            if not event.soft and event.cause:
-                self.hangup_cause = event.cause
-        elif isinstance(event, Dial):
-            if event.peer.id == self.id and event.dialstatus:
-                self._dialstatus = event.dialstatus
-        elif isinstance(event, StasisEnd):
-            self._mark_ended()
-        elif isinstance(event, ChannelDestroyed):
-            if event.cause:
-                self.hangup_cause = event.cause
-            self._mark_ended()
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _event_handlers(self) -> dict[type[AriEvent], Callable[[Any], None]]:
+        """The handler of each event class the session reacts to (one dict lookup per event:
+        ``isinstance`` on pydantic classes costs ~100 ns each)."""
+        return {
+            ChannelDtmfReceived: self._on_dtmf,
+            PlaybackFinished: self._on_playback_finished,
+            ChannelStateChange: self._on_channel_update,
+            StasisStart: self._on_channel_update,
+            RecordingFinished: self._on_recording_ended,
+            RecordingFailed: self._on_recording_ended,
+            ChannelEnteredBridge: self._on_entered_bridge,
+            ChannelLeftBridge: self._on_left_bridge,
+            ChannelHangupRequest: self._on_hangup_request,
+            Dial: self._on_dial,
+            StasisEnd: self._on_stasis_end,
+            ChannelDestroyed: self._on_destroyed,
+        }
+
+    def _on_dtmf(self, event: ChannelDtmfReceived) -> None:
+        if event.channel.id != self.id:
+            return
+        self._dtmf.put_nowait(event.digit)
+        self._wake_dtmf(event.digit)
+        if self._voice is not None:
+            try:
+                self._voice.on_dtmf(event.digit)
+            except Exception:
+                log.exception("voice.on_dtmf failed on %s", self.id)
+
+    def _on_playback_finished(self, event: PlaybackFinished) -> None:
+        fut = self._playbacks.get(event.playback.id)
+        if fut is not None and not fut.done():
+            fut.set_result(event.playback.state)
+
+    def _on_channel_update(self, event: ChannelStateChange | StasisStart) -> None:
+        self.channel = event.channel
+        if isinstance(event, StasisStart):
+            self._in_stasis = True
+            self._stasis_started.set()
+        if event.channel.state == "Up":
+            self._set_answered()
+
+    def _on_recording_ended(self, event: RecordingFinished | RecordingFailed) -> None:
+        rec = self._recording_named(event.recording.name)
+        if rec is not None:
+            duration = event.recording.duration
+            rec.finished(
+                float(duration) if duration is not None else None,
+                (event.recording.cause or "failed") if isinstance(event, RecordingFailed) else None,
+            )
+
+    def _on_entered_bridge(self, event: ChannelEnteredBridge) -> None:
+        if event.channel.id == self.id:
+            self._bridge_id = event.bridge.id
+
+    def _on_hangup_request(self, event: ChannelHangupRequest) -> None:
+        self._hangup_requested = True
+        if not event.soft and event.cause:
+            self.hangup_cause = event.cause
+
+    def _on_dial(self, event: Dial) -> None:
+        if event.peer.id == self.id and event.dialstatus:
+            self._dialstatus = event.dialstatus
+
+    def _on_stasis_end(self, event: StasisEnd) -> None:
+        self._mark_ended()
+
+    def _on_destroyed(self, event: ChannelDestroyed) -> None:
+        if event.cause:
+            self.hangup_cause = event.cause
+        self._mark_ended()
 
     def _recording_named(self, name: str) -> ActiveRecording | None:
         if self._recording is not None and self._recording.name == name:
