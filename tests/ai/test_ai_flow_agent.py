@@ -66,7 +66,7 @@ class _Call:
     async def wait_answered(self, timeout: float | None = None) -> None:
         return None
 
-    async def _ensure_voice(self) -> FakeVoice:
+    async def call_voice(self) -> FakeVoice:
         return self.voice
 
 

@@ -80,7 +80,7 @@ class ReportingIO:
 
 class CallAgent(Agent):
     """The agent of one call. ``call`` is a ``CallSession`` (or anything with ``metadata``,
-    ``on_hangup``, ``wait_answered``, ``ended`` and ``_ensure_voice``)."""
+    ``on_hangup``, ``wait_answered``, ``ended`` and ``call_voice``)."""
 
     def __init__(
         self,
@@ -122,11 +122,10 @@ class CallAgent(Agent):
     @classmethod
     def for_call(cls, call: Any) -> CallAgent:
         """The agent of ``call`` from its app's providers (the app must have an LLM)."""
-        app = getattr(call, "_app", None)
-        llm = getattr(app, "llm", None)
-        if llm is None:
+        providers = call.providers
+        if providers.llm is None:
             raise RuntimeError(NOT_CONFIGURED)
-        return cls(call, llm, tts=getattr(app, "tts", None), stt=getattr(app, "stt", None))
+        return cls(call, providers.llm, tts=providers.tts, stt=providers.stt)
 
     @property
     def speaks(self) -> bool:
@@ -146,7 +145,7 @@ class CallAgent(Agent):
         async with self._pipe_lock:
             if self._pipeline is None:
                 await self.call.wait_answered()
-                voice = await self.call._ensure_voice()
+                voice = await self.call.call_voice()
                 if self._closed:
                     raise CallEndedError(f"call {getattr(self.call, 'id', '?')} has ended")
                 assert self.tts is not None

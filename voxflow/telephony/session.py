@@ -49,7 +49,7 @@ from voxflow.media.chunk import AudioChunk
 from voxflow.telephony.active_recording import ActiveRecording, auto_recording_name
 from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
 from voxflow.telephony.state import CallDirection, CallMetadata, CallState, failure_reason
-from voxflow.telephony.voice import BargeIn, CallVoice, PromptResult, VoiceContext
+from voxflow.telephony.voice import AiProviders, BargeIn, CallVoice, PromptResult, VoiceContext
 
 if TYPE_CHECKING:
     from voxflow.telephony.app import VoxtraApp
@@ -353,7 +353,7 @@ class CallSession:
             speech_wait: asyncio.Future[Any] | None = None
             if barge_in is not None and barge_in.speech and self._voice_available():
                 # The media path comes up before the playback so speech is heard from its start.
-                voice = await self._ensure_voice()
+                voice = await self.call_voice()
                 speech_wait = asyncio.ensure_future(voice.wait_for_speech(barge_in.min_speech_ms))
                 extra.append(speech_wait)
             if barge_in is not None and barge_in.dtmf:
@@ -563,7 +563,14 @@ class CallSession:
     def _voice_available(self) -> bool:
         return self._voice is not None or self._app._voice_factory() is not None
 
-    async def _ensure_voice(self) -> CallVoice:
+    @property
+    def providers(self) -> AiProviders:
+        """The app's LLM, STT and TTS for this call (each None when not configured)."""
+        return AiProviders(llm=self._app.llm, stt=self._app.stt, tts=self._app.tts)
+
+    async def call_voice(self) -> CallVoice:
+        """The call's media path (externalMedia + RTP), started on first use. Raises
+        ``RuntimeError`` when none is configured, ``CallEndedError`` once the call ended."""
         if self._voice is not None:
             return self._voice
         async with self._voice_lock:
@@ -593,7 +600,7 @@ class CallSession:
         if self._app.tts is None:
             raise RuntimeError(_NOT_CONFIGURED)
         await self.wait_answered()
-        call_voice = await self._ensure_voice()
+        call_voice = await self.call_voice()
         return await call_voice.say(text, voice=voice, barge_in=barge_in)
 
     async def listen(self, timeout: float = 10.0, **options: Any) -> str | None:
@@ -601,20 +608,20 @@ class CallSession:
         if self._app.stt is None:
             raise RuntimeError(_NOT_CONFIGURED)
         await self.wait_answered()
-        call_voice = await self._ensure_voice()
+        call_voice = await self.call_voice()
         return await call_voice.listen(timeout, **options)
 
     async def audio_stream(self) -> AsyncIterator[AudioChunk]:
         """The caller's audio as ~20 ms chunks."""
         await self.wait_answered()
-        call_voice = await self._ensure_voice()
+        call_voice = await self.call_voice()
         async for chunk in call_voice.audio_stream():
             yield chunk
 
     async def send_audio(self, data: AudioChunk | bytes) -> None:
         """Send audio to the caller (paced by the media path)."""
         await self.wait_answered()
-        call_voice = await self._ensure_voice()
+        call_voice = await self.call_voice()
         await call_voice.send_audio(data)
 
     @property

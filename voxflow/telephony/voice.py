@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
-from voxflow.ai.base import SpeechToText, TextToSpeech, VoiceActivityDetector
+from voxflow.ai.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
 from voxflow.media.chunk import AudioChunk
 
 __all__ = [
+    "AiProviders",
     "BargeIn",
     "BargeInMode",
     "CallVoice",
@@ -60,6 +61,14 @@ class PromptResult:
     by: Literal["dtmf", "speech"] | None = None
     digit: str | None = None
     heard_ms: int = 0
+
+
+class AiProviders(NamedTuple):
+    """The AI providers a call can use (``CallSession.providers``); None when not configured."""
+
+    llm: LanguageModel | None
+    stt: SpeechToText | None
+    tts: TextToSpeech | None
 
 
 @dataclass(slots=True)
