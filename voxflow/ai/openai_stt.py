@@ -6,10 +6,8 @@ caller's job, per :class:`~voxflow.ai.base.SttStream`). ``phrases`` become the `
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import wave
 from collections.abc import Sequence
 
 import aiohttp
@@ -18,21 +16,11 @@ from voxflow.ai._http import HttpProvider
 from voxflow.ai.base import Transcript
 from voxflow.ai.config import Secret
 from voxflow.errors import ProviderError
+from voxflow.media.wav import pcm16_to_wav
 
 __all__ = ["OpenAISTT", "OpenAISttStream", "pcm16_to_wav"]
 
 log = logging.getLogger("voxflow.ai.stt")
-
-
-def pcm16_to_wav(pcm: bytes, sample_rate: int) -> bytes:
-    """A mono 16-bit WAV file holding ``pcm``."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm)
-    return out.getvalue()
 
 
 class OpenAISttStream:

@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from voxflow.errors import VoxflowError
 from voxflow.media import codecs
+from voxflow.media.wav import pcm16_to_wav
 
 __all__ = [
     "BUILTIN_SOUNDS",
@@ -173,14 +174,8 @@ def pcm16_from_frames(frames: list[Frame | None]) -> bytes:
 
 
 def wav_bytes(pcm16: bytes, rate: int = SAMPLE_RATE) -> bytes:
-    """A mono 16-bit WAV file holding ``pcm16``."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm16)
-    return buf.getvalue()
+    """A mono 16-bit WAV file holding ``pcm16`` (8 kHz unless ``rate`` says otherwise)."""
+    return pcm16_to_wav(pcm16, rate)
 
 
 def _resample(pcm: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
