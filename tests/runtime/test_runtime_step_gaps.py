@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _runtime_flowkit import Run, T, flow, goto, handler, hangup, say, sp, state
+from _runtime_flowkit import Run, T, flow, goto, handler, hangup, retry, say, sp, state
 
 from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
@@ -220,3 +220,51 @@ def test_the_terminator_key_means_done_even_for_a_very_short_message() -> None:
     r.press("#")
     r.done(ev.RecordStop, {"name": "msg", "duration": 0})
     assert r.state.variables()["message"] == "msg"
+
+
+# ------------------------------------------------------------ record: retries count attempts
+
+
+def _record_retry_flow(max_attempts: int) -> ir.Flow:
+    step = _record(
+        {
+            "noinput": (handler(say("say something"), retry()),),
+            "exhausted": (handler(say("giving up"), hangup("exhausted")),),
+        }
+    ).model_copy(update={"max_attempts": max_attempts})
+    return flow(state("main", step, hangup("done")))
+
+
+def _record_nothing(r: Run) -> None:
+    r.done(ev.RecordStart, "msg")
+    r.fire()
+    r.done(ev.RecordStop, {"name": "msg", "duration": 0})
+
+
+def test_record_retries_count_attempts_and_end_exhausted() -> None:
+    r = Run(_record_retry_flow(3))
+    r.start()
+    for _ in range(10):  # bounded: before the fix this retried forever
+        _record_nothing(r)
+        out = r.done(ev.Say)  # "say something" ends: retry, or exhausted
+        if not any(isinstance(c, ev.RecordStart) for c in out):
+            break
+    starts = [c for c in r.log if isinstance(c, ev.RecordStart)]
+    assert len(starts) == 3  # attempts 1..3; the retry at attempt 3 = max is exhausted
+    assert r.said() == ["say something"] * 3 + ["giving up"]
+    r.done(ev.Say)
+    end = r.ended()
+    assert end is not None and end.reason == "exhausted"
+
+
+def test_a_retried_record_that_hears_speech_ends_done() -> None:
+    r = Run(_record_retry_flow(2))
+    r.start()
+    _record_nothing(r)
+    r.done(ev.Say)  # retry: attempt 2
+    r.done(ev.RecordStart, "msg")
+    r.fire()
+    r.done(ev.RecordStop, {"name": "msg", "duration": 2})
+    end = r.ended()
+    assert end is not None and end.reason == "done"
+    assert r.said() == ["say something"]

@@ -710,12 +710,18 @@ class _Machine:
         keys += [k for c in self.cur_state().commands for k in c.keys]
         return keys
 
-    def gather_start(self, s: ir.GatherStep) -> None:
+    def count_attempt(self, s: Any) -> int:
+        """The input step ``s`` starts: attempt 1, or one more when a ``retry`` re-runs it
+        (``retry`` compares this count with ``max_attempts`` to end the step ``exhausted``)."""
         frame = self.top
         k = _skey(s)
         attempt = frame.attempts.get(k, 0) + 1 if self.retrying else 1
         self.retrying = False
         frame.attempts[k] = attempt
+        return attempt
+
+    def gather_start(self, s: ir.GatherStep) -> None:
+        attempt = self.count_attempt(s)
         dtmf = s.input in ("dtmf", "both")
         speech = s.input == "speech" or (s.input == "both" and self.st.speech)
         prompt = s.prompt

@@ -144,7 +144,7 @@ def _x_record_stop(m: _Machine, s: ir.RecordStopStep) -> None:
 
 
 def _x_record(m: _Machine, s: ir.RecordStep) -> None:
-    m.retrying = False
+    m.count_attempt(s)
     m.typeahead = ""
     if s.prompt is not None:
         c = m.cid()
