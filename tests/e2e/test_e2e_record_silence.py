@@ -3,13 +3,18 @@ in which nothing was heard is noinput."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from array import array
 from pathlib import Path
 
+import numpy as np
 from _e2e_kit import serving
 
+from voxflow.errors import CallEndedError
 from voxflow.runtime.events import End
+from voxflow.sandbox.audio import espeak_pcm16_async
 
 FLOW = """flow rec_silence "Record silence":
     answers "400"
@@ -56,3 +61,38 @@ async def test_a_recording_with_nothing_said_is_noinput(tmp_path: Path) -> None:
     async with serving([flow]) as env:
         call = await env.call("400")
         assert await env.result(call, timeout=20.0) == End("completed", "nothing heard")
+
+
+def _line_hiss(seconds: float) -> bytes:
+    """A quiet phone line: low-level noise (mean |sample| ~25, far under Asterisk's
+    silence threshold of 256), never digital zero."""
+    rng = np.random.default_rng(7)
+    return rng.integers(-50, 51, int(8000 * seconds)).astype("<i2").tobytes()
+
+
+async def test_speech_then_a_quiet_line_ends_the_recording_after_max_silence(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "rec_silence.flow"
+    flow.write_text(FLOW.replace("MAX", "60"))
+    speech = await espeak_pcm16_async("I would like to leave a message for the support team")
+    speech_s = len(speech) / 16000
+    hiss_s = 8.0
+    async with serving([flow]) as env:
+        call = await env.call("400")
+        await env.wait_line(call, "recording ")
+        talking = asyncio.create_task(
+            call.say_audio(speech + _line_hiss(hiss_s), label="a message, then a quiet line")
+        )
+        try:
+            end = await env.result(call, timeout=30.0)
+        finally:
+            with contextlib.suppress(CallEndedError):
+                await asyncio.wait_for(talking, 30.0)
+        assert end == End("completed", "saved")  # the flow went on with 'done'
+        said = next(e for e in call.experience() if e["type"] == "said")
+        rec = next(e for e in call.experience() if e["type"] == "recorded")
+        # ended by 1 s of (quiet, not digital) silence after the speech, not by the line going
+        # quiet for good or the caller hanging up; the trailing silence is not in the file
+        assert rec["t"] - said["start"] < speech_s + 3.0 < speech_s + hiss_s
+        assert speech_s - 1.5 <= rec["duration"] <= speech_s + 1.0

@@ -214,3 +214,35 @@ async def test_bridge_mixes_audio_and_records_wav(sandbox: Sandbox, ari: RawAri)
     part = [e for e in b.experience() if e["type"] == "bridge"][-1]
     assert part["partners"] and part["partners"][0].startswith("PJSIP/")
     await asyncio.sleep(0)
+
+
+async def test_bridge_recording_ends_after_max_silence_of_a_quiet_line(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    a = await sandbox.place_call(from_="111")
+    b = await sandbox.place_call(from_="222")
+    for c in (a, b):
+        await ari.req("POST", f"/channels/{c.id}/answer")
+    await ari.req("POST", "/bridges", type="mixing", bridgeId="br2")
+    await ari.req("POST", "/bridges/br2/addChannel", channel=f"{a.id},{b.id}")
+    status, _ = await ari.req(
+        "POST", "/bridges/br2/record", name="quiet", format="wav", maxSilenceSeconds="1"
+    )
+    assert status == 201
+    tone = (np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000) * 8000).astype("<i2")
+    # then a quiet line: A-law's smallest code (+-8) and low hiss, never digital zero
+    quiet = np.where(np.arange(8000 * 5) % 2, 8, -8).astype("<i2")
+    quiet[::3] += np.random.default_rng(3).integers(-40, 41, len(quiet[::3])).astype("<i2")
+    talking = asyncio.create_task(a.say_audio(np.concatenate([tone, quiet]).tobytes()))
+    try:
+        ev = await ari.next("RecordingFinished", timeout=20)
+        assert ev["recording"]["duration"] == 1  # 1 s of tone; the silence is trimmed
+        assert not talking.done()  # ended by its silence, not by the quiet line ending
+    finally:
+        await asyncio.wait_for(talking, 30)
+    async with ari.session.get(
+        sandbox.ari_url + "/recordings/stored/quiet/file", headers=ari.headers
+    ) as r:
+        raw = await r.read()
+    with wave.open(io.BytesIO(raw)) as w:
+        assert w.getnframes() == 8000

@@ -28,7 +28,7 @@ from .audio import (
 from .model import Bridge, Channel, LiveRecording, Playback, RestError
 from .state import PbxCore
 
-__all__ = ["RECORDING_FORMATS", "UNKNOWN_SCHEME", "PbxMedia"]
+__all__ = ["RECORDING_FORMATS", "SILENCE_THRESHOLD", "UNKNOWN_SCHEME", "PbxMedia"]
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,17 @@ def _mix(frames: list[Frame]) -> Frame | None:
     return mixed
 
 
+SILENCE_THRESHOLD = 256
+"""Asterisk's ``silencethreshold`` (dsp.conf default): a 20 ms frame whose mean absolute
+sample is below it counts as silence for ``maxSilenceSeconds`` (a quiet line, comfort noise or
+A-law's smallest code is silence, not only digital zero)."""
+
+
 def _is_silent(frame: Frame | None) -> bool:
-    return frame is None or not frame.any()
+    """Silence as Asterisk's DSP sees it: no frame, or average energy under the threshold."""
+    if frame is None or not len(frame):
+        return True
+    return bool(np.abs(frame.astype(np.int32)).sum() < SILENCE_THRESHOLD * len(frame))
 
 
 class PbxMedia(PbxCore):
