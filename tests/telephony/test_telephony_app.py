@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vf_sandbox_util import LONG, SHORT, WAIT, RequestLog, make_app, sandbox_fixture, until
+from vf_sandbox_util import (
+    LONG,
+    SHORT,
+    WAIT,
+    RequestLog,
+    make_app,
+    sandbox_fixture,
+    tone,
+    until,
+)
 
 from voxflow.errors import (
     ApplicationReplacedError,
@@ -498,3 +507,44 @@ async def test_bad_credentials_and_application_replaced(
     with pytest.raises(ApplicationReplacedError):
         await asyncio.wait_for(serving, WAIT)
     await other.close()
+
+
+async def test_bridged_recording_ends_on_silence(sb: Sandbox) -> None:
+    """A bridged call records the mix; max_silence reaches Asterisk for bridge recordings too,
+    so the recording ends about that long after the caller stops making sound."""
+    app = make_app(sb)
+    log = RequestLog(app)
+    calls: dict[str, CallSession] = {}
+    out: dict[str, Any] = {}
+
+    @app.route(number="1")
+    async def first(call: CallSession) -> None:
+        calls["a"] = call
+        await call.answer()
+        await until(lambda: "b" in calls)
+        await call.bridge_with(calls["b"])
+        out["name"] = await call.record_start(max_silence=1)
+        out["started"] = asyncio.get_running_loop().time()
+        await call.wait_recording()
+        out["ended_after"] = asyncio.get_running_loop().time() - out["started"]
+        out["meta"] = await call.record_stop()
+        await call.hangup()
+
+    @app.route(number="2")
+    async def second(call: CallSession) -> None:
+        calls["b"] = call
+        await call.answer()
+        await call.wait_ended(WAIT)
+
+    async with app:
+        a = await sb.place_call(to="1")
+        b = await sb.place_call(to="2")
+        await until(lambda: "name" in out)
+        await a.say_audio(tone(1.0), label="tone")  # then the line stays quiet
+        await until(lambda: "meta" in out)
+        await b.hangup()
+        await until(lambda: not app.sessions)
+    (params,) = log.find("POST", "/record")
+    assert params["maxSilenceSeconds"] == 1
+    assert out["ended_after"] < 6.0  # no max duration: only the silence limit ends it
+    assert out["meta"].duration is not None and 0.5 <= out["meta"].duration <= 3.0

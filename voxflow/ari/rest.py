@@ -524,6 +524,7 @@ class AriRestClient:
         *,
         format: str = "wav",
         max_duration: int | None = None,
+        max_silence: int | None = None,
         if_exists: str = "fail",
         beep: bool = False,
     ) -> LiveRecording:
@@ -532,6 +533,7 @@ class AriRestClient:
             "name": name,
             "format": format,
             "maxDurationSeconds": max_duration,
+            "maxSilenceSeconds": max_silence,
             "ifExists": if_exists,
             "beep": beep,
         }

@@ -501,8 +501,8 @@ class CallSession:
         max_silence: int | None = None,
     ) -> str:
         """Start recording (the bridge mix when bridged, so both sides are captured). Returns the
-        recording name (auto-generated and safe when not given). ``max_silence`` (seconds, channel
-        recordings only) lets Asterisk end the recording after that much silence."""
+        recording name (auto-generated and safe when not given). ``max_silence`` (seconds) lets
+        Asterisk end the recording after that much silence, for channel and bridge recordings."""
         name = safe_recording_name(name) if name else auto_recording_name(self.id)
         await self.wait_answered()
         if self._recording is not None:
@@ -516,7 +516,12 @@ class CallSession:
         try:
             if bridge:
                 await rest.record_bridge(
-                    bridge, name, format=format, max_duration=max_duration, beep=beep
+                    bridge,
+                    name,
+                    format=format,
+                    max_duration=max_duration,
+                    max_silence=max_silence,
+                    beep=beep,
                 )
             else:
                 await rest.record(
