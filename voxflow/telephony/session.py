@@ -47,6 +47,8 @@ from voxflow.errors import (
 )
 from voxflow.media.chunk import AudioChunk
 from voxflow.telephony.active_recording import ActiveRecording, auto_recording_name
+from voxflow.telephony.dtmf import ENDED as _ENDED
+from voxflow.telephony.dtmf import DtmfInbox
 from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
 from voxflow.telephony.state import CallDirection, CallMetadata, CallState, failure_reason
 from voxflow.telephony.voice import AiProviders, BargeIn, CallVoice, PromptResult, VoiceContext
@@ -63,7 +65,6 @@ _DTMF_CHARS = re.compile(r"^[0-9A-Da-d#*,]+$")
 _DIAL_TARGET = re.compile(r"^[A-Za-z0-9+*#_.-]{1,64}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REDIRECT_TECHS = frozenset({"PJSIP", "SIP", "IAX2"})
-_ENDED = ""  # result given to DTMF waiters when the call ends
 
 HangupCallback = Callable[[], Any]
 
@@ -106,9 +107,7 @@ class CallSession:
         self._hangup_requested = False
         self._finalized = False
         self._hangup_task: asyncio.Task[None] | None = None
-        self._dtmf: asyncio.Queue[str] = asyncio.Queue()
-        self._dtmf_waiters: set[asyncio.Future[str]] = set()
-        self._dtmf_listeners: list[Callable[[str], None]] = []
+        self._dtmf = DtmfInbox(self.id, lambda: self._ended.is_set())
         self._playbacks: dict[str, asyncio.Future[str]] = {}
         self._recording: ActiveRecording | None = None
         self._finishing: dict[str, ActiveRecording] = {}
@@ -357,7 +356,7 @@ class CallSession:
                 speech_wait = asyncio.ensure_future(voice.wait_for_speech(barge_in.min_speech_ms))
                 extra.append(speech_wait)
             if barge_in is not None and barge_in.dtmf:
-                dtmf_wait = self._dtmf_waiter()
+                dtmf_wait = self._dtmf.waiter()
                 extra.append(dtmf_wait)
             self._app.dispatcher.own_playback(pid, self.id)
             try:
@@ -399,7 +398,7 @@ class CallSession:
             self._playbacks.pop(pid, None)
             for fut in extra:
                 fut.cancel()
-                self._dtmf_waiters.discard(fut)
+                self._dtmf.discard(fut)
 
     async def _check_playback_alive(self, pid: str, finished: asyncio.Future[str]) -> None:
         try:
@@ -418,22 +417,7 @@ class CallSession:
     async def listen_dtmf(self, timeout: float = 5.0) -> str | None:
         """The next DTMF digit (type-ahead included), or None after ``timeout`` seconds. Raises
         ``CallEndedError`` when the call has ended and no digit is left."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self._dtmf.empty():
-                return self._dtmf.get_nowait()
-            if self.ended:
-                raise CallEndedError(f"call {self.id} has ended")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            waiter = self._dtmf_waiter()
-            try:
-                await asyncio.wait_for(waiter, remaining)
-            except TimeoutError:
-                pass
-            finally:
-                self._dtmf_waiters.discard(waiter)
+        return await self._dtmf.listen(timeout)
 
     async def send_dtmf(
         self, digits: str, *, duration_ms: int = 100, between_ms: int = 100
@@ -450,43 +434,12 @@ class CallSession:
             self._gone()
             raise CallEndedError(f"call {self.id} has ended") from None
 
-    def _dtmf_waiter(self) -> asyncio.Future[str]:
-        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        if self.ended:
-            fut.set_result(_ENDED)
-        else:
-            self._dtmf_waiters.add(fut)
-        return fut
-
     def add_dtmf_listener(self, callback: Callable[[str], None]) -> Callable[[], None]:
         """Call ``callback(digit)`` synchronously, in the event dispatch, for every DTMF digit
         the caller presses, and ``callback("")`` once when the call ends (no task, no queue hop:
         for interpreters that react to keys at once). Digits still reach ``listen_dtmf`` too.
         Returns a function that removes the listener."""
-        if self.ended:
-            callback(_ENDED)
-            return lambda: None
-        self._dtmf_listeners.append(callback)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._dtmf_listeners.remove(callback)
-
-        return remove
-
-    def _wake_dtmf(self, value: str) -> None:
-        waiters, self._dtmf_waiters = self._dtmf_waiters, set()
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(value)
-        listeners = self._dtmf_listeners
-        if value == _ENDED:
-            self._dtmf_listeners = []
-        for callback in tuple(listeners):
-            try:
-                callback(value)
-            except Exception:
-                log.exception("DTMF listener of call %s raised", self.id)
+        return self._dtmf.add_listener(callback)
 
     # ------------------------------------------------------------------ recording
 
@@ -666,8 +619,7 @@ class CallSession:
     def _on_dtmf(self, event: ChannelDtmfReceived) -> None:
         if event.channel.id != self.id:
             return
-        self._dtmf.put_nowait(event.digit)
-        self._wake_dtmf(event.digit)
+        self._dtmf.received(event.digit)
         if self._voice is not None:
             try:
                 self._voice.on_dtmf(event.digit)
@@ -782,7 +734,7 @@ class CallSession:
         for fut in self._playbacks.values():
             if not fut.done():
                 fut.set_result(_ENDED)
-        self._wake_dtmf(_ENDED)
+        self._dtmf.wake(_ENDED)
         if not self._finalized:
             self._finalized = True
             self._app._spawn(self._cleanup(), f"call-cleanup-{self.id}")
