@@ -1,22 +1,36 @@
 """The interpreter machine behind :func:`voxflow.runtime.step.step` (pure, no I/O).
 
-Holds the immutable run-state types and ``_Machine``, a mutable working copy of one call's state
-used for the duration of one ``step()`` call. Step kinds register in :data:`DISPATCH`
-(filled by :mod:`voxflow.runtime.step`).
+Holds ``_Machine``, a mutable working copy of one call's state used for the duration of one
+``step()`` call. The immutable run-state types live in :mod:`voxflow.runtime.runstate` (re-exported
+here) and input matching in :mod:`voxflow.runtime.matching`. Step kinds register in
+:data:`DISPATCH` (filled by :mod:`voxflow.runtime.step`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from voxflow.errors import FlowRuntimeError
 from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
 from voxflow.runtime.expressions import UNSET, EvalContext, evaluate
+from voxflow.runtime.matching import _capture, _matches
+from voxflow.runtime.runstate import (
+    Cursor,
+    Frame,
+    RunState,
+    StepObserver,
+    Wait,
+    _Abort,
+    _MFrame,
+    _rewait,
+    _skey,
+)
+from voxflow.runtime.runstate import (
+    CursorKind as CursorKind,
+)
 from voxflow.runtime.templating import default_renderer
 
 __all__ = ["DISPATCH", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
@@ -24,158 +38,6 @@ __all__ = ["DISPATCH", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
 _TYPEAHEAD_MAX = 32
 _SUCCESS = frozenset({"ok", "answered", "done", "returned"})
 _HANGUP_SAFE = frozenset({"set", "meta", "log", "http", "if", "switch"})
-_PUNCT = re.compile(r"[^\w\s]+")
-_YES = frozenset({"yes", "yeah", "yep", "sure", "correct", "right", "ok", "okay", "affirmative"})
-_NO = frozenset({"no", "nope", "nah", "negative", "wrong", "incorrect"})
-
-
-def _empty() -> MappingProxyType[Any, Any]:
-    return MappingProxyType({})
-
-
-CursorKind = Literal["block", "handler", "error", "hangup", "command"]
-
-
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """A position in a block of steps. Handler cursors remember the input ``step`` they handle
-    (the cursor below them points at it), which ``retry``/``continue`` return to."""
-
-    block: tuple[ir.Step, ...]
-    index: int = 0
-    kind: CursorKind = "block"
-    step: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One activation: the main flow (``subflow=None``) or a subflow call."""
-
-    subflow: str | None
-    state: str
-    variables: MappingProxyType[str, Any]
-    stack: tuple[Cursor, ...] = ()
-    counts: MappingProxyType[tuple[str, str], int] = field(default_factory=_empty)
-    attempts: MappingProxyType[str, int] = field(default_factory=_empty)
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    """What the call waits for. ``cids`` are the live ops/timers; ``kind`` says which logic
-    handles the answers (op, gather, record); the other fields are gather/record progress."""
-
-    kind: Literal["op", "gather", "record"]
-    step: Any
-    cids: frozenset[int]
-    phase: str = ""
-    digits: str = ""
-    main_cid: int | None = None
-    timer_cid: int | None = None
-    listen_cid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunState:
-    """The whole interpreter state of one call (immutable)."""
-
-    call: ev.CallInfo
-    frames: tuple[Frame, ...] = ()
-    metadata: MappingProxyType[str, Any] = field(default_factory=_empty)
-    webhook_keys: frozenset[str] = frozenset()
-    wait: Wait | None = None
-    seq: int = 0
-    status: Literal["new", "running", "hangup_handler", "ended"] = "new"
-    hangup_ran: bool = False
-    typeahead: str = ""
-    max_steps: int = 1000
-    speech: bool = False
-    end: tuple[str, str] | None = None
-
-    @property
-    def state_name(self) -> str | None:
-        """The current state name (innermost frame), or None before start."""
-        return self.frames[-1].state if self.frames else None
-
-    @property
-    def ended(self) -> bool:
-        return self.status == "ended"
-
-    def variables(self) -> dict[str, Any]:
-        """Flow variables (main frame) that are set."""
-        if not self.frames:
-            return {}
-        return {k: v for k, v in self.frames[0].variables.items() if v is not UNSET}
-
-
-class StepObserver(Protocol):
-    """Optional hook told what the interpreter does inside one ``step()`` (coverage, tracing).
-
-    ``where`` is the current state, ``subflow.state`` inside a subflow. Called synchronously;
-    must not raise or change anything it is given. Nothing is called when no observer is set.
-    """
-
-    def entered(self, where: str) -> None:
-        """A state was entered."""
-
-    def outcome(self, where: str, step: Any, outcome: str, handler: ir.Handler | None) -> None:
-        """``step`` ended with ``outcome``; ``handler`` is the one chosen (None: no handler)."""
-
-    def error(self, where: str, handler: ir.Handler) -> None:
-        """A runtime error in ``where`` runs this ``on error`` handler."""
-
-    def command(self, where: str, command: ir.Command) -> None:
-        """An anytime command matched the caller's input."""
-
-    def hangup_handler(self, where: str) -> None:
-        """The state's ``on hangup`` handler starts."""
-
-    def transition(self, where: str, step: Any, handler_steps: tuple[ir.Step, ...] | None) -> None:
-        """A transition step (goto, hangup, retry, ...) runs, inside the innermost handler whose
-        block is ``handler_steps`` (None: in the state's own steps)."""
-
-
-def _rewait(w: Wait, **changes: Any) -> Wait:
-    """``dataclasses.replace`` for :class:`Wait` without its per-call introspection (hot path)."""
-    d = {
-        "kind": w.kind,
-        "step": w.step,
-        "cids": w.cids,
-        "phase": w.phase,
-        "digits": w.digits,
-        "main_cid": w.main_cid,
-        "timer_cid": w.timer_cid,
-        "listen_cid": w.listen_cid,
-    }
-    d.update(changes)
-    return Wait(**d)
-
-
-class _Abort(Exception):
-    """Internal: a runtime error while executing a step."""
-
-    def __init__(self, message: str, span: ir.Span | None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.span = span
-
-
-@dataclass
-class _MFrame:
-    subflow: str | None
-    state: str
-    variables: dict[str, Any]
-    stack: list[Cursor]
-    counts: dict[tuple[str, str], int] = field(default_factory=dict)
-    attempts: dict[str, int] = field(default_factory=dict)
-
-
-def _skey(step: Any) -> str:
-    s: ir.Span = step.span
-    return f"{s.file}:{s.line}:{s.col}"
-
-
-def _norm(text: str) -> str:
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
 class _Machine:
@@ -892,65 +754,6 @@ class _Machine:
         self.emit(ev.RecordStop(c, w.digits))
         phase = "stopping_key" if by_key else "stopping"
         self.wait = Wait("record", w.step, frozenset({c}), phase=phase, digits=w.digits)
-
-
-def _matches(
-    value: str,
-    kind: str,
-    keys: tuple[str, ...],
-    phrases: tuple[str, ...],
-    patterns: tuple[str, ...],
-) -> bool:
-    if kind == "dtmf":
-        return value in keys
-    text = _norm(value)
-    for p in phrases:
-        np = _norm(p)
-        if np and (text == np or re.search(r"\b" + re.escape(np) + r"\b", text)):
-            return True
-    for pat in patterns:
-        try:
-            if re.search(pat, value, re.IGNORECASE):
-                return True
-        except re.error as exc:
-            raise _Abort(f"invalid pattern {pat!r}: {exc}", None) from None
-    return False
-
-
-_WORD_DIGITS = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
-}  # fmt: skip
-
-
-def _capture(cap: ir.Capture | None, value: str, kind: str) -> Any:
-    if cap is None or cap.type == "text":
-        return value.strip() or UNSET
-    if cap.type == "yesno":
-        if kind == "dtmf":
-            return {"1": True, "2": False}.get(value, UNSET)
-        words = set(_norm(value).split())
-        if words & _YES and not words & _NO:
-            return True
-        if words & _NO and not words & _YES:
-            return False
-        return UNSET
-    raw = value
-    if kind == "speech":
-        raw = "".join(_WORD_DIGITS.get(w, w) for w in _norm(value).split())
-    if cap.type == "digits":
-        if not raw.isdigit():
-            return UNSET
-        if cap.min_length is not None and len(raw) < cap.min_length:
-            return UNSET
-        if cap.max_length is not None and len(raw) > cap.max_length:
-            return UNSET
-        return raw
-    try:
-        f = float(raw)
-    except ValueError:
-        return UNSET
-    return int(f) if f.is_integer() else f
 
 
 DISPATCH: dict[str, Callable[[_Machine, Any], None]] = {}

@@ -30,11 +30,9 @@ from voxflow.runtime.machine import (
     RunState,
     StepObserver,
     Wait,
-    _Abort,
     _Machine,
-    _MFrame,
-    _skey,
 )
+from voxflow.runtime.runstate import _Abort, _MFrame, _skey
 
 __all__ = ["Cursor", "Frame", "RunState", "StepObserver", "initial_state", "step"]
 
