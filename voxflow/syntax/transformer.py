@@ -60,25 +60,26 @@ def duration_ms(text: str) -> int:
 
 
 def _first(x: Any) -> Span | None:
+    span = getattr(x, "span", None)  # AST nodes first: the most common child
+    if span is not None and isinstance(span, Span):
+        return span
     if isinstance(x, Token):
         if x.type.startswith("_") or x.line is None:
             return None
         return _tspan(x)
     if isinstance(x, Tree):
-        return _first(x.children)
+        x = x.children
     if isinstance(x, tuple | list):
         for item in x:
             found = _first(item)
             if found is not None:
                 return found
-        return None
-    span = getattr(x, "span", None)
-    return span if isinstance(span, Span) else None
+    return None
 
 
 def _last(x: Any) -> Span | None:
     if isinstance(x, Tree):
-        return _last(x.children)
+        x = x.children
     if isinstance(x, tuple | list):
         for item in reversed(x):
             found = _last(item)
@@ -98,9 +99,18 @@ class _SpanCallback:
         self.builder = builder
 
     def __call__(self, children: list[Any]) -> Any:
-        start = _first(children)
+        start = None
+        for item in children:
+            start = _first(item)
+            if start is not None:
+                break
         if start is not None:
-            end = _last(children) or start
+            end = start
+            for item in reversed(children):
+                found = _last(item)
+                if found is not None:
+                    end = found
+                    break
             self.builder.span = Span(start.line, start.col, end.end_line, end.end_col)
         return self.inner(children)
 
