@@ -15,12 +15,14 @@ faster than this Python server is then woken every few events, so its CPU per ev
 epoll/recv/loop wake-ups. ``backlog`` queues the whole stream in the socket first, which measures
 each client's own cost of handling an event.
 
-Where the time goes per event (backlog, 2000 calls, 30,001 events, 2-core box):
-voxflow ~5.7 us = aiohttp websocket read (async for) ~1.6 + msgspec decode of the routing fields
-~0.55 + building the lazy pydantic event/channel objects ~1.4 + route and handler reads ~1.2 +
-read loop, GC, recv ~0.9. aioari ~10 us = the same aiohttp read ~1.6 + json.loads ~4.1 + swagger
-objects, listener lists and a coroutine per event ~4. A 5x lead needs < 2 us per event: the
-aiohttp read plus the msgspec decode alone take ~2.1 (a raw asyncio.Protocol reader: ~0.75).
+Where the time goes per event (backlog, 2000 calls, 30,001 events, 2-core box), voxflow ~3.6 us:
+frame decode in data_received ~0.35 (voxflow.ari.wsconn: no awaited receive() per message) +
+msgspec decode of the routing fields into per-type structs ~0.5 + building the lazy pydantic
+event and its nested channel/playback ~0.8 + the parser and stream wrappers ~0.3 + the job below
+(route + handler reads) ~1.0 + loop, recv and GC. aioari ~9.5 us = aiohttp read ~1.6 + json.loads
+~4 + swagger objects, listener lists and a coroutine per event ~4. A 5x lead would need < 1.9 us
+per event, of which the same job takes ~1.0 and msgspec alone ~0.5: out of reach while every event
+is a pydantic object (see docs/ari-performance.md).
 
 asyncari and aioari come from the optional ``bench`` extra: ``pip install -e '.[bench]'``.
 """

@@ -1,8 +1,9 @@
 """The ARI events websocket: keepalive pings, reconnect with backoff + jitter, resync hook.
 
 :class:`AriEventStream` connects to ``/ari/events?app=...`` (ws or wss, Basic auth header, never
-credentials in the URL), parses each message with :class:`~voxflow.ari.models.EventParser` and hands
-events to ``on_event`` in order. When the socket drops it reconnects with exponential backoff and
+credentials in the URL; the connection itself is :mod:`voxflow.ari.wsconn`), parses each message
+with :class:`~voxflow.ari.models.EventParser` and hands events to ``on_event`` in order, from the
+socket's read callback. When the socket drops it reconnects with exponential backoff and
 full jitter, then awaits ``on_connect(True)`` before reading further events so the owner can resync
 (``GET /channels``, ``/bridges``, ``/applications/{app}``). ``ApplicationReplaced`` stops the
 stream (reconnecting would steal the app back and forth) and is surfaced by :meth:`wait_closed`.
@@ -16,13 +17,12 @@ import logging
 import random
 import ssl as ssllib
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit, urlunsplit
-
-import aiohttp
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from voxflow.ari.models import AriEvent, EventParser
-from voxflow.ari.rest import error_for_status, normalize_base_url
-from voxflow.errors import ApplicationReplacedError, AriConnectionError, AriError, AriTimeoutError
+from voxflow.ari.rest import normalize_base_url
+from voxflow.ari.wsconn import EventsSocket, open_events_socket
+from voxflow.errors import ApplicationReplacedError, AriError
 
 __all__ = ["AriEventStream", "backoff_delay", "events_url"]
 
@@ -86,8 +86,7 @@ class AriEventStream:
         self.events = 0
         self.replaced = False
         self._rng = random.Random(seed)
-        self._http: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._sock: EventsSocket | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._done = asyncio.Event()
@@ -99,25 +98,15 @@ class AriEventStream:
     @property
     def connected(self) -> bool:
         """True while the websocket is open."""
-        return self._ws is not None and not self._ws.closed
+        return self._sock is not None and self._sock.is_open
 
     async def start(self) -> None:
         """Connect once (raising on failure, e.g. ``AriUnauthorized``), then keep the stream up."""
         if self._task is not None:
             return
-        # A fresh connection per handshake: a failed Asterisk handshake leaves stale bytes on a
-        # pooled keep-alive connection (observed-behaviour item 10).
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(force_close=True, ssl=self.ssl)
-        )
-        try:
-            ws = await self._connect()
-        except BaseException:
-            await self._http.close()
-            self._http = None
-            raise
-        await self._connected_hook(ws, reconnected=False)
-        self._task = asyncio.create_task(self._run(ws), name=f"ari-events-{self.app}")
+        sock = await self._connect()
+        await self._connected_hook(sock, reconnected=False)
+        self._task = asyncio.create_task(self._run(sock), name=f"ari-events-{self.app}")
 
     async def close(self) -> None:
         """Stop the stream and close the socket (idempotent)."""
@@ -127,12 +116,9 @@ class AriEventStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._ws is not None:
-            await self._ws.close()
-            self._ws = None
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        if self._sock is not None:
+            await self._sock.close()
+            self._sock = None
         self._done.set()
 
     async def wait_closed(self) -> None:
@@ -144,9 +130,10 @@ class AriEventStream:
             )
 
     async def drop(self) -> None:
-        """Close the current socket as if the network dropped it (the stream reconnects)."""
-        if self._ws is not None:
-            await self._ws.close()
+        """Cut the current connection as if the network dropped it (the stream reconnects)."""
+        if self._sock is not None:
+            self._sock.abort()
+            await self._sock.wait_closed()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until the socket is (re)connected."""
@@ -154,39 +141,45 @@ class AriEventStream:
 
     # ------------------------------------------------------------------ internals
 
-    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
-        assert self._http is not None
-        params = {"app": self.app, "subscribeAll": "true" if self.subscribe_all else "false"}
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                ws = await self._http.ws_connect(
-                    self.url,
-                    params=params,
-                    headers=self._headers,
-                    heartbeat=self.ping_interval,
-                    timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                    max_msg_size=16 * 1024 * 1024,
-                )
-        except aiohttp.WSServerHandshakeError as exc:
-            raise error_for_status(
-                exc.status,
-                exc.message or "websocket handshake refused",
-                method="GET",
-                path="/events",
-            ) from None
-        except TimeoutError:
-            raise AriTimeoutError(f"ARI events: connecting to {self.url} timed out") from None
-        except aiohttp.ClientError as exc:
-            raise AriConnectionError(
-                f"ARI events: cannot connect to {self.url} ({type(exc).__name__})"
-            ) from None
+    async def _connect(self) -> EventsSocket:
+        # A fresh connection per handshake: a failed Asterisk handshake leaves stale bytes on a
+        # kept-alive connection (observed-behaviour item 10).
+        query = urlencode(
+            {"app": self.app, "subscribeAll": "true" if self.subscribe_all else "false"}
+        )
+        sock = await open_events_socket(
+            f"{self.url}?{query}",
+            self._headers,
+            on_message=self._on_message,
+            ssl=self.ssl,
+            timeout=self.connect_timeout,
+            ping_interval=self.ping_interval,
+        )
         self.connects += 1
-        return ws
+        return sock
 
-    async def _connected_hook(
-        self, ws: aiohttp.ClientWebSocketResponse, *, reconnected: bool
-    ) -> None:
-        self._ws = ws
+    def _on_message(self, raw: bytes) -> None:
+        """One websocket message: parse, hand on, stop on ``ApplicationReplaced``."""
+        event = self.parser.parse(raw)
+        if event is None:
+            return
+        self.events += 1
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("ARI event handler failed on %s", event.type)
+        if event.type == _REPLACED:  # (isinstance on pydantic classes is slower)
+            log.error(
+                "ARI application %r was replaced by another connection; "
+                "this client stops receiving events",
+                self.app,
+            )
+            self.replaced = True
+            if self._sock is not None:
+                self._sock.abort()  # Asterisk keeps the old socket open, silent (item 7)
+
+    async def _connected_hook(self, sock: EventsSocket, *, reconnected: bool) -> None:
+        self._sock = sock
         log.info(
             "ARI events connected to %s (app %s)%s",
             self.url,
@@ -199,56 +192,26 @@ class AriEventStream:
             except AriError as exc:
                 log.warning("ARI resync after connect failed: %s", exc)
         self._connected.set()
+        sock.start()  # events read from here on, after the resync
 
-    async def _run(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _run(self, sock: EventsSocket) -> None:
         try:
             while True:
-                await self._read(ws)
-                self._ws = None
+                await sock.wait_closed()
+                self._sock = None
                 self._connected.clear()
                 if self.replaced or self._closing:
                     break
                 log.warning("ARI events socket for app %s dropped; reconnecting", self.app)
                 if self._on_disconnect is not None:
                     self._on_disconnect()
-                ws = await self._reconnect()
-                await self._connected_hook(ws, reconnected=True)
+                sock = await self._reconnect()
+                await self._connected_hook(sock, reconnected=True)
         finally:
             if self.replaced:
                 self._done.set()
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        parse = self.parser.parse
-        on_event = self._on_event
-        try:
-            async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    event = parse(msg.data)
-                elif msg.type is aiohttp.WSMsgType.BINARY:
-                    event = parse(msg.data)
-                else:
-                    break
-                if event is None:
-                    continue
-                self.events += 1
-                try:
-                    on_event(event)
-                except Exception:
-                    log.exception("ARI event handler failed on %s", event.type)
-                if event.type == _REPLACED:  # (isinstance on pydantic classes is slow)
-                    log.error(
-                        "ARI application %r was replaced by another connection; "
-                        "this client stops receiving events",
-                        self.app,
-                    )
-                    self.replaced = True
-                    break
-        except aiohttp.ClientError as exc:
-            log.warning("ARI events read error: %s", type(exc).__name__)
-        finally:
-            await ws.close()
-
-    async def _reconnect(self) -> aiohttp.ClientWebSocketResponse:
+    async def _reconnect(self) -> EventsSocket:
         attempt = 0
         while True:
             delay = backoff_delay(

@@ -3,23 +3,25 @@
 :func:`decode_lazy` decodes only what routing and sessions read on every event (``type``, the
 ids and state of ``channel``/``bridge``/``playback``/``recording``/``peer``/``caller``, and
 ``digit``, ``cause``, ``soft``, ``dialstatus``, ``eventname``, ``args``) with one msgspec
-decoder, and returns an instance of the event's own pydantic class (``StasisStart``,
-``ChannelDtmfReceived``...) carrying those fields. Every other field is validated by pydantic,
-once for the whole event, on first access (see :class:`~voxflow.ari.models.AriModel`).
+decoder over a union of small structs tagged on ``type``, one per event class, generated from
+the pydantic models (same fields, same required-ness, nullability and defaults). It returns an
+instance of the event's own pydantic class (``StasisStart``, ``ChannelDtmfReceived``...) carrying
+those fields. Every other field is validated by pydantic, once for the whole event, on first
+access (see :class:`~voxflow.ari.models.AriModel`).
 
-The fast decoder accepts a subset of what pydantic accepts, with the same types and defaults, so
-the values it sets are the ones pydantic would give. Anything it does not take (an unknown type,
-a coerced value such as ``"cause": "16"``, a missing required field, broken JSON) returns
-``None`` and the caller falls back to full pydantic validation, which decides.
+The structs accept a subset of what pydantic accepts, with the same types and defaults, so the
+values they give are the ones pydantic would. Anything they do not take (an unknown type, a
+coerced value such as ``"cause": "16"``, a missing required field, broken JSON) returns ``None``
+and the caller falls back to full pydantic validation, which decides.
 """
 
 from __future__ import annotations
 
-import types
 import typing
-from typing import Any, Required, TypedDict
+from typing import Any
 
 import msgspec
+from pydantic.fields import FieldInfo
 
 from voxflow.ari.models import (
     _KNOWN,
@@ -35,128 +37,101 @@ from voxflow.ari.models import (
 __all__ = ["decode_lazy"]
 
 
-class _Channel(TypedDict, total=False):
-    id: Required[str]
-    name: str
-    state: str
-
-
-class _Bridge(TypedDict, total=False):
-    id: Required[str]
-
-
-class _Playback(TypedDict, total=False):
-    id: Required[str]
-    target_uri: str
-    state: str
-
-
-class _Recording(TypedDict, total=False):
-    name: Required[str]
-    target_uri: str
-    state: str
-
-
-class _Head(TypedDict, total=False):
-    """The fields decoded on receipt (msgspec skips the others); absent ones stay absent."""
-
-    type: Required[str]
-    channel: _Channel | None
-    bridge: _Bridge | None
-    playback: _Playback | None
-    recording: _Recording | None
-    peer: _Channel | None
-    caller: _Channel | None
-    digit: str | None
-    cause: int | None
-    soft: bool | None
-    dialstatus: str | None
-    eventname: str | None
-    args: list[str] | None
-
-
-_DECODE = msgspec.json.Decoder(_Head).decode
-_NESTED: dict[str, type[AriModel]] = {
+_HEAD: dict[str, Any] = {
+    # field -> the msgspec type decoded on receipt (a pydantic model: its own struct below)
     "channel": Channel,
     "bridge": Bridge,
     "playback": Playback,
     "recording": LiveRecording,
     "peer": Channel,
     "caller": Channel,
+    "digit": str,
+    "cause": int,
+    "soft": bool,
+    "dialstatus": str,
+    "eventname": str,
+    "args": list[str],
+}
+_NESTED_HEAD: dict[type[AriModel], tuple[str, ...]] = {
+    Channel: ("id", "name", "state"),
+    Bridge: ("id",),
+    Playback: ("id", "target_uri", "state"),
+    LiveRecording: ("name", "target_uri", "state"),
 }
 _NEW = object.__new__
 _SET = object.__setattr__
+_ASDICT = msgspec.structs.asdict
 
 
-class _Spec(typing.NamedTuple):
+def _field(info: FieldInfo, kind: Any) -> tuple[Any, ...]:
+    """A msgspec field spec with the pydantic field's nullability and default."""
+    nullable = type(None) in typing.get_args(info.annotation)
+    annotation = kind | None if nullable else kind
+    if info.is_required():
+        return (annotation,)
+    if info.default_factory is not None:
+        return (annotation, msgspec.field(default_factory=info.default_factory))  # type: ignore[arg-type]
+    return (annotation, info.default)
+
+
+def _nested_struct(model: type[AriModel]) -> type[msgspec.Struct]:
+    fields = [(name, *_field(model.model_fields[name], str)) for name in _NESTED_HEAD[model]]
+    return msgspec.defstruct(f"{model.__name__}Head", fields, kw_only=True, gc=False)
+
+
+_NESTED_STRUCTS = {model: _nested_struct(model) for model in _NESTED_HEAD}
+
+
+class _Builder(typing.NamedTuple):
     cls: type[AriEvent]
-    fields: frozenset[str]  # head keys the class models (others are extras, left lazy)
-    required: frozenset[str]
-    not_null: frozenset[str]
-    nested: tuple[tuple[str, type[AriModel]], ...]
-    optional: tuple[str, ...]  # nested fields defaulting to None: set when absent
+    name: str
+    nested: tuple[tuple[str, type[AriModel]], ...]  # head fields holding a lazy model
 
 
-def _spec(cls: type[AriEvent]) -> _Spec:
-    fields, required, not_null = {"type"}, {"type"}, set()
-    nested, optional = [], []
-    for name in _Head.__annotations__:
+def _event_struct(cls: type[AriEvent]) -> tuple[type[msgspec.Struct], _Builder]:
+    fields, nested = [], []
+    for name, kind in _HEAD.items():
         info = cls.model_fields.get(name)
-        if info is None or name == "type":
+        if info is None:
             continue
-        fields.add(name)
-        if info.is_required():
-            required.add(name)
-        if type(None) not in typing.get_args(info.annotation) and info.annotation not in (
-            None,
-            types.NoneType,
-        ):
-            not_null.add(name)
-        if name in _NESTED:
-            nested.append((name, _NESTED[name]))
-            if not info.is_required() and info.default is None:
-                optional.append(name)
-    return _Spec(
-        cls,
-        frozenset(fields),
-        frozenset(required),
-        frozenset(not_null),
-        tuple(nested),
-        tuple(optional),
+        if kind in _NESTED_STRUCTS:
+            nested.append((name, kind))
+            kind = _NESTED_STRUCTS[kind]
+        fields.append((name, *_field(info, kind)))
+    struct = msgspec.defstruct(
+        f"{cls.__name__}Head",
+        fields,
+        kw_only=True,
+        gc=False,
+        tag_field="type",
+        tag=cls.__name__,
     )
+    return struct, _Builder(cls, cls.__name__, tuple(nested))
 
 
-_SPECS: dict[str, _Spec] = {cls.__name__: _spec(cls) for cls in _KNOWN}
+_BUILDERS: dict[type[msgspec.Struct], _Builder] = dict(_event_struct(cls) for cls in _KNOWN)
+_DECODE = msgspec.json.Decoder(typing.Union[tuple(_BUILDERS)]).decode  # noqa: UP007
 
 
 def decode_lazy(raw: str | bytes) -> AriEvent | None:
     """A lazy event for ``raw``, or None when full validation must decide (see module doc)."""
     try:
-        head: dict[str, Any] = _DECODE(raw)  # type: ignore[assignment]
+        head = _DECODE(raw)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    spec = _SPECS.get(head["type"])
-    if spec is None:
-        return None
-    keys = head.keys()
-    if not keys >= spec.required:
-        return None  # a required field is missing: full validation reports it
-    if not keys <= spec.fields:
-        for extra in keys - spec.fields:
-            del head[extra]  # modelled by other event types only: an extra here
-    if None in head.values() and any(head.get(k, 0) is None for k in spec.not_null):
-        return None
-    for name in spec.optional:
-        head.setdefault(name, None)  # e.g. a global ChannelVarset: no channel, nothing to read
+    cls, name, nested = _BUILDERS[type(head)]
+    values: dict[str, Any] = _ASDICT(head)
+    values["type"] = name
     box = [raw]
-    for name, model in spec.nested:
-        values = head.get(name)
-        if values is not None:
-            values[LAZY_KEY] = (box, name)
+    for field, model in nested:
+        struct = values[field]
+        if struct is not None:
+            fields = _ASDICT(struct)
+            fields[LAZY_KEY] = (box, field)
             obj = _NEW(model)
-            _SET(obj, "__dict__", values)
-            head[name] = obj
-    head[LAZY_KEY] = (box, "")
-    event: AriEvent = _NEW(spec.cls)
-    _SET(event, "__dict__", head)
+            _SET(obj, "__dict__", fields)
+            values[field] = obj
+    values[LAZY_KEY] = (box, "")
+    event: AriEvent = _NEW(cls)
+    _SET(event, "__dict__", values)
     return event
