@@ -19,12 +19,12 @@ from ai_fakes import FakeOpenAI, FakeTTS, FakeVoice, sse, tool_chunks
 from aiohttp import web
 
 from voxflow.ai.call_agent import CallAgent
-from voxflow.ai.flow_actions import RequestError, render_request
-from voxflow.ai.flow_agent import FlowAgentRunner
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.ir import models as ir
 from voxflow.ir.compile import compile_flow
 from voxflow.runtime import events as ev
+from voxflow.runtime.agent_actions import RequestError, render_request
+from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.step import RunState, initial_state, step
 from voxflow.telephony.state import CallMetadata
 

@@ -15,12 +15,12 @@ from ai_fakes import FakeOpenAI, FakeTTS, FakeVoice, sse, text_chunks, tool_chun
 
 from voxflow.ai.agent import AgentAction
 from voxflow.ai.call_agent import CallAgent
-from voxflow.ai.flow_agent import FlowAgentRunner, settings_for_step
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.errors import CallEndedError
 from voxflow.ir.compile import compile_flow
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
+from voxflow.runtime.agent_step import FlowAgentRunner, settings_for_step
 from voxflow.runtime.step import RunState, initial_state, step
 from voxflow.telephony.state import CallMetadata
 

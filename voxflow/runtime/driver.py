@@ -30,6 +30,7 @@ from typing import Any
 from voxflow.errors import AriError, CallEndedError
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
+from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.http_step import HttpClient, HttpRequest
 from voxflow.runtime.step import RunState, initial_state, step
 from voxflow.runtime.trace import NullTrace, TraceWriter
@@ -440,8 +441,6 @@ class CallDriver:
         if isinstance(cmd, ev.Agent):
             if self.agent_runner is None:
                 if getattr(getattr(s, "_app", None), "llm", None) is not None:
-                    from voxflow.ai.flow_agent import FlowAgentRunner
-
                     self.agent_runner = FlowAgentRunner()
             if self.agent_runner is None:
                 why = "no LLM configured for the agent step (set VOXFLOW_LLM_MODEL)"

@@ -264,7 +264,7 @@ class Agent(Op):
     voice: str | None = None
     bargein: str = "any"
     # agent actions (IR ``AgentAction``s) and what their templates see: the flow's variables
-    # and ``call`` when the step started, and the flow's timezone (voxflow.ai.flow_actions)
+    # and ``call`` when the step started, and the flow's timezone (voxflow.runtime.agent_actions)
     actions: tuple[Any, ...] = ()
     action_vars: dict[str, Any] | None = None
     timezone: str = "UTC"

@@ -444,7 +444,7 @@ class _Sim:
     def agent_action(self, op: ev.Agent, name: str, args: dict[str, Any], t: float) -> float:
         """The model calls the step's action ``name``: render its request as the runner does,
         answer it from ``mocks.http``; returns the time the answer is back."""
-        from voxflow.ai.flow_actions import RequestError, render_request
+        from voxflow.runtime.agent_actions import RequestError, render_request
 
         action = next((a for a in op.actions if getattr(a, "name", None) == name), None)
         if action is None:

@@ -41,7 +41,7 @@ __all__ = [
     "render_request",
 ]
 
-log = logging.getLogger("voxflow.ai.flow_actions")
+log = logging.getLogger("voxflow.runtime.agent_actions")
 
 MAX_RESPONSE_BYTES = 64 * 1024
 """Default limit of an action's answer (the model's context is precious)."""

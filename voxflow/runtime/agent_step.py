@@ -3,14 +3,14 @@
 
 :class:`FlowAgentRunner` is what ``CallDriver(agent_runner=...)`` calls with the session and the
 ``Agent`` command (system prompt and prompts already rendered, tools as plain dicts). It reads
-the command by attribute, so this package does not depend on the runtime. Mapping:
+the command by attribute. Mapping:
 
 * each ``tool`` is an exit (:class:`~voxflow.ai.agent.AgentExit`) whose typed arguments are
   validated (one corrective retry) and returned in ``args`` for the flow to bind to variables;
 * Python/HTTP actions given to the runner are offered next to the exits; their results go back
   to the model (``http_action`` sends the call's webhook-marked metadata);
 * the step's own ``action``s (``cmd.actions``, IR ``AgentAction``s rendered with
-  ``cmd.action_vars`` and the model's arguments, see :mod:`voxflow.ai.flow_actions`) too, over
+  ``cmd.action_vars`` and the model's arguments, see :mod:`voxflow.runtime.agent_actions`) too, over
   one HTTP session per step run, closed when the step ends;
 * ``max_turns``, ``timeout``, ``silence`` (-> ``noinput``), ``filler`` after ``filler_after``,
   ``give_up`` (-> ``timeout``), ``context`` (``reset`` clears the history on entry), ``voice``
@@ -39,13 +39,13 @@ from typing import Any, Literal, Protocol
 
 from voxflow.ai.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings, ToolParam
 from voxflow.ai.call_agent import NOT_CONFIGURED, CallAgent, LineReporter
-from voxflow.ai.flow_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
 from voxflow.errors import CallEndedError
+from voxflow.runtime.agent_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
 from voxflow.telephony.voice import BargeIn
 
 __all__ = ["AgentCommand", "FlowAgentRunner", "outcome_result", "settings_for_step"]
 
-log = logging.getLogger("voxflow.ai.flow_agent")
+log = logging.getLogger("voxflow.runtime.agent_step")
 
 _BARGE_IN_MODES = ("none", "dtmf", "speech", "any")
 
