@@ -12,6 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
+from voxflow.ai.call_agent import CallAgent
+from voxflow.ai.openai_llm import OpenAIChatModel
+from voxflow.telephony.state import CallMetadata
+
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
 
@@ -274,3 +278,26 @@ class FakeVoice:
 
     async def aclose(self) -> None:
         pass
+
+
+class ScriptedCall:
+    """What CallAgent needs from a session, over a scripted voice (no ARI: the sandbox tests
+    cover the real path)."""
+
+    def __init__(self, voice: FakeVoice, llm: OpenAIChatModel) -> None:
+        self.id = "c1"
+        self.ended = False
+        self.metadata = CallMetadata()
+        self.voice = voice
+        self.hangup_callbacks: list[Any] = []
+        self.agent = CallAgent(self, llm, tts=FakeTTS(ms_per_char=1), stt=object())  # type: ignore[arg-type]
+
+    def on_hangup(self, callback: Any) -> Any:
+        self.hangup_callbacks.append(callback)
+        return callback
+
+    async def wait_answered(self, timeout: float | None = None) -> None:
+        return None
+
+    async def call_voice(self) -> FakeVoice:
+        return self.voice

@@ -15,10 +15,9 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from ai_fakes import FakeOpenAI, FakeTTS, FakeVoice, sse, tool_chunks
+from ai_fakes import FakeOpenAI, FakeVoice, ScriptedCall, sse, tool_chunks
 from aiohttp import web
 
-from voxflow.ai.call_agent import CallAgent
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.ir import models as ir
 from voxflow.ir.compile import compile_flow
@@ -26,7 +25,6 @@ from voxflow.runtime import events as ev
 from voxflow.runtime.agent_actions import RequestError, render_request
 from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.step import RunState, initial_state, step
-from voxflow.telephony.state import CallMetadata
 
 FLOW = """\
 flow shop:
@@ -111,28 +109,6 @@ async def api() -> AsyncIterator[Api]:
         await runner.cleanup()
 
 
-class _Call:
-    """What CallAgent needs from a session, over a scripted voice."""
-
-    def __init__(self, voice: FakeVoice, llm: OpenAIChatModel) -> None:
-        self.id = "c1"
-        self.ended = False
-        self.metadata = CallMetadata()
-        self.voice = voice
-        self.hangup_callbacks: list[Any] = []
-        self.agent = CallAgent(self, llm, tts=FakeTTS(ms_per_char=1), stt=object())  # type: ignore[arg-type]
-
-    def on_hangup(self, callback: Any) -> Any:
-        self.hangup_callbacks.append(callback)
-        return callback
-
-    async def wait_answered(self, timeout: float | None = None) -> None:
-        return None
-
-    async def call_voice(self) -> FakeVoice:
-        return self.voice
-
-
 def _flow(base: str) -> ir.Flow:
     result = compile_flow(FLOW.format(base=base), "shop.flow")
     assert result.flow is not None, [(d.code, d.message) for d in result.diagnostics]
@@ -164,7 +140,7 @@ async def _run(
         fake.chat.append(sse(tool_chunks([(name, json.dumps(args))])))
     fake.chat.append(sse(tool_chunks([("done", '{"order_id": "A1"}')], text="All done.")))
     llm = OpenAIChatModel(model="m", base_url=fake.url, timeout=10)
-    call = _Call(FakeVoice(["where is my order A1"]), llm)
+    call = ScriptedCall(FakeVoice(["where is my order A1"]), llm)
     try:
         return await asyncio.wait_for(FlowAgentRunner(**kw)(call, cmd), 60)
     finally:
@@ -271,7 +247,7 @@ async def test_a_small_response_limit_and_name_clashes_with_runner_actions(
     try:
         with pytest.raises(ValueError, match="share names"):
             runner = FlowAgentRunner(actions=[AgentAction("note", "x", nothing)])
-            await runner(_Call(FakeVoice([]), llm), cmd)
+            await runner(ScriptedCall(FakeVoice([]), llm), cmd)
     finally:
         await llm.aclose()
     with pytest.raises(ValueError):

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ai_fakes import FakeOpenAI, FakeTTS, FakeVoice, sse, text_chunks, tool_chunks
+from ai_fakes import FakeOpenAI, FakeVoice, ScriptedCall, sse, text_chunks, tool_chunks
 
 from voxflow.ai.agent import AgentAction
-from voxflow.ai.call_agent import CallAgent
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.errors import CallEndedError
 from voxflow.ir.compile import compile_flow
@@ -22,7 +21,6 @@ from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner, settings_for_step
 from voxflow.runtime.step import RunState, initial_state, step
-from voxflow.telephony.state import CallMetadata
 
 FLOW = Path(__file__).resolve().parents[2] / "flows" / "ai_receptionist.flow"
 
@@ -45,29 +43,6 @@ def _to_agent_step(flow: Flow) -> tuple[RunState, ev.Agent]:
         op = next(c for c in cmds if isinstance(c, ev.Op))
         state, cmds = step(flow, state, ev.OpDone(op.cid, None, now=0))
     raise AssertionError("no agent command")
-
-
-class _Call:
-    """What CallAgent needs from a session, over a scripted voice (no ARI here: the sandbox
-    tests in test_ai_flow_e2e.py cover the real path)."""
-
-    def __init__(self, voice: FakeVoice, llm: OpenAIChatModel) -> None:
-        self.id = "c1"
-        self.ended = False
-        self.metadata = CallMetadata()
-        self.voice = voice
-        self.hangup_callbacks: list[Any] = []
-        self.agent = CallAgent(self, llm, tts=FakeTTS(ms_per_char=1), stt=object())  # type: ignore[arg-type]
-
-    def on_hangup(self, callback: Any) -> Any:
-        self.hangup_callbacks.append(callback)
-        return callback
-
-    async def wait_answered(self, timeout: float | None = None) -> None:
-        return None
-
-    async def call_voice(self) -> FakeVoice:
-        return self.voice
 
 
 def test_settings_come_from_the_compiled_step() -> None:
@@ -100,7 +75,7 @@ async def test_tool_exit_binds_typed_arguments_in_the_flow(fake_openai: FakeOpen
         ),
     ]
     llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
-    call = _Call(FakeVoice(["Please call me back tomorrow at ten"]), llm)
+    call = ScriptedCall(FakeVoice(["Please call me back tomorrow at ten"]), llm)
     try:
         result = await FlowAgentRunner()(call, cmd)
     finally:
@@ -123,7 +98,7 @@ async def test_retry_after_noinput_continues_the_conversation(fake_openai: FakeO
     fake_openai.chat.append(sse(tool_chunks([("end_call", "{}")], text="Goodbye!")))
     llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
     voice = FakeVoice([None, "that's all, thanks"])
-    call = _Call(voice, llm)
+    call = ScriptedCall(voice, llm)
     runner = FlowAgentRunner()
     try:
         first = await runner(call, cmd)
@@ -147,7 +122,7 @@ async def test_lines_are_reported_as_spoken_and_heard(fake_openai: FakeOpenAI) -
     ]
     llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
     voice = FakeVoice(["do you open on saturday", "no thanks bye"])
-    call = _Call(voice, llm)
+    call = ScriptedCall(voice, llm)
     lines: list[tuple[str, str, int]] = []  # who, text, listens started when it was reported
     try:
         result = await FlowAgentRunner()(
@@ -171,7 +146,7 @@ async def test_hangup_during_the_step_raises_call_ended(fake_openai: FakeOpenAI)
     _, cmd = _to_agent_step(_receptionist())
     fake_openai.chat.append(sse(text_chunks("Sure. " * 50), delay=0.01))
     llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
-    call = _Call(FakeVoice(["hello", "<hangup>"]), llm)
+    call = ScriptedCall(FakeVoice(["hello", "<hangup>"]), llm)
     try:
         with pytest.raises(CallEndedError):
             await asyncio.wait_for(FlowAgentRunner()(call, cmd), 30)
@@ -199,7 +174,7 @@ async def test_actions_answer_the_model_and_see_marked_metadata(fake_openai: Fak
         sse(tool_chunks([("end_call", "{}")], text="We open at nine.")),
     ]
     llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
-    call = _Call(FakeVoice(["when does Boston open"]), llm)
+    call = ScriptedCall(FakeVoice(["when does Boston open"]), llm)
     call.metadata.update_for_webhook(account="A-9")
     call.metadata["pin"] = "0000"
     try:
