@@ -185,3 +185,41 @@ async def test_pacer_on_fake_clock_sends_one_frame_per_tick_on_grid() -> None:
     seqs = [parse_rtp(d).sequence for _, d in sent["a"]]
     assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
     assert pacer.streams == 0
+
+
+class _SlowStampStream(OutboundStream):
+    """Stamping a frame costs 1 ms of (fake) time, as it would with many streams."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__("ulaw")
+        self.clock = clock
+
+    def packet_for_tick(self, tick: int) -> bytes | None:
+        self.clock.now += 0.001
+        return super().packet_for_tick(tick)
+
+
+async def test_pacer_stamps_before_the_deadline_and_sends_on_the_grid() -> None:
+    class OnTimeClock(FakeClock):
+        async def sleep(self, delay: float) -> None:
+            self.sleeps.append(delay)
+            self.now += delay
+            await asyncio.sleep(0)
+
+    clock = OnTimeClock()
+    pacer = Pacer(0.02, clock=clock, sleep=clock.sleep, early=0.0015, block=clock.block)
+    sent: list[tuple[float, int]] = []
+    streams = [_SlowStampStream(clock) for _ in range(3)]
+    for i, st in enumerate(streams):
+        st.enqueue(b"\x00" * 160 * 10)
+        pacer.register(st, lambda d, i=i: sent.append((clock.now, i)))
+    await asyncio.wait_for(asyncio.gather(*(s.wait_idle() for s in streams)), 5)
+    await pacer.aclose()
+    assert len(sent) == 30
+    late = [round((t - 1000.0) / 0.02 % 1 * 0.02, 6) % 0.02 for t, _ in sent]
+    # Tick 1: the pacer does not know yet that stamping 3 frames takes 3 ms, wakes 1.5 ms early
+    # and sends 1.5 ms late. From then on it wakes early + 3 ms, stamps, blocks to the grid
+    # point and sends all three there, back to back.
+    assert late[:3] == [0.0015] * 3
+    assert late[3:] == [0.0] * 27
+    assert all(abs(s - (0.02 - 0.0045)) < 1e-9 for s in clock.sleeps[2:10])
