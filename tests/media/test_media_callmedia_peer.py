@@ -1,9 +1,9 @@
 """CallMedia against a small ARI+RTP peer written here: aiohttp routes answering externalMedia,
 bridges and snoop like the Asterisk 22 captures, and a UDP socket receiving our RTP.
 
-Only what the sandbox tests (``test_media_sandbox_calls.py``) cannot see stays here: the exact
-externalMedia/bridge/snoop requests, the listen-only snoop path, and wire-level packet timing and
-marker bits of what we send."""
+Only what the sandbox tests (``test_media_sandbox_calls.py``, ``test_media_listen_only.py``)
+cannot see stays here: the exact externalMedia/bridge/snoop requests and wire-level packet timing
+and marker bits of what we send."""
 
 from __future__ import annotations
 

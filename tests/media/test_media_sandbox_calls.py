@@ -17,138 +17,28 @@ Where the sandbox departs from a real Asterisk 22 here (see also the lead's note
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
+from media_rig import (
+    LONG_PROMPT,
+    PHRASES,
+    Rig,
+    audible,
+    entries,
+    recognise,
+    speak,
+)
 
-from voxflow.errors import CallEndedError
-from voxflow.media import codecs
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.chunk import AudioChunk
-from voxflow.media.pacer import shared_pacer
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
-from voxflow.media.transport import PortRange
-from voxflow.media.tts_espeak import EspeakTTS
-from voxflow.sandbox import Sandbox
-from voxflow.sandbox.caller import SimCall
-from voxflow.telephony.app import VoxtraApp
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.voice import BargeIn
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
-
-PHRASES = ["check my balance", "talk to an agent", "pay my bill", "operator"]
-LONG_PROMPT = "This is a long announcement about our opening hours and our services. " * 6
-CallBody = Callable[[CallSession], Awaitable[Any]]
-
-
-@dataclass
-class Rig:
-    """A sandbox, an app whose handler runs ``body`` for each call, and the handler's results."""
-
-    sb: Sandbox
-    app: VoxtraApp
-    ports: PortRange
-    body: CallBody | None = None
-    results: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-    voices: list[CallMedia] = field(default_factory=list)
-
-    async def call(self, body: CallBody) -> SimCall:
-        """Place a call handled by ``body``; returns once the app answered it."""
-        self.body = body
-        sim = await self.sb.place_call(from_="+15550001111", to="100", app="voxflow")
-        await sim.wait_answered(20)
-        return sim
-
-    async def result(self, timeout: float = 40.0) -> Any:
-        got = await asyncio.wait_for(self.results.get(), timeout)
-        if isinstance(got, BaseException):
-            raise got
-        return got
-
-
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    ports = PortRange(41000, 41099)
-    async with Sandbox(port=0) as sb:
-        app = VoxtraApp(
-            sb.ari_url,
-            sb.user,
-            sb.password,
-            "voxflow",
-            tts=EspeakTTS(sample_rate=8000),
-            stt=PocketSphinxSTT(),
-            media_options={"rtp_ports": ports},
-        )
-        r = Rig(sb, app, ports)
-
-        @app.default()
-        async def handler(call: CallSession) -> None:
-            await call.answer()
-            try:
-                assert r.body is not None
-                out = await r.body(call)
-            except Exception as exc:  # surfaced to the test by Rig.result
-                r.results.put_nowait(exc)
-                raise
-            finally:
-                if isinstance(call._voice, CallMedia):
-                    r.voices.append(call._voice)
-            r.results.put_nowait(out)
-
-        async with app:
-            await sb.wait_app("voxflow", 20)
-            yield r
-            for sim in list(sb.calls.values()):
-                await sim.hangup()
-            for _ in range(200):  # the handler's cleanup runs on StasisEnd
-                if not app.sessions:
-                    break
-                await asyncio.sleep(0.05)
-        # Teardown leaves nothing behind: channels, bridges, our sockets and ports, the pacer.
-        assert sb.pbx.channels == {}
-        assert sb.pbx.bridges == {}
-        assert ports.in_use == frozenset()
-        assert all(v.socket is None or v.socket.closed for v in r.voices)
-        assert shared_pacer().streams == 0
-
-
-def _recognise(pcm8k: bytes, phrases: list[str] = PHRASES) -> Awaitable[str]:
-    async def run() -> str:
-        stream = await PocketSphinxSTT().open_stream(phrases=phrases)
-        await stream.feed(codecs.resample(pcm8k, 8000, 16000))
-        text = (await stream.finish()).text
-        await stream.aclose()
-        return text
-
-    return run()
-
-
-def _audible(pcm8k: bytes, pad_s: float = 0.3) -> bytes:
-    """The audible span of what the caller heard (long leading digital silence defeats
-    pocketsphinx's batch normalisation), with ``pad_s`` of context either side."""
-    a = np.frombuffer(pcm8k, "<i2")
-    loud = np.nonzero(np.abs(a) > 200)[0]
-    if not len(loud):
-        return b""
-    pad = int(pad_s * 8000)
-    return a[max(0, loud[0] - pad) : loud[-1] + pad].tobytes()
-
-
-def _entries(sim: SimCall, kind: str) -> list[dict[str, Any]]:
-    return [e for e in sim.experience() if e["type"] == kind]
-
-
-async def _speak(sim: SimCall, text: str) -> None:
-    """The caller says ``text``; the app may hang up before the caller finishes."""
-    with contextlib.suppress(CallEndedError):
-        await sim.say(text)
 
 
 # --------------------------------------------------------------------------- listen
@@ -213,7 +103,7 @@ async def test_audio_stream_consumers_each_get_every_chunk(rig: Rig) -> None:
         return await asyncio.gather(take(call, 40), take(call, 40))
 
     sim = await rig.call(body)
-    await _speak(sim, "talk to an agent")
+    await speak(sim, "talk to an agent")
     a, b = await rig.result()
     assert [c.sequence for c in a] == [c.sequence for c in b]
     assert all(c.codec == "ulaw" and c.sample_rate == 8000 and len(c.payload) == 160 for c in a)
@@ -232,9 +122,9 @@ async def test_say_reaches_the_caller_and_is_recognisable(rig: Rig) -> None:
     result = await rig.result()
     assert not result.interrupted and result.heard_ms > 500
     await asyncio.sleep(0.2)
-    heard = _audible(sim.heard_audio())
+    heard = audible(sim.heard_audio())
     assert 0.6 < len(heard) / 16000 < 4
-    assert "talk to an agent" in await _recognise(heard)
+    assert "talk to an agent" in await recognise(heard)
 
 
 async def test_speech_barge_in_stops_a_long_prompt(rig: Rig) -> None:
@@ -251,13 +141,13 @@ async def test_speech_barge_in_stops_a_long_prompt(rig: Rig) -> None:
     )
     await sim.wait_for("audio", 20)
     await noisy
-    assert _entries(sim, "audio")[0]["end"] is None  # still playing
-    await _speak(sim, "operator please")
+    assert entries(sim, "audio")[0]["end"] is None  # still playing
+    await speak(sim, "operator please")
     result = await rig.result()
     assert result.interrupted and result.by == "speech" and result.digit is None
     await asyncio.sleep(0.2)
-    said = next(e for e in _entries(sim, "said") if e["text"] == "operator please")
-    audio = _entries(sim, "audio")
+    said = next(e for e in entries(sim, "said") if e["text"] == "operator please")
+    audio = entries(sim, "audio")
     stopped = audio[0]["end"]
     assert stopped is not None and len(audio) == 1
     # The prompt lasts > 20 s; it must stop soon after the caller starts talking (espeak has
@@ -280,8 +170,8 @@ async def test_dtmf_barge_in_stops_a_long_prompt_and_the_digit_is_kept(rig: Rig)
     assert result.interrupted and result.by == "dtmf" and result.digit == "5"
     assert digit == "5"
     await asyncio.sleep(0.2)
-    pressed = _entries(sim, "pressed")[0]["t"] + 0.1  # the digit arrives at the end of its tone
-    stopped = _entries(sim, "audio")[0]["end"]
+    pressed = entries(sim, "pressed")[0]["t"] + 0.1  # the digit arrives at the end of its tone
+    stopped = entries(sim, "audio")[0]["end"]
     assert stopped is not None and pressed - 0.02 <= stopped < pressed + 0.4
 
 
@@ -316,15 +206,15 @@ async def test_speech_barge_in_stops_an_asterisk_side_playback(rig: Rig) -> None
     sim = await rig.call(body)
     await sim.wait_for("playback", 20)
     await asyncio.sleep(0.4)
-    await _speak(sim, "operator")
+    await speak(sim, "operator")
     result = await rig.result()
     assert result.interrupted and result.by == "speech"
     await asyncio.sleep(0.2)
-    states = [e["state"] for e in _entries(sim, "playback")]
+    states = [e["state"] for e in entries(sim, "playback")]
     assert states[0] == "playing" and states[-1] != "playing" and len(states) == 2
     # stopped long before its 8 s: the caller heard the tone only until shortly after speaking
-    said = _entries(sim, "said")[0]
-    assert _entries(sim, "playback")[-1]["t"] < said["start"] + 1.5
+    said = entries(sim, "said")[0]
+    assert entries(sim, "playback")[-1]["t"] < said["start"] + 1.5
 
 
 async def test_slin16_leg_listens_and_speaks(rig: Rig) -> None:
@@ -345,4 +235,4 @@ async def test_slin16_leg_listens_and_speaks(rig: Rig) -> None:
     assert (chunk.codec, chunk.sample_rate, len(chunk.payload)) == ("slin16", 16000, 640)
     assert not said.interrupted
     await asyncio.sleep(0.2)
-    assert "pay my bill" in await _recognise(_audible(sim.heard_audio()))
+    assert "pay my bill" in await recognise(audible(sim.heard_audio()))
