@@ -68,17 +68,41 @@ async def test_exchange_filter_and_count_malformed() -> None:
         stranger.sendto(RtpPacket(0, 9, 9, 9).serialize(), a.local)  # not from the remote
         b.send(RtpPacket(0, 2, 320, 5, b"\xff" * 160).serialize())
         for _ in range(200):
-            if len(got) >= 2 and a.foreign >= 1:
+            if len(got) >= 2 and a.stats.rejected >= 2:
                 break
             await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
         assert [p.sequence for p in got] == [1, 2]
         assert a.stats.rejected == 2 and a.stats.reasons == {"truncated": 1, "version": 1}
-        assert a.foreign == 1
+        # The socket is connected to its remote: the kernel drops the stranger's datagram.
+        assert a.stats.received == 2 and a.foreign == 0
     finally:
         stranger.close()
         await a.aclose()
         await b.aclose()
     a.send(b"ignored after close")
+
+
+async def test_unspecified_remote_host_accepts_any_host_on_the_port_only() -> None:
+    got: list[RtpPacket] = []
+    a = await RtpSocket.open(on_packet=got.append)
+    b = await RtpSocket.open()
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.1", 0))
+    try:
+        a.set_remote("0.0.0.0", b.local[1])  # not connected: filtered here, on the port
+        b.set_remote(*a.local)
+        stranger.sendto(RtpPacket(0, 9, 9, 9).serialize(), a.local)
+        b.send(RtpPacket(0, 1, 160, 5, b"\xff" * 160).serialize())
+        for _ in range(200):
+            if got and a.foreign:
+                break
+            await asyncio.sleep(0.01)
+        assert [p.sequence for p in got] == [1] and a.foreign == 1
+    finally:
+        stranger.close()
+        await a.aclose()
+        await b.aclose()
 
 
 async def test_paced_stream_over_loopback() -> None:
@@ -105,3 +129,21 @@ async def test_paced_stream_over_loopback() -> None:
     assert {p.ssrc for p in got} == {1234}
     assert [p.marker for p in got] == [True] + [False] * 9
     assert all(len(p.payload) == 160 for p in got)
+
+
+async def test_sending_to_a_closed_port_is_counted_never_raised() -> None:
+    gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    gone.bind(("127.0.0.1", 0))
+    port = gone.getsockname()[1]
+    gone.close()  # nobody listens there now: the kernel answers ICMP port unreachable
+    a = await RtpSocket.open()
+    try:
+        a.set_remote("127.0.0.1", port)
+        for _ in range(200):
+            a.send(RtpPacket(0, 1, 160, 5, b"\xff" * 160).serialize())
+            if a.icmp_errors:
+                break
+            await asyncio.sleep(0.01)
+        assert a.icmp_errors >= 1 and not a.closed
+    finally:
+        await a.aclose()
