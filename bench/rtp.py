@@ -6,10 +6,15 @@ Run:  .venv/bin/python bench/rtp.py [--counts 100,250,500,750,1000] [--seconds 5
 
 Part 1 (streams). This process (one event loop = one core) owns N call legs: an RtpSocket each,
 an OutboundStream on the ONE shared Pacer, and a JitterBuffer on receive. A peer process (the
-"Asterisk" side, on the other core) sends N paced ulaw streams to us and counts what arrives from
-us. Reported per N: p50/p99/max send-interval error (|interval - 20 ms| between consecutive sends
-of the same stream, taken at our sendto), packets lost in each direction, CPU of this process per
-stream. The largest N with p99 <= 2 ms and no loss is the answer.
+"Asterisk" side) sends N paced ulaw streams to us and counts what arrives from us. This process
+is pinned to one core and the peer to another (os.sched_setaffinity; --no-pin to leave both to
+the scheduler, which then often runs the peer on our core), and after set-up the bench calls
+gc.freeze() as a server would after start-up (--gc on to skip). Reported per N: p50/p99/max
+send-interval error (|interval - 20 ms| between consecutive sends of the same stream, taken at
+our sendto), packets lost in each direction, CPU of this process per stream, and where the error
+comes from: p99 jitter of the ticks' first sends, the spread of a tick's send loop (first to last
+packet), us per send, GC collections and their longest pause. The largest N whose median over
+--repeat runs has p99 <= 2 ms and no loss is the answer.
 
 Part 2 (barge-in). A CallMedia plays a long espeak prompt with BargeIn("speech", min_speech_ms);
 the peer speaks at a random moment. Latency = last prompt packet received by the peer minus the
@@ -76,6 +81,7 @@ async def _peer(n: int, seconds: float, conn: Any, burst: bool) -> None:
         transports.append(tr)
     conn.send([tr.get_extra_info("sockname")[1] for tr in transports])
     targets: list[int] = conn.recv()
+    conn.recv()  # "go": we start streaming together, once the measured side is set up
     # Asterisk runs one 20 ms timer per bridge, started whenever that call began, so its
     # streams arrive spread over the 20 ms period: 20 pacers 1 ms apart. --peer burst sends all
     # streams on one tick (the worst case for us: every inbound packet lands at once). The
@@ -137,12 +143,11 @@ async def _streams(
     loop = asyncio.get_running_loop()
     peer_ports: list[int] = await loop.run_in_executor(None, parent.recv)
     jitters = [JitterBuffer("ulaw") for _ in range(n)]
-    received = [0] * n
     socks: list[RtpSocket] = []
     for i in range(n):
 
         def on_packet(p: RtpPacket, i: int = i) -> None:
-            received[i] += len(jitters[i].push(p))
+            jitters[i].push(p)
 
         s = await RtpSocket.open(on_packet=on_packet)
         s.set_remote("127.0.0.1", peer_ports[i])
@@ -174,9 +179,12 @@ async def _streams(
     gc.callbacks.append(gcw)
     cpu0 = time.process_time()
     wall0 = mono()
+    parent.send("go")
+    idle = asyncio.gather(*(s.wait_idle() for s in streams))
+    await asyncio.sleep(0)  # the waits start (and park) before the clock does
     for st, send in zip(streams, sends, strict=True):
         pacer.register(st, send)
-    await asyncio.gather(*(s.wait_idle() for s in streams))
+    await idle
     cpu = time.process_time() - cpu0
     wall = mono() - wall0
     gc.callbacks.remove(gcw)
@@ -202,7 +210,8 @@ async def _streams(
         "p99_ms": float(np.percentile(errs, 99)),
         "max_ms": float(errs.max()),
         "lost_out": sum(len(t) for t in send_times) - sum(got_by_peer),
-        "lost_in": sum(sent_by_peer) - sum(received),
+        # Packets the peer sent that never reached a jitter buffer (its fills do not count).
+        "lost_in": sum(sent_by_peer) - sum(j.stats.pushed for j in jitters),
         "cpu_pct": 100 * cpu / wall,
         "cpu_us_per_stream_s": 1e6 * cpu / wall / n,
         "skipped_ticks": pacer.schedule.skipped if pacer.schedule else 0,
@@ -378,7 +387,7 @@ async def _barge_part(args: argparse.Namespace) -> None:
         if not lat:
             print(f"barge-in (min_speech_ms={ms}): never interrupted")
             continue
-        q = statistics.quantiles(lat, n=100) if len(lat) > 1 else lat * 99
+        q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
         print(f"barge-in min_speech_ms={ms}: speech onset -> outgoing audio stopped: median "
               f"{statistics.median(lat):.0f} ms, p90 {q[89]:.0f} ms, p99 {q[98]:.0f} ms, "
               f"max {max(lat):.0f} ms ({len(lat)}/{args.trials} trials interrupted)")  # fmt: skip

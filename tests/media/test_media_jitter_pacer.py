@@ -194,9 +194,9 @@ class _SlowStampStream(OutboundStream):
         super().__init__("ulaw")
         self.clock = clock
 
-    def packet_for_tick(self, tick: int) -> bytes | None:
+    def packet_for_tick(self, tick: int, *, wake: bool = True) -> bytes | None:
         self.clock.now += 0.001
-        return super().packet_for_tick(tick)
+        return super().packet_for_tick(tick, wake=wake)
 
 
 async def test_pacer_stamps_before_the_deadline_and_sends_on_the_grid() -> None:
@@ -223,3 +223,17 @@ async def test_pacer_stamps_before_the_deadline_and_sends_on_the_grid() -> None:
     assert late[:3] == [0.0015] * 3
     assert late[3:] == [0.0] * 27
     assert all(abs(s - (0.02 - 0.0045)) < 1e-9 for s in clock.sleeps[2:10])
+    # wait_idle returned only after the last frame was handed to the sender.
+    assert [i for _, i in sent[-3:]] == [0, 1, 2]
+
+
+async def test_packet_for_tick_without_wake_leaves_waiters_to_wake_idle() -> None:
+    st = OutboundStream("ulaw")
+    st.enqueue(b"\x00" * 160)
+    waiter = asyncio.ensure_future(st.wait_idle())
+    await asyncio.sleep(0)
+    assert st.packet_for_tick(1, wake=False) is not None and st.idle
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    st.wake_idle()
+    await asyncio.wait_for(waiter, 1)

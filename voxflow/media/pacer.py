@@ -109,11 +109,13 @@ class OutboundStream:
         self._wake_idle()
         return dropped
 
-    def packet_for_tick(self, tick: int) -> bytes | None:
+    def packet_for_tick(self, tick: int, *, wake: bool = True) -> bytes | None:
         """The RTP datagram to send at ``tick`` (None when nothing is queued).
 
         Consecutive ticks advance the timestamp by one frame; after a gap the timestamp jumps by
-        the ticks elapsed and the marker bit is set (start of a talkspurt)."""
+        the ticks elapsed and the marker bit is set (start of a talkspurt). When this empties
+        the queue, ``wait_idle`` callers are woken (``wake=False``: the caller does it, with
+        ``wake_idle``, once the datagram is sent)."""
         if not self._queue:
             return None
         payload = self._queue.popleft()
@@ -132,7 +134,7 @@ class OutboundStream:
         self.sequence = (self.sequence + 1) & 0xFFFF
         self.timestamp = (self.timestamp + self.frame_samples) & 0xFFFFFFFF
         self.packets_sent += 1
-        if not self._queue:
+        if wake and not self._queue:
             self._wake_idle()
         return header + payload
 
@@ -147,6 +149,11 @@ class OutboundStream:
         finally:
             if fut in self._idle_waiters:
                 self._idle_waiters.remove(fut)
+
+    def wake_idle(self) -> None:
+        """Wake ``wait_idle`` callers if nothing is queued (see ``packet_for_tick(wake=False)``)."""
+        if not self._queue:
+            self._wake_idle()
 
     def _wake_idle(self) -> None:
         waiters, self._idle_waiters = self._idle_waiters, []
@@ -243,25 +250,29 @@ class Pacer:
         """Send one frame for every stream with audio queued; return packets sent."""
         return self._send(self._build(tick))
 
-    def _build(self, tick: int) -> list[tuple[Sender, bytes]]:
+    def _build(self, tick: int) -> list[tuple[OutboundStream, Sender, bytes]]:
         """Stamp the datagram of every stream with audio queued for ``tick`` (nothing is sent)."""
-        batch: list[tuple[Sender, bytes]] = []
+        batch: list[tuple[OutboundStream, Sender, bytes]] = []
         append = batch.append
         for stream, send in self._streams.items():
             if stream._queue:
-                data = stream.packet_for_tick(tick)
+                data = stream.packet_for_tick(tick, wake=False)
                 if data is not None:
-                    append((send, data))
+                    append((stream, send, data))
         return batch
 
-    def _send(self, batch: list[tuple[Sender, bytes]]) -> int:
-        """Hand every datagram of ``batch`` to its sender, back to back; return the count."""
-        for send, data in batch:
+    def _send(self, batch: list[tuple[OutboundStream, Sender, bytes]]) -> int:
+        """Hand every datagram of ``batch`` to its sender, back to back, then wake the waiters
+        of streams that ran dry (after the sends, so waking them never delays a packet)."""
+        for _, send, data in batch:
             try:
                 send(data)
             except Exception:  # a broken socket must not stop the other calls
                 self.send_errors += 1
                 log.exception("RTP send failed")
+        for stream, _, _ in batch:
+            if not stream._queue and stream._idle_waiters:
+                stream._wake_idle()
         self.ticks += 1
         return len(batch)
 
