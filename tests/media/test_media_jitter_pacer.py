@@ -173,18 +173,49 @@ async def test_pacer_on_fake_clock_sends_one_frame_per_tick_on_grid() -> None:
     await asyncio.wait_for(a.wait_idle(), 5)
     await pacer.aclose()
     assert len(sent["a"]) == 50 and len(sent["b"]) == 20
-    # The pacer sleeps until 1.5 ms before each grid point and blocks for the rest, so a sleep
-    # that returns on time gives a send exactly on the grid, and an oversleep of 3 or 6 ms a
-    # send 1.5 or 4.5 ms late; lateness never accumulates.
+    # The pacer sleeps until 1.5 ms before each grid point and blocks for the rest. The first
+    # oversleeps (3, then 6 ms) make sends 1.5 and 2.5 ms late; from then on it wakes early by
+    # the recent oversleep + 0.5 ms, the oversleep counted up to a quarter tick (5 ms): sends on
+    # the grid after a 3 ms oversleep, under 1 ms late after a 6 ms one. Lateness never
+    # accumulates (the grid is absolute).
     lateness = []
     for t, _ in sent["a"]:
         k = round((t - 1000.0) / 0.02)
         lateness.append(round(t - (1000.0 + k * 0.02), 6))
-    assert set(lateness) <= {0.0, 0.0015, 0.0045} and lateness.count(0.0) >= 15
-    assert clock.blocks and all(0 < b <= 0.0015 + 1e-9 for b in clock.blocks)
+    assert lateness[:2] == [0.0015, 0.0025]
+    assert max(lateness[2:]) < 0.001 and lateness[2:].count(0.0) >= 30
+    assert max(clock.blocks) <= 0.0055 + 1e-9 and 0.004 < pacer.wake_lag <= 0.005
     seqs = [parse_rtp(d).sequence for _, d in sent["a"]]
     assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
     assert pacer.streams == 0
+
+
+async def test_pacer_wake_lag_is_forgotten_once_the_loop_is_on_time_again() -> None:
+    class CalmingClock(FakeClock):
+        async def sleep(self, delay: float) -> None:
+            self.sleeps.append(delay)
+            self.now += delay + (0.004 if len(self.sleeps) <= 3 else 0.0)  # a busy start
+            await asyncio.sleep(0)
+
+    clock = CalmingClock()
+    pacer = Pacer(0.02, clock=clock, sleep=clock.sleep, early=0.0015, block=clock.block)
+    st = OutboundStream("ulaw")
+    st.enqueue(b"\x00" * 160 * 100)
+    sent: list[float] = []
+    pacer.register(st, lambda d: sent.append(clock.now))
+    await asyncio.wait_for(st.wait_idle(), 5)
+    await pacer.aclose()
+    assert len(sent) == 100
+    # Woken 4 ms late three times: tick 1 goes out 2.5 ms late; then the lead is 4.5 ms, so the
+    # next two late wake-ups still leave 0.5 ms to block and send on the grid. Once wake-ups are
+    # on time the pacer blocks 4.5 ms, less by 2 % a tick, back down to ``early`` (1.5 ms).
+    blocks = [round(b, 6) for b in clock.blocks]
+    assert blocks[:3] == [0.0005, 0.0005, 0.0045]
+    settled = blocks.index(0.0015)
+    assert all(x > y for x, y in itertools.pairwise(blocks[2 : settled + 1]))
+    assert set(blocks[settled:]) == {0.0015} and settled < 80
+    assert round(sent[0] - 1000.02, 6) == 0.0025
+    assert all(abs(t - round(t / 0.02) * 0.02) < 1e-9 for t in sent[1:])
 
 
 class _SlowStampStream(OutboundStream):

@@ -7,17 +7,19 @@ errors do not accumulate). :class:`Pacer` is the asyncio edge: one task wakes at
 sends one frame for every stream that has audio queued. The task runs only while streams are
 registered.
 
-Timing (measured with ``bench/rtp.py``): asyncio's epoll wait has millisecond granularity and
-rounds up, so a timer fires 0-1 ms late, and whatever I/O is ready in the same loop iteration
-runs before it. The pacer therefore wakes ``early`` (1.5 ms) plus ``build_lead`` (how long
-stamping the last tick's frames took) before each deadline, stamps every stream's datagram,
-blocks for the remainder with ``time.sleep`` (precise to ~0.1 ms, no CPU spent), and at the
-deadline only sends, back to back, in one synchronous pass. A stream's place in the tick then
-depends on the ``sendto`` calls before it and nothing else: at 500 streams the send loop takes
-~3 ms (~6 us a packet, nearly all of it the kernel's loopback path), and the variation of that
-loop from tick to tick is what is left of the send-interval error. The loop is held at most
-``early`` per tick; inbound datagrams wait in the socket buffer meanwhile. ``early=0`` turns
-this off.
+Timing (measured with ``bench/rtp.py``; see ``docs/media-performance.md``): asyncio's epoll wait
+has millisecond granularity and rounds up, so a timer fires 0-1 ms late, later when a batch of
+inbound datagrams is being handled. The pacer therefore wakes ahead of each deadline by
+``build_lead`` (how long stamping the last ticks' frames took) plus ``early`` (1.5 ms) or, when
+recent wake-ups came later than that, the recent lag + 0.5 ms (``wake_lag``, at most a quarter
+tick, forgotten over ~1 s). It stamps every stream's datagram, blocks for the remainder with
+``time.sleep`` (precise to ~0.1 ms, no CPU spent) and at the deadline only sends, back to back, in
+one synchronous pass; ``wait_idle`` callers are woken after the sends. A stream's place in the
+tick then depends on the ``sendto`` calls before it and nothing else: at 500 streams the send
+loop takes ~2.5 ms (~5 us a packet, nearly all of it the kernel's loopback path), and the
+variation of that loop from tick to tick is what is left of the send-interval error. The loop
+is held for the block (~1-1.5 ms a tick when idle); inbound datagrams wait in the socket buffers
+meanwhile. ``early=0`` turns all this off (sleep to the deadline, stamp and send).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ __all__ = ["OutboundStream", "Pacer", "TickSchedule", "shared_pacer"]
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!BBHII")
+_LAG_MARGIN = 0.0005  # wake this much before the latest recent wake-up lag...
+_LAG_DECAY = 0.98  # ...which is forgotten over ~50 ticks (1 s)
 
 
 class OutboundStream:
@@ -225,6 +229,7 @@ class Pacer:
         self.ticks = 0
         self.send_errors = 0
         self.build_lead = 0.0  # how long stamping one tick's frames takes (s), recent maximum
+        self.wake_lag = 0.0  # how late the sleep before a tick returns (s), recent maximum
 
     @property
     def streams(self) -> int:
@@ -283,14 +288,20 @@ class Pacer:
         try:
             while self._streams:
                 deadline = schedule.deadline()
-                # Wake early enough to stamp every frame and still have ``early`` in hand.
-                lead = self.early + self.build_lead if self.early else 0.0
+                # Wake early enough to stamp every frame and still have ``early`` in hand, or
+                # more when recent wake-ups came later than that (a busy loop).
+                lead = 0.0
+                if self.early:
+                    lead = self.build_lead + max(self.early, self.wake_lag + _LAG_MARGIN)
                 delay = deadline - clock() - lead
                 if delay > 0:
                     await self._sleep(delay)
                 remaining = deadline - clock()
-                if remaining > lead:
+                if remaining > lead + 1e-4:
                     continue  # the sleep returned early: sleep again
+                if delay > 0:  # how late the sleep returned; follows rises, decays slowly
+                    lag = min(lead - remaining, self.interval / 4)
+                    self.wake_lag = max(lag, _LAG_DECAY * self.wake_lag)
                 ticks = schedule.due(max(clock(), deadline))
                 if not ticks:
                     continue
