@@ -268,3 +268,27 @@ async def test_packet_for_tick_without_wake_leaves_waiters_to_wake_idle() -> Non
     assert not waiter.done()
     st.wake_idle()
     await asyncio.wait_for(waiter, 1)
+
+
+async def test_pacer_holds_the_loop_only_on_ticks_with_audio() -> None:
+    class OnTimeClock(FakeClock):
+        async def sleep(self, delay: float) -> None:
+            self.sleeps.append(delay)
+            self.now += delay
+            await asyncio.sleep(0)
+
+    clock = OnTimeClock()
+    pacer = Pacer(0.02, clock=clock, sleep=clock.sleep, early=0.0015, block=clock.block)
+    st = OutboundStream("ulaw")
+    sent: list[float] = []
+    pacer.register(st, lambda d: sent.append(clock.now))
+    for _ in range(200):  # a listening call: registered, nothing queued
+        if pacer.ticks >= 10:
+            break
+        await asyncio.sleep(0)
+    assert pacer.ticks >= 10 and clock.blocks == [] and sent == []
+    st.enqueue(b"\x00" * 160 * 3)
+    await asyncio.wait_for(st.wait_idle(), 5)
+    await pacer.aclose()
+    assert len(sent) == 3 and len(clock.blocks) == 3
+    assert all(abs(t - round(t / 0.02) * 0.02) < 1e-9 for t in sent)

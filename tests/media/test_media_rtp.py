@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from pathlib import Path
@@ -172,3 +173,18 @@ def test_wraparound_deltas() -> None:
     assert seq_delta(5, 3) == 2
     assert ts_delta(100, 0xFFFFFF00) == 356
     assert ts_delta(0xFFFFFF00, 100) == -356
+
+
+def test_plain_packets_parse_to_ordinary_frozen_packets() -> None:
+    """The fast path (V=2, no padding/extension/CSRC) builds the same frozen, hashable packet
+    as the constructor, with a bytes payload whatever buffer it was given."""
+    want = RtpPacket(8, 7, 1234, 99, b"\x01\x02\x03", marker=True)
+    raw = want.serialize()
+    assert raw[0] == 0x80
+    for buf in (raw, bytearray(raw), memoryview(raw)):
+        got = parse_rtp(buf)
+        assert got == want and hash(got) == hash(want) and type(got.payload) is bytes
+        assert got.csrcs == () and got.extension is None and got.padding == 0
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            got.sequence = 8  # type: ignore[misc]
+    assert parse_rtp(raw[:12]) == RtpPacket(8, 7, 1234, 99, b"", marker=True)

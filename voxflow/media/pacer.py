@@ -18,8 +18,9 @@ one synchronous pass; ``wait_idle`` callers are woken after the sends. A stream'
 tick then depends on the ``sendto`` calls before it and nothing else: at 500 streams the send
 loop takes ~2.5 ms (~5 us a packet, nearly all of it the kernel's loopback path), and the
 variation of that loop from tick to tick is what is left of the send-interval error. The loop
-is held for the block (~1-1.5 ms a tick when idle); inbound datagrams wait in the socket buffers
-meanwhile. ``early=0`` turns all this off (sleep to the deadline, stamp and send).
+is held for the block (~1-1.5 ms a tick), only on ticks with something to send; inbound
+datagrams wait in the socket buffers meanwhile. ``early=0`` turns all this off (sleep to the
+deadline, stamp and send).
 """
 
 from __future__ import annotations
@@ -314,6 +315,9 @@ class Pacer:
                 now = clock()
                 # The next lead follows a longer build at once and decays slowly after a shorter.
                 self.build_lead = max(now - started, 0.9 * self.build_lead)
+                if not batch:  # nothing to send (every call listening): do not hold the loop
+                    self.ticks += 1
+                    continue
                 if deadline > now:
                     self._block(deadline - now)
                 self._send(batch)
