@@ -147,3 +147,30 @@ async def test_sending_to_a_closed_port_is_counted_never_raised() -> None:
         assert a.icmp_errors >= 1 and not a.closed
     finally:
         await a.aclose()
+
+
+async def test_remote_can_move_between_addresses_but_not_widen_once_connected() -> None:
+    got: list[RtpPacket] = []
+    a = await RtpSocket.open(on_packet=got.append)
+    b = await RtpSocket.open()
+    c = await RtpSocket.open()
+    try:
+        a.set_remote(*b.local)
+        a.set_remote(*c.local)  # moved: now only c is heard
+        b.send(b"")  # b has no remote yet: dropped silently
+        b.set_remote(*a.local)
+        c.set_remote(*a.local)
+        b.send(RtpPacket(0, 1, 160, 5).serialize())
+        c.send(RtpPacket(0, 2, 320, 6).serialize())
+        for _ in range(200):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert [p.ssrc for p in got] == [6]
+        with pytest.raises(MediaError, match="cannot widen"):
+            a.set_remote("0.0.0.0", c.local[1])
+        assert a.remote == c.local
+    finally:
+        for s in (a, b, c):
+            await s.aclose()

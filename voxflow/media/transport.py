@@ -162,6 +162,11 @@ class RtpSocket:
         except ValueError:  # a host name: match the source on the port only
             self._remote_any_host = True
             concrete = False
+        if self._connected and not concrete:
+            # A connected UDP socket cannot be un-connected from Python (AF_UNSPEC): say so.
+            raise MediaError(
+                f"RTP socket already sends to {self.remote}; cannot widen it to {host}:{port}"
+            )
         self.remote = (host, port)
         self._connected = False
         sock = self._sock
