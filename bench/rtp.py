@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import functools
 import gc
 import multiprocessing as mp
 import os
@@ -77,7 +78,9 @@ async def _peer(n: int, seconds: float, conn: Any, burst: bool) -> None:
 
     transports = []
     for i in range(n):
-        tr, _ = await loop.create_datagram_endpoint(lambda i=i: P(i), local_addr=("127.0.0.1", 0))
+        tr, _ = await loop.create_datagram_endpoint(
+            functools.partial(P, i), local_addr=("127.0.0.1", 0)
+        )
         transports.append(tr)
     conn.send([tr.get_extra_info("sockname")[1] for tr in transports])
     targets: list[int] = conn.recv()
@@ -98,7 +101,7 @@ async def _peer(n: int, seconds: float, conn: Any, burst: bool) -> None:
             st = OutboundStream("ulaw")
             st.enqueue(FRAME * frames)
             dest = ("127.0.0.1", targets[i])
-            pacer.register(st, lambda d, tr=tr, dest=dest: tr.sendto(d, dest))
+            pacer.register(st, functools.partial(_send_to, tr, dest))
             streams.append(st)
         await asyncio.sleep(0.001)
     await asyncio.gather(*(s.wait_idle() for s in streams))
@@ -109,6 +112,10 @@ async def _peer(n: int, seconds: float, conn: Any, burst: bool) -> None:
     for tr in transports:
         tr.close()
     conn.send((sent, counts))
+
+
+def _send_to(tr: asyncio.DatagramTransport, dest: tuple[str, int], data: bytes) -> None:
+    tr.sendto(data, dest)
 
 
 def _cpus() -> tuple[int | None, int | None]:
