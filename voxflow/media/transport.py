@@ -152,25 +152,25 @@ class RtpSocket:
 
         A remote given as an IP address is ``connect``-ed: the kernel then drops datagrams from
         anyone else before they reach Python, and ``send`` skips parsing the address on every
-        packet (a sixth of a send's cost). An unspecified host or a host name is matched here,
-        on the source port (and the host for an address), and counted in ``foreign``."""
+        packet (a sixth of a send's cost). With an unspecified host or a host name the source is
+        matched here on the port only; datagrams from elsewhere are dropped and counted in
+        ``foreign``."""
         if not 0 < port < 65536:
             raise MediaError(f"bad RTP remote port {port!r}")
         try:
-            self._remote_any_host = ipaddress.ip_address(host).is_unspecified
-            concrete = not self._remote_any_host
+            any_host = ipaddress.ip_address(host).is_unspecified
         except ValueError:  # a host name: match the source on the port only
-            self._remote_any_host = True
-            concrete = False
-        if self._connected and not concrete:
+            any_host = True
+        if self._connected and any_host:
             # A connected UDP socket cannot be un-connected from Python (AF_UNSPEC): say so.
             raise MediaError(
                 f"RTP socket already sends to {self.remote}; cannot widen it to {host}:{port}"
             )
+        self._remote_any_host = any_host
         self.remote = (host, port)
         self._connected = False
         sock = self._sock
-        if concrete and sock is not None:
+        if not any_host and sock is not None:
             try:
                 sock.connect(self.remote)
                 self._connected = True
