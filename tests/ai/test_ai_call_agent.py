@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from ai_fakes import FakeOpenAI, FakeTTS, sse, text_chunks, tool_chunks
-from ai_sandbox import app_rig
+from sandbox_rig import open_app_rig as app_rig
 
 from voxflow.ai.agent import AgentAction, create_agent
 from voxflow.ai.call_agent import CallAgent

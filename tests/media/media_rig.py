@@ -1,5 +1,5 @@
-"""The sandbox rig the media tests share: an embedded PBX, a real ``VoxtraApp`` whose handler runs
-a per-number test body for each call, and helpers to recognise and inspect what the caller heard.
+"""The sandbox rig the media tests share (``sandbox_rig.open_app_rig`` with offline TTS and STT)
+and helpers to recognise and inspect what the caller heard.
 
 ``open_rig()`` yields a :class:`Rig`; on exit it hangs up what is left and asserts that nothing
 is left behind (channels, bridges, our sockets and ports, the pacer's streams). The ``rig``
@@ -10,22 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sandbox_rig import AppRig, CallBody, open_app_rig
 
 from voxflow.errors import CallEndedError
 from voxflow.media import codecs
-from voxflow.media.callmedia import CallMedia
-from voxflow.media.pacer import shared_pacer
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
-from voxflow.sandbox import Sandbox
 from voxflow.sandbox.caller import SimCall
-from voxflow.telephony.app import VoxtraApp
-from voxflow.telephony.session import CallSession
 
 __all__ = [
     "LONG_PROMPT",
@@ -42,79 +37,17 @@ __all__ = [
 
 PHRASES = ["check my balance", "talk to an agent", "pay my bill", "operator"]
 LONG_PROMPT = "This is a long announcement about our opening hours and our services. " * 6
-CallBody = Callable[[CallSession], Awaitable[Any]]
-
-
-@dataclass
-class Rig:
-    """A sandbox, an app whose handler runs the body registered for the dialled number, and the
-    handlers' results (in the order they finish)."""
-
-    sb: Sandbox
-    app: VoxtraApp
-    ports: PortRange
-    bodies: dict[str, CallBody] = field(default_factory=dict)
-    results: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-    voices: list[CallMedia] = field(default_factory=list)
-
-    async def call(self, body: CallBody, *, to: str = "100") -> SimCall:
-        """Place a call to ``to`` handled by ``body``; returns once the app answered it."""
-        self.bodies[to] = body
-        sim = await self.sb.place_call(from_="+15550001111", to=to, app="voxflow")
-        await sim.wait_answered(20)
-        return sim
-
-    async def result(self, timeout: float = 40.0) -> Any:
-        got = await asyncio.wait_for(self.results.get(), timeout)
-        if isinstance(got, BaseException):
-            raise got
-        return got
+Rig = AppRig
 
 
 @contextlib.asynccontextmanager
 async def open_rig() -> AsyncIterator[Rig]:
-    """A started rig; checks on exit that every call left nothing behind."""
-    ports = PortRange(41000, 41099)
-    async with Sandbox(port=0) as sb:
-        app = VoxtraApp(
-            sb.ari_url,
-            sb.user,
-            sb.password,
-            "voxflow",
-            tts=EspeakTTS(sample_rate=8000),
-            stt=PocketSphinxSTT(),
-            media_options={"rtp_ports": ports},
-        )
-        r = Rig(sb, app, ports)
-
-        @app.default()
-        async def handler(call: CallSession) -> None:
-            await call.answer()
-            try:
-                out = await r.bodies[call.called_number](call)
-            except Exception as exc:  # surfaced to the test by Rig.result
-                r.results.put_nowait(exc)
-                raise
-            finally:
-                if isinstance(call._voice, CallMedia):
-                    r.voices.append(call._voice)
-            r.results.put_nowait(out)
-
-        async with app:
-            await sb.wait_app("voxflow", 20)
-            yield r
-            for sim in list(sb.calls.values()):
-                await sim.hangup()
-            for _ in range(200):  # the handler's cleanup runs on StasisEnd
-                if not app.sessions:
-                    break
-                await asyncio.sleep(0.05)
-        # Teardown leaves nothing behind: channels, bridges, our sockets and ports, the pacer.
-        assert sb.pbx.channels == {}
-        assert sb.pbx.bridges == {}
-        assert ports.in_use == frozenset()
-        assert all(v.socket is None or v.socket.closed for v in r.voices)
-        assert shared_pacer().streams == 0
+    """A started rig with espeak-ng TTS and pocketsphinx STT."""
+    rig = open_app_rig(
+        PortRange(41000, 41099), tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT()
+    )
+    async with rig as r:
+        yield r
 
 
 def recognise(pcm8k: bytes, phrases: list[str] = PHRASES) -> Awaitable[str]:
