@@ -161,6 +161,15 @@ class FakeClock:
         self.now += delay
 
 
+class OnTimeClock(FakeClock):
+    """A fake clock whose sleeps wake exactly on time."""
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        self.now += delay
+        await asyncio.sleep(0)
+
+
 async def test_pacer_on_fake_clock_sends_one_frame_per_tick_on_grid() -> None:
     clock = FakeClock()
     pacer = Pacer(0.02, clock=clock, sleep=clock.sleep, early=0.0015, block=clock.block)
@@ -231,12 +240,6 @@ class _SlowStampStream(OutboundStream):
 
 
 async def test_pacer_stamps_before_the_deadline_and_sends_on_the_grid() -> None:
-    class OnTimeClock(FakeClock):
-        async def sleep(self, delay: float) -> None:
-            self.sleeps.append(delay)
-            self.now += delay
-            await asyncio.sleep(0)
-
     clock = OnTimeClock()
     pacer = Pacer(0.02, clock=clock, sleep=clock.sleep, early=0.0015, block=clock.block)
     sent: list[tuple[float, int]] = []
@@ -271,12 +274,6 @@ async def test_packet_for_tick_without_wake_leaves_waiters_to_wake_idle() -> Non
 
 
 async def test_pacer_holds_the_loop_only_on_ticks_with_audio() -> None:
-    class OnTimeClock(FakeClock):
-        async def sleep(self, delay: float) -> None:
-            self.sleeps.append(delay)
-            self.now += delay
-            await asyncio.sleep(0)
-
     clock = OnTimeClock()
     pacer = Pacer(0.02, clock=clock, sleep=clock.sleep, early=0.0015, block=clock.block)
     st = OutboundStream("ulaw")
