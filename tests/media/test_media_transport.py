@@ -174,3 +174,42 @@ async def test_remote_can_move_between_addresses_but_not_widen_once_connected() 
     finally:
         for s in (a, b, c):
             await s.aclose()
+
+
+class _FullFor:
+    """The RTP socket's OS socket, reporting a full send buffer (EAGAIN) for some packets."""
+
+    def __init__(self, sock: socket.socket, full: set[int]) -> None:
+        self.sock = sock
+        self.full = full
+        self.calls = 0
+
+    def send(self, data: bytes) -> int:
+        self.calls += 1
+        if self.calls in self.full:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return self.sock.send(data)
+
+
+async def test_a_full_send_buffer_hands_packets_to_the_transport_in_order() -> None:
+    got: list[RtpPacket] = []
+    a = await RtpSocket.open(on_packet=got.append)
+    b = await RtpSocket.open()
+    try:
+        a.set_remote(*b.local)
+        b.set_remote(*a.local)
+        real = b._sock
+        assert real is not None
+        b._sock = _FullFor(real, full={3, 4, 7})  # type: ignore[assignment]
+        for seq in range(1, 11):
+            b.send(RtpPacket(0, seq, seq * 160, 5, b"\xff" * 160).serialize())
+        for _ in range(200):
+            if len(got) >= 10:
+                break
+            await asyncio.sleep(0.01)
+        # Nothing lost, nothing reordered: refused packets went through the transport.
+        assert [p.sequence for p in got] == list(range(1, 11))
+        assert b.icmp_errors == 0
+    finally:
+        await a.aclose()
+        await b.aclose()
