@@ -277,8 +277,7 @@ class Pacer:
                 self.send_errors += 1
                 log.exception("RTP send failed")
         for stream, _, _ in batch:
-            if not stream._queue and stream._idle_waiters:
-                stream._wake_idle()
+            stream.wake_idle()
         self.ticks += 1
         return len(batch)
 
