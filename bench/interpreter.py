@@ -86,9 +86,14 @@ async def _callers(base: str, n: int, press_after_all: bool, rate: float) -> Non
     async with aiohttp.ClientSession(base, headers=auth, connector=conn) as http:
 
         async def place(i: int) -> str:
-            body = {"from": f"+1555{i:07d}", "to": "100", "app": "voxflow"}
+            # wait_app: the worker may still be starting; a call placed before its events
+            # socket is open is refused (409), which would make the figures meaningless.
+            body = {"from": f"+1555{i:07d}", "to": "100", "app": "voxflow", "wait_app": 60}
             async with http.post("/sandbox/calls", json=body) as r:
-                return str((await r.json())["id"])
+                answer = await r.json()
+                if r.status != 201:
+                    raise SystemExit(f"call {i} refused ({r.status}): {answer.get('message')}")
+                return str(answer["id"])
 
         async def state(cid: str) -> dict[str, Any]:
             async with http.get(f"/sandbox/calls/{cid}") as r:

@@ -89,7 +89,13 @@ async def test_control_api_places_scripts_and_reports_a_call(sandbox: Sandbox, a
         async with s.post(f"{base}/sandbox/outbound", json=bad) as r:
             assert r.status == 400
         async with s.post(f"{base}/sandbox/calls", json={"app": "nobody", "wait_app": 0}) as r:
-            assert r.status == 409 and (await _json(r))["state"] == "ended"
+            failed = await _json(r)
+        # A call placed before the app connected is refused with the reason and a real id.
+        assert r.status == 409 and failed["state"] == "ended"
+        assert failed["message"] == "Stasis app 'nobody' doesn't exist"
+        assert failed["id"]
+        async with s.get(f"{base}/sandbox/calls/{failed['id']}") as r:
+            assert r.status == 200 and (await _json(r))["state"] == "ended"
     async with aiohttp.ClientSession() as anon, anon.get(f"{base}/sandbox/calls") as r:
         assert r.status == 401
 

@@ -103,7 +103,11 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
             wait_app=float(body.get("wait_app", 5.0)),
         )
         if call.ended:
-            return web.json_response({**summary(call, full=True)}, status=409)
+            reason = next(
+                (str(e["reason"]) for e in reversed(call.experience()) if e.get("reason")),
+                "the call ended before it reached the app",
+            )
+            return web.json_response({"message": reason, **summary(call, full=True)}, status=409)
         return web.json_response(summary(call, full=False), status=201)
 
     async def list_calls(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:

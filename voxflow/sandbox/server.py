@@ -330,16 +330,17 @@ class Sandbox:
             app=app,
             record_heard=self.record_heard,
         )
+        cid = channel_id or self.pbx.new_channel_id()
         ch = self.pbx.inbound(
-            call, caller=(name, from_), to=to, app=app, args=list(args or []), channel_id=channel_id
+            call, caller=(name, from_), to=to, app=app, args=list(args or []), channel_id=cid
         )
+        call.id = cid  # a failed call keeps its channel's id too: never "" (issue 18)
+        self.calls[cid] = call
         if ch is None:
             call._ended_by(16, "pbx")
             call._exp[-1]["reason"] = f"Stasis app '{app}' doesn't exist"
             return call
-        call.id = ch.id
         call.channel = ch
-        self.calls[ch.id] = call
         return call
 
     def _make_outbound_far(self, ch: Channel, resource: str) -> SimCall:
