@@ -28,19 +28,40 @@ __all__ = ["replay_command", "test_command"]
 )
 @click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Write JUnit XML.")
 @click.option("-v", "--verbose", is_flag=True, help="Print the trace of passing scenarios too.")
+@click.option(
+    "-k",
+    "select",
+    metavar="PATTERN",
+    default=None,
+    help="Run only the scenarios whose name contains PATTERN (case-insensitive).",
+)
 def test_command(
     paths: tuple[str, ...],
     show_coverage: bool,
     min_coverage: float | None,
     junit: str | None,
     verbose: bool,
+    select: str | None,
 ) -> None:
-    """Run the flow scenarios (*.test.yaml) under PATHS in virtual time."""
+    """Run the flow scenarios (*.test.yaml) under PATHS in virtual time.
+
+    \b
+    Examples:
+      voxflow test flows
+      voxflow test flows/main_ivr.flow -k "sales by key"
+      voxflow test flows --coverage --min-coverage 90 --junit out.xml
+
+    \b
+    Exit codes: 0 every scenario passed (and coverage met --min-coverage),
+    1 a scenario failed, a file did not load or coverage is too low, 2 usage errors.
+    """
     try:
-        run = run_paths(paths)
+        run = run_paths(paths, select)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     if not run.outcomes and not run.errors:
+        if select is not None:
+            raise click.UsageError(f"no scenario name contains {select!r} in: {' '.join(paths)}")
         raise click.UsageError(f"no scenario files (*.test.yaml) found in: {' '.join(paths)}")
     text, ok = format_report(
         run, coverage=show_coverage, min_coverage=min_coverage, verbose=verbose

@@ -21,6 +21,7 @@ from voxflow.testing.coverage import FlowCoverage
 from voxflow.testing.expect import check_expectations
 from voxflow.testing.scenario import Scenario, ScenarioFile, load_scenario_file
 from voxflow.testing.sim import SimResult, run_scenario
+from voxflow.testing.static import scenario_problems
 
 __all__ = [
     "ScenarioOutcome",
@@ -134,18 +135,25 @@ def _display(p: str | Path) -> str:
     return rel if not rel.startswith("..") else text
 
 
-def run_file(sf: ScenarioFile, flow: ir.Flow, run: TestRun, cov: FlowCoverage) -> None:
-    """Run every scenario of one file, adding outcomes and coverage to ``run``."""
+def selected(sc: Scenario, pattern: str | None) -> bool:
+    """``-k PATTERN``: the scenario's name contains ``pattern`` (case-insensitive)."""
+    return pattern is None or pattern.casefold() in sc.name.casefold()
+
+
+def run_file(
+    sf: ScenarioFile, flow: ir.Flow, run: TestRun, cov: FlowCoverage, select: str | None = None
+) -> None:
+    """Run every (selected) scenario of one file, adding outcomes and coverage to ``run``."""
     for sc in sf.scenarios:
+        if not selected(sc, select):
+            continue
         t0 = time.perf_counter()
-        try:
-            res: SimResult | None = run_scenario(flow, sc, sf.defaults)
-        except ValueError as exc:  # e.g. an invalid 'time'
-            res = None
-            failures = [f"{_display(sf.path)}:{sc.line}: {exc}"]
-            step = -1
+        static = scenario_problems(flow, sc, sf.defaults, file=_display(sf.path))
+        res: SimResult | None = None
+        if static:
+            failures, step = static, -1
         else:
-            assert res is not None
+            res = run_scenario(flow, sc, sf.defaults)
             failures = [p for _, p in res.problems]
             step = res.problems[0][0] if res.problems else res.steps_done - 1
             failures += check_expectations(sc.expect, res)
@@ -157,8 +165,9 @@ def run_file(sf: ScenarioFile, flow: ir.Flow, run: TestRun, cov: FlowCoverage) -
         )
 
 
-def run_paths(paths: Iterable[str | os.PathLike[str]]) -> TestRun:
-    """Discover and run; never raises for bad scenario or flow files (they become errors)."""
+def run_paths(paths: Iterable[str | os.PathLike[str]], select: str | None = None) -> TestRun:
+    """Discover and run (only scenarios whose name contains ``select``, when given); never
+    raises for bad scenario or flow files (they become errors)."""
     scen_files, flow_files = discover(paths)
     run = TestRun()
     flows: dict[str, ir.Flow | None] = {}
@@ -181,7 +190,7 @@ def run_paths(paths: Iterable[str | os.PathLike[str]]) -> TestRun:
         cov = run.coverage.get(key)
         if cov is None:
             cov = run.coverage[key] = FlowCoverage(_display(sf.flow_path), flow)
-        run_file(sf, flow, run, cov)
+        run_file(sf, flow, run, cov, select)
     _untested(run, flow_files, flows)
     return run
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,9 +30,11 @@ __all__ = [
     "HttpMock",
     "Mocks",
     "QueueMock",
+    "RequestExpect",
     "Scenario",
     "ScenarioDefaults",
     "ScenarioFile",
+    "TextMatch",
     "load_scenario_file",
     "parse_duration",
     "parse_scenario_text",
@@ -109,7 +112,7 @@ class Action(_Lined):
         if isinstance(data, str):
             verb = data.strip()
             if verb == "hangup":
-                return {"kind": "hangup"}
+                return {"kind": "hangup", "line": getattr(data, "line", 0)}
             raise ValueError(
                 f"unknown action {verb!r}: write 'hangup' or a mapping such as "
                 "{press: '1'}, {say: 'sales please'}, {silence: 6s}, {wait: 2s}"
@@ -332,36 +335,117 @@ class Ended(_Model):
         return data
 
 
+class TextMatch(_Lined):
+    """One entry of ``said``/``played``/``dialed``/``http``: a regex (searched), how many items
+    it must match (``times``; 0 = none), and ``ignore_case``. A plain string is ``{match: ...}``."""
+
+    match: str
+    times: int | None = Field(default=None, ge=0)
+    ignore_case: bool = False
+
+    _match = field_validator("match")(_check_regex)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        return {"match": data} if isinstance(data, str) else data
+
+    def describe(self) -> str:
+        flags = "i" if self.ignore_case else ""
+        times = f" {self.times} time(s)" if self.times is not None else ""
+        return f"/{self.match}/{flags}{times}"
+
+
+class RequestExpect(_Lined):
+    """An HTTP request that must have been made ``times`` times (default: at least once; 0 =
+    never): ``method``, ``url`` (regex, searched), ``json`` (the body contains these keys with
+    these values), ``body`` (regex on the body as JSON text) and ``headers`` (name -> regex)."""
+
+    method: str | None = None
+    url: str = ".*"
+    json_: Any = Field(default=None, alias="json")
+    body: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    times: int | None = Field(default=None, ge=0)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    _url = field_validator("url")(_check_regex)
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, v: str | None) -> str | None:
+        return v if v is None else _check_regex(v)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for rx in v.values():
+            _check_regex(rx)
+        return v
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str | None) -> str | None:
+        return v.upper() if v else v
+
+    def describe(self) -> str:
+        parts = [self.method or "*", f"/{self.url}/"]
+        if self.json_ is not None:
+            parts.append(f"json {self.json_!r}")
+        if self.body is not None:
+            parts.append(f"body /{self.body}/")
+        parts += [f"{k}: /{v}/" for k, v in self.headers.items()]
+        return " ".join(parts)
+
+
 class Expect(_Model):
     """What must hold after the call. Regexes are searched (use ``^...$`` to anchor);
-    ordered lists match as a subsequence."""
+    ordered lists match as a subsequence; a list written empty (``dialed: []``) means nothing
+    of that kind happened, a list left out is not checked."""
 
-    said: tuple[str, ...] = ()
-    not_said: tuple[str, ...] = ()
-    played: tuple[str, ...] = ()
-    states: tuple[str, ...] = ()
-    not_visited: tuple[str, ...] = ()
+    said: tuple[TextMatch, ...] | None = None
+    not_said: tuple[str, ...] | None = None
+    played: tuple[TextMatch, ...] | None = None
+    states: tuple[str, ...] | None = None
+    not_visited: tuple[str, ...] | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     transfer: str | None = None
     queue: str | None = None
-    dialed: tuple[str, ...] = ()
-    http: tuple[str, ...] = ()
+    dialed: tuple[TextMatch, ...] | None = None
+    http: tuple[TextMatch, ...] | None = None
+    requests: tuple[RequestExpect, ...] | None = None
     recording: bool | str | None = None
+    ignore_case: bool = False
     ended: Ended | None = None
 
-    @field_validator("said", "not_said", "played", "dialed", "http")
+    @field_validator("not_said")
     @classmethod
-    def _regexes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for r in v:
+    def _regexes(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for r in v or ():
             _check_regex(r)
         return v
 
     @field_validator("said", "not_said", "played", "states", "not_visited", "dialed", "http",
-                     mode="before")  # fmt: skip
+                     "requests", mode="before")  # fmt: skip
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+        return [v] if isinstance(v, str | dict) else v
+
+
+def _check_time(v: Any) -> Any:
+    """``time`` must be an ISO date-time (checked when the file loads, not when it runs)."""
+    if isinstance(v, datetime):  # YAML reads an unquoted 2025-01-06T10:00:00 as a timestamp
+        return v.isoformat()
+    if isinstance(v, str):
+        try:
+            datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(
+                f"invalid time {v!r} (write an ISO date-time, e.g. 2025-01-06T18:30:00)"
+            ) from None
+    return v
 
 
 # ---------------------------------------------------------------- scenarios and files
@@ -378,6 +462,8 @@ class ScenarioDefaults(_Model):
     timeout: float = 300.0
     metadata: dict[str, Any] = Field(default_factory=dict)
     mocks: Mocks = Mocks()
+
+    _time = field_validator("time", mode="before")(_check_time)
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -399,6 +485,8 @@ class Scenario(_Lined):
     mocks: Mocks = Mocks()
     steps: tuple[Action, ...] = ()
     expect: Expect = Expect()
+
+    _time = field_validator("time", mode="before")(_check_time)
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -443,6 +531,21 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class _LinedStr(str):
+    """A YAML string that knows its line (so ``- hangup`` steps report where they are)."""
+
+    line: int = 0
+
+
+def _construct_str(loader: _LineLoader, node: yaml.ScalarNode) -> str:
+    text = _LinedStr(loader.construct_scalar(node))
+    text.line = node.start_mark.line + 1
+    return text
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+
+
 def _strip_lines(value: Any, keep: bool) -> Any:
     """Drop ``__line__`` from mappings that are user data (variables, JSON bodies, args)."""
     if isinstance(value, dict):
@@ -453,10 +556,12 @@ def _strip_lines(value: Any, keep: bool) -> Any:
         }
     if isinstance(value, list):
         return [_strip_lines(v, keep) for v in value]
+    if isinstance(value, _LinedStr) and not keep:
+        return str(value)
     return value
 
 
-_DATA_KEYS = frozenset({"json", "args", "variables", "metadata", "media"})
+_DATA_KEYS = frozenset({"json", "args", "variables", "metadata", "media", "headers"})
 
 
 def _unknown_key(key: str, allowed: tuple[str, ...]) -> str:

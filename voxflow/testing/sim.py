@@ -29,7 +29,15 @@ from voxflow.runtime.step import initial_state, step
 from voxflow.testing.scenario import Action, AgentMock, Mocks, Scenario, ScenarioDefaults
 from voxflow.viz.flowmap import edge_source, outcome_label, step_key
 
-__all__ = ["CoverageObserver", "Hit", "SimResult", "TraceLine", "run_scenario", "traced_step"]
+__all__ = [
+    "CoverageObserver",
+    "Hit",
+    "SentRequest",
+    "SimResult",
+    "TraceLine",
+    "run_scenario",
+    "traced_step",
+]
 
 DEFAULT_TIME = "2025-01-06T10:00:00"  # a Monday, 10:00 in the flow's timezone
 _REACTION = 0.3
@@ -61,6 +69,16 @@ class Hit:
     key: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class SentRequest:
+    """An HTTP request the flow made (an ``http`` step or an agent action), as sent."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+
+
 @dataclass
 class SimResult:
     """Everything observable about one simulated call."""
@@ -76,6 +94,7 @@ class SimResult:
     dialed: list[str] = field(default_factory=list)
     recordings: list[str] = field(default_factory=list)
     http: list[str] = field(default_factory=list)
+    requests: list[SentRequest] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     hits: set[Hit] = field(default_factory=set)
     ended: tuple[str, str] | None = None
@@ -381,6 +400,7 @@ class _Sim:
 
     def http(self, op: ev.Http) -> None:
         self.res.http.append(f"{op.method} {op.url}")
+        self.res.requests.append(SentRequest(op.method, op.url, op.headers, op.body))
         m = self._take(
             self.mocks.http,
             lambda h: (h.method in (None, op.method)) and re.search(h.url, op.url) is not None,
@@ -459,6 +479,7 @@ class _Sim:
             self.problem(f"agent action '{name}' could not be prepared: {exc}")
             return t
         self.res.http.append(f"{req.method} {req.url}")
+        self.res.requests.append(SentRequest(req.method, req.url, req.headers, req.body))
         m = self._take(
             self.mocks.http,
             lambda h: h.method in (None, req.method) and re.search(h.url, req.url) is not None,

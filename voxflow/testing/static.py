@@ -1,0 +1,136 @@
+"""Check a scenario against its flow before running it: names it uses and values it mocks.
+
+A scenario that names a state the flow does not have (``expect.states: [hourz]``) or mocks an
+agent tool with arguments of the wrong type could otherwise pass or fail for the wrong reason;
+these checks say so with the scenario's line and a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from voxflow.ir import models as ir
+from voxflow.ir import steps as irs
+from voxflow.testing.scenario import AgentMock, Scenario, ScenarioDefaults
+
+__all__ = ["scenario_problems", "state_names", "type_problem"]
+
+
+def state_names(flow: ir.Flow) -> set[str]:
+    """Every state a scenario may name: the flow's, and ``subflow.state`` for subflows."""
+    names = set(flow.states)
+    for sub in flow.subflows.values():
+        names.update(f"{sub.name}.{st}" for st in sub.states)
+    return names
+
+
+def _known(name: str, names: set[str]) -> bool:
+    return name in names or any(n.split(".", 1)[-1] == name for n in names if "." in n)
+
+
+def _unknown_state(where: str, name: str, names: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(names), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{where}: no such state '{name}'{hint}"
+
+
+def _iter_models(node: Any) -> Iterator[BaseModel]:
+    if isinstance(node, BaseModel):
+        yield node
+        for name in type(node).model_fields:
+            yield from _iter_models(getattr(node, name))
+    elif isinstance(node, tuple | list):
+        for item in node:
+            yield from _iter_models(item)
+    elif isinstance(node, dict):
+        for item in node.values():
+            yield from _iter_models(item)
+
+
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "bool": (bool,),
+    "duration": (int, float, str),
+    "list": (list, tuple),
+    "map": (dict,),
+    "null": (type(None),),
+}
+
+
+def type_problem(name: str, declared: str, value: Any) -> str | None:
+    """Why ``value`` cannot be an argument of type ``declared``, or None when it can."""
+    kinds = _PYTHON_TYPES.get(declared)
+    if kinds is None:  # any
+        return None
+    if isinstance(value, bool) and bool not in kinds:
+        ok = False
+    else:
+        ok = isinstance(value, kinds)
+    if ok:
+        return None
+    return f"'{name}' is declared {declared}, got {type(value).__name__} {value!r}"
+
+
+def _args_problems(
+    what: str, params: tuple[irs.ToolArg, ...] | tuple[irs.ActionParam, ...], args: dict[str, Any]
+) -> list[str]:
+    declared = {p.name: p for p in params}
+    out = []
+    for key, value in args.items():
+        p = declared.get(key)
+        if p is None:
+            close = difflib.get_close_matches(key, list(declared), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            allowed = ", ".join(declared) or "none"
+            out.append(f"{what}: no argument '{key}'{hint}; it takes: {allowed}")
+            continue
+        problem = type_problem(key, p.type, value)
+        if problem is not None:
+            out.append(f"{what}: {problem}")
+    out += [
+        f"{what}: required argument '{p.name}' is missing"
+        for p in params
+        if p.required and p.name not in args
+    ]
+    return out
+
+
+def _agent_problems(flow: ir.Flow, mocks: tuple[AgentMock, ...], file: str) -> list[str]:
+    steps = [m for m in _iter_models(flow) if isinstance(m, irs.AgentStep)]
+    tools = {t.name: t for s in steps for t in s.tools}
+    actions = {a.name: a for s in steps for a in s.actions}
+    out = []
+    for m in mocks:
+        at = f"{file}:{m.line}: mocks.agent"
+        if m.tool is not None and m.tool in tools:
+            out += _args_problems(f"{at}: tool '{m.tool}'", tools[m.tool].args, m.args)
+        for turn in m.turns:
+            if turn.action is not None and turn.action in actions:
+                act = actions[turn.action]
+                out += _args_problems(f"{at}: action '{turn.action}'", act.args, turn.args)
+    return out
+
+
+def scenario_problems(
+    flow: ir.Flow, sc: Scenario, defaults: ScenarioDefaults, *, file: str = ""
+) -> list[str]:
+    """What is wrong with ``sc`` as a test of ``flow``, before it runs (empty when nothing)."""
+    names = state_names(flow)
+    exp = sc.expect
+    at = f"{file}:{sc.line}: expect"
+    out = [
+        _unknown_state(f"{at}.{key}", name, names)
+        for key, values in (("states", exp.states or ()), ("not_visited", exp.not_visited or ()))
+        for name in values
+        if not _known(name, names)
+    ]
+    if exp.ended is not None and exp.ended.state is not None:
+        if not _known(exp.ended.state, names):
+            out.append(_unknown_state(f"{at}.ended.state", exp.ended.state, names))
+    out += _agent_problems(flow, sc.mocks.agent + defaults.mocks.agent, file)
+    return out
