@@ -1,75 +1,50 @@
-"""The ARI events websocket connection: handshake, messages, keepalive, close (the I/O edge).
+"""The ARI websocket's asyncio adapter: moves bytes between a transport and a :class:`WsProtocol`.
 
-:func:`open_events_socket` opens one connection (ws or wss). The opening handshake is the
-``websockets`` library's Sans-IO :class:`~websockets.client.ClientProtocol` (request, key,
-``Sec-WebSocket-Accept`` check, error responses with their body). Once open, frames are decoded
-by :class:`~voxflow.ari.wsframes.FrameDecoder` inside ``data_received`` and each message goes to
-``on_message`` synchronously, in order: no queue, future or task switch per event, which is most
-of what an awaited ``receive()`` costs per message. The socket stays paused after the handshake
-until :meth:`EventsSocket.start`, so the owner can resync before the first event is read.
+Every protocol decision (handshake, frames, pings, closes, keepalive) is made by the sans-I/O
+:class:`~voxflow.ari.wsproto.WsProtocol`; :class:`WsConnection` only feeds it what arrives, writes
+what it returns, runs the keepalive timer and closes the transport when told to. Messages go to
+``on_message`` synchronously from ``data_received``, in order: no queue, future or task switch per
+event, which is most of what an awaited ``receive()`` costs per message.
 
-Keepalive: when nothing has arrived for ``ping_interval`` a ping is sent; if nothing (not even
-the pong) arrives within half an interval more, the connection is dropped as dead.
+:func:`open_events_socket` opens the client side (voxflow -> Asterisk's ``/ari/events``, ws or
+wss): the socket stays paused after the handshake until :meth:`EventsSocket.start`, so the owner
+can resync before the first event is read. The server side (Asterisk 22's outbound websocket ->
+voxflow) is :mod:`voxflow.ari.wsserver`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import ssl as ssllib
 from collections.abc import Callable, Mapping
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.http11 import Response
+from websockets.exceptions import InvalidHandshake, InvalidURI
 from websockets.uri import parse_uri
 
-from voxflow.ari.rest import error_for_status
-from voxflow.ari.wsframes import (
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    FrameDecoder,
-    WsProtocolError,
-    client_frame,
-    parse_close,
-)
+from voxflow.ari.wsproto import WsProtocol, WsState
 from voxflow.errors import AriConnectionError, AriError, AriTimeoutError
 
-__all__ = ["EventsSocket", "open_events_socket"]
+__all__ = ["EventsSocket", "MessageHandler", "WsConnection", "open_events_socket"]
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[bytes], None]
 
-_HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
-_MAX_HEADERS = 64 * 1024
 _CLOSE_TIMEOUT = 5.0
 
 
-class EventsSocket(asyncio.Protocol):
-    """One open events websocket. Made by :func:`open_events_socket`."""
+def _ignore(message: bytes) -> None:
+    del message
 
-    def __init__(
-        self,
-        handshake: ClientProtocol,
-        *,
-        on_message: MessageHandler,
-        ping_interval: float,
-        max_size: int,
-    ) -> None:
-        self._handshake = handshake
-        self._on_message = on_message
-        self.ping_interval = ping_interval
-        self._decoder = FrameDecoder(max_size)
-        self._state = _HANDSHAKE
-        self._head = b""  # handshake bytes received so far
-        self._leftover = b""  # frames that came with the handshake answer
-        self._reading_body = False  # a refused handshake whose body is still arriving
-        self._active = False  # something arrived since the last keepalive tick
-        self._silent_ticks = 0
+
+class WsConnection(asyncio.Protocol):
+    """One websocket connection over an asyncio transport (client or server side)."""
+
+    def __init__(self, proto: WsProtocol, *, on_message: MessageHandler | None = None) -> None:
+        self.proto = proto
+        self.on_message: MessageHandler = on_message or _ignore
         self._timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
@@ -77,32 +52,38 @@ class EventsSocket(asyncio.Protocol):
         self._loop = loop
         self._opened: asyncio.Future[None] = loop.create_future()
         self._closed: asyncio.Future[None] = loop.create_future()
-        self.close_code: int | None = None
-        self.close_reason = ""
+
+    @property
+    def ping_interval(self) -> float:
+        return self.proto.ping_interval
 
     @property
     def is_open(self) -> bool:
         """True from the handshake until a close starts or the connection is lost."""
-        return self._state == _OPEN
+        return self.proto.is_open and self._transport is not None
 
-    def start(self) -> None:
-        """Deliver messages from now on (the socket is paused after the handshake)."""
-        if self._state != _OPEN or self._transport is None:
-            return
-        self._schedule_keepalive()
-        leftover, self._leftover = self._leftover, b""
-        if leftover:
-            self._frames(leftover)
-        if self._transport is not None and self._state == _OPEN:
-            self._transport.resume_reading()
+    @property
+    def close_code(self) -> int | None:
+        return self.proto.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self.proto.close_reason
+
+    def send_text(self, payload: bytes) -> None:
+        """Send one TEXT message (``AriConnectionError`` if the connection is not open)."""
+        if self._transport is None or self._transport.is_closing():
+            raise AriConnectionError("ARI websocket: the connection is closed")
+        self.proto.send_text(payload)
+        self._flush()
 
     async def close(self, code: int = 1000) -> None:
-        """Close cleanly (close frame, then wait for the server's) and wait until closed."""
-        if self._state == _OPEN and self._transport is not None:
-            self._state = _CLOSING
-            self._transport.write(client_frame(OP_CLOSE, code.to_bytes(2, "big")))
+        """Close cleanly (close frame, then wait for the peer's) and wait until closed."""
+        if self.proto.state == WsState.OPEN and self._transport is not None:
+            self.proto.close(code)
+            self._flush()
             self._close_timer = self._loop.call_later(_CLOSE_TIMEOUT, self.abort)
-        elif self._state == _HANDSHAKE:
+        elif self.proto.state == WsState.HANDSHAKE:
             self.abort()
         await self.wait_closed()
 
@@ -120,163 +101,109 @@ class EventsSocket(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        transport.write(b"".join(self._handshake.data_to_send()))
+        self._flush()
 
     def data_received(self, data: bytes) -> None:
-        if self._state == _OPEN:
-            self._frames(data)
-        elif self._state == _HANDSHAKE:
-            self._handshake_data(data)
+        proto = self.proto
+        if proto.state == WsState.OPEN:
+            self._deliver(proto.receive_data(data))
+        elif proto.state == WsState.CLOSING:
+            proto.receive_data(data)
+            self._flush()
+        elif proto.state == WsState.HANDSHAKE:
+            proto.receive_data(data)
+            self._flush()
+            self._after_handshake_data()
 
     def eof_received(self) -> bool | None:
-        if self._state == _HANDSHAKE and self._reading_body:
-            self._handshake.receive_eof()
-            self._handshake_answer()
+        self.proto.receive_eof()
+        self._after_handshake_data()
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._state = _CLOSED
+        self.proto.connection_lost()
         self._transport = None
         for timer in (self._timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
         self._timer = self._close_timer = None
         if not self._opened.done():
-            self._opened.set_exception(
-                AriConnectionError("ARI events: connection closed during the websocket handshake")
-            )
+            error = self.proto.handshake_error or AriConnectionError("ARI websocket: closed")
+            self._opened.set_exception(error)
             self._opened.exception()  # retrieved: the opener re-raises it
         if not self._closed.done():
             self._closed.set_result(None)
 
-    # ------------------------------------------------------------------ handshake
+    # ------------------------------------------------------------------ internals
 
-    def _handshake_data(self, data: bytes) -> None:
-        if self._reading_body:
-            self._handshake.receive_data(data)
-            self._handshake_answer()
+    def _after_handshake_data(self) -> None:
+        if self._opened.done():
             return
-        self._head += data
-        end = self._head.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._head) > _MAX_HEADERS:
-                self._fail_handshake(AriConnectionError("ARI events: handshake answer too long"))
-            return
-        head, rest = self._head[: end + 4], self._head[end + 4 :]
-        self._head = b""
-        # Only the header block goes to websockets: what follows a 101 is ours (frames).
-        self._handshake.receive_data(head)
-        if not self._handshake_answer():
-            self._reading_body = True  # a refusal with a body: let websockets read it
-            self._handshake.receive_data(rest)
-            self._handshake_answer()
-        elif self._state == _OPEN:
-            self._leftover = rest
-
-    def _handshake_answer(self) -> bool:
-        """Act on the parsed handshake answer; False while it is incomplete."""
-        response = next(
-            (e for e in self._handshake.events_received() if isinstance(e, Response)), None
-        )
-        if response is None:
-            return False
-        exc = self._handshake.handshake_exc
-        if exc is None:
-            self._state = _OPEN
-            assert self._transport is not None
-            self._transport.pause_reading()
+        if self.proto.state == WsState.OPEN:
             self._opened.set_result(None)
-        else:
-            self._fail_handshake(_handshake_error(exc, response))
-        return True
+            self._handshake_done()
+        elif self.proto.handshake_error is not None:
+            self._opened.set_exception(self.proto.handshake_error)
+            self._opened.exception()
+            self._flush()
 
-    def _fail_handshake(self, error: AriError) -> None:
-        if not self._opened.done():
-            self._opened.set_exception(error)
-        self._state = _CLOSED
-        if self._transport is not None:
-            self._transport.close()
+    def _handshake_done(self) -> None:
+        """The connection is open (subclasses decide when frames are read)."""
 
-    # ------------------------------------------------------------------ frames
-
-    def _frames(self, data: bytes) -> None:
-        self._active = True
-        decoder = self._decoder
-        try:
-            messages = decoder.feed(data)
-        except WsProtocolError as exc:
-            log.warning("ARI events socket: %s; closing with %d", exc.reason, exc.code)
-            self._send_close(exc.code)
-            return
-        on_message = self._on_message
+    def _deliver(self, messages: list[bytes]) -> None:
+        transport = self._transport
+        on_message = self.on_message
         for message in messages:
             try:
                 on_message(message)
             except Exception:
-                log.exception("ARI events: message handler failed")
-            if self._state != _OPEN:
+                log.exception("ARI websocket: message handler failed")
+            if transport is None or transport.is_closing():
                 return  # the handler closed the socket: the rest is not ours to deliver
-        if decoder.control:
-            self._answer_control()
-        if decoder.close_frame is not None:
-            self.close_code, self.close_reason = parse_close(decoder.close_frame)
-            log.info("ARI events socket closed by the server (%d)", self.close_code)
-            self._send_close(self.close_code if 1000 <= self.close_code < 1004 else 1000)
+        self._flush()
 
-    def _answer_control(self) -> None:
-        control, self._decoder.control = self._decoder.control, []
-        for opcode, payload in control:
-            if opcode == OP_PING and self._transport is not None:
-                self._transport.write(client_frame(OP_PONG, payload))
-            # a pong only proves the peer is alive: _active already says so
-
-    def _send_close(self, code: int) -> None:
-        if self._state == _OPEN and self._transport is not None:
-            self._state = _CLOSING
-            self._transport.write(client_frame(OP_CLOSE, code.to_bytes(2, "big")))
-            self._transport.close()  # flushes the close frame, then closes
-
-    # ------------------------------------------------------------------ keepalive
+    def _flush(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        out = self.proto.data_to_send()
+        if out:
+            transport.write(b"".join(out) if len(out) > 1 else out[0])
+        if self.proto.close_transport:
+            transport.close()  # flushes what was written, then closes
 
     def _schedule_keepalive(self) -> None:
-        if self.ping_interval > 0:
-            self._timer = self._loop.call_later(self.ping_interval / 2, self._keepalive)
+        if self.proto.ping_interval > 0:
+            self._timer = self._loop.call_later(self.proto.ping_interval / 2, self._keepalive)
 
     def _keepalive(self) -> None:
         self._timer = None
-        if self._state != _OPEN or self._transport is None:
+        if self._transport is None or self.proto.state != WsState.OPEN:
             return
-        if self._active:
-            self._active = False
-            self._silent_ticks = 0
-        else:
-            self._silent_ticks += 1
-            if self._silent_ticks == 2:  # quiet for a whole interval: ask
-                self._transport.write(client_frame(OP_PING, b"voxflow"))
-            elif self._silent_ticks > 2:  # and no answer within half an interval
-                log.warning("ARI events socket: no answer to a ping; dropping the connection")
-                self.abort()
-                return
+        if self.proto.tick():
+            self.abort()
+            return
+        self._flush()
         self._schedule_keepalive()
 
 
-def _handshake_error(exc: Exception, response: Response) -> AriError:
-    if isinstance(exc, InvalidStatus):
-        status = response.status_code
-        return error_for_status(status, _error_message(response), method="GET", path="/events")
-    return AriConnectionError(f"ARI events: invalid websocket handshake ({exc})")
+class EventsSocket(WsConnection):
+    """The client side: one open events websocket. Made by :func:`open_events_socket`."""
 
+    def start(self) -> None:
+        """Deliver messages from now on (the socket is paused after the handshake)."""
+        if self.proto.state != WsState.OPEN or self._transport is None:
+            return
+        self._schedule_keepalive()
+        leftover, self.proto.leftover = self.proto.leftover, b""
+        if leftover:
+            self._deliver(self.proto.receive_data(leftover))
+        if self._transport is not None and self.proto.state == WsState.OPEN:
+            self._transport.resume_reading()
 
-def _error_message(response: Response) -> str:
-    """The ARI ``message``/``error`` of a refused handshake, else the reason phrase."""
-    body = response.body or b""
-    with contextlib.suppress(ValueError):
-        data = json.loads(body)
-        if isinstance(data, dict):
-            for key in ("message", "error"):
-                if isinstance(data.get(key), str):
-                    return str(data[key])
-    return response.reason_phrase or "websocket handshake refused"
+    def _handshake_done(self) -> None:
+        assert self._transport is not None
+        self._transport.pause_reading()
 
 
 def _ssl_context(ssl: ssllib.SSLContext | bool) -> ssllib.SSLContext:
@@ -308,14 +235,13 @@ async def open_events_socket(
         uri = parse_uri(url)
     except InvalidURI:
         raise AriConnectionError(f"ARI events: not a websocket URL: {url!r}") from None
-    handshake = ClientProtocol(uri, max_size=max_size)
-    request = handshake.connect()
-    for name, value in headers.items():
-        request.headers[name] = value
-    handshake.send_request(request)
-    sock = EventsSocket(
-        handshake, on_message=on_message, ping_interval=ping_interval, max_size=max_size
+    proto = WsProtocol.client(
+        ClientProtocol(uri, max_size=max_size),
+        dict(headers),
+        ping_interval=ping_interval,
+        max_size=max_size,
     )
+    sock = EventsSocket(proto, on_message=on_message)
     loop = asyncio.get_running_loop()
     ctx = _ssl_context(ssl) if uri.secure else None
     try:

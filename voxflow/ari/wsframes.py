@@ -1,17 +1,20 @@
-"""RFC 6455 frames on the client side of the ARI events socket: pure code, bytes in, messages out.
+"""RFC 6455 frames of the ARI websocket: pure code, bytes in, messages out.
 
-:class:`FrameDecoder` turns what the server sends (unmasked frames, RFC 6455 section 5) into whole
-messages: fragments are joined, control frames (ping, pong, close) are set aside for the
-connection to answer. The common frame, one complete TEXT or BINARY frame, costs one comparison
-and one slice; everything else takes the careful path. Protocol violations raise
-:class:`WsProtocolError` with the close code to send. Outgoing (masked) frames are serialized by
-the ``websockets`` library (:func:`client_frame`).
+:class:`FrameDecoder` turns what the peer sends into whole messages: unmasked frames from a
+server (RFC 6455 section 5; the client side, the hot path), or masked frames from a client
+(``masked=True``: voxflow as the server of Asterisk's outbound websocket). Fragments are
+joined, control frames (ping, pong, close) are set aside for the connection to answer. The
+common frame, one complete TEXT or BINARY frame, costs one comparison and one slice; everything
+else takes the careful path. Protocol violations raise :class:`WsProtocolError` with the close
+code to send. Outgoing frames are serialized by the ``websockets`` library
+(:func:`client_frame` masked, :func:`server_frame` not).
 """
 
 from __future__ import annotations
 
 from websockets.exceptions import ProtocolError
 from websockets.frames import Close, Frame, Opcode
+from websockets.utils import apply_mask
 
 __all__ = [
     "OP_BINARY",
@@ -23,6 +26,7 @@ __all__ = [
     "WsProtocolError",
     "client_frame",
     "parse_close",
+    "server_frame",
 ]
 
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
@@ -55,8 +59,9 @@ class FrameDecoder:
     more is decoded (:attr:`close_frame` holds its payload).
     """
 
-    def __init__(self, max_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, max_size: int = 16 * 1024 * 1024, *, masked: bool = False) -> None:
         self.max_size = max_size
+        self.masked = masked
         self.control: list[tuple[int, bytes]] = []
         self.close_frame: bytes | None = None
         self._pending: list[bytes] = []  # an incomplete frame, kept as the chunks it came in
@@ -76,6 +81,8 @@ class FrameDecoder:
                 return []  # a large frame still arriving: no copying until it is complete
             data = b"".join(self._pending)
             self._pending, self._pending_len = [], 0
+        if self.masked:
+            return self._feed_masked(data)
         out: list[bytes] = []
         append = out.append
         buf = data
@@ -109,6 +116,46 @@ class FrameDecoder:
                 append(buf[start:end])
             elif not self._other(head, buf[start:end], out):
                 return out  # a close frame: the rest is not decoded
+            pos = end
+        if pos < n:
+            rest = buf[pos:]
+            self._pending, self._pending_len, self._need = [rest], len(rest), need
+        return out
+
+    def _feed_masked(self, buf: bytes) -> list[bytes]:
+        """Frames from a client: each carries a 4-byte mask key (RFC 6455 5.3)."""
+        out: list[bytes] = []
+        n = len(buf)
+        pos = 0
+        need = 0
+        while n - pos >= 2:
+            length = buf[pos + 1]
+            if not length & 0x80:
+                raise WsProtocolError(CLOSE_PROTOCOL_ERROR, "unmasked frame from the client")
+            length &= 0x7F
+            start = pos + 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = (buf[pos + 2] << 8) | buf[pos + 3]
+                start = pos + 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                start = pos + 10
+            if length > self.max_size:
+                raise WsProtocolError(CLOSE_TOO_BIG, f"frame of {length} bytes is too big")
+            end = start + 4 + length
+            if end > n:
+                need = end - pos
+                break
+            payload = apply_mask(buf[start + 4 : end], buf[start : start + 4])
+            head = buf[pos]
+            if (head == _WHOLE_TEXT or head == _WHOLE_BINARY) and not self._fragments:
+                out.append(payload)
+            elif not self._other(head, payload, out):
+                return out
             pos = end
         if pos < n:
             rest = buf[pos:]
@@ -154,6 +201,11 @@ class FrameDecoder:
 def client_frame(opcode: int, payload: bytes = b"") -> bytes:
     """One masked client-to-server frame (RFC 6455 5.3), serialized by ``websockets``."""
     return Frame(Opcode(opcode), payload).serialize(mask=True)
+
+
+def server_frame(opcode: int, payload: bytes = b"") -> bytes:
+    """One unmasked server-to-client frame (RFC 6455 5.2)."""
+    return Frame(Opcode(opcode), payload).serialize(mask=False)
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:
