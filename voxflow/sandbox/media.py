@@ -88,6 +88,9 @@ class PbxMedia(PbxCore):
         if self.on_channel_added is not None:
             self.on_channel_added()
 
+    def media_released(self, ch: Channel) -> None:
+        """A channel's playback or recording ended (the call layer runs a queued continue)."""
+
     # --- media resolution ------------------------------------------------------------------
 
     def resolve_media(self, uri: str) -> Iterator[Frame | None] | object | None:
@@ -240,6 +243,8 @@ class PbxMedia(PbxCore):
         self._dequeue(pb)
         if pb.on_done is not None:
             pb.on_done()
+        if isinstance(pb.owner, Channel):
+            self.media_released(pb.owner)
 
     def _next_playback_frame(self, owner: Channel | Bridge) -> tuple[bool, Frame | None]:
         """(playing, frame) for the head playback of ``owner``; advances it."""
@@ -519,6 +524,8 @@ class PbxMedia(PbxCore):
         if cancel:
             rec.state = "canceled"
             self._rec_emit("RecordingFinished", rec)
+            if isinstance(owner, Channel):
+                self.media_released(owner)
             return
         frames: list[Frame | None] = rec.frames if rec.heard_audio else []
         if rec.max_silence and rec.trailing_silence and frames:
@@ -531,8 +538,10 @@ class PbxMedia(PbxCore):
         rec.state = "done"
         duration = len(frames) // 50
         self._rec_emit("RecordingFinished", rec, duration=duration)
-        if isinstance(owner, Channel) and owner.far is not None:
-            owner.far.far_event("recorded", {"name": rec.name, "duration": duration})
+        if isinstance(owner, Channel):
+            if owner.far is not None:
+                owner.far.far_event("recorded", {"name": rec.name, "duration": duration})
+            self.media_released(owner)
 
     def _write_recording(self, name: str, fmt: str, pcm: bytes) -> None:
         self.recordings_dir.mkdir(parents=True, exist_ok=True)

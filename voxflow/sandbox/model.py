@@ -178,6 +178,9 @@ class Channel:
     bridge_role: str = ""  # addChannel options, reset when the channel leaves its bridge
     absorb_dtmf: bool = False
     bridge_muted: bool = False
+    # A continue sent while a playback or recording runs (context, exten, priority, label):
+    # Asterisk queues it behind them (capture continue-outcomes.json, record-leaving-stasis.json).
+    pending_continue: tuple[str, str, int, str] | None = None
 
     def json(self, *, with_vars: bool = False) -> dict[str, Any]:
         return channel_json(

@@ -515,6 +515,13 @@ class Pbx(PbxMedia):
     def continue_in_dialplan(
         self, ch: Channel, context: str, exten: str, priority: int, label: str
     ) -> None:
+        """Leave Stasis into the dialplan. Like Asterisk, a continue sent while a channel
+        playback or live recording runs is queued until that media ends (the REST answer is
+        still 204); at hangup it never runs."""
+        if ch.playbacks or ch.recordings:
+            ch.pending_continue = (context, exten, priority, label)
+            return
+        ch.pending_continue = None
         if ch.bridge is not None:
             self.remove_from_bridge(ch.bridge, ch)
         ctx = context or ch.context
@@ -529,6 +536,13 @@ class Pbx(PbxMedia):
         target = self.dialplan_stasis(ctx, ext)
         if target is not None:
             self.schedule(ch, 0.0, lambda: self._reenter(ch, target[0], target[1]))
+
+    def media_released(self, ch: Channel) -> None:
+        """A playback or recording of ``ch`` ended: run a continue queued behind it."""
+        pending = ch.pending_continue
+        if pending is None or ch.hungup or ch.playbacks or ch.recordings or ch.app is None:
+            return
+        self.continue_in_dialplan(ch, *pending)
 
     def _reenter(self, ch: Channel, app: str, args: list[str]) -> None:
         if not self.enter_stasis(ch, app, args):

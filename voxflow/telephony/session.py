@@ -260,6 +260,7 @@ class CallSession:
             and tech.upper() in (_REDIRECT_TECHS)
         ):
             try:
+                await self._stop_media_before_leaving()
                 await self._app.rest.redirect(self.id, number)
                 await self._left_stasis_wait()
                 return
@@ -289,6 +290,7 @@ class CallSession:
 
     async def _continue(self, context: str, extension: str) -> None:
         try:
+            await self._stop_media_before_leaving()
             await self._app.rest.continue_in_dialplan(
                 self.id, context=context, extension=extension, priority=1
             )
@@ -296,6 +298,24 @@ class CallSession:
             self._gone()
             return
         await self._left_stasis_wait()
+
+    async def _stop_media_before_leaving(self) -> None:
+        """Asterisk runs a continue (or redirect) only after a running channel playback or live
+        recording ends (captures continue-outcomes.json, record-leaving-stasis.json): stop them
+        first so the caller is not left waiting. The recording is kept (handed to its sink)."""
+        for pid in list(self._playbacks):
+            try:
+                await self._app.rest.stop_playback(pid)
+            except AriHTTPError as exc:  # already finished: nothing to stop
+                log.debug("stopping playback %s before leaving: %s", pid, exc)
+        if self._recording is not None:
+            log.info(
+                "call %s leaves the app: recording %r stops here", self.id, self._recording.name
+            )
+            try:
+                await self.record_stop()
+            except RecordingError as exc:
+                log.error("call %s: %s", self.id, exc)
 
     async def _left_stasis_wait(self) -> None:
         self._left_stasis = True

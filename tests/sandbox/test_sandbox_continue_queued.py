@@ -1,0 +1,100 @@
+"""A continue sent while a channel playback or live recording runs is queued behind it, as on
+Asterisk 22 (captures continue-outcomes.json and record-leaving-stasis.json): 204 at once, the
+channel stays in Stasis, and it leaves when the media ends (finished, stopped) but never after a
+hang-up."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import RawAri
+
+from voxflow.sandbox import Sandbox
+
+
+def _tone(seconds: float) -> bytes:
+    t = np.arange(int(8000 * seconds)) / 8000.0
+    return (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+
+
+async def _answered_call(sandbox: Sandbox, ari: RawAri) -> str:
+    call = await sandbox.place_call(to="300")
+    await ari.next("StasisStart")
+    status, _ = await ari.req("POST", f"/channels/{call.id}/answer")
+    assert status == 204
+    await ari.next("ChannelStateChange")
+    return call.id
+
+
+async def _in_stasis(ari: RawAri, cid: str) -> bool:
+    status, body = await ari.req("GET", f"/channels/{cid}")
+    return status == 200 and body["dialplan"]["app_name"] == "Stasis"
+
+
+async def test_continue_waits_for_a_stopped_playback(sandbox: Sandbox, ari: RawAri) -> None:
+    sandbox.add_sound("long16", _tone(16.0))
+    cid = await _answered_call(sandbox, ari)
+    status, _ = await ari.req("POST", f"/channels/{cid}/play/pb1", media="sound:long16")
+    assert status == 201
+    await ari.next("PlaybackStarted")
+    status, _ = await ari.req(
+        "POST", f"/channels/{cid}/continue", context="elsewhere", extension="x", priority=1
+    )
+    assert status == 204
+    assert await _in_stasis(ari, cid)
+    status, body = await ari.req("GET", "/playbacks/pb1")
+    assert status == 200 and body["state"] == "playing"
+    assert sandbox.calls[cid].experience()[-1]["type"] != "continue"
+    status, _ = await ari.req("DELETE", "/playbacks/pb1")
+    assert status == 204
+    finished = await ari.next()
+    assert finished["type"] == "PlaybackFinished"
+    assert finished["playback"]["state"] == "done"  # "done" although it was stopped
+    assert (await ari.next())["type"] == "StasisEnd"
+    got = await sandbox.calls[cid].wait_for("continue", 5)
+    assert (got["context"], got["exten"]) == ("elsewhere", "x")
+
+
+async def test_continue_runs_when_the_playback_ends_by_itself(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    sandbox.add_sound("short", _tone(0.3))
+    cid = await _answered_call(sandbox, ari)
+    await ari.req("POST", f"/channels/{cid}/play/pb2", media="sound:short")
+    await ari.req("POST", f"/channels/{cid}/continue", context="elsewhere", extension="x")
+    kinds = []
+    while "StasisEnd" not in kinds:
+        kinds.append((await ari.next())["type"])
+    assert kinds[-2:] == ["PlaybackFinished", "StasisEnd"]
+
+
+async def test_continue_waits_for_a_live_recording(sandbox: Sandbox, ari: RawAri) -> None:
+    cid = await _answered_call(sandbox, ari)
+    status, body = await ari.req(
+        "POST", f"/channels/{cid}/record", name="rec-leave", format="wav", maxDurationSeconds=30
+    )
+    assert status == 201 and body["state"] == "queued"
+    await ari.next("RecordingStarted")
+    path = f"/channels/{cid}/continue"
+    status, _ = await ari.req("POST", path, context="elsewhere", extension="x")
+    assert status == 204
+    assert await _in_stasis(ari, cid)
+    status, body = await ari.req("GET", "/recordings/live/rec-leave")
+    assert status == 200 and body["state"] == "recording"
+    status, _ = await ari.req("POST", "/recordings/live/rec-leave/stop")
+    assert status == 204
+    finished = await ari.next()
+    assert (finished["type"], finished["recording"]["state"]) == ("RecordingFinished", "done")
+    assert (await ari.next())["type"] == "StasisEnd"
+    await sandbox.calls[cid].wait_for("continue", 5)
+
+
+async def test_a_queued_continue_never_runs_after_a_hangup(sandbox: Sandbox, ari: RawAri) -> None:
+    cid = await _answered_call(sandbox, ari)
+    await ari.req("POST", f"/channels/{cid}/record", name="rec-hup", format="wav")
+    await ari.next("RecordingStarted")
+    await ari.req("POST", f"/channels/{cid}/continue", context="elsewhere", extension="x")
+    sim = sandbox.calls[cid]
+    await sim.hangup()
+    kinds = [e["type"] for e in await ari.collect(quiet=0.2)]
+    assert kinds[:3] == ["ChannelHangupRequest", "RecordingFinished", "StasisEnd"]
+    assert not [e for e in sim.experience() if e["type"] == "continue"]
