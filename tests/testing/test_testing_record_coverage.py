@@ -87,3 +87,29 @@ def test_exhausted_without_a_retry_is_not_required(tmp_path: Path) -> None:
                            "            retry")  # fmt: skip
     cov2 = FlowCoverage("rec.flow", _flow(tmp_path, retried))
     assert any("exhausted" in m for m in cov2.missing())
+
+
+RETRIED = FLOW.replace("flow rec:", "flow rec:\n    retries 2").replace(
+    "on noinput -> bye", 'on noinput:\n            say "Again."\n            retry'
+)
+
+
+def test_record_takes_the_headers_retries(tmp_path: Path) -> None:
+    flow = _flow(tmp_path, RETRIED)
+    step = flow.states["start"].steps[1]
+    assert getattr(step, "max_attempts", None) == 2
+    sf = parse_scenario_text("flow: rec.flow\nscenarios:\n  - name: s\n    steps: []\n")
+    res = run_scenario(flow, sf.scenarios[0])
+    assert res.said.count("Leave a message.") == 2  # the silent attempt was tried again
+    assert res.said.count("Again.") == 2
+    assert res.ended == ("completed", "nothing")
+
+
+def test_a_retry_that_runs_out_is_not_counted_as_taken(tmp_path: Path) -> None:
+    one_try = RETRIED.replace("retries 2", "retries 1")
+    flow = _flow(tmp_path, one_try)
+    sf = parse_scenario_text("flow: rec.flow\nscenarios:\n  - name: s\n    steps: []\n")
+    res = run_scenario(flow, sf.scenarios[0])
+    cov = FlowCoverage("rec.flow", flow)
+    cov.add(res.hits)
+    assert any("noinput--> retry" in m for m in cov.missing()), cov.missing()

@@ -162,7 +162,7 @@ def _b_record(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         beep=o.get("beep", True),
         terminator=o.get("terminator", "#"),
         bargein=b,
-        max_attempts=o.get("retries", 1),
+        max_attempts=o.get("retries", lw.config.max_attempts),
         on=on,
     )
 

@@ -38,6 +38,7 @@ __all__ = ["DISPATCH", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
 _TYPEAHEAD_MAX = 32
 _SUCCESS = frozenset({"ok", "answered", "done", "returned"})
 _HANGUP_SAFE = frozenset({"set", "meta", "log", "http", "if", "switch"})
+_HANDLER_KINDS = ("handler", "error", "command")
 
 
 class _Machine:
@@ -460,7 +461,7 @@ class _Machine:
             else:
                 self.advance()
             return
-        if self.obs is not None and s.op in ir.TRANSITION_OPS:
+        if self.obs is not None and s.op in ir.TRANSITION_OPS and not self.retry_exhausts(s):
             within = next(
                 (
                     c.block
@@ -483,6 +484,17 @@ class _Machine:
         finally:
             if s.op != "retry":
                 self.retrying = False
+
+    def retry_exhausts(self, s: ir.Step) -> bool:
+        """``s`` is a ``retry`` that ends its input step ``exhausted`` instead of re-running it
+        (coverage then counts the ``exhausted`` branch, not the retry edge)."""
+        if s.op != "retry":
+            return False
+        h = next((c for c in reversed(self.top.stack) if c.kind in _HANDLER_KINDS), None)
+        if h is None or h.step is None:
+            return False
+        attempt = self.top.attempts.get(_skey(h.step), 1)
+        return attempt >= int(getattr(h.step, "max_attempts", 1))
 
     def advance(self) -> None:
         stack = self.top.stack
