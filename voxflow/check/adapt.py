@@ -105,6 +105,10 @@ class _Adapter:
                 elif okind == "template" and _is_string(value):
                     assert isinstance(value, ast.Literal_)
                     step.templates.append((str(value.value), value.span))
+                elif okind in _VALUE_KINDS and not isinstance(value, ast.Literal_):
+                    # a computed value (max_digits len(pin)) reads its names even where
+                    # lowering rejects or evaluates it
+                    step.reads.extend(expr_names(value))
                 elif okind == "expr":
                     step.reads.extend(expr_names(value))
                     step.exprs.append(value)
@@ -365,6 +369,9 @@ def _subflow(ad: _Adapter, sf: ast.Subflow) -> MSubflow:
         ad.scope_into(sc, None, sub)
     sub.initial = _first_state(sub)
     return sub
+
+
+_VALUE_KINDS = frozenset({"int", "duration", "string", "bool"})
 
 
 def _is_string(value: Any) -> TypeGuard[ast.Literal_]:

@@ -16,6 +16,7 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from voxflow.ir.functions import template_function_names
 from voxflow.ir.options import template_names
 
 __all__ = ["TemplateInfo", "analyze_template", "is_template"]
@@ -52,4 +53,6 @@ def analyze_template(text: str) -> TemplateInfo:
         return TemplateInfo(frozenset(), exc.message or "invalid template", exc.lineno or 1)
     except Exception as exc:  # jinja2 can raise other errors on pathological input
         return TemplateInfo(frozenset(), f"invalid template: {exc}", 1)
-    return TemplateInfo(frozenset(jinja2.meta.find_undeclared_variables(tree)))
+    read = frozenset(jinja2.meta.find_undeclared_variables(tree))
+    names, problem = template_function_names(text, read)
+    return TemplateInfo(frozenset(names), problem)

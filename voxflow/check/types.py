@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voxflow.check.dataflow import suggest_hint
+from voxflow.ir.functions import hours_problem
 from voxflow.source import Span
 
 __all__ = ["FunctionType", "TypeIssue", "infer"]
@@ -243,6 +244,13 @@ def _call(node: Any, ctx: _Ctx) -> str:
             )
         )
         return sig.result
+    spec = getattr(args[0], "value", None) if name == "is_open" else None
+    if isinstance(spec, str) and type(args[0]).__name__ in ("Literal_", "LiteralExpr"):
+        problem = hours_problem(spec)
+        if problem is not None:
+            ctx.issues.append(
+                TypeIssue("VF408", problem, ctx.span(args[0]), "write e.g. 'mon-fri 09:00-17:00'")
+            )
     for i, (arg, t) in enumerate(zip(args, types, strict=True)):
         want_t = sig.params[min(i, len(sig.params) - 1)] if sig.params else ANY
         if not _fits(t, want_t):

@@ -5,11 +5,23 @@ The checker type-checks calls against :data:`FUNCTIONS`; the runtime implements 
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from voxflow.ir.models import Node, ValueType
 
-__all__ = ["FUNCTIONS", "FunctionSig"]
+__all__ = [
+    "CLOCK_FUNCTIONS",
+    "FUNCTIONS",
+    "TEMPLATE_FUNCTIONS",
+    "FunctionSig",
+    "hours_problem",
+    "parse_hours",
+    "template_function_names",
+    "timezone_problem",
+]
 
 
 class FunctionSig(Node):
@@ -57,3 +69,78 @@ FUNCTIONS: dict[str, FunctionSig] = {
     ),
 }
 """The only functions an expression may call, with their static types."""
+
+CLOCK_FUNCTIONS = frozenset({"now", "hour", "minute", "weekday", "is_open"})
+"""Functions that read the call's clock and the flow's timezone: expressions only."""
+
+TEMPLATE_FUNCTIONS = frozenset(FUNCTIONS) - CLOCK_FUNCTIONS
+"""The functions a template may call, as in expressions (``{{ periods[int(sel) - 1] }}``)."""
+
+
+def template_function_names(
+    source: str, names: tuple[str, ...] | frozenset[str]
+) -> tuple[tuple[str, ...], str | None]:
+    """The names of ``names`` (read by template ``source``) that are variables, dropping the
+    function names the template only calls; and an error when it calls a clock function."""
+    kept: list[str] = []
+    problem: str | None = None
+    for name in sorted(names):
+        if name not in FUNCTIONS or not re.search(rf"\b{name}\s*\(", source):
+            kept.append(name)
+            continue
+        if name in CLOCK_FUNCTIONS and problem is None:
+            problem = (
+                f"{name}() is not available in templates (it reads the call's clock); "
+                f"set a variable first (set t = {name}({'...' if FUNCTIONS[name].params else ''}))"
+                " and write {{ t }}"
+            )
+        if re.search(rf"\b{name}\b(?!\s*\()", source):
+            kept.append(name)  # also read as a variable somewhere
+    return tuple(kept), problem
+
+
+_DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
+_SPEC = re.compile(r"^\s*(?:([a-z]{3})(?:-([a-z]{3}))?\s+)?(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})\s*$")
+
+Hours = tuple[tuple[int, int, int, int], ...]
+"""Opening hours: (first weekday, last weekday, start minute, end minute) per part."""
+
+
+def parse_hours(spec: str) -> Hours:
+    """Parse ``is_open`` hours: comma-separated ``[day[-day]] HH:MM-HH:MM`` (weekdays 1-7).
+    Raises ValueError naming the bad part."""
+    out: list[tuple[int, int, int, int]] = []
+    for part in spec.lower().split(","):
+        if not part.strip():
+            continue
+        m = _SPEC.match(part)
+        if not m:
+            raise ValueError(f"bad hours {part.strip()!r} (e.g. mon-fri 09:00-17:00)")
+        d1, d2, h1, m1, h2, m2 = m.groups()
+        if d1 is not None and (d1 not in _DAYS or (d2 is not None and d2 not in _DAYS)):
+            raise ValueError(f"unknown day in {part.strip()!r} (mon, tue, ... sun)")
+        if int(h1) > 24 or int(h2) > 24 or int(m1) > 59 or int(m2) > 59:
+            raise ValueError(f"no such time in {part.strip()!r} (HH:MM, 00:00 to 24:00)")
+        lo, hi = (_DAYS[d1], _DAYS[d2 or d1]) if d1 is not None else (1, 7)
+        out.append((lo, hi, int(h1) * 60 + int(m1), int(h2) * 60 + int(m2)))
+    return tuple(out)
+
+
+def hours_problem(spec: str) -> str | None:
+    """Why ``spec`` is not valid ``is_open`` hours, or None."""
+    try:
+        parse_hours(spec)
+    except ValueError as exc:
+        return f"is_open(): {exc}"
+    return None
+
+
+def timezone_problem(name: str) -> tuple[str, str | None] | None:
+    """(message, hint) when ``name`` is not an IANA time zone this machine knows, else None."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        close = difflib.get_close_matches(name, sorted(available_timezones()), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else "an IANA name such as 'Europe/Paris'"
+        return f"unknown time zone '{name}'", hint
+    return None

@@ -15,6 +15,7 @@ from typing import Any
 
 from voxflow.diagnostics import Diagnostic, Severity
 from voxflow.ir import models as ir
+from voxflow.ir.functions import timezone_problem
 from voxflow.ir.lower_steps import lower_http, lower_simple
 from voxflow.ir.options import (
     BAD,
@@ -160,6 +161,10 @@ class Lowerer:
             http_timeout_ms=o.get("http_timeout", 10000),
             dial_timeout_ms=o.get("dial_timeout", 30000),
         )
+        tz = o.get("timezone", None)
+        problem = timezone_problem(tz) if isinstance(tz, str) else None
+        if problem is not None:
+            self.error("VF408", o.spans.get("timezone", header.span), *problem)
         answers = list(o.get("answers", []))
         direction = o.get("direction", "any")
         title = header.title or o.get("title", None)

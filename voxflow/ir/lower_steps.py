@@ -35,6 +35,9 @@ def lower_simple(lw: Lowerer, s: ast.SimpleStep) -> ir.Step:
     if kind in TEXT_REQUIRED and text is None:
         lw.error("VF408", s.span, f"'{kind}' needs a quoted text after it")
         text = ir.Template(source="")
+    elif text is not None and not text.source.strip() and kind in _PROMPTED:
+        without = f"write '{kind}:' with no text" if kind in ("gather", "menu") else "remove it"
+        lw.error("VF408", s.span, f"'{kind}' has an empty text", f"for no prompt, {without}")
     if kind not in ("gather", "menu") and s.choices:
         lw.error("VF408", s.choices[0].span, f"'{kind}' does not take choices")
     if kind != "agent" and s.tools:
@@ -53,6 +56,8 @@ def lower_simple(lw: Lowerer, s: ast.SimpleStep) -> ir.Step:
         return ir.LogStep(span=span, message=ir.Template(source=f"unknown step {kind}"))
     return builder(lw, s, o, span, text, bargein)
 
+
+_PROMPTED = TEXT_REQUIRED | {"gather", "menu"}
 
 _Builder = Callable[
     ["Lowerer", ast.SimpleStep, Opts, ir.Span, "ir.Template | None", ir.BargeIn], ir.Step

@@ -16,6 +16,7 @@ import jinja2.meta
 import jinja2.sandbox
 
 from voxflow.ir import models as ir
+from voxflow.ir.functions import template_function_names
 from voxflow.source import Span
 from voxflow.syntax import ast
 
@@ -200,13 +201,13 @@ def template_names(source: str) -> tuple[tuple[str, ...], str | None]:
         return (), None
     fast = _fast_names(source)
     if fast is not None:
-        return fast, None
+        return template_function_names(source, fast)
     env = _jinja_env()
     try:
         parsed = env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         return (), exc.message or "bad template"
-    return tuple(sorted(jinja2.meta.find_undeclared_variables(parsed))), None
+    return template_function_names(source, frozenset(jinja2.meta.find_undeclared_variables(parsed)))
 
 
 @functools.cache

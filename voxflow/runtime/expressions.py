@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from voxflow.errors import ExpressionError
 from voxflow.ir import models as ir
-from voxflow.ir.functions import FUNCTIONS
+from voxflow.ir.functions import FUNCTIONS, parse_hours
 
-__all__ = ["UNSET", "EvalContext", "evaluate", "is_open", "truthy"]
+__all__ = ["UNSET", "EvalContext", "call_function", "evaluate", "is_open", "truthy"]
 
 
 class _Unset:
@@ -268,32 +268,17 @@ def _local(ctx: EvalContext) -> datetime:
     return datetime.fromtimestamp(ctx.now, tz)
 
 
-_DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
-_SPEC = re.compile(r"^\s*(?:([a-z]{3})(?:-([a-z]{3}))?\s+)?(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})\s*$")
-
-
 def is_open(spec: str, when: datetime) -> bool:
     """True when ``when`` falls in ``spec``: comma-separated ``[day[-day]] HH:MM-HH:MM``."""
-    for part in spec.lower().split(","):
-        if not part.strip():
-            continue
-        m = _SPEC.match(part)
-        if not m:
-            raise ExpressionError(
-                f"is_open(): bad hours {part.strip()!r} (e.g. mon-fri 09:00-17:00)"
-            )
-        d1, d2, h1, m1, h2, m2 = m.groups()
-        if d1 is not None and (d1 not in _DAYS or (d2 is not None and d2 not in _DAYS)):
-            raise ExpressionError(f"is_open(): unknown day in {part.strip()!r}")
-        wd = when.isoweekday()
-        if d1 is not None:
-            lo, hi = _DAYS[d1], _DAYS[d2 or d1]
-            in_days = lo <= wd <= hi if lo <= hi else (wd >= lo or wd <= hi)
-            if not in_days:
-                continue
-        minute = when.hour * 60 + when.minute
-        start, end = int(h1) * 60 + int(m1), int(h2) * 60 + int(m2)
-        if start <= minute < end:
+    try:
+        hours = parse_hours(spec)
+    except ValueError as exc:
+        raise ExpressionError(f"is_open(): {exc}") from None
+    wd = when.isoweekday()
+    minute = when.hour * 60 + when.minute
+    for lo, hi, start, end in hours:
+        in_days = lo <= wd <= hi if lo <= hi else (wd >= lo or wd <= hi)
+        if in_days and start <= minute < end:
             return True
     return False
 
@@ -312,12 +297,19 @@ def _call(e: ir.CallExpr, ctx: EvalContext) -> Any:
         if first is UNSET or first is None:
             return evaluate(e.args[1], ctx) if len(e.args) > 1 else None
         return first
-    args = [evaluate(a, ctx) for a in e.args]
-    sig = FUNCTIONS[f]
+    return call_function(f, [evaluate(a, ctx) for a in e.args], ctx)
+
+
+def call_function(name: str, args: list[Any], ctx: EvalContext | None = None) -> Any:
+    """Call whitelisted function ``name`` on evaluated ``args`` (templates use this; the clock
+    functions need ``ctx``). Raises ExpressionError for a wrong call."""
+    sig = FUNCTIONS.get(name)
+    if sig is None:
+        raise ExpressionError(f"unknown function {name}()")
     need = sig.min_args if sig.min_args is not None else len(sig.params)
     if len(args) < need or (not sig.variadic and len(args) > len(sig.params)):
-        raise ExpressionError(f"{f}() takes {len(sig.params)} argument(s), got {len(args)}")
-    return _IMPLS[f](args, ctx)
+        raise ExpressionError(f"{name}() takes {len(sig.params)} argument(s), got {len(args)}")
+    return _IMPLS[name](args, ctx or EvalContext(lambda n: UNSET))
 
 
 def _len(a: list[Any], _c: EvalContext) -> int:

@@ -7,8 +7,9 @@ same prompt for thousands of calls compiles it once.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jinja2
@@ -16,6 +17,8 @@ import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from voxflow.errors import TemplateError
+from voxflow.ir.functions import TEMPLATE_FUNCTIONS
+from voxflow.runtime.expressions import UNSET, call_function
 
 __all__ = ["TemplateRenderer", "default_renderer", "is_template", "render", "template_names"]
 
@@ -25,6 +28,27 @@ _CACHE_SIZE = 4096
 def _fmt_digits(value: Any) -> str:
     """Space the characters of a value so TTS reads them one by one ("1234" -> "1 2 3 4")."""
     return " ".join(str(value))
+
+
+def template_functions() -> dict[str, Callable[..., Any]]:
+    """The expression functions templates may call (:data:`TEMPLATE_FUNCTIONS`), with the
+    expression semantics; ``default``/``is_set`` treat an undefined name as unset."""
+    out: dict[str, Callable[..., Any]] = {}
+    for name in sorted(TEMPLATE_FUNCTIONS):
+        out[name] = functools.partial(_call_function, name)
+    return out
+
+
+def _call_function(name: str, *args: Any) -> Any:
+    values = [UNSET if isinstance(a, jinja2.Undefined) else a for a in args]
+    if name == "is_set":
+        return bool(values) and values[0] is not UNSET and values[0] is not None
+    if name == "default":
+        first = values[0] if values else UNSET
+        return (values[1] if len(values) > 1 else None) if first in (UNSET, None) else first
+    if any(v is UNSET for v in values):
+        raise TemplateError(f"{name}() of an undefined name")
+    return call_function(name, values)
 
 
 class TemplateRenderer:
@@ -37,6 +61,7 @@ class TemplateRenderer:
             keep_trailing_newline=False,
         )
         self._env.filters["digits"] = _fmt_digits
+        self._env.globals.update(template_functions())
         self._cache: OrderedDict[str, jinja2.Template] = OrderedDict()
         self._cache_size = cache_size
 
