@@ -25,10 +25,10 @@ from typing import Any
 from aiohttp import web
 
 from voxflow.ai.agent import Agent
-from voxflow.ai.base import ChatMessage, LlmDelta, ToolSpec
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.ai.pipeline import VoicePipeline
-from voxflow.media.chunk import AudioChunk
+from voxflow.voice.chunk import AudioChunk
+from voxflow.voice.providers import ChatMessage, LlmDelta, ToolSpec
 
 REPLY = "Thanks for calling. Your order shipped yesterday and should arrive on Friday."
 

@@ -49,7 +49,7 @@ from voxflow.media.rtp import RtpPacket
 from voxflow.media.transport import RtpSocket
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector, WebRtcVad
-from voxflow.telephony.voice import BargeIn, VoiceContext
+from voxflow.voice.call import BargeIn, VoiceContext
 
 FRAME = b"\xff" * 160
 EARLY = 0.0015

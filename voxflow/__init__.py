@@ -16,7 +16,6 @@ from voxflow.errors import (
     RecordingError,
     VoxflowError,
 )
-from voxflow.media.chunk import AudioChunk
 from voxflow.telephony import (
     BargeIn,
     CallbackSink,
@@ -30,6 +29,7 @@ from voxflow.telephony import (
     RecordingSink,
     VoxtraApp,
 )
+from voxflow.voice.chunk import AudioChunk
 
 __all__: list[str] = [
     "ApplicationReplacedError",

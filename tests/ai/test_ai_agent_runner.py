@@ -33,7 +33,7 @@ from voxflow.ai.agent import (
 )
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.ai.pipeline import HeardTracker, SpokenSpan, VoicePipeline
-from voxflow.telephony.voice import BargeIn
+from voxflow.voice.call import BargeIn
 
 TRANSFER = AgentExit(
     "transfer",

@@ -19,10 +19,10 @@ from voxflow.ai.call_agent import CallAgent
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.errors import CallEndedError
 from voxflow.media.callmedia import CallMedia
-from voxflow.media.chunk import AudioChunk
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.telephony.session import CallSession
+from voxflow.voice.chunk import AudioChunk
 
 NOT_CONFIGURED = "AI pipeline not configured"
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from ai_fakes import FakeOpenAI, hang, sse, status, text_chunks, tool_chunks
 
-from voxflow.ai.base import ChatMessage, LlmDelta, ToolCall, ToolSpec
 from voxflow.ai.openai_llm import ChatStreamAssembler, OpenAIChatModel, SseEvent, SseParser
 from voxflow.errors import ProviderError, ProviderTimeoutError
+from voxflow.voice.providers import ChatMessage, LlmDelta, ToolCall, ToolSpec
 
 KEY = "sk-test-SECRET-123456"
 

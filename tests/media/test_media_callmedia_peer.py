@@ -24,7 +24,7 @@ from voxflow.media.rtp import RtpPacket, parse_rtp
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
-from voxflow.telephony.voice import BargeIn, VoiceContext
+from voxflow.voice.call import BargeIn, VoiceContext
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 

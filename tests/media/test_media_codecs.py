@@ -11,7 +11,7 @@ import pytest
 
 from voxflow.errors import MediaError
 from voxflow.media import codecs
-from voxflow.media.chunk import AudioChunk
+from voxflow.voice.chunk import AudioChunk
 
 ALL_PCM = np.arange(-32768, 32768, dtype="<i2")
 

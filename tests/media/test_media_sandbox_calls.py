@@ -34,9 +34,9 @@ from media_rig import (
 )
 
 from voxflow.media.callmedia import CallMedia
-from voxflow.media.chunk import AudioChunk
 from voxflow.telephony.session import CallSession
-from voxflow.telephony.voice import BargeIn
+from voxflow.voice.call import BargeIn
+from voxflow.voice.chunk import AudioChunk
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 

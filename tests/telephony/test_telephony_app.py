@@ -32,7 +32,7 @@ from voxflow.telephony.app import VoxtraApp
 from voxflow.telephony.recording import CallbackSink, LocalDirectorySink, RecordingMetadata
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection, CallState
-from voxflow.telephony.voice import BargeIn
+from voxflow.voice.call import BargeIn
 
 
 @pytest.fixture

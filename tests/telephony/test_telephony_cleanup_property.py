@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from vf_sandbox_util import RequestLog, started_sandbox
 
 from voxflow.errors import CallEndedError, RecordingError
-from voxflow.media.chunk import AudioChunk
 from voxflow.sandbox import Sandbox
 from voxflow.telephony.app import VoxtraApp
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.session import CallSession
-from voxflow.telephony.voice import BargeIn, PromptResult, VoiceContext
+from voxflow.voice.call import BargeIn, PromptResult, VoiceContext
+from voxflow.voice.chunk import AudioChunk
 
 ACTIONS = st.sampled_from(
     ["caller_hangup", "handler_return", "handler_raise", "record_stop", "hangups", "drop", "dtmf"]

@@ -1,8 +1,8 @@
-"""voxflow.ai: provider protocols, provider config, the agent and the voice pipeline.
+"""voxflow.ai: provider config, the vendor providers, the agent and the voice pipeline.
 
-Light names are imported eagerly; the vendor providers and :class:`VoicePipeline` load on first
-access (they pull in aiohttp/websockets/telephony, and ``voxflow.telephony.voice`` imports
-``voxflow.ai.base``, so importing them here eagerly would be circular).
+The provider Protocols live in :mod:`voxflow.voice.providers` (re-exported here). Light names are
+imported eagerly; the vendor providers and :class:`VoicePipeline` load on first access (PEP 562),
+so ``import voxflow.ai`` does not load aiohttp or websockets.
 """
 
 from __future__ import annotations
@@ -23,7 +23,16 @@ from voxflow.ai.agent import (
     http_action,
     run_agent,
 )
-from voxflow.ai.base import (
+from voxflow.ai.config import (
+    AiConfig,
+    ProviderConfig,
+    Secret,
+    build_llm,
+    build_stt,
+    build_tts,
+    load_ai_config,
+)
+from voxflow.voice.providers import (
     ChatMessage,
     LanguageModel,
     LlmDelta,
@@ -34,15 +43,6 @@ from voxflow.ai.base import (
     ToolSpec,
     Transcript,
     VoiceActivityDetector,
-)
-from voxflow.ai.config import (
-    AiConfig,
-    ProviderConfig,
-    Secret,
-    build_llm,
-    build_stt,
-    build_tts,
-    load_ai_config,
 )
 
 __all__ = [

@@ -8,7 +8,8 @@ The runner takes plain inputs, so the interpreter calls it without this package 
   context strategy.
 * an :class:`AgentIO` - ``say(text)``, ``speak(chunks)`` (stream a reply sentence by sentence),
   ``listen(timeout)``; :class:`~voxflow.ai.pipeline.VoicePipeline` implements it.
-* a :class:`~voxflow.ai.base.LanguageModel` and the conversation history (an :class:`Agent`).
+* a :class:`~voxflow.voice.providers.LanguageModel` and the conversation history
+  (an :class:`Agent`).
 
 Outcomes (``AgentOutcome.outcome``): ``tool:<name>``, ``max_turns``, ``timeout`` (overall
 timeout or the give-up deadline), ``noinput`` (caller silent after the reprompts), ``error``
@@ -26,10 +27,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from voxflow.ai.base import ChatMessage, LanguageModel, ToolCall, ToolSpec
 from voxflow.ai.schema import ToolArgumentsError, check_schema, parse_tool_arguments
 from voxflow.ai.sentences import SentenceChunker
 from voxflow.errors import CallEndedError, ProviderError
+from voxflow.voice.providers import ChatMessage, LanguageModel, ToolCall, ToolSpec
 
 __all__ = [
     "Agent",

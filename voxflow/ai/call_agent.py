@@ -26,10 +26,10 @@ from voxflow.ai.agent import (
     TurnMetrics,
     run_agent,
 )
-from voxflow.ai.base import LanguageModel, SpeechToText, TextToSpeech
 from voxflow.ai.pipeline import TurnResult, VoicePipeline
 from voxflow.errors import CallEndedError
-from voxflow.telephony.voice import BargeIn
+from voxflow.voice.call import BargeIn
+from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech
 
 __all__ = ["NOT_CONFIGURED", "CallAgent", "LineReporter", "ReportingIO"]
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from voxflow.ai.base import LanguageModel, SpeechToText, TextToSpeech
 from voxflow.errors import ConfigError
+from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech
 
 __all__ = [
     "AiConfig",

@@ -22,9 +22,9 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from voxflow.ai.base import Transcript
 from voxflow.ai.config import Secret
 from voxflow.errors import ProviderError, ProviderTimeoutError
+from voxflow.voice.providers import Transcript
 
 __all__ = ["DeepgramSTT", "DeepgramSttStream", "DeepgramTranscriptCollector"]
 
@@ -172,7 +172,8 @@ def _closed_error(exc: ConnectionClosed) -> ProviderError:
 
 
 class DeepgramSTT:
-    """A :class:`~voxflow.ai.base.SpeechToText` using Deepgram's live ``/v1/listen`` websocket."""
+    """A :class:`~voxflow.voice.providers.SpeechToText` over Deepgram's live ``/v1/listen``
+    websocket."""
 
     def __init__(
         self,

@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 
 from voxflow.ai._http import HttpProvider
-from voxflow.ai.base import ChatMessage, LlmDelta, ToolCall, ToolSpec
 from voxflow.ai.config import Secret
 from voxflow.errors import ProviderError
+from voxflow.voice.providers import ChatMessage, LlmDelta, ToolCall, ToolSpec
 
 __all__ = [
     "ChatStreamAssembler",
@@ -232,7 +232,8 @@ def tools_to_wire(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
 
 
 class OpenAIChatModel(HttpProvider):
-    """A :class:`~voxflow.ai.base.LanguageModel` over an OpenAI-compatible ``/chat/completions``.
+    """A :class:`~voxflow.voice.providers.LanguageModel` over an OpenAI-compatible
+    ``/chat/completions``.
 
     ``timeout`` bounds the wait for each piece of the stream (time to first byte and every gap);
     the agent bounds whole turns.

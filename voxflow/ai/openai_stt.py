@@ -1,7 +1,8 @@
 """OpenAI-compatible transcription: ``POST {base_url}/audio/transcriptions`` (multipart).
 
 The stream buffers the utterance and posts it as a WAV file on ``finish`` (endpointing is the
-caller's job, per :class:`~voxflow.ai.base.SttStream`). ``phrases`` become the ``prompt`` hint.
+caller's job, per :class:`~voxflow.voice.providers.SttStream`). ``phrases`` become the
+``prompt`` hint.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Sequence
 import aiohttp
 
 from voxflow.ai._http import HttpProvider
-from voxflow.ai.base import Transcript
 from voxflow.ai.config import Secret
 from voxflow.errors import ProviderError
-from voxflow.media.wav import pcm16_to_wav
+from voxflow.voice.providers import Transcript
+from voxflow.voice.wav import pcm16_to_wav
 
 __all__ = ["OpenAISTT", "OpenAISttStream", "pcm16_to_wav"]
 
@@ -67,7 +68,8 @@ class OpenAISttStream:
 
 
 class OpenAISTT(HttpProvider):
-    """A :class:`~voxflow.ai.base.SpeechToText` over ``/audio/transcriptions`` (whisper-style)."""
+    """A :class:`~voxflow.voice.providers.SpeechToText` over ``/audio/transcriptions``
+    (whisper-style)."""
 
     kind = "STT"
 

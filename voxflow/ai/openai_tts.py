@@ -70,7 +70,7 @@ class WavHeaderStripper:
 
 
 class OpenAITTS(HttpProvider):
-    """A :class:`~voxflow.ai.base.TextToSpeech` over ``/audio/speech`` (24 kHz pcm16)."""
+    """A :class:`~voxflow.voice.providers.TextToSpeech` over ``/audio/speech`` (24 kHz pcm16)."""
 
     kind = "TTS"
 

@@ -7,7 +7,7 @@ much audio can still play after a barge-in and lets the pipeline know what the c
 sentence's place on the playout timeline is recorded, and at a barge-in only the sentences (and
 the share of the words of the current one) already played count as heard.
 
-Barge-in: ``voice.wait_for_speech`` (speech, per :class:`~voxflow.telephony.voice.BargeIn`) or
+Barge-in: ``voice.wait_for_speech`` (speech, per :class:`~voxflow.voice.call.BargeIn`) or
 :meth:`VoicePipeline.interrupt` (DTMF, or any caller) stops TTS and the model at once; a voice
 with ``clear_audio()`` also drops the frames already queued.
 """
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voxflow.ai.agent import Agent, Spoken, TurnMetrics, run_round
-from voxflow.ai.base import ChatMessage, LanguageModel, TextToSpeech
 from voxflow.errors import CallEndedError, ProviderError
-from voxflow.media.chunk import AudioChunk
-from voxflow.telephony.voice import BargeIn, CallVoice
+from voxflow.voice.call import BargeIn, CallVoice
+from voxflow.voice.chunk import AudioChunk
+from voxflow.voice.providers import ChatMessage, LanguageModel, TextToSpeech
 
 __all__ = ["HeardTracker", "SpokenSpan", "TurnResult", "VoicePipeline"]
 

@@ -32,16 +32,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from voxflow.ai.base import VoiceActivityDetector
 from voxflow.errors import AriError, CallEndedError, ConfigError, MediaError
-from voxflow.media.chunk import AudioChunk
 from voxflow.media.codecs import Resampler, codec_spec, decode, encode
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.rtp import RtpPacket
 from voxflow.media.transport import PortRange, RtpSocket
 from voxflow.media.vad import SpeechDetector, VadEvent, WebRtcVad
-from voxflow.telephony.voice import BargeIn, CallVoice, PromptResult, VoiceContext
+from voxflow.voice.call import BargeIn, CallVoice, PromptResult, VoiceContext
+from voxflow.voice.chunk import AudioChunk
+from voxflow.voice.providers import VoiceActivityDetector
 
 __all__ = ["CallMedia", "create_call_voice"]
 

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import soxr
 
 from voxflow.errors import MediaError
-from voxflow.media.chunk import AudioChunk
+from voxflow.voice.chunk import AudioChunk
 
 __all__ = [
     "CODECS",

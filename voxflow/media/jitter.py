@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voxflow.media.chunk import AudioChunk
 from voxflow.media.codecs import codec_spec, decode, encode, silence
 from voxflow.media.rtp import RtpPacket, seq_delta, ts_delta
+from voxflow.voice.chunk import AudioChunk
 
 __all__ = ["JitterBuffer", "JitterStats"]
 

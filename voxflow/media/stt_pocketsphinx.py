@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from voxflow.ai.base import Transcript
 from voxflow.errors import ConfigError, ProviderError
+from voxflow.voice.providers import Transcript
 
 __all__ = ["PocketSphinxSTT", "PocketSphinxStream", "phrases_to_jsgf"]
 

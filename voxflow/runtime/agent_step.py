@@ -41,7 +41,7 @@ from voxflow.ai.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings
 from voxflow.ai.call_agent import NOT_CONFIGURED, CallAgent, LineReporter
 from voxflow.errors import CallEndedError
 from voxflow.runtime.agent_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
-from voxflow.telephony.voice import BargeIn
+from voxflow.voice.call import BargeIn
 
 __all__ = ["AgentCommand", "FlowAgentRunner", "outcome_result", "settings_for_step"]
 

@@ -35,7 +35,7 @@ from voxflow.runtime.http_step import HttpClient, HttpRequest
 from voxflow.runtime.step import RunState, initial_state, step
 from voxflow.runtime.trace import NullTrace, TraceWriter
 from voxflow.runtime.webhooks import WebhookSender
-from voxflow.telephony.voice import BargeIn
+from voxflow.voice.call import BargeIn
 
 __all__ = ["ARI_HANGUP_REASONS", "AgentRunner", "CallDriver", "TranscriptLine", "ari_hangup_reason"]
 

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from voxflow.errors import VoxflowError
 from voxflow.media import codecs
-from voxflow.media.wav import pcm16_to_wav
+from voxflow.voice.wav import pcm16_to_wav
 
 __all__ = [
     "BUILTIN_SOUNDS",

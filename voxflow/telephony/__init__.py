@@ -12,7 +12,7 @@ from voxflow.telephony.recording import (
 )
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection, CallMetadata, CallState
-from voxflow.telephony.voice import BargeIn, CallVoice, PromptResult, VoiceContext
+from voxflow.voice.call import BargeIn, CallVoice, PromptResult, VoiceContext
 
 __all__ = [
     "BargeIn",

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
-from voxflow.ai.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
 from voxflow.ari.dispatch import Dispatcher
 from voxflow.ari.events import AriEventStream
 from voxflow.ari.models import ApplicationReplaced, AriEvent, Channel, StasisStart
@@ -37,7 +36,8 @@ from voxflow.errors import (
 from voxflow.telephony.recording import RecordingSink
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
-from voxflow.telephony.voice import VoiceFactory
+from voxflow.voice.call import VoiceFactory
+from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
 
 __all__ = ["Handler", "VoxtraApp"]
 

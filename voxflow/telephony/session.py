@@ -45,13 +45,13 @@ from voxflow.errors import (
     PlaybackFailedError,
     RecordingError,
 )
-from voxflow.media.chunk import AudioChunk
 from voxflow.telephony.active_recording import ActiveRecording, auto_recording_name
 from voxflow.telephony.dtmf import ENDED as _ENDED
 from voxflow.telephony.dtmf import DtmfInbox
 from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
 from voxflow.telephony.state import CallDirection, CallMetadata, CallState, failure_reason
-from voxflow.telephony.voice import AiProviders, BargeIn, CallVoice, PromptResult, VoiceContext
+from voxflow.voice.call import AiProviders, BargeIn, CallVoice, PromptResult, VoiceContext
+from voxflow.voice.chunk import AudioChunk
 
 if TYPE_CHECKING:
     from voxflow.telephony.app import VoxtraApp

@@ -2,7 +2,8 @@
 
 ``CallSession.say/listen/audio_stream/send_audio`` delegate to a :class:`CallVoice`, built lazily on
 first use by the app's voice factory from a :class:`VoiceContext`. The media package implements it
-(externalMedia + RTP); keeping the contract here lets telephony and media evolve separately.
+(externalMedia + RTP); the contract lives in the bottom package ``voxflow.voice`` so telephony,
+media and the AI pipeline share it without importing each other.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
-from voxflow.ai.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
-from voxflow.media.chunk import AudioChunk
+from voxflow.voice.chunk import AudioChunk
+from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
 
 __all__ = [
     "AiProviders",
