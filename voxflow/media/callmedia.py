@@ -29,7 +29,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from voxflow.errors import AriError, CallEndedError, ConfigError, MediaError
@@ -41,7 +41,8 @@ from voxflow.media.transport import PortRange, RtpSocket
 from voxflow.media.vad import SpeechDetector, VadEvent, WebRtcVad
 from voxflow.voice.call import BargeIn, CallVoice, PromptResult, VoiceContext
 from voxflow.voice.chunk import AudioChunk
-from voxflow.voice.providers import VoiceActivityDetector
+from voxflow.voice.prompt_cache import PromptKey
+from voxflow.voice.providers import TextToSpeech, VoiceActivityDetector
 
 __all__ = ["CallMedia", "create_call_voice"]
 
@@ -529,7 +530,7 @@ class CallMedia:
             w.on_start = lambda: self._interrupt(prompt, "speech")
             prompt.watcher = self._watch(w)
         sent_before = self.outbound.packets_sent
-        play = asyncio.ensure_future(self._play(tts.synthesize(text, voice=voice), tts.sample_rate))
+        play = asyncio.ensure_future(self._play(self._prompt_frames(tts, text, voice)))
         try:
             waiting: set[asyncio.Future[Any]] = {play, prompt.interrupted}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -563,16 +564,38 @@ class CallMedia:
             if self._prompt is prompt:
                 self._prompt = None
 
-    async def _play(self, pcm_chunks: AsyncIterator[bytes], rate: int) -> None:
-        resampler = Resampler(rate, self.spec.sample_rate)
-        agen = pcm_chunks
+    def _prompt_frames(
+        self, tts: TextToSpeech, text: str, voice: str | None
+    ) -> AsyncIterator[bytes]:
+        """``text`` as wire-encoded audio: from the app's prompt cache when it has one."""
+        cache = self.ctx.prompt_cache
+        if cache is None:
+            return self._encoded(tts, text, voice)
+        key = PromptKey(id(tts), voice or "", text, self.codec, self.spec.sample_rate)
+        return cache.stream(key, lambda: self._encoded(tts, text, voice))
+
+    async def _encoded(
+        self, tts: TextToSpeech, text: str, voice: str | None
+    ) -> AsyncGenerator[bytes, None]:
+        """Synthesize ``text`` and yield it resampled and encoded for the wire."""
+        resampler = Resampler(tts.sample_rate, self.spec.sample_rate)
+        pcm_chunks = tts.synthesize(text, voice=voice)
         try:
-            async for pcm in agen:
-                self.outbound.enqueue(encode(resampler.process(pcm), self.codec))
-            self.outbound.enqueue(encode(resampler.process(b"", last=True), self.codec))
+            async for pcm in pcm_chunks:
+                yield encode(resampler.process(pcm), self.codec)
+            yield encode(resampler.process(b"", last=True), self.codec)
+        finally:
+            aclose = getattr(pcm_chunks, "aclose", None)  # TextToSpeech promises an iterator only
+            if aclose is not None:
+                await aclose()
+
+    async def _play(self, frames: AsyncIterator[bytes]) -> None:
+        try:
+            async for wire in frames:
+                self.outbound.enqueue(wire)
             self.outbound.end_of_audio()
             await self.outbound.wait_idle()
         finally:
-            aclose = getattr(agen, "aclose", None)
+            aclose = getattr(frames, "aclose", None)  # generators stop at once on barge-in
             if aclose is not None:
                 await aclose()

@@ -37,6 +37,8 @@ from voxflow.telephony.recording import RecordingSink
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
 from voxflow.voice.call import VoiceFactory
+from voxflow.voice.prompt_cache import DEFAULT_MAX_BYTES as DEFAULT_PROMPT_CACHE_BYTES
+from voxflow.voice.prompt_cache import PromptCache
 from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
 
 __all__ = ["Handler", "VoxtraApp"]
@@ -82,6 +84,7 @@ class VoxtraApp:
         playback_poll: float = 5.0,
         recording_wait: float = 2.0,
         ssl: ssllib.SSLContext | bool = True,
+        prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
     ) -> None:
         if not app_name or "," in app_name:
             raise ConfigError(f"invalid ARI application name {app_name!r}")
@@ -97,6 +100,8 @@ class VoxtraApp:
         self.transfer_context = transfer_context
         self.queue_context = queue_context
         self.media_options: Mapping[str, Any] = dict(media_options or {})
+        # Synthesized prompts shared by all calls (0 turns it off): see voxflow.voice.prompt_cache.
+        self.prompt_cache = PromptCache(prompt_cache_bytes) if prompt_cache_bytes > 0 else None
         self.handler_grace = handler_grace
         self.event_wait = event_wait
         self.playback_poll = playback_poll
@@ -212,6 +217,8 @@ class VoxtraApp:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self._events.close()
+        if self.prompt_cache is not None:
+            await self.prompt_cache.aclose()
         await self.rest.close()
         self._started = False
 

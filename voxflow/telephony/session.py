@@ -567,6 +567,7 @@ class CallSession:
                     vad=self._app.vad,
                     current_bridge_id=lambda: self._bridge_id,
                     options=dict(self._app.media_options),
+                    prompt_cache=self._app.prompt_cache,
                 )
                 self._voice = factory(ctx)
             return self._voice

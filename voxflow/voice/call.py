@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
 from voxflow.voice.chunk import AudioChunk
+from voxflow.voice.prompt_cache import PromptCache
 from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
 
 __all__ = [
@@ -84,6 +85,7 @@ class VoiceContext:
     vad: VoiceActivityDetector | None
     current_bridge_id: Callable[[], str | None]
     options: Mapping[str, Any] = field(default_factory=dict)
+    prompt_cache: PromptCache | None = None
 
 
 class CallVoice(Protocol):
