@@ -5,29 +5,17 @@
 past the last character (exclusive end), exactly like Lark's ``meta.end_line``/``meta.end_column``
 and SARIF's ``endColumn``. Columns count Unicode code points.
 
-:func:`decode_source` / :func:`read_source` turn raw bytes or a path into a :class:`Source`, or into
-a ``VF004`` :class:`~voxflow.diagnostics.Diagnostic` for binary, non-UTF-8 or oversized input; they
-never raise for bad content.
+Reading files (bytes or a path to a :class:`Source`, or a diagnostic) is
+:mod:`voxflow.sourcefile`, which sits above both this module and :mod:`voxflow.diagnostics`.
 """
 
 from __future__ import annotations
 
 import bisect
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from voxflow.diagnostics import Diagnostic
-
-__all__ = [
-    "MAX_SOURCE_BYTES",
-    "Source",
-    "Span",
-    "decode_source",
-    "read_source",
-]
+__all__ = ["MAX_SOURCE_BYTES", "Source", "Span"]
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
 """Files larger than this are refused with VF004 instead of being parsed."""
@@ -155,83 +143,3 @@ class Source:
         if (end_line, end_col) <= (line, col):
             end_line, end_col = line, col + 1
         return Span(line, col, end_line, end_col)
-
-
-def decode_source(
-    name: str, data: bytes, *, max_bytes: int = MAX_SOURCE_BYTES
-) -> Source | Diagnostic:
-    """Decode ``data`` as a UTF-8 flow file, or return a VF004 diagnostic explaining why not."""
-    from voxflow.diagnostics import Diagnostic, Severity
-
-    def fail(message: str, span: Span, hint: str | None = None) -> Diagnostic:
-        return Diagnostic(Severity.ERROR, "VF004", span, message, hint, name)
-
-    if len(data) > max_bytes:
-        return _too_large(name, len(data), max_bytes)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    nul = data.find(b"\x00")
-    if nul != -1:
-        line = data.count(b"\n", 0, nul) + 1
-        return fail(
-            "file looks binary (it contains a NUL byte), not a .flow source",
-            Span(line, 1, line, 2),
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        good = data[: exc.start].decode("utf-8", errors="replace")
-        line = good.count("\n") + 1
-        col = len(good) - (good.rfind("\n") + 1) + 1
-        return fail(
-            f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-            Span(line, col, line, col + 1),
-            "save the file as UTF-8",
-        )
-    return Source(name, text.replace("\r\n", "\n"))
-
-
-def _too_large(name: str, size: int, max_bytes: int) -> Diagnostic:
-    from voxflow.diagnostics import Diagnostic, Severity
-
-    return Diagnostic(
-        Severity.ERROR,
-        "VF004",
-        Span(1, 1, 1, 2),
-        f"file too large ({size} bytes; the limit is {max_bytes} bytes)",
-        "split the flow into included files",
-        name,
-    )
-
-
-def read_source(
-    path: str | os.PathLike[str], *, max_bytes: int = MAX_SOURCE_BYTES
-) -> Source | Diagnostic:
-    """Read and decode a flow file; unreadable files become VF002/VF004 diagnostics."""
-    from voxflow.diagnostics import Diagnostic, Severity
-
-    name = os.fspath(path)
-    p = Path(name)
-    try:
-        size = p.stat().st_size
-        if size > max_bytes:
-            return _too_large(name, size, max_bytes)
-        data = p.read_bytes()
-    except FileNotFoundError:
-        return Diagnostic(
-            Severity.ERROR, "VF002", Span(1, 1, 1, 2), f"file not found: {name}", None, name
-        )
-    except IsADirectoryError:
-        return Diagnostic(
-            Severity.ERROR, "VF004", Span(1, 1, 1, 2), f"is a directory: {name}", None, name
-        )
-    except OSError as exc:
-        return Diagnostic(
-            Severity.ERROR,
-            "VF004",
-            Span(1, 1, 1, 2),
-            f"cannot read {name}: {exc.strerror or exc}",
-            None,
-            name,
-        )
-    return decode_source(name, data, max_bytes=max_bytes)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from voxflow.check import check_text
 from voxflow.ir import compile_flow
-from voxflow.source import Source, read_source
+from voxflow.source import Source
+from voxflow.sourcefile import read_source
 
 DATA = Path(__file__).parent / "data"
 

@@ -13,7 +13,8 @@ from voxflow.check.model import INPUT_OPS, MStep
 from voxflow.check.walk import bodies, reached_steps, resolve_step, state_context
 from voxflow.ir import Flow, compile_file, compile_flow
 from voxflow.ir import models as ir
-from voxflow.source import Source, read_source
+from voxflow.source import Source
+from voxflow.sourcefile import read_source
 from voxflow.syntax.parser import load_program
 
 ROOT = Path(__file__).resolve().parents[2]

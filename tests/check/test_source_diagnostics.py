@@ -12,7 +12,8 @@ from voxflow.diagnostics import (
     render_text,
     sort_diagnostics,
 )
-from voxflow.source import Source, Span, decode_source, read_source
+from voxflow.source import Source, Span
+from voxflow.sourcefile import decode_source, read_source
 
 TEXT = "flow demo\nstate menu:\n    goto mneu\n"
 

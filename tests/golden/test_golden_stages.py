@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from voxflow.ir import Flow, compile_file
-from voxflow.source import read_source
+from voxflow.sourcefile import read_source
 from voxflow.syntax.ast import dump
 from voxflow.syntax.parser import load_program
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from voxflow.diagnostics import Diagnostic
 from voxflow.ir import compile_flow
-from voxflow.source import Source, decode_source
+from voxflow.source import Source
+from voxflow.sourcefile import decode_source
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = sorted((ROOT / "flows").glob("*.flow"))

@@ -16,7 +16,8 @@ from voxflow.check.suppress import apply_suppressions
 from voxflow.check.types import FunctionType
 from voxflow.check.walk import RuleContext
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
-from voxflow.source import Source, Span, read_source
+from voxflow.source import Source, Span
+from voxflow.sourcefile import read_source
 
 __all__ = ["check", "check_text", "rule_context"]
 

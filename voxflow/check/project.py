@@ -15,7 +15,8 @@ from pathlib import Path
 
 from voxflow.check.suppress import apply_suppressions
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
-from voxflow.source import Source, Span, read_source
+from voxflow.source import Source, Span
+from voxflow.sourcefile import read_source
 
 __all__ = ["FileReport", "PathError", "analyze_file", "analyze_paths", "collect_flow_files"]
 

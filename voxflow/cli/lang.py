@@ -13,7 +13,8 @@ import click
 
 from voxflow.diagnostics import render_text
 from voxflow.ir.compile import compile_file
-from voxflow.source import Source, read_source
+from voxflow.source import Source
+from voxflow.sourcefile import read_source
 
 __all__ = ["compile_command"]
 

@@ -19,7 +19,8 @@ from typing import Any
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
 from voxflow.errors import FlowCheckError
 from voxflow.ir.models import Flow
-from voxflow.source import MAX_SOURCE_BYTES, Source, Span, decode_source, read_source
+from voxflow.source import MAX_SOURCE_BYTES, Source, Span
+from voxflow.sourcefile import decode_source, read_source
 
 __all__ = ["CompileResult", "compile_file", "compile_flow", "gc_paused", "load_flow"]
 

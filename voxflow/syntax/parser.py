@@ -26,7 +26,8 @@ from lark.indenter import DedentError, Indenter
 
 from voxflow.diagnostics import Diagnostic, Severity
 from voxflow.errors import VoxflowSyntaxError
-from voxflow.source import Source, Span, read_source
+from voxflow.source import Source, Span
+from voxflow.sourcefile import read_source
 from voxflow.syntax import ast
 from voxflow.syntax.transformer import AstBuilder, TransformError, install_spans
 
