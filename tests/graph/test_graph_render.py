@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from voxflow.cli.main import cli
 from voxflow.ir import models as ir
 from voxflow.ir.compile import compile_flow, load_flow
-from voxflow.viz import build_flowmap, render_graph
+from voxflow.ir.flowmap import build_flowmap
+from voxflow.viz import render_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz not installed")

@@ -1,6 +1,6 @@
 """Coverage of a flow by its scenarios: states, transitions and outcome branches.
 
-The universe comes from :func:`voxflow.viz.flowmap.build_flowmap`; what ran comes from the
+The universe comes from :func:`voxflow.ir.flowmap.build_flowmap`; what ran comes from the
 simulator's :class:`~voxflow.testing.sim.Hit` records. ``--min-coverage`` gates on transitions.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from voxflow.ir import models as ir
+from voxflow.ir.flowmap import FlowMap, build_flowmap
 from voxflow.testing.sim import Hit
-from voxflow.viz.flowmap import FlowMap, build_flowmap
 
 __all__ = ["FlowCoverage", "percent"]
 

@@ -23,11 +23,11 @@ from types import MappingProxyType
 from typing import Any
 
 from voxflow.ir import models as ir
+from voxflow.ir.flowmap import edge_source, outcome_label, step_key
 from voxflow.runtime import events as ev
 from voxflow.runtime.machine import RunState
 from voxflow.runtime.step import initial_state, step
 from voxflow.testing.scenario import Action, AgentMock, Mocks, Scenario, ScenarioDefaults
-from voxflow.viz.flowmap import edge_source, outcome_label, step_key
 
 __all__ = [
     "CoverageObserver",
@@ -63,7 +63,7 @@ class TraceLine:
 @dataclass(frozen=True, slots=True)
 class Hit:
     """A coverage observation: ``kind`` is state, transition, branch; ``key`` as in
-    :mod:`voxflow.viz.flowmap`."""
+    :mod:`voxflow.ir.flowmap`."""
 
     kind: str
     key: tuple[str, ...]

@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
-from voxflow.viz.flowmap import Edge, FlowMap, build_flowmap
+from voxflow.ir.flowmap import Edge, FlowMap, build_flowmap
 
 __all__ = ["FORMATS", "render_graph", "to_dot", "to_mermaid"]
 
