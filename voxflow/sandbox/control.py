@@ -160,7 +160,12 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
         if "drop_next_events" in body:
             f.drop_next_events(int(body["drop_next_events"]))
         if "fail_next_requests" in body:
-            f.fail_next_requests(int(body["fail_next_requests"]), int(body.get("status", 500)))
+            f.fail_next_requests(
+                int(body["fail_next_requests"]),
+                int(body.get("status", 500)),
+                method=body.get("fail_method"),
+                path=body.get("fail_path"),
+            )
         if "send_malformed_event" in body:
             f.send_malformed_event(str(body["send_malformed_event"]))
         f.set_rtp(

@@ -53,11 +53,11 @@ class AriRest(RestMisc):
         """Entry point for every /ari request except the events websocket."""
         if not check_auth(request, self.sb.user, self.sb.password):
             return unauthorized()
-        fault = self.sb.faults.take_request_failure()
-        if fault is not None:
-            return error_response(fault, "Internal Server Error")
         path = request.match_info.get("tail", "")
         path = "/" + path.strip("/")
+        fault = self.sb.faults.take_request_failure(request.method, path)
+        if fault is not None:
+            return error_response(fault, "Internal Server Error")
         for pattern, methods in self.routes:
             m = pattern.match(path)
             if not m:

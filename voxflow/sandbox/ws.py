@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,8 @@ class Faults:
         self.drop_next = 0
         self._fail_count = 0
         self._fail_status = 500
+        self._fail_method: str | None = None
+        self._fail_path: re.Pattern[str] | None = None
 
     def drop_events_socket(self, app: str) -> bool:
         """Cut the app's events websocket like a network failure; True if one was open."""
@@ -107,16 +110,29 @@ class Faults:
         """Lose the next ``n`` events (whatever app they are for)."""
         self.drop_next = max(0, n)
 
-    def fail_next_requests(self, n: int, status: int = 500) -> None:
-        """Answer the next ``n`` REST requests with ``status`` {"message": ...}."""
+    def fail_next_requests(
+        self, n: int, status: int = 500, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Answer the next ``n`` REST requests with ``status`` {"message": ...}; with ``method``
+        and/or ``path`` (a regular expression searched in the path under /ari) only the requests
+        that match count, the others are served."""
         self._fail_count = max(0, n)
         self._fail_status = status
+        self._fail_method = method.upper() if method else None
+        try:
+            self._fail_path = re.compile(path) if path else None
+        except re.error as exc:
+            raise ValueError(f"bad path pattern {path!r}: {exc}") from None
 
-    def take_request_failure(self) -> int | None:
-        if self._fail_count > 0:
-            self._fail_count -= 1
-            return self._fail_status
-        return None
+    def take_request_failure(self, method: str = "", path: str = "") -> int | None:
+        if self._fail_count <= 0:
+            return None
+        if self._fail_method is not None and method.upper() != self._fail_method:
+            return None
+        if self._fail_path is not None and not self._fail_path.search(path):
+            return None
+        self._fail_count -= 1
+        return self._fail_status
 
     def send_malformed_event(self, app: str, kind: str = "invalid_json") -> bool:
         """Send a broken message to the app: ``invalid_json``, ``no_type`` or
