@@ -32,7 +32,8 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
-from voxflow.errors import AriError, CallEndedError, ConfigError, MediaError
+from voxflow.ari.cleanup import Backoff, delete_until_gone
+from voxflow.errors import CallEndedError, ConfigError, MediaError
 from voxflow.media.codecs import Resampler, codec_spec, decode, encode
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
@@ -47,6 +48,10 @@ from voxflow.voice.providers import TextToSpeech, VoiceActivityDetector
 __all__ = ["CallMedia", "create_call_voice"]
 
 log = logging.getLogger(__name__)
+
+TEARDOWN_BACKOFF = Backoff(initial=0.1, cap=2.0, attempts=8)
+"""Media teardown retries 5xx/timeouts for ~7 s; what is still left then is swept by name at the
+next reconnect or start-up (``voxflow.telephony.orphans``)."""
 
 _NOT_CONFIGURED = "AI pipeline not configured"
 _STREAM_QUEUE = 1500  # 30 s of 20 ms chunks per audio_stream() consumer
@@ -292,19 +297,17 @@ class CallMedia:
         for q in self._consumers:
             q.put_nowait(None)
         rest = self.ctx.rest
-        for method, path in (
-            ("DELETE", f"/channels/{self.channel_id}" if self.channel_id else None),
-            ("DELETE", f"/channels/{self.snoop_id}" if self.snoop_id else None),
-            ("DELETE", f"/bridges/{self.bridge_id}" if self.bridge_id else None),
+        for path in (
+            f"/channels/{self.channel_id}" if self.channel_id else None,
+            f"/channels/{self.snoop_id}" if self.snoop_id else None,
+            f"/bridges/{self.bridge_id}" if self.bridge_id else None,
         ):
             if path is None:
                 continue
-            try:
-                await rest.request(method, path, expect_json=False)
-            except AriError as exc:  # already gone with the call: nothing to undo
-                log.debug("media teardown %s %s: %s", method, path, exc)
+            try:  # 5xx/timeouts retried with backoff; a 404 means it went with the call
+                await delete_until_gone(rest, path, backoff=TEARDOWN_BACKOFF)
             except Exception:
-                log.warning("media teardown %s %s failed", method, path, exc_info=True)
+                log.warning("media teardown DELETE %s failed", path, exc_info=True)
         self.channel_id = self.snoop_id = self.bridge_id = None
         if self.socket is not None:
             await self.socket.aclose()

@@ -33,6 +33,7 @@ from voxflow.errors import (
     CallError,
     ConfigError,
 )
+from voxflow.telephony.legs import LegBook, current_call
 from voxflow.telephony.recording import RecordingSink
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
@@ -85,7 +86,11 @@ class VoxtraApp:
         recording_wait: float = 2.0,
         ssl: ssllib.SSLContext | bool = True,
         prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
+        retry_initial: float = 0.1,
+        retry_max: float = 5.0,
     ) -> None:
+        """``retry_initial``/``retry_max``: backoff (seconds) between retries of a hang-up or a
+        teardown Asterisk answered with a 5xx or did not answer."""
         if not app_name or "," in app_name:
             raise ConfigError(f"invalid ARI application name {app_name!r}")
         self.ari_url = ari_url
@@ -106,6 +111,8 @@ class VoxtraApp:
         self.event_wait = event_wait
         self.playback_poll = playback_poll
         self.recording_wait = recording_wait
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
         self.rest = AriRestClient(ari_url, username, password, timeout=request_timeout, ssl=ssl)
         self.dispatcher = Dispatcher()
         self._events = AriEventStream(
@@ -126,6 +133,7 @@ class VoxtraApp:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._closing = False
+        self._legs = LegBook(self._end_leg)
         self.removed = 0  # sessions removed from the registry (for leak checks)
 
     def __repr__(self) -> str:
@@ -203,10 +211,14 @@ class VoxtraApp:
         self._closing = True
         live = [s for s in self._sessions.values() if not s.ended]
         if live:
-            results = await asyncio.gather(*(s.hangup() for s in live), return_exceptions=True)
-            for session, result in zip(live, results, strict=True):
-                if isinstance(result, BaseException):
-                    log.warning("hangup of %s at shutdown failed: %s", session.id, result)
+            hangups = {asyncio.ensure_future(s.hangup()): s for s in live}
+            _, pending = await asyncio.wait(hangups, timeout=self.handler_grace)
+            for task in pending:
+                task.cancel()
+            for task, session in hangups.items():
+                if task in pending or task.exception() is not None:
+                    why = "unconfirmed" if task in pending else task.exception()
+                    log.error("hangup of %s at shutdown failed (%s); releasing it", session.id, why)
                     session._gone()
         handlers = list(self._handler_tasks.values())
         if handlers:
@@ -272,9 +284,16 @@ class VoxtraApp:
         variables: Mapping[str, str] | None = None,
         timeout: int = 30,
         metadata: Mapping[str, Any] | None = None,
+        owner: CallSession | None = None,
     ) -> CallSession:
         """Dial ``endpoint`` (e.g. ``PJSIP/alice``) and wait until it answers or fails. Returns an
-        OUTBOUND session: IN_PROGRESS, or FAILED with ``failure_reason`` (busy, no answer...)."""
+        OUTBOUND session: IN_PROGRESS, or FAILED with ``failure_reason`` (busy, no answer...).
+
+        The leg belongs to ``owner`` (default: the call whose handler is running, if any): it is
+        hung up when the owner ends, and when this coroutine is cancelled before it answered."""
+        owner = owner if owner is not None else current_call.get()
+        if owner is not None and owner.ended:
+            raise CallEndedError(f"call {owner.id} has ended: not dialling {endpoint}")
         if not self._started:
             raise CallError("the app is not started (use 'async with app:' or app.run())")
         if "/" not in endpoint:
@@ -290,8 +309,10 @@ class VoxtraApp:
         )
         session.caller_id = caller_id or ""
         self._sessions[cid] = session
-        try:
-            await self.rest.originate(
+        if owner is not None:
+            self._legs.attach(owner, session)
+        post = asyncio.ensure_future(
+            self.rest.originate(
                 endpoint,
                 app=self.app_name,
                 app_args=OUTBOUND_ARG,
@@ -300,6 +321,12 @@ class VoxtraApp:
                 channel_id=cid,
                 variables=variables,
             )
+        )
+        try:
+            await asyncio.shield(post)
+        except asyncio.CancelledError:
+            self._spawn(self._abandon_leg(session, post), f"abandon-{cid}")
+            raise
         except AriBadRequest as exc:
             session._mark_ended()
             await session.wait_closed()
@@ -314,11 +341,17 @@ class VoxtraApp:
             session._mark_ended()
             await session.wait_closed()
             raise
+        finally:
+            if post.done() and self._legs.settled(session) and not session.ended:
+                self._end_leg(session)  # the owner ended while the request was in flight
         try:
             await session.wait_answered(timeout + self.event_wait)
             await asyncio.wait_for(session._stasis_started.wait(), self.event_wait)
         except CallEndedError:
             pass
+        except asyncio.CancelledError:
+            self._end_leg(session)
+            raise
         except TimeoutError:
             if session._dialstatus is None:
                 session._dialstatus = "NOANSWER"
@@ -328,6 +361,28 @@ class VoxtraApp:
         if session.ended:
             await session.wait_closed()
         return session
+
+    def _end_leg(self, leg: CallSession) -> None:
+        """Hang ``leg`` up in the background (retried until Asterisk confirms it is gone)."""
+        if not leg.ended:
+            self._spawn(self._hangup_quietly(leg, "normal"), f"end-leg-{leg.id}")
+
+    async def _abandon_leg(self, leg: CallSession, post: asyncio.Future[Any]) -> None:
+        """The originate was cancelled while its request was in flight: once it completes, the
+        new channel (if any) is hung up, and the placeholder session ends."""
+        with contextlib.suppress(Exception):
+            await post
+        self._legs.settled(leg)
+        if post.cancelled() or post.exception() is not None:
+            leg._mark_ended()
+            return
+        await self._hangup_quietly(leg, "normal")
+
+    async def _hangup_quietly(self, session: CallSession, reason: str) -> None:
+        try:
+            await session.hangup(reason=reason)
+        except AriError as exc:
+            log.warning("hanging up %s failed: %s", session.id, exc)
 
     # ------------------------------------------------------------------ events
 
@@ -404,6 +459,7 @@ class VoxtraApp:
             await self.rest.hangup(channel_id)
 
     async def _run_handler(self, session: CallSession, handler: Handler) -> None:
+        current_call.set(session)  # legs it dials belong to it (this task's own context)
         try:
             result = handler(session)
             if inspect.isawaitable(result):
@@ -467,7 +523,12 @@ class VoxtraApp:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
+    def _session_ended(self, session: CallSession) -> None:
+        """``session`` ended: its dialled legs must not outlive it."""
+        self._legs.owner_ended(session)
+
     def _session_closed(self, session: CallSession) -> None:
+        self._legs.forget(session)
         if self._sessions.get(session.id) is session:
             del self._sessions[session.id]
             self.removed += 1

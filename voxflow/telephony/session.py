@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from voxflow.ari.cleanup import Backoff, is_transient, retry_until_done
 from voxflow.ari.models import (
     AriEvent,
     Channel,
@@ -209,19 +210,46 @@ class CallSession:
         await asyncio.shield(self._hangup_task)
 
     async def _do_hangup(self, reason: str) -> None:
-        try:
-            await self._app.rest.hangup(self.id, reason=reason)
-        except AriNotFound:
-            self._gone()
-            return
-        except AriError:
-            self._hangup_task = None
-            raise
+        """DELETE the channel until Asterisk confirms it is gone (StasisEnd/ChannelDestroyed, or
+        a 404); 5xx answers, timeouts and lost connections are retried with capped backoff, and
+        the session stays registered meanwhile. Other 4xx answers are raised."""
+        app = self._app
+        delay = app.retry_initial
+        while not self.ended:
+            try:
+                await app.rest.hangup(self.id, reason=reason)
+            except AriNotFound:
+                self._gone()
+                return
+            except AriError as exc:
+                if not is_transient(exc):
+                    self._hangup_task = None
+                    raise
+                log.warning("hangup of %s failed (%s); retrying in %.2fs", self.id, exc, delay)
+                await self._wait_ended(delay)
+                delay = min(app.retry_max, delay * 2)
+                continue
+            if await self._wait_ended(app.event_wait) or await self._confirm_gone():
+                return
+
+    async def _wait_ended(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the end of the call; True if it ended."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ended.wait(), self._app.event_wait)
-        if not self.ended:
-            log.debug("no StasisEnd for %s after hangup; completing locally", self.id)
+            await asyncio.wait_for(self._ended.wait(), seconds)
+        return self.ended
+
+    async def _confirm_gone(self) -> bool:
+        """No end event after an accepted hang-up (events socket down?): ask Asterisk. True (and
+        the session ends) only on a 404."""
+        try:
+            await self._app.rest.get_channel(self.id)
+        except AriNotFound:
+            log.debug("no StasisEnd for %s after hangup; the channel is gone", self.id)
             self._gone()
+            return True
+        except AriError as exc:
+            log.debug("checking channel %s after hangup: %s", self.id, exc)
+        return self.ended
 
     async def hold(self, moh_class: str | None = None) -> None:
         """Put the far end on hold: it hears music on hold (waits for the answer; a call that
@@ -712,16 +740,19 @@ class CallSession:
             peer._shared_bridge, peer._bridge_peer, peer._bridge_owner = None, None, False
         rest = self._app.rest
 
+        backoff = Backoff(self._app.retry_initial, self._app.retry_max)
+
         async def teardown() -> None:
-            try:
-                if owner:
-                    await rest.destroy_bridge(bridge)
-                elif peer is not None and not peer.ended:
-                    await rest.remove_channel(bridge, peer.id)
-            except AriHTTPError as exc:
-                log.debug("bridge %s teardown: %s", bridge, exc)
-            except AriError as exc:
-                log.warning("bridge %s teardown failed: %s", bridge, exc)
+            if owner:
+                await retry_until_done(
+                    lambda: rest.destroy_bridge(bridge), f"destroy bridge {bridge}", backoff=backoff
+                )
+            elif peer is not None and not peer.ended:
+                await retry_until_done(
+                    lambda: rest.remove_channel(bridge, peer.id),
+                    f"remove {peer.id} from bridge {bridge}",
+                    backoff=backoff,
+                )
 
         self._app._spawn(teardown(), f"bridge-teardown-{bridge}")
 
@@ -752,6 +783,7 @@ class CallSession:
         else:
             self.state = CallState.COMPLETED
         self._ended.set()
+        self._app._session_ended(self)
         for fut in self._playbacks.values():
             if not fut.done():
                 fut.set_result(_ENDED)

@@ -1,0 +1,61 @@
+"""Issue 14 item 3: a session is removed only when Asterisk confirms its channel is gone (an
+event or a 404); hang-ups and bridge/media teardowns answered with 5xx are retried with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from _leaks_kit import DIAL_FLOW, clean, leftovers, serving_text, until
+from sandbox_rig import open_app_rig
+
+from voxflow.media.transport import PortRange
+from voxflow.telephony.session import CallSession
+
+
+async def test_hangup_answered_with_three_5xx_keeps_the_session_until_the_channel_is_gone() -> None:
+    async with open_app_rig(PortRange(0, 0), retry_initial=0.05, event_wait=2.0) as rig:
+        release = asyncio.Event()
+
+        async def body(call: CallSession) -> str:
+            await release.wait()
+            rig.sb.faults.fail_next_requests(3, 503, method="DELETE", path=f"^/channels/{call.id}$")
+            return call.id
+
+        sim = await rig.call(body)
+        release.set()
+        cid = await rig.result()
+        # while the hang-up is refused, the call stays registered: never forgotten while Up
+        for _ in range(3):
+            if cid not in rig.sb.pbx.channels:
+                break
+            assert cid in rig.app.sessions
+            await asyncio.sleep(0.03)
+        await until(lambda: cid not in rig.app.sessions, 10, "session removed")
+        assert cid not in rig.sb.pbx.channels
+        assert await sim.wait_hangup(5) == 16
+
+
+async def test_bridge_destroy_answered_with_5xx_is_retried(tmp_path: Path) -> None:
+    app = {"retry_initial": 0.05}
+    async with serving_text(tmp_path, DIAL_FLOW, sandbox={"answer_delay": 0.05}, app=app) as s:
+        call = await s.sb.place_call(from_="+15550100", to="100", app="voxflow")
+        await call.wait_for("bridge", 20)
+        s.sb.faults.fail_next_requests(3, 500, method="DELETE", path="^/bridges/")
+        await call.hangup()
+        await until(lambda: clean(s), 15, "nothing left")
+        assert leftovers(s) == {"sessions": [], "channels": [], "bridges": []}
+
+
+async def test_media_teardown_answered_with_5xx_is_retried() -> None:
+    async with open_app_rig(PortRange(0, 0), retry_initial=0.05) as rig:
+
+        async def body(call: CallSession) -> None:
+            await call.send_audio(b"\x00\x00" * 160)
+            rig.sb.faults.fail_next_requests(
+                4, 500, method="DELETE", path="^/(bridges|channels)/vf-"
+            )
+
+        await rig.call(body)
+        await rig.result()
+        # the rig's exit asserts no channel, bridge, port or pacer stream is left

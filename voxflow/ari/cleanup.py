@@ -1,0 +1,87 @@
+"""Deleting ARI resources until Asterisk confirms they are gone.
+
+A teardown request that fails with a 5xx, a timeout or a lost connection has undone nothing: the
+channel or bridge is still there. :func:`delete_until_gone` retries such failures with capped
+exponential backoff and reports success only when Asterisk accepted the DELETE or said the
+resource does not exist (404). Other 4xx answers are not retried (a retry cannot change them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from voxflow.errors import AriConnectionError, AriError, AriNotFound, AriServerError
+
+__all__ = ["Backoff", "RestLike", "delete_until_gone", "is_transient", "retry_until_done"]
+
+log = logging.getLogger(__name__)
+
+
+class RestLike(Protocol):
+    """The one method of :class:`~voxflow.ari.rest.AriRestClient` teardown needs."""
+
+    async def request(self, method: str, path: str, *, expect_json: bool = ...) -> object: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Retry schedule: ``initial`` seconds, doubled each attempt up to ``cap``; ``attempts``
+    bounds the tries (``None``: until it works or the task is cancelled)."""
+
+    initial: float = 0.1
+    cap: float = 5.0
+    attempts: int | None = 12
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures a retry can cure: 5xx, timeouts, connection errors."""
+    return isinstance(exc, AriServerError | AriConnectionError)
+
+
+async def retry_until_done(
+    op: Callable[[], Awaitable[object]],
+    what: str,
+    *,
+    backoff: Backoff = Backoff(),
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> bool:
+    """Run ``op`` until it succeeds or answers 404 (True: nothing left to undo); transient
+    failures are retried with capped backoff; False when a non-transient error answered or the
+    attempts ran out (logged as a warning, naming ``what``)."""
+    delay, tries = backoff.initial, 0
+    while True:
+        tries += 1
+        try:
+            await op()
+            return True
+        except AriNotFound:
+            return True
+        except AriError as exc:
+            if not is_transient(exc):
+                log.warning("%s refused: %s", what, exc)
+                return False
+            if backoff.attempts is not None and tries >= backoff.attempts:
+                log.warning("%s still failing after %d tries: %s", what, tries, exc)
+                return False
+            log.info("%s failed (%s); retrying in %.2fs", what, exc, delay)
+        await sleep(delay)
+        delay = min(backoff.cap, delay * 2)
+
+
+async def delete_until_gone(
+    rest: RestLike,
+    path: str,
+    *,
+    backoff: Backoff = Backoff(),
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> bool:
+    """``DELETE path`` until Asterisk accepts it or answers 404 (see :func:`retry_until_done`)."""
+
+    async def op() -> object:
+        return await rest.request("DELETE", path, expect_json=False)
+
+    return await retry_until_done(op, f"DELETE {path}", backoff=backoff, sleep=sleep)
