@@ -29,6 +29,7 @@ Where a stdlib base fits, it is mixed in so callers can catch either::
     |   +-- CallEndedError                    the call is gone (hung up / failed)
     |   +-- PlaybackFailedError               PlaybackFinished with state "failed"
     |   +-- RecordingError
+    |   +-- AiNotConfiguredError (RuntimeError)  no STT/TTS/LLM for what was asked
     +-- MediaError                            RTP / codec / transport problems
     |   +-- RtpPacketError (ValueError)       a malformed or truncated RTP packet; .reason
     +-- ProviderError                         an STT/LLM/TTS provider failed
@@ -38,6 +39,7 @@ Where a stdlib base fits, it is mixed in so callers can catch either::
 from __future__ import annotations
 
 __all__ = [
+    "AiNotConfiguredError",
     "ApplicationReplacedError",
     "AriBadRequest",
     "AriConflict",
@@ -191,6 +193,16 @@ class PlaybackFailedError(CallError):
 
 class RecordingError(CallError):
     """A recording failed or could not be delivered to its sink."""
+
+
+class AiNotConfiguredError(CallError, RuntimeError):
+    """The call was asked to speak, listen or converse without the AI provider it needs.
+
+    Also a ``RuntimeError`` with the message ``"AI pipeline not configured"`` (the seed API's
+    contract); code decides on the type, never on the message."""
+
+    def __init__(self, message: str = "AI pipeline not configured") -> None:
+        super().__init__(message)
 
 
 class MediaError(VoxflowError):

@@ -27,15 +27,14 @@ from voxflow.ai.agent import (
     run_agent,
 )
 from voxflow.ai.pipeline import TurnResult, VoicePipeline
-from voxflow.errors import CallEndedError
+from voxflow.errors import AiNotConfiguredError, CallEndedError
 from voxflow.voice.call import BargeIn
 from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech
 
-__all__ = ["NOT_CONFIGURED", "CallAgent", "LineReporter", "ReportingIO"]
+__all__ = ["CallAgent", "LineReporter", "ReportingIO"]
 
 log = logging.getLogger("voxflow.ai.call_agent")
 
-NOT_CONFIGURED = "AI pipeline not configured"
 
 LineReporter = Callable[[str, str], None]
 """``(who, text)`` with ``who`` ``"agent"`` or ``"caller"``: one line of a live conversation."""
@@ -124,7 +123,7 @@ class CallAgent(Agent):
         """The agent of ``call`` from its app's providers (the app must have an LLM)."""
         providers = call.providers
         if providers.llm is None:
-            raise RuntimeError(NOT_CONFIGURED)
+            raise AiNotConfiguredError
         return cls(call, providers.llm, tts=providers.tts, stt=providers.stt)
 
     @property
@@ -139,7 +138,7 @@ class CallAgent(Agent):
     async def pipeline(self) -> VoicePipeline:
         """The call's voice pipeline, wired on first use (answers the call if needed)."""
         if not self.speaks:
-            raise RuntimeError(NOT_CONFIGURED)
+            raise AiNotConfiguredError
         if self._closed or getattr(self.call, "ended", False):
             raise CallEndedError(f"call {getattr(self.call, 'id', '?')} has ended")
         async with self._pipe_lock:

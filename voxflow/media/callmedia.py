@@ -33,7 +33,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from voxflow.ari.cleanup import Backoff, delete_until_gone
-from voxflow.errors import CallEndedError, ConfigError, MediaError
+from voxflow.errors import AiNotConfiguredError, CallEndedError, ConfigError, MediaError
 from voxflow.media.codecs import Resampler, codec_spec, decode, encode
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
@@ -53,7 +53,6 @@ TEARDOWN_BACKOFF = Backoff(initial=0.1, cap=2.0, attempts=8)
 """Media teardown retries 5xx/timeouts for ~7 s; what is still left then is swept by name at the
 next reconnect or start-up (``voxflow.telephony.orphans``)."""
 
-_NOT_CONFIGURED = "AI pipeline not configured"
 _STREAM_QUEUE = 1500  # 30 s of 20 ms chunks per audio_stream() consumer
 _SEND_BACKLOG = 250  # frames (5 s) queued before send_audio waits
 _STALL_FLUSH_S = 0.1  # jitter buffer released after this long without packets
@@ -421,7 +420,7 @@ class CallMedia:
         """The caller's next utterance as text (VAD endpointing + STT); None on no input."""
         stt = self.ctx.stt
         if stt is None:
-            raise RuntimeError(_NOT_CONFIGURED)
+            raise AiNotConfiguredError
         await self.start()
         det = SpeechDetector(
             frame_ms=self._vad.frame_ms,
@@ -519,7 +518,7 @@ class CallMedia:
         """Stream TTS audio to the caller as it is synthesised; stop on barge-in."""
         tts = self.ctx.tts
         if tts is None:
-            raise RuntimeError(_NOT_CONFIGURED)
+            raise AiNotConfiguredError
         await self.start()
         self._check_can_send()
         if self._prompt is not None and not self._prompt.interrupted.done():

@@ -38,9 +38,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from voxflow.ai.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings, ToolParam
-from voxflow.ai.call_agent import NOT_CONFIGURED, CallAgent, LineReporter
-from voxflow.errors import CallEndedError
+from voxflow.ai.call_agent import CallAgent, LineReporter
+from voxflow.errors import AiNotConfiguredError, CallEndedError
 from voxflow.runtime.agent_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
+from voxflow.runtime.port import AgentHost
 from voxflow.voice.call import BargeIn
 
 __all__ = ["AgentCommand", "FlowAgentRunner", "outcome_result", "settings_for_step"]
@@ -181,7 +182,7 @@ class FlowAgentRunner:
         self.max_action_bytes = max_action_bytes
 
     async def __call__(
-        self, session: Any, cmd: AgentCommand, *, on_line: LineReporter | None = None
+        self, session: AgentHost, cmd: AgentCommand, /, *, on_line: LineReporter | None = None
     ) -> dict[str, Any]:
         agent = session.agent  # RuntimeError("AI pipeline not configured") without an LLM
         if not isinstance(agent, CallAgent):
@@ -202,7 +203,7 @@ class FlowAgentRunner:
                 getattr(cmd, "action_vars", None),
                 http,
                 timezone=str(getattr(cmd, "timezone", "UTC")),
-                call_id=str(getattr(session, "id", "?")),
+                call_id=session.id,
             )
         settings = settings_for_step(
             cmd,
@@ -219,11 +220,9 @@ class FlowAgentRunner:
                 listen_options=self.listen_options,
                 on_line=on_line,
             )
-        except RuntimeError as exc:  # no STT/TTS: the step's checked error outcome
-            if NOT_CONFIGURED not in str(exc):
-                raise
+        except AiNotConfiguredError as exc:  # no STT/TTS: the step's checked error outcome
             why = f"{exc}: the agent step needs an STT and a TTS on the app"
-            log.error("call %s: %s", getattr(session, "id", "?"), why)
+            log.error("call %s: %s", session.id, why)
             return outcome_result(AgentOutcome("error", error=why))
         finally:
             if http is not None:
@@ -231,13 +230,13 @@ class FlowAgentRunner:
         agent.steps["last"] = (key, outcome.outcome)
         log.info(
             "call %s: agent step ended with %s after %d turns%s",
-            getattr(session, "id", "?"),
+            session.id,
             outcome.outcome,
             outcome.turns,
             f" ({outcome.error})" if outcome.error else "",
         )
         if outcome.outcome == "hangup":
-            raise CallEndedError(f"call {getattr(session, 'id', '?')} ended during the agent step")
+            raise CallEndedError(f"call {session.id} ended during the agent step")
         result = outcome_result(outcome)
         if on_line is not None:
             result["reported"] = True

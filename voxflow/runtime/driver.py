@@ -1,18 +1,24 @@
-"""The thin async driver: runs one call's flow by performing step() commands on a CallSession.
+"""The thin async driver: runs one call's flow by performing step() commands on a CallPort.
 
-The driver owns every task and timer of its call. Events are fed to :func:`step` where they
-arise, synchronously (DTMF from the session's ``add_dtmf_listener`` in the ARI event dispatch,
-op results at the end of their task, timers in their loop callback; an event arising while
-commands are performed waits its turn), so a key press reaches the next command with no queue
-or task hop; the step function decides everything else. Guarantees:
+The driver is the only code that turns the step function's commands into call operations: a
+real call (:class:`~voxflow.telephony.session.CallSession`) and the flow-test simulator's
+virtual call (:mod:`voxflow.testing.sim`) both sit behind the typed
+:class:`~voxflow.runtime.port.CallPort`, so ``voxflow test`` runs exactly this code.
 
-* the caller hanging up cancels every running op and timer of the call at once (the session's
+The driver owns every task and timer of its call, on the running loop's clock (virtual time in
+the simulator). Events are fed to :func:`step` where they arise, synchronously (DTMF from the
+port's ``add_dtmf_listener``, op results at the end of their task, timers in their loop
+callback; an event arising while commands are performed waits its turn), so a key press
+reaches the next command with no queue or task hop; the step function decides everything else.
+Guarantees:
+
+* the caller hanging up cancels every running op and timer of the call at once (the call's
   end reaches the DTMF listener synchronously, then :meth:`CallDriver.cancel_all`), and the
   flow's hang-up handler runs exactly once (the step function tracks it);
 * any exception inside the call is logged with call id, flow, state and source line, runs the
   state's error handler (an op failure is an event) or hangs up; other calls never see it;
-* prompts need a TTS: when the app has none the text is only recorded in the transcript and the
-  prompt counts as played (no task, no ``say`` call).
+* prompts need a TTS: when the call has none the text is only recorded in the transcript and
+  the prompt counts as played (no task, no ``say`` call).
 """
 
 from __future__ import annotations
@@ -22,30 +28,60 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, Protocol
 
-from voxflow.errors import AriError, CallEndedError
+from voxflow.errors import AiNotConfiguredError, AriError, CallEndedError
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
-from voxflow.runtime.http_step import HttpClient, HttpRequest
-from voxflow.runtime.step import RunState, initial_state, step
-from voxflow.runtime.trace import NullTrace, TraceWriter
+from voxflow.runtime.http_step import HttpClient, HttpRequest, HttpResult
+from voxflow.runtime.port import AgentHost, CallPort, P
+from voxflow.runtime.step import RunState, StepObserver, initial_state, step
+from voxflow.runtime.trace import CallTrace, NullTrace
 from voxflow.runtime.webhooks import WebhookSender
-from voxflow.voice.call import BargeIn
+from voxflow.telephony.state import CallDirection
+from voxflow.voice.call import BargeIn, BargeInMode
 
-__all__ = ["ARI_HANGUP_REASONS", "AgentRunner", "CallDriver", "TranscriptLine", "ari_hangup_reason"]
+__all__ = [
+    "ARI_HANGUP_REASONS",
+    "OP_HANDLERS",
+    "AgentRunner",
+    "CallDriver",
+    "HttpPerformer",
+    "TranscriptLine",
+    "ari_hangup_reason",
+]
 
 log = logging.getLogger(__name__)
 
-AgentRunner = Callable[[Any, ev.Agent], Awaitable[dict[str, Any]]]
 TranscriptLine = tuple[float, str, str]
 """(seconds since start, who: 'flow'|'caller'|'system', text)."""
 
-_NOT_CONFIGURED = "AI pipeline not configured"
+
+class AgentRunner(Protocol):
+    """Runs an ``agent`` step on a call; ``on_line(who, text)`` gets each line as it is spoken
+    (``agent``) or heard (``caller``). A result with ``reported: True`` was already reported."""
+
+    def __call__(
+        self,
+        call: AgentHost,
+        cmd: ev.Agent,
+        /,
+        *,
+        on_line: Callable[[str, str], None] | None = None,
+    ) -> Awaitable[Mapping[str, Any]]: ...
+
+
+class HttpPerformer(Protocol):
+    """What performs a flow's ``http`` steps (:class:`HttpClient`, or a test's mocks)."""
+
+    async def perform(self, req: HttpRequest) -> HttpResult:
+        """Run the request; never raises except for cancellation."""
+        ...
+
 
 ARI_HANGUP_REASONS = frozenset(
     {
@@ -57,20 +93,8 @@ ARI_HANGUP_REASONS = frozenset(
 """The ``reason`` values ``DELETE /channels/{id}`` accepts (anything else is a 400)."""
 
 _REASON_ALIASES = {"noanswer": "no_answer", "error": "failure", "failed": "failure"}
-
-
-_KIND: dict[type, str] = {
-    ev.StartTimer: "timer",
-    ev.RecordTimer: "record_timer",
-    ev.StopOp: "stop",
-    ev.StopAll: "stop_all",
-    ev.Hangup: "hangup",
-    ev.SetMeta: "meta",
-    ev.Log: "log",
-    ev.Notify: "notify",
-    ev.End: "end",
-}
-"""Command type -> how the driver performs it (every other command is an op with a task)."""
+_DIAL_OUTCOMES = {"busy": "busy", "no answer": "noanswer"}
+"""A dialled leg's ``failure_reason`` -> the dial step's outcome (anything else: failed)."""
 
 
 def ari_hangup_reason(reason: str) -> str:
@@ -83,45 +107,59 @@ def ari_hangup_reason(reason: str) -> str:
     return key if key in ARI_HANGUP_REASONS else "normal"
 
 
-class CallDriver:
-    """Runs ``flow`` on one ``session`` (a CallSession or anything with the same methods)."""
+def _barge_in(mode: str) -> BargeIn:
+    modes: dict[str, BargeInMode] = {"none": "none", "dtmf": "dtmf", "speech": "speech"}
+    return BargeIn(mode=modes.get(mode, "any"))
+
+
+class CallDriver(Generic[P]):
+    """Runs ``flow`` on one call, ``session`` (a :class:`~voxflow.runtime.port.CallPort`).
+
+    ``observer`` is told what the step function does (coverage); ``after_step(state)`` is
+    called after each event has been fed and its commands performed (the flow-test simulator
+    decides there when its scripted caller acts)."""
 
     def __init__(
         self,
         flow: Flow,
-        session: Any,
+        session: CallPort[P],
         *,
-        http: HttpClient | None = None,
+        http: HttpPerformer | None = None,
         webhooks: WebhookSender | None = None,
-        trace: TraceWriter | NullTrace | None = None,
+        trace: CallTrace | None = None,
         max_steps: int = 1000,
         speech: bool | None = None,
         agent_runner: AgentRunner | None = None,
         clock: Callable[[], float] = time.time,
         on_transcript: Callable[[TranscriptLine], None] | None = None,
+        observer: StepObserver | None = None,
+        after_step: Callable[[RunState], None] | None = None,
     ) -> None:
         self.flow = flow
         self.session = session
         self.http = http
         self.webhooks = webhooks
-        self.webhooks_on = webhooks is not None and bool(getattr(webhooks, "enabled", True))
-        self.trace = trace or NullTrace()
-        self.agent_runner = agent_runner
+        self.webhooks_on = webhooks is not None and webhooks.enabled
+        self.trace: CallTrace = trace or NullTrace()
         self.clock = clock
         self.on_transcript = on_transcript
-        app = getattr(session, "_app", None)
+        self.observer = observer
+        self.after_step = after_step
+        providers = session.providers
+        if agent_runner is None and providers.llm is not None:
+            agent_runner = FlowAgentRunner()
+        self.agent_runner = agent_runner
         if speech is None:
-            speech = getattr(app, "stt", None) is not None
-        caller = str(getattr(session, "caller_id", "") or "")
-        called = str(getattr(session, "called_number", "") or "")
-        direction = getattr(getattr(session, "direction", None), "value", "inbound")
+            speech = providers.stt is not None
         info = ev.CallInfo(
-            str(session.id), caller, called, "outbound" if direction == "outbound" else "inbound"
+            session.id,
+            session.caller_id,
+            session.called_number,
+            "outbound" if session.direction is CallDirection.OUTBOUND else "inbound",
         )
         self.state: RunState = initial_state(flow, info, max_steps=max_steps, speech=speech)
-        meta = getattr(session, "metadata", None)
-        if isinstance(meta, Mapping) and meta:
-            merged = {**self.state.metadata, **meta}
+        if session.metadata:
+            merged = {**self.state.metadata, **session.metadata}
             self.state = replace(self.state, metadata=MappingProxyType(merged))
         self.transcript: list[TranscriptLine] = []
         self.outcome: ev.End | None = None
@@ -129,14 +167,14 @@ class CallDriver:
         self._feeding = False
         self._done: asyncio.Future[None] | None = None
         self._tracing = not isinstance(self.trace, NullTrace)
-        # no TTS on the app: prompts only go to the transcript, without a task or a failed say
-        self._no_tts = app is not None and getattr(app, "tts", True) is None
+        # no TTS on the call: prompts only go to the transcript, without a task or a failed say
+        self._no_tts = providers.tts is None
         self._ops: dict[int, asyncio.Task[None]] = {}
         self._op_started: dict[int, float] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._side: set[asyncio.Task[Any]] = set()
-        self._t0 = time.monotonic()
-        self._last_prompt_end = self._t0
+        self._t0 = 0.0
+        self._last_prompt_end = 0.0
         self._hung_up = False
         self._leaving = False
 
@@ -145,20 +183,14 @@ class CallDriver:
     async def run(self) -> ev.End:
         """Run the call to its end; returns the End command (outcome, reason).
 
-        Events are fed to :func:`step` synchronously where they arise (DTMF in the session's
-        event dispatch, op results at the end of their task, timers in their loop callback),
-        so a key press reaches the next command without queue or task hops."""
+        Events are fed to :func:`step` synchronously where they arise (DTMF in the port's
+        listener, op results at the end of their task, timers in their loop callback), so a key
+        press reaches the next command without queue or task hops."""
         loop = asyncio.get_running_loop()
+        self._t0 = self._last_prompt_end = loop.time()
         self._done = loop.create_future()
-        pump: asyncio.Task[None] | None = None
-        remove: Callable[[], None] | None = None
-        add = getattr(self.session, "add_dtmf_listener", None)
-        if callable(add):
-            remove = add(self._on_dtmf)
-        else:  # a session without the listener hook: one task waiting on listen_dtmf
-            pump = loop.create_task(self._dtmf_pump(), name=f"dtmf-{self.state.call.id}")
-        with contextlib.suppress(AttributeError):
-            self.session.on_hangup(self._on_session_hangup)
+        remove = self.session.add_dtmf_listener(self._on_dtmf)
+        self.session.on_hangup(self._on_session_hangup)
         try:
             self._dispatch(ev.Start(now=self.clock()))
             if self.outcome is None:
@@ -167,12 +199,8 @@ class CallDriver:
             self.cancel_all()
             raise
         finally:
-            if remove is not None:
-                remove()
+            remove()
             self.cancel_all()
-            if pump is not None:
-                pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)
         assert self.outcome is not None
         await self._finish()
         return self.outcome
@@ -196,26 +224,12 @@ class CallDriver:
         self._dispatch(ev.HangupEvent("caller", now=self.clock()))
 
     def _on_dtmf(self, digit: str) -> None:
-        """The session's DTMF listener: a digit, or "" once when the call ended."""
+        """The port's DTMF listener: a digit, or "" once when the call ended."""
         if not digit:
             self._on_session_hangup()
             return
         self._say_line("caller", f"[pressed {digit}]")
         self._dispatch(ev.Dtmf(digit, now=self.clock()))
-
-    async def _dtmf_pump(self) -> None:
-        try:
-            while True:
-                digit = await self.session.listen_dtmf(timeout=3600.0)
-                if digit:
-                    self._on_dtmf(digit)
-        except CallEndedError:
-            if not self._hung_up:
-                self._on_session_hangup()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("call %s: DTMF listener failed: %s", self.state.call.id, exc)
 
     def _dispatch(self, event: ev.Event) -> None:
         """Feed ``event`` now; an event arising while commands are performed waits its turn."""
@@ -244,50 +258,46 @@ class CallDriver:
             self._done.set_result(None)
 
     def _feed(self, event: ev.Event) -> None:
-        self.state, commands = step(self.flow, self.state, event)
+        self.state, commands = step(self.flow, self.state, event, self.observer)
         for cmd in commands:
             self._perform(cmd)
+        if self.after_step is not None:
+            self.after_step(self.state)
 
     # ------------------------------------------------------------ commands out
 
     def _perform(self, cmd: ev.Command) -> None:
-        kind = _KIND.get(type(cmd), "op")
-        if kind == "op":
-            self._start_op(cmd)  # type: ignore[arg-type]
-        elif kind == "notify":
-            self._notify(cmd)  # type: ignore[arg-type]
-        elif kind == "stop":
-            self._stop_op(cmd.cid)  # type: ignore[union-attr]
-        elif kind == "timer":
-            loop = asyncio.get_running_loop()
-            cid, ms = cmd.cid, cmd.ms  # type: ignore[union-attr]
-            self._timers[cid] = loop.call_later(ms / 1000.0, self._timer_fired, cid)
-        elif kind == "end":
-            self.outcome = cmd  # type: ignore[assignment]
-        elif kind == "log":
-            self._log(cmd)  # type: ignore[arg-type]
-        elif kind == "stop_all":
+        """Perform one command: at once, or (an op) in a task of its own."""
+        if isinstance(cmd, ev.Op):
+            if isinstance(cmd, ev.RecordTimer):
+                self._spawn_op(cmd.cid, self._record_timer(cmd))
+            elif isinstance(cmd, ev.StartTimer):
+                loop = asyncio.get_running_loop()
+                self._timers[cmd.cid] = loop.call_later(cmd.ms / 1000.0, self._timer_fired, cmd.cid)
+            else:
+                self._start_op(cmd)
+        elif isinstance(cmd, ev.Notify):
+            self._notify(cmd)
+        elif isinstance(cmd, ev.StopOp):
+            self._stop_op(cmd.cid)
+        elif isinstance(cmd, ev.End):
+            self.outcome = cmd
+        elif isinstance(cmd, ev.Log):
+            self._log(cmd)
+        elif isinstance(cmd, ev.StopAll):
             self.cancel_all()
-        elif kind == "hangup":
-            reason = cmd.reason  # type: ignore[union-attr]
-            self._say_line("system", f"flow hangs up ({reason})")
-            self._spawn_side(self._hangup(reason))
-        elif kind == "meta":
-            self._set_meta(cmd)  # type: ignore[arg-type]
-        elif kind == "record_timer":
-            task = asyncio.get_running_loop().create_task(self._record_timer(cmd))  # type: ignore[arg-type]
-            self._ops[cmd.cid] = task  # type: ignore[union-attr]
-            self._side.add(task)
-            task.add_done_callback(self._side.discard)
+        elif isinstance(cmd, ev.Hangup):
+            self._say_line("system", f"flow hangs up ({cmd.reason})")
+            self._spawn_side(self._hangup(cmd.reason))
+        elif isinstance(cmd, ev.SetMeta):
+            self._set_meta(cmd)
+        else:  # pragma: no cover - every command type is handled above (see test_step_kinds)
+            raise TypeError(f"unknown command {type(cmd).__name__}")
 
     async def _record_timer(self, cmd: ev.RecordTimer) -> None:
-        """Fire at ``cmd.ms`` or as soon as the session's recording ended by itself."""
-        wait = getattr(self.session, "wait_recording", None)
+        """Fire at ``cmd.ms`` or as soon as the call's recording ended by itself."""
         with contextlib.suppress(TimeoutError):
-            if wait is None:
-                await asyncio.sleep(cmd.ms / 1000.0)
-            else:
-                await asyncio.wait_for(wait(), cmd.ms / 1000.0)
+            await asyncio.wait_for(self.session.wait_recording(), cmd.ms / 1000.0)
         if self._ops.pop(cmd.cid, None) is not None:
             self._dispatch(ev.TimerFired(cmd.cid, now=self.clock()))
 
@@ -297,15 +307,18 @@ class CallDriver:
             return
         if self._no_tts and type(cmd) is ev.Say:
             self._say_line("flow", cmd.text)  # nothing to speak with: counts as played
-            self._last_prompt_end = time.monotonic()
+            self._last_prompt_end = asyncio.get_running_loop().time()
             self._dispatch(ev.OpDone(cmd.cid, None, now=self.clock()))
             return
-        task = asyncio.get_running_loop().create_task(self._run_op(cmd))
-        self._ops[cmd.cid] = task
-        self._side.add(task)
-        task.add_done_callback(self._side.discard)
+        self._spawn_op(cmd.cid, self._run_op(cmd))
         if self._tracing:
             self._op_started[cmd.cid] = time.monotonic()
+
+    def _spawn_op(self, cid: int, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._ops[cid] = task
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
 
     def _stop_op(self, cid: int) -> None:
         handle = self._timers.pop(cid, None)
@@ -316,12 +329,11 @@ class CallDriver:
             op_task.cancel()
 
     def _set_meta(self, cmd: ev.SetMeta) -> None:
-        meta = getattr(self.session, "metadata", None)
-        if meta is not None:
+        meta = self.session.metadata
+        if cmd.webhook:
+            meta.update_for_webhook({cmd.key: cmd.value})
+        else:
             meta[cmd.key] = cmd.value
-            if cmd.webhook and hasattr(meta, "update_for_webhook"):
-                with contextlib.suppress(Exception):
-                    meta.update_for_webhook({cmd.key: cmd.value})
 
     def _timer_fired(self, cid: int) -> None:
         if self._timers.pop(cid, None) is not None:
@@ -330,7 +342,7 @@ class CallDriver:
     async def _run_op(self, cmd: ev.Op) -> None:
         event: ev.Event
         try:
-            result = await self._do(cmd)
+            result = await OP_HANDLERS[type(cmd)](self, cmd)
         except asyncio.CancelledError:
             self._ops.pop(cmd.cid, None)
             self._op_started.pop(cmd.cid, None)
@@ -352,113 +364,137 @@ class CallDriver:
         else:
             self._dispatch(event)
 
-    async def _do(self, cmd: ev.Op) -> Any:
-        s = self.session
-        if isinstance(cmd, ev.Answer):
-            await s.answer()
-            return None
-        if isinstance(cmd, ev.Say):
-            self._say_line("flow", cmd.text)
-            try:
-                await s.say(cmd.text, voice=cmd.voice, barge_in=BargeIn(mode=cmd.bargein))  # type: ignore[arg-type]
-            except RuntimeError as exc:
-                if _NOT_CONFIGURED not in str(exc):
-                    raise
-            self._last_prompt_end = time.monotonic()
-            return None
-        if isinstance(cmd, ev.Play):
-            self._say_line("flow", f"[plays {cmd.source}]")
-            await s.play_file(cmd.source, barge_in=BargeIn(mode=cmd.bargein))  # type: ignore[arg-type]
-            self._last_prompt_end = time.monotonic()
-            return None
-        if isinstance(cmd, ev.Listen):
-            text = await s.listen(timeout=cmd.timeout_ms / 1000.0, phrases=list(cmd.phrases))
-            if text:
-                self._say_line("caller", str(text))
-            return text
-        if isinstance(cmd, ev.Http):
-            if self.http is None:
-                self.http = HttpClient()
-            res = await self.http.perform(
-                HttpRequest(
-                    cmd.method,
-                    cmd.url,
-                    headers=dict(cmd.headers),
-                    json_body=cmd.body,
-                    timeout=cmd.timeout_ms / 1000.0,
-                )
-            )
-            self.trace.write(
-                "http", method=cmd.method, url=cmd.url, outcome=res.outcome, status=res.status,
-                attempts=res.attempts, latency_ms=round(res.elapsed_ms, 1),
-            )  # fmt: skip
-            return res.as_variables()
-        if isinstance(cmd, ev.Transfer):
-            self._say_line("system", f"transfer to {cmd.endpoint}")
-            self._leaving = True  # the call leaving Stasis now is not the caller hanging up
-            try:
-                await s.transfer_to(cmd.endpoint)
-            finally:
-                self._leaving = False
-            return None
-        if isinstance(cmd, ev.Queue):
-            return await self._queue_call(cmd)
-        if isinstance(cmd, ev.Dial):
-            return await self._dial(cmd)
-        if isinstance(cmd, ev.Hold):
-            await s.hold(cmd.music)
-            return None
-        if isinstance(cmd, ev.Unhold):
-            await s.unhold()
-            return None
-        if isinstance(cmd, ev.SendDtmf):
-            await s.send_dtmf(cmd.digits)
-            return None
-        if isinstance(cmd, ev.RecordStart):
-            self._say_line("system", f"recording {cmd.name or '(auto)'}")
-            name = await s.record_start(
-                cmd.name or None,
-                format=cmd.format,
-                max_duration=(cmd.max_duration_ms // 1000) if cmd.max_duration_ms else None,
-                beep=cmd.beep,
-                **({"max_silence": max(1, -(-cmd.silence_ms // 1000))} if cmd.silence_ms else {}),
-            )
-            return name
-        if isinstance(cmd, ev.RecordStop):
-            meta = await s.record_stop()
-            name = getattr(meta, "name", cmd.name)
-            self._say_line("system", f"recorded {name}")
-            if self.webhooks is not None:
-                self.webhooks.emit(
-                    "recording.ready",
-                    call_id=self.state.call.id,
-                    flow=self.flow.name,
-                    metadata=self.state.metadata,
-                    webhook_keys=self.state.webhook_keys,
-                    data={"name": name, "format": getattr(meta, "format", None)},
-                )
-            return {"name": name, "duration": getattr(meta, "duration", None)}
-        if isinstance(cmd, ev.Agent):
-            if self.agent_runner is None:
-                if getattr(getattr(s, "_app", None), "llm", None) is not None:
-                    self.agent_runner = FlowAgentRunner()
-            if self.agent_runner is None:
-                why = "no LLM configured for the agent step (set VOXFLOW_LLM_MODEL)"
-                log.error("call %s: %s", self.state.call.id, why)
-                result: Any = {"outcome": "error", "error": why}
-            elif getattr(self.agent_runner, "live_transcript", False):
-                runner: Any = self.agent_runner  # lines reach the live transcript as spoken
-                result = await runner(s, cmd, on_line=self._agent_line)
-            else:
-                result = await self.agent_runner(s, cmd)
-            self._agent_report(result)
-            return result
-        raise RuntimeError(f"unsupported op {type(cmd).__name__}")
+    # ------------------------------------------------------------ the operations
 
-    def _agent_report(self, result: Any) -> None:
+    async def _answer(self, cmd: ev.Answer) -> None:
+        await self.session.answer()
+
+    async def _say(self, cmd: ev.Say) -> None:
+        self._say_line("flow", cmd.text)
+        with contextlib.suppress(AiNotConfiguredError):  # no TTS: the text is in the transcript
+            await self.session.say(cmd.text, voice=cmd.voice, barge_in=_barge_in(cmd.bargein))
+        self._last_prompt_end = asyncio.get_running_loop().time()
+
+    async def _play(self, cmd: ev.Play) -> None:
+        self._say_line("flow", f"[plays {cmd.source}]")
+        await self.session.play_file(cmd.source, barge_in=_barge_in(cmd.bargein))
+        self._last_prompt_end = asyncio.get_running_loop().time()
+
+    async def _listen(self, cmd: ev.Listen) -> str | None:
+        text = await self.session.listen(cmd.timeout_ms / 1000.0, phrases=list(cmd.phrases))
+        if text:
+            self._say_line("caller", text)
+        return text
+
+    async def _http(self, cmd: ev.Http) -> dict[str, Any]:
+        if self.http is None:
+            self.http = HttpClient()
+        req = HttpRequest(
+            cmd.method,
+            cmd.url,
+            headers=dict(cmd.headers),
+            json_body=cmd.body,
+            timeout=cmd.timeout_ms / 1000.0,
+        )
+        res = await self.http.perform(req)
+        self.trace.write(
+            "http", method=cmd.method, url=cmd.url, outcome=res.outcome, status=res.status,
+            attempts=res.attempts, latency_ms=round(res.elapsed_ms, 1),
+        )  # fmt: skip
+        return res.as_variables()
+
+    async def _transfer(self, cmd: ev.Transfer) -> None:
+        self._say_line("system", f"transfer to {cmd.endpoint}")
+        self._leaving = True  # the call leaving Stasis now is not the caller hanging up
+        try:
+            await self.session.transfer_to(cmd.endpoint)
+        finally:
+            self._leaving = False
+
+    async def _queue(self, cmd: ev.Queue) -> str:
+        """Hand the call to the dialplan's queue: ``transferred`` once it left (the port
+        returns None), the queue's outcome when the call came back, ``failed`` if it could not
+        be sent there."""
+        self._say_line("system", f"queue {cmd.name}")
+        self._leaving = True
+        try:
+            back = await self.session.transfer_to_queue(cmd.name, timeout=cmd.timeout_ms / 1000.0)
+        except (ValueError, AriError) as exc:
+            log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)
+            back = "failed"
+        finally:
+            self._leaving = False
+        outcome = back or "transferred"
+        self._say_line("system", f"queue {cmd.name}: {outcome}")
+        return outcome
+
+    async def _dial(self, cmd: ev.Dial) -> str:
+        self._say_line("system", f"dial {cmd.endpoint}")
+        timeout = max(1, cmd.timeout_ms // 1000)
+        other = await self.session.originate(cmd.endpoint, caller_id=cmd.caller_id, timeout=timeout)
+        reason = (other.failure_reason or "").lower()
+        if other.ended or reason:
+            outcome = _DIAL_OUTCOMES.get(reason, "failed")
+            self._say_line("system", f"dial {cmd.endpoint}: {outcome} ({reason or 'ended'})")
+            return outcome
+        try:
+            await self.session.bridge_with(other)
+            self._say_line("system", f"dial {cmd.endpoint}: answered, bridged")
+            await other.wait_ended()
+        finally:
+            with contextlib.suppress(Exception):
+                await other.hangup()
+        self._say_line("system", f"dial {cmd.endpoint}: the other side hung up")
+        return "answered"
+
+    async def _hold(self, cmd: ev.Hold) -> None:
+        await self.session.hold(cmd.music)
+
+    async def _unhold(self, cmd: ev.Unhold) -> None:
+        await self.session.unhold()
+
+    async def _send_dtmf(self, cmd: ev.SendDtmf) -> None:
+        await self.session.send_dtmf(cmd.digits)
+
+    async def _record_start(self, cmd: ev.RecordStart) -> str:
+        self._say_line("system", f"recording {cmd.name or '(auto)'}")
+        return await self.session.record_start(
+            cmd.name or None,
+            format=cmd.format,
+            max_duration=(cmd.max_duration_ms // 1000) if cmd.max_duration_ms else None,
+            beep=cmd.beep,
+            max_silence=max(1, -(-cmd.silence_ms // 1000)) if cmd.silence_ms else None,
+        )
+
+    async def _record_stop(self, cmd: ev.RecordStop) -> dict[str, Any]:
+        meta = await self.session.record_stop()
+        took = f"{meta.duration:g}s" if meta.duration is not None else "length unknown"
+        where = meta.location or f"left on the PBX as {meta.name}.{meta.format}"
+        self._say_line("system", f"recorded {meta.name} ({took}) -> {where}")
+        if self.webhooks is not None:
+            self.webhooks.emit(
+                "recording.ready",
+                call_id=self.state.call.id,
+                flow=self.flow.name,
+                metadata=self.state.metadata,
+                webhook_keys=self.state.webhook_keys,
+                data={"name": meta.name, "format": meta.format},
+            )
+        return {"name": meta.name, "duration": meta.duration}
+
+    async def _agent(self, cmd: ev.Agent) -> Mapping[str, Any]:
+        result: Mapping[str, Any]
+        if self.agent_runner is None:
+            why = "no LLM configured for the agent step (set VOXFLOW_LLM_MODEL)"
+            log.error("call %s: %s", self.state.call.id, why)
+            result = {"outcome": "error", "error": why}
+        else:
+            result = await self.agent_runner(self.session, cmd, on_line=self._agent_line)
+        self._agent_report(result)
+        return result
+
+    def _agent_report(self, result: Mapping[str, Any]) -> None:
         """An agent step's conversation into the transcript, its per-turn metrics into the trace."""
-        if not isinstance(result, Mapping):
-            return
         for role, text in () if result.get("reported") else result.get("messages") or ():
             self._say_line("caller" if role == "user" else "flow", str(text))
         for turn, metrics in enumerate(result.get("metrics") or (), 1):
@@ -476,41 +512,6 @@ class CallDriver:
         """A line of an agent step as it is spoken (``agent``) or heard (``caller``)."""
         self._say_line("caller" if who == "caller" else "flow", text)
 
-    async def _queue_call(self, cmd: ev.Queue) -> str:
-        """Hand the call to the dialplan's queue (``Queue()`` runs outside Stasis, so the flow
-        cannot see an agent answer): ``transferred`` once it left, ``failed`` if it could not."""
-        self._say_line("system", f"queue {cmd.name}")
-        self._leaving = True
-        try:
-            await self.session.transfer_to_queue(cmd.name)
-        except (ValueError, AriError) as exc:
-            log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)
-            return "failed"
-        finally:
-            self._leaving = False
-        return "transferred"
-
-    async def _dial(self, cmd: ev.Dial) -> str:
-        app = self.session._app
-        self._say_line("system", f"dial {cmd.endpoint}")
-        other = await app.originate(
-            cmd.endpoint, caller_id=cmd.caller_id, timeout=max(1, cmd.timeout_ms // 1000)
-        )
-        reason = str(getattr(other, "failure_reason", "") or "").lower()
-        if getattr(other, "ended", False) or reason:
-            if "busy" in reason:
-                return "busy"
-            if "answer" in reason or "timeout" in reason:
-                return "noanswer"
-            return "failed"
-        try:
-            await self.session.bridge_with(other)
-            await other.wait_ended()
-        finally:
-            with contextlib.suppress(Exception):
-                await other.hangup()
-        return "answered"
-
     async def _hangup(self, reason: str) -> None:
         ari_reason = ari_hangup_reason(reason)
         if ari_reason != reason:
@@ -523,8 +524,8 @@ class CallDriver:
         except Exception as exc:
             log.warning("call %s: hangup failed: %s", self.state.call.id, exc)
 
-    def _spawn_side(self, coro: Awaitable[Any]) -> None:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+    def _spawn_side(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._side.add(task)
         task.add_done_callback(self._side.discard)
 
@@ -532,7 +533,7 @@ class CallDriver:
         assert self.outcome is not None
         if self._side:
             await asyncio.gather(*list(self._side), return_exceptions=True)
-        if self.outcome.outcome != "transferred" and not getattr(self.session, "ended", True):
+        if self.outcome.outcome != "transferred" and not self.session.ended:
             await self._hangup("normal")
         self._say_line("system", f"call ended: {self.outcome.outcome}")
         self.trace.write(
@@ -580,7 +581,8 @@ class CallDriver:
             return
         data = dict(cmd.data)
         if cmd.kind == "input":
-            data["waited_ms"] = round((time.monotonic() - self._last_prompt_end) * 1000.0)
+            now = asyncio.get_running_loop().time()
+            data["waited_ms"] = round((now - self._last_prompt_end) * 1000.0)
         self.trace.write(cmd.kind, **data)
         if self.webhooks is not None and cmd.kind in ("call.started", "state.entered"):
             self.webhooks.emit(
@@ -593,10 +595,31 @@ class CallDriver:
             )
 
     def _say_line(self, who: str, text: str) -> None:
-        line = (round(time.monotonic() - self._t0, 2), who, text)
+        line = (round(asyncio.get_running_loop().time() - self._t0, 2), who, text)
         self.transcript.append(line)
         if self.on_transcript is not None:
             try:
                 self.on_transcript(line)
             except Exception as exc:  # a display callback must not break the call
                 log.debug("transcript callback failed: %s", exc)
+
+
+_OpHandler = Callable[["CallDriver[Any]", Any], Awaitable[object]]
+
+OP_HANDLERS: dict[type[ev.Op], _OpHandler] = {
+    ev.Answer: CallDriver._answer,
+    ev.Say: CallDriver._say,
+    ev.Play: CallDriver._play,
+    ev.Listen: CallDriver._listen,
+    ev.Http: CallDriver._http,
+    ev.Transfer: CallDriver._transfer,
+    ev.Queue: CallDriver._queue,
+    ev.Dial: CallDriver._dial,
+    ev.Hold: CallDriver._hold,
+    ev.Unhold: CallDriver._unhold,
+    ev.SendDtmf: CallDriver._send_dtmf,
+    ev.RecordStart: CallDriver._record_start,
+    ev.RecordStop: CallDriver._record_stop,
+    ev.Agent: CallDriver._agent,
+}
+"""Op command type -> the driver method performing it on the call (timers are the loop's)."""

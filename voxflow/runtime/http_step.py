@@ -54,7 +54,9 @@ class HttpRequest:
 
 @dataclass(frozen=True, slots=True)
 class HttpResult:
-    """What happened. ``data`` is the decoded JSON (or text when JSON was not expected)."""
+    """What happened. ``data`` is the decoded JSON (or text when JSON was not expected);
+    ``retryable`` says whether another attempt could go differently (a timeout, a connection
+    error, 429 or 5xx), decided where the failure is seen, never from the error text."""
 
     outcome: HttpOutcome
     status: int | None = None
@@ -62,6 +64,7 @@ class HttpResult:
     error: str | None = None
     attempts: int = 0
     elapsed_ms: float = 0.0
+    retryable: bool = False
 
     def as_variables(self) -> dict[str, Any]:
         """The result as flow variables: ``status``, ``data``, ``error``, ``outcome``."""
@@ -123,16 +126,16 @@ class HttpClient:
         result = HttpResult("error", error="not attempted")
         for attempt in range(1, max_attempts + 1):
             result = await self._attempt(method, req)
-            retry = result.outcome == "timeout" or (
-                result.outcome == "error"
-                and (result.status is None or result.status in _RETRY_STATUSES)
-                and result.error is not None
-                and not result.error.startswith(("response larger", "response is not JSON"))
-            )
-            if result.outcome == "ok" or not retry or attempt == max_attempts:
+            if result.outcome == "ok" or not result.retryable or attempt == max_attempts:
                 elapsed = (time.perf_counter() - started) * 1000.0
                 return HttpResult(
-                    result.outcome, result.status, result.data, result.error, attempt, elapsed
+                    result.outcome,
+                    result.status,
+                    result.data,
+                    result.error,
+                    attempt,
+                    elapsed,
+                    result.retryable,
                 )
             log.debug("HTTP %s %s attempt %d failed: %s", method, req.url, attempt, result.error)
             await asyncio.sleep(req.backoff * (2 ** (attempt - 1)))
@@ -161,13 +164,15 @@ class HttpClient:
         except _Oversize:
             return HttpResult("error", error=f"response larger than {req.max_bytes} bytes")
         except TimeoutError:
-            return HttpResult("timeout", error=f"no response within {req.timeout:g} s")
+            msg = f"no response within {req.timeout:g} s"
+            return HttpResult("timeout", error=msg, retryable=True)
         except aiohttp.InvalidURL as exc:
             return HttpResult("error", error=f"invalid URL: {exc}")
         except aiohttp.ClientError as exc:
-            return HttpResult("error", error=f"{type(exc).__name__}: {exc}")
-        except (OSError, ValueError) as exc:
-            return HttpResult("error", error=f"{type(exc).__name__}: {exc}")
+            return HttpResult("error", error=f"{type(exc).__name__}: {exc}", retryable=True)
+        except (OSError, ValueError) as exc:  # OSError: the network; ValueError: the request
+            msg = f"{type(exc).__name__}: {exc}"
+            return HttpResult("error", error=msg, retryable=isinstance(exc, OSError))
         data: Any = text
         if req.expect_json and text.strip():
             try:
@@ -179,4 +184,5 @@ class HttpClient:
             data = None
         if 200 <= status < 300:
             return HttpResult("ok", status=status, data=data)
-        return HttpResult("error", status=status, data=data, error=f"HTTP {status}")
+        retry = status in _RETRY_STATUSES
+        return HttpResult("error", status, data, f"HTTP {status}", retryable=retry)

@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxflow.errors import CallError, ConfigError
 from voxflow.runtime.config import Settings
@@ -25,6 +25,11 @@ from voxflow.runtime.http_step import HttpClient
 from voxflow.runtime.registry import FlowRegistry, FlowVersion, Router
 from voxflow.runtime.trace import NullTrace, TraceWriter
 from voxflow.runtime.webhooks import WebhookSender
+from voxflow.telephony.session import CallSession
+from voxflow.telephony.state import CallDirection
+
+if TYPE_CHECKING:
+    from voxflow.telephony.app import VoxtraApp
 
 __all__ = ["FlowServer"]
 
@@ -36,7 +41,7 @@ class FlowServer:
 
     def __init__(
         self,
-        app: Any,
+        app: VoxtraApp,
         registry: FlowRegistry,
         settings: Settings,
         *,
@@ -55,15 +60,15 @@ class FlowServer:
         self.watch_interval = watch_interval
         self.on_reload = on_reload
         self.agent_runner = agent_runner  # None: the default runner when the app has an LLM
-        self.drivers: dict[str, CallDriver] = {}
+        self.drivers: dict[str, CallDriver[CallSession]] = {}
         self.results: dict[str, End] = {}
         self.accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
         app.default()(self._handle)
 
-    async def _handle(self, session: Any) -> None:
-        fv = self.router.route(str(getattr(session, "called_number", "") or ""))
+    async def _handle(self, session: CallSession) -> None:
+        fv = self.router.route(session.called_number)
         if fv is None or not self.accepting:
             log.warning("call %s to %r: no flow takes it", session.id, session.called_number)
             await session.hangup("normal")
@@ -91,27 +96,27 @@ class FlowServer:
         session = await self.app.originate(
             endpoint, caller_id=caller_id, metadata=metadata, timeout=timeout
         )
-        if getattr(session, "ended", False):
-            reason = str(getattr(session, "failure_reason", "") or "failed")
+        if session.ended:
+            reason = session.failure_reason or "failed"
             end = End("failed", reason)
             self.results[str(session.id)] = end
             return end
         return await self._run_call(fv, session)
 
-    async def _run_call(self, fv: FlowVersion, session: Any) -> End:
+    async def _run_call(self, fv: FlowVersion, session: CallSession) -> End:
         trace: TraceWriter | NullTrace = NullTrace()
         if self.settings.trace_dir:
             trace = TraceWriter(Path(self.settings.trace_dir), str(session.id))
-            direction = getattr(getattr(session, "direction", None), "value", "inbound")
+            outbound = session.direction is CallDirection.OUTBOUND
             trace.write(
                 "call.started",
                 flow=fv.flow.name,
                 version=fv.version,
-                caller=getattr(session, "caller_id", ""),
-                called=getattr(session, "called_number", ""),
-                direction="outbound" if direction == "outbound" else "inbound",
-                speech=getattr(getattr(session, "_app", None), "stt", None) is not None,
-                metadata=_traced_metadata(getattr(session, "metadata", None)),
+                caller=session.caller_id,
+                called=session.called_number,
+                direction="outbound" if outbound else "inbound",
+                speech=session.providers.stt is not None,
+                metadata=_traced_metadata(session.metadata),
             )
         sink = None
         if self.on_transcript is not None:
@@ -193,8 +198,6 @@ class FlowServer:
 _SECRET_KEY = re.compile(r"token|secret|passw(or)?d|api[-_]?key|auth|cookie|credential", re.I)
 
 
-def _traced_metadata(meta: Any) -> dict[str, Any]:
+def _traced_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The call's metadata as a trace records it: secret-looking keys are redacted."""
-    if not isinstance(meta, Mapping):
-        return {}
     return {str(k): "<redacted>" if _SECRET_KEY.search(str(k)) else v for k, v in meta.items()}

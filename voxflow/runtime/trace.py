@@ -13,12 +13,24 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-__all__ = ["NullTrace", "TraceWriter", "read_trace"]
+__all__ = ["CallTrace", "NullTrace", "TraceWriter", "read_trace"]
 
 log = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class CallTrace(Protocol):
+    """Where a call's trace records go (a file, nowhere, or the flow-test simulator)."""
+
+    def write(self, type_: str, /, **fields: Any) -> None:
+        """Record one event of the call."""
+        ...
+
+    def close(self) -> None:
+        """The call ended."""
+        ...
 
 
 class NullTrace:

@@ -26,6 +26,7 @@ from voxflow.ari.events import AriEventStream
 from voxflow.ari.models import ApplicationReplaced, AriEvent, Channel, StasisStart
 from voxflow.ari.rest import AriRestClient
 from voxflow.errors import (
+    AiNotConfiguredError,
     AriBadRequest,
     AriError,
     AriHTTPError,
@@ -564,8 +565,8 @@ class VoxtraApp:
         try:
             module = importlib.import_module("voxflow.ai.agent")
         except ImportError:
-            raise RuntimeError("AI pipeline not configured") from None
+            raise AiNotConfiguredError from None
         create = getattr(module, "create_agent", None)
         if create is None:
-            raise RuntimeError("AI pipeline not configured")
+            raise AiNotConfiguredError
         return create(session)

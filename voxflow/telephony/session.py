@@ -38,6 +38,7 @@ from voxflow.ari.models import (
     StasisStart,
 )
 from voxflow.errors import (
+    AiNotConfiguredError,
     AriError,
     AriHTTPError,
     AriNotFound,
@@ -61,7 +62,6 @@ __all__ = ["CallSession"]
 
 log = logging.getLogger(__name__)
 
-_NOT_CONFIGURED = "AI pipeline not configured"
 _DTMF_CHARS = re.compile(r"^[0-9A-Da-d#*,]+$")
 _DIAL_TARGET = re.compile(r"^[A-Za-z0-9+*#_.-]{1,64}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -304,13 +304,19 @@ class CallSession:
             raise ValueError(f"invalid transfer target {number!r}")
         await self._continue(self._app.transfer_context, number)
 
-    async def transfer_to_queue(self, name: str) -> None:
-        """Send the call to queue ``name`` (dialplan ``queue_context``, which runs ``Queue()``)."""
+    async def transfer_to_queue(self, name: str, *, timeout: float | None = None) -> None:
+        """Send the call to queue ``name`` (dialplan ``queue_context``, which runs ``Queue()``).
+        ``timeout`` (seconds, the flow's queue timeout) is passed as ``VOXFLOW_QUEUE_TIMEOUT``
+        for the queue context to use."""
         if not _QUEUE_NAME.match(name):
             raise ValueError(f"invalid queue name {name!r}")
         self._check_live()
         try:
             await self._app.rest.set_variable(self.id, "VOXFLOW_QUEUE", name)
+            if timeout is not None:
+                await self._app.rest.set_variable(
+                    self.id, "VOXFLOW_QUEUE_TIMEOUT", str(max(1, round(timeout)))
+                )
         except AriNotFound:
             self._gone()
             return
@@ -351,6 +357,13 @@ class CallSession:
             await asyncio.wait_for(self._ended.wait(), self._app.event_wait)
         if not self.ended:
             self._mark_ended()
+
+    async def originate(
+        self, endpoint: str, *, caller_id: str | None = None, timeout: int = 30
+    ) -> CallSession:
+        """A new outbound call from this call's app (a flow's ``dial``); see
+        :meth:`VoxtraApp.originate <voxflow.telephony.app.VoxtraApp.originate>`."""
+        return await self._app.originate(endpoint, caller_id=caller_id, timeout=timeout)
 
     async def bridge_with(self, other: CallSession) -> str:
         """Put both calls in one mixing bridge; it is torn down when either leaves. Returns the
@@ -583,7 +596,7 @@ class CallSession:
             if self._voice is None:
                 factory = self._app._voice_factory()
                 if factory is None:
-                    raise RuntimeError(_NOT_CONFIGURED)
+                    raise AiNotConfiguredError
                 if self.ended:
                     raise CallEndedError(f"call {self.id} has ended")
                 ctx = VoiceContext(
@@ -605,7 +618,7 @@ class CallSession:
     ) -> PromptResult:
         """Speak ``text`` with the configured TTS."""
         if self._app.tts is None:
-            raise RuntimeError(_NOT_CONFIGURED)
+            raise AiNotConfiguredError
         await self.wait_answered()
         call_voice = await self.call_voice()
         return await call_voice.say(text, voice=voice, barge_in=barge_in)
@@ -613,7 +626,7 @@ class CallSession:
     async def listen(self, timeout: float = 10.0, **options: Any) -> str | None:
         """Transcribe the caller's next utterance (None when nothing was said in time)."""
         if self._app.stt is None:
-            raise RuntimeError(_NOT_CONFIGURED)
+            raise AiNotConfiguredError
         await self.wait_answered()
         call_voice = await self.call_voice()
         return await call_voice.listen(timeout, **options)
@@ -635,7 +648,7 @@ class CallSession:
     def agent(self) -> Any:
         """The per-call conversational agent (needs an LLM on the app)."""
         if self._app.llm is None:
-            raise RuntimeError(_NOT_CONFIGURED)
+            raise AiNotConfiguredError
         if self._agent is None:
             self._agent = self._app._make_agent(self)
         return self._agent

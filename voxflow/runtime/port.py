@@ -1,0 +1,192 @@
+"""The call as the interpreter sees it: :class:`CallPort`, the one seam between
+:class:`~voxflow.runtime.driver.CallDriver` and a call.
+
+Exactly what the driver needs from a call: its identity and metadata, the AI providers it has,
+the operations the flow's steps turn into, and originating a second call for a ``dial``.
+:class:`~voxflow.telephony.session.CallSession` implements it over ARI; the flow-test simulator
+(:mod:`voxflow.testing.sim`) implements it as a call in virtual time driven by a scripted
+caller. Nothing else is probed: no ``getattr``, no private attributes, no error messages.
+
+Errors an operation may raise, by type: :class:`~voxflow.errors.CallEndedError` (the call is
+gone), :class:`~voxflow.errors.AiNotConfiguredError` (no TTS/STT/LLM for ``say``/``listen``/an
+agent), any other exception (the step fails with it, and the flow's error handler runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from voxflow.telephony.recording import RecordingMetadata
+from voxflow.telephony.state import CallDirection, CallMetadata
+from voxflow.voice.call import AiProviders, BargeIn, PromptResult
+
+__all__ = ["AgentHost", "CallPort", "PeerCall"]
+
+
+class PeerCall(Protocol):
+    """The other leg of a ``dial``: an outbound call that answered, or failed."""
+
+    @property
+    def ended(self) -> bool:
+        """True once the leg has ended (it never answered, or hung up)."""
+        ...
+
+    @property
+    def failure_reason(self) -> str | None:
+        """Why it never answered ("busy", "no answer", ...); None when it answered."""
+        ...
+
+    async def wait_ended(self, timeout: float | None = None) -> None:
+        """Wait until the leg hangs up."""
+        ...
+
+    async def hangup(self, reason: str = "normal") -> None:
+        """Hang the leg up (no-op once ended)."""
+        ...
+
+
+P = TypeVar("P", bound=PeerCall)
+
+
+class AgentHost(Protocol):
+    """What an agent runner needs from the call: its id and its agent."""
+
+    @property
+    def id(self) -> str:
+        """The call's id."""
+        ...
+
+    @property
+    def agent(self) -> object:
+        """The call's conversational agent; raises AiNotConfiguredError without an LLM."""
+        ...
+
+
+class CallPort(Protocol[P]):
+    """One call, as the interpreter drives it. ``P`` is the type of the legs it originates."""
+
+    @property
+    def id(self) -> str:
+        """The call's id (the ARI channel id on a real call)."""
+        ...
+
+    @property
+    def caller_id(self) -> str:
+        """The caller's number."""
+        ...
+
+    @property
+    def called_number(self) -> str:
+        """The number dialled."""
+        ...
+
+    @property
+    def direction(self) -> CallDirection:
+        """Inbound or outbound."""
+        ...
+
+    @property
+    def metadata(self) -> CallMetadata:
+        """Per-call data the flow reads and writes (``set call.metadata.x``)."""
+        ...
+
+    @property
+    def ended(self) -> bool:
+        """True once the call has ended."""
+        ...
+
+    @property
+    def providers(self) -> AiProviders:
+        """The LLM, STT and TTS this call can use (each None when not configured)."""
+        ...
+
+    @property
+    def agent(self) -> object:
+        """The call's conversational agent; raises AiNotConfiguredError without an LLM."""
+        ...
+
+    def on_hangup(self, callback: Callable[[], Any]) -> Callable[[], Any]:
+        """Run ``callback()`` once when the call ends."""
+        ...
+
+    def add_dtmf_listener(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(digit)`` synchronously for every key the caller presses, and
+        ``callback("")`` once when the call ends; returns the function that removes it."""
+        ...
+
+    async def answer(self) -> None:
+        """Answer the call (no-op once answered)."""
+        ...
+
+    async def hangup(self, reason: str = "normal") -> None:
+        """Hang up with an ARI reason (``normal``, ``busy``, ...)."""
+        ...
+
+    async def say(
+        self, text: str, *, voice: str | None = None, barge_in: BargeIn | None = None
+    ) -> PromptResult:
+        """Speak ``text``; returns early when the caller barges in."""
+        ...
+
+    async def play_file(
+        self, name: str, *, barge_in: BargeIn | None = None, lang: str | None = None
+    ) -> PromptResult:
+        """Play a sound file or URI; returns early when the caller barges in."""
+        ...
+
+    async def listen(self, timeout: float = 10.0, *, phrases: Sequence[str] = ()) -> str | None:
+        """The caller's next utterance, or None when nothing was said within ``timeout``."""
+        ...
+
+    async def transfer_to(self, number: str) -> None:
+        """Blind transfer; returns once the call left."""
+        ...
+
+    async def transfer_to_queue(self, name: str, *, timeout: float | None = None) -> str | None:
+        """Send the call to queue ``name``. None: the call left for the queue; a string: the
+        queue's outcome as the call came back (``answered``, ``timeout``, ``failed``)."""
+        ...
+
+    async def hold(self, moh_class: str | None = None) -> None:
+        """Put the caller on hold (music on hold)."""
+        ...
+
+    async def unhold(self) -> None:
+        """Take the caller off hold."""
+        ...
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Send DTMF to the far end."""
+        ...
+
+    async def record_start(
+        self,
+        name: str | None = None,
+        *,
+        format: str = "wav",
+        max_duration: int | None = None,
+        beep: bool = False,
+        max_silence: int | None = None,
+    ) -> str:
+        """Start recording; returns the recording's name."""
+        ...
+
+    async def wait_recording(self) -> None:
+        """Wait until the recording ends by itself (silence, max duration, the call ending)."""
+        ...
+
+    async def record_stop(self) -> RecordingMetadata:
+        """Stop the recording and hand it to its sink; what the sink got."""
+        ...
+
+    async def originate(
+        self, endpoint: str, *, caller_id: str | None = None, timeout: int = 30
+    ) -> P:
+        """Dial ``endpoint`` and wait until it answers or fails (a failed leg is returned with
+        ``failure_reason`` set, not raised)."""
+        ...
+
+    async def bridge_with(self, other: P) -> str:
+        """Bridge this call with an answered leg; returns the bridge id."""
+        ...
