@@ -13,7 +13,7 @@ G = '    gather "x":\n        on noinput, nomatch -> b\n'
 
 # code, bad source, (line, col), message fragment, good source
 CASES: list[tuple[str, str, tuple[int, int], str, str]] = [
-    ("VF001", H + "state a\n    hangup\n", (4, 8), "unexpected end of line",
+    ("VF001", H + "state a\n    hangup\n", (4, 8), "missing ':' after the state name",
      H + "state a:\n    hangup\n"),
     ("VF101", H + "state a:\n    goto bb\n" + END, (5, 10), "unknown state 'bb'",
      H + "state a:\n    goto b\n" + END),

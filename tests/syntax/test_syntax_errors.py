@@ -60,3 +60,44 @@ def test_spans_cover_whole_constructs() -> None:
     goto = state.steps[1]
     assert isinstance(goto, ast.GotoStep)
     assert (goto.target_span.col, goto.target_span.end_col) == (10, 15)
+
+
+def _all(text: str) -> list[tuple[int, str]]:
+    module, diags = parse_module(Source("bad.flow", text))
+    assert module is None
+    assert all(d.code == "VF001" for d in diags)
+    return [(d.span.line, d.message) for d in diags]
+
+
+def test_every_syntax_error_is_reported_once_without_follow_on_errors() -> None:
+    text = (
+        "state a\n"  # 1: missing ':' (its block is skipped with it)
+        '    say "x"\n'
+        "state b:\n"
+        "    set x 1\n"  # 4
+        "    hangup\n"
+        "state c:\n"
+        "    goto\n"  # 7: the only step: the empty block is no second error
+        "state d:\n"
+        "    answer\n"
+        "        hangup\n"  # 10
+        "    goto a\n"
+    )
+    got = _all(text)
+    assert [line for line, _ in got] == [1, 4, 7, 10]
+    assert "missing ':' after the state name" in got[0][1]
+    assert "missing '='" in got[1][1]
+    assert "expected a state name after 'goto'" in got[2][1]
+    assert "line 10 is indented more than line 9" in got[3][1]
+
+
+def test_else_if_suggests_elif() -> None:
+    text = "state a:\n    if x:\n        hangup\n    else if y:\n        hangup\n    hangup\n"
+    [(line, message)] = _all(text)
+    assert (line, message) == (4, "write 'elif' instead of 'else if'")
+
+
+def test_a_lexer_error_ends_the_list_after_the_earlier_errors() -> None:
+    got = _all('state a:\n    set x 1\n    say "open\n    set y 2\n')
+    assert [line for line, _ in got] == [2, 3]
+    assert got[1][1] == "unterminated string"

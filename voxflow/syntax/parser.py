@@ -29,6 +29,7 @@ from voxflow.errors import VoxflowSyntaxError
 from voxflow.source import Source, Span
 from voxflow.sourcefile import read_source
 from voxflow.syntax import ast
+from voxflow.syntax.recover import parse_collecting
 from voxflow.syntax.transformer import AstBuilder, TransformError, install_spans
 
 __all__ = [
@@ -181,7 +182,61 @@ def _match_example(err: UnexpectedInput) -> str | None:
         label = err.match_examples(_parser().parse, _EXAMPLES, use_accepts=True)
     except (LarkError, TransformError, RecursionError, ValueError):  # pragma: no cover
         return None
-    return label if isinstance(label, str) else None
+    if isinstance(label, str):
+        return label
+    # Lark compares the whole stack depth, which grows with the items above the error; the
+    # parser state and the token are enough to name the mistake
+    state = getattr(err, "state", None)
+    tok = getattr(err, "token", None)
+    if state is None or tok is None:
+        return None
+    return _example_states().get((state.position, tok.type))
+
+
+@functools.cache
+def _example_states() -> dict[tuple[Any, str], str]:
+    out: dict[tuple[Any, str], str] = {}
+    for label, examples in _EXAMPLES.items():
+        for text in examples:
+            try:
+                _parser().parse(text)
+            except UnexpectedToken as ut:
+                out.setdefault((ut.state.position, ut.token.type), label)
+            except (LarkError, TransformError):  # pragma: no cover - examples fail as tokens
+                continue
+    return out
+
+
+_BLOCK_WORDS = frozenset(
+    "menu gather record dial bridge queue agent http call if elif else state scope subflow flow "
+    "on anytime match case default action tool".split()
+)
+
+
+def _line_problem(source: Source, tok: Token, line: int) -> str | None:
+    """Mistakes named from the line's text: 'else if', a line indented under one that opens
+    no block."""
+    text = source.line_text(line)
+    if re.match(r"\s*else\s+if\b", text):
+        return "write 'elif' instead of 'else if'"
+    if tok.type != "_INDENT":
+        return None
+    prev = line - 1
+    while prev > 0 and (
+        not source.line_text(prev).strip() or source.line_text(prev).lstrip().startswith("#")
+    ):
+        prev -= 1
+    if prev <= 0:
+        return None
+    words = source.line_text(prev).split()
+    if words and words[0] in _BLOCK_WORDS:
+        return None  # its ':' is missing (an example names that)
+    if not source.line_text(prev).rstrip().endswith(":"):
+        return (
+            f"unexpected indentation: line {line} is indented more than line {prev}, which "
+            f"does not open a block (indent it like line {prev}, or end line {prev} with ':')"
+        )
+    return None
 
 
 def _error_diagnostic(err: Exception, source: Source) -> Diagnostic:
@@ -239,8 +294,8 @@ def _error_diagnostic(err: Exception, source: Source) -> Diagnostic:
         elif label is None and tok.type == "NAME" and "SAY" in err.expected:
             hint = _did_you_mean(str(tok), _STEP_WORDS)
             return diag(f"unknown step '{tok}'", span, hint or "see docs/language.md for steps")
-        elif label is None and tok.type == "_INDENT":
-            label = "unexpected indentation (is a ':' missing at the end of the previous line?)"
+        elif _line_problem(source, tok, line) is not None:
+            label = _line_problem(source, tok, line)
         got = _describe(tok.type, str(tok) if tok.type not in _NICE else None)
         if tok.type in ("NAME", "NUMBER", "INT", "DURATION", "STRING"):
             got = f"{got[2:] if got.startswith('a ') else got} {str(tok)[:40]!r}"
@@ -301,7 +356,7 @@ def _dedent_span(source: Source, message: str) -> Span:
 
 
 def parse_module(source: Source) -> tuple[ast.Module | None, list[Diagnostic]]:
-    """Parse one file. Returns the module, or None and a VF001 diagnostic."""
+    """Parse one file. Returns the module, or None and a VF001 diagnostic per syntax error."""
     text = source.text
     if not text.endswith("\n"):
         text += "\n"
@@ -310,7 +365,7 @@ def parse_module(source: Source) -> tuple[ast.Module | None, list[Diagnostic]]:
     except VisitError as exc:  # pragma: no cover - inline transformers raise directly
         return None, [_error_diagnostic(exc.orig_exc, source)]
     except (UnexpectedInput, DedentError, TransformError) as exc:
-        return None, [_error_diagnostic(exc, source)]
+        return None, _all_errors(exc, source, text)
     except RecursionError:
         return None, [
             Diagnostic(
@@ -323,6 +378,22 @@ def parse_module(source: Source) -> tuple[ast.Module | None, list[Diagnostic]]:
             )
         ]
     return _build_module(source.name, items), []
+
+
+def _all_errors(first: Exception, source: Source, text: str) -> list[Diagnostic]:
+    """Every syntax error of a file that failed to parse (at least ``first``), one per line."""
+    try:
+        found = parse_collecting(_parser(), text, FlowIndenter()).errors
+    except (LarkError, RecursionError, AssertionError):  # recovery is best effort
+        found = []
+    diags = [_error_diagnostic(err, source) for err in found or [first]]
+    seen: set[int] = set()
+    out: list[Diagnostic] = []
+    for d in diags:
+        if d.span.line not in seen:
+            seen.add(d.span.line)
+            out.append(d)
+    return out
 
 
 def _build_module(path: str, items: list[Any]) -> ast.Module:
