@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from voxflow.ir.compile import gc_paused
-from voxflow.ir.options import template_names
 from voxflow.source import Source
+from voxflow.spec.options import template_names
 from voxflow.syntax.parser import bare_parser, load_program
 
 

@@ -6,7 +6,7 @@ import jinja2.meta
 import jinja2.sandbox
 import pytest
 
-from voxflow.ir.options import template_names
+from voxflow.spec.options import template_names
 
 TEMPLATES = [
     "no names at all",

@@ -1,6 +1,6 @@
 """Build the checker model (:mod:`voxflow.check.model`) from the parser's AST.
 
-Option meaning comes from lowering's tables (:data:`voxflow.ir.options.STEP_OPTIONS`): lowering
+Option meaning comes from lowering's tables (:data:`voxflow.spec.options.STEP_OPTIONS`): lowering
 owns option and value diagnostics (VF107, VF401-VF405, VF408); here options only contribute
 what the rules need: the variables a step stores into (``var`` options), templates (``template``
 options, plus the strings of an http ``headers`` map) and names read in expression options.
@@ -24,9 +24,9 @@ from voxflow.check.model import (
     MValue,
     MVar,
 )
-from voxflow.ir.options import REPEATABLE, STEP_OPTIONS
-from voxflow.ir.semantics import COMMAND_EVENT, SUCCESS, step_outcomes
 from voxflow.source import Span
+from voxflow.spec.options import REPEATABLE, STEP_OPTIONS
+from voxflow.spec.semantics import COMMAND_EVENT, SUCCESS, step_outcomes
 from voxflow.syntax import ast
 
 __all__ = ["STORE_OPTIONS", "TEMPLATE_OPTIONS", "build_model", "expr_names"]

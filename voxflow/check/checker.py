@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 def rule_context() -> RuleContext:
     """Function signatures from the IR whitelist (option and config-key names are lowering's
-    tables in :mod:`voxflow.ir.options`)."""
+    tables in :mod:`voxflow.spec.options`)."""
     functions: dict[str, FunctionType] = {}
-    for module_name in ("voxflow.ir.functions", "voxflow.ir.models"):
+    for module_name in ("voxflow.spec.functions", "voxflow.ir.models"):
         try:
             table = getattr(importlib.import_module(module_name), "FUNCTIONS", None)
         except ImportError:

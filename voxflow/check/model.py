@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from voxflow.ir.models import OUTCOMES
-from voxflow.ir.semantics import OP_ALIASES, SUCCESS, step_outcomes
 from voxflow.source import Span
+from voxflow.spec.semantics import OP_ALIASES, OUTCOMES, SUCCESS, step_outcomes
 
 __all__ = [
     "FLOW_OUTCOMES",
@@ -38,7 +37,7 @@ FLOW_OUTCOMES: dict[str, tuple[str, ...]] = {
 """Every outcome each input step can end with (the IR's :data:`~voxflow.ir.models.OUTCOMES`,
 ``menu``/``bridge`` included). Gathers with choices replace ``match`` by ``choice:<n>``,
 agents add ``tool:<name>``; which of them need explicit handling is
-:data:`voxflow.ir.semantics.REQUIRED_OUTCOMES`."""
+:data:`voxflow.spec.semantics.REQUIRED_OUTCOMES`."""
 
 SUCCESS_OUTCOMES: dict[str, tuple[str, ...]] = {
     kind: tuple(o for o in outs if o in SUCCESS) for kind, outs in FLOW_OUTCOMES.items()
@@ -63,7 +62,7 @@ class MHandler:
     """A handler body: an outcome handler (``outcome`` may be ``default``), a counted
     noinput/nomatch handler, an error/hangup handler, or an anytime command (``command``).
     A body that can fall off its end continues with
-    :func:`voxflow.ir.semantics.implied_transition` of its outcome."""
+    :func:`voxflow.spec.semantics.implied_transition` of its outcome."""
 
     outcome: str
     steps: list[MStep]

@@ -19,7 +19,7 @@ from voxflow.check.walk import (
     state_context,
     walk,
 )
-from voxflow.ir.semantics import REQUIRED_OUTCOMES, WAITING_OPS, implied_transition, outcome_op
+from voxflow.spec.semantics import REQUIRED_OUTCOMES, WAITING_OPS, implied_transition, outcome_op
 
 __all__ = ["RULES_2XX", "state_edges"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from voxflow.check.dataflow import suggest_hint
 from voxflow.check.model import INPUT_OPS, MFlow, MHandler, MState, MStep, MSubflow
 from voxflow.check.walk import Bag, RuleContext, all_steps, bodies
-from voxflow.ir.semantics import COMMAND_EVENT
 from voxflow.source import Span
+from voxflow.spec.semantics import COMMAND_EVENT
 
 __all__ = ["RULES_1XX"]
 

@@ -19,8 +19,8 @@ from voxflow.check.walk import (
     resolve_step,
     state_context,
 )
-from voxflow.ir.semantics import implied_transition
 from voxflow.source import Span
+from voxflow.spec.semantics import implied_transition
 
 __all__ = ["RULES_3XX", "RULES_4XX", "step_reads"]
 

@@ -1,6 +1,6 @@
 """Static analysis of jinja2 prompt templates (names read, syntax errors).
 
-Plain ``{{ expr }}`` templates are scanned by :func:`voxflow.ir.options.template_names` (the
+Plain ``{{ expr }}`` templates are scanned by :func:`voxflow.spec.options.template_names` (the
 scan lowering uses, ~40x cheaper than a jinja2 parse); templates with statements or comments,
 and any the scan cannot read, are parsed in a :class:`jinja2.sandbox.SandboxedEnvironment`
 (never rendered) and :func:`jinja2.meta.find_undeclared_variables` gives the names they read.
@@ -16,8 +16,8 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from voxflow.ir.functions import template_function_names
-from voxflow.ir.options import template_names
+from voxflow.spec.functions import template_function_names
+from voxflow.spec.options import template_names
 
 __all__ = ["TemplateInfo", "analyze_template", "is_template"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voxflow.check.dataflow import suggest_hint
-from voxflow.ir.functions import hours_problem
 from voxflow.source import Span
+from voxflow.spec.functions import hours_problem
 
 __all__ = ["FunctionType", "TypeIssue", "infer"]
 

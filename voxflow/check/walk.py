@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from voxflow.check.model import INPUT_OPS, TRANSITION_OPS, MFlow, MHandler, MState, MStep, MSubflow
 from voxflow.check.types import FunctionType
 from voxflow.diagnostics import RULES, Diagnostic, Severity
-from voxflow.ir.semantics import (
+from voxflow.source import Span
+from voxflow.spec.semantics import (
     COMMAND_EVENT,
     WAITING_OPS,
     How,
@@ -16,7 +17,6 @@ from voxflow.ir.semantics import (
     resolve_outcome,
     select_handlers,
 )
-from voxflow.source import Span
 
 __all__ = [
     "DTMF_KEYS",
@@ -130,7 +130,7 @@ class StateCtx:
 @dataclass
 class Resolved:
     """The handlers that run for one outcome, and how they were found
-    (:data:`voxflow.ir.semantics.How`); ``implied`` has no handlers."""
+    (:data:`voxflow.spec.semantics.How`); ``implied`` has no handlers."""
 
     handlers: list[MHandler]
     how: How
@@ -168,7 +168,7 @@ def state_context(flow: MFlow, sub: MSubflow, state: MState) -> StateCtx:
 
 def resolve_step(step: MStep, ctx: StateCtx) -> dict[str, Resolved]:
     """Every outcome of input ``step`` -> what runs (see
-    :func:`voxflow.ir.semantics.resolve_outcome`), plus ``command:<n>`` for anytime commands
+    :func:`voxflow.spec.semantics.resolve_outcome`), plus ``command:<n>`` for anytime commands
     while the step waits for the caller. Cached per step for the last context asked about."""
     cached = step.memo.get("resolved")
     if cached is not None and cached[0] is ctx:

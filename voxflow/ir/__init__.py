@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 from voxflow.ir.compile import CompileResult, compile_file, compile_flow, load_flow
-from voxflow.ir.functions import FUNCTIONS, FunctionSig
 from voxflow.ir.models import *  # noqa: F403  (re-export the whole contract)
 from voxflow.ir.models import __all__ as _models_all
+from voxflow.spec.functions import FUNCTIONS, FunctionSig
 
 __all__ = [
     "FUNCTIONS",

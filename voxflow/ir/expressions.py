@@ -7,6 +7,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voxflow.spec.functions import ValueType
+
 __all__ = [
     "AttrExpr",
     "BinaryExpr",
@@ -23,8 +25,6 @@ __all__ = [
     "ValueType",
     "VarExpr",
 ]
-
-ValueType = Literal["string", "number", "bool", "duration", "list", "map", "any", "null"]
 
 
 class Node(BaseModel):
@@ -79,7 +79,7 @@ class BinaryExpr(Node):
 
 
 class CallExpr(Node):
-    """A call of a whitelisted function (see :data:`voxflow.ir.functions.FUNCTIONS`)."""
+    """A call of a whitelisted function (see :data:`voxflow.spec.functions.FUNCTIONS`)."""
 
     kind: Literal["call"] = "call"
     func: str

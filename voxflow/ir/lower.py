@@ -15,27 +15,25 @@ from typing import Any
 
 from voxflow.diagnostics import Diagnostic, Severity
 from voxflow.ir import models as ir
-from voxflow.ir.functions import timezone_problem
 from voxflow.ir.lower_steps import lower_http, lower_simple
-from voxflow.ir.options import (
-    BAD,
+from voxflow.ir.options import BAD, Opts, split_patterns
+from voxflow.source import Span
+from voxflow.spec.functions import timezone_problem
+from voxflow.spec.options import (
     HEADER_OPTIONS,
     REPEATABLE,
     STEP_OPTIONS,
     TYPES,
-    Opts,
     did_you_mean,
-    split_patterns,
     template_names,
 )
-from voxflow.ir.semantics import (
+from voxflow.spec.semantics import (
     implied_transition,
     iter_handlers,
     resolve_outcome,
     select_handlers,
     tail_ends_in_transition,
 )
-from voxflow.source import Span
 from voxflow.syntax import ast
 
 __all__ = ["Lowerer", "lower_program"]
@@ -220,7 +218,7 @@ class Lowerer:
         span: Span,
     ) -> dict[str, tuple[ir.Handler, ...]]:
         """Every outcome -> its handlers (count desc, innermost first); see
-        :func:`voxflow.ir.semantics.resolve_outcome`."""
+        :func:`voxflow.spec.semantics.resolve_outcome`."""
         levels: list[tuple[str, list[tuple[ast.Handler, str]]]] = [
             ("step", [(h, self.file) for h in step_handlers])
         ]

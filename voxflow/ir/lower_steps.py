@@ -7,16 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from voxflow.ir import models as ir
-from voxflow.ir.options import (
-    HTTP_METHODS,
-    STEP_OPTIONS,
-    TEXT_REQUIRED,
-    TYPES,
-    Opts,
-    did_you_mean,
-    split_patterns,
-)
+from voxflow.ir.options import Opts, split_patterns
 from voxflow.source import Span
+from voxflow.spec.options import HTTP_METHODS, STEP_OPTIONS, TEXT_REQUIRED, TYPES, did_you_mean
 from voxflow.syntax import ast
 
 if TYPE_CHECKING:

@@ -83,7 +83,7 @@ Expressions and templates
 :data:`Expr` is a tagged tree (``kind``), never Python source. Names resolve to flow variables,
 subflow parameters/locals, and the read-only root ``call`` (``id``, ``caller``, ``called``,
 ``direction``, ``metadata``); nothing else (no environment, no Python objects). Functions are
-only those in :data:`voxflow.ir.functions.FUNCTIONS`.
+only those in :data:`voxflow.spec.functions.FUNCTIONS`.
 :class:`Template` is jinja2 source to render in jinja2's sandbox with the same names; ``names``
 lists the top-level names it references. Durations are numbers of milliseconds.
 """
@@ -153,6 +153,7 @@ from voxflow.ir.steps import (
     TransferStep,
     UnholdStep,
 )
+from voxflow.spec.semantics import OUTCOMES
 
 __all__ = [
     "INPUT_OPS",
@@ -224,18 +225,6 @@ __all__ = [
 
 SCHEMA_VERSION: Literal[1] = 1
 """Bumped on every incompatible change to these models."""
-
-OUTCOMES: dict[str, tuple[str, ...]] = {
-    "gather": ("match", "nomatch", "noinput", "exhausted", "error"),
-    "dial": ("answered", "busy", "noanswer", "failed"),
-    "queue": ("answered", "timeout", "failed"),
-    "http": ("ok", "error", "timeout"),
-    "record": ("done", "noinput", "exhausted", "error"),
-    "agent": ("max_turns", "timeout", "noinput", "exhausted", "error"),
-    "call": ("returned", "error"),
-}
-"""Fixed outcomes per input op. A gather with choices produces ``choice:<value>`` instead of
-``match``; an agent also produces ``tool:<name>`` per tool."""
 
 INPUT_OPS = frozenset(OUTCOMES)
 TRANSITION_OPS = frozenset({"goto", "retry", "continue", "hangup", "return", "transfer"})

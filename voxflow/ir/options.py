@@ -1,223 +1,33 @@
-"""Step and header options: which options each step accepts, and how their values are read.
+"""Reading step and header option values during lowering (the tables of which options each step
+accepts are :mod:`voxflow.spec.options`).
 
 Shared by :mod:`voxflow.ir.lower` and :mod:`voxflow.ir.lower_steps`.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-import jinja2.meta
-import jinja2.sandbox
-
 from voxflow.ir import models as ir
-from voxflow.ir.functions import template_function_names
 from voxflow.source import Span
+from voxflow.spec.options import (
+    KIND_BOOL,
+    KIND_DUR,
+    KIND_EXPR,
+    KIND_INT,
+    KIND_STR,
+    KIND_TPL,
+    KIND_VAR,
+    SYMBOLS,
+    did_you_mean,
+)
 from voxflow.syntax import ast
 
 if TYPE_CHECKING:
     from voxflow.ir.lower import Lowerer
 
-__all__ = [
-    "BAD",
-    "HEADER_OPTIONS",
-    "HTTP_METHODS",
-    "REPEATABLE",
-    "RETRYING",
-    "STEP_OPTIONS",
-    "SUCCESS",
-    "SYMBOLS",
-    "TEXT_REQUIRED",
-    "TYPES",
-    "Opts",
-    "did_you_mean",
-    "read_capture",
-    "split_patterns",
-    "template_names",
-]
-
-_ARROW_WORDS = {"retry", "continue", "hangup", "return"}
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-SUCCESS = {"match", "answered", "ok", "done", "returned"}
-RETRYING = {"noinput", "nomatch"}
-_BARGEIN = ("none", "dtmf", "speech", "any")
-TYPES = ("string", "number", "bool", "duration", "list", "map", "any")
-
-# Option kinds: how a value is read. See _Opt.read.
-_DUR, _INT, _STR, _TPL, _VAR, _BOOL, _EXPR, _SYM = (
-    "duration",
-    "int",
-    "string",
-    "template",
-    "var",
-    "bool",
-    "expr",
-    "symbol",
-)
-
-HEADER_OPTIONS: dict[str, str] = {
-    "answers": "strings",
-    "direction": _SYM,
-    "title": _STR,
-    "language": _STR,
-    "voice": _STR,
-    "timeout": _DUR,
-    "interdigit": _DUR,
-    "interdigit_timeout": _DUR,
-    "retries": _INT,
-    "attempts": _INT,
-    "max_attempts": _INT,
-    "bargein": _SYM,
-    "bargein_min_words": _INT,
-    "bargein_min_ms": _DUR,
-    "timezone": _STR,
-    "http_timeout": _DUR,
-    "dial_timeout": _DUR,
-}
-"""Settings a ``flow`` header accepts, and the kind of value each takes."""
-
-_GATHER = {
-    "into": _VAR,
-    "input": _SYM,
-    "capture": "capture",
-    "max_digits": _INT,
-    "min_digits": _INT,
-    "terminator": _STR,
-    "interdigit": _DUR,
-    "timeout": _DUR,
-    "retries": _INT,
-    "attempts": _INT,
-    "reprompt": _TPL,
-    "bargein": _SYM,
-    "voice": _STR,
-}
-STEP_OPTIONS: dict[str, dict[str, str]] = {
-    "answer": {},
-    "hangup": {},
-    "say": {"voice": _STR, "bargein": _SYM},
-    "play": {"bargein": _SYM, "kind": _SYM},
-    "gather": _GATHER,
-    "menu": _GATHER,
-    "record": {
-        "into": _VAR,
-        "prompt": _TPL,
-        "format": _STR,
-        "max": _DUR,
-        "silence": _DUR,
-        "beep": _BOOL,
-        "terminator": _STR,
-        "bargein": _SYM,
-        "retries": _INT,
-    },
-    "record_start": {"format": _STR, "max": _DUR, "beep": _BOOL},
-    "dial": {"timeout": _DUR, "caller_id": _TPL, "music": _STR},
-    "bridge": {"timeout": _DUR, "caller_id": _TPL, "music": _STR},
-    "transfer": {},
-    "queue": {"timeout": _DUR, "music": _STR, "announce": _TPL},
-    "hold": {"music": _STR},
-    "unhold": {},
-    "send_dtmf": {},
-    "agent": {
-        "system": _TPL,
-        "greeting": _TPL,
-        "max_turns": _INT,
-        "timeout": _DUR,
-        "silence": _DUR,
-        "filler": _TPL,
-        "filler_after": _DUR,
-        "give_up": _DUR,
-        "context": _SYM,
-        "into": _VAR,
-        "voice": _STR,
-        "bargein": _SYM,
-        "retries": _INT,
-    },
-    "log": {"level": _SYM},
-    "http": {
-        "body": _EXPR,
-        "headers": _EXPR,
-        "timeout": _DUR,
-        "into": _VAR,
-        "status": _VAR,
-    },
-    "call": {},
-    "action": {"body": _EXPR, "headers": _EXPR, "timeout": _DUR},
-}
-"""Options each step accepts (inline or on lines of its block), and their value kinds."""
-
-SYMBOLS: dict[str, tuple[str, ...]] = {
-    "bargein": _BARGEIN,
-    "input": ("dtmf", "speech", "both"),
-    "direction": ("inbound", "outbound", "any"),
-    "context": ("append", "reset"),
-    "level": ("debug", "info", "warning", "error"),
-    "kind": ("sound", "file", "url"),
-}
-REPEATABLE = {"reprompt"}
-TEXT_REQUIRED = {"say", "play", "dial", "bridge", "transfer", "queue", "send_dtmf", "log"}
-
-
-_EXPR_BLOCK = re.compile(r"\{\{(.*?)\}\}", re.S)
-_STRING_LIT = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'")
-_IDENT = re.compile(r"(?<![\w.|])\s*\b([A-Za-z_]\w*)\b(?!\s*=[^=])")
-_DANGLING = re.compile(r"(?:[|.~+*/%(\[,-]|\b(?:and|or|not|is|in))\s*$|^\s*[|.~*/%)\],]")
-_FILTER = re.compile(r"\|\s*[A-Za-z_]\w*")
-_TEST = re.compile(r"\bis\s+(?:not\s+)?[A-Za-z_]\w*")
-_JINJA_WORDS = frozenset(
-    {"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False",
-     "None", "loop"}
-)  # fmt: skip
-
-
-def _fast_names(source: str) -> tuple[str, ...] | None:
-    """Top-level names of a ``{{ ... }}``-only template, or None when it needs the real parser
-    (statements, comments, unbalanced delimiters)."""
-    if "{%" in source or "{#" in source or source.count("{{") != source.count("}}"):
-        return None
-    names: set[str] = set()
-    for block in _EXPR_BLOCK.findall(source):
-        if "{{" in block or not block.strip():
-            return None
-        plain = _STRING_LIT.sub('""', block)
-        if _DANGLING.search(plain):
-            return None
-        expr = _TEST.sub(" ", _FILTER.sub(" ", plain))
-        for m in _IDENT.finditer(expr):
-            if m.group(1) not in _JINJA_WORDS:
-                names.add(m.group(1))
-    return tuple(sorted(names))
-
-
-@functools.lru_cache(maxsize=16384)
-def template_names(source: str) -> tuple[tuple[str, ...], str | None]:
-    """The top-level names a jinja2 template reads, or an error message for a bad template.
-    Plain ``{{ expr }}`` templates are scanned directly; others go through jinja2's parser."""
-    if "{" not in source:
-        return (), None
-    fast = _fast_names(source)
-    if fast is not None:
-        return template_function_names(source, fast)
-    env = _jinja_env()
-    try:
-        parsed = env.parse(source)
-    except jinja2.TemplateSyntaxError as exc:
-        return (), exc.message or "bad template"
-    return template_function_names(source, frozenset(jinja2.meta.find_undeclared_variables(parsed)))
-
-
-@functools.cache
-def _jinja_env() -> jinja2.Environment:
-    return jinja2.sandbox.SandboxedEnvironment()
-
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+__all__ = ["BAD", "Opts", "read_capture", "split_patterns"]
 
 
 class Bad:
@@ -243,7 +53,7 @@ class Opts:
         lw = self.lw
         self.spans[opt.name] = opt.span
         vals = opt.values
-        if kind == _BOOL and not vals:
+        if kind == KIND_BOOL and not vals:
             return True
         if kind == "strings":
             out = []
@@ -256,13 +66,13 @@ class Opts:
         if not vals:
             lw.error("VF408", opt.span, f"option '{opt.name}' needs a value")
             return BAD
-        if len(vals) > 1 and kind != _EXPR:
+        if len(vals) > 1 and kind != KIND_EXPR:
             lw.error("VF408", vals[1].span, f"option '{opt.name}' takes one value")
             return BAD
         v = vals[0]
-        if kind == _EXPR:
+        if kind == KIND_EXPR:
             return lw.expr(v)
-        if kind == _DUR:
+        if kind == KIND_DUR:
             if isinstance(v, ast.Literal_) and v.type == "duration":
                 ms = int(v.value or 0)
                 if ms <= 0:
@@ -277,7 +87,7 @@ class Opts:
                     return BAD
             lw.error("VF404", v.span, f"'{opt.name}' takes a duration such as 5s or 500ms")
             return BAD
-        if kind == _INT:
+        if kind == KIND_INT:
             if isinstance(v, ast.Literal_) and v.type == "number" and isinstance(v.value, int):
                 if v.value < 1:
                     code = "VF402" if opt.name == "max_digits" else "VF405"
@@ -285,21 +95,21 @@ class Opts:
                 return v.value
             lw.error("VF408", v.span, f"'{opt.name}' takes a whole number")
             return BAD
-        if kind in (_STR, _TPL):
+        if kind in (KIND_STR, KIND_TPL):
             if isinstance(v, ast.Literal_) and v.type == "string":
                 if opt.name == "terminator" and (
                     len(str(v.value)) != 1 or str(v.value) not in "0123456789*#"
                 ):
                     lw.error("VF403", v.span, "a terminator is one DTMF key: 0-9, * or #")
-                return lw.template(v) if kind == _TPL else str(v.value)
+                return lw.template(v) if kind == KIND_TPL else str(v.value)
             lw.error("VF408", v.span, f"'{opt.name}' takes a quoted string")
             return BAD
-        if kind == _VAR:
+        if kind == KIND_VAR:
             if isinstance(v, ast.Name):
                 return v.name
             lw.error("VF408", v.span, f"'{opt.name}' takes a variable name")
             return BAD
-        if kind == _BOOL:
+        if kind == KIND_BOOL:
             if isinstance(v, ast.Literal_) and v.type == "bool":
                 return bool(v.value)
             lw.error("VF408", v.span, f"'{opt.name}' takes true or false")

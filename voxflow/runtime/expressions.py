@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from voxflow.errors import ExpressionError
 from voxflow.ir import models as ir
-from voxflow.ir.functions import FUNCTIONS, parse_hours
+from voxflow.spec.functions import FUNCTIONS, parse_hours
 
 __all__ = ["UNSET", "EvalContext", "call_function", "evaluate", "is_open", "truthy"]
 

@@ -17,8 +17,8 @@ import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from voxflow.errors import TemplateError
-from voxflow.ir.functions import TEMPLATE_FUNCTIONS
 from voxflow.runtime.expressions import UNSET, call_function
+from voxflow.spec.functions import TEMPLATE_FUNCTIONS
 
 __all__ = ["TemplateRenderer", "default_renderer", "is_template", "render", "template_names"]
 

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
-
-from voxflow.ir.models import Node, ValueType
 
 __all__ = [
     "CLOCK_FUNCTIONS",
     "FUNCTIONS",
     "TEMPLATE_FUNCTIONS",
     "FunctionSig",
+    "ValueType",
     "hours_problem",
     "parse_hours",
     "template_function_names",
@@ -24,7 +24,12 @@ __all__ = [
 ]
 
 
-class FunctionSig(Node):
+ValueType = Literal["string", "number", "bool", "duration", "list", "map", "any", "null"]
+"""The static types of flow values (the IR's expression types use it too)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSig:
     """A whitelisted function: parameter types (``variadic`` repeats the last) and result."""
 
     params: tuple[ValueType, ...]

@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Literal, TypeVar
 
-from voxflow.ir.models import OUTCOMES
 from voxflow.syntax import ast
 
 __all__ = [
     "COMMAND_EVENT",
     "OP_ALIASES",
+    "OUTCOMES",
     "REQUIRED_OUTCOMES",
     "RETRYING",
     "SUCCESS",
@@ -44,6 +44,18 @@ __all__ = [
 T = TypeVar("T")
 How = Literal["handler", "default", "error", "implied"]
 """How an outcome was resolved: its own handlers, ``on default``, ``on error``, or implied."""
+
+OUTCOMES: dict[str, tuple[str, ...]] = {
+    "gather": ("match", "nomatch", "noinput", "exhausted", "error"),
+    "dial": ("answered", "busy", "noanswer", "failed"),
+    "queue": ("answered", "timeout", "failed"),
+    "http": ("ok", "error", "timeout"),
+    "record": ("done", "noinput", "exhausted", "error"),
+    "agent": ("max_turns", "timeout", "noinput", "exhausted", "error"),
+    "call": ("returned", "error"),
+}
+"""Fixed outcomes per input op. A gather with choices produces ``choice:<value>`` instead of
+``match``; an agent also produces ``tool:<name>`` per tool."""
 
 SUCCESS = frozenset({"match", "answered", "ok", "done", "returned"})
 RETRYING = frozenset({"noinput", "nomatch"})
