@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from voxflow.ari.models import AriEvent, EventParser
 from voxflow.ari.rest import normalize_base_url
 from voxflow.ari.wsconn import EventsSocket, open_events_socket
-from voxflow.errors import ApplicationReplacedError, AriError
+from voxflow.errors import ApplicationReplacedError, AriError, AriEventInvalid
 
 __all__ = ["AriEventStream", "backoff_delay", "events_url"]
 
@@ -96,6 +96,13 @@ class AriEventStream:
         return f"AriEventStream({self.url!r}, app={self.app!r}, connected={self.connected})"
 
     @property
+    def rejected(self) -> dict[str, int]:
+        """Events dropped so far: ``malformed`` (not JSON), ``invalid`` (a field or the shape
+        failed validation), ``unknown`` (a type voxflow does not model)."""
+        p = self.parser
+        return {"malformed": p.malformed, "invalid": p.invalid, "unknown": p.unknown}
+
+    @property
     def connected(self) -> bool:
         """True while the websocket is open."""
         return self._sock is not None and self._sock.is_open
@@ -166,6 +173,11 @@ class AriEventStream:
         self.events += 1
         try:
             self._on_event(event)
+        except AriEventInvalid as exc:  # a lazy event's field failed validation when read
+            self.parser.invalid += 1
+            self.parser.warnings.log(
+                logging.WARNING, "skipping invalid ARI event %s: %s", event.type, exc
+            )
         except Exception:
             log.exception("ARI event handler failed on %s", event.type)
         if event.type == _REPLACED:  # (isinstance on pydantic classes is slower)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from voxflow.ari.ratelog import RateLimitedLog
 from voxflow.errors import AriEventInvalid
 
 __all__ = [
@@ -569,6 +570,7 @@ class EventParser:
         self.malformed = 0
         self.invalid = 0
         self.unknown = 0
+        self.warnings = RateLimitedLog(log)  # a flood of bad events: counted, a few logged
         self._seen_extra: set[tuple[str, str]] = set()
         self._seen_unknown: set[str] = set()
 
@@ -589,10 +591,20 @@ class EventParser:
         except ValidationError as exc:
             if _is_json_error(exc):
                 self.malformed += 1
-                log.warning("skipping malformed ARI event (not JSON): %.120r", raw)
+                self.warnings.log(
+                    logging.WARNING,
+                    "skipping malformed ARI event (not JSON; %d so far): %.120r",
+                    self.malformed,
+                    raw,
+                )
             else:
                 self.invalid += 1
-                log.warning("skipping invalid ARI event: %s", _short_errors(exc))
+                self.warnings.log(
+                    logging.WARNING,
+                    "skipping invalid ARI event (%d so far): %s",
+                    self.invalid,
+                    _short_errors(exc),
+                )
             return None
         if isinstance(event, UnknownEvent):
             self.unknown += 1
