@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from voxflow.ir.compile import gc_paused
+from voxflow.compiler.frontdoor import gc_paused
 from voxflow.source import Source
 from voxflow.spec.options import template_names
 from voxflow.syntax.parser import bare_parser, load_program
@@ -112,7 +112,7 @@ def main() -> None:
     GC_PAUSED = not args.gc
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    from voxflow.ir.compile import _checker
+    from voxflow.compiler.frontdoor import _checker
     from voxflow.ir.lower import lower_program
 
     check = _checker()

@@ -13,7 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
-from voxflow.ir.compile import load_flow
+from voxflow.compiler.frontdoor import load_flow
 from voxflow.testing.runner import discover
 from voxflow.testing.scenario import load_scenario_file
 from voxflow.testing.sim import run_scenario

@@ -38,6 +38,8 @@ Where a stdlib base fits, it is mixed in so callers can catch either::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "AiNotConfiguredError",
     "ApplicationReplacedError",
@@ -98,9 +100,9 @@ class VoxflowSyntaxError(FlowError):
 class FlowCheckError(FlowError):
     """The checker reported errors; ``diagnostics`` holds them."""
 
-    def __init__(self, message: str, diagnostics: list[object] | None = None) -> None:
+    def __init__(self, message: str, diagnostics: Sequence[object] | None = None) -> None:
         super().__init__(message)
-        self.diagnostics = diagnostics or []
+        self.diagnostics: list[object] = list(diagnostics or ())
 
 
 class FlowRuntimeError(VoxflowError):

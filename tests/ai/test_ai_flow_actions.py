@@ -19,8 +19,8 @@ from ai_fakes import FakeOpenAI, FakeVoice, ScriptedCall, sse, tool_chunks
 from aiohttp import web
 
 from voxflow.ai.openai_llm import OpenAIChatModel
+from voxflow.compiler.frontdoor import compile_flow
 from voxflow.ir import models as ir
-from voxflow.ir.compile import compile_flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_actions import RequestError, render_request
 from voxflow.runtime.agent_step import FlowAgentRunner

@@ -15,8 +15,8 @@ from ai_fakes import FakeOpenAI, FakeVoice, ScriptedCall, sse, text_chunks, tool
 
 from voxflow.ai.agent import AgentAction
 from voxflow.ai.openai_llm import OpenAIChatModel
+from voxflow.compiler.frontdoor import compile_flow
 from voxflow.errors import CallEndedError
-from voxflow.ir.compile import compile_flow
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner, settings_for_step

@@ -20,8 +20,8 @@ import pytest
 from ai_fakes import FakeOpenAI, sse, status, text_chunks, tool_chunks
 
 from voxflow.ai.openai_llm import OpenAIChatModel
+from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import CallEndedError
-from voxflow.ir.compile import load_flow
 from voxflow.ir.models import Flow
 from voxflow.media.pacer import shared_pacer
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from voxflow.check import check_text
-from voxflow.ir import compile_flow
+from voxflow.compiler import compile_flow
 from voxflow.source import Source
 from voxflow.sourcefile import read_source
 

@@ -11,7 +11,8 @@ from voxflow.check import check_text
 from voxflow.check.adapt import build_model
 from voxflow.check.model import INPUT_OPS, MStep
 from voxflow.check.walk import bodies, reached_steps, resolve_step, state_context
-from voxflow.ir import Flow, compile_file, compile_flow
+from voxflow.compiler import compile_file, compile_flow
+from voxflow.ir import Flow
 from voxflow.ir import models as ir
 from voxflow.source import Source
 from voxflow.sourcefile import read_source

@@ -3,7 +3,7 @@ opening hours checked at lint time."""
 
 from __future__ import annotations
 
-from voxflow.ir import compile_flow
+from voxflow.compiler import compile_flow
 from voxflow.runtime.templating import render
 
 HEAD = "flow t:\n    timeout 5s\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxflow.ir import compile_flow
+from voxflow.compiler import compile_flow
 
 H = "flow f:\n    timeout 5s\n\n"
 END = "\nstate b:\n    hangup\n"

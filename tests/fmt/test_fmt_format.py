@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voxflow.cli.main import cli
+from voxflow.compiler.frontdoor import compile_flow
 from voxflow.errors import VoxflowSyntaxError
 from voxflow.fmt import format_file_text, format_source
-from voxflow.ir.compile import compile_flow
 from voxflow.syntax.parser import bare_parser
 
 ROOT = Path(__file__).resolve().parents[2]

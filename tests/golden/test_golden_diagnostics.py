@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from voxflow.check.project import analyze_file
+from voxflow.compiler.project import analyze_file
 from voxflow.diagnostics import render_text
 
 ROOT = Path(__file__).resolve().parents[2]

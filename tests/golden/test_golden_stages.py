@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from voxflow.ir import Flow, compile_file
+from voxflow.compiler import compile_file
+from voxflow.ir import Flow
 from voxflow.sourcefile import read_source
 from voxflow.syntax.ast import dump
 from voxflow.syntax.parser import load_program

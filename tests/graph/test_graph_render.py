@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from voxflow.cli.main import cli
+from voxflow.compiler.frontdoor import compile_flow, load_flow
 from voxflow.ir import models as ir
-from voxflow.ir.compile import compile_flow, load_flow
 from voxflow.ir.flowmap import build_flowmap
 from voxflow.viz import render_graph
 

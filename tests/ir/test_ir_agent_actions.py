@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from voxflow.compiler import compile_flow
 from voxflow.fmt import format_source
-from voxflow.ir import compile_flow
 from voxflow.ir import models as ir
 
 HEAD = 'flow f:\n    answers "100"\n\nvar token: string = "t"\nvar picked: string = ""\n\n'

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voxflow.ir import (
-    ContinueStep,
-    GatherStep,
-    GotoStep,
-    HangupStep,
-    RetryStep,
-    SayStep,
-    compile_file,
-    compile_flow,
-)
+from voxflow.compiler import compile_file, compile_flow
+from voxflow.ir import ContinueStep, GatherStep, GotoStep, HangupStep, RetryStep, SayStep
 
 FLOW = """\
 flow t:

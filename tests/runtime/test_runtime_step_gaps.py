@@ -145,7 +145,7 @@ def test_command_keys_during_an_agent_stop_it_and_run_the_command() -> None:
 
 def test_queue_needs_a_failed_handler_only() -> None:
     # Queue() runs in the dialplan: the flow ends as transferred, answered/timeout never happen
-    from voxflow.ir import compile_flow
+    from voxflow.compiler import compile_flow
 
     text = (
         'flow f:\n    timeout 5s\n\nstate a:\n    queue "support":\n'

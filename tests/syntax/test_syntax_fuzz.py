@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from voxflow.compiler import compile_flow
 from voxflow.diagnostics import Diagnostic
-from voxflow.ir import compile_flow
 from voxflow.source import Source
 from voxflow.sourcefile import decode_source
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from voxflow.compiler.frontdoor import compile_flow
 from voxflow.ir import models as ir
-from voxflow.ir.compile import compile_flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.step import RunState, initial_state, step
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voxflow.ir.compile import compile_flow
+from voxflow.compiler.frontdoor import compile_flow
 from voxflow.ir.models import Flow
 from voxflow.testing import FlowCoverage, parse_scenario_text, run_scenario
 

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from voxflow.cli.main import cli
+from voxflow.compiler.frontdoor import compile_flow
 from voxflow.errors import ConfigError
-from voxflow.ir.compile import compile_flow
 from voxflow.ir.models import Flow
 from voxflow.testing import (
     FlowCoverage,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import click
 
-from voxflow.check.project import FileReport, PathError, analyze_paths
+from voxflow.compiler.project import FileReport, PathError, analyze_paths
 from voxflow.diagnostics import (
     Severity,
     count_by_severity,

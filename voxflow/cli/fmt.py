@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from voxflow.check.project import PathError, collect_flow_files
+from voxflow.compiler.project import PathError, collect_flow_files
 from voxflow.errors import VoxflowSyntaxError
 from voxflow.fmt import format_file_text, unified_diff
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
+from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import ConfigError, FlowCheckError
-from voxflow.ir.compile import load_flow
 from voxflow.viz.render import FORMATS, render_graph
 
 __all__ = ["graph_command"]

@@ -11,8 +11,8 @@ import sys
 
 import click
 
+from voxflow.compiler.frontdoor import compile_file
 from voxflow.diagnostics import render_text
-from voxflow.ir.compile import compile_file
 from voxflow.source import Source
 from voxflow.sourcefile import read_source
 

@@ -2,7 +2,7 @@
 
 A :class:`FlowRegistry` holds the current :class:`FlowVersion` of every flow. Calls pin the
 version they started on (they keep a reference to its frozen ``Flow``), so a reload only affects
-new calls. ``.flow`` files are compiled with ``voxflow.ir.compile_flow``; ``.json`` files are
+new calls. ``.flow`` files are compiled with ``voxflow.compiler.compile_flow``; ``.json`` files are
 compiled IR (``Flow.model_dump_json()``). A file that no longer compiles keeps its previous
 version loaded and its diagnostics are reported through :attr:`FlowRegistry.problems`.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from voxflow.compiler import compile_flow
 from voxflow.errors import ConfigError, FlowCheckError, FlowError
 from voxflow.ir.models import Flow
 
@@ -34,11 +35,6 @@ def default_compiler(text: str, path: str) -> Flow:
         except ValidationError as exc:
             msg = f"{path}: not a valid compiled flow: {exc.error_count()} error(s)"
             raise FlowError(msg) from exc
-    from voxflow import ir
-
-    compile_flow = getattr(ir, "compile_flow", None)
-    if compile_flow is None:  # pragma: no cover - only while the compiler is not installed
-        raise FlowError("the flow compiler is not available in this build")
     result = compile_flow(text, path)  # a CompileResult: the flow and the diagnostics
     if result.flow is None or not result.ok:
         lines = [f"{d.file}:{d.span.line}:{d.span.col}: {d.message}" for d in result.errors]

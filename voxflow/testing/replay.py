@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
-from voxflow.ir.compile import load_flow
 from voxflow.runtime.trace import read_trace
 from voxflow.testing.scenario import Scenario
 from voxflow.testing.sim import SimResult, run_scenario

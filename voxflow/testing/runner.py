@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from voxflow.compiler.frontdoor import compile_file, load_flow
 from voxflow.errors import ConfigError, FlowCheckError
 from voxflow.ir import models as ir
-from voxflow.ir.compile import compile_file, load_flow
 from voxflow.testing.coverage import FlowCoverage
 from voxflow.testing.expect import check_expectations
 from voxflow.testing.scenario import Scenario, ScenarioFile, load_scenario_file

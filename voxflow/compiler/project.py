@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voxflow.check.suppress import apply_suppressions
+from voxflow.compiler.frontdoor import compile_flow
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
 from voxflow.source import Source, Span
 from voxflow.sourcefile import read_source
@@ -81,9 +82,7 @@ def collect_flow_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def _front_door(source: Source) -> list[Diagnostic]:
-    """parse -> check -> lower through :func:`voxflow.ir.compile_flow`."""
-    from voxflow.ir import compile_flow  # imported here: voxflow.ir imports the checker lazily
-
+    """parse -> check -> lower through :func:`voxflow.compiler.compile_flow`."""
     return list(compile_flow(source.text, source.name).diagnostics)
 
 

@@ -12,15 +12,17 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from voxflow.check import check
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
 from voxflow.errors import FlowCheckError
+from voxflow.ir.lower import lower_program
 from voxflow.ir.models import Flow
 from voxflow.source import MAX_SOURCE_BYTES, Source, Span
 from voxflow.sourcefile import decode_source, read_source
+from voxflow.syntax.parser import load_program
 
 __all__ = ["CompileResult", "compile_file", "compile_flow", "gc_paused", "load_flow"]
 
@@ -43,14 +45,6 @@ class CompileResult:
     def errors(self) -> list[Diagnostic]:
         """The error diagnostics."""
         return [d for d in self.diagnostics if d.is_error]
-
-
-def _checker() -> Callable[[Any, Source], list[Diagnostic]] | None:
-    try:
-        from voxflow.check import check
-    except ImportError:
-        return None
-    return check
 
 
 def compile_flow(source_text: str | bytes, path: str = "<flow>") -> CompileResult:
@@ -107,16 +101,11 @@ def _compile(source: Source) -> CompileResult:
 
 
 def _compile_inner(source: Source) -> CompileResult:
-    from voxflow.ir.lower import lower_program
-    from voxflow.syntax.parser import load_program
-
     try:
         program, diags = load_program(source)
         if program is None:
             return CompileResult(None, sort_diagnostics(diags))
-        check = _checker()
-        if check is not None:
-            diags = [*diags, *check(program, source)]
+        diags = [*diags, *check(program, source)]
         checked_ok = not any(d.is_error for d in diags)
         try:
             flow, lower_diags = lower_program(program)
