@@ -1,7 +1,8 @@
 """``voxflow run``: serve flows on Asterisk, or try one on the embedded sandbox.
 
-Exit codes: 0 done, 1 invalid flows or a failed ``expect`` in the caller script, 2 bad options
-or settings, 3 cannot use ARI (unreachable, 401, application name taken).
+Exit codes: 0 done; 1 invalid flows, no flow takes the dialled number, the call's outcome was
+``error``, or the caller script failed (``expect``, ``wait for``); 2 bad options or settings;
+3 cannot use ARI (unreachable, 401, application name taken).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import click
 
+from voxflow.cli.run_target import SandboxCall, parse_call_time, pick_call, shifted_clock
 from voxflow.errors import (
     ApplicationReplacedError,
     AriConnectionError,
@@ -78,35 +80,113 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-@click.command("run")
+_EPILOG = """\b
+Examples:
+  voxflow run flows/main_ivr.flow                      # you are the caller (terminal)
+  voxflow run flows/main_ivr.flow --caller caller.txt  # a scripted caller (CI)
+  voxflow run flows/hours.flow --time 2025-01-06T18:30:00 --from +15550199 --no-audio
+  voxflow run flows --ari-url http://127.0.0.1:8088/ari --ari-user voxflow \\
+      --ari-password "$PW" --trace traces
+
+\b
+Exit codes:
+  0  done (on the sandbox: the call did not end in error)
+  1  invalid flows; no flow takes the dialled number; the call's outcome was
+     'error'; the caller script failed (expect, wait for)
+  2  bad options or settings (voxflow.toml, environment)
+  3  cannot use ARI (unreachable, wrong credentials, app name taken)
+"""
+
+_SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number": "--from",
+                 "call_time": "--time"}  # fmt: skip
+
+
+@click.command(
+    "run", epilog=_EPILOG, short_help="Run flows on Asterisk, or try one on the sandbox."
+)
 @click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--ari-url", help="ARI base URL, e.g. http://127.0.0.1:8088/ari [VOXFLOW_ARI_URL]")
-@click.option("--ari-user", help="ARI user [VOXFLOW_ARI_USER]")
-@click.option("--ari-password", help="ARI password [VOXFLOW_ARI_PASSWORD]")
-@click.option("--app", "app_name", help="Stasis application name [VOXFLOW_APP]")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="voxflow.toml")
-@click.option("--default-flow", help="flow for numbers no flow declares")
+@click.option(
+    "--ari-url",
+    metavar="URL",
+    help="ARI base URL of a real Asterisk, e.g. http://127.0.0.1:8088/ari [VOXFLOW_ARI_URL]. "
+    "Without one, voxflow runs one call on the embedded sandbox.",
+)
+@click.option(
+    "--ari-user",
+    metavar="USER",
+    help="ARI user [VOXFLOW_ARI_USER]; required with --ari-url (sandbox: voxflow)",
+)
+@click.option(
+    "--ari-password",
+    metavar="PASSWORD",
+    help="ARI password [VOXFLOW_ARI_PASSWORD]; required with --ari-url (sandbox: voxflow)",
+)
+@click.option(
+    "--app",
+    "app_name",
+    metavar="NAME",
+    help="Stasis application name [VOXFLOW_APP; default: voxflow]",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="settings file [default: ./voxflow.toml if present]",
+)
+@click.option(
+    "--default-flow", metavar="NAME", help="flow for numbers no flow answers [voxflow.toml: run]"
+)
 @click.option(
     "--caller",
     "caller_script",
     type=click.Path(path_type=Path),
-    help="sandbox only: script of caller actions (wait/press/say/silence/hangup)",
+    metavar="SCRIPT",
+    help="sandbox only: script of caller actions (wait, wait for, press, say, silence, "
+    "expect, hangup); default on a terminal: you are the caller",
 )
-@click.option("--to", "dialed", help="sandbox only: the number the simulated caller dials")
+@click.option(
+    "--to",
+    "dialed",
+    metavar="NUMBER",
+    help="sandbox only: the number dialled (call.called) [default: the flow's first answers]",
+)
+@click.option(
+    "--from",
+    "caller_number",
+    metavar="NUMBER",
+    help="sandbox only: the caller's number (call.caller) [default: +15550100]",
+)
+@click.option(
+    "--time",
+    "call_time",
+    metavar="WHEN",
+    help="sandbox only: the call's start time, 2025-01-06T18:30:00 or 18:30 (today), "
+    "in the flow's timezone [default: now]",
+)
 @click.option("--watch", is_flag=True, help="reload edited flows (new calls get new versions)")
 @click.option(
     "--trace",
     "trace_dir",
     type=click.Path(path_type=Path),
-    help="write one JSON Lines trace per call into DIR",
+    metavar="DIR",
+    help="write one JSON Lines trace per call into DIR (voxflow replay reads them)",
 )
-@click.option("--grace", "grace_period", type=float, help="seconds calls may finish on stop")
+@click.option(
+    "--grace",
+    "grace_period",
+    type=float,
+    metavar="SECONDS",
+    help="seconds calls in progress may finish when stopping [default: 30]",
+)
 @click.option(
     "--no-audio",
     is_flag=True,
     help="no speech: prompts only in the transcript, DTMF only (no espeak/pocketsphinx)",
 )
-@click.option("-v", "--verbose", is_flag=True, help="log interpreter details")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="log interpreter details (credentials redacted)"
+)
 def run_command(
     flows: tuple[Path, ...],
     ari_url: str | None,
@@ -117,21 +197,22 @@ def run_command(
     default_flow: str | None,
     caller_script: Path | None,
     dialed: str | None,
+    caller_number: str | None,
+    call_time: str | None,
     watch: bool,
     trace_dir: Path | None,
     grace_period: float | None,
     no_audio: bool,
     verbose: bool,
 ) -> None:
-    """Run FLOW_OR_DIR... on Asterisk (with an ARI URL), else on the embedded sandbox.
+    """Run FLOWS (files or directories) on Asterisk (with an ARI URL), else on the embedded
+    sandbox.
 
-    On the sandbox one call is placed into the flow: on a terminal you are the caller (type
-    digits or sentences); otherwise, or with --caller SCRIPT, a script of caller actions plays.
+    On the sandbox one call is placed into the flow that answers the number dialled: on a
+    terminal you are the caller (type digits or sentences); otherwise, or with --caller SCRIPT,
+    a script of caller actions plays (docs/running.md).
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(verbose)
     try:
         settings = load_settings(
             {
@@ -142,9 +223,21 @@ def run_command(
                 "default_flow": default_flow,
                 "trace_dir": str(trace_dir) if trace_dir else None,
                 "grace_period": grace_period,
+                "dialed": dialed,
+                "caller_number": caller_number,
+                "call_time": call_time,
             },
             config_path=config_path,
+            require_credentials=True,
         )
+        _redact_credentials(settings.ari_user, settings.ari_password, settings.webhook_secret)
+        if settings.ari_url is not None:
+            given = {"caller_script": caller_script, **_asdict(settings)}
+            bad = [flag for name, flag in _SANDBOX_ONLY.items() if given.get(name) is not None]
+            if bad:
+                raise ConfigError(
+                    f"{', '.join(bad)}: sandbox only, not with an ARI URL ({settings.ari_url})"
+                )
         registry = FlowRegistry()
         registry.load(flows)
     except ConfigError as exc:
@@ -155,6 +248,12 @@ def run_command(
         if settings.ari_url is not None:
             asyncio.run(_serve(settings, registry, watch, audio=not no_audio))
             return
+        target = pick_call(registry, settings)
+        start = (
+            parse_call_time(settings.call_time, target.flow.flow.config.timezone)
+            if settings.call_time
+            else None
+        )
         script = load_script(caller_script) if caller_script else None
         interactive = script is None and sys.stdin.isatty() and sys.stdout.isatty()
         code = asyncio.run(
@@ -162,14 +261,17 @@ def run_command(
                 settings,
                 registry,
                 script,
-                dialed,
+                target,
                 watch,
                 audio=not no_audio,
                 interactive=interactive,
+                start=start,
             )
         )
     except ConfigError as exc:
         _fail(str(exc), EXIT_CONFIG)
+    except FlowError as exc:
+        _fail(str(exc), EXIT_FLOW)
     except AriUnauthorized:
         _fail(
             f"ARI rejected user '{settings.ari_user}' (401): check --ari-user/--ari-password",
@@ -184,6 +286,23 @@ def run_command(
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(code)
+
+
+def _redact_credentials(user: str, password: str, *more: str | None) -> None:
+    """Logs never show these (nor ``user:password`` in base64, as in a Basic header)."""
+    from voxflow.cli.redact import install_redaction
+
+    install_redaction([password, f"{user}:{password}", *(m for m in more if m)])
+
+
+def _configure_logging(verbose: bool) -> None:
+    from voxflow.cli.redact import install_redaction
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    install_redaction()
 
 
 def _offline(module: str, name: str) -> Any:
@@ -310,24 +429,23 @@ async def _sandbox(
     settings: Settings,
     registry: FlowRegistry,
     script: list[CallerAction] | None,
-    dialed: str | None,
+    call_to: SandboxCall,
     watch: bool,
     *,
     audio: bool = True,
     interactive: bool = False,
+    start: float | None = None,
 ) -> int:
     from voxflow.runtime.server import FlowServer
     from voxflow.sandbox.server import Sandbox
 
-    versions = registry.versions()
-    target = registry.get(settings.default_flow) if settings.default_flow else versions[0]
-    assert target is not None
-    to = dialed or (target.flow.answers[0] if target.flow.answers else "100")
+    target, to = call_to.flow, call_to.to
     if script is None:
         script = default_script(target.flow)
     async with Sandbox(port=0) as sb:
+        _redact_credentials(sb.user, sb.password)
         app = _make_app(settings, sb.ari_url, sb.user, sb.password, audio=audio)
-        if not target.flow.answers and settings.default_flow is None:
+        if settings.default_flow is None and not target.flow.answers:
             settings = Settings(**{**_asdict(settings), "default_flow": target.flow.name})
         lines: list[str] = []
 
@@ -342,6 +460,7 @@ async def _sandbox(
             on_transcript=show,
             watch_interval=1.0 if watch else None,
             on_reload=_reload_printer(registry),
+            clock=shifted_clock(start),
         )
         stop = asyncio.Event()
         interrupted = asyncio.Event()
@@ -349,8 +468,8 @@ async def _sandbox(
         serving = asyncio.ensure_future(server.serve(stop))
         code = 0
         try:
-            click.echo(f"sandbox call to {to} -> flow {target.flow.name}")
-            call = await sb.place_call(from_="+15550100", to=to, app=settings.app)
+            click.echo(f"sandbox call from {call_to.caller} to {to} -> flow {target.flow.name}")
+            call = await sb.place_call(from_=call_to.caller, to=to, app=settings.app)
             if interactive:
                 from voxflow.cli.run_interactive import HELP, interactive_caller
 
@@ -366,6 +485,9 @@ async def _sandbox(
             stopper.cancel()
             if caller.done() and isinstance(caller.result(), int):
                 code = int(caller.result())
+                if not call.ended:  # the script is over (or failed): the caller hangs up
+                    with contextlib.suppress(Exception):
+                        await call.hangup()
             elif not caller.done():  # the flow ended (or Ctrl-C): the caller stops too
                 caller.cancel()
                 await asyncio.gather(caller, return_exceptions=True)
@@ -385,6 +507,11 @@ async def _sandbox(
             await _close_providers(app)
     for result in server.results.values():
         click.echo(f"outcome: {result.outcome}" + (f" ({result.reason})" if result.reason else ""))
+        if result.outcome == "error" and code == 0:
+            code = EXIT_FLOW
+    if not server.results and code == 0:
+        click.echo(f"error: no flow took the call to {to}", err=True)
+        code = EXIT_FLOW
     return code
 
 
@@ -429,7 +556,6 @@ async def _play_script(call: Any, script: list[CallerAction], heard: Callable[[]
                     click.echo(
                         f"caller script line {action.line}: did not hear {action.text!r}", err=True
                     )
-                    code = EXIT_FLOW
-                    break
+                    return EXIT_FLOW  # the run ends at once: the caller hangs up
                 await asyncio.sleep(0.1)
     return code

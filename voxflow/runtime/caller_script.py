@@ -1,11 +1,12 @@
 """Caller scripts for ``voxflow run --caller SCRIPT``: what a simulated caller does, line by line.
 
-Format (one action per line; ``#`` starts a comment; durations are ``1.5s`` or ``300ms``)::
+Format (one action per line; ``#`` starts a comment, except as a key of ``press``; durations
+are ``1.5s`` or ``300ms``)::
 
     wait 2s                 # do nothing for 2 seconds (the call's audio keeps flowing)
-    wait for "main menu"    # wait until the flow has said something containing this text
+    wait for "main menu"    # wait until the flow starts saying something containing this text
     wait for "menu" 20s     #   ... with a custom timeout (default 30 s)
-    press 1                 # send DTMF digits (0-9, *, #, A-D), e.g. "press 1234#"
+    press 1                 # send DTMF digits (0-9, *, #, A-D), e.g. "press 1234#", "press #"
     say "sales please"      # speak a sentence into the call (espeak-ng over RTP)
     silence 6s              # stay silent for 6 seconds (no-input)
     expect "Goodbye"        # fail the run unless the flow said this by now
@@ -29,6 +30,7 @@ __all__ = ["CallerAction", "load_script", "parse_duration", "parse_script"]
 ActionKind = Literal["wait", "wait_for", "press", "say", "silence", "expect", "hangup"]
 _DTMF = re.compile(r"^[0-9*#A-Da-d]+$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+_PRESS = re.compile(r"(?i)^\s*press(?:\s+(.*))?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,13 @@ def parse_script(text: str, *, name: str = "<script>") -> list[CallerAction]:
     """Parse a caller script; errors name ``name:line``."""
     actions: list[CallerAction] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
+        press = _PRESS.match(raw)
+        if press:
+            try:
+                actions.append(_parse_press(press.group(1) or "", lineno))
+            except ValueError as exc:
+                raise ConfigError(f"{name}:{lineno}: {exc}") from None
+            continue
         try:
             words = shlex.split(raw, comments=True)
         except ValueError as exc:
@@ -77,6 +86,25 @@ def parse_script(text: str, *, name: str = "<script>") -> list[CallerAction]:
         except ValueError as exc:
             raise ConfigError(f"{name}:{lineno}: {exc}") from None
     return actions
+
+
+def _parse_press(rest: str, line: int) -> CallerAction:
+    """``press`` keys: DTMF tokens (``#`` included, quotes optional); a comment starts at a
+    token that is not DTMF, or at a lone ``#`` followed by words (``press 1 # sales``)."""
+    tokens = rest.split()
+    keys: list[str] = []
+    for i, raw_tok in enumerate(tokens):
+        tok = raw_tok.strip("\"'")
+        if raw_tok.startswith("#") and not _DTMF.match(tok):
+            break
+        if tok == "#" and i + 1 < len(tokens) and not _DTMF.match(tokens[i + 1].strip("\"'")):
+            break
+        if not _DTMF.match(tok):
+            raise ValueError(f"expected: press DIGITS (0-9, *, #, A-D), got {raw_tok!r}")
+        keys.append(tok)
+    if not keys:
+        raise ValueError("expected: press DIGITS (0-9, *, #, A-D)")
+    return CallerAction("press", text="".join(keys).upper(), line=line)
 
 
 def _parse_action(verb: str, args: list[str], line: int) -> CallerAction:

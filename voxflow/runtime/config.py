@@ -18,6 +18,11 @@
     url = "https://example.com/hooks"
     secret = "..."
 
+    [sandbox]                     # only for the embedded sandbox (no ARI URL)
+    time = "2025-01-06T18:30:00"  # the call's start time, in the flow's timezone
+    from = "+15550100"            # the caller's number (call.caller)
+    to = "100"                    # the number dialled (call.called)
+
 Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``, ``VOXFLOW_APP``,
 ``VOXFLOW_WEBHOOK_URL``, ``VOXFLOW_WEBHOOK_SECRET``. Every problem raises :class:`ConfigError`
 with a one-line message naming where the bad value came from.
@@ -58,7 +63,11 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("run", "max_steps"): "max_steps",
     ("webhooks", "url"): "webhook_url",
     ("webhooks", "secret"): "webhook_secret",
+    ("sandbox", "time"): "call_time",
+    ("sandbox", "from"): "caller_number",
+    ("sandbox", "to"): "dialed",
 }
+_CLI_NAMES = {"call_time": "--time", "caller_number": "--from", "dialed": "--to"}
 _APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -76,6 +85,9 @@ class Settings:
     max_steps: int = 1000
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    call_time: str | None = None
+    caller_number: str | None = None
+    dialed: str | None = None
 
     def __repr__(self) -> str:  # never show secrets in logs or error messages
         shown = {
@@ -150,10 +162,13 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     config_path: str | Path | None = None,
     cwd: str | Path | None = None,
+    require_credentials: bool = False,
 ) -> Settings:
     """Merge CLI options (``None`` values are ignored), environment and ``voxflow.toml``.
 
     ``config_path`` must exist when given; otherwise ``<cwd>/voxflow.toml`` is read if present.
+    ``require_credentials``: with an ARI URL (a real Asterisk), the user and password must be
+    given explicitly (option, environment or file); the defaults are only the sandbox's.
     """
     env = os.environ if env is None else env
     values: dict[str, tuple[Any, str]] = {}
@@ -174,7 +189,7 @@ def load_settings(
         if name not in valid:
             raise ConfigError(f"unknown setting {name!r}")
         if value is not None:
-            values[name] = (value, "--" + name.replace("_", "-"))
+            values[name] = (value, _CLI_NAMES.get(name, "--" + name.replace("_", "-")))
     settings = Settings()
     for name, (value, origin) in values.items():
         settings = replace(settings, **{name: _coerce(name, value, origin)})
@@ -189,4 +204,15 @@ def load_settings(
         )
     if not settings.ari_user:
         raise ConfigError("ARI user must not be empty")
+    if require_credentials and settings.ari_url is not None:
+        missing = [n for n in ("ari_user", "ari_password") if n not in values]
+        if missing:
+            flags = " and ".join("--" + n.replace("_", "-") for n in missing)
+            envs = " and ".join(ENV_VARS[n] for n in missing)
+            keys = " and ".join("[ari] " + n.removeprefix("ari_") for n in missing)
+            raise ConfigError(
+                f"ARI at {settings.ari_url} needs credentials: give {flags} "
+                f"(or {envs}, or {keys} in voxflow.toml); "
+                "the built-in voxflow/voxflow is only the sandbox's"
+            )
     return settings

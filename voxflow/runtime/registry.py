@@ -20,7 +20,15 @@ from voxflow.compiler import compile_flow
 from voxflow.errors import ConfigError, FlowCheckError, FlowError
 from voxflow.ir.models import Flow
 
-__all__ = ["FlowRegistry", "FlowVersion", "Router", "default_compiler"]
+__all__ = [
+    "FlowRegistry",
+    "FlowVersion",
+    "Router",
+    "default_compiler",
+    "read_flow_text",
+    "runnable",
+    "takes_inbound",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,34 @@ def default_compiler(text: str, path: str) -> Flow:
         raise FlowCheckError("\n".join(lines) or f"{path}: does not compile", result.diagnostics)
     flow: Flow = result.flow
     return flow
+
+
+def read_flow_text(path: Path) -> str:
+    """The text of a flow file; a one-line FlowError naming the file when it cannot be read,
+    looks binary or is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FlowError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if b"\0" in data:
+        raise FlowError(f"{path}: file looks binary (it contains a NUL byte), not a .flow source")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FlowError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+
+
+def runnable(fv: FlowVersion) -> bool:
+    """A flow that can take a call: it has states (not an empty file or only subflows)."""
+    return bool(fv.flow.states)
+
+
+def takes_inbound(fv: FlowVersion) -> bool:
+    """A flow that may answer an inbound call (not ``direction outbound``)."""
+    return runnable(fv) and fv.flow.direction != "outbound"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +130,7 @@ class FlowRegistry:
 
     def _load_one(self, path: Path) -> FlowVersion:
         mtime = path.stat().st_mtime_ns
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise FlowError(f"{path}: cannot read: {exc}") from exc
-        flow = self._compile(text, str(path))
+        flow = self._compile(read_flow_text(path), str(path))
         old = self._by_path.get(path)
         fv = FlowVersion(flow, path, (old.version + 1) if old else 1, mtime)
         self._by_path[path] = fv
@@ -162,19 +194,28 @@ class Router:
     def __init__(self, registry: FlowRegistry, default_flow: str | None = None) -> None:
         self.registry = registry
         self.default_flow = default_flow
-        if default_flow is not None and registry.get(default_flow) is None:
-            names = ", ".join(sorted(fv.flow.name for fv in registry.versions()))
-            raise ConfigError(f"default flow '{default_flow}' is not loaded (loaded: {names})")
+        if default_flow is not None:
+            fv = registry.get(default_flow)
+            if fv is None or not runnable(fv):
+                names = ", ".join(sorted(v.flow.name for v in registry.versions() if runnable(v)))
+                raise ConfigError(
+                    f"default flow '{default_flow}' is not loaded (loaded: {names or 'none'})"
+                )
+            if not takes_inbound(fv):
+                raise ConfigError(
+                    f"default flow '{default_flow}' is outbound only (direction outbound): "
+                    "it cannot take inbound calls"
+                )
 
     def route(self, called: str) -> FlowVersion | None:
-        """The flow version for a new call to ``called`` (None: no flow takes it)."""
-        versions = self.registry.versions()
+        """The flow version for a new inbound call to ``called`` (None: no flow takes it).
+        Empty files, subflow libraries and ``direction outbound`` flows never take one."""
+        versions = [fv for fv in self.registry.versions() if takes_inbound(fv)]
         for fv in versions:
             if called and called in fv.flow.answers:
                 return fv
         if self.default_flow is not None:
-            return self.registry.get(self.default_flow)
-        if len(versions) == 1:
-            return versions[0]
+            default = self.registry.get(self.default_flow)
+            return default if default is not None and takes_inbound(default) else None
         catch_all = [fv for fv in versions if not fv.flow.answers]
         return catch_all[0] if len(catch_all) == 1 else None

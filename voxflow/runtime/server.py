@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,8 +50,10 @@ class FlowServer:
         watch_interval: float | None = None,
         on_reload: Callable[[FlowRegistry], None] | None = None,
         agent_runner: AgentRunner | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
+        self.clock = clock  # the calls' wall clock (``voxflow run --time`` shifts it)
         self.registry = registry
         self.settings = settings
         self.router = Router(registry, settings.default_flow)
@@ -134,6 +137,7 @@ class FlowServer:
             max_steps=self.settings.max_steps,
             on_transcript=sink,
             agent_runner=self.agent_runner,
+            clock=self.clock,
         )
         self.drivers[str(session.id)] = driver
         self._idle.clear()

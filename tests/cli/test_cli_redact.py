@@ -1,0 +1,72 @@
+"""Logs never carry credentials: the redacting filter, and a real `voxflow run -v`."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from voxflow.cli.redact import RedactingFilter, redact_text, secrets_from_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_patterns_redact_headers_keys_and_url_passwords() -> None:
+    text = (
+        "> Authorization: Basic dXNlcjpwYXNz\n"
+        "headers={'Authorization': 'Bearer abc.def', 'X-Api-Key': 'k123'} "
+        "url=https://u:hunter2@h/x?api_key=zzz&token=ttt password=pw1 sk-abcdefghijklmnop"
+    )
+    out = redact_text(text)
+    for secret in ("dXNlcjpwYXNz", "abc.def", "k123", "hunter2", "zzz", "ttt", "pw1", "abcdefghij"):
+        assert secret not in out, secret
+    assert "Authorization: Basic <redacted>" in out
+
+
+def test_filter_redacts_exact_values_their_basic_form_and_exception_text() -> None:
+    flt = RedactingFilter(["longsecretvalue", "ari:s3cret-pass"])
+    b64 = base64.b64encode(b"ari:s3cret-pass").decode()
+    record = logging.LogRecord(
+        "x", logging.DEBUG, __file__, 1, "sent %s and %s", ("longsecretvalue", b64), None
+    )
+    try:
+        raise RuntimeError("failed with longsecretvalue")
+    except RuntimeError:
+        record.exc_info = sys.exc_info()
+    assert flt.filter(record)
+    assert record.getMessage() == "sent <redacted> and <redacted>"
+    assert record.exc_text is not None and "longsecretvalue" not in record.exc_text
+    assert secrets_from_env({"OPENAI_API_KEY": "sk-1234567890", "HOME": "/root/home"}) == [
+        "sk-1234567890"
+    ]
+
+
+def test_a_real_verbose_run_logs_no_credentials(tmp_path: Path) -> None:
+    script = tmp_path / "caller.txt"
+    script.write_text("wait 1s\nhangup\n")
+    env = {**os.environ, "OPENAI_API_KEY": "sk-never-in-a-log-0123456789"}
+    exe = Path(sys.executable).parent / "voxflow"
+    proc = subprocess.run(
+        [
+            str(exe),
+            "run",
+            str(ROOT / "flows" / "main_ivr.flow"),
+            "-v",
+            "--no-audio",
+            "--caller",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log
+    assert "DEBUG" in log and "Authorization: Basic <redacted>" in log  # the header was logged
+    assert base64.b64encode(b"voxflow:voxflow").decode() not in log
+    assert "sk-never-in-a-log" not in log

@@ -1,0 +1,101 @@
+"""A logging filter that removes credentials from every log record, whatever logged it.
+
+``voxflow run -v`` turns on debug logs of voxflow and of the libraries under it (aiohttp,
+websockets), some of which print request headers. :func:`install_redaction` puts a
+:class:`RedactingFilter` on the root handlers, so any record, from any logger, has
+``Authorization`` values, ``api_key=``/``token=``/``password=``-style parameters, provider keys
+(``sk-...``) and the secret values it was told about (the ARI password, its Basic credentials,
+``*_API_KEY``/``*_SECRET``/``*_PASSWORD`` environment values) replaced by ``<redacted>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+
+__all__ = ["REDACTED", "RedactingFilter", "install_redaction", "redact_text", "secrets_from_env"]
+
+REDACTED = "<redacted>"
+
+_PATTERNS = (
+    # Authorization: Basic abc / 'Authorization': 'Bearer abc' / authorization=...
+    re.compile(
+        r"(?i)((?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer|token|digest)?\s*)"
+        r"[^\s'\",;}]+"
+    ),
+    # api_key=..., "password": "...", token: ..., secret=..., X-Api-Key: ...
+    re.compile(
+        r"(?i)((?:api[_-]?key|apikey|access[_-]?token|token|password|passwd|secret|"
+        r"x-api-key|client[_-]secret)['\"]?\s*[:=]\s*['\"]?)[^\s'\",&;}]+"
+    ),
+    re.compile(r"\b(sk-)[A-Za-z0-9_\-]{8,}"),  # OpenAI-style keys
+    re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+(?=@)"),  # user:password@ in URLs
+)
+_MIN_EXACT = 8
+_SECRET_ENV = re.compile(r"(?i)(api_?key|secret|password|token)$")
+
+
+def secrets_from_env(env: Mapping[str, str] | None = None) -> list[str]:
+    """Values of environment variables that hold secrets (``*_API_KEY``, ``*_PASSWORD``...)."""
+    env = os.environ if env is None else env
+    return [v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= _MIN_EXACT]
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with credentials replaced by ``<redacted>``."""
+    for value in sorted(set(secrets), key=len, reverse=True):
+        if value:
+            text = text.replace(value, REDACTED)
+    for rx in _PATTERNS:
+        text = rx.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message (and exception text) without credentials."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Also redact these exact values (and, for ``user:password`` pairs, their base64).
+        Values shorter than 8 characters are only redacted where a pattern finds them (so a
+        password such as ``voxflow`` does not hide the app name everywhere)."""
+        for s in secrets:
+            if s and ":" in s:
+                self.secrets.add(base64.b64encode(s.encode()).decode())
+            elif s and len(s) >= _MIN_EXACT:
+                self.secrets.add(s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: keep the raw text, still redacted
+            message = str(record.msg)
+        record.msg = redact_text(message, self.secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text, self.secrets)
+        return True
+
+
+def install_redaction(secrets: Iterable[str] = ()) -> RedactingFilter:
+    """Put one :class:`RedactingFilter` on every root handler (records of every logger pass
+    there); later calls add ``secrets`` to it."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        for f in handler.filters:
+            if isinstance(f, RedactingFilter):
+                f.add(secrets)
+                return f
+    flt = RedactingFilter([*secrets_from_env(), *secrets])
+    for handler in root.handlers:
+        handler.addFilter(flt)
+    return flt
