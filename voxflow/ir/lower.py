@@ -433,7 +433,16 @@ class Lowerer:
                 )
                 vtype = "any"
             default = self.expr(v.default) if v.default is not None else None
-            out.append(ir.VarDecl(name=v.name, type=vtype, default=default, span=self.sp(v.span)))
+            sensitive = isinstance(v, ast.VarDecl) and v.sensitive
+            out.append(
+                ir.VarDecl(
+                    name=v.name,
+                    type=vtype,
+                    default=default,
+                    sensitive=sensitive,
+                    span=self.sp(v.span),
+                )
+            )
         return out
 
     def flow(self) -> ir.Flow:

@@ -249,11 +249,13 @@ class State(Node):
 
 
 class VarDecl(Node):
-    """A declared variable; ``default`` None means it starts unset."""
+    """A declared variable; ``default`` None means it starts unset. A ``sensitive`` value
+    (e.g. a card number) is redacted in traces, logs, transcripts and webhook payloads."""
 
     name: str
     type: ValueType = "any"
     default: Expr | None = None
+    sensitive: bool = False
     span: Span
 
 

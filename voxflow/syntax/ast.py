@@ -496,12 +496,14 @@ class FlowHeader:
 
 @dataclass(slots=True)
 class VarDecl:
-    """``var name[: type] [= expr]``."""
+    """``var name[: type] [= expr] [sensitive]``; a sensitive value is redacted in traces,
+    logs, transcripts and webhook payloads."""
 
     span: Span
     name: str
     type: str | None
     default: Expr | None
+    sensitive: bool = False
 
 
 @dataclass(slots=True)

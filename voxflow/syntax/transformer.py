@@ -162,7 +162,8 @@ class AstBuilder(Transformer[Token, Any]):
     meta_step = meta_line
 
     def var_decl(self, c: list[Any]) -> ast.VarDecl:
-        return ast.VarDecl(self.span, str(c[0]), None if c[1] is None else str(c[1]), c[2])
+        vtype = None if c[1] is None else str(c[1])
+        return ast.VarDecl(self.span, str(c[0]), vtype, c[2], sensitive=c[3] is not None)
 
     def handler(self, c: list[Any]) -> ast.Handler:
         tail = _tail_of(c)
