@@ -147,6 +147,8 @@ def test_offline_providers_come_from_media() -> None:
     cfg = load_ai_config(
         app={"tts": {"provider": "espeak", "voice": "en"}, "stt": "pocketsphinx"}, env={}
     )
-    tts = build_tts(cfg.tts)
+    tts = build_tts(cfg.tts, {"espeak": EspeakTTS})
     assert isinstance(tts, EspeakTTS)
-    assert isinstance(build_stt(cfg.stt), PocketSphinxSTT)
+    assert isinstance(build_stt(cfg.stt, {"pocketsphinx": PocketSphinxSTT}), PocketSphinxSTT)
+    with pytest.raises(ConfigError, match="espeak tts is not available"):
+        build_tts(cfg.tts)

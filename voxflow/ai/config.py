@@ -16,9 +16,9 @@ a key alone does not switch a provider on.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from voxflow.errors import ConfigError
 from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech
@@ -32,6 +32,8 @@ __all__ = [
     "build_tts",
     "load_ai_config",
 ]
+
+T = TypeVar("T")
 
 Kind = Literal["llm", "stt", "tts"]
 _KINDS: tuple[Kind, ...] = ("llm", "stt", "tts")
@@ -225,8 +227,11 @@ def build_llm(cfg: ProviderConfig | None) -> LanguageModel | None:
     )
 
 
-def build_stt(cfg: ProviderConfig | None) -> SpeechToText | None:
-    """The speech recogniser described by ``cfg`` (None when not configured)."""
+def build_stt(
+    cfg: ProviderConfig | None, offline: Mapping[str, Callable[..., SpeechToText]] | None = None
+) -> SpeechToText | None:
+    """The speech recogniser described by ``cfg`` (None when not configured); ``offline`` maps
+    offline provider names (``pocketsphinx``) to their classes."""
     if cfg is None:
         return None
     if cfg.provider == "deepgram":
@@ -253,12 +258,14 @@ def build_stt(cfg: ProviderConfig | None) -> SpeechToText | None:
             sample_rate=cfg.sample_rate or 16000,
             timeout=cfg.timeout or 30.0,
         )
-    stt: SpeechToText = _build_media("stt", cfg)
-    return stt
+    return _build_offline("stt", cfg, offline or {})
 
 
-def build_tts(cfg: ProviderConfig | None) -> TextToSpeech | None:
-    """The speech synthesiser described by ``cfg`` (None when not configured)."""
+def build_tts(
+    cfg: ProviderConfig | None, offline: Mapping[str, Callable[..., TextToSpeech]] | None = None
+) -> TextToSpeech | None:
+    """The speech synthesiser described by ``cfg`` (None when not configured); ``offline`` maps
+    offline provider names (``espeak``) to their classes."""
     if cfg is None:
         return None
     if cfg.provider == "openai":
@@ -271,22 +278,15 @@ def build_tts(cfg: ProviderConfig | None) -> TextToSpeech | None:
             api_key=cfg.api_key,
             timeout=cfg.timeout or 30.0,
         )
-    tts: TextToSpeech = _build_media("tts", cfg)
-    return tts
+    return _build_offline("tts", cfg, offline or {})
 
 
-def _build_media(kind: str, cfg: ProviderConfig) -> Any:
-    """Offline providers live in ``voxflow.media`` (espeak-ng TTS, pocketsphinx STT)."""
-    import importlib
-
-    module_name, class_name = {
-        "espeak": ("voxflow.media.tts_espeak", "EspeakTTS"),
-        "pocketsphinx": ("voxflow.media.stt_pocketsphinx", "PocketSphinxSTT"),
-    }[cfg.provider]
-    try:
-        factory = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{cfg.provider} {kind} is not available: {exc}") from None
+def _build_offline(kind: str, cfg: ProviderConfig, offline: Mapping[str, Callable[..., T]]) -> T:
+    """Offline engines (espeak-ng TTS, pocketsphinx STT) live in ``voxflow.media``, above this
+    package: the composition root (``voxflow.cli.run``) passes their classes in ``offline``."""
+    factory = offline.get(cfg.provider)
+    if factory is None:
+        raise ConfigError(f"{cfg.provider} {kind} is not available here (no offline engine given)")
     kwargs: dict[str, Any] = {}
     if kind == "tts":
         if cfg.voice:

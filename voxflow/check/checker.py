@@ -7,10 +7,10 @@ It collects and never raises: an internal failure becomes a VF000 diagnostic.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
+from voxflow.check.adapt import build_model
 from voxflow.check.rules import run_rules
 from voxflow.check.suppress import apply_suppressions
 from voxflow.check.types import FunctionType
@@ -18,6 +18,8 @@ from voxflow.check.walk import RuleContext
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
 from voxflow.source import Source, Span
 from voxflow.sourcefile import read_source
+from voxflow.spec.functions import FUNCTIONS
+from voxflow.syntax.parser import load_program
 
 __all__ = ["check", "check_text", "rule_context"]
 
@@ -25,29 +27,17 @@ log = logging.getLogger(__name__)
 
 
 def rule_context() -> RuleContext:
-    """Function signatures from the IR whitelist (option and config-key names are lowering's
-    tables in :mod:`voxflow.spec.options`)."""
-    functions: dict[str, FunctionType] = {}
-    for module_name in ("voxflow.spec.functions", "voxflow.ir.models"):
-        try:
-            table = getattr(importlib.import_module(module_name), "FUNCTIONS", None)
-        except ImportError:
-            continue
-        if isinstance(table, dict):
-            for name, sig in table.items():
-                functions[str(name)] = FunctionType(
-                    tuple(sig.params), str(sig.result), bool(sig.variadic), sig.min_args
-                )
-            break
+    """Function signatures from the whitelist (:data:`voxflow.spec.functions.FUNCTIONS`; option
+    and config-key names are the tables in :mod:`voxflow.spec.options`)."""
+    functions = {
+        name: FunctionType(tuple(sig.params), str(sig.result), sig.variadic, sig.min_args)
+        for name, sig in FUNCTIONS.items()
+    }
     return RuleContext(functions=functions)
 
 
 def check(ast: Any, source: Source) -> list[Diagnostic]:
     """Every rule's diagnostics for ``ast`` (a parsed Program from ``source``)."""
-    try:
-        from voxflow.check.adapt import build_model
-    except ImportError:  # the syntax package is not available in this build
-        return []
     try:
         model = build_model(ast)
         diags = run_rules(model, rule_context())
@@ -89,10 +79,6 @@ def check(ast: Any, source: Source) -> list[Diagnostic]:
 
 def check_text(source: Source) -> list[Diagnostic]:
     """Parse ``source`` (and its includes) and check it, without lowering."""
-    try:
-        from voxflow.syntax.parser import load_program
-    except ImportError:  # the parser is not installed in this build
-        return []
     program, diags = load_program(source)
     if program is None:
         return diags

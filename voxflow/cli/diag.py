@@ -28,12 +28,9 @@ _FORMATS = ("text", "json", "sarif", "github")
 
 
 def _version() -> str:
-    try:
-        from voxflow import __version__
+    from voxflow import __version__
 
-        return str(__version__)
-    except ImportError:  # pragma: no cover - the package always defines it
-        return "0.0.0"
+    return __version__
 
 
 def _run(paths: Sequence[str]) -> FileReport:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import logging
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -38,6 +37,7 @@ from voxflow.runtime.registry import FlowRegistry
 __all__ = ["default_script", "run_command"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXIT_FLOW, EXIT_CONFIG, EXIT_ARI = 1, 2, 3
 
@@ -305,10 +305,10 @@ def _configure_logging(verbose: bool) -> None:
     install_redaction()
 
 
-def _offline(module: str, name: str) -> Any:
-    """An offline provider from voxflow.media, or None (logged) when it cannot start here."""
+def _offline(factory: Callable[[], T], name: str) -> T | None:
+    """An offline engine from voxflow.media, or None (logged) when it cannot start here."""
     try:
-        return getattr(importlib.import_module(module), name)()
+        return factory()
     except Exception as exc:  # a missing engine only costs that capability
         log.warning("%s unavailable (%s): running without it", name, exc)
         return None
@@ -325,16 +325,18 @@ def _make_app(
 
     ai = load_ai_config()  # VOXFLOW_LLM_* / _STT_* / _TTS_*; API keys only from the environment
     kwargs: dict[str, Any] = {}
-    if audio:
-        with contextlib.suppress(ImportError):
-            kwargs["voice_factory"] = importlib.import_module(
-                "voxflow.media.callmedia"
-            ).create_call_voice
-    if "voice_factory" in kwargs:
-        tts, stt = build_tts(ai.tts), build_stt(ai.stt)
-        kwargs["tts"] = tts or _offline("voxflow.media.tts_espeak", "EspeakTTS")
-        kwargs["stt"] = stt or _offline("voxflow.media.stt_pocketsphinx", "PocketSphinxSTT")
-        kwargs["vad"] = _offline("voxflow.media.vad", "WebRtcVad")
+    if audio:  # the media path (numpy, soxr, the engines) loads only when audio is on
+        from voxflow.media.callmedia import create_call_voice
+        from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+        from voxflow.media.tts_espeak import EspeakTTS
+        from voxflow.media.vad import WebRtcVad
+
+        kwargs["voice_factory"] = create_call_voice
+        tts = build_tts(ai.tts, {"espeak": EspeakTTS})
+        stt = build_stt(ai.stt, {"pocketsphinx": PocketSphinxSTT})
+        kwargs["tts"] = tts or _offline(EspeakTTS, "EspeakTTS")
+        kwargs["stt"] = stt or _offline(PocketSphinxSTT, "PocketSphinxSTT")
+        kwargs["vad"] = _offline(WebRtcVad, "WebRtcVad")
     llm = build_llm(ai.llm)
     if llm is not None:  # agent steps
         kwargs["llm"] = llm

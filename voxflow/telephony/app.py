@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 import signal
@@ -26,7 +25,6 @@ from voxflow.ari.events import AriEventStream
 from voxflow.ari.models import ApplicationReplaced, AriEvent, Channel, StasisStart
 from voxflow.ari.rest import AriRestClient
 from voxflow.errors import (
-    AiNotConfiguredError,
     AriBadRequest,
     AriError,
     AriHTTPError,
@@ -552,21 +550,13 @@ class VoxtraApp:
     def _voice_factory(self) -> VoiceFactory | None:
         if self.voice_factory is not None:
             return self.voice_factory
-        try:
-            module = importlib.import_module("voxflow.media.callmedia")
-        except ImportError:
-            return None
-        factory: VoiceFactory | None = getattr(module, "create_call_voice", None)
-        return factory
+        from voxflow.media.callmedia import create_call_voice  # numpy/soxr load on first call
+
+        return create_call_voice
 
     def _make_agent(self, session: CallSession) -> Any:
         if self.agent_factory is not None:
             return self.agent_factory(session)
-        try:
-            module = importlib.import_module("voxflow.ai.agent")
-        except ImportError:
-            raise AiNotConfiguredError from None
-        create = getattr(module, "create_agent", None)
-        if create is None:
-            raise AiNotConfiguredError
-        return create(session)
+        from voxflow.ai.agent import create_agent  # the agent loads with its first call
+
+        return create_agent(session)
