@@ -99,6 +99,8 @@ class _Adapter:
                 step.repeated.append((name, opt.name_span))
             seen.add(name)
             okind = spec.get(name)
+            if okind == "retries" and opt.values and isinstance(opt.values[0], ast.Name):
+                step.retries = MValue(name, opt.values[0].name, opt.values[0].span)
             for value in opt.values:
                 if okind == "var" and isinstance(value, ast.Name):
                     step.outcome_assigns.setdefault("*", []).append(value.name)

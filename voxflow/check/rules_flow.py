@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from voxflow.check.dataflow import components, reachable
-from voxflow.check.model import INPUT_OPS, MFlow, MHandler, MState, MStep, MSubflow
+from voxflow.check.dataflow import reachable
+from voxflow.check.model import INPUT_OPS, MFlow, MHandler, MStep, MSubflow
+from voxflow.check.rules_loops import unlimited, vf204
 from voxflow.check.walk import (
     EMPTY_CTX,
-    FAILURE_OUTCOMES,
     Bag,
     Resolved,
     RuleContext,
@@ -107,6 +107,8 @@ def _check_outcomes(step: MStep, sctx: StateCtx, bag: Bag) -> None:
     exhausted = resolved.get("exhausted")
     if exhausted is None or exhausted.how not in ("implied", "error"):
         return
+    if unlimited(step):
+        return  # 'retries unlimited': exhausted cannot happen
     if any(_retries(o, r) for o, r in resolved.items() if o not in missing):
         bag.add(
             "VF203",
@@ -145,59 +147,6 @@ def vf203_unhandled_outcome(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                     _check_outcomes(step, sctx, bag)
 
 
-def _bounded(h: MHandler) -> bool:
-    """A handler that counts (sets a variable and tests it) bounds the loop it closes."""
-    ops = {s.op for s in walk(h.steps)}
-    return "set" in ops and bool(ops & {"if", "switch"})
-
-
-def vf204_unbounded_input_loop(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
-    """A failure outcome of an input step jumps back (goto) into a cycle that re-runs the step
-    with fresh retry counters and nothing bounds it."""
-    reported: set[int] = set()
-    for sub in bodies(flow):
-        comp = components(state_edges(flow, sub))
-        for state in sub.states:
-            sctx = state_context(flow, sub, state)
-            for step, _ in reached_steps(state, sctx):
-                if step.op not in INPUT_OPS:
-                    continue
-                for outcome, r in resolve_step(step, sctx).items():
-                    if outcome not in FAILURE_OUTCOMES:
-                        continue
-                    for h in r.handlers:
-                        _loop_in_handler(state, step, outcome, h, comp, bag, reported)
-
-
-def _loop_in_handler(
-    state: MState,
-    step: MStep,
-    outcome: str,
-    h: MHandler,
-    comp: dict[str, int],
-    bag: Bag,
-    reported: set[int],
-) -> None:
-    if _bounded(h):
-        return
-    for goto in walk(h.steps):
-        if goto.op != "goto" or goto.target is None or id(goto) in reported:
-            continue
-        same = comp.get(goto.target, -1) == comp.get(state.name, -2)
-        if goto.target == state.name or same:
-            reported.add(id(goto))
-            bag.add(
-                "VF204",
-                goto.target_span or goto.span,
-                goto.file,
-                f"'{outcome}' of {step.op} in state '{state.name}' loops back through "
-                f"'{goto.target}' with no retry bound",
-                "use 'retry' (bounded by retries) and handle 'exhausted', "
-                "or count attempts in a variable",
-            )
-            return
-
-
 def vf205_unreachable_step(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
     """Steps after a step that never goes on to the next one (a transition, an if/match whose
     branches all leave, an input step none of whose outcomes continues) never run (warning)."""
@@ -233,6 +182,6 @@ RULES_2XX = [
     vf201_unreachable_state,
     vf202_falls_off_end,
     vf203_unhandled_outcome,
-    vf204_unbounded_input_loop,
+    vf204,
     vf205_unreachable_step,
 ]

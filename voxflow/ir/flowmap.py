@@ -182,9 +182,9 @@ class _Walker:
             if "tool:" + t.name not in outcomes:
                 outcomes.append("tool:" + t.name)
         key = step_key(s)
-        retried = self.can_retry(s)
+        retried = self.can_retry(s) and not getattr(s, "unlimited", False)
         for name in outcomes:
-            if name == "exhausted" and not retried:  # only a retry can exhaust a step
+            if name == "exhausted" and not retried:  # only a bounded retry exhausts a step
                 self.possible = False
                 for h in s.on.get(name, ()):
                     self.block(h.steps, state, sub, outcome_label(name, h.count), h.origin)

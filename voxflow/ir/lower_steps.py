@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from voxflow.ir import models as ir
 from voxflow.ir.options import Opts, split_patterns
 from voxflow.source import Span
-from voxflow.spec.options import HTTP_METHODS, STEP_OPTIONS, TEXT_REQUIRED, TYPES, did_you_mean
+from voxflow.spec.options import (
+    HTTP_METHODS,
+    STEP_OPTIONS,
+    TEXT_REQUIRED,
+    TYPES,
+    UNLIMITED,
+    did_you_mean,
+)
 from voxflow.syntax import ast
 
 if TYPE_CHECKING:
@@ -48,6 +55,13 @@ def lower_simple(lw: Lowerer, s: ast.SimpleStep) -> ir.Step:
     if builder is None:  # pragma: no cover - the grammar only allows known keywords
         return ir.LogStep(span=span, message=ir.Template(source=f"unknown step {kind}"))
     return builder(lw, s, o, span, text, bargein)
+
+
+def _retries(value: int | str, default: int) -> dict[str, Any]:
+    """``max_attempts``/``unlimited`` of an input step from its ``retries`` value."""
+    if value == UNLIMITED:
+        return {"max_attempts": default, "unlimited": True}
+    return {"max_attempts": value}
 
 
 _PROMPTED = TEXT_REQUIRED | {"gather", "menu"}
@@ -142,7 +156,7 @@ def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         timeout_ms=o.get("timeout", cfg.timeout_ms),
         bargein=b,
         voice=o.get("voice", cfg.voice),
-        max_attempts=o.get("retries", o.get("attempts", cfg.max_attempts)),
+        **_retries(o.get("retries", o.get("attempts", cfg.max_attempts)), cfg.max_attempts),
         on=on,
     )
 
@@ -160,7 +174,7 @@ def _b_record(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         beep=o.get("beep", True),
         terminator=o.get("terminator", "#"),
         bargein=b,
-        max_attempts=o.get("retries", lw.config.max_attempts),
+        **_retries(o.get("retries", lw.config.max_attempts), lw.config.max_attempts),
         on=on,
     )
 
@@ -252,7 +266,7 @@ def _b_agent(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: 
         transcript_var=o.get("into", None),
         voice=o.get("voice", lw.config.voice),
         bargein=b,
-        max_attempts=o.get("retries", 1),
+        **_retries(o.get("retries", 1), 1),
         on=on,
     )
 

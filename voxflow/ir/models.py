@@ -48,7 +48,9 @@ after entering the state. ``retry`` increments ``attempt`` and re-runs the step;
 ``reprompts[attempt - 2]`` when that exists, else the last reprompt, else ``prompt``. When
 ``retry`` is executed with ``attempt == max_attempts`` the step instead ends with outcome
 ``exhausted`` (resolved through ``step.on["exhausted"]`` like any outcome). ``State.max_attempts``
-is the largest bound among its input steps (1 when it has none).
+is the largest bound among its input steps (1 when it has none). A step with ``unlimited``
+(``retries unlimited``) never ends ``exhausted``: ``retry`` always re-runs it; the checker
+accepts that only where every retry follows the caller's input or silence.
 
 Gather
 ------

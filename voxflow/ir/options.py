@@ -16,10 +16,12 @@ from voxflow.spec.options import (
     KIND_DUR,
     KIND_EXPR,
     KIND_INT,
+    KIND_RETRIES,
     KIND_STR,
     KIND_TPL,
     KIND_VAR,
     SYMBOLS,
+    UNLIMITED,
     did_you_mean,
 )
 from voxflow.syntax import ast
@@ -87,13 +89,16 @@ class Opts:
                     return BAD
             lw.error("VF404", v.span, f"'{opt.name}' takes a duration such as 5s or 500ms")
             return BAD
-        if kind == KIND_INT:
+        if kind == KIND_RETRIES and isinstance(v, ast.Name) and v.name == UNLIMITED:
+            return UNLIMITED
+        if kind in (KIND_INT, KIND_RETRIES):
             if isinstance(v, ast.Literal_) and v.type == "number" and isinstance(v.value, int):
                 if v.value < 1:
                     code = "VF402" if opt.name == "max_digits" else "VF405"
                     lw.error(code, v.span, f"'{opt.name}' must be at least 1")
                 return v.value
-            lw.error("VF408", v.span, f"'{opt.name}' takes a whole number")
+            hint = "or 'unlimited' (the call's end bounds it)" if kind == KIND_RETRIES else None
+            lw.error("VF408", v.span, f"'{opt.name}' takes a whole number", hint)
             return BAD
         if kind in (KIND_STR, KIND_TPL):
             if isinstance(v, ast.Literal_) and v.type == "string":

@@ -170,6 +170,7 @@ class GatherStep(_InputBase):
     bargein: BargeIn
     voice: str | None = None
     max_attempts: int = 3
+    unlimited: bool = False
 
 
 class SetStep(_StepBase):
@@ -245,6 +246,7 @@ class RecordStep(_InputBase):
     terminator: str | None = "#"
     bargein: BargeIn
     max_attempts: int = 1
+    unlimited: bool = False
 
 
 class DialStep(_InputBase):
@@ -379,6 +381,7 @@ class AgentStep(_InputBase):
     voice: str | None = None
     bargein: BargeIn
     max_attempts: int = 1
+    unlimited: bool = False
 
 
 class CallStep(_InputBase):

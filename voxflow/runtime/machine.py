@@ -493,6 +493,8 @@ class _Machine:
         h = next((c for c in reversed(self.top.stack) if c.kind in _HANDLER_KINDS), None)
         if h is None or h.step is None:
             return False
+        if getattr(h.step, "unlimited", False):
+            return False
         attempt = self.top.attempts.get(_skey(h.step), 1)
         return attempt >= int(getattr(h.step, "max_attempts", 1))
 

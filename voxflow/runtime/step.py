@@ -306,7 +306,7 @@ def _x_retry(m: _Machine, s: ir.RetryStep) -> None:
     target = h.step
     k = _skey(target)
     attempt = m.top.attempts.get(k, 1)
-    if attempt >= getattr(target, "max_attempts", 1):
+    if not getattr(target, "unlimited", False) and attempt >= getattr(target, "max_attempts", 1):
         while stack and stack[-1] is not h:
             stack.pop()
         stack.pop()

@@ -21,6 +21,7 @@ from voxflow.spec.functions import template_function_names
 __all__ = [
     "HEADER_OPTIONS",
     "HTTP_METHODS",
+    "KIND_RETRIES",
     "REPEATABLE",
     "RETRYING",
     "STEP_OPTIONS",
@@ -28,6 +29,7 @@ __all__ = [
     "SYMBOLS",
     "TEXT_REQUIRED",
     "TYPES",
+    "UNLIMITED",
     "did_you_mean",
     "template_names",
 ]
@@ -50,6 +52,9 @@ KIND_DUR, KIND_INT, KIND_STR, KIND_TPL, KIND_VAR, KIND_BOOL, KIND_EXPR, KIND_SYM
     "expr",
     "symbol",
 )
+
+KIND_RETRIES = "retries"  # a whole number, or `unlimited` (input steps only)
+UNLIMITED = "unlimited"
 
 HEADER_OPTIONS: dict[str, str] = {
     "answers": "strings",
@@ -81,7 +86,7 @@ _GATHER = {
     "terminator": KIND_STR,
     "interdigit": KIND_DUR,
     "timeout": KIND_DUR,
-    "retries": KIND_INT,
+    "retries": KIND_RETRIES,
     "attempts": KIND_INT,
     "reprompt": KIND_TPL,
     "bargein": KIND_SYM,
@@ -103,7 +108,7 @@ STEP_OPTIONS: dict[str, dict[str, str]] = {
         "beep": KIND_BOOL,
         "terminator": KIND_STR,
         "bargein": KIND_SYM,
-        "retries": KIND_INT,
+        "retries": KIND_RETRIES,
     },
     "record_start": {"format": KIND_STR, "max": KIND_DUR, "beep": KIND_BOOL},
     "dial": {"timeout": KIND_DUR, "caller_id": KIND_TPL, "music": KIND_STR},
@@ -126,7 +131,7 @@ STEP_OPTIONS: dict[str, dict[str, str]] = {
         "into": KIND_VAR,
         "voice": KIND_STR,
         "bargein": KIND_SYM,
-        "retries": KIND_INT,
+        "retries": KIND_RETRIES,
     },
     "log": {"level": KIND_SYM},
     "http": {

@@ -1,0 +1,240 @@
+"""VF204: loops through an input step that nothing bounds.
+
+A failure outcome whose handler jumps back (``goto``) into a cycle re-runs the input step with
+fresh retry counters. The loop is accepted when something bounds it:
+
+* the step has ``retries unlimited`` and the outcome follows the caller's own input or silence
+  (``noinput``, ``nomatch``): every turn waits for the caller, so the call's end bounds it;
+* the handler counts (sets a variable and tests it), or every path back passes a state that
+  does (a counter kept in a shared state);
+* the outcome cannot happen (``exhausted`` of a step that never retries, or with
+  ``retries unlimited``).
+
+``retries unlimited`` itself is refused where a retry does not wait for the caller (an ``error``
+handler that retries would spin). The message names the loop's path, including the anytime
+command that closes it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from voxflow.check.dataflow import components
+from voxflow.check.model import INPUT_OPS, MFlow, MHandler, MState, MStep, MSubflow
+from voxflow.check.walk import (
+    FAILURE_OUTCOMES,
+    Bag,
+    Resolved,
+    RuleContext,
+    bodies,
+    handler_retries,
+    reached_steps,
+    resolve_step,
+    state_context,
+    walk,
+)
+from voxflow.spec.semantics import COMMAND_EVENT, WAITING_OPS, implied_transition
+
+__all__ = ["CALLER_OUTCOMES", "exhausted_possible", "labelled_edges", "unlimited", "vf204"]
+
+CALLER_OUTCOMES = frozenset({"noinput", "nomatch"})
+"""Failure outcomes that only happen after waiting for the caller (their input or silence)."""
+
+Edge = tuple[str, str]  # (target state, label: "" for a goto, else the anytime command)
+
+
+def unlimited(step: MStep) -> bool:
+    """The step was written with ``retries unlimited``."""
+    return step.retries is not None and step.retries.value == "unlimited"
+
+
+def exhausted_possible(step: MStep, resolved: dict[str, Resolved]) -> bool:
+    """Whether ``exhausted`` can happen: some outcome's handler (or implied transition)
+    retries, and the retries are bounded."""
+    if unlimited(step):
+        return False
+    for outcome, r in resolved.items():
+        if outcome == "exhausted":
+            continue
+        if r.how == "implied" and implied_transition(outcome) == "retry":
+            return True
+        if any(handler_retries(h) for h in r.handlers):
+            return True
+    return False
+
+
+def labelled_edges(flow: MFlow, sub: MSubflow) -> dict[str, list[Edge]]:
+    """State -> (state, label) it can go to: gotos in its steps and handlers (label ""), and
+    the anytime commands active while it waits (label ``anytime (line N)``)."""
+    cached = sub.memo.get("labelled_edges")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    out: dict[str, list[Edge]] = {}
+    for state in sub.states:
+        edges = out.setdefault(state.name, [])
+        ctx = state_context(flow, sub, state)
+        waits = False
+        for step, owner in reached_steps(state, ctx):
+            if step.op == "goto" and step.target is not None:
+                edges.append((step.target, _label(owner)))
+            waits = waits or step.op in WAITING_OPS
+        if waits:
+            for h in ctx.commands:
+                edges.extend((s.target, _label(h)) for s in walk(h.steps) if s.target)
+        edges[:] = list(dict.fromkeys(edges))
+    sub.memo["labelled_edges"] = out
+    return out
+
+
+def _label(owner: MHandler | None) -> str:
+    if owner is not None and owner.outcome == COMMAND_EVENT:
+        return f"anytime command (line {owner.span.line})"
+    return ""
+
+
+def _counts(state: MState) -> bool:
+    """The state keeps a counter: it sets a variable and tests the same variable."""
+    steps = list(walk(state.steps))
+    sets = {v for s in steps if s.op == "set" for v in s.assigns}
+    tested = {n for s in steps if s.op in ("if", "switch") for n, _ in s.reads}
+    return bool(sets & tested)
+
+
+def _bounded(h: MHandler) -> bool:
+    """A handler that counts (sets a variable and tests it) bounds the loop it closes."""
+    ops = {s.op for s in walk(h.steps)}
+    return "set" in ops and bool(ops & {"if", "switch"})
+
+
+def _path(
+    edges: dict[str, list[Edge]], start: str, goal: str, counters: set[str]
+) -> list[Edge] | None:
+    """The shortest path start -> goal avoiding counting states, as (state, label) hops."""
+    if start in counters:
+        return None
+    if start == goal:
+        return []
+    prev: dict[str, tuple[str, str]] = {}
+    todo = deque([start])
+    seen = {start}
+    while todo:
+        node = todo.popleft()
+        for nxt, label in edges.get(node, ()):
+            if nxt in seen or nxt in counters:
+                continue
+            seen.add(nxt)
+            prev[nxt] = (node, label)
+            if nxt == goal:
+                hops: list[Edge] = []
+                cur = goal
+                while cur != start:
+                    back, lab = prev[cur]
+                    hops.append((cur, lab))
+                    cur = back
+                return hops[::-1]
+            todo.append(nxt)
+    return None
+
+
+def _describe(state: str, outcome: str, target: str, hops: list[Edge]) -> str:
+    parts = [f"{state} --{outcome}--> {target}"]
+    for name, label in hops:
+        parts.append(f" --{label}--> {name}" if label else f" --> {name}")
+    return "".join(parts)
+
+
+def vf204(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
+    """An input step loops with nothing bounding it (see the module docstring)."""
+    reported: set[int] = set()
+    for sub in bodies(flow):
+        edges = labelled_edges(flow, sub)
+        comp = components({k: {t for t, _ in v} for k, v in edges.items()})
+        counters = {s.name for s in sub.states if _counts(s)}
+        for state in sub.states:
+            sctx = state_context(flow, sub, state)
+            for step, _ in reached_steps(state, sctx):
+                if step.op not in INPUT_OPS or id(step) in reported:
+                    continue
+                resolved = resolve_step(step, sctx)
+                if unlimited(step):
+                    _spinning_retry(step, state, resolved, bag, reported)
+                for outcome, r in resolved.items():
+                    if outcome not in FAILURE_OUTCOMES:
+                        continue
+                    if outcome == "exhausted" and not exhausted_possible(step, resolved):
+                        continue
+                    if unlimited(step) and outcome in CALLER_OUTCOMES:
+                        continue
+                    for h in r.handlers:
+                        loop = _Loop(state, step, outcome, edges, comp, counters)
+                        loop.check(h, bag, reported)
+
+
+def _spinning_retry(
+    step: MStep, state: MState, resolved: dict[str, Resolved], bag: Bag, reported: set[int]
+) -> None:
+    for outcome, r in resolved.items():
+        if outcome in CALLER_OUTCOMES or outcome == "exhausted" or ":" in outcome:
+            continue
+        if outcome not in FAILURE_OUTCOMES:
+            continue
+        for h in r.handlers:
+            if handler_retries(h) and id(h) not in reported:
+                reported.add(id(h))
+                bag.add(
+                    "VF204",
+                    h.span,
+                    h.file,
+                    f"'{outcome}' of {step.op} in state '{state.name}' retries it without "
+                    "waiting for the caller, and 'retries unlimited' never ends that loop",
+                    f"leave the step on '{outcome}' (goto or hangup), or give it a number of "
+                    "retries",
+                )
+
+
+class _Loop:
+    """One outcome's handler of one input step, checked for a goto back into its cycle."""
+
+    def __init__(
+        self,
+        state: MState,
+        step: MStep,
+        outcome: str,
+        edges: dict[str, list[Edge]],
+        comp: dict[str, int],
+        counters: set[str],
+    ) -> None:
+        self.state, self.step, self.outcome = state, step, outcome
+        self.edges, self.comp, self.counters = edges, comp, counters
+
+    def check(self, h: MHandler, bag: Bag, reported: set[int]) -> None:
+        if _bounded(h):
+            return
+        name = self.state.name
+        for goto in walk(h.steps):
+            if goto.op != "goto" or goto.target is None or id(goto) in reported:
+                continue
+            if self.comp.get(goto.target, -1) != self.comp.get(name, -2):
+                continue
+            hops = _path(self.edges, goto.target, name, self.counters)
+            if hops is None:
+                continue  # every way back passes a state that counts
+            reported.add(id(goto))
+            loop = _describe(name, self.outcome, goto.target, hops)
+            bag.add(
+                "VF204",
+                goto.target_span or goto.span,
+                goto.file,
+                f"'{self.outcome}' of {self.step.op} in state '{name}' loops back through "
+                f"'{goto.target}' with no bound: {loop}",
+                _HINT_CALLER if self.outcome in CALLER_OUTCOMES else _HINT,
+            )
+            return
+
+
+_HINT_CALLER = (
+    "to repeat it until the caller hangs up, write 'retries unlimited' on the step and "
+    "'retry'; else use 'retry' (bounded by retries) and handle 'exhausted', or count attempts "
+    "in a variable"
+)
+_HINT = "use 'retry' (bounded by retries) and handle 'exhausted', or count attempts in a variable"
