@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import web
+from loop_probe import BareLoopProbe
 
 from voxflow.ai.agent import Agent
 from voxflow.ai.openai_llm import OpenAIChatModel
@@ -153,17 +155,21 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=300)
     args = parser.parse_args()
-    await overhead(20, InstantLLM())  # warm up
-    instant = await overhead(args.turns, InstantLLM())
-    runner, url = await http_llm_server()
-    llm = OpenAIChatModel(model="bench", base_url=url)
-    try:
-        await overhead(20, llm)
-        http = await overhead(args.turns, llm)
-    finally:
-        await llm.aclose()
-        await runner.cleanup()
-    stop, queued = await barge_in(args.turns)
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[0]})  # this process and the bare-loop probe share one core
+    with BareLoopProbe(cpus[0]) as probe:
+        await overhead(20, InstantLLM())  # warm up
+        instant = await overhead(args.turns, InstantLLM())
+        runner, url = await http_llm_server()
+        llm = OpenAIChatModel(model="bench", base_url=url)
+        try:
+            await overhead(20, llm)
+            http = await overhead(args.turns, llm)
+        finally:
+            await llm.aclose()
+            await runner.cleanup()
+        stop, queued = await barge_in(args.turns)
+    print(probe.describe())
     print(dist("turn overhead, instant providers", instant, 20))
     print(dist("turn overhead, LLM over local HTTP/SSE", http))
     print(dist("barge-in: speech -> sending stopped", stop, 100))

@@ -40,6 +40,7 @@ import time
 from typing import Any
 
 import numpy as np
+from loop_probe import BareLoopProbe
 
 from voxflow.media import codecs
 from voxflow.media.callmedia import CallMedia
@@ -184,16 +185,18 @@ async def _streams(
         gc.freeze()
     gcw = _GcWatch()
     gc.callbacks.append(gcw)
-    cpu0 = time.process_time()
-    wall0 = mono()
-    parent.send("go")
-    idle = asyncio.gather(*(s.wait_idle() for s in streams))
-    await asyncio.sleep(0)  # the waits start (and park) before the clock does
-    for st, send in zip(streams, sends, strict=True):
-        pacer.register(st, send)
-    await idle
-    cpu = time.process_time() - cpu0
-    wall = mono() - wall0
+    probe = BareLoopProbe(ours)  # what a bare 20 ms loop on our core suffers meanwhile
+    with probe:
+        cpu0 = time.process_time()
+        wall0 = mono()
+        parent.send("go")
+        idle = asyncio.gather(*(s.wait_idle() for s in streams))
+        await asyncio.sleep(0)  # the waits start (and park) before the clock does
+        for st, send in zip(streams, sends, strict=True):
+            pacer.register(st, send)
+        await idle
+        cpu = time.process_time() - cpu0
+        wall = mono() - wall0
     gc.callbacks.remove(gcw)
     gc.unfreeze()
     sent_by_peer, got_by_peer = await loop.run_in_executor(None, parent.recv)
@@ -212,6 +215,7 @@ async def _streams(
     start_err = np.abs(np.diff(starts) - 0.02) * 1000
     spread = (ends - starts) * 1000
     return {
+        "bare_p99_ms": probe.figures()["p99_ms"],
         "n": n,
         "p50_ms": float(np.percentile(errs, 50)),
         "p99_ms": float(np.percentile(errs, 99)),
@@ -320,6 +324,7 @@ _COLUMNS = (  # header, key, format
     ("us/send", "send_us_per_pkt", "7.2f"),
     ("gc", "gc_n", "4.0f"),
     ("gc max ms", "gc_max_ms", "9.2f"),
+    ("bare p99", "bare_p99_ms", "8.2f"),
 )
 
 
@@ -340,7 +345,8 @@ async def _streams_part(args: argparse.Namespace) -> None:
     print(f"streams: {args.seconds:g} s of 20 ms ulaw each way per stream; {where}; gc {args.gc}")
     print("error = |interval - 20 ms| between consecutive sends of each stream, at our sendto;")
     print("tick start p99 = p99 |interval - 20 ms| of the ticks' first sends; spread = first")
-    print("to last send of a tick (ms); us/send = median spread per packet; gc = collections")
+    print("to last send of a tick (ms); us/send = median spread per packet; gc = collections;")
+    print("bare p99 = p99 lateness of a bare 20 ms asyncio loop on our core meanwhile")
     print(f"{'streams':>9} " + " ".join(format(h, ">" + f.split(".")[0]) for h, _, f in _COLUMNS))
     best = 0
     for n in [int(c) for c in args.counts.split(",")]:
