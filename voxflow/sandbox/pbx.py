@@ -173,6 +173,7 @@ class Pbx(PbxMedia):
         args: list[str],
         endpoint: str = "caller",
         channel_id: str | None = None,
+        enter: bool = True,
     ) -> Channel | None:
         """A call arriving from a SIP phone into Stasis(app); ``None`` if the app has no
         websocket (Asterisk's Stasis() fails and the dialplan hangs up)."""
@@ -191,6 +192,9 @@ class Pbx(PbxMedia):
             tech="PJSIP",
             far=far,
         )
+        if not enter:  # Stasis() waits for an outbound websocket (or a broadcast claim)
+            self.add_channel(ch)
+            return ch
         if not self.app_active(app):
             return None
         self.add_channel(ch)

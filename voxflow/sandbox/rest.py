@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -55,19 +55,30 @@ class AriRest(RestMisc):
             return unauthorized()
         path = request.match_info.get("tail", "")
         path = "/" + path.strip("/")
-        fault = self.sb.faults.take_request_failure(request.method, path)
+        try:
+            params, body = await self._params(request)
+        except RestError as exc:
+            return error_response(exc.status, exc.message, exc.key)
+        return await self.dispatch(request.method, path, params, body)
+
+    async def dispatch(
+        self, method: str, path: str, params: dict[str, Any], body: Any, *, quoted: bool = False
+    ) -> web.StreamResponse:
+        """Route one request (HTTP or REST over the websocket) to its handler.
+        ``quoted``: path segments are percent-encoded (decoded after matching)."""
+        fault = self.sb.faults.take_request_failure(method, path)
         if fault is not None:
             return error_response(fault, "Internal Server Error")
         for pattern, methods in self.routes:
             m = pattern.match(path)
             if not m:
                 continue
-            handler = methods.get(request.method)
+            handler = methods.get(method)
             if handler is None:
                 return error_response(405, "Invalid method")
+            groups = tuple(unquote(g) for g in m.groups()) if quoted else m.groups()
             try:
-                params, body = await self._params(request)
-                return await handler(Req(request, m.groups(), params, body))
+                return await handler(Req(None, groups, params, body))
             except RestError as exc:
                 return error_response(exc.status, exc.message, exc.key)
         return error_response(404, "Resource not found")
@@ -154,8 +165,14 @@ class AriRest(RestMisc):
         r("/endpoints/{}", get=self.endpoints_tech)
         r("/endpoints/{}/{}", get=self.endpoint)
         r("/events/user/{}", post=self.user_event)
+        r("/events/claim", post=self.claim)
         r("/deviceStates", get=self.device_list)
         r("/deviceStates/{}", get=self.device_get, put=self.device_put, delete=self.device_del)
+
+    async def claim(self, q: Req) -> web.Response:
+        """POST /events/claim?channelId=&application= (StasisBroadcast, Asterisk 22.10+)."""
+        self.sb.broadcasts.claim(q.get("channelId"), q.get("application"))
+        return empty()
 
     # --- asterisk ----------------------------------------------------------------------------
 

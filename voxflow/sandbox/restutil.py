@@ -15,10 +15,15 @@ __all__ = ["Req", "check_auth", "empty", "error_response", "json_response", "una
 
 
 class Req:
-    """One ARI request: merged params, path groups, JSON body."""
+    """One ARI request: merged params, path groups, JSON body (``request`` is None for REST
+    over the websocket)."""
 
     def __init__(
-        self, request: web.Request, groups: tuple[str, ...], params: dict[str, Any], body: Any
+        self,
+        request: web.Request | None,
+        groups: tuple[str, ...],
+        params: dict[str, Any],
+        body: Any,
     ) -> None:
         self.request = request
         self.groups = groups

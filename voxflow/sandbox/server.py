@@ -22,6 +22,7 @@ from .caller import SimCall
 from .clock import Clock, RealClock, VirtualClock
 from .control import add_control_routes
 from .model import Channel
+from .outbound import Broadcasts, OutboundWebsocket, OutboundWebsockets
 from .pbx import BEHAVIOURS, Pbx
 from .rest import AriRest
 from .rtp import SLOT_GAP, LatenessProbe, RtpPlane
@@ -79,6 +80,9 @@ class Sandbox:
         self.pbx.make_far = self._make_outbound_far
         self._sounds = SoundBank(dirs)
         self.faults = Faults(self)
+        self.rest_api = AriRest(self)
+        self.outbound = OutboundWebsockets(self)
+        self.broadcasts = Broadcasts(self)
         self.app_sockets: dict[str, EventSocket] = {}
         self.open_sockets: set[EventSocket] = set()
         self.calls: dict[str, SimCall] = {}
@@ -129,7 +133,7 @@ class Sandbox:
             await self._sounds.warm()
         self.started_ts = self.pbx.now_ts()
         app = web.Application(client_max_size=8 * 1024 * 1024)
-        rest = AriRest(self)
+        rest = self.rest_api
 
         async def events(request: web.Request) -> web.StreamResponse:
             return await events_handler(self, request)
@@ -160,6 +164,8 @@ class Sandbox:
         for ch in list(self.pbx.channels.values()):
             if ch.far is not None and hasattr(ch.far, "close"):
                 ch.far.close()
+        await self.outbound.close()
+        self.outbound = OutboundWebsockets(self)
         self.rtp.close()
         self.rtp = RtpPlane(self.faults.rtp, self.rtp_lateness, self.clock.call_later)
         if self._tick_timer is not None:
@@ -259,6 +265,9 @@ class Sandbox:
         if sock is None:
             return
         sock.push(json.dumps(event))
+        if event["type"] == "StasisEnd":
+            self.outbound.stasis_ended(app)
+            self.broadcasts.left_stasis(event["channel"]["id"])
 
     def register_socket(self, sock: EventSocket, subscribe_all: bool) -> None:
         for name in sock.apps:
@@ -319,7 +328,7 @@ class Sandbox:
         call fails like on Asterisk (the caller is hung up) and the SimCall shows it."""
         if not self._started:
             raise VoxflowError("the sandbox is not started")
-        if wait_app > 0:
+        if wait_app > 0 and self.outbound.per_call(app) is None:
             with contextlib.suppress(VoxflowError):
                 await self.wait_app(app, wait_app)
         call = SimCall(
@@ -331,9 +340,18 @@ class Sandbox:
             record_heard=self.record_heard,
         )
         cid = channel_id or self.pbx.new_channel_id()
+        per_call = self.outbound.per_call(app)
         ch = self.pbx.inbound(
-            call, caller=(name, from_), to=to, app=app, args=list(args or []), channel_id=cid
+            call,
+            caller=(name, from_),
+            to=to,
+            app=app,
+            args=list(args or []),
+            channel_id=cid,
+            enter=per_call is None,
         )
+        if ch is not None and per_call is not None:  # Asterisk connects out for this call
+            self.outbound.enter_per_call(per_call, ch, list(args or []))
         call.id = cid  # a failed call keeps its channel's id too: never "" (issue 18)
         self.calls[cid] = call
         if ch is None:
@@ -342,6 +360,51 @@ class Sandbox:
             return call
         call.channel = ch
         return call
+
+    async def place_broadcast_call(
+        self,
+        from_: str = "+15551230000",
+        to: str = "100",
+        *,
+        timeout: float = 3.0,
+        app_filter: str = "",
+        args: list[str] | None = None,
+        notify_claimed: bool = False,
+        name: str = "",
+    ) -> SimCall:
+        """A call running ``StasisBroadcast(timeout, app_filter, args, notify_claimed)``: offered
+        to every connected app the regex matches; the first to claim it gets StasisStart."""
+        if not self._started:
+            raise VoxflowError("the sandbox is not started")
+        call = SimCall(
+            self.pbx,
+            direction="inbound",
+            from_=from_,
+            to=to,
+            app=app_filter,
+            record_heard=self.record_heard,
+        )
+        ch = self.pbx.inbound(call, caller=(name, from_), to=to, app="", args=[], enter=False)
+        assert ch is not None
+        call.id = ch.id
+        call.channel = ch
+        self.calls[ch.id] = call
+        self.broadcasts.offer(ch, timeout, app_filter, list(args or []), notify_claimed)
+        return call
+
+    def add_outbound_websocket(self, cfg: OutboundWebsocket) -> None:
+        """Configure an outbound ARI websocket (persistent ones connect now)."""
+        if not self._started:
+            raise VoxflowError("the sandbox is not started")
+        self.outbound.add(cfg)
+
+    def back_to_dialplan(self, ch: Channel, status: str) -> None:
+        """Stasis() returned with ``STASISSTATUS=status``; the sandbox's dialplan then hangs up."""
+        self.pbx.set_var(ch, "STASISSTATUS", status)
+        call = self.calls.get(ch.id)
+        if call is not None:
+            call._note("dialplan", STASISSTATUS=status)
+        self.pbx.hangup(ch, 16)
 
     def _make_outbound_far(self, ch: Channel, resource: str) -> SimCall:
         call = SimCall(

@@ -13,29 +13,46 @@ import json
 import logging
 import re
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from .rest import check_auth, unauthorized
+from .wsrest import rest_over_ws
 
 if TYPE_CHECKING:
     from .server import Sandbox
 
-__all__ = ["EventSocket", "Faults", "events_handler"]
+__all__ = ["EventSocket", "Faults", "WsLike", "events_handler"]
 
 log = logging.getLogger(__name__)
 
 
+class WsLike(Protocol):
+    """What an events socket writes to: aiohttp's server or client websocket."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def send_str(self, data: str, compress: int | None = None) -> None: ...
+
+    async def close(self, *, code: int = 1000, message: bytes = b"") -> bool: ...
+
+
 class EventSocket:
-    """One events websocket; a writer task sends queued events in order."""
+    """One events websocket (inbound, or an outbound connection to a worker); a writer task
+    sends queued events and REST answers in order."""
 
     def __init__(
-        self, sb: Sandbox, ws: web.WebSocketResponse, request: web.Request, apps: list[str]
+        self,
+        sb: Sandbox,
+        ws: WsLike,
+        transport: asyncio.BaseTransport | None,
+        apps: list[str],
     ) -> None:
         self.sb = sb
         self.ws = ws
-        self.request = request
+        self.transport = transport
         self.apps = apps
         self.queue: deque[str] = deque()
         self.wake = asyncio.Event()
@@ -69,9 +86,15 @@ class EventSocket:
 
     def abort(self) -> None:
         """Drop the TCP connection with no close frame (a network failure)."""
-        transport = self.request.transport
-        if transport is not None:
+        transport = self.transport
+        if transport is not None and isinstance(transport, asyncio.WriteTransport):
             transport.abort()
+
+    async def serve_requests(self, text: str) -> None:
+        """A frame from the client: REST over the websocket (answered in order with events)."""
+        answer = await rest_over_ws(self.sb.rest_api, text, self.apps[0])
+        if answer is not None:
+            self.push(answer)
 
 
 class Faults:
@@ -197,7 +220,7 @@ async def events_handler(sb: Sandbox, request: web.Request) -> web.StreamRespons
             status=426, text="Upgrade Required", headers={"Sec-WebSocket-Version": "7, 8, 13"}
         )
     await ws.prepare(request)
-    sock = EventSocket(sb, ws, request, apps)
+    sock = EventSocket(sb, ws, request.transport, apps)
     sub_all = request.query.get("subscribeAll", "false").lower() in ("true", "1", "yes")
     sb.register_socket(sock, sub_all)
     sock.task = asyncio.get_running_loop().create_task(sock.writer())
@@ -206,6 +229,8 @@ async def events_handler(sb: Sandbox, request: web.Request) -> web.StreamRespons
         async for msg in ws:
             if msg.type == WSMsgType.ERROR:
                 break
+            if msg.type == WSMsgType.TEXT:
+                await sock.serve_requests(msg.data)
     finally:
         sb.unregister_socket(sock)
         sb.open_sockets.discard(sock)
