@@ -1,35 +1,43 @@
-"""voxflow: a call-flow language, its interpreter, and the ARI/RTP core under it."""
+"""voxflow: a call-flow language, its interpreter, and the ARI/RTP core under it.
+
+The public names load on first access (PEP 562), so ``import voxflow.syntax`` or ``voxflow lint``
+never imports the telephony stack (asyncio, aiohttp, websockets).
+"""
 
 from __future__ import annotations
 
-from voxflow.errors import (
-    ApplicationReplacedError,
-    AriConnectionError,
-    AriError,
-    AriHTTPError,
-    AriNotFound,
-    AriTimeoutError,
-    CallEndedError,
-    CallError,
-    ConfigError,
-    PlaybackFailedError,
-    RecordingError,
-    VoxflowError,
-)
-from voxflow.telephony import (
-    BargeIn,
-    CallbackSink,
-    CallDirection,
-    CallSession,
-    CallState,
-    HttpUploadSink,
-    LocalDirectorySink,
-    PromptResult,
-    RecordingMetadata,
-    RecordingSink,
-    VoxtraApp,
-)
-from voxflow.voice.chunk import AudioChunk
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from voxflow.errors import (
+        ApplicationReplacedError,
+        AriConnectionError,
+        AriError,
+        AriHTTPError,
+        AriNotFound,
+        AriTimeoutError,
+        CallEndedError,
+        CallError,
+        ConfigError,
+        PlaybackFailedError,
+        RecordingError,
+        VoxflowError,
+    )
+    from voxflow.telephony import (
+        BargeIn,
+        CallbackSink,
+        CallDirection,
+        CallSession,
+        CallState,
+        HttpUploadSink,
+        LocalDirectorySink,
+        PromptResult,
+        RecordingMetadata,
+        RecordingSink,
+        VoxtraApp,
+    )
+    from voxflow.voice.chunk import AudioChunk
 
 __all__: list[str] = [
     "ApplicationReplacedError",
@@ -58,3 +66,31 @@ __all__: list[str] = [
     "VoxtraApp",
 ]
 __version__ = "0.1.0"
+
+
+def _home(name: str) -> ModuleType:
+    """The module that defines public name ``name``."""
+    if name == "AudioChunk":
+        from voxflow.voice import chunk
+
+        return chunk
+    if name.endswith(("Error", "NotFound")):
+        from voxflow import errors
+
+        return errors
+    from voxflow import telephony
+
+    return telephony
+
+
+def __getattr__(name: str) -> object:
+    """Load a public name on first use (and keep it, so later reads are plain lookups)."""
+    if name not in __all__:
+        raise AttributeError(f"module 'voxflow' has no attribute {name!r}")
+    value: object = getattr(_home(name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

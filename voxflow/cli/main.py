@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 __all__ = ["cli", "main"]
 
 
 class _Group(click.Group):
-    """A group whose command list shows each command's whole first sentence (click cuts
-    them at the terminal width minus the longest name, mid-sentence)."""
+    """A group whose commands load on first use (:data:`_COMMANDS`), and whose command list shows
+    each command's whole first sentence (click cuts them at the terminal width minus the longest
+    name, mid-sentence)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _COMMANDS:
+            command = _COMMANDS[cmd_name]()
+            self.add_command(command, cmd_name)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
@@ -28,35 +41,73 @@ def cli() -> None:
     """voxflow: write, check, test and run phone-call flows."""
 
 
-from voxflow.cli.diag import lint, validate  # noqa: E402  (commands register after the group)
+def _validate() -> click.Command:
+    from voxflow.cli.diag import validate
 
-cli.add_command(validate)
-cli.add_command(lint)
+    return validate
 
-from voxflow.cli.run import run_command  # noqa: E402
 
-cli.add_command(run_command)
+def _lint() -> click.Command:
+    from voxflow.cli.diag import lint
 
-from voxflow.cli.sandbox import sandbox_command  # noqa: E402
+    return lint
 
-cli.add_command(sandbox_command)
 
-from voxflow.cli.lang import compile_command  # noqa: E402
+def _run() -> click.Command:
+    from voxflow.cli.run import run_command
 
-cli.add_command(compile_command)
+    return run_command
 
-from voxflow.cli.testing import replay_command, test_command  # noqa: E402
 
-cli.add_command(test_command)
-cli.add_command(replay_command)
+def _sandbox() -> click.Command:
+    from voxflow.cli.sandbox import sandbox_command
 
-from voxflow.cli.fmt import fmt_command  # noqa: E402
+    return sandbox_command
 
-cli.add_command(fmt_command)
 
-from voxflow.cli.graph import graph_command  # noqa: E402
+def _compile() -> click.Command:
+    from voxflow.cli.lang import compile_command
 
-cli.add_command(graph_command)
+    return compile_command
+
+
+def _test() -> click.Command:
+    from voxflow.cli.testing import test_command
+
+    return test_command
+
+
+def _replay() -> click.Command:
+    from voxflow.cli.testing import replay_command
+
+    return replay_command
+
+
+def _fmt() -> click.Command:
+    from voxflow.cli.fmt import fmt_command
+
+    return fmt_command
+
+
+def _graph() -> click.Command:
+    from voxflow.cli.graph import graph_command
+
+    return graph_command
+
+
+_COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "validate": _validate,
+    "lint": _lint,
+    "run": _run,
+    "sandbox": _sandbox,
+    "compile": _compile,
+    "test": _test,
+    "replay": _replay,
+    "fmt": _fmt,
+    "graph": _graph,
+}
+"""Each command's module is imported when that command runs (or for ``--help``), so
+``voxflow lint`` does not load the telephony stack that ``voxflow run`` needs."""
 
 
 def main() -> None:
