@@ -10,7 +10,6 @@ from voxflow.check.model import INPUT_OPS, TRANSITION_OPS, MFlow, MStep, MSubflo
 from voxflow.check.templates import analyze_template
 from voxflow.check.types import infer
 from voxflow.check.walk import (
-    DTMF_KEYS,
     Bag,
     RuleContext,
     StateCtx,
@@ -20,6 +19,7 @@ from voxflow.check.walk import (
     state_context,
 )
 from voxflow.source import Span
+from voxflow.spec.dtmf import pattern_problem
 from voxflow.spec.semantics import implied_transition
 
 __all__ = ["RULES_3XX", "RULES_4XX", "step_reads"]
@@ -273,13 +273,15 @@ def vf406_choice_values(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
     for sub in bodies(flow):
         for step in all_steps(sub):
             for key, span in step.choice_keys:
-                if not key or any(ch not in DTMF_KEYS for ch in key):
+                problem = pattern_problem(key)
+                if problem is not None:
                     bag.add(
                         "VF406",
                         span,
                         step.file,
-                        f"'{key}' is not a DTMF key",
-                        "keys are 0-9, *, # and A-D",
+                        problem,
+                        "keys are 0-9, *, # and A-D; a pattern starts with '_': "
+                        "key \"_1XX\" (X any digit, Z 1-9, N 2-9, [1-5], '.' one or more)",
                     )
             for pattern, span in step.patterns:
                 try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from voxflow.ir import models as ir
 from voxflow.ir.options import Opts, split_patterns
 from voxflow.source import Span
+from voxflow.spec.dtmf import max_length
 from voxflow.spec.options import (
     HTTP_METHODS,
     STEP_OPTIONS,
@@ -141,7 +142,8 @@ def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         default_input = "dtmf"
     max_digits = o.get("max_digits", None)
     if max_digits is None and choices and has_keys:
-        max_digits = max(len(k) for c in choices for k in c.keys)
+        longest = [max_length(k) for c in choices for k in c.keys]
+        max_digits = None if None in longest else max(n for n in longest if n is not None)
     return ir.GatherStep(
         span=span,
         var=o.get("into", None),

@@ -32,6 +32,7 @@ from voxflow.runtime.runstate import (
     CursorKind as CursorKind,
 )
 from voxflow.runtime.templating import default_renderer
+from voxflow.spec.dtmf import can_extend
 
 __all__ = ["DISPATCH", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
 
@@ -682,9 +683,9 @@ class _Machine:
         keys = self.gather_keys(s)
         limit = s.max_digits or (s.capture.max_length if s.capture else None)
         done = limit is not None and len(digits) >= limit
-        if not done and s.max_digits is None and keys and not s.capture:
-            longer = [k for k in keys if k.startswith(digits) and k != digits]
-            done = not longer
+        if not done and keys and not s.capture:
+            # as Asterisk: stop waiting once no key or pattern could take another key
+            done = not any(can_extend(k, digits) for k in keys)
         if done:
             self.gather_finish(w)
             return
@@ -717,8 +718,9 @@ class _Machine:
         if s.choices:
             for choice in s.choices:
                 if _matches(value, kind, choice.keys, choice.phrases, choice.patterns):
-                    if s.var:
-                        self.assign(s.var, choice.value)
+                    if s.var:  # a key choice keeps the keys pressed, a spoken one its name
+                        keyed = kind == "dtmf" and not choice.phrases
+                        self.assign(s.var, value if keyed else choice.value)
                     self.outcome(s, "choice:" + choice.value)
                     return
             self.outcome(s, "nomatch")

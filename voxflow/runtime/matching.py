@@ -8,6 +8,7 @@ from typing import Any
 from voxflow.ir import models as ir
 from voxflow.runtime.expressions import UNSET
 from voxflow.runtime.runstate import _Abort
+from voxflow.spec.dtmf import key_matches
 
 __all__: list[str] = []
 
@@ -28,7 +29,7 @@ def _matches(
     patterns: tuple[str, ...],
 ) -> bool:
     if kind == "dtmf":
-        return value in keys
+        return any(key_matches(k, value) for k in keys)
     text = _norm(value)
     for p in phrases:
         np = _norm(p)

@@ -1,0 +1,83 @@
+"""DTMF key patterns (Asterisk style): matching, early end of the inter-digit wait, checker
+and lowering."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxflow.compiler import compile_flow
+from voxflow.ir import GatherStep
+from voxflow.spec.dtmf import can_extend, key_matches, max_length, pattern_problem
+
+
+@pytest.mark.parametrize(
+    ("key", "pressed", "matches", "more"),
+    [
+        ("_1XX", "123", True, False),
+        ("_1XX", "12", False, True),
+        ("_1XX", "3", False, False),
+        ("_1XX", "1234", False, False),
+        ("_NXXNXXXXXX", "2125551234", True, False),
+        ("_NXXNXXXXXX", "1125551234", False, False),
+        ("_Z0", "10", True, False),
+        ("_Z0", "00", False, False),
+        ("_9.", "9", False, True),
+        ("_9.", "91", True, True),
+        ("_9!", "9", True, True),
+        ("_[1-3]5", "25", True, False),
+        ("_[13]5", "25", False, False),
+        ("_*7X", "*72", True, False),
+        ("12", "12", True, False),
+        ("12", "1", False, True),
+        ("#", "#", True, False),
+    ],
+)
+def test_patterns_match_and_say_whether_more_keys_could_match(
+    key: str, pressed: str, matches: bool, more: bool
+) -> None:
+    assert key_matches(key, pressed) is matches
+    assert can_extend(key, pressed) is more
+
+
+def test_pattern_lengths_and_problems() -> None:
+    assert (max_length("_1XX"), max_length("_9."), max_length("123")) == (3, None, 3)
+    assert pattern_problem("_1XX") is None
+    assert pattern_problem("_1Q") == "'Q' is not a DTMF key or pattern letter (X Z N [..] . !)"
+    assert pattern_problem("_[1-") == "'[' without ']' in '_[1-'"
+    assert pattern_problem("_") == "a pattern needs keys after '_'"
+    assert pattern_problem("1E") == "'1E' is not a DTMF key"
+
+
+MENU = """flow t:
+    timeout 5s
+    interdigit 3s
+
+var ext: string
+
+state main:
+    menu "Dial an extension, or 0.":
+        into ext
+        key "_1XX" -> extension
+        0 -> bye
+        on nomatch -> bye
+        on noinput -> bye
+
+state extension:
+    say "Extension {{ ext }}."
+    hangup
+
+state bye:
+    hangup "nothing"
+"""
+
+
+def test_the_checker_reports_a_bad_pattern_and_lowering_bounds_max_digits() -> None:
+    result = compile_flow(MENU, "t.flow")
+    assert result.diagnostics == [] and result.flow is not None
+    step = result.flow.states["main"].steps[0]
+    assert isinstance(step, GatherStep) and step.max_digits == 3
+    bad = compile_flow(MENU.replace("_1XX", "_1XQ"), "t.flow")
+    assert [(d.code, d.span.line) for d in bad.diagnostics] == [("VF406", 10)]
+    open_ended = compile_flow(MENU.replace("_1XX", "_1."), "t.flow").flow
+    assert open_ended is not None
+    assert getattr(open_ended.states["main"].steps[0], "max_digits", 0) is None
