@@ -208,7 +208,12 @@ def _run(code: str) -> tuple[set[str], str]:
     """The telephony-stack modules loaded by ``code`` in a fresh interpreter, and its output."""
     probe = f"{code}\nimport sys\nprint('MODULES', ' '.join(sorted(sys.modules)))"
     out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=True,
     ).stdout
     output, _, modules = out.rpartition("MODULES ")
     return TELEPHONY_STACK & set(modules.split()), output
