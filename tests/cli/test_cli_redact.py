@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from voxflow.cli.redact import RedactingFilter, redact_text, secrets_from_env
+from voxflow.redact import RedactingFilter, redact_text, secrets_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -290,13 +290,13 @@ def run_command(
 
 def _redact_credentials(user: str, password: str, *more: str | None) -> None:
     """Logs never show these (nor ``user:password`` in base64, as in a Basic header)."""
-    from voxflow.cli.redact import install_redaction
+    from voxflow.redact import install_redaction
 
     install_redaction([password, f"{user}:{password}", *(m for m in more if m)])
 
 
 def _configure_logging(verbose: bool) -> None:
-    from voxflow.cli.redact import install_redaction
+    from voxflow.redact import install_redaction
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voxflow.errors import CallError, ConfigError
+from voxflow.redact import live_values
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner, CallDriver, TranscriptLine
 from voxflow.runtime.events import End
 from voxflow.runtime.http_step import HttpClient
+from voxflow.runtime.redaction import RedactingTrace, Redactor
 from voxflow.runtime.registry import FlowRegistry, FlowVersion, Router
-from voxflow.runtime.trace import NullTrace, TraceWriter
+from voxflow.runtime.trace import CallTrace, NullTrace, TraceWriter
 from voxflow.runtime.webhooks import WebhookSender
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
@@ -107,9 +109,13 @@ class FlowServer:
         return await self._run_call(fv, session)
 
     async def _run_call(self, fv: FlowVersion, session: CallSession) -> End:
-        trace: TraceWriter | NullTrace = NullTrace()
+        running: list[CallDriver[CallSession]] = []  # the redactor reads its state
+        redactor = Redactor(fv.flow, lambda: running[0].state if running else None)
+        trace: CallTrace = NullTrace()
         if self.settings.trace_dir:
-            trace = TraceWriter(Path(self.settings.trace_dir), str(session.id))
+            trace = RedactingTrace(
+                TraceWriter(Path(self.settings.trace_dir), str(session.id)), redactor
+            )
             outbound = session.direction is CallDirection.OUTBOUND
             trace.write(
                 "call.started",
@@ -120,13 +126,14 @@ class FlowServer:
                 direction="outbound" if outbound else "inbound",
                 speech=session.providers.stt is not None,
                 metadata=_traced_metadata(session.metadata),
+                started=round(self.clock(), 3),
             )
         sink = None
         if self.on_transcript is not None:
             cb, sid = self.on_transcript, str(session.id)
 
             def sink(line: TranscriptLine) -> None:
-                cb(sid, line)
+                cb(sid, (line[0], line[1], redactor.transcript(line[2])))
 
         driver = CallDriver(
             fv.flow,
@@ -139,13 +146,17 @@ class FlowServer:
             agent_runner=self.agent_runner,
             clock=self.clock,
         )
+        running.append(driver)
         self.drivers[str(session.id)] = driver
         self._idle.clear()
+        self.webhooks.redactors[str(session.id)] = redactor.payload
         try:
-            end = await driver.run()
+            with live_values(redactor.values):
+                end = await driver.run()
             self.results[str(session.id)] = end
             return end
         finally:
+            self.webhooks.redactors.pop(str(session.id), None)
             self.drivers.pop(str(session.id), None)
             if not self.drivers:
                 self._idle.set()

@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import aiohttp
@@ -94,6 +94,8 @@ class WebhookSender:
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.failed = 0
+        self.redactors: dict[str, Callable[[Any], Any]] = {}
+        """Per call id: applied to the metadata and data of its events (sensitive variables)."""
 
     @property
     def enabled(self) -> bool:
@@ -112,6 +114,9 @@ class WebhookSender:
         """Queue one event for delivery; returns at once and never raises."""
         if self.url is None or event not in self._events:
             return
+        redact = self.redactors.get(call_id)
+        if redact is not None:
+            metadata, data = redact(dict(metadata)), redact(dict(data or {}))
         try:
             body = build_payload(
                 event,

@@ -3,8 +3,11 @@
 The trace's caller inputs become caller actions (DTMF keys, sentences, hang-up, at the times
 the trace recorded), its prompts' durations and its recorded outcomes of the outside world
 (HTTP status, dial/queue results, agent exits, with their durations) become mocks, in order; its
-call metadata (secret-looking keys redacted by the server), direction and speech setting carry
-over. The flow as
+call metadata (secret-looking keys redacted by the server), direction, speech setting, caller,
+called number and start time (``started``) carry over, so a time-of-day branch goes the same way.
+Values of sensitive variables are ``<redacted>`` in traces: a redacted key replays as ``0``, a
+redacted part of a URL matches anything, and so does, in a prompt with a redacted value, that
+value and any digits (a value derived from it, such as the last four digits). The flow as
 it is now then runs on that script; states entered, prompts and the end are compared with the
 trace and the first difference of each is shown. HTTP response bodies are not in traces, so a
 flow that branches on response data may differ for that reason (the report says so).
@@ -16,12 +19,14 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
+from voxflow.redact import REDACTED
 from voxflow.runtime.trace import read_trace
 from voxflow.testing.scenario import Scenario
 from voxflow.testing.sim import SimResult, run_scenario
@@ -71,6 +76,7 @@ def _secs(rec: dict[str, Any], key: str) -> float | None:
     return None
 
 
+_REDACTED_KEY = "0"  # what a redacted key press replays as
 _PENDING = 86400.0  # an unfinished operation: still running when the call ended
 _CALLER_WORD = 0.3  # the simulator's caller speaks 0.3 s per word (voxflow.testing.sim)
 
@@ -107,6 +113,8 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
             continue
         if kind == "input" and rec.get("kind") == "dtmf":
             digit = str(rec.get("digit", ""))
+            if digit == REDACTED:  # a key pressed into a sensitive variable: any digit will do
+                digit = _REDACTED_KEY
             if timed:
                 steps.append({"press": digit, "at": t or 0.0})
             elif digits_open and steps and "press" in steps[-1]:
@@ -133,7 +141,7 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
             steps.append({"hangup": None, "at": t or 0.0} if timed else {"hangup": None})
         elif kind == "http":
             url = str(rec.get("url", ""))
-            mock: dict[str, Any] = {"method": rec.get("method"), "url": "^" + re.escape(url) + "$",
+            mock: dict[str, Any] = {"method": rec.get("method"), "url": _pattern(url),
                                     "times": 1}  # fmt: skip
             if rec.get("outcome") in ("timeout", "error") and rec.get("status") is None:
                 mock["outcome"] = rec["outcome"]
@@ -229,6 +237,20 @@ def _prompt_durations(records: list[dict[str, Any]]) -> dict[str, float]:
     return media
 
 
+def _pattern(text: str) -> str:
+    """A regex matching ``text`` exactly, a redacted value matching anything."""
+    return "^" + ".+".join(re.escape(part) for part in text.split(REDACTED)) + "$"
+
+
+def _same(want: str, got: str) -> bool:
+    """A traced prompt and a replayed one agree; in a prompt with a redacted value, that value
+    and any digits (a derived value such as the last four digits) match anything."""
+    if want == got or REDACTED not in want:
+        return want == got
+    parts = [re.sub(r"\d+", lambda _: r"\d+", re.escape(p)) for p in want.split(REDACTED)]
+    return re.fullmatch(".+".join(parts), got) is not None
+
+
 def find_flow(name: str, root: str | os.PathLike[str] = ".") -> Path | None:
     """The ``.flow`` file under ``root`` whose header is ``flow NAME``."""
     pat = re.compile(r"^flow\s+" + re.escape(name) + r"\b", re.MULTILINE)
@@ -246,7 +268,7 @@ def find_flow(name: str, root: str | os.PathLike[str] = ".") -> Path | None:
 
 def _first_difference(what: str, want: list[str], got: list[str]) -> str | None:
     for i, (a, b) in enumerate(zip(want, got, strict=False)):
-        if a != b:
+        if not _same(a, b):
             return f"{what} #{i + 1}: the trace has {a!r}, the flow now gives {b!r}"
     if len(want) > len(got):
         return f"{what} #{len(got) + 1}: the trace has {want[len(got)]!r}, the flow now stops"
@@ -288,6 +310,13 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
         data["caller"] = caller
     if called is not None:
         data["called"] = called
+    if isinstance(started.get("started"), int | float):  # the call's own clock
+        at = datetime.fromtimestamp(float(started["started"]), tz=UTC)
+        data["time"] = at.isoformat()
+    if any(r.get("digit") == REDACTED for r in records):
+        notes.append(
+            f"keys pressed into sensitive variables are redacted: replayed as '{_REDACTED_KEY}'"
+        )
     scenario = Scenario.model_validate(data)
     result = run_scenario(flow, scenario)
     report = ReplayReport(str(trace), flow.name, notes=notes, result=result)

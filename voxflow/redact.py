@@ -6,6 +6,8 @@ websockets), some of which print request headers. :func:`install_redaction` puts
 ``Authorization`` values, ``api_key=``/``token=``/``password=``-style parameters, provider keys
 (``sk-...``) and the secret values it was told about (the ARI password, its Basic credentials,
 ``*_API_KEY``/``*_SECRET``/``*_PASSWORD`` environment values) replaced by ``<redacted>``.
+Calls in progress add the current values of their ``sensitive`` flow variables through
+:func:`live_values` (see :mod:`voxflow.runtime.redaction`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ import base64
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["REDACTED", "RedactingFilter", "install_redaction", "redact_text", "secrets_from_env"]
+__all__ = [
+    "REDACTED",
+    "RedactingFilter",
+    "install_redaction",
+    "live_values",
+    "redact_text",
+    "secrets_from_env",
+]
 
 REDACTED = "<redacted>"
 
@@ -36,6 +45,31 @@ _PATTERNS = (
 )
 _MIN_EXACT = 8
 _SECRET_ENV = re.compile(r"(?i)(api_?key|secret|password|token)$")
+
+
+_LIVE: dict[int, Callable[[], Iterable[str]]] = {}
+
+
+class live_values:
+    """While entered, every record is also redacted of the values ``provider()`` returns (a
+    call's sensitive variables); read when each record is logged."""
+
+    def __init__(self, provider: Callable[[], Iterable[str]]) -> None:
+        self.provider = provider
+
+    def __enter__(self) -> live_values:
+        _LIVE[id(self)] = self.provider
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _LIVE.pop(id(self), None)
+
+
+def _live() -> list[str]:
+    out: list[str] = []
+    for provider in list(_LIVE.values()):
+        out.extend(provider())
+    return out
 
 
 def secrets_from_env(env: Mapping[str, str] | None = None) -> list[str]:
@@ -77,12 +111,13 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: keep the raw text, still redacted
             message = str(record.msg)
-        record.msg = redact_text(message, self.secrets)
+        secrets = self.secrets.union(_live()) if _LIVE else self.secrets
+        record.msg = redact_text(message, secrets)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact_text(record.exc_text, self.secrets)
+            record.exc_text = redact_text(record.exc_text, secrets)
         return True
 
 
