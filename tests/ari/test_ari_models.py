@@ -24,7 +24,7 @@ from voxflow.ari.models import (
     parse_event,
 )
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "ari" / "captures"  # ../shared
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
 
 
 def _load(name: str) -> list[dict[str, Any]]:
@@ -34,8 +34,6 @@ def _load(name: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def annotated() -> list[dict[str, Any]]:
-    if not CAPTURES.exists():
-        pytest.skip("captures not available")
     return _load("events-annotated.json")
 
 
@@ -44,8 +42,6 @@ def annotated() -> list[dict[str, Any]]:
     ["events-sample.json", "events-subscribeall-sample.json", "events-reconnect-sample.json"],
 )
 def test_every_captured_event_parses_to_its_model(name: str) -> None:
-    if not CAPTURES.exists():
-        pytest.skip("captures not available")
     parser = EventParser()
     for raw in _load(name):
         event = parser.parse(json.dumps(raw))

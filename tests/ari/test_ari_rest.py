@@ -29,13 +29,11 @@ from voxflow.errors import (
     ConfigError,
 )
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "ari" / "captures" / "rest-sample.json"
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures" / "rest-sample.json"
 SECRET = "s3cr3t-pw"
 
 
 def _captured() -> list[dict[str, Any]]:
-    if not CAPTURES.exists():
-        pytest.skip("captures not available")
     data: list[dict[str, Any]] = json.loads(CAPTURES.read_text())
     return data
 

@@ -22,7 +22,7 @@ from voxflow.media.rtp import (
     ts_delta,
 )
 
-CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "ari" / "captures" / "rtp-sample.json"
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "captures" / "rtp-sample.json"
 
 
 def _captured_headers() -> list[dict[str, int]]:
@@ -38,7 +38,6 @@ def _wire(h: dict[str, int]) -> bytes:
     return header + b"\xff" * (h["len"] - 12)
 
 
-@pytest.mark.skipif(not CAPTURE.exists(), reason="capture not available")
 def test_parse_real_asterisk_headers_round_trip() -> None:
     for h in _captured_headers():
         raw = _wire(h)

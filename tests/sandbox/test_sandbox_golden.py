@@ -7,13 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import RawAri
 
 from voxflow.sandbox import Sandbox
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "ari" / "captures"  # ../shared
-pytestmark = pytest.mark.skipif(not CAPTURES.is_dir(), reason="captures not available")
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
 
 
 def _captured(step_prefix: str) -> list[dict[str, Any]]:
