@@ -37,7 +37,7 @@ async def test_agent_needs_an_llm_and_speaking_needs_stt_and_tts(fake_openai: Fa
     fake_openai.chat.append(sse(text_chunks("Hello there.")))
     llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
     try:
-        async with app_rig(PortRange(41100, 41119)) as rig:
+        async with app_rig(PortRange()) as rig:
 
             async def no_llm(call: CallSession) -> Any:
                 with pytest.raises(RuntimeError) as info:
@@ -88,7 +88,7 @@ async def test_history_is_per_session_and_tools_see_only_marked_metadata(
         {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]},
     )
     try:
-        async with app_rig(PortRange(41120, 41139), llm=llm) as rig:
+        async with app_rig(PortRange(), llm=llm) as rig:
 
             async def first(call: CallSession) -> Any:
                 call.metadata.update_for_webhook(customer="c-42")
@@ -132,7 +132,7 @@ async def test_spoken_turn_is_heard_and_hangup_closes_the_pipeline(
     llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
     tts = FakeTTS(ms_per_char=40)
     try:
-        async with app_rig(PortRange(41140, 41159), llm=llm, tts=tts, stt=PocketSphinxSTT()) as rig:
+        async with app_rig(PortRange(), llm=llm, tts=tts, stt=PocketSphinxSTT()) as rig:
             agents: list[CallAgent] = []
 
             async def body(call: CallSession) -> Any:
@@ -168,7 +168,7 @@ async def test_spoken_turn_is_heard_and_hangup_closes_the_pipeline(
 
 
 async def test_clear_audio_drops_what_is_queued() -> None:
-    async with app_rig(PortRange(41160, 41179)) as rig:
+    async with app_rig(PortRange()) as rig:
 
         async def body(call: CallSession) -> Any:
             tone = np.tile(np.int16([0, 5000, 0, -5000]), 8000 * 3 // 4).tobytes()  # 3 s

@@ -181,7 +181,7 @@ async def test_handoff_to_a_human_bridges_the_call(fake_openai: FakeOpenAI, tmp_
     fake_openai.chat.append(
         sse(tool_chunks([("transfer_to_human", '{"reason": "billing dispute"}')]))
     )
-    async with receptionist(fake_openai, tmp_path, PortRange(41200, 41239)) as rx:
+    async with receptionist(fake_openai, tmp_path, PortRange()) as rx:
         sim = await rx.call()
         seen = await prompt_done(sim, 0)  # the greeting
         await speak(sim, "I would like to talk to a person about my bill")
@@ -213,7 +213,7 @@ async def test_slow_model_gets_the_filler(fake_openai: FakeOpenAI, tmp_path: Pat
         sse(text_chunks("We are open from nine to five."), first_delay=2.5),
         sse(tool_chunks([("end_call", "{}")], text="Goodbye.")),
     ]
-    async with receptionist(fake_openai, tmp_path, PortRange(41240, 41279)) as rx:
+    async with receptionist(fake_openai, tmp_path, PortRange()) as rx:
         sim = await rx.call()
         seen = await prompt_done(sim, 0)
         await speak(sim, "When are you open")
@@ -242,7 +242,7 @@ async def test_failing_model_takes_the_error_outcome(
     fake_openai: FakeOpenAI, tmp_path: Path, failure: Any
 ) -> None:
     fake_openai.chat.append(failure)
-    async with receptionist(fake_openai, tmp_path, PortRange(41280, 41319)) as rx:
+    async with receptionist(fake_openai, tmp_path, PortRange()) as rx:
         sim = await rx.call()
         await prompt_done(sim, 0)
         await speak(sim, "Can you help me")
@@ -265,7 +265,7 @@ async def test_barge_in_stops_the_reply_and_trims_history(
         sse(text_chunks(LONG_REPLY, size=12), delay=0.01),
         sse(tool_chunks([("end_call", "{}")], text="Bye now.")),
     ]
-    async with receptionist(fake_openai, tmp_path, PortRange(41320, 41359)) as rx:
+    async with receptionist(fake_openai, tmp_path, PortRange()) as rx:
         sim = await rx.call()
         seen = await prompt_done(sim, 0)
         await speak(sim, "What services do you offer")
@@ -296,7 +296,7 @@ async def test_barge_in_stops_the_reply_and_trims_history(
 async def test_without_an_llm_the_step_takes_its_error_outcome(
     fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    async with receptionist(fake_openai, tmp_path, PortRange(41360, 41399), with_llm=False) as rx:
+    async with receptionist(fake_openai, tmp_path, PortRange(), with_llm=False) as rx:
         sim = await rx.call()
         await bridged_to_operator(sim)  # on error -> handoff -> operator, who answers
         await sim.hangup()

@@ -43,9 +43,7 @@ Rig = AppRig
 @contextlib.asynccontextmanager
 async def open_rig() -> AsyncIterator[Rig]:
     """A started rig with espeak-ng TTS and pocketsphinx STT."""
-    rig = open_app_rig(
-        PortRange(41000, 41099), tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT()
-    )
+    rig = open_app_rig(PortRange(), tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT())
     async with rig as r:
         yield r
 
