@@ -7,7 +7,13 @@ import pytest
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import GatherStep
-from voxflow.spec.dtmf import can_extend, key_matches, max_length, pattern_problem
+from voxflow.spec.dtmf import (
+    can_extend,
+    example_number,
+    key_matches,
+    max_length,
+    pattern_problem,
+)
 
 
 @pytest.mark.parametrize(
@@ -81,3 +87,17 @@ def test_the_checker_reports_a_bad_pattern_and_lowering_bounds_max_digits() -> N
     open_ended = compile_flow(MENU.replace("_1XX", "_1."), "t.flow").flow
     assert open_ended is not None
     assert getattr(open_ended.states["main"].steps[0], "max_digits", 0) is None
+
+
+def test_answers_patterns_are_checked() -> None:
+    head = 'flow t:\n    answers "100", "_1XX", "_+1NXXNXXXXXX"\n\nstate s:\n    hangup\n'
+    assert compile_flow(head, "t.flow").diagnostics == []
+    bad = compile_flow(head.replace("_1XX", "_1XQ"), "t.flow").diagnostics
+    assert [(d.code, d.message) for d in bad] == [
+        ("VF408", "answers: 'Q' is not a number's character or pattern letter (X Z N [..] . !)")
+    ]
+    assert (example_number("_1XX"), example_number("_9."), example_number("200")) == (
+        "100",
+        "90",
+        "200",
+    )

@@ -71,3 +71,24 @@ def test_hot_reload_pins_old_version_and_rejects_invalid(tmp_path: Path) -> None
     still = router.route("100")
     assert still is not None and still.version == 2
     assert reg.reload_changed() == []  # same broken mtime: not retried, not re-reported
+
+
+def test_route_by_number_pattern_literal_first_then_most_specific(tmp_path: Path) -> None:
+    staff = write(tmp_path / "staff.json", "staff", ("_1XX",))
+    vip = write(tmp_path / "vip.json", "vip", ("_12X", "150"))
+    outside = write(tmp_path / "out.json", "outside", ("_+1NXXNXXXXXX", "_9."))
+    reg = FlowRegistry()
+    reg.load([staff, vip, outside])
+    router = Router(reg)
+
+    def name(called: str) -> str | None:
+        fv = router.route(called)
+        return fv.flow.name if fv is not None else None
+
+    assert name("100") == "staff"
+    assert name("123") == "vip"  # _12X is more specific than _1XX
+    assert name("150") == "vip"  # a literal beats every pattern
+    assert name("+12125551234") == "outside"
+    assert name("90044") == "outside"
+    assert name("1000") is None
+    assert name("") is None

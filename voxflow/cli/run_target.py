@@ -15,6 +15,7 @@ from datetime import datetime
 from voxflow.errors import ConfigError, FlowError
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry, FlowVersion, Router, runnable
+from voxflow.spec.dtmf import example_number
 
 __all__ = ["DEFAULT_CALLER", "SandboxCall", "parse_call_time", "pick_call", "shifted_clock"]
 
@@ -47,9 +48,10 @@ def pick_call(registry: FlowRegistry, settings: Settings) -> SandboxCall:
     if settings.default_flow is not None:
         fv = registry.get(settings.default_flow)
         assert fv is not None  # the Router checked it
-        return SandboxCall(fv, caller, fv.flow.answers[0] if fv.flow.answers else "100")
+        first = example_number(fv.flow.answers[0]) if fv.flow.answers else "100"
+        return SandboxCall(fv, caller, first)
     for fv in flows:
-        for number in fv.flow.answers:
+        for number in map(example_number, fv.flow.answers):
             if router.route(number) is fv:
                 return SandboxCall(fv, caller, number)
     fv = router.route("")

@@ -18,6 +18,7 @@ from voxflow.ir import models as ir
 from voxflow.ir.lower_steps import lower_http, lower_simple
 from voxflow.ir.options import BAD, Opts, split_patterns
 from voxflow.source import Span
+from voxflow.spec.dtmf import number_problem
 from voxflow.spec.functions import timezone_problem
 from voxflow.spec.options import (
     HEADER_OPTIONS,
@@ -164,6 +165,11 @@ class Lowerer:
         if problem is not None:
             self.error("VF408", o.spans.get("timezone", header.span), *problem)
         answers = list(o.get("answers", []))
+        for number in answers:
+            bad = number_problem(number)
+            if bad is not None:
+                where = o.spans.get("answers", header.span)
+                self.error("VF408", where, f"answers: {bad}", 'e.g. "_1XX" for 100-199')
         direction = o.get("direction", "any")
         title = header.title or o.get("title", None)
         for m in header.metas:

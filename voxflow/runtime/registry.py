@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from voxflow.compiler import compile_flow
 from voxflow.errors import ConfigError, FlowCheckError, FlowError
 from voxflow.ir.models import Flow
+from voxflow.spec.dtmf import is_pattern, number_matches, specificity
 
 __all__ = [
     "FlowRegistry",
@@ -208,12 +209,21 @@ class Router:
                 )
 
     def route(self, called: str) -> FlowVersion | None:
-        """The flow version for a new inbound call to ``called`` (None: no flow takes it).
+        """The flow version for a new inbound call to ``called`` (None: no flow takes it): a
+        literal in some flow's ``answers``, else the most specific pattern (``_1XX``).
         Empty files, subflow libraries and ``direction outbound`` flows never take one."""
         versions = [fv for fv in self.registry.versions() if takes_inbound(fv)]
         for fv in versions:
             if called and called in fv.flow.answers:
                 return fv
+        matching = [
+            (specificity(route), fv)
+            for fv in versions
+            for route in fv.flow.answers
+            if called and is_pattern(route) and number_matches(route, called)
+        ]
+        if matching:
+            return min(matching, key=lambda m: m[0])[1]
         if self.default_flow is not None:
             default = self.registry.get(self.default_flow)
             return default if default is not None and takes_inbound(default) else None

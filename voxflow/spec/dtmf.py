@@ -18,10 +18,14 @@ import functools
 __all__ = [
     "DTMF_KEYS",
     "can_extend",
+    "example_number",
     "is_pattern",
     "key_matches",
     "max_length",
+    "number_matches",
+    "number_problem",
     "pattern_problem",
+    "specificity",
 ]
 
 DTMF_KEYS = frozenset("0123456789*#ABCD")
@@ -37,8 +41,9 @@ def is_pattern(key: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse(key: str) -> tuple[_Elem, ...]:
-    """The elements of pattern ``key``; ValueError names the first bad part."""
+def _parse(key: str, alphabet: frozenset[str] = DTMF_KEYS) -> tuple[_Elem, ...]:
+    """The elements of pattern ``key`` over ``alphabet`` (the keys that stand for themselves);
+    ValueError names the first bad part."""
     body = key[1:]
     if not body:
         raise ValueError("a pattern needs keys after '_'")
@@ -48,12 +53,12 @@ def _parse(key: str) -> tuple[_Elem, ...]:
         ch = body[i].upper()
         if ch in _CLASSES:
             out.append((frozenset(_CLASSES[ch]), "1"))
-        elif ch in DTMF_KEYS:
+        elif ch in alphabet:
             out.append((frozenset(ch), "1"))
         elif ch in ".!":
             if ch == ".":
-                out.append((DTMF_KEYS, "1"))
-            out.append((DTMF_KEYS, "*"))
+                out.append((alphabet, "1"))
+            out.append((alphabet, "*"))
         elif ch == "[":
             end = body.find("]", i)
             if end < 0:
@@ -61,7 +66,8 @@ def _parse(key: str) -> tuple[_Elem, ...]:
             out.append((_set(body[i + 1 : end], key), "1"))
             i = end
         else:
-            raise ValueError(f"'{body[i]}' is not a DTMF key or pattern letter (X Z N [..] . !)")
+            what = "a DTMF key" if alphabet == DTMF_KEYS else "a number's character"
+            raise ValueError(f"'{body[i]}' is not {what} or pattern letter (X Z N [..] . !)")
         i += 1
     return tuple(out)
 
@@ -150,3 +156,47 @@ def max_length(key: str) -> int | None:
     if any(rep == "*" for _, rep in elems):
         return None
     return len(elems)
+
+
+NUMBER_KEYS = DTMF_KEYS | {"+"}
+"""What a dialled number (a route in ``answers``) is made of."""
+
+
+def number_problem(number: str) -> str | None:
+    """Why an ``answers`` entry is not a valid pattern (``_`` first), or None. Literal numbers
+    and extensions are any text (Asterisk extensions can be names)."""
+    if not is_pattern(number):
+        return None
+    try:
+        _parse(number, NUMBER_KEYS)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def number_matches(route: str, called: str) -> bool:
+    """The dialled number ``called`` is answered by ``route`` (a literal, or a pattern)."""
+    if not is_pattern(route):
+        return route == called
+    elems = _parse(route, NUMBER_KEYS)
+    return len(elems) in _states(elems, called)
+
+
+def specificity(route: str) -> tuple[int, int, int]:
+    """Sort key: the most specific of several matching patterns sorts first (as Asterisk
+    prefers ``_12X`` to ``_1XX`` and both to ``_1.``): no wildcard, then longer, then fewer
+    keys per position."""
+    elems = _parse(route, NUMBER_KEYS)
+    wild = sum(1 for _, rep in elems if rep == "*")
+    return (wild, -len(elems), sum(len(keys) for keys, _ in elems))
+
+
+def example_number(route: str) -> str:
+    """A number ``route`` answers: itself, or the smallest a pattern matches (``_1XX`` ->
+    ``100``); used when a call must be placed to a flow's first ``answers``."""
+    if not is_pattern(route):
+        return route
+    elems = _parse(route, NUMBER_KEYS)
+    return "".join(
+        min(sorted(keys), key=lambda k: (not k.isdigit(), k)) for keys, rep in elems if rep == "1"
+    )

@@ -27,6 +27,7 @@ from voxflow.ir.flowmap import edge_source, outcome_label, step_key
 from voxflow.runtime import events as ev
 from voxflow.runtime.machine import RunState
 from voxflow.runtime.step import initial_state, step
+from voxflow.spec.dtmf import example_number
 from voxflow.testing.scenario import Action, AgentMock, Mocks, Scenario, ScenarioDefaults
 
 __all__ = [
@@ -680,7 +681,7 @@ class _Sim:
 
 
 def _first(flow: ir.Flow) -> str:
-    return flow.answers[0] if flow.answers else ""
+    return example_number(flow.answers[0]) if flow.answers else ""
 
 
 def _subject(op: ev.Op) -> tuple[str, str]:
