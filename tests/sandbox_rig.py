@@ -21,7 +21,7 @@ from voxflow.sandbox.caller import SimCall
 from voxflow.telephony.app import VoxtraApp
 from voxflow.telephony.session import CallSession
 
-__all__ = ["AppRig", "CallBody", "open_app_rig"]
+__all__ = ["ASTERISK_STASIS_DELAY", "AppRig", "CallBody", "open_app_rig"]
 
 CallBody = Callable[[CallSession], Awaitable[Any]]
 
@@ -54,19 +54,30 @@ class AppRig:
         return got
 
 
+# Asterisk's gap between the REST answer creating an externalMedia/snoop channel and its
+# StasisStart (capture external-media-ordering.json: 0.3 to 30 ms).
+ASTERISK_STASIS_DELAY = (0.0003, 0.03)
+
+
 @contextlib.asynccontextmanager
 async def open_app_rig(
-    ports: PortRange, *, caller_id: str = "+15550001111", **app_kwargs: Any
+    ports: PortRange,
+    *,
+    caller_id: str = "+15550001111",
+    sandbox_options: dict[str, Any] | None = None,
+    **app_kwargs: Any,
 ) -> AsyncIterator[AppRig]:
-    """A started rig (``app_kwargs`` go to VoxtraApp); on exit every call is hung up and
-    nothing may be left behind."""
-    async with Sandbox(port=0) as sb:
+    """A started rig (``sandbox_options`` go to the Sandbox, ``app_kwargs`` to VoxtraApp); media
+    channels enter Stasis as late as on Asterisk unless ``stasis_delay`` says otherwise. On exit
+    every call is hung up and nothing may be left behind."""
+    sb_opts: dict[str, Any] = {"stasis_delay": ASTERISK_STASIS_DELAY, **(sandbox_options or {})}
+    async with Sandbox(port=0, **sb_opts) as sb:
         app = VoxtraApp(
             sb.ari_url,
             sb.user,
             sb.password,
             "voxflow",
-            media_options={"rtp_ports": ports},
+            media_options={"rtp_ports": ports, **app_kwargs.pop("media_options", {})},
             **app_kwargs,
         )
         rig = AppRig(sb, app, ports, caller_id)
@@ -100,3 +111,4 @@ async def open_app_rig(
         assert ports.in_use == frozenset()
         assert all(v.socket is None or v.socket.closed for v in rig.voices)
         assert shared_pacer().streams == 0
+        assert app._stasis_waiters == {}

@@ -41,9 +41,15 @@ Rig = AppRig
 
 
 @contextlib.asynccontextmanager
-async def open_rig() -> AsyncIterator[Rig]:
-    """A started rig with espeak-ng TTS and pocketsphinx STT."""
-    rig = open_app_rig(PortRange(), tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT())
+async def open_rig(**sandbox_options: Any) -> AsyncIterator[Rig]:
+    """A started rig with espeak-ng TTS and pocketsphinx STT (``sandbox_options`` go to the
+    Sandbox)."""
+    rig = open_app_rig(
+        PortRange(),
+        sandbox_options=sandbox_options,
+        tts=EspeakTTS(sample_rate=8000),
+        stt=PocketSphinxSTT(),
+    )
     async with rig as r:
         yield r
 

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from voxflow.ari.rest import AriRestClient
-from voxflow.errors import MediaError
+from voxflow.errors import AriUnprocessable, MediaError
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.rtp import RtpPacket, parse_rtp
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
@@ -41,6 +41,7 @@ class Peer:
         self.rtp.setblocking(False)
         self.external_host: tuple[str, int] | None = None
         self.received: list[tuple[float, RtpPacket]] = []
+        self.refuse_add = 0  # addChannel answers 422 "not in Stasis" this many times first
         self._tasks: list[asyncio.Task[Any]] = []
         app = web.Application()
         app.router.add_route("*", "/ari/{tail:.*}", self.handle)
@@ -87,6 +88,9 @@ class Peer:
             return web.json_response({"id": params["snoopId"], "name": "Snoop/x", "state": "Up"})
         if path == "/bridges" and request.method == "POST":
             return web.json_response({"id": params["bridgeId"], "bridge_type": "mixing"})
+        if path.endswith("/addChannel") and self.refuse_add > 0:
+            self.refuse_add -= 1
+            return web.json_response({"message": "Channel not in Stasis application"}, status=422)
         if request.method == "DELETE" or path.endswith("/addChannel"):
             return web.Response(status=204)
         return web.json_response({"message": "Not found"}, status=404)
@@ -184,4 +188,22 @@ async def test_tts_missing_is_runtime_error(peer: Peer) -> None:
             await media.say("hi")
         with pytest.raises(RuntimeError, match="AI pipeline not configured"):
             await media.listen(1)
+        await media.aclose()
+
+
+async def test_without_stasis_events_a_refused_add_channel_is_retried(peer: Peer) -> None:
+    # A VoiceContext without expect_stasis_start (no events seen): the 422 Asterisk answers
+    # before the externalMedia channel entered Stasis is retried, bounded by stasis_wait.
+    peer.refuse_add = 2
+    async with AriRestClient(peer.url, "u", "p") as rest:
+        media = CallMedia(_ctx(rest), ports=PortRange(0, 0))
+        await media.start()
+        await media.aclose()
+    adds = [p for m, p, _ in peer.requests if p.endswith("/addChannel")]
+    assert len(adds) == 3
+    peer.refuse_add = 1000
+    async with AriRestClient(peer.url, "u", "p") as rest:
+        media = CallMedia(_ctx(rest, stasis_wait=0.05), ports=PortRange(0, 0))
+        with pytest.raises(AriUnprocessable):
+            await media.start()
         await media.aclose()

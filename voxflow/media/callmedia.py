@@ -19,7 +19,13 @@ Options (``VoiceContext.options``): ``format`` (``ulaw`` default, ``alaw``, ``sl
 lost frames rather than silence, default True, see :mod:`voxflow.media.jitter`),
 ``vad_aggressiveness`` (0-3, default 2), ``listen_min_speech_ms`` (default 100),
 ``barge_in_vad_aggressiveness`` (0-3, default 3: barge-in and ``wait_for_speech`` decide on a
-stricter VAD than ``listen``, because their minimum speech is short, see ``BargeIn``).
+stricter VAD than ``listen``, because their minimum speech is short, see ``BargeIn``),
+``stasis_wait`` (seconds, default 5: how long set-up waits for the new externalMedia/snoop
+channel's StasisStart before failing with ``MediaError``).
+
+Set-up order: Asterisk answers ``POST /channels/externalMedia`` (and ``/snoop``) before the new
+channel is in Stasis and refuses ``addChannel`` with 422 until it is (capture
+external-media-ordering.json), so the channel joins the bridge only after its StasisStart.
 """
 
 from __future__ import annotations
@@ -33,7 +39,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from voxflow.ari.cleanup import Backoff, delete_until_gone
-from voxflow.errors import AiNotConfiguredError, CallEndedError, ConfigError, MediaError
+from voxflow.errors import (
+    AiNotConfiguredError,
+    AriHTTPError,
+    CallEndedError,
+    ConfigError,
+    MediaError,
+)
 from voxflow.media.codecs import Resampler, codec_spec, decode, encode
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
@@ -56,6 +68,7 @@ next reconnect or start-up (``voxflow.telephony.orphans``)."""
 _STREAM_QUEUE = 1500  # 30 s of 20 ms chunks per audio_stream() consumer
 _SEND_BACKLOG = 250  # frames (5 s) queued before send_audio waits
 _STALL_FLUSH_S = 0.1  # jitter buffer released after this long without packets
+_STASIS_WAIT_S = 5.0  # default bound on waiting for a new channel's StasisStart
 
 
 def create_call_voice(ctx: VoiceContext) -> CallVoice:
@@ -189,6 +202,7 @@ class CallMedia:
         self._start_lock = asyncio.Lock()
         self._started = False
         self._closed = False
+        self._closing = asyncio.Event()
         self._stall_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ setup / teardown
@@ -229,56 +243,117 @@ class CallMedia:
         host, port = self.socket.local
         tag = uuid.uuid4().hex[:12]
         self.channel_id = f"vf-em-{tag}"
-        answer = await rest.request(
-            "POST",
-            "/channels/externalMedia",
-            params={
-                "app": ctx.app_name,
-                "external_host": f"{host}:{port}",
-                "format": self.codec,
-                "channelId": self.channel_id,
-            },
-        )
-        vars_ = (answer or {}).get("channelvars") or {}
-        try:
-            remote_host = str(vars_["UNICASTRTP_LOCAL_ADDRESS"])
-            remote_port = int(vars_["UNICASTRTP_LOCAL_PORT"])
-        except (KeyError, TypeError, ValueError):
-            raise MediaError(
-                "externalMedia answer has no UNICASTRTP_LOCAL_ADDRESS/PORT channelvars"
-            ) from None
-        self.socket.set_remote(remote_host, remote_port)
         self.bridge_id = f"vf-mb-{tag}"
-        human_bridge = ctx.current_bridge_id()
-        members = [self.channel_id]
-        if human_bridge:
+        if ctx.current_bridge_id():
             self.listen_only = True
             self.snoop_id = f"vf-snoop-{tag}"
-            await rest.request(
+        created = [c for c in (self.channel_id, self.snoop_id) if c is not None]
+        # Asterisk puts a new externalMedia/snoop channel into Stasis only after its REST answer
+        # (0.3-30 ms later); a bridge refuses it until then (422), so wait for its StasisStart.
+        expect = ctx.expect_stasis_start
+        started = {c: expect(c) for c in created} if expect is not None else {}
+        try:
+            answer = await rest.request(
                 "POST",
-                f"/channels/{ctx.channel_id}/snoop",
-                params={"spy": "in", "app": ctx.app_name, "snoopId": self.snoop_id},
+                "/channels/externalMedia",
+                params={
+                    "app": ctx.app_name,
+                    "external_host": f"{host}:{port}",
+                    "format": self.codec,
+                    "channelId": self.channel_id,
+                },
             )
-            members.append(self.snoop_id)
-        else:
-            members.append(ctx.channel_id)
-        await rest.request(
-            "POST", "/bridges", params={"type": "mixing", "bridgeId": self.bridge_id}
-        )
-        await rest.request(
-            "POST", f"/bridges/{self.bridge_id}/addChannel", params={"channel": ",".join(members)}
-        )
+            remote_host, remote_port = self._asterisk_side(answer)
+            self.socket.set_remote(remote_host, remote_port)
+            if self.snoop_id is not None:
+                await rest.request(
+                    "POST",
+                    f"/channels/{ctx.channel_id}/snoop",
+                    params={"spy": "in", "app": ctx.app_name, "snoopId": self.snoop_id},
+                )
+            await rest.request(
+                "POST", "/bridges", params={"type": "mixing", "bridgeId": self.bridge_id}
+            )
+            await self._wait_in_stasis(started)
+            await self._add_to_bridge([self.channel_id, self.snoop_id or ctx.channel_id])
+        finally:
+            for fut in started.values():
+                fut.cancel()
         self.pacer.register(self.outbound, self.socket.send)
         log.debug(
             "media up for %s: %s:%s <-> %s:%s (%s)",
             ctx.channel_id, host, port, remote_host, remote_port, self.codec,
         )  # fmt: skip
 
+    @staticmethod
+    def _asterisk_side(answer: Any) -> tuple[str, int]:
+        vars_ = (answer or {}).get("channelvars") or {}
+        try:
+            return str(vars_["UNICASTRTP_LOCAL_ADDRESS"]), int(vars_["UNICASTRTP_LOCAL_PORT"])
+        except (KeyError, TypeError, ValueError):
+            raise MediaError(
+                "externalMedia answer has no UNICASTRTP_LOCAL_ADDRESS/PORT channelvars"
+            ) from None
+
+    @property
+    def _stasis_wait(self) -> float:
+        return float(self.ctx.options.get("stasis_wait", _STASIS_WAIT_S))
+
+    async def _wait_in_stasis(self, started: dict[str, asyncio.Future[None]]) -> None:
+        """Wait (bounded by the ``stasis_wait`` option) for each new channel's StasisStart;
+        stop early when the media path is closed meanwhile."""
+        if not started:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._stasis_wait
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            pending: set[asyncio.Future[Any]] = set(started.values())
+            while pending and not closing.done() and loop.time() < deadline:
+                await asyncio.wait(
+                    {*pending, closing},
+                    timeout=deadline - loop.time(),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                pending = {f for f in pending if not f.done()}
+        finally:
+            closing.cancel()
+        if self._closed:
+            raise CallEndedError(f"media of call {self.ctx.channel_id} closed during set-up")
+        missing = [c for c, f in started.items() if not f.done()]
+        if missing:
+            raise MediaError(
+                f"media set-up of call {self.ctx.channel_id}: {', '.join(missing)} did not enter"
+                f" the Stasis app {self.ctx.app_name!r} within {self._stasis_wait:g} s"
+            )
+
+    async def _add_to_bridge(self, members: list[str]) -> None:
+        """addChannel; without StasisStart events (no ``expect_stasis_start``), a 422 "not in
+        Stasis" is retried until ``stasis_wait`` has passed."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._stasis_wait
+        delay = 0.005
+        while True:
+            try:
+                await self.ctx.rest.request(
+                    "POST",
+                    f"/bridges/{self.bridge_id}/addChannel",
+                    params={"channel": ",".join(members)},
+                )
+                return
+            except AriHTTPError as exc:
+                retry = self.ctx.expect_stasis_start is None and exc.status == 422
+                if not retry or loop.time() + delay > give_up or self._closed:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
     async def aclose(self) -> None:
         """Tear down channel, bridge/snoop, socket and port; wake every waiter (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
         async with self._start_lock:
             await self._teardown()
 

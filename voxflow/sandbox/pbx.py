@@ -4,6 +4,7 @@ captures were made with."""
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable
 from typing import Any
@@ -106,10 +107,22 @@ class Pbx(PbxMedia):
     answer_delay: float = 0.0
     outbound_behaviour: dict[str, str]
     make_far: Callable[[Channel, str], Any] | None = None
+    # (min, max) seconds between the REST answer creating an externalMedia or snoop channel
+    # and its StasisStart (capture external-media-ordering.json: 0.3 to 30 ms, always after).
+    stasis_delay: tuple[float, float] = (0.0, 0.0)
 
-    def init_calls(self, answer_delay: float) -> None:
+    def init_calls(self, answer_delay: float, stasis_delay: tuple[float, float]) -> None:
         self.answer_delay = answer_delay
+        self.stasis_delay = stasis_delay
         self.outbound_behaviour = {}
+        self._delay_rng = random.Random(7)
+
+    def _after_reply(self, ch: Channel, enter: Callable[[], None]) -> None:
+        """Run ``enter`` (the new channel's way into Stasis) after the REST answer went out,
+        ``stasis_delay`` later; never synchronously, as on Asterisk."""
+        lo, hi = self.stasis_delay
+        delay = lo if hi <= lo else self._delay_rng.uniform(lo, hi)
+        self.schedule(ch, delay, enter)
 
     # --- the tiny dialplan -----------------------------------------------------------------
 
@@ -602,12 +615,16 @@ class Pbx(PbxMedia):
         self.add_channel(ch)
         answer = ch.json(with_vars=True)
         dialstring = f"{host}/c({fmt})"
-        self.dial_event(ch, "", dialstring)
-        self.set_state(ch, "Up")
-        self.dial_event(ch, "ANSWER", dialstring)
-        self.set_var(ch, "STASISSTATUS", "")
-        if not self.enter_stasis(ch, app, []):
-            self.hangup(ch, 16)
+
+        def enter() -> None:
+            self.dial_event(ch, "", dialstring)
+            self.set_state(ch, "Up")
+            self.dial_event(ch, "ANSWER", dialstring)
+            self.set_var(ch, "STASISSTATUS", "")
+            if not self.enter_stasis(ch, app, []):
+                self.hangup(ch, 16)
+
+        self._after_reply(ch, enter)
         return answer
 
     def snoop(
@@ -633,8 +650,10 @@ class Pbx(PbxMedia):
         self.add_channel(ch)
         if whisper in ("out", "both"):
             self.whisperers.setdefault(target.id, []).append(ch)
-        answer = ch.json()
-        if not self.enter_stasis(ch, app, args):
-            self.hangup(ch, 16)
-        del answer
+
+        def enter() -> None:
+            if not self.enter_stasis(ch, app, args):
+                self.hangup(ch, 16)
+
+        self._after_reply(ch, enter)
         return ch

@@ -41,6 +41,8 @@ class Sandbox:
 
     ``async with Sandbox(port=0) as sb:`` then point any ARI client at ``sb.ari_url``
     with ``sb.user``/``sb.password``, and place calls with :meth:`place_call`.
+    ``stasis_delay`` (seconds, or a ``(min, max)`` range drawn at random) is how long after
+    the REST answer an externalMedia or snoop channel enters Stasis (Asterisk: 0.3-30 ms).
     ``precise_rtp=True`` makes externalMedia packets leave at their exact 20 ms times by
     sleeping briefly in the event loop (the standalone server and benchmarks use it).
     """
@@ -54,6 +56,7 @@ class Sandbox:
         password: str = "voxflow",
         clock: Clock | None = None,
         answer_delay: float = 0.0,
+        stasis_delay: float | tuple[float, float] = 0.0,
         sounds_dir: str | Path | None = None,
         recordings_dir: str | Path | None = None,
         preload_sounds: bool = True,
@@ -63,6 +66,9 @@ class Sandbox:
     ) -> None:
         if answer_delay < 0:
             raise ConfigError("answer_delay must be >= 0")
+        lo, hi = stasis_delay if isinstance(stasis_delay, tuple) else (stasis_delay, stasis_delay)
+        if not 0 <= lo <= hi:
+            raise ConfigError("stasis_delay must be seconds >= 0, or a (min, max) pair")
         self.host = host
         self.port = port
         self.user = user
@@ -76,7 +82,7 @@ class Sandbox:
         self._own_recdir = recordings_dir is None
         self._recdir = Path(recordings_dir) if recordings_dir else None
         self.pbx = Pbx(self.clock, self._deliver)
-        self.pbx.init_calls(answer_delay)
+        self.pbx.init_calls(answer_delay, (float(lo), float(hi)))
         self.pbx.make_far = self._make_outbound_far
         self._sounds = SoundBank(dirs)
         self.faults = Faults(self)

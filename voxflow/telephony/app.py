@@ -126,6 +126,7 @@ class VoxtraApp:
             ssl=ssl,
         )
         self._sessions: dict[str, CallSession] = {}
+        self._stasis_waiters: dict[str, asyncio.Future[None]] = {}
         self._routes: list[tuple[frozenset[str], dict[str, Any], Handler]] = []
         self._default: Handler | None = None
         self._handler_tasks: dict[str, asyncio.Task[None]] = {}
@@ -411,8 +412,25 @@ class VoxtraApp:
             session._left_stasis = True  # the handler's finally must not hang it up
             session._gone()
 
+    def expect_stasis_start(self, channel_id: str) -> asyncio.Future[None]:
+        """A future resolved by ``channel_id``'s StasisStart. Register it before creating the
+        channel (an externalMedia or snoop channel enters Stasis only after the REST answer
+        that created it); cancel it to give up (the registration goes with it)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._stasis_waiters[channel_id] = fut
+
+        def forget(done: asyncio.Future[None]) -> None:
+            if self._stasis_waiters.get(channel_id) is done:
+                del self._stasis_waiters[channel_id]
+
+        fut.add_done_callback(forget)
+        return fut
+
     def _on_stasis_start(self, event: StasisStart) -> None:
         channel = event.channel
+        waiter = self._stasis_waiters.get(channel.id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         existing = self._sessions.get(channel.id)
         if existing is not None:
             existing._on_event(event)

@@ -609,6 +609,7 @@ class CallSession:
                     current_bridge_id=lambda: self._bridge_id,
                     options=dict(self._app.media_options),
                     prompt_cache=self._app.prompt_cache,
+                    expect_stasis_start=self._app.expect_stasis_start,
                 )
                 self._voice = factory(ctx)
             return self._voice

@@ -8,6 +8,7 @@ media and the AI pipeline share it without importing each other.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
@@ -86,6 +87,9 @@ class VoiceContext:
     current_bridge_id: Callable[[], str | None]
     options: Mapping[str, Any] = field(default_factory=dict)
     prompt_cache: PromptCache | None = None
+    # Registers interest in a channel's StasisStart before the channel is created (the app's
+    # ``expect_stasis_start``); None when no events are seen (then a refused addChannel is retried).
+    expect_stasis_start: Callable[[str], asyncio.Future[None]] | None = None
 
 
 class CallVoice(Protocol):
