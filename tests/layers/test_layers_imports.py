@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "voxflow"
 
 LAYERS: list[set[str]] = [
-    {"errors", "source"},
+    {"errors", "source", "redact"},
     {"diagnostics", "voice"},
     {"sourcefile", "ari"},
     {"syntax", "ai"},
