@@ -233,6 +233,7 @@ def format_source(text: str) -> str:
         pad = INDENT * lvl
         if ln.only_comment:
             out.append(pad + (ln.comment or ""))
+            prev_level = lvl  # the comment goes with the code after it: no blank line inside
             continue
         for k, piece in enumerate(ln.pieces):
             body = _render_piece(piece)

@@ -175,3 +175,16 @@ def test_cli_bad_input(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "cannot format" in result.output and "Traceback" not in result.output
     assert bad.read_text() == "state a\n    answer\n"
+
+
+def test_a_comment_block_stays_with_the_state_it_describes() -> None:
+    text = (
+        'flow c:\n    answers "1"\n\nstate start:\n    answer\n    goto bye\n'
+        "# The goodbye state: says goodbye\n# and hangs up.\nstate bye:\n    hangup\n"
+    )
+    want = (
+        'flow c:\n    answers "1"\n\nstate start:\n    answer\n    goto bye\n\n'
+        "# The goodbye state: says goodbye\n# and hangs up.\nstate bye:\n    hangup\n"
+    )
+    assert format_source(text) == want
+    assert format_source(want) == want
