@@ -116,3 +116,32 @@ def test_cli_graph(tmp_path: Path) -> None:
     assert failed.exit_code == 1 and "does not compile" in failed.output
     assert runner.invoke(cli, ["graph", str(tmp_path / "none.flow")]).exit_code == 2
     assert runner.invoke(cli, ["graph", str(src), "-o", str(tmp_path / "x.txt")]).exit_code == 2
+
+
+def with_implied(flow: ir.Flow) -> ir.Flow:
+    """The menu's noinput handled only by an implied transition (a compiler default)."""
+    start = flow.states["start"]
+    menu = next(s for s in start.steps if isinstance(s, ir.GatherStep))
+    implied = ir.Handler(count=1, origin="default", steps=(ir.RetryStep(span=menu.span),),
+                         span=menu.span)  # fmt: skip
+    on = {**menu.on, "noinput": (implied,)}
+    steps = tuple(menu.model_copy(update={"on": on}) if s is menu else s for s in start.steps)
+    states = {**flow.states, "start": start.model_copy(update={"steps": steps})}
+    return flow.model_copy(update={"states": states})
+
+
+def test_implied_handlers_are_handled_and_drawn_from_their_state() -> None:
+    fm = build_flowmap(with_implied(orphan_flow()))
+    assert fm.unhandled == []  # lint counts an implied transition as handling the outcome
+    text = render_graph(with_implied(orphan_flow()), "mermaid").decode()
+    assert "unhandled_" not in text
+    assert "any state in default" not in text
+    assert 'n_start -.->|"noinput / retry"| n_start' in text
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "flows").glob("*.flow")), ids=lambda p: p.stem)
+def test_example_graphs_have_no_phantom_node_and_agree_with_lint(path: Path) -> None:
+    text = render_graph(load_flow(path), "mermaid").decode()
+    assert "in default" not in text and "n_from_default" not in text
+    assert "unhandled_" not in text  # the examples compile: lint reports no VF203
+    assert (ROOT / "docs" / "graphs" / f"{path.stem}.mmd").read_text() == text

@@ -200,7 +200,7 @@ class _Walker:
                 continue  # a menu never ends with a bare match
             if explicit or success:
                 self.fm.branches[(state, key, name)] = Branch(state, key, name, s.span.line)
-            elif not handlers or all(h.origin == "default" for h in handlers):
+            elif not handlers:  # an implied (compiler default) handler is a handler, as for lint
                 if name not in ("error", "exhausted"):
                     self.fm.unhandled.append(Branch(state, key, name, s.span.line, handled=False))
             for h in handlers:

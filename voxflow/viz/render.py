@@ -3,8 +3,9 @@
 States are nodes (the initial one bold, with an entry arrow); transitions are edges labelled with
 the outcome that takes them (menu choices show their keys and phrases). Handlers inherited from a
 scope, subflow or the flow level hang off a dashed "any state" node; anytime commands are edges
-labelled ``anytime ...``; ``retry``/``continue`` are loops. Unreachable states are filled red and
-outcomes nothing handles (or only a compiler default) point to a red "unhandled" node.
+labelled ``anytime ...``; ``retry``/``continue`` are loops; compiler defaults (implied
+transitions) are dotted edges from their states. Unreachable states are filled red and outcomes
+nothing handles (what lint reports as VF203) point to a red "unhandled" node.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 from collections import defaultdict
+from dataclasses import replace
 
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
@@ -69,10 +71,23 @@ def _edge_text(e: Edge, pretty: dict[tuple[str, str], str]) -> str:
     return label
 
 
+def _drawn(fm: FlowMap) -> list[Edge]:
+    """The edges to draw. A compiler default (an implied transition, origin ``default``) is
+    drawn from the states it applies to, never from an "any state" node, and an implied
+    ``continue`` (the step succeeded, the state goes on) is not drawn at all."""
+    out: list[Edge] = []
+    for e in fm.edges.values():
+        if e.origin != "default":
+            out.append(e)
+        elif e.op != "continue":
+            out.extend(replace(e, src=st) for st in sorted(e.states) if st in fm.states)
+    return out
+
+
 def _merged(fm: FlowMap, pretty: dict[tuple[str, str], str]) -> list[tuple[Edge, str]]:
     """Edges with the same ends and kind drawn once, their labels joined."""
     groups: dict[tuple[str, str, str, bool], list[Edge]] = {}
-    for e in fm.edges.values():
+    for e in _drawn(fm):
         groups.setdefault((e.src, e.target, e.op, e.required), []).append(e)
     out = []
     for edges in groups.values():
@@ -107,8 +122,9 @@ class _Graph:
                 self.groups[f"subflow {sub}"].append(key)
             elif st.scopes:
                 self.groups["scope " + "/".join(reversed(st.scopes))].append(key)
-        self.pseudo = sorted({e.src for e in fm.edges.values() if e.src not in fm.states})
-        self.terminals = sorted({e.target for e in fm.edges.values() if e.target in _TERMINALS})
+        drawn = _drawn(fm)
+        self.pseudo = sorted({e.src for e in drawn if e.src not in fm.states})
+        self.terminals = sorted({e.target for e in drawn if e.target in _TERMINALS})
 
     def pseudo_group(self, origin: str) -> str | None:
         if origin.startswith("subflow:"):
