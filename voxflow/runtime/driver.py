@@ -117,7 +117,7 @@ class CallDriver(Generic[P]):
 
     ``observer`` is told what the step function does (coverage); ``after_step(state)`` is
     called after each event has been fed and its commands performed (the flow-test simulator
-    decides there when its scripted caller acts)."""
+    decides there when its scripted caller acts); ``logger`` gets the call's log lines."""
 
     def __init__(
         self,
@@ -134,6 +134,7 @@ class CallDriver(Generic[P]):
         on_transcript: Callable[[TranscriptLine], None] | None = None,
         observer: StepObserver | None = None,
         after_step: Callable[[RunState], None] | None = None,
+        logger: logging.Logger = log,
     ) -> None:
         self.flow = flow
         self.session = session
@@ -145,6 +146,7 @@ class CallDriver(Generic[P]):
         self.on_transcript = on_transcript
         self.observer = observer
         self.after_step = after_step
+        self.log = logger
         providers = session.providers
         if agent_runner is None and providers.llm is not None:
             agent_runner = FlowAgentRunner()
@@ -220,6 +222,10 @@ class CallDriver(Generic[P]):
         if self._leaving or self._hung_up:  # transfer/queue: the op itself reports how it went
             return
         self._hung_up = True
+        if self.state.status == "hangup_handler":
+            # the flow hung up itself and its ``on hangup`` handler runs: its http requests go
+            # on; an operation on the call fails with "call ended" and the handler moves on
+            return
         self.cancel_all()
         self._dispatch(ev.HangupEvent("caller", now=self.clock()))
 
@@ -244,7 +250,7 @@ class CallDriver(Generic[P]):
             while self._pending and self.outcome is None:
                 self._feed(self._pending.popleft())
         except Exception as exc:  # a driver bug must end this call only
-            log.exception(
+            self.log.exception(
                 "call %s flow %s state %s: interpreter failure",
                 self.state.call.id,
                 self.flow.name,
@@ -348,7 +354,10 @@ class CallDriver(Generic[P]):
             self._op_started.pop(cmd.cid, None)
             raise
         except CallEndedError:
-            event = ev.HangupEvent("caller", now=self.clock())
+            if self._hung_up:  # already known (an ``on hangup`` handler runs): the op failed
+                event = ev.OpFailed(cmd.cid, "call ended", now=self.clock())
+            else:
+                event = ev.HangupEvent("caller", now=self.clock())
         except Exception as exc:
             msg = f"{type(cmd).__name__.lower()} failed: {type(exc).__name__}: {exc}"
             event = ev.OpFailed(cmd.cid, msg, now=self.clock())
@@ -420,7 +429,7 @@ class CallDriver(Generic[P]):
         try:
             back = await self.session.transfer_to_queue(cmd.name, timeout=cmd.timeout_ms / 1000.0)
         except (ValueError, AriError) as exc:
-            log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)
+            self.log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)
             back = "failed"
         finally:
             self._leaving = False
@@ -486,7 +495,7 @@ class CallDriver(Generic[P]):
         result: Mapping[str, Any]
         if self.agent_runner is None:
             why = "no LLM configured for the agent step (set VOXFLOW_LLM_MODEL)"
-            log.error("call %s: %s", self.state.call.id, why)
+            self.log.error("call %s: %s", self.state.call.id, why)
             result = {"outcome": "error", "error": why}
         else:
             result = await self.agent_runner(self.session, cmd, on_line=self._agent_line)
@@ -515,14 +524,14 @@ class CallDriver(Generic[P]):
     async def _hangup(self, reason: str) -> None:
         ari_reason = ari_hangup_reason(reason)
         if ari_reason != reason:
-            log.debug(
+            self.log.debug(
                 "call %s: flow hang-up %r sent as ARI %r", self.state.call.id, reason, ari_reason
             )
         self.trace.write("hangup", reason=reason, ari_reason=ari_reason)
         try:
             await self.session.hangup(ari_reason)
         except Exception as exc:
-            log.warning("call %s: hangup failed: %s", self.state.call.id, exc)
+            self.log.warning("call %s: hangup failed: %s", self.state.call.id, exc)
 
     def _spawn_side(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -561,7 +570,7 @@ class CallDriver(Generic[P]):
         level = logging.getLevelName(cmd.level.upper())
         if not isinstance(level, int):
             level = logging.INFO
-        log.log(
+        self.log.log(
             level,
             "call %s flow %s state %s at %s: %s",
             self.state.call.id,
@@ -576,7 +585,11 @@ class CallDriver(Generic[P]):
 
     def _notify(self, cmd: ev.Notify) -> None:
         if cmd.kind == "state.entered":
-            self._say_line("system", f"-> {cmd.data.get('state')}")
+            sub = cmd.data.get("subflow")
+            name = f"{sub}.{cmd.data.get('state')}" if sub else cmd.data.get("state")
+            self._say_line("system", f"-> {name}")
+        elif cmd.kind == "input.ignored":
+            self._say_line("system", f"keys {cmd.data['digits']} ignored ({cmd.data['why']})")
         if not self._tracing and not self.webhooks_on:
             return
         data = dict(cmd.data)
@@ -601,7 +614,7 @@ class CallDriver(Generic[P]):
             try:
                 self.on_transcript(line)
             except Exception as exc:  # a display callback must not break the call
-                log.debug("transcript callback failed: %s", exc)
+                self.log.debug("transcript callback failed: %s", exc)
 
 
 _OpHandler = Callable[["CallDriver[Any]", Any], Awaitable[object]]

@@ -273,7 +273,9 @@ class _Machine:
                 self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
                 self.record_stop(w, by_key=True)
                 return
-            self.waiting_command(w, digit)
+            if not self.waiting_command(w, digit):
+                why = "not the terminator" if w.phase == "recording" else "before the recording"
+                self.emit(ev.Notify("input.ignored", {"digits": digit, "why": why}))
             return
         if len(self.typeahead) < _TYPEAHEAD_MAX:
             self.typeahead += digit
@@ -456,7 +458,10 @@ class _Machine:
                 self.run_hangup_handler()
             return
         s = cur.block[cur.index]
-        if self.status == "hangup_handler" and s.op not in _HANGUP_SAFE:
+        in_outcome = s.op == "continue" and cur.kind in _HANDLER_KINDS
+        if self.status == "hangup_handler" and s.op not in _HANGUP_SAFE and not in_outcome:
+            # a ``continue`` ending an outcome handler inside it (an http step's implied
+            # ``on ok``) goes on with the hang-up handler's next step; any other transition ends
             if s.op in ir.TRANSITION_OPS:
                 self.finish(*(self.end or ("completed", "")))
             else:

@@ -89,6 +89,19 @@ class RunState:
     def ended(self) -> bool:
         return self.status == "ended"
 
+    @property
+    def awaits_caller(self) -> bool:
+        """True while the flow waits for the caller to act: a gather collecting (its prompt
+        over), a recording running, an agent conversation, a queue or a dial in progress."""
+        w = self.wait
+        if w is None or self.status != "running":
+            return False
+        if w.kind == "gather":
+            return w.phase == "collect"
+        if w.kind == "record":
+            return w.phase == "recording"
+        return getattr(w.step, "op", "") in ("agent", "queue", "dial")
+
     def variables(self) -> dict[str, Any]:
         """Flow variables (main frame) that are set."""
         if not self.frames:

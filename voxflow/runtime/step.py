@@ -143,6 +143,9 @@ def _x_record_stop(m: _Machine, s: ir.RecordStopStep) -> None:
 
 def _x_record(m: _Machine, s: ir.RecordStep) -> None:
     m.count_attempt(s)
+    if m.typeahead:
+        why = "typed before the recording"
+        m.emit(ev.Notify("input.ignored", {"digits": m.typeahead, "why": why}))
     m.typeahead = ""
     if s.prompt is not None:
         c = m.cid()

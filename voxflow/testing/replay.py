@@ -350,5 +350,4 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
 def _prompt_text(line: str) -> str:
     if line.startswith("says "):
         return line[5:].strip('"')
-    parts = line.split(" ", 2)
-    return parts[2] if len(parts) == 3 else line
+    return line.removeprefix("plays ")

@@ -1,0 +1,185 @@
+"""voxflow test runs the interpreter that serves calls: the CallDriver on a virtual-time call.
+
+Each test here is a place where the simulator and the driver used to disagree; the one
+interpreter now decides, and the trace says what it did."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+from voxflow.ir.compile import compile_flow
+from voxflow.ir.models import Flow
+from voxflow.testing import parse_scenario_text, run_scenario
+from voxflow.testing import sim as sim_module
+from voxflow.testing import simcall as simcall_module
+from voxflow.testing.sim import SimResult
+
+
+def _flow(text: str) -> Flow:
+    result = compile_flow(text, "t.flow")
+    assert result.flow is not None, result.diagnostics
+    return result.flow
+
+
+def _run(flow_text: str, scenario: str) -> SimResult:
+    sf = parse_scenario_text("flow: t.flow\nscenarios:\n" + scenario)
+    [sc] = sf.scenarios
+    return run_scenario(_flow(flow_text), sc, sf.defaults)
+
+
+def _lines(res: SimResult) -> list[str]:
+    return [f"{t.who} {t.text}" for t in res.trace]
+
+
+HANGUP_HTTP = """\
+flow h:
+    answers "200"
+
+var _a: map
+var _b: map
+
+on hangup:
+    http post "https://crm.example.test/a" into _a
+    log "after the first request"
+    http post "https://crm.example.test/b" into _b
+
+state start:
+    answer
+    say "Hello."
+    hangup "done"
+"""
+
+
+def test_on_hangup_runs_every_step_when_the_flow_hangs_up() -> None:
+    res = _run(HANGUP_HTTP, "  - name: x\n    mocks: {http: [{url: crm}]}\n")
+    assert res.http == ["POST https://crm.example.test/a", "POST https://crm.example.test/b"]
+    assert "log info: after the first request" in _lines(res)
+    assert res.ended == ("completed", "done") and not res.problems
+
+
+def test_on_hangup_runs_every_step_when_the_caller_hangs_up() -> None:
+    res = _run(
+        HANGUP_HTTP,
+        "  - name: x\n    steps: [{hangup: , at: 0.2s}]\n    mocks: {http: [{url: crm}]}\n",
+    )
+    assert len(res.http) == 2 and "log info: after the first request" in _lines(res)
+    assert res.ended is not None and res.ended[0] == "caller_hangup"
+
+
+DIAL_THEN_ASK = """\
+flow d:
+    answers "200"
+    timeout 3s
+
+state start:
+    answer
+    dial "PJSIP/sales" timeout 20s:
+        on answered, busy, noanswer, failed -> ask
+
+state ask:
+    gather "Say yes or no." input speech:
+        "yes" -> yes
+        "no" -> bye
+        on noinput, nomatch -> bye
+
+state yes:
+    say "Great."
+    hangup
+
+state bye:
+    say "Bye."
+    hangup
+"""
+
+
+def test_speech_while_a_dial_rings_is_not_fed_to_a_later_step() -> None:
+    res = _run(
+        DIAL_THEN_ASK,
+        "  - name: x\n    speech: true\n    steps: [{say: yes}]\n"
+        "    mocks: {dial: [{result: busy, after: 5s}]}\n",
+    )
+    lines = _lines(res)
+    assert "flow dial PJSIP/sales: busy (busy)" in lines  # the dial's outcome is in the trace
+    assert 'flow did not hear "yes" (not listening for speech)' in lines
+    assert res.states == ["start", "ask", "bye"]  # the gather did not get the old "yes"
+
+
+def test_a_bridged_dial_shows_in_the_trace() -> None:
+    res = _run(DIAL_THEN_ASK, "  - name: x\n    steps: [hangup]\n")
+    assert "flow dial PJSIP/sales: answered, bridged" in _lines(res)
+
+
+QUEUE = """\
+flow q:
+    answers "200"
+
+state start:
+    answer
+    queue "support" timeout 2m:
+        on answered -> bye
+        on timeout -> late
+        on failed -> bye
+
+state late:
+    say "Nobody is free."
+    hangup
+
+state bye:
+    hangup
+"""
+
+
+def test_queue_outcomes_come_from_the_interpreter() -> None:
+    res = _run(QUEUE, "  - name: x\n    timeout: 10m\n    mocks: {queue: [{result: timeout}]}\n")
+    assert res.states == ["start", "late"]
+    assert res.ended_at is not None and 120.0 <= res.ended_at < 125.0  # the flow's 2m timeout
+    assert "flow queue support: timeout" in _lines(res)
+
+
+RECORD = """\
+flow r:
+    answers "200"
+
+var msg: string
+
+state start:
+    answer
+    record "msg-{{ call.id }}" into msg max 1m silence 3s:
+        prompt "Speak after the tone."
+        on done, noinput -> bye
+        on error -> bye
+
+state bye:
+    say "Bye."
+    hangup
+"""
+
+
+def test_a_recording_hears_the_caller_and_says_where_it_went() -> None:
+    res = _run(RECORD, "  - name: x\n    steps: [{say: my message for you}]\n")
+    lines = _lines(res)
+    assert any(
+        x.startswith("flow recording msg-") and 'hears "my message for you"' in x for x in lines
+    )
+    assert not any("not listening" in x for x in lines)
+    assert any(x.startswith("flow recorded msg-") and " -> " in x for x in lines), lines
+
+
+def test_the_simulator_has_no_step_interpretation_of_its_own() -> None:
+    """It imports neither the step function nor the IR step models: the driver runs them."""
+    for module in (sim_module, simcall_module):
+        tree = ast.parse(Path(inspect.getfile(module)).read_text())
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module is not None
+        }
+        assert "voxflow.runtime.step" not in imported
+        assert "voxflow.runtime.machine" not in imported
+
+
+def test_a_key_pressed_before_a_recording_starts_leaves_a_trace_line() -> None:
+    res = _run(RECORD, "  - name: x\n    steps: [{press: 5, bargein: 0.2s}, hangup]\n")
+    assert "flow keys 5 ignored (before the recording)" in _lines(res), _lines(res)

@@ -1,0 +1,521 @@
+"""The flow-test call: a :class:`~voxflow.runtime.port.CallPort` in virtual time.
+
+:class:`SimCall` is what :class:`~voxflow.runtime.driver.CallDriver` drives in ``voxflow test``:
+each operation takes the simulated time it would take on a call (``asyncio.sleep`` on the
+:class:`~voxflow.testing.vloop.VirtualTimeLoop`), answers from the scenario's mocks, and records
+what happened in a :class:`SimResult`. It interprets no step: the driver and the step function
+decide everything, as on a real call. The scripted caller (:mod:`voxflow.testing.sim`) acts on
+it through :meth:`SimCall.press`, :meth:`SimCall.speak` and :meth:`SimCall.caller_hangs_up`.
+
+Simulated durations: a spoken prompt lasts 0.4 s per word (at least 0.5 s), a played file 2 s
+(``mocks.media`` overrides per file name or prompt text), a caller sentence 0.3 s per word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from voxflow.errors import AiNotConfiguredError, CallEndedError, CallError, RecordingError
+from voxflow.runtime.http_step import HttpOutcome, HttpRequest, HttpResult
+from voxflow.telephony.recording import RecordingMetadata
+from voxflow.telephony.state import CallDirection, CallMetadata
+from voxflow.testing.scenario import Mocks
+from voxflow.voice.call import AiProviders, BargeIn, PromptResult
+
+__all__ = [
+    "Hit",
+    "MockedFailure",
+    "SentRequest",
+    "SimCall",
+    "SimHttp",
+    "SimLeg",
+    "SimResult",
+    "TraceLine",
+]
+
+_WORD_SAY = 0.4
+_WORD_CALLER = 0.3
+_PLAY = 2.0
+_TRANSFER = 0.5
+
+M = TypeVar("M")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceLine:
+    """One line of the readable call trace: virtual seconds, who, what."""
+
+    t: float
+    who: str
+    text: str
+
+    def render(self) -> str:
+        return f"{self.t:8.2f}s  {self.who:<7} {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A coverage observation: ``kind`` is state, transition, branch; ``key`` as in
+    :mod:`voxflow.ir.flowmap`."""
+
+    kind: str
+    key: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SentRequest:
+    """An HTTP request the flow made (an ``http`` step or an agent action), as sent."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+
+
+@dataclass
+class SimResult:
+    """Everything observable about one simulated call."""
+
+    trace: list[TraceLine] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
+    played: list[str] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    transfers: list[str] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)
+    dialed: list[str] = field(default_factory=list)
+    recordings: list[str] = field(default_factory=list)
+    http: list[str] = field(default_factory=list)
+    requests: list[SentRequest] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    hits: set[Hit] = field(default_factory=set)
+    ended: tuple[str, str] | None = None
+    ended_at: float | None = None
+    end_state: str | None = None
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    """Scenario problems found while running: (step index or -1, message)."""
+    steps_done: int = 0
+
+
+class MockedFailure(CallError):
+    """An operation a scenario's ``mocks.fail`` makes fail."""
+
+
+class _SilentTts:
+    """The simulated call's TTS: prompts take simulated time in :meth:`SimCall.say`."""
+
+    sample_rate = 8000
+
+    async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[bytes]:
+        """No audio: nobody listens to a simulated call."""
+        nothing: tuple[bytes, ...] = ()
+        for chunk in nothing:
+            yield chunk
+
+
+class _Mocks:
+    """The scenario's mocks, each used at most ``times`` times (unlimited when unset)."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        self.all = mocks
+        self.used: dict[int, int] = {}
+
+    def take(self, mocks: Sequence[M], pred: Callable[[M], bool]) -> M | None:
+        for m in mocks:
+            times: int | None = getattr(m, "times", None)
+            left = times - self.used.get(id(m), 0) if times is not None else 1
+            if left > 0 and pred(m):
+                self.used[id(m)] = self.used.get(id(m), 0) + 1
+                return m
+        return None
+
+    def failure(self, op: str, subject: str) -> None:
+        """Raise MockedFailure when a ``fail`` mock matches ``op`` on ``subject``."""
+        m = self.take(
+            self.all.fail, lambda f: f.op == op and re.search(f.match, subject) is not None
+        )
+        if m is not None:
+            raise MockedFailure(m.error)
+
+
+@dataclass
+class _Recording:
+    """A recording in progress: how much caller speech it heard, since when it is quiet."""
+
+    name: str
+    format: str
+    silence: float | None
+    quiet_from: float
+    started: float
+    done: asyncio.Event
+    heard: float = 0.0
+    gen: int = 0  # bumped when the caller speaks: older silence checks are void
+
+
+class SimLeg:
+    """The other leg of a simulated ``dial``: answered (it hangs up ``talk`` seconds later) or
+    failed with ``failure_reason``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, reason: str | None, talk: float) -> None:
+        self._ended = asyncio.Event()
+        self.failure_reason = reason
+        if reason is not None:
+            self._ended.set()
+        else:
+            loop.call_later(talk, self._ended.set)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def wait_ended(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._ended.wait(), timeout)
+
+    async def hangup(self, reason: str = "normal") -> None:
+        self._ended.set()
+
+
+class SimCall:
+    """One simulated call (implements ``CallPort[SimLeg]``); see the module docstring."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        result: SimResult,
+        mocks: Mocks,
+        *,
+        call_id: str,
+        caller: str,
+        called: str,
+        direction: str,
+        metadata: dict[str, Any],
+        speech: bool,
+    ) -> None:
+        self.loop = loop
+        self.res = result
+        self.mocks = _Mocks(mocks)
+        self.id = call_id
+        self.caller_id = caller
+        self.called_number = called
+        self.direction = CallDirection(direction)
+        self.metadata = CallMetadata(metadata)
+        self.speech = speech
+        self.providers = AiProviders(llm=None, stt=None, tts=_SilentTts())
+        self.prompt_started: float | None = None
+        self.on_prompt: Callable[[], None] = lambda: None
+        self._ended = False
+        self._dtmf: list[Callable[[str], None]] = []
+        self._on_end: list[Callable[[], Any]] = []
+        self._prompt: tuple[asyncio.Future[PromptResult], BargeIn] | None = None
+        self._listen: asyncio.Future[str | None] | None = None
+        self._rec: _Recording | None = None
+        self._recs = 0
+
+    # ------------------------------------------------------------------ plumbing
+
+    def log(self, who: str, text: str) -> None:
+        self.res.trace.append(TraceLine(round(self.loop.time(), 3), who, text))
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def agent(self) -> object:
+        raise AiNotConfiguredError("a simulated call has no agent: the scenario's mocks answer")
+
+    def on_hangup(self, callback: Callable[[], Any]) -> Callable[[], Any]:
+        self._on_end.append(callback)
+        return callback
+
+    def add_dtmf_listener(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        self._dtmf.append(callback)
+        return lambda: self._dtmf.remove(callback) if callback in self._dtmf else None
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._rec is not None:
+            self._rec.done.set()
+        for listener in list(self._dtmf):
+            listener("")
+        for callback in self._on_end:
+            callback()
+
+    def _live(self) -> None:
+        if self._ended:
+            raise CallEndedError(f"call {self.id} has ended")
+
+    # ------------------------------------------------------------------ the caller
+
+    def press(self, digit: str) -> None:
+        """The caller presses ``digit`` now."""
+        if self._ended:
+            return
+        for listener in list(self._dtmf):
+            listener(digit)
+
+    def speak(self, text: str) -> float:
+        """The caller starts saying ``text`` now; returns how long it takes. A prompt that
+        allows speech barge-in stops at once; the sentence ends up, when said, in the listen
+        running then, else in the recording running, else nowhere (a trace line says so)."""
+        seconds = _WORD_CALLER * len(text.split())
+        if self._ended:
+            return seconds
+        prompt = self._prompt
+        if prompt is not None and self.speech and prompt[1].mode in ("speech", "any"):
+            self.log("flow", "prompt stopped (speech barge-in)")
+            self._finish_prompt(PromptResult(interrupted=True, by="speech"))
+        rec = self._rec
+        if rec is not None:
+            rec.heard += seconds
+            rec.quiet_from = self.loop.time() + seconds
+            rec.gen += 1
+            self._arm_silence(rec)
+        self.loop.call_later(seconds, self._said, text)
+        return seconds
+
+    def _said(self, text: str) -> None:
+        if self._ended:
+            return
+        listen = self._listen
+        if listen is not None and not listen.done():
+            listen.set_result(text)
+        elif self._rec is not None:
+            self.log("flow", f'recording {self._rec.name} hears "{text}"')
+        elif not self.speech:
+            self.log("flow", f'did not hear "{text}" (no speech recognition on this call)')
+        else:
+            self.log("flow", f'did not hear "{text}" (not listening for speech)')
+
+    def caller_hangs_up(self) -> None:
+        self.log("caller", "hangs up")
+        self._end()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def answer(self) -> None:
+        self._live()
+        self.mocks.failure("answer", "")
+        self.log("flow", "answers")
+
+    async def hangup(self, reason: str = "normal") -> None:
+        self._end()
+
+    # ------------------------------------------------------------------ prompts and input
+
+    async def _prompt_for(self, seconds: float, barge_in: BargeIn | None) -> PromptResult:
+        self._live()
+        done: asyncio.Future[PromptResult] = self.loop.create_future()
+        self._prompt = (done, barge_in or BargeIn())
+        self.prompt_started = self.loop.time()
+        handle = self.loop.call_later(seconds, self._finish_prompt, PromptResult())
+        self.on_prompt()
+        try:
+            return await done
+        except asyncio.CancelledError:
+            self.log("flow", "prompt stopped (barge-in)")
+            raise
+        finally:
+            handle.cancel()
+            if self._prompt is not None and self._prompt[0] is done:
+                self._prompt = None
+
+    def _finish_prompt(self, result: PromptResult) -> None:
+        if self._prompt is not None and not self._prompt[0].done():
+            self._prompt[0].set_result(result)
+        self._prompt = None
+
+    async def say(
+        self, text: str, *, voice: str | None = None, barge_in: BargeIn | None = None
+    ) -> PromptResult:
+        self.mocks.failure("say", text)
+        self.res.said.append(text)
+        words = max(0.5, _WORD_SAY * len(text.split()))
+        return await self._prompt_for(self.mocks.all.media.get(text, words), barge_in)
+
+    async def play_file(
+        self, name: str, *, barge_in: BargeIn | None = None, lang: str | None = None
+    ) -> PromptResult:
+        self.mocks.failure("play", name)
+        self.res.played.append(name)
+        return await self._prompt_for(self.mocks.all.media.get(name, _PLAY), barge_in)
+
+    async def listen(self, timeout: float = 10.0, *, phrases: Sequence[str] = ()) -> str | None:
+        self._live()
+        fut: asyncio.Future[str | None] = self.loop.create_future()
+        self._listen = fut
+        handle = self.loop.call_later(timeout, _resolve, fut, None)
+        try:
+            return await fut
+        finally:
+            handle.cancel()
+            if self._listen is fut:
+                self._listen = None
+
+    async def send_dtmf(self, digits: str) -> None:
+        self._live()
+        self.mocks.failure("send_dtmf", digits)
+        self.log("flow", f"sends DTMF {digits}")
+
+    # ------------------------------------------------------------------ leaving the flow
+
+    def _leave(self) -> None:
+        """As on Asterisk, a recording running when the call leaves the app stops there."""
+        rec, self._rec = self._rec, None
+        if rec is not None:
+            self.log("flow", f"recording {rec.name} stops: the call leaves the app")
+            rec.done.set()
+
+    async def transfer_to(self, number: str) -> None:
+        self._live()
+        self.res.transfers.append(number)
+        self.mocks.failure("transfer", number)
+        self._leave()
+        await asyncio.sleep(_TRANSFER)
+
+    async def transfer_to_queue(self, name: str, *, timeout: float | None = None) -> str | None:
+        """The queue mock's result once the call came back from the queue (no mock: answered
+        by an agent after 10 s, the caller back in the flow when the agent hangs up)."""
+        self._live()
+        self.res.queues.append(name)
+        self.mocks.failure("queue", name)
+        m = self.mocks.take(self.mocks.all.queue, lambda q: re.search(q.name, name) is not None)
+        result, after = (m.result, m.after) if m else ("answered", 10.0)
+        if result == "timeout" and timeout is not None:
+            after = timeout
+        if m is None:
+            self.log("mock", f"queue {name}: no mock, an agent answers")
+        self._leave()
+        await asyncio.sleep(after)
+        return result
+
+    async def hold(self, moh_class: str | None = None) -> None:
+        self._live()
+        self.mocks.failure("hold", moh_class or "")
+        self.log("flow", "puts the caller on hold")
+
+    async def unhold(self) -> None:
+        self._live()
+        self.log("flow", "takes the caller off hold")
+
+    async def originate(
+        self, endpoint: str, *, caller_id: str | None = None, timeout: int = 30
+    ) -> SimLeg:
+        self.res.dialed.append(endpoint)
+        self.mocks.failure("dial", endpoint)
+        m = self.mocks.take(
+            self.mocks.all.dial, lambda d: re.search(d.endpoint, endpoint) is not None
+        )
+        result, after = (m.result, m.after) if m else ("answered", 3.0)
+        if m is None:
+            self.log("mock", f"dial {endpoint}: no mock, answered")
+        if result == "answered":
+            return SimLeg(self.loop, None, after)
+        await asyncio.sleep(min(after, float(timeout)) if result == "noanswer" else after)
+        reasons = {"busy": "busy", "noanswer": "no answer"}
+        return SimLeg(self.loop, reasons.get(result, "failed (cause 41)"), 0.0)
+
+    async def bridge_with(self, other: SimLeg) -> str:
+        self._live()
+        return f"sim-bridge-{self.id}"
+
+    # ------------------------------------------------------------------ recording
+
+    async def record_start(
+        self,
+        name: str | None = None,
+        *,
+        format: str = "wav",
+        max_duration: int | None = None,
+        beep: bool = False,
+        max_silence: int | None = None,
+    ) -> str:
+        self._live()
+        self._recs += 1
+        name = name or f"{self.id}-{self._recs}"
+        self.mocks.failure("record_start", name)
+        if self._rec is not None:
+            raise RecordingError(f"call {self.id} is already recording {self._rec.name!r}")
+        self.res.recordings.append(name)
+        now = self.loop.time()
+        rec = _Recording(name, format, max_silence, now, now, asyncio.Event())
+        self._rec = rec
+        self._arm_silence(rec)
+        return name
+
+    def _arm_silence(self, rec: _Recording) -> None:
+        if rec.silence is not None:
+            when = rec.quiet_from + rec.silence
+            self.loop.call_at(when, self._silence_check, rec, rec.gen)
+
+    def _silence_check(self, rec: _Recording, gen: int) -> None:
+        if rec is self._rec and rec.gen == gen and not rec.done.is_set():
+            self.log("flow", f"recording {rec.name} ends after {rec.silence:g}s of silence")
+            rec.done.set()
+
+    async def wait_recording(self) -> None:
+        rec = self._rec
+        if rec is not None:
+            await rec.done.wait()
+
+    async def record_stop(self) -> RecordingMetadata:
+        rec = self._rec
+        if rec is None:
+            raise RecordingError(f"call {self.id} is not recording")
+        self.mocks.failure("record_stop", rec.name)
+        self._rec = None
+        started = datetime.fromtimestamp(rec.started, UTC)
+        return RecordingMetadata(
+            rec.name,
+            self.id,
+            rec.format,
+            started,
+            datetime.fromtimestamp(self.loop.time(), UTC),
+            duration=round(rec.heard, 3),
+            target=f"channel:{self.id}",
+        )
+
+
+class SimHttp:
+    """A flow's HTTP requests answered from the scenario's ``mocks.http`` (an
+    :class:`~voxflow.runtime.driver.HttpPerformer`); an unmocked request is a scenario problem."""
+
+    def __init__(self, call: SimCall, problem: Callable[[str], None]) -> None:
+        self.call = call
+        self.problem = problem
+
+    async def perform(self, req: HttpRequest) -> HttpResult:
+        call = self.call
+        call.res.http.append(f"{req.method} {req.url}")
+        headers = tuple(req.headers.items())
+        call.res.requests.append(SentRequest(req.method, req.url, headers, req.json_body))
+        call.mocks.failure("http", req.url)
+        m = call.mocks.take(
+            call.mocks.all.http,
+            lambda h: h.method in (None, req.method) and re.search(h.url, req.url) is not None,
+        )
+        if m is None:
+            self.problem(f"no HTTP mock for {req.method} {req.url} (add one under mocks.http)")
+            return HttpResult("error", error="unmocked")
+        outcome: HttpOutcome = m.outcome or ("ok" if 200 <= m.status < 300 else "error")
+        delay = m.delay
+        if outcome == "timeout" or delay >= req.timeout:
+            outcome, delay = "timeout", req.timeout
+        data = m.json_ if m.json_ is not None else m.text
+        status = m.status if outcome != "timeout" and m.outcome != "error" else None
+        await asyncio.sleep(delay)
+        error = None if outcome == "ok" else ("mocked " + outcome)
+        return HttpResult(outcome, status, data, error, attempts=1, elapsed_ms=delay * 1000.0)
+
+
+def _resolve(fut: asyncio.Future[str | None], value: str | None) -> None:
+    if not fut.done():
+        fut.set_result(value)
