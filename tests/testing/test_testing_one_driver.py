@@ -9,7 +9,7 @@ import ast
 import inspect
 from pathlib import Path
 
-from voxflow.ir.compile import compile_flow
+from voxflow.compiler import compile_flow
 from voxflow.ir.models import Flow
 from voxflow.testing import parse_scenario_text, run_scenario
 from voxflow.testing import sim as sim_module
