@@ -14,6 +14,7 @@ from _e2e_kit import serving
 
 from voxflow.runtime.events import End
 from voxflow.runtime.registry import FlowRegistry
+from voxflow.runtime.trace import read_trace
 from voxflow.sandbox.server import Sandbox
 
 HOT = """flow hot "Hot reload demo":
@@ -95,6 +96,7 @@ async def test_voxflow_run_drains_on_sigterm(tmp_path: Path) -> None:
         proc = await asyncio.create_subprocess_exec(
             str(exe), "run", str(flow), "--ari-url", sb.ari_url, "--ari-user", sb.user,
             "--ari-password", sb.password, "--grace", "2", "--no-audio", "--watch",
+            "--trace", str(tmp_path / "traces"),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out: list[str] = []
@@ -137,3 +139,12 @@ async def test_voxflow_run_drains_on_sigterm(tmp_path: Path) -> None:
         assert "stopping: no new calls; 2 call(s) in progress" in text
         assert "stopped after 2 call(s)" in text
         assert not sb.pbx.channels
+        # the lingering call was hung up by voxflow, not by its caller
+        traces = [read_trace(p) for p in sorted((tmp_path / "traces").glob("*.jsonl"))]
+        lingered = next(t for t in traces if t[0].get("caller") == "+15550002")
+        types = [r["type"] for r in lingered]
+        assert "caller.hangup" not in types and types.count("call.started") == 1
+        assert {"type": "hangup", "reason": "grace period over", "by": "app"}.items() <= next(
+            r for r in lingered if r["type"] == "hangup"
+        ).items()
+        assert lingered[-1]["type"] == "call.ended" and lingered[-1]["outcome"] == "error"

@@ -207,6 +207,16 @@ class CallDriver(Generic[P]):
         await self._finish()
         return self.outcome
 
+    def hang_up(self, reason: str) -> None:
+        """The application ends the call (the server's grace period is over): the flow's
+        hang-up handler runs, and the trace shows the app's hang-up (``hangup`` with
+        ``by: app``, outcome ``error``), not the caller's. Hang the channel up afterwards."""
+        if self._hung_up or self.outcome is not None:
+            return
+        self._hung_up = True
+        self.cancel_all()
+        self._dispatch(ev.HangupEvent(reason, now=self.clock(), by="app"))
+
     def cancel_all(self) -> None:
         """Cancel every op and timer of the call (synchronously, within this loop turn)."""
         for task in self._ops.values():

@@ -106,10 +106,12 @@ class Dtmf:
 
 @dataclass(frozen=True, slots=True)
 class HangupEvent:
-    """The caller (or the network) hung up."""
+    """The caller (or the network) hung up; ``by="app"``: the application ended the call (e.g.
+    the server's grace period was over): outcome ``error``, not ``caller_hangup``."""
 
     cause: str = "normal"
     now: float = 0.0
+    by: Literal["caller", "app"] = "caller"
 
 
 Event = Start | OpDone | OpFailed | TimerFired | Dtmf | HangupEvent

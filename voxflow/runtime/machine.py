@@ -184,7 +184,7 @@ class _Machine:
                 if self.status == "new":
                     self.start()
             elif isinstance(event, ev.HangupEvent):
-                self.on_hangup(event.cause)
+                self.on_hangup(event.cause, event.by)
             elif isinstance(event, ev.Dtmf):
                 self.on_dtmf(event.digit)
             elif isinstance(event, ev.OpDone):
@@ -228,16 +228,21 @@ class _Machine:
         if self.obs is not None:
             self.obs.entered(self.where())
 
-    def on_hangup(self, cause: str) -> None:
+    def on_hangup(self, cause: str, by: str = "caller") -> None:
         if self.status in ("ended", "hangup_handler"):
             return
         self.emit(ev.StopAll())
         self.wait = None
-        self.emit(ev.Notify("caller.hangup", {"cause": cause}))
+        if by == "app":
+            self.emit(ev.Notify("hangup", {"reason": cause, "by": "app"}))
+            outcome = "error"
+        else:
+            self.emit(ev.Notify("caller.hangup", {"cause": cause}))
+            outcome = "caller_hangup"
         if self.status == "new" or not self.frames:
-            self.finish("caller_hangup", cause)
+            self.finish(outcome, cause)
             return
-        self.end = ("caller_hangup", cause)
+        self.end = (outcome, cause)
         self.run_hangup_handler()
 
     def run_hangup_handler(self) -> None:

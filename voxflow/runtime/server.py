@@ -193,6 +193,7 @@ class FlowServer:
             if left:
                 log.warning("grace period over: hanging up %d call(s)", len(left))
             for d in left:
+                d.hang_up("grace period over")  # traced as the app's hang-up, not the caller's
                 with contextlib.suppress(Exception):
                     await d.session.hangup("normal")
             with contextlib.suppress(TimeoutError):  # let their hang-up handlers run
