@@ -25,7 +25,7 @@ from voxflow.check.model import (
     MVar,
 )
 from voxflow.source import Span
-from voxflow.spec.options import REPEATABLE, STEP_OPTIONS
+from voxflow.spec.options import DYNAMIC_OPTIONS, REPEATABLE, STEP_OPTIONS
 from voxflow.spec.semantics import COMMAND_EVENT, SUCCESS, step_outcomes
 from voxflow.syntax import ast
 
@@ -109,9 +109,14 @@ class _Adapter:
                     step.templates.append((str(value.value), value.span))
                 elif okind in _VALUE_KINDS and not isinstance(value, ast.Literal_):
                     # a computed value (max_digits len(pin)) reads its names even where
-                    # lowering rejects or evaluates it
+                    # lowering rejects it
                     step.reads.extend(expr_names(value))
+                    if name in DYNAMIC_OPTIONS.get(kind, {}) and not isinstance(value, ast.Unary):
+                        want = "number" if okind == "int" else "duration"
+                        step.typed_options.append((name, value, want))
                 elif okind == "expr":
+                    if name == "choices":
+                        step.typed_options.append((name, value, "list"))
                     step.reads.extend(expr_names(value))
                     step.exprs.append(value)
                     if name == "headers" and isinstance(value, ast.MapLit):

@@ -107,6 +107,8 @@ class MStep:
     tool_args: list[tuple[str, list[tuple[str, Span]]]] = field(default_factory=list)
     # ("url", text, span) and ("header:<Name>", text, span) of HTTP requests (VF409)
     http_parts: list[tuple[str, str, Span]] = field(default_factory=list)
+    # options written as expressions: (option, expression, type it must have)
+    typed_options: list[tuple[str, Any, str]] = field(default_factory=list)
     read_cache: list[tuple[str, Span]] | None = None  # filled by rules_vars.step_reads
     memo: dict[str, Any] = field(default_factory=dict)  # per-run caches of the rules
 

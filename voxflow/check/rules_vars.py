@@ -214,12 +214,29 @@ def _typer(types: dict[str, str]) -> Callable[[str], str]:
     return lambda name: types.get(name, "any")
 
 
+_TYPED_HINTS = {
+    "duration": "a duration such as 20s, or a variable or parameter declared ': duration'",
+    "number": "a whole number, e.g. len(pin), or a variable declared ': number'",
+    "list": "a list, e.g. var periods: list = [\"morning\", \"evening\"]",
+}
+
+
 def vf303_type_errors(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
     """VF303 type errors and VF304 unknown functions in expressions."""
     for sub in bodies(flow):
         types = {v.name: v.type for v in [*sub.params, *sub.variables]}
         var_type = _typer(types)
         for step in all_steps(sub):
+            for name, expr, want in step.typed_options:
+                got, issues = infer(expr, var_type, ctx.functions, fallback=step.span)
+                if not issues and got not in (want, "any"):  # a number is not a duration
+                    bag.add(
+                        "VF303",
+                        getattr(expr, "span", step.span),
+                        step.file,
+                        f"'{name}' needs {'an' if want[0] in 'aeiou' else 'a'} {want}, not {got}",
+                        _TYPED_HINTS[want],
+                    )
             for expr in step.exprs:
                 _, issues = infer(expr, var_type, ctx.functions, fallback=step.span)
                 for issue in issues:

@@ -119,8 +119,18 @@ def _choices(lw: Lowerer, s: ast.SimpleStep) -> tuple[list[ir.Choice], dict[str,
 def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
     cfg = lw.config
     choices, explicit = _choices(lw, s)
-    if s.kind == "menu" and not choices:
-        lw.error("VF408", s.span, "a menu needs choices", 'add lines like: 1, "sales" -> sales')
+    listed = o.get("choices", None)
+    if listed is not None and choices:
+        lw.error(
+            "VF408", s.choices[0].span, "a menu takes choice lines or 'choices LIST', not both"
+        )
+    if s.kind == "menu" and not choices and listed is None:
+        lw.error(
+            "VF408",
+            s.span,
+            "a menu needs choices",
+            "add lines like: 1, \"sales\" -> sales, or 'choices LIST' for a list variable",
+        )
     outcomes = [o_ for o_ in ir.OUTCOMES["gather"] if not (choices and o_ == "match")]
     outcomes += list(explicit)
     on = lw.resolve(s.handlers, outcomes, explicit, s.span)
@@ -159,6 +169,8 @@ def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         bargein=b,
         voice=o.get("voice", cfg.voice),
         **_retries(o.get("retries", o.get("attempts", cfg.max_attempts)), cfg.max_attempts),
+        dynamic=tuple(o.dynamic),
+        choices_from=listed,
         on=on,
     )
 
@@ -177,6 +189,7 @@ def _b_record(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         terminator=o.get("terminator", "#"),
         bargein=b,
         **_retries(o.get("retries", lw.config.max_attempts), lw.config.max_attempts),
+        dynamic=tuple(o.dynamic),
         on=on,
     )
 
@@ -189,6 +202,7 @@ def _b_dial(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: A
         caller_id=o.get("caller_id", None),
         timeout_ms=o.get("timeout", lw.config.dial_timeout_ms),
         music=o.get("music", None),
+        dynamic=tuple(o.dynamic),
         on=on,
     )
 
@@ -205,6 +219,7 @@ def _b_queue(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: 
         timeout_ms=o.get("timeout", 300_000),
         music=o.get("music", None),
         announce=o.get("announce", None),
+        dynamic=tuple(o.dynamic),
         on=on,
     )
 

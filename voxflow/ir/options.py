@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from voxflow.ir import models as ir
 from voxflow.source import Span
 from voxflow.spec.options import (
+    DYNAMIC_OPTIONS,
     KIND_BOOL,
     KIND_DUR,
     KIND_EXPR,
@@ -47,9 +48,23 @@ class Opts:
         self.kind = kind
         self.values: dict[str, Any] = {}
         self.spans: dict[str, Span] = {}
+        self.dynamic: list[ir.DynamicOption] = []
 
     def get(self, name: str, default: Any) -> Any:
         return self.values.get(name, default)
+
+    def _dynamic(self, opt: ast.Option, kind: str, v: ast.Expr) -> bool:
+        """Record ``v`` as an expression evaluated when the step starts, when this option of
+        this step may be one and ``v`` is not a literal (the checker types it)."""
+        field = DYNAMIC_OPTIONS.get(self.kind, {}).get(opt.name)
+        if field is None or kind not in (KIND_INT, KIND_DUR) or _literal(v):
+            return False
+        self.dynamic.append(
+            ir.DynamicOption(
+                field=field, expr=self.lw.expr(v), kind="int" if kind == KIND_INT else "duration"
+            )
+        )
+        return True
 
     def read(self, opt: ast.Option, kind: str) -> Any:
         lw = self.lw
@@ -72,6 +87,8 @@ class Opts:
             lw.error("VF408", vals[1].span, f"option '{opt.name}' takes one value")
             return BAD
         v = vals[0]
+        if self._dynamic(opt, kind, v):
+            return BAD  # no literal value: the step's default stands until it starts
         if kind == KIND_EXPR:
             return lw.expr(v)
         if kind == KIND_DUR:
@@ -131,6 +148,12 @@ class Opts:
             did_you_mean(v.name, allowed) if isinstance(v, ast.Name) else None,
         )
         return BAD
+
+
+def _literal(v: ast.Expr) -> bool:
+    if isinstance(v, ast.Unary):
+        return _literal(v.operand)
+    return isinstance(v, ast.Literal_)
 
 
 def read_capture(lw: Lowerer, v: ast.Expr) -> Any:

@@ -22,6 +22,7 @@ __all__ = [
     "Command",
     "ContinueStep",
     "DialStep",
+    "DynamicOption",
     "GatherStep",
     "GotoStep",
     "Handler",
@@ -111,6 +112,16 @@ class Command(Node):
 OutcomeMap = dict[str, tuple[Handler, ...]]
 
 
+class DynamicOption(Node):
+    """A step option written as an expression (``max_digits len(pin)``, ``timeout wait``):
+    when the step starts, its ``field`` takes the value of ``expr``, a whole number
+    (``kind`` int) or a duration in milliseconds (``kind`` duration), which must be above 0."""
+
+    field: str
+    expr: Expr
+    kind: Literal["int", "duration"]
+
+
 class _StepBase(Node):
     span: Span
 
@@ -171,6 +182,10 @@ class GatherStep(_InputBase):
     voice: str | None = None
     max_attempts: int = 3
     unlimited: bool = False
+    dynamic: tuple[DynamicOption, ...] = ()
+    choices_from: Expr | None = None
+    """A list expression: its items become the choices when the step starts (key ``n`` or the
+    item's text for the n-th item); a match is outcome ``match`` storing the item."""
 
 
 class SetStep(_StepBase):
@@ -247,6 +262,7 @@ class RecordStep(_InputBase):
     bargein: BargeIn
     max_attempts: int = 1
     unlimited: bool = False
+    dynamic: tuple[DynamicOption, ...] = ()
 
 
 class DialStep(_InputBase):
@@ -257,6 +273,7 @@ class DialStep(_InputBase):
     caller_id: Template | None = None
     timeout_ms: int
     music: str | None = None
+    dynamic: tuple[DynamicOption, ...] = ()
 
 
 class TransferStep(_StepBase):
@@ -274,6 +291,7 @@ class QueueStep(_InputBase):
     timeout_ms: int
     music: str | None = None
     announce: Template | None = None
+    dynamic: tuple[DynamicOption, ...] = ()
 
 
 class HoldStep(_StepBase):

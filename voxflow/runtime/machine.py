@@ -15,6 +15,7 @@ from typing import Any
 from voxflow.errors import FlowRuntimeError
 from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
+from voxflow.runtime.dynamic import resolve_options
 from voxflow.runtime.expressions import UNSET, EvalContext, evaluate
 from voxflow.runtime.matching import _capture, _matches
 from voxflow.runtime.runstate import (
@@ -483,6 +484,8 @@ class _Machine:
             )
             self.obs.transition(self.where(), s, within)
         try:
+            if getattr(s, "dynamic", ()) or getattr(s, "choices_from", None) is not None:
+                s = resolve_options(s, self.eval)
             DISPATCH[s.op](self, s)
         except FlowRuntimeError as exc:
             if not self.step_error(s, str(exc), s.span):
@@ -731,7 +734,8 @@ class _Machine:
                     if s.var:  # a key choice keeps the keys pressed, a spoken one its name
                         keyed = kind == "dtmf" and not choice.phrases
                         self.assign(s.var, value if keyed else choice.value)
-                    self.outcome(s, "choice:" + choice.value)
+                    listed = s.choices_from is not None
+                    self.outcome(s, "match" if listed else "choice:" + choice.value)
                     return
             self.outcome(s, "nomatch")
             return

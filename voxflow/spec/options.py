@@ -19,6 +19,7 @@ import jinja2.sandbox
 from voxflow.spec.functions import template_function_names
 
 __all__ = [
+    "DYNAMIC_OPTIONS",
     "HEADER_OPTIONS",
     "HTTP_METHODS",
     "KIND_RETRIES",
@@ -56,6 +57,22 @@ KIND_DUR, KIND_INT, KIND_STR, KIND_TPL, KIND_VAR, KIND_BOOL, KIND_EXPR, KIND_SYM
 KIND_RETRIES = "retries"  # a whole number, or `unlimited` (input steps only)
 UNLIMITED = "unlimited"
 
+_GATHER_DYNAMIC = {
+    "max_digits": "max_digits",
+    "timeout": "timeout_ms",
+    "interdigit": "interdigit_ms",
+}
+DYNAMIC_OPTIONS: dict[str, dict[str, str]] = {
+    "gather": _GATHER_DYNAMIC,
+    "menu": _GATHER_DYNAMIC,
+    "record": {"max": "max_duration_ms", "silence": "silence_ms"},
+    "dial": {"timeout": "timeout_ms"},
+    "bridge": {"timeout": "timeout_ms"},
+    "queue": {"timeout": "timeout_ms"},
+}
+"""Options that may be written as an expression (evaluated when the step starts), and the IR
+field each sets; the others take literals only."""
+
 HEADER_OPTIONS: dict[str, str] = {
     "answers": "strings",
     "direction": KIND_SYM,
@@ -89,6 +106,7 @@ _GATHER = {
     "retries": KIND_RETRIES,
     "attempts": KIND_INT,
     "reprompt": KIND_TPL,
+    "choices": KIND_EXPR,
     "bargein": KIND_SYM,
     "voice": KIND_STR,
 }
