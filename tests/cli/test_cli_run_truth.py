@@ -161,3 +161,13 @@ def test_the_no_input_escalation_example_in_running_md_passes(tmp_path: Path) ->
     code, out = _run(str(FLOWS / "main_ivr.flow"), "--no-audio", "--caller", script)
     assert code == 0, out
     assert "You can also press 0" in out
+
+
+def test_sandbox_settings_in_voxflow_toml(tmp_path: Path) -> None:
+    (tmp_path / "voxflow.toml").write_text(
+        '[sandbox]\ntime = "2025-01-04T10:00:00"\nfrom = "+15550199"\nto = "200"\n'
+    )
+    s = load_settings({}, env={}, cwd=tmp_path)
+    assert (s.call_time, s.caller_number, s.dialed) == ("2025-01-04T10:00:00", "+15550199", "200")
+    s = load_settings({"caller_number": "+1999"}, env={}, cwd=tmp_path)
+    assert s.caller_number == "+1999"  # the option wins

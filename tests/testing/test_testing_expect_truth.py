@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,16 @@ def test_k_runs_only_matching_scenarios(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, ["test", str(tmp_path)]).exit_code == 1
     none = CliRunner().invoke(cli, ["test", str(tmp_path), "-k", "nothing like it"])
     assert none.exit_code == 2 and "no scenario name contains" in none.output
+
+
+def test_the_time_of_day_example_in_testing_md_passes(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "testing.md").read_text()
+    block = doc.split("### Example: a time-of-day flow", 1)[1].split("```yaml", 1)[1]
+    shutil.copy(root / "flows" / "support_line.flow", tmp_path / "support_line.flow")
+    shutil.copytree(root / "flows" / "shared", tmp_path / "shared")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "support.test.yaml").write_text(block.split("```", 1)[0])
+    run = run_paths([tmp_path / "tests"])
+    assert not run.errors and run.failed == 0 and run.passed == 3
+    assert len(run_paths([tmp_path / "tests"], select="saturday").outcomes) == 1

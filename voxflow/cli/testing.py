@@ -86,7 +86,18 @@ def test_command(
     help="The flow to replay against (default: the one the trace names).",
 )
 def replay_command(trace: str, flow_path: str | None) -> None:
-    """Re-run a call trace (voxflow run --trace) in the simulator and show what differs."""
+    """Re-run a call trace (voxflow run --trace DIR) in the simulator and show what differs.
+
+    The call replays with the trace's own start time, caller and called number.
+
+    \b
+    Example:
+      voxflow replay traces/1700000000.123.jsonl --flow flows/main_ivr.flow
+
+    \b
+    Exit codes: 0 the flow behaves as in the trace, 1 it differs or the trace
+    or flow cannot be read.
+    """
     from voxflow.testing.replay import replay_trace
 
     try:
