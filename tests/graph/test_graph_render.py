@@ -144,4 +144,5 @@ def test_example_graphs_have_no_phantom_node_and_agree_with_lint(path: Path) -> 
     text = render_graph(load_flow(path), "mermaid").decode()
     assert "in default" not in text and "n_from_default" not in text
     assert "unhandled_" not in text  # the examples compile: lint reports no VF203
-    assert (ROOT / "docs" / "graphs" / f"{path.stem}.mmd").read_text() == text
+    drawn = (ROOT / "docs" / "graphs" / f"{path.stem}.mmd").read_text()
+    assert drawn == text, "docs/graphs is out of date: run scripts/gen-graphs"
