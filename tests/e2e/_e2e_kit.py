@@ -17,6 +17,7 @@ from voxflow.runtime.events import End
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
 from voxflow.sandbox.caller import SimCall
+from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
 from voxflow.telephony.app import VoxtraApp
 
@@ -96,12 +97,22 @@ async def serving(
     sandbox: dict[str, Any] | None = None,
     app: dict[str, Any] | None = None,
     server: dict[str, Any] | None = None,
+    mode: str = "classic",
+    http: bool = True,
 ) -> AsyncIterator[Env]:
-    """Serve ``paths`` on a fresh sandbox; at exit every call is over and every task stopped."""
+    """Serve ``paths`` on a fresh sandbox; at exit every call is over and every task stopped.
+
+    ``mode``: ``persistent``/``per_call``: the sandbox connects out to the worker (Asterisk 22's
+    outbound websockets), REST goes over those sockets; ``http=False``: the worker has no ARI
+    URL at all (nothing can go over HTTP)."""
     reg = FlowRegistry()
     reg.load(paths)
     async with Sandbox(port=0, **(sandbox or {})) as sb:
-        vapp = VoxtraApp(sb.ari_url, sb.user, sb.password, "voxflow", **(app or {}))
+        kw = dict(app or {})
+        if mode != "classic":
+            kw.update(mode=mode, listen=("127.0.0.1", 0))
+        url = sb.ari_url if http or mode == "classic" else ""
+        vapp = VoxtraApp(url, sb.user, sb.password, "voxflow", **kw)
         env: Env
 
         def sink(call_id: str, line: TranscriptLine) -> None:
@@ -114,8 +125,29 @@ async def serving(
         stop = asyncio.Event()
         serve = asyncio.ensure_future(fs.serve(stop))
         try:
-            await sb.wait_app("voxflow", 20)
+            if mode != "classic":
+                await _connect_out(sb, vapp, mode)
+            if mode != "per_call":
+                await sb.wait_app("voxflow", 20)
             yield env
         finally:
             stop.set()
             await serve
+
+
+async def _connect_out(sb: Sandbox, app: VoxtraApp, mode: str) -> None:
+    """Point the sandbox's outbound websocket at the worker once it listens."""
+    async with asyncio.timeout(20):
+        while app.links is None or app.links.server.port == 0:  # noqa: ASYNC110 - start() binds
+            await asyncio.sleep(0.01)
+    sb.add_outbound_websocket(
+        OutboundWebsocket(
+            "voxflow",
+            f"ws://127.0.0.1:{app.links.server.port}/voxflow",
+            sb.user,
+            sb.password,
+            connection_type="per_call_config" if mode == "per_call" else "persistent",
+            reconnect_interval=0.05,
+            close_after_end=0.1,
+        )
+    )

@@ -18,11 +18,14 @@ from voxflow.ari.ratelog import RateLimitedLog
 from voxflow.errors import AriEventInvalid
 
 __all__ = [
+    "ApplicationRegistered",
     "ApplicationReplaced",
     "AriEvent",
     "AriModel",
     "Bridge",
     "BridgeDestroyed",
+    "CallBroadcast",
+    "CallClaimed",
     "CallerID",
     "Channel",
     "ChannelDestroyed",
@@ -478,6 +481,27 @@ class ApplicationReplaced(AriEvent):
     type: Literal["ApplicationReplaced"]
 
 
+class ApplicationRegistered(AriEvent):
+    """First frame of an outbound websocket (Asterisk 22.5+): the app name this socket serves."""
+
+    type: Literal["ApplicationRegistered"]
+
+
+class CallBroadcast(ChannelEvent):
+    """StasisBroadcast() offers a call to the matching apps (22.10+): claim it to get it."""
+
+    type: Literal["CallBroadcast"]
+    caller: str = ""
+    called: str = ""
+
+
+class CallClaimed(ChannelEvent):
+    """A broadcast call was claimed (StasisBroadcast with notify_claimed)."""
+
+    type: Literal["CallClaimed"]
+    winner_app: str = ""
+
+
 class DeviceStateChanged(AriEvent):
     """A device state changed."""
 
@@ -518,6 +542,9 @@ _KNOWN: tuple[type[AriEvent], ...] = (
     RecordingFinished,
     RecordingFailed,
     ApplicationReplaced,
+    ApplicationRegistered,
+    CallBroadcast,
+    CallClaimed,
     DeviceStateChanged,
 )
 _KNOWN_NAMES = frozenset(cls.__name__ for cls in _KNOWN)

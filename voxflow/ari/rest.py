@@ -13,7 +13,7 @@ import json as jsonlib
 import logging
 import ssl as ssllib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
@@ -34,7 +34,13 @@ from voxflow.errors import (
     ConfigError,
 )
 
-__all__ = ["AriRestClient", "error_for_status", "normalize_base_url"]
+__all__ = [
+    "AriRestClient",
+    "RestReply",
+    "RestTransport",
+    "error_for_status",
+    "normalize_base_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,24 @@ _STATUS_ERRORS: dict[int, type[AriHTTPError]] = {
 }
 
 Params = Mapping[str, Any]
+
+
+class RestReply(NamedTuple):
+    """One ARI answer as a transport got it: status, content type (None if none), body."""
+
+    status: int
+    content_type: str | None
+    body: bytes
+
+
+class RestTransport(Protocol):
+    """Carries ARI requests another way than HTTP (REST over the ARI websocket)."""
+
+    async def send(
+        self, method: str, path: str, params: dict[str, str], json: Any, timeout: float
+    ) -> RestReply:
+        """Send one request (``path`` starts with '/'); raise ``AriError`` if it cannot."""
+        ...
 
 
 def error_for_status(
@@ -119,9 +143,14 @@ class AriRestClient:
         timeout: float = 10.0,
         connector_limit: int = 100,
         ssl: ssllib.SSLContext | bool = True,
+        transport: RestTransport | None = None,
+        http_fallback: bool = True,
     ) -> None:
         """``ssl``: for https, True verifies with the system CAs, an ``SSLContext`` trusts what
-        it is given (e.g. a self-signed Asterisk certificate), False skips verification."""
+        it is given (e.g. a self-signed Asterisk certificate), False skips verification.
+        ``transport``: send requests through it (REST over the ARI websocket) instead of HTTP;
+        what it refuses with 406 (binary bodies: recording files) goes over HTTP to
+        ``base_url`` if ``http_fallback``."""
         self.base_url = normalize_base_url(base_url)
         self.ssl = ssl
         self.username = username
@@ -132,6 +161,8 @@ class AriRestClient:
         self._connector_limit = connector_limit
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self.transport = transport
+        self.http_fallback = http_fallback
 
     def __repr__(self) -> str:
         return f"AriRestClient({self.base_url!r}, user={self.username!r})"
@@ -176,27 +207,24 @@ class AriRestClient:
     ) -> Any:
         """Send one request; return decoded JSON (None for 204 or when ``expect_json`` is false,
         bytes for non-JSON bodies when ``expect_json`` is false). Raises the ARI error tree."""
-        url = self.base_url + (path if path.startswith("/") else "/" + path)
-        limit = aiohttp.ClientTimeout(total=self.timeout if timeout is None else timeout)
-        try:
-            async with self._http().request(
-                method, url, params=_encode_params(params), json=json, timeout=limit
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-                ctype = resp.content_type
-        except TimeoutError as exc:
-            raise AriTimeoutError(f"ARI {method} {path} timed out after {limit.total:g}s") from exc
-        except aiohttp.ClientError as exc:
-            raise AriConnectionError(
-                f"ARI {method} {path} failed: cannot reach {self.base_url} ({type(exc).__name__})"
-            ) from None
+        path = path if path.startswith("/") else "/" + path
+        seconds = self.timeout if timeout is None else timeout
+        encoded = _encode_params(params)
+        reply: RestReply | None = None
+        if self.transport is not None:
+            reply = await self.transport.send(method, path, encoded, json, seconds)
+            if reply.status == 406 and self.http_fallback:
+                log.debug("ARI %s %s refused over the websocket (406): using HTTP", method, path)
+                reply = None
+        if reply is None:
+            reply = await self._send_http(method, path, encoded, json, seconds)
+        status, ctype, body = reply
         log.debug("ARI %s %s -> %d", method, path, status)
         if status >= 300:
             raise error_for_status(status, _error_message(body, status), method=method, path=path)
         if status == 204 or not body:
             return None
-        if ctype == "application/json":
+        if ctype is not None and ctype.startswith("application/json"):
             try:
                 return jsonlib.loads(body)
             except ValueError as exc:
@@ -204,6 +232,22 @@ class AriRestClient:
                     status, "invalid JSON in answer", method=method, path=path
                 ) from exc
         return None if expect_json else body
+
+    async def _send_http(
+        self, method: str, path: str, params: dict[str, str], json: Any, seconds: float
+    ) -> RestReply:
+        limit = aiohttp.ClientTimeout(total=seconds)
+        try:
+            async with self._http().request(
+                method, self.base_url + path, params=params, json=json, timeout=limit
+            ) as resp:
+                return RestReply(resp.status, resp.content_type, await resp.read())
+        except TimeoutError as exc:
+            raise AriTimeoutError(f"ARI {method} {path} timed out after {seconds:g}s") from exc
+        except aiohttp.ClientError as exc:
+            raise AriConnectionError(
+                f"ARI {method} {path} failed: cannot reach {self.base_url} ({type(exc).__name__})"
+            ) from None
 
     # ------------------------------------------------------------------ asterisk
 

@@ -30,7 +30,7 @@ from voxflow.errors import (
 )
 from voxflow.ir import models as ir
 from voxflow.runtime.caller_script import CallerAction, load_script, parse_script
-from voxflow.runtime.config import Settings, load_settings
+from voxflow.runtime.config import Settings, listen_host, load_settings
 from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.registry import FlowRegistry
 
@@ -128,6 +128,17 @@ _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number":
     help="Stasis application name [VOXFLOW_APP; default: voxflow]",
 )
 @click.option(
+    "--ari-mode",
+    type=click.Choice(["classic", "persistent", "per_call"]),
+    help="classic: connect to Asterisk's events websocket (default); persistent/per_call: "
+    "Asterisk 22's outbound ARI websockets connect to --listen [VOXFLOW_ARI_MODE]",
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="outbound modes: where Asterisk connects [VOXFLOW_LISTEN; default: 127.0.0.1:8765]",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
@@ -193,6 +204,8 @@ def run_command(
     ari_user: str | None,
     ari_password: str | None,
     app_name: str | None,
+    ari_mode: str | None,
+    listen: str | None,
     config_path: Path | None,
     default_flow: str | None,
     caller_script: Path | None,
@@ -220,6 +233,8 @@ def run_command(
                 "ari_user": ari_user,
                 "ari_password": ari_password,
                 "app": app_name,
+                "ari_mode": ari_mode,
+                "listen": listen,
                 "default_flow": default_flow,
                 "trace_dir": str(trace_dir) if trace_dir else None,
                 "grace_period": grace_period,
@@ -245,7 +260,7 @@ def run_command(
     except FlowError as exc:
         _fail(f"invalid flow(s):\n{exc}", EXIT_FLOW)
     try:
-        if settings.ari_url is not None:
+        if settings.ari_url is not None or settings.ari_mode != "classic":
             asyncio.run(_serve(settings, registry, watch, audio=not no_audio))
             return
         target = pick_call(registry, settings)
@@ -340,6 +355,13 @@ def _make_app(
     llm = build_llm(ai.llm)
     if llm is not None:  # agent steps
         kwargs["llm"] = llm
+    if settings.ari_mode != "classic":
+        kwargs["mode"] = settings.ari_mode
+        kwargs["listen"] = listen_host(settings.listen)
+        kwargs["listen_auth"] = (
+            settings.listen_user or user,
+            settings.listen_password if settings.listen_password is not None else password,
+        )
     return VoxtraApp(ari_url, user, password, settings.app, **kwargs)
 
 
@@ -385,9 +407,8 @@ async def _serve(
 ) -> None:
     from voxflow.runtime.server import FlowServer
 
-    assert settings.ari_url is not None
     app = _make_app(
-        settings, settings.ari_url, settings.ari_user, settings.ari_password, audio=audio
+        settings, settings.ari_url or "", settings.ari_user, settings.ari_password, audio=audio
     )
     server = FlowServer(
         app,
@@ -409,7 +430,11 @@ async def _serve(
 
     _on_signals(stopping)
     names = ", ".join(fv.flow.name for fv in registry.versions())
-    click.echo(f"serving {names} on {settings.ari_url} as app '{settings.app}' (Ctrl-C stops)")
+    if settings.ari_mode == "classic":
+        where = f"on {settings.ari_url}"
+    else:
+        where = f"for Asterisk's {settings.ari_mode} websockets on ws://{settings.listen}"
+    click.echo(f"serving {names} {where} as app '{settings.app}' (Ctrl-C stops)")
     # Everything loaded so far (modules, schemas, flows) lives as long as the process: keep it out
     # of the collector's full passes, which otherwise pause media pacing by tens of ms
     # (docs/media-performance.md).

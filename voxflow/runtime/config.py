@@ -7,6 +7,10 @@
     user = "voxflow"
     password = "secret"
     app = "voxflow"
+    mode = "classic"              # or Asterisk 22's outbound websockets: persistent, per_call
+    listen = "127.0.0.1:8765"     # outbound modes: where Asterisk connects (its uri)
+    listen_user = "asterisk"      # what Asterisk presents (default: user, password)
+    listen_password = "secret"
 
     [run]
     default_flow = "main_ivr"     # flow name used when no flow declares the dialed number
@@ -24,6 +28,7 @@
     to = "100"                    # the number dialled (call.called)
 
 Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``, ``VOXFLOW_APP``,
+``VOXFLOW_ARI_MODE``, ``VOXFLOW_LISTEN``, ``VOXFLOW_LISTEN_USER``, ``VOXFLOW_LISTEN_PASSWORD``,
 ``VOXFLOW_WEBHOOK_URL``, ``VOXFLOW_WEBHOOK_SECRET``. Every problem raises :class:`ConfigError`
 with a one-line message naming where the bad value came from.
 """
@@ -41,13 +46,17 @@ from urllib.parse import urlsplit
 
 from voxflow.errors import ConfigError
 
-__all__ = ["ENV_VARS", "Settings", "load_settings"]
+__all__ = ["ENV_VARS", "MODES", "Settings", "listen_host", "load_settings"]
 
 ENV_VARS: dict[str, str] = {
     "ari_url": "VOXFLOW_ARI_URL",
     "ari_user": "VOXFLOW_ARI_USER",
     "ari_password": "VOXFLOW_ARI_PASSWORD",
     "app": "VOXFLOW_APP",
+    "ari_mode": "VOXFLOW_ARI_MODE",
+    "listen": "VOXFLOW_LISTEN",
+    "listen_user": "VOXFLOW_LISTEN_USER",
+    "listen_password": "VOXFLOW_LISTEN_PASSWORD",
     "webhook_url": "VOXFLOW_WEBHOOK_URL",
     "webhook_secret": "VOXFLOW_WEBHOOK_SECRET",
 }
@@ -57,6 +66,10 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("ari", "user"): "ari_user",
     ("ari", "password"): "ari_password",
     ("ari", "app"): "app",
+    ("ari", "mode"): "ari_mode",
+    ("ari", "listen"): "listen",
+    ("ari", "listen_user"): "listen_user",
+    ("ari", "listen_password"): "listen_password",
     ("run", "default_flow"): "default_flow",
     ("run", "grace_period"): "grace_period",
     ("run", "trace_dir"): "trace_dir",
@@ -73,12 +86,18 @@ _APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Validated settings. ``ari_url=None`` means: run on the embedded sandbox."""
+    """Validated settings. ``ari_url=None`` (and the classic mode) means: run on the embedded
+    sandbox. ``ari_mode``: ``classic`` (voxflow connects to Asterisk), ``persistent`` or
+    ``per_call`` (Asterisk 22's outbound ARI websockets connect to ``listen``)."""
 
     ari_url: str | None = None
     ari_user: str = "voxflow"
     ari_password: str = "voxflow"
     app: str = "voxflow"
+    ari_mode: str = "classic"
+    listen: str = "127.0.0.1:8765"
+    listen_user: str | None = None
+    listen_password: str | None = None
     default_flow: str | None = None
     grace_period: float = 30.0
     trace_dir: str | None = None
@@ -215,4 +234,26 @@ def load_settings(
                 f"(or {envs}, or {keys} in voxflow.toml); "
                 "the built-in voxflow/voxflow is only the sandbox's"
             )
+    _check_mode(settings, values)
     return settings
+
+
+MODES = ("classic", "persistent", "per_call")
+
+
+def _check_mode(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> None:
+    if settings.ari_mode not in MODES:
+        origin = values.get("ari_mode", (None, "mode"))[1]
+        raise ConfigError(
+            f"{origin}: ARI mode must be one of {', '.join(MODES)}, got {settings.ari_mode!r}"
+        )
+    listen_host(settings.listen, values.get("listen", (None, "listen"))[1])
+
+
+def listen_host(value: str, origin: str = "listen") -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{origin}: expected HOST:PORT, got {value!r}")
+    return host, int(port)

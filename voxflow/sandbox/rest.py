@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -39,6 +40,9 @@ class AriRest(RestMisc):
     def __init__(self, sb: Sandbox) -> None:
         self.sb = sb
         self.routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+        # (method, path) of the latest requests by how they came: HTTP or over a websocket.
+        self.http_log: deque[tuple[str, str]] = deque(maxlen=10_000)
+        self.ws_log: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._build()
 
     @property
@@ -55,6 +59,7 @@ class AriRest(RestMisc):
             return unauthorized()
         path = request.match_info.get("tail", "")
         path = "/" + path.strip("/")
+        self.http_log.append((request.method, path))
         try:
             params, body = await self._params(request)
         except RestError as exc:

@@ -107,6 +107,7 @@ async def rest_over_ws(rest: AriRest, text: str | bytes, app: str) -> str | None
     except ValueError:
         body = json.dumps({"message": "Failed to parse JSON body"})
         return _answer(frame, app, ts, aid, 400, "Bad Request", path, body)
+    rest.ws_log.append((method, "/" + path.strip("/")))
     resp = await rest.dispatch(method, "/" + path.strip("/"), params, body_json, quoted=True)
     text_body = resp.text if isinstance(resp, web.Response) and resp.status != 204 else None
     if text_body == "":

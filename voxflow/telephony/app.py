@@ -22,17 +22,26 @@ from typing import Any
 
 from voxflow.ari.dispatch import Dispatcher
 from voxflow.ari.events import AriEventStream
-from voxflow.ari.models import ApplicationReplaced, AriEvent, Channel, StasisStart
+from voxflow.ari.models import (
+    ApplicationReplaced,
+    AriEvent,
+    CallBroadcast,
+    Channel,
+    StasisStart,
+)
 from voxflow.ari.rest import AriRestClient
 from voxflow.errors import (
     AriBadRequest,
+    AriConflict,
     AriError,
     AriHTTPError,
+    AriNotFound,
     CallEndedError,
     CallError,
     ConfigError,
 )
 from voxflow.telephony.legs import LegBook, current_call
+from voxflow.telephony.links import MODES, AriLink, AriLinks
 from voxflow.telephony.recording import RecordingSink
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
@@ -87,11 +96,29 @@ class VoxtraApp:
         prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
         retry_initial: float = 0.1,
         retry_max: float = 5.0,
+        mode: str = "classic",
+        listen: tuple[str, int] = ("127.0.0.1", 8765),
+        listen_auth: tuple[str, str] | None = None,
+        link_grace: float = 10.0,
+        claim_broadcasts: bool = True,
     ) -> None:
         """``retry_initial``/``retry_max``: backoff (seconds) between retries of a hang-up or a
-        teardown Asterisk answered with a 5xx or did not answer."""
-        if not app_name or "," in app_name:
+        teardown Asterisk answered with a 5xx or did not answer.
+        ``mode``: ``classic`` (voxflow connects to ``ari_url``'s events websocket), or Asterisk
+        22's outbound ARI websockets: ``persistent`` / ``per_call`` (Asterisk connects to
+        ``listen``, authenticating with ``listen_auth``, default ``(username, password)``; REST
+        goes over those sockets, and over HTTP to ``ari_url`` only for what they refuse, binary
+        recording files; ``ari_url`` may then be ""). ``claim_broadcasts``: claim the calls
+        StasisBroadcast() offers (``CallBroadcast``)."""
+        if not app_name or "," in app_name or ":" in app_name:
             raise ConfigError(f"invalid ARI application name {app_name!r}")
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
+        self.claim_broadcasts = claim_broadcasts
+        http_url = ari_url
+        if mode != "classic" and not ari_url:
+            ari_url = "http://127.0.0.1:8088/ari"  # never used: HTTP fallback is off
         self.ari_url = ari_url
         self.app_name = app_name
         self.stt = stt
@@ -113,6 +140,21 @@ class VoxtraApp:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.rest = AriRestClient(ari_url, username, password, timeout=request_timeout, ssl=ssl)
+        self._links: AriLinks | None = None
+        if mode != "classic":
+            ws_user, ws_password = listen_auth or (username, password)
+            self._links = AriLinks(
+                mode=mode,
+                listen_auth=(ws_user, ws_password),
+                on_event=self._on_link_event,
+                on_lost=self._on_link_lost,
+                has_session=lambda cid: cid in self._sessions,
+                http=(http_url, username, password),
+                listen=listen,
+                ping_interval=ping_interval,
+                request_timeout=request_timeout,
+                link_grace=link_grace,
+            )
         self.dispatcher = Dispatcher()
         self._events = AriEventStream(
             self.rest.base_url,
@@ -135,6 +177,8 @@ class VoxtraApp:
         self._closing = False
         self._legs = LegBook(self._end_leg)
         self.removed = 0  # sessions removed from the registry (for leak checks)
+        self.claims_won = 0  # StasisBroadcast claims answered 204
+        self.claims_lost = 0  # ... answered 409/404 (another worker won, or too late)
 
     def __repr__(self) -> str:
         return (
@@ -174,8 +218,15 @@ class VoxtraApp:
 
     @property
     def connected(self) -> bool:
-        """True while the events websocket is up."""
+        """True while the events websocket is up (outbound modes: any link from Asterisk)."""
+        if self._links is not None:
+            return self._links.connected
         return self._events.connected
+
+    @property
+    def links(self) -> AriLinks | None:
+        """Asterisk's outbound websockets to this worker (None in classic mode)."""
+        return self._links
 
     @property
     def events(self) -> AriEventStream:
@@ -189,6 +240,10 @@ class VoxtraApp:
         if self._started:
             return
         self._closing = False
+        if self._links is not None:
+            await self._links.start()
+            self._started = True
+            return
         try:
             info = await self.rest.get_info()
             version = (info.get("system") or {}).get("version", "?")
@@ -229,6 +284,8 @@ class VoxtraApp:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self._events.close()
+        if self._links is not None:
+            await self._links.close()
         if self.prompt_cache is not None:
             await self.prompt_cache.aclose()
         await self.rest.close()
@@ -245,6 +302,9 @@ class VoxtraApp:
         """Run until ``stop`` is set (or the app name is taken over: ApplicationReplacedError)."""
         stop = stop or asyncio.Event()
         async with self:
+            if self._links is not None:  # outbound modes: no app name to lose
+                await stop.wait()
+                return
             stopper = asyncio.ensure_future(stop.wait())
             replaced = asyncio.ensure_future(self._events.wait_closed())
             try:
@@ -298,6 +358,7 @@ class VoxtraApp:
             raise CallError("the app is not started (use 'async with app:' or app.run())")
         if "/" not in endpoint:
             raise ValueError(f"endpoint must look like TECH/resource, got {endpoint!r}")
+        rest, ari_app = self._rest_for_originate(owner)
         cid = f"vf-out-{uuid.uuid4().hex}"
         placeholder = Channel(id=cid, name=endpoint, state="Down")
         session = CallSession(
@@ -306,15 +367,17 @@ class VoxtraApp:
             CallDirection.OUTBOUND,
             metadata=metadata,
             called_number=endpoint.split("/", 1)[1],
+            rest=rest,
+            ari_app=ari_app,
         )
         session.caller_id = caller_id or ""
         self._sessions[cid] = session
         if owner is not None:
             self._legs.attach(owner, session)
         post = asyncio.ensure_future(
-            self.rest.originate(
+            rest.originate(
                 endpoint,
-                app=self.app_name,
+                app=ari_app,
                 app_args=OUTBOUND_ARG,
                 caller_id=caller_id,
                 timeout=timeout,
@@ -384,7 +447,60 @@ class VoxtraApp:
         except AriError as exc:
             log.warning("hanging up %s failed: %s", session.id, exc)
 
+    def _rest_for_originate(self, owner: CallSession | None) -> tuple[AriRestClient, str]:
+        """The REST client and app a new leg is dialled with: its owner call's websocket."""
+        if owner is not None:
+            return owner.rest, owner.ari_app
+        if self._links is None:
+            return self.rest, self.app_name
+        if self.mode == "persistent":
+            return self._links.rest_for(self.app_name), self.app_name
+        raise CallError("in per-call mode a new call can only be dialled for a call (owner=)")
+
     # ------------------------------------------------------------------ events
+
+    def _on_link_event(self, link: AriLink, event: AriEvent) -> None:
+        """An event from one of Asterisk's outbound websockets."""
+        kind = type(event)
+        if kind is StasisStart or kind is CallBroadcast:
+            assert self._links is not None
+            name = link.app_name or event.application
+            rest = self._links.rest_for(name)
+            if kind is StasisStart:
+                self._on_stasis_start(event, rest, name)  # type: ignore[arg-type]  # tested above
+            else:
+                self._on_broadcast(event, rest, name)  # type: ignore[arg-type]  # tested above
+            return
+        self._on_event(event)
+
+    def _on_link_lost(self, app_name: str) -> None:
+        """Asterisk did not reconnect ``app_name`` in time: its calls are no longer ours."""
+        live = [s for s in self._sessions.values() if s.ari_app == app_name and not s.ended]
+        if live:
+            log.error("websocket for app %s lost; releasing %d calls", app_name, len(live))
+        for session in live:
+            session._left_stasis = True  # the handler's finally must not hang it up
+            session._gone()
+
+    def _on_broadcast(self, event: CallBroadcast, rest: AriRestClient, app_name: str) -> None:
+        """StasisBroadcast() offers a call: claim it (the winner gets StasisStart)."""
+        if not self.claim_broadcasts or self._closing:
+            return
+        self._spawn(self._claim(event.channel.id, rest, app_name), f"claim-{event.channel.id}")
+
+    async def _claim(self, channel_id: str, rest: AriRestClient, app_name: str) -> None:
+        try:
+            await rest.request(
+                "POST", "/events/claim", params={"channelId": channel_id, "application": app_name}
+            )
+        except (AriConflict, AriNotFound) as exc:  # another worker won, or too late
+            log.debug("broadcast call %s not ours: %s", channel_id, exc.message)
+            self.claims_lost += 1
+            return
+        except AriError as exc:
+            log.warning("claiming broadcast call %s failed: %s", channel_id, exc)
+            return
+        self.claims_won += 1
 
     def _on_event(self, event: AriEvent) -> None:
         kind = type(event)  # (``is`` tests: isinstance on pydantic classes costs ~100 ns)
@@ -393,6 +509,9 @@ class VoxtraApp:
             return
         if kind is ApplicationReplaced:
             self._on_replaced()
+            return
+        if kind is CallBroadcast:
+            self._on_broadcast(event, self.rest, self.app_name)  # type: ignore[arg-type]  # tested
             return
         for cid in self.dispatcher.route(event):
             session = self._sessions.get(cid)
@@ -426,7 +545,9 @@ class VoxtraApp:
         fut.add_done_callback(forget)
         return fut
 
-    def _on_stasis_start(self, event: StasisStart) -> None:
+    def _on_stasis_start(
+        self, event: StasisStart, rest: AriRestClient | None = None, ari_app: str | None = None
+    ) -> None:
         channel = event.channel
         waiter = self._stasis_waiters.get(channel.id)
         if waiter is not None and not waiter.done():
@@ -444,7 +565,9 @@ class VoxtraApp:
                 self._spawn(self._reject(channel.id), f"reject-{channel.id}")
             return
         handler, metadata = self._pick_handler(channel)
-        session = CallSession(self, channel, CallDirection.INBOUND, metadata=metadata)
+        session = CallSession(
+            self, channel, CallDirection.INBOUND, metadata=metadata, rest=rest, ari_app=ari_app
+        )
         session._stasis_started.set()
         self._sessions[channel.id] = session
         if handler is None:

@@ -56,6 +56,7 @@ from voxflow.voice.call import AiProviders, BargeIn, CallVoice, PromptResult, Vo
 from voxflow.voice.chunk import AudioChunk
 
 if TYPE_CHECKING:
+    from voxflow.ari.rest import AriRestClient
     from voxflow.telephony.app import VoxtraApp
 
 __all__ = ["CallSession"]
@@ -81,8 +82,14 @@ class CallSession:
         *,
         metadata: Mapping[str, Any] | None = None,
         called_number: str | None = None,
+        rest: AriRestClient | None = None,
+        ari_app: str | None = None,
     ) -> None:
         self._app = app
+        # The REST client and ARI app name this call is driven through: the app's own, or
+        # those of the websocket Asterisk opened for this call (outbound ARI websockets).
+        self.rest: AriRestClient = rest if rest is not None else app.rest
+        self.ari_app: str = ari_app if ari_app is not None else app.app_name
         self.id: str = channel.id
         self.channel = channel
         self.direction = direction
@@ -195,7 +202,7 @@ class CallSession:
                 log.debug("answer on ended call %s ignored", self.id)
             return
         try:
-            await self._app.rest.answer(self.id)
+            await self.rest.answer(self.id)
         except AriNotFound:
             self._gone()
             return
@@ -217,7 +224,7 @@ class CallSession:
         delay = app.retry_initial
         while not self.ended:
             try:
-                await app.rest.hangup(self.id, reason=reason)
+                await self.rest.hangup(self.id, reason=reason)
             except AriNotFound:
                 self._gone()
                 return
@@ -242,7 +249,7 @@ class CallSession:
         """No end event after an accepted hang-up (events socket down?): ask Asterisk. True (and
         the session ends) only on a 404."""
         try:
-            await self._app.rest.get_channel(self.id)
+            await self.rest.get_channel(self.id)
         except AriNotFound:
             log.debug("no StasisEnd for %s after hangup; the channel is gone", self.id)
             self._gone()
@@ -258,7 +265,7 @@ class CallSession:
             return
         await self.wait_answered()
         try:
-            await self._app.rest.start_moh(self.id, moh_class)
+            await self.rest.start_moh(self.id, moh_class)
         except AriNotFound:
             self._gone()
             return
@@ -270,7 +277,7 @@ class CallSession:
         if self.ended:
             return
         try:
-            await self._app.rest.stop_moh(self.id)
+            await self.rest.stop_moh(self.id)
         except AriNotFound:
             self._gone()
             return
@@ -289,7 +296,7 @@ class CallSession:
         ):
             try:
                 await self._stop_media_before_leaving()
-                await self._app.rest.redirect(self.id, number)
+                await self.rest.redirect(self.id, number)
                 await self._left_stasis_wait()
                 return
             except AriNotFound:
@@ -312,9 +319,9 @@ class CallSession:
             raise ValueError(f"invalid queue name {name!r}")
         self._check_live()
         try:
-            await self._app.rest.set_variable(self.id, "VOXFLOW_QUEUE", name)
+            await self.rest.set_variable(self.id, "VOXFLOW_QUEUE", name)
             if timeout is not None:
-                await self._app.rest.set_variable(
+                await self.rest.set_variable(
                     self.id, "VOXFLOW_QUEUE_TIMEOUT", str(max(1, round(timeout)))
                 )
         except AriNotFound:
@@ -325,7 +332,7 @@ class CallSession:
     async def _continue(self, context: str, extension: str) -> None:
         try:
             await self._stop_media_before_leaving()
-            await self._app.rest.continue_in_dialplan(
+            await self.rest.continue_in_dialplan(
                 self.id, context=context, extension=extension, priority=1
             )
         except AriNotFound:
@@ -339,7 +346,7 @@ class CallSession:
         first so the caller is not left waiting. The recording is kept (handed to its sink)."""
         for pid in list(self._playbacks):
             try:
-                await self._app.rest.stop_playback(pid)
+                await self.rest.stop_playback(pid)
             except AriHTTPError as exc:  # already finished: nothing to stop
                 log.debug("stopping playback %s before leaving: %s", pid, exc)
         if self._recording is not None:
@@ -362,8 +369,9 @@ class CallSession:
         self, endpoint: str, *, caller_id: str | None = None, timeout: int = 30
     ) -> CallSession:
         """A new outbound call from this call's app (a flow's ``dial``); see
-        :meth:`VoxtraApp.originate <voxflow.telephony.app.VoxtraApp.originate>`."""
-        return await self._app.originate(endpoint, caller_id=caller_id, timeout=timeout)
+        :meth:`VoxtraApp.originate <voxflow.telephony.app.VoxtraApp.originate>`. The leg belongs
+        to this call (and is dialled over its websocket with Asterisk's outbound websockets)."""
+        return await self._app.originate(endpoint, caller_id=caller_id, timeout=timeout, owner=self)
 
     async def bridge_with(self, other: CallSession) -> str:
         """Put both calls in one mixing bridge; it is torn down when either leaves. Returns the
@@ -372,7 +380,7 @@ class CallSession:
             raise ValueError("cannot bridge a call with itself")
         await self.wait_answered()
         await other.wait_answered()
-        rest = self._app.rest
+        rest = self.rest
         existing = self._bridge_id or other._bridge_id
         bridge_id = existing or f"vf-br-{uuid.uuid4().hex[:16]}"
         if existing is None:
@@ -421,7 +429,7 @@ class CallSession:
                 extra.append(dtmf_wait)
             self._app.dispatcher.own_playback(pid, self.id)
             try:
-                await self._app.rest.play(self.id, media, playback_id=pid, lang=lang)
+                await self.rest.play(self.id, media, playback_id=pid, lang=lang)
             except AriNotFound:
                 self._gone()
                 raise CallEndedError(f"call {self.id} has ended") from None
@@ -463,7 +471,7 @@ class CallSession:
 
     async def _check_playback_alive(self, pid: str, finished: asyncio.Future[str]) -> None:
         try:
-            await self._app.rest.get_playback(pid)
+            await self.rest.get_playback(pid)
         except AriNotFound:
             if not finished.done():
                 # An unknown media scheme never sends PlaybackFinished (observed item 17).
@@ -473,7 +481,7 @@ class CallSession:
 
     async def _stop_playback(self, pid: str) -> None:
         with contextlib.suppress(AriNotFound):
-            await self._app.rest.stop_playback(pid)
+            await self.rest.stop_playback(pid)
 
     async def listen_dtmf(self, timeout: float = 5.0) -> str | None:
         """The next DTMF digit (type-ahead included), or None after ``timeout`` seconds. Raises
@@ -488,9 +496,7 @@ class CallSession:
             raise ValueError(f"invalid DTMF digits {digits!r}")
         await self.wait_answered()
         try:
-            await self._app.rest.send_dtmf(
-                self.id, digits, duration=duration_ms, between=between_ms
-            )
+            await self.rest.send_dtmf(self.id, digits, duration=duration_ms, between=between_ms)
         except AriNotFound:
             self._gone()
             raise CallEndedError(f"call {self.id} has ended") from None
@@ -526,7 +532,7 @@ class CallSession:
         rec = ActiveRecording(name, format, sink, target)
         self._recording = rec
         self._app.dispatcher.own_recording(name, self.id)
-        rest = self._app.rest
+        rest = self.rest
         try:
             if bridge:
                 await rest.record_bridge(
@@ -575,7 +581,7 @@ class CallSession:
             self._finishing.pop(rec.name, None)
 
     async def _finish_recording(self, rec: ActiveRecording, *, wait: float) -> RecordingMetadata:
-        return await rec.finish(self._app.rest, self.id, self._app.recording_sink, wait=wait)
+        return await rec.finish(self.rest, self.id, self._app.recording_sink, wait=wait)
 
     # ------------------------------------------------------------------ voice & AI
 
@@ -600,9 +606,9 @@ class CallSession:
                 if self.ended:
                     raise CallEndedError(f"call {self.id} has ended")
                 ctx = VoiceContext(
-                    rest=self._app.rest,
+                    rest=self.rest,
                     channel_id=self.id,
-                    app_name=self._app.app_name,
+                    app_name=self.ari_app,
                     tts=self._app.tts,
                     stt=self._app.stt,
                     vad=self._app.vad,
@@ -752,7 +758,7 @@ class CallSession:
         self._shared_bridge, self._bridge_peer, self._bridge_owner = None, None, False
         if peer is not None and peer._shared_bridge == bridge:
             peer._shared_bridge, peer._bridge_peer, peer._bridge_owner = None, None, False
-        rest = self._app.rest
+        rest = self.rest
 
         backoff = Backoff(self._app.retry_initial, self._app.retry_max)
 

@@ -1,0 +1,291 @@
+"""Several voxflow workers behind Asterisk 22's scale-out interfaces, on the sandbox.
+
+Per-call outbound websockets through a round-robin TCP balancer (what HAProxy in tcp mode or DNS
+round robin does), StasisBroadcast claims between competing workers, and a worker killed mid-call
+in each mode. What the caller experiences when its worker dies (defined in docs/asterisk/):
+
+- classic and persistent: the call stays up in silence until a worker for the app connects
+  again; that worker finds the channel in its app with no session for it and hangs it up.
+- per call: Asterisk reconnects the call's socket (reconnect_attempts): the balancer sends it to a
+  live worker, which hangs the orphan up; with no worker left the call is hung up after the tries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+from vf_sandbox_util import SHORT, WAIT, started_sandbox, until
+
+from voxflow.sandbox import Sandbox, SimCall
+from voxflow.sandbox.outbound import OutboundWebsocket
+from voxflow.telephony.app import VoxtraApp
+from voxflow.telephony.session import CallSession
+
+
+class Balancer:
+    """Round-robin TCP balancer: each connection goes to the next worker that accepts it."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self._next = itertools.cycle(range(len(ports)))
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self._pipes: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        for _ in range(len(self.ports)):
+            port = self.ports[next(self._next)]
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                continue  # that worker is down: the next one
+            self._writers.append(up_writer)
+            for task in (
+                asyncio.ensure_future(self._pipe(reader, up_writer)),
+                asyncio.ensure_future(self._pipe(up_reader, writer)),
+            ):
+                self._pipes.add(task)
+                task.add_done_callback(self._pipes.discard)
+            return
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+    async def __aenter__(self) -> Balancer:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        await self.server.wait_closed()
+
+
+class Worker:
+    """One voxflow worker: answers, plays a short tone, and keeps the call for ``hold`` s."""
+
+    def __init__(self, name: str, mode: str, app_name: str = "voxflow", hold: float = 0.0):
+        self.name = name
+        self.app = VoxtraApp(
+            "",
+            "asterisk",
+            "secret",
+            app_name,
+            mode=mode,
+            listen=("127.0.0.1", 0),
+            event_wait=2.0,
+            retry_initial=0.01,
+            retry_max=0.05,
+            link_grace=1.0,
+        )
+        self.served: list[str] = []
+        self.hold = hold
+
+        @self.app.default()
+        async def handle(call: CallSession) -> None:
+            self.served.append(call.id)
+            await call.answer()
+            await call.play_file(f"sound:{SHORT}")
+            if self.hold:
+                await asyncio.sleep(self.hold)
+
+    @property
+    def port(self) -> int:
+        assert self.app.links is not None
+        return self.app.links.server.port
+
+    def kill(self) -> None:
+        """The process dies: its sockets drop, nothing is cleaned up on Asterisk's side."""
+        links = self.app.links
+        assert links is not None
+        if links.server._server is not None:
+            links.server._server.close()
+        for conn in list(links.server.connections):
+            conn.abort()
+        for session in list(self.app.sessions.values()):
+            session._left_stasis = True
+            session._gone()
+
+
+@contextlib.asynccontextmanager
+async def workers(n: int, mode: str, **kw: Any) -> AsyncIterator[list[Worker]]:
+    ws = [Worker(f"w{i}", mode, **kw) for i in range(n)]
+    for w in ws:
+        await w.app.start()
+    try:
+        yield ws
+    finally:
+        for w in ws:
+            await w.app.close()
+
+
+def outbound(port: int, kind: str, app: str = "voxflow") -> OutboundWebsocket:
+    return OutboundWebsocket(
+        app,
+        f"ws://127.0.0.1:{port}/voxflow",
+        "asterisk",
+        "secret",
+        connection_type=kind,
+        reconnect_interval=0.05,
+        reconnect_attempts=4,
+        close_after_end=0.1,
+    )
+
+
+@contextlib.asynccontextmanager
+async def sandbox() -> AsyncIterator[Sandbox]:
+    sb = await started_sandbox()
+    try:
+        yield sb
+    finally:
+        await sb.stop()
+
+
+def heard_tone_then_hangup(call: SimCall) -> bool:
+    kinds = [e["type"] for e in call.experience()]
+    return kinds[:2] == ["answered", "playback"] and kinds[-1] == "hangup"
+
+
+async def test_per_call_sockets_spread_calls_over_three_workers_none_lost() -> None:
+    n = 30
+    async with sandbox() as sb, workers(3, "per_call") as ws, Balancer([w.port for w in ws]) as lb:
+        sb.add_outbound_websocket(outbound(lb.port, "per_call_config"))
+        calls = await asyncio.gather(
+            *(sb.place_call(from_=f"+1555000{i:04d}", to="100", app="voxflow") for i in range(n))
+        )
+        causes = await asyncio.gather(*(c.wait_hangup(WAIT) for c in calls))
+        assert causes == [16] * n
+        served = Counter(cid for w in ws for cid in w.served)
+        assert sorted(served) == sorted(c.id for c in calls)  # none lost
+        assert set(served.values()) == {1}  # each served by exactly one worker
+        assert sorted(len(w.served) for w in ws) == [n // 3] * 3  # round robin
+        assert all(heard_tone_then_hangup(c) for c in calls)
+        assert sb.outbound.connects == n and sb.outbound.failures == 0
+        await until(lambda: not sb.outbound.sockets)  # each closed after its StasisEnd
+        await until(lambda: all(not w.app.sessions for w in ws))
+
+
+async def test_broadcast_calls_are_claimed_once_among_three_workers() -> None:
+    n = 12
+    async with sandbox() as sb:
+        apps = [VoxtraApp(sb.ari_url, sb.user, sb.password, f"voxflow-{i}") for i in range(3)]
+        served: dict[str, list[str]] = {a.app_name: [] for a in apps}
+        for a in apps:
+
+            async def handle(call: CallSession, name: str = a.app_name) -> None:
+                served[name].append(call.id)
+                await call.answer()
+                await call.play_file(f"sound:{SHORT}")
+
+            a.default()(handle)
+            await a.start()
+        try:
+            calls = await asyncio.gather(
+                *(
+                    sb.place_broadcast_call(to="100", timeout=2.0, app_filter="^voxflow-")
+                    for _ in range(n)
+                )
+            )
+            assert await asyncio.gather(*(c.wait_hangup(WAIT) for c in calls)) == [16] * n
+            winners = Counter(cid for ids in served.values() for cid in ids)
+            assert sorted(winners) == sorted(c.id for c in calls) and set(winners.values()) == {1}
+            claims = Counter(cid for cid, _, status in sb.broadcasts.claims if status == 204)
+            assert claims == Counter({c.id: 1 for c in calls})  # one 204 per call
+            assert sum(a.claims_won for a in apps) == n
+            assert sum(a.claims_lost for a in apps) == 2 * n  # the others got 409 and let go
+            assert all(heard_tone_then_hangup(c) for c in calls)
+            assert all(e["type"] != "dialplan" for c in calls for e in c.experience())
+        finally:
+            for a in apps:
+                await a.close()
+
+
+async def test_a_persistent_worker_claims_broadcast_calls_over_its_socket() -> None:
+    async with sandbox() as sb, workers(1, "persistent") as (w,):
+        sb.add_outbound_websocket(outbound(w.port, "persistent"))
+        await sb.wait_app("voxflow")
+        call = await sb.place_broadcast_call(to="100", timeout=2.0, app_filter="^voxflow$")
+        assert await call.wait_hangup(WAIT) == 16
+        assert w.served == [call.id] and w.app.claims_won == 1
+        assert ("POST", "/events/claim") in sb.rest_api.ws_log
+        assert ("POST", "/events/claim") not in sb.rest_api.http_log
+
+
+async def test_per_call_worker_killed_mid_call_the_next_worker_hangs_up_the_orphan() -> None:
+    async with (
+        sandbox() as sb,
+        workers(2, "per_call", hold=30.0) as (a, b),
+        Balancer([a.port, b.port]) as lb,
+    ):
+        sb.add_outbound_websocket(outbound(lb.port, "per_call_config"))
+        call = await sb.place_call(to="100", app="voxflow")
+        await until(lambda: bool(a.served))  # round robin: the first call went to a
+        await call.wait_for("playback", WAIT, state="done")
+        a.kill()
+        assert await call.wait_hangup(WAIT) == 16  # the caller hears the call end
+        assert b.served == [] and b.app.links is not None and b.app.links.orphans_hung_up == 1
+        assert sb.outbound.connects == 2  # Asterisk reconnected the call's socket, to b
+
+
+async def test_per_call_worker_killed_and_no_worker_left_the_call_ends_after_the_tries() -> None:
+    async with sandbox() as sb, workers(1, "per_call", hold=30.0) as (a,):
+        sb.add_outbound_websocket(outbound(a.port, "per_call_config"))
+        call = await sb.place_call(to="100", app="voxflow")
+        await call.wait_for("playback", WAIT, state="done")
+        a.kill()
+        assert await call.wait_hangup(WAIT) == 16
+        assert sb.outbound.failures == 1  # reconnect_attempts exhausted
+
+
+async def test_persistent_worker_killed_mid_call_its_successor_hangs_up_the_orphan() -> None:
+    async with (
+        sandbox() as sb,
+        workers(2, "persistent", hold=30.0) as (a, b),
+        Balancer([a.port, b.port]) as lb,
+    ):
+        sb.add_outbound_websocket(outbound(lb.port, "persistent"))
+        await sb.wait_app("voxflow")
+        call = await sb.place_call(to="100", app="voxflow")
+        await call.wait_for("playback", WAIT, state="done")
+        assert a.served == [call.id]
+        a.kill()
+        assert await call.wait_hangup(WAIT) == 16  # b connected, found the orphan, hung it up
+        assert b.app.links is not None and b.app.links.orphans_hung_up == 1
+
+
+async def test_a_dropped_persistent_link_that_comes_back_keeps_the_call() -> None:
+    async with sandbox() as sb, workers(1, "persistent", hold=0.5) as (w,):
+        sb.add_outbound_websocket(outbound(w.port, "persistent"))
+        await sb.wait_app("voxflow")
+        call = await sb.place_call(to="100", app="voxflow")
+        await call.wait_for("playback", WAIT, state="done")
+        links = w.app.links
+        assert links is not None
+        for conn in list(links.server.connections):
+            conn.abort()  # the network drops; Asterisk reconnects within link_grace
+        assert await call.wait_hangup(WAIT) == 16  # the handler ended and hung up as usual
+        assert w.served == [call.id] and links.orphans_hung_up == 0

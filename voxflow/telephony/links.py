@@ -1,0 +1,236 @@
+"""Asterisk's outbound ARI websockets as seen by a worker: one :class:`AriLink` per connection.
+
+In ``persistent`` mode Asterisk keeps one connection for the app; in ``per_call`` mode it opens
+one per call, registered as ``<app>:<channel name>``. Either way the events arrive on the link
+and REST requests go back on it (:mod:`voxflow.ari.wsrest`). A call's session keeps one
+:class:`~voxflow.ari.rest.AriRestClient` bound to its ARI app name, not to a connection: when
+Asterisk reconnects a dropped link (to this worker) the session carries on over the new one. A
+link that is not back within ``link_grace`` seconds ends its calls here (they are no longer ours
+to drive). A new link whose app already holds channels this worker has no session for (the
+worker that served them died) hangs them up: the caller hears the call end, not silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from voxflow.ari.models import ApplicationRegistered, AriEvent, EventParser
+from voxflow.ari.rest import AriRestClient, RestReply
+from voxflow.ari.wsrest import WsRestTransport, is_rest_response
+from voxflow.ari.wsserver import AriWebsocketServer, ServerConnection
+from voxflow.errors import AriConnectionError, AriError
+
+__all__ = ["MODES", "AppTransport", "AriLink", "AriLinks"]
+
+log = logging.getLogger(__name__)
+
+MODES = ("classic", "persistent", "per_call")
+
+LinkEventHandler = Callable[["AriLink", AriEvent], None]
+
+
+class AriLink:
+    """One connection from Asterisk: its events, its REST requests, the app it registered."""
+
+    def __init__(self, links: AriLinks, conn: ServerConnection) -> None:
+        self.links = links
+        self.conn = conn
+        self.transport = WsRestTransport(conn.send_text)
+        self.app_name = ""
+        self.parser = EventParser(lazy=True)
+        self.events = 0
+        conn.on_message = self.on_message
+
+    def __repr__(self) -> str:
+        return f"AriLink(app={self.app_name!r}, open={self.conn.is_open})"
+
+    def on_message(self, raw: bytes) -> None:
+        if is_rest_response(raw):
+            self.transport.on_response(raw)
+            return
+        event = self.parser.parse(raw)
+        if event is None:
+            return
+        self.events += 1
+        if type(event) is ApplicationRegistered:
+            self.links._registered(self, event.application)
+            return
+        self.links.on_event(self, event)
+
+
+class AppTransport:
+    """REST for one ARI app name, over whichever link currently serves that name."""
+
+    def __init__(self, links: AriLinks, app_name: str) -> None:
+        self.links = links
+        self.app_name = app_name
+
+    async def send(
+        self, method: str, path: str, params: dict[str, str], json: Any, timeout: float
+    ) -> RestReply:
+        link = self.links.by_app.get(self.app_name)
+        if link is None:
+            raise AriConnectionError(
+                f"ARI {method} {path} failed: no websocket from Asterisk for app {self.app_name!r}"
+            )
+        return await link.transport.send(method, path, params, json, timeout)
+
+
+class AriLinks:
+    """The websocket server Asterisk connects to, and its links by app name."""
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        listen_auth: tuple[str, str],
+        on_event: LinkEventHandler,
+        on_lost: Callable[[str], None],
+        has_session: Callable[[str], bool],
+        http: tuple[str, str, str],
+        listen: tuple[str, int] = ("127.0.0.1", 8765),
+        ping_interval: float = 15.0,
+        request_timeout: float = 10.0,
+        link_grace: float = 10.0,
+    ) -> None:
+        """``listen_auth``: the (username, password) Asterisk presents (websocket_client.conf);
+        ``http``: (ARI URL or "", ARI user, password) for what the socket refuses (406)."""
+        self.mode = mode
+        self.on_event = on_event
+        self._on_lost = on_lost
+        self._has_session = has_session
+        self._http = http
+        self.request_timeout = request_timeout
+        self.link_grace = link_grace
+        self.server = AriWebsocketServer(
+            listen_auth[0],
+            listen_auth[1],
+            self._connected,
+            host=listen[0],
+            port=listen[1],
+            ping_interval=ping_interval,
+        )
+        self.by_app: dict[str, AriLink] = {}
+        self.links: set[AriLink] = set()
+        self._clients: dict[str, AriRestClient] = {}
+        self._grace: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.orphans_hung_up = 0
+
+    @property
+    def connected(self) -> bool:
+        return any(link.conn.is_open for link in self.links)
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def close(self) -> None:
+        for timer in self._grace.values():
+            timer.cancel()
+        self._grace.clear()
+        await self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for client in self._clients.values():
+            await client.close()
+
+    def rest_for(self, app_name: str) -> AriRestClient:
+        """The REST client for ``app_name`` (created once; follows reconnects)."""
+        client = self._clients.get(app_name)
+        if client is None:
+            url, user, password = self._http
+            client = AriRestClient(
+                url or "http://127.0.0.1:8088/ari",
+                user,
+                password,
+                timeout=self.request_timeout,
+                transport=AppTransport(self, app_name),
+                http_fallback=bool(url),
+            )
+            self._clients[app_name] = client
+        return client
+
+    def forget(self, app_name: str) -> None:
+        """A per-call app's call is over: drop its client."""
+        client = self._clients.pop(app_name, None)
+        if client is not None:
+            self._spawn(client.close())
+
+    # ------------------------------------------------------------------ links
+
+    def _connected(self, conn: ServerConnection) -> None:
+        link = AriLink(self, conn)
+        self.links.add(link)
+        conn._closed.add_done_callback(lambda _f: self._closed(link))
+
+    def _registered(self, link: AriLink, app_name: str) -> None:
+        per_call = ":" in app_name
+        if (self.mode == "per_call") != per_call:
+            log.warning(
+                "Asterisk registered app %r on a %s-mode worker; check websocket_client.conf "
+                "connection_type",
+                app_name,
+                self.mode,
+            )
+        old = self.by_app.get(app_name)
+        link.app_name = app_name
+        self.by_app[app_name] = link
+        timer = self._grace.pop(app_name, None)
+        if timer is not None:
+            timer.cancel()
+            log.info("Asterisk reconnected app %s", app_name)
+        if old is not None and old is not link:
+            old.conn.abort()
+        self._spawn(self._hang_up_orphans(app_name))
+
+    def _closed(self, link: AriLink) -> None:
+        self.links.discard(link)
+        link.transport.close()
+        name = link.app_name
+        if not name or self.by_app.get(name) is not link:
+            return
+        del self.by_app[name]
+        if self.link_grace <= 0:
+            self._lost(name)
+            return
+        loop = asyncio.get_running_loop()
+        self._grace[name] = loop.call_later(self.link_grace, self._lost, name)
+
+    def _lost(self, app_name: str) -> None:
+        self._grace.pop(app_name, None)
+        if app_name in self.by_app:
+            return
+        self._on_lost(app_name)
+        if ":" in app_name:
+            self.forget(app_name)
+
+    async def _hang_up_orphans(self, app_name: str) -> None:
+        """Channels already in this app that no session here drives are hung up."""
+        rest = self.rest_for(app_name)
+        try:
+            info = await rest.get_application(app_name)
+        except AriError as exc:
+            log.debug("could not list app %s: %s", app_name, exc)
+            return
+        for cid in info.get("channel_ids", []):
+            if self._has_session(cid):
+                continue
+            log.warning(
+                "call %s is in app %s but no session here drives it (its worker is gone); "
+                "hanging it up",
+                cid,
+                app_name,
+            )
+            self.orphans_hung_up += 1
+            with contextlib.suppress(AriError):
+                await rest.hangup(cid)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
