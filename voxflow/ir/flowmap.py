@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from voxflow.ir import models as ir
+from voxflow.spec.semantics import SUCCESS
 
 __all__ = ["Branch", "Edge", "FlowMap", "build_flowmap", "edge_source", "outcome_label", "step_key"]
 
-_SUCCESS = frozenset({"match", "ok", "answered", "done", "returned"})
 _LOCAL = frozenset({"step", "state"})
 
 
@@ -195,7 +195,7 @@ class _Walker:
                 explicit = any(h.origin in _LOCAL for h in handlers)
             else:
                 explicit = any(h.origin != "default" for h in handlers)
-            success = name in _SUCCESS or name.startswith(("choice:", "tool:"))
+            success = name in SUCCESS or name.startswith(("choice:", "tool:"))
             if name == "match" and getattr(s, "choices", ()):
                 continue  # a menu never ends with a bare match
             if explicit or success:

@@ -34,11 +34,11 @@ from voxflow.runtime.runstate import (
 )
 from voxflow.runtime.templating import default_renderer
 from voxflow.spec.dtmf import can_extend
+from voxflow.spec.semantics import SUCCESS
 
 __all__ = ["DISPATCH", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
 
 _TYPEAHEAD_MAX = 32
-_SUCCESS = frozenset({"ok", "answered", "done", "returned"})
 _HANGUP_SAFE = frozenset({"set", "meta", "log", "http", "if", "switch"})
 _HANDLER_KINDS = ("handler", "error", "command")
 
@@ -552,7 +552,7 @@ class _Machine:
         if self.obs is not None:
             self.obs.outcome(self.where(), s, name, chosen)
         if chosen is None:
-            if name in _SUCCESS or (not handlers and name == "match"):
+            if name in SUCCESS and (name != "match" or not handlers):
                 self.advance()
                 return
             raise _Abort(f"no handler for outcome '{name}' of {s.op} (occurrence {n})", s.span)

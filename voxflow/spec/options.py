@@ -26,7 +26,6 @@ __all__ = [
     "REPEATABLE",
     "RETRYING",
     "STEP_OPTIONS",
-    "SUCCESS",
     "SYMBOLS",
     "TEXT_REQUIRED",
     "TYPES",
@@ -37,7 +36,6 @@ __all__ = [
 
 _ARROW_WORDS = {"retry", "continue", "hangup", "return"}
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-SUCCESS = {"match", "answered", "ok", "done", "returned"}
 RETRYING = {"noinput", "nomatch"}
 _BARGEIN = ("none", "dtmf", "speech", "any")
 TYPES = ("string", "number", "bool", "duration", "list", "map", "any")
