@@ -83,6 +83,18 @@ def entries(sim: SimCall, kind: str) -> list[dict[str, Any]]:
     return [e for e in sim.experience() if e["type"] == kind]
 
 
+async def line_quiet(sim: SimCall, timeout: float = 10.0) -> float:
+    """Wait until the caller hears nothing (no audio segment open); the end of the last one."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        audio = entries(sim, "audio")
+        if audio and all(e["end"] is not None for e in audio):
+            return float(audio[-1]["end"])
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"the caller still hears audio after {timeout} s: {audio}")
+        await asyncio.sleep(0.02)
+
+
 async def speak(sim: SimCall, text: str) -> None:
     """The caller says ``text``; the app may hang up before the caller finishes."""
     with contextlib.suppress(CallEndedError):

@@ -29,6 +29,7 @@ from media_rig import (
     Rig,
     audible,
     entries,
+    line_quiet,
     recognise,
     speak,
 )
@@ -141,15 +142,12 @@ async def test_speech_barge_in_stops_a_long_prompt(rig: Rig) -> None:
     )
     await sim.wait_for("audio", 20)
     await noisy
-    assert entries(sim, "audio")[0]["end"] is None  # still playing
+    assert rig.results.empty()  # the prompt still plays: the line noise did not barge in
     await speak(sim, "operator please")
     result = await rig.result()
     assert result.interrupted and result.by == "speech" and result.digit is None
-    await asyncio.sleep(0.2)
     said = next(e for e in entries(sim, "said") if e["text"] == "operator please")
-    audio = entries(sim, "audio")
-    stopped = audio[0]["end"]
-    assert stopped is not None and len(audio) == 1
+    stopped = await line_quiet(sim)  # the end of what the caller heard (gaps on a loaded machine)
     # The prompt lasts > 20 s; it must stop soon after the caller starts talking (espeak has
     # ~50 ms of lead-in, min speech is 60 ms; loose bound for a loaded machine, bench/rtp.py
     # measures the distribution).
@@ -164,15 +162,16 @@ async def test_dtmf_barge_in_stops_a_long_prompt_and_the_digit_is_kept(rig: Rig)
 
     sim = await rig.call(body)
     await sim.wait_for("audio", 20)
-    await asyncio.sleep(0.5)
     await sim.press("5", duration_ms=100)
     result, digit = await rig.result()
     assert result.interrupted and result.by == "dtmf" and result.digit == "5"
     assert digit == "5"
-    await asyncio.sleep(0.2)
-    pressed = entries(sim, "pressed")[0]["t"] + 0.1  # the digit arrives at the end of its tone
-    stopped = entries(sim, "audio")[0]["end"]
-    assert stopped is not None and pressed - 0.02 <= stopped < pressed + 0.4
+    # The prompt (> 20 s of speech, with pauses between words: several audio segments) stops
+    # once the digit arrives, at the end of its tone, and nothing is heard after that.
+    pressed = entries(sim, "pressed")[0]["t"] + 0.1
+    stopped = await line_quiet(sim)
+    assert pressed - 0.02 <= stopped < pressed + 0.4
+    assert result.heard_ms < 6000
 
 
 async def test_prompt_without_barge_in_ignores_speech_and_digits_still_arrive(rig: Rig) -> None:
