@@ -155,6 +155,12 @@ class FlowServer:
                 end = await driver.run()
             self.results[str(session.id)] = end
             return end
+        except asyncio.CancelledError:
+            # The app cancels a handler still running after its call ended (handler_grace);
+            # when the flow had already ended, its outcome stands.
+            if driver.outcome is not None:
+                self.results[str(session.id)] = driver.outcome
+            raise
         finally:
             self.webhooks.redactors.pop(str(session.id), None)
             self.drivers.pop(str(session.id), None)
