@@ -123,13 +123,12 @@ def test_the_server_refuses_wrong_credentials_with_401_and_the_ari_body() -> Non
     assert s.close_transport and isinstance(s.handshake_error, AriConnectionError)
 
 
-def test_a_plain_http_request_is_refused() -> None:
-    s = server()
-    s.receive_data(
-        b"GET /voxflow HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH.encode() + b"\r\n\r\n"
-    )
-    assert b"".join(s.data_to_send()).startswith(b"HTTP/1.1 426")
-    assert s.state == WsState.CLOSED
+def test_a_plain_http_request_is_refused_with_426_credentials_or_not() -> None:
+    for auth in (b"Authorization: " + AUTH.encode() + b"\r\n", b""):  # a health check has none
+        s = server()
+        s.receive_data(b"GET /health HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n")
+        assert b"".join(s.data_to_send()).startswith(b"HTTP/1.1 426")
+        assert s.state == WsState.CLOSED
 
 
 def test_pings_are_answered_with_the_same_payload() -> None:

@@ -4,8 +4,10 @@ Per-call outbound websockets through a round-robin TCP balancer (what HAProxy in
 round robin does), StasisBroadcast claims between competing workers, and a worker killed mid-call
 in each mode. What the caller experiences when its worker dies (defined in docs/asterisk/):
 
-- classic and persistent: the call stays up in silence until a worker for the app connects
-  again; that worker finds the channel in its app with no session for it and hangs it up.
+- classic: the call stays up in Stasis, silent, until the caller hangs up (Asterisk drops events
+  while no socket serves the app).
+- persistent: silent until a worker connects for the app (Asterisk reconnects every
+  reconnect_interval); that worker finds the channel in its app with no session and hangs it up.
 - per call: Asterisk reconnects the call's socket (reconnect_attempts): the balancer sends it to a
   live worker, which hangs the orphan up; with no worker left the call is hung up after the tries.
 """
@@ -289,3 +291,34 @@ async def test_a_dropped_persistent_link_that_comes_back_keeps_the_call() -> Non
             conn.abort()  # the network drops; Asterisk reconnects within link_grace
         assert await call.wait_hangup(WAIT) == 16  # the handler ended and hung up as usual
         assert w.served == [call.id] and links.orphans_hung_up == 0
+
+
+async def test_classic_worker_killed_mid_call_the_caller_hears_silence_until_hanging_up() -> None:
+    async with sandbox() as sb:
+        app = VoxtraApp(
+            sb.ari_url, sb.user, sb.password, "voxflow", event_wait=2.0, handler_grace=0.2
+        )
+        served: list[str] = []
+
+        @app.default()
+        async def handle(call: CallSession) -> None:
+            served.append(call.id)
+            await call.answer()
+            await call.play_file(f"sound:{SHORT}")
+            await asyncio.sleep(30)
+
+        await app.start()
+        try:
+            call = await sb.place_call(to="100", app="voxflow")
+            await call.wait_for("playback", WAIT, state="done")
+            await app.events.close()  # the process dies: its socket goes, nothing is cleaned up
+            for session in list(app.sessions.values()):
+                session._left_stasis = True
+                session._gone()
+            await until(lambda: not sb.pbx.app_active("voxflow"))
+            await asyncio.sleep(0.3)
+            assert not call.ended and call.id in sb.pbx.channels  # up, in Stasis, silent
+            await call.hangup()
+            await until(lambda: call.id not in sb.pbx.channels)
+        finally:
+            await app.close()

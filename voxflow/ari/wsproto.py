@@ -271,11 +271,12 @@ class WsProtocol:
                 return True
             return False
         self.request = request
-        refusal = self._check_request(request) if self._check_request else None
-        if refusal is None:
-            response = handshake.accept(request)
-            if response.status_code != 101:  # not a websocket upgrade
-                refusal = Refusal(response.status_code, response.reason_phrase)
+        response = handshake.accept(request)
+        refusal: Refusal | None = None
+        if response.status_code != 101:  # not a websocket upgrade (a health check): 426...
+            refusal = Refusal(response.status_code, response.reason_phrase)
+        elif self._check_request is not None:
+            refusal = self._check_request(request)
         if refusal is not None:
             response = _refusal_response(refusal)
             handshake.send_response(response)
