@@ -171,3 +171,15 @@ def test_sandbox_settings_in_voxflow_toml(tmp_path: Path) -> None:
     assert (s.call_time, s.caller_number, s.dialed) == ("2025-01-04T10:00:00", "+15550199", "200")
     s = load_settings({"caller_number": "+1999"}, env={}, cwd=tmp_path)
     assert s.caller_number == "+1999"  # the option wins
+
+
+def test_undecodable_script_and_config_are_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe")
+    (tmp_path / "bad.toml").write_bytes(b"\xff\xfe")
+    flow = str(FLOWS / "main_ivr.flow")
+    code, out = _run(flow, "--no-audio", "--caller", str(tmp_path / "bad.txt"))
+    assert code == 2 and "bad.txt: not UTF-8 text" in out
+    code, out = _run(flow, "--no-audio", "--config", str(tmp_path / "bad.toml"))
+    assert code == 2 and "bad.toml: not UTF-8 text" in out
+    code, out = _run(flow, "--grace", "-1")
+    assert code == 2 and "--grace: must not be negative" in out

@@ -142,4 +142,8 @@ def load_script(path: str | Path) -> list[CallerAction]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read caller script {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"cannot read caller script {p}: not UTF-8 text (byte at offset {exc.start})"
+        ) from None
     return parse_script(text, name=str(p))

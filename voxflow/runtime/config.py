@@ -80,7 +80,12 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("sandbox", "from"): "caller_number",
     ("sandbox", "to"): "dialed",
 }
-_CLI_NAMES = {"call_time": "--time", "caller_number": "--from", "dialed": "--to"}
+_CLI_NAMES = {
+    "call_time": "--time",
+    "caller_number": "--from",
+    "dialed": "--to",
+    "grace_period": "--grace",
+}
 _APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -121,6 +126,9 @@ def _read_toml(path: Path) -> dict[str, tuple[Any, str]]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        msg = f"cannot read {path}: not UTF-8 text (byte at offset {exc.start})"
+        raise ConfigError(msg) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     out: dict[str, tuple[Any, str]] = {}
