@@ -9,6 +9,14 @@ job (typed objects routed to per-call handlers, see the comment above the client
 checks that they delivered the same events and digits.
 
     .venv/bin/python bench/ari_events.py [--calls 2000] [--rounds 5] [--feed paced,backlog]
+    .venv/bin/python bench/ari_events.py --modes --calls 500 --rounds 3
+
+``--modes`` compares voxflow's CPU per call for the same recorded call in the classic mode (one
+events websocket for every call, the paced feed) and Asterisk 22's per-call outbound websockets
+(``mode="per_call"``: this driver plays Asterisk, opening one websocket per call to a worker that
+runs voxflow's websocket server and links, answers the worker's REST request over the socket,
+sends the call's events after ``ApplicationRegistered`` and closes); at most 100 calls' sockets
+are open at once.
 
 Two feeds, each printed: ``paced`` writes one frame per event (as Asterisk does); a client
 faster than this Python server is then woken every few events, so its CPU per event is mostly
@@ -355,6 +363,196 @@ async def client_asyncari(url: str) -> tuple[int, float, dict[str, int]]:
     return count, time.process_time() - t0, calls.result()
 
 
+def build_call(n: int) -> list[str]:
+    """Call ``n``'s own events (as in build_stream), for its per-call socket."""
+    template = [
+        e
+        for e in json.loads(CAPTURE.read_text())
+        if "1795502929.1" in json.dumps(e) and e.get("type") != "ApplicationReplaced"
+    ]
+    return [
+        json.dumps(e).replace("1795502929.1", f"bench-{n}").replace("pb-A-1", f"pb-{n}-{step}")
+        for step, e in enumerate(template)
+    ]
+
+
+async def worker_per_call(calls: int) -> tuple[int, float, dict[str, int]]:
+    """voxflow in per-call mode: AriLinks (websocket server + links) feeding the same job."""
+    from voxflow.ari.dispatch import Dispatcher
+    from voxflow.ari.models import (
+        AriEvent,
+        ChannelDtmfReceived,
+        ChannelEvent,
+        PlaybackEvent,
+        StasisEnd,
+        StasisStart,
+    )
+    from voxflow.telephony.links import AriLink, AriLinks
+
+    dispatcher = Dispatcher()
+    job = Calls()
+    live = job.live
+    done = asyncio.Event()
+    count = 0
+    ended = 0
+    t0 = 0.0
+
+    def on_event(link: AriLink, event: AriEvent) -> None:
+        nonlocal count, t0, ended
+        if count == 0:
+            t0 = time.process_time()
+        count += 1
+        if isinstance(event, StasisStart):
+            call = job.start(event.channel.id)
+        else:
+            found = [live[c] for c in dispatcher.route(event) if c in live]
+            call = found[0] if found else None
+        if call is not None:
+            call.delivered += 1
+            if isinstance(event, ChannelDtmfReceived):
+                call.digits.append(event.digit)
+            elif isinstance(event, ChannelEvent):
+                call.state = event.channel.state
+            elif isinstance(event, PlaybackEvent):
+                call.playback_state = event.playback.state
+        if isinstance(event, StasisEnd):
+            job.end(event.channel.id)
+            dispatcher.forget_channel(event.channel.id)
+            ended += 1
+            if ended == calls:
+                done.set()
+
+    links = AriLinks(
+        mode="per_call",
+        listen_auth=("x", "y"),
+        on_event=on_event,
+        on_lost=lambda name: None,
+        has_session=lambda cid: cid in live,
+        http=("", "x", "y"),
+        listen=("127.0.0.1", 0),
+        link_grace=0,
+    )
+    await links.start()
+    print(json.dumps({"port": links.server.port}), flush=True)
+    await done.wait()
+    cpu = time.process_time() - t0
+    await links.close()
+    return count, cpu, job.result()
+
+
+async def play_asterisk_per_call(port: int, calls: int) -> None:
+    """Open one websocket per call to the worker, as Asterisk's per_call_config does."""
+    import aiohttp
+
+    auth = {"Authorization": "Basic eDp5"}
+    gate = asyncio.Semaphore(100)
+
+    async def one(session: aiohttp.ClientSession, n: int) -> None:
+        name = f"voxflow:PJSIP/bench-{n}"
+        async with (
+            gate,
+            session.ws_connect(
+                f"ws://127.0.0.1:{port}/voxflow", protocols=("ari",), headers=auth
+            ) as ws,
+        ):
+            reg = {"type": "ApplicationRegistered", "application": name}
+            await ws.send_str(json.dumps(reg))
+            answered = asyncio.Event()
+
+            async def answer() -> None:
+                async for msg in ws:
+                    req = json.loads(msg.data)
+                    reply = {
+                        "type": "RESTResponse",
+                        "request_id": req.get("request_id", ""),
+                        "transaction_id": req.get("transaction_id", ""),
+                        "status_code": 200,
+                        "reason_phrase": "OK",
+                        "uri": req.get("uri", ""),
+                        "content_type": "application/json",
+                        "message_body": json.dumps({"name": name, "channel_ids": []}),
+                    }
+                    await ws.send_str(json.dumps(reply))
+                    answered.set()
+
+            reader = asyncio.ensure_future(answer())
+            for raw in build_call(n):
+                await ws.send_str(raw)
+            await asyncio.wait_for(answered.wait(), 30)
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(one(session, n) for n in range(calls)))
+
+
+async def measure_per_call(calls: int, timeout: float) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        "voxflow-per-call",
+        "--calls",
+        str(calls),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        port = json.loads(first)["port"]
+        await asyncio.wait_for(play_asterisk_per_call(port, calls), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except (TimeoutError, ValueError, KeyError) as exc:
+        proc.kill()
+        await proc.wait()
+        return {"error": f"per-call run failed: {type(exc).__name__}"}
+    if proc.returncode != 0:
+        lines = [ln for ln in err.decode(errors="replace").splitlines() if "Error" in ln]
+        return {"error": f"exit {proc.returncode}: {(lines or ['?'])[-1].strip()[:200]}"}
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def compare_modes(calls: int, rounds: int) -> None:
+    """CPU per call: classic (one socket, paced feed) vs per-call outbound websockets."""
+    stream = build_stream(calls)
+    per_call_events = len(build_call(0))
+    port: list[int] = [0]
+    runner = web.AppRunner(make_server(stream, port))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port[0] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port[0]}/ari"
+    cpu: dict[str, list[float]] = {"classic": [], "per_call": []}
+    jobs: dict[str, tuple[int, int]] = {}
+    print(f"{calls} calls of {per_call_events} events, {rounds} rounds (voxflow only)")
+    try:
+        for _ in range(rounds):
+            for mode in cpu:
+                if mode == "classic":
+                    res = await measure("voxflow", url, timeout=300)
+                else:
+                    res = await measure_per_call(calls, timeout=300)
+                if "error" in res:
+                    print(f"{mode}: {res['error']}")
+                    continue
+                jobs[mode] = (res["delivered"], res["digits"])
+                cpu[mode].append(res["cpu"] / calls)
+    finally:
+        await runner.cleanup()
+    for mode, (delivered, digits) in jobs.items():
+        print(f"{mode:9s} delivered {delivered} events to call handlers, {digits} DTMF digits")
+    if len(set(jobs.values())) > 1:
+        print("WARNING: the modes did not do the same job (see above)")
+    med = {m: statistics.median(v) for m, v in cpu.items() if v}
+    for mode, value in med.items():
+        print(f"{mode:9s} {value * 1e6:10,.0f} us CPU per call (median of {len(cpu[mode])})")
+    if len(med) == 2:
+        print(f"per_call / classic: {med['per_call'] / med['classic']:.2f}x")
+
+
 def _event_types() -> list[tuple[str, str]]:
     out: dict[str, str] = {}
     for raw in build_stream(1):
@@ -364,7 +562,11 @@ def _event_types() -> list[tuple[str, str]]:
     return sorted(out.items())
 
 
-def run_client(kind: str, url: str) -> None:
+def run_client(kind: str, url: str, calls: int) -> None:
+    if kind == "voxflow-per-call":
+        count, cpu, job = asyncio.run(worker_per_call(calls))
+        print(json.dumps({"events": count, "cpu": cpu, **job}))
+        return
     fn = {"voxflow": client_voxflow, "aioari": client_aioari, "asyncari": client_asyncari}[kind]
     count, cpu, job = asyncio.run(fn(url))
     print(json.dumps({"events": count, "cpu": cpu, **job}))
@@ -464,8 +666,13 @@ if __name__ == "__main__":
     parser.add_argument("--client")
     parser.add_argument("--url")
     parser.add_argument("--feed", default="paced,backlog", help="paced, backlog or both")
+    parser.add_argument(
+        "--modes", action="store_true", help="voxflow CPU per call: classic vs per-call websockets"
+    )
     args = parser.parse_args()
     if args.client:
-        run_client(args.client, args.url)
+        run_client(args.client, args.url, args.calls)
+    elif args.modes:
+        asyncio.run(compare_modes(args.calls, args.rounds))
     else:
         asyncio.run(main(args.calls, args.rounds, args.feed.split(",")))

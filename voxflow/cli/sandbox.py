@@ -14,8 +14,16 @@ from voxflow.errors import ConfigError
 __all__ = ["sandbox_command"]
 
 
-async def _serve(host: str, port: int, user: str, password: str, answer_delay: float) -> None:
+async def _serve(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    answer_delay: float,
+    outbound: tuple[str, str, str] | None = None,
+) -> None:
     from voxflow.sandbox import Sandbox
+    from voxflow.sandbox.outbound import OutboundWebsocket
 
     sb = Sandbox(
         host, port, user=user, password=password, answer_delay=answer_delay, precise_rtp=True
@@ -26,6 +34,10 @@ async def _serve(host: str, port: int, user: str, password: str, answer_delay: f
     click.echo(f"voxflow sandbox: ARI at {sb.ari_url} (user {user!r})")
     click.echo(f"  events:  ws://{host}:{sb.port}/ari/events?app=voxflow&api_key={user}:***")
     click.echo(f"  control: {sb.base_url}/sandbox/calls  (Ctrl-C to stop)")
+    if outbound is not None:
+        uri, app, kind = outbound
+        sb.add_outbound_websocket(OutboundWebsocket(app, uri, user, password, connection_type=kind))
+        click.echo(f"  Stasis({app}) connects out to {uri} ({kind}, as user {user!r})")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -44,10 +56,28 @@ async def _serve(host: str, port: int, user: str, password: str, answer_delay: f
 @click.option("--password", default="voxflow", show_default=True, help="ARI password.")
 @click.option("--answer-delay", default=0.0, show_default=True, type=float,
               help="Seconds before simulated far ends answer originated calls.")  # fmt: skip
-def sandbox_command(host: str, port: int, user: str, password: str, answer_delay: float) -> None:
+@click.option("--outbound-ws", "outbound_uri", metavar="URI",
+              help="Asterisk 22 outbound ARI websocket: connect out to ws://HOST:PORT/PATH "
+              "(a worker run with voxflow run --ari-mode) with --user/--password.")  # fmt: skip
+@click.option("--outbound-app", default="voxflow", show_default=True,
+              help="The Stasis app served by --outbound-ws.")  # fmt: skip
+@click.option("--outbound-type", type=click.Choice(["per_call_config", "persistent"]),
+              default="per_call_config", show_default=True,
+              help="websocket_client.conf connection_type.")  # fmt: skip
+def sandbox_command(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    answer_delay: float,
+    outbound_uri: str | None,
+    outbound_app: str,
+    outbound_type: str,
+) -> None:
     """Run the embedded PBX sandbox: Asterisk-like ARI (REST, events, RTP) on HOST:PORT."""
+    outbound = (outbound_uri, outbound_app, outbound_type) if outbound_uri else None
     try:
-        asyncio.run(_serve(host, port, user, password, answer_delay))
+        asyncio.run(_serve(host, port, user, password, answer_delay, outbound))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
