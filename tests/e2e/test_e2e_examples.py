@@ -263,7 +263,7 @@ async def test_voicemail_records_and_saves(tmp_path: Path) -> None:
         assert await env.result(call) == End("completed", "voicemail saved")
         assert env.states(call) == ["start", "review", "saved"]
         rec = [e for e in call.experience() if e["type"] == "recorded"]
-        assert rec and rec[0]["name"] == f"vm-{call.id}"
+        assert rec and rec[0]["name"] == f"vm-300-{call.id}"  # the mailbox dialled, then the call
         assert env.server.drivers == {}
         assert env.said(call)[-1] == "Your message has been saved. Goodbye."
 

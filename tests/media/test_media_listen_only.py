@@ -41,10 +41,12 @@ async def test_listen_only_on_a_bridged_call_transcribes_through_a_spy_in_snoop(
         assert isinstance(media, CallMedia)
         # The snoop joins the media bridge once it is in Stasis (after its REST answer).
         await until(
-            lambda: media.socket is not None
-            and media.snoop_id in pbx.channels
-            and media.bridge_id in pbx.bridges
-            and len(pbx.bridges[media.bridge_id or ""].members) == 2
+            lambda: (
+                media.socket is not None
+                and media.snoop_id in pbx.channels
+                and media.bridge_id in pbx.bridges
+                and len(pbx.bridges[media.bridge_id or ""].members) == 2
+            )
         )
         assert media.socket is not None
         seen["media"] = media

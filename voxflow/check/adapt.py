@@ -270,6 +270,9 @@ class _Adapter:
                 step.handlers.extend(self.handler(h))
         if s.text is not None and isinstance(s.text.value, str):
             step.templates.append((s.text.value, s.text.span))
+        for more in s.more_texts:
+            if isinstance(more.value, str):
+                step.templates.append((more.value, more.span))
         self._options(step, s.options, kind)
         extra: list[str] = []
         for i, choice in enumerate(s.choices, start=1):

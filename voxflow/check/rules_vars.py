@@ -217,7 +217,7 @@ def _typer(types: dict[str, str]) -> Callable[[str], str]:
 _TYPED_HINTS = {
     "duration": "a duration such as 20s, or a variable or parameter declared ': duration'",
     "number": "a whole number, e.g. len(pin), or a variable declared ': number'",
-    "list": "a list, e.g. var periods: list = [\"morning\", \"evening\"]",
+    "list": 'a list, e.g. var periods: list = ["morning", "evening"]',
 }
 
 

@@ -39,6 +39,8 @@ def lower_simple(lw: Lowerer, s: ast.SimpleStep) -> ir.Step:
     elif text is not None and not text.source.strip() and kind in _PROMPTED:
         without = f"write '{kind}:' with no text" if kind in ("gather", "menu") else "remove it"
         lw.error("VF408", s.span, f"'{kind}' has an empty text", f"for no prompt, {without}")
+    if kind not in ("dial", "bridge") and s.more_texts:
+        lw.error("VF408", s.more_texts[0].span, f"'{kind}' takes one text")
     if kind not in ("gather", "menu") and s.choices:
         lw.error("VF408", s.choices[0].span, f"'{kind}' does not take choices")
     if kind != "agent" and s.tools:
@@ -196,8 +198,25 @@ def _b_record(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
 
 def _b_dial(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
     on = lw.resolve(s.handlers, ir.OUTCOMES["dial"], {}, s.span)
+    others: list[ir.Template] = []
+    for lit in (s.text, *s.more_texts):
+        if lit is not None and isinstance(lit.value, str) and "&" in lit.value.split("{{")[0]:
+            lw.error(
+                "VF408",
+                lit.span,
+                "'&' in a dial string: ARI cannot ring several endpoints in one string",
+                'list them instead: dial "PJSIP/alice", "PJSIP/bob" (ring all or ring hunt)',
+            )
+    for lit in s.more_texts:
+        tpl = lw.template(lit)
+        if tpl is not None:
+            others.append(tpl)
+    if o.get("ring", None) is not None and not others:
+        lw.error("VF408", o.spans["ring"], "'ring' needs several endpoints (a ring group)")
     return ir.DialStep(
         span=span,
+        others=tuple(others),
+        ring=o.get("ring", "all"),
         endpoint=t,
         caller_id=o.get("caller_id", None),
         timeout_ms=o.get("timeout", lw.config.dial_timeout_ms),

@@ -273,6 +273,11 @@ class DialStep(_InputBase):
     caller_id: Template | None = None
     timeout_ms: int
     music: str | None = None
+    others: tuple[Template, ...] = ()
+    """More endpoints: a ring group with ``endpoint``. ``ring`` ``all`` rings them at once (the
+    first to answer is bridged, the others are hung up; ``timeout_ms`` for the whole group);
+    ``hunt`` rings one after another in order, ``timeout_ms`` each."""
+    ring: Literal["all", "hunt"] = "all"
     dynamic: tuple[DynamicOption, ...] = ()
 
 

@@ -37,6 +37,7 @@ from voxflow.errors import AiNotConfiguredError, AriError, CallEndedError
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
+from voxflow.runtime.dialing import DIAL_OUTCOMES, ring_group
 from voxflow.runtime.http_step import HttpClient, HttpRequest, HttpResult
 from voxflow.runtime.port import AgentHost, CallPort, P
 from voxflow.runtime.step import RunState, StepObserver, initial_state, step
@@ -93,8 +94,7 @@ ARI_HANGUP_REASONS = frozenset(
 """The ``reason`` values ``DELETE /channels/{id}`` accepts (anything else is a 400)."""
 
 _REASON_ALIASES = {"noanswer": "no_answer", "error": "failure", "failed": "failure"}
-_DIAL_OUTCOMES = {"busy": "busy", "no answer": "noanswer"}
-"""A dialled leg's ``failure_reason`` -> the dial step's outcome (anything else: failed)."""
+_DIAL_OUTCOMES = DIAL_OUTCOMES
 
 
 def ari_hangup_reason(reason: str) -> str:
@@ -449,22 +449,37 @@ class CallDriver(Generic[P]):
         return outcome
 
     async def _dial(self, cmd: ev.Dial) -> str:
-        self._say_line("system", f"dial {cmd.endpoint}")
         timeout = max(1, cmd.timeout_ms // 1000)
+        if cmd.others:
+            endpoints = (cmd.endpoint, *cmd.others)
+            self._say_line("system", f"dial {', '.join(endpoints)} (ring {cmd.ring})")
+            leg, outcome, who = await ring_group(
+                self.session, endpoints, caller_id=cmd.caller_id, timeout=timeout,
+                hunt=cmd.ring == "hunt",
+            )  # fmt: skip
+            if leg is None:
+                self._say_line("system", f"dial {who}: {outcome}")
+                return outcome
+            return await self._bridge(who, leg)
+        self._say_line("system", f"dial {cmd.endpoint}")
         other = await self.session.originate(cmd.endpoint, caller_id=cmd.caller_id, timeout=timeout)
         reason = (other.failure_reason or "").lower()
         if other.ended or reason:
             outcome = _DIAL_OUTCOMES.get(reason, "failed")
             self._say_line("system", f"dial {cmd.endpoint}: {outcome} ({reason or 'ended'})")
             return outcome
+        return await self._bridge(cmd.endpoint, other)
+
+    async def _bridge(self, endpoint: str, other: P) -> str:
+        """Bridge the answered leg with the caller until it hangs up: ``answered``."""
         try:
             await self.session.bridge_with(other)
-            self._say_line("system", f"dial {cmd.endpoint}: answered, bridged")
+            self._say_line("system", f"dial {endpoint}: answered, bridged")
             await other.wait_ended()
         finally:
             with contextlib.suppress(Exception):
                 await other.hangup()
-        self._say_line("system", f"dial {cmd.endpoint}: the other side hung up")
+        self._say_line("system", f"dial {endpoint}: the other side hung up")
         return "answered"
 
     async def _hold(self, cmd: ev.Hold) -> None:

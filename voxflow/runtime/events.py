@@ -191,6 +191,9 @@ class Dial(Op):
     caller_id: str | None = None
     timeout_ms: int = 30000
     music: str | None = None
+    others: tuple[str, ...] = ()
+    """More endpoints of a ring group (see :class:`voxflow.ir.DialStep`)."""
+    ring: str = "all"
 
 
 @dataclass(frozen=True, slots=True)

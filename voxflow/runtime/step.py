@@ -20,6 +20,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
+from voxflow.errors import FlowRuntimeError
 from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
 from voxflow.runtime.expressions import UNSET, truthy
@@ -161,7 +162,15 @@ def _x_record(m: _Machine, s: ir.RecordStep) -> None:
 def _x_dial(m: _Machine, s: ir.DialStep) -> None:
     c = m.cid()
     caller_id = m.render(s.caller_id) if s.caller_id else None
-    m.emit(ev.Dial(c, m.render(s.endpoint), caller_id, s.timeout_ms, s.music))
+    endpoints = [m.render(e) for e in (s.endpoint, *s.others)]
+    for e in endpoints:
+        if "&" in e:
+            raise FlowRuntimeError(
+                f"dial string {e!r} has '&': ARI cannot ring several endpoints in one string "
+                '(list them: dial "A", "B")'
+            )
+    others = tuple(endpoints[1:])
+    m.emit(ev.Dial(c, endpoints[0], caller_id, s.timeout_ms, s.music, others, s.ring))
     m.wait = Wait("op", s, frozenset({c}))
 
 

@@ -219,7 +219,8 @@ class Pbx(PbxMedia):
     def _tech(self, endpoint: str) -> tuple[str, str]:
         tech, _, res = endpoint.partition("/")
         norm = _TECHS.get(tech.lower())
-        if norm is None or not res:
+        # ARI originates one channel: Dial()'s "A&B" is no endpoint a channel driver knows
+        if norm is None or not res or "&" in res:
             raise RestError(500, "Allocation failed", key="error")
         return norm, res
 

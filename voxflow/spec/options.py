@@ -108,6 +108,7 @@ _GATHER = {
     "bargein": KIND_SYM,
     "voice": KIND_STR,
 }
+_DIAL = {"timeout": KIND_DUR, "caller_id": KIND_TPL, "music": KIND_STR, "ring": KIND_SYM}
 STEP_OPTIONS: dict[str, dict[str, str]] = {
     "answer": {},
     "hangup": {},
@@ -127,8 +128,8 @@ STEP_OPTIONS: dict[str, dict[str, str]] = {
         "retries": KIND_RETRIES,
     },
     "record_start": {"format": KIND_STR, "max": KIND_DUR, "beep": KIND_BOOL},
-    "dial": {"timeout": KIND_DUR, "caller_id": KIND_TPL, "music": KIND_STR},
-    "bridge": {"timeout": KIND_DUR, "caller_id": KIND_TPL, "music": KIND_STR},
+    "dial": _DIAL,
+    "bridge": _DIAL,
     "transfer": {},
     "queue": {"timeout": KIND_DUR, "music": KIND_STR, "announce": KIND_TPL},
     "hold": {"music": KIND_STR},
@@ -169,6 +170,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "context": ("append", "reset"),
     "level": ("debug", "info", "warning", "error"),
     "kind": ("sound", "file", "url"),
+    "ring": ("all", "hunt"),
 }
 REPEATABLE = {"reprompt"}
 TEXT_REQUIRED = {"say", "play", "dial", "bridge", "transfer", "queue", "send_dtmf", "log"}

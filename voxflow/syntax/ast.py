@@ -296,6 +296,8 @@ class SimpleStep:
     handlers: tuple[Handler, ...] = ()
     tools: tuple[Tool, ...] = ()
     actions: tuple[Action, ...] = ()
+    more_texts: tuple[Literal_, ...] = ()
+    """Further quoted texts after the first (``dial "PJSIP/a", "PJSIP/b"``)."""
 
 
 @dataclass(slots=True)

@@ -246,6 +246,7 @@ class AstBuilder(Transformer[Token, Any]):
         kw, text, *rest = c
         items: list[Any] = rest[-1]
         inline = [x for x in rest[:-1] if isinstance(x, ast.Option)]
+        more = tuple(x for x in rest[:-1] if isinstance(x, ast.Literal_))
         return ast.SimpleStep(
             self.span,
             str(kw),
@@ -255,7 +256,11 @@ class AstBuilder(Transformer[Token, Any]):
             tuple(x for x in items if isinstance(x, ast.Handler)),
             tuple(x for x in items if isinstance(x, ast.Tool)),
             tuple(x for x in items if isinstance(x, ast.Action)),
+            more,
         )
+
+    def extra_text(self, c: list[Any]) -> ast.Literal_:
+        return self._string_literal(c[0])
 
     def step_tail(self, c: list[Any]) -> list[Any]:
         return c
