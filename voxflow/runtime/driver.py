@@ -313,8 +313,11 @@ class CallDriver(Generic[P]):
 
     async def _record_timer(self, cmd: ev.RecordTimer) -> None:
         """Fire at ``cmd.ms`` or as soon as the call's recording ended by itself."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.session.wait_recording(), cmd.ms / 1000.0)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.session.wait_recording(), cmd.ms / 1000.0)
+        finally:
+            self._side.discard(asyncio.current_task())
         if self._ops.pop(cmd.cid, None) is not None:
             self._dispatch(ev.TimerFired(cmd.cid, now=self.clock()))
 
@@ -334,8 +337,7 @@ class CallDriver(Generic[P]):
     def _spawn_op(self, cid: int, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._ops[cid] = task
-        self._side.add(task)
-        task.add_done_callback(self._side.discard)
+        self._side.add(task)  # the op discards itself when it ends (no done-callback hop)
 
     def _stop_op(self, cid: int) -> None:
         handle = self._timers.pop(cid, None)
@@ -363,6 +365,7 @@ class CallDriver(Generic[P]):
         except asyncio.CancelledError:
             self._ops.pop(cmd.cid, None)
             self._op_started.pop(cmd.cid, None)
+            self._side.discard(asyncio.current_task())
             raise
         except CallEndedError:
             if self._hung_up:  # already known (an ``on hangup`` handler runs): the op failed
@@ -374,7 +377,9 @@ class CallDriver(Generic[P]):
             event = ev.OpFailed(cmd.cid, msg, now=self.clock())
         else:
             event = ev.OpDone(cmd.cid, result, now=self.clock())
-        self._ops.pop(cmd.cid, None)  # before dispatching: this task is no longer cancellable
+        # the op is over: not cancellable, not awaited at the end (no done-callback hop)
+        self._side.discard(asyncio.current_task())
+        self._ops.pop(cmd.cid, None)
         started = self._op_started.pop(cmd.cid, None)
         if started is not None:
             ms = round((time.monotonic() - started) * 1000.0, 1)
