@@ -164,7 +164,7 @@ def test_a_recording_hears_the_caller_and_says_where_it_went() -> None:
         x.startswith("flow recording msg-") and 'hears "my message for you"' in x for x in lines
     )
     assert not any("not listening" in x for x in lines)
-    assert any(x.startswith("flow recorded msg-") and " -> " in x for x in lines), lines
+    assert any(x.startswith("flow recorded msg-") and " -> ari:recording:msg-" in x for x in lines)
 
 
 def test_the_simulator_has_no_step_interpretation_of_its_own() -> None:

@@ -509,7 +509,7 @@ class CallDriver(Generic[P]):
     async def _record_stop(self, cmd: ev.RecordStop) -> dict[str, Any]:
         meta = await self.session.record_stop()
         took = f"{meta.duration:g}s" if meta.duration is not None else "length unknown"
-        where = meta.location or f"left on the PBX as {meta.name}.{meta.format}"
+        where = meta.location or "nowhere (no location reported)"
         self._say_line("system", f"recorded {meta.name} ({took}) -> {where}")
         if self.webhooks is not None:
             self.webhooks.emit(

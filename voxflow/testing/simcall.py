@@ -481,6 +481,7 @@ class SimCall:
             datetime.fromtimestamp(self.loop.time(), UTC),
             duration=round(rec.heard, 3),
             target=f"channel:{self.id}",
+            location=f"ari:recording:{rec.name}",  # as a real call without a sink: on the PBX
         )
 
 
