@@ -422,12 +422,25 @@ async def worker_per_call(calls: int) -> tuple[int, float, dict[str, int]]:
             if ended == calls:
                 done.set()
 
+    class Owner:
+        """What VoxtraApp does for the links, reduced to the benchmark's job."""
+
+        def on_link_event(self, link: AriLink, event: AriEvent) -> None:
+            on_event(link, event)
+
+        def on_link_lost(self, app_name: str) -> None:
+            return None
+
+        def app_in_use(self, app_name: str) -> bool:
+            return False
+
+        def resync_app(self, app_name: str, channel_ids: set[str]) -> list[str]:
+            return [c for c in channel_ids if c not in live]
+
     links = AriLinks(
+        Owner(),
         mode="per_call",
         listen_auth=("x", "y"),
-        on_event=on_event,
-        on_lost=lambda name: None,
-        has_session=lambda cid: cid in live,
         http=("", "x", "y"),
         listen=("127.0.0.1", 0),
         link_grace=0,

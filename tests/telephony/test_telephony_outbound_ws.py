@@ -81,10 +81,9 @@ class Balancer:
             task.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
         for writer in self._writers:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            writer.close()  # idempotent; a cancelled pipe's wait_closed() is not awaited again
         await self.server.wait_closed()
+        await asyncio.sleep(0)  # the transports' connection_lost
 
 
 class Worker:
@@ -189,6 +188,8 @@ async def test_per_call_sockets_spread_calls_over_three_workers_none_lost() -> N
         assert sb.outbound.connects == n and sb.outbound.failures == 0
         await until(lambda: not sb.outbound.sockets)  # each closed after its StasisEnd
         await until(lambda: all(not w.app.sessions for w in ws))
+        for w in ws:  # a per-call link's REST client goes with its call
+            assert w.app.links is not None and not w.app.links._clients
 
 
 async def test_broadcast_calls_are_claimed_once_among_three_workers() -> None:
@@ -322,3 +323,22 @@ async def test_classic_worker_killed_mid_call_the_caller_hears_silence_until_han
             await until(lambda: call.id not in sb.pbx.channels)
         finally:
             await app.close()
+
+
+async def test_a_call_that_ended_while_the_persistent_link_was_down_is_settled() -> None:
+    async with sandbox() as sb, workers(1, "persistent", hold=30.0) as (w,):
+        cfg = outbound(w.port, "persistent")
+        cfg.reconnect_interval = 0.5
+        sb.add_outbound_websocket(cfg)
+        await sb.wait_app("voxflow")
+        call = await sb.place_call(to="100", app="voxflow")
+        await call.wait_for("playback", WAIT, state="done")
+        links = w.app.links
+        assert links is not None
+        for conn in list(links.server.connections):
+            conn.abort()
+        await until(lambda: not sb.pbx.app_active("voxflow"))
+        await call.hangup()  # its StasisEnd is lost: no socket serves the app
+        await until(lambda: sb.pbx.app_active("voxflow"))  # Asterisk reconnected
+        await until(lambda: not w.app.sessions)  # the resync found the channel gone
+        assert links.orphans_hung_up == 0

@@ -144,11 +144,9 @@ class VoxtraApp:
         if mode != "classic":
             ws_user, ws_password = listen_auth or (username, password)
             self._links = AriLinks(
+                self,
                 mode=mode,
                 listen_auth=(ws_user, ws_password),
-                on_event=self._on_link_event,
-                on_lost=self._on_link_lost,
-                has_session=lambda cid: cid in self._sessions,
                 http=(http_url, username, password),
                 listen=listen,
                 ping_interval=ping_interval,
@@ -459,7 +457,7 @@ class VoxtraApp:
 
     # ------------------------------------------------------------------ events
 
-    def _on_link_event(self, link: AriLink, event: AriEvent) -> None:
+    def on_link_event(self, link: AriLink, event: AriEvent) -> None:
         """An event from one of Asterisk's outbound websockets."""
         kind = type(event)
         if kind is StasisStart or kind is CallBroadcast:
@@ -473,7 +471,25 @@ class VoxtraApp:
             return
         self._on_event(event)
 
-    def _on_link_lost(self, app_name: str) -> None:
+    def app_in_use(self, app_name: str) -> bool:
+        """A live call is driven through the ARI app ``app_name`` (outbound websockets)."""
+        return any(s.ari_app == app_name and not s.ended for s in self._sessions.values())
+
+    def resync_app(self, app_name: str, channel_ids: set[str]) -> list[str]:
+        """A link registered ``app_name`` holding ``channel_ids``: sessions of that app whose
+        channel is no longer there ended while it was down; returns the orphan channels."""
+        for session in list(self._sessions.values()):
+            if (
+                session.ari_app == app_name
+                and not session.ended
+                and session._in_stasis
+                and session.id not in channel_ids
+            ):
+                log.info("call %s ended while its websocket was down", session.id)
+                session._gone()
+        return [cid for cid in channel_ids if cid not in self._sessions]
+
+    def on_link_lost(self, app_name: str) -> None:
         """Asterisk did not reconnect ``app_name`` in time: its calls are no longer ours."""
         live = [s for s in self._sessions.values() if s.ari_app == app_name and not s.ended]
         if live:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from voxflow.ari.models import ApplicationRegistered, AriEvent, EventParser
 from voxflow.ari.rest import AriRestClient, RestReply
@@ -24,13 +24,28 @@ from voxflow.ari.wsrest import WsRestTransport, is_rest_response
 from voxflow.ari.wsserver import AriWebsocketServer, ServerConnection
 from voxflow.errors import AriConnectionError, AriError
 
-__all__ = ["MODES", "AppTransport", "AriLink", "AriLinks"]
+__all__ = ["MODES", "AppTransport", "AriLink", "AriLinks", "LinkOwner"]
 
 log = logging.getLogger(__name__)
 
 MODES = ("classic", "persistent", "per_call")
 
-LinkEventHandler = Callable[["AriLink", AriEvent], None]
+
+class LinkOwner(Protocol):
+    """What the links need from the app they serve (``VoxtraApp``)."""
+
+    def on_link_event(self, link: AriLink, event: AriEvent) -> None:
+        """An event arrived on ``link``."""
+
+    def on_link_lost(self, app_name: str) -> None:
+        """``app_name`` was not reconnected within the grace period."""
+
+    def app_in_use(self, app_name: str) -> bool:
+        """A live call is driven through ``app_name``."""
+
+    def resync_app(self, app_name: str, channel_ids: set[str]) -> list[str]:
+        """A link (re)registered ``app_name`` holding ``channel_ids``: settle the sessions of
+        that app that are gone; return the channels no session drives (orphans)."""
 
 
 class AriLink:
@@ -59,7 +74,7 @@ class AriLink:
         if type(event) is ApplicationRegistered:
             self.links._registered(self, event.application)
             return
-        self.links.on_event(self, event)
+        self.links.owner.on_link_event(self, event)
 
 
 class AppTransport:
@@ -85,12 +100,10 @@ class AriLinks:
 
     def __init__(
         self,
+        owner: LinkOwner,
         *,
         mode: str,
         listen_auth: tuple[str, str],
-        on_event: LinkEventHandler,
-        on_lost: Callable[[str], None],
-        has_session: Callable[[str], bool],
         http: tuple[str, str, str],
         listen: tuple[str, int] = ("127.0.0.1", 8765),
         ping_interval: float = 15.0,
@@ -100,9 +113,7 @@ class AriLinks:
         """``listen_auth``: the (username, password) Asterisk presents (websocket_client.conf);
         ``http``: (ARI URL or "", ARI user, password) for what the socket refuses (406)."""
         self.mode = mode
-        self.on_event = on_event
-        self._on_lost = on_lost
-        self._has_session = has_session
+        self.owner = owner
         self._http = http
         self.request_timeout = request_timeout
         self.link_grace = link_grace
@@ -186,7 +197,7 @@ class AriLinks:
             log.info("Asterisk reconnected app %s", app_name)
         if old is not None and old is not link:
             old.conn.abort()
-        self._spawn(self._hang_up_orphans(app_name))
+        self._spawn(self._resync(app_name))
 
     def _closed(self, link: AriLink) -> None:
         self.links.discard(link)
@@ -195,6 +206,9 @@ class AriLinks:
         if not name or self.by_app.get(name) is not link:
             return
         del self.by_app[name]
+        if ":" in name and not self.owner.app_in_use(name):  # a per-call link after its call
+            self.forget(name)
+            return
         if self.link_grace <= 0:
             self._lost(name)
             return
@@ -205,21 +219,21 @@ class AriLinks:
         self._grace.pop(app_name, None)
         if app_name in self.by_app:
             return
-        self._on_lost(app_name)
+        self.owner.on_link_lost(app_name)
         if ":" in app_name:
             self.forget(app_name)
 
-    async def _hang_up_orphans(self, app_name: str) -> None:
-        """Channels already in this app that no session here drives are hung up."""
+    async def _resync(self, app_name: str) -> None:
+        """After a (re)registration: sessions whose channel left meanwhile are settled, and
+        channels in the app that no session here drives (their worker died) are hung up."""
         rest = self.rest_for(app_name)
         try:
             info = await rest.get_application(app_name)
         except AriError as exc:
             log.debug("could not list app %s: %s", app_name, exc)
             return
-        for cid in info.get("channel_ids", []):
-            if self._has_session(cid):
-                continue
+        channel_ids = {str(c) for c in info.get("channel_ids", [])}
+        for cid in self.owner.resync_app(app_name, channel_ids):
             log.warning(
                 "call %s is in app %s but no session here drives it (its worker is gone); "
                 "hanging it up",
