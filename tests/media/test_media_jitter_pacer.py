@@ -289,3 +289,27 @@ async def test_pacer_holds_the_loop_only_on_ticks_with_audio() -> None:
     await pacer.aclose()
     assert len(sent) == 3 and len(clock.blocks) == 3
     assert all(abs(t - round(t / 0.02) * 0.02) < 1e-9 for t in sent)
+
+
+def test_a_silent_gap_with_a_marker_and_a_timestamp_jump_is_not_loss() -> None:
+    # Asterisk's two-channel bridge sends nothing in silence: the sequence continues, the
+    # timestamp jumps by the elapsed time, the first packet after the gap has the marker bit
+    # (capture rtp-silence.json). Nothing is buffered, filled or concealed.
+    jb = JitterBuffer("ulaw", depth=3, conceal=True)
+    speech = [_pkt(100 + i, 160 * i, fill=0x20) for i in range(5)]
+    resumed = RtpPacket(0, 105, 160 * 5 + 8000 * 3, 7, b"\x30" * 160, marker=True)
+    after = [_pkt(106 + i, 160 * (6 + i) + 8000 * 3, fill=0x30) for i in range(3)]
+    for p in [*speech, resumed, *after]:
+        assert [c.sequence for c in jb.push(p)] == [p.sequence]
+    assert (jb.stats.lost, jb.stats.concealed, jb.buffered) == (0, 0, 0)
+
+
+def test_a_packet_lost_at_the_start_of_a_talkspurt_is_silence_not_old_speech() -> None:
+    jb = JitterBuffer("ulaw", depth=1, conceal=True)
+    speech = [_pkt(i, 160 * i, fill=0x20) for i in range(4)]
+    # seq 4 (the marker packet after a 3 s gap) is lost; seq 5 follows it.
+    late = _pkt(5, 160 * 5 + 8000 * 3, fill=0x30)
+    out = _run(jb, [*speech, late])
+    assert [s for s, _, _ in out] == [0, 1, 2, 3, 4, 5]
+    assert out[4][2] == b"\xff" * 160  # silence, not a repeat of the speech before the gap
+    assert (jb.stats.lost, jb.stats.concealed) == (1, 0)

@@ -11,11 +11,9 @@ from typing import Any
 
 import aiohttp
 from conftest import RawAri
-from test_sandbox_golden import _captured, _shape, pytestmark
+from test_sandbox_golden import _captured, _shape
 
 from voxflow.sandbox import Sandbox
-
-__all__ = ["pytestmark"]
 
 
 class _Sink(asyncio.DatagramProtocol):
@@ -92,7 +90,9 @@ async def test_scenario_c_external_media_records_bridge_play_teardown(
         await ari.req("DELETE", "/channels/vf-src-2")
         await ari.req("DELETE", "/bridges/vf-em-bridge")
         got += await ari.collect()
-        assert sink.count > 100  # the externalMedia channel sent paced RTP all along
+        # RTP reaches the externalMedia socket only while something plays into its bridge (the
+        # Local's prompts, the bridge playback); nothing in silence (capture rtp-silence.json).
+        assert sink.count > 40
     finally:
         transport.close()
     expected = [e for e in _captured("C-") if e["type"] != "ChannelUserevent"]

@@ -23,6 +23,12 @@ stricter VAD than ``listen``, because their minimum speech is short, see ``Barge
 ``stasis_wait`` (seconds, default 5: how long set-up waits for the new externalMedia/snoop
 channel's StasisStart before failing with ``MediaError``).
 
+Silence without packets: phones with silence suppression/DTX, trunks, Local channels and a
+two-channel Asterisk bridge send no RTP while nobody talks (capture rtp-silence.json). From
+100 ms after the last packet, while someone listens, the elapsed wall-clock time is fed to the
+listeners as silence (``gap_frames`` counts it), so ``listen`` ends an utterance after
+``end_silence_ms`` and barge-in decides as if silence had been sent.
+
 Set-up order: Asterisk answers ``POST /channels/externalMedia`` (and ``/snoop``) before the new
 channel is in Stasis and refuses ``addChannel`` with 422 until it is (capture
 external-media-ordering.json), so the channel joins the bridge only after its StasisStart.
@@ -68,6 +74,8 @@ next reconnect or start-up (``voxflow.telephony.orphans``)."""
 _STREAM_QUEUE = 1500  # 30 s of 20 ms chunks per audio_stream() consumer
 _SEND_BACKLOG = 250  # frames (5 s) queued before send_audio waits
 _STALL_FLUSH_S = 0.1  # jitter buffer released after this long without packets
+_GAP_FILL_S = 0.06  # then, while someone listens, silence is accounted this often
+_LOOP_LAG_S = 0.04  # a quiet timer this late means a busy loop, not a silent line
 _STASIS_WAIT_S = 5.0  # default bound on waiting for a new channel's StasisStart
 
 
@@ -204,6 +212,10 @@ class CallMedia:
         self._closed = False
         self._closing = asyncio.Event()
         self._stall_timer: asyncio.TimerHandle | None = None
+        self._last_rx = 0.0  # loop time of the last packet
+        self._quiet_due = 0.0  # when the quiet timer was due
+        self._gap_mark = 0.0  # silence fed to the listeners up to this loop time
+        self.gap_frames = 0  # VAD frames of silence accounted for time without packets
 
     # ------------------------------------------------------------------ setup / teardown
 
@@ -395,16 +407,56 @@ class CallMedia:
         for chunk in self.jitter.push(packet):
             self._deliver(chunk)
         loop = asyncio.get_running_loop()
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
-        if self.jitter.buffered:
-            self._stall_timer = loop.call_later(_STALL_FLUSH_S, self._stalled)
+        self._last_rx = loop.time()
+        if self._stall_timer is None and (self.jitter.buffered or self._watchers):
+            self._arm_quiet(loop, self._last_rx + _STALL_FLUSH_S)
 
-    def _stalled(self) -> None:
+    def _arm_quiet(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._quiet_due = when
+        self._stall_timer = loop.call_at(when, self._on_quiet)
+
+    def _on_quiet(self) -> None:
+        """No packet for ``_STALL_FLUSH_S``: release the jitter buffer and, while someone
+        listens, count the time without packets as silence (:meth:`_fill_silence`). One timer,
+        re-armed from the last packet's time rather than restarted per packet. A timer that
+        fires late (the loop was busy, e.g. an STT engine starting) first lets the socket
+        deliver what queued meanwhile: that time was not silence."""
         self._stall_timer = None
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._quiet_due > _LOOP_LAG_S:
+            self._arm_quiet(loop, now + _GAP_FILL_S / 3)
+            return
+        if now - self._last_rx < _STALL_FLUSH_S * 0.99:  # packets came meanwhile
+            if self.jitter.buffered or self._watchers:
+                self._arm_quiet(loop, self._last_rx + _STALL_FLUSH_S)
+            return
         for chunk in self.jitter.flush():
             self._deliver(chunk)
+        if self._watchers:
+            self._fill_silence(now)
+            self._arm_quiet(loop, now + _GAP_FILL_S)
+
+    def _fill_silence(self, now: float) -> None:
+        """Phones with silence suppression/DTX, trunks, Local channels and a two-channel Asterisk
+        bridge send no RTP while nobody talks (capture rtp-silence.json): the wall-clock time
+        since the last packet is fed to the listeners as silent VAD frames, so end-pointing and
+        barge-in decide as if silence had been sent."""
+        mark = max(self._gap_mark, self._last_rx)
+        frame_s = self._vad.frame_ms / 1000
+        n = int((now - mark) / frame_s)
+        if n <= 0:
+            return
+        self._gap_mark = mark + n * frame_s
+        self.gap_frames += n
+        self._vad_buf = b""
+        quiet = bytes(self._vad_frame)
+        for _ in range(n):
+            if not self._watchers:
+                break
+            self._watchers = [w for w in self._watchers if not w.feed(quiet, False)]
 
     def _deliver(self, chunk: AudioChunk) -> None:
         self._recent.append(chunk.payload)

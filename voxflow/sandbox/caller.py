@@ -25,12 +25,16 @@ if TYPE_CHECKING:
 
 __all__ = ["SimCall"]
 
+_QUIET = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+_QUIET.setflags(write=False)
+
 log = logging.getLogger(__name__)
 
 
 class SimCall:
     """One simulated phone. ``direction`` is ``"inbound"`` (it called the PBX) or
-    ``"outbound"`` (the PBX called it)."""
+    ``"outbound"`` (the PBX called it). Once answered it sends 20 ms silence frames while
+    quiet, or nothing at all with ``dtx=True``."""
 
     def __init__(
         self,
@@ -41,8 +45,10 @@ class SimCall:
         to: str,
         app: str,
         record_heard: bool = True,
+        dtx: bool = False,
     ) -> None:
         self._pbx = pbx
+        self.dtx = dtx
         self.direction = direction
         self.from_ = from_
         self.to = to
@@ -83,7 +89,9 @@ class SimCall:
 
     def next_spoken(self) -> Frame | None:
         if not self._speech:
-            return None
+            # A phone sends 20 ms of silence while its user is quiet; with ``dtx`` (silence
+            # suppression, DTX, many trunks) it sends nothing.
+            return None if self.dtx or self.state != "up" else _QUIET
         frame = self._speech.popleft()
         self._spoken_count += 1
         while self._speech_done and self._speech_done[0][0] <= self._spoken_count:

@@ -37,6 +37,7 @@ UNKNOWN_SCHEME = object()  # media with an unknown scheme: started, never finish
 _MOH = "440/400,554/400,659/400,554/400,0/400"
 _SILENT_GAP = [None] * 5
 _ZERO = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+_ZERO.setflags(write=False)
 
 
 def _mix(frames: list[Frame]) -> Frame | None:
@@ -670,6 +671,8 @@ class PbxMedia(PbxCore):
             if not playing:
                 if ch.bridge is not None:
                     frame = mixes.get(ch.id)
+                    if frame is None and ch.bridge.softmix:
+                        frame = _ZERO  # softmix sends silence; simple_bridge sends nothing
                 elif ch.moh is not None:
                     frame = self._moh_frame(ch)
             if whisperers and ch.id in whisperers:

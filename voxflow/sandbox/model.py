@@ -217,6 +217,13 @@ class Bridge:
     announcer: str | None = None
     destroyed: bool = False
 
+    @property
+    def softmix(self) -> bool:
+        """A mixing bridge with 3+ channels (Announcer/Recorder included) mixes in softmix, which
+        sends every member 20 ms frames, silence included; with 2 it is a ``simple_bridge``
+        that only forwards what a member sends (capture rtp-silence.json)."""
+        return self.bridge_type != "holding" and len(self.members) + len(self.pseudo) >= 3
+
     def json(self, *, rest: bool = False) -> dict[str, Any]:
         return bridge_json(
             id=self.id,
@@ -224,6 +231,7 @@ class Bridge:
             name=self.name,
             channels=[c.id for c in self.members],
             creationtime=self.creationtime,
+            technology="softmix" if self.softmix else "simple_bridge",
             with_video_mode=rest,
         )
 

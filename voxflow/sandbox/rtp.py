@@ -65,7 +65,6 @@ SLOT_SIZE = 64  # packets per send slot (~0.25 ms of sendto on loopback)
 SLOT_GAP = 0.0005  # seconds between slots
 MAX_SLOTS = 16  # beyond 16 * 64 packets the slots grow instead
 _HDR = struct.Struct("!BBHII")
-_SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 _MAX_READS = 16  # datagrams read per socket per tick (a flood cannot starve the tick)
 _Out = tuple["RtpFar", "memoryview | bytes"]  # a packet ready to go and who sends it
 
@@ -114,6 +113,7 @@ class RtpFar:
         self.inbox: deque[Frame] = deque(maxlen=50)
         self.staged: Frame | None = None
         self.held: bytes | None = None  # a packet kept back by the reorder fault
+        self.gap = False  # nothing was sent last period(s): the next packet carries the marker
         self.packets_in = 0
         self.packets_out = 0
         self.dropped_foreign = 0
@@ -159,9 +159,18 @@ class RtpFar:
         return q.popleft()
 
     def hear(self, frame: Frame | None, tick: int) -> None:
-        if not self.closed:
-            self.staged = _SILENCE if frame is None else frame
-            self.plane.staged.append(self)
+        """Stage ``frame`` for sending. No frame (nothing plays, a 2-channel bridge with nobody
+        talking) sends no packet, as Asterisk: the sequence number then continues, the timestamp
+        follows the elapsed time and the next packet has the marker bit (rtp-silence.json)."""
+        if self.closed:
+            return
+        if frame is None:
+            if self.packets_out:  # before the first packet the timestamp does not run
+                self.gap = True
+                self.ts = (self.ts + self.step) & 0xFFFFFFFF
+            return
+        self.staged = frame
+        self.plane.staged.append(self)
 
     def far_event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "hangup":
@@ -335,7 +344,10 @@ class RtpPlane:
             pack = _HDR.pack_into
             for i, far in enumerate(fars):
                 off = i * size
-                pack(buf, off, 0x80, far.pt, far.seq, far.ts, far.ssrc)
+                pack(
+                    buf, off, 0x80, far.pt | 0x80 if far.gap else far.pt, far.seq, far.ts, far.ssrc
+                )
+                far.gap = False
                 far.seq = (far.seq + 1) & 0xFFFF
                 far.ts = (far.ts + far.step) & 0xFFFFFFFF
                 far.staged = None

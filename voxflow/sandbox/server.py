@@ -43,6 +43,8 @@ class Sandbox:
     with ``sb.user``/``sb.password``, and place calls with :meth:`place_call`.
     ``stasis_delay`` (seconds, or a ``(min, max)`` range drawn at random) is how long after
     the REST answer an externalMedia or snoop channel enters Stasis (Asterisk: 0.3-30 ms).
+    ``caller_dtx=True`` makes scripted callers send no RTP while silent (default for
+    :meth:`place_call` and outbound far ends).
     ``precise_rtp=True`` makes externalMedia packets leave at their exact 20 ms times by
     sleeping briefly in the event loop (the standalone server and benchmarks use it).
     """
@@ -57,6 +59,7 @@ class Sandbox:
         clock: Clock | None = None,
         answer_delay: float = 0.0,
         stasis_delay: float | tuple[float, float] = 0.0,
+        caller_dtx: bool = False,
         sounds_dir: str | Path | None = None,
         recordings_dir: str | Path | None = None,
         preload_sounds: bool = True,
@@ -75,6 +78,7 @@ class Sandbox:
         self.password = password
         self.clock: Clock = clock or RealClock()
         self.record_heard = record_heard
+        self.caller_dtx = caller_dtx
         self.preload_sounds = preload_sounds
         self.host_for_rtp = "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host
         dirs = [Path(sounds_dir)] if sounds_dir else []
@@ -327,11 +331,13 @@ class Sandbox:
         args: list[str] | None = None,
         wait_app: float = 5.0,
         channel_id: str | None = None,
+        dtx: bool | None = None,
     ) -> SimCall:
         """Place an inbound call from a scripted caller into Stasis(``app``).
 
         Waits up to ``wait_app`` real seconds for the app's websocket; if it never comes the
-        call fails like on Asterisk (the caller is hung up) and the SimCall shows it."""
+        call fails like on Asterisk (the caller is hung up) and the SimCall shows it. ``dtx``:
+        the caller sends no RTP while silent (default: the sandbox's ``caller_dtx``)."""
         if not self._started:
             raise VoxflowError("the sandbox is not started")
         if wait_app > 0 and self.outbound.per_call(app) is None:
@@ -344,6 +350,7 @@ class Sandbox:
             to=to,
             app=app,
             record_heard=self.record_heard,
+            dtx=self.caller_dtx if dtx is None else dtx,
         )
         cid = channel_id or self.pbx.new_channel_id()
         per_call = self.outbound.per_call(app)
@@ -420,6 +427,7 @@ class Sandbox:
             to=resource,
             app=ch.variables.get("__dial_app", ""),
             record_heard=self.record_heard,
+            dtx=self.caller_dtx,
         )
         call.id = ch.id
         call.channel = ch

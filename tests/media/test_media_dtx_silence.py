@@ -1,0 +1,67 @@
+"""End-pointing when no RTP arrives during silence: the sandbox's callers here use DTX (nothing is
+sent while they are quiet) and the two-channel media bridge forwards only, as Asterisk does
+(capture rtp-silence.json). ``listen`` counts the time without packets as silence."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+from media_rig import Rig, open_rig
+
+from voxflow.media.callmedia import CallMedia
+from voxflow.telephony.session import CallSession
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+PHRASES = ["sales", "support", "operator"]
+END_SILENCE_MS = 600
+SLACK_S = 0.3
+
+
+@pytest.fixture
+async def dtx_rig() -> AsyncIterator[Rig]:
+    async with open_rig(caller_dtx=True) as r:
+        yield r
+
+
+async def test_speech_then_no_packets_is_recognised_after_end_silence(dtx_rig: Rig) -> None:
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+
+    async def body(call: CallSession) -> tuple[str | None, float, int]:
+        media = await call.call_voice()
+        assert isinstance(media, CallMedia)
+        await media.start()
+        ready.set()
+        text = await call.listen(10, phrases=PHRASES, end_silence_ms=END_SILENCE_MS)
+        return text, loop.time(), media.gap_frames
+
+    sim = await dtx_rig.call(body)
+    await asyncio.wait_for(ready.wait(), 20)
+    await sim.say("sales")
+    said = loop.time()
+    text, returned, gap_frames = await dtx_rig.result()
+    assert text == "sales"
+    assert gap_frames > 0  # the end was found in time without packets
+    assert returned - said <= END_SILENCE_MS / 1000 + SLACK_S
+
+
+async def test_no_packets_at_all_is_noinput_on_time(dtx_rig: Rig) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def body(call: CallSession) -> tuple[str | None, float]:
+        media = await call.call_voice()
+        assert isinstance(media, CallMedia)
+        await media.start()
+        started = loop.time()
+        text = await call.listen(1.0, phrases=PHRASES, end_silence_ms=END_SILENCE_MS)
+        assert media.socket is not None and media.socket.stats.received == 0
+        return text, loop.time() - started
+
+    await dtx_rig.call(body)
+    text, took = await dtx_rig.result()
+    assert text is None
+    assert 1.0 <= took <= 1.0 + SLACK_S
