@@ -90,6 +90,15 @@ class AgentCommand(Protocol):
     @property
     def bargein(self) -> str: ...
 
+    @property
+    def actions(self) -> tuple[Any, ...]: ...
+
+    @property
+    def action_vars(self) -> dict[str, Any] | None: ...
+
+    @property
+    def timezone(self) -> str: ...
+
 
 def _exit(tool: Mapping[str, Any]) -> AgentExit:
     params = tuple(
@@ -190,7 +199,7 @@ class FlowAgentRunner:
         key = _step_key(cmd)
         continuing = agent.steps.get("last") == (key, "noinput")
         exits = {str(t.get("name")) for t in cmd.tools}
-        step_actions = tuple(getattr(cmd, "actions", ()) or ())
+        step_actions = tuple(cmd.actions)
         own = {a.name for a in self.actions}
         clash = (exits | {a.name for a in step_actions}) & own
         if clash:
@@ -200,9 +209,9 @@ class FlowAgentRunner:
         if http is not None:
             actions += flow_actions(
                 step_actions,
-                getattr(cmd, "action_vars", None),
+                cmd.action_vars,
                 http,
-                timezone=str(getattr(cmd, "timezone", "UTC")),
+                timezone=cmd.timezone,
                 call_id=session.id,
             )
         settings = settings_for_step(
