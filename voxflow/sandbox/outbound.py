@@ -129,7 +129,8 @@ class OutboundWebsockets:
                     autoping=True,
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.info("websocket connection to %s failed: %s", cfg.uri, type(exc).__name__)
+            status = getattr(exc, "status", "")  # a refused handshake's HTTP status
+            log.info("websocket connection to %s failed: %s %s", cfg.uri, type(exc).__name__, status)
             return None
 
     async def connect(self, cfg: OutboundWebsocket, name: str, tries: int) -> EventSocket | None:
