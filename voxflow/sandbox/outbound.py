@@ -130,7 +130,9 @@ class OutboundWebsockets:
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             status = getattr(exc, "status", "")  # a refused handshake's HTTP status
-            log.info("websocket connection to %s failed: %s %s", cfg.uri, type(exc).__name__, status)
+            log.info(
+                "websocket connection to %s failed: %s %s", cfg.uri, type(exc).__name__, status
+            )
             return None
 
     async def connect(self, cfg: OutboundWebsocket, name: str, tries: int) -> EventSocket | None:
