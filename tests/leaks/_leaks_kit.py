@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -71,13 +72,16 @@ async def serving_text(
     sandbox: dict[str, Any] | None = None,
     app: dict[str, Any] | None = None,
     settings: Settings | None = None,
+    on: Sandbox | None = None,
 ) -> AsyncIterator[Served]:
-    """Serve the flow ``text`` on a fresh sandbox until the block exits."""
+    """Serve the flow ``text`` on a fresh sandbox (or the running one ``on``) until the block
+    exits; yields once the app has started (its start-up sweep done)."""
     path = tmp / "flow.flow"
     path.write_text(text)
     reg = FlowRegistry()
     reg.load([path])
-    async with Sandbox(port=0, **(sandbox or {})) as sb:
+    async with contextlib.AsyncExitStack() as stack:
+        sb = on or await stack.enter_async_context(Sandbox(port=0, **(sandbox or {})))
         kw: dict[str, Any] = {"event_wait": 2.0, "reconnect_initial": 0.05, "reconnect_max": 0.2}
         kw.update(app or {})
         vapp = VoxtraApp(sb.ari_url, sb.user, sb.password, "voxflow", **kw)
@@ -86,6 +90,7 @@ async def serving_text(
         task = asyncio.ensure_future(fs.serve(stop))
         try:
             await sb.wait_app("voxflow", 20)
+            await until(lambda: vapp.sweeps > 0, 20, "app started (start-up sweep done)")
             yield Served(sb, vapp, fs)
         finally:
             stop.set()

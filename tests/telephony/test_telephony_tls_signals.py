@@ -282,6 +282,13 @@ async def test_sessions_are_released_when_the_app_is_replaced(sb: Sandbox) -> No
         ended.append(call.id)
 
     other = make_app(sb)
+    adopted: list[str] = []
+
+    @other.default()
+    async def taker(call: CallSession) -> None:  # the new client adopts what it finds (issue 14)
+        adopted.append(call.id)
+        await call.wait_ended()
+
     serving = asyncio.ensure_future(app.serve())
     try:
         await until(lambda: app.connected)
@@ -295,6 +302,7 @@ async def test_sessions_are_released_when_the_app_is_replaced(sb: Sandbox) -> No
         await until(lambda: len(ended) == 2)
         assert app.removed == 2
         # ... and not hung up: the calls now belong to the client that took the name over
+        await until(lambda: sorted(adopted) == sorted(s.id for s in sims))
         assert all(not s.ended and s.id in sb.pbx.channels for s in sims)
         assert all(c.state is CallState.COMPLETED for c in calls)
     finally:

@@ -284,7 +284,9 @@ class CallMedia:
                     params={"spy": "in", "app": ctx.app_name, "snoopId": self.snoop_id},
                 )
             await rest.request(
-                "POST", "/bridges", params={"type": "mixing", "bridgeId": self.bridge_id}
+                "POST",
+                "/bridges",
+                params={"type": "mixing", "bridgeId": self.bridge_id, "name": ctx.app_name},
             )
             await self._wait_in_stasis(started)
             await self._add_to_bridge([self.channel_id, self.snoop_id or ctx.channel_id])

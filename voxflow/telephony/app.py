@@ -42,6 +42,7 @@ from voxflow.errors import (
 )
 from voxflow.telephony.legs import LegBook, current_call
 from voxflow.telephony.links import MODES, AriLink, AriLinks
+from voxflow.telephony.orphans import OrphanPolicy, SweepReport, sweep
 from voxflow.telephony.recording import RecordingSink
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
@@ -93,6 +94,8 @@ class VoxtraApp:
         playback_poll: float = 5.0,
         recording_wait: float = 2.0,
         ssl: ssllib.SSLContext | bool = True,
+        orphans: OrphanPolicy = "restart",
+        orphan_apology: str = "sound:an-error-has-occurred",
         prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
         retry_initial: float = 0.1,
         retry_max: float = 5.0,
@@ -103,7 +106,9 @@ class VoxtraApp:
         claim_broadcasts: bool = True,
     ) -> None:
         """``retry_initial``/``retry_max``: backoff (seconds) between retries of a hang-up or a
-        teardown Asterisk answered with a 5xx or did not answer.
+        teardown Asterisk answered with a 5xx or did not answer. ``orphans``: what to do with a
+        call found in the application with no session, at start-up or after a reconnect:
+        ``restart`` its flow, or ``hangup`` after playing ``orphan_apology`` ("" for none).
         ``mode``: ``classic`` (voxflow connects to ``ari_url``'s events websocket), or Asterisk
         22's outbound ARI websockets: ``persistent`` / ``per_call`` (Asterisk connects to
         ``listen``, authenticating with ``listen_auth``, default ``(username, password)``; REST
@@ -115,6 +120,11 @@ class VoxtraApp:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
+        if orphans not in ("restart", "hangup"):
+            raise ConfigError(f"orphans must be 'restart' or 'hangup', not {orphans!r}")
+        self.orphans: OrphanPolicy = orphans
+        self.orphan_apology = orphan_apology
+        self._internal_techs = _INTERNAL_TECHS
         self.claim_broadcasts = claim_broadcasts
         http_url = ari_url
         if mode != "classic" and not ari_url:
@@ -177,6 +187,8 @@ class VoxtraApp:
         self.removed = 0  # sessions removed from the registry (for leak checks)
         self.claims_won = 0  # StasisBroadcast claims answered 204
         self.claims_lost = 0  # ... answered 409/404 (another worker won, or too late)
+        self.sweeps = 0  # orphan sweeps completed (start-up, reconnects)
+        self._seen: set[str] | None = None  # ids with a session during a sweep (not orphans)
 
     def __repr__(self) -> str:
         return (
@@ -370,6 +382,8 @@ class VoxtraApp:
         )
         session.caller_id = caller_id or ""
         self._sessions[cid] = session
+        if self._seen is not None:
+            self._seen.add(cid)
         if owner is not None:
             self._legs.attach(owner, session)
         post = asyncio.ensure_future(
@@ -581,11 +595,41 @@ class VoxtraApp:
                 self._spawn(self._reject(channel.id), f"reject-{channel.id}")
             return
         handler, metadata = self._pick_handler(channel)
+        self._start_call(channel, handler, metadata, rest, ari_app)
+
+    def _adopt(self, channel: Channel) -> None:
+        """A call in our application with no session (see :mod:`voxflow.telephony.orphans`):
+        run it from the start (policy ``restart``) or apologise and hang up (``hangup``)."""
+        if channel.id in self._sessions or channel.id in (self._seen or ()) or self._closing:
+            return
+        if self.orphans == "hangup":
+            self._start_call(channel, self._apologise, {})
+            return
+        handler, metadata = self._pick_handler(channel)
+        log.info("adopting call %s to %r: its flow starts again", channel.id, channel.dialplan)
+        self._start_call(channel, handler, metadata)
+
+    async def _apologise(self, session: CallSession) -> None:
+        if self.orphan_apology:
+            with contextlib.suppress(CallError, AriError):
+                await session.play_file(self.orphan_apology)
+        await session.hangup()
+
+    def _start_call(
+        self,
+        channel: Channel,
+        handler: Handler | None,
+        metadata: dict[str, Any],
+        rest: AriRestClient | None = None,
+        ari_app: str | None = None,
+    ) -> None:
         session = CallSession(
             self, channel, CallDirection.INBOUND, metadata=metadata, rest=rest, ari_app=ari_app
         )
         session._stasis_started.set()
         self._sessions[channel.id] = session
+        if self._seen is not None:
+            self._seen.add(channel.id)
         if handler is None:
             log.warning(
                 "no handler for call %s to %r; hanging up", channel.id, session.called_number
@@ -633,8 +677,33 @@ class VoxtraApp:
                     session._gone()
 
     async def _on_connect(self, reconnected: bool) -> None:
-        if reconnected:
+        """At start-up (in the background: start() does not wait) and after every reconnect
+        (before events flow again): reconcile known sessions, then adopt or end the application's
+        channels that have none and remove orphaned media and bridges."""
+        if not reconnected:
+            self._spawn(self._sweep_logged(), "orphan-sweep")
+            return
+        try:
             await self.resync()
+        except AriError as exc:
+            log.warning("ARI resync after reconnect failed: %s", exc)
+        await self._sweep_logged()
+
+    async def _sweep_logged(self) -> None:
+        try:
+            await self.sweep_orphans()
+        except AriError as exc:
+            log.warning("sweeping orphaned calls, media and bridges failed: %s", exc)
+
+    async def sweep_orphans(self) -> SweepReport:
+        """See :func:`voxflow.telephony.orphans.sweep` (also run at start-up and reconnect)."""
+        self._seen = set()
+        try:
+            report = await sweep(self, outbound_arg=OUTBOUND_ARG)
+        finally:
+            self._seen = None
+        self.sweeps += 1
+        return report
 
     async def resync(self) -> None:
         """Reconcile sessions with Asterisk after a reconnect: calls still up keep going, calls
@@ -685,6 +754,8 @@ class VoxtraApp:
 
     def _session_closed(self, session: CallSession) -> None:
         self._legs.forget(session)
+        if self._seen is not None:
+            self._seen.add(session.id)
         if self._sessions.get(session.id) is session:
             del self._sessions[session.id]
             self.removed += 1

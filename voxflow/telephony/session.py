@@ -384,7 +384,7 @@ class CallSession:
         existing = self._bridge_id or other._bridge_id
         bridge_id = existing or f"vf-br-{uuid.uuid4().hex[:16]}"
         if existing is None:
-            await rest.create_bridge(type="mixing", bridge_id=bridge_id, name="voxflow")
+            await rest.create_bridge(type="mixing", bridge_id=bridge_id, name=self._app.app_name)
         joining = [s.id for s in (self, other) if s._bridge_id != bridge_id]
         try:
             if joining:

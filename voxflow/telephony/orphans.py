@@ -1,0 +1,136 @@
+"""Calls, media channels and bridges in our Stasis application that no session owns.
+
+After a crash and restart, or when a ``StasisStart`` was lost while the events socket was down,
+Asterisk holds channels in the application that voxflow has no session for. At start-up and
+after every reconnect, :func:`sweep` lists the application's channels and the bridges, and:
+
+* **calls** with no session are adopted by the configured policy (``VoxtraApp(orphans=...)``):
+  ``"restart"`` (default) starts a session as if the call had just entered Stasis, so the flow
+  runs from its first state; ``"hangup"`` plays an apology (``orphan_apology``) and hangs up;
+* **legs voxflow dialled** (ids ``vf-out-*``) whose call is gone are hung up;
+* **voxflow's own media channels** (``vf-em-*`` externalMedia, ``vf-snoop-*`` snoops) and
+  **bridges** (``vf-mb-*`` media, ``vf-br-*`` call bridges; ours when named after the application,
+  subscribed by it, or holding one of its channels) that no live session owns are removed.
+
+Everything else (other applications' channels, bridges others named) is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from voxflow.ari.cleanup import Backoff, delete_until_gone
+from voxflow.ari.models import Bridge, Channel
+
+if TYPE_CHECKING:
+    from voxflow.telephony.app import VoxtraApp
+    from voxflow.telephony.session import CallSession
+
+__all__ = [
+    "BRIDGE_PREFIXES",
+    "MEDIA_PREFIXES",
+    "OUTBOUND_PREFIX",
+    "OrphanPolicy",
+    "SweepReport",
+    "sweep",
+]
+
+log = logging.getLogger(__name__)
+
+OrphanPolicy = Literal["restart", "hangup"]
+MEDIA_PREFIXES = ("vf-em-", "vf-snoop-")
+BRIDGE_PREFIXES = ("vf-mb-", "vf-br-")
+OUTBOUND_PREFIX = "vf-out-"
+_SWEEP_BACKOFF = Backoff(initial=0.1, cap=2.0, attempts=6)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did (ids)."""
+
+    adopted: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    removed_channels: list[str] = field(default_factory=list)
+    removed_bridges: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.adopted or self.ended or self.removed_channels or self.removed_bridges)
+
+
+def _owned_ids(sessions: Iterable[CallSession]) -> set[str]:
+    """Ids of the channels and bridges live sessions (and their media) use."""
+    owned: set[str] = set()
+    for s in sessions:
+        owned.add(s.id)
+        for bid in (s._bridge_id, s._shared_bridge):
+            if bid:
+                owned.add(bid)
+        voice = s._voice
+        for attr in ("channel_id", "snoop_id", "bridge_id"):
+            rid = getattr(voice, attr, None)
+            if isinstance(rid, str):
+                owned.add(rid)
+    return owned
+
+
+def _is_our_leg(ch: Channel, outbound_arg: str) -> bool:
+    data = ch.dialplan.app_data if ch.dialplan else ""
+    return ch.id.startswith(OUTBOUND_PREFIX) or outbound_arg in data.split(",")[1:2]
+
+
+async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
+    """Adopt or end the application's channels that have no session; remove voxflow's media
+    channels and bridges that no live session owns. Raises ``AriError`` if listing fails."""
+    report = SweepReport()
+    rest = app.rest
+    info = await rest.get_application(app.app_name)
+    in_app = set(info.get("channel_ids") or [])
+    channels = {c.id: c for c in await rest.list_channels()}
+    bridges: list[Bridge] = await rest.list_bridges()
+    live = [s for s in app._sessions.values() if not s.ended]
+    owned = _owned_ids(live)
+    live_ids = {s.id for s in live}
+    calls: list[Channel] = []  # adopted once their orphaned media and bridges are gone
+    for cid in sorted(in_app - set(app._sessions) - (app._seen or set())):
+        ch = channels.get(cid)
+        if ch is None:
+            continue
+        if cid.startswith(MEDIA_PREFIXES):
+            if cid not in owned and await _delete(app, f"/channels/{cid}"):
+                report.removed_channels.append(cid)
+        elif _is_our_leg(ch, outbound_arg):
+            if await _delete(app, f"/channels/{cid}"):
+                report.ended.append(cid)
+        elif ch.technology not in app._internal_techs:
+            calls.append(ch)
+    app_bridges = set(info.get("bridge_ids") or [])
+    for b in bridges:
+        if not b.id.startswith(BRIDGE_PREFIXES) or b.id in owned:
+            continue
+        ours = b.id in app_bridges or b.name == app.app_name or in_app.intersection(b.channels)
+        if not ours or live_ids.intersection(b.channels):
+            continue
+        if await _delete(app, f"/bridges/{b.id}"):
+            report.removed_bridges.append(b.id)
+    for ch in calls:
+        app._adopt(ch)
+        (report.adopted if app.orphans == "restart" else report.ended).append(ch.id)
+    if report:
+        log.warning(
+            "orphans in app %s: %d calls adopted (%s), %d ended, %d media channels and %d bridges"
+            " removed",
+            app.app_name,
+            len(report.adopted),
+            app.orphans,
+            len(report.ended),
+            len(report.removed_channels),
+            len(report.removed_bridges),
+        )
+    return report
+
+
+async def _delete(app: VoxtraApp, path: str) -> bool:
+    return await delete_until_gone(app.rest, path, backoff=_SWEEP_BACKOFF)
