@@ -89,6 +89,12 @@ RULES: dict[str, Rule] = dict(
         _r("VF203", "unhandled-outcome", _E, "A step outcome is not handled anywhere."),
         _r("VF204", "unbounded-input-loop", _E, "An input step loops with no retry bound."),
         _r("VF205", "unreachable-step", _W, "Steps after a terminal step never run."),
+        _r(
+            "VF210",
+            "recording-ends-on-leave",
+            _W,
+            "A background recording is still running when the call leaves for a queue/transfer.",
+        ),
         _r("VF301", "maybe-unset", _E, "A variable is used on a path where it may be unset."),
         _r("VF302", "unused-variable", _W, "A variable is assigned but never read."),
         _r("VF303", "type-error", _E, "An expression combines values of the wrong types."),
