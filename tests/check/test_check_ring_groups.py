@@ -69,3 +69,50 @@ def test_hunting_falls_through_to_the_next_endpoint() -> None:
     trace = _run(_flow(), "{dial: [{endpoint: alice, result: busy}, {endpoint: bob}]}")
     assert "dial PJSIP/bob: answered, bridged" in trace
     assert "dial -> answered (#1)" in trace
+
+
+SCREEN = """flow screen:
+    timeout 5s
+
+state start:
+    answer
+    dial "PJSIP/agent" timeout 20s:
+        dtmf "1,2"
+        whisper "Call from {{ call.caller }}. Press 1 to take it."
+        accept "1"
+        accept_timeout 4s
+        on answered -> bye
+        on busy, noanswer, failed -> vm
+
+state vm:
+    hangup "voicemail"
+
+state bye:
+    hangup
+"""
+
+
+def test_far_leg_options_lower_and_are_checked() -> None:
+    step = _flow(SCREEN).states["start"].steps[1]
+    assert isinstance(step, DialStep)
+    assert (step.far_dtmf, step.accept, step.accept_timeout_ms) == ("1,2", "1", 4000)
+    assert step.whisper is not None and "call.caller" in step.whisper.source
+    assert _errors(SCREEN.replace('accept "1"', 'accept "yes"')) == [
+        (9, "'accept' takes DTMF keys, not 'yes'")
+    ]
+    no_accept = SCREEN.replace('        accept "1"\n', "")
+    assert _errors(no_accept) == [(9, "'accept_timeout' needs 'accept'")]
+
+
+def _ended(mocks: str) -> tuple[str, str] | None:
+    sf = parse_scenario_text(f"flow: t.flow\nscenarios:\n  - name: s\n    mocks: {mocks}\n")
+    res = run_scenario(_flow(SCREEN), sf.scenarios[0])
+    assert not res.problems, res.problems
+    assert any('hears "Call from' in line.text for line in res.trace)
+    return res.ended
+
+
+def test_screening_accept_decline_and_silence() -> None:
+    assert _ended('{dial: [{endpoint: agent, presses: "1"}]}') == ("completed", "normal")
+    assert _ended('{dial: [{endpoint: agent, presses: "2"}]}') == ("completed", "voicemail")
+    assert _ended("{}") == ("completed", "voicemail")  # no key within accept_timeout

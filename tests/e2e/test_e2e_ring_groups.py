@@ -97,3 +97,63 @@ async def test_an_ampersand_dial_string_is_refused_like_asterisk(tmp_path: Path)
         assert info.value.status == 500
         assert "Allocation failed" in info.value.message
         assert not env.sb.pbx.channels
+
+
+SCREEN = """\
+flow screen:
+    answers "600"
+
+state start:
+    answer
+    dial "PJSIP/agent" timeout 10s:
+        dtmf "12"
+        whisper "A call for you. Press 1 to take it."
+        accept "1"
+        accept_timeout 10s
+        on answered -> bye
+        on busy, noanswer, failed -> declined
+
+state declined:
+    hangup "declined"
+
+state bye:
+    hangup
+"""
+
+
+async def _screened(tmp_path: Path, key: str) -> tuple[End, list[str], list[dict[str, object]]]:
+    path = tmp_path / "screen.flow"
+    path.write_text(SCREEN)
+    async with serving([path]) as env:
+        call = await env.call("600")
+        agent = await env.sb.next_outbound(timeout=20)
+        await agent.wait_for("dtmf", 20, digit="2")  # the keys came first
+        await env.wait_line(call, "dial PJSIP/agent", 20)
+        await asyncio.sleep(1.0)  # during the whisper
+        await agent.press(key)
+        if key == "1":
+            await call.wait_for("bridge", 20)
+            await asyncio.sleep(0.2)
+            await agent.hangup()
+        end = await env.result(call)
+        kinds = env.kinds(call)
+        seen = agent.experience()
+        if key != "1":
+            await agent.wait_hangup(20)
+    assert not env.sb.pbx.channels
+    return end, kinds, seen
+
+
+async def test_call_screening_the_called_party_accepts_with_its_key(tmp_path: Path) -> None:
+    end, _, seen = await _screened(tmp_path, "1")
+    assert end == End("completed", "normal")
+    assert [e["digit"] for e in seen if e["type"] == "dtmf"] == ["1", "2"]
+    assert any(e["type"] == "bridge" and e["partners"] for e in seen)
+
+
+async def test_call_screening_another_key_declines_and_the_caller_is_never_joined(
+    tmp_path: Path,
+) -> None:
+    end, _, seen = await _screened(tmp_path, "9")
+    assert end == End("completed", "declined")
+    assert not any(e["type"] == "bridge" and e["partners"] for e in seen)

@@ -213,10 +213,22 @@ def _b_dial(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: A
             others.append(tpl)
     if o.get("ring", None) is not None and not others:
         lw.error("VF408", o.spans["ring"], "'ring' needs several endpoints (a ring group)")
+    for name in ("dtmf", "accept"):
+        keys = o.get(name, None)
+        allowed = "0123456789*#ABCD" + ("," if name == "dtmf" else "")
+        if keys is not None and (not keys or any(ch.upper() not in allowed for ch in keys)):
+            what = "DTMF keys and ',' pauses" if name == "dtmf" else "DTMF keys"
+            lw.error("VF408", o.spans[name], f"'{name}' takes {what}, not {keys!r}")
+    if o.get("accept_timeout", None) is not None and o.get("accept", None) is None:
+        lw.error("VF408", o.spans["accept_timeout"], "'accept_timeout' needs 'accept'")
     return ir.DialStep(
         span=span,
         others=tuple(others),
         ring=o.get("ring", "all"),
+        far_dtmf=o.get("dtmf", None),
+        whisper=o.get("whisper", None),
+        accept=o.get("accept", None),
+        accept_timeout_ms=o.get("accept_timeout", 5000),
         endpoint=t,
         caller_id=o.get("caller_id", None),
         timeout_ms=o.get("timeout", lw.config.dial_timeout_ms),

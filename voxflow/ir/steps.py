@@ -278,6 +278,14 @@ class DialStep(_InputBase):
     first to answer is bridged, the others are hung up; ``timeout_ms`` for the whole group);
     ``hunt`` rings one after another in order, ``timeout_ms`` each."""
     ring: Literal["all", "hunt"] = "all"
+    far_dtmf: str | None = None
+    """Keys sent to the answered far leg before the legs are joined (``,`` pauses)."""
+    whisper: Template | None = None
+    """Said to the answered far leg (after ``far_dtmf``); the caller does not hear it."""
+    accept: str | None = None
+    """The key the far party must press within ``accept_timeout_ms`` (after the whisper) to
+    take the call; any other key or none hangs the leg up and the outcome is ``noanswer``."""
+    accept_timeout_ms: int = 5000
     dynamic: tuple[DynamicOption, ...] = ()
 
 

@@ -12,12 +12,14 @@ if any was busy, else ``failed``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
-from voxflow.errors import AriError, CallEndedError, CallError
+from voxflow.errors import AiNotConfiguredError, AriError, CallEndedError, CallError
+from voxflow.runtime.events import Dial
 from voxflow.runtime.port import CallPort, P
 
-__all__ = ["DIAL_OUTCOMES", "group_outcome", "ring_group"]
+__all__ = ["DIAL_OUTCOMES", "far_leg_takes_call", "group_outcome", "ring_group"]
 
 DIAL_OUTCOMES = {"busy": "busy", "no answer": "noanswer"}
 """A dialled leg's ``failure_reason`` -> the dial step's outcome (anything else: failed)."""
@@ -93,3 +95,27 @@ async def ring_group(
     if winner is not None:
         return winner[0], "answered", winner[1]
     return None, group_outcome(failures), ", ".join(endpoints)
+
+
+async def far_leg_takes_call(leg: P, cmd: Dial) -> bool:
+    """Run the dial's actions on the answered far leg before it is joined with the caller:
+    send ``far_dtmf``, say ``whisper``, then wait for the ``accept`` key. False when the far
+    party did not press it (the caller is not joined; the dial's outcome is ``noanswer``)."""
+    if cmd.far_dtmf:
+        await leg.send_dtmf(cmd.far_dtmf)
+    if cmd.whisper:
+        with contextlib.suppress(AiNotConfiguredError):  # no TTS: the whisper is only traced
+            await leg.say(cmd.whisper, voice=cmd.voice)
+    if not cmd.accept:
+        return True
+    pressed = ""
+    deadline = asyncio.get_running_loop().time() + cmd.accept_timeout_ms / 1000.0
+    while len(pressed) < len(cmd.accept):
+        left = deadline - asyncio.get_running_loop().time()
+        key = await leg.listen_dtmf(max(left, 0.0)) if left > 0 else None
+        if key is None:
+            return False
+        pressed += key
+        if not cmd.accept.startswith(pressed):
+            return False
+    return True

@@ -37,7 +37,7 @@ from voxflow.errors import AiNotConfiguredError, AriError, CallEndedError
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
-from voxflow.runtime.dialing import DIAL_OUTCOMES, ring_group
+from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_group
 from voxflow.runtime.http_step import HttpClient, HttpRequest, HttpResult
 from voxflow.runtime.port import AgentHost, CallPort, P
 from voxflow.runtime.step import RunState, StepObserver, initial_state, step
@@ -465,7 +465,7 @@ class CallDriver(Generic[P]):
             if leg is None:
                 self._say_line("system", f"dial {who}: {outcome}")
                 return outcome
-            return await self._bridge(who, leg)
+            return await self._bridge(who, leg, cmd)
         self._say_line("system", f"dial {cmd.endpoint}")
         other = await self.session.originate(cmd.endpoint, caller_id=cmd.caller_id, timeout=timeout)
         reason = (other.failure_reason or "").lower()
@@ -473,10 +473,25 @@ class CallDriver(Generic[P]):
             outcome = _DIAL_OUTCOMES.get(reason, "failed")
             self._say_line("system", f"dial {cmd.endpoint}: {outcome} ({reason or 'ended'})")
             return outcome
-        return await self._bridge(cmd.endpoint, other)
+        return await self._bridge(cmd.endpoint, other, cmd)
 
-    async def _bridge(self, endpoint: str, other: P) -> str:
-        """Bridge the answered leg with the caller until it hangs up: ``answered``."""
+    async def _bridge(self, endpoint: str, other: P, cmd: ev.Dial) -> str:
+        """Run the far-leg actions, then bridge the answered leg with the caller until it
+        hangs up: ``answered`` (``noanswer`` when the far party did not accept)."""
+        if cmd.far_dtmf or cmd.whisper or cmd.accept:
+            if cmd.whisper:
+                self._say_line("system", f"whisper to {endpoint}: {cmd.whisper}")
+            try:
+                taken = await far_leg_takes_call(other, cmd)
+            except CallEndedError:
+                if self.session.ended:
+                    raise
+                taken = False  # the far party hung up during the whisper
+            if not taken:
+                with contextlib.suppress(Exception):
+                    await other.hangup()
+                self._say_line("system", f"dial {endpoint}: not accepted by the called party")
+                return "noanswer"
         try:
             await self.session.bridge_with(other)
             self._say_line("system", f"dial {endpoint}: answered, bridged")

@@ -194,6 +194,11 @@ class Dial(Op):
     others: tuple[str, ...] = ()
     """More endpoints of a ring group (see :class:`voxflow.ir.DialStep`)."""
     ring: str = "all"
+    far_dtmf: str | None = None
+    whisper: str | None = None
+    accept: str | None = None
+    accept_timeout_ms: int = 5000
+    voice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,20 @@ class PeerCall(Protocol):
         """Hang the leg up (no-op once ended)."""
         ...
 
+    async def say(
+        self, text: str, *, voice: str | None = None, barge_in: BargeIn | None = None
+    ) -> PromptResult:
+        """Speak ``text`` to the called party (a whisper before the legs are joined)."""
+        ...
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Send DTMF to the called party (``,`` pauses), e.g. through its own menu."""
+        ...
+
+    async def listen_dtmf(self, timeout: float = 5.0) -> str | None:
+        """The called party's next key, or None after ``timeout`` seconds."""
+        ...
+
 
 P = TypeVar("P", bound=PeerCall)
 

@@ -170,7 +170,13 @@ def _x_dial(m: _Machine, s: ir.DialStep) -> None:
                 '(list them: dial "A", "B")'
             )
     others = tuple(endpoints[1:])
-    m.emit(ev.Dial(c, endpoints[0], caller_id, s.timeout_ms, s.music, others, s.ring))
+    whisper = m.render(s.whisper) if s.whisper else None
+    m.emit(
+        ev.Dial(
+            c, endpoints[0], caller_id, s.timeout_ms, s.music, others, s.ring,
+            s.far_dtmf, whisper, s.accept, s.accept_timeout_ms, m.flow.config.voice,
+        )
+    )  # fmt: skip
     m.wait = Wait("op", s, frozenset({c}))
 
 

@@ -108,7 +108,16 @@ _GATHER = {
     "bargein": KIND_SYM,
     "voice": KIND_STR,
 }
-_DIAL = {"timeout": KIND_DUR, "caller_id": KIND_TPL, "music": KIND_STR, "ring": KIND_SYM}
+_DIAL = {
+    "timeout": KIND_DUR,
+    "caller_id": KIND_TPL,
+    "music": KIND_STR,
+    "ring": KIND_SYM,
+    "dtmf": KIND_STR,  # sent to the answered far leg first (navigating its menu)
+    "whisper": KIND_TPL,  # then said to it (the caller does not hear it)
+    "accept": KIND_STR,  # then the key it must press to take the call (call screening)
+    "accept_timeout": KIND_DUR,
+}
 STEP_OPTIONS: dict[str, dict[str, str]] = {
     "answer": {},
     "hangup": {},

@@ -206,6 +206,8 @@ class DialMock(_Timed):
     endpoint: str = ".*"
     result: Literal["answered", "busy", "noanswer", "failed"] = "answered"
     after: float = 3.0
+    presses: str = ""
+    """Keys the answered party presses when asked (a dial's ``accept``)."""
 
     _endpoint = field_validator("endpoint")(_check_regex)
 

@@ -160,21 +160,61 @@ class _Recording:
 
 class SimLeg:
     """The other leg of a simulated ``dial``: answered (it hangs up ``talk`` seconds later) or
-    failed with ``failure_reason``."""
+    failed with ``failure_reason``. Before it is joined it hears whispers and DTMF (traced
+    through ``log``) and presses the mock's ``presses`` keys, 0.5 s apart, once a whisper or
+    key wait starts."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, reason: str | None, talk: float) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        reason: str | None,
+        talk: float,
+        *,
+        log: Callable[[str, str], None] | None = None,
+        presses: str = "",
+        name: str = "",
+    ) -> None:
         self._ended = asyncio.Event()
         self.failure_reason = reason
+        self._loop = loop
+        self._log = log or (lambda who, text: None)
+        self._keys = list(presses)
+        self._name = name
+        self._talk = talk
         if reason is not None:
             self._ended.set()
-        else:
-            loop.call_later(talk, self._ended.set)
+
+    def _start_talk(self) -> None:
+        if not self._ended.is_set() and self._talk >= 0:
+            self._loop.call_later(self._talk, self._ended.set)
+            self._talk = -1.0  # started
+
+    async def say(
+        self, text: str, *, voice: str | None = None, barge_in: BargeIn | None = None
+    ) -> PromptResult:
+        self._log("far", f'{self._name} hears "{text}"')
+        await asyncio.sleep(max(0.5, _WORD_SAY * len(text.split())))
+        return PromptResult()
+
+    async def send_dtmf(self, digits: str) -> None:
+        self._log("far", f"{self._name} gets keys {digits}")
+        await asyncio.sleep(0.25 * len(digits))
+
+    async def listen_dtmf(self, timeout: float = 5.0) -> str | None:
+        if not self._keys:
+            await asyncio.sleep(timeout)
+            return None
+        await asyncio.sleep(min(0.5, timeout))
+        key = self._keys.pop(0)
+        self._log("far", f"{self._name} presses {key}")
+        return key
 
     @property
     def ended(self) -> bool:
         return self._ended.is_set()
 
     async def wait_ended(self, timeout: float | None = None) -> None:
+        self._start_talk()  # the conversation starts when the legs are joined
         await asyncio.wait_for(self._ended.wait(), timeout)
 
     async def hangup(self, reason: str = "normal") -> None:
@@ -418,7 +458,8 @@ class SimCall:
         if m is None:
             self.log("mock", f"dial {endpoint}: no mock, answered")
         if result == "answered":
-            return SimLeg(self.loop, None, after)
+            presses = m.presses if m else ""
+            return SimLeg(self.loop, None, after, log=self.log, presses=presses, name=endpoint)
         await asyncio.sleep(min(after, float(timeout)) if result == "noanswer" else after)
         reasons = {"busy": "busy", "noanswer": "no answer"}
         return SimLeg(self.loop, reasons.get(result, "failed (cause 41)"), 0.0)
