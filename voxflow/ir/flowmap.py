@@ -16,6 +16,7 @@ Keys match what :mod:`voxflow.testing.sim` records while a scenario runs.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,12 @@ def outcome_label(outcome: str, count: int) -> str:
 def step_key(step: Any) -> str:
     """A stable name for a step: ``gather@main_ivr.flow:30:9``."""
     sp: ir.Span = step.span
-    return f"{step.op}@{Path(sp.file).name}:{sp.line}:{sp.col}"
+    return f"{step.op}@{_file_name(sp.file)}:{sp.line}:{sp.col}"
+
+
+@functools.lru_cache(maxsize=256)
+def _file_name(path: str) -> str:
+    return Path(path).name
 
 
 def edge_source(state: str, origin: str) -> str:

@@ -94,6 +94,8 @@ ARI_HANGUP_REASONS = frozenset(
 """The ``reason`` values ``DELETE /channels/{id}`` accepts (anything else is a 400)."""
 
 _REASON_ALIASES = {"noanswer": "no_answer", "error": "failure", "failed": "failure"}
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LEVELS |= {"warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
 _DIAL_OUTCOMES = DIAL_OUTCOMES
 
 
@@ -613,9 +615,7 @@ class CallDriver(Generic[P]):
 
     def _log(self, cmd: ev.Log) -> None:
         where = f"{cmd.span.file}:{cmd.span.line}" if cmd.span else "?"
-        level = logging.getLevelName(cmd.level.upper())
-        if not isinstance(level, int):
-            level = logging.INFO
+        level = _LEVELS.get(cmd.level, logging.INFO)
         self.log.log(
             level,
             "call %s flow %s state %s at %s: %s",

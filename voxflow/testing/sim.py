@@ -56,8 +56,7 @@ _WORD_SAY = 0.4
 _WORD_CALLER = 0.3
 _MAX_WAITS = 20000
 _QUIET = logging.getLogger("voxflow.testing.sim.call")
-_QUIET.propagate = False  # a simulated call's log lines are in its trace
-_QUIET.addHandler(logging.NullHandler())
+_QUIET.disabled = True  # a simulated call's log lines are in its trace
 
 
 # ---------------------------------------------------------------- the coverage observer
