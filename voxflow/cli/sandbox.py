@@ -11,7 +11,20 @@ import click
 
 from voxflow.errors import ConfigError
 
-__all__ = ["sandbox_command"]
+__all__ = ["parse_delay_ms", "sandbox_command"]
+
+
+def parse_delay_ms(text: str) -> tuple[float, float]:
+    """``"0.3-30"`` (a random delay in that range, milliseconds) or ``"5"`` -> seconds."""
+    lo_s, sep, hi_s = text.partition("-")
+    try:
+        lo = float(lo_s)
+        hi = float(hi_s) if sep else lo
+    except ValueError:
+        raise click.BadParameter(f"expected MS or MIN-MAX milliseconds, not {text!r}") from None
+    if not 0 <= lo <= hi:
+        raise click.BadParameter(f"expected 0 <= MIN <= MAX milliseconds, not {text!r}")
+    return lo / 1000, hi / 1000
 
 
 async def _serve(
@@ -21,12 +34,22 @@ async def _serve(
     password: str,
     answer_delay: float,
     outbound: tuple[str, str, str] | None = None,
+    *,
+    stasis_delay: tuple[float, float] = (0.0, 0.0),
+    caller_dtx: bool = False,
 ) -> None:
     from voxflow.sandbox import Sandbox
     from voxflow.sandbox.outbound import OutboundWebsocket
 
     sb = Sandbox(
-        host, port, user=user, password=password, answer_delay=answer_delay, precise_rtp=True
+        host,
+        port,
+        user=user,
+        password=password,
+        answer_delay=answer_delay,
+        stasis_delay=stasis_delay,
+        caller_dtx=caller_dtx,
+        precise_rtp=True,
     )
     await sb.start()
     gc.collect()
@@ -56,6 +79,14 @@ async def _serve(
 @click.option("--password", default="voxflow", show_default=True, help="ARI password.")
 @click.option("--answer-delay", default=0.0, show_default=True, type=float,
               help="Seconds before simulated far ends answer originated calls.")  # fmt: skip
+@click.option("--stasis-delay", "stasis_delay", default="0.3-30", show_default=True,
+              metavar="MS|MIN-MAX", help="Milliseconds after its REST answer an externalMedia or "
+              "snoop channel enters Stasis (Asterisk 22: 0.3-30 ms).")  # fmt: skip
+@click.option(
+    "--caller-dtx",
+    is_flag=True,
+    help="Scripted callers send no RTP while silent (DTX / silence suppression).",
+)
 @click.option("--outbound-ws", "outbound_uri", metavar="URI",
               help="Asterisk 22 outbound ARI websocket: connect out to ws://HOST:PORT/PATH "
               "(a worker run with voxflow run --ari-mode) with --user/--password.")  # fmt: skip
@@ -70,14 +101,21 @@ def sandbox_command(
     user: str,
     password: str,
     answer_delay: float,
+    stasis_delay: str,
+    caller_dtx: bool,
     outbound_uri: str | None,
     outbound_app: str,
     outbound_type: str,
 ) -> None:
     """Run the embedded PBX sandbox: Asterisk-like ARI (REST, events, RTP) on HOST:PORT."""
     outbound = (outbound_uri, outbound_app, outbound_type) if outbound_uri else None
+    delay = parse_delay_ms(stasis_delay)
     try:
-        asyncio.run(_serve(host, port, user, password, answer_delay, outbound))
+        serve = _serve(
+            host, port, user, password, answer_delay, outbound,
+            stasis_delay=delay, caller_dtx=caller_dtx,
+        )  # fmt: skip
+        asyncio.run(serve)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """The control API over HTTP, outside /ari: scripted callers and faults for any language.
 
-    POST /sandbox/calls                {"from": "+15551230000", "to": "100", "app": "voxflow"}
+    POST /sandbox/calls                {"from": "+15551230000", "to": "100", "app": "voxflow",
+                                        "dtx": false}
     GET  /sandbox/calls                list of calls
     GET  /sandbox/calls/{id}           {"id", "state", "hangup_cause", "experience": [...]}
     POST /sandbox/calls/{id}/press     {"digits": "12#", "duration_ms": 100, "gap_ms": 100}
@@ -101,6 +102,7 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
             name=str(body.get("name", "")),
             args=[str(a) for a in body.get("args", [])],
             wait_app=float(body.get("wait_app", 5.0)),
+            dtx=bool(body["dtx"]) if "dtx" in body else None,
         )
         if call.ended:
             reason = next(
