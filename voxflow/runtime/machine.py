@@ -36,7 +36,12 @@ from voxflow.runtime.templating import default_renderer
 from voxflow.spec.dtmf import can_extend
 from voxflow.spec.semantics import SUCCESS
 
-__all__ = ["DISPATCH", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
+__all__ = ["DISPATCH", "SPEECH_GUARD_MS", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
+
+SPEECH_GUARD_MS = 20_000
+"""A spoken answer gets the step's no-input ``timeout`` plus this long (an utterance lasts up to
+15 s, then the STT's final result) before the wait ends as ``noinput`` anyway: a listen that
+never answers (looping audio, a stalled STT) cannot hold the call (issue 14)."""
 
 _TYPEAHEAD_MAX = 32
 _HANGUP_SAFE = frozenset({"set", "meta", "log", "http", "if", "switch"})
@@ -650,6 +655,10 @@ class _Machine:
         if s.input != "speech" and (listen is None or w.digits):
             timer = self.cid()
             self.emit(ev.StartTimer(timer, s.interdigit_ms if w.digits else s.timeout_ms))
+            cids.add(timer)
+        elif listen is not None:  # the guard: ends the wait if the listen never answers
+            timer = self.cid()
+            self.emit(ev.StartTimer(timer, s.timeout_ms + SPEECH_GUARD_MS))
             cids.add(timer)
         self.wait = _rewait(
             w, phase="collect", cids=frozenset(cids), timer_cid=timer, listen_cid=listen
