@@ -183,3 +183,22 @@ def test_the_simulator_has_no_step_interpretation_of_its_own() -> None:
 def test_a_key_pressed_before_a_recording_starts_leaves_a_trace_line() -> None:
     res = _run(RECORD, "  - name: x\n    steps: [{press: 5, bargein: 0.2s}, hangup]\n")
     assert "flow keys 5 ignored (before the recording)" in _lines(res), _lines(res)
+
+
+LOOPS = """\
+flow l:
+    answers "200"
+
+on error:
+    goto start
+
+state start:
+    say "Again."
+    hangup
+"""
+
+
+def test_a_flow_that_loops_without_time_passing_is_stopped_and_reported() -> None:
+    res = _run(LOOPS, "  - name: x\n    mocks: {fail: [{op: say}]}\n")
+    assert any("the flow loops" in p for _, p in res.problems), res.problems
+    assert res.ended is not None and res.ended[0] == "error"

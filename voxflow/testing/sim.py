@@ -54,7 +54,7 @@ _REACTION = 0.3
 _INTERDIGIT = 0.2
 _WORD_SAY = 0.4
 _WORD_CALLER = 0.3
-_MAX_WAITS = 20000
+_MAX_TURNS = 10_000  # event loop turns in one call: far more than any real flow needs
 _QUIET = logging.getLogger("voxflow.testing.sim.call")
 _QUIET.disabled = True  # a simulated call's log lines are in its trace
 
@@ -225,7 +225,7 @@ class _Sim:
         self.mocks = sc.mocks.merged(defaults.mocks)
         self.timeout = sc.timeout if sc.timeout is not None else defaults.timeout
         self.base = _base_epoch(sc.time or defaults.time, flow.config.timezone)
-        self.loop = VirtualTimeLoop(self._idle)
+        self.loop = VirtualTimeLoop(self._idle, max_turns=_MAX_TURNS, on_runaway=self._runaway)
         self.res = SimResult()
         speech = sc.speech if sc.speech is not None else defaults.speech
         self.call = SimCall(
@@ -300,6 +300,11 @@ class _Sim:
             self.problem(f"the flow waits for nothing and the call cannot go on{what}")
             self.loop.call_soon(self.call.caller_hangs_up)
         elif self.task is not None:
+            self.loop.call_soon(self.task.cancel)
+
+    def _runaway(self) -> None:
+        self.problem(f"more than {_MAX_TURNS} events in the call: the flow loops")
+        if self.task is not None:
             self.loop.call_soon(self.task.cancel)
 
     def _timeout(self) -> None:

@@ -25,7 +25,9 @@ class _NoSelector:
         self._loop = loop
 
     def select(self, timeout: float | None) -> list[object]:
-        self._loop.waits += 1
+        self._loop.turns += 1
+        if self._loop.turns == self._loop.max_turns:
+            self._loop.on_runaway()
         settled = self._loop.settled
         if settled and (timeout is None or timeout > 0):  # nothing else due at this instant
             self._loop.settled = []
@@ -45,13 +47,22 @@ class _NoSelector:
 class VirtualTimeLoop(asyncio.BaseEventLoop):
     """An event loop whose ``time()`` is virtual (starts at 0.0, never sleeps).
 
-    ``waits`` counts the loop's turns that found nothing ready (a bound for runaway loops)."""
+    ``turns`` counts the loop's turns: at ``max_turns`` (code that never lets time pass, or
+    runs away) ``on_runaway`` is called once, and must end what runs."""
 
-    def __init__(self, on_idle: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        on_idle: Callable[[], None],
+        *,
+        max_turns: int = 100_000,
+        on_runaway: Callable[[], None] = lambda: None,
+    ) -> None:
         super().__init__()
         self.now = 0.0
-        self.waits = 0
+        self.turns = 0
+        self.max_turns = max_turns
         self.on_idle = on_idle
+        self.on_runaway = on_runaway
         self.settled: list[tuple[Callable[..., object], tuple[object, ...]]] = []
         self._selector = _NoSelector(self)
 
