@@ -30,6 +30,7 @@ Where a stdlib base fits, it is mixed in so callers can catch either::
     |   +-- PlaybackFailedError               PlaybackFinished with state "failed"
     |   +-- RecordingError
     |   +-- AiNotConfiguredError (RuntimeError)  no STT/TTS/LLM for what was asked
+    |   +-- TransferFailedError               Asterisk sent a transferred call back; .status
     +-- MediaError                            RTP / codec / transport problems
     |   +-- RtpPacketError (ValueError)       a malformed or truncated RTP packet; .reason
     +-- ProviderError                         an STT/LLM/TTS provider failed
@@ -70,6 +71,7 @@ __all__ = [
     "RecordingError",
     "RtpPacketError",
     "TemplateError",
+    "TransferFailedError",
     "VoxflowError",
     "VoxflowSyntaxError",
 ]
@@ -187,6 +189,16 @@ class CallError(VoxflowError):
 
 class CallEndedError(CallError):
     """The call has ended (hung up or failed)."""
+
+
+class TransferFailedError(CallError):
+    """The dialplan sent a transferred call back into the app: ``status`` is ``INVALID`` (no
+    extension routes the target) or the ``DIALSTATUS`` of its ``Dial()`` (BUSY, NOANSWER...)."""
+
+    def __init__(self, target: str, status: str) -> None:
+        super().__init__(f"transfer to {target!r} failed: {status or 'not routed'}")
+        self.target = target
+        self.status = status
 
 
 class PlaybackFailedError(CallError):

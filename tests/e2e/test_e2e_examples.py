@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _e2e_kit import Env, fast_flows, serving
 
 from voxflow.runtime.events import End
+from voxflow.sandbox import QueueAgent
 from voxflow.sandbox.caller import SimCall
 
 CARD = "4111111111111111"
@@ -65,13 +66,17 @@ async def test_main_ivr_sales_dial_answered_then_goodbye(tmp_path: Path) -> None
 async def test_main_ivr_support_queue_and_billing_transfer(tmp_path: Path) -> None:
     flows = fast_flows(tmp_path)
     async with serving([flows / "main_ivr.flow"]) as env:
+        env.sb.add_queue("support", [QueueAgent("ann", answer_after=0.3, talk=0.3)])
         queued = await env.call("100", from_="+15550001")
         paying = await env.call("100", from_="+15550002")
         await asyncio.gather(_press(queued, "2"), _press(paying, "3", "1"))
-        assert await env.result(queued) == End("transferred", "queue support")
+        # the agent answered and hung up: Queue() returned CONTINUE, the flow went on
+        assert await env.result(queued) == End("completed", "normal")
+        assert env.states(queued) == ["main_menu", "support", "goodbye"]
         assert await env.result(paying) == End("transferred", "PJSIP/payments")
         cont = [e for e in queued.experience() if e["type"] == "continue"]
-        assert cont and (cont[0]["context"], cont[0]["exten"]) == ("voxflow-queue", "support")
+        assert cont and (cont[0]["context"], cont[0]["exten"]) == ("voxflow-queue", "queue")
+        assert [e["agent"] for e in queued.experience() if e["type"] == "agent"] == ["ann"]
         redirect = [e for e in paying.experience() if e["type"] == "redirect"]
         assert redirect and redirect[0]["endpoint"] == "PJSIP/payments"
         assert env.states(paying) == ["main_menu", "billing", "pay"]
@@ -271,11 +276,25 @@ async def test_voicemail_records_and_saves(tmp_path: Path) -> None:
 async def test_support_line_open_hours_queue(tmp_path: Path) -> None:
     flows = fast_flows(tmp_path, replace={'is_open("mon-fri 08:00-18:00")': "true"})
     async with serving([flows / "support_line.flow"]) as env:
+        env.sb.add_queue("support", [QueueAgent("ann", answer_after=0.3, talk=0.3)])
         call = await env.call("200")
-        assert await env.result(call) == End("transferred", "queue support")
+        assert await env.result(call) == End("completed", "normal")
         kinds = env.kinds(call)
-        assert "recording" in kinds or "recorded" in kinds or "continue" in kinds
+        assert "continue" in kinds and "agent" in kinds
+        assert env.states(call) == ["start", "open_hours", "wrap_up", "goodbye"]
+        assert "All agents are busy. Please stay on the line." in env.said(call)
+
+
+async def test_support_line_caller_hangs_up_while_queued(tmp_path: Path) -> None:
+    flows = fast_flows(tmp_path, replace={'is_open("mon-fri 08:00-18:00")': "true"})
+    async with serving([flows / "support_line.flow"]) as env:
+        call = await env.call("200")  # the shipped queues.conf: nobody answers
+        await call.wait_for("queue", 20)
+        await call.hangup()
+        assert (await env.result(call)).outcome == "caller_hangup"
         assert env.states(call) == ["start", "open_hours"]
+        assert env.server.drivers == {}
+    assert _no_channels_left(env)
 
 
 async def test_support_line_after_hours_voicemail(tmp_path: Path) -> None:

@@ -101,6 +101,9 @@ def test_voxflow_run_interactive_on_a_terminal() -> None:
         assert _read_until(master, "You are the caller", out, 60), "".join(out)
         assert _read_until(master, "For sales, press 1", out, 60), "".join(out)
         os.write(master, b"2\n")
+        # the shipped queues have no agents: the caller waits in the queue, then hangs up
+        assert _read_until(master, "queue support", out, 60), "".join(out)
+        os.write(master, b"hangup\n")
         assert _read_until(master, "outcome:", out, 60), "".join(out)
         assert proc.wait(30) == 0
     finally:
@@ -111,4 +114,4 @@ def test_voxflow_run_interactive_on_a_terminal() -> None:
     text = "".join(out).replace("\r", "")
     assert "CALLER  [pressed 2]" in text
     assert "-> support" in text and "queue support" in text
-    assert "outcome: transferred (queue support)" in text
+    assert "outcome: caller_hangup" in text

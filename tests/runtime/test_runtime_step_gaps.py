@@ -143,20 +143,29 @@ def test_command_keys_during_an_agent_stop_it_and_run_the_command() -> None:
 # ------------------------------------------------------------ queue: what the checker asks for
 
 
-def test_queue_needs_a_failed_handler_only() -> None:
-    # Queue() runs in the dialplan: the flow ends as transferred, answered/timeout never happen
+def test_queue_needs_timeout_and_failed_handlers() -> None:
+    # Queue() returns the call to the flow with QUEUESTATUS: timeout and failed both happen
     from voxflow.compiler import compile_flow
 
     text = (
         'flow f:\n    timeout 5s\n\nstate a:\n    queue "support":\n'
-        "        on failed -> b\n    hangup\n\nstate b:\n    hangup\n"
+        "        on timeout, failed -> b\n    hangup\n\nstate b:\n    hangup\n"
     )
     assert [d.code for d in compile_flow(text, "q.flow").diagnostics] == []
-    broken = text.replace(":\n        on failed -> b\n", "\n")
+    broken = text.replace(":\n        on timeout, failed -> b\n", "\n")
     diags = compile_flow(broken, "q.flow").diagnostics
     assert [(d.code, d.span.line, d.message) for d in diags if d.code == "VF203"] == [
-        ("VF203", 5, "queue does not handle outcome 'failed'")
+        ("VF203", 5, "queue does not handle outcomes 'timeout', 'failed'")
     ]
+
+
+def test_queue_status_table_covers_the_captured_statuses() -> None:
+    from voxflow.ir.models import OUTCOMES, QUEUE_STATUS, queue_outcome
+
+    assert set(QUEUE_STATUS.values()) <= set(OUTCOMES["queue"])
+    # queue-return.json: no members -> TIMEOUT; a member answered, option c -> CONTINUE
+    assert queue_outcome("TIMEOUT") == "timeout" and queue_outcome("CONTINUE") == "answered"
+    assert queue_outcome("FULL") == queue_outcome("") == queue_outcome("odd") == "failed"
 
 
 # ------------------------------------------------------------ record: silence and noinput

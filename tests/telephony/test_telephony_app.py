@@ -245,29 +245,38 @@ async def test_caller_hangup_during_playback_raises_call_ended(sb: Sandbox) -> N
 
 
 async def test_transfer_and_queue_continue_into_contexts(sb: Sandbox) -> None:
+    """Custom contexts are honoured; contexts that do not exist drop the call, as Asterisk
+    does (continue-outcomes.json d): the session ends, the framework sends no hangup."""
     app = make_app(sb, transfer_context="xfer", queue_context="queues")
     log = RequestLog(app)
+    errors: list[BaseException] = []
 
     @app.route(number="1")
     async def t(call: CallSession) -> None:
         await call.answer()
-        await call.transfer_to("+265999")
+        try:
+            await call.transfer_to("+265999")
+        except CallEndedError as exc:
+            errors.append(exc)
 
     @app.route(number="2")
     async def q(call: CallSession) -> None:
-        await call.transfer_to_queue("support-queue")
+        try:
+            await call.transfer_to_queue("support-queue")
+        except CallEndedError as exc:
+            errors.append(exc)
 
     async with app:
         c1 = await sb.place_call(to="1")
         c2 = await sb.place_call(to="2")
         await c1.wait_for("continue", WAIT)
         await c2.wait_for("continue", WAIT)
-        await until(lambda: not app.sessions)
+        await until(lambda: not app.sessions and len(errors) == 2)
         assert c2.channel is not None and c2.channel.variables["VOXFLOW_QUEUE"] == "support-queue"
     cont1, cont2 = kinds(c1, "continue")[0], kinds(c2, "continue")[0]
     assert (cont1["context"], cont1["exten"], cont1["priority"]) == ("xfer", "+265999", 1)
-    assert (cont2["context"], cont2["exten"]) == ("queues", "support-queue")
-    # a transferred call is not hung up by the framework
+    assert (cont2["context"], cont2["exten"]) == ("queues", "queue")
+    assert c1.hangup_cause == 0 and c2.hangup_cause == 0  # ChannelDestroyed "Unknown"
     assert not log.find("DELETE", f"/channels/{c1.id}")
     assert not log.find("DELETE", f"/channels/{c2.id}")
     with pytest.raises(ValueError):

@@ -43,7 +43,7 @@ async def test_queue_stops_a_running_playback_first(sb: Sandbox) -> None:
         sim = await sb.place_call(to="100")
         await asyncio.wait_for(started.wait(), WAIT)
         got = await sim.wait_for("continue", PROMPT)
-        assert (got["context"], got["exten"]) == ("queues", "support")
+        assert (got["context"], got["exten"]) == ("queues", "queue")
         await until(lambda: not app.sessions)
     stops = [i for i, e in enumerate(log.entries) if e[0] == "DELETE" and "/playbacks/" in e[1]]
     cont = [i for i, e in enumerate(log.entries) if e[1].endswith("/continue")]

@@ -156,12 +156,14 @@ from voxflow.ir.steps import (
     TransferStep,
     UnholdStep,
 )
-from voxflow.spec.semantics import OUTCOMES
+from voxflow.spec.semantics import OUTCOMES, QUEUE_STATUS, TRANSFER_OUTCOMES, queue_outcome
 
 __all__ = [
     "INPUT_OPS",
     "OUTCOMES",
+    "QUEUE_STATUS",
     "SCHEMA_VERSION",
+    "TRANSFER_OUTCOMES",
     "TRANSITION_OPS",
     "ActionParam",
     "AgentAction",
@@ -225,6 +227,7 @@ __all__ = [
     "ValueType",
     "VarDecl",
     "VarExpr",
+    "queue_outcome",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1

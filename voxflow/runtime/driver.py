@@ -34,7 +34,7 @@ from types import MappingProxyType
 from typing import Any, Generic, Protocol, assert_never
 
 from voxflow.errors import AiNotConfiguredError, AriError, CallEndedError
-from voxflow.ir.models import Flow
+from voxflow.ir.models import Flow, queue_outcome
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_group
@@ -439,20 +439,21 @@ class CallDriver(Generic[P]):
             self._leaving = False
 
     async def _queue(self, cmd: ev.Queue) -> str:
-        """Hand the call to the dialplan's queue: ``transferred`` once it left (the port
-        returns None), the queue's outcome when the call came back, ``failed`` if it could not
-        be sent there."""
+        """Queue the caller: ``announce`` first, then the dialplan's ``Queue()`` until it hands
+        the call back; its QUEUESTATUS is the outcome (``queue_outcome``), ``failed`` if the
+        call could not be sent there."""
         self._say_line("system", f"queue {cmd.name}")
-        self._leaving = True
+        if cmd.announce:
+            await self._say(ev.Say(cmd.cid, cmd.announce))
         try:
-            back = await self.session.transfer_to_queue(cmd.name, timeout=cmd.timeout_ms / 1000.0)
+            status = await self.session.transfer_to_queue(
+                cmd.name, timeout=cmd.timeout_ms / 1000.0, music=cmd.music
+            )
         except (ValueError, AriError) as exc:
             self.log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)
-            back = "failed"
-        finally:
-            self._leaving = False
-        outcome = back or "transferred"
-        self._say_line("system", f"queue {cmd.name}: {outcome}")
+            return "failed"
+        outcome = queue_outcome(status)
+        self._say_line("system", f"queue {cmd.name}: {status or 'no status'} -> {outcome}")
         return outcome
 
     async def _dial(self, cmd: ev.Dial) -> str:

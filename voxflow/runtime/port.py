@@ -154,12 +154,16 @@ class CallPort(Protocol[P]):
         ...
 
     async def transfer_to(self, number: str) -> None:
-        """Blind transfer; returns once the call left."""
+        """Blind transfer; returns once the call left, raises (e.g. ``TransferFailedError``)
+        when the dialplan sent it back."""
         ...
 
-    async def transfer_to_queue(self, name: str, *, timeout: float | None = None) -> str | None:
-        """Send the call to queue ``name``. None: the call left for the queue; a string: the
-        queue's outcome as the call came back (``answered``, ``timeout``, ``failed``)."""
+    async def transfer_to_queue(
+        self, name: str, *, timeout: float | None = None, music: str | None = None
+    ) -> str:
+        """Queue the call in ``name`` until the dialplan's ``Queue()`` hands it back: Asterisk's
+        ``QUEUESTATUS`` (``CONTINUE``, ``TIMEOUT``, ``FULL``...; see ``spec.semantics.QUEUE_STATUS``
+        for the outcome). Raises ``CallEndedError`` if the caller hangs up meanwhile."""
         ...
 
     async def hold(self, moh_class: str | None = None) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from .caller import SimCall
 from .clock import Clock, RealClock, VirtualClock
+from .dialplan import QueueAgent
 from .server import Sandbox
 from .ws import Faults
 
-__all__ = ["Clock", "Faults", "RealClock", "Sandbox", "SimCall", "VirtualClock"]
+__all__ = ["Clock", "Faults", "QueueAgent", "RealClock", "Sandbox", "SimCall", "VirtualClock"]

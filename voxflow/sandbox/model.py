@@ -181,8 +181,12 @@ class Channel:
     # A continue sent while a playback or recording runs (context, exten, priority, label):
     # Asterisk queues it behind them (capture continue-outcomes.json, record-leaving-stasis.json).
     pending_continue: tuple[str, str, int, str] | None = None
+    shown_vars: tuple[str, ...] = ()  # ari.conf channelvars: shown in every channel JSON
 
     def json(self, *, with_vars: bool = False) -> dict[str, Any]:
+        shown = self.channelvars if with_vars else None
+        if self.shown_vars:
+            shown = {**(shown or {}), **{n: self.variables.get(n, "") for n in self.shown_vars}}
         return channel_json(
             id=self.id,
             name=self.name,
@@ -192,7 +196,7 @@ class Channel:
             dialplan=(self.context, self.exten, self.priority, self.app_name, self.app_data),
             creationtime=self.creationtime,
             language=self.language,
-            channelvars=self.channelvars if with_vars else None,
+            channelvars=shown,
         )
 
     @property

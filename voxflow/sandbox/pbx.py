@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .audio import Frame
+from .dialplan import ShippedContexts
 from .media import PbxMedia
 from .model import HANGUP_REASONS, Channel, RestError
 
@@ -106,6 +107,8 @@ class Pbx(PbxMedia):
 
     answer_delay: float = 0.0
     outbound_behaviour: dict[str, str]
+    contexts: ShippedContexts
+    ari_channelvars: tuple[str, ...] = ()  # ari.conf [general] channelvars
     make_far: Callable[[Channel, str], Any] | None = None
     # (min, max) seconds between the REST answer creating an externalMedia or snoop channel
     # and its StasisStart (capture external-media-ordering.json: 0.3 to 30 ms, always after).
@@ -115,6 +118,7 @@ class Pbx(PbxMedia):
         self.answer_delay = answer_delay
         self.stasis_delay = stasis_delay
         self.outbound_behaviour = {}
+        self.contexts = ShippedContexts(self)
         self._delay_rng = random.Random(7)
 
     def _after_reply(self, ch: Channel, enter: Callable[[], None]) -> None:
@@ -187,6 +191,7 @@ class Pbx(PbxMedia):
         endpoint: str = "caller",
         channel_id: str | None = None,
         enter: bool = True,
+        variables: dict[str, str] | None = None,
     ) -> Channel | None:
         """A call arriving from a SIP phone into Stasis(app); ``None`` if the app has no
         websocket (Asterisk's Stasis() fails and the dialplan hangs up)."""
@@ -204,6 +209,8 @@ class Pbx(PbxMedia):
             priority=2,
             tech="PJSIP",
             far=far,
+            variables=dict(variables or {}),
+            shown_vars=self.ari_channelvars,
         )
         if not enter:  # Stasis() waits for an outbound websocket (or a broadcast claim)
             self.add_channel(ch)
@@ -551,9 +558,15 @@ class Pbx(PbxMedia):
             )
         self.leave_stasis(ch)
         ch.context, ch.exten, ch.priority, ch.app_name, ch.app_data = ctx, ext, pri, "", ""
+        if self.contexts.run(ch, ctx, ext):  # the shipped [voxflow-transfer]/[voxflow-queue]
+            return
         target = self.dialplan_stasis(ctx, ext)
         if target is not None:
             self.schedule(ch, 0.0, lambda: self._reenter(ch, target[0], target[1]))
+        elif not self.run_program(ch, ctx, ext):
+            # no such context/extension/priority (or the Hangup() after Stasis()): the channel
+            # is hung up, ChannelDestroyed cause 0 "Unknown" (continue-outcomes.json b, d, g)
+            self.schedule(ch, 0.0, lambda: self.hangup(ch, 0, request={"cause": 16, "soft": True}))
 
     def media_released(self, ch: Channel) -> None:
         """A playback or recording of ``ch`` ended: run a continue queued behind it."""

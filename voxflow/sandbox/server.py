@@ -9,6 +9,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +22,7 @@ from .audio import SoundBank
 from .caller import SimCall
 from .clock import Clock, RealClock, VirtualClock
 from .control import add_control_routes
+from .dialplan import QueueAgent, SandboxQueue
 from .model import Channel
 from .outbound import Broadcasts, OutboundWebsocket, OutboundWebsockets
 from .pbx import BEHAVIOURS, Pbx
@@ -332,12 +334,15 @@ class Sandbox:
         wait_app: float = 5.0,
         channel_id: str | None = None,
         dtx: bool | None = None,
+        variables: dict[str, str] | None = None,
     ) -> SimCall:
         """Place an inbound call from a scripted caller into Stasis(``app``).
 
         Waits up to ``wait_app`` real seconds for the app's websocket; if it never comes the
         call fails like on Asterisk (the caller is hung up) and the SimCall shows it. ``dtx``:
-        the caller sends no RTP while silent (default: the sandbox's ``caller_dtx``)."""
+        the caller sends no RTP while silent (default: the sandbox's ``caller_dtx``).
+        ``variables`` are channel variables the dialplan set before ``Stasis()``; those named
+        in ``sandbox.pbx.ari_channelvars`` (ari.conf ``channelvars``) show in the channel JSON."""
         if not self._started:
             raise VoxflowError("the sandbox is not started")
         if wait_app > 0 and self.outbound.per_call(app) is None:
@@ -362,6 +367,7 @@ class Sandbox:
             args=list(args or []),
             channel_id=cid,
             enter=per_call is None,
+            variables=variables,
         )
         if ch is not None and per_call is not None:  # Asterisk connects out for this call
             self.outbound.enter_per_call(per_call, ch, list(args or []))
@@ -451,6 +457,22 @@ class Sandbox:
             raise ConfigError(f"behaviour must be one of {', '.join(BEHAVIOURS)}")
         name = endpoint.split("/", 1)[1] if "/" in endpoint else endpoint
         self.pbx.outbound_behaviour[name] = behaviour
+
+    def add_queue(
+        self,
+        name: str,
+        agents: Iterable[QueueAgent] = (),
+        *,
+        maxlen: int = 0,
+        joinempty: bool = True,
+        leavewhenempty: bool = False,
+    ) -> None:
+        """Define (or replace) queue ``name`` of the shipped ``[voxflow-queue]`` context, with
+        scripted agents (``QueueAgent(name, answer_after, talk)``); ``support`` and ``sales``
+        exist from the start with no members, as in docs/asterisk/queues.conf."""
+        self.pbx.contexts.queues[name] = SandboxQueue(
+            name, list(agents), maxlen=maxlen, joinempty=joinempty, leavewhenempty=leavewhenempty
+        )
 
     def add_sound(self, name: str, pcm16: bytes) -> None:
         """Make ``sound:NAME`` play this 8 kHz pcm16."""

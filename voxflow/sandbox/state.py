@@ -230,12 +230,20 @@ class PbxCore:
             ch.far.far_event(kind, data)
 
     def hangup(
-        self, ch: Channel, cause: int = 16, *, soft: bool = False, from_far: bool = False
+        self,
+        ch: Channel,
+        cause: int = 16,
+        *,
+        soft: bool = False,
+        from_far: bool = False,
+        request: dict[str, Any] | None = None,
     ) -> None:
-        """Hang ``ch`` up with Asterisk's event sequence. ``soft`` = requested over ARI."""
+        """Hang ``ch`` up with Asterisk's event sequence. ``soft`` = requested over ARI;
+        ``request``: the ChannelHangupRequest fields when they differ from ``cause``."""
         if ch.hungup:
             return
         fields: dict[str, Any] = {"cause": 32, "soft": True} if soft else {"cause": cause}
+        fields = dict(request) if request is not None else fields
         fields["channel"] = ch.json()
         self.emit("ChannelHangupRequest", fields, channels=[ch])
         ch.hungup = True

@@ -26,15 +26,18 @@ __all__ = [
     "COMMAND_EVENT",
     "OP_ALIASES",
     "OUTCOMES",
+    "QUEUE_STATUS",
     "REQUIRED_OUTCOMES",
     "RETRYING",
     "SUCCESS",
+    "TRANSFER_OUTCOMES",
     "WAITING_OPS",
     "How",
     "ast_ends_in_transition",
     "implied_transition",
     "iter_handlers",
     "outcome_op",
+    "queue_outcome",
     "resolve_outcome",
     "select_handlers",
     "step_outcomes",
@@ -57,6 +60,33 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
 """Fixed outcomes per input op. A gather with choices produces ``choice:<value>`` instead of
 ``match``; an agent also produces ``tool:<name>`` per tool."""
 
+QUEUE_STATUS: dict[str, str] = {
+    "CONTINUE": "answered",
+    "TIMEOUT": "timeout",
+    "FULL": "failed",
+    "JOINEMPTY": "failed",
+    "LEAVEEMPTY": "failed",
+    "JOINUNAVAIL": "failed",
+    "LEAVEUNAVAIL": "failed",
+    "WITHDRAW": "failed",
+}
+"""Asterisk's ``QUEUESTATUS`` when ``Queue()`` returns the call to the app (the shipped
+``[voxflow-queue]`` context runs ``Queue()`` with the ``c`` option, so ``CONTINUE`` = an agent
+answered and hung up) -> the queue step's outcome. The one table the run time, ``voxflow test``
+(``mocks.queue[].status``) and the checker agree on; any other status (e.g. none, for an
+unknown queue) is ``failed``."""
+
+TRANSFER_OUTCOMES: tuple[str, ...] = ("transferred", "failed")
+"""How a ``transfer`` can end: the call left the flow (redirected, or the dialplan's ``Dial()``
+answered), or Asterisk sent it back (unroutable target: the ``i`` extension; the ``Dial()``
+failed: busy, no answer...); ``failed`` runs the state's ``on error`` handler."""
+
+
+def queue_outcome(status: str) -> str:
+    """The queue step's outcome for Asterisk's ``QUEUESTATUS`` (see :data:`QUEUE_STATUS`)."""
+    return QUEUE_STATUS.get(status.strip().upper(), "failed")
+
+
 SUCCESS = frozenset({"match", "answered", "ok", "done", "returned"})
 RETRYING = frozenset({"noinput", "nomatch"})
 COMMAND_EVENT = "command"
@@ -71,7 +101,7 @@ WAITING_OPS = frozenset({"gather", "menu", "agent", "record"})
 REQUIRED_OUTCOMES: dict[str, tuple[str, ...]] = {
     "gather": ("nomatch", "noinput"),
     "dial": ("busy", "noanswer", "failed"),
-    "queue": ("failed",),  # answered/timeout never happen: Queue() runs in the dialplan
+    "queue": ("timeout", "failed"),  # Queue() returns the call with QUEUESTATUS (QUEUE_STATUS)
     "http": ("error", "timeout"),
     "record": ("noinput",),
     "agent": ("max_turns", "timeout", "noinput"),

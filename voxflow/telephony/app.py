@@ -40,6 +40,7 @@ from voxflow.errors import (
     CallError,
     ConfigError,
 )
+from voxflow.telephony.dialplan import RETURN_TAGS, dialplan_metadata
 from voxflow.telephony.legs import LegBook, current_call
 from voxflow.telephony.links import MODES, AriLink, AriLinks
 from voxflow.telephony.orphans import OrphanPolicy, SweepReport, sweep
@@ -586,6 +587,12 @@ class VoxtraApp:
         if existing is not None:
             existing._on_event(event)
             return
+        if event.args and event.args[0] in RETURN_TAGS:
+            # sent back by the shipped dialplan, but no call waits for it (it ended here)
+            log.warning("call %s came back (%s) with no call waiting; hanging up", channel.id,
+                        ",".join(event.args))  # fmt: skip
+            self._spawn(self._reject(channel.id), f"reject-{channel.id}")
+            return
         if (
             channel.technology in _INTERNAL_TECHS
             or (event.args and event.args[0] in (INTERNAL_ARG, OUTBOUND_ARG))
@@ -595,6 +602,7 @@ class VoxtraApp:
                 self._spawn(self._reject(channel.id), f"reject-{channel.id}")
             return
         handler, metadata = self._pick_handler(channel)
+        metadata = {**metadata, **dialplan_metadata(event.args, channel.channelvars)}
         self._start_call(channel, handler, metadata, rest, ari_app)
 
     def _adopt(self, channel: Channel) -> None:

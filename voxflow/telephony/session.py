@@ -46,8 +46,19 @@ from voxflow.errors import (
     CallError,
     PlaybackFailedError,
     RecordingError,
+    TransferFailedError,
 )
 from voxflow.telephony.active_recording import ActiveRecording, auto_recording_name
+from voxflow.telephony.dialplan import (
+    QUEUE_EXTENSION,
+    QUEUE_RETURN,
+    TRANSFER_RETURN,
+    DialplanTrip,
+    TripResult,
+    queue_variables,
+    run_trip,
+    transfer_route,
+)
 from voxflow.telephony.dtmf import ENDED as _ENDED
 from voxflow.telephony.dtmf import DtmfInbox
 from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
@@ -64,8 +75,6 @@ __all__ = ["CallSession"]
 log = logging.getLogger(__name__)
 
 _DTMF_CHARS = re.compile(r"^[0-9A-Da-d#*,]+$")
-_DIAL_TARGET = re.compile(r"^[A-Za-z0-9+*#_.-]{1,64}$")
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REDIRECT_TECHS = frozenset({"PJSIP", "SIP", "IAX2"})
 
 HangupCallback = Callable[[], Any]
@@ -126,6 +135,8 @@ class CallSession:
         self._voice: CallVoice | None = None
         self._voice_lock = asyncio.Lock()
         self._agent: Any = None
+        self._trip: DialplanTrip | None = None
+        self._stopped_on_leaving: RecordingMetadata | None = None
         self._callbacks: list[HangupCallback] = []
         self._handlers = self._event_handlers()
         if channel.state == "Up":
@@ -286,9 +297,14 @@ class CallSession:
 
     async def transfer_to(self, number: str) -> None:
         """Blind transfer. ``TECH/resource`` of the channel's own SIP technology is redirected;
-        anything else continues into the app's ``transfer_context`` at extension ``number``."""
+        any other ``TECH/resource`` is dialled by the app's ``transfer_context`` (extension
+        ``endpoint``), a number continues there at extension ``number``. Returns once the call
+        left (redirected, or the dialplan's ``Dial()`` answered); raises
+        ``TransferFailedError`` when the dialplan sent it back (no route: ``INVALID``; the
+        ``Dial()`` failed: its ``DIALSTATUS``), the call is then still ours."""
         self._check_live()
-        tech, sep, resource = number.partition("/")
+        extension, variables = transfer_route(number)
+        tech, sep, _ = number.partition("/")
         if (
             sep
             and tech.upper() == self.channel.technology.upper()
@@ -304,41 +320,31 @@ class CallSession:
                 return
             except AriHTTPError as exc:
                 log.info("redirect of %s refused (%s); using the dialplan", self.id, exc)
-            number = resource
-        elif sep:
-            number = resource
-        if not _DIAL_TARGET.match(number):
-            raise ValueError(f"invalid transfer target {number!r}")
-        await self._continue(self._app.transfer_context, number)
+        result = await run_trip(
+            self, TRANSFER_RETURN, self._app.transfer_context, extension, variables
+        )
+        if result.kind == "returned":
+            raise TransferFailedError(number, result.status)
 
-    async def transfer_to_queue(self, name: str, *, timeout: float | None = None) -> None:
-        """Send the call to queue ``name`` (dialplan ``queue_context``, which runs ``Queue()``).
-        ``timeout`` (seconds, the flow's queue timeout) is passed as ``VOXFLOW_QUEUE_TIMEOUT``
-        for the queue context to use."""
-        if not _QUEUE_NAME.match(name):
-            raise ValueError(f"invalid queue name {name!r}")
+    async def transfer_to_queue(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        music: str | None = None,
+        priority: int | None = None,
+    ) -> str:
+        """Put the call in queue ``name`` (``queue_context`` runs ``Queue()`` with the ``c``
+        option, ``timeout`` seconds, music class ``music``, ``QUEUE_PRIO=priority``) and wait
+        until ``Queue()`` returns it: the ``QUEUESTATUS`` (``CONTINUE`` after an agent talked
+        to the caller and hung up, ``TIMEOUT``, ``FULL``, ``JOINEMPTY``, ``LEAVEEMPTY``...).
+        Raises ``CallEndedError`` when the caller hangs up meanwhile."""
+        variables = queue_variables(name, timeout=timeout, music=music, priority=priority)
         self._check_live()
-        try:
-            await self.rest.set_variable(self.id, "VOXFLOW_QUEUE", name)
-            if timeout is not None:
-                await self.rest.set_variable(
-                    self.id, "VOXFLOW_QUEUE_TIMEOUT", str(max(1, round(timeout)))
-                )
-        except AriNotFound:
-            self._gone()
-            return
-        await self._continue(self._app.queue_context, name)
-
-    async def _continue(self, context: str, extension: str) -> None:
-        try:
-            await self._stop_media_before_leaving()
-            await self.rest.continue_in_dialplan(
-                self.id, context=context, extension=extension, priority=1
-            )
-        except AriNotFound:
-            self._gone()
-            return
-        await self._left_stasis_wait()
+        result = await run_trip(
+            self, QUEUE_RETURN, self._app.queue_context, QUEUE_EXTENSION, variables
+        )
+        return result.status
 
     async def _stop_media_before_leaving(self) -> None:
         """Asterisk runs a continue (or redirect) only after a running channel playback or live
@@ -354,7 +360,7 @@ class CallSession:
                 "call %s leaves the app: recording %r stops here", self.id, self._recording.name
             )
             try:
-                await self.record_stop()
+                self._stopped_on_leaving = await self.record_stop()
             except RecordingError as exc:
                 log.error("call %s: %s", self.id, exc)
 
@@ -571,6 +577,9 @@ class CallSession:
     async def record_stop(self) -> RecordingMetadata:
         """Stop the recording and hand it to the sink (per-call, else the app's) exactly once."""
         rec = self._recording
+        if rec is None and self._stopped_on_leaving is not None:
+            meta, self._stopped_on_leaving = self._stopped_on_leaving, None
+            return meta  # stopped when the call left for the dialplan, and it came back
         if rec is None:
             raise RecordingError(f"call {self.id} is not recording")
         self._recording = None
@@ -674,7 +683,7 @@ class CallSession:
             ChannelDtmfReceived: self._on_dtmf,
             PlaybackFinished: self._on_playback_finished,
             ChannelStateChange: self._on_channel_update,
-            StasisStart: self._on_channel_update,
+            StasisStart: self._on_stasis_start,
             RecordingFinished: self._on_recording_ended,
             RecordingFailed: self._on_recording_ended,
             ChannelEnteredBridge: self._on_entered_bridge,
@@ -729,8 +738,19 @@ class CallSession:
     def _on_dial(self, event: Dial) -> None:
         if event.peer.id == self.id and event.dialstatus:
             self._dialstatus = event.dialstatus
+        if self._trip is not None:
+            caller = event.caller.id if event.caller is not None else None
+            self._trip.dial(caller, self.id, event.dialstatus)
+
+    def _on_stasis_start(self, event: StasisStart) -> None:
+        self._on_channel_update(event)
+        if self._trip is not None:
+            self._trip.stasis_start(list(event.args))
 
     def _on_stasis_end(self, event: StasisEnd) -> None:
+        if self._trip is not None:  # our own continue: the dialplan runs, the call goes on
+            self._trip.stasis_end()
+            return
         self._mark_ended()
 
     def _on_destroyed(self, event: ChannelDestroyed) -> None:
@@ -794,6 +814,8 @@ class CallSession:
         self._mark_ended()
 
     def _mark_ended(self) -> None:
+        if self._trip is not None:
+            self._trip.resolve(TripResult("ended"))
         if self.ended:
             return
         self._ended_at = time.monotonic()

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from voxflow.errors import ConfigError
+from voxflow.ir.models import OUTCOMES, TRANSFER_OUTCOMES, queue_outcome
 
 __all__ = [
     "Action",
@@ -35,6 +36,7 @@ __all__ = [
     "ScenarioDefaults",
     "ScenarioFile",
     "TextMatch",
+    "TransferMock",
     "load_scenario_file",
     "parse_duration",
     "parse_scenario_text",
@@ -218,10 +220,13 @@ class DialMock(_Timed):
 
 
 class QueueMock(_Timed):
-    """What a ``queue`` with a matching name (regex) gets, after ``after`` seconds."""
+    """What a ``queue`` with a matching name (regex) gets, after ``after`` seconds: Asterisk's
+    ``status`` (QUEUESTATUS: CONTINUE, TIMEOUT, FULL, JOINEMPTY, LEAVEEMPTY...), mapped to the
+    outcome by ``voxflow.ir.models.QUEUE_STATUS`` as at run time, or the ``result`` itself."""
 
     name: str = ".*"
-    result: Literal["answered", "timeout", "failed"] = "answered"
+    status: str | None = None
+    result: str = "answered"
     after: float = 10.0
 
     _name = field_validator("name")(_check_regex)
@@ -230,6 +235,48 @@ class QueueMock(_Timed):
     @classmethod
     def _after(cls, v: Any) -> float:
         return parse_duration(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_status(cls, v: Any) -> Any:
+        if isinstance(v, dict) and v.get("status") is not None:
+            status = str(v["status"]).upper()
+            if "result" in v and v["result"] != queue_outcome(status):
+                raise ValueError(f"status {status} means result {queue_outcome(status)}")
+            return {**v, "status": status, "result": queue_outcome(status)}
+        return v
+
+    @field_validator("result")
+    @classmethod
+    def _result(cls, v: str) -> str:
+        if v not in OUTCOMES["queue"]:
+            raise ValueError(f"a queue ends with one of {', '.join(OUTCOMES['queue'])}")
+        return v
+
+
+class TransferMock(_Timed):
+    """What a ``transfer`` to a matching endpoint (regex) gets: ``transferred``, or ``failed``
+    with Asterisk's ``status`` (INVALID: no extension routes it; BUSY, NOANSWER...: its Dial()),
+    which runs the state's error handler as at run time."""
+
+    endpoint: str = ".*"
+    result: str = "transferred"
+    status: str = "INVALID"
+    after: float = 0.5
+
+    _endpoint = field_validator("endpoint")(_check_regex)
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _after(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("result")
+    @classmethod
+    def _result(cls, v: str) -> str:
+        if v not in TRANSFER_OUTCOMES:
+            raise ValueError(f"a transfer ends with one of {', '.join(TRANSFER_OUTCOMES)}")
+        return v
 
 
 class AgentTurn(_Model):
@@ -283,6 +330,7 @@ class Mocks(_Model):
     http: tuple[HttpMock, ...] = ()
     dial: tuple[DialMock, ...] = ()
     queue: tuple[QueueMock, ...] = ()
+    transfer: tuple[TransferMock, ...] = ()
     agent: tuple[AgentMock, ...] = ()
     fail: tuple[FailMock, ...] = ()
     media: dict[str, float] = Field(default_factory=dict)
@@ -300,6 +348,7 @@ class Mocks(_Model):
             http=self.http + base.http,
             dial=self.dial + base.dial,
             queue=self.queue + base.queue,
+            transfer=self.transfer + base.transfer,
             agent=self.agent + base.agent,
             fail=self.fail + base.fail,
             media={**base.media, **self.media},

@@ -20,8 +20,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from voxflow.errors import AiNotConfiguredError, CallEndedError, CallError, RecordingError
+from voxflow.errors import (
+    AiNotConfiguredError,
+    CallEndedError,
+    CallError,
+    RecordingError,
+    TransferFailedError,
+)
 from voxflow.runtime.http_step import HttpOutcome, HttpRequest, HttpResult
+from voxflow.spec.semantics import QUEUE_STATUS
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.testing.scenario import Mocks
@@ -42,6 +49,8 @@ _WORD_SAY = 0.4
 _WORD_CALLER = 0.3
 _PLAY = 2.0
 _TRANSFER = 0.5
+_STATUS = {outcome: status for status, outcome in reversed(QUEUE_STATUS.items())}
+"""A queue mock's ``result`` as the QUEUESTATUS Queue() would set (failed: FULL)."""
 
 M = TypeVar("M")
 
@@ -415,27 +424,41 @@ class SimCall:
             rec.done.set()
 
     async def transfer_to(self, number: str) -> None:
+        """The shipped [voxflow-transfer]: a ``transfer`` mock with ``result: failed`` sends the
+        call back with its ``status`` (TransferFailedError, as at run time); else it left."""
         self._live()
         self.res.transfers.append(number)
         self.mocks.failure("transfer", number)
+        m = self.mocks.take(
+            self.mocks.all.transfer, lambda t: re.search(t.endpoint, number) is not None
+        )
+        if m is not None and m.result == "failed":
+            await asyncio.sleep(m.after)
+            self.log("mock", f"transfer to {number}: Asterisk sends the call back ({m.status})")
+            raise TransferFailedError(number, m.status)
         self._leave()
-        await asyncio.sleep(_TRANSFER)
+        await asyncio.sleep(m.after if m is not None else _TRANSFER)
 
-    async def transfer_to_queue(self, name: str, *, timeout: float | None = None) -> str | None:
-        """The queue mock's result once the call came back from the queue (no mock: answered
-        by an agent after 10 s, the caller back in the flow when the agent hangs up)."""
+    async def transfer_to_queue(
+        self, name: str, *, timeout: float | None = None, music: str | None = None
+    ) -> str:
+        """The shipped [voxflow-queue]: Queue() hands the call back with the mock's QUEUESTATUS
+        after ``after`` s (no mock: nobody answers, as with the shipped queues.conf, which has
+        no members: TIMEOUT once the step's timeout passed)."""
         self._live()
         self.res.queues.append(name)
         self.mocks.failure("queue", name)
         m = self.mocks.take(self.mocks.all.queue, lambda q: re.search(q.name, name) is not None)
-        result, after = (m.result, m.after) if m else ("answered", 10.0)
-        if result == "timeout" and timeout is not None:
+        status = (m.status or _STATUS[m.result]) if m else "TIMEOUT"
+        after = m.after if m else 0.0
+        if status == "TIMEOUT" and timeout is not None:
             after = timeout
         if m is None:
-            self.log("mock", f"queue {name}: no mock, an agent answers")
+            self.log("mock", f"queue {name}: no mock, nobody answers")
         self._leave()
         await asyncio.sleep(after)
-        return result
+        self.log("flow", f"queue {name}: Queue() hands the call back ({status})")
+        return status
 
     async def hold(self, moh_class: str | None = None) -> None:
         self._live()

@@ -1,0 +1,184 @@
+"""The shipped docs/asterisk/extensions.conf, and the sandbox's emulation of it.
+
+The config is parsed and matched with Asterisk's pattern rules (leading +, no pattern that takes
+`h`, an `i` extension, the return tags voxflow listens for). The sandbox's event sequences for
+the same contexts are compared with real Asterisk 22's (captures/continue-outcomes.json case c,
+captures/queue-return.json).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from conftest import RawAri
+
+from voxflow.sandbox import QueueAgent, Sandbox
+from voxflow.telephony.dialplan import QUEUE_EXTENSION, RETURN_TAGS, TRANSFER_ENDPOINT_EXTENSION
+
+CONF = Path(__file__).resolve().parents[2] / "docs" / "asterisk" / "extensions.conf"
+
+
+def contexts() -> dict[str, list[tuple[str, str]]]:
+    """context -> [(extension, "app(data)")] in file order (``same =>`` keeps the extension)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    ctx, exten = "", ""
+    for raw in CONF.read_text().splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if m := re.fullmatch(r"\[([^\]]+)\]", line):
+            ctx = m.group(1)
+            out[ctx] = []
+        elif m := re.fullmatch(r"exten\s*=>\s*([^,]+),[^,]+,(.*)", line):
+            exten = m.group(1)
+            out[ctx].append((exten, m.group(2)))
+        elif m := re.fullmatch(r"same\s*=>\s*[^,]+,(.*)", line):
+            out[ctx].append((exten, m.group(1)))
+    return out
+
+
+def matches(pattern: str, exten: str) -> bool:
+    """Asterisk's extension matching: literal, or ``_`` with X Z N [..] . !"""
+    if not pattern.startswith("_"):
+        return pattern == exten
+    rx = ""
+    i, p = 0, pattern[1:]
+    while i < len(p):
+        c = p[i]
+        if c == "[":
+            j = p.index("]", i)
+            rx += "[" + p[i + 1 : j] + "]"
+            i = j
+        else:
+            rx += {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]", ".": ".+", "!": ".*"}.get(
+                c.upper() if c in "xzn" else c, re.escape(c)
+            )
+        i += 1
+    return re.fullmatch(rx, exten) is not None
+
+
+def program(ctx: str, exten: str) -> list[str]:
+    """The priorities the first matching extension of ``ctx`` runs for ``exten``."""
+    steps = contexts()[ctx]
+    first = next((e for e, _ in steps if matches(e, exten)), None)
+    return [app for e, app in steps if e == first] if first is not None else []
+
+
+def test_inbound_keeps_the_leading_plus() -> None:
+    prog = program("voxflow-in", "+18005550142")
+    assert any(a.startswith("Stasis(") for a in prog)
+    assert not any("EXTEN:1" in a or a.startswith("Goto(") for a in prog), prog
+
+
+def test_the_queue_context_takes_its_extension_and_never_h() -> None:
+    assert program("voxflow-queue", "h") == []
+    assert program("voxflow-queue", "i") == []
+    prog = program("voxflow-queue", QUEUE_EXTENSION)
+    queue = next(a for a in prog if a.startswith("Queue("))
+    assert "${VOXFLOW_QUEUE_OPTIONS}" in queue and "${VOXFLOW_QUEUE_TIMEOUT}" in queue
+    assert any(a.startswith("Stasis(${VOXFLOW_APP},queue-return,${QUEUESTATUS}") for a in prog)
+
+
+def test_the_transfer_context_sends_unroutable_targets_back() -> None:
+    assert program("voxflow-transfer", "h") == []
+    back = program("voxflow-transfer", "payments")
+    assert back == [] and program("voxflow-transfer", "i")[-2].startswith(
+        "Stasis(${VOXFLOW_APP},transfer-return,INVALID,${INVALID_EXTEN})"
+    )
+    for target in ("+18005550111", "2001", TRANSFER_ENDPOINT_EXTENSION):
+        prog = program("voxflow-transfer", target)
+        assert any(a.startswith("Dial(") for a in prog), target
+        assert any("transfer-return,${DIALSTATUS}" in a for a in prog), target
+    tags = set(re.findall(r"Stasis\(\$\{VOXFLOW_APP\},([a-z-]+)", CONF.read_text()))
+    assert tags == set(RETURN_TAGS)
+
+
+# ------------------------------------------------------------------ the sandbox's sequences
+
+
+async def _enter(ari: RawAri, sb: Sandbox, **variables: str) -> str:
+    call = await sb.place_call(to="100")
+    await ari.next("StasisStart")
+    cid = call.id
+    assert (await ari.req("POST", f"/channels/{cid}/answer"))[0] == 204
+    for name, value in {"VOXFLOW_APP": "voxflow", **variables}.items():
+        await ari.req("POST", f"/channels/{cid}/variable", variable=name, value=value)
+    await ari.req("POST", "/applications/voxflow/subscription", eventSource=f"channel:{cid}")
+    await ari.collect(quiet=0.1)
+    return cid
+
+
+def _shape(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for e in events:
+        if e["type"] == "ChannelVarset":
+            out.append(("ChannelVarset", e["variable"], e["value"]))
+        elif e["type"] == "ChannelDialplan":
+            out.append(("ChannelDialplan", e["dialplan_app"]))
+        elif e["type"] == "StasisStart":
+            out.append(("StasisStart", *e["args"]))
+        elif e["type"] == "Dial":
+            out.append(("Dial", e["dialstatus"]))
+        else:
+            out.append((e["type"],))
+    return out
+
+
+async def test_unroutable_transfer_sequence_is_capture_c(sandbox: Sandbox, ari: RawAri) -> None:
+    cid = await _enter(ari, sandbox)
+    status, _ = await ari.req(
+        "POST", f"/channels/{cid}/continue", context="voxflow-transfer", extension="payments"
+    )
+    assert status == 204
+    got = _shape(await ari.collect(quiet=0.2))
+    # continue-outcomes.json c-missing-exten-with-i-subscribed, with our Stasis arguments
+    assert got == [
+        ("StasisEnd",),
+        ("ChannelVarset", "STASISSTATUS", "SUCCESS"),
+        ("ChannelVarset", "INVALID_EXTEN", "payments"),
+        ("ChannelDialplan", "NoOp"),
+        ("ChannelDialplan", "Stasis"),
+        ("ChannelVarset", "STASISSTATUS", ""),
+        ("StasisStart", "transfer-return", "INVALID", "payments"),
+    ]
+
+
+async def test_queue_timeout_sequence_is_the_capture(sandbox: Sandbox, ari: RawAri) -> None:
+    sandbox.add_queue("capq")
+    cid = await _enter(
+        ari, sandbox, VOXFLOW_QUEUE="capq", VOXFLOW_QUEUE_OPTIONS="c", VOXFLOW_QUEUE_TIMEOUT="1"
+    )
+    await ari.req("POST", f"/channels/{cid}/continue", context="voxflow-queue", extension="queue")
+    got = _shape(await ari.collect(quiet=1.5))
+    empty = [("ChannelVarset", v, "") for v in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME",
+             "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS")]  # fmt: skip
+    assert got[:3] == [
+        ("StasisEnd",),
+        ("ChannelVarset", "STASISSTATUS", "SUCCESS"),
+        ("ChannelDialplan", "NoOp"),
+    ]
+    assert got[3:10] == [("ChannelDialplan", "Queue"), *empty]
+    names = [g[1] for g in got[10:] if g[0] == "ChannelVarset"]
+    assert names[:9] == [
+        "ABANDONED", "QUEUEWAIT", "QUEUEWAIT_MS", "DIALEDTIME", "DIALEDTIME_MS",
+        "ANSWEREDTIME", "ANSWEREDTIME_MS", "QUEUEPOSITION", "QUEUESTATUS",
+    ]  # fmt: skip
+    assert got[-1] == ("StasisStart", "queue-return", "TIMEOUT", "0")
+    assert "DIALSTATUS" not in names
+
+
+async def test_queue_member_answers_sequence(sandbox: Sandbox, ari: RawAri) -> None:
+    sandbox.add_queue("capq2", [QueueAgent("m", answer_after=0.2, talk=0.3)])
+    cid = await _enter(
+        ari, sandbox, VOXFLOW_QUEUE="capq2", VOXFLOW_QUEUE_OPTIONS="c", VOXFLOW_QUEUE_TIMEOUT="15"
+    )
+    await ari.req("POST", f"/channels/{cid}/continue", context="voxflow-queue", extension="queue")
+    got = _shape(await ari.collect(quiet=1.0))
+    dials = [g for g in got if g[0] == "Dial"]
+    assert dials == [("Dial", ""), ("Dial", "ANSWER")]
+    after = [g[1:] for g in got[got.index(("Dial", "ANSWER")) :] if g[0] == "ChannelVarset"]
+    assert [a[0] for a in after][:4] == ["QUEUEPOSITION", "QUEUEWAIT", "QUEUEWAIT_MS", "BRIDGEPEER"]
+    assert ("BRIDGEPEER", "") in after and ("QUEUESTATUS", "CONTINUE") in after
+    assert got[-1] == ("StasisStart", "queue-return", "CONTINUE", "0")
+    status, _ = await ari.req("GET", f"/channels/{cid}/variable", variable="DIALSTATUS")
+    assert status == 404

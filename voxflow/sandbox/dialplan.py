@@ -1,0 +1,282 @@
+"""The shipped ``[voxflow-transfer]`` and ``[voxflow-queue]`` contexts, as the sandbox runs them.
+
+They mirror ``docs/asterisk/extensions.conf`` and the event sequences of real Asterisk 22 in
+``captures/continue-outcomes.json`` and ``captures/queue-return.json``:
+
+* ``[voxflow-transfer]``: a number (``_X.``, ``_+X.``) is dialled as ``PJSIP/<n>@trunk``,
+  extension ``endpoint`` dials ``${VOXFLOW_TRANSFER_TARGET}``; anything else hits the ``i``
+  extension (``INVALID_EXTEN`` set, ``NoOp``, then ``Stasis(app,transfer-return,INVALID,exten)``).
+  A ``Dial()`` that is not answered returns with ``transfer-return,<DIALSTATUS>``; an answered
+  one keeps the caller (the far end hears "transferred") until someone hangs up.
+* ``[voxflow-queue]`` (extension ``queue``): ``Queue(${VOXFLOW_QUEUE},${VOXFLOW_QUEUE_OPTIONS},,,
+  ${VOXFLOW_QUEUE_TIMEOUT})`` with scripted agents (:class:`QueueAgent`), then
+  ``Stasis(app,queue-return,${QUEUESTATUS},${ANSWEREDTIME})``. The variables Queue() sets come in
+  the captured order; ``DIALSTATUS`` is never set by it. ``FULL``/``JOINEMPTY`` return at once,
+  ``LEAVEEMPTY`` one second after joining (Asterisk checks between ring cycles), an unknown queue
+  returns with an empty ``QUEUESTATUS``; these four were not captured.
+
+How a far end reacts is the PBX's ``outbound_behaviour`` (answer, busy, noanswer, congestion),
+looked up by endpoint resource or number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .model import Channel
+
+if TYPE_CHECKING:
+    from .pbx import Pbx
+
+__all__ = ["QueueAgent", "SandboxQueue", "ShippedContexts"]
+
+TRANSFER_CONTEXT = "voxflow-transfer"
+QUEUE_CONTEXT = "voxflow-queue"
+_NUMBER = re.compile(r"^\+?[0-9]{2,}$")
+_DIAL_STATUS = {"busy": ("BUSY", 1.0), "congestion": ("CONGESTION", 0.5)}
+
+
+@dataclass
+class QueueAgent:
+    """A scripted queue member: answers ``answer_after`` s after the caller joined (never when
+    ``None``), talks for ``talk`` s, then hangs up."""
+
+    name: str = "agent1"
+    answer_after: float | None = 2.0
+    talk: float = 3.0
+
+
+@dataclass
+class SandboxQueue:
+    """One queue of queues.conf: members, ``maxlen`` (0 = unlimited), join/leave when empty."""
+
+    name: str
+    agents: list[QueueAgent] = field(default_factory=list)
+    maxlen: int = 0
+    joinempty: bool = True
+    leavewhenempty: bool = False
+    waiting: list[str] = field(default_factory=list)
+
+
+class ShippedContexts:
+    """Runs the shipped contexts on a channel that left Stasis with ``continue``."""
+
+    def __init__(self, pbx: Pbx) -> None:
+        self.pbx = pbx
+        self.ring_timeout = 60.0  # Dial(...,60) in [voxflow-transfer]
+        # queues.conf as shipped: no members (agents log in with AddQueueMember)
+        self.queues: dict[str, SandboxQueue] = {
+            "support": SandboxQueue("support"),
+            "sales": SandboxQueue("sales"),
+        }
+
+    def run(self, ch: Channel, context: str, exten: str) -> bool:
+        """Run ``context``/``exten`` on ``ch`` if it is a shipped context; False otherwise."""
+        if context == TRANSFER_CONTEXT:
+            self._transfer(ch, exten)
+            return True
+        if context == QUEUE_CONTEXT and exten == "queue":
+            self._queue(ch)
+            return True
+        return False
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _app_step(self, ch: Channel, exten: str, priority: int, app: str, data: str) -> None:
+        ch.exten, ch.priority, ch.app_name, ch.app_data = exten, priority, app, data
+        self.pbx.emit(
+            "ChannelDialplan",
+            {"dialplan_app": app, "dialplan_app_data": data, "channel": ch.json()},
+            channels=[ch],
+        )
+
+    def _back(self, ch: Channel, exten: str, priority: int, args: list[str]) -> None:
+        """``Stasis(${VOXFLOW_APP},args...)``: back into the app, or hang up if it is gone."""
+        app = ch.variables.get("VOXFLOW_APP", "voxflow")
+        self._app_step(ch, exten, priority, "Stasis", ",".join([app, *args]))
+        self.pbx.set_var(ch, "STASISSTATUS", "")
+        if not self.pbx.enter_stasis(ch, app, args):
+            self.pbx.hangup(ch, 16)
+
+    def _behaviour(self, resource: str) -> str:
+        from .pbx import RESERVED_ENDPOINTS
+
+        name = resource.split("@")[0].split("/")[0]
+        return self.pbx.outbound_behaviour.get(name) or RESERVED_ENDPOINTS.get(name, "answer")
+
+    # --- [voxflow-transfer] --------------------------------------------------------------
+
+    def _transfer(self, ch: Channel, exten: str) -> None:
+        if exten == "endpoint" and "/" in ch.variables.get("VOXFLOW_TRANSFER_TARGET", ""):
+            target = ch.variables["VOXFLOW_TRANSFER_TARGET"]
+        elif _NUMBER.match(exten):
+            target = f"PJSIP/{exten}@trunk"
+        else:
+            self.pbx.set_var(ch, "INVALID_EXTEN", exten)
+            self._app_step(ch, "i", 1, "NoOp", f"voxflow cannot route {exten}")
+            self._back(ch, "i", 2, ["transfer-return", "INVALID", exten])
+            return
+        self._app_step(ch, exten, 1, "NoOp", f"voxflow transfer to {target}")
+        self._app_step(ch, exten, 2, "Dial", f"{target},60")
+        resource = target.split("/", 1)[1]
+        behaviour = self._behaviour(resource)
+        peer = self._peer_json(target)
+        self._dial(ch, target, peer, "")
+        if ch.far is not None:
+            ch.far.far_event("transfer", {"target": target})
+        if behaviour == "answer":
+            self.pbx.schedule(ch, self.pbx.answer_delay or 0.5, lambda: self._answered(ch, target))
+            return
+        status, after = _DIAL_STATUS.get(behaviour, ("NOANSWER", self.ring_timeout))
+        self.pbx.schedule(ch, after, lambda: self._not_answered(ch, exten, target, status))
+
+    def _peer_json(self, target: str) -> dict[str, Any]:
+        tech, _, res = target.partition("/")
+        name = f"{tech}/{res.split('@')[-1] if '@' in res else res}-{self.pbx.next_chan_seq():08x}"
+        peer = Channel(
+            id=self.pbx.new_channel_id(), name=name, state="Down", creationtime=self.pbx.now_ts()
+        )
+        return peer.json()
+
+    def _dial(self, ch: Channel, target: str, peer: dict[str, Any], status: str) -> None:
+        self.pbx.emit(
+            "Dial",
+            {
+                "dialstatus": status,
+                "forward": "",
+                "dialstring": target.split("/", 1)[1],
+                "caller": ch.json(),
+                "peer": peer,
+            },
+            channels=[ch],
+        )
+
+    def _answered(self, ch: Channel, target: str) -> None:
+        self._dial(ch, target, self._peer_json(target), "ANSWER")
+        self.pbx.set_var(ch, "BRIDGEPEER", target)
+        if ch.far is not None:
+            ch.far.far_event("transferred", {"target": target})
+
+    def _not_answered(self, ch: Channel, exten: str, target: str, status: str) -> None:
+        self._dial(ch, target, self._peer_json(target), status)
+        self.pbx.set_var(ch, "DIALSTATUS", status)
+        self._app_step(ch, exten, 3, "GotoIf", f'$["{status}" = "ANSWER"]?done')
+        self._back(ch, exten, 4, ["transfer-return", status])
+
+    # --- [voxflow-queue] -----------------------------------------------------------------
+
+    def _queue(self, ch: Channel) -> None:
+        v = ch.variables
+        name = v.get("VOXFLOW_QUEUE", "")
+        options = v.get("VOXFLOW_QUEUE_OPTIONS", "")
+        try:
+            timeout = float(v.get("VOXFLOW_QUEUE_TIMEOUT") or 0)
+        except ValueError:
+            timeout = 0.0
+        data = f"{name},{options},,,{v.get('VOXFLOW_QUEUE_TIMEOUT', '')}"
+        self._app_step(ch, "queue", 1, "NoOp", f"voxflow queue {name}")
+        self._app_step(ch, "queue", 2, "Queue", data)
+        q = self.queues.get(name)
+        if q is None:
+            self._queue_back(ch, "")
+            return
+        q.waiting = [c for c in q.waiting if c in self.pbx.channels]  # gone: hung up
+        if q.maxlen and len(q.waiting) >= q.maxlen:
+            self._queue_done(ch, q, "FULL", {})
+            return
+        if not q.agents and not q.joinempty:
+            self._queue_done(ch, q, "JOINEMPTY", {})
+            return
+        for var in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS"):
+            self.pbx.set_var(ch, var, "")
+        self.pbx.set_var(ch, "QUEUEWAIT", "")
+        self.pbx.set_var(ch, "QUEUEWAIT_MS", "")
+        q.waiting.append(ch.id)
+        if ch.far is not None:
+            ch.far.far_event("queue", {"queue": name, "music": options})
+        joined = self.pbx.clock.now()
+        if not q.agents and q.leavewhenempty:
+            self.pbx.schedule(ch, 1.0, lambda: self._abandon(ch, q, "LEAVEEMPTY", joined))
+            return
+        answering = [a for a in q.agents if a.answer_after is not None]
+        agent = min(answering, key=lambda a: a.answer_after or 0.0, default=None)
+        if (
+            agent is not None
+            and agent.answer_after is not None
+            and (not timeout or agent.answer_after < timeout)
+        ):
+            for a in q.agents:
+                self._dial(ch, f"Local/{a.name}@agents/n", self._peer_json(f"Local/{a.name}"), "")
+            self.pbx.schedule(ch, agent.answer_after, lambda: self._agent_up(ch, q, agent, joined))
+        if timeout:
+            self.pbx.schedule(ch, timeout, lambda: self._abandon(ch, q, "TIMEOUT", joined))
+
+    def _abandon(self, ch: Channel, q: SandboxQueue, status: str, joined: float) -> None:
+        if ch.variables.get("BRIDGEPEER"):
+            return  # an agent has the call
+        waited = self.pbx.clock.now() - joined
+        self._queue_done(
+            ch,
+            q,
+            status,
+            {
+                "ABANDONED": "TRUE",
+                "QUEUEWAIT": str(int(waited)),
+                "QUEUEWAIT_MS": str(int(waited * 1000)),
+                "DIALEDTIME": str(int(waited)),
+                "DIALEDTIME_MS": str(int(waited * 1000)),
+                "ANSWEREDTIME": "0",
+                "ANSWEREDTIME_MS": "0",
+                "QUEUEPOSITION": "1",
+            },
+        )
+
+    def _agent_up(self, ch: Channel, q: SandboxQueue, agent: QueueAgent, joined: float) -> None:
+        waited = self.pbx.clock.now() - joined
+        peer = f"Local/{agent.name}@agents-{self.pbx.next_local_seq():08x};1"
+        self._dial(
+            ch, f"Local/{agent.name}@agents/n", self._peer_json(f"Local/{agent.name}"), "ANSWER"
+        )
+        self.pbx.set_var(ch, "QUEUEPOSITION", "1")
+        self.pbx.set_var(ch, "QUEUEWAIT", str(int(waited)))
+        self.pbx.set_var(ch, "QUEUEWAIT_MS", str(int(waited * 1000)))
+        self.pbx.set_var(ch, "BRIDGEPEER", peer)
+        if ch.far is not None:
+            ch.far.far_event("agent", {"queue": q.name, "agent": agent.name})
+        self.pbx.schedule(ch, agent.talk, lambda: self._agent_gone(ch, q, agent, waited))
+
+    def _agent_gone(self, ch: Channel, q: SandboxQueue, agent: QueueAgent, waited: float) -> None:
+        self.pbx.set_var(ch, "BRIDGEPEER", "")
+        talked = agent.talk
+        if "c" not in ch.variables.get("VOXFLOW_QUEUE_OPTIONS", "").split("m(")[0]:
+            q.waiting.remove(ch.id)
+            self.pbx.hangup(ch, 16)  # without the c option the caller is hung up
+            return
+        self._queue_done(
+            ch,
+            q,
+            "CONTINUE",
+            {
+                "ANSWEREDTIME": str(int(talked)),
+                "ANSWEREDTIME_MS": str(int(talked * 1000)),
+                "DIALEDTIME": str(int(waited + talked)),
+                "DIALEDTIME_MS": str(int((waited + talked) * 1000)),
+            },
+        )
+
+    def _queue_done(
+        self, ch: Channel, q: SandboxQueue, status: str, variables: dict[str, str]
+    ) -> None:
+        if ch.id in q.waiting:
+            q.waiting.remove(ch.id)
+        for name, value in variables.items():
+            self.pbx.set_var(ch, name, value)
+        self._queue_back(ch, status)
+
+    def _queue_back(self, ch: Channel, status: str) -> None:
+        if status:  # an unknown queue: Queue() returns without setting it
+            self.pbx.set_var(ch, "QUEUESTATUS", status)
+        answered = ch.variables.get("ANSWEREDTIME", "")
+        self._back(ch, "queue", 3, ["queue-return", status, answered])

@@ -1,0 +1,216 @@
+"""A call's trip out of Stasis into the shipped dialplan contexts, and back.
+
+``docs/asterisk/extensions.conf`` ships ``[voxflow-transfer]`` and ``[voxflow-queue]``. Both send
+a call they are done with back into the app with ``Stasis(${VOXFLOW_APP},<tag>,STATUS,...)``:
+the new StasisStart on the same channel id resumes the call's existing :class:`CallSession`
+(the app never starts a new call for it). What real Asterisk 22 does on the way is in
+``captures/continue-outcomes.json`` (``i`` extension: StasisStart ``["returned","invalid",exten]``
+within a millisecond of the ``continue``) and ``captures/queue-return.json`` (``Queue()`` returns
+with ``QUEUESTATUS``; with the ``c`` option after the agent hung up). Without an explicit
+subscription the app sees nothing but StasisEnd once the channel left Stasis, so a trip
+subscribes to the channel first: a caller hanging up in the queue still reaches the session
+(ChannelDestroyed).
+
+Variables a trip sets (the shipped contexts read them): ``VOXFLOW_APP`` (where to come back),
+``VOXFLOW_TRANSFER_TARGET`` (``TECH/resource`` for the ``endpoint`` extension),
+``VOXFLOW_QUEUE``, ``VOXFLOW_QUEUE_OPTIONS`` (``c`` plus ``m(class)`` for music),
+``VOXFLOW_QUEUE_TIMEOUT`` (seconds), ``QUEUE_PRIO`` (Asterisk's own queue priority).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from voxflow.errors import AriError, AriNotFound, CallEndedError
+
+if TYPE_CHECKING:
+    from voxflow.telephony.session import CallSession
+
+__all__ = [
+    "METADATA_PREFIX",
+    "QUEUE_EXTENSION",
+    "QUEUE_RETURN",
+    "RETURN_TAGS",
+    "TRANSFER_ENDPOINT_EXTENSION",
+    "TRANSFER_RETURN",
+    "DialplanTrip",
+    "TripResult",
+    "dialplan_metadata",
+    "queue_variables",
+    "run_trip",
+    "transfer_route",
+]
+
+log = logging.getLogger(__name__)
+
+QUEUE_RETURN = "queue-return"
+TRANSFER_RETURN = "transfer-return"
+RETURN_TAGS = frozenset({QUEUE_RETURN, TRANSFER_RETURN})
+"""First Stasis argument of a call the shipped contexts send back (never a new call)."""
+QUEUE_EXTENSION = "queue"
+"""The ``[voxflow-queue]`` extension (a fixed name: no pattern that could match ``h``)."""
+TRANSFER_ENDPOINT_EXTENSION = "endpoint"
+"""The ``[voxflow-transfer]`` extension that dials ``${VOXFLOW_TRANSFER_TARGET}``."""
+_DIAL_TARGET = re.compile(r"^[A-Za-z0-9+*#_.-]{1,64}$")
+_ENDPOINT = re.compile(r"^[A-Za-z0-9]{1,16}/[A-Za-z0-9+*#_.@-]{1,64}$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MUSIC_CLASS = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+METADATA_PREFIX = "VOXFLOW_META_"
+"""Channel variables ``VOXFLOW_META_<KEY>`` listed in ari.conf ``channelvars`` become
+``call.metadata.<key>`` (lower case)."""
+
+
+def dialplan_metadata(args: Sequence[str], channelvars: Mapping[str, Any] | None) -> dict[str, str]:
+    """``call.metadata`` from the dialplan: Stasis arguments ``key=value``
+    (``Stasis(voxflow,amount_due=${BALANCE})``), then channel variables ``VOXFLOW_META_<KEY>``
+    in the StasisStart channel (ari.conf ``channelvars``). Empty values and keys that are not
+    identifiers are ignored."""
+    out: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and value and _META_KEY.match(key):
+            out[key] = value
+    for name, value in (channelvars or {}).items():
+        key = name[len(METADATA_PREFIX) :].lower()
+        if name.startswith(METADATA_PREFIX) and value not in (None, "") and _META_KEY.match(key):
+            out[key] = str(value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TripResult:
+    """How a trip ended: back in the app with ``args`` (after the tag), ``left`` (the call
+    belongs to the dialplan now: redirected, or its ``Dial()`` answered), or ``ended``."""
+
+    kind: Literal["returned", "left", "ended"]
+    args: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> str:
+        """The first argument after the tag (QUEUESTATUS, DIALSTATUS or INVALID), or ""."""
+        return self.args[0] if self.args else ""
+
+
+class DialplanTrip:
+    """One trip in progress; the session's event handlers resolve it."""
+
+    def __init__(self, tag: str, *, left_on_stasis_end: bool = False) -> None:
+        self.tag = tag
+        self.left_on_stasis_end = left_on_stasis_end
+        self.result: asyncio.Future[TripResult] = asyncio.get_running_loop().create_future()
+
+    def resolve(self, result: TripResult) -> None:
+        """Settle the trip (the first result wins)."""
+        if not self.result.done():
+            self.result.set_result(result)
+
+    def stasis_start(self, args: list[str]) -> bool:
+        """A StasisStart on the call's channel: True if it is this trip's return."""
+        if args and args[0] == self.tag:
+            self.resolve(TripResult("returned", tuple(args[1:])))
+            return True
+        return False
+
+    def stasis_end(self) -> None:
+        """The channel left Stasis (the ``continue``/``redirect`` took effect)."""
+        if self.left_on_stasis_end:
+            self.resolve(TripResult("left"))
+
+    def dial(self, caller_id: str | None, me: str, status: str) -> None:
+        """A Dial event: a transfer's ``Dial()`` answering hands the call over."""
+        if self.tag == TRANSFER_RETURN and caller_id == me and status == "ANSWER":
+            self.resolve(TripResult("left"))
+
+
+def transfer_route(number: str) -> tuple[str, dict[str, str]]:
+    """The ``[voxflow-transfer]`` extension and variables for a transfer target: ``TECH/res``
+    goes to extension ``endpoint``, a number to itself (``ValueError`` if malformed)."""
+    if "/" in number:
+        if not _ENDPOINT.match(number):
+            raise ValueError(f"invalid transfer target {number!r}")
+        return TRANSFER_ENDPOINT_EXTENSION, {"VOXFLOW_TRANSFER_TARGET": number}
+    if not _DIAL_TARGET.match(number):
+        raise ValueError(f"invalid transfer target {number!r}")
+    return number, {}
+
+
+def queue_variables(
+    name: str, *, timeout: float | None, music: str | None, priority: int | None
+) -> dict[str, str]:
+    """The channel variables ``[voxflow-queue]`` reads for one queue step (``ValueError`` for
+    a malformed queue name or music class)."""
+    if not _QUEUE_NAME.match(name):
+        raise ValueError(f"invalid queue name {name!r}")
+    if music is not None and not _MUSIC_CLASS.match(music):
+        raise ValueError(f"invalid music class {music!r}")
+    options = "c" + (f"m({music})" if music else "")
+    out = {
+        "VOXFLOW_QUEUE": name,
+        "VOXFLOW_QUEUE_OPTIONS": options,
+        "VOXFLOW_QUEUE_TIMEOUT": str(max(1, round(timeout))) if timeout else "",
+    }
+    if priority is not None:
+        out["QUEUE_PRIO"] = str(priority)
+    return out
+
+
+async def run_trip(
+    session: CallSession,
+    tag: str,
+    context: str,
+    extension: str,
+    variables: Mapping[str, str],
+) -> TripResult:
+    """Send the call into ``context``/``extension`` and wait until it is back (``returned``),
+    handed over (``left``) or gone (raises ``CallEndedError``)."""
+    rest = session.rest  # the call's own link (an outbound websocket's, or the app's)
+    app = session.ari_app
+    source = f"channel:{session.id}"
+    await session._stop_media_before_leaving()  # else Asterisk queues the continue behind it
+    voice, session._voice = session._voice, None  # its bridge does not survive leaving Stasis
+    if voice is not None:  # (rebuilt on next use once the call is back)
+        try:
+            await voice.aclose()
+        except Exception:
+            log.exception("closing the media path of %s failed", session.id)
+    try:
+        for name, value in {"VOXFLOW_APP": app, **variables}.items():
+            await rest.set_variable(session.id, name, value)
+        await rest.subscribe(app, source)  # else a hang-up in the dialplan is never seen
+    except AriNotFound:
+        session._gone()
+        raise CallEndedError(f"call {session.id} ended before it left for {context}") from None
+    trip = DialplanTrip(tag)
+    session._trip = trip
+    session._left_stasis, session._in_stasis = True, False
+    try:
+        await rest.continue_in_dialplan(
+            session.id, context=context, extension=extension, priority=1
+        )
+        result = await trip.result
+    except AriNotFound:
+        result = TripResult("ended")
+    except BaseException:
+        session._left_stasis, session._in_stasis = False, True  # refused: still in Stasis
+        raise
+    finally:
+        session._trip = None
+    if result.kind == "returned":
+        session._left_stasis, session._in_stasis = False, True
+    if result.kind != "ended":
+        with contextlib.suppress(AriError):
+            await rest.unsubscribe(app, source)
+    if result.kind == "left":
+        log.info("call %s: handed over by %s/%s", session.id, context, extension)
+        session._mark_ended()
+    elif result.kind == "ended" or session.ended:
+        session._gone()
+        raise CallEndedError(f"call {session.id} ended in {context}/{extension}")
+    return result
