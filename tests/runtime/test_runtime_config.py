@@ -78,3 +78,26 @@ def test_bad_app_name(tmp_path: Path) -> None:
 def test_repr_hides_secrets() -> None:
     s = Settings(ari_password="hunter2", webhook_secret="s3cret")
     assert "hunter2" not in repr(s) and "s3cret" not in repr(s)
+
+
+def test_rtp_address_and_ports_from_file_env_and_cli(tmp_path: Path) -> None:
+    _toml(tmp_path, '[media]\nrtp_host = "0.0.0.0"\nrtp_advertise = "10.0.0.5"\n')
+    env = {"VOXFLOW_RTP_PORTS": "41000-41099"}
+    s = load_settings({"rtp_host": None}, env=env, cwd=tmp_path)
+    assert s.media_options() == {
+        "rtp_host": "0.0.0.0", "rtp_advertise": "10.0.0.5", "rtp_ports": "41000-41099",
+    }  # fmt: skip
+    s = load_settings({"rtp_ports": "42000-42010"}, env=env, cwd=tmp_path)
+    assert s.rtp_ports == "42000-42010"
+
+
+def test_default_rtp_ports_stay_out_of_asterisks_range(tmp_path: Path) -> None:
+    lo, hi = (int(p) for p in load_settings({}, env={}, cwd=tmp_path).rtp_ports.split("-"))
+    assert hi < 10000 or lo > 20000  # rtp.conf's default rtpstart=10000, rtpend=20000
+    assert "rtp_advertise" not in Settings().media_options()
+
+
+@pytest.mark.parametrize("bad", ["40000", "a-b", "5000-4000", "80-90", "40000-70000"])
+def test_bad_rtp_ports_name_their_origin(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ConfigError, match="--rtp-ports: RTP ports must look like"):
+        load_settings({"rtp_ports": bad}, env={}, cwd=tmp_path)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from voxflow.cli.run_call import outbound_flow, parse_meta, run_call
 from voxflow.cli.run_target import SandboxCall, parse_call_time, pick_call, shifted_clock
 from voxflow.errors import (
     ApplicationReplacedError,
@@ -196,6 +197,17 @@ _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number":
     help="no speech: prompts only in the transcript, DTMF only (no espeak/pocketsphinx)",
 )
 @click.option(
+    "--call",
+    "call_endpoint",
+    metavar="ENDPOINT",
+    help="originate one call to ENDPOINT (PJSIP/alice) into the outbound flow, then exit",
+)
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="with --call: call.metadata")
+@click.option("--caller-id", help='with --call: caller ID shown to the callee ("Acme <100>")')
+@click.option("--rtp-host", help="address voxflow binds for RTP [VOXFLOW_RTP_HOST]")
+@click.option("--rtp-advertise", help="address Asterisk sends RTP to (NAT) [VOXFLOW_RTP_ADVERTISE]")
+@click.option("--rtp-ports", help="UDP port range for RTP, e.g. 40000-40999 [VOXFLOW_RTP_PORTS]")
+@click.option(
     "-v", "--verbose", is_flag=True, help="log interpreter details (credentials redacted)"
 )
 def run_command(
@@ -216,6 +228,12 @@ def run_command(
     trace_dir: Path | None,
     grace_period: float | None,
     no_audio: bool,
+    call_endpoint: str | None,
+    meta: tuple[str, ...],
+    caller_id: str | None,
+    rtp_host: str | None,
+    rtp_advertise: str | None,
+    rtp_ports: str | None,
     verbose: bool,
 ) -> None:
     """Run FLOWS (files or directories) on Asterisk (with an ARI URL), else on the embedded
@@ -241,6 +259,9 @@ def run_command(
                 "dialed": dialed,
                 "caller_number": caller_number,
                 "call_time": call_time,
+                "rtp_host": rtp_host,
+                "rtp_advertise": rtp_advertise,
+                "rtp_ports": rtp_ports,
             },
             config_path=config_path,
             require_credentials=True,
@@ -253,6 +274,7 @@ def run_command(
                 raise ConfigError(
                     f"{', '.join(bad)}: sandbox only, not with an ARI URL ({settings.ari_url})"
                 )
+        metadata = parse_meta(meta)
         registry = FlowRegistry()
         registry.load(flows)
     except ConfigError as exc:
@@ -260,6 +282,12 @@ def run_command(
     except FlowError as exc:
         _fail(f"invalid flow(s):\n{exc}", EXIT_FLOW)
     try:
+        if call_endpoint is not None:
+            call = _call(
+                settings, registry, call_endpoint, metadata, caller_id, caller_script,
+                audio=not no_audio,
+            )  # fmt: skip
+            sys.exit(asyncio.run(call))
         if settings.ari_url is not None or settings.ari_mode != "classic":
             asyncio.run(_serve(settings, registry, watch, audio=not no_audio))
             return
@@ -362,7 +390,41 @@ def _make_app(
             settings.listen_user or user,
             settings.listen_password if settings.listen_password is not None else password,
         )
+    kwargs["media_options"] = settings.media_options()
     return VoxtraApp(ari_url, user, password, settings.app, **kwargs)
+
+
+async def _call(
+    settings: Settings,
+    registry: FlowRegistry,
+    endpoint: str,
+    metadata: dict[str, str],
+    caller_id: str | None,
+    caller_script: Path | None,
+    *,
+    audio: bool,
+) -> int:
+    """``--call``: originate one call into the outbound flow (Asterisk or the sandbox)."""
+    fv = outbound_flow(registry, settings)
+    script = load_script(caller_script) if caller_script else default_script(fv.flow)
+    heard: list[str] = []
+
+    async def callee(call: Any) -> int:
+        return await _play_script(call, script, lambda: " ".join(heard))
+
+    def make(url: str, user: str, password: str) -> Any:
+        return _make_app(settings, url, user, password, audio=audio)
+
+    return await run_call(
+        settings,
+        registry,
+        endpoint,
+        make_app=make,
+        metadata=metadata,
+        caller_id=caller_id,
+        callee=callee,
+        heard=heard,
+    )
 
 
 async def _close_providers(app: Any) -> None:

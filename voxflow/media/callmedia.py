@@ -14,14 +14,15 @@ listeners (``listen`` endpointing, barge-in, ``wait_for_speech``). Outbound: TTS
 outbound queue synchronously in the packet or DTMF callback, so audio stops at the next tick.
 
 Options (``VoiceContext.options``): ``format`` (``ulaw`` default, ``alaw``, ``slin16``),
-``rtp_host`` (bind and advertise, default 127.0.0.1), ``rtp_ports`` (``"20000-20999"`` or a
+``rtp_host`` (bind and advertise, default 127.0.0.1), ``rtp_ports`` (``"40000-40999"`` or a
 :class:`PortRange`), ``jitter_depth`` (frames, default 3), ``conceal_loss`` (repeat-and-fade
 lost frames rather than silence, default True, see :mod:`voxflow.media.jitter`),
 ``vad_aggressiveness`` (0-3, default 2), ``listen_min_speech_ms`` (default 100),
 ``barge_in_vad_aggressiveness`` (0-3, default 3: barge-in and ``wait_for_speech`` decide on a
 stricter VAD than ``listen``, because their minimum speech is short, see ``BargeIn``),
 ``stasis_wait`` (seconds, default 5: how long set-up waits for the new externalMedia/snoop
-channel's StasisStart before failing with ``MediaError``).
+channel's StasisStart before failing with ``MediaError``), ``rtp_advertise`` (the address
+Asterisk is told to send RTP to, when it is not ``rtp_host``).
 
 Silence without packets: phones with silence suppression/DTX, trunks, Local channels and a
 two-channel Asterisk bridge send no RTP while nobody talks (capture rtp-silence.json). From
@@ -171,6 +172,7 @@ class CallMedia:
         self.codec = str(opts.get("format", opts.get("codec", "ulaw")))
         self.spec = codec_spec(self.codec)
         self.host = str(opts.get("rtp_host", "127.0.0.1"))
+        self.advertise = str(opts.get("rtp_advertise") or "")
         self.ports = ports or _port_range(opts.get("rtp_ports"))
         self.jitter_depth = int(opts.get("jitter_depth", 3))
         self.listen_min_speech_ms = int(opts.get("listen_min_speech_ms", 100))
@@ -253,6 +255,7 @@ class CallMedia:
         rest = ctx.rest
         self.socket = await RtpSocket.open(self.host, ports=self.ports, on_packet=self._on_packet)
         host, port = self.socket.local
+        host = self.advertise or host  # behind NAT / bound to 0.0.0.0: what Asterisk can reach
         tag = uuid.uuid4().hex[:12]
         self.channel_id = f"vf-em-{tag}"
         self.bridge_id = f"vf-mb-{tag}"

@@ -26,10 +26,15 @@
     time = "2025-01-06T18:30:00"  # the call's start time, in the flow's timezone
     from = "+15550100"            # the caller's number (call.caller)
     to = "100"                    # the number dialled (call.called)
+    [media]                       # where Asterisk sends a call's RTP (externalMedia)
+    rtp_host = "127.0.0.1"        # address voxflow binds (0.0.0.0: all interfaces)
+    rtp_advertise = "10.0.0.5"    # address Asterisk is told to send to (default: rtp_host)
+    rtp_ports = "40000-40999"     # one UDP port per call with audio; not Asterisk's 10000-20000
 
 Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``, ``VOXFLOW_APP``,
 ``VOXFLOW_ARI_MODE``, ``VOXFLOW_LISTEN``, ``VOXFLOW_LISTEN_USER``, ``VOXFLOW_LISTEN_PASSWORD``,
-``VOXFLOW_WEBHOOK_URL``, ``VOXFLOW_WEBHOOK_SECRET``. Every problem raises :class:`ConfigError`
+``VOXFLOW_WEBHOOK_URL``, ``VOXFLOW_WEBHOOK_SECRET``, ``VOXFLOW_RTP_HOST``,
+``VOXFLOW_RTP_ADVERTISE``, ``VOXFLOW_RTP_PORTS``. Every problem raises :class:`ConfigError`
 with a one-line message naming where the bad value came from.
 """
 
@@ -46,7 +51,7 @@ from urllib.parse import urlsplit
 
 from voxflow.errors import ConfigError
 
-__all__ = ["ENV_VARS", "MODES", "Settings", "listen_host", "load_settings"]
+__all__ = ["DEFAULT_RTP_PORTS", "ENV_VARS", "MODES", "Settings", "listen_host", "load_settings"]
 
 ENV_VARS: dict[str, str] = {
     "ari_url": "VOXFLOW_ARI_URL",
@@ -59,6 +64,9 @@ ENV_VARS: dict[str, str] = {
     "listen_password": "VOXFLOW_LISTEN_PASSWORD",
     "webhook_url": "VOXFLOW_WEBHOOK_URL",
     "webhook_secret": "VOXFLOW_WEBHOOK_SECRET",
+    "rtp_host": "VOXFLOW_RTP_HOST",
+    "rtp_advertise": "VOXFLOW_RTP_ADVERTISE",
+    "rtp_ports": "VOXFLOW_RTP_PORTS",
 }
 
 _TOML_KEYS: dict[tuple[str, str], str] = {
@@ -79,6 +87,9 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("sandbox", "time"): "call_time",
     ("sandbox", "from"): "caller_number",
     ("sandbox", "to"): "dialed",
+    ("media", "rtp_host"): "rtp_host",
+    ("media", "rtp_advertise"): "rtp_advertise",
+    ("media", "rtp_ports"): "rtp_ports",
 }
 _CLI_NAMES = {
     "call_time": "--time",
@@ -86,6 +97,10 @@ _CLI_NAMES = {
     "dialed": "--to",
     "grace_period": "--grace",
 }
+DEFAULT_RTP_PORTS = "40000-40999"
+"""voxflow's RTP ports: outside Asterisk's rtp.conf default (rtpstart 10000 - rtpend 20000), so
+both can run on one host."""
+_PORTS_RE = re.compile(r"^(\d{1,5})-(\d{1,5})$")
 _APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -112,6 +127,16 @@ class Settings:
     call_time: str | None = None
     caller_number: str | None = None
     dialed: str | None = None
+    rtp_host: str = "127.0.0.1"
+    rtp_advertise: str | None = None
+    rtp_ports: str = DEFAULT_RTP_PORTS
+
+    def media_options(self) -> dict[str, str]:
+        """The ``VoxtraApp(media_options=...)`` for these settings."""
+        out = {"rtp_host": self.rtp_host, "rtp_ports": self.rtp_ports}
+        if self.rtp_advertise:
+            out["rtp_advertise"] = self.rtp_advertise
+        return out
 
     def __repr__(self) -> str:  # never show secrets in logs or error messages
         shown = {
@@ -231,6 +256,7 @@ def load_settings(
         )
     if not settings.ari_user:
         raise ConfigError("ARI user must not be empty")
+    _check_ports(settings.rtp_ports, values.get("rtp_ports", (None, "rtp_ports"))[1])
     if require_credentials and settings.ari_url is not None:
         missing = [n for n in ("ari_user", "ari_password") if n not in values]
         if missing:
@@ -265,3 +291,13 @@ def listen_host(value: str, origin: str = "listen") -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(f"{origin}: expected HOST:PORT, got {value!r}")
     return host, int(port)
+
+
+def _check_ports(value: str, origin: str) -> None:
+    m = _PORTS_RE.match(value.strip())
+    lo, hi = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    if not m or not 1024 <= lo <= hi <= 65535:
+        raise ConfigError(
+            f"{origin}: RTP ports must look like '{DEFAULT_RTP_PORTS}' (1024-65535, low-high), "
+            f"got {value!r}"
+        )
