@@ -453,7 +453,8 @@ class CallDriver(Generic[P]):
             self.log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)
             return "failed"
         outcome = queue_outcome(status)
-        self._say_line("system", f"queue {cmd.name}: {status or 'no status'} -> {outcome}")
+        self._say_line("system", f"queue {cmd.name}: QUEUESTATUS {status or '(unset)'}")
+        self._say_line("system", f"queue {cmd.name}: {outcome}")
         return outcome
 
     async def _dial(self, cmd: ev.Dial) -> str:

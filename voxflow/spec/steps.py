@@ -53,7 +53,7 @@ STEP_KINDS: tuple[StepKind, ...] = (
         'dial "PJSIP/sales":\n    on busy, noanswer, failed -> other',
     ),
     StepKind("transfer", ("transfer",), 'transfer "PJSIP/desk"'),
-    StepKind("queue", ("queue",), 'queue "support":\n    on failed -> other'),
+    StepKind("queue", ("queue",), 'queue "support":\n    on timeout, failed -> other'),
     StepKind("hold", ("hold",), "hold"),
     StepKind("unhold", ("unhold",), "unhold"),
     StepKind("send_dtmf", ("send_dtmf",), 'send_dtmf "123"'),

@@ -457,7 +457,6 @@ class SimCall:
             self.log("mock", f"queue {name}: no mock, nobody answers")
         self._leave()
         await asyncio.sleep(after)
-        self.log("flow", f"queue {name}: Queue() hands the call back ({status})")
         return status
 
     async def hold(self, moh_class: str | None = None) -> None:
