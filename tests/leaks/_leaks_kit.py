@@ -73,6 +73,7 @@ async def serving_text(
     app: dict[str, Any] | None = None,
     settings: Settings | None = None,
     on: Sandbox | None = None,
+    server: dict[str, Any] | None = None,
 ) -> AsyncIterator[Served]:
     """Serve the flow ``text`` on a fresh sandbox (or the running one ``on``) until the block
     exits; yields once the app has started (its start-up sweep done)."""
@@ -85,7 +86,7 @@ async def serving_text(
         kw: dict[str, Any] = {"event_wait": 2.0, "reconnect_initial": 0.05, "reconnect_max": 0.2}
         kw.update(app or {})
         vapp = VoxtraApp(sb.ari_url, sb.user, sb.password, "voxflow", **kw)
-        fs = FlowServer(vapp, reg, settings or Settings(grace_period=2))
+        fs = FlowServer(vapp, reg, settings or Settings(grace_period=2), **(server or {}))
         stop = asyncio.Event()
         task = asyncio.ensure_future(fs.serve(stop))
         try:

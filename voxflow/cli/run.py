@@ -505,7 +505,7 @@ async def _serve(
         await server.serve(stop)
     finally:
         await _close_providers(app)
-    click.echo(f"stopped after {len(server.results)} call(s)")
+    click.echo(f"stopped after {server.results.total} call(s)")
 
 
 def _print_line(call_id: str, line: TranscriptLine) -> None:

@@ -26,6 +26,7 @@ from voxflow.runtime.events import End
 from voxflow.runtime.http_step import HttpClient
 from voxflow.runtime.redaction import RedactingTrace, Redactor
 from voxflow.runtime.registry import FlowRegistry, FlowVersion, Router
+from voxflow.runtime.results import DEFAULT_RESULTS_KEPT, RecentResults
 from voxflow.runtime.trace import CallTrace, NullTrace, TraceWriter
 from voxflow.runtime.webhooks import WebhookSender
 from voxflow.telephony.session import CallSession
@@ -53,7 +54,10 @@ class FlowServer:
         on_reload: Callable[[FlowRegistry], None] | None = None,
         agent_runner: AgentRunner | None = None,
         clock: Callable[[], float] = time.time,
+        results_kept: int = DEFAULT_RESULTS_KEPT,
     ) -> None:
+        """``results_kept``: how many recent calls' outcomes ``results`` keeps (the oldest are
+        dropped; every call's outcome also goes to its trace and ``call.ended`` webhook)."""
         self.app = app
         self.clock = clock  # the calls' wall clock (``voxflow run --time`` shifts it)
         self.registry = registry
@@ -66,7 +70,7 @@ class FlowServer:
         self.on_reload = on_reload
         self.agent_runner = agent_runner  # None: the default runner when the app has an LLM
         self.drivers: dict[str, CallDriver[CallSession]] = {}
-        self.results: dict[str, End] = {}
+        self.results = RecentResults(results_kept)
         self.accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
