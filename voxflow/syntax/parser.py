@@ -38,6 +38,7 @@ __all__ = [
     "load_program",
     "parse_module",
     "parse_or_raise",
+    "stdlib_dir",
 ]
 
 MAX_INCLUDE_DEPTH = 32
@@ -505,7 +506,18 @@ def load_program(
     return ast.Program(root, modules), diags
 
 
+STDLIB_PREFIX = "voxflow:"
+"""``include "voxflow:voicemail.flow"``: a file shipped in ``voxflow/stdlib``."""
+
+
+def stdlib_dir() -> Path:
+    """Where the shipped ``.flow`` files are (``voxflow/stdlib`` in the package)."""
+    return Path(__file__).resolve().parents[1] / "stdlib"
+
+
 def _resolve(including: str, target: str) -> str:
+    if target.startswith(STDLIB_PREFIX):
+        return str(stdlib_dir() / target[len(STDLIB_PREFIX) :])
     if os.path.isabs(target):
         return os.path.normpath(target)
     base = os.path.dirname(including)
