@@ -8,6 +8,9 @@ from __future__ import annotations
 import ast
 import inspect
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from voxflow.compiler import compile_flow
 from voxflow.ir.models import Flow
@@ -202,3 +205,19 @@ def test_a_flow_that_loops_without_time_passing_is_stopped_and_reported() -> Non
     res = _run(LOOPS, "  - name: x\n    mocks: {fail: [{op: say}]}\n")
     assert any("the flow loops" in p for _, p in res.problems), res.problems
     assert res.ended is not None and res.ended[0] == "error"
+
+
+def test_an_interpreter_bug_fails_the_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voxflow.runtime import driver as driver_module
+    from voxflow.runtime import events as ev
+    from voxflow.runtime.step import step as real
+
+    def broken(flow: Any, state: Any, event: ev.Event, observer: Any = None) -> Any:
+        if isinstance(event, ev.OpDone):
+            raise KeyError("boom")
+        return real(flow, state, event, observer)
+
+    monkeypatch.setattr(driver_module, "step", broken)
+    res = _run(LOOPS, "  - name: x\n")
+    assert res.ended == ("error", "interpreter failure: 'boom'")
+    assert any("the interpreter failed: KeyError('boom')" in p for _, p in res.problems)

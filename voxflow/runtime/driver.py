@@ -167,6 +167,8 @@ class CallDriver(Generic[P]):
             self.state = replace(self.state, metadata=MappingProxyType(merged))
         self.transcript: list[TranscriptLine] = []
         self.outcome: ev.End | None = None
+        self.failure: Exception | None = None
+        """A bug of the interpreter that ended this call (logged; outcome ``error``)."""
         self._pending: deque[ev.Event] = deque()
         self._feeding = False
         self._done: asyncio.Future[None] | None = None
@@ -268,6 +270,7 @@ class CallDriver(Generic[P]):
                 self.flow.name,
                 self.state.state_name,
             )
+            self.failure = exc
             self.outcome = ev.End("error", f"interpreter failure: {exc}")
         finally:
             self._feeding = False

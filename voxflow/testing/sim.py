@@ -383,6 +383,8 @@ class _Sim:
             self.loop.close()
             asyncio.events._set_running_loop(outer)
         self.res.ended = (end.outcome, end.reason)
+        if self.driver.failure is not None:  # a voxflow bug, not the flow's: never a pass
+            self.problem(f"the interpreter failed: {self.driver.failure!r}")
         if self.res.ended_at is None:
             self.res.ended_at = round(self.loop.time(), 3)
             self.res.end_state = self.driver.state.state_name
