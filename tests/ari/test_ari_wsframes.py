@@ -97,6 +97,16 @@ def test_nothing_is_decoded_after_a_close_frame() -> None:
         (server_frame(Opcode.TEXT, b"a", fin=False) + server_frame(Opcode.TEXT, b"b"), 1002),
         (bytes([0x81, 127]) + (1 << 40).to_bytes(8, "big"), 1009),  # over max_size
     ],
+    ids=[  # fixed ids: the masked frame's random mask must not change a test's name
+        "masked",
+        "rsv1",
+        "lone-continuation",
+        "reserved-opcode",
+        "long-control",
+        "fragmented-ping",
+        "unfinished-text",
+        "over-max-size",
+    ],
 )
 def test_protocol_violations_name_the_close_code(data: bytes, code: int) -> None:
     with pytest.raises(WsProtocolError) as caught:
