@@ -1,0 +1,70 @@
+"""Flows whose transfer or queue comes back from the shipped dialplan, end to end over real ARI
+on the sandbox (which runs docs/asterisk/extensions.conf as Asterisk 22 did in the captures)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _e2e_kit import serving
+
+from voxflow.runtime.events import End
+from voxflow.sandbox import QueueAgent
+
+FLOW = """flow back "Dialplan returns":
+    answers "100"
+    timeout 5s
+
+on error:
+    say "That line cannot be reached."
+    goto queued
+
+state start:
+    answer
+    transfer "{target}"
+
+state queued:
+    queue "{queue}" timeout 1s:
+        on answered:
+            say "Thanks for talking to us."
+            hangup "answered"
+        on timeout:
+            hangup "timeout"
+        on failed:
+            hangup "failed"
+"""
+
+
+async def _run(
+    tmp_path: Path, target: str, queue: str, **queues: list[QueueAgent]
+) -> tuple[End, list[str]]:
+    flow = tmp_path / "back.flow"
+    flow.write_text(FLOW.format(target=target, queue=queue))
+    async with serving([flow]) as env:
+        for name, agents in queues.items():
+            env.sb.add_queue(name, agents)
+        call = await env.call("100")
+        end = await env.result(call, 30)
+        return end, env.said(call)
+
+
+async def test_an_unroutable_transfer_fails_and_the_flow_goes_on_to_a_queue_timeout(
+    tmp_path: Path,
+) -> None:
+    end, said = await _run(tmp_path, "payments", "support")  # no TECH/: only numbers route
+    assert said == ["That line cannot be reached."]
+    assert end == End("completed", "timeout")  # the shipped support queue has no members
+
+
+async def test_a_queue_agent_answers_then_the_flow_goes_on(tmp_path: Path) -> None:
+    agents = [QueueAgent("ann", answer_after=0.2, talk=0.2)]
+    end, said = await _run(tmp_path, "payments", "desk", desk=agents)
+    assert said[-1] == "Thanks for talking to us."
+    assert end == End("completed", "answered")
+
+
+async def test_a_queue_that_cannot_take_the_call_is_failed(tmp_path: Path) -> None:
+    end, _ = await _run(tmp_path, "payments", "no-such-queue")  # Queue() returns, no QUEUESTATUS
+    assert end == End("completed", "failed")
