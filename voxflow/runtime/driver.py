@@ -109,6 +109,19 @@ def ari_hangup_reason(reason: str) -> str:
     return key if key in ARI_HANGUP_REASONS else "normal"
 
 
+def _call_state(flow: Flow, call: CallPort[P], *, max_steps: int, speech: bool) -> RunState:
+    """The interpreter state of ``call`` before it starts: its identity and metadata."""
+    outbound = call.direction is CallDirection.OUTBOUND
+    info = ev.CallInfo(
+        call.id, call.caller_id, call.called_number, "outbound" if outbound else "inbound"
+    )
+    state = initial_state(flow, info, max_steps=max_steps, speech=speech)
+    if call.metadata:
+        merged = {**state.metadata, **call.metadata}
+        state = replace(state, metadata=MappingProxyType(merged))
+    return state
+
+
 def _barge_in(mode: str) -> BargeIn:
     modes: dict[str, BargeInMode] = {"none": "none", "dtmf": "dtmf", "speech": "speech"}
     return BargeIn(mode=modes.get(mode, "any"))
@@ -155,16 +168,7 @@ class CallDriver(Generic[P]):
         self.agent_runner = agent_runner
         if speech is None:
             speech = providers.stt is not None
-        info = ev.CallInfo(
-            session.id,
-            session.caller_id,
-            session.called_number,
-            "outbound" if session.direction is CallDirection.OUTBOUND else "inbound",
-        )
-        self.state: RunState = initial_state(flow, info, max_steps=max_steps, speech=speech)
-        if session.metadata:
-            merged = {**self.state.metadata, **session.metadata}
-            self.state = replace(self.state, metadata=MappingProxyType(merged))
+        self.state: RunState = _call_state(flow, session, max_steps=max_steps, speech=speech)
         self.transcript: list[TranscriptLine] = []
         self.outcome: ev.End | None = None
         self.failure: Exception | None = None
