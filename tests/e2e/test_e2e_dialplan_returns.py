@@ -68,3 +68,18 @@ async def test_a_queue_agent_answers_then_the_flow_goes_on(tmp_path: Path) -> No
 async def test_a_queue_that_cannot_take_the_call_is_failed(tmp_path: Path) -> None:
     end, _ = await _run(tmp_path, "payments", "no-such-queue")  # Queue() returns, no QUEUESTATUS
     assert end == End("completed", "failed")
+
+
+FLOWS = Path(__file__).resolve().parents[2] / "flows"
+
+
+async def test_card_payment_gets_its_balance_from_the_dialplan() -> None:
+    # [voxflow-in] with Set(VOXFLOW_META_AMOUNT_DUE=...) before Stasis(), listed in ari.conf
+    # channelvars; the number keeps its leading + and reaches card_payment
+    async with serving([FLOWS / "card_payment.flow"]) as env:
+        env.sb.pbx.ari_channelvars = ("VOXFLOW_META_AMOUNT_DUE",)
+        call = await env.call("+18005550142", variables={"VOXFLOW_META_AMOUNT_DUE": "42.50"})
+        await env.wait_line(call, "Please enter your card number")
+        await call.hangup()
+        await env.result(call)
+        assert env.said(call)[0] == "Your balance is 42.5 dollars."

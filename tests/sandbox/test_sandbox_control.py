@@ -122,6 +122,25 @@ async def test_control_api_outbound_behaviour_and_faults(sandbox: Sandbox, ari: 
         assert sandbox.faults.rtp.loss == 0.0 and sandbox.faults.delay_ms == 0
 
 
+async def test_control_api_queues_and_call_variables(sandbox: Sandbox, ari: RawAri) -> None:
+    base = sandbox.base_url
+    async with aiohttp.ClientSession(headers=AUTH) as s:
+        body = {"name": "desk", "agents": [{"name": "ann", "answer_after": 0.1, "talk": 0.1}]}
+        async with s.post(f"{base}/sandbox/queues", json=body) as r:
+            assert r.status == 204
+        async with s.post(f"{base}/sandbox/queues", json={"agents": []}) as r:
+            assert r.status == 400  # no name
+        call = {"to": "100", "variables": {"VOXFLOW_QUEUE": "desk", "VOXFLOW_APP": "voxflow"}}
+        async with s.post(f"{base}/sandbox/calls", json=call) as r:
+            cid = (await _json(r))["id"]
+    await ari.next("StasisStart")
+    await ari.req("POST", f"/channels/{cid}/variable", variable="VOXFLOW_QUEUE_OPTIONS", value="c")
+    await ari.req("POST", f"/channels/{cid}/continue", context="voxflow-queue", extension="queue")
+    back = await ari.next("StasisStart")
+    assert back["args"][:2] == ["queue-return", "CONTINUE"] and back["channel"]["id"] == cid
+    assert sandbox.pbx.contexts.queues["desk"].agents[0].name == "ann"
+
+
 @pytest.mark.skipif(not VOXFLOW.exists(), reason="voxflow script not installed in the venv")
 async def test_cli_serves_readme_examples_and_exits_cleanly_on_sigint() -> None:
     proc = await asyncio.create_subprocess_exec(

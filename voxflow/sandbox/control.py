@@ -11,6 +11,9 @@
     POST /sandbox/calls/{id}/answer    (outbound far end ringing)
     GET  /sandbox/calls/{id}/audio     WAV of what the caller heard
     POST /sandbox/outbound             {"endpoint": "PJSIP/alice", "behaviour": "busy"}
+    POST /sandbox/queues               {"name": "support", "agents": [{"name": "ann",
+                                        "answer_after": 2, "talk": 30}], "maxlen": 0,
+                                        "joinempty": true, "leavewhenempty": false}
     POST /sandbox/faults               {"drop_events_socket": "voxflow", "fail_next_requests": 2,
                                         "rtp_loss": 0.05, ...}
 
@@ -28,6 +31,7 @@ from aiohttp import web
 from voxflow.errors import CallEndedError, ConfigError
 
 from .audio import wav_bytes
+from .dialplan import QueueAgent
 from .rest import check_auth, unauthorized
 
 if TYPE_CHECKING:
@@ -103,6 +107,7 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
             args=[str(a) for a in body.get("args", [])],
             wait_app=float(body.get("wait_app", 5.0)),
             dtx=bool(body["dtx"]) if "dtx" in body else None,
+            variables={str(k): str(v) for k, v in dict(body.get("variables") or {}).items()},
         )
         if call.ended:
             reason = next(
@@ -151,6 +156,24 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
         sb.set_outbound_behaviour(str(body["endpoint"]), str(body["behaviour"]))
         return web.Response(status=204)
 
+    async def queues(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        agents = [
+            QueueAgent(
+                str(a.get("name", "agent")),
+                None if a.get("answer_after") is None else float(a["answer_after"]),
+                float(a.get("talk", 3.0)),
+            )
+            for a in body.get("agents", [])
+        ]
+        sb.add_queue(
+            str(body["name"]),
+            agents,
+            maxlen=int(body.get("maxlen", 0)),
+            joinempty=bool(body.get("joinempty", True)),
+            leavewhenempty=bool(body.get("leavewhenempty", False)),
+        )
+        return web.Response(status=204)
+
     async def faults(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         f = sb.faults
         if "drop_events_socket" in body:
@@ -190,4 +213,5 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
     r.add_post("/sandbox/calls/{id}/answer", guarded(answer))
     r.add_get("/sandbox/calls/{id}/audio", guarded(audio))
     r.add_post("/sandbox/outbound", guarded(outbound))
+    r.add_post("/sandbox/queues", guarded(queues))
     r.add_post("/sandbox/faults", guarded(faults))
