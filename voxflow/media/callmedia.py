@@ -216,6 +216,7 @@ class CallMedia:
         self._stall_timer: asyncio.TimerHandle | None = None
         self._last_rx = 0.0  # loop time of the last packet
         self._quiet_due = 0.0  # when the quiet timer was due
+        self._lag_deferred = False  # the last quiet check was put off for a late loop
         self._gap_mark = 0.0  # silence fed to the listeners up to this loop time
         self.gap_frames = 0  # VAD frames of silence accounted for time without packets
 
@@ -431,9 +432,11 @@ class CallMedia:
             return
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if now - self._quiet_due > _LOOP_LAG_S:
+        if now - self._quiet_due > _LOOP_LAG_S and not self._lag_deferred:
+            self._lag_deferred = True  # once: a loop late every time still ends utterances
             self._arm_quiet(loop, now + _GAP_FILL_S / 3)
             return
+        self._lag_deferred = False
         if now - self._last_rx < _STALL_FLUSH_S * 0.99:  # packets came meanwhile
             if self.jitter.buffered or self._watchers:
                 self._arm_quiet(loop, self._last_rx + _STALL_FLUSH_S)
