@@ -123,8 +123,7 @@ class Worker:
         """The process dies: its sockets drop, nothing is cleaned up on Asterisk's side."""
         links = self.app.links
         assert links is not None
-        if links.server._server is not None:
-            links.server._server.close()
+        links.server.stop_listening()
         for conn in list(links.server.connections):
             conn.abort()
         for session in list(self.app.sessions.values()):

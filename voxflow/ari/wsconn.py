@@ -96,6 +96,10 @@ class WsConnection(asyncio.Protocol):
         """Return once the connection is gone."""
         await asyncio.shield(self._closed)
 
+    def on_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the connection is gone."""
+        self._closed.add_done_callback(lambda _f: callback())
+
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -107,7 +107,7 @@ class AriWebsocketServer:
             check_request=self.check_request, ping_interval=self.ping_interval
         )
         conn = ServerConnection(proto, self._opened)
-        conn._closed.add_done_callback(lambda _f: self.connections.discard(conn))
+        conn.on_closed(lambda: self.connections.discard(conn))
         return conn
 
     def _opened(self, conn: ServerConnection) -> None:
@@ -124,11 +124,15 @@ class AriWebsocketServer:
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("listening for Asterisk's ARI websockets on %s:%d", self.host, self.port)
 
-    async def close(self) -> None:
-        """Stop listening and close every connection (idempotent)."""
+    def stop_listening(self) -> None:
+        """Accept no new connection (the open ones go on)."""
         if self._server is not None:
             self._server.close()
             self._server = None
+
+    async def close(self) -> None:
+        """Stop listening and close every connection (idempotent)."""
+        self.stop_listening()
         conns = list(self.connections)
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
 

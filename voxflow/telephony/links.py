@@ -177,7 +177,7 @@ class AriLinks:
     def _connected(self, conn: ServerConnection) -> None:
         link = AriLink(self, conn)
         self.links.add(link)
-        conn._closed.add_done_callback(lambda _f: self._closed(link))
+        conn.on_closed(lambda: self._closed(link))
 
     def _registered(self, link: AriLink, app_name: str) -> None:
         per_call = ":" in app_name
