@@ -92,7 +92,7 @@ def test_sandbox_only_options_with_an_ari_url(tmp_path: Path) -> None:
     url = ["--ari-url", "http://127.0.0.1:9/ari"]
     flow = str(FLOWS / "main_ivr.flow")
     code, out = _run(flow, *url, *creds, "--caller", _script(tmp_path, "hangup\n"))
-    assert code == 2 and "--caller: sandbox only" in out
+    assert code == 2 and "--caller: sandbox only, not with Asterisk" in out
     code, out = _run(flow, *url, *creds, "--time", "18:30", "--from", "+1555")
     assert code == 2 and "--from, --time: sandbox only" in out
 
@@ -183,3 +183,11 @@ def test_undecodable_script_and_config_are_one_line_errors(tmp_path: Path) -> No
     assert code == 2 and "bad.toml: not UTF-8 text" in out
     code, out = _run(flow, "--grace", "-1")
     assert code == 2 and "--grace: must not be negative" in out
+
+
+def test_outbound_websocket_modes_are_a_real_asterisk_too(tmp_path: Path) -> None:
+    flow = str(FLOWS / "main_ivr.flow")
+    code, out = _run(flow, "--ari-mode", "persistent")
+    assert code == 2 and "needs the password Asterisk presents" in out
+    code, out = _run(flow, "--ari-mode", "per_call", "--ari-password", "p", "--to", "100")
+    assert code == 2 and "--to: sandbox only" in out

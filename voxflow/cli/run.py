@@ -267,13 +267,12 @@ def run_command(
             require_credentials=True,
         )
         _redact_credentials(settings.ari_user, settings.ari_password, settings.webhook_secret)
-        if settings.ari_url is not None:
+        if settings.ari_url is not None or settings.ari_mode != "classic":
             given = {"caller_script": caller_script, **_asdict(settings)}
             bad = [flag for name, flag in _SANDBOX_ONLY.items() if given.get(name) is not None]
             if bad:
-                raise ConfigError(
-                    f"{', '.join(bad)}: sandbox only, not with an ARI URL ({settings.ari_url})"
-                )
+                where = settings.ari_url or f"ARI mode {settings.ari_mode}"
+                raise ConfigError(f"{', '.join(bad)}: sandbox only, not with Asterisk ({where})")
         metadata = parse_meta(meta)
         registry = FlowRegistry()
         registry.load(flows)

@@ -257,7 +257,25 @@ def load_settings(
     if not settings.ari_user:
         raise ConfigError("ARI user must not be empty")
     _check_ports(settings.rtp_ports, values.get("rtp_ports", (None, "rtp_ports"))[1])
-    if require_credentials and settings.ari_url is not None:
+    if require_credentials:
+        _check_credentials(settings, values)
+    _check_mode(settings, values)
+    return settings
+
+
+def _check_credentials(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> None:
+    """A real Asterisk (an ARI URL, or an outbound websocket mode) needs credentials given
+    explicitly; the built-in voxflow/voxflow is only the sandbox's."""
+    if settings.ari_url is None and settings.ari_mode != "classic":
+        if "listen_password" not in values and "ari_password" not in values:
+            raise ConfigError(
+                f"ARI mode {settings.ari_mode} needs the password Asterisk presents: give "
+                "--ari-password (or VOXFLOW_ARI_PASSWORD / VOXFLOW_LISTEN_PASSWORD, or [ari] "
+                "password / listen_password in voxflow.toml); voxflow/voxflow is only the "
+                "sandbox's"
+            )
+        return
+    if settings.ari_url is not None:
         missing = [n for n in ("ari_user", "ari_password") if n not in values]
         if missing:
             flags = " and ".join("--" + n.replace("_", "-") for n in missing)
@@ -268,8 +286,6 @@ def load_settings(
                 f"(or {envs}, or {keys} in voxflow.toml); "
                 "the built-in voxflow/voxflow is only the sandbox's"
             )
-    _check_mode(settings, values)
-    return settings
 
 
 MODES = ("classic", "persistent", "per_call")
