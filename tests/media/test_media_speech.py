@@ -12,6 +12,7 @@ from voxflow.media import codecs
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT, phrases_to_jsgf
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector, WebRtcVad
+from voxflow.voice.providers import Transcript
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
@@ -114,3 +115,41 @@ async def test_clean_audio_padded_with_digital_silence_is_recognised(said: str, 
     stream = await PocketSphinxSTT().open_stream(phrases=PHRASES)
     await stream.feed(codecs.resample(pcm, 8000, 16000))
     assert key in first and (await stream.finish()).text == first  # repeatable
+
+
+async def _recognise(said: str, stt: PocketSphinxSTT) -> Transcript:
+    stream = await stt.open_stream(phrases=PHRASES)
+    await stream.feed(_telephone(await _speak(said)))
+    result = await stream.finish()
+    await stream.aclose()
+    return result
+
+
+async def test_a_grammar_result_carries_its_confidence_and_alternatives() -> None:
+    result = await _recognise("talk to an agent", PocketSphinxSTT())
+    assert result.text == "talk to an agent"
+    assert result.confidence is not None and 0.0 <= result.confidence <= 1.0
+    assert result.alternatives[0] == "talk to an agent"
+    assert len(set(result.alternatives)) == len(result.alternatives) <= 3
+
+
+async def test_speech_outside_the_grammar_is_not_forced_onto_a_choice() -> None:
+    # Without a confidence decision a grammar always answers with one of its phrases.
+    forced = await _recognise("I want to leave a message", PocketSphinxSTT())
+    strict = await _recognise("I want to leave a message", PocketSphinxSTT(min_confidence=0.5))
+    assert forced.confidence is not None and forced.confidence < 0.5
+    assert strict.text == "" and strict.confidence == forced.confidence
+    assert strict.alternatives == forced.alternatives  # what it sounded like, for the trace
+    clear = await _recognise("check my balance", PocketSphinxSTT(min_confidence=0.5))
+    assert clear.text == "check my balance" and (clear.confidence or 0) >= 0.5
+
+
+def test_confidence_is_a_monotonic_0_to_1_score() -> None:
+    from voxflow.media.stt_pocketsphinx import _confidence
+
+    scores = [_confidence(ratio, margin) for ratio in (-30, -5, 0, 5) for margin in (0, 2.5, 5)]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert _confidence(0, 0) < _confidence(0, 5) < _confidence(10, 5)
+    assert _confidence(-1e9, 0) == pytest.approx(0.0) and _confidence(1e9, 5) == pytest.approx(1)
+    with pytest.raises(ConfigError):
+        PocketSphinxSTT(min_confidence=1.5)

@@ -62,7 +62,7 @@ from voxflow.media.vad import SpeechDetector, VadEvent, WebRtcVad
 from voxflow.voice.call import BargeIn, CallVoice, PromptResult, VoiceContext
 from voxflow.voice.chunk import AudioChunk
 from voxflow.voice.prompt_cache import PromptKey
-from voxflow.voice.providers import TextToSpeech, VoiceActivityDetector
+from voxflow.voice.providers import TextToSpeech, Transcript, VoiceActivityDetector
 
 __all__ = ["CallMedia", "create_call_voice"]
 
@@ -199,6 +199,7 @@ class CallMedia:
         )
         self.outbound = OutboundStream(self.codec)
         self.last_stt_final_ms: float | None = None  # end of speech -> final transcript
+        self.last_transcript: Transcript | None = None  # the last listen's, with confidence
         self.channel_id: str | None = None
         self.bridge_id: str | None = None
         self.snoop_id: str | None = None
@@ -552,7 +553,8 @@ class CallMedia:
         end_silence_ms: int = 800,
         max_speech_s: float = 15.0,
     ) -> str | None:
-        """The caller's next utterance as text (VAD endpointing + STT); None on no input."""
+        """The caller's next utterance as text (VAD endpointing + STT); None on no input, ""
+        when the caller spoke but the STT recognised nothing it is confident of."""
         stt = self.ctx.stt
         if stt is None:
             raise AiNotConfiguredError
@@ -594,7 +596,9 @@ class CallMedia:
                 await stream.aclose()
         finally:
             self._unwatch(w)
-        return result.text.strip() or None
+        self.last_transcript = result
+        # The caller spoke: "" (not None) when nothing was recognised, so a flow hears nomatch.
+        return result.text.strip()
 
     # ------------------------------------------------------------------ outbound
 

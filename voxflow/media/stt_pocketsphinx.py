@@ -3,9 +3,7 @@
 Finding that shapes this module: free-form recognition (the bundled n-gram model) of espeak-ng
 speech is poor, but with a JSGF grammar listing the expected ``phrases`` it is accurate; adding
 filler-word loops to the grammar makes it markedly worse, so fillers are opt-in. When phrases are
-given the grammar is used, otherwise the free language model. A grammar result that stopped
-part-way through a phrase (pocketsphinx returns the best partial path when no final state was
-reached) is completed when it is a prefix of exactly one phrase.
+given the grammar is used, otherwise the free language model.
 
 Second finding: pocketsphinx often fails on clean audio with stretches of exact digital silence
 (espeak output, slin16 legs, zero-filled gaps), while the same audio through mu-law decodes fine;
@@ -13,6 +11,15 @@ its own ``dither`` (half a bit, time-seeded, so not repeatable) does not help. A
 noise of sigma 8 LSB (-72 dBFS, below any telephone line's noise) before decoding fixed all
 misses on a set of 66 espeak utterances (plain, slin16, mu-law, 5 % loss). The noise is seeded,
 so a given utterance always gets the same transcript.
+
+Third finding (``bench/speech.py``): a grammar always returns one of its phrases, so whatever a
+caller says outside it ("I want to leave a message") comes back as some choice. Each grammar
+result therefore gets a confidence from two scores of the same audio: how close the grammar's
+best path comes to an unconstrained phone loop (``en-us-phone.lm.bin``; per frame), and the
+margin to the best different phrase in the grammar's n-best list (per frame, capped). A result
+that stopped part-way through a phrase, or whose confidence is under ``min_confidence``, comes
+back as ``text=""`` (the caller spoke, nothing matched: the flow's ``nomatch``) with the
+confidence and the alternatives kept for the trace.
 
 Decoding runs at 16 kHz (8 kHz call audio is upsampled by the media path) in a worker thread, off
 the event loop, over the whole utterance at ``finish`` (batch CMN; see ``feed``). Decoders take
@@ -24,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
+import os
 import re
 import threading
 from collections.abc import Sequence
@@ -41,6 +50,16 @@ log = logging.getLogger(__name__)
 _DIGITS = "zero one two three four five six seven eight nine".split()
 _MAX_BYTES = 16000 * 2 * 120  # two minutes of 16 kHz pcm16 per utterance
 _DITHER_SIGMA = 8.0  # LSB of Gaussian noise added before decoding (see the module docstring)
+_PHONES = "_phones"  # the phone-loop search every decoder has, for confidence
+# Confidence = logistic((0.5 * phone-loop ratio + min(n-best margin, 5) - 5) / 2), both per frame
+# in the decoder's log units: weights and threshold chosen on bench/speech.py's espeak set (3
+# voices x 2 rates x clean/20/10 dB SNR) for no misroute at the default 0.5.
+_RATIO_WEIGHT = 0.5
+_MARGIN_CAP = 5.0
+_CENTRE = 5.0
+_SPREAD = 2.0
+_NBEST = 40
+DEFAULT_MIN_CONFIDENCE = 0.0
 
 
 def _words(phrase: str) -> list[str]:
@@ -70,7 +89,16 @@ class PocketSphinxSTT:
 
     sample_rate = 16000
 
-    def __init__(self, *, fillers: Sequence[str] = (), pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        fillers: Sequence[str] = (),
+        pool_size: int = 4,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    ) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence must be between 0 and 1, not {min_confidence}")
+        self.min_confidence = min_confidence
         try:
             import pocketsphinx
         except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -82,7 +110,10 @@ class PocketSphinxSTT:
         self._lock = threading.Lock()
 
     def _new_decoder(self) -> Any:
-        return self._ps.Decoder(samprate=self.sample_rate, loglevel="FATAL", dither=False)
+        decoder = self._ps.Decoder(samprate=self.sample_rate, loglevel="FATAL", dither=False)
+        phone_lm = os.path.join(self._ps.get_model_path(), "en-us", "en-us-phone.lm.bin")
+        decoder.add_allphone_file(_PHONES, phone_lm)
+        return decoder
 
     def _take(self) -> Any:
         with self._lock:
@@ -168,7 +199,8 @@ class PocketSphinxStream:
         self._buf += pcm
 
     async def finish(self) -> Transcript:
-        """Decode what is left and return the final transcript ("" when nothing recognised)."""
+        """Decode what is left and return the final transcript ("" when nothing recognised, or,
+        with phrases, when the best phrase is partial or under ``min_confidence``)."""
         if self._decoder is None:
             raise ProviderError("finish() called twice or after aclose()")
         data, self._buf = bytes(self._buf), bytearray()
@@ -176,29 +208,36 @@ class PocketSphinxStream:
             decoder = self._decoder
             if decoder is None:
                 raise ProviderError("stream closed")
-            text, score = await asyncio.to_thread(self._end, decoder, data)
+            result = await asyncio.to_thread(self._end, decoder, data)
             self._decoder = None
         self._owner._give(decoder)
-        return Transcript(text=self._snap(text), is_final=True, confidence=score)
+        return result
 
-    @staticmethod
-    def _end(decoder: Any, data: bytes) -> tuple[str, float | None]:
-        if data:
-            decoder.process_raw(_dither(data), False, True)
+    def _end(self, decoder: Any, data: bytes) -> Transcript:
+        pcm = _dither(data) if data else b""
+        if pcm:
+            decoder.process_raw(pcm, False, True)
         decoder.end_utt()
         hyp = decoder.hyp()
         if hyp is None:
-            return "", None
-        text = " ".join(w for w in hyp.hypstr.split() if not w.startswith("<"))
-        return text, None
-
-    def _snap(self, text: str) -> str:
-        grammar = self._grammar
-        words = text.split()
-        if not grammar or not words or words in grammar:
-            return text
-        matches = [g for g in grammar if g[: len(words)] == words]
-        return " ".join(matches[0]) if len(matches) == 1 else text
+            return Transcript("")
+        text = _clean(hyp.hypstr)
+        if self._grammar is None or not text:
+            return Transcript(text)
+        frames = max(1, decoder.n_frames())
+        logmath = decoder.get_logmath()
+        best = _log(logmath, hyp.score)
+        alternatives, margin = _nbest(decoder, logmath, text, best, frames)
+        ratio = (best - _phone_loop_score(decoder, logmath, pcm)) / frames
+        confidence = _confidence(ratio, margin)
+        complete = text.split() in self._grammar
+        accepted = complete and confidence >= self._owner.min_confidence
+        return Transcript(
+            text if accepted else "",
+            is_final=True,
+            confidence=round(confidence, 3),
+            alternatives=alternatives,
+        )
 
     async def aclose(self) -> None:
         """Abandon the utterance and return the decoder to the pool (idempotent)."""
@@ -207,6 +246,51 @@ class PocketSphinxStream:
         if decoder is not None:
             await asyncio.to_thread(_safe_end, decoder)
             self._owner._give(decoder)
+
+
+def _clean(hypstr: str) -> str:
+    return " ".join(w for w in hypstr.split() if not w.startswith("<"))
+
+
+def _log(logmath: Any, prob: float) -> float:
+    """A hypothesis score (the bindings give it as a probability) back in log units."""
+    return float(logmath.log(prob)) if prob > 0 else -1e12
+
+
+def _nbest(
+    decoder: Any, logmath: Any, best_text: str, best: float, frames: int
+) -> tuple[tuple[str, ...], float]:
+    """Up to three distinct phrases, best first, and the per-frame margin from the best to the
+    next different one (``_MARGIN_CAP`` when there is none)."""
+    seen = [best_text]
+    margin = _MARGIN_CAP
+    for i, hyp in enumerate(decoder.nbest()):
+        if i >= _NBEST or len(seen) >= 3:
+            break
+        text = _clean(hyp.hypstr) if hyp is not None else ""
+        if not text or text in seen:
+            continue
+        if len(seen) == 1:
+            margin = min(_MARGIN_CAP, (best - _log(logmath, hyp.score)) / frames)
+        seen.append(text)
+    return tuple(seen), margin
+
+
+def _phone_loop_score(decoder: Any, logmath: Any, pcm: bytes) -> float:
+    """The unconstrained phone loop's score of the same audio (the grammar's ceiling)."""
+    decoder.activate_search(_PHONES)
+    decoder.start_utt()
+    if pcm:
+        decoder.process_raw(pcm, False, True)
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    return _log(logmath, hyp.score) if hyp is not None else -1e12
+
+
+def _confidence(ratio: float, margin: float) -> float:
+    """0..1 from the phone-loop ratio and the n-best margin (module docstring)."""
+    z = (_RATIO_WEIGHT * ratio + margin - _CENTRE) / _SPREAD
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 def _dither(pcm16: bytes) -> bytes:

@@ -110,7 +110,8 @@ class CallVoice(Protocol):
         end_silence_ms: int = 800,
         max_speech_s: float = 15.0,
     ) -> str | None:
-        """Transcribe the caller's next utterance; None when nothing was said within ``timeout``."""
+        """Transcribe the caller's next utterance; None when nothing was said within ``timeout``,
+        "" when the caller spoke but nothing was recognised with confidence."""
         ...
 
     def audio_stream(self) -> AsyncIterator[AudioChunk]:

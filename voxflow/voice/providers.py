@@ -32,6 +32,7 @@ class Transcript:
     text: str
     is_final: bool = True
     confidence: float | None = None
+    alternatives: tuple[str, ...] = ()  # n-best, best first, when the engine gives them
 
 
 @runtime_checkable
