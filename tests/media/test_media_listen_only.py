@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from media_rig import PHRASES, Rig, audible, recognise, until
+from media_rig import PHRASES, Rig, audible, open_rig, recognise, until
 
 from voxflow.errors import MediaError
 from voxflow.media.callmedia import CallMedia
@@ -22,6 +23,14 @@ from voxflow.media.pacer import shared_pacer
 from voxflow.telephony.session import CallSession
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    """Both phones use DTX (no RTP while silent): the snoop then sends nothing in silence and
+    the end of the caller's utterance is found without packets."""
+    async with open_rig(caller_dtx=True) as r:
+        yield r
 
 
 async def test_listen_only_on_a_bridged_call_transcribes_through_a_spy_in_snoop(rig: Rig) -> None:
