@@ -322,12 +322,11 @@ class CallDriver(Generic[P]):
 
     async def _record_timer(self, cmd: ev.RecordTimer) -> None:
         """Fire at ``cmd.ms`` or as soon as the call's recording ended by itself."""
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.session.wait_recording(), cmd.ms / 1000.0)
-        finally:
-            self._side.discard(asyncio.current_task())
-        if self._ops.pop(cmd.cid, None) is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.session.wait_recording(), cmd.ms / 1000.0)
+        task = self._ops.pop(cmd.cid, None)
+        if task is not None:
+            self._side.discard(task)
             self._dispatch(ev.TimerFired(cmd.cid, now=self.clock()))
 
     def _start_op(self, cmd: ev.Op) -> None:
@@ -346,7 +345,7 @@ class CallDriver(Generic[P]):
     def _spawn_op(self, cid: int, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._ops[cid] = task
-        self._side.add(task)  # the op discards itself when it ends (no done-callback hop)
+        self._side.add(task)  # discarded when it ends by itself (no done-callback hop per op)
 
     def _stop_op(self, cid: int) -> None:
         handle = self._timers.pop(cid, None)
@@ -354,7 +353,7 @@ class CallDriver(Generic[P]):
             handle.cancel()
         op_task = self._ops.pop(cid, None)
         if op_task is not None:
-            op_task.cancel()
+            op_task.cancel()  # stays in _side: its clean-up is awaited at the call's end
 
     def _set_meta(self, cmd: ev.SetMeta) -> None:
         meta = self.session.metadata
@@ -372,9 +371,7 @@ class CallDriver(Generic[P]):
         try:
             result = await OP_HANDLERS[type(cmd)](self, cmd)
         except asyncio.CancelledError:
-            self._ops.pop(cmd.cid, None)
             self._op_started.pop(cmd.cid, None)
-            self._side.discard(asyncio.current_task())
             raise
         except CallEndedError:
             if self._hung_up:  # already known (an ``on hangup`` handler runs): the op failed
@@ -387,8 +384,9 @@ class CallDriver(Generic[P]):
         else:
             event = ev.OpDone(cmd.cid, result, now=self.clock())
         # the op is over: not cancellable, not awaited at the end (no done-callback hop)
-        self._side.discard(asyncio.current_task())
-        self._ops.pop(cmd.cid, None)
+        task = self._ops.pop(cmd.cid, None)
+        if task is not None:
+            self._side.discard(task)
         started = self._op_started.pop(cmd.cid, None)
         if started is not None:
             ms = round((time.monotonic() - started) * 1000.0, 1)

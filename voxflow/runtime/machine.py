@@ -489,7 +489,8 @@ class _Machine:
             )
             self.obs.transition(self.where(), s, within)
         try:
-            if getattr(s, "dynamic", ()) or getattr(s, "choices_from", None) is not None:
+            fields = s.__dict__  # a pydantic model's values: a missing one costs no exception
+            if fields.get("dynamic") or fields.get("choices_from") is not None:
                 s = resolve_options(s, self.eval)
             DISPATCH[s.op](self, s)
         except FlowRuntimeError as exc:
