@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from voxflow.cli.main import cli
-from voxflow.errors import ConfigError
 from voxflow.runtime.caller_script import parse_script
 from voxflow.runtime.config import load_settings
 from voxflow.runtime.registry import FlowRegistry, Router
@@ -83,8 +82,9 @@ def test_outbound_only_flow_never_takes_an_inbound_call() -> None:
     registry = FlowRegistry()
     registry.load([FLOWS / "appointment_reminder.flow"])
     assert Router(registry).route("") is None
-    with pytest.raises(ConfigError, match="outbound only"):
-        Router(registry, "appointment_reminder")
+    assert Router(registry, "appointment_reminder").route("100") is None  # not even as default
+    code, out = _run(str(FLOWS), "--default-flow", "appointment_reminder", "--no-audio")
+    assert code == 1 and "'appointment_reminder' is outbound only" in out
 
 
 def test_sandbox_only_options_with_an_ari_url(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from voxflow.errors import ConfigError, FlowError
 from voxflow.runtime.config import Settings
-from voxflow.runtime.registry import FlowRegistry, FlowVersion, Router, runnable
+from voxflow.runtime.registry import FlowRegistry, FlowVersion, Router, runnable, takes_inbound
 from voxflow.spec.dtmf import example_number
 
 __all__ = ["DEFAULT_CALLER", "SandboxCall", "parse_call_time", "pick_call", "shifted_clock"]
@@ -48,6 +48,11 @@ def pick_call(registry: FlowRegistry, settings: Settings) -> SandboxCall:
     if settings.default_flow is not None:
         fv = registry.get(settings.default_flow)
         assert fv is not None  # the Router checked it
+        if not takes_inbound(fv):
+            raise FlowError(
+                f"flow '{fv.flow.name}' is outbound only (direction outbound): it never takes "
+                "an inbound call; place an outbound call with --call ENDPOINT"
+            )
         first = example_number(fv.flow.answers[0]) if fv.flow.answers else "100"
         return SandboxCall(fv, caller, first)
     for fv in flows:

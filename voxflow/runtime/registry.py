@@ -202,11 +202,6 @@ class Router:
                 raise ConfigError(
                     f"default flow '{default_flow}' is not loaded (loaded: {names or 'none'})"
                 )
-            if not takes_inbound(fv):
-                raise ConfigError(
-                    f"default flow '{default_flow}' is outbound only (direction outbound): "
-                    "it cannot take inbound calls"
-                )
 
     def route(self, called: str) -> FlowVersion | None:
         """The flow version for a new inbound call to ``called`` (None: no flow takes it): a
