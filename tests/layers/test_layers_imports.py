@@ -8,6 +8,8 @@ inside a function is still a dependency); imports under ``if TYPE_CHECKING:`` ar
 from __future__ import annotations
 
 import ast
+import functools
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -85,6 +87,7 @@ def _is_package(name: str) -> bool:
     return (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").is_file()
 
 
+@functools.cache
 def package_edges() -> dict[tuple[str, str], list[str]]:
     """(importer, imported) package pairs inside voxflow/, each with where it happens."""
     edges: dict[tuple[str, str], list[str]] = {}
@@ -204,52 +207,49 @@ def _is_file(package: str) -> bool:
     return (PACKAGE / f"{package}.py").is_file()
 
 
-def _run(code: str) -> tuple[set[str], str]:
-    """The telephony-stack modules loaded by ``code`` in a fresh interpreter, and its output."""
-    probe = f"{code}\nimport sys\nprint('MODULES', ' '.join(sorted(sys.modules)))"
+_PROBE = """
+import json, sys
+STACK = set({stack!r})
+
+def loaded(step):
+    print("LOADED", json.dumps([step, sorted(STACK & set(sys.modules))]))
+
+import voxflow
+loaded("import voxflow")
+import voxflow.syntax, voxflow.compiler
+loaded("import voxflow.syntax, voxflow.compiler")
+from voxflow.cli.main import cli
+for command in ("lint", "validate"):
+    try:
+        cli([command, "flows/main_ivr.flow"], standalone_mode=False)
+    except SystemExit:
+        pass
+    loaded("voxflow " + command + " flows/main_ivr.flow")
+from voxflow import VoxtraApp, CallSession, AudioChunk, BargeIn, AriNotFound
+assert set(voxflow.__all__) <= set(dir(voxflow))
+assert all(getattr(voxflow, name) is not None for name in voxflow.__all__)
+loaded("the seed names")
+"""
+
+
+def test_the_language_side_lint_and_validate_never_load_the_telephony_stack() -> None:
+    """One fresh interpreter, step by step: ``import voxflow`` (lazy), the language packages,
+    ``voxflow lint`` and ``voxflow validate`` load none of asyncio, aiohttp, websockets; the
+    seed's names still import from ``voxflow`` (and then the stack loads)."""
     out = subprocess.run(
-        [sys.executable, "-c", probe],
+        [sys.executable, "-c", _PROBE.format(stack=sorted(TELEPHONY_STACK))],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         check=True,
     ).stdout
-    output, _, modules = out.rpartition("MODULES ")
-    return TELEPHONY_STACK & set(modules.split()), output
-
-
-def _loaded_after(code: str) -> set[str]:
-    return _run(code)[0]
-
-
-def test_import_voxflow_syntax_loads_no_telephony_stack() -> None:
-    assert _loaded_after("import voxflow.syntax, voxflow.compiler") == set()
-
-
-def test_import_voxflow_is_lazy_and_the_seed_names_still_import() -> None:
-    assert _loaded_after("import voxflow") == set()
-    code = (
-        "import voxflow\n"
-        "from voxflow import VoxtraApp, CallSession, AudioChunk, BargeIn, AriNotFound\n"
-        "assert set(voxflow.__all__) <= set(dir(voxflow))\n"
-        "assert all(getattr(voxflow, n) is not None for n in voxflow.__all__)\n"
-    )
-    assert _loaded_after(code) >= {"asyncio", "aiohttp"}
-
-
-@pytest.mark.parametrize(
-    ("command", "says"), [("lint", "1 file clean"), ("validate", "1 file valid")]
-)
-def test_voxflow_lint_and_validate_load_no_telephony_stack(command: str, says: str) -> None:
-    code = (
-        "import sys\n"
-        "from voxflow.cli.main import cli\n"
-        "try:\n"
-        f"    cli(['{command}', 'flows/main_ivr.flow'], standalone_mode=False)\n"
-        "except SystemExit:\n"
-        "    pass\n"
-    )
-    loaded, output = _run(code)
-    assert says in output
-    assert loaded == set()
+    steps = dict(json.loads(line[7:]) for line in out.splitlines() if line.startswith("LOADED "))
+    assert "1 file clean" in out and "1 file valid" in out, out
+    assert steps == {
+        "import voxflow": [],
+        "import voxflow.syntax, voxflow.compiler": [],
+        "voxflow lint flows/main_ivr.flow": [],
+        "voxflow validate flows/main_ivr.flow": [],
+        "the seed names": ["aiohttp", "asyncio", "websockets"],
+    }
