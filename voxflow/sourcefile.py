@@ -8,7 +8,7 @@ missing file); they never raise for bad content.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import stat
 
 from voxflow.diagnostics import Diagnostic, Severity
 from voxflow.source import MAX_SOURCE_BYTES, Source, Span
@@ -49,6 +49,33 @@ def decode_source(
     return Source(name, text.replace("\r\n", "\n"))
 
 
+class _NotRegular(Exception):
+    """The path is a device, FIFO or socket."""
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def _read_regular(name: str, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes of the regular file ``name`` (a FIFO is opened without
+    blocking and refused, like a device: ``stat`` says 0 bytes for ``/dev/zero``)."""
+    if "\x00" in name:
+        raise ValueError("embedded NUL")
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(name)
+        if not stat.S_ISREG(mode):
+            raise _NotRegular(name)
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            raise _TooLarge(size)
+        return f.read(max_bytes + 1)  # capped: the file may grow while it is read
+
+
 def _too_large(name: str, size: int, max_bytes: int) -> Diagnostic:
 
     return Diagnostic(
@@ -67,12 +94,8 @@ def read_source(
     """Read and decode a flow file; unreadable files become VF002/VF004 diagnostics."""
 
     name = os.fspath(path)
-    p = Path(name)
     try:
-        size = p.stat().st_size
-        if size > max_bytes:
-            return _too_large(name, size, max_bytes)
-        data = p.read_bytes()
+        data = _read_regular(name, max_bytes)
     except FileNotFoundError:
         return Diagnostic(
             Severity.ERROR, "VF002", Span(1, 1, 1, 2), f"file not found: {name}", None, name
@@ -81,13 +104,20 @@ def read_source(
         return Diagnostic(
             Severity.ERROR, "VF004", Span(1, 1, 1, 2), f"is a directory: {name}", None, name
         )
-    except OSError as exc:
+    except _TooLarge as exc:
+        return _too_large(name, exc.size, max_bytes)
+    except _NotRegular:
         return Diagnostic(
             Severity.ERROR,
             "VF004",
             Span(1, 1, 1, 2),
-            f"cannot read {name}: {exc.strerror or exc}",
+            f"not a regular file: {name} (a device, pipe or socket is never read)",
             None,
             name,
+        )
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "invalid file name"
+        return Diagnostic(
+            Severity.ERROR, "VF004", Span(1, 1, 1, 2), f"cannot read {name}: {why}", None, name
         )
     return decode_source(name, data, max_bytes=max_bytes)

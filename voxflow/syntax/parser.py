@@ -1,7 +1,8 @@
 """Parse ``.flow`` source into the AST, never raising for bad input.
 
 :func:`parse_module` parses one file; :func:`load_program` also follows ``include`` lines
-(relative to the including file), detecting missing files (VF002) and include cycles (VF003).
+(relative to the including file, inside the project: :mod:`voxflow.syntax.includes`), detecting
+missing or refused files (VF002) and include cycles (VF003).
 Every syntax error becomes a ``VF001`` diagnostic with the position in the file it was written
 in; common mistakes are named in words ("missing ':' after the state name").
 
@@ -29,6 +30,7 @@ from voxflow.errors import VoxflowSyntaxError
 from voxflow.source import Source, Span
 from voxflow.sourcefile import read_source
 from voxflow.syntax import ast
+from voxflow.syntax.includes import project_root, resolve_include
 from voxflow.syntax.recover import parse_collecting
 from voxflow.syntax.transformer import AstBuilder, TransformError, install_spans
 
@@ -452,10 +454,17 @@ def load_program(
         return None, diags
     modules: list[ast.Module] = [root]
     seen = {_key(source.name)}
+    project = project_root(source.name)
 
     def visit(module: ast.Module, stack: list[str], depth: int) -> None:
         for inc in module.includes:
-            target = _resolve(module.path, inc.path)
+            target, refused = resolve_include(project, module.path, inc.path, stdlib_dir())
+            if refused is not None:
+                hint = "include a .flow file by its path relative to this file"
+                diags.append(
+                    Diagnostic(Severity.ERROR, "VF002", inc.span, refused, hint, module.path)
+                )
+                continue
             key = _key(target)
             if key in stack:
                 chain = " -> ".join([*(os.path.basename(s) for s in stack), inc.path])
@@ -506,22 +515,9 @@ def load_program(
     return ast.Program(root, modules), diags
 
 
-STDLIB_PREFIX = "voxflow:"
-"""``include "voxflow:voicemail.flow"``: a file shipped in ``voxflow/stdlib``."""
-
-
 def stdlib_dir() -> Path:
     """Where the shipped ``.flow`` files are (``voxflow/stdlib`` in the package)."""
     return Path(__file__).resolve().parents[1] / "stdlib"
-
-
-def _resolve(including: str, target: str) -> str:
-    if target.startswith(STDLIB_PREFIX):
-        return str(stdlib_dir() / target[len(STDLIB_PREFIX) :])
-    if os.path.isabs(target):
-        return os.path.normpath(target)
-    base = os.path.dirname(including)
-    return os.path.normpath(os.path.join(base, target))
 
 
 def _key(path: str) -> str:
