@@ -147,3 +147,52 @@ def test_replay_uses_the_traces_own_time_caller_and_number(tmp_path: Path) -> No
     report = replay_trace(trace, str(ROOT / "flows" / "support_line.flow"))
     assert report.same, report.render()  # a Monday 10:00 default would take open_hours
     assert report.result is not None and "after_hours" in report.result.states
+
+
+class _Trace:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, object]]] = []
+
+    def write(self, type_: str, /, **fields: object) -> None:
+        self.records.append((type_, fields))
+
+    def close(self) -> None:
+        pass
+
+
+def test_what_the_caller_says_into_a_sensitive_gather_is_redacted() -> None:
+    from types import MappingProxyType
+
+    from voxflow.compiler import compile_flow
+    from voxflow.ir import models as ir
+    from voxflow.runtime import events as ev
+    from voxflow.runtime.expressions import UNSET
+    from voxflow.runtime.redaction import RedactingTrace, Redactor
+    from voxflow.runtime.runstate import Frame, RunState, Wait
+
+    flow = compile_flow(FLOW, "pay.flow").flow
+    assert flow is not None
+    gather = next(s for s in flow.states["start"].steps if isinstance(s, ir.GatherStep))
+    frame = Frame(None, "start", MappingProxyType({"card": UNSET}))
+    waiting = RunState(ev.CallInfo("c1"), (frame,), wait=Wait("gather", gather, frozenset()))
+    current = [waiting]
+    redactor = Redactor(flow, lambda: current[0])
+    trace = _Trace()
+    wrapped = RedactingTrace(trace, redactor)
+    wrapped.write("prompt", text="Please enter your card number, then press pound.")
+    assert redactor.transcript("four one one one", "caller") == "<redacted>"
+    assert redactor.transcript("[pressed 4]", "caller") == "[pressed *]"
+    assert redactor.transcript("[pressed #]", "caller") == "[pressed #]"  # the terminator
+    card = MappingProxyType({"card": "4111"})
+    current[0] = RunState(ev.CallInfo("c1"), (Frame(None, "start", card),))  # gather over
+    wrapped.write("input", kind="speech", text="four one one one")
+    wrapped.write("outcome", step="gather", outcome="match")
+    wrapped.write("prompt", text="You entered 4111.")
+    wrapped.write("input", kind="speech", text="yes")  # not into a sensitive variable
+    assert [f.get("text") for _, f in trace.records] == [
+        "Please enter your card number, then press pound.",
+        "<redacted>",
+        None,
+        "You entered <redacted>.",
+        "yes",
+    ]

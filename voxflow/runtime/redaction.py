@@ -7,8 +7,10 @@ everything that records the call:
 * :class:`RedactingTrace` wraps the trace: a value is ``<redacted>`` wherever it appears, the
   variables of ``call.ended`` are, and the keys pressed into a sensitive ``gather`` are written as
   ``{"digit": "<redacted>"}`` (the terminator stays, so ``voxflow replay`` presses as many keys,
-  as digits, and the gather ends the same way). It also keeps ``call.started`` to one record.
-* :meth:`Redactor.transcript` masks transcript lines (``[pressed *]``);
+  as digits, and the gather ends the same way); what the caller says into one is too. It also
+  keeps ``call.started`` to one record.
+* :meth:`Redactor.transcript` masks transcript lines (``[pressed *]``, what the caller says
+  into a sensitive ``gather``);
 * :meth:`Redactor.payload` is applied to webhook metadata and data;
 * the logging filter of :mod:`voxflow.redact` asks :meth:`Redactor.values` while the call runs.
 """
@@ -98,11 +100,14 @@ class Redactor:
             return REDACTED if str(value) in self.values() else value
         return value
 
-    def transcript(self, text: str) -> str:
+    def transcript(self, text: str, who: str = "") -> str:
         """A transcript line: keys pressed into a sensitive gather show as ``*`` (the last key
-        of the gather too: masking goes on until a line other than a key press)."""
+        of the gather too: masking goes on until a line other than a key press), and what the
+        caller says into one is ``<redacted>``."""
         if not self.enabled:
             return text
+        if who == "caller" and _PRESSED.search(text) is None and self.collecting():
+            return REDACTED
         if _PRESSED.search(text) is None:
             self._masking = None
         elif self.collecting():
@@ -134,11 +139,13 @@ class RedactingTrace:
             self._started = True
         r = self.redactor
         if r.enabled:
-            if type_ == "input" and fields.get("kind") == "dtmf":
-                if r.collecting():
-                    self._masking = r.terminator() or ""
-                if self._masking is not None and fields.get("digit") != self._masking:
+            if r.collecting():  # from the gather's prompt on, until its outcome
+                self._masking = r.terminator() or ""
+            if type_ == "input" and self._masking is not None:
+                if fields.get("kind") == "dtmf" and fields.get("digit") != self._masking:
                     fields["digit"] = REDACTED
+                elif fields.get("kind") == "speech":
+                    fields["text"] = REDACTED
             elif type_ == "outcome":
                 self._masking = None
             if type_ == "call.ended" and isinstance(fields.get("variables"), dict):

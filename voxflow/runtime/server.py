@@ -137,7 +137,7 @@ class FlowServer:
             cb, sid = self.on_transcript, str(session.id)
 
             def sink(line: TranscriptLine) -> None:
-                cb(sid, (line[0], line[1], redactor.transcript(line[2])))
+                cb(sid, (line[0], line[1], redactor.transcript(line[2], line[1])))
 
         driver = CallDriver(
             fv.flow,
