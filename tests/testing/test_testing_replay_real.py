@@ -135,5 +135,6 @@ def test_replay_of_a_recording_ended_by_its_terminator(tmp_path: Path) -> None:
     report = replay_trace(trace, str(flow))
     assert report.same, report.render()
     assert report.result is not None
-    assert report.result.states == ["start", "review", "saved"]
+    states = report.result.states  # the shipped voicemail subflow's states, then the flow's
+    assert states[0] == "start" and "voicemail.review" in states and states[-1] == "saved"
     assert report.result.ended == ("completed", "voicemail saved")
