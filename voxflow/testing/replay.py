@@ -313,6 +313,9 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
     if isinstance(started.get("started"), int | float):  # the call's own clock
         at = datetime.fromtimestamp(float(started["started"]), tz=UTC)
         data["time"] = at.isoformat()
+    if any(r.get("type") == "input" and r.get("text") == REDACTED for r in records):
+        notes.append("sentences said into sensitive variables are redacted: the replay says "
+                     "'<redacted>', so such a step may not match")  # fmt: skip
     if any(r.get("digit") == REDACTED for r in records):
         notes.append(
             f"keys pressed into sensitive variables are redacted: replayed as '{_REDACTED_KEY}'"
