@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sandbox_rig import ASTERISK_STASIS_DELAY, open_app_rig
 
-from voxflow.errors import MediaError
+from voxflow.errors import CallEndedError, MediaError
 from voxflow.media.transport import PortRange
 from voxflow.telephony.session import CallSession
 from voxflow.voice.call import PromptResult
@@ -83,3 +83,21 @@ async def test_no_stasis_start_in_time_is_a_clear_media_error() -> None:
         else:
             raise AssertionError("the prompt should have failed")
     assert "did not enter the Stasis app 'voxflow' within 0.1 s" in message
+
+
+async def test_a_hang_up_during_the_wait_ends_set_up_at_once() -> None:
+    # StasisStart 3 s late; the caller hangs up meanwhile: set-up stops waiting (CallEndedError)
+    # instead of running into stasis_wait, and nothing is left behind (the rig checks).
+    loop = asyncio.get_running_loop()
+    async with _rig(3.0) as rig:
+        sim = await rig.call(_say)
+        await asyncio.sleep(0.2)  # the externalMedia channel exists, not yet in Stasis
+        hung = loop.time()
+        await sim.hangup()
+        try:
+            await rig.result()
+        except CallEndedError:
+            pass
+        else:
+            raise AssertionError("the prompt should have ended with the call")
+        assert loop.time() - hung < 2.0
