@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[bytes], None]
 
 _CLOSE_TIMEOUT = 5.0
+_OPEN = WsState.OPEN  # a module global: data_received compares it for every read
 
 
 def _ignore(message: bytes) -> None:
@@ -48,6 +49,7 @@ class WsConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
+        self._stopped = False  # closed or aborted by us: deliver nothing more
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._opened: asyncio.Future[None] = loop.create_future()
@@ -80,6 +82,7 @@ class WsConnection(asyncio.Protocol):
     async def close(self, code: int = 1000) -> None:
         """Close cleanly (close frame, then wait for the peer's) and wait until closed."""
         if self.proto.state == WsState.OPEN and self._transport is not None:
+            self._stopped = True
             self.proto.close(code)
             self._flush()
             self._close_timer = self._loop.call_later(_CLOSE_TIMEOUT, self.abort)
@@ -89,6 +92,7 @@ class WsConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once (as a network failure would)."""
+        self._stopped = True
         if self._transport is not None:
             self._transport.abort()
 
@@ -109,7 +113,7 @@ class WsConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         proto = self.proto
-        if proto.state == WsState.OPEN:
+        if proto.state is _OPEN:
             self._deliver(proto.receive_data(data))
         elif proto.state == WsState.CLOSING:
             proto.receive_data(data)
@@ -125,6 +129,7 @@ class WsConnection(asyncio.Protocol):
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stopped = True
         self.proto.connection_lost()
         self._transport = None
         for timer in (self._timer, self._close_timer):
@@ -155,16 +160,17 @@ class WsConnection(asyncio.Protocol):
         """The connection is open (subclasses decide when frames are read)."""
 
     def _deliver(self, messages: list[bytes]) -> None:
-        transport = self._transport
         on_message = self.on_message
         for message in messages:
             try:
                 on_message(message)
             except Exception:
                 log.exception("ARI websocket: message handler failed")
-            if transport is None or transport.is_closing():
+            if self._stopped:
                 return  # the handler closed the socket: the rest is not ours to deliver
-        self._flush()
+        proto = self.proto
+        if proto.outgoing or proto.close_transport:
+            self._flush()
 
     def _flush(self) -> None:
         transport = self._transport

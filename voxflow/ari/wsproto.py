@@ -76,6 +76,7 @@ class Refusal:
 
 
 RequestCheck = Callable[[Request], "Refusal | None"]
+_OPEN, _CLOSING = WsState.OPEN, WsState.CLOSING  # module globals: the hot path compares these
 
 
 class WsProtocol:
@@ -99,7 +100,7 @@ class WsProtocol:
         self._head = b""
         self._reading_body = False  # a refused handshake whose body is still arriving
         self.leftover = b""  # frames that came with the handshake
-        self._out: list[bytes] = []
+        self.outgoing: list[bytes] = []  # frames to write: read them with data_to_send()
         self._active = False  # something arrived since the last keepalive tick
         self._silent_ticks = 0
         self.close_transport = False
@@ -127,7 +128,7 @@ class WsProtocol:
         for name, value in headers.items():
             request.headers[name] = value
         handshake.send_request(request)
-        proto._out.extend(handshake.data_to_send())
+        proto.outgoing.extend(handshake.data_to_send())
         return proto
 
     @classmethod
@@ -156,9 +157,10 @@ class WsProtocol:
 
     def receive_data(self, data: bytes) -> list[bytes]:
         """Take bytes from the peer; return the data messages they complete, in order."""
-        if self.state == WsState.OPEN:
+        state = self.state
+        if state is _OPEN:
             return self._frames(data)
-        if self.state == WsState.CLOSING:
+        if state is _CLOSING:
             self._frames(data)  # only the peer's close matters now
         elif self.state == WsState.HANDSHAKE:
             self._handshake_data(data)
@@ -183,20 +185,20 @@ class WsProtocol:
 
     def data_to_send(self) -> list[bytes]:
         """Bytes to write, in order (empties the queue)."""
-        out, self._out = self._out, []
+        out, self.outgoing = self.outgoing, []
         return out
 
     def send_text(self, payload: bytes) -> None:
         """Queue one TEXT message (refused unless open)."""
         if self.state != WsState.OPEN:
             raise AriConnectionError("ARI websocket: the connection is not open")
-        self._out.append(self._frame(OP_TEXT, payload))
+        self.outgoing.append(self._frame(OP_TEXT, payload))
 
     def close(self, code: int = 1000) -> None:
         """Start the closing handshake (a close frame; the peer answers with its own)."""
         if self.state == WsState.OPEN:
             self.state = WsState.CLOSING
-            self._out.append(self._frame(OP_CLOSE, code.to_bytes(2, "big")))
+            self.outgoing.append(self._frame(OP_CLOSE, code.to_bytes(2, "big")))
         elif self.state == WsState.HANDSHAKE:
             self.close_transport = True
 
@@ -212,7 +214,7 @@ class WsProtocol:
             return False
         self._silent_ticks += 1
         if self._silent_ticks == 2:  # quiet for a whole interval: ask
-            self._out.append(self._frame(OP_PING, b"voxflow"))
+            self.outgoing.append(self._frame(OP_PING, b"voxflow"))
         elif self._silent_ticks > 2:  # and no answer within half an interval
             log.warning("ARI websocket: no answer to a ping; dropping the connection")
             return True
@@ -266,7 +268,7 @@ class WsProtocol:
         request = next((e for e in handshake.events_received() if isinstance(e, Request)), None)
         if request is None:
             if handshake.handshake_exc is not None:  # not HTTP at all
-                self._out.extend(handshake.data_to_send())
+                self.outgoing.extend(handshake.data_to_send())
                 self._fail(AriConnectionError("ARI websocket: malformed upgrade request"))
                 return True
             return False
@@ -280,11 +282,11 @@ class WsProtocol:
         if refusal is not None:
             response = _refusal_response(refusal)
             handshake.send_response(response)
-            self._out.extend(handshake.data_to_send())
+            self.outgoing.extend(handshake.data_to_send())
             self._fail(AriConnectionError(f"ARI websocket: refused ({refusal.status})"))
             return True
         handshake.send_response(response)
-        self._out.extend(handshake.data_to_send())
+        self.outgoing.extend(handshake.data_to_send())
         self.subprotocol = handshake.subprotocol
         self.state = WsState.OPEN
         return True
@@ -310,7 +312,7 @@ class WsProtocol:
             control, decoder.control = decoder.control, []
             for opcode, payload in control:
                 if opcode == OP_PING:
-                    self._out.append(self._frame(OP_PONG, payload))
+                    self.outgoing.append(self._frame(OP_PONG, payload))
                 # a pong only proves the peer is alive: _active already says so
         if decoder.close_frame is not None and not self._peer_closed:
             self._peer_closed = True
@@ -325,7 +327,7 @@ class WsProtocol:
     def _send_close(self, code: int) -> None:
         if self.state == WsState.OPEN:
             self.state = WsState.CLOSING
-            self._out.append(self._frame(OP_CLOSE, code.to_bytes(2, "big")))
+            self.outgoing.append(self._frame(OP_CLOSE, code.to_bytes(2, "big")))
         self.close_transport = True  # flush the close frame, then close
 
 
