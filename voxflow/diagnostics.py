@@ -95,6 +95,12 @@ RULES: dict[str, Rule] = dict(
             _W,
             "A background recording is still running when the call leaves for a queue/transfer.",
         ),
+        _r(
+            "VF211",
+            "unroutable-transfer",
+            _W,
+            "The shipped [voxflow-transfer] context has no extension for this transfer target.",
+        ),
         _r("VF301", "maybe-unset", _E, "A variable is used on a path where it may be unset."),
         _r("VF302", "unused-variable", _W, "A variable is assigned but never read."),
         _r("VF303", "type-error", _E, "An expression combines values of the wrong types."),

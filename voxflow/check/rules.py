@@ -2,7 +2,7 @@
 
 Every rule takes the :class:`~voxflow.check.model.MFlow`, a :class:`RuleContext` and a
 :class:`Bag`; none raises. The rules live in ``rules_refs`` (VF1xx), ``rules_flow`` (VF2xx),
-``rules_leave`` (VF210) and ``rules_vars`` (VF3xx, VF4xx).
+``rules_leave`` (VF210, VF211) and ``rules_vars`` (VF3xx, VF4xx).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""VF210: a background recording still running when the call leaves the app (queue, transfer).
+"""VF210: a background recording still running when the call leaves the app (queue, transfer);
+VF211: a transfer target the shipped ``[voxflow-transfer]`` cannot route.
 
 On Asterisk a channel recording ends when the call leaves Stasis: Asterisk even holds the
 ``continue`` back until the recording ends (capture record-leaving-stasis.json), so
@@ -13,10 +14,11 @@ from __future__ import annotations
 from collections import deque
 
 from voxflow.check.model import MFlow, MStep, MSubflow
-from voxflow.check.walk import Bag, RuleContext, bodies
+from voxflow.check.walk import Bag, RuleContext, all_steps, bodies
 from voxflow.source import Span
+from voxflow.spec.semantics import transfer_routable
 
-__all__ = ["RULES_LEAVE", "vf210_recording_across_leave"]
+__all__ = ["RULES_LEAVE", "vf210_recording_across_leave", "vf211_unroutable_transfer"]
 
 _LEAVING = frozenset({"queue", "transfer"})
 
@@ -89,4 +91,25 @@ def vf210_recording_across_leave(flow: MFlow, ctx: RuleContext, bag: Bag) -> Non
             )
 
 
-RULES_LEAVE = [vf210_recording_across_leave]
+def vf211_unroutable_transfer(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
+    """A ``transfer`` to a literal target the shipped ``[voxflow-transfer]`` has no extension
+    for (neither ``TECH/resource`` nor a number): on Asterisk it comes back failed (warning)."""
+    for body in bodies(flow):
+        for step in all_steps(body):
+            if step.op != "transfer" or not step.templates:
+                continue
+            target, span = step.templates[0]
+            if "{" in target or transfer_routable(target):
+                continue
+            bag.add(
+                "VF211",
+                span,
+                step.file,
+                f"the shipped [voxflow-transfer] has no extension for {target!r}: on Asterisk"
+                " the call comes back (INVALID) and the state's 'on error' runs",
+                'transfer to TECH/resource ("PJSIP/payments") or a number ("+18005550111"),'
+                " or add an extension for it to [voxflow-transfer]",
+            )
+
+
+RULES_LEAVE = [vf210_recording_across_leave, vf211_unroutable_transfer]

@@ -17,6 +17,7 @@ The one definition shared by lowering (:mod:`voxflow.ir.lower`) and the checker
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Literal, TypeVar
 
@@ -42,6 +43,7 @@ __all__ = [
     "select_handlers",
     "step_outcomes",
     "tail_ends_in_transition",
+    "transfer_routable",
 ]
 
 T = TypeVar("T")
@@ -80,6 +82,16 @@ TRANSFER_OUTCOMES: tuple[str, ...] = ("transferred", "failed")
 """How a ``transfer`` can end: the call left the flow (redirected, or the dialplan's ``Dial()``
 answered), or Asterisk sent it back (unroutable target: the ``i`` extension; the ``Dial()``
 failed: busy, no answer...); ``failed`` runs the state's ``on error`` handler."""
+
+
+_ROUTED_NUMBER = re.compile(r"^\+?[0-9]{2,}$")
+
+
+def transfer_routable(target: str) -> bool:
+    """Whether the shipped ``[voxflow-transfer]`` has an extension for ``target``: a
+    ``TECH/resource`` (extension ``endpoint``) or a number (``_X.``, ``_+X.``); anything else
+    hits its ``i`` extension and the transfer comes back failed (``INVALID``)."""
+    return "/" in target or _ROUTED_NUMBER.match(target) is not None
 
 
 def queue_outcome(status: str) -> str:

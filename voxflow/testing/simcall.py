@@ -28,7 +28,7 @@ from voxflow.errors import (
     TransferFailedError,
 )
 from voxflow.runtime.http_step import HttpOutcome, HttpRequest, HttpResult
-from voxflow.spec.semantics import QUEUE_STATUS
+from voxflow.spec.semantics import QUEUE_STATUS, transfer_routable
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.testing.scenario import Mocks
@@ -425,7 +425,8 @@ class SimCall:
 
     async def transfer_to(self, number: str) -> None:
         """The shipped [voxflow-transfer]: a ``transfer`` mock with ``result: failed`` sends the
-        call back with its ``status`` (TransferFailedError, as at run time); else it left."""
+        call back with its ``status`` (TransferFailedError, as at run time), so does a target
+        the context has no extension for (``INVALID``); else it left."""
         self._live()
         self.res.transfers.append(number)
         self.mocks.failure("transfer", number)
@@ -436,6 +437,9 @@ class SimCall:
             await asyncio.sleep(m.after)
             self.log("mock", f"transfer to {number}: Asterisk sends the call back ({m.status})")
             raise TransferFailedError(number, m.status)
+        if m is None and not transfer_routable(number):
+            self.log("flow", f"transfer to {number}: no extension routes it, back with INVALID")
+            raise TransferFailedError(number, "INVALID")
         self._leave()
         await asyncio.sleep(m.after if m is not None else _TRANSFER)
 

@@ -1,0 +1,81 @@
+"""voxflow test says what the shipped contexts would do with a transfer or a queue: a target no
+extension of [voxflow-transfer] routes fails, a queue comes back with Asterisk's QUEUESTATUS
+mapped by the run time's own table."""
+
+from __future__ import annotations
+
+from voxflow.compiler import compile_flow
+from voxflow.testing import parse_scenario_text, run_scenario
+from voxflow.testing.sim import SimResult
+
+FLOW = """\
+flow t:
+    answers "100"
+    timeout 5s
+
+on error:
+    say "That line cannot be reached."
+    hangup "unreachable"
+
+state start:
+    answer
+    transfer "{target}"
+"""
+
+QUEUE = """\
+flow q:
+    answers "100"
+    timeout 5s
+
+state start:
+    answer
+    queue "support" timeout 1m announce "Please hold.":
+        on answered:
+            hangup "answered"
+        on timeout:
+            hangup "timeout"
+        on failed:
+            hangup "failed"
+"""
+
+
+def _run(flow_text: str, scenario: str) -> SimResult:
+    result = compile_flow(flow_text, "t.flow")
+    assert result.flow is not None, result.diagnostics
+    sf = parse_scenario_text("flow: t.flow\nscenarios:\n" + scenario)
+    [sc] = sf.scenarios
+    return run_scenario(result.flow, sc, sf.defaults)
+
+
+def test_a_target_the_shipped_context_cannot_route_fails_without_a_mock() -> None:
+    res = _run(FLOW.format(target="payments"), "  - name: x\n")
+    assert res.ended == ("completed", "unreachable")
+    assert "That line cannot be reached." in res.said
+
+
+def test_endpoints_and_numbers_are_transferred() -> None:
+    for target in ("PJSIP/payments", "+18005550111", "2001"):
+        res = _run(FLOW.format(target=target), "  - name: x\n")
+        assert res.ended is not None and res.ended[0] == "transferred", (target, res.ended)
+
+
+def test_a_transfer_mock_sends_the_call_back_with_its_status() -> None:
+    mock = "    mocks: {transfer: [{endpoint: payments, result: failed, status: BUSY}]}\n"
+    res = _run(FLOW.format(target="PJSIP/payments"), "  - name: x\n" + mock)
+    assert res.ended == ("completed", "unreachable")
+    assert any("BUSY" in t.text for t in res.trace)
+
+
+def test_queue_statuses_map_through_the_run_times_table() -> None:
+    cases = {"CONTINUE": "answered", "TIMEOUT": "timeout", "LEAVEEMPTY": "failed"}
+    for status, outcome in cases.items():
+        mock = f"    mocks: {{queue: [{{status: {status}, after: 5s}}]}}\n"
+        res = _run(QUEUE, "  - name: x\n    timeout: 5m\n" + mock)
+        assert res.ended == ("completed", outcome), status
+        assert "Please hold." in res.said
+
+
+def test_an_unmocked_queue_times_out_as_with_the_shipped_queues() -> None:
+    res = _run(QUEUE, "  - name: x\n    timeout: 5m\n")
+    assert res.ended == ("completed", "timeout")
+    assert res.ended_at is not None and res.ended_at >= 60.0
