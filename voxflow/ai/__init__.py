@@ -7,9 +7,6 @@ so ``import voxflow.ai`` does not load aiohttp or websockets.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from voxflow.ai.agent import (
     Agent,
     AgentAction,
@@ -82,18 +79,26 @@ __all__ = [
     "run_agent",
 ]
 
-_LAZY = {
-    "DeepgramSTT": "voxflow.ai.deepgram_stt",
-    "OpenAIChatModel": "voxflow.ai.openai_llm",
-    "OpenAISTT": "voxflow.ai.openai_stt",
-    "OpenAITTS": "voxflow.ai.openai_tts",
-    "TurnResult": "voxflow.ai.pipeline",
-    "VoicePipeline": "voxflow.ai.pipeline",
-}
+def __getattr__(name: str) -> object:
+    """The vendor providers and the voice pipeline, imported on first access."""
+    if name == "DeepgramSTT":
+        from voxflow.ai.deepgram_stt import DeepgramSTT
 
+        return DeepgramSTT
+    if name == "OpenAIChatModel":
+        from voxflow.ai.openai_llm import OpenAIChatModel
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voxflow.ai' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+        return OpenAIChatModel
+    if name == "OpenAISTT":
+        from voxflow.ai.openai_stt import OpenAISTT
+
+        return OpenAISTT
+    if name == "OpenAITTS":
+        from voxflow.ai.openai_tts import OpenAITTS
+
+        return OpenAITTS
+    if name in ("TurnResult", "VoicePipeline"):
+        from voxflow.ai import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'voxflow.ai' has no attribute {name!r}")
