@@ -201,7 +201,10 @@ state start:
 """
 
 
-def test_a_flow_that_loops_without_time_passing_is_stopped_and_reported() -> None:
+def test_a_flow_that_loops_without_time_passing_is_stopped_and_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sim_module, "_MAX_TURNS", 1000)  # the same bound, reached sooner
     res = _run(LOOPS, "  - name: x\n    mocks: {fail: [{op: say}]}\n")
     assert any("the flow loops" in p for _, p in res.problems), res.problems
     assert res.ended is not None and res.ended[0] == "error"
@@ -221,3 +224,11 @@ def test_an_interpreter_bug_fails_the_scenario(monkeypatch: pytest.MonkeyPatch) 
     res = _run(LOOPS, "  - name: x\n")
     assert res.ended == ("error", "interpreter failure: 'boom'")
     assert any("the interpreter failed: KeyError('boom')" in p for _, p in res.problems)
+
+
+def test_a_key_pressed_while_a_dial_rings_is_type_ahead_for_the_next_gather() -> None:
+    """As on a real call: the caller's channel still gets its DTMF while the dial rings, and
+    the step function keeps keys nothing collects for the next gather."""
+    flow = DIAL_THEN_ASK.replace(" input speech:", ":").replace('"yes" -> yes', "1 -> yes")
+    res = _run(flow, "  - name: x\n    steps: [{press: 1}]\n    mocks: {dial: [{result: busy}]}\n")
+    assert res.states == ["start", "ask", "yes"]
