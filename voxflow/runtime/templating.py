@@ -1,4 +1,4 @@
-"""Prompt templates: jinja2 ``SandboxedEnvironment`` with ``StrictUndefined``.
+"""Prompt templates: jinja2 ``SandboxedEnvironment`` with ``StrictUndefined`` and resource limits.
 
 Undefined names, sandbox violations and syntax errors all raise :class:`TemplateError`.
 Compiled templates are cached per source text (an LRU of bounded size), so rendering the
@@ -8,6 +8,7 @@ same prompt for thousands of calls compiles it once.
 from __future__ import annotations
 
 import functools
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -19,8 +20,24 @@ from jinja2.sandbox import SandboxedEnvironment
 from voxflow.errors import TemplateError
 from voxflow.runtime.expressions import UNSET, call_function
 from voxflow.spec.functions import TEMPLATE_FUNCTIONS
+from voxflow.spec.template_limits import (
+    MAX_OUTPUT,
+    MAX_WIDTH,
+    TemplateLimitError,
+    check_binop,
+    check_range,
+    check_width,
+    format_widths_ok,
+)
 
-__all__ = ["TemplateRenderer", "default_renderer", "is_template", "render", "template_names"]
+__all__ = [
+    "LimitedSandbox",
+    "TemplateRenderer",
+    "default_renderer",
+    "is_template",
+    "render",
+    "template_names",
+]
 
 _CACHE_SIZE = 4096
 
@@ -28,6 +45,15 @@ _CACHE_SIZE = 4096
 def _fmt_digits(value: Any) -> str:
     """Space the characters of a value so TTS reads them one by one ("1234" -> "1 2 3 4")."""
     return " ".join(str(value))
+
+
+def _format_checked(filter_fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            check_binop("%", value, args or tuple(kwargs.values()))
+        return filter_fn(value, *args, **kwargs)
+
+    return wrapped
 
 
 def template_functions() -> dict[str, Callable[..., Any]]:
@@ -51,15 +77,79 @@ def _call_function(name: str, *args: Any) -> Any:
     return call_function(name, values)
 
 
-class TemplateRenderer:
-    """Renders prompt templates with a sandboxed, strict jinja2 environment and a compile cache."""
+_NESTED_SPEC = re.compile(r"\{[^{}]*:[^{}]*\{")  # a width given as an argument: {:>{}}
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+_PADDING_FILTERS = ("center", "indent")  # (value, width, ...): the ones that pad
 
-    def __init__(self, *, cache_size: int = _CACHE_SIZE) -> None:
-        self._env = SandboxedEnvironment(
+
+class LimitedSandbox(SandboxedEnvironment):
+    """jinja2's sandbox that also bounds what a template can build
+    (:mod:`voxflow.spec.template_limits`): ``*``, ``**``, ``+`` and ``%`` are intercepted (which
+    also stops jinja folding them at compile time), ``range`` and padding widths are capped."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Padding methods of strings get their width checked."""
+        if getattr(obj, "__name__", "") in _PADDING_METHODS and isinstance(
+            getattr(obj, "__self__", None), str
+        ):
+            for a in (*args, *kwargs.values()):
+                check_width(a)
+        return super().call(context, obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format``/``format_map`` in a template: field widths are checked first."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt: str = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            nested = [v for v in (*args, *kwargs.values()) if isinstance(v, int)]
+            wide_nested = _NESTED_SPEC.search(fmt) and any(v > MAX_WIDTH for v in nested)
+            if wide_nested or not format_widths_ok(fmt):
+                raise TemplateLimitError(f"format widths above {MAX_WIDTH} are not allowed")
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+
+def _limited_range(*args: int) -> range:
+    check_range(*args)
+    return range(*args)
+
+
+def _width_checked(
+    filter_fn: Callable[..., Any], position: int, keyword: str
+) -> Callable[..., Any]:
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        width = kwargs.get(keyword, args[position] if len(args) > position else None)
+        check_width(width)
+        return filter_fn(*args, **kwargs)
+
+    return wrapped
+
+
+class TemplateRenderer:
+    """Renders prompt templates with a sandboxed, strict, resource-limited jinja2 environment
+    and a compile cache; the rendered text is capped at ``max_output`` characters."""
+
+    def __init__(self, *, cache_size: int = _CACHE_SIZE, max_output: int = MAX_OUTPUT) -> None:
+        self._env = LimitedSandbox(
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
         )
+        self.max_output = max_output
+        self._env.globals["range"] = _limited_range
+        for name in _PADDING_FILTERS:
+            self._env.filters[name] = _width_checked(self._env.filters[name], 1, "width")
+        self._env.filters["format"] = _format_checked(self._env.filters["format"])
         self._env.filters["digits"] = _fmt_digits
         self._env.globals.update(template_functions())
         self._cache: OrderedDict[str, jinja2.Template] = OrderedDict()
@@ -87,7 +177,9 @@ class TemplateRenderer:
             return source
         tpl = self.compile(source)
         try:
-            return tpl.render(dict(variables))
+            return self._render_capped(tpl, variables)
+        except TemplateLimitError as exc:
+            raise TemplateError(f"template too expensive: {exc}") from exc
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"undefined name in template: {exc.message}") from exc
         except jinja2.exceptions.SecurityError as exc:
@@ -96,6 +188,18 @@ class TemplateRenderer:
             raise
         except Exception as exc:  # any error inside a user template is a template error
             raise TemplateError(f"template failed: {type(exc).__name__}: {exc}") from exc
+
+    def _render_capped(self, tpl: jinja2.Template, variables: Mapping[str, Any]) -> str:
+        parts: list[str] = []
+        size = 0
+        for chunk in tpl.generate(dict(variables)):
+            size += len(chunk)
+            if size > self.max_output:
+                raise TemplateLimitError(
+                    f"the rendered text is longer than {self.max_output} characters"
+                )
+            parts.append(chunk)
+        return "".join(parts)
 
     def names(self, source: str) -> frozenset[str]:
         """The undeclared variable names a template reads (for static checks)."""

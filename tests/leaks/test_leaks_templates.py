@@ -1,0 +1,66 @@
+"""Issue 14 item 8: templates have resource limits at run time (the sandbox intercepts binary
+operators, ranges and padding; the rendered text is capped) and the checker reports the constant
+blow-ups it can see, quickly and without building them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from voxflow.check.templates import analyze_template
+from voxflow.errors import TemplateError
+from voxflow.runtime.templating import TemplateRenderer
+
+BLOWUPS = [
+    "{{ (1,)*99999999 }}",
+    "{{ 'a' * 99999999 }}",
+    "{{ ('a' * 1000) * 1000 }}",
+    "{{ 9 ** 99999999 }}",
+    "{% for i in range(99999999) %}x{% endfor %}",
+    "{{ 'x'|center(999999999) }}",
+    "{{ 'x'.ljust(999999999) }}",
+    "{{ '%0999999999d' % 1 }}",
+    "{{ '%0999999999d'|format(1) }}",
+    "{{ '{:>999999999}'.format(1) }}",
+]
+
+
+@pytest.mark.parametrize("source", BLOWUPS)
+def test_the_checker_flags_constant_blowups_without_building_them(source: str) -> None:
+    t0 = time.perf_counter()
+    info = analyze_template(source)
+    assert info.error is not None and "too expensive" in info.error
+    assert time.perf_counter() - t0 < 1.0
+
+
+@pytest.mark.parametrize("source", BLOWUPS)
+def test_rendering_a_blowup_fails_fast_with_a_template_error(source: str) -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(TemplateError, match="too expensive"):
+        TemplateRenderer().render(source, {})
+    assert time.perf_counter() - t0 < 1.0
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ (1,) * n }}",  # not constant: only the runtime can tell
+        "{{ 'ab' * n }}",
+        "{{ '{:>{}}'.format(1, n) }}",
+        "{% for i in range(n) %}{% for j in range(n) %}x{% endfor %}{% endfor %}",
+    ],
+)
+def test_runtime_limits_catch_what_only_the_values_show(source: str) -> None:
+    assert analyze_template(source).error is None
+    with pytest.raises(TemplateError, match="too expensive"):
+        TemplateRenderer().render(source, {"n": 999_999})
+
+
+def test_ordinary_templates_still_render() -> None:
+    out = TemplateRenderer().render(
+        "{{ 'ab' * 2 }} {{ 2 ** 10 }} {{ range(3)|list }} {{ '%05d' % 42 }} {{ '{:>4}'.format(7) }}"
+        " {{ 'x'|center(5) }}|{{ n + 1 }} {{ 'a' + 'b' }}",
+        {"n": 1},
+    )
+    assert out == "abab 1024 [0, 1, 2] 00042    7   x  |2 ab"

@@ -1,0 +1,95 @@
+"""What a prompt template may build: the limits the runtime enforces and the checker predicts.
+
+A template runs on the call's worker: ``{{ (1,)*99999999 }}`` would block every call there and
+eat gigabytes. The runtime sandbox (``voxflow.runtime.templating``) intercepts ``*``, ``**``,
+``+`` and ``%``, ``range`` and the padding methods of strings with :func:`check_binop` and
+friends, and caps the rendered text; the checker (``voxflow.check.templates``) reports the
+constant blow-ups it can see with :func:`constant_blowup`. Pure code: no jinja2 import.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+__all__ = [
+    "MAX_BUILD",
+    "MAX_OUTPUT",
+    "MAX_POW_BITS",
+    "MAX_RANGE",
+    "MAX_WIDTH",
+    "TemplateLimitError",
+    "check_binop",
+    "check_range",
+    "check_width",
+    "format_widths_ok",
+]
+
+MAX_BUILD = 100_000
+"""Items (or characters) one ``*``/``+`` may build."""
+MAX_RANGE = 10_000
+"""Items ``range()`` may produce."""
+MAX_POW_BITS = 4096
+"""Bits the result of ``**`` may have."""
+MAX_WIDTH = 1_000
+"""Padding width (``center``, ``ljust``, ``%-5000s``, ``{:>5000}``...)."""
+MAX_OUTPUT = 65_536
+"""Characters a rendered template may have."""
+
+_PRINTF_WIDTH = re.compile(r"%[-+ #0]*(\d+|\*)?(?:\.(\d+|\*))?")
+_FORMAT_WIDTH = re.compile(r"\{[^{}]*?:[^{}]*?(\d+)")
+
+
+class TemplateLimitError(ValueError):
+    """A template tried to build more than the limits allow."""
+
+
+def _size(value: Any) -> int | None:
+    return len(value) if isinstance(value, str | bytes | list | tuple) else None
+
+
+def check_binop(op: str, left: Any, right: Any) -> None:
+    """Raise :class:`TemplateLimitError` if ``left op right`` would be too large."""
+    if op == "*":
+        for seq, n in ((left, right), (right, left)):
+            size = _size(seq)
+            if size is not None and isinstance(n, int) and size * max(n, 0) > MAX_BUILD:
+                raise TemplateLimitError(
+                    f"a template may build at most {MAX_BUILD} items, not {size} x {n}"
+                )
+    elif op == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+            bits = right * math.log2(abs(left))
+            if bits > MAX_POW_BITS:
+                raise TemplateLimitError(f"{left} ** {right} is too large for a template")
+    elif op == "+":
+        a, b = _size(left), _size(right)
+        if a is not None and b is not None and a + b > MAX_BUILD:
+            raise TemplateLimitError(f"a template may build at most {MAX_BUILD} items")
+    elif op == "%" and isinstance(left, str):
+        stars = right if isinstance(right, tuple) else (right,)
+        wide_star = "*" in left and any(isinstance(x, int) and x > MAX_WIDTH for x in stars)
+        if wide_star or not format_widths_ok(left):
+            raise TemplateLimitError(f"format widths above {MAX_WIDTH} are not allowed")
+
+
+def check_range(*args: int) -> None:
+    """Raise if ``range(*args)`` has more than :data:`MAX_RANGE` items."""
+    if len(range(*args)) > MAX_RANGE:
+        raise TemplateLimitError(f"range() in a template may have at most {MAX_RANGE} items")
+
+
+def check_width(width: Any) -> None:
+    """Raise if a padding width is above :data:`MAX_WIDTH`."""
+    if isinstance(width, int) and width > MAX_WIDTH:
+        raise TemplateLimitError(f"a padding width of {width} is above {MAX_WIDTH}")
+
+
+def format_widths_ok(fmt: str) -> bool:
+    """False when a printf (``%5000d``) or ``str.format`` (``{:>5000}``) spec is too wide."""
+    for m in _PRINTF_WIDTH.finditer(fmt):
+        for g in m.groups():
+            if g is not None and g.isdigit() and int(g) > MAX_WIDTH:
+                return False
+    return all(int(m.group(1)) <= MAX_WIDTH for m in _FORMAT_WIDTH.finditer(fmt))
