@@ -19,7 +19,8 @@ best path comes to an unconstrained phone loop (``en-us-phone.lm.bin``; per fram
 margin to the best different phrase in the grammar's n-best list (per frame, capped). A result
 that stopped part-way through a phrase, or whose confidence is under ``min_confidence``, comes
 back as ``text=""`` (the caller spoke, nothing matched: the flow's ``nomatch``) with the
-confidence and the alternatives kept for the trace.
+confidence and the alternatives kept for the trace. The phone-loop pass doubles the decoding time,
+so it runs only when ``min_confidence`` asks for a decision (> 0); the alternatives always come.
 
 Decoding runs at 16 kHz (8 kHz call audio is upsampled by the media path) in a worker thread, off
 the event loop, over the whole utterance at ``finish`` (batch CMN; see ``feed``). Decoders take
@@ -228,9 +229,11 @@ class PocketSphinxStream:
         logmath = decoder.get_logmath()
         best = _log(logmath, hyp.score)
         alternatives, margin = _nbest(decoder, logmath, text, best, frames)
+        complete = text.split() in self._grammar
+        if self._owner.min_confidence <= 0:  # no decision asked for: skip the second pass
+            return Transcript(text if complete else "", alternatives=alternatives)
         ratio = (best - _phone_loop_score(decoder, logmath, pcm)) / frames
         confidence = _confidence(ratio, margin)
-        complete = text.split() in self._grammar
         accepted = complete and confidence >= self._owner.min_confidence
         return Transcript(
             text if accepted else "",
