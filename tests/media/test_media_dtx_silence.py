@@ -18,7 +18,10 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 
 PHRASES = ["sales", "support", "operator"]
 END_SILENCE_MS = 600
-SLACK_S = 0.3
+# Decoding and a loaded CI machine come on top of the end-silence window; the bound still fails
+# the old behaviour by far (no packets = no silence frames: the listen ran to max_speech, 14 s).
+# The decision time itself is measured by bench/speech.py, not here.
+SLACK_S = 1.5
 
 
 @pytest.fixture
