@@ -9,6 +9,7 @@ PlaybackFinished after their last frame went out.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -416,11 +417,26 @@ class PbxMedia(PbxCore):
 
     # --- recordings ------------------------------------------------------------------------
 
+    def recording_file(self, name: str, fmt: str) -> Path:
+        """Where recording ``name`` in format ``fmt`` lives: like Asterisk, the name is appended
+        to the recordings directory (``/x`` becomes ``<dir>//x``, inside it) and a name whose
+        directory resolves outside it (``../../x``, a symlink out) is refused: 400 "Recording
+        name invalid" (``ast_safe_mkdir``'s EPERM)."""
+        base = os.path.realpath(self.recordings_dir)
+        path = os.path.normpath(f"{base}/{name}.{fmt}")
+        parent = os.path.realpath(os.path.dirname(path))
+        if "\x00" in name or os.path.commonpath([parent, base]) != base:
+            raise RestError(400, "Recording name invalid")
+        return Path(path)
+
     def _stored_path(self, name: str) -> Path | None:
-        if not name or ".." in Path(name).parts or name.startswith("/"):
+        if not name:
             return None
         for fmt in RECORDING_FORMATS:
-            p = self.recordings_dir / f"{name}.{fmt}"
+            try:
+                p = self.recording_file(name, fmt)
+            except RestError:
+                return None
             if p.is_file():
                 return p
         return None
@@ -459,6 +475,7 @@ class PbxMedia(PbxCore):
             raise RestError(400, "Recording name is required")
         if fmt not in RECORDING_FORMATS:
             raise RestError(422, "specified format is unknown on this system")
+        self.recording_file(name, fmt)  # 400 when it would land outside the recordings dir
         if if_exists not in ("fail", "overwrite", "append"):
             raise RestError(400, "ifExists invalid")
         if terminate_on not in ("none", "any", "*", "#"):
@@ -547,10 +564,10 @@ class PbxMedia(PbxCore):
     def _write_recording(self, name: str, fmt: str, pcm: bytes) -> None:
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         for other in RECORDING_FORMATS:
-            old = self.recordings_dir / f"{name}.{other}"
+            old = self.recording_file(name, other)
             if old.exists():
                 old.unlink()
-        path = self.recordings_dir / f"{name}.{fmt}"
+        path = self.recording_file(name, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
         arr = np.frombuffer(pcm, dtype="<i2")
         if fmt == "wav":

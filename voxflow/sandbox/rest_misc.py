@@ -81,7 +81,7 @@ class RestMisc:
             raise RestError(403, "Destination is not allowed")
         if self.pbx._stored_path(dest) is not None:
             raise RestError(409, "A recording with the same name already exists on the system")
-        target = self.pbx.recordings_dir / f"{dest}{src.suffix}"
+        target = self.pbx.recording_file(dest, src.suffix[1:])
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(src.read_bytes())
         return json_response({"name": dest, "format": src.suffix[1:]})

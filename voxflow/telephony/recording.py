@@ -35,12 +35,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # fullmatch: "$" lets "\n" in
 
 
 def safe_recording_name(name: str) -> str:
     """Return ``name`` if it is safe as a file name on both sides; raise ``ValueError`` if not."""
-    if not _SAFE_NAME.match(name) or ".." in name:
+    if not _SAFE_NAME.fullmatch(name) or ".." in name:
         raise ValueError(
             f"invalid recording name {name!r}: use letters, digits, '_', '-', '.' (max 128)"
         )
