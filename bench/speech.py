@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import struct
 import sys
 import time
@@ -39,6 +38,7 @@ from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector, WebRtcVad
 from voxflow.runtime.matching import _matches
+from voxflow.sandbox.audio import add_noise
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_OF_GRAMMAR = [
@@ -97,13 +97,7 @@ def _steps(steps: tuple[ir.Step, ...] | list[ir.Step]) -> list[ir.Step]:
 
 
 def _noisy(pcm: bytes, snr_db: float | None, seed: int) -> bytes:
-    if snr_db is None:
-        return pcm
-    a = np.frombuffer(pcm, "<i2").astype(np.float64)
-    loud = a[np.abs(a) > 200]
-    power = float(np.mean(loud**2)) if len(loud) else 1.0
-    noise = np.random.default_rng(seed).normal(0, math.sqrt(power / 10 ** (snr_db / 10)), len(a))
-    return np.clip(a + noise, -32768, 32767).astype("<i2").tobytes()
+    return pcm if snr_db is None else add_noise(pcm, snr_db, seed=seed)
 
 
 def _packets(pcm8k: bytes) -> list[bytes]:

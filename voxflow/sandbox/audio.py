@@ -246,6 +246,30 @@ async def espeak_pcm16_async(text: str, *, voice: str = "en-us", speed: int = 16
     return pcm
 
 
+_VOICE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{1,8})*(\+[a-z0-9]{1,12})?")
+CALLER_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")
+
+
+def check_caller_voice(voice: str, speed: int) -> None:
+    """``ValueError`` unless ``voice`` looks like an espeak-ng voice (``en-us``, ``en-gb+f3``)
+    and ``speed`` is 80-450 words per minute."""
+    if not _VOICE.fullmatch(voice):
+        examples = ", ".join(CALLER_VOICES)
+        raise ValueError(f"not an espeak-ng voice name: {voice!r} (e.g. {examples})")
+    if not 80 <= speed <= 450:
+        raise ValueError(f"speed must be 80-450 words per minute, not {speed}")
+
+
+def add_noise(pcm16: bytes, snr_db: float, *, seed: int = 0) -> bytes:
+    """``pcm16`` plus white noise ``snr_db`` below the speech's power (seeded, repeatable)."""
+    a = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], "<i2").astype(np.float64)
+    loud = a[np.abs(a) > 200]
+    power = float(np.mean(loud**2)) if len(loud) else 1.0
+    sigma = math.sqrt(power / 10 ** (snr_db / 10))
+    noise = np.random.default_rng(seed).normal(0.0, sigma, len(a))
+    return np.clip(np.rint(a + noise), -32768, 32767).astype("<i2").tobytes()
+
+
 def _fix_stream_wav(data: bytes) -> bytes:
     """espeak-ng writes a streaming WAV with bogus sizes; patch them so ``wave`` reads it."""
     if data[:4] != b"RIFF":

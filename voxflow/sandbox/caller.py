@@ -17,7 +17,14 @@ import numpy as np
 
 from voxflow.errors import CallEndedError
 
-from .audio import FRAME_SAMPLES, Frame, espeak_pcm16_async, frames_from_pcm16
+from .audio import (
+    FRAME_SAMPLES,
+    Frame,
+    add_noise,
+    check_caller_voice,
+    espeak_pcm16_async,
+    frames_from_pcm16,
+)
 
 if TYPE_CHECKING:
     from .model import Channel
@@ -184,10 +191,23 @@ class SimCall:
         await fut
         entry["end"] = self._t()
 
-    async def say(self, text: str) -> None:
-        """Speak ``text`` (espeak-ng, 8 kHz) into the call as the caller."""
+    async def say(
+        self,
+        text: str,
+        *,
+        voice: str = "en-us",
+        speed: int = 160,
+        noise_snr_db: float | None = None,
+    ) -> None:
+        """Speak ``text`` into the call as the caller: espeak-ng ``voice`` (``en-us``, ``en-gb``,
+        ``en-us+f3``...) at ``speed`` words per minute, 8 kHz, with white background noise
+        ``noise_snr_db`` below the speech when given. It reaches the app as G.711 (or the
+        channel's codec), like a phone's voice."""
+        check_caller_voice(voice, speed)
         self._live_channel()
-        pcm = await espeak_pcm16_async(text)
+        pcm = await espeak_pcm16_async(text, voice=voice, speed=speed)
+        if noise_snr_db is not None:
+            pcm = add_noise(pcm, noise_snr_db, seed=len(text))
         await self.say_audio(pcm, label=text)
 
     async def silence(self, seconds: float) -> None:

@@ -5,7 +5,8 @@
     GET  /sandbox/calls                list of calls
     GET  /sandbox/calls/{id}           {"id", "state", "hangup_cause", "experience": [...]}
     POST /sandbox/calls/{id}/press     {"digits": "12#", "duration_ms": 100, "gap_ms": 100}
-    POST /sandbox/calls/{id}/say       {"text": "sales please"}
+    POST /sandbox/calls/{id}/say       {"text": "sales please", "voice": "en-gb+f3", "speed": 160,
+                                        "noise_snr_db": 20}
     POST /sandbox/calls/{id}/silence   {"seconds": 2}
     POST /sandbox/calls/{id}/hangup    {"cause": 16}
     POST /sandbox/calls/{id}/answer    (outbound far end ringing)
@@ -132,7 +133,13 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
         return web.Response(status=204)
 
     async def say(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        await call_of(request).say(str(body["text"]))
+        snr = body.get("noise_snr_db")
+        await call_of(request).say(
+            str(body["text"]),
+            voice=str(body.get("voice", "en-us")),
+            speed=int(body.get("speed", 160)),
+            noise_snr_db=None if snr is None else float(snr),
+        )
         return web.Response(status=204)
 
     async def silence(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
