@@ -79,6 +79,7 @@ __all__ = [
     "run_agent",
 ]
 
+
 def __getattr__(name: str) -> object:
     """The vendor providers and the voice pipeline, imported on first access."""
     if name == "DeepgramSTT":

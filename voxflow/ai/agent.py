@@ -78,6 +78,8 @@ class ToolParam:
     type: str = "string"
     description: str = ""
     required: bool = True
+    constraints: str = ""
+    """Extra JSON-Schema keywords as JSON text (``{"minimum": 1, "maximum": 8}``)."""
 
 
 def tool_parameters(params: Sequence[ToolParam]) -> dict[str, Any]:
@@ -87,6 +89,11 @@ def tool_parameters(params: Sequence[ToolParam]) -> dict[str, Any]:
         if p.type not in _VALUE_TYPES:
             raise ValueError(f"unknown tool argument type {p.type!r} for {p.name!r}")
         schema = dict(_VALUE_TYPES[p.type])
+        if p.constraints:
+            extra = json.loads(p.constraints)
+            if not isinstance(extra, dict):
+                raise ValueError(f"constraints of {p.name!r} must be a JSON object")
+            schema.update(extra)
         if p.description:
             schema["description"] = p.description
         props[p.name] = schema

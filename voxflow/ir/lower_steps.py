@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from voxflow.ir import models as ir
 from voxflow.ir.options import Opts, split_patterns
+from voxflow.ir.tool_schema import arg_schema
 from voxflow.source import Span
 from voxflow.spec.dtmf import max_length
 from voxflow.spec.options import (
@@ -284,7 +285,15 @@ def _b_agent(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: 
             atype = a.type if a.type in TYPES else "any"
             if a.type not in TYPES:
                 lw.error("VF408", a.span, f"unknown type '{a.type}'", did_you_mean(a.type, TYPES))
-            args.append(ir.ToolArg(name=a.name, type=atype, var=a.var, description=a.description))
+            args.append(
+                ir.ToolArg(
+                    name=a.name,
+                    type=atype,
+                    var=a.var,
+                    description=a.description,
+                    constraints=arg_schema(lw, a, atype),
+                )
+            )
         tools.append(
             ir.Tool(
                 name=tool.name,
@@ -361,7 +370,14 @@ def _action(lw: Lowerer, a: ast.Action) -> ir.AgentAction:
                 f"action argument '{arg.name}' is not stored in a variable",
                 f"remove 'as {arg.var}': use {{{{ {arg.name} }}}} in the request",
             )
-        params.append(ir.ActionParam(name=arg.name, type=atype, description=arg.description))
+        params.append(
+            ir.ActionParam(
+                name=arg.name,
+                type=atype,
+                description=arg.description,
+                constraints=arg_schema(lw, arg, atype),
+            )
+        )
     if not a.requests:
         lw.error(
             "VF408",

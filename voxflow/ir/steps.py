@@ -349,6 +349,8 @@ class ToolArg(Node):
     var: str
     description: str = ""
     required: bool = True
+    constraints: str = ""
+    """Extra JSON-Schema keywords of the argument (``{"minimum": 1}``), as JSON text."""
 
 
 class Tool(Node):
@@ -368,6 +370,8 @@ class ActionParam(Node):
     type: ValueType
     description: str = ""
     required: bool = True
+    constraints: str = ""
+    """Extra JSON-Schema keywords of the argument, as JSON text."""
 
 
 class AgentAction(Node):

@@ -168,7 +168,7 @@ class ActionHttp:
 
 def _params(action: ir.AgentAction) -> dict[str, Any]:
     return tool_parameters(
-        [ToolParam(p.name, p.type, p.description, p.required) for p in action.args]
+        [ToolParam(p.name, p.type, p.description, p.required, p.constraints) for p in action.args]
     )
 
 

@@ -107,6 +107,7 @@ def _exit(tool: Mapping[str, Any]) -> AgentExit:
             str(a.get("type", "string")),
             str(a.get("description") or ""),
             bool(a.get("required", True)),
+            str(a.get("schema") or ""),
         )
         for a in tool.get("args", ())
     )

@@ -232,6 +232,7 @@ def _x_agent(m: _Machine, s: ir.AgentStep) -> None:
                     "type": a.type,
                     "description": a.description,
                     "required": a.required,
+                    "schema": a.constraints,
                 }
                 for a in t.args
             ],

@@ -241,6 +241,8 @@ class ToolArg:
     type: str
     var: str
     description: str
+    constraints: tuple[Option, ...] = ()
+    """JSON-Schema constraints: ``min 1 max 8``, ``one_of ["a", "b"]``, ``pattern "..."``."""
 
 
 @dataclass(slots=True)

@@ -285,14 +285,18 @@ class AstBuilder(Transformer[Token, Any]):
         return tuple(c)
 
     def tool_arg(self, c: list[Any]) -> ast.ToolArg:
-        name, typ, var, desc = c
+        name, typ, var, desc, *constraints = c
         return ast.ToolArg(
             self.span,
             str(name),
             str(typ),
             str(var) if var is not None else str(name),
             unquote(desc) if desc is not None else "",
+            tuple(constraints),
         )
+
+    def arg_constraint(self, c: list[Any]) -> ast.Option:
+        return ast.Option(self.span, str(c[0]), (c[1],), _tspan(c[0]))
 
     def action(self, c: list[Any]) -> ast.Action:
         name, args, desc, *items = c
