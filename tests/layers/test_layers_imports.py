@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"check", "ir", "telephony", "sandbox"},
     {"compiler", "viz"},
     {"runtime"},
-    {"testing"},
+    {"testing", "cluster"},
     {"cli"},
 ]
 """Bottom first. A package imports only packages of lower layers (never one of its own layer).

@@ -205,6 +205,9 @@ class _Machine:
 
     def start(self) -> None:
         self.status = "running"
+        if self.frames:  # a checkpoint (voxflow.runtime.checkpoint.resume_state): re-enter it
+            self.resume()
+            return
         self.emit(ev.Notify("call.started", {"flow": self.flow.name}))
         variables: dict[str, Any] = {}
         self.frames = [_MFrame(None, self.flow.initial, variables, [])]
@@ -217,6 +220,15 @@ class _Machine:
         except FlowRuntimeError as exc:
             raise _Abort(str(exc), decl.span) from None
         self.enter(self.flow.initial)
+
+    def resume(self) -> None:
+        """Re-enter the main frame's state, keeping its variables and retry counters."""
+        del self.frames[1:]
+        top = self.top
+        counts, attempts = top.counts, top.attempts
+        self.emit(ev.Notify("call.resumed", {"flow": self.flow.name, "state": top.state}))
+        self.enter(top.state)
+        top.counts, top.attempts = counts, attempts
 
     def enter(self, name: str) -> None:
         frame = self.top

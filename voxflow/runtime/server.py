@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voxflow.errors import CallError, ConfigError
+from voxflow.ir.models import Flow
 from voxflow.redact import live_values
+from voxflow.runtime.checkpoint import CallStore, Checkpoint, checkpoint_of, flow_hash, resume_state
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner, CallDriver, TranscriptLine
 from voxflow.runtime.events import End
@@ -27,6 +29,7 @@ from voxflow.runtime.http_step import HttpClient
 from voxflow.runtime.redaction import RedactingTrace, Redactor
 from voxflow.runtime.registry import FlowRegistry, FlowVersion, Router
 from voxflow.runtime.results import DEFAULT_RESULTS_KEPT, RecentResults
+from voxflow.runtime.runstate import RunState
 from voxflow.runtime.trace import CallTrace, NullTrace, TraceWriter
 from voxflow.runtime.webhooks import WebhookSender
 from voxflow.telephony.session import CallSession
@@ -55,9 +58,14 @@ class FlowServer:
         agent_runner: AgentRunner | None = None,
         clock: Callable[[], float] = time.time,
         results_kept: int = DEFAULT_RESULTS_KEPT,
+        store: CallStore | None = None,
     ) -> None:
         """``results_kept``: how many recent calls' outcomes ``results`` keeps (the oldest are
-        dropped; every call's outcome also goes to its trace and ``call.ended`` webhook)."""
+        dropped; every call's outcome also goes to its trace and ``call.ended`` webhook).
+        ``store`` (cluster mode): the calls' registry and checkpoints; a call that has a
+        checkpoint there resumes at its checkpointed state on the flow version it started on."""
+        self.store = store
+        self._hashes: dict[int, tuple[Flow, str]] = {}
         self.app = app
         self.clock = clock  # the calls' wall clock (``voxflow run --time`` shifts it)
         self.registry = registry
@@ -112,9 +120,47 @@ class FlowServer:
             return end
         return await self._run_call(fv, session)
 
+    def _hash(self, flow: Flow) -> str:
+        got = self._hashes.get(id(flow))
+        if got is None or got[0] is not flow:
+            got = self._hashes[id(flow)] = (flow, flow_hash(flow))
+        return got[1]
+
+    async def _begin(self, flow: Flow, sid: str) -> tuple[Flow, str, Checkpoint | None]:
+        """Cluster mode: register the call; a checkpointed call gets its pinned version."""
+        assert self.store is not None
+        fhash = self._hash(flow)
+        cp = await self.store.begin(sid, flow.name, fhash)
+        if cp is None or cp.flow_hash == fhash:
+            return flow, fhash, cp
+        pinned = await self.store.flow(cp.flow_hash)
+        if pinned is None:
+            log.warning("call %s: its flow version %s is gone; starting over", sid, cp.flow_hash)
+            return flow, fhash, None
+        return pinned, self._hash(pinned), cp
+
+    def _checkpointer(self, sid: str, fhash: str) -> Callable[[RunState], None]:
+        """The driver's ``after_step``: a new checkpoint whenever it changed."""
+        assert self.store is not None
+        store = self.store
+        last: list[Checkpoint | None] = [None]
+
+        def save(state: RunState) -> None:
+            cp = checkpoint_of(state, fhash)
+            if cp is not None and cp != last[0]:
+                last[0] = cp
+                store.save(sid, cp)
+
+        return save
+
     async def _run_call(self, fv: FlowVersion, session: CallSession) -> End:
+        flow, cp, sid = fv.flow, None, str(session.id)
+        after_step = None
+        if self.store is not None:
+            flow, fhash, cp = await self._begin(flow, sid)
+            after_step = self._checkpointer(sid, fhash)
         running: list[CallDriver[CallSession]] = []  # the redactor reads its state
-        redactor = Redactor(fv.flow, lambda: running[0].state if running else None)
+        redactor = Redactor(flow, lambda: running[0].state if running else None)
         trace: CallTrace = NullTrace()
         if self.settings.trace_dir:
             trace = RedactingTrace(
@@ -140,7 +186,7 @@ class FlowServer:
                 cb(sid, (line[0], line[1], redactor.transcript(line[2], line[1])))
 
         driver = CallDriver(
-            fv.flow,
+            flow,
             session,
             http=self.http,
             webhooks=self.webhooks,
@@ -149,7 +195,11 @@ class FlowServer:
             on_transcript=sink,
             agent_runner=self.agent_runner,
             clock=self.clock,
+            after_step=after_step,
         )
+        if cp is not None:
+            driver.state = resume_state(flow, driver.state, cp)
+            log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
         running.append(driver)
         self.drivers[str(session.id)] = driver
         self._idle.clear()
@@ -158,18 +208,25 @@ class FlowServer:
             with live_values(redactor.values):
                 end = await driver.run()
             self.results[str(session.id)] = end
+            await self._ended(sid, end)
             return end
         except asyncio.CancelledError:
             # The app cancels a handler still running after its call ended (handler_grace);
             # when the flow had already ended, its outcome stands.
             if driver.outcome is not None:
                 self.results[str(session.id)] = driver.outcome
+                await self._ended(sid, driver.outcome)
             raise
         finally:
             self.webhooks.redactors.pop(str(session.id), None)
             self.drivers.pop(str(session.id), None)
             if not self.drivers:
                 self._idle.set()
+
+    async def _ended(self, sid: str, end: End) -> None:
+        """Cluster mode: the call's checkpoint and registry entry go (once, across workers)."""
+        if self.store is not None:
+            await asyncio.shield(self.store.end(sid, end.outcome))
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set; then drain (grace period) and close."""

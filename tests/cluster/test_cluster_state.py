@@ -1,0 +1,113 @@
+"""ClusterState over a real redis-server: registries, flow store, checkpoints, Redis down."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from _cluster_kit import running_redis, start_redis
+
+from voxflow.cluster import ClusterState
+from voxflow.compiler import compile_flow
+from voxflow.ir.models import Flow
+from voxflow.runtime.checkpoint import Checkpoint, flow_hash
+
+FLOW = """\
+flow tiny "a tiny flow":
+    answers "100"
+
+state start:
+    answer
+    hangup "done"
+"""
+
+
+def _flow() -> Flow:
+    flow = compile_flow(FLOW, "tiny.flow").flow
+    assert flow is not None
+    return flow
+
+
+async def test_workers_register_beat_and_expire(tmp_path: Path) -> None:
+    async with running_redis(tmp_path) as rs:
+        async with ClusterState(rs.url, worker_id="a", heartbeat=0.05, worker_ttl=0.3) as a:
+            b = ClusterState(rs.url, worker_id="b", heartbeat=0.05, worker_ttl=0.3)
+            await b.beat()  # b beats once, then dies: its entry expires with its TTL
+            assert [w.id for w in await a.workers()] == ["a", "b"]
+            await b.redis.aclose()
+            for _ in range(200):
+                if [w.id for w in await a.workers()] == ["a"]:
+                    break
+                await asyncio.sleep(0.02)
+            assert [w.id for w in await a.workers()] == ["a"]
+            await a.begin("call-1", "tiny", "h")
+            await a.beat()
+            assert (await a.workers())[0].calls == 1
+        probe = ClusterState(rs.url, worker_id="probe")
+        assert await probe.workers() == []  # a left the registry when it closed
+        await probe.redis.aclose()
+
+
+async def test_call_registry_and_checkpoint_move_and_end_once(tmp_path: Path) -> None:
+    async with running_redis(tmp_path) as rs:
+        async with (
+            ClusterState(rs.url, worker_id="a") as a,
+            ClusterState(rs.url, worker_id="b") as b,
+        ):
+            assert await a.begin("c1", "tiny", "h1") is None
+            cp = Checkpoint("h1", "menu", {"name": "Ann", "n": 2}, (("menu", "noinput", 1),),
+                            (("f:3:5", 2),), {"k": "v"}, ("k",))  # fmt: skip
+            a.save("c1", cp)
+            for _ in range(200):
+                if await a.checkpoint("c1") == cp:
+                    break
+                await asyncio.sleep(0.01)
+            assert await a.checkpoint("c1") == cp
+            [entry] = await a.call_entries()
+            assert (entry.worker, entry.state, entry.flow_hash) == ("a", "menu", "h1")
+            assert await b.begin("c1", "tiny", "h2") == cp  # b adopts the call: it resumes
+            [entry] = await b.call_entries()
+            assert (entry.worker, entry.state, entry.flow_hash) == ("b", "menu", "h1")
+            assert await b.end("c1", "completed") is True
+            assert await a.end("c1", "completed") is False  # counted once across the cluster
+            assert await a.call_entries() == [] and await a.checkpoint("c1") is None
+
+
+async def test_flows_are_content_addressed(tmp_path: Path) -> None:
+    flow = _flow()
+    async with running_redis(tmp_path) as rs, ClusterState(rs.url) as a, ClusterState(rs.url) as b:
+        h = await a.publish(flow)
+        assert h == flow_hash(flow)
+        fetched = await b.fetch(h)
+        assert fetched == flow and flow_hash(fetched) == h
+        assert await b.fetch("0" * 64) is None
+        await a.redis.set(
+            f"voxflow:flow:{h}", flow.model_copy(update={"name": "x"}).model_dump_json()
+        )
+        assert await b.fetch(h) is None  # a flow that does not match its hash is refused
+        assert b.errors == 1
+
+
+async def test_redis_down_never_raises_and_is_counted(tmp_path: Path) -> None:
+    rs = await start_redis(tmp_path / "r")
+    state = ClusterState(rs.url, worker_id="a", heartbeat=0.05, log_every=0.0)
+    await state.__aenter__()
+    rs2 = None
+    try:
+        await state.begin("c1", "tiny", "h")
+        await rs.stop()  # Redis dies mid-call
+        assert await state.begin("c2", "tiny", "h") is None
+        state.save("c1", Checkpoint("h", "menu", {}))
+        await asyncio.sleep(0.1)
+        assert await state.end("c1", "completed") is False
+        assert await state.workers() == []
+        assert state.errors >= 3
+        rs2 = await start_redis(tmp_path / "r2", port=rs.port)  # Redis is back
+        errors = state.errors
+        await state.beat()
+        assert [w.id for w in await state.workers()] == ["a"] and state.errors == errors
+    finally:
+        await state.close()
+        await rs.stop()
+        if rs2 is not None:
+            await rs2.stop()

@@ -1,0 +1,8 @@
+"""voxflow as a cluster: shared state in Redis (workers, calls, flow versions, checkpoints).
+
+Only ``voxflow run --redis URL`` loads this package; without it voxflow runs on one process.
+"""
+
+from voxflow.cluster.state import CallEntry, ClusterState, WorkerEntry
+
+__all__ = ["CallEntry", "ClusterState", "WorkerEntry"]

@@ -1,0 +1,303 @@
+"""The cluster's shared state in Redis: workers, calls, flow versions and call checkpoints.
+
+Keys (``prefix`` defaults to ``voxflow:``):
+
+* ``worker:<id>``: JSON ``{id, calls, started, heartbeat}``, refreshed every ``heartbeat`` s
+  with a TTL of ``worker_ttl`` s (a dead worker disappears by itself);
+* ``call:<channel id>``: JSON ``{worker, flow, flow_hash, started, state}``, removed when the
+  call ends (``call_ttl`` is the backstop);
+* ``flow:<sha256>``: a compiled flow's JSON (content-addressed, no TTL);
+* ``checkpoint:<channel id>``: the call's :class:`~voxflow.runtime.checkpoint.Checkpoint`.
+
+Redis errors never fail a call: each operation is retried briefly, then skipped; ``errors``
+counts the skipped ones and a warning is logged at most every ``log_every`` seconds.
+Checkpoints are written by one background task, the latest per call winning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from voxflow.ir.models import Flow
+from voxflow.runtime.checkpoint import Checkpoint, flow_hash
+
+__all__ = ["CallEntry", "ClusterState", "WorkerEntry"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_RETRY_DELAYS = (0.05, 0.2)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerEntry:
+    """One live worker as the registry shows it."""
+
+    id: str
+    calls: int
+    started: float
+    heartbeat: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallEntry:
+    """One call in progress as the registry shows it."""
+
+    id: str
+    worker: str
+    flow: str
+    flow_hash: str
+    started: float
+    state: str
+
+
+class ClusterState:
+    """This worker's view of the cluster (``async with`` starts heartbeat and writer)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        worker_id: str | None = None,
+        prefix: str = "voxflow:",
+        heartbeat: float = 2.0,
+        worker_ttl: float = 6.0,
+        call_ttl: float = 6 * 3600.0,
+        log_every: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
+        self.prefix = prefix
+        self.heartbeat = heartbeat
+        self.worker_ttl = worker_ttl
+        self.call_ttl = call_ttl
+        self.log_every = log_every
+        self.clock = clock
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+        self.errors = 0
+        """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
+        self.calls: dict[str, CallEntry] = {}
+        self.started = clock()
+        self._published: set[str] = set()
+        self._dirty: dict[str, Checkpoint] = {}
+        self._wake = asyncio.Event()
+        self._write = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_log = -1e9
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> ClusterState:
+        await self.beat()
+        self._tasks = [
+            asyncio.ensure_future(self._beating()),
+            asyncio.ensure_future(self._writer()),
+        ]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop heartbeat and writer (pending checkpoints are written), leave the registry."""
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self._flush()
+        await self.leave()
+        await self.redis.aclose()
+
+    async def leave(self) -> None:
+        """Remove this worker from the registry (draining: no new calls for it)."""
+        await self._op("leave", lambda: self.redis.delete(self._k("worker", self.worker_id)))
+
+    # ------------------------------------------------------------ workers
+
+    async def beat(self) -> None:
+        """Write this worker's registry entry (with its TTL)."""
+        entry = {
+            "id": self.worker_id,
+            "calls": len(self.calls),
+            "started": self.started,
+            "heartbeat": self.clock(),
+        }
+        key = self._k("worker", self.worker_id)
+        await self._op(
+            "heartbeat", lambda: self.redis.set(key, json.dumps(entry), px=_ms(self.worker_ttl))
+        )
+
+    async def workers(self) -> list[WorkerEntry]:
+        """The live workers (those whose heartbeat has not expired)."""
+        raw = await self._values("worker")
+        return sorted((WorkerEntry(**d) for d in raw), key=lambda w: w.id)
+
+    async def _beating(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            await self.beat()
+
+    # ------------------------------------------------------------ calls
+
+    async def begin(self, call_id: str, flow_name: str, fhash: str) -> Checkpoint | None:
+        """Register the call on this worker; return its checkpoint if it has one."""
+        key = self._k("checkpoint", call_id)
+        raw = await self._op("get checkpoint", lambda: self.redis.get(key))
+        cp = None
+        if raw is not None:
+            try:
+                cp = Checkpoint.from_json(raw)
+            except ValueError as exc:
+                self._failed("read checkpoint", exc)
+        entry = CallEntry(
+            call_id, self.worker_id, flow_name, cp.flow_hash if cp else fhash, self.clock(),
+            cp.state if cp else "",
+        )  # fmt: skip
+        self.calls[call_id] = entry
+        await self._put_call(entry)
+        return cp
+
+    async def end(self, call_id: str, outcome: str) -> bool:
+        """Remove the call's checkpoint and registry entry; True if this worker removed them."""
+        self._dirty.pop(call_id, None)
+        self.calls.pop(call_id, None)
+        async with self._write:
+            keys = (self._k("checkpoint", call_id), self._k("call", call_id))
+            n = await self._op("end call", lambda: self.redis.delete(*keys))
+        return bool(n)
+
+    async def call_entries(self) -> list[CallEntry]:
+        """Every call in the registry."""
+        raw = await self._values("call")
+        return sorted((CallEntry(**d) for d in raw), key=lambda c: c.id)
+
+    async def checkpoint(self, call_id: str) -> Checkpoint | None:
+        """The call's stored checkpoint (None: none, or Redis unreachable)."""
+        key = self._k("checkpoint", call_id)
+        raw = await self._op("get checkpoint", lambda: self.redis.get(key))
+        return None if raw is None else Checkpoint.from_json(raw)
+
+    def save(self, call_id: str, cp: Checkpoint) -> None:
+        """Queue ``cp`` for the writer (the latest per call wins). Never raises."""
+        if call_id not in self.calls:
+            return
+        self._dirty[call_id] = cp
+        self._wake.set()
+
+    async def _put_call(self, entry: CallEntry) -> None:
+        key = self._k("call", entry.id)
+        data = _call_json(entry)
+        await self._op("register call", lambda: self.redis.set(key, data, px=_ms(self.call_ttl)))
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        async with self._write:
+            batch, self._dirty = self._dirty, {}
+            if not batch:
+                return
+            pipe = self.redis.pipeline(transaction=False)
+            for cid, cp in batch.items():
+                try:
+                    text = cp.to_json()
+                except (TypeError, ValueError) as exc:
+                    self._failed("checkpoint (a value JSON cannot hold)", exc)
+                    continue
+                pipe.set(self._k("checkpoint", cid), text, px=_ms(self.call_ttl))
+                old = self.calls.get(cid)
+                if old is not None:
+                    entry = CallEntry(
+                        cid, old.worker, old.flow, cp.flow_hash, old.started, cp.state
+                    )
+                    self.calls[cid] = entry
+                    pipe.set(self._k("call", cid), _call_json(entry), px=_ms(self.call_ttl))
+            await self._op("write checkpoints", pipe.execute)
+
+    # ------------------------------------------------------------ flows
+
+    async def publish(self, flow: Flow, fhash: str | None = None) -> str:
+        """Store the compiled flow under its hash (once per process); returns the hash."""
+        h = fhash or flow_hash(flow)
+        if h not in self._published:
+            text = flow.model_dump_json()
+            done = await self._op("publish flow", lambda: self.redis.set(self._k("flow", h), text))
+            if done is not None:
+                self._published.add(h)
+        return h
+
+    async def fetch(self, fhash: str) -> Flow | None:
+        """The compiled flow stored under ``fhash`` (None: unknown or unreachable)."""
+        raw = await self._op("fetch flow", lambda: self.redis.get(self._k("flow", fhash)))
+        if raw is None:
+            return None
+        flow = Flow.model_validate_json(raw)
+        if flow_hash(flow) != fhash:
+            self._failed("fetch flow", ValueError(f"flow {fhash[:12]} does not match its hash"))
+            return None
+        return flow
+
+    async def flow(self, fhash: str) -> Flow | None:
+        """:class:`~voxflow.runtime.checkpoint.CallStore`'s name for :meth:`fetch`."""
+        return await self.fetch(fhash)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _k(self, kind: str, name: str) -> str:
+        return f"{self.prefix}{kind}:{name}"
+
+    async def _values(self, kind: str) -> list[dict[str, Any]]:
+        async def scan() -> list[dict[str, Any]]:
+            out = []
+            async for key in self.redis.scan_iter(match=self._k(kind, "*"), count=500):
+                raw = await self.redis.get(key)
+                if raw is not None:
+                    out.append(json.loads(raw))
+            return out
+
+        return await self._op(f"list {kind}s", scan) or []
+
+    async def _op(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+        """``fn()`` retried briefly on Redis errors; None (counted, logged) when it fails."""
+        for delay in (*_RETRY_DELAYS, None):
+            try:
+                return await fn()
+            except (RedisError, OSError) as exc:
+                if delay is None:
+                    self._failed(what, exc)
+                    return None
+                await asyncio.sleep(delay)
+        return None  # pragma: no cover - the loop returns
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._last_log >= self.log_every:
+            self._last_log = now
+            log.warning("redis: %s skipped (%s; %d skipped so far)", what, exc, self.errors)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _call_json(e: CallEntry) -> str:
+    return json.dumps(
+        {"id": e.id, "worker": e.worker, "flow": e.flow, "flow_hash": e.flow_hash,
+         "started": e.started, "state": e.state}
+    )  # fmt: skip

@@ -1,0 +1,139 @@
+"""A call's checkpoint: what another worker needs to re-enter the call's current state.
+
+The checkpoint is the main flow's frame (state name, variables, retry counters), the call's
+metadata and webhook keys, and the hash of the flow version the call is pinned to. Inside a
+subflow the checkpoint stays at the main-flow state that called it (resuming re-enters that
+state, so the subflow starts again). :func:`resume_state` turns a checkpoint back into a
+:class:`~voxflow.runtime.runstate.RunState` whose ``Start`` event re-enters the state (its
+prompt plays again; nothing before it repeats).
+
+:class:`CallStore` is where a :class:`~voxflow.runtime.server.FlowServer` keeps its calls'
+checkpoints (``voxflow.cluster`` implements it over Redis); without one nothing is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from voxflow.ir.models import Flow
+from voxflow.runtime.expressions import UNSET
+from voxflow.runtime.runstate import Frame, RunState
+
+__all__ = ["CallStore", "Checkpoint", "checkpoint_of", "flow_hash", "resume_state"]
+
+
+def flow_hash(flow: Flow) -> str:
+    """The sha256 (hex) of the compiled flow's JSON: the flow version's content address."""
+    return hashlib.sha256(flow.model_dump_json().encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The resumable part of one call's state (JSON-serialisable values only)."""
+
+    flow_hash: str
+    state: str
+    variables: dict[str, Any]
+    counts: tuple[tuple[str, str, int], ...] = ()
+    attempts: tuple[tuple[str, int], ...] = ()
+    metadata: dict[str, Any] | None = None
+    webhook_keys: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        """The checkpoint as JSON; raises ``TypeError``/``ValueError`` for a value JSON lacks."""
+        return json.dumps(
+            {
+                "flow_hash": self.flow_hash,
+                "state": self.state,
+                "variables": self.variables,
+                "counts": [list(c) for c in self.counts],
+                "attempts": [list(a) for a in self.attempts],
+                "metadata": self.metadata or {},
+                "webhook_keys": list(self.webhook_keys),
+            },
+            separators=(",", ":"),
+            allow_nan=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Checkpoint:
+        """Parse :meth:`to_json`'s output; raises ``ValueError`` when it is not one."""
+        try:
+            d = json.loads(text)
+            return cls(
+                flow_hash=str(d["flow_hash"]),
+                state=str(d["state"]),
+                variables=dict(d["variables"]),
+                counts=tuple((str(a), str(b), int(n)) for a, b, n in d["counts"]),
+                attempts=tuple((str(k), int(n)) for k, n in d["attempts"]),
+                metadata=dict(d["metadata"]),
+                webhook_keys=tuple(str(k) for k in d["webhook_keys"]),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a checkpoint: {exc}") from None
+
+
+def checkpoint_of(state: RunState, fhash: str) -> Checkpoint | None:
+    """The checkpoint of a running call (None before its start, after its end, or while its
+    hang-up handler runs: there is nothing left to resume then)."""
+    if state.status != "running" or not state.frames:
+        return None
+    main = state.frames[0]
+    return Checkpoint(
+        flow_hash=fhash,
+        state=main.state,
+        variables={k: v for k, v in main.variables.items() if v is not UNSET},
+        counts=tuple((a, b, n) for (a, b), n in main.counts.items()),
+        attempts=tuple(main.attempts.items()),
+        metadata=dict(state.metadata),
+        webhook_keys=tuple(sorted(state.webhook_keys)),
+    )
+
+
+def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
+    """``state`` (a call before its start) set to resume at ``cp``: its ``Start`` event
+    re-enters ``cp.state`` with the checkpoint's variables and retry counters. Raises
+    ``ValueError`` when the flow has no such state."""
+    if cp.state not in flow.states:
+        raise ValueError(f"flow '{flow.name}' has no state '{cp.state}' to resume")
+    variables: dict[str, Any] = {d.name: UNSET for d in flow.variables}
+    variables.update(cp.variables)
+    frame = Frame(
+        None,
+        cp.state,
+        MappingProxyType(variables),
+        (),
+        MappingProxyType({(a, b): n for a, b, n in cp.counts}),
+        MappingProxyType(dict(cp.attempts)),
+    )
+    return replace(
+        state,
+        frames=(frame,),
+        metadata=MappingProxyType({**state.metadata, **(cp.metadata or {})}),
+        webhook_keys=frozenset(cp.webhook_keys) | state.webhook_keys,
+    )
+
+
+class CallStore(Protocol):
+    """Where a FlowServer keeps its calls' registry entries and checkpoints."""
+
+    async def begin(self, call_id: str, flow_name: str, fhash: str) -> Checkpoint | None:
+        """A call starts on this worker (registered); returns its checkpoint when the call was
+        already running elsewhere (it resumes), else None."""
+        ...
+
+    async def flow(self, fhash: str) -> Flow | None:
+        """The flow version with hash ``fhash`` (a resumed call's pinned version), or None."""
+        ...
+
+    def save(self, call_id: str, cp: Checkpoint) -> None:
+        """Store ``cp`` (in the background, latest wins; never raises)."""
+
+    async def end(self, call_id: str, outcome: str) -> bool:
+        """The call ended: drop its checkpoint and registry entry. True for the one worker
+        that removed them (the call's end is counted once across the cluster)."""
+        ...
