@@ -87,6 +87,7 @@ async def test_disabled_sender_sends_nothing_and_sign_is_stable() -> None:
     s.emit("call.started", call_id="c", flow="f", metadata={})
     assert not s.enabled
     await s.aclose()
-    assert sign("k", b"body") == sign(b"k", b"body")
-    assert sign("k", b"body").startswith("sha256=") and len(sign("k", b"x")) == 7 + 64
+    assert sign("k", b"body", 1700000000) == sign(b"k", b"body", 1700000000)
+    header = sign("k", b"x", 1700000000)
+    assert header.startswith("t=1700000000,v1=") and len(header) == len("t=1700000000,v1=") + 64
     await asyncio.sleep(0)

@@ -120,7 +120,9 @@ _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number":
 @click.option(
     "--ari-password",
     metavar="PASSWORD",
-    help="ARI password [VOXFLOW_ARI_PASSWORD]; required with --ari-url (sandbox: voxflow)",
+    help="ARI password; visible to every user in the process list: prefer "
+    "VOXFLOW_ARI_PASSWORD or [ari] password in voxflow.toml; required with --ari-url "
+    "(sandbox: voxflow)",
 )
 @click.option(
     "--app",

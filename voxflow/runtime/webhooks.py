@@ -1,10 +1,14 @@
 """Call-event webhooks: call started, state entered, call ended, recording ready.
 
-Each event is POSTed as JSON to the configured URL with the header
-``X-Voxflow-Signature: sha256=<hex HMAC-SHA256 of the exact body with the secret>`` and
-``X-Voxflow-Event: <event>``. Payloads carry only the call metadata keys marked for webhooks.
-Delivery runs in background tasks owned by the :class:`WebhookSender`; failures are logged and
-never reach the call. ``aclose`` waits for deliveries in flight (bounded) and cancels the rest.
+Each event is POSTed as JSON to the configured URL with ``X-Voxflow-Event: <event>`` and, when a
+secret is configured, ``X-Voxflow-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+"<t>.<exact body>" with the secret>`` (the Stripe scheme). Receivers recompute the HMAC over
+the timestamp and the raw body, compare in constant time, and reject a timestamp more than
+5 minutes from their clock (a replayed request): :func:`verify` does all three. Without a secret
+the webhooks go out unsigned and a warning is logged at start-up. Payloads carry only the call
+metadata keys marked for webhooks. Delivery runs in background tasks owned by the
+:class:`WebhookSender`; failures are logged and never reach the call. ``aclose`` waits for
+deliveries in flight (bounded) and cancels the rest.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 
 __all__ = [
     "SIGNATURE_HEADER",
+    "SIGNATURE_TOLERANCE",
     "WebhookEvent",
     "WebhookSender",
     "build_payload",
@@ -32,6 +38,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Voxflow-Signature"
+SIGNATURE_TOLERANCE = 300
+"""Seconds a signed request stays acceptable (older or newer: a replay, or a skewed clock)."""
 EVENT_HEADER = "X-Voxflow-Event"
 WebhookEvent = Literal["call.started", "state.entered", "call.ended", "recording.ready"]
 WEBHOOK_EVENTS: frozenset[str] = frozenset(
@@ -39,17 +47,50 @@ WEBHOOK_EVENTS: frozenset[str] = frozenset(
 )
 
 
-def sign(secret: str | bytes, body: bytes) -> str:
-    """The signature header value for ``body``: ``sha256=<hex>``."""
+def _where(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` (its path or query may carry a token: not logged)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def _mac(secret: str | bytes, timestamp: int, body: bytes) -> str:
     key = secret.encode() if isinstance(secret, str) else secret
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str | bytes, body: bytes, header: str | None) -> bool:
-    """Constant-time check of a signature header (for receivers and tests)."""
+def sign(secret: str | bytes, body: bytes, timestamp: int | None = None) -> str:
+    """The signature header value for ``body`` sent at ``timestamp`` (default now):
+    ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>``."""
+    ts = int(time.time()) if timestamp is None else int(timestamp)
+    return f"t={ts},v1={_mac(secret, ts, body)}"
+
+
+def verify(
+    secret: str | bytes,
+    body: bytes,
+    header: str | None,
+    *,
+    tolerance: float = SIGNATURE_TOLERANCE,
+    now: float | None = None,
+) -> bool:
+    """Check a signature header as a receiver should: a ``v1`` HMAC over the header's timestamp
+    and the raw body (constant-time), and the timestamp within ``tolerance`` seconds of ``now``."""
     if not header:
         return False
-    return hmac.compare_digest(sign(secret, body), header.strip())
+    fields: dict[str, list[str]] = {}
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        fields.setdefault(key, []).append(value)
+    try:
+        ts = int(fields.get("t", [""])[0])
+    except ValueError:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - ts) > tolerance:
+        return False
+    expected = _mac(secret, ts, body)
+    return any(hmac.compare_digest(expected, v) for v in fields.get("v1", []))
 
 
 def build_payload(
@@ -88,6 +129,12 @@ class WebhookSender:
     ) -> None:
         self.url = url
         self._secret = secret
+        if url is not None and not secret:
+            log.warning(
+                "webhooks to %s go out unsigned: set a secret (VOXFLOW_WEBHOOK_SECRET or "
+                "[webhooks] secret in voxflow.toml) so receivers can check them",
+                _where(url),
+            )
         self._timeout = timeout
         self._events = frozenset(events) if events is not None else WEBHOOK_EVENTS
         self._session: aiohttp.ClientSession | None = None

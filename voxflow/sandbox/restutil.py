@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 from typing import Any
 
@@ -66,15 +67,20 @@ def check_auth(request: web.Request, user: str, password: str) -> bool:
     """HTTP Basic or ``api_key=user:password``."""
     key = request.query.get("api_key")
     if key is not None:
-        return key == f"{user}:{password}"
+        return _same(key, f"{user}:{password}")
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("basic "):
         try:
             raw = base64.b64decode(header[6:].strip()).decode()
         except (binascii.Error, UnicodeDecodeError):
             return False
-        return raw == f"{user}:{password}"
+        return _same(raw, f"{user}:{password}")
     return False
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison (the time taken does not tell how much of a guess matched)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def unauthorized() -> web.Response:
