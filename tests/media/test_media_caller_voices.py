@@ -43,9 +43,7 @@ def test_caller_voices_are_checked() -> None:
 
 
 async def test_a_female_british_caller_with_line_noise_is_heard_by_the_app() -> None:
-    rig_cm = open_app_rig(
-        PortRange(), tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT()
-    )
+    rig_cm = open_app_rig(PortRange(), tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT())
     async with rig_cm as rig:
 
         async def body(call: CallSession) -> Any:

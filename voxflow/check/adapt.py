@@ -115,8 +115,8 @@ class _Adapter:
                         want = "number" if okind == "int" else "duration"
                         step.typed_options.append((name, value, want))
                 elif okind == "expr":
-                    if name == "choices":
-                        step.typed_options.append((name, value, "list"))
+                    if name in _TYPED_EXPRS:
+                        step.typed_options.append((name, value, _TYPED_EXPRS[name]))
                     step.reads.extend(expr_names(value))
                     step.exprs.append(value)
                     if name == "headers" and isinstance(value, ast.MapLit):
@@ -381,6 +381,7 @@ def _subflow(ad: _Adapter, sf: ast.Subflow) -> MSubflow:
     return sub
 
 
+_TYPED_EXPRS = {"choices": "list", "attributes": "map"}
 _VALUE_KINDS = frozenset({"int", "duration", "string", "bool"})
 
 

@@ -218,6 +218,7 @@ _TYPED_HINTS = {
     "duration": "a duration such as 20s, or a variable or parameter declared ': duration'",
     "number": "a whole number, e.g. len(pin), or a variable declared ': number'",
     "list": 'a list, e.g. var periods: list = ["morning", "evening"]',
+    "map": 'a map, e.g. {"case": case_id}',
 }
 
 

@@ -252,6 +252,9 @@ def _b_queue(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: 
         music=o.get("music", None),
         announce=o.get("announce", None),
         dynamic=tuple(o.dynamic),
+        priority=o.get("priority", None),
+        announce_position=o.get("announce_position", False),
+        attributes=o.get("attributes", None),
         on=on,
     )
 

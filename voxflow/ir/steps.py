@@ -305,6 +305,12 @@ class QueueStep(_InputBase):
     music: str | None = None
     announce: Template | None = None
     dynamic: tuple[DynamicOption, ...] = ()
+    priority: int | None = None
+    """The caller's place ahead of lower priorities (Queue()'s ``QUEUE_PRIO``)."""
+    announce_position: bool = False
+    """Tell the caller their position while they wait (the queue's position announcements)."""
+    attributes: Expr | None = None
+    """A map for the agent who takes the call (channel variables ``VOXFLOW_ATTR_<KEY>``)."""
 
 
 class HoldStep(_StepBase):

@@ -452,7 +452,7 @@ class CallDriver(Generic[P]):
             await self._say(ev.Say(cmd.cid, cmd.announce))
         try:
             status = await self.session.transfer_to_queue(
-                cmd.name, timeout=cmd.timeout_ms / 1000.0, music=cmd.music
+                cmd.name, timeout=cmd.timeout_ms / 1000.0, music=cmd.music, priority=cmd.priority
             )
         except (ValueError, AriError) as exc:
             self.log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)

@@ -209,6 +209,10 @@ class Queue(Op):
     timeout_ms: int = 60000
     music: str | None = None
     announce: str | None = None
+    priority: int | None = None
+    announce_position: bool = False
+    attributes: tuple[tuple[str, str], ...] = ()
+    """For the agent: (key, text) pairs, set as ``VOXFLOW_ATTR_<KEY>`` channel variables."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,7 +159,12 @@ class CallPort(Protocol[P]):
         ...
 
     async def transfer_to_queue(
-        self, name: str, *, timeout: float | None = None, music: str | None = None
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        music: str | None = None,
+        priority: int | None = None,
     ) -> str:
         """Queue the call in ``name`` until the dialplan's ``Queue()`` hands it back: Asterisk's
         ``QUEUESTATUS`` (``CONTINUE``, ``TIMEOUT``, ``FULL``...; see ``spec.semantics.QUEUE_STATUS``

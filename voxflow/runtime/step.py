@@ -190,7 +190,18 @@ def _x_transfer(m: _Machine, s: ir.TransferStep) -> None:
 def _x_queue(m: _Machine, s: ir.QueueStep) -> None:
     c = m.cid()
     announce = m.render(s.announce) if s.announce else None
-    m.emit(ev.Queue(c, m.render(s.name), s.timeout_ms, s.music, announce))
+    attrs: tuple[tuple[str, str], ...] = ()
+    if s.attributes is not None:
+        value = m.eval(s.attributes)
+        if not isinstance(value, dict):
+            raise FlowRuntimeError(f"queue attributes must be a map, not {value!r}")
+        attrs = tuple((str(k), "" if v is None else str(v)) for k, v in value.items())
+    m.emit(
+        ev.Queue(
+            c, m.render(s.name), s.timeout_ms, s.music, announce, s.priority,
+            s.announce_position, attrs,
+        )
+    )  # fmt: skip
     m.wait = Wait("op", s, frozenset({c}))
 
 

@@ -66,7 +66,7 @@ DYNAMIC_OPTIONS: dict[str, dict[str, str]] = {
     "record": {"max": "max_duration_ms", "silence": "silence_ms"},
     "dial": {"timeout": "timeout_ms"},
     "bridge": {"timeout": "timeout_ms"},
-    "queue": {"timeout": "timeout_ms"},
+    "queue": {"timeout": "timeout_ms", "priority": "priority"},
 }
 """Options that may be written as an expression (evaluated when the step starts), and the IR
 field each sets; the others take literals only."""
@@ -140,7 +140,14 @@ STEP_OPTIONS: dict[str, dict[str, str]] = {
     "dial": _DIAL,
     "bridge": _DIAL,
     "transfer": {},
-    "queue": {"timeout": KIND_DUR, "music": KIND_STR, "announce": KIND_TPL},
+    "queue": {
+        "timeout": KIND_DUR,
+        "music": KIND_STR,
+        "announce": KIND_TPL,
+        "priority": KIND_INT,
+        "announce_position": KIND_BOOL,
+        "attributes": KIND_EXPR,
+    },
     "hold": {"music": KIND_STR},
     "unhold": {},
     "send_dtmf": {},

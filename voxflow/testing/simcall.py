@@ -444,7 +444,12 @@ class SimCall:
         await asyncio.sleep(m.after if m is not None else _TRANSFER)
 
     async def transfer_to_queue(
-        self, name: str, *, timeout: float | None = None, music: str | None = None
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        music: str | None = None,
+        priority: int | None = None,
     ) -> str:
         """The shipped [voxflow-queue]: Queue() hands the call back with the mock's QUEUESTATUS
         after ``after`` s (no mock: nobody answers, as with the shipped queues.conf, which has
