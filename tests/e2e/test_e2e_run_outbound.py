@@ -69,7 +69,7 @@ async def test_voxflow_run_serves_asterisk_s_outbound_websockets(mode: str) -> N
             await asyncio.sleep(0.3)
             await call.press("2")  # support: the queue, through the dialplan
             cont = await call.wait_for("continue", 30)
-            assert (cont["context"], cont["exten"]) == ("voxflow-queue", "support")
+            assert (cont["context"], cont["exten"]) == ("voxflow-queue", "queue")
             assert not sb.rest_api.http_log  # no ARI URL: everything went over the socket
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 30) == 0

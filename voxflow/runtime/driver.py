@@ -446,10 +446,11 @@ class CallDriver(Generic[P]):
     async def _queue(self, cmd: ev.Queue) -> str:
         """Queue the caller: ``announce`` first, then the dialplan's ``Queue()`` until it hands
         the call back; its QUEUESTATUS is the outcome (``queue_outcome``), ``failed`` if the
-        call could not be sent there."""
+        call could not be sent there, ``transferred`` if it left for good."""
         self._say_line("system", f"queue {cmd.name}")
         if cmd.announce:
             await self._say(ev.Say(cmd.cid, cmd.announce))
+        self._leaving = True  # a call leaving for good is not the caller hanging up
         try:
             status = await self.session.transfer_to_queue(
                 cmd.name, timeout=cmd.timeout_ms / 1000.0, music=cmd.music, priority=cmd.priority
@@ -457,6 +458,11 @@ class CallDriver(Generic[P]):
         except (ValueError, AriError) as exc:
             self.log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)
             return "failed"
+        finally:
+            self._leaving = False
+        if status is None:  # it left for good: the queue has it, the flow ends
+            self._say_line("system", f"queue {cmd.name}: transferred")
+            return "transferred"
         outcome = queue_outcome(status)
         self._say_line("system", f"queue {cmd.name}: QUEUESTATUS {status or '(unset)'}")
         self._say_line("system", f"queue {cmd.name}: {outcome}")

@@ -165,10 +165,11 @@ class CallPort(Protocol[P]):
         timeout: float | None = None,
         music: str | None = None,
         priority: int | None = None,
-    ) -> str:
+    ) -> str | None:
         """Queue the call in ``name`` until the dialplan's ``Queue()`` hands it back: Asterisk's
         ``QUEUESTATUS`` (``CONTINUE``, ``TIMEOUT``, ``FULL``...; see ``spec.semantics.QUEUE_STATUS``
-        for the outcome). Raises ``CallEndedError`` if the caller hangs up meanwhile."""
+        for the outcome); None when the call left for good (it cannot come back). Raises
+        ``CallEndedError`` if the caller hangs up meanwhile."""
         ...
 
     async def hold(self, moh_class: str | None = None) -> None:

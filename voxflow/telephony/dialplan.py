@@ -42,6 +42,7 @@ __all__ = [
     "DialplanTrip",
     "TripResult",
     "dialplan_metadata",
+    "leave_for_good",
     "queue_variables",
     "run_trip",
     "transfer_route",
@@ -159,6 +160,25 @@ def queue_variables(
     if priority is not None:
         out["QUEUE_PRIO"] = str(priority)
     return out
+
+
+async def leave_for_good(
+    session: CallSession, context: str, extension: str, variables: Mapping[str, str]
+) -> None:
+    """Send the call into ``context``/``extension`` with no way back (a per-call outbound
+    websocket closes 3 s after the call leaves Stasis, capture outbound-websocket.json)."""
+    rest = session.rest
+    try:
+        for name, value in variables.items():
+            await rest.set_variable(session.id, name, value)
+        await session._stop_media_before_leaving()
+        await rest.continue_in_dialplan(
+            session.id, context=context, extension=extension, priority=1
+        )
+    except AriNotFound:
+        session._gone()
+        return
+    await session._left_stasis_wait()
 
 
 async def run_trip(

@@ -55,6 +55,7 @@ from voxflow.telephony.dialplan import (
     TRANSFER_RETURN,
     DialplanTrip,
     TripResult,
+    leave_for_good,
     queue_variables,
     run_trip,
     transfer_route,
@@ -320,6 +321,9 @@ class CallSession:
                 return
             except AriHTTPError as exc:
                 log.info("redirect of %s refused (%s); using the dialplan", self.id, exc)
+        if self._app.mode == "per_call":  # no way back: see leave_for_good
+            await leave_for_good(self, self._app.transfer_context, extension, variables)
+            return
         result = await run_trip(
             self, TRANSFER_RETURN, self._app.transfer_context, extension, variables
         )
@@ -333,14 +337,18 @@ class CallSession:
         timeout: float | None = None,
         music: str | None = None,
         priority: int | None = None,
-    ) -> str:
+    ) -> str | None:
         """Put the call in queue ``name`` (``queue_context`` runs ``Queue()`` with the ``c``
         option, ``timeout`` seconds, music class ``music``, ``QUEUE_PRIO=priority``) and wait
         until ``Queue()`` returns it: the ``QUEUESTATUS`` (``CONTINUE`` after an agent talked
         to the caller and hung up, ``TIMEOUT``, ``FULL``, ``JOINEMPTY``, ``LEAVEEMPTY``...).
+        None: the call left for good (per-call outbound websockets cannot take it back).
         Raises ``CallEndedError`` when the caller hangs up meanwhile."""
         variables = queue_variables(name, timeout=timeout, music=music, priority=priority)
         self._check_live()
+        if self._app.mode == "per_call":
+            await leave_for_good(self, self._app.queue_context, QUEUE_EXTENSION, variables)
+            return None
         result = await run_trip(
             self, QUEUE_RETURN, self._app.queue_context, QUEUE_EXTENSION, variables
         )

@@ -302,6 +302,17 @@ class SimCall:
         if self._ended:
             raise CallEndedError(f"call {self.id} has ended")
 
+    async def _wait_or_end(self, seconds: float) -> None:
+        """Wait ``seconds`` (a call in the dialplan); CallEndedError once the caller hangs up."""
+        fut: asyncio.Future[str | None] = self.loop.create_future()
+        self._on_end.append(lambda: _resolve(fut, None))
+        handle = self.loop.call_later(seconds, _resolve, fut, None)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+        self._live()
+
     # ------------------------------------------------------------------ the caller
 
     def press(self, digit: str) -> None:
@@ -465,7 +476,7 @@ class SimCall:
         if m is None:
             self.log("mock", f"queue {name}: no mock, nobody answers")
         self._leave()
-        await asyncio.sleep(after)
+        await self._wait_or_end(after)
         return status
 
     async def hold(self, moh_class: str | None = None) -> None:
