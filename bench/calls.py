@@ -29,7 +29,6 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 from loop_probe import BareLoopProbe
+from procs import free_port, wait_up
 
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange, RtpSocket
@@ -240,25 +240,8 @@ async def _serve_app(app: VoxtraApp, stop: asyncio.Event) -> None:
         await stop.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-async def _wait_up(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the sandbox did not start within {timeout:g} s") from None
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
 
 
 def _ok(r: dict[str, float]) -> bool:
@@ -267,7 +250,7 @@ def _ok(r: dict[str, float]) -> bool:
 
 async def main(args: argparse.Namespace) -> None:
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("voxflow")
     sandbox = subprocess.Popen(  # noqa: ASYNC220 - the bench's own child
         [str(exe), "sandbox", "--port", str(port)], stdout=subprocess.DEVNULL
@@ -277,7 +260,7 @@ async def main(args: argparse.Namespace) -> None:
         os.sched_setaffinity(0, {WORKER_CPU})
     base = f"http://127.0.0.1:{port}/ari"
     try:
-        await _wait_up(port)
+        await wait_up(port)
         print(f"worker on cpu {WORKER_CPU}, sandbox and callers on cpu {OTHER_CPU}")
         print(f"{'variant':>11} {'calls':>6} {'failed':>6} {'key p50':>8} {'key p99':>8} "
               f"{'send p99':>8} {'cpu ms/call-s':>13} {'bare p99':>8}")  # fmt: skip

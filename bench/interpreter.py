@@ -30,7 +30,6 @@ import base64
 import gc
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from typing import Any
 
 import aiohttp
 from loop_probe import BareLoopProbe
+from procs import free_port, wait_up
 
 from voxflow.ari.models import ChannelDtmfReceived
 from voxflow.errors import CallEndedError
@@ -72,10 +72,6 @@ state support:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ------------------------------------------------------------------ callers (child process)
@@ -274,24 +270,10 @@ def _pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(p * len(s)))]
 
 
-async def _wait_up(port: int, timeout: float = 60.0) -> None:
-    """Wait until the sandbox process accepts connections (its start-up is slow on a busy box)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the sandbox did not start within {timeout:g} s") from None
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
 
 
 async def main(args: argparse.Namespace) -> None:
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("voxflow")
     sandbox = subprocess.Popen([str(exe), "sandbox", "--port", str(port)])  # noqa: ASYNC220
     _pin(sandbox.pid, OTHER_CPU)
@@ -300,7 +282,7 @@ async def main(args: argparse.Namespace) -> None:
     flow_file.write_text(MENU)
     base = f"http://127.0.0.1:{port}/ari"
     try:
-        await _wait_up(port)
+        await wait_up(port)
         print(f"load average {os.getloadavg()[0]:.2f}; sandbox in pid {sandbox.pid}")
         runs: dict[str, list[float]] = {"handler": [], "interpreter": []}
         for r in range(args.repeat):
