@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from voxflow.cluster import ClusterState
+from voxflow.runtime.config import Settings
+from voxflow.runtime.registry import FlowRegistry
+from voxflow.runtime.server import FlowServer
+from voxflow.sandbox.server import Sandbox
+from voxflow.telephony.app import VoxtraApp
 
 
 @dataclass
@@ -76,3 +84,37 @@ async def running_redis(tmp: Path) -> AsyncIterator[RedisServer]:
         yield server
     finally:
         await server.stop()
+
+
+async def until(cond: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    """Wait (real seconds, polling the loop) until ``cond()``; fail with ``what`` otherwise."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def worker(
+    sb: Sandbox, flow: Path, state: ClusterState, *, settings: Settings | None = None
+) -> AsyncIterator[FlowServer]:
+    """An in-process worker (VoxtraApp + FlowServer in cluster mode) serving ``flow`` on the
+    sandbox's app ``voxflow`` until the block exits; yields once its start-up sweep is done."""
+    reg = FlowRegistry()
+    reg.load([flow])
+    kw: dict[str, Any] = {"event_wait": 2.0, "reconnect_initial": 0.05, "reconnect_max": 0.2}
+    app = VoxtraApp(sb.ari_url, sb.user, sb.password, "voxflow", **kw)
+    server = FlowServer(app, reg, settings or Settings(grace_period=2), store=state)
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(server.serve(stop))
+    try:
+        await sb.wait_app("voxflow", 20)
+        await until(lambda: app.sweeps > 0 or task.done(), 20, "worker started")
+        if task.done():
+            task.result()
+        yield server
+    finally:
+        stop.set()
+        await task

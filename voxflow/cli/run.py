@@ -11,11 +11,14 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -34,6 +37,10 @@ from voxflow.runtime.caller_script import CallerAction, load_script, parse_scrip
 from voxflow.runtime.config import Settings, listen_host, load_settings
 from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.registry import FlowRegistry
+
+if TYPE_CHECKING:
+    from voxflow.cluster.state import ClusterState
+    from voxflow.runtime.server import FlowServer
 
 __all__ = ["default_script", "run_command"]
 
@@ -210,6 +217,20 @@ _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number":
 @click.option("--rtp-advertise", help="address Asterisk sends RTP to (NAT) [VOXFLOW_RTP_ADVERTISE]")
 @click.option("--rtp-ports", help="UDP port range for RTP, e.g. 40000-40999 [VOXFLOW_RTP_PORTS]")
 @click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    help="cluster mode: shared state in Redis, e.g. redis://10.0.0.9:6379/0: calls resume on "
+    "another worker when this one dies (docs/deploy.md) [VOXFLOW_REDIS_URL]",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    metavar="PORT",
+    help="serve Prometheus /metrics, /healthz and /readyz on 127.0.0.1:PORT "
+    "([cluster] metrics_host to change the address)",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="log interpreter details (credentials redacted)"
 )
 def run_command(
@@ -236,6 +257,8 @@ def run_command(
     rtp_host: str | None,
     rtp_advertise: str | None,
     rtp_ports: str | None,
+    redis_url: str | None,
+    metrics_port: int | None,
     verbose: bool,
 ) -> None:
     """Run FLOWS (files or directories) on Asterisk (with an ARI URL), else on the embedded
@@ -264,11 +287,18 @@ def run_command(
                 "rtp_host": rtp_host,
                 "rtp_advertise": rtp_advertise,
                 "rtp_ports": rtp_ports,
+                "redis_url": redis_url,
+                "metrics_port": metrics_port,
             },
             config_path=config_path,
             require_credentials=True,
         )
-        _redact_credentials(settings.ari_user, settings.ari_password, settings.webhook_secret)
+        _redact_credentials(
+            settings.ari_user,
+            settings.ari_password,
+            settings.webhook_secret,
+            urlsplit(settings.redis_url).password if settings.redis_url else None,
+        )
         if settings.ari_url is not None or settings.ari_mode != "classic":
             given = {"caller_script": caller_script, **_asdict(settings)}
             bad = [flag for name, flag in _SANDBOX_ONLY.items() if given.get(name) is not None]
@@ -473,16 +503,66 @@ async def _serve(
     app = _make_app(
         settings, settings.ari_url or "", settings.ari_user, settings.ari_password, audio=audio
     )
-    server = FlowServer(
-        app,
-        registry,
-        settings,
-        watch_interval=1.0 if watch else None,
-        on_reload=_reload_printer(registry),
+    async with contextlib.AsyncExitStack() as stack:
+        cluster = await _cluster(settings, registry, stack)
+        server = FlowServer(
+            app,
+            registry,
+            settings,
+            watch_interval=1.0 if watch else None,
+            on_reload=_reload_printer(registry),
+            store=cluster,
+        )
+        if settings.metrics_port is not None:
+            await _metrics(settings, server, cluster, stack)
+        await _serve_until_stopped(settings, registry, server, cluster, app)
+
+
+async def _cluster(
+    settings: Settings, registry: FlowRegistry, stack: contextlib.AsyncExitStack
+) -> ClusterState | None:
+    """``--redis``: this worker's ClusterState (its flows published), else None."""
+    if settings.redis_url is None:
+        return None
+    from voxflow.cluster.state import ClusterState
+
+    cluster = ClusterState(settings.redis_url, worker_id=f"{socket.gethostname()}-{os.getpid()}")
+    await stack.enter_async_context(cluster)
+    for fv in registry.versions():
+        await cluster.publish(fv.flow)
+    click.echo(f"cluster mode: worker {cluster.worker_id}")
+    return cluster
+
+
+async def _metrics(
+    settings: Settings,
+    server: FlowServer,
+    cluster: ClusterState | None,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    from voxflow.cluster.metrics import MetricsServer, WorkerCollector
+
+    metrics = MetricsServer(
+        WorkerCollector(server, cluster), settings.metrics_host, settings.metrics_port or 0
     )
+    port = await metrics.start()
+    stack.push_async_callback(metrics.close)
+    click.echo(f"metrics on http://{settings.metrics_host}:{port}/metrics (/healthz, /readyz)")
+
+
+async def _serve_until_stopped(
+    settings: Settings,
+    registry: FlowRegistry,
+    server: FlowServer,
+    cluster: ClusterState | None,
+    app: Any,
+) -> None:
     stop = asyncio.Event()
+    leaving: list[asyncio.Future[None]] = []
 
     def stopping() -> None:
+        if cluster is not None and not cluster.draining:  # leave the registry first
+            leaving.append(asyncio.ensure_future(cluster.leave()))
         if not stop.is_set():
             n = len(server.drivers)
             click.echo(

@@ -3,6 +3,7 @@
 Only ``voxflow run --redis URL`` loads this package; without it voxflow runs on one process.
 """
 
+from voxflow.cluster.metrics import MetricsServer, WorkerCollector
 from voxflow.cluster.state import CallEntry, ClusterState, WorkerEntry
 
-__all__ = ["CallEntry", "ClusterState", "WorkerEntry"]
+__all__ = ["CallEntry", "ClusterState", "MetricsServer", "WorkerCollector", "WorkerEntry"]

@@ -96,6 +96,8 @@ class ClusterState:
         self._write = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_log = -1e9
+        self.draining = False
+        """Set by :meth:`leave`: the worker takes no new calls and stops beating."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -122,12 +124,15 @@ class ClusterState:
 
     async def leave(self) -> None:
         """Remove this worker from the registry (draining: no new calls for it)."""
+        self.draining = True
         await self._op("leave", lambda: self.redis.delete(self._k("worker", self.worker_id)))
 
     # ------------------------------------------------------------ workers
 
     async def beat(self) -> None:
-        """Write this worker's registry entry (with its TTL)."""
+        """Write this worker's registry entry (with its TTL); nothing once it drains."""
+        if self.draining:
+            return
         entry = {
             "id": self.worker_id,
             "calls": len(self.calls),

@@ -26,6 +26,10 @@
     time = "2025-01-06T18:30:00"  # the call's start time, in the flow's timezone
     from = "+15550100"            # the caller's number (call.caller)
     to = "100"                    # the number dialled (call.called)
+    [cluster]                     # cluster mode (docs/deploy.md); without redis_url: one process
+    redis_url = "redis://10.0.0.9:6379/0"  # shared state: workers, calls, flows, checkpoints
+    metrics_port = 9464           # Prometheus /metrics, /healthz, /readyz (default: none)
+    metrics_host = "127.0.0.1"
     [media]                       # where Asterisk sends a call's RTP (externalMedia)
     rtp_host = "127.0.0.1"        # address voxflow binds (0.0.0.0: all interfaces)
     rtp_advertise = "10.0.0.5"    # address Asterisk is told to send to (default: rtp_host)
@@ -34,8 +38,8 @@
 Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``, ``VOXFLOW_APP``,
 ``VOXFLOW_ARI_MODE``, ``VOXFLOW_LISTEN``, ``VOXFLOW_LISTEN_USER``, ``VOXFLOW_LISTEN_PASSWORD``,
 ``VOXFLOW_WEBHOOK_URL``, ``VOXFLOW_WEBHOOK_SECRET``, ``VOXFLOW_RTP_HOST``,
-``VOXFLOW_RTP_ADVERTISE``, ``VOXFLOW_RTP_PORTS``. Every problem raises :class:`ConfigError`
-with a one-line message naming where the bad value came from.
+``VOXFLOW_RTP_ADVERTISE``, ``VOXFLOW_RTP_PORTS``, ``VOXFLOW_REDIS_URL``. Every problem raises
+:class:`ConfigError` with a one-line message naming where the bad value came from.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ ENV_VARS: dict[str, str] = {
     "rtp_host": "VOXFLOW_RTP_HOST",
     "rtp_advertise": "VOXFLOW_RTP_ADVERTISE",
     "rtp_ports": "VOXFLOW_RTP_PORTS",
+    "redis_url": "VOXFLOW_REDIS_URL",
 }
 
 _TOML_KEYS: dict[tuple[str, str], str] = {
@@ -90,6 +95,9 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("media", "rtp_host"): "rtp_host",
     ("media", "rtp_advertise"): "rtp_advertise",
     ("media", "rtp_ports"): "rtp_ports",
+    ("cluster", "redis_url"): "redis_url",
+    ("cluster", "metrics_port"): "metrics_port",
+    ("cluster", "metrics_host"): "metrics_host",
 }
 _CLI_NAMES = {
     "call_time": "--time",
@@ -130,6 +138,9 @@ class Settings:
     rtp_host: str = "127.0.0.1"
     rtp_advertise: str | None = None
     rtp_ports: str = DEFAULT_RTP_PORTS
+    redis_url: str | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def media_options(self) -> dict[str, str]:
         """The ``VoxtraApp(media_options=...)`` for these settings."""
@@ -140,10 +151,15 @@ class Settings:
 
     def __repr__(self) -> str:  # never show secrets in logs or error messages
         shown = {
-            f.name: ("***" if "password" in f.name or "secret" in f.name else getattr(self, f.name))
+            f.name: ("***" if _secret(f.name, getattr(self, f.name)) else getattr(self, f.name))
             for f in fields(self)
         }
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def _secret(name: str, value: Any) -> bool:
+    """Settings never shown: passwords, secrets, a Redis URL with credentials."""
+    return "password" in name or "secret" in name or (name == "redis_url" and "@" in str(value))
 
 
 def _read_toml(path: Path) -> dict[str, tuple[Any, str]]:
@@ -179,6 +195,10 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if v < 0:
             raise ConfigError(f"{origin}: must not be negative, got {value!r}")
         return v
+    if name == "metrics_port":
+        if isinstance(value, bool) or not str(value).isdigit() or not 0 <= int(value) < 65536:
+            raise ConfigError(f"{origin}: expected a TCP port (0-65535), got {value!r}")
+        return int(value)
     if name == "max_steps":
         if isinstance(value, bool):
             raise ConfigError(f"{origin}: expected an integer, got {value!r}")
@@ -249,6 +269,8 @@ def load_settings(
         _check_url(settings.ari_url, values["ari_url"][1], ("http", "https"))
     if settings.webhook_url is not None:
         _check_url(settings.webhook_url, values["webhook_url"][1], ("http", "https"))
+    if settings.redis_url is not None:
+        _check_url(settings.redis_url, values["redis_url"][1], ("redis", "rediss"))
     if not _APP_RE.match(settings.app):
         raise ConfigError(
             f"{values.get('app', (None, 'app'))[1]}: invalid ARI application name "

@@ -7,7 +7,7 @@ its trace and the ``call.ended`` webhook; this mapping is for looking up recent 
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, MutableMapping
 
 from voxflow.runtime.events import End
@@ -25,6 +25,7 @@ class RecentResults(MutableMapping[str, End]):
             raise ValueError("the results limit must be at least 1")
         self.limit = limit
         self.total = 0  # calls ever stored (a count that survives the pruning)
+        self.by_outcome: Counter[str] = Counter()  # the same, by outcome (metrics)
         self._data: OrderedDict[str, End] = OrderedDict()
 
     def __getitem__(self, key: str) -> End:
@@ -33,6 +34,7 @@ class RecentResults(MutableMapping[str, End]):
     def __setitem__(self, key: str, value: End) -> None:
         if key not in self._data:
             self.total += 1
+            self.by_outcome[value.outcome] += 1
         self._data[key] = value
         self._data.move_to_end(key)
         while len(self._data) > self.limit:

@@ -1,0 +1,100 @@
+"""Mid-call failover in the classic mode (issue 20): a worker killed with SIGKILL while a call
+waits in a menu past the first state; another worker with the same app name adopts the call
+and resumes it at that menu, with its variables, on the sandbox and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from _cluster_kit import running_redis, until, worker
+
+from voxflow.cluster import ClusterState
+from voxflow.sandbox.server import Sandbox
+
+FLOW = """\
+flow failover "resumes where it was":
+    answers "100"
+
+var picked: string = "none"
+
+state start:
+    answer
+    play "sound:hello-world"
+    set picked = "early"
+    goto menu
+
+state menu:
+    play "sound:vm-login"
+    menu "Press 1." timeout 60s:
+        1 -> done
+        on noinput, nomatch -> done
+
+state done:
+    if picked == "early":
+        play "sound:goodbye"
+    hangup "done"
+"""
+
+
+def _played(sb: Sandbox, cid: str) -> list[str]:
+    """The sounds the caller heard start, in order (the one A started, cut by nobody, ends
+    before B's queued replay starts, as on Asterisk)."""
+    exp = sb.calls[cid].experience()
+    return [str(e["uri"]) for e in exp if e["type"] == "playback" and e["state"] == "playing"]
+
+
+async def _worker_a(sb: Sandbox, flow: Path, redis_url: str) -> asyncio.subprocess.Process:
+    """``voxflow run --redis`` in its own process (killed with SIGKILL by the test)."""
+    env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+        "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", redis_url, "--no-audio",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def test_a_call_resumes_at_its_menu_on_another_worker_after_kill_9(tmp_path: Path) -> None:
+    flow = tmp_path / "failover.flow"
+    flow.write_text(FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        proc = await _worker_a(sb, flow, rs.url)
+        try:
+            await sb.wait_app("voxflow", 60)
+            call = await sb.place_call(from_="+15550100", to="100")
+            await until(lambda: "sound:vm-login" in _played(sb, call.id), 30, "A plays the menu")
+            cp = None
+            for _ in range(500):
+                cp = await b.checkpoint(call.id)
+                if cp is not None and cp.state == "menu":
+                    break
+                await asyncio.sleep(0.02)
+            assert cp is not None and cp.state == "menu" and cp.variables == {"picked": "early"}
+            [entry] = await b.call_entries()
+            assert entry.worker != "b" and entry.state == "menu"
+        finally:
+            proc.send_signal(signal.SIGKILL)  # kill -9: no hang-up, the channel stays in Stasis
+            await proc.wait()
+        assert call.hangup_cause is None
+        async with worker(sb, flow, b) as server:
+            await until(lambda: _played(sb, call.id).count("sound:vm-login") == 2, 15, "resumed")
+            [entry] = await b.call_entries()
+            assert entry.worker == "b" and entry.state == "menu"  # the call moved to B
+            await call.press("1")
+            await call.wait_hangup(15)
+            await until(lambda: call.id in server.results, 10, "the call's end on B")
+            assert server.results[call.id].outcome == "completed"
+        # nothing before the menu repeated; the variable set in the first state survived
+        assert _played(sb, call.id) == [
+            "sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye",
+        ]  # fmt: skip
+        assert await b.call_entries() == [] and await b.checkpoint(call.id) is None
+        assert b.errors == 0
+        assert not sb.pbx.channels and not sb.pbx.bridges

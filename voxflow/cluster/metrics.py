@@ -1,0 +1,100 @@
+"""A worker's Prometheus metrics and health endpoints (``voxflow run --metrics-port``).
+
+``GET /metrics``: Prometheus text (``prometheus-client``): ``voxflow_active_calls``,
+``voxflow_calls_total{outcome}``, ``voxflow_redis_errors_total``, ``voxflow_ready``.
+``GET /healthz``: liveness (200 while the process serves). ``GET /readyz``: readiness, 200
+while the worker takes new calls, 503 while it drains (a load balancer stops sending calls).
+The values are read from the server when scraped (no bookkeeping on the call path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from voxflow.cluster.state import ClusterState
+    from voxflow.runtime.server import FlowServer
+
+__all__ = ["MetricsServer", "WorkerCollector"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class WorkerCollector(Collector):
+    """Reads one worker's figures from its FlowServer (and ClusterState) at scrape time."""
+
+    def __init__(self, server: FlowServer, cluster: ClusterState | None = None) -> None:
+        self.server = server
+        self.cluster = cluster
+
+    def ready(self) -> bool:
+        """True while the worker takes new calls."""
+        return self.server.accepting and not (self.cluster is not None and self.cluster.draining)
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "voxflow_active_calls",
+            "Calls in progress on this worker",
+            value=len(self.server.drivers),
+        )
+        calls = CounterMetricFamily("voxflow_calls", "Calls ended, by outcome", labels=["outcome"])
+        for outcome, n in sorted(self.server.results.by_outcome.items()):
+            calls.add_metric([outcome], n)
+        yield calls
+        errors = self.cluster.errors if self.cluster is not None else 0
+        yield CounterMetricFamily(
+            "voxflow_redis_errors", "Redis operations skipped after their retries", value=errors
+        )
+        yield GaugeMetricFamily(
+            "voxflow_ready", "1 while the worker takes new calls", value=int(self.ready())
+        )
+
+
+class MetricsServer:
+    """``/metrics``, ``/healthz``, ``/readyz`` on ``host:port`` (127.0.0.1 by default)."""
+
+    def __init__(self, collector: WorkerCollector, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.collector = collector
+        self.host = host
+        self.port = port
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(collector)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        """Start listening; returns the bound port."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self.port
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE}
+        )
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        if self.collector.ready():
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="draining\n")
