@@ -104,6 +104,7 @@ _CLI_NAMES = {
     "caller_number": "--from",
     "dialed": "--to",
     "grace_period": "--grace",
+    "redis_url": "--redis",
 }
 DEFAULT_RTP_PORTS = "40000-40999"
 """voxflow's RTP ports: outside Asterisk's rtp.conf default (rtpstart 10000 - rtpend 20000), so

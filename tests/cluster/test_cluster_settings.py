@@ -1,0 +1,59 @@
+"""Cluster settings: --redis / VOXFLOW_REDIS_URL / [cluster] redis_url, --metrics-port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from voxflow.cli.main import cli
+from voxflow.errors import ConfigError
+from voxflow.runtime.config import Settings, load_settings
+
+
+def test_redis_url_from_file_env_and_option(tmp_path: Path) -> None:
+    toml = tmp_path / "voxflow.toml"
+    toml.write_text(
+        '[cluster]\nredis_url = "redis://10.0.0.9:6379/0"\nmetrics_port = 9464\n'
+        'metrics_host = "0.0.0.0"\n'
+    )
+    s = load_settings(env={}, cwd=tmp_path)
+    assert (s.redis_url, s.metrics_port, s.metrics_host) == (
+        "redis://10.0.0.9:6379/0",
+        9464,
+        "0.0.0.0",
+    )
+    s = load_settings(env={"VOXFLOW_REDIS_URL": "redis://r:6379"}, cwd=tmp_path)
+    assert s.redis_url == "redis://r:6379"
+    s = load_settings({"redis_url": "rediss://x:1/2"}, env={"VOXFLOW_REDIS_URL": "redis://r"})
+    assert s.redis_url == "rediss://x:1/2"
+    assert load_settings(env={}, cwd=tmp_path / "none").redis_url is None  # one process
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"redis_url": "http://r:6379"}, "--redis: invalid URL 'http://r:6379'"),
+        ({"redis_url": "redis://r:99999"}, "invalid port"),
+        ({"metrics_port": 70000}, "expected a TCP port"),
+    ],
+)
+def test_bad_cluster_settings_are_named(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_settings(values, env={})
+
+
+def test_a_redis_password_is_never_shown() -> None:
+    assert "hunter2" not in repr(Settings(redis_url="redis://:hunter2@r:6379/0"))
+
+
+def test_run_with_a_bad_redis_url_is_a_config_error(tmp_path: Path) -> None:
+    flow = tmp_path / "f.flow"
+    flow.write_text('flow f "f":\n    answers "100"\n\nstate start:\n    hangup "done"\n')
+    args = ["run", str(flow), "--ari-url", "http://127.0.0.1:1/ari", "--ari-user", "u",
+            "--ari-password", "p", "--redis", "memcache://x"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "--redis: invalid URL 'memcache://x'" in result.output
+    assert "Traceback" not in result.output
