@@ -1,6 +1,8 @@
 """Mid-call failover in the classic mode (issue 20): a worker killed with SIGKILL while a call
 waits in a menu past the first state; another worker with the same app name adopts the call
-and resumes it at that menu, with its variables, on the sandbox and a real redis-server."""
+and resumes it at that menu, with its variables and on the flow version it started on (the new
+worker serves a newer version: new calls take that one), on the sandbox and a real
+redis-server."""
 
 from __future__ import annotations
 
@@ -60,6 +62,9 @@ async def _worker_a(sb: Sandbox, flow: Path, redis_url: str) -> asyncio.subproce
 async def test_a_call_resumes_at_its_menu_on_another_worker_after_kill_9(tmp_path: Path) -> None:
     flow = tmp_path / "failover.flow"
     flow.write_text(FLOW)
+    (tmp_path / "v2").mkdir()
+    flow_v2 = tmp_path / "v2" / "failover.flow"  # what worker B serves: a newer version
+    flow_v2.write_text(FLOW.replace("sound:vm-login", "sound:vm-password"))
     async with (
         running_redis(tmp_path) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,
@@ -83,7 +88,7 @@ async def test_a_call_resumes_at_its_menu_on_another_worker_after_kill_9(tmp_pat
             proc.send_signal(signal.SIGKILL)  # kill -9: no hang-up, the channel stays in Stasis
             await proc.wait()
         assert call.hangup_cause is None
-        async with worker(sb, flow, b) as server:
+        async with worker(sb, flow_v2, b) as server:
             await until(lambda: _played(sb, call.id).count("sound:vm-login") == 2, 15, "resumed")
             [entry] = await b.call_entries()
             assert entry.worker == "b" and entry.state == "menu"  # the call moved to B
@@ -91,8 +96,12 @@ async def test_a_call_resumes_at_its_menu_on_another_worker_after_kill_9(tmp_pat
             await call.wait_hangup(15)
             await until(lambda: call.id in server.results, 10, "the call's end on B")
             assert server.results[call.id].outcome == "completed"
+            new = await sb.place_call(from_="+15550101", to="100")  # a new call: version 2
+            await until(lambda: "sound:vm-password" in _played(sb, new.id), 15, "v2 menu")
+            await new.press("1")
+            await new.wait_hangup(15)
         # nothing before the menu repeated; the variable set in the first state survived
-        assert _played(sb, call.id) == [
+        assert _played(sb, call.id) == [  # version 1 to its end
             "sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye",
         ]  # fmt: skip
         assert await b.call_entries() == [] and await b.checkpoint(call.id) is None

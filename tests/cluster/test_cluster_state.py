@@ -40,7 +40,7 @@ async def test_workers_register_beat_and_expire(tmp_path: Path) -> None:
                     break
                 await asyncio.sleep(0.02)
             assert [w.id for w in await a.workers()] == ["a"]
-            await a.begin("call-1", "tiny", "h")
+            await a.begin("call-1", _flow(), "h")
             await a.beat()
             assert (await a.workers())[0].calls == 1
         probe = ClusterState(rs.url, worker_id="probe")
@@ -54,7 +54,7 @@ async def test_call_registry_and_checkpoint_move_and_end_once(tmp_path: Path) ->
             ClusterState(rs.url, worker_id="a") as a,
             ClusterState(rs.url, worker_id="b") as b,
         ):
-            assert await a.begin("c1", "tiny", "h1") is None
+            assert await a.begin("c1", _flow(), "h1") is None
             cp = Checkpoint("h1", "menu", {"name": "Ann", "n": 2}, (("menu", "noinput", 1),),
                             (("f:3:5", 2),), {"k": "v"}, ("k",))  # fmt: skip
             a.save("c1", cp)
@@ -65,7 +65,7 @@ async def test_call_registry_and_checkpoint_move_and_end_once(tmp_path: Path) ->
             assert await a.checkpoint("c1") == cp
             [entry] = await a.call_entries()
             assert (entry.worker, entry.state, entry.flow_hash) == ("a", "menu", "h1")
-            assert await b.begin("c1", "tiny", "h2") == cp  # b adopts the call: it resumes
+            assert await b.begin("c1", _flow(), "h2") == cp  # b adopts the call: it resumes
             [entry] = await b.call_entries()
             assert (entry.worker, entry.state, entry.flow_hash) == ("b", "menu", "h1")
             assert await b.end("c1", "completed") is True
@@ -94,9 +94,9 @@ async def test_redis_down_never_raises_and_is_counted(tmp_path: Path) -> None:
     await state.__aenter__()
     rs2 = None
     try:
-        await state.begin("c1", "tiny", "h")
+        await state.begin("c1", _flow(), "h")
         await rs.stop()  # Redis dies mid-call
-        assert await state.begin("c2", "tiny", "h") is None
+        assert await state.begin("c2", _flow(), "h") is None
         state.save("c1", Checkpoint("h", "menu", {}))
         await asyncio.sleep(0.1)
         assert await state.end("c1", "completed") is False

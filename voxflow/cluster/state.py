@@ -156,8 +156,10 @@ class ClusterState:
 
     # ------------------------------------------------------------ calls
 
-    async def begin(self, call_id: str, flow_name: str, fhash: str) -> Checkpoint | None:
-        """Register the call on this worker; return its checkpoint if it has one."""
+    async def begin(self, call_id: str, flow: Flow, fhash: str) -> Checkpoint | None:
+        """Publish ``flow`` (once per process), register the call on this worker; return its
+        checkpoint if it has one."""
+        await self.publish(flow, fhash)
         key = self._k("checkpoint", call_id)
         raw = await self._op("get checkpoint", lambda: self.redis.get(key))
         cp = None
@@ -167,7 +169,7 @@ class ClusterState:
             except ValueError as exc:
                 self._failed("read checkpoint", exc)
         entry = CallEntry(
-            call_id, self.worker_id, flow_name, cp.flow_hash if cp else fhash, self.clock(),
+            call_id, self.worker_id, flow.name, cp.flow_hash if cp else fhash, self.clock(),
             cp.state if cp else "",
         )  # fmt: skip
         self.calls[call_id] = entry

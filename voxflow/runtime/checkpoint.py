@@ -121,9 +121,10 @@ def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
 class CallStore(Protocol):
     """Where a FlowServer keeps its calls' registry entries and checkpoints."""
 
-    async def begin(self, call_id: str, flow_name: str, fhash: str) -> Checkpoint | None:
-        """A call starts on this worker (registered); returns its checkpoint when the call was
-        already running elsewhere (it resumes), else None."""
+    async def begin(self, call_id: str, flow: Flow, fhash: str) -> Checkpoint | None:
+        """A call of ``flow`` (hash ``fhash``) starts on this worker: the flow version is
+        published for the other workers and the call registered; returns the call's checkpoint
+        when it was already running elsewhere (it resumes), else None."""
         ...
 
     async def flow(self, fhash: str) -> Flow | None:

@@ -130,7 +130,7 @@ class FlowServer:
         """Cluster mode: register the call; a checkpointed call gets its pinned version."""
         assert self.store is not None
         fhash = self._hash(flow)
-        cp = await self.store.begin(sid, flow.name, fhash)
+        cp = await self.store.begin(sid, flow, fhash)
         if cp is None or cp.flow_hash == fhash:
             return flow, fhash, cp
         pinned = await self.store.flow(cp.flow_hash)
