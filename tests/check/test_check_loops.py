@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import GatherStep
+from voxflow.testing import parse_scenario_text, run_scenario
 
 HEAD = "flow t:\n    timeout 5s\n\n"
 
@@ -127,3 +128,20 @@ state bye:
     assert "VF204" not in _codes(body)
     retried = body.replace("on nomatch, noinput -> bye", "on nomatch, noinput -> retry")
     assert "VF204" in _codes(retried)
+
+
+def test_the_interpreter_never_exhausts_an_unlimited_step() -> None:
+    flow = compile_flow(HEAD + FOREVER, "t.flow").flow
+    assert flow is not None
+    presses = ", ".join(["{press: 7}"] * 6 + ["{press: 1}"])
+    sf = parse_scenario_text(f"flow: t.flow\nscenarios:\n  - name: s\n    steps: [{presses}]\n")
+    res = run_scenario(flow, sf.scenarios[0])
+    assert not res.problems, res.problems
+    assert res.states == ["main", "bye"]
+    nomatches = [line.text for line in res.trace if "-> nomatch" in line.text]
+    assert len(nomatches) == 6 and not any("exhausted" in line.text for line in res.trace)
+    silent = run_scenario(
+        flow,
+        parse_scenario_text("flow: t.flow\nscenarios:\n  - name: s\n    steps: []\n").scenarios[0],
+    )
+    assert sum("-> noinput" in line.text for line in silent.trace) == 3  # 'on noinput 3 -> bye'
