@@ -24,6 +24,8 @@ var dishes: list
 state start:
     answer
     agent "You take table bookings.":
+        model "small-model"
+        temperature 0.2
         tool book(
             party: number "people" min 1 max 8,
             day: string one_of ["fri", "sat"],
@@ -102,3 +104,29 @@ async def test_a_call_outside_the_constraints_gets_one_corrective_retry(
     state, _ = step(flow, state, ev.OpDone(cmd.cid, result, now=1))
     assert state.state_name == "booked"
     assert state.variables()["party"] == 4 and state.variables()["day"] == "sat"
+
+
+async def test_the_steps_model_and_temperature_go_with_each_request(
+    fake_openai: FakeOpenAI,
+) -> None:
+    flow = _flow()
+    state, cmds = step(flow, initial_state(flow, ev.CallInfo("c1", "+1555", "+1800")), ev.Start(0))
+    op = next(c for c in cmds if isinstance(c, ev.Op))
+    _, cmds = step(flow, state, ev.OpDone(op.cid, None, now=0))
+    cmd = next(c for c in cmds if isinstance(c, ev.Agent))
+    good = {"party": 2, "day": "fri", "dishes": []}
+    fake_openai.chat.append(sse(tool_chunks([("book", json.dumps(good))])))
+    llm = OpenAIChatModel(model="default-model", base_url=fake_openai.url, timeout=10)
+    call = ScriptedCall(FakeVoice(["Two on Friday"]), llm)
+    try:
+        result = await FlowAgentRunner()(call, cmd)
+    finally:
+        await llm.aclose()
+    assert result["outcome"] == "tool:book"
+    body = fake_openai.requests[0].body
+    assert (body["model"], body["temperature"]) == ("small-model", 0.2)
+
+
+def test_temperature_is_checked() -> None:
+    bad = compile_flow(FLOW.replace("temperature 0.2", "temperature 5"), "t.flow")
+    assert [d.message for d in bad.diagnostics] == ["'temperature' must be between 0 and 2"]

@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 from voxflow.ai.schema import ToolArgumentsError, check_schema, parse_tool_arguments
 from voxflow.ai.sentences import SentenceChunker
 from voxflow.errors import CallEndedError, ProviderError
-from voxflow.voice.providers import ChatMessage, LanguageModel, ToolCall, ToolSpec
+from voxflow.voice.providers import ChatMessage, LanguageModel, ModelOptions, ToolCall, ToolSpec
 
 __all__ = [
     "Agent",
@@ -152,6 +152,8 @@ class AgentSettings:
     context: Literal["append", "reset"] = "append"
     max_tool_rounds: int = 4
     max_history: int = 60
+    model_options: ModelOptions | None = None
+    """The step's own model and temperature (None: the provider's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +245,7 @@ async def run_round(
     filler_after_s: float | None = None,
     give_up_s: float | None = None,
     started_at: float | None = None,
+    options: ModelOptions | None = None,
 ) -> RoundResult:
     """Stream one model reply into ``io.speak`` sentence by sentence.
 
@@ -260,7 +263,7 @@ async def run_round(
     async def produce() -> None:
         chunker = SentenceChunker()
         try:
-            async for delta in llm.stream_chat(messages, tools=tools):
+            async for delta in llm.stream_chat(messages, tools=tools, options=options):
                 if result.metrics.llm_ttft_ms is None and (delta.text or delta.tool_calls):
                     result.metrics.llm_ttft_ms = (time.monotonic() - t0) * 1000
                 for piece in chunker.push(delta.text) if delta.text else ():
@@ -512,6 +515,7 @@ async def _converse(settings: AgentSettings, io: AgentIO, agent: Agent) -> Agent
                 filler_after_s=settings.filler_after_s,
                 give_up_s=settings.give_up_s if first else None,
                 started_at=heard_at if first else None,
+                options=settings.model_options,
             )
             if first:
                 rr.metrics.stt_final_ms = stt_ms if isinstance(stt_ms, int | float) else None

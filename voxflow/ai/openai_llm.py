@@ -22,7 +22,7 @@ import aiohttp
 from voxflow.ai._http import HttpProvider
 from voxflow.ai.config import Secret
 from voxflow.errors import ProviderError
-from voxflow.voice.providers import ChatMessage, LlmDelta, ToolCall, ToolSpec
+from voxflow.voice.providers import ChatMessage, LlmDelta, ModelOptions, ToolCall, ToolSpec
 
 __all__ = [
     "ChatStreamAssembler",
@@ -260,25 +260,35 @@ class OpenAIChatModel(HttpProvider):
         self.extra_body = dict(extra_body or {})
 
     def request_body(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        options: ModelOptions | None = None,
     ) -> dict[str, Any]:
-        """The JSON body of one streamed request."""
+        """The JSON body of one streamed request (``options`` override the model and the
+        temperature for this request)."""
+        opts = options or ModelOptions()
         body: dict[str, Any] = {
-            "model": self.model,
+            "model": opts.model or self.model,
             "messages": messages_to_wire(messages),
             "stream": True,
         }
         if tools:
             body["tools"] = tools_to_wire(tools)
-        if self.temperature is not None:
-            body["temperature"] = self.temperature
+        temperature = opts.temperature if opts.temperature is not None else self.temperature
+        if temperature is not None:
+            body["temperature"] = temperature
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
         body.update(self.extra_body)
         return body
 
     async def stream_chat(
-        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        options: ModelOptions | None = None,
     ) -> AsyncIterator[LlmDelta]:
         """Yield text deltas as they stream, then the tool calls, then ``LlmDelta(done=True)``."""
         session = self._get_session()
@@ -288,7 +298,7 @@ class OpenAIChatModel(HttpProvider):
         try:
             async with session.post(
                 url,
-                json=self.request_body(messages, tools),
+                json=self.request_body(messages, tools, options),
                 headers=headers,
                 timeout=self._client_timeout(),
             ) as resp:

@@ -327,6 +327,8 @@ def _b_agent(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: 
         voice=o.get("voice", lw.config.voice),
         bargein=b,
         **_retries(o.get("retries", 1), 1),
+        model=o.get("model", None),
+        temperature=o.get("temperature", None),
         on=on,
     )
 

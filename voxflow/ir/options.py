@@ -17,6 +17,7 @@ from voxflow.spec.options import (
     KIND_DUR,
     KIND_EXPR,
     KIND_INT,
+    KIND_NUM,
     KIND_RETRIES,
     KIND_STR,
     KIND_TPL,
@@ -105,6 +106,18 @@ class Opts:
                     lw.error("VF401", v.span, f"'{opt.name}' must be longer than zero")
                     return BAD
             lw.error("VF404", v.span, f"'{opt.name}' takes a duration such as 5s or 500ms")
+            return BAD
+        if kind == KIND_NUM:
+            if (
+                isinstance(v, ast.Literal_)
+                and v.type == "number"
+                and isinstance(v.value, int | float)
+            ):
+                if opt.name == "temperature" and not 0 <= v.value <= 2:
+                    lw.error("VF408", v.span, "'temperature' must be between 0 and 2")
+                    return BAD
+                return float(v.value)
+            lw.error("VF408", v.span, f"'{opt.name}' takes a number")
             return BAD
         if kind == KIND_RETRIES and isinstance(v, ast.Name) and v.name == UNLIMITED:
             return UNLIMITED

@@ -423,6 +423,9 @@ class AgentStep(_InputBase):
     bargein: BargeIn
     max_attempts: int = 1
     unlimited: bool = False
+    model: str | None = None
+    """The model for this step (else the provider's configured one)."""
+    temperature: float | None = None
 
 
 class CallStep(_InputBase):

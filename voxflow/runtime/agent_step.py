@@ -43,6 +43,7 @@ from voxflow.errors import AiNotConfiguredError, CallEndedError
 from voxflow.runtime.agent_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
 from voxflow.runtime.port import AgentHost
 from voxflow.voice.call import BargeIn
+from voxflow.voice.providers import ModelOptions
 
 __all__ = ["AgentCommand", "FlowAgentRunner", "outcome_result", "settings_for_step"]
 
@@ -99,6 +100,12 @@ class AgentCommand(Protocol):
     @property
     def timezone(self) -> str: ...
 
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def temperature(self) -> float | None: ...
+
 
 def _exit(tool: Mapping[str, Any]) -> AgentExit:
     params = tuple(
@@ -139,6 +146,11 @@ def settings_for_step(
         give_up_s=cmd.give_up_ms / 1000 if cmd.give_up_ms is not None else None,
         context=context,
         max_tool_rounds=max_tool_rounds,
+        model_options=(
+            ModelOptions(cmd.model, cmd.temperature)
+            if cmd.model is not None or cmd.temperature is not None
+            else None
+        ),
     )
 
 

@@ -282,6 +282,8 @@ class Agent(Op):
     actions: tuple[Any, ...] = ()
     action_vars: dict[str, Any] | None = None
     timezone: str = "UTC"
+    model: str | None = None
+    temperature: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

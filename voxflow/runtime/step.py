@@ -268,6 +268,8 @@ def _x_agent(m: _Machine, s: ir.AgentStep) -> None:
             actions=s.actions,
             action_vars=_action_vars(m) if s.actions else None,
             timezone=m.flow.config.timezone,
+            model=s.model,
+            temperature=s.temperature,
         )
     )
     m.wait = Wait("op", s, frozenset({c}))

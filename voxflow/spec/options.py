@@ -22,6 +22,7 @@ __all__ = [
     "DYNAMIC_OPTIONS",
     "HEADER_OPTIONS",
     "HTTP_METHODS",
+    "KIND_NUM",
     "KIND_RETRIES",
     "REPEATABLE",
     "RETRYING",
@@ -52,6 +53,7 @@ KIND_DUR, KIND_INT, KIND_STR, KIND_TPL, KIND_VAR, KIND_BOOL, KIND_EXPR, KIND_SYM
     "symbol",
 )
 
+KIND_NUM = "num"  # a number literal (temperature)
 KIND_RETRIES = "retries"  # a whole number, or `unlimited` (input steps only)
 UNLIMITED = "unlimited"
 
@@ -165,6 +167,8 @@ STEP_OPTIONS: dict[str, dict[str, str]] = {
         "voice": KIND_STR,
         "bargein": KIND_SYM,
         "retries": KIND_RETRIES,
+        "model": KIND_STR,
+        "temperature": KIND_NUM,
     },
     "log": {"level": KIND_SYM},
     "http": {

@@ -15,6 +15,7 @@ __all__ = [
     "ChatMessage",
     "LanguageModel",
     "LlmDelta",
+    "ModelOptions",
     "SpeechToText",
     "SttStream",
     "TextToSpeech",
@@ -116,12 +117,25 @@ class LlmDelta:
     done: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """Per-request model settings (an agent step's ``model``/``temperature``); None keeps the
+    provider's own."""
+
+    model: str | None = None
+    temperature: float | None = None
+
+
 @runtime_checkable
 class LanguageModel(Protocol):
     """Streaming chat completion with tool calls."""
 
     def stream_chat(
-        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        options: ModelOptions | None = None,
     ) -> AsyncIterator[LlmDelta]:
         """Yield the reply as it streams; tool calls are yielded once complete."""
         ...
