@@ -130,6 +130,8 @@ class AriLinks:
         self._clients: dict[str, AriRestClient] = {}
         self._grace: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retired: list[AriRestClient] = []
+        self._closing = False
         self.orphans_hung_up = 0
 
     @property
@@ -140,14 +142,19 @@ class AriLinks:
         await self.server.start()
 
     async def close(self) -> None:
+        """Close every link, then the REST clients (idempotent)."""
+        self._closing = True
+        await self.server.close()
         for timer in self._grace.values():
             timer.cancel()
         self._grace.clear()
-        await self.server.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for client in self._clients.values():
+        clients = [*self._clients.values(), *self._retired]
+        self._clients.clear()
+        self._retired.clear()
+        for client in clients:
             await client.close()
 
     def rest_for(self, app_name: str) -> AriRestClient:
@@ -169,7 +176,11 @@ class AriLinks:
     def forget(self, app_name: str) -> None:
         """A per-call app's call is over: drop its client."""
         client = self._clients.pop(app_name, None)
-        if client is not None:
+        if client is None:
+            return
+        if self._closing:
+            self._retired.append(client)  # close() closes it
+        else:
             self._spawn(client.close())
 
     # ------------------------------------------------------------------ links
