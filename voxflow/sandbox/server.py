@@ -95,6 +95,7 @@ class Sandbox:
         self.rest_api = AriRest(self)
         self.outbound = OutboundWebsockets(self)
         self.broadcasts = Broadcasts(self)
+        self.pbx.stasis_elsewhere = self._per_call_stasis
         self.app_sockets: dict[str, EventSocket] = {}
         self.open_sockets: set[EventSocket] = set()
         self.calls: dict[str, SimCall] = {}
@@ -416,6 +417,14 @@ class Sandbox:
         if not self._started:
             raise VoxflowError("the sandbox is not started")
         self.outbound.add(cfg)
+
+    def _per_call_stasis(self, ch: Channel, app: str, args: list[str]) -> bool:
+        """Stasis(app) anywhere in the dialplan, for an app with per-call websockets."""
+        cfg = self.outbound.per_call(app)
+        if cfg is None:
+            return False
+        self.outbound.enter_per_call(cfg, ch, args)
+        return True
 
     def back_to_dialplan(self, ch: Channel, status: str) -> None:
         """Stasis() returned with ``STASISSTATUS=status``; the sandbox's dialplan then hangs up."""

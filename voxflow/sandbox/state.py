@@ -49,6 +49,9 @@ class PbxCore:
         self._pseudo_seq = itertools.count(0)
         self._snoop_seq = itertools.count(0)
         self.on_channel_added: Callable[[], None] | None = None
+        # Stasis(app) for an app served by per-call outbound websockets: the server connects
+        # out and enters Stasis itself (True), or the app is unknown there (False).
+        self.stasis_elsewhere: Callable[[Channel, str, list[str]], bool] | None = None
 
     # --- ids and time ----------------------------------------------------------------------
 
@@ -197,6 +200,9 @@ class PbxCore:
         """Run Stasis(app) on ``ch``; False (and the channel is not touched) if the app
         has no websocket, as Asterisk's "Stasis app doesn't exist"."""
         if not self.app_active(app):
+            hook = self.stasis_elsewhere
+            if hook is not None and hook(ch, app, list(args)):
+                return True  # an outbound per-call websocket is being connected for it
             log.info("Stasis app '%s' doesn't exist", app)
             return False
         ch.app = app

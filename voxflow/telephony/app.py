@@ -506,7 +506,11 @@ class VoxtraApp:
 
     def on_link_lost(self, app_name: str) -> None:
         """Asterisk did not reconnect ``app_name`` in time: its calls are no longer ours."""
-        live = [s for s in self._sessions.values() if s.ari_app == app_name and not s.ended]
+        live = [
+            s
+            for s in self._sessions.values()
+            if s.ari_app == app_name and not s.ended and s._trip is None  # away: comes back
+        ]
         if live:
             log.error("websocket for app %s lost; releasing %d calls", app_name, len(live))
         for session in live:

@@ -201,7 +201,10 @@ async def run_trip(
         except Exception:
             log.exception("closing the media path of %s failed", session.id)
     try:
-        for name, value in {"VOXFLOW_APP": app, **variables}.items():
+        # Back into the app's own name: per call, Stasis(<app>) opens a new websocket for the
+        # return ('<app>:<channel>' exists only while the call's socket does).
+        home = session._app.app_name
+        for name, value in {"VOXFLOW_APP": home, **variables}.items():
             await rest.set_variable(session.id, name, value)
         await rest.subscribe(app, source)  # else a hang-up in the dialplan is never seen
     except AriNotFound:
