@@ -47,6 +47,7 @@ __all__ = [
     "http_action",
     "run_agent",
     "run_round",
+    "summarise",
     "tool_parameters",
 ]
 
@@ -149,7 +150,7 @@ class AgentSettings:
     filler: str | None = None
     filler_after_s: float | None = None
     give_up_s: float | None = None
-    context: Literal["append", "reset"] = "append"
+    context: Literal["append", "reset", "summary"] = "append"
     max_tool_rounds: int = 4
     max_history: int = 60
     model_options: ModelOptions | None = None
@@ -453,9 +454,15 @@ async def run_agent(settings: AgentSettings, io: AgentIO, agent: Agent) -> Agent
     settings' actions are offered next to the agent's own. Never raises for provider failures
     or hang-up (see the outcomes in the module docstring); cancellation propagates.
     """
-    if settings.context == "reset":
+    prompt = settings.system_prompt
+    if settings.context == "summary":
+        summary = await summarise(agent, settings)
         agent.reset()
-    agent.set_system_prompt(settings.system_prompt)
+        if summary:
+            prompt = f"{prompt}\n\nEarlier in this call (a summary): {summary}"
+    elif settings.context == "reset":
+        agent.reset()
+    agent.set_system_prompt(prompt)
     start = len(agent.history)
     outcome = AgentOutcome("error")
     try:
@@ -470,6 +477,38 @@ async def run_agent(settings: AgentSettings, io: AgentIO, agent: Agent) -> Agent
     outcome.transcript = [m for m in agent.history[start:] if m.role in ("user", "assistant")]
     _trim(agent.history, settings.max_history)
     return outcome
+
+
+SUMMARY_PROMPT = (
+    "Summarise this phone conversation for the assistant who takes over: what the caller "
+    "wants, every fact they gave (names, numbers, dates), and what was agreed. At most five "
+    "short sentences, no preamble."
+)
+SUMMARY_TIMEOUT_S = 10.0
+
+
+async def summarise(agent: Agent, settings: AgentSettings) -> str:
+    """An LLM-written summary of the conversation in ``agent.history`` ("" when there was none,
+    or when the model failed or took longer than ``SUMMARY_TIMEOUT_S``: the step then starts
+    afresh, as with ``reset``)."""
+    said = [m for m in agent.history if m.role in ("user", "assistant") and m.content.strip()]
+    if not said:
+        return ""
+    transcript = "\n".join(
+        f"{'caller' if m.role == 'user' else 'assistant'}: {m.content}" for m in said
+    )
+    messages = [ChatMessage("system", SUMMARY_PROMPT), ChatMessage("user", transcript)]
+    parts: list[str] = []
+    try:
+        async with asyncio.timeout(SUMMARY_TIMEOUT_S):
+            async for delta in agent.llm.stream_chat(messages, options=settings.model_options):
+                parts.append(delta.text)
+                if delta.done:
+                    break
+    except (ProviderError, TimeoutError) as exc:
+        log.warning("agent: no summary of the earlier conversation (%s); starting afresh", exc)
+        return ""
+    return "".join(parts).strip()
 
 
 async def _converse(settings: AgentSettings, io: AgentIO, agent: Agent) -> AgentOutcome:

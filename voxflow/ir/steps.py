@@ -417,7 +417,7 @@ class AgentStep(_InputBase):
     filler: Template | None = None
     filler_after_ms: int | None = None
     give_up_ms: int | None = None
-    context: Literal["append", "reset"] = "append"
+    context: Literal["append", "reset", "summary"] = "append"
     transcript_var: str | None = None
     voice: str | None = None
     bargein: BargeIn

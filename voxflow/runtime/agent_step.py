@@ -13,8 +13,9 @@ the command by attribute. Mapping:
   ``cmd.action_vars`` and the model's arguments, see :mod:`voxflow.runtime.agent_actions`) too, over
   one HTTP session per step run, closed when the step ends;
 * ``max_turns``, ``timeout``, ``silence`` (-> ``noinput``), ``filler`` after ``filler_after``,
-  ``give_up`` (-> ``timeout``), ``context`` (``reset`` clears the history on entry), ``voice``
-  and ``bargein`` go straight to the settings and the pipeline;
+  ``give_up`` (-> ``timeout``), ``context`` (``reset`` clears the history on entry,
+  ``summary`` keeps a summary of it), ``voice`` and ``bargein`` go straight to the settings and
+  the pipeline;
 * a retry of the same step right after ``noinput`` continues the conversation: no reset, no
   second greeting;
 * the caller hanging up raises ``CallEndedError`` (the driver's hang-up path); an app without
@@ -130,9 +131,9 @@ def settings_for_step(
 ) -> AgentSettings:
     """The :class:`AgentSettings` of one agent step. ``continuing``: a retry after noinput
     (keep the conversation, skip the greeting)."""
-    context: Literal["append", "reset"] = (
-        "reset" if cmd.context == "reset" and not continuing else "append"
-    )
+    context: Literal["append", "reset", "summary"] = "append"
+    if cmd.context in ("reset", "summary") and not continuing:
+        context = "summary" if cmd.context == "summary" else "reset"
     return AgentSettings(
         system_prompt=cmd.system,
         greeting=None if continuing else (cmd.greeting or None),

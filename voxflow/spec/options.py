@@ -187,7 +187,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "bargein": _BARGEIN,
     "input": ("dtmf", "speech", "both"),
     "direction": ("inbound", "outbound", "any"),
-    "context": ("append", "reset"),
+    "context": ("append", "reset", "summary"),
     "level": ("debug", "info", "warning", "error"),
     "kind": ("sound", "file", "url"),
     "ring": ("all", "hunt"),
