@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from conftest import RawAri, connected
 
 from voxflow.sandbox import Sandbox
@@ -105,3 +106,23 @@ async def test_claim_errors_and_a_claim_for_an_app_with_no_socket(sandbox: Sandb
         assert status == 204  # the claim does not check the app...
         await call.wait_hangup(5.0)
         assert call.experience()[0] == {**call.experience()[0], "STASISSTATUS": "FAILED"}
+
+
+async def test_the_control_api_places_broadcast_calls_and_configures_outbound_sockets(
+    sandbox: Sandbox,
+) -> None:
+    async with three_apps(sandbox) as (b1, _b2, _cap):
+        async with aiohttp.ClientSession(headers=b1.headers) as http:
+            url = f"{sandbox.base_url}/sandbox/broadcast-calls"
+            body = {"to": "200", "timeout": 2, "app_filter": "^capb", "args": ["x"]}
+            async with http.post(url, json=body) as resp:
+                assert resp.status == 201
+                cid = (await resp.json())["id"]
+            offer = await b1.next("CallBroadcast")
+            assert offer["channel"]["id"] == cid and offer["called"] == "200"
+            url = f"{sandbox.base_url}/sandbox/outbound-websockets"
+            async with http.post(url, json={"app": "ows", "uri": "ws://127.0.0.1:9/x"}) as resp:
+                assert resp.status == 204
+            async with http.post(url, json={"uri": "http://nope"}) as resp:
+                assert resp.status == 400  # not a ws:// URI
+    assert sandbox.outbound.per_call("ows") is not None

@@ -17,6 +17,10 @@
                                         "joinempty": true, "leavewhenempty": false}
     POST /sandbox/faults               {"drop_events_socket": "voxflow", "fail_next_requests": 2,
                                         "rtp_loss": 0.05, ...}
+    POST /sandbox/broadcast-calls      {"from", "to", "timeout": 3, "app_filter": "^voxflow-",
+                                        "args": ["sales"], "notify_claimed": true}
+    POST /sandbox/outbound-websockets  {"app": "voxflow", "uri": "ws://127.0.0.1:8765/voxflow",
+                                        "connection_type": "per_call_config", "username", ...}
 
 Same credentials as ARI (Basic or ``api_key``).
 """
@@ -33,6 +37,7 @@ from voxflow.errors import CallEndedError, ConfigError
 
 from .audio import wav_bytes
 from .dialplan import QueueAgent
+from .outbound import OutboundWebsocket
 from .rest import check_auth, unauthorized
 
 if TYPE_CHECKING:
@@ -117,6 +122,33 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
             )
             return web.json_response({"message": reason, **summary(call, full=True)}, status=409)
         return web.json_response(summary(call, full=False), status=201)
+
+    async def broadcast(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        call = await sb.place_broadcast_call(
+            from_=str(body.get("from", "+15551230000")),
+            to=str(body.get("to", "100")),
+            timeout=float(body.get("timeout", 3.0)),
+            app_filter=str(body.get("app_filter", "")),
+            args=[str(a) for a in body.get("args", [])],
+            notify_claimed=bool(body.get("notify_claimed", False)),
+            name=str(body.get("name", "")),
+        )
+        return web.json_response(summary(call, full=False), status=201)
+
+    async def outbound_ws(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        sb.add_outbound_websocket(
+            OutboundWebsocket(
+                str(body.get("app", "voxflow")),
+                str(body["uri"]),
+                str(body.get("username", sb.user)),
+                str(body.get("password", sb.password)),
+                connection_type=str(body.get("connection_type", "per_call_config")),
+                connection_timeout=float(body.get("connection_timeout", 0.5)),
+                reconnect_interval=float(body.get("reconnect_interval", 0.5)),
+                reconnect_attempts=int(body.get("reconnect_attempts", 4)),
+            )
+        )
+        return web.Response(status=204)
 
     async def list_calls(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         return web.json_response([summary(c, full=False) for c in sb.calls.values()])
@@ -222,3 +254,5 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
     r.add_post("/sandbox/outbound", guarded(outbound))
     r.add_post("/sandbox/queues", guarded(queues))
     r.add_post("/sandbox/faults", guarded(faults))
+    r.add_post("/sandbox/broadcast-calls", guarded(broadcast))
+    r.add_post("/sandbox/outbound-websockets", guarded(outbound_ws))
