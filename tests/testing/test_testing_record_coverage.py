@@ -113,3 +113,22 @@ def test_a_retry_that_runs_out_is_not_counted_as_taken(tmp_path: Path) -> None:
     cov = FlowCoverage("rec.flow", flow)
     cov.add(res.hits)
     assert any("noinput--> retry" in m for m in cov.missing()), cov.missing()
+
+
+def test_a_recording_is_transcribed_into_its_variable(tmp_path: Path) -> None:
+    text = (
+        FLOW.replace("flow rec:", "flow rec:\n    retries 1")
+        .replace(
+            'record "msg" into message max 1m silence 3s:',
+            'record "msg" into message max 1m silence 3s:\n        transcribe said',
+        )
+        .replace('say "Thanks."', 'say "You said {{ said }}."')
+    )
+    flow = _flow(tmp_path, text)
+    sf = parse_scenario_text(
+        'flow: rec.flow\nscenarios:\n  - name: s\n    steps: [{say: "call me back tomorrow"}]\n'
+    )
+    res = run_scenario(flow, sf.scenarios[0])
+    assert not res.problems, res.problems
+    assert res.variables["said"] == "call me back tomorrow"
+    assert "You said call me back tomorrow." in res.said

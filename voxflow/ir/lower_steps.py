@@ -193,6 +193,7 @@ def _b_record(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         bargein=b,
         **_retries(o.get("retries", lw.config.max_attempts), lw.config.max_attempts),
         dynamic=tuple(o.dynamic),
+        transcript_var=o.get("transcribe", None),
         on=on,
     )
 

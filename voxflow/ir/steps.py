@@ -262,6 +262,9 @@ class RecordStep(_InputBase):
     bargein: BargeIn
     max_attempts: int = 1
     unlimited: bool = False
+    transcript_var: str | None = None
+    """Where the recording's transcript goes (``transcribe VAR``): the configured STT's text of
+    the finished recording, "" when nothing was recognised."""
     dynamic: tuple[DynamicOption, ...] = ()
 
 

@@ -33,7 +33,13 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, assert_never
 
-from voxflow.errors import AiNotConfiguredError, AriError, CallEndedError
+from voxflow.errors import (
+    AiNotConfiguredError,
+    AriError,
+    CallEndedError,
+    ProviderError,
+    RecordingError,
+)
 from voxflow.ir.models import Flow, queue_outcome
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
@@ -550,7 +556,16 @@ class CallDriver(Generic[P]):
                 webhook_keys=self.state.webhook_keys,
                 data={"name": meta.name, "format": meta.format},
             )
-        return {"name": meta.name, "duration": meta.duration}
+        result: dict[str, Any] = {"name": meta.name, "duration": meta.duration}
+        if cmd.transcribe:
+            try:
+                result["transcript"] = await self.session.transcribe(meta)
+            except (AiNotConfiguredError, RecordingError, ProviderError) as exc:
+                self.log.warning("call %s: cannot transcribe %s: %s", self.state.call.id,
+                                 meta.name, exc or type(exc).__name__)  # fmt: skip
+                result["transcript"] = ""
+            self._say_line("system", f"transcript of {meta.name}: {result['transcript']!r}")
+        return result
 
     async def _agent(self, cmd: ev.Agent) -> Mapping[str, Any]:
         result: Mapping[str, Any]

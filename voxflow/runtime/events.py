@@ -258,6 +258,8 @@ class RecordStop(Op):
     ``name`` and ``duration`` (seconds as Asterisk reports them; 0: nothing was heard)."""
 
     name: str | None = None
+    transcribe: bool = False
+    """Also transcribe the recording (result key ``transcript``)."""
 
 
 @dataclass(frozen=True, slots=True)

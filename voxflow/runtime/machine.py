@@ -797,13 +797,16 @@ class _Machine:
                 return
             if s.var:
                 self.assign(s.var, w.digits)
+            if s.transcript_var and isinstance(result, dict):
+                self.assign(s.transcript_var, str(result.get("transcript") or ""))
             self.outcome(s, "done")
 
     def record_stop(self, w: Wait, *, by_key: bool = False) -> None:
         for c in w.cids:
             self.emit(ev.StopOp(c))
         c = self.cid()
-        self.emit(ev.RecordStop(c, w.digits))
+        step: ir.RecordStep = w.step
+        self.emit(ev.RecordStop(c, w.digits, transcribe=step.transcript_var is not None))
         phase = "stopping_key" if by_key else "stopping"
         self.wait = Wait("record", w.step, frozenset({c}), phase=phase, digits=w.digits)
 

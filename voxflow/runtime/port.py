@@ -204,6 +204,11 @@ class CallPort(Protocol[P]):
         """Stop the recording and hand it to its sink; what the sink got."""
         ...
 
+    async def transcribe(self, recording: RecordingMetadata) -> str:
+        """The configured speech-to-text's text of a finished recording ("" when nothing was
+        recognised); raises AiNotConfiguredError without one."""
+        ...
+
     async def originate(
         self, endpoint: str, *, caller_id: str | None = None, timeout: int = 30
     ) -> P:

@@ -137,6 +137,7 @@ STEP_OPTIONS: dict[str, dict[str, str]] = {
         "terminator": KIND_STR,
         "bargein": KIND_SYM,
         "retries": KIND_RETRIES,
+        "transcribe": KIND_VAR,
     },
     "record_start": {"format": KIND_STR, "max": KIND_DUR, "beep": KIND_BOOL},
     "dial": _DIAL,

@@ -64,6 +64,7 @@ from voxflow.telephony.dtmf import ENDED as _ENDED
 from voxflow.telephony.dtmf import DtmfInbox
 from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
 from voxflow.telephony.state import CallDirection, CallMetadata, CallState, failure_reason
+from voxflow.telephony.transcribe import transcribe_recording
 from voxflow.voice.call import AiProviders, BargeIn, CallVoice, PromptResult, VoiceContext
 from voxflow.voice.chunk import AudioChunk
 
@@ -581,6 +582,13 @@ class CallSession:
         rec = self._recording
         if rec is not None:
             await rec.done.wait()
+
+    async def transcribe(self, recording: RecordingMetadata) -> str:
+        """The app's speech-to-text's text of a finished recording (fetched over ARI); raises
+        AiNotConfiguredError without an STT, RecordingError for a recording it cannot read."""
+        if self._app.stt is None:
+            raise AiNotConfiguredError
+        return await transcribe_recording(recording, self._app.stt)
 
     async def record_stop(self) -> RecordingMetadata:
         """Stop the recording and hand it to the sink (per-call, else the app's) exactly once."""

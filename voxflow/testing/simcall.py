@@ -165,6 +165,7 @@ class _Recording:
     done: asyncio.Event
     heard: float = 0.0
     gen: int = 0  # bumped when the caller speaks: older silence checks are void
+    words: list[str] = field(default_factory=list)  # what the caller said into it
 
 
 class SimLeg:
@@ -265,6 +266,7 @@ class SimCall:
         self._listen: asyncio.Future[str | None] | None = None
         self._rec: _Recording | None = None
         self._recs = 0
+        self._said_into: dict[str, str] = {}  # recording name -> what the caller said into it
 
     # ------------------------------------------------------------------ plumbing
 
@@ -336,6 +338,7 @@ class SimCall:
         rec = self._rec
         if rec is not None:
             rec.heard += seconds
+            rec.words.append(text)
             rec.quiet_from = self.loop.time() + seconds
             rec.gen += 1
             self._arm_silence(rec)
@@ -555,6 +558,7 @@ class SimCall:
             raise RecordingError(f"call {self.id} is not recording")
         self.mocks.failure("record_stop", rec.name)
         self._rec = None
+        self._said_into[rec.name] = " ".join(rec.words)
         started = datetime.fromtimestamp(rec.started, UTC)
         return RecordingMetadata(
             rec.name,
@@ -566,6 +570,14 @@ class SimCall:
             target=f"channel:{self.id}",
             location=f"ari:recording:{rec.name}",  # as a real call without a sink: on the PBX
         )
+
+    async def transcribe(self, recording: RecordingMetadata) -> str:
+        """What the caller said into the recording (the simulator's speech recogniser)."""
+        self.mocks.failure("transcribe", recording.name)
+        await asyncio.sleep(0.5)
+        text = self._said_into.get(recording.name, "")
+        self.log("flow", f"transcribes {recording.name}: {text!r}")
+        return text
 
 
 class SimHttp:
