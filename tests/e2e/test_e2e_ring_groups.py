@@ -157,3 +157,26 @@ async def test_call_screening_another_key_declines_and_the_caller_is_never_joine
     end, _, seen = await _screened(tmp_path, "9")
     assert end == End("completed", "declined")
     assert not any(e["type"] == "bridge" and e["partners"] for e in seen)
+
+
+CARRY = """\
+flow handover:
+    answers "700"
+
+var case_id: string = "C-42"
+
+state start:
+    answer
+    transfer "PJSIP/survey":
+        carry {"case": case_id}
+"""
+
+
+async def test_transfer_carries_call_data_as_channel_variables(tmp_path: Path) -> None:
+    path = tmp_path / "handover.flow"
+    path.write_text(CARRY)
+    async with serving([path]) as env:
+        call = await env.call("700")
+        channel = env.sb.pbx.channels[call.id]
+        assert (await env.result(call)).outcome == "transferred"
+        assert channel.variables.get("VOXFLOW_META_CASE") == "C-42"  # call.metadata.case next

@@ -381,7 +381,7 @@ def _subflow(ad: _Adapter, sf: ast.Subflow) -> MSubflow:
     return sub
 
 
-_TYPED_EXPRS = {"choices": "list", "attributes": "map"}
+_TYPED_EXPRS = {"choices": "list", "carry": "map"}
 _VALUE_KINDS = frozenset({"int", "duration", "string", "bool"})
 
 

@@ -241,7 +241,7 @@ def _b_dial(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: A
 
 
 def _b_transfer(lw: Lowerer, s: Any, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
-    return ir.TransferStep(span=span, endpoint=t)
+    return ir.TransferStep(span=span, endpoint=t, carry=o.get("carry", None))
 
 
 def _b_queue(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
@@ -255,7 +255,7 @@ def _b_queue(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: 
         dynamic=tuple(o.dynamic),
         priority=o.get("priority", None),
         announce_position=o.get("announce_position", False),
-        attributes=o.get("attributes", None),
+        carry=o.get("carry", None),
         on=on,
     )
 

@@ -297,6 +297,8 @@ class TransferStep(_StepBase):
 
     op: Literal["transfer"] = "transfer"
     endpoint: Template
+    carry: Expr | None = None
+    """As :attr:`QueueStep.carry`: call data for the flow or person that takes the call."""
 
 
 class QueueStep(_InputBase):
@@ -312,8 +314,9 @@ class QueueStep(_InputBase):
     """The caller's place ahead of lower priorities (Queue()'s ``QUEUE_PRIO``)."""
     announce_position: bool = False
     """Tell the caller their position while they wait (the queue's position announcements)."""
-    attributes: Expr | None = None
-    """A map for the agent who takes the call (channel variables ``VOXFLOW_ATTR_<KEY>``)."""
+    carry: Expr | None = None
+    """A map of call data set as ``VOXFLOW_META_<KEY>`` channel variables before the call
+    leaves (for the agent's screen and the flow that takes the call next)."""
 
 
 class HoldStep(_StepBase):

@@ -443,6 +443,8 @@ class CallDriver(Generic[P]):
 
     async def _transfer(self, cmd: ev.Transfer) -> None:
         self._say_line("system", f"transfer to {cmd.endpoint}")
+        if cmd.carry:
+            await self.session.set_call_data(cmd.carry)
         self._leaving = True  # the call leaving Stasis now is not the caller hanging up
         try:
             await self.session.transfer_to(cmd.endpoint)
@@ -456,6 +458,8 @@ class CallDriver(Generic[P]):
         self._say_line("system", f"queue {cmd.name}")
         if cmd.announce:
             await self._say(ev.Say(cmd.cid, cmd.announce))
+        if cmd.carry:
+            await self.session.set_call_data(cmd.carry)
         self._leaving = True  # a call leaving for good is not the caller hanging up
         try:
             status = await self.session.transfer_to_queue(

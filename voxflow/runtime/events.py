@@ -211,8 +211,8 @@ class Queue(Op):
     announce: str | None = None
     priority: int | None = None
     announce_position: bool = False
-    attributes: tuple[tuple[str, str], ...] = ()
-    """For the agent: (key, text) pairs, set as ``VOXFLOW_ATTR_<KEY>`` channel variables."""
+    carry: tuple[tuple[str, str], ...] = ()
+    """Call data (key, text) set as ``VOXFLOW_META_<KEY>`` channel variables before leaving."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +220,8 @@ class Transfer(Op):
     """Blind transfer. Result: None."""
 
     endpoint: str = ""
+    carry: tuple[tuple[str, str], ...] = ()
+    """As :attr:`Queue.carry`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,6 +153,11 @@ class CallPort(Protocol[P]):
         """The caller's next utterance, or None when nothing was said within ``timeout``."""
         ...
 
+    async def set_call_data(self, data: Sequence[tuple[str, str]]) -> None:
+        """Set call data on the channel before it leaves (``VOXFLOW_META_<KEY>`` channel
+        variables: what a ``carry`` map hands to the dialplan, the agent and the next flow)."""
+        ...
+
     async def transfer_to(self, number: str) -> None:
         """Blind transfer; returns once the call left, raises (e.g. ``TransferFailedError``)
         when the dialplan sent it back."""

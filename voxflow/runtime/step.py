@@ -17,6 +17,7 @@ documented in :mod:`voxflow.ir.models`; notes on choices made here:
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 from typing import Any
 
@@ -183,19 +184,32 @@ def _x_dial(m: _Machine, s: ir.DialStep) -> None:
 def _x_transfer(m: _Machine, s: ir.TransferStep) -> None:
     c = m.cid()
     endpoint = m.render(s.endpoint)
-    m.emit(ev.Transfer(c, endpoint))
+    m.emit(ev.Transfer(c, endpoint, _carry(m, s.carry)))
     m.wait = Wait("op", s, frozenset({c}), digits=endpoint)
+
+
+_CARRY_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def _carry(m: _Machine, expr: ir.Expr | None) -> tuple[tuple[str, str], ...]:
+    """A step's ``carry`` map as (key, text) pairs (keys: letters, digits, '_')."""
+    if expr is None:
+        return ()
+    value = m.eval(expr)
+    if not isinstance(value, dict):
+        raise FlowRuntimeError(f"carry must be a map, not {value!r}")
+    out = []
+    for k, v in value.items():
+        if not _CARRY_KEY.match(str(k)):
+            raise FlowRuntimeError(f"carry key {k!r}: use letters, digits and '_'")
+        out.append((str(k), "" if v is None else str(v)))
+    return tuple(out)
 
 
 def _x_queue(m: _Machine, s: ir.QueueStep) -> None:
     c = m.cid()
     announce = m.render(s.announce) if s.announce else None
-    attrs: tuple[tuple[str, str], ...] = ()
-    if s.attributes is not None:
-        value = m.eval(s.attributes)
-        if not isinstance(value, dict):
-            raise FlowRuntimeError(f"queue attributes must be a map, not {value!r}")
-        attrs = tuple((str(k), "" if v is None else str(v)) for k, v in value.items())
+    attrs = _carry(m, s.carry)
     m.emit(
         ev.Queue(
             c, m.render(s.name), s.timeout_ms, s.music, announce, s.priority,

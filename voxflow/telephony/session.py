@@ -17,7 +17,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from voxflow.ari.cleanup import Backoff, is_transient, retry_until_done
@@ -50,6 +50,7 @@ from voxflow.errors import (
 )
 from voxflow.telephony.active_recording import ActiveRecording, auto_recording_name
 from voxflow.telephony.dialplan import (
+    METADATA_PREFIX,
     QUEUE_EXTENSION,
     QUEUE_RETURN,
     TRANSFER_RETURN,
@@ -330,6 +331,17 @@ class CallSession:
         )
         if result.kind == "returned":
             raise TransferFailedError(number, result.status)
+
+    async def set_call_data(self, data: Sequence[tuple[str, str]]) -> None:
+        """Set ``VOXFLOW_META_<KEY>`` channel variables (``key`` upper-cased): the next flow
+        reads them as ``call.metadata.<key>`` (see :func:`dialplan_metadata`)."""
+        self._check_live()
+        try:
+            for key, value in data:
+                await self.rest.set_variable(self.id, f"{METADATA_PREFIX}{key.upper()}", value)
+        except AriNotFound:
+            self._gone()
+            raise CallEndedError(f"call {self.id} has ended") from None
 
     async def transfer_to_queue(
         self,

@@ -437,6 +437,11 @@ class SimCall:
             self.log("flow", f"recording {rec.name} stops: the call leaves the app")
             rec.done.set()
 
+    async def set_call_data(self, data: Sequence[tuple[str, str]]) -> None:
+        self._live()
+        if data:
+            self.log("flow", "carries " + ", ".join(f"{k}={v!r}" for k, v in data))
+
     async def transfer_to(self, number: str) -> None:
         """The shipped [voxflow-transfer]: a ``transfer`` mock with ``result: failed`` sends the
         call back with its ``status`` (TransferFailedError, as at run time), so does a target
