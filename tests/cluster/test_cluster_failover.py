@@ -84,10 +84,14 @@ async def test_a_call_resumes_at_its_menu_on_another_worker_after_kill_9(tmp_pat
             assert cp is not None and cp.state == "menu" and cp.variables == {"picked": "early"}
             [entry] = await b.call_entries()
             assert entry.worker != "b" and entry.state == "menu"
+            standby = asyncio.ensure_future(b.hold_app("voxflow"))  # B stands by while A serves
+            await asyncio.sleep(0.3)
+            assert not standby.done()
         finally:
             proc.send_signal(signal.SIGKILL)  # kill -9: no hang-up, the channel stays in Stasis
             await proc.wait()
         assert call.hangup_cause is None
+        await asyncio.wait_for(standby, 10)  # A's hold on the app name expired: B takes over
         async with worker(sb, flow_v2, b) as server:
             await until(lambda: _played(sb, call.id).count("sound:vm-login") == 2, 15, "resumed")
             [entry] = await b.call_entries()

@@ -41,7 +41,10 @@ async def test_workers_register_beat_and_expire(tmp_path: Path) -> None:
                 await asyncio.sleep(0.02)
             assert [w.id for w in await a.workers()] == ["a"]
             await a.begin("call-1", _flow(), "h")
-            await a.beat()
+            for _ in range(200):  # the next heartbeat carries the call count
+                if (await a.workers())[0].calls == 1:
+                    break
+                await asyncio.sleep(0.02)
             assert (await a.workers())[0].calls == 1
         probe = ClusterState(rs.url, worker_id="probe")
         assert await probe.workers() == []  # a left the registry when it closed
@@ -111,3 +114,17 @@ async def test_redis_down_never_raises_and_is_counted(tmp_path: Path) -> None:
         await rs.stop()
         if rs2 is not None:
             await rs2.stop()
+
+
+async def test_one_worker_holds_an_app_name_the_others_stand_by(tmp_path: Path) -> None:
+    async with running_redis(tmp_path) as rs:
+        a = ClusterState(rs.url, worker_id="a", heartbeat=0.05, worker_ttl=0.3)
+        async with a, ClusterState(rs.url, worker_id="b", heartbeat=0.05, worker_ttl=0.3) as b:
+            await a.hold_app("voxflow")
+            waiting = asyncio.ensure_future(b.hold_app("voxflow", poll=0.02))
+            await asyncio.sleep(0.5)  # longer than the TTL: a's heartbeat keeps the hold
+            assert not waiting.done()
+            await a.release_app()  # a stops: b takes over at once
+            await asyncio.wait_for(waiting, 5)
+            assert await b.redis.get("voxflow:app:voxflow") == b"b"
+            await a.hold_app("other")  # another app name is independent

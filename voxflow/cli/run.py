@@ -531,6 +531,8 @@ async def _cluster(
     for fv in registry.versions():
         await cluster.publish(fv.flow)
     click.echo(f"cluster mode: worker {cluster.worker_id}")
+    if settings.ari_mode == "classic":  # one events socket per app name: the others stand by
+        await cluster.hold_app(settings.app)
     return cluster
 
 

@@ -7,7 +7,10 @@ Keys (``prefix`` defaults to ``voxflow:``):
 * ``call:<channel id>``: JSON ``{worker, flow, flow_hash, started, state}``, removed when the
   call ends (``call_ttl`` is the backstop);
 * ``flow:<sha256>``: a compiled flow's JSON (content-addressed, no TTL);
-* ``checkpoint:<channel id>``: the call's :class:`~voxflow.runtime.checkpoint.Checkpoint`.
+* ``checkpoint:<channel id>``: the call's :class:`~voxflow.runtime.checkpoint.Checkpoint`;
+* ``app:<ARI application>``: the worker id holding the classic-mode application name (one
+  socket per name on Asterisk), with the worker TTL: a standby worker waits for it to expire
+  (:meth:`ClusterState.hold_app`).
 
 Redis errors never fail a call: each operation is retried briefly, then skipped; ``errors``
 counts the skipped ones and a warning is logged at most every ``log_every`` seconds.
@@ -36,6 +39,18 @@ __all__ = ["CallEntry", "ClusterState", "WorkerEntry"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _RETRY_DELAYS = (0.05, 0.2)
+_REFRESH = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +84,8 @@ class ClusterState:
         *,
         worker_id: str | None = None,
         prefix: str = "voxflow:",
-        heartbeat: float = 2.0,
-        worker_ttl: float = 6.0,
+        heartbeat: float = 1.0,
+        worker_ttl: float = 3.0,
         call_ttl: float = 6 * 3600.0,
         log_every: float = 10.0,
         clock: Callable[[], float] = time.time,
@@ -86,6 +101,7 @@ class ClusterState:
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0
         )
+        self._refresh = self.redis.register_script(_REFRESH)
         self.errors = 0
         """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
         self.calls: dict[str, CallEntry] = {}
@@ -97,6 +113,8 @@ class ClusterState:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_log = -1e9
         self.draining = False
+        self.app: str | None = None
+        """The ARI application name this worker holds (:meth:`hold_app`)."""
         """Set by :meth:`leave`: the worker takes no new calls and stops beating."""
 
     # ------------------------------------------------------------ lifecycle
@@ -120,12 +138,20 @@ class ClusterState:
         self._tasks = []
         await self._flush()
         await self.leave()
+        await self.release_app()
         await self.redis.aclose()
 
     async def leave(self) -> None:
         """Remove this worker from the registry (draining: no new calls for it)."""
         self.draining = True
         await self._op("leave", lambda: self.redis.delete(self._k("worker", self.worker_id)))
+
+    async def release_app(self) -> None:
+        """Let a standby take the application name (if this worker still holds it)."""
+        if self.app is not None:
+            key, self.app = self._k("app", self.app), None
+            release = self.redis.register_script(_RELEASE)
+            await self._op("release app", lambda: release(keys=[key], args=[self.worker_id]))
 
     # ------------------------------------------------------------ workers
 
@@ -143,6 +169,42 @@ class ClusterState:
         await self._op(
             "heartbeat", lambda: self.redis.set(key, json.dumps(entry), px=_ms(self.worker_ttl))
         )
+        await self._keep_app()
+
+    async def hold_app(self, app: str, *, poll: float | None = None) -> None:
+        """Wait until this worker holds ``app`` (classic mode: Asterisk gives an application
+        name one events socket, so one worker serves it and the others stand by). Returns once
+        no live worker holds it; the heartbeat keeps it. Waits while Redis is unreachable."""
+        key = self._k("app", app)
+        announced = False
+        while True:
+            got = await self._op(
+                "hold app",
+                lambda: self.redis.set(key, self.worker_id, nx=True, px=_ms(self.worker_ttl)),
+            )
+            if got:
+                self.app = app
+                return
+            if not announced:
+                holder = await self._op("app holder", lambda: self.redis.get(key))
+                log.warning(
+                    "standby: app %s is served by worker %s; taking over when it stops",
+                    app,
+                    holder.decode() if isinstance(holder, bytes) else holder,
+                )
+                announced = True
+            await asyncio.sleep(poll if poll is not None else self.heartbeat / 2)
+
+    async def _keep_app(self) -> None:
+        """Refresh the application hold while it is still ours (compare-and-expire)."""
+        if self.app is None:
+            return
+        key, ttl = self._k("app", self.app), _ms(self.worker_ttl)
+        kept = await self._op(
+            "keep app", lambda: self._refresh(keys=[key], args=[self.worker_id, ttl])
+        )
+        if kept == 0:
+            log.warning("app %s is held by another worker now", self.app)
 
     async def workers(self) -> list[WorkerEntry]:
         """The live workers (those whose heartbeat has not expired)."""
