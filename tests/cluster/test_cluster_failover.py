@@ -111,3 +111,51 @@ async def test_a_call_resumes_at_its_menu_on_another_worker_after_kill_9(tmp_pat
         assert await b.call_entries() == [] and await b.checkpoint(call.id) is None
         assert b.errors == 0
         assert not sb.pbx.channels and not sb.pbx.bridges
+
+
+async def test_every_call_mid_menu_resumes_and_ends_once(tmp_path: Path) -> None:
+    flow = tmp_path / "failover.flow"
+    flow.write_text(FLOW)
+    n = 8
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        proc = await _worker_a(sb, flow, rs.url)
+        try:
+            await sb.wait_app("voxflow", 60)
+            calls = [await sb.place_call(from_=f"+1555020{i}", to="100") for i in range(n)]
+            for c in calls:
+                await until(lambda c=c: "sound:vm-login" in _played(sb, c.id), 30, "menus")
+
+            async def all_in_menu() -> bool:
+                entries = await b.call_entries()
+                return len(entries) == n and all(e.state == "menu" for e in entries)
+
+            for _ in range(500):
+                if await all_in_menu():
+                    break
+                await asyncio.sleep(0.02)
+            assert await all_in_menu()
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        await asyncio.wait_for(b.hold_app("voxflow"), 10)
+        async with worker(sb, flow, b) as server:
+            for c in calls:
+                await until(lambda c=c: _played(sb, c.id).count("sound:vm-login") == 2, 15, "all")
+            assert {e.worker for e in await b.call_entries()} == {"b"}
+            for c in calls:
+                await c.press("1")
+            for c in calls:
+                await c.wait_hangup(15)
+            await until(lambda: all(c.id in server.results for c in calls), 10, "all ended")
+            assert {server.results[c.id].outcome for c in calls} == {"completed"}
+            assert server.results.total == n  # each call ended once, on B
+        for c in calls:
+            assert _played(sb, c.id) == [
+                "sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye",
+            ]  # fmt: skip
+        assert await b.call_entries() == [] and b.errors == 0
+        assert not sb.pbx.channels and not sb.pbx.bridges
