@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -97,14 +98,16 @@ async def serving(
     sandbox: dict[str, Any] | None = None,
     app: dict[str, Any] | None = None,
     server: dict[str, Any] | None = None,
-    mode: str = "classic",
-    http: bool = True,
+    mode: str = os.environ.get("VF_E2E_MODE", "classic"),
+    http: bool = os.environ.get("VF_E2E_HTTP", "1") == "1",
 ) -> AsyncIterator[Env]:
     """Serve ``paths`` on a fresh sandbox; at exit every call is over and every task stopped.
 
     ``mode``: ``persistent``/``per_call``: the sandbox connects out to the worker (Asterisk 22's
     outbound websockets), REST goes over those sockets; ``http=False``: the worker has no ARI
-    URL at all (nothing can go over HTTP)."""
+    URL at all (nothing can go over HTTP). Their defaults come from ``VF_E2E_MODE`` and
+    ``VF_E2E_HTTP`` (``0``): ``VF_E2E_MODE=persistent VF_E2E_HTTP=0 pytest tests/e2e`` runs every
+    example flow through Asterisk 22's outbound websockets with REST over the socket only."""
     reg = FlowRegistry()
     reg.load(paths)
     async with Sandbox(port=0, **(sandbox or {})) as sb:
