@@ -16,7 +16,7 @@ def test_redis_url_from_file_env_and_option(tmp_path: Path) -> None:
     toml = tmp_path / "voxflow.toml"
     toml.write_text(
         '[cluster]\nredis_url = "redis://10.0.0.9:6379/0"\nmetrics_port = 9464\n'
-        'metrics_host = "0.0.0.0"\n'
+        'metrics_host = "0.0.0.0"\nfailover_ttl = 1\n'
     )
     s = load_settings(env={}, cwd=tmp_path)
     assert (s.redis_url, s.metrics_port, s.metrics_host) == (
@@ -37,6 +37,8 @@ def test_redis_url_from_file_env_and_option(tmp_path: Path) -> None:
         ({"redis_url": "http://r:6379"}, "--redis: invalid URL 'http://r:6379'"),
         ({"redis_url": "redis://r:99999"}, "invalid port"),
         ({"metrics_port": 70000}, "expected a TCP port"),
+        ({"failover_ttl": 0.1}, "between 0.3 and 60 seconds"),
+        ({"failover_ttl": "soon"}, "expected a number of seconds"),
     ],
 )
 def test_bad_cluster_settings_are_named(values: dict[str, object], message: str) -> None:

@@ -526,7 +526,12 @@ async def _cluster(
         return None
     from voxflow.cluster.state import ClusterState
 
-    cluster = ClusterState(settings.redis_url, worker_id=f"{socket.gethostname()}-{os.getpid()}")
+    cluster = ClusterState(
+        settings.redis_url,
+        worker_id=f"{socket.gethostname()}-{os.getpid()}",
+        heartbeat=settings.failover_ttl / 3,
+        worker_ttl=settings.failover_ttl,
+    )
     await stack.enter_async_context(cluster)
     for fv in registry.versions():
         await cluster.publish(fv.flow)

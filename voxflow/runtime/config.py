@@ -30,6 +30,7 @@
     redis_url = "redis://10.0.0.9:6379/0"  # shared state: workers, calls, flows, checkpoints
     metrics_port = 9464           # Prometheus /metrics, /healthz, /readyz (default: none)
     metrics_host = "127.0.0.1"
+    failover_ttl = 3.0            # seconds: a dead worker's calls move after this (heartbeat: /3)
     [media]                       # where Asterisk sends a call's RTP (externalMedia)
     rtp_host = "127.0.0.1"        # address voxflow binds (0.0.0.0: all interfaces)
     rtp_advertise = "10.0.0.5"    # address Asterisk is told to send to (default: rtp_host)
@@ -98,6 +99,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("cluster", "redis_url"): "redis_url",
     ("cluster", "metrics_port"): "metrics_port",
     ("cluster", "metrics_host"): "metrics_host",
+    ("cluster", "failover_ttl"): "failover_ttl",
 }
 _CLI_NAMES = {
     "call_time": "--time",
@@ -142,6 +144,7 @@ class Settings:
     redis_url: str | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    failover_ttl: float = 3.0
 
     def media_options(self) -> dict[str, str]:
         """The ``VoxtraApp(media_options=...)`` for these settings."""
@@ -188,6 +191,14 @@ def _read_toml(path: Path) -> dict[str, tuple[Any, str]]:
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
     default = getattr(Settings(), name)
+    if name == "failover_ttl":
+        try:
+            ttl = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: expected a number of seconds, got {value!r}") from None
+        if not 0.3 <= ttl <= 60:
+            raise ConfigError(f"{origin}: must be between 0.3 and 60 seconds, got {value!r}")
+        return ttl
     if name in ("grace_period",):
         try:
             v = float(value)
