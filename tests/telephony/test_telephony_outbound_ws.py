@@ -102,6 +102,7 @@ class Worker:
             retry_initial=0.01,
             retry_max=0.05,
             link_grace=1.0,
+            handler_grace=0.2,
         )
         self.served: list[str] = []
         self.hold = hold
