@@ -343,3 +343,15 @@ async def test_a_call_that_ended_while_the_persistent_link_was_down_is_settled()
         await until(lambda: sb.pbx.app_active("voxflow"))  # Asterisk reconnected
         await until(lambda: not w.app.sessions)  # the resync found the channel gone
         assert links.orphans_hung_up == 0
+
+
+async def test_asterisk_with_the_wrong_password_is_refused_and_the_call_fails() -> None:
+    async with sandbox() as sb, workers(1, "per_call") as (w,):
+        cfg = outbound(w.port, "per_call_config")
+        cfg.password = "not-the-secret"
+        sb.add_outbound_websocket(cfg)
+        call = await sb.place_call(to="100", app="voxflow")
+        assert await call.wait_hangup(WAIT) == 16
+        assert call.experience()[0] == {**call.experience()[0], "STASISSTATUS": "FAILED"}
+        assert w.app.links is not None and w.app.links.server.refused == 4  # every try: 401
+        assert w.served == []
