@@ -128,3 +128,40 @@ async def test_one_worker_holds_an_app_name_the_others_stand_by(tmp_path: Path) 
             await asyncio.wait_for(waiting, 5)
             assert await b.redis.get("voxflow:app:voxflow") == b"b"
             await a.hold_app("other")  # another app name is independent
+
+
+async def test_calls_that_ended_while_no_worker_served_them_are_reaped(tmp_path: Path) -> None:
+    flow = _flow()
+    async with running_redis(tmp_path) as rs:
+        dead = ClusterState(rs.url, worker_id="dead", worker_ttl=0.3)  # never beats: dead
+        await dead.hold_app("voxflow")
+        for cid in ("hung-up", "alive", "mine"):
+            await dead.begin(cid, flow, "h")
+        other = ClusterState(rs.url, worker_id="other-node", worker_ttl=0.3)
+        await other.hold_app("other")
+        await other.begin("elsewhere", flow, "h")  # another app's call: not ours to judge
+        await dead.redis.aclose()
+        await other.redis.aclose()
+        async with ClusterState(rs.url, worker_id="b", heartbeat=0.05, worker_ttl=0.3) as b:
+            assert await b.reap(set()) == []  # b serves no app yet
+            await asyncio.wait_for(b.hold_app("voxflow", poll=0.02), 5)
+            await b.begin("mine", flow, "h")  # adopted by b
+            assert await b.reap({"alive"}) == ["hung-up"]
+            left = {e.id: e for e in await b.call_entries()}
+            assert sorted(left) == ["alive", "elsewhere", "mine"]
+            assert left["mine"].worker == "b" and left["elsewhere"].app == "other"
+            assert await b.checkpoint("hung-up") is None
+
+            async def channels() -> set[str]:
+                return {"mine"}
+
+            reaper = asyncio.ensure_future(b.reaping(channels, every=0.02))
+            try:
+                for _ in range(200):
+                    if "alive" not in {e.id for e in await b.call_entries()}:
+                        break
+                    await asyncio.sleep(0.02)
+                assert sorted(e.id for e in await b.call_entries()) == ["elsewhere", "mine"]
+            finally:
+                reaper.cancel()
+                await asyncio.gather(reaper, return_exceptions=True)

@@ -515,7 +515,14 @@ async def _serve(
         )
         if settings.metrics_port is not None:
             await _metrics(settings, server, cluster, stack)
+        if cluster is not None:  # calls that ended while no worker served them leave the registry
+            reaper = asyncio.ensure_future(cluster.reaping(lambda: _channel_ids(app)))
+            stack.callback(reaper.cancel)
         await _serve_until_stopped(settings, registry, server, cluster, app)
+
+
+async def _channel_ids(app: Any) -> set[str]:
+    return {c.id for c in await app.rest.list_channels()}
 
 
 async def _cluster(

@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -73,6 +73,8 @@ class CallEntry:
     flow_hash: str
     started: float
     state: str
+    app: str = ""
+    """The ARI application the call is in (classic mode; "" otherwise)."""
 
 
 class ClusterState:
@@ -232,7 +234,7 @@ class ClusterState:
                 self._failed("read checkpoint", exc)
         entry = CallEntry(
             call_id, self.worker_id, flow.name, cp.flow_hash if cp else fhash, self.clock(),
-            cp.state if cp else "",
+            cp.state if cp else "", self.app or "",
         )  # fmt: skip
         self.calls[call_id] = entry
         await self._put_call(entry)
@@ -279,24 +281,64 @@ class ClusterState:
     async def _flush(self) -> None:
         async with self._write:
             batch, self._dirty = self._dirty, {}
-            if not batch:
-                return
-            pipe = self.redis.pipeline(transaction=False)
+            pairs: list[tuple[str, str]] = []
             for cid, cp in batch.items():
                 try:
-                    text = cp.to_json()
+                    pairs.append((self._k("checkpoint", cid), cp.to_json()))
                 except (TypeError, ValueError) as exc:
                     self._failed("checkpoint (a value JSON cannot hold)", exc)
                     continue
-                pipe.set(self._k("checkpoint", cid), text, px=_ms(self.call_ttl))
                 old = self.calls.get(cid)
                 if old is not None:
-                    entry = CallEntry(
-                        cid, old.worker, old.flow, cp.flow_hash, old.started, cp.state
-                    )
+                    entry = replace(old, flow_hash=cp.flow_hash, state=cp.state)
                     self.calls[cid] = entry
-                    pipe.set(self._k("call", cid), _call_json(entry), px=_ms(self.call_ttl))
-            await self._op("write checkpoints", pipe.execute)
+                    pairs.append((self._k("call", cid), _call_json(entry)))
+            if pairs:
+                await self._op("write checkpoints", lambda: self._set_all(pairs))
+
+    async def _set_all(self, pairs: list[tuple[str, str]]) -> None:
+        """SET every pair (with the call TTL) in one round trip (a new pipeline per attempt)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key, value in pairs:
+            pipe.set(key, value, px=_ms(self.call_ttl))
+        await pipe.execute()
+
+    async def reap(self, live_channels: set[str]) -> list[str]:
+        """Remove the registry entries and checkpoints of calls of this worker's application
+        that ended while no worker served them: their worker is dead and their channel is no
+        longer in ``live_channels`` (the application's channels on Asterisk). Returns their ids."""
+        if self.app is None:
+            return []
+        entries = await self.call_entries()
+        alive = {w.id for w in await self.workers()} | {self.worker_id}
+        gone = [
+            e.id
+            for e in entries
+            if e.app == self.app
+            and e.worker not in alive
+            and e.id not in live_channels
+            and e.id not in self.calls
+        ]
+        if gone:
+            keys = [self._k(kind, cid) for cid in gone for kind in ("checkpoint", "call")]
+            await self._op("reap calls", lambda: self.redis.delete(*keys))
+        if gone:
+            log.warning("registry: %d call(s) ended while no worker served them", len(gone))
+        return gone
+
+    async def reaping(
+        self, live_channels: Callable[[], Awaitable[set[str]]], every: float = 15.0
+    ) -> None:
+        """Run :meth:`reap` every ``every`` seconds with ``live_channels()`` (Asterisk's
+        channels) until cancelled; a failed listing skips that round."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                live = await live_channels()
+            except Exception as exc:  # ARI unreachable: the next round tries again
+                log.debug("registry reap skipped: %s", exc)
+                continue
+            await self.reap(live)
 
     # ------------------------------------------------------------ flows
 
@@ -366,7 +408,4 @@ def _ms(seconds: float) -> int:
 
 
 def _call_json(e: CallEntry) -> str:
-    return json.dumps(
-        {"id": e.id, "worker": e.worker, "flow": e.flow, "flow_hash": e.flow_hash,
-         "started": e.started, "state": e.state}
-    )  # fmt: skip
+    return json.dumps(asdict(e))
