@@ -41,7 +41,7 @@ from voxflow.errors import (
     ConfigError,
 )
 from voxflow.telephony.dialplan import RETURN_TAGS, dialplan_metadata
-from voxflow.telephony.legs import LegBook, current_call
+from voxflow.telephony.legs import LegBook, current_call, set_current_call
 from voxflow.telephony.links import MODES, AriLink, AriLinks
 from voxflow.telephony.orphans import OrphanPolicy, SweepReport, sweep
 from voxflow.telephony.recording import RecordingSink
@@ -362,7 +362,7 @@ class VoxtraApp:
 
         The leg belongs to ``owner`` (default: the call whose handler is running, if any): it is
         hung up when the owner ends, and when this coroutine is cancelled before it answered."""
-        owner = owner if owner is not None else current_call.get()
+        owner = owner if owner is not None else current_call()
         if owner is not None and owner.ended:
             raise CallEndedError(f"call {owner.id} has ended: not dialling {endpoint}")
         if not self._started:
@@ -671,7 +671,7 @@ class VoxtraApp:
             await self.rest.hangup(channel_id)
 
     async def _run_handler(self, session: CallSession, handler: Handler) -> None:
-        current_call.set(session)  # legs it dials belong to it (this task's own context)
+        set_current_call(session)  # legs it dials belong to it (this task's own context)
         try:
             result = handler(session)
             if inspect.isawaitable(result):

@@ -1,7 +1,7 @@
 """Which call each originated leg belongs to, so no leg outlives its call.
 
 A leg dialled from inside a call's handler (``VoxtraApp.originate`` with ``owner=``, or by default
-the call whose handler task is running: :data:`current_call`) belongs to that call. When the
+the call whose handler task is running: :func:`current_call`) belongs to that call. When the
 owner ends, every leg it still has is hung up, whatever the order of events: ringing, answered,
 bridged, or with its ``POST /channels`` still in flight (then :meth:`LegBook.settled` reports the
 owner ended and the originate hangs the new leg up itself).
@@ -10,18 +10,31 @@ owner ended and the originate hangs the new leg up itself).
 from __future__ import annotations
 
 import contextvars
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from voxflow.telephony.session import CallSession
 
-__all__ = ["LegBook", "current_call"]
+__all__ = ["LegBook", "current_call", "set_current_call"]
 
-current_call: contextvars.ContextVar[CallSession | None] = contextvars.ContextVar(
+_current: contextvars.ContextVar[weakref.ref[CallSession] | None] = contextvars.ContextVar(
     "voxflow_current_call", default=None
 )
-"""The call whose handler is running in this task (set by the app for each handler task)."""
+
+
+def set_current_call(session: CallSession) -> None:
+    """Mark ``session`` as the call whose handler runs in this task's context. A weak
+    reference: contexts copied into long-lived callbacks (a pooled connection's) must not keep
+    ended calls alive."""
+    _current.set(weakref.ref(session))
+
+
+def current_call() -> CallSession | None:
+    """The call whose handler is running in this task (or None)."""
+    ref = _current.get()
+    return ref() if ref is not None else None
 
 
 class LegBook:

@@ -410,16 +410,19 @@ class CallSession:
         rest = self.rest
         existing = self._bridge_id or other._bridge_id
         bridge_id = existing or f"vf-br-{uuid.uuid4().hex[:16]}"
-        if existing is None:
-            await rest.create_bridge(type="mixing", bridge_id=bridge_id, name=self._app.app_name)
         joining = [s.id for s in (self, other) if s._bridge_id != bridge_id]
         try:
+            if existing is None:
+                await rest.create_bridge(
+                    type="mixing", bridge_id=bridge_id, name=self._app.app_name
+                )
             if joining:
                 await rest.add_channel(bridge_id, joining)
-        except AriHTTPError as exc:
+        except BaseException as exc:  # failed or cancelled: a bridge we made must not stay
             if existing is None:
-                with contextlib.suppress(AriError):
-                    await rest.destroy_bridge(bridge_id)
+                self._app._spawn(self._destroy_bridge(bridge_id), f"bridge-undo-{bridge_id}")
+            if not isinstance(exc, AriHTTPError):
+                raise
             for s in (self, other):
                 s._check_live()
             raise CallError(f"could not bridge {self.id} with {other.id}: {exc}") from exc
@@ -428,7 +431,18 @@ class CallSession:
             s._shared_bridge = bridge_id
             s._bridge_owner = existing is None
             s._bridge_peer = peer
+        for s in (self, other):
+            if s.ended:  # it ended while joining: its cleanup may have run already
+                s._unshare_bridge()
         return bridge_id
+
+    async def _destroy_bridge(self, bridge_id: str) -> None:
+        backoff = Backoff(self._app.retry_initial, self._app.retry_max)
+        await retry_until_done(
+            lambda: self.rest.destroy_bridge(bridge_id),
+            f"destroy bridge {bridge_id}",
+            backoff=backoff,
+        )
 
     # ------------------------------------------------------------------ audio & DTMF
 

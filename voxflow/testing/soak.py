@@ -1,0 +1,329 @@
+"""A soak run: many concurrent calls on the sandbox under faults, then "is anything left?".
+
+:func:`run_soak` serves a dialling flow and a menu flow with a real ``FlowServer`` on a
+``VoxtraApp`` over the embedded sandbox, and places ``calls`` calls ``concurrency`` at a time:
+callers hang up at random moments (while the dial rings, once bridged, in the menu), the
+events socket is dropped, REST answers bursts of 5xx, some dials are busy. When every call is
+over it checks that nothing is left: the app's registry, its dialled legs and handler tasks,
+the sandbox's channels and bridges. Memory is measured with ``tracemalloc`` between a warm-up
+batch and the end (bytes per 1,000 calls), and as RSS. ``tests/leaks`` runs it short,
+``bench/soak.py`` long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+import resource
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voxflow.runtime.config import Settings
+from voxflow.runtime.registry import FlowRegistry
+from voxflow.runtime.server import FlowServer
+from voxflow.sandbox.caller import SimCall
+from voxflow.sandbox.server import Sandbox
+from voxflow.telephony.app import VoxtraApp
+
+__all__ = ["SOAK_FLOWS", "SoakConfig", "SoakReport", "run_soak"]
+
+SOAK_FLOWS = {
+    "dial": """\
+flow soakdial "dial an operator":
+    answers "100"
+
+state start:
+    answer
+    dial "PJSIP/operator" timeout 5s:
+        on answered -> done
+        on busy, noanswer, failed -> done
+
+state done:
+    hangup "done"
+""",
+    "busy": """\
+flow soakbusy "dial a busy line":
+    answers "101"
+
+state start:
+    answer
+    dial "PJSIP/busy" timeout 5s:
+        on answered -> done
+        on busy, noanswer, failed -> done
+
+state done:
+    hangup "done"
+""",
+    "menu": """\
+flow soakmenu "a menu":
+    answers "200"
+
+state start:
+    answer
+    say "Welcome."
+    menu "Press 1." timeout 1s:
+        1 -> done
+        on noinput, nomatch -> retry
+        on exhausted -> done
+
+state done:
+    hangup "done"
+""",
+}
+
+
+@dataclass
+class SoakConfig:
+    """What to run. Fault periods are in seconds (0: never)."""
+
+    calls: int = 400
+    concurrency: int = 200
+    warmup: int = 200
+    answer_delay: float = 0.2
+    drop_socket_every: float = 1.5
+    fail_5xx_every: float = 0.7
+    fail_burst: int = 3
+    seed: int = 14
+    settle_timeout: float = 60.0
+
+
+@dataclass
+class SoakReport:
+    """What a soak run measured; ``leftovers`` must be empty."""
+
+    calls: int = 0
+    seconds: float = 0.0
+    socket_drops: int = 0
+    fault_bursts: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    leftovers: dict[str, list[str]] = field(default_factory=dict)
+    traced_bytes_per_1000: float = 0.0
+    app_bytes_per_1000: float = 0.0
+    rss_kb_per_1000: float = 0.0
+    rss_start_kb: int = 0
+    rss_end_kb: int = 0
+    live_call_objects: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """The report, for humans."""
+        rate = self.calls / self.seconds if self.seconds else 0.0
+        return [
+            f"calls {self.calls} in {self.seconds:.1f} s ({rate:.0f} calls/s), "
+            f"socket drops {self.socket_drops}, 5xx bursts {self.fault_bursts}",
+            "outcomes " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
+            f"left behind: {self.leftovers or 'nothing'}; per-call objects still alive: "
+            f"{self.live_call_objects or 'none'}",
+            f"memory per 1,000 calls after warm-up: {self.traced_bytes_per_1000 / 1e6:+.3f} MB "
+            f"traced ({self.app_bytes_per_1000 / 1e6:+.3f} MB by the app's own code); RSS "
+            f"{self.rss_start_kb / 1024:.1f} -> {self.rss_end_kb / 1024:.1f} MB "
+            f"({self.rss_kb_per_1000 / 1024:+.2f} MB per 1,000 calls)",
+        ]
+
+
+def _rss_kb() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() // 1024
+    except OSError:  # not Linux: the peak is the best we have
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def leftovers(sb: Sandbox, app: VoxtraApp, server: FlowServer) -> dict[str, list[str]]:
+    """Everything still alive on either side (empty when the run left nothing behind)."""
+    found = {
+        "sessions": sorted(app.sessions),
+        "legs": [str(len(app._legs))] if len(app._legs) else [],
+        "handlers": sorted(app._handler_tasks),
+        "drivers": sorted(server.drivers),
+        "channels": sorted(f"{c.name} {c.state}" for c in sb.pbx.channels.values()),
+        "bridges": sorted(sb.pbx.bridges),
+    }
+    return {k: v for k, v in found.items() if v}
+
+
+async def _faults(sb: Sandbox, cfg: SoakConfig, report: SoakReport, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    next_drop = loop.time() + cfg.drop_socket_every
+    next_5xx = loop.time() + cfg.fail_5xx_every
+    while not stop.is_set():
+        await asyncio.sleep(0.05)
+        now = loop.time()
+        if cfg.drop_socket_every and now >= next_drop:
+            if sb.faults.drop_events_socket("voxflow"):
+                report.socket_drops += 1
+            next_drop = now + cfg.drop_socket_every
+        if cfg.fail_5xx_every and now >= next_5xx:
+            sb.faults.fail_next_requests(cfg.fail_burst, 503)
+            report.fault_bursts += 1
+            next_5xx = now + cfg.fail_5xx_every
+
+
+async def _one_call(sb: Sandbox, rng: random.Random, n: int) -> None:
+    kind = rng.random()
+    to = "100" if kind < 0.6 else "101" if kind < 0.7 else "200"
+    caller = f"+1555{n:07d}"
+    call: SimCall = await sb.place_call(from_=caller, to=to, app="voxflow", wait_app=10)
+    if to != "200":
+        await asyncio.sleep(rng.uniform(0.02, 0.6))  # during the dial, or once bridged
+        await call.hangup()
+        return
+    await asyncio.sleep(rng.uniform(0.05, 0.5))
+    if rng.random() < 0.5:
+        await call.press("1")
+    else:
+        await call.hangup()
+    await call.wait_hangup(30)
+
+
+async def _batch(sb: Sandbox, cfg: SoakConfig, rng: random.Random, start: int, n: int) -> None:
+    sem = asyncio.Semaphore(cfg.concurrency)
+
+    async def guarded(i: int) -> None:
+        async with sem:
+            try:
+                await _one_call(sb, rng, i)
+            except (TimeoutError, Exception) as exc:  # a failed placement is an outcome too
+                if not isinstance(exc, TimeoutError | OSError | RuntimeError):
+                    raise
+
+    await asyncio.gather(*(guarded(start + i) for i in range(n)))
+
+
+async def _settle(sb: Sandbox, app: VoxtraApp, server: FlowServer, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while leftovers(sb, app, server) and loop.time() < deadline:  # noqa: ASYNC110 (polls state)
+        await asyncio.sleep(0.05)
+
+
+async def run_soak(cfg: SoakConfig) -> SoakReport:
+    """Run the soak described by ``cfg``; see the module doc."""
+    report = SoakReport()
+    rng = random.Random(cfg.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, text in SOAK_FLOWS.items():
+            p = Path(tmp) / f"{name}.flow"
+            p.write_text(text)
+            paths.append(p)
+        reg = FlowRegistry()
+        reg.load(paths)
+        async with Sandbox(
+            port=0, answer_delay=cfg.answer_delay, preload_sounds=False, record_heard=False
+        ) as sb:
+            app = VoxtraApp(
+                sb.ari_url, sb.user, sb.password, "voxflow",
+                event_wait=1.0, reconnect_initial=0.05, reconnect_max=0.2, retry_initial=0.05,
+                retry_max=0.5,
+            )  # fmt: skip
+            server = FlowServer(app, reg, Settings(grace_period=5), results_kept=100)
+            stop = asyncio.Event()
+            serving = asyncio.ensure_future(server.serve(stop))
+            await sb.wait_app("voxflow", 30)
+            t0 = time.monotonic()
+            await _batch(sb, cfg, rng, 0, cfg.warmup)
+            await _settle(sb, app, server, cfg.settle_timeout)
+            _forget_finished(sb)
+            gc.collect()
+            tracemalloc.start(10)
+            traced0, rss0 = tracemalloc.get_traced_memory()[0], _rss_kb()
+            snap0 = tracemalloc.take_snapshot()
+            faults_stop = asyncio.Event()
+            faults = asyncio.ensure_future(_faults(sb, cfg, report, faults_stop))
+            await _batch(sb, cfg, rng, cfg.warmup, cfg.calls - cfg.warmup)
+            faults_stop.set()
+            await faults
+            sb.faults.clear()
+            await _settle(sb, app, server, cfg.settle_timeout)
+            _forget_finished(sb)
+            gc.collect()
+            traced1, rss1 = tracemalloc.get_traced_memory()[0], _rss_kb()
+            app_growth = _app_growth(snap0, tracemalloc.take_snapshot())
+            tracemalloc.stop()
+            report.seconds = time.monotonic() - t0
+            report.calls = cfg.calls
+            measured = max(1, cfg.calls - cfg.warmup)
+            report.traced_bytes_per_1000 = (traced1 - traced0) * 1000 / measured
+            report.app_bytes_per_1000 = app_growth * 1000 / measured
+            report.rss_start_kb, report.rss_end_kb = rss0, rss1
+            report.rss_kb_per_1000 = (rss1 - rss0) * 1000 / measured
+            report.leftovers = leftovers(sb, app, server)
+            report.live_call_objects = _live_call_objects()
+            report.outcomes = _outcomes(server)
+            stop.set()
+            await serving
+    return report
+
+
+def _forget_finished(sb: Sandbox) -> None:
+    """The sandbox keeps finished calls (and far ends, and a request log) for inspection: that
+    is the test PBX's memory, not the app's, so it is dropped before each measurement."""
+    for cid, call in list(sb.calls.items()):
+        if call.ended:
+            del sb.calls[cid]
+    sb.outbound_calls.clear()
+    while sb._outbound_q is not None and not sb._outbound_q.empty():
+        sb._outbound_q.get_nowait()
+    sb.rest_api.http_log.clear()
+
+
+_NOT_THE_APP = (
+    "*/voxflow/sandbox/*",  # the test PBX shares the process
+    "*/voxflow/testing/soak.py",  # the callers
+    "*/aiohttp/*",  # connection pools and parser buffers (bounded by the connector limit)
+)
+
+
+def _app_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> int:
+    """Bytes still held that voxflow's own code allocated between the snapshots (not the
+    sandbox, the soak's callers, aiohttp's pools, nor pydantic's bounded JSON string cache)."""
+    filters = [
+        tracemalloc.Filter(True, "*/voxflow/*", all_frames=True),
+        *(tracemalloc.Filter(False, p, all_frames=True) for p in _NOT_THE_APP),
+        tracemalloc.Filter(False, "*/voxflow/ari/models.py", _json_cache_line(), all_frames=True),
+    ]
+    a, b = before.filter_traces(filters), after.filter_traces(filters)
+    return sum(st.size_diff for st in b.compare_to(a, "filename"))
+
+
+def _json_cache_line() -> int:
+    """The line of ``voxflow/ari/models.py`` that runs pydantic's JSON validation (jiter keeps a
+    bounded cache of the strings it decoded: channel ids fill it, then it stops growing)."""
+    import inspect
+
+    from voxflow.ari import models
+
+    lines, start = inspect.getsourcelines(models._validate_json)
+    for i, line in enumerate(lines):
+        if "_VALIDATE_JSON(" in line:
+            return start + i
+    return 0
+
+
+def _live_call_objects() -> dict[str, int]:
+    """Per-call objects the garbage collector still finds (sessions, drivers, call tasks)."""
+    from voxflow.runtime.driver import CallDriver
+    from voxflow.telephony.session import CallSession
+
+    counts = {"CallSession": 0, "CallDriver": 0, "call tasks": 0}
+    for obj in gc.get_objects():
+        if isinstance(obj, CallSession):
+            counts["CallSession"] += 1
+        elif isinstance(obj, CallDriver):
+            counts["CallDriver"] += 1
+        elif isinstance(obj, asyncio.Task) and obj.get_name().startswith("call-"):
+            counts["call tasks"] += 1
+    return {k: v for k, v in counts.items() if v}
+
+
+def _outcomes(server: FlowServer) -> dict[str, int]:
+    out: dict[str, Any] = {}
+    for end in server.results.values():
+        out[end.outcome] = out.get(end.outcome, 0) + 1
+    out["total"] = server.results.total
+    return out
