@@ -10,11 +10,16 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from _cluster_kit import running_redis, until, worker
+from aiohttp import web
 
 from voxflow.cluster import ClusterState
+from voxflow.runtime.config import Settings
 from voxflow.sandbox.server import Sandbox
 
 FLOW = """\
@@ -49,9 +54,13 @@ def _played(sb: Sandbox, cid: str) -> list[str]:
     return [str(e["uri"]) for e in exp if e["type"] == "playback" and e["state"] == "playing"]
 
 
-async def _worker_a(sb: Sandbox, flow: Path, redis_url: str) -> asyncio.subprocess.Process:
+async def _worker_a(
+    sb: Sandbox, flow: Path, redis_url: str, webhook_url: str | None = None
+) -> asyncio.subprocess.Process:
     """``voxflow run --redis`` in its own process (killed with SIGKILL by the test)."""
     env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
+    if webhook_url:
+        env["VOXFLOW_WEBHOOK_URL"] = webhook_url
     return await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
         "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", redis_url, "--no-audio",
@@ -113,6 +122,26 @@ async def test_a_call_resumes_at_its_menu_on_another_worker_after_kill_9(tmp_pat
         assert not sb.pbx.channels and not sb.pbx.bridges
 
 
+@asynccontextmanager
+async def _webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """An HTTP server on 127.0.0.1 collecting the webhooks' JSON bodies."""
+    got: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hooks", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks", got
+    finally:
+        await runner.cleanup()
+
+
 async def test_every_call_mid_menu_resumes_and_ends_once(tmp_path: Path) -> None:
     flow = tmp_path / "failover.flow"
     flow.write_text(FLOW)
@@ -121,8 +150,9 @@ async def test_every_call_mid_menu_resumes_and_ends_once(tmp_path: Path) -> None
         running_redis(tmp_path) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,
         ClusterState(rs.url, worker_id="b") as b,
+        _webhook_receiver() as (hook_url, hooks),
     ):
-        proc = await _worker_a(sb, flow, rs.url)
+        proc = await _worker_a(sb, flow, rs.url, hook_url)
         try:
             await sb.wait_app("voxflow", 60)
             calls = [await sb.place_call(from_=f"+1555020{i}", to="100") for i in range(n)]
@@ -142,7 +172,9 @@ async def test_every_call_mid_menu_resumes_and_ends_once(tmp_path: Path) -> None
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
         await asyncio.wait_for(b.hold_app("voxflow"), 10)
-        async with worker(sb, flow, b) as server:
+        async with worker(
+            sb, flow, b, settings=Settings(grace_period=2, webhook_url=hook_url)
+        ) as server:
             for c in calls:
                 await until(lambda c=c: _played(sb, c.id).count("sound:vm-login") == 2, 15, "all")
             assert {e.worker for e in await b.call_entries()} == {"b"}
@@ -159,3 +191,6 @@ async def test_every_call_mid_menu_resumes_and_ends_once(tmp_path: Path) -> None
             ]  # fmt: skip
         assert await b.call_entries() == [] and b.errors == 0
         assert not sb.pbx.channels and not sb.pbx.bridges
+        for c in calls:  # start and end webhooks once per call across the two workers
+            events = [h["event"] for h in hooks if h["call_id"] == c.id]
+            assert events.count("call.started") == 1 and events.count("call.ended") == 1
