@@ -224,20 +224,28 @@ class ClusterState:
         """Publish ``flow`` (once per process), register the call on this worker; return its
         checkpoint if it has one."""
         await self.publish(flow, fhash)
-        key = self._k("checkpoint", call_id)
-        raw = await self._op("get checkpoint", lambda: self.redis.get(key))
-        cp = None
-        if raw is not None:
-            try:
-                cp = Checkpoint.from_json(raw)
-            except ValueError as exc:
-                self._failed("read checkpoint", exc)
         entry = CallEntry(
-            call_id, self.worker_id, flow.name, cp.flow_hash if cp else fhash, self.clock(),
-            cp.state if cp else "", self.app or "",
-        )  # fmt: skip
+            call_id, self.worker_id, flow.name, fhash, self.clock(), "", self.app or ""
+        )
         self.calls[call_id] = entry
-        await self._put_call(entry)
+
+        async def get_and_register() -> Any:
+            pipe = self.redis.pipeline(transaction=False)  # one round trip for both
+            pipe.get(self._k("checkpoint", call_id))
+            pipe.set(self._k("call", call_id), _call_json(entry), px=_ms(self.call_ttl))
+            return (await pipe.execute())[0]
+
+        raw = await self._op("register call", get_and_register)
+        if raw is None:
+            return None
+        try:
+            cp = Checkpoint.from_json(raw)
+        except ValueError as exc:
+            self._failed("read checkpoint", exc)
+            return None
+        moved = replace(entry, flow_hash=cp.flow_hash, state=cp.state)  # a resumed call
+        self.calls[call_id] = moved
+        await self._put_call(moved)
         return cp
 
     async def end(self, call_id: str, outcome: str) -> bool:
