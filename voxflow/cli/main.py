@@ -89,6 +89,12 @@ def _fmt() -> click.Command:
     return fmt_command
 
 
+def _cluster() -> click.Command:
+    from voxflow.cli.cluster import cluster_command
+
+    return cluster_command
+
+
 def _graph() -> click.Command:
     from voxflow.cli.graph import graph_command
 
@@ -105,6 +111,7 @@ _COMMANDS: dict[str, Callable[[], click.Command]] = {
     "replay": _replay,
     "fmt": _fmt,
     "graph": _graph,
+    "cluster": _cluster,
 }
 """Each command's module is imported when that command runs (or for ``--help``), so
 ``voxflow lint`` does not load the telephony stack that ``voxflow run`` needs."""
