@@ -365,7 +365,11 @@ class ClusterState:
         raw = await self._op("fetch flow", lambda: self.redis.get(self._k("flow", fhash)))
         if raw is None:
             return None
-        flow = Flow.model_validate_json(raw)
+        try:
+            flow = Flow.model_validate_json(raw)
+        except ValueError as exc:  # pydantic's ValidationError: another schema version
+            self._failed(f"fetch flow {fhash[:12]}", exc)
+            return None
         if flow_hash(flow) != fhash:
             self._failed("fetch flow", ValueError(f"flow {fhash[:12]} does not match its hash"))
             return None

@@ -198,8 +198,11 @@ class FlowServer:
             after_step=after_step,
         )
         if cp is not None:
-            driver.state = resume_state(flow, driver.state, cp)
-            log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
+            try:
+                driver.state = resume_state(flow, driver.state, cp)
+                log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
+            except ValueError as exc:  # a checkpoint this version cannot resume: start over
+                log.warning("call %s: %s; starting over", sid, exc)
         running.append(driver)
         self.drivers[str(session.id)] = driver
         self._idle.clear()
