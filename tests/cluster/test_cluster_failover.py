@@ -1,8 +1,8 @@
 """Mid-call failover in the classic mode (issue 20): a worker killed with SIGKILL while a call
 waits in a menu past the first state; another worker with the same app name adopts the call
 and resumes it at that menu, with its variables and on the flow version it started on (the new
-worker serves a newer version: new calls take that one), on the sandbox and a real
-redis-server."""
+worker's file is a newer version: new calls take the cluster's current version until that one
+is released), on the sandbox and a real redis-server."""
 
 from __future__ import annotations
 
@@ -109,7 +109,14 @@ async def test_a_call_resumes_at_its_menu_on_another_worker_after_kill_9(tmp_pat
             await call.wait_hangup(15)
             await until(lambda: call.id in server.results, 10, "the call's end on B")
             assert server.results[call.id].outcome == "completed"
-            new = await sb.place_call(from_="+15550101", to="100")  # a new call: version 2
+            # a new call takes the cluster's current version (A's), not B's local file: a
+            # version reaches the cluster when released (voxflow cluster publish, --watch)
+            new = await sb.place_call(from_="+15550101", to="100")
+            await until(lambda: "sound:vm-login" in _played(sb, new.id), 15, "current menu")
+            await new.press("1")
+            await new.wait_hangup(15)
+            await b.release(server.registry.versions()[0].flow)  # B's version released
+            new = await sb.place_call(from_="+15550102", to="100")
             await until(lambda: "sound:vm-password" in _played(sb, new.id), 15, "v2 menu")
             await new.press("1")
             await new.wait_hangup(15)

@@ -57,7 +57,7 @@ async def test_call_registry_and_checkpoint_move_and_end_once(tmp_path: Path) ->
             ClusterState(rs.url, worker_id="a") as a,
             ClusterState(rs.url, worker_id="b") as b,
         ):
-            assert await a.begin("c1", _flow(), "h1") is None
+            assert await a.begin("c1", _flow(), "h1") == (None, None)
             cp = Checkpoint("h1", "menu", {"name": "Ann", "n": 2}, (("menu", "noinput", 1),),
                             (("f:3:5", 2),), {"k": "v"}, ("k",))  # fmt: skip
             a.save("c1", cp)
@@ -68,7 +68,7 @@ async def test_call_registry_and_checkpoint_move_and_end_once(tmp_path: Path) ->
             assert await a.checkpoint("c1") == cp
             [entry] = await a.call_entries()
             assert (entry.worker, entry.state, entry.flow_hash) == ("a", "menu", "h1")
-            assert await b.begin("c1", _flow(), "h2") == cp  # b adopts the call: it resumes
+            assert await b.begin("c1", _flow(), "h2") == (cp, None)  # b adopts the call: it resumes
             [entry] = await b.call_entries()
             assert (entry.worker, entry.state, entry.flow_hash) == ("b", "menu", "h1")
             assert await b.end("c1", "completed") is True
@@ -84,11 +84,19 @@ async def test_flows_are_content_addressed(tmp_path: Path) -> None:
         fetched = await b.fetch(h)
         assert fetched == flow and flow_hash(fetched) == h
         assert await b.fetch("0" * 64) is None
-        await a.redis.set(
-            f"voxflow:flow:{h}", flow.model_copy(update={"name": "x"}).model_dump_json()
-        )
-        assert await b.fetch(h) is None  # a flow that does not match its hash is refused
-        assert b.errors == 1
+        other = flow.model_copy(update={"name": "x"}).model_dump_json()
+        await a.redis.set(f"voxflow:flow:{h}", other)
+        assert await b.fetch(h) == flow  # fetched once, kept (content-addressed)
+        async with ClusterState(rs.url) as c:
+            assert await c.fetch(h) is None  # a flow that does not match its hash is refused
+            assert c.errors == 1
+        assert await a.release(flow, only_if_new=True) == h
+        assert await b.redis.get("voxflow:current:tiny") == h.encode()
+        v2 = flow.model_copy(update={"title": "version 2"})
+        h2 = await b.release(v2, only_if_new=True)
+        assert await b.redis.get("voxflow:current:tiny") == h.encode()  # not new: kept
+        await b.release(v2)
+        assert await b.redis.get("voxflow:current:tiny") == h2.encode() != h.encode()
 
 
 async def test_redis_down_never_raises_and_is_counted(tmp_path: Path) -> None:
@@ -99,7 +107,7 @@ async def test_redis_down_never_raises_and_is_counted(tmp_path: Path) -> None:
     try:
         await state.begin("c1", _flow(), "h")
         await rs.stop()  # Redis dies mid-call
-        assert await state.begin("c2", _flow(), "h") is None
+        assert await state.begin("c2", _flow(), "h") == (None, None)
         state.save("c1", Checkpoint("h", "menu", {}))
         await asyncio.sleep(0.1)
         assert await state.end("c1", "completed") is False

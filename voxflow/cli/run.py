@@ -467,10 +467,14 @@ async def _close_providers(app: Any) -> None:
                 await aclose()
 
 
-def _reload_printer(registry: FlowRegistry) -> Callable[[FlowRegistry], None]:
+def _reload_printer(
+    registry: FlowRegistry, cluster: ClusterState | None = None
+) -> Callable[[FlowRegistry], None]:
     """An ``on_reload`` callback printing what changed: new versions, and diagnostics of files
-    that no longer compile (their previous version keeps serving)."""
+    that no longer compile (their previous version keeps serving). In cluster mode a new
+    version is released to every worker."""
     shown = {fv.path: fv.version for fv in registry.versions()}
+    releasing: set[asyncio.Future[str]] = set()
     problems: dict[Path, str] = {}
 
     def show(reg: FlowRegistry) -> None:
@@ -484,6 +488,10 @@ def _reload_printer(registry: FlowRegistry) -> Callable[[FlowRegistry], None]:
             if shown.get(fv.path) != fv.version:
                 shown[fv.path] = fv.version
                 click.echo(f"reloaded {fv.path}: flow {fv.flow.name} version {fv.version}")
+                if cluster is not None:
+                    task = asyncio.ensure_future(cluster.release(fv.flow))
+                    releasing.add(task)
+                    task.add_done_callback(releasing.discard)
 
     return show
 
@@ -510,7 +518,7 @@ async def _serve(
             registry,
             settings,
             watch_interval=1.0 if watch else None,
-            on_reload=_reload_printer(registry),
+            on_reload=_reload_printer(registry, cluster),
             store=cluster,
         )
         if settings.metrics_port is not None:
@@ -540,8 +548,8 @@ async def _cluster(
         worker_ttl=settings.failover_ttl,
     )
     await stack.enter_async_context(cluster)
-    for fv in registry.versions():
-        await cluster.publish(fv.flow)
+    for fv in registry.versions():  # the cluster's current versions stay unless there are none
+        await cluster.release(fv.flow, only_if_new=True)
     click.echo(f"cluster mode: worker {cluster.worker_id}")
     if settings.ari_mode == "classic":  # one events socket per app name: the others stand by
         await cluster.hold_app(settings.app)

@@ -7,6 +7,8 @@ Keys (``prefix`` defaults to ``voxflow:``):
 * ``call:<channel id>``: JSON ``{worker, flow, flow_hash, started, state}``, removed when the
   call ends (``call_ttl`` is the backstop);
 * ``flow:<sha256>``: a compiled flow's JSON (content-addressed, no TTL);
+* ``current:<flow name>``: the hash of the version new calls of that flow take, on every worker
+  (:meth:`ClusterState.release`);
 * ``checkpoint:<channel id>``: the call's :class:`~voxflow.runtime.checkpoint.Checkpoint`;
 * ``app:<ARI application>``: the worker id holding the classic-mode application name (one
   socket per name on Asterisk), with the worker TTL: a standby worker waits for it to expire
@@ -109,6 +111,7 @@ class ClusterState:
         self.calls: dict[str, CallEntry] = {}
         self.started = clock()
         self._published: set[str] = set()
+        self._flows: dict[str, Flow] = {}
         self._dirty: dict[str, Checkpoint] = {}
         self._wake = asyncio.Event()
         self._write = asyncio.Lock()
@@ -220,33 +223,38 @@ class ClusterState:
 
     # ------------------------------------------------------------ calls
 
-    async def begin(self, call_id: str, flow: Flow, fhash: str) -> Checkpoint | None:
+    async def begin(
+        self, call_id: str, flow: Flow, fhash: str
+    ) -> tuple[Checkpoint | None, str | None]:
         """Publish ``flow`` (once per process), register the call on this worker; return its
-        checkpoint if it has one."""
+        checkpoint if it has one, and the cluster's current version (hash) of the flow."""
         await self.publish(flow, fhash)
         entry = CallEntry(
             call_id, self.worker_id, flow.name, fhash, self.clock(), "", self.app or ""
         )
         self.calls[call_id] = entry
 
-        async def get_and_register() -> Any:
-            pipe = self.redis.pipeline(transaction=False)  # one round trip for both
+        async def get_and_register() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)  # one round trip for all three
             pipe.get(self._k("checkpoint", call_id))
+            pipe.get(self._k("current", flow.name))
             pipe.set(self._k("call", call_id), _call_json(entry), px=_ms(self.call_ttl))
-            return (await pipe.execute())[0]
+            return list(await pipe.execute())
 
-        raw = await self._op("register call", get_and_register)
+        got = await self._op("register call", get_and_register)
+        raw, current = got[:2] if got else (None, None)
+        current = current.decode() if isinstance(current, bytes) else None
         if raw is None:
-            return None
+            return None, current
         try:
             cp = Checkpoint.from_json(raw)
         except ValueError as exc:
             self._failed("read checkpoint", exc)
-            return None
+            return None, current
         moved = replace(entry, flow_hash=cp.flow_hash, state=cp.state)  # a resumed call
         self.calls[call_id] = moved
         await self._put_call(moved)
-        return cp
+        return cp, current
 
     async def end(self, call_id: str, outcome: str) -> bool:
         """Remove the call's checkpoint and registry entry; True if this worker removed them."""
@@ -358,10 +366,23 @@ class ClusterState:
             done = await self._op("publish flow", lambda: self.redis.set(self._k("flow", h), text))
             if done is not None:
                 self._published.add(h)
+                self._flows[h] = flow
+        return h
+
+    async def release(self, flow: Flow, *, only_if_new: bool = False) -> str:
+        """Publish ``flow`` and make it the cluster's current version of its name: new calls of
+        that flow on every worker take it (calls in progress keep theirs). ``only_if_new``: only
+        when the cluster has no current version yet (a worker starting up)."""
+        h = await self.publish(flow)
+        key = self._k("current", flow.name)
+        await self._op("release flow", lambda: self.redis.set(key, h, nx=only_if_new))
         return h
 
     async def fetch(self, fhash: str) -> Flow | None:
         """The compiled flow stored under ``fhash`` (None: unknown or unreachable)."""
+        cached = self._flows.get(fhash)
+        if cached is not None:
+            return cached
         raw = await self._op("fetch flow", lambda: self.redis.get(self._k("flow", fhash)))
         if raw is None:
             return None
@@ -373,6 +394,7 @@ class ClusterState:
         if flow_hash(flow) != fhash:
             self._failed("fetch flow", ValueError(f"flow {fhash[:12]} does not match its hash"))
             return None
+        self._flows[fhash] = flow  # content-addressed: never stale
         return flow
 
     async def flow(self, fhash: str) -> Flow | None:

@@ -121,10 +121,13 @@ def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
 class CallStore(Protocol):
     """Where a FlowServer keeps its calls' registry entries and checkpoints."""
 
-    async def begin(self, call_id: str, flow: Flow, fhash: str) -> Checkpoint | None:
+    async def begin(
+        self, call_id: str, flow: Flow, fhash: str
+    ) -> tuple[Checkpoint | None, str | None]:
         """A call of ``flow`` (hash ``fhash``) starts on this worker: the flow version is
-        published for the other workers and the call registered; returns the call's checkpoint
-        when it was already running elsewhere (it resumes), else None."""
+        published for the other workers and the call registered. Returns the call's checkpoint
+        when it was already running elsewhere (it resumes), else None; and the hash of the
+        cluster's current version of the flow (None: none released)."""
         ...
 
     async def flow(self, fhash: str) -> Flow | None:

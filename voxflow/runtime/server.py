@@ -127,10 +127,15 @@ class FlowServer:
         return got[1]
 
     async def _begin(self, flow: Flow, sid: str) -> tuple[Flow, str, Checkpoint | None]:
-        """Cluster mode: register the call; a checkpointed call gets its pinned version."""
+        """Cluster mode: register the call; a checkpointed call gets its pinned version, a new
+        call the cluster's current version of the flow."""
         assert self.store is not None
         fhash = self._hash(flow)
-        cp = await self.store.begin(sid, flow, fhash)
+        cp, current = await self.store.begin(sid, flow, fhash)
+        if cp is None and current is not None and current != fhash:
+            released = await self.store.flow(current)
+            if released is not None:
+                return released, current, None
         if cp is None or cp.flow_hash == fhash:
             return flow, fhash, cp
         pinned = await self.store.flow(cp.flow_hash)
