@@ -16,7 +16,8 @@ Measured on the 2-core box (--calls 20 --rounds 2), 0 of 40 calls lost each time
 
 measures the CPU the cluster mode adds per call (registry entry and checkpoint read in one
 pipelined round trip, the checkpoints written by the background writer, the end's DELETE) on a
-5-event call through the interpreter alone: 79 us/call without, 630 us/call with (+551 us).
+5-event call through the interpreter alone: 79-83 us/call without, +551 to +724 us/call with
+(three runs; the box is shared).
 
 The failover time is dominated by the app-name hold's TTL (``[cluster] failover_ttl``, 3 s by
 default): the standby cannot take Asterisk's application name before it expires.

@@ -113,6 +113,14 @@ async def test_redis_down_never_raises_and_is_counted(tmp_path: Path) -> None:
         assert await state.end("c1", "completed") is False
         assert await state.workers() == []
         assert state.errors >= 3
+        attempts = []
+
+        async def refused() -> None:
+            attempts.append(1)
+            raise ConnectionRefusedError("down")
+
+        assert await state._op("probe", refused) is None
+        assert len(attempts) == 1  # Redis known down: no retries (a call never waits for them)
         rs2 = await start_redis(tmp_path / "r2", port=rs.port)  # Redis is back
         errors = state.errors
         await state.beat()

@@ -14,8 +14,9 @@ Keys (``prefix`` defaults to ``voxflow:``):
   socket per name on Asterisk), with the worker TTL: a standby worker waits for it to expire
   (:meth:`ClusterState.hold_app`).
 
-Redis errors never fail a call: each operation is retried briefly, then skipped; ``errors``
-counts the skipped ones and a warning is logged at most every ``log_every`` seconds.
+Redis errors never fail a call: each operation is retried briefly (once only for 2 s after a
+failure), then skipped; ``errors`` counts the skipped ones and a warning is logged at most every
+``log_every`` seconds. Socket timeouts are short (0.5 s; connect 0.25 s): Redis is on the LAN.
 Checkpoints are written by one background task, the latest per call winning.
 """
 
@@ -41,6 +42,7 @@ __all__ = ["CallEntry", "ClusterState", "WorkerEntry"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _RETRY_DELAYS = (0.05, 0.2)
+_DOWN_FOR = 2.0
 _REFRESH = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -103,7 +105,7 @@ class ClusterState:
         self.log_every = log_every
         self.clock = clock
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0
+            url, socket_timeout=0.5, socket_connect_timeout=0.25
         )
         self._refresh = self.redis.register_script(_REFRESH)
         self.errors = 0
@@ -117,6 +119,7 @@ class ClusterState:
         self._write = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_log = -1e9
+        self._down_until = 0.0
         self.draining = False
         self.app: str | None = None
         """The ARI application name this worker holds (:meth:`hold_app`)."""
@@ -418,15 +421,22 @@ class ClusterState:
         return await self._op(f"list {kind}s", scan) or []
 
     async def _op(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
-        """``fn()`` retried briefly on Redis errors; None (counted, logged) when it fails."""
-        for delay in (*_RETRY_DELAYS, None):
+        """``fn()`` retried briefly on Redis errors; None (counted, logged) when it fails.
+        For ``_DOWN_FOR`` seconds after a failure, one attempt only (a call never waits for
+        retries while Redis is known to be down)."""
+        delays = () if time.monotonic() < self._down_until else _RETRY_DELAYS
+        for delay in (*delays, None):
             try:
-                return await fn()
+                result = await fn()
             except (RedisError, OSError) as exc:
                 if delay is None:
+                    self._down_until = time.monotonic() + _DOWN_FOR
                     self._failed(what, exc)
                     return None
                 await asyncio.sleep(delay)
+            else:
+                self._down_until = 0.0
+                return result
         return None  # pragma: no cover - the loop returns
 
     def _failed(self, what: str, exc: Exception) -> None:
