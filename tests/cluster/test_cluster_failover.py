@@ -61,10 +61,13 @@ async def _worker_a(
     env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
     if webhook_url:
         env["VOXFLOW_WEBHOOK_URL"] = webhook_url
+    config = flow.parent / "voxflow.toml"  # its hold on the app name expires 1 s after the kill
+    config.write_text("[cluster]\nfailover_ttl = 1.0\n")
     return await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
         "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", redis_url, "--no-audio",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        "--config", str(config), env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
 
 
