@@ -1,0 +1,72 @@
+"""``voxflow run --redis --metrics-port`` as a process: it registers, holds the app name, serves
+/metrics, /healthz and /readyz; SIGTERM leaves the registry and releases the app name."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+from _cluster_kit import running_redis
+
+from voxflow.cluster import ClusterState
+from voxflow.sandbox.server import Sandbox
+
+FLOW = 'flow tiny "t":\n    answers "100"\n\nstate start:\n    hangup "done"\n'
+
+
+async def _line(stream: asyncio.StreamReader, pattern: str) -> re.Match[str]:
+    """The first line of ``stream`` matching ``pattern`` (fails after 60 s)."""
+    async with asyncio.timeout(60):
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"the worker exited before printing {pattern!r}")
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+
+async def test_a_worker_process_registers_serves_health_and_leaves_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "tiny.flow"
+    flow.write_text(FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        aiohttp.ClientSession() as http,
+    ):
+        probe = ClusterState(rs.url, worker_id="probe")  # reads only: never registers itself
+        env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password, "PYTHONUNBUFFERED": "1"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+            "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", rs.url, "--no-audio",
+            "--metrics-port", "0", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            worker_id = (await _line(proc.stdout, r"cluster mode: worker (\S+)"))[1]
+            base = (await _line(proc.stdout, r"metrics on (http://127\.0\.0\.1:\d+)/metrics"))[1]
+            await sb.wait_app("voxflow", 60)
+            async with http.get(base + "/readyz") as r:
+                assert r.status == 200
+            async with http.get(base + "/metrics") as r:
+                assert "voxflow_active_calls 0.0" in await r.text()
+            assert [w.id for w in await probe.workers()] == [worker_id]
+            assert await probe.redis.get("voxflow:app:voxflow") == worker_id.encode()
+            assert await probe.redis.get("voxflow:current:tiny") is not None  # released
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+            assert await probe.workers() == []
+            assert await probe.redis.get("voxflow:app:voxflow") is None  # a standby may take it
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await probe.redis.aclose()
