@@ -10,6 +10,8 @@ from _leaks_kit import DIAL_FLOW, clean, leftovers, serving_text, until
 from sandbox_rig import open_app_rig
 
 from voxflow.media.transport import PortRange
+from voxflow.sandbox import Sandbox
+from voxflow.telephony.app import VoxtraApp
 from voxflow.telephony.session import CallSession
 
 
@@ -59,3 +61,30 @@ async def test_media_teardown_answered_with_5xx_is_retried() -> None:
         await rig.call(body)
         await rig.result()
         # the rig's exit asserts no channel, bridge, port or pacer stream is left
+
+
+async def test_close_does_not_wait_out_a_teardown_asterisk_keeps_refusing() -> None:
+    async with Sandbox(port=0, preload_sounds=False) as sb:
+        app = VoxtraApp(
+            sb.ari_url, sb.user, sb.password, retry_initial=0.5, retry_max=2.0, handler_grace=0.5
+        )
+        bridged: list[str] = []
+
+        @app.default()
+        async def handler(call: CallSession) -> None:
+            await call.answer()
+            leg = await app.originate("PJSIP/operator", timeout=5, owner=call)
+            bridged.append(await call.bridge_with(leg))
+            await call.wait_ended()
+
+        await app.start()
+        sim = await sb.place_call(to="100")
+        await until(lambda: bool(bridged), 10, "bridged")
+        sb.faults.fail_next_requests(10**6, 503, method="DELETE", path="^/bridges/")
+        await sim.hangup()  # the bridge's teardown now fails for ever (retried ~20 s)
+        await until(lambda: not app.sessions, 10, "calls ended")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.wait_for(app.close(), 15)
+        assert loop.time() - t0 < 5
+        sb.faults.clear()

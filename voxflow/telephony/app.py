@@ -292,8 +292,7 @@ class VoxtraApp:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._drain_tasks()
         await self._events.close()
         if self._links is not None:
             await self._links.close()
@@ -301,6 +300,22 @@ class VoxtraApp:
             await self.prompt_cache.aclose()
         await self.rest.close()
         self._started = False
+
+    async def _drain_tasks(self) -> None:
+        """Let background tasks (teardowns, leg hang-ups retrying a failing Asterisk) finish for
+        up to ``handler_grace`` seconds, then cancel them: closing never hangs."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.handler_grace
+        while self._tasks:
+            left = deadline - loop.time()
+            if left <= 0:
+                stuck = list(self._tasks)
+                log.warning("cancelling %d background tasks still running at close", len(stuck))
+                for task in stuck:
+                    task.cancel()
+                await asyncio.gather(*stuck, return_exceptions=True)
+                return
+            await asyncio.wait(list(self._tasks), timeout=left)
 
     async def __aenter__(self) -> VoxtraApp:
         await self.start()
