@@ -195,6 +195,7 @@ async def test_every_call_mid_menu_resumes_and_ends_once(tmp_path: Path) -> None
             await until(lambda: all(c.id in server.results for c in calls), 10, "all ended")
             assert {server.results[c.id].outcome for c in calls} == {"completed"}
             assert server.results.total == n  # each call ended once, on B
+            assert server.resumed == n
         for c in calls:
             assert _played(sb, c.id) == [
                 "sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye",

@@ -62,6 +62,8 @@ async def test_metrics_count_calls_and_readiness_follows_the_drain(tmp_path: Pat
             await until(lambda: not server.drivers, 10, "call ended")
             _, text = await get("/metrics")
             assert _value(text, 'voxflow_calls_total{outcome="completed"}') == 1
+            assert _value(text, "voxflow_checkpoints_written_total") >= 1
+            assert _value(text, "voxflow_calls_resumed_total") == 0
             assert _value(text, "voxflow_active_calls") == 0
             assert await get("/healthz") == (200, "ok\n")
             assert await get("/readyz") == (200, "ready\n")

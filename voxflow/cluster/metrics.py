@@ -1,7 +1,8 @@
 """A worker's Prometheus metrics and health endpoints (``voxflow run --metrics-port``).
 
 ``GET /metrics``: Prometheus text (``prometheus-client``): ``voxflow_active_calls``,
-``voxflow_calls_total{outcome}``, ``voxflow_redis_errors_total``, ``voxflow_ready``.
+``voxflow_calls_total{outcome}``, ``voxflow_calls_resumed_total``,
+``voxflow_checkpoints_written_total``, ``voxflow_redis_errors_total``, ``voxflow_ready``.
 ``GET /healthz``: liveness (200 while the process serves). ``GET /readyz``: readiness, 200
 while the worker takes new calls, 503 while it drains (a load balancer stops sending calls).
 The values are read from the server when scraped (no bookkeeping on the call path).
@@ -47,6 +48,13 @@ class WorkerCollector(Collector):
         for outcome, n in sorted(self.server.results.by_outcome.items()):
             calls.add_metric([outcome], n)
         yield calls
+        yield CounterMetricFamily(
+            "voxflow_calls_resumed", "Calls resumed from a checkpoint", value=self.server.resumed
+        )
+        written = self.cluster.checkpoints if self.cluster is not None else 0
+        yield CounterMetricFamily(
+            "voxflow_checkpoints_written", "Call checkpoints written to Redis", value=written
+        )
         errors = self.cluster.errors if self.cluster is not None else 0
         yield CounterMetricFamily(
             "voxflow_redis_errors", "Redis operations skipped after their retries", value=errors

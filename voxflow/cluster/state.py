@@ -109,6 +109,8 @@ class ClusterState:
         )
         self._refresh = self.redis.register_script(_REFRESH)
         self.errors = 0
+        self.checkpoints = 0
+        """Checkpoints written (metric ``voxflow_checkpoints_written``)."""
         """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
         self.calls: dict[str, CallEntry] = {}
         self.started = clock()
@@ -120,6 +122,7 @@ class ClusterState:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_log = -1e9
         self._down_until = 0.0
+        self._closing = False
         self.draining = False
         self.app: str | None = None
         """The ARI application name this worker holds (:meth:`hold_app`)."""
@@ -140,9 +143,13 @@ class ClusterState:
 
     async def close(self) -> None:
         """Stop heartbeat and writer (pending checkpoints are written), leave the registry."""
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closing = True
+        self._wake.set()
+        pending = set(self._tasks)
+        while pending:  # redis-py may swallow a cancellation mid-command: the flag ends the loops
+            for t in pending:
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
         self._tasks = []
         await self._flush()
         await self.leave()
@@ -220,9 +227,10 @@ class ClusterState:
         return sorted((WorkerEntry(**d) for d in raw), key=lambda w: w.id)
 
     async def _beating(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.heartbeat)
-            await self.beat()
+            if not self._closing:
+                await self.beat()
 
     # ------------------------------------------------------------ calls
 
@@ -292,7 +300,7 @@ class ClusterState:
         await self._op("register call", lambda: self.redis.set(key, data, px=_ms(self.call_ttl)))
 
     async def _writer(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             await self._flush()
@@ -313,14 +321,17 @@ class ClusterState:
                     self.calls[cid] = entry
                     pairs.append((self._k("call", cid), _call_json(entry)))
             if pairs:
-                await self._op("write checkpoints", lambda: self._set_all(pairs))
+                done = await self._op("write checkpoints", lambda: self._set_all(pairs))
+                if done is not None:
+                    self.checkpoints += len(batch)
 
-    async def _set_all(self, pairs: list[tuple[str, str]]) -> None:
+    async def _set_all(self, pairs: list[tuple[str, str]]) -> bool:
         """SET every pair (with the call TTL) in one round trip (a new pipeline per attempt)."""
         pipe = self.redis.pipeline(transaction=False)
         for key, value in pairs:
             pipe.set(key, value, px=_ms(self.call_ttl))
         await pipe.execute()
+        return True
 
     async def reap(self, live_channels: set[str]) -> list[str]:
         """Remove the registry entries and checkpoints of calls of this worker's application
@@ -349,8 +360,8 @@ class ClusterState:
         self, live_channels: Callable[[], Awaitable[set[str]]], every: float = 15.0
     ) -> None:
         """Run :meth:`reap` every ``every`` seconds with ``live_channels()`` (Asterisk's
-        channels) until cancelled; a failed listing skips that round."""
-        while True:
+        channels) until cancelled or closed; a failed listing skips that round."""
+        while not self._closing:
             await asyncio.sleep(every)
             try:
                 live = await live_channels()

@@ -65,6 +65,7 @@ class FlowServer:
         ``store`` (cluster mode): the calls' registry and checkpoints; a call that has a
         checkpoint there resumes at its checkpointed state on the flow version it started on."""
         self.store = store
+        self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self._hashes: dict[int, tuple[Flow, str]] = {}
         self.app = app
         self.clock = clock  # the calls' wall clock (``voxflow run --time`` shifts it)
@@ -205,6 +206,7 @@ class FlowServer:
         if cp is not None:
             try:
                 driver.state = resume_state(flow, driver.state, cp)
+                self.resumed += 1
                 log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
             except ValueError as exc:  # a checkpoint this version cannot resume: start over
                 log.warning("call %s: %s; starting over", sid, exc)
