@@ -46,6 +46,26 @@ class ActiveRecording:
         self.failed: str | None = None
         self.done = asyncio.Event()
 
+    async def start(
+        self,
+        rest: AriRestClient,
+        *,
+        max_duration: int | None,
+        max_silence: int | None,
+        beep: bool,
+    ) -> None:
+        """Ask Asterisk to record ``target`` (``POST /bridges|channels/{id}/record``)."""
+        kind, _, rid = self.target.partition(":")
+        record = rest.record_bridge if kind == "bridge" else rest.record
+        await record(
+            rid,
+            self.name,
+            format=self.format,
+            max_duration=max_duration,
+            max_silence=max_silence,
+            beep=beep,
+        )
+
     def finished(self, duration: float | None, failed: str | None = None) -> None:
         """Asterisk ended the recording (RecordingFinished, or RecordingFailed with ``failed``)."""
         self.duration = duration

@@ -27,7 +27,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from voxflow.errors import AriError, AriNotFound, CallEndedError
+from voxflow.errors import (
+    AriError,
+    AriHTTPError,
+    AriNotFound,
+    CallEndedError,
+    RecordingError,
+    TransferFailedError,
+)
 
 if TYPE_CHECKING:
     from voxflow.telephony.session import CallSession
@@ -43,8 +50,12 @@ __all__ = [
     "TripResult",
     "dialplan_metadata",
     "leave_for_good",
+    "queue",
     "queue_variables",
     "run_trip",
+    "set_call_data",
+    "stop_media_before_leaving",
+    "transfer",
     "transfer_route",
 ]
 
@@ -171,7 +182,7 @@ async def leave_for_good(
     try:
         for name, value in variables.items():
             await rest.set_variable(session.id, name, value)
-        await session._stop_media_before_leaving()
+        await stop_media_before_leaving(session)
         await rest.continue_in_dialplan(
             session.id, context=context, extension=extension, priority=1
         )
@@ -193,7 +204,7 @@ async def run_trip(
     rest = session.rest  # the call's own link (an outbound websocket's, or the app's)
     app = session.ari_app
     source = f"channel:{session.id}"
-    await session._stop_media_before_leaving()  # else Asterisk queues the continue behind it
+    await stop_media_before_leaving(session)  # else Asterisk queues the continue behind it
     voice, session._voice = session._voice, None  # its bridge does not survive leaving Stasis
     if voice is not None:  # (rebuilt on next use once the call is back)
         try:
@@ -237,3 +248,74 @@ async def run_trip(
         session._gone()
         raise CallEndedError(f"call {session.id} ended in {context}/{extension}")
     return result
+
+
+_REDIRECT_TECHS = frozenset({"PJSIP", "SIP", "IAX2"})
+
+
+async def transfer(session: CallSession, number: str) -> None:
+    """``CallSession.transfer_to``: redirect within the caller's own SIP technology, else a
+    trip through the app's ``transfer_context``; ``TransferFailedError`` when it came back."""
+    extension, variables = transfer_route(number)
+    tech, sep, _ = number.partition("/")
+    if sep and tech.upper() == session.channel.technology.upper() and tech.upper() in (
+        _REDIRECT_TECHS
+    ):
+        try:
+            await stop_media_before_leaving(session)
+            await session.rest.redirect(session.id, number)
+            await session._left_stasis_wait()
+            return
+        except AriNotFound:
+            session._gone()
+            return
+        except AriHTTPError as exc:
+            log.info("redirect of %s refused (%s); using the dialplan", session.id, exc)
+    app = session._app
+    if app.mode == "per_call":  # no way back: see leave_for_good
+        await leave_for_good(session, app.transfer_context, extension, variables)
+        return
+    result = await run_trip(session, TRANSFER_RETURN, app.transfer_context, extension, variables)
+    if result.kind == "returned":
+        raise TransferFailedError(number, result.status)
+
+
+async def queue(session: CallSession, variables: Mapping[str, str]) -> str | None:
+    """``CallSession.transfer_to_queue``: the ``QUEUESTATUS`` the call came back with, or None
+    when it left for good (per-call outbound websockets)."""
+    app = session._app
+    if app.mode == "per_call":
+        await leave_for_good(session, app.queue_context, QUEUE_EXTENSION, variables)
+        return None
+    result = await run_trip(session, QUEUE_RETURN, app.queue_context, QUEUE_EXTENSION, variables)
+    return result.status
+
+
+async def set_call_data(session: CallSession, data: Sequence[tuple[str, str]]) -> None:
+    """``VOXFLOW_META_<KEY>`` channel variables for the next flow (``CallEndedError`` when the
+    channel is gone)."""
+    try:
+        for key, value in data:
+            await session.rest.set_variable(session.id, f"{METADATA_PREFIX}{key.upper()}", value)
+    except AriNotFound:
+        session._gone()
+        raise CallEndedError(f"call {session.id} has ended") from None
+
+
+async def stop_media_before_leaving(session: CallSession) -> None:
+    """Asterisk runs a continue (or redirect) only after a running channel playback or live
+    recording ends (captures continue-outcomes.json, record-leaving-stasis.json): stop them
+    first so the caller is not left waiting. The recording is kept (handed to its sink)."""
+    for pid in list(session._playbacks):
+        try:
+            await session.rest.stop_playback(pid)
+        except AriHTTPError as exc:  # already finished: nothing to stop
+            log.debug("stopping playback %s before leaving: %s", pid, exc)
+    if session._recording is not None:
+        log.info(
+            "call %s leaves the app: recording %r stops here", session.id, session._recording.name
+        )
+        try:
+            session._stopped_on_leaving = await session.record_stop()
+        except RecordingError as exc:
+            log.error("call %s: %s", session.id, exc)

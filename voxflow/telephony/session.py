@@ -43,23 +43,19 @@ from voxflow.errors import (
     AriHTTPError,
     AriNotFound,
     CallEndedError,
-    CallError,
     PlaybackFailedError,
     RecordingError,
-    TransferFailedError,
 )
 from voxflow.telephony.active_recording import ActiveRecording, auto_recording_name
+from voxflow.telephony.bridging import bridge_calls, destroy_bridge
 from voxflow.telephony.dialplan import (
-    METADATA_PREFIX,
-    QUEUE_EXTENSION,
-    QUEUE_RETURN,
-    TRANSFER_RETURN,
     DialplanTrip,
     TripResult,
-    leave_for_good,
+    queue,
     queue_variables,
-    run_trip,
-    transfer_route,
+    set_call_data,
+    stop_media_before_leaving,
+    transfer,
 )
 from voxflow.telephony.dtmf import ENDED as _ENDED
 from voxflow.telephony.dtmf import DtmfInbox
@@ -78,7 +74,6 @@ __all__ = ["CallSession"]
 log = logging.getLogger(__name__)
 
 _DTMF_CHARS = re.compile(r"^[0-9A-Da-d#*,]+$")
-_REDIRECT_TECHS = frozenset({"PJSIP", "SIP", "IAX2"})
 
 HangupCallback = Callable[[], Any]
 
@@ -306,42 +301,13 @@ class CallSession:
         ``TransferFailedError`` when the dialplan sent it back (no route: ``INVALID``; the
         ``Dial()`` failed: its ``DIALSTATUS``), the call is then still ours."""
         self._check_live()
-        extension, variables = transfer_route(number)
-        tech, sep, _ = number.partition("/")
-        if (
-            sep
-            and tech.upper() == self.channel.technology.upper()
-            and tech.upper() in (_REDIRECT_TECHS)
-        ):
-            try:
-                await self._stop_media_before_leaving()
-                await self.rest.redirect(self.id, number)
-                await self._left_stasis_wait()
-                return
-            except AriNotFound:
-                self._gone()
-                return
-            except AriHTTPError as exc:
-                log.info("redirect of %s refused (%s); using the dialplan", self.id, exc)
-        if self._app.mode == "per_call":  # no way back: see leave_for_good
-            await leave_for_good(self, self._app.transfer_context, extension, variables)
-            return
-        result = await run_trip(
-            self, TRANSFER_RETURN, self._app.transfer_context, extension, variables
-        )
-        if result.kind == "returned":
-            raise TransferFailedError(number, result.status)
+        await transfer(self, number)
 
     async def set_call_data(self, data: Sequence[tuple[str, str]]) -> None:
         """Set ``VOXFLOW_META_<KEY>`` channel variables (``key`` upper-cased): the next flow
         reads them as ``call.metadata.<key>`` (see :func:`dialplan_metadata`)."""
         self._check_live()
-        try:
-            for key, value in data:
-                await self.rest.set_variable(self.id, f"{METADATA_PREFIX}{key.upper()}", value)
-        except AriNotFound:
-            self._gone()
-            raise CallEndedError(f"call {self.id} has ended") from None
+        await set_call_data(self, data)
 
     async def transfer_to_queue(
         self,
@@ -359,31 +325,11 @@ class CallSession:
         Raises ``CallEndedError`` when the caller hangs up meanwhile."""
         variables = queue_variables(name, timeout=timeout, music=music, priority=priority)
         self._check_live()
-        if self._app.mode == "per_call":
-            await leave_for_good(self, self._app.queue_context, QUEUE_EXTENSION, variables)
-            return None
-        result = await run_trip(
-            self, QUEUE_RETURN, self._app.queue_context, QUEUE_EXTENSION, variables
-        )
-        return result.status
+        return await queue(self, variables)
 
     async def _stop_media_before_leaving(self) -> None:
-        """Asterisk runs a continue (or redirect) only after a running channel playback or live
-        recording ends (captures continue-outcomes.json, record-leaving-stasis.json): stop them
-        first so the caller is not left waiting. The recording is kept (handed to its sink)."""
-        for pid in list(self._playbacks):
-            try:
-                await self.rest.stop_playback(pid)
-            except AriHTTPError as exc:  # already finished: nothing to stop
-                log.debug("stopping playback %s before leaving: %s", pid, exc)
-        if self._recording is not None:
-            log.info(
-                "call %s leaves the app: recording %r stops here", self.id, self._recording.name
-            )
-            try:
-                self._stopped_on_leaving = await self.record_stop()
-            except RecordingError as exc:
-                log.error("call %s: %s", self.id, exc)
+        """See :func:`voxflow.telephony.dialplan.stop_media_before_leaving`."""
+        await stop_media_before_leaving(self)
 
     async def _left_stasis_wait(self) -> None:
         self._left_stasis = True
@@ -403,46 +349,10 @@ class CallSession:
     async def bridge_with(self, other: CallSession) -> str:
         """Put both calls in one mixing bridge; it is torn down when either leaves. Returns the
         bridge id."""
-        if other is self:
-            raise ValueError("cannot bridge a call with itself")
-        await self.wait_answered()
-        await other.wait_answered()
-        rest = self.rest
-        existing = self._bridge_id or other._bridge_id
-        bridge_id = existing or f"vf-br-{uuid.uuid4().hex[:16]}"
-        joining = [s.id for s in (self, other) if s._bridge_id != bridge_id]
-        try:
-            if existing is None:
-                await rest.create_bridge(
-                    type="mixing", bridge_id=bridge_id, name=self._app.app_name
-                )
-            if joining:
-                await rest.add_channel(bridge_id, joining)
-        except BaseException as exc:  # failed or cancelled: a bridge we made must not stay
-            if existing is None:
-                self._app._spawn(self._destroy_bridge(bridge_id), f"bridge-undo-{bridge_id}")
-            if not isinstance(exc, AriHTTPError):
-                raise
-            for s in (self, other):
-                s._check_live()
-            raise CallError(f"could not bridge {self.id} with {other.id}: {exc}") from exc
-        for s, peer in ((self, other), (other, self)):
-            s._bridge_id = bridge_id
-            s._shared_bridge = bridge_id
-            s._bridge_owner = existing is None
-            s._bridge_peer = peer
-        for s in (self, other):
-            if s.ended:  # it ended while joining: its cleanup may have run already
-                s._unshare_bridge()
-        return bridge_id
+        return await bridge_calls(self, other)
 
     async def _destroy_bridge(self, bridge_id: str) -> None:
-        backoff = Backoff(self._app.retry_initial, self._app.retry_max)
-        await retry_until_done(
-            lambda: self.rest.destroy_bridge(bridge_id),
-            f"destroy bridge {bridge_id}",
-            backoff=backoff,
-        )
+        await destroy_bridge(self, bridge_id)
 
     # ------------------------------------------------------------------ audio & DTMF
 
@@ -573,26 +483,10 @@ class CallSession:
         rec = ActiveRecording(name, format, sink, target)
         self._recording = rec
         self._app.dispatcher.own_recording(name, self.id)
-        rest = self.rest
         try:
-            if bridge:
-                await rest.record_bridge(
-                    bridge,
-                    name,
-                    format=format,
-                    max_duration=max_duration,
-                    max_silence=max_silence,
-                    beep=beep,
-                )
-            else:
-                await rest.record(
-                    self.id,
-                    name,
-                    format=format,
-                    max_duration=max_duration,
-                    max_silence=max_silence,
-                    beep=beep,
-                )
+            await rec.start(
+                self.rest, max_duration=max_duration, max_silence=max_silence, beep=beep
+            )
         except AriHTTPError as exc:
             self._recording = None
             if isinstance(exc, AriNotFound) and not bridge:
