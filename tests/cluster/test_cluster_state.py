@@ -171,13 +171,9 @@ async def test_calls_that_ended_while_no_worker_served_them_are_reaped(tmp_path:
             async def channels() -> set[str]:
                 return {"mine"}
 
-            reaper = asyncio.ensure_future(b.reaping(channels, every=0.02))
-            try:
-                for _ in range(200):
-                    if "alive" not in {e.id for e in await b.call_entries()}:
-                        break
-                    await asyncio.sleep(0.02)
-                assert sorted(e.id for e in await b.call_entries()) == ["elsewhere", "mine"]
-            finally:
-                reaper.cancel()
-                await asyncio.gather(reaper, return_exceptions=True)
+            b.start_reaping(channels, every=0.02)  # stopped by b's close
+            for _ in range(200):
+                if "alive" not in {e.id for e in await b.call_entries()}:
+                    break
+                await asyncio.sleep(0.02)
+            assert sorted(e.id for e in await b.call_entries()) == ["elsewhere", "mine"]

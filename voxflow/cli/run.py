@@ -524,8 +524,7 @@ async def _serve(
         if settings.metrics_port is not None:
             await _metrics(settings, server, cluster, stack)
         if cluster is not None:  # calls that ended while no worker served them leave the registry
-            reaper = asyncio.ensure_future(cluster.reaping(lambda: _channel_ids(app)))
-            stack.callback(reaper.cancel)
+            cluster.start_reaping(lambda: _channel_ids(app))
         await _serve_until_stopped(settings, registry, server, cluster, app)
 
 

@@ -356,11 +356,17 @@ class ClusterState:
             log.warning("registry: %d call(s) ended while no worker served them", len(gone))
         return gone
 
-    async def reaping(
+    def start_reaping(
         self, live_channels: Callable[[], Awaitable[set[str]]], every: float = 15.0
     ) -> None:
         """Run :meth:`reap` every ``every`` seconds with ``live_channels()`` (Asterisk's
-        channels) until cancelled or closed; a failed listing skips that round."""
+        channels) until :meth:`close`."""
+        self._tasks.append(asyncio.ensure_future(self._reaping(live_channels, every)))
+
+    async def _reaping(
+        self, live_channels: Callable[[], Awaitable[set[str]]], every: float
+    ) -> None:
+        """The loop of :meth:`start_reaping`; a failed listing skips that round."""
         while not self._closing:
             await asyncio.sleep(every)
             try:
