@@ -94,3 +94,12 @@ def test_what_each_step_kind_emits_first_is_a_command_the_driver_performs(kind: 
         assert isinstance(cmd, typing.get_args(ev.Command)), cmd
         if isinstance(cmd, ev.Op):
             assert type(cmd) in OP_HANDLERS or isinstance(cmd, _TIMERS), cmd
+
+
+def test_the_grammar_and_the_table_name_the_same_step_keywords() -> None:
+    from voxflow.syntax.parser import step_keywords
+
+    table = {k for kind in STEP_KINDS for k in kind.keywords} - {"elif", "else"}
+    assert set(step_keywords()) == table  # a keyword added to one and not the other fails here
+    result = compile_flow("flow f:\n    answers \"1\"\n\nstate s:\n    sya \"hi\"\n")
+    assert any("did you mean 'say'" in (d.hint or "") for d in result.diagnostics)

@@ -24,6 +24,7 @@ from typing import Any
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.exceptions import LarkError, UnexpectedToken, VisitError
 from lark.indenter import DedentError, Indenter
+from lark.lexer import PatternStr
 
 from voxflow.diagnostics import Diagnostic, Severity
 from voxflow.errors import VoxflowSyntaxError
@@ -81,6 +82,33 @@ def _parser() -> Lark:
     # same dict the LALR parser uses) so each builder method knows the span of its rule.
     install_spans(lark._callbacks, builder)
     return lark
+
+
+@functools.cache
+def step_keywords() -> tuple[str, ...]:
+    """The keywords a step can start with, read from the grammar: the first keyword of every
+    rule ``stmt`` expands to (through ``simple_step``'s ``step_kw``), in grammar order."""
+    lark = _parser()
+    expansions: dict[str, list[list[Any]]] = {}
+    for rule in lark.rules:
+        expansions.setdefault(rule.origin.name, []).append(list(rule.expansion))
+    words: list[str] = []
+
+    def first_keywords(name: str, seen: set[str]) -> None:
+        for expansion in expansions.get(name, []):
+            if not expansion:
+                continue
+            symbol = expansion[0]
+            if symbol.is_term:
+                pattern = lark.get_terminal(symbol.name).pattern
+                if isinstance(pattern, PatternStr) and pattern.value not in words:
+                    words.append(pattern.value)
+            elif symbol.name not in seen:
+                seen.add(symbol.name)
+                first_keywords(symbol.name, seen)
+
+    first_keywords("stmt", {"stmt"})
+    return tuple(words)
 
 
 @functools.cache
@@ -295,7 +323,7 @@ def _error_diagnostic(err: Exception, source: Source) -> Diagnostic:
         elif tok.type == "NUMBER" or (tok.type == "NAME" and _after_number(source, line, col)):
             label = label or "bad duration (write 500ms, 5s, 2m or 1h)"
         elif label is None and tok.type == "NAME" and "SAY" in err.expected:
-            hint = _did_you_mean(str(tok), _STEP_WORDS)
+            hint = _did_you_mean(str(tok), list(step_keywords()))
             return diag(f"unknown step '{tok}'", span, hint or "see docs/language.md for steps")
         elif _line_problem(source, tok, line) is not None:
             label = _line_problem(source, tok, line)
@@ -322,11 +350,6 @@ def _error_diagnostic(err: Exception, source: Source) -> Diagnostic:
 
 
 _BAD_DURATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)([A-Za-z_]+)\b")
-_STEP_WORDS = (
-    "answer hangup say play pause gather menu record record_start record_stop dial bridge "
-    "transfer queue hold unhold send_dtmf agent log http call set if match meta goto retry "
-    "continue return"
-).split()
 
 
 def _did_you_mean(word: str, candidates: list[str]) -> str | None:
