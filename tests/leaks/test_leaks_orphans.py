@@ -50,6 +50,27 @@ async def test_a_stasis_start_lost_before_the_socket_dropped_is_adopted(tmp_path
         await until(lambda: clean(s), 10, "nothing left")
 
 
+async def test_a_lost_call_is_adopted_even_when_the_sweep_after_reconnect_meets_5xx(
+    tmp_path: Path,
+) -> None:
+    # Found by bench/soak.py: the sweep's GET answered 503 once and the lost call stayed in
+    # Stasis, unserved, until the caller gave up.
+    async with serving_text(tmp_path, MENU_FLOW) as s:
+        s.sb.faults.drop_next_events(1)  # the StasisStart goes nowhere
+        call = await s.sb.place_call(from_="+15550100", to="100", app="voxflow")
+        await asyncio.sleep(0.2)
+        assert call.id not in s.app.sessions
+        s.sb.faults.fail_next_requests(3, 503, method="GET", path=r"^/(channels|applications)")
+        connects = s.app.events.connects
+        s.sb.faults.drop_events_socket("voxflow")
+        await until(lambda: s.app.events.connects > connects, 10, "reconnect")
+        await until(lambda: call.id in s.app.sessions, 10, "the lost call adopted")
+        await call.wait_for("answered", 10)
+        await call.press("1")
+        await call.wait_hangup(10)
+        await until(lambda: clean(s), 10, "nothing left")
+
+
 async def _crashed_app_with_calls(sb: Sandbox, flow: Path, n: int) -> list[str]:
     """Run ``voxflow run`` (espeak prompts: media channels and bridges) on ``sb``, place ``n``
     calls into its menu, then kill -9 it. Returns the call ids."""

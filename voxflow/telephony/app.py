@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
+from voxflow.ari.cleanup import Backoff, retry_until_done
 from voxflow.ari.dispatch import Dispatcher
 from voxflow.ari.events import AriEventStream
 from voxflow.ari.models import (
@@ -64,6 +65,7 @@ _INTERNAL_TECHS = frozenset(
 )
 OUTBOUND_ARG = "voxflow-outbound"
 INTERNAL_ARG = "voxflow-internal"
+_SWEEP_RETRY = Backoff(initial=0.1, cap=2.0, attempts=6)  # ~6 s at most, then the next reconnect
 
 
 class VoxtraApp:
@@ -710,17 +712,15 @@ class VoxtraApp:
         if not reconnected:
             self._spawn(self._sweep_logged(), "orphan-sweep")
             return
-        try:
-            await self.resync()
-        except AriError as exc:
-            log.warning("ARI resync after reconnect failed: %s", exc)
+        # 5xx and connection errors are retried (bounded): a sweep given up leaves a call whose
+        # StasisStart was lost in Stasis, unserved, until the next reconnect.
+        await retry_until_done(self.resync, "ARI resync after reconnect", backoff=_SWEEP_RETRY)
         await self._sweep_logged()
 
     async def _sweep_logged(self) -> None:
-        try:
-            await self.sweep_orphans()
-        except AriError as exc:
-            log.warning("sweeping orphaned calls, media and bridges failed: %s", exc)
+        await retry_until_done(
+            self.sweep_orphans, "sweeping orphaned calls, media and bridges", backoff=_SWEEP_RETRY
+        )
 
     async def sweep_orphans(self) -> SweepReport:
         """See :func:`voxflow.telephony.orphans.sweep` (also run at start-up and reconnect)."""
