@@ -19,7 +19,15 @@ from aiohttp import web
 
 from .model import Bridge, Channel, RestError
 from .rest_misc import RestMisc
-from .restutil import Req, check_auth, empty, error_response, json_response, unauthorized
+from .restutil import (
+    Req,
+    check_auth,
+    empty,
+    error_response,
+    json_response,
+    merge_body_params,
+    unauthorized,
+)
 from .rtp import PAYLOAD_TYPES
 
 if TYPE_CHECKING:
@@ -32,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
 _SEG = r"([^/]+)"
+
 
 
 class AriRest(RestMisc):
@@ -106,12 +115,7 @@ class AriRest(RestMisc):
                         body = json.loads(raw)
                     except ValueError:
                         raise RestError(400, "Failed to parse JSON body") from None
-                    if isinstance(body, dict):
-                        for k, v in body.items():
-                            if k != "variables" and not isinstance(v, dict | list):
-                                params.setdefault(k, v)
-                        if isinstance(body.get("variables"), dict):
-                            params["variables"] = body["variables"]
+                    merge_body_params(params, body)
         return params, body
 
     # --- table -----------------------------------------------------------------------------

@@ -12,7 +12,15 @@ from aiohttp import web
 
 from .model import RestError
 
-__all__ = ["Req", "check_auth", "empty", "error_response", "json_response", "unauthorized"]
+__all__ = [
+    "Req",
+    "check_auth",
+    "empty",
+    "error_response",
+    "json_response",
+    "merge_body_params",
+    "unauthorized",
+]
 
 
 class Req:
@@ -87,3 +95,15 @@ def unauthorized() -> web.Response:
     resp = error_response(401, "Authentication required")
     resp.headers["WWW-Authenticate"] = 'Basic realm="Asterisk REST Interface"'
     return resp
+
+
+def merge_body_params(params: dict[str, Any], body: Any) -> None:
+    """As Asterisk does: a JSON object body's scalar fields stand for query parameters the
+    query did not give, and its ``variables`` object is passed whole."""
+    if not isinstance(body, dict):
+        return
+    for k, v in body.items():
+        if k != "variables" and not isinstance(v, dict | list):
+            params.setdefault(k, v)
+    if isinstance(body.get("variables"), dict):
+        params["variables"] = body["variables"]

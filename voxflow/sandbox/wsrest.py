@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from .restutil import merge_body_params
+
 if TYPE_CHECKING:
     from .rest import AriRest
 
@@ -68,12 +70,7 @@ def _params(frame: dict[str, Any], query: str) -> tuple[dict[str, Any], Any]:
     raw = frame.get("message_body")
     if isinstance(raw, str) and raw.strip():
         body = json.loads(raw)
-        if isinstance(body, dict):
-            for k, v in body.items():
-                if k != "variables" and not isinstance(v, dict | list):
-                    params.setdefault(k, v)
-            if isinstance(body.get("variables"), dict):
-                params["variables"] = body["variables"]
+        merge_body_params(params, body)
     return params, body
 
 
