@@ -1,12 +1,12 @@
-"""DTMF key patterns (Asterisk style): matching, early end of the inter-digit wait, checker
-and lowering."""
+"""DTMF key patterns (Asterisk style): matching, early end of the inter-digit wait, and the
+checker of ``answers`` patterns (a menu's patterns through checker, lowering and interpreter:
+tests/testing/test_testing_dtmf_patterns.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from voxflow.compiler import compile_flow
-from voxflow.ir import GatherStep
 from voxflow.spec.dtmf import (
     can_extend,
     example_number,
@@ -52,41 +52,6 @@ def test_pattern_lengths_and_problems() -> None:
     assert pattern_problem("_[1-") == "'[' without ']' in '_[1-'"
     assert pattern_problem("_") == "a pattern needs keys after '_'"
     assert pattern_problem("1E") == "'1E' is not a DTMF key"
-
-
-MENU = """flow t:
-    timeout 5s
-    interdigit 3s
-
-var ext: string
-
-state main:
-    menu "Dial an extension, or 0.":
-        into ext
-        key "_1XX" -> extension
-        0 -> bye
-        on nomatch -> bye
-        on noinput -> bye
-
-state extension:
-    say "Extension {{ ext }}."
-    hangup
-
-state bye:
-    hangup "nothing"
-"""
-
-
-def test_the_checker_reports_a_bad_pattern_and_lowering_bounds_max_digits() -> None:
-    result = compile_flow(MENU, "t.flow")
-    assert result.diagnostics == [] and result.flow is not None
-    step = result.flow.states["main"].steps[0]
-    assert isinstance(step, GatherStep) and step.max_digits == 3
-    bad = compile_flow(MENU.replace("_1XX", "_1XQ"), "t.flow")
-    assert [(d.code, d.span.line) for d in bad.diagnostics] == [("VF406", 10)]
-    open_ended = compile_flow(MENU.replace("_1XX", "_1."), "t.flow").flow
-    assert open_ended is not None
-    assert getattr(open_ended.states["main"].steps[0], "max_digits", 0) is None
 
 
 def test_answers_patterns_are_checked() -> None:

@@ -1,12 +1,13 @@
-"""Menus with DTMF key patterns run by the interpreter (virtual time): the keys pressed are
-stored, and the inter-digit wait ends as soon as no choice can take another key."""
+"""Menus with DTMF key patterns through checker and lowering, then run by the interpreter
+(virtual time): the keys pressed are stored, and the inter-digit wait ends as soon as no choice
+can take another key."""
 
 from __future__ import annotations
 
 import pytest
 
 from voxflow.compiler import compile_flow
-from voxflow.ir import Flow
+from voxflow.ir import Flow, GatherStep
 from voxflow.testing import parse_scenario_text, run_scenario
 from voxflow.testing.sim import SimResult
 
@@ -31,6 +32,18 @@ state extension:
 state bye:
     hangup "nothing"
 """
+
+
+def test_the_checker_reports_a_bad_pattern_and_lowering_bounds_max_digits() -> None:
+    result = compile_flow(MENU, "t.flow")
+    assert result.diagnostics == [] and result.flow is not None
+    step = result.flow.states["main"].steps[0]
+    assert isinstance(step, GatherStep) and step.max_digits == 3
+    bad = compile_flow(MENU.replace("_1XX", "_1XQ"), "t.flow")
+    assert [(d.code, d.span.line) for d in bad.diagnostics] == [("VF406", 10)]
+    open_ended = compile_flow(MENU.replace("_1XX", "_1."), "t.flow").flow
+    assert open_ended is not None
+    assert getattr(open_ended.states["main"].steps[0], "max_digits", 0) is None
 
 
 def _flow() -> Flow:
