@@ -1,11 +1,12 @@
 """One table of step kinds (voxflow.spec.steps) checks every stage: grammar and lowering, the IR
-models, the step function's executors and the driver's operation handlers. A step kind missing
-from any stage fails here, by name."""
+models, the step function's executors, the driver's operation handlers and which kinds an
+``on hangup`` handler runs. A step kind missing from any stage fails here, by name."""
 
 from __future__ import annotations
 
 import textwrap
 import typing
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -16,7 +17,7 @@ from voxflow.runtime import events as ev
 from voxflow.runtime.driver import OP_HANDLERS
 from voxflow.runtime.machine import DISPATCH
 from voxflow.runtime.step import initial_state, step
-from voxflow.spec.steps import STEP_KINDS, StepKind
+from voxflow.spec.steps import HANGUP_SAFE, STEP_KINDS, StepKind
 
 _IR_STEPS: tuple[type[BaseModel], ...] = typing.get_args(typing.get_args(ir.Step)[0])
 _TIMERS = (ev.StartTimer, ev.RecordTimer)  # performed by the driver's loop, not a call op
@@ -101,5 +102,39 @@ def test_the_grammar_and_the_table_name_the_same_step_keywords() -> None:
 
     table = {k for kind in STEP_KINDS for k in kind.keywords} - {"elif", "else"}
     assert set(step_keywords()) == table  # a keyword added to one and not the other fails here
-    result = compile_flow("flow f:\n    answers \"1\"\n\nstate s:\n    sya \"hi\"\n")
+    result = compile_flow('flow f:\n    answers "1"\n\nstate s:\n    sya "hi"\n')
     assert any("did you mean 'say'" in (d.hint or "") for d in result.diagnostics)
+
+
+def _hangup_flow(kind: StepKind) -> str:
+    handler = "on hangup:\n" + textwrap.indent(kind.example, "    ") + '\n    log "handler end"\n'
+    return (
+        'flow kinds:\n    answers "900"\n    retries 2\n\n'
+        'var v: string = "x"\nvar r: map\nvar done: bool\n\n'
+        "subflow ask(q: string) -> (ok: bool):\n    state s:\n        return ok = true\n\n"
+        + handler
+        + '\nstate start:\n    hangup "bye"\n\nstate other:\n    hangup\n'
+    )
+
+
+@pytest.mark.parametrize("kind", [k for k in STEP_KINDS if k.op != "return"], ids=lambda k: k.op)
+def test_an_on_hangup_handler_runs_exactly_the_hangup_safe_step_kinds(
+    kind: StepKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table's ``hangup_safe`` column decides: a safe step's executor runs in the handler,
+    any other step is passed over (``return`` only ends a subflow, never in a handler)."""
+    result = compile_flow(_hangup_flow(kind), "kinds.flow")
+    errors = [d for d in result.diagnostics if d.severity.name == "ERROR"]
+    assert result.flow is not None and not errors, (kind.op, errors)
+    ran: list[str] = []
+    for op, executor in list(DISPATCH.items()):
+
+        def spy(m: Any, s: Any, _op: str = op, _run: Any = executor) -> None:
+            if m.status == "hangup_handler":
+                ran.append(_op)
+            _run(m, s)
+
+        monkeypatch.setitem(DISPATCH, op, spy)
+    step(result.flow, initial_state(result.flow, ev.CallInfo("c")), ev.Start())
+    assert (kind.op in ran) is kind.hangup_safe, (kind.op, ran)
+    assert HANGUP_SAFE == {k.op for k in STEP_KINDS if k.hangup_safe}

@@ -35,6 +35,7 @@ from voxflow.runtime.runstate import (
 from voxflow.runtime.templating import default_renderer
 from voxflow.spec.dtmf import can_extend
 from voxflow.spec.semantics import SUCCESS
+from voxflow.spec.steps import HANGUP_SAFE
 
 __all__ = ["DISPATCH", "SPEECH_GUARD_MS", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
 
@@ -44,7 +45,6 @@ SPEECH_GUARD_MS = 20_000
 never answers (looping audio, a stalled STT) cannot hold the call (issue 14)."""
 
 _TYPEAHEAD_MAX = 32
-_HANGUP_SAFE = frozenset({"set", "meta", "log", "http", "if", "switch"})
 _HANDLER_KINDS = ("handler", "error", "command")
 
 
@@ -482,7 +482,7 @@ class _Machine:
             return
         s = cur.block[cur.index]
         in_outcome = s.op == "continue" and cur.kind in _HANDLER_KINDS
-        if self.status == "hangup_handler" and s.op not in _HANGUP_SAFE and not in_outcome:
+        if self.status == "hangup_handler" and s.op not in HANGUP_SAFE and not in_outcome:
             # a ``continue`` ending an outcome handler inside it (an http step's implied
             # ``on ok``) goes on with the hang-up handler's next step; any other transition ends
             if s.op in ir.TRANSITION_OPS:

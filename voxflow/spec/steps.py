@@ -6,6 +6,9 @@ models), the step function must have an executor for the ``op``, and every call 
 step function emits must have a handler in the driver (``voxflow.runtime.driver.OP_HANDLERS``).
 Adding a step kind starts here: the test then names every stage still missing it.
 
+``hangup_safe`` says whether the step runs in an ``on hangup`` handler (the step function reads
+``HANGUP_SAFE``; the test runs each kind in one and sees which executors ran).
+
 ``example`` is the step as written inside a state of the test's flow, which declares ``var v:
 string = "x"``, ``var r: map``, a state ``other`` and a subflow ``ask(q: string) -> (ok: bool)``.
 """
@@ -14,16 +17,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["STEP_KINDS", "StepKind"]
+__all__ = ["HANGUP_SAFE", "STEP_KINDS", "StepKind"]
 
 
 @dataclass(frozen=True, slots=True)
 class StepKind:
-    """One kind of step: its IR ``op``, the keywords that write it, an example."""
+    """One kind of step: its IR ``op``, the keywords that write it, an example, and whether it
+    runs inside an ``on hangup`` handler (``hangup_safe``: the call is gone, so only steps that
+    need no call run there; the step function passes over the others)."""
 
     op: str
     keywords: tuple[str, ...]
     example: str
+    hangup_safe: bool = False
 
 
 STEP_KINDS: tuple[StepKind, ...] = (
@@ -37,9 +43,9 @@ STEP_KINDS: tuple[StepKind, ...] = (
         'menu "Press 1.":\n    1 -> other\n    on noinput, nomatch -> retry\n'
         "    on exhausted -> other",
     ),
-    StepKind("set", ("set",), 'set v = "x"'),
-    StepKind("if", ("if", "elif", "else"), 'if v == "x":\n    goto other'),
-    StepKind("switch", ("match",), 'match v:\n    case "x" -> other'),
+    StepKind("set", ("set",), 'set v = "x"', hangup_safe=True),
+    StepKind("if", ("if", "elif", "else"), 'if v == "x":\n    goto other', hangup_safe=True),
+    StepKind("switch", ("match",), 'match v:\n    case "x" -> other', hangup_safe=True),
     StepKind("record_start", ("record_start",), 'record_start "rec-{{ call.id }}"'),
     StepKind("record_stop", ("record_stop",), 'record_stop "rec-{{ call.id }}"'),
     StepKind(
@@ -61,6 +67,7 @@ STEP_KINDS: tuple[StepKind, ...] = (
         "http",
         ("http",),
         'http get "https://api.example.test/x" into r:\n    on error, timeout -> other',
+        hangup_safe=True,
     ),
     StepKind(
         "agent",
@@ -69,8 +76,8 @@ STEP_KINDS: tuple[StepKind, ...] = (
         "    on max_turns, timeout, noinput, exhausted, error -> other",
     ),
     StepKind("call", ("call",), 'call ask(q = "Sure?") returns (ok as done)'),
-    StepKind("log", ("log",), 'log "here"'),
-    StepKind("meta", ("meta",), 'meta k = "x"'),
+    StepKind("log", ("log",), 'log "here"', hangup_safe=True),
+    StepKind("meta", ("meta",), 'meta k = "x"', hangup_safe=True),
     StepKind("goto", ("goto",), "goto other"),
     StepKind(
         "retry",
@@ -87,3 +94,6 @@ STEP_KINDS: tuple[StepKind, ...] = (
     StepKind("return", ("return",), "return ok = true"),
 )
 """Every step kind, in the order the language reference lists them."""
+
+HANGUP_SAFE: frozenset[str] = frozenset(k.op for k in STEP_KINDS if k.hangup_safe)
+"""The ops an ``on hangup`` handler runs (the table's ``hangup_safe`` column)."""
