@@ -177,3 +177,23 @@ async def test_calls_that_ended_while_no_worker_served_them_are_reaped(tmp_path:
                     break
                 await asyncio.sleep(0.02)
             assert sorted(e.id for e in await b.call_entries()) == ["elsewhere", "mine"]
+
+
+async def test_two_workers_racing_to_end_the_same_calls_end_each_once(tmp_path: Path) -> None:
+    async with running_redis(tmp_path) as rs:
+        async with (
+            ClusterState(rs.url, worker_id="a") as a,
+            ClusterState(rs.url, worker_id="b") as b,
+        ):
+            ids = [f"race-{i}" for i in range(50)]
+            got = await asyncio.gather(*(w.claim_end(c) for c in ids for w in (a, b)))
+            for i in range(len(ids)):  # exactly one of the two won each call
+                assert got[2 * i] != got[2 * i + 1]
+            won_by_a = [c for c, g in zip(ids, got[::2], strict=True) if g]
+            for c in ids:  # the winner's claim holds for it, the loser stays refused
+                assert await a.claim_end(c) is (c in won_by_a)
+                assert await b.claim_end(c) is (c not in won_by_a)
+        await rs.stop()
+        down = ClusterState(rs.url, worker_id="c")
+        assert await down.claim_end("race-0")  # no Redis: the end is not lost
+        await down.redis.aclose()

@@ -94,3 +94,63 @@ def test_a_checkpoint_of_a_state_the_flow_lacks_is_refused() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad} parsed as a checkpoint")
+
+
+KEYED = """\
+flow keyed "repeats its side effects with the same keys":
+    answers "100"
+
+state start:
+    answer
+    http post "http://127.0.0.1:9/first" into r:
+        on ok, error, timeout -> menu
+
+state menu:
+    http post "http://127.0.0.1:9/a" into r:
+        on ok, error, timeout:
+            continue
+    http post "http://127.0.0.1:9/b" into r:
+        on ok, error, timeout:
+            continue
+    menu "Press 1." timeout 60s:
+        1 -> menu
+        on noinput, nomatch -> done
+
+state done:
+    hangup "done"
+"""
+
+
+def _keys(cmds: list[ev.Command]) -> list[str]:
+    """The idempotency keys of the HTTP steps and the state.entered webhooks, in order."""
+    out = []
+    for c in cmds:
+        if isinstance(c, ev.Http):
+            out.append(f"http {c.url} {c.key}")
+        elif isinstance(c, ev.Notify) and c.kind == "state.entered":
+            out.append(f"entered {c.data['state']} {c.key}")
+    return out
+
+
+def test_a_resumed_state_repeats_its_http_steps_and_webhook_with_the_same_keys() -> None:
+    flow = compile_flow(KEYED, "keyed.flow").flow
+    assert flow is not None
+    state, first = _until_menu_waits(flow, initial_state(flow, CALL))
+    assert _keys(first) == [
+        "entered start ch-1:1:state.entered",
+        "http http://127.0.0.1:9/first ch-1:1:1",
+        "entered menu ch-1:2:state.entered",
+        "http http://127.0.0.1:9/a ch-1:2:1",
+        "http http://127.0.0.1:9/b ch-1:2:2",
+    ]
+    cp = checkpoint_of(state, flow_hash(flow))
+    assert cp is not None and cp.entry == 2
+    cp = Checkpoint.from_json(cp.to_json())
+    resumed, again = _until_menu_waits(flow, resume_state(flow, initial_state(flow, CALL), cp))
+    assert _keys(again) == _keys(first)[2:]  # the same keys: receivers drop the repeats
+    # the next entry of the same state is a new one: new keys
+    _, after = step(flow, resumed, ev.Dtmf("1"))
+    assert _keys(after)[:2] == [
+        "entered menu ch-1:3:state.entered",
+        "http http://127.0.0.1:9/a ch-1:3:1",
+    ]

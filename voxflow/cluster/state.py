@@ -10,6 +10,9 @@ Keys (``prefix`` defaults to ``voxflow:``):
 * ``current:<flow name>``: the hash of the version new calls of that flow take, on every worker
   (:meth:`ClusterState.release`);
 * ``checkpoint:<channel id>``: the call's :class:`~voxflow.runtime.checkpoint.Checkpoint`;
+* ``end:<channel id>``: the worker that ended the call (``SET NX``, :meth:`ClusterState.claim_end`):
+  a call's end (its ``on hangup`` body, end-of-call webhook, outcome) happens on one worker only,
+  kept ``end_ttl`` s after the end;
 * ``app:<ARI application>``: the worker id holding the classic-mode application name (one
   socket per name on Asterisk), with the worker TTL: a standby worker waits for it to expire
   (:meth:`ClusterState.hold_app`).
@@ -46,6 +49,15 @@ _DOWN_FOR = 2.0
 _REFRESH = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_CLAIM = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return 1
 end
 return 0
 """
@@ -93,6 +105,7 @@ class ClusterState:
         heartbeat: float = 1.0,
         worker_ttl: float = 3.0,
         call_ttl: float = 6 * 3600.0,
+        end_ttl: float = 3600.0,
         log_every: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -102,12 +115,14 @@ class ClusterState:
         self.heartbeat = heartbeat
         self.worker_ttl = worker_ttl
         self.call_ttl = call_ttl
+        self.end_ttl = end_ttl
         self.log_every = log_every
         self.clock = clock
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=0.5, socket_connect_timeout=0.25
         )
         self._refresh = self.redis.register_script(_REFRESH)
+        self._claim = self.redis.register_script(_CLAIM)
         self.errors = 0
         self.checkpoints = 0
         """Checkpoints written (metric ``voxflow_checkpoints_written``)."""
@@ -275,6 +290,16 @@ class ClusterState:
             keys = (self._k("checkpoint", call_id), self._k("call", call_id))
             n = await self._op("end call", lambda: self.redis.delete(*keys))
         return bool(n)
+
+    async def claim_end(self, call_id: str) -> bool:
+        """Claim the call's end for this worker (``SET NX`` on ``end:<id>``): True when this
+        worker ends it (first to claim, or it claimed before); False when another worker did.
+        With Redis unreachable the claim is granted (a call's end is never lost for want of
+        Redis; two workers racing then may both end it)."""
+        key, ttl = self._k("end", call_id), _ms(self.end_ttl)
+        args = [self.worker_id, ttl]
+        got = await self._op("claim end", lambda: self._claim(keys=[key], args=args))
+        return got is None or bool(got)
 
     async def call_entries(self) -> list[CallEntry]:
         """Every call in the registry."""

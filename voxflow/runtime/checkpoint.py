@@ -42,6 +42,9 @@ class Checkpoint:
     attempts: tuple[tuple[str, int], ...] = ()
     metadata: dict[str, Any] | None = None
     webhook_keys: tuple[str, ...] = ()
+    entry: int = 0
+    """The state-entry sequence number of ``state``: the resumed call re-enters it with the
+    same number, so its ``state.entered`` webhook and HTTP steps repeat their idempotency keys."""
 
     def to_json(self) -> str:
         """The checkpoint as JSON; raises ``TypeError``/``ValueError`` for a value JSON lacks."""
@@ -54,6 +57,7 @@ class Checkpoint:
                 "attempts": [list(a) for a in self.attempts],
                 "metadata": self.metadata or {},
                 "webhook_keys": list(self.webhook_keys),
+                "entry": self.entry,
             },
             separators=(",", ":"),
             allow_nan=False,
@@ -72,6 +76,7 @@ class Checkpoint:
                 attempts=tuple((str(k), int(n)) for k, n in d["attempts"]),
                 metadata=dict(d["metadata"]),
                 webhook_keys=tuple(str(k) for k in d["webhook_keys"]),
+                entry=int(d.get("entry", 0)),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a checkpoint: {exc}") from None
@@ -91,6 +96,7 @@ def checkpoint_of(state: RunState, fhash: str) -> Checkpoint | None:
         attempts=tuple(main.attempts.items()),
         metadata=dict(state.metadata),
         webhook_keys=tuple(sorted(state.webhook_keys)),
+        entry=main.entry,
     )
 
 
@@ -115,6 +121,7 @@ def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
         frames=(frame,),
         metadata=MappingProxyType({**state.metadata, **(cp.metadata or {})}),
         webhook_keys=frozenset(cp.webhook_keys) | state.webhook_keys,
+        entries=max(0, cp.entry - 1),  # re-entering the state gives it its number again
     )
 
 
@@ -136,6 +143,11 @@ class CallStore(Protocol):
 
     def save(self, call_id: str, cp: Checkpoint) -> None:
         """Store ``cp`` (in the background, latest wins; never raises)."""
+
+    async def claim_end(self, call_id: str) -> bool:
+        """Claim the call's end (``on hangup`` body, end-of-call webhook, outcome) for this
+        worker: False when another worker already ended it (the call ends once, cluster-wide)."""
+        ...
 
     async def end(self, call_id: str, outcome: str) -> bool:
         """The call ended: drop its checkpoint and registry entry. True for the one worker

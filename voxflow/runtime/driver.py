@@ -48,7 +48,7 @@ from voxflow.runtime.http_step import HttpClient, HttpRequest, HttpResult
 from voxflow.runtime.port import AgentHost, CallPort, P
 from voxflow.runtime.step import RunState, StepObserver, initial_state, step
 from voxflow.runtime.trace import CallTrace, NullTrace
-from voxflow.runtime.webhooks import WebhookSender
+from voxflow.runtime.webhooks import IDEMPOTENCY_HEADER, WebhookSender
 from voxflow.telephony.state import CallDirection
 from voxflow.voice.call import BargeIn, BargeInMode
 
@@ -138,7 +138,10 @@ class CallDriver(Generic[P]):
 
     ``observer`` is told what the step function does (coverage); ``after_step(state)`` is
     called after each event has been fed and its commands performed (the flow-test simulator
-    decides there when its scripted caller acts); ``logger`` gets the call's log lines."""
+    decides there when its scripted caller acts); ``logger`` gets the call's log lines.
+    ``end_claim()`` (cluster mode) is awaited once the call starts ending: False means another
+    worker ended this call, so its ``on hangup`` HTTP steps and ``call.ended`` webhook are not
+    repeated here (``ended_elsewhere``)."""
 
     def __init__(
         self,
@@ -156,6 +159,7 @@ class CallDriver(Generic[P]):
         observer: StepObserver | None = None,
         after_step: Callable[[RunState], None] | None = None,
         logger: logging.Logger = log,
+        end_claim: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.flow = flow
         self.session = session
@@ -193,6 +197,10 @@ class CallDriver(Generic[P]):
         self._last_prompt_end = 0.0
         self._hung_up = False
         self._leaving = False
+        self.end_claim = end_claim
+        self._claim: asyncio.Future[bool] | None = None
+        self.ended_elsewhere = False
+        """Another worker of the cluster ended this call (its end was not repeated here)."""
 
     # ------------------------------------------------------------ public
 
@@ -290,6 +298,8 @@ class CallDriver(Generic[P]):
 
     def _feed(self, event: ev.Event) -> None:
         self.state, commands = step(self.flow, self.state, event, self.observer)
+        if self.state.status in ("hangup_handler", "ended"):
+            self._claim_end()
         for cmd in commands:
             self._perform(cmd)
         if self.after_step is not None:
@@ -372,8 +382,42 @@ class CallDriver(Generic[P]):
         if self._timers.pop(cid, None) is not None:
             self._dispatch(ev.TimerFired(cid, now=self.clock()))
 
+    def _claim_end(self) -> None:
+        """Start claiming the call's end (cluster mode), once."""
+        if self.end_claim is not None and self._claim is None:
+            self._claim = asyncio.ensure_future(self.end_claim())
+
+    async def _end_is_ours(self) -> bool:
+        """False when another worker ended this call (its end must not be repeated)."""
+        if self._claim is None:
+            return True
+        try:
+            return await asyncio.shield(self._claim)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a store that failed: the end is not lost
+            self.log.warning("call %s: end claim failed: %s", self.state.call.id, exc)
+            return True
+
+    def _end_elsewhere(self) -> None:
+        """Another worker ended this call: stop here without repeating its end."""
+        if not self.ended_elsewhere:
+            self.ended_elsewhere = True
+            self.log.warning("call %s: ended on another worker", self.state.call.id)
+        self.cancel_all()
+        if self.outcome is None:
+            self.outcome = ev.End("ended_elsewhere", "the call ended on another worker")
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
     async def _run_op(self, cmd: ev.Op) -> None:
         event: ev.Event
+        if type(cmd) is ev.Http and self._claim is not None and not await self._end_is_ours():
+            task = self._ops.pop(cmd.cid, None)
+            if task is not None:
+                self._side.discard(task)
+            self._end_elsewhere()  # an ``on hangup`` request another worker already sent
+            return
         try:
             result = await OP_HANDLERS[type(cmd)](self, cmd)
         except asyncio.CancelledError:
@@ -427,10 +471,13 @@ class CallDriver(Generic[P]):
     async def _http(self, cmd: ev.Http) -> dict[str, Any]:
         if self.http is None:
             self.http = HttpClient()
+        headers = dict(cmd.headers)
+        if cmd.key and not any(k.lower() == "idempotency-key" for k in headers):
+            headers[IDEMPOTENCY_HEADER] = cmd.key  # the same when a resumed call repeats it
         req = HttpRequest(
             cmd.method,
             cmd.url,
-            headers=dict(cmd.headers),
+            headers=headers,
             json_body=cmd.body,
             timeout=cmd.timeout_ms / 1000.0,
         )
@@ -559,6 +606,7 @@ class CallDriver(Generic[P]):
                 metadata=self.state.metadata,
                 webhook_keys=self.state.webhook_keys,
                 data={"name": meta.name, "format": meta.format},
+                key=f"{self.state.call.id}:recording:{meta.name}",
             )
         result: dict[str, Any] = {"name": meta.name, "duration": meta.duration}
         if cmd.transcribe:
@@ -620,6 +668,9 @@ class CallDriver(Generic[P]):
 
     async def _finish(self) -> None:
         assert self.outcome is not None
+        self._claim_end()
+        if not await self._end_is_ours():
+            self._end_elsewhere()
         if self._side:
             await asyncio.gather(*list(self._side), return_exceptions=True)
         if self.outcome.outcome != "transferred" and not self.session.ended:
@@ -633,7 +684,7 @@ class CallDriver(Generic[P]):
             variables=self.state.variables(),
         )
         self.trace.close()
-        if self.webhooks is not None:
+        if self.webhooks is not None and not self.ended_elsewhere:
             self.webhooks.emit(
                 "call.ended",
                 call_id=self.state.call.id,
@@ -641,6 +692,7 @@ class CallDriver(Generic[P]):
                 metadata=self.state.metadata,
                 webhook_keys=self.state.webhook_keys,
                 data={"outcome": self.outcome.outcome, "reason": self.outcome.reason},
+                key=f"{self.state.call.id}:call.ended",
             )
 
     # ------------------------------------------------------------ observability
@@ -683,6 +735,7 @@ class CallDriver(Generic[P]):
                 metadata=self.state.metadata,
                 webhook_keys=self.state.webhook_keys,
                 data=data,
+                key=cmd.key or f"{self.state.call.id}:{cmd.kind}",
             )
 
     def _say_line(self, who: str, text: str) -> None:

@@ -181,6 +181,8 @@ class Http(Op):
     headers: tuple[tuple[str, str], ...] = ()
     body: Any = None
     timeout_ms: int = 10000
+    key: str = ""
+    """Its ``Idempotency-Key`` (:func:`~voxflow.runtime.runstate.effect_key`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +336,8 @@ class Notify:
 
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+    """The idempotency key of a webhook it sends (``state.entered``)."""
 
 
 @dataclass(frozen=True, slots=True)

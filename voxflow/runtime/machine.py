@@ -28,6 +28,7 @@ from voxflow.runtime.runstate import (
     _MFrame,
     _rewait,
     _skey,
+    effect_key,
 )
 from voxflow.runtime.runstate import (
     CursorKind as CursorKind,
@@ -66,6 +67,7 @@ class _Machine:
                 list(f.stack),
                 dict(f.counts),
                 dict(f.attempts),
+                f.entry,
             )
             for f in st.frames
         ]
@@ -77,6 +79,8 @@ class _Machine:
         self.hangup_ran = st.hangup_ran
         self.typeahead = st.typeahead
         self.end = st.end
+        self.entries = st.entries
+        self.effects = st.effects
         self.out: list[ev.Command] = []
         self.budget = st.max_steps
         self.retrying = False
@@ -91,6 +95,7 @@ class _Machine:
                 tuple(f.stack),
                 MappingProxyType(f.counts),
                 MappingProxyType(f.attempts),
+                f.entry,
             )
             for f in self.frames
         )
@@ -110,6 +115,8 @@ class _Machine:
             max_steps=st.max_steps,
             speech=st.speech,
             end=self.end,
+            entries=self.entries,
+            effects=self.effects,
         )
 
     # ------------------------------------------------------------ helpers
@@ -122,6 +129,11 @@ class _Machine:
     def cid(self) -> int:
         self.seq += 1
         return self.seq
+
+    def effect(self) -> str:
+        """The idempotency key of the next side effect (HTTP step) of this state entry."""
+        self.effects += 1
+        return effect_key(self.st.call.id, self.entries, self.effects)
 
     @property
     def top(self) -> _MFrame:
@@ -239,10 +251,14 @@ class _Machine:
         frame.counts = {}
         frame.attempts = {}
         frame.stack = [Cursor(states[name].steps)]
+        self.entries += 1
+        self.effects = 0
+        frame.entry = self.entries
         data: dict[str, Any] = {"state": name}
         if frame.subflow:
             data["subflow"] = frame.subflow
-        self.emit(ev.Notify("state.entered", data))
+        key = effect_key(self.st.call.id, self.entries, "state.entered")
+        self.emit(ev.Notify("state.entered", data, key))
         if self.obs is not None:
             self.obs.entered(self.where())
 

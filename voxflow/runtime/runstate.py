@@ -15,7 +15,7 @@ from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
 from voxflow.runtime.expressions import UNSET
 
-__all__ = ["Cursor", "CursorKind", "Frame", "RunState", "StepObserver", "Wait"]
+__all__ = ["Cursor", "CursorKind", "Frame", "RunState", "StepObserver", "Wait", "effect_key"]
 
 
 def _empty() -> MappingProxyType[Any, Any]:
@@ -46,6 +46,8 @@ class Frame:
     stack: tuple[Cursor, ...] = ()
     counts: MappingProxyType[tuple[str, str], int] = field(default_factory=_empty)
     attempts: MappingProxyType[str, int] = field(default_factory=_empty)
+    entry: int = 0
+    """The call's state-entry sequence number of ``state`` (see :func:`effect_key`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,10 @@ class RunState:
     max_steps: int = 1000
     speech: bool = False
     end: tuple[str, str] | None = None
+    entries: int = 0
+    """State entries so far in this call (the latest entered state's sequence number)."""
+    effects: int = 0
+    """Keyed side effects (HTTP steps) since the latest state entry."""
 
     @property
     def state_name(self) -> str | None:
@@ -136,6 +142,13 @@ class StepObserver(Protocol):
         block is ``handler_steps`` (None: in the state's own steps)."""
 
 
+def effect_key(call_id: str, entry: int, what: int | str) -> str:
+    """The idempotency key of a side effect: the ``what``-th HTTP step (or the webhook event
+    named ``what``) after the call's ``entry``-th state entry. A resumed call re-enters its
+    checkpointed state with the same entry number, so what it repeats carries the same key."""
+    return f"{call_id}:{entry}:{what}"
+
+
 def _rewait(w: Wait, **changes: Any) -> Wait:
     """``dataclasses.replace`` for :class:`Wait` without its per-call introspection (hot path)."""
     d = {
@@ -169,6 +182,7 @@ class _MFrame:
     stack: list[Cursor]
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+    entry: int = 0
 
 
 def _skey(step: Any) -> str:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,6 +202,7 @@ class FlowServer:
             agent_runner=self.agent_runner,
             clock=self.clock,
             after_step=after_step,
+            end_claim=None if self.store is None else _claimer(self.store, sid),
         )
         if cp is not None:
             try:
@@ -217,14 +218,16 @@ class FlowServer:
         try:
             with live_values(redactor.values):
                 end = await driver.run()
-            self.results[str(session.id)] = end
+            if not driver.ended_elsewhere:  # else another worker ended (and counted) it
+                self.results[str(session.id)] = end
             await self._ended(sid, end)
             return end
         except asyncio.CancelledError:
             # The app cancels a handler still running after its call ended (handler_grace);
             # when the flow had already ended, its outcome stands.
             if driver.outcome is not None:
-                self.results[str(session.id)] = driver.outcome
+                if not driver.ended_elsewhere:
+                    self.results[str(session.id)] = driver.outcome
                 await self._ended(sid, driver.outcome)
             raise
         finally:
@@ -286,6 +289,11 @@ class FlowServer:
             loaded = self.registry.reload_changed()
             if (loaded or self.registry.problems != before) and self.on_reload is not None:
                 self.on_reload(self.registry)
+
+
+def _claimer(store: CallStore, sid: str) -> Callable[[], Awaitable[bool]]:
+    """The driver's ``end_claim`` for call ``sid``."""
+    return lambda: store.claim_end(sid)
 
 
 _SECRET_KEY = re.compile(r"token|secret|passw(or)?d|api[-_]?key|auth|cookie|credential", re.I)

@@ -241,7 +241,7 @@ def _x_http(m: _Machine, s: ir.HttpStep) -> None:
     c = m.cid()
     body = m.eval(s.body) if s.body is not None else None
     headers = tuple((k, m.render(v)) for k, v in s.headers)
-    m.emit(ev.Http(c, s.method, m.render(s.url), headers, body, s.timeout_ms))
+    m.emit(ev.Http(c, s.method, m.render(s.url), headers, body, s.timeout_ms, m.effect()))
     m.wait = Wait("op", s, frozenset({c}))
 
 

@@ -6,7 +6,9 @@ secret is configured, ``X-Voxflow-Signature: t=<unix seconds>,v1=<hex HMAC-SHA25
 the timestamp and the raw body, compare in constant time, and reject a timestamp more than
 5 minutes from their clock (a replayed request): :func:`verify` does all three. Without a secret
 the webhooks go out unsigned and a warning is logged at start-up. Payloads carry only the call
-metadata keys marked for webhooks. Delivery runs in background tasks owned by the
+metadata keys marked for webhooks. An event sent with a ``key`` carries it as
+``Idempotency-Key`` (the same for the same event of a call resumed on another worker: receivers
+drop repeats by it). Delivery runs in background tasks owned by the
 :class:`WebhookSender`; failures are logged and never reach the call. ``aclose`` waits for
 deliveries in flight (bounded) and cancels the rest.
 """
@@ -26,6 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 __all__ = [
+    "IDEMPOTENCY_HEADER",
     "SIGNATURE_HEADER",
     "SIGNATURE_TOLERANCE",
     "WebhookEvent",
@@ -41,6 +44,7 @@ SIGNATURE_HEADER = "X-Voxflow-Signature"
 SIGNATURE_TOLERANCE = 300
 """Seconds a signed request stays acceptable (older or newer: a replay, or a skewed clock)."""
 EVENT_HEADER = "X-Voxflow-Event"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 WebhookEvent = Literal["call.started", "state.entered", "call.ended", "recording.ready"]
 WEBHOOK_EVENTS: frozenset[str] = frozenset(
     {"call.started", "state.entered", "call.ended", "recording.ready"}
@@ -157,8 +161,10 @@ class WebhookSender:
         metadata: Mapping[str, Any],
         webhook_keys: Iterable[str] = (),
         data: Mapping[str, Any] | None = None,
+        key: str = "",
     ) -> None:
-        """Queue one event for delivery; returns at once and never raises."""
+        """Queue one event for delivery; returns at once and never raises. ``key``: its
+        ``Idempotency-Key`` header."""
         if self.url is None or event not in self._events:
             return
         redact = self.redactors.get(call_id)
@@ -177,13 +183,15 @@ class WebhookSender:
             log.warning("webhook %s for call %s not sent: %s", event, call_id, exc)
             self.failed += 1
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(event, call_id, body))
+        task = asyncio.get_running_loop().create_task(self._deliver(event, call_id, body, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, event: str, call_id: str, body: bytes) -> None:
+    async def _deliver(self, event: str, call_id: str, body: bytes, key: str = "") -> None:
         assert self.url is not None
         headers = {"Content-Type": "application/json", EVENT_HEADER: event}
+        if key:
+            headers[IDEMPOTENCY_HEADER] = key
         if self._secret:
             headers[SIGNATURE_HEADER] = sign(self._secret, body)
         try:
