@@ -297,7 +297,7 @@ class ClusterState:
         With Redis unreachable the claim is granted (a call's end is never lost for want of
         Redis; two workers racing then may both end it)."""
         key, ttl = self._k("end", call_id), _ms(self.end_ttl)
-        args = [self.worker_id, ttl]
+        args: list[str | int] = [self.worker_id, ttl]
         got = await self._op("claim end", lambda: self._claim(keys=[key], args=args))
         return got is None or bool(got)
 
