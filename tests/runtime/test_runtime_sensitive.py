@@ -167,7 +167,7 @@ def test_what_the_caller_says_into_a_sensitive_gather_is_redacted() -> None:
     from voxflow.ir import models as ir
     from voxflow.runtime import events as ev
     from voxflow.runtime.expressions import UNSET
-    from voxflow.runtime.redaction import RedactingTrace, Redactor
+    from voxflow.runtime.redaction import RedactingTrace, Redactor, taken
     from voxflow.runtime.runstate import Frame, RunState, Wait
 
     flow = compile_flow(FLOW, "pay.flow").flow
@@ -185,7 +185,10 @@ def test_what_the_caller_says_into_a_sensitive_gather_is_redacted() -> None:
     assert redactor.transcript("[pressed #]", "caller") == "[pressed #]"  # the terminator
     card = MappingProxyType({"card": "4111"})
     current[0] = RunState(ev.CallInfo("c1"), (Frame(None, "start", card),))  # gather over
-    wrapped.write("input", kind="speech", text="four one one one")
+    # the interpreter masks the sentence as the gather takes it, with a stand-in to replay
+    said = taken({"kind": "speech", "text": "four one one one"}, flow, None, gather)
+    assert said == {"kind": "speech", "text": "<redacted>", "stand_in": "0000"}
+    wrapped.write("input", **said)
     wrapped.write("outcome", step="gather", outcome="match")
     wrapped.write("prompt", text="You entered 4111.")
     wrapped.write("input", kind="speech", text="yes")  # not into a sensitive variable

@@ -103,6 +103,11 @@ _REASON_ALIASES = {"noanswer": "no_answer", "error": "failure", "failed": "failu
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS |= {"warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
 _DIAL_OUTCOMES = DIAL_OUTCOMES
+_TYPED_AHEAD = 0.05  # a key taken this long after it was pressed waited in the type-ahead
+
+
+def _is_key(cmd: ev.Notify) -> bool:
+    return cmd.kind == "input" and cmd.data.get("kind") == "dtmf"
 
 
 def ari_hangup_reason(reason: str) -> str:
@@ -184,6 +189,8 @@ class CallDriver(Generic[P]):
         self.failure: Exception | None = None
         """A bug of the interpreter that ended this call (logged; outcome ``error``)."""
         self._pending: deque[ev.Event] = deque()
+        self._pressed: deque[float] = deque()  # clock() when each key typed ahead was pressed
+        self._this_key = False
         self._feeding = False
         self._done: asyncio.Future[None] | None = None
         self._tracing = not isinstance(self.trace, NullTrace)
@@ -300,8 +307,15 @@ class CallDriver(Generic[P]):
         self.state, commands = step(self.flow, self.state, event, self.observer)
         if self.state.status in ("hangup_handler", "ended"):
             self._claim_end()
+        if isinstance(event, ev.Dtmf):
+            self._pressed.append(event.now)
+        keys = sum(1 for c in commands if isinstance(c, ev.Notify) and _is_key(c))
+        # one key taken while a key is pressed is that key; others come from the type-ahead
+        self._this_key = isinstance(event, ev.Dtmf) and keys == 1
         for cmd in commands:
             self._perform(cmd)
+        while len(self._pressed) > len(self.state.typeahead):  # the keys still typed ahead
+            self._pressed.popleft()
         if self.after_step is not None:
             self.after_step(self.state)
 
@@ -726,6 +740,10 @@ class CallDriver(Generic[P]):
         if cmd.kind == "input":
             now = asyncio.get_running_loop().time()
             data["waited_ms"] = round((now - self._last_prompt_end) * 1000.0)
+            if data.get("kind") == "dtmf" and self._pressed:
+                pressed = self._pressed.pop() if self._this_key else self._pressed.popleft()
+                if (ahead := self.clock() - pressed) >= _TYPED_AHEAD:  # taken from type-ahead
+                    data["typed_ms"] = round(ahead * 1000.0)
         self.trace.write(cmd.kind, **data)
         if self.webhooks is not None and cmd.kind in ("call.started", "state.entered"):
             self.webhooks.emit(

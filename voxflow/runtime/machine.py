@@ -18,6 +18,7 @@ from voxflow.runtime import events as ev
 from voxflow.runtime.dynamic import resolve_options
 from voxflow.runtime.expressions import UNSET, EvalContext, evaluate
 from voxflow.runtime.matching import _capture, _matches
+from voxflow.runtime.redaction import taken
 from voxflow.runtime.runstate import (
     Cursor,
     Frame,
@@ -723,8 +724,10 @@ class _Machine:
         if w.timer_cid is not None:
             self.emit(ev.StopOp(w.timer_cid))
             w = _rewait(w, cids=w.cids - {w.timer_cid}, timer_cid=None)
-        self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
-        if s.terminator and digit == s.terminator:
+        ended = bool(s.terminator) and digit == s.terminator  # the terminator is no secret
+        key = {"kind": "dtmf", "digit": digit}
+        self.emit(ev.Notify("input", taken(key, self.flow, self.top.subflow, s, not ended)))
+        if ended:
             self.wait = w
             self.gather_finish(w)
             return
@@ -755,7 +758,8 @@ class _Machine:
             self.emit(ev.StopOp(c))
         self.wait = None
         if kind == "speech" and value is not None:
-            self.emit(ev.Notify("input", {"kind": "speech", "text": value}))
+            said = {"kind": "speech", "text": value}
+            self.emit(ev.Notify("input", taken(said, self.flow, self.top.subflow, s)))
         if value is None:
             self.outcome(s, "noinput")
             return

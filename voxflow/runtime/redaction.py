@@ -4,13 +4,15 @@ A :class:`Redactor` knows a call's sensitive variable names and reads their curr
 the call's :class:`~voxflow.runtime.runstate.RunState`. The server puts it between the driver and
 everything that records the call:
 
-* :class:`RedactingTrace` wraps the trace: a value is ``<redacted>`` wherever it appears, the
-  variables of ``call.ended`` are, and the keys pressed into a sensitive ``gather`` are written as
-  ``{"digit": "<redacted>"}`` (the terminator stays, so ``voxflow replay`` presses as many keys,
-  as digits, and the gather ends the same way); what the caller says into one is too. It also
-  keeps ``call.started`` to one record.
-* :meth:`Redactor.transcript` masks transcript lines (``[pressed *]``, what the caller says
-  into a sensitive ``gather``);
+* the interpreter masks the caller's input as a step *takes* it (:func:`taken`): a key that
+  goes into a sensitive ``gather``, typed ahead or not, is traced as ``{"digit": "<redacted>"}``
+  (the terminator stays, so ``voxflow replay`` presses as many keys and the gather ends the
+  same way), a sentence as ``"<redacted>"`` with a same-shape ``stand_in`` to replay;
+* :class:`RedactingTrace` wraps the trace: a value is ``<redacted>`` wherever it appears, and
+  so are the variables of ``call.ended``. It also keeps ``call.started`` to one record.
+* :meth:`Redactor.transcript` masks live transcript lines (written when a key is pressed,
+  before any step takes it: ``[pressed *]`` for a key into a sensitive gather or typed ahead,
+  ``<redacted>`` for what the caller says into a sensitive gather);
 * :meth:`Redactor.payload` is applied to webhook metadata and data;
 * the logging filter of :mod:`voxflow.redact` asks :meth:`Redactor.values` while the call runs.
 """
@@ -25,13 +27,49 @@ from voxflow.ir import models as ir
 from voxflow.ir import steps as irs
 from voxflow.redact import REDACTED
 from voxflow.runtime.expressions import UNSET
+from voxflow.runtime.matching import _WORD_DIGITS, _capture, _norm
 from voxflow.runtime.runstate import RunState
 from voxflow.runtime.trace import CallTrace
 
-__all__ = ["RedactingTrace", "Redactor", "sensitive_names"]
+__all__ = ["RedactingTrace", "Redactor", "is_sensitive", "sensitive_names", "taken"]
 
 _MIN_SUBSTRING = 3  # shorter values are redacted only where a whole field equals them
 _PRESSED = re.compile(r"\[pressed (.)\]")
+
+
+def is_sensitive(flow: ir.Flow, subflow: str | None, name: str) -> bool:
+    """``name``, assigned in a frame of ``subflow`` (None: the flow), is a sensitive variable."""
+    scope = flow.subflows[subflow].variables if subflow in flow.subflows else flow.variables
+    for v in scope:
+        if v.name == name:
+            return v.sensitive
+    return subflow is not None and any(v.name == name and v.sensitive for v in flow.variables)
+
+
+def taken(
+    data: dict[str, Any],
+    flow: ir.Flow,
+    subflow: str | None,
+    step: ir.GatherStep,
+    into: bool = True,
+) -> dict[str, Any]:
+    """The ``input`` notification of a key or sentence that ``step`` takes (``into``: into its
+    variable). The interpreter decides masking here, when the input is *taken*, so a key typed
+    ahead (pressed before the gather started, while it waited in the type-ahead buffer) is
+    masked like one pressed during it: the secret never reaches the command stream. A masked
+    sentence carries a ``stand_in`` when the gather captures digits or a number: the same
+    digits, each ``0``, so ``voxflow replay`` takes the same path without the secret."""
+    if not into or step.var is None or not is_sensitive(flow, subflow, step.var):
+        return data
+    if data.get("kind") == "dtmf":
+        return {**data, "digit": REDACTED}
+    out = {**data, "text": REDACTED}
+    cap, text = step.capture, str(data.get("text", ""))
+    if not step.choices and cap is not None and cap.type in ("digits", "number"):
+        if _capture(cap, text, "speech") is not UNSET:
+            raw = "".join(_WORD_DIGITS.get(w, w) for w in _norm(text).split())
+            out["stand_in"] = re.sub(r"\d", "0", raw)
+    return out
 
 
 def sensitive_names(flow: ir.Flow) -> dict[str | None, frozenset[str]]:
@@ -48,11 +86,11 @@ class Redactor:
     """One call's redaction: ``state()`` reads the call's current interpreter state."""
 
     def __init__(self, flow: ir.Flow, state: Callable[[], RunState | None]) -> None:
+        self.flow = flow
         self.names = sensitive_names(flow)
         self.enabled = any(self.names.values())
         self._state = state
         self._seen: set[str] = set()
-        self._masking: str | None = None  # the gather's terminator while masking key presses
 
     def values(self) -> list[str]:
         """Every value a sensitive variable has held in this call (longest first)."""
@@ -72,12 +110,17 @@ class Redactor:
             return False
         step = st.wait.step
         var = getattr(step, "var", None) if isinstance(step, irs.GatherStep) else None
-        return var is not None and var in self.names.get(st.frames[-1].subflow, frozenset())
+        return var is not None and is_sensitive(self.flow, st.frames[-1].subflow, var)
 
-    def terminator(self) -> str | None:
+    def shown(self, key: str) -> bool:
+        """A key pressed now may be shown: a gather that is not into a sensitive variable takes
+        it, or it is the terminator of one that is. A key no gather takes now waits in the
+        type-ahead buffer for a later step, which may be a sensitive gather: it is masked."""
         st = self._state()
-        step = st.wait.step if st is not None and st.wait is not None else None
-        return step.terminator if isinstance(step, irs.GatherStep) else None
+        wait = st.wait if st is not None else None
+        if wait is None or wait.kind != "gather" or not isinstance(wait.step, irs.GatherStep):
+            return False
+        return key == wait.step.terminator if self.collecting() else True
 
     def text(self, text: str) -> str:
         """``text`` without any sensitive value."""
@@ -101,20 +144,14 @@ class Redactor:
         return value
 
     def transcript(self, text: str, who: str = "") -> str:
-        """A transcript line: keys pressed into a sensitive gather show as ``*`` (the last key
-        of the gather too: masking goes on until a line other than a key press), and what the
-        caller says into one is ``<redacted>``."""
+        """A transcript line (written as it happens): a key pressed into a sensitive gather, or
+        typed ahead while no gather listens, shows as ``*`` (see :meth:`shown`); what the
+        caller says into a sensitive gather is ``<redacted>``."""
         if not self.enabled:
             return text
-        if who == "caller" and _PRESSED.search(text) is None and self.collecting():
-            return REDACTED
         if _PRESSED.search(text) is None:
-            self._masking = None
-        elif self.collecting():
-            self._masking = self.terminator() or ""
-        if self._masking is not None:
-            term = self._masking
-            text = _PRESSED.sub(lambda m: m.group(0) if m.group(1) == term else "[pressed *]", text)
+            return REDACTED if who == "caller" and self.collecting() else self.text(text)
+        text = _PRESSED.sub(lambda m: m.group(0) if self.shown(m.group(1)) else "[pressed *]", text)
         return self.text(text)
 
 
@@ -125,7 +162,6 @@ class RedactingTrace:
         self.inner = inner
         self.redactor = redactor
         self._started = False
-        self._masking: str | None = None  # the gather's terminator, until the gather's outcome
 
     @property
     def path(self) -> Any:
@@ -139,15 +175,6 @@ class RedactingTrace:
             self._started = True
         r = self.redactor
         if r.enabled:
-            if r.collecting():  # from the gather's prompt on, until its outcome
-                self._masking = r.terminator() or ""
-            if type_ == "input" and self._masking is not None:
-                if fields.get("kind") == "dtmf" and fields.get("digit") != self._masking:
-                    fields["digit"] = REDACTED
-                elif fields.get("kind") == "speech":
-                    fields["text"] = REDACTED
-            elif type_ == "outcome":
-                self._masking = None
             if type_ == "call.ended" and isinstance(fields.get("variables"), dict):
                 hidden = self.redactor.names.get(None, frozenset())
                 fields["variables"] = {

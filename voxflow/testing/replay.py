@@ -115,8 +115,9 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
             digit = str(rec.get("digit", ""))
             if digit == REDACTED:  # a key pressed into a sensitive variable: any digit will do
                 digit = _REDACTED_KEY
-            if timed:
-                steps.append({"press": digit, "at": t or 0.0})
+            if timed:  # a key typed ahead was pressed typed_ms before a step took it
+                ahead = (_secs(rec, "typed_ms") or 0.0) / 1000.0
+                steps.append({"press": digit, "at": max(0.0, round((t or 0.0) - ahead, 3))})
             elif digits_open and steps and "press" in steps[-1]:
                 steps[-1]["press"] += digit
             else:
@@ -129,7 +130,7 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
         if kind in ("prompt", "state.entered", "outcome"):
             digits_open = False
         if kind == "input" and rec.get("kind") == "speech" and rec.get("text"):
-            text = str(rec["text"])
+            text = str(rec.get("stand_in") or rec["text"])  # a redacted sentence's stand-in
             speech = True
             step = {"say": text}
             if timed:
