@@ -3,23 +3,33 @@ caller who speaks (espeak-ng audio over RTP), pocketsphinx STT, espeak TTS, and 
 OpenAI-compatible server streaming replies and tool calls (SSE, tool-call deltas).
 
 Every scenario checks that the call ended, that the sandbox has no channel or bridge left, and
-reads the call trace (``--trace``) for the agent step's outcome and per-turn metrics."""
+reads the call trace (``--trace``) for the agent step's outcome and per-turn metrics.
+
+Everything crosses real sockets (ARI over HTTP and the websocket, RTP both ways, the model's SSE
+stream), but on ``VirtualIoLoop``: the clock jumps when every side waits, so the seconds of
+audio, the quiet waits and the model's delays cost no wall time, while the STT's threads and
+espeak-ng's processes hold the clock until they finish. Timings in the asserts are virtual ones,
+measured by the same code on the same clock as in production (the loop's)."""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import io
 import shutil
-import time
-from collections.abc import AsyncIterator
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ai_fakes import FakeOpenAI, sse, status, text_chunks, tool_chunks
+from ai_fakes import FakeOpenAI, Handler, sse, status, text_chunks, tool_chunks
+from aiohttp import web
 
 from voxflow.ai.openai_llm import OpenAIChatModel
+from voxflow.ai.openai_stt import OpenAISTT
 from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import CallEndedError
 from voxflow.ir.models import Flow
@@ -34,6 +44,7 @@ from voxflow.runtime.trace import read_trace
 from voxflow.sandbox import Sandbox
 from voxflow.sandbox.caller import SimCall
 from voxflow.telephony.app import VoxtraApp
+from voxflow.testing.violoop import run_virtual
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
@@ -75,15 +86,41 @@ def _compile(text: str, path: str) -> Flow:
     return load_flow(path)
 
 
+def heard(text: str) -> Handler:
+    """The local server's transcription: it checks that what it got is the caller's speech (a
+    WAV of at least half a second with sound in it, sent by ``OpenAISTT`` over HTTP) and
+    answers ``text``. For the scenarios whose point is not recognition; pocketsphinx
+    recognises the caller in ``test_handoff_to_a_human_bridges_the_call``."""
+
+    async def handler(request: web.Request, form: dict[str, Any]) -> web.StreamResponse:
+        with wave.open(io.BytesIO(form["file"]["data"])) as w:
+            pcm = w.readframes(w.getnframes())
+            seconds = w.getnframes() / w.getframerate()
+        loud = max(abs(v) for v in array.array("h", pcm))
+        if seconds < 0.5 or loud < 1000:
+            return web.json_response({"text": ""})
+        return web.json_response({"text": text})
+
+    return handler
+
+
 @contextlib.asynccontextmanager
 async def receptionist(
-    fake: FakeOpenAI, tmp_path: Path, ports: PortRange, *, with_llm: bool = True
+    fake: FakeOpenAI,
+    tmp_path: Path,
+    ports: PortRange,
+    *,
+    with_llm: bool = True,
+    pocketsphinx: bool = False,
 ) -> AsyncIterator[Receptionist]:
+    """The flow served on the sandbox; the caller is understood by pocketsphinx, or by the
+    OpenAI STT client talking to the local server (``fake.transcribe``)."""
     llm = OpenAIChatModel(model="test-model", base_url=fake.url, timeout=10)
+    stt = PocketSphinxSTT() if pocketsphinx else OpenAISTT(base_url=fake.url, sample_rate=8000)
     registry = FlowRegistry(compiler=_compile)
     registry.load([FLOW])
     try:
-        async with Sandbox(port=0) as sb:
+        async with Sandbox(port=0, precise_rtp=False) as sb:
             app = VoxtraApp(
                 sb.ari_url,
                 sb.user,
@@ -91,7 +128,7 @@ async def receptionist(
                 "voxflow",
                 llm=llm if with_llm else None,
                 tts=EspeakTTS(sample_rate=8000),
-                stt=PocketSphinxSTT(),
+                stt=stt,
                 media_options={"rtp_ports": ports},
             )
             settings = Settings(grace_period=5, trace_dir=str(tmp_path / "traces"))
@@ -118,6 +155,27 @@ async def receptionist(
             assert shared_pacer().streams == 0
     finally:
         await llm.aclose()
+        if isinstance(stt, OpenAISTT):
+            await stt.aclose()
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def in_virtual_time(
+    scenario: Callable[[FakeOpenAI, Path], Awaitable[None]], tmp_path: Path
+) -> None:
+    """Run ``scenario`` with a fresh local model server, on a virtual clock."""
+
+    async def main() -> None:
+        fake = await FakeOpenAI().start()
+        try:
+            await scenario(fake, tmp_path)
+        finally:
+            await fake.close()
+
+    run_virtual(main())
 
 
 def _segments(sim: SimCall) -> list[dict[str, Any]]:
@@ -127,34 +185,34 @@ def _segments(sim: SimCall) -> list[dict[str, Any]]:
 async def prompt_done(sim: SimCall, seen: int, *, quiet: float = 0.9, timeout: float = 40) -> int:
     """Wait until the caller heard audio beyond the first ``seen`` segments and the line has then
     been quiet for ``quiet`` s; returns the number of segments heard so far."""
-    deadline = time.monotonic() + timeout
-    last_change = time.monotonic()
+    deadline = _now() + timeout
+    last_change = _now()
     count = len(_segments(sim))
-    while time.monotonic() < deadline:
+    while _now() < deadline:
         if sim.ended:
             raise CallEndedError("the call ended while waiting for a prompt")
         segs = _segments(sim)
         if len(segs) != count or (segs and segs[-1]["end"] is None):
-            last_change = time.monotonic()
+            last_change = _now()
             count = len(segs)
-        elif count > seen and time.monotonic() - last_change >= quiet:
+        elif count > seen and _now() - last_change >= quiet:
             return count
         await asyncio.sleep(0.05)
     raise TimeoutError(f"no complete prompt after {seen} segments")
 
 
 async def audio_starts(sim: SimCall, seen: int, timeout: float = 40) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = _now() + timeout
     while len(_segments(sim)) <= seen:
-        if time.monotonic() > deadline:
+        if _now() > deadline:
             raise TimeoutError("no new audio")
         await asyncio.sleep(0.02)
 
 
 async def bridged_to_operator(sim: SimCall, timeout: float = 40) -> dict[str, Any]:
     """Wait until the caller shares a bridge with the operator's channel (not just our media)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = _now() + timeout
+    while _now() < deadline:
         for e in sim.experience():
             if e["type"] == "bridge" and any("operator" in p for p in e["partners"]):
                 return e
@@ -177,14 +235,18 @@ def _ended_vars(trace: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(_records(trace, "call.ended")[-1]["variables"])
 
 
-async def test_handoff_to_a_human_bridges_the_call(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+def test_handoff_to_a_human_bridges_the_call(tmp_path: Path) -> None:
+    in_virtual_time(_handoff_to_a_human_bridges_the_call, tmp_path)
+
+
+async def _handoff_to_a_human_bridges_the_call(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     fake_openai.chat.append(
         sse(tool_chunks([("transfer_to_human", '{"reason": "billing dispute"}')]))
     )
-    async with receptionist(fake_openai, tmp_path, PortRange()) as rx:
+    async with receptionist(fake_openai, tmp_path, PortRange(), pocketsphinx=True) as rx:
         sim = await rx.call()
         seen = await prompt_done(sim, 0)  # the greeting
-        await speak(sim, "I would like to talk to a person about my bill")
+        await speak(sim, "A person please")
         operator = await rx.sb.next_outbound(40)
         assert operator.to == "operator"
         await operator.wait_answered(20)
@@ -208,11 +270,16 @@ async def test_handoff_to_a_human_bridges_the_call(fake_openai: FakeOpenAI, tmp_
     assert messages[-1]["role"] == "user" and messages[-1]["content"].strip()
 
 
-async def test_slow_model_gets_the_filler(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+def test_slow_model_gets_the_filler(tmp_path: Path) -> None:
+    in_virtual_time(_slow_model_gets_the_filler, tmp_path)
+
+
+async def _slow_model_gets_the_filler(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     fake_openai.chat += [
         sse(text_chunks("We are open from nine to five."), first_delay=2.5),
         sse(tool_chunks([("end_call", "{}")], text="Goodbye.")),
     ]
+    fake_openai.transcribe += [heard("When are you open"), heard("Thank you that is all")]
     async with receptionist(fake_openai, tmp_path, PortRange()) as rx:
         sim = await rx.call()
         seen = await prompt_done(sim, 0)
@@ -228,6 +295,8 @@ async def test_slow_model_gets_the_filler(fake_openai: FakeOpenAI, tmp_path: Pat
     states = [r["state"] for r in _records(trace, "state.entered")]
     assert states[-1] == "goodbye"
     assert got["reason"] == "normal"
+    chats = [r.body["messages"] for r in fake_openai.requests if r.path.endswith("/completions")]
+    assert [m[-1]["content"] for m in chats] == ["When are you open", "Thank you that is all"]
 
 
 @pytest.mark.parametrize(
@@ -238,10 +307,16 @@ async def test_slow_model_gets_the_filler(fake_openai: FakeOpenAI, tmp_path: Pat
     ],
     ids=["http-500", "malformed-stream"],
 )
-async def test_failing_model_takes_the_error_outcome(
-    fake_openai: FakeOpenAI, tmp_path: Path, failure: Any
-) -> None:
-    fake_openai.chat.append(failure)
+def test_failing_model_takes_the_error_outcome(tmp_path: Path, failure: Any) -> None:
+    async def scenario(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+        fake_openai.chat.append(failure)
+        await _model_fails(fake_openai, tmp_path)
+
+    in_virtual_time(scenario, tmp_path)
+
+
+async def _model_fails(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai.transcribe.append(heard("Can you help me"))
     async with receptionist(fake_openai, tmp_path, PortRange()) as rx:
         sim = await rx.call()
         await prompt_done(sim, 0)
@@ -255,16 +330,22 @@ async def test_failing_model_takes_the_error_outcome(
     states = [r["state"] for r in _records(trace, "state.entered")]
     assert states == ["start", "handoff", "operator"]
     assert got["outcome"] == "caller_hangup"
-    assert len(fake_openai.requests) == 1  # the failure was not retried behind the flow's back
+    chats = [r for r in fake_openai.requests if r.path.endswith("/completions")]
+    assert len(chats) == 1  # the failure was not retried behind the flow's back
 
 
-async def test_barge_in_stops_the_reply_and_trims_history(
+def test_barge_in_stops_the_reply_and_trims_history(tmp_path: Path) -> None:
+    in_virtual_time(_barge_in_stops_the_reply_and_trims_history, tmp_path)
+
+
+async def _barge_in_stops_the_reply_and_trims_history(
     fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     fake_openai.chat += [
         sse(text_chunks(LONG_REPLY, size=12), delay=0.01),
         sse(tool_chunks([("end_call", "{}")], text="Bye now.")),
     ]
+    fake_openai.transcribe += [heard("What services do you offer"), heard("Stop that is all")]
     async with receptionist(fake_openai, tmp_path, PortRange()) as rx:
         sim = await rx.call()
         seen = await prompt_done(sim, 0)
@@ -286,14 +367,19 @@ async def test_barge_in_stops_the_reply_and_trims_history(
     assert turns[0]["interrupted"] is True
     assert [a["outcome"] for a in _records(trace, "agent")] == ["tool:end_call"]
     # The history sent with the next turn holds only what the caller heard of the reply.
-    messages = fake_openai.requests[1].body["messages"]
-    heard = [m["content"] for m in messages if m["role"] == "assistant"][-1]
-    assert heard and len(heard) < len(LONG_REPLY) * 0.6
-    assert LONG_REPLY.startswith(heard.rstrip(".").rstrip()[:20])
-    assert messages[-1]["role"] == "user"
+    chats = [r for r in fake_openai.requests if r.path.endswith("/completions")]
+    messages = chats[1].body["messages"]
+    heard_reply = [m["content"] for m in messages if m["role"] == "assistant"][-1]
+    assert heard_reply and len(heard_reply) < len(LONG_REPLY) * 0.6
+    assert LONG_REPLY.startswith(heard_reply.rstrip(".").rstrip()[:20])
+    assert messages[-1] == {"role": "user", "content": "Stop that is all"}
 
 
-async def test_without_an_llm_the_step_takes_its_error_outcome(
+def test_without_an_llm_the_step_takes_its_error_outcome(tmp_path: Path) -> None:
+    in_virtual_time(_without_an_llm_the_step_takes_its_error_outcome, tmp_path)
+
+
+async def _without_an_llm_the_step_takes_its_error_outcome(
     fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     async with receptionist(fake_openai, tmp_path, PortRange(), with_llm=False) as rx:

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -52,6 +51,12 @@ __all__ = [
 ]
 
 log = logging.getLogger("voxflow.ai.agent")
+
+
+def _now() -> float:
+    """The running loop's clock (``time.monotonic`` on a real loop, virtual in tests)."""
+    return asyncio.get_running_loop().time()
+
 
 ActionHandler = Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[Any]]
 """``handler(arguments, metadata) -> result`` (JSON-able); exceptions go back to the model."""
@@ -163,7 +168,7 @@ class Spoken:
 
     heard: str
     interrupted: bool = False
-    first_audio_at: float | None = None  # time.monotonic() of the first audio frame
+    first_audio_at: float | None = None  # loop.time() of the first audio frame
     tts_ttfb_ms: float | None = None
 
 
@@ -254,7 +259,7 @@ async def run_round(
     gives up (``gave_up``) when nothing is ready after ``give_up_s``. A barge-in cancels the
     model at once. Provider errors end up in ``error`` (whatever was heard stays in ``heard``).
     """
-    t0 = started_at if started_at is not None else time.monotonic()
+    t0 = started_at if started_at is not None else _now()
     result = RoundResult()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     calls: list[ToolCall] = []
@@ -266,7 +271,7 @@ async def run_round(
         try:
             async for delta in llm.stream_chat(messages, tools=tools, options=options):
                 if result.metrics.llm_ttft_ms is None and (delta.text or delta.tool_calls):
-                    result.metrics.llm_ttft_ms = (time.monotonic() - t0) * 1000
+                    result.metrics.llm_ttft_ms = (_now() - t0) * 1000
                 for piece in chunker.push(delta.text) if delta.text else ():
                     queue.put_nowait(piece)
                     first_event.set()
@@ -288,7 +293,7 @@ async def run_round(
     try:
         said_filler = False
         while not first_event.is_set():
-            now = time.monotonic()
+            now = _now()
             waits: list[float] = []
             if filler and filler_after_s is not None and not said_filler:
                 waits.append(t0 + filler_after_s - now)
@@ -300,7 +305,7 @@ async def run_round(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(first_event.wait(), max(0.0, min(waits)))
                 break
-            now = time.monotonic()
+            now = _now()
             if give_up_s is not None and now >= t0 + give_up_s:
                 result.gave_up = True
                 return result
@@ -537,7 +542,7 @@ async def _converse(settings: AgentSettings, io: AgentIO, agent: Agent) -> Agent
             return AgentOutcome("noinput", turns=turns, metrics=metrics)
         silences = 0
         turns += 1
-        heard_at = time.monotonic()
+        heard_at = _now()
         stt_ms = getattr(io, "last_stt_final_ms", None)
         history.append(ChatMessage("user", text.strip()))
         retried = False

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,7 +131,7 @@ class VoicePipeline:
         max_lead_ms: int = 60,
         frame_ms: int = 20,
         on_metrics: Callable[[TurnMetrics], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if agent is None and llm is None:
             raise ValueError("VoicePipeline needs an llm or an agent")
@@ -147,7 +146,7 @@ class VoicePipeline:
         self.metrics: list[TurnMetrics] = []
         self.last_stt_final_ms: float | None = None
         self.listen_options: dict[str, Any] = {}  # extra CallVoice.listen options (phrases...)
-        self._clock = clock
+        self._clock = clock if clock is not None else asyncio.get_running_loop().time
         self._interrupt = asyncio.Event()
         self._speaking: asyncio.Task[Spoken] | None = None
         self._closed = False

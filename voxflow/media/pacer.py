@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from voxflow.errors import MediaError
 from voxflow.media.codecs import codec_spec, silence
 
-__all__ = ["OutboundStream", "Pacer", "TickSchedule", "shared_pacer"]
+__all__ = ["OutboundStream", "Pacer", "TickSchedule", "install_pacer", "shared_pacer"]
 
 log = logging.getLogger(__name__)
 
@@ -348,3 +348,13 @@ def shared_pacer() -> Pacer:
             del _shared[old]
         pacer = _shared[loop] = Pacer()
     return pacer
+
+
+def install_pacer(pacer: Pacer) -> None:
+    """Make ``pacer`` the running loop's shared pacer (e.g. one on a virtual clock, with
+    ``early=0``, for a test loop whose time is not ``time.monotonic``)."""
+    loop = asyncio.get_running_loop()
+    old = _shared.get(loop)
+    if old is not None and old.streams:
+        raise MediaError("the loop's pacer already paces streams")
+    _shared[loop] = pacer
