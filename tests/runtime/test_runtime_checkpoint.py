@@ -154,3 +154,38 @@ def test_a_resumed_state_repeats_its_http_steps_and_webhook_with_the_same_keys()
         "entered menu ch-1:3:state.entered",
         "http http://127.0.0.1:9/a ch-1:3:1",
     ]
+
+
+def test_an_agent_conversation_goes_through_the_checkpoint_bounded() -> None:
+    from voxflow.ai.agent import Agent
+    from voxflow.ai.call_agent import CallAgent
+    from voxflow.ai.openai_llm import OpenAIChatModel
+    from voxflow.runtime.agent_memory import MAX_CHARS, MAX_MESSAGES, RESUMED, conversation, restore
+    from voxflow.voice.providers import ChatMessage, ToolCall
+
+    llm = OpenAIChatModel(model="m", base_url="http://127.0.0.1:9/v1")  # never asked
+    first = Agent(llm, system_prompt="You are Acme's receptionist.")
+    first.history += [
+        ChatMessage("assistant", "Hi, how can I help?"),
+        ChatMessage("user", "My boiler leaks."),
+        ChatMessage("assistant", "", tool_calls=(ToolCall("t1", "lookup", "{}"),)),
+        ChatMessage("tool", '{"ok": true}', tool_call_id="t1"),
+        ChatMessage("assistant", "A plumber can come tomorrow. " + "x" * 3000),
+    ]
+    said = conversation(first)
+    assert [r for r, _ in said] == ["assistant", "user", "assistant"]  # tools and system: not
+    assert len(said[-1][1]) == MAX_CHARS
+    flow = _flow()
+    state, _ = _until_menu_waits(flow, initial_state(flow, CALL))
+    cp = checkpoint_of(state, flow_hash(flow), said)
+    assert cp is not None
+    back = Checkpoint.from_json(cp.to_json())
+    assert back.agent == said
+    second = CallAgent(object(), llm, system_prompt="You are Acme's receptionist.")
+    assert restore(second, back.agent)
+    assert [(m.role, m.content) for m in second.history[1:]] == list(said)
+    assert second.steps == {RESUMED: True}  # its next agent step continues, no greeting
+    many = Agent(llm)
+    many.history += [ChatMessage("user", f"line {i}") for i in range(100)]
+    assert len(conversation(many)) == MAX_MESSAGES and conversation(many)[-1][1] == "line 99"
+    assert conversation(object()) == () and not restore(object(), said)

@@ -17,7 +17,8 @@ the command by attribute. Mapping:
   ``summary`` keeps a summary of it), ``voice`` and ``bargein`` go straight to the settings and
   the pipeline;
 * a retry of the same step right after ``noinput`` continues the conversation: no reset, no
-  second greeting;
+  second greeting; so does the first agent step of a call resumed from a checkpoint on another
+  worker (its conversation restored by :mod:`voxflow.runtime.agent_memory`);
 * the caller hanging up raises ``CallEndedError`` (the driver's hang-up path); an app without
   STT/TTS gives the ``error`` outcome (so the step's own ``on error`` handler runs).
 
@@ -42,6 +43,7 @@ from voxflow.ai.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings
 from voxflow.ai.call_agent import CallAgent, LineReporter
 from voxflow.errors import AiNotConfiguredError, CallEndedError
 from voxflow.runtime.agent_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
+from voxflow.runtime.agent_memory import RESUMED
 from voxflow.runtime.port import AgentHost
 from voxflow.voice.call import BargeIn
 from voxflow.voice.providers import ModelOptions
@@ -211,7 +213,11 @@ class FlowAgentRunner:
         if not isinstance(agent, CallAgent):
             raise RuntimeError("the agent step needs call.agent to be a voxflow CallAgent")
         key = _step_key(cmd)
-        continuing = agent.steps.get("last") == (key, "noinput")
+        # a retry after noinput, or the first step of a call resumed on this worker
+        # (agent_memory.restore): the conversation goes on, no greeting
+        continuing = agent.steps.get("last") == (key, "noinput") or bool(
+            agent.steps.pop(RESUMED, False)
+        )
         exits = {str(t.get("name")) for t in cmd.tools}
         step_actions = tuple(cmd.actions)
         own = {a.name for a in self.actions}

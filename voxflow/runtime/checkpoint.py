@@ -42,6 +42,9 @@ class Checkpoint:
     attempts: tuple[tuple[str, int], ...] = ()
     metadata: dict[str, Any] | None = None
     webhook_keys: tuple[str, ...] = ()
+    agent: tuple[tuple[str, str], ...] = ()
+    """The call's agent conversation so far (``(role, text)``, bounded:
+    :mod:`voxflow.runtime.agent_memory`)."""
     entry: int = 0
     """The state-entry sequence number of ``state``: the resumed call re-enters it with the
     same number, so its ``state.entered`` webhook and HTTP steps repeat their idempotency keys."""
@@ -58,6 +61,7 @@ class Checkpoint:
                 "metadata": self.metadata or {},
                 "webhook_keys": list(self.webhook_keys),
                 "entry": self.entry,
+                "agent": [list(m) for m in self.agent],
             },
             separators=(",", ":"),
             allow_nan=False,
@@ -77,14 +81,18 @@ class Checkpoint:
                 metadata=dict(d["metadata"]),
                 webhook_keys=tuple(str(k) for k in d["webhook_keys"]),
                 entry=int(d.get("entry", 0)),
+                agent=tuple((str(r), str(t)) for r, t in d.get("agent", ())),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a checkpoint: {exc}") from None
 
 
-def checkpoint_of(state: RunState, fhash: str) -> Checkpoint | None:
+def checkpoint_of(
+    state: RunState, fhash: str, agent: tuple[tuple[str, str], ...] = ()
+) -> Checkpoint | None:
     """The checkpoint of a running call (None before its start, after its end, or while its
-    hang-up handler runs: there is nothing left to resume then)."""
+    hang-up handler runs: there is nothing left to resume then); ``agent``: its agent's
+    conversation."""
     if state.status != "running" or not state.frames:
         return None
     main = state.frames[0]
@@ -97,6 +105,7 @@ def checkpoint_of(state: RunState, fhash: str) -> Checkpoint | None:
         metadata=dict(state.metadata),
         webhook_keys=tuple(sorted(state.webhook_keys)),
         entry=main.entry,
+        agent=agent,
     )
 
 

@@ -208,6 +208,8 @@ class CallDriver(Generic[P]):
         self._claim: asyncio.Future[bool] | None = None
         self.ended_elsewhere = False
         """Another worker of the cluster ended this call (its end was not repeated here)."""
+        self.agent_used = False
+        """An agent step ran on this call (its conversation belongs in the checkpoint)."""
 
     # ------------------------------------------------------------ public
 
@@ -640,6 +642,7 @@ class CallDriver(Generic[P]):
             self.log.error("call %s: %s", self.state.call.id, why)
             result = {"outcome": "error", "error": why}
         else:
+            self.agent_used = True
             result = await self.agent_runner(self.session, cmd, on_line=self._agent_line)
         self._agent_report(result)
         return result

@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voxflow.errors import CallError, ConfigError
+from voxflow.errors import AiNotConfiguredError, CallError, ConfigError
 from voxflow.ir.models import Flow
 from voxflow.redact import live_values
+from voxflow.runtime.agent_memory import conversation, restore
 from voxflow.runtime.checkpoint import CallStore, Checkpoint, checkpoint_of, flow_hash, resume_state
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner, CallDriver, TranscriptLine
@@ -145,14 +146,21 @@ class FlowServer:
             return flow, fhash, None
         return pinned, self._hash(pinned), cp
 
-    def _checkpointer(self, sid: str, fhash: str) -> Callable[[RunState], None]:
-        """The driver's ``after_step``: a new checkpoint whenever it changed."""
+    def _checkpointer(
+        self, sid: str, fhash: str, session: CallSession, running: list[CallDriver[CallSession]]
+    ) -> Callable[[RunState], None]:
+        """The driver's ``after_step``: a new checkpoint whenever it changed (with the agent's
+        conversation once an agent step ran)."""
         assert self.store is not None
         store = self.store
         last: list[Checkpoint | None] = [None]
 
         def save(state: RunState) -> None:
-            cp = checkpoint_of(state, fhash)
+            agent: tuple[tuple[str, str], ...] = ()
+            if running and running[0].agent_used:
+                with contextlib.suppress(AiNotConfiguredError):
+                    agent = conversation(session.agent)
+            cp = checkpoint_of(state, fhash, agent)
             if cp is not None and cp != last[0]:
                 last[0] = cp
                 store.save(sid, cp)
@@ -162,10 +170,10 @@ class FlowServer:
     async def _run_call(self, fv: FlowVersion, session: CallSession) -> End:
         flow, cp, sid = fv.flow, None, str(session.id)
         after_step = None
+        running: list[CallDriver[CallSession]] = []  # the redactor reads its state
         if self.store is not None:
             flow, fhash, cp = await self._begin(flow, sid)
-            after_step = self._checkpointer(sid, fhash)
-        running: list[CallDriver[CallSession]] = []  # the redactor reads its state
+            after_step = self._checkpointer(sid, fhash, session, running)
         redactor = Redactor(flow, lambda: running[0].state if running else None)
         trace: CallTrace = NullTrace()
         if self.settings.trace_dir:
@@ -184,12 +192,16 @@ class FlowServer:
                 metadata=_traced_metadata(session.metadata),
                 started=round(self.clock(), 3),
             )
-        sink = None
+        sink: Callable[[TranscriptLine], None] | None = None
         if self.on_transcript is not None:
-            cb, sid = self.on_transcript, str(session.id)
+            cb = self.on_transcript
 
-            def sink(line: TranscriptLine) -> None:
+            def shown(line: TranscriptLine) -> None:
                 cb(sid, (line[0], line[1], redactor.transcript(line[2], line[1])))
+
+            sink = shown
+        if after_step is not None:
+            sink = _agent_checkpoints(sink, after_step, running)
 
         driver = CallDriver(
             flow,
@@ -211,6 +223,8 @@ class FlowServer:
                 log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
             except ValueError as exc:  # a checkpoint this version cannot resume: start over
                 log.warning("call %s: %s; starting over", sid, exc)
+            else:
+                _restore_agent(session, cp)
         running.append(driver)
         self.drivers[str(session.id)] = driver
         self._idle.clear()
@@ -289,6 +303,35 @@ class FlowServer:
             loaded = self.registry.reload_changed()
             if (loaded or self.registry.problems != before) and self.on_reload is not None:
                 self.on_reload(self.registry)
+
+
+def _agent_checkpoints(
+    sink: Callable[[TranscriptLine], None] | None,
+    save: Callable[[RunState], None],
+    running: list[CallDriver[CallSession]],
+) -> Callable[[TranscriptLine], None]:
+    """A transcript sink that also checkpoints after each line of an agent conversation (it
+    grows without a step; the save runs on the next loop turn, once the agent has added the
+    line to its history)."""
+    loop = asyncio.get_running_loop()
+
+    def on_line(line: TranscriptLine) -> None:
+        if sink is not None:
+            sink(line)
+        if running and running[0].agent_used and line[1] != "system":
+            loop.call_soon(lambda: save(running[0].state))
+
+    return on_line
+
+
+def _restore_agent(session: CallSession, cp: Checkpoint) -> None:
+    """Give a resumed call's agent the conversation of its checkpoint."""
+    if not cp.agent:
+        return
+    try:
+        restore(session.agent, cp.agent)
+    except AiNotConfiguredError:
+        log.warning("call %s: no LLM here: its agent conversation is not resumed", session.id)
 
 
 def _claimer(store: CallStore, sid: str) -> Callable[[], Awaitable[bool]]:
