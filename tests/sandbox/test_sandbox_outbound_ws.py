@@ -122,6 +122,39 @@ async def test_a_per_call_connection_is_what_asterisk_sends(
     assert config(1).close_after_end == 3.0  # 3 s after StasisEnd, as captured
 
 
+async def test_another_channel_leaving_the_per_call_app_does_not_close_its_socket(
+    sandbox: Sandbox, worker: Worker
+) -> None:
+    # The per-call connection ends when the call's own Stasis() returns (docs.asterisk.org, "ARI
+    # Outbound Websockets"): an externalMedia channel of that app leaving Stasis does not end it.
+    sandbox.add_outbound_websocket(config(worker.port, close_after_end=0.1))
+    call = await sandbox.place_call(to="s", app="capows")
+    start = await worker.next("StasisStart")
+    app = start["application"]
+    created = await worker.ask(
+        {
+            "type": "RESTRequest", "transaction_id": "t1", "request_id": "r1", "method": "POST",
+            "uri": f"channels/externalMedia?channelId=em-1&app={app}"
+            "&external_host=127.0.0.1:9&format=ulaw",
+        }
+    )  # fmt: skip
+    assert created["status_code"] == 200
+    await worker.next("StasisStart")  # the media channel's
+    gone = await worker.ask(
+        {"type": "RESTRequest", "transaction_id": "t2", "request_id": "r2", "method": "DELETE",
+         "uri": "channels/em-1"}
+    )  # fmt: skip
+    assert gone["status_code"] == 204
+    assert (await worker.next("StasisEnd"))["channel"]["id"] == "em-1"
+    await asyncio.sleep(0.3)  # past close_after_end
+    assert worker.closed == []
+    got = await worker.ask(
+        {"type": "RESTRequest", "transaction_id": "t3", "request_id": "r3", "method": "GET",
+         "uri": f"channels/{call.id}"}
+    )  # fmt: skip
+    assert got["status_code"] == 200
+
+
 async def test_rest_over_the_websocket_answers_like_asterisk(
     sandbox: Sandbox, worker: Worker
 ) -> None:

@@ -66,6 +66,8 @@ class FlowServer:
         ``store`` (cluster mode): the calls' registry and checkpoints; a call that has a
         checkpoint there resumes at its checkpointed state on the flow version it started on."""
         self.store = store
+        if store is not None:  # calls Asterisk re-connects from a dead worker resume here
+            app.adopt_link_orphans = True
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self._hashes: dict[int, tuple[Flow, str]] = {}
         self.app = app

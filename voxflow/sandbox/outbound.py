@@ -225,11 +225,16 @@ class OutboundWebsockets:
                 return
             sock = again
 
-    def stasis_ended(self, name: str) -> None:
-        """StasisEnd went out on a per-call socket: Asterisk closes it 3 s later."""
+    def stasis_ended(self, name: str, channel_name: str) -> None:
+        """StasisEnd went out on a per-call socket: when it is the call's own channel (its
+        Stasis() returned), Asterisk closes the socket 3 s later; another channel of the app
+        (an externalMedia or snoop channel) leaving does not close it."""
         sock = self.sockets.get(name)
-        cfg = self.configs.get(name.partition(":")[0])
+        app, _, owner = name.partition(":")
+        cfg = self.configs.get(app)
         if sock is None or cfg is None or cfg.connection_type != "per_call_config":
+            return
+        if owner != channel_name:
             return
 
         async def close_later() -> None:

@@ -279,7 +279,7 @@ class Sandbox:
             return
         sock.push(json.dumps(event))
         if event["type"] == "StasisEnd":
-            self.outbound.stasis_ended(app)
+            self.outbound.stasis_ended(app, str(event["channel"].get("name", "")))
             self.broadcasts.left_stasis(event["channel"]["id"])
 
     def register_socket(self, sock: EventSocket, subscribe_all: bool) -> None:

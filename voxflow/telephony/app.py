@@ -44,7 +44,13 @@ from voxflow.errors import (
 from voxflow.telephony.dialplan import RETURN_TAGS, dialplan_metadata
 from voxflow.telephony.legs import LegBook, current_call, set_current_call
 from voxflow.telephony.links import MODES, AriLink, AriLinks
-from voxflow.telephony.orphans import OrphanPolicy, SweepReport, sweep
+from voxflow.telephony.orphans import (
+    OrphanPolicy,
+    SweepReport,
+    adopt_link_orphan,
+    remove_stale_bridges,
+    sweep,
+)
 from voxflow.telephony.recording import RecordingSink
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
@@ -127,6 +133,7 @@ class VoxtraApp:
             raise ConfigError(f"orphans must be 'restart' or 'hangup', not {orphans!r}")
         self.orphans: OrphanPolicy = orphans
         self.orphan_apology = orphan_apology
+        self.adopt_link_orphans = False  # outbound modes: see orphans.adopt_link_orphan
         self._internal_techs = _INTERNAL_TECHS
         self.claim_broadcasts = claim_broadcasts
         http_url = ari_url
@@ -626,17 +633,30 @@ class VoxtraApp:
         metadata = {**metadata, **dialplan_metadata(event.args, channel.channelvars)}
         self._start_call(channel, handler, metadata, rest, ari_app)
 
-    def _adopt(self, channel: Channel) -> None:
+    def _adopt(
+        self, channel: Channel, rest: AriRestClient | None = None, ari_app: str | None = None
+    ) -> None:
         """A call in our application with no session (see :mod:`voxflow.telephony.orphans`):
-        run it from the start (policy ``restart``) or apologise and hang up (``hangup``)."""
+        run it from the start (policy ``restart``; a cluster's handler resumes it from its
+        checkpoint) or apologise and hang up (``hangup``)."""
         if channel.id in self._sessions or channel.id in (self._seen or ()) or self._closing:
             return
         if self.orphans == "hangup":
-            self._start_call(channel, self._apologise, {})
+            self._start_call(channel, self._apologise, {}, rest, ari_app)
             return
         handler, metadata = self._pick_handler(channel)
         log.info("adopting call %s to %r: its flow starts again", channel.id, channel.dialplan)
-        self._start_call(channel, handler, metadata)
+        self._start_call(channel, handler, metadata, rest, ari_app)
+
+    def adopt_link_orphan(self, channel: Channel, app_name: str) -> bool:
+        """See :func:`voxflow.telephony.orphans.adopt_link_orphan`."""
+        return adopt_link_orphan(self, channel, app_name)
+
+    async def remove_stale_bridges(
+        self, rest: AriRestClient, app_name: str, bridge_ids: set[str]
+    ) -> list[str]:
+        """See :func:`voxflow.telephony.orphans.remove_stale_bridges`."""
+        return await remove_stale_bridges(self, rest, app_name, bridge_ids)
 
     async def _apologise(self, session: CallSession) -> None:
         if self.orphan_apology:

@@ -7,7 +7,9 @@ and REST requests go back on it (:mod:`voxflow.ari.wsrest`). A call's session ke
 Asterisk reconnects a dropped link (to this worker) the session carries on over the new one. A
 link that is not back within ``link_grace`` seconds ends its calls here (they are no longer ours
 to drive). A new link whose app already holds channels this worker has no session for (the
-worker that served them died) hangs them up: the caller hears the call end, not silence.
+worker that served them died) hangs them up: the caller hears the call end, not silence; in
+cluster mode (``VoxtraApp.adopt_link_orphans``) it adopts them instead, and each resumes from
+its checkpoint.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from voxflow.ari.models import ApplicationRegistered, AriEvent, EventParser
+from voxflow.ari.models import ApplicationRegistered, AriEvent, Channel, EventParser
 from voxflow.ari.rest import AriRestClient, RestReply
 from voxflow.ari.wsrest import WsRestTransport, is_rest_response
 from voxflow.ari.wsserver import AriWebsocketServer, ServerConnection
-from voxflow.errors import AriConnectionError, AriError
+from voxflow.errors import AriConnectionError, AriError, AriNotFound
 
 __all__ = ["MODES", "AppTransport", "AriLink", "AriLinks", "LinkOwner"]
 
@@ -46,6 +48,17 @@ class LinkOwner(Protocol):
     def resync_app(self, app_name: str, channel_ids: set[str]) -> list[str]:
         """A link (re)registered ``app_name`` holding ``channel_ids``: settle the sessions of
         that app that are gone; return the channels no session drives (orphans)."""
+
+    adopt_link_orphans: bool
+    """Orphans are adopted (:meth:`adopt_link_orphan`) rather than hung up."""
+
+    def adopt_link_orphan(self, channel: Channel, app_name: str) -> bool:
+        """Adopt an orphan of ``app_name``; False: hang it up."""
+
+    async def remove_stale_bridges(
+        self, rest: AriRestClient, app_name: str, bridge_ids: set[str]
+    ) -> list[str]:
+        """Remove voxflow's bridges of ``app_name`` no live session owns (a dead worker's)."""
 
 
 class AriLink:
@@ -133,6 +146,7 @@ class AriLinks:
         self._retired: list[AriRestClient] = []
         self._closing = False
         self.orphans_hung_up = 0
+        self.orphans_adopted = 0
 
     @property
     def connected(self) -> bool:
@@ -244,7 +258,16 @@ class AriLinks:
             log.debug("could not list app %s: %s", app_name, exc)
             return
         channel_ids = {str(c) for c in info.get("channel_ids", [])}
-        for cid in self.owner.resync_app(app_name, channel_ids):
+        orphans = self.owner.resync_app(app_name, channel_ids)
+        if orphans:  # a dead worker's calls: its bridges go first (an adopted call makes its own)
+            bridge_ids = {str(b) for b in info.get("bridge_ids", [])}
+            try:
+                await self.owner.remove_stale_bridges(rest, app_name, bridge_ids)
+            except AriError as exc:
+                log.debug("could not remove the stale bridges of app %s: %s", app_name, exc)
+        for cid in orphans:
+            if self.owner.adopt_link_orphans and await self._adopt(rest, app_name, cid):
+                continue
             log.warning(
                 "call %s is in app %s but no session here drives it (its worker is gone); "
                 "hanging it up",
@@ -254,6 +277,22 @@ class AriLinks:
             self.orphans_hung_up += 1
             with contextlib.suppress(AriError):
                 await rest.hangup(cid)
+
+    async def _adopt(self, rest: AriRestClient, app_name: str, channel_id: str) -> bool:
+        """Hand an orphan to the owner (cluster mode: it resumes from its checkpoint); True
+        when adopted or already gone."""
+        try:
+            channel = await rest.get_channel(channel_id)
+        except AriNotFound:
+            return True  # hung up meanwhile
+        except AriError as exc:
+            log.debug("could not read orphan %s: %s", channel_id, exc)
+            return False
+        if not self.owner.adopt_link_orphan(channel, app_name):
+            return False
+        self.orphans_adopted += 1
+        log.warning("call %s is in app %s with no session here: adopted", channel_id, app_name)
+        return True
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)

@@ -26,6 +26,7 @@ from voxflow.ari.cleanup import Backoff, delete_until_gone
 from voxflow.ari.models import Bridge, Channel
 
 if TYPE_CHECKING:
+    from voxflow.ari.rest import AriRestClient
     from voxflow.telephony.app import VoxtraApp
     from voxflow.telephony.session import CallSession
 
@@ -35,6 +36,8 @@ __all__ = [
     "OUTBOUND_PREFIX",
     "OrphanPolicy",
     "SweepReport",
+    "adopt_link_orphan",
+    "remove_stale_bridges",
     "sweep",
 ]
 
@@ -130,6 +133,43 @@ async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
             len(report.removed_bridges),
         )
     return report
+
+
+def adopt_link_orphan(app: VoxtraApp, channel: Channel, app_name: str) -> bool:
+    """Asterisk re-connected ``app_name`` (outbound websockets) holding ``channel``, a call no
+    session drives (its worker died): adopt it when ``app.adopt_link_orphans`` (set in cluster
+    mode, where the handler resumes it from its checkpoint). False: not adopted (the links hang
+    it up): not in cluster mode, or voxflow's own media channel or dialled leg."""
+    links = app.links
+    if (
+        not app.adopt_link_orphans
+        or links is None
+        or channel.technology in app._internal_techs
+        or channel.id.startswith((*MEDIA_PREFIXES, OUTBOUND_PREFIX))
+    ):
+        return False
+    app._adopt(channel, links.rest_for(app_name), app_name)
+    return True
+
+
+async def remove_stale_bridges(
+    app: VoxtraApp, rest: AriRestClient, app_name: str, bridge_ids: set[str]
+) -> list[str]:
+    """Outbound links: voxflow's bridges of ``app_name`` (named after it or in
+    ``bridge_ids``, the app's bridges) that no live session owns or uses (their worker died)
+    are removed; returns their ids. Raises ``AriError`` if listing fails."""
+    live = [s for s in app._sessions.values() if not s.ended]
+    owned = _owned_ids(live)
+    live_ids = {s.id for s in live}
+    removed: list[str] = []
+    for b in await rest.list_bridges():
+        if not b.id.startswith(BRIDGE_PREFIXES) or b.id in owned:
+            continue
+        if not (b.id in bridge_ids or b.name == app_name) or live_ids.intersection(b.channels):
+            continue
+        if await delete_until_gone(rest, f"/bridges/{b.id}", backoff=_SWEEP_BACKOFF):
+            removed.append(b.id)
+    return removed
 
 
 async def _delete(app: VoxtraApp, path: str) -> bool:

@@ -1,0 +1,178 @@
+"""Worker processes in the outbound-websocket modes behind HAProxy, for the cluster tests.
+
+``voxflow run --ari-mode per_call|persistent --listen --redis --metrics-port`` in its own process
+(killed with SIGKILL by the tests), HAProxy (Debian's package) with docs/deploy/haproxy.cfg
+(addresses changed; health-checked on each worker's /readyz), and a collector of webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from _cluster_kit import _free_port
+from aiohttp import web
+
+CONFIG = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "haproxy.cfg"
+WS_USER, WS_PASSWORD = "asterisk", "ws-secret"
+
+
+@dataclass
+class WorkerProc:
+    """A worker process: its id in the registry, websocket port and metrics URL."""
+
+    proc: asyncio.subprocess.Process
+    worker_id: str
+    port: int
+    metrics: str
+    drain: asyncio.Task[None]
+
+    async def kill(self) -> None:
+        """kill -9: the kernel closes its sockets; nothing is cleaned up."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+        await self.proc.wait()
+        self.drain.cancel()
+        await asyncio.gather(self.drain, return_exceptions=True)
+
+
+async def _line(stream: asyncio.StreamReader, pattern: str) -> re.Match[str]:
+    async with asyncio.timeout(60):
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"the worker exited before printing {pattern!r}")
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+
+async def _accepting(port: int) -> None:
+    """Wait until 127.0.0.1:``port`` accepts connections (the worker's websocket server)."""
+    async with asyncio.timeout(60):
+        while True:
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    while await stream.readline():
+        pass
+
+
+async def start_worker(
+    flow: Path, mode: str, redis_url: str, tmp: Path, *, webhook_url: str = ""
+) -> WorkerProc:
+    """``voxflow run`` in ``mode`` listening on a free 127.0.0.1 port; waits until it is ready."""
+    port = _free_port()
+    await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
+    config = tmp / "voxflow.toml"
+    config.write_text("[cluster]\nfailover_ttl = 1.0\n")
+    env = {**os.environ, "VOXFLOW_ARI_PASSWORD": WS_PASSWORD, "PYTHONUNBUFFERED": "1"}
+    if webhook_url:
+        env["VOXFLOW_WEBHOOK_URL"] = webhook_url
+    with (tmp / "stderr.log").open("wb") as log:  # the worker's own log, for a failing test
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+            "--ari-mode", mode, "--listen", f"127.0.0.1:{port}", "--ari-user", WS_USER,
+            "--redis", redis_url, "--no-audio", "--metrics-port", "0", "--config", str(config),
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=log,
+        )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        worker_id = (await _line(proc.stdout, r"cluster mode: worker (\S+)"))[1]
+        metrics = (await _line(proc.stdout, r"metrics on (http://127\.0\.0\.1:\d+)/metrics"))[1]
+        await _line(proc.stdout, r"^serving ")
+        await _accepting(port)
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    drain = asyncio.ensure_future(_discard(proc.stdout))
+    return WorkerProc(proc, worker_id, port, metrics, drain)
+
+
+@contextlib.asynccontextmanager
+async def workers(
+    n: int, flow: Path, mode: str, redis_url: str, tmp: Path, *, webhook_url: str = ""
+) -> AsyncIterator[list[WorkerProc]]:
+    """``n`` worker processes (started one after the other), killed when the block exits."""
+    procs: list[WorkerProc] = []
+    try:
+        for i in range(n):
+            procs.append(
+                await start_worker(flow, mode, redis_url, tmp / f"w{i}", webhook_url=webhook_url)
+            )
+        yield procs
+    finally:
+        for w in procs:
+            await w.kill()
+
+
+@contextlib.asynccontextmanager
+async def haproxy(tmp: Path, ws: list[WorkerProc]) -> AsyncIterator[int]:
+    """HAProxy with docs/deploy/haproxy.cfg on a free port, the workers as its servers (each
+    checked on its /readyz every 200 ms); yields once every worker is up."""
+    exe = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    assert exe is not None, "haproxy is not installed (apt-get install haproxy; see .ci/run)"
+    port = _free_port()
+    text = CONFIG.read_text()
+    text = re.sub(r"(?m)^(\s*)bind 0\.0\.0\.0:8765$", rf"\1bind 127.0.0.1:{port}", text)
+    text = re.sub(r"(?m)^\s*(server w\d|default-server) .*\n", "", text)
+    text += "".join(
+        f"    server w{i} 127.0.0.1:{w.port} check port {w.metrics.rsplit(':', 1)[1]}"
+        " inter 200ms fall 1 rise 1\n"
+        for i, w in enumerate(ws)
+    )
+    cfg = tmp / "haproxy.cfg"
+    cfg.write_text(text)
+    proc = await asyncio.create_subprocess_exec(
+        exe, "-db", "-f", str(cfg),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await _accepting(port)
+        yield port
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """An HTTP server on 127.0.0.1 collecting the webhooks' JSON bodies."""
+    got: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hooks", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks", got
+    finally:
+        await runner.cleanup()
+
+
+async def scrape(url: str) -> str:
+    """GET ``url`` (a worker's /metrics)."""
+    async with aiohttp.ClientSession() as http, http.get(url) as r:
+        assert r.status == 200
+        return await r.text()

@@ -1,0 +1,186 @@
+"""Mid-call failover in the outbound-websocket modes (issue 20), on the sandbox, a real
+redis-server, HAProxy (docs/deploy/haproxy.cfg) and two ``voxflow run --ari-mode ...`` worker
+processes. A worker killed with SIGKILL while calls wait in a menu past the first state:
+
+* per_call: Asterisk re-connects each call's own websocket (``reconnect_attempts`` tries,
+  ``reconnect_interval`` apart; docs.asterisk.org "ARI Outbound Websockets"), HAProxy sends it to
+  the live worker, which finds the channel in ``voxflow:<channel>`` with no session and adopts
+  it: the call resumes at its checkpointed menu;
+* persistent: Asterisk re-connects the application's one websocket, HAProxy sends it to the
+  other worker, which adopts every call of the application the same way.
+
+Every call ends normally, once (one ``call.ended`` webhook), the registry is empty, and no
+channel or bridge is left on the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from _cluster_kit import running_redis, until
+from _outbound_kit import WS_PASSWORD, WS_USER, haproxy, webhook_receiver, workers
+
+from voxflow.cluster import ClusterState
+from voxflow.sandbox import SimCall
+from voxflow.sandbox.outbound import OutboundWebsocket
+from voxflow.sandbox.server import Sandbox
+
+FLOW = """\
+flow failover "resumes where it was":
+    answers "100"
+
+var picked: string = "none"
+
+state start:
+    answer
+    play "sound:hello-world"
+    set picked = "early"
+    goto menu
+
+state menu:
+    play "sound:vm-login"
+    menu "Press 1." timeout 60s:
+        1 -> done
+        on noinput, nomatch -> done
+
+state done:
+    if picked == "early":
+        play "sound:goodbye"
+    hangup "done"
+"""
+RESUMED = ["sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye"]
+UNMOVED = ["sound:hello-world", "sound:vm-login", "sound:goodbye"]
+
+
+def _played(sb: Sandbox, cid: str) -> list[str]:
+    exp = sb.calls[cid].experience()
+    return [str(e["uri"]) for e in exp if e["type"] == "playback" and e["state"] == "playing"]
+
+
+async def _all_in_menu(probe: ClusterState, n: int) -> dict[str, str]:
+    """Wait until the registry shows ``n`` calls in the menu; returns call id -> worker id."""
+    for _ in range(1500):
+        entries = await probe.call_entries()
+        if len(entries) == n and all(e.state == "menu" for e in entries):
+            return {e.id: e.worker for e in entries}
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the calls did not all reach the menu: {await probe.call_entries()}")
+
+
+async def _kill_and_finish(
+    sb: Sandbox, probe: ClusterState, calls: list[SimCall], where: dict[str, str], victim: str
+) -> float:
+    """The caller side after the kill: each moved call hears its menu again; every caller
+    presses 1 and the call ends. Returns the longest kill -> resumed prompt time (s)."""
+    killed = time.monotonic()
+    moved = [c for c in calls if where[c.id] == victim]
+    assert moved, "the killed worker served no call"
+    resumed: dict[str, float] = {}
+
+    def scan() -> bool:
+        for c in moved:
+            if c.id not in resumed and _played(sb, c.id).count("sound:vm-login") == 2:
+                resumed[c.id] = time.monotonic() - killed
+        return len(resumed) == len(moved)
+
+    await until(scan, 30, "the killed worker's calls resume at their menu")
+    entries = {e.id: e.worker for e in await probe.call_entries()}
+    assert victim not in entries.values() and len(entries) == len(calls)
+    for c in calls:
+        await c.press("1")
+    for c in calls:
+        assert await c.wait_hangup(20) == 16
+    for c in calls:
+        assert _played(sb, c.id) == (RESUMED if c in moved else UNMOVED), c.id
+    return max(resumed.values())
+
+
+async def _settled(
+    sb: Sandbox, probe: ClusterState, hooks: list[dict[str, Any]], ids: set[str]
+) -> None:
+    """Each call started and ended once (webhooks), the registry is empty, the node clean."""
+
+    def ended() -> Counter[str]:
+        return Counter(str(h["call_id"]) for h in hooks if h["event"] == "call.ended")
+
+    await until(lambda: ended() == Counter(ids), 20, "every call's end webhook")
+    for cid in ids:  # start and end once per call across the two workers
+        events = [h["event"] for h in hooks if h["call_id"] == cid]
+        assert events.count("call.started") == 1 and events.count("call.ended") == 1, events
+        [end] = [h for h in hooks if h["call_id"] == cid and h["event"] == "call.ended"]
+        assert end["data"]["outcome"] == "completed"
+    for _ in range(250):
+        if await probe.call_entries() == []:
+            break
+        await asyncio.sleep(0.02)
+    assert await probe.call_entries() == []
+    try:
+        await until(lambda: not sb.pbx.channels and not sb.pbx.bridges, 10, "node clean")
+    except AssertionError:
+        raise AssertionError(f"left: {sb.pbx.channels} {sb.pbx.bridges}") from None
+
+
+def _ows(port: int, kind: str) -> OutboundWebsocket:
+    return OutboundWebsocket(
+        "voxflow", f"ws://127.0.0.1:{port}/voxflow", WS_USER, WS_PASSWORD,
+        connection_type=kind, reconnect_interval=0.2, reconnect_attempts=4, close_after_end=0.2,
+    )  # fmt: skip
+
+
+async def test_per_call_sockets_of_a_killed_worker_resume_on_the_other_one(tmp_path: Path) -> None:
+    flow = tmp_path / "failover.flow"
+    flow.write_text(FLOW)
+    n = 6
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        webhook_receiver() as (hook_url, hooks),
+        workers(2, flow, "per_call", rs.url, tmp_path, webhook_url=hook_url) as ws,
+        haproxy(tmp_path, ws) as port,
+    ):
+        probe = ClusterState(rs.url, worker_id="probe")  # reads only
+        try:
+            sb.add_outbound_websocket(_ows(port, "per_call_config"))
+            calls = [await sb.place_call(from_=f"+1555030{i}", to="100") for i in range(n)]
+            where = await _all_in_menu(probe, n)
+            assert set(where.values()) == {w.worker_id for w in ws}  # leastconn spread them
+            victim = max(ws, key=lambda w: list(where.values()).count(w.worker_id))
+            await victim.kill()
+            slowest = await _kill_and_finish(sb, probe, calls, where, victim.worker_id)
+            assert slowest < 5.0
+            await _settled(sb, probe, hooks, {c.id for c in calls})
+        finally:
+            await probe.redis.aclose()
+
+
+async def test_a_persistent_socket_moves_to_the_other_worker_with_every_call(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "failover.flow"
+    flow.write_text(FLOW)
+    n = 4
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        webhook_receiver() as (hook_url, hooks),
+        workers(2, flow, "persistent", rs.url, tmp_path, webhook_url=hook_url) as ws,
+        haproxy(tmp_path, ws) as port,
+    ):
+        probe = ClusterState(rs.url, worker_id="probe")
+        try:
+            sb.add_outbound_websocket(_ows(port, "persistent"))
+            await sb.wait_app("voxflow", 30)
+            calls = [await sb.place_call(from_=f"+1555040{i}", to="100") for i in range(n)]
+            where = await _all_in_menu(probe, n)
+            [holder] = set(where.values())  # one socket for the application: one worker
+            victim = next(w for w in ws if w.worker_id == holder)
+            await victim.kill()
+            slowest = await _kill_and_finish(sb, probe, calls, where, holder)
+            assert slowest < 5.0
+            await _settled(sb, probe, hooks, {c.id for c in calls})
+        finally:
+            await probe.redis.aclose()
