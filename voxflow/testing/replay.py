@@ -6,6 +6,7 @@ the trace recorded), its prompts' durations and its recorded outcomes of the out
 call metadata (secret-looking keys redacted by the server), direction, speech setting, caller,
 called number and start time (``started``) carry over, so a time-of-day branch goes the same way.
 Values of sensitive variables are ``<redacted>`` in traces: a redacted key replays as ``0``, a
+redacted sentence as its ``stand_in`` (its digits, each ``0``) or else as ``<redacted>``, a
 redacted part of a URL matches anything, and so does, in a prompt with a redacted value, that
 value and any digits (a value derived from it, such as the last four digits). The flow as
 it is now then runs on that script; states entered, prompts and the end are compared with the
@@ -314,9 +315,13 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
     if isinstance(started.get("started"), int | float):  # the call's own clock
         at = datetime.fromtimestamp(float(started["started"]), tz=UTC)
         data["time"] = at.isoformat()
-    if any(r.get("type") == "input" and r.get("text") == REDACTED for r in records):
+    said = [r for r in records if r.get("type") == "input" and r.get("text") == REDACTED]
+    if any(r.get("stand_in") for r in said):
         notes.append("sentences said into sensitive variables are redacted: the replay says "
-                     "'<redacted>', so such a step may not match")  # fmt: skip
+                     "their stand-in (the same digits, each '0')")  # fmt: skip
+    if any(not r.get("stand_in") for r in said):
+        notes.append("sentences said into sensitive variables are redacted: the replay says "
+                     "'<redacted>', which a digits or number capture does not take")  # fmt: skip
     if any(r.get("digit") == REDACTED for r in records):
         notes.append(
             f"keys pressed into sensitive variables are redacted: replayed as '{_REDACTED_KEY}'"
