@@ -4,8 +4,11 @@ chunked pcm speech. Handlers are scripted per test."""
 
 from __future__ import annotations
 
+import array
 import asyncio
+import io
 import json
+import wave
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -301,3 +304,20 @@ class ScriptedCall:
 
     async def call_voice(self) -> FakeVoice:
         return self.voice
+
+
+def heard(text: str) -> Handler:
+    """The local server's transcription: it checks that what it got is the caller's speech (a
+    WAV of at least half a second with sound in it, sent by ``OpenAISTT`` over HTTP) and
+    answers ``text`` (else an empty transcript)."""
+
+    async def handler(request: web.Request, form: dict[str, Any]) -> web.StreamResponse:
+        with wave.open(io.BytesIO(form["file"]["data"])) as w:
+            pcm = w.readframes(w.getnframes())
+            seconds = w.getnframes() / w.getframerate()
+        loud = max(abs(v) for v in array.array("h", pcm))
+        if seconds < 0.5 or loud < 1000:
+            return web.json_response({"text": ""})
+        return web.json_response({"text": text})
+
+    return handler

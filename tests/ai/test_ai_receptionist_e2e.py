@@ -13,20 +13,16 @@ measured by the same code on the same clock as in production (the loop's)."""
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
-import io
 import shutil
-import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ai_fakes import FakeOpenAI, Handler, sse, status, text_chunks, tool_chunks
-from aiohttp import web
+from ai_fakes import FakeOpenAI, heard, sse, status, text_chunks, tool_chunks
 
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.ai.openai_stt import OpenAISTT
@@ -84,24 +80,6 @@ class Receptionist:
 def _compile(text: str, path: str) -> Flow:
     # The registry's default compiler predates compile_flow returning a CompileResult.
     return load_flow(path)
-
-
-def heard(text: str) -> Handler:
-    """The local server's transcription: it checks that what it got is the caller's speech (a
-    WAV of at least half a second with sound in it, sent by ``OpenAISTT`` over HTTP) and
-    answers ``text``. For the scenarios whose point is not recognition; pocketsphinx
-    recognises the caller in ``test_handoff_to_a_human_bridges_the_call``."""
-
-    async def handler(request: web.Request, form: dict[str, Any]) -> web.StreamResponse:
-        with wave.open(io.BytesIO(form["file"]["data"])) as w:
-            pcm = w.readframes(w.getnframes())
-            seconds = w.getnframes() / w.getframerate()
-        loud = max(abs(v) for v in array.array("h", pcm))
-        if seconds < 0.5 or loud < 1000:
-            return web.json_response({"text": ""})
-        return web.json_response({"text": text})
-
-    return handler
 
 
 @contextlib.asynccontextmanager

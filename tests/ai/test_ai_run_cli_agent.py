@@ -1,7 +1,10 @@
 """``voxflow run flows/ai_receptionist.flow`` on the embedded sandbox, as a user runs it: the LLM
-comes from VOXFLOW_LLM_* environment variables (a local OpenAI-compatible server), the caller
-script speaks, the agent's tool hands the call over, and ``--trace`` holds per-turn metrics.
-The API key is sent to the server but appears in no output and no trace."""
+and the STT come from VOXFLOW_LLM_*/VOXFLOW_STT_* environment variables (a local
+OpenAI-compatible server, which checks it was sent the caller's speech), the caller script
+speaks, the agent's tool hands the call over, and ``--trace`` holds per-turn metrics. The API
+key is sent to the server but appears in no output and no trace. ``--virtual-time``, as in CI:
+the same process, sockets and audio, on a clock that jumps when every side waits
+(``voxflow.testing.violoop``)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ai_fakes import FakeOpenAI, sse, tool_chunks
+from ai_fakes import FakeOpenAI, heard, sse, tool_chunks
 
 from voxflow.runtime.trace import read_trace
 
@@ -26,6 +29,7 @@ async def test_voxflow_run_with_an_llm_from_the_environment(
     fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     fake_openai.chat.append(sse(tool_chunks([("transfer_to_human", '{"reason": "a person"}')])))
+    fake_openai.transcribe.append(heard("I want to talk to a person please"))
     script = tmp_path / "caller.txt"
     # the caller waits for what it hears (the greeting reaches the live transcript as spoken,
     # then the handoff's dial), never for a fixed time: a loaded machine only makes it slower
@@ -40,11 +44,14 @@ async def test_voxflow_run_with_an_llm_from_the_environment(
         "VOXFLOW_LLM_BASE_URL": fake_openai.url,
         "VOXFLOW_LLM_MODEL": "test-model",
         "VOXFLOW_LLM_API_KEY": KEY,
+        "VOXFLOW_STT_PROVIDER": "openai",
+        "VOXFLOW_STT_BASE_URL": fake_openai.url,
+        "VOXFLOW_STT_API_KEY": KEY,
     }
     exe = Path(sys.executable).with_name("voxflow")
     proc = await asyncio.create_subprocess_exec(
         str(exe), "run", str(ROOT / "flows" / "ai_receptionist.flow"),
-        "--caller", str(script), "--trace", str(tmp_path / "traces"), "-v",
+        "--caller", str(script), "--trace", str(tmp_path / "traces"), "-v", "--virtual-time",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     try:
@@ -64,7 +71,12 @@ async def test_voxflow_run_with_an_llm_from_the_environment(
     assert greeting < stdout.index("CALLER") < stdout.index("-> handoff")
     assert "outcome: caller_hangup" in stdout
     # the model was called with the key; the key is nowhere in what the user or the trace sees
-    assert fake_openai.requests[0].headers["Authorization"] == f"Bearer {KEY}"
+    assert [r.path for r in fake_openai.requests] == [
+        "/v1/audio/transcriptions",
+        "/v1/chat/completions",
+    ]
+    assert all(r.headers["Authorization"] == f"Bearer {KEY}" for r in fake_openai.requests)
+    assert "CALLER  I want to talk to a person please" in stdout
     traces = list((tmp_path / "traces").glob("*.jsonl"))
     assert len(traces) == 1
     assert KEY not in stdout + stderr + traces[0].read_text()

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import sys
 import time
+from pathlib import Path
 
 from voxflow.media.pacer import shared_pacer
 from voxflow.testing.violoop import VirtualIoLoop, run_virtual
@@ -92,3 +93,21 @@ def test_run_virtual_paces_rtp_on_the_loop_clock() -> None:
         return shared_pacer().early == 0.0
 
     assert run_virtual(main())
+
+
+def test_voxflow_run_virtual_time_needs_a_scripted_sandbox_call(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from voxflow.cli.main import cli
+
+    flow = str(Path(__file__).resolve().parents[2] / "flows" / "main_ivr.flow")
+    alone = CliRunner().invoke(cli, ["run", flow, "--virtual-time", "--no-audio"])
+    assert alone.exit_code == 2
+    assert "--virtual-time: only for a sandbox call with --caller SCRIPT" in alone.output
+    script = tmp_path / "caller.txt"
+    script.write_text("hangup\n")
+    on_ari = CliRunner().invoke(
+        cli, ["run", flow, "--virtual-time", "--ari-url", "http://127.0.0.1:9/ari",
+              "--ari-user", "u", "--ari-password", "p"],
+    )  # fmt: skip
+    assert on_ari.exit_code == 2 and "--virtual-time" in on_ari.output

@@ -37,6 +37,7 @@ from voxflow.runtime.caller_script import CallerAction, load_script, parse_scrip
 from voxflow.runtime.config import Settings, listen_host, load_settings
 from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.registry import FlowRegistry
+from voxflow.testing.violoop import run_virtual
 
 if TYPE_CHECKING:
     from voxflow.cluster.state import ClusterState
@@ -106,7 +107,7 @@ Exit codes:
 """
 
 _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number": "--from",
-                 "call_time": "--time"}  # fmt: skip
+                 "call_time": "--time", "virtual_time": "--virtual-time"}  # fmt: skip
 
 
 @click.command(
@@ -206,6 +207,12 @@ _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number":
     help="no speech: prompts only in the transcript, DTMF only (no espeak/pocketsphinx)",
 )
 @click.option(
+    "--virtual-time",
+    is_flag=True,
+    help="sandbox, with --caller SCRIPT: the clock jumps whenever every side waits, so prompts, "
+    "silences and waits take no wall time (CI)",
+)
+@click.option(
     "--call",
     "call_endpoint",
     metavar="ENDPOINT",
@@ -251,6 +258,7 @@ def run_command(
     trace_dir: Path | None,
     grace_period: float | None,
     no_audio: bool,
+    virtual_time: bool,
     call_endpoint: str | None,
     meta: tuple[str, ...],
     caller_id: str | None,
@@ -300,11 +308,17 @@ def run_command(
             urlsplit(settings.redis_url).password if settings.redis_url else None,
         )
         if settings.ari_url is not None or settings.ari_mode != "classic":
-            given = {"caller_script": caller_script, **_asdict(settings)}
+            given = {
+                "caller_script": caller_script,
+                "virtual_time": virtual_time or None,
+                **_asdict(settings),
+            }
             bad = [flag for name, flag in _SANDBOX_ONLY.items() if given.get(name) is not None]
             if bad:
                 where = settings.ari_url or f"ARI mode {settings.ari_mode}"
                 raise ConfigError(f"{', '.join(bad)}: sandbox only, not with Asterisk ({where})")
+        if virtual_time and (caller_script is None or call_endpoint is not None):
+            raise ConfigError("--virtual-time: only for a sandbox call with --caller SCRIPT")
         metadata = parse_meta(meta)
         registry = FlowRegistry()
         registry.load(flows)
@@ -330,7 +344,7 @@ def run_command(
         )
         script = load_script(caller_script) if caller_script else None
         interactive = script is None and sys.stdin.isatty() and sys.stdout.isatty()
-        code = asyncio.run(
+        code = (run_virtual if virtual_time else asyncio.run)(
             _sandbox(
                 settings,
                 registry,
