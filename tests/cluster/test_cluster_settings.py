@@ -39,11 +39,26 @@ def test_redis_url_from_file_env_and_option(tmp_path: Path) -> None:
         ({"metrics_port": 70000}, "expected a TCP port"),
         ({"failover_ttl": 0.1}, "between 0.3 and 60 seconds"),
         ({"failover_ttl": "soon"}, "expected a number of seconds"),
+        ({"drain": "later"}, "--drain: must be finish or handover, got 'later'"),
+        ({"drain": "handover"}, "--drain: handover needs the cluster mode"),
+        (
+            {"drain": "handover", "redis_url": "redis://r", "ari_mode": "per_call"},
+            "handover needs the cluster mode .--redis. and the classic ARI mode",
+        ),
     ],
 )
 def test_bad_cluster_settings_are_named(values: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_settings(values, env={})
+
+
+def test_the_drain_rule_from_file_and_option(tmp_path: Path) -> None:
+    (tmp_path / "voxflow.toml").write_text(
+        '[cluster]\nredis_url = "redis://r:6379/0"\ndrain = "handover"\n'
+    )
+    assert load_settings(env={}, cwd=tmp_path).drain == "handover"
+    assert load_settings({"drain": "finish"}, env={}, cwd=tmp_path).drain == "finish"
+    assert load_settings(env={}).drain == "finish"  # the default
 
 
 def test_a_redis_password_is_never_shown() -> None:

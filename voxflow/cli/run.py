@@ -202,6 +202,12 @@ _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number":
     help="seconds calls in progress may finish when stopping [default: 30]",
 )
 @click.option(
+    "--drain",
+    type=click.Choice(["finish", "handover"]),
+    help="on SIGTERM: let calls finish within --grace, or (with --redis) hand them over to a "
+    "standby worker without hanging up [default: finish]",
+)
+@click.option(
     "--no-audio",
     is_flag=True,
     help="no speech: prompts only in the transcript, DTMF only (no espeak/pocketsphinx)",
@@ -257,6 +263,7 @@ def run_command(
     watch: bool,
     trace_dir: Path | None,
     grace_period: float | None,
+    drain: str | None,
     no_audio: bool,
     virtual_time: bool,
     call_endpoint: str | None,
@@ -289,6 +296,7 @@ def run_command(
                 "default_flow": default_flow,
                 "trace_dir": str(trace_dir) if trace_dir else None,
                 "grace_period": grace_period,
+                "drain": drain,
                 "dialed": dialed,
                 "caller_number": caller_number,
                 "call_time": call_time,
@@ -600,10 +608,13 @@ async def _serve_until_stopped(
             leaving.append(asyncio.ensure_future(cluster.leave()))
         if not stop.is_set():
             n = len(server.drivers)
-            click.echo(
-                f"stopping: no new calls; {n} call(s) in progress may finish within "
-                f"{settings.grace_period:g} s"
-            )
+            if settings.drain == "handover":
+                click.echo(f"stopping: no new calls; {n} call(s) in progress handed over")
+            else:
+                click.echo(
+                    f"stopping: no new calls; {n} call(s) in progress may finish within "
+                    f"{settings.grace_period:g} s"
+                )
         stop.set()
 
     _on_signals(stopping)

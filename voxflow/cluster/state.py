@@ -330,6 +330,10 @@ class ClusterState:
             self._wake.clear()
             await self._flush()
 
+    async def flush(self) -> None:
+        """Write the checkpoints queued so far now (the writer would, a moment later)."""
+        await self._flush()
+
     async def _flush(self) -> None:
         async with self._write:
             batch, self._dirty = self._dirty, {}

@@ -153,6 +153,10 @@ class CallStore(Protocol):
     def save(self, call_id: str, cp: Checkpoint) -> None:
         """Store ``cp`` (in the background, latest wins; never raises)."""
 
+    async def flush(self) -> None:
+        """Write the checkpoints saved so far now (a worker handing its calls over)."""
+        ...
+
     async def claim_end(self, call_id: str) -> bool:
         """Claim the call's end (``on hangup`` body, end-of-call webhook, outcome) for this
         worker: False when another worker already ended it (the call ends once, cluster-wide)."""

@@ -31,6 +31,7 @@
     metrics_port = 9464           # Prometheus /metrics, /healthz, /readyz (default: none)
     metrics_host = "127.0.0.1"
     failover_ttl = 3.0            # seconds: a dead worker's calls move after this (heartbeat: /3)
+    drain = "finish"              # on SIGTERM: finish (within grace_period) | handover
     [media]                       # where Asterisk sends a call's RTP (externalMedia)
     rtp_host = "127.0.0.1"        # address voxflow binds (0.0.0.0: all interfaces)
     rtp_advertise = "10.0.0.5"    # address Asterisk is told to send to (default: rtp_host)
@@ -56,7 +57,15 @@ from urllib.parse import urlsplit
 
 from voxflow.errors import ConfigError
 
-__all__ = ["DEFAULT_RTP_PORTS", "ENV_VARS", "MODES", "Settings", "listen_host", "load_settings"]
+__all__ = [
+    "DEFAULT_RTP_PORTS",
+    "DRAIN_RULES",
+    "ENV_VARS",
+    "MODES",
+    "Settings",
+    "listen_host",
+    "load_settings",
+]
 
 ENV_VARS: dict[str, str] = {
     "ari_url": "VOXFLOW_ARI_URL",
@@ -100,6 +109,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("cluster", "metrics_port"): "metrics_port",
     ("cluster", "metrics_host"): "metrics_host",
     ("cluster", "failover_ttl"): "failover_ttl",
+    ("cluster", "drain"): "drain",
 }
 _CLI_NAMES = {
     "call_time": "--time",
@@ -145,6 +155,9 @@ class Settings:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     failover_ttl: float = 3.0
+    drain: str = "finish"
+    """On SIGTERM: ``finish`` (calls have ``grace_period`` s, then are hung up) or ``handover``
+    (cluster, classic mode: calls are checkpointed and left in Stasis for a standby)."""
 
     def media_options(self) -> dict[str, str]:
         """The ``VoxtraApp(media_options=...)`` for these settings."""
@@ -294,7 +307,24 @@ def load_settings(
     if require_credentials:
         _check_credentials(settings, values)
     _check_mode(settings, values)
+    _check_drain(settings, values)
     return settings
+
+
+DRAIN_RULES = ("finish", "handover")
+
+
+def _check_drain(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> None:
+    origin = values.get("drain", (None, "drain"))[1]
+    if settings.drain not in DRAIN_RULES:
+        raise ConfigError(f"{origin}: must be finish or handover, got {settings.drain!r}")
+    if settings.drain == "handover" and (
+        settings.redis_url is None or settings.ari_mode != "classic"
+    ):
+        raise ConfigError(
+            f"{origin}: handover needs the cluster mode (--redis) and the classic ARI mode "
+            "(a standby worker takes the application name over)"
+        )
 
 
 def _check_credentials(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> None:

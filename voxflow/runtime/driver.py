@@ -44,6 +44,7 @@ from voxflow.ir.models import Flow, queue_outcome
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_group
+from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
 from voxflow.runtime.http_step import HttpClient, HttpRequest, HttpResult
 from voxflow.runtime.port import AgentHost, CallPort, P
 from voxflow.runtime.step import RunState, StepObserver, initial_state, step
@@ -90,16 +91,6 @@ class HttpPerformer(Protocol):
         ...
 
 
-ARI_HANGUP_REASONS = frozenset(
-    {
-        "normal", "busy", "congestion", "no_answer", "timeout", "rejected", "unallocated",
-        "normal_unspecified", "number_incomplete", "codec_mismatch", "interworking", "failure",
-        "answered_elsewhere",
-    }
-)  # fmt: skip
-"""The ``reason`` values ``DELETE /channels/{id}`` accepts (anything else is a 400)."""
-
-_REASON_ALIASES = {"noanswer": "no_answer", "error": "failure", "failed": "failure"}
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS |= {"warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
 _DIAL_OUTCOMES = DIAL_OUTCOMES
@@ -108,16 +99,6 @@ _TYPED_AHEAD = 0.05  # a key taken this long after it was pressed waited in the 
 
 def _is_key(cmd: ev.Notify) -> bool:
     return cmd.kind == "input" and cmd.data.get("kind") == "dtmf"
-
-
-def ari_hangup_reason(reason: str) -> str:
-    """The ARI hang-up reason for a flow's free-text ``hangup "reason"``: ARI's own names (any
-    case, ``-`` or space for ``_``) pass through, ``error``/``failed`` map to ``failure``,
-    ``noanswer`` to ``no_answer``, and every other reason (``closed``, ``exhausted``, ...) to
-    ``normal``. The flow's reason itself stays in the call's outcome, trace and log."""
-    key = "_".join(reason.strip().lower().replace("-", " ").split())
-    key = _REASON_ALIASES.get(key, key)
-    return key if key in ARI_HANGUP_REASONS else "normal"
 
 
 def _call_state(flow: Flow, call: CallPort[P], *, max_steps: int, speech: bool) -> RunState:
@@ -209,6 +190,8 @@ class CallDriver(Generic[P]):
         self.ended_elsewhere = False
         """Another worker of the cluster ended this call (its end was not repeated here)."""
         self.agent_used = False
+        self.handed_over = False
+        """The call was handed over to another worker (:meth:`hand_over`): not ended here."""
         """An agent step ran on this call (its conversation belongs in the checkpoint)."""
 
     # ------------------------------------------------------------ public
@@ -247,6 +230,20 @@ class CallDriver(Generic[P]):
         self._hung_up = True
         self.cancel_all()
         self._dispatch(ev.HangupEvent(reason, now=self.clock(), by="app"))
+
+    def hand_over(self) -> bool:
+        """Stop running this call here without ending it (a draining worker hands it over to
+        the one taking its application name over, which resumes it from its checkpoint): its
+        ops and timers are cancelled; no hang-up, ``on hangup`` body or ``call.ended``
+        follows. False when the call is not in its flow's states (starting, or ending)."""
+        if self.outcome is not None or self.state.status != "running":
+            return False
+        self.handed_over = True
+        self.cancel_all()
+        self.outcome = ev.End("handed_over", "the worker is draining")
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+        return True
 
     def cancel_all(self) -> None:
         """Cancel every op and timer of the call (synchronously, within this loop turn)."""
@@ -685,6 +682,13 @@ class CallDriver(Generic[P]):
 
     async def _finish(self) -> None:
         assert self.outcome is not None
+        if self.handed_over:
+            if self._side:
+                await asyncio.gather(*list(self._side), return_exceptions=True)
+            self._say_line("system", "handed over to another worker")
+            self.trace.write("handover", state=self.state.state_name)
+            self.trace.close()
+            return
         self._claim_end()
         if not await self._end_is_ours():
             self._end_elsewhere()

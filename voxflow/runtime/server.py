@@ -33,6 +33,7 @@ from voxflow.runtime.results import DEFAULT_RESULTS_KEPT, RecentResults
 from voxflow.runtime.runstate import RunState
 from voxflow.runtime.trace import CallTrace, NullTrace, TraceWriter
 from voxflow.runtime.webhooks import WebhookSender
+from voxflow.telephony.handover import release
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
 
@@ -86,6 +87,7 @@ class FlowServer:
         self.accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
+        self._call_left = asyncio.Event()  # set whenever a call's driver is gone
         app.default()(self._handle)
 
     async def _handle(self, session: CallSession) -> None:
@@ -234,6 +236,8 @@ class FlowServer:
         try:
             with live_values(redactor.values):
                 end = await driver.run()
+            if driver.handed_over:  # its checkpoint and registry entry stay for the next worker
+                return end
             if not driver.ended_elsewhere:  # else another worker ended (and counted) it
                 self.results[str(session.id)] = end
             await self._ended(sid, end)
@@ -241,7 +245,7 @@ class FlowServer:
         except asyncio.CancelledError:
             # The app cancels a handler still running after its call ended (handler_grace);
             # when the flow had already ended, its outcome stands.
-            if driver.outcome is not None:
+            if driver.outcome is not None and not driver.handed_over:
                 if not driver.ended_elsewhere:
                     self.results[str(session.id)] = driver.outcome
                 await self._ended(sid, driver.outcome)
@@ -249,6 +253,7 @@ class FlowServer:
         finally:
             self.webhooks.redactors.pop(str(session.id), None)
             self.drivers.pop(str(session.id), None)
+            self._call_left.set()
             if not self.drivers:
                 self._idle.set()
 
@@ -278,8 +283,11 @@ class FlowServer:
                 await self.drain()
 
     async def drain(self) -> None:
-        """Stop taking calls; wait up to the grace period for calls in progress, then hang up."""
+        """Stop taking calls; hand the calls in progress over (``drain = "handover"``, cluster
+        mode), or wait up to the grace period for them, then hang up."""
         self.accepting = False
+        if self.drivers and self.settings.drain == "handover" and self.store is not None:
+            await self._hand_over()
         if self.drivers:
             n = len(self.drivers)
             log.info("waiting up to %.0f s for %d call(s)", self.settings.grace_period, n)
@@ -296,6 +304,24 @@ class FlowServer:
                 await asyncio.wait_for(self._idle.wait(), 5.0)
         await self.webhooks.aclose()
         await self.http.aclose()
+
+    async def _hand_over(self) -> None:
+        """Stop every call that is in its flow's states without ending it, leave its channel
+        in Stasis and its checkpoint in the store (the worker taking the application name
+        over resumes it); calls starting or ending are left to finish."""
+        moved = [sid for sid, d in list(self.drivers.items()) if d.hand_over()]
+        for sid in moved:  # before the handlers return: their end must not hang the call up
+            release(self.app, sid)
+        if moved:
+            log.warning("handed %d call(s) over to the next worker", len(moved))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0  # each driver returns within a loop turn or two
+        while any(sid in self.drivers for sid in moved) and loop.time() < deadline:
+            self._call_left.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._call_left.wait(), deadline - loop.time())
+        if self.store is not None:
+            await self.store.flush()
 
     async def _watch(self, stop: asyncio.Event) -> None:
         assert self.watch_interval is not None

@@ -1,0 +1,100 @@
+"""Drain by hand-over (issue 20): ``voxflow run --redis --drain handover`` stopped with SIGTERM
+while a call waits in a menu leaves the registry, writes the call's checkpoint, releases the
+application name and exits without hanging the call up; the standby worker takes the name over
+at once (not after the TTL), adopts the call and resumes it at the menu. The caller is never hung
+up. On the sandbox, a real redis-server, the draining worker in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from _cluster_kit import running_redis, until, worker
+
+from voxflow.cluster import ClusterState
+from voxflow.sandbox.server import Sandbox
+
+FLOW = """\
+flow handover "moves to the next worker":
+    answers "100"
+
+var picked: string = "none"
+
+state start:
+    answer
+    play "sound:hello-world"
+    set picked = "early"
+    goto menu
+
+state menu:
+    play "sound:vm-login"
+    menu "Press 1." timeout 60s:
+        1 -> done
+        on noinput, nomatch -> done
+
+state done:
+    if picked == "early":
+        play "sound:goodbye"
+    hangup "done"
+"""
+
+
+def _played(sb: Sandbox, cid: str) -> list[str]:
+    exp = sb.calls[cid].experience()
+    return [str(e["uri"]) for e in exp if e["type"] == "playback" and e["state"] == "playing"]
+
+
+async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "handover.flow"
+    flow.write_text(FLOW)
+    config = tmp_path / "voxflow.toml"  # a TTL far longer than the test waits for the take-over
+    config.write_text('[cluster]\nfailover_ttl = 30.0\ndrain = "handover"\n')
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+            "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", rs.url, "--no-audio",
+            "--config", str(config), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await sb.wait_app("voxflow", 60)
+            call = await sb.place_call(from_="+15550400", to="100")
+            await until(lambda: "sound:vm-login" in _played(sb, call.id), 30, "A plays the menu")
+            standby = asyncio.ensure_future(b.hold_app("voxflow", poll=0.05))
+            await asyncio.sleep(0.2)
+            assert not standby.done()  # A holds the name
+            proc.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert "1 call(s) in progress handed over" in out.decode()
+        assert call.hangup_cause is None and not call.ended  # A did not hang up
+        await asyncio.wait_for(standby, 5)  # released at once: not after the 30 s TTL
+        cp = await b.checkpoint(call.id)
+        assert cp is not None and cp.state == "menu" and cp.variables == {"picked": "early"}
+        async with worker(sb, flow, b) as server:
+            await until(lambda: _played(sb, call.id).count("sound:vm-login") == 2, 15, "resumed")
+            assert call.hangup_cause is None
+            assert [e.worker for e in await b.call_entries()] == ["b"]
+            await call.press("1")
+            await call.wait_hangup(15)
+            await until(lambda: call.id in server.results, 10, "the call's end on B")
+            assert server.results[call.id].outcome == "completed" and server.resumed == 1
+        assert _played(sb, call.id) == [
+            "sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye",
+        ]  # fmt: skip
+        assert await b.call_entries() == [] and b.errors == 0
+        assert not sb.pbx.channels and not sb.pbx.bridges
