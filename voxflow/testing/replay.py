@@ -91,7 +91,8 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
     barge-ins and hang-ups mid-prompt replay as they were. Without times, each action happens
     ``waited_ms`` after the flow next listens.
     """
-    timeline = [r for r in records if r.get("type") in ("input", "caller.hangup", "prompt")]
+    timeline = [r for r in records if r.get("type") in ("input", "caller.hangup", "prompt")
+                or (r.get("type") == "hangup" and r.get("by") == "app")]  # fmt: skip
     timed = bool(timeline) and all(_secs(r, "t") is not None for r in timeline)
     steps: list[dict[str, Any]] = []
     mocks: dict[str, Any] = {"http": [], "dial": [], "queue": [], "agent": []}
@@ -141,6 +142,8 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
             steps.append(step)
         elif kind == "caller.hangup":
             steps.append({"hangup": None, "at": t or 0.0} if timed else {"hangup": None})
+        elif kind == "hangup" and rec.get("by") == "app":  # the drain's grace period ran out
+            steps.append({"hangup": "app", "at": t or 0.0} if timed else {"hangup": "app"})
         elif kind == "http":
             url = str(rec.get("url", ""))
             mock: dict[str, Any] = {"method": rec.get("method"), "url": _pattern(url),
@@ -198,7 +201,8 @@ def _prompt_durations(records: list[dict[str, Any]]) -> dict[str, float]:
     prompts: the driver had no TTS and they took no time), else up to the next prompt, or to
     the caller's next input minus its ``waited_ms``. Prompts cut by the hang-up, or followed by
     a no-input timeout, are left to the simulator's estimate."""
-    hung = [_secs(r, "t") for r in records if r.get("type") == "caller.hangup"]
+    hangups = [r for r in records if r.get("type") == "caller.hangup" or r.get("by") == "app"]
+    hung = [_secs(r, "t") for r in hangups]
     cut = (hung[0] or 0.0) - 0.05 if hung else None  # ops ending then were cut by the hang-up
     prompts: list[tuple[int, str, float]] = []  # (index, text, t) in order
     ends: dict[int, float] = {}

@@ -98,7 +98,8 @@ class _Lined(_Model):
 
 class Action(_Lined):
     """One caller action. ``kind`` is press/say/silence/wait/hangup; ``value`` the digits or
-    sentence; ``seconds`` the silence/wait length. Timing: ``at`` (seconds from call start),
+    sentence (``app`` for a hang-up by the application, as at the end of a drain's grace
+    period); ``seconds`` the silence/wait length. Timing: ``at`` (seconds from call start),
     ``bargein`` (seconds into the next prompt), else when the flow next listens plus ``after``."""
 
     kind: Literal["press", "say", "silence", "wait", "hangup"]
@@ -145,8 +146,10 @@ class Action(_Lined):
             out["value"] = raw
         elif verb in ("silence", "wait"):
             out["seconds"] = parse_duration(raw)
-        elif raw not in (None, True):
-            raise ValueError("hangup takes no value (write '- hangup')")
+        elif raw == "app":  # the application hangs up (a drain's grace period ran out)
+            out["value"] = "app"
+        elif raw not in (None, True, "caller"):
+            raise ValueError("hangup: write '- hangup' (the caller) or '{hangup: app}'")
         return out
 
     def describe(self) -> str:
@@ -158,7 +161,7 @@ class Action(_Lined):
         elif self.kind in ("silence", "wait"):
             text = f"{self.kind} {self.seconds:g}s"
         else:
-            text = "hangup"
+            text = "hangup by the app" if self.value == "app" else "hangup"
         if self.at is not None:
             text += f" at {self.at:g}s"
         if self.bargein is not None:

@@ -362,6 +362,10 @@ class _Sim:
         elif a.kind in ("silence", "wait"):
             self.call.log("caller", f"stays silent for {a.seconds:g}s")
             self.busy_until = now + a.seconds
+        elif a.value == "app":  # as FlowServer.drain when the grace period is over
+            self.call.log("flow", "the app hangs up (grace period over)")
+            self.driver.hang_up("grace period over")
+            self.call.app_hangs_up()
         else:
             self.call.caller_hangs_up()
         self.arm()

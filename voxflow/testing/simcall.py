@@ -362,6 +362,10 @@ class SimCall:
         self.log("caller", "hangs up")
         self._end()
 
+    def app_hangs_up(self) -> None:
+        """The application hangs the channel up (the server, after its grace period)."""
+        self._end()
+
     # ------------------------------------------------------------------ lifecycle
 
     async def answer(self) -> None:
