@@ -92,3 +92,32 @@ def test_route_by_number_pattern_literal_first_then_most_specific(tmp_path: Path
     assert name("90044") == "outside"
     assert name("1000") is None
     assert name("") is None
+
+
+def test_routing_over_the_released_flows(tmp_path: Path) -> None:
+    from voxflow.runtime.checkpoint import flow_hash
+    from voxflow.runtime.registry import ReleasedFlows
+
+    a = write(tmp_path / "a.json", "sales", ("100",))
+    b = write(tmp_path / "b.json", "support", ("200",))
+    reg = FlowRegistry()
+    reg.load([a, b])
+    own, support = reg.get("sales"), reg.get("support")
+    assert own is not None and support is not None
+    sales_v2 = flow(state("main", say("v2"), hangup()), name="sales", answers=("100", "101"))
+    billing = flow(state("main", say("bill"), hangup()), name="billing", answers=("300",))
+    released = {
+        "sales": (flow_hash(sales_v2), sales_v2),
+        "billing": (flow_hash(billing), billing),
+        "support": (flow_hash(support.flow), support.flow),
+    }
+    view = ReleasedFlows(reg, released)
+    router = Router(view, default_flow="support")
+    assert router.route("100").flow is sales_v2  # type: ignore[union-attr]  # the released number
+    assert router.route("101").flow is sales_v2  # type: ignore[union-attr]  # a number only v2 has
+    assert router.route("300").flow is billing  # type: ignore[union-attr]  # not a file here
+    assert router.route("200") is support  # the same version: the local FlowVersion
+    assert router.route("999") is support  # the default flow
+    assert str(view.get("billing").path).startswith("<released ")  # type: ignore[union-attr]
+    only_local = Router(ReleasedFlows(reg, {}))  # nothing released (Redis down at start)
+    assert only_local.route("100") is own and only_local.route("101") is None

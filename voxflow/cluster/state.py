@@ -131,6 +131,8 @@ class ClusterState:
         self.started = clock()
         self._published: set[str] = set()
         self._flows: dict[str, Flow] = {}
+        self._released: dict[str, tuple[str, Flow]] = {}
+        self._released_at = -1e9
         self._dirty: dict[str, Checkpoint] = {}
         self._wake = asyncio.Event()
         self._write = asyncio.Lock()
@@ -426,6 +428,39 @@ class ClusterState:
         key = self._k("current", flow.name)
         await self._op("release flow", lambda: self.redis.set(key, h, nx=only_if_new))
         return h
+
+    async def released(self) -> dict[str, tuple[str, Flow]]:
+        """The cluster's current version of every released flow: name -> (hash, flow), read
+        from Redis at most every ``heartbeat`` seconds (new calls are routed by it); the last
+        known set while Redis is unreachable."""
+        now = time.monotonic()
+        if now - self._released_at < self.heartbeat:
+            return self._released
+        self._released_at = now
+        got = await self._op("list released flows", self._current_hashes)
+        if got is None:
+            return self._released
+        out: dict[str, tuple[str, Flow]] = {}
+        for name, fhash in got.items():
+            known = self._released.get(name)
+            flow = known[1] if known and known[0] == fhash else await self.fetch(fhash)
+            if flow is not None and flow.name == name:
+                out[name] = (fhash, flow)
+        self._released = out
+        return out
+
+    async def _current_hashes(self) -> dict[str, str]:
+        """``current:<name>`` -> hash, for every released flow (one SCAN, one MGET)."""
+        keys = [k async for k in self.redis.scan_iter(match=self._k("current", "*"), count=500)]
+        if not keys:
+            return {}
+        values = await self.redis.mget(keys)
+        skip = len(self._k("current", ""))
+        return {
+            (k.decode() if isinstance(k, bytes) else str(k))[skip:]: v.decode()
+            for k, v in zip(keys, values, strict=True)
+            if isinstance(v, bytes)
+        }
 
     async def fetch(self, fhash: str) -> Flow | None:
         """The compiled flow stored under ``fhash`` (None: unknown or unreachable)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -148,6 +149,10 @@ class CallStore(Protocol):
 
     async def flow(self, fhash: str) -> Flow | None:
         """The flow version with hash ``fhash`` (a resumed call's pinned version), or None."""
+        ...
+
+    async def released(self) -> Mapping[str, tuple[str, Flow]]:
+        """The cluster's released flows (name -> (hash, flow)): new calls are routed by them."""
         ...
 
     def save(self, call_id: str, cp: Checkpoint) -> None:

@@ -10,9 +10,10 @@ version loaded and its diagnostics are reported through :attr:`FlowRegistry.prob
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -23,7 +24,9 @@ from voxflow.spec.dtmf import is_pattern, number_matches, specificity
 
 __all__ = [
     "FlowRegistry",
+    "FlowSource",
     "FlowVersion",
+    "ReleasedFlows",
     "Router",
     "default_compiler",
     "read_flow_text",
@@ -189,10 +192,47 @@ class FlowRegistry:
         return next((fv for fv in self._by_path.values() if fv.flow.name == name), None)
 
 
+class FlowSource(Protocol):
+    """What a :class:`Router` chooses from (:class:`FlowRegistry`, :class:`ReleasedFlows`)."""
+
+    def versions(self) -> list[FlowVersion]:
+        """Current version of every flow."""
+        ...
+
+    def get(self, name: str) -> FlowVersion | None:
+        """The current version of the flow called ``name``."""
+        ...
+
+
+class ReleasedFlows:
+    """The cluster's released flows (cluster mode: ``voxflow:current:<flow>``) as a
+    :class:`FlowSource`: each released flow by name, else this worker's own version of it (a
+    flow nobody released yet). A released flow that is this worker's loaded version keeps its
+    :class:`FlowVersion`; another one gets ``path`` ``<released HASH>`` and version 0."""
+
+    def __init__(self, local: FlowRegistry, released: Mapping[str, tuple[str, Flow]]) -> None:
+        """``released``: flow name -> (hash, compiled flow)."""
+        own = {fv.flow.name: fv for fv in local.versions()}
+        merged = dict(own)
+        for name, (fhash, flow) in released.items():
+            mine = own.get(name)
+            if mine is None or mine.flow != flow:
+                merged[name] = FlowVersion(flow, Path(f"<released {fhash[:12]}>"), 0, 0)
+        self._versions = [merged[n] for n in sorted(merged)]
+
+    def versions(self) -> list[FlowVersion]:
+        """The released flows, and this worker's own flows nobody released, by name."""
+        return list(self._versions)
+
+    def get(self, name: str) -> FlowVersion | None:
+        """The released (else local) version of the flow called ``name``."""
+        return next((fv for fv in self._versions if fv.flow.name == name), None)
+
+
 class Router:
     """Routes a dialed number to the flow that answers it, else the default flow."""
 
-    def __init__(self, registry: FlowRegistry, default_flow: str | None = None) -> None:
+    def __init__(self, registry: FlowSource, default_flow: str | None = None) -> None:
         self.registry = registry
         self.default_flow = default_flow
         if default_flow is not None:

@@ -28,7 +28,7 @@ from voxflow.runtime.driver import AgentRunner, CallDriver, TranscriptLine
 from voxflow.runtime.events import End
 from voxflow.runtime.http_step import HttpClient
 from voxflow.runtime.redaction import RedactingTrace, Redactor
-from voxflow.runtime.registry import FlowRegistry, FlowVersion, Router
+from voxflow.runtime.registry import FlowRegistry, FlowVersion, ReleasedFlows, Router
 from voxflow.runtime.results import DEFAULT_RESULTS_KEPT, RecentResults
 from voxflow.runtime.runstate import RunState
 from voxflow.runtime.trace import CallTrace, NullTrace, TraceWriter
@@ -76,6 +76,7 @@ class FlowServer:
         self.registry = registry
         self.settings = settings
         self.router = Router(registry, settings.default_flow)
+        self._released_router: tuple[tuple[tuple[str, str], ...], Router] | None = None
         self.http = HttpClient()
         self.webhooks = WebhookSender(settings.webhook_url, settings.webhook_secret)
         self.on_transcript = on_transcript
@@ -90,8 +91,24 @@ class FlowServer:
         self._call_left = asyncio.Event()  # set whenever a call's driver is gone
         app.default()(self._handle)
 
+    async def _route(self, number: str) -> FlowVersion | None:
+        """The flow version a new call to ``number`` takes: in cluster mode routed over the
+        cluster's released flows (with this worker's own for flows nobody released)."""
+        if self.store is None:
+            return self.router.route(number)
+        released = await self.store.released()
+        key = tuple(sorted((name, h) for name, (h, _) in released.items()))
+        if self._released_router is None or self._released_router[0] != key:
+            try:
+                router = Router(ReleasedFlows(self.registry, released), self.settings.default_flow)
+            except ConfigError as exc:  # the default flow is in neither set: route locally
+                log.warning("routing by this worker's flows: %s", exc)
+                router = self.router
+            self._released_router = (key, router)
+        return self._released_router[1].route(number)
+
     async def _handle(self, session: CallSession) -> None:
-        fv = self.router.route(session.called_number)
+        fv = await self._route(session.called_number)
         if fv is None or not self.accepting:
             log.warning("call %s to %r: no flow takes it", session.id, session.called_number)
             await session.hangup("normal")
