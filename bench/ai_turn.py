@@ -30,7 +30,7 @@ from voxflow.ai.agent import Agent
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.ai.pipeline import VoicePipeline
 from voxflow.voice.chunk import AudioChunk
-from voxflow.voice.providers import ChatMessage, LlmDelta, ToolSpec
+from voxflow.voice.providers import ChatMessage, LlmDelta, ToolSpec, Transcript
 
 REPLY = "Thanks for calling. Your order shipped yesterday and should arrive on Friday."
 
@@ -65,6 +65,9 @@ class WireVoice:
 
     async def listen(self, timeout: float = 10.0, **_: Any) -> str | None:
         return "where is my order"
+
+    async def recognize(self, timeout: float = 10.0, **_: Any) -> Transcript:
+        return Transcript("where is my order")
 
     async def send_audio(self, data: AudioChunk | bytes) -> None:
         now = time.perf_counter()

@@ -18,6 +18,7 @@ from aiohttp import web
 from voxflow.ai.call_agent import CallAgent
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.telephony.state import CallMetadata
+from voxflow.voice.providers import Transcript
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
@@ -248,6 +249,10 @@ class FakeVoice:
         if item == "<hangup>":
             raise CallEndedError("caller hung up")
         return item
+
+    async def recognize(self, timeout: float = 10.0, **options: Any) -> Transcript | None:
+        text = await self.listen(timeout, **options)
+        return None if text is None else Transcript(text)
 
     async def send_audio(self, data: Any) -> None:
         import time

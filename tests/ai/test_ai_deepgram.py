@@ -90,8 +90,10 @@ async def deepgram() -> AsyncIterator[Callable[[Behaviour], Awaitable[FakeDeepgr
         await s.wait_closed()
 
 
-async def run_utterance(stt: DeepgramSTT, n_frames: int = 10) -> Any:
-    stream = await stt.open_stream(phrases=["billing"])
+async def run_utterance(
+    stt: DeepgramSTT, n_frames: int = 10, min_confidence: float | None = None
+) -> Any:
+    stream = await stt.open_stream(phrases=["billing"], min_confidence=min_confidence)
     try:
         for _ in range(n_frames):
             await stream.feed(b"\x01\x00" * 320)
@@ -112,6 +114,18 @@ async def test_live_stream_final_transcript(deepgram: Any) -> None:
     query = parse_qs(urlsplit(fake.paths[0]).query)
     assert query["encoding"] == ["linear16"] and query["sample_rate"] == ["16000"]
     assert query["keywords"] == ["billing"] and query["channels"] == ["1"]
+
+
+async def test_a_recognition_under_its_min_confidence_is_rejected(deepgram: Any) -> None:
+    """Deepgram's confidence (the finals' mean, 0.9 here) against this recognition's
+    threshold: under it the text is "" (a flow's nomatch) and what was heard stays."""
+    fake = await deepgram(well_behaved)
+    stt = DeepgramSTT(api_key=KEY, base_url=fake.url, sample_rate=16000, model="nova-2")
+    rejected = await run_utterance(stt, min_confidence=0.95)
+    assert rejected.text == "" and rejected.confidence == pytest.approx(0.9)
+    assert rejected.alternatives == ("I need billing please",)
+    accepted = await run_utterance(stt, min_confidence=0.85)
+    assert accepted.text == "I need billing please"
 
 
 async def test_refused_handshake_is_provider_error(deepgram: Any) -> None:

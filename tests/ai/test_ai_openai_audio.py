@@ -153,14 +153,17 @@ async def test_stt_posts_wav_multipart(fake_openai: FakeOpenAI) -> None:
     stt = OpenAISTT(base_url=fake_openai.url, api_key=KEY, model="whisper-x", sample_rate=8000)
     pcm = tone(8000)
     try:
-        stream = await stt.open_stream(phrases=["billing", "sales"], language="en-US")
+        # the json answer has no confidence: a threshold cannot reject anything
+        stream = await stt.open_stream(
+            phrases=["billing", "sales"], language="en-US", min_confidence=0.99
+        )
         for i in range(0, len(pcm), 320):
             await stream.feed(pcm[i : i + 320])
         result = await stream.finish()
         await stream.aclose()
     finally:
         await stt.aclose()
-    assert result.text == "I need billing." and result.is_final
+    assert result.text == "I need billing." and result.is_final and result.confidence is None
     form = fake_openai.requests[0].body
     assert form["model"] == "whisper-x" and form["language"] == "en"
     assert form["prompt"] == "billing, sales" and form["response_format"] == "json"

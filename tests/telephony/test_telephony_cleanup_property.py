@@ -42,6 +42,9 @@ class CountingVoice:
     async def listen(self, timeout: float = 10.0, **kw: Any) -> str | None:
         return None
 
+    async def recognize(self, timeout: float = 10.0, **kw: Any) -> None:
+        return None
+
     async def audio_stream(self) -> AsyncIterator[AudioChunk]:
         if False:
             yield AudioChunk("ulaw", 8000, b"")

@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from voxflow.ai.config import Secret
 from voxflow.errors import ProviderError, ProviderTimeoutError
-from voxflow.voice.providers import Transcript
+from voxflow.voice.providers import Transcript, below_confidence
 
 __all__ = ["DeepgramSTT", "DeepgramSttStream", "DeepgramTranscriptCollector"]
 
@@ -80,8 +80,11 @@ class DeepgramTranscriptCollector:
 class DeepgramSttStream:
     """One live Deepgram stream; a reader task collects results while audio is fed."""
 
-    def __init__(self, ws: ClientConnection, timeout: float) -> None:
+    def __init__(
+        self, ws: ClientConnection, timeout: float, min_confidence: float | None = None
+    ) -> None:
         self._ws = ws
+        self._min_confidence = min_confidence
         self._timeout = timeout
         self._collector = DeepgramTranscriptCollector()
         self._error: ProviderError | None = None
@@ -148,7 +151,7 @@ class DeepgramSttStream:
         self._check()
         if not self._collector.metadata_seen:
             log.debug("Deepgram closed without a Metadata message")
-        return self._collector.transcript()
+        return below_confidence(self._collector.transcript(), self._min_confidence)
 
     async def aclose(self) -> None:
         self._finished = True
@@ -219,8 +222,14 @@ class DeepgramSTT:
         return f"{self.base_url}{sep}{urlencode(query)}"
 
     async def open_stream(
-        self, *, phrases: Sequence[str] | None = None, language: str | None = None
+        self,
+        *,
+        phrases: Sequence[str] | None = None,
+        language: str | None = None,
+        min_confidence: float | None = None,
     ) -> DeepgramSttStream:
+        """Open a live stream. Deepgram gives each final segment a ``confidence``; the
+        utterance's (their mean) under ``min_confidence`` rejects it (text "")."""
         headers = {"Authorization": f"Token {self._key.get()}"} if self._key else {}
         url = self.url(phrases=phrases, language=language)
         try:
@@ -242,4 +251,4 @@ class DeepgramSTT:
             ) from None
         except OSError as exc:
             raise ProviderError(f"Deepgram: cannot reach {self.base_url} ({exc})") from None
-        return DeepgramSttStream(ws, self.timeout)
+        return DeepgramSttStream(ws, self.timeout, min_confidence)

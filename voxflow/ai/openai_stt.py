@@ -92,8 +92,14 @@ class OpenAISTT(HttpProvider):
         self.max_seconds = max_seconds
 
     async def open_stream(
-        self, *, phrases: Sequence[str] | None = None, language: str | None = None
+        self,
+        *,
+        phrases: Sequence[str] | None = None,
+        language: str | None = None,
+        min_confidence: float | None = None,
     ) -> OpenAISttStream:
+        """Start an utterance. The API's ``json`` answer has no confidence, so
+        ``min_confidence`` cannot reject anything: every transcript is accepted."""
         prompt = ", ".join(p for p in phrases if p) if phrases else None
         lang = language or self.language
         if lang and "-" in lang:

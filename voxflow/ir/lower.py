@@ -159,6 +159,7 @@ class Lowerer:
             timezone=o.get("timezone", "UTC"),
             http_timeout_ms=o.get("http_timeout", 10000),
             dial_timeout_ms=o.get("dial_timeout", 30000),
+            min_confidence=o.get("confidence", None),
         )
         tz = o.get("timezone", None)
         problem = timezone_problem(tz) if isinstance(tz, str) else None

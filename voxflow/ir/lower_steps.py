@@ -153,6 +153,14 @@ def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         default_input = "speech"
     elif capture is not None and capture.type == "digits":
         default_input = "dtmf"
+    input_ = o.get("input", default_input)
+    if "confidence" in o.values and input_ == "dtmf":
+        lw.error(
+            "VF408",
+            o.spans["confidence"],
+            "'confidence' applies to spoken answers; this step takes keys only",
+            "remove it, or add spoken choices / 'input both'",
+        )
     max_digits = o.get("max_digits", None)
     if max_digits is None and choices and has_keys:
         longest = [max_length(k) for c in choices for k in c.keys]
@@ -160,7 +168,7 @@ def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
     return ir.GatherStep(
         span=span,
         var=o.get("into", None),
-        input=o.get("input", default_input),
+        input=input_,
         prompt=t,
         reprompts=tuple(o.get("reprompt", [])),
         capture=capture,
@@ -173,6 +181,7 @@ def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         voice=o.get("voice", cfg.voice),
         **_retries(o.get("retries", o.get("attempts", cfg.max_attempts)), cfg.max_attempts),
         dynamic=tuple(o.dynamic),
+        min_confidence=o.get("confidence", cfg.min_confidence),
         choices_from=listed,
         on=on,
     )

@@ -299,6 +299,9 @@ class Config(Node):
     timezone: str = "UTC"
     http_timeout_ms: int = 10000
     dial_timeout_ms: int = 30000
+    min_confidence: float | None = None
+    """The flow's ``confidence``: the least recognition confidence a spoken answer needs
+    (None: the speech-to-text's own threshold)."""
 
 
 class Flow(Node):

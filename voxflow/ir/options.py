@@ -116,6 +116,14 @@ class Opts:
                 if opt.name == "temperature" and not 0 <= v.value <= 2:
                     lw.error("VF408", v.span, "'temperature' must be between 0 and 2")
                     return BAD
+                if opt.name == "confidence" and not 0 <= v.value <= 1:
+                    lw.error(
+                        "VF408",
+                        v.span,
+                        f"'confidence' must be between 0 and 1, not {v.text or v.value}",
+                        "e.g. confidence 0.6: a spoken answer recognised with less is a nomatch",
+                    )
+                    return BAD
                 return float(v.value)
             lw.error("VF408", v.span, f"'{opt.name}' takes a number")
             return BAD

@@ -183,6 +183,9 @@ class GatherStep(_InputBase):
     max_attempts: int = 3
     unlimited: bool = False
     dynamic: tuple[DynamicOption, ...] = ()
+    min_confidence: float | None = None
+    """Spoken answers recognised with less confidence are a ``nomatch`` (None: the flow's
+    ``confidence``, else the speech-to-text's own threshold)."""
     choices_from: Expr | None = None
     """A list expression: its items become the choices when the step starts (key ``n`` or the
     item's text for the n-th item); a match is outcome ``match`` storing the item."""

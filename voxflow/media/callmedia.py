@@ -43,6 +43,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from voxflow.ari.cleanup import Backoff, delete_until_gone
@@ -62,7 +63,12 @@ from voxflow.media.vad import SpeechDetector, VadEvent, WebRtcVad
 from voxflow.voice.call import BargeIn, CallVoice, PromptResult, VoiceContext
 from voxflow.voice.chunk import AudioChunk
 from voxflow.voice.prompt_cache import PromptKey
-from voxflow.voice.providers import TextToSpeech, Transcript, VoiceActivityDetector
+from voxflow.voice.providers import (
+    TextToSpeech,
+    Transcript,
+    VoiceActivityDetector,
+    below_confidence,
+)
 
 __all__ = ["CallMedia", "create_call_voice"]
 
@@ -552,9 +558,30 @@ class CallMedia:
         phrases: Sequence[str] | None = None,
         end_silence_ms: int = 800,
         max_speech_s: float = 15.0,
+        min_confidence: float | None = None,
     ) -> str | None:
         """The caller's next utterance as text (VAD endpointing + STT); None on no input, ""
         when the caller spoke but the STT recognised nothing it is confident of."""
+        heard = await self.recognize(
+            timeout,
+            phrases=phrases,
+            end_silence_ms=end_silence_ms,
+            max_speech_s=max_speech_s,
+            min_confidence=min_confidence,
+        )
+        return None if heard is None else heard.text
+
+    async def recognize(
+        self,
+        timeout: float = 10.0,
+        *,
+        phrases: Sequence[str] | None = None,
+        end_silence_ms: int = 800,
+        max_speech_s: float = 15.0,
+        min_confidence: float | None = None,
+    ) -> Transcript | None:
+        """As :meth:`listen`, with the STT's confidence and n-best alternatives: None on no
+        input; ``text`` "" when rejected (under ``min_confidence``, None: the STT's own)."""
         stt = self.ctx.stt
         if stt is None:
             raise AiNotConfiguredError
@@ -570,7 +597,7 @@ class CallMedia:
                 await asyncio.wait_for(asyncio.shield(w.started), timeout)
             except TimeoutError:
                 return None
-            stream = await stt.open_stream(phrases=phrases)
+            stream = await stt.open_stream(phrases=phrases, min_confidence=min_confidence)
             try:
                 resampler = Resampler(self._vad.sample_rate, stt.sample_rate)
                 loop = asyncio.get_running_loop()
@@ -596,9 +623,11 @@ class CallMedia:
                 await stream.aclose()
         finally:
             self._unwatch(w)
-        self.last_transcript = result
         # The caller spoke: "" (not None) when nothing was recognised, so a flow hears nomatch.
-        return result.text.strip()
+        result = below_confidence(result, min_confidence)
+        result = replace(result, text=result.text.strip())
+        self.last_transcript = result
+        return result
 
     # ------------------------------------------------------------------ outbound
 

@@ -134,9 +134,16 @@ class PocketSphinxSTT:
             self._give(d)
 
     async def open_stream(
-        self, *, phrases: Sequence[str] | None = None, language: str | None = None
+        self,
+        *,
+        phrases: Sequence[str] | None = None,
+        language: str | None = None,
+        min_confidence: float | None = None,
     ) -> PocketSphinxStream:
-        """Start an utterance; ``phrases`` select grammar mode. Only English is bundled."""
+        """Start an utterance; ``phrases`` select grammar mode. Only English is bundled.
+        ``min_confidence`` is this recognition's threshold (None: the instance's)."""
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence must be between 0 and 1, not {min_confidence}")
         if language and not language.lower().startswith("en"):
             raise ConfigError(f"pocketsphinx has only the en-US model, not {language!r}")
         decoder = await asyncio.to_thread(self._take)
@@ -145,7 +152,8 @@ class PocketSphinxSTT:
         except BaseException:
             self._give(decoder)
             raise
-        return PocketSphinxStream(self, decoder, grammar)
+        threshold = self.min_confidence if min_confidence is None else min_confidence
+        return PocketSphinxStream(self, decoder, grammar, threshold)
 
     def _activate(self, decoder: Any, phrases: Sequence[str]) -> list[list[str]] | None:
         known: list[list[str]] = []
@@ -182,8 +190,15 @@ class PocketSphinxSTT:
 class PocketSphinxStream:
     """One utterance. ``feed`` pcm16 at 16 kHz; ``finish`` returns the transcript."""
 
-    def __init__(self, owner: PocketSphinxSTT, decoder: Any, grammar: list[list[str]] | None):
+    def __init__(
+        self,
+        owner: PocketSphinxSTT,
+        decoder: Any,
+        grammar: list[list[str]] | None,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    ) -> None:
         self._owner = owner
+        self.min_confidence = min_confidence
         self._decoder: Any | None = decoder
         self._grammar = grammar
         self._buf = bytearray()
@@ -230,11 +245,11 @@ class PocketSphinxStream:
         best = _log(logmath, hyp.score)
         alternatives, margin = _nbest(decoder, logmath, text, best, frames)
         complete = text.split() in self._grammar
-        if self._owner.min_confidence <= 0:  # no decision asked for: skip the second pass
+        if self.min_confidence <= 0:  # no decision asked for: skip the second pass
             return Transcript(text if complete else "", alternatives=alternatives)
         ratio = (best - _phone_loop_score(decoder, logmath, pcm)) / frames
         confidence = _confidence(ratio, margin)
-        accepted = complete and confidence >= self._owner.min_confidence
+        accepted = complete and confidence >= self.min_confidence
         return Transcript(
             text if accepted else "",
             is_final=True,

@@ -152,10 +152,12 @@ class Play(Op):
 
 @dataclass(frozen=True, slots=True)
 class Listen(Op):
-    """Transcribe the next utterance. Result: the text, or None when nothing was said."""
+    """Transcribe the next utterance. Result: the text ("" when the caller spoke but nothing
+    was recognised with ``min_confidence``), or None when nothing was said."""
 
     timeout_ms: int = 5000
     phrases: tuple[str, ...] = ()
+    min_confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -679,7 +679,7 @@ class _Machine:
         if speech and not w.digits:
             listen = self.cid()
             phrases = tuple(p for c in s.choices for p in c.phrases)
-            self.emit(ev.Listen(listen, s.timeout_ms, phrases))
+            self.emit(ev.Listen(listen, s.timeout_ms, phrases, s.min_confidence))
             cids.add(listen)
         timer = None
         if s.input != "speech" and (listen is None or w.digits):
@@ -703,8 +703,9 @@ class _Machine:
                 self.gather_collect(w, speech)
         elif cid == w.listen_cid:
             self.wait = _rewait(w, cids=w.cids - {cid}, listen_cid=None)
-            text = result if isinstance(result, str) and result.strip() else None
-            if text is None and w.digits:
+            # "": the caller spoke but nothing was recognised with confidence (nomatch)
+            text = result.strip() if isinstance(result, str) else None
+            if not text and w.digits:
                 return
             self.gather_end(self.wait, text, "speech")
 

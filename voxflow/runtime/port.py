@@ -8,7 +8,7 @@ the operations the flow's steps turn into, and originating a second call for a `
 caller. Nothing else is probed: no ``getattr``, no private attributes, no error messages.
 
 Errors an operation may raise, by type: :class:`~voxflow.errors.CallEndedError` (the call is
-gone), :class:`~voxflow.errors.AiNotConfiguredError` (no TTS/STT/LLM for ``say``/``listen``/an
+gone), :class:`~voxflow.errors.AiNotConfiguredError` (no TTS/STT/LLM for ``say``/``recognize``/an
 agent), any other exception (the step fails with it, and the flow's error handler runs).
 """
 
@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.voice.call import AiProviders, BargeIn, PromptResult
+from voxflow.voice.providers import Transcript
 
 __all__ = ["AgentHost", "CallPort", "PeerCall"]
 
@@ -149,8 +150,17 @@ class CallPort(Protocol[P]):
         """Play a sound file or URI; returns early when the caller barges in."""
         ...
 
-    async def listen(self, timeout: float = 10.0, *, phrases: Sequence[str] = ()) -> str | None:
-        """The caller's next utterance, or None when nothing was said within ``timeout``."""
+    async def recognize(
+        self,
+        timeout: float = 10.0,
+        *,
+        phrases: Sequence[str] = (),
+        min_confidence: float | None = None,
+    ) -> Transcript | None:
+        """The caller's next utterance, or None when nothing was said within ``timeout``;
+        ``text`` "" when the caller spoke but nothing was recognised with ``min_confidence``
+        (None: the speech-to-text's own threshold). ``confidence`` and ``alternatives`` are the
+        recogniser's, when it gives them."""
         ...
 
     async def set_call_data(self, data: Sequence[tuple[str, str]]) -> None:

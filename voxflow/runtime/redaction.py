@@ -7,7 +7,8 @@ everything that records the call:
 * the interpreter masks the caller's input as a step *takes* it (:func:`taken`): a key that
   goes into a sensitive ``gather``, typed ahead or not, is traced as ``{"digit": "<redacted>"}``
   (the terminator stays, so ``voxflow replay`` presses as many keys and the gather ends the
-  same way), a sentence as ``"<redacted>"`` with a same-shape ``stand_in`` to replay;
+  same way), a sentence as ``"<redacted>"`` with a same-shape ``stand_in`` to replay (the
+  driver then redacts the recogniser's n-best ``alternatives`` too; the ``confidence`` stays);
 * :class:`RedactingTrace` wraps the trace: a value is ``<redacted>`` wherever it appears, and
   so are the variables of ``call.ended``. It also keeps ``call.started`` to one record.
 * :meth:`Redactor.transcript` masks live transcript lines (written when a key is pressed,

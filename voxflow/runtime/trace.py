@@ -3,6 +3,9 @@
 Each record is ``{"t": <seconds since call start>, "type": <type>, ...fields}``. Types written by
 the driver: ``call.started``, ``state.entered``, ``prompt``, ``input`` (with ``waited_ms``),
 ``http``, ``provider`` (with ``latency_ms``), ``error``, ``call.ended`` (with ``outcome``).
+A spoken ``input`` carries its recognition (:func:`recognition_fields`): ``confidence``,
+``alternatives`` (n-best, best first) and the ``min_confidence`` it had to reach, when known;
+``text`` "" is a recognition that was rejected (the flow's ``nomatch``).
 The trace is the source of truth for debugging and replaying a call in the simulator.
 """
 
@@ -15,10 +18,24 @@ import time
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-__all__ = ["CallTrace", "NullTrace", "TraceWriter", "read_trace"]
+from voxflow.voice.providers import Transcript
+
+__all__ = ["CallTrace", "NullTrace", "TraceWriter", "read_trace", "recognition_fields"]
 
 log = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def recognition_fields(heard: Transcript, min_confidence: float | None) -> dict[str, Any]:
+    """The trace fields of one recognition (those it has)."""
+    out: dict[str, Any] = {}
+    if heard.confidence is not None:
+        out["confidence"] = round(heard.confidence, 3)
+    if heard.alternatives:
+        out["alternatives"] = list(heard.alternatives)
+    if min_confidence is not None:
+        out["min_confidence"] = min_confidence
+    return out
 
 
 class CallTrace(Protocol):

@@ -53,7 +53,7 @@ KIND_DUR, KIND_INT, KIND_STR, KIND_TPL, KIND_VAR, KIND_BOOL, KIND_EXPR, KIND_SYM
     "symbol",
 )
 
-KIND_NUM = "num"  # a number literal (temperature)
+KIND_NUM = "num"  # a number literal (temperature, confidence)
 KIND_RETRIES = "retries"  # a whole number, or `unlimited` (input steps only)
 UNLIMITED = "unlimited"
 
@@ -91,6 +91,7 @@ HEADER_OPTIONS: dict[str, str] = {
     "timezone": KIND_STR,
     "http_timeout": KIND_DUR,
     "dial_timeout": KIND_DUR,
+    "confidence": KIND_NUM,
 }
 """Settings a ``flow`` header accepts, and the kind of value each takes."""
 
@@ -109,6 +110,7 @@ _GATHER = {
     "choices": KIND_EXPR,
     "bargein": KIND_SYM,
     "voice": KIND_STR,
+    "confidence": KIND_NUM,  # the least speech-recognition confidence a spoken answer needs
 }
 _DIAL = {
     "timeout": KIND_DUR,

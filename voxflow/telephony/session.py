@@ -64,6 +64,7 @@ from voxflow.telephony.state import CallDirection, CallMetadata, CallState, fail
 from voxflow.telephony.transcribe import transcribe_recording
 from voxflow.voice.call import AiProviders, BargeIn, CallVoice, PromptResult, VoiceContext
 from voxflow.voice.chunk import AudioChunk
+from voxflow.voice.providers import Transcript
 
 if TYPE_CHECKING:
     from voxflow.ari.rest import AriRestClient
@@ -582,6 +583,20 @@ class CallSession:
         await self.wait_answered()
         call_voice = await self.call_voice()
         return await call_voice.listen(timeout, **options)
+
+    async def recognize(
+        self,
+        timeout: float = 10.0,
+        *,
+        phrases: Sequence[str] = (),
+        min_confidence: float | None = None,
+    ) -> Transcript | None:
+        """As ``listen``, the whole transcript (``confidence``, n-best ``alternatives``)."""
+        if self._app.stt is None:
+            raise AiNotConfiguredError
+        await self.wait_answered()
+        voice = await self.call_voice()
+        return await voice.recognize(timeout, phrases=phrases, min_confidence=min_confidence)
 
     async def audio_stream(self) -> AsyncIterator[AudioChunk]:
         """The caller's audio as ~20 ms chunks."""

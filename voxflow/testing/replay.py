@@ -131,12 +131,12 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
             continue
         if kind in ("prompt", "state.entered", "outcome"):
             digits_open = False
-        if kind == "input" and rec.get("kind") == "speech" and rec.get("text"):
-            text = str(rec.get("stand_in") or rec["text"])  # a redacted sentence's stand-in
+        if kind == "input" and rec.get("kind") == "speech":
             speech = True
-            step = {"say": text}
+            step = _heard(rec)
             if timed:
-                step["at"] = max(0.0, round((t or 0.0) - _CALLER_WORD * len(text.split()), 3))
+                words = len(str(step["say"]).split())
+                step["at"] = max(0.0, round((t or 0.0) - _CALLER_WORD * words, 3))
             elif (after := _after(rec)) is not None:
                 step["after"] = after
             steps.append(step)
@@ -190,6 +190,25 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
     if speech:
         data["speech"] = True
     return data, notes
+
+
+def _heard(rec: dict[str, Any]) -> dict[str, Any]:
+    """A spoken ``input`` as a ``say``, with the recogniser's confidence: a recognition that
+    was rejected (text "") says its best alternative with its confidence when that was under
+    the threshold (the flow as it is now decides again), else with confidence 0 (never
+    recognised)."""
+    text = str(rec.get("stand_in") or rec.get("text") or "")  # a redacted sentence's stand-in
+    conf, least = _num(rec.get("confidence")), _num(rec.get("min_confidence"))
+    if text:
+        return {"say": text} if conf is None else {"say": text, "confidence": conf}
+    alts = rec.get("alternatives")
+    said = str(alts[0]) if isinstance(alts, list) and alts else "(not understood)"
+    under = conf is not None and least is not None and conf < least
+    return {"say": said, "confidence": conf if under else 0}
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 _NOT_FLOW = frozenset({"log", "op", "http", "provider", "hangup", "agent.turn", "call.started"})

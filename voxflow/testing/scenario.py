@@ -45,6 +45,7 @@ __all__ = [
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _VERBS = ("press", "say", "silence", "wait", "hangup")
 _MODIFIERS = ("at", "after", "bargein")
+_SAY_ONLY = ("confidence",)
 _DTMF = re.compile(r"^[0-9*#A-Da-d]+$")
 _LINE = "__line__"
 
@@ -100,7 +101,8 @@ class Action(_Lined):
     """One caller action. ``kind`` is press/say/silence/wait/hangup; ``value`` the digits or
     sentence (``app`` for a hang-up by the application, as at the end of a drain's grace
     period); ``seconds`` the silence/wait length. Timing: ``at`` (seconds from call start),
-    ``bargein`` (seconds into the next prompt), else when the flow next listens plus ``after``."""
+    ``bargein`` (seconds into the next prompt), else when the flow next listens plus ``after``.
+    A ``say`` may carry the ``confidence`` (0..1) the recogniser gives it."""
 
     kind: Literal["press", "say", "silence", "wait", "hangup"]
     value: str = ""
@@ -108,6 +110,7 @@ class Action(_Lined):
     at: float | None = None
     after: float | None = None
     bargein: float | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @model_validator(mode="before")
     @classmethod
@@ -124,9 +127,10 @@ class Action(_Lined):
             return data
         line = data.get(_LINE, data.get("line", 0))
         verbs = [k for k in data if k in _VERBS]
-        unknown = [k for k in data if k not in (*_VERBS, *_MODIFIERS, _LINE, "line")]
+        known = (*_VERBS, *_MODIFIERS, *_SAY_ONLY)
+        unknown = [k for k in data if k not in (*known, _LINE, "line")]
         if unknown:
-            raise ValueError(_unknown_key(unknown[0], (*_VERBS, *_MODIFIERS)))
+            raise ValueError(_unknown_key(unknown[0], known))
         if len(verbs) != 1:
             raise ValueError(f"an action needs exactly one of: {', '.join(_VERBS)}")
         verb = verbs[0]
@@ -135,6 +139,8 @@ class Action(_Lined):
         for mod in _MODIFIERS:
             if data.get(mod) is not None:
                 out[mod] = parse_duration(data[mod])
+        if verb != "say" and data.get("confidence") is not None:
+            raise ValueError("confidence goes with a say: {say: 'sales', confidence: 0.4}")
         if verb == "press":
             digits = str(raw).strip() if raw is not None else ""
             if not _DTMF.match(digits):
@@ -144,6 +150,11 @@ class Action(_Lined):
             if not isinstance(raw, str) or not raw.strip():
                 raise ValueError("say: needs a sentence, e.g. {say: 'sales please'}")
             out["value"] = raw
+            conf = data.get("confidence")
+            if conf is not None:
+                if isinstance(conf, bool) or not isinstance(conf, int | float):
+                    raise ValueError("confidence: a number from 0 to 1, e.g. 0.4")
+                out["confidence"] = conf
         elif verb in ("silence", "wait"):
             out["seconds"] = parse_duration(raw)
         elif raw == "app":  # the application hangs up (a drain's grace period ran out)
@@ -158,6 +169,8 @@ class Action(_Lined):
             text = f"press {self.value}"
         elif self.kind == "say":
             text = f'say "{self.value}"'
+            if self.confidence is not None:
+                text += f" confidence {self.confidence:g}"
         elif self.kind in ("silence", "wait"):
             text = f"{self.kind} {self.seconds:g}s"
         else:

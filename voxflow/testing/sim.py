@@ -358,7 +358,7 @@ class _Sim:
             self.busy_until = now + len(a.value) * _INTERDIGIT
         elif a.kind == "say":
             self.call.log("caller", f'says "{a.value}"')
-            self.busy_until = now + self.call.speak(a.value)
+            self.busy_until = now + self.call.speak(a.value, a.confidence)
         elif a.kind in ("silence", "wait"):
             self.call.log("caller", f"stays silent for {a.seconds:g}s")
             self.busy_until = now + a.seconds

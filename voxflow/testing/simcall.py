@@ -33,6 +33,7 @@ from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.testing.scenario import Mocks
 from voxflow.voice.call import AiProviders, BargeIn, PromptResult
+from voxflow.voice.providers import Transcript, below_confidence
 
 __all__ = [
     "Hit",
@@ -263,7 +264,7 @@ class SimCall:
         self._dtmf: list[Callable[[str], None]] = []
         self._on_end: list[Callable[[], Any]] = []
         self._prompt: tuple[asyncio.Future[PromptResult], BargeIn] | None = None
-        self._listen: asyncio.Future[str | None] | None = None
+        self._listen: asyncio.Future[Transcript | None] | None = None
         self._rec: _Recording | None = None
         self._recs = 0
         self._said_into: dict[str, str] = {}  # recording name -> what the caller said into it
@@ -306,7 +307,7 @@ class SimCall:
 
     async def _wait_or_end(self, seconds: float) -> None:
         """Wait ``seconds`` (a call in the dialplan); CallEndedError once the caller hangs up."""
-        fut: asyncio.Future[str | None] = self.loop.create_future()
+        fut: asyncio.Future[Transcript | None] = self.loop.create_future()
         self._on_end.append(lambda: _resolve(fut, None))
         handle = self.loop.call_later(seconds, _resolve, fut, None)
         try:
@@ -324,10 +325,11 @@ class SimCall:
         for listener in list(self._dtmf):
             listener(digit)
 
-    def speak(self, text: str) -> float:
+    def speak(self, text: str, confidence: float | None = None) -> float:
         """The caller starts saying ``text`` now; returns how long it takes. A prompt that
         allows speech barge-in stops at once; the sentence ends up, when said, in the listen
-        running then, else in the recording running, else nowhere (a trace line says so)."""
+        running then (recognised with ``confidence``, None: with none given), else in the
+        recording running, else nowhere (a trace line says so)."""
         seconds = _WORD_CALLER * len(text.split())
         if self._ended:
             return seconds
@@ -342,15 +344,15 @@ class SimCall:
             rec.quiet_from = self.loop.time() + seconds
             rec.gen += 1
             self._arm_silence(rec)
-        self.loop.call_later(seconds, self._said, text)
+        self.loop.call_later(seconds, self._said, text, confidence)
         return seconds
 
-    def _said(self, text: str) -> None:
+    def _said(self, text: str, confidence: float | None = None) -> None:
         if self._ended:
             return
         listen = self._listen
         if listen is not None and not listen.done():
-            listen.set_result(text)
+            listen.set_result(Transcript(text, confidence=confidence))
         elif self._rec is not None:
             self.log("flow", f'recording {self._rec.name} hears "{text}"')
         elif not self.speech:
@@ -415,13 +417,30 @@ class SimCall:
         self.res.played.append(name)
         return await self._prompt_for(self.mocks.all.media.get(name, _PLAY), barge_in)
 
-    async def listen(self, timeout: float = 10.0, *, phrases: Sequence[str] = ()) -> str | None:
+    async def recognize(
+        self,
+        timeout: float = 10.0,
+        *,
+        phrases: Sequence[str] = (),
+        min_confidence: float | None = None,
+    ) -> Transcript | None:
+        """What the caller says next, as the scenario says it: a ``say`` with a ``confidence``
+        under ``min_confidence`` is rejected (text "", a ``nomatch``) as a recogniser would;
+        without a ``min_confidence`` (the offline recogniser's default) it is accepted; one with
+        confidence 0 never is (the recogniser made nothing of it)."""
         self._live()
-        fut: asyncio.Future[str | None] = self.loop.create_future()
+        fut: asyncio.Future[Transcript | None] = self.loop.create_future()
         self._listen = fut
         handle = self.loop.call_later(timeout, _resolve, fut, None)
         try:
-            return await fut
+            heard = await fut
+            if heard is not None and heard.confidence is not None:
+                self.log("flow", f'hears "{heard.text}" with confidence {heard.confidence:g}')
+            if heard is None:
+                return None
+            if heard.confidence == 0:  # nothing made of it, whatever the threshold
+                return Transcript("", confidence=0.0, alternatives=(heard.text,))
+            return below_confidence(heard, min_confidence)
         finally:
             handle.cancel()
             if self._listen is fut:
@@ -621,6 +640,6 @@ class SimHttp:
         return HttpResult(outcome, status, data, error, attempts=1, elapsed_ms=delay * 1000.0)
 
 
-def _resolve(fut: asyncio.Future[str | None], value: str | None) -> None:
+def _resolve(fut: asyncio.Future[Transcript | None], value: Transcript | None) -> None:
     if not fut.done():
         fut.set_result(value)

@@ -15,7 +15,13 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from voxflow.voice.chunk import AudioChunk
 from voxflow.voice.prompt_cache import PromptCache
-from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
+from voxflow.voice.providers import (
+    LanguageModel,
+    SpeechToText,
+    TextToSpeech,
+    Transcript,
+    VoiceActivityDetector,
+)
 
 __all__ = [
     "AiProviders",
@@ -109,9 +115,23 @@ class CallVoice(Protocol):
         phrases: Sequence[str] | None = None,
         end_silence_ms: int = 800,
         max_speech_s: float = 15.0,
+        min_confidence: float | None = None,
     ) -> str | None:
         """Transcribe the caller's next utterance; None when nothing was said within ``timeout``,
-        "" when the caller spoke but nothing was recognised with confidence."""
+        "" when the caller spoke but nothing was recognised with confidence (``min_confidence``
+        for this recognition; None: the STT's own threshold)."""
+        ...
+
+    async def recognize(
+        self,
+        timeout: float = 10.0,
+        *,
+        phrases: Sequence[str] | None = None,
+        end_silence_ms: int = 800,
+        max_speech_s: float = 15.0,
+        min_confidence: float | None = None,
+    ) -> Transcript | None:
+        """As ``listen``, the whole transcript (``confidence``, n-best ``alternatives``)."""
         ...
 
     def audio_stream(self) -> AsyncIterator[AudioChunk]:

@@ -23,6 +23,7 @@ __all__ = [
     "ToolSpec",
     "Transcript",
     "VoiceActivityDetector",
+    "below_confidence",
 ]
 
 
@@ -34,6 +35,17 @@ class Transcript:
     is_final: bool = True
     confidence: float | None = None
     alternatives: tuple[str, ...] = ()  # n-best, best first, when the engine gives them
+
+
+def below_confidence(t: Transcript, min_confidence: float | None) -> Transcript:
+    """``t`` rejected (text "", what was heard kept first in ``alternatives``) when its
+    confidence is known and under ``min_confidence``; else ``t`` unchanged."""
+    if min_confidence is None or t.confidence is None or not t.text:
+        return t
+    if t.confidence >= min_confidence:
+        return t
+    alts = (t.text, *(a for a in t.alternatives if a != t.text))
+    return Transcript("", is_final=t.is_final, confidence=t.confidence, alternatives=alts)
 
 
 @runtime_checkable
@@ -61,10 +73,17 @@ class SpeechToText(Protocol):
     sample_rate: int
 
     async def open_stream(
-        self, *, phrases: Sequence[str] | None = None, language: str | None = None
+        self,
+        *,
+        phrases: Sequence[str] | None = None,
+        language: str | None = None,
+        min_confidence: float | None = None,
     ) -> SttStream:
         """Start an utterance. ``phrases`` (when given) are what the caller is expected to say:
-        providers use them as a grammar or as hints."""
+        providers use them as a grammar or as hints. ``min_confidence`` (0..1, None: the
+        provider's own default) is the least confidence this recognition must reach: below it
+        the transcript's ``text`` is "" (its ``confidence`` and ``alternatives`` stay). A
+        provider that gives no confidence accepts every result."""
         ...
 
 

@@ -1,0 +1,80 @@
+"""A flow's ``confidence`` on the sandbox: the step's threshold reaches the recogniser per
+recognition (the app's PocketSphinxSTT keeps its own default of 0), a spoken answer under it is a
+``nomatch`` (never a choice), the trace's ``input`` record carries the recognition's confidence,
+alternatives and threshold, and ``voxflow replay`` reproduces the call from that trace."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from _e2e_kit import serving
+
+from voxflow.runtime.config import Settings
+from voxflow.runtime.events import End
+from voxflow.testing.replay import replay_trace
+
+FLOW = """flow speech_conf "Speech with a confidence":
+    answers "501"
+    timeout 5s
+    confidence 0.2
+
+state main:
+    answer
+    menu "Say sales or support.":
+        confidence 1.0
+        "sales" -> sales
+        "support" -> support
+        on nomatch -> not_understood
+        on noinput, exhausted -> nothing
+
+state sales:
+    hangup "sales"
+
+state support:
+    hangup "support"
+
+state not_understood:
+    hangup "nomatch"
+
+state nothing:
+    hangup "nothing"
+"""
+
+
+async def test_a_step_confidence_rejects_per_recognition_and_is_traced(tmp_path: Path) -> None:
+    media = pytest.importorskip("voxflow.media.callmedia")
+    espeak = pytest.importorskip("voxflow.media.tts_espeak")
+    sphinx = pytest.importorskip("voxflow.media.stt_pocketsphinx")
+    flow = tmp_path / "speech_conf.flow"
+    flow.write_text(FLOW)
+    stt = sphinx.PocketSphinxSTT()
+    assert stt.min_confidence == 0.0  # the app's own default would accept the answer
+    app = {
+        "tts": espeak.EspeakTTS(sample_rate=8000),
+        "stt": stt,
+        "voice_factory": media.create_call_voice,
+    }
+    traces = tmp_path / "traces"
+    settings = Settings(grace_period=5, trace_dir=str(traces))
+    async with serving([flow], app=app, settings=settings) as env:
+        call = await env.call("501")
+        prompt = await call.wait_for("audio", 30)
+        while prompt.get("end") is None:  # the prompt is still being heard
+            await asyncio.sleep(0.02)
+            prompt = next(e for e in call.experience() if e["type"] == "audio")
+        await call.say("sales")
+        end = await env.result(call, timeout=30)
+    assert end == End("completed", "nomatch")
+    [path] = list(traces.glob("*.jsonl"))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    [heard] = [r for r in records if r["type"] == "input" and r.get("kind") == "speech"]
+    assert heard["text"] == ""  # rejected: the flow's nomatch
+    assert heard["min_confidence"] == 1.0  # the step's, not the flow's 0.2 nor the STT's 0
+    assert isinstance(heard["confidence"], float) and 0.0 <= heard["confidence"] < 1.0
+    assert all(alt in ("sales", "support") for alt in heard.get("alternatives", []))
+    report = replay_trace(path, str(flow))
+    assert report.same, report.render()
+    assert report.result is not None and "not_understood" in report.result.states
