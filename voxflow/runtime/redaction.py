@@ -32,10 +32,26 @@ from voxflow.runtime.matching import _WORD_DIGITS, _capture, _norm
 from voxflow.runtime.runstate import RunState
 from voxflow.runtime.trace import CallTrace
 
-__all__ = ["RedactingTrace", "Redactor", "is_sensitive", "sensitive_names", "taken"]
+__all__ = [
+    "RedactingTrace",
+    "Redactor",
+    "is_sensitive",
+    "sensitive_names",
+    "taken",
+    "without_values",
+]
 
 _MIN_SUBSTRING = 3  # shorter values are redacted only where a whole field equals them
 _PRESSED = re.compile(r"\[pressed (.)\]")
+
+
+def without_values(text: str, values: list[str]) -> str:
+    """``text`` with each of ``values`` (longest first) replaced by ``<redacted>``; a value
+    shorter than 3 characters only where it is the whole text."""
+    for value in values:
+        if text == value or (len(value) >= _MIN_SUBSTRING and value in text):
+            text = text.replace(value, REDACTED)
+    return text
 
 
 def is_sensitive(flow: ir.Flow, subflow: str | None, name: str) -> bool:
@@ -125,10 +141,7 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """``text`` without any sensitive value."""
-        for value in self.values():
-            if text == value or (len(value) >= _MIN_SUBSTRING and value in text):
-                text = text.replace(value, REDACTED)
-        return text
+        return without_values(text, self.values())
 
     def payload(self, value: Any) -> Any:
         """A JSON-like value (webhook metadata, trace fields) without sensitive values."""

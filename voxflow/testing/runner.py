@@ -17,6 +17,7 @@ from pathlib import Path
 from voxflow.compiler.frontdoor import compile_file, load_flow
 from voxflow.errors import ConfigError, FlowCheckError
 from voxflow.ir import models as ir
+from voxflow.runtime.redaction import without_values
 from voxflow.testing.coverage import FlowCoverage
 from voxflow.testing.expect import check_expectations
 from voxflow.testing.scenario import Scenario, ScenarioFile, load_scenario_file
@@ -217,17 +218,29 @@ def _untested(run: TestRun, flow_files: list[Path], seen: dict[str, ir.Flow | No
 # ---------------------------------------------------------------- reports
 
 
+def _masked(o: ScenarioOutcome, text: str) -> str:
+    """``text`` without the values of the flow's sensitive variables (the printed form only:
+    expectations compared the real values)."""
+    return without_values(text, o.result.secrets) if o.result is not None else text
+
+
+def _step(o: ScenarioOutcome, i: int) -> str:
+    a = o.scenario.steps[i]
+    if o.result is not None and i in o.result.masked:  # keys or words into a sensitive variable
+        a = a.model_copy(update={"value": o.result.masked[i]})
+    return f"{a.describe()} (line {a.line})"
+
+
 def format_failure(o: ScenarioOutcome, *, trace_lines: int = 60) -> str:
-    """The scenario, the step where it went wrong, what failed and the call's trace."""
+    """The scenario, the step where it went wrong, what failed and the call's trace; values of
+    sensitive variables are ``<redacted>``, keys pressed into one ``*``."""
     sc = o.scenario
     lines = [f"  FAIL  {sc.name}", f"        scenario: {o.file}:{sc.line} ({o.flow})"]
     if 0 <= o.step < len(sc.steps):
-        a = sc.steps[o.step]
-        lines.append(f"        step {o.step + 1}: {a.describe()} (line {a.line})")
+        lines.append(f"        step {o.step + 1}: {_step(o, o.step)}")
     elif sc.steps:
-        a = sc.steps[-1]
         lines.append(
-            f"        after step {len(sc.steps)} (the last): {a.describe()} (line {a.line})"
+            f"        after step {len(sc.steps)} (the last): {_step(o, len(sc.steps) - 1)}"
         )
     else:
         lines.append("        step: (no caller steps)")
@@ -240,7 +253,7 @@ def format_failure(o: ScenarioOutcome, *, trace_lines: int = 60) -> str:
             lines.append(f"          ... ({len(trace) - trace_lines} earlier lines)")
             trace = trace[-trace_lines:]
         lines.extend("          " + t.render() for t in trace)
-    return "\n".join(lines)
+    return _masked(o, "\n".join(lines))
 
 
 def format_report(
@@ -262,7 +275,7 @@ def format_report(
             end = o.result.ended_at if o.result and o.result.ended_at is not None else 0.0
             out.append(f"  ok    {o.scenario.name} ({end:.1f}s of call)")
             if verbose and o.result is not None:
-                out.extend("          " + t.render() for t in o.result.trace)
+                out.extend(_masked(o, "          " + t.render()) for t in o.result.trace)
         else:
             ok = False
             out.append(format_failure(o))
@@ -305,7 +318,8 @@ def junit_xml(run: TestRun) -> bytes:
         case.set("file", o.file)
         case.set("line", str(o.scenario.line))
         if not o.passed:
-            fail = ET.SubElement(case, "failure", message=o.failures[0][:500], type="expectation")
+            message = _masked(o, o.failures[0])[:500]
+            fail = ET.SubElement(case, "failure", message=message, type="expectation")
             fail.text = format_failure(o)
     if run.errors:
         suite = ET.SubElement(root, "testsuite", name="errors")

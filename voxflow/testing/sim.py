@@ -19,6 +19,7 @@ action is over. DTMF keys of one ``press`` are 0.2 s apart.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import zlib
@@ -29,10 +30,12 @@ from typing import Any
 
 from voxflow.ir import models as ir
 from voxflow.ir.flowmap import edge_source, outcome_label, step_key
+from voxflow.redact import REDACTED
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_actions import RequestError, render_request
 from voxflow.runtime.driver import CallDriver, TranscriptLine
 from voxflow.runtime.port import AgentHost
+from voxflow.runtime.redaction import Redactor, is_sensitive
 from voxflow.runtime.runstate import RunState
 from voxflow.spec.dtmf import example_number
 from voxflow.testing.scenario import Action, AgentMock, Scenario, ScenarioDefaults
@@ -253,6 +256,8 @@ class _Sim:
             after_step=self.after_step,
             logger=_QUIET,
         )
+        self.redactor = Redactor(flow, lambda: self.driver.state)
+        self.acting: tuple[int, int, int] | None = None  # press/say: step, trace line, keys in
         self.next_action = 0
         self.armed = False
         self.busy_until = 0.0
@@ -276,14 +281,41 @@ class _Sim:
         elif who == "flow" and not text.startswith("["):
             text = f'says "{text}"'
         elif who == "caller" and text.startswith("[pressed "):
+            self.key_pressed(text[9:-1])
             return  # the scripted caller's own line says which keys
         elif who == "caller":
+            if self.redactor.collecting():  # said into a sensitive variable
+                self.mask_action(lambda _: REDACTED)
+                text = REDACTED
             text = f'is heard: "{text}"'
         self.call.log("flow" if who == "system" else who, text)
+
+    # -------------------------------------------------------------- sensitive input
+
+    def key_pressed(self, key: str) -> None:
+        """A key of the current ``press`` reaches the call: masked in its line unless the
+        gather listening now takes it into a variable that is not sensitive (as ``voxflow
+        run``'s live transcript; see :meth:`Redactor.shown`)."""
+        if self.acting is None or not self.redactor.enabled:
+            return
+        index, line, pos = self.acting
+        self.acting = (index, line, pos + 1)
+        if not self.redactor.shown(key):
+            self.mask_action(lambda keys: keys[:pos] + "*" + keys[pos + 1 :])
+
+    def mask_action(self, mask: Callable[[str], str]) -> None:
+        if self.acting is None:
+            return
+        index, line, _ = self.acting
+        a = self.sc.steps[index]
+        value = self.res.masked[index] = mask(self.res.masked.get(index, a.value))
+        text = f"presses {value}" if a.kind == "press" else f'says "{value}"'
+        self.res.trace[line] = dataclasses.replace(self.res.trace[line], text=text)
 
     # -------------------------------------------------------------- the call's end
 
     def after_step(self, state: RunState) -> None:
+        self.redactor.values()  # notes every value a sensitive variable holds
         if state.ended:
             if self.res.ended_at is None:
                 self.res.ended_at = round(self.loop.time(), 3)
@@ -351,6 +383,7 @@ class _Sim:
         self.next_action = index + 1
         self.res.steps_done = index + 1
         now = self.loop.time()
+        self.acting = (index, len(self.res.trace), 0) if a.kind in ("press", "say") else None
         if a.kind == "press":
             self.call.log("caller", f"presses {a.value}")
             for i, d in enumerate(a.value):
@@ -398,6 +431,9 @@ class _Sim:
             rest = ", ".join(a.describe() for a in self.sc.steps[self.next_action :])
             self.problem(f"the call ended before these caller steps ran: {rest}")
         self.res.variables = self.driver.state.variables()
+        expected = [str(v) for k, v in self.sc.expect.variables.items()
+                    if is_sensitive(self.flow, None, k) and v is not None]  # fmt: skip
+        self.res.secrets = sorted({*self.redactor.values(), *expected}, key=len, reverse=True)
         self.res.metadata = {**dict(self.driver.state.metadata), **self.call.metadata}
         return self.res
 

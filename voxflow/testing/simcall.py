@@ -111,6 +111,11 @@ class SimResult:
     problems: list[tuple[int, str]] = field(default_factory=list)
     """Scenario problems found while running: (step index or -1, message)."""
     steps_done: int = 0
+    secrets: list[str] = field(default_factory=list)
+    """Values of sensitive variables (held in the call or expected), never printed."""
+    masked: dict[int, str] = field(default_factory=dict)
+    """Caller step index -> its keys or sentence as printed (``*`` per key into a sensitive
+    variable or typed ahead in a flow with one; ``<redacted>`` for a sentence into one)."""
 
 
 class MockedFailure(CallError):
