@@ -26,9 +26,9 @@ from typing import Any
 from aiohttp import web
 from loop_probe import BareLoopProbe
 
-from voxflow.ai.agent import Agent
+from voxflow.agent.agent import Agent
+from voxflow.agent.pipeline import VoicePipeline
 from voxflow.ai.openai_llm import OpenAIChatModel
-from voxflow.ai.pipeline import VoicePipeline
 from voxflow.voice.chunk import AudioChunk
 from voxflow.voice.providers import ChatMessage, LlmDelta, ToolSpec, Transcript
 

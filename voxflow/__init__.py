@@ -78,7 +78,10 @@ def _home(name: str) -> ModuleType:
         from voxflow import errors
 
         return errors
-    from voxflow import telephony
+    from voxflow import (
+        agent,  # noqa: F401  # imported for its effect: it wires call.agent
+        telephony,
+    )
 
     return telephony
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from voxflow.ai.call_agent import CallAgent
+from voxflow.agent.call_agent import CallAgent
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.telephony.state import CallMetadata
 from voxflow.voice.providers import Transcript

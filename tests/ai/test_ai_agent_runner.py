@@ -22,7 +22,7 @@ from ai_fakes import (
 )
 from aiohttp import web
 
-from voxflow.ai.agent import (
+from voxflow.agent.agent import (
     Agent,
     AgentAction,
     AgentExit,
@@ -31,8 +31,8 @@ from voxflow.ai.agent import (
     http_action,
     run_agent,
 )
+from voxflow.agent.pipeline import HeardTracker, SpokenSpan, VoicePipeline
 from voxflow.ai.openai_llm import OpenAIChatModel
-from voxflow.ai.pipeline import HeardTracker, SpokenSpan, VoicePipeline
 from voxflow.voice.call import BargeIn
 
 TRANSFER = AgentExit(

@@ -14,8 +14,8 @@ import pytest
 from ai_fakes import FakeOpenAI, FakeTTS, sse, text_chunks, tool_chunks
 from sandbox_rig import open_app_rig as app_rig
 
-from voxflow.ai.agent import AgentAction, create_agent
-from voxflow.ai.call_agent import CallAgent
+from voxflow.agent.agent import AgentAction
+from voxflow.agent.call_agent import CallAgent, create_agent
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.errors import CallEndedError
 from voxflow.media.callmedia import CallMedia

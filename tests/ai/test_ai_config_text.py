@@ -6,13 +6,13 @@ import pickle
 
 import pytest
 
+from voxflow.agent.schema import ToolArgumentsError, parse_tool_arguments, schema_from_types
+from voxflow.agent.sentences import SentenceChunker, split_sentences
 from voxflow.ai.config import AiConfig, Secret, build_llm, build_stt, build_tts, load_ai_config
 from voxflow.ai.deepgram_stt import DeepgramSTT
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.ai.openai_stt import OpenAISTT
 from voxflow.ai.openai_tts import OpenAITTS
-from voxflow.ai.schema import ToolArgumentsError, parse_tool_arguments, schema_from_types
-from voxflow.ai.sentences import SentenceChunker, split_sentences
 from voxflow.errors import ConfigError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ai_fakes import FakeOpenAI, FakeVoice, ScriptedCall, sse, text_chunks, tool_chunks
 
-from voxflow.ai.agent import SUMMARY_PROMPT
+from voxflow.agent.agent import SUMMARY_PROMPT
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.compiler.frontdoor import compile_flow
 from voxflow.ir.models import Flow

@@ -238,7 +238,7 @@ async def test_a_small_response_limit_and_name_clashes_with_runner_actions(
     await _run(fake_openai, cmd, [("lookup_order", {"order_id": "A1"})], max_action_bytes=10)
     answer = json.loads(_tool_messages(fake_openai, 1)[-1]["content"])
     assert answer == {"error": "response larger than 10 bytes", "status": 200}
-    from voxflow.ai.agent import AgentAction
+    from voxflow.agent.agent import AgentAction
 
     async def nothing(args: Any, metadata: Any) -> Any:
         return None

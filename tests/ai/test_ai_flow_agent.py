@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ai_fakes import FakeOpenAI, FakeVoice, ScriptedCall, sse, text_chunks, tool_chunks
 
-from voxflow.ai.agent import AgentAction
+from voxflow.agent.agent import AgentAction
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.compiler.frontdoor import compile_flow
 from voxflow.errors import CallEndedError

@@ -49,7 +49,8 @@ async def synth(tts: OpenAITTS, text: str = "Hello caller.") -> list[bytes]:
 
 async def test_tts_streams_whole_samples(fake_openai: FakeOpenAI) -> None:
     pcm = tone(24000)  # one second at 24 kHz
-    fake_openai.speech.append(chunked_pcm(pcm, piece=999))  # odd pieces: samples split
+    # odd pieces (samples split), a pause after each so they do not all arrive as one read
+    fake_openai.speech.append(chunked_pcm(pcm, piece=999, delay=0.002))
     tts = OpenAITTS(base_url=fake_openai.url, api_key=KEY, voice="nova", model="tts-x")
     try:
         chunks = await synth(tts)

@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"syntax", "ai"},
     {"spec", "fmt", "media"},
     {"check", "ir", "telephony", "sandbox"},
-    {"compiler", "viz"},
+    {"compiler", "viz", "agent"},
     {"runtime"},
     {"testing", "cluster"},
     {"cli"},
@@ -253,3 +253,30 @@ def test_the_language_side_lint_and_validate_never_load_the_telephony_stack() ->
         "voxflow validate flows/main_ivr.flow": [],
         "the seed names": ["aiohttp", "asyncio", "websockets"],
     }
+
+
+_AGENT_PROBE = """
+from voxflow.telephony import agents
+import voxflow.telephony.app
+assert agents.registered_agent_factory() is None  # telephony alone: no agent layer
+import voxflow
+voxflow.VoxtraApp  # the facade is a composition root: it loads the agent layer
+from voxflow.agent.call_agent import create_agent
+assert agents.registered_agent_factory() is create_agent
+print("WIRED")
+"""
+
+
+def test_the_agent_layer_wires_call_agent_from_above_telephony() -> None:
+    """Telephony never imports the agent (it sits above); importing ``voxflow.agent`` (as the
+    runtime and the ``voxflow`` facade do) registers ``create_agent`` behind ``call.agent``."""
+    out = subprocess.run(
+        [sys.executable, "-c", _AGENT_PROBE],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    ).stdout
+    assert out.strip().endswith("WIRED"), out
+    assert not [edge for edge in package_edges() if edge[0] == "telephony" and edge[1] == "agent"]

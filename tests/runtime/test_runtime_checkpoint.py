@@ -157,8 +157,8 @@ def test_a_resumed_state_repeats_its_http_steps_and_webhook_with_the_same_keys()
 
 
 def test_an_agent_conversation_goes_through_the_checkpoint_bounded() -> None:
-    from voxflow.ai.agent import Agent
-    from voxflow.ai.call_agent import CallAgent
+    from voxflow.agent.agent import Agent
+    from voxflow.agent.call_agent import CallAgent
     from voxflow.ai.openai_llm import OpenAIChatModel
     from voxflow.runtime.agent_memory import MAX_CHARS, MAX_MESSAGES, RESUMED, conversation, restore
     from voxflow.voice.providers import ChatMessage, ToolCall

@@ -1,25 +1,13 @@
-"""voxflow.ai: provider config, the vendor providers, the agent and the voice pipeline.
+"""voxflow.ai: provider config and the vendor providers (LLM, STT, TTS clients).
 
 The provider Protocols live in :mod:`voxflow.voice.providers` (re-exported here). Light names are
-imported eagerly; the vendor providers and :class:`VoicePipeline` load on first access (PEP 562),
-so ``import voxflow.ai`` does not load aiohttp or websockets.
+imported eagerly; the vendor providers load on first access (PEP 562), so ``import voxflow.ai``
+does not load aiohttp or websockets. The agent and the voice pipeline are above telephony, in
+:mod:`voxflow.agent`.
 """
 
 from __future__ import annotations
 
-from voxflow.ai.agent import (
-    Agent,
-    AgentAction,
-    AgentExit,
-    AgentIO,
-    AgentOutcome,
-    AgentSettings,
-    Spoken,
-    ToolParam,
-    TurnMetrics,
-    http_action,
-    run_agent,
-)
 from voxflow.ai.config import (
     AiConfig,
     ProviderConfig,
@@ -43,12 +31,6 @@ from voxflow.voice.providers import (
 )
 
 __all__ = [
-    "Agent",
-    "AgentAction",
-    "AgentExit",
-    "AgentIO",
-    "AgentOutcome",
-    "AgentSettings",
     "AiConfig",
     "ChatMessage",
     "DeepgramSTT",
@@ -60,28 +42,21 @@ __all__ = [
     "ProviderConfig",
     "Secret",
     "SpeechToText",
-    "Spoken",
     "SttStream",
     "TextToSpeech",
     "ToolCall",
-    "ToolParam",
     "ToolSpec",
     "Transcript",
-    "TurnMetrics",
-    "TurnResult",
     "VoiceActivityDetector",
-    "VoicePipeline",
     "build_llm",
     "build_stt",
     "build_tts",
-    "http_action",
     "load_ai_config",
-    "run_agent",
 ]
 
 
 def __getattr__(name: str) -> object:
-    """The vendor providers and the voice pipeline, imported on first access."""
+    """The vendor providers, imported on first access."""
     if name == "DeepgramSTT":
         from voxflow.ai.deepgram_stt import DeepgramSTT
 
@@ -98,8 +73,4 @@ def __getattr__(name: str) -> object:
         from voxflow.ai.openai_tts import OpenAITTS
 
         return OpenAITTS
-    if name in ("TurnResult", "VoicePipeline"):
-        from voxflow.ai import pipeline
-
-        return getattr(pipeline, name)
     raise AttributeError(f"module 'voxflow.ai' has no attribute {name!r}")

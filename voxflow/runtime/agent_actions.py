@@ -4,7 +4,7 @@
 and header templates (jinja2 sandbox, strict) and evaluates its body expression with the
 flow's names as they were when the agent step started plus the model's arguments (which shadow
 flow variables). :func:`flow_actions` turns IR actions into
-:class:`~voxflow.ai.agent.AgentAction` tools whose handler sends the request through an
+:class:`~voxflow.agent.agent.AgentAction` tools whose handler sends the request through an
 :class:`ActionHttp` and returns the JSON (or text) answer to the model.
 
 Nothing here raises into the conversation: a template or expression error, a bad URL, a
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from voxflow.ai.agent import AgentAction, ToolParam, tool_parameters
+from voxflow.agent.agent import AgentAction, ToolParam, tool_parameters
 from voxflow.errors import ExpressionError, TemplateError
 from voxflow.ir import models as ir
 from voxflow.runtime.expressions import UNSET, EvalContext, evaluate

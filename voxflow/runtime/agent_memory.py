@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from voxflow.ai.agent import Agent
+from voxflow.agent.agent import Agent
 from voxflow.voice.providers import ChatMessage
 
 __all__ = ["MAX_CHARS", "MAX_MESSAGES", "RESUMED", "conversation", "restore"]
@@ -28,7 +28,7 @@ Messages = tuple[tuple[str, str], ...]
 
 def conversation(agent: object) -> Messages:
     """The spoken conversation of ``agent`` (``(role, text)``, bounded); () for anything that
-    is not an :class:`~voxflow.ai.agent.Agent`."""
+    is not an :class:`~voxflow.agent.agent.Agent`."""
     if not isinstance(agent, Agent):
         return ()
     said = [

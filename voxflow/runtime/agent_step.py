@@ -1,11 +1,11 @@
 """The language's ``agent`` step on a call: from the interpreter's agent command to
-:func:`~voxflow.ai.agent.run_agent` over the call's :class:`~voxflow.ai.call_agent.CallAgent`.
+:func:`~voxflow.agent.agent.run_agent` over the call's :class:`~voxflow.agent.call_agent.CallAgent`.
 
 :class:`FlowAgentRunner` is what ``CallDriver(agent_runner=...)`` calls with the session and the
 ``Agent`` command (system prompt and prompts already rendered, tools as plain dicts). It reads
 the command by attribute. Mapping:
 
-* each ``tool`` is an exit (:class:`~voxflow.ai.agent.AgentExit`) whose typed arguments are
+* each ``tool`` is an exit (:class:`~voxflow.agent.agent.AgentExit`) whose typed arguments are
   validated (one corrective retry) and returned in ``args`` for the flow to bind to variables;
 * Python/HTTP actions given to the runner are offered next to the exits; their results go back
   to the model (``http_action`` sends the call's webhook-marked metadata);
@@ -39,8 +39,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
-from voxflow.ai.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings, ToolParam
-from voxflow.ai.call_agent import CallAgent, LineReporter
+from voxflow.agent.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings, ToolParam
+from voxflow.agent.call_agent import CallAgent, LineReporter
 from voxflow.errors import AiNotConfiguredError, CallEndedError
 from voxflow.runtime.agent_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
 from voxflow.runtime.agent_memory import RESUMED

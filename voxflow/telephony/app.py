@@ -41,6 +41,7 @@ from voxflow.errors import (
     CallError,
     ConfigError,
 )
+from voxflow.telephony.agents import AgentFactory, registered_agent_factory
 from voxflow.telephony.dialplan import RETURN_TAGS, dialplan_metadata
 from voxflow.telephony.legs import LegBook, current_call, set_current_call
 from voxflow.telephony.links import MODES, AriLink, AriLinks
@@ -90,7 +91,7 @@ class VoxtraApp:
         vad: VoiceActivityDetector | None = None,
         recording_sink: RecordingSink | None = None,
         voice_factory: VoiceFactory | None = None,
-        agent_factory: Callable[[CallSession], Any] | None = None,
+        agent_factory: AgentFactory | None = None,
         transfer_context: str = "voxflow-transfer",
         queue_context: str = "voxflow-queue",
         media_options: Mapping[str, Any] | None = None,
@@ -830,8 +831,10 @@ class VoxtraApp:
         return create_call_voice
 
     def _make_agent(self, session: CallSession) -> Any:
-        if self.agent_factory is not None:
-            return self.agent_factory(session)
-        from voxflow.ai.agent import create_agent  # the agent loads with its first call
-
-        return create_agent(session)
+        factory = self.agent_factory or registered_agent_factory()
+        if factory is None:
+            raise ConfigError(
+                "call.agent: no agent layer loaded (import voxflow.agent, or pass "
+                "VoxtraApp(agent_factory=...))"
+            )
+        return factory(session)

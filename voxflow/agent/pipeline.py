@@ -21,7 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from voxflow.ai.agent import Agent, Spoken, TurnMetrics, run_round
+from voxflow.agent.agent import Agent, Spoken, TurnMetrics, run_round
 from voxflow.errors import CallEndedError, ProviderError
 from voxflow.voice.call import BargeIn, CallVoice
 from voxflow.voice.chunk import AudioChunk
@@ -29,7 +29,7 @@ from voxflow.voice.providers import ChatMessage, LanguageModel, TextToSpeech
 
 __all__ = ["HeardTracker", "SpokenSpan", "TurnResult", "VoicePipeline"]
 
-log = logging.getLogger("voxflow.ai.pipeline")
+log = logging.getLogger("voxflow.agent.pipeline")
 
 
 _SECONDS_PER_CHAR = 0.065  # ~15 characters a second: the estimate while TTS is still streaming

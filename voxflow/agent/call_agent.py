@@ -1,11 +1,12 @@
 """``call.agent``: the per-session agent of a ``VoxtraApp`` call, with its voice pipeline.
 
-:func:`voxflow.ai.agent.create_agent` builds a :class:`CallAgent` for a session whose app has an
-LLM. It keeps the conversation history for the whole call and offers its tools the metadata
-marked with ``call.metadata.update_for_webhook`` (and only that). When the app also has an STT
-and a TTS, the first spoken use wires one :class:`~voxflow.ai.pipeline.VoicePipeline` over the
-call's media path; the agent registers an ``on_hangup`` callback that closes it, which cancels
-whatever it is speaking (the seed's cleanup contract). Without STT/TTS the spoken methods raise
+:func:`create_agent` (registered as telephony's agent factory by :mod:`voxflow.agent`) builds
+a :class:`CallAgent` for a session whose app has an LLM. It keeps the conversation history for
+the whole call and offers its tools the metadata marked with
+``call.metadata.update_for_webhook`` (and only that). When the app also has an STT and a TTS,
+the first spoken use wires one :class:`~voxflow.agent.pipeline.VoicePipeline` over the call's
+media path; the agent registers an ``on_hangup`` callback that closes it, which cancels whatever
+it is speaking (the seed's cleanup contract). Without STT/TTS the spoken methods raise
 ``RuntimeError("AI pipeline not configured")``; text-only :meth:`Agent.respond` still works.
 """
 
@@ -16,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from voxflow.ai.agent import (
+from voxflow.agent.agent import (
     Agent,
     AgentAction,
     AgentIO,
@@ -26,14 +27,14 @@ from voxflow.ai.agent import (
     TurnMetrics,
     run_agent,
 )
-from voxflow.ai.pipeline import TurnResult, VoicePipeline
+from voxflow.agent.pipeline import TurnResult, VoicePipeline
 from voxflow.errors import AiNotConfiguredError, CallEndedError
 from voxflow.voice.call import BargeIn
 from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech
 
-__all__ = ["CallAgent", "LineReporter", "ReportingIO"]
+__all__ = ["CallAgent", "LineReporter", "ReportingIO", "create_agent"]
 
-log = logging.getLogger("voxflow.ai.call_agent")
+log = logging.getLogger("voxflow.agent.call_agent")
 
 
 LineReporter = Callable[[str, str], None]
@@ -41,7 +42,7 @@ LineReporter = Callable[[str, str], None]
 
 
 class ReportingIO:
-    """An :class:`~voxflow.ai.agent.AgentIO` that tells ``report`` each line as it happens: what
+    """An :class:`~voxflow.agent.agent.AgentIO` that tells ``report`` each line as it happens: what
     the caller heard of every greeting, filler, reprompt and reply once spoken, and each caller
     utterance once recognised. Other attributes come from the wrapped ``io``."""
 
@@ -177,7 +178,7 @@ class CallAgent(Agent):
         listen_options: Mapping[str, Any] | None = None,
         on_line: LineReporter | None = None,
     ) -> AgentOutcome:
-        """Run an agent step (:func:`~voxflow.ai.agent.run_agent`) over the voice pipeline;
+        """Run an agent step (:func:`~voxflow.agent.agent.run_agent`) over the voice pipeline;
         ``on_line`` is told each line as it is spoken or heard (see :class:`ReportingIO`)."""
         pipe = await self.pipeline()
         pipe.barge_in = barge_in if barge_in is not None else BargeIn()
@@ -200,3 +201,11 @@ class CallAgent(Agent):
         pipe, self._pipeline = self._pipeline, None
         if pipe is not None:
             await pipe.aclose()
+
+
+def create_agent(call: Any) -> CallAgent:
+    """``call.agent`` for a session of a ``VoxtraApp`` with an LLM: a :class:`CallAgent`
+    (history, tools that see the metadata marked with ``update_for_webhook``, a per-call voice
+    pipeline closed on hang-up). Raises ``AiNotConfiguredError`` (the seed's
+    ``RuntimeError("AI pipeline not configured")``) when the app has no LLM."""
+    return CallAgent.for_call(call)

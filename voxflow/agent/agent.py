@@ -7,7 +7,7 @@ The runner takes plain inputs, so the interpreter calls it without this package 
   to the model, e.g. HTTP), limits (max turns, overall timeout, silence, filler, give-up),
   context strategy.
 * an :class:`AgentIO` - ``say(text)``, ``speak(chunks)`` (stream a reply sentence by sentence),
-  ``listen(timeout)``; :class:`~voxflow.ai.pipeline.VoicePipeline` implements it.
+  ``listen(timeout)``; :class:`~voxflow.agent.pipeline.VoicePipeline` implements it.
 * a :class:`~voxflow.voice.providers.LanguageModel` and the conversation history
   (an :class:`Agent`).
 
@@ -26,8 +26,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from voxflow.ai.schema import ToolArgumentsError, check_schema, parse_tool_arguments
-from voxflow.ai.sentences import SentenceChunker
+from voxflow.agent.schema import ToolArgumentsError, check_schema, parse_tool_arguments
+from voxflow.agent.sentences import SentenceChunker
 from voxflow.errors import CallEndedError, ProviderError
 from voxflow.voice.providers import ChatMessage, LanguageModel, ModelOptions, ToolCall, ToolSpec
 
@@ -42,7 +42,6 @@ __all__ = [
     "Spoken",
     "ToolParam",
     "TurnMetrics",
-    "create_agent",
     "http_action",
     "run_agent",
     "run_round",
@@ -50,7 +49,7 @@ __all__ = [
     "tool_parameters",
 ]
 
-log = logging.getLogger("voxflow.ai.agent")
+log = logging.getLogger("voxflow.agent.agent")
 
 
 def _now() -> float:
@@ -668,13 +667,3 @@ def http_action(
         parameters=dict(parameters or {"type": "object"}),
         timeout_s=timeout_s,
     )
-
-
-def create_agent(call: Any) -> Any:
-    """``call.agent`` for a session of a ``VoxtraApp`` with an LLM: a
-    :class:`~voxflow.ai.call_agent.CallAgent` (history, tools that see the metadata marked with
-    ``update_for_webhook``, a per-call voice pipeline closed on hang-up). Raises
-    ``RuntimeError("AI pipeline not configured")`` when the app has no LLM."""
-    from voxflow.ai.call_agent import CallAgent
-
-    return CallAgent.for_call(call)
