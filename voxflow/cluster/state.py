@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from voxflow.cluster.liveness import DeathWatch, LivenessLink
 from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint, flow_hash
 
@@ -61,6 +62,12 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_TAKE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return false
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -77,6 +84,8 @@ class WorkerEntry:
     calls: int
     started: float
     heartbeat: float
+    live: bool = False
+    """It keeps a named liveness connection (:mod:`voxflow.cluster.liveness`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +131,9 @@ class ClusterState:
             url, socket_timeout=0.5, socket_connect_timeout=0.25
         )
         self._refresh = self.redis.register_script(_REFRESH)
+        self._take = self.redis.register_script(_TAKE)
+        self.liveness = LivenessLink(url, prefix, self.worker_id, every=heartbeat)
+        self.deaths = DeathWatch(self.redis, prefix, worker_ttl=worker_ttl)
         self._claim = self.redis.register_script(_CLAIM)
         self.errors = 0
         self.checkpoints = 0
@@ -152,6 +164,7 @@ class ClusterState:
         self._tasks = [
             asyncio.ensure_future(self._beating()),
             asyncio.ensure_future(self._writer()),
+            asyncio.ensure_future(self.liveness.run(lambda: self._closing)),
         ]
         return self
 
@@ -171,6 +184,7 @@ class ClusterState:
         await self._flush()
         await self.leave()
         await self.release_app()
+        await self.liveness.aclose()
         await self.redis.aclose()
 
     async def leave(self) -> None:
@@ -196,6 +210,7 @@ class ClusterState:
             "calls": len(self.calls),
             "started": self.started,
             "heartbeat": self.clock(),
+            "live": True,
         }
         key = self._k("worker", self.worker_id)
         await self._op(
@@ -206,7 +221,9 @@ class ClusterState:
     async def hold_app(self, app: str, *, poll: float | None = None) -> None:
         """Wait until this worker holds ``app`` (classic mode: Asterisk gives an application
         name one events socket, so one worker serves it and the others stand by). Returns once
-        no live worker holds it; the heartbeat keeps it. Waits while Redis is unreachable."""
+        no live worker holds it: the hold expired (the TTL), or its holder's liveness connection
+        closed (:mod:`voxflow.cluster.liveness`: a killed process, within ~0.3 s). The
+        heartbeat keeps it. Checks every ``poll`` s (0.05); waits while Redis is unreachable."""
         key = self._k("app", app)
         announced = False
         while True:
@@ -214,7 +231,7 @@ class ClusterState:
                 "hold app",
                 lambda: self.redis.set(key, self.worker_id, nx=True, px=_ms(self.worker_ttl)),
             )
-            if got:
+            if got or await self._take_from_dead(key):
                 self.app = app
                 return
             if not announced:
@@ -225,7 +242,24 @@ class ClusterState:
                     holder.decode() if isinstance(holder, bytes) else holder,
                 )
                 announced = True
-            await asyncio.sleep(poll if poll is not None else self.heartbeat / 2)
+            await asyncio.sleep(poll if poll is not None else min(0.05, self.heartbeat / 2))
+
+    async def _take_from_dead(self, key: str) -> bool:
+        """Take the hold ``key`` over from a holder whose liveness connection closed
+        (compare-and-set: only if that holder still has it)."""
+        raw = await self._op("app holder", lambda: self.redis.get(key))
+        if raw is None:
+            return False
+        holder = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if holder == self.worker_id or not await self._op(
+            "watch holder", lambda: self.deaths.gone(holder)
+        ):
+            return False
+        args: list[str | int] = [holder, self.worker_id, _ms(self.worker_ttl)]
+        took = await self._op("take app", lambda: self._take(keys=[key], args=args))
+        if took:
+            log.warning("worker %s is gone (its Redis connection closed): taking over", holder)
+        return bool(took)
 
     async def _keep_app(self) -> None:
         """Refresh the application hold while it is still ours (compare-and-expire)."""

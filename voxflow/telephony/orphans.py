@@ -17,6 +17,7 @@ Everything else (other applications' channels, bridges others named) is left alo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -96,31 +97,47 @@ async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
     live = [s for s in app._sessions.values() if not s.ended]
     owned = _owned_ids(live)
     live_ids = {s.id for s in live}
-    calls: list[Channel] = []  # adopted once their orphaned media and bridges are gone
+    calls: list[Channel] = []  # each adopted once the bridges holding it are gone
+    doomed: list[tuple[str, list[str], str]] = []  # (path, report list, id)
     for cid in sorted(in_app - set(app._sessions) - (app._seen or set())):
         ch = channels.get(cid)
         if ch is None:
             continue
         if cid.startswith(MEDIA_PREFIXES):
-            if cid not in owned and await _delete(app, f"/channels/{cid}"):
-                report.removed_channels.append(cid)
+            if cid not in owned:
+                doomed.append((f"/channels/{cid}", report.removed_channels, cid))
         elif _is_our_leg(ch, outbound_arg):
-            if await _delete(app, f"/channels/{cid}"):
-                report.ended.append(cid)
+            doomed.append((f"/channels/{cid}", report.ended, cid))
         elif ch.technology not in app._internal_techs:
             calls.append(ch)
     app_bridges = set(info.get("bridge_ids") or [])
+    holding: dict[str, list[str]] = {}  # call id -> the doomed bridges it is in
     for b in bridges:
         if not b.id.startswith(BRIDGE_PREFIXES) or b.id in owned:
             continue
         ours = b.id in app_bridges or b.name == app.app_name or in_app.intersection(b.channels)
         if not ours or live_ids.intersection(b.channels):
             continue
-        if await _delete(app, f"/bridges/{b.id}"):
-            report.removed_bridges.append(b.id)
-    for ch in calls:
+        doomed.append((f"/bridges/{b.id}", report.removed_bridges, b.id))
+        for cid in b.channels:
+            holding.setdefault(cid, []).append(f"/bridges/{b.id}")
+    # Everything at once: a dead worker's 20 calls leave 40 media channels and bridges, and
+    # its callers wait; each call is adopted as soon as the bridges holding it are gone.
+    deleting = {path: asyncio.ensure_future(_delete(app, path)) for path, _, _ in doomed}
+
+    async def adopt(ch: Channel) -> None:
+        await asyncio.gather(*(deleting[path] for path in holding.get(ch.id, [])))
         app._adopt(ch)
         (report.adopted if app.orphans == "restart" else report.ended).append(ch.id)
+
+    try:
+        await asyncio.gather(*deleting.values(), *(adopt(ch) for ch in calls))
+    finally:  # one that raised (the sweep is retried) leaves none running
+        for task in deleting.values():
+            task.cancel()
+    for path, into, rid in doomed:
+        if deleting[path].result():
+            into.append(rid)
     if report:
         log.warning(
             "orphans in app %s: %d calls adopted (%s), %d ended, %d media channels and %d bridges"

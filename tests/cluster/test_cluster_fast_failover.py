@@ -1,0 +1,132 @@
+"""A standby takes a killed worker's application name over well under the worker TTL: the dead
+process's named Redis connection (voxflow.cluster.liveness) closes with it. A live holder, or a
+holder of an older version (no liveness connection), keeps the name until its TTL.
+On a real redis-server; the killed worker is a process (``kill -9``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from _cluster_kit import running_redis, until, worker
+
+from voxflow.cluster import ClusterState
+from voxflow.sandbox.server import Sandbox
+
+HOLDER = """
+import asyncio, sys
+from voxflow.cluster import ClusterState
+
+async def main():
+    async with ClusterState(sys.argv[1], worker_id="a", heartbeat=1.0, worker_ttl=10.0) as a:
+        await a.hold_app("voxflow")
+        print("held", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+FLOW = """\
+flow fast "a menu past the first state":
+    answers "100"
+
+state start:
+    answer
+    goto menu
+
+state menu:
+    play "sound:vm-login"
+    menu "Press 1." timeout 60s:
+        1 -> done
+        on noinput, nomatch -> done
+
+state done:
+    hangup "done"
+"""
+
+
+async def test_a_killed_holder_s_name_is_taken_within_a_second_of_a_10_s_ttl(
+    tmp_path: Path,
+) -> None:
+    async with running_redis(tmp_path) as rs, ClusterState(rs.url, worker_id="b") as b:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", HOLDER, rs.url, stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert proc.stdout is not None
+            assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"held\n"
+            standby = asyncio.ensure_future(b.hold_app("voxflow"))
+            await asyncio.sleep(1.0)  # the holder lives: its name stays
+            assert not standby.done()
+            [entry] = [w for w in await b.workers() if w.id == "a"]
+            assert entry.live
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            await proc.wait()
+        await asyncio.wait_for(standby, 10)
+        took = time.monotonic() - killed
+        assert took < 2.0, took  # the TTL is 10 s; ~0.2 s on a quiet box (bench/cluster.py)
+        assert b.app == "voxflow" and await b.redis.get("voxflow:app:voxflow") == b"b"
+
+
+async def test_a_holder_without_a_liveness_connection_keeps_the_name_until_its_ttl(
+    tmp_path: Path,
+) -> None:
+    async with running_redis(tmp_path) as rs, ClusterState(rs.url, worker_id="b") as b:
+        old = {"id": "old", "calls": 0, "started": 0.0, "heartbeat": 0.0}  # an older version
+        await b.redis.set("voxflow:worker:old", json.dumps(old), px=10_000)
+        await b.redis.set("voxflow:app:voxflow", "old", px=1_500)
+        standby = asyncio.ensure_future(b.hold_app("voxflow"))
+        await asyncio.sleep(0.8)  # no named connection, but no "live" either: the TTL counts
+        assert not standby.done()
+        await asyncio.wait_for(standby, 10)  # the hold expired
+        assert b.app == "voxflow"
+
+
+async def test_a_classic_call_resumes_on_the_standby_well_under_the_ttl(tmp_path: Path) -> None:
+    flow = tmp_path / "fast.flow"
+    flow.write_text(FLOW)
+    config = tmp_path / "voxflow.toml"
+    config.write_text("[cluster]\nfailover_ttl = 10.0\n")
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b", heartbeat=10 / 3, worker_ttl=10.0) as b,
+    ):
+        env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+            "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", rs.url, "--no-audio",
+            "--config", str(config), env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await sb.wait_app("voxflow", 60)
+            call = await sb.place_call(from_="+15550600", to="100")
+            for _ in range(1500):
+                cp = await b.checkpoint(call.id)
+                if cp is not None and cp.state == "menu":
+                    break
+                await asyncio.sleep(0.02)
+            standby = asyncio.ensure_future(b.hold_app("voxflow"))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            await proc.wait()
+        await asyncio.wait_for(standby, 10)
+        async with worker(sb, flow, b) as server:
+            await until(lambda: call.id in server.drivers, 10, "adopted")
+            await until(lambda: server.drivers[call.id].state.state_name == "menu", 10, "menu")
+            took = time.monotonic() - killed
+            assert took < 3.0, took  # failover_ttl is 10 s
+            await call.press("1")
+            await call.wait_hangup(15)
+            await until(lambda: call.id in server.results, 10, "the call's end on B")
+            assert server.results[call.id].outcome == "completed" and server.resumed == 1
+        assert await b.call_entries() == []

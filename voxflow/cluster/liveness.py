@@ -1,0 +1,111 @@
+"""Telling a dead worker from a live one faster than a TTL.
+
+A worker killed with ``kill -9`` (or whose host's kernel sees it die) has its sockets closed by
+the kernel at once, so Redis drops its connections at once. Each worker keeps one connection
+open under a known name (``CLIENT SETNAME <prefix>live:<worker id>``, :class:`LivenessLink`:
+a blocking ``BLPOP`` with no socket timeout, re-opened at once after an error). A standby asks
+:class:`DeathWatch` whether the worker holding the application name is gone: its named
+connection is missing from ``CLIENT LIST`` for ``confirm`` seconds in a row, while Redis has
+been up for 2 s at least (after a Redis restart every worker is missing until its link
+re-opens, ~50 ms after Redis answers again) and the worker's registry entry says it keeps such
+a connection (``live``; a worker of an older version does not, and only its TTL counts).
+
+The TTL stays the backstop for what closes no socket: a stalled process, a network partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+__all__ = ["DeathWatch", "LivenessLink", "live_name"]
+
+log = logging.getLogger(__name__)
+_REOPEN_AFTER = 0.05
+_MIN_UPTIME = 2.0
+
+
+def live_name(prefix: str, worker_id: str) -> str:
+    """The client name of ``worker_id``'s liveness connection."""
+    return f"{prefix}live:{worker_id}"
+
+
+class LivenessLink:
+    """This worker's named Redis connection, kept open while the process lives."""
+
+    def __init__(self, url: str, prefix: str, worker_id: str, *, every: float = 1.0) -> None:
+        self.name = live_name(prefix, worker_id)
+        self.every = every
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            client_name=self.name,
+            single_connection_client=True,
+            socket_timeout=None,  # BLPOP blocks; a stalled Redis must not close the connection
+            socket_connect_timeout=0.25,
+            socket_keepalive=True,
+        )
+        self.up = False
+        """True while the named connection is open (the last BLPOP returned)."""
+
+    async def run(self, closing: Callable[[], bool]) -> None:
+        """Block on a list nobody pushes to, ``every`` seconds at a time, until ``closing()``;
+        an error re-opens the connection after 50 ms."""
+        while not closing():
+            try:
+                await self.redis.blpop([self.name], timeout=self.every)
+                self.up = True
+            except (RedisError, OSError) as exc:
+                if self.up:
+                    log.debug("liveness connection lost (%s); re-opening", exc)
+                self.up = False
+                await asyncio.sleep(_REOPEN_AFTER)
+
+    async def aclose(self) -> None:
+        """Close the connection (a clean stop: the registry entry goes too)."""
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.aclose()
+
+
+class DeathWatch:
+    """A standby's test: is a worker gone (its liveness connection closed)?"""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        prefix: str,
+        *,
+        worker_ttl: float,
+        confirm: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.worker_ttl = worker_ttl
+        self.confirm = confirm
+        self.clock = clock
+        self._missing: dict[str, float] = {}
+
+    async def gone(self, worker_id: str) -> bool:
+        """True once ``worker_id``'s named connection has been missing for ``confirm`` s (and
+        the test applies: Redis up long enough, the worker keeps such a connection). Redis
+        errors propagate (the caller counts them)."""
+        names = {str(c.get("name", "")) for c in await self.redis.client_list()}
+        if live_name(self.prefix, worker_id) in names:
+            self._missing.pop(worker_id, None)
+            return False
+        raw = await self.redis.get(f"{self.prefix}worker:{worker_id}")
+        if raw is None or not json.loads(raw).get("live"):
+            return False  # no entry (left, or expired: its hold expires too) or an older worker
+        info = await self.redis.info("server")
+        if float(info.get("uptime_in_seconds", 0)) < min(self.worker_ttl, _MIN_UPTIME):
+            return False  # Redis restarted: live workers have not all reconnected yet
+        now = self.clock()
+        first = self._missing.setdefault(worker_id, now)
+        return now - first >= self.confirm
