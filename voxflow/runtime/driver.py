@@ -41,7 +41,6 @@ from voxflow.errors import (
     RecordingError,
 )
 from voxflow.ir.models import Flow, queue_outcome
-from voxflow.redact import REDACTED
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_group
@@ -49,7 +48,7 @@ from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
 from voxflow.runtime.http_step import HttpClient, HttpRequest, HttpResult
 from voxflow.runtime.port import AgentHost, CallPort, P
 from voxflow.runtime.step import RunState, StepObserver, initial_state, step
-from voxflow.runtime.trace import CallTrace, NullTrace, recognition_fields
+from voxflow.runtime.trace import CallTrace, NullTrace, recognition_fields, with_recognition
 from voxflow.runtime.webhooks import IDEMPOTENCY_HEADER, WebhookSender
 from voxflow.telephony.state import CallDirection
 from voxflow.voice.call import BargeIn, BargeInMode
@@ -478,17 +477,12 @@ class CallDriver(Generic[P]):
         self._last_prompt_end = asyncio.get_running_loop().time()
 
     async def _listen(self, cmd: ev.Listen) -> str | None:
-        heard = await self.session.recognize(
-            cmd.timeout_ms / 1000.0, phrases=cmd.phrases, min_confidence=cmd.min_confidence
-        )
-        self._heard = None if heard is None else recognition_fields(heard, cmd.min_confidence)
-        if heard is None:
-            return None
-        if heard.text:
-            self._say_line("caller", heard.text)
-        elif heard.alternatives:
-            self._say_line("caller", f"[not understood: {heard.alternatives[0]!r}?]")
-        return heard.text
+        wait, least = cmd.timeout_ms / 1000.0, cmd.min_confidence
+        heard = await self.session.recognize(wait, phrases=cmd.phrases, min_confidence=least)
+        self._heard = None if heard is None else recognition_fields(heard, least)
+        if heard is not None and (said := heard.text or " | ".join(heard.alternatives)):
+            self._say_line("caller", said if heard.text else f"[not understood: {said}?]")
+        return None if heard is None else heard.text
 
     async def _http(self, cmd: ev.Http) -> dict[str, Any]:
         if self.http is None:
@@ -760,11 +754,7 @@ class CallDriver(Generic[P]):
                 pressed = self._pressed.pop() if self._this_key else self._pressed.popleft()
                 if (ahead := self.clock() - pressed) >= _TYPED_AHEAD:  # taken from type-ahead
                     data["typed_ms"] = round(ahead * 1000.0)
-            if data.get("kind") == "speech" and self._heard is not None:
-                heard, self._heard = self._heard, None  # the recognition's confidence, n-best
-                if data.get("text") == REDACTED and heard.get("alternatives"):
-                    heard["alternatives"] = [REDACTED] * len(heard["alternatives"])
-                data.update(heard)
+            data, self._heard = with_recognition(data, self._heard), None
         self.trace.write(cmd.kind, **data)
         if self.webhooks is not None and cmd.kind in ("call.started", "state.entered"):
             self.webhooks.emit(

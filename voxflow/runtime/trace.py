@@ -18,9 +18,17 @@ import time
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from voxflow.redact import REDACTED
 from voxflow.voice.providers import Transcript
 
-__all__ = ["CallTrace", "NullTrace", "TraceWriter", "read_trace", "recognition_fields"]
+__all__ = [
+    "CallTrace",
+    "NullTrace",
+    "TraceWriter",
+    "read_trace",
+    "recognition_fields",
+    "with_recognition",
+]
 
 log = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -36,6 +44,16 @@ def recognition_fields(heard: Transcript, min_confidence: float | None) -> dict[
     if min_confidence is not None:
         out["min_confidence"] = min_confidence
     return out
+
+
+def with_recognition(data: dict[str, Any], heard: dict[str, Any] | None) -> dict[str, Any]:
+    """A spoken ``input`` record with its recognition's fields; the n-best is redacted when the
+    text is (a sentence said into a sensitive variable)."""
+    if heard is None or data.get("kind") != "speech":
+        return data
+    if data.get("text") == REDACTED and heard.get("alternatives"):
+        heard = {**heard, "alternatives": [REDACTED] * len(heard["alternatives"])}
+    return {**data, **heard}
 
 
 class CallTrace(Protocol):

@@ -578,25 +578,17 @@ class CallSession:
 
     async def listen(self, timeout: float = 10.0, **options: Any) -> str | None:
         """Transcribe the caller's next utterance (None when nothing was said in time)."""
+        heard = await self.recognize(timeout, **options)
+        return None if heard is None else heard.text
+
+    async def recognize(self, timeout: float = 10.0, **options: Any) -> Transcript | None:
+        """As ``listen``, the whole transcript (``confidence``, n-best ``alternatives``;
+        ``min_confidence=`` sets this recognition's threshold)."""
         if self._app.stt is None:
             raise AiNotConfiguredError
         await self.wait_answered()
         call_voice = await self.call_voice()
-        return await call_voice.listen(timeout, **options)
-
-    async def recognize(
-        self,
-        timeout: float = 10.0,
-        *,
-        phrases: Sequence[str] = (),
-        min_confidence: float | None = None,
-    ) -> Transcript | None:
-        """As ``listen``, the whole transcript (``confidence``, n-best ``alternatives``)."""
-        if self._app.stt is None:
-            raise AiNotConfiguredError
-        await self.wait_answered()
-        voice = await self.call_voice()
-        return await voice.recognize(timeout, phrases=phrases, min_confidence=min_confidence)
+        return await call_voice.recognize(timeout, **options)
 
     async def audio_stream(self) -> AsyncIterator[AudioChunk]:
         """The caller's audio as ~20 ms chunks."""
