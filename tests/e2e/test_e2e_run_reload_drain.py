@@ -16,6 +16,7 @@ from voxflow.runtime.events import End
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.trace import read_trace
 from voxflow.sandbox.server import Sandbox
+from voxflow.testing.replay import replay_trace
 
 HOT = """flow hot "Hot reload demo":
     answers "100"
@@ -148,3 +149,11 @@ async def test_voxflow_run_drains_on_sigterm(tmp_path: Path) -> None:
             r for r in lingered if r["type"] == "hangup"
         ).items()
         assert lingered[-1]["type"] == "call.ended" and lingered[-1]["outcome"] == "error"
+        # ... and its trace replays as the same call: the app hangs up at the same second
+        lingering_trace = next(
+            p for p in sorted((tmp_path / "traces").glob("*.jsonl"))
+            if read_trace(p)[0].get("caller") == "+15550002"
+        )  # fmt: skip
+        _write(flow, HOT.format(v="one"), 3)  # the flow the call ran
+        report = replay_trace(lingering_trace, str(flow))
+        assert report.same, report.render()
