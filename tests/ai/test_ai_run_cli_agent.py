@@ -86,5 +86,6 @@ async def test_voxflow_run_with_an_llm_from_the_environment(
     assert agent[0]["args"] == {"reason": "a person"}  # replayable from the trace
     turns = [r for r in trace if r["type"] == "agent.turn"]
     assert len(turns) == 1
-    assert turns[0]["llm_ttft_ms"] > 0 and turns[0]["stt_final_ms"] >= 0
+    # measured on the virtual clock, which stands still while the local servers answer: >= 0
+    assert turns[0]["llm_ttft_ms"] >= 0 and turns[0]["stt_final_ms"] >= 0
     assert turns[0]["voice_to_voice_ms"] is None  # the reply was a tool call, nothing spoken
