@@ -117,6 +117,12 @@ RULES: dict[str, Rule] = dict(
         _r("VF407", "bad-regex", _E, "A choice pattern is not a valid regular expression."),
         _r("VF408", "bad-value", _E, "A setting has a value outside its allowed range."),
         _r("VF409", "credential-in-flow", _E, "A credential is written in the flow's source."),
+        _r(
+            "VF501",
+            "free-speech-offline-stt",
+            Severity.NOTE,
+            "A step expects free-form speech and the configured speech-to-text is the offline one.",
+        ),
     ]
 )
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import click
 
-from voxflow.compiler.project import FileReport, PathError, analyze_paths
+from voxflow.compiler.project import FileReport, Notes, PathError, analyze_paths
+from voxflow.compiler.speech_notes import OFFLINE_STT, free_speech_notes
 from voxflow.diagnostics import (
     Severity,
     count_by_severity,
@@ -21,6 +22,7 @@ from voxflow.diagnostics import (
     render_sarif,
     render_text,
 )
+from voxflow.errors import ConfigError
 
 __all__ = ["lint", "validate"]
 
@@ -33,11 +35,24 @@ def _version() -> str:
     return __version__
 
 
-def _run(paths: Sequence[str]) -> FileReport:
+def _run(paths: Sequence[str], notes: Notes | None = None) -> FileReport:
     try:
-        return analyze_paths(paths)
+        return analyze_paths(paths, notes)
     except PathError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def configured_stt() -> str:
+    """The speech-to-text ``voxflow run`` would use: the provider of ``VOXFLOW_STT_*`` (see
+    :mod:`voxflow.ai.config`), else the offline pocketsphinx; ``"unknown"`` when that
+    configuration is invalid (``voxflow run`` refuses it)."""
+    from voxflow.ai.config import load_ai_config
+
+    try:
+        cfg = load_ai_config().stt
+    except ConfigError:
+        return "unknown"
+    return OFFLINE_STT if cfg is None else cfg.provider
 
 
 def _color(stream_is_tty: bool) -> bool:
@@ -88,12 +103,20 @@ def validate(paths: tuple[str, ...]) -> None:
     help="Output format: text for people, json, sarif (2.1.0) or github (Actions annotations).",
 )
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
-def lint(paths: tuple[str, ...], fmt: str, strict: bool) -> None:
-    """Report errors and warnings in flow files.
+@click.option(
+    "--stt",
+    type=click.Choice(["pocketsphinx", "openai", "deepgram"]),
+    default=None,
+    help="The speech-to-text the flows will run with (default: as voxflow run, from "
+    "VOXFLOW_STT_PROVIDER/_BASE_URL/_MODEL, else the offline pocketsphinx).",
+)
+def lint(paths: tuple[str, ...], fmt: str, strict: bool, stt: str | None) -> None:
+    """Report errors, warnings and notes in flow files.
 
     Exit 0 when clean, 1 on errors (or on warnings with --strict), 2 on usage errors.
     """
-    report = _run(paths)
+    engine = stt or configured_stt()
+    report = _run(paths, lambda flow: free_speech_notes(flow, engine))
     _emit(report, fmt)
     counts = count_by_severity(report.diagnostics)
     failed = counts[Severity.ERROR] > 0 or (strict and counts[Severity.WARNING] > 0)

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from voxflow.check.suppress import apply_suppressions
 from voxflow.compiler.frontdoor import compile_flow
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
+from voxflow.ir.models import Flow
 from voxflow.source import Source, Span
 from voxflow.sourcefile import read_source
 
-__all__ = ["FileReport", "PathError", "analyze_file", "analyze_paths", "collect_flow_files"]
+__all__ = [
+    "FileReport",
+    "Notes",
+    "PathError",
+    "analyze_file",
+    "analyze_paths",
+    "collect_flow_files",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +89,22 @@ def collect_flow_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def _front_door(source: Source) -> list[Diagnostic]:
-    """parse -> check -> lower through :func:`voxflow.compiler.compile_flow`."""
-    return list(compile_flow(source.text, source.name).diagnostics)
+Notes = Callable[[Flow], Iterable[Diagnostic]]
+"""More diagnostics from a compiled flow (``voxflow lint``'s VF501, which depends on the
+configured speech-to-text)."""
 
 
-def analyze_file(path: str | os.PathLike[str]) -> FileReport:
-    """Every diagnostic for one flow file (and the files it includes), warnings filtered by
-    disable comments. Never raises: an internal failure becomes a VF000 error."""
+def _front_door(source: Source, notes: Notes | None = None) -> list[Diagnostic]:
+    """parse -> check -> lower through :func:`voxflow.compiler.compile_flow`, then ``notes``."""
+    result = compile_flow(source.text, source.name)
+    extra = notes(result.flow) if notes is not None and result.flow is not None else ()
+    return [*result.diagnostics, *extra]
+
+
+def analyze_file(path: str | os.PathLike[str], notes: Notes | None = None) -> FileReport:
+    """Every diagnostic for one flow file (and the files it includes; ``notes`` adds more from
+    the compiled flow), warnings filtered by disable comments. Never raises: an internal
+    failure becomes a VF000 error."""
     name = _display_path(Path(path))
     report = FileReport(files=[name])
     src = read_source(name)
@@ -97,7 +113,7 @@ def analyze_file(path: str | os.PathLike[str]) -> FileReport:
         return report
     report.sources[name] = src
     try:
-        diags = _front_door(src)
+        diags = _front_door(src, notes)
     except RecursionError:
         diags = [
             Diagnostic(
@@ -130,11 +146,13 @@ def _with_file(d: Diagnostic, name: str) -> Diagnostic:
     return Diagnostic(d.severity, d.code, d.span, d.message, d.hint, name)
 
 
-def analyze_paths(paths: Iterable[str | os.PathLike[str]]) -> FileReport:
+def analyze_paths(
+    paths: Iterable[str | os.PathLike[str]], notes: Notes | None = None
+) -> FileReport:
     """:func:`analyze_file` over :func:`collect_flow_files`. Raises :class:`PathError`."""
     total = FileReport()
     for path in collect_flow_files(paths):
-        one = analyze_file(path)
+        one = analyze_file(path, notes)
         total.files.extend(one.files)
         total.diagnostics.extend(one.diagnostics)
         total.sources.update(one.sources)
