@@ -189,3 +189,74 @@ def test_an_agent_conversation_goes_through_the_checkpoint_bounded() -> None:
     many.history += [ChatMessage("user", f"line {i}") for i in range(100)]
     assert len(conversation(many)) == MAX_MESSAGES and conversation(many)[-1][1] == "line 99"
     assert conversation(object()) == () and not restore(object(), said)
+
+
+SUBFLOW = """\
+flow nested "resumes inside its subflow":
+    answers "100"
+
+var ok: bool = false
+var amount: number = 12
+
+subflow confirm(question: string) -> (confirmed: bool):
+    var tries: number = 0
+    state ask:
+        say "Sub asks."
+        set tries = tries + 1
+        goto wait
+    state wait:
+        say "Sub waits."
+        menu "{{ question }}" timeout 60s:
+            1 -> yes
+            2 -> no
+            on noinput, nomatch -> no
+    state yes:
+        return confirmed = true
+    state no:
+        return confirmed = false
+
+state start:
+    answer
+    say "Welcome."
+    if amount > 10:
+        call confirm(question = "Pay {{ amount }}?") returns (confirmed as ok):
+            on returned:
+                if ok:
+                    goto paid
+                goto start
+            on error -> paid
+    hangup "unreachable"
+
+state paid:
+    say "Paid {{ ok }}."
+    hangup "done"
+"""
+
+
+def test_a_call_inside_a_subflow_resumes_there_and_returns_to_its_caller() -> None:
+    flow = compile_flow(SUBFLOW, "nested.flow").flow
+    assert flow is not None
+    state, first = _until_menu_waits(flow, initial_state(flow, CALL))
+    assert [f.subflow for f in state.frames] == [None, "confirm"]
+    assert state.state_name == "wait"
+    cp = checkpoint_of(state, flow_hash(flow), flow=flow)
+    assert cp is not None and cp.state == "start" and len(cp.calls) == 1
+    assert cp.calls[0]["state"] == "wait" and cp.calls[0]["variables"]["tries"] == 1
+    cp = Checkpoint.from_json(cp.to_json())
+    resumed, again = _until_menu_waits(flow, resume_state(flow, initial_state(flow, CALL), cp))
+    said = [c.text for c in again if isinstance(c, ev.Say)]
+    assert said == ["Sub waits.", "Pay 12?"]  # the subflow's state again, nothing before it
+    keys = _keys(first)
+    assert _keys(again) == [k for k in keys if "wait" in k]  # the same entry: the same key
+    done, out = step(flow, resumed, ev.Dtmf("1"))
+    assert done.state_name == "paid" and [f.subflow for f in done.frames] == [None]
+    assert [c.text for c in out if isinstance(c, ev.Say)] == ["Paid True."]
+    assert done.variables()["ok"] is True  # returned into the caller's variable
+    # a stack that is not this version's: the main-flow state rule (the subflow starts again)
+    bad = Checkpoint.from_json(cp.to_json().replace('"block":["states"', '"block":["gone"'))
+    back, cmds = _until_menu_waits(flow, resume_state(flow, initial_state(flow, CALL), bad))
+    assert [f.subflow for f in back.frames] == [None, "confirm"]
+    assert [c.text for c in cmds if isinstance(c, ev.Say)][:2] == ["Welcome.", "Sub asks."]
+    # without the flow the checkpoint keeps the main-flow state only
+    only_main = checkpoint_of(state, flow_hash(flow))
+    assert only_main is not None and only_main.calls == ()

@@ -1,11 +1,13 @@
 """A call's checkpoint: what another worker needs to re-enter the call's current state.
 
 The checkpoint is the main flow's frame (state name, variables, retry counters), the call's
-metadata and webhook keys, and the hash of the flow version the call is pinned to. Inside a
-subflow the checkpoint stays at the main-flow state that called it (resuming re-enters that
-state, so the subflow starts again). :func:`resume_state` turns a checkpoint back into a
-:class:`~voxflow.runtime.runstate.RunState` whose ``Start`` event re-enters the state (its
-prompt plays again; nothing before it repeats).
+metadata and webhook keys, and the hash of the flow version the call is pinned to. Inside
+subflows it also holds each subflow frame and its caller's cursor stack
+(:mod:`voxflow.runtime.callstack`): resuming re-enters the innermost subflow state, and its
+``return`` goes back into the caller. When a caller's stack cannot be written down, the
+checkpoint keeps the main-flow state that called the subflow (which then starts again).
+:func:`resume_state` turns a checkpoint back into a :class:`~voxflow.runtime.runstate.RunState`
+whose ``Start`` event re-enters the state (its prompt plays again; nothing before it repeats).
 
 :class:`CallStore` is where a :class:`~voxflow.runtime.server.FlowServer` keeps its calls'
 checkpoints (``voxflow.cluster`` implements it over Redis); without one nothing is stored.
@@ -21,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from voxflow.ir.models import Flow
+from voxflow.runtime.callstack import decode, encode
 from voxflow.runtime.expressions import UNSET
 from voxflow.runtime.runstate import Frame, RunState
 
@@ -46,6 +49,8 @@ class Checkpoint:
     agent: tuple[tuple[str, str], ...] = ()
     """The call's agent conversation so far (``(role, text)``, bounded:
     :mod:`voxflow.runtime.agent_memory`)."""
+    calls: tuple[dict[str, Any], ...] = ()
+    """The subflow frames, outermost first (:func:`voxflow.runtime.callstack.encode`)."""
     entry: int = 0
     """The state-entry sequence number of ``state``: the resumed call re-enters it with the
     same number, so its ``state.entered`` webhook and HTTP steps repeat their idempotency keys."""
@@ -63,6 +68,7 @@ class Checkpoint:
                 "webhook_keys": list(self.webhook_keys),
                 "entry": self.entry,
                 "agent": [list(m) for m in self.agent],
+                "calls": list(self.calls),
             },
             separators=(",", ":"),
             allow_nan=False,
@@ -83,17 +89,21 @@ class Checkpoint:
                 webhook_keys=tuple(str(k) for k in d["webhook_keys"]),
                 entry=int(d.get("entry", 0)),
                 agent=tuple((str(r), str(t)) for r, t in d.get("agent", ())),
+                calls=tuple(dict(c) for c in d.get("calls", ())),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a checkpoint: {exc}") from None
 
 
 def checkpoint_of(
-    state: RunState, fhash: str, agent: tuple[tuple[str, str], ...] = ()
+    state: RunState,
+    fhash: str,
+    agent: tuple[tuple[str, str], ...] = (),
+    flow: Flow | None = None,
 ) -> Checkpoint | None:
     """The checkpoint of a running call (None before its start, after its end, or while its
     hang-up handler runs: there is nothing left to resume then); ``agent``: its agent's
-    conversation."""
+    conversation; ``flow`` (the call's version): to keep its subflow frames."""
     if state.status != "running" or not state.frames:
         return None
     main = state.frames[0]
@@ -107,6 +117,9 @@ def checkpoint_of(
         webhook_keys=tuple(sorted(state.webhook_keys)),
         entry=main.entry,
         agent=agent,
+        calls=(encode(flow, state.frames) or ())
+        if flow is not None and len(state.frames) > 1
+        else (),
     )
 
 
@@ -125,13 +138,20 @@ def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
         (),
         MappingProxyType({(a, b): n for a, b, n in cp.counts}),
         MappingProxyType(dict(cp.attempts)),
+        cp.entry,
     )
+    frames: tuple[Frame, ...] = (frame,)
+    if cp.calls:
+        try:
+            frames = decode(flow, frame, cp.calls)
+        except (LookupError, TypeError, ValueError):  # not this version's: the main-flow state
+            frames = (frame,)
     return replace(
         state,
-        frames=(frame,),
+        frames=frames,
         metadata=MappingProxyType({**state.metadata, **(cp.metadata or {})}),
         webhook_keys=frozenset(cp.webhook_keys) | state.webhook_keys,
-        entries=max(0, cp.entry - 1),  # re-entering the state gives it its number again
+        entries=max(0, frames[-1].entry - 1),  # re-entering the state gives its number again
     )
 
 

@@ -235,11 +235,14 @@ class _Machine:
         self.enter(self.flow.initial)
 
     def resume(self) -> None:
-        """Re-enter the main frame's state, keeping its variables and retry counters."""
-        del self.frames[1:]
+        """Re-enter the innermost frame's state (a subflow's, its callers' stacks kept),
+        keeping its variables and retry counters."""
         top = self.top
         counts, attempts = top.counts, top.attempts
-        self.emit(ev.Notify("call.resumed", {"flow": self.flow.name, "state": top.state}))
+        data: dict[str, Any] = {"flow": self.flow.name, "state": top.state}
+        if top.subflow:
+            data["subflow"] = top.subflow
+        self.emit(ev.Notify("call.resumed", data))
         self.enter(top.state)
         top.counts, top.attempts = counts, attempts
 

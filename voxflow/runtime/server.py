@@ -181,7 +181,8 @@ class FlowServer:
             if running and running[0].agent_used:
                 with contextlib.suppress(AiNotConfiguredError):
                     agent = conversation(session.agent)
-            cp = checkpoint_of(state, fhash, agent)
+            flow = running[0].flow if running else None  # the call's pinned version
+            cp = checkpoint_of(state, fhash, agent, flow)
             if cp is not None and cp != last[0]:
                 last[0] = cp
                 store.save(sid, cp)
