@@ -1,33 +1,32 @@
-"""What a resumed call gets back besides its state (issue 20): its agent conversation, its
-anytime commands and scope handlers, and its sensitive variables (kept in the checkpoint,
-never logged). Worker A (in-process, ``drain = "handover"``) serves the call; the checkpoint is
-checked in Redis while A still runs (what a ``kill -9`` would leave), then A hands the call
-over and worker B resumes it. On the sandbox and a real redis-server."""
+"""What a resumed call gets back besides its state (issue 20): its agent conversation (worker A
+killed with SIGKILL mid-conversation), its anytime commands and scope handlers, and its
+sensitive variables (kept in the checkpoint, never logged; A hands the call over). Worker B
+resumes the call. On the sandbox and a real redis-server."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+import signal
+import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _agent_worker import SAID, Runner
 from _cluster_kit import running_redis, until
 
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.cluster import ClusterState
-from voxflow.runtime import events as ev
 from voxflow.runtime.agent_memory import RESUMED
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner
-from voxflow.runtime.port import AgentHost
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
 from voxflow.sandbox.server import Sandbox
 from voxflow.telephony.app import VoxtraApp
-from voxflow.voice.providers import ChatMessage
 
 AGENT_FLOW = """\
 flow talk "an agent conversation moves to another worker":
@@ -79,37 +78,6 @@ state done:
 """
 
 
-class Runner:
-    """An agent runner (the driver's AgentRunner interface) over the call's real CallAgent:
-    ``say`` lines are added to its history and reported as spoken; then it waits for ``until``
-    (never set on worker A: the conversation is in progress when A stops)."""
-
-    def __init__(self, lines: list[tuple[str, str]], result: Mapping[str, Any] | None) -> None:
-        self.lines = lines
-        self.result = result
-        self.seen: list[list[tuple[str, str]]] = []
-        self.steps: list[dict[str, Any]] = []
-
-    async def __call__(
-        self,
-        call: AgentHost,
-        cmd: ev.Agent,
-        /,
-        *,
-        on_line: Callable[[str, str], None] | None = None,
-    ) -> Mapping[str, Any]:
-        agent: Any = call.agent
-        self.seen.append([(m.role, m.content) for m in agent.history])
-        self.steps.append(dict(agent.steps))
-        for role, text in self.lines:
-            agent.history.append(ChatMessage("user" if role == "user" else "assistant", text))
-            if on_line is not None:
-                on_line("caller" if role == "user" else "agent", text)
-        if self.result is None:
-            await asyncio.Event().wait()  # mid-conversation until the worker stops
-        return dict(self.result or {})
-
-
 @asynccontextmanager
 async def _worker(
     sb: Sandbox, flow: Path, state: ClusterState, runner: AgentRunner | None = None
@@ -142,37 +110,45 @@ def _played(sb: Sandbox, cid: str) -> list[str]:
     return [str(e["uri"]) for e in exp if e["type"] == "playback" and e["state"] == "playing"]
 
 
-async def test_a_resumed_agent_conversation_keeps_its_history(tmp_path: Path) -> None:
+async def test_an_agent_conversation_resumes_with_its_history_after_kill_9(
+    tmp_path: Path,
+) -> None:
     flow = tmp_path / "talk.flow"
     flow.write_text(AGENT_FLOW)
-    said = [("assistant", "Hi, how can I help?"), ("user", "My boiler is leaking.")]
-    first = Runner(said, None)
-    second = Runner([("assistant", "Goodbye.")], {"outcome": "tool:end_call", "args": {}})
+    second = Runner((("assistant", "Goodbye."),), {"outcome": "tool:end_call", "args": {}})
     async with (
         running_redis(tmp_path) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,
-        ClusterState(rs.url, worker_id="a") as a,
         ClusterState(rs.url, worker_id="b") as b,
     ):
-        async with _worker(sb, flow, a, first):
+        script = Path(__file__).with_name("_agent_worker.py")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(script), sb.ari_url, sb.user, sb.password, rs.url, str(flow),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await sb.wait_app("voxflow", 60)
             call = await sb.place_call(from_="+15550500", to="100")
 
             async def in_checkpoint() -> bool:
                 cp = await b.checkpoint(call.id)
-                return cp is not None and cp.state == "talk" and list(cp.agent) == said
+                return cp is not None and cp.state == "talk" and cp.agent == SAID
 
-            for _ in range(500):  # written while A runs: a kill -9 now would leave it
+            for _ in range(1000):  # A checkpoints the conversation while it goes on
                 if await in_checkpoint():
                     break
                 await asyncio.sleep(0.02)
             assert await in_checkpoint()
-        assert call.hangup_cause is None  # handed over, not hung up
-        async with _worker(sb, flow, b, second) as server:
+        finally:
+            proc.send_signal(signal.SIGKILL)  # kill -9 mid-conversation
+            await proc.wait()
+        assert call.hangup_cause is None
+        async with _worker(sb, flow, b, second) as server:  # takes the name once A's hold expires
             await call.wait_hangup(20)
             await until(lambda: call.id in server.results, 10, "the call's end on B")
             assert server.results[call.id].outcome == "completed" and server.resumed == 1
-        assert len(first.seen) == 1 and len(second.seen) == 1
-        assert [m for m in second.seen[0] if m[0] != "system"] == said  # the history came back
+        assert len(second.seen) == 1
+        assert [m for m in second.seen[0] if m[0] != "system"] == list(SAID)  # history is back
         assert second.steps[0].get(RESUMED) is True  # its step continues: no second greeting
         assert _played(sb, call.id) == ["sound:goodbye"]
         assert await b.call_entries() == [] and not sb.pbx.channels and not sb.pbx.bridges
