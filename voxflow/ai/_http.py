@@ -7,9 +7,11 @@ import asyncio
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from voxflow import observe
 from voxflow.ai.config import Secret
 from voxflow.errors import ProviderError, ProviderTimeoutError
 
@@ -91,10 +93,16 @@ class HttpProvider:
         return text
 
     def _error(self, message: str) -> ProviderError:
+        self._observe_error()
         return ProviderError(self.redact(f"{self.kind}: {message}"))
 
     def _timeout_error(self, message: str) -> ProviderTimeoutError:
+        self._observe_error()
         return ProviderTimeoutError(self.redact(f"{self.kind}: {message}"))
+
+    def _observe_error(self) -> None:
+        """Count a failure of this provider (metrics: by kind and the API's host)."""
+        observe.provider_error(self.kind.lower(), urlsplit(self.base_url).hostname or "?")
 
     async def _raise_for_status(self, resp: aiohttp.ClientResponse) -> None:
         if 200 <= resp.status < 300:

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from voxflow import observe
 from voxflow.ai.config import Secret
 from voxflow.errors import ProviderError, ProviderTimeoutError
 from voxflow.voice.providers import Transcript, below_confidence
@@ -233,6 +234,15 @@ class DeepgramSTT:
         headers = {"Authorization": f"Token {self._key.get()}"} if self._key else {}
         url = self.url(phrases=phrases, language=language)
         try:
+            ws = await self._connect(url, headers)
+        except ProviderError:
+            observe.provider_error("stt", "deepgram")
+            raise
+        return DeepgramSttStream(ws, self.timeout, min_confidence)
+
+    async def _connect(self, url: str, headers: dict[str, str]) -> ClientConnection:
+        """The websocket to Deepgram, or a ProviderError saying why not."""
+        try:
             ws = await connect(
                 url,
                 additional_headers=headers,
@@ -251,4 +261,4 @@ class DeepgramSTT:
             ) from None
         except OSError as exc:
             raise ProviderError(f"Deepgram: cannot reach {self.base_url} ({exc})") from None
-        return DeepgramSttStream(ws, self.timeout, min_confidence)
+        return ws

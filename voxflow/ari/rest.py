@@ -12,17 +12,20 @@ import base64
 import json as jsonlib
 import logging
 import ssl as ssllib
+import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
+from voxflow import observe
 from voxflow.ari.models import Bridge, Channel, LiveRecording, Playback, StoredRecording
 from voxflow.errors import (
     AriBadRequest,
     AriConflict,
     AriConnectionError,
+    AriError,
     AriForbidden,
     AriHTTPError,
     AriNotFound,
@@ -210,14 +213,13 @@ class AriRestClient:
         path = path if path.startswith("/") else "/" + path
         seconds = self.timeout if timeout is None else timeout
         encoded = _encode_params(params)
-        reply: RestReply | None = None
-        if self.transport is not None:
-            reply = await self.transport.send(method, path, encoded, json, seconds)
-            if reply.status == 406 and self.http_fallback:
-                log.debug("ARI %s %s refused over the websocket (406): using HTTP", method, path)
-                reply = None
-        if reply is None:
-            reply = await self._send_http(method, path, encoded, json, seconds)
+        started = time.monotonic()
+        try:
+            reply = await self._send(method, path, encoded, json, seconds)
+        except AriError:
+            observe.ari_request(method, time.monotonic() - started, 0)
+            raise
+        observe.ari_request(method, time.monotonic() - started, reply.status)
         status, ctype, body = reply
         log.debug("ARI %s %s -> %d", method, path, status)
         if status >= 300:
@@ -232,6 +234,17 @@ class AriRestClient:
                     status, "invalid JSON in answer", method=method, path=path
                 ) from exc
         return None if expect_json else body
+
+    async def _send(
+        self, method: str, path: str, params: dict[str, str], json: Any, seconds: float
+    ) -> RestReply:
+        """Over the transport (the websocket) if any, else (or when it answers 406) HTTP."""
+        if self.transport is not None:
+            reply = await self.transport.send(method, path, params, json, seconds)
+            if reply.status != 406 or not self.http_fallback:
+                return reply
+            log.debug("ARI %s %s refused over the websocket (406): using HTTP", method, path)
+        return await self._send_http(method, path, params, json, seconds)
 
     async def _send_http(
         self, method: str, path: str, params: dict[str, str], json: Any, seconds: float

@@ -2,10 +2,17 @@
 
 ``GET /metrics``: Prometheus text (``prometheus-client``): ``voxflow_active_calls``,
 ``voxflow_calls_total{outcome}``, ``voxflow_calls_resumed_total``,
-``voxflow_checkpoints_written_total``, ``voxflow_redis_errors_total``, ``voxflow_ready``.
+``voxflow_checkpoints_written_total``, ``voxflow_redis_errors_total``, ``voxflow_ready``;
+reported as they happen (:mod:`voxflow.observe`, :class:`MetricsObserver`, installed while the
+server runs): ``voxflow_step_seconds{step}`` (a flow step's operation),
+``voxflow_ari_request_seconds{method,status}`` (status ``2xx``...``5xx``, ``error``: no answer),
+``voxflow_provider_errors_total{kind,provider}`` (stt/tts/llm; the API's host, ``deepgram``,
+``espeak-ng``), ``voxflow_rtp_{received,lost,late}_packets_total`` (counted when a call's media
+ends).
 ``GET /healthz``: liveness (200 while the process serves). ``GET /readyz``: readiness, 200
 while the worker takes new calls, 503 while it drains (a load balancer stops sending calls).
-The values are read from the server when scraped (no bookkeeping on the call path).
+The figures of the first group are read from the server when scraped (no bookkeeping on the
+call path).
 """
 
 from __future__ import annotations
@@ -14,15 +21,17 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from voxflow import observe
 
 if TYPE_CHECKING:
     from voxflow.cluster.state import ClusterState
     from voxflow.runtime.server import FlowServer
 
-__all__ = ["MetricsServer", "WorkerCollector"]
+__all__ = ["MetricsObserver", "MetricsServer", "WorkerCollector"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -64,6 +73,51 @@ class WorkerCollector(Collector):
         )
 
 
+_STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_ARI_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class MetricsObserver:
+    """The :class:`voxflow.observe.Observer` that turns reports into Prometheus series."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.steps = Histogram(
+            "voxflow_step_seconds", "A flow step's operation, by step kind", ["step"],
+            buckets=_STEP_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.ari = Histogram(
+            "voxflow_ari_request_seconds", "ARI REST requests, by method and status class",
+            ["method", "status"], buckets=_ARI_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.provider_errors = Counter(
+            "voxflow_provider_errors", "Speech and language provider failures",
+            ["kind", "provider"], registry=registry,
+        )  # fmt: skip
+        self.rtp_received = Counter(
+            "voxflow_rtp_received_packets", "RTP packets received", registry=registry
+        )
+        self.rtp_lost = Counter(
+            "voxflow_rtp_lost_packets", "RTP packets lost (filled in)", registry=registry
+        )
+        self.rtp_late = Counter(
+            "voxflow_rtp_late_packets", "RTP packets arrived after their slot", registry=registry
+        )
+
+    def step(self, kind: str, seconds: float) -> None:
+        self.steps.labels(kind).observe(seconds)
+
+    def ari_request(self, method: str, seconds: float, status: int) -> None:
+        self.ari.labels(method, f"{status // 100}xx" if status else "error").observe(seconds)
+
+    def provider_error(self, kind: str, provider: str) -> None:
+        self.provider_errors.labels(kind, provider).inc()
+
+    def rtp(self, received: int, lost: int, late: int) -> None:
+        self.rtp_received.inc(received)
+        self.rtp_lost.inc(lost)
+        self.rtp_late.inc(late)
+
+
 class MetricsServer:
     """``/metrics``, ``/healthz``, ``/readyz`` on ``host:port`` (127.0.0.1 by default)."""
 
@@ -73,6 +127,7 @@ class MetricsServer:
         self.port = port
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
+        self.observer = MetricsObserver(self.registry)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> int:
@@ -86,10 +141,12 @@ class MetricsServer:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        observe.install(self.observer)
         return self.port
 
     async def close(self) -> None:
-        """Stop listening."""
+        """Stop listening (and observing)."""
+        observe.uninstall(self.observer)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

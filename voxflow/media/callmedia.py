@@ -46,6 +46,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from voxflow import observe
 from voxflow.ari.cleanup import Backoff, delete_until_gone
 from voxflow.errors import (
     AiNotConfiguredError,
@@ -383,6 +384,8 @@ class CallMedia:
             await self._teardown()
 
     async def _teardown(self) -> None:
+        stats = self.jitter.stats
+        observe.rtp(stats.pushed, stats.lost, stats.late)
         if self._stall_timer is not None:
             self._stall_timer.cancel()
         self.outbound.flush()

@@ -15,6 +15,7 @@ import shutil
 import struct
 from collections.abc import AsyncIterator
 
+from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
 from voxflow.media.codecs import Resampler
 
@@ -84,6 +85,7 @@ class EspeakTTS:
             if rate is None:
                 err = (await proc.stderr.read()).decode(errors="replace").strip()
                 await proc.wait()
+                observe.provider_error("tts", "espeak-ng")
                 raise ProviderError(f"espeak-ng produced no audio: {err or 'no output'}")
             resampler = Resampler(rate, self.sample_rate)
             odd = b""
@@ -105,6 +107,7 @@ class EspeakTTS:
             code = await proc.wait()
             if code != 0:
                 err = (await proc.stderr.read()).decode(errors="replace").strip()
+                observe.provider_error("tts", "espeak-ng")
                 raise ProviderError(f"espeak-ng exited with {code}: {err}")
         finally:
             if proc.returncode is None:

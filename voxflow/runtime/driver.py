@@ -33,6 +33,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, assert_never
 
+from voxflow import observe
 from voxflow.errors import (
     AiNotConfiguredError,
     AriError,
@@ -369,7 +370,7 @@ class CallDriver(Generic[P]):
             self._dispatch(ev.OpDone(cmd.cid, None, now=self.clock()))
             return
         self._spawn_op(cmd.cid, self._run_op(cmd))
-        if self._tracing:
+        if self._tracing or observe.installed() is not None:
             self._op_started[cmd.cid] = time.monotonic()
 
     def _spawn_op(self, cid: int, coro: Coroutine[Any, Any, None]) -> None:
@@ -453,8 +454,10 @@ class CallDriver(Generic[P]):
             self._side.discard(task)
         started = self._op_started.pop(cmd.cid, None)
         if started is not None:
-            ms = round((time.monotonic() - started) * 1000.0, 1)
-            self.trace.write("op", op=type(cmd).__name__.lower(), cid=cmd.cid, latency_ms=ms)
+            took = time.monotonic() - started
+            kind = type(cmd).__name__.lower()
+            self.trace.write("op", op=kind, cid=cmd.cid, latency_ms=round(took * 1000.0, 1))
+            observe.step(kind, took)
         if isinstance(event, ev.HangupEvent):
             self._on_session_hangup()
         else:

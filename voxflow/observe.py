@@ -1,0 +1,86 @@
+"""Operational figures reported from deep inside voxflow, to whoever observes them (metrics).
+
+The ARI client, the runtime, the media and the AI providers call the functions below; a metrics
+exporter (``voxflow.cluster.metrics``, ``voxflow run --metrics-port``) installs an
+:class:`Observer` with :func:`install`. With none installed (the default) a report costs one
+global lookup. This module imports nothing of voxflow, so every layer may report here while
+only the exporter knows Prometheus. An observer must not raise or block: it runs on the
+caller's thread, in the middle of a call.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = [
+    "Observer",
+    "ari_request",
+    "install",
+    "installed",
+    "provider_error",
+    "rtp",
+    "step",
+    "uninstall",
+]
+
+
+class Observer(Protocol):
+    """What the reports go to."""
+
+    def step(self, kind: str, seconds: float) -> None:
+        """A flow step's operation (``play``, ``http``, ``gather``...) took ``seconds``."""
+
+    def ari_request(self, method: str, seconds: float, status: int) -> None:
+        """An ARI REST request took ``seconds``; ``status`` 0: no answer (timeout, refused)."""
+
+    def provider_error(self, kind: str, provider: str) -> None:
+        """A speech or language provider failed (``kind`` stt, tts or llm)."""
+
+    def rtp(self, received: int, lost: int, late: int) -> None:
+        """A call's media ended: RTP packets received, lost (filled in) and arrived too late
+        (after their slot was played out)."""
+
+
+_observer: Observer | None = None
+
+
+def install(observer: Observer) -> None:
+    """Send every report to ``observer`` (replaces the one installed before)."""
+    global _observer
+    _observer = observer
+
+
+def uninstall(observer: Observer) -> None:
+    """Stop reporting to ``observer`` (if it is the one installed)."""
+    global _observer
+    if _observer is observer:
+        _observer = None
+
+
+def installed() -> Observer | None:
+    """The observer reports go to, if any."""
+    return _observer
+
+
+def step(kind: str, seconds: float) -> None:
+    """See :meth:`Observer.step`."""
+    if _observer is not None:
+        _observer.step(kind, seconds)
+
+
+def ari_request(method: str, seconds: float, status: int) -> None:
+    """See :meth:`Observer.ari_request`."""
+    if _observer is not None:
+        _observer.ari_request(method, seconds, status)
+
+
+def provider_error(kind: str, provider: str) -> None:
+    """See :meth:`Observer.provider_error`."""
+    if _observer is not None:
+        _observer.provider_error(kind, provider)
+
+
+def rtp(received: int, lost: int, late: int) -> None:
+    """See :meth:`Observer.rtp`."""
+    if _observer is not None:
+        _observer.rtp(received, lost, late)
