@@ -166,6 +166,10 @@ class TemplateRenderer:
         except jinja2.TemplateSyntaxError as exc:
             msg = f"template syntax error at line {exc.lineno}: {exc.message}"
             raise TemplateError(msg) from exc
+        # jinja keeps a template's globals as a ChainMap over the environment's and copies it
+        # item by item (in Python) into every render's context; ours are all set in __init__,
+        # so a plain dict snapshot renders the same and the copy is one C-level dict() call.
+        tpl.globals = dict(tpl.globals)
         self._cache[source] = tpl
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -100,10 +100,27 @@ def _args_problems(
     return out
 
 
-def _agent_problems(flow: ir.Flow, mocks: tuple[AgentMock, ...], file: str) -> list[str]:
+_AgentIndex = tuple[dict[str, irs.Tool], dict[str, irs.AgentAction]]
+_last_index: list[tuple[ir.Flow, _AgentIndex]] = []
+
+
+def _agent_index(flow: ir.Flow) -> _AgentIndex:
+    """The tools and actions of every agent step of ``flow`` by name. Walking the whole IR
+    is the costliest part of a scenario's static checks, and a file's scenarios share one
+    flow: the last flow's index is kept."""
+    if _last_index and _last_index[0][0] is flow:
+        return _last_index[0][1]
     steps = [m for m in _iter_models(flow) if isinstance(m, irs.AgentStep)]
     tools = {t.name: t for s in steps for t in s.tools}
     actions = {a.name: a for s in steps for a in s.actions}
+    _last_index[:] = [(flow, (tools, actions))]
+    return tools, actions
+
+
+def _agent_problems(flow: ir.Flow, mocks: tuple[AgentMock, ...], file: str) -> list[str]:
+    if not mocks:
+        return []
+    tools, actions = _agent_index(flow)
     out = []
     for m in mocks:
         at = f"{file}:{m.line}: mocks.agent"
