@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from redis.exceptions import RedisError
 
 from voxflow.cluster import ClusterState
@@ -44,8 +48,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def start_redis(tmp: Path, port: int | None = None) -> RedisServer:
-    """Start redis-server (no persistence) and wait until it answers PING."""
+async def start_redis(tmp: Path, port: int | None = None, *, aof: bool = False) -> RedisServer:
+    """Start redis-server and wait until it answers PING. No persistence unless ``aof``
+    (append-only file in ``tmp``: a restart in the same directory keeps the data)."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail(
@@ -55,7 +60,7 @@ async def start_redis(tmp: Path, port: int | None = None) -> RedisServer:
     await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
     proc = await asyncio.create_subprocess_exec(
         exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp),
-        "--save", "", "--appendonly", "no",
+        "--save", "", "--appendonly", "yes" if aof else "no",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
@@ -118,3 +123,45 @@ async def worker(
     finally:
         stop.set()
         await task
+
+
+async def worker_process(
+    sb: Sandbox, flows: Path, redis_url: str, config: Path, webhook_url: str | None = None
+) -> asyncio.subprocess.Process:
+    """``voxflow run FLOWS --redis URL --no-audio`` on the sandbox, in its own process (the
+    test may SIGKILL it); its settings file is ``config``, its log goes next to it
+    (``worker-<pid>.log``, kept by pytest's tmp_path for a failure's post-mortem)."""
+    env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
+    env.pop("VOXFLOW_WEBHOOK_URL", None)
+    if webhook_url:
+        env["VOXFLOW_WEBHOOK_URL"] = webhook_url
+    log = config.parent / f"worker-{time.monotonic_ns()}.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flows),
+            "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", redis_url, "--no-audio",
+            "--config", str(config), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=fd,
+        )  # fmt: skip
+    finally:
+        os.close(fd)
+
+
+@asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """An HTTP server on 127.0.0.1 collecting the webhooks' JSON bodies."""
+    got: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hooks", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks", got
+    finally:
+        await runner.cleanup()

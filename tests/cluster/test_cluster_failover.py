@@ -18,7 +18,7 @@ from typing import Any
 from _cluster_kit import running_redis, until, worker
 from aiohttp import web
 
-from voxflow.cluster import ClusterState
+from voxflow.cluster import ClusterState, node_app
 from voxflow.runtime.config import Settings
 from voxflow.sandbox.server import Sandbox
 
@@ -96,7 +96,8 @@ async def test_a_call_resumes_at_its_menu_on_another_worker_after_kill_9(tmp_pat
             assert cp is not None and cp.state == "menu" and cp.variables == {"picked": "early"}
             [entry] = await b.call_entries()
             assert entry.worker != "b" and entry.state == "menu"
-            standby = asyncio.ensure_future(b.hold_app("voxflow"))  # B stands by while A serves
+            held = node_app(sb.ari_url, "voxflow")
+            standby = asyncio.ensure_future(b.hold_app(held))  # B stands by while A serves
             await asyncio.sleep(0.3)
             assert not standby.done()
         finally:
@@ -181,7 +182,7 @@ async def test_every_call_mid_menu_resumes_and_ends_once(tmp_path: Path) -> None
         finally:
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
-        await asyncio.wait_for(b.hold_app("voxflow"), 10)
+        await asyncio.wait_for(b.hold_app(node_app(sb.ari_url, "voxflow")), 10)
         async with worker(
             sb, flow, b, settings=Settings(grace_period=2, webhook_url=hook_url)
         ) as server:

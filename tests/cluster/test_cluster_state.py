@@ -7,7 +7,7 @@ from pathlib import Path
 
 from _cluster_kit import running_redis, start_redis
 
-from voxflow.cluster import ClusterState
+from voxflow.cluster import ClusterState, node_app
 from voxflow.compiler import compile_flow
 from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint, flow_hash
@@ -197,3 +197,61 @@ async def test_two_workers_racing_to_end_the_same_calls_end_each_once(tmp_path: 
         down = ClusterState(rs.url, worker_id="c")
         assert await down.claim_end("race-0")  # no Redis: the end is not lost
         await down.redis.aclose()
+
+
+def test_the_app_name_is_held_per_asterisk_node_without_credentials() -> None:
+    # two nodes whose dialplans both say Stasis(voxflow) each get their own serving worker
+    assert node_app("http://u:secret@10.0.0.11:8088/ari", "voxflow") == "10.0.0.11:8088/voxflow"
+    assert node_app("http://10.0.0.12:8088/ari", "voxflow") == "10.0.0.12:8088/voxflow"
+    assert node_app("https://ast2.example/ari", "voxflow") == "ast2.example:443/voxflow"
+
+
+async def test_while_redis_is_down_new_calls_keep_the_released_version(tmp_path: Path) -> None:
+    mine = _flow()  # this worker's file
+    released = compile_flow(FLOW.replace('"done"', '"bye"'), "tiny.flow").flow
+    assert released is not None
+    rs = await start_redis(tmp_path / "r")
+    try:
+        async with ClusterState(rs.url, worker_id="w", log_every=1e9) as w:
+            h = await w.release(released)
+            assert (await w.begin("c1", mine, flow_hash(mine)))[1] == h
+            await rs.stop()  # Redis down: the next call still takes the released version
+            assert await w.begin("c2", mine, flow_hash(mine)) == (None, h)
+            assert await w.flow(h) == released
+    finally:
+        await rs.stop()
+
+
+async def test_a_call_that_ended_while_redis_was_down_leaves_the_registry_after(
+    tmp_path: Path,
+) -> None:
+    flow = _flow()
+    rs = await start_redis(tmp_path / "r", aof=True)  # keeps its data across the restart
+    rs2 = None
+    try:
+        async with ClusterState(rs.url, worker_id="w", heartbeat=60, log_every=1e9) as w:
+            await w.begin("c1", flow, "h")
+            await rs.stop()
+            assert await w.end("c1", "completed") is False  # Redis did not get it
+            rs2 = await start_redis(tmp_path / "r", port=rs.port, aof=True)
+            assert [e.id for e in await w.call_entries()] == ["c1"]  # back from the AOF
+            await w.beat()  # the next heartbeat that reaches Redis ends it there too
+            assert await w.call_entries() == [] and await w.checkpoint("c1") is None
+    finally:
+        await rs.stop()
+        if rs2 is not None:
+            await rs2.stop()
+
+
+async def test_the_serving_worker_takes_its_app_name_back_after_a_redis_outage(
+    tmp_path: Path,
+) -> None:
+    async with running_redis(tmp_path) as rs:
+        async with ClusterState(rs.url, worker_id="a", heartbeat=60, worker_ttl=0.3) as a:
+            await a.hold_app("voxflow")
+            await a.redis.delete("voxflow:app:voxflow")  # expired while Redis was unreachable
+            await a.beat()  # a still serves the name: its next heartbeat holds it again
+            assert await a.redis.get("voxflow:app:voxflow") == b"a"
+            await a.redis.set("voxflow:app:voxflow", "b")  # a standby took it meanwhile
+            await a.beat()
+            assert await a.redis.get("voxflow:app:voxflow") == b"b"

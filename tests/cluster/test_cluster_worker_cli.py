@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 from _cluster_kit import running_redis
 
-from voxflow.cluster import ClusterState
+from voxflow.cluster import ClusterState, node_app
 from voxflow.sandbox.server import Sandbox
 
 FLOW = 'flow tiny "t":\n    answers "100"\n\nstate start:\n    hangup "done"\n'
@@ -59,12 +59,13 @@ async def test_a_worker_process_registers_serves_health_and_leaves_on_sigterm(
             async with http.get(base + "/metrics") as r:
                 assert "voxflow_active_calls 0.0" in await r.text()
             assert [w.id for w in await probe.workers()] == [worker_id]
-            assert await probe.redis.get("voxflow:app:voxflow") == worker_id.encode()
+            held = f"voxflow:app:{node_app(sb.ari_url, 'voxflow')}"  # 127.0.0.1:<port>/voxflow
+            assert await probe.redis.get(held) == worker_id.encode()
             assert await probe.redis.get("voxflow:current:tiny") is not None  # released
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 30) == 0
             assert await probe.workers() == []
-            assert await probe.redis.get("voxflow:app:voxflow") is None  # a standby may take it
+            assert await probe.redis.get(held) is None  # a standby may take it
         finally:
             if proc.returncode is None:
                 proc.kill()

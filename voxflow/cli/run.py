@@ -560,7 +560,7 @@ async def _cluster(
     """``--redis``: this worker's ClusterState (its flows published), else None."""
     if settings.redis_url is None:
         return None
-    from voxflow.cluster.state import ClusterState
+    from voxflow.cluster.state import ClusterState, node_app
 
     cluster = ClusterState(
         settings.redis_url,
@@ -573,7 +573,7 @@ async def _cluster(
         await cluster.release(fv.flow, only_if_new=True)
     click.echo(f"cluster mode: worker {cluster.worker_id}")
     if settings.ari_mode == "classic":  # one events socket per app name: the others stand by
-        await cluster.hold_app(settings.app)
+        await cluster.hold_app(node_app(settings.ari_url or "", settings.app))
     return cluster
 
 

@@ -4,6 +4,13 @@ Only ``voxflow run --redis URL`` loads this package; without it voxflow runs on 
 """
 
 from voxflow.cluster.metrics import MetricsServer, WorkerCollector
-from voxflow.cluster.state import CallEntry, ClusterState, WorkerEntry
+from voxflow.cluster.state import CallEntry, ClusterState, WorkerEntry, node_app
 
-__all__ = ["CallEntry", "ClusterState", "MetricsServer", "WorkerCollector", "WorkerEntry"]
+__all__ = [
+    "CallEntry",
+    "ClusterState",
+    "MetricsServer",
+    "WorkerCollector",
+    "WorkerEntry",
+    "node_app",
+]

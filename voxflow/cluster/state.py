@@ -13,9 +13,9 @@ Keys (``prefix`` defaults to ``voxflow:``):
 * ``end:<channel id>``: the worker that ended the call (``SET NX``, :meth:`ClusterState.claim_end`):
   a call's end (its ``on hangup`` body, end-of-call webhook, outcome) happens on one worker only,
   kept ``end_ttl`` s after the end;
-* ``app:<ARI application>``: the worker id holding the classic-mode application name (one
-  socket per name on Asterisk), with the worker TTL: a standby worker waits for it to expire
-  (:meth:`ClusterState.hold_app`).
+* ``app:<host>:<port>/<ARI application>``: the worker id holding the classic-mode application
+  name on that Asterisk node (:func:`node_app`; one socket per name on a node), with the
+  worker TTL: a standby worker waits for it to expire (:meth:`ClusterState.hold_app`).
 
 Redis errors never fail a call: each operation is retried briefly (once only for 2 s after a
 failure), then skipped; ``errors`` counts the skipped ones and a warning is logged at most every
@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -41,7 +42,7 @@ from voxflow.cluster.liveness import DeathWatch, LivenessLink
 from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint, flow_hash
 
-__all__ = ["CallEntry", "ClusterState", "WorkerEntry"]
+__all__ = ["CallEntry", "ClusterState", "WorkerEntry", "node_app"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,7 +146,9 @@ class ClusterState:
         self._flows: dict[str, Flow] = {}
         self._released: dict[str, tuple[str, Flow]] = {}
         self._released_at = -1e9
+        self._current: dict[str, str] = {}  # flow name -> the current hash last read
         self._dirty: dict[str, Checkpoint] = {}
+        self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
         self._wake = asyncio.Event()
         self._write = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -182,6 +185,7 @@ class ClusterState:
             _, pending = await asyncio.wait(pending, timeout=0.5)
         self._tasks = []
         await self._flush()
+        await self._forget_ended()
         await self.leave()
         await self.release_app()
         await self.liveness.aclose()
@@ -213,10 +217,12 @@ class ClusterState:
             "live": True,
         }
         key = self._k("worker", self.worker_id)
-        await self._op(
+        beat = await self._op(
             "heartbeat", lambda: self.redis.set(key, json.dumps(entry), px=_ms(self.worker_ttl))
         )
         await self._keep_app()
+        if beat is not None:
+            await self._forget_ended()
 
     async def hold_app(self, app: str, *, poll: float | None = None) -> None:
         """Wait until this worker holds ``app`` (classic mode: Asterisk gives an application
@@ -269,8 +275,12 @@ class ClusterState:
         kept = await self._op(
             "keep app", lambda: self._refresh(keys=[key], args=[self.worker_id, ttl])
         )
-        if kept == 0:
-            log.warning("app %s is held by another worker now", self.app)
+        if kept == 0:  # expired while Redis was unreachable (or restarted): take it back if free
+            again = await self._op(
+                "hold app", lambda: self.redis.set(key, self.worker_id, nx=True, px=ttl)
+            )
+            if not again:
+                log.warning("app %s is held by another worker now", self.app)
 
     async def workers(self) -> list[WorkerEntry]:
         """The live workers (those whose heartbeat has not expired)."""
@@ -289,7 +299,8 @@ class ClusterState:
         self, call_id: str, flow: Flow, fhash: str
     ) -> tuple[Checkpoint | None, str | None]:
         """Publish ``flow`` (once per process), register the call on this worker; return its
-        checkpoint if it has one, and the cluster's current version (hash) of the flow."""
+        checkpoint if it has one, and the cluster's current version (hash) of the flow (while
+        Redis is unreachable, the last one this worker read: no rollback to its own file)."""
         await self.publish(flow, fhash)
         entry = CallEntry(
             call_id, self.worker_id, flow.name, fhash, self.clock(), "", self.app or ""
@@ -304,8 +315,13 @@ class ClusterState:
             return list(await pipe.execute())
 
         got = await self._op("register call", get_and_register)
-        raw, current = got[:2] if got else (None, None)
-        current = current.decode() if isinstance(current, bytes) else None
+        if got is None:  # Redis unreachable: the current version this worker saw last
+            raw, current = None, self._current.get(flow.name)
+        else:
+            raw, released = got[:2]
+            current = released.decode() if isinstance(released, bytes) else None
+            if current is not None:
+                self._current[flow.name] = current
         if raw is None:
             return None, current
         try:
@@ -325,6 +341,8 @@ class ClusterState:
         async with self._write:
             keys = (self._k("checkpoint", call_id), self._k("call", call_id))
             n = await self._op("end call", lambda: self.redis.delete(*keys))
+        if n is None:  # Redis unreachable: the heartbeat deletes them once it answers again
+            self._ended_unsaved.add(call_id)
         return bool(n)
 
     async def claim_end(self, call_id: str) -> bool:
@@ -336,6 +354,17 @@ class ClusterState:
         args: list[str | int] = [self.worker_id, ttl]
         got = await self._op("claim end", lambda: self._claim(keys=[key], args=args))
         return got is None or bool(got)
+
+    async def _forget_ended(self) -> None:
+        """Delete the entries and checkpoints of calls that ended while Redis was unreachable
+        (a Redis that kept its data would otherwise list them until their TTL)."""
+        if not self._ended_unsaved:
+            return
+        ids = list(self._ended_unsaved)
+        keys = [self._k(kind, cid) for cid in ids for kind in ("checkpoint", "call")]
+        async with self._write:
+            if await self._op("end calls", lambda: self.redis.delete(*keys)) is not None:
+                self._ended_unsaved.difference_update(ids)
 
     async def call_entries(self) -> list[CallEntry]:
         """Every call in the registry."""
@@ -560,6 +589,16 @@ class ClusterState:
         if now - self._last_log >= self.log_every:
             self._last_log = now
             log.warning("redis: %s skipped (%s; %d skipped so far)", what, exc, self.errors)
+
+
+def node_app(ari_url: str, app: str) -> str:
+    """The name a classic-mode worker holds for ``app`` on the Asterisk node at ``ari_url``:
+    ``<host>:<port>/<app>`` (each node gives its application name its own events socket, so
+    the workers of two nodes with the same ``Stasis(app)`` do not stand by for each other).
+    Never the URL's credentials."""
+    parts = urlsplit(ari_url)
+    port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    return f"{parts.hostname or ''}:{port}/{app}"
 
 
 def _ms(seconds: float) -> int:

@@ -49,6 +49,8 @@ class Sandbox:
     :meth:`place_call` and outbound far ends).
     ``precise_rtp=True`` makes externalMedia packets leave at their exact 20 ms times by
     sleeping briefly in the event loop (the standalone server and benchmarks use it).
+    ``system_name`` is asterisk.conf's ``systemname``: channel ids become
+    ``<name>-<epoch>.<n>``, unique across the nodes of a cluster.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Sandbox:
         record_heard: bool = True,
         measure_rtp: bool = False,
         precise_rtp: bool = False,
+        system_name: str = "",
     ) -> None:
         if answer_delay < 0:
             raise ConfigError("answer_delay must be >= 0")
@@ -89,6 +92,7 @@ class Sandbox:
         self._recdir = Path(recordings_dir) if recordings_dir else None
         self.pbx = Pbx(self.clock, self._deliver)
         self.pbx.init_calls(answer_delay, (float(lo), float(hi)))
+        self.pbx.system_name = system_name
         self.pbx.make_far = self._make_outbound_far
         self._sounds = SoundBank(dirs)
         self.faults = Faults(self)

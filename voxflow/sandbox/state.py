@@ -43,6 +43,8 @@ class PbxCore:
         self.global_vars: dict[str, str] = {}
         self.device_states: dict[str, str] = {}
         self._epoch = int(time.time())
+        self.system_name = ""
+        """asterisk.conf ``systemname``: prefixes channel ids (``<name>-<epoch>.<n>``)."""
         self._uniq = itertools.count(1)
         self._chan_seq = itertools.count(0)
         self._local_seq = itertools.count(0)
@@ -59,7 +61,8 @@ class PbxCore:
         return ari_timestamp(self.clock.wall())
 
     def new_channel_id(self) -> str:
-        return f"{self._epoch}.{next(self._uniq)}"
+        prefix = f"{self.system_name}-" if self.system_name else ""
+        return f"{prefix}{self._epoch}.{next(self._uniq)}"
 
     def next_chan_seq(self) -> int:
         return next(self._chan_seq)
