@@ -1,33 +1,29 @@
-"""Failover time of the classic mode: a worker killed with SIGKILL while calls wait in a menu.
+"""The cluster mode's cost and failover, with whole calls (ARI, audio) on real worker processes.
 
-Each round starts a redis-server (free 127.0.0.1 port, temp dir), the sandbox, worker A
-(``voxflow run --redis --no-audio`` in its own process) and a standby worker B in this process
-(``ClusterState.hold_app`` waiting for A's hold on the app name). ``--calls`` calls reach the
-flow's menu (their checkpoints say so), A gets SIGKILL, and for each call the time from the kill
-until B has re-entered its menu (the resumed prompt's play request sent) is recorded. Prints
-p50/p99 over every call of every round, and how many calls were lost (did not end completed).
+Every mode starts a redis-server (free 127.0.0.1 port, temp dir), the sandbox (this process, with
+the scripted callers and a webhook receiver) and ``voxflow run FLOW --app NAME [--redis URL]``
+worker processes (audio on: espeak-ng prompts streamed as RTP, DTMF). A call: the caller waits
+for the menu prompt's audio, presses 1, the flow hangs up. A call counts as completed when its
+``call.ended`` webhook (outcome completed) arrived exactly once. Worker CPU is read from
+/proc (user + system, children included) around the measured calls.
 
-    .venv/bin/python bench/cluster.py [--calls 20] [--rounds 3] [--ttl 3]
+    .venv/bin/python bench/cluster.py scale [--workers 1,2,4] [--calls 200] [--per-worker 20]
 
-The standby is built before the kill (flows loaded, app made), as ``voxflow run`` is while it
-waits. Measured on the shared 2-core box (load average 11-16), 0 calls lost each time:
---calls 20 --rounds 3 --ttl 3: p50 0.91 s, p99 0.96 s; --rounds 3 again: p50 1.01 s, p99 1.16 s;
---ttl 10: p50 0.76 s, p99 1.41 s (load 16). The standby takes the name 0.19-0.23 s after the
-kill (whatever the TTL); the rest is the take-over itself (events socket, sweep of the 20
-calls' media channels and bridges, the 20 resumed calls' Redis reads and prompts). Before the
-liveness connections (voxflow.cluster.liveness) the TTL decided: --ttl 3 p50 3.04 s, p99
-3.12 s; --ttl 1 p50 1.01 s.
+N workers, each serving its own application name on the sandbox (classic mode: one worker per
+name per node), ``--per-worker`` concurrent callers each: calls per second (wall), worker CPU per
+call, calls per worker-core-second (1 / CPU per call), Redis commands per call.
 
-    .venv/bin/python bench/cluster.py --overhead 2000
+    .venv/bin/python bench/cluster.py overhead [--calls 200] [--repeat 3]
 
-measures the CPU the cluster mode adds per call (registry entry and checkpoint read in one
-pipelined round trip, the checkpoints written by the background writer, the end's DELETE) on a
-5-event call through the interpreter alone: 79-83 us/call without, +551 to +724 us/call with
-(three runs; the box is shared).
+The same calls on one worker without and with ``--redis`` (alternating, ``--repeat`` times
+each): worker CPU per whole call, and the cluster mode's share of it (median ratio).
 
-A killed worker's named Redis connection closes with it, so the standby takes the application
-name at once (``ClusterState.hold_app``); the app-name hold's TTL (``[cluster] failover_ttl``)
-remains the backstop for a stalled or cut-off worker.
+    .venv/bin/python bench/cluster.py failover [--calls 1000] [--kill-every 100] [--ttl 1]
+
+One worker serves, one stands by (same app name). Calls flow at ``--concurrency``; after every
+``--kill-every`` calls placed, the serving worker gets SIGKILL and a new standby starts. For each
+call in progress at a kill: the time from the kill until it hears its state's prompt again
+(p50/p99 over every kill). Lost calls: placed calls without exactly one completed end.
 """
 
 from __future__ import annotations
@@ -37,28 +33,27 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from voxflow.cluster import ClusterState
-from voxflow.compiler import compile_flow
-from voxflow.ir.models import Flow
-from voxflow.runtime import events as ev
-from voxflow.runtime.checkpoint import Checkpoint, checkpoint_of, flow_hash
-from voxflow.runtime.config import Settings
-from voxflow.runtime.registry import FlowRegistry
-from voxflow.runtime.server import FlowServer
-from voxflow.runtime.step import RunState, initial_state, step
+import redis.asyncio as aioredis
+from aiohttp import web
+from procs import free_port
+
+from voxflow.cluster import ClusterState, node_app
+from voxflow.sandbox.caller import SimCall
 from voxflow.sandbox.server import Sandbox
-from voxflow.telephony.app import VoxtraApp
 
 FLOW = """\
-flow failover "a menu past the first state":
+flow bench "a welcome, a menu past the first state":
     answers "100"
 
 state start:
@@ -66,187 +61,318 @@ state start:
     goto menu
 
 state menu:
-    play "sound:vm-login"
-    menu "Press 1." timeout 60s:
+    menu "Press 1 to finish the call." timeout 20s:
         1 -> done
         on noinput, nomatch -> done
 
 state done:
     hangup "done"
 """
+TICK = os.sysconf("SC_CLK_TCK")
 
 
-async def _until(cond: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError("bench: timed out")
-        await asyncio.sleep(0.005)
+def _cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its waited-for children (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / TICK
 
 
-async def _redis(tmp: Path) -> tuple[asyncio.subprocess.Process, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+@dataclass
+class Cluster:
+    """The redis-server, the sandbox, the webhooks received and the worker processes."""
+
+    tmp: Path
+    redis_url: str
+    sb: Sandbox
+    hooks: list[dict[str, Any]]
+    hook_url: str
+    workers: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    _ports: int = 20000
+
+    async def worker(self, app: str, *, redis: bool = True, ttl: float = 3.0) -> int:
+        """Start ``voxflow run`` serving ``app`` (standing by if another holds it)."""
+        config = self.tmp / f"w{self._ports}.toml"
+        config.write_text(f"[cluster]\nfailover_ttl = {ttl}\n")
+        env = {
+            **os.environ,
+            "VOXFLOW_ARI_PASSWORD": self.sb.password,
+            "VOXFLOW_WEBHOOK_URL": self.hook_url,
+            "VOXFLOW_RTP_PORTS": f"{self._ports}-{self._ports + 999}",
+        }
+        self._ports += 1000
+        args = ["--redis", self.redis_url] if redis else []
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run",
+            str(self.tmp / "bench.flow"), "--ari-url", self.sb.ari_url, "--ari-user", self.sb.user,
+            "--app", app, "--config", str(config), *args, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        self.workers[app + f"#{proc.pid}"] = proc
+        return proc.pid
+
+    def ended(self) -> Counter[str]:
+        return Counter(
+            h["call_id"]
+            for h in self.hooks
+            if h["event"] == "call.ended" and h["data"]["outcome"] == "completed"
+        )
+
+    async def redis_commands(self) -> int:
+        client = aioredis.Redis.from_url(self.redis_url)
+        try:
+            return int((await client.info("stats"))["total_commands_processed"])
+        finally:
+            await client.aclose()
+
+
+async def _wait_ping(url: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        for _ in range(500):
+            try:
+                await client.ping()
+                return
+            except (OSError, aioredis.RedisError):
+                await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+
+
+@asynccontextmanager
+async def cluster() -> AsyncIterator[Cluster]:
+    """Redis, the sandbox and the webhook receiver; the workers are killed at the end."""
     exe = shutil.which("redis-server")
     if exe is None:
         sys.exit("redis-server is not installed (apt-get install -y redis-server)")
-    proc = await asyncio.create_subprocess_exec(
-        exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp), "--save", "",
-        stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    await asyncio.sleep(0.3)
-    return proc, f"redis://127.0.0.1:{port}/0"
+    hooks: list[dict[str, Any]] = []
 
+    async def hook(request: web.Request) -> web.Response:
+        hooks.append(await request.json())
+        return web.Response(status=204)
 
-async def _round(tmp: Path, n: int, ttl: float) -> tuple[list[float], int]:
-    flow = tmp / "failover.flow"
-    flow.write_text(FLOW)
-    config = tmp / "voxflow.toml"
-    config.write_text(f"[cluster]\nfailover_ttl = {ttl}\n")
-    rproc, url = await _redis(tmp)
-    try:
-        b = ClusterState(url, heartbeat=ttl / 3, worker_ttl=ttl)
-        async with Sandbox(port=0, preload_sounds=False) as sb, b:
-            env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
-            a = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", "from voxflow.cli.main import main; main()", "run",
-                str(flow), "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", url,
-                "--no-audio", "--config", str(config), env=env, stdout=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            await sb.wait_app("voxflow", 60)
-            calls = [await sb.place_call(from_=f"+1555{i:06d}", to="100") for i in range(n)]
-            ids = {c.id for c in calls}
-            for _ in range(3000):
-                entries = await b.call_entries()
-                if len(entries) == n and all(e.state == "menu" for e in entries):
-                    break
-                await asyncio.sleep(0.01)
-            # the standby is built before the kill, as `voxflow run` is: flows loaded, app made
-            reg = FlowRegistry()
-            reg.load([flow])
-            app = VoxtraApp(sb.ari_url, sb.user, sb.password, "voxflow", event_wait=2.0)
-            server = FlowServer(app, reg, Settings(grace_period=5), store=b)
-            standby = asyncio.ensure_future(b.hold_app("voxflow"))
-            await asyncio.sleep(0.2)
-            a.send_signal(signal.SIGKILL)
-            killed = time.monotonic()
-            await a.wait()
-            await standby
-            took = time.monotonic() - killed
-            print(f"  the standby took the app name {took:.2f} s after the kill")
-            resumed: dict[str, float] = {}
-            stop = asyncio.Event()
-            task = asyncio.ensure_future(server.serve(stop))
-
-            def scan() -> bool:
-                for cid, d in list(server.drivers.items()):
-                    if cid not in resumed and d.state.state_name == "menu":
-                        resumed[cid] = time.monotonic() - killed
-                return ids <= set(resumed)
-
-            await _until(scan, 60)
-            for c in calls:
-                await c.press("1")
-            await _until(lambda: ids <= set(server.results), 60)
-            lost = sum(server.results[i].outcome != "completed" for i in ids)
-            stop.set()
-            await task
-            return list(resumed.values()), lost
-    finally:
-        rproc.kill()
-        await rproc.wait()
-
-
-def _one_call(flow: Flow, i: int, after_step: Callable[[RunState], None] | None) -> int:
-    """Run one call of FLOW through step() (ops answered at once, "1" pressed at the menu);
-    returns the number of events fed."""
-    call = ev.CallInfo(f"call-{i}", "+15550100", "100", "inbound")
-    state, cmds = step(flow, initial_state(flow, call), ev.Start())
-    fed = 1
-    pressed = False
-    while not state.ended:
-        if after_step is not None:
-            after_step(state)
-        ops = [c for c in cmds if isinstance(c, ev.Op) and not isinstance(c, ev.StartTimer)]
-        if state.awaits_caller and not pressed:
-            state, cmds, pressed = *step(flow, state, ev.Dtmf("1")), True
-        elif ops:
-            state, cmds = step(flow, state, ev.OpDone(ops[0].cid))
-        else:
-            break
-        fed += 1
-    return fed
-
-
-def _saver(store: ClusterState, cid: str, fhash: str) -> Callable[[RunState], None]:
-    """What FlowServer does after each step in cluster mode."""
-    last: list[Checkpoint | None] = [None]
-
-    def save(st: RunState) -> None:
-        cp = checkpoint_of(st, fhash)
-        if cp is not None and cp != last[0]:
-            last[0] = cp
-            store.save(cid, cp)
-
-    return save
-
-
-async def overhead(n: int) -> None:
-    """CPU per call of the interpreter alone vs with checkpoints written to a real Redis."""
-    flow = compile_flow(FLOW, "failover.flow").flow
-    assert flow is not None
+    web_app = web.Application()
+    web_app.router.add_post("/hooks", hook)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    hook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
     with tempfile.TemporaryDirectory() as tmp:
-        rproc, url = await _redis(Path(tmp))
+        (Path(tmp) / "bench.flow").write_text(FLOW)
+        port = free_port()
+        rproc = await asyncio.create_subprocess_exec(
+            exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{port}/0"
+        c: Cluster | None = None
         try:
-            async with ClusterState(url) as store:
-                fhash = flow_hash(flow)
-                t0 = time.process_time()
-                events = sum(_one_call(flow, i, None) for i in range(n))
-                plain = (time.process_time() - t0) / n
-                t0 = time.process_time()
-                for i in range(n):
-                    await store.begin(f"call-{i}", flow, fhash)
-                    save = _saver(store, f"call-{i}", fhash)
-                    _one_call(flow, i, save)
-                    await asyncio.sleep(0)  # the writer runs
-                    await store.end(f"call-{i}", "completed")
-                with_cp = (time.process_time() - t0) / n
+            await _wait_ping(url)
+            async with Sandbox(port=0, preload_sounds=False) as sb:
+                c = Cluster(Path(tmp), url, sb, hooks, hook_url)
+                yield c
         finally:
+            for proc in c.workers.values() if c else ():
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
             rproc.kill()
             await rproc.wait()
+            await runner.cleanup()
+
+
+async def one_call(sb: Sandbox, app: str, i: int, placed: list[SimCall] | None = None) -> SimCall:
+    """The menu prompt heard, 1 pressed, the flow hangs up (``placed`` gets the call at once)."""
+    call = await sb.place_call(from_=f"+1555{i:07d}", to="100", app=app, wait_app=30)
+    if placed is not None:
+        placed.append(call)
+    try:
+        await call.wait_for("audio", 60)
+        await call.press("1")
+        await call.wait_hangup(60)
+    except Exception:  # a lost call is counted by its missing end, not raised
+        if not call.ended:
+            await call.hangup()
+    return call
+
+
+async def calls(c: Cluster, apps: list[str], n: int, concurrency: int) -> list[SimCall]:
+    """``n`` calls over ``apps`` (round robin), ``concurrency`` at a time."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def limited(i: int) -> SimCall:
+        async with sem:
+            return await one_call(c.sb, apps[i % len(apps)], i)
+
+    return list(await asyncio.gather(*(limited(i) for i in range(n))))
+
+
+async def settle(c: Cluster, placed: list[SimCall], timeout: float = 20.0) -> int:
+    """Wait for the calls' end webhooks; returns how many calls were lost."""
+    ids = {call.id for call in placed}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ids <= set(c.ended()):
+            break
+        await asyncio.sleep(0.1)
+    ended = c.ended()
+    return sum(ended[i] != 1 for i in ids)
+
+
+async def workers_up(c: Cluster, apps: list[str]) -> None:
+    for app in apps:
+        await c.sb.wait_app(app, 120)
+    await calls(c, apps, 2 * len(apps), 2 * len(apps))  # warm-up: prompts cached
+
+
+async def scale(args: argparse.Namespace) -> None:
+    print(f"{'workers':>7} {'calls':>6} {'lost':>5} {'conc':>5} {'calls/s':>8} "
+          f"{'cpu ms/call':>11} {'calls/core-s':>12} {'redis cmd/call':>14}")  # fmt: skip
+    for n in [int(x) for x in args.workers.split(",")]:
+        async with cluster() as c:
+            apps = [f"voxflow{k}" for k in range(n)]
+            pids = [await c.worker(app) for app in apps]
+            await workers_up(c, apps)
+            idle0, t_idle = await c.redis_commands(), time.monotonic()
+            await asyncio.sleep(3.0)  # heartbeats and liveness polls alone
+            idle_rate = (await c.redis_commands() - idle0 - 1) / (time.monotonic() - t_idle)
+            cpu0, cmd0, t0 = sum(map(_cpu, pids)), await c.redis_commands(), time.monotonic()
+            placed = await calls(c, apps, args.calls, args.per_worker * n)
+            wall = time.monotonic() - t0
+            lost = await settle(c, placed)
+            cpu = sum(map(_cpu, pids)) - cpu0
+            cmds = await c.redis_commands() - cmd0 - 1 - idle_rate * (time.monotonic() - t0)
+        per_call = cpu / args.calls
+        print(f"{n:>7} {args.calls:>6} {lost:>5} {args.per_worker * n:>5} "
+              f"{args.calls / wall:>8.1f} {per_call * 1000:>11.1f} {1 / per_call:>12.1f} "
+              f"{cmds / args.calls:>14.1f}")  # fmt: skip
+    print("redis cmd/call: the calls' own commands (the idle rate of heartbeats subtracted)")
+
+
+async def overhead(args: argparse.Namespace) -> None:
+    """Worker CPU per whole call without and with --redis, alternating."""
+    per: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(args.repeat):
+        for redis in (False, True):
+            async with cluster() as c:
+                pid = await c.worker("voxflow", redis=redis)
+                await workers_up(c, ["voxflow"])
+                cpu0 = _cpu(pid)
+                placed = await calls(c, ["voxflow"], args.calls, args.concurrency)
+                lost = await settle(c, placed)
+                per[redis].append((_cpu(pid) - cpu0) / args.calls * 1000)
+            print(f"round {r + 1} {'with' if redis else 'without'} --redis: "
+                  f"{per[redis][-1]:.2f} ms CPU per call, {lost} lost")  # fmt: skip
+    ratios = [w / wo for wo, w in zip(per[False], per[True], strict=True)]
     print(
-        f"{n} calls, {events / n:.0f} events each: interpreter {plain * 1e6:.0f} us/call; with "
-        f"checkpoints, registry and end in Redis {with_cp * 1e6:.0f} us/call "
-        f"(+{(with_cp - plain) * 1e6:.0f} us per call)"
+        f"worker CPU per whole call (median of {args.repeat}): without --redis "
+        f"{statistics.median(per[False]):.2f} ms, with {statistics.median(per[True]):.2f} ms; "
+        f"ratio with/without median {statistics.median(ratios):.3f} "
+        f"(cluster mode +{(statistics.median(ratios) - 1) * 100:.1f} %)"
     )
 
 
-async def main(args: argparse.Namespace) -> None:
-    if args.overhead:
-        await overhead(args.overhead)
+@dataclass
+class Soak:
+    """The failover soak's state: the serving and standby workers, calls placed, timings."""
+
+    c: Cluster
+    ttl: float
+    placed: list[SimCall] = field(default_factory=list)
+    failover: list[float] = field(default_factory=list)
+    kills: int = 0
+
+
+async def _holder(c: Cluster, key: str) -> int | None:
+    client = aioredis.Redis.from_url(c.redis_url)
+    try:
+        raw = await client.get(f"voxflow:app:{key}")
+    finally:
+        await client.aclose()
+    return int(raw.decode().rsplit("-", 1)[1]) if raw else None
+
+
+async def _kill(s: Soak) -> None:
+    """SIGKILL the serving worker; time each live call's next prompt; start a new standby."""
+    key = node_app(s.c.sb.ari_url, "voxflow")
+    pid = await _holder(s.c, key)
+    procs = {p.pid: p for p in s.c.workers.values()}
+    if pid is None or pid not in procs:
         return
-    times: list[float] = []
-    lost = 0
-    for r in range(args.rounds):
-        with tempfile.TemporaryDirectory() as tmp:
-            t, n_lost = await _round(Path(tmp), args.calls, args.ttl)
-        times += t
-        lost += n_lost
-        print(f"round {r + 1}: {len(t)} calls resumed, {n_lost} lost")
-    times.sort()
-    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    live = [call for call in s.placed if not call.ended]
+    heard = {call.id: sum(e["type"] == "audio" for e in call.experience()) for call in live}
+    procs[pid].send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    s.kills += 1
+    await procs[pid].wait()
+    await s.c.worker("voxflow", ttl=s.ttl)  # the next standby
+
+    async def resumed(call: SimCall) -> None:
+        while not call.ended:
+            if sum(e["type"] == "audio" for e in call.experience()) > heard[call.id]:
+                s.failover.append(time.monotonic() - killed)
+                return
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(resumed(call) for call in live))
+
+
+async def failover(args: argparse.Namespace) -> None:
+    async with cluster() as c:
+        s = Soak(c, args.ttl)
+        await c.worker("voxflow", ttl=args.ttl)
+        await workers_up(c, ["voxflow"])
+        await c.worker("voxflow", ttl=args.ttl)  # stands by
+        sem = asyncio.Semaphore(args.concurrency)
+        killing: list[asyncio.Task[None]] = []
+
+        async def limited(i: int) -> None:
+            async with sem:
+                call_task = asyncio.ensure_future(one_call(c.sb, "voxflow", i, s.placed))
+                if i and i % args.kill_every == 0:
+                    await asyncio.sleep(1.0)  # this call (and those before it) reach the menu
+                    killing.append(asyncio.ensure_future(_kill(s)))
+                await call_task
+
+        await asyncio.gather(*(limited(i) for i in range(args.calls)))
+        await asyncio.gather(*killing)
+        lost = await settle(c, s.placed)
+        state = ClusterState(c.redis_url, worker_id="bench-probe")
+        left = len(await state.call_entries())
+        await state.redis.aclose()
+    f = sorted(s.failover)
+    p99 = f[min(len(f) - 1, int(len(f) * 0.99))] if f else float("nan")
     print(
-        f"failover (SIGKILL -> resumed state re-entered) over {len(times)} calls: "
-        f"p50 {statistics.median(times):.2f} s, p99 {p99:.2f} s, max {times[-1]:.2f} s; "
-        f"lost {lost}"
+        f"{args.calls} calls, {s.kills} workers killed (SIGKILL), failover_ttl {args.ttl:g} s: "
+        f"lost {lost}, left in the registry {left}; failover (kill -> the call's prompt "
+        f"heard again) over {len(f)} calls: p50 {statistics.median(f) if f else 0:.2f} s, "
+        f"p99 {p99:.2f} s, max {f[-1] if f else 0:.2f} s"
     )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="mode", required=True)
+    sc = sub.add_parser("scale")
+    sc.add_argument("--workers", default="1,2,4")
+    sc.add_argument("--calls", type=int, default=200)
+    sc.add_argument("--per-worker", type=int, default=20, help="concurrent calls per worker")
+    ov = sub.add_parser("overhead")
+    ov.add_argument("--calls", type=int, default=200)
+    ov.add_argument("--concurrency", type=int, default=20)
+    ov.add_argument("--repeat", type=int, default=3)
+    fo = sub.add_parser("failover")
+    fo.add_argument("--calls", type=int, default=1000)
+    fo.add_argument("--kill-every", type=int, default=100)
+    fo.add_argument("--concurrency", type=int, default=20)
+    fo.add_argument("--ttl", type=float, default=1.0, help="[cluster] failover_ttl (seconds)")
+    args = ap.parse_args()
+    print("command:", " ".join([".venv/bin/python", *sys.argv]))
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    run = {"scale": scale, "overhead": overhead, "failover": failover}[args.mode]
+    asyncio.run(run(args))
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--calls", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--ttl", type=float, default=3.0, help="[cluster] failover_ttl (seconds)")
-    ap.add_argument("--overhead", type=int, metavar="CALLS", help="measure checkpoint CPU instead")
-    asyncio.run(main(ap.parse_args()))
+    main()

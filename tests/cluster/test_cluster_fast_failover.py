@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _cluster_kit import running_redis, until, worker
 
-from voxflow.cluster import ClusterState
+from voxflow.cluster import ClusterState, node_app
 from voxflow.sandbox.server import Sandbox
 
 HOLDER = """
@@ -114,7 +114,7 @@ async def test_a_classic_call_resumes_on_the_standby_well_under_the_ttl(tmp_path
                 if cp is not None and cp.state == "menu":
                     break
                 await asyncio.sleep(0.02)
-            standby = asyncio.ensure_future(b.hold_app("voxflow"))
+            standby = asyncio.ensure_future(b.hold_app(node_app(sb.ari_url, "voxflow")))
         finally:
             proc.send_signal(signal.SIGKILL)
             killed = time.monotonic()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from _cluster_kit import running_redis, until, worker
 
-from voxflow.cluster import ClusterState
+from voxflow.cluster import ClusterState, node_app
 from voxflow.sandbox.server import Sandbox
 
 FLOW = """\
@@ -70,7 +70,7 @@ async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(
             await sb.wait_app("voxflow", 60)
             call = await sb.place_call(from_="+15550400", to="100")
             await until(lambda: "sound:vm-login" in _played(sb, call.id), 30, "A plays the menu")
-            standby = asyncio.ensure_future(b.hold_app("voxflow", poll=0.05))
+            standby = asyncio.ensure_future(b.hold_app(node_app(sb.ari_url, "voxflow"), poll=0.05))
             await asyncio.sleep(0.2)
             assert not standby.done()  # A holds the name
             proc.send_signal(signal.SIGTERM)
