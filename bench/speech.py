@@ -1,7 +1,8 @@
 """Speech benchmark: does a spoken answer send the caller to the right place, or to `nomatch`?
 
     .venv/bin/python bench/speech.py [--voices en-us,en-gb,en-us+f3] [--rates 140,175]
-        [--snr clean,20,10] [--min-confidence 0.5] [--limit 0]
+        [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
+        [--end-silence-ms 800]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
 phrases), each phrase is spoken by espeak-ng in each voice and rate, clean and with white noise
@@ -12,6 +13,13 @@ matching. Out-of-grammar sentences (callers asking for something the menu does n
 through every grammar too. Printed per condition: in-grammar correct / nomatch / misroute,
 out-of-grammar -> nomatch, and the time from the endpoint (end of speech + the end-silence
 window) to the decision, p50/p99. Sockets and ARI are left out (the sandbox tests cover them).
+Frames reach the STT as CallMedia.listen hands them over (it decodes while the caller speaks), but
+faster than real time; the decoders' real-time factor while streaming is printed too (it must stay
+well under 1 for the endpoint -> decision figure to hold on a live call).
+
+``--half`` splits the set for the confidence fit (bench/speech_fit.py): ``tune`` is three voice/rate
+pairs (TUNE_PAIRS) and the even out-of-grammar sentences, ``held`` the other three pairs and the
+odd sentences. Report ``held`` figures for anything fitted on ``tune``.
 Goals (issue 18): misroute <= 1 %, out-of-grammar -> nomatch >= 95 %, correct >= 90 % clean and
 >= 80 % at 20 dB, decision p99 <= 300 ms.
 """
@@ -32,9 +40,11 @@ from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
 from voxflow.media import codecs
 from voxflow.media.callmedia import _Watcher
+from voxflow.media.codecs import Resampler
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.rtp import parse_rtp
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.stt_confidence import Features
+from voxflow.media.stt_pocketsphinx import PocketSphinxStream, PocketSphinxSTT
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector, WebRtcVad
 from voxflow.runtime.matching import _matches
@@ -46,8 +56,21 @@ OUT_OF_GRAMMAR = [
     "Tuesday", "can you help me", "cancel my order", "I have a question about my account",
     "my number is five five five", "representative please", "I lost my card",
 ]  # fmt: skip
+TUNE_PAIRS = {("en-us", 140), ("en-gb", 175), ("en-us+f3", 140)}
 END_SILENCE_MS = 800
 VERBOSE = False
+
+
+@dataclass
+class Outcome:
+    """One utterance through the path: the text, endpoint -> decision ms, decoding time while
+    streaming, the audio's length, and the confidence features (when a decision was made)."""
+
+    text: str
+    ms: float = 0.0
+    stream_s: float = 0.0
+    audio_s: float = 0.0
+    features: Features | None = None
 
 
 @dataclass(frozen=True)
@@ -109,39 +132,134 @@ def _packets(pcm8k: bytes) -> list[bytes]:
     ]
 
 
-async def decide(
-    stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str]
-) -> tuple[str, float]:
-    """What CallMedia.listen would return for these packets, and endpoint -> decision ms."""
+async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str]) -> Outcome:
+    """What CallMedia.listen would return for these packets: the stream is opened at the onset
+    and fed every frame the watcher hands over; the clock starts at the endpoint."""
     jitter = JitterBuffer("ulaw")
     vad = WebRtcVad(sample_rate=8000, aggressiveness=2)
     det = SpeechDetector(frame_ms=20, min_speech_ms=100, end_silence_ms=END_SILENCE_MS)
     watcher = _Watcher(det, collect=True)  # CallMedia.listen's own (with its pre-roll)
-    done = False
+    resampler = Resampler(8000, 16000)
+    stream: PocketSphinxStream | None = None
+    out = Outcome("<noinput>")
+    t0 = 0.0
     for data in packets:
         for chunk in jitter.push(parse_rtp(data)):
             pcm = codecs.decode(chunk.payload, "ulaw")
-            if watcher.feed(pcm, vad.is_speech(pcm)):
-                done = True
+            done = watcher.feed(pcm, vad.is_speech(pcm))
+            if stream is None and watcher.started.done():
+                stream = await stt.open_stream(phrases=phrases)
+            if done:
+                t0 = time.perf_counter()
+            while stream is not None and not watcher.audio.empty():
+                frame = watcher.audio.get_nowait()
+                if frame is None:
+                    break
+                out.audio_s += len(frame) / 16000
+                t = time.perf_counter()
+                await stream.feed(resampler.process(frame))
+                if not done:
+                    out.stream_s += time.perf_counter() - t
+            if done:
                 break
-        if done:
+        if t0:
             break
-    collected: list[bytes] = []
-    while not watcher.audio.empty():
-        frame = watcher.audio.get_nowait()
-        if frame is None:
-            break
-        collected.append(frame)
-    if not watcher.started.done():
-        return "<noinput>", 0.0
-    t0 = time.perf_counter()
-    stream = await stt.open_stream(phrases=phrases)
-    await stream.feed(codecs.resample(b"".join(collected), 8000, 16000))
+    if stream is None:
+        return out
+    if not t0:  # the packets ran out before the endpoint
+        t0 = time.perf_counter()
+    await stream.feed(resampler.process(b"", last=True))
     result = await stream.finish()
+    out.ms = (time.perf_counter() - t0) * 1000
     await stream.aclose()
+    out.text, out.features = result.text, stream.features
     if VERBOSE:
         print(f"    {result.alternatives} confidence {result.confidence}")
-    return result.text, (time.perf_counter() - t0) * 1000
+    return out
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One utterance of the set and what became of it."""
+
+    snr: str
+    voice: str
+    rate: int
+    grammar: Grammar
+    said: str
+    value: str | None  # the choice it should route to; None: out of grammar
+    outcome: Outcome
+
+    @property
+    def routed(self) -> str | None:
+        text = self.outcome.text
+        return self.grammar.route(text) if text and text != "<noinput>" else None
+
+    @property
+    def verdict(self) -> str:
+        """correct / nomatch / misroute (in grammar); oog_nomatch / oog_accepted."""
+        routed = self.routed
+        if self.value is None:
+            return "oog_nomatch" if routed is None else "oog_accepted"
+        return "correct" if routed == self.value else "nomatch" if routed is None else "misroute"
+
+
+def in_half(half: str, voice: str, rate: int, said: str) -> bool:
+    """Whether an utterance belongs to ``half`` (all / tune / held; module docstring)."""
+    if half == "all":
+        return True
+    tune_pair = (voice, rate) in TUNE_PAIRS
+    if said in OUT_OF_GRAMMAR:
+        tune_pair = OUT_OF_GRAMMAR.index(said) % 2 == 0
+    return tune_pair == (half == "tune")
+
+
+async def run(
+    stt: PocketSphinxSTT,
+    gs: list[Grammar],
+    snr_name: str,
+    voices: list[str],
+    rates: list[int],
+    half: str = "all",
+) -> list[Sample]:
+    """Every utterance of one noise condition through the path."""
+    snr = None if snr_name == "clean" else float(snr_name)
+    out: list[Sample] = []
+    for voice in voices:
+        for rate in rates:
+            tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
+            for k, g in enumerate(gs):
+                items: list[tuple[str, str | None]] = [(p, v) for v, ps in g.choices for p in ps]
+                items += [(s, None) for s in OUT_OF_GRAMMAR]
+                for said, value in items:
+                    if not in_half(half, voice, rate, said):
+                        continue
+                    pcm = b"".join([c async for c in tts.synthesize(said)])
+                    outcome = await decide(stt, _packets(_noisy(pcm, snr, k)), g.phrases)
+                    sample = Sample(snr_name, voice, rate, g, said, value, outcome)
+                    out.append(sample)
+                    if VERBOSE and sample.verdict not in ("correct", "oog_nomatch"):
+                        print(f"  {sample.verdict}: {said!r} -> {outcome.text!r} ({voice} {rate})")
+    return out
+
+
+def summary(snr_name: str, samples: list[Sample]) -> str:
+    """One line of figures for one condition."""
+    v = [s.verdict for s in samples]
+    n_in = sum(x in ("correct", "nomatch", "misroute") for x in v)
+    n_oog = len(v) - n_in
+    lat = [s.outcome.ms for s in samples] or [0.0]
+    audio_s = max(1e-9, sum(s.outcome.audio_s for s in samples))
+    rtf = sum(s.outcome.stream_s for s in samples) / audio_s
+    return (
+        f"{snr_name:>5}: in-grammar n={n_in} correct {v.count('correct') / max(1, n_in):6.1%} "
+        f"nomatch {v.count('nomatch') / max(1, n_in):6.1%} "
+        f"misroute {v.count('misroute') / max(1, n_in):5.1%} | out-of-grammar n={n_oog} -> "
+        f"nomatch {v.count('oog_nomatch') / max(1, n_oog):6.1%} | endpoint -> decision p50 "
+        f"{np.percentile(lat, 50):.0f} ms p99 {np.percentile(lat, 99):.0f} ms "
+        f"(+ {END_SILENCE_MS} ms end-silence window after the last word; "
+        f"streaming real-time factor {rtf:.2f})"
+    )
 
 
 async def main() -> None:
@@ -151,61 +269,24 @@ async def main() -> None:
     ap.add_argument("--snr", default="clean,20,10")
     ap.add_argument("--min-confidence", type=float, default=0.5)
     ap.add_argument("--limit", type=int, default=0, help="at most this many grammars (0: all)")
+    ap.add_argument("--half", choices=("all", "tune", "held"), default="all")
+    ap.add_argument("--end-silence-ms", type=int, default=800)
     ap.add_argument("-v", "--verbose", action="store_true", help="print every wrong decision")
     args = ap.parse_args()
-    global VERBOSE
-    VERBOSE = args.verbose
+    global VERBOSE, END_SILENCE_MS
+    VERBOSE, END_SILENCE_MS = args.verbose, args.end_silence_ms
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     stt = PocketSphinxSTT(min_confidence=args.min_confidence)
-    await stt.warm_up()
+    await stt.warm_up(2)
     gs = grammars()[: args.limit or None]
     print(f"{len(gs)} grammars: " + "; ".join(f"{g.where} {g.phrases}" for g in gs))
+    voices, rates = args.voices.split(","), [int(r) for r in args.rates.split(",")]
     for snr_name in args.snr.split(","):
-        snr = None if snr_name == "clean" else float(snr_name)
-        counts = {"correct": 0, "nomatch": 0, "misroute": 0, "oog": 0, "oog_nomatch": 0}
-        lat: list[float] = []
-        for voice in args.voices.split(","):
-            for rate in [int(r) for r in args.rates.split(",")]:
-                tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
-                await _condition(tts, gs, snr, stt, counts, lat)
-        n_in = counts["correct"] + counts["nomatch"] + counts["misroute"]
-        print(
-            f"{snr_name:>5}: in-grammar n={n_in} correct {counts['correct'] / n_in:6.1%} "
-            f"nomatch {counts['nomatch'] / n_in:6.1%} misroute {counts['misroute'] / n_in:5.1%} | "
-            f"out-of-grammar n={counts['oog']} -> nomatch "
-            f"{counts['oog_nomatch'] / max(1, counts['oog']):6.1%} | endpoint -> decision p50 "
-            f"{np.percentile(lat, 50):.0f} ms p99 {np.percentile(lat, 99):.0f} ms "
-            f"(+ {END_SILENCE_MS} ms end-silence window after the last word)"
-        )
-
-
-async def _condition(
-    tts: EspeakTTS,
-    gs: list[Grammar],
-    snr: float | None,
-    stt: PocketSphinxSTT,
-    counts: dict[str, int],
-    lat: list[float],
-) -> None:
-    for k, g in enumerate(gs):
-        for value, phrases in g.choices:
-            for phrase in phrases:
-                pcm = b"".join([c async for c in tts.synthesize(phrase)])
-                text, ms = await decide(stt, _packets(_noisy(pcm, snr, k)), g.phrases)
-                lat.append(ms)
-                routed = g.route(text) if text and text != "<noinput>" else None
-                key = "correct" if routed == value else "nomatch" if routed is None else "misroute"
-                counts[key] += 1
-                if VERBOSE and key != "correct":
-                    print(f"  {key}: {phrase!r} -> {text!r} ({tts.voice} {tts.rate}, {g.where})")
-        for sentence in OUT_OF_GRAMMAR:
-            pcm = b"".join([c async for c in tts.synthesize(sentence)])
-            text, ms = await decide(stt, _packets(_noisy(pcm, snr, k)), g.phrases)
-            lat.append(ms)
-            counts["oog"] += 1
-            if VERBOSE and text and g.route(text) is not None:
-                print(f"  oog accepted: {sentence!r} -> {text!r} ({tts.voice} {tts.rate})")
-            counts["oog_nomatch"] += g.route(text) is None if text else 1
+        samples = await run(stt, gs, snr_name, voices, rates, args.half)
+        print(summary(snr_name, samples), flush=True)
+        if args.half == "all":
+            held = [s for s in samples if in_half("held", s.voice, s.rate, s.said)]
+            print(summary(f"{snr_name} held-out half", held), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""pocketsphinx's confidence decision on real espeak-ng audio over a telephone leg: streaming
+decoding, the per-recognition threshold, out-of-grammar speech -> nomatch, and the features."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from voxflow.errors import ConfigError
+from voxflow.media import codecs
+from voxflow.media.stt_confidence import Segment, confidence, features
+from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.voice.providers import Transcript
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
+STT = PocketSphinxSTT(pool_size=2)  # one pool for the module: decoders take ~0.3 s to build
+
+
+async def _call_audio(text: str) -> bytes:
+    """``text`` as a caller's 8 kHz mu-law leg delivers it (with the VAD's pauses), at 16 kHz."""
+    tts = EspeakTTS(sample_rate=8000)
+    pcm = bytes(6400) + b"".join([c async for c in tts.synthesize(text)]) + bytes(12800)
+    return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
+
+
+async def _recognise(audio: bytes, piece: int, min_confidence: float | None) -> Transcript:
+    stream = await STT.open_stream(phrases=MENU, min_confidence=min_confidence)
+    try:
+        for i in range(0, len(audio), piece):
+            await stream.feed(audio[i : i + piece])
+        return await stream.finish()
+    finally:
+        await stream.aclose()
+
+
+async def test_streaming_in_call_sized_pieces_gives_the_batch_result() -> None:
+    audio = await _call_audio("pay my bill")
+    whole = await _recognise(audio, len(audio), 0.5)
+    frames = await _recognise(audio, 640, 0.5)  # 20 ms pieces, as CallMedia.listen feeds them
+    assert whole == frames
+    assert whole.text == "pay my bill" and (whole.confidence or 0) >= 0.5
+
+
+async def test_out_of_grammar_speech_is_a_nomatch_when_the_recognition_asks_to_decide() -> None:
+    audio = await _call_audio("I want to leave a message")
+    forced = await _recognise(audio, 640, None)  # the instance's default: no decision
+    assert forced.text in MENU and forced.confidence is None  # a grammar always answers
+    decided = await _recognise(audio, 640, 0.5)
+    assert decided.text == "" and decided.confidence is not None and decided.confidence < 0.5
+    assert decided.alternatives and decided.alternatives[0] in MENU  # kept for the trace
+
+
+async def test_a_clear_menu_word_is_accepted_with_confidence_above_the_threshold() -> None:
+    result = await _recognise(await _call_audio("operator"), 640, 0.5)
+    assert result.text == "operator" and (result.confidence or 0) >= 0.5
+    strict = await _recognise(await _call_audio("operator"), 640, 1.0)
+    assert strict.text == "" and strict.confidence == result.confidence
+    with pytest.raises(ConfigError):
+        await STT.open_stream(phrases=MENU, min_confidence=1.5)
+
+
+def _features(outside_frames: int, ratio: float) -> float:
+    """The confidence of a 40-frame "sales" over 100 frames, with speech outside it."""
+    words = [Segment("<sil>", 0, 29), Segment("sales", 30, 69)]
+    phones = [Segment("S", 30, 69)]
+    if outside_frames:
+        phones.append(Segment("AH", 70, 69 + outside_frames))
+    f = features(
+        frames=100,
+        best=-5000.0 + ratio * 100,
+        second=-5300.0,
+        phone_best=-5000.0,
+        words=words,
+        phones=phones,
+        n_phones=5,
+    )
+    assert f.outside == pytest.approx(outside_frames / (40 + outside_frames))
+    return confidence(f)
+
+
+def test_speech_the_phrase_does_not_cover_and_a_worse_fit_lower_the_confidence() -> None:
+    assert 0.0 <= _features(30, 0.0) < _features(0, 0.0) <= 1.0
+    assert _features(0, -10.0) < _features(0, 0.0) < _features(0, 5.0)
