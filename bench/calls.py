@@ -39,6 +39,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+from cpu_split import CpuSplit, children_cpu
 from loop_probe import BareLoopProbe
 from procs import free_port, wait_up
 
@@ -62,6 +63,7 @@ OTHER_CPU = CPUS[1] if len(CPUS) > 1 else None
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"voxflow:voxflow").decode()}
 MENU = "For sales, press 1 or say sales. For support, press 2 or say support. For billing, press 3."
 BILLING = "To pay your bill, press 1. To hear your balance, press 2. To go back, press 9."
+SPLIT = CpuSplit()  # the worker's CPU by part; metered code paths installed in main()
 
 
 # --------------------------------------------------------------- callers (their own process)
@@ -239,35 +241,46 @@ async def _variant(base: str, counts: list[int], variant: str) -> list[dict[str,
         server = FlowServer(app, reg, Settings(grace_period=5))
         serving = asyncio.ensure_future(server.serve(stop))
     try:
-        await _calls(base, 2)
+        await _calls(base, 2)  # warm-up
         return [await _measure(app, base, n) for n in counts]
     finally:
         stop.set()
         await serving
 
 
-async def _calls(base: str, n: int) -> list[dict[str, Any]]:
+async def _calls(base: str, n: int) -> tuple[list[dict[str, Any]], float]:
+    """Run ``n`` scripted callers: their results, and this process's children's CPU seconds
+    taken once they are done but before their process is waited for (so it is not in it)."""
     callers = subprocess.Popen(  # noqa: ASYNC220 - the bench's own child
         [sys.executable, __file__, "--callers", base.removesuffix("/ari"), str(n)],
         stdout=subprocess.PIPE,
     )
     if OTHER_CPU is not None:
         os.sched_setaffinity(callers.pid, {OTHER_CPU})
-    out, _ = await asyncio.get_running_loop().run_in_executor(None, callers.communicate)
-    return list(json.loads(out))
+    def finish() -> tuple[bytes, float]:
+        assert callers.stdout is not None
+        out = callers.stdout.read()  # to EOF: the callers are done
+        kids = children_cpu()
+        callers.wait()
+        return out, kids
+
+    out, kids = await asyncio.get_running_loop().run_in_executor(None, finish)
+    return list(json.loads(out)), kids
 
 
 async def _measure(app: VoxtraApp, base: str, n: int) -> dict[str, float]:
     sends = SendClock()
     prompts = PromptClock(app, sends)
-    with BareLoopProbe(WORKER_CPU) as probe:
+    with BareLoopProbe(WORKER_CPU) as probe, SPLIT as split:  # the split ends before the probe
         cpu0, wall0 = time.process_time(), time.monotonic()
-        results = await _calls(base, n)
+        results, split.children_end = await _calls(base, n)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     sends.close()
     prompts.close()
     lat = prompts.latencies_ms()
+    per_call_s = {f"cpu_{p}": 1000 * s / (n * wall) for p, s in split.seconds.items()}
     return {
+        **per_call_s,
         "n": float(n),
         "failed": float(sum("failed" in r for r in results)),
         "key_p50": float(np.percentile(lat, 50)) if lat else float("nan"),
@@ -285,6 +298,27 @@ async def _serve_app(app: VoxtraApp, stop: asyncio.Event) -> None:
 
 
 
+
+
+async def _stt_cost(phrase: str = "billing") -> str:
+    """CPU of one pocketsphinx recognition of ``phrase`` (espeak-ng) against the main menu's
+    grammar, without and with a confidence decision (the callers here only press keys, so the
+    per-call split's STT is listening alone; a spoken answer costs this much more)."""
+    tts, stt = EspeakTTS(sample_rate=16000), PocketSphinxSTT()
+    pcm = b"".join([c async for c in tts.synthesize(phrase)])
+    phrases = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
+    out = []
+    for least in (0.0, 0.3):
+        costs = []
+        for _ in range(5):
+            stream = await stt.open_stream(phrases=phrases, min_confidence=least)
+            await stream.feed(pcm)
+            cpu0 = time.process_time()  # the decoding runs in a worker thread, the loop waits
+            heard = await stream.finish()
+            costs.append(1000 * (time.process_time() - cpu0))
+            await stream.aclose()
+        out.append(f"min_confidence {least:g}: {np.median(costs):.0f} ms ({heard.text!r})")
+    return f"STT, one recognition of {phrase!r} ({len(pcm) / 32000:.1f} s): " + ", ".join(out)
 
 
 def _ok(r: dict[str, float]) -> bool:
@@ -306,7 +340,9 @@ async def main(args: argparse.Namespace) -> None:
         await wait_up(port)
         print(f"worker on cpu {WORKER_CPU}, sandbox and callers on cpu {OTHER_CPU}")
         print(f"{'variant':>11} {'calls':>6} {'failed':>6} {'key p50':>8} {'key p99':>8} "
-              f"{'send p99':>8} {'cpu ms/call-s':>13} {'bare p99':>8}")  # fmt: skip
+              f"{'send p99':>8} {'cpu ms/call-s':>13} {'= sig':>6} {'+ media':>7} {'+ tts':>6} "
+              f"{'+ stt':>6} {'bare p99':>8}")  # fmt: skip
+        SPLIT.install()
         best: dict[str, int] = {}
         counts = [int(c) for c in args.counts.split(",")]
         for variant in args.variants.split(","):
@@ -315,13 +351,15 @@ async def main(args: argparse.Namespace) -> None:
                 print(
                     f"{variant:>11} {r['n']:>6.0f} {r['failed']:>6.0f} {r['key_p50']:>8.1f} "
                     f"{r['key_p99']:>8.1f} {r['send_p99']:>8.2f} "
-                    f"{r['cpu_ms_per_call_s']:>13.2f} "
+                    f"{r['cpu_ms_per_call_s']:>13.2f} {r['cpu_signalling']:>6.2f} "
+                    f"{r['cpu_media']:>7.2f} {r['cpu_tts']:>6.2f} {r['cpu_stt']:>6.2f} "
                     f"{r['bare_p99']:>8.2f}{mark}"
                 )
                 if _ok(r):
                     best[variant] = int(r["n"])
         for variant in args.variants.split(","):
             print(f"{variant}: most concurrent calls within budget: {best.get(variant, 0)}")
+        print(await _stt_cost())
     finally:
         sandbox.terminate()
         sandbox.wait()

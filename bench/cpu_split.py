@@ -1,0 +1,199 @@
+"""Where a worker's CPU goes: signalling, media, TTS, STT (``bench/calls.py``'s split).
+
+The worker runs one asyncio loop thread; pocketsphinx decodes in worker threads; espeak-ng runs as
+child processes. :class:`CpuSplit` measures, over one ``with`` block:
+
+* **the loop thread**, split by timing code paths with the thread's own CPU clock
+  (``time.thread_time``, CLOCK_THREAD_CPUTIME_ID: time spent waiting for the GIL or sleeping is
+  not counted). Each metered path is charged only for the CPU of its own synchronous stretches:
+  a coroutine is metered step by step (every ``send`` into it, from one suspension to the next),
+  so time other tasks run while it awaits is never its. Nested metered stretches are exclusive
+  (the inner one's CPU is taken out of the outer one's).
+
+  - media: the RTP receive path (``RtpSocket._received``: parse, jitter buffer, VAD, watchers),
+    the quiet-line timer (``CallMedia._on_quiet``) and the shared pacer's task (``Pacer._run``:
+    stamping, the spin to the deadline, sending);
+  - TTS: producing a prompt's audio (``CallMedia._prompt_frames``: the prompt cache, and on a
+    miss reading espeak-ng's pipe, resampling, G.711 encoding);
+  - STT (in the loop): a recognition (``CallMedia.recognize``: resampling the caller's speech and
+    feeding the recogniser);
+  - signalling: the rest of the loop thread (ARI websocket events and REST, the interpreter or
+    the handler, timers, call set-up and tear-down);
+
+* **other threads** of the process (``process_time`` minus the loop thread's ``thread_time``):
+  pocketsphinx's decoding (``asyncio.to_thread``), counted as STT;
+* **child processes**: espeak-ng (``RUSAGE_CHILDREN`` growth up to the moment the scripted
+  callers' process, a child too, has closed its output but is not yet waited for:
+  :attr:`CpuSplit.children_end`), counted as TTS.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any
+
+from voxflow.media.callmedia import CallMedia
+from voxflow.media.pacer import Pacer
+from voxflow.media.transport import RtpSocket
+
+__all__ = ["PARTS", "CpuMeter", "CpuSplit", "children_cpu"]
+
+PARTS = ("signalling", "media", "tts", "stt")
+
+
+class CpuMeter:
+    """Exclusive CPU time (loop thread) per part, charged by the metered code paths."""
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(PARTS, 0.0)
+        self._stack: list[list[Any]] = []  # [part, started] of the stretches running, inner last
+
+    def enter(self, part: str) -> None:
+        now = time.thread_time()
+        if self._stack:
+            top = self._stack[-1]
+            self.spent[top[0]] += now - top[1]
+        self._stack.append([part, now])
+
+    def leave(self) -> None:
+        now = time.thread_time()
+        part, started = self._stack.pop()
+        self.spent[part] += now - started
+        if self._stack:
+            self._stack[-1][1] = now
+
+    def sync(self, part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` charged to ``part``."""
+        meter = self
+
+        def metered(*args: Any, **kw: Any) -> Any:
+            meter.enter(part)
+            try:
+                return fn(*args, **kw)
+            finally:
+                meter.leave()
+
+        return metered
+
+    def steps(self, part: str, awaitable: Awaitable[Any]) -> Generator[Any, Any, Any]:
+        """Await ``awaitable`` charging each of its synchronous steps to ``part``."""
+        it = awaitable.__await__()
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            self.enter(part)
+            try:
+                yielded = it.send(value) if error is None else it.throw(error)
+            except StopIteration as done:
+                return done.value
+            finally:
+                self.leave()
+            try:
+                value, error = (yield yielded), None
+            except GeneratorExit:  # the awaiting task is being closed: close the coroutine too
+                close = getattr(it, "close", None)
+                if close is not None:
+                    close()
+                raise
+            except BaseException as exc:  # cancellation and the like: handed to the coroutine
+                value, error = None, exc
+
+    def coroutine(self, part: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+        """``async def`` ``fn`` charged to ``part`` step by step (still a coroutine function)."""
+        meter = self
+
+        async def metered(*args: Any, **kw: Any) -> Any:
+            return await _Steps(meter, part, fn(*args, **kw))
+
+        return metered
+
+    def iterator(self, part: str, fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
+        """``fn`` returning an async iterator, each item's production charged to ``part``."""
+        meter = self
+
+        async def metered(*args: Any, **kw: Any) -> AsyncIterator[Any]:
+            it = fn(*args, **kw).__aiter__()
+            try:
+                while True:
+                    try:
+                        item = await _Steps(meter, part, it.__anext__())
+                    except StopAsyncIteration:
+                        return
+                    yield item
+            finally:
+                aclose = getattr(it, "aclose", None)
+                if aclose is not None:
+                    await _Steps(meter, part, aclose())
+
+        return metered
+
+
+class _Steps:
+    def __init__(self, meter: CpuMeter, part: str, awaitable: Awaitable[Any]) -> None:
+        self.meter, self.part, self.awaitable = meter, part, awaitable
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return self.meter.steps(self.part, self.awaitable)
+
+
+class CpuSplit:
+    """Install the meters once (:meth:`install`); each ``with`` block measures one load."""
+
+    def __init__(self) -> None:
+        self.meter = CpuMeter()
+        self._saved: list[tuple[type, str, Any]] = []
+        self.seconds = dict.fromkeys(PARTS, 0.0)
+        self.children_end: float | None = None  # children_cpu() before the callers were reaped
+
+    def install(self) -> None:
+        m = self.meter
+        for cls, name, wrap in (
+            (RtpSocket, "_received", lambda f: m.sync("media", f)),
+            (CallMedia, "_on_quiet", lambda f: m.sync("media", f)),
+            (Pacer, "_run", lambda f: m.coroutine("media", f)),
+            (CallMedia, "_prompt_frames", lambda f: m.iterator("tts", f)),
+            (CallMedia, "recognize", lambda f: m.coroutine("stt", f)),
+        ):
+            orig = getattr(cls, name)
+            self._saved.append((cls, name, orig))
+            setattr(cls, name, wrap(orig))
+
+    def uninstall(self) -> None:
+        for cls, name, orig in reversed(self._saved):
+            setattr(cls, name, orig)
+        self._saved.clear()
+
+    def __enter__(self) -> CpuSplit:
+        self._loop0 = time.thread_time()
+        self._proc0 = time.process_time()
+        self._kids0 = children_cpu()
+        self._spent0 = dict(self.meter.spent)
+        self.children_end = None
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        loop = time.thread_time() - self._loop0
+        threads = max(0.0, time.process_time() - self._proc0 - loop)
+        end = children_cpu() if self.children_end is None else self.children_end
+        kids = max(0.0, end - self._kids0)
+        part = {p: self.meter.spent[p] - self._spent0[p] for p in PARTS}
+        self.seconds = {
+            "signalling": max(0.0, loop - part["media"] - part["tts"] - part["stt"]),
+            "media": part["media"],
+            "tts": part["tts"] + kids,
+            "stt": part["stt"] + threads,
+        }
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's children that have ended and been waited for."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
