@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -20,11 +20,13 @@ from aiohttp import web
 from voxflow.ari.rest import AriRestClient
 from voxflow.errors import AriUnprocessable, MediaError
 from voxflow.media.callmedia import CallMedia
+from voxflow.media.codecs import ulaw_encode
 from voxflow.media.rtp import RtpPacket, parse_rtp
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.voice.call import BargeIn, VoiceContext
+from voxflow.voice.providers import VoiceActivityDetector
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
@@ -206,4 +208,63 @@ async def test_without_stasis_events_a_refused_add_channel_is_retried(peer: Peer
         media = CallMedia(_ctx(rest, stasis_wait=0.05), ports=PortRange(0, 0))
         with pytest.raises(AriUnprocessable):
             await media.start()
+        await media.aclose()
+
+
+class _CountingVad:
+    """A VoiceActivityDetector that counts its decisions around the real webrtcvad."""
+
+    def __init__(self, inner: VoiceActivityDetector) -> None:
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
+        self.frame_ms = inner.frame_ms
+        self.calls = 0
+
+    def is_speech(self, frame: bytes) -> bool:
+        self.calls += 1
+        return self.inner.is_speech(frame)
+
+
+async def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_only_the_vads_watched_decide_and_one_needed_again_is_primed(peer: Peer) -> None:
+    """A barge-in (strict) watcher alone runs the strict VAD only; a listener joining primes the
+    listening VAD on the last 200 ms, then both decide every frame."""
+    async with AriRestClient(peer.url, "u", "p") as rest:
+        media = CallMedia(_ctx(rest))
+        await media.start()
+        loose, strict = _CountingVad(media._vad), _CountingVad(media._strict_vad)
+        media._vad, media._strict_vad = loose, strict
+        assert peer.external_host is not None
+        noise = np.random.default_rng(3).normal(0, 300, 160 * 40).astype("<i2").tobytes()
+        payloads = [ulaw_encode(noise[i : i + 320]) for i in range(0, len(noise), 320)]
+        sent = 0
+
+        def send(n: int) -> None:
+            nonlocal sent
+            for _ in range(n):
+                pkt = RtpPacket(0, 100 + sent, 160 * sent, 7, payloads[sent % len(payloads)])
+                peer.rtp.sendto(pkt.serialize(), peer.external_host)
+                sent += 1
+
+        send(12)  # before anyone watches: no VAD runs
+        await _until(lambda: media.jitter.stats.emitted == 12)
+        assert loose.calls == strict.calls == 0
+        barge = asyncio.ensure_future(media.wait_for_speech(60_000))
+        await _until(lambda: strict.calls == 10)  # primed on the last 10 frames
+        send(20)
+        await _until(lambda: strict.calls == 30)
+        assert loose.calls == 0  # the prompt's barge-in needs the strict VAD only
+        listening = asyncio.ensure_future(media.listen(30))
+        await _until(lambda: loose.calls == 10)  # primed when it is needed again
+        send(5)
+        await _until(lambda: strict.calls == 35 and loose.calls == 15)
+        for task in (barge, listening):
+            task.cancel()
+        await asyncio.gather(barge, listening, return_exceptions=True)
         await media.aclose()

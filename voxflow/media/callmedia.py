@@ -488,41 +488,61 @@ class CallMedia:
         pcm = decode(chunk.payload, self.codec)
         if self._vad_resampler is not None:
             pcm = self._vad_resampler.process(pcm)
-        buf = self._vad_buf + pcm
+        buf = self._vad_buf + pcm if self._vad_buf else pcm
         n = self._vad_frame
-        while len(buf) >= n:
-            frame, buf = buf[:n], buf[n:]
-            voiced = self._vad.is_speech(frame)
-            strict = voiced
-            if self._strict_vad is not self._vad and any(w.strict for w in self._watchers):
-                strict = self._strict_vad.is_speech(frame)
+        while len(buf) >= n and self._watchers:
+            frame, buf = (buf, b"") if len(buf) == n else (buf[:n], buf[n:])
+            # Only the VADs someone listens to decide (a prompt's barge-in watcher needs the
+            # strict one alone); one that is needed again is primed first (``_watch``).
+            loose, strict = self._needed_vads(self._watchers)
+            voiced = self._vad.is_speech(frame) if loose else False
+            strict_voiced = voiced
+            if strict:
+                strict_voiced = self._strict_vad.is_speech(frame)
             self._watchers = [
-                w for w in self._watchers if not w.feed(frame, strict if w.strict else voiced)
+                w
+                for w in self._watchers
+                if not w.feed(frame, strict_voiced if w.strict else voiced)
             ]
         self._vad_buf = buf
 
+    def _needed_vads(self, watchers: Sequence[_Watcher]) -> tuple[bool, bool]:
+        """Which VADs ``watchers`` need: (the listening one, the stricter barge-in one). With a
+        single VAD (a custom one decides alone) it is "the listening one" for everybody."""
+        if self._strict_vad is self._vad:
+            return bool(watchers), False
+        return any(not w.strict for w in watchers), any(w.strict for w in watchers)
+
     def _watch(self, watcher: _Watcher) -> _Watcher:
-        if not self._watchers:
-            self._prime_vads()
+        before = self._needed_vads(self._watchers)
+        after = self._needed_vads([*self._watchers, watcher])
+        vads = [v for v, was, now in zip(self._vad_pair, before, after, strict=True) if now > was]
+        if vads:
+            self._prime_vads(vads)
         self._watchers.append(watcher)
         return watcher
 
-    def _prime_vads(self) -> None:
-        """Run the VADs over the last ~200 ms before they decide again.
+    @property
+    def _vad_pair(self) -> tuple[VoiceActivityDetector, VoiceActivityDetector]:
+        return self._vad, self._strict_vad
 
-        The VADs only see audio while someone watches. webrtcvad adapts to the noise floor over
+    def _prime_vads(self, vads: Sequence[VoiceActivityDetector]) -> None:
+        """Run ``vads`` over the last ~200 ms before they decide again.
+
+        A VAD only sees audio while a watcher needs it (the listening VAD is not run during a
+        prompt that only the barge-in VAD watches). webrtcvad adapts to the noise floor over
         ~100 ms, so a VAD that last saw silence calls the first frames of steady line noise
         speech: a prompt armed for barge-in mid-noise would stop at once. Priming on recent
         audio (decisions discarded) avoids that."""
+        if not self._watchers:
+            self._vad_buf = b""
         if self._vad_resampler is not None or not self._recent:
             return  # a custom VAD at another rate: left alone
         pcm = decode(b"".join(self._recent), self.codec)
         n = self._vad_frame
-        vads = {id(v): v for v in (self._vad, self._strict_vad)}.values()
         for i in range(0, len(pcm) - n + 1, n):
             for vad in vads:
                 vad.is_speech(pcm[i : i + n])
-        self._vad_buf = b""
 
     def _unwatch(self, watcher: _Watcher) -> None:
         with contextlib.suppress(ValueError):

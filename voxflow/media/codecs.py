@@ -143,9 +143,32 @@ def ulaw_encode(pcm16: bytes) -> bytes:
     return _ULAW_ENC[_pcm_index(pcm16)].tobytes()
 
 
+def _byte_tables(table: _I16) -> tuple[bytes, bytes]:
+    """``bytes.translate`` tables giving the low and the high byte of each code's sample."""
+    u16 = table.astype(np.int32) & 0xFFFF
+    return bytes((u16 & 0xFF).astype(np.uint8)), bytes((u16 >> 8).astype(np.uint8))
+
+
+_ULAW_LO, _ULAW_HI = _byte_tables(_ULAW_DEC)
+_ALAW_LO, _ALAW_HI = _byte_tables(_ALAW_DEC)
+_ULAW_ZERO = b"\xff" * 160  # a 20 ms frame of digital silence (both 0xFF and 0x7F decode to 0)
+_ZERO_PCM = bytes(320)
+
+
+def _g711_decode(data: bytes, lo: bytes, hi: bytes) -> bytes:
+    """Table decode with two ``bytes.translate`` and an interleave: ~2.5x faster than numpy
+    indexing on a 160-byte frame (numpy's per-call overhead dominates at that size)."""
+    out = bytearray(2 * len(data))
+    out[0::2] = data.translate(lo)
+    out[1::2] = data.translate(hi)
+    return bytes(out)
+
+
 def ulaw_decode(data: bytes) -> bytes:
     """G.711 mu-law -> pcm16 little-endian."""
-    return _ULAW_DEC[np.frombuffer(data, dtype=np.uint8)].astype(_LE_I16).tobytes()
+    if data == _ULAW_ZERO:  # what a quiet line sends most of the time
+        return _ZERO_PCM
+    return _g711_decode(bytes(data), _ULAW_LO, _ULAW_HI)
 
 
 def alaw_encode(pcm16: bytes) -> bytes:
@@ -155,7 +178,7 @@ def alaw_encode(pcm16: bytes) -> bytes:
 
 def alaw_decode(data: bytes) -> bytes:
     """G.711 A-law -> pcm16 little-endian."""
-    return _ALAW_DEC[np.frombuffer(data, dtype=np.uint8)].astype(_LE_I16).tobytes()
+    return _g711_decode(bytes(data), _ALAW_LO, _ALAW_HI)
 
 
 def slin16_to_pcm16(data: bytes) -> bytes:
