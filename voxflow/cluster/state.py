@@ -147,6 +147,8 @@ class ClusterState:
         self._released: dict[str, tuple[str, Flow]] = {}
         self._released_at = -1e9
         self._current: dict[str, str] = {}  # flow name -> the current hash last read
+        self._released_once = False
+        self._refreshing: asyncio.Task[None] | None = None
         self._dirty: dict[str, Checkpoint] = {}
         self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
         self._wake = asyncio.Event()
@@ -493,16 +495,25 @@ class ClusterState:
         return h
 
     async def released(self) -> dict[str, tuple[str, Flow]]:
-        """The cluster's current version of every released flow: name -> (hash, flow), read
-        from Redis at most every ``heartbeat`` seconds (new calls are routed by it); the last
-        known set while Redis is unreachable."""
-        now = time.monotonic()
-        if now - self._released_at < self.heartbeat:
-            return self._released
-        self._released_at = now
+        """The cluster's current version of every released flow: name -> (hash, flow) (new
+        calls are routed by it). Read from Redis once, then refreshed in the background when
+        older than ``heartbeat`` seconds (a call never waits for it); the last known set while
+        Redis is unreachable."""
+        stale = time.monotonic() - self._released_at >= self.heartbeat
+        if stale and (self._refreshing is None or self._refreshing.done()):
+            self._released_at = time.monotonic()
+            self._refreshing = asyncio.ensure_future(self._refresh_released())
+            self._tasks.append(self._refreshing)
+            self._tasks = [t for t in self._tasks if not t.done()]
+            if not self._released_once:
+                await asyncio.shield(self._refreshing)
+        return self._released
+
+    async def _refresh_released(self) -> None:
         got = await self._op("list released flows", self._current_hashes)
+        self._released_once = True  # only the first call waits, even with Redis down
         if got is None:
-            return self._released
+            return
         out: dict[str, tuple[str, Flow]] = {}
         for name, fhash in got.items():
             known = self._released.get(name)
@@ -510,7 +521,6 @@ class ClusterState:
             if flow is not None and flow.name == name:
                 out[name] = (fhash, flow)
         self._released = out
-        return out
 
     async def _current_hashes(self) -> dict[str, str]:
         """``current:<name>`` -> hash, for every released flow (one SCAN, one MGET)."""
