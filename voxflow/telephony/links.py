@@ -265,18 +265,22 @@ class AriLinks:
                 await self.owner.remove_stale_bridges(rest, app_name, bridge_ids)
             except AriError as exc:
                 log.debug("could not remove the stale bridges of app %s: %s", app_name, exc)
-        for cid in orphans:
-            if self.owner.adopt_link_orphans and await self._adopt(rest, app_name, cid):
-                continue
-            log.warning(
-                "call %s is in app %s but no session here drives it (its worker is gone); "
-                "hanging it up",
-                cid,
-                app_name,
-            )
-            self.orphans_hung_up += 1
-            with contextlib.suppress(AriError):
-                await rest.hangup(cid)
+        # all at once: a persistent link brings every call of a dead worker, each caller waiting
+        await asyncio.gather(*(self._settle(rest, app_name, cid) for cid in orphans))
+
+    async def _settle(self, rest: AriRestClient, app_name: str, cid: str) -> None:
+        """One orphan of ``app_name``: adopted (cluster mode), else hung up."""
+        if self.owner.adopt_link_orphans and await self._adopt(rest, app_name, cid):
+            return
+        log.warning(
+            "call %s is in app %s but no session here drives it (its worker is gone); "
+            "hanging it up",
+            cid,
+            app_name,
+        )
+        self.orphans_hung_up += 1
+        with contextlib.suppress(AriError):
+            await rest.hangup(cid)
 
     async def _adopt(self, rest: AriRestClient, app_name: str, channel_id: str) -> bool:
         """Hand an orphan to the owner (cluster mode: it resumes from its checkpoint); True
