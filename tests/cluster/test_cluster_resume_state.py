@@ -20,6 +20,7 @@ from _cluster_kit import running_redis, until
 
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.cluster import ClusterState
+from voxflow.cluster.metrics import WorkerCollector
 from voxflow.runtime.agent_memory import RESUMED
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner
@@ -166,7 +167,7 @@ async def test_anytime_commands_and_sensitive_variables_survive_a_hand_over(
         ClusterState(rs.url, worker_id="a") as a,
         ClusterState(rs.url, worker_id="b") as b,
     ):
-        async with _worker(sb, flow, a):
+        async with _worker(sb, flow, a) as first:
             call = await sb.place_call(from_="+15550600", to="100")
             await until(lambda: "sound:vm-login" in _played(sb, call.id), 15, "A's menu")
             for _ in range(500):
@@ -176,6 +177,9 @@ async def test_anytime_commands_and_sensitive_variables_survive_a_hand_over(
                 await asyncio.sleep(0.02)
             assert cp is not None and cp.state == "menu"
             assert cp.variables == {"pin": "4321"}  # kept for the next worker (Redis only)
+        assert first.handed_over == 1 and call.id not in first.results
+        metrics = {s.name: s.value for m in WorkerCollector(first, a).collect() for s in m.samples}
+        assert metrics["voxflow_calls_handed_over_total"] == 1
         async with _worker(sb, flow, b) as server:
             await until(lambda: _played(sb, call.id).count("sound:vm-login") == 2, 15, "resumed")
             await call.press("0")  # the scope's anytime command, active in the resumed menu

@@ -2,6 +2,7 @@
 
 ``GET /metrics``: Prometheus text (``prometheus-client``): ``voxflow_active_calls``,
 ``voxflow_calls_total{outcome}``, ``voxflow_calls_resumed_total``,
+``voxflow_calls_handed_over_total``,
 ``voxflow_checkpoints_written_total``, ``voxflow_redis_errors_total``, ``voxflow_ready``;
 reported as they happen (:mod:`voxflow.observe`, :class:`MetricsObserver`, installed while the
 server runs): ``voxflow_step_seconds{step}`` (a flow step's operation),
@@ -59,6 +60,11 @@ class WorkerCollector(Collector):
         yield calls
         yield CounterMetricFamily(
             "voxflow_calls_resumed", "Calls resumed from a checkpoint", value=self.server.resumed
+        )
+        yield CounterMetricFamily(
+            "voxflow_calls_handed_over",
+            "Calls handed over to another worker while draining",
+            value=self.server.handed_over,
         )
         written = self.cluster.checkpoints if self.cluster is not None else 0
         yield CounterMetricFamily(

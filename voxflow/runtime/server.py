@@ -70,6 +70,7 @@ class FlowServer:
         if store is not None:  # calls Asterisk re-connects from a dead worker resume here
             app.adopt_link_orphans = True
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
+        self.handed_over = 0  # calls handed over to another worker while draining (metrics)
         self._hashes: dict[int, tuple[Flow, str]] = {}
         self.app = app
         self.clock = clock  # the calls' wall clock (``voxflow run --time`` shifts it)
@@ -330,6 +331,7 @@ class FlowServer:
         moved = [sid for sid, d in list(self.drivers.items()) if d.hand_over()]
         for sid in moved:  # before the handlers return: their end must not hang the call up
             release(self.app, sid)
+        self.handed_over += len(moved)
         if moved:
             log.warning("handed %d call(s) over to the next worker", len(moved))
         loop = asyncio.get_running_loop()
