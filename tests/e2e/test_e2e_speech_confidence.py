@@ -6,15 +6,20 @@ alternatives and threshold, and ``voxflow replay`` reproduces the call from that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _e2e_kit import serving
 
+from voxflow.errors import CallEndedError
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
 from voxflow.testing.replay import replay_trace
+from voxflow.voice.providers import SttStream
 
 FLOW = """flow speech_conf "Speech with a confidence":
     answers "501"
@@ -44,14 +49,36 @@ state nothing:
 """
 
 
+class _Recording:
+    """The app's real recogniser, noting the threshold each recognition asks for."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.sample_rate: int = inner.sample_rate
+        self.asked: list[float | None] = []
+
+    async def open_stream(
+        self,
+        *,
+        phrases: Sequence[str] | None = None,
+        language: str | None = None,
+        min_confidence: float | None = None,
+    ) -> SttStream:
+        self.asked.append(min_confidence)
+        stream: SttStream = await self.inner.open_stream(
+            phrases=phrases, language=language, min_confidence=min_confidence
+        )
+        return stream
+
+
 async def test_a_step_confidence_rejects_per_recognition_and_is_traced(tmp_path: Path) -> None:
     media = pytest.importorskip("voxflow.media.callmedia")
     espeak = pytest.importorskip("voxflow.media.tts_espeak")
     sphinx = pytest.importorskip("voxflow.media.stt_pocketsphinx")
     flow = tmp_path / "speech_conf.flow"
     flow.write_text(FLOW)
-    stt = sphinx.PocketSphinxSTT()
-    assert stt.min_confidence == 0.0  # the app's own default would accept the answer
+    stt = _Recording(sphinx.PocketSphinxSTT())
+    assert stt.inner.min_confidence == 0.0  # the app's own default would accept the answer
     app = {
         "tts": espeak.EspeakTTS(sample_rate=8000),
         "stt": stt,
@@ -65,7 +92,8 @@ async def test_a_step_confidence_rejects_per_recognition_and_is_traced(tmp_path:
         while prompt.get("end") is None:  # the prompt is still being heard
             await asyncio.sleep(0.02)
             prompt = next(e for e in call.experience() if e["type"] == "audio")
-        await call.say("sales")
+        with contextlib.suppress(CallEndedError):  # the flow may hang up in its trailing silence
+            await call.say("sales")
         end = await env.result(call, timeout=30)
     assert end == End("completed", "nomatch")
     [path] = list(traces.glob("*.jsonl"))
@@ -73,7 +101,9 @@ async def test_a_step_confidence_rejects_per_recognition_and_is_traced(tmp_path:
     [heard] = [r for r in records if r["type"] == "input" and r.get("kind") == "speech"]
     assert heard["text"] == ""  # rejected: the flow's nomatch
     assert heard["min_confidence"] == 1.0  # the step's, not the flow's 0.2 nor the STT's 0
-    assert isinstance(heard["confidence"], float) and 0.0 <= heard["confidence"] < 1.0
+    assert stt.asked == [1.0]  # and the recogniser was asked for it, for this recognition
+    # a confidence when the decoder had a hypothesis (on a loaded machine it may have none)
+    assert 0.0 <= heard.get("confidence", 0.0) < 1.0
     assert all(alt in ("sales", "support") for alt in heard.get("alternatives", []))
     report = replay_trace(path, str(flow))
     assert report.same, report.render()
