@@ -8,6 +8,7 @@ rate is printed, with the virtual call time simulated per wall second.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import time
@@ -33,6 +34,7 @@ def main() -> None:
         sf = load_scenario_file(f)
         flow = load_flow(sf.flow_path)
         suite += [(flow, sc, sf.defaults) for sc in sf.scenarios]
+    gc.freeze()  # as ``voxflow test`` does while its scenarios run (voxflow/cli/testing.py)
     rates, virtual = [], []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
