@@ -1,6 +1,8 @@
 """flows/ai_receptionist.flow end to end: FlowServer + VoxtraApp on the sandbox PBX, a scripted
-caller who speaks (espeak-ng audio over RTP), pocketsphinx STT, espeak TTS, and a local
-OpenAI-compatible server streaming replies and tool calls (SSE, tool-call deltas).
+caller who speaks (espeak-ng audio over RTP), espeak TTS, and a local OpenAI-compatible server
+streaming replies and tool calls (SSE, tool-call deltas). The caller is recognised by pocketsphinx
+in the handoff scenario; in the others, whose point is not recognition, by the OpenAI STT client
+sending the caller's audio to the local server (which checks it is speech).
 
 Every scenario checks that the call ended, that the sandbox has no channel or bridge left, and
 reads the call trace (``--trace``) for the agent step's outcome and per-turn metrics.
