@@ -10,11 +10,15 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from _cluster_kit import running_redis, until, worker
+from aiohttp import web
 
 from voxflow.cluster import ClusterState, node_app
+from voxflow.runtime.config import Settings
 from voxflow.sandbox.server import Sandbox
 
 FLOW = """\
@@ -42,6 +46,28 @@ state done:
 """
 
 
+@asynccontextmanager
+async def _hooks() -> AsyncIterator[tuple[str, list[tuple[str, str, str]]]]:
+    """A webhook receiver on 127.0.0.1: (event, state, Idempotency-Key) per request."""
+    got: list[tuple[str, str, str]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.json()
+        state = str(body["data"].get("state", ""))
+        got.append((body["event"], state, request.headers.get("Idempotency-Key", "")))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hooks", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks", got
+    finally:
+        await runner.cleanup()
+
+
 def _played(sb: Sandbox, cid: str) -> list[str]:
     exp = sb.calls[cid].experience()
     return [str(e["uri"]) for e in exp if e["type"] == "playback" and e["state"] == "playing"]
@@ -58,8 +84,9 @@ async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(
         running_redis(tmp_path) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,
         ClusterState(rs.url, worker_id="b") as b,
+        _hooks() as (hook_url, hooks),
     ):
-        env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
+        env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password, "VOXFLOW_WEBHOOK_URL": hook_url}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
             "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", rs.url, "--no-audio",
@@ -85,7 +112,9 @@ async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(
         await asyncio.wait_for(standby, 5)  # released at once: not after the 30 s TTL
         cp = await b.checkpoint(call.id)
         assert cp is not None and cp.state == "menu" and cp.variables == {"picked": "early"}
-        async with worker(sb, flow, b) as server:
+        async with worker(
+            sb, flow, b, settings=Settings(grace_period=2, webhook_url=hook_url)
+        ) as server:
             await until(lambda: _played(sb, call.id).count("sound:vm-login") == 2, 15, "resumed")
             assert call.hangup_cause is None
             assert [e.worker for e in await b.call_entries()] == ["b"]
@@ -98,3 +127,11 @@ async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(
         ]  # fmt: skip
         assert await b.call_entries() == [] and b.errors == 0
         assert not sb.pbx.channels and not sb.pbx.bridges
+        # the resumed menu's state.entered went out again with the key of the first time (the
+        # receiver drops it); the call started and ended once across the two workers
+        menu = [key for event, state, key in hooks if (event, state) == ("state.entered", "menu")]
+        assert menu == [f"{call.id}:2:state.entered"] * 2
+        events = [event for event, _, _ in hooks]
+        assert events.count("call.started") == 1 and events.count("call.ended") == 1
+        ended = [key for event, _, key in hooks if event == "call.ended"]
+        assert ended == [f"{call.id}:call.ended"]
