@@ -1,7 +1,8 @@
 """A flow's ``confidence`` on the sandbox: the step's threshold reaches the recogniser per
 recognition (the app's PocketSphinxSTT keeps its own default of 0), a spoken answer under it is a
 ``nomatch`` (never a choice), the trace's ``input`` record carries the recognition's confidence,
-alternatives and threshold, and ``voxflow replay`` reproduces the call from that trace."""
+alternatives, threshold and latency, and ``voxflow replay`` reproduces the call from that
+trace."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from voxflow.voice.providers import SttStream
 
 FLOW = """flow speech_conf "Speech with a confidence":
     answers "501"
-    timeout 20s  # replay places the answer at the trace's time: slow decoding under load
+    timeout 20s  # replay's prompt lengths and caller timing are estimates on a loaded machine
     confidence 0.2
 
 state main:
@@ -104,6 +105,7 @@ async def test_a_step_confidence_rejects_per_recognition_and_is_traced(tmp_path:
     assert stt.asked == [1.0]  # and the recogniser was asked for it, for this recognition
     # a confidence when the decoder had a hypothesis (on a loaded machine it may have none)
     assert 0.0 <= heard.get("confidence", 0.0) < 1.0
+    assert heard["latency_ms"] >= 800  # the endpointer's silence, then the decoding
     assert all(alt in ("sales", "support") for alt in heard.get("alternatives", []))
     report = replay_trace(path, str(flow))
     assert report.same, report.render()

@@ -56,6 +56,17 @@ def test_replay_says_what_was_recognised_with_its_confidence() -> None:
     ]
 
 
+def test_timed_replay_places_the_speech_before_the_recognition_latency() -> None:
+    records = [
+        {"t": 0.0, "type": "prompt", "text": "Say sales or support."},
+        {"t": 6.5, "type": "input", "kind": "speech", "text": "sales", "latency_ms": 2000},
+        {"t": 9.0, "type": "input", "kind": "speech", "text": "support please"},
+    ]
+    data, _ = scenario_from_trace(records)
+    # speech ended 2 s before the result; the simulated caller says a word in 0.3 s
+    assert [s["at"] for s in data["steps"]] == [4.2, 8.4]
+
+
 PIN_FLOW = """\
 flow pin:
     answers "100"

@@ -625,6 +625,7 @@ class CallMedia:
                 resampler = Resampler(self._vad.sample_rate, stt.sample_rate)
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + max_speech_s
+                frame: bytes | None = b""
                 while True:
                     remaining = deadline - loop.time()
                     if remaining <= 0:
@@ -639,6 +640,7 @@ class CallMedia:
                 if self._closed:
                     raise CallEndedError(f"call {self.ctx.channel_id} ended while listening")
                 ended = loop.time()
+                silence = end_silence_ms if frame is None else 0  # the endpointer's wait
                 await stream.feed(resampler.process(b"", last=True))
                 result = await stream.finish()
                 self.last_stt_final_ms = (loop.time() - ended) * 1000
@@ -648,7 +650,8 @@ class CallMedia:
             self._unwatch(w)
         # The caller spoke: "" (not None) when nothing was recognised, so a flow hears nomatch.
         result = below_confidence(result, min_confidence)
-        result = replace(result, text=result.text.strip())
+        latency = self.last_stt_final_ms + silence if self.last_stt_final_ms is not None else None
+        result = replace(result, text=result.text.strip(), latency_ms=latency)
         self.last_transcript = result
         return result
 

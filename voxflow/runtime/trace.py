@@ -43,6 +43,8 @@ def recognition_fields(heard: Transcript, min_confidence: float | None) -> dict[
         out["alternatives"] = list(heard.alternatives)
     if min_confidence is not None:
         out["min_confidence"] = min_confidence
+    if heard.latency_ms is not None:  # end of speech -> result: replay places the speech by it
+        out["latency_ms"] = round(heard.latency_ms)
     return out
 
 

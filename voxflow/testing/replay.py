@@ -135,8 +135,10 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
             speech = True
             step = _heard(rec)
             if timed:
+                # the caller's speech ended before the result (the endpointer, the decoding)
+                spoke_until = (t or 0.0) - (_secs(rec, "latency_ms") or 0.0) / 1000.0
                 words = len(str(step["say"]).split())
-                step["at"] = max(0.0, round((t or 0.0) - _CALLER_WORD * words, 3))
+                step["at"] = max(0.0, round(spoke_until - _CALLER_WORD * words, 3))
             elif (after := _after(rec)) is not None:
                 step["after"] = after
             steps.append(step)

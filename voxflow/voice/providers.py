@@ -35,6 +35,9 @@ class Transcript:
     is_final: bool = True
     confidence: float | None = None
     alternatives: tuple[str, ...] = ()  # n-best, best first, when the engine gives them
+    latency_ms: float | None = None
+    """From the end of the caller's speech to this result (the endpointer's silence and the
+    decoding), when the media path knows it; traced so a replay places the speech in time."""
 
 
 def below_confidence(t: Transcript, min_confidence: float | None) -> Transcript:
