@@ -24,6 +24,7 @@ from voxflow.errors import (
     ApplicationReplacedError,
     AriUnauthorized,
     CallEndedError,
+    ConfigError,
     PlaybackFailedError,
     RecordingError,
 )
@@ -498,6 +499,43 @@ async def test_ai_methods_without_pipeline(sb: Sandbox) -> None:
         await run_call(sb, app, handler)
         await until(lambda: len(errors) == 3)
     assert errors == ["AI pipeline not configured"] * 3
+
+
+async def test_call_agent_comes_from_the_hook_the_agent_layer_registers(
+    sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telephony never imports the agent: ``call.agent`` is the factory ``voxflow.agent``
+    registers in ``telephony.agents`` (or the app's own); with neither, a clear error."""
+    from voxflow.agent.call_agent import CallAgent
+    from voxflow.ai.openai_llm import OpenAIChatModel
+    from voxflow.telephony import agents
+
+    llm = OpenAIChatModel(model="m", base_url="http://127.0.0.1:9/v1")
+    got: list[object] = []
+
+    async def handler(call: CallSession) -> None:
+        try:
+            got.append(call.agent)
+        except ConfigError as exc:
+            got.append(str(exc))
+
+    try:
+        async with make_app(sb, llm=llm) as app:
+            await run_call(sb, app, handler)  # the registered factory: voxflow.agent's
+            monkeypatch.setattr(agents, "_registered", [])
+            await run_call(sb, app, handler)  # no agent layer loaded
+            await until(lambda: len(got) == 2)
+        async with make_app(sb, llm=llm, agent_factory=lambda call: "own agent") as app:
+            await run_call(sb, app, handler)
+            await until(lambda: len(got) == 3)
+    finally:
+        await llm.aclose()
+    assert isinstance(got[0], CallAgent)
+    assert got[1:] == [
+        "call.agent: no agent layer loaded (import voxflow.agent, or pass "
+        "VoxtraApp(agent_factory=...))",
+        "own agent",
+    ]
 
 
 async def test_bad_credentials_and_application_replaced(
