@@ -317,8 +317,7 @@ class FlowServer:
                 log.warning("grace period over: hanging up %d call(s)", len(left))
             for d in left:
                 d.hang_up("grace period over")  # traced as the app's hang-up, not the caller's
-                with contextlib.suppress(Exception):
-                    await d.session.hangup("normal")
+            await self._hang_up_all(left)
             with contextlib.suppress(TimeoutError):  # let their hang-up handlers run
                 await asyncio.wait_for(self._idle.wait(), 5.0)
         await self.webhooks.aclose()
@@ -342,6 +341,26 @@ class FlowServer:
                 await asyncio.wait_for(self._call_left.wait(), deadline - loop.time())
         if self.store is not None:
             await self.store.flush()
+
+    async def _hang_up_all(self, drivers: list[CallDriver[CallSession]]) -> None:
+        """Hang the drivers' calls up together, waiting at most ``app.handler_grace``: a hang-up
+        Asterisk keeps refusing goes on retrying in the background until the app closes (its
+        close() bounds that too), instead of holding the drain for ever."""
+        if not drivers:
+            return
+        hangups = [asyncio.ensure_future(d.session.hangup("normal")) for d in drivers]
+        done, pending = await asyncio.wait(hangups, timeout=self.app.handler_grace)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("hang-up at drain failed: %s", task.exception())
+        if pending:
+            log.warning(
+                "hang-up of %d call(s) not confirmed after %.1fs; still retrying in the background",
+                len(pending),
+                self.app.handler_grace,
+            )
+        for task in pending:
+            task.cancel()  # the wait only: the session's own hang-up task goes on (shielded)
 
     async def _watch(self, stop: asyncio.Event) -> None:
         assert self.watch_interval is not None

@@ -43,6 +43,7 @@ from voxflow.errors import (
 )
 from voxflow.telephony.agents import AgentFactory, registered_agent_factory
 from voxflow.telephony.dialplan import RETURN_TAGS, dialplan_metadata
+from voxflow.telephony.ending import cancel_after, hang_up_after_handler
 from voxflow.telephony.legs import LegBook, current_call, set_current_call
 from voxflow.telephony.links import MODES, AriLink, AriLinks
 from voxflow.telephony.orphans import (
@@ -720,11 +721,7 @@ class VoxtraApp:
             log.exception("handler for call %s raised", session.id)
         finally:
             if not session.ended and not session._left_stasis:
-                try:
-                    await session.hangup()
-                except AriError as exc:
-                    log.warning("hanging up call %s failed: %s", session.id, exc)
-                    session._gone()
+                await hang_up_after_handler(self, session)  # bounded: never waits for ever
 
     async def _on_connect(self, reconnected: bool) -> None:
         """At start-up (in the background: start() does not wait) and after every reconnect
@@ -810,18 +807,7 @@ class VoxtraApp:
         self.dispatcher.forget_channel(session.id)
         task = self._handler_tasks.get(session.id)
         if task is not None and not task.done():
-            self._spawn(self._cancel_after(task, self.handler_grace), f"grace-{session.id}")
-
-    async def _cancel_after(self, task: asyncio.Task[None], delay: float) -> None:
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(task), delay)
-        if not task.done():
-            log.warning(
-                "handler of ended call %s still running after %.1fs; cancelling",
-                task.get_name(),
-                delay,
-            )
-            task.cancel()
+            self._spawn(cancel_after(task, self.handler_grace), f"grace-{session.id}")
 
     def _voice_factory(self) -> VoiceFactory | None:
         if self.voice_factory is not None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voxflow.errors import CallEndedError
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
@@ -188,7 +189,8 @@ async def _batch(sb: Sandbox, cfg: SoakConfig, rng: random.Random, start: int, n
             try:
                 await _one_call(sb, rng, i)
             except (TimeoutError, Exception) as exc:  # a failed placement is an outcome too
-                if not isinstance(exc, TimeoutError | OSError | RuntimeError):
+                # CallEndedError: the flow ended the call (a 5xx burst) before the caller pressed
+                if not isinstance(exc, TimeoutError | OSError | RuntimeError | CallEndedError):
                     raise
 
     await asyncio.gather(*(guarded(start + i) for i in range(n)))
@@ -204,7 +206,6 @@ async def _settle(sb: Sandbox, app: VoxtraApp, server: FlowServer, timeout: floa
 async def run_soak(cfg: SoakConfig) -> SoakReport:
     """Run the soak described by ``cfg``; see the module doc."""
     report = SoakReport()
-    rng = random.Random(cfg.seed)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for name, text in SOAK_FLOWS.items():
@@ -224,40 +225,52 @@ async def run_soak(cfg: SoakConfig) -> SoakReport:
             server = FlowServer(app, reg, Settings(grace_period=5), results_kept=100)
             stop = asyncio.Event()
             serving = asyncio.ensure_future(server.serve(stop))
-            await sb.wait_app("voxflow", 30)
-            t0 = time.monotonic()
-            await _batch(sb, cfg, rng, 0, cfg.warmup)
-            await _settle(sb, app, server, cfg.settle_timeout)
-            _forget_finished(sb)
-            gc.collect()
-            tracemalloc.start(10)
-            traced0, rss0 = tracemalloc.get_traced_memory()[0], _rss_kb()
-            snap0 = tracemalloc.take_snapshot()
-            faults_stop = asyncio.Event()
-            faults = asyncio.ensure_future(_faults(sb, cfg, report, faults_stop))
-            await _batch(sb, cfg, rng, cfg.warmup, cfg.calls - cfg.warmup)
-            faults_stop.set()
-            await faults
-            sb.faults.clear()
-            await _settle(sb, app, server, cfg.settle_timeout)
-            _forget_finished(sb)
-            gc.collect()
-            traced1, rss1 = tracemalloc.get_traced_memory()[0], _rss_kb()
-            app_growth = _app_growth(snap0, tracemalloc.take_snapshot())
-            tracemalloc.stop()
-            report.seconds = time.monotonic() - t0
-            report.calls = cfg.calls
-            measured = max(1, cfg.calls - cfg.warmup)
-            report.traced_bytes_per_1000 = (traced1 - traced0) * 1000 / measured
-            report.app_bytes_per_1000 = app_growth * 1000 / measured
-            report.rss_start_kb, report.rss_end_kb = rss0, rss1
-            report.rss_kb_per_1000 = (rss1 - rss0) * 1000 / measured
-            report.leftovers = leftovers(sb, app, server)
-            report.live_call_objects = _live_call_objects()
-            report.outcomes = _outcomes(server)
-            stop.set()
-            await serving
+            try:  # whatever happens, the app stops before the sandbox it talks to
+                await sb.wait_app("voxflow", 30)
+                await _measure(sb, app, server, cfg, report)
+            finally:
+                stop.set()
+                await serving
     return report
+
+
+async def _measure(
+    sb: Sandbox, app: VoxtraApp, server: FlowServer, cfg: SoakConfig, report: SoakReport
+) -> None:
+    """The warm-up batch, then the measured batch under faults; fills ``report``."""
+    rng = random.Random(cfg.seed)
+    t0 = time.monotonic()
+    await _batch(sb, cfg, rng, 0, cfg.warmup)
+    await _settle(sb, app, server, cfg.settle_timeout)
+    _forget_finished(sb)
+    gc.collect()
+    tracemalloc.start(10)
+    traced0, rss0 = tracemalloc.get_traced_memory()[0], _rss_kb()
+    snap0 = tracemalloc.take_snapshot()
+    faults_stop = asyncio.Event()
+    faults = asyncio.ensure_future(_faults(sb, cfg, report, faults_stop))
+    try:
+        await _batch(sb, cfg, rng, cfg.warmup, cfg.calls - cfg.warmup)
+    finally:
+        faults_stop.set()
+        await faults
+        sb.faults.clear()
+    await _settle(sb, app, server, cfg.settle_timeout)
+    _forget_finished(sb)
+    gc.collect()
+    traced1, rss1 = tracemalloc.get_traced_memory()[0], _rss_kb()
+    app_growth = _app_growth(snap0, tracemalloc.take_snapshot())
+    tracemalloc.stop()
+    report.seconds = time.monotonic() - t0
+    report.calls = cfg.calls
+    measured = max(1, cfg.calls - cfg.warmup)
+    report.traced_bytes_per_1000 = (traced1 - traced0) * 1000 / measured
+    report.app_bytes_per_1000 = app_growth * 1000 / measured
+    report.rss_start_kb, report.rss_end_kb = rss0, rss1
+    report.rss_kb_per_1000 = (rss1 - rss0) * 1000 / measured
+    report.leftovers = leftovers(sb, app, server)
+    report.live_call_objects = _live_call_objects()
+    report.outcomes = _outcomes(server)
 
 
 def _forget_finished(sb: Sandbox) -> None:
