@@ -94,8 +94,8 @@ Examples:
   voxflow run flows/main_ivr.flow                      # you are the caller (terminal)
   voxflow run flows/main_ivr.flow --caller caller.txt  # a scripted caller (CI)
   voxflow run flows/hours.flow --time 2025-01-06T18:30:00 --from +15550199 --no-audio
-  voxflow run flows --ari-url http://127.0.0.1:8088/ari --ari-user voxflow \\
-      --ari-password "$PW" --trace traces
+  VOXFLOW_ARI_PASSWORD="$PW" voxflow run flows --ari-url http://127.0.0.1:8088/ari \\
+      --ari-user voxflow --trace traces   # the password stays out of the process list
 
 \b
 Exit codes:
