@@ -19,7 +19,8 @@ at 2**32; a new SSRC or a jump of more than ``resync_after`` packets restarts th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -28,6 +29,31 @@ from voxflow.media.rtp import RtpPacket, seq_delta, ts_delta
 from voxflow.voice.chunk import AudioChunk
 
 __all__ = ["JitterBuffer", "JitterStats"]
+
+
+def _chunk_maker() -> Callable[[str, int, bytes, int, int], AudioChunk]:
+    """A constructor for :class:`AudioChunk` that fills the slots directly: the frozen
+    dataclass ``__init__`` costs an ``object.__setattr__`` per field, twice as long, once per
+    received packet."""
+    new = object.__new__
+    names = ("codec", "sample_rate", "payload", "sequence", "timestamp")
+    if set(names) != {f.name for f in fields(AudioChunk)}:  # pragma: no cover - a new field
+        raise TypeError("AudioChunk fields changed: update _chunk_maker")
+    s_codec, s_rate, s_payload, s_seq, s_ts = (getattr(AudioChunk, n).__set__ for n in names)
+
+    def make(codec: str, rate: int, payload: bytes, seq: int, ts: int) -> AudioChunk:
+        chunk: AudioChunk = new(AudioChunk)
+        s_codec(chunk, codec)
+        s_rate(chunk, rate)
+        s_payload(chunk, payload)
+        s_seq(chunk, seq)
+        s_ts(chunk, ts)
+        return chunk
+
+    return make
+
+
+_chunk = _chunk_maker()
 
 
 @dataclass(slots=True)
@@ -150,7 +176,7 @@ class JitterBuffer:
         self.stats.emitted += 1
         self._last_payload = payload
         self._lost_run = 0
-        return AudioChunk(self.codec, self.sample_rate, payload, packet.sequence, packet.timestamp)
+        return _chunk(self.codec, self.sample_rate, payload, packet.sequence, packet.timestamp)
 
     def _emit_next(self) -> list[AudioChunk]:
         seq = self._next_seq

@@ -277,7 +277,8 @@ class Pacer:
                 self.send_errors += 1
                 log.exception("RTP send failed")
         for stream, _, _ in batch:
-            stream.wake_idle()
+            if stream._idle_waiters and not stream._queue:
+                stream._wake_idle()
         self.ticks += 1
         return len(batch)
 
