@@ -68,6 +68,8 @@ state menu:
 state done:
     hangup "done"
 """
+# --no-audio: no prompt is heard (the menu's text is only in the transcript): a playback first
+FLOW_NO_AUDIO = FLOW.replace('    menu "Press', '    play "sound:vm-login"\n    menu "Press')
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -90,8 +92,11 @@ class Cluster:
     workers: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     _ports: int = 20000
 
+    audio: bool = True
+
     async def worker(self, app: str, *, redis: bool = True, ttl: float = 3.0) -> int:
-        """Start ``voxflow run`` serving ``app`` (standing by if another holds it)."""
+        """Start ``voxflow run`` serving ``app`` (standing by if another holds it); returns once
+        it is in the registry (started up: serving or standing by)."""
         config = self.tmp / f"w{self._ports}.toml"
         config.write_text(f"[cluster]\nfailover_ttl = {ttl}\n")
         env = {
@@ -102,13 +107,27 @@ class Cluster:
         }
         self._ports += 1000
         args = ["--redis", self.redis_url] if redis else []
+        args += [] if self.audio else ["--no-audio"]
+        logs = os.environ.get("BENCH_LOGS")  # a directory for the workers' logs
+        err = os.open(f"{logs}/worker-{self._ports}.log", os.O_WRONLY | os.O_CREAT) if logs else -1
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from voxflow.cli.main import main; main()", "run",
             str(self.tmp / "bench.flow"), "--ari-url", self.sb.ari_url, "--ari-user", self.sb.user,
             "--app", app, "--config", str(config), *args, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=err if logs else asyncio.subprocess.DEVNULL,
         )  # fmt: skip
+        if logs:
+            os.close(err)
         self.workers[app + f"#{proc.pid}"] = proc
+        if redis:
+            state = ClusterState(self.redis_url, worker_id="bench-probe")
+            try:
+                while not any(w.id.endswith(f"-{proc.pid}") for w in await state.workers()):
+                    if proc.returncode is not None:
+                        sys.exit(f"worker {proc.pid} exited with {proc.returncode}")
+                    await asyncio.sleep(0.05)
+            finally:
+                await state.redis.aclose()
         return proc.pid
 
     def ended(self) -> Counter[str]:
@@ -140,7 +159,7 @@ async def _wait_ping(url: str) -> None:
 
 
 @asynccontextmanager
-async def cluster() -> AsyncIterator[Cluster]:
+async def cluster(audio: bool = True) -> AsyncIterator[Cluster]:
     """Redis, the sandbox and the webhook receiver; the workers are killed at the end."""
     exe = shutil.which("redis-server")
     if exe is None:
@@ -158,7 +177,7 @@ async def cluster() -> AsyncIterator[Cluster]:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     hook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "bench.flow").write_text(FLOW)
+        (Path(tmp) / "bench.flow").write_text(FLOW if audio else FLOW_NO_AUDIO)
         port = free_port()
         rproc = await asyncio.create_subprocess_exec(
             exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
@@ -169,7 +188,7 @@ async def cluster() -> AsyncIterator[Cluster]:
         try:
             await _wait_ping(url)
             async with Sandbox(port=0, preload_sounds=False) as sb:
-                c = Cluster(Path(tmp), url, sb, hooks, hook_url)
+                c = Cluster(Path(tmp), url, sb, hooks, hook_url, audio=audio)
                 yield c
         finally:
             for proc in c.workers.values() if c else ():
@@ -181,19 +200,45 @@ async def cluster() -> AsyncIterator[Cluster]:
             await runner.cleanup()
 
 
+def prompts(call: SimCall) -> int:
+    """How many prompts the caller has started hearing: stretches of audio, or (--no-audio)
+    playbacks started."""
+    exp = call.experience()
+    if any(e["type"] == "playback" for e in exp):
+        return sum(e["type"] == "playback" and e["state"] == "playing" for e in exp)
+    return sum(e["type"] == "audio" for e in exp)
+
+
 async def one_call(sb: Sandbox, app: str, i: int, placed: list[SimCall] | None = None) -> SimCall:
     """The menu prompt heard, 1 pressed, the flow hangs up (``placed`` gets the call at once)."""
     call = await sb.place_call(from_=f"+1555{i:07d}", to="100", app=app, wait_app=30)
     if placed is not None:
         placed.append(call)
     try:
-        await call.wait_for("audio", 60)
-        await call.press("1")
-        await call.wait_hangup(60)
-    except Exception:  # a lost call is counted by its missing end, not raised
+        await asyncio.wait_for(_heard(call, 1), 60)
+        for _ in range(5):  # like a caller, press again when the prompt comes again (failover)
+            heard = prompts(call)
+            await call.press("1")
+            hangup = asyncio.ensure_future(call.wait_hangup(60))
+            again = asyncio.ensure_future(_heard(call, heard + 1))
+            await asyncio.wait({hangup, again}, return_when=asyncio.FIRST_COMPLETED)
+            again.cancel()
+            if hangup.done():
+                hangup.result()
+                break
+            hangup.cancel()
+    except Exception as exc:  # a lost call is counted by its missing end, not raised
+        if os.environ.get("BENCH_LOGS"):
+            print(f"caller of {call.id}: {exc!r}")
         if not call.ended:
             await call.hangup()
     return call
+
+
+async def _heard(call: SimCall, n: int) -> None:
+    """Until the caller has heard ``n`` prompts start (or the call ended)."""
+    while prompts(call) < n and not call.ended:  # noqa: ASYNC110 - no sandbox event for it
+        await asyncio.sleep(0.02)
 
 
 async def calls(c: Cluster, apps: list[str], n: int, concurrency: int) -> list[SimCall]:
@@ -207,8 +252,17 @@ async def calls(c: Cluster, apps: list[str], n: int, concurrency: int) -> list[S
     return list(await asyncio.gather(*(limited(i) for i in range(n))))
 
 
+def completed(call: SimCall) -> bool:
+    """The caller's view: it pressed 1 and the flow hung up after its last press (no error, no
+    menu timeout)."""
+    exp = call.experience()
+    pressed = [e["t"] for e in exp if e["type"] == "pressed"]
+    ends = [e for e in exp if e["type"] == "hangup"]
+    return bool(pressed and ends and ends[0]["by"] == "pbx" and ends[0]["t"] - pressed[-1] < 15)
+
+
 async def settle(c: Cluster, placed: list[SimCall], timeout: float = 20.0) -> int:
-    """Wait for the calls' end webhooks; returns how many calls were lost."""
+    """Wait for the calls' end webhooks; returns how many calls lack exactly one."""
     ids = {call.id for call in placed}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -229,7 +283,7 @@ async def scale(args: argparse.Namespace) -> None:
     print(f"{'workers':>7} {'calls':>6} {'lost':>5} {'conc':>5} {'calls/s':>8} "
           f"{'cpu ms/call':>11} {'calls/core-s':>12} {'redis cmd/call':>14}")  # fmt: skip
     for n in [int(x) for x in args.workers.split(",")]:
-        async with cluster() as c:
+        async with cluster(not args.no_audio) as c:
             apps = [f"voxflow{k}" for k in range(n)]
             pids = [await c.worker(app) for app in apps]
             await workers_up(c, apps)
@@ -239,13 +293,14 @@ async def scale(args: argparse.Namespace) -> None:
             cpu0, cmd0, t0 = sum(map(_cpu, pids)), await c.redis_commands(), time.monotonic()
             placed = await calls(c, apps, args.calls, args.per_worker * n)
             wall = time.monotonic() - t0
-            lost = await settle(c, placed)
+            lost = sum(not completed(call) for call in placed) + await settle(c, placed)
             cpu = sum(map(_cpu, pids)) - cpu0
             cmds = await c.redis_commands() - cmd0 - 1 - idle_rate * (time.monotonic() - t0)
         per_call = cpu / args.calls
         print(f"{n:>7} {args.calls:>6} {lost:>5} {args.per_worker * n:>5} "
               f"{args.calls / wall:>8.1f} {per_call * 1000:>11.1f} {1 / per_call:>12.1f} "
               f"{cmds / args.calls:>14.1f}")  # fmt: skip
+    print("lost: calls not completed (caller's view) or without exactly one call.ended webhook")
     print("redis cmd/call: the calls' own commands (the idle rate of heartbeats subtracted)")
 
 
@@ -254,12 +309,12 @@ async def overhead(args: argparse.Namespace) -> None:
     per: dict[bool, list[float]] = {False: [], True: []}
     for r in range(args.repeat):
         for redis in (False, True):
-            async with cluster() as c:
+            async with cluster(not args.no_audio) as c:
                 pid = await c.worker("voxflow", redis=redis)
                 await workers_up(c, ["voxflow"])
                 cpu0 = _cpu(pid)
                 placed = await calls(c, ["voxflow"], args.calls, args.concurrency)
-                lost = await settle(c, placed)
+                lost = sum(not completed(call) for call in placed) + await settle(c, placed)
                 per[redis].append((_cpu(pid) - cpu0) / args.calls * 1000)
             print(f"round {r + 1} {'with' if redis else 'without'} --redis: "
                   f"{per[redis][-1]:.2f} ms CPU per call, {lost} lost")  # fmt: skip
@@ -281,6 +336,8 @@ class Soak:
     placed: list[SimCall] = field(default_factory=list)
     failover: list[float] = field(default_factory=list)
     kills: int = 0
+    killed_at: list[float] = field(default_factory=list)
+    one_at_a_time: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 async def _holder(c: Cluster, key: str) -> int | None:
@@ -293,32 +350,44 @@ async def _holder(c: Cluster, key: str) -> int | None:
 
 
 async def _kill(s: Soak) -> None:
-    """SIGKILL the serving worker; time each live call's next prompt; start a new standby."""
+    """SIGKILL the serving worker once the standby is up; time each live call's next prompt;
+    start a new standby."""
+    async with s.one_at_a_time:  # the standby of the previous kill is in the registry
+        await _kill_now(s)
+
+
+async def _kill_now(s: Soak) -> None:
     key = node_app(s.c.sb.ari_url, "voxflow")
-    pid = await _holder(s.c, key)
-    procs = {p.pid: p for p in s.c.workers.values()}
-    if pid is None or pid not in procs:
+    procs = {p.pid: p for p in s.c.workers.values() if p.returncode is None}
+    for _ in range(500):
+        pid = await _holder(s.c, key)
+        if pid in procs:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        print(f"no live worker holds {key} (holder {pid}): no kill")
         return
     live = [call for call in s.placed if not call.ended]
-    heard = {call.id: sum(e["type"] == "audio" for e in call.experience()) for call in live}
+    heard = {call.id: prompts(call) for call in live}
     procs[pid].send_signal(signal.SIGKILL)
     killed = time.monotonic()
+    s.killed_at.append(time.time())
     s.kills += 1
     await procs[pid].wait()
-    await s.c.worker("voxflow", ttl=s.ttl)  # the next standby
 
     async def resumed(call: SimCall) -> None:
         while not call.ended:
-            if sum(e["type"] == "audio" for e in call.experience()) > heard[call.id]:
+            if prompts(call) > heard[call.id]:
                 s.failover.append(time.monotonic() - killed)
                 return
             await asyncio.sleep(0.01)
 
     await asyncio.gather(*(resumed(call) for call in live))
+    await s.c.worker("voxflow", ttl=s.ttl)  # the next standby
 
 
 async def failover(args: argparse.Namespace) -> None:
-    async with cluster() as c:
+    async with cluster(not args.no_audio) as c:
         s = Soak(c, args.ttl)
         await c.worker("voxflow", ttl=args.ttl)
         await workers_up(c, ["voxflow"])
@@ -336,7 +405,12 @@ async def failover(args: argparse.Namespace) -> None:
 
         await asyncio.gather(*(limited(i) for i in range(args.calls)))
         await asyncio.gather(*killing)
-        lost = await settle(c, s.placed)
+        hooks_missing = await settle(c, s.placed)
+        lost = [call for call in s.placed if not completed(call)]
+        if os.environ.get("BENCH_LOGS"):
+            for call in lost:
+                exp = call.experience()
+                print("lost", call.id, [(e["t"], e["type"], e.get("by", "")) for e in exp])
         state = ClusterState(c.redis_url, worker_id="bench-probe")
         left = len(await state.call_entries())
         await state.redis.aclose()
@@ -344,7 +418,8 @@ async def failover(args: argparse.Namespace) -> None:
     p99 = f[min(len(f) - 1, int(len(f) * 0.99))] if f else float("nan")
     print(
         f"{args.calls} calls, {s.kills} workers killed (SIGKILL), failover_ttl {args.ttl:g} s: "
-        f"lost {lost}, left in the registry {left}; failover (kill -> the call's prompt "
+        f"lost {len(lost)}, calls without exactly one call.ended webhook {hooks_missing}, "
+        f"left in the registry {left}; failover (kill -> the call's prompt "
         f"heard again) over {len(f)} calls: p50 {statistics.median(f) if f else 0:.2f} s, "
         f"p99 {p99:.2f} s, max {f[-1] if f else 0:.2f} s"
     )
@@ -365,7 +440,9 @@ def main() -> None:
     fo.add_argument("--calls", type=int, default=1000)
     fo.add_argument("--kill-every", type=int, default=100)
     fo.add_argument("--concurrency", type=int, default=20)
-    fo.add_argument("--ttl", type=float, default=1.0, help="[cluster] failover_ttl (seconds)")
+    fo.add_argument("--ttl", type=float, default=3.0, help="[cluster] failover_ttl (seconds)")
+    for p in (sc, ov, fo):
+        p.add_argument("--no-audio", action="store_true", help="workers run --no-audio")
     args = ap.parse_args()
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
