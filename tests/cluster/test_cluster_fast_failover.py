@@ -71,7 +71,7 @@ async def test_a_killed_holder_s_name_is_taken_within_a_second_of_a_10_s_ttl(
             await proc.wait()
         await asyncio.wait_for(standby, 10)
         took = time.monotonic() - killed
-        assert took < 2.0, took  # the TTL is 10 s; ~0.2 s on a quiet box (bench/cluster.py)
+        assert took < 3.0, took  # the TTL is 10 s (>= 9 s of it left at the kill); ~0.2 s typically
         assert b.app == "voxflow" and await b.redis.get("voxflow:app:voxflow") == b"b"
 
 
@@ -124,7 +124,7 @@ async def test_a_classic_call_resumes_on_the_standby_well_under_the_ttl(tmp_path
             await until(lambda: call.id in server.drivers, 10, "adopted")
             await until(lambda: server.drivers[call.id].state.state_name == "menu", 10, "menu")
             took = time.monotonic() - killed
-            assert took < 3.0, took  # failover_ttl is 10 s
+            assert took < 5.0, took  # failover_ttl is 10 s (>= 6.7 s of the hold left at the kill)
             await call.press("1")
             await call.wait_hangup(15)
             await until(lambda: call.id in server.results, 10, "the call's end on B")
