@@ -1,9 +1,12 @@
-"""A real redis-server for the cluster tests: started on a free 127.0.0.1 port in a temp dir."""
+"""What the cluster tests share: a real redis-server (started on a free 127.0.0.1 port in a temp
+dir), in-process and subprocess workers, a webhook receiver, and the menu flow that the failover
+tests interrupt past its first state."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import sys
@@ -25,6 +28,50 @@ from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
 from voxflow.sandbox.server import Sandbox
 from voxflow.telephony.app import VoxtraApp
+
+MENU_FLOW = """\
+flow failover "resumes where it was":
+    answers "100"
+
+var picked: string = "none"
+
+state start:
+    answer
+    play "sound:hello-world"
+    set picked = "early"
+    goto menu
+
+state menu:
+    play "sound:vm-login"
+    menu "Press 1." timeout 60s:
+        1 -> done
+        on noinput, nomatch -> done
+
+state done:
+    if picked == "early":
+        play "sound:goodbye"
+    hangup "done"
+"""
+"""A call waits in ``menu`` with ``picked`` set by ``start``: a resumed call replays vm-login."""
+
+
+def played(sb: Sandbox, cid: str) -> list[str]:
+    """The sounds the caller heard start, in order (the one A started, cut by nobody, ends
+    before B's queued replay starts, as on Asterisk)."""
+    exp = sb.calls[cid].experience()
+    return [str(e["uri"]) for e in exp if e["type"] == "playback" and e["state"] == "playing"]
+
+
+async def line_matching(stream: asyncio.StreamReader, pattern: str) -> re.Match[str]:
+    """The first line of a worker's ``stream`` matching ``pattern`` (fails after 60 s)."""
+    async with asyncio.timeout(60):
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"the worker exited before printing {pattern!r}")
+            m = re.search(pattern, line)
+            if m:
+                return m
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 ``voxflow run --ari-mode per_call|persistent --listen --redis --metrics-port`` in its own process
 (killed with SIGKILL by the tests), HAProxy (Debian's package) with docs/deploy/haproxy.cfg
-(addresses changed; health-checked on each worker's /readyz), and a collector of webhooks.
+(addresses changed; health-checked on each worker's /readyz).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-from _cluster_kit import _free_port
-from aiohttp import web
+from _cluster_kit import _free_port, line_matching
 
 CONFIG = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "haproxy.cfg"
 WS_USER, WS_PASSWORD = "asterisk", "ws-secret"
@@ -43,17 +41,6 @@ class WorkerProc:
         await self.proc.wait()
         self.drain.cancel()
         await asyncio.gather(self.drain, return_exceptions=True)
-
-
-async def _line(stream: asyncio.StreamReader, pattern: str) -> re.Match[str]:
-    async with asyncio.timeout(60):
-        while True:
-            line = (await stream.readline()).decode()
-            if not line:
-                raise AssertionError(f"the worker exited before printing {pattern!r}")
-            m = re.search(pattern, line)
-            if m:
-                return m
 
 
 async def _accepting(port: int) -> None:
@@ -93,9 +80,11 @@ async def start_worker(
         )  # fmt: skip
     assert proc.stdout is not None
     try:
-        worker_id = (await _line(proc.stdout, r"cluster mode: worker (\S+)"))[1]
-        metrics = (await _line(proc.stdout, r"metrics on (http://127\.0\.0\.1:\d+)/metrics"))[1]
-        await _line(proc.stdout, r"^serving ")
+        worker_id = (await line_matching(proc.stdout, r"cluster mode: worker (\S+)"))[1]
+        metrics = (
+            await line_matching(proc.stdout, r"metrics on (http://127\.0\.0\.1:\d+)/metrics")
+        )[1]
+        await line_matching(proc.stdout, r"^serving ")
         await _accepting(port)
     except BaseException:
         proc.kill()
@@ -149,26 +138,6 @@ async def haproxy(tmp: Path, ws: list[WorkerProc]) -> AsyncIterator[int]:
     finally:
         proc.terminate()
         await proc.wait()
-
-
-@contextlib.asynccontextmanager
-async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    """An HTTP server on 127.0.0.1 collecting the webhooks' JSON bodies."""
-    got: list[dict[str, Any]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        got.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hooks", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks", got
-    finally:
-        await runner.cleanup()
 
 
 async def scrape(url: str) -> str:

@@ -14,36 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from _cluster_kit import running_redis, until, worker
+from _cluster_kit import MENU_FLOW, played, running_redis, until, worker
 from aiohttp import web
 
 from voxflow.cluster import ClusterState, node_app
 from voxflow.runtime.config import Settings
 from voxflow.sandbox.server import Sandbox
-
-FLOW = """\
-flow handover "moves to the next worker":
-    answers "100"
-
-var picked: string = "none"
-
-state start:
-    answer
-    play "sound:hello-world"
-    set picked = "early"
-    goto menu
-
-state menu:
-    play "sound:vm-login"
-    menu "Press 1." timeout 60s:
-        1 -> done
-        on noinput, nomatch -> done
-
-state done:
-    if picked == "early":
-        play "sound:goodbye"
-    hangup "done"
-"""
 
 
 @asynccontextmanager
@@ -68,16 +44,11 @@ async def _hooks() -> AsyncIterator[tuple[str, list[tuple[str, str, str]]]]:
         await runner.cleanup()
 
 
-def _played(sb: Sandbox, cid: str) -> list[str]:
-    exp = sb.calls[cid].experience()
-    return [str(e["uri"]) for e in exp if e["type"] == "playback" and e["state"] == "playing"]
-
-
 async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(
     tmp_path: Path,
 ) -> None:
     flow = tmp_path / "handover.flow"
-    flow.write_text(FLOW)
+    flow.write_text(MENU_FLOW)
     config = tmp_path / "voxflow.toml"  # a TTL far longer than the test waits for the take-over
     config.write_text('[cluster]\nfailover_ttl = 30.0\ndrain = "handover"\n')
     async with (
@@ -96,7 +67,7 @@ async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(
         try:
             await sb.wait_app("voxflow", 60)
             call = await sb.place_call(from_="+15550400", to="100")
-            await until(lambda: "sound:vm-login" in _played(sb, call.id), 30, "A plays the menu")
+            await until(lambda: "sound:vm-login" in played(sb, call.id), 30, "A plays the menu")
             standby = asyncio.ensure_future(b.hold_app(node_app(sb.ari_url, "voxflow"), poll=0.05))
             await asyncio.sleep(0.2)
             assert not standby.done()  # A holds the name
@@ -115,14 +86,14 @@ async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(
         async with worker(
             sb, flow, b, settings=Settings(grace_period=2, webhook_url=hook_url)
         ) as server:
-            await until(lambda: _played(sb, call.id).count("sound:vm-login") == 2, 15, "resumed")
+            await until(lambda: played(sb, call.id).count("sound:vm-login") == 2, 15, "resumed")
             assert call.hangup_cause is None
             assert [e.worker for e in await b.call_entries()] == ["b"]
             await call.press("1")
             await call.wait_hangup(15)
             await until(lambda: call.id in server.results, 10, "the call's end on B")
             assert server.results[call.id].outcome == "completed" and server.resumed == 1
-        assert _played(sb, call.id) == [
+        assert played(sb, call.id) == [
             "sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye",
         ]  # fmt: skip
         assert await b.call_entries() == [] and b.errors == 0

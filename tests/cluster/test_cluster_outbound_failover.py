@@ -21,44 +21,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _cluster_kit import running_redis, until
-from _outbound_kit import WS_PASSWORD, WS_USER, haproxy, webhook_receiver, workers
+from _cluster_kit import MENU_FLOW, played, running_redis, until, webhook_receiver
+from _outbound_kit import WS_PASSWORD, WS_USER, haproxy, workers
 
 from voxflow.cluster import ClusterState
 from voxflow.sandbox import SimCall
 from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
 
-FLOW = """\
-flow failover "resumes where it was":
-    answers "100"
-
-var picked: string = "none"
-
-state start:
-    answer
-    play "sound:hello-world"
-    set picked = "early"
-    goto menu
-
-state menu:
-    play "sound:vm-login"
-    menu "Press 1." timeout 60s:
-        1 -> done
-        on noinput, nomatch -> done
-
-state done:
-    if picked == "early":
-        play "sound:goodbye"
-    hangup "done"
-"""
 RESUMED = ["sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye"]
 UNMOVED = ["sound:hello-world", "sound:vm-login", "sound:goodbye"]
-
-
-def _played(sb: Sandbox, cid: str) -> list[str]:
-    exp = sb.calls[cid].experience()
-    return [str(e["uri"]) for e in exp if e["type"] == "playback" and e["state"] == "playing"]
 
 
 async def _all_in_menu(probe: ClusterState, n: int) -> dict[str, str]:
@@ -83,7 +55,7 @@ async def _kill_and_finish(
 
     def scan() -> bool:
         for c in moved:
-            if c.id not in resumed and _played(sb, c.id).count("sound:vm-login") == 2:
+            if c.id not in resumed and played(sb, c.id).count("sound:vm-login") == 2:
                 resumed[c.id] = time.monotonic() - killed
         return len(resumed) == len(moved)
 
@@ -95,7 +67,7 @@ async def _kill_and_finish(
     for c in calls:
         assert await c.wait_hangup(20) == 16
     for c in calls:
-        assert _played(sb, c.id) == (RESUMED if c in moved else UNMOVED), c.id
+        assert played(sb, c.id) == (RESUMED if c in moved else UNMOVED), c.id
     return max(resumed.values())
 
 
@@ -133,7 +105,7 @@ def _ows(port: int, kind: str) -> OutboundWebsocket:
 
 async def test_per_call_sockets_of_a_killed_worker_resume_on_the_other_one(tmp_path: Path) -> None:
     flow = tmp_path / "failover.flow"
-    flow.write_text(FLOW)
+    flow.write_text(MENU_FLOW)
     n = 6
     async with (
         running_redis(tmp_path) as rs,
@@ -161,7 +133,7 @@ async def test_a_persistent_socket_moves_to_the_other_worker_with_every_call(
     tmp_path: Path,
 ) -> None:
     flow = tmp_path / "failover.flow"
-    flow.write_text(FLOW)
+    flow.write_text(MENU_FLOW)
     n = 4
     async with (
         running_redis(tmp_path) as rs,

@@ -5,30 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from pathlib import Path
 
 import aiohttp
-from _cluster_kit import running_redis
+from _cluster_kit import line_matching, running_redis
 
 from voxflow.cluster import ClusterState, node_app
 from voxflow.sandbox.server import Sandbox
 
 FLOW = 'flow tiny "t":\n    answers "100"\n\nstate start:\n    hangup "done"\n'
-
-
-async def _line(stream: asyncio.StreamReader, pattern: str) -> re.Match[str]:
-    """The first line of ``stream`` matching ``pattern`` (fails after 60 s)."""
-    async with asyncio.timeout(60):
-        while True:
-            line = (await stream.readline()).decode()
-            if not line:
-                raise AssertionError(f"the worker exited before printing {pattern!r}")
-            m = re.search(pattern, line)
-            if m:
-                return m
 
 
 async def test_a_worker_process_registers_serves_health_and_leaves_on_sigterm(
@@ -51,8 +38,10 @@ async def test_a_worker_process_registers_serves_health_and_leaves_on_sigterm(
         )  # fmt: skip
         try:
             assert proc.stdout is not None
-            worker_id = (await _line(proc.stdout, r"cluster mode: worker (\S+)"))[1]
-            base = (await _line(proc.stdout, r"metrics on (http://127\.0\.0\.1:\d+)/metrics"))[1]
+            worker_id = (await line_matching(proc.stdout, r"cluster mode: worker (\S+)"))[1]
+            base = (
+                await line_matching(proc.stdout, r"metrics on (http://127\.0\.0\.1:\d+)/metrics")
+            )[1]
             await sb.wait_app("voxflow", 60)
             async with http.get(base + "/readyz") as r:
                 assert r.status == 200
