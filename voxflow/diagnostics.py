@@ -252,14 +252,16 @@ def render_text(
     color: bool = False,
     summary: bool = True,
 ) -> str:
-    """Every diagnostic as text, blank-line separated, then ``N errors, M warnings``."""
+    """Every diagnostic as text, blank-line separated, then ``N errors, M warnings`` (and
+    ``, K notes`` when there are any)."""
     diags = sort_diagnostics(diagnostics)
     src = sources or {}
     blocks = [format_diagnostic(d, src.get(d.file), color=color) for d in diags]
     if summary and diags:
         counts = count_by_severity(diags)
-        e, w = counts[Severity.ERROR], counts[Severity.WARNING]
-        blocks.append(f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}")
+        e, w, n = counts[Severity.ERROR], counts[Severity.WARNING], counts[Severity.NOTE]
+        line = f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}"
+        blocks.append(line + (f", {n} note{'s' * (n != 1)}" if n else ""))
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 
 

@@ -96,4 +96,5 @@ def test_the_stt_option_and_a_disable_comment(flow: Path) -> None:
     assert [n["line"] for n in _notes(str(flow))[1]] == [19]
     text = CliRunner().invoke(cli, ["lint", str(flow)])
     assert "note VF501: this recording is transcribed" in text.output
+    assert "0 errors, 0 warnings, 1 note" in text.output
     assert CliRunner().invoke(cli, ["validate", str(flow)]).exit_code == 0  # lint only
