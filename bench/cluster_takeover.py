@@ -37,15 +37,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from procs import MENU_FLOW, redis_server
 
 from voxflow.cluster import ClusterState, node_app
 from voxflow.compiler import compile_flow
@@ -59,24 +59,6 @@ from voxflow.runtime.step import RunState, initial_state, step
 from voxflow.sandbox.server import Sandbox
 from voxflow.telephony.app import VoxtraApp
 
-FLOW = """\
-flow failover "a menu past the first state":
-    answers "100"
-
-state start:
-    answer
-    goto menu
-
-state menu:
-    play "sound:vm-login"
-    menu "Press 1." timeout 60s:
-        1 -> done
-        on noinput, nomatch -> done
-
-state done:
-    hangup "done"
-"""
-
 
 async def _until(cond: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
@@ -86,27 +68,12 @@ async def _until(cond: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.005)
 
 
-async def _redis(tmp: Path) -> tuple[asyncio.subprocess.Process, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = shutil.which("redis-server")
-    if exe is None:
-        sys.exit("redis-server is not installed (apt-get install -y redis-server)")
-    proc = await asyncio.create_subprocess_exec(
-        exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp), "--save", "",
-        stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    await asyncio.sleep(0.3)
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
 async def _round(tmp: Path, n: int, ttl: float) -> tuple[list[float], int]:
     flow = tmp / "failover.flow"
-    flow.write_text(FLOW)
+    flow.write_text(MENU_FLOW)
     config = tmp / "voxflow.toml"
     config.write_text(f"[cluster]\nfailover_ttl = {ttl}\n")
-    rproc, url = await _redis(tmp)
+    rproc, url = await redis_server(tmp)
     try:
         b = ClusterState(url, heartbeat=ttl / 3, worker_ttl=ttl)
         async with Sandbox(port=0, preload_sounds=False) as sb, b:
@@ -196,10 +163,10 @@ def _saver(store: ClusterState, cid: str, fhash: str) -> Callable[[RunState], No
 
 async def overhead(n: int) -> None:
     """CPU per call of the interpreter alone vs with checkpoints written to a real Redis."""
-    flow = compile_flow(FLOW, "failover.flow").flow
+    flow = compile_flow(MENU_FLOW, "failover.flow").flow
     assert flow is not None
     with tempfile.TemporaryDirectory() as tmp:
-        rproc, url = await _redis(Path(tmp))
+        rproc, url = await redis_server(Path(tmp))
         try:
             async with ClusterState(url) as store:
                 fhash = flow_hash(flow)

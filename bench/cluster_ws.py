@@ -26,59 +26,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from procs import MENU_FLOW, free_port, redis_server, wait_up
+
 from voxflow.cluster import ClusterState
 from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
 
-FLOW = """\
-flow failover "a menu past the first state":
-    answers "100"
-
-state start:
-    answer
-    goto menu
-
-state menu:
-    play "sound:vm-login"
-    menu "Press 1." timeout 60s:
-        1 -> done
-        on noinput, nomatch -> done
-
-state done:
-    hangup "done"
-"""
 HAPROXY = Path(__file__).resolve().parents[1] / "docs" / "deploy" / "haproxy.cfg"
 USER, PASSWORD = "asterisk", "bench-secret"
 _DRAINS: set[asyncio.Future[bytes]] = set()
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _accepting(port: int) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                await writer.wait_closed()
-                return
-            await asyncio.sleep(0.05)
 
 
 async def _line(stream: asyncio.StreamReader, pattern: str) -> str:
@@ -96,7 +62,7 @@ async def _worker(
     tmp: Path, flow: Path, mode: str, url: str
 ) -> tuple[asyncio.subprocess.Process, str, int, int]:
     """A worker process: (process, worker id, websocket port, metrics port)."""
-    port = _port()
+    port = free_port()
     env = {**os.environ, "VOXFLOW_ARI_PASSWORD": PASSWORD}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
@@ -107,7 +73,7 @@ async def _worker(
     assert proc.stdout is not None
     wid = await _line(proc.stdout, r"cluster mode: worker (\S+)")
     metrics = int(await _line(proc.stdout, r"metrics on http://127\.0\.0\.1:(\d+)/metrics"))
-    await _accepting(port)
+    await wait_up(port)
     _DRAINS.add(asyncio.ensure_future(proc.stdout.read()))  # drained until it exits
     return proc, wid, port, metrics
 
@@ -118,7 +84,7 @@ async def _haproxy(
     exe = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
     if exe is None:
         sys.exit("haproxy is not installed (apt-get install -y haproxy)")
-    port = _port()
+    port = free_port()
     text = HAPROXY.read_text()
     text = re.sub(r"(?m)^(\s*)bind 0\.0\.0\.0:8765$", rf"\1bind 127.0.0.1:{port}", text)
     text = re.sub(r"(?m)^\s*(server w\d|default-server) .*\n", "", text)
@@ -131,7 +97,7 @@ async def _haproxy(
         exe, "-db", "-f", str(tmp / "haproxy.cfg"),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
-    await _accepting(port)
+    await wait_up(port)
     return proc, port
 
 
@@ -143,16 +109,10 @@ def _plays(sb: Sandbox, cid: str) -> int:
 
 async def _round(tmp: Path, mode: str, n: int, interval: float) -> tuple[list[float], int]:
     flow = tmp / "failover.flow"
-    flow.write_text(FLOW)
-    rport = _port()
-    redis = await asyncio.create_subprocess_exec(
-        "redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", str(tmp),
-        "--save", "", stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{rport}/0"
+    flow.write_text(MENU_FLOW)
+    redis, url = await redis_server(tmp)
     procs: list[asyncio.subprocess.Process] = [redis]
     try:
-        await _accepting(rport)
         workers = [await _worker(tmp, flow, mode, url) for _ in range(2)]
         procs += [w[0] for w in workers]
         lb, port = await _haproxy(tmp, [(w[2], w[3]) for w in workers])
