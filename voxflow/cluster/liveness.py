@@ -92,6 +92,12 @@ class DeathWatch:
         self.clock = clock
         self._missing: dict[str, float] = {}
 
+    async def connected(self) -> set[str]:
+        """The workers whose liveness connection is open now (draining ones included)."""
+        marker = live_name(self.prefix, "")
+        names = (str(c.get("name", "")) for c in await self.redis.client_list())
+        return {n[len(marker) :] for n in names if n.startswith(marker)}
+
     async def gone(self, worker_id: str) -> bool:
         """True once ``worker_id``'s named connection has been missing for ``confirm`` s (and
         the test applies: Redis up long enough, the worker keeps such a connection). Redis

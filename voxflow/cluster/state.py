@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _RETRY_DELAYS = (0.05, 0.2)
 _DOWN_FOR = 2.0
+UNADOPTED_GRACE = 30.0
+"""Seconds a call of a dead worker may wait for Asterisk to re-connect it (outbound modes)."""
 _REFRESH = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -150,6 +152,7 @@ class ClusterState:
         self._released_once = False
         self._refreshing: asyncio.Task[None] | None = None
         self._dirty: dict[str, Checkpoint] = {}
+        self._unadopted: dict[str, float] = {}  # call id -> when first seen with a dead worker
         self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
         self._wake = asyncio.Event()
         self._write = asyncio.Lock()
@@ -452,11 +455,39 @@ class ClusterState:
             log.warning("registry: %d call(s) ended while no worker served them", len(gone))
         return gone
 
+    async def reap_unadopted(self, grace: float = UNADOPTED_GRACE) -> list[str]:
+        """Outbound-websocket modes (no application name held): remove the registry entries
+        and checkpoints of calls whose worker has been dead (out of the registry and its
+        liveness connection closed: a draining worker is alive) for ``grace`` s, as this worker
+        saw it, with no worker adopting them. Asterisk re-connects a dead worker's websockets
+        within seconds (``reconnect_attempts`` x ``reconnect_interval``) and the worker that
+        gets them moves their entries, so such a call ended while nobody served it. Returns
+        their ids."""
+        entries = await self.call_entries()
+        connected = await self._op("list live workers", self.deaths.connected)
+        if connected is None:
+            return []
+        alive = {w.id for w in await self.workers()} | connected | {self.worker_id}
+        orphaned = {
+            e.id for e in entries if not e.app and e.worker not in alive and e.id not in self.calls
+        }
+        now = time.monotonic()
+        self._unadopted = {c: t for c, t in self._unadopted.items() if c in orphaned}
+        gone = [c for c in orphaned if now - self._unadopted.setdefault(c, now) >= grace]
+        if gone:
+            keys = [self._k(kind, cid) for cid in gone for kind in ("checkpoint", "call")]
+            await self._op("reap calls", lambda: self.redis.delete(*keys))
+            log.warning("registry: %d call(s) ended while no worker served them", len(gone))
+            for cid in gone:
+                del self._unadopted[cid]
+        return gone
+
     def start_reaping(
         self, live_channels: Callable[[], Awaitable[set[str]]], every: float = 15.0
     ) -> None:
         """Run :meth:`reap` every ``every`` seconds with ``live_channels()`` (Asterisk's
-        channels) until :meth:`close`."""
+        channels) until :meth:`close`; :meth:`reap_unadopted` while no application name is
+        held (outbound-websocket modes)."""
         self._tasks.append(asyncio.ensure_future(self._reaping(live_channels, every)))
 
     async def _reaping(
@@ -465,6 +496,9 @@ class ClusterState:
         """The loop of :meth:`start_reaping`; a failed listing skips that round."""
         while not self._closing:
             await asyncio.sleep(every)
+            if self.app is None:
+                await self.reap_unadopted()
+                continue
             try:
                 live = await live_channels()
             except Exception as exc:  # ARI unreachable: the next round tries again
