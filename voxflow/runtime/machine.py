@@ -15,10 +15,10 @@ from typing import Any
 from voxflow.errors import FlowRuntimeError
 from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
+from voxflow.runtime import input_steps
 from voxflow.runtime.dynamic import resolve_options
 from voxflow.runtime.expressions import UNSET, EvalContext, evaluate
-from voxflow.runtime.matching import _capture, _matches
-from voxflow.runtime.redaction import taken
+from voxflow.runtime.input_steps import SPEECH_GUARD_MS as SPEECH_GUARD_MS
 from voxflow.runtime.runstate import (
     Cursor,
     Frame,
@@ -35,16 +35,10 @@ from voxflow.runtime.runstate import (
     CursorKind as CursorKind,
 )
 from voxflow.runtime.templating import default_renderer
-from voxflow.spec.dtmf import can_extend
 from voxflow.spec.semantics import SUCCESS
 from voxflow.spec.steps import HANGUP_SAFE
 
 __all__ = ["DISPATCH", "SPEECH_GUARD_MS", "Cursor", "Frame", "RunState", "StepObserver", "Wait"]
-
-SPEECH_GUARD_MS = 20_000
-"""A spoken answer gets the step's no-input ``timeout`` plus this long (an utterance lasts up to
-15 s, then the STT's final result) before the wait ends as ``noinput`` anyway: a listen that
-never answers (looping audio, a stalled STT) cannot hold the call (issue 14)."""
 
 _TYPEAHEAD_MAX = 32
 _HANDLER_KINDS = ("handler", "error", "command")
@@ -309,12 +303,12 @@ class _Machine:
             return
         w = self.wait
         if w is not None and w.kind == "gather":
-            self.gather_digit(w, digit)
+            input_steps.gather_digit(self, w, digit)
             return
         if w is not None and w.kind == "record":
             if digit == w.step.terminator and w.phase == "recording":
                 self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
-                self.record_stop(w, by_key=True)
+                input_steps.record_stop(self, w, by_key=True)
                 return
             if not self.waiting_command(w, digit):
                 why = "not the terminator" if w.phase == "recording" else "before the recording"
@@ -369,10 +363,10 @@ class _Machine:
             self.advance()
         elif w.kind == "gather":
             self.wait = _rewait(w, cids=w.cids - {cid}, timer_cid=None)
-            self.gather_finish(self.wait)
+            input_steps.gather_finish(self, self.wait)
         elif w.kind == "record":
             self.wait = _rewait(w, cids=w.cids - {cid}, timer_cid=None)
-            self.record_stop(self.wait)
+            input_steps.record_stop(self, self.wait)
 
     def on_op(self, cid: int, result: Any, error: str | None) -> None:
         w = self.wait
@@ -387,9 +381,9 @@ class _Machine:
                 return
             raise _Abort(error, span)
         if w.kind == "gather":
-            self.gather_op(w, cid, result)
+            input_steps.gather_op(self, w, cid, result)
         elif w.kind == "record":
-            self.record_op(w, cid, result)
+            input_steps.record_op(self, w, cid, result)
         else:
             self.wait = None
             self.wait_endpoint = w.digits
@@ -631,12 +625,7 @@ class _Machine:
         else:
             self.advance()
 
-    # ------------------------------------------------------------ gather
-
-    def gather_keys(self, s: ir.GatherStep) -> list[str]:
-        keys = [k for c in s.choices for k in c.keys]
-        keys += [k for c in self.cur_state().commands for k in c.keys]
-        return keys
+    # ------------------------------------------------------------ input
 
     def count_attempt(self, s: Any) -> int:
         """The input step ``s`` starts: attempt 1, or one more when a ``retry`` re-runs it
@@ -647,192 +636,6 @@ class _Machine:
         self.retrying = False
         frame.attempts[k] = attempt
         return attempt
-
-    def gather_start(self, s: ir.GatherStep) -> None:
-        attempt = self.count_attempt(s)
-        dtmf = s.input in ("dtmf", "both")
-        speech = s.input == "speech" or (s.input == "both" and self.st.speech)
-        prompt = s.prompt
-        if attempt > 1 and s.reprompts:
-            prompt = s.reprompts[min(attempt - 2, len(s.reprompts) - 1)]
-        typed = ""
-        if dtmf and self.typeahead:
-            typed, self.typeahead = self.typeahead, ""
-        w = Wait("gather", s, frozenset(), phase="collect", digits="")
-        if prompt is not None and not (typed and s.bargein.mode in ("dtmf", "any")):
-            text = self.render(prompt)
-            c = self.cid()
-            voice = s.voice or self.flow.config.voice
-            self.emit(ev.Say(c, text, voice, s.bargein.mode))
-            self.emit(ev.Notify("prompt", {"text": text, "attempt": attempt}))
-            w = _rewait(w, phase="prompt", main_cid=c, cids=frozenset({c}))
-        self.wait = w
-        for d in typed:
-            if self.wait is None or self.wait.kind != "gather":
-                break
-            self.gather_digit(self.wait, d)
-        if self.wait is not None and self.wait.phase == "collect" and not self.wait.digits:
-            self.gather_collect(self.wait, speech)
-
-    def gather_collect(self, w: Wait, speech: bool) -> None:
-        """Prompt over: wait for the first key (timer) and/or speech (listen)."""
-        s: ir.GatherStep = w.step
-        cids = set(w.cids)
-        listen = None
-        if speech and not w.digits:
-            listen = self.cid()
-            phrases = tuple(p for c in s.choices for p in c.phrases)
-            self.emit(ev.Listen(listen, s.timeout_ms, phrases, s.min_confidence))
-            cids.add(listen)
-        timer = None
-        if s.input != "speech" and (listen is None or w.digits):
-            timer = self.cid()
-            self.emit(ev.StartTimer(timer, s.interdigit_ms if w.digits else s.timeout_ms))
-            cids.add(timer)
-        elif listen is not None:  # the guard: ends the wait if the listen never answers
-            timer = self.cid()
-            self.emit(ev.StartTimer(timer, s.timeout_ms + SPEECH_GUARD_MS))
-            cids.add(timer)
-        self.wait = _rewait(
-            w, phase="collect", cids=frozenset(cids), timer_cid=timer, listen_cid=listen
-        )
-
-    def gather_op(self, w: Wait, cid: int, result: Any) -> None:
-        if cid == w.main_cid:  # the prompt finished (or was interrupted)
-            w = _rewait(w, cids=w.cids - {cid}, main_cid=None)
-            self.wait = w
-            if w.phase == "prompt":
-                speech = w.step.input == "speech" or (w.step.input == "both" and self.st.speech)
-                self.gather_collect(w, speech)
-        elif cid == w.listen_cid:
-            self.wait = _rewait(w, cids=w.cids - {cid}, listen_cid=None)
-            # "": the caller spoke but nothing was recognised with confidence (nomatch)
-            text = result.strip() if isinstance(result, str) else None
-            if not text and w.digits:
-                return
-            self.gather_end(self.wait, text, "speech")
-
-    def gather_digit(self, w: Wait, digit: str) -> None:
-        s: ir.GatherStep = w.step
-        if s.input == "speech":
-            return
-        if w.phase == "prompt":
-            if s.bargein.mode not in ("dtmf", "any"):
-                return
-            if w.main_cid is not None:
-                self.emit(ev.StopOp(w.main_cid))
-            w = _rewait(w, phase="collect", main_cid=None, cids=w.cids - {w.main_cid or 0})
-        if w.listen_cid is not None:
-            self.emit(ev.StopOp(w.listen_cid))
-            w = _rewait(w, cids=w.cids - {w.listen_cid}, listen_cid=None)
-        if w.timer_cid is not None:
-            self.emit(ev.StopOp(w.timer_cid))
-            w = _rewait(w, cids=w.cids - {w.timer_cid}, timer_cid=None)
-        ended = bool(s.terminator) and digit == s.terminator  # the terminator is no secret
-        key = {"kind": "dtmf", "digit": digit}
-        self.emit(ev.Notify("input", taken(key, self.flow, self.top.subflow, s, not ended)))
-        if ended:
-            self.wait = w
-            self.gather_finish(w)
-            return
-        digits = w.digits + digit
-        w = _rewait(w, digits=digits)
-        self.wait = w
-        keys = self.gather_keys(s)
-        limit = s.max_digits or (s.capture.max_length if s.capture else None)
-        done = limit is not None and len(digits) >= limit
-        if not done and keys and not s.capture:
-            # as Asterisk: stop waiting once no key or pattern could take another key
-            done = not any(can_extend(k, digits) for k in keys)
-        if done:
-            self.gather_finish(w)
-            return
-        timer = self.cid()
-        self.emit(ev.StartTimer(timer, s.interdigit_ms))
-        self.wait = _rewait(w, cids=w.cids | {timer}, timer_cid=timer)
-
-    def gather_finish(self, w: Wait) -> None:
-        for c in w.cids:
-            self.emit(ev.StopOp(c))
-        self.gather_end(w, w.digits or None, "dtmf")
-
-    def gather_end(self, w: Wait, value: str | None, kind: str) -> None:
-        s: ir.GatherStep = w.step
-        for c in w.cids:
-            self.emit(ev.StopOp(c))
-        self.wait = None
-        if kind == "speech" and value is not None:
-            said = {"kind": "speech", "text": value}
-            self.emit(ev.Notify("input", taken(said, self.flow, self.top.subflow, s)))
-        if value is None:
-            self.outcome(s, "noinput")
-            return
-        for cmd in self.cur_state().commands:
-            if _matches(value, kind, cmd.keys, cmd.phrases, cmd.patterns):
-                self.emit(ev.Notify("command", {"name": cmd.name}))
-                if self.obs is not None:
-                    self.obs.command(self.where(), cmd)
-                self.top.stack.append(Cursor(cmd.handler.steps, 0, "command", s))
-                return
-        if s.choices:
-            for choice in s.choices:
-                if _matches(value, kind, choice.keys, choice.phrases, choice.patterns):
-                    if s.var:  # a key choice keeps the keys pressed, a spoken one its name
-                        keyed = kind == "dtmf" and not choice.phrases
-                        self.assign(s.var, value if keyed else choice.value)
-                    listed = s.choices_from is not None
-                    self.outcome(s, "match" if listed else "choice:" + choice.value)
-                    return
-            self.outcome(s, "nomatch")
-            return
-        captured = _capture(s.capture, value, kind)
-        if captured is UNSET:
-            self.outcome(s, "nomatch")
-            return
-        if s.var:
-            self.assign(s.var, captured)
-        self.outcome(s, "match")
-
-    # ------------------------------------------------------------ record
-
-    def record_op(self, w: Wait, cid: int, result: Any) -> None:
-        s: ir.RecordStep = w.step
-        self.wait = _rewait(w, cids=w.cids - {cid})
-        if w.phase == "prompt":
-            c = self.cid()
-            name = self.render(s.name)
-            silence = s.silence_ms or None
-            self.emit(ev.RecordStart(c, name, s.format, s.max_duration_ms, s.beep, silence))
-            self.wait = Wait("record", s, frozenset({c}), phase="starting", main_cid=c)
-        elif w.phase == "starting":
-            t = self.cid()
-            self.emit(ev.RecordTimer(t, s.max_duration_ms))
-            self.wait = Wait(
-                "record", s, frozenset({t}), phase="recording", digits=str(result), timer_cid=t
-            )
-        elif w.phase in ("stopping", "stopping_key"):
-            self.wait = None
-            self.typeahead = ""  # keys pressed while recording are not type-ahead
-            duration = result.get("duration") if isinstance(result, dict) else None
-            if duration is not None and duration <= 0 and w.phase == "stopping":
-                # ended by silence or the maximum with nothing heard (the terminator key means
-                # the caller is done: that is 'done' even for a very short message)
-                self.outcome(s, "noinput")
-                return
-            if s.var:
-                self.assign(s.var, w.digits)
-            if s.transcript_var and isinstance(result, dict):
-                self.assign(s.transcript_var, str(result.get("transcript") or ""))
-            self.outcome(s, "done")
-
-    def record_stop(self, w: Wait, *, by_key: bool = False) -> None:
-        for c in w.cids:
-            self.emit(ev.StopOp(c))
-        c = self.cid()
-        step: ir.RecordStep = w.step
-        self.emit(ev.RecordStop(c, w.digits, transcribe=step.transcript_var is not None))
-        phase = "stopping_key" if by_key else "stopping"
-        self.wait = Wait("record", w.step, frozenset({c}), phase=phase, digits=w.digits)
 
 
 DISPATCH: dict[str, Callable[[_Machine, Any], None]] = {}

@@ -24,6 +24,7 @@ from typing import Any
 from voxflow.errors import FlowRuntimeError
 from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
+from voxflow.runtime import input_steps
 from voxflow.runtime.expressions import UNSET, truthy
 from voxflow.runtime.machine import (
     DISPATCH,
@@ -104,7 +105,7 @@ def _x_pause(m: _Machine, s: ir.PauseStep) -> None:
 
 
 def _x_gather(m: _Machine, s: ir.GatherStep) -> None:
-    m.gather_start(s)
+    input_steps.gather_start(m, s)
 
 
 def _x_set(m: _Machine, s: ir.SetStep) -> None:
@@ -157,7 +158,7 @@ def _x_record(m: _Machine, s: ir.RecordStep) -> None:
         m.wait = Wait("record", s, frozenset({c}), phase="prompt", main_cid=c)
     else:
         m.wait = Wait("record", s, frozenset({0}), phase="prompt")
-        m.record_op(m.wait, 0, None)
+        input_steps.record_op(m, m.wait, 0, None)
 
 
 def _x_dial(m: _Machine, s: ir.DialStep) -> None:
