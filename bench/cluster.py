@@ -3,8 +3,9 @@
 Every mode starts a redis-server (free 127.0.0.1 port, temp dir), the sandbox (this process, with
 the scripted callers and a webhook receiver) and ``voxflow run FLOW --app NAME [--redis URL]``
 worker processes (audio on: espeak-ng prompts streamed as RTP, DTMF). A call: the caller waits
-for the menu prompt's audio, presses 1, the flow hangs up. A call counts as completed when its
-``call.ended`` webhook (outcome completed) arrived exactly once. Worker CPU is read from
+for the menu prompt's audio, presses 1, the flow hangs up. A call counts as completed when the
+caller saw that and its ``call.ended`` webhook (outcome completed) arrived exactly once (the
+failover soak counts the two apart). Worker CPU is read from
 /proc (user + system, children included) around the measured calls.
 
     .venv/bin/python bench/cluster.py scale [--workers 1,2,4] [--calls 200] [--per-worker 20]
@@ -13,17 +14,21 @@ N workers, each serving its own application name on the sandbox (classic mode: o
 name per node), ``--per-worker`` concurrent callers each: calls per second (wall), worker CPU per
 call, calls per worker-core-second (1 / CPU per call), Redis commands per call.
 
-    .venv/bin/python bench/cluster.py overhead [--calls 200] [--repeat 3]
+    .venv/bin/python bench/cluster.py overhead [--calls 200] [--concurrency 20] [--repeat 3]
 
 The same calls on one worker without and with ``--redis`` (alternating, ``--repeat`` times
 each): worker CPU per whole call, and the cluster mode's share of it (median ratio).
 
-    .venv/bin/python bench/cluster.py failover [--calls 1000] [--kill-every 100] [--ttl 1]
+    .venv/bin/python bench/cluster.py failover [--calls 1000] [--kill-every 100] [--ttl 3]
 
 One worker serves, one stands by (same app name). Calls flow at ``--concurrency``; after every
 ``--kill-every`` calls placed, the serving worker gets SIGKILL and a new standby starts. For each
 call in progress at a kill: the time from the kill until it hears its state's prompt again
-(p50/p99 over every kill). Lost calls: placed calls without exactly one completed end.
+(p50/p99 over every kill). Lost calls: calls the caller did not see end normally (1 pressed,
+the flow hung up); end webhooks missing or repeated are counted apart.
+
+``--no-audio``: workers without speech (the menu plays ``sound:vm-login`` instead). BENCH_LOGS=DIR
+keeps the workers' logs there. Figures and load averages: docs/deploy.md, "Capacity planning".
 """
 
 from __future__ import annotations
@@ -406,6 +411,8 @@ async def failover(args: argparse.Namespace) -> None:
         await asyncio.gather(*(limited(i) for i in range(args.calls)))
         await asyncio.gather(*killing)
         hooks_missing = await settle(c, s.placed)
+        ended = c.ended()
+        none = sum(ended[call.id] == 0 for call in s.placed)
         lost = [call for call in s.placed if not completed(call)]
         if os.environ.get("BENCH_LOGS"):
             for call in lost:
@@ -418,7 +425,8 @@ async def failover(args: argparse.Namespace) -> None:
     p99 = f[min(len(f) - 1, int(len(f) * 0.99))] if f else float("nan")
     print(
         f"{args.calls} calls, {s.kills} workers killed (SIGKILL), failover_ttl {args.ttl:g} s: "
-        f"lost {len(lost)}, calls without exactly one call.ended webhook {hooks_missing}, "
+        f"lost {len(lost)}, calls without exactly one call.ended webhook {hooks_missing} "
+        f"({none} without, {hooks_missing - none} with two or more), "
         f"left in the registry {left}; failover (kill -> the call's prompt "
         f"heard again) over {len(f)} calls: p50 {statistics.median(f) if f else 0:.2f} s, "
         f"p99 {p99:.2f} s, max {f[-1] if f else 0:.2f} s"
