@@ -16,7 +16,6 @@ import logging
 import signal
 import ssl as ssllib
 import types
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
@@ -32,7 +31,6 @@ from voxflow.ari.models import (
 )
 from voxflow.ari.rest import AriRestClient
 from voxflow.errors import (
-    AriBadRequest,
     AriConflict,
     AriError,
     AriHTTPError,
@@ -44,8 +42,9 @@ from voxflow.errors import (
 from voxflow.telephony.agents import AgentFactory, registered_agent_factory
 from voxflow.telephony.dialplan import RETURN_TAGS, dialplan_metadata
 from voxflow.telephony.ending import cancel_after, hang_up_after_handler
-from voxflow.telephony.legs import LegBook, current_call, set_current_call
+from voxflow.telephony.legs import LegBook, set_current_call
 from voxflow.telephony.links import MODES, AriLink, AriLinks
+from voxflow.telephony.originate import OUTBOUND_ARG, originate_leg
 from voxflow.telephony.orphans import (
     OrphanPolicy,
     SweepReport,
@@ -71,7 +70,6 @@ Handler = Callable[[CallSession], Awaitable[Any]]
 _INTERNAL_TECHS = frozenset(
     {"UnicastRTP", "AudioSocket", "WebSocket", "Snoop", "Announcer", "Recorder"}
 )
-OUTBOUND_ARG = "voxflow-outbound"
 INTERNAL_ARG = "voxflow-internal"
 _SWEEP_RETRY = Backoff(initial=0.1, cap=2.0, attempts=6)  # ~6 s at most, then the next reconnect
 
@@ -388,113 +386,26 @@ class VoxtraApp:
 
         The leg belongs to ``owner`` (default: the call whose handler is running, if any): it is
         hung up when the owner ends, and when this coroutine is cancelled before it answered."""
-        owner = owner if owner is not None else current_call()
-        if owner is not None and owner.ended:
-            raise CallEndedError(f"call {owner.id} has ended: not dialling {endpoint}")
-        if not self._started:
-            raise CallError("the app is not started (use 'async with app:' or app.run())")
-        if "/" not in endpoint:
-            raise ValueError(f"endpoint must look like TECH/resource, got {endpoint!r}")
-        rest, ari_app = self._rest_for_originate(owner)
-        cid = f"vf-out-{uuid.uuid4().hex}"
-        placeholder = Channel(id=cid, name=endpoint, state="Down")
-        session = CallSession(
+        return await originate_leg(
             self,
-            placeholder,
-            CallDirection.OUTBOUND,
+            endpoint,
+            caller_id=caller_id,
+            variables=variables,
+            timeout=timeout,
             metadata=metadata,
-            called_number=endpoint.split("/", 1)[1],
-            rest=rest,
-            ari_app=ari_app,
+            owner=owner,
         )
-        session.caller_id = caller_id or ""
-        self._sessions[cid] = session
-        if self._seen is not None:
-            self._seen.add(cid)
-        if owner is not None:
-            self._legs.attach(owner, session)
-        post = asyncio.ensure_future(
-            rest.originate(
-                endpoint,
-                app=ari_app,
-                app_args=OUTBOUND_ARG,
-                caller_id=caller_id,
-                timeout=timeout,
-                channel_id=cid,
-                variables=variables,
-            )
-        )
-        try:
-            await asyncio.shield(post)
-        except asyncio.CancelledError:
-            self._spawn(self._abandon_leg(session, post), f"abandon-{cid}")
-            raise
-        except AriBadRequest as exc:
-            session._mark_ended()
-            await session.wait_closed()
-            raise CallError(f"originate to {endpoint!r} refused: {exc.message}") from exc
-        except AriHTTPError as exc:
-            session._dialstatus = "CHANUNAVAIL"
-            session._mark_ended()
-            session.failure_reason = f"unavailable ({exc.message})"
-            await session.wait_closed()
-            return session
-        except AriError:
-            session._mark_ended()
-            await session.wait_closed()
-            raise
-        finally:
-            if post.done() and self._legs.settled(session) and not session.ended:
-                self._end_leg(session)  # the owner ended while the request was in flight
-        try:
-            await session.wait_answered(timeout + self.event_wait)
-            await asyncio.wait_for(session._stasis_started.wait(), self.event_wait)
-        except CallEndedError:
-            pass
-        except asyncio.CancelledError:
-            self._end_leg(session)
-            raise
-        except TimeoutError:
-            if session._dialstatus is None:
-                session._dialstatus = "NOANSWER"
-            with contextlib.suppress(AriError):
-                await session.hangup(reason="no_answer")
-            session._mark_ended()
-        if session.ended:
-            await session.wait_closed()
-        return session
 
     def _end_leg(self, leg: CallSession) -> None:
         """Hang ``leg`` up in the background (retried until Asterisk confirms it is gone)."""
         if not leg.ended:
             self._spawn(self._hangup_quietly(leg, "normal"), f"end-leg-{leg.id}")
 
-    async def _abandon_leg(self, leg: CallSession, post: asyncio.Future[Any]) -> None:
-        """The originate was cancelled while its request was in flight: once it completes, the
-        new channel (if any) is hung up, and the placeholder session ends."""
-        with contextlib.suppress(Exception):
-            await post
-        self._legs.settled(leg)
-        if post.cancelled() or post.exception() is not None:
-            leg._mark_ended()
-            return
-        await self._hangup_quietly(leg, "normal")
-
     async def _hangup_quietly(self, session: CallSession, reason: str) -> None:
         try:
             await session.hangup(reason=reason)
         except AriError as exc:
             log.warning("hanging up %s failed: %s", session.id, exc)
-
-    def _rest_for_originate(self, owner: CallSession | None) -> tuple[AriRestClient, str]:
-        """The REST client and app a new leg is dialled with: its owner call's websocket."""
-        if owner is not None:
-            return owner.rest, owner.ari_app
-        if self._links is None:
-            return self.rest, self.app_name
-        if self.mode == "persistent":
-            return self._links.rest_for(self.app_name), self.app_name
-        raise CallError("in per-call mode a new call can only be dialled for a call (owner=)")
 
     # ------------------------------------------------------------------ events
 
