@@ -198,40 +198,15 @@ class FlowServer:
             flow, fhash, cp = await self._begin(flow, sid)
             after_step = self._checkpointer(sid, fhash, session, running)
         redactor = Redactor(flow, lambda: running[0].state if running else None)
-        trace: CallTrace = NullTrace()
-        if self.settings.trace_dir:
-            trace = RedactingTrace(
-                TraceWriter(Path(self.settings.trace_dir), str(session.id)), redactor
-            )
-            outbound = session.direction is CallDirection.OUTBOUND
-            trace.write(
-                "call.started",
-                flow=fv.flow.name,
-                version=fv.version,
-                caller=session.caller_id,
-                called=session.called_number,
-                direction="outbound" if outbound else "inbound",
-                speech=session.providers.stt is not None,
-                metadata=_traced_metadata(session.metadata),
-                started=round(self.clock(), 3),
-            )
-        sink: Callable[[TranscriptLine], None] | None = None
-        if self.on_transcript is not None:
-            cb = self.on_transcript
-
-            def shown(line: TranscriptLine) -> None:
-                cb(sid, (line[0], line[1], redactor.transcript(line[2], line[1])))
-
-            sink = shown
+        sink = self._transcript_sink(sid, redactor)
         if after_step is not None:
             sink = _agent_checkpoints(sink, after_step, running)
-
         driver = CallDriver(
             flow,
             session,
             http=self.http,
             webhooks=self.webhooks,
-            trace=trace,
+            trace=self._call_trace(fv, session, redactor),
             max_steps=self.settings.max_steps,
             on_transcript=sink,
             agent_runner=self.agent_runner,
@@ -240,14 +215,7 @@ class FlowServer:
             end_claim=None if self.store is None else _claimer(self.store, sid),
         )
         if cp is not None:
-            try:
-                driver.state = resume_state(flow, driver.state, cp)
-                self.resumed += 1
-                log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
-            except ValueError as exc:  # a checkpoint this version cannot resume: start over
-                log.warning("call %s: %s; starting over", sid, exc)
-            else:
-                _restore_agent(session, cp)
+            self._resume(driver, session, cp)
         running.append(driver)
         self.drivers[str(session.id)] = driver
         self._idle.clear()
@@ -275,6 +243,56 @@ class FlowServer:
             self._call_left.set()
             if not self.drivers:
                 self._idle.set()
+
+    def _call_trace(self, fv: FlowVersion, session: CallSession, redactor: Redactor) -> CallTrace:
+        """The call's trace (redacted), opened with its ``call.started`` record; a null trace
+        without ``trace_dir``."""
+        if not self.settings.trace_dir:
+            return NullTrace()
+        trace = RedactingTrace(
+            TraceWriter(Path(self.settings.trace_dir), str(session.id)), redactor
+        )
+        outbound = session.direction is CallDirection.OUTBOUND
+        trace.write(
+            "call.started",
+            flow=fv.flow.name,
+            version=fv.version,
+            caller=session.caller_id,
+            called=session.called_number,
+            direction="outbound" if outbound else "inbound",
+            speech=session.providers.stt is not None,
+            metadata=_traced_metadata(session.metadata),
+            started=round(self.clock(), 3),
+        )
+        return trace
+
+    def _transcript_sink(
+        self, sid: str, redactor: Redactor
+    ) -> Callable[[TranscriptLine], None] | None:
+        """``on_transcript`` for call ``sid``, its lines redacted (None without a callback)."""
+        cb = self.on_transcript
+        if cb is None:
+            return None
+
+        def shown(line: TranscriptLine) -> None:
+            cb(sid, (line[0], line[1], redactor.transcript(line[2], line[1])))
+
+        return shown
+
+    def _resume(
+        self, driver: CallDriver[CallSession], session: CallSession, cp: Checkpoint
+    ) -> None:
+        """Put ``driver`` where checkpoint ``cp`` left the call (and its agent's history); a
+        checkpoint this flow version cannot resume is logged and the call starts over."""
+        sid, flow = str(session.id), driver.flow
+        try:
+            driver.state = resume_state(flow, driver.state, cp)
+        except ValueError as exc:
+            log.warning("call %s: %s; starting over", sid, exc)
+            return
+        self.resumed += 1
+        log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
+        _restore_agent(session, cp)
 
     async def _ended(self, sid: str, end: End) -> None:
         """Cluster mode: the call's checkpoint and registry entry go (once, across workers)."""
