@@ -4,10 +4,10 @@
 ``VoxtraApp`` over the embedded sandbox, and places ``calls`` calls ``concurrency`` at a time:
 callers hang up at random moments (while the dial rings, once bridged, in the menu), the
 events socket is dropped, REST answers bursts of 5xx, some dials are busy. When every call is
-over it checks that nothing is left: the app's registry, its dialled legs and handler tasks,
-the sandbox's channels and bridges. Memory is measured with ``tracemalloc`` between a warm-up
-batch and the end (bytes per 1,000 calls), and as RSS. ``tests/leaks`` runs it short,
-``bench/soak.py`` long.
+over it checks that nothing is left: the app's registry, its dialled legs, its handler and
+background tasks, the sandbox's channels and bridges. Memory is measured with ``tracemalloc``
+between a warm-up batch and the end (bytes per 1,000 calls), and as RSS. ``tests/leaks`` runs
+it short, ``bench/soak.py`` long.
 """
 
 from __future__ import annotations
@@ -135,11 +135,16 @@ def _rss_kb() -> int:
 
 
 def leftovers(sb: Sandbox, app: VoxtraApp, server: FlowServer) -> dict[str, list[str]]:
-    """Everything still alive on either side (empty when the run left nothing behind)."""
+    """Everything still alive on either side (empty when the run left nothing behind): the
+    app's sessions, legs, handlers, background tasks and drivers; the sandbox's channels and
+    bridges."""
     found = {
         "sessions": sorted(app.sessions),
         "legs": [str(len(app._legs))] if len(app._legs) else [],
         "handlers": sorted(app._handler_tasks),
+        # per-call background work (hang-ups, teardowns, a handler's grace): a grace task still
+        # waiting holds its finished handler task, counted in live_call_objects otherwise
+        "tasks": sorted(t.get_name() for t in app._tasks),
         "drivers": sorted(server.drivers),
         "channels": sorted(f"{c.name} {c.state}" for c in sb.pbx.channels.values()),
         "bridges": sorted(sb.pbx.bridges),
