@@ -97,30 +97,9 @@ async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
     live = [s for s in app._sessions.values() if not s.ended]
     owned = _owned_ids(live)
     live_ids = {s.id for s in live}
-    calls: list[Channel] = []  # each adopted once the bridges holding it are gone
-    doomed: list[tuple[str, list[str], str]] = []  # (path, report list, id)
-    for cid in sorted(in_app - set(app._sessions) - (app._seen or set())):
-        ch = channels.get(cid)
-        if ch is None:
-            continue
-        if cid.startswith(MEDIA_PREFIXES):
-            if cid not in owned:
-                doomed.append((f"/channels/{cid}", report.removed_channels, cid))
-        elif _is_our_leg(ch, outbound_arg):
-            doomed.append((f"/channels/{cid}", report.ended, cid))
-        elif ch.technology not in app._internal_techs:
-            calls.append(ch)
+    calls, doomed = _orphan_channels(app, in_app, channels, owned, outbound_arg, report)
     app_bridges = set(info.get("bridge_ids") or [])
-    holding: dict[str, list[str]] = {}  # call id -> the doomed bridges it is in
-    for b in bridges:
-        if not b.id.startswith(BRIDGE_PREFIXES) or b.id in owned:
-            continue
-        ours = b.id in app_bridges or b.name == app.app_name or in_app.intersection(b.channels)
-        if not ours or live_ids.intersection(b.channels):
-            continue
-        doomed.append((f"/bridges/{b.id}", report.removed_bridges, b.id))
-        for cid in b.channels:
-            holding.setdefault(cid, []).append(f"/bridges/{b.id}")
+    holding = _orphan_bridges(app, bridges, app_bridges, in_app, owned, live_ids, doomed, report)
     # Everything at once: a dead worker's 20 calls leave 40 media channels and bridges, and
     # its callers wait; each call is adopted as soon as the bridges holding it are gone.
     deleting = {path: asyncio.ensure_future(_delete(app, path)) for path, _, _ in doomed}
@@ -139,17 +118,76 @@ async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
         if deleting[path].result():
             into.append(rid)
     if report:
-        log.warning(
-            "orphans in app %s: %d calls adopted (%s), %d ended, %d media channels and %d bridges"
-            " removed",
-            app.app_name,
-            len(report.adopted),
-            app.orphans,
-            len(report.ended),
-            len(report.removed_channels),
-            len(report.removed_bridges),
-        )
+        _log_report(app, report)
     return report
+
+
+_Doomed = tuple[str, list[str], str]
+"""What the sweep deletes: (REST path, the report's list it goes to once deleted, its id)."""
+
+
+def _orphan_channels(
+    app: VoxtraApp,
+    in_app: set[str],
+    channels: dict[str, Channel],
+    owned: set[str],
+    outbound_arg: str,
+    report: SweepReport,
+) -> tuple[list[Channel], list[_Doomed]]:
+    """The app's channels without a session: calls to adopt, and voxflow's own media channels
+    and legs to delete."""
+    calls: list[Channel] = []  # each adopted once the bridges holding it are gone
+    doomed: list[_Doomed] = []
+    for cid in sorted(in_app - set(app._sessions) - (app._seen or set())):
+        ch = channels.get(cid)
+        if ch is None:
+            continue
+        if cid.startswith(MEDIA_PREFIXES):
+            if cid not in owned:
+                doomed.append((f"/channels/{cid}", report.removed_channels, cid))
+        elif _is_our_leg(ch, outbound_arg):
+            doomed.append((f"/channels/{cid}", report.ended, cid))
+        elif ch.technology not in app._internal_techs:
+            calls.append(ch)
+    return calls, doomed
+
+
+def _orphan_bridges(
+    app: VoxtraApp,
+    bridges: list[Bridge],
+    app_bridges: set[str],
+    in_app: set[str],
+    owned: set[str],
+    live_ids: set[str],
+    doomed: list[_Doomed],
+    report: SweepReport,
+) -> dict[str, list[str]]:
+    """Add voxflow's bridges of this app that no live session is in to ``doomed``; returns
+    call id -> the paths of the doomed bridges it is in."""
+    holding: dict[str, list[str]] = {}
+    for b in bridges:
+        if not b.id.startswith(BRIDGE_PREFIXES) or b.id in owned:
+            continue
+        ours = b.id in app_bridges or b.name == app.app_name or in_app.intersection(b.channels)
+        if not ours or live_ids.intersection(b.channels):
+            continue
+        doomed.append((f"/bridges/{b.id}", report.removed_bridges, b.id))
+        for cid in b.channels:
+            holding.setdefault(cid, []).append(f"/bridges/{b.id}")
+    return holding
+
+
+def _log_report(app: VoxtraApp, report: SweepReport) -> None:
+    log.warning(
+        "orphans in app %s: %d calls adopted (%s), %d ended, %d media channels and %d bridges"
+        " removed",
+        app.app_name,
+        len(report.adopted),
+        app.orphans,
+        len(report.ended),
+        len(report.removed_channels),
+        len(report.removed_bridges),
+    )
 
 
 def adopt_link_orphan(app: VoxtraApp, channel: Channel, app_name: str) -> bool:
