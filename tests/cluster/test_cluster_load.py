@@ -64,7 +64,7 @@ def _played(sb: Sandbox, cid: str) -> list[str]:
 
 
 class Load:
-    """The two nodes, the calls placed so far and what the test expects of each."""
+    """The two nodes, the registry (read only) and every call placed so far with its node."""
 
     def __init__(self, nodes: tuple[Sandbox, Sandbox], probe: ClusterState) -> None:
         self.nodes = nodes
@@ -79,7 +79,7 @@ class Load:
         return call
 
     async def in_menu(self, node: int, prompt: str = V1) -> SimCall:
-        """A call placed on ``node`` that waits in the menu (its checkpoint says so)."""
+        """A call placed on ``node`` whose menu prompt started (it waits there until pressed)."""
         call = await self.place(node)
         await call.wait_for("playback", 60, uri=prompt, state="playing")
         return call
@@ -189,6 +189,7 @@ async def _run_load(
     held = list(await asyncio.gather(*(load.in_menu(0) for _ in range(40))))
     await load.menus_checkpointed(held)
     await _hooks_for(hooks, "call.started", {c.id for c in held})
+    assert a.returncode is None, "A lost node 1 before the kill (stalled past failover_ttl?)"
     a.send_signal(signal.SIGKILL)
     await a.wait()
     await asyncio.gather(*(load.quick(1) for _ in range(20)))
