@@ -29,6 +29,7 @@ from voxflow.agent.agent import (
 )
 from voxflow.agent.pipeline import TurnResult, VoicePipeline
 from voxflow.errors import AiNotConfiguredError, CallEndedError
+from voxflow.telephony.session import CallSession
 from voxflow.voice.call import BargeIn
 from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech
 
@@ -120,7 +121,7 @@ class CallAgent(Agent):
             on_hangup(self.aclose)
 
     @classmethod
-    def for_call(cls, call: Any) -> CallAgent:
+    def for_call(cls, call: CallSession) -> CallAgent:
         """The agent of ``call`` from its app's providers (the app must have an LLM)."""
         providers = call.providers
         if providers.llm is None:
@@ -203,7 +204,7 @@ class CallAgent(Agent):
             await pipe.aclose()
 
 
-def create_agent(call: Any) -> CallAgent:
+def create_agent(call: CallSession) -> CallAgent:
     """``call.agent`` for a session of a ``VoxtraApp`` with an LLM: a :class:`CallAgent`
     (history, tools that see the metadata marked with ``update_for_webhook``, a per-call voice
     pipeline closed on hang-up). Raises ``AiNotConfiguredError`` (the seed's
