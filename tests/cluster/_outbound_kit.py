@@ -13,12 +13,18 @@ import os
 import re
 import shutil
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-from _cluster_kit import _free_port, line_matching
+from _cluster_kit import _free_port, line_matching, until
+
+from voxflow.cluster import ClusterState
+from voxflow.sandbox.outbound import OutboundWebsocket
+from voxflow.sandbox.server import Sandbox
 
 CONFIG = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "haproxy.cfg"
 WS_USER, WS_PASSWORD = "asterisk", "ws-secret"
@@ -33,6 +39,7 @@ class WorkerProc:
     port: int
     metrics: str
     drain: asyncio.Task[None]
+    out: list[str]
 
     async def kill(self) -> None:
         """kill -9: the kernel closes its sockets; nothing is cleaned up."""
@@ -41,6 +48,13 @@ class WorkerProc:
         await self.proc.wait()
         self.drain.cancel()
         await asyncio.gather(self.drain, return_exceptions=True)
+
+    async def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait for the exit (its stdout read to the end); returns the exit code."""
+        self.proc.terminate()
+        rc = await asyncio.wait_for(self.proc.wait(), timeout)
+        await asyncio.wait_for(self.drain, timeout)
+        return rc
 
 
 async def _accepting(port: int) -> None:
@@ -55,19 +69,25 @@ async def _accepting(port: int) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _discard(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
+async def _collect(stream: asyncio.StreamReader, out: list[str]) -> None:
+    while line := await stream.readline():
+        out.append(line.decode(errors="replace"))
 
 
 async def start_worker(
-    flow: Path, mode: str, redis_url: str, tmp: Path, *, webhook_url: str = ""
+    flow: Path,
+    mode: str,
+    redis_url: str,
+    tmp: Path,
+    *,
+    webhook_url: str = "",
+    drain: str = "finish",
 ) -> WorkerProc:
     """``voxflow run`` in ``mode`` listening on a free 127.0.0.1 port; waits until it is ready."""
     port = _free_port()
     await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
     config = tmp / "voxflow.toml"
-    config.write_text("[cluster]\nfailover_ttl = 1.0\n")
+    config.write_text(f'[cluster]\nfailover_ttl = 1.0\ndrain = "{drain}"\n')
     env = {**os.environ, "VOXFLOW_ARI_PASSWORD": WS_PASSWORD, "PYTHONUNBUFFERED": "1"}
     if webhook_url:
         env["VOXFLOW_WEBHOOK_URL"] = webhook_url
@@ -90,20 +110,30 @@ async def start_worker(
         proc.kill()
         await proc.wait()
         raise
-    drain = asyncio.ensure_future(_discard(proc.stdout))
-    return WorkerProc(proc, worker_id, port, metrics, drain)
+    out: list[str] = []
+    reader = asyncio.ensure_future(_collect(proc.stdout, out))
+    return WorkerProc(proc, worker_id, port, metrics, reader, out)
 
 
 @contextlib.asynccontextmanager
 async def workers(
-    n: int, flow: Path, mode: str, redis_url: str, tmp: Path, *, webhook_url: str = ""
+    n: int,
+    flow: Path,
+    mode: str,
+    redis_url: str,
+    tmp: Path,
+    *,
+    webhook_url: str = "",
+    drain: str = "finish",
 ) -> AsyncIterator[list[WorkerProc]]:
     """``n`` worker processes (started one after the other), killed when the block exits."""
     procs: list[WorkerProc] = []
     try:
         for i in range(n):
             procs.append(
-                await start_worker(flow, mode, redis_url, tmp / f"w{i}", webhook_url=webhook_url)
+                await start_worker(
+                    flow, mode, redis_url, tmp / f"w{i}", webhook_url=webhook_url, drain=drain
+                )
             )
         yield procs
     finally:
@@ -145,3 +175,46 @@ async def scrape(url: str) -> str:
     async with aiohttp.ClientSession() as http, http.get(url) as r:
         assert r.status == 200
         return await r.text()
+
+
+async def all_in_menu(probe: ClusterState, n: int) -> dict[str, str]:
+    """Wait until the registry shows ``n`` calls in the menu; returns call id -> worker id."""
+    for _ in range(1500):
+        entries = await probe.call_entries()
+        if len(entries) == n and all(e.state == "menu" for e in entries):
+            return {e.id: e.worker for e in entries}
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the calls did not all reach the menu: {await probe.call_entries()}")
+
+
+async def settled(
+    sb: Sandbox, probe: ClusterState, hooks: list[dict[str, Any]], ids: set[str]
+) -> None:
+    """Each call started and ended once (webhooks), the registry is empty, the node clean."""
+
+    def ended() -> Counter[str]:
+        return Counter(str(h["call_id"]) for h in hooks if h["event"] == "call.ended")
+
+    await until(lambda: ended() == Counter(ids), 20, "every call's end webhook")
+    for cid in ids:  # start and end once per call across the two workers
+        events = [h["event"] for h in hooks if h["call_id"] == cid]
+        assert events.count("call.started") == 1 and events.count("call.ended") == 1, events
+        [end] = [h for h in hooks if h["call_id"] == cid and h["event"] == "call.ended"]
+        assert end["data"]["outcome"] == "completed"
+    for _ in range(250):
+        if await probe.call_entries() == []:
+            break
+        await asyncio.sleep(0.02)
+    assert await probe.call_entries() == []
+    try:
+        await until(lambda: not sb.pbx.channels and not sb.pbx.bridges, 10, "node clean")
+    except AssertionError:
+        raise AssertionError(f"left: {sb.pbx.channels} {sb.pbx.bridges}") from None
+
+
+def outbound_ws(port: int, kind: str) -> OutboundWebsocket:
+    """The sandbox's websocket_client.conf for HAProxy on ``port`` (quick reconnects)."""
+    return OutboundWebsocket(
+        "voxflow", f"ws://127.0.0.1:{port}/voxflow", WS_USER, WS_PASSWORD,
+        connection_type=kind, reconnect_interval=0.2, reconnect_attempts=4, close_after_end=0.2,
+    )  # fmt: skip

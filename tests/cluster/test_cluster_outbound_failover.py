@@ -15,32 +15,18 @@ channel or bridge is left on the node.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from _cluster_kit import MENU_FLOW, played, running_redis, until, webhook_receiver
-from _outbound_kit import WS_PASSWORD, WS_USER, haproxy, workers
+from _outbound_kit import all_in_menu, haproxy, outbound_ws, settled, workers
 
 from voxflow.cluster import ClusterState
 from voxflow.sandbox import SimCall
-from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
 
 RESUMED = ["sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye"]
 UNMOVED = ["sound:hello-world", "sound:vm-login", "sound:goodbye"]
-
-
-async def _all_in_menu(probe: ClusterState, n: int) -> dict[str, str]:
-    """Wait until the registry shows ``n`` calls in the menu; returns call id -> worker id."""
-    for _ in range(1500):
-        entries = await probe.call_entries()
-        if len(entries) == n and all(e.state == "menu" for e in entries):
-            return {e.id: e.worker for e in entries}
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the calls did not all reach the menu: {await probe.call_entries()}")
 
 
 async def _kill_and_finish(
@@ -71,38 +57,6 @@ async def _kill_and_finish(
     return max(resumed.values())
 
 
-async def _settled(
-    sb: Sandbox, probe: ClusterState, hooks: list[dict[str, Any]], ids: set[str]
-) -> None:
-    """Each call started and ended once (webhooks), the registry is empty, the node clean."""
-
-    def ended() -> Counter[str]:
-        return Counter(str(h["call_id"]) for h in hooks if h["event"] == "call.ended")
-
-    await until(lambda: ended() == Counter(ids), 20, "every call's end webhook")
-    for cid in ids:  # start and end once per call across the two workers
-        events = [h["event"] for h in hooks if h["call_id"] == cid]
-        assert events.count("call.started") == 1 and events.count("call.ended") == 1, events
-        [end] = [h for h in hooks if h["call_id"] == cid and h["event"] == "call.ended"]
-        assert end["data"]["outcome"] == "completed"
-    for _ in range(250):
-        if await probe.call_entries() == []:
-            break
-        await asyncio.sleep(0.02)
-    assert await probe.call_entries() == []
-    try:
-        await until(lambda: not sb.pbx.channels and not sb.pbx.bridges, 10, "node clean")
-    except AssertionError:
-        raise AssertionError(f"left: {sb.pbx.channels} {sb.pbx.bridges}") from None
-
-
-def _ows(port: int, kind: str) -> OutboundWebsocket:
-    return OutboundWebsocket(
-        "voxflow", f"ws://127.0.0.1:{port}/voxflow", WS_USER, WS_PASSWORD,
-        connection_type=kind, reconnect_interval=0.2, reconnect_attempts=4, close_after_end=0.2,
-    )  # fmt: skip
-
-
 async def test_per_call_sockets_of_a_killed_worker_resume_on_the_other_one(tmp_path: Path) -> None:
     flow = tmp_path / "failover.flow"
     flow.write_text(MENU_FLOW)
@@ -116,15 +70,15 @@ async def test_per_call_sockets_of_a_killed_worker_resume_on_the_other_one(tmp_p
     ):
         probe = ClusterState(rs.url, worker_id="probe")  # reads only
         try:
-            sb.add_outbound_websocket(_ows(port, "per_call_config"))
+            sb.add_outbound_websocket(outbound_ws(port, "per_call_config"))
             calls = [await sb.place_call(from_=f"+1555030{i}", to="100") for i in range(n)]
-            where = await _all_in_menu(probe, n)
+            where = await all_in_menu(probe, n)
             # leastconn spreads them (unless a health check was slow): kill the busiest worker
             victim = max(ws, key=lambda w: list(where.values()).count(w.worker_id))
             await victim.kill()
             slowest = await _kill_and_finish(sb, probe, calls, where, victim.worker_id)
             assert slowest < 5.0
-            await _settled(sb, probe, hooks, {c.id for c in calls})
+            await settled(sb, probe, hooks, {c.id for c in calls})
         finally:
             await probe.redis.aclose()
 
@@ -144,15 +98,15 @@ async def test_a_persistent_socket_moves_to_the_other_worker_with_every_call(
     ):
         probe = ClusterState(rs.url, worker_id="probe")
         try:
-            sb.add_outbound_websocket(_ows(port, "persistent"))
+            sb.add_outbound_websocket(outbound_ws(port, "persistent"))
             await sb.wait_app("voxflow", 30)
             calls = [await sb.place_call(from_=f"+1555040{i}", to="100") for i in range(n)]
-            where = await _all_in_menu(probe, n)
+            where = await all_in_menu(probe, n)
             [holder] = set(where.values())  # one socket for the application: one worker
             victim = next(w for w in ws if w.worker_id == holder)
             await victim.kill()
             slowest = await _kill_and_finish(sb, probe, calls, where, holder)
             assert slowest < 5.0
-            await _settled(sb, probe, hooks, {c.id for c in calls})
+            await settled(sb, probe, hooks, {c.id for c in calls})
         finally:
             await probe.redis.aclose()

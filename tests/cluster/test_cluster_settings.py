@@ -42,8 +42,8 @@ def test_redis_url_from_file_env_and_option(tmp_path: Path) -> None:
         ({"drain": "later"}, "--drain: must be finish or handover, got 'later'"),
         ({"drain": "handover"}, "--drain: handover needs the cluster mode"),
         (
-            {"drain": "handover", "redis_url": "redis://r", "ari_mode": "per_call"},
-            "handover needs the cluster mode .--redis. and the classic ARI mode",
+            {"drain": "handover", "ari_mode": "per_call"},
+            "handover needs the cluster mode .--redis.: the next worker resumes",
         ),
     ],
 )
@@ -59,6 +59,9 @@ def test_the_drain_rule_from_file_and_option(tmp_path: Path) -> None:
     assert load_settings(env={}, cwd=tmp_path).drain == "handover"
     assert load_settings({"drain": "finish"}, env={}, cwd=tmp_path).drain == "finish"
     assert load_settings(env={}).drain == "finish"  # the default
+    for mode in ("persistent", "per_call"):  # the outbound-websocket modes hand over too
+        values = {"ari_mode": mode, "listen": "127.0.0.1:8765"}
+        assert load_settings(values, env={}, cwd=tmp_path).drain == "handover"
 
 
 def test_a_redis_password_is_never_shown() -> None:

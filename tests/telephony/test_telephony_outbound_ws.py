@@ -15,12 +15,16 @@ in each mode. What the caller experiences when its worker dies (defined in docs/
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
+import pytest
 from vf_sandbox_util import SHORT, WAIT, started_sandbox, until
 
 from voxflow.sandbox import Sandbox, SimCall
@@ -355,3 +359,30 @@ async def test_asterisk_with_the_wrong_password_is_refused_and_the_call_fails() 
         assert call.experience()[0] == {**call.experience()[0], "STASISSTATUS": "FAILED"}
         assert w.app.links is not None and w.app.links.server.refused == 4  # every try: 401
         assert w.served == []
+
+
+async def test_a_draining_worker_refuses_new_links_and_closes_one_that_registers() -> None:
+    async with workers(1, "per_call") as (a,), aiohttp.ClientSession() as http:
+        links = a.app.links
+        assert links is not None
+        auth = {"Authorization": "Basic " + base64.b64encode(b"asterisk:secret").decode()}
+        url = f"ws://127.0.0.1:{a.port}/voxflow"
+        ws = await http.ws_connect(url, protocols=("ari",), headers=auth)  # before the drain
+        links.refuse()
+        with pytest.raises(OSError):  # a load balancer's connection is refused: it redispatches
+            await asyncio.open_connection("127.0.0.1", a.port)
+        registered = {
+            "type": "ApplicationRegistered",
+            "application": "voxflow:PJSIP/caller-00000001",
+            "timestamp": "2026-12-01T18:00:00.000+0000",
+            "asterisk_id": "00:00:00:00:00:01",
+        }
+        await ws.send_str(json.dumps(registered))
+        msg = await ws.receive(timeout=WAIT)  # closed before anything is done with its calls
+        assert msg.type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSED,
+            aiohttp.WSMsgType.ERROR,
+        )
+        assert links.by_app == {}
+        await ws.close()

@@ -166,6 +166,8 @@ class MetricsServer:
         return web.Response(text="ok\n")
 
     async def _readyz(self, request: web.Request) -> web.Response:
-        if self.collector.ready():
+        ready = self.collector.ready()
+        self.collector.server.readiness_checked(ready)
+        if ready:
             return web.Response(text="ready\n")
         return web.Response(status=503, text="draining\n")

@@ -318,12 +318,10 @@ def _check_drain(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> N
     origin = values.get("drain", (None, "drain"))[1]
     if settings.drain not in DRAIN_RULES:
         raise ConfigError(f"{origin}: must be finish or handover, got {settings.drain!r}")
-    if settings.drain == "handover" and (
-        settings.redis_url is None or settings.ari_mode != "classic"
-    ):
+    if settings.drain == "handover" and settings.redis_url is None:
         raise ConfigError(
-            f"{origin}: handover needs the cluster mode (--redis) and the classic ARI mode "
-            "(a standby worker takes the application name over)"
+            f"{origin}: handover needs the cluster mode (--redis): the next worker resumes "
+            "the calls from their checkpoints"
         )
 
 

@@ -33,7 +33,7 @@ from voxflow.runtime.results import DEFAULT_RESULTS_KEPT, RecentResults
 from voxflow.runtime.runstate import RunState
 from voxflow.runtime.trace import CallTrace, NullTrace, TraceWriter
 from voxflow.runtime.webhooks import WebhookSender
-from voxflow.telephony.handover import release
+from voxflow.telephony.handover import close_links, release
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
 
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["FlowServer"]
 
 log = logging.getLogger(__name__)
+
+BALANCER_CHECKS = 3  # failed /readyz checks a draining worker waits for (HAProxy's ``fall``)
+BALANCER_WAIT = 5.0  # ... for at most this long (s)
 
 
 class FlowServer:
@@ -71,6 +74,9 @@ class FlowServer:
             app.adopt_link_orphans = True
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self.handed_over = 0  # calls handed over to another worker while draining (metrics)
+        self.readiness_checks = 0  # /readyz answers (see readiness_checked)
+        self.not_ready_checks = 0  # of which 503 (draining): the balancer takes us out
+        self._checked = asyncio.Event()
         self._hashes: dict[int, tuple[Flow, str]] = {}
         self.app = app
         self.clock = clock  # the calls' wall clock (``voxflow run --time`` shifts it)
@@ -323,7 +329,13 @@ class FlowServer:
         """Stop taking calls; hand the calls in progress over (``drain = "handover"``, cluster
         mode), or wait up to the grace period for them, then hang up."""
         self.accepting = False
-        if self.drivers and self.settings.drain == "handover" and self.store is not None:
+        handover = self.settings.drain == "handover" and self.store is not None
+        links = self.app.links
+        if handover and links is not None:  # outbound modes: no new socket reaches us
+            links.refuse()
+            if self.drivers:
+                await self._balancer_gone()
+        if self.drivers and handover:
             await self._hand_over()
         if self.drivers:
             n = len(self.drivers)
@@ -346,6 +358,7 @@ class FlowServer:
         in Stasis and its checkpoint in the store (the worker taking the application name
         over resumes it); calls starting or ending are left to finish."""
         moved = [sid for sid, d in list(self.drivers.items()) if d.hand_over()]
+        sessions = [self.app.sessions[sid] for sid in moved if sid in self.app.sessions]
         for sid in moved:  # before the handlers return: their end must not hang the call up
             release(self.app, sid)
         self.handed_over += len(moved)
@@ -359,6 +372,30 @@ class FlowServer:
                 await asyncio.wait_for(self._call_left.wait(), deadline - loop.time())
         if self.store is not None:
             await self.store.flush()
+        await close_links(self.app, sessions)  # outbound modes: Asterisk re-connects them
+
+    def readiness_checked(self, ready: bool) -> None:
+        """The metrics server answered a /readyz check (a load balancer's), ``ready`` or 503."""
+        self.readiness_checks += 1
+        if not ready:
+            self.not_ready_checks += 1
+        self._checked.set()
+
+    async def _balancer_gone(self) -> None:
+        """Outbound modes: let the load balancer's health checks see /readyz fail
+        ``BALANCER_CHECKS`` times (at most ``BALANCER_WAIT`` s; no wait when nothing polls it)
+        before the calls' sockets close, so that their re-connections go to another worker.
+        The calls go on meanwhile."""
+        if not self.readiness_checks:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BALANCER_WAIT
+        seen = self.not_ready_checks
+        while self.not_ready_checks - seen < BALANCER_CHECKS and loop.time() < deadline:
+            self._checked.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._checked.wait(), deadline - loop.time())
+        log.info("draining: /readyz refused %d check(s)", self.not_ready_checks - seen)
 
     async def _hang_up_all(self, drivers: list[CallDriver[CallSession]]) -> None:
         """Hang the drivers' calls up together, waiting at most ``app.handler_grace``: a hang-up

@@ -145,6 +145,7 @@ class AriLinks:
         self._tasks: set[asyncio.Task[None]] = set()
         self._retired: list[AriRestClient] = []
         self._closing = False
+        self.refusing = False
         self.orphans_hung_up = 0
         self.orphans_adopted = 0
 
@@ -170,6 +171,19 @@ class AriLinks:
         self._retired.clear()
         for client in clients:
             await client.close()
+
+    def refuse(self) -> None:
+        """A draining worker takes no new link: the listening socket closes (a connection
+        attempt is refused, so the load balancer sends it to another worker) and a link that
+        registers now is closed before anything is done with its calls (Asterisk retries)."""
+        self.refusing = True
+        self.server.stop_listening()
+
+    async def close_apps(self, app_names: set[str]) -> None:
+        """Close the links of ``app_names`` (1001, going away) without settling their calls:
+        Asterisk re-connects each, through the load balancer, to another worker."""
+        links = [link for name, link in self.by_app.items() if name in app_names]
+        await asyncio.gather(*(link.conn.close(1001) for link in links), return_exceptions=True)
 
     def rest_for(self, app_name: str) -> AriRestClient:
         """The REST client for ``app_name`` (created once; follows reconnects)."""
@@ -213,6 +227,10 @@ class AriLinks:
                 app_name,
                 self.mode,
             )
+        if self.refusing:  # draining: the call's next attempt goes to another worker
+            log.info("draining: closing the new link of app %s", app_name)
+            link.conn.abort()
+            return
         old = self.by_app.get(app_name)
         link.app_name = app_name
         self.by_app[app_name] = link
