@@ -1,17 +1,25 @@
 """pocketsphinx's confidence decision on real espeak-ng audio over a telephone leg: streaming
-decoding, the per-recognition threshold, out-of-grammar speech -> nomatch, and the features."""
+decoding, the per-recognition threshold, out-of-grammar speech -> nomatch, the features, and the
+shorter end-silence window once a whole phrase was heard (on a sandbox call)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+from typing import Any
 
 import pytest
+from media_rig import speak
+from sandbox_rig import open_app_rig
 
 from voxflow.errors import ConfigError
 from voxflow.media import codecs
 from voxflow.media.stt_confidence import Segment, confidence, features
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.media.vad import SpeechDetector
+from voxflow.telephony.session import CallSession
 from voxflow.voice.providers import Transcript
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
@@ -85,3 +93,48 @@ def _features(outside_frames: int, ratio: float) -> float:
 def test_speech_the_phrase_does_not_cover_and_a_worse_fit_lower_the_confidence() -> None:
     assert 0.0 <= _features(30, 0.0) < _features(0, 0.0) <= 1.0
     assert _features(0, -10.0) < _features(0, 0.0) < _features(0, 5.0)
+
+
+async def test_the_stream_says_when_what_it_heard_is_a_whole_phrase() -> None:
+    audio = await _call_audio("operator")
+    stream = await STT.open_stream(phrases=MENU, min_confidence=0.5)
+    try:
+        seen = []
+        for i in range(0, len(audio), 640):
+            await stream.feed(audio[i : i + 640])
+            seen.append(stream.complete)
+        assert not seen[0] and seen[-1]  # nothing at first; "operator" before the end
+        assert (await stream.finish()).text == "operator"
+    finally:
+        await stream.aclose()
+
+
+def test_a_whole_phrase_ends_the_utterance_after_the_shorter_silence() -> None:
+    det = SpeechDetector(frame_ms=20, min_speech_ms=40, end_silence_ms=800, complete_silence_ms=300)
+    assert [det.feed(True) for _ in range(3)][1] is not None  # onset
+    det.complete = True
+    events = [det.feed(False) for _ in range(15)]
+    assert events[-1] is not None and events[-1].kind == "end" and det.silence_ms == 300
+    det = SpeechDetector(frame_ms=20, min_speech_ms=40, end_silence_ms=800, complete_silence_ms=300)
+    for _ in range(3):
+        det.feed(True)
+    assert all(det.feed(False) is None for _ in range(39))  # not complete: the long window
+    assert det.feed(False) is not None and det.silence_ms == 800
+
+
+async def test_listen_on_a_call_ends_soon_after_a_whole_phrase() -> None:
+    # end_silence_ms of 8 s would keep the caller waiting; "operator" is a whole phrase, so the
+    # utterance ends after listen_complete_silence_ms (300 ms) of silence instead.
+    rig_cm = open_app_rig(PortRange(), tts=EspeakTTS(sample_rate=8000), stt=STT)
+    async with rig_cm as rig:
+
+        async def body(call: CallSession) -> Any:
+            heard = await call.listen(20, phrases=MENU, end_silence_ms=8000)
+            return heard, asyncio.get_running_loop().time()
+
+        sim = await rig.call(body)
+        await speak(sim, "operator")
+        said = asyncio.get_running_loop().time()
+        heard, at = await rig.result()
+        assert heard == "operator"
+        assert at - said < 6.0  # far less than the 8 s window, even on a loaded machine

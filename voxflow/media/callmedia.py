@@ -18,6 +18,8 @@ Options (``VoiceContext.options``): ``format`` (``ulaw`` default, ``alaw``, ``sl
 :class:`PortRange`), ``jitter_depth`` (frames, default 3), ``conceal_loss`` (repeat-and-fade
 lost frames rather than silence, default True, see :mod:`voxflow.media.jitter`),
 ``vad_aggressiveness`` (0-3, default 2), ``listen_min_speech_ms`` (default 100),
+``listen_complete_silence_ms`` (default 300: the end-silence window once the STT stream reports
+its partial result ``complete``, a whole expected phrase; see :mod:`voxflow.media.vad`),
 ``barge_in_vad_aggressiveness`` (0-3, default 3: barge-in and ``wait_for_speech`` decide on a
 stricter VAD than ``listen``, because their minimum speech is short, see ``BargeIn``),
 ``stasis_wait`` (seconds, default 5: how long set-up waits for the new externalMedia/snoop
@@ -44,7 +46,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from voxflow import observe
 from voxflow.ari.cleanup import Backoff, delete_until_gone
@@ -71,7 +73,7 @@ from voxflow.voice.providers import (
     below_confidence,
 )
 
-__all__ = ["CallMedia", "create_call_voice"]
+__all__ = ["CallMedia", "CompletesPhrase", "create_call_voice"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,14 @@ def _port_range(value: Any) -> PortRange | None:
     except (TypeError, ValueError):
         raise ConfigError(f"rtp_ports must look like '20000-20999', not {value!r}") from None
     return PortRange(lo, hi)
+
+
+@runtime_checkable
+class CompletesPhrase(Protocol):
+    """An STT stream that says when what it heard so far is a whole expected phrase (the
+    listener then ends the utterance after a shorter silence)."""
+
+    complete: bool
 
 
 class _Watcher:
@@ -183,6 +193,7 @@ class CallMedia:
         self.ports = ports or _port_range(opts.get("rtp_ports"))
         self.jitter_depth = int(opts.get("jitter_depth", 3))
         self.listen_min_speech_ms = int(opts.get("listen_min_speech_ms", 100))
+        self.listen_complete_silence_ms = int(opts.get("listen_complete_silence_ms", 300))
         self._pacer = pacer
         self._vad: VoiceActivityDetector = self._make_vad(ctx.vad, opts)
         self._strict_vad: VoiceActivityDetector = self._vad
@@ -613,6 +624,7 @@ class CallMedia:
             frame_ms=self._vad.frame_ms,
             min_speech_ms=self.listen_min_speech_ms,
             end_silence_ms=end_silence_ms,
+            complete_silence_ms=self.listen_complete_silence_ms,
         )
         w = self._watch(_Watcher(det, collect=True))
         try:
@@ -637,6 +649,7 @@ class CallMedia:
                     if frame is None:
                         break
                     await stream.feed(resampler.process(frame))
+                    det.complete = isinstance(stream, CompletesPhrase) and stream.complete
                 if self._closed:
                     raise CallEndedError(f"call {self.ctx.channel_id} ended while listening")
                 ended = loop.time()

@@ -59,6 +59,7 @@ _PHONES = "_phones"  # the phone-loop search every decoder has, for confidence
 # pocketsphinx's default (40,3,-1) is for wideband microphones and takes seconds to adapt.
 _CMN_PRIOR = "44.2,4.6,-25.7,21.4,-17.6,-2.3,3.2,-18.4,9.9,-8.9,-0.5,4.2,-9.6"
 _NBEST = 40
+_ENDED_FRAMES = 15  # 150 ms after the phrase's last word before the stream calls it complete
 DEFAULT_MIN_CONFIDENCE = 0.0
 
 
@@ -113,6 +114,7 @@ class PocketSphinxSTT:
         self.pool_size = pool_size
         self._pool: list[Any] = []
         self._lock = threading.Lock()
+        self._growing = False
 
     def _new_decoder(self) -> Any:
         decoder = self._ps.Decoder(
@@ -132,10 +134,32 @@ class PocketSphinxSTT:
                 return self._pool.pop()
         return self._new_decoder()
 
+    def _take_pooled(self) -> Any | None:
+        with self._lock:
+            return self._pool.pop() if self._pool else None
+
     def _give(self, decoder: Any) -> None:
         with self._lock:
             if len(self._pool) < self.pool_size:
                 self._pool.append(decoder)
+
+    def _grow_soon(self) -> None:
+        """Build one more pooled decoder in a worker thread, after a recognition that found
+        none spare for its phone loop (building holds the GIL ~0.3 s: never while listening)."""
+        with self._lock:
+            if self._growing or len(self._pool) >= self.pool_size:
+                return
+            self._growing = True
+
+        def grow() -> None:
+            try:
+                self._give(self._new_decoder())
+            except Exception:  # the next recognition builds or falls back again
+                log.warning("building a spare pocketsphinx decoder failed", exc_info=True)
+            finally:
+                self._growing = False
+
+        asyncio.get_running_loop().run_in_executor(None, grow)
 
     async def warm_up(self, count: int = 1) -> None:
         """Build ``count`` decoders ahead of the first call (they take ~0.3 s each)."""
@@ -159,20 +183,26 @@ class PocketSphinxSTT:
         return await asyncio.to_thread(self._open, phrases or (), threshold)
 
     def _open(self, phrases: Sequence[str], threshold: float) -> PocketSphinxStream:
+        """The grammar's decoder (built when none is pooled) and, when a decision is asked for,
+        a pooled one for the phone loop; with none spare, the phone loop runs over the kept
+        audio at ``finish`` on the grammar's decoder (slower) rather than building a second
+        decoder now, which would stall the event loop while the caller speaks."""
         decoder = self._take()
         phones: Any | None = None
         try:
             grammar = self._activate(decoder, phrases)
             if grammar is not None and threshold > 0:
-                phones = self._take()
-                phones.activate_search(_PHONES)
-                _start(phones)
+                phones = self._take_pooled()
+                if phones is not None:
+                    phones.activate_search(_PHONES)
+                    _start(phones)
         except BaseException:
             self._give(decoder)
             if phones is not None:
                 self._give(phones)
             raise
-        return PocketSphinxStream(self, decoder, phones, grammar, threshold)
+        decide = grammar is not None and threshold > 0
+        return PocketSphinxStream(self, decoder, phones, grammar, threshold, decide=decide)
 
     def _activate(self, decoder: Any, phrases: Sequence[str]) -> list[list[str]] | None:
         known: list[list[str]] = []
@@ -215,7 +245,9 @@ def _start(decoder: Any) -> None:
 
 class PocketSphinxStream:
     """One utterance. ``feed`` pcm16 at 16 kHz (decoded as it comes); ``finish`` returns the
-    transcript. ``features`` holds the confidence features of the last grammar decision."""
+    transcript. ``complete``: the partial result so far is a whole phrase of the grammar (the
+    media path then ends the utterance after a shorter silence); ``features``: the confidence
+    features of the grammar decision, after ``finish``."""
 
     def __init__(
         self,
@@ -224,17 +256,22 @@ class PocketSphinxStream:
         phones: Any | None,
         grammar: list[list[str]] | None,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        *,
+        decide: bool = False,
     ) -> None:
         self._owner = owner
         self.min_confidence = min_confidence
         self._decoder: Any | None = decoder
         self._phones = phones  # the phone-loop decoder, when a decision is asked for
+        self._decide = decide  # a confidence is computed (grammar and threshold above 0)
+        self._kept: list[bytes] | None = [] if decide and phones is None else None
         self._grammar = grammar
         self._pending = bytearray()
         self._fed = 0
         self._rng = np.random.default_rng(0)  # the dither, repeatable per utterance
         self._lock = asyncio.Lock()
         self.features: Features | None = None
+        self.complete = False  # the partial result so far is a whole phrase of the grammar
 
     async def feed(self, pcm: bytes) -> None:
         """Add audio; every ``_CHUNK_BYTES`` it is decoded (both searches) in a worker thread, so
@@ -259,9 +296,22 @@ class PocketSphinxStream:
         ``feed`` calls does not change the result (live CMN updates per ``process_raw``)."""
         for i in range(0, len(data), _CHUNK_BYTES):
             pcm = self._dither(data[i : i + _CHUNK_BYTES])
+            if self._kept is not None:  # for the phone loop at finish
+                self._kept.append(pcm)
             for decoder in (self._decoder, self._phones):
                 if decoder is not None:
                     decoder.process_raw(pcm, False, False)
+        if self._grammar is not None and self._decoder is not None:
+            self.complete = self._heard_whole_phrase(self._decoder)
+
+    def _heard_whole_phrase(self, decoder: Any) -> bool:
+        """The partial result is a phrase of the grammar and its last word ended at least
+        ``_ENDED_FRAMES`` ago (the best partial path names a phrase long before it is said)."""
+        hyp = decoder.hyp()
+        if hyp is None or _clean(hyp.hypstr).split() not in (self._grammar or ()):
+            return False
+        spoken = [s.end_frame for s in decoder.seg() if not s.word.startswith(("<", "["))]
+        return bool(spoken) and decoder.n_frames() - spoken[-1] >= _ENDED_FRAMES
 
     def _dither(self, pcm16: bytes) -> bytes:
         """``pcm16`` plus seeded Gaussian noise of ``_DITHER_SIGMA`` LSB (repeatable)."""
@@ -287,6 +337,9 @@ class PocketSphinxStream:
         self._owner._give(decoder)
         if phones is not None:
             self._owner._give(phones)
+        elif self._kept is not None:
+            self._kept = None
+            self._owner._grow_soon()  # so that the next recognition streams both searches
         return result
 
     def _end(self, data: bytes) -> Transcript:
@@ -307,7 +360,7 @@ class PocketSphinxStream:
         best = _log(logmath, hyp.score)
         alternatives, second = _nbest(decoder, logmath, text, best)
         complete = text.split() in self._grammar
-        if self._phones is None:  # no decision asked for: no second search
+        if not self._decide:  # no decision asked for: no second search
             return Transcript(text if complete else "", alternatives=alternatives)
         self.features = self._features(decoder, logmath, text, best, second)
         score = confidence(self.features)
@@ -322,16 +375,23 @@ class PocketSphinxStream:
     def _features(
         self, decoder: Any, logmath: Any, text: str, best: float, second: float | None
     ) -> Features:
-        phones = self._phones
-        assert phones is not None  # only called with the phone loop
-        phone_hyp = phones.hyp()
         n_phones = sum(len((decoder.lookup_word(w) or "").split()) for w in text.split())
+        frames, words = decoder.n_frames(), _segments(decoder)
+        phones = self._phones
+        if phones is None:  # none was spare: the phone loop now, over the kept audio
+            phones = decoder
+            decoder.activate_search(_PHONES)
+            _start(decoder)
+            for pcm in self._kept or ():
+                decoder.process_raw(pcm, False, False)
+            decoder.end_utt()
+        phone_hyp = phones.hyp()
         return features(
-            frames=decoder.n_frames(),
+            frames=frames,
             best=best,
             second=second,
             phone_best=_log(logmath, phone_hyp.score) if phone_hyp is not None else -1e12,
-            words=_segments(decoder),
+            words=words,
             phones=_segments(phones),
             n_phones=n_phones,
         )

@@ -8,7 +8,9 @@ hundreds of calls fit on one core. Its aggressiveness (0-3) trades missed speech
 
 :class:`SpeechDetector` is pure: fed one decision per frame, it reports speech onset after
 ``min_speech_ms`` of (mostly) voiced frames and the end of the utterance after ``end_silence_ms``
-of silence.
+of silence, or after the shorter ``complete_silence_ms`` while its listener has set ``complete``
+(the recogniser's partial result is already a whole expected phrase: VoiceXML's "complete
+timeout", so a caller who said "sales" does not wait out a window meant for pauses mid-sentence).
 """
 
 from __future__ import annotations
@@ -61,16 +63,29 @@ class SpeechDetector:
     """Onset and endpoint decisions from per-frame VAD results. Pure; one per listener."""
 
     def __init__(
-        self, *, frame_ms: int = 20, min_speech_ms: int = 200, end_silence_ms: int = 800
+        self,
+        *,
+        frame_ms: int = 20,
+        min_speech_ms: int = 200,
+        end_silence_ms: int = 800,
+        complete_silence_ms: int | None = None,
     ) -> None:
         self.frame_ms = frame_ms
         self._need = max(1, min_speech_ms // frame_ms)
         self._window: deque[bool] = deque(maxlen=max(self._need + self._need // 2, 1))
         self._end_frames = max(1, end_silence_ms // frame_ms)
+        short = end_silence_ms if complete_silence_ms is None else complete_silence_ms
+        self._complete_frames = max(1, min(short, end_silence_ms) // frame_ms)
+        self.complete = False  # set by the listener: what was heard so far is a whole phrase
         self._silent = 0
         self.in_speech = False
         self.speech_ms = 0
         self.elapsed_ms = 0
+
+    @property
+    def silence_ms(self) -> int:
+        """Silence since the last voiced frame (at an "end" event: the window that ended it)."""
+        return self._silent * self.frame_ms
 
     def feed(self, voiced: bool) -> VadEvent | None:
         """Account one frame; return an event when speech starts or the utterance ends."""
@@ -88,7 +103,7 @@ class SpeechDetector:
             self.speech_ms += self.frame_ms
             return None
         self._silent += 1
-        if self._silent >= self._end_frames:
+        if self._silent >= (self._complete_frames if self.complete else self._end_frames):
             self.in_speech = False
             self._window.clear()
             return VadEvent("end", self.elapsed_ms)
