@@ -35,8 +35,10 @@ async def _call_audio(text: str) -> bytes:
     return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
 
 
-async def _recognise(audio: bytes, piece: int, min_confidence: float | None) -> Transcript:
-    stream = await STT.open_stream(phrases=MENU, min_confidence=min_confidence)
+async def _recognise(
+    audio: bytes, piece: int, min_confidence: float | None, stt: PocketSphinxSTT = STT
+) -> Transcript:
+    stream = await stt.open_stream(phrases=MENU, min_confidence=min_confidence)
     try:
         for i in range(0, len(audio), piece):
             await stream.feed(audio[i : i + piece])
@@ -69,6 +71,15 @@ async def test_a_clear_menu_word_is_accepted_with_confidence_above_the_threshold
     assert strict.text == "" and strict.confidence == result.confidence
     with pytest.raises(ConfigError):
         await STT.open_stream(phrases=MENU, min_confidence=1.5)
+
+
+async def test_with_no_spare_decoder_the_phone_loop_runs_at_finish_to_the_same_result() -> None:
+    audio = await _call_audio("I want to leave a message")
+    cold = PocketSphinxSTT(pool_size=3)  # nothing pooled: no second decoder is built mid-call
+    late = await _recognise(audio, 640, 0.5, cold)
+    await cold.warm_up(2)  # now both searches stream side by side
+    assert await _recognise(audio, 640, 0.5, cold) == late
+    assert late.text == "" and late.confidence is not None
 
 
 def _features(outside_frames: int, ratio: float) -> float:
