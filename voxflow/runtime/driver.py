@@ -35,24 +35,19 @@ from typing import Any, Generic, Protocol, assert_never
 
 from voxflow import observe
 from voxflow.errors import (
-    AiNotConfiguredError,
-    AriError,
     CallEndedError,
-    ProviderError,
-    RecordingError,
 )
-from voxflow.ir.models import Flow, queue_outcome
+from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
-from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_group
 from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
-from voxflow.runtime.http_step import HttpClient, HttpRequest, HttpResult
+from voxflow.runtime.http_step import HttpRequest, HttpResult
+from voxflow.runtime.operations import OP_HANDLERS
 from voxflow.runtime.port import AgentHost, CallPort, P
 from voxflow.runtime.step import RunState, StepObserver, initial_state, step
-from voxflow.runtime.trace import CallTrace, NullTrace, recognition_fields, with_recognition
-from voxflow.runtime.webhooks import IDEMPOTENCY_HEADER, WebhookSender
+from voxflow.runtime.trace import CallTrace, NullTrace, with_recognition
+from voxflow.runtime.webhooks import WebhookSender
 from voxflow.telephony.state import CallDirection
-from voxflow.voice.call import BargeIn, BargeInMode
 
 __all__ = [
     "ARI_HANGUP_REASONS",
@@ -94,7 +89,6 @@ class HttpPerformer(Protocol):
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS |= {"warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
-_DIAL_OUTCOMES = DIAL_OUTCOMES
 _TYPED_AHEAD = 0.05  # a key taken this long after it was pressed waited in the type-ahead
 
 
@@ -113,11 +107,6 @@ def _call_state(flow: Flow, call: CallPort[P], *, max_steps: int, speech: bool) 
         merged = {**state.metadata, **call.metadata}
         state = replace(state, metadata=MappingProxyType(merged))
     return state
-
-
-def _barge_in(mode: str) -> BargeIn:
-    modes: dict[str, BargeInMode] = {"none": "none", "dtmf": "dtmf", "speech": "speech"}
-    return BargeIn(mode=modes.get(mode, "any"))
 
 
 class CallDriver(Generic[P]):
@@ -192,9 +181,9 @@ class CallDriver(Generic[P]):
         self.ended_elsewhere = False
         """Another worker of the cluster ended this call (its end was not repeated here)."""
         self.agent_used = False
+        """An agent step ran on this call (its conversation belongs in the checkpoint)."""
         self.handed_over = False
         """The call was handed over to another worker (:meth:`hand_over`): not ended here."""
-        """An agent step ran on this call (its conversation belongs in the checkpoint)."""
 
     # ------------------------------------------------------------ public
 
@@ -463,212 +452,6 @@ class CallDriver(Generic[P]):
         else:
             self._dispatch(event)
 
-    # ------------------------------------------------------------ the operations
-
-    async def _answer(self, cmd: ev.Answer) -> None:
-        await self.session.answer()
-
-    async def _say(self, cmd: ev.Say) -> None:
-        self._say_line("flow", cmd.text)
-        with contextlib.suppress(AiNotConfiguredError):  # no TTS: the text is in the transcript
-            await self.session.say(cmd.text, voice=cmd.voice, barge_in=_barge_in(cmd.bargein))
-        self._last_prompt_end = asyncio.get_running_loop().time()
-
-    async def _play(self, cmd: ev.Play) -> None:
-        self._say_line("flow", f"[plays {cmd.source}]")
-        await self.session.play_file(cmd.source, barge_in=_barge_in(cmd.bargein))
-        self._last_prompt_end = asyncio.get_running_loop().time()
-
-    async def _listen(self, cmd: ev.Listen) -> str | None:
-        wait, least = cmd.timeout_ms / 1000.0, cmd.min_confidence
-        heard = await self.session.recognize(wait, phrases=cmd.phrases, min_confidence=least)
-        self._heard = None if heard is None else recognition_fields(heard, least)
-        if heard is not None and (said := heard.text or " | ".join(heard.alternatives)):
-            self._say_line("caller", said if heard.text else f"[not understood: {said}?]")
-        return None if heard is None else heard.text
-
-    async def _http(self, cmd: ev.Http) -> dict[str, Any]:
-        if self.http is None:
-            self.http = HttpClient()
-        headers = dict(cmd.headers)
-        if cmd.key and not any(k.lower() == "idempotency-key" for k in headers):
-            headers[IDEMPOTENCY_HEADER] = cmd.key  # the same when a resumed call repeats it
-        req = HttpRequest(
-            cmd.method,
-            cmd.url,
-            headers=headers,
-            json_body=cmd.body,
-            timeout=cmd.timeout_ms / 1000.0,
-        )
-        res = await self.http.perform(req)
-        self.trace.write(
-            "http", method=cmd.method, url=cmd.url, outcome=res.outcome, status=res.status,
-            attempts=res.attempts, latency_ms=round(res.elapsed_ms, 1),
-        )  # fmt: skip
-        return res.as_variables()
-
-    async def _transfer(self, cmd: ev.Transfer) -> None:
-        self._say_line("system", f"transfer to {cmd.endpoint}")
-        if cmd.carry:
-            await self.session.set_call_data(cmd.carry)
-        self._leaving = True  # the call leaving Stasis now is not the caller hanging up
-        try:
-            await self.session.transfer_to(cmd.endpoint)
-        finally:
-            self._leaving = False
-
-    async def _queue(self, cmd: ev.Queue) -> str:
-        """Queue the caller: ``announce`` first, then the dialplan's ``Queue()`` until it hands
-        the call back; its QUEUESTATUS is the outcome (``queue_outcome``), ``failed`` if the
-        call could not be sent there, ``transferred`` if it left for good."""
-        self._say_line("system", f"queue {cmd.name}")
-        if cmd.announce:
-            await self._say(ev.Say(cmd.cid, cmd.announce))
-        if cmd.carry:
-            await self.session.set_call_data(cmd.carry)
-        self._leaving = True  # a call leaving for good is not the caller hanging up
-        try:
-            status = await self.session.transfer_to_queue(
-                cmd.name, timeout=cmd.timeout_ms / 1000.0, music=cmd.music, priority=cmd.priority
-            )
-        except (ValueError, AriError) as exc:
-            self.log.warning("call %s: queue %r failed: %s", self.state.call.id, cmd.name, exc)
-            return "failed"
-        finally:
-            self._leaving = False
-        if status is None:  # it left for good: the queue has it, the flow ends
-            self._say_line("system", f"queue {cmd.name}: transferred")
-            return "transferred"
-        outcome = queue_outcome(status)
-        self._say_line("system", f"queue {cmd.name}: QUEUESTATUS {status or '(unset)'}")
-        self._say_line("system", f"queue {cmd.name}: {outcome}")
-        return outcome
-
-    async def _dial(self, cmd: ev.Dial) -> str:
-        timeout = max(1, cmd.timeout_ms // 1000)
-        if cmd.others:
-            endpoints = (cmd.endpoint, *cmd.others)
-            self._say_line("system", f"dial {', '.join(endpoints)} (ring {cmd.ring})")
-            leg, outcome, who = await ring_group(
-                self.session, endpoints, caller_id=cmd.caller_id, timeout=timeout,
-                hunt=cmd.ring == "hunt",
-            )  # fmt: skip
-            if leg is None:
-                self._say_line("system", f"dial {who}: {outcome}")
-                return outcome
-            return await self._bridge(who, leg, cmd)
-        self._say_line("system", f"dial {cmd.endpoint}")
-        other = await self.session.originate(cmd.endpoint, caller_id=cmd.caller_id, timeout=timeout)
-        reason = (other.failure_reason or "").lower()
-        if other.ended or reason:
-            outcome = _DIAL_OUTCOMES.get(reason, "failed")
-            self._say_line("system", f"dial {cmd.endpoint}: {outcome} ({reason or 'ended'})")
-            return outcome
-        return await self._bridge(cmd.endpoint, other, cmd)
-
-    async def _bridge(self, endpoint: str, other: P, cmd: ev.Dial) -> str:
-        """Run the far-leg actions, then bridge the answered leg with the caller until it
-        hangs up: ``answered`` (``noanswer`` when the far party did not accept)."""
-        if cmd.far_dtmf or cmd.whisper or cmd.accept:
-            if cmd.whisper:
-                self._say_line("system", f"whisper to {endpoint}: {cmd.whisper}")
-            try:
-                taken = await far_leg_takes_call(other, cmd)
-            except CallEndedError:
-                if self.session.ended:
-                    raise
-                taken = False  # the far party hung up during the whisper
-            if not taken:
-                with contextlib.suppress(Exception):
-                    await other.hangup()
-                self._say_line("system", f"dial {endpoint}: not accepted by the called party")
-                return "noanswer"
-        try:
-            await self.session.bridge_with(other)
-            self._say_line("system", f"dial {endpoint}: answered, bridged")
-            await other.wait_ended()
-        finally:
-            with contextlib.suppress(Exception):
-                await other.hangup()
-        self._say_line("system", f"dial {endpoint}: the other side hung up")
-        return "answered"
-
-    async def _hold(self, cmd: ev.Hold) -> None:
-        await self.session.hold(cmd.music)
-
-    async def _unhold(self, cmd: ev.Unhold) -> None:
-        await self.session.unhold()
-
-    async def _send_dtmf(self, cmd: ev.SendDtmf) -> None:
-        await self.session.send_dtmf(cmd.digits)
-
-    async def _record_start(self, cmd: ev.RecordStart) -> str:
-        self._say_line("system", f"recording {cmd.name or '(auto)'}")
-        return await self.session.record_start(
-            cmd.name or None,
-            format=cmd.format,
-            max_duration=(cmd.max_duration_ms // 1000) if cmd.max_duration_ms else None,
-            beep=cmd.beep,
-            max_silence=max(1, -(-cmd.silence_ms // 1000)) if cmd.silence_ms else None,
-        )
-
-    async def _record_stop(self, cmd: ev.RecordStop) -> dict[str, Any]:
-        meta = await self.session.record_stop()
-        took = f"{meta.duration:g}s" if meta.duration is not None else "length unknown"
-        where = meta.location or "nowhere (no location reported)"
-        self._say_line("system", f"recorded {meta.name} ({took}) -> {where}")
-        if self.webhooks is not None:
-            self.webhooks.emit(
-                "recording.ready",
-                call_id=self.state.call.id,
-                flow=self.flow.name,
-                metadata=self.state.metadata,
-                webhook_keys=self.state.webhook_keys,
-                data={"name": meta.name, "format": meta.format},
-                key=f"{self.state.call.id}:recording:{meta.name}",
-            )
-        result: dict[str, Any] = {"name": meta.name, "duration": meta.duration}
-        if cmd.transcribe:
-            try:
-                result["transcript"] = await self.session.transcribe(meta)
-            except (AiNotConfiguredError, RecordingError, ProviderError) as exc:
-                self.log.warning("call %s: cannot transcribe %s: %s", self.state.call.id,
-                                 meta.name, exc or type(exc).__name__)  # fmt: skip
-                result["transcript"] = ""
-            self._say_line("system", f"transcript of {meta.name}: {result['transcript']!r}")
-        return result
-
-    async def _agent(self, cmd: ev.Agent) -> Mapping[str, Any]:
-        result: Mapping[str, Any]
-        if self.agent_runner is None:
-            why = "no LLM configured for the agent step (set VOXFLOW_LLM_MODEL)"
-            self.log.error("call %s: %s", self.state.call.id, why)
-            result = {"outcome": "error", "error": why}
-        else:
-            self.agent_used = True
-            result = await self.agent_runner(self.session, cmd, on_line=self._agent_line)
-        self._agent_report(result)
-        return result
-
-    def _agent_report(self, result: Mapping[str, Any]) -> None:
-        """An agent step's conversation into the transcript, its per-turn metrics into the trace."""
-        for role, text in () if result.get("reported") else result.get("messages") or ():
-            self._say_line("caller" if role == "user" else "flow", str(text))
-        for turn, metrics in enumerate(result.get("metrics") or (), 1):
-            if isinstance(metrics, Mapping):
-                self.trace.write("agent.turn", turn=turn, **metrics)
-        self.trace.write(
-            "agent",
-            outcome=result.get("outcome"),
-            args=result.get("args") or {},
-            turns=result.get("turns"),
-            error=result.get("error"),
-        )
-
-    def _agent_line(self, who: str, text: str) -> None:
-        """A line of an agent step as it is spoken (``agent``) or heard (``caller``)."""
-        self._say_line("caller" if who == "caller" else "flow", text)
-
     async def _hangup(self, reason: str) -> None:
         ari_reason = ari_hangup_reason(reason)
         if ari_reason != reason:
@@ -778,24 +561,3 @@ class CallDriver(Generic[P]):
                 self.on_transcript(line)
             except Exception as exc:  # a display callback must not break the call
                 self.log.debug("transcript callback failed: %s", exc)
-
-
-_OpHandler = Callable[["CallDriver[Any]", Any], Awaitable[object]]
-
-OP_HANDLERS: dict[type[ev.Op], _OpHandler] = {
-    ev.Answer: CallDriver._answer,
-    ev.Say: CallDriver._say,
-    ev.Play: CallDriver._play,
-    ev.Listen: CallDriver._listen,
-    ev.Http: CallDriver._http,
-    ev.Transfer: CallDriver._transfer,
-    ev.Queue: CallDriver._queue,
-    ev.Dial: CallDriver._dial,
-    ev.Hold: CallDriver._hold,
-    ev.Unhold: CallDriver._unhold,
-    ev.SendDtmf: CallDriver._send_dtmf,
-    ev.RecordStart: CallDriver._record_start,
-    ev.RecordStop: CallDriver._record_stop,
-    ev.Agent: CallDriver._agent,
-}
-"""Op command type -> the driver method performing it on the call (timers are the loop's)."""
