@@ -247,7 +247,7 @@ async def test_the_serving_worker_takes_its_app_name_back_after_a_redis_outage(
     tmp_path: Path,
 ) -> None:
     async with running_redis(tmp_path) as rs:
-        async with ClusterState(rs.url, worker_id="a", heartbeat=60, worker_ttl=0.3) as a:
+        async with ClusterState(rs.url, worker_id="a", heartbeat=60, worker_ttl=30) as a:
             await a.hold_app("voxflow")
             await a.redis.delete("voxflow:app:voxflow")  # expired while Redis was unreachable
             await a.beat()  # a still serves the name: its next heartbeat holds it again
