@@ -37,8 +37,9 @@ class Observer(Protocol):
         """A speech or language provider failed (``kind`` stt, tts or llm)."""
 
     def rtp(self, received: int, lost: int, late: int) -> None:
-        """A call's media ended: RTP packets received, lost (filled in) and arrived too late
-        (after their slot was played out)."""
+        """RTP packets of a call received, lost (filled in) and arrived too late (after their
+        slot was played out) since its last report: every second while it runs, and at its
+        media's end (:mod:`voxflow.media.rtp_report`)."""
 
 
 _observer: Observer | None = None

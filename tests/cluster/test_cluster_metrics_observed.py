@@ -17,6 +17,8 @@ from aiohttp import web
 from voxflow import observe
 from voxflow.ai.openai_tts import OpenAITTS
 from voxflow.cluster import MetricsServer, WorkerCollector
+from voxflow.media.jitter import JitterStats
+from voxflow.media.rtp_report import RtpReport
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
@@ -98,6 +100,16 @@ async def test_a_call_moves_the_step_ari_provider_and_rtp_series(tmp_path: Path)
                 return driver is not None and driver.state.awaits_caller
 
             await until(in_menu, 15, "the menu waits for a key")
+            # mid-call: the caller's RTP is counted within a second, not only at the call's end
+            async with asyncio.timeout(10):
+                while True:
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                        mid = await r.text()
+                    if _value(mid, "voxflow_rtp_lost_packets_total") > 0:
+                        break
+                    await asyncio.sleep(0.1)
+            assert _value(mid, "voxflow_rtp_received_packets_total") > 0
+            assert call.id in server.drivers and not call.ended
             await call.press("1")
             await call.wait_hangup(15)
             await until(lambda: not server.drivers, 10, "call ended")
@@ -110,7 +122,8 @@ async def test_a_call_moves_the_step_ari_provider_and_rtp_series(tmp_path: Path)
             assert _value(text, ari + '{method="GET",status="2xx"}') >= 1
             errors = 'voxflow_provider_errors_total{kind="tts",provider="127.0.0.1"}'
             assert _value(text, errors) >= 1
-            assert _value(text, "voxflow_rtp_received_packets_total") > 0
+            received = "voxflow_rtp_received_packets_total"
+            assert _value(text, received) > _value(mid, received)  # the rest, at the end
             assert _value(text, "voxflow_rtp_lost_packets_total") > 0
             assert "voxflow_rtp_late_packets_total" in text
         finally:
@@ -119,3 +132,47 @@ async def test_a_call_moves_the_step_ari_provider_and_rtp_series(tmp_path: Path)
             await metrics.close()
             await tts.aclose()
         assert observe.installed() is None  # the server's observer went with it
+
+
+class _Rtp:
+    """An observer keeping the RTP reports (the rest of the interface does nothing)."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, int, int]] = []
+
+    def step(self, kind: str, seconds: float) -> None:
+        pass
+
+    def ari_request(self, method: str, seconds: float, status: int) -> None:
+        pass
+
+    def provider_error(self, kind: str, provider: str) -> None:
+        pass
+
+    def rtp(self, received: int, lost: int, late: int) -> None:
+        self.reports.append((received, lost, late))
+
+
+async def test_a_running_call_reports_its_rtp_counters_as_they_grow() -> None:
+    seen = _Rtp()
+    observe.install(seen)
+    try:
+        stats = JitterStats()
+        report = RtpReport(stats, interval=0.01)
+        report.start()
+        stats.pushed, stats.lost = 50, 2
+        await until(lambda: bool(seen.reports), 5, "the first report")
+        assert seen.reports == [(50, 2, 0)]
+        await asyncio.sleep(0.05)  # nothing moved: nothing reported
+        assert seen.reports == [(50, 2, 0)]
+        stats.pushed, stats.late = 80, 1
+        await until(lambda: len(seen.reports) == 2, 5, "the second report")
+        assert seen.reports[1] == (30, 0, 1)  # what grew since the last report
+        stats.pushed = 85
+        report.close()  # the media closed: the rest at once, then no more
+        assert seen.reports[2] == (5, 0, 0)
+        stats.pushed = 99
+        await asyncio.sleep(0.05)
+        assert len(seen.reports) == 3
+    finally:
+        observe.uninstall(seen)

@@ -8,8 +8,8 @@ reported as they happen (:mod:`voxflow.observe`, :class:`MetricsObserver`, insta
 server runs): ``voxflow_step_seconds{step}`` (a flow step's operation),
 ``voxflow_ari_request_seconds{method,status}`` (status ``2xx``...``5xx``, ``error``: no answer),
 ``voxflow_provider_errors_total{kind,provider}`` (stt/tts/llm; the API's host, ``deepgram``,
-``espeak-ng``), ``voxflow_rtp_{received,lost,late}_packets_total`` (counted when a call's media
-ends).
+``espeak-ng``), ``voxflow_rtp_{received,lost,late}_packets_total`` (counted every second while a
+call runs, and at its media's end).
 ``GET /healthz``: liveness (200 while the process serves). ``GET /readyz``: readiness, 200
 while the worker takes new calls, 503 while it drains (a load balancer stops sending calls).
 The figures of the first group are read from the server when scraped (no bookkeeping on the

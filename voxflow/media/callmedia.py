@@ -48,7 +48,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
-from voxflow import observe
 from voxflow.ari.cleanup import Backoff, delete_until_gone
 from voxflow.errors import (
     AiNotConfiguredError,
@@ -61,6 +60,7 @@ from voxflow.media.codecs import Resampler, codec_spec, decode, encode
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.rtp import RtpPacket
+from voxflow.media.rtp_report import RtpReport
 from voxflow.media.transport import PortRange, RtpSocket
 from voxflow.media.vad import SpeechDetector, VadEvent, WebRtcVad
 from voxflow.voice.call import BargeIn, CallVoice, PromptResult, VoiceContext
@@ -215,6 +215,7 @@ class CallMedia:
         self.jitter = JitterBuffer(
             self.codec, depth=self.jitter_depth, conceal=bool(opts.get("conceal_loss", True))
         )
+        self.rtp_report = RtpReport(self.jitter.stats)  # counters reported every second
         self.outbound = OutboundStream(self.codec)
         self.last_stt_final_ms: float | None = None  # end of speech -> final transcript
         self.last_transcript: Transcript | None = None  # the last listen's, with confidence
@@ -269,6 +270,7 @@ class CallMedia:
                 await self._teardown()
                 raise
             self._started = True
+            self.rtp_report.start()
 
     async def _setup(self) -> None:
         ctx = self.ctx
@@ -395,8 +397,7 @@ class CallMedia:
             await self._teardown()
 
     async def _teardown(self) -> None:
-        stats = self.jitter.stats
-        observe.rtp(stats.pushed, stats.lost, stats.late)
+        self.rtp_report.close()
         if self._stall_timer is not None:
             self._stall_timer.cancel()
         self.outbound.flush()
