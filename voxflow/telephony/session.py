@@ -16,7 +16,6 @@ import inspect
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +42,6 @@ from voxflow.errors import (
     AriHTTPError,
     AriNotFound,
     CallEndedError,
-    PlaybackFailedError,
     RecordingError,
 )
 from voxflow.telephony.active_recording import ActiveRecording, auto_recording_name
@@ -59,6 +57,7 @@ from voxflow.telephony.dialplan import (
 )
 from voxflow.telephony.dtmf import ENDED as _ENDED
 from voxflow.telephony.dtmf import DtmfInbox
+from voxflow.telephony.playback import play
 from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
 from voxflow.telephony.state import CallDirection, CallMetadata, CallState, failure_reason
 from voxflow.telephony.transcribe import transcribe_recording
@@ -361,79 +360,7 @@ class CallSession:
         self, name: str, *, barge_in: BargeIn | None = None, lang: str | None = None
     ) -> PromptResult:
         """Play a sound (``hello-world`` or any media URI) and wait until it finishes."""
-        await self.wait_answered()
-        media = name if ":" in name else f"sound:{name}"
-        pid = f"vf-pb-{uuid.uuid4().hex}"
-        loop = asyncio.get_running_loop()
-        finished: asyncio.Future[str] = loop.create_future()
-        self._playbacks[pid] = finished
-        extra: list[asyncio.Future[Any]] = []
-        try:
-            dtmf_wait: asyncio.Future[str] | None = None
-            speech_wait: asyncio.Future[Any] | None = None
-            if barge_in is not None and barge_in.speech and self._voice_available():
-                # The media path comes up before the playback so speech is heard from its start.
-                voice = await self.call_voice()
-                speech_wait = asyncio.ensure_future(voice.wait_for_speech(barge_in.min_speech_ms))
-                extra.append(speech_wait)
-            if barge_in is not None and barge_in.dtmf:
-                dtmf_wait = self._dtmf.waiter()
-                extra.append(dtmf_wait)
-            self._app.dispatcher.own_playback(pid, self.id)
-            try:
-                await self.rest.play(self.id, media, playback_id=pid, lang=lang)
-            except AriNotFound:
-                self._gone()
-                raise CallEndedError(f"call {self.id} has ended") from None
-            waiting: set[asyncio.Future[Any]] = {finished, *extra}
-            while True:
-                done, _ = await asyncio.wait(
-                    waiting, timeout=self._app.playback_poll, return_when=asyncio.FIRST_COMPLETED
-                )
-                if finished in done:
-                    break
-                if dtmf_wait is not None and dtmf_wait in done:
-                    digit = dtmf_wait.result()
-                    if digit == _ENDED:
-                        raise CallEndedError(f"call {self.id} ended during playback")
-                    await self._stop_playback(pid)
-                    return PromptResult(interrupted=True, by="dtmf", digit=digit)
-                if speech_wait is not None and speech_wait in done:
-                    waiting.discard(speech_wait)
-                    if speech_wait.exception() is None:
-                        await self._stop_playback(pid)
-                        return PromptResult(interrupted=True, by="speech")
-                    log.warning(
-                        "speech barge-in failed on %s: %s", self.id, speech_wait.exception()
-                    )
-                if not done and not finished.done():
-                    await self._check_playback_alive(pid, finished)
-            state = finished.result()
-            if state == _ENDED or (state == "failed" and (self.ended or self._hangup_requested)):
-                # A playback cut by the hang-up finishes "failed" before StasisEnd (observed 17).
-                raise CallEndedError(f"call {self.id} ended during playback")
-            if state == "failed":
-                raise PlaybackFailedError(f"playback of {media} failed on call {self.id}")
-            return PromptResult()
-        finally:
-            self._playbacks.pop(pid, None)
-            for fut in extra:
-                fut.cancel()
-                self._dtmf.discard(fut)
-
-    async def _check_playback_alive(self, pid: str, finished: asyncio.Future[str]) -> None:
-        try:
-            await self.rest.get_playback(pid)
-        except AriNotFound:
-            if not finished.done():
-                # An unknown media scheme never sends PlaybackFinished (observed item 17).
-                finished.set_result("failed")
-        except AriError as exc:
-            log.debug("playback poll for %s failed: %s", pid, exc)
-
-    async def _stop_playback(self, pid: str) -> None:
-        with contextlib.suppress(AriNotFound):
-            await self.rest.stop_playback(pid)
+        return await play(self, name, barge_in=barge_in, lang=lang)
 
     async def listen_dtmf(self, timeout: float = 5.0) -> str | None:
         """The next DTMF digit (type-ahead included), or None after ``timeout`` seconds. Raises

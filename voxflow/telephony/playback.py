@@ -1,0 +1,117 @@
+"""Playing a sound on a call (``CallSession.play_file``), with DTMF and speech barge-in.
+
+The playback gets an id voxflow chose (its events are routed to the call before the POST), and
+ends with its ``PlaybackFinished``; while it plays, it is polled every ``playback_poll`` seconds
+(an unknown media scheme never finishes, observed item 17). A key or the caller's speech stops
+it when ``barge_in`` allows; a hang-up during it raises ``CallEndedError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from voxflow.errors import AriError, AriNotFound, CallEndedError, PlaybackFailedError
+from voxflow.telephony.dtmf import ENDED as _ENDED
+from voxflow.voice.call import BargeIn, PromptResult
+
+if TYPE_CHECKING:
+    from voxflow.telephony.session import CallSession
+
+__all__ = ["play"]
+
+log = logging.getLogger("voxflow.telephony.session")
+
+
+async def play(
+    session: CallSession, name: str, *, barge_in: BargeIn | None, lang: str | None
+) -> PromptResult:
+    """``session.play_file``: play ``name`` and wait until it finishes or is barged in on."""
+    await session.wait_answered()
+    media = name if ":" in name else f"sound:{name}"
+    pid = f"vf-pb-{uuid.uuid4().hex}"
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[str] = loop.create_future()
+    session._playbacks[pid] = finished
+    extra: list[asyncio.Future[Any]] = []
+    try:
+        dtmf_wait, speech_wait = await _barge_in_waits(session, barge_in)
+        extra += [f for f in (speech_wait, dtmf_wait) if f is not None]
+        session._app.dispatcher.own_playback(pid, session.id)
+        try:
+            await session.rest.play(session.id, media, playback_id=pid, lang=lang)
+        except AriNotFound:
+            session._gone()
+            raise CallEndedError(f"call {session.id} has ended") from None
+        waiting: set[asyncio.Future[Any]] = {finished, *extra}
+        while True:
+            done, _ = await asyncio.wait(
+                waiting, timeout=session._app.playback_poll, return_when=asyncio.FIRST_COMPLETED
+            )
+            if finished in done:
+                break
+            if dtmf_wait is not None and dtmf_wait in done:
+                digit = dtmf_wait.result()
+                if digit == _ENDED:
+                    raise CallEndedError(f"call {session.id} ended during playback")
+                await _stop(session, pid)
+                return PromptResult(interrupted=True, by="dtmf", digit=digit)
+            if speech_wait is not None and speech_wait in done:
+                waiting.discard(speech_wait)
+                if speech_wait.exception() is None:
+                    await _stop(session, pid)
+                    return PromptResult(interrupted=True, by="speech")
+                log.warning("speech barge-in failed on %s: %s", session.id, speech_wait.exception())
+            if not done and not finished.done():
+                await _check_alive(session, pid, finished)
+        return _finished(session, media, finished.result())
+    finally:
+        session._playbacks.pop(pid, None)
+        for fut in extra:
+            fut.cancel()
+            session._dtmf.discard(fut)
+
+
+async def _barge_in_waits(
+    session: CallSession, barge_in: BargeIn | None
+) -> tuple[asyncio.Future[str] | None, asyncio.Future[Any] | None]:
+    """What may end the playback early, as ``barge_in`` allows: the caller's next key, and the
+    start of their speech."""
+    dtmf_wait: asyncio.Future[str] | None = None
+    speech_wait: asyncio.Future[Any] | None = None
+    if barge_in is not None and barge_in.speech and session._voice_available():
+        # The media path comes up before the playback so speech is heard from its start.
+        voice = await session.call_voice()
+        speech_wait = asyncio.ensure_future(voice.wait_for_speech(barge_in.min_speech_ms))
+    if barge_in is not None and barge_in.dtmf:
+        dtmf_wait = session._dtmf.waiter()
+    return dtmf_wait, speech_wait
+
+
+def _finished(session: CallSession, media: str, state: str) -> PromptResult:
+    """The result of a playback that finished in ``state`` (or raises why it did not play)."""
+    if state == _ENDED or (state == "failed" and (session.ended or session._hangup_requested)):
+        # A playback cut by the hang-up finishes "failed" before StasisEnd (observed 17).
+        raise CallEndedError(f"call {session.id} ended during playback")
+    if state == "failed":
+        raise PlaybackFailedError(f"playback of {media} failed on call {session.id}")
+    return PromptResult()
+
+
+async def _check_alive(session: CallSession, pid: str, finished: asyncio.Future[str]) -> None:
+    try:
+        await session.rest.get_playback(pid)
+    except AriNotFound:
+        if not finished.done():
+            # An unknown media scheme never sends PlaybackFinished (observed item 17).
+            finished.set_result("failed")
+    except AriError as exc:
+        log.debug("playback poll for %s failed: %s", pid, exc)
+
+
+async def _stop(session: CallSession, pid: str) -> None:
+    with contextlib.suppress(AriNotFound):
+        await session.rest.stop_playback(pid)
