@@ -25,11 +25,12 @@ import time
 
 import numpy as np
 
-from voxflow.media.callmedia import CallMedia, _Watcher
+from voxflow.media.callmedia import CallMedia
 from voxflow.media.codecs import ulaw_encode
 from voxflow.media.pacer import OutboundStream
 from voxflow.media.rtp import RtpPacket, RtpStats
 from voxflow.media.vad import SpeechDetector
+from voxflow.media.watcher import SpeechWatcher
 from voxflow.voice.call import VoiceContext
 
 STATES = ("idle", "barge-in, quiet", "barge-in, line noise", "barge-in + listen")
@@ -64,9 +65,9 @@ def _packets(n: int, noisy: bool, seq0: int) -> list[bytes]:
 def _receive_us(media: CallMedia, state: str, packets: list[bytes]) -> float:
     media._watchers.clear()
     if state != "idle":
-        media._watch(_Watcher(SpeechDetector(min_speech_ms=60), strict=True))
+        media._watch(SpeechWatcher(SpeechDetector(min_speech_ms=60), strict=True))
     if state == "barge-in + listen":
-        media._watch(_Watcher(SpeechDetector(min_speech_ms=100), collect=True))
+        media._watch(SpeechWatcher(SpeechDetector(min_speech_ms=100), collect=True))
     stats = RtpStats()
     started = time.thread_time()
     for data in packets:

@@ -44,7 +44,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -62,7 +62,8 @@ from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.rtp import RtpPacket
 from voxflow.media.rtp_report import RtpReport
 from voxflow.media.transport import PortRange, RtpSocket
-from voxflow.media.vad import SpeechDetector, VadEvent, WebRtcVad
+from voxflow.media.vad import SpeechDetector, WebRtcVad
+from voxflow.media.watcher import SpeechWatcher
 from voxflow.voice.call import BargeIn, CallVoice, PromptResult, VoiceContext
 from voxflow.voice.chunk import AudioChunk
 from voxflow.voice.prompt_cache import PromptKey
@@ -74,6 +75,8 @@ from voxflow.voice.providers import (
 )
 
 __all__ = ["CallMedia", "CompletesPhrase", "create_call_voice"]
+
+_Watcher = SpeechWatcher  # the name bench/speech.py imports
 
 log = logging.getLogger(__name__)
 
@@ -115,54 +118,6 @@ class CompletesPhrase(Protocol):
     complete: bool
 
 
-class _Watcher:
-    """Someone waiting on VAD decisions: onset (and optionally the utterance's audio)."""
-
-    def __init__(
-        self,
-        detector: SpeechDetector,
-        *,
-        collect: bool = False,
-        preroll_frames: int = 15,
-        strict: bool = False,
-    ) -> None:
-        self.detector = detector
-        self.collect = collect
-        self.strict = strict  # fed the stricter barge-in VAD's decisions
-        self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.audio: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.preroll: deque[bytes] = deque(maxlen=preroll_frames)
-        self.on_start: Callable[[], None] | None = None
-
-    def feed(self, pcm: bytes, voiced: bool) -> bool:
-        """Account one frame; True when the watcher is done and can be dropped."""
-        event: VadEvent | None = self.detector.feed(voiced)
-        if not self.started.done():
-            if self.collect:
-                self.preroll.append(pcm)
-            if event is not None and event.kind == "start":
-                self.started.set_result(None)
-                if self.on_start is not None:
-                    self.on_start()
-                if not self.collect:
-                    return True
-                for frame in self.preroll:
-                    self.audio.put_nowait(frame)
-                self.preroll.clear()
-            return False
-        self.audio.put_nowait(pcm)
-        if event is not None and event.kind == "end":
-            self.audio.put_nowait(None)
-            return True
-        return False
-
-    def close(self) -> None:
-        if not self.started.done():
-            self.started.set_exception(CallEndedError("media closed"))
-            self.started.exception()  # mark retrieved: nobody may be waiting any more
-        self.audio.put_nowait(None)
-
-
 class _Prompt:
     """The prompt currently playing and how it may be interrupted."""
 
@@ -171,7 +126,7 @@ class _Prompt:
         self.interrupted: asyncio.Future[tuple[str, str | None]] = (
             asyncio.get_running_loop().create_future()
         )
-        self.watcher: _Watcher | None = None
+        self.watcher: SpeechWatcher | None = None
 
 
 class CallMedia:
@@ -226,7 +181,7 @@ class CallMedia:
         self.dropped_chunks = 0
         self.wrong_payload_type = 0
         self._consumers: list[asyncio.Queue[AudioChunk | None]] = []
-        self._watchers: list[_Watcher] = []
+        self._watchers: list[SpeechWatcher] = []
         self._prompt: _Prompt | None = None
         self._send_resamplers: dict[int, Resampler] = {}
         self._start_lock = asyncio.Lock()
@@ -518,14 +473,14 @@ class CallMedia:
             ]
         self._vad_buf = buf
 
-    def _needed_vads(self, watchers: Sequence[_Watcher]) -> tuple[bool, bool]:
+    def _needed_vads(self, watchers: Sequence[SpeechWatcher]) -> tuple[bool, bool]:
         """Which VADs ``watchers`` need: (the listening one, the stricter barge-in one). With a
         single VAD (a custom one decides alone) it is "the listening one" for everybody."""
         if self._strict_vad is self._vad:
             return bool(watchers), False
         return any(not w.strict for w in watchers), any(w.strict for w in watchers)
 
-    def _watch(self, watcher: _Watcher) -> _Watcher:
+    def _watch(self, watcher: SpeechWatcher) -> SpeechWatcher:
         before = self._needed_vads(self._watchers)
         after = self._needed_vads([*self._watchers, watcher])
         vads = [v for v, was, now in zip(self._vad_pair, before, after, strict=True) if now > was]
@@ -556,7 +511,7 @@ class CallMedia:
             for vad in vads:
                 vad.is_speech(pcm[i : i + n])
 
-    def _unwatch(self, watcher: _Watcher) -> None:
+    def _unwatch(self, watcher: SpeechWatcher) -> None:
         with contextlib.suppress(ValueError):
             self._watchers.remove(watcher)
 
@@ -580,7 +535,7 @@ class CallMedia:
         """Return when the caller has spoken for ``min_speech_ms`` (on the strict barge-in VAD)."""
         await self.start()
         det = SpeechDetector(frame_ms=self._vad.frame_ms, min_speech_ms=min_speech_ms)
-        w = self._watch(_Watcher(det, strict=True))
+        w = self._watch(SpeechWatcher(det, strict=True))
         try:
             await w.started
         finally:
@@ -627,7 +582,7 @@ class CallMedia:
             end_silence_ms=end_silence_ms,
             complete_silence_ms=self.listen_complete_silence_ms,
         )
-        w = self._watch(_Watcher(det, collect=True))
+        w = self._watch(SpeechWatcher(det, collect=True))
         try:
             try:
                 await asyncio.wait_for(asyncio.shield(w.started), timeout)
@@ -736,7 +691,7 @@ class CallMedia:
             det = SpeechDetector(
                 frame_ms=self._vad.frame_ms, min_speech_ms=prompt.barge_in.min_speech_ms
             )
-            w = _Watcher(det, strict=True)
+            w = SpeechWatcher(det, strict=True)
             w.on_start = lambda: self._interrupt(prompt, "speech")
             prompt.watcher = self._watch(w)
         sent_before = self.outbound.packets_sent
