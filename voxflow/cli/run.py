@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import click
 
 from voxflow.cli.run_call import outbound_flow, parse_meta, run_call
+from voxflow.cli.run_caller import EXIT_FLOW, default_script, play_script
 from voxflow.cli.run_target import SandboxCall, parse_call_time, pick_call, shifted_clock
 from voxflow.errors import (
     ApplicationReplacedError,
@@ -32,8 +33,7 @@ from voxflow.errors import (
     ConfigError,
     FlowError,
 )
-from voxflow.ir import models as ir
-from voxflow.runtime.caller_script import CallerAction, load_script, parse_script
+from voxflow.runtime.caller_script import CallerAction, load_script
 from voxflow.runtime.config import Settings, listen_host, load_settings
 from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.registry import FlowRegistry
@@ -48,40 +48,7 @@ __all__ = ["default_script", "run_command"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-EXIT_FLOW, EXIT_CONFIG, EXIT_ARI = 1, 2, 3
-
-
-def default_script(flow: ir.Flow) -> list[CallerAction]:
-    """A demo caller: waits until the first menu is heard, picks its first choice, listens for
-    a while, hangs up."""
-    found = _first_choice_key(flow)
-    lines = ["wait 2s"]
-    if found:
-        key, prompt = found
-        words = prompt.split("{", 1)[0].replace('"', "").split()[:4]
-        if words:
-            lines = [f'wait for "{" ".join(words)}" 30s', "wait 1s"]
-        lines.append(f"press {key}")
-    lines += ["wait 12s", "hangup"]
-    return parse_script("\n".join(lines), name="<default caller>")
-
-
-def _first_choice_key(flow: ir.Flow) -> tuple[str, str] | None:
-    todo = [flow.states[flow.initial]] if flow.initial in flow.states else []
-    seen: set[str] = set()
-    while todo:
-        st = todo.pop(0)
-        if st.name in seen:
-            continue
-        seen.add(st.name)
-        for s in st.steps:
-            if isinstance(s, ir.GatherStep) and s.choices and s.input != "speech":
-                for c in s.choices:
-                    if c.keys:
-                        return c.keys[0], s.prompt.source if s.prompt else ""
-            if isinstance(s, ir.GotoStep) and s.state in flow.states:
-                todo.append(flow.states[s.state])
-    return None
+EXIT_CONFIG, EXIT_ARI = 2, 3
 
 
 def _fail(message: str, code: int) -> None:
@@ -315,18 +282,7 @@ def run_command(
             settings.webhook_secret,
             urlsplit(settings.redis_url).password if settings.redis_url else None,
         )
-        if settings.ari_url is not None or settings.ari_mode != "classic":
-            given = {
-                "caller_script": caller_script,
-                "virtual_time": virtual_time or None,
-                **_asdict(settings),
-            }
-            bad = [flag for name, flag in _SANDBOX_ONLY.items() if given.get(name) is not None]
-            if bad:
-                where = settings.ari_url or f"ARI mode {settings.ari_mode}"
-                raise ConfigError(f"{', '.join(bad)}: sandbox only, not with Asterisk ({where})")
-        if virtual_time and (caller_script is None or call_endpoint is not None):
-            raise ConfigError("--virtual-time: only for a sandbox call with --caller SCRIPT")
+        _check_sandbox_only(settings, caller_script, virtual_time, call_endpoint)
         metadata = parse_meta(meta)
         registry = FlowRegistry()
         registry.load(flows)
@@ -344,25 +300,8 @@ def run_command(
         if settings.ari_url is not None or settings.ari_mode != "classic":
             asyncio.run(_serve(settings, registry, watch, audio=not no_audio))
             return
-        target = pick_call(registry, settings)
-        start = (
-            parse_call_time(settings.call_time, target.flow.flow.config.timezone)
-            if settings.call_time
-            else None
-        )
-        script = load_script(caller_script) if caller_script else None
-        interactive = script is None and sys.stdin.isatty() and sys.stdout.isatty()
-        code = (run_virtual if virtual_time else asyncio.run)(
-            _sandbox(
-                settings,
-                registry,
-                script,
-                target,
-                watch,
-                audio=not no_audio,
-                interactive=interactive,
-                start=start,
-            )
+        code = _sandbox_call(
+            settings, registry, caller_script, watch, audio=not no_audio, virtual=virtual_time
         )
     except ConfigError as exc:
         _fail(str(exc), EXIT_CONFIG)
@@ -382,6 +321,58 @@ def run_command(
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(code)
+
+
+def _check_sandbox_only(
+    settings: Settings, caller_script: Path | None, virtual_time: bool, call_endpoint: str | None
+) -> None:
+    """ConfigError for the options that only make sense on the embedded sandbox when the run
+    is on Asterisk (an ARI URL, or an outbound-websocket mode)."""
+    if settings.ari_url is not None or settings.ari_mode != "classic":
+        given = {
+            "caller_script": caller_script,
+            "virtual_time": virtual_time or None,
+            **_asdict(settings),
+        }
+        bad = [flag for name, flag in _SANDBOX_ONLY.items() if given.get(name) is not None]
+        if bad:
+            where = settings.ari_url or f"ARI mode {settings.ari_mode}"
+            raise ConfigError(f"{', '.join(bad)}: sandbox only, not with Asterisk ({where})")
+    if virtual_time and (caller_script is None or call_endpoint is not None):
+        raise ConfigError("--virtual-time: only for a sandbox call with --caller SCRIPT")
+
+
+def _sandbox_call(
+    settings: Settings,
+    registry: FlowRegistry,
+    caller_script: Path | None,
+    watch: bool,
+    *,
+    audio: bool,
+    virtual: bool,
+) -> int:
+    """One call on the embedded sandbox, into the flow that answers the number dialled: the
+    script's caller, else you on a terminal; its exit code."""
+    target = pick_call(registry, settings)
+    start = (
+        parse_call_time(settings.call_time, target.flow.flow.config.timezone)
+        if settings.call_time
+        else None
+    )
+    script = load_script(caller_script) if caller_script else None
+    interactive = script is None and sys.stdin.isatty() and sys.stdout.isatty()
+    return (run_virtual if virtual else asyncio.run)(
+        _sandbox(
+            settings,
+            registry,
+            script,
+            target,
+            watch,
+            audio=audio,
+            interactive=interactive,
+            start=start,
+        )
+    )
 
 
 def _redact_credentials(user: str, password: str, *more: str | None) -> None:
@@ -463,7 +454,7 @@ async def _call(
     heard: list[str] = []
 
     async def callee(call: Any) -> int:
-        return await _play_script(call, script, lambda: " ".join(heard))
+        return await play_script(call, script, lambda: " ".join(heard))
 
     def make(url: str, user: str, password: str) -> Any:
         return _make_app(settings, url, user, password, audio=audio)
@@ -694,7 +685,7 @@ async def _sandbox(
                     interactive_caller(call, echo=click.echo)
                 )
             else:
-                caller = asyncio.ensure_future(_play_script(call, script, lambda: " ".join(lines)))
+                caller = asyncio.ensure_future(play_script(call, script, lambda: " ".join(lines)))
             stopper = asyncio.ensure_future(interrupted.wait())
             flow_done = asyncio.ensure_future(_flow_ended(server, call))
             await asyncio.wait({caller, stopper, flow_done}, return_when=asyncio.FIRST_COMPLETED)
@@ -743,35 +734,3 @@ def _asdict(s: Settings) -> dict[str, Any]:
     from dataclasses import fields
 
     return {f.name: getattr(s, f.name) for f in fields(s)}
-
-
-async def _play_script(call: Any, script: list[CallerAction], heard: Callable[[], str]) -> int:
-    code = 0
-    for action in script:
-        if call.ended:
-            break
-        if action.kind in ("wait", "silence"):
-            if action.kind == "silence":
-                await call.silence(action.seconds)
-            else:
-                await asyncio.sleep(action.seconds)
-        elif action.kind == "press":
-            await call.press(action.text)
-        elif action.kind == "say":
-            await call.say(action.text)
-        elif action.kind == "hangup":
-            await call.hangup()
-        elif action.kind in ("wait_for", "expect"):
-            deadline = asyncio.get_running_loop().time() + (
-                action.seconds if action.kind == "wait_for" else 0
-            )
-            while True:
-                if action.text.lower() in heard().lower():
-                    break
-                if asyncio.get_running_loop().time() >= deadline or call.ended:
-                    click.echo(
-                        f"caller script line {action.line}: did not hear {action.text!r}", err=True
-                    )
-                    return EXIT_FLOW  # the run ends at once: the caller hangs up
-                await asyncio.sleep(0.1)
-    return code
