@@ -144,25 +144,9 @@ def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
             min_length=o.get("min_digits", None),
             max_length=o.get("max_digits", None),
         )
-    has_keys = any(c.keys for c in choices)
-    has_speech = any(c.phrases or c.patterns for c in choices)
-    default_input = "both"
-    if choices and has_keys and not has_speech:
-        default_input = "dtmf"
-    elif choices and has_speech and not has_keys:
-        default_input = "speech"
-    elif capture is not None and capture.type == "digits":
-        default_input = "dtmf"
-    input_ = o.get("input", default_input)
-    if "confidence" in o.values and input_ == "dtmf":
-        lw.error(
-            "VF408",
-            o.spans["confidence"],
-            "'confidence' applies to spoken answers; this step takes keys only",
-            "remove it, or add spoken choices / 'input both'",
-        )
+    input_ = _gather_input(lw, o, choices, capture)
     max_digits = o.get("max_digits", None)
-    if max_digits is None and choices and has_keys:
+    if max_digits is None and choices and any(c.keys for c in choices):
         longest = [max_length(k) for c in choices for k in c.keys]
         max_digits = None if None in longest else max(n for n in longest if n is not None)
     return ir.GatherStep(
@@ -185,6 +169,31 @@ def _b_gather(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b:
         choices_from=listed,
         on=on,
     )
+
+
+def _gather_input(
+    lw: Lowerer, o: Opts, choices: list[ir.Choice], capture: ir.Capture | None
+) -> str:
+    """A gather's ``input``: as given, else what its choices (or a digits capture) can take;
+    VF408 for a ``confidence`` on a step that takes keys only."""
+    has_keys = any(c.keys for c in choices)
+    has_speech = any(c.phrases or c.patterns for c in choices)
+    default_input = "both"
+    if choices and has_keys and not has_speech:
+        default_input = "dtmf"
+    elif choices and has_speech and not has_keys:
+        default_input = "speech"
+    elif capture is not None and capture.type == "digits":
+        default_input = "dtmf"
+    input_: str = o.get("input", default_input)
+    if "confidence" in o.values and input_ == "dtmf":
+        lw.error(
+            "VF408",
+            o.spans["confidence"],
+            "'confidence' applies to spoken answers; this step takes keys only",
+            "remove it, or add spoken choices / 'input both'",
+        )
+    return input_
 
 
 def _b_record(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
