@@ -30,7 +30,8 @@ def _flow() -> Flow:
 
 async def test_workers_register_beat_and_expire(tmp_path: Path) -> None:
     async with running_redis(tmp_path) as rs:
-        async with ClusterState(rs.url, worker_id="a", heartbeat=0.05, worker_ttl=0.3) as a:
+        # a lives (a TTL a loaded machine cannot miss); b beats once with a short TTL, then dies
+        async with ClusterState(rs.url, worker_id="a", heartbeat=0.05, worker_ttl=5.0) as a:
             b = ClusterState(rs.url, worker_id="b", heartbeat=0.05, worker_ttl=0.3)
             await b.beat()  # b beats once, then dies: its entry expires with its TTL
             assert [w.id for w in await a.workers()] == ["a", "b"]
@@ -182,8 +183,10 @@ async def test_calls_that_ended_while_no_worker_served_them_are_reaped(tmp_path:
 async def test_two_workers_racing_to_end_the_same_calls_end_each_once(tmp_path: Path) -> None:
     async with running_redis(tmp_path) as rs:
         async with (
-            ClusterState(rs.url, worker_id="a") as a,
-            ClusterState(rs.url, worker_id="b") as b,
+            # timeouts no loaded machine reaches: a timed-out claim is granted (an end is never
+            # lost), which is the "Redis down" rule tested below, not the race tested here
+            ClusterState(rs.url, worker_id="a", socket_timeout=10.0) as a,
+            ClusterState(rs.url, worker_id="b", socket_timeout=10.0) as b,
         ):
             ids = [f"race-{i}" for i in range(50)]
             got = await asyncio.gather(*(w.claim_end(c) for c in ids for w in (a, b)))

@@ -19,7 +19,7 @@ Keys (``prefix`` defaults to ``voxflow:``):
 
 Redis errors never fail a call: each operation is retried briefly (once only for 2 s after a
 failure), then skipped; ``errors`` counts the skipped ones and a warning is logged at most every
-``log_every`` seconds. Socket timeouts are short (0.5 s; connect 0.25 s): Redis is on the LAN.
+``log_every`` seconds. Socket timeouts are short (``socket_timeout`` 0.5 s; connect half of it): Redis is on the LAN.
 Checkpoints are written by one background task, the latest per call winning.
 """
 
@@ -120,6 +120,7 @@ class ClusterState:
         end_ttl: float = 3600.0,
         log_every: float = 10.0,
         clock: Callable[[], float] = time.time,
+        socket_timeout: float = 0.5,
     ) -> None:
         self.url = url
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
@@ -131,7 +132,7 @@ class ClusterState:
         self.log_every = log_every
         self.clock = clock
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.25
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout / 2
         )
         self._refresh = self.redis.register_script(_REFRESH)
         self._take = self.redis.register_script(_TAKE)
@@ -139,9 +140,9 @@ class ClusterState:
         self.deaths = DeathWatch(self.redis, prefix, worker_ttl=worker_ttl)
         self._claim = self.redis.register_script(_CLAIM)
         self.errors = 0
+        """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
         self.checkpoints = 0
         """Checkpoints written (metric ``voxflow_checkpoints_written``)."""
-        """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
         self.calls: dict[str, CallEntry] = {}
         self.started = clock()
         self._published: set[str] = set()
