@@ -19,7 +19,8 @@ Keys (``prefix`` defaults to ``voxflow:``):
 
 Redis errors never fail a call: each operation is retried briefly (once only for 2 s after a
 failure), then skipped; ``errors`` counts the skipped ones and a warning is logged at most every
-``log_every`` seconds. Socket timeouts are short (``socket_timeout`` 0.5 s; connect half of it): Redis is on the LAN.
+``log_every`` seconds. Socket timeouts are short (``socket_timeout`` 0.5 s; connect half of it):
+Redis is on the LAN.
 Checkpoints are written by one background task, the latest per call winning.
 """
 
