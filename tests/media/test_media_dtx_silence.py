@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import AsyncIterator
 
 import pytest
-from media_rig import Rig, open_rig
+from media_rig import Rig, open_rig, until
 
-from voxflow.media.callmedia import CallMedia
+from voxflow.media.callmedia import CallMedia, _Watcher
+from voxflow.media.vad import SpeechDetector
 from voxflow.telephony.session import CallSession
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
@@ -68,3 +70,30 @@ async def test_no_packets_at_all_is_noinput_on_time(dtx_rig: Rig) -> None:
     text, took = await dtx_rig.result()
     assert text is None
     assert 1.0 <= took <= 1.0 + SLACK_S
+
+
+async def test_a_stalled_loop_is_not_counted_as_silence(dtx_rig: Rig) -> None:
+    """The loop blocks for 1 s (a GIL-bound STT engine starting did this under load, mid
+    utterance; the sandbox on the same loop sent nothing meanwhile): the late quiet timer must not
+    feed that second to the endpointer as the caller's silence, only the time observed after."""
+
+    async def body(call: CallSession) -> int:
+        media = await call.call_voice()
+        assert isinstance(media, CallMedia)
+        await media.start()
+        w = media._watch(_Watcher(SpeechDetector(frame_ms=20, end_silence_ms=END_SILENCE_MS)))
+        try:
+            loop = asyncio.get_running_loop()
+            media._last_rx = loop.time()  # as if a packet had just come (the caller talks)
+            media._arm_quiet(loop, media._last_rx + 0.1)
+            time.sleep(1.0)  # noqa: ASYNC251 - the loop must stall: the quiet timer fires late
+            await until(lambda: media.gap_frames > 0, timeout=10)
+            return media.gap_frames
+        finally:
+            media._unwatch(w)
+
+    await dtx_rig.call(body)
+    gap_frames = await dtx_rig.result()
+    # Counted: the 100 ms before the timer was due and the ~20 ms after the loop came back; the
+    # old accounting counted the stall too (>= 55 frames) and ended utterances at such a stall.
+    assert 0 < gap_frames < 25

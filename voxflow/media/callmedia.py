@@ -401,18 +401,20 @@ class CallMedia:
     def _on_quiet(self) -> None:
         """No packet for ``_STALL_FLUSH_S``: release the jitter buffer and, while someone
         listens, count the time without packets as silence (:meth:`_fill_silence`). One timer,
-        re-armed from the last packet's time rather than restarted per packet. A timer that
-        fires late (the loop was busy, e.g. an STT engine starting) first lets the socket
-        deliver what queued meanwhile: that time was not silence."""
+        re-armed from the last packet's time. A late timer (a busy loop, e.g. an STT engine
+        starting) lets the socket deliver what queued meanwhile; its lateness is never silence."""
         self._stall_timer = None
         if self._closed:
             return
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if now - self._quiet_due > _LOOP_LAG_S and not self._lag_deferred:
-            self._lag_deferred = True  # once: a loop late every time still ends utterances
-            self._arm_quiet(loop, now + _GAP_FILL_S / 3)
-            return
+        late = now - self._quiet_due  # unobserved: a sender on this loop (sandbox) stalled too
+        if late > _LOOP_LAG_S:
+            self._gap_mark = max(self._gap_mark, self._last_rx) + late
+            if not self._lag_deferred:
+                self._lag_deferred = True  # once: a loop late every time still ends utterances
+                self._arm_quiet(loop, now + _GAP_FILL_S / 3)
+                return
         self._lag_deferred = False
         if now - self._last_rx < _STALL_FLUSH_S * 0.99:  # packets came meanwhile
             if self.jitter.buffered or self._watchers:
