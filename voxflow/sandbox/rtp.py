@@ -306,9 +306,11 @@ class RtpPlane:
     # --- sending -------------------------------------------------------------------------------
 
     def skip_periods(self, n: int) -> None:
-        """``n`` 20 ms periods were skipped: advance every stream's RTP timestamp over them."""
+        """``n`` 20 ms periods were skipped: advance every stream's RTP timestamp over them; the
+        next packet has the marker bit, as after any gap (rtp-silence.json)."""
         for far in self.fars.values():
             far.ts = (far.ts + n * far.step) & 0xFFFFFFFF
+            far.gap = far.gap or far.packets_out > 0
         self.skipped_packets += n * len(self.fars)
 
     @property
