@@ -11,7 +11,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +195,23 @@ async def worker_process(
 
 
 @asynccontextmanager
+async def local_http(
+    path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> AsyncIterator[str]:
+    """An HTTP server on 127.0.0.1 (a free port) answering POST ``path`` with ``handler`` for
+    the block; yields its base URL (``http://127.0.0.1:PORT``)."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     """An HTTP server on 127.0.0.1 collecting the webhooks' JSON bodies."""
     got: list[dict[str, Any]] = []
@@ -203,12 +220,5 @@ async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         got.append(await request.json())
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/hooks", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks", got
-    finally:
-        await runner.cleanup()
+    async with local_http("/hooks", hook) as base:
+        yield f"{base}/hooks", got

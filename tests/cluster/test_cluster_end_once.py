@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from _cluster_kit import running_redis, until, worker
+from _cluster_kit import local_http, running_redis, until, worker
 from aiohttp import web
 
 from voxflow.cluster import ClusterState
@@ -52,15 +52,8 @@ async def _receiver() -> AsyncIterator[tuple[str, Got]]:
         got.append((request.path, h.get("X-Voxflow-Event", ""), h.get("Idempotency-Key", "")))
         return web.json_response({})
 
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", any_post)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", got
-    finally:
-        await runner.cleanup()
+    async with local_http("/{tail:.*}", any_post) as base:
+        yield base, got
 
 
 async def test_the_end_runs_on_the_worker_that_claims_it_only(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from _cluster_kit import MENU_FLOW, played, running_redis, until, worker
+from _cluster_kit import MENU_FLOW, local_http, played, running_redis, until, worker
 from aiohttp import web
 
 from voxflow.cluster import ClusterState, node_app
@@ -33,15 +33,8 @@ async def _hooks() -> AsyncIterator[tuple[str, list[tuple[str, str, str]]]]:
         got.append((body["event"], state, request.headers.get("Idempotency-Key", "")))
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/hooks", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks", got
-    finally:
-        await runner.cleanup()
+    async with local_http("/hooks", hook) as base:
+        yield f"{base}/hooks", got
 
 
 async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(

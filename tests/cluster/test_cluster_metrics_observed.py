@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
-from _cluster_kit import until
+from _cluster_kit import local_http, until
 from aiohttp import web
 
 from voxflow import observe
@@ -60,15 +60,8 @@ async def _failing_tts() -> AsyncIterator[str]:
             return web.json_response({"error": {"message": "overloaded"}}, status=500)
         return web.Response(body=bytes(48_000), content_type="audio/pcm")
 
-    app = web.Application()
-    app.router.add_post("/v1/audio/speech", speech)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    finally:
-        await runner.cleanup()
+    async with local_http("/v1/audio/speech", speech) as base:
+        yield f"{base}/v1"
 
 
 async def test_a_call_moves_the_step_ari_provider_and_rtp_series(tmp_path: Path) -> None:
