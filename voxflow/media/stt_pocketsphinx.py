@@ -282,8 +282,8 @@ class PocketSphinxStream:
             raise ProviderError(f"utterance longer than {_MAX_BYTES // 32000} s")
         self._fed += len(pcm)
         self._pending += pcm
-        if len(self._pending) < _CHUNK_BYTES:
-            return
+        if self._grammar is None or len(self._pending) < _CHUNK_BYTES:
+            return  # free recognition decodes the whole utterance at finish (see ``_end``)
         cut = len(self._pending) // _CHUNK_BYTES * _CHUNK_BYTES
         data, self._pending = bytes(self._pending[:cut]), self._pending[cut:]
         async with self._lock:
@@ -345,7 +345,13 @@ class PocketSphinxStream:
     def _end(self, data: bytes) -> Transcript:
         decoder = self._decoder
         assert decoder is not None  # finish() checked, under the lock
-        if len(data) >= 2:
+        if self._grammar is None:
+            # Free recognition (no latency goal; recordings, free text): the whole utterance in
+            # one call, so CMN is the utterance's own mean, not the telephone prior's: a wideband
+            # recording was heard as nonsense with the prior ("nice goalie got to look").
+            if len(data) >= 2:
+                decoder.process_raw(self._dither(data), False, True)
+        elif len(data) >= 2:
             self._process(data)
         decoder.end_utt()
         if self._phones is not None:
