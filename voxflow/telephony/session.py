@@ -503,19 +503,48 @@ class CallSession:
         call_voice = await self.call_voice()
         return await call_voice.say(text, voice=voice, barge_in=barge_in)
 
-    async def listen(self, timeout: float = 10.0, **options: Any) -> str | None:
-        """Transcribe the caller's next utterance (None when nothing was said in time)."""
-        heard = await self.recognize(timeout, **options)
+    async def listen(
+        self,
+        timeout: float = 10.0,
+        *,
+        phrases: Sequence[str] | None = None,
+        end_silence_ms: int = 800,
+        max_speech_s: float = 15.0,
+        min_confidence: float | None = None,
+    ) -> str | None:
+        """Transcribe the caller's next utterance (None when nothing was said in time; the
+        options as :meth:`voxflow.voice.call.CallVoice.listen`)."""
+        heard = await self.recognize(
+            timeout,
+            phrases=phrases,
+            end_silence_ms=end_silence_ms,
+            max_speech_s=max_speech_s,
+            min_confidence=min_confidence,
+        )
         return None if heard is None else heard.text
 
-    async def recognize(self, timeout: float = 10.0, **options: Any) -> Transcript | None:
+    async def recognize(
+        self,
+        timeout: float = 10.0,
+        *,
+        phrases: Sequence[str] | None = None,
+        end_silence_ms: int = 800,
+        max_speech_s: float = 15.0,
+        min_confidence: float | None = None,
+    ) -> Transcript | None:
         """As ``listen``, the whole transcript (``confidence``, n-best ``alternatives``;
-        ``min_confidence=`` sets this recognition's threshold)."""
+        ``min_confidence`` sets this recognition's threshold)."""
         if self._app.stt is None:
             raise AiNotConfiguredError
         await self.wait_answered()
         call_voice = await self.call_voice()
-        return await call_voice.recognize(timeout, **options)
+        return await call_voice.recognize(
+            timeout,
+            phrases=phrases,
+            end_silence_ms=end_silence_ms,
+            max_speech_s=max_speech_s,
+            min_confidence=min_confidence,
+        )
 
     async def audio_stream(self) -> AsyncIterator[AudioChunk]:
         """The caller's audio as ~20 ms chunks."""
