@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _cluster_kit import _free_port, line_matching, until
+from _cluster_kit import _free_port, line_matching, played, until
 
 from voxflow.cluster import ClusterState
+from voxflow.sandbox import SimCall
 from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
 
@@ -218,3 +219,19 @@ def outbound_ws(port: int, kind: str) -> OutboundWebsocket:
         "voxflow", f"ws://127.0.0.1:{port}/voxflow", WS_USER, WS_PASSWORD,
         connection_type=kind, reconnect_interval=0.2, reconnect_attempts=4, close_after_end=0.2,
     )  # fmt: skip
+
+
+RESUMED = ["sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye"]
+"""What the caller of a call that moved mid-menu hears: the menu twice (MENU_FLOW)."""
+UNMOVED = ["sound:hello-world", "sound:vm-login", "sound:goodbye"]
+
+
+async def finish_calls(sb: Sandbox, calls: list[SimCall], moved: list[SimCall]) -> None:
+    """Every caller presses 1; each call ends normally (cause 16), the ``moved`` ones having
+    heard their menu twice, the others once."""
+    for c in calls:
+        await c.press("1")
+    for c in calls:
+        assert await c.wait_hangup(20) == 16
+    for c in calls:
+        assert played(sb, c.id) == (RESUMED if c in moved else UNMOVED), c.id

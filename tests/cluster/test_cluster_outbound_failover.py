@@ -19,14 +19,11 @@ import time
 from pathlib import Path
 
 from _cluster_kit import MENU_FLOW, played, running_redis, until, webhook_receiver
-from _outbound_kit import all_in_menu, haproxy, outbound_ws, settled, workers
+from _outbound_kit import all_in_menu, finish_calls, haproxy, outbound_ws, settled, workers
 
 from voxflow.cluster import ClusterState
 from voxflow.sandbox import SimCall
 from voxflow.sandbox.server import Sandbox
-
-RESUMED = ["sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye"]
-UNMOVED = ["sound:hello-world", "sound:vm-login", "sound:goodbye"]
 
 
 async def _kill_and_finish(
@@ -48,12 +45,7 @@ async def _kill_and_finish(
     await until(scan, 30, "the killed worker's calls resume at their menu")
     entries = {e.id: e.worker for e in await probe.call_entries()}
     assert victim not in entries.values() and len(entries) == len(calls)
-    for c in calls:
-        await c.press("1")
-    for c in calls:
-        assert await c.wait_hangup(20) == 16
-    for c in calls:
-        assert played(sb, c.id) == (RESUMED if c in moved else UNMOVED), c.id
+    await finish_calls(sb, calls, moved)
     return max(resumed.values())
 
 

@@ -16,14 +16,19 @@ from pathlib import Path
 
 import aiohttp
 from _cluster_kit import MENU_FLOW, played, running_redis, until, webhook_receiver
-from _outbound_kit import WorkerProc, all_in_menu, haproxy, outbound_ws, settled, workers
+from _outbound_kit import (
+    WorkerProc,
+    all_in_menu,
+    finish_calls,
+    haproxy,
+    outbound_ws,
+    settled,
+    workers,
+)
 
 from voxflow.cluster import ClusterState
 from voxflow.sandbox import SimCall
 from voxflow.sandbox.server import Sandbox
-
-RESUMED = ["sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye"]
-UNMOVED = ["sound:hello-world", "sound:vm-login", "sound:goodbye"]
 
 
 async def _refuses_at_once(victim: WorkerProc) -> None:
@@ -73,12 +78,7 @@ async def _drain_and_finish(
     assert sb.outbound.failures == 0  # every re-connection found a worker at once or retried
     entries = {e.id: e.worker for e in await probe.call_entries()}
     assert victim.worker_id not in entries.values() and len(entries) == len(calls)
-    for c in calls:
-        await c.press("1")
-    for c in calls:
-        assert await c.wait_hangup(20) == 16
-    for c in calls:
-        assert played(sb, c.id) == (RESUMED if c in moved else UNMOVED), c.id
+    await finish_calls(sb, calls, moved)
 
 
 async def test_sigterm_hands_per_call_sockets_over_to_the_other_worker(tmp_path: Path) -> None:
