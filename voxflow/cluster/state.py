@@ -13,6 +13,9 @@ Keys (``prefix`` defaults to ``voxflow:``):
 * ``end:<channel id>``: the worker that ended the call (``SET NX``, :meth:`ClusterState.claim_end`):
   a call's end (its ``on hangup`` body, end-of-call webhook, outcome) happens on one worker only,
   kept ``end_ttl`` s after the end;
+* ``outbox``: a hash of the end-of-call webhooks claimed but not yet delivered
+  (:mod:`voxflow.cluster.outbox`: written with the end claim, sent by another worker when
+  their worker dies);
 * ``app:<host>:<port>/<ARI application>``: the worker id holding the classic-mode application
   name on that Asterisk node (:func:`node_app`; one socket per name on a node), with the
   worker TTL: a standby worker waits for it to expire (:meth:`ClusterState.hold_app`).
@@ -40,8 +43,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from voxflow.cluster.liveness import DeathWatch, LivenessLink
+from voxflow.cluster.outbox import CLAIM_WITH_WEBHOOK, Outbox, entry_json
 from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint, flow_hash
+from voxflow.runtime.webhooks import WebhookSender
 
 __all__ = ["CallEntry", "ClusterState", "WorkerEntry", "node_app"]
 
@@ -54,15 +59,6 @@ UNADOPTED_GRACE = 30.0
 _REFRESH = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_CLAIM = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 1
-end
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return 1
 end
 return 0
 """
@@ -122,7 +118,10 @@ class ClusterState:
         log_every: float = 10.0,
         clock: Callable[[], float] = time.time,
         socket_timeout: float = 0.5,
+        outbox_every: float | None = None,
     ) -> None:
+        """``outbox_every``: how often (s) this worker looks for dead workers' pending
+        end-of-call webhooks (default twice the heartbeat)."""
         self.url = url
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
         self.prefix = prefix
@@ -139,7 +138,16 @@ class ClusterState:
         self._take = self.redis.register_script(_TAKE)
         self.liveness = LivenessLink(url, prefix, self.worker_id, every=heartbeat)
         self.deaths = DeathWatch(self.redis, prefix, worker_ttl=worker_ttl)
-        self._claim = self.redis.register_script(_CLAIM)
+        self._claim = self.redis.register_script(CLAIM_WITH_WEBHOOK)
+        self.outbox = Outbox(
+            self.redis,
+            self._k("outbox", "")[:-1],
+            self.worker_id,
+            self._op,
+            self._alive_ids,
+            every=2 * heartbeat if outbox_every is None else outbox_every,
+        )
+        self._resending: asyncio.Task[int] | None = None
         self.errors = 0
         """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
         self.checkpoints = 0
@@ -185,7 +193,9 @@ class ClusterState:
         """Stop heartbeat and writer (pending checkpoints are written), leave the registry."""
         self._closing = True
         self._wake.set()
-        pending = set(self._tasks)
+        pending: set[asyncio.Task[Any]] = set(self._tasks)
+        if self._resending is not None:
+            pending.add(self._resending)
         while pending:  # redis-py may swallow a cancellation mid-command: the flag ends the loops
             for t in pending:
                 t.cancel()
@@ -230,6 +240,24 @@ class ClusterState:
         await self._keep_app()
         if beat is not None:
             await self._forget_ended()
+            busy = self._resending is not None and not self._resending.done()
+            if not busy and not self._closing and self.outbox.due():
+                self._resending = asyncio.ensure_future(self.outbox.resend())
+
+    async def _alive_ids(self) -> set[str] | None:
+        """The workers alive now: in the registry or with a liveness connection (draining);
+        None when Redis does not say."""
+        connected = await self._op("list live workers", self.deaths.connected)
+        if connected is None:
+            return None
+        return {w.id for w in await self.workers()} | connected | {self.worker_id}
+
+    def attach_webhooks(self, sender: WebhookSender) -> None:
+        """This worker's ``call.ended`` webhooks stay in the outbox until delivered; dead
+        workers' ones are sent with ``sender`` (:mod:`voxflow.cluster.outbox`)."""
+        self.outbox.sender = sender
+        if sender.enabled:
+            sender.outbox = self.outbox
 
     async def hold_app(self, app: str, *, poll: float | None = None) -> None:
         """Wait until this worker holds ``app`` (classic mode: Asterisk gives an application
@@ -352,14 +380,17 @@ class ClusterState:
             self._ended_unsaved.add(call_id)
         return bool(n)
 
-    async def claim_end(self, call_id: str) -> bool:
+    async def claim_end(self, call_id: str, webhook: tuple[str, bytes] | None = None) -> bool:
         """Claim the call's end for this worker (``SET NX`` on ``end:<id>``): True when this
         worker ends it (first to claim, or it claimed before); False when another worker did.
-        With Redis unreachable the claim is granted (a call's end is never lost for want of
-        Redis; two workers racing then may both end it)."""
+        ``webhook`` (Idempotency-Key, body): the call's ``call.ended``, added to the outbox in
+        the same script as a first claim. With Redis unreachable the claim is granted (a call's
+        end is never lost for want of Redis; two workers racing then may both end it)."""
         key, ttl = self._k("end", call_id), _ms(self.end_ttl)
-        args: list[str | int] = [self.worker_id, ttl]
-        got = await self._op("claim end", lambda: self._claim(keys=[key], args=args))
+        entry = "" if webhook is None else entry_json(self.worker_id, *webhook, self.clock())
+        args: list[str | int] = [self.worker_id, ttl, call_id, entry]
+        keys = [key, self.outbox.key]
+        got = await self._op("claim end", lambda: self._claim(keys=keys, args=args))
         return got is None or bool(got)
 
     async def _forget_ended(self) -> None:

@@ -26,6 +26,7 @@ from voxflow.ir.models import Flow
 from voxflow.runtime.callstack import decode, encode
 from voxflow.runtime.expressions import UNSET
 from voxflow.runtime.runstate import Frame, RunState
+from voxflow.runtime.webhooks import WebhookSender
 
 __all__ = ["CallStore", "Checkpoint", "checkpoint_of", "flow_hash", "resume_state"]
 
@@ -182,10 +183,16 @@ class CallStore(Protocol):
         """Write the checkpoints saved so far now (a worker handing its calls over)."""
         ...
 
-    async def claim_end(self, call_id: str) -> bool:
+    async def claim_end(self, call_id: str, webhook: tuple[str, bytes] | None = None) -> bool:
         """Claim the call's end (``on hangup`` body, end-of-call webhook, outcome) for this
-        worker: False when another worker already ended it (the call ends once, cluster-wide)."""
+        worker: False when another worker already ended it (the call ends once, cluster-wide).
+        ``webhook`` (Idempotency-Key, body): the call's ``call.ended``, kept pending with the
+        claim until delivered (a worker dying before sending it does not lose it)."""
         ...
+
+    def attach_webhooks(self, sender: WebhookSender) -> None:
+        """Send pending end-of-call webhooks of dead workers with ``sender``; ``sender`` keeps
+        this worker's pending in the store until delivered."""
 
     async def end(self, call_id: str, outcome: str) -> bool:
         """The call ended: drop its checkpoint and registry entry. True for the one worker

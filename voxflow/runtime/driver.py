@@ -115,9 +115,11 @@ class CallDriver(Generic[P]):
     ``observer`` is told what the step function does (coverage); ``after_step(state)`` is
     called after each event has been fed and its commands performed (the flow-test simulator
     decides there when its scripted caller acts); ``logger`` gets the call's log lines.
-    ``end_claim()`` (cluster mode) is awaited once the call starts ending: False means another
-    worker ended this call, so its ``on hangup`` HTTP steps and ``call.ended`` webhook are not
-    repeated here (``ended_elsewhere``)."""
+    ``end_claim(webhook)`` (cluster mode) is awaited once the call starts ending, with the
+    ``call.ended`` webhook as it stands then (``(Idempotency-Key, body)``, None when none is
+    sent; the store keeps it pending with the claim): False means another worker ended this
+    call, so its ``on hangup`` HTTP steps and ``call.ended`` webhook are not repeated here
+    (``ended_elsewhere``)."""
 
     def __init__(
         self,
@@ -135,7 +137,7 @@ class CallDriver(Generic[P]):
         observer: StepObserver | None = None,
         after_step: Callable[[RunState], None] | None = None,
         logger: logging.Logger = log,
-        end_claim: Callable[[], Awaitable[bool]] | None = None,
+        end_claim: Callable[[tuple[str, bytes] | None], Awaitable[bool]] | None = None,
     ) -> None:
         self.flow = flow
         self.session = session
@@ -389,7 +391,33 @@ class CallDriver(Generic[P]):
     def _claim_end(self) -> None:
         """Start claiming the call's end (cluster mode), once."""
         if self.end_claim is not None and self._claim is None:
-            self._claim = asyncio.ensure_future(self.end_claim())
+            self._claim = asyncio.ensure_future(self._claim_with_webhook(self.end_claim))
+
+    async def _claim_with_webhook(
+        self, claim: Callable[[tuple[str, bytes] | None], Awaitable[bool]]
+    ) -> bool:
+        """Claim the end with the ``call.ended`` webhook as it stands (built on the task's first
+        run: after the commands of the step that started the end, its outcome included)."""
+        return await claim(self._ended_webhook())
+
+    def _ended_webhook(self) -> tuple[str, bytes] | None:
+        """(Idempotency-Key, body) of this call's ``call.ended`` now; None when not sent."""
+        if self.webhooks is None or not self.webhooks.sends("call.ended"):
+            return None
+        outcome, reason = (
+            (self.outcome.outcome, self.outcome.reason)
+            if self.outcome is not None
+            else self.state.end or ("completed", "")
+        )
+        body = self.webhooks.payload(
+            "call.ended",
+            call_id=self.state.call.id,
+            flow=self.flow.name,
+            metadata=self.state.metadata,
+            webhook_keys=self.state.webhook_keys,
+            data={"outcome": outcome, "reason": reason},
+        )
+        return None if body is None else (f"{self.state.call.id}:call.ended", body)
 
     async def _end_is_ours(self) -> bool:
         """False when another worker ended this call (its end must not be repeated)."""

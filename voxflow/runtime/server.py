@@ -86,6 +86,8 @@ class FlowServer:
         self._released_router: tuple[tuple[tuple[str, str], ...], Router] | None = None
         self.http = HttpClient()
         self.webhooks = WebhookSender(settings.webhook_url, settings.webhook_secret)
+        if store is not None:  # end-of-call webhooks pending in the store until delivered
+            store.attach_webhooks(self.webhooks)
         self.on_transcript = on_transcript
         self.watch_interval = watch_interval
         self.on_reload = on_reload
@@ -456,9 +458,9 @@ def _restore_agent(session: CallSession, cp: Checkpoint) -> None:
         log.warning("call %s: no LLM here: its agent conversation is not resumed", session.id)
 
 
-def _claimer(store: CallStore, sid: str) -> Callable[[], Awaitable[bool]]:
+def _claimer(store: CallStore, sid: str) -> Callable[[tuple[str, bytes] | None], Awaitable[bool]]:
     """The driver's ``end_claim`` for call ``sid``."""
-    return lambda: store.claim_end(sid)
+    return lambda webhook: store.claim_end(sid, webhook)
 
 
 _SECRET_KEY = re.compile(r"token|secret|passw(or)?d|api[-_]?key|auth|cookie|credential", re.I)

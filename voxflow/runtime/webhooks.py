@@ -11,6 +11,10 @@ metadata keys marked for webhooks. An event sent with a ``key`` carries it as
 drop repeats by it). Delivery runs in background tasks owned by the
 :class:`WebhookSender`; failures are logged and never reach the call. ``aclose`` waits for
 deliveries in flight (bounded) and cancels the rest.
+
+With an ``outbox`` (cluster mode, :class:`WebhookOutbox`), a keyed ``call.ended`` is written to
+it before it is sent and removed once the receiver acknowledged it (2xx) or its delivery failed:
+an entry whose worker died in between is sent by another worker.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,6 +36,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "SIGNATURE_TOLERANCE",
     "WebhookEvent",
+    "WebhookOutbox",
     "WebhookSender",
     "build_payload",
     "sign",
@@ -120,6 +125,18 @@ def build_payload(
     return json.dumps(payload, separators=(",", ":"), default=str).encode()
 
 
+class WebhookOutbox(Protocol):
+    """Where end-of-call webhooks wait until delivered (the cluster's Redis)."""
+
+    async def hold(self, call_id: str, key: str, body: bytes) -> None:
+        """Keep the call's ``call.ended`` (``key``, ``body``) pending for this worker."""
+        ...
+
+    async def done(self, call_id: str) -> None:
+        """The call's ``call.ended`` was acknowledged, or its delivery gave up: drop it."""
+        ...
+
+
 class WebhookSender:
     """Sends signed webhook events in the background. ``url=None`` disables sending."""
 
@@ -147,10 +164,16 @@ class WebhookSender:
         self.failed = 0
         self.redactors: dict[str, Callable[[Any], Any]] = {}
         """Per call id: applied to the metadata and data of its events (sensitive variables)."""
+        self.outbox: WebhookOutbox | None = None
+        """Cluster mode: keyed ``call.ended`` events are held there until delivered."""
 
     @property
     def enabled(self) -> bool:
         return self.url is not None
+
+    def sends(self, event: str) -> bool:
+        """True when :meth:`emit` would send ``event``."""
+        return self.url is not None and event in self._events
 
     def emit(
         self,
@@ -165,13 +188,39 @@ class WebhookSender:
     ) -> None:
         """Queue one event for delivery; returns at once and never raises. ``key``: its
         ``Idempotency-Key`` header."""
-        if self.url is None or event not in self._events:
+        if not self.sends(event):
             return
+        body = self.payload(
+            event,
+            call_id=call_id,
+            flow=flow,
+            metadata=metadata,
+            webhook_keys=webhook_keys,
+            data=data,
+        )
+        if body is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._send(event, call_id, body, key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def payload(
+        self,
+        event: str,
+        *,
+        call_id: str,
+        flow: str,
+        metadata: Mapping[str, Any],
+        webhook_keys: Iterable[str] = (),
+        data: Mapping[str, Any] | None = None,
+    ) -> bytes | None:
+        """The event's body as :meth:`emit` sends it (the call's redactor applied); None (logged,
+        counted as failed) when a value cannot be sent."""
         redact = self.redactors.get(call_id)
         if redact is not None:
             metadata, data = redact(dict(metadata)), redact(dict(data or {}))
         try:
-            body = build_payload(
+            return build_payload(
                 event,
                 call_id=call_id,
                 flow=flow,
@@ -182,13 +231,23 @@ class WebhookSender:
         except (TypeError, ValueError) as exc:
             log.warning("webhook %s for call %s not sent: %s", event, call_id, exc)
             self.failed += 1
-            return
-        task = asyncio.get_running_loop().create_task(self._deliver(event, call_id, body, key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            return None
 
-    async def _deliver(self, event: str, call_id: str, body: bytes, key: str = "") -> None:
-        assert self.url is not None
+    async def _send(self, event: str, call_id: str, body: bytes, key: str) -> None:
+        """Deliver; a keyed ``call.ended`` is held in the outbox until delivered or failed."""
+        outbox = self.outbox if event == "call.ended" and key else None
+        if outbox is None:
+            await self.deliver(event, call_id, body, key)
+            return
+        await outbox.hold(call_id, key, body)
+        await self.deliver(event, call_id, body, key)
+        await outbox.done(call_id)  # not when cancelled: another worker sends it then
+
+    async def deliver(self, event: str, call_id: str, body: bytes, key: str = "") -> bool:
+        """POST ``body`` now (signed, with ``key`` as ``Idempotency-Key``); True on a 2xx.
+        Failures are logged (never the body) and counted."""
+        if self.url is None:
+            return False
         headers = {"Content-Type": "application/json", EVENT_HEADER: event}
         if key:
             headers[IDEMPOTENCY_HEADER] = key
@@ -207,11 +266,13 @@ class WebhookSender:
                         resp.request_info, (), status=resp.status, message=resp.reason or ""
                     )
             self.sent += 1
+            return True
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a webhook must never break a call: log and count
             self.failed += 1
             log.warning("webhook %s for call %s failed: %s", event, call_id, exc)
+            return False
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait for deliveries in flight, up to ``timeout`` seconds."""

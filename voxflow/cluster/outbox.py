@@ -1,0 +1,156 @@
+"""End-of-call webhooks pending in Redis until delivered (at least once across the cluster).
+
+The hash ``<prefix>outbox`` maps a call id to JSON ``{worker, key, body, at}``: its
+``call.ended`` webhook (``body``, redacted as sent; ``key`` its ``Idempotency-Key``) and the
+worker that owes it. The entry is written with the end claim (one Lua script:
+:data:`CLAIM_WITH_WEBHOOK`), rewritten with the final body just before it is sent, and removed
+once the receiver answered 2xx or the delivery failed. Every worker, every ``every`` seconds,
+takes over the entries of dead workers (out of the registry and without a liveness connection)
+and sends them: the same ``Idempotency-Key`` lets receivers drop a repeat (a worker killed
+after sending but before removing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from voxflow.runtime.webhooks import WebhookSender
+
+__all__ = ["CLAIM_WITH_WEBHOOK", "Outbox", "entry_json"]
+
+log = logging.getLogger(__name__)
+
+CLAIM_WITH_WEBHOOK = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if ARGV[4] ~= '' then
+    redis.call('hset', KEYS[2], ARGV[3], ARGV[4])
+  end
+  return 1
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return 1
+end
+return 0
+"""
+"""Claim ``end:<id>`` (SET NX, or already ours) and, on a first claim, add the call's pending
+webhook ARGV[4] (none when empty) to the outbox: both or neither."""
+
+_TAKE = """
+if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('hset', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+"""
+_DONE = """
+local raw = redis.call('hget', KEYS[1], ARGV[1])
+if raw and cjson.decode(raw)['worker'] == ARGV[2] then
+  return redis.call('hdel', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+Op = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+
+def entry_json(worker: str, key: str, body: bytes, at: float) -> str:
+    """One outbox entry."""
+    return json.dumps({"worker": worker, "key": key, "body": body.decode(), "at": at})
+
+
+class Outbox:
+    """This worker's side of the outbox (``op``: the state's retried, counted Redis call;
+    ``alive()``: the ids of the workers alive now, None when unknown)."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        key: str,
+        worker_id: str,
+        op: Op,
+        alive: Callable[[], Awaitable[set[str] | None]],
+        *,
+        every: float = 2.0,
+    ) -> None:
+        self.redis = redis
+        self.key = key
+        self.worker_id = worker_id
+        self.op = op
+        self.alive = alive
+        self.every = every
+        self.sender: WebhookSender | None = None
+        self.resent = 0
+        """Webhooks of dead workers this worker sent."""
+        self.sweeps = 0
+        """Times this worker looked for them (:meth:`resend`)."""
+        self._take = redis.register_script(_TAKE)
+        self._done = redis.register_script(_DONE)
+        self._last = -1e9
+
+    async def hold(self, call_id: str, key: str, body: bytes) -> None:
+        """Write (or rewrite) the call's pending ``call.ended`` for this worker."""
+        value = entry_json(self.worker_id, key, body, time.time())
+        await self.op("hold webhook", lambda: self.redis.hset(self.key, call_id, value))
+
+    async def done(self, call_id: str) -> None:
+        """Remove the call's pending webhook while it is still this worker's."""
+        await self.op(
+            "webhook done", lambda: self._done(keys=[self.key], args=[call_id, self.worker_id])
+        )
+
+    def due(self) -> bool:
+        """True at most every ``every`` seconds (the heartbeat asks each beat)."""
+        now = time.monotonic()
+        if self.sender is None or not self.sender.enabled or now - self._last < self.every:
+            return False
+        self._last = now
+        return True
+
+    async def resend(self) -> int:
+        """Take over and send the pending webhooks of dead workers; returns how many were
+        sent (acknowledged or not: each is removed after its attempt)."""
+        sender = self.sender
+        self.sweeps += 1
+        raw = await self.op("list webhooks", lambda: self.redis.hgetall(self.key))
+        if not raw or sender is None:
+            return 0
+        alive = await self.alive()
+        if alive is None:
+            return 0
+        sent = 0
+        for field, value in raw.items():
+            sent += await self._resend_one(sender, _text(field), _text(value), alive)
+        self.resent += sent
+        return sent
+
+    async def _resend_one(
+        self, sender: WebhookSender, call_id: str, old: str, alive: set[str]
+    ) -> int:
+        """Send the entry ``old`` of ``call_id`` if its worker is dead and this worker takes
+        it over first (compare-and-set); 1 when sent."""
+        try:
+            entry = json.loads(old)
+            worker, key, body = str(entry["worker"]), str(entry["key"]), str(entry["body"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("outbox: the entry of call %s is unreadable: dropped", call_id)
+            await self.op("drop webhook", lambda: self.redis.hdel(self.key, call_id))
+            return 0
+        if worker in alive:
+            return 0
+        args = [call_id, old, entry_json(self.worker_id, key, body.encode(), time.time())]
+        if not await self.op("take webhook", lambda: self._take(keys=[self.key], args=args)):
+            return 0  # another worker took it first (or Redis did not answer)
+        log.warning("call %s: sending the call.ended of dead worker %s", call_id, worker)
+        await sender.deliver("call.ended", call_id, body.encode(), key)
+        await self.done(call_id)
+        return 1
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
