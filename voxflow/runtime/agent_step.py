@@ -45,14 +45,14 @@ from voxflow.errors import AiNotConfiguredError, CallEndedError
 from voxflow.runtime.agent_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
 from voxflow.runtime.agent_memory import RESUMED
 from voxflow.runtime.port import AgentHost
-from voxflow.voice.call import BargeIn
+from voxflow.voice.call import BargeIn, BargeInMode
 from voxflow.voice.providers import ModelOptions
 
 __all__ = ["AgentCommand", "FlowAgentRunner", "outcome_result", "settings_for_step"]
 
 log = logging.getLogger("voxflow.runtime.agent_step")
 
-_BARGE_IN_MODES = ("none", "dtmf", "speech", "any")
+_BARGE_IN_MODES: dict[str, BargeInMode] = {m: m for m in ("none", "dtmf", "speech", "any")}
 
 
 class AgentCommand(Protocol):
@@ -218,33 +218,17 @@ class FlowAgentRunner:
         continuing = agent.steps.get("last") == (key, "noinput") or bool(
             agent.steps.pop(RESUMED, False)
         )
-        exits = {str(t.get("name")) for t in cmd.tools}
-        step_actions = tuple(cmd.actions)
-        own = {a.name for a in self.actions}
-        clash = (exits | {a.name for a in step_actions}) & own
-        if clash:
-            raise ValueError(f"agent tools and actions share names: {sorted(clash)}")
-        http = ActionHttp(max_bytes=self.max_action_bytes) if step_actions else None
-        actions = self.actions
-        if http is not None:
-            actions += flow_actions(
-                step_actions,
-                cmd.action_vars,
-                http,
-                timezone=cmd.timezone,
-                call_id=session.id,
-            )
+        actions, http = self._actions_for(cmd, session.id)
         settings = settings_for_step(
             cmd,
             actions=actions,
             continuing=continuing,
             max_tool_rounds=self.max_tool_rounds,
         )
-        mode = cmd.bargein if cmd.bargein in _BARGE_IN_MODES else "any"
         try:
             outcome = await agent.converse(
                 settings,
-                barge_in=BargeIn(mode=mode),  # type: ignore[arg-type]
+                barge_in=BargeIn(mode=_BARGE_IN_MODES.get(cmd.bargein, "any")),
                 voice=cmd.voice,
                 listen_options=self.listen_options,
                 on_line=on_line,
@@ -270,3 +254,22 @@ class FlowAgentRunner:
         if on_line is not None:
             result["reported"] = True
         return result
+
+    def _actions_for(
+        self, cmd: AgentCommand, call_id: str
+    ) -> tuple[tuple[AgentAction, ...], ActionHttp | None]:
+        """The runner's actions plus the step's own (HTTP actions, with the client they share,
+        closed by the caller); ValueError when a name is both an exit tool and an action."""
+        exits = {str(t.get("name")) for t in cmd.tools}
+        step_actions = tuple(cmd.actions)
+        own = {a.name for a in self.actions}
+        clash = (exits | {a.name for a in step_actions}) & own
+        if clash:
+            raise ValueError(f"agent tools and actions share names: {sorted(clash)}")
+        if not step_actions:
+            return self.actions, None
+        http = ActionHttp(max_bytes=self.max_action_bytes)
+        actions = self.actions + flow_actions(
+            step_actions, cmd.action_vars, http, timezone=cmd.timezone, call_id=call_id
+        )
+        return actions, http
