@@ -133,11 +133,13 @@ class VoicePipeline:
         on_metrics: Callable[[TurnMetrics], None] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if agent is None and llm is None:
-            raise ValueError("VoicePipeline needs an llm or an agent")
+        if agent is None:
+            if llm is None:
+                raise ValueError("VoicePipeline needs an llm or an agent")
+            agent = Agent(llm)
         self.voice = voice
         self.tts = tts
-        self.agent = agent if agent is not None else Agent(llm)  # type: ignore[arg-type]
+        self.agent = agent
         self.barge_in = barge_in if barge_in is not None else BargeIn()
         self.voice_name = voice_name
         self.max_lead = max_lead_ms / 1000

@@ -85,7 +85,7 @@ class Dispatcher:
     # one small function per event family, picked by the event's class (no isinstance chain)
 
     def _channel(self, event: AriEvent) -> tuple[str, ...]:
-        return (event.channel.id,)  # type: ignore[attr-defined]
+        return (cast(ChannelEvent, event).channel.id,)  # routed here for ChannelEvents only
 
     def _entered(self, event: AriEvent) -> tuple[str, ...]:
         event = cast(ChannelEnteredBridge, event)

@@ -70,7 +70,7 @@ def _field(info: FieldInfo, kind: Any) -> tuple[Any, ...]:
     if info.is_required():
         return (annotation,)
     if info.default_factory is not None:
-        return (annotation, msgspec.field(default_factory=info.default_factory))  # type: ignore[arg-type]
+        return (annotation, msgspec.field(default_factory=info.default_factory))  # type: ignore[arg-type]  # ours take no data
     return (annotation, info.default)
 
 
@@ -110,7 +110,7 @@ def _event_struct(cls: type[AriEvent]) -> tuple[type[msgspec.Struct], _Builder]:
 
 
 _BUILDERS: dict[type[msgspec.Struct], _Builder] = dict(_event_struct(cls) for cls in _KNOWN)
-_DECODE = msgspec.json.Decoder(typing.Union[tuple(_BUILDERS)]).decode  # noqa: UP007
+_DECODE = msgspec.json.Decoder(typing.Union[tuple(_BUILDERS)]).decode  # noqa: UP007  (a Union over a runtime tuple has no `|` spelling)
 
 
 def decode_lazy(raw: str | bytes) -> AriEvent | None:

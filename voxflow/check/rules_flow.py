@@ -29,7 +29,7 @@ def state_edges(flow: MFlow, sub: MSubflow) -> dict[str, set[str]]:
     and error handler that can run in it. Computed once per subflow."""
     cached = sub.memo.get("edges")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached  # type: ignore[no-any-return]  # memo: what this function stored
     edges: dict[str, set[str]] = {}
     for state in sub.states:
         out = edges.setdefault(state.name, set())

@@ -68,7 +68,7 @@ def labelled_edges(flow: MFlow, sub: MSubflow) -> dict[str, list[Edge]]:
     the anytime commands active while it waits (label ``anytime (line N)``)."""
     cached = sub.memo.get("labelled_edges")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached  # type: ignore[no-any-return]  # memo: what this function stored
     out: dict[str, list[Edge]] = {}
     for state in sub.states:
         edges = out.setdefault(state.name, [])

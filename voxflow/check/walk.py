@@ -107,7 +107,7 @@ def all_steps(sub: MSubflow) -> list[MStep]:
     """Every step written in ``sub`` (states and handler bodies, nested), computed once."""
     cached = sub.memo.get("steps")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached  # type: ignore[no-any-return]  # memo: what this function stored
     out: list[MStep] = []
     for state in sub.states:
         out.extend(walk(state.steps))
@@ -172,7 +172,7 @@ def resolve_step(step: MStep, ctx: StateCtx) -> dict[str, Resolved]:
     while the step waits for the caller. Cached per step for the last context asked about."""
     cached = step.memo.get("resolved")
     if cached is not None and cached[0] is ctx:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]  # type: ignore[no-any-return]  # memo: what this function stored
     keyed = [_keyed(step.handlers), *(_keyed(lv) for lv in ctx.levels)]
     out: dict[str, Resolved] = {}
     for outcome in step.outcomes:
@@ -239,7 +239,7 @@ def reached_steps(state: MState, ctx: StateCtx) -> list[tuple[MStep, MHandler | 
     its input steps resolve to, its error handlers), each with the handler it runs in."""
     cached = state.memo.get("reached")
     if cached is not None and cached[0] is ctx:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]  # type: ignore[no-any-return]  # memo: what this function stored
     out = list(_reached(state, ctx))
     state.memo["reached"] = (ctx, out)
     return out

@@ -499,7 +499,7 @@ class ReturnStep(_StepBase):
 
 
 Step = Annotated[
-    Union[  # noqa: UP007
+    Union[  # noqa: UP007  (a runtime alias: `|` makes a UnionType)
         AnswerStep,
         SayStep,
         PlayStep,

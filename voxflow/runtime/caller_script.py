@@ -116,7 +116,8 @@ def _parse_action(verb: str, args: list[str], line: int) -> CallerAction:
     if verb in ("wait", "silence"):
         if len(args) != 1:
             raise ValueError(f"expected: {verb} DURATION (e.g. {verb} 2s)")
-        return CallerAction(verb, seconds=parse_duration(args[0]), line=line)  # type: ignore[arg-type]
+        kind: ActionKind = "wait" if verb == "wait" else "silence"
+        return CallerAction(kind, seconds=parse_duration(args[0]), line=line)
     if verb == "press":
         digits = "".join(args)
         if not digits or not _DTMF.match(digits):
@@ -125,7 +126,8 @@ def _parse_action(verb: str, args: list[str], line: int) -> CallerAction:
     if verb in ("say", "expect"):
         if len(args) != 1 or not args[0].strip():
             raise ValueError(f'expected: {verb} "TEXT" (quote sentences)')
-        return CallerAction(verb, text=args[0], line=line)  # type: ignore[arg-type]
+        said: ActionKind = "say" if verb == "say" else "expect"
+        return CallerAction(said, text=args[0], line=line)
     if verb == "hangup":
         if args:
             raise ValueError("hangup takes no arguments")

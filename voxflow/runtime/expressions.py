@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from voxflow.errors import ExpressionError
@@ -217,7 +217,7 @@ def _equal(a: Any, b: Any) -> bool:
 def _num(v: Any, fname: str) -> float | int:
     if not _is_num(v):
         raise ExpressionError(f"{fname}() needs a number, not {_tname(v)}")
-    return v  # type: ignore[no-any-return]
+    return cast(float | int, v)  # _is_num checked it
 
 
 def _str(v: Any, fname: str) -> str:

@@ -211,9 +211,9 @@ class PbxMedia(PbxCore):
         if src is None:
             self._finish_playback(pb, "failed")
             return
-        pb.frames = src  # type: ignore[assignment]
+        pb.frames = src  # type: ignore[assignment]  # an iterator: the sentinels returned above
         for _ in range(offset_frames):
-            if next(pb.frames, StopIteration) is StopIteration:  # type: ignore[arg-type]
+            if next(pb.frames, StopIteration) is StopIteration:  # type: ignore[arg-type]  # end marker
                 break
 
     def _keep_bridge_subscribed(self, br: Bridge) -> None:
@@ -265,15 +265,15 @@ class PbxMedia(PbxCore):
                 if src is None or src is UNKNOWN_SCHEME:
                     self._finish_playback(pb, "failed")
                     return False, None
-                pb.frames = src  # type: ignore[assignment]
+                pb.frames = src  # type: ignore[assignment]  # an iterator: the sentinels returned above
                 pb.state = "continuing"
                 self._pb_event("PlaybackContinuing", pb)
                 pb.state = "playing"
-                frame = next(pb.frames, StopIteration)  # type: ignore[arg-type]
+                frame = next(pb.frames, StopIteration)  # type: ignore[arg-type]  # end marker
             else:
                 self._finish_playback(pb, "done")
                 return False, None
-        return True, frame  # type: ignore[return-value]
+        return True, frame  # type: ignore[return-value]  # the loop leaves no end marker
 
     def stop_playback(self, pid: str) -> None:
         pb = self.playbacks.get(pid)
@@ -744,7 +744,7 @@ class PbxMedia(PbxCore):
                 continue
             group = len(starts)
             starts.append(len(parts))
-            parts.extend(m.spoken for m in voices)  # type: ignore[misc]
+            parts.extend(m.spoken for m in voices)  # type: ignore[misc]  # voices: spoken is set
             if bframe is not None:
                 parts.append(bframe)
             for m in br.members:

@@ -332,7 +332,7 @@ class RtpPlane:
             if not far.closed:
                 by_codec.setdefault(far.codec, []).append(far)
         for codec, fars in by_codec.items():
-            frames = np.stack([f.staged for f in fars])  # type: ignore[misc]
+            frames = np.stack([f.staged for f in fars])  # type: ignore[misc]  # staged: all set
             table = ENCODE_TABLES.get(codec)
             if table is not None:
                 payloads = table[frames.view(np.uint16)]

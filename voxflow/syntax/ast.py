@@ -155,7 +155,7 @@ class Attr:
     name: str
 
 
-Expr = Union[Literal_, Name, Unary, Binary, Call, ListLit, MapLit, Index, Attr]  # noqa: UP007
+Expr = Union[Literal_, Name, Unary, Binary, Call, ListLit, MapLit, Index, Attr]  # noqa: UP007  (a runtime alias: `|` makes a UnionType)
 
 # ---------------------------------------------------------------- step parts
 
@@ -199,7 +199,7 @@ class Body:
     steps: tuple[Step, ...]
 
 
-Tail = Union[Arrow, Body]  # noqa: UP007
+Tail = Union[Arrow, Body]  # noqa: UP007  (a runtime alias: `|` makes a UnionType)
 
 
 @dataclass(slots=True)
@@ -458,7 +458,7 @@ class ReturnStep:
     values: tuple[CallArg, ...]
 
 
-Step = Union[  # noqa: UP007
+Step = Union[  # noqa: UP007  (a runtime alias: `|` makes a UnionType)
     SimpleStep,
     SetStep,
     PauseStep,

@@ -52,7 +52,7 @@ class FlowIndenter(Indenter):
 
     NL_type = "_NL"
     OPEN_PAREN_types = ["LPAR", "LSQB", "LBRACE"]  # noqa: RUF012  (Lark's API: class attributes)
-    CLOSE_PAREN_types = ["RPAR", "RSQB", "RBRACE"]  # noqa: RUF012
+    CLOSE_PAREN_types = ["RPAR", "RSQB", "RBRACE"]  # noqa: RUF012  (as above)
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
