@@ -41,12 +41,14 @@ never answers (looping audio, a stalled STT) cannot hold the call (issue 14)."""
 
 
 def gather_keys(m: _Machine, s: ir.GatherStep) -> list[str]:
+    """The keys that can end a gather: its choices' and the state's anytime commands'."""
     keys = [k for c in s.choices for k in c.keys]
     keys += [k for c in m.cur_state().commands for k in c.keys]
     return keys
 
 
 def gather_start(m: _Machine, s: ir.GatherStep) -> None:
+    """Start gather step ``s``: its prompt (or reprompt), then the keys typed ahead."""
     attempt = m.count_attempt(s)
     dtmf = s.input in ("dtmf", "both")
     speech = s.input == "speech" or (s.input == "both" and m.st.speech)
@@ -96,6 +98,7 @@ def gather_collect(m: _Machine, w: Wait, speech: bool) -> None:
 
 
 def gather_op(m: _Machine, w: Wait, cid: int, result: Any) -> None:
+    """A gather's op answered: the prompt ended (collect next), or the listen heard ``result``."""
     if cid == w.main_cid:  # the prompt finished (or was interrupted)
         w = _rewait(w, cids=w.cids - {cid}, main_cid=None)
         m.wait = w
@@ -112,6 +115,7 @@ def gather_op(m: _Machine, w: Wait, cid: int, result: Any) -> None:
 
 
 def gather_digit(m: _Machine, w: Wait, digit: str) -> None:
+    """A key during a gather: barges in on the prompt, ends or extends the digits."""
     s: ir.GatherStep = w.step
     if s.input == "speech":
         return
@@ -152,12 +156,14 @@ def gather_digit(m: _Machine, w: Wait, digit: str) -> None:
 
 
 def gather_finish(m: _Machine, w: Wait) -> None:
+    """The gather's keys are complete (terminator, limit or timer): end it with them."""
     for c in w.cids:
         m.emit(ev.StopOp(c))
     gather_end(m, w, w.digits or None, "dtmf")
 
 
 def gather_end(m: _Machine, w: Wait, value: str | None, kind: str) -> None:
+    """End the gather with ``value`` (None: no input): a command, a choice or the capture."""
     s: ir.GatherStep = w.step
     for c in w.cids:
         m.emit(ev.StopOp(c))
@@ -199,6 +205,7 @@ def gather_end(m: _Machine, w: Wait, value: str | None, kind: str) -> None:
 
 
 def record_op(m: _Machine, w: Wait, cid: int, result: Any) -> None:
+    """A record step's op answered: prompt over (start), started (timer), or stopped (done)."""
     s: ir.RecordStep = w.step
     m.wait = _rewait(w, cids=w.cids - {cid})
     if w.phase == "prompt":
@@ -230,6 +237,7 @@ def record_op(m: _Machine, w: Wait, cid: int, result: Any) -> None:
 
 
 def record_stop(m: _Machine, w: Wait, *, by_key: bool = False) -> None:
+    """Stop the recording (by the terminator key when ``by_key``, else silence or time)."""
     for c in w.cids:
         m.emit(ev.StopOp(c))
     c = m.cid()
