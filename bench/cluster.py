@@ -4,8 +4,9 @@ Every mode starts a redis-server (free 127.0.0.1 port, temp dir), the sandbox (t
 the scripted callers and a webhook receiver) and ``voxflow run FLOW --app NAME [--redis URL]``
 worker processes (audio on: espeak-ng prompts streamed as RTP, DTMF). A call: the caller waits
 for the menu prompt's audio, presses 1, the flow hangs up. A call counts as completed when the
-caller saw that and its ``call.ended`` webhook (outcome completed) arrived exactly once (the
-failover soak counts the two apart). Worker CPU is read from
+caller saw that and its ``call.ended`` webhook (outcome completed) arrived exactly once, as a
+receiver dropping repeats by ``Idempotency-Key`` sees it (the failover soak counts the two apart,
+and the repeats it dropped). Worker CPU is read from
 /proc (user + system, children included) around the measured calls.
 
     .venv/bin/python bench/cluster.py scale [--workers 1,2,4] [--calls 200] [--per-worker 20]
@@ -136,11 +137,20 @@ class Cluster:
         return proc.pid
 
     def ended(self) -> Counter[str]:
-        return Counter(
-            h["call_id"]
+        """Completed ``call.ended`` webhooks per call, repeats of a key counted once."""
+        return Counter(call for call, _ in self._ended_keys())
+
+    def repeats(self) -> int:
+        """Completed ``call.ended`` webhooks that repeated a key already received."""
+        return len(self._ended_keys(distinct=False)) - len(self._ended_keys())
+
+    def _ended_keys(self, distinct: bool = True) -> list[tuple[str, str]]:
+        got = [
+            (str(h["call_id"]), str(h.get("_key", "")))
             for h in self.hooks
             if h["event"] == "call.ended" and h["data"]["outcome"] == "completed"
-        )
+        ]
+        return list(dict.fromkeys(got)) if distinct else got
 
     async def redis_commands(self) -> int:
         client = aioredis.Redis.from_url(self.redis_url)
@@ -172,7 +182,9 @@ async def cluster(audio: bool = True) -> AsyncIterator[Cluster]:
     hooks: list[dict[str, Any]] = []
 
     async def hook(request: web.Request) -> web.Response:
-        hooks.append(await request.json())
+        body = await request.json()
+        body["_key"] = request.headers.get("Idempotency-Key", "")
+        hooks.append(body)
         return web.Response(status=204)
 
     web_app = web.Application()
@@ -426,7 +438,8 @@ async def failover(args: argparse.Namespace) -> None:
     print(
         f"{args.calls} calls, {s.kills} workers killed (SIGKILL), failover_ttl {args.ttl:g} s: "
         f"lost {len(lost)}, calls without exactly one call.ended webhook {hooks_missing} "
-        f"({none} without, {hooks_missing - none} with two or more), "
+        f"({none} without, {hooks_missing - none} with two or more; {c.repeats()} repeats "
+        "dropped by Idempotency-Key), "
         f"left in the registry {left}; failover (kill -> the call's prompt "
         f"heard again) over {len(f)} calls: p50 {statistics.median(f) if f else 0:.2f} s, "
         f"p99 {p99:.2f} s, max {f[-1] if f else 0:.2f} s"
