@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["default_script", "run_command"]
 
 log = logging.getLogger(__name__)
+_WARM_DECODERS = 2  # pocketsphinx decoders built at start-up: a grammar and its phone loop
 T = TypeVar("T")
 
 EXIT_CONFIG, EXIT_ARI = 2, 3
@@ -471,6 +472,15 @@ async def _call(
     )
 
 
+async def _warm_up_providers(app: Any) -> None:
+    """Build the offline recogniser's decoders before the first call (~0.3 s each, holding the
+    GIL: built during a call's listen, that time would be heard as silence)."""
+    warm_up = getattr(app.stt, "warm_up", None)
+    if warm_up is not None:
+        with contextlib.suppress(Exception):  # a failure shows again, clearly, at the first listen
+            await warm_up(_WARM_DECODERS)
+
+
 async def _close_providers(app: Any) -> None:
     """Close the providers' HTTP sessions (the app does not own them)."""
     for provider in (app.llm, app.stt, app.tts):
@@ -614,6 +624,7 @@ async def _serve_until_stopped(
         where = f"on {settings.ari_url}"
     else:
         where = f"for Asterisk's {settings.ari_mode} websockets on ws://{settings.listen}"
+    await _warm_up_providers(app)
     click.echo(f"serving {names} {where} as app '{settings.app}' (Ctrl-C stops)")
     # Everything loaded so far (modules, schemas, flows) lives as long as the process: keep it out
     # of the collector's full passes, which otherwise pause media pacing by tens of ms

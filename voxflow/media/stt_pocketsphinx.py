@@ -161,6 +161,11 @@ class PocketSphinxSTT:
 
         asyncio.get_running_loop().run_in_executor(None, grow)
 
+    def spare(self) -> int:
+        """How many built decoders wait in the pool."""
+        with self._lock:
+            return len(self._pool)
+
     async def warm_up(self, count: int = 1) -> None:
         """Build ``count`` decoders ahead of the first call (they take ~0.3 s each)."""
         made = [await asyncio.to_thread(self._new_decoder) for _ in range(count)]

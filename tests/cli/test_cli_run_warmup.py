@@ -1,0 +1,32 @@
+"""`voxflow run` builds the offline recogniser's decoders before it serves: a decoder built during
+a call's listen holds the GIL ~0.3 s, which the media path hears as silence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voxflow.cli.run import _make_app, _warm_up_providers
+from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.runtime.config import load_settings
+
+
+async def test_the_offline_recogniser_is_warm_before_the_first_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("VOXFLOW_STT_PROVIDER", "VOXFLOW_TTS_PROVIDER", "VOXFLOW_LLM_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(env={}, cwd=tmp_path)
+    app = _make_app(settings, "http://127.0.0.1:1/ari", "u", "p")
+    assert isinstance(app.stt, PocketSphinxSTT)
+    assert app.stt.spare() == 0  # nothing built yet
+    await _warm_up_providers(app)
+    assert app.stt.spare() == 2  # a grammar search and its phone loop, ready
+
+
+async def test_providers_without_a_warm_up_are_left_alone(tmp_path: Path) -> None:
+    settings = load_settings(env={}, cwd=tmp_path)
+    app = _make_app(settings, "http://127.0.0.1:1/ari", "u", "p", audio=False)
+    assert app.stt is None
+    await _warm_up_providers(app)  # nothing to build, nothing raised
