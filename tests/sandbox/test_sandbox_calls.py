@@ -245,4 +245,10 @@ async def test_bridge_recording_ends_after_max_silence_of_a_quiet_line(
     ) as r:
         raw = await r.read()
     with wave.open(io.BytesIO(raw)) as w:
-        assert w.getnframes() == 8000
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    # Recording starts at the POST: the ticks before the caller's first frame reaches the bridge
+    # (one or two on a loaded machine) are recorded as silence, as Asterisk does; then exactly
+    # the 1 s of tone, and the quiet line after it trimmed.
+    lead = len(pcm) - 8000
+    assert lead >= 0 and lead % 160 == 0 and not pcm[:lead].any()
+    assert np.array_equal(pcm[lead:], tone)
