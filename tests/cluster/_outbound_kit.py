@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _cluster_kit import _free_port, line_matching, played, until
+from _cluster_kit import (
+    MENU_FLOW,
+    _free_port,
+    line_matching,
+    played,
+    running_redis,
+    until,
+    webhook_receiver,
+)
 
 from voxflow.cluster import ClusterState
 from voxflow.sandbox import SimCall
@@ -235,3 +243,54 @@ async def finish_calls(sb: Sandbox, calls: list[SimCall], moved: list[SimCall]) 
         assert await c.wait_hangup(20) == 16
     for c in calls:
         assert played(sb, c.id) == (RESUMED if c in moved else UNMOVED), c.id
+
+
+@dataclass
+class OutboundRig:
+    """Redis, one sandbox node, a webhook receiver, two workers behind HAProxy, the node's
+    websocket_client.conf pointing at HAProxy, and a read-only ``probe`` of the registry."""
+
+    sb: Sandbox
+    probe: ClusterState
+    hooks: list[dict[str, Any]]
+    ws: list[WorkerProc]
+
+    async def place(self, n: int, prefix: str) -> tuple[list[SimCall], dict[str, str]]:
+        """``n`` calls from ``prefix``0.. to 100, once all wait in the menu (call id -> worker)."""
+        calls = [await self.sb.place_call(from_=f"{prefix}{i}", to="100") for i in range(n)]
+        return calls, await all_in_menu(self.probe, n)
+
+    def busiest(self, where: dict[str, str]) -> WorkerProc:
+        """The worker serving most of the calls (per_call: leastconn spreads them, unless a
+        health check was slow; persistent: the one worker holding the application's socket)."""
+        return max(self.ws, key=lambda w: list(where.values()).count(w.worker_id))
+
+    async def settled(self, calls: list[SimCall]) -> None:
+        """As :func:`settled` for ``calls``."""
+        await settled(self.sb, self.probe, self.hooks, {c.id for c in calls})
+
+
+@contextlib.asynccontextmanager
+async def outbound_cluster(
+    tmp: Path, mode: str, *, drain: str = "finish"
+) -> AsyncIterator[OutboundRig]:
+    """An :class:`OutboundRig` running MENU_FLOW in ``mode`` (per_call or persistent)."""
+    flow = tmp / "menu.flow"
+    flow.write_text(MENU_FLOW)
+    async with (
+        running_redis(tmp) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        webhook_receiver() as (hook_url, hooks),
+        workers(2, flow, mode, rs.url, tmp, webhook_url=hook_url, drain=drain) as ws,
+        haproxy(tmp, ws) as port,
+    ):
+        probe = ClusterState(rs.url, worker_id="probe")  # reads only
+        try:
+            sb.add_outbound_websocket(
+                outbound_ws(port, "per_call_config" if mode == "per_call" else mode)
+            )
+            if mode == "persistent":
+                await sb.wait_app("voxflow", 30)
+            yield OutboundRig(sb, probe, hooks, ws)
+        finally:
+            await probe.redis.aclose()

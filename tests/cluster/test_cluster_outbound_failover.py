@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from _cluster_kit import MENU_FLOW, played, running_redis, until, webhook_receiver
-from _outbound_kit import all_in_menu, finish_calls, haproxy, outbound_ws, settled, workers
+from _cluster_kit import played, until
+from _outbound_kit import finish_calls, outbound_cluster
 
 from voxflow.cluster import ClusterState
 from voxflow.sandbox import SimCall
@@ -50,55 +50,23 @@ async def _kill_and_finish(
 
 
 async def test_per_call_sockets_of_a_killed_worker_resume_on_the_other_one(tmp_path: Path) -> None:
-    flow = tmp_path / "failover.flow"
-    flow.write_text(MENU_FLOW)
-    n = 6
-    async with (
-        running_redis(tmp_path) as rs,
-        Sandbox(port=0, preload_sounds=False) as sb,
-        webhook_receiver() as (hook_url, hooks),
-        workers(2, flow, "per_call", rs.url, tmp_path, webhook_url=hook_url) as ws,
-        haproxy(tmp_path, ws) as port,
-    ):
-        probe = ClusterState(rs.url, worker_id="probe")  # reads only
-        try:
-            sb.add_outbound_websocket(outbound_ws(port, "per_call_config"))
-            calls = [await sb.place_call(from_=f"+1555030{i}", to="100") for i in range(n)]
-            where = await all_in_menu(probe, n)
-            # leastconn spreads them (unless a health check was slow): kill the busiest worker
-            victim = max(ws, key=lambda w: list(where.values()).count(w.worker_id))
-            await victim.kill()
-            slowest = await _kill_and_finish(sb, probe, calls, where, victim.worker_id)
-            assert slowest < 5.0
-            await settled(sb, probe, hooks, {c.id for c in calls})
-        finally:
-            await probe.redis.aclose()
+    async with outbound_cluster(tmp_path, "per_call") as rig:
+        calls, where = await rig.place(4, "+1555030")
+        victim = rig.busiest(where)
+        await victim.kill()
+        slowest = await _kill_and_finish(rig.sb, rig.probe, calls, where, victim.worker_id)
+        assert slowest < 5.0
+        await rig.settled(calls)
 
 
 async def test_a_persistent_socket_moves_to_the_other_worker_with_every_call(
     tmp_path: Path,
 ) -> None:
-    flow = tmp_path / "failover.flow"
-    flow.write_text(MENU_FLOW)
-    n = 4
-    async with (
-        running_redis(tmp_path) as rs,
-        Sandbox(port=0, preload_sounds=False) as sb,
-        webhook_receiver() as (hook_url, hooks),
-        workers(2, flow, "persistent", rs.url, tmp_path, webhook_url=hook_url) as ws,
-        haproxy(tmp_path, ws) as port,
-    ):
-        probe = ClusterState(rs.url, worker_id="probe")
-        try:
-            sb.add_outbound_websocket(outbound_ws(port, "persistent"))
-            await sb.wait_app("voxflow", 30)
-            calls = [await sb.place_call(from_=f"+1555040{i}", to="100") for i in range(n)]
-            where = await all_in_menu(probe, n)
-            [holder] = set(where.values())  # one socket for the application: one worker
-            victim = next(w for w in ws if w.worker_id == holder)
-            await victim.kill()
-            slowest = await _kill_and_finish(sb, probe, calls, where, holder)
-            assert slowest < 5.0
-            await settled(sb, probe, hooks, {c.id for c in calls})
-        finally:
-            await probe.redis.aclose()
+    async with outbound_cluster(tmp_path, "persistent") as rig:
+        calls, where = await rig.place(4, "+1555040")
+        [holder] = set(where.values())  # one socket for the application: one worker
+        victim = rig.busiest(where)
+        await victim.kill()
+        slowest = await _kill_and_finish(rig.sb, rig.probe, calls, where, holder)
+        assert slowest < 5.0
+        await rig.settled(calls)

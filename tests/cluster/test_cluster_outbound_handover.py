@@ -15,16 +15,8 @@ import contextlib
 from pathlib import Path
 
 import aiohttp
-from _cluster_kit import MENU_FLOW, played, running_redis, until, webhook_receiver
-from _outbound_kit import (
-    WorkerProc,
-    all_in_menu,
-    finish_calls,
-    haproxy,
-    outbound_ws,
-    settled,
-    workers,
-)
+from _cluster_kit import played, until
+from _outbound_kit import WorkerProc, finish_calls, outbound_cluster
 
 from voxflow.cluster import ClusterState
 from voxflow.sandbox import SimCall
@@ -82,52 +74,15 @@ async def _drain_and_finish(
 
 
 async def test_sigterm_hands_per_call_sockets_over_to_the_other_worker(tmp_path: Path) -> None:
-    flow = tmp_path / "handover.flow"
-    flow.write_text(MENU_FLOW)
-    n = 6
-    async with (
-        running_redis(tmp_path) as rs,
-        Sandbox(port=0, preload_sounds=False) as sb,
-        webhook_receiver() as (hook_url, hooks),
-        workers(
-            2, flow, "per_call", rs.url, tmp_path, webhook_url=hook_url, drain="handover"
-        ) as ws,
-        haproxy(tmp_path, ws) as port,
-    ):
-        probe = ClusterState(rs.url, worker_id="probe")  # reads only
-        try:
-            sb.add_outbound_websocket(outbound_ws(port, "per_call_config"))
-            calls = [await sb.place_call(from_=f"+1555050{i}", to="100") for i in range(n)]
-            where = await all_in_menu(probe, n)
-            victim = max(ws, key=lambda w: list(where.values()).count(w.worker_id))
-            await _drain_and_finish(sb, probe, calls, where, victim)
-            await settled(sb, probe, hooks, {c.id for c in calls})
-        finally:
-            await probe.redis.aclose()
+    async with outbound_cluster(tmp_path, "per_call", drain="handover") as rig:
+        calls, where = await rig.place(6, "+1555050")
+        await _drain_and_finish(rig.sb, rig.probe, calls, where, rig.busiest(where))
+        await rig.settled(calls)
 
 
 async def test_sigterm_hands_the_persistent_socket_over_with_every_call(tmp_path: Path) -> None:
-    flow = tmp_path / "handover.flow"
-    flow.write_text(MENU_FLOW)
-    n = 4
-    async with (
-        running_redis(tmp_path) as rs,
-        Sandbox(port=0, preload_sounds=False) as sb,
-        webhook_receiver() as (hook_url, hooks),
-        workers(
-            2, flow, "persistent", rs.url, tmp_path, webhook_url=hook_url, drain="handover"
-        ) as ws,
-        haproxy(tmp_path, ws) as port,
-    ):
-        probe = ClusterState(rs.url, worker_id="probe")
-        try:
-            sb.add_outbound_websocket(outbound_ws(port, "persistent"))
-            await sb.wait_app("voxflow", 30)
-            calls = [await sb.place_call(from_=f"+1555060{i}", to="100") for i in range(n)]
-            where = await all_in_menu(probe, n)
-            [holder] = set(where.values())  # one socket for the application: one worker
-            victim = next(w for w in ws if w.worker_id == holder)
-            await _drain_and_finish(sb, probe, calls, where, victim)
-            await settled(sb, probe, hooks, {c.id for c in calls})
-        finally:
-            await probe.redis.aclose()
+    async with outbound_cluster(tmp_path, "persistent", drain="handover") as rig:
+        calls, where = await rig.place(4, "+1555060")
+        assert len(set(where.values())) == 1  # one socket for the application: one worker
+        await _drain_and_finish(rig.sb, rig.probe, calls, where, rig.busiest(where))
+        await rig.settled(calls)
