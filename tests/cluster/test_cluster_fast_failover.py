@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from _cluster_kit import running_redis, until, worker
+from _cluster_kit import MENU_FLOW, running_redis, until, worker
 
 from voxflow.cluster import ClusterState, node_app
 from voxflow.sandbox.server import Sandbox
@@ -29,24 +29,6 @@ async def main():
         await asyncio.Event().wait()
 
 asyncio.run(main())
-"""
-
-FLOW = """\
-flow fast "a menu past the first state":
-    answers "100"
-
-state start:
-    answer
-    goto menu
-
-state menu:
-    play "sound:vm-login"
-    menu "Press 1." timeout 60s:
-        1 -> done
-        on noinput, nomatch -> done
-
-state done:
-    hangup "done"
 """
 
 
@@ -91,7 +73,7 @@ async def test_a_holder_without_a_liveness_connection_keeps_the_name_until_its_t
 
 async def test_a_classic_call_resumes_on_the_standby_well_under_the_ttl(tmp_path: Path) -> None:
     flow = tmp_path / "fast.flow"
-    flow.write_text(FLOW)
+    flow.write_text(MENU_FLOW)
     config = tmp_path / "voxflow.toml"
     config.write_text("[cluster]\nfailover_ttl = 10.0\n")
     async with (
