@@ -258,3 +258,43 @@ async def test_the_serving_worker_takes_its_app_name_back_after_a_redis_outage(
             await a.redis.set("voxflow:app:voxflow", "b")  # a standby took it meanwhile
             await a.beat()
             assert await a.redis.get("voxflow:app:voxflow") == b"b"
+
+
+async def _sets(state: ClusterState) -> int:
+    """SET commands Redis has processed so far."""
+    stats = await state.redis.info("commandstats")
+    return int(stats.get("cmdstat_set", {}).get("calls", 0))
+
+
+async def test_a_checkpoint_rewrites_the_registry_entry_only_when_its_state_changed(
+    tmp_path: Path,
+) -> None:
+    rs = await start_redis(tmp_path / "r")
+    a = ClusterState(rs.url, worker_id="a", log_every=0.0)  # no writer task: flush() writes
+    rs2 = None
+    try:
+        await a.begin("c1", _flow(), "h1")
+        before = await _sets(a)
+        a.save("c1", Checkpoint("h1", "menu", {"n": 1}))
+        await a.flush()
+        assert await _sets(a) - before == 2  # the checkpoint and the entry (a new state)
+        a.save("c1", Checkpoint("h1", "menu", {"n": 2}))
+        before = await _sets(a)
+        await a.flush()
+        assert await _sets(a) - before == 1  # variables only: the entry stays as it is
+        got = await a.checkpoint("c1")
+        assert got is not None and got.variables == {"n": 2}
+        await rs.stop()  # a write that fails: the next checkpoint rewrites the entry
+        a.save("c1", Checkpoint("h1", "menu", {"n": 3}))
+        await a.flush()
+        assert a.errors == 1
+        rs2 = await start_redis(tmp_path / "r2", port=rs.port)  # back, empty
+        a.save("c1", Checkpoint("h1", "menu", {"n": 4}))
+        await a.flush()
+        [entry] = await a.call_entries()
+        assert (entry.worker, entry.state, entry.flow_hash) == ("a", "menu", "h1")
+    finally:
+        await a.redis.aclose()
+        await rs.stop()
+        if rs2 is not None:
+            await rs2.stop()

@@ -61,7 +61,9 @@ Op = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 def entry_json(worker: str, key: str, body: bytes, at: float) -> str:
     """One outbox entry."""
-    return json.dumps({"worker": worker, "key": key, "body": body.decode(), "at": at})
+    return json.dumps(
+        {"worker": worker, "key": key, "body": body.decode(), "at": at}, separators=(",", ":")
+    )
 
 
 class Outbox:
