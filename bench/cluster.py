@@ -28,7 +28,8 @@ call in progress at a kill: the time from the kill until it hears its state's pr
 (p50/p99 over every kill). Lost calls: calls the caller did not see end normally (1 pressed,
 the flow hung up); end webhooks missing or repeated are counted apart.
 
-``--no-audio``: workers without speech (the menu plays ``sound:vm-login`` instead). BENCH_LOGS=DIR
+``--no-audio``: workers without speech (the menu plays ``sound:vm-login`` instead);
+``--no-warm-prompts``: standbys that synthesize their prompts on first use. BENCH_LOGS=DIR
 keeps the workers' logs there. Figures and load averages: docs/deploy.md, "Capacity planning".
 """
 
@@ -99,6 +100,7 @@ class Cluster:
     _ports: int = 20000
 
     audio: bool = True
+    warm: bool = True
 
     async def worker(self, app: str, *, redis: bool = True, ttl: float = 3.0) -> int:
         """Start ``voxflow run`` serving ``app`` (standing by if another holds it); returns once
@@ -114,6 +116,7 @@ class Cluster:
         self._ports += 1000
         args = ["--redis", self.redis_url] if redis else []
         args += [] if self.audio else ["--no-audio"]
+        args += [] if self.warm else ["--no-warm-prompts"]
         logs = os.environ.get("BENCH_LOGS")  # a directory for the workers' logs
         err = os.open(f"{logs}/worker-{self._ports}.log", os.O_WRONLY | os.O_CREAT) if logs else -1
         proc = await asyncio.create_subprocess_exec(
@@ -405,6 +408,7 @@ async def _kill_now(s: Soak) -> None:
 
 async def failover(args: argparse.Namespace) -> None:
     async with cluster(not args.no_audio) as c:
+        c.warm = not args.no_warm_prompts
         s = Soak(c, args.ttl)
         await c.worker("voxflow", ttl=args.ttl)
         await workers_up(c, ["voxflow"])
@@ -462,6 +466,9 @@ def main() -> None:
     fo.add_argument("--kill-every", type=int, default=100)
     fo.add_argument("--concurrency", type=int, default=20)
     fo.add_argument("--ttl", type=float, default=3.0, help="[cluster] failover_ttl (seconds)")
+    fo.add_argument(
+        "--no-warm-prompts", action="store_true", help="workers run --no-warm-prompts (cold)"
+    )
     for p in (sc, ov, fo):
         p.add_argument("--no-audio", action="store_true", help="workers run --no-audio")
     args = ap.parse_args()

@@ -181,6 +181,11 @@ _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number":
     help="no speech: prompts only in the transcript, DTMF only (no espeak/pocketsphinx)",
 )
 @click.option(
+    "--no-warm-prompts",
+    is_flag=True,
+    help="do not synthesize the flows' static prompts before the first call ([media] warm_prompts)",
+)
+@click.option(
     "--virtual-time",
     is_flag=True,
     help="sandbox, with --caller SCRIPT: the clock jumps whenever every side waits, so prompts, "
@@ -233,6 +238,7 @@ def run_command(
     grace_period: float | None,
     drain: str | None,
     no_audio: bool,
+    no_warm_prompts: bool,
     virtual_time: bool,
     call_endpoint: str | None,
     meta: tuple[str, ...],
@@ -273,6 +279,7 @@ def run_command(
                 "rtp_ports": rtp_ports,
                 "redis_url": redis_url,
                 "metrics_port": metrics_port,
+                "warm_prompts": False if no_warm_prompts else None,
             },
             config_path=config_path,
             require_credentials=True,

@@ -44,7 +44,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,6 +59,7 @@ from voxflow.errors import (
 from voxflow.media.codecs import Resampler, codec_spec, decode, encode
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
+from voxflow.media.prompt_warm import encoded_prompt, prompt_key, wire_codec
 from voxflow.media.rtp import RtpPacket
 from voxflow.media.rtp_report import RtpReport
 from voxflow.media.transport import PortRange, RtpSocket
@@ -66,7 +67,6 @@ from voxflow.media.vad import SpeechDetector, WebRtcVad
 from voxflow.media.watcher import SpeechWatcher
 from voxflow.voice.call import BargeIn, CallVoice, PromptResult, VoiceContext
 from voxflow.voice.chunk import AudioChunk
-from voxflow.voice.prompt_cache import PromptKey
 from voxflow.voice.providers import (
     TextToSpeech,
     Transcript,
@@ -141,7 +141,7 @@ class CallMedia:
     ) -> None:
         opts = ctx.options
         self.ctx = ctx
-        self.codec = str(opts.get("format", opts.get("codec", "ulaw")))
+        self.codec = wire_codec(opts)
         self.spec = codec_spec(self.codec)
         self.host = str(opts.get("rtp_host", "127.0.0.1"))
         self.advertise = str(opts.get("rtp_advertise") or "")
@@ -737,24 +737,9 @@ class CallMedia:
         """``text`` as wire-encoded audio: from the app's prompt cache when it has one."""
         cache = self.ctx.prompt_cache
         if cache is None:
-            return self._encoded(tts, text, voice)
-        key = PromptKey(id(tts), voice or "", text, self.codec, self.spec.sample_rate)
-        return cache.stream(key, lambda: self._encoded(tts, text, voice))
-
-    async def _encoded(
-        self, tts: TextToSpeech, text: str, voice: str | None
-    ) -> AsyncGenerator[bytes, None]:
-        """Synthesize ``text`` and yield it resampled and encoded for the wire."""
-        resampler = Resampler(tts.sample_rate, self.spec.sample_rate)
-        pcm_chunks = tts.synthesize(text, voice=voice)
-        try:
-            async for pcm in pcm_chunks:
-                yield encode(resampler.process(pcm), self.codec)
-            yield encode(resampler.process(b"", last=True), self.codec)
-        finally:
-            aclose = getattr(pcm_chunks, "aclose", None)  # TextToSpeech promises an iterator only
-            if aclose is not None:
-                await aclose()
+            return encoded_prompt(tts, text, voice, self.codec)
+        key = prompt_key(tts, text, voice, self.codec)
+        return cache.stream(key, lambda: encoded_prompt(tts, text, voice, self.codec))
 
     async def _play(self, frames: AsyncIterator[bytes]) -> None:
         try:

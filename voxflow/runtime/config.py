@@ -36,6 +36,7 @@
     rtp_host = "127.0.0.1"        # address voxflow binds (0.0.0.0: all interfaces)
     rtp_advertise = "10.0.0.5"    # address Asterisk is told to send to (default: rtp_host)
     rtp_ports = "40000-40999"     # one UDP port per call with audio; not Asterisk's 10000-20000
+    warm_prompts = true           # synthesize the flows' static prompts before the first call
 
 Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``, ``VOXFLOW_APP``,
 ``VOXFLOW_ARI_MODE``, ``VOXFLOW_LISTEN``, ``VOXFLOW_LISTEN_USER``, ``VOXFLOW_LISTEN_PASSWORD``,
@@ -105,6 +106,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("media", "rtp_host"): "rtp_host",
     ("media", "rtp_advertise"): "rtp_advertise",
     ("media", "rtp_ports"): "rtp_ports",
+    ("media", "warm_prompts"): "warm_prompts",
     ("cluster", "redis_url"): "redis_url",
     ("cluster", "metrics_port"): "metrics_port",
     ("cluster", "metrics_host"): "metrics_host",
@@ -117,6 +119,7 @@ _CLI_NAMES = {
     "dialed": "--to",
     "grace_period": "--grace",
     "redis_url": "--redis",
+    "warm_prompts": "--no-warm-prompts",
 }
 DEFAULT_RTP_PORTS = "40000-40999"
 """voxflow's RTP ports: outside Asterisk's rtp.conf default (rtpstart 10000 - rtpend 20000), so
@@ -155,6 +158,8 @@ class Settings:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     failover_ttl: float = 3.0
+    warm_prompts: bool = True
+    """Synthesize the flows' static prompts into the prompt cache at start-up and on reload."""
     drain: str = "finish"
     """On SIGTERM: ``finish`` (calls have ``grace_period`` s, then are hung up) or ``handover``
     (cluster, classic mode: calls are checkpointed and left in Stasis for a standby)."""
@@ -220,6 +225,10 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if v < 0:
             raise ConfigError(f"{origin}: must not be negative, got {value!r}")
         return v
+    if name == "warm_prompts":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{origin}: expected true or false, got {value!r}")
+        return value
     if name == "metrics_port":
         if isinstance(value, bool) or not str(value).isdigit() or not 0 <= int(value) < 65536:
             raise ConfigError(f"{origin}: expected a TCP port (0-65535), got {value!r}")

@@ -14,12 +14,13 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voxflow.errors import AiNotConfiguredError, CallError, ConfigError
 from voxflow.ir.models import Flow
+from voxflow.ir.prompts import StaticPrompt, static_prompts
 from voxflow.redact import live_values
 from voxflow.runtime.agent_memory import conversation, restore
 from voxflow.runtime.checkpoint import CallStore, Checkpoint, checkpoint_of, flow_hash, resume_state
@@ -39,6 +40,8 @@ from voxflow.telephony.state import CallDirection
 
 if TYPE_CHECKING:
     from voxflow.telephony.app import VoxtraApp
+    from voxflow.voice.prompt_cache import PromptCache
+    from voxflow.voice.providers import TextToSpeech
 
 __all__ = ["FlowServer"]
 
@@ -98,7 +101,31 @@ class FlowServer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._call_left = asyncio.Event()  # set whenever a call's driver is gone
+        self._warming: set[asyncio.Task[None]] = set()
+        self._warm_lock = asyncio.Lock()  # one warm-up at a time: the calls' CPU comes first
         app.default()(self._handle)
+
+    def warm(self, flows: Iterable[Flow]) -> None:
+        """Pre-synthesize the static prompts of ``flows`` into the app's prompt cache in a
+        background task (never awaited by a call: a call asking for a prompt being synthesized
+        joins that synthesis). Off with ``warm_prompts = false`` or without TTS or cache."""
+        app = self.app
+        if not self.settings.warm_prompts or app.tts is None or app.prompt_cache is None:
+            return
+        prompts = [p for flow in flows for p in static_prompts(flow)]
+        if prompts:
+            task = asyncio.ensure_future(self._warm(app.tts, app.prompt_cache, prompts))
+            self._warming.add(task)
+            task.add_done_callback(self._warming.discard)
+
+    async def _warm(
+        self, tts: TextToSpeech, cache: PromptCache, prompts: list[StaticPrompt]
+    ) -> None:
+        from voxflow.media.prompt_warm import warm_prompts  # numpy/soxr: loaded with audio only
+
+        async with self._warm_lock:
+            n = await warm_prompts(cache, tts, prompts, self.app.media_options)
+        log.info("prompt cache warmed: %d of %d static prompt(s)", n, len(prompts))
 
     async def _route(self, number: str) -> FlowVersion | None:
         """The flow version a new call to ``number`` takes: in cluster mode routed over the
@@ -114,6 +141,7 @@ class FlowServer:
                 log.warning("routing by this worker's flows: %s", exc)
                 router = self.router
             self._released_router = (key, router)
+            self.warm(flow for _, flow in released.values())  # a version another worker released
         return self._released_router[1].route(number)
 
     async def _handle(self, session: CallSession) -> None:
@@ -309,6 +337,7 @@ class FlowServer:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set; then drain (grace period) and close."""
+        self.warm(fv.flow for fv in self.registry.versions())
         async with self.app:
             watcher = None
             if self.watch_interval:
@@ -326,6 +355,9 @@ class FlowServer:
                     watcher.cancel()
                     await asyncio.gather(watcher, return_exceptions=True)
                 await self.drain()
+                for task in list(self._warming):
+                    task.cancel()
+                await asyncio.gather(*self._warming, return_exceptions=True)
 
     async def drain(self) -> None:
         """Stop taking calls; hand the calls in progress over (``drain = "handover"``, cluster
@@ -425,6 +457,7 @@ class FlowServer:
             await asyncio.sleep(self.watch_interval)
             before = dict(self.registry.problems)
             loaded = self.registry.reload_changed()
+            self.warm(fv.flow for fv in loaded)
             if (loaded or self.registry.problems != before) and self.on_reload is not None:
                 self.on_reload(self.registry)
 
