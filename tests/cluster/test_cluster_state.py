@@ -298,3 +298,27 @@ async def test_a_checkpoint_rewrites_the_registry_entry_only_when_its_state_chan
         await rs.stop()
         if rs2 is not None:
             await rs2.stop()
+
+
+async def test_calls_ending_together_are_removed_in_one_write(tmp_path: Path) -> None:
+    async with running_redis(tmp_path) as rs:
+        a = ClusterState(rs.url, worker_id="a")
+        try:
+            ids = [f"c{i}" for i in range(10)]
+            for cid in ids:
+                await a.begin(cid, _flow(), "h1")
+                a.save(cid, Checkpoint("h1", "menu", {}))
+            await a.flush()
+            stats = await a.redis.info("commandstats")
+            before = int(stats["cmdstat_evalsha"]["calls"])
+            ends = await asyncio.gather(*(a.end(cid, "completed") for cid in ids))
+            assert ends == [True] * 10
+            stats = await a.redis.info("commandstats")
+            assert int(stats["cmdstat_evalsha"]["calls"]) - before <= 2  # the first, the rest
+            assert await a.call_entries() == [] and await a.checkpoint("c3") is None
+            assert await asyncio.gather(*(a.end(cid, "completed") for cid in ids[:2])) == [
+                False,
+                False,
+            ]
+        finally:
+            await a.redis.aclose()

@@ -68,6 +68,24 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return false
 """
+_BEGIN = """
+local got = {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}
+redis.call('set', KEYS[3], ARGV[1], 'PX', ARGV[2])
+return got
+"""
+_WRITE = """
+local sets = tonumber(ARGV[2])
+for i = 1, sets do
+  redis.call('set', KEYS[i], ARGV[i + 2], 'PX', ARGV[1])
+end
+local deleted = {}
+for i = sets + 1, #KEYS, 2 do
+  deleted[#deleted + 1] = redis.call('del', KEYS[i], KEYS[i + 1])
+end
+return deleted
+"""
+"""The writer's tick in one command: SET ARGV[2] keys (checkpoints, registry entries) with the
+TTL ARGV[1], then DEL the remaining keys by pairs (ended calls); returns each pair's count."""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -136,6 +154,8 @@ class ClusterState:
         )
         self._refresh = self.redis.register_script(_REFRESH)
         self._take = self.redis.register_script(_TAKE)
+        self._begin = self.redis.register_script(_BEGIN)
+        self._write_all = self.redis.register_script(_WRITE)
         self.liveness = LivenessLink(url, prefix, self.worker_id, every=heartbeat)
         self.deaths = DeathWatch(self.redis, prefix, worker_ttl=worker_ttl)
         self._claim = self.redis.register_script(CLAIM_WITH_WEBHOOK)
@@ -162,6 +182,7 @@ class ClusterState:
         self._released_once = False
         self._refreshing: asyncio.Task[None] | None = None
         self._dirty: dict[str, Checkpoint] = {}
+        self._ending: list[tuple[str, asyncio.Future[int | None]]] = []  # ends to write
         self._entry_at: dict[str, float] = {}  # call id -> when its registry entry was written
         self._unadopted: dict[str, float] = {}  # call id -> when first seen with a dead worker
         self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
@@ -344,14 +365,14 @@ class ClusterState:
         self.calls[call_id] = entry
         self._entry_at[call_id] = time.monotonic()
 
-        async def get_and_register() -> list[Any]:
-            pipe = self.redis.pipeline(transaction=False)  # one round trip for all three
-            pipe.get(self._k("checkpoint", call_id))
-            pipe.get(self._k("current", flow.name))
-            pipe.set(self._k("call", call_id), _call_json(entry), px=_ms(self.call_ttl))
-            return list(await pipe.execute())
-
-        got = await self._op("register call", get_and_register)
+        keys = [
+            self._k("checkpoint", call_id),
+            self._k("current", flow.name),
+            self._k("call", call_id),
+        ]
+        args: list[str | int] = [_call_json(entry), _ms(self.call_ttl)]
+        # one script: the checkpoint and current version read, the entry written
+        got = await self._op("register call", lambda: self._begin(keys=keys, args=args))
         if got is None:  # Redis unreachable: the current version this worker saw last
             raw, current = None, self._current.get(flow.name)
         else:
@@ -376,9 +397,10 @@ class ClusterState:
         self._dirty.pop(call_id, None)
         self.calls.pop(call_id, None)
         self._entry_at.pop(call_id, None)
-        async with self._write:
-            keys = (self._k("checkpoint", call_id), self._k("call", call_id))
-            n = await self._op("end call", lambda: self.redis.delete(*keys))
+        ended: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._ending.append((call_id, ended))
+        await self._flush()  # with the checkpoints and ends queued meanwhile (one command)
+        n = await ended
         if n is None:  # Redis unreachable: the heartbeat deletes them once it answers again
             self._ended_unsaved.add(call_id)
         return bool(n)
@@ -457,13 +479,22 @@ class ClusterState:
                     self.calls[cid] = entry
                     self._entry_at[cid] = now
                     pairs.append((self._k("call", cid), _call_json(entry)))
-            if pairs:
-                done = await self._op("write checkpoints", lambda: self._set_all(pairs))
-                if done is not None:
-                    self.checkpoints += len(batch)
-                else:  # not written: the next checkpoint rewrites the entries
-                    for cid in batch:
-                        self._entry_at.pop(cid, None)
+            ending, self._ending = self._ending, []
+            if not pairs and not ending:
+                return
+            dels = [self._k(kind, cid) for cid, _ in ending for kind in ("checkpoint", "call")]
+            done: list[int] | None = None
+            try:
+                done = await self._op("write checkpoints", lambda: self._set_all(pairs, dels))
+            finally:  # cancelled (closing): those ends count as unsaved, never left waiting
+                for i, (_, fut) in enumerate(ending):
+                    if not fut.done():
+                        fut.set_result(None if done is None else done[i])
+            if done is not None:
+                self.checkpoints += len(batch)
+            else:  # not written: the next checkpoint rewrites the entries
+                for cid in batch:
+                    self._entry_at.pop(cid, None)
 
     def _entry_stale(self, cid: str, entry: CallEntry, cp: Checkpoint) -> bool:
         """True when the call's registry entry needs rewriting for ``cp``: its state or version
@@ -472,13 +503,13 @@ class ClusterState:
             return True
         return time.monotonic() - self._entry_at.get(cid, -1e18) >= self.call_ttl / 2
 
-    async def _set_all(self, pairs: list[tuple[str, str]]) -> bool:
-        """SET every pair (with the call TTL) in one round trip (a new pipeline per attempt)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key, value in pairs:
-            pipe.set(key, value, px=_ms(self.call_ttl))
-        await pipe.execute()
-        return True
+    async def _set_all(self, pairs: list[tuple[str, str]], dels: list[str]) -> list[int]:
+        """SET every pair (with the call TTL), then DEL ``dels`` by pairs, in one script (one
+        command per writer tick); returns each DEL's count."""
+        keys = [key for key, _ in pairs] + dels
+        args: list[str | int] = [_ms(self.call_ttl), len(pairs), *(v for _, v in pairs)]
+        deleted = await self._write_all(keys=keys, args=args)
+        return [int(n) for n in deleted]
 
     async def reap(self, live_channels: set[str]) -> list[str]:
         """Remove the registry entries and checkpoints of calls of this worker's application
