@@ -551,6 +551,12 @@ async def _serve(
             on_reload=_reload_printer(registry, cluster),
             store=cluster,
         )
+        server.warm_registry()  # prompts and decoders warm while a standby waits
+        await _warm_up_providers(app)
+        if cluster is not None and settings.ari_mode == "classic":
+            from voxflow.cluster.state import node_app  # one events socket per app name
+
+            await cluster.hold_app(node_app(settings.ari_url or "", settings.app))
         if settings.metrics_port is not None:
             await _metrics(settings, server, cluster, stack)
         if cluster is not None:  # calls that ended while no worker served them leave the registry
@@ -568,7 +574,7 @@ async def _cluster(
     """``--redis``: this worker's ClusterState (its flows published), else None."""
     if settings.redis_url is None:
         return None
-    from voxflow.cluster.state import ClusterState, node_app
+    from voxflow.cluster.state import ClusterState
 
     cluster = ClusterState(
         settings.redis_url,
@@ -580,8 +586,6 @@ async def _cluster(
     for fv in registry.versions():  # the cluster's current versions stay unless there are none
         await cluster.release(fv.flow, only_if_new=True)
     click.echo(f"cluster mode: worker {cluster.worker_id}")
-    if settings.ari_mode == "classic":  # one events socket per app name: the others stand by
-        await cluster.hold_app(node_app(settings.ari_url or "", settings.app))
     return cluster
 
 
@@ -631,7 +635,6 @@ async def _serve_until_stopped(
         where = f"on {settings.ari_url}"
     else:
         where = f"for Asterisk's {settings.ari_mode} websockets on ws://{settings.listen}"
-    await _warm_up_providers(app)
     click.echo(f"serving {names} {where} as app '{settings.app}' (Ctrl-C stops)")
     # Everything loaded so far (modules, schemas, flows) lives as long as the process: keep it out
     # of the collector's full passes, which otherwise pause media pacing by tens of ms

@@ -103,7 +103,15 @@ class FlowServer:
         self._call_left = asyncio.Event()  # set whenever a call's driver is gone
         self._warming: set[asyncio.Task[None]] = set()
         self._warm_lock = asyncio.Lock()  # one warm-up at a time: the calls' CPU comes first
+        self._registry_warmed = False
         app.default()(self._handle)
+
+    def warm_registry(self) -> None:
+        """:meth:`warm` the registry's flows, once (``serve`` calls it; a standby worker calls
+        it before it waits for the app name, so that it takes calls over with warm prompts)."""
+        if not self._registry_warmed:
+            self._registry_warmed = True
+            self.warm(fv.flow for fv in self.registry.versions())
 
     def warm(self, flows: Iterable[Flow]) -> None:
         """Pre-synthesize the static prompts of ``flows`` into the app's prompt cache in a
@@ -337,7 +345,7 @@ class FlowServer:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set; then drain (grace period) and close."""
-        self.warm(fv.flow for fv in self.registry.versions())
+        self.warm_registry()
         async with self.app:
             watcher = None
             if self.watch_interval:
