@@ -201,3 +201,34 @@ async def test_a_worker_killed_after_claiming_the_end_has_call_ended_sent_by_ano
         assert key == f"{call.id}:call.ended"
         assert json.loads(body)["data"]["outcome"] == "caller_hangup"
         await sender.aclose()
+
+
+async def test_the_claimed_entry_is_rewritten_only_when_the_final_body_changed(
+    tmp_path: Path,
+) -> None:
+    def body(ts: float, meta: dict[str, object]) -> bytes:
+        return build_payload(
+            "call.ended",
+            call_id="c1",
+            flow="f",
+            metadata=meta,
+            webhook_keys=tuple(meta),
+            data={"outcome": "completed", "reason": ""},
+            timestamp=ts,
+        )
+
+    async with running_redis(tmp_path) as rs:
+        a = ClusterState(rs.url, worker_id="a")
+        try:
+            for cid in ("c1", "c2"):
+                assert await a.claim_end(cid, (f"{cid}:call.ended", body(1.0, {})))
+            claimed = await _pending(a)
+            await a.outbox.hold("c1", "c1:call.ended", body(2.0, {}))  # only its time changed
+            await a.outbox.hold("c2", "c2:call.ended", body(2.0, {"k": "v"}))  # on hangup set k
+            now = await _pending(a)
+            assert now["c1"] == claimed["c1"]  # not rewritten: one round trip fewer
+            assert now["c2"] != claimed["c2"]
+            assert json.loads(str(now["c2"]["body"]))["metadata"] == {"k": "v"}
+            assert a.outbox.claimed == {}
+        finally:
+            await a.redis.aclose()

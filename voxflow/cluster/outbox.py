@@ -30,6 +30,7 @@ CLAIM_WITH_WEBHOOK = """
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if ARGV[4] ~= '' then
     redis.call('hset', KEYS[2], ARGV[3], ARGV[4])
+    return 2
   end
   return 1
 end
@@ -39,7 +40,9 @@ end
 return 0
 """
 """Claim ``end:<id>`` (SET NX, or already ours) and, on a first claim, add the call's pending
-webhook ARGV[4] (none when empty) to the outbox: both or neither."""
+webhook ARGV[4] (none when empty) to the outbox: both or neither. Returns 2 when it added
+the webhook, 1 for a claim without one or one this worker held already, 0 when another
+worker's."""
 
 _TAKE = """
 if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then
@@ -91,17 +94,26 @@ class Outbox:
         """Webhooks of dead workers this worker sent."""
         self.sweeps = 0
         """Times this worker looked for them (:meth:`resend`)."""
+        self.claimed: dict[str, tuple[str, bytes]] = {}
+        """Per call id: the ``call.ended`` (key, body) this worker put in the outbox with its
+        end claim (:meth:`hold` does not rewrite it with a body that differs only in time)."""
         self._take = redis.register_script(_TAKE)
         self._done = redis.register_script(_DONE)
         self._last = -1e9
 
     async def hold(self, call_id: str, key: str, body: bytes) -> None:
-        """Write (or rewrite) the call's pending ``call.ended`` for this worker."""
+        """Write (or rewrite) the call's pending ``call.ended`` for this worker; nothing when
+        the entry written with the end claim has the same key and body but the timestamp (the
+        usual case: ``on hangup`` changed nothing sent)."""
+        claimed = self.claimed.pop(call_id, None)
+        if claimed is not None and claimed[0] == key and _same_but_time(claimed[1], body):
+            return
         value = entry_json(self.worker_id, key, body, time.time())
         await self.op("hold webhook", lambda: self.redis.hset(self.key, call_id, value))
 
     async def done(self, call_id: str) -> None:
         """Remove the call's pending webhook while it is still this worker's."""
+        self.claimed.pop(call_id, None)
         await self.op(
             "webhook done", lambda: self._done(keys=[self.key], args=[call_id, self.worker_id])
         )
@@ -156,3 +168,18 @@ class Outbox:
 
 def _text(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _same_but_time(a: bytes, b: bytes) -> bool:
+    """True when the webhook bodies ``a`` and ``b`` differ at most in their ``timestamp``."""
+    if a == b:
+        return True
+    try:
+        da, db = json.loads(a), json.loads(b)
+    except ValueError:
+        return False
+    if not isinstance(da, dict) or not isinstance(db, dict):
+        return False
+    da.pop("timestamp", None)
+    db.pop("timestamp", None)
+    return bool(da == db)

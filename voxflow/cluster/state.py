@@ -397,6 +397,7 @@ class ClusterState:
         self._dirty.pop(call_id, None)
         self.calls.pop(call_id, None)
         self._entry_at.pop(call_id, None)
+        self.outbox.claimed.pop(call_id, None)
         ended: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._ending.append((call_id, ended))
         await self._flush()  # with the checkpoints and ends queued meanwhile (one command)
@@ -416,6 +417,8 @@ class ClusterState:
         args: list[str | int] = [self.worker_id, ttl, call_id, entry]
         keys = [key, self.outbox.key]
         got = await self._op("claim end", lambda: self._claim(keys=keys, args=args))
+        if got == 2 and webhook is not None:  # in the outbox now, as claimed
+            self.outbox.claimed[call_id] = webhook
         return got is None or bool(got)
 
     async def _forget_ended(self) -> None:
