@@ -24,7 +24,9 @@ Redis errors never fail a call: each operation is retried briefly (once only for
 failure), then skipped; ``errors`` counts the skipped ones and a warning is logged at most every
 ``log_every`` seconds. Socket timeouts are short (``socket_timeout`` 0.5 s; connect half of it):
 Redis is on the LAN.
-Checkpoints are written by one background task, the latest per call winning.
+Checkpoints are written by one background task, the latest per call winning: one script per
+tick for every call's checkpoint (and registry entry, when its state changed) and the removals
+of the calls ended meanwhile (a call's end, checkpoint and entry go in one ``DEL``).
 """
 
 from __future__ import annotations
