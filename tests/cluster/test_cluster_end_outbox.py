@@ -17,6 +17,8 @@ from _cluster_kit import running_redis, until, worker, worker_process
 from aiohttp import web
 
 from voxflow.cluster import ClusterState
+from voxflow.compiler import compile_flow
+from voxflow.runtime.checkpoint import Checkpoint
 from voxflow.runtime.config import Settings
 from voxflow.runtime.webhooks import WebhookSender, build_payload, verify
 from voxflow.sandbox.server import Sandbox
@@ -232,3 +234,31 @@ async def test_the_claimed_entry_is_rewritten_only_when_the_final_body_changed(
             assert a.outbox.claimed == {}
         finally:
             await a.redis.aclose()
+
+
+async def test_delivered_webhooks_leave_the_outbox_with_the_writers_tick_only_if_ours(
+    tmp_path: Path,
+) -> None:
+    async with running_redis(tmp_path) as rs:
+        a = ClusterState(rs.url, worker_id="a")
+        b = ClusterState(rs.url, worker_id="b")
+        try:
+            assert await a.claim_end("c1", ("c1:call.ended", b'{"n":1}'))
+            assert await b.claim_end("c2", ("c2:call.ended", b'{"n":2}'))
+            flow = compile_flow(FLOW, "t.flow").flow
+            assert flow is not None
+            await a.begin("c3", flow, "h")
+            a.save("c3", Checkpoint("h", "start", {}))
+            await a.flush()  # the writer's script loaded (a first EVALSHA fails, loads, retries)
+            a.save("c3", Checkpoint("h", "menu", {}))
+            stats = await a.redis.info("commandstats")
+            before = int(stats["cmdstat_evalsha"]["calls"])
+            await asyncio.gather(a.outbox.done("c1"), a.outbox.done("c2"), a.flush())
+            stats = await a.redis.info("commandstats")
+            assert int(stats["cmdstat_evalsha"]["calls"]) - before <= 2  # batched
+            assert set(await _pending(a)) == {"c2"}  # b's stays: only b removes it
+            got = await a.checkpoint("c3")
+            assert got is not None and got.state == "menu"
+        finally:
+            await a.redis.aclose()
+            await b.redis.aclose()

@@ -94,6 +94,8 @@ class Outbox:
         """Webhooks of dead workers this worker sent."""
         self.sweeps = 0
         """Times this worker looked for them (:meth:`resend`)."""
+        self.batched: Callable[[str], Awaitable[None]] | None = None
+        """Set by the cluster state: :meth:`done` goes with its writer's next tick."""
         self.claimed: dict[str, tuple[str, bytes]] = {}
         """Per call id: the ``call.ended`` (key, body) this worker put in the outbox with its
         end claim (:meth:`hold` does not rewrite it with a body that differs only in time)."""
@@ -114,6 +116,9 @@ class Outbox:
     async def done(self, call_id: str) -> None:
         """Remove the call's pending webhook while it is still this worker's."""
         self.claimed.pop(call_id, None)
+        if self.batched is not None:
+            await self.batched(call_id)
+            return
         await self.op(
             "webhook done", lambda: self._done(keys=[self.key], args=[call_id, self.worker_id])
         )

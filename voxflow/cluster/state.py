@@ -76,18 +76,26 @@ redis.call('set', KEYS[3], ARGV[1], 'PX', ARGV[2])
 return got
 """
 _WRITE = """
-local sets = tonumber(ARGV[2])
+local sets, dels = tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 1, sets do
-  redis.call('set', KEYS[i], ARGV[i + 2], 'PX', ARGV[1])
+  redis.call('set', KEYS[i], ARGV[i + 4], 'PX', ARGV[1])
 end
 local deleted = {}
-for i = sets + 1, #KEYS, 2 do
+for i = sets + 1, sets + dels, 2 do
   deleted[#deleted + 1] = redis.call('del', KEYS[i], KEYS[i + 1])
+end
+for i = sets + 5, #ARGV do
+  local raw = redis.call('hget', KEYS[#KEYS], ARGV[i])
+  if raw and cjson.decode(raw)['worker'] == ARGV[4] then
+    redis.call('hdel', KEYS[#KEYS], ARGV[i])
+  end
 end
 return deleted
 """
 """The writer's tick in one command: SET ARGV[2] keys (checkpoints, registry entries) with the
-TTL ARGV[1], then DEL the remaining keys by pairs (ended calls); returns each pair's count."""
+TTL ARGV[1], DEL the next ARGV[3] keys by pairs (ended calls; returns each pair's count), and
+remove from the outbox (the last key) the delivered webhooks of the call ids after the values
+while they are still this worker's (ARGV[4])."""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -185,6 +193,8 @@ class ClusterState:
         self._refreshing: asyncio.Task[None] | None = None
         self._dirty: dict[str, Checkpoint] = {}
         self._ending: list[tuple[str, asyncio.Future[int | None]]] = []  # ends to write
+        self._delivered: list[str] = []  # calls whose pending webhook to drop
+        self.outbox.batched = self._drop_delivered
         self._entry_at: dict[str, float] = {}  # call id -> when its registry entry was written
         self._unadopted: dict[str, float] = {}  # call id -> when first seen with a dead worker
         self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
@@ -485,12 +495,15 @@ class ClusterState:
                     self._entry_at[cid] = now
                     pairs.append((self._k("call", cid), _call_json(entry)))
             ending, self._ending = self._ending, []
-            if not pairs and not ending:
+            delivered, self._delivered = self._delivered, []
+            if not pairs and not ending and not delivered:
                 return
             dels = [self._k(kind, cid) for cid, _ in ending for kind in ("checkpoint", "call")]
             done: list[int] | None = None
             try:
-                done = await self._op("write checkpoints", lambda: self._set_all(pairs, dels))
+                done = await self._op(
+                    "write checkpoints", lambda: self._set_all(pairs, dels, delivered)
+                )
             finally:  # cancelled (closing): those ends count as unsaved, never left waiting
                 for i, (_, fut) in enumerate(ending):
                     if not fut.done():
@@ -508,11 +521,20 @@ class ClusterState:
             return True
         return time.monotonic() - self._entry_at.get(cid, -1e18) >= self.call_ttl / 2
 
-    async def _set_all(self, pairs: list[tuple[str, str]], dels: list[str]) -> list[int]:
-        """SET every pair (with the call TTL), then DEL ``dels`` by pairs, in one script (one
-        command per writer tick); returns each DEL's count."""
-        keys = [key for key, _ in pairs] + dels
-        args: list[str | int] = [_ms(self.call_ttl), len(pairs), *(v for _, v in pairs)]
+    async def _drop_delivered(self, call_id: str) -> None:
+        """:meth:`Outbox.done` through the writer: with the other calls' writes of that tick."""
+        self._delivered.append(call_id)
+        await self._flush()
+
+    async def _set_all(
+        self, pairs: list[tuple[str, str]], dels: list[str], delivered: list[str]
+    ) -> list[int]:
+        """SET every pair (with the call TTL), DEL ``dels`` by pairs, drop the ``delivered``
+        calls' pending webhooks, in one script (one command per writer tick); returns each
+        DEL's count."""
+        keys = [key for key, _ in pairs] + dels + [self.outbox.key]
+        args: list[str | int] = [_ms(self.call_ttl), len(pairs), len(dels), self.worker_id]
+        args += [v for _, v in pairs] + delivered
         deleted = await self._write_all(keys=keys, args=args)
         return [int(n) for n in deleted]
 
