@@ -14,7 +14,7 @@ from voxflow.ir.expressions import Template
 from voxflow.ir.models import Flow
 from voxflow.ir.steps import GatherStep, RecordStep, SayStep
 
-__all__ = ["StaticPrompt", "static_prompts"]
+__all__ = ["StaticPrompt", "iter_models", "static_prompts"]
 
 StaticPrompt = tuple[str, str | None]
 """(text, voice): the text spoken and the voice the runtime passes to the TTS (None: its own)."""
@@ -24,7 +24,7 @@ def static_prompts(flow: Flow) -> list[StaticPrompt]:
     """Every distinct static prompt of ``flow`` (states, handlers, subflows), in source order."""
     seen: dict[StaticPrompt, None] = {}
     default = flow.config.voice
-    for node in _nodes(flow):
+    for node in iter_models(flow):
         if isinstance(node, SayStep):
             templates: tuple[Template | None, ...] = (node.text,)
             voice = node.voice or default
@@ -40,15 +40,16 @@ def static_prompts(flow: Flow) -> list[StaticPrompt]:
     return list(seen)
 
 
-def _nodes(value: object) -> Iterator[BaseModel]:
-    """``value`` and every model nested in it (fields, tuples, lists, dict values)."""
+def iter_models(value: object) -> Iterator[BaseModel]:
+    """``value`` and every model nested in it (fields, tuples, lists, dict values), depth first
+    in field order (source order for a flow)."""
     if isinstance(value, BaseModel):
         yield value
         for name in type(value).model_fields:
-            yield from _nodes(getattr(value, name))
+            yield from iter_models(getattr(value, name))
     elif isinstance(value, tuple | list):
         for item in value:
-            yield from _nodes(item)
+            yield from iter_models(item)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _nodes(item)
+            yield from iter_models(item)

@@ -8,13 +8,11 @@ these checks say so with the scenario's line and a did-you-mean.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
 from typing import Any
-
-from pydantic import BaseModel
 
 from voxflow.ir import models as ir
 from voxflow.ir import steps as irs
+from voxflow.ir.prompts import iter_models
 from voxflow.testing.scenario import AgentMock, Scenario, ScenarioDefaults
 
 __all__ = ["scenario_problems", "state_names", "type_problem"]
@@ -36,19 +34,6 @@ def _unknown_state(where: str, name: str, names: set[str]) -> str:
     close = difflib.get_close_matches(name, sorted(names), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"{where}: no such state '{name}'{hint}"
-
-
-def _iter_models(node: Any) -> Iterator[BaseModel]:
-    if isinstance(node, BaseModel):
-        yield node
-        for name in type(node).model_fields:
-            yield from _iter_models(getattr(node, name))
-    elif isinstance(node, tuple | list):
-        for item in node:
-            yield from _iter_models(item)
-    elif isinstance(node, dict):
-        for item in node.values():
-            yield from _iter_models(item)
 
 
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
@@ -110,7 +95,7 @@ def _agent_index(flow: ir.Flow) -> _AgentIndex:
     flow: the last flow's index is kept."""
     if _last_index and _last_index[0][0] is flow:
         return _last_index[0][1]
-    steps = [m for m in _iter_models(flow) if isinstance(m, irs.AgentStep)]
+    steps = [m for m in iter_models(flow) if isinstance(m, irs.AgentStep)]
     tools = {t.name: t for s in steps for t in s.tools}
     actions = {a.name: a for s in steps for a in s.actions}
     _last_index[:] = [(flow, (tools, actions))]
