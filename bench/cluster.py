@@ -19,6 +19,7 @@ call, calls per worker-core-second (1 / CPU per call), Redis commands per call.
 
 The same calls on one worker without and with ``--redis`` (alternating, ``--repeat`` times
 each): worker CPU per whole call, and the cluster mode's share of it (median ratio).
+``--concurrency`` warm-up calls run at once first (prompts cached, connection pools grown).
 
     .venv/bin/python bench/cluster.py failover [--calls 1000] [--kill-every 100] [--ttl 3]
 
@@ -293,10 +294,14 @@ async def settle(c: Cluster, placed: list[SimCall], timeout: float = 20.0) -> in
     return sum(ended[i] != 1 for i in ids)
 
 
-async def workers_up(c: Cluster, apps: list[str]) -> None:
+async def workers_up(c: Cluster, apps: list[str], concurrency: int = 0) -> None:
+    """Wait for the apps; warm-up calls (prompts cached). ``concurrency``: that many at once,
+    so that the workers' connection pools (Redis, aiohttp) have grown before the measured
+    calls: a long-running worker opens them once, not per call."""
     for app in apps:
         await c.sb.wait_app(app, 120)
-    await calls(c, apps, 2 * len(apps), 2 * len(apps))  # warm-up: prompts cached
+    n = max(2 * len(apps), concurrency)
+    await calls(c, apps, n, n)
 
 
 async def scale(args: argparse.Namespace) -> None:
@@ -331,7 +336,7 @@ async def overhead(args: argparse.Namespace) -> None:
         for redis in (False, True):
             async with cluster(not args.no_audio) as c:
                 pid = await c.worker("voxflow", redis=redis)
-                await workers_up(c, ["voxflow"])
+                await workers_up(c, ["voxflow"], args.concurrency)
                 cpu0 = _cpu(pid)
                 placed = await calls(c, ["voxflow"], args.calls, args.concurrency)
                 lost = sum(not completed(call) for call in placed) + await settle(c, placed)
