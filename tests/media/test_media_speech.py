@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import numpy as np
@@ -150,3 +151,13 @@ async def test_speech_outside_the_grammar_is_not_forced_onto_a_choice() -> None:
 def test_a_threshold_outside_0_to_1_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         PocketSphinxSTT(min_confidence=1.5)
+
+
+async def test_espeak_stopped_mid_prompt_ends_even_with_its_pipe_full() -> None:
+    """A synthesis abandoned while espeak-ng's output fills the pipe (the reader paused) ends at
+    once: on Python 3.11 a killed subprocess's ``wait()`` also waits for its pipes to close."""
+    tts = EspeakTTS(sample_rate=8000)
+    chunks = tts.synthesize(" ".join(f"This is sentence number {i}." for i in range(60)))
+    assert await anext(chunks)
+    await asyncio.sleep(1.0)  # espeak writes ~20x real time: well over the reader's 128 KiB
+    await asyncio.wait_for(chunks.aclose(), 10)

@@ -113,7 +113,9 @@ class EspeakTTS:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-                await proc.wait()
+                # communicate(), not wait(): on Python 3.11 wait() also waits for the pipes to
+                # close, and a stdout reader paused on a full buffer never sees its end
+                await proc.communicate()
 
 
 async def _read_wav_header(stream: asyncio.StreamReader) -> tuple[int | None, bytes]:
