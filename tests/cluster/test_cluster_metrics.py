@@ -64,6 +64,9 @@ async def test_metrics_count_calls_and_readiness_follows_the_drain(tmp_path: Pat
             assert _value(text, 'voxflow_calls_total{outcome="completed"}') == 1
             assert _value(text, "voxflow_checkpoints_written_total") >= 1
             assert _value(text, "voxflow_calls_resumed_total") == 0
+            for series in ("webhooks_sent", "webhooks_retried", "webhooks_failed"):
+                assert _value(text, f"voxflow_{series}_total") == 0  # no webhook URL set
+            assert _value(text, "voxflow_calls_ended_for_dead_workers_total") == 0
             assert _value(text, "voxflow_active_calls") == 0
             assert await get("/healthz") == (200, "ok\n")
             assert await get("/readyz") == (200, "ready\n")

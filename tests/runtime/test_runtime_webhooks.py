@@ -8,7 +8,13 @@ import json
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from voxflow.runtime.webhooks import SIGNATURE_HEADER, WebhookSender, sign, verify
+from voxflow.runtime.webhooks import (
+    SIGNATURE_HEADER,
+    RetryPolicy,
+    WebhookSender,
+    sign,
+    verify,
+)
 
 
 async def test_signed_events_verified_by_receiver() -> None:
@@ -67,8 +73,9 @@ async def test_failures_are_counted_not_raised() -> None:
     app.router.add_post("/hook", hook)
     srv = TestServer(app, host="127.0.0.1", port=0)
     await srv.start_server()
-    sender = WebhookSender(str(srv.make_url("/hook")), "s")
-    refused = WebhookSender("http://127.0.0.1:9/hook", "s", timeout=5)
+    once = RetryPolicy(attempts=1)  # retries: tests/runtime/test_runtime_webhook_retry.py
+    sender = WebhookSender(str(srv.make_url("/hook")), "s", retry=once)
+    refused = WebhookSender("http://127.0.0.1:9/hook", "s", timeout=5, retry=once)
     try:
         sender.emit("call.ended", call_id="c", flow="f", metadata={})
         refused.emit("call.ended", call_id="c", flow="f", metadata={})

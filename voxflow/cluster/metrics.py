@@ -3,7 +3,10 @@
 ``GET /metrics``: Prometheus text (``prometheus-client``): ``voxflow_active_calls``,
 ``voxflow_calls_total{outcome}``, ``voxflow_calls_resumed_total``,
 ``voxflow_calls_handed_over_total``,
-``voxflow_checkpoints_written_total``, ``voxflow_redis_errors_total``, ``voxflow_ready``;
+``voxflow_checkpoints_written_total``, ``voxflow_redis_errors_total``, ``voxflow_ready``,
+``voxflow_webhooks_{sent,retried,failed}_total`` (acknowledged, tries after a failed one,
+given up), ``voxflow_calls_ended_for_dead_workers_total`` (ends this worker ran for a dead
+worker's call whose channel was gone);
 reported as they happen (:mod:`voxflow.observe`, :class:`MetricsObserver`, installed while the
 server runs): ``voxflow_step_seconds{step}`` (a flow step's operation),
 ``voxflow_ari_request_seconds{method,status}`` (status ``2xx``...``5xx``, ``error``: no answer),
@@ -73,6 +76,18 @@ class WorkerCollector(Collector):
         errors = self.cluster.errors if self.cluster is not None else 0
         yield CounterMetricFamily(
             "voxflow_redis_errors", "Redis operations skipped after their retries", value=errors
+        )
+        hooks = self.server.webhooks
+        for name, value, text in (
+            ("sent", hooks.sent, "Webhooks the receiver acknowledged (2xx)"),
+            ("retried", hooks.retried, "Webhook tries after a failed one"),
+            ("failed", hooks.failed, "Webhooks given up after their retries, or not sendable"),
+        ):
+            yield CounterMetricFamily(f"voxflow_webhooks_{name}", text, value=value)
+        yield CounterMetricFamily(
+            "voxflow_calls_ended_for_dead_workers",
+            "Ends (on hangup, call.ended) run for a dead worker's call whose channel was gone",
+            value=self.server.ended_for_dead,
         )
         yield GaugeMetricFamily(
             "voxflow_ready", "1 while the worker takes new calls", value=int(self.ready())

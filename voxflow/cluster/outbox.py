@@ -4,10 +4,12 @@ The hash ``<prefix>outbox`` maps a call id to JSON ``{worker, key, body, at}``: 
 ``call.ended`` webhook (``body``, redacted as sent; ``key`` its ``Idempotency-Key``) and the
 worker that owes it. The entry is written with the end claim (one Lua script:
 :data:`CLAIM_WITH_WEBHOOK`), rewritten with the final body just before it is sent, and removed
-once the receiver answered 2xx or the delivery failed. Every worker, every ``every`` seconds,
-takes over the entries of dead workers (out of the registry and without a liveness connection)
-and sends them: the same ``Idempotency-Key`` lets receivers drop a repeat (a worker killed
-after sending but before removing).
+once the receiver answered 2xx or the delivery gave up (its retries,
+:class:`~voxflow.runtime.webhook_retry.RetryPolicy`, are over). Every worker, every ``every``
+seconds, takes over the entries of dead workers (out of the registry and without a liveness
+connection) and sends them in the background, with the same retries: the same
+``Idempotency-Key`` lets receivers drop a repeat (a worker killed after sending but before
+removing, or while retrying).
 """
 
 from __future__ import annotations
@@ -132,8 +134,9 @@ class Outbox:
         return True
 
     async def resend(self) -> int:
-        """Take over and send the pending webhooks of dead workers; returns how many were
-        sent (acknowledged or not: each is removed after its attempt)."""
+        """Take over the pending webhooks of dead workers and start sending them (in the
+        sender's background tasks; each is removed once delivered or given up); returns how
+        many were taken."""
         sender = self.sender
         self.sweeps += 1
         raw = await self.op("list webhooks", lambda: self.redis.hgetall(self.key))
@@ -151,8 +154,8 @@ class Outbox:
     async def _resend_one(
         self, sender: WebhookSender, call_id: str, old: str, alive: set[str]
     ) -> int:
-        """Send the entry ``old`` of ``call_id`` if its worker is dead and this worker takes
-        it over first (compare-and-set); 1 when sent."""
+        """Start sending the entry ``old`` of ``call_id`` if its worker is dead and this
+        worker takes it over first (compare-and-set); 1 when taken."""
         try:
             entry = json.loads(old)
             worker, key, body = str(entry["worker"]), str(entry["key"]), str(entry["body"])
@@ -166,8 +169,7 @@ class Outbox:
         if not await self.op("take webhook", lambda: self._take(keys=[self.key], args=args)):
             return 0  # another worker took it first (or Redis did not answer)
         log.warning("call %s: sending the call.ended of dead worker %s", call_id, worker)
-        await sender.deliver("call.ended", call_id, body.encode(), key)
-        await self.done(call_id)
+        sender.deliver_later("call.ended", call_id, body.encode(), key, lambda: self.done(call_id))
         return 1
 
 

@@ -77,6 +77,7 @@ class FlowServer:
             app.adopt_link_orphans = True
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self.handed_over = 0  # calls handed over to another worker while draining (metrics)
+        self.ended_for_dead = 0  # ends run for a dead worker's call whose channel was gone
         self.readiness_checks = 0  # /readyz answers (see readiness_checked)
         self.not_ready_checks = 0  # of which 503 (draining): the balancer takes us out
         self._checked = asyncio.Event()

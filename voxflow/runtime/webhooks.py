@@ -9,12 +9,17 @@ the webhooks go out unsigned and a warning is logged at start-up. Payloads carry
 metadata keys marked for webhooks. An event sent with a ``key`` carries it as
 ``Idempotency-Key`` (the same for the same event of a call resumed on another worker: receivers
 drop repeats by it). Delivery runs in background tasks owned by the
-:class:`WebhookSender`; failures are logged and never reach the call. ``aclose`` waits for
-deliveries in flight (bounded) and cancels the rest.
+:class:`WebhookSender` (a call's teardown never waits for it); a failed POST is tried again
+with the same body and key when the failure may pass (no connection, no answer, 5xx, 408, 429
+with its ``Retry-After``), with exponential backoff and jitter, bounded in tries and time
+(:class:`~voxflow.runtime.webhook_retry.RetryPolicy`); the last failure is logged (event, call,
+``scheme://host[:port]`` of the URL, why, tries: never the body, path, query or credentials)
+and counted, and never reaches the call. ``aclose`` waits for deliveries in flight (bounded)
+and cancels the rest.
 
 With an ``outbox`` (cluster mode, :class:`WebhookOutbox`), a keyed ``call.ended`` is written to
-it before it is sent and removed once the receiver acknowledged it (2xx) or its delivery failed:
-an entry whose worker died in between is sent by another worker.
+it before it is sent and removed once the receiver acknowledged it (2xx) or its delivery gave
+up: an entry whose worker died in between (retries included) is sent by another worker.
 """
 
 from __future__ import annotations
@@ -24,17 +29,21 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from voxflow.runtime.webhook_retry import Attempt, RetryPolicy, retry_after
+
 __all__ = [
     "IDEMPOTENCY_HEADER",
     "SIGNATURE_HEADER",
     "SIGNATURE_TOLERANCE",
+    "RetryPolicy",
     "WebhookEvent",
     "WebhookOutbox",
     "WebhookSender",
@@ -138,7 +147,9 @@ class WebhookOutbox(Protocol):
 
 
 class WebhookSender:
-    """Sends signed webhook events in the background. ``url=None`` disables sending."""
+    """Sends signed webhook events in the background. ``url=None`` disables sending.
+    ``retry``: how a failed delivery is tried again (:class:`RetryPolicy`; ``sleep`` and
+    ``rand`` are its clock and jitter, replaceable in tests)."""
 
     def __init__(
         self,
@@ -147,6 +158,9 @@ class WebhookSender:
         *,
         timeout: float = 5.0,
         events: Iterable[str] | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.url = url
         self._secret = secret
@@ -158,10 +172,17 @@ class WebhookSender:
             )
         self._timeout = timeout
         self._events = frozenset(events) if events is not None else WEBHOOK_EVENTS
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rand = rand
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
+        """Deliveries the receiver acknowledged (2xx)."""
         self.failed = 0
+        """Deliveries given up (after their retries) or not sendable (metric)."""
+        self.retried = 0
+        """Tries after a first failed one (metric)."""
         self.redactors: dict[str, Callable[[Any], Any]] = {}
         """Per call id: applied to the metadata and data of its events (sensitive variables)."""
         self.outbox: WebhookOutbox | None = None
@@ -200,7 +221,27 @@ class WebhookSender:
         )
         if body is None:
             return
-        task = asyncio.get_running_loop().create_task(self._send(event, call_id, body, key))
+        self._spawn(self._send(event, call_id, body, key))
+
+    def deliver_later(
+        self,
+        event: str,
+        call_id: str,
+        body: bytes,
+        key: str,
+        then: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Deliver ``body`` in the background (with retries), then await ``then()`` (delivered
+        or given up; not when cancelled): another worker's pending ``call.ended``."""
+
+        async def run() -> None:
+            await self.deliver(event, call_id, body, key)
+            await then()
+
+        self._spawn(run())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -244,10 +285,43 @@ class WebhookSender:
         await outbox.done(call_id)  # not when cancelled: another worker sends it then
 
     async def deliver(self, event: str, call_id: str, body: bytes, key: str = "") -> bool:
-        """POST ``body`` now (signed, with ``key`` as ``Idempotency-Key``); True on a 2xx.
-        Failures are logged (never the body) and counted."""
+        """POST ``body`` (signed, with ``key`` as ``Idempotency-Key``), tried again as
+        :attr:`retry` says; True once a try got a 2xx. The last failure is logged (never the
+        body or the URL's path, query or credentials) and counted."""
         if self.url is None:
             return False
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tried = 0
+        while True:
+            tried += 1
+            attempt = await self._post(self.url, event, body, key)
+            if attempt.ok:
+                self.sent += 1
+                if tried > 1:
+                    log.info("webhook %s for call %s delivered at try %d", event, call_id, tried)
+                return True
+            elapsed = loop.time() - start
+            wait = self.retry.wait(tried, attempt, elapsed, self._rand)
+            if wait is None:
+                break
+            self.retried += 1
+            log.info(
+                "webhook %s for call %s: try %d failed (%s); next in %.1f s",
+                event, call_id, tried, attempt.why, wait,
+            )  # fmt: skip
+            await self._sleep(wait)
+        self.failed += 1
+        final = "" if attempt.retryable else ", not retryable"
+        log.warning(
+            "webhook %s for call %s to %s not delivered: %s (%d tr%s in %.1f s%s)",
+            event, call_id, _where(self.url), attempt.why, tried,
+            "y" if tried == 1 else "ies", loop.time() - start, final,
+        )  # fmt: skip
+        return False
+
+    async def _post(self, url: str, event: str, body: bytes, key: str) -> Attempt:
+        """One try (signed now): how it went, described without the URL or the body."""
         headers = {"Content-Type": "application/json", EVENT_HEADER: event}
         if key:
             headers[IDEMPOTENCY_HEADER] = key
@@ -258,21 +332,20 @@ class WebhookSender:
                 self._session = aiohttp.ClientSession()
             timeout = aiohttp.ClientTimeout(total=self._timeout)
             async with self._session.post(
-                self.url, data=body, headers=headers, timeout=timeout
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
             ) as resp:
                 await resp.read()
-                if resp.status >= 300:
-                    raise aiohttp.ClientResponseError(
-                        resp.request_info, (), status=resp.status, message=resp.reason or ""
-                    )
-            self.sent += 1
-            return True
+                status = resp.status
+                wait = retry_after(status, resp.headers.get("Retry-After"))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a webhook must never break a call: log and count
-            self.failed += 1
-            log.warning("webhook %s for call %s failed: %s", event, call_id, exc)
-            return False
+        except TimeoutError:
+            return Attempt(0, f"no answer within {self._timeout:g} s", connection=True)
+        except aiohttp.ClientConnectionError as exc:
+            return Attempt(0, f"connection failed ({_reason(exc)})", connection=True)
+        except Exception as exc:  # a webhook must never break a call: a final failure
+            return Attempt(0, f"not sent ({type(exc).__name__})")
+        return Attempt(status, f"HTTP {status}", wait)
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait for deliveries in flight, up to ``timeout`` seconds."""
@@ -280,12 +353,28 @@ class WebhookSender:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
     async def aclose(self, timeout: float = 5.0) -> None:
-        """Flush (bounded), cancel what is left, close the HTTP session."""
+        """Flush (bounded), cancel what is left (logged: in cluster mode a pending
+        ``call.ended`` stays in the outbox for another worker), close the HTTP session."""
         await self.flush(timeout)
-        for t in list(self._tasks):
+        left = list(self._tasks)
+        if left:
+            log.warning(
+                "%d webhook deliver%s still trying after %.0f s: abandoned at shutdown%s",
+                len(left), "y" if len(left) == 1 else "ies", timeout,
+                " (call.ended stays in the cluster outbox)" if self.outbox is not None else "",
+            )  # fmt: skip
+        for t in left:
             t.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """A connection failure's type and OS error text (no URL: aiohttp puts it in some
+    messages, with its path and query)."""
+    err = getattr(exc, "os_error", None)
+    text = getattr(err, "strerror", None) if err is not None else None
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,88 @@
+"""A ``call.ended`` whose worker dies while it is still retrying is not lost (issue 20): its
+outbox entry stays until a delivery is acknowledged or given up, so another worker takes it
+over and delivers it with the same ``Idempotency-Key``. Real redis-server, local receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _cluster_kit import local_http, running_redis, until
+from aiohttp import web
+
+from voxflow.cluster import ClusterState
+from voxflow.runtime.webhooks import RetryPolicy, WebhookSender, build_payload
+
+
+@dataclass
+class Flaky:
+    """Answers 503 while ``down``, then 204; keeps the first body per Idempotency-Key."""
+
+    down: bool = True
+    tries: list[str] = field(default_factory=list)
+    processed: dict[str, bytes] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def _flaky() -> AsyncIterator[tuple[str, Flaky]]:
+    rx = Flaky()
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        key = request.headers.get("Idempotency-Key", "")
+        rx.tries.append(key)
+        if rx.down:
+            return web.Response(status=503)
+        rx.processed.setdefault(key, body)
+        return web.Response(status=204)
+
+    async with local_http("/hooks", hook) as base:
+        yield f"{base}/hooks", rx
+
+
+async def test_a_call_ended_still_retrying_when_its_worker_dies_is_delivered_by_another(
+    tmp_path: Path,
+) -> None:
+    data = {"outcome": "caller_hangup", "reason": ""}
+    body = build_payload(
+        "call.ended", call_id="c1", flow="f", metadata={}, webhook_keys=(), data=data
+    )
+    async with (
+        running_redis(tmp_path) as rs,
+        _flaky() as (url, rx),
+        ClusterState(rs.url, worker_id="b", heartbeat=0.05, outbox_every=0.05) as b,
+    ):
+        fast = RetryPolicy(attempts=8, initial=0.02, max_elapsed=30.0)
+        b_sender = WebhookSender(url, "s", retry=fast)
+        b.attach_webhooks(b_sender)
+        a = ClusterState(rs.url, worker_id="a", heartbeat=0.05)
+        await a.__aenter__()
+        a_sender = WebhookSender(url, "s", retry=RetryPolicy(attempts=50, initial=0.05))
+        a.attach_webhooks(a_sender)
+        try:
+            assert await a.claim_end("c1", ("c1:call.ended", body))
+            a_sender.emit(
+                "call.ended", call_id="c1", flow="f", metadata={}, data=data, key="c1:call.ended"
+            )
+            await until(lambda: len(rx.tries) >= 2, 10, "a retries")
+            assert a_sender.retried >= 1 and not rx.processed
+        finally:  # a dies mid-retry: its deliveries stop, it leaves registry and Redis
+            await a_sender.aclose(timeout=0)
+            await a.close()
+        raw = await b.redis.hget(b.outbox.key, "c1")
+        assert raw is not None and json.loads(raw)["worker"] in ("a", "b")  # still pending
+        rx.down = False
+        await until(lambda: bool(rx.processed), 15, "b delivers a's call.ended")
+        await until(lambda: b_sender.sent == 1, 5, "b's delivery acknowledged")
+        for _ in range(100):
+            if await b.redis.hget(b.outbox.key, "c1") is None:
+                break
+            await asyncio.sleep(0.02)
+        assert await b.redis.hget(b.outbox.key, "c1") is None
+        assert set(rx.tries) == {"c1:call.ended"}  # every try, a's and b's, with one key
+        assert list(rx.processed) == ["c1:call.ended"] and b.outbox.resent == 1
+        await b_sender.aclose()
