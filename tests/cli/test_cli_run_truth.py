@@ -154,6 +154,29 @@ def test_a_failed_expect_ends_the_run_at_once(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 15
 
 
+CLOSED = """\
+flow closed:
+    answers "100"
+
+state start:
+    answer
+    say "We are closed."
+    hangup
+"""
+
+
+def test_script_lines_the_call_did_not_live_to_reach_still_count(tmp_path: Path) -> None:
+    (tmp_path / "closed.flow").write_text(CLOSED)
+    flow = str(tmp_path / "closed.flow")
+    script = _script(tmp_path, 'wait for "Press 1" 20s\npress 1\nexpect "sales"\n')
+    code, out = _run(flow, "--no-audio", "--caller", script)  # the flow hangs up first
+    assert code == 1, out
+    assert "line 1: did not hear 'Press 1'" in out
+    script = _script(tmp_path, 'wait 5s\nexpect "closed"\npress 1\n')
+    code, out = _run(flow, "--no-audio", "--caller", script)  # heard: the rest is moot
+    assert code == 0, out
+
+
 def test_the_no_input_escalation_example_in_running_md_passes(tmp_path: Path) -> None:
     doc = (ROOT / "docs" / "running.md").read_text()
     block = doc.split("No-input escalation", 1)[1].split("```", 2)[1]

@@ -52,6 +52,27 @@ async def test_call_on_the_embedded_sandbox_follows_the_callee_script(tmp_path: 
     assert "Hello Bo" in out and "-> reschedule" in out
 
 
+async def test_the_callee_hangs_up_when_its_script_ends(tmp_path: Path) -> None:
+    script = tmp_path / "callee.txt"
+    script.write_text('wait for "Will you be able to attend" 20s\npress 2\nwait 1s\n')
+    code, out, err = await _run("--call", "PJSIP/patient", "--caller", str(script))
+    assert code == 0, out + err  # bridged to the front desk: ended by the callee hanging up
+    assert "dial PJSIP/frontdesk: answered, bridged" in out
+    assert "outcome: caller_hangup" in out
+
+
+async def test_a_failed_callee_script_fails_the_run(tmp_path: Path) -> None:
+    script = tmp_path / "callee.txt"
+    script.write_text('wait for "Will you be able to attend" 20s\nexpect "never said"\n')
+    code, out, err = await _run("--call", "PJSIP/patient", "--caller", str(script))
+    assert code == 1, out + err
+    assert "line 2: did not hear 'never said'" in err
+    script.write_text('wait for "Will you be able to attend" 20s\npress 2\nwait 2s\nhangup\n'
+                      'expect "never said"\n')  # fmt: skip
+    code, out, err = await _run("--call", "PJSIP/patient", "--caller", str(script))
+    assert code == 1 and "line 5: did not hear 'never said'" in err, out + err
+
+
 async def test_call_with_bad_metadata_is_a_usage_error() -> None:
     code, _, err = await _run("--call", "PJSIP/patient", "--meta", "not-a-pair")
     assert code == 2 and "--meta must look like key=value" in err

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import click
 
 from voxflow.cli.run_call import outbound_flow, parse_meta, run_call
-from voxflow.cli.run_caller import EXIT_FLOW, default_script, play_script
+from voxflow.cli.run_caller import EXIT_FLOW, ScriptedCaller, default_script
 from voxflow.cli.run_target import SandboxCall, parse_call_time, pick_call, shifted_clock
 from voxflow.errors import (
     ApplicationReplacedError,
@@ -461,8 +461,7 @@ async def _call(
     script = load_script(caller_script) if caller_script else default_script(fv.flow)
     heard: list[str] = []
 
-    async def callee(call: Any) -> int:
-        return await play_script(call, script, lambda: " ".join(heard))
+    callee = ScriptedCaller(script, lambda: " ".join(heard))
 
     def make(url: str, user: str, password: str) -> Any:
         return _make_app(settings, url, user, password, audio=audio)
@@ -706,7 +705,8 @@ async def _sandbox(
                     interactive_caller(call, echo=click.echo)
                 )
             else:
-                caller = asyncio.ensure_future(play_script(call, script, lambda: " ".join(lines)))
+                scripted = ScriptedCaller(script, lambda: " ".join(lines))
+                caller = asyncio.ensure_future(scripted.play(call))
             stopper = asyncio.ensure_future(interrupted.wait())
             flow_done = asyncio.ensure_future(_flow_ended(server, call))
             await asyncio.wait({caller, stopper, flow_done}, return_when=asyncio.FIRST_COMPLETED)
@@ -723,6 +723,8 @@ async def _sandbox(
                     click.echo("interrupted: hanging up")
                     with contextlib.suppress(Exception):
                         await call.hangup()
+                elif not interactive:  # the lines the call did not live to reach still count
+                    code = scripted.after_end()
             await asyncio.wait({flow_done}, timeout=30)
             flow_done.cancel()
             await asyncio.gather(stopper, flow_done, return_exceptions=True)

@@ -3,9 +3,9 @@
 On Asterisk (an ARI URL is set) the app connects, ``POST /channels`` dials ``ENDPOINT``
 (``PJSIP/alice``, ``Local/100@voxflow-test-caller``...) and, once it answers, the flow runs on
 it with ``--meta key=value`` in ``call.metadata``. On the sandbox the far end is a scripted
-callee that answers and then follows the caller script (``--caller``, or the demo caller).
-Exit codes: 0 the flow ran, 1 the call was not answered (busy, no answer, failed) or the flow
-ended with an error.
+callee that answers, follows the caller script (``--caller``, or the demo caller) and hangs up
+when the script ends. Exit codes: 0 the flow ran, 1 the call was not answered (busy, no answer,
+failed), the flow ended with an error or the callee's script failed (``wait for``, ``expect``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from voxflow.cli.run_caller import EXIT_FLOW, ScriptedCaller
 from voxflow.errors import ConfigError
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import TranscriptLine
@@ -27,8 +28,6 @@ __all__ = ["outbound_flow", "parse_meta", "run_call"]
 
 AppFactory = Callable[[str, str, str], Any]
 """(ari_url, user, password) -> VoxtraApp."""
-Callee = Callable[[Any], Awaitable[int]]
-"""Plays the callee's side of a sandbox call (a SimCall); returns an exit code."""
 
 
 def parse_meta(items: tuple[str, ...]) -> dict[str, str]:
@@ -74,7 +73,7 @@ async def run_call(
     make_app: AppFactory,
     metadata: Mapping[str, str],
     caller_id: str | None,
-    callee: Callee,
+    callee: ScriptedCaller,
     heard: list[str] | None = None,
 ) -> int:
     """Originate ``endpoint`` into the outbound flow; on the sandbox when no ARI URL is set."""
@@ -83,7 +82,9 @@ async def run_call(
         raise ConfigError(f"--call wants TECH/resource (e.g. PJSIP/alice), got {endpoint!r}")
     if settings.ari_url is not None:
         app = make_app(settings.ari_url, settings.ari_user, settings.ari_password)
-        end = await _originate(app, registry, settings, fv, endpoint, (metadata, caller_id), heard)
+        end, _ = await _originate(
+            app, registry, settings, fv, endpoint, (metadata, caller_id), heard
+        )
         return _report(end)
     from voxflow.sandbox.server import Sandbox
 
@@ -91,12 +92,17 @@ async def run_call(
         app = make_app(sb.ari_url, sb.user, sb.password)
 
         async def far_end() -> int:
-            return await callee(await sb.next_outbound(timeout=30.0))
+            call = await sb.next_outbound(timeout=30.0)
+            code = await callee.play(call)
+            if not call.ended:  # the script is over (or failed): the callee hangs up
+                with contextlib.suppress(Exception):
+                    await call.hangup()
+            return code
 
-        end = await _originate(
-            app, registry, settings, fv, endpoint, (metadata, caller_id), heard, far_end
+        end, script_failed = await _originate(
+            app, registry, settings, fv, endpoint, (metadata, caller_id), heard, (far_end, callee)
         )
-    return _report(end)
+    return max(_report(end), EXIT_FLOW if script_failed else 0)
 
 
 async def _originate(
@@ -107,8 +113,9 @@ async def _originate(
     endpoint: str,
     how: tuple[Mapping[str, str], str | None],
     heard: list[str] | None,
-    far_end: Callable[[], Awaitable[int]] | None = None,
-) -> End:
+    far: tuple[Callable[[], Awaitable[int]], ScriptedCaller] | None = None,
+) -> tuple[End, bool]:
+    """The call's end, and whether the sandbox callee's script failed."""
     from voxflow.runtime.server import FlowServer
 
     metadata, caller_id = how
@@ -129,13 +136,20 @@ async def _originate(
                     serving.result()  # ARI unreachable, 401...: raise it
                 await asyncio.sleep(0.02)
         click.echo(f"calling {endpoint} -> flow {fv.flow.name}")
-        if far_end is not None:
-            callee = asyncio.ensure_future(far_end())
-        return await server.call_out(
+        if far is not None:
+            callee = asyncio.ensure_future(far[0]())
+        end = await server.call_out(
             fv.flow.name, endpoint, caller_id=caller_id, metadata=dict(metadata)
         )
+        if callee is None:
+            return end, False
+        if callee.done() and not callee.cancelled() and callee.exception() is None:
+            return end, callee.result() != 0
+        callee.cancel()  # the flow ended first: the script lines left still count
+        await asyncio.gather(callee, return_exceptions=True)
+        return end, far is not None and far[1].after_end() != 0
     finally:
-        if callee is not None:
+        if callee is not None and not callee.done():
             callee.cancel()
             await asyncio.gather(callee, return_exceptions=True)
         stop.set()
