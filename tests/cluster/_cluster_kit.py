@@ -173,13 +173,23 @@ async def worker(
 
 
 async def worker_process(
-    sb: Sandbox, flows: Path, redis_url: str, config: Path, webhook_url: str | None = None
+    sb: Sandbox,
+    flows: Path,
+    redis_url: str,
+    config: Path,
+    webhook_url: str | None = None,
+    *,
+    fault: str | None = None,
 ) -> asyncio.subprocess.Process:
     """``voxflow run FLOWS --redis URL --no-audio`` on the sandbox, in its own process (the
     test may SIGKILL it); its settings file is ``config``, its log goes next to it
-    (``worker-<pid>.log``, kept by pytest's tmp_path for a failure's post-mortem)."""
+    (``worker-<pid>.log``, kept by pytest's tmp_path for a failure's post-mortem). ``fault``:
+    the process kills itself at that fault point (``VOXFLOW_FAULT``, :mod:`voxflow.faults`)."""
     env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
     env.pop("VOXFLOW_WEBHOOK_URL", None)
+    env.pop("VOXFLOW_FAULT", None)
+    if fault:
+        env["VOXFLOW_FAULT"] = fault
     if webhook_url:
         env["VOXFLOW_WEBHOOK_URL"] = webhook_url
     log = config.parent / f"worker-{time.monotonic_ns()}.log"

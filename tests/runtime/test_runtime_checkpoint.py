@@ -5,7 +5,13 @@ from __future__ import annotations
 from voxflow.compiler import compile_flow
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
-from voxflow.runtime.checkpoint import Checkpoint, checkpoint_of, flow_hash, resume_state
+from voxflow.runtime.checkpoint import (
+    Checkpoint,
+    checkpoint_of,
+    ended_state,
+    flow_hash,
+    resume_state,
+)
 from voxflow.runtime.step import RunState, initial_state, step
 
 FLOW = """\
@@ -260,3 +266,28 @@ def test_a_call_inside_a_subflow_resumes_there_and_returns_to_its_caller() -> No
     # without the flow the checkpoint keeps the main-flow state only
     only_main = checkpoint_of(state, flow_hash(flow))
     assert only_main is not None and only_main.calls == ()
+
+
+def test_an_ended_state_runs_the_checkpointed_states_on_hangup_with_keys_of_its_own() -> None:
+    flow = compile_flow(
+        KEYED.replace(
+            "state start:",
+            'on hangup:\n    http post "http://127.0.0.1:9/bye" into r\n\nstate start:',
+        ),
+        "keyed.flow",
+    ).flow
+    assert flow is not None
+    state, _ = _until_menu_waits(flow, initial_state(flow, CALL))
+    cp = checkpoint_of(state, flow_hash(flow))
+    assert cp is not None and cp.call == ("+15550100", "100", "inbound")
+    cp = Checkpoint.from_json(cp.to_json())
+    bare = initial_state(flow, ev.CallInfo("ch-1"))  # a call known by its id only
+    ended = ended_state(flow, bare, cp)
+    assert (ended.call.caller, ended.call.called) == ("+15550100", "100")
+    gone, cmds = step(flow, ended, ev.HangupEvent("caller"))
+    assert not any(isinstance(c, ev.Notify) and c.kind == "state.entered" for c in cmds)
+    assert _keys(cmds) == ["http http://127.0.0.1:9/bye ch-1:2:hangup.1"]  # not ch-1:2:1 (/a's)
+    assert gone.status == "hangup_handler" and gone.end == ("caller_hangup", "caller")
+    # the worker that saw the hang-up itself gives its on hangup body the same key
+    _, live = step(flow, state, ev.HangupEvent("caller"))
+    assert _keys(live) == _keys(cmds)

@@ -558,8 +558,8 @@ async def _serve(
             await cluster.hold_app(node_app(settings.ari_url or "", settings.app))
         if settings.metrics_port is not None:
             await _metrics(settings, server, cluster, stack)
-        if cluster is not None:  # calls that ended while no worker served them leave the registry
-            cluster.start_reaping(lambda: _channel_ids(app))
+        if cluster is not None:  # calls that ended while no worker served them: their end runs
+            cluster.start_reaping(lambda: _channel_ids(app), end=server.end_unserved)
         await _serve_until_stopped(settings, registry, server, cluster, app)
 
 

@@ -12,7 +12,9 @@ Keys (``prefix`` defaults to ``voxflow:``):
 * ``checkpoint:<channel id>``: the call's :class:`~voxflow.runtime.checkpoint.Checkpoint`;
 * ``end:<channel id>``: the worker that ended the call (``SET NX``, :meth:`ClusterState.claim_end`):
   a call's end (its ``on hangup`` body, end-of-call webhook, outcome) happens on one worker only,
-  kept ``end_ttl`` s after the end;
+  kept ``end_ttl`` s after the end; a call whose channel ended while no worker served it (its
+  worker died before claiming) has its end run by the worker that reaps it
+  (:meth:`ClusterState.start_reaping`), claimed the same way;
 * ``outbox``: a hash of the end-of-call webhooks claimed but not yet delivered
   (:mod:`voxflow.cluster.outbox`: written with the end claim, sent by another worker when
   their worker dies);
@@ -44,16 +46,21 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from voxflow import faults
 from voxflow.cluster.liveness import DeathWatch, LivenessLink
 from voxflow.cluster.outbox import CLAIM_WITH_WEBHOOK, Outbox, entry_json
 from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint, flow_hash
+from voxflow.runtime.events import End
 from voxflow.runtime.webhooks import WebhookSender
 
 __all__ = ["CallEntry", "ClusterState", "WorkerEntry", "node_app"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Ender = Callable[[str, str, Checkpoint | None], Awaitable[End | None]]
+"""Runs the end of a call that ended while no worker served it: (call id, flow hash, its last
+checkpoint) -> its End, None when it could not (``FlowServer.end_unserved``)."""
 _RETRY_DELAYS = (0.05, 0.2)
 _DOWN_FOR = 2.0
 UNADOPTED_GRACE = 30.0
@@ -147,9 +154,11 @@ class ClusterState:
         clock: Callable[[], float] = time.time,
         socket_timeout: float = 0.5,
         outbox_every: float | None = None,
+        unadopted_grace: float = UNADOPTED_GRACE,
     ) -> None:
         """``outbox_every``: how often (s) this worker looks for dead workers' pending
-        end-of-call webhooks (default twice the heartbeat)."""
+        end-of-call webhooks (default twice the heartbeat); ``unadopted_grace``:
+        :meth:`reap_unadopted`'s default."""
         self.url = url
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
         self.prefix = prefix
@@ -178,6 +187,8 @@ class ClusterState:
             every=2 * heartbeat if outbox_every is None else outbox_every,
         )
         self._resending: asyncio.Task[int] | None = None
+        self._ender: Ender | None = None  # start_reaping's ``end``
+        self.unadopted_grace = unadopted_grace
         self.errors = 0
         """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
         self.checkpoints = 0
@@ -424,6 +435,7 @@ class ClusterState:
         ``webhook`` (Idempotency-Key, body): the call's ``call.ended``, added to the outbox in
         the same script as a first claim. With Redis unreachable the claim is granted (a call's
         end is never lost for want of Redis; two workers racing then may both end it)."""
+        faults.reached("before_end_claim")
         key, ttl = self._k("end", call_id), _ms(self.end_ttl)
         entry = "" if webhook is None else entry_json(self.worker_id, *webhook, self.clock())
         args: list[str | int] = [self.worker_id, ttl, call_id, entry]
@@ -539,69 +551,111 @@ class ClusterState:
         return [int(n) for n in deleted]
 
     async def reap(self, live_channels: set[str]) -> list[str]:
-        """Remove the registry entries and checkpoints of calls of this worker's application
-        that ended while no worker served them: their worker is dead and their channel is no
-        longer in ``live_channels`` (the application's channels on Asterisk). Returns their ids."""
+        """Calls of this worker's application that ended while no worker served them: their
+        worker is dead (out of the registry, liveness connection closed) and their channel is
+        no longer in ``live_channels`` (the application's channels on Asterisk). Their end runs
+        here (:meth:`start_reaping`'s ``end``) and their registry entries and checkpoints go.
+        Returns their ids."""
         if self.app is None:
             return []
         entries = await self.call_entries()
-        alive = {w.id for w in await self.workers()} | {self.worker_id}
+        alive = await self._alive_ids()
+        if alive is None:
+            return []
         gone = [
-            e.id
+            e
             for e in entries
             if e.app == self.app
             and e.worker not in alive
             and e.id not in live_channels
             and e.id not in self.calls
         ]
-        if gone:
-            keys = [self._k(kind, cid) for cid in gone for kind in ("checkpoint", "call")]
-            await self._op("reap calls", lambda: self.redis.delete(*keys))
-        if gone:
-            log.warning("registry: %d call(s) ended while no worker served them", len(gone))
-        return gone
+        return await self._reaped(gone)
 
-    async def reap_unadopted(self, grace: float = UNADOPTED_GRACE) -> list[str]:
-        """Outbound-websocket modes (no application name held): remove the registry entries
-        and checkpoints of calls whose worker has been dead (out of the registry and its
-        liveness connection closed: a draining worker is alive) for ``grace`` s, as this worker
-        saw it, with no worker adopting them. Asterisk re-connects a dead worker's websockets
-        within seconds (``reconnect_attempts`` x ``reconnect_interval``) and the worker that
-        gets them moves their entries, so such a call ended while nobody served it. Returns
-        their ids."""
-        entries = await self.call_entries()
-        connected = await self._op("list live workers", self.deaths.connected)
-        if connected is None:
+    async def reap_unadopted(self, grace: float | None = None) -> list[str]:
+        """Outbound-websocket modes (no application name held): the calls whose worker has
+        been dead (out of the registry and its liveness connection closed: a draining worker is
+        alive) for ``grace`` s, as this worker saw it, with no worker adopting them. Asterisk
+        re-connects a dead worker's websockets within seconds (``reconnect_attempts`` x
+        ``reconnect_interval``) and the worker that gets them moves their entries, so such a
+        call ended while nobody served it: its end runs as in :meth:`reap`. Returns their
+        ids. ``grace``: default ``unadopted_grace``."""
+        grace = self.unadopted_grace if grace is None else grace
+        entries = {e.id: e for e in await self.call_entries()}
+        alive = await self._alive_ids()
+        if alive is None:
             return []
-        alive = {w.id for w in await self.workers()} | connected | {self.worker_id}
         orphaned = {
-            e.id for e in entries if not e.app and e.worker not in alive and e.id not in self.calls
+            cid
+            for cid, e in entries.items()
+            if not e.app and e.worker not in alive and cid not in self.calls
         }
         now = time.monotonic()
         self._unadopted = {c: t for c, t in self._unadopted.items() if c in orphaned}
         gone = [c for c in orphaned if now - self._unadopted.setdefault(c, now) >= grace]
-        if gone:
-            keys = [self._k(kind, cid) for cid in gone for kind in ("checkpoint", "call")]
-            await self._op("reap calls", lambda: self.redis.delete(*keys))
-            log.warning("registry: %d call(s) ended while no worker served them", len(gone))
-            for cid in gone:
-                del self._unadopted[cid]
-        return gone
+        for cid in gone:
+            del self._unadopted[cid]
+        return await self._reaped([entries[c] for c in gone])
+
+    async def _reaped(self, gone: list[CallEntry]) -> list[str]:
+        """Run the ends of ``gone`` (calls that ended while no worker served them), at once;
+        returns the ids done (an end whose flow version is unreadable waits for a later round:
+        the call's TTL is the backstop). Without an ``end`` their entries only go."""
+        if not gone:
+            return []
+        log.warning("registry: %d call(s) ended while no worker served them", len(gone))
+        if self._ender is None:
+            await self._drop([e.id for e in gone])
+            return [e.id for e in gone]
+        done = await asyncio.gather(*(self._end_unserved(e) for e in gone))
+        return [e.id for e, ok in zip(gone, done, strict=True) if ok]
+
+    async def _end_unserved(self, e: CallEntry) -> bool:
+        """The end of call ``e`` from its last checkpoint (none: from its start); True when it
+        ran (or another worker's claim had it) and the call left the registry."""
+        assert self._ender is not None
+        try:
+            cp = await self.checkpoint(e.id)
+        except ValueError as exc:  # unreadable: the end without the state's on hangup body
+            self._failed(f"read checkpoint of {e.id}", exc)
+            cp = None
+        try:
+            end = await self._ender(e.id, cp.flow_hash if cp else e.flow_hash, cp)
+        except Exception:  # a bug must not stop the reaper: the call leaves the registry
+            log.exception("call %s: its end (no worker served it) failed", e.id)
+            await self._drop([e.id])
+            return True
+        return end is not None
+
+    async def _drop(self, ids: list[str]) -> None:
+        """Delete the registry entries and checkpoints of ``ids``."""
+        keys = [self._k(kind, cid) for cid in ids for kind in ("checkpoint", "call")]
+        await self._op("reap calls", lambda: self.redis.delete(*keys))
 
     def start_reaping(
-        self, live_channels: Callable[[], Awaitable[set[str]]], every: float = 15.0
+        self,
+        live_channels: Callable[[], Awaitable[set[str]]],
+        every: float = 15.0,
+        *,
+        end: Ender | None = None,
     ) -> None:
         """Run :meth:`reap` every ``every`` seconds with ``live_channels()`` (Asterisk's
         channels) until :meth:`close`; :meth:`reap_unadopted` while no application name is
-        held (outbound-websocket modes)."""
+        held (outbound-websocket modes). The first round comes ``worker_ttl`` + ``heartbeat``
+        s after the start (a standby starts reaping right after it took the application
+        over: by then the dead holder has left the registry). ``end``: runs the end of each
+        reaped call (``FlowServer.end_unserved``); without it their entries only go."""
+        self._ender = end
         self._tasks.append(asyncio.ensure_future(self._reaping(live_channels, every)))
 
     async def _reaping(
         self, live_channels: Callable[[], Awaitable[set[str]]], every: float
     ) -> None:
         """The loop of :meth:`start_reaping`; a failed listing skips that round."""
+        wait = min(every, self.worker_ttl + self.heartbeat)
         while not self._closing:
-            await asyncio.sleep(every)
+            await asyncio.sleep(wait)
+            wait = every
             if self.app is None:
                 await self.reap_unadopted()
                 continue

@@ -28,7 +28,14 @@ from voxflow.runtime.expressions import UNSET
 from voxflow.runtime.runstate import Frame, RunState
 from voxflow.runtime.webhooks import WebhookSender
 
-__all__ = ["CallStore", "Checkpoint", "checkpoint_of", "flow_hash", "resume_state"]
+__all__ = [
+    "CallStore",
+    "Checkpoint",
+    "checkpoint_of",
+    "ended_state",
+    "flow_hash",
+    "resume_state",
+]
 
 
 def flow_hash(flow: Flow) -> str:
@@ -55,6 +62,10 @@ class Checkpoint:
     entry: int = 0
     """The state-entry sequence number of ``state``: the resumed call re-enters it with the
     same number, so its ``state.entered`` webhook and HTTP steps repeat their idempotency keys."""
+    call: tuple[str, ...] = ()
+    """The call's (caller, called number, direction), () when unknown: what ``call.*`` shows
+    to an ``on hangup`` body run after the call's channel ended while no worker served it
+    (:func:`ended_state`)."""
 
     def to_json(self) -> str:
         """The checkpoint as JSON; raises ``TypeError``/``ValueError`` for a value JSON lacks."""
@@ -70,6 +81,7 @@ class Checkpoint:
                 "entry": self.entry,
                 "agent": [list(m) for m in self.agent],
                 "calls": list(self.calls),
+                "call": list(self.call),
             },
             separators=(",", ":"),
             allow_nan=False,
@@ -91,8 +103,9 @@ class Checkpoint:
                 entry=int(d.get("entry", 0)),
                 agent=tuple((str(r), str(t)) for r, t in d.get("agent", ())),
                 calls=tuple(dict(c) for c in d.get("calls", ())),
+                call=_call_info(d.get("call")),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a checkpoint: {exc}") from None
 
 
@@ -121,7 +134,17 @@ def checkpoint_of(
         calls=(encode(flow, state.frames) or ())
         if flow is not None and len(state.frames) > 1
         else (),
+        call=(state.call.caller, state.call.called, state.call.direction),
     )
+
+
+def _call_info(raw: Any) -> tuple[str, ...]:
+    """A checkpoint's ``call`` field: (caller, called, direction), () when absent (a checkpoint
+    of an older version); raises ``TypeError``/``ValueError`` when malformed."""
+    if not raw:
+        return ()
+    caller, called, direction = raw
+    return (str(caller), str(called), str(direction))
 
 
 def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
@@ -154,6 +177,23 @@ def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
         webhook_keys=frozenset(cp.webhook_keys) | state.webhook_keys,
         entries=max(0, frames[-1].entry - 1),  # re-entering the state gives its number again
     )
+
+
+def ended_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
+    """``state`` (a call before its start) put where ``cp`` left the call, running, without
+    re-entering that state: a hang-up event then runs the state's ``on hangup`` body, with the
+    entry number it had (its HTTP steps get the keys its worker would have given them). For a
+    call whose channel ended while no worker served it. Raises ``ValueError`` like
+    :func:`resume_state`."""
+    resumed = resume_state(flow, state, cp)
+    info = state.call
+    if len(cp.call) == 3:
+        caller, called, direction = cp.call
+        out = direction == "outbound"
+        info = replace(
+            info, caller=caller, called=called, direction="outbound" if out else "inbound"
+        )
+    return replace(resumed, status="running", entries=resumed.frames[-1].entry, call=info)
 
 
 class CallStore(Protocol):

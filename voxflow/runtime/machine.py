@@ -126,8 +126,12 @@ class _Machine:
         return self.seq
 
     def effect(self) -> str:
-        """The idempotency key of the next side effect (HTTP step) of this state entry."""
+        """The idempotency key of the next side effect (HTTP step) of this state entry; in the
+        ``on hangup`` body ``hangup.<k>``, counted from the body's start (it never takes a key
+        of the state's own steps, whether or not they ran on this worker)."""
         self.effects += 1
+        if self.status == "hangup_handler":
+            return effect_key(self.st.call.id, self.entries, f"hangup.{self.effects}")
         return effect_key(self.st.call.id, self.entries, self.effects)
 
     @property
@@ -279,6 +283,7 @@ class _Machine:
 
     def run_hangup_handler(self) -> None:
         self.status = "hangup_handler"
+        self.effects = 0
         if self.hangup_ran:
             self.finish(*(self.end or ("completed", "")))
             return

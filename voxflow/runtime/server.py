@@ -23,16 +23,25 @@ from voxflow.ir.models import Flow
 from voxflow.ir.prompts import StaticPrompt, static_prompts
 from voxflow.redact import live_values
 from voxflow.runtime.agent_memory import conversation, restore
-from voxflow.runtime.checkpoint import CallStore, Checkpoint, checkpoint_of, flow_hash, resume_state
+from voxflow.runtime.checkpoint import (
+    CallStore,
+    Checkpoint,
+    checkpoint_of,
+    ended_state,
+    flow_hash,
+    resume_state,
+)
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner, CallDriver, TranscriptLine
 from voxflow.runtime.events import End
 from voxflow.runtime.http_step import HttpClient
+from voxflow.runtime.port import PeerCall
 from voxflow.runtime.redaction import RedactingTrace, Redactor
 from voxflow.runtime.registry import FlowRegistry, FlowVersion, ReleasedFlows, Router
 from voxflow.runtime.results import DEFAULT_RESULTS_KEPT, RecentResults
 from voxflow.runtime.runstate import RunState
 from voxflow.runtime.trace import CallTrace, NullTrace, TraceWriter
+from voxflow.runtime.unserved import EndedCall
 from voxflow.runtime.webhooks import WebhookSender
 from voxflow.telephony.handover import close_links, release
 from voxflow.telephony.session import CallSession
@@ -338,6 +347,50 @@ class FlowServer:
         self.resumed += 1
         log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
         _restore_agent(session, cp)
+
+    async def end_unserved(self, sid: str, fhash: str, cp: Checkpoint | None) -> End | None:
+        """Cluster mode: run the end of call ``sid`` whose worker died and whose channel is
+        gone (the reaper calls it): from checkpoint ``cp`` (None: the call had none yet) on flow
+        version ``fhash``, as if the caller hung up in the checkpointed state
+        (:mod:`voxflow.runtime.unserved`); claimed like any end, so it happens once across the
+        cluster. Its registry entry and checkpoint go. None (nothing done) when the flow version
+        cannot be read."""
+        assert self.store is not None
+        flow = await self.store.flow(fhash)
+        if flow is None:
+            log.warning("call %s ended unserved: its flow version %s is unreadable", sid, fhash)
+            return None
+        port = EndedCall(sid, cp)
+        driver: CallDriver[PeerCall] = CallDriver(
+            flow,
+            port,
+            http=self.http,
+            webhooks=self.webhooks,
+            max_steps=self.settings.max_steps,
+            clock=self.clock,
+            end_claim=_claimer(self.store, sid),
+        )
+        if cp is not None:
+            try:
+                driver.state = ended_state(flow, driver.state, cp)
+            except ValueError as exc:  # a state this version lacks: the end without its body
+                log.warning("call %s ended unserved: %s", sid, exc)
+        redactor = Redactor(flow, lambda: driver.state)
+        if self.settings.trace_dir:
+            writer = TraceWriter(Path(self.settings.trace_dir), sid)
+            driver.trace = RedactingTrace(writer, redactor)
+        self.webhooks.redactors[sid] = redactor.payload
+        try:
+            with live_values(redactor.values):
+                end = await driver.run()
+        finally:
+            self.webhooks.redactors.pop(sid, None)
+        if not driver.ended_elsewhere:
+            self.results[sid] = end
+            self.ended_for_dead += 1
+            log.warning("call %s ended while no worker served it: its end ran here", sid)
+        await self._ended(sid, end)
+        return end
 
     async def _ended(self, sid: str, end: End) -> None:
         """Cluster mode: the call's checkpoint and registry entry go (once, across workers)."""

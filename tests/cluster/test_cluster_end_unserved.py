@@ -1,0 +1,208 @@
+"""A call whose worker dies between seeing the caller hang up and claiming the call's end still
+ends, once (issue 20): the worker that reaps it (its worker dead, its channel gone) runs its end
+from the last checkpoint: outcome ``caller_hangup``, the checkpointed state's ``on hangup``
+body, the ``call.ended`` webhook, under the same end claim. Real redis-server, the sandbox,
+``voxflow run`` worker processes (one killed at the fault point ``before_end_claim``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from _cluster_kit import local_http, running_redis, until, worker_process
+from aiohttp import web
+
+from voxflow.cluster import ClusterState
+from voxflow.compiler import compile_flow
+from voxflow.runtime.checkpoint import Checkpoint
+from voxflow.runtime.config import Settings
+from voxflow.runtime.registry import FlowRegistry
+from voxflow.runtime.server import FlowServer
+from voxflow.runtime.webhooks import verify
+from voxflow.sandbox.server import Sandbox
+from voxflow.telephony.app import VoxtraApp
+
+SECRET = "unserved-secret"
+FLOW = """\
+flow ending "ends once":
+    answers "100"
+
+var r: map
+var picked: string = "none"
+
+on hangup:
+    http post "{url}/on-hangup/{{ picked }}" into r
+
+state start:
+    answer
+    set picked = "early"
+    goto menu
+
+state menu:
+    menu "Press 1." timeout 60s:
+        1 -> done
+        on noinput, nomatch -> done
+
+state done:
+    hangup "done"
+"""
+
+Got = list[tuple[str, str, str, bytes]]
+
+
+@asynccontextmanager
+async def _receiver() -> AsyncIterator[tuple[str, Got]]:
+    """Records (path, X-Voxflow-Event, Idempotency-Key, body) of every POST; webhooks must be
+    signed."""
+    got: Got = []
+
+    async def any_post(request: web.Request) -> web.Response:
+        body = await request.read()
+        h = request.headers
+        if request.path == "/hooks":
+            assert verify(SECRET, body, h.get("X-Voxflow-Signature"))
+        got.append((request.path, h.get("X-Voxflow-Event", ""), h.get("Idempotency-Key", ""), body))
+        return web.json_response({})
+
+    async with local_http("/{tail:.*}", any_post) as base:
+        yield base, got
+
+
+def _ended(got: Got) -> list[tuple[str, str, str, bytes]]:
+    return [g for g in got if g[1] == "call.ended"]
+
+
+async def _keys(r: aioredis.Redis, pattern: str) -> list[str]:
+    return [k.decode() async for k in r.scan_iter(match=pattern)]
+
+
+async def test_a_worker_killed_between_the_hang_up_and_the_end_claim_loses_no_end(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        _receiver() as (url, got),
+    ):
+        r = aioredis.Redis.from_url(rs.url)
+        flow = tmp_path / "ending.flow"
+        flow.write_text(FLOW.replace("{url}", url))
+        config = tmp_path / "voxflow.toml"
+        config.write_text(f'[cluster]\nfailover_ttl = 1.0\n[webhooks]\nsecret = "{SECRET}"\n')
+        hooks = f"{url}/hooks"
+        a = await worker_process(sb, flow, rs.url, config, hooks, fault="before_end_claim")
+        b: asyncio.subprocess.Process | None = None
+        try:
+            await sb.wait_app("voxflow", 60)  # a serves the application
+            b = await worker_process(sb, flow, rs.url, config, hooks)  # b stands by
+            for _ in range(3000):
+                if len(await _keys(r, "voxflow:worker:*")) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            call = await sb.place_call(from_="+15550500", to="100")
+            for _ in range(3000):  # the call waits in its menu, checkpointed there
+                raw = await r.get(f"voxflow:checkpoint:{call.id}")
+                if raw is not None and Checkpoint.from_json(raw).state == "menu":
+                    break
+                await asyncio.sleep(0.02)
+            cp = Checkpoint.from_json(await r.get(f"voxflow:checkpoint:{call.id}") or b"")
+            assert cp.variables["picked"] == "early" and cp.call[:2] == ("+15550500", "100")
+            await call.hangup()  # a sees it, reaches the end claim and dies (SIGKILL)
+            async with asyncio.timeout(30):
+                await a.communicate()
+            assert a.returncode == -signal.SIGKILL
+            await until(lambda: bool(_ended(got)), 30, "the call's end, run by b")
+            await until(lambda: any(g[0].startswith("/on-hangup") for g in got), 10, "on hangup")
+            b_id = f"{socket.gethostname()}-{b.pid}"
+            assert (await r.get(f"voxflow:end:{call.id}")) == b_id.encode()  # a never claimed
+            for _ in range(500):
+                if not await _keys(r, "voxflow:call:*") and not await r.hlen("voxflow:outbox"):
+                    break
+                await asyncio.sleep(0.02)
+            assert await _keys(r, "voxflow:call:*") == []
+            assert await _keys(r, "voxflow:checkpoint:*") == []
+            assert await r.hlen("voxflow:outbox") == 0
+        finally:
+            for p in (a, b):
+                if p is not None and p.returncode is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in (a, b):
+                if p is not None:
+                    async with asyncio.timeout(30):
+                        await p.communicate()
+            await r.aclose()
+        [(_, _, key, body)] = _ended(got)
+        assert key == f"{call.id}:call.ended"
+        assert json.loads(body)["data"] == {"outcome": "caller_hangup", "reason": "caller"}
+        [hangup] = [g for g in got if g[0].startswith("/on-hangup")]
+        assert hangup[0] == "/on-hangup/early"  # the checkpointed state's variables
+        assert hangup[2] == f"{call.id}:{cp.entry}:hangup.1"
+        assert not sb.pbx.channels and not sb.pbx.bridges
+
+
+async def test_two_reapers_racing_end_each_unserved_call_once(tmp_path: Path) -> None:
+    """Outbound-websocket modes: every worker reaps; a call with a checkpoint and one
+    without (it died before its first) end once each, wherever the claim went."""
+    async with running_redis(tmp_path) as rs, _receiver() as (url, got):
+        compiled = compile_flow(FLOW.replace("{url}", url), "ending.flow").flow
+        assert compiled is not None
+        path = tmp_path / "ending.flow"
+        path.write_text(FLOW.replace("{url}", url))
+        dead = ClusterState(rs.url, worker_id="dead", heartbeat=0.05, worker_ttl=0.3)
+        await dead.__aenter__()
+        fhash = await dead.publish(compiled)
+        await dead.begin("c-menu", compiled, fhash)
+        cp = Checkpoint(
+            fhash, "menu", {"picked": "early"}, entry=2, call=("+1555", "100", "inbound")
+        )
+        dead.save("c-menu", cp)
+        await dead.begin("c-new", compiled, fhash)
+        await dead.flush()
+        await dead.close()  # killed: no end ran; its registry entries stay
+        settings = Settings(webhook_url=f"{url}/hooks", webhook_secret=SECRET)
+        states = [
+            ClusterState(rs.url, worker_id=w, heartbeat=0.05, unadopted_grace=0.1)
+            for w in ("b", "c")
+        ]
+        servers: list[FlowServer] = []
+        for st in states:
+            await st.__aenter__()
+            reg = FlowRegistry()
+            reg.load([path])
+            app = VoxtraApp("http://127.0.0.1:9", "u", "p", "voxflow")  # never connected
+            servers.append(FlowServer(app, reg, settings, store=st))
+        try:
+
+            async def no_channels() -> set[str]:
+                return set()
+
+            for st, server in zip(states, servers, strict=True):
+                st.start_reaping(no_channels, every=0.05, end=server.end_unserved)
+            await until(lambda: len(_ended(got)) == 2, 30, "both calls' ends")
+            for _ in range(500):
+                if not await states[0].call_entries():
+                    break
+                await asyncio.sleep(0.02)
+            assert await states[0].call_entries() == []
+            await asyncio.sleep(0.3)  # more reaping rounds on both: nothing repeats
+        finally:
+            for server in servers:
+                await server.webhooks.aclose()
+                await server.http.aclose()
+            for st in states:
+                await st.close()
+        ended = {json.loads(g[3])["call_id"]: json.loads(g[3])["data"] for g in _ended(got)}
+        assert len(_ended(got)) == 2
+        assert ended == {
+            "c-menu": {"outcome": "caller_hangup", "reason": "caller"},
+            "c-new": {"outcome": "caller_hangup", "reason": "caller"},
+        }
+        assert [g[0] for g in got if g[0].startswith("/on-hangup")] == ["/on-hangup/early"]
+        assert sum(s.ended_for_dead for s in servers) == 2
+        assert sum(s.results.total for s in servers) == 2

@@ -1,0 +1,28 @@
+"""Fault points: where a test makes a worker process die at an exact point of its work.
+
+``VOXFLOW_FAULT=<point>`` in a process's environment makes :func:`reached` kill that process
+with ``SIGKILL`` (as ``kill -9`` would: no clean-up, no ``finally``) the first time it reaches
+``point``. Unset (always, outside tests) a point costs one set lookup. Points:
+
+* ``before_end_claim``: a cluster worker has seen a call end (the caller hung up, or its flow
+  ended) and is about to write the end claim to Redis (``ClusterState.claim_end``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+__all__ = ["POINTS", "reached"]
+
+POINTS = frozenset({"before_end_claim"})
+_ARMED = frozenset(os.environ.get("VOXFLOW_FAULT", "").split(",")) & POINTS
+
+
+def reached(point: str) -> None:
+    """Die here (SIGKILL) if ``VOXFLOW_FAULT`` names ``point``."""
+    if point in _ARMED:
+        sys.stderr.write(f"voxflow: fault point {point} reached: killing this process\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
