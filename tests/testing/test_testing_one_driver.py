@@ -188,6 +188,37 @@ def test_a_key_pressed_before_a_recording_starts_leaves_a_trace_line() -> None:
     assert "flow keys 5 ignored (before the recording)" in _lines(res), _lines(res)
 
 
+SPOKEN_MENU = """\
+flow m:
+    answers "200"
+
+var pin: string sensitive
+
+state start:
+    menu "Say orders or shop." bargein none:
+        "orders" -> start
+        "shop" -> start
+        on noinput, nomatch, exhausted -> pin_state
+
+state pin_state:
+    gather "Your PIN please." into pin bargein none:
+        capture digits
+        max_digits 4
+        on noinput, nomatch, exhausted:
+            hangup
+    hangup
+"""
+
+
+def test_keys_a_gather_does_not_take_leave_a_trace_line_masked_when_secret() -> None:
+    steps = "[{press: 1}, {press: 7, bargein: 0.2s}, hangup]"
+    res = _run(SPOKEN_MENU, f"  - name: x\n    steps: {steps}\n")
+    lines = _lines(res)
+    assert "flow keys 1 ignored (the step takes speech only)" in lines, lines
+    assert "flow keys <redacted> ignored (during the prompt: no DTMF barge-in)" in lines, lines
+    assert not any("keys 7" in x for x in lines)
+
+
 LOOPS = """\
 flow l:
     answers "200"

@@ -114,13 +114,21 @@ def gather_op(m: _Machine, w: Wait, cid: int, result: Any) -> None:
         gather_end(m, m.wait, text, "speech")
 
 
+def _ignored(m: _Machine, s: ir.GatherStep, digit: str, why: str) -> None:
+    """A key ``s`` does not take is traced as ignored, masked if ``s`` gathers a secret."""
+    data = taken({"kind": "dtmf", "digit": digit}, m.flow, m.top.subflow, s)
+    m.emit(ev.Notify("input.ignored", {"digits": data["digit"], "why": why}))
+
+
 def gather_digit(m: _Machine, w: Wait, digit: str) -> None:
     """A key during a gather: barges in on the prompt, ends or extends the digits."""
     s: ir.GatherStep = w.step
     if s.input == "speech":
+        _ignored(m, s, digit, "the step takes speech only")
         return
     if w.phase == "prompt":
         if s.bargein.mode not in ("dtmf", "any"):
+            _ignored(m, s, digit, "during the prompt: no DTMF barge-in")
             return
         if w.main_cid is not None:
             m.emit(ev.StopOp(w.main_cid))
