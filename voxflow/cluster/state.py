@@ -49,18 +49,15 @@ from redis.exceptions import RedisError
 from voxflow import faults
 from voxflow.cluster.liveness import DeathWatch, LivenessLink
 from voxflow.cluster.outbox import CLAIM_WITH_WEBHOOK, Outbox, entry_json
+from voxflow.cluster.reaper import Ender, end_unserved
 from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint, flow_hash
-from voxflow.runtime.events import End
 from voxflow.runtime.webhooks import WebhookSender
 
 __all__ = ["CallEntry", "ClusterState", "WorkerEntry", "node_app"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Ender = Callable[[str, str, Checkpoint | None], Awaitable[End | None]]
-"""Runs the end of a call that ended while no worker served it: (call id, flow hash, its last
-checkpoint) -> its End, None when it could not (``FlowServer.end_unserved``)."""
 _RETRY_DELAYS = (0.05, 0.2)
 _DOWN_FOR = 2.0
 UNADOPTED_GRACE = 30.0
@@ -598,37 +595,15 @@ class ClusterState:
         return await self._reaped([entries[c] for c in gone])
 
     async def _reaped(self, gone: list[CallEntry]) -> list[str]:
-        """Run the ends of ``gone`` (calls that ended while no worker served them), at once;
-        returns the ids done (an end whose flow version is unreadable waits for a later round:
-        the call's TTL is the backstop). Without an ``end`` their entries only go."""
+        """Run the ends of ``gone`` (:func:`voxflow.cluster.reaper.end_unserved`); the ids
+        done."""
         if not gone:
             return []
         log.warning("registry: %d call(s) ended while no worker served them", len(gone))
-        if self._ender is None:
-            await self._drop([e.id for e in gone])
-            return [e.id for e in gone]
-        done = await asyncio.gather(*(self._end_unserved(e) for e in gone))
-        return [e.id for e, ok in zip(gone, done, strict=True) if ok]
+        return await end_unserved(self, gone, self._ender)
 
-    async def _end_unserved(self, e: CallEntry) -> bool:
-        """The end of call ``e`` from its last checkpoint (none: from its start); True when it
-        ran (or another worker's claim had it) and the call left the registry."""
-        assert self._ender is not None
-        try:
-            cp = await self.checkpoint(e.id)
-        except ValueError as exc:  # unreadable: the end without the state's on hangup body
-            self._failed(f"read checkpoint of {e.id}", exc)
-            cp = None
-        try:
-            end = await self._ender(e.id, cp.flow_hash if cp else e.flow_hash, cp)
-        except Exception:  # a bug must not stop the reaper: the call leaves the registry
-            log.exception("call %s: its end (no worker served it) failed", e.id)
-            await self._drop([e.id])
-            return True
-        return end is not None
-
-    async def _drop(self, ids: list[str]) -> None:
-        """Delete the registry entries and checkpoints of ``ids``."""
+    async def forget(self, ids: list[str]) -> None:
+        """Delete the registry entries and checkpoints of calls ``ids`` (ended elsewhere)."""
         keys = [self._k(kind, cid) for cid in ids for kind in ("checkpoint", "call")]
         await self._op("reap calls", lambda: self.redis.delete(*keys))
 
