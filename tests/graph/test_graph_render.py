@@ -146,3 +146,30 @@ def test_example_graphs_have_no_phantom_node_and_agree_with_lint(path: Path) -> 
     assert "unhandled_" not in text  # the examples compile: lint reports no VF203
     drawn = (ROOT / "docs" / "graphs" / f"{path.stem}.mmd").read_text()
     assert drawn == text, "docs/graphs is out of date: run scripts/gen-graphs"
+
+
+LIBRARY = """\
+subflow ask() -> (ok: bool):
+    state first:
+        return ok = true
+
+    state stray:
+        return ok = false
+"""
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+def test_a_library_or_empty_file_has_no_entry_and_no_phantom_node(fmt: str, tmp_path: Path) -> None:
+    (tmp_path / "lib.flow").write_text(LIBRARY)
+    (tmp_path / "empty.flow").write_text("")
+    text = render_graph(load_flow(tmp_path / "empty.flow"), fmt).decode()
+    assert "__start" not in text and "n_;" not in text and "n_\n" not in text, text
+    text = render_graph(load_flow(tmp_path / "lib.flow"), fmt).decode()
+    assert "__start" not in text, text
+    # as lint sees it (VF201): a subflow is entered at its first state, not from a main flow
+    fm = build_flowmap(load_flow(tmp_path / "lib.flow"))
+    assert fm.unreachable == ["ask.stray"]
+    lint = CliRunner().invoke(cli, ["lint", str(tmp_path / "lib.flow")]).output
+    assert "state 'stray' is unreachable" in lint and "'first'" not in lint
+    confirm = build_flowmap(load_flow(ROOT / "flows" / "shared" / "confirm.flow"))
+    assert confirm.unreachable == []

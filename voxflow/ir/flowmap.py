@@ -107,7 +107,8 @@ class FlowMap:
 
     @property
     def unreachable(self) -> list[str]:
-        """States no path from the initial state reaches, in source order."""
+        """States no path from the initial state (or, in a subflow, from its first state)
+        reaches, in source order."""
         return [s for s in self.states if s not in self.reachable]
 
     def required_edges(self) -> list[Edge]:
@@ -247,8 +248,12 @@ def _reachable(fm: FlowMap) -> set[str]:
         subflow = fm.flow.subflows.get(sub)
         if subflow is not None:
             out_of[state].add(f"{sub}.{subflow.initial}")
-    seen = {fm.flow.initial}
-    todo = deque([fm.flow.initial])
+    # every body from its own first state, as lint's VF201 sees it: a subflow of a library file
+    # (no states of its own) is entered by the flows that include it
+    starts = [fm.flow.initial] if fm.flow.initial in fm.states else []
+    starts += [f"{name}.{sub.initial}" for name, sub in fm.flow.subflows.items()]
+    seen = set(starts)
+    todo = deque(starts)
     while todo:
         cur = todo.popleft()
         for nxt in sorted(out_of.get(cur, ())):

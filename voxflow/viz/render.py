@@ -151,8 +151,9 @@ def to_dot(flow: ir.Flow, fm: FlowMap | None = None) -> str:
         f'  label="{_esc_dot(title)}"; labelloc=t; fontname="Helvetica"; rankdir=TB;',
         '  node [shape=box, style="rounded,filled", fillcolor="#eef4ff", fontname="Helvetica"];',
         '  edge [fontname="Helvetica", fontsize=10];',
-        '  __start [shape=point, width=0.15, label=""];',
     ]
+    if flow.initial in flow.states:  # a library file (only subflows) has no entry
+        out.append('  __start [shape=point, width=0.15, label=""];')
 
     def state_node(key: str) -> str:
         attrs = [f'label="{_esc_dot(key)}"']
@@ -188,7 +189,8 @@ def to_dot(flow: ir.Flow, fm: FlowMap | None = None) -> str:
             f'  {_node_id("end_" + t)} [label="{_TERMINALS[t]}", shape=doublecircle, '
             'fillcolor="#eeeeee", fontsize=10];'
         )
-    out.append(f"  __start -> {_node_id(flow.initial)};")
+    if flow.initial in flow.states:
+        out.append(f"  __start -> {_node_id(flow.initial)};")
     for e, text in _merged(fm, g.pretty):
         src = _node_id(e.src) if e.src in fm.states else _node_id("from_" + e.src)
         if e.op in _LOOPS:
@@ -232,7 +234,9 @@ def to_mermaid(flow: ir.Flow, fm: FlowMap | None = None) -> str:
     """Mermaid ``flowchart`` source for ``flow``."""
     fm = fm or build_flowmap(flow)
     g = _Graph(fm)
-    out = ["flowchart TD", "  __start(( )) --> " + _node_id(flow.initial)]
+    out = ["flowchart TD"]
+    if flow.initial in flow.states:  # a library file (only subflows) has no entry
+        out.append("  __start(( )) --> " + _node_id(flow.initial))
 
     def state_node(key: str) -> str:
         text = key + (" (unreachable)" if key in g.unreachable else "")
