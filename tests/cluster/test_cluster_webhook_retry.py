@@ -1,26 +1,30 @@
 """A ``call.ended`` whose worker dies while it is still retrying is not lost (issue 20): its
 outbox entry stays until a delivery is acknowledged or given up, so another worker takes it
-over and delivers it with the same ``Idempotency-Key``. Real redis-server, local receiver."""
+over and delivers it with the same ``Idempotency-Key``. Real redis-server, local receiver; the
+sandbox and a ``voxflow run`` worker process killed with SIGKILL mid-retry."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _cluster_kit import local_http, running_redis, until
+from _cluster_kit import local_http, running_redis, until, worker_process
 from aiohttp import web
 
 from voxflow.cluster import ClusterState
 from voxflow.runtime.webhooks import RetryPolicy, WebhookSender, build_payload
+from voxflow.sandbox.server import Sandbox
 
 
 @dataclass
 class Flaky:
-    """Answers 503 while ``down``, then 204; keeps the first body per Idempotency-Key."""
+    """``call.ended``: answers 503 while ``down``, then 204, keeping the first body per
+    Idempotency-Key; other events: 204."""
 
     down: bool = True
     tries: list[str] = field(default_factory=list)
@@ -33,6 +37,8 @@ async def _flaky() -> AsyncIterator[tuple[str, Flaky]]:
 
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
+        if request.headers.get("X-Voxflow-Event") != "call.ended":
+            return web.Response(status=204)
         key = request.headers.get("Idempotency-Key", "")
         rx.tries.append(key)
         if rx.down:
@@ -86,3 +92,60 @@ async def test_a_call_ended_still_retrying_when_its_worker_dies_is_delivered_by_
         assert set(rx.tries) == {"c1:call.ended"}  # every try, a's and b's, with one key
         assert list(rx.processed) == ["c1:call.ended"] and b.outbox.resent == 1
         await b_sender.aclose()
+
+
+FLOW = """\
+flow ending "ends at a key":
+    answers "100"
+
+state start:
+    answer
+    menu "Press 1." timeout 60s:
+        1 -> done
+        on noinput, nomatch -> done
+
+state done:
+    hangup "done"
+"""
+
+
+async def test_a_worker_killed_while_retrying_call_ended_has_it_delivered_by_another(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        _flaky() as (url, rx),
+        ClusterState(rs.url, worker_id="b", heartbeat=0.1, outbox_every=0.1) as b,
+    ):
+        sender = WebhookSender(url, "s", retry=RetryPolicy(attempts=8, initial=0.05))
+        b.attach_webhooks(sender)
+        flow = tmp_path / "ending.flow"
+        flow.write_text(FLOW)
+        config = tmp_path / "voxflow.toml"
+        config.write_text('[cluster]\nfailover_ttl = 1.0\n[webhooks]\nsecret = "s"\n')
+        proc = await worker_process(sb, flow, rs.url, config, url)
+        try:
+            await sb.wait_app("voxflow", 60)
+            call = await sb.place_call(from_="+15550402", to="100")
+            await call.wait_for("answered", 30)
+            await call.press("1")  # the flow ends; its call.ended meets a 503, then retries
+            await until(lambda: rx.tries.count(f"{call.id}:call.ended") >= 2, 30, "a retries")
+            assert not rx.processed
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            async with asyncio.timeout(30):
+                await proc.communicate()
+        rx.down = False
+        try:
+            await until(lambda: bool(rx.processed), 20, "b delivers the dead worker's call.ended")
+            for _ in range(200):
+                if await b.redis.hget(b.outbox.key, call.id) is None:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await sender.aclose()
+        assert await b.redis.hget(b.outbox.key, call.id) is None
+        assert set(rx.tries) == {f"{call.id}:call.ended"}
+        assert json.loads(rx.processed[f"{call.id}:call.ended"])["data"]["outcome"] == "completed"
+        assert b.outbox.resent == 1
