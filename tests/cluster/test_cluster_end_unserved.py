@@ -206,3 +206,27 @@ async def test_two_reapers_racing_end_each_unserved_call_once(tmp_path: Path) ->
         assert [g[0] for g in got if g[0].startswith("/on-hangup")] == ["/on-hangup/early"]
         assert sum(s.ended_for_dead for s in servers) == 2
         assert sum(s.results.total for s in servers) == 2
+
+
+async def test_a_draining_worker_leaves_unserved_ends_to_the_others(tmp_path: Path) -> None:
+    async with running_redis(tmp_path) as rs, _receiver() as (url, got):
+        path = tmp_path / "ending.flow"
+        path.write_text(FLOW.replace("{url}", url))
+        async with ClusterState(rs.url, worker_id="d") as st:
+            reg = FlowRegistry()
+            reg.load([path])
+            app = VoxtraApp("http://127.0.0.1:9", "u", "p", "voxflow")  # never connected
+            settings = Settings(webhook_url=f"{url}/hooks", webhook_secret=SECRET)
+            server = FlowServer(app, reg, settings, store=st)
+            fv = reg.get("ending")
+            assert fv is not None
+            fhash = await st.publish(fv.flow)
+            server.accepting = False  # SIGTERM: its webhook sender is about to close
+            assert await server.end_unserved("c1", fhash, None) is None
+            assert await st.redis.get("voxflow:end:c1") is None  # not claimed: others may
+            server.accepting = True
+            end = await server.end_unserved("c1", fhash, None)
+            assert end is not None and end.outcome == "caller_hangup"
+            await server.webhooks.aclose()
+            await server.http.aclose()
+        assert [json.loads(g[3])["call_id"] for g in _ended(got)] == ["c1"]

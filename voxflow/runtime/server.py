@@ -353,9 +353,11 @@ class FlowServer:
         gone (the reaper calls it): from checkpoint ``cp`` (None: the call had none yet) on flow
         version ``fhash``, as if the caller hung up in the checkpointed state
         (:mod:`voxflow.runtime.unserved`); claimed like any end, so it happens once across the
-        cluster. Its registry entry and checkpoint go. None (nothing done) when the flow version
-        cannot be read."""
+        cluster. Its registry entry and checkpoint go. None (nothing done, left to a later
+        round or another worker) when the flow version cannot be read, or this worker drains."""
         assert self.store is not None
+        if not self.accepting:
+            return None
         flow = await self.store.flow(fhash)
         if flow is None:
             log.warning("call %s ended unserved: its flow version %s is unreadable", sid, fhash)
