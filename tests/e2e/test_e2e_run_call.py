@@ -18,7 +18,12 @@ async def _run(*args: str) -> tuple[int, str, str]:
         str(EXE), "run", str(FLOWS / "appointment_reminder.flow"), "--no-audio", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+    finally:
+        if proc.returncode is None:  # timed out: never leave the run behind
+            proc.kill()
+            await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 

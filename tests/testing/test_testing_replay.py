@@ -67,3 +67,24 @@ def test_cli_replay_finds_the_flow_by_name(tmp_path: Path, monkeypatch: pytest.M
     bad.write_text("not json\n")
     result = runner.invoke(cli, ["replay", str(bad), "--flow", str(FLOW)])
     assert result.exit_code == 1 and "not a JSON Lines trace" in result.output
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["[1, 2]"], "record 1 is not a JSON object"),
+        (['{"t": 0, "type": "call.started"}', "null"], "record 2 is not a JSON object"),
+        (['{"type": "input", "kind": "dtmf", "digit": "xyz", "t": 1}'], "'xyz' is not DTMF"),
+        (['{"type": "call.started", "started": 1e30}'], "timestamp out of range"),
+        (['{"type": "op", "op": "dial", "cid": [1], "latency_ms": 5}'], "unhashable"),
+        (['{"type": "http", "status": "x", "t": 1}'], "invalid literal"),
+    ],
+)
+def test_a_damaged_trace_is_a_one_line_error(
+    tmp_path: Path, lines: list[str], message: str
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["replay", str(bad), "--flow", str(FLOW)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "bad.jsonl" in result.output and message in result.output, result.output

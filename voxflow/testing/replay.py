@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
@@ -304,24 +306,23 @@ def _first_difference(what: str, want: list[str], got: list[str]) -> str | None:
     return None
 
 
-def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) -> ReplayReport:
-    """Replay ``trace`` on ``flow_path`` (or the flow the trace names, found under ``.``)."""
+def _read_records(trace: str | os.PathLike[str]) -> list[dict[str, Any]]:
     try:
-        records = read_trace(Path(trace))
+        records: list[Any] = read_trace(Path(trace))
     except OSError as exc:
         raise ConfigError(f"cannot read trace {trace}: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{trace} is not a JSON Lines trace: {exc}") from None
-    started = next((r for r in records if r.get("type") == "call.started"), {})
-    if flow_path is None:
-        name = str(started.get("flow") or "")
-        found = find_flow(name) if name else None
-        if found is None:
-            raise ConfigError(
-                f"cannot find the flow {name or '(unnamed)'} of {trace}; pass --flow FILE"
-            )
-        flow_path = str(found)
-    flow: ir.Flow = load_flow(flow_path)
+    for i, rec in enumerate(records, 1):
+        if not isinstance(rec, dict):
+            raise ConfigError(f"{trace} is not a call trace: record {i} is not a JSON object")
+    return records
+
+
+def _replay_scenario(
+    records: list[dict[str, Any]], started: dict[str, Any]
+) -> tuple[Scenario, list[str]]:
+    """The scenario replaying ``records`` (``started``: its ``call.started``), with notes."""
     data, notes = scenario_from_trace(records)
     if isinstance(started.get("metadata"), dict) and started["metadata"]:
         data["metadata"] = started["metadata"]
@@ -351,7 +352,31 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
         notes.append(
             f"keys pressed into sensitive variables are redacted: replayed as '{_REDACTED_KEY}'"
         )
-    scenario = Scenario.model_validate(data)
+    return Scenario.model_validate(data), notes
+
+
+def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) -> ReplayReport:
+    """Replay ``trace`` on ``flow_path`` (or the flow the trace names, found under ``.``)."""
+    records = _read_records(trace)
+    started = next((r for r in records if r.get("type") == "call.started"), {})
+    if flow_path is None:
+        name = str(started.get("flow") or "")
+        found = find_flow(name) if name else None
+        if found is None:
+            raise ConfigError(
+                f"cannot find the flow {name or '(unnamed)'} of {trace}; pass --flow FILE"
+            )
+        flow_path = str(found)
+    flow: ir.Flow = load_flow(flow_path)
+    try:
+        scenario, notes = _replay_scenario(records, started)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"{trace}: a record cannot be replayed ({where}: {err['msg']})") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{trace}: a record cannot be replayed ({why})") from None
     result = run_scenario(flow, scenario)
     report = ReplayReport(str(trace), flow.name, notes=notes, result=result)
     want_states = [
