@@ -26,9 +26,9 @@ Redis errors never fail a call: each operation is retried briefly (once only for
 failure), then skipped; ``errors`` counts the skipped ones and a warning is logged at most every
 ``log_every`` seconds. Socket timeouts are short (``socket_timeout`` 0.5 s; connect half of it):
 Redis is on the LAN.
-Checkpoints are written by one background task, the latest per call winning: one script per
-tick for every call's checkpoint (and registry entry, when its state changed) and the removals
-of the calls ended meanwhile (a call's end, checkpoint and entry go in one ``DEL``).
+A call's start, end claim, checkpoints (the latest per call winning) and end go through one
+writer (:mod:`voxflow.cluster.tick`): one script per tick for everything every call of the
+worker queued meanwhile.
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ from redis.exceptions import RedisError
 
 from voxflow import faults
 from voxflow.cluster.liveness import DeathWatch, LivenessLink
-from voxflow.cluster.outbox import CLAIM_WITH_WEBHOOK, Outbox, entry_json
+from voxflow.cluster.outbox import Outbox, entry_json
 from voxflow.cluster.reaper import Ender, end_unserved
+from voxflow.cluster.resp import ScriptLink, supported
+from voxflow.cluster.tick import TICK, CallEntry, CallWrites, Script, call_json
 from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint, flow_hash
 from voxflow.runtime.webhooks import WebhookSender
@@ -74,32 +76,6 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return false
 """
-_BEGIN = """
-local got = {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}
-redis.call('set', KEYS[3], ARGV[1], 'PX', ARGV[2])
-return got
-"""
-_WRITE = """
-local sets, dels = tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 1, sets do
-  redis.call('set', KEYS[i], ARGV[i + 4], 'PX', ARGV[1])
-end
-local deleted = {}
-for i = sets + 1, sets + dels, 2 do
-  deleted[#deleted + 1] = redis.call('del', KEYS[i], KEYS[i + 1])
-end
-for i = sets + 5, #ARGV do
-  local raw = redis.call('hget', KEYS[#KEYS], ARGV[i])
-  if raw and cjson.decode(raw)['worker'] == ARGV[4] then
-    redis.call('hdel', KEYS[#KEYS], ARGV[i])
-  end
-end
-return deleted
-"""
-"""The writer's tick in one command: SET ARGV[2] keys (checkpoints, registry entries) with the
-TTL ARGV[1], DEL the next ARGV[3] keys by pairs (ended calls; returns each pair's count), and
-remove from the outbox (the last key) the delivered webhooks of the call ids after the values
-while they are still this worker's (ARGV[4])."""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -118,20 +94,6 @@ class WorkerEntry:
     heartbeat: float
     live: bool = False
     """It keeps a named liveness connection (:mod:`voxflow.cluster.liveness`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallEntry:
-    """One call in progress as the registry shows it."""
-
-    id: str
-    worker: str
-    flow: str
-    flow_hash: str
-    started: float
-    state: str
-    app: str = ""
-    """The ARI application the call is in (classic mode; "" otherwise)."""
 
 
 class ClusterState:
@@ -170,11 +132,8 @@ class ClusterState:
         )
         self._refresh = self.redis.register_script(_REFRESH)
         self._take = self.redis.register_script(_TAKE)
-        self._begin = self.redis.register_script(_BEGIN)
-        self._write_all = self.redis.register_script(_WRITE)
         self.liveness = LivenessLink(url, prefix, self.worker_id, every=heartbeat)
         self.deaths = DeathWatch(self.redis, prefix, worker_ttl=worker_ttl)
-        self._claim = self.redis.register_script(CLAIM_WITH_WEBHOOK)
         self.outbox = Outbox(
             self.redis,
             self._k("outbox", "")[:-1],
@@ -188,8 +147,6 @@ class ClusterState:
         self.unadopted_grace = unadopted_grace
         self.errors = 0
         """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
-        self.checkpoints = 0
-        """Checkpoints written (metric ``voxflow_checkpoints_written``)."""
         self.calls: dict[str, CallEntry] = {}
         self.started = clock()
         self._published: set[str] = set()
@@ -199,15 +156,25 @@ class ClusterState:
         self._current: dict[str, str] = {}  # flow name -> the current hash last read
         self._released_once = False
         self._refreshing: asyncio.Task[None] | None = None
-        self._dirty: dict[str, Checkpoint] = {}
-        self._ending: list[tuple[str, asyncio.Future[int | None]]] = []  # ends to write
-        self._delivered: list[str] = []  # calls whose pending webhook to drop
-        self.outbox.batched = self._drop_delivered
-        self._entry_at: dict[str, float] = {}  # call id -> when its registry entry was written
+        self._tick_link = (
+            ScriptLink(url, TICK, timeout=socket_timeout, connect_timeout=socket_timeout / 2)
+            if supported(url)
+            else None
+        )
+        self.writes = CallWrites(
+            self._linked if self._tick_link is not None else _script(self.redis, TICK),
+            key=self._k,
+            head=lambda: [_ms(self.call_ttl), self.worker_id, _ms(self.end_ttl)],
+            outbox=self.outbox.key,
+            calls=self.calls,
+            call_ttl=call_ttl,
+            op=self._op,
+            failed=self._failed,
+        )
+        self.outbox.batched = self.writes.delivered
         self._unadopted: dict[str, float] = {}  # call id -> when first seen with a dead worker
         self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
         self._wake = asyncio.Event()
-        self._write = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_log = -1e9
         self._down_until = 0.0
@@ -243,11 +210,13 @@ class ClusterState:
                 t.cancel()
             _, pending = await asyncio.wait(pending, timeout=0.5)
         self._tasks = []
-        await self._flush()
+        await self.writes.flush()
         await self._forget_ended()
         await self.leave()
         await self.release_app()
         await self.liveness.aclose()
+        if self._tick_link is not None:
+            await self._tick_link.aclose()
         await self.redis.aclose()
 
     async def leave(self) -> None:
@@ -383,20 +352,11 @@ class ClusterState:
             call_id, self.worker_id, flow.name, fhash, self.clock(), "", self.app or ""
         )
         self.calls[call_id] = entry
-        self._entry_at[call_id] = time.monotonic()
-
-        keys = [
-            self._k("checkpoint", call_id),
-            self._k("current", flow.name),
-            self._k("call", call_id),
-        ]
-        args: list[str | int] = [_call_json(entry), _ms(self.call_ttl)]
-        # one script: the checkpoint and current version read, the entry written
-        got = await self._op("register call", lambda: self._begin(keys=keys, args=args))
+        got = await self.writes.begin(entry)  # with the other calls' writes of that tick
         if got is None:  # Redis unreachable: the current version this worker saw last
             raw, current = None, self._current.get(flow.name)
         else:
-            raw, released = got[:2]
+            raw, released = got
             current = released.decode() if isinstance(released, bytes) else None
             if current is not None:
                 self._current[flow.name] = current
@@ -414,14 +374,9 @@ class ClusterState:
 
     async def end(self, call_id: str, outcome: str) -> bool:
         """Remove the call's checkpoint and registry entry; True if this worker removed them."""
-        self._dirty.pop(call_id, None)
         self.calls.pop(call_id, None)
-        self._entry_at.pop(call_id, None)
         self.outbox.claimed.pop(call_id, None)
-        ended: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._ending.append((call_id, ended))
-        await self._flush()  # with the checkpoints and ends queued meanwhile (one command)
-        n = await ended
+        n = await self.writes.end(call_id)  # with the other calls' writes of that tick
         if n is None:  # Redis unreachable: the heartbeat deletes them once it answers again
             self._ended_unsaved.add(call_id)
         return bool(n)
@@ -433,11 +388,8 @@ class ClusterState:
         the same script as a first claim. With Redis unreachable the claim is granted (a call's
         end is never lost for want of Redis; two workers racing then may both end it)."""
         faults.reached("before_end_claim")
-        key, ttl = self._k("end", call_id), _ms(self.end_ttl)
         entry = "" if webhook is None else entry_json(self.worker_id, *webhook, self.clock())
-        args: list[str | int] = [self.worker_id, ttl, call_id, entry]
-        keys = [key, self.outbox.key]
-        got = await self._op("claim end", lambda: self._claim(keys=keys, args=args))
+        got = await self.writes.claim(call_id, entry)  # with the other calls' writes
         if got == 2 and webhook is not None:  # in the outbox now, as claimed
             self.outbox.claimed[call_id] = webhook
         return got is None or bool(got)
@@ -449,7 +401,7 @@ class ClusterState:
             return
         ids = list(self._ended_unsaved)
         keys = [self._k(kind, cid) for cid in ids for kind in ("checkpoint", "call")]
-        async with self._write:
+        async with self.writes.lock:
             if await self._op("end calls", lambda: self.redis.delete(*keys)) is not None:
                 self._ended_unsaved.difference_update(ids)
 
@@ -468,84 +420,28 @@ class ClusterState:
         """Queue ``cp`` for the writer (the latest per call wins). Never raises."""
         if call_id not in self.calls:
             return
-        self._dirty[call_id] = cp
+        self.writes.save(call_id, cp)
         self._wake.set()
+
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints written (metric ``voxflow_checkpoints_written``)."""
+        return self.writes.checkpoints
 
     async def _put_call(self, entry: CallEntry) -> None:
         key = self._k("call", entry.id)
-        data = _call_json(entry)
+        data = call_json(entry)
         await self._op("register call", lambda: self.redis.set(key, data, px=_ms(self.call_ttl)))
 
     async def _writer(self) -> None:
         while not self._closing:
             await self._wake.wait()
             self._wake.clear()
-            await self._flush()
+            await self.writes.flush()
 
     async def flush(self) -> None:
         """Write the checkpoints queued so far now (the writer would, a moment later)."""
-        await self._flush()
-
-    async def _flush(self) -> None:
-        async with self._write:
-            batch, self._dirty = self._dirty, {}
-            pairs: list[tuple[str, str]] = []
-            now = time.monotonic()
-            for cid, cp in batch.items():
-                try:
-                    pairs.append((self._k("checkpoint", cid), cp.to_json()))
-                except (TypeError, ValueError) as exc:
-                    self._failed("checkpoint (a value JSON cannot hold)", exc)
-                    continue
-                old = self.calls.get(cid)
-                if old is not None and self._entry_stale(cid, old, cp):
-                    entry = replace(old, flow_hash=cp.flow_hash, state=cp.state)
-                    self.calls[cid] = entry
-                    self._entry_at[cid] = now
-                    pairs.append((self._k("call", cid), _call_json(entry)))
-            ending, self._ending = self._ending, []
-            delivered, self._delivered = self._delivered, []
-            if not pairs and not ending and not delivered:
-                return
-            dels = [self._k(kind, cid) for cid, _ in ending for kind in ("checkpoint", "call")]
-            done: list[int] | None = None
-            try:
-                done = await self._op(
-                    "write checkpoints", lambda: self._set_all(pairs, dels, delivered)
-                )
-            finally:  # cancelled (closing): those ends count as unsaved, never left waiting
-                for i, (_, fut) in enumerate(ending):
-                    if not fut.done():
-                        fut.set_result(None if done is None else done[i])
-            if done is not None:
-                self.checkpoints += len(batch)
-            else:  # not written: the next checkpoint rewrites the entries
-                for cid in batch:
-                    self._entry_at.pop(cid, None)
-
-    def _entry_stale(self, cid: str, entry: CallEntry, cp: Checkpoint) -> bool:
-        """True when the call's registry entry needs rewriting for ``cp``: its state or version
-        changed, or its TTL is half gone (a step that only changed variables leaves it as is)."""
-        if entry.state != cp.state or entry.flow_hash != cp.flow_hash:
-            return True
-        return time.monotonic() - self._entry_at.get(cid, -1e18) >= self.call_ttl / 2
-
-    async def _drop_delivered(self, call_id: str) -> None:
-        """:meth:`Outbox.done` through the writer: with the other calls' writes of that tick."""
-        self._delivered.append(call_id)
-        await self._flush()
-
-    async def _set_all(
-        self, pairs: list[tuple[str, str]], dels: list[str], delivered: list[str]
-    ) -> list[int]:
-        """SET every pair (with the call TTL), DEL ``dels`` by pairs, drop the ``delivered``
-        calls' pending webhooks, in one script (one command per writer tick); returns each
-        DEL's count."""
-        keys = [key for key, _ in pairs] + dels + [self.outbox.key]
-        args: list[str | int] = [_ms(self.call_ttl), len(pairs), len(dels), self.worker_id]
-        args += [v for _, v in pairs] + delivered
-        deleted = await self._write_all(keys=keys, args=args)
-        return [int(n) for n in deleted]
+        await self.writes.flush()
 
     async def reap(self, live_channels: set[str]) -> list[str]:
         """Calls of this worker's application that ended while no worker served them: their
@@ -762,6 +658,17 @@ class ClusterState:
                 return result
         return None  # pragma: no cover - the loop returns
 
+    async def _linked(self, keys: list[str], args: list[str | int]) -> Any:
+        """A tick through :class:`ScriptLink`. Its connection lost, the pool's idle ones (to
+        the same Redis) are dropped too: after a restart, redis-py's next command would fail
+        on one once more."""
+        assert self._tick_link is not None
+        try:
+            return await self._tick_link(keys, args)
+        except RedisError:
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
+            raise
+
     def _failed(self, what: str, exc: Exception) -> None:
         self.errors += 1
         now = time.monotonic()
@@ -784,17 +691,7 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def _call_json(e: CallEntry) -> str:
-    """The registry entry's JSON (``asdict`` deep-copies: ~10x slower for this flat record)."""
-    return json.dumps(
-        {
-            "id": e.id,
-            "worker": e.worker,
-            "flow": e.flow,
-            "flow_hash": e.flow_hash,
-            "started": e.started,
-            "state": e.state,
-            "app": e.app,
-        },
-        separators=(",", ":"),
-    )
+def _script(redis: aioredis.Redis, lua: str) -> Script:
+    """``lua`` through redis-py (URLs :class:`ScriptLink` does not take)."""
+    registered = redis.register_script(lua)
+    return lambda keys, args: registered(keys=keys, args=args)

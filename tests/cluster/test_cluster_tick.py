@@ -1,0 +1,132 @@
+"""The writer's ticks over a real redis-server: the starts, end claims, checkpoints and ends of
+many calls share one script call, and each call still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from _cluster_kit import running_redis, start_redis
+
+import voxflow.cluster.state as cluster_state
+from voxflow.cluster import ClusterState
+from voxflow.compiler import compile_flow
+from voxflow.ir.models import Flow
+from voxflow.runtime.checkpoint import Checkpoint
+
+FLOW = """\
+flow tiny "a tiny flow":
+    answers "100"
+
+state start:
+    answer
+    hangup "done"
+"""
+
+
+def _flow() -> Flow:
+    flow = compile_flow(FLOW, "tiny.flow").flow
+    assert flow is not None
+    return flow
+
+
+async def _scripts(state: ClusterState) -> int:
+    """Script calls (EVALSHA) Redis has processed so far."""
+    stats = await state.redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("link", [True, False], ids=["script-link", "redis-py"])
+async def test_starts_claims_checkpoints_and_ends_of_many_calls_share_ticks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: bool
+) -> None:
+    if not link:  # a URL ScriptLink does not take (rediss://, unix://): redis-py runs the ticks
+        monkeypatch.setattr(cluster_state, "supported", lambda url: False)
+    async with running_redis(tmp_path) as rs:
+        # no writer task (no `async with`): each call's own flush sends the queued tick
+        a = ClusterState(rs.url, worker_id="a", socket_timeout=10.0)
+        b = ClusterState(rs.url, worker_id="b", socket_timeout=10.0)
+        assert (a._tick_link is not None) is link
+        try:
+            flow = _flow()
+            current = await b.release(flow)
+            await b.begin("c0", flow, current)  # c0 ran on b: a resumes it
+            resumed = Checkpoint(current, "menu", {"n": 7}, metadata={})
+            b.save("c0", resumed)
+            await b.flush()
+            await a.publish(flow, current)
+            ids = [f"c{i}" for i in range(10)]
+
+            before = await _scripts(a)
+            began = await asyncio.gather(*(a.begin(cid, flow, current) for cid in ids))
+            assert await _scripts(a) - before <= 3  # the first start, the rest (+ c0's entry)
+            assert began[0] == (resumed, current)  # the resumed call got its checkpoint
+            assert began[1:] == [(None, current)] * 9  # the new ones the current version
+            entries = {e.id: e for e in await a.call_entries()}
+            assert sorted(entries) == sorted(ids)
+            assert {e.worker for e in entries.values()} == {"a"}
+            assert entries["c0"].state == "menu"
+
+            assert await b.claim_end("c9")  # c9's end was claimed by b (a race after a split)
+            hooks = {cid: (f"{cid}:call.ended", b'{"n":1}') for cid in ids[5:9]}
+            before = await _scripts(a)
+            for i, cid in enumerate(ids[:5]):
+                a.save(
+                    cid, Checkpoint(current, "menu" if i % 2 else "goodbye", {"i": i}, metadata={})
+                )
+            claimed = await asyncio.gather(
+                a.flush(), *(a.claim_end(cid, hooks.get(cid)) for cid in ids[5:])
+            )
+            assert await _scripts(a) - before <= 2
+            assert claimed[1:] == [True, True, True, True, False]
+            assert await a.checkpoint("c4") == Checkpoint(current, "goodbye", {"i": 4}, metadata={})
+            entries = {e.id: e for e in await a.call_entries()}
+            assert [entries[c].state for c in ids[:5]] == ["goodbye", "menu"] * 2 + ["goodbye"]
+            outbox = await a.redis.hgetall(a.outbox.key)
+            assert sorted(k.decode() for k in outbox if isinstance(k, bytes)) == sorted(
+                hooks
+            )  # not c9: b's end
+            assert {json.loads(v)["worker"] for v in outbox.values()} == {"a"}
+            assert a.outbox.claimed == hooks
+
+            before = await _scripts(a)
+            ended = await asyncio.gather(
+                *(a.end(cid, "completed") for cid in ids), *(a.outbox.done(c) for c in hooks)
+            )
+            assert await _scripts(a) - before <= 2
+            assert ended[:10] == [True] * 10 and a.calls == {}
+            assert await a.call_entries() == [] and await a.checkpoint("c0") is None
+            assert await a.redis.hlen(a.outbox.key) == 0
+            assert await b.claim_end("c5") is False  # a's end claims stay a's
+        finally:
+            await a.close()
+            await b.close()
+
+
+async def test_a_tick_redis_does_not_answer_gives_every_waiter_the_redis_down_answer(
+    tmp_path: Path,
+) -> None:
+    rs = await start_redis(tmp_path / "r")
+    a = ClusterState(rs.url, worker_id="a", log_every=0.0)
+    try:
+        flow = _flow()
+        h = await a.release(flow)
+        await a.begin("c1", flow, h)
+        await rs.stop()  # Redis dies with calls in progress
+        a.save("c1", Checkpoint(h, "menu", {}))
+        got = await asyncio.wait_for(
+            asyncio.gather(
+                a.flush(), a.begin("c2", flow, h), a.claim_end("c1", ("k", b"{}")), a.end("c3", "x")
+            ),
+            15,
+        )
+        # a start reads nothing (the last current version seen), a claim is granted (an end
+        # is never lost for want of Redis), an end did not remove anything
+        assert list(got[1:]) == [(None, h), True, False]
+        assert a.errors >= 1 and a.checkpoints == 0
+        assert a.outbox.claimed == {}  # not in the outbox: the call.ended goes out as before
+    finally:
+        await a.close()
+        await rs.stop()
