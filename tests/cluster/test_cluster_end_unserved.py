@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from _cluster_kit import local_http, running_redis, until, worker_process
+from _cluster_kit import local_http, running_redis, until, worker, worker_process
 from aiohttp import web
 
 from voxflow.cluster import ClusterState
@@ -230,3 +230,39 @@ async def test_a_draining_worker_leaves_unserved_ends_to_the_others(tmp_path: Pa
             await server.webhooks.aclose()
             await server.http.aclose()
         assert [json.loads(g[3])["call_id"] for g in _ended(got)] == ["c1"]
+
+
+async def test_a_call_whose_end_another_worker_claimed_is_hung_up_not_resumed(
+    tmp_path: Path,
+) -> None:
+    """The worker ending a call died after claiming its end, before hanging it up (the channel
+    lives on): the worker adopting the channel hangs it up instead of resuming its menu."""
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        _receiver() as (url, got),
+        ClusterState(rs.url, worker_id="a") as a,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        flow = tmp_path / "ending.flow"
+        flow.write_text(FLOW.replace("{url}", url))
+        hooks = Settings(grace_period=2, webhook_url=f"{url}/hooks", webhook_secret=SECRET)
+        handover = Settings(grace_period=2, drain="handover")
+        async with worker(sb, flow, a, settings=handover) as first:
+            call = await sb.place_call(from_="+15550501", to="100")
+            await until(lambda: bool(first.drivers), 15, "a runs the call")
+            for _ in range(1000):
+                cp = await a.checkpoint(call.id)
+                if cp is not None and cp.state == "menu":
+                    break
+                await asyncio.sleep(0.02)
+        assert first.handed_over == 1 and not call.ended  # the channel waits for a worker
+        assert await a.claim_end(call.id)  # as if a had ended the call and died before hangup
+        async with worker(sb, flow, b, settings=hooks) as second:
+            await call.wait_hangup(15)
+            await until(lambda: not second.drivers, 10, "b is done with it")
+            await second.webhooks.flush(5)
+            assert second.results.total == 0 and second.resumed == 0
+        assert _ended(got) == [] and not any(g[0].startswith("/on-hangup") for g in got)
+        assert await b.call_entries() == [] and await b.checkpoint(call.id) is None
+        assert not sb.pbx.channels and not sb.pbx.bridges

@@ -394,6 +394,12 @@ class ClusterState:
             self.outbox.claimed[call_id] = webhook
         return got is None or bool(got)
 
+    async def end_claimed_elsewhere(self, call_id: str) -> bool:
+        """True when another worker claimed the call's end (False when Redis does not say)."""
+        got = await self._op("read end claim", lambda: self.redis.get(self._k("end", call_id)))
+        holder = got.decode() if isinstance(got, bytes) else got
+        return holder is not None and holder != self.worker_id
+
     async def _forget_ended(self) -> None:
         """Delete the entries and checkpoints of calls that ended while Redis was unreachable
         (a Redis that kept its data would otherwise list them until their TTL)."""

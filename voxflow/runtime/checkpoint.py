@@ -230,6 +230,11 @@ class CallStore(Protocol):
         claim until delivered (a worker dying before sending it does not lose it)."""
         ...
 
+    async def end_claimed_elsewhere(self, call_id: str) -> bool:
+        """True when another worker has claimed the call's end (a call adopted from a worker
+        that died between claiming its end and hanging it up: it is not resumed)."""
+        ...
+
     def attach_webhooks(self, sender: WebhookSender) -> None:
         """Send pending end-of-call webhooks of dead workers with ``sender``; ``sender`` keeps
         this worker's pending in the store until delivered."""

@@ -250,6 +250,8 @@ class FlowServer:
         running: list[CallDriver[CallSession]] = []  # the redactor reads its state
         if self.store is not None:
             flow, fhash, cp = await self._begin(flow, sid)
+            if cp is not None and await self.store.end_claimed_elsewhere(sid):
+                return await self._ended_before(session)
             after_step = self._checkpointer(sid, fhash, session, running)
         redactor = Redactor(flow, lambda: running[0].state if running else None)
         sink = self._transcript_sink(sid, redactor)
@@ -391,6 +393,20 @@ class FlowServer:
             self.results[sid] = end
             self.ended_for_dead += 1
             log.warning("call %s ended while no worker served it: its end ran here", sid)
+        await self._ended(sid, end)
+        return end
+
+    async def _ended_before(self, session: CallSession) -> End:
+        """A call adopted from a dead worker that had claimed its end already (it died between
+        the claim and the hang-up): hung up, not resumed; its end is that worker's (its
+        ``call.ended`` in the outbox), not repeated here."""
+        sid = str(session.id)
+        log.warning("call %s: its end was claimed by another worker: hanging it up", sid)
+        end = End("ended_elsewhere", "the call ended on another worker")
+        try:
+            await session.hangup("normal")
+        except Exception as exc:  # as the driver's hang-up: logged, never raised to the app
+            log.warning("call %s: hangup failed: %s", sid, exc)
         await self._ended(sid, end)
         return end
 
