@@ -208,6 +208,18 @@ def test_undecodable_script_and_config_are_one_line_errors(tmp_path: Path) -> No
     assert code == 2 and "--grace: must not be negative" in out
 
 
+def test_options_that_would_be_ignored_or_lose_the_traces_are_errors(tmp_path: Path) -> None:
+    flow = str(FLOWS / "main_ivr.flow")
+    code, out = _run(flow, "--no-audio", "--meta", "a=b", "--caller-id", "Acme <100>")
+    assert code == 2 and "--meta, --caller-id: only with --call ENDPOINT" in out
+    (tmp_path / "afile").write_text("")
+    code, out = _run(flow, "--no-audio", "--trace", str(tmp_path / "afile" / "traces"))
+    assert code == 2 and "--trace: cannot create" in out, out
+    for grace in ("nan", "inf"):
+        code, out = _run(flow, "--grace", grace)
+        assert code == 2 and f"--grace: expected a number of seconds, got {grace}" in out
+
+
 def test_outbound_websocket_modes_are_a_real_asterisk_too(tmp_path: Path) -> None:
     flow = str(FLOWS / "main_ivr.flow")
     code, out = _run(flow, "--ari-mode", "persistent")

@@ -291,6 +291,7 @@ def run_command(
             urlsplit(settings.redis_url).password if settings.redis_url else None,
         )
         _check_sandbox_only(settings, caller_script, virtual_time, call_endpoint)
+        _check_call_and_trace(settings, call_endpoint, meta, caller_id)
         metadata = parse_meta(meta)
         registry = FlowRegistry()
         registry.load(flows)
@@ -348,6 +349,24 @@ def _check_sandbox_only(
             raise ConfigError(f"{', '.join(bad)}: sandbox only, not with Asterisk ({where})")
     if virtual_time and (caller_script is None or call_endpoint is not None):
         raise ConfigError("--virtual-time: only for a sandbox call with --caller SCRIPT")
+
+
+def _check_call_and_trace(
+    settings: Settings, call_endpoint: str | None, meta: tuple[str, ...], caller_id: str | None
+) -> None:
+    """ConfigError for ``--meta``/``--caller-id`` without ``--call`` (they would be ignored),
+    and for a trace directory that cannot be created or written (no trace would be kept)."""
+    if call_endpoint is None and (meta or caller_id is not None):
+        given = [flag for flag, v in (("--meta", meta), ("--caller-id", caller_id)) if v]
+        raise ConfigError(f"{', '.join(given)}: only with --call ENDPOINT")
+    if settings.trace_dir:
+        where = Path(settings.trace_dir)
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--trace: cannot create {where}: {exc.strerror or exc}") from None
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise ConfigError(f"--trace: cannot write into {where}")
 
 
 def _sandbox_call(

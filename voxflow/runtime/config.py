@@ -47,6 +47,7 @@ Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -222,6 +223,8 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             v = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{origin}: expected a number of seconds, got {value!r}") from None
+        if not math.isfinite(v):
+            raise ConfigError(f"{origin}: expected a number of seconds, got {value!r}")
         if v < 0:
             raise ConfigError(f"{origin}: must not be negative, got {value!r}")
         return v
