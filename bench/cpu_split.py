@@ -10,9 +10,13 @@ child processes. :class:`CpuSplit` measures, over one ``with`` block:
   so time other tasks run while it awaits is never its. Nested metered stretches are exclusive
   (the inner one's CPU is taken out of the outer one's).
 
-  - media: the RTP receive path (``RtpSocket._received``: parse, jitter buffer, VAD, watchers),
-    the quiet-line timer (``CallMedia._on_quiet``) and the shared pacer's task (``Pacer._run``:
-    stamping, the spin to the deadline, sending);
+  - media: the RTP receive path (``RtpSocket._readable``: read, parse, jitter buffer, VAD,
+    watchers), the quiet-line timer (``CallMedia._on_quiet``) and the shared pacer's task
+    (``Pacer._run``: stamping, the spin to the deadline, sending). The first two run per packet
+    or per call every 100 ms, and a reading of the thread's CPU clock costs ~2 us (a syscall: a
+    third of the receive path), so they are *sampled*: one call in ``SAMPLE_EVERY``, chosen at
+    random, is metered and counted that many times; the others run bare (their CPU is in the
+    loop thread's total, and the estimate moves it from signalling to media);
   - TTS: producing a prompt's audio (``CallMedia._prompt_frames``: the prompt cache, and on a
     miss reading espeak-ng's pipe, resampling, G.711 encoding);
   - STT (in the loop): a recognition (``CallMedia.recognize``: resampling the caller's speech and
@@ -29,6 +33,7 @@ child processes. :class:`CpuSplit` measures, over one ``with`` block:
 
 from __future__ import annotations
 
+import random
 import resource
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
@@ -39,9 +44,10 @@ from voxflow.media.callmedia import CallMedia
 from voxflow.media.pacer import Pacer
 from voxflow.media.transport import RtpSocket
 
-__all__ = ["PARTS", "CpuMeter", "CpuSplit", "children_cpu"]
+__all__ = ["PARTS", "SAMPLE_EVERY", "CpuMeter", "CpuSplit", "children_cpu"]
 
 PARTS = ("signalling", "media", "tts", "stt")
+SAMPLE_EVERY = 16  # the receive path: one call in this many is metered
 
 
 class CpuMeter:
@@ -49,19 +55,19 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self.spent = dict.fromkeys(PARTS, 0.0)
-        self._stack: list[list[Any]] = []  # [part, started] of the stretches running, inner last
+        self._stack: list[list[Any]] = []  # [part, started, weight] of the stretches, inner last
 
-    def enter(self, part: str) -> None:
+    def enter(self, part: str, weight: int = 1) -> None:
         now = time.thread_time()
         if self._stack:
             top = self._stack[-1]
-            self.spent[top[0]] += now - top[1]
-        self._stack.append([part, now])
+            self.spent[top[0]] += (now - top[1]) * top[2]
+        self._stack.append([part, now, weight])
 
     def leave(self) -> None:
         now = time.thread_time()
-        part, started = self._stack.pop()
-        self.spent[part] += now - started
+        part, started, weight = self._stack.pop()
+        self.spent[part] += (now - started) * weight
         if self._stack:
             self._stack[-1][1] = now
 
@@ -71,6 +77,27 @@ class CpuMeter:
 
         def metered(*args: Any, **kw: Any) -> Any:
             meter.enter(part)
+            try:
+                return fn(*args, **kw)
+            finally:
+                meter.leave()
+
+        return metered
+
+    def sampled(self, part: str, fn: Callable[..., Any], every: int) -> Callable[..., Any]:
+        """``fn`` charged to ``part`` by sampling: a call made outside any metered stretch is
+        metered with probability ``1 / every`` and charged ``every`` times its CPU (expected
+        value: the CPU of all the calls); one nested in a metered stretch is always metered."""
+        meter, rand, stack = self, random.random, self._stack
+        p = 1.0 / every
+
+        def metered(*args: Any, **kw: Any) -> Any:
+            if stack:
+                meter.enter(part)
+            elif rand() < p:
+                meter.enter(part, weight=every)
+            else:
+                return fn(*args, **kw)
             try:
                 return fn(*args, **kw)
             finally:
@@ -151,8 +178,8 @@ class CpuSplit:
     def install(self) -> None:
         m = self.meter
         for cls, name, wrap in (
-            (RtpSocket, "_received", lambda f: m.sync("media", f)),
-            (CallMedia, "_on_quiet", lambda f: m.sync("media", f)),
+            (RtpSocket, "_readable", lambda f: m.sampled("media", f, SAMPLE_EVERY)),
+            (CallMedia, "_on_quiet", lambda f: m.sampled("media", f, SAMPLE_EVERY)),
             (Pacer, "_run", lambda f: m.coroutine("media", f)),
             (CallMedia, "_prompt_frames", lambda f: m.iterator("tts", f)),
             (CallMedia, "recognize", lambda f: m.coroutine("stt", f)),

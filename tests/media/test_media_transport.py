@@ -10,7 +10,7 @@ import pytest
 from voxflow.errors import MediaError
 from voxflow.media.pacer import OutboundStream, Pacer
 from voxflow.media.rtp import RtpPacket
-from voxflow.media.transport import PortRange, RtpSocket
+from voxflow.media.transport import _BACKLOG_LIMIT, PortRange, RtpSocket
 
 
 def _free_block(n: int) -> int:
@@ -190,8 +190,11 @@ class _FullFor:
             raise BlockingIOError(11, "Resource temporarily unavailable")
         return self.sock.send(data)
 
+    def close(self) -> None:
+        self.sock.close()
 
-async def test_a_full_send_buffer_hands_packets_to_the_transport_in_order() -> None:
+
+async def test_a_full_send_buffer_queues_packets_and_sends_them_in_order() -> None:
     got: list[RtpPacket] = []
     a = await RtpSocket.open(on_packet=got.append)
     b = await RtpSocket.open()
@@ -207,9 +210,59 @@ async def test_a_full_send_buffer_hands_packets_to_the_transport_in_order() -> N
             if len(got) >= 10:
                 break
             await asyncio.sleep(0.01)
-        # Nothing lost, nothing reordered: refused packets went through the transport.
+        # Nothing lost, nothing reordered: refused packets waited and went out once writable.
         assert [p.sequence for p in got] == list(range(1, 11))
-        assert b.icmp_errors == 0
+        assert b.icmp_errors == 0 and b.send_dropped == 0 and not b._backlog
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_large_datagram_is_read_whole_and_sockets_share_one_buffer() -> None:
+    # Datagrams are read into one preallocated buffer per thread: nothing is truncated, and a
+    # packet's payload is its own copy (the next read does not change it).
+    got: list[RtpPacket] = []
+    a = await RtpSocket.open(on_packet=got.append)
+    b = await RtpSocket.open(on_packet=got.append)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.bind(("127.0.0.1", 0))
+    try:
+        assert a._buf is b._buf
+        a.set_remote(*tx.getsockname())
+        b.set_remote(*tx.getsockname())
+        big = bytes(range(256)) * 40  # 10240 bytes: more than any MTU
+        tx.sendto(RtpPacket(11, 1, 0, 7, big).serialize(), a.local)
+        tx.sendto(RtpPacket(11, 2, 0, 8, b"\x01" * 160).serialize(), b.local)
+        for _ in range(200):
+            if len(got) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        by_ssrc = {p.ssrc: p for p in got}
+        assert by_ssrc[7].payload == big and by_ssrc[8].payload == b"\x01" * 160
+        assert a.stats.received == b.stats.received == 1
+    finally:
+        tx.close()
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_send_backlog_past_its_limit_drops_and_counts() -> None:
+    a = await RtpSocket.open()
+    b = await RtpSocket.open()
+    try:
+        a.set_remote(*b.local)
+        real = a._sock
+        assert real is not None
+        never = _FullFor(real, full=set(range(1, 10_000)))  # the buffer never drains
+        a._sock = never  # type: ignore[assignment]
+        limit = _BACKLOG_LIMIT
+        for seq in range(limit + 5):
+            a.send(RtpPacket(0, seq, 0, 5).serialize())
+        assert len(a._backlog) == limit and a.send_dropped == 5
+        await asyncio.sleep(0.05)  # the writer callback retries; still full, nothing lost
+        assert len(a._backlog) == limit and never.calls > 1
+        a._sock = real
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert not a._backlog and a.closed
