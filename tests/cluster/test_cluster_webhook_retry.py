@@ -15,10 +15,16 @@ from pathlib import Path
 
 from _cluster_kit import local_http, running_redis, until, worker_process
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
 
 from voxflow.cluster import ClusterState
+from voxflow.cluster.metrics import WorkerCollector
+from voxflow.runtime.config import Settings
+from voxflow.runtime.registry import FlowRegistry
+from voxflow.runtime.server import FlowServer
 from voxflow.runtime.webhooks import RetryPolicy, WebhookSender, build_payload
 from voxflow.sandbox.server import Sandbox
+from voxflow.telephony.app import VoxtraApp
 
 
 @dataclass
@@ -149,3 +155,22 @@ async def test_a_worker_killed_while_retrying_call_ended_has_it_delivered_by_ano
         assert set(rx.tries) == {f"{call.id}:call.ended"}
         assert json.loads(rx.processed[f"{call.id}:call.ended"])["data"]["outcome"] == "completed"
         assert b.outbox.resent == 1
+
+
+async def test_a_given_up_webhook_shows_in_the_workers_metrics() -> None:
+    async with _flaky() as (url, rx):
+        app = VoxtraApp("http://127.0.0.1:9", "u", "p", "voxflow")  # never connected
+        server = FlowServer(app, FlowRegistry(), Settings(webhook_url=url, webhook_secret="s"))
+        server.webhooks.retry = RetryPolicy(attempts=3, initial=0.01)
+        try:
+            assert not await server.webhooks.deliver("call.ended", "c9", b"{}", "c9:call.ended")
+        finally:
+            await server.webhooks.aclose()
+            await server.http.aclose()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(WorkerCollector(server))
+    text = generate_latest(registry).decode()
+    assert "voxflow_webhooks_failed_total 1.0" in text
+    assert "voxflow_webhooks_retried_total 2.0" in text
+    assert "voxflow_webhooks_sent_total 0.0" in text
+    assert rx.tries == ["c9:call.ended"] * 3
