@@ -2,15 +2,15 @@
 
     .venv/bin/python bench/speech.py [--voices en-us,en-gb,en-us+f3] [--rates 140,175]
         [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
-        [--end-silence-ms 800] [--complete-silence-ms 300]
+        [--end-silence-ms 800] [--complete-silence-ms 300] [--check-sigma 300]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
 phrases), each phrase is spoken by espeak-ng in each voice and rate, clean and with white noise
 at each SNR, and sent through the path a call takes: 8 kHz G.711 mu-law in RTP packets -> RTP
 parse -> jitter buffer -> decode -> webrtcvad + SpeechDetector endpointing (what CallMedia.listen
-does) -> pocketsphinx with the step's phrases (confidence decision) -> the interpreter's choice
-matching. Out-of-grammar sentences (callers asking for something the menu does not offer) go
-through every grammar too. Printed per condition: in-grammar correct / nomatch / misroute,
+does) -> pocketsphinx with the step's phrases (confidence decision and noise-floor check) -> the
+interpreter's choice matching. Out-of-grammar sentences (callers asking for something the menu
+does not offer) go through every grammar too. Printed per condition: in-grammar correct / nomatch / misroute,
 out-of-grammar -> nomatch, the time from the endpoint to the decision and from the end of speech
 (the last voiced frame: the end-silence window that applied, 300 ms after a whole phrase, else
 800 ms, plus the endpoint -> decision time) to the decision, p50/p99. Sockets and ARI are left
@@ -42,13 +42,17 @@ import numpy as np
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
-from voxflow.media import codecs
+from voxflow.media import codecs, stt_pocketsphinx
 from voxflow.media.callmedia import _Watcher
 from voxflow.media.codecs import Resampler
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.rtp import parse_rtp
 from voxflow.media.stt_confidence import Features
-from voxflow.media.stt_pocketsphinx import PocketSphinxStream, PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import (
+    DECODERS_PER_DECISION,
+    PocketSphinxStream,
+    PocketSphinxSTT,
+)
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector, WebRtcVad
 from voxflow.runtime.matching import _matches
@@ -187,7 +191,7 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
     await stream.aclose()
     out.text, out.features = result.text, stream.features
     if VERBOSE:
-        print(f"    {result.alternatives} confidence {result.confidence}")
+        print(f"    {result.alternatives} confidence {result.confidence} check {stream.check!r}")
     return out
 
 
@@ -289,14 +293,21 @@ async def main() -> None:
     ap.add_argument("--half", choices=("all", "tune", "held"), default="all")
     ap.add_argument("--end-silence-ms", type=int, default=800)
     ap.add_argument("--complete-silence-ms", type=int, default=300)
+    ap.add_argument(
+        "--check-sigma",
+        type=float,
+        default=stt_pocketsphinx._CHECK_SIGMA,
+        help="the check search's noise floor in LSB (stt_pocketsphinx._CHECK_SIGMA)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print every wrong decision")
     args = ap.parse_args()
     global VERBOSE, END_SILENCE_MS, COMPLETE_SILENCE_MS
     VERBOSE, END_SILENCE_MS = args.verbose, args.end_silence_ms
     COMPLETE_SILENCE_MS = args.complete_silence_ms
+    stt_pocketsphinx._CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     stt = PocketSphinxSTT(min_confidence=args.min_confidence)
-    await stt.warm_up(2)
+    await stt.warm_up(DECODERS_PER_DECISION)
     gs = grammars()[: args.limit or None]
     print(f"{len(gs)} grammars: " + "; ".join(f"{g.where} {g.phrases}" for g in gs))
     voices, rates = args.voices.split(","), [int(r) for r in args.rates.split(",")]

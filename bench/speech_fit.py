@@ -22,7 +22,7 @@ import numpy as np
 from speech import Sample, grammars, in_half, run
 
 from voxflow.media.stt_confidence import Features
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 
 FIELDS = list(Features.__dataclass_fields__)
 
@@ -30,7 +30,7 @@ FIELDS = list(Features.__dataclass_fields__)
 async def collect(snrs: list[str]) -> list[Sample]:
     """Every utterance of both halves, with the stream's features (threshold ~0: no rejection)."""
     stt = PocketSphinxSTT(min_confidence=1e-9)
-    await stt.warm_up(2)
+    await stt.warm_up(DECODERS_PER_DECISION)
     gs = grammars()
     voices, rates = ["en-us", "en-gb", "en-us+f3"], [140, 175]
     out: list[Sample] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from voxflow.cli.run import _make_app, _warm_up_providers
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.runtime.config import load_settings
 
 
@@ -22,7 +22,7 @@ async def test_the_offline_recogniser_is_warm_before_the_first_call(
     assert isinstance(app.stt, PocketSphinxSTT)
     assert app.stt.spare() == 0  # nothing built yet
     await _warm_up_providers(app)
-    assert app.stt.spare() == 2  # a grammar search and its phone loop, ready
+    assert app.stt.spare() == DECODERS_PER_DECISION  # a grammar, its phone loop and check
 
 
 async def test_providers_without_a_warm_up_are_left_alone(tmp_path: Path) -> None:

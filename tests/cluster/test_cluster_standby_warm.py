@@ -18,7 +18,7 @@ from _cluster_kit import running_redis, until
 
 from voxflow.cli import run as cli_run
 from voxflow.cluster import ClusterState, node_app
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
@@ -103,7 +103,8 @@ async def test_a_standby_warms_prompts_and_decoders_before_it_holds_the_app_name
             assert cache is not None and isinstance(app.stt, PocketSphinxSTT)
 
             def warm() -> bool:
-                return bool(cache.stats.entries >= len(STATIC) and app.stt.spare() == 2)
+                spare = app.stt.spare() == DECODERS_PER_DECISION
+                return bool(cache.stats.entries >= len(STATIC) and spare)
 
             await until(lambda: warm() or serving.done(), 30, "prompts and decoders warm")
             # Warm, and still standing by: the name is the holder's, no events socket is open.

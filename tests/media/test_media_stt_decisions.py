@@ -15,7 +15,7 @@ from sandbox_rig import open_app_rig
 from voxflow.errors import ConfigError
 from voxflow.media import codecs
 from voxflow.media.stt_confidence import Segment, confidence, features
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector
@@ -25,7 +25,8 @@ from voxflow.voice.providers import Transcript
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
 MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
-STT = PocketSphinxSTT(pool_size=2)  # one pool for the module: decoders take ~0.3 s to build
+# one pool for the module: decoders take ~0.3 s to build
+STT = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)
 
 
 async def _call_audio(text: str) -> bytes:
@@ -77,7 +78,7 @@ async def test_with_no_spare_decoder_the_phone_loop_runs_at_finish_to_the_same_r
     audio = await _call_audio("I want to leave a message")
     cold = PocketSphinxSTT(pool_size=3)  # nothing pooled: no second decoder is built mid-call
     late = await _recognise(audio, 640, 0.5, cold)
-    await cold.warm_up(2)  # now both searches stream side by side
+    await cold.warm_up(DECODERS_PER_DECISION)  # now every search streams
     assert await _recognise(audio, 640, 0.5, cold) == late
     assert late.text == "" and late.confidence is not None
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["default_script", "run_command"]
 
 log = logging.getLogger(__name__)
-_WARM_DECODERS = 2  # pocketsphinx decoders built at start-up: a grammar and its phone loop
+_WARM_DECODERS = 3  # pocketsphinx decoders built at start-up: a grammar, its phone loop and check
 T = TypeVar("T")
 
 EXIT_CONFIG, EXIT_ARI = 2, 3

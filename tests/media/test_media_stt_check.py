@@ -1,0 +1,108 @@
+"""The noise-floor check of a pocketsphinx grammar decision (issue 18), on real espeak-ng audio
+over a G.711 leg: a phrase the grammar alone misroutes on clean audio becomes a nomatch, the
+check's veto, the check running at finish when no decoder is spare, and every choice of the
+example IVR's menus: recognised or a nomatch, never another choice."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from voxflow.compiler import compile_flow
+from voxflow.ir import models as ir
+from voxflow.media import codecs, stt_pocketsphinx
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
+from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.runtime.matching import _matches
+from voxflow.voice.providers import Transcript
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+FLOW = Path(__file__).resolve().parents[2] / "flows" / "main_ivr.flow"
+MAIN = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
+STT = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)
+
+
+async def _call_audio(text: str, voice: str = "en-us", rate: int = 160) -> bytes:
+    """``text`` as a caller's 8 kHz mu-law leg delivers it (with the VAD's pauses), at 16 kHz."""
+    tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
+    pcm = bytes(6400) + b"".join([c async for c in tts.synthesize(text)]) + bytes(12800)
+    return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
+
+
+async def _recognise(
+    audio: bytes, phrases: list[str], stt: PocketSphinxSTT = STT
+) -> tuple[Transcript, str | None]:
+    """The transcript (threshold 0.6, fed in 20 ms pieces) and what the check search heard."""
+    stream = await stt.open_stream(phrases=phrases, min_confidence=0.6)
+    try:
+        for i in range(0, len(audio), 640):
+            await stream.feed(audio[i : i + 640])
+        return await stream.finish(), stream.check
+    finally:
+        await stream.aclose()
+
+
+def _menus() -> list[list[tuple[str, tuple[str, ...]]]]:
+    """Each spoken menu of main_ivr: (choice, its phrases), the state's anytime commands too."""
+    flow = compile_flow(FLOW.read_text(), str(FLOW)).flow
+    assert flow is not None
+    menus = []
+    for state in flow.states.values():
+        for step in state.steps:
+            if isinstance(step, ir.GatherStep) and any(c.phrases for c in step.choices):
+                menu = [(c.value, c.phrases) for c in step.choices if c.phrases]
+                menus.append(menu + [(c.name, c.phrases) for c in state.commands if c.phrases])
+    return menus
+
+
+async def test_a_phrase_the_grammar_alone_misroutes_on_clean_audio_is_a_nomatch() -> None:
+    # Clean en-gb "sales": its /s/ is near silence below 4 kHz, and the grammar's best path is
+    # "pay my bill" with a high confidence; the search over the noise floor hears "sales".
+    result, check = await _recognise(await _call_audio("sales", "en-gb", 140), MAIN)
+    assert result.alternatives[0] == "pay my bill" and (result.confidence or 0) >= 0.6
+    assert check == "sales"
+    assert result.text == ""  # the caller is asked again, not sent to billing
+
+
+async def test_the_check_vetoes_a_confident_result_it_does_not_hear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    audio = await _call_audio("operator")
+    heard, check = await _recognise(audio, MAIN)
+    assert heard.text == "operator" == check
+    monkeypatch.setattr(stt_pocketsphinx, "_CHECK_SIGMA", 20000.0)  # the check hears only noise
+    drowned, check = await _recognise(audio, MAIN)
+    assert check != "operator" and drowned.text == ""
+    assert drowned.confidence == heard.confidence  # the confidence itself is the grammar's
+
+
+async def test_with_no_spare_decoder_the_check_runs_at_finish_to_the_same_result() -> None:
+    audio = await _call_audio("sales", "en-gb", 140)
+    cold = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)  # nothing pooled
+    late = await _recognise(audio, MAIN, cold)
+    await cold.warm_up(DECODERS_PER_DECISION)  # now every search streams
+    assert cold.spare() == DECODERS_PER_DECISION
+    assert await _recognise(audio, MAIN, cold) == late
+    assert late[1] == "sales" and late[0].text == ""
+
+
+async def test_every_choice_of_the_example_ivr_is_recognised_or_a_nomatch_never_another() -> None:
+    menus = _menus()
+    assert len(menus) == 2  # the main menu and the billing menu
+    recognised = spoken = 0
+    for menu in menus:
+        phrases = [p for _, ps in menu for p in ps]
+        for value, said in [(v, p) for v, ps in menu for p in ps]:
+            result, _ = await _recognise(await _call_audio(said), phrases)
+            routed = [
+                v for v, ps in menu if result.text and _matches(result.text, "speech", (), ps, ())
+            ]
+            assert routed in ([], [value]), f"{said!r} was heard as {result.text!r}"
+            recognised += routed == [value]
+            spoken += 1
+        oog, _ = await _recognise(await _call_audio("I want to leave a message"), phrases)
+        assert oog.text == ""  # outside the grammar: a nomatch
+    assert recognised >= spoken * 2 // 3, f"only {recognised} of {spoken} phrases recognised"
