@@ -5,19 +5,19 @@
         [--end-silence-ms 800] [--complete-silence-ms 300] [--check-sigma 300]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
-phrases), each phrase is spoken by espeak-ng in each voice and rate, clean and with white noise
-at each SNR, and sent through the path a call takes: 8 kHz G.711 mu-law in RTP packets -> RTP
-parse -> jitter buffer -> decode -> webrtcvad + SpeechDetector endpointing (what CallMedia.listen
-does) -> pocketsphinx with the step's phrases (confidence decision and noise-floor check) -> the
-interpreter's choice matching. Out-of-grammar sentences (callers asking for something the menu
-does not offer) go through every grammar too. Printed per condition: in-grammar correct / nomatch / misroute,
-out-of-grammar -> nomatch, the time from the endpoint to the decision and from the end of speech
-(the last voiced frame: the end-silence window that applied, 300 ms after a whole phrase, else
-800 ms, plus the endpoint -> decision time) to the decision, p50/p99. Sockets and ARI are left
-out (the sandbox tests cover them). Frames reach the STT as CallMedia.recognize hands them over
-(it decodes while the caller speaks and sets the detector's ``complete``), but faster than real
-time; the decoders' real-time factor while streaming is printed too (it must stay well under 1
-for the figures to hold on a live call).
+phrases), each phrase is spoken by espeak-ng in each voice and rate, clean and with white noise at
+each SNR, and sent through the path a call takes: 8 kHz G.711 mu-law in RTP packets -> RTP parse ->
+jitter buffer -> decode -> webrtcvad + SpeechDetector endpointing (what CallMedia.listen does) ->
+pocketsphinx with the step's phrases (confidence decision and noise-floor check) -> the
+interpreter's choice matching. Out-of-grammar sentences (callers asking for something the menu does
+not offer) go through every grammar too. Printed per condition: in-grammar correct / nomatch /
+misroute, out-of-grammar -> nomatch, the time from the endpoint to the decision and from the end of
+speech (the last voiced frame: the end-silence window that applied, 300 ms after a whole phrase,
+else 800 ms, plus the endpoint -> decision time) to the decision, p50/p99. Sockets and ARI are left
+out (the sandbox tests cover them). Frames reach the STT as CallMedia.recognize hands them over (it
+decodes while the caller speaks and sets the detector's ``complete``), but faster than real time;
+the decoders' real-time factor while streaming is printed too (it must stay well under 1 for the
+figures to hold on a live call).
 
 ``--half`` splits the set for the confidence fit (bench/speech_fit.py): ``tune`` is three
 voice/rate pairs (TUNE_PAIRS) and the even out-of-grammar sentences, ``held`` the other three
