@@ -106,7 +106,7 @@ async def test_a_standby_warms_prompts_and_decoders_before_it_holds_the_app_name
                 spare = app.stt.spare() == DECODERS_PER_DECISION
                 return bool(cache.stats.entries >= len(STATIC) and spare)
 
-            await until(lambda: warm() or serving.done(), 30, "prompts and decoders warm")
+            await until(lambda: warm() or serving.done(), 60, "prompts and decoders warm")
             # Warm, and still standing by: the name is the holder's, no events socket is open.
             assert not serving.done()
             assert await holder.redis.get(f"voxflow:app:{name}") == b"holder"
