@@ -208,3 +208,27 @@ def test_retry_after_reads_seconds_and_http_dates_for_429_and_503_only() -> None
     assert retry_after(503, "Wed, 31 Dec 2025 23:00:00 GMT", lambda: now) == 0.0
     assert retry_after(500, "12") is None
     assert retry_after(429, "soon") is None and retry_after(429, None) is None
+
+
+async def test_deliveries_waiting_for_a_retry_are_bounded() -> None:
+    rx = Receiver(answers=[(503, {})] * 100)
+    release = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        await release.wait()  # every retry waits until the test lets them go
+
+    policy = RetryPolicy(attempts=3, initial=0.5, max_waiting=2)
+    async with serving(rx) as port:
+        sender = WebhookSender(f"http://127.0.0.1:{port}/hooks", SECRET, retry=policy, sleep=sleep)
+        for i in range(4):
+            sender.emit("call.ended", call_id=f"c{i}", flow="f", metadata={}, key=f"c{i}:k")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while sender.failed < 2:  # two wait for their retry, the two past the bound give up
+            assert loop.time() < deadline, (sender.waiting, sender.failed)
+            await asyncio.sleep(0.01)
+        assert sender.waiting == 2 and sender.retried == 2
+        release.set()
+        await sender.flush(10)
+        await sender.aclose()
+    assert sender.waiting == 0 and sender.failed == 4 and len(rx.tries) == 2 + 2 * 3

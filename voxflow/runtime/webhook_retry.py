@@ -6,7 +6,8 @@ a redirect voxflow does not follow) is final. Waits grow exponentially with jitt
 x ``factor``^(n-1), at most ``max_delay``, times a random factor in [0.5, 1)); a ``Retry-After``
 header (seconds or an HTTP date) on a 429 or 503 replaces the computed wait. The whole delivery
 is bounded: at most ``attempts`` tries, and no wait that would end after ``max_elapsed``
-seconds from the first try (a ``Retry-After`` past it ends the delivery at once). Every retry
+seconds from the first try (a ``Retry-After`` past it ends the delivery at once), and no more
+than ``max_waiting`` deliveries of a sender waiting for a retry at once. Every retry
 carries the same body and ``Idempotency-Key``: receivers drop repeats by the key.
 """
 
@@ -56,6 +57,9 @@ class RetryPolicy:
     factor: float = 2.0
     max_delay: float = 15.0
     max_elapsed: float = 60.0
+    max_waiting: int = 1000
+    """Deliveries of one sender waiting for their next try at once, at most (a receiver down
+    under load must not pile up tasks): past it a failed try is final."""
 
     def __post_init__(self) -> None:
         if self.attempts < 1 or self.initial < 0 or self.factor < 1 or self.max_elapsed < 0:

@@ -32,6 +32,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -183,6 +184,8 @@ class WebhookSender:
         """Deliveries given up (after their retries) or not sendable (metric)."""
         self.retried = 0
         """Tries after a first failed one (metric)."""
+        self.waiting = 0
+        """Deliveries waiting for their next try now (at most ``retry.max_waiting``)."""
         self.redactors: dict[str, Callable[[Any], Any]] = {}
         """Per call id: applied to the metadata and data of its events (sensitive variables)."""
         self.outbox: WebhookOutbox | None = None
@@ -303,6 +306,9 @@ class WebhookSender:
                 return True
             elapsed = loop.time() - start
             wait = self.retry.wait(tried, attempt, elapsed, self._rand)
+            if wait is not None and self.waiting >= self.retry.max_waiting:
+                attempt = replace(attempt, why=f"{attempt.why}; {self.waiting} others retrying")
+                wait = None
             if wait is None:
                 break
             self.retried += 1
@@ -310,7 +316,11 @@ class WebhookSender:
                 "webhook %s for call %s: try %d failed (%s); next in %.1f s",
                 event, call_id, tried, attempt.why, wait,
             )  # fmt: skip
-            await self._sleep(wait)
+            self.waiting += 1
+            try:
+                await self._sleep(wait)
+            finally:
+                self.waiting -= 1
         self.failed += 1
         final = "" if attempt.retryable else ", not retryable"
         log.warning(
