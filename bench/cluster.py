@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -98,6 +99,7 @@ class Cluster:
     hooks: list[dict[str, Any]]
     hook_url: str
     workers: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    logs: dict[int, Path] = field(default_factory=dict)
     _ports: int = 20000
 
     audio: bool = True
@@ -118,17 +120,18 @@ class Cluster:
         args = ["--redis", self.redis_url] if redis else []
         args += [] if self.audio else ["--no-audio"]
         args += [] if self.warm else ["--no-warm-prompts"]
-        logs = os.environ.get("BENCH_LOGS")  # a directory for the workers' logs
-        err = os.open(f"{logs}/worker-{self._ports}.log", os.O_WRONLY | os.O_CREAT) if logs else -1
+        logs = os.environ.get("BENCH_LOGS") or str(self.tmp)  # a directory for the workers' logs
+        log_path = f"{logs}/worker-{self._ports}.log"
+        err = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from voxflow.cli.main import main; main()", "run",
             str(self.tmp / "bench.flow"), "--ari-url", self.sb.ari_url, "--ari-user", self.sb.user,
             "--app", app, "--config", str(config), *args, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=err if logs else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
-        if logs:
-            os.close(err)
+        os.close(err)
         self.workers[app + f"#{proc.pid}"] = proc
+        self.logs[proc.pid] = Path(log_path)
         if redis:
             state = ClusterState(self.redis_url, worker_id="bench-probe")
             try:
@@ -362,6 +365,7 @@ class Soak:
     failover: list[float] = field(default_factory=list)
     kills: int = 0
     killed_at: list[float] = field(default_factory=list)
+    breakdowns: list[dict[str, float]] = field(default_factory=list)
     one_at_a_time: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -372,6 +376,23 @@ async def _holder(c: Cluster, key: str) -> int | None:
     finally:
         await client.aclose()
     return int(raw.decode().rsplit("-", 1)[1]) if raw else None
+
+
+async def _standby_ready(s: Soak) -> None:
+    """Until a worker other than the application name's holder stands by (it warms prompts
+    and decoders first: seconds on a loaded box), at most 120 s."""
+    key = node_app(s.c.sb.ari_url, "voxflow")
+    for _ in range(2400):
+        holder = await _holder(s.c, key)
+        live = [p for p, proc in s.c.logs.items() if p != holder and _alive(s.c, p)]
+        if any("standby: app" in s.c.logs[p].read_text() for p in live):
+            return
+        await asyncio.sleep(0.05)
+    print("no worker stands by after 120 s")
+
+
+def _alive(c: Cluster, pid: int) -> bool:
+    return any(p.pid == pid and p.returncode is None for p in c.workers.values())
 
 
 async def _kill(s: Soak) -> None:
@@ -407,8 +428,42 @@ async def _kill_now(s: Soak) -> None:
                 return
             await asyncio.sleep(0.01)
 
+    first = len(s.failover)
     await asyncio.gather(*(resumed(call) for call in live))
+    heard = sorted(s.failover[first:])
+    await _breakdown(s, key, set(procs) - {pid}, s.killed_at[-1], heard)
     await s.c.worker("voxflow", ttl=s.ttl)  # the next standby
+
+
+_TIMELINE = re.compile(r"take-over timeline \(s after the death was seen at ([\d.]+)\): (.*)")
+
+
+async def _breakdown(
+    s: Soak, key: str, standbys: set[int], killed: float, heard: list[float]
+) -> None:
+    """Print where this kill's failover time went: the standby's take-over timeline (its log
+    line, :mod:`voxflow.cluster.takeover`) from the kill, and the callers' ears."""
+    got: re.Match[str] | None = None
+    for _ in range(400):  # the line comes once every resumed call's prompt started (<= 15 s)
+        pid = await _holder(s.c, key)
+        if pid in standbys:
+            got = _TIMELINE.search(s.c.logs[pid].read_text())
+            if got:
+                break
+        await asyncio.sleep(0.05)
+    if got is None:
+        print(f"kill {s.kills}: no take-over timeline in the standby's log")
+        return
+    dead = float(got[1]) - killed
+    row = {"dead seen": dead}
+    for name, value in re.findall(r"([a-z]+) ([\d.]+)(?:/[\d.]+)?", got[2]):
+        row[name] = dead + float(value)
+    if heard:
+        row["heard"] = statistics.median(heard)
+    s.breakdowns.append(row)
+    points = ", ".join(f"{k} {v:.2f}" for k, v in row.items())
+    worst = f"; max heard {heard[-1]:.2f}" if heard else ""
+    print(f"kill {s.kills} (s after the kill; calls: p50): {points}{worst}")
 
 
 async def failover(args: argparse.Namespace) -> None:
@@ -421,8 +476,17 @@ async def failover(args: argparse.Namespace) -> None:
         sem = asyncio.Semaphore(args.concurrency)
         killing: list[asyncio.Task[None]] = []
 
+        placing = asyncio.Event()  # cleared while the next standby warms up
+        placing.set()
+
         async def limited(i: int) -> None:
             async with sem:
+                if i and i % args.kill_every == 0:  # calls in progress at the kill, on a standby
+                    placing.clear()
+                    async with s.one_at_a_time:
+                        await _standby_ready(s)
+                    placing.set()
+                await placing.wait()
                 call_task = asyncio.ensure_future(one_call(c.sb, "voxflow", i, s.placed))
                 if i and i % args.kill_every == 0:
                     await asyncio.sleep(1.0)  # this call (and those before it) reach the menu
@@ -442,6 +506,13 @@ async def failover(args: argparse.Namespace) -> None:
         state = ClusterState(c.redis_url, worker_id="bench-probe")
         left = len(await state.call_entries())
         await state.redis.aclose()
+    if s.breakdowns:
+        names = list(dict.fromkeys(k for row in s.breakdowns for k in row))
+        med = {k: statistics.median(r[k] for r in s.breakdowns if k in r) for k in names}
+        print(
+            f"where the time goes (median over {len(s.breakdowns)} kills, s after the kill; "
+            "calls: their p50): " + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
+        )
     f = sorted(s.failover)
     p99 = f[min(len(f) - 1, int(len(f) * 0.99))] if f else float("nan")
     print(

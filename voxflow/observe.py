@@ -10,17 +10,21 @@ caller's thread, in the middle of a call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 __all__ = [
+    "MomentSink",
     "Observer",
     "ari_request",
     "install",
     "installed",
+    "moment",
     "provider_error",
     "rtp",
     "step",
     "uninstall",
+    "watch_moments",
 ]
 
 
@@ -85,3 +89,23 @@ def rtp(received: int, lost: int, late: int) -> None:
     """See :meth:`Observer.rtp`."""
     if _observer is not None:
         _observer.rtp(received, lost, late)
+
+
+MomentSink = Callable[[str, str], None]
+"""Receives ``(what, call_id)`` of a :func:`moment` (the time is the receiver's to read)."""
+
+_moments: MomentSink | None = None
+
+
+def watch_moments(sink: MomentSink | None) -> None:
+    """Send every :func:`moment` to ``sink`` (None: stop). A worker taking calls over records
+    its take-over's timeline this way (:mod:`voxflow.cluster.takeover`)."""
+    global _moments
+    _moments = sink
+
+
+def moment(what: str, call_id: str = "") -> None:
+    """A point on a take-over's timeline was reached (``connected``, ``listed``, a call's
+    ``checkpoint``, ``entered``, ``prompt``...); one global lookup while nobody watches."""
+    if _moments is not None:
+        _moments(what, call_id)

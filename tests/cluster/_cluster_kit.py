@@ -180,11 +180,14 @@ async def worker_process(
     webhook_url: str | None = None,
     *,
     fault: str | None = None,
+    ari_url: str | None = None,
+    log: Path | None = None,
 ) -> asyncio.subprocess.Process:
-    """``voxflow run FLOWS --redis URL --no-audio`` on the sandbox, in its own process (the
-    test may SIGKILL it); its settings file is ``config``, its log goes next to it
-    (``worker-<pid>.log``, kept by pytest's tmp_path for a failure's post-mortem). ``fault``:
-    the process kills itself at that fault point (``VOXFLOW_FAULT``, :mod:`voxflow.faults`)."""
+    """``voxflow run FLOWS --redis URL --no-audio`` on the sandbox (or ``ari_url``: a node
+    list), in its own process (the test may SIGKILL it); its settings file is ``config``, its
+    log goes to ``log`` or next to it (``worker-<ns>.log``, kept by pytest's tmp_path for a
+    failure's post-mortem). ``fault``: the process kills itself at that fault point
+    (``VOXFLOW_FAULT``, :mod:`voxflow.faults`)."""
     env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
     env.pop("VOXFLOW_WEBHOOK_URL", None)
     env.pop("VOXFLOW_FAULT", None)
@@ -192,12 +195,13 @@ async def worker_process(
         env["VOXFLOW_FAULT"] = fault
     if webhook_url:
         env["VOXFLOW_WEBHOOK_URL"] = webhook_url
-    log = config.parent / f"worker-{time.monotonic_ns()}.log"
+    log = log or config.parent / f"worker-{time.monotonic_ns()}.log"
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         return await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flows),
-            "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", redis_url, "--no-audio",
+            "--ari-url", ari_url or sb.ari_url, "--ari-user", sb.user, "--redis", redis_url,
+            "--no-audio",
             "--config", str(config), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=fd,
         )  # fmt: skip
     finally:

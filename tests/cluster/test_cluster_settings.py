@@ -77,3 +77,38 @@ def test_run_with_a_bad_redis_url_is_a_config_error(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "--redis: invalid URL 'memcache://x'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_node_list_for_one_standby(tmp_path: Path) -> None:
+    (tmp_path / "voxflow.toml").write_text(
+        '[ari]\nurl = ["http://10.0.0.11:8088/ari", "http://10.0.0.12:8088/ari"]\n'
+        '[cluster]\nredis_url = "redis://r:6379/0"\n'
+    )
+    s = load_settings(env={}, cwd=tmp_path)
+    assert s.nodes() == ["http://10.0.0.11:8088/ari", "http://10.0.0.12:8088/ari"]
+    s = load_settings({"ari_url": "http://a:8088/ari, http://b:8088/ari"}, env={}, cwd=tmp_path)
+    assert s.nodes() == ["http://a:8088/ari", "http://b:8088/ari"]
+    assert load_settings({"ari_url": "http://a:8088/ari"}, env={}).nodes() == ["http://a:8088/ari"]
+    assert load_settings(env={}).nodes() == []  # the sandbox
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"ari_url": "http://a/ari,http://b/ari"}, "--ari-url: several ARI URLs .* need the"),
+        (
+            {
+                "ari_url": "http://a/ari,http://b/ari",
+                "redis_url": "redis://r",
+                "ari_mode": "per_call",
+            },
+            "classic ARI mode",
+        ),
+        ({"ari_url": "http://a/ari,http://a/ari", "redis_url": "redis://r"}, "listed twice"),
+        ({"ari_url": "http://a/ari,ftp://b", "redis_url": "redis://r"}, "invalid URL 'ftp://b'"),
+        ({"ari_url": ",", "redis_url": "redis://r"}, "no ARI URL in ','"),
+    ],
+)
+def test_bad_node_lists_are_named(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(values, env={})

@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -86,7 +87,8 @@ _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number":
     "--ari-url",
     metavar="URL",
     help="ARI base URL of a real Asterisk, e.g. http://127.0.0.1:8088/ari [VOXFLOW_ARI_URL]. "
-    "Without one, voxflow runs one call on the embedded sandbox.",
+    "Without one, voxflow runs one call on the embedded sandbox. With --redis, several "
+    "comma-separated URLs: a standby for those nodes, serving the first whose worker dies.",
 )
 @click.option(
     "--ari-user",
@@ -556,8 +558,9 @@ async def _serve(
 ) -> None:
     from voxflow.runtime.server import FlowServer
 
+    nodes = settings.nodes()  # several: a standby for those nodes (cluster, classic mode)
     app = _make_app(
-        settings, settings.ari_url or "", settings.ari_user, settings.ari_password, audio=audio
+        settings, nodes[0] if nodes else "", settings.ari_user, settings.ari_password, audio=audio
     )
     async with contextlib.AsyncExitStack() as stack:
         cluster = await _cluster(settings, registry, stack)
@@ -572,9 +575,12 @@ async def _serve(
         server.warm_registry()  # prompts and decoders warm while a standby waits
         await _warm_up_providers(app)
         if cluster is not None and settings.ari_mode == "classic":
-            from voxflow.cluster.state import node_app  # one events socket per app name
+            from voxflow.cluster.takeover import take_node  # one events socket per app name
 
-            await cluster.hold_app(node_app(settings.ari_url or "", settings.app))
+            url, timeline = await take_node(cluster, app, nodes)
+            settings = replace(settings, ari_url=url)
+            if timeline is not None:
+                stack.callback(timeline.cancel)
         if settings.metrics_port is not None:
             await _metrics(settings, server, cluster, stack)
         if cluster is not None:  # calls that ended while no worker served them: their end runs

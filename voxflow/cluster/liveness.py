@@ -21,11 +21,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-__all__ = ["DeathWatch", "LivenessLink", "live_name"]
+__all__ = ["DeathWatch", "LivenessLink", "client_names", "live_name"]
 
 log = logging.getLogger(__name__)
 _REOPEN_AFTER = 0.05
@@ -35,6 +36,11 @@ _MIN_UPTIME = 2.0
 def live_name(prefix: str, worker_id: str) -> str:
     """The client name of ``worker_id``'s liveness connection."""
     return f"{prefix}live:{worker_id}"
+
+
+def client_names(clients: list[dict[str, Any]]) -> set[str]:
+    """The names of the connections a ``CLIENT LIST`` shows."""
+    return {str(c.get("name", "")) for c in clients}
 
 
 class LivenessLink:
@@ -98,18 +104,22 @@ class DeathWatch:
         names = (str(c.get("name", "")) for c in await self.redis.client_list())
         return {n[len(marker) :] for n in names if n.startswith(marker)}
 
-    async def gone(self, worker_id: str) -> bool:
+    async def gone(self, worker_id: str, names: set[str] | None = None) -> bool:
         """True once ``worker_id``'s named connection has been missing for ``confirm`` s (and
-        the test applies: Redis up long enough, the worker keeps such a connection). Redis
-        errors propagate (the caller counts them)."""
-        names = {str(c.get("name", "")) for c in await self.redis.client_list()}
+        the test applies: Redis up long enough, the worker keeps such a connection). ``names``:
+        the client names of a ``CLIENT LIST`` just read (:func:`client_names`; read here when
+        None). Redis errors propagate (the caller counts them)."""
+        if names is None:
+            names = client_names(await self.redis.client_list())
         if live_name(self.prefix, worker_id) in names:
             self._missing.pop(worker_id, None)
             return False
-        raw = await self.redis.get(f"{self.prefix}worker:{worker_id}")
+        pipe = self.redis.pipeline(transaction=False)  # one round trip
+        pipe.get(f"{self.prefix}worker:{worker_id}")
+        pipe.info("server")
+        raw, info = await pipe.execute()
         if raw is None or not json.loads(raw).get("live"):
             return False  # no entry (left, or expired: its hold expires too) or an older worker
-        info = await self.redis.info("server")
         if float(info.get("uptime_in_seconds", 0)) < min(self.worker_ttl, _MIN_UPTIME):
             return False  # Redis restarted: live workers have not all reconnected yet
         now = self.clock()

@@ -38,15 +38,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from voxflow import faults
+from voxflow.cluster.apphold import AppHold, node_app
 from voxflow.cluster.liveness import DeathWatch, LivenessLink
 from voxflow.cluster.outbox import Outbox, entry_json
 from voxflow.cluster.reaper import Ender, end_unserved
@@ -64,24 +64,6 @@ _RETRY_DELAYS = (0.05, 0.2)
 _DOWN_FOR = 2.0
 UNADOPTED_GRACE = 30.0
 """Seconds a call of a dead worker may wait for Asterisk to re-connect it (outbound modes)."""
-_REFRESH = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_TAKE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return false
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +112,6 @@ class ClusterState:
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout / 2
         )
-        self._refresh = self.redis.register_script(_REFRESH)
-        self._take = self.redis.register_script(_TAKE)
         self.liveness = LivenessLink(url, prefix, self.worker_id, every=heartbeat)
         self.deaths = DeathWatch(self.redis, prefix, worker_ttl=worker_ttl)
         self.outbox = Outbox(
@@ -180,8 +160,17 @@ class ClusterState:
         self._down_until = 0.0
         self._closing = False
         self.draining = False
-        self.app: str | None = None
-        """The ARI application name this worker holds (:meth:`hold_app`)."""
+        self.holds = AppHold(
+            self.redis,
+            f"{prefix}app:",
+            self.worker_id,
+            worker_ttl,
+            self._op,
+            self.deaths,
+            poll=min(0.05, heartbeat / 2),
+        )
+        self._prefetched: dict[str, Checkpoint] = {}  # call id -> checkpoint, for its begin
+        self._claimed: dict[str, str] = {}  # prefetched call id -> the worker that claimed its end
         """Set by :meth:`leave`: the worker takes no new calls and stops beating."""
 
     # ------------------------------------------------------------ lifecycle
@@ -226,12 +215,27 @@ class ClusterState:
 
     async def release_app(self) -> None:
         """Let a standby take the application name (if this worker still holds it)."""
-        if self.app is not None:
-            key, self.app = self._k("app", self.app), None
-            release = self.redis.register_script(_RELEASE)
-            await self._op("release app", lambda: release(keys=[key], args=[self.worker_id]))
+        await self.holds.release()
 
-    # ------------------------------------------------------------ workers
+    @property
+    def app(self) -> str | None:
+        """The ARI application name this worker holds (:meth:`hold_app`)."""
+        return self.holds.app
+
+    @property
+    def took_over_from(self) -> str | None:
+        """The dead worker whose application name :meth:`hold_app` took (None: it was free)."""
+        return self.holds.took_over_from
+
+    async def hold_app(self, app: str, *, poll: float | None = None) -> None:
+        """Wait until this worker holds ``app`` (:meth:`AppHold.hold_any
+        <voxflow.cluster.apphold.AppHold.hold_any>`)."""
+        await self.holds.hold_any([app], poll=poll)
+
+    async def hold_any_app(self, apps: Sequence[str], *, poll: float | None = None) -> str:
+        """Wait until this worker holds one of ``apps``, returned (one standby for several
+        nodes: :meth:`AppHold.hold_any <voxflow.cluster.apphold.AppHold.hold_any>`)."""
+        return await self.holds.hold_any(apps, poll=poll)
 
     async def beat(self) -> None:
         """Write this worker's registry entry (with its TTL); nothing once it drains."""
@@ -248,7 +252,7 @@ class ClusterState:
         beat = await self._op(
             "heartbeat", lambda: self.redis.set(key, json.dumps(entry), px=_ms(self.worker_ttl))
         )
-        await self._keep_app()
+        await self.holds.keep()
         if beat is not None:
             await self._forget_ended()
             busy = self._resending is not None and not self._resending.done()
@@ -269,64 +273,6 @@ class ClusterState:
         self.outbox.sender = sender
         if sender.enabled:
             sender.outbox = self.outbox
-
-    async def hold_app(self, app: str, *, poll: float | None = None) -> None:
-        """Wait until this worker holds ``app`` (classic mode: Asterisk gives an application
-        name one events socket, so one worker serves it and the others stand by). Returns once
-        no live worker holds it: the hold expired (the TTL), or its holder's liveness connection
-        closed (:mod:`voxflow.cluster.liveness`: a killed process, within ~0.3 s). The
-        heartbeat keeps it. Checks every ``poll`` s (0.05); waits while Redis is unreachable."""
-        key = self._k("app", app)
-        announced = False
-        while True:
-            got = await self._op(
-                "hold app",
-                lambda: self.redis.set(key, self.worker_id, nx=True, px=_ms(self.worker_ttl)),
-            )
-            if got or await self._take_from_dead(key):
-                self.app = app
-                return
-            if not announced:
-                holder = await self._op("app holder", lambda: self.redis.get(key))
-                log.warning(
-                    "standby: app %s is served by worker %s; taking over when it stops",
-                    app,
-                    holder.decode() if isinstance(holder, bytes) else holder,
-                )
-                announced = True
-            await asyncio.sleep(poll if poll is not None else min(0.05, self.heartbeat / 2))
-
-    async def _take_from_dead(self, key: str) -> bool:
-        """Take the hold ``key`` over from a holder whose liveness connection closed
-        (compare-and-set: only if that holder still has it)."""
-        raw = await self._op("app holder", lambda: self.redis.get(key))
-        if raw is None:
-            return False
-        holder = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if holder == self.worker_id or not await self._op(
-            "watch holder", lambda: self.deaths.gone(holder)
-        ):
-            return False
-        args: list[str | int] = [holder, self.worker_id, _ms(self.worker_ttl)]
-        took = await self._op("take app", lambda: self._take(keys=[key], args=args))
-        if took:
-            log.warning("worker %s is gone (its Redis connection closed): taking over", holder)
-        return bool(took)
-
-    async def _keep_app(self) -> None:
-        """Refresh the application hold while it is still ours (compare-and-expire)."""
-        if self.app is None:
-            return
-        key, ttl = self._k("app", self.app), _ms(self.worker_ttl)
-        kept = await self._op(
-            "keep app", lambda: self._refresh(keys=[key], args=[self.worker_id, ttl])
-        )
-        if kept == 0:  # expired while Redis was unreachable (or restarted): take it back if free
-            again = await self._op(
-                "hold app", lambda: self.redis.set(key, self.worker_id, nx=True, px=ttl)
-            )
-            if not again:
-                log.warning("app %s is held by another worker now", self.app)
 
     async def workers(self) -> list[WorkerEntry]:
         """The live workers (those whose heartbeat has not expired)."""
@@ -351,6 +297,9 @@ class ClusterState:
         entry = CallEntry(
             call_id, self.worker_id, flow.name, fhash, self.clock(), "", self.app or ""
         )
+        prefetched = self._prefetched.pop(call_id, None)
+        if prefetched is not None:  # a dead worker's call: no round trip before it resumes
+            return self._resumed(entry, prefetched), self._current.get(flow.name)
         self.calls[call_id] = entry
         got = await self.writes.begin(entry)  # with the other calls' writes of that tick
         if got is None:  # Redis unreachable: the current version this worker saw last
@@ -371,6 +320,38 @@ class ClusterState:
         self.calls[call_id] = moved
         await self._put_call(moved)
         return cp, current
+
+    async def prefetch(self, call_ids: Sequence[str]) -> None:
+        """Read the checkpoints and end claims of calls about to be adopted (a dead worker's,
+        listed by the take-over's sweep) in one MGET: their :meth:`begin` and
+        :meth:`end_claimed_elsewhere` then answer without waiting for Redis (their registry
+        entries are written by the writer's next tick)."""
+        if not call_ids:
+            return
+        keys = [self._k(kind, cid) for kind in ("checkpoint", "end") for cid in call_ids]
+        got = await self._op("prefetch checkpoints", lambda: self.redis.mget(keys))
+        self._prefetched, self._claimed = {}, {}  # those of an earlier sweep not adopted go
+        if got is None:
+            return
+        n = len(call_ids)
+        for cid, raw, claim in zip(call_ids, got[:n], got[n:], strict=True):
+            if raw is None:
+                continue
+            try:
+                self._prefetched[cid] = Checkpoint.from_json(raw)
+            except ValueError as exc:
+                self._failed("read checkpoint", exc)
+                continue
+            self._claimed[cid] = claim.decode() if isinstance(claim, bytes) else ""
+
+    def _resumed(self, entry: CallEntry, cp: Checkpoint) -> Checkpoint:
+        """Register a prefetched call on this worker: its entry (at its checkpoint's state)
+        and checkpoint go with the writer's next tick."""
+        self.calls[entry.id] = replace(entry, flow_hash=cp.flow_hash, state=cp.state)
+        self.writes.forget(entry.id)  # its entry is stale: written with the checkpoint
+        self.writes.save(entry.id, cp)
+        self._wake.set()
+        return cp
 
     async def end(self, call_id: str, outcome: str) -> bool:
         """Remove the call's checkpoint and registry entry; True if this worker removed them."""
@@ -396,6 +377,9 @@ class ClusterState:
 
     async def end_claimed_elsewhere(self, call_id: str) -> bool:
         """True when another worker claimed the call's end (False when Redis does not say)."""
+        claimed = self._claimed.pop(call_id, None)
+        if claimed is not None:  # read with its checkpoint (:meth:`prefetch`)
+            return claimed not in ("", self.worker_id)
         got = await self._op("read end claim", lambda: self.redis.get(self._k("end", call_id)))
         holder = got.decode() if isinstance(got, bytes) else got
         return holder is not None and holder != self.worker_id
@@ -681,16 +665,6 @@ class ClusterState:
         if now - self._last_log >= self.log_every:
             self._last_log = now
             log.warning("redis: %s skipped (%s; %d skipped so far)", what, exc, self.errors)
-
-
-def node_app(ari_url: str, app: str) -> str:
-    """The name a classic-mode worker holds for ``app`` on the Asterisk node at ``ari_url``:
-    ``<host>:<port>/<app>`` (each node gives its application name its own events socket, so
-    the workers of two nodes with the same ``Stasis(app)`` do not stand by for each other).
-    Never the URL's credentials."""
-    parts = urlsplit(ari_url)
-    port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
-    return f"{parts.hostname or ''}:{port}/{app}"
 
 
 def _ms(seconds: float) -> int:

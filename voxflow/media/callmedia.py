@@ -48,6 +48,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
+from voxflow import observe
 from voxflow.ari.cleanup import Backoff, delete_until_gone
 from voxflow.errors import (
     AiNotConfiguredError,
@@ -226,6 +227,7 @@ class CallMedia:
                 raise
             self._started = True
             self.rtp_report.start()
+            observe.moment("media", self.ctx.channel_id)
 
     async def _setup(self) -> None:
         ctx = self.ctx
@@ -244,30 +246,38 @@ class CallMedia:
         # (0.3-30 ms later); a bridge refuses it until then (422), so wait for its StasisStart.
         expect = ctx.expect_stasis_start
         started = {c: expect(c) for c in created} if expect is not None else {}
-        try:
-            answer = await rest.request(
-                "POST",
-                "/channels/externalMedia",
-                params={
-                    "app": ctx.app_name,
-                    "external_host": f"{host}:{port}",
-                    "format": self.codec,
-                    "channelId": self.channel_id,
-                },
-            )
-            remote_host, remote_port = self._asterisk_side(answer)
-            self.socket.set_remote(remote_host, remote_port)
-            if self.snoop_id is not None:
-                await rest.request(
-                    "POST",
-                    f"/channels/{ctx.channel_id}/snoop",
-                    params={"spy": "in", "app": ctx.app_name, "snoopId": self.snoop_id},
-                )
-            await rest.request(
+        # The bridge is made while the channels are (one round trip less before the first
+        # prompt); never left being made: a failed set-up's teardown deletes it.
+        bridge = asyncio.ensure_future(
+            rest.request(
                 "POST",
                 "/bridges",
                 params={"type": "mixing", "bridgeId": self.bridge_id, "name": ctx.app_name},
             )
+        )
+        try:
+            try:
+                answer = await rest.request(
+                    "POST",
+                    "/channels/externalMedia",
+                    params={
+                        "app": ctx.app_name,
+                        "external_host": f"{host}:{port}",
+                        "format": self.codec,
+                        "channelId": self.channel_id,
+                    },
+                )
+                remote_host, remote_port = self._asterisk_side(answer)
+                self.socket.set_remote(remote_host, remote_port)
+                if self.snoop_id is not None:
+                    await rest.request(
+                        "POST",
+                        f"/channels/{ctx.channel_id}/snoop",
+                        params={"spy": "in", "app": ctx.app_name, "snoopId": self.snoop_id},
+                    )
+            finally:
+                await asyncio.wait([bridge])
+            bridge.result()
             await self._wait_in_stasis(started)
             await self._add_to_bridge([self.channel_id, self.snoop_id or ctx.channel_id])
         finally:
@@ -743,8 +753,12 @@ class CallMedia:
 
     async def _play(self, frames: AsyncIterator[bytes]) -> None:
         try:
+            first = True
             async for wire in frames:
                 self.outbound.enqueue(wire)
+                if first:  # sent with the pacer's next 20 ms tick
+                    first = False
+                    observe.moment("prompt", self.ctx.channel_id)
             self.outbound.end_of_audio()
             await self.outbound.wait_idle()
         finally:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -210,6 +210,12 @@ class CallStore(Protocol):
 
     async def flow(self, fhash: str) -> Flow | None:
         """The flow version with hash ``fhash`` (a resumed call's pinned version), or None."""
+        ...
+
+    async def prefetch(self, call_ids: Sequence[str]) -> None:
+        """Calls about to be adopted (a dead worker's): read their checkpoints and end claims
+        at once, so that their :meth:`begin` and :meth:`end_claimed_elsewhere` need not wait
+        for the store. Never raises."""
         ...
 
     async def released(self) -> Mapping[str, tuple[str, Flow]]:

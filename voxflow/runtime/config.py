@@ -3,7 +3,7 @@
 ``voxflow.toml`` (all keys optional)::
 
     [ari]
-    url = "http://127.0.0.1:8088/ari"
+    url = "http://127.0.0.1:8088/ari"  # cluster standby: a list of nodes' URLs (docs/deploy.md)
     user = "voxflow"
     password = "secret"
     app = "voxflow"
@@ -165,6 +165,11 @@ class Settings:
     """On SIGTERM: ``finish`` (calls have ``grace_period`` s, then are hung up) or ``handover``
     (cluster, classic mode: calls are checkpointed and left in Stasis for a standby)."""
 
+    def nodes(self) -> list[str]:
+        """The ARI URLs of ``ari_url``: one, or (comma-separated) the nodes a standby worker
+        watches, serving the first whose worker dies (docs/deploy.md)."""
+        return [u for u in (self.ari_url or "").split(",") if u]
+
     def media_options(self) -> dict[str, str]:
         """The ``VoxtraApp(media_options=...)`` for these settings."""
         out = {"rtp_host": self.rtp_host, "rtp_ports": self.rtp_ports}
@@ -228,6 +233,12 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if v < 0:
             raise ConfigError(f"{origin}: must not be negative, got {value!r}")
         return v
+    if name == "ari_url" and isinstance(value, list):  # [ari] url = [node, node]: a node list
+        if not value or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{origin}: expected a URL or a list of URLs, got {value!r}")
+        value = ",".join(value)
+    if name == "ari_url" and isinstance(value, str):
+        value = ",".join(u.strip() for u in value.split(","))
     if name == "warm_prompts":
         if not isinstance(value, bool):
             raise ConfigError(f"{origin}: expected true or false, got {value!r}")
@@ -303,7 +314,9 @@ def load_settings(
     for name, (value, origin) in values.items():
         settings = replace(settings, **{name: _coerce(name, value, origin)})
     if settings.ari_url is not None:
-        _check_url(settings.ari_url, values["ari_url"][1], ("http", "https"))
+        for url in settings.nodes():
+            _check_url(url, values["ari_url"][1], ("http", "https"))
+        _check_nodes(settings, values["ari_url"][1])
     if settings.webhook_url is not None:
         _check_url(settings.webhook_url, values["webhook_url"][1], ("http", "https"))
     if settings.redis_url is not None:
@@ -324,6 +337,22 @@ def load_settings(
 
 
 DRAIN_RULES = ("finish", "handover")
+
+
+def _check_nodes(settings: Settings, origin: str) -> None:
+    """Several ARI URLs (a node list): one standby for several nodes, cluster classic mode."""
+    nodes = settings.nodes()
+    if not nodes:
+        raise ConfigError(f"{origin}: no ARI URL in {settings.ari_url!r}")
+    if len(nodes) < 2:
+        return
+    if settings.redis_url is None or settings.ari_mode != "classic":
+        raise ConfigError(
+            f"{origin}: several ARI URLs (a standby for several nodes) need the cluster mode "
+            "(--redis) and the classic ARI mode"
+        )
+    if len(set(nodes)) != len(nodes):
+        raise ConfigError(f"{origin}: a node is listed twice in {settings.ari_url!r}")
 
 
 def _check_drain(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from voxflow import observe
 from voxflow.errors import AiNotConfiguredError, CallError, ConfigError
 from voxflow.ir.models import Flow
 from voxflow.ir.prompts import StaticPrompt, static_prompts
@@ -84,6 +85,7 @@ class FlowServer:
         self.store = store
         if store is not None:  # calls Asterisk re-connects from a dead worker resume here
             app.adopt_link_orphans = True
+            app.prefetch = store.prefetch  # a dead worker's calls: checkpoints in one read
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self.handed_over = 0  # calls handed over to another worker while draining (metrics)
         self.ended_for_dead = 0  # ends run for a dead worker's call whose channel was gone
@@ -250,8 +252,10 @@ class FlowServer:
         running: list[CallDriver[CallSession]] = []  # the redactor reads its state
         if self.store is not None:
             flow, fhash, cp = await self._begin(flow, sid)
-            if cp is not None and await self.store.end_claimed_elsewhere(sid):
-                return await self._ended_before(session)
+            if cp is not None:
+                observe.moment("checkpoint", sid)
+                if await self.store.end_claimed_elsewhere(sid):
+                    return await self._ended_before(session)
             after_step = self._checkpointer(sid, fhash, session, running)
         redactor = Redactor(flow, lambda: running[0].state if running else None)
         sink = self._transcript_sink(sid, redactor)
@@ -347,6 +351,7 @@ class FlowServer:
             log.warning("call %s: %s; starting over", sid, exc)
             return
         self.resumed += 1
+        observe.moment("entered", sid)
         log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
         _restore_agent(session, cp)
 

@@ -19,6 +19,7 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, cast
 
+from voxflow import observe
 from voxflow.ari.cleanup import Backoff, retry_until_done
 from voxflow.ari.dispatch import Dispatcher
 from voxflow.ari.events import AriEventStream
@@ -134,6 +135,9 @@ class VoxtraApp:
         self.orphans: OrphanPolicy = orphans
         self.orphan_apology = orphan_apology
         self.adopt_link_orphans = False  # outbound modes: see orphans.adopt_link_orphan
+        self.prefetch: Callable[[list[str]], Awaitable[None]] | None = None
+        """Called by the orphan sweep with the calls it is about to adopt (cluster mode: their
+        checkpoints are read at once, while the bridges holding them are removed)."""
         self._internal_techs = _INTERNAL_TECHS
         self.claim_broadcasts = claim_broadcasts
         http_url = ari_url
@@ -159,6 +163,7 @@ class VoxtraApp:
         self.recording_wait = recording_wait
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        self._rest_args = (username, password, request_timeout, ssl)
         self.rest = AriRestClient(ari_url, username, password, timeout=request_timeout, ssl=ssl)
         self._links: AriLinks | None = None
         if mode != "classic":
@@ -174,17 +179,8 @@ class VoxtraApp:
                 link_grace=link_grace,
             )
         self.dispatcher = Dispatcher()
-        self._events = AriEventStream(
-            self.rest.base_url,
-            self.rest.auth_headers(),
-            app_name,
-            on_event=self._on_event,
-            on_connect=self._on_connect,
-            ping_interval=ping_interval,
-            backoff_initial=reconnect_initial,
-            backoff_max=reconnect_max,
-            ssl=ssl,
-        )
+        self._events_args = (ping_interval, reconnect_initial, reconnect_max)
+        self._events = self._event_stream()
         self._sessions: dict[str, CallSession] = {}
         self._stasis_waiters: dict[str, asyncio.Future[None]] = {}
         self._routes: list[tuple[frozenset[str], dict[str, Any], Handler]] = []
@@ -199,6 +195,34 @@ class VoxtraApp:
         self.claims_lost = 0  # ... answered 409/404 (another worker won, or too late)
         self.sweeps = 0  # orphan sweeps completed (start-up, reconnects)
         self._seen: set[str] | None = None  # ids with a session during a sweep (not orphans)
+
+    def _event_stream(self) -> AriEventStream:
+        ping_interval, reconnect_initial, reconnect_max = self._events_args
+        return AriEventStream(
+            self.rest.base_url,
+            self.rest.auth_headers(),
+            self.app_name,
+            on_event=self._on_event,
+            on_connect=self._on_connect,
+            ping_interval=ping_interval,
+            backoff_initial=reconnect_initial,
+            backoff_max=reconnect_max,
+            ssl=self._rest_args[3],
+        )
+
+    async def use_node(self, ari_url: str) -> None:
+        """Serve the Asterisk node at ``ari_url`` instead (same credentials): a standby for
+        several nodes learns which one it serves only once it holds that node's application
+        name. Classic mode, before :meth:`start` only."""
+        if self._started or self._links is not None:
+            raise ConfigError("use_node: only a classic-mode app that has not started")
+        if ari_url == self.ari_url:
+            return
+        user, password, timeout, ssl = self._rest_args
+        await self.rest.close()
+        self.ari_url = ari_url
+        self.rest = AriRestClient(ari_url, user, password, timeout=timeout, ssl=ssl)
+        self._events = self._event_stream()
 
     def __repr__(self) -> str:
         return (
@@ -638,6 +662,7 @@ class VoxtraApp:
         """At start-up (in the background: start() does not wait) and after every reconnect
         (before events flow again): reconcile known sessions, then adopt or end the application's
         channels that have none and remove orphaned media and bridges."""
+        observe.moment("connected")
         if not reconnected:
             self._spawn(self._sweep_logged(), "orphan-sweep")
             return

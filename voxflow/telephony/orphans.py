@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from voxflow import observe
 from voxflow.ari.cleanup import Backoff, delete_until_gone
 from voxflow.ari.models import Bridge, Channel
 
@@ -90,10 +91,13 @@ async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
     channels and bridges that no live session owns. Raises ``AriError`` if listing fails."""
     report = SweepReport()
     rest = app.rest
-    info = await rest.get_application(app.app_name)
+    listing = await asyncio.gather(  # at once: a dead worker's callers wait
+        rest.get_application(app.app_name), rest.list_channels(), rest.list_bridges()
+    )
+    info, all_channels, bridges = listing
     in_app = set(info.get("channel_ids") or [])
-    channels = {c.id: c for c in await rest.list_channels()}
-    bridges: list[Bridge] = await rest.list_bridges()
+    channels = {c.id: c for c in all_channels}
+    observe.moment("listed")
     live = [s for s in app._sessions.values() if not s.ended]
     owned = _owned_ids(live)
     live_ids = {s.id for s in live}
@@ -103,17 +107,20 @@ async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
     # Everything at once: a dead worker's 20 calls leave 40 media channels and bridges, and
     # its callers wait; each call is adopted as soon as the bridges holding it are gone.
     deleting = {path: asyncio.ensure_future(_delete(app, path)) for path, _, _ in doomed}
+    prefetching = asyncio.ensure_future(_prefetch(app, [ch.id for ch in calls]))
 
     async def adopt(ch: Channel) -> None:
-        await asyncio.gather(*(deleting[path] for path in holding.get(ch.id, [])))
+        await asyncio.gather(prefetching, *(deleting[path] for path in holding.get(ch.id, [])))
+        observe.moment("adopted", ch.id)
         app._adopt(ch)
         (report.adopted if app.orphans == "restart" else report.ended).append(ch.id)
 
     try:
         await asyncio.gather(*deleting.values(), *(adopt(ch) for ch in calls))
     finally:  # one that raised (the sweep is retried) leaves none running
-        for task in deleting.values():
+        for task in (*deleting.values(), prefetching):
             task.cancel()
+    observe.moment("swept")
     for path, into, rid in doomed:
         if deleting[path].result():
             into.append(rid)
@@ -225,6 +232,17 @@ async def remove_stale_bridges(
         if await delete_until_gone(rest, f"/bridges/{b.id}", backoff=_SWEEP_BACKOFF):
             removed.append(b.id)
     return removed
+
+
+async def _prefetch(app: VoxtraApp, call_ids: list[str]) -> None:
+    """``app.prefetch`` the calls about to be adopted (cluster mode: their checkpoints read in
+    one round trip, while the bridges holding them are removed); a failure only logs."""
+    if app.prefetch is None or not call_ids:
+        return
+    try:
+        await app.prefetch(call_ids)
+    except Exception:
+        log.warning("prefetching %d adopted calls failed", len(call_ids), exc_info=True)
 
 
 async def _delete(app: VoxtraApp, path: str) -> bool:

@@ -14,6 +14,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from voxflow import observe
 from voxflow.errors import AriError, AriNotFound, CallEndedError, PlaybackFailedError
 from voxflow.telephony.dtmf import ENDED as _ENDED
 from voxflow.voice.call import BargeIn, PromptResult
@@ -43,6 +44,7 @@ async def play(
         session._app.dispatcher.own_playback(pid, session.id)
         try:
             await session.rest.play(session.id, media, playback_id=pid, lang=lang)
+            observe.moment("prompt", session.id)
         except AriNotFound:
             session._gone()
             raise CallEndedError(f"call {session.id} has ended") from None

@@ -1,0 +1,79 @@
+"""A take-over reads the dead worker's checkpoints and end claims in one MGET
+(``ClusterState.prefetch``, called by the orphan sweep): each adopted call's ``begin`` and
+``end_claimed_elsewhere`` then answer without a Redis round trip, and its registry entry moves to
+the new worker with the writer's next tick. On a real redis-server, Redis's own command counter
+shows the round trips."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from _cluster_kit import running_redis
+
+from voxflow.cluster import ClusterState
+from voxflow.compiler import compile_flow
+from voxflow.ir.models import Flow
+from voxflow.runtime.checkpoint import Checkpoint
+
+FLOW = """\
+flow tiny "a tiny flow":
+    answers "100"
+
+state start:
+    answer
+    hangup "done"
+"""
+
+
+def _flow() -> Flow:
+    flow = compile_flow(FLOW, "tiny.flow").flow
+    assert flow is not None
+    return flow
+
+
+async def _commands(state: ClusterState) -> int:
+    return int((await state.redis.info("stats"))["total_commands_processed"])
+
+
+async def test_prefetched_calls_resume_without_a_round_trip(tmp_path: Path) -> None:
+    async with running_redis(tmp_path) as rs:
+        async with (
+            ClusterState(rs.url, worker_id="a", heartbeat=60) as a,
+            ClusterState(rs.url, worker_id="b", heartbeat=60) as b,
+        ):
+            flow = _flow()
+            cps = {f"c{i}": Checkpoint("h1", "menu", {"n": i}, metadata={}) for i in range(3)}
+            for cid, cp in cps.items():
+                await a.begin(cid, flow, "h1")
+                a.save(cid, cp)
+            await a.flush()
+            await b.publish(flow, "h1")  # once per process, as at a worker's start-up
+
+            assert await a.claim_end("c2") is True  # a ended c2 before it died: not resumed
+
+            before = await _commands(b)
+            await b.prefetch([*cps, "c-new"])  # c-new has no checkpoint: a new call
+            got = {cid: await b.begin(cid, flow, "h1") for cid in cps}
+            claimed = {cid: await b.end_claimed_elsewhere(cid) for cid in cps}
+            # the INFO reading the count, the MGET, and at most the writer's tick (in the
+            # background: the moved entries)
+            assert await _commands(b) - before <= 3
+            assert got == {cid: (cp, None) for cid, cp in cps.items()}
+            assert claimed == {"c0": False, "c1": False, "c2": True}
+
+            before = await _commands(b)
+            assert await b.begin("c-new", flow, "h1") == (None, None)  # not prefetched: a read
+            assert await _commands(b) - before > 1
+
+            await b.flush()  # the moved entries, with the writer's tick
+            for _ in range(200):
+                entries = {e.id: e for e in await b.call_entries()}
+                if all(entries[cid].worker == "b" for cid in cps):
+                    break
+                await asyncio.sleep(0.02)
+            assert {cid: (entries[cid].worker, entries[cid].state) for cid in cps} == {
+                cid: ("b", "menu") for cid in cps
+            }
+            assert {cid: await b.checkpoint(cid) for cid in cps} == cps
+            assert await b.begin("c0", flow, "h1") == (cps["c0"], None)  # read again: not kept

@@ -1,0 +1,174 @@
+"""Holding a classic-mode ARI application name in Redis: one worker serves it, standbys wait.
+
+Asterisk gives an application name one events socket per node, so one worker serves each
+node's name (``app:<host>:<port>/<app>``, :func:`node_app`) and the others stand by. A hold is
+the key ``<prefix><name>`` = the holder's worker id, with the worker TTL, refreshed by the
+holder's heartbeat (:meth:`AppHold.keep`). A standby polls every 50 ms, one round trip for all
+the names it watches (their holders and Redis's ``CLIENT LIST``), and takes a name that is free
+or whose holder's liveness connection closed (:class:`~voxflow.cluster.liveness.DeathWatch`: a
+killed process, within ~0.3 s), compare-and-set. A standby for several nodes holds only the
+name it took; it then serves that node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+
+from voxflow import observe
+from voxflow.cluster.liveness import DeathWatch, client_names
+
+__all__ = ["AppHold", "node_app"]
+
+log = logging.getLogger("voxflow.cluster.state")  # its messages, as operators know them
+Op = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+"""``ClusterState._op``: a Redis operation retried briefly; None when it failed."""
+
+_REFRESH = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_TAKE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return false
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class AppHold:
+    """This worker's hold on an application name (``ClusterState.holds``)."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        key_prefix: str,
+        worker_id: str,
+        ttl: float,
+        op: Op,
+        deaths: DeathWatch,
+        *,
+        poll: float = 0.05,
+    ) -> None:
+        self.redis = redis
+        self.key_prefix = key_prefix
+        self.worker_id = worker_id
+        self.ttl = ttl
+        self.op = op
+        self.deaths = deaths
+        self.poll = poll
+        self._refresh = redis.register_script(_REFRESH)
+        self._take = redis.register_script(_TAKE)
+        self._release = redis.register_script(_RELEASE)
+        self.app: str | None = None
+        """The name held (None: none yet)."""
+        self.took_over_from: str | None = None
+        """The dead worker whose name :meth:`hold_any` took (None: it was free)."""
+
+    async def hold_any(self, apps: Sequence[str], *, poll: float | None = None) -> str:
+        """Wait until this worker holds one of ``apps`` (the first free, or whose holder is
+        dead) and return it; only that one is held. Checks every ``poll`` s; waits while Redis
+        is unreachable. The heartbeat keeps it (:meth:`keep`)."""
+        if not apps:
+            raise ValueError("hold_any needs at least one application name")
+        announced: set[str] = set()
+        while True:
+            polled = await self.op("watch app holders", lambda: self._holders(apps))
+            holders: dict[str, str | None] = {} if polled is None else polled[0]
+            names: set[str] = set() if polled is None else polled[1]
+            for app, holder in holders.items():
+                if await self._try(app, holder, names):
+                    self.app = app
+                    return app
+                if app not in announced:
+                    announced.add(app)
+                    log.warning(
+                        "standby: app %s is served by worker %s; taking over when it stops",
+                        app,
+                        holder,
+                    )
+            await asyncio.sleep(self.poll if poll is None else poll)
+
+    async def _holders(self, apps: Sequence[str]) -> tuple[dict[str, str | None], set[str]]:
+        """Each of ``apps``' holder (None: free), and the client names of Redis's
+        connections: one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for app in apps:
+            pipe.get(self.key_prefix + app)
+        pipe.client_list()
+        *holders, clients = await pipe.execute()
+        got = {
+            app: raw.decode() if isinstance(raw, bytes) else None
+            for app, raw in zip(apps, holders, strict=True)
+        }
+        return got, client_names(clients)
+
+    async def _try(self, app: str, holder: str | None, names: set[str]) -> bool:
+        """Hold ``app`` if it is free, or take it from a dead holder (compare-and-set: only if
+        that holder still has it)."""
+        key = self.key_prefix + app
+        if holder is None:
+            got = await self.op(
+                "hold app", lambda: self.redis.set(key, self.worker_id, nx=True, px=self._ms)
+            )
+            return bool(got)
+        if holder == self.worker_id or not await self.op(
+            "watch holder", lambda: self.deaths.gone(holder, names)
+        ):
+            return False
+        observe.moment("dead")
+        args: list[str | int] = [holder, self.worker_id, self._ms]
+        took = await self.op("take app", lambda: self._take(keys=[key], args=args))
+        if took:
+            self.took_over_from = holder
+            observe.moment("held")
+            log.warning("worker %s is gone (its Redis connection closed): taking over", holder)
+        return bool(took)
+
+    async def keep(self) -> None:
+        """Refresh the hold while it is still ours (compare-and-expire)."""
+        if self.app is None:
+            return
+        key, ttl = self.key_prefix + self.app, self._ms
+        kept = await self.op(
+            "keep app", lambda: self._refresh(keys=[key], args=[self.worker_id, ttl])
+        )
+        if kept == 0:  # expired while Redis was unreachable (or restarted): take it back if free
+            again = await self.op(
+                "hold app", lambda: self.redis.set(key, self.worker_id, nx=True, px=ttl)
+            )
+            if not again:
+                log.warning("app %s is held by another worker now", self.app)
+
+    async def release(self) -> None:
+        """Let a standby take the name (if this worker still holds it)."""
+        if self.app is not None:
+            key, self.app = self.key_prefix + self.app, None
+            await self.op("release app", lambda: self._release(keys=[key], args=[self.worker_id]))
+
+    @property
+    def _ms(self) -> int:
+        return max(1, int(self.ttl * 1000))
+
+
+def node_app(ari_url: str, app: str) -> str:
+    """The name a classic-mode worker holds for ``app`` on the Asterisk node at ``ari_url``:
+    ``<host>:<port>/<app>`` (each node gives its application name its own events socket, so
+    the workers of two nodes with the same ``Stasis(app)`` do not stand by for each other).
+    Never the URL's credentials."""
+    parts = urlsplit(ari_url)
+    port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    return f"{parts.hostname or ''}:{port}/{app}"
