@@ -64,3 +64,34 @@ def test_ordinary_templates_still_render() -> None:
         {"n": 1},
     )
     assert out == "abab 1024 [0, 1, 2] 00042    7   x  |2 ab"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 'ab'|replace('a', 'a' * 99999)|replace('a', 'a' * 99999) }}",
+        "{{ 'ab'.replace('a', 'a' * 99999).replace('a', 'a' * 99999) }}",
+        "{{ ['x' * 99999] * 99999 }}",  # 99999 references to one long string
+        "{{ (['x' * 99999] * 99999)|join }}",
+        "{{ ([0] * 99999)|join('x' * 99999) }}",
+        "{{ ''.join(['x' * 99999] * 99999) }}",
+        "{{ ([[0]] * 99999)|sum(start=[]) }}",  # quadratic copying
+        "{% set l = [] %}{% for i in range(10000) %}{% if l.append('x' * 9999) %}{% endif %}"
+        "{% endfor %}{{ l }}",
+    ],
+)
+def test_amplifiers_that_multiply_a_long_string_fail_fast(source: str) -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(TemplateError, match="too expensive"):
+        TemplateRenderer().render(source, {})
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_ordinary_joins_replaces_sums_and_lists_still_render() -> None:
+    out = TemplateRenderer().render(
+        "{{ 'ab'|replace('a', 'c') }} {{ [1, 2]|join(', ') }} {{ [1, 2]|sum }} "
+        "{{ [[1], [2]]|sum(start=[]) }} {{ ['a'] * 2 }} {{ {'k': 'v'} }} {{ '-'.join(xs) }} "
+        "{{ xs|join }}",
+        {"xs": ["x", "y"]},
+    )
+    assert out == "cb 1, 2 3 [1, 2] ['a', 'a'] {'k': 'v'} x-y xy"

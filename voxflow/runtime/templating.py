@@ -25,9 +25,13 @@ from voxflow.spec.template_limits import (
     MAX_WIDTH,
     TemplateLimitError,
     check_binop,
+    check_join,
     check_range,
+    check_replace,
+    check_sum,
     check_width,
     format_widths_ok,
+    weight,
 )
 
 __all__ = [
@@ -94,12 +98,18 @@ class LimitedSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """Padding methods of strings get their width checked."""
-        if getattr(obj, "__name__", "") in _PADDING_METHODS and isinstance(
-            getattr(obj, "__self__", None), str
-        ):
-            for a in (*args, *kwargs.values()):
-                check_width(a)
+        """Padding methods of strings get their width checked; ``replace`` and ``join`` what
+        they would build."""
+        name, owner = getattr(obj, "__name__", ""), getattr(obj, "__self__", None)
+        if isinstance(owner, str):
+            if name in _PADDING_METHODS:
+                for a in (*args, *kwargs.values()):
+                    check_width(a)
+            elif name == "replace" and len(args) >= 2:
+                check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else None)
+            elif name == "join" and len(args) == 1:
+                args = (args[0] if isinstance(args[0], list | tuple) else list(args[0]),)
+                check_join(owner, args[0])
         return super().call(context, obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -135,6 +145,42 @@ def _width_checked(
     return wrapped
 
 
+def _checked_output(value: Any) -> Any:
+    """Every ``{{ value }}`` printed: a list holding one long string many times is refused
+    before ``str()`` builds it (the rendered-text cap would see it only once built)."""
+    if isinstance(value, list | tuple | dict) and weight(value, MAX_OUTPUT) > MAX_OUTPUT:
+        raise TemplateLimitError(f"the rendered text is longer than {MAX_OUTPUT} characters")
+    return value
+
+
+def _replace_checked(filter_fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(eval_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) -> Any:
+        check_replace(s, old, new, count)
+        return filter_fn(eval_ctx, s, old, new, count)
+
+    return jinja2.pass_eval_context(wrapped)
+
+
+def _join_checked(filter_fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        if attribute is None:
+            value = value if isinstance(value, list | tuple) else list(value)
+            check_join(d, value)
+        return filter_fn(eval_ctx, value, d, attribute)
+
+    return jinja2.pass_eval_context(wrapped)
+
+
+def _sum_checked(filter_fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(env: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+        if attribute is None:
+            iterable = iterable if isinstance(iterable, list | tuple) else list(iterable)
+            check_sum(iterable, start)
+        return filter_fn(env, iterable, attribute, start)
+
+    return jinja2.pass_environment(wrapped)
+
+
 class TemplateRenderer:
     """Renders prompt templates with a sandboxed, strict, resource-limited jinja2 environment
     and a compile cache; the rendered text is capped at ``max_output`` characters."""
@@ -144,12 +190,16 @@ class TemplateRenderer:
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
+            finalize=_checked_output,
         )
         self.max_output = max_output
         self._env.globals["range"] = _limited_range
         for name in _PADDING_FILTERS:
             self._env.filters[name] = _width_checked(self._env.filters[name], 1, "width")
         self._env.filters["format"] = _format_checked(self._env.filters["format"])
+        self._env.filters["replace"] = _replace_checked(self._env.filters["replace"])
+        self._env.filters["join"] = _join_checked(self._env.filters["join"])
+        self._env.filters["sum"] = _sum_checked(self._env.filters["sum"])
         self._env.filters["digits"] = _fmt_digits
         self._env.globals.update(template_functions())
         self._cache: OrderedDict[str, jinja2.Template] = OrderedDict()

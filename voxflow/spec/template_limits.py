@@ -21,9 +21,13 @@ __all__ = [
     "MAX_WIDTH",
     "TemplateLimitError",
     "check_binop",
+    "check_join",
     "check_range",
+    "check_replace",
+    "check_sum",
     "check_width",
     "format_widths_ok",
+    "weight",
 ]
 
 MAX_BUILD = 100_000
@@ -45,8 +49,31 @@ class TemplateLimitError(ValueError):
     """A template tried to build more than the limits allow."""
 
 
+def weight(value: Any, limit: int = MAX_BUILD) -> int:
+    """What ``value`` holds: the characters of a string; for a list, tuple or dict, its items'
+    weights, each at least 1, a reference repeated counted each time (``['x' * 1000] * 1000``
+    weighs a million: what printing or joining it builds). Stops counting past ``limit``."""
+    total, todo = 0, [value]
+    while todo and total <= limit:
+        v = todo.pop()
+        items: Any = v.values() if isinstance(v, dict) else v
+        if isinstance(v, str | bytes):
+            total += len(v)
+        elif isinstance(v, list | tuple | dict):
+            for item in items:
+                if isinstance(item, str | bytes | list | tuple | dict) and len(item) > 0:
+                    todo.append(item)
+                else:
+                    total += 1
+                if total > limit:
+                    break
+        else:
+            total += 1
+    return total
+
+
 def _size(value: Any) -> int | None:
-    return len(value) if isinstance(value, str | bytes | list | tuple) else None
+    return weight(value) if isinstance(value, str | bytes | list | tuple) else None
 
 
 def check_binop(op: str, left: Any, right: Any) -> None:
@@ -72,6 +99,44 @@ def check_binop(op: str, left: Any, right: Any) -> None:
         wide_star = "*" in left and any(isinstance(x, int) and x > MAX_WIDTH for x in stars)
         if wide_star or not format_widths_ok(left):
             raise TemplateLimitError(f"format widths above {MAX_WIDTH} are not allowed")
+
+
+def check_replace(text: Any, old: Any, new: Any, count: Any = None) -> None:
+    """Raise if ``text.replace(old, new, count)`` would be longer than :data:`MAX_BUILD`: one
+    replacement string repeated at every match multiplies the text."""
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
+        return
+    n = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and 0 <= count < n:
+        n = count
+    if len(text) + n * (len(new) - len(old)) > MAX_BUILD:
+        raise TemplateLimitError(f"a replace() may build at most {MAX_BUILD} characters")
+
+
+def check_join(sep: Any, items: Any) -> None:
+    """Raise if joining ``items`` with ``sep`` would build more than :data:`MAX_BUILD`
+    characters (a list of many references to one long string)."""
+    if not isinstance(items, list | tuple):
+        return
+    size = len(sep) * max(len(items) - 1, 0) if isinstance(sep, str) else 0
+    for item in items:
+        size += weight(item)
+        if size > MAX_BUILD:
+            raise TemplateLimitError(f"a join may build at most {MAX_BUILD} characters")
+
+
+def check_sum(items: Any, start: Any) -> None:
+    """Raise if ``sum(items, start)`` of sequences builds more than :data:`MAX_BUILD` items, or
+    copies more than ``100 * MAX_BUILD`` on the way (each ``+`` copies the sum so far)."""
+    size = _size(start)
+    if size is None or not isinstance(items, list | tuple):
+        return
+    copied = 0
+    for item in items:
+        size += _size(item) or 0
+        copied += size
+        if size > MAX_BUILD or copied > 100 * MAX_BUILD:
+            raise TemplateLimitError(f"a template may build at most {MAX_BUILD} items")
 
 
 def check_range(*args: int) -> None:
