@@ -55,6 +55,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from ivr_calls import copy_ivr, ivr_calls
 from procs import free_port
 
 from voxflow.cluster import ClusterState, node_app
@@ -181,8 +182,9 @@ async def _wait_ping(url: str) -> None:
 
 
 @asynccontextmanager
-async def cluster(audio: bool = True) -> AsyncIterator[Cluster]:
-    """Redis, the sandbox and the webhook receiver; the workers are killed at the end."""
+async def cluster(audio: bool = True, *, ivr: bool = False) -> AsyncIterator[Cluster]:
+    """Redis, the sandbox and the webhook receiver; the workers are killed at the end. ``ivr``:
+    the workers run flows/main_ivr.flow (bench/ivr_calls.py) instead of this bench's flow."""
     exe = shutil.which("redis-server")
     if exe is None:
         sys.exit("redis-server is not installed (apt-get install -y redis-server)")
@@ -202,6 +204,8 @@ async def cluster(audio: bool = True) -> AsyncIterator[Cluster]:
     hook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "bench.flow").write_text(FLOW if audio else FLOW_NO_AUDIO)
+        if ivr:
+            copy_ivr(Path(tmp), "bench.flow")
         port = free_port()
         rproc = await asyncio.create_subprocess_exec(
             exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
@@ -333,26 +337,81 @@ async def scale(args: argparse.Namespace) -> None:
 
 
 async def overhead(args: argparse.Namespace) -> None:
-    """Worker CPU per whole call without and with --redis, alternating."""
-    per: dict[bool, list[float]] = {False: [], True: []}
+    """Worker CPU per whole call without and with --redis, alternating, for this bench's short
+    calls and for main_ivr calls with audio; Redis round trips per call (MONITOR)."""
+    kinds = args.kinds.split(",")
+    per: dict[tuple[str, bool], list[float]] = {(k, r): [] for k in kinds for r in (False, True)}
+    trips: dict[str, list[float]] = {k: [] for k in kinds}
     for r in range(args.repeat):
-        for redis in (False, True):
-            async with cluster(not args.no_audio) as c:
-                pid = await c.worker("voxflow", redis=redis)
-                await workers_up(c, ["voxflow"], args.concurrency)
-                cpu0 = _cpu(pid)
-                placed = await calls(c, ["voxflow"], args.calls, args.concurrency)
+        for kind in kinds:
+            for redis in (False, True):
+                cpu, lost, rt = await _overhead_round(args, kind, redis)
+                per[kind, redis].append(cpu)
+                if redis:
+                    trips[kind].append(rt)
+                print(f"round {r + 1} {kind} {'with' if redis else 'without'} --redis: "
+                      f"{cpu:.2f} ms CPU per call, {lost} lost"
+                      + (f", {rt:.2f} Redis round trips per call" if redis else ""))  # fmt: skip
+    med = statistics.median
+    print(f"\nworker CPU per whole call, medians of {args.repeat} rounds (ratio: median of the "
+          "rounds' with/without)")  # fmt: skip
+    print(f"{'calls':<34} {'without':>8} {'with':>8} {'added':>8} {'ratio':>6} "
+          f"{'round trips':>11} {'CPU per trip':>12}")  # fmt: skip
+    for kind in kinds:
+        wo, w = per[kind, False], per[kind, True]
+        ratio = med([b / a for a, b in zip(wo, w, strict=True)])
+        added, rt = med(w) - med(wo), med(trips[kind])
+        name = {"short": f"short ({'' if args.no_audio else 'one prompt, '}~2 s)",
+                "ivr": "main_ivr with audio (~5 s, 3 prompts)"}[kind]  # fmt: skip
+        print(f"{name:<34} {med(wo):>7.2f}ms {med(w):>7.2f}ms {added:>+7.2f}ms {ratio:>6.3f} "
+              f"{rt:>11.2f} {added / rt if rt else 0:>10.3f}ms")  # fmt: skip
+
+
+async def _overhead_round(
+    args: argparse.Namespace, kind: str, redis: bool
+) -> tuple[float, int, float]:
+    """One round: (worker CPU ms per call, calls lost, Redis round trips per call)."""
+    ivr = kind == "ivr"
+    n = args.ivr_calls if ivr else args.calls
+    async with cluster(ivr or not args.no_audio, ivr=ivr) as c:
+        pid = await c.worker("voxflow", redis=redis)
+        if ivr:
+            await c.sb.wait_app("voxflow", 120)
+            await ivr_calls(c.sb, "voxflow", args.concurrency, args.concurrency)  # warm-up
+        else:
+            await workers_up(c, ["voxflow"], args.concurrency)
+        async with _round_trips(c.redis_url) as counted:
+            cpu0 = _cpu(pid)
+            if ivr:
+                lost = await ivr_calls(c.sb, "voxflow", n, args.concurrency)
+            else:
+                placed = await calls(c, ["voxflow"], n, args.concurrency)
                 lost = sum(not completed(call) for call in placed) + await settle(c, placed)
-                per[redis].append((_cpu(pid) - cpu0) / args.calls * 1000)
-            print(f"round {r + 1} {'with' if redis else 'without'} --redis: "
-                  f"{per[redis][-1]:.2f} ms CPU per call, {lost} lost")  # fmt: skip
-    ratios = [w / wo for wo, w in zip(per[False], per[True], strict=True)]
-    print(
-        f"worker CPU per whole call (median of {args.repeat}): without --redis "
-        f"{statistics.median(per[False]):.2f} ms, with {statistics.median(per[True]):.2f} ms; "
-        f"ratio with/without median {statistics.median(ratios):.3f} "
-        f"(cluster mode +{(statistics.median(ratios) - 1) * 100:.1f} %)"
-    )
+            cpu = (_cpu(pid) - cpu0) / n * 1000
+    return cpu, lost, counted[0] / n
+
+
+@asynccontextmanager
+async def _round_trips(url: str) -> AsyncIterator[list[int]]:
+    """Counts the commands clients send Redis in the block (``MONITOR``; the commands run
+    inside scripts not counted): ``[count]``."""
+    counted = [0]
+    client = aioredis.Redis.from_url(url)
+
+    async def watch() -> None:
+        async with client.monitor() as m:
+            async for cmd in m.listen():
+                if cmd.get("client_type") != "lua":
+                    counted[0] += 1
+
+    task = asyncio.ensure_future(watch())
+    await asyncio.sleep(0.2)
+    try:
+        yield counted
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.aclose()
 
 
 @dataclass
@@ -537,6 +596,8 @@ def main() -> None:
     ov.add_argument("--calls", type=int, default=200)
     ov.add_argument("--concurrency", type=int, default=20)
     ov.add_argument("--repeat", type=int, default=3)
+    ov.add_argument("--ivr-calls", type=int, default=60, help="main_ivr calls per round")
+    ov.add_argument("--kinds", default="short,ivr", help="short, ivr or both (short,ivr)")
     fo = sub.add_parser("failover")
     fo.add_argument("--calls", type=int, default=1000)
     fo.add_argument("--kill-every", type=int, default=100)
