@@ -130,3 +130,31 @@ async def test_a_tick_redis_does_not_answer_gives_every_waiter_the_redis_down_an
     finally:
         await a.close()
         await rs.stop()
+
+
+async def test_an_end_rides_with_the_next_tick_of_another_call(tmp_path: Path) -> None:
+    async with running_redis(tmp_path) as rs:
+        a = ClusterState(rs.url, worker_id="a", socket_timeout=10.0)
+        a.writes.linger = 30.0  # no tick of its own within the test: another call's carries it
+        try:
+            flow = _flow()
+            h = await a.publish(flow)
+            await a.begin("c1", flow, h)
+            await a.claim_end("c1", ("c1:call.ended", b"{}"))
+            before = await _scripts(a)
+            ending = asyncio.ensure_future(a.end("c1", "completed"))
+            dropping = asyncio.ensure_future(a.outbox.done("c1"))
+            await asyncio.sleep(0.05)
+            assert not ending.done() and not dropping.done()  # lingering: nothing sent yet
+            assert await _scripts(a) - before == 0
+            await a.begin("c2", flow, h)  # the next call's start: one tick for all three
+            assert await asyncio.wait_for(ending, 10) is True
+            await asyncio.wait_for(dropping, 10)
+            assert await _scripts(a) - before == 1
+            assert [e.id for e in await a.call_entries()] == ["c2"]
+            assert await a.redis.hlen(a.outbox.key) == 0
+            a.writes.linger = 0.05  # alone, an end goes by itself once its linger is over
+            assert await asyncio.wait_for(a.end("c2", "completed"), 10) is True
+            assert await a.call_entries() == []
+        finally:
+            await a.close()

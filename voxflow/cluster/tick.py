@@ -7,7 +7,10 @@ version changed), its end (checkpoint and entry deleted) and its delivered webho
 outbox are queued here. Whoever flushes first sends everything queued, of every call, in one
 ``EVALSHA`` (:data:`TICK`); what is queued while that tick is in flight goes in the next one.
 Each waiter gets its own part of the answer, or None when Redis did not answer (the caller
-decides what that means: a claim is granted, a start reads no checkpoint).
+decides what that means: a claim is granted, a start reads no checkpoint). A start, a claim
+and a checkpoint go at once (a call waits for the first two; a checkpoint not yet written is a
+state a failover would replay); an end and a delivered webhook's drop wait up to ``linger`` s
+(0.2) for another call's tick to ride on (nobody waits for them: the call is over).
 
 Each command through redis-py's asyncio client costs the worker ~0.1-0.2 ms of CPU (pool,
 packing, a socket write and a wake-up for the reply), more than the script's work: a call that
@@ -123,6 +126,8 @@ class Tick:
     """Per claim: call id, outbox entry ('' for none), its waiter."""
     ends: list[tuple[str, asyncio.Future[int | None]]] = field(default_factory=list)
     delivered: list[str] = field(default_factory=list)
+    lingering: list[asyncio.Future[None]] = field(default_factory=list)
+    """Waiters for the ``delivered`` drops."""
     checkpoints: list[str] = field(default_factory=list)
     """The calls whose checkpoint this tick writes."""
 
@@ -156,6 +161,8 @@ class Tick:
             _resolve(cfut, None if reply is None else int(claimed[i]))
         for i, (_, efut) in enumerate(self.ends):
             _resolve(efut, None if reply is None else int(deleted[i]))
+        for lfut in self.lingering:
+            _resolve(lfut, None)
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
@@ -181,10 +188,12 @@ class CallWrites:
         call_ttl: float,
         op: Op,
         failed: Callable[[str, Exception], None],
+        linger: float = 0.2,
     ) -> None:
         """``head()``: the call TTL (ms), worker id and end TTL (ms) of :data:`TICK`; ``calls``:
         the worker's calls (their entries are rewritten here when their state changes);
-        ``script(keys, args)`` runs :data:`TICK`."""
+        ``script(keys, args)`` runs :data:`TICK`; ``linger``: how long an end (or a delivered
+        webhook's drop) waits for a tick another call sends before it sends its own."""
         self._script = script
         self._key = key
         self._head = head
@@ -193,6 +202,7 @@ class CallWrites:
         self._call_ttl = call_ttl
         self._op = op
         self._failed = failed
+        self.linger = linger
         self.lock = asyncio.Lock()
         """Held while a tick is in flight (others writing the same keys wait for it)."""
         self.checkpoints = 0
@@ -228,17 +238,28 @@ class CallWrites:
         return await self._wait(fut)
 
     async def end(self, call_id: str) -> int | None:
-        """Delete the call's checkpoint and entry with the next tick: how many of the two
-        were there (None: no answer)."""
+        """Delete the call's checkpoint and entry with the next tick, at most ``linger`` s
+        from now: how many of the two were there (None: no answer)."""
         self.forget(call_id)
         fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._next.ends.append((call_id, fut))
-        return await self._wait(fut)
+        return await self._lingering(fut)
 
     async def delivered(self, call_id: str) -> None:
-        """The call's pending webhook leaves the outbox with the next tick."""
+        """The call's pending webhook leaves the outbox with the next tick, at most
+        ``linger`` s from now."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._next.delivered.append(call_id)
-        await self.flush()
+        self._next.lingering.append(fut)
+        await self._lingering(fut)
+
+    async def _lingering(self, fut: asyncio.Future[T]) -> T:
+        """``fut``'s answer: from the next tick another call sends (a start, a claim, a
+        checkpoint), or from a tick of its own after ``linger`` s."""
+        await asyncio.wait({fut}, timeout=self.linger)
+        if not fut.done():
+            await self.flush()
+        return await fut
 
     def pending(self) -> bool:
         """True when checkpoints wait for a tick."""
