@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -161,3 +163,25 @@ async def test_espeak_stopped_mid_prompt_ends_even_with_its_pipe_full() -> None:
     assert await anext(chunks)
     await asyncio.sleep(1.0)  # espeak writes ~20x real time: well over the reader's 128 KiB
     await asyncio.wait_for(chunks.aclose(), 10)
+
+
+def test_a_run_ending_while_espeak_starts_does_not_hang() -> None:
+    """``asyncio.run`` ending (an error at start-up) while a prompt's synthesis is spawning
+    espeak-ng: the cancelled spawn ends (Python 3.11's ``create_subprocess_exec`` cancelled
+    before its pipes connect waits for them forever)."""
+
+    async def main() -> None:
+        chunks = EspeakTTS(sample_rate=8000).synthesize("Welcome to the test line.")
+        first = asyncio.ensure_future(anext(chunks))
+        await asyncio.sleep(0)  # the synthesis is now inside the spawn
+        raise RuntimeError(f"start-up failed ({first.done()=})")
+
+    def run() -> None:
+        with contextlib.suppress(RuntimeError):
+            asyncio.run(main())
+
+    for _ in range(3):
+        runner = threading.Thread(target=run, daemon=True)
+        runner.start()
+        runner.join(20)
+        assert not runner.is_alive(), "asyncio.run hung cancelling the synthesis"

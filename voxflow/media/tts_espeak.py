@@ -13,6 +13,7 @@ import contextlib
 import logging
 import shutil
 import struct
+import subprocess
 from collections.abc import AsyncIterator
 
 from voxflow import observe
@@ -73,20 +74,17 @@ class EspeakTTS:
             "--",
             text,
         ]
-        proc = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        # Popen, not asyncio.create_subprocess_exec: on Python 3.11 a task cancelled while that
+        # spawn connects its pipes waits for them for ever (asyncio.run hung at shut-down)
+        proc = subprocess.Popen(  # noqa: ASYNC220 (fork/exec is what asyncio's spawn does too, synchronously)
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        assert proc.stdout is not None and proc.stderr is not None
+        transport: asyncio.BaseTransport | None = None
         try:
-            rate, leftover = await _read_wav_header(proc.stdout)
+            stdout, transport = await _reader(proc)
+            rate, leftover = await _read_wav_header(stdout)
             if rate is None:
-                err = (await proc.stderr.read()).decode(errors="replace").strip()
-                await proc.wait()
-                observe.provider_error("tts", "espeak-ng")
-                raise ProviderError(f"espeak-ng produced no audio: {err or 'no output'}")
+                raise _failure(proc, await _exit_code(proc), "produced no audio")
             resampler = Resampler(rate, self.sample_rate)
             odd = b""
             data = leftover
@@ -98,24 +96,58 @@ class EspeakTTS:
                     out = resampler.process(data[:cut])
                     if out:
                         yield out
-                data = await proc.stdout.read(_READ)
+                data = await stdout.read(_READ)
                 if not data:
                     break
             tail = resampler.process(b"", last=True)
             if tail:
                 yield tail
-            code = await proc.wait()
+            code = await _exit_code(proc)
             if code != 0:
-                err = (await proc.stderr.read()).decode(errors="replace").strip()
-                observe.provider_error("tts", "espeak-ng")
-                raise ProviderError(f"espeak-ng exited with {code}: {err}")
+                raise _failure(proc, code, f"exited with {code}")
         finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                # communicate(), not wait(): on Python 3.11 wait() also waits for the pipes to
-                # close, and a stdout reader paused on a full buffer never sees its end
-                await proc.communicate()
+            if transport is not None:
+                transport.close()
+            _end(proc)
+
+
+async def _reader(
+    proc: subprocess.Popen[bytes],
+) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """An asyncio reader of ``proc``'s stdout (a pipe; the reader pauses it when full)."""
+    assert proc.stdout is not None
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), proc.stdout
+    )
+    return reader, transport
+
+
+async def _exit_code(proc: subprocess.Popen[bytes]) -> int:
+    """``proc``'s exit status once its stdout has ended (it exits right after)."""
+    return await asyncio.to_thread(proc.wait, 10)
+
+
+def _failure(proc: subprocess.Popen[bytes], code: int, what: str) -> ProviderError:
+    """The error for a synthesis that failed, with espeak-ng's own message."""
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode(errors="replace").strip()  # the process has exited
+    observe.provider_error("tts", "espeak-ng")
+    return ProviderError(f"espeak-ng {what}: {err or f'exit status {code}'}")
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` if it still runs, reap it and close its pipes (never waits long: a killed
+    process is gone within milliseconds)."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(2)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 async def _read_wav_header(stream: asyncio.StreamReader) -> tuple[int | None, bytes]:
