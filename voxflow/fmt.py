@@ -264,7 +264,8 @@ class FormatResult:
 def format_file_text(text: str, path: str = "<flow>") -> FormatResult:
     """Format one file's text; raises VoxflowSyntaxError when it does not parse (nothing is
     formatted then) or, defensively, when the result would not parse."""
-    for label, candidate in (("", text), (" after formatting (a voxflow bug)", None)):
+    first = text.removeprefix("\ufeff")  # a byte-order mark, as the compiler reads it
+    for label, candidate in (("", first), (" after formatting (a voxflow bug)", None)):
         if candidate is None:
             candidate = format_source(text)
         module, diags = parse_module(Source(path, candidate))

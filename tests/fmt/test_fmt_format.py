@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,26 @@ def test_a_comment_block_stays_with_the_state_it_describes() -> None:
     )
     assert format_source(text) == want
     assert format_source(want) == want
+
+
+def test_devices_pipes_binary_and_bom_files(tmp_path: Path) -> None:
+    """fmt reads flow files as the compiler does: never a device or a pipe (a link to
+    /dev/zero was read for ever), binary or non-UTF-8 is a one-line error, a BOM is fine."""
+    runner = CliRunner()
+    (tmp_path / "zero.flow").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.flow")
+    (tmp_path / "bin.flow").write_bytes(b"\x00\x01")
+    (tmp_path / "latin.flow").write_bytes(b"flow caf\xe9:\n")
+    for name, why in [
+        ("zero.flow", "not a regular file"),
+        ("pipe.flow", "not a regular file"),
+        ("bin.flow", "file looks binary"),
+        ("latin.flow", "file is not valid UTF-8 (byte 0xe9 at offset 8)"),
+    ]:
+        result = runner.invoke(cli, ["fmt", str(tmp_path / name)])
+        assert result.exit_code == 1 and f"cannot read {tmp_path / name}: {why}" in result.output
+    bom = tmp_path / "bom.flow"
+    bom.write_bytes(b'\xef\xbb\xbfflow b:\n    answers "1"\n\nstate s:\n    hangup\n')
+    assert runner.invoke(cli, ["fmt", "--check", str(bom)]).exit_code == 1  # the BOM goes
+    assert runner.invoke(cli, ["fmt", str(bom)]).exit_code == 0
+    assert bom.read_bytes() == b'flow b:\n    answers "1"\n\nstate s:\n    hangup\n'

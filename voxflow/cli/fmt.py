@@ -11,8 +11,10 @@ from pathlib import Path
 import click
 
 from voxflow.compiler.project import PathError, collect_flow_files
+from voxflow.diagnostics import Diagnostic
 from voxflow.errors import VoxflowSyntaxError
 from voxflow.fmt import format_file_text, unified_diff
+from voxflow.sourcefile import read_source
 
 __all__ = ["fmt_command"]
 
@@ -29,7 +31,12 @@ def fmt_command(paths: tuple[str, ...], check: bool) -> None:
     changed = unchanged = broken = 0
     for path in files:
         name = str(path)
-        try:
+        checked = read_source(path)  # a regular file within the size cap, UTF-8 text
+        if isinstance(checked, Diagnostic):
+            click.echo(f"error: cannot read {name}: {checked.message}", err=True)
+            broken += 1
+            continue
+        try:  # as it is on disk (a BOM or CRLF line ends are reformatted away)
             original = path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             click.echo(f"error: cannot read {name}: {exc}", err=True)
