@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 from _cluster_kit import local_http, running_redis, until, worker, worker_process
 from aiohttp import web
@@ -24,7 +25,7 @@ from voxflow.runtime.checkpoint import Checkpoint
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
-from voxflow.runtime.webhooks import verify
+from voxflow.runtime.webhooks import build_payload, verify
 from voxflow.sandbox.server import Sandbox
 from voxflow.telephony.app import VoxtraApp
 
@@ -232,11 +233,13 @@ async def test_a_draining_worker_leaves_unserved_ends_to_the_others(tmp_path: Pa
         assert [json.loads(g[3])["call_id"] for g in _ended(got)] == ["c1"]
 
 
+@pytest.mark.parametrize("holder", ["alive", "dead"])
 async def test_a_call_whose_end_another_worker_claimed_is_hung_up_not_resumed(
-    tmp_path: Path,
+    tmp_path: Path, holder: str
 ) -> None:
-    """The worker ending a call died after claiming its end, before hanging it up (the channel
-    lives on): the worker adopting the channel hangs it up instead of resuming its menu."""
+    """The worker ending a call claimed its end and did not hang it up (the channel lives on):
+    the worker adopting the channel hangs it up instead of resuming its menu; when the claim's
+    holder is dead (it died in its end) it takes the claim over and runs the on hangup body."""
     async with (
         running_redis(tmp_path) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,
@@ -257,12 +260,91 @@ async def test_a_call_whose_end_another_worker_claimed_is_hung_up_not_resumed(
                     break
                 await asyncio.sleep(0.02)
         assert first.handed_over == 1 and not call.ended  # the channel waits for a worker
-        assert await a.claim_end(call.id)  # as if a had ended the call and died before hangup
+        z = ClusterState(rs.url, worker_id="z")
+        await z.__aenter__()
+        assert await z.claim_end(call.id)  # z ended the call and did not hang it up
+        if holder == "dead":
+            await z.close()  # ... because it died
         async with worker(sb, flow, b, settings=hooks) as second:
             await call.wait_hangup(15)
             await until(lambda: not second.drivers, 10, "b is done with it")
             await second.webhooks.flush(5)
             assert second.results.total == 0 and second.resumed == 0
-        assert _ended(got) == [] and not any(g[0].startswith("/on-hangup") for g in got)
+        if holder == "alive":
+            await z.close()
+        hangups = [g for g in got if g[0].startswith("/on-hangup")]
+        assert _ended(got) == []  # z's, in the outbox had z sent one
+        if holder == "dead":  # the state's on hangup body, once, with its state's entry
+            cp_entry = 2  # start (1) then menu (2)
+            assert [(g[0], g[2]) for g in hangups] == [
+                ("/on-hangup/early", f"{call.id}:{cp_entry}:hangup.1")
+            ]
+        else:
+            assert hangups == []
         assert await b.call_entries() == [] and await b.checkpoint(call.id) is None
         assert not sb.pbx.channels and not sb.pbx.bridges
+
+
+async def test_a_worker_dead_during_its_end_has_its_on_hangup_run_again_once(
+    tmp_path: Path,
+) -> None:
+    """The worker had claimed the end (its call.ended in the outbox) and died before the call
+    left the registry: one reaper takes the claim over and runs the on hangup body again with
+    the same key; the call.ended is the dead worker's, sent once from the outbox."""
+    async with running_redis(tmp_path) as rs, _receiver() as (url, got):
+        compiled = compile_flow(FLOW.replace("{url}", url), "ending.flow").flow
+        assert compiled is not None
+        path = tmp_path / "ending.flow"
+        path.write_text(FLOW.replace("{url}", url))
+        dead = ClusterState(rs.url, worker_id="dead", heartbeat=0.05, worker_ttl=0.3)
+        await dead.__aenter__()
+        fhash = await dead.publish(compiled)
+        await dead.begin("c1", compiled, fhash)
+        dead.save("c1", Checkpoint(fhash, "menu", {"picked": "early"}, entry=2))
+        await dead.flush()
+        data = {"outcome": "completed", "reason": "done"}
+        body = build_payload(
+            "call.ended", call_id="c1", flow="ending", metadata={}, webhook_keys=(), data=data
+        )
+        assert await dead.claim_end("c1", ("c1:call.ended", body))
+        await dead.close()  # killed in its on hangup body
+        settings = Settings(webhook_url=f"{url}/hooks", webhook_secret=SECRET)
+        states = [
+            ClusterState(rs.url, worker_id=w, heartbeat=0.05, unadopted_grace=0.1)
+            for w in ("b", "c")
+        ]
+        servers: list[FlowServer] = []
+        for st in states:
+            await st.__aenter__()
+            reg = FlowRegistry()
+            reg.load([path])
+            app = VoxtraApp("http://127.0.0.1:9", "u", "p", "voxflow")  # never connected
+            servers.append(FlowServer(app, reg, settings, store=st))
+        try:
+
+            async def no_channels() -> set[str]:
+                return set()
+
+            for st, server in zip(states, servers, strict=True):
+                st.start_reaping(no_channels, every=0.05, end=server.end_unserved)
+            await until(lambda: bool(_ended(got)), 30, "the dead worker's call.ended")
+            await until(lambda: any(g[0].startswith("/on-hangup") for g in got), 30, "on hangup")
+            r = states[0].redis
+            for _ in range(500):
+                if not await states[0].call_entries() and not await r.hlen("voxflow:outbox"):
+                    break
+                await asyncio.sleep(0.02)
+            assert await states[0].call_entries() == []
+            await asyncio.sleep(0.3)  # more reaping and outbox rounds: nothing repeats
+        finally:
+            for server in servers:
+                await server.webhooks.aclose()
+                await server.http.aclose()
+            for st in states:
+                await st.close()
+        [(_, _, key, sent)] = _ended(got)
+        assert key == "c1:call.ended" and json.loads(sent)["data"] == data  # the dead one's
+        [hangup] = [g for g in got if g[0].startswith("/on-hangup")]
+        assert hangup[0] == "/on-hangup/early" and hangup[2] == "c1:2:hangup.1"
+        assert sum(s.ended_for_dead for s in servers) == 1
+        assert sum(s.results.total for s in servers) == 0  # counted by the dead worker

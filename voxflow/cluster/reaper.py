@@ -1,7 +1,12 @@
 """The ends of calls that ended while no worker served them (their worker died, their channel
 is gone): run from each call's last checkpoint by the worker that reaps them
 (:meth:`voxflow.cluster.state.ClusterState.start_reaping`), under the call's end claim, so once
-across the cluster (the rule: :mod:`voxflow.runtime.unserved`)."""
+across the cluster (the rule: :mod:`voxflow.runtime.unserved`).
+
+A call whose dead worker had claimed its end already (it died during the end: in its ``on
+hangup`` body, or before the call left the registry) has its claim taken over (compare-and-set:
+one reaper wins) and its ``on hangup`` body run again, with the same ``Idempotency-Key``s, but
+not its ``call.ended``: that one is in the outbox, with the outcome the dead worker gave it."""
 
 from __future__ import annotations
 
@@ -16,13 +21,21 @@ from voxflow.runtime.events import End
 if TYPE_CHECKING:
     from voxflow.cluster.state import CallEntry, ClusterState
 
-__all__ = ["Ender", "end_unserved"]
+__all__ = ["STEAL_CLAIM", "Ender", "end_unserved"]
 
 log = logging.getLogger(__name__)
 
-Ender = Callable[[str, str, Checkpoint | None], Awaitable[End | None]]
+Ender = Callable[[str, str, Checkpoint | None, bool], Awaitable[End | None]]
 """Runs the end of a call that ended while no worker served it: (call id, flow hash, its last
-checkpoint) -> its End, None when it could not (``FlowServer.end_unserved``)."""
+checkpoint, whether to send its ``call.ended``) -> its End, None when it could not
+(``FlowServer.end_unserved``)."""
+STEAL_CLAIM = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('set', KEYS[1], ARGV[2], 'KEEPTTL')
+end
+return false
+"""
+"""Move the end claim ``KEYS[1]`` from worker ARGV[1] to ARGV[2] if ARGV[1] still holds it."""
 
 
 async def end_unserved(state: ClusterState, gone: list[CallEntry], end: Ender | None) -> list[str]:
@@ -44,8 +57,11 @@ async def _end_one(state: ClusterState, e: CallEntry, end: Ender) -> bool:
     except ValueError as exc:  # unreadable: the end without the state's on hangup body
         log.warning("call %s: its checkpoint is unreadable (%s); ending it without", e.id, exc)
         cp = None
+    took = await state.take_dead_claim(e.id)  # it died during the end: the body runs again
+    if took:
+        log.warning("call %s: its worker died during its end: its on hangup runs again", e.id)
     try:
-        ended = await end(e.id, cp.flow_hash if cp else e.flow_hash, cp)
+        ended = await end(e.id, cp.flow_hash if cp else e.flow_hash, cp, not took)
     except Exception:  # a bug must not stop the reaper: the call leaves the registry
         log.exception("call %s: its end (no worker served it) failed", e.id)
         await state.forget([e.id])

@@ -49,7 +49,7 @@ from voxflow import faults
 from voxflow.cluster.apphold import AppHold, node_app
 from voxflow.cluster.liveness import DeathWatch, LivenessLink
 from voxflow.cluster.outbox import Outbox, entry_json
-from voxflow.cluster.reaper import Ender, end_unserved
+from voxflow.cluster.reaper import STEAL_CLAIM, Ender, end_unserved
 from voxflow.cluster.resp import ScriptLink, supported
 from voxflow.cluster.tick import TICK, CallEntry, CallWrites, Script, call_json
 from voxflow.ir.models import Flow
@@ -374,6 +374,23 @@ class ClusterState:
         if got == 2 and webhook is not None:  # in the outbox now, as claimed
             self.outbox.claimed[call_id] = webhook
         return got is None or bool(got)
+
+    async def take_dead_claim(self, call_id: str) -> bool:
+        """Take the end claim of call ``call_id`` over from a dead worker (compare-and-set:
+        one worker wins); False when unclaimed, ours, held by a live worker, or unknown."""
+        key = self._k("end", call_id)
+        got = await self._op("read end claim", lambda: self.redis.get(key))
+        holder = got.decode() if isinstance(got, bytes) else got
+        if holder is None or holder == self.worker_id:
+            return False
+        alive = await self._alive_ids()
+        if alive is None or holder in alive:
+            return False
+        steal = self.redis.register_script(STEAL_CLAIM)
+        took = await self._op(
+            "take end claim", lambda: steal(keys=[key], args=[holder, self.worker_id])
+        )
+        return bool(took)
 
     async def end_claimed_elsewhere(self, call_id: str) -> bool:
         """True when another worker claimed the call's end (False when Redis does not say)."""

@@ -241,6 +241,11 @@ class CallStore(Protocol):
         that died between claiming its end and hanging it up: it is not resumed)."""
         ...
 
+    async def take_dead_claim(self, call_id: str) -> bool:
+        """Take the call's end claim over from a dead worker (one worker wins): True when this
+        worker holds it now (the dead worker's end is run again here)."""
+        ...
+
     def attach_webhooks(self, sender: WebhookSender) -> None:
         """Send pending end-of-call webhooks of dead workers with ``sender``; ``sender`` keeps
         this worker's pending in the store until delivered."""

@@ -255,7 +255,7 @@ class FlowServer:
             if cp is not None:
                 observe.moment("checkpoint", sid)
                 if await self.store.end_claimed_elsewhere(sid):
-                    return await self._ended_before(session)
+                    return await self._ended_before(session, fhash, cp)
             after_step = self._checkpointer(sid, fhash, session, running)
         redactor = Redactor(flow, lambda: running[0].state if running else None)
         sink = self._transcript_sink(sid, redactor)
@@ -355,13 +355,17 @@ class FlowServer:
         log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
         _restore_agent(session, cp)
 
-    async def end_unserved(self, sid: str, fhash: str, cp: Checkpoint | None) -> End | None:
+    async def end_unserved(
+        self, sid: str, fhash: str, cp: Checkpoint | None, webhook: bool = True
+    ) -> End | None:
         """Cluster mode: run the end of call ``sid`` whose worker died and whose channel is
         gone (the reaper calls it): from checkpoint ``cp`` (None: the call had none yet) on flow
         version ``fhash``, as if the caller hung up in the checkpointed state
         (:mod:`voxflow.runtime.unserved`); claimed like any end, so it happens once across the
         cluster. Its registry entry and checkpoint go. None (nothing done, left to a later
-        round or another worker) when the flow version cannot be read, or this worker drains."""
+        round or another worker) when the flow version cannot be read, or this worker drains.
+        ``webhook=False``: no ``call.ended`` (the dead worker claimed the end and left it in
+        the outbox), and the outcome is not counted here."""
         assert self.store is not None
         if not self.accepting:
             return None
@@ -374,7 +378,7 @@ class FlowServer:
             flow,
             port,
             http=self.http,
-            webhooks=self.webhooks,
+            webhooks=self.webhooks if webhook else None,
             max_steps=self.settings.max_steps,
             clock=self.clock,
             end_claim=_claimer(self.store, sid),
@@ -395,16 +399,19 @@ class FlowServer:
         finally:
             self.webhooks.redactors.pop(sid, None)
         if not driver.ended_elsewhere:
-            self.results[sid] = end
+            if webhook:
+                self.results[sid] = end
             self.ended_for_dead += 1
             log.warning("call %s ended while no worker served it: its end ran here", sid)
         await self._ended(sid, end)
         return end
 
-    async def _ended_before(self, session: CallSession) -> End:
-        """A call adopted from a dead worker that had claimed its end already (it died between
-        the claim and the hang-up): hung up, not resumed; its end is that worker's (its
-        ``call.ended`` in the outbox), not repeated here."""
+    async def _ended_before(self, session: CallSession, fhash: str, cp: Checkpoint) -> End:
+        """A call adopted from a worker that had claimed its end already (it died between the
+        claim and the hang-up): hung up, not resumed; its ``call.ended`` is that worker's (in
+        the outbox), not repeated here. When that worker is dead its claim is taken over and
+        the ``on hangup`` body of the checkpointed state runs again (same keys)."""
+        assert self.store is not None
         sid = str(session.id)
         log.warning("call %s: its end was claimed by another worker: hanging it up", sid)
         end = End("ended_elsewhere", "the call ended on another worker")
@@ -412,6 +419,10 @@ class FlowServer:
             await session.hangup("normal")
         except Exception as exc:  # as the driver's hang-up: logged, never raised to the app
             log.warning("call %s: hangup failed: %s", sid, exc)
+        if await self.store.take_dead_claim(sid):
+            log.warning("call %s: its worker died during its end: its on hangup runs again", sid)
+            if await self.end_unserved(sid, fhash, cp, False) is not None:
+                return end
         await self._ended(sid, end)
         return end
 
