@@ -24,10 +24,15 @@ each): worker CPU per whole call, and the cluster mode's share of it (median rat
     .venv/bin/python bench/cluster.py failover [--calls 1000] [--kill-every 100] [--ttl 3]
 
 One worker serves, one stands by (same app name). Calls flow at ``--concurrency``; after every
-``--kill-every`` calls placed, the serving worker gets SIGKILL and a new standby starts. For each
-call in progress at a kill: the time from the kill until it hears its state's prompt again
-(p50/p99 over every kill). Lost calls: calls the caller did not see end normally (1 pressed,
-the flow hung up); end webhooks missing or repeated are counted apart.
+``--kill-every`` calls placed, the serving worker gets SIGKILL and a new standby starts (new
+calls wait until it stands by: it warms its prompts and decoders first, seconds on a loaded
+box). For each call in progress at a kill: the time from the kill until it hears its state's
+prompt again (p50/p99 over every kill). Per kill, where that time went: the standby's take-over
+timeline (its log line, voxflow.cluster.takeover) from the kill: dead worker seen gone, name
+held, events socket connected, channels listed, orphans swept; per call (p50): adopted,
+checkpoint read, state entered, media up, prompt's first frame queued; and heard (the caller's
+ear). Lost calls: calls the caller did not see end normally (1 pressed, the flow hung up); end
+webhooks missing or repeated are counted apart.
 
 ``--no-audio``: workers without speech (the menu plays ``sound:vm-login`` instead);
 ``--no-warm-prompts``: standbys that synthesize their prompts on first use. BENCH_LOGS=DIR

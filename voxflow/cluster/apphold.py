@@ -100,7 +100,9 @@ class AppHold:
                         app,
                         holder,
                     )
-            await asyncio.sleep(self.poll if poll is None else poll)
+            delay = self.poll if poll is None else poll
+            confirming = self.deaths.confirming()  # a holder seen gone: look again right then
+            await asyncio.sleep(delay if confirming is None else min(delay, confirming))
 
     async def _holders(self, apps: Sequence[str]) -> tuple[dict[str, str | None], set[str]]:
         """Each of ``apps``' holder (None: free), and the client names of Redis's

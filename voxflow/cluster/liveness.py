@@ -98,6 +98,13 @@ class DeathWatch:
         self.clock = clock
         self._missing: dict[str, float] = {}
 
+    def confirming(self) -> float | None:
+        """Seconds until the next missing worker's ``confirm`` window ends (None: no worker is
+        being confirmed gone): a standby polls again then, not a poll period later."""
+        now = self.clock()
+        left = [first + self.confirm - now for first in self._missing.values()]
+        return min((t for t in left if t > 0), default=None)
+
     async def connected(self) -> set[str]:
         """The workers whose liveness connection is open now (draining ones included)."""
         marker = live_name(self.prefix, "")
