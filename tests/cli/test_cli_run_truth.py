@@ -204,6 +204,8 @@ def test_undecodable_script_and_config_are_one_line_errors(tmp_path: Path) -> No
     assert code == 2 and "bad.txt: not UTF-8 text" in out
     code, out = _run(flow, "--no-audio", "--config", str(tmp_path / "bad.toml"))
     assert code == 2 and "bad.toml: not UTF-8 text" in out
+    code, out = _run(flow, "--no-audio", "--caller", "/dev/zero")  # was read for ever
+    assert code == 2 and "caller script /dev/zero is larger than 1000000 bytes" in out
     code, out = _run(flow, "--grace", "-1")
     assert code == 2 and "--grace: must not be negative" in out
 

@@ -88,3 +88,9 @@ def test_a_damaged_trace_is_a_one_line_error(
     result = CliRunner().invoke(cli, ["replay", str(bad), "--flow", str(FLOW)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert "bad.jsonl" in result.output and message in result.output, result.output
+
+
+def test_a_trace_that_never_ends_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "zero.jsonl").symlink_to("/dev/zero")  # was read (into memory) for ever
+    result = CliRunner().invoke(cli, ["replay", str(tmp_path / "zero.jsonl"), "--flow", str(FLOW)])
+    assert result.exit_code == 1 and "is not a JSON Lines trace: larger than" in result.output

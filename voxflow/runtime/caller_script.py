@@ -137,11 +137,19 @@ def _parse_action(verb: str, args: list[str], line: int) -> CallerAction:
     )
 
 
+MAX_SCRIPT_BYTES = 1_000_000
+"""The largest caller script file read."""
+
+
 def load_script(path: str | Path) -> list[CallerAction]:
     """Read and parse a script file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:  # a pipe (--caller <(...)) is fine; /dev/zero is not read on
+            data = fh.read(MAX_SCRIPT_BYTES + 1)
+        if len(data) > MAX_SCRIPT_BYTES:
+            raise ConfigError(f"caller script {p} is larger than {MAX_SCRIPT_BYTES} bytes")
+        text = data.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read caller script {p}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

@@ -123,7 +123,15 @@ class TraceWriter:
                 pass
 
 
+MAX_TRACE_BYTES = 64_000_000
+"""The largest trace file :func:`read_trace` reads (a device such as /dev/zero never ends)."""
+
+
 def read_trace(path: str | Path) -> list[dict[str, Any]]:
-    """Load a trace file back as a list of records."""
-    with Path(path).open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """Load a trace file back as a list of records (``ValueError`` past
+    :data:`MAX_TRACE_BYTES`, ``json.JSONDecodeError`` for a line that is not JSON)."""
+    with Path(path).open("rb") as fh:
+        data = fh.read(MAX_TRACE_BYTES + 1)
+    if len(data) > MAX_TRACE_BYTES:
+        raise ValueError(f"larger than {MAX_TRACE_BYTES} bytes")
+    return [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]

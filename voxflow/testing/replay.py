@@ -16,7 +16,6 @@ flow that branches on response data may differ for that reason (the report says 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -311,7 +310,7 @@ def _read_records(trace: str | os.PathLike[str]) -> list[dict[str, Any]]:
         records: list[Any] = read_trace(Path(trace))
     except OSError as exc:
         raise ConfigError(f"cannot read trace {trace}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not JSON, not UTF-8, or too large
         raise ConfigError(f"{trace} is not a JSON Lines trace: {exc}") from None
     for i, rec in enumerate(records, 1):
         if not isinstance(rec, dict):
