@@ -59,9 +59,14 @@ def test_precedence_app_over_flow_over_env() -> None:
     assert isinstance(build_stt(cfg.stt), DeepgramSTT)
     tts = build_tts(cfg.tts)
     assert isinstance(tts, OpenAITTS) and tts.voice == "nova"
-    assert isinstance(
-        build_stt(load_ai_config(env={"VOXFLOW_STT_MODEL": "whisper-1"}).stt), OpenAISTT
-    )
+    whisper = build_stt(load_ai_config(env={"VOXFLOW_STT_MODEL": "whisper-1"}).stt)
+    assert isinstance(whisper, OpenAISTT) and whisper.response_format == "verbose_json"
+    env = {"VOXFLOW_STT_MODEL": "whisper-1", "VOXFLOW_STT_RESPONSE_FORMAT": "json"}
+    plain = build_stt(load_ai_config(env=env).stt)
+    assert isinstance(plain, OpenAISTT) and plain.response_format == "json"
+    env["VOXFLOW_STT_RESPONSE_FORMAT"] = "srt"
+    with pytest.raises(ConfigError, match="response_format must be one of"):
+        build_stt(load_ai_config(env=env).stt)
 
 
 def test_key_in_flow_config_is_refused() -> None:

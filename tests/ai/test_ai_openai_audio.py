@@ -13,9 +13,9 @@ import pytest
 from ai_fakes import FakeOpenAI, hang, status
 from aiohttp import web
 
-from voxflow.ai.openai_stt import OpenAISTT, pcm16_to_wav
+from voxflow.ai.openai_stt import OpenAISTT, pcm16_to_wav, segments_confidence
 from voxflow.ai.openai_tts import OpenAITTS, WavHeaderStripper
-from voxflow.errors import ProviderError, ProviderTimeoutError
+from voxflow.errors import ConfigError, ProviderError, ProviderTimeoutError
 
 KEY = "sk-audio-SECRET-987"
 
@@ -151,7 +151,7 @@ def transcript_answer(text: str) -> Any:
 
 async def test_stt_posts_wav_multipart(fake_openai: FakeOpenAI) -> None:
     fake_openai.transcribe.append(transcript_answer(" I need billing. "))
-    stt = OpenAISTT(base_url=fake_openai.url, api_key=KEY, model="whisper-x", sample_rate=8000)
+    stt = OpenAISTT(base_url=fake_openai.url, api_key=KEY, model="gpt-4o-x", sample_rate=8000)
     pcm = tone(8000)
     try:
         # the json answer has no confidence: a threshold cannot reject anything
@@ -166,13 +166,72 @@ async def test_stt_posts_wav_multipart(fake_openai: FakeOpenAI) -> None:
         await stt.aclose()
     assert result.text == "I need billing." and result.is_final and result.confidence is None
     form = fake_openai.requests[0].body
-    assert form["model"] == "whisper-x" and form["language"] == "en"
+    assert form["model"] == "gpt-4o-x" and form["language"] == "en"
     assert form["prompt"] == "billing, sales" and form["response_format"] == "json"
     assert form["file"]["content_type"] == "audio/wav"
     with wave.open(io.BytesIO(form["file"]["data"])) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.readframes(10**6) == pcm
     assert fake_openai.requests[0].headers["Authorization"] == f"Bearer {KEY}"
+
+
+def verbose_answer(text: str, *segments: tuple[float, float, float]) -> Any:
+    """A whisper ``verbose_json`` answer: segments of (duration, avg_logprob, no_speech_prob)."""
+
+    async def handler(request: web.Request, form: dict[str, Any]) -> web.StreamResponse:
+        t, segs = 0.0, []
+        for i, (span, logprob, no_speech) in enumerate(segments):
+            segs.append(
+                {
+                    "id": i,
+                    "start": t,
+                    "end": t + span,
+                    "text": text,
+                    "avg_logprob": logprob,
+                    "no_speech_prob": no_speech,
+                }
+            )
+            t += span
+        return web.json_response(
+            {
+                "task": "transcribe",
+                "language": "english",
+                "duration": t,
+                "text": text,
+                "segments": segs,
+            }
+        )
+
+    return handler
+
+
+async def test_whisper_transcripts_carry_a_confidence_a_threshold_can_reject(
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.transcribe.append(verbose_answer(" Billing. ", (1.0, -0.1, 0.01)))
+    fake_openai.transcribe.append(verbose_answer(" Bill in. ", (0.5, -0.2, 0.0), (1.5, -1.6, 0.3)))
+    stt = OpenAISTT(base_url=fake_openai.url, model="whisper-1", sample_rate=8000)
+    heard = []
+    try:
+        for _ in range(2):
+            stream = await stt.open_stream(phrases=["billing"], min_confidence=0.5)
+            await stream.feed(tone(1600))
+            heard.append(await stream.finish())
+    finally:
+        await stt.aclose()
+    assert fake_openai.requests[0].body["response_format"] == "verbose_json"
+    assert heard[0].text == "Billing." and heard[0].confidence == pytest.approx(0.8959, abs=1e-3)
+    # duration-weighted: 0.25 * exp(-0.2) + 0.75 * exp(-1.6) * 0.7 = 0.3104, under 0.5
+    assert heard[1].text == "" and heard[1].alternatives == ("Bill in.",)
+    assert heard[1].confidence == pytest.approx(0.3104, abs=1e-3)
+
+
+def test_segments_confidence_ignores_what_it_cannot_read() -> None:
+    assert segments_confidence(None) is None and segments_confidence([]) is None
+    assert segments_confidence([{"avg_logprob": "x"}, 3]) is None
+    assert segments_confidence([{"avg_logprob": 0.5}]) == 1.0  # a positive log-prob is clamped
+    with pytest.raises(ConfigError, match="response_format must be one of"):
+        OpenAISTT(response_format="srt")
 
 
 async def test_stt_empty_utterance_posts_nothing(fake_openai: FakeOpenAI) -> None:

@@ -7,8 +7,9 @@ Keys are held in :class:`Secret`, whose ``repr``/``str`` never show the value.
 
 Environment variables (``X`` is ``LLM``, ``STT`` or ``TTS``): ``VOXFLOW_X_PROVIDER``,
 ``VOXFLOW_X_BASE_URL``, ``VOXFLOW_X_MODEL``, ``VOXFLOW_X_API_KEY``, ``VOXFLOW_X_TIMEOUT``,
-``VOXFLOW_TTS_VOICE``, ``VOXFLOW_X_LANGUAGE``; vendor keys ``OPENAI_API_KEY`` and
-``DEEPGRAM_API_KEY`` are used when the provider is ``openai`` or ``deepgram``.
+``VOXFLOW_TTS_VOICE``, ``VOXFLOW_X_LANGUAGE``, ``VOXFLOW_STT_RESPONSE_FORMAT``; vendor keys
+``OPENAI_API_KEY`` and ``DEEPGRAM_API_KEY`` are used when the provider is ``openai`` or
+``deepgram``.
 A kind (llm/stt/tts) is configured when its provider, model or base URL is set anywhere;
 a key alone does not switch a provider on.
 """
@@ -46,6 +47,7 @@ _FIELDS = (
     "voice",
     "language",
     "sample_rate",
+    "response_format",
 )
 _KNOWN_PROVIDERS: dict[Kind, frozenset[str]] = {
     "llm": frozenset({"openai"}),
@@ -257,6 +259,7 @@ def build_stt(
             language=cfg.language,
             sample_rate=cfg.sample_rate or 16000,
             timeout=cfg.timeout or 30.0,
+            response_format=str(cfg.options.get("response_format", "auto")),
         )
     return _build_offline("stt", cfg, offline or {})
 
