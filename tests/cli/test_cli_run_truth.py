@@ -177,6 +177,15 @@ def test_script_lines_the_call_did_not_live_to_reach_still_count(tmp_path: Path)
     assert code == 0, out
 
 
+@pytest.mark.parametrize("virtual", [[], ["--virtual-time"]])
+def test_expect_right_after_a_key_sees_the_flow_s_answer(
+    tmp_path: Path, virtual: list[str]
+) -> None:
+    script = _script(tmp_path, 'wait for "For sales"\npress 1\nexpect "Connecting you to sales"\n')
+    code, out = _run(str(FLOWS / "main_ivr.flow"), "--no-audio", "--caller", script, *virtual)
+    assert code == 0, out
+
+
 def test_the_no_input_escalation_example_in_running_md_passes(tmp_path: Path) -> None:
     doc = (ROOT / "docs" / "running.md").read_text()
     block = doc.split("No-input escalation", 1)[1].split("```", 2)[1]

@@ -21,6 +21,11 @@ EXIT_FLOW = 1
 """Exit code of ``voxflow run`` for invalid flows, a flow ending in ``error`` or a failed script."""
 
 
+EXPECT_GRACE = 1.0
+"""Seconds an ``expect`` gives the flow to react to the caller's last action: ``press 2`` then
+``expect "..."`` checks what the flow said in answer, not only what it said before the key."""
+
+
 def default_script(flow: ir.Flow) -> list[CallerAction]:
     """A demo caller: waits until the first menu is heard, picks its first choice, listens for
     a while, hangs up."""
@@ -95,7 +100,7 @@ class ScriptedCaller:
 
     async def _heard(self, call: SimCall, action: CallerAction) -> bool:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (action.seconds if action.kind == "wait_for" else 0)
+        deadline = loop.time() + (action.seconds if action.kind == "wait_for" else EXPECT_GRACE)
         while action.text.lower() not in self.heard().lower():
             if loop.time() >= deadline or call.ended:
                 click.echo(
