@@ -40,3 +40,17 @@ async def test_control_api_places_a_dtx_caller(sandbox: Sandbox, ari: RawAri) ->
             plain_id = (await r.json())["id"]
     assert sandbox.calls[dtx_id].dtx is True
     assert sandbox.calls[plain_id].dtx is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "99999"], "99999 is not in the range 0<=x<=65535"),  # was an OverflowError
+        (["--port", "-1"], "-1 is not in the range 0<=x<=65535"),
+        (["--answer-delay", "nan"], "expected a number of seconds, got nan"),  # served NaN
+        (["--answer-delay", "-1"], "-1.0 is not in the range 0<=x<=3600"),
+    ],
+)
+def test_bad_port_and_delays_are_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(sandbox_command, args)
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import signal
 
 import click
@@ -72,12 +73,21 @@ async def _serve(
         await sb.stop()
 
 
+def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """A finite number of seconds (click's FloatRange lets NaN through)."""
+    if not math.isfinite(value):
+        raise click.BadParameter(f"expected a number of seconds, got {value}")
+    return value
+
+
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8088, show_default=True, type=int, help="Port (0 = any).")
+@click.option("--port", default=8088, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0 = any).")  # fmt: skip
 @click.option("--user", default="voxflow", show_default=True, help="ARI user.")
 @click.option("--password", default="voxflow", show_default=True, help="ARI password.")
-@click.option("--answer-delay", default=0.0, show_default=True, type=float,
+@click.option("--answer-delay", default=0.0, show_default=True,
+              type=click.FloatRange(0, 3600), callback=_seconds,
               help="Seconds before simulated far ends answer originated calls.")  # fmt: skip
 @click.option("--stasis-delay", "stasis_delay", default="0.3-30", show_default=True,
               metavar="MS|MIN-MAX", help="Milliseconds after its REST answer an externalMedia or "
