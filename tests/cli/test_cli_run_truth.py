@@ -118,6 +118,8 @@ def test_help_shows_defaults_examples_and_exit_codes() -> None:
         assert text in out, text
     top = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
     assert "..." not in top.split("Commands:")[1]
+    group = " ".join(CliRunner().invoke(cli, ["cluster", "--help"]).output.split())
+    assert "..." not in group.split("Commands:")[1], group  # subcommands were cut off too
     assert "unhandled outcomes in red" in top
 
 

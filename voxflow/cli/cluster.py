@@ -53,7 +53,7 @@ def _redis_url(redis_url: str | None, config_path: Path | None) -> str:
     return settings.redis_url
 
 
-@cluster_command.command("status")
+@cluster_command.command("status", short_help="Show the live workers and the calls in progress.")
 @_REDIS
 @_CONFIG
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
@@ -63,7 +63,7 @@ def status_command(redis_url: str | None, config_path: Path | None, as_json: boo
     sys.exit(asyncio.run(_show(_redis_url(redis_url, config_path), as_json)))
 
 
-@cluster_command.command("publish")
+@cluster_command.command("publish", short_help="Make FLOWS the current versions on every worker.")
 @click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_REDIS
 @_CONFIG
