@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/speech.py [--voices en-us,en-gb,en-us+f3] [--rates 140,175]
         [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
-        [--end-silence-ms 800] [--complete-silence-ms 300] [--check-sigma 300]
+        [--end-silence-ms 800] [--complete-silence-ms 300] [--final-silence-ms 100]
+        [--check-sigma 300]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
 phrases), each phrase is spoken by espeak-ng in each voice and rate, clean and with white noise at
@@ -11,13 +12,15 @@ jitter buffer -> decode -> webrtcvad + SpeechDetector endpointing (what CallMedi
 pocketsphinx with the step's phrases (confidence decision and noise-floor check) -> the
 interpreter's choice matching. Out-of-grammar sentences (callers asking for something the menu does
 not offer) go through every grammar too. Printed per condition: in-grammar correct / nomatch /
-misroute, out-of-grammar -> nomatch, the time from the endpoint to the decision and from the end of
-speech (the last voiced frame: the end-silence window that applied, 300 ms after a whole phrase,
-else 800 ms, plus the endpoint -> decision time) to the decision, p50/p99. Sockets and ARI are left
-out (the sandbox tests cover them). Frames reach the STT as CallMedia.recognize hands them over (it
-decodes while the caller speaks and sets the detector's ``complete``), but faster than real time;
-the decoders' real-time factor while streaming is printed too (it must stay well under 1 for the
-figures to hold on a live call).
+misroute, out-of-grammar -> nomatch, the time from the endpoint to the decision, from the VAD's
+end of speech (its last voiced frame: the end-silence window that applied, plus the endpoint ->
+decision time) to the decision, and from the moment the caller stopped talking (the last sample of
+the synthesized speech above -40 dBFS; packets counted as they arrive, so the jitter buffer's delay
+and the VAD's hangover are in it) to the decision, p50/p99. Sockets and ARI are left out (the
+sandbox tests cover them). Frames reach the STT as CallMedia.recognize hands them over (it decodes
+while the caller speaks and sets the detector's ``complete`` and ``final``), but faster than real
+time; the decoders' real-time factor while streaming is printed too (it must stay well under 1 for
+the figures to hold on a live call).
 
 ``--half`` splits the set for the confidence fit (bench/speech_fit.py): ``tune`` is three
 voice/rate pairs (TUNE_PAIRS) and the even out-of-grammar sentences, ``held`` the other three
@@ -67,6 +70,9 @@ OUT_OF_GRAMMAR = [
 TUNE_PAIRS = {("en-us", 140), ("en-gb", 175), ("en-us+f3", 140)}
 END_SILENCE_MS = 800
 COMPLETE_SILENCE_MS = 300  # CallMedia's listen_complete_silence_ms default
+FINAL_SILENCE_MS = 100  # CallMedia's listen_final_silence_ms default (0: no final window)
+LOUD = 328  # -40 dBFS: the caller has stopped talking after the last sample louder than this
+LEAD_MS = 500  # the line noise floor before the speech (_packets)
 VERBOSE = False
 
 
@@ -81,6 +87,13 @@ class Outcome:
     audio_s: float = 0.0
     features: Features | None = None
     window_ms: int = 0  # the silence after the last word that ended the utterance
+    endpoint_ms: int = 0  # audio time (packets arrived) at the endpoint
+    stopped_ms: float = 0.0  # audio time the caller stopped talking (set by ``run``)
+
+    @property
+    def after_stop_ms(self) -> float:
+        """The caller stopped talking -> the decision."""
+        return self.endpoint_ms - self.stopped_ms + self.ms
 
 
 @dataclass(frozen=True)
@@ -152,13 +165,14 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
         min_speech_ms=100,
         end_silence_ms=END_SILENCE_MS,
         complete_silence_ms=COMPLETE_SILENCE_MS,
+        final_silence_ms=FINAL_SILENCE_MS or None,
     )
     watcher = _Watcher(det, collect=True)  # CallMedia.listen's own (with its pre-roll)
     resampler = Resampler(8000, 16000)
     stream: PocketSphinxStream | None = None
     out = Outcome("<noinput>")
     t0 = 0.0
-    for data in packets:
+    for arrived, data in enumerate(packets, 1):
         for chunk in jitter.push(parse_rtp(data)):
             pcm = codecs.decode(chunk.payload, "ulaw")
             done = watcher.feed(pcm, vad.is_speech(pcm))
@@ -167,6 +181,7 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
             if done:
                 t0 = time.perf_counter()
                 out.window_ms = det.silence_ms
+                out.endpoint_ms = arrived * 20
             while stream is not None and not watcher.audio.empty():
                 frame = watcher.audio.get_nowait()
                 if frame is None:
@@ -175,6 +190,7 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
                 t = time.perf_counter()
                 await stream.feed(resampler.process(frame))
                 det.complete = stream.complete  # as CallMedia.recognize does
+                det.final = bool(FINAL_SILENCE_MS) and stream.final
                 if not done:
                     out.stream_s += time.perf_counter() - t
             if done:
@@ -185,6 +201,7 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
         return out
     if not t0:  # the packets ran out before the endpoint
         t0 = time.perf_counter()
+        out.endpoint_ms = len(packets) * 20
     await stream.feed(resampler.process(b"", last=True))
     result = await stream.finish()
     out.ms = (time.perf_counter() - t0) * 1000
@@ -253,11 +270,18 @@ async def run(
                         continue
                     pcm = b"".join([c async for c in tts.synthesize(said)])
                     outcome = await decide(stt, _packets(_noisy(pcm, snr, k)), g.phrases)
+                    outcome.stopped_ms = _stopped_ms(pcm)
                     sample = Sample(snr_name, voice, rate, g, said, value, outcome)
                     out.append(sample)
                     if VERBOSE and sample.verdict not in ("correct", "oog_nomatch"):
                         print(f"  {sample.verdict}: {said!r} -> {outcome.text!r} ({voice} {rate})")
     return out
+
+
+def _stopped_ms(pcm: bytes) -> float:
+    """When the caller stops talking in ``_packets(pcm)``: after the last loud sample."""
+    loud = np.nonzero(np.abs(np.frombuffer(pcm, "<i2").astype(np.int32)) > LOUD)[0]
+    return LEAD_MS + (int(loud[-1]) + 1) / 8 if len(loud) else float(LEAD_MS)
 
 
 def summary(snr_name: str, samples: list[Sample]) -> str:
@@ -268,6 +292,8 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
     lat = [s.outcome.ms for s in samples] or [0.0]
     after = [s.outcome.ms + s.outcome.window_ms for s in samples] or [0.0]
     said = [s.outcome.ms + s.outcome.window_ms for s in samples if s.value is not None] or [0.0]
+    stop = [s.outcome.after_stop_ms for s in samples] or [0.0]
+    stop_in = [s.outcome.after_stop_ms for s in samples if s.value is not None] or [0.0]
     audio_s = max(1e-9, sum(s.outcome.audio_s for s in samples))
     rtf = sum(s.outcome.stream_s for s in samples) / audio_s
     return (
@@ -277,8 +303,11 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
         f"nomatch {v.count('oog_nomatch') / max(1, n_oog):6.1%} | endpoint -> decision p50 "
         f"{np.percentile(lat, 50):.0f} ms p99 {np.percentile(lat, 99):.0f} ms; end of speech -> "
         f"decision p50 {np.percentile(after, 50):.0f} ms p99 {np.percentile(after, 99):.0f} ms "
-        f"(in-grammar p50 {np.percentile(said, 50):.0f} ms p99 {np.percentile(said, 99):.0f} ms) "
-        f"(end-silence window {COMPLETE_SILENCE_MS} ms after a whole phrase, else "
+        f"(in-grammar p50 {np.percentile(said, 50):.0f} ms p99 {np.percentile(said, 99):.0f} ms); "
+        f"caller stops talking -> decision p50 {np.percentile(stop, 50):.0f} ms p99 "
+        f"{np.percentile(stop, 99):.0f} ms (in-grammar p50 {np.percentile(stop_in, 50):.0f} ms "
+        f"p99 {np.percentile(stop_in, 99):.0f} ms) (end-silence window {FINAL_SILENCE_MS} ms "
+        f"after a final phrase, {COMPLETE_SILENCE_MS} ms after a whole phrase, else "
         f"{END_SILENCE_MS} ms; streaming real-time factor {rtf:.2f})"
     )
 
@@ -299,12 +328,20 @@ async def main() -> None:
         default=stt_pocketsphinx._CHECK_SIGMA,
         help="the check search's noise floor in LSB (stt_pocketsphinx._CHECK_SIGMA)",
     )
+    ap.add_argument(
+        "--final-silence-ms",
+        type=int,
+        default=100,
+        help="0: as before the final window (none, and no settling of the final search)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print every wrong decision")
     args = ap.parse_args()
-    global VERBOSE, END_SILENCE_MS, COMPLETE_SILENCE_MS
+    global VERBOSE, END_SILENCE_MS, COMPLETE_SILENCE_MS, FINAL_SILENCE_MS
     VERBOSE, END_SILENCE_MS = args.verbose, args.end_silence_ms
-    COMPLETE_SILENCE_MS = args.complete_silence_ms
+    COMPLETE_SILENCE_MS, FINAL_SILENCE_MS = args.complete_silence_ms, args.final_silence_ms
     stt_pocketsphinx._CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
+    if not FINAL_SILENCE_MS:  # the "before" figures: the search ends where the audio ends
+        stt_pocketsphinx._SETTLE_FRAMES = 0
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     stt = PocketSphinxSTT(min_confidence=args.min_confidence)
     await stt.warm_up(DECODERS_PER_DECISION)

@@ -20,6 +20,8 @@ lost frames rather than silence, default True, see :mod:`voxflow.media.jitter`),
 ``vad_aggressiveness`` (0-3, default 2), ``listen_min_speech_ms`` (default 100),
 ``listen_complete_silence_ms`` (default 300: the end-silence window once the STT stream reports
 its partial result ``complete``, a whole expected phrase; see :mod:`voxflow.media.vad`),
+``listen_final_silence_ms`` (default 100: the window once it reports ``final``, a whole phrase
+that no other expected phrase extends),
 ``barge_in_vad_aggressiveness`` (0-3, default 3: barge-in and ``wait_for_speech`` decide on a
 stricter VAD than ``listen``, because their minimum speech is short, see ``BargeIn``),
 ``stasis_wait`` (seconds, default 5: how long set-up waits for the new externalMedia/snoop
@@ -75,7 +77,7 @@ from voxflow.voice.providers import (
     below_confidence,
 )
 
-__all__ = ["CallMedia", "CompletesPhrase", "create_call_voice"]
+__all__ = ["CallMedia", "CompletesPhrase", "EndsPhrase", "create_call_voice"]
 
 _Watcher = SpeechWatcher  # the name bench/speech.py imports
 
@@ -119,6 +121,15 @@ class CompletesPhrase(Protocol):
     complete: bool
 
 
+@runtime_checkable
+class EndsPhrase(Protocol):
+    """An STT stream that says when what it heard so far is a whole expected phrase that no
+    other expected phrase extends (the listener then ends the utterance after the shortest
+    silence, ``listen_final_silence_ms``)."""
+
+    final: bool
+
+
 class _Prompt:
     """The prompt currently playing and how it may be interrupted."""
 
@@ -150,6 +161,7 @@ class CallMedia:
         self.jitter_depth = int(opts.get("jitter_depth", 3))
         self.listen_min_speech_ms = int(opts.get("listen_min_speech_ms", 100))
         self.listen_complete_silence_ms = int(opts.get("listen_complete_silence_ms", 300))
+        self.listen_final_silence_ms = int(opts.get("listen_final_silence_ms", 100))
         self._pacer = pacer
         self._vad: VoiceActivityDetector = self._make_vad(ctx.vad, opts)
         self._strict_vad: VoiceActivityDetector = self._vad
@@ -174,6 +186,7 @@ class CallMedia:
         self.rtp_report = RtpReport(self.jitter.stats)  # counters reported every second
         self.outbound = OutboundStream(self.codec)
         self.last_stt_final_ms: float | None = None  # end of speech -> final transcript
+        self.last_endpoint_silence_ms: int | None = None  # the silence that ended the last one
         self.last_transcript: Transcript | None = None  # the last listen's, with confidence
         self.channel_id: str | None = None
         self.bridge_id: str | None = None
@@ -593,6 +606,7 @@ class CallMedia:
             min_speech_ms=self.listen_min_speech_ms,
             end_silence_ms=end_silence_ms,
             complete_silence_ms=self.listen_complete_silence_ms,
+            final_silence_ms=self.listen_final_silence_ms,
         )
         w = self._watch(SpeechWatcher(det, collect=True))
         try:
@@ -618,10 +632,12 @@ class CallMedia:
                         break
                     await stream.feed(resampler.process(frame))
                     det.complete = isinstance(stream, CompletesPhrase) and stream.complete
+                    det.final = isinstance(stream, EndsPhrase) and stream.final
                 if self._closed:
                     raise CallEndedError(f"call {self.ctx.channel_id} ended while listening")
                 ended = loop.time()
-                silence = end_silence_ms if frame is None else 0  # the endpointer's wait
+                silence = det.silence_ms if frame is None else 0  # the endpointer's wait
+                self.last_endpoint_silence_ms = silence if frame is None else None
                 await stream.feed(resampler.process(b"", last=True))
                 result = await stream.finish()
                 self.last_stt_final_ms = (loop.time() - ended) * 1000

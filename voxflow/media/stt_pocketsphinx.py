@@ -30,9 +30,12 @@ when the two searches do not name the same whole phrase, the result is ``nomatch
 
 Streaming: audio is decoded while the caller speaks (every ``_CHUNK_BYTES``, in a worker thread,
 every search), so at ``finish`` only the last chunk and the final search remain (tens of ms
-instead of a decode of the whole utterance). Cepstral mean normalisation is pocketsphinx's live
-one, started at every utterance from a fixed prior (``_CMN_PRIOR``: the mean of G.711 telephone
-speech, so the first frames are normalised right) rather than from the last caller's.
+instead of a decode of the whole utterance); after each chunk the stream reports whether its
+partial result is a whole phrase (``complete``) and one that no other phrase extends (``final``),
+which the media path's endpointer turns into shorter silence windows. Cepstral mean
+normalisation is pocketsphinx's live one, started at every utterance from a fixed prior
+(``_CMN_PRIOR``: the mean of G.711 telephone speech, so the first frames are normalised right)
+rather than from the last caller's.
 Decoding runs at 16 kHz (8 kHz call audio is upsampled by the media path). Decoders take ~0.3 s to
 build, so they are pooled and reused.
 """
@@ -73,6 +76,8 @@ _CHECK_BAND_HZ = 4000  # the noise stops where telephone audio does
 # decoders a recognition with a decision uses: the grammar, the phone loop, the noise-floor check
 DECODERS_PER_DECISION = 3
 _ENDED_FRAMES = 15  # 150 ms after the phrase's last word before the stream calls it complete
+_SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
+_TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
 DEFAULT_MIN_CONFIDENCE = 0.0
 
 
@@ -285,7 +290,8 @@ class _Helpers:
 class PocketSphinxStream:
     """One utterance. ``feed`` pcm16 at 16 kHz (decoded as it comes); ``finish`` returns the
     transcript. ``complete``: the partial result so far is a whole phrase of the grammar (the
-    media path then ends the utterance after a shorter silence); ``features``: the confidence
+    media path then ends the utterance after a shorter silence); ``final``: it is a phrase that
+    no other phrase of the grammar extends (the shortest silence); ``features``: the confidence
     features of the grammar decision, and ``check``: the check search's phrase, after
     ``finish``."""
 
@@ -303,6 +309,7 @@ class PocketSphinxStream:
         self._helpers = helpers  # a decision is asked for (grammar and threshold above 0)
         self._grammar = grammar
         self._pending = bytearray()
+        self._tail = b""  # the last _TAIL_BYTES of audio fed
         self._fed = 0
         self._rng = np.random.default_rng(0)  # the dither, repeatable per utterance
         self._floor_rng = np.random.default_rng(1)  # the check's noise floor, likewise
@@ -310,6 +317,8 @@ class PocketSphinxStream:
         self.features: Features | None = None
         self.check: str | None = None
         self.complete = False  # the partial result so far is a whole phrase of the grammar
+        self.final = False  # ... and no other phrase of the grammar starts with it
+        self._extended = _prefixes(grammar or [])
 
     async def feed(self, pcm: bytes) -> None:
         """Add audio; every ``_CHUNK_BYTES`` it is decoded (every search) in a worker thread, so
@@ -320,6 +329,7 @@ class PocketSphinxStream:
             raise ProviderError(f"utterance longer than {_MAX_BYTES // 32000} s")
         self._fed += len(pcm)
         self._pending += pcm
+        self._tail = (self._tail + pcm)[-_TAIL_BYTES:]
         if self._grammar is None or len(self._pending) < _CHUNK_BYTES:
             return  # free recognition decodes the whole utterance at finish (see ``_end``)
         cut = len(self._pending) // _CHUNK_BYTES * _CHUNK_BYTES
@@ -346,16 +356,37 @@ class PocketSphinxStream:
             if helpers.check is not None:
                 helpers.check.process_raw(self._floor(pcm), False, False)
         if self._grammar is not None and self._decoder is not None:
-            self.complete = self._heard_whole_phrase(self._decoder)
+            self.complete, self.final = self._heard_whole_phrase(self._decoder)
 
-    def _heard_whole_phrase(self, decoder: Any) -> bool:
-        """The partial result is a phrase of the grammar and its last word ended at least
-        ``_ENDED_FRAMES`` ago (the best partial path names a phrase long before it is said)."""
+    def _heard_whole_phrase(self, decoder: Any) -> tuple[bool, bool]:
+        """(complete, final). complete: the partial result is a phrase of the grammar and its
+        last word ended at least ``_ENDED_FRAMES`` ago (the best partial path names a phrase
+        long before it is said). final: the partial result is a phrase that no other phrase
+        extends, however recently its last word ended: the partial path names a word only once
+        the word is over, and lags the audio by ~100 ms here, so the listener's VAD, not the
+        decoder, tells how long the caller has been quiet since."""
         hyp = decoder.hyp()
-        if hyp is None or _clean(hyp.hypstr).split() not in (self._grammar or ()):
-            return False
+        words = _clean(hyp.hypstr).split() if hyp is not None else []
+        if words not in (self._grammar or ()):
+            return False, False
+        final = tuple(words) not in self._extended
         spoken = [s.end_frame for s in decoder.seg() if not s.word.startswith(("<", "["))]
-        return bool(spoken) and decoder.n_frames() - spoken[-1] >= _ENDED_FRAMES
+        return bool(spoken) and decoder.n_frames() - spoken[-1] >= _ENDED_FRAMES, final
+
+    def _settle(self, decoder: Any) -> None:
+        """Give the search ``_SETTLE_FRAMES`` after the phrase's last word before it ends (about
+        what the 300 ms window left, which the confidence was fitted with). An utterance ended
+        soon after a final phrase (the shortest window) otherwise often ends inside the search's
+        last word and has no result at all ("agent" came back as nothing 120 ms after the caller
+        stopped), or a lower confidence. The frames added repeat the last 100 ms heard, which the
+        endpointer has just called silence: the line's own background, continued."""
+        spoken = [s.end_frame for s in decoder.seg() if not s.word.startswith(("<", "["))]
+        if not spoken or len(self._tail) < 2:
+            return
+        missing = _SETTLE_FRAMES - (decoder.n_frames() - spoken[-1])
+        if missing > 0:
+            need = missing * self._owner.sample_rate // 100 * 2
+            self._process((self._tail * (need // len(self._tail) + 1))[:need])
 
     def _dither(self, pcm16: bytes) -> bytes:
         """``pcm16`` plus seeded Gaussian noise of ``_DITHER_SIGMA`` LSB (repeatable)."""
@@ -412,8 +443,10 @@ class PocketSphinxStream:
             # recording was heard as nonsense with the prior ("nice goalie got to look").
             if len(data) >= 2:
                 decoder.process_raw(self._dither(data), False, True)
-        elif len(data) >= 2:
-            self._process(data)
+        else:
+            if len(data) >= 2:
+                self._process(data)
+            self._settle(decoder)
         decoder.end_utt()
         for d in self._helpers.streaming() if self._helpers is not None else ():
             d.end_utt()
@@ -494,6 +527,14 @@ class PocketSphinxStream:
             if d is not None:
                 await asyncio.to_thread(_safe_end, d)
                 self._owner._give(d)
+
+
+def _prefixes(grammar: Sequence[Sequence[str]]) -> frozenset[tuple[str, ...]]:
+    """The phrases of ``grammar`` that are the start of a longer one ("billing" when "billing
+    question" is a phrase too)."""
+    return frozenset(
+        tuple(p) for p in grammar for q in grammar if len(q) > len(p) and q[: len(p)] == p
+    )
 
 
 def _clean(hypstr: str) -> str:

@@ -10,7 +10,10 @@ hundreds of calls fit on one core. Its aggressiveness (0-3) trades missed speech
 ``min_speech_ms`` of (mostly) voiced frames and the end of the utterance after ``end_silence_ms``
 of silence, or after the shorter ``complete_silence_ms`` while its listener has set ``complete``
 (the recogniser's partial result is already a whole expected phrase: VoiceXML's "complete
-timeout", so a caller who said "sales" does not wait out a window meant for pauses mid-sentence).
+timeout", so a caller who said "sales" does not wait out a window meant for pauses mid-sentence),
+or after the shortest ``final_silence_ms`` while it has set ``final`` (a whole phrase that no
+other expected phrase extends: nothing the caller could add would still match, so the silence
+only has to show that the caller stopped, not that they will not go on).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class SpeechDetector:
         min_speech_ms: int = 200,
         end_silence_ms: int = 800,
         complete_silence_ms: int | None = None,
+        final_silence_ms: int | None = None,
     ) -> None:
         self.frame_ms = frame_ms
         self._need = max(1, min_speech_ms // frame_ms)
@@ -76,7 +80,10 @@ class SpeechDetector:
         self._end_frames = max(1, end_silence_ms // frame_ms)
         short = end_silence_ms if complete_silence_ms is None else complete_silence_ms
         self._complete_frames = max(1, min(short, end_silence_ms) // frame_ms)
+        final = short if final_silence_ms is None else final_silence_ms
+        self._final_frames = max(1, min(final, short, end_silence_ms) // frame_ms)
         self.complete = False  # set by the listener: what was heard so far is a whole phrase
+        self.final = False  # ... that no other expected phrase extends
         self._silent = 0
         self.in_speech = False
         self.speech_ms = 0
@@ -103,8 +110,14 @@ class SpeechDetector:
             self.speech_ms += self.frame_ms
             return None
         self._silent += 1
-        if self._silent >= (self._complete_frames if self.complete else self._end_frames):
+        if self._silent >= self._window_frames():
             self.in_speech = False
             self._window.clear()
             return VadEvent("end", self.elapsed_ms)
         return None
+
+    def _window_frames(self) -> int:
+        """The silence that ends the utterance now, in frames."""
+        if self.final:
+            return self._final_frames
+        return self._complete_frames if self.complete else self._end_frames
