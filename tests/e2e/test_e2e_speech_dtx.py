@@ -5,11 +5,13 @@ answer is recognised soon after the caller stops talking, not after the 15 s utt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
 from _e2e_kit import serving
 
+from voxflow.errors import CallEndedError
 from voxflow.runtime.events import End
 
 FLOW = """flow speech_dtx "Speech with DTX":
@@ -55,7 +57,8 @@ async def test_a_spoken_menu_answer_from_a_dtx_phone_is_recognised_promptly(
         while prompt.get("end") is None:  # the prompt is still being heard
             await asyncio.sleep(0.02)
             prompt = next(e for e in call.experience() if e["type"] == "audio")
-        await call.say("sales")
+        with contextlib.suppress(CallEndedError):  # "sales" is decided within espeak's silence
+            await call.say("sales")
         said = loop.time()
         end = await env.result(call, timeout=30)
         took = loop.time() - said

@@ -9,11 +9,13 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 from media_rig import Rig, open_rig, until
 
 from voxflow.media.callmedia import CallMedia, _Watcher
 from voxflow.media.vad import SpeechDetector
+from voxflow.sandbox.audio import espeak_pcm16_async
 from voxflow.telephony.session import CallSession
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
@@ -46,7 +48,9 @@ async def test_speech_then_no_packets_is_recognised_after_end_silence(dtx_rig: R
 
     sim = await dtx_rig.call(body)
     await asyncio.wait_for(ready.wait(), 20)
-    await sim.say("sales")
+    pcm = await espeak_pcm16_async("sales")
+    loud = np.nonzero(np.abs(np.frombuffer(pcm, "<i2").astype(np.int32)) > 328)[0]
+    await sim.say_audio(pcm[: (int(loud[-1]) + 1) * 2])  # espeak's trailing silence is not sent
     said = loop.time()
     text, returned, gap_frames = await dtx_rig.result()
     assert text == "sales"

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from media_rig import PHRASES, Rig, audible, open_rig, recognise, until
+from media_rig import PHRASES, Rig, audible, open_rig, recognise, speak, until
 
 from voxflow.errors import MediaError
 from voxflow.media.callmedia import CallMedia
@@ -70,7 +70,7 @@ async def test_listen_only_on_a_bridged_call_transcribes_through_a_spy_in_snoop(
     sim_agent = await rig.call(agent, to="200")
     sim = await rig.call(caller, to="100")
     await until(lambda: "snoop" in seen)
-    await sim.say("I would like to pay my bill")
+    await speak(sim, "I would like to pay my bill")
     text = await rig.result()
     assert text is not None and "pay my bill" in text
 

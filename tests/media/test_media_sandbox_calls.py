@@ -51,7 +51,7 @@ async def test_listen_returns_what_the_caller_said(rig: Rig) -> None:
 
     sim = await rig.call(body)
     await asyncio.sleep(0.3)
-    await sim.say("I would like to pay my bill")
+    await speak(sim, "I would like to pay my bill")
     text = await rig.result()
     assert text is not None and "pay my bill" in text
     media = rig.voices[0]
@@ -70,7 +70,7 @@ async def test_listen_on_a_silent_caller_returns_none_then_hears_the_next_uttera
     sim = await rig.call(body)
     await sim.silence(0.2)
     assert await rig.result() is None
-    await sim.say("operator")
+    await speak(sim, "operator")
     assert "operator" in (await rig.result() or "")
 
 
@@ -84,7 +84,7 @@ async def test_listen_survives_loss_reorder_and_jitter(rig: Rig) -> None:
 
     sim = await rig.call(body)
     await asyncio.sleep(0.3)
-    await sim.say("I would like to pay my bill")
+    await speak(sim, "I would like to pay my bill")
     text, stats = await rig.result()
     assert stats.lost > 0 and stats.reordered > 0  # the impairments really happened
     assert stats.concealed > 0
@@ -228,7 +228,7 @@ async def test_slin16_leg_listens_and_speaks(rig: Rig) -> None:
 
     sim = await rig.call(body)
     await asyncio.sleep(0.3)
-    await sim.say("I want to talk to an agent")
+    await speak(sim, "I want to talk to an agent")
     text, chunk, said = await rig.result()
     assert text is not None and "talk to an agent" in text
     assert (chunk.codec, chunk.sample_rate, len(chunk.payload)) == ("slin16", 16000, 640)
