@@ -385,8 +385,20 @@ class PocketSphinxStream:
             return
         missing = _SETTLE_FRAMES - (decoder.n_frames() - spoken[-1])
         if missing > 0:
-            need = missing * self._owner.sample_rate // 100 * 2
-            self._process((self._tail * (need // len(self._tail) + 1))[:need])
+            self._process(self._tail_pad(missing * self._owner.sample_rate // 100 * 2))
+
+    def _tail_pad(self, need: int) -> bytes:
+        """``need`` bytes of the line's background: the quieter half of the last 100 ms heard,
+        10 ms at a time, repeated (the louder half may still hold the end of the last word,
+        which repeated would sound like more speech)."""
+        step = self._owner.sample_rate // 100 * 2
+        pcm = np.frombuffer(self._tail[: len(self._tail) // step * step], "<i2")
+        if len(pcm) == 0:
+            return bytes(need)
+        frames = pcm.reshape(-1, step // 2).astype(np.float64)
+        quiet = frames[np.argsort((frames**2).mean(axis=1))[: max(1, len(frames) // 2)]]
+        loop = quiet.astype("<i2").tobytes()
+        return (loop * (need // len(loop) + 1))[:need]
 
     def _dither(self, pcm16: bytes) -> bytes:
         """``pcm16`` plus seeded Gaussian noise of ``_DITHER_SIGMA`` LSB (repeatable)."""
