@@ -18,7 +18,7 @@ from sandbox_rig import open_app_rig
 
 from voxflow.media import codecs
 from voxflow.media.callmedia import CallMedia
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector
@@ -45,8 +45,8 @@ def _decide_after_speech(text: str, phrases: list[str]) -> tuple[str | None, flo
     VAD silence (ms) that ended the utterance."""
 
     async def main() -> tuple[str | None, float, int]:
-        stt = PocketSphinxSTT(pool_size=2)
-        await stt.warm_up(2)  # both searches stream: the grammar and the phone loop
+        stt = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)
+        await stt.warm_up(DECODERS_PER_DECISION)  # every search streams
         pcm = await _spoken(text)
         rig_cm = open_app_rig(PortRange(), tts=EspeakTTS(sample_rate=8000), stt=stt)
         async with rig_cm as rig:
@@ -84,8 +84,8 @@ def test_a_phrase_another_choice_extends_waits_the_longer_window() -> None:
 
 async def test_the_stream_calls_a_phrase_final_only_when_no_other_phrase_extends_it() -> None:
     async def main() -> list[tuple[bool, bool]]:
-        stt = PocketSphinxSTT(pool_size=2)
-        await stt.warm_up(2)
+        stt = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)
+        await stt.warm_up(DECODERS_PER_DECISION)
         tail = bytes(8000)  # 0.5 s of silence after the word
         pcm = await _spoken("billing")
         audio = codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm + tail)), 8000, 16000)

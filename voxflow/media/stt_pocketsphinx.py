@@ -378,8 +378,8 @@ class PocketSphinxStream:
         what the 300 ms window left, which the confidence was fitted with). An utterance ended
         soon after a final phrase (the shortest window) otherwise often ends inside the search's
         last word and has no result at all ("agent" came back as nothing 120 ms after the caller
-        stopped), or a lower confidence. The frames added repeat the last 100 ms heard, which the
-        endpointer has just called silence: the line's own background, continued."""
+        stopped), or a lower confidence. The frames added are the line's own background, from
+        the last 100 ms heard, which the endpointer has just called silence (``_tail_pad``)."""
         spoken = [s.end_frame for s in decoder.seg() if not s.word.startswith(("<", "["))]
         if not spoken or len(self._tail) < 2:
             return
