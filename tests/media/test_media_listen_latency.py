@@ -72,14 +72,16 @@ def test_a_final_phrase_is_decided_soon_after_the_caller_stops() -> None:
     heard, after, window = _decide_after_speech("operator", MENU)
     assert heard == "operator"
     assert window < 300  # not the 300 ms complete-phrase window, nor the 800 ms one
-    assert after <= 0.3, f"decided {after * 1000:.0f} ms after the caller stopped"
+    # audio time: the jitter buffer (60 ms), the VAD's hangover, the 200 ms window; the 300 ms
+    # window would make it over 0.4 s (the next test)
+    assert after < 0.36, f"decided {after * 1000:.0f} ms after the caller stopped"
 
 
 def test_a_phrase_another_choice_extends_waits_the_longer_window() -> None:
     heard, after, window = _decide_after_speech("billing", WITH_PREFIX)
     assert heard == "billing"
     assert window >= 300  # "billing question" could still come
-    assert after >= 0.3
+    assert after > 0.36
 
 
 async def test_the_stream_calls_a_phrase_final_only_when_no_other_phrase_extends_it() -> None:
