@@ -111,7 +111,8 @@ def _check_threshold(value: float) -> float:
 
 class PocketSphinxSTT:
     """``SpeechToText`` on pocketsphinx. ``fillers`` are optional words allowed around a phrase;
-    ``min_confidence`` is the default threshold of a grammar recognition (0: no decision)."""
+    ``min_confidence`` is the default threshold of a grammar recognition (0: no decision);
+    ``pool_size``: decoders kept built (~90 MB each; by default two decisions' worth)."""
 
     sample_rate = 16000
 
@@ -119,7 +120,7 @@ class PocketSphinxSTT:
         self,
         *,
         fillers: Sequence[str] = (),
-        pool_size: int = 4,
+        pool_size: int = 2 * DECODERS_PER_DECISION,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     ) -> None:
         self.min_confidence = _check_threshold(min_confidence)
