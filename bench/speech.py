@@ -313,6 +313,7 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
 
 
 async def main() -> None:
+    global VERBOSE, END_SILENCE_MS, COMPLETE_SILENCE_MS, FINAL_SILENCE_MS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--voices", default="en-us,en-gb,en-us+f3")
     ap.add_argument("--rates", default="140,175")
@@ -336,7 +337,6 @@ async def main() -> None:
     )
     ap.add_argument("-v", "--verbose", action="store_true", help="print every wrong decision")
     args = ap.parse_args()
-    global VERBOSE, END_SILENCE_MS, COMPLETE_SILENCE_MS, FINAL_SILENCE_MS
     VERBOSE, END_SILENCE_MS = args.verbose, args.end_silence_ms
     COMPLETE_SILENCE_MS, FINAL_SILENCE_MS = args.complete_silence_ms, args.final_silence_ms
     stt_pocketsphinx._CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
