@@ -44,8 +44,8 @@ async def test_one_standby_takes_over_whichever_node_s_worker_dies(tmp_path: Pat
     standby_log = tmp_path / "standby.log"
     async with (
         running_redis(tmp_path) as rs,
-        Sandbox(port=0, preload_sounds=False) as sb1,
-        Sandbox(port=0, preload_sounds=False) as sb2,
+        Sandbox(port=0, preload_sounds=False, system_name="ast1") as sb1,  # call ids unique
+        Sandbox(port=0, preload_sounds=False, system_name="ast2") as sb2,  # across the nodes
         ClusterState(rs.url, worker_id="probe") as probe,
     ):
         names = [node_app(sb.ari_url, "voxflow") for sb in (sb1, sb2)]
