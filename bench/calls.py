@@ -1,6 +1,7 @@
 """Whole calls with audio: how many concurrent calls one worker core carries.
 
     .venv/bin/python bench/calls.py [--counts 25,50,100,200] [--variants interpreter,handler]
+        [--speak-every 4]
 
 The sandbox runs as its own process (``voxflow sandbox``) pinned to one core, with the scripted
 callers (a third process, talking to the sandbox's control API) on that core too; the worker is
@@ -10,16 +11,21 @@ that shows what the machine itself does to a timer on that core meanwhile.
 Each call runs ``flows/main_ivr.flow`` on the real interpreter (``FlowServer``) with audio:
 espeak-ng prompts (through the worker's prompt cache) streamed as paced mu-law RTP, VAD and
 pocketsphinx listening for the menu's speech choices, DTMF from the caller. The caller waits for
-the main menu's prompt, presses 3 (billing), and hangs up once the billing menu's prompt starts
-playing. The ``handler`` variant serves the same calls with a hand-written ``CallSession`` handler
-making the same calls (the floor for interpreter overhead).
+the main menu's prompt, presses 3 (billing) or, one caller in ``--speak-every``, says "billing"
+(espeak-ng, synthesized once at set-up into the sandbox's cache; it barges in by voice, so the
+worker's VAD, end-pointing and pocketsphinx run), and hangs up once the billing menu's prompt
+has played a while. The ``handler`` variant serves the same calls with a hand-written
+``CallSession`` handler making the same calls (the floor for interpreter overhead); for every N
+both variants run, one after the other on a fresh worker each, and a line gives their ratio.
 
 Reported per N: failed calls (the caller heard no audio after its key, or the call ended on its
 own), key -> next prompt p50/p99 at the worker (the caller's "3" handed to the app's dispatcher
 -> the billing prompt's first RTP packet sent; the sandbox's forwarding to the ear is not
 counted), RTP send-interval error of the worker's sends within prompts (p99 |interval - 20 ms|),
-and the worker's CPU per call-second. A load passes with zero failed calls, p99 send error
-<= 2 ms and p99 key -> prompt <= 50 ms; the largest passing N is printed per variant.
+and the worker's CPU per call-second split into signalling, media, TTS and STT; for spoken
+answers the misheard count, end of speech -> next prompt p50/p99 and the pocketsphinx decoders
+built during the load. A load passes with zero failed calls, p99 send error <= 2 ms and p99 key
+-> prompt <= 50 ms; the largest passing N is printed per variant.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +58,7 @@ from voxflow.media.vad import WebRtcVad
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
+from voxflow.sandbox.audio import espeak_pcm16_async
 from voxflow.telephony.app import VoxtraApp
 from voxflow.telephony.session import CallSession
 from voxflow.voice.call import BargeIn
@@ -63,13 +70,19 @@ OTHER_CPU = CPUS[1] if len(CPUS) > 1 else None
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"voxflow:voxflow").decode()}
 MENU = "For sales, press 1 or say sales. For support, press 2 or say support. For billing, press 3."
 BILLING = "To pay your bill, press 1. To hear your balance, press 2. To go back, press 9."
+SPOKEN = "billing"  # what a speaking caller says (pre-synthesized by the sandbox at set-up)
 SPLIT = CpuSplit()  # the worker's CPU by part; metered code paths installed in main()
 
 
 # --------------------------------------------------------------- callers (their own process)
 
 
-async def _one_caller(http: aiohttp.ClientSession, i: int) -> dict[str, Any]:
+def _speaks(i: int, every: int) -> bool:
+    """Whether caller ``i`` answers by voice (one caller in ``every``; 0: none)."""
+    return every > 0 and i % every == every - 1
+
+
+async def _one_caller(http: aiohttp.ClientSession, i: int, speaks: bool) -> dict[str, Any]:
     body = {"from": f"+1555{i:07d}", "to": "100", "app": "voxflow", "wait_app": 60}
     async with http.post("/sandbox/calls", json=body) as r:
         placed = await r.json()
@@ -91,30 +104,36 @@ async def _one_caller(http: aiohttp.ClientSession, i: int) -> dict[str, Any]:
 
     deadline = time.monotonic() + 60
     try:
-        # Into the menu prompt: the second prompt's audio (it starts >= 1 s after the welcome's;
-        # the caller hears each prompt as one stretch of audio), then half a second of it.
+        # Into the menu prompt: audio that starts >= 0.9 s after the first (the welcome lasts
+        # 0.92-0.96 s; under load the caller may hear it in pieces, and the menu may follow it
+        # within 20 ms), then half a second of it.
         while True:
             exp = await audio_count(1, deadline)
             starts = [e["start"] for e in exp if e["type"] == "audio"]
-            if starts[-1] >= starts[0] + 1.0:
+            if starts[-1] >= starts[0] + 0.9:
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
-        async with http.post(f"/sandbox/calls/{cid}/press", json={"digits": "3"}):
-            pass
-        await asyncio.sleep(2.0)  # the billing prompt plays (timed at the worker)
+        if speaks:  # barges in by voice; returns once the words have all been sent
+            async with http.post(f"/sandbox/calls/{cid}/say", json={"text": SPOKEN}):
+                pass
+            await asyncio.sleep(3.0)  # end-pointing, recognition, then the billing prompt
+        else:
+            async with http.post(f"/sandbox/calls/{cid}/press", json={"digits": "3"}):
+                pass
+            await asyncio.sleep(2.0)  # the billing prompt plays (timed at the worker)
         exp = await experience()
         ended = [e for e in exp if e["type"] == "hangup"]
-        pressed = [e for e in exp if e["type"] == "pressed"]
-        heard = [e for e in exp if e["type"] == "audio" and pressed and (
-            e["end"] is None or e["end"] > pressed[0]["t"] + 0.5)]  # fmt: skip
+        acted = [e.get("end") or e.get("t") for e in exp if e["type"] in ("pressed", "said")]
+        heard = [e for e in exp if e["type"] == "audio" and acted and (
+            e["end"] is None or e["end"] > acted[0] + 0.5)]  # fmt: skip
         async with http.post(f"/sandbox/calls/{cid}/hangup", json={}):
             pass
         if ended:
             return {"failed": f"the call ended: {ended[0]}"}
         if not heard:
-            return {"failed": "nothing heard after the key"}
-        return {}
+            return {"failed": f"nothing heard after the {'answer' if speaks else 'key'}"}
+        return {"spoke": True} if speaks else {}
     except TimeoutError:
         pass
     async with http.post(f"/sandbox/calls/{cid}/hangup", json={}):
@@ -122,10 +141,12 @@ async def _one_caller(http: aiohttp.ClientSession, i: int) -> dict[str, Any]:
     return {"failed": "the menu prompt never came within 60 s"}
 
 
-async def _callers(base: str, n: int) -> None:
+async def _callers(base: str, n: int, speak_every: int) -> None:
     conn = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(base, headers=AUTH, connector=conn) as http:
-        results = await asyncio.gather(*(_one_caller(http, i) for i in range(n)))
+        results = await asyncio.gather(
+            *(_one_caller(http, i, _speaks(i, speak_every)) for i in range(n))
+        )
     print(json.dumps(results))
 
 
@@ -165,12 +186,16 @@ class SendClock:
 
 class PromptClock:
     """Worker-side key -> next prompt: when the app got the caller's "3" (ChannelDtmfReceived
-    handed to its dispatcher) and when the first RTP packet of the billing prompt left."""
+    handed to its dispatcher) and when the first RTP packet of the billing prompt left. For a
+    spoken answer, end of speech -> next prompt: the recognition's own ``latency_ms`` (end of
+    the caller's speech -> its result: the end-pointer's silence and the decoding) plus the
+    result -> the billing prompt's first RTP packet."""
 
     def __init__(self, app: VoxtraApp, sends: SendClock) -> None:
         self.sends = sends
         self.key: dict[str, float] = {}
         self.prompt: dict[str, tuple[int, float]] = {}  # channel -> (socket id, say() called)
+        self.heard: dict[str, tuple[float, float, str]] = {}  # channel -> (result at, ms, text)
         on_event = app.events._on_event
 
         def timed_event(event: Any) -> None:
@@ -188,9 +213,34 @@ class PromptClock:
             return await say(media, text, **kw)
 
         CallMedia.say = timed_say  # type: ignore[method-assign,assignment]  # instrumentation
+        self._recognize = CallMedia.recognize
+        recognize = self._recognize
+
+        async def timed_recognize(media: CallMedia, *args: Any, **kw: Any) -> Any:
+            heard = await recognize(media, *args, **kw)
+            if heard is not None:
+                ms = heard.latency_ms or 0.0
+                clock.heard[media.ctx.channel_id] = (time.monotonic(), ms, heard.text)
+            return heard
+
+        CallMedia.recognize = timed_recognize  # type: ignore[method-assign,assignment]  # bench
 
     def close(self) -> None:
         CallMedia.say = self._say  # type: ignore[method-assign]  # restores the method
+        CallMedia.recognize = self._recognize  # type: ignore[method-assign]  # restores it
+
+    def speech_latencies_ms(self) -> list[float]:
+        """End of speech -> the next prompt's first packet, per spoken answer that led to it."""
+        out = []
+        for channel, (at, ms, _) in self.heard.items():
+            sock_called = self.prompt.get(channel)
+            if sock_called is None or channel in self.key:
+                continue
+            sock, called = sock_called
+            first = next((t for t in self.sends.times.get(sock, ()) if t >= called), None)
+            if first is not None:
+                out.append(ms + (first - at) * 1000)
+        return out
 
     def latencies_ms(self) -> list[float]:
         out = []
@@ -202,6 +252,30 @@ class PromptClock:
         return out
 
 
+class DecoderBuilds:
+    """Counts the pocketsphinx decoders built while it is installed, and their CPU (a build
+    holds the GIL throughout, ~0.5 s: the loop, pacer included, stands still meanwhile)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self._orig = PocketSphinxSTT._new_decoder
+        meter, orig = self, self._orig
+
+        def new_decoder(stt: PocketSphinxSTT) -> Any:
+            started = time.thread_time()
+            try:
+                return orig(stt)
+            finally:
+                meter.count += 1
+                meter.seconds += time.thread_time() - started
+
+        PocketSphinxSTT._new_decoder = new_decoder  # type: ignore[method-assign]  # bench
+
+    def close(self) -> None:
+        PocketSphinxSTT._new_decoder = self._orig  # type: ignore[method-assign]  # restored
+
+
 async def _handwritten(call: CallSession) -> None:
     """The same calls as the flow makes for this path, by hand."""
     await call.answer()
@@ -209,11 +283,15 @@ async def _handwritten(call: CallSession) -> None:
     phrases = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
     while True:
         got = await call.say(MENU, barge_in=BargeIn("any"))
+        if got.by == "speech" or not got.interrupted:  # a spoken answer, or none yet
+            text = await call.listen(5, phrases=phrases, min_confidence=0.5)
+            if text in ("billing", "pay my bill"):
+                break
+            if text:
+                continue
         digit = got.digit or await call.listen_dtmf(timeout=5)
         if digit == "3":
             break
-        if digit is None:
-            await call.listen(5, phrases=phrases)
     await call.say(BILLING, barge_in=BargeIn("any"))
     await call.listen_dtmf(timeout=5)
     await call.hangup()
@@ -227,10 +305,15 @@ def _app(base: str) -> VoxtraApp:
     )  # fmt: skip
 
 
-async def _variant(base: str, counts: list[int], variant: str) -> list[dict[str, float]]:
-    """One worker serving ``variant`` for every N in turn, after a warm-up of 2 calls (a
-    running worker has its prompts cached and its decoders built)."""
+async def _variant(
+    base: str, counts: list[int], variant: str, speak_every: int
+) -> list[dict[str, float]]:
+    """One worker serving ``variant`` for every N in turn, after a warm-up of 2 calls, one of
+    them spoken (a running worker has its prompts cached and its decoders built: ``voxflow
+    run`` builds 2 pocketsphinx decoders before it serves, as here)."""
     app = _app(base)
+    assert isinstance(app.stt, PocketSphinxSTT)
+    await app.stt.warm_up(2)
     stop = asyncio.Event()
     if variant == "handler":
         app.default()(_handwritten)
@@ -241,18 +324,19 @@ async def _variant(base: str, counts: list[int], variant: str) -> list[dict[str,
         server = FlowServer(app, reg, Settings(grace_period=5))
         serving = asyncio.ensure_future(server.serve(stop))
     try:
-        await _calls(base, 2)  # warm-up
-        return [await _measure(app, base, n) for n in counts]
+        await _calls(base, 2, 2)  # warm-up
+        return [await _measure(app, base, n, speak_every) for n in counts]
     finally:
         stop.set()
         await serving
 
 
-async def _calls(base: str, n: int) -> tuple[list[dict[str, Any]], float]:
+async def _calls(base: str, n: int, speak_every: int) -> tuple[list[dict[str, Any]], float]:
     """Run ``n`` scripted callers: their results, and this process's children's CPU seconds
     taken once they are done but before their process is waited for (so it is not in it)."""
+    ari = base.removesuffix("/ari")
     callers = subprocess.Popen(  # noqa: ASYNC220 - the bench's own child
-        [sys.executable, __file__, "--callers", base.removesuffix("/ari"), str(n)],
+        [sys.executable, __file__, "--callers", ari, str(n), str(speak_every)],
         stdout=subprocess.PIPE,
     )
     if OTHER_CPU is not None:
@@ -268,16 +352,26 @@ async def _calls(base: str, n: int) -> tuple[list[dict[str, Any]], float]:
     return list(json.loads(out)), kids
 
 
-async def _measure(app: VoxtraApp, base: str, n: int) -> dict[str, float]:
+async def _measure(app: VoxtraApp, base: str, n: int, speak_every: int) -> dict[str, float]:
     sends = SendClock()
     prompts = PromptClock(app, sends)
+    built = DecoderBuilds()
     with BareLoopProbe(WORKER_CPU) as probe, SPLIT as split:  # the split ends before the probe
         cpu0, wall0 = time.process_time(), time.monotonic()
-        results, split.children_end = await _calls(base, n)
+        results, split.children_end = await _calls(base, n, speak_every)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     sends.close()
     prompts.close()
+    built.close()
     lat = prompts.latencies_ms()
+    why = Counter(str(r["failed"])[:60] for r in results if "failed" in r)
+    if why:
+        print(f"{'':>11} {n:>6} failed: " + "; ".join(f"{k} x{v}" for k, v in why.items()))
+    texts = Counter(text for _, _, text in prompts.heard.values())
+    if texts:
+        print(f"{'':>11} {n:>6} recognised: " + "; ".join(f"{k!r} x{v}" for k, v in texts.items()))
+    spoken = prompts.speech_latencies_ms()
+    speakers = sum(bool(r.get("spoke")) for r in results)
     per_call_s = {f"cpu_{p}": 1000 * s / (n * wall) for p, s in split.seconds.items()}
     return {
         **per_call_s,
@@ -285,6 +379,12 @@ async def _measure(app: VoxtraApp, base: str, n: int) -> dict[str, float]:
         "failed": float(sum("failed" in r for r in results)),
         "key_p50": float(np.percentile(lat, 50)) if lat else float("nan"),
         "key_p99": float(np.percentile(lat, 99)) if lat else float("nan"),
+        "spoke": float(speakers),
+        "decoders_built": float(built.count),
+        "build_s": built.seconds,
+        "misheard": float(max(0, speakers - len(spoken))),
+        "speech_p50": float(np.percentile(spoken, 50)) if spoken else float("nan"),
+        "speech_p99": float(np.percentile(spoken, 99)) if spoken else float("nan"),
         "send_p99": sends.error_p99_ms(),
         "cpu_ms_per_call_s": 1000 * cpu / (n * wall),
         "bare_p99": probe.figures()["p99_ms"],
@@ -322,6 +422,25 @@ async def _stt_cost(phrase: str = "billing") -> str:
     return f"STT, one recognition of {phrase!r} ({len(pcm) / 32000:.1f} s): " + ", ".join(out)
 
 
+_HEADER = (
+    f"{'variant':>11} {'calls':>6} {'failed':>6} {'spoke':>5} {'misheard':>8} {'key p50':>7} "
+    f"{'key p99':>7} {'speech p50':>10} {'speech p99':>10} {'send p99':>8} "
+    f"{'cpu ms/call-s':>13} {'= sig':>6} {'+ media':>7} {'+ tts':>6} {'+ stt':>6} {'bare p99':>8}"
+)
+
+
+def _row(variant: str, r: dict[str, float]) -> str:
+    mark = "" if _ok(r) else "   <- over budget"
+    return (
+        f"{variant:>11} {r['n']:>6.0f} {r['failed']:>6.0f} {r['spoke']:>5.0f} "
+        f"{r['misheard']:>8.0f} {r['key_p50']:>7.1f} {r['key_p99']:>7.1f} "
+        f"{r['speech_p50']:>10.1f} {r['speech_p99']:>10.1f} {r['send_p99']:>8.2f} "
+        f"{r['cpu_ms_per_call_s']:>13.2f} {r['cpu_signalling']:>6.2f} {r['cpu_media']:>7.2f} "
+        f"{r['cpu_tts']:>6.2f} {r['cpu_stt']:>6.2f} {r['bare_p99']:>8.2f} "
+        f"{r['decoders_built']:>5.0f} ({r['build_s']:.1f} s){mark}"
+    )
+
+
 def _ok(r: dict[str, float]) -> bool:
     return r["failed"] == 0 and r["send_p99"] <= 2.0 and r["key_p99"] <= 50.0
 
@@ -340,25 +459,26 @@ async def main(args: argparse.Namespace) -> None:
     try:
         await wait_up(port)
         print(f"worker on cpu {WORKER_CPU}, sandbox and callers on cpu {OTHER_CPU}")
-        print(f"{'variant':>11} {'calls':>6} {'failed':>6} {'key p50':>8} {'key p99':>8} "
-              f"{'send p99':>8} {'cpu ms/call-s':>13} {'= sig':>6} {'+ media':>7} {'+ tts':>6} "
-              f"{'+ stt':>6} {'bare p99':>8}")  # fmt: skip
+        print(_HEADER)
         SPLIT.install()
+        await espeak_pcm16_async(SPOKEN)  # the spoken answer, synthesized once for the sandbox
         best: dict[str, int] = {}
-        counts = [int(c) for c in args.counts.split(",")]
-        for variant in args.variants.split(","):
-            for r in await _variant(base, counts, variant):
-                mark = "" if _ok(r) else "   <- over budget"
-                print(
-                    f"{variant:>11} {r['n']:>6.0f} {r['failed']:>6.0f} {r['key_p50']:>8.1f} "
-                    f"{r['key_p99']:>8.1f} {r['send_p99']:>8.2f} "
-                    f"{r['cpu_ms_per_call_s']:>13.2f} {r['cpu_signalling']:>6.2f} "
-                    f"{r['cpu_media']:>7.2f} {r['cpu_tts']:>6.2f} {r['cpu_stt']:>6.2f} "
-                    f"{r['bare_p99']:>8.2f}{mark}"
-                )
+        variants = args.variants.split(",")
+        for n in [int(c) for c in args.counts.split(",")]:
+            rows = {}
+            for variant in variants:  # side by side: the same N on each, one after the other
+                (r,) = await _variant(base, [n], variant, args.speak_every)
+                rows[variant] = r
+                print(_row(variant, r))
                 if _ok(r):
-                    best[variant] = int(r["n"])
-        for variant in args.variants.split(","):
+                    best[variant] = max(best.get(variant, 0), n)
+            if {"interpreter", "handler"} <= rows.keys():
+                i, h = rows["interpreter"], rows["handler"]
+                print(f"{'':>11} {n:>6} interpreter / handler: CPU per call-second "
+                      f"x{i['cpu_ms_per_call_s'] / h['cpu_ms_per_call_s']:.2f}, key p99 "
+                      f"{i['key_p99'] - h['key_p99']:+.1f} ms, send p99 "
+                      f"{i['send_p99'] - h['send_p99']:+.2f} ms")  # fmt: skip
+        for variant in variants:
             print(f"{variant}: most concurrent calls within budget: {best.get(variant, 0)}")
         print(await _stt_cost())
     finally:
@@ -368,9 +488,15 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--callers":
-        asyncio.run(_callers(sys.argv[2], int(sys.argv[3])))
+        asyncio.run(_callers(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
         sys.exit(0)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="25,50,100,200")
     ap.add_argument("--variants", default="interpreter,handler")
+    ap.add_argument(
+        "--speak-every",
+        type=int,
+        default=4,
+        help="one caller in this many answers by voice instead of a key (0: keys only)",
+    )
     asyncio.run(main(ap.parse_args()))

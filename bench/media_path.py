@@ -13,14 +13,18 @@ of ``--repeat`` runs (the least disturbed by other processes on a shared machine
 * ``barge-in, line noise``: the same with low line noise;
 * ``barge-in + listen``: a listener and a barge-in watcher at once, line noise.
 
-The syscalls (``recvfrom``/``send``, ~2 and ~5 us a packet on loopback) and asyncio's own
-dispatch come on top; ``bench/calls.py`` measures whole calls.
+The syscalls (``recv``/``send``, ~1-1.5 and ~5 us a packet on loopback) and asyncio's own
+dispatch come on top; ``--sockets N`` measures them for the receive side: N ``RtpSocket``s on
+the event loop, a packet sent to each, the loop's CPU until every one has been read and parsed
+(epoll, the reader callback, ``recv_into``, parse; the handler does nothing), best of
+``--repeat``. ``bench/calls.py`` measures whole calls.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import time
 
 import numpy as np
@@ -29,6 +33,7 @@ from voxflow.media.callmedia import CallMedia
 from voxflow.media.codecs import ulaw_encode
 from voxflow.media.pacer import OutboundStream
 from voxflow.media.rtp import RtpPacket, RtpStats
+from voxflow.media.transport import RtpSocket
 from voxflow.media.vad import SpeechDetector
 from voxflow.media.watcher import SpeechWatcher
 from voxflow.voice.call import VoiceContext
@@ -106,12 +111,52 @@ async def _run(n: int, repeat: int) -> dict[str, float]:
     return best
 
 
+async def _socket_receive_us(n: int, rounds: int, repeat: int) -> float:
+    """Loop CPU per packet received on ``n`` sockets (read and parsed, nothing more)."""
+    got = [0]
+
+    def on_packet(_: RtpPacket) -> None:
+        got[0] += 1
+
+    pairs: list[tuple[RtpSocket, socket.socket]] = []
+    for _ in range(n):
+        rx = await RtpSocket.open(on_packet=on_packet)
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tx.bind(("127.0.0.1", 0))
+        tx.connect(rx.local)
+        rx.set_remote(*tx.getsockname())
+        pairs.append((rx, tx))
+    data = RtpPacket(0, 1, 160, 5, b"\xff" * 160).serialize()
+    best = float("inf")
+    try:
+        for _ in range(repeat):
+            spent, base = 0.0, got[0]
+            for k in range(rounds):
+                for _, tx in pairs:
+                    tx.send(data)
+                started = time.thread_time()
+                while got[0] < base + (k + 1) * n:  # noqa: ASYNC110 - spins the loop, no wait
+                    await asyncio.sleep(0)
+                spent += time.thread_time() - started
+            best = min(best, spent / (n * rounds) * 1e6)
+    finally:
+        for rx, tx in pairs:
+            await rx.aclose()
+            tx.close()
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--packets", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--sockets", type=int, default=0, help="also: receive on N real sockets")
     args = ap.parse_args()
     best = asyncio.run(_run(args.packets, args.repeat))
+    if args.sockets:
+        rounds = max(1, args.packets // args.sockets)
+        us = asyncio.run(_socket_receive_us(args.sockets, rounds, args.repeat))
+        best[f"socket receive, {args.sockets} sockets"] = us
     print(f"{'per packet (us CPU, best of ' + str(args.repeat) + ')':<40} {'us':>7}")
     for state, us in best.items():
         print(f"{state:<40} {us:>7.2f}")
