@@ -215,7 +215,7 @@ def test_keys_a_gather_does_not_take_leave_a_trace_line_masked_when_secret() -> 
     res = _run(SPOKEN_MENU, f"  - name: x\n    steps: {steps}\n")
     lines = _lines(res)
     assert "flow keys 1 ignored (the step takes speech only)" in lines, lines
-    assert "flow keys <redacted> ignored (during the prompt: no DTMF barge-in)" in lines, lines
+    assert "flow keys <redacted> ignored (the prompt takes no DTMF barge-in)" in lines, lines
     assert not any("keys 7" in x for x in lines)
 
 

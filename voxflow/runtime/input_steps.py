@@ -128,7 +128,7 @@ def gather_digit(m: _Machine, w: Wait, digit: str) -> None:
         return
     if w.phase == "prompt":
         if s.bargein.mode not in ("dtmf", "any"):
-            _ignored(m, s, digit, "during the prompt: no DTMF barge-in")
+            _ignored(m, s, digit, "the prompt takes no DTMF barge-in")
             return
         if w.main_cid is not None:
             m.emit(ev.StopOp(w.main_cid))
