@@ -32,6 +32,8 @@ def main() -> int:
     ap.add_argument("--fail-every", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=14)
     args = ap.parse_args()
+    if not 0 <= args.warmup < args.calls:
+        ap.error(f"--calls ({args.calls}) includes the --warmup ({args.warmup}): it must be larger")
     logging.basicConfig(level=logging.CRITICAL)  # hundreds of expected fault warnings
     clean = True
     for window in range(args.windows):

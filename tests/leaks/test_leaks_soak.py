@@ -31,3 +31,13 @@ async def test_short_soak_leaves_nothing_behind_and_memory_flat(
     assert report.live_call_objects == {}
     assert report.socket_drops >= 1 and report.fault_bursts >= 1
     assert report.app_bytes_per_1000 < APP_BYTES_PER_1000_MAX
+    # every call's outcome is counted, not only the 100 newest the server keeps
+    total = report.outcomes.pop("total")
+    assert total > 100 and sum(report.outcomes.values()) == total, report.outcomes
+
+
+async def test_a_soak_that_would_measure_nothing_is_refused() -> None:
+    """``bench/soak.py --calls 1000`` (warm-up 2,000) measured no call, injected no fault and
+    reported 'left behind: nothing' with memory 'per 1,000 calls' of an empty window."""
+    with pytest.raises(ValueError, match="calls > warmup"):
+        await run_soak(SoakConfig(calls=1000, warmup=2000))

@@ -209,7 +209,13 @@ async def _settle(sb: Sandbox, app: VoxtraApp, server: FlowServer, timeout: floa
 
 
 async def run_soak(cfg: SoakConfig) -> SoakReport:
-    """Run the soak described by ``cfg``; see the module doc."""
+    """Run the soak described by ``cfg``; see the module doc. ``ValueError`` when nothing
+    would be measured (``warmup`` is not below ``calls``: the calls include the warm-up)."""
+    if not 0 <= cfg.warmup < cfg.calls:
+        raise ValueError(
+            f"a soak needs calls > warmup >= 0 (the calls include the warm-up): "
+            f"calls {cfg.calls}, warmup {cfg.warmup}"
+        )
     report = SoakReport()
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -340,8 +346,7 @@ def _live_call_objects() -> dict[str, int]:
 
 
 def _outcomes(server: FlowServer) -> dict[str, int]:
-    out: dict[str, Any] = {}
-    for end in server.results.values():
-        out[end.outcome] = out.get(end.outcome, 0) + 1
+    """Every call's outcome (``results`` keeps only the newest calls; its counts keep all)."""
+    out: dict[str, Any] = dict(server.results.by_outcome)
     out["total"] = server.results.total
     return out
