@@ -28,18 +28,19 @@ BLOWUPS = [
 
 @pytest.mark.parametrize("source", BLOWUPS)
 def test_the_checker_flags_constant_blowups_without_building_them(source: str) -> None:
-    t0 = time.perf_counter()
+    # CPU time of this thread: what the template costs, whatever else the machine runs
+    t0 = time.thread_time()
     info = analyze_template(source)
     assert info.error is not None and "too expensive" in info.error
-    assert time.perf_counter() - t0 < 1.0
+    assert time.thread_time() - t0 < 1.0
 
 
 @pytest.mark.parametrize("source", BLOWUPS)
 def test_rendering_a_blowup_fails_fast_with_a_template_error(source: str) -> None:
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     with pytest.raises(TemplateError, match="too expensive"):
         TemplateRenderer().render(source, {})
-    assert time.perf_counter() - t0 < 1.0
+    assert time.thread_time() - t0 < 1.0
 
 
 @pytest.mark.parametrize(
@@ -81,10 +82,10 @@ def test_ordinary_templates_still_render() -> None:
     ],
 )
 def test_amplifiers_that_multiply_a_long_string_fail_fast(source: str) -> None:
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     with pytest.raises(TemplateError, match="too expensive"):
         TemplateRenderer().render(source, {})
-    assert time.perf_counter() - t0 < 2.0
+    assert time.thread_time() - t0 < 2.0
 
 
 def test_ordinary_joins_replaces_sums_and_lists_still_render() -> None:
