@@ -77,6 +77,7 @@ class AppHold:
         """The name held (None: none yet)."""
         self.took_over_from: str | None = None
         """The dead worker whose name :meth:`hold_any` took (None: it was free)."""
+        self._seen: dict[str, str | None] = {}  # app -> its holder at the last poll
 
     async def hold_any(self, apps: Sequence[str], *, poll: float | None = None) -> str:
         """Wait until this worker holds one of ``apps`` (the first free, or whose holder is
@@ -89,8 +90,9 @@ class AppHold:
             polled = await self.op("watch app holders", lambda: self._holders(apps))
             holders: dict[str, str | None] = {} if polled is None else polled[0]
             names: set[str] = set() if polled is None else polled[1]
+            facts: dict[str, Any] = {} if polled is None else polled[2]
             for app, holder in holders.items():
-                if await self._try(app, holder, names):
+                if await self._try(app, holder, names, facts.get(holder or "")):
                     self.app = app
                     return app
                 if app not in announced:
@@ -104,21 +106,31 @@ class AppHold:
             confirming = self.deaths.confirming()  # a holder seen gone: look again right then
             await asyncio.sleep(delay if confirming is None else min(delay, confirming))
 
-    async def _holders(self, apps: Sequence[str]) -> tuple[dict[str, str | None], set[str]]:
-        """Each of ``apps``' holder (None: free), and the client names of Redis's
-        connections: one round trip."""
+    async def _holders(
+        self, apps: Sequence[str]
+    ) -> tuple[dict[str, str | None], set[str], dict[str, Any]]:
+        """Each of ``apps``' holder (None: free), the client names of Redis's connections, and
+        what :meth:`DeathWatch.gone` needs of the holders seen at the last poll (holders rarely
+        change: a death is then confirmed with no round trip of its own): one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for app in apps:
             pipe.get(self.key_prefix + app)
         pipe.client_list()
-        *holders, clients = await pipe.execute()
+        known = sorted({h for h in self._seen.values() if h is not None})
+        for holder in known:
+            self.deaths.facts_of(pipe, holder)
+        replies = await pipe.execute()
+        n = len(apps)
         got = {
             app: raw.decode() if isinstance(raw, bytes) else None
-            for app, raw in zip(apps, holders, strict=True)
+            for app, raw in zip(apps, replies[:n], strict=True)
         }
-        return got, client_names(clients)
+        self._seen = got
+        rest = replies[n + 1 :]
+        facts = {h: (rest[2 * i], rest[2 * i + 1]) for i, h in enumerate(known)}
+        return got, client_names(replies[n]), facts
 
-    async def _try(self, app: str, holder: str | None, names: set[str]) -> bool:
+    async def _try(self, app: str, holder: str | None, names: set[str], facts: Any = None) -> bool:
         """Hold ``app`` if it is free, or take it from a dead holder (compare-and-set: only if
         that holder still has it)."""
         key = self.key_prefix + app
@@ -128,7 +140,7 @@ class AppHold:
             )
             return bool(got)
         if holder == self.worker_id or not await self.op(
-            "watch holder", lambda: self.deaths.gone(holder, names)
+            "watch holder", lambda: self.deaths.gone(holder, names, facts)
         ):
             return False
         observe.moment("dead")

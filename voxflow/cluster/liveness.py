@@ -98,6 +98,12 @@ class DeathWatch:
         self.clock = clock
         self._missing: dict[str, float] = {}
 
+    def facts_of(self, pipe: Any, worker_id: str) -> None:
+        """Queue on ``pipe`` what :meth:`gone` needs besides the client names: the worker's
+        registry entry and ``INFO server`` (two replies, in that order)."""
+        pipe.get(f"{self.prefix}worker:{worker_id}")
+        pipe.info("server")
+
     def confirming(self) -> float | None:
         """Seconds until the next missing worker's ``confirm`` window ends (None: no worker is
         being confirmed gone): a standby polls again then, not a poll period later."""
@@ -111,20 +117,28 @@ class DeathWatch:
         names = (str(c.get("name", "")) for c in await self.redis.client_list())
         return {n[len(marker) :] for n in names if n.startswith(marker)}
 
-    async def gone(self, worker_id: str, names: set[str] | None = None) -> bool:
+    async def gone(
+        self,
+        worker_id: str,
+        names: set[str] | None = None,
+        facts: tuple[bytes | None, dict[str, Any]] | None = None,
+    ) -> bool:
         """True once ``worker_id``'s named connection has been missing for ``confirm`` s (and
         the test applies: Redis up long enough, the worker keeps such a connection). ``names``:
-        the client names of a ``CLIENT LIST`` just read (:func:`client_names`; read here when
-        None). Redis errors propagate (the caller counts them)."""
+        the client names of a ``CLIENT LIST`` just read (:func:`client_names`); ``facts``: the
+        worker's registry entry and ``INFO server`` read with it (:meth:`facts_of`); each read
+        here when None. Redis errors propagate (the caller counts them)."""
         if names is None:
             names = client_names(await self.redis.client_list())
         if live_name(self.prefix, worker_id) in names:
             self._missing.pop(worker_id, None)
             return False
-        pipe = self.redis.pipeline(transaction=False)  # one round trip
-        pipe.get(f"{self.prefix}worker:{worker_id}")
-        pipe.info("server")
-        raw, info = await pipe.execute()
+        if facts is None:
+            pipe = self.redis.pipeline(transaction=False)  # one round trip
+            self.facts_of(pipe, worker_id)
+            raw, info = await pipe.execute()
+        else:
+            raw, info = facts
         if raw is None or not json.loads(raw).get("live"):
             return False  # no entry (left, or expired: its hold expires too) or an older worker
         if float(info.get("uptime_in_seconds", 0)) < min(self.worker_ttl, _MIN_UPTIME):
