@@ -87,7 +87,10 @@ async def test_a_standby_warms_prompts_and_decoders_before_it_holds_the_app_name
     async with (
         running_redis(tmp_path) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,
-        ClusterState(rs.url, worker_id="holder") as holder,
+        # The holder shares this process's event loop with the standby, whose decoder builds
+        # hold the GIL (~0.3 s each, seconds on a loaded box): a 3 s TTL could lapse mid-test
+        # and hand the name over early. It lets go with release_app below.
+        ClusterState(rs.url, worker_id="holder", worker_ttl=60.0) as holder,
     ):
         name = node_app(sb.ari_url, "voxflow")
         await holder.hold_app(name)
