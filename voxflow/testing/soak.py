@@ -13,6 +13,7 @@ it short, ``bench/soak.py`` long.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import gc
 import random
 import resource
@@ -306,13 +307,51 @@ _NOT_THE_APP = (
 def _app_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> int:
     """Bytes still held that voxflow's own code allocated between the snapshots (not the
     sandbox, the soak's callers, aiohttp's pools, nor pydantic's bounded JSON string cache)."""
-    filters = [
-        tracemalloc.Filter(True, "*/voxflow/*", all_frames=True),
-        *(tracemalloc.Filter(False, p, all_frames=True) for p in _NOT_THE_APP),
-        tracemalloc.Filter(False, "*/voxflow/ari/models.py", _json_cache_line(), all_frames=True),
-    ]
-    a, b = before.filter_traces(filters), after.filter_traces(filters)
-    return sum(st.size_diff for st in b.compare_to(a, "filename"))
+    is_app = _AppTraceback(_json_cache_line())
+    return _app_bytes(after, is_app) - _app_bytes(before, is_app)
+
+
+def _app_bytes(snap: tracemalloc.Snapshot, is_app: _AppTraceback) -> int:
+    """Bytes of ``snap`` whose traceback passes ``is_app`` (judged once per distinct traceback:
+    tracemalloc's own ``filter_traces`` matches every frame of every trace, minutes in a
+    process that has run hundreds of tests)."""
+    return sum(st.size for st in snap.statistics("traceback") if is_app(st.traceback))
+
+
+class _AppTraceback:
+    """Whether an allocation's traceback is voxflow's own: a frame in ``*/voxflow/*``, none in
+    :data:`_NOT_THE_APP`, and not pydantic's JSON cache (``voxflow/ari/models.py`` at the
+    validating line)."""
+
+    def __init__(self, json_cache_line: int) -> None:
+        self._json_cache_line = json_cache_line
+        self._kind: dict[str, str] = {}
+
+    def _file_kind(self, filename: str) -> str:
+        kind = self._kind.get(filename)
+        if kind is None:
+            if any(fnmatch.fnmatch(filename, p) for p in _NOT_THE_APP):
+                kind = "excluded"
+            elif fnmatch.fnmatch(filename, "*/voxflow/*"):
+                kind = "app"
+            else:
+                kind = "other"
+            self._kind[filename] = kind
+        return kind
+
+    def __call__(self, traceback: tracemalloc.Traceback) -> bool:
+        app = False
+        for frame in traceback:
+            kind = self._file_kind(frame.filename)
+            if kind == "excluded":
+                return False
+            if kind == "app":
+                if frame.lineno == self._json_cache_line and frame.filename.endswith(
+                    "/voxflow/ari/models.py"
+                ):
+                    return False
+                app = True
+        return app
 
 
 def _json_cache_line() -> int:
