@@ -51,7 +51,7 @@ from procs import free_port, wait_up
 
 from voxflow.ari.models import ChannelDtmfReceived
 from voxflow.media.callmedia import CallMedia
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.transport import PortRange, RtpSocket
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import WebRtcVad
@@ -310,10 +310,10 @@ async def _variant(
 ) -> list[dict[str, float]]:
     """One worker serving ``variant`` for every N in turn, after a warm-up of 2 calls, one of
     them spoken (a running worker has its prompts cached and its decoders built: ``voxflow
-    run`` builds 2 pocketsphinx decoders before it serves, as here)."""
+    run`` builds one decision's pocketsphinx decoders before it serves, as here)."""
     app = _app(base)
     assert isinstance(app.stt, PocketSphinxSTT)
-    await app.stt.warm_up(2)
+    await app.stt.warm_up(DECODERS_PER_DECISION)
     stop = asyncio.Event()
     if variant == "handler":
         app.default()(_handwritten)
