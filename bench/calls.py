@@ -54,7 +54,6 @@ from voxflow.media.callmedia import CallMedia
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.transport import PortRange, RtpSocket
 from voxflow.media.tts_espeak import EspeakTTS
-from voxflow.media.vad import WebRtcVad
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
@@ -300,7 +299,7 @@ async def _handwritten(call: CallSession) -> None:
 def _app(base: str) -> VoxtraApp:
     return VoxtraApp(
         base, "voxflow", "voxflow", "voxflow",
-        tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT(), vad=WebRtcVad(),
+        tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT(),  # VADs: per call, as voxflow run
         media_options={"rtp_ports": PortRange(30000, 39999)},
     )  # fmt: skip
 

@@ -25,6 +25,7 @@ from voxflow.media.rtp import RtpPacket, parse_rtp
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.media.vad import WebRtcVad
 from voxflow.voice.call import BargeIn, VoiceContext
 from voxflow.voice.providers import VoiceActivityDetector
 
@@ -268,3 +269,29 @@ async def test_only_the_vads_watched_decide_and_one_needed_again_is_primed(peer:
             task.cancel()
         await asyncio.gather(barge, listening, return_exceptions=True)
         await media.aclose()
+
+
+async def test_a_webrtc_vad_given_for_the_app_is_one_per_call() -> None:
+    # webrtcvad keeps state between frames: one instance shared by every call let one caller's
+    # speech turn the other callers' quiet lines into "speech" (bench/calls.py's spoken answers
+    # started recognitions on calls that had only pressed a key).
+    shared = WebRtcVad(8000, 20, 1)
+    medias = []
+    for channel in ("caller-1", "caller-2"):
+        ctx = _ctx(None, vad=None)  # type: ignore[arg-type]  # never started: no ARI is used
+        ctx.channel_id, ctx.vad = channel, shared
+        medias.append(CallMedia(ctx))
+    a, b = (m._vad for m in medias)
+    assert isinstance(a, WebRtcVad) and isinstance(b, WebRtcVad)
+    assert a is not b and shared not in (a, b)
+    assert (a.sample_rate, a.frame_ms, a.aggressiveness) == (8000, 20, 1) == (
+        b.sample_rate, b.frame_ms, b.aggressiveness)  # fmt: skip
+    # Its state is the call's own: speech on one call leaves the other's decisions as they were.
+    rng = np.random.default_rng(3)
+    loud = (rng.normal(0, 3000, 160) * np.sin(np.arange(160) / 3)).astype("<i2").tobytes()
+    quiet = rng.normal(0, 30, 160 * 50).astype("<i2").tobytes()
+    fresh = WebRtcVad(8000, 20, 1)
+    expected = [fresh.is_speech(quiet[i : i + 320]) for i in range(0, len(quiet), 320)]
+    for _ in range(50):
+        a.is_speech(loud)
+    assert [b.is_speech(quiet[i : i + 320]) for i in range(0, len(quiet), 320)] == expected

@@ -213,6 +213,11 @@ class CallMedia:
 
     @staticmethod
     def _make_vad(vad: VoiceActivityDetector | None, opts: Any) -> VoiceActivityDetector:
+        """This call's VAD. webrtcvad keeps state between frames (noise estimate, hangover), so
+        a ``WebRtcVad`` given once for the app becomes a fresh one with its settings per call:
+        shared, one caller's speech made the others' silence look voiced."""
+        if isinstance(vad, WebRtcVad):
+            return WebRtcVad(vad.sample_rate, vad.frame_ms, vad.aggressiveness)
         if vad is not None:
             return vad
         rate = codec_spec(str(opts.get("format", opts.get("codec", "ulaw")))).sample_rate
