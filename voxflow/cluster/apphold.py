@@ -4,7 +4,9 @@ Asterisk gives an application name one events socket per node, so one worker ser
 node's name (``app:<host>:<port>/<app>``, :func:`node_app`) and the others stand by. A hold is
 the key ``<prefix><name>`` = the holder's worker id, with the worker TTL, refreshed by the
 holder's heartbeat (:meth:`AppHold.keep`). A standby polls every 50 ms, one round trip for all
-the names it watches (their holders and Redis's ``CLIENT LIST``), and takes a name that is free
+the names it watches (their holders, Redis's ``CLIENT LIST``, and the registry entries of the
+holders it saw last time with ``INFO server``: a death is confirmed with no round trip of its
+own; it looks again when the confirmation is due), and takes a name that is free
 or whose holder's liveness connection closed (:class:`~voxflow.cluster.liveness.DeathWatch`: a
 killed process, within ~0.3 s), compare-and-set. A standby for several nodes holds only the
 name it took; it then serves that node.
