@@ -13,7 +13,7 @@ import stat
 from voxflow.diagnostics import Diagnostic, Severity
 from voxflow.source import MAX_SOURCE_BYTES, Source, Span
 
-__all__ = ["decode_source", "read_source"]
+__all__ = ["decode_source", "read_problem", "read_source"]
 
 
 def decode_source(
@@ -121,3 +121,10 @@ def read_source(
             Severity.ERROR, "VF004", Span(1, 1, 1, 2), f"cannot read {name}: {why}", None, name
         )
     return decode_source(name, data, max_bytes=max_bytes)
+
+
+def read_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read as a flow file (:func:`read_source`'s one-line message, e.g.
+    ``not a regular file: x.flow (a device, pipe or socket is never read)``), or None."""
+    checked = read_source(path)
+    return checked.message if isinstance(checked, Diagnostic) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -64,6 +65,21 @@ def test_binary_or_wrongly_encoded_file(tmp_path: Path, data: bytes, message: st
     code, out = _run(str(tmp_path / "odd.flow"), "--no-audio")
     assert code == 1
     assert re.search(r"odd\.flow: " + re.escape(message), out), out
+
+
+def test_fifo_or_device_named_flow_says_what_it_is(tmp_path: Path) -> None:
+    """`run` and `test` on a FIFO or a device named *.flow say "not a regular file" (as `fmt`
+    and `lint` do), not "no such file", and never block reading it."""
+    os.mkfifo(tmp_path / "pipe.flow")
+    (tmp_path / "zero.flow").symlink_to("/dev/zero")
+    for name in ("pipe.flow", "zero.flow"):
+        path = str(tmp_path / name)
+        code, out = _run(path, "--no-audio")
+        assert code == 2 and f"error: not a regular file: {path} (a device, pipe" in out, out
+        assert "no such" not in out
+        result = CliRunner().invoke(cli, ["test", path])
+        assert result.exit_code == 2 and "no such" not in result.output, result.output
+        assert f"Error: not a regular file: {path} (a device, pipe" in result.output
 
 
 def test_unknown_default_flow_is_a_usage_error() -> None:

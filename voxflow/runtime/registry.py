@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from voxflow.compiler import compile_flow
 from voxflow.errors import ConfigError, FlowCheckError, FlowError
 from voxflow.ir.models import Flow
+from voxflow.sourcefile import read_problem
 from voxflow.spec.dtmf import is_pattern, number_matches, specificity
 
 __all__ = [
@@ -112,6 +113,8 @@ class FlowRegistry:
                 out += sorted(p.rglob("*.flow"))
             elif p.is_file():
                 out.append(p)
+            elif p.exists():  # a FIFO, device or socket: say what it is (never read it)
+                raise ConfigError(read_problem(p) or f"not a regular file: {p}")
             else:
                 raise ConfigError(f"no such flow file or directory: {p}")
         return out

@@ -18,6 +18,7 @@ from voxflow.compiler.frontdoor import compile_file, load_flow
 from voxflow.errors import ConfigError, FlowCheckError
 from voxflow.ir import models as ir
 from voxflow.runtime.redaction import without_values
+from voxflow.sourcefile import read_problem
 from voxflow.testing.coverage import FlowCoverage
 from voxflow.testing.expect import check_expectations
 from voxflow.testing.scenario import Scenario, ScenarioFile, load_scenario_file
@@ -103,6 +104,8 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
                             scen.append(f)
         elif p.is_file():
             scen.append(p)
+        elif p.exists():  # a FIFO, device or socket: say what it is (never read it)
+            raise ConfigError(read_problem(p) or f"not a regular file: '{raw}'")
         else:
             raise ConfigError(f"no such file or directory: '{raw}'")
     return _dedupe(scen), _dedupe(flows)
