@@ -2,9 +2,9 @@
 
 The hash ``<prefix>outbox`` maps a call id to JSON ``{worker, key, body, at}``: its
 ``call.ended`` webhook (``body``, redacted as sent; ``key`` its ``Idempotency-Key``) and the
-worker that owes it. The entry is written with the end claim (one Lua script:
-:data:`CLAIM_WITH_WEBHOOK`), rewritten with the final body just before it is sent, and removed
-once the receiver answered 2xx or the delivery gave up (its retries,
+worker that owes it. The entry is written with the end claim (in the same Lua script,
+:data:`voxflow.cluster.tick.TICK`), rewritten with the final body just before it is sent, and
+removed once the receiver answered 2xx or the delivery gave up (its retries,
 :class:`~voxflow.runtime.webhook_retry.RetryPolicy`, are over). Every worker, every ``every``
 seconds, takes over the entries of dead workers (out of the registry and without a liveness
 connection) and sends them in the background, with the same retries: the same
@@ -24,27 +24,9 @@ import redis.asyncio as aioredis
 
 from voxflow.runtime.webhooks import WebhookSender
 
-__all__ = ["CLAIM_WITH_WEBHOOK", "Outbox", "entry_json"]
+__all__ = ["Outbox", "entry_json"]
 
 log = logging.getLogger(__name__)
-
-CLAIM_WITH_WEBHOOK = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if ARGV[4] ~= '' then
-    redis.call('hset', KEYS[2], ARGV[3], ARGV[4])
-    return 2
-  end
-  return 1
-end
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return 1
-end
-return 0
-"""
-"""Claim ``end:<id>`` (SET NX, or already ours) and, on a first claim, add the call's pending
-webhook ARGV[4] (none when empty) to the outbox: both or neither. Returns 2 when it added
-the webhook, 1 for a claim without one or one this worker held already, 0 when another
-worker's."""
 
 _TAKE = """
 if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then
