@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/speech.py [--voices en-us,en-gb,en-us+f3] [--rates 140,175]
         [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
-        [--end-silence-ms 800] [--complete-silence-ms 300] [--final-silence-ms 200]
+        [--end-silence-ms 800] [--complete-silence-ms 300] [--final-silence-ms 300]
         [--check-sigma 300]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
@@ -70,7 +70,7 @@ OUT_OF_GRAMMAR = [
 TUNE_PAIRS = {("en-us", 140), ("en-gb", 175), ("en-us+f3", 140)}
 END_SILENCE_MS = 800
 COMPLETE_SILENCE_MS = 300  # CallMedia's listen_complete_silence_ms default
-FINAL_SILENCE_MS = 200  # CallMedia's listen_final_silence_ms default (0: no final window)
+FINAL_SILENCE_MS = 300  # CallMedia's listen_final_silence_ms default (0: no final window)
 LOUD = 328  # -40 dBFS: the caller has stopped talking after the last sample louder than this
 LEAD_MS = 500  # the line noise floor before the speech (_packets)
 VERBOSE = False

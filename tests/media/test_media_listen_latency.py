@@ -48,7 +48,12 @@ def _decide_after_speech(text: str, phrases: list[str]) -> tuple[str | None, flo
         stt = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)
         await stt.warm_up(DECODERS_PER_DECISION)  # every search streams
         pcm = await _spoken(text)
-        rig_cm = open_app_rig(PortRange(), tts=EspeakTTS(sample_rate=8000), stt=stt)
+        rig_cm = open_app_rig(
+            PortRange(),
+            tts=EspeakTTS(sample_rate=8000),
+            stt=stt,
+            media_options={"listen_final_silence_ms": 200},  # the default is the 300 ms window
+        )
         async with rig_cm as rig:
             loop = asyncio.get_running_loop()
 
