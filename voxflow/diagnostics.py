@@ -117,6 +117,7 @@ RULES: dict[str, Rule] = dict(
         _r("VF407", "bad-regex", _E, "A choice pattern is not a valid regular expression."),
         _r("VF408", "bad-value", _E, "A setting has a value outside its allowed range."),
         _r("VF409", "credential-in-flow", _E, "A credential is written in the flow's source."),
+        _r("VF410", "phrase-looks-like-key", _W, "A quoted choice phrase is made only of keys."),
         _r(
             "VF501",
             "free-speech-offline-stt",

@@ -85,6 +85,10 @@ CASES: list[tuple[str, str, tuple[int, int], str, str]] = [
     ("VF408", H + "state a:\n    gather \"x\":\n        on noinput, nomatch 0 -> b\n    goto b\n"
      + END, (6, 9), "must be at least 1",
      H + "state a:\n    gather \"x\":\n        on noinput, nomatch 1 -> b\n    goto b\n" + END),
+    ("VF410", H + "state a:\n    menu \"x\":\n        \"1\", \"sales\" -> b\n        2 -> b\n"
+     "        on noinput, nomatch -> b\n" + END, (6, 9), '"1" is a spoken phrase, not a key',
+     H + "state a:\n    menu \"x\":\n        1, \"sales\" -> b\n        2 -> b\n"
+     "        on noinput, nomatch -> b\n" + END),
 ]  # fmt: skip
 
 

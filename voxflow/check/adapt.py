@@ -284,6 +284,8 @@ class _Adapter:
                     step.choice_keys.append((p.text, p.span))
                 elif p.kind == "regex":
                     step.patterns.append((p.text, p.span))
+                else:
+                    step.phrases.append((p.text, p.span))
         for tool in s.tools:
             outcome = f"tool:{tool.name}"
             extra.append(outcome)

@@ -99,6 +99,7 @@ class MStep:
     returns: list[tuple[str, Span]] = field(default_factory=list)
     choice_keys: list[tuple[str, Span]] = field(default_factory=list)
     patterns: list[tuple[str, Span]] = field(default_factory=list)
+    phrases: list[tuple[str, Span]] = field(default_factory=list)  # spoken choice phrases
     repeated: list[tuple[str, Span]] = field(default_factory=list)
     # templates with names of their own (an agent action's parameters), which are not reads
     scoped_templates: list[tuple[str, Span, frozenset[str]]] = field(default_factory=list)

@@ -356,4 +356,29 @@ def vf409_credential_in_flow(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                     )
 
 
-RULES_4XX = [vf406_choice_values, vf409_credential_in_flow]
+_KEYS_ONLY = re.compile(r"[0-9*#]+")
+
+
+def vf410_phrase_of_keys(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
+    """VF410 a quoted choice phrase made only of DTMF keys (``"1"``): it is matched against
+    speech, so a caller pressing the key gets ``nomatch``."""
+    for sub in bodies(flow):
+        for step in all_steps(sub):
+            for phrase, span in step.phrases:
+                if not _KEYS_ONLY.fullmatch(phrase):
+                    continue
+                if phrase.isdigit():
+                    hint = f'did you mean the key? write {phrase} (or key "#" for * and #)'
+                else:
+                    hint = f'did you mean the key? write key "{phrase}"'
+                bag.add(
+                    "VF410",
+                    span,
+                    step.file,
+                    f'"{phrase}" is a spoken phrase, not a key: a caller pressing {phrase} '
+                    "gets nomatch",
+                    hint,
+                )
+
+
+RULES_4XX = [vf406_choice_values, vf409_credential_in_flow, vf410_phrase_of_keys]

@@ -558,6 +558,9 @@ class CallDriver(Generic[P]):
             self._say_line("system", f"-> {name}")
         elif cmd.kind == "input.ignored":
             self._say_line("system", f"keys {cmd.data['digits']} ignored ({cmd.data['why']})")
+        elif cmd.kind == "input.unmatched":
+            keys, why = cmd.data["digits"], cmd.data["why"]
+            self._say_line("system", f"keys {keys} match no choice: {why}")
         if not self._tracing and not self.webhooks_on:
             return
         data = dict(cmd.data)

@@ -120,6 +120,15 @@ def _ignored(m: _Machine, s: ir.GatherStep, digit: str, why: str) -> None:
     m.emit(ev.Notify("input.ignored", {"digits": data["digit"], "why": why}))
 
 
+def _phrase_not_key(m: _Machine, s: ir.GatherStep, keys: str) -> None:
+    """Keys that match no choice but are written as one's quoted phrase (``"1"``, lint's VF410):
+    the trace says why they are a ``nomatch``."""
+    if any(keys in c.phrases for c in s.choices):
+        fix = keys if keys.isdigit() else f'key "{keys}"'
+        why = f'"{keys}" is a spoken phrase, not a key; for the key write {fix}'
+        m.emit(ev.Notify("input.unmatched", {"digits": keys, "why": why}))
+
+
 def gather_digit(m: _Machine, w: Wait, digit: str) -> None:
     """A key during a gather: barges in on the prompt, ends or extends the digits."""
     s: ir.GatherStep = w.step
@@ -198,6 +207,8 @@ def gather_end(m: _Machine, w: Wait, value: str | None, kind: str) -> None:
                 listed = s.choices_from is not None
                 m.outcome(s, "match" if listed else "choice:" + choice.value)
                 return
+        if kind == "dtmf":
+            _phrase_not_key(m, s, value)
         m.outcome(s, "nomatch")
         return
     captured = _capture(s.capture, value, kind)
