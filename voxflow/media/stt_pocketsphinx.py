@@ -389,15 +389,16 @@ class PocketSphinxStream:
             self._process(self._tail_pad(missing * self._owner.sample_rate // 100 * 2))
 
     def _tail_pad(self, need: int) -> bytes:
-        """``need`` bytes of the line's background: the quieter half of the last 100 ms heard,
-        10 ms at a time, repeated (the louder half may still hold the end of the last word,
-        which repeated would sound like more speech)."""
+        """``need`` bytes of the line's background: the 10 ms pieces of the last 100 ms heard
+        within 6 dB of the quietest, repeated (a louder piece may still hold the end of the last
+        word, which repeated would sound like more speech; on a noisy line they all pass)."""
         step = self._owner.sample_rate // 100 * 2
         pcm = np.frombuffer(self._tail[: len(self._tail) // step * step], "<i2")
         if len(pcm) == 0:
             return bytes(need)
         frames = pcm.reshape(-1, step // 2).astype(np.float64)
-        quiet = frames[np.argsort((frames**2).mean(axis=1))[: max(1, len(frames) // 2)]]
+        energy = (frames**2).mean(axis=1)
+        quiet = frames[energy <= 4.0 * energy.min() + 1.0]  # within 6 dB of the quietest
         loop = quiet.astype("<i2").tobytes()
         return (loop * (need // len(loop) + 1))[:need]
 
