@@ -399,7 +399,7 @@ class PocketSphinxStream:
         frames = pcm.reshape(-1, step // 2).astype(np.float64)
         energy = (frames**2).mean(axis=1)
         quiet = frames[energy <= 4.0 * energy.min() + 1.0]  # within 6 dB of the quietest
-        loop = quiet.astype("<i2").tobytes()
+        loop: bytes = quiet.astype("<i2").tobytes()
         return (loop * (need // len(loop) + 1))[:need]
 
     def _dither(self, pcm16: bytes) -> bytes:
