@@ -108,6 +108,12 @@ RULES: dict[str, Rule] = dict(
         _r("VF305", "undefined-variable", _E, "A name is used but never assigned anywhere."),
         _r("VF306", "unused-subflow", _W, "A subflow is defined but never called."),
         _r("VF307", "template-syntax", _E, "A prompt template is not valid jinja2."),
+        _r(
+            "VF308",
+            "string-not-template",
+            _W,
+            "A string in an expression holds {{ }} or {% %}: it is used as written, not rendered.",
+        ),
         _r("VF401", "bad-timeout", _E, "A timeout or duration is zero or negative."),
         _r("VF402", "bad-max-digits", _E, "max digits is zero or negative."),
         _r("VF403", "bad-terminator", _E, "A terminator is not a DTMF key."),

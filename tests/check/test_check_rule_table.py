@@ -60,6 +60,10 @@ CASES: list[tuple[str, str, tuple[int, int], str, str]] = [
      H + "state a:\n    call s()\n    hangup\n\nsubflow s():\n    state x:\n        return\n"),
     ("VF307", H + "state a:\n    say \"{{ oops\"\n    hangup\n", (5, 9), "template error",
      H + "state a:\n    say \"{{ call.id }}\"\n    hangup\n"),
+    ("VF308", H + "var g = \"\"\nstate a:\n    set g = \"Hi {{ call.caller }}\"\n"
+     "    say \"{{ g }}\"\n    hangup\n", (6, 13), "is used as written, not rendered",
+     H + "var g = \"\"\nstate a:\n    set g = \"Hi \" + call.caller\n"
+     "    say \"{{ g }}\"\n    hangup\n"),
     ("VF401", H.replace("5s", "0s") + "state a:\n    hangup\n", (2, 13), "longer than zero",
      H + "state a:\n    hangup\n"),
     ("VF402", H + "state a:\n    gather \"x\" max_digits 0:\n        on noinput, nomatch -> b\n"

@@ -29,7 +29,14 @@ from voxflow.spec.options import DYNAMIC_OPTIONS, REPEATABLE, STEP_OPTIONS
 from voxflow.spec.semantics import COMMAND_EVENT, SUCCESS, step_outcomes
 from voxflow.syntax import ast
 
-__all__ = ["STORE_OPTIONS", "TEMPLATE_OPTIONS", "build_model", "expr_names"]
+__all__ = [
+    "STORE_OPTIONS",
+    "TEMPLATE_OPTIONS",
+    "build_model",
+    "expr_names",
+    "expr_strings",
+    "sent_templates",
+]
 
 STORE_OPTIONS = frozenset(
     name for spec in STEP_OPTIONS.values() for name, kind in spec.items() if kind == "var"
@@ -67,6 +74,44 @@ def expr_names(expr: Any) -> Iterator[tuple[str, Span]]:
         yield from expr_names(expr.index)
     elif isinstance(expr, ast.Attr):
         yield from expr_names(expr.target)
+
+
+def expr_strings(expr: Any) -> Iterator[tuple[str, str, Span]]:
+    """Every string literal of an expression: (value, source spelling, span)."""
+    if isinstance(expr, ast.Literal_):
+        if expr.type == "string":
+            yield str(expr.value), expr.text or repr(expr.value), expr.span
+    elif isinstance(expr, ast.Unary):
+        yield from expr_strings(expr.operand)
+    elif isinstance(expr, ast.Binary | ast.Index):
+        parts = (
+            (expr.left, expr.right) if isinstance(expr, ast.Binary) else (expr.target, expr.index)
+        )
+        for part in parts:
+            yield from expr_strings(part)
+    elif isinstance(expr, ast.Call | ast.ListLit):
+        for a in expr.args if isinstance(expr, ast.Call) else expr.items:
+            yield from expr_strings(a)
+    elif isinstance(expr, ast.MapLit):
+        for _, v in expr.entries:
+            yield from expr_strings(v)
+    elif isinstance(expr, ast.Attr):
+        yield from expr_strings(expr.target)
+
+
+def sent_templates(expr: Any) -> Iterator[tuple[str, Span]]:
+    """The string literals with ``{{ }}``/``{% %}`` the runtime renders in a value sent or passed
+    on (an http ``body``, a subflow argument): alone, or items of literal lists and maps."""
+    if isinstance(expr, ast.Literal_):
+        text = str(expr.value)
+        if expr.type == "string" and ("{{" in text or "{%" in text):
+            yield text, expr.span
+    elif isinstance(expr, ast.ListLit):
+        for item in expr.items:
+            yield from sent_templates(item)
+    elif isinstance(expr, ast.MapLit):
+        for _, v in expr.entries:
+            yield from sent_templates(v)
 
 
 class _Adapter:
@@ -119,6 +164,8 @@ class _Adapter:
                         step.typed_options.append((name, value, _TYPED_EXPRS[name]))
                     step.reads.extend(expr_names(value))
                     step.exprs.append(value)
+                    if name == "body":
+                        step.templates.extend(sent_templates(value))
                     if name == "headers" and isinstance(value, ast.MapLit):
                         step.templates.extend(
                             (str(v.value), v.span) for _, v in value.entries if _is_string(v)
@@ -223,6 +270,7 @@ class _Adapter:
             for a in s.args:
                 step.reads.extend(expr_names(a.value))
                 step.exprs.append(a.value)
+                step.templates.extend(sent_templates(a.value))
             self._options(step, s.options, "call")
             step.outcome_assigns.setdefault("*", []).extend(b.var for b in s.returns)
             self._store_on_success(step)

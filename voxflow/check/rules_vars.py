@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from voxflow.check.adapt import expr_strings
 from voxflow.check.dataflow import CFG, suggest_hint
 from voxflow.check.model import INPUT_OPS, TRANSITION_OPS, MFlow, MStep, MSubflow
 from voxflow.check.templates import analyze_template
@@ -275,6 +276,39 @@ def vf307_template_syntax(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                     )
 
 
+_TEMPLATE_MARK = re.compile(r"\{\{|\{%")
+_ONE_EXPR = re.compile(r"\s*\{\{\s*([^|{}]+?)\s*\}\}\s*")
+
+
+def vf308_string_not_template(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
+    """VF308 ``{{ }}``/``{% %}`` in a string of an expression (``body "{{ call.caller }}"``,
+    ``set x = "Hi {{ name }}"``): expressions are values, their strings are not rendered."""
+    for sub in bodies(flow):
+        for step in all_steps(sub):
+            rendered = {span for _, span in step.templates}
+            rendered |= {span for _, span, _ in step.scoped_templates}
+            for expr in step.exprs:
+                for text, spelling, span in expr_strings(expr):
+                    if span in rendered or not _TEMPLATE_MARK.search(text):
+                        continue
+                    one = _ONE_EXPR.fullmatch(text)
+                    hint = (
+                        f"did you mean {one.group(1)}? write the expression without quotes "
+                        "and braces"
+                        if one
+                        else 'join text and values with +: "Dear " + str(name)'
+                    )
+                    bag.add(
+                        "VF308",
+                        span,
+                        step.file,
+                        f"{spelling} is used as written, not rendered: in an expression only "
+                        "an http step's body or a subflow argument (or their list and map items) "
+                        "is a template",
+                        hint,
+                    )
+
+
 RULES_3XX = [
     vf301_maybe_unset,
     vf302_unused_variable,
@@ -282,6 +316,7 @@ RULES_3XX = [
     vf305_undefined_variable,
     vf306_unused_subflow,
     vf307_template_syntax,
+    vf308_string_not_template,
 ]
 
 

@@ -240,7 +240,7 @@ def _x_send_dtmf(m: _Machine, s: ir.SendDtmfStep) -> None:
 
 def _x_http(m: _Machine, s: ir.HttpStep) -> None:
     c = m.cid()
-    body = m.eval(s.body) if s.body is not None else None
+    body = _arg(m, s.body) if s.body is not None else None
     headers = tuple((k, m.render(v)) for k, v in s.headers)
     m.emit(ev.Http(c, s.method, m.render(s.url), headers, body, s.timeout_ms, m.effect()))
     m.wait = Wait("op", s, frozenset({c}))
@@ -298,11 +298,17 @@ def _action_vars(m: _Machine) -> dict[str, Any]:
 
 
 def _arg(m: _Machine, e: ir.Expr) -> Any:
-    """A subflow argument; a string literal with ``{{ }}``/``{% %}`` is a template rendered in
-    the caller's scope (``call confirm(question = "Pay {{ amount }}?")``)."""
+    """A value sent or passed on (a subflow argument, an http ``body``): a string literal with
+    ``{{ }}``/``{% %}``, alone or an item of a literal list or map, is a template rendered in the
+    caller's scope (``call confirm(question = "Pay {{ amount }}?")``, ``body "{{ call.caller }}"``,
+    ``body {"caller": "{{ call.caller }}"}``); anything else is evaluated."""
     if isinstance(e, ir.LiteralExpr) and isinstance(e.value, str) and "{" in e.value:
         if "{{" in e.value or "{%" in e.value:
             return m.render(ir.Template(source=e.value))
+    elif isinstance(e, ir.MapExpr):
+        return {k: _arg(m, v) for k, v in e.entries}
+    elif isinstance(e, ir.ListExpr):
+        return [_arg(m, v) for v in e.items]
     return m.eval(e)
 
 
