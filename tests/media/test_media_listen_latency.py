@@ -45,7 +45,7 @@ def _decide_after_speech(text: str, phrases: list[str]) -> tuple[str | None, flo
     VAD silence (ms) that ended the utterance."""
 
     async def main() -> tuple[str | None, float, int]:
-        stt = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)
+        stt = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
         await stt.warm_up(DECODERS_PER_DECISION)  # every search streams
         pcm = await _spoken(text)
         rig_cm = open_app_rig(
@@ -91,7 +91,7 @@ def test_a_phrase_another_choice_extends_waits_the_longer_window() -> None:
 
 async def test_the_stream_calls_a_phrase_final_only_when_no_other_phrase_extends_it() -> None:
     async def main() -> list[tuple[bool, bool]]:
-        stt = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)
+        stt = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
         await stt.warm_up(DECODERS_PER_DECISION)
         tail = bytes(8000)  # 0.5 s of silence after the word
         pcm = await _spoken("billing")

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 
 FLOW = Path(__file__).resolve().parents[2] / "flows" / "main_ivr.flow"
 MAIN = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
-STT = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)
+STT = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
 
 
 async def _call_audio(text: str, voice: str = "en-us", rate: int = 160) -> bytes:
@@ -81,11 +81,12 @@ async def test_the_check_vetoes_a_confident_result_it_does_not_hear(
 
 async def test_with_no_spare_decoder_the_check_runs_at_finish_to_the_same_result() -> None:
     audio = await _call_audio("sales", "en-gb", 140)
-    cold = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)  # nothing pooled
-    late = await _recognise(audio, MAIN, cold)
-    await cold.warm_up(DECODERS_PER_DECISION)  # now every search streams
-    assert cold.spare() == DECODERS_PER_DECISION
-    assert await _recognise(audio, MAIN, cold) == late
+    alone = PocketSphinxSTT(max_decoders=1)  # one decoder: the check runs at finish on it
+    late = await _recognise(audio, MAIN, alone)
+    assert alone.stats().built == 1
+    await STT.warm_up()
+    assert STT.spare() == DECODERS_PER_DECISION
+    assert await _recognise(audio, MAIN, STT) == late  # every search streamed
     assert late[1] == "sales" and late[0].text == ""
 
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 
 MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
 # one pool for the module: decoders take ~0.3 s to build
-STT = PocketSphinxSTT(pool_size=DECODERS_PER_DECISION)
+STT = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
 
 
 async def _call_audio(text: str) -> bytes:
@@ -76,10 +76,11 @@ async def test_a_clear_menu_word_is_accepted_with_confidence_above_the_threshold
 
 async def test_with_no_spare_decoder_the_phone_loop_runs_at_finish_to_the_same_result() -> None:
     audio = await _call_audio("I want to leave a message")
-    cold = PocketSphinxSTT(pool_size=3)  # nothing pooled: no second decoder is built mid-call
-    late = await _recognise(audio, 640, 0.5, cold)
-    await cold.warm_up(DECODERS_PER_DECISION)  # now every search streams
-    assert await _recognise(audio, 640, 0.5, cold) == late
+    alone = PocketSphinxSTT(max_decoders=1)  # one decoder: the phone loop runs at finish on it
+    late = await _recognise(audio, 640, 0.5, alone)
+    assert alone.stats().built == 1
+    await STT.warm_up()
+    assert await _recognise(audio, 640, 0.5, STT) == late  # every search streamed
     assert late.text == "" and late.confidence is not None
 
 

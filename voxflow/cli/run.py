@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["default_script", "run_command"]
 
 log = logging.getLogger(__name__)
-_WARM_DECODERS = 3  # pocketsphinx decoders built at start-up: a grammar, its phone loop and check
 T = TypeVar("T")
 
 EXIT_CONFIG, EXIT_ARI = 2, 3
@@ -188,6 +188,11 @@ _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number":
     help="do not synthesize the flows' static prompts before the first call ([media] warm_prompts)",
 )
 @click.option(
+    "--stt-decoders",
+    type=click.IntRange(min=1),
+    help="offline recogniser's decoders, built before serving, ~95 MB each ([media] stt_decoders)",
+)
+@click.option(
     "--virtual-time",
     is_flag=True,
     help="sandbox, with --caller SCRIPT: the clock jumps whenever every side waits, so prompts, "
@@ -241,6 +246,7 @@ def run_command(
     drain: str | None,
     no_audio: bool,
     no_warm_prompts: bool,
+    stt_decoders: int | None,
     virtual_time: bool,
     call_endpoint: str | None,
     meta: tuple[str, ...],
@@ -282,6 +288,7 @@ def run_command(
                 "redis_url": redis_url,
                 "metrics_port": metrics_port,
                 "warm_prompts": False if no_warm_prompts else None,
+                "stt_decoders": stt_decoders,
             },
             config_path=config_path,
             require_credentials=True,
@@ -449,9 +456,11 @@ def _make_app(
 
         kwargs["voice_factory"] = create_call_voice
         tts = build_tts(ai.tts, {"espeak": EspeakTTS})
-        stt = build_stt(ai.stt, {"pocketsphinx": PocketSphinxSTT})
+        decoders = settings.stt_decoders
+        sphinx = functools.partial(PocketSphinxSTT, max_decoders=decoders)
+        stt = build_stt(ai.stt, {"pocketsphinx": sphinx})
         kwargs["tts"] = tts or _offline(EspeakTTS, "EspeakTTS")
-        kwargs["stt"] = stt or _offline(PocketSphinxSTT, "PocketSphinxSTT")
+        kwargs["stt"] = stt or _offline(sphinx, "PocketSphinxSTT")
         kwargs["vad"] = _offline(WebRtcVad, "WebRtcVad")
     llm = build_llm(ai.llm)
     if llm is not None:  # agent steps
@@ -500,12 +509,12 @@ async def _call(
 
 
 async def _warm_up_providers(app: Any) -> None:
-    """Build the offline recogniser's decoders before the first call (~0.3 s each, holding the
-    GIL: built during a call's listen, that time would be heard as silence)."""
+    """Build the offline recogniser's decoder pool before the first call (~0.5 s each, holding
+    the GIL: built during a call, that time would be heard as silence; none is built later)."""
     warm_up = getattr(app.stt, "warm_up", None)
     if warm_up is not None:
         with contextlib.suppress(Exception):  # a failure shows again, clearly, at the first listen
-            await warm_up(_WARM_DECODERS)
+            await warm_up()
 
 
 async def _close_providers(app: Any) -> None:

@@ -36,8 +36,10 @@ which the media path's endpointer turns into shorter silence windows. Cepstral m
 normalisation is pocketsphinx's live one, started at every utterance from a fixed prior
 (``_CMN_PRIOR``: the mean of G.711 telephone speech, so the first frames are normalised right)
 rather than from the last caller's.
-Decoding runs at 16 kHz (8 kHz call audio is upsampled by the media path). Decoders take ~0.3 s to
-build, so they are pooled and reused.
+Decoding runs at 16 kHz (8 kHz call audio is upsampled by the media path). A decoder takes ~0.5 s
+of CPU (holding the GIL) and ~92-96 MB to build, so a bounded pool (``stt_pool``) is built before
+calls are served and never grows; a recognition with no decoder free keeps its audio and decodes it
+when one frees or at ``finish`` (the same chunks, dither and searches: the same decision).
 """
 
 from __future__ import annotations
@@ -56,9 +58,16 @@ import numpy as np
 
 from voxflow.errors import ConfigError, ProviderError
 from voxflow.media.stt_confidence import Features, Segment, confidence, features
+from voxflow.media.stt_pool import DecoderPool, PoolStats
 from voxflow.voice.providers import Transcript
 
-__all__ = ["DECODERS_PER_DECISION", "PocketSphinxSTT", "PocketSphinxStream", "phrases_to_jsgf"]
+__all__ = [
+    "DECODERS_PER_DECISION",
+    "DEFAULT_DECODERS",
+    "PocketSphinxSTT",
+    "PocketSphinxStream",
+    "phrases_to_jsgf",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,7 @@ _CHECK_SIGMA = 300.0  # LSB of band-limited noise under the check search (module
 _CHECK_BAND_HZ = 4000  # the noise stops where telephone audio does
 # decoders a recognition with a decision uses: the grammar, the phone loop, the noise-floor check
 DECODERS_PER_DECISION = 3
+DEFAULT_DECODERS = DECODERS_PER_DECISION  # the pool's default size: one decision streams fully
 _ENDED_FRAMES = 15  # 150 ms after the phrase's last word before the stream calls it complete
 _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
@@ -112,7 +122,9 @@ def _check_threshold(value: float) -> float:
 class PocketSphinxSTT:
     """``SpeechToText`` on pocketsphinx. ``fillers`` are optional words allowed around a phrase;
     ``min_confidence`` is the default threshold of a grammar recognition (0: no decision);
-    ``pool_size``: decoders kept built (~90 MB each; by default two decisions' worth)."""
+    ``max_decoders``: the pool's size (~92-96 MB each), all built by ``warm_up`` (or by the first
+    recognition when nobody warmed it) and never more: a recognition that finds none free keeps
+    its audio and decodes it when one is given back, or at ``finish``."""
 
     sample_rate = 16000
 
@@ -120,7 +132,7 @@ class PocketSphinxSTT:
         self,
         *,
         fillers: Sequence[str] = (),
-        pool_size: int = 2 * DECODERS_PER_DECISION,
+        max_decoders: int = DEFAULT_DECODERS,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     ) -> None:
         self.min_confidence = _check_threshold(min_confidence)
@@ -130,10 +142,11 @@ class PocketSphinxSTT:
             raise ConfigError("pocketsphinx is not installed (pip install pocketsphinx)") from exc
         self._ps: Any = pocketsphinx
         self.fillers = tuple(w for f in fillers for w in _words(f))
-        self.pool_size = pool_size
-        self._pool: list[Any] = []
-        self._lock = threading.Lock()
-        self._growing = False
+        self.pool = DecoderPool(lambda: self._new_decoder(), max_decoders)
+
+    @property
+    def max_decoders(self) -> int:
+        return self.pool.size
 
     def _new_decoder(self) -> Any:
         decoder = self._ps.Decoder(
@@ -147,51 +160,26 @@ class PocketSphinxSTT:
         decoder.add_allphone_file(_PHONES, phone_lm)
         return decoder
 
-    def _take(self) -> Any:
-        with self._lock:
-            if self._pool:
-                return self._pool.pop()
-        return self._new_decoder()
-
-    def _take_pooled(self) -> Any | None:
-        with self._lock:
-            return self._pool.pop() if self._pool else None
-
     def _give(self, decoder: Any) -> None:
-        with self._lock:
-            if len(self._pool) < self.pool_size:
-                self._pool.append(decoder)
+        self.pool.give(decoder)
 
-    def _grow_soon(self, count: int = 1) -> None:
-        """Build ``count`` more pooled decoders in a worker thread, after a recognition that
-        found none spare for its phone loop or check (building holds the GIL ~0.3 s: never
-        while listening)."""
-        with self._lock:
-            if self._growing or len(self._pool) >= self.pool_size:
-                return
-            self._growing = True
-
-        def grow() -> None:
-            try:
-                for _ in range(count):
-                    self._give(self._new_decoder())
-            except Exception:  # the next recognition builds or falls back again
-                log.warning("building a spare pocketsphinx decoder failed", exc_info=True)
-            finally:
-                self._growing = False
-
-        asyncio.get_running_loop().run_in_executor(None, grow)
+    def _take_spare(self) -> Any | None:
+        """A free decoder for a phone loop or check, unless a recognition waits for a grammar's
+        (those run at ``finish`` on the grammar's decoder instead, to the same result)."""
+        return None if self.pool.waiting() else self.pool.take()
 
     def spare(self) -> int:
-        """How many built decoders wait in the pool."""
-        with self._lock:
-            return len(self._pool)
+        """How many built decoders are free."""
+        return self.pool.stats().free
 
-    async def warm_up(self, count: int = 1) -> None:
-        """Build ``count`` decoders ahead of the first call (they take ~0.3 s each)."""
-        made = [await asyncio.to_thread(self._new_decoder) for _ in range(count)]
-        for d in made:
-            self._give(d)
+    def stats(self) -> PoolStats:
+        """The pool: size, decoders built, free, and recognitions that waited for one."""
+        return self.pool.stats()
+
+    async def warm_up(self, count: int | None = None) -> None:
+        """Build the pool (``count``: at most that many more) in a worker thread, before the
+        first call (each build holds the GIL ~0.5 s)."""
+        await asyncio.to_thread(self.pool.fill, count)
 
     async def open_stream(
         self,
@@ -201,29 +189,36 @@ class PocketSphinxSTT:
         min_confidence: float | None = None,
     ) -> PocketSphinxStream:
         """Start an utterance; ``phrases`` select grammar mode. Only English is bundled.
-        ``min_confidence`` is this recognition's threshold (None: the instance's)."""
+        ``min_confidence`` is this recognition's threshold (None: the instance's). Never waits
+        for a decoder: with none free, the stream keeps the audio until one is."""
         threshold = self.min_confidence if min_confidence is None else min_confidence
         _check_threshold(threshold)
         if language and not language.lower().startswith("en"):
             raise ConfigError(f"pocketsphinx has only the en-US model, not {language!r}")
-        return await asyncio.to_thread(self._open, phrases or (), threshold)
+        if self.pool.stats().built == 0:  # nobody warmed it: build the pool now, once
+            await self.warm_up()
+        stream = PocketSphinxStream(self, phrases or (), threshold)
+        decoder = self.pool.take()
+        if decoder is not None:
+            await stream._attach(decoder)
+        return stream
 
-    def _open(self, phrases: Sequence[str], threshold: float) -> PocketSphinxStream:
-        """The grammar's decoder (built when none is pooled) and, when a decision is asked for,
-        pooled ones for the phone loop and the check search; with none spare, those run over
-        the kept audio at ``finish`` on the grammar's decoder (slower) rather than building
-        another decoder now, which would stall the event loop while the caller speaks."""
-        decoder = self._take()
+    def _bind(
+        self, decoder: Any, phrases: Sequence[str], threshold: float
+    ) -> tuple[list[list[str]] | None, _Helpers | None]:
+        """Activate the grammar on ``decoder`` and, when a decision is asked for, take spare
+        decoders for the phone loop and the check search; with none spare, those run over the
+        kept audio at ``finish`` on the grammar's decoder (slower, same result)."""
         phones: Any | None = None
         check: Any | None = None
         try:
             grammar = self._activate(decoder, phrases)
             if grammar is not None and threshold > 0:
-                phones = self._take_pooled()
+                phones = self._take_spare()
                 if phones is not None:
                     phones.activate_search(_PHONES)
                     _start(phones)
-                check = self._take_pooled()
+                check = self._take_spare()
                 if check is not None:
                     self._activate(check, [" ".join(words) for words in grammar])
         except BaseException:
@@ -232,9 +227,8 @@ class PocketSphinxSTT:
                     self._give(d)
             raise
         if grammar is None or threshold <= 0:
-            return PocketSphinxStream(self, decoder, grammar, threshold)
-        helpers = _Helpers(phones, check, [] if phones is None or check is None else None)
-        return PocketSphinxStream(self, decoder, grammar, threshold, helpers)
+            return grammar, None
+        return grammar, _Helpers(phones, check, [] if phones is None or check is None else None)
 
     def _activate(self, decoder: Any, phrases: Sequence[str]) -> list[list[str]] | None:
         known: list[list[str]] = []
@@ -299,16 +293,17 @@ class PocketSphinxStream:
     def __init__(
         self,
         owner: PocketSphinxSTT,
-        decoder: Any,
-        grammar: list[list[str]] | None,
+        phrases: Sequence[str],
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-        helpers: _Helpers | None = None,
     ) -> None:
         self._owner = owner
         self.min_confidence = min_confidence
-        self._decoder: Any | None = decoder
-        self._helpers = helpers  # a decision is asked for (grammar and threshold above 0)
-        self._grammar = grammar
+        self._phrases = tuple(phrases)
+        self._decoder: Any | None = None  # None until the pool gives one (``_attach``)
+        self._helpers: _Helpers | None = None  # a decision is asked for (grammar, threshold > 0)
+        self._grammar: list[list[str]] | None = None
+        self._done = False  # finished or closed
+        self._bind_lock = threading.Lock()  # ``_attach``'s thread against ``aclose``
         self._pending = bytearray()
         self._tail = b""  # the last _TAIL_BYTES of audio fed
         self._fed = 0
@@ -319,18 +314,43 @@ class PocketSphinxStream:
         self.check: str | None = None
         self.complete = False  # the partial result so far is a whole phrase of the grammar
         self.final = False  # ... and no other phrase of the grammar starts with it
-        self._extended = _prefixes(grammar or [])
+        self._extended: frozenset[tuple[str, ...]] = frozenset()
+
+    async def _attach(self, decoder: Any) -> None:
+        """Bind ``decoder`` (and spare helpers) to this utterance, in a worker thread (a new
+        grammar is compiled there); given straight back if the stream was closed meanwhile."""
+        await asyncio.to_thread(self._attach_sync, decoder)
+
+    def _attach_sync(self, decoder: Any) -> None:
+        grammar, helpers = self._owner._bind(decoder, self._phrases, self.min_confidence)
+        with self._bind_lock:
+            if not self._done:
+                self._decoder, self._grammar, self._helpers = decoder, grammar, helpers
+                self._extended = _prefixes(grammar or [])
+                return
+        for d in (decoder, *(helpers.streaming() if helpers is not None else ())):
+            _safe_end(d)
+            self._owner._give(d)
 
     async def feed(self, pcm: bytes) -> None:
         """Add audio; every ``_CHUNK_BYTES`` it is decoded (every search) in a worker thread, so
-        little is left to do at ``finish``."""
-        if self._decoder is None:
+        little is left to do at ``finish``. With no decoder yet, it is kept, and decoded as soon
+        as the pool has one free."""
+        if self._done:
             raise ProviderError("feed() after the stream was finished or closed")
         if self._fed + len(pcm) > _MAX_BYTES:
             raise ProviderError(f"utterance longer than {_MAX_BYTES // 32000} s")
         self._fed += len(pcm)
         self._pending += pcm
         self._tail = (self._tail + pcm)[-_TAIL_BYTES:]
+        if self._decoder is None:
+            if len(self._pending) < _CHUNK_BYTES or self._owner.pool.waiting():
+                return  # a recognition that is finishing is served first
+            decoder = self._owner.pool.take()
+            if decoder is None:
+                return
+            async with self._lock:
+                await self._attach(decoder)
         if self._grammar is None or len(self._pending) < _CHUNK_BYTES:
             return  # free recognition decodes the whole utterance at finish (see ``_end``)
         cut = len(self._pending) // _CHUNK_BYTES * _CHUNK_BYTES
@@ -426,26 +446,26 @@ class PocketSphinxStream:
     async def finish(self) -> Transcript:
         """Decode what is left and return the final transcript ("" when nothing recognised, or,
         with phrases, when the best phrase is partial, under ``min_confidence``, or not what the
-        check search heard)."""
-        if self._decoder is None:
+        check search heard). With no decoder yet, waits for one (``DecoderPool.acquire``)."""
+        if self._done:
             raise ProviderError("finish() called twice or after aclose()")
-        data, self._pending = bytes(self._pending), bytearray()
         async with self._lock:
-            decoder, helpers = self._decoder, self._helpers
-            if decoder is None:
+            if self._done:
                 raise ProviderError("stream closed")
+            if self._decoder is None:
+                await self._attach(await self._owner.pool.acquire())
+            data, self._pending = bytes(self._pending), bytearray()
             try:
                 result = await asyncio.to_thread(self._end, data)
             finally:
-                self._decoder = None
-        self._owner._give(decoder)
-        if helpers is not None:
-            for d in helpers.streaming():
-                self._owner._give(d)
-            missing = (helpers.phones is None) + (helpers.check is None)
-            if missing:  # so that the next recognition streams every search
-                self._owner._grow_soon(missing)
-            helpers.phones = helpers.check = helpers.kept = None
+                with self._bind_lock:
+                    self._done = True
+                    decoder, self._decoder = self._decoder, None
+                    helpers, self._helpers = self._helpers, None
+        if decoder is not None:
+            self._owner._give(decoder)
+        for d in helpers.streaming() if helpers is not None else ():
+            self._owner._give(d)
         return result
 
     def _end(self, data: bytes) -> Transcript:
@@ -534,8 +554,10 @@ class PocketSphinxStream:
     async def aclose(self) -> None:
         """Abandon the utterance and return the decoders to the pool (idempotent)."""
         async with self._lock:
-            decoder, self._decoder = self._decoder, None
-            helpers, self._helpers = self._helpers, None
+            with self._bind_lock:
+                self._done = True
+                decoder, self._decoder = self._decoder, None
+                helpers, self._helpers = self._helpers, None
         extra = helpers.streaming() if helpers is not None else ()
         for d in (decoder, *extra):
             if d is not None:

@@ -37,6 +37,7 @@
     rtp_advertise = "10.0.0.5"    # address Asterisk is told to send to (default: rtp_host)
     rtp_ports = "40000-40999"     # one UDP port per call with audio; not Asterisk's 10000-20000
     warm_prompts = true           # synthesize the flows' static prompts before the first call
+    stt_decoders = 3              # offline recogniser's decoders (~95 MB each), built at start
 
 Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``, ``VOXFLOW_APP``,
 ``VOXFLOW_ARI_MODE``, ``VOXFLOW_LISTEN``, ``VOXFLOW_LISTEN_USER``, ``VOXFLOW_LISTEN_PASSWORD``,
@@ -108,6 +109,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("media", "rtp_advertise"): "rtp_advertise",
     ("media", "rtp_ports"): "rtp_ports",
     ("media", "warm_prompts"): "warm_prompts",
+    ("media", "stt_decoders"): "stt_decoders",
     ("cluster", "redis_url"): "redis_url",
     ("cluster", "metrics_port"): "metrics_port",
     ("cluster", "metrics_host"): "metrics_host",
@@ -121,6 +123,7 @@ _CLI_NAMES = {
     "grace_period": "--grace",
     "redis_url": "--redis",
     "warm_prompts": "--no-warm-prompts",
+    "stt_decoders": "--stt-decoders",
 }
 DEFAULT_RTP_PORTS = "40000-40999"
 """voxflow's RTP ports: outside Asterisk's rtp.conf default (rtpstart 10000 - rtpend 20000), so
@@ -161,6 +164,8 @@ class Settings:
     failover_ttl: float = 3.0
     warm_prompts: bool = True
     """Synthesize the flows' static prompts into the prompt cache at start-up and on reload."""
+    stt_decoders: int = 3
+    """The offline recogniser's decoder pool (~92-96 MB each), all built before serving."""
     drain: str = "finish"
     """On SIGTERM: ``finish`` (calls have ``grace_period`` s, then are hung up) or ``handover``
     (cluster, classic mode: calls are checkpointed and left in Stasis for a standby)."""
@@ -247,7 +252,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if isinstance(value, bool) or not str(value).isdigit() or not 0 <= int(value) < 65536:
             raise ConfigError(f"{origin}: expected a TCP port (0-65535), got {value!r}")
         return int(value)
-    if name == "max_steps":
+    if name in ("max_steps", "stt_decoders"):
         if isinstance(value, bool):
             raise ConfigError(f"{origin}: expected an integer, got {value!r}")
         try:

@@ -1,0 +1,130 @@
+"""The offline recogniser's bounded decoder pool (issue 18): built before serving, never grown
+during calls (a build holds the GIL ~0.5 s: the event loop, RTP pacer included, stands still); a
+recognition that finds no decoder free keeps its audio and decides at finish, to the decision it
+would have had with a decoder of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from typing import Any
+
+import pytest
+
+from voxflow.errors import ConfigError
+from voxflow.media import codecs
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
+from voxflow.media.stt_pool import DecoderPool, PoolStats
+from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.runtime.config import load_settings
+from voxflow.voice.providers import Transcript
+
+MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
+FULL = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
+
+espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+
+async def _call_audio(text: str) -> bytes:
+    """``text`` as a caller's 8 kHz mu-law leg delivers it (with the VAD's pauses), at 16 kHz."""
+    tts = EspeakTTS(sample_rate=8000)
+    pcm = bytes(6400) + b"".join([c async for c in tts.synthesize(text)]) + bytes(12800)
+    return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
+
+
+async def _feed_and_finish(stream: Any, audio: bytes) -> Transcript:
+    try:
+        for i in range(0, len(audio), 640):  # 20 ms pieces, as CallMedia.listen feeds them
+            await stream.feed(audio[i : i + 640])
+        result: Transcript = await stream.finish()
+        return result
+    finally:
+        await stream.aclose()
+
+
+def _count_builds(stt: PocketSphinxSTT, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    built = [0]
+    orig = stt._new_decoder
+
+    def counting() -> Any:
+        built[0] += 1
+        return orig()
+
+    monkeypatch.setattr(stt, "_new_decoder", counting)
+    return built
+
+
+@espeak
+async def test_two_recognitions_share_one_decoder_and_decide_as_with_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alone = PocketSphinxSTT(max_decoders=1)
+    built = _count_builds(alone, monkeypatch)
+    await alone.warm_up()
+    assert built == [1] and alone.stats() == PoolStats(size=1, built=1, free=1, waits=0)
+    long, short = await _call_audio("I want to pay my bill"), await _call_audio("operator")
+    first = await alone.open_stream(phrases=MENU, min_confidence=0.5)
+    second = await alone.open_stream(phrases=MENU, min_confidence=0.5)  # none free: it buffers
+    results = await asyncio.wait_for(
+        asyncio.gather(_feed_and_finish(first, long), _feed_and_finish(second, short)), 60
+    )
+    assert built == [1]  # no decoder built during the recognitions: the loop never stalled
+    assert alone.stats() == PoolStats(size=1, built=1, free=1, waits=1)  # "operator" waited
+    await FULL.warm_up()
+    own = []
+    for audio in (long, short):  # each with decoders of its own (every search streams)
+        stream = await FULL.open_stream(phrases=MENU, min_confidence=0.5)
+        own.append(await _feed_and_finish(stream, audio))
+    assert list(results) == own
+    assert results[1].text == "operator" and (results[1].confidence or 0) >= 0.5
+    assert results[0].text in ("pay my bill", "")  # never another choice
+
+
+@espeak
+async def test_a_waiting_recognition_takes_the_decoder_as_soon_as_it_is_free() -> None:
+    alone = PocketSphinxSTT(max_decoders=1)
+    audio = await _call_audio("billing")
+    first = await alone.open_stream(phrases=MENU, min_confidence=0.5)
+    second = await alone.open_stream(phrases=MENU, min_confidence=0.5)
+    await second.feed(audio[:6400])  # kept: the only decoder is the first's
+    assert alone.spare() == 0
+    await first.aclose()  # the caller hung up: its decoder goes back
+    for i in range(6400, len(audio), 640):
+        await second.feed(audio[i : i + 640])  # decoded from here on, the kept audio first
+    assert alone.spare() == 0
+    result = await second.finish()
+    await second.aclose()
+    assert result.text == "billing" and alone.stats().waits == 0 and alone.spare() == 1
+
+
+async def test_an_abandoned_wait_leaves_the_pool_whole_and_the_next_waiter_served() -> None:
+    made: list[object] = []
+
+    def build() -> object:
+        made.append(object())
+        return made[-1]
+
+    pool = DecoderPool(build, 1)
+    assert await asyncio.to_thread(pool.fill) == 1 and pool.fill() == 0  # never more than size
+    held = pool.take()
+    assert held is not None and pool.take() is None
+    gone = asyncio.ensure_future(pool.acquire())
+    served = asyncio.ensure_future(pool.acquire())
+    await asyncio.sleep(0)
+    assert pool.waiting() == 2
+    pool.give(held)  # wakes the first waiter...
+    gone.cancel()  # ...which is abandoned before it runs: the second must be served
+    assert await asyncio.wait_for(served, 5) is held
+    assert gone.cancelled() and pool.waiting() == 0
+    assert pool.stats() == PoolStats(size=1, built=1, free=0, waits=2) and len(made) == 1
+
+
+def test_the_pool_size_is_a_setting_and_at_least_one(tmp_path: Any) -> None:
+    assert load_settings(env={}, cwd=tmp_path).stt_decoders == DECODERS_PER_DECISION
+    (tmp_path / "voxflow.toml").write_text("[media]\nstt_decoders = 5\n")
+    assert load_settings(env={}, cwd=tmp_path).stt_decoders == 5
+    (tmp_path / "voxflow.toml").write_text("[media]\nstt_decoders = 0\n")
+    with pytest.raises(ConfigError, match="stt_decoders"):
+        load_settings(env={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="at least one decoder"):
+        PocketSphinxSTT(max_decoders=0)
