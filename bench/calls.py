@@ -351,10 +351,16 @@ async def _calls(base: str, n: int, speak_every: int) -> tuple[list[dict[str, An
     return list(json.loads(out)), kids
 
 
+def _pool_waits(app: VoxtraApp) -> int:
+    """Recognitions that found no pocketsphinx decoder free and waited for one, so far."""
+    return app.stt.stats().waits if isinstance(app.stt, PocketSphinxSTT) else 0
+
+
 async def _measure(app: VoxtraApp, base: str, n: int, speak_every: int) -> dict[str, float]:
     sends = SendClock()
     prompts = PromptClock(app, sends)
     built = DecoderBuilds()
+    waits0 = _pool_waits(app)
     with BareLoopProbe(WORKER_CPU) as probe, SPLIT as split:  # the split ends before the probe
         cpu0, wall0 = time.process_time(), time.monotonic()
         results, split.children_end = await _calls(base, n, speak_every)
@@ -362,6 +368,8 @@ async def _measure(app: VoxtraApp, base: str, n: int, speak_every: int) -> dict[
     sends.close()
     prompts.close()
     built.close()
+    waits = _pool_waits(app) - waits0
+    print(f"{'':>11} {n:>6} decoder pool: {waits} recognitions waited for a free decoder")
     lat = prompts.latencies_ms()
     why = Counter(str(r["failed"])[:60] for r in results if "failed" in r)
     if why:

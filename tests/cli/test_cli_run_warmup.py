@@ -30,3 +30,15 @@ async def test_providers_without_a_warm_up_are_left_alone(tmp_path: Path) -> Non
     app = _make_app(settings, "http://127.0.0.1:1/ari", "u", "p", audio=False)
     assert app.stt is None
     await _warm_up_providers(app)  # nothing to build, nothing raised
+
+
+async def test_the_pool_size_setting_is_the_pool_voxflow_run_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("VOXFLOW_STT_PROVIDER", "VOXFLOW_TTS_PROVIDER", "VOXFLOW_LLM_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "voxflow.toml").write_text("[media]\nstt_decoders = 1\n")
+    app = _make_app(load_settings(env={}, cwd=tmp_path), "http://127.0.0.1:1/ari", "u", "p")
+    assert isinstance(app.stt, PocketSphinxSTT) and app.stt.max_decoders == 1
+    await _warm_up_providers(app)
+    assert app.stt.stats().built == 1 and app.stt.spare() == 1
