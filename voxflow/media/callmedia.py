@@ -21,7 +21,7 @@ lost frames rather than silence, default True, see :mod:`voxflow.media.jitter`),
 ``listen_complete_silence_ms`` (default 300: the end-silence window once the STT stream reports
 its partial result ``complete``, a whole expected phrase; see :mod:`voxflow.media.vad`),
 ``listen_final_silence_ms`` (the window once it reports ``final``, a whole phrase that no
-other expected phrase extends; default 300, the complete-phrase window: 200 decides ~60 ms sooner
+other expected phrase extends; default 300, the complete-phrase window: 200 decides ~100 ms sooner
 but rejected more right answers at 20 dB SNR in ``bench/speech.py``, see docs/speech.md),
 ``barge_in_vad_aggressiveness`` (0-3, default 3: barge-in and ``wait_for_speech`` decide on a
 stricter VAD than ``listen``, because their minimum speech is short, see ``BargeIn``),
