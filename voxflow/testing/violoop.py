@@ -6,8 +6,8 @@ virtual. When no socket is ready and no outside work is running, ``select`` move
 the next timer instead of waiting: a 20 ms RTP tick, a 900 ms "quiet" wait or a provider's
 2.5 s delay take no wall time, and still happen in the same order and at the same virtual
 instants as on a real clock. Work outside the loop (``run_in_executor``, e.g. an STT decoder's
-thread, and subprocesses, e.g. espeak-ng) freezes the clock until it finishes: a timeout can
-never fire because a thread was slow.
+thread, subprocesses, and pipes read from one, e.g. espeak-ng's output) freezes the clock until
+it finishes: a timeout can never fire because a thread or a process was slow.
 
 Datagrams and stream bytes sent on the loopback interface are readable at once, so "nothing
 ready" means the whole in-process system is waiting for time to pass. Code under test must read
@@ -109,6 +109,37 @@ class VirtualIoLoop(asyncio.SelectorEventLoop):
         except BaseException:
             if not exited:
                 exited = True
+                self._outside_done()
+            raise
+
+
+    async def connect_read_pipe(  # type: ignore[override]  # same signature, typed loosely upstream
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], pipe: Any
+    ) -> tuple[asyncio.ReadTransport, asyncio.BaseProtocol]:
+        """As the base loop; the clock stays put until the pipe ends (its writer, a process
+        spawned with ``subprocess.Popen``, closed it or the reader closed the transport)."""
+        self.outside += 1
+        ended = False
+
+        def factory() -> asyncio.BaseProtocol:
+            protocol = protocol_factory()
+            original = protocol.connection_lost
+
+            def connection_lost(exc: Exception | None) -> None:
+                nonlocal ended
+                if not ended:
+                    ended = True
+                    self._outside_done()
+                original(exc)
+
+            protocol.connection_lost = connection_lost  # type: ignore[method-assign]  # count the end
+            return protocol
+
+        try:
+            return await super().connect_read_pipe(factory, pipe)
+        except BaseException:
+            if not ended:
+                ended = True
                 self._outside_done()
             raise
 
