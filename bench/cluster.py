@@ -459,6 +459,19 @@ def _alive(c: Cluster, pid: int) -> bool:
     return any(p.pid == pid and p.returncode is None for p in c.workers.values())
 
 
+async def _registry_left(state: ClusterState, wait: float) -> tuple[int, str]:
+    """Call entries still in the registry after up to ``wait`` s (ends are written in the
+    workers' next ticks), and how long it took to empty."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while True:
+        left = len(await state.call_entries())
+        if left == 0 or loop.time() - t0 >= wait:
+            took = loop.time() - t0
+            return left, (f"empty after {took:.1f} s" if left == 0 else f"after {wait:g} s")
+        await asyncio.sleep(0.2)
+
+
 async def _kill(s: Soak) -> None:
     """SIGKILL the serving worker once the standby is up; time each live call's next prompt;
     start a new standby."""
@@ -568,7 +581,7 @@ async def failover(args: argparse.Namespace) -> None:
                 exp = call.experience()
                 print("lost", call.id, [(e["t"], e["type"], e.get("by", "")) for e in exp])
         state = ClusterState(c.redis_url, worker_id="bench-probe")
-        left = len(await state.call_entries())
+        left, emptied = await _registry_left(state, 10.0)
         await state.redis.aclose()
     if s.breakdowns:
         names = list(dict.fromkeys(k for row in s.breakdowns for k in row))
@@ -584,7 +597,7 @@ async def failover(args: argparse.Namespace) -> None:
         f"lost {len(lost)}, calls without exactly one call.ended webhook {hooks_missing} "
         f"({none} without, {hooks_missing - none} with two or more; {c.repeats()} repeats "
         "dropped by Idempotency-Key), "
-        f"left in the registry {left}; failover (kill -> the call's prompt "
+        f"left in the registry {left} ({emptied}); failover (kill -> the call's prompt "
         f"heard again) over {len(f)} calls: p50 {statistics.median(f) if f else 0:.2f} s, "
         f"p99 {p99:.2f} s, max {f[-1] if f else 0:.2f} s"
     )
