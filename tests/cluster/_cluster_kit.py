@@ -23,6 +23,8 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from voxflow.cluster import ClusterState
+from voxflow.compiler import compile_flow
+from voxflow.ir.models import Flow
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
@@ -53,6 +55,23 @@ state done:
     hangup "done"
 """
 """A call waits in ``menu`` with ``picked`` set by ``start``: a resumed call replays vm-login."""
+
+
+TINY_FLOW = """\
+flow tiny "a tiny flow":
+    answers "100"
+
+state start:
+    answer
+    hangup "done"
+"""
+
+
+def tiny_flow() -> Flow:
+    """:data:`TINY_FLOW` compiled (a flow to store, route and checkpoint against)."""
+    flow = compile_flow(TINY_FLOW, "tiny.flow").flow
+    assert flow is not None
+    return flow
 
 
 def played(sb: Sandbox, cid: str) -> list[str]:

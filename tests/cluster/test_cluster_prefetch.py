@@ -9,27 +9,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from _cluster_kit import running_redis
+from _cluster_kit import running_redis, tiny_flow
 
 from voxflow.cluster import ClusterState
-from voxflow.compiler import compile_flow
-from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint
-
-FLOW = """\
-flow tiny "a tiny flow":
-    answers "100"
-
-state start:
-    answer
-    hangup "done"
-"""
-
-
-def _flow() -> Flow:
-    flow = compile_flow(FLOW, "tiny.flow").flow
-    assert flow is not None
-    return flow
 
 
 async def _commands(state: ClusterState) -> int:
@@ -42,7 +25,7 @@ async def test_prefetched_calls_resume_without_a_round_trip(tmp_path: Path) -> N
             ClusterState(rs.url, worker_id="a", heartbeat=60) as a,
             ClusterState(rs.url, worker_id="b", heartbeat=60) as b,
         ):
-            flow = _flow()
+            flow = tiny_flow()
             cps = {f"c{i}": Checkpoint("h1", "menu", {"n": i}, metadata={}) for i in range(3)}
             for cid, cp in cps.items():
                 await a.begin(cid, flow, "h1")

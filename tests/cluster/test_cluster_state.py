@@ -5,27 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from _cluster_kit import running_redis, start_redis
+from _cluster_kit import TINY_FLOW, running_redis, start_redis, tiny_flow
 
 from voxflow.cluster import ClusterState, node_app
 from voxflow.compiler import compile_flow
-from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint, flow_hash
-
-FLOW = """\
-flow tiny "a tiny flow":
-    answers "100"
-
-state start:
-    answer
-    hangup "done"
-"""
-
-
-def _flow() -> Flow:
-    flow = compile_flow(FLOW, "tiny.flow").flow
-    assert flow is not None
-    return flow
 
 
 async def test_workers_register_beat_and_expire(tmp_path: Path) -> None:
@@ -41,7 +25,7 @@ async def test_workers_register_beat_and_expire(tmp_path: Path) -> None:
                     break
                 await asyncio.sleep(0.02)
             assert [w.id for w in await a.workers()] == ["a"]
-            await a.begin("call-1", _flow(), "h")
+            await a.begin("call-1", tiny_flow(), "h")
             for _ in range(200):  # the next heartbeat carries the call count
                 if (await a.workers())[0].calls == 1:
                     break
@@ -58,7 +42,7 @@ async def test_call_registry_and_checkpoint_move_and_end_once(tmp_path: Path) ->
             ClusterState(rs.url, worker_id="a") as a,
             ClusterState(rs.url, worker_id="b") as b,
         ):
-            assert await a.begin("c1", _flow(), "h1") == (None, None)
+            assert await a.begin("c1", tiny_flow(), "h1") == (None, None)
             cp = Checkpoint("h1", "menu", {"name": "Ann", "n": 2}, (("menu", "noinput", 1),),
                             (("f:3:5", 2),), {"k": "v"}, ("k",))  # fmt: skip
             a.save("c1", cp)
@@ -69,7 +53,10 @@ async def test_call_registry_and_checkpoint_move_and_end_once(tmp_path: Path) ->
             assert await a.checkpoint("c1") == cp
             [entry] = await a.call_entries()
             assert (entry.worker, entry.state, entry.flow_hash) == ("a", "menu", "h1")
-            assert await b.begin("c1", _flow(), "h2") == (cp, None)  # b adopts the call: it resumes
+            assert await b.begin("c1", tiny_flow(), "h2") == (
+                cp,
+                None,
+            )  # b adopts the call: it resumes
             [entry] = await b.call_entries()
             assert (entry.worker, entry.state, entry.flow_hash) == ("b", "menu", "h1")
             assert await b.end("c1", "completed") is True
@@ -78,7 +65,7 @@ async def test_call_registry_and_checkpoint_move_and_end_once(tmp_path: Path) ->
 
 
 async def test_flows_are_content_addressed(tmp_path: Path) -> None:
-    flow = _flow()
+    flow = tiny_flow()
     async with running_redis(tmp_path) as rs, ClusterState(rs.url) as a, ClusterState(rs.url) as b:
         h = await a.publish(flow)
         assert h == flow_hash(flow)
@@ -106,9 +93,9 @@ async def test_redis_down_never_raises_and_is_counted(tmp_path: Path) -> None:
     await state.__aenter__()
     rs2 = None
     try:
-        await state.begin("c1", _flow(), "h")
+        await state.begin("c1", tiny_flow(), "h")
         await rs.stop()  # Redis dies mid-call
-        assert await state.begin("c2", _flow(), "h") == (None, None)
+        assert await state.begin("c2", tiny_flow(), "h") == (None, None)
         state.save("c1", Checkpoint("h", "menu", {}))
         await asyncio.sleep(0.1)
         assert await state.end("c1", "completed") is False
@@ -148,7 +135,7 @@ async def test_one_worker_holds_an_app_name_the_others_stand_by(tmp_path: Path) 
 
 
 async def test_calls_that_ended_while_no_worker_served_them_are_reaped(tmp_path: Path) -> None:
-    flow = _flow()
+    flow = tiny_flow()
     async with running_redis(tmp_path) as rs:
         dead = ClusterState(rs.url, worker_id="dead", worker_ttl=0.3)  # never beats: dead
         await dead.hold_app("voxflow")
@@ -210,8 +197,8 @@ def test_the_app_name_is_held_per_asterisk_node_without_credentials() -> None:
 
 
 async def test_while_redis_is_down_new_calls_keep_the_released_version(tmp_path: Path) -> None:
-    mine = _flow()  # this worker's file
-    released = compile_flow(FLOW.replace('"done"', '"bye"'), "tiny.flow").flow
+    mine = tiny_flow()  # this worker's file
+    released = compile_flow(TINY_FLOW.replace('"done"', '"bye"'), "tiny.flow").flow
     assert released is not None
     rs = await start_redis(tmp_path / "r")
     try:
@@ -228,7 +215,7 @@ async def test_while_redis_is_down_new_calls_keep_the_released_version(tmp_path:
 async def test_a_call_that_ended_while_redis_was_down_leaves_the_registry_after(
     tmp_path: Path,
 ) -> None:
-    flow = _flow()
+    flow = tiny_flow()
     rs = await start_redis(tmp_path / "r", aof=True)  # keeps its data across the restart
     rs2 = None
     try:
@@ -273,7 +260,7 @@ async def test_a_checkpoint_rewrites_the_registry_entry_only_when_its_state_chan
     a = ClusterState(rs.url, worker_id="a", log_every=0.0)  # no writer task: flush() writes
     rs2 = None
     try:
-        await a.begin("c1", _flow(), "h1")
+        await a.begin("c1", tiny_flow(), "h1")
         before = await _sets(a)
         a.save("c1", Checkpoint("h1", "menu", {"n": 1}))
         await a.flush()
@@ -306,7 +293,7 @@ async def test_calls_ending_together_are_removed_in_one_write(tmp_path: Path) ->
         try:
             ids = [f"c{i}" for i in range(10)]
             for cid in ids:
-                await a.begin(cid, _flow(), "h1")
+                await a.begin(cid, tiny_flow(), "h1")
                 a.save(cid, Checkpoint("h1", "menu", {}))
             await a.flush()
             stats = await a.redis.info("commandstats")

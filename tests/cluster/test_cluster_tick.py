@@ -8,28 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from _cluster_kit import running_redis, start_redis
+from _cluster_kit import running_redis, start_redis, tiny_flow
 
 import voxflow.cluster.state as cluster_state
 from voxflow.cluster import ClusterState
-from voxflow.compiler import compile_flow
-from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint
-
-FLOW = """\
-flow tiny "a tiny flow":
-    answers "100"
-
-state start:
-    answer
-    hangup "done"
-"""
-
-
-def _flow() -> Flow:
-    flow = compile_flow(FLOW, "tiny.flow").flow
-    assert flow is not None
-    return flow
 
 
 async def _scripts(state: ClusterState) -> int:
@@ -50,7 +33,7 @@ async def test_starts_claims_checkpoints_and_ends_of_many_calls_share_ticks(
         b = ClusterState(rs.url, worker_id="b", socket_timeout=10.0)
         assert (a._tick_link is not None) is link
         try:
-            flow = _flow()
+            flow = tiny_flow()
             current = await b.release(flow)
             await b.begin("c0", flow, current)  # c0 ran on b: a resumes it
             resumed = Checkpoint(current, "menu", {"n": 7}, metadata={})
@@ -111,7 +94,7 @@ async def test_a_tick_redis_does_not_answer_gives_every_waiter_the_redis_down_an
     rs = await start_redis(tmp_path / "r")
     a = ClusterState(rs.url, worker_id="a", log_every=0.0)
     try:
-        flow = _flow()
+        flow = tiny_flow()
         h = await a.release(flow)
         await a.begin("c1", flow, h)
         await rs.stop()  # Redis dies with calls in progress
@@ -137,7 +120,7 @@ async def test_an_end_rides_with_the_next_tick_of_another_call(tmp_path: Path) -
         a = ClusterState(rs.url, worker_id="a", socket_timeout=10.0)
         a.writes.linger = 30.0  # no tick of its own within the test: another call's carries it
         try:
-            flow = _flow()
+            flow = tiny_flow()
             h = await a.publish(flow)
             await a.begin("c1", flow, h)
             await a.claim_end("c1", ("c1:call.ended", b"{}"))
