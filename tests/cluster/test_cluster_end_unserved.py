@@ -75,6 +75,40 @@ async def _receiver() -> AsyncIterator[tuple[str, Got]]:
         yield base, got
 
 
+@asynccontextmanager
+async def _reapers(
+    redis_url: str, path: Path, url: str
+) -> AsyncIterator[tuple[list[ClusterState], list[FlowServer]]]:
+    """Two workers ("b", "c") that serve no channel and reap every 0.05 s the calls nobody
+    serves, ending them through their FlowServer (webhooks to ``url``/hooks)."""
+    settings = Settings(webhook_url=f"{url}/hooks", webhook_secret=SECRET)
+    states = [
+        ClusterState(redis_url, worker_id=w, heartbeat=0.05, unadopted_grace=0.1)
+        for w in ("b", "c")
+    ]
+    servers: list[FlowServer] = []
+    for st in states:
+        await st.__aenter__()
+        reg = FlowRegistry()
+        reg.load([path])
+        app = VoxtraApp("http://127.0.0.1:9", "u", "p", "voxflow")  # never connected
+        servers.append(FlowServer(app, reg, settings, store=st))
+    try:
+
+        async def no_channels() -> set[str]:
+            return set()
+
+        for st, server in zip(states, servers, strict=True):
+            st.start_reaping(no_channels, every=0.05, end=server.end_unserved)
+        yield states, servers
+    finally:
+        for server in servers:
+            await server.webhooks.aclose()
+            await server.http.aclose()
+        for st in states:
+            await st.close()
+
+
 def _ended(got: Got) -> list[tuple[str, str, str, bytes]]:
     return [g for g in got if g[1] == "call.ended"]
 
@@ -166,25 +200,7 @@ async def test_two_reapers_racing_end_each_unserved_call_once(tmp_path: Path) ->
         await dead.begin("c-new", compiled, fhash)
         await dead.flush()
         await dead.close()  # killed: no end ran; its registry entries stay
-        settings = Settings(webhook_url=f"{url}/hooks", webhook_secret=SECRET)
-        states = [
-            ClusterState(rs.url, worker_id=w, heartbeat=0.05, unadopted_grace=0.1)
-            for w in ("b", "c")
-        ]
-        servers: list[FlowServer] = []
-        for st in states:
-            await st.__aenter__()
-            reg = FlowRegistry()
-            reg.load([path])
-            app = VoxtraApp("http://127.0.0.1:9", "u", "p", "voxflow")  # never connected
-            servers.append(FlowServer(app, reg, settings, store=st))
-        try:
-
-            async def no_channels() -> set[str]:
-                return set()
-
-            for st, server in zip(states, servers, strict=True):
-                st.start_reaping(no_channels, every=0.05, end=server.end_unserved)
+        async with _reapers(rs.url, path, url) as (states, servers):
             await until(lambda: len(_ended(got)) == 2, 30, "both calls' ends")
             for _ in range(500):
                 if not await states[0].call_entries():
@@ -192,12 +208,6 @@ async def test_two_reapers_racing_end_each_unserved_call_once(tmp_path: Path) ->
                 await asyncio.sleep(0.02)
             assert await states[0].call_entries() == []
             await asyncio.sleep(0.3)  # more reaping rounds on both: nothing repeats
-        finally:
-            for server in servers:
-                await server.webhooks.aclose()
-                await server.http.aclose()
-            for st in states:
-                await st.close()
         ended = {json.loads(g[3])["call_id"]: json.loads(g[3])["data"] for g in _ended(got)}
         assert len(_ended(got)) == 2
         assert ended == {
@@ -311,25 +321,7 @@ async def test_a_worker_dead_during_its_end_has_its_on_hangup_run_again_once(
         )
         assert await dead.claim_end("c1", ("c1:call.ended", body))
         await dead.close()  # killed in its on hangup body
-        settings = Settings(webhook_url=f"{url}/hooks", webhook_secret=SECRET)
-        states = [
-            ClusterState(rs.url, worker_id=w, heartbeat=0.05, unadopted_grace=0.1)
-            for w in ("b", "c")
-        ]
-        servers: list[FlowServer] = []
-        for st in states:
-            await st.__aenter__()
-            reg = FlowRegistry()
-            reg.load([path])
-            app = VoxtraApp("http://127.0.0.1:9", "u", "p", "voxflow")  # never connected
-            servers.append(FlowServer(app, reg, settings, store=st))
-        try:
-
-            async def no_channels() -> set[str]:
-                return set()
-
-            for st, server in zip(states, servers, strict=True):
-                st.start_reaping(no_channels, every=0.05, end=server.end_unserved)
+        async with _reapers(rs.url, path, url) as (states, servers):
             await until(lambda: bool(_ended(got)), 30, "the dead worker's call.ended")
             await until(lambda: any(g[0].startswith("/on-hangup") for g in got), 30, "on hangup")
             r = states[0].redis
@@ -339,12 +331,6 @@ async def test_a_worker_dead_during_its_end_has_its_on_hangup_run_again_once(
                 await asyncio.sleep(0.02)
             assert await states[0].call_entries() == []
             await asyncio.sleep(0.3)  # more reaping and outbox rounds: nothing repeats
-        finally:
-            for server in servers:
-                await server.webhooks.aclose()
-                await server.http.aclose()
-            for st in states:
-                await st.close()
         [(_, _, key, sent)] = _ended(got)
         assert key == "c1:call.ended" and json.loads(sent)["data"] == data  # the dead one's
         [hangup] = [g for g in got if g[0].startswith("/on-hangup")]
