@@ -17,6 +17,7 @@ __all__ = [
     "MomentSink",
     "Observer",
     "ari_request",
+    "decoder_wait",
     "install",
     "installed",
     "moment",
@@ -44,6 +45,10 @@ class Observer(Protocol):
         """RTP packets of a call received, lost (filled in) and arrived too late (after their
         slot was played out) since its last report: every second while it runs, and at its
         media's end (:mod:`voxflow.media.rtp_report`)."""
+
+    def decoder_wait(self, seconds: float) -> None:
+        """A recognition got its speech decoder ``seconds`` after it started (0: one was free;
+        more: the decoder pool was exhausted, :mod:`voxflow.media.stt_pool`)."""
 
 
 _observer: Observer | None = None
@@ -89,6 +94,12 @@ def rtp(received: int, lost: int, late: int) -> None:
     """See :meth:`Observer.rtp`."""
     if _observer is not None:
         _observer.rtp(received, lost, late)
+
+
+def decoder_wait(seconds: float) -> None:
+    """See :meth:`Observer.decoder_wait`."""
+    if _observer is not None:
+        _observer.decoder_wait(seconds)
 
 
 MomentSink = Callable[[str, str], None]

@@ -11,12 +11,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
 from _cluster_kit import local_http, until
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
 
 from voxflow import observe
 from voxflow.ai.openai_tts import OpenAITTS
 from voxflow.cluster import MetricsServer, WorkerCollector
+from voxflow.cluster.metrics import MetricsObserver
 from voxflow.media.jitter import JitterStats
 from voxflow.media.rtp_report import RtpReport
 from voxflow.runtime.config import Settings
@@ -145,6 +148,9 @@ class _Rtp:
     def rtp(self, received: int, lost: int, late: int) -> None:
         self.reports.append((received, lost, late))
 
+    def decoder_wait(self, seconds: float) -> None:
+        pass
+
 
 async def test_a_running_call_reports_its_rtp_counters_as_they_grow() -> None:
     seen = _Rtp()
@@ -169,3 +175,19 @@ async def test_a_running_call_reports_its_rtp_counters_as_they_grow() -> None:
         assert len(seen.reports) == 3
     finally:
         observe.uninstall(seen)
+
+
+def test_decoder_waits_are_a_histogram_on_metrics() -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    observer = MetricsObserver(registry)
+    observe.install(observer)
+    try:
+        observe.decoder_wait(0.0)  # a decoder was free
+        observe.decoder_wait(0.3)  # the pool was exhausted for 300 ms
+    finally:
+        observe.uninstall(observer)
+    text = generate_latest(registry).decode()
+    assert _value(text, "voxflow_stt_decoder_wait_seconds_count") == 2
+    assert _value(text, "voxflow_stt_decoder_wait_seconds_sum") == pytest.approx(0.3)
+    assert _value(text, 'voxflow_stt_decoder_wait_seconds_bucket{le="0.001"}') == 1
+    assert _value(text, 'voxflow_stt_decoder_wait_seconds_bucket{le="0.5"}') == 2

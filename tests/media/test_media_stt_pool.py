@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from voxflow import observe
 from voxflow.errors import ConfigError
 from voxflow.media import codecs
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
@@ -78,6 +79,48 @@ async def test_two_recognitions_share_one_decoder_and_decide_as_with_their_own(
     assert list(results) == own
     assert results[1].text == "operator" and (results[1].confidence or 0) >= 0.5
     assert results[0].text in ("pay my bill", "")  # never another choice
+
+
+class _Waits:
+    """An observer keeping the decoder waits (the rest of the interface does nothing)."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def step(self, kind: str, seconds: float) -> None:
+        pass
+
+    def ari_request(self, method: str, seconds: float, status: int) -> None:
+        pass
+
+    def provider_error(self, kind: str, provider: str) -> None:
+        pass
+
+    def rtp(self, received: int, lost: int, late: int) -> None:
+        pass
+
+    def decoder_wait(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+async def test_each_recognition_reports_how_long_it_waited_for_a_decoder() -> None:
+    alone = PocketSphinxSTT(max_decoders=1)
+    await alone.warm_up()
+    seen = _Waits()
+    observe.install(seen)
+    try:
+        first = await alone.open_stream(phrases=MENU, min_confidence=0.5)
+        second = await alone.open_stream(phrases=MENU, min_confidence=0.5)  # none free
+        assert len(seen.waits) == 1 and seen.waits[0] < 1.0  # the first found one free
+        assert second.decoder_wait_s is None
+        await asyncio.sleep(0.05)  # the second waits while the first holds the only decoder
+        await first.aclose()
+        await second.feed(bytes(6400))  # takes the decoder given back
+        await second.aclose()
+    finally:
+        observe.uninstall(seen)
+    assert len(seen.waits) == 2 and seen.waits[1] >= 0.05
+    assert second.decoder_wait_s == seen.waits[1]
 
 
 @espeak

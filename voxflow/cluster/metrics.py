@@ -12,7 +12,10 @@ server runs): ``voxflow_step_seconds{step}`` (a flow step's operation),
 ``voxflow_ari_request_seconds{method,status}`` (status ``2xx``...``5xx``, ``error``: no answer),
 ``voxflow_provider_errors_total{kind,provider}`` (stt/tts/llm; the API's host, ``deepgram``,
 ``espeak-ng``), ``voxflow_rtp_{received,lost,late}_packets_total`` (counted every second while a
-call runs, and at its media's end).
+call runs, and at its media's end),
+``voxflow_stt_decoder_wait_seconds`` (how long each offline recognition waited for a free
+pocketsphinx decoder; 0 when one was free: a growing share above 0 means ``stt_decoders`` is too
+small).
 ``GET /healthz``: liveness (200 while the process serves). ``GET /readyz``: readiness, 200
 while the worker takes new calls, 503 while it drains (a load balancer stops sending calls).
 The figures of the first group are read from the server when scraped (no bookkeeping on the
@@ -95,6 +98,7 @@ class WorkerCollector(Collector):
 
 
 _STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_WAIT_BUCKETS = (0.001, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _ARI_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -123,6 +127,11 @@ class MetricsObserver:
         self.rtp_late = Counter(
             "voxflow_rtp_late_packets", "RTP packets arrived after their slot", registry=registry
         )
+        self.decoder_waits = Histogram(
+            "voxflow_stt_decoder_wait_seconds",
+            "Time an offline recognition waited for a free speech decoder (0: one was free)",
+            buckets=_WAIT_BUCKETS, registry=registry,
+        )  # fmt: skip
 
     def step(self, kind: str, seconds: float) -> None:
         self.steps.labels(kind).observe(seconds)
@@ -137,6 +146,9 @@ class MetricsObserver:
         self.rtp_received.inc(received)
         self.rtp_lost.inc(lost)
         self.rtp_late.inc(late)
+
+    def decoder_wait(self, seconds: float) -> None:
+        self.decoder_waits.observe(seconds)
 
 
 class MetricsServer:

@@ -50,12 +50,14 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
 from voxflow.media.stt_confidence import Features, Segment, confidence, features
 from voxflow.media.stt_pool import DecoderPool, PoolStats
@@ -200,6 +202,7 @@ class PocketSphinxSTT:
         stream = PocketSphinxStream(self, phrases or (), threshold)
         decoder = self.pool.take()
         if decoder is not None:
+            stream._waited()
             await stream._attach(decoder)
         return stream
 
@@ -315,6 +318,16 @@ class PocketSphinxStream:
         self.complete = False  # the partial result so far is a whole phrase of the grammar
         self.final = False  # ... and no other phrase of the grammar starts with it
         self._extended: frozenset[tuple[str, ...]] = frozenset()
+        self._opened = time.monotonic()
+        self.decoder_wait_s: float | None = None  # open -> a decoder was taken (``_waited``)
+        # ``finish``'s parts in ms: waiting for a decoder, decoding the rest of the audio and the
+        # settling frames, the final searches (end_utt, n-best, features, check)
+        self.timing: dict[str, float] = {}
+
+    def _waited(self) -> None:
+        """A decoder was taken: report how long since the stream opened (0 when one was free)."""
+        self.decoder_wait_s = time.monotonic() - self._opened
+        observe.decoder_wait(self.decoder_wait_s)
 
     async def _attach(self, decoder: Any) -> None:
         """Bind ``decoder`` (and spare helpers) to this utterance, in a worker thread (a new
@@ -349,6 +362,7 @@ class PocketSphinxStream:
             decoder = self._owner.pool.take()
             if decoder is None:
                 return
+            self._waited()
             async with self._lock:
                 await self._attach(decoder)
         if self._grammar is None or len(self._pending) < _CHUNK_BYTES:
@@ -452,8 +466,12 @@ class PocketSphinxStream:
         async with self._lock:
             if self._done:
                 raise ProviderError("stream closed")
+            t0 = time.perf_counter()
             if self._decoder is None:
-                await self._attach(await self._owner.pool.acquire())
+                decoder = await self._owner.pool.acquire()
+                self._waited()
+                await self._attach(decoder)
+            self.timing["wait"] = (time.perf_counter() - t0) * 1000
             data, self._pending = bytes(self._pending), bytearray()
             try:
                 result = await asyncio.to_thread(self._end, data)
@@ -478,9 +496,19 @@ class PocketSphinxStream:
             if len(data) >= 2:
                 decoder.process_raw(self._dither(data), False, True)
         else:
+            t0 = time.perf_counter()
             if len(data) >= 2:
                 self._process(data)
             self._settle(decoder)
+            self.timing["decode"] = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        try:
+            return self._decide(decoder)
+        finally:
+            self.timing["search"] = (time.perf_counter() - t0) * 1000
+
+    def _decide(self, decoder: Any) -> Transcript:
+        """End the searches and turn them into the transcript (``finish``'s last part)."""
         decoder.end_utt()
         for d in self._helpers.streaming() if self._helpers is not None else ():
             d.end_utt()
