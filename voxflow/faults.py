@@ -5,7 +5,9 @@ with ``SIGKILL`` (as ``kill -9`` would: no clean-up, no ``finally``) the first t
 ``point``. Unset (always, outside tests) a point costs one set lookup. Points:
 
 * ``before_end_claim``: a cluster worker has seen a call end (the caller hung up, or its flow
-  ended) and is about to write the end claim to Redis (``ClusterState.claim_end``).
+  ended) and is about to write the end claim to Redis (``ClusterState.claim_end``);
+* ``after_hangup_step``: a cluster worker holding a call's end claim has sent an HTTP step of
+  the ``on hangup`` body and recorded its result (``ClusterState.record_effect``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 
 __all__ = ["POINTS", "reached"]
 
-POINTS = frozenset({"before_end_claim"})
+POINTS = frozenset({"after_hangup_step", "before_end_claim"})
 _ARMED = frozenset(os.environ.get("VOXFLOW_FAULT", "").split(",")) & POINTS
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from voxflow.compiler import compile_flow
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
@@ -291,3 +293,31 @@ def test_an_ended_state_runs_the_checkpointed_states_on_hangup_with_keys_of_its_
     # the worker that saw the hang-up itself gives its on hangup body the same key
     _, live = step(flow, state, ev.HangupEvent("caller"))
     assert _keys(live) == _keys(cmds)
+
+
+def test_an_ended_state_given_its_workers_end_ends_with_it_not_caller_hangup() -> None:
+    """The outcome a dead worker recorded with its end claim (a transfer here) is the end's,
+    its on hangup body runs as it would have; without one the end is the caller's hang-up."""
+    flow = compile_flow(
+        KEYED.replace(
+            "state start:",
+            'on hangup:\n    http post "http://127.0.0.1:9/bye" into r\n\nstate start:',
+        ),
+        "keyed.flow",
+    ).flow
+    assert flow is not None
+    state, _ = _until_menu_waits(flow, initial_state(flow, CALL))
+    cp = checkpoint_of(state, flow_hash(flow))
+    assert cp is not None
+    bare = initial_state(flow, ev.CallInfo("ch-1"))
+    ended = ended_state(flow, bare, cp, ("transferred", "SIP/2000"))
+    gone, cmds = step(flow, ended, ev.HangupEvent("caller"))
+    assert gone.status == "hangup_handler" and gone.end == ("transferred", "SIP/2000")
+    assert _keys(cmds) == ["http http://127.0.0.1:9/bye ch-1:2:hangup.1"]
+    http = next(c for c in cmds if isinstance(c, ev.Http))
+    done, out = step(flow, gone, ev.OpDone(http.cid, {"outcome": "ok", "status": 200}))
+    assert done.status == "ended" and ev.End("transferred", "SIP/2000") in out
+    # a call with no checkpoint (no frames): the recorded end, at once
+    unstarted = replace(initial_state(flow, ev.CallInfo("ch-2")), end=("completed", "done"))
+    _, out = step(flow, unstarted, ev.HangupEvent("caller"))
+    assert [c for c in out if isinstance(c, ev.End)] == [ev.End("completed", "done")]

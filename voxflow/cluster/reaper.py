@@ -5,8 +5,10 @@ across the cluster (the rule: :mod:`voxflow.runtime.unserved`).
 
 A call whose dead worker had claimed its end already (it died during the end: in its ``on
 hangup`` body, or before the call left the registry) has its claim taken over (compare-and-set:
-one reaper wins) and its ``on hangup`` body run again, with the same ``Idempotency-Key``s, but
-not its ``call.ended``: that one is in the outbox, with the outcome the dead worker gave it."""
+one reaper wins) and that end finished from the dead worker's end record
+(:mod:`voxflow.cluster.ending`: its outcome, the state it started in, the ``on hangup`` HTTP
+steps it completed, not sent again), but not its ``call.ended``: that one is in the outbox,
+with the outcome the dead worker gave it."""
 
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ async def _end_one(state: ClusterState, e: CallEntry, end: Ender) -> bool:
         cp = None
     took = await state.take_dead_claim(e.id)  # it died during the end: the body runs again
     if took:
-        log.warning("call %s: its worker died during its end: its on hangup runs again", e.id)
+        log.warning("call %s: its worker died during its end: finishing it here", e.id)
     try:
         ended = await end(e.id, cp.flow_hash if cp else e.flow_hash, cp, not took)
     except Exception:  # a bug must not stop the reaper: the call leaves the registry

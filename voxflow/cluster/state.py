@@ -15,6 +15,9 @@ Keys (``prefix`` defaults to ``voxflow:``):
   kept ``end_ttl`` s after the end; a call whose channel ended while no worker served it (its
   worker died before claiming) has its end run by the worker that reaps it
   (:meth:`ClusterState.start_reaping`), claimed the same way;
+* ``ending:<channel id>``: what the end claim's holder recorded of the end (its outcome, the
+  results of the ``on hangup`` HTTP steps it completed: :mod:`voxflow.cluster.ending`), with
+  the claim's TTL: a worker taking a dead holder's claim over finishes that end from it;
 * ``outbox``: a hash of the end-of-call webhooks claimed but not yet delivered
   (:mod:`voxflow.cluster.outbox`: written with the end claim, sent by another worker when
   their worker dies);
@@ -38,7 +41,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -47,13 +50,14 @@ from redis.exceptions import RedisError
 
 from voxflow import faults
 from voxflow.cluster.apphold import AppHold, node_app
+from voxflow.cluster.ending import EFFECT, end_json, parse_ending, result_json
 from voxflow.cluster.liveness import DeathWatch, LivenessLink
 from voxflow.cluster.outbox import Outbox, entry_json
 from voxflow.cluster.reaper import STEAL_CLAIM, Ender, end_unserved
 from voxflow.cluster.resp import ScriptLink, supported
 from voxflow.cluster.tick import TICK, CallEntry, CallWrites, Script, call_json
 from voxflow.ir.models import Flow
-from voxflow.runtime.checkpoint import Checkpoint, flow_hash
+from voxflow.runtime.checkpoint import Checkpoint, Ending, flow_hash
 from voxflow.runtime.webhooks import WebhookSender
 
 __all__ = ["CallEntry", "ClusterState", "WorkerEntry", "node_app"]
@@ -362,18 +366,50 @@ class ClusterState:
             self._ended_unsaved.add(call_id)
         return bool(n)
 
-    async def claim_end(self, call_id: str, webhook: tuple[str, bytes] | None = None) -> bool:
+    async def claim_end(
+        self,
+        call_id: str,
+        webhook: tuple[str, bytes] | None = None,
+        end: tuple[str, str] | None = None,
+        at: Checkpoint | None = None,
+    ) -> bool:
         """Claim the call's end for this worker (``SET NX`` on ``end:<id>``): True when this
         worker ends it (first to claim, or it claimed before); False when another worker did.
         ``webhook`` (Idempotency-Key, body): the call's ``call.ended``, added to the outbox in
-        the same script as a first claim. With Redis unreachable the claim is granted (a call's
-        end is never lost for want of Redis; two workers racing then may both end it)."""
+        the same script as a first claim; ``end`` (outcome, reason) and ``at`` (where the call
+        was): written to its end record (:mod:`voxflow.cluster.ending`) in that script too.
+        With Redis unreachable the claim is granted (a call's end is never lost for want of
+        Redis; two workers racing then may both end it)."""
         faults.reached("before_end_claim")
         entry = "" if webhook is None else entry_json(self.worker_id, *webhook, self.clock())
-        got = await self.writes.claim(call_id, entry)  # with the other calls' writes
+        got = await self.writes.claim(call_id, entry, end_json(end, at))  # with the others' writes
         if got == 2 and webhook is not None:  # in the outbox now, as claimed
             self.outbox.claimed[call_id] = webhook
         return got is None or bool(got)
+
+    async def record_effect(self, call_id: str, key: str, result: Mapping[str, Any]) -> None:
+        """Record that the ``on hangup`` HTTP step ``key`` of call ``call_id`` completed with
+        ``result`` (:mod:`voxflow.cluster.ending`); a result too big is not (logged)."""
+        value = result_json(result)
+        if value is None:
+            log.warning("call %s: on hangup step %s: its result is not recorded", call_id, key)
+            return
+        rkey = self._k("ending", call_id)
+
+        async def write() -> Any:
+            async with self.redis.pipeline(transaction=True) as p:
+                p.hset(rkey, EFFECT + key, value)
+                p.pexpire(rkey, _ms(self.end_ttl))
+                return await p.execute()
+
+        await self._op("record end step", write)
+        faults.reached("after_hangup_step")
+
+    async def ending(self, call_id: str) -> Ending:
+        """What the holder of call ``call_id``'s end claim recorded of its end."""
+        key = self._k("ending", call_id)
+        raw = await self._op("read end record", lambda: self.redis.hgetall(key))
+        return parse_ending(raw) if raw else Ending()
 
     async def take_dead_claim(self, call_id: str) -> bool:
         """Take the end claim of call ``call_id`` over from a dead worker (compare-and-set:

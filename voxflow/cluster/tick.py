@@ -51,6 +51,10 @@ for i = 1, nc do
   local got = 0
   if redis.call('set', KEYS[k], worker, 'NX', 'PX', end_ttl) then
     got = 1
+    if ARGV[a + 2] ~= '' then
+      redis.call('hset', KEYS[k + 1], 'end', ARGV[a + 2])
+      redis.call('pexpire', KEYS[k + 1], end_ttl)
+    end
     if ARGV[a + 1] ~= '' then
       redis.call('hset', KEYS[1], ARGV[a], ARGV[a + 1])
       got = 2
@@ -59,7 +63,7 @@ for i = 1, nc do
     got = 1
   end
   claimed[i] = got
-  k, a = k + 1, a + 2
+  k, a = k + 2, a + 3
 end
 for i = 1, nd do
   deleted[i] = redis.call('del', KEYS[k], KEYS[k + 1])
@@ -74,11 +78,12 @@ end
 return {begun, claimed, deleted}
 """
 """One tick. KEYS: the outbox, then per start (checkpoint, current version, entry), per SET
-(checkpoint or entry), per claim (``end:<id>``), per end (checkpoint, entry). ARGV: call TTL
-(ms), worker id, end TTL (ms), the four counts, the starts' entries, the SET values, per claim
-(call id, outbox entry or ''), then the call ids whose delivered webhook leaves the outbox (while
-it is still this worker's). Returns {checkpoint and current per start, per claim 2 (claimed, its
-webhook added) / 1 (claimed, or ours already) / 0 (another worker's), per end the DEL count}."""
+(checkpoint or entry), per claim (``end:<id>``, ``ending:<id>``), per end (checkpoint, entry).
+ARGV: call TTL (ms), worker id, end TTL (ms), the four counts, the starts' entries, the SET
+values, per claim (call id, outbox entry or '', the end's outcome record or ''), then the call
+ids whose delivered webhook leaves the outbox (while it is still this worker's). Returns
+{checkpoint and current per start, per claim 2 (claimed, its webhook added) / 1 (claimed, or
+ours already) / 0 (another worker's), per end the DEL count}."""
 
 Begun = tuple[bytes | None, bytes | None]
 """A start's answer: the call's stored checkpoint (JSON) and its flow's current hash."""
@@ -122,8 +127,10 @@ class Tick:
     """Per start: call id, flow name, its waiter (the entry JSON is in ``begin_values``)."""
     begin_values: list[str] = field(default_factory=list)
     sets: list[tuple[str, str]] = field(default_factory=list)
-    claims: list[tuple[str, str, asyncio.Future[int | None]]] = field(default_factory=list)
-    """Per claim: call id, outbox entry ('' for none), its waiter."""
+    claims: list[tuple[str, str, str, asyncio.Future[int | None]]] = field(default_factory=list)
+    """Per claim: call id, outbox entry ('' for none), the end's outcome record (written to
+    ``ending:<id>`` with a first claim, :mod:`voxflow.cluster.ending`; '' for none), its
+    waiter."""
     ends: list[tuple[str, asyncio.Future[int | None]]] = field(default_factory=list)
     delivered: list[str] = field(default_factory=list)
     lingering: list[asyncio.Future[None]] = field(default_factory=list)
@@ -142,13 +149,13 @@ class Tick:
         for cid, flow, _ in self.begins:
             keys += [key("checkpoint", cid), key("current", flow), key("call", cid)]
         keys += [k for k, _ in self.sets]
-        keys += [key("end", cid) for cid, _, _ in self.claims]
+        keys += [key(kind, c[0]) for c in self.claims for kind in ("end", "ending")]
         keys += [key(kind, cid) for cid, _ in self.ends for kind in ("checkpoint", "call")]
         args: list[str | int] = [*head, len(self.begins), len(self.sets)]
         args += [len(self.claims), len(self.ends), *self.begin_values]
         args += [v for _, v in self.sets]
-        for cid, entry, _ in self.claims:
-            args += [cid, entry]
+        for cid, entry, ending, _ in self.claims:
+            args += [cid, entry, ending]
         return keys, [*args, *self.delivered]
 
     def settle(self, reply: Any) -> None:
@@ -157,7 +164,7 @@ class Tick:
         for i, (_, _, fut) in enumerate(self.begins):
             got = (begun[2 * i], begun[2 * i + 1]) if reply is not None else None
             _resolve(fut, got)
-        for i, (_, _, cfut) in enumerate(self.claims):
+        for i, (_, _, _, cfut) in enumerate(self.claims):
             _resolve(cfut, None if reply is None else int(claimed[i]))
         for i, (_, efut) in enumerate(self.ends):
             _resolve(efut, None if reply is None else int(deleted[i]))
@@ -231,10 +238,10 @@ class CallWrites:
         self._entry_at[entry.id] = time.monotonic()
         return await self._wait(fut)
 
-    async def claim(self, call_id: str, outbox_entry: str) -> int | None:
+    async def claim(self, call_id: str, outbox_entry: str, ending: str = "") -> int | None:
         """The end claim of :data:`TICK` (2, 1, 0), with the next tick; None: no answer."""
         fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._next.claims.append((call_id, outbox_entry, fut))
+        self._next.claims.append((call_id, outbox_entry, ending, fut))
         return await self._wait(fut)
 
     async def end(self, call_id: str) -> int | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -31,8 +31,10 @@ from voxflow.runtime.webhooks import WebhookSender
 __all__ = [
     "CallStore",
     "Checkpoint",
+    "Ending",
     "checkpoint_of",
     "ended_state",
+    "ending_checkpoint",
     "flow_hash",
     "resume_state",
 ]
@@ -109,6 +111,21 @@ class Checkpoint:
             raise ValueError(f"not a checkpoint: {exc}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """What the worker holding a call's end claim recorded of that end (cluster mode), for a
+    worker taking the claim over after it died: ``end`` (outcome, reason) as that worker
+    decided it (None: not recorded), and ``done``: the results of the ``on hangup`` body's
+    HTTP steps it completed, by ``Idempotency-Key`` (the body run again takes them instead
+    of sending the requests again)."""
+
+    end: tuple[str, str] | None = None
+    done: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    at: Checkpoint | None = None
+    """Where the call was when its end started (:func:`ending_checkpoint`): the state whose
+    ``on hangup`` body runs, its variables and entry number (the body's keys)."""
+
+
 def checkpoint_of(
     state: RunState,
     fhash: str,
@@ -136,6 +153,16 @@ def checkpoint_of(
         else (),
         call=(state.call.caller, state.call.called, state.call.direction),
     )
+
+
+def ending_checkpoint(state: RunState, fhash: str) -> Checkpoint | None:
+    """The checkpoint of a call whose end has started (its ``on hangup`` body runs, or it
+    ended): its main flow's state, variables and entry number as they were then (the last
+    running checkpoint may be a state behind: one whose step ended the call in the same
+    step); None before its start."""
+    if state.status == "new":
+        return None
+    return checkpoint_of(replace(state, status="running"), fhash)
 
 
 def _call_info(raw: Any) -> tuple[str, ...]:
@@ -179,12 +206,15 @@ def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
     )
 
 
-def ended_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
+def ended_state(
+    flow: Flow, state: RunState, cp: Checkpoint, end: tuple[str, str] | None = None
+) -> RunState:
     """``state`` (a call before its start) put where ``cp`` left the call, running, without
     re-entering that state: a hang-up event then runs the state's ``on hangup`` body, with the
     entry number it had (its HTTP steps get the keys its worker would have given them). For a
-    call whose channel ended while no worker served it. Raises ``ValueError`` like
-    :func:`resume_state`."""
+    call whose channel ended while no worker served it. ``end``: the (outcome, reason) its
+    worker had decided (:class:`Ending`): the call ends with it, not ``caller_hangup``. Raises
+    ``ValueError`` like :func:`resume_state`."""
     resumed = resume_state(flow, state, cp)
     info = state.call
     if len(cp.call) == 3:
@@ -193,7 +223,8 @@ def ended_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
         info = replace(
             info, caller=caller, called=called, direction="outbound" if out else "inbound"
         )
-    return replace(resumed, status="running", entries=resumed.frames[-1].entry, call=info)
+    entries = resumed.frames[-1].entry
+    return replace(resumed, status="running", entries=entries, call=info, end=end)
 
 
 class CallStore(Protocol):
@@ -229,11 +260,29 @@ class CallStore(Protocol):
         """Write the checkpoints saved so far now (a worker handing its calls over)."""
         ...
 
-    async def claim_end(self, call_id: str, webhook: tuple[str, bytes] | None = None) -> bool:
+    async def claim_end(
+        self,
+        call_id: str,
+        webhook: tuple[str, bytes] | None = None,
+        end: tuple[str, str] | None = None,
+        at: Checkpoint | None = None,
+    ) -> bool:
         """Claim the call's end (``on hangup`` body, end-of-call webhook, outcome) for this
         worker: False when another worker already ended it (the call ends once, cluster-wide).
         ``webhook`` (Idempotency-Key, body): the call's ``call.ended``, kept pending with the
-        claim until delivered (a worker dying before sending it does not lose it)."""
+        claim until delivered (a worker dying before sending it does not lose it); ``end``:
+        the call's (outcome, reason) and ``at`` (:func:`ending_checkpoint`), recorded with the
+        claim (:class:`Ending`)."""
+        ...
+
+    async def record_effect(self, call_id: str, key: str, result: Mapping[str, Any]) -> None:
+        """The ``on hangup`` body's HTTP step ``key`` completed with ``result`` (this worker
+        holds the call's end claim): recorded with the claim before the body goes on. Never
+        raises."""
+
+    async def ending(self, call_id: str) -> Ending:
+        """What the end claim's holder recorded (:meth:`claim_end`, :meth:`record_effect`);
+        an empty :class:`Ending` when nothing (or Redis does not answer)."""
         ...
 
     async def end_claimed_elsewhere(self, call_id: str) -> bool:

@@ -54,6 +54,7 @@ __all__ = [
     "OP_HANDLERS",
     "AgentRunner",
     "CallDriver",
+    "EndClaim",
     "HttpPerformer",
     "TranscriptLine",
     "ari_hangup_reason",
@@ -63,6 +64,9 @@ log = logging.getLogger(__name__)
 
 TranscriptLine = tuple[float, str, str]
 """(seconds since start, who: 'flow'|'caller'|'system', text)."""
+EndClaim = Callable[[tuple[str, bytes] | None, tuple[str, str], RunState], Awaitable[bool]]
+"""Claims a call's end: (its ``call.ended`` (key, body) or None, its (outcome, reason), its
+state then) -> True when this worker ends it."""
 
 
 class AgentRunner(Protocol):
@@ -117,9 +121,12 @@ class CallDriver(Generic[P]):
     decides there when its scripted caller acts); ``logger`` gets the call's log lines.
     ``end_claim(webhook)`` (cluster mode) is awaited once the call starts ending, with the
     ``call.ended`` webhook as it stands then (``(Idempotency-Key, body)``, None when none is
-    sent; the store keeps it pending with the claim): False means another worker ended this
-    call, so its ``on hangup`` HTTP steps and ``call.ended`` webhook are not repeated here
-    (``ended_elsewhere``)."""
+    sent; the store keeps it pending with the claim), its (outcome, reason) and state: False
+    means another worker ended this call, so its ``on hangup`` HTTP steps and ``call.ended``
+    webhook are not repeated here (``ended_elsewhere``). ``journal(key, result)`` (cluster
+    mode) is awaited after each HTTP step of the ``on hangup`` body, before the body goes on;
+    ``replayed`` (key -> result): those steps a dead worker completed, taken instead of sent
+    again (:class:`~voxflow.runtime.checkpoint.Ending`)."""
 
     def __init__(
         self,
@@ -137,7 +144,9 @@ class CallDriver(Generic[P]):
         observer: StepObserver | None = None,
         after_step: Callable[[RunState], None] | None = None,
         logger: logging.Logger = log,
-        end_claim: Callable[[tuple[str, bytes] | None], Awaitable[bool]] | None = None,
+        end_claim: EndClaim | None = None,
+        journal: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None = None,
+        replayed: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.flow = flow
         self.session = session
@@ -179,6 +188,8 @@ class CallDriver(Generic[P]):
         self._hung_up = False
         self._leaving = False
         self.end_claim = end_claim
+        self.journal = journal
+        self.replayed = replayed or {}
         self._claim: asyncio.Future[bool] | None = None
         self.ended_elsewhere = False
         """Another worker of the cluster ended this call (its end was not repeated here)."""
@@ -393,22 +404,22 @@ class CallDriver(Generic[P]):
         if self.end_claim is not None and self._claim is None:
             self._claim = asyncio.ensure_future(self._claim_with_webhook(self.end_claim))
 
-    async def _claim_with_webhook(
-        self, claim: Callable[[tuple[str, bytes] | None], Awaitable[bool]]
-    ) -> bool:
-        """Claim the end with the ``call.ended`` webhook as it stands (built on the task's first
-        run: after the commands of the step that started the end, its outcome included)."""
-        return await claim(self._ended_webhook())
+    async def _claim_with_webhook(self, claim: EndClaim) -> bool:
+        """Claim the end with the outcome and ``call.ended`` webhook as they stand (built on
+        the task's first run: after the commands of the step that started the end)."""
+        return await claim(self._ended_webhook(), self._end_now(), self.state)
+
+    def _end_now(self) -> tuple[str, str]:
+        """The call's (outcome, reason) as decided so far."""
+        if self.outcome is not None:
+            return self.outcome.outcome, self.outcome.reason
+        return self.state.end or ("completed", "")
 
     def _ended_webhook(self) -> tuple[str, bytes] | None:
         """(Idempotency-Key, body) of this call's ``call.ended`` now; None when not sent."""
         if self.webhooks is None or not self.webhooks.sends("call.ended"):
             return None
-        outcome, reason = (
-            (self.outcome.outcome, self.outcome.reason)
-            if self.outcome is not None
-            else self.state.end or ("completed", "")
-        )
+        outcome, reason = self._end_now()
         body = self.webhooks.payload(
             "call.ended",
             call_id=self.state.call.id,
@@ -451,7 +462,10 @@ class CallDriver(Generic[P]):
             self._end_elsewhere()  # an ``on hangup`` request another worker already sent
             return
         try:
-            result = await OP_HANDLERS[type(cmd)](self, cmd)
+            if type(cmd) is ev.Http:
+                result = await self._http(cmd)
+            else:
+                result = await OP_HANDLERS[type(cmd)](self, cmd)
         except asyncio.CancelledError:
             self._op_started.pop(cmd.cid, None)
             raise
@@ -479,6 +493,20 @@ class CallDriver(Generic[P]):
             self._on_session_hangup()
         else:
             self._dispatch(event)
+
+    async def _http(self, cmd: ev.Http) -> Any:
+        """An HTTP step: the result a dead worker recorded for its key (``replayed``), else
+        sent; in the ``on hangup`` body its result is journalled before the body goes on."""
+        done = self.replayed.get(cmd.key) if cmd.key else None
+        if done is not None:
+            self.trace.write("http", method=cmd.method, url=cmd.url, replayed=True)
+            return dict(done)
+        result = await OP_HANDLERS[ev.Http](self, cmd)
+        journal = self.journal
+        if journal is not None and cmd.key and self.state.status == "hangup_handler":
+            if isinstance(result, Mapping):
+                await journal(cmd.key, result)
+        return result
 
     async def _hangup(self, reason: str) -> None:
         ari_reason = ari_hangup_reason(reason)

@@ -275,10 +275,11 @@ class _Machine:
         else:
             self.emit(ev.Notify("caller.hangup", {"cause": cause}))
             outcome = "caller_hangup"
+        if self.end is None:  # else the end a dead worker decided (checkpoint.ended_state)
+            self.end = (outcome, cause)
         if self.status == "new" or not self.frames:
-            self.finish(outcome, cause)
+            self.finish(*self.end)
             return
-        self.end = (outcome, cause)
         self.run_hangup_handler()
 
     def run_hangup_handler(self) -> None:

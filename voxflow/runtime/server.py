@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +28,15 @@ from voxflow.runtime.agent_memory import conversation, restore
 from voxflow.runtime.checkpoint import (
     CallStore,
     Checkpoint,
+    Ending,
     checkpoint_of,
     ended_state,
+    ending_checkpoint,
     flow_hash,
     resume_state,
 )
 from voxflow.runtime.config import Settings
-from voxflow.runtime.driver import AgentRunner, CallDriver, TranscriptLine
+from voxflow.runtime.driver import AgentRunner, CallDriver, EndClaim, TranscriptLine
 from voxflow.runtime.events import End
 from voxflow.runtime.http_step import HttpClient
 from voxflow.runtime.port import PeerCall
@@ -247,7 +250,7 @@ class FlowServer:
         return save
 
     async def _run_call(self, fv: FlowVersion, session: CallSession) -> End:
-        flow, cp, sid = fv.flow, None, str(session.id)
+        flow, cp, sid, fhash = fv.flow, None, str(session.id), ""
         after_step = None
         running: list[CallDriver[CallSession]] = []  # the redactor reads its state
         if self.store is not None:
@@ -272,7 +275,8 @@ class FlowServer:
             agent_runner=self.agent_runner,
             clock=self.clock,
             after_step=after_step,
-            end_claim=None if self.store is None else _claimer(self.store, sid),
+            end_claim=None if self.store is None else _claimer(self.store, sid, fhash),
+            journal=None if self.store is None else _journal(self.store, sid),
         )
         if cp is not None:
             self._resume(driver, session, cp)
@@ -365,7 +369,9 @@ class FlowServer:
         cluster. Its registry entry and checkpoint go. None (nothing done, left to a later
         round or another worker) when the flow version cannot be read, or this worker drains.
         ``webhook=False``: no ``call.ended`` (the dead worker claimed the end and left it in
-        the outbox), and the outcome is not counted here."""
+        the outbox), and the outcome is not counted here; the dead worker's end record
+        (:class:`~voxflow.runtime.checkpoint.Ending`) gives the outcome and the ``on hangup``
+        HTTP steps it completed (not sent again)."""
         assert self.store is not None
         if not self.accepting:
             return None
@@ -373,19 +379,23 @@ class FlowServer:
         if flow is None:
             log.warning("call %s ended unserved: its flow version %s is unreadable", sid, fhash)
             return None
-        port = EndedCall(sid, cp)
+        ending = Ending() if webhook else await self.store.ending(sid)
+        cp = ending.at or cp  # where its end started, when its worker recorded it
         driver: CallDriver[PeerCall] = CallDriver(
             flow,
-            port,
+            EndedCall(sid, cp),
             http=self.http,
             webhooks=self.webhooks if webhook else None,
             max_steps=self.settings.max_steps,
             clock=self.clock,
-            end_claim=_claimer(self.store, sid),
+            end_claim=_claimer(self.store, sid, fhash),
+            journal=_journal(self.store, sid),
+            replayed=ending.done,
         )
+        driver.state = replace(driver.state, end=ending.end)
         if cp is not None:
             try:
-                driver.state = ended_state(flow, driver.state, cp)
+                driver.state = ended_state(flow, driver.state, cp, ending.end)
             except ValueError as exc:  # a state this version lacks: the end without its body
                 log.warning("call %s ended unserved: %s", sid, exc)
         redactor = Redactor(flow, lambda: driver.state)
@@ -402,7 +412,9 @@ class FlowServer:
             if webhook:
                 self.results[sid] = end
             self.ended_for_dead += 1
-            log.warning("call %s ended while no worker served it: its end ran here", sid)
+            log.warning(
+                "call %s ended while no worker served it: its end ran here (%s)", sid, end.outcome
+            )
         await self._ended(sid, end)
         return end
 
@@ -420,7 +432,7 @@ class FlowServer:
         except Exception as exc:  # as the driver's hang-up: logged, never raised to the app
             log.warning("call %s: hangup failed: %s", sid, exc)
         if await self.store.take_dead_claim(sid):
-            log.warning("call %s: its worker died during its end: its on hangup runs again", sid)
+            log.warning("call %s: its worker died during its end: finishing it here", sid)
             if await self.end_unserved(sid, fhash, cp, False) is not None:
                 return end
         await self._ended(sid, end)
@@ -587,9 +599,16 @@ def _restore_agent(session: CallSession, cp: Checkpoint) -> None:
         log.warning("call %s: no LLM here: its agent conversation is not resumed", session.id)
 
 
-def _claimer(store: CallStore, sid: str) -> Callable[[tuple[str, bytes] | None], Awaitable[bool]]:
-    """The driver's ``end_claim`` for call ``sid``."""
-    return lambda webhook: store.claim_end(sid, webhook)
+def _claimer(store: CallStore, sid: str, fhash: str) -> EndClaim:
+    """The driver's ``end_claim`` for call ``sid`` on flow version ``fhash``."""
+    return lambda webhook, end, state: store.claim_end(
+        sid, webhook, end, ending_checkpoint(state, fhash)
+    )
+
+
+def _journal(store: CallStore, sid: str) -> Callable[[str, Mapping[str, Any]], Awaitable[None]]:
+    """The driver's ``journal`` for call ``sid``."""
+    return lambda key, result: store.record_effect(sid, key, result)
 
 
 _SECRET_KEY = re.compile(r"token|secret|passw(or)?d|api[-_]?key|auth|cookie|credential", re.I)

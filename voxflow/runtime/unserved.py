@@ -4,9 +4,10 @@ A worker killed between seeing the caller's hang-up and claiming the call's end 
 in the registry with its last checkpoint and no channel. The worker that reaps it
 (:meth:`voxflow.cluster.state.ClusterState.reap`) runs the call's end from that checkpoint, as
 if the caller had hung up in the checkpointed state: outcome ``caller_hangup`` (reason
-``caller``), that state's ``on hangup`` body (its steps that need the call fail with "call
-ended", as they do after any hang-up), and the ``call.ended`` webhook; the end claim makes it
-happen once across the cluster. :class:`EndedCall` is the
+``caller``; the outcome its worker recorded with its end claim when it died after claiming:
+:class:`~voxflow.runtime.checkpoint.Ending`), that state's ``on hangup`` body (its steps that
+need the call fail with "call ended", as they do after any hang-up), and the ``call.ended``
+webhook; the end claim makes it happen once across the cluster. :class:`EndedCall` is the
 :class:`~voxflow.runtime.port.CallPort` of such a call: every operation raises
 :class:`~voxflow.errors.CallEndedError`.
 """
