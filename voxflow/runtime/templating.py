@@ -10,19 +10,24 @@ from __future__ import annotations
 import functools
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import jinja2
 import jinja2.meta
+from jinja2 import nodes
+from jinja2.runtime import LoopContext, Macro
 from jinja2.sandbox import SandboxedEnvironment
 
 from voxflow.errors import TemplateError
 from voxflow.runtime.expressions import UNSET, call_function
 from voxflow.spec.functions import TEMPLATE_FUNCTIONS
 from voxflow.spec.template_limits import (
+    MACRO_CALL_COST,
     MAX_OUTPUT,
     MAX_WIDTH,
+    StepBudget,
     TemplateLimitError,
     check_binop,
     check_join,
@@ -86,12 +91,43 @@ _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"}
 _PADDING_FILTERS = ("center", "indent")  # (value, width, ...): the ones that pad
 
 
+_BUDGET: ContextVar[StepBudget | None] = ContextVar("voxflow_template_budget", default=None)
+"""The budget of the rendering under way (set by :meth:`TemplateRenderer.render`)."""
+_COUNTED = "_voxflow_counted"  # the filter every ``for`` loop's iterable goes through
+
+
+def _spend_each(items: Iterable[Any], budget: StepBudget) -> Iterator[Any]:
+    for item in items:
+        budget.spend()
+        yield item
+
+
+def _counted(items: Any) -> Any:
+    """A loop's iterable, each item spending one step of the rendering's budget."""
+    budget = _BUDGET.get()
+    return items if budget is None else _spend_each(items, budget)
+
+
 class LimitedSandbox(SandboxedEnvironment):
     """jinja2's sandbox that also bounds what a template can build
     (:mod:`voxflow.spec.template_limits`): ``*``, ``**``, ``+`` and ``%`` are intercepted (which
-    also stops jinja folding them at compile time), ``range`` and padding widths are capped."""
+    also stops jinja folding them at compile time), ``range`` and padding widths are capped,
+    and every loop iteration and call spends a step of the rendering's :class:`StepBudget`
+    (``lipsum``, which builds text in one call, is not offered)."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters[_COUNTED] = _counted
+        self.globals.pop("lipsum", None)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Parse, then route every ``for`` loop's iterable through the counting filter."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, _COUNTED, [], [], None, None, lineno=loop.lineno)
+        return tree
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         check_binop(operator, left, right)
@@ -99,7 +135,13 @@ class LimitedSandbox(SandboxedEnvironment):
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Padding methods of strings get their width checked; ``replace`` and ``join`` what
-        they would build."""
+        they would build. Every call spends budget (a macro call more); ``loop(items)`` in a
+        recursive loop counts its items like a loop does."""
+        budget = _BUDGET.get()
+        if budget is not None:
+            budget.spend(MACRO_CALL_COST if isinstance(obj, Macro) else 1)
+            if isinstance(obj, LoopContext) and args:
+                args = (_spend_each(args[0], budget), *args[1:])
         name, owner = getattr(obj, "__name__", ""), getattr(obj, "__self__", None)
         if isinstance(owner, str):
             if name in _PADDING_METHODS:
@@ -246,13 +288,17 @@ class TemplateRenderer:
     def _render_capped(self, tpl: jinja2.Template, variables: Mapping[str, Any]) -> str:
         parts: list[str] = []
         size = 0
-        for chunk in tpl.generate(dict(variables)):
-            size += len(chunk)
-            if size > self.max_output:
-                raise TemplateLimitError(
-                    f"the rendered text is longer than {self.max_output} characters"
-                )
-            parts.append(chunk)
+        token = _BUDGET.set(StepBudget())
+        try:
+            for chunk in tpl.generate(dict(variables)):
+                size += len(chunk)
+                if size > self.max_output:
+                    raise TemplateLimitError(
+                        f"the rendered text is longer than {self.max_output} characters"
+                    )
+                parts.append(chunk)
+        finally:
+            _BUDGET.reset(token)
         return "".join(parts)
 
     def names(self, source: str) -> frozenset[str]:

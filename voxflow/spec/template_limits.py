@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import math
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "MACRO_CALL_COST",
     "MAX_BUILD",
+    "MAX_CPU_SECONDS",
     "MAX_OUTPUT",
     "MAX_POW_BITS",
     "MAX_RANGE",
+    "MAX_STEPS",
     "MAX_WIDTH",
+    "StepBudget",
     "TemplateLimitError",
     "check_binop",
     "check_join",
@@ -40,6 +46,13 @@ MAX_WIDTH = 1_000
 """Padding width (``center``, ``ljust``, ``%-5000s``, ``{:>5000}``...)."""
 MAX_OUTPUT = 65_536
 """Characters a rendered template may have."""
+MAX_STEPS = 100_000
+"""Loop iterations and calls one rendering may make (``range`` is capped, but nested loops,
+``loop(...)`` in a recursive loop and a macro calling itself multiply)."""
+MACRO_CALL_COST = 10
+"""Steps one macro call costs (a call runs a body: tens of microseconds, not one)."""
+MAX_CPU_SECONDS = 1.0
+"""CPU time one rendering may use, a backstop for steps that are each expensive."""
 
 _PRINTF_WIDTH = re.compile(r"%[-+ #0]*(\d+|\*)?(?:\.(\d+|\*))?")
 _FORMAT_WIDTH = re.compile(r"\{[^{}]*?:[^{}]*?(\d+)")
@@ -47,6 +60,37 @@ _FORMAT_WIDTH = re.compile(r"\{[^{}]*?:[^{}]*?(\d+)")
 
 class TemplateLimitError(ValueError):
     """A template tried to build more than the limits allow."""
+
+
+class StepBudget:
+    """What one rendering may still do: :meth:`spend` counts loop iterations and calls and
+    raises :class:`TemplateLimitError` past :data:`MAX_STEPS`, or once the thread has used
+    ``cpu_seconds`` of CPU time since the budget was made (checked every 64 steps)."""
+
+    __slots__ = ("_clock", "_cpu", "_deadline", "_left", "_spent")
+
+    def __init__(
+        self,
+        steps: int = MAX_STEPS,
+        cpu_seconds: float = MAX_CPU_SECONDS,
+        clock: Callable[[], float] = time.thread_time,
+    ) -> None:
+        self._left = steps
+        self._spent = 0
+        self._clock = clock
+        self._cpu = cpu_seconds
+        self._deadline = clock() + cpu_seconds
+
+    def spend(self, n: int = 1) -> None:
+        """Count ``n`` steps."""
+        self._left -= n
+        if self._left < 0:
+            raise TemplateLimitError(
+                f"a template may make at most {MAX_STEPS} loop iterations and calls"
+            )
+        self._spent += 1
+        if not self._spent & 63 and self._clock() > self._deadline:
+            raise TemplateLimitError(f"a template may use at most {self._cpu:g} s of CPU time")
 
 
 def weight(value: Any, limit: int = MAX_BUILD) -> int:
