@@ -21,6 +21,11 @@
     [webhooks]
     url = "https://example.com/hooks"
     secret = "..."
+    retry_attempts = 5            # tries per delivery (1: none retried)
+    retry_initial_delay = 1.0     # seconds before the second try; each wait x retry_factor
+    retry_factor = 2.0
+    retry_max_delay = 15.0        # the longest wait
+    retry_within = 60.0           # no try later than this many seconds after the first
 
     [sandbox]                     # only for the embedded sandbox (no ARI URL)
     time = "2025-01-06T18:30:00"  # the call's start time, in the flow's timezone
@@ -59,6 +64,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from voxflow.errors import ConfigError
+from voxflow.runtime.webhook_retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_RTP_PORTS",
@@ -102,6 +108,11 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("run", "max_steps"): "max_steps",
     ("webhooks", "url"): "webhook_url",
     ("webhooks", "secret"): "webhook_secret",
+    ("webhooks", "retry_attempts"): "webhook_retry_attempts",
+    ("webhooks", "retry_initial_delay"): "webhook_retry_initial",
+    ("webhooks", "retry_factor"): "webhook_retry_factor",
+    ("webhooks", "retry_max_delay"): "webhook_retry_max_delay",
+    ("webhooks", "retry_within"): "webhook_retry_within",
     ("sandbox", "time"): "call_time",
     ("sandbox", "from"): "caller_number",
     ("sandbox", "to"): "dialed",
@@ -152,6 +163,11 @@ class Settings:
     max_steps: int = 1000
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    webhook_retry_attempts: int = 5
+    webhook_retry_initial: float = 1.0
+    webhook_retry_factor: float = 2.0
+    webhook_retry_max_delay: float = 15.0
+    webhook_retry_within: float = 60.0
     call_time: str | None = None
     caller_number: str | None = None
     dialed: str | None = None
@@ -181,6 +197,16 @@ class Settings:
         if self.rtp_advertise:
             out["rtp_advertise"] = self.rtp_advertise
         return out
+
+    def webhook_retry(self) -> RetryPolicy:
+        """The webhook deliveries' :class:`~voxflow.runtime.webhook_retry.RetryPolicy`."""
+        return RetryPolicy(
+            attempts=self.webhook_retry_attempts,
+            initial=self.webhook_retry_initial,
+            factor=self.webhook_retry_factor,
+            max_delay=self.webhook_retry_max_delay,
+            max_elapsed=self.webhook_retry_within,
+        )
 
     def __repr__(self) -> str:  # never show secrets in logs or error messages
         shown = {
@@ -228,6 +254,8 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if not 0.3 <= ttl <= 60:
             raise ConfigError(f"{origin}: must be between 0.3 and 60 seconds, got {value!r}")
         return ttl
+    if name in _RETRY_LIMITS:
+        return _retry_value(name, value, origin)
     if name in ("grace_period",):
         try:
             v = float(value)
@@ -267,6 +295,56 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     if value == "" and default is None:
         return None
     return value
+
+
+_RETRY_LIMITS: dict[str, tuple[float, float, str]] = {
+    "webhook_retry_attempts": (1, 100, "an integer number of tries"),
+    "webhook_retry_initial": (0, 3600, "a number of seconds"),
+    "webhook_retry_factor": (1, 10, "a number (each wait is the previous one times it)"),
+    "webhook_retry_max_delay": (0, 3600, "a number of seconds"),
+    "webhook_retry_within": (0, 86400, "a number of seconds"),
+}
+"""The ``[webhooks] retry_*`` settings: (least, most, what is expected)."""
+
+
+def _retry_value(name: str, value: Any, origin: str) -> float | int:
+    """A ``[webhooks] retry_*`` value, within its limits (:data:`_RETRY_LIMITS`)."""
+    least, most, what = _RETRY_LIMITS[name]
+    whole = name == "webhook_retry_attempts"
+    if isinstance(value, bool) or (whole and not isinstance(value, int)):
+        raise ConfigError(f"{origin}: expected {what}, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{origin}: expected {what}, got {value!r}") from None
+    if not math.isfinite(v) or not least <= v <= most:
+        raise ConfigError(f"{origin}: must be between {least:g} and {most:g}, got {value!r}")
+    return int(v) if whole else v
+
+
+def _check_retry(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> None:
+    """The retry settings together: the longest wait is not shorter than the first, and a
+    retry can happen within ``retry_within`` when more than one try is allowed. The error
+    names the setting given (of the two it is about)."""
+
+    def origin(*names: str) -> str:
+        given = [values[n][1] for n in names if n in values]
+        return given[0] if given else "[webhooks]"
+
+    initial, most = settings.webhook_retry_initial, settings.webhook_retry_max_delay
+    if most < initial:
+        raise ConfigError(
+            f"{origin('webhook_retry_max_delay', 'webhook_retry_initial')}: retry_max_delay "
+            f"({most:g} s) is shorter than retry_initial_delay ({initial:g} s)"
+        )
+    first_wait = initial * 0.5  # the shortest the jitter makes it
+    within = settings.webhook_retry_within
+    if settings.webhook_retry_attempts > 1 and within < first_wait:
+        raise ConfigError(
+            f"{origin('webhook_retry_within', 'webhook_retry_initial')}: retry_within "
+            f"({within:g} s) leaves no time for a retry (the first wait is at least "
+            f"{first_wait:g} s); to send each webhook once, set retry_attempts = 1"
+        )
 
 
 def _check_url(value: str, origin: str, schemes: tuple[str, ...]) -> None:
@@ -338,6 +416,7 @@ def load_settings(
         _check_credentials(settings, values)
     _check_mode(settings, values)
     _check_drain(settings, values)
+    _check_retry(settings, values)
     return settings
 
 

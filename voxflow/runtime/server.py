@@ -103,7 +103,9 @@ class FlowServer:
         self.router = Router(registry, settings.default_flow)
         self._released_router: tuple[tuple[tuple[str, str], ...], Router] | None = None
         self.http = HttpClient()
-        self.webhooks = WebhookSender(settings.webhook_url, settings.webhook_secret)
+        self.webhooks = WebhookSender(
+            settings.webhook_url, settings.webhook_secret, retry=settings.webhook_retry()
+        )
         if store is not None:  # end-of-call webhooks pending in the store until delivered
             store.attach_webhooks(self.webhooks)
         self.on_transcript = on_transcript
