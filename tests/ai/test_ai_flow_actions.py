@@ -279,3 +279,40 @@ def test_render_request_arguments_shadow_flow_names_and_post_defaults_to_the_arg
     crlf = {"region": "x", "call": {"metadata": {"shop_token": "a\r\nX-Evil: 1"}}}
     with pytest.raises(RequestError, match="line break"):
         render_request(look, crlf, {"order_id": "1"})
+
+
+TICKET_FLOW = """\
+flow desk:
+    answers "100"
+
+var team: string = "billing"
+
+state start:
+    agent "Help.":
+        action ticket(summary: string, n: number) "Open a ticket":
+            http post "https://crm.test/tickets"
+            body {"title": "{{ summary }} ({{ team }})", "tags": ["{{ call.caller }}", team],
+                  "n": n, "x": "{{ 'x' * n }}"}
+        on max_turns, timeout, noinput, exhausted, error -> bye
+
+state bye:
+    hangup
+"""
+
+
+def test_an_action_body_renders_its_template_strings_as_an_http_body_does() -> None:
+    result = compile_flow(TICKET_FLOW, "desk.flow")
+    assert result.flow is not None and not result.diagnostics, result.diagnostics
+    ticket = _action(result.flow, "ticket")
+    names = {"team": "billing", "call": {"caller": "+1555"}}
+    req = render_request(ticket, names, {"summary": "Card refused", "n": 2})
+    assert req.body == {
+        "title": "Card refused (billing)",
+        "tags": ["+1555", "billing"],
+        "n": 2,
+        "x": "xx",
+    }
+    with pytest.raises(RequestError, match="undefined name"):
+        render_request(ticket, {"call": {"caller": "1"}}, {"summary": "x", "n": 1})
+    with pytest.raises(RequestError, match="too expensive"):  # the same sandbox and limits
+        render_request(ticket, names, {"summary": "s", "n": 10**9})

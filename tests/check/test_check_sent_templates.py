@@ -30,7 +30,8 @@ def test_other_strings_with_braces_get_a_did_you_mean() -> None:
     assert _diags('    set g = "{{ call.caller }}"\n    goto b\n') == [
         ("VF308", 8, 13,
          '"{{ call.caller }}" is used as written, not rendered: in an expression only an '
-         "http step's body or a subflow argument (or their list and map items) is a template",
+         "http step's or agent action's body or a subflow argument (or their list and map items) "
+         "is a template",
          "did you mean call.caller? write the expression without quotes and braces"),
     ]  # fmt: skip
     [(code, _, col, _, hint)] = _diags(
@@ -51,3 +52,25 @@ def test_subflow_arguments_are_templates_not_warnings() -> None:
     assert compile_flow(source, "f.flow").diagnostics == []
     bad = source.replace("Pay {{ g }}", "Pay {{ gg }}")
     assert [d.code for d in compile_flow(bad, "f.flow").diagnostics] == ["VF305"]
+
+
+AGENT = (
+    '    agent "Help.":\n'
+    '        action note(text: string) "Leave a note":\n'
+    '            http post "https://x.test/notes"\n'
+    "            body {body}\n"
+    "        on max_turns, timeout, noinput, exhausted, error -> b\n"
+)
+
+
+def test_agent_action_body_templates_are_checked_as_templates() -> None:
+    """An action's body is sent like an http step's: its strings with braces are templates over
+    the action's arguments and the flow's names (no VF308), checked as such."""
+    ok = '{"t": "{{ text }} from {{ call.caller }}", "l": ["{{ g }}"], "plain": "{{ g }}"}'
+    assert _diags(AGENT.format(body=ok)) == []
+    [(code, line, col, message, _)] = _diags(AGENT.format(body='{"t": "{{ txet }}"}'))
+    assert (code, line, col) == ("VF305", 11, 24) and "'txet'" in message
+    [(code, line, _, message, _)] = _diags(AGENT.format(body='"{{ oops"'))
+    assert (code, line, message.startswith("template error")) == ("VF307", 11, True)
+    [(code, *_)] = _diags(AGENT.format(body='{"t": "a" + "{{ text }}"}'))
+    assert code == "VF308"  # not a literal alone: evaluated, never rendered

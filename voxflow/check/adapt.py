@@ -204,6 +204,7 @@ class _Adapter:
                             step.http_parts.append((f"header:{key}", str(v.value), v.span))
                     continue
                 step.reads.extend((n, sp) for n, sp in expr_names(value) if n not in params)
+                step.scoped_templates.extend((t, sp, params) for t, sp in sent_templates(value))
                 if not params & {n for n, _ in expr_names(value)}:
                     step.exprs.append(value)  # type-checked only without parameters
 

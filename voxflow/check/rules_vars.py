@@ -303,8 +303,8 @@ def vf308_string_not_template(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                         span,
                         step.file,
                         f"{spelling} is used as written, not rendered: in an expression only "
-                        "an http step's body or a subflow argument (or their list and map items) "
-                        "is a template",
+                        "an http step's or agent action's body or a subflow argument (or their "
+                        "list and map items) is a template",
                         hint,
                     )
 

@@ -1,9 +1,10 @@
 """Agent actions declared in a flow (``action name(args) "desc":`` + ``http ...``) as tools.
 
 :func:`render_request` is pure: it renders an IR :class:`~voxflow.ir.models.AgentAction`'s URL
-and header templates (jinja2 sandbox, strict) and evaluates its body expression with the
-flow's names as they were when the agent step started plus the model's arguments (which shadow
-flow variables). :func:`flow_actions` turns IR actions into
+and header templates (jinja2 sandbox, strict) and its body as an http step's body is sent (a
+string with ``{{ }}``/``{% %}``, alone or an item of a literal list or map, is a template;
+anything else an expression) with the flow's names as they were when the agent step started plus
+the model's arguments (which shadow flow variables). :func:`flow_actions` turns IR actions into
 :class:`~voxflow.agent.agent.AgentAction` tools whose handler sends the request through an
 :class:`ActionHttp` and returns the JSON (or text) answer to the model.
 
@@ -89,7 +90,7 @@ def render_request(
                 now=time.time() if now is None else now,
                 timezone=timezone,
             )
-            body: Any = evaluate(action.body, ctx)
+            body: Any = _sent(action.body, scope, ctx)
         elif action.method in _BODY_METHODS:
             body = dict(args)
         else:
@@ -108,6 +109,18 @@ def render_request(
         except (TypeError, ValueError) as exc:
             raise RequestError(f"the body is not JSON: {exc}") from None
     return ActionRequest(action.method, url, headers, body)
+
+
+def _sent(e: ir.Expr, scope: Mapping[str, Any], ctx: EvalContext) -> Any:
+    """A body value as the http step sends one: template strings rendered, the rest evaluated."""
+    if isinstance(e, ir.LiteralExpr) and isinstance(e.value, str):
+        if "{{" in e.value or "{%" in e.value:
+            return render(e.value, scope)
+    if isinstance(e, ir.MapExpr):
+        return {k: _sent(v, scope, ctx) for k, v in e.entries}
+    if isinstance(e, ir.ListExpr):
+        return [_sent(v, scope, ctx) for v in e.items]
+    return evaluate(e, ctx)
 
 
 class ActionHttp:
