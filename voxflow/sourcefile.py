@@ -2,18 +2,32 @@
 
 :func:`decode_source` / :func:`read_source` return a ``VF004``
 :class:`~voxflow.diagnostics.Diagnostic` for binary, non-UTF-8 or oversized input (``VF002`` for a
-missing file); they never raise for bad content.
+missing file); they never raise for bad content. :func:`read_regular_bytes` reads any input
+file (a scenario, a flow) the same safe way, and :func:`walk_files` lists a directory's files
+without opening what is not a regular file (a FIFO would block, a device never ends).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from collections.abc import Callable
+from pathlib import Path
 
 from voxflow.diagnostics import Diagnostic, Severity
 from voxflow.source import MAX_SOURCE_BYTES, Source, Span
 
-__all__ = ["decode_source", "read_problem", "read_source"]
+__all__ = [
+    "NOT_REGULAR",
+    "decode_source",
+    "read_problem",
+    "read_regular_bytes",
+    "read_source",
+    "walk_files",
+]
+
+NOT_REGULAR = "not a regular file (a device, pipe or socket is never read)"
 
 
 def decode_source(
@@ -128,3 +142,46 @@ def read_problem(path: str | os.PathLike[str]) -> str | None:
     ``not a regular file: x.flow (a device, pipe or socket is never read)``), or None."""
     checked = read_source(path)
     return checked.message if isinstance(checked, Diagnostic) else None
+
+
+def read_regular_bytes(path: str | os.PathLike[str], max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
+    """The bytes of the regular file ``path``; an :class:`OSError` with a one-line ``strerror``
+    for anything else (a FIFO is opened without blocking and refused, as a device is) or a file
+    over ``max_bytes``."""
+    name = os.fspath(path)
+    try:
+        data = _read_regular(name, max_bytes)
+    except _NotRegular:
+        raise OSError(errno.EINVAL, NOT_REGULAR, name) from None
+    except _TooLarge as exc:
+        msg = f"file too large ({exc.size} bytes; the limit is {max_bytes} bytes)"
+        raise OSError(errno.EFBIG, msg, name) from None
+    except ValueError:
+        raise OSError(errno.EINVAL, "invalid file name", name) from None
+    if len(data) > max_bytes:
+        msg = f"file too large (over {max_bytes} bytes; the limit is {max_bytes} bytes)"
+        raise OSError(errno.EFBIG, msg, name)
+    return data
+
+
+def walk_files(
+    root: Path, match: Callable[[Path], bool], on_skip: Callable[[str], None]
+) -> list[Path]:
+    """The regular files under the directory ``root`` whose path ``match``es, sorted, leaving out
+    hidden ones (a part of the path below ``root`` starting with ``.``). A matching entry that is
+    not a regular file (a FIFO, socket, device, a link to one or a dangling link) is never opened:
+    ``on_skip`` gets a one-line ``skipped PATH: why``; a matching directory is passed over."""
+    out: list[Path] = []
+    for p in sorted(root.rglob("*")):
+        if any(part.startswith(".") for part in p.relative_to(root).parts) or not match(p):
+            continue
+        try:
+            mode = os.stat(p).st_mode  # follows links: a link to a regular file is one
+        except OSError as exc:
+            on_skip(f"skipped {p}: {exc.strerror or exc}")
+            continue
+        if stat.S_ISREG(mode):
+            out.append(p)
+        elif not stat.S_ISDIR(mode):
+            on_skip(f"skipped {p}: {NOT_REGULAR}")
+    return out

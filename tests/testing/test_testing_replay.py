@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -93,4 +94,8 @@ def test_a_damaged_trace_is_a_one_line_error(
 def test_a_trace_that_never_ends_is_refused(tmp_path: Path) -> None:
     (tmp_path / "zero.jsonl").symlink_to("/dev/zero")  # was read (into memory) for ever
     result = CliRunner().invoke(cli, ["replay", str(tmp_path / "zero.jsonl"), "--flow", str(FLOW)])
-    assert result.exit_code == 1 and "is not a JSON Lines trace: larger than" in result.output
+    assert result.exit_code == 1, result.output
+    assert "cannot read trace" in result.output and "not a regular file" in result.output
+    os.mkfifo(tmp_path / "pipe.jsonl")  # would block opening it
+    result = CliRunner().invoke(cli, ["replay", str(tmp_path / "pipe.jsonl"), "--flow", str(FLOW)])
+    assert result.exit_code == 1 and "not a regular file" in result.output, result.output

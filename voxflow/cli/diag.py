@@ -24,7 +24,7 @@ from voxflow.diagnostics import (
 )
 from voxflow.errors import ConfigError
 
-__all__ = ["lint", "validate"]
+__all__ = ["lint", "validate", "warn"]
 
 _FORMATS = ("text", "json", "sarif", "github")
 
@@ -35,9 +35,14 @@ def _version() -> str:
     return __version__
 
 
+def warn(message: str) -> None:
+    """A one-line ``warning: ...`` on stderr (a file a directory walk skipped)."""
+    click.echo(f"warning: {message}", err=True)
+
+
 def _run(paths: Sequence[str], notes: Notes | None = None) -> FileReport:
     try:
-        return analyze_paths(paths, notes)
+        return analyze_paths(paths, notes, warn)
     except PathError as exc:
         raise click.UsageError(str(exc)) from None
 

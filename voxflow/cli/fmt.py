@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from voxflow.cli.diag import warn
 from voxflow.compiler.project import PathError, collect_flow_files
 from voxflow.diagnostics import Diagnostic
 from voxflow.errors import VoxflowSyntaxError
@@ -25,7 +26,7 @@ __all__ = ["fmt_command"]
 def fmt_command(paths: tuple[str, ...], check: bool) -> None:
     """Format .flow files (directories are searched recursively)."""
     try:
-        files = collect_flow_files(paths)
+        files = collect_flow_files(paths, warn)
     except PathError as exc:
         raise click.UsageError(str(exc)) from None
     changed = unchanged = broken = 0

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from voxflow.cli.diag import warn
 from voxflow.cli.run_call import outbound_flow, parse_meta, run_call
 from voxflow.cli.run_caller import EXIT_FLOW, ScriptedCaller, default_script
 from voxflow.cli.run_target import SandboxCall, parse_call_time, pick_call, shifted_clock
@@ -303,7 +304,7 @@ def run_command(
         _check_call_and_trace(settings, call_endpoint, meta, caller_id)
         metadata = parse_meta(meta)
         registry = FlowRegistry()
-        registry.load(flows)
+        registry.load(flows, warn)
     except ConfigError as exc:
         _fail(str(exc), EXIT_CONFIG)
     except FlowError as exc:

@@ -67,6 +67,8 @@ def test_command(
     finally:
         gc.unfreeze()  # back under the GC (a caller in the same process, e.g. a test)
     if not run.outcomes and not run.errors:
+        for skipped in run.skipped:
+            click.echo(f"warning: {skipped}", err=True)
         if select is not None:
             raise click.UsageError(f"no scenario name contains {select!r} in: {' '.join(paths)}")
         raise click.UsageError(f"no scenario files (*.test.yaml) found in: {' '.join(paths)}")

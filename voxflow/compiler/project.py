@@ -18,7 +18,7 @@ from voxflow.compiler.frontdoor import compile_flow
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
 from voxflow.ir.models import Flow
 from voxflow.source import Source, Span
-from voxflow.sourcefile import read_source
+from voxflow.sourcefile import read_source, walk_files
 
 __all__ = [
     "FileReport",
@@ -59,12 +59,16 @@ def _display_path(path: Path) -> str:
     return text.removeprefix("./") if text != "./" else text
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def _is_flow(path: Path) -> bool:
+    return path.suffix == ".flow"
 
 
-def collect_flow_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def collect_flow_files(
+    paths: Iterable[str | os.PathLike[str]], on_skip: Callable[[str], None] | None = None
+) -> list[Path]:
     """Files named directly plus every ``*.flow`` under named directories (sorted, deduplicated).
+    A ``*.flow`` in a directory that is not a regular file (a FIFO, a link to a device) is never
+    read: ``on_skip`` (default: a logged warning) gets ``skipped PATH: why``.
 
     Raises :class:`PathError` for a path that does not exist or a directory without flow files.
     """
@@ -73,7 +77,7 @@ def collect_flow_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*.flow") if p.is_file() and not _hidden(p, path))
+            found = walk_files(path, _is_flow, on_skip or log.warning)
             if not found:
                 raise PathError(f"no .flow files under '{raw}'")
             candidates = found
@@ -147,11 +151,13 @@ def _with_file(d: Diagnostic, name: str) -> Diagnostic:
 
 
 def analyze_paths(
-    paths: Iterable[str | os.PathLike[str]], notes: Notes | None = None
+    paths: Iterable[str | os.PathLike[str]],
+    notes: Notes | None = None,
+    on_skip: Callable[[str], None] | None = None,
 ) -> FileReport:
     """:func:`analyze_file` over :func:`collect_flow_files`. Raises :class:`PathError`."""
     total = FileReport()
-    for path in collect_flow_files(paths):
+    for path in collect_flow_files(paths, on_skip):
         one = analyze_file(path, notes)
         total.files.extend(one.files)
         total.diagnostics.extend(one.diagnostics)

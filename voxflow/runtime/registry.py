@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from voxflow.compiler import compile_flow
 from voxflow.errors import ConfigError, FlowCheckError, FlowError
 from voxflow.ir.models import Flow
-from voxflow.sourcefile import read_problem
+from voxflow.sourcefile import read_problem, read_regular_bytes, walk_files
 from voxflow.spec.dtmf import is_pattern, number_matches, specificity
 
 __all__ = [
@@ -57,10 +57,11 @@ def default_compiler(text: str, path: str) -> Flow:
 
 
 def read_flow_text(path: Path) -> str:
-    """The text of a flow file; a one-line FlowError naming the file when it cannot be read,
-    looks binary or is not UTF-8."""
+    """The text of a flow file; a one-line FlowError naming the file when it cannot be read (not
+    a regular file: a FIFO is never opened for reading, a device never read), looks binary or is
+    not UTF-8."""
     try:
-        data = path.read_bytes()
+        data = read_regular_bytes(path)
     except OSError as exc:
         raise FlowError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if b"\0" in data:
@@ -105,12 +106,15 @@ class FlowRegistry:
         self._failed_mtime: dict[Path, int] = {}
 
     @staticmethod
-    def expand(paths: Iterable[str | Path]) -> list[Path]:
-        """Files named, plus ``*.flow`` (and ``*.json``) files under directories, sorted."""
+    def expand(
+        paths: Iterable[str | Path], on_skip: Callable[[str], None] = log.warning
+    ) -> list[Path]:
+        """Files named, plus ``*.flow`` files under directories (sorted, hidden ones left out);
+        one in a directory that is not a regular file is never read: ``on_skip`` says so."""
         out: list[Path] = []
         for p in map(Path, paths):
             if p.is_dir():
-                out += sorted(p.rglob("*.flow"))
+                out += walk_files(p, lambda f: f.suffix == ".flow", on_skip)
             elif p.is_file():
                 out.append(p)
             elif p.exists():  # a FIFO, device or socket: say what it is (never read it)
@@ -119,9 +123,11 @@ class FlowRegistry:
                 raise ConfigError(f"no such flow file or directory: {p}")
         return out
 
-    def load(self, paths: Iterable[str | Path]) -> list[FlowVersion]:
+    def load(
+        self, paths: Iterable[str | Path], on_skip: Callable[[str], None] = log.warning
+    ) -> list[FlowVersion]:
         """Load every flow; raises FlowError listing every file that failed."""
-        self._paths = self.expand(paths)
+        self._paths = self.expand(paths, on_skip)
         if not self._paths:
             raise ConfigError("no .flow files found")
         errors: list[str] = []

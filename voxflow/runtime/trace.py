@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from voxflow.redact import REDACTED
+from voxflow.sourcefile import read_regular_bytes
 from voxflow.voice.providers import Transcript
 
 __all__ = [
@@ -128,10 +129,8 @@ MAX_TRACE_BYTES = 64_000_000
 
 
 def read_trace(path: str | Path) -> list[dict[str, Any]]:
-    """Load a trace file back as a list of records (``ValueError`` past
-    :data:`MAX_TRACE_BYTES`, ``json.JSONDecodeError`` for a line that is not JSON)."""
-    with Path(path).open("rb") as fh:
-        data = fh.read(MAX_TRACE_BYTES + 1)
-    if len(data) > MAX_TRACE_BYTES:
-        raise ValueError(f"larger than {MAX_TRACE_BYTES} bytes")
+    """Load a trace file back as a list of records (``OSError`` for a file that is not regular,
+    never opened for reading, or past :data:`MAX_TRACE_BYTES`; ``json.JSONDecodeError`` for a
+    line that is not JSON)."""
+    data = read_regular_bytes(path, MAX_TRACE_BYTES)
     return [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]

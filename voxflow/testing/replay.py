@@ -30,6 +30,7 @@ from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
 from voxflow.redact import REDACTED
 from voxflow.runtime.trace import read_trace
+from voxflow.sourcefile import read_regular_bytes, walk_files
 from voxflow.testing.scenario import Scenario
 from voxflow.testing.sim import SimResult, run_scenario
 
@@ -280,14 +281,12 @@ def _same(want: str, got: str) -> bool:
 
 
 def find_flow(name: str, root: str | os.PathLike[str] = ".") -> Path | None:
-    """The ``.flow`` file under ``root`` whose header is ``flow NAME``."""
+    """The ``.flow`` file under ``root`` whose header is ``flow NAME`` (only regular files are
+    read: a FIFO named ``*.flow`` would block)."""
     pat = re.compile(r"^flow\s+" + re.escape(name) + r"\b", re.MULTILINE)
-    base = Path(root)
-    for p in sorted(base.rglob("*.flow")):
-        if any(part.startswith(".") for part in p.relative_to(base).parts):
-            continue
+    for p in walk_files(Path(root), lambda f: f.suffix == ".flow", lambda _: None):
         try:
-            if pat.search(p.read_text(encoding="utf-8", errors="replace")):
+            if pat.search(read_regular_bytes(p).decode("utf-8", errors="replace")):
                 return p
         except OSError:
             continue

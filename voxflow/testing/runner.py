@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from voxflow.compiler.frontdoor import compile_file, load_flow
 from voxflow.errors import ConfigError, FlowCheckError
 from voxflow.ir import models as ir
 from voxflow.runtime.redaction import without_values
-from voxflow.sourcefile import read_problem
+from voxflow.sourcefile import NOT_REGULAR, read_problem, walk_files
 from voxflow.testing.coverage import FlowCoverage
 from voxflow.testing.expect import check_expectations
 from voxflow.testing.scenario import Scenario, ScenarioFile, load_scenario_file
@@ -63,6 +63,8 @@ class TestRun:
     coverage: dict[str, FlowCoverage] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     untested: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Files a directory walk passed over, with why (a FIFO named ``*.test.yaml``)."""
 
     @property
     def passed(self) -> int:
@@ -77,30 +79,34 @@ def _is_scenario_file(p: Path) -> bool:
     return p.name.endswith(_SUFFIXES)
 
 
-def _hidden(p: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in p.relative_to(root).parts)
+def _wanted(p: Path) -> bool:
+    return _is_scenario_file(p) or p.suffix == ".flow"
 
 
-def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Path]]:
-    """(scenario files, flow files) named by ``paths``; raises ConfigError for a missing path."""
+def discover(
+    paths: Iterable[str | os.PathLike[str]], on_skip: Callable[[str], None] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """(scenario files, flow files) named by ``paths``; raises ConfigError for a missing path.
+    A file found in a directory that is not a regular file (a FIFO) is never opened: ``on_skip``
+    gets ``skipped PATH: why``."""
     scen: list[Path] = []
     flows: list[Path] = []
+    skip = on_skip or (lambda _: None)
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if not f.is_file() or _hidden(f, p):
-                    continue
-                if _is_scenario_file(f):
-                    scen.append(f)
-                elif f.suffix == ".flow":
-                    flows.append(f)
+            for f in walk_files(p, _wanted, skip):
+                (scen if _is_scenario_file(f) else flows).append(f)
         elif p.is_file() and p.suffix == ".flow":
             flows.append(p)
             for d in (p.parent, p.parent / "tests"):
                 if d.is_dir():
                     for f in sorted(d.iterdir()):
-                        if _is_scenario_file(f) and _names_flow(f, p):
+                        if not _is_scenario_file(f) or f.is_dir():
+                            continue
+                        if not f.is_file():
+                            skip(f"skipped {f}: {NOT_REGULAR}")
+                        elif _names_flow(f, p):
                             scen.append(f)
         elif p.is_file():
             scen.append(p)
@@ -172,8 +178,8 @@ def run_file(
 def run_paths(paths: Iterable[str | os.PathLike[str]], select: str | None = None) -> TestRun:
     """Discover and run (only scenarios whose name contains ``select``, when given); never
     raises for bad scenario or flow files (they become errors)."""
-    scen_files, flow_files = discover(paths)
     run = TestRun()
+    scen_files, flow_files = discover(paths, run.skipped.append)
     flows: dict[str, ir.Flow | None] = {}
     for path in scen_files:
         try:
@@ -267,7 +273,7 @@ def format_report(
     verbose: bool = False,
 ) -> tuple[str, bool]:
     """The text ``voxflow test`` prints and whether the run is a success."""
-    out: list[str] = []
+    out: list[str] = [f"warning: {s}" for s in run.skipped]
     ok = True
     current = None
     for o in run.outcomes:
