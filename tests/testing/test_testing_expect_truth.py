@@ -133,7 +133,7 @@ def test_bad_time_is_a_schema_error_with_the_others() -> None:
     with pytest.raises(ConfigError) as err:
         parse_scenario_text(text, name="s.test.yaml")
     msg = str(err.value)
-    assert "s.test.yaml:3: scenarios.0.time: invalid time '25:00 monday'" in msg
+    assert "s.test.yaml:4: scenarios.0.time: invalid time '25:00 monday'" in msg  # time's line
     assert "is not DTMF" in msg  # reported together, before anything runs
 
 

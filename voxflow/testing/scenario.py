@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from voxflow.errors import ConfigError
 from voxflow.ir.models import OUTCOMES, TRANSFER_OUTCOMES, queue_outcome
+from voxflow.sourcefile import read_regular_bytes
 
 __all__ = [
     "Action",
@@ -589,8 +590,18 @@ _LineLoader.add_implicit_resolver(
 )
 
 
+class _LinedDict(dict[Any, Any]):
+    """A YAML mapping that knows the line of each key (for error messages only: the models get
+    plain dicts from :func:`_strip_lines`)."""
+
+    key_lines: dict[str, int]
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
+    mapping = _LinedDict(loader.construct_mapping(node, deep=True))
+    mapping.key_lines = {
+        str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
+    }
     mapping[_LINE] = node.start_mark.line + 1
     return mapping
 
@@ -638,7 +649,8 @@ def _unknown_key(key: str, allowed: tuple[str, ...]) -> str:
 
 
 def _lines_of(data: Any, loc: tuple[int | str, ...]) -> int:
-    """The YAML line of the innermost mapping on ``loc`` (0 when unknown)."""
+    """The YAML line of what ``loc`` names: its key's line, else the innermost mapping's or the
+    list item's (0 when unknown)."""
     line = 0
     cur = data
     for part in loc:
@@ -646,14 +658,69 @@ def _lines_of(data: Any, loc: tuple[int | str, ...]) -> int:
             line = int(cur.get(_LINE, line))
             if part not in cur:
                 break
+            if isinstance(cur, _LinedDict):
+                line = cur.key_lines.get(str(part), line)
             cur = cur[part]
         elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
             cur = cur[part]
+            line = cur.line if isinstance(cur, _LinedStr) else line
         else:
             break
     if isinstance(cur, dict):
         line = int(cur.get(_LINE, line))
     return line
+
+
+_WANTED = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "tuple_type": "a list",
+}
+"""pydantic's type errors, as what the key expects."""
+_FIELD_WANTED = {
+    "caller": 'the caller\'s number as a string (e.g. caller: "+15550100")',
+    "called": 'the dialled number as a string (e.g. called: "100")',
+}
+
+
+def _found(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {_short(value)!r}"
+    return "nothing" if value is None else type(value).__name__
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _wrong_shape(loc: tuple[int | str, ...], kind: str, value: Any) -> str:
+    """``expected X, got Y`` for a value of the wrong type (with a hint for a scenario's or the
+    defaults' ``caller``)."""
+    call_key = str(loc[-1]) if loc[:1] in (("scenarios",), ("defaults",)) and len(loc) <= 3 else ""
+    want = _WANTED[kind]
+    if kind == "string_type":
+        want = _FIELD_WANTED.get(call_key, want)
+    msg = f"expected {want}, got {_found(value)}"
+    if call_key == "caller" and isinstance(value, list | dict):
+        msg += "; what the caller does goes under steps:"
+    return msg
 
 
 def _format_error(name: str, data: Any, exc: ValidationError) -> str:
@@ -667,6 +734,8 @@ def _format_error(name: str, data: Any, exc: ValidationError) -> str:
             msg = _unknown_key(str(loc[-1]), ())
         elif err["type"] == "missing":
             msg = f"'{loc[-1]}' is required"
+        elif err["type"] in _WANTED:
+            msg = _wrong_shape(loc, err["type"], err.get("input"))
         lines.append(f"{name}:{line}: {where}: {msg}" if where else f"{name}:{line}: {msg}")
     return "\n".join(lines)
 
@@ -692,8 +761,8 @@ def parse_scenario_text(text: str, *, name: str = "<scenarios>") -> ScenarioFile
 def load_scenario_file(path: str | Path) -> ScenarioFile:
     """Read and validate a scenario file; ``flow_path`` is resolved next to it."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
+    try:  # a regular file within the size cap: a FIFO or a device is refused, never read
+        text = read_regular_bytes(p).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ConfigError(f"cannot read scenario file {p}: {reason}") from None

@@ -1,0 +1,74 @@
+"""A scenario value of the wrong shape (``caller:`` given the caller's actions as a list, a
+mapping where a string goes, a string where a list goes) is one line: file, the line of the key,
+where, what was expected and what was found; never pydantic's wording ("Input should be a valid
+string") or a line that points at the enclosing scenario."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from voxflow.cli.main import cli
+from voxflow.errors import ConfigError
+from voxflow.testing.scenario import load_scenario_file, parse_scenario_text
+
+HEAD = "flow: shop.flow\nscenarios:\n  - name: x\n"
+
+
+def _error(body: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        parse_scenario_text(HEAD + body, name="s.test.yaml")
+    return str(err.value)
+
+
+def test_caller_given_as_a_list_of_actions() -> None:
+    msg = _error("    caller:\n      - press: 1\n      - hangup\n")
+    assert msg == (
+        "s.test.yaml:4: scenarios.0.caller: expected the caller's number as a string "
+        '(e.g. caller: "+15550100"), got a list; what the caller does goes under steps:'
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "expected"),
+    [
+        ("    caller: {number: 1}\n", 4, "scenarios.0.caller: expected the caller's number"),
+        ("    steps: press 1\n", 4, "scenarios.0.steps: expected a list, got the string"),
+        ("    speech: maybe\n", 4, "scenarios.0.speech: expected true or false, got the string"),
+        ("    metadata: [a, b]\n", 4, "scenarios.0.metadata: expected a mapping, got a list"),
+        ("    called: '100'\n    expect: [said]\n", 5, "scenarios.0.expect: expected a mapping"),
+        ("    called: 100\n", 4, "scenarios.0.called: expected the dialled number as a string"),
+        (
+            "    mocks: {agent: [{turns: [{caller: [hi]}], tool: t}]}\n",
+            4,
+            "scenarios.0.mocks.agent.0.turns.0.caller: expected a string, got a list",
+        ),
+    ],
+)
+def test_wrong_shapes_name_the_key_line_and_what_was_expected(
+    body: str, line: int, expected: str
+) -> None:
+    msg = _error(body)
+    assert msg.startswith(f"s.test.yaml:{line}: {expected}"), msg
+    assert "\n" not in msg and "Input should be" not in msg
+
+
+def test_voxflow_test_prints_it_as_one_line(tmp_path: Path) -> None:
+    (tmp_path / "s.test.yaml").write_text(HEAD + "    caller: [press 1, hangup]\n")
+    result = CliRunner().invoke(cli, ["test", str(tmp_path / "s.test.yaml")])
+    assert result.exit_code == 1, result.output
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert errors == [
+        f"error: {tmp_path / 's.test.yaml'}:4: scenarios.0.caller: expected the caller's number "
+        'as a string (e.g. caller: "+15550100"), got a list; what the caller does goes under '
+        "steps:"
+    ]
+
+
+def test_a_scenario_file_that_is_a_fifo_is_refused_not_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.test.yaml")
+    with pytest.raises(ConfigError, match=r"cannot read scenario file .*not a regular file"):
+        load_scenario_file(tmp_path / "pipe.test.yaml")
