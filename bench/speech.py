@@ -3,7 +3,7 @@
     .venv/bin/python bench/speech.py [--voices en-us,en-gb,en-us+f3] [--rates 140,175]
         [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
         [--end-silence-ms 800] [--complete-silence-ms 300] [--final-silence-ms 300]
-        [--check-sigma 300]
+        [--check-sigma 300] [--settled-silence-ms 0]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
 phrases), each phrase is spoken by espeak-ng in each voice and rate, clean and with white noise at
@@ -38,7 +38,8 @@ import asyncio
 import struct
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,8 @@ from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
 from voxflow.media import codecs, stt_pocketsphinx
 from voxflow.media.callmedia import _Watcher
-from voxflow.media.codecs import Resampler
+from voxflow.media.endpointing import follow
+from voxflow.media.interpolate import stt_resampler
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.rtp import parse_rtp
 from voxflow.media.stt_confidence import Features
@@ -71,6 +73,7 @@ TUNE_PAIRS = {("en-us", 140), ("en-gb", 175), ("en-us+f3", 140)}
 END_SILENCE_MS = 800
 COMPLETE_SILENCE_MS = 300  # CallMedia's listen_complete_silence_ms default
 FINAL_SILENCE_MS = 300  # CallMedia's listen_final_silence_ms default (0: no final window)
+SETTLED_SILENCE_MS = 60  # CallMedia's listen_settled_silence_ms default (-1: VAD windows only)
 LOUD = 328  # -40 dBFS: the caller has stopped talking after the last sample louder than this
 LEAD_MS = 500  # the line noise floor before the speech (_packets)
 VERBOSE = False
@@ -89,6 +92,14 @@ class Outcome:
     window_ms: int = 0  # the silence after the last word that ended the utterance
     endpoint_ms: int = 0  # audio time (packets arrived) at the endpoint
     stopped_ms: float = 0.0  # audio time the caller stopped talking (set by ``run``)
+    timing: dict[str, float] = field(default_factory=dict)  # the stream's ``finish`` parts, ms
+    settled: bool = False  # the recogniser's ``settled`` ended the utterance
+
+    @property
+    def before_window_ms(self) -> float:
+        """The caller stopped talking -> the VAD's last voiced frame (jitter buffer + the VAD's
+        hangover; negative when the VAD stopped before the last loud sample)."""
+        return self.endpoint_ms - self.window_ms - self.stopped_ms
 
     @property
     def after_stop_ms(self) -> float:
@@ -166,9 +177,10 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
         end_silence_ms=END_SILENCE_MS,
         complete_silence_ms=COMPLETE_SILENCE_MS,
         final_silence_ms=FINAL_SILENCE_MS or None,
+        settled_silence_ms=SETTLED_SILENCE_MS if SETTLED_SILENCE_MS >= 0 else None,
     )
     watcher = _Watcher(det, collect=True)  # CallMedia.listen's own (with its pre-roll)
-    resampler = Resampler(8000, 16000)
+    resampler = stt_resampler(8000, 16000)
     stream: PocketSphinxStream | None = None
     out = Outcome("<noinput>")
     t0 = 0.0
@@ -181,6 +193,7 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
             if done:
                 t0 = time.perf_counter()
                 out.window_ms = det.silence_ms
+                out.settled = det.settled
                 out.endpoint_ms = arrived * 20
             while stream is not None and not watcher.audio.empty():
                 frame = watcher.audio.get_nowait()
@@ -189,8 +202,8 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
                 out.audio_s += len(frame) / 16000
                 t = time.perf_counter()
                 await stream.feed(resampler.process(frame))
-                det.complete = stream.complete  # as CallMedia.recognize does
-                det.final = bool(FINAL_SILENCE_MS) and stream.final
+                follow(det, stream)  # as CallMedia.recognize does
+                det.final = det.final and bool(FINAL_SILENCE_MS)
                 if not done:
                     out.stream_s += time.perf_counter() - t
             if done:
@@ -206,7 +219,7 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
     result = await stream.finish()
     out.ms = (time.perf_counter() - t0) * 1000
     await stream.aclose()
-    out.text, out.features = result.text, stream.features
+    out.text, out.features, out.timing = result.text, stream.features, dict(stream.timing)
     if VERBOSE:
         print(f"    {result.alternatives} confidence {result.confidence} check {stream.check!r}")
     return out
@@ -312,8 +325,36 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
     )
 
 
+def breakdown(samples: list[Sample]) -> str:
+    """Where the time from "the caller stops talking" to the decision goes, p50 / p99 each, and
+    which silence window ended the utterances."""
+
+    def pct(values: list[float]) -> str:
+        v = values or [0.0]
+        return f"{np.percentile(v, 50):.0f}/{np.percentile(v, 99):.0f}"
+
+    outs = [s.outcome for s in samples if s.outcome.text != "<noinput>"]
+    parts = {
+        "jitter+VAD hangover": [o.before_window_ms for o in outs],
+        "silence window": [float(o.window_ms) for o in outs],
+        "decoder wait": [o.timing.get("wait", 0.0) for o in outs],
+        "last audio+settle": [o.timing.get("decode", 0.0) for o in outs],
+        "final searches": [o.timing.get("search", 0.0) for o in outs],
+        "hops+rest": [
+            o.ms - sum(o.timing.get(k, 0.0) for k in ("wait", "decode", "search")) for o in outs
+        ],
+    }
+    windows = Counter("settled" if o.settled else str(o.window_ms) for o in outs)
+    return (
+        "       where it goes, p50/p99 ms: "
+        + ", ".join(f"{k} {pct(v)}" for k, v in parts.items())
+        + "; windows (ms: utterances) "
+        + ", ".join(f"{w}: {n}" for w, n in sorted(windows.items()))
+    )
+
+
 async def main() -> None:
-    global VERBOSE, END_SILENCE_MS, COMPLETE_SILENCE_MS, FINAL_SILENCE_MS
+    global VERBOSE, END_SILENCE_MS, COMPLETE_SILENCE_MS, FINAL_SILENCE_MS, SETTLED_SILENCE_MS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--voices", default="en-us,en-gb,en-us+f3")
     ap.add_argument("--rates", default="140,175")
@@ -335,10 +376,17 @@ async def main() -> None:
         default=FINAL_SILENCE_MS,
         help="0: as before the final window (none, and no settling of the final search)",
     )
+    ap.add_argument(
+        "--settled-silence-ms",
+        type=int,
+        default=SETTLED_SILENCE_MS,
+        help="VAD silence still needed once the recogniser settled (0: none; -1: ignore it)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print every wrong decision")
     args = ap.parse_args()
     VERBOSE, END_SILENCE_MS = args.verbose, args.end_silence_ms
     COMPLETE_SILENCE_MS, FINAL_SILENCE_MS = args.complete_silence_ms, args.final_silence_ms
+    SETTLED_SILENCE_MS = args.settled_silence_ms
     stt_pocketsphinx._CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
     if not FINAL_SILENCE_MS:  # the "before" figures: the search ends where the audio ends
         stt_pocketsphinx._SETTLE_FRAMES = 0
@@ -351,6 +399,7 @@ async def main() -> None:
     for snr_name in args.snr.split(","):
         samples = await run(stt, gs, snr_name, voices, rates, args.half)
         print(summary(snr_name, samples), flush=True)
+        print(breakdown(samples), flush=True)
         if args.half == "all":
             held = [s for s in samples if in_half("held", s.voice, s.rate, s.said)]
             print(summary(f"{snr_name} held-out half", held), flush=True)

@@ -1,6 +1,7 @@
 """Fit the pocketsphinx confidence (media/stt_confidence.py) on bench/speech.py's tuning half.
 
     .venv/bin/python bench/speech_fit.py [--snr clean,20,10] [--cache /tmp/speech_fit.pkl]
+        [--anchor 0.6] [--oog 0.95]
 
 Runs every utterance of both halves through the same path as bench/speech.py (streaming, with the
 phone-loop pass on), fits a logistic regression of "the grammar's phrase is what was said" on the
@@ -8,6 +9,13 @@ tuning half's confidence features (standardised; small L2 penalty; Newton steps)
 constants to paste into stt_confidence.py, and the correct / misroute / out-of-grammar -> nomatch
 figures per threshold for the tuning half and the held-out half (the features are what the real
 stream computed, so the figures are the bench's at that threshold with these weights).
+
+``--anchor`` keeps a threshold's meaning across refits: the bias is shifted (the ordering of the
+scores does not change) so that ``--anchor`` (0.6) is the lowest threshold that turns at least
+``--oog`` (95 %) of the tuning half's out-of-grammar sentences into nomatch in every condition,
+which is how 0.6 was chosen when the confidence was first fitted. Refit whenever the audio a
+decision sees changes (the endpointing windows, ``_SETTLE_FRAMES``, the check): the features
+(per-frame ratios, the share of speech outside the phrase) depend on the trailing silence.
 """
 
 from __future__ import annotations
@@ -78,10 +86,26 @@ def table(samples: list[Sample], conf: dict[int, float], thr: float) -> str:
     return " | ".join(cells)
 
 
+def lowest_threshold(samples: list[Sample], conf: dict[int, float], oog: float) -> float:
+    """The lowest score threshold at which every condition of ``samples`` turns at least
+    ``oog`` of its out-of-grammar sentences into nomatch (``conf``: score by sample index)."""
+    for thr in sorted({0.0, *conf.values()}):
+        ok = True
+        for snr in dict.fromkeys(s.snr for s in samples):
+            part = [i for i, s in enumerate(samples) if s.snr == snr and s.value is None]
+            kept = sum(conf.get(i, -1.0) >= thr and samples[i].routed is not None for i in part)
+            ok = ok and 1 - kept / max(1, len(part)) >= oog
+        if ok:
+            return thr
+    return 1.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--snr", default="clean,20,10")
     ap.add_argument("--cache", help="keep the decoded set in this file (reused when present)")
+    ap.add_argument("--anchor", type=float, default=0.6, help="the threshold keeping its meaning")
+    ap.add_argument("--oog", type=float, default=0.95, help="out-of-grammar -> nomatch it means")
     args = ap.parse_args()
     if args.cache and Path(args.cache).exists():
         samples: list[Sample] = pickle.loads(Path(args.cache).read_bytes())
@@ -95,6 +119,16 @@ def main() -> None:
     xs = np.array([[getattr(f, k) for k in FIELDS] for _, f in tune])
     ys = np.array([float(s.value is not None and s.routed == s.value) for s, _ in tune])
     mean, scale, w = fit(xs, ys)
+    tune_idx = [i for i in range(len(samples)) if half[i]]
+    tune_conf = {
+        k: score(f, mean, scale, w)
+        for k, i in enumerate(tune_idx)
+        if (f := samples[i].outcome.features) is not None
+    }
+    found = lowest_threshold([samples[i] for i in tune_idx], tune_conf, args.oog)
+    found = min(max(found, 1e-6), 1 - 1e-6)
+    w[-1] += math.log(args.anchor / (1 - args.anchor)) - math.log(found / (1 - found))
+    print(f"anchored: {found:.3f} -> {args.anchor} (lowest with >= {args.oog:.0%} OOG -> nomatch)")
     print(f"fitted on {len(tune)} tuning-half results ({int(ys.sum())} right):")
     print(f"_MEAN = {tuple(round(float(v), 3) for v in mean)}")
     print(f"_SCALE = {tuple(round(float(v), 3) for v in scale)}")

@@ -39,12 +39,15 @@ async def _spoken(text: str) -> bytes:
     return pcm[: (int(loud[-1]) + 1) * 2]
 
 
-def _decide_after_speech(text: str, phrases: list[str]) -> tuple[str | None, float, int]:
+def _decide_after_speech(
+    text: str, phrases: list[str], options: dict[str, int] | None = None
+) -> tuple[str | None, float, int, str | None]:
     """On a sandbox call in virtual time: the caller says ``text`` and stays quiet; returns what
-    ``listen`` heard, the seconds from the caller's last loud sample to the decision, and the
-    VAD silence (ms) that ended the utterance."""
+    ``listen`` heard, the seconds from the caller's last loud sample to the decision, the VAD
+    silence (ms) that ended the utterance and what ended it (``Transcript.endpoint``).
+    ``options``: media options (default: a 200 ms final window, settling off)."""
 
-    async def main() -> tuple[str | None, float, int]:
+    async def main() -> tuple[str | None, float, int, str | None]:
         stt = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
         await stt.warm_up(DECODERS_PER_DECISION)  # every search streams
         pcm = await _spoken(text)
@@ -52,7 +55,9 @@ def _decide_after_speech(text: str, phrases: list[str]) -> tuple[str | None, flo
             PortRange(),
             tts=EspeakTTS(sample_rate=8000),
             stt=stt,
-            media_options={"listen_final_silence_ms": 200},  # the default is the 300 ms window
+            media_options=options
+            if options is not None
+            else {"listen_final_silence_ms": 200, "listen_settled_silence_ms": -1},
         )
         async with rig_cm as rig:
             loop = asyncio.get_running_loop()
@@ -60,22 +65,23 @@ def _decide_after_speech(text: str, phrases: list[str]) -> tuple[str | None, flo
             async def body(call: CallSession) -> Any:
                 heard = await call.listen(20, phrases=phrases, min_confidence=0.5)
                 voice = await call.call_voice()
-                assert isinstance(voice, CallMedia)
-                return heard, loop.time(), voice.last_endpoint_silence_ms
+                assert isinstance(voice, CallMedia) and voice.last_transcript is not None
+                ended_by = voice.last_transcript.endpoint
+                return heard, loop.time(), voice.last_endpoint_silence_ms, ended_by
 
             sim = await rig.call(body)
             await sim.silence(0.3)
             await sim.say_audio(pcm, label=text)
             stopped = loop.time()
-            heard, at, window = await rig.result()
-            return heard, at - stopped, window
+            heard, at, window, ended_by = await rig.result()
+            return heard, at - stopped, window, ended_by
 
     return run_virtual(main())
 
 
 def test_a_final_phrase_is_decided_soon_after_the_caller_stops() -> None:
-    heard, after, window = _decide_after_speech("operator", MENU)
-    assert heard == "operator"
+    heard, after, window, ended_by = _decide_after_speech("operator", MENU)
+    assert heard == "operator" and ended_by == "final"
     assert window < 300  # not the 300 ms complete-phrase window, nor the 800 ms one
     # audio time: the jitter buffer (60 ms), the VAD's hangover, the 200 ms window; the 300 ms
     # window would make it over 0.4 s (the next test)
@@ -83,10 +89,24 @@ def test_a_final_phrase_is_decided_soon_after_the_caller_stops() -> None:
 
 
 def test_a_phrase_another_choice_extends_waits_the_longer_window() -> None:
-    heard, after, window = _decide_after_speech("billing", WITH_PREFIX)
-    assert heard == "billing"
+    heard, after, window, ended_by = _decide_after_speech("billing", WITH_PREFIX, {})
+    assert heard == "billing" and ended_by == "complete"  # never settled: it is not final
     assert window >= 300  # "billing question" could still come
     assert after > 0.36
+
+
+def test_by_default_a_settled_final_phrase_is_decided_within_300_ms() -> None:
+    heard, after, _, ended_by = _decide_after_speech("operator", MENU, {})
+    assert heard == "operator" and ended_by == "settled"
+    # audio time: the jitter buffer (60 ms) and the searches putting the word's end behind them
+    # (~100-200 ms); the 300 ms final window would make it over 0.4 s
+    assert after < 0.3, f"decided {after * 1000:.0f} ms after the caller stopped"
+
+
+def test_a_caller_going_on_past_a_final_phrase_is_heard_to_the_end() -> None:
+    # the grammar's "operator" ends early; "please" goes on: the utterance must not end before
+    _, after, _, _ = _decide_after_speech("operator please", MENU, {})
+    assert after > 0  # decided after the caller stopped, so the decision heard "please" too
 
 
 async def test_the_stream_calls_a_phrase_final_only_when_no_other_phrase_extends_it() -> None:

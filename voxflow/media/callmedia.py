@@ -23,6 +23,10 @@ its partial result ``complete``, a whole expected phrase; see :mod:`voxflow.medi
 ``listen_final_silence_ms`` (the window once it reports ``final``, a whole phrase that no
 other expected phrase extends; default 300, the complete-phrase window: 200 decides ~100 ms sooner
 but rejected more right answers at 20 dB SNR in ``bench/speech.py``, see docs/speech.md),
+``listen_settled_silence_ms`` (the silence the VAD must also report once the stream reports
+``settled``, a final phrase after which its own searches heard the caller stop; default 60; 0:
+the utterance ends at once, -1: never, only the VAD's windows; see
+:mod:`voxflow.media.endpointing`),
 ``barge_in_vad_aggressiveness`` (0-3, default 3: barge-in and ``wait_for_speech`` decide on a
 stricter VAD than ``listen``, because their minimum speech is short, see ``BargeIn``),
 ``stasis_wait`` (seconds, default 5: how long set-up waits for the new externalMedia/snoop
@@ -49,7 +53,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from voxflow import observe
 from voxflow.ari.cleanup import Backoff, delete_until_gone
@@ -61,6 +65,8 @@ from voxflow.errors import (
     MediaError,
 )
 from voxflow.media.codecs import Resampler, codec_spec, decode, encode
+from voxflow.media.endpointing import CompletesPhrase, EndsPhrase, follow
+from voxflow.media.interpolate import stt_resampler
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.prompt_warm import encoded_prompt, prompt_key, wire_codec
@@ -114,23 +120,6 @@ def _port_range(value: Any) -> PortRange | None:
     return PortRange(lo, hi)
 
 
-@runtime_checkable
-class CompletesPhrase(Protocol):
-    """An STT stream that says when what it heard so far is a whole expected phrase (the
-    listener then ends the utterance after a shorter silence)."""
-
-    complete: bool
-
-
-@runtime_checkable
-class EndsPhrase(Protocol):
-    """An STT stream that says when what it heard so far is a whole expected phrase that no
-    other expected phrase extends (the listener then ends the utterance after the shortest
-    silence, ``listen_final_silence_ms``)."""
-
-    final: bool
-
-
 class _Prompt:
     """The prompt currently playing and how it may be interrupted."""
 
@@ -163,6 +152,8 @@ class CallMedia:
         self.listen_min_speech_ms = int(opts.get("listen_min_speech_ms", 100))
         self.listen_complete_silence_ms = int(opts.get("listen_complete_silence_ms", 300))
         self.listen_final_silence_ms = int(opts.get("listen_final_silence_ms", 300))
+        settled = int(opts.get("listen_settled_silence_ms", 60))  # negative: VAD windows only
+        self.listen_settled_silence_ms = settled if settled >= 0 else None
         self._pacer = pacer
         self._vad: VoiceActivityDetector = self._make_vad(ctx.vad, opts)
         self._strict_vad: VoiceActivityDetector = self._vad
@@ -613,6 +604,7 @@ class CallMedia:
             end_silence_ms=end_silence_ms,
             complete_silence_ms=self.listen_complete_silence_ms,
             final_silence_ms=self.listen_final_silence_ms,
+            settled_silence_ms=self.listen_settled_silence_ms,
         )
         w = self._watch(SpeechWatcher(det, collect=True))
         try:
@@ -622,7 +614,7 @@ class CallMedia:
                 return None
             stream = await stt.open_stream(phrases=phrases, min_confidence=min_confidence)
             try:
-                resampler = Resampler(self._vad.sample_rate, stt.sample_rate)
+                resampler = stt_resampler(self._vad.sample_rate, stt.sample_rate)
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + max_speech_s
                 frame: bytes | None = b""
@@ -637,8 +629,7 @@ class CallMedia:
                     if frame is None:
                         break
                     await stream.feed(resampler.process(frame))
-                    det.complete = isinstance(stream, CompletesPhrase) and stream.complete
-                    det.final = isinstance(stream, EndsPhrase) and stream.final
+                    follow(det, stream)
                 if self._closed:
                     raise CallEndedError(f"call {self.ctx.channel_id} ended while listening")
                 ended = loop.time()
@@ -654,7 +645,8 @@ class CallMedia:
         # The caller spoke: "" (not None) when nothing was recognised, so a flow hears nomatch.
         result = below_confidence(result, min_confidence)
         latency = self.last_stt_final_ms + silence if self.last_stt_final_ms is not None else None
-        result = replace(result, text=result.text.strip(), latency_ms=latency)
+        endpoint = det.ended_by if frame is None else "max_speech"
+        result = replace(result, text=result.text.strip(), latency_ms=latency, endpoint=endpoint)
         self.last_transcript = result
         return result
 

@@ -80,7 +80,8 @@ log = logging.getLogger(__name__)
 
 _DIGITS = "zero one two three four five six seven eight nine".split()
 _MAX_BYTES = 16000 * 2 * 120  # two minutes of 16 kHz pcm16 per utterance
-_CHUNK_BYTES = 16000 * 2 // 10  # decode every 100 ms of audio while the caller speaks
+_CHUNK_BYTES = 16000 * 2 // 25  # decode every 40 ms of audio while the caller speaks
+_FLOOR_BLOCK = 16000 // 10  # samples: the check's noise floor is drawn per 100 ms (``_floor``)
 _DITHER_SIGMA = 8.0  # LSB of Gaussian noise added before decoding (see the module docstring)
 _PHONES = "_phones"  # the phone-loop search every decoder has, for confidence
 # Mean cepstrum of the tuning half of bench/speech.py's utterances (G.711, upsampled to 16 kHz):
@@ -93,6 +94,7 @@ _CHECK_BAND_HZ = 4000  # the noise stops where telephone audio does
 DECODERS_PER_DECISION = 3
 DEFAULT_DECODERS = DECODERS_PER_DECISION  # the pool's default size: one decision streams fully
 _ENDED_FRAMES = 15  # 150 ms after the phrase's last word before the stream calls it complete
+_QUIET_FRAMES = 10  # frames after the last word and the last phone before a final phrase settles
 _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
 DEFAULT_MIN_CONFIDENCE = 0.0
@@ -339,11 +341,13 @@ class PocketSphinxStream:
         self._fed = 0
         self._rng = np.random.default_rng(0)  # the dither, repeatable per utterance
         self._floor_rng = np.random.default_rng(1)  # the check's noise floor, likewise
+        self._floor_left: np.ndarray[Any, np.dtype[np.float64]] = np.zeros(0)  # drawn, unused
         self._lock = asyncio.Lock()
         self.features: Features | None = None
         self.check: str | None = None
         self.complete = False  # the partial result so far is a whole phrase of the grammar
         self.final = False  # ... and no other phrase of the grammar starts with it
+        self.settled = False  # ... and both searches have heard the caller stop (``_settled``)
         self._extended: frozenset[tuple[str, ...]] = frozenset()
         self._opened = time.monotonic()
         self.decoder_wait_s: float | None = None  # open -> a decoder was taken (``_waited``)
@@ -419,6 +423,24 @@ class PocketSphinxStream:
                 helpers.check.process_raw(self._floor(pcm), False, False)
         if self._grammar is not None and self._decoder is not None:
             self.complete, self.final = self._heard_whole_phrase(self._decoder)
+            self.settled = self.final and self._settled(self._decoder)
+
+    def _settled(self, decoder: Any) -> bool:
+        """Both the grammar's best partial path and the phone loop's have put the end of the
+        caller's speech at least ``_QUIET_FRAMES`` behind the audio decoded: the grammar's last
+        word, and the last phone of the unconstrained phone loop, which keeps naming phones
+        while the caller goes on past the phrase ("operator please": the grammar's "operator"
+        ends early, the phone loop's phones do not). A partial path extends its last word up to
+        the newest frame until the search prefers silence after it, so an end this far back
+        is the search's own decision that the caller stopped (about 150-250 ms after espeak's
+        last loud sample), sooner than the VAD's hangover and a silence window. Without a
+        streaming phone loop (no decoder spare) nothing settles: the VAD's windows decide."""
+        phones = self._helpers.phones if self._helpers is not None else None
+        if phones is None:
+            return False
+        ends = [s.end_frame for s in decoder.seg() if _is_word(s.word)]
+        ends += [s.end_frame for s in phones.seg() or () if _is_phone(s.word)]
+        return bool(ends) and decoder.n_frames() - max(ends) >= _QUIET_FRAMES
 
     def _heard_whole_phrase(self, decoder: Any) -> tuple[bool, bool]:
         """(complete, final). complete: the partial result is a phrase of the grammar and its
@@ -472,17 +494,25 @@ class PocketSphinxStream:
 
     def _floor(self, pcm16: bytes) -> bytes:
         """``pcm16`` plus the check's noise floor: seeded Gaussian noise of ``_CHECK_SIGMA`` LSB
-        below ``_CHECK_BAND_HZ`` (white noise with the band above zeroed, per chunk)."""
+        below ``_CHECK_BAND_HZ``, drawn in blocks of ``_FLOOR_BLOCK`` samples (white noise with
+        the band above zeroed, per block) whatever the chunk size, so that the check hears the
+        same noise however often the stream decodes."""
         pcm = np.frombuffer(pcm16, "<i2").astype(np.float64)
         if len(pcm) == 0:
             return pcm16
-        spectrum = np.fft.rfft(self._floor_rng.normal(0.0, 1.0, len(pcm)))
-        band = np.fft.rfftfreq(len(pcm), 1 / PocketSphinxSTT.sample_rate) <= _CHECK_BAND_HZ
-        spectrum[~band] = 0
-        noise = np.fft.irfft(spectrum, len(pcm))
-        noise *= _CHECK_SIGMA / max(1e-9, float(np.sqrt(np.mean(noise**2))))
+        while len(self._floor_left) < len(pcm):
+            self._floor_left = np.concatenate([self._floor_left, self._floor_block()])
+        noise, self._floor_left = self._floor_left[: len(pcm)], self._floor_left[len(pcm) :]
         out: bytes = np.clip(np.rint(pcm + noise), -32768, 32767).astype("<i2").tobytes()
         return out
+
+    def _floor_block(self) -> np.ndarray[Any, np.dtype[np.float64]]:
+        spectrum = np.fft.rfft(self._floor_rng.normal(0.0, 1.0, _FLOOR_BLOCK))
+        band = np.fft.rfftfreq(_FLOOR_BLOCK, 1 / PocketSphinxSTT.sample_rate) <= _CHECK_BAND_HZ
+        spectrum[~band] = 0
+        noise = np.fft.irfft(spectrum, _FLOOR_BLOCK)
+        noise *= _CHECK_SIGMA / max(1e-9, float(np.sqrt(np.mean(noise**2))))
+        return noise
 
     async def finish(self) -> Transcript:
         """Decode what is left and return the final transcript ("" when nothing recognised, or,
@@ -599,7 +629,7 @@ class PocketSphinxStream:
         if check is None:
             check = decoder
             self._owner._activate(decoder, [" ".join(w) for w in self._grammar or ()])
-            self._floor_rng = np.random.default_rng(1)
+            self._floor_rng, self._floor_left = np.random.default_rng(1), np.zeros(0)
             for pcm in helpers.kept or ():
                 decoder.process_raw(self._floor(pcm), False, False)
             decoder.end_utt()
@@ -626,6 +656,16 @@ def _prefixes(grammar: Sequence[Sequence[str]]) -> frozenset[tuple[str, ...]]:
     return frozenset(
         tuple(p) for p in grammar for q in grammar if len(q) > len(p) and q[: len(p)] == p
     )
+
+
+def _is_word(word: str) -> bool:
+    """A word of the grammar's path (not silence, a filler or a null transition)."""
+    return not word.startswith(("<", "[", "("))
+
+
+def _is_phone(word: str) -> bool:
+    """A phone of the phone loop's path (not silence or a noise/filler model)."""
+    return word != "SIL" and not word.startswith(("<", "[", "+"))
 
 
 def _clean(hypstr: str) -> str:

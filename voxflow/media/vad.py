@@ -13,7 +13,10 @@ of silence, or after the shorter ``complete_silence_ms`` while its listener has 
 timeout", so a caller who said "sales" does not wait out a window meant for pauses mid-sentence),
 or after the shortest ``final_silence_ms`` while it has set ``final`` (a whole phrase that no
 other expected phrase extends: nothing the caller could add would still match, so the silence
-only has to show that the caller stopped, not that they will not go on).
+only has to show that the caller stopped, not that they will not go on), or after
+``settled_silence_ms`` (0: at the next frame) while it has set ``settled`` (such a phrase, and
+the recogniser's own searches put the end of speech behind them: they, not the VAD, showed that
+the caller stopped; the VAD keeps calling ~60-140 ms after the last word speech).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class SpeechDetector:
         end_silence_ms: int = 800,
         complete_silence_ms: int | None = None,
         final_silence_ms: int | None = None,
+        settled_silence_ms: int | None = None,
     ) -> None:
         self.frame_ms = frame_ms
         self._need = max(1, min_speech_ms // frame_ms)
@@ -82,8 +86,13 @@ class SpeechDetector:
         self._complete_frames = max(1, min(short, end_silence_ms) // frame_ms)
         final = short if final_silence_ms is None else final_silence_ms
         self._final_frames = max(1, min(final, short, end_silence_ms) // frame_ms)
+        # None: ``settled`` is ignored; else frames of silence it needs (0: ends at once)
+        settled = settled_silence_ms
+        self._settled_frames = None if settled is None else max(0, settled) // frame_ms
         self.complete = False  # set by the listener: what was heard so far is a whole phrase
         self.final = False  # ... that no other expected phrase extends
+        self.settled = False  # ... and the recogniser heard the caller stop
+        self.ended_by: str | None = None  # at an "end": settled / final / complete / silence
         self._silent = 0
         self.in_speech = False
         self.speech_ms = 0
@@ -108,13 +117,18 @@ class SpeechDetector:
         if voiced:
             self._silent = 0
             self.speech_ms += self.frame_ms
+        else:
+            self._silent += 1
+        settled = self.settled and self._settled_frames is not None
+        if settled and self._silent >= (self._settled_frames or 0):
+            self.ended_by = "settled"
+        elif not voiced and self._silent >= self._window_frames():
+            self.ended_by = "final" if self.final else "complete" if self.complete else "silence"
+        else:
             return None
-        self._silent += 1
-        if self._silent >= self._window_frames():
-            self.in_speech = False
-            self._window.clear()
-            return VadEvent("end", self.elapsed_ms)
-        return None
+        self.in_speech = False
+        self._window.clear()
+        return VadEvent("end", self.elapsed_ms)
 
     def _window_frames(self) -> int:
         """The silence that ends the utterance now, in frames."""

@@ -4,7 +4,9 @@ Each record is ``{"t": <seconds since call start>, "type": <type>, ...fields}``.
 the driver: ``call.started``, ``state.entered``, ``prompt``, ``input`` (with ``waited_ms``),
 ``http``, ``provider`` (with ``latency_ms``), ``error``, ``call.ended`` (with ``outcome``).
 A spoken ``input`` carries its recognition (:func:`recognition_fields`): ``confidence``,
-``alternatives`` (n-best, best first) and the ``min_confidence`` it had to reach, when known;
+``alternatives`` (n-best, best first), the ``min_confidence`` it had to reach, ``latency_ms``
+(end of speech -> result) and ``endpoint`` (what ended the utterance: ``settled``, ``final``,
+``complete``, ``silence``, ``max_speech``; ``voxflow.voice.providers.Transcript``), when known;
 ``text`` "" is a recognition that was rejected (the flow's ``nomatch``).
 The trace is the source of truth for debugging and replaying a call in the simulator.
 """
@@ -46,6 +48,8 @@ def recognition_fields(heard: Transcript, min_confidence: float | None) -> dict[
         out["min_confidence"] = min_confidence
     if heard.latency_ms is not None:  # end of speech -> result: replay places the speech by it
         out["latency_ms"] = round(heard.latency_ms)
+    if heard.endpoint is not None:
+        out["endpoint"] = heard.endpoint
     return out
 
 

@@ -38,6 +38,10 @@ class Transcript:
     latency_ms: float | None = None
     """From the end of the caller's speech to this result (the endpointer's silence and the
     decoding), when the media path knows it; traced so a replay places the speech in time."""
+    endpoint: str | None = None
+    """What ended the utterance, when the media path knows it: ``settled`` (the recogniser
+    heard a whole final phrase and the caller stop), ``final``/``complete``/``silence`` (the
+    VAD's silence window after a final phrase, a whole phrase, anything else), ``max_speech``."""
 
 
 def below_confidence(t: Transcript, min_confidence: float | None) -> Transcript:

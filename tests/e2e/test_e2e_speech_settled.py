@@ -1,0 +1,100 @@
+"""A spoken menu answer on the sandbox is decided as soon as the recogniser has heard a whole
+final phrase and the caller stop (``settled``), not after the VAD's final-phrase window; the
+trace's ``input`` record says what ended the utterance (``endpoint``), and with settling turned
+off (``listen_settled_silence_ms`` -1) the VAD's window ends it, as before."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _e2e_kit import serving
+
+from voxflow.errors import CallEndedError
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
+from voxflow.runtime.config import Settings
+from voxflow.runtime.events import End
+
+FLOW = """flow speech_settled "A spoken menu decided early":
+    answers "503"
+    timeout 20s  # prompt lengths and caller timing on a loaded machine
+    confidence 0.6
+
+state main:
+    answer
+    menu "Say sales, support or operator.":
+        "sales" -> sales
+        "support" -> support
+        "operator", "agent" -> operator
+        on nomatch -> not_understood
+        on noinput, exhausted -> nothing
+
+state sales:
+    hangup "sales"
+
+state support:
+    hangup "support"
+
+state operator:
+    hangup "operator"
+
+state not_understood:
+    hangup "nomatch"
+
+state nothing:
+    hangup "nothing"
+"""
+
+
+async def _spoken_input(
+    tmp_path: Path, stt: PocketSphinxSTT, options: dict[str, int]
+) -> tuple[End, dict[str, Any]]:
+    """One call saying "operator" with these media options: how the flow ended, and the
+    trace's spoken ``input`` record."""
+    media = pytest.importorskip("voxflow.media.callmedia")
+    espeak = pytest.importorskip("voxflow.media.tts_espeak")
+    flow = tmp_path / "speech_settled.flow"
+    flow.write_text(FLOW)
+    traces = tmp_path / f"traces{len(options)}"  # one directory per call
+    app = {
+        "tts": espeak.EspeakTTS(sample_rate=8000),
+        "stt": stt,
+        "voice_factory": media.create_call_voice,
+        "media_options": options,
+    }
+    settings = Settings(grace_period=5, trace_dir=str(traces))
+    async with serving([flow], app=app, settings=settings) as env:
+        call = await env.call("503")
+        prompt = await call.wait_for("audio", 30)
+        while prompt.get("end") is None:  # the prompt is still being heard
+            await asyncio.sleep(0.02)
+            prompt = next(e for e in call.experience() if e["type"] == "audio")
+        with contextlib.suppress(CallEndedError):  # the flow may hang up in its trailing silence
+            await call.say("operator")
+        end = await env.result(call, timeout=30)
+    [path] = list(traces.glob("*.jsonl"))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    [heard] = [r for r in records if r["type"] == "input" and r.get("kind") == "speech"]
+    return end, heard
+
+
+async def test_a_final_phrase_is_decided_when_the_recogniser_settles_and_traced_so(
+    tmp_path: Path,
+) -> None:
+    stt = PocketSphinxSTT()
+    await stt.warm_up(DECODERS_PER_DECISION)
+    # the VAD's windows as long as the menu's 800 ms, so that on a loaded machine (the decoder
+    # thread behind the caller) the recogniser still settles before a window ends the utterance
+    slow = {"listen_complete_silence_ms": 800, "listen_final_silence_ms": 800}
+    end, heard = await _spoken_input(tmp_path, stt, slow)
+    assert end == End("completed", "operator")
+    assert heard["text"] == "operator" and heard["endpoint"] == "settled"
+    assert heard["latency_ms"] < 800
+    end, heard = await _spoken_input(tmp_path, stt, {**slow, "listen_settled_silence_ms": -1})
+    assert end == End("completed", "operator")
+    assert heard["endpoint"] == "final"  # the VAD's window after a final phrase
+    assert heard["latency_ms"] >= 800
