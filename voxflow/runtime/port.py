@@ -15,12 +15,15 @@ agent), any other exception (the step fails with it, and the flow's error handle
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.voice.call import AiProviders, BargeIn, PromptResult
 from voxflow.voice.providers import Transcript
+
+if TYPE_CHECKING:  # annotations only: importing the port does not load the agent
+    from voxflow.agent.call_agent import CallAgent
 
 __all__ = ["AgentHost", "CallPort", "PeerCall"]
 
@@ -73,7 +76,7 @@ class AgentHost(Protocol):
         ...
 
     @property
-    def agent(self) -> object:
+    def agent(self) -> CallAgent:
         """The call's conversational agent; raises AiNotConfiguredError without an LLM."""
         ...
 
@@ -117,7 +120,7 @@ class CallPort(Protocol[P]):
         ...
 
     @property
-    def agent(self) -> object:
+    def agent(self) -> CallAgent:
         """The call's conversational agent; raises AiNotConfiguredError without an LLM."""
         ...
 

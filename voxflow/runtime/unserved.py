@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxflow.errors import AiNotConfiguredError, CallEndedError
 from voxflow.runtime.checkpoint import Checkpoint
@@ -25,6 +25,9 @@ from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.voice.call import AiProviders, BargeIn, PromptResult
 from voxflow.voice.providers import Transcript
+
+if TYPE_CHECKING:  # annotations only: an unserved call has no agent
+    from voxflow.agent.call_agent import CallAgent
 
 __all__ = ["EndedCall"]
 
@@ -72,7 +75,7 @@ class EndedCall:
         return self._providers
 
     @property
-    def agent(self) -> object:
+    def agent(self) -> CallAgent:
         raise AiNotConfiguredError("AI pipeline not configured")
 
     def on_hangup(self, callback: Callable[[], Any]) -> Callable[[], Any]:

@@ -9,15 +9,17 @@ the CLI all import it), and ``VoxtraApp(agent_factory=...)`` overrides it per ap
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: telephony never imports the agent layer at run time
+    from voxflow.agent.call_agent import CallAgent
     from voxflow.telephony.session import CallSession
 
 __all__ = ["AgentFactory", "register_agent_factory", "registered_agent_factory"]
 
-AgentFactory = Callable[["CallSession"], Any]
-"""Builds ``call.agent`` for a session whose app has an LLM."""
+AgentFactory = Callable[["CallSession"], "CallAgent"]
+"""Builds ``call.agent`` for a session whose app has an LLM (your own agent: a subclass of
+:class:`~voxflow.agent.call_agent.CallAgent`, which the ``agent`` step requires)."""
 
 _registered: list[AgentFactory] = []
 

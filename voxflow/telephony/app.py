@@ -17,7 +17,7 @@ import signal
 import ssl as ssllib
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from voxflow import observe
 from voxflow.ari.cleanup import Backoff, retry_until_done
@@ -60,6 +60,9 @@ from voxflow.voice.call import VoiceFactory
 from voxflow.voice.prompt_cache import DEFAULT_MAX_BYTES as DEFAULT_PROMPT_CACHE_BYTES
 from voxflow.voice.prompt_cache import PromptCache
 from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
+
+if TYPE_CHECKING:  # annotations only (the agent layer sits above telephony)
+    from voxflow.agent.call_agent import CallAgent
 
 __all__ = ["Handler", "VoxtraApp"]
 
@@ -752,7 +755,7 @@ class VoxtraApp:
 
         return create_call_voice
 
-    def _make_agent(self, session: CallSession) -> Any:
+    def _make_agent(self, session: CallSession) -> CallAgent:
         factory = self.agent_factory or registered_agent_factory()
         if factory is None:
             raise ConfigError(

@@ -65,7 +65,8 @@ from voxflow.voice.call import AiProviders, BargeIn, CallVoice, PromptResult, Vo
 from voxflow.voice.chunk import AudioChunk
 from voxflow.voice.providers import Transcript
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only (the agent layer sits above telephony)
+    from voxflow.agent.call_agent import CallAgent
     from voxflow.ari.rest import AriRestClient
     from voxflow.telephony.app import VoxtraApp
 
@@ -132,7 +133,7 @@ class CallSession:
         self._bridge_peer: CallSession | None = None
         self._voice: CallVoice | None = None
         self._voice_lock = asyncio.Lock()
-        self._agent: Any = None
+        self._agent: CallAgent | None = None
         self._trip: DialplanTrip | None = None
         self._stopped_on_leaving: RecordingMetadata | None = None
         self._callbacks: list[HangupCallback] = []
@@ -560,8 +561,9 @@ class CallSession:
         await call_voice.send_audio(data)
 
     @property
-    def agent(self) -> Any:
-        """The per-call conversational agent (needs an LLM on the app)."""
+    def agent(self) -> CallAgent:
+        """The per-call conversational agent (needs an LLM on the app): what the app's agent
+        factory built, by default :class:`~voxflow.agent.call_agent.CallAgent`."""
         if self._app.llm is None:
             raise AiNotConfiguredError
         if self._agent is None:

@@ -18,7 +18,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from voxflow.errors import (
     AiNotConfiguredError,
@@ -34,6 +34,9 @@ from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.testing.scenario import Mocks
 from voxflow.voice.call import AiProviders, BargeIn, PromptResult
 from voxflow.voice.providers import Transcript, below_confidence
+
+if TYPE_CHECKING:  # annotations only: a simulated call has no agent
+    from voxflow.agent.call_agent import CallAgent
 
 __all__ = [
     "Hit",
@@ -284,7 +287,7 @@ class SimCall:
         return self._ended
 
     @property
-    def agent(self) -> object:
+    def agent(self) -> CallAgent:
         raise AiNotConfiguredError("a simulated call has no agent: the scenario's mocks answer")
 
     def on_hangup(self, callback: Callable[[], Any]) -> Callable[[], Any]:
