@@ -116,7 +116,8 @@ def _free_port() -> int:
 
 async def start_redis(tmp: Path, port: int | None = None, *, aof: bool = False) -> RedisServer:
     """Start redis-server and wait until it answers PING. No persistence unless ``aof``
-    (append-only file in ``tmp``: a restart in the same directory keeps the data)."""
+    (append-only file in ``tmp``, fsynced before each reply: a restart in the same directory
+    keeps every write that was answered)."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail(
@@ -127,6 +128,9 @@ async def start_redis(tmp: Path, port: int | None = None, *, aof: bool = False) 
     proc = await asyncio.create_subprocess_exec(
         exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp),
         "--save", "", "--appendonly", "yes" if aof else "no",
+        # every write on disk before its reply: with the default (everysec) Redis postpones the
+        # write while a background fsync is slow (a loaded disk), and the kill below lost it
+        "--appendfsync", "always",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
