@@ -30,14 +30,18 @@ from voxflow.agent.agent import Agent
 from voxflow.agent.pipeline import VoicePipeline
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.voice.chunk import AudioChunk
-from voxflow.voice.providers import ChatMessage, LlmDelta, ToolSpec, Transcript
+from voxflow.voice.providers import ChatMessage, LlmDelta, ModelOptions, ToolSpec, Transcript
 
 REPLY = "Thanks for calling. Your order shipped yesterday and should arrive on Friday."
 
 
 class InstantLLM:
     async def stream_chat(
-        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        options: ModelOptions | None = None,
     ) -> AsyncIterator[LlmDelta]:
         for word in REPLY.split(" "):
             yield LlmDelta(text=word + " ")

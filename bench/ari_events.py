@@ -381,12 +381,14 @@ async def worker_per_call(calls: int) -> tuple[int, float, dict[str, int]]:
     from voxflow.ari.dispatch import Dispatcher
     from voxflow.ari.models import (
         AriEvent,
+        Channel,
         ChannelDtmfReceived,
         ChannelEvent,
         PlaybackEvent,
         StasisEnd,
         StasisStart,
     )
+    from voxflow.ari.rest import AriRestClient
     from voxflow.telephony.links import AriLink, AriLinks
 
     dispatcher = Dispatcher()
@@ -402,6 +404,7 @@ async def worker_per_call(calls: int) -> tuple[int, float, dict[str, int]]:
         if count == 0:
             t0 = time.process_time()
         count += 1
+        call: Call | None
         if isinstance(event, StasisStart):
             call = job.start(event.channel.id)
         else:
@@ -436,6 +439,16 @@ async def worker_per_call(calls: int) -> tuple[int, float, dict[str, int]]:
 
         def resync_app(self, app_name: str, channel_ids: set[str]) -> list[str]:
             return [c for c in channel_ids if c not in live]
+
+        adopt_link_orphans = False
+
+        def adopt_link_orphan(self, channel: Channel, app_name: str) -> bool:
+            return False
+
+        async def remove_stale_bridges(
+            self, rest: AriRestClient, app_name: str, bridge_ids: set[str]
+        ) -> list[str]:
+            return []
 
     links = AriLinks(
         Owner(),

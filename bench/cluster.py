@@ -439,7 +439,8 @@ async def _holder(c: Cluster, key: str) -> int | None:
         raw = await client.get(f"voxflow:app:{key}")
     finally:
         await client.aclose()
-    return int(raw.decode().rsplit("-", 1)[1]) if raw else None
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return int(text.rsplit("-", 1)[1]) if text else None
 
 
 async def _standby_ready(s: Soak) -> None:
@@ -507,8 +508,8 @@ async def _kill_now(s: Soak) -> None:
 
     first = len(s.failover)
     await asyncio.gather(*(resumed(call) for call in live))
-    heard = sorted(s.failover[first:])
-    await _breakdown(s, key, set(procs) - {pid}, s.killed_at[-1], heard)
+    delays = sorted(s.failover[first:])
+    await _breakdown(s, key, set(procs) - {pid}, s.killed_at[-1], delays)
     await s.c.worker("voxflow", ttl=s.ttl)  # the next standby
 
 

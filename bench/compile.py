@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import itertools
 import statistics
@@ -112,15 +113,14 @@ def main() -> None:
     GC_PAUSED = not args.gc
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    from voxflow.compiler.frontdoor import _checker
+    from voxflow.check import check
     from voxflow.ir.lower import lower_program
 
-    check = _checker()
     bare = bare_parser()
     load_program(Source("warm.flow", generate(8)))  # build the cached parsers
     print(
-        f"checker: {'voxflow.check.check' if check else 'not installed'};"
-        f" repeats={args.repeats}; gc {'paused' if GC_PAUSED else 'running'}"
+        f"checker: voxflow.check.check; repeats={args.repeats};"
+        f" gc {'paused' if GC_PAUSED else 'running'}"
     )
     header = (
         f"{'states':>7} {'lines':>7} {'bare':>9} {'parse':>9} {'check':>9} {'lower':>9}"
@@ -131,15 +131,13 @@ def main() -> None:
     for n in sizes:
         text = generate(n)
         source = Source(f"bench{n}.flow", text)
-        t_bare, _ = _median(lambda text=text: bare.parse(text), args.repeats)
-        t_parse, (program, diags) = _median(lambda s=source: load_program(s), args.repeats)
+        t_bare, _ = _median(functools.partial(bare.parse, text), args.repeats)
+        t_parse, (program, diags) = _median(functools.partial(load_program, source), args.repeats)
         assert program is not None and not diags, diags[:3]
-        t_check, cdiags = _median(
-            lambda p=program, s=source: check(p, s) if check else [], args.repeats
-        )
+        t_check, cdiags = _median(functools.partial(check, program, source), args.repeats)
         errors = [d for d in cdiags if d.is_error]
         assert not errors, errors[:3]
-        t_lower, (flow, ldiags) = _median(lambda p=program: lower_program(p), args.repeats)
+        t_lower, (flow, ldiags) = _median(functools.partial(lower_program, program), args.repeats)
         assert flow is not None and len(flow.states) == n + 1, ldiags[:3]
         total = t_parse + t_check + t_lower
         rows.append((n, total))

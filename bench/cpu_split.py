@@ -177,13 +177,14 @@ class CpuSplit:
 
     def install(self) -> None:
         m = self.meter
-        for cls, name, wrap in (
+        wraps: tuple[tuple[type, str, Callable[[Any], Any]], ...] = (
             (RtpSocket, "_readable", lambda f: m.sampled("media", f, SAMPLE_EVERY)),
             (CallMedia, "_on_quiet", lambda f: m.sampled("media", f, SAMPLE_EVERY)),
             (Pacer, "_run", lambda f: m.coroutine("media", f)),
             (CallMedia, "_prompt_frames", lambda f: m.iterator("tts", f)),
             (CallMedia, "recognize", lambda f: m.coroutine("stt", f)),
-        ):
+        )
+        for cls, name, wrap in wraps:
             orig = getattr(cls, name)
             self._saved.append((cls, name, orig))
             setattr(cls, name, wrap(orig))

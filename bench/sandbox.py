@@ -191,7 +191,10 @@ async def rtp(n: int, seconds: float, pin: bool = False) -> tuple[float, float, 
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
         sent_by_peer, got_by_peer = q.get()
         late = sorted(x * 1000 for x in sb.rtp_lateness.samples)
-        p = lambda f: late[min(len(late) - 1, int(f * len(late)))]  # noqa: E731
+
+        def p(f: float) -> float:
+            return late[min(len(late) - 1, int(f * len(late)))]
+
         print(
             f"rtp: {n} bridged externalMedia calls for {seconds:.0f} s: sandbox sent "
             f"{len(late)} packets, lateness p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, "
