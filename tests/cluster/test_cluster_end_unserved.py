@@ -117,6 +117,7 @@ async def _keys(r: aioredis.Redis, pattern: str) -> list[str]:
     return [k.decode() async for k in r.scan_iter(match=pattern)]
 
 
+@pytest.mark.long
 async def test_a_worker_killed_between_the_hang_up_and_the_end_claim_loses_no_end(
     tmp_path: Path,
 ) -> None:

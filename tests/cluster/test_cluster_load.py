@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _cluster_kit import start_redis, until, webhook_receiver, worker_process
 from click.testing import CliRunner
 
@@ -114,6 +115,7 @@ async def _hooks_for(hooks: list[dict[str, Any]], event: str, ids: set[str]) -> 
     await until(lambda: ids <= {h["call_id"] for h in hooks if h["event"] == event}, 30, event)
 
 
+@pytest.mark.long
 async def test_two_nodes_three_workers_kill_publish_and_redis_restart(tmp_path: Path) -> None:
     (tmp_path / "v1").mkdir()
     (tmp_path / "v2").mkdir()

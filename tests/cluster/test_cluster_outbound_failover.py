@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from _cluster_kit import played, until
 from _outbound_kit import finish_calls, outbound_cluster
 
@@ -49,6 +50,7 @@ async def _kill_and_finish(
     return max(resumed.values())
 
 
+@pytest.mark.long
 async def test_per_call_sockets_of_a_killed_worker_resume_on_the_other_one(tmp_path: Path) -> None:
     async with outbound_cluster(tmp_path, "per_call") as rig:
         calls, where = await rig.place(4, "+1555030")
@@ -59,6 +61,7 @@ async def test_per_call_sockets_of_a_killed_worker_resume_on_the_other_one(tmp_p
         await rig.settled(calls)
 
 
+@pytest.mark.long
 async def test_a_persistent_socket_moves_to_the_other_worker_with_every_call(
     tmp_path: Path,
 ) -> None:

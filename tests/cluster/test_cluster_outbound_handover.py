@@ -15,6 +15,7 @@ import contextlib
 from pathlib import Path
 
 import aiohttp
+import pytest
 from _cluster_kit import played, until
 from _outbound_kit import WorkerProc, finish_calls, outbound_cluster
 
@@ -73,6 +74,7 @@ async def _drain_and_finish(
     await finish_calls(sb, calls, moved)
 
 
+@pytest.mark.long
 async def test_sigterm_hands_per_call_sockets_over_to_the_other_worker(tmp_path: Path) -> None:
     async with outbound_cluster(tmp_path, "per_call", drain="handover") as rig:
         calls, where = await rig.place(6, "+1555050")
@@ -80,6 +82,7 @@ async def test_sigterm_hands_per_call_sockets_over_to_the_other_worker(tmp_path:
         await rig.settled(calls)
 
 
+@pytest.mark.long
 async def test_sigterm_hands_the_persistent_socket_over_with_every_call(tmp_path: Path) -> None:
     async with outbound_cluster(tmp_path, "persistent", drain="handover") as rig:
         calls, where = await rig.place(4, "+1555060")

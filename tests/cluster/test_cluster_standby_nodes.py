@@ -11,6 +11,7 @@ import signal
 import socket
 from pathlib import Path
 
+import pytest
 from _cluster_kit import MENU_FLOW, played, running_redis, until, worker_process
 
 from voxflow.cluster import ClusterState, node_app
@@ -36,6 +37,7 @@ async def _in_menu(state: ClusterState, call_id: str) -> None:
     raise AssertionError(f"call {call_id} never reached the menu")
 
 
+@pytest.mark.long
 async def test_one_standby_takes_over_whichever_node_s_worker_dies(tmp_path: Path) -> None:
     flow = tmp_path / "nodes.flow"
     flow.write_text(MENU_FLOW)

@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
 from voxflow.sandbox.server import Sandbox
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
@@ -66,6 +68,7 @@ async def test_the_callee_hangs_up_when_its_script_ends(tmp_path: Path) -> None:
     assert "outcome: caller_hangup" in out
 
 
+@pytest.mark.long
 async def test_a_failed_callee_script_fails_the_run(tmp_path: Path) -> None:
     script = tmp_path / "callee.txt"
     script.write_text('wait for "Will you be able to attend" 20s\nexpect "never said"\n')

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
 from _leaks_kit import clean, leftovers, serving_text, until
 
 from voxflow.sandbox.server import Sandbox
@@ -110,6 +111,7 @@ async def test_app_restarted_with_calls_in_stasis_restarts_them_and_sweeps_media
             assert leftovers(s) == {"sessions": [], "channels": [], "bridges": []}
 
 
+@pytest.mark.long
 async def test_orphan_policy_hangup_apologises_and_hangs_up(tmp_path: Path) -> None:
     flow = tmp_path / "menu.flow"
     flow.write_text(MENU_FLOW)

@@ -19,6 +19,7 @@ ended session kept alive by a context variable measured +5 MB per 1,000 in total
 every call would be ~20 MB per 1,000; what remains in a short run is caches still filling."""
 
 
+@pytest.mark.long
 async def test_short_soak_leaves_nothing_behind_and_memory_flat(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -33,6 +33,7 @@ async def rig() -> AsyncIterator[Rig]:
         yield r
 
 
+@pytest.mark.long
 async def test_listen_only_on_a_bridged_call_transcribes_through_a_spy_in_snoop(rig: Rig) -> None:
     pbx = rig.sb.pbx
     agent_leg: asyncio.Future[CallSession] = asyncio.get_running_loop().create_future()

@@ -125,6 +125,7 @@ class _CountingTTS(EspeakTTS):
             yield pcm
 
 
+@pytest.mark.long
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 async def test_concurrent_calls_saying_one_prompt_synthesize_it_once_and_all_hear_it() -> None:
     tts = _CountingTTS(sample_rate=8000)

@@ -139,6 +139,7 @@ async def test_a_grammar_result_carries_its_confidence_and_alternatives() -> Non
     assert len(set(result.alternatives)) == len(result.alternatives) <= 3
 
 
+@pytest.mark.long
 async def test_speech_outside_the_grammar_is_not_forced_onto_a_choice() -> None:
     # Without a confidence decision a grammar always answers with one of its phrases.
     forced = await _recognise("I want to leave a message", PocketSphinxSTT(min_confidence=0.01))

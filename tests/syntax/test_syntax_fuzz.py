@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,6 +95,7 @@ def test_random_bytes(raw: bytes) -> None:
     _assert_inside(result.diagnostics, {"random.flow": text})
 
 
+@pytest.mark.long
 def test_large_and_deep_inputs() -> None:
     big = "state s:\n" + '    say "hello"\n' * 40_000 + "    hangup\n"
     result = compile_flow(big, "big.flow")

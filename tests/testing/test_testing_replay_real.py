@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from voxflow.runtime.trace import read_trace
 from voxflow.testing.replay import replay_trace
 
@@ -63,6 +65,7 @@ def _run_call(tmp_path: Path, flow: Path, caller: str = CALLER) -> Path:
     return files[0]
 
 
+@pytest.mark.long
 def test_replay_of_a_real_sandbox_trace(tmp_path: Path) -> None:
     flow = _copy_flows(tmp_path)
     trace = _run_call(tmp_path, flow)
