@@ -58,10 +58,15 @@ def _menus() -> list[list[tuple[str, tuple[str, ...]]]]:
     return menus
 
 
-async def test_a_phrase_the_grammar_alone_misroutes_on_clean_audio_is_a_nomatch() -> None:
-    # Clean en-gb "sales": its /s/ is near silence below 4 kHz, and the grammar's best path is
-    # "pay my bill" with a high confidence; the search over the noise floor hears "sales".
-    result, check = await _recognise(await _call_audio("sales", "en-gb", 140), MAIN)
+async def test_a_phrase_the_grammar_alone_misroutes_on_clean_audio_is_a_nomatch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Clean en-gb "sales": its /s/ is near silence below 4 kHz, and with the dictionary's own
+    # pronunciations only (no stt_lexicon variant "sales(2)" without the /s/) the grammar's best
+    # path is "pay my bill" with a high confidence; the search over the noise floor hears "sales".
+    monkeypatch.setattr(stt_pocketsphinx, "add_variants", lambda decoder, words: [])
+    plain = PocketSphinxSTT(max_decoders=1)  # decoders of its own, with no variant added
+    result, check = await _recognise(await _call_audio("sales", "en-gb", 140), MAIN, plain)
     assert result.alternatives[0] == "pay my bill" and (result.confidence or 0) >= 0.6
     assert check == "sales"
     assert result.text == ""  # the caller is asked again, not sent to billing

@@ -64,6 +64,7 @@ import numpy as np
 from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
 from voxflow.media.stt_confidence import Features, Segment, confidence, features
+from voxflow.media.stt_lexicon import add_variants
 from voxflow.media.stt_pool import DecoderPool, IdleDecoders, PoolStats
 from voxflow.voice.providers import Transcript
 
@@ -273,6 +274,7 @@ class PocketSphinxSTT:
             _start(decoder)
             return None
         fillers = [w for w in self.fillers if decoder.lookup_word(w) is not None]
+        add_variants(decoder, [w for words in known for w in words])  # (stt_lexicon)
         jsgf = phrases_to_jsgf(known, fillers)
         name = "g" + hashlib.sha1(jsgf.encode()).hexdigest()[:16]
         try:
