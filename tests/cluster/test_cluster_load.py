@@ -116,6 +116,7 @@ async def _hooks_for(hooks: list[dict[str, Any]], event: str, ids: set[str]) -> 
 
 
 @pytest.mark.long
+@pytest.mark.timeout(300)  # 230 calls through 3 processes: 50-90 s here, 230 s at load 25
 async def test_two_nodes_three_workers_kill_publish_and_redis_restart(tmp_path: Path) -> None:
     (tmp_path / "v1").mkdir()
     (tmp_path / "v2").mkdir()

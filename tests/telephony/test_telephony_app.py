@@ -197,6 +197,29 @@ async def test_playback_failures_and_play_before_answer(sb: Sandbox) -> None:
     assert any(e["uri"] == "sound:this-does-not-exist" and e["state"] == "failed" for e in played)
 
 
+async def test_a_playback_gone_before_its_finished_event_arrives_did_not_fail(
+    sb: Sandbox,
+) -> None:
+    """A loaded host: the 0.1 s tone is over and gone from ARI (404) when the poll asks, its
+    PlaybackFinished still on the events socket: the prompt played (it failed the flow's step
+    before: tests/cluster/test_cluster_load.py at load 24)."""
+    app = make_app(sb, playback_poll=1.0)
+    results: list[Any] = []
+
+    async def handler(call: CallSession) -> None:
+        await call.answer()
+        sb.faults.stall_events(1.5)  # the poll at 1.0 s finds it gone; the event comes at 1.5 s
+        results.append(await call.play_file(SHORT))
+        await call.hangup()
+
+    async with app:
+        call, sim = await run_call(sb, app, handler)
+        await until(lambda: call.ended and not app.sessions, 15)
+    assert [r.interrupted for r in results] == [False]
+    played = kinds(sim, "playback")
+    assert any(e["uri"] == f"sound:{SHORT}" and e["state"] == "done" for e in played)
+
+
 async def test_dtmf_barge_in_stops_playback_and_keeps_digit(sb: Sandbox) -> None:
     app = make_app(sb)
     log = RequestLog(app)

@@ -10,12 +10,20 @@ own; it looks again when the confirmation is due), and takes a name that is free
 or whose holder's liveness connection closed (:class:`~voxflow.cluster.liveness.DeathWatch`: a
 killed process, within ~0.3 s), compare-and-set. A standby for several nodes holds only the
 name it took; it then serves that node.
+
+A hold that expired while its holder's liveness connection is still open is not taken at once:
+the holder is alive but missed its refreshes (Redis or the host too slow for a TTL: a false
+failover would replace a live worker's events socket and move its calls mid-end); it gets one
+more TTL to take the name back (:meth:`AppHold.keep`), after which a standby takes it (a
+stalled process or a partition keeps its socket open). A holder that stops releases its name
+explicitly (``released:<id>``): a standby takes that at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,9 +31,9 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 
 from voxflow import observe
-from voxflow.cluster.liveness import DeathWatch, client_names
+from voxflow.cluster.liveness import DeathWatch, client_names, live_name
 
-__all__ = ["AppHold", "node_app"]
+__all__ = ["RELEASED", "AppHold", "node_app"]
 
 log = logging.getLogger("voxflow.cluster.state")  # its messages, as operators know them
 Op = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
@@ -45,10 +53,12 @@ return false
 """
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
+  return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
 end
 return 0
 """
+RELEASED = "released:"
+"""The value of a hold its holder released (then its id): free for a standby at once."""
 
 
 class AppHold:
@@ -80,6 +90,8 @@ class AppHold:
         self.took_over_from: str | None = None
         """The dead worker whose name :meth:`hold_any` took (None: it was free)."""
         self._seen: dict[str, str | None] = {}  # app -> its holder at the last poll
+        self._last: dict[str, str] = {}  # app -> the last worker seen holding it
+        self._free_since: dict[str, float] = {}  # app -> when first seen expired, holder alive
 
     async def hold_any(self, apps: Sequence[str], *, poll: float | None = None) -> str:
         """Wait until this worker holds one of ``apps`` (the first free, or whose holder is
@@ -127,7 +139,11 @@ class AppHold:
             app: raw.decode() if isinstance(raw, bytes) else None
             for app, raw in zip(apps, replies[:n], strict=True)
         }
-        self._seen = got
+        self._seen = {a: h for a, h in got.items() if h is None or not h.startswith(RELEASED)}
+        for app, h in self._seen.items():
+            if h is not None:
+                self._last[app] = h
+                self._free_since.pop(app, None)
         rest = replies[n + 1 :]
         facts = {h: (rest[2 * i], rest[2 * i + 1]) for i, h in enumerate(known)}
         return got, client_names(replies[n]), facts
@@ -137,10 +153,15 @@ class AppHold:
         that holder still has it)."""
         key = self.key_prefix + app
         if holder is None:
+            if self._holder_alive(app, names):
+                return False
             got = await self.op(
                 "hold app", lambda: self.redis.set(key, self.worker_id, nx=True, px=self._ms)
             )
             return bool(got)
+        if holder.startswith(RELEASED):  # its holder stopped: free now (compare-and-set)
+            free: list[str | int] = [holder, self.worker_id, self._ms]
+            return bool(await self.op("take app", lambda: self._take(keys=[key], args=free)))
         if holder == self.worker_id or not await self.op(
             "watch holder", lambda: self.deaths.gone(holder, names, facts)
         ):
@@ -153,6 +174,27 @@ class AppHold:
             observe.moment("held")
             log.warning("worker %s is gone (its Redis connection closed): taking over", holder)
         return bool(took)
+
+    def _holder_alive(self, app: str, names: set[str]) -> bool:
+        """True while ``app``'s hold expired less than a TTL ago and its last holder's liveness
+        connection is open (``names``: Redis's client names): it may take the name back."""
+        last = self._last.get(app)
+        if last is None or last == self.worker_id:
+            return False
+        if live_name(self.deaths.prefix, last) not in names:
+            self._free_since.pop(app, None)
+            return False
+        now = time.monotonic()
+        since = self._free_since.get(app)
+        if since is None:
+            self._free_since[app] = now
+            log.warning(
+                "app %s: the hold of worker %s expired but its Redis connection is open: "
+                "waiting up to %.1f s for it to take the name back",
+                app, last, self.ttl,
+            )  # fmt: skip
+            return True
+        return now - since < self.ttl
 
     async def keep(self) -> None:
         """Refresh the hold while it is still ours (compare-and-expire)."""
@@ -173,7 +215,8 @@ class AppHold:
         """Let a standby take the name (if this worker still holds it)."""
         if self.app is not None:
             key, self.app = self.key_prefix + self.app, None
-            await self.op("release app", lambda: self._release(keys=[key], args=[self.worker_id]))
+            args: list[str | int] = [self.worker_id, RELEASED + self.worker_id, self._ms]
+            await self.op("release app", lambda: self._release(keys=[key], args=args))
 
     @property
     def _ms(self) -> int:

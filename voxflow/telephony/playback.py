@@ -2,7 +2,8 @@
 
 The playback gets an id voxflow chose (its events are routed to the call before the POST), and
 ends with its ``PlaybackFinished``; while it plays, it is polled every ``playback_poll`` seconds
-(an unknown media scheme never finishes, observed item 17). A key or the caller's speech stops
+(an unknown media scheme never finishes, observed item 17: gone at two polls in a row with no
+``PlaybackFinished``, it failed). A key or the caller's speech stops
 it when ``barge_in`` allows; a hang-up during it raises ``CallEndedError``.
 """
 
@@ -49,6 +50,7 @@ async def play(
             session._gone()
             raise CallEndedError(f"call {session.id} has ended") from None
         waiting: set[asyncio.Future[Any]] = {finished, *extra}
+        gone = 0  # polls in a row that found the playback gone with no PlaybackFinished yet
         while True:
             done, _ = await asyncio.wait(
                 waiting, timeout=session._app.playback_poll, return_when=asyncio.FIRST_COMPLETED
@@ -68,7 +70,9 @@ async def play(
                     return PromptResult(interrupted=True, by="speech")
                 log.warning("speech barge-in failed on %s: %s", session.id, speech_wait.exception())
             if not done and not finished.done():
-                await _check_alive(session, pid, finished)
+                gone = gone + 1 if await _gone(session, pid) else 0
+                if gone >= 2 and not finished.done():
+                    finished.set_result("failed")  # never finished (an unknown media scheme)
         return _finished(session, media, finished.result())
     finally:
         session._playbacks.pop(pid, None)
@@ -103,15 +107,18 @@ def _finished(session: CallSession, media: str, state: str) -> PromptResult:
     return PromptResult()
 
 
-async def _check_alive(session: CallSession, pid: str, finished: asyncio.Future[str]) -> None:
+async def _gone(session: CallSession, pid: str) -> bool:
+    """True when Asterisk no longer knows playback ``pid``. An unknown media scheme never
+    sends its PlaybackFinished (observed item 17: 404 right after); a playback that finished
+    has its PlaybackFinished on the events socket, which on a loaded host can be behind this
+    REST answer: the caller fails the playback only when it is gone at two polls in a row."""
     try:
         await session.rest.get_playback(pid)
     except AriNotFound:
-        if not finished.done():
-            # An unknown media scheme never sends PlaybackFinished (observed item 17).
-            finished.set_result("failed")
+        return True
     except AriError as exc:
         log.debug("playback poll for %s failed: %s", pid, exc)
+    return False
 
 
 async def _stop(session: CallSession, pid: str) -> None:
