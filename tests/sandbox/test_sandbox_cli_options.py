@@ -30,6 +30,14 @@ def test_a_bad_stasis_delay_is_a_usage_error() -> None:
     assert "0 <= MIN <= MAX" in result.output
 
 
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:9/ws", "ws://", "127.0.0.1:9"])
+def test_a_bad_outbound_websocket_uri_is_a_usage_error_before_anything_listens(uri: str) -> None:
+    result = CliRunner().invoke(sandbox_command, ["--port", "0", "--outbound-ws", uri])
+    assert result.exit_code == 2, result.output
+    assert "expected ws://HOST:PORT/PATH or wss://..." in result.output
+    assert "ARI at" not in result.output  # no banner for a server that is not going to run
+
+
 async def test_control_api_places_a_dtx_caller(sandbox: Sandbox, ari: RawAri) -> None:
     async with aiohttp.ClientSession(headers=AUTH) as s:
         url = f"{sandbox.base_url}/sandbox/calls"

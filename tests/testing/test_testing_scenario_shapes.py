@@ -72,3 +72,20 @@ def test_a_scenario_file_that_is_a_fifo_is_refused_not_read(tmp_path: Path) -> N
     os.mkfifo(tmp_path / "pipe.test.yaml")
     with pytest.raises(ConfigError, match=r"cannot read scenario file .*not a regular file"):
         load_scenario_file(tmp_path / "pipe.test.yaml")
+
+
+def test_a_scenario_whose_flow_is_missing_says_where_it_looked(tmp_path: Path) -> None:
+    """``flow:`` is relative to the scenario file; a path written from the working directory
+    (``flow: flows/x.flow`` in ``flows/tests/``) is named with where it was looked for, not as a
+    flow that "does not compile"."""
+    tests = tmp_path / "flows" / "tests"
+    tests.mkdir(parents=True)
+    (tests / "x.test.yaml").write_text("flow: flows/x.flow\nscenarios:\n  - name: a\n")
+    result = CliRunner().invoke(cli, ["test", str(tests)])
+    assert result.exit_code == 1, result.output
+    looked = tests / "flows" / "x.flow"
+    assert (
+        f"error: {tests / 'x.test.yaml'}:1: flow: no such file flows/x.flow (looked for {looked}; "
+        "the path is relative to the scenario file)"
+    ) in result.output
+    assert "does not compile" not in result.output

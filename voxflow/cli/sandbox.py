@@ -7,6 +7,7 @@ import contextlib
 import gc
 import math
 import signal
+from urllib.parse import urlsplit
 
 import click
 
@@ -73,6 +74,16 @@ async def _serve(
         await sb.stop()
 
 
+def _ws_uri(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--outbound-ws``: a ws:// or wss:// URL with a host, checked before the server starts."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise click.BadParameter(f"expected ws://HOST:PORT/PATH or wss://..., not {value!r}")
+    return value
+
+
 def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
     """A finite number of seconds (click's FloatRange lets NaN through)."""
     if not math.isfinite(value):
@@ -97,7 +108,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
     is_flag=True,
     help="Scripted callers send no RTP while silent (DTX / silence suppression).",
 )
-@click.option("--outbound-ws", "outbound_uri", metavar="URI",
+@click.option("--outbound-ws", "outbound_uri", metavar="URI", callback=_ws_uri,
               help="Asterisk 22 outbound ARI websocket: connect out to ws://HOST:PORT/PATH "
               "(a worker run with voxflow run --ari-mode) with --user/--password.")  # fmt: skip
 @click.option("--outbound-app", default="voxflow", show_default=True,

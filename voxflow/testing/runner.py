@@ -188,6 +188,12 @@ def run_paths(paths: Iterable[str | os.PathLike[str]], select: str | None = None
             run.errors.append(str(exc))
             continue
         key = str(Path(sf.flow_path).resolve())
+        if key not in flows and not Path(sf.flow_path).exists():
+            run.errors.append(
+                f"{_display(path)}:{sf.flow_line}: flow: no such file {sf.flow} (looked for "
+                f"{_display(sf.flow_path)}; the path is relative to the scenario file)"
+            )
+            continue
         if key not in flows:
             try:
                 flows[key] = load_flow(sf.flow_path)

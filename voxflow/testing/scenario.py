@@ -568,6 +568,8 @@ class ScenarioFile(_Model):
     path: str = ""
     flow: str
     flow_path: str = ""
+    flow_line: int = 1
+    """The line of the ``flow:`` key (for a message about the flow file)."""
     defaults: ScenarioDefaults = ScenarioDefaults()
     scenarios: tuple[Scenario, ...]
 
@@ -753,7 +755,8 @@ def parse_scenario_text(text: str, *, name: str = "<scenarios>") -> ScenarioFile
         raise ConfigError(f"{name}:1: a scenario file is a mapping with 'flow' and 'scenarios'")
     clean = _strip_lines(data, True)
     try:
-        return ScenarioFile.model_validate({**clean, "path": name})
+        flow_line = data.key_lines.get("flow", 1) if isinstance(data, _LinedDict) else 1
+        return ScenarioFile.model_validate({**clean, "path": name, "flow_line": flow_line})
     except ValidationError as exc:
         raise ConfigError(_format_error(name, data, exc)) from None
 
