@@ -92,3 +92,19 @@ def test_the_flow_goes_to_its_error_handler_and_the_call_ends(tmp_path: Path) ->
     [outcome] = run.outcomes
     assert not outcome.failures, outcome.failures
     assert time.thread_time() - t0 < 5.0
+
+
+def test_the_checker_flags_constant_nested_loops_past_the_budget() -> None:
+    from voxflow.check.templates import analyze_template
+
+    loops = "{% for i in range(1000) %}\n{% for c in 'abcdefghij' %}{% for j in range(20) %}"
+    info = analyze_template(loops + "{% endfor %}{% endfor %}{% endfor %}")
+    assert info.error == (
+        "template too expensive: a template may make at most 100000 loop iterations and calls, "
+        "these loops make 200000"
+    )
+    assert info.error_line == 2
+    fine = "{% for i in range(100) %}{% for j in [1, 2, 3] %}{{ i }}{% endfor %}{% endfor %}"
+    assert analyze_template(fine).error is None
+    # sizes only the values give are the runtime's business (VF307 cannot see them)
+    assert analyze_template(NESTED).error is None

@@ -22,6 +22,7 @@ from voxflow.spec.functions import template_function_names
 from voxflow.spec.options import template_names
 from voxflow.spec.template_limits import (
     MAX_BUILD,
+    MAX_STEPS,
     TemplateLimitError,
     check_binop,
     check_range,
@@ -92,6 +93,41 @@ def constant_blowup(tree: nodes.Node) -> tuple[str, int] | None:
             _check_call(node)
         except TemplateLimitError as exc:
             return f"template too expensive: {exc}", node.lineno or 1
+    return _nested_loops(tree, 1)
+
+
+def _nested_loops(node: nodes.Node, outer: int) -> tuple[str, int] | None:
+    """Nested ``for`` loops over constant ranges and literals whose iterations multiply past
+    :data:`MAX_STEPS` (the runtime's budget): (message, line), or None."""
+    for child in node.iter_child_nodes():
+        inner = outer
+        if isinstance(child, nodes.For):
+            size = _constant_length(child.iter)
+            if size is not None:
+                inner = outer * size
+                if inner > MAX_STEPS:
+                    return (
+                        "template too expensive: a template may make at most "
+                        f"{MAX_STEPS} loop iterations and calls, these loops make {inner}",
+                        child.lineno or 1,
+                    )
+        found = _nested_loops(child, inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _constant_length(node: nodes.Node) -> int | None:
+    """How many items a loop over ``node`` has, when the template says it as a constant."""
+    if isinstance(node, nodes.Const) and isinstance(node.value, str | tuple | list):
+        return len(node.value)
+    if isinstance(node, nodes.List | nodes.Tuple):
+        return len(node.items)
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name):
+        args = [a.value for a in node.args if isinstance(a, nodes.Const)]
+        ints = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
+        if node.node.name == "range" and 1 <= len(ints) == len(node.args) <= 3:
+            return None if len(ints) == 3 and ints[2] == 0 else len(range(*ints))
     return None
 
 
