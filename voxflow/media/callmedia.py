@@ -293,7 +293,9 @@ class CallMedia:
         finally:
             for fut in started.values():
                 fut.cancel()
-        self.pacer.register(self.outbound, self.socket.send)
+        sock = self.socket  # a ThreadPacer sends from its own thread
+        send = sock.send_from_thread if self.pacer.threaded else sock.send
+        self.pacer.register(self.outbound, send)
         log.debug(
             "media up for %s: %s:%s <-> %s:%s (%s)",
             ctx.channel_id, host, port, remote_host, remote_port, self.codec,

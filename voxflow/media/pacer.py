@@ -121,9 +121,10 @@ class OutboundStream:
         the ticks elapsed and the marker bit is set (start of a talkspurt). When this empties
         the queue, ``wait_idle`` callers are woken (``wake=False``: the caller does it, with
         ``wake_idle``, once the datagram is sent)."""
-        if not self._queue:
+        try:  # (one check: a flush on the loop thread may empty it under a pacer thread)
+            payload = self._queue.popleft()
+        except IndexError:
             return None
-        payload = self._queue.popleft()
         last = self._last_tick
         marker = 0
         if last is None:
@@ -207,7 +208,9 @@ Sender = Callable[[bytes], None]
 
 class Pacer:
     """The shared 20 ms clock. ``register(stream, send)`` adds a stream; its queued frames go out
-    through ``send`` (a non-blocking datagram send) one per tick."""
+    through ``send`` (a non-blocking datagram send) one per tick, on the event loop's thread."""
+
+    threaded = False  # ``send`` is called on the loop's thread (ThreadPacer: on its own)
 
     def __init__(
         self,
@@ -341,7 +344,9 @@ _shared: dict[asyncio.AbstractEventLoop, Pacer] = {}
 
 
 def shared_pacer() -> Pacer:
-    """The process-wide pacer of the running event loop (one tick for all calls)."""
+    """The process-wide pacer of the running event loop (one tick for all calls); a
+    :class:`~voxflow.media.pacer_thread.ThreadPacer` when one was installed
+    (:func:`install_pacer`)."""
     loop = asyncio.get_running_loop()
     pacer = _shared.get(loop)
     if pacer is None:

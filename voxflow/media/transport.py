@@ -10,6 +10,8 @@ callback; ``send`` goes to that remote from the very socket named as ``external_
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
 import ipaddress
 import logging
 import socket
@@ -23,6 +25,14 @@ from voxflow.media.rtp import RtpPacket, RtpStats
 __all__ = ["PortRange", "RtpSocket", "default_port_range"]
 
 log = logging.getLogger(__name__)
+
+# send(2) called with the GIL held (ctypes.PyDLL): the pacer's thread sends a tick's datagrams
+# without handing the GIL to the loop thread between two of them (see send_from_thread).
+_libc_send = ctypes.PyDLL(None, use_errno=True).send
+_libc_send.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+_libc_send.restype = ctypes.c_ssize_t
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # the socket is non-blocking anyway
+_RETRY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ENOBUFS)
 
 
 class PortRange:
@@ -212,6 +222,31 @@ class RtpSocket:
         except OSError as exc:  # ICMP unreachable from an earlier packet, and the like
             self.icmp_errors += 1
             log.debug("RTP send error: %s", exc)
+
+    def send_from_thread(self, data: bytes) -> None:
+        """:meth:`send` for a thread other than the loop's (``ThreadPacer``'s).
+
+        On a connected socket with nothing waiting in the backlog, the datagram goes straight to
+        the kernel through ``send(2)`` called with the GIL held, so the loop thread cannot run
+        between two datagrams of a tick (``socket.send`` releases the GIL, and taking it back
+        from a busy loop thread can take ``sys.getswitchinterval()``). Anything else (no
+        connected remote, a backlog, a full send buffer) is handed to the loop thread's
+        :meth:`send`, which keeps the order and the backlog's limits."""
+        loop = self._loop
+        if self._sock is None or loop is None:
+            return
+        if self._connected and not self._backlog:
+            if _libc_send(self._fd, data, len(data), _MSG_DONTWAIT) >= 0:
+                return
+            err = ctypes.get_errno()
+            if err not in _RETRY:  # ICMP unreachable from an earlier packet, a closed fd...
+                self.icmp_errors += 1
+                log.debug("RTP send error: %s", errno.errorcode.get(err, err))
+                return
+        try:
+            loop.call_soon_threadsafe(self.send, data)
+        except RuntimeError:  # the loop is closed: the call is over
+            pass
 
     def _queue(self, data: bytes) -> None:
         if len(self._backlog) >= _BACKLOG_LIMIT:
