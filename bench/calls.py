@@ -34,6 +34,7 @@ import argparse
 import array
 import asyncio
 import base64
+import gc
 import json
 import os
 import subprocess
@@ -46,11 +47,13 @@ from typing import Any
 import aiohttp
 import numpy as np
 from cpu_split import CpuSplit, children_cpu
-from loop_probe import BareLoopProbe
+from loop_probe import FIFO_PRIORITY, BareLoopProbe
 from procs import free_port, wait_up
 
 from voxflow.ari.models import ChannelDtmfReceived
 from voxflow.media.callmedia import CallMedia
+from voxflow.media.pacer import Pacer, install_pacer, shared_pacer
+from voxflow.media.pacer_thread import ThreadPacer
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.transport import PortRange, RtpSocket
 from voxflow.media.tts_espeak import EspeakTTS
@@ -155,32 +158,41 @@ async def _callers(base: str, n: int, speak_every: int) -> None:
 
 
 class SendClock:
-    """Records when each RtpSocket sends (the worker's outgoing RTP), per socket."""
+    """Records when each RtpSocket sends (the worker's outgoing RTP, from whichever thread sends
+    it) and the RTP timestamp sent, per socket."""
 
     def __init__(self) -> None:
         self.times: dict[int, array.array[float]] = defaultdict(lambda: array.array("d"))
-        self._orig = RtpSocket.send
+        self.stamps: dict[int, array.array[int]] = defaultdict(lambda: array.array("q"))
+        self._orig = (RtpSocket.send, RtpSocket.send_from_thread)
 
         clock = self
-        orig = self._orig
 
-        def send(sock: RtpSocket, data: bytes) -> None:
-            clock.times[id(sock)].append(time.monotonic())
-            orig(sock, data)
+        def timed(orig: Any) -> Any:
+            def send(sock: RtpSocket, data: bytes) -> None:
+                clock.times[id(sock)].append(time.monotonic())
+                clock.stamps[id(sock)].append(int.from_bytes(data[4:8], "big"))
+                orig(sock, data)
 
-        RtpSocket.send = send  # type: ignore[method-assign,assignment]  # bench instrumentation
+            return send
+
+        RtpSocket.send = timed(RtpSocket.send)  # type: ignore[method-assign]  # instrumentation
+        RtpSocket.send_from_thread = timed(RtpSocket.send_from_thread)  # type: ignore[method-assign]
 
     def close(self) -> None:
-        RtpSocket.send = self._orig  # type: ignore[method-assign]  # restores the method
+        RtpSocket.send, RtpSocket.send_from_thread = self._orig  # type: ignore[method-assign]
 
     def error_p99_ms(self) -> float:
-        """p99 |interval - 20 ms| between consecutive sends within a prompt (gaps > 60 ms are
-        between prompts, not pacing errors)."""
+        """p99 |send interval - RTP timestamp interval| between consecutive packets of a stream
+        (RFC 3550's D: within a prompt |interval - 20 ms|; across a pause the timestamp jumps by
+        the pause, so only the send's own lateness counts). Pauses over 1 s are left out (the
+        caller's own gaps, and a packet handed to the loop after a full buffer)."""
         errs = []
-        for t in self.times.values():
+        for key, t in self.times.items():
             d = np.diff(np.array(t))
-            d = d[d < 0.06]
-            errs.append(np.abs(d - 0.02))
+            dts = np.mod(np.diff(np.array(self.stamps[key])), 2**32) / 8000
+            keep = dts < 1.0
+            errs.append(np.abs(d[keep] - dts[keep]))
         allerr = np.concatenate(errs) if errs else np.zeros(1)
         return float(np.percentile(allerr, 99) * 1000) if len(allerr) else 0.0
 
@@ -308,11 +320,14 @@ def _app(base: str) -> VoxtraApp:
 
 
 async def _variant(
-    base: str, counts: list[int], variant: str, speak_every: int
+    base: str, counts: list[int], variant: str, speak_every: int, pacer: str = "loop"
 ) -> list[dict[str, float]]:
     """One worker serving ``variant`` for every N in turn, after a warm-up of 2 calls, one of
     them spoken (a running worker has its prompts cached and its decoders built: ``voxflow
-    run`` builds one decision's pocketsphinx decoders before it serves, as here)."""
+    run`` builds one decision's pocketsphinx decoders before it serves, as here), then
+    ``gc.freeze()`` as ``voxflow run`` does before serving. ``pacer``: ``loop`` (the asyncio
+    ``Pacer``, voxflow's default) or ``thread`` (``ThreadPacer``)."""
+    install_pacer(ThreadPacer() if pacer == "thread" else Pacer())
     app = _app(base)
     assert isinstance(app.stt, PocketSphinxSTT)
     await app.stt.warm_up(DECODERS_PER_DECISION)
@@ -327,10 +342,14 @@ async def _variant(
         serving = asyncio.ensure_future(server.serve(stop))
     try:
         await _calls(base, 2, 2)  # warm-up
+        gc.freeze()  # what voxflow run does once it is set up (docs/media-performance.md)
         return [await _measure(app, base, n, speak_every) for n in counts]
     finally:
         stop.set()
         await serving
+        gc.unfreeze()
+        await shared_pacer().aclose()
+        _forget_pacer()
 
 
 async def _calls(base: str, n: int, speak_every: int) -> tuple[list[dict[str, Any]], float]:
@@ -343,6 +362,8 @@ async def _calls(base: str, n: int, speak_every: int) -> tuple[list[dict[str, An
     )
     if OTHER_CPU is not None:
         os.sched_setaffinity(callers.pid, {OTHER_CPU})
+    if os.sched_getscheduler(0) == os.SCHED_FIFO:  # --fifo is for the worker alone
+        os.sched_setscheduler(callers.pid, os.SCHED_OTHER, os.sched_param(0))
     def finish() -> tuple[bytes, float]:
         assert callers.stdout is not None
         out = callers.stdout.read()  # to EOF: the callers are done
@@ -359,15 +380,44 @@ def _pool_waits(app: VoxtraApp) -> int:
     return app.stt.stats().waits if isinstance(app.stt, PocketSphinxSTT) else 0
 
 
+class GcPauses:
+    """The garbage collections while installed: count per generation and the longest (ms)."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.longest = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.counts[info["generation"]] += 1
+            self.longest = max(self.longest, (time.perf_counter() - self._start) * 1000)
+
+    def close(self) -> str:
+        gc.callbacks.remove(self._on)
+        return f"gc: {'/'.join(map(str, self.counts))} collections, longest {self.longest:.1f} ms"
+
+
+def _forget_pacer() -> None:
+    """The next worker gets a fresh shared pacer (the one installed stays otherwise)."""
+    install_pacer(Pacer())
+
+
 async def _measure(app: VoxtraApp, base: str, n: int, speak_every: int) -> dict[str, float]:
     sends = SendClock()
     prompts = PromptClock(app, sends)
     built = DecoderBuilds()
     waits0 = _pool_waits(app)
-    with BareLoopProbe(WORKER_CPU) as probe, SPLIT as split:  # the split ends before the probe
+    pauses = GcPauses()
+    fifo = os.sched_getscheduler(0) == os.SCHED_FIFO
+    with BareLoopProbe(WORKER_CPU, fifo) as probe, SPLIT as split:  # split ends first
         cpu0, wall0 = time.process_time(), time.monotonic()
         results, split.children_end = await _calls(base, n, speak_every)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    print(f"{'':>11} {n:>6} {pauses.close()}")
     sends.close()
     prompts.close()
     built.close()
@@ -455,6 +505,19 @@ def _ok(r: dict[str, float]) -> bool:
     return r["failed"] == 0 and r["send_p99"] <= 2.0 and r["key_p99"] <= 50.0
 
 
+def _pacer_thread_above_loop() -> None:
+    """Under ``--fifo`` the pacer's thread runs one priority above the loop thread: FIFO threads
+    of one priority never preempt each other, where the kernel's default scheduler lets a thread
+    that mostly sleeps (the pacer) preempt a busy one (the loop) when it wakes."""
+    run = ThreadPacer._run_thread
+
+    def above(pacer: ThreadPacer) -> None:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY + 1))
+        run(pacer)
+
+    ThreadPacer._run_thread = above  # type: ignore[method-assign]  # bench instrumentation
+
+
 async def main(args: argparse.Namespace) -> None:
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     port = free_port()
@@ -465,6 +528,10 @@ async def main(args: argparse.Namespace) -> None:
     if OTHER_CPU is not None and WORKER_CPU is not None:
         os.sched_setaffinity(sandbox.pid, {OTHER_CPU})
         os.sched_setaffinity(0, {WORKER_CPU})
+    if args.fifo:  # the worker's threads (and its probe); the callers are set back (_calls)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY))
+        _pacer_thread_above_loop()
+        print(f"worker and bare loop at SCHED_FIFO {FIFO_PRIORITY}, pacer thread 1 above")
     base = f"http://127.0.0.1:{port}/ari"
     try:
         await wait_up(port)
@@ -473,13 +540,16 @@ async def main(args: argparse.Namespace) -> None:
         SPLIT.install()
         await espeak_pcm16_async(SPOKEN)  # the spoken answer, synthesized once for the sandbox
         best: dict[str, int] = {}
-        variants = args.variants.split(",")
+        pacers = args.pacers.split(",")
+        variants = [f"{v}/{p}" if len(pacers) > 1 else v
+                    for v in args.variants.split(",") for p in pacers]  # fmt: skip
         for n in [int(c) for c in args.counts.split(",")]:
             rows = {}
             for variant in variants:  # side by side: the same N on each, one after the other
-                (r,) = await _variant(base, [n], variant, args.speak_every)
-                rows[variant] = r
-                print(_row(variant, r))
+                kind, _, pacer = variant.partition("/")
+                (r,) = await _variant(base, [n], kind, args.speak_every, pacer or pacers[0])
+                rows[kind if pacer in ("", pacers[0]) else variant] = r
+                print(_row(variant, r) + f"   load {os.getloadavg()[0]:.1f}")
                 if _ok(r):
                     best[variant] = max(best.get(variant, 0), n)
             if {"interpreter", "handler"} <= rows.keys():
@@ -503,6 +573,17 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="25,50,100,200")
     ap.add_argument("--variants", default="interpreter,handler")
+    ap.add_argument(
+        "--fifo",
+        action="store_true",
+        help="run the worker and its bare loop at SCHED_FIFO (a busy shared machine's other "
+        "processes then delay neither; both are measured alike)",
+    )
+    ap.add_argument(
+        "--pacers",
+        default="loop",
+        help="loop (the asyncio Pacer, voxflow's default), thread (ThreadPacer), or both",
+    )
     ap.add_argument(
         "--speak-every",
         type=int,

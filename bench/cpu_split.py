@@ -12,11 +12,13 @@ child processes. :class:`CpuSplit` measures, over one ``with`` block:
 
   - media: the RTP receive path (``RtpSocket._readable``: read, parse, jitter buffer, VAD,
     watchers), the quiet-line timer (``CallMedia._on_quiet``) and the shared pacer's task
-    (``Pacer._run``: stamping, the spin to the deadline, sending). The first two run per packet
-    or per call every 100 ms, and a reading of the thread's CPU clock costs ~2 us (a syscall: a
-    third of the receive path), so they are *sampled*: one call in ``SAMPLE_EVERY``, chosen at
-    random, is metered and counted that many times; the others run bare (their CPU is in the
-    loop thread's total, and the estimate moves it from signalling to media);
+    (``Pacer._run``: stamping, the spin to the deadline, sending; with ``ThreadPacer``, the
+    default, its thread's ticks are metered there and counted as media too). The first two
+    run per packet or per call every 100 ms, and a reading of the thread's CPU clock costs
+    ~2 us (a syscall: a third of the receive path), so they are *sampled*: one call in
+    ``SAMPLE_EVERY``, chosen at random, is metered and counted that many times; the others
+    run bare (their CPU is in the loop thread's total, and the estimate moves it from
+    signalling to media);
   - TTS: producing a prompt's audio (``CallMedia._prompt_frames``: the prompt cache, and on a
     miss reading espeak-ng's pipe, resampling, G.711 encoding);
   - STT (in the loop): a recognition (``CallMedia.recognize``: resampling the caller's speech and
@@ -24,8 +26,8 @@ child processes. :class:`CpuSplit` measures, over one ``with`` block:
   - signalling: the rest of the loop thread (ARI websocket events and REST, the interpreter or
     the handler, timers, call set-up and tear-down);
 
-* **other threads** of the process (``process_time`` minus the loop thread's ``thread_time``):
-  pocketsphinx's decoding (``asyncio.to_thread``), counted as STT;
+* **other threads** of the process (``process_time`` minus the loop thread's ``thread_time``
+  and the pacer thread's): pocketsphinx's decoding (``asyncio.to_thread``), counted as STT;
 * **child processes**: espeak-ng (``RUSAGE_CHILDREN`` growth up to the moment the scripted
   callers' process, a child too, has closed its output but is not yet waited for:
   :attr:`CpuSplit.children_end`), counted as TTS.
@@ -42,6 +44,7 @@ from typing import Any
 
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.pacer import Pacer
+from voxflow.media.pacer_thread import ThreadPacer
 from voxflow.media.transport import RtpSocket
 
 __all__ = ["PARTS", "SAMPLE_EVERY", "CpuMeter", "CpuSplit", "children_cpu"]
@@ -174,6 +177,7 @@ class CpuSplit:
         self._saved: list[tuple[type, str, Any]] = []
         self.seconds = dict.fromkeys(PARTS, 0.0)
         self.children_end: float | None = None  # children_cpu() before the callers were reaped
+        self.pacer_thread = 0.0  # CPU of ThreadPacer's thread so far (its ticks, metered)
 
     def install(self) -> None:
         m = self.meter
@@ -188,6 +192,18 @@ class CpuSplit:
             orig = getattr(cls, name)
             self._saved.append((cls, name, orig))
             setattr(cls, name, wrap(orig))
+        tick = ThreadPacer._tick_once
+        self._saved.append((ThreadPacer, "_tick_once", tick))
+        split = self
+
+        def metered_tick(pacer: ThreadPacer) -> bool:
+            started = time.thread_time()
+            try:
+                return tick(pacer)
+            finally:
+                split.pacer_thread += time.thread_time() - started
+
+        ThreadPacer._tick_once = metered_tick  # type: ignore[method-assign]  # metered
 
     def uninstall(self) -> None:
         for cls, name, orig in reversed(self._saved):
@@ -199,6 +215,7 @@ class CpuSplit:
         self._proc0 = time.process_time()
         self._kids0 = children_cpu()
         self._spent0 = dict(self.meter.spent)
+        self._pacer0 = self.pacer_thread
         self.children_end = None
         return self
 
@@ -209,13 +226,14 @@ class CpuSplit:
         tb: TracebackType | None,
     ) -> None:
         loop = time.thread_time() - self._loop0
-        threads = max(0.0, time.process_time() - self._proc0 - loop)
+        pacer = self.pacer_thread - self._pacer0
+        threads = max(0.0, time.process_time() - self._proc0 - loop - pacer)
         end = children_cpu() if self.children_end is None else self.children_end
         kids = max(0.0, end - self._kids0)
         part = {p: self.meter.spent[p] - self._spent0[p] for p in PARTS}
         self.seconds = {
             "signalling": max(0.0, loop - part["media"] - part["tts"] - part["stt"]),
-            "media": part["media"],
+            "media": part["media"] + pacer,
             "tts": part["tts"] + kids,
             "stt": part["stt"] + threads,
         }

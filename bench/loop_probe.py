@@ -28,6 +28,7 @@ import numpy as np
 __all__ = ["BareLoopProbe"]
 
 TICK = 0.02
+FIFO_PRIORITY = 5  # SCHED_FIFO priority of a measured worker and its probe (--fifo)
 
 
 async def _tick(stop: Connection) -> list[float]:
@@ -47,9 +48,11 @@ async def _tick(stop: Connection) -> list[float]:
     return late
 
 
-def _child(cpu: int | None, conn: Connection) -> None:
+def _child(cpu: int | None, conn: Connection, fifo: bool = False) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
+    if fifo:  # as the measured process, when it runs SCHED_FIFO (bench/calls.py --fifo)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY))
     conn.send("ready")
     late = asyncio.run(_tick(conn))
     conn.recv()
@@ -58,10 +61,12 @@ def _child(cpu: int | None, conn: Connection) -> None:
 
 class BareLoopProbe:
     """Context manager: a bare 20 ms asyncio timer loop in a child process on ``cpu`` (None:
-    wherever the scheduler puts it) for as long as the block runs."""
+    wherever the scheduler puts it) for as long as the block runs; ``fifo``: at SCHED_FIFO
+    priority ``FIFO_PRIORITY``, as a worker measured with ``--fifo``."""
 
-    def __init__(self, cpu: int | None = None) -> None:
+    def __init__(self, cpu: int | None = None, fifo: bool = False) -> None:
         self.cpu = cpu
+        self.fifo = fifo
         self.lateness_ms: np.ndarray | None = None
         self._conn: Connection | None = None
         self._proc: mp.process.BaseProcess | None = None
@@ -70,7 +75,7 @@ class BareLoopProbe:
         ctx = mp.get_context("spawn")  # no copy of the benchmark's loop or sockets in the child
         ours, theirs = ctx.Pipe()
         self._conn = ours
-        self._proc = ctx.Process(target=_child, args=(self.cpu, theirs), daemon=True)
+        self._proc = ctx.Process(target=_child, args=(self.cpu, theirs, self.fifo), daemon=True)
         self._proc.start()
         ours.recv()
         return self
