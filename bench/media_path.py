@@ -43,7 +43,7 @@ STATES = ("idle", "barge-in, quiet", "barge-in, line noise", "barge-in + listen"
 
 def _media() -> CallMedia:
     ctx = VoiceContext(
-        rest=None,  # never started: no ARI is used
+        rest=None,  # type: ignore[arg-type]  # never started: no ARI is used
         channel_id="bench",
         app_name="bench",
         tts=None,

@@ -36,3 +36,14 @@ def test_call_agent_is_typed_at_every_seam() -> None:
     assert made in (CallAgent, "CallAgent", typing.ForwardRef("CallAgent")), made
     hints = typing.get_type_hints(CallSession.__init__, localns=NAMES)
     assert typing.Any not in hints.values()
+
+
+def test_the_media_path_sees_ari_through_a_typed_port() -> None:
+    """``VoiceContext.rest`` (what ``CallMedia`` sends REST requests through) is the
+    ``AriRequests`` Protocol, which ``AriRestClient`` implements, not ``Any``."""
+    from voxflow.voice.call import AriRequests, VoiceContext
+
+    hints = typing.get_type_hints(VoiceContext)
+    assert hints["rest"] is AriRequests
+    rest: AriRequests = AriRestClient("http://127.0.0.1:9/ari", "u", "p")  # mypy checks it
+    assert callable(rest.request)

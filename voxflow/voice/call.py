@@ -25,6 +25,7 @@ from voxflow.voice.providers import (
 
 __all__ = [
     "AiProviders",
+    "AriRequests",
     "BargeIn",
     "BargeInMode",
     "CallVoice",
@@ -80,11 +81,27 @@ class AiProviders(NamedTuple):
     tts: TextToSpeech | None
 
 
+class AriRequests(Protocol):
+    """What the media path asks of ARI (``voxflow.ari.rest.AriRestClient`` is one): a REST
+    request and its decoded JSON answer; a non-2xx raises the ARI error tree."""
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        expect_json: bool = True,
+    ) -> Any:
+        """Send ``method path`` with query ``params`` (``expect_json=False``: no body wanted)."""
+        ...
+
+
 @dataclass(slots=True)
 class VoiceContext:
     """What the media path needs from a call. ``rest`` is the call's ``AriRestClient``."""
 
-    rest: Any
+    rest: AriRequests
     channel_id: str
     app_name: str
     tts: TextToSpeech | None
