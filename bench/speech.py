@@ -3,7 +3,7 @@
     .venv/bin/python bench/speech.py [--voices en-us,en-gb,en-us+f3] [--rates 140,175]
         [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
         [--end-silence-ms 800] [--complete-silence-ms 300] [--final-silence-ms 300]
-        [--check-sigma 300] [--settled-silence-ms 0]
+        [--check-sigma 300] [--settled-silence-ms 0] [--no-variants]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
 phrases), each phrase is spoken by espeak-ng in each voice and rate, clean and with white noise at
@@ -365,6 +365,11 @@ async def main() -> None:
     ap.add_argument("--end-silence-ms", type=int, default=800)
     ap.add_argument("--complete-silence-ms", type=int, default=300)
     ap.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="the dictionary's own pronunciations only (no stt_lexicon variants: the before)",
+    )
+    ap.add_argument(
         "--check-sigma",
         type=float,
         default=stt_pocketsphinx._CHECK_SIGMA,
@@ -388,6 +393,9 @@ async def main() -> None:
     COMPLETE_SILENCE_MS, FINAL_SILENCE_MS = args.complete_silence_ms, args.final_silence_ms
     SETTLED_SILENCE_MS = args.settled_silence_ms
     stt_pocketsphinx._CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
+    if args.no_variants:  # bench only: grammars compiled without stt_lexicon's variants
+        # the name stt_pocketsphinx imported and calls (not re-exported, hence the ignore)
+        stt_pocketsphinx.add_variants = lambda decoder, words: []  # type: ignore[attr-defined]
     if not FINAL_SILENCE_MS:  # the "before" figures: the search ends where the audio ends
         stt_pocketsphinx._SETTLE_FRAMES = 0
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
