@@ -216,14 +216,14 @@ async def test_a_call_that_ended_while_redis_was_down_leaves_the_registry_after(
     tmp_path: Path,
 ) -> None:
     flow = tiny_flow()
-    rs = await start_redis(tmp_path / "r", aof=True)  # keeps its data across the restart
+    rs = await start_redis(tmp_path / "r", aof=True, durable=True)  # keeps what it answered
     rs2 = None
     try:
         async with ClusterState(rs.url, worker_id="w", heartbeat=60, log_every=1e9) as w:
             await w.begin("c1", flow, "h")
             await rs.stop()
             assert await w.end("c1", "completed") is False  # Redis did not get it
-            rs2 = await start_redis(tmp_path / "r", port=rs.port, aof=True)
+            rs2 = await start_redis(tmp_path / "r", port=rs.port, aof=True, durable=True)
             assert [e.id for e in await w.call_entries()] == ["c1"]  # back from the AOF
             await w.beat()  # the next heartbeat that reaches Redis ends it there too
             assert await w.call_entries() == [] and await w.checkpoint("c1") is None
