@@ -91,13 +91,20 @@ async def start_worker(
     *,
     webhook_url: str = "",
     drain: str = "finish",
+    fault: str = "",
+    cluster: str = "",
 ) -> WorkerProc:
-    """``voxflow run`` in ``mode`` listening on a free 127.0.0.1 port; waits until it is ready."""
+    """``voxflow run`` in ``mode`` listening on a free 127.0.0.1 port; waits until it is ready.
+    ``fault``: its ``VOXFLOW_FAULT`` (:mod:`voxflow.faults`); ``cluster``: more lines of its
+    ``[cluster]`` settings."""
     port = _free_port()
     await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
     config = tmp / "voxflow.toml"
-    config.write_text(f'[cluster]\nfailover_ttl = 1.0\ndrain = "{drain}"\n')
+    config.write_text(f'[cluster]\nfailover_ttl = 1.0\ndrain = "{drain}"\n{cluster}')
     env = {**os.environ, "VOXFLOW_ARI_PASSWORD": WS_PASSWORD, "PYTHONUNBUFFERED": "1"}
+    env.pop("VOXFLOW_FAULT", None)
+    if fault:
+        env["VOXFLOW_FAULT"] = fault
     if webhook_url:
         env["VOXFLOW_WEBHOOK_URL"] = webhook_url
     with (tmp / "stderr.log").open("wb") as log:  # the worker's own log, for a failing test
@@ -134,16 +141,20 @@ async def workers(
     *,
     webhook_url: str = "",
     drain: str = "finish",
+    fault_first: str = "",
+    cluster: str = "",
 ) -> AsyncIterator[list[WorkerProc]]:
-    """``n`` worker processes (started one after the other), killed when the block exits."""
+    """``n`` worker processes (started one after the other), killed when the block exits;
+    ``fault_first``: the first one's ``VOXFLOW_FAULT``."""
     procs: list[WorkerProc] = []
     try:
         for i in range(n):
-            procs.append(
-                await start_worker(
-                    flow, mode, redis_url, tmp / f"w{i}", webhook_url=webhook_url, drain=drain
-                )
-            )
+            fault = "" if i else fault_first
+            w = await start_worker(
+                flow, mode, redis_url, tmp / f"w{i}", webhook_url=webhook_url, drain=drain,
+                fault=fault, cluster=cluster,
+            )  # fmt: skip
+            procs.append(w)
         yield procs
     finally:
         for w in procs:
@@ -272,16 +283,27 @@ class OutboundRig:
 
 @contextlib.asynccontextmanager
 async def outbound_cluster(
-    tmp: Path, mode: str, *, drain: str = "finish"
+    tmp: Path, mode: str, *, drain: str = "finish", fault_first: str = "", cluster: str = ""
 ) -> AsyncIterator[OutboundRig]:
-    """An :class:`OutboundRig` running MENU_FLOW in ``mode`` (per_call or persistent)."""
+    """An :class:`OutboundRig` running MENU_FLOW in ``mode`` (per_call or persistent);
+    ``fault_first``, ``cluster``: as :func:`workers`."""
     flow = tmp / "menu.flow"
     flow.write_text(MENU_FLOW)
     async with (
         running_redis(tmp) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,
         webhook_receiver() as (hook_url, hooks),
-        workers(2, flow, mode, rs.url, tmp, webhook_url=hook_url, drain=drain) as ws,
+        workers(
+            2,
+            flow,
+            mode,
+            rs.url,
+            tmp,
+            webhook_url=hook_url,
+            drain=drain,
+            fault_first=fault_first,
+            cluster=cluster,
+        ) as ws,
         haproxy(tmp, ws) as port,
     ):
         probe = ClusterState(rs.url, worker_id="probe")  # reads only

@@ -615,6 +615,7 @@ async def _cluster(
         worker_id=f"{socket.gethostname()}-{os.getpid()}",
         heartbeat=settings.failover_ttl / 3,
         worker_ttl=settings.failover_ttl,
+        unadopted_grace=settings.reconnect_window,
     )
     await stack.enter_async_context(cluster)
     for fv in registry.versions():  # the cluster's current versions stay unless there are none

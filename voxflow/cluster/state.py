@@ -66,8 +66,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _RETRY_DELAYS = (0.05, 0.2)
 _DOWN_FOR = 2.0
-UNADOPTED_GRACE = 30.0
-"""Seconds a call of a dead worker may wait for Asterisk to re-connect it (outbound modes)."""
+UNADOPTED_GRACE = 10.0
+"""Seconds a call of a dead worker may wait for Asterisk to re-connect it (outbound modes;
+``voxflow run``: ``[cluster] reconnect_window``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,7 @@ class ClusterState:
         )
         self.outbox.batched = self.writes.delivered
         self._unadopted: dict[str, float] = {}  # call id -> when first seen with a dead worker
+        self._busy: set[str] = set()  # other workers with calls at the last look (outbound)
         self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -533,6 +535,18 @@ class ClusterState:
             del self._unadopted[cid]
         return await self._reaped([entries[c] for c in gone])
 
+    async def _lost_busy(self) -> bool:
+        """True when a worker that had calls at the last look is no longer alive (out of the
+        registry, its liveness connection closed): its calls may have ended unserved."""
+        entries = await self.workers()
+        connected = await self._op("list live workers", self.deaths.connected)
+        if connected is None:
+            return False
+        alive = {w.id for w in entries} | connected
+        lost = self._busy - alive
+        self._busy = {w.id for w in entries if w.calls and w.id != self.worker_id}
+        return bool(lost)
+
     async def _reaped(self, gone: list[CallEntry]) -> list[str]:
         """Run the ends of ``gone`` (:func:`voxflow.cluster.reaper.end_unserved`); the ids
         done."""
@@ -565,13 +579,20 @@ class ClusterState:
     async def _reaping(
         self, live_channels: Callable[[], Awaitable[set[str]]], every: float
     ) -> None:
-        """The loop of :meth:`start_reaping`; a failed listing skips that round."""
+        """The loop of :meth:`start_reaping`; a failed listing skips that round. Outbound
+        modes look every heartbeat whether a worker that had calls died (:meth:`_lost_busy`):
+        the registry is scanned then, and every heartbeat while its calls wait for Asterisk
+        to re-connect them, else every ``every`` s."""
         wait = min(every, self.worker_ttl + self.heartbeat)
+        scanned = time.monotonic()
         while not self._closing:
-            await asyncio.sleep(wait)
+            await asyncio.sleep(wait if self.app is not None else self.heartbeat)
             wait = every
             if self.app is None:
-                await self.reap_unadopted()
+                due = time.monotonic() - scanned >= every or bool(self._unadopted)
+                if due or await self._lost_busy():
+                    scanned = time.monotonic()
+                    await self.reap_unadopted()
                 continue
             try:
                 live = await live_channels()

@@ -36,6 +36,7 @@
     metrics_port = 9464           # Prometheus /metrics, /healthz, /readyz (default: none)
     metrics_host = "127.0.0.1"
     failover_ttl = 3.0            # seconds: a dead worker's calls move after this (heartbeat: /3)
+    reconnect_window = 10.0       # outbound modes: s Asterisk may take to re-connect a call
     drain = "finish"              # on SIGTERM: finish (within grace_period) | handover
     [media]                       # where Asterisk sends a call's RTP (externalMedia)
     rtp_host = "127.0.0.1"        # address voxflow binds (0.0.0.0: all interfaces)
@@ -125,6 +126,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("cluster", "metrics_port"): "metrics_port",
     ("cluster", "metrics_host"): "metrics_host",
     ("cluster", "failover_ttl"): "failover_ttl",
+    ("cluster", "reconnect_window"): "reconnect_window",
     ("cluster", "drain"): "drain",
 }
 _CLI_NAMES = {
@@ -178,6 +180,11 @@ class Settings:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     failover_ttl: float = 3.0
+    reconnect_window: float = 10.0
+    """Outbound-websocket modes: the seconds Asterisk may take to re-connect a live call's
+    websocket after its worker died (``reconnect_attempts`` x (``reconnect_interval`` +
+    ``connection_timeout``) in websocket_client.conf); a dead worker's call not adopted by
+    then ended while no worker served it, and its end runs."""
     warm_prompts: bool = True
     """Synthesize the flows' static prompts into the prompt cache at start-up and on reload."""
     stt_decoders: int = 3
@@ -246,13 +253,16 @@ def _read_toml(path: Path) -> dict[str, tuple[Any, str]]:
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
     default = getattr(Settings(), name)
-    if name == "failover_ttl":
+    if name in ("failover_ttl", "reconnect_window"):
+        low, high = (0.3, 60) if name == "failover_ttl" else (0.5, 300)
         try:
             ttl = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{origin}: expected a number of seconds, got {value!r}") from None
-        if not 0.3 <= ttl <= 60:
-            raise ConfigError(f"{origin}: must be between 0.3 and 60 seconds, got {value!r}")
+        if not low <= ttl <= high:
+            raise ConfigError(
+                f"{origin}: must be between {low:g} and {high:g} seconds, got {value!r}"
+            )
         return ttl
     if name in _RETRY_LIMITS:
         return _retry_value(name, value, origin)
