@@ -117,3 +117,16 @@ def test_replay_finds_its_flow_past_a_fifo(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "a.flow")
     (tmp_path / "b.flow").write_text(GOOD)
     assert find_flow("good", tmp_path) == tmp_path / "b.flow"
+
+
+def test_a_file_where_an_output_directory_goes_is_named_as_such(tmp_path: Path) -> None:
+    """``--trace DIR`` and ``--junit DIR/x.xml`` with a file at DIR: "is a file, not a
+    directory", not mkdir's "File exists"."""
+    d = _tree(tmp_path)
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    code, out = _cli("test", str(d / "good.flow"), "--junit", str(taken / "x.xml"))
+    assert code == 1 and f"cannot write {taken / 'x.xml'}: {taken} is a file, not a directory" in out
+    code, out = _cli("run", str(d / "good.flow"), "--no-audio", "--trace", str(taken))
+    assert code == 2 and f"--trace: {taken} is a file, not a directory" in out, out
+    assert "File exists" not in out

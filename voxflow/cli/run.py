@@ -373,6 +373,8 @@ def _check_call_and_trace(
         where = Path(settings.trace_dir)
         try:
             where.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # what mkdir says of a file there
+            raise ConfigError(f"--trace: {where} is a file, not a directory") from None
         except OSError as exc:
             raise ConfigError(f"--trace: cannot create {where}: {exc.strerror or exc}") from None
         if not os.access(where, os.W_OK | os.X_OK):

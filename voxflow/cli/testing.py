@@ -80,6 +80,11 @@ def test_command(
         try:
             Path(junit).parent.mkdir(parents=True, exist_ok=True)
             Path(junit).write_bytes(junit_xml(run))
+        except FileExistsError:  # what mkdir says of a file where the directory goes
+            where = Path(junit).parent
+            raise click.ClickException(
+                f"cannot write {junit}: {where} is a file, not a directory"
+            ) from None
         except OSError as exc:
             raise click.ClickException(f"cannot write {junit}: {exc.strerror or exc}") from None
     raise SystemExit(0 if ok else 1)
