@@ -31,8 +31,12 @@ when the two searches do not name the same whole phrase, the result is ``nomatch
 Streaming: audio is decoded while the caller speaks (every ``_CHUNK_BYTES``, in a worker thread,
 every search), so at ``finish`` only the last chunk and the final search remain (tens of ms
 instead of a decode of the whole utterance); after each chunk the stream reports whether its
-partial result is a whole phrase (``complete``) and one that no other phrase extends (``final``),
-which the media path's endpointer turns into shorter silence windows. Cepstral mean
+partial result is a whole phrase (``complete``), one that no other phrase extends (``final``),
+and such a phrase after which both the grammar's and the phone loop's best paths have put the end
+of speech ``_QUIET_FRAMES`` behind them (``settled``: the searches heard the caller stop, ~100-200
+ms after the last word, sooner than the VAD's hangover plus a silence window), which the media
+path's endpointer turns into shorter silence windows or an immediate end
+(:mod:`voxflow.media.endpointing`). Cepstral mean
 normalisation is pocketsphinx's live one, started at every utterance from a fixed prior
 (``_CMN_PRIOR``: the mean of G.711 telephone speech, so the first frames are normalised right)
 rather than from the last caller's.
@@ -460,13 +464,13 @@ class PocketSphinxStream:
         return bool(spoken) and decoder.n_frames() - spoken[-1] >= _ENDED_FRAMES, final
 
     def _settle(self, decoder: Any) -> None:
-        """Give the search ``_SETTLE_FRAMES`` after the phrase's last word before it ends (about
-        what the 300 ms window left, which the confidence was fitted with). An utterance ended
+        """Give the search ``_SETTLE_FRAMES`` after the phrase's last word before it ends (what
+        the confidence was fitted with; 15 frames measured fewer right answers at 20 dB). An utterance ended
         soon after a final phrase (the shortest window) otherwise often ends inside the search's
         last word and has no result at all ("agent" came back as nothing 120 ms after the caller
         stopped), or a lower confidence. The frames added are the line's own background, from
         the last 100 ms heard, which the endpointer has just called silence (``_tail_pad``)."""
-        spoken = [s.end_frame for s in decoder.seg() if not s.word.startswith(("<", "["))]
+        spoken = [s.end_frame for s in decoder.seg() if _is_word(s.word)]
         if not spoken or len(self._tail) < 2:
             return
         missing = _SETTLE_FRAMES - (decoder.n_frames() - spoken[-1])
