@@ -1,7 +1,7 @@
 """Fit the pocketsphinx confidence (media/stt_confidence.py) on bench/speech.py's tuning half.
 
     .venv/bin/python bench/speech_fit.py [--snr clean,20,10] [--cache /tmp/speech_fit.pkl]
-        [--anchor 0.6] [--oog 0.95]
+        [--anchor 0.6] [--oog 0.97]
 
 Runs every utterance of both halves through the same path as bench/speech.py (streaming, with the
 phone-loop pass on), fits a logistic regression of "the grammar's phrase is what was said" on the
@@ -12,9 +12,10 @@ stream computed, so the figures are the bench's at that threshold with these wei
 
 ``--anchor`` keeps a threshold's meaning across refits: the bias is shifted (the ordering of the
 scores does not change) so that ``--anchor`` (0.6) is the lowest threshold that turns at least
-``--oog`` (95 %) of the tuning half's out-of-grammar sentences into nomatch in every condition,
-which is how 0.6 was chosen when the confidence was first fitted. Refit whenever the audio a
-decision sees changes (the endpointing windows, ``_SETTLE_FRAMES``, the check): the features
+``--oog`` (97 %) of the tuning half's out-of-grammar sentences into nomatch in every condition (0.6
+was first chosen as the lowest with 95 %; refitted for the settled endpoint, 95 % rejected less
+out-of-grammar speech than the old 0.6 did on the whole set, 97 % as much). Refit whenever the audio
+a decision sees changes (the endpointing windows, ``_SETTLE_FRAMES``, the check): the features
 (per-frame ratios, the share of speech outside the phrase) depend on the trailing silence.
 """
 
@@ -105,7 +106,7 @@ def main() -> None:
     ap.add_argument("--snr", default="clean,20,10")
     ap.add_argument("--cache", help="keep the decoded set in this file (reused when present)")
     ap.add_argument("--anchor", type=float, default=0.6, help="the threshold keeping its meaning")
-    ap.add_argument("--oog", type=float, default=0.95, help="out-of-grammar -> nomatch it means")
+    ap.add_argument("--oog", type=float, default=0.97, help="out-of-grammar -> nomatch it means")
     args = ap.parse_args()
     if args.cache and Path(args.cache).exists():
         samples: list[Sample] = pickle.loads(Path(args.cache).read_bytes())

@@ -464,11 +464,11 @@ class PocketSphinxStream:
         return bool(spoken) and decoder.n_frames() - spoken[-1] >= _ENDED_FRAMES, final
 
     def _settle(self, decoder: Any) -> None:
-        """Give the search ``_SETTLE_FRAMES`` after the phrase's last word before it ends (what
-        the confidence was fitted with; 15 frames measured fewer right answers at 20 dB). An utterance ended
-        soon after a final phrase (the shortest window) otherwise often ends inside the search's
-        last word and has no result at all ("agent" came back as nothing 120 ms after the caller
-        stopped), or a lower confidence. The frames added are the line's own background, from
+        """Give the search ``_SETTLE_FRAMES`` after the phrase's last word before it ends (what the
+        confidence was fitted with; 15 frames measured fewer right answers at 20 dB). An utterance
+        ended soon after a final phrase (the shortest window) otherwise often ends inside the
+        search's last word and has no result at all ("agent" came back as nothing 120 ms after the
+        caller stopped), or a lower confidence. The frames added are the line's own background, from
         the last 100 ms heard, which the endpointer has just called silence (``_tail_pad``)."""
         spoken = [s.end_frame for s in decoder.seg() if _is_word(s.word)]
         if not spoken or len(self._tail) < 2:
