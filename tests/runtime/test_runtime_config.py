@@ -101,3 +101,16 @@ def test_default_rtp_ports_stay_out_of_asterisks_range(tmp_path: Path) -> None:
 def test_bad_rtp_ports_name_their_origin(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ConfigError, match="--rtp-ports: RTP ports must look like"):
         load_settings({"rtp_ports": bad}, env={}, cwd=tmp_path)
+
+
+def test_a_config_path_that_is_not_a_regular_file_says_so(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.toml")
+    for path, why in (
+        (tmp_path / "pipe.toml", "is not a regular file"),
+        (tmp_path, "is not a regular file"),
+        (tmp_path / "nosuch.toml", "config file not found"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            load_settings(config_path=path, env={})

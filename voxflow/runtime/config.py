@@ -387,8 +387,10 @@ def load_settings(
     values: dict[str, tuple[Any, str]] = {}
     if config_path is not None:
         path = Path(config_path)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"config file not found: {path}")
+        if not path.is_file():  # a directory, FIFO or device: never read
+            raise ConfigError(f"config file {path} is not a regular file")
         values.update(_read_toml(path))
     else:
         candidate = Path(cwd or Path.cwd()) / "voxflow.toml"
