@@ -108,3 +108,24 @@ def test_the_checker_flags_constant_nested_loops_past_the_budget() -> None:
     assert analyze_template(fine).error is None
     # sizes only the values give are the runtime's business (VF307 cannot see them)
     assert analyze_template(NESTED).error is None
+
+
+def test_the_cpu_backstop_reads_the_clock_every_256_steps() -> None:
+    """Steps that are each expensive (a filter over a long list in a loop) stop on CPU time;
+    the clock (a system call) is read every 256 steps only, never for a short loop."""
+    from voxflow.spec.template_limits import StepBudget, TemplateLimitError
+
+    reads: list[float] = []
+
+    def clock() -> float:
+        reads.append(len(reads) * 0.6)  # 0.6 s of CPU between reads
+        return reads[-1]
+
+    budget = StepBudget(cpu_seconds=1.0, clock=clock)
+    budget.spend(255)
+    assert reads == []
+    budget.spend(1)  # the first read: the deadline is 1 s from here
+    budget.spend(256)  # 0.6 s later: under
+    assert len(reads) == 2
+    with pytest.raises(TemplateLimitError, match="at most 1 s of CPU time"):
+        budget.spend(256)  # 1.2 s later
