@@ -114,37 +114,43 @@ async def test_a_classic_call_resumes_on_the_standby_well_under_the_ttl(tmp_path
         assert await b.call_entries() == []
 
 
-async def test_a_live_holder_whose_hold_expired_gets_a_ttl_to_take_it_back(
+async def test_a_live_holder_whose_hold_expired_keeps_its_name_a_stalled_one_loses_it(
     tmp_path: Path,
 ) -> None:
     """The holder's refreshes failed for a TTL (a loaded host: tests/cluster/test_cluster_load.py
     lost a live worker's events socket to its standby this way) but its liveness connection is
-    open: the standby waits one more TTL; the holder's next heartbeat takes the name back. A
-    holder that never comes back (stalled) loses it after that TTL."""
-    async with (
-        running_redis(tmp_path) as rs,
-        ClusterState(rs.url, worker_id="a", heartbeat=60, worker_ttl=30.0) as a,
-        ClusterState(rs.url, worker_id="b", heartbeat=60, worker_ttl=1.0) as b,
-    ):
-        await a.hold_app("voxflow")
-        for _ in range(250):  # a's liveness connection is open
-            if "a" in await b.deaths.connected():
-                break
-            await asyncio.sleep(0.02)
-        standby = asyncio.ensure_future(b.hold_app("voxflow", poll=0.02))
-        await asyncio.sleep(0.2)  # b has seen a holding it
-        await a.redis.delete("voxflow:app:voxflow")  # expired: a's refreshes did not get through
-        await asyncio.sleep(0.5)
-        assert not standby.done()  # a is alive: its name waits for it
-        await a.beat()  # a's heartbeat gets through again: it takes its name back
-        assert await a.redis.get("voxflow:app:voxflow") == b"a"
-        await asyncio.sleep(1.2)  # past b's grace (its TTL, 1 s): a holds it, b still waits
-        assert not standby.done()
-        # b's grace starts again at the next expiry (a private detail, waited for so that a
-        # starved poll loop cannot make the check below pass or fail by luck)
-        await until(lambda: not b.holds._free_since, 10, "b saw a holding its name again")
-        stalled = time.monotonic()
-        await a.redis.delete("voxflow:app:voxflow")  # a stalls (its socket stays open)
-        await asyncio.wait_for(standby, 10)
-        assert time.monotonic() - stalled >= 0.9  # one TTL of grace, then b takes it
-        assert await b.redis.get("voxflow:app:voxflow") == b"b"
+    open and keeps issuing its blocking reads: the standby leaves it the name (however long);
+    the holder's next heartbeat takes it back. A holder whose connection stays open but issues
+    nothing (a stalled process) loses it a TTL after it expired."""
+    async with running_redis(tmp_path) as rs:
+        a = ClusterState(rs.url, worker_id="a", heartbeat=60, worker_ttl=30.0)
+        a.liveness.every = 0.2  # its liveness reads go on; its heartbeats are the test's
+        async with a, ClusterState(rs.url, worker_id="b", heartbeat=60, worker_ttl=1.0) as b:
+            await _live_then_stalled(a, b)
+
+
+async def _live_then_stalled(a: ClusterState, b: ClusterState) -> None:
+    """The test above, once a holds the name and b stands by for it."""
+    await a.hold_app("voxflow")
+    for _ in range(250):  # a's liveness connection is open
+        if "a" in await b.deaths.connected():
+            break
+        await asyncio.sleep(0.02)
+    standby = asyncio.ensure_future(b.hold_app("voxflow", poll=0.02))
+    await asyncio.sleep(0.2)  # b has seen a holding it
+    await a.redis.delete("voxflow:app:voxflow")  # expired: a's refreshes did not get through
+    await asyncio.sleep(2.5)  # past b's TTL (1 s), twice over
+    assert not standby.done()  # a runs: its name waits for it
+    await a.beat()  # a's heartbeat gets through again: it takes its name back
+    assert await a.redis.get("voxflow:app:voxflow") == b"a"
+    # b's grace starts again at the next expiry (a private detail, waited for so that a
+    # starved poll loop cannot make the checks below pass or fail by luck)
+    await until(lambda: not b.holds._free_since, 10, "b saw a holding its name again")
+    a.liveness.every = 30  # a stalls: its connection stays open, idle
+    await asyncio.sleep(2.5)  # idle past two of b's TTLs
+    assert not standby.done()
+    stalled = time.monotonic()
+    await a.redis.delete("voxflow:app:voxflow")  # its hold expires
+    await asyncio.wait_for(standby, 10)
+    assert time.monotonic() - stalled >= 0.9  # one TTL of grace, then b takes it
+    assert await b.redis.get("voxflow:app:voxflow") == b"b"

@@ -13,9 +13,11 @@ name it took; it then serves that node.
 
 A hold that expired while its holder's liveness connection is still open is not taken at once:
 the holder is alive but missed its refreshes (Redis or the host too slow for a TTL: a false
-failover would replace a live worker's events socket and move its calls mid-end); it gets one
-more TTL to take the name back (:meth:`AppHold.keep`), after which a standby takes it (a
-stalled process or a partition keeps its socket open). A holder that stops releases its name
+failover would replace a live worker's events socket and move its calls mid-end). While that
+connection keeps issuing its blocking reads (``CLIENT LIST`` idle under two TTLs) the process
+runs: the name is left to it (its heartbeat takes it back, :meth:`AppHold.keep`); a stalled
+process (or a partition) keeps its socket open but issues nothing: its name is taken a TTL
+after it expired. A holder that stops releases its name
 explicitly (``released:<id>``): a standby takes that at once.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -92,6 +95,7 @@ class AppHold:
         self._seen: dict[str, str | None] = {}  # app -> its holder at the last poll
         self._last: dict[str, str] = {}  # app -> the last worker seen holding it
         self._free_since: dict[str, float] = {}  # app -> when first seen expired, holder alive
+        self._idle: dict[str, float] = {}  # client name -> seconds since its last command
 
     async def hold_any(self, apps: Sequence[str], *, poll: float | None = None) -> str:
         """Wait until this worker holds one of ``apps`` (the first free, or whose holder is
@@ -146,6 +150,7 @@ class AppHold:
                 self._free_since.pop(app, None)
         rest = replies[n + 1 :]
         facts = {h: (rest[2 * i], rest[2 * i + 1]) for i, h in enumerate(known)}
+        self._idle = {str(c.get("name", "")): _seconds(c.get("idle")) for c in replies[n]}
         return got, client_names(replies[n]), facts
 
     async def _try(self, app: str, holder: str | None, names: set[str], facts: Any = None) -> bool:
@@ -176,23 +181,27 @@ class AppHold:
         return bool(took)
 
     def _holder_alive(self, app: str, names: set[str]) -> bool:
-        """True while ``app``'s hold expired less than a TTL ago and its last holder's liveness
-        connection is open (``names``: Redis's client names): it may take the name back."""
+        """True while ``app``'s hold expired and its last holder may take it back: its
+        liveness connection is open (``names``: Redis's client names) and either it still
+        issues its blocking reads (idle under two TTLs: the process runs, only its refreshes
+        do not get through) or the hold expired less than a TTL ago (a stalled process)."""
         last = self._last.get(app)
         if last is None or last == self.worker_id:
             return False
-        if live_name(self.deaths.prefix, last) not in names:
+        name = live_name(self.deaths.prefix, last)
+        if name not in names:
             self._free_since.pop(app, None)
             return False
         now = time.monotonic()
         since = self._free_since.get(app)
         if since is None:
-            self._free_since[app] = now
+            self._free_since[app] = since = now
             log.warning(
                 "app %s: the hold of worker %s expired but its Redis connection is open: "
-                "waiting up to %.1f s for it to take the name back",
-                app, last, self.ttl,
+                "leaving the name to it while it runs",
+                app, last,
             )  # fmt: skip
+        if self._idle.get(name, math.inf) < 2 * self.ttl:
             return True
         return now - since < self.ttl
 
@@ -221,6 +230,14 @@ class AppHold:
     @property
     def _ms(self) -> int:
         return max(1, int(self.ttl * 1000))
+
+
+def _seconds(raw: object) -> float:
+    """A ``CLIENT LIST`` number of seconds (``inf`` when unreadable)."""
+    try:
+        return float(str(raw))
+    except ValueError:
+        return math.inf
 
 
 def node_app(ari_url: str, app: str) -> str:
