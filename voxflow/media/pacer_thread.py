@@ -25,8 +25,8 @@ not release it, a garbage collection), for at most ``sys.getswitchinterval()`` w
 thread runs plain Python; and the operating system not running the thread on time.
 
 It is not the default (``shared_pacer()`` gives the asyncio pacer; ``install_pacer(ThreadPacer())``
-on the worker's loop before its first call selects it): in ``bench/calls.py`` at 100 calls it was no
-better than the asyncio pacer once the worker's objects were frozen out of the collector
+on the worker's loop before its first call selects it): in ``bench/calls.py`` it halved the send
+error p99 in one pair and not in another, and garbage collection, which holds the GIL, stops both
 (docs/media-performance.md, "The send-interval tail of whole calls").
 """
 
