@@ -131,3 +131,10 @@ def test_a_file_where_an_output_directory_goes_is_named_as_such(tmp_path: Path) 
     code, out = _cli("run", str(d / "good.flow"), "--no-audio", "--trace", str(taken))
     assert code == 2 and f"--trace: {taken} is a file, not a directory" in out, out
     assert "File exists" not in out
+
+
+def test_cluster_publish_of_a_directory_warns_of_what_it_skipped(tmp_path: Path) -> None:
+    d = _tree(tmp_path)
+    code, out = _cli("cluster", "publish", str(d), "--redis", "redis://127.0.0.1:1")
+    assert code == 3, out  # Redis unreachable: after the flows were loaded
+    _warned(out, d, "pipe.flow", "zero.flow")

@@ -72,13 +72,14 @@ def publish_command(
 ) -> None:
     """Compile FLOWS and make them the current versions on every worker: new calls take them,
     calls in progress finish on theirs."""
+    from voxflow.cli.diag import warn
     from voxflow.errors import FlowError
     from voxflow.runtime.registry import FlowRegistry
 
     url = _redis_url(redis_url, config_path)
     registry = FlowRegistry()
     try:
-        registry.load(flows)
+        registry.load(flows, warn)
     except (ConfigError, FlowError) as exc:
         click.echo(f"error: invalid flow(s):\n{exc}", err=True)
         sys.exit(1)
