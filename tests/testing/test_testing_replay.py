@@ -43,6 +43,8 @@ def write(tmp_path: Path, records: list[dict[str, object]]) -> Path:
 
 def test_replay_of_an_unchanged_flow_is_the_same(tmp_path: Path) -> None:
     report = replay_trace(write(tmp_path, RECORDS), str(FLOW))
+    first = report.render().splitlines()[0]
+    assert first == f"replay of {tmp_path / 'call.jsonl'} on flow main_ivr ({FLOW})"
     assert report.same, report.render()
     assert report.result is not None
     assert report.result.states == ["main_menu", "sales", "operator", "goodbye"]
@@ -64,6 +66,8 @@ def test_cli_replay_finds_the_flow_by_name(tmp_path: Path, monkeypatch: pytest.M
     ok = runner.invoke(cli, ["replay", str(trace)])
     assert ok.exit_code == 0, ok.output
     assert "same behaviour" in ok.output
+    # which file it found by the name is said (another flow of that name could be anywhere)
+    assert "on flow main_ivr (flows/main_ivr.flow, found by its name under .)" in ok.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
     result = runner.invoke(cli, ["replay", str(bad), "--flow", str(FLOW)])

@@ -46,13 +46,16 @@ class ReplayReport:
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     result: SimResult | None = None
+    flow_path: str = ""
+    """The flow file replayed on (and how it was found, when not given)."""
 
     @property
     def same(self) -> bool:
         return not self.differences
 
     def render(self) -> str:
-        out = [f"replay of {self.trace} on flow {self.flow}"]
+        where = f" ({self.flow_path})" if self.flow_path else ""
+        out = [f"replay of {self.trace} on flow {self.flow}{where}"]
         out.extend(f"note: {n}" for n in self.notes)
         if self.same:
             out.append("same behaviour: states, prompts and the end match the trace")
@@ -357,6 +360,7 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
     """Replay ``trace`` on ``flow_path`` (or the flow the trace names, found under ``.``)."""
     records = _read_records(trace)
     started = next((r for r in records if r.get("type") == "call.started"), {})
+    shown = flow_path
     if flow_path is None:
         name = str(started.get("flow") or "")
         found = find_flow(name) if name else None
@@ -365,6 +369,7 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
                 f"cannot find the flow {name or '(unnamed)'} of {trace}; pass --flow FILE"
             )
         flow_path = str(found)
+        shown = f"{flow_path}, found by its name under ."
     flow: ir.Flow = load_flow(flow_path)
     try:
         scenario, notes = _replay_scenario(records, started)
@@ -376,7 +381,9 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{trace}: a record cannot be replayed ({why})") from None
     result = run_scenario(flow, scenario)
-    report = ReplayReport(str(trace), flow.name, notes=notes, result=result)
+    report = ReplayReport(
+        str(trace), flow.name, notes=notes, result=result, flow_path=shown or flow_path
+    )
     want_states = [
         f"{r['subflow']}.{r['state']}" if r.get("subflow") else str(r.get("state"))
         for r in records
