@@ -525,7 +525,7 @@ def _pacer_thread_above_loop() -> None:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY + 1))
         run(pacer)
 
-    ThreadPacer._run_thread = above  # type: ignore[method-assign]  # bench instrumentation
+    ThreadPacer._run_thread = above  # type: ignore[method-assign,assignment]  # bench instrumentation
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -203,7 +203,7 @@ class CpuSplit:
             finally:
                 split.pacer_thread += time.thread_time() - started
 
-        ThreadPacer._tick_once = metered_tick  # type: ignore[method-assign]  # metered
+        ThreadPacer._tick_once = metered_tick  # type: ignore[method-assign,assignment]  # metered
 
     def uninstall(self) -> None:
         for cls, name, orig in reversed(self._saved):
