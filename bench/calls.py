@@ -73,6 +73,8 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(b"voxflow:voxflow").decode(
 MENU = "For sales, press 1 or say sales. For support, press 2 or say support. For billing, press 3."
 BILLING = "To pay your bill, press 1. To hear your balance, press 2. To go back, press 9."
 SPOKEN = "billing"  # what a speaking caller says (pre-synthesized by the sandbox at set-up)
+DEFAULT_GC = gc.get_threshold()
+GC_THRESHOLDS: tuple[int, ...] = ()  # --gc-thresholds, set in main()
 PEER_NICE = -20  # --fifo: the sandbox and callers (Asterisk's part) ahead of other processes
 SPLIT = CpuSplit()  # the worker's CPU by part; metered code paths installed in main()
 
@@ -352,11 +354,14 @@ async def _variant(
     try:
         await _calls(base, 2, 2)  # warm-up
         gc.freeze()  # what voxflow run does once it is set up (docs/media-performance.md)
+        if GC_THRESHOLDS:  # --gc-thresholds: fewer collections during the load
+            gc.set_threshold(*GC_THRESHOLDS)
         return [await _measure(app, base, n, speak_every) for n in counts]
     finally:
         stop.set()
         await serving
         gc.unfreeze()
+        gc.set_threshold(*DEFAULT_GC)
         await shared_pacer().aclose()
         _forget_pacer()
 
@@ -530,6 +535,9 @@ def _pacer_thread_above_loop() -> None:
 
 async def main(args: argparse.Namespace) -> None:
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
+    global GC_THRESHOLDS
+    if args.gc_thresholds:
+        GC_THRESHOLDS = tuple(int(x) for x in args.gc_thresholds.split(","))
     port = free_port()
     exe = Path(sys.executable).with_name("voxflow")
     sandbox = subprocess.Popen(  # noqa: ASYNC220 - the bench's own child
@@ -590,6 +598,12 @@ if __name__ == "__main__":
         action="store_true",
         help="run the worker and its bare loop at SCHED_FIFO, the sandbox and callers at nice -20 "
         "(a busy shared machine's other processes then delay neither; both are measured alike)",
+    )
+    ap.add_argument(
+        "--gc-thresholds",
+        default="",
+        help="gc.set_threshold() for the worker after its freeze, e.g. 50000,20,100 (default: "
+        "Python's 700,10,10)",
     )
     ap.add_argument(
         "--pacers",
