@@ -111,9 +111,13 @@ class Cluster:
     audio: bool = True
     warm: bool = True
 
-    async def worker(self, app: str, *, redis: bool = True, ttl: float = 3.0) -> int:
+    async def worker(
+        self, app: str, *, redis: bool = True, ttl: float = 3.0, code: str | None = None
+    ) -> int:
         """Start ``voxflow run`` serving ``app`` (standing by if another holds it); returns once
-        it is in the registry (started up: serving or standing by)."""
+        it is in the registry (started up: serving or standing by). ``code``: a checkout whose
+        ``voxflow`` the worker runs instead of this one's (its working directory: first on
+        ``sys.path``)."""
         config = self.tmp / f"w{self._ports}.toml"
         config.write_text(f"[cluster]\nfailover_ttl = {ttl}\n")
         env = {
@@ -132,7 +136,7 @@ class Cluster:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from voxflow.cli.main import main; main()", "run",
             str(self.tmp / "bench.flow"), "--ari-url", self.sb.ari_url, "--ari-user", self.sb.user,
-            "--app", app, "--config", str(config), *args, env=env,
+            "--app", app, "--config", str(config), *args, env=env, cwd=code,
             stdout=asyncio.subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
         os.close(err)
@@ -342,58 +346,94 @@ async def scale(args: argparse.Namespace) -> None:
 
 
 async def overhead(args: argparse.Namespace) -> None:
-    """Worker CPU per whole call without and with --redis, alternating, for this bench's short
-    calls and for main_ivr calls with audio; Redis round trips per call (MONITOR)."""
+    """Worker CPU per whole call without and with --redis, side by side: per round, one worker
+    of each serves its own calls, all at the same time (same sandbox, same load), for this
+    bench's short calls and for main_ivr calls with audio; Redis round trips per call of the
+    clustered worker (MONITOR). ``--before CHECKOUT``: a third worker, with --redis, runs that
+    checkout's voxflow."""
     kinds = args.kinds.split(",")
-    per: dict[tuple[str, bool], list[float]] = {(k, r): [] for k in kinds for r in (False, True)}
+    names = ["plain", "clustered", *(["before"] if args.before else [])]
+    per: dict[tuple[str, str], list[float]] = {(k, w): [] for k in kinds for w in names}
+    took: dict[tuple[str, str], list[float]] = {(k, w): [] for k in kinds for w in names}
     trips: dict[str, list[float]] = {k: [] for k in kinds}
     for r in range(args.repeat):
         for kind in kinds:
-            for redis in (False, True):
-                cpu, lost, rt = await _overhead_round(args, kind, redis)
-                per[kind, redis].append(cpu)
-                if redis:
-                    trips[kind].append(rt)
-                print(f"round {r + 1} {kind} {'with' if redis else 'without'} --redis: "
-                      f"{cpu:.2f} ms CPU per call, {lost} lost"
-                      + (f", {rt:.2f} Redis round trips per call" if redis else ""))  # fmt: skip
+            got, rt = await _overhead_round(args, kind, names)
+            for name, (cpu, lost, wall) in got.items():
+                per[kind, name].append(cpu)
+                took[kind, name].append(wall)
+                print(f"round {r + 1} {kind} {name}: {cpu:.2f} ms CPU per call, call "
+                      f"{wall:.2f} s (median), {lost} lost")  # fmt: skip
+            trips[kind].append(rt)
+            load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"round {r + 1} {kind}: {rt:.2f} Redis round trips per clustered call; load "
+                  f"average {load}")  # fmt: skip
     med = statistics.median
-    print(f"\nworker CPU per whole call, medians of {args.repeat} rounds (ratio: median of the "
-          "rounds' with/without)")  # fmt: skip
-    print(f"{'calls':<34} {'without':>8} {'with':>8} {'added':>8} {'ratio':>6} "
-          f"{'round trips':>11} {'CPU per trip':>12}")  # fmt: skip
+    print(f"\nworker CPU per whole call, medians of {args.repeat} rounds; ratio: median of the "
+          "rounds' ratios to the plain worker (no Redis) serving at the same time")  # fmt: skip
+    print(f"{'calls':<38} {'worker':<10} {'CPU':>8} {'added':>8} {'ratio':>6} {'call s':>7}")
     for kind in kinds:
-        wo, w = per[kind, False], per[kind, True]
-        ratio = med([b / a for a, b in zip(wo, w, strict=True)])
-        added, rt = med(w) - med(wo), med(trips[kind])
-        name = {"short": f"short ({'' if args.no_audio else 'one prompt, '}~2 s)",
-                "ivr": "main_ivr with audio (~5 s, 3 prompts)"}[kind]  # fmt: skip
-        print(f"{name:<34} {med(wo):>7.2f}ms {med(w):>7.2f}ms {added:>+7.2f}ms {ratio:>6.3f} "
-              f"{rt:>11.2f} {added / rt if rt else 0:>10.3f}ms")  # fmt: skip
+        base = per[kind, "plain"]
+        label = {"short": f"short ({'' if args.no_audio else 'one prompt, '}~2 s)",
+                 "ivr": "main_ivr with audio (~5 s, 3 prompts)"}[kind]  # fmt: skip
+        for name in names:
+            mine = per[kind, name]
+            ratio = med([b / a for a, b in zip(base, mine, strict=True)])
+            print(f"{label:<38} {name:<10} {med(mine):>6.2f}ms {med(mine) - med(base):>+6.2f}ms "
+                  f"{ratio:>6.3f} {med(took[kind, name]):>7.2f}")  # fmt: skip
+        print(f"{label:<38} Redis round trips per clustered call: {med(trips[kind]):.2f}")
 
 
 async def _overhead_round(
-    args: argparse.Namespace, kind: str, redis: bool
-) -> tuple[float, int, float]:
-    """One round: (worker CPU ms per call, calls lost, Redis round trips per call)."""
+    args: argparse.Namespace, kind: str, names: list[str]
+) -> tuple[dict[str, tuple[float, int, float]], float]:
+    """One round: the workers ``names`` (``plain``: no Redis; ``clustered``: ``--redis``;
+    ``before``: ``--redis`` on ``args.before``'s code), each serving its own application name,
+    warmed up; then each serves ``n`` calls, ``--concurrency`` at a time, all at once. Per
+    worker: CPU ms per call, calls lost, median call duration (s); and the Redis round trips
+    per call of the workers with Redis."""
     ivr = kind == "ivr"
     n = args.ivr_calls if ivr else args.calls
     async with cluster(ivr or not args.no_audio, ivr=ivr) as c:
-        pid = await c.worker("voxflow", redis=redis)
-        if ivr:
-            await c.sb.wait_app("voxflow", 120)
-            await ivr_calls(c.sb, "voxflow", args.concurrency, args.concurrency)  # warm-up
-        else:
-            await workers_up(c, ["voxflow"], args.concurrency)
+        pids = {
+            name: await c.worker(
+                name, redis=name != "plain", code=args.before if name == "before" else None
+            )
+            for name in names
+        }
+        for name in names:
+            await c.sb.wait_app(name, 120)
+        await asyncio.gather(*(_served(c, name, args.concurrency, args.concurrency, ivr)
+                               for name in names))  # warm-up  # fmt: skip
         async with _round_trips(c.redis_url) as counted:
-            cpu0 = _cpu(pid)
-            if ivr:
-                lost = await ivr_calls(c.sb, "voxflow", n, args.concurrency)
-            else:
-                placed = await calls(c, ["voxflow"], n, args.concurrency)
-                lost = sum(not completed(call) for call in placed) + await settle(c, placed)
-            cpu = (_cpu(pid) - cpu0) / n * 1000
-    return cpu, lost, counted[0] / n
+            cpu0 = {name: _cpu(pid) for name, pid in pids.items()}
+            served = dict(zip(names, await asyncio.gather(
+                *(_served(c, name, n, args.concurrency, ivr) for name in names)
+            ), strict=True))  # fmt: skip
+            missing = {name: await settle(c, served[name][2]) for name in names}
+            await asyncio.sleep(0.5)  # the ends' last writes (a tick may wait 0.2 s)
+            cpu = {name: (_cpu(pid) - cpu0[name]) / n * 1000 for name, pid in pids.items()}
+    got = {name: (cpu[name], served[name][0] + missing[name], served[name][1]) for name in names}
+    return got, counted[0] / n / (len(names) - 1)
+
+
+async def _served(
+    c: Cluster, app: str, n: int, concurrency: int, ivr: bool
+) -> tuple[int, float, list[SimCall]]:
+    """``n`` calls to ``app``: (lost, median call duration in s, the calls (short calls))."""
+    if ivr:
+        durations: list[float] = []
+        lost = await ivr_calls(c.sb, app, n, concurrency, durations)
+        return lost, statistics.median(durations), []
+    placed = await calls(c, [app], n, concurrency)
+    lost = sum(not completed(call) for call in placed)
+    return lost, statistics.median(_span(call) for call in placed), placed
+
+
+def _span(call: SimCall) -> float:
+    """Seconds from the call's creation to its hang-up, as the caller saw them."""
+    ends = [float(e["t"]) for e in call.experience() if e["type"] == "hangup"]
+    return ends[0] if ends else 0.0
 
 
 @asynccontextmanager
@@ -617,6 +657,9 @@ def main() -> None:
     ov.add_argument("--repeat", type=int, default=3)
     ov.add_argument("--ivr-calls", type=int, default=60, help="main_ivr calls per round")
     ov.add_argument("--kinds", default="short,ivr", help="short, ivr or both (short,ivr)")
+    ov.add_argument(
+        "--before", metavar="CHECKOUT", help="a third worker (--redis) runs this checkout's code"
+    )
     fo = sub.add_parser("failover")
     fo.add_argument("--calls", type=int, default=1000)
     fo.add_argument("--kill-every", type=int, default=100)

