@@ -122,8 +122,8 @@ class Outbox:
         sender = self.sender
         self.sweeps += 1
         raw = await self.op("list webhooks", lambda: self.redis.hgetall(self.key))
-        if not raw or sender is None:
-            return 0
+        if not raw or sender is None or all(_ours(v, self.worker_id) for v in raw.values()):
+            return 0  # only this worker's own, in flight: no need to ask who is alive
         alive = await self.alive()
         if alive is None:
             return 0
@@ -153,6 +153,12 @@ class Outbox:
         log.warning("call %s: sending the call.ended of dead worker %s", call_id, worker)
         sender.deliver_later("call.ended", call_id, body.encode(), key, lambda: self.done(call_id))
         return 1
+
+
+def _ours(value: bytes | str, worker_id: str) -> bool:
+    """True when the outbox entry ``value`` is ``worker_id``'s (a cheap look at its start:
+    :func:`entry_json` writes the worker first)."""
+    return _text(value).startswith(f'{{"worker":{json.dumps(worker_id)},')
 
 
 def _text(v: bytes | str) -> str:

@@ -4,13 +4,15 @@ A call's start (its checkpoint and its flow's current version read, its registry
 written), its end claim (``SET NX`` on ``end:<id>``, with its pending ``call.ended`` added to
 the outbox), its checkpoints (the latest per call; its registry entry only when its state or
 version changed), its end (checkpoint and entry deleted) and its delivered webhook leaving the
-outbox are queued here. Whoever flushes first sends everything queued, of every call, in one
-``EVALSHA`` (:data:`TICK`); what is queued while that tick is in flight goes in the next one.
+outbox are queued here. One sender task sends everything queued, of every call, in one
+``EVALSHA`` (:data:`TICK`), and goes on with what was queued while that tick was in flight:
+a waiter only waits for its own answer (never for a lock, a task or a timer of its own).
 Each waiter gets its own part of the answer, or None when Redis did not answer (the caller
-decides what that means: a claim is granted, a start reads no checkpoint). A start, a claim
-and a checkpoint go at once (a call waits for the first two; a checkpoint not yet written is a
-state a failover would replay); an end and a delivered webhook's drop wait up to ``linger`` s
-(0.2) for another call's tick to ride on (nobody waits for them: the call is over).
+decides what that means: a claim is granted, a start reads no checkpoint). A start and a
+claim go at once (the call waits for them); a checkpoint waits up to ``settle`` s (0.05) and
+an end or a delivered webhook's drop up to ``linger`` s (0.2) for another call's tick to ride
+on (one timer for all of them): nobody waits for those, and a checkpoint 50 ms late is at
+worst one state a failover replays.
 
 Each command through redis-py's asyncio client costs the worker ~0.1-0.2 ms of CPU (pool,
 packing, a socket write and a wake-up for the reply), more than the script's work: a call that
@@ -200,11 +202,14 @@ class CallWrites:
         op: Op,
         failed: Callable[[str, Exception], None],
         linger: float = 0.2,
+        settle: float = 0.05,
     ) -> None:
         """``head()``: the call TTL (ms), worker id and end TTL (ms) of :data:`TICK`; ``calls``:
         the worker's calls (their entries are rewritten here when their state changes);
         ``script(keys, args)`` runs :data:`TICK`; ``linger``: how long an end (or a delivered
-        webhook's drop) waits for a tick another call sends before it sends its own."""
+        webhook's drop) waits for a tick another call sends before it sends its own;
+        ``settle``: the same for a checkpoint (the steps of a state change, its next state's
+        first steps, a start or an end claim coming after it ride one tick)."""
         self._script = script
         self._key = key
         self._head = head
@@ -214,6 +219,7 @@ class CallWrites:
         self._op = op
         self._failed = failed
         self.linger = linger
+        self.settle = settle
         self.lock = asyncio.Lock()
         """Held while a tick is in flight (others writing the same keys wait for it)."""
         self.checkpoints = 0
@@ -229,9 +235,11 @@ class CallWrites:
         self._closed = False
 
     def save(self, call_id: str, cp: Checkpoint) -> None:
-        """Queue ``cp`` (the latest per call wins); it goes with the next tick, at once."""
+        """Queue ``cp`` (the latest per call wins); it goes with the next tick, at most
+        ``settle`` s from now."""
         self._dirty[call_id] = cp
-        self._kick()
+        if self._sender is None or self._sender.done():
+            self._arm(self.settle)
 
     def forget(self, call_id: str) -> None:
         """The call ends here: its queued checkpoint is not written."""
@@ -288,20 +296,26 @@ class CallWrites:
             self._sender = asyncio.ensure_future(self._send())
 
     def _due(self) -> bool:
-        if self._dirty or self._next.urgent():
+        if self._next.urgent():
             return True
-        return self._force and not self._next.empty()
+        return self._force and (bool(self._dirty) or not self._next.empty())
 
     def _linger(self) -> None:
         """One timer for every lingering end: the sender goes when it fires, unless a start,
         claim or checkpoint started it before (their tick carries the ends)."""
         if self._sender is None or self._sender.done():
-            self._arm()
+            self._arm(self.linger)
 
-    def _arm(self) -> None:
-        if self._lingering is None and not self._closed:
-            loop = asyncio.get_running_loop()
-            self._lingering = loop.call_later(self.linger, self._kick, True)
+    def _arm(self, delay: float) -> None:
+        """The timer that sends what waits, in ``delay`` s at the latest."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        if self._lingering is not None:
+            if self._lingering.when() <= loop.time() + delay:
+                return
+            self._lingering.cancel()
+        self._lingering = loop.call_later(delay, self._kick, True)
 
     async def _send(self) -> None:
         """Send ticks while anything is due; what only lingers is left for the timer.
@@ -313,8 +327,10 @@ class CallWrites:
         except asyncio.CancelledError:
             self._take().settle(None)
             raise
+        if self._dirty:
+            self._arm(self.settle)
         if not self._next.empty():
-            self._arm()
+            self._arm(self.linger)
 
     async def flush(self) -> None:
         """Send everything queued, and return once it is answered (or failed)."""
