@@ -354,7 +354,7 @@ class ClusterState:
         and checkpoint go with the writer's next tick."""
         self.calls[entry.id] = replace(entry, flow_hash=cp.flow_hash, state=cp.state)
         self.writes.forget(entry.id)  # its entry is stale: written with the checkpoint
-        self.writes.save(entry.id, cp)
+        self.writes.save(entry.id, cp, now=True)  # a reaper must not see the dead worker's
         return cp
 
     async def end(self, call_id: str, outcome: str) -> bool:

@@ -234,11 +234,13 @@ class CallWrites:
         self._force = False  # the next tick goes even with only lingering writes queued
         self._closed = False
 
-    def save(self, call_id: str, cp: Checkpoint) -> None:
+    def save(self, call_id: str, cp: Checkpoint, *, now: bool = False) -> None:
         """Queue ``cp`` (the latest per call wins); it goes with the next tick, at most
-        ``settle`` s from now."""
+        ``settle`` s from now (``now``: at once, e.g. an adopted call's entry moving here)."""
         self._dirty[call_id] = cp
-        if self._sender is None or self._sender.done():
+        if now:
+            self._kick(force=True)
+        elif self._sender is None or self._sender.done():
             self._arm(self.settle)
 
     def forget(self, call_id: str) -> None:
