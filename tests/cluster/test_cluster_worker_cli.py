@@ -54,7 +54,8 @@ async def test_a_worker_process_registers_serves_health_and_leaves_on_sigterm(
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 30) == 0
             assert await probe.workers() == []
-            assert await probe.redis.get(held) is None  # a standby may take it
+            released = f"released:{worker_id}".encode()  # a standby takes it at once
+            assert await probe.redis.get(held) == released
         finally:
             if proc.returncode is None:
                 proc.kill()
