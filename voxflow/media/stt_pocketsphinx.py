@@ -44,8 +44,6 @@ Decoding runs at 16 kHz (8 kHz call audio is upsampled by the media path). A dec
 of CPU (holding the GIL) and ~92-96 MB to build, so a bounded pool (``stt_pool``) is built before
 calls are served and never grows; a recognition with no decoder free keeps its audio and decodes it
 when one frees or at ``finish`` (the same chunks, dither and searches: the same decision).
-When a recogniser is garbage collected its free decoders go to ``IDLE_DECODERS``, and the next
-recogniser takes them instead of building (every utterance starts from the same state: ``_start``).
 """
 
 from __future__ import annotations
@@ -57,10 +55,8 @@ import os
 import re
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -69,13 +65,12 @@ from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
 from voxflow.media.stt_confidence import Features, Segment, confidence, features
 from voxflow.media.stt_lexicon import add_variants
-from voxflow.media.stt_pool import DecoderPool, IdleDecoders, PoolStats
+from voxflow.media.stt_pool import DecoderPool, PoolStats
 from voxflow.voice.providers import Transcript
 
 __all__ = [
     "DECODERS_PER_DECISION",
     "DEFAULT_DECODERS",
-    "IDLE_DECODERS",
     "PocketSphinxSTT",
     "PocketSphinxStream",
     "phrases_to_jsgf",
@@ -103,9 +98,6 @@ _QUIET_FRAMES = 10  # frames after the last word and the last phone before a fin
 _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
 DEFAULT_MIN_CONFIDENCE = 0.0
-# Free decoders of recognisers that are gone, for the next one (at most a default pool's worth,
-# ~290 MB; ``IDLE_DECODERS.clear()`` frees them).
-IDLE_DECODERS = IdleDecoders(DEFAULT_DECODERS)
 
 
 def _words(phrase: str) -> list[str]:
@@ -159,25 +151,13 @@ class PocketSphinxSTT:
             raise ConfigError("pocketsphinx is not installed (pip install pocketsphinx)") from exc
         self._ps: Any = pocketsphinx
         self.fillers = tuple(w for f in fillers for w in _words(f))
-        self._config = (self.sample_rate, _CMN_PRIOR, self._ps.get_model_path())
-        # the pool refers to the recogniser weakly: when the recogniser goes, the pool goes with
-        # it (no cycle to wait for) and its free decoders go to IDLE_DECODERS
-        self.pool = DecoderPool(
-            partial(_decoder_of, weakref.ref(self)),
-            max_decoders,
-            on_gone=partial(IDLE_DECODERS.keep, self._config),
-        )
+        self.pool = DecoderPool(lambda: self._new_decoder(), max_decoders)
 
     @property
     def max_decoders(self) -> int:
         return self.pool.size
 
     def _new_decoder(self) -> Any:
-        """An idle decoder left by a recogniser that is gone, else a new one."""
-        idle = IDLE_DECODERS.take(self._config)
-        return idle if idle is not None else self._build_decoder()
-
-    def _build_decoder(self) -> Any:
         decoder = self._ps.Decoder(
             samprate=self.sample_rate,
             loglevel="FATAL",
@@ -291,13 +271,6 @@ class PocketSphinxSTT:
             decoder.activate_search(name)
         _start(decoder)
         return known
-
-
-def _decoder_of(owner: weakref.ref[PocketSphinxSTT]) -> Any:
-    stt = owner()
-    if stt is None:  # pragma: no cover - the pool is filled by a call on the recogniser
-        raise ProviderError("the recogniser is gone")
-    return stt._new_decoder()
 
 
 def _start(decoder: Any) -> None:

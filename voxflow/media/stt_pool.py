@@ -5,26 +5,19 @@ the event loop (the RTP pacer sends nothing meanwhile). So the pool is built onc
 worker thread, before serving) and never grows: a recognition that finds no decoder free waits for
 one (``acquire``) and the wait is counted, so that an exhausted pool shows as latency and in
 ``stats``, never as a stall.
-
-A pool that is garbage collected leaves its free decoders to ``on_gone``: the recogniser passes
-them to an ``IdleDecoders`` store, where the next pool of the same configuration takes them
-instead of building (a program, or a test suite, that makes recognisers one after another builds
-each decoder once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
-from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from voxflow.errors import ConfigError
 
-__all__ = ["DecoderPool", "IdleDecoders", "PoolStats"]
+__all__ = ["DecoderPool", "PoolStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +32,9 @@ class PoolStats:
 
 
 class DecoderPool:
-    """At most ``size`` decoders made by ``build`` (a pocketsphinx ``Decoder``; opaque here).
-    ``on_gone`` is called with the free decoders when the pool is garbage collected (it must not
-    refer to the pool, or the pool is never collected)."""
+    """At most ``size`` decoders made by ``build`` (a pocketsphinx ``Decoder``; opaque here)."""
 
-    def __init__(
-        self,
-        build: Callable[[], Any],
-        size: int,
-        on_gone: Callable[[list[Any]], None] | None = None,
-    ) -> None:
+    def __init__(self, build: Callable[[], Any], size: int) -> None:
         if size < 1:
             raise ConfigError(f"the recogniser needs at least one decoder, not {size}")
         self.size = size
@@ -59,9 +45,6 @@ class DecoderPool:
         self._lock = threading.Lock()
         self._filling = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        if on_gone is not None:
-            # the list, not the pool: at collection it holds exactly the decoders given back
-            weakref.finalize(self, on_gone, self._free).atexit = False
 
     def stats(self) -> PoolStats:
         with self._lock:
@@ -122,37 +105,6 @@ class DecoderPool:
             self._free.append(decoder)
             waiter = self._waiters.pop(0) if self._waiters else None
         _notify(waiter)
-
-
-class IdleDecoders:
-    """Idle decoders of pools that are gone, by the configuration they were built with, for the
-    next pool of that configuration: at most ``limit`` per configuration (the oldest beyond that
-    are dropped, and freed). Safe from any thread and from a garbage collector's finalizer (no
-    lock: deque and dict operations are atomic)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._idle: dict[Hashable, deque[Any]] = {}
-
-    def keep(self, key: Hashable, decoders: Iterable[Any]) -> None:
-        """Keep ``decoders`` (idle: no utterance in progress) for a pool of ``key``."""
-        self._idle.setdefault(key, deque(maxlen=self.limit)).extend(decoders)
-
-    def take(self, key: Hashable) -> Any | None:
-        """An idle decoder of ``key``, or None."""
-        kept = self._idle.get(key)
-        try:
-            return kept.pop() if kept is not None else None
-        except IndexError:  # taken by another thread meanwhile
-            return None
-
-    def count(self, key: Hashable) -> int:
-        """How many idle decoders of ``key`` are kept."""
-        return len(self._idle.get(key, ()))
-
-    def clear(self) -> None:
-        """Drop every idle decoder (their memory is freed)."""
-        self._idle.clear()
 
 
 def _notify(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None) -> None:
