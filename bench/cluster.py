@@ -16,10 +16,16 @@ name per node), ``--per-worker`` concurrent callers each: calls per second (wall
 call, calls per worker-core-second (1 / CPU per call), Redis commands per call.
 
     .venv/bin/python bench/cluster.py overhead [--calls 200] [--concurrency 20] [--repeat 3]
+        [--kinds short,ivr] [--before CHECKOUT]
 
-The same calls on one worker without and with ``--redis`` (alternating, ``--repeat`` times
-each): worker CPU per whole call, and the cluster mode's share of it (median ratio).
-``--concurrency`` warm-up calls run at once first (prompts cached, connection pools grown).
+Side by side: per round, one worker without ``--redis`` (``plain``) and one with it
+(``clustered``; ``--before CHECKOUT``: a third, with ``--redis``, running that checkout's
+voxflow) each serve the same number of calls of the same kind, ``--concurrency`` at a time
+each, all at the same time, so that they share the box's load. Printed: each worker's CPU per
+whole call (user + system of the worker process, from /proc, over the measured calls and
+their last writes), the ratio to the plain worker of the same round (median over rounds), the
+median call duration, and the Redis round trips per clustered call. ``--concurrency`` warm-up
+calls per worker run first (prompts cached, connection pools grown).
 
     .venv/bin/python bench/cluster.py failover [--calls 1000] [--kill-every 100] [--ttl 3]
 
