@@ -137,9 +137,9 @@ def _recent_is_noise(media: CallMedia) -> bool:
 
 async def test_speech_barge_in_stops_a_long_prompt(rig: Rig) -> None:
     async def body(call: CallSession) -> Any:
-        await call.listen(0.1)  # media up
-        media = call._voice
+        media = await call.call_voice()
         assert isinstance(media, CallMedia)
+        await media.start()  # media up, nothing listening (a listen would take the noise in)
         await until(lambda: _recent_is_noise(media))  # the caller's noise came before the prompt
         return await call.say(LONG_PROMPT, barge_in=BargeIn("speech"))
 
@@ -147,7 +147,7 @@ async def test_speech_barge_in_stops_a_long_prompt(rig: Rig) -> None:
     # a second; barge-in runs on the strict mode, primed on the last 200 ms of audio, and lets
     # the prompt go. (Noise that starts only as the prompt starts is an onset the VAD may call
     # speech: on a loaded machine the prompt then stopped before it was heard.)
-    noise = np.random.default_rng(5).normal(0, 1000, 8000 * 3)
+    noise = np.random.default_rng(5).normal(0, 1000, 8000 * 4)
     sim = await rig.call(body)
     noisy = asyncio.ensure_future(
         sim.say_audio(np.clip(noise, -32768, 32767).astype("<i2").tobytes(), label="noise")
