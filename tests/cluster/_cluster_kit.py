@@ -251,6 +251,30 @@ async def local_http(
         await runner.cleanup()
 
 
+Got = list[tuple[str, str, str, bytes]]
+"""What a :func:`post_recorder` got: (path, X-Voxflow-Event, Idempotency-Key, body) per POST."""
+
+
+@asynccontextmanager
+async def post_recorder(
+    answer: Callable[[str, Got], dict[str, Any]] = lambda path, got: {},
+    check: Callable[[web.Request, bytes], None] = lambda request, body: None,
+) -> AsyncIterator[tuple[str, Got]]:
+    """An HTTP server on 127.0.0.1 recording every POST (any path) in order; each is ``check``ed
+    (e.g. a webhook's signature) and answered with ``answer(path, got so far)`` as JSON."""
+    got: Got = []
+
+    async def any_post(request: web.Request) -> web.Response:
+        body = await request.read()
+        check(request, body)
+        h = request.headers
+        got.append((request.path, h.get("X-Voxflow-Event", ""), h.get("Idempotency-Key", ""), body))
+        return web.json_response(answer(request.path, got))
+
+    async with local_http("/{tail:.*}", any_post) as base:
+        yield base, got
+
+
 @asynccontextmanager
 async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     """An HTTP server on 127.0.0.1 collecting the webhooks' JSON bodies."""

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
-from _cluster_kit import local_http, running_redis, until, worker_process
-from aiohttp import web
+from _cluster_kit import Got, post_recorder, running_redis, until, worker_process
 
 from voxflow.cluster import ClusterState
 from voxflow.compiler import compile_flow
@@ -55,24 +54,14 @@ state done:
     hangup "done"
 """
 
-Got = list[tuple[str, str, str, bytes]]
+
+def _count_h1(path: str, got: Got) -> dict[str, Any]:
+    """``/h1`` answers ``{"n": how many /h1 it got}`` (a second send shows in the next URL)."""
+    return {"n": sum(1 for g in got if g[0].startswith("/h1"))} if path.startswith("/h1") else {}
 
 
-@asynccontextmanager
-async def _receiver() -> AsyncIterator[tuple[str, Got]]:
-    """Records (path, X-Voxflow-Event, Idempotency-Key, body) of every POST; ``/h1`` answers
-    ``{"n": how many /h1 it got}`` (a second send shows in the next step's URL)."""
-    got: Got = []
-
-    async def any_post(request: web.Request) -> web.Response:
-        body = await request.read()
-        h = request.headers
-        got.append((request.path, h.get("X-Voxflow-Event", ""), h.get("Idempotency-Key", ""), body))
-        n = sum(1 for g in got if g[0].startswith("/h1"))
-        return web.json_response({"n": n} if request.path.startswith("/h1") else {})
-
-    async with local_http("/{tail:.*}", any_post) as base:
-        yield base, got
+def _receiver() -> AbstractAsyncContextManager[tuple[str, Got]]:
+    return post_recorder(answer=_count_h1)
 
 
 def _paths(got: Got, prefix: str) -> list[tuple[str, str]]:

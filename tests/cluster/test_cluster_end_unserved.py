@@ -11,12 +11,19 @@ import json
 import signal
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from _cluster_kit import local_http, running_redis, until, worker, worker_process
+from _cluster_kit import (
+    Got,
+    post_recorder,
+    running_redis,
+    until,
+    worker,
+    worker_process,
+)
 from aiohttp import web
 
 from voxflow.cluster import ClusterState
@@ -54,25 +61,14 @@ state done:
     hangup "done"
 """
 
-Got = list[tuple[str, str, str, bytes]]
+
+def _signed(request: web.Request, body: bytes) -> None:
+    if request.path == "/hooks":  # webhooks must be signed
+        assert verify(SECRET, body, request.headers.get("X-Voxflow-Signature"))
 
 
-@asynccontextmanager
-async def _receiver() -> AsyncIterator[tuple[str, Got]]:
-    """Records (path, X-Voxflow-Event, Idempotency-Key, body) of every POST; webhooks must be
-    signed."""
-    got: Got = []
-
-    async def any_post(request: web.Request) -> web.Response:
-        body = await request.read()
-        h = request.headers
-        if request.path == "/hooks":
-            assert verify(SECRET, body, h.get("X-Voxflow-Signature"))
-        got.append((request.path, h.get("X-Voxflow-Event", ""), h.get("Idempotency-Key", ""), body))
-        return web.json_response({})
-
-    async with local_http("/{tail:.*}", any_post) as base:
-        yield base, got
+def _receiver() -> AbstractAsyncContextManager[tuple[str, Got]]:
+    return post_recorder(check=_signed)
 
 
 @asynccontextmanager
