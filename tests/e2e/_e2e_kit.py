@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -17,13 +18,27 @@ from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.events import End
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
-from voxflow.sandbox.caller import SimCall
+from voxflow.sandbox.caller import CallEndedError, SimCall
 from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
 from voxflow.telephony.app import VoxtraApp
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
 _WAITS = re.compile(r"\b(timeout|interdigit|silence)(\s+)(\d+(?:\.\d+)?)(ms|s|m)\b")
+
+
+async def say_after_prompt(call: SimCall, words: str, timeout: float = 30, **voice: Any) -> None:
+    """Wait until the call's first prompt has been heard to its end (within ``timeout`` s), then
+    say ``words`` (``voice``: ``SimCall.say``'s options); the flow may hang up meanwhile."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    prompt = await call.wait_for("audio", timeout)
+    while prompt.get("end") is None:  # the prompt is still being heard
+        assert loop.time() < deadline, f"the first prompt did not end within {timeout} s"
+        await asyncio.sleep(0.02)
+        prompt = next(e for e in call.experience() if e["type"] == "audio")
+    with contextlib.suppress(CallEndedError):  # the flow may hang up in its trailing silence
+        await call.say(words, **voice)
 
 
 def fast_flows(dest: Path, *, scale: float = 0.1, replace: dict[str, str] | None = None) -> Path:

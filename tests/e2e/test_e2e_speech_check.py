@@ -5,14 +5,11 @@ never a department."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 import pytest
-from _e2e_kit import Env, serving
+from _e2e_kit import Env, say_after_prompt, serving
 
-from voxflow.errors import CallEndedError
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
 
@@ -54,12 +51,7 @@ state nothing:
 async def _answer(env: Env, words: str) -> End:
     """One call: wait for the whole prompt, say ``words``, return how the flow ended."""
     call = await env.call("502")
-    prompt = await call.wait_for("audio", 30)
-    while prompt.get("end") is None:  # the prompt is still being heard
-        await asyncio.sleep(0.02)
-        prompt = next(e for e in call.experience() if e["type"] == "audio")
-    with contextlib.suppress(CallEndedError):  # the flow may hang up in its trailing silence
-        await call.say(words)
+    await say_after_prompt(call, words)
     return await env.result(call, timeout=30)
 
 

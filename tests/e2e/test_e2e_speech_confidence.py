@@ -6,17 +6,14 @@ trace."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _e2e_kit import serving
+from _e2e_kit import say_after_prompt, serving
 
-from voxflow.errors import CallEndedError
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
 from voxflow.testing.replay import replay_trace
@@ -89,12 +86,7 @@ async def test_a_step_confidence_rejects_per_recognition_and_is_traced(tmp_path:
     settings = Settings(grace_period=5, trace_dir=str(traces))
     async with serving([flow], app=app, settings=settings) as env:
         call = await env.call("501")
-        prompt = await call.wait_for("audio", 30)
-        while prompt.get("end") is None:  # the prompt is still being heard
-            await asyncio.sleep(0.02)
-            prompt = next(e for e in call.experience() if e["type"] == "audio")
-        with contextlib.suppress(CallEndedError):  # the flow may hang up in its trailing silence
-            await call.say("sales")
+        await say_after_prompt(call, "sales")
         end = await env.result(call, timeout=30)
     assert end == End("completed", "nomatch")
     [path] = list(traces.glob("*.jsonl"))

@@ -5,13 +5,11 @@ answer is recognised soon after the caller stops talking, not after the 15 s utt
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import pytest
-from _e2e_kit import serving
+from _e2e_kit import say_after_prompt, serving
 
-from voxflow.errors import CallEndedError
 from voxflow.runtime.events import End
 
 FLOW = """flow speech_dtx "Speech with DTX":
@@ -53,12 +51,7 @@ async def test_a_spoken_menu_answer_from_a_dtx_phone_is_recognised_promptly(
     loop = asyncio.get_running_loop()
     async with serving([flow], app=app, sandbox=sandbox) as env:
         call = await env.call("500")
-        prompt = await call.wait_for("audio", 30)
-        while prompt.get("end") is None:  # the prompt is still being heard
-            await asyncio.sleep(0.02)
-            prompt = next(e for e in call.experience() if e["type"] == "audio")
-        with contextlib.suppress(CallEndedError):  # "sales" is decided within espeak's silence
-            await call.say("sales")
+        await say_after_prompt(call, "sales")
         said = loop.time()
         end = await env.result(call, timeout=30)
         took = loop.time() - said

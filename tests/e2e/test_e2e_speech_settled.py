@@ -5,16 +5,13 @@ off (``listen_settled_silence_ms`` -1) the VAD's window ends it, as before."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _e2e_kit import serving
+from _e2e_kit import say_after_prompt, serving
 
-from voxflow.errors import CallEndedError
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
@@ -69,12 +66,7 @@ async def _spoken_input(
     settings = Settings(grace_period=5, trace_dir=str(traces))
     async with serving([flow], app=app, settings=settings) as env:
         call = await env.call("503")
-        prompt = await call.wait_for("audio", 30)
-        while prompt.get("end") is None:  # the prompt is still being heard
-            await asyncio.sleep(0.02)
-            prompt = next(e for e in call.experience() if e["type"] == "audio")
-        with contextlib.suppress(CallEndedError):  # the flow may hang up in its trailing silence
-            await call.say("operator")
+        await say_after_prompt(call, "operator")
         end = await env.result(call, timeout=30)
     [path] = list(traces.glob("*.jsonl"))
     records = [json.loads(line) for line in path.read_text().splitlines()]
