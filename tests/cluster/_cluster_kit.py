@@ -11,7 +11,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
+from http_kit import local_http
 from redis.exceptions import RedisError
 
 from voxflow.cluster import ClusterState
@@ -232,23 +233,6 @@ async def worker_process(
         )  # fmt: skip
     finally:
         os.close(fd)
-
-
-@asynccontextmanager
-async def local_http(
-    path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> AsyncIterator[str]:
-    """An HTTP server on 127.0.0.1 (a free port) answering POST ``path`` with ``handler`` for
-    the block; yields its base URL (``http://127.0.0.1:PORT``)."""
-    app = web.Application()
-    app.router.add_post(path, handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 Got = list[tuple[str, str, str, bytes]]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from _e2e_kit import serving
 from aiohttp import web
+from http_kit import local_http
 
 FLOW = """flow bye "Hang-up handler":
     answers "300"
@@ -36,17 +37,8 @@ async def _crm() -> AsyncIterator[tuple[str, list[str]]]:
         got.append(request.path)
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_post("/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}", got
-    finally:
-        await runner.cleanup()
+    async with local_http("/{name}", handle) as base:
+        yield base, got
 
 
 async def test_on_hangup_runs_every_step_when_the_flow_hangs_up(tmp_path: Path) -> None:

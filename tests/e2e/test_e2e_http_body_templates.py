@@ -11,6 +11,7 @@ from typing import Any
 
 from _e2e_kit import serving
 from aiohttp import web
+from http_kit import local_http
 
 from voxflow.compiler import compile_flow
 
@@ -43,17 +44,8 @@ async def _receiver() -> AsyncIterator[tuple[str, dict[str, Any]]]:
         got[request.path] = await request.json()
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_post("/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}", got
-    finally:
-        await runner.cleanup()
+    async with local_http("/{name}", handle) as base:
+        yield base, got
 
 
 async def test_string_bodies_are_rendered_as_templates(tmp_path: Path) -> None:
