@@ -544,6 +544,7 @@ async def _kill_now(s: Soak) -> None:
     s.killed_at.append(time.time())
     s.kills += 1
     await procs[pid].wait()
+    exited = time.monotonic() - killed  # the kernel reaped it: its sockets are closed
 
     async def resumed(call: SimCall) -> None:
         while not call.ended:
@@ -555,7 +556,7 @@ async def _kill_now(s: Soak) -> None:
     first = len(s.failover)
     await asyncio.gather(*(resumed(call) for call in live))
     delays = sorted(s.failover[first:])
-    await _breakdown(s, key, set(procs) - {pid}, s.killed_at[-1], delays)
+    await _breakdown(s, key, set(procs) - {pid}, s.killed_at[-1], delays, exited)
     await s.c.worker("voxflow", ttl=s.ttl)  # the next standby
 
 
@@ -563,7 +564,7 @@ _TIMELINE = re.compile(r"take-over timeline \(s after the death was seen at ([\d
 
 
 async def _breakdown(
-    s: Soak, key: str, standbys: set[int], killed: float, heard: list[float]
+    s: Soak, key: str, standbys: set[int], killed: float, heard: list[float], exited: float
 ) -> None:
     """Print where this kill's failover time went: the standby's take-over timeline (its log
     line, :mod:`voxflow.cluster.takeover`) from the kill, and the callers' ears."""
@@ -579,7 +580,7 @@ async def _breakdown(
         print(f"kill {s.kills}: no take-over timeline in the standby's log")
         return
     dead = float(got[1]) - killed
-    row = {"dead seen": dead}
+    row = {"exited": exited, "dead seen": dead}
     for name, value in re.findall(r"([a-z]+) ([\d.]+)(?:/[\d.]+)?", got[2]):
         row[name] = dead + float(value)
     if heard:

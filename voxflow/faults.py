@@ -7,7 +7,10 @@ with ``SIGKILL`` (as ``kill -9`` would: no clean-up, no ``finally``) the first t
 * ``before_end_claim``: a cluster worker has seen a call end (the caller hung up, or its flow
   ended) and is about to write the end claim to Redis (``ClusterState.claim_end``);
 * ``after_hangup_step``: a cluster worker holding a call's end claim has sent an HTTP step of
-  the ``on hangup`` body and recorded its result (``ClusterState.record_effect``).
+  the ``on hangup`` body and recorded its result (``ClusterState.record_effect``);
+* ``webhook_held:<event>`` (``call.started``, ``state.entered``, ``recording.ready``,
+  ``call.ended``): the event happened and its webhook is about to be sent (in cluster mode,
+  held in the outbox first for the events that are kept there: ``WebhookSender._send``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ import sys
 
 __all__ = ["POINTS", "reached"]
 
-POINTS = frozenset({"after_hangup_step", "before_end_claim"})
+POINTS = frozenset(
+    {
+        "after_hangup_step",
+        "before_end_claim",
+        *(
+            f"webhook_held:{e}"
+            for e in ("call.started", "state.entered", "recording.ready", "call.ended")
+        ),
+    }
+)
 _ARMED = frozenset(os.environ.get("VOXFLOW_FAULT", "").split(",")) & POINTS
 
 

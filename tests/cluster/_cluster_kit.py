@@ -243,9 +243,11 @@ Got = list[tuple[str, str, str, bytes]]
 async def post_recorder(
     answer: Callable[[str, Got], dict[str, Any]] = lambda path, got: {},
     check: Callable[[web.Request, bytes], None] = lambda request, body: None,
+    status: Callable[[], int] = lambda: 200,
 ) -> AsyncIterator[tuple[str, Got]]:
     """An HTTP server on 127.0.0.1 recording every POST (any path) in order; each is ``check``ed
-    (e.g. a webhook's signature) and answered with ``answer(path, got so far)`` as JSON."""
+    (e.g. a webhook's signature) and answered with ``answer(path, got so far)`` as JSON, with
+    the HTTP status ``status()``."""
     got: Got = []
 
     async def any_post(request: web.Request) -> web.Response:
@@ -253,7 +255,7 @@ async def post_recorder(
         check(request, body)
         h = request.headers
         got.append((request.path, h.get("X-Voxflow-Event", ""), h.get("Idempotency-Key", ""), body))
-        return web.json_response(answer(request.path, got))
+        return web.json_response(answer(request.path, got), status=status())
 
     async with local_http("/{tail:.*}", any_post) as base:
         yield base, got

@@ -1,10 +1,14 @@
-"""End-of-call webhooks pending in Redis until delivered (at least once across the cluster).
+"""Webhooks pending in Redis until delivered (at least once across the cluster).
 
-The hash ``<prefix>outbox`` maps a call id to JSON ``{worker, key, body, at}``: its
-``call.ended`` webhook (``body``, redacted as sent; ``key`` its ``Idempotency-Key``) and the
-worker that owes it. The entry is written with the end claim (in the same Lua script,
-:data:`voxflow.cluster.tick.TICK`), rewritten with the final body just before it is sent, and
-removed once the receiver answered 2xx or the delivery gave up (its retries,
+The hash ``<prefix>outbox`` holds one entry per webhook of
+:data:`~voxflow.runtime.webhooks.OUTBOX_EVENTS` (``call.started``, ``recording.ready``,
+``call.ended``) claimed but not yet delivered: the field is the call id for its ``call.ended``,
+the event's ``Idempotency-Key`` for the others; the value JSON ``{worker, key, body, at,
+event, call}`` (``body`` redacted as sent; ``event`` and ``call`` absent: ``call.ended`` of the
+field's call). A ``call.ended`` entry is written with the end claim (in the same Lua script,
+:data:`voxflow.cluster.tick.TICK`) and rewritten with the final body just before it is sent;
+the others are written just before they are sent. Each is removed once the receiver answered
+2xx or the delivery gave up (its retries,
 :class:`~voxflow.runtime.webhook_retry.RetryPolicy`, are over). Every worker, every ``every``
 seconds, takes over the entries of dead workers (out of the registry and without a liveness
 connection) and sends them in the background, with the same retries: the same
@@ -46,11 +50,14 @@ return 0
 Op = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
-def entry_json(worker: str, key: str, body: bytes, at: float) -> str:
-    """One outbox entry."""
-    return json.dumps(
-        {"worker": worker, "key": key, "body": body.decode(), "at": at}, separators=(",", ":")
-    )
+def entry_json(
+    worker: str, key: str, body: bytes, at: float, event: str = "call.ended", call_id: str = ""
+) -> str:
+    """One outbox entry (the worker first: :func:`_ours` looks at it)."""
+    entry: dict[str, object] = {"worker": worker, "key": key, "body": body.decode(), "at": at}
+    if event != "call.ended":
+        entry.update(event=event, call=call_id)
+    return json.dumps(entry, separators=(",", ":"))
 
 
 class Outbox:
@@ -87,24 +94,27 @@ class Outbox:
         self._done = redis.register_script(_DONE)
         self._last = -1e9
 
-    async def hold(self, call_id: str, key: str, body: bytes) -> None:
-        """Write (or rewrite) the call's pending ``call.ended`` for this worker; nothing when
-        the entry written with the end claim has the same key and body but the timestamp (the
-        usual case: ``on hangup`` changed nothing sent)."""
-        claimed = self.claimed.pop(call_id, None)
+    async def hold(
+        self, field: str, key: str, body: bytes, event: str = "call.ended", call_id: str = ""
+    ) -> None:
+        """Write (or rewrite) the pending webhook ``field`` for this worker (the call id of a
+        ``call.ended``, the key of another event); nothing when the ``call.ended`` entry written
+        with the end claim has the same key and body but the timestamp (the usual case: ``on
+        hangup`` changed nothing sent)."""
+        claimed = self.claimed.pop(field, None)
         if claimed is not None and claimed[0] == key and _same_but_time(claimed[1], body):
             return
-        value = entry_json(self.worker_id, key, body, time.time())
-        await self.op("hold webhook", lambda: self.redis.hset(self.key, call_id, value))
+        value = entry_json(self.worker_id, key, body, time.time(), event, call_id)
+        await self.op("hold webhook", lambda: self.redis.hset(self.key, field, value))
 
-    async def done(self, call_id: str) -> None:
-        """Remove the call's pending webhook while it is still this worker's."""
-        self.claimed.pop(call_id, None)
+    async def done(self, field: str) -> None:
+        """Remove the pending webhook ``field`` while it is still this worker's."""
+        self.claimed.pop(field, None)
         if self.batched is not None:
-            await self.batched(call_id)
+            await self.batched(field)
             return
         await self.op(
-            "webhook done", lambda: self._done(keys=[self.key], args=[call_id, self.worker_id])
+            "webhook done", lambda: self._done(keys=[self.key], args=[field, self.worker_id])
         )
 
     def due(self) -> bool:
@@ -134,24 +144,27 @@ class Outbox:
         return sent
 
     async def _resend_one(
-        self, sender: WebhookSender, call_id: str, old: str, alive: set[str]
+        self, sender: WebhookSender, field: str, old: str, alive: set[str]
     ) -> int:
-        """Start sending the entry ``old`` of ``call_id`` if its worker is dead and this
-        worker takes it over first (compare-and-set); 1 when taken."""
+        """Start sending the entry ``old`` (outbox field ``field``) if its worker is dead and
+        this worker takes it over first (compare-and-set); 1 when taken."""
         try:
             entry = json.loads(old)
             worker, key, body = str(entry["worker"]), str(entry["key"]), str(entry["body"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("outbox: the entry of call %s is unreadable: dropped", call_id)
-            await self.op("drop webhook", lambda: self.redis.hdel(self.key, call_id))
+            event = str(entry.get("event", "call.ended"))
+            call_id = str(entry.get("call") or field)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("outbox: the entry %s is unreadable: dropped", field)
+            await self.op("drop webhook", lambda: self.redis.hdel(self.key, field))
             return 0
         if worker in alive:
             return 0
-        args = [call_id, old, entry_json(self.worker_id, key, body.encode(), time.time())]
+        mine = entry_json(self.worker_id, key, body.encode(), time.time(), event, call_id)
+        args = [field, old, mine]
         if not await self.op("take webhook", lambda: self._take(keys=[self.key], args=args)):
             return 0  # another worker took it first (or Redis did not answer)
-        log.warning("call %s: sending the call.ended of dead worker %s", call_id, worker)
-        sender.deliver_later("call.ended", call_id, body.encode(), key, lambda: self.done(call_id))
+        log.warning("call %s: sending the %s of dead worker %s", call_id, event, worker)
+        sender.deliver_later(event, call_id, body.encode(), key, lambda: self.done(field))
         return 1
 
 

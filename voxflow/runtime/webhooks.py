@@ -17,9 +17,14 @@ with its ``Retry-After``), with exponential backoff and jitter, bounded in tries
 and counted, and never reaches the call. ``aclose`` waits for deliveries in flight (bounded)
 and cancels the rest.
 
-With an ``outbox`` (cluster mode, :class:`WebhookOutbox`), a keyed ``call.ended`` is written to
-it before it is sent and removed once the receiver acknowledged it (2xx) or its delivery gave
-up: an entry whose worker died in between (retries included) is sent by another worker.
+Every event carries an ``Idempotency-Key`` derived from the call and the event
+(``<call id>:call.started``, ``<call id>:<state entry>:state.entered``, ``<call
+id>:recording:<recording name>``, ``<call id>:call.ended``). With an ``outbox`` (cluster mode,
+:class:`WebhookOutbox`), the events of :data:`OUTBOX_EVENTS` are written to it before they are
+sent and removed once the receiver acknowledged them (2xx) or their delivery gave up: an entry
+whose worker died in between (retries included) is sent by another worker, with the same key.
+``state.entered`` is not: the worker resuming a call re-enters its checkpointed state and sends
+that state's ``state.entered`` again with the same key.
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from voxflow import faults
 from voxflow.runtime.webhook_retry import Attempt, RetryPolicy, retry_after
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
+    "OUTBOX_EVENTS",
     "SIGNATURE_HEADER",
     "SIGNATURE_TOLERANCE",
     "RetryPolicy",
@@ -49,6 +56,7 @@ __all__ = [
     "WebhookOutbox",
     "WebhookSender",
     "build_payload",
+    "outbox_field",
     "sign",
     "verify",
 ]
@@ -64,6 +72,9 @@ WebhookEvent = Literal["call.started", "state.entered", "call.ended", "recording
 WEBHOOK_EVENTS: frozenset[str] = frozenset(
     {"call.started", "state.entered", "call.ended", "recording.ready"}
 )
+OUTBOX_EVENTS: frozenset[str] = frozenset({"call.started", "recording.ready", "call.ended"})
+"""The events kept in the cluster's outbox until delivered (they happen once per call or per
+recording: nothing re-sends them after their worker died)."""
 
 
 def _where(url: str) -> str:
@@ -136,15 +147,24 @@ def build_payload(
 
 
 class WebhookOutbox(Protocol):
-    """Where end-of-call webhooks wait until delivered (the cluster's Redis)."""
+    """Where webhooks wait until delivered (the cluster's Redis), one entry per ``field``: the
+    call id for its ``call.ended``, the event's ``Idempotency-Key`` for the others."""
 
-    async def hold(self, call_id: str, key: str, body: bytes) -> None:
-        """Keep the call's ``call.ended`` (``key``, ``body``) pending for this worker."""
+    async def hold(
+        self, field: str, key: str, body: bytes, event: str = "call.ended", call_id: str = ""
+    ) -> None:
+        """Keep the ``event`` (``key``, ``body``) of ``call_id`` pending for this worker."""
         ...
 
-    async def done(self, call_id: str) -> None:
-        """The call's ``call.ended`` was acknowledged, or its delivery gave up: drop it."""
+    async def done(self, field: str) -> None:
+        """The entry was acknowledged, or its delivery gave up: drop it."""
         ...
+
+
+def outbox_field(event: str, call_id: str, key: str) -> str:
+    """The outbox entry of an event: the call id for ``call.ended`` (written with the end claim),
+    its ``Idempotency-Key`` for the others."""
+    return call_id if event == "call.ended" else key
 
 
 class WebhookSender:
@@ -189,7 +209,7 @@ class WebhookSender:
         self.redactors: dict[str, Callable[[Any], Any]] = {}
         """Per call id: applied to the metadata and data of its events (sensitive variables)."""
         self.outbox: WebhookOutbox | None = None
-        """Cluster mode: keyed ``call.ended`` events are held there until delivered."""
+        """Cluster mode: the events of :data:`OUTBOX_EVENTS` are held there until delivered."""
 
     @property
     def enabled(self) -> bool:
@@ -211,9 +231,10 @@ class WebhookSender:
         key: str = "",
     ) -> None:
         """Queue one event for delivery; returns at once and never raises. ``key``: its
-        ``Idempotency-Key`` header."""
+        ``Idempotency-Key`` header (default ``<call id>:<event>``)."""
         if not self.sends(event):
             return
+        key = key or f"{call_id}:{event}"
         body = self.payload(
             event,
             call_id=call_id,
@@ -278,14 +299,18 @@ class WebhookSender:
             return None
 
     async def _send(self, event: str, call_id: str, body: bytes, key: str) -> None:
-        """Deliver; a keyed ``call.ended`` is held in the outbox until delivered or failed."""
-        outbox = self.outbox if event == "call.ended" and key else None
+        """Deliver; an event of :data:`OUTBOX_EVENTS` is held in the outbox until delivered or
+        given up (fault point ``webhook_held``: held, not sent yet)."""
+        outbox = self.outbox if event in OUTBOX_EVENTS and key else None
         if outbox is None:
+            faults.reached("webhook_held:" + event)
             await self.deliver(event, call_id, body, key)
             return
-        await outbox.hold(call_id, key, body)
+        field = outbox_field(event, call_id, key)
+        await outbox.hold(field, key, body, event, call_id)
+        faults.reached("webhook_held:" + event)
         await self.deliver(event, call_id, body, key)
-        await outbox.done(call_id)  # not when cancelled: another worker sends it then
+        await outbox.done(field)  # not when cancelled: another worker sends it then
 
     async def deliver(self, event: str, call_id: str, body: bytes, key: str = "") -> bool:
         """POST ``body`` (signed, with ``key`` as ``Idempotency-Key``), tried again as
