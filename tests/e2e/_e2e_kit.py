@@ -115,6 +115,7 @@ async def serving(
     server: dict[str, Any] | None = None,
     mode: str = os.environ.get("VF_E2E_MODE", "classic"),
     http: bool = os.environ.get("VF_E2E_HTTP", "1") == "1",
+    close_after_end: float = 0.1,
 ) -> AsyncIterator[Env]:
     """Serve ``paths`` on a fresh sandbox; at exit every call is over and every task stopped.
 
@@ -122,7 +123,8 @@ async def serving(
     outbound websockets), REST goes over those sockets; ``http=False``: the worker has no ARI
     URL at all (nothing can go over HTTP). Their defaults come from ``VF_E2E_MODE`` and
     ``VF_E2E_HTTP`` (``0``): ``VF_E2E_MODE=persistent VF_E2E_HTTP=0 pytest tests/e2e`` runs every
-    example flow through Asterisk 22's outbound websockets with REST over the socket only."""
+    example flow through Asterisk 22's outbound websockets with REST over the socket only.
+    ``close_after_end``: s after a call's StasisEnd the sandbox closes its per-call socket."""
     reg = FlowRegistry()
     reg.load(paths)
     async with Sandbox(port=0, **(sandbox or {})) as sb:
@@ -144,7 +146,7 @@ async def serving(
         serve = asyncio.ensure_future(fs.serve(stop))
         try:
             if mode != "classic":
-                await _connect_out(sb, vapp, mode)
+                await _connect_out(sb, vapp, mode, close_after_end)
             if mode != "per_call":
                 await sb.wait_app("voxflow", 20)
             yield env
@@ -153,7 +155,7 @@ async def serving(
             await serve
 
 
-async def _connect_out(sb: Sandbox, app: VoxtraApp, mode: str) -> None:
+async def _connect_out(sb: Sandbox, app: VoxtraApp, mode: str, close_after_end: float) -> None:
     """Point the sandbox's outbound websocket at the worker once it listens."""
     async with asyncio.timeout(20):
         while app.links is None or app.links.server.port == 0:  # noqa: ASYNC110 - start() binds
@@ -166,6 +168,6 @@ async def _connect_out(sb: Sandbox, app: VoxtraApp, mode: str) -> None:
             sb.password,
             connection_type="per_call_config" if mode == "per_call" else "persistent",
             reconnect_interval=0.05,
-            close_after_end=0.1,
+            close_after_end=close_after_end,
         )
     )

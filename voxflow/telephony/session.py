@@ -232,6 +232,13 @@ class CallSession:
         the session stays registered meanwhile. Other 4xx answers are raised."""
         app = self._app
         delay = app.retry_initial
+        if self._voice is not None and ":" in self.ari_app and app.links is not None:
+            # a per-call link closes once the channel left Stasis: its media channel and bridge
+            # (in the call's own app; nothing else can remove them) go first, while it is open
+            try:
+                await self._voice.aclose()
+            except Exception:
+                log.exception("closing the media path of %s failed", self.id)
         while not self.ended:
             try:
                 await self.rest.hangup(self.id, reason=reason)
