@@ -51,7 +51,7 @@ from redis.exceptions import RedisError
 from voxflow import faults
 from voxflow.cluster.apphold import AppHold, node_app
 from voxflow.cluster.ending import EFFECT, end_json, parse_ending, result_json
-from voxflow.cluster.liveness import DeathWatch, LivenessLink
+from voxflow.cluster.liveness import DeathWatch, LivenessLink, conn_name
 from voxflow.cluster.outbox import Outbox, entry_json
 from voxflow.cluster.reaper import STEAL_CLAIM, Ender, end_unserved
 from voxflow.cluster.resp import ScriptLink, supported
@@ -115,8 +115,11 @@ class ClusterState:
         self.end_ttl = end_ttl
         self.log_every = log_every
         self.clock = clock
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout / 2
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(  # named: DeathWatch's test
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout / 2,
+            client_name=conn_name(prefix, self.worker_id),
         )
         self.liveness = LivenessLink(url, prefix, self.worker_id, every=heartbeat)
         self.deaths = DeathWatch(self.redis, prefix, worker_ttl=worker_ttl)
