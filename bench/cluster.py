@@ -471,6 +471,8 @@ class Soak:
 
     c: Cluster
     ttl: float
+    code: str | None = None
+    """A checkout whose voxflow the workers run (``--before``); None: this one's."""
     placed: list[SimCall] = field(default_factory=list)
     failover: list[float] = field(default_factory=list)
     kills: int = 0
@@ -557,7 +559,7 @@ async def _kill_now(s: Soak) -> None:
     await asyncio.gather(*(resumed(call) for call in live))
     delays = sorted(s.failover[first:])
     await _breakdown(s, key, set(procs) - {pid}, s.killed_at[-1], delays, exited)
-    await s.c.worker("voxflow", ttl=s.ttl)  # the next standby
+    await s.c.worker("voxflow", ttl=s.ttl, code=s.code)  # the next standby
 
 
 _TIMELINE = re.compile(r"take-over timeline \(s after the death was seen at ([\d.]+)\): (.*)")
@@ -592,12 +594,49 @@ async def _breakdown(
 
 
 async def failover(args: argparse.Namespace) -> None:
+    """The soak; with ``--before CHECKOUT``, ``--rounds`` times each, alternating, with the
+    workers running this checkout's code and then that one's; medians and ratios."""
+    variants: list[tuple[str, str | None]] = [("now", None)]
+    if args.before:
+        variants.append(("before", args.before))  # made absolute by main()
+    got: dict[str, list[Summary]] = {name: [] for name, _ in variants}
+    for r in range(args.rounds):
+        for name, code in variants:
+            print(f"--- round {r + 1}, {name} ({code or 'this checkout'}), load average "
+                  f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
+            got[name].append(await _soak(args, code))
+    if len(variants) == 1 and args.rounds == 1:
+        return
+    print("side by side (median over rounds; p50/p99 of kill -> prompt heard again):")
+    for name, rows in got.items():
+        p50 = statistics.median(x.p50 for x in rows)
+        p99 = statistics.median(x.p99 for x in rows)
+        print(f"  {name}: p50 {p50:.2f} s, p99 {p99:.2f} s, lost {sum(x.lost for x in rows)}, "
+              f"rounds {[f'{x.p50:.2f}/{x.p99:.2f}' for x in rows]}")  # fmt: skip
+    if args.before:
+        now, before = got["now"], got["before"]
+        for what in ("p50", "p99"):
+            a = statistics.median(getattr(x, what) for x in now)
+            b = statistics.median(getattr(x, what) for x in before)
+            print(f"  {what} now / before: {a / b:.2f}" if b else f"  {what}: before is 0")
+
+
+@dataclass
+class Summary:
+    """One soak's failover figures."""
+
+    p50: float
+    p99: float
+    lost: int
+
+
+async def _soak(args: argparse.Namespace, code: str | None) -> Summary:
     async with cluster(not args.no_audio) as c:
         c.warm = not args.no_warm_prompts
-        s = Soak(c, args.ttl)
-        await c.worker("voxflow", ttl=args.ttl)
+        s = Soak(c, args.ttl, code)
+        await c.worker("voxflow", ttl=args.ttl, code=code)
         await workers_up(c, ["voxflow"])
-        await c.worker("voxflow", ttl=args.ttl)  # stands by
+        await c.worker("voxflow", ttl=args.ttl, code=code)  # stands by
         sem = asyncio.Semaphore(args.concurrency)
         killing: list[asyncio.Task[None]] = []
 
@@ -640,15 +679,17 @@ async def failover(args: argparse.Namespace) -> None:
         )
     f = sorted(s.failover)
     p99 = f[min(len(f) - 1, int(len(f) * 0.99))] if f else float("nan")
+    p50 = statistics.median(f) if f else 0.0
     print(
         f"{args.calls} calls, {s.kills} workers killed (SIGKILL), failover_ttl {args.ttl:g} s: "
         f"lost {len(lost)}, calls without exactly one call.ended webhook {hooks_missing} "
         f"({none} without, {hooks_missing - none} with two or more; {c.repeats()} repeats "
         "dropped by Idempotency-Key), "
         f"left in the registry {left} ({emptied}); failover (kill -> the call's prompt "
-        f"heard again) over {len(f)} calls: p50 {statistics.median(f) if f else 0:.2f} s, "
+        f"heard again) over {len(f)} calls: p50 {p50:.2f} s, "
         f"p99 {p99:.2f} s, max {f[-1] if f else 0:.2f} s"
     )
+    return Summary(p50, p99, len(lost))
 
 
 def main() -> None:
@@ -675,9 +716,15 @@ def main() -> None:
     fo.add_argument(
         "--no-warm-prompts", action="store_true", help="workers run --no-warm-prompts (cold)"
     )
+    fo.add_argument(
+        "--before", metavar="CHECKOUT", help="alternate with soaks whose workers run that code"
+    )
+    fo.add_argument("--rounds", type=int, default=1, help="soaks per variant")
     for p in (sc, ov, fo):
         p.add_argument("--no-audio", action="store_true", help="workers run --no-audio")
     args = ap.parse_args()
+    if getattr(args, "before", None):
+        args.before = os.path.abspath(args.before)  # the workers run with it as their cwd
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     run = {"scale": scale, "overhead": overhead, "failover": failover}[args.mode]

@@ -101,10 +101,15 @@ async def test_app_restarted_with_calls_in_stasis_restarts_them_and_sweeps_media
     flow.write_text(MENU_FLOW)
     async with Sandbox(port=0, preload_sounds=False) as sb:
         ids = await _crashed_app_with_calls(sb, flow, 3)
-        assert _media(sb)[0] and _media(sb)[1]  # the crash left media behind
+        chans, bridges = _media(sb)
+        assert chans and bridges  # the crash left media behind
         async with serving_text(tmp_path, MENU_FLOW, on=sb) as s:
             await until(lambda: all(i in s.app.sessions for i in ids), 10, "calls adopted")
             await until(lambda: _media(sb) == ([], []), 10, "orphan media swept")
+            log = list(sb.rest_api.http_log)
+            gone = [log.index(("DELETE", f"/channels/{c}")) for c in chans]
+            freed = [log.index(("DELETE", f"/bridges/{b}")) for b in bridges]
+            assert max(freed) < min(gone)  # the bridges holding the calls first (adoption)
             for cid in ids:
                 await sb.calls[cid].press("1")
             await until(lambda: clean(s), 15, "nothing left")

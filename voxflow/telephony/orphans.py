@@ -104,9 +104,12 @@ async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
     calls, doomed = _orphan_channels(app, in_app, channels, owned, outbound_arg, report)
     app_bridges = set(info.get("bridge_ids") or [])
     holding = _orphan_bridges(app, bridges, app_bridges, in_app, owned, live_ids, doomed, report)
-    # Everything at once: a dead worker's 20 calls leave 40 media channels and bridges, and
-    # its callers wait; each call is adopted as soon as the bridges holding it are gone.
-    deleting = {path: asyncio.ensure_future(_delete(app, path)) for path, _, _ in doomed}
+    # A dead worker's 20 calls leave 40 media channels and bridges, and its callers wait: each
+    # call is adopted as soon as the bridges holding it are gone, so the bridges go first, all
+    # at once; its media channels and legs (nothing waits for them) once every call is adopted,
+    # not ahead of the bridges in Asterisk's queue (they were: adoption waited for them too).
+    first = [d for d in doomed if d[0].startswith("/bridges/")]
+    deleting = {path: asyncio.ensure_future(_delete(app, path)) for path, _, _ in first}
     prefetching = asyncio.ensure_future(_prefetch(app, [ch.id for ch in calls]))
 
     async def adopt(ch: Channel) -> None:
@@ -117,6 +120,9 @@ async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
 
     try:
         await asyncio.gather(*deleting.values(), *(adopt(ch) for ch in calls))
+        later = [path for path, _, _ in doomed if path not in deleting]
+        deleting.update({path: asyncio.ensure_future(_delete(app, path)) for path in later})
+        await asyncio.gather(*deleting.values())
     finally:  # one that raised (the sweep is retried) leaves none running
         for task in (*deleting.values(), prefetching):
             task.cancel()
