@@ -3,22 +3,22 @@
 Asterisk gives an application name one events socket per node, so one worker serves each
 node's name (``app:<host>:<port>/<app>``, :func:`node_app`) and the others stand by. A hold is
 the key ``<prefix><name>`` = the holder's worker id, with the worker TTL, refreshed by the
-holder's heartbeat (:meth:`AppHold.keep`). A standby polls every 50 ms, one round trip for all
-the names it watches (their holders, Redis's ``CLIENT LIST``, and the registry entries of the
-holders it saw last time with ``INFO server``: a death is confirmed with no round trip of its
-own; it looks again when the confirmation is due), and takes a name that is free
-or whose holder's liveness connection closed (:class:`~voxflow.cluster.liveness.DeathWatch`: a
-killed process, within ~0.3 s), compare-and-set. A standby for several nodes holds only the
+holder's heartbeat (:data:`voxflow.cluster.beat.BEAT`). A standby polls every 50 ms, one round
+trip for all the names it watches (their holders, Redis's ``CLIENT LIST``, and the registry
+entries of the holders it saw last time with ``INFO server``: a death is confirmed with no
+round trip of its own; it looks again when the confirmation is due), and takes a name that is
+free or whose holder's liveness connection closed (:class:`~voxflow.cluster.liveness.DeathWatch`:
+a killed process, within ~0.3 s), compare-and-set. A standby for several nodes holds only the
 name it took; it then serves that node.
 
 A hold that expired while its holder's liveness connection is still open is not taken at once:
 the holder is alive but missed its refreshes (Redis or the host too slow for a TTL: a false
 failover would replace a live worker's events socket and move its calls mid-end). While that
 connection keeps issuing its blocking reads (``CLIENT LIST`` idle under two TTLs) the process
-runs: the name is left to it (its heartbeat takes it back, :meth:`AppHold.keep`); a stalled
-process (or a partition) keeps its socket open but issues nothing: its name is taken a TTL
-after it expired. A holder that stops releases its name
-explicitly (``released:<id>``): a standby takes that at once.
+runs: the name is left to it (its heartbeat takes it back: :data:`voxflow.cluster.beat.BEAT`);
+a stalled process (or a partition) keeps its socket open but issues nothing: its name is
+taken a TTL after it expired. A holder that stops releases its name explicitly
+(``released:<id>``): a standby takes that at once.
 """
 
 from __future__ import annotations
@@ -42,12 +42,6 @@ log = logging.getLogger("voxflow.cluster.state")  # its messages, as operators k
 Op = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 """``ClusterState._op``: a Redis operation retried briefly; None when it failed."""
 
-_REFRESH = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
 _TAKE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -85,7 +79,6 @@ class AppHold:
         self.op = op
         self.deaths = deaths
         self.poll = poll
-        self._refresh = redis.register_script(_REFRESH)
         self._take = redis.register_script(_TAKE)
         self._release = redis.register_script(_RELEASE)
         self.app: str | None = None
@@ -100,7 +93,7 @@ class AppHold:
     async def hold_any(self, apps: Sequence[str], *, poll: float | None = None) -> str:
         """Wait until this worker holds one of ``apps`` (the first free, or whose holder is
         dead) and return it; only that one is held. Checks every ``poll`` s; waits while Redis
-        is unreachable. The heartbeat keeps it (:meth:`keep`)."""
+        is unreachable. The heartbeat keeps it (:data:`voxflow.cluster.beat.BEAT`)."""
         if not apps:
             raise ValueError("hold_any needs at least one application name")
         announced: set[str] = set()
@@ -205,20 +198,11 @@ class AppHold:
             return True
         return now - since < self.ttl
 
-    async def keep(self) -> None:
-        """Refresh the hold while it is still ours (compare-and-expire)."""
-        if self.app is None:
-            return
-        key, ttl = self.key_prefix + self.app, self._ms
-        kept = await self.op(
-            "keep app", lambda: self._refresh(keys=[key], args=[self.worker_id, ttl])
-        )
-        if kept == 0:  # expired while Redis was unreachable (or restarted): take it back if free
-            again = await self.op(
-                "hold app", lambda: self.redis.set(key, self.worker_id, nx=True, px=ttl)
-            )
-            if not again:
-                log.warning("app %s is held by another worker now", self.app)
+    def kept(self, got: int) -> None:
+        """What the heartbeat's refresh of the hold found (:data:`voxflow.cluster.beat.BEAT`:
+        compare-and-expire, then ``SET NX`` when it had expired): 0 is another worker's now."""
+        if got == 0 and self.app is not None:
+            log.warning("app %s is held by another worker now", self.app)
 
     async def release(self) -> None:
         """Let a standby take the name (if this worker still holds it)."""

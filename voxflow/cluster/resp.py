@@ -149,7 +149,8 @@ class _Protocol(asyncio.Protocol):
 
 
 class ScriptLink:
-    """``await link(keys, args)`` runs the Lua ``script`` on Redis at ``url``."""
+    """``await link(keys, args)`` runs the Lua ``script`` on Redis at ``url`` (``await
+    link(keys, args, other)``: another script, over the same connection)."""
 
     def __init__(
         self, url: str, script: str, *, timeout: float = 0.5, connect_timeout: float = 0.25
@@ -157,15 +158,23 @@ class ScriptLink:
         self._kw = parse_url(url)
         self.script = script
         self.sha = hashlib.sha1(script.encode()).hexdigest()
+        self._shas = {script: self.sha}  # every script run here (its SHA1, for EVALSHA)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
 
-    async def __call__(self, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
-        reply = await self._command(pack(b"EVALSHA", self.sha, len(keys), *keys, *args))
+    async def __call__(
+        self, keys: Sequence[Arg], args: Sequence[Arg], script: str | None = None
+    ) -> Any:
+        """Run ``script`` (default: the link's own) with ``keys`` and ``args``."""
+        script = self.script if script is None else script
+        sha = self._shas.get(script)
+        if sha is None:
+            sha = self._shas[script] = hashlib.sha1(script.encode()).hexdigest()
+        reply = await self._command(pack(b"EVALSHA", sha, len(keys), *keys, *args))
         if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
-            reply = await self._command(pack(b"EVAL", self.script, len(keys), *keys, *args))
+            reply = await self._command(pack(b"EVAL", script, len(keys), *keys, *args))
         if isinstance(reply, ResponseError):
             raise reply
         return reply

@@ -8,7 +8,8 @@ Keys (``prefix`` defaults to ``voxflow:``):
   call ends (``call_ttl`` is the backstop);
 * ``flow:<sha256>``: a compiled flow's JSON (content-addressed, no TTL);
 * ``current:<flow name>``: the hash of the version new calls of that flow take, on every worker
-  (:meth:`ClusterState.release`);
+  (:meth:`ClusterState.release`), and ``released``: a hash of them all (flow name -> hash),
+  read by every heartbeat (:mod:`voxflow.cluster.versions`);
 * ``checkpoint:<channel id>``: the call's :class:`~voxflow.runtime.checkpoint.Checkpoint`;
 * ``end:<channel id>``: the worker that ended the call (``SET NX``, :meth:`ClusterState.claim_end`):
   a call's end (its ``on hangup`` body, end-of-call webhook, outcome) happens on one worker only,
@@ -31,7 +32,8 @@ failure), then skipped; ``errors`` counts the skipped ones and a warning is logg
 Redis is on the LAN.
 A call's start, end claim, checkpoints (the latest per call winning) and end go through one
 writer (:mod:`voxflow.cluster.tick`): one script per tick for everything every call of the
-worker queued meanwhile.
+worker queued meanwhile; a heartbeat is one script too (:mod:`voxflow.cluster.beat`), over the
+writer's connection.
 """
 
 from __future__ import annotations
@@ -50,14 +52,16 @@ from redis.exceptions import RedisError
 
 from voxflow import faults
 from voxflow.cluster.apphold import AppHold, node_app
+from voxflow.cluster.beat import BEAT, outbox_mark, parse_beat
 from voxflow.cluster.ending import EFFECT, end_json, parse_ending, result_json
 from voxflow.cluster.liveness import DeathWatch, LivenessLink, conn_name
 from voxflow.cluster.outbox import Outbox, entry_json
 from voxflow.cluster.reaper import STEAL_CLAIM, Ender, end_unserved
 from voxflow.cluster.resp import ScriptLink, supported
 from voxflow.cluster.tick import TICK, CallEntry, CallWrites, Script, call_json
+from voxflow.cluster.versions import Versions
 from voxflow.ir.models import Flow
-from voxflow.runtime.checkpoint import Checkpoint, Ending, flow_hash
+from voxflow.runtime.checkpoint import Checkpoint, Ending
 from voxflow.runtime.webhooks import WebhookSender
 
 __all__ = ["CallEntry", "ClusterState", "WorkerEntry", "node_app"]
@@ -138,20 +142,15 @@ class ClusterState:
         """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
         self.calls: dict[str, CallEntry] = {}
         self.started = clock()
-        self._published: set[str] = set()
-        self._flows: dict[str, Flow] = {}
-        self._released: dict[str, tuple[str, Flow]] = {}
-        self._released_at = -1e9
-        self._current: dict[str, str] = {}  # flow name -> the current hash last read
-        self._released_once = False
-        self._refreshing: asyncio.Task[None] | None = None
+        self.versions = Versions(self.redis, self._k, self._op, self._failed)
         self._tick_link = (
             ScriptLink(url, TICK, timeout=socket_timeout, connect_timeout=socket_timeout / 2)
             if supported(url)
             else None
         )
+        self._beat_script = self._script(BEAT)
         self.writes = CallWrites(
-            self._linked if self._tick_link is not None else _script(self.redis, TICK),
+            self._script(TICK),
             key=self._k,
             head=lambda: [_ms(self.call_ttl), self.worker_id, _ms(self.end_ttl)],
             outbox=self.outbox.key,
@@ -201,6 +200,8 @@ class ClusterState:
         pending: set[asyncio.Task[Any]] = set(self._tasks)
         if self._resending is not None:
             pending.add(self._resending)
+        if self.versions.refreshing is not None:
+            pending.add(self.versions.refreshing)
         while pending:  # redis-py may swallow a cancellation mid-command: the flag ends the loops
             for t in pending:
                 t.cancel()
@@ -246,7 +247,9 @@ class ClusterState:
         return await self.holds.hold_any(apps, poll=poll)
 
     async def beat(self) -> None:
-        """Write this worker's registry entry (with its TTL); nothing once it drains."""
+        """One heartbeat, one script (:mod:`voxflow.cluster.beat`): this worker's registry
+        entry (with its TTL), its application-name hold, the released flows read and, every
+        ``outbox_every`` s, dead workers' pending webhooks taken; nothing once it drains."""
         if self.draining:
             return
         entry = {
@@ -256,16 +259,22 @@ class ClusterState:
             "heartbeat": self.clock(),
             "live": True,
         }
-        key = self._k("worker", self.worker_id)
-        beat = await self._op(
-            "heartbeat", lambda: self.redis.set(key, json.dumps(entry), px=_ms(self.worker_ttl))
-        )
-        await self.holds.keep()
-        if beat is not None:
-            await self._forget_ended()
-            busy = self._resending is not None and not self._resending.done()
-            if not busy and not self._closing and self.outbox.due():
-                self._resending = asyncio.ensure_future(self.outbox.resend())
+        busy = self._resending is not None and not self._resending.done()
+        due = not busy and not self._closing and self.outbox.due()
+        keys = [self._k("worker", self.worker_id), self.versions.key, self.outbox.key]
+        if self.app is not None:
+            keys.append(self.holds.key_prefix + self.app)
+        args: list[str | int] = [json.dumps(entry), _ms(self.worker_ttl), self.worker_id]
+        args += [int(due), outbox_mark(self.worker_id)]
+        raw = await self._op("heartbeat", lambda: self._beat_script(keys, args))
+        if raw is None:
+            return
+        got = parse_beat(raw)
+        self.holds.kept(got.kept)
+        self.versions.saw(got.released)
+        await self._forget_ended()
+        if due:
+            self._resending = asyncio.ensure_future(self.outbox.resend(got.foreign))
 
     async def _alive_ids(self) -> set[str] | None:
         """The workers alive now: in the registry or with a liveness connection (draining);
@@ -307,16 +316,16 @@ class ClusterState:
         )
         prefetched = self._prefetched.pop(call_id, None)
         if prefetched is not None:  # a dead worker's call: no round trip before it resumes
-            return self._resumed(entry, prefetched), self._current.get(flow.name)
+            return self._resumed(entry, prefetched), self.versions.current.get(flow.name)
         self.calls[call_id] = entry
         got = await self.writes.begin(entry)  # with the other calls' writes of that tick
         if got is None:  # Redis unreachable: the current version this worker saw last
-            raw, current = None, self._current.get(flow.name)
+            raw, current = None, self.versions.current.get(flow.name)
         else:
             raw, released = got
             current = released.decode() if isinstance(released, bytes) else None
             if current is not None:
-                self._current[flow.name] = current
+                self.versions.current[flow.name] = current
         if raw is None:
             return None, current
         try:
@@ -598,88 +607,27 @@ class ClusterState:
     # ------------------------------------------------------------ flows
 
     async def publish(self, flow: Flow, fhash: str | None = None) -> str:
-        """Store the compiled flow under its hash (once per process); returns the hash."""
-        h = fhash or flow_hash(flow)
-        if h not in self._published:
-            text = flow.model_dump_json()
-            done = await self._op("publish flow", lambda: self.redis.set(self._k("flow", h), text))
-            if done is not None:
-                self._published.add(h)
-                self._flows[h] = flow
-        return h
+        """Store the compiled flow under its hash (:meth:`Versions.publish
+        <voxflow.cluster.versions.Versions.publish>`); returns the hash."""
+        return await self.versions.publish(flow, fhash)
 
     async def release(self, flow: Flow, *, only_if_new: bool = False) -> str:
-        """Publish ``flow`` and make it the cluster's current version of its name: new calls of
-        that flow on every worker take it (calls in progress keep theirs). ``only_if_new``: only
-        when the cluster has no current version yet (a worker starting up)."""
-        h = await self.publish(flow)
-        key = self._k("current", flow.name)
-        await self._op("release flow", lambda: self.redis.set(key, h, nx=only_if_new))
-        return h
+        """Make ``flow`` the cluster's current version of its name (:meth:`Versions.release
+        <voxflow.cluster.versions.Versions.release>`); returns its hash."""
+        return await self.versions.release(flow, only_if_new=only_if_new)
 
     async def released(self) -> dict[str, tuple[str, Flow]]:
-        """The cluster's current version of every released flow: name -> (hash, flow) (new
-        calls are routed by it). Read from Redis once, then refreshed in the background when
-        older than ``heartbeat`` seconds (a call never waits for it); the last known set while
-        Redis is unreachable."""
-        stale = time.monotonic() - self._released_at >= self.heartbeat
-        if stale and (self._refreshing is None or self._refreshing.done()):
-            self._released_at = time.monotonic()
-            self._refreshing = asyncio.ensure_future(self._refresh_released())
-            self._tasks.append(self._refreshing)
-            self._tasks = [t for t in self._tasks if not t.done()]
-            if not self._released_once:
-                await asyncio.shield(self._refreshing)
-        return self._released
-
-    async def _refresh_released(self) -> None:
-        got = await self._op("list released flows", self._current_hashes)
-        self._released_once = True  # only the first call waits, even with Redis down
-        if got is None:
-            return
-        out: dict[str, tuple[str, Flow]] = {}
-        for name, fhash in got.items():
-            known = self._released.get(name)
-            flow = known[1] if known and known[0] == fhash else await self.fetch(fhash)
-            if flow is not None and flow.name == name:
-                out[name] = (fhash, flow)
-        self._released = out
-
-    async def _current_hashes(self) -> dict[str, str]:
-        """``current:<name>`` -> hash, for every released flow (one SCAN, one MGET)."""
-        keys = [k async for k in self.redis.scan_iter(match=self._k("current", "*"), count=500)]
-        if not keys:
-            return {}
-        values = await self.redis.mget(keys)
-        skip = len(self._k("current", ""))
-        return {
-            (k.decode() if isinstance(k, bytes) else str(k))[skip:]: v.decode()
-            for k, v in zip(keys, values, strict=True)
-            if isinstance(v, bytes)
-        }
+        """The cluster's current version of every released flow: name -> (hash, flow)
+        (:meth:`Versions.released <voxflow.cluster.versions.Versions.released>`)."""
+        return await self.versions.released()
 
     async def fetch(self, fhash: str) -> Flow | None:
         """The compiled flow stored under ``fhash`` (None: unknown or unreachable)."""
-        cached = self._flows.get(fhash)
-        if cached is not None:
-            return cached
-        raw = await self._op("fetch flow", lambda: self.redis.get(self._k("flow", fhash)))
-        if raw is None:
-            return None
-        try:
-            flow = Flow.model_validate_json(raw)
-        except ValueError as exc:  # pydantic's ValidationError: another schema version
-            self._failed(f"fetch flow {fhash[:12]}", exc)
-            return None
-        if flow_hash(flow) != fhash:
-            self._failed("fetch flow", ValueError(f"flow {fhash[:12]} does not match its hash"))
-            return None
-        self._flows[fhash] = flow  # content-addressed: never stale
-        return flow
+        return await self.versions.fetch(fhash)
 
     async def flow(self, fhash: str) -> Flow | None:
         """:class:`~voxflow.runtime.checkpoint.CallStore`'s name for :meth:`fetch`."""
-        return await self.fetch(fhash)
+        return await self.versions.fetch(fhash)
 
     # ------------------------------------------------------------ plumbing
 
@@ -688,12 +636,9 @@ class ClusterState:
 
     async def _values(self, kind: str) -> list[dict[str, Any]]:
         async def scan() -> list[dict[str, Any]]:
-            out = []
-            async for key in self.redis.scan_iter(match=self._k(kind, "*"), count=500):
-                raw = await self.redis.get(key)
-                if raw is not None:
-                    out.append(json.loads(raw))
-            return out
+            keys = [k async for k in self.redis.scan_iter(match=self._k(kind, "*"), count=500)]
+            values = await self.redis.mget(keys) if keys else []  # one round trip, not one per key
+            return [json.loads(raw) for raw in values if raw is not None]
 
         return await self._op(f"list {kind}s", scan) or []
 
@@ -716,16 +661,23 @@ class ClusterState:
                 return result
         return None  # pragma: no cover - the loop returns
 
-    async def _linked(self, keys: list[str], args: list[str | int]) -> Any:
-        """A tick through :class:`ScriptLink`. Its connection lost, the pool's idle ones (to
-        the same Redis) are dropped too: after a restart, redis-py's next command would fail
-        on one once more."""
-        assert self._tick_link is not None
-        try:
-            return await self._tick_link(keys, args)
-        except RedisError:
-            await self.redis.connection_pool.disconnect(inuse_connections=False)
-            raise
+    def _script(self, lua: str) -> Script:
+        """``lua`` through :class:`ScriptLink` (ticks and heartbeats share its connection), or
+        redis-py for the URLs it does not take."""
+        link = self._tick_link
+        if link is None:
+            return _script(self.redis, lua)
+
+        async def linked(keys: list[str], args: list[str | int]) -> Any:
+            """Its connection lost, the pool's idle ones (to the same Redis) are dropped too:
+            after a restart, redis-py's next command would fail on one once more."""
+            try:
+                return await link(keys, args, lua)
+            except RedisError:
+                await self.redis.connection_pool.disconnect(inuse_connections=False)
+                raise
+
+        return linked
 
     def _failed(self, what: str, exc: Exception) -> None:
         self.errors += 1
