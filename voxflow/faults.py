@@ -10,7 +10,9 @@ with ``SIGKILL`` (as ``kill -9`` would: no clean-up, no ``finally``) the first t
   the ``on hangup`` body and recorded its result (``ClusterState.record_effect``);
 * ``webhook_held:<event>`` (``call.started``, ``state.entered``, ``recording.ready``,
   ``call.ended``): the event happened and its webhook is about to be sent (in cluster mode,
-  held in the outbox first for the events that are kept there: ``WebhookSender._send``).
+  held in the outbox first for the events that are kept there: ``WebhookSender._send``);
+* ``after_outbox_read``: a cluster worker's heartbeat has read other workers' pending
+  webhooks and found who is alive, before taking any over (``Outbox.resend``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = ["POINTS", "reached"]
 POINTS = frozenset(
     {
         "after_hangup_step",
+        "after_outbox_read",
         "before_end_claim",
         *(
             f"webhook_held:{e}"

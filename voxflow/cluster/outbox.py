@@ -26,6 +26,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from voxflow import faults
 from voxflow.runtime.webhooks import WebhookSender
 
 __all__ = ["Outbox", "entry_json"]
@@ -140,6 +141,7 @@ class Outbox:
         alive = await self.alive()
         if alive is None:
             return 0
+        faults.reached("after_outbox_read")
         sent = 0
         for field, value in raw.items():
             sent += await self._resend_one(sender, _text(field), _text(value), alive)
