@@ -19,11 +19,10 @@ next one, the released flows and the outbox are read again then.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BEAT", "RELEASE", "BeatReply", "outbox_mark", "parse_beat"]
+__all__ = ["BEAT", "RELEASE", "BeatReply", "parse_beat"]
 
 BEAT = """
 local entry, ttl, worker, due, mine = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -54,9 +53,10 @@ return {kept, redis.call('hgetall', KEYS[2]), foreign}
 """One heartbeat. KEYS: the worker's registry entry, the released-flows hash, the outbox, and
 the application-name hold (absent when the worker holds none). ARGV: the entry's JSON, the
 worker TTL (ms), the worker id, '1' when the outbox is due, the start every entry of this
-worker's has in the outbox (:func:`outbox_mark`). Returns {the hold: -1 none, 1 refreshed,
-2 taken back (it had expired), 0 another worker's; the released flows as a flat name/hash
-list; the outbox entries of other workers as a flat call id/entry list (none when not due)}."""
+worker's has in the outbox (:func:`voxflow.cluster.outbox.outbox_mark`). Returns {the hold:
+-1 none, 1 refreshed, 2 taken back (it had expired), 0 another worker's; the released flows
+as a flat name/hash list; the outbox entries of other workers as a flat call id/entry list
+(none when not due)}."""
 
 RELEASE = """
 if ARGV[2] == '1' then
@@ -86,12 +86,6 @@ class BeatReply:
     """Flow name -> the hash of its current version."""
     foreign: dict[str, str]
     """Call id -> outbox entry, of the entries other workers owe (read when due)."""
-
-
-def outbox_mark(worker_id: str) -> str:
-    """How every outbox entry of ``worker_id`` starts
-    (:func:`voxflow.cluster.outbox.entry_json` writes the worker first)."""
-    return f'{{"worker":{json.dumps(worker_id)},'
 
 
 def parse_beat(reply: Any) -> BeatReply:

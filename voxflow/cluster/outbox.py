@@ -24,14 +24,16 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 
 from voxflow import faults
 from voxflow.runtime.webhooks import WebhookSender
 
-__all__ = ["Outbox", "entry_json"]
+__all__ = ["Outbox", "entry_json", "outbox_mark"]
 
 log = logging.getLogger(__name__)
+_ENCODE = msgspec.json.Encoder().encode
 
 _TAKE = """
 if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then
@@ -54,11 +56,16 @@ Op = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 def entry_json(
     worker: str, key: str, body: bytes, at: float, event: str = "call.ended", call_id: str = ""
 ) -> str:
-    """One outbox entry (the worker first: :func:`_ours` looks at it)."""
+    """One outbox entry (msgspec; the worker first: :func:`outbox_mark`)."""
     entry: dict[str, object] = {"worker": worker, "key": key, "body": body.decode(), "at": at}
     if event != "call.ended":
         entry.update(event=event, call=call_id)
-    return json.dumps(entry, separators=(",", ":"))
+    return _ENCODE(entry).decode()
+
+
+def outbox_mark(worker_id: str) -> str:
+    """How every outbox entry of ``worker_id`` starts (:func:`entry_json`)."""
+    return f'{{"worker":{_ENCODE(worker_id).decode()},'
 
 
 class Outbox:
@@ -176,7 +183,7 @@ class Outbox:
 def _ours(value: bytes | str, worker_id: str) -> bool:
     """True when the outbox entry ``value`` is ``worker_id``'s (a cheap look at its start:
     :func:`entry_json` writes the worker first)."""
-    return _text(value).startswith(f'{{"worker":{json.dumps(worker_id)},')
+    return _text(value).startswith(outbox_mark(worker_id))
 
 
 def _text(v: bytes | str) -> str:

@@ -52,10 +52,10 @@ from redis.exceptions import RedisError
 
 from voxflow import faults
 from voxflow.cluster.apphold import AppHold, node_app
-from voxflow.cluster.beat import BEAT, outbox_mark, parse_beat
+from voxflow.cluster.beat import BEAT, parse_beat
 from voxflow.cluster.ending import EFFECT, end_json, parse_ending, result_json
 from voxflow.cluster.liveness import DeathWatch, LivenessLink, conn_name
-from voxflow.cluster.outbox import Outbox, entry_json
+from voxflow.cluster.outbox import Outbox, entry_json, outbox_mark
 from voxflow.cluster.reaper import STEAL_CLAIM, Ender, end_unserved
 from voxflow.cluster.resp import ScriptLink, supported
 from voxflow.cluster.tick import TICK, CallEntry, CallWrites, Script, call_json

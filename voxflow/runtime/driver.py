@@ -191,6 +191,9 @@ class CallDriver(Generic[P]):
         self.journal = journal
         self.replayed = replayed or {}
         self._claim: asyncio.Future[bool] | None = None
+        self._claimed_webhook: tuple[RunState, tuple[str, str], tuple[str, bytes]] | None = None
+        """The state and (outcome, reason) the end claim's ``call.ended`` was built from, and
+        its (key, body): sent as is when the call ends in that state with that outcome."""
         self.ended_elsewhere = False
         """Another worker of the cluster ended this call (its end was not repeated here)."""
         self.agent_used = False
@@ -407,7 +410,10 @@ class CallDriver(Generic[P]):
     async def _claim_with_webhook(self, claim: EndClaim) -> bool:
         """Claim the end with the outcome and ``call.ended`` webhook as they stand (built on
         the task's first run: after the commands of the step that started the end)."""
-        return await claim(self._ended_webhook(), self._end_now(), self.state)
+        webhook, end = self._ended_webhook(), self._end_now()
+        if webhook is not None:
+            self._claimed_webhook = (self.state, end, webhook)
+        return await claim(webhook, end, self.state)
 
     def _end_now(self) -> tuple[str, str]:
         """The call's (outcome, reason) as decided so far."""
@@ -551,6 +557,11 @@ class CallDriver(Generic[P]):
         )
         self.trace.close()
         if self.webhooks is not None and not self.ended_elsewhere:
+            end = (self.outcome.outcome, self.outcome.reason)
+            claimed = self._claimed_webhook
+            if claimed is not None and claimed[0] is self.state and claimed[1] == end:
+                self.webhooks.emit_built("call.ended", self.state.call.id, *claimed[2])
+                return  # nothing changed since the claim built it: not built again
             self.webhooks.emit(
                 "call.ended",
                 call_id=self.state.call.id,

@@ -247,6 +247,12 @@ class WebhookSender:
             return
         self._spawn(self._send(event, call_id, body, key))
 
+    def emit_built(self, event: str, call_id: str, key: str, body: bytes) -> None:
+        """:meth:`emit` for a body :meth:`payload` built already (cluster mode: the
+        ``call.ended`` written to the outbox with the end claim, when nothing changed since)."""
+        if self.sends(event):
+            self._spawn(self._send(event, call_id, body, key))
+
     def deliver_later(
         self,
         event: str,
