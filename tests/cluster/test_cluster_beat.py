@@ -1,7 +1,8 @@
 """A worker's heartbeat is one script (voxflow/cluster/beat.py, issue 20): its registry entry,
 its application-name hold, the released flows and dead workers' webhooks in one EVALSHA; a
 beat Redis does not answer loses nothing (the next one writes it all again); a worker killed
-between reading dead workers' webhooks and taking them leaves them to the others. Real
+between reading dead workers' webhooks and taking them leaves them to the others; the
+connection it goes over is named as the worker's others (a standby's death test). Real
 redis-server; the killed worker is a process of its own (``VOXFLOW_FAULT``)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from _cluster_kit import TINY_FLOW, post_recorder, running_redis, start_redis, until
 
 from voxflow.cluster import ClusterState
@@ -137,3 +139,13 @@ async def test_a_worker_killed_after_its_heartbeat_read_dead_webhooks_leaves_the
             assert await c.redis.hkeys(c.outbox.key) == []
             await sender.aclose()
         assert [(g[2], g[3]) for g in got] == [("c1:call.ended", body)]  # once
+
+
+async def test_the_heartbeats_connection_is_named_as_the_workers_others(tmp_path: Path) -> None:
+    async with running_redis(tmp_path) as rs, ClusterState(rs.url, worker_id="a") as a:
+        await a.redis.connection_pool.disconnect()  # only the writer's connection stays open
+        await a.beat()
+        probe = aioredis.Redis.from_url(rs.url)
+        names = [str(c.get("name", "")) for c in await probe.client_list()]
+        await probe.aclose()
+        assert "voxflow:conn:a" in names  # DeathWatch: the worker still has a named connection

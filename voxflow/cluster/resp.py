@@ -153,9 +153,17 @@ class ScriptLink:
     link(keys, args, other)``: another script, over the same connection)."""
 
     def __init__(
-        self, url: str, script: str, *, timeout: float = 0.5, connect_timeout: float = 0.25
+        self,
+        url: str,
+        script: str,
+        *,
+        timeout: float = 0.5,
+        connect_timeout: float = 0.25,
+        client_name: str | None = None,
     ) -> None:
+        """``client_name``: set on every connection opened (``CLIENT SETNAME``)."""
         self._kw = parse_url(url)
+        self.client_name = client_name
         self.script = script
         self.sha = hashlib.sha1(script.encode()).hexdigest()
         self._shas = {script: self.sha}  # every script run here (its SHA1, for EVALSHA)
@@ -229,6 +237,8 @@ class ScriptLink:
             hello.append(pack(b"AUTH", *creds))
         if int(self._kw.get("db", 0)):
             hello.append(pack(b"SELECT", int(self._kw["db"])))
+        if self.client_name:
+            hello.append(pack(b"CLIENT", b"SETNAME", self.client_name))
         futs = [loop.create_future() for _ in hello]
         proto.waiting.extend(futs)
         if hello and proto.transport is not None:

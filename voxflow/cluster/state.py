@@ -144,7 +144,13 @@ class ClusterState:
         self.started = clock()
         self.versions = Versions(self.redis, self._k, self._op, self._failed)
         self._tick_link = (
-            ScriptLink(url, TICK, timeout=socket_timeout, connect_timeout=socket_timeout / 2)
+            ScriptLink(
+                url,
+                TICK,
+                timeout=socket_timeout,
+                connect_timeout=socket_timeout / 2,
+                client_name=conn_name(prefix, self.worker_id),  # as redis-py's: DeathWatch's test
+            )
             if supported(url)
             else None
         )
