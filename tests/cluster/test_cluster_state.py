@@ -16,11 +16,14 @@ async def test_workers_register_beat_and_expire(tmp_path: Path) -> None:
     async with running_redis(tmp_path) as rs:
         # a lives (a TTL a loaded machine cannot miss); b beats once with a short TTL, then dies
         async with ClusterState(rs.url, worker_id="a", heartbeat=0.05, worker_ttl=5.0) as a:
-            b = ClusterState(rs.url, worker_id="b", heartbeat=0.05, worker_ttl=0.3)
+            # (a TTL a loaded box reads the registry within: 0.3 s was missed at load 17)
+            b = ClusterState(rs.url, worker_id="b", heartbeat=0.05, worker_ttl=2.0)
             await b.beat()  # b beats once, then dies: its entry expires with its TTL
             assert [w.id for w in await a.workers()] == ["a", "b"]
             await b.redis.aclose()
-            for _ in range(200):
+            if b._tick_link is not None:  # the connection its heartbeat went over
+                await b._tick_link.aclose()
+            for _ in range(500):
                 if [w.id for w in await a.workers()] == ["a"]:
                     break
                 await asyncio.sleep(0.02)
