@@ -13,6 +13,7 @@ import pytest
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
 from voxflow.media import codecs, stt_pocketsphinx
+from voxflow.media.interpolate import stt_resampler
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.matching import _matches
@@ -21,6 +22,7 @@ from voxflow.voice.providers import Transcript
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
 FLOW = Path(__file__).resolve().parents[2] / "flows" / "main_ivr.flow"
+DATA = Path(__file__).resolve().parents[1] / "data" / "speech"
 MAIN = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
 STT = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
 
@@ -96,6 +98,26 @@ async def test_with_no_spare_decoder_the_check_runs_at_finish_to_the_same_result
     assert STT.spare() == DECODERS_PER_DECISION
     assert await _recognise(audio, MAIN, STT) == late  # every search streamed
     assert late[1] == "sales" and late[0].text == ""
+
+
+async def test_the_check_hears_the_phrase_its_n_best_puts_first() -> None:
+    # What bench/speech.py fed the recogniser for clean en-us+f3 "agent" (tests/data/speech): the
+    # check's best path is another phrase ("pay"), its n-best's first phrase "agent", which
+    # counts as the check hearing it. The same with the check run at finish on the one decoder.
+    pcm = codecs.ulaw_decode((DATA / "agent-en-us+f3-140.ulaw").read_bytes())
+    alone = PocketSphinxSTT(max_decoders=1)  # one decoder: the check runs at finish on it
+    for stt in (PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION), alone):
+        resampler = stt_resampler(8000, 16000)
+        stream = await stt.open_stream(phrases=MAIN, min_confidence=0.01)  # the check runs
+        try:
+            for i in range(0, len(pcm), 320):  # 20 ms frames, as CallMedia hands them over
+                await stream.feed(resampler.process(pcm[i : i + 320]))
+            await stream.feed(resampler.process(b"", last=True))
+            result = await stream.finish()
+        finally:
+            await stream.aclose()
+        assert stream.check != "agent" and stream.check_nbest == "agent"
+        assert result.text == "agent"
 
 
 async def test_every_choice_of_the_example_ivr_is_recognised_or_a_nomatch_never_another() -> None:

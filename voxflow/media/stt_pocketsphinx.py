@@ -26,7 +26,12 @@ never at 20 dB): telephone audio stops at 4 kHz, so the /s/ of "sales" is near s
 line, and the line noise fills it with the hiss the wideband model expects. A grammar decision is
 therefore checked by a second grammar search over the same audio with a band-limited (0-4 kHz)
 noise floor of ``_CHECK_SIGMA`` LSB added (about -41 dBFS: a 20 dB line for a caller at -21 dBFS);
-when the two searches do not name the same whole phrase, the result is ``nomatch``.
+when the check does not name the grammar's whole phrase, the result is ``nomatch``. The check
+names a phrase twice: its best path's (the search's Viterbi result), and the first of its n-best
+list (from its lattice); either may be the grammar's. The two disagree in a few utterances, mostly
+the right answer: under the noise floor the path heard "pay" (or no whole phrase) for "agent" in
+most voices while the n-best put "agent" first; a veto by the path alone turned about a fifth of
+the clean right answers into re-prompts (``bench/speech.py``, tuning half; docs/speech.md).
 
 Streaming: audio is decoded while the caller speaks (every ``_CHUNK_BYTES``, in a worker thread,
 every search), so at ``finish`` only the last chunk and the final search remain (tens of ms
@@ -298,8 +303,8 @@ class PocketSphinxStream:
     transcript. ``complete``: the partial result so far is a whole phrase of the grammar (the
     media path then ends the utterance after a shorter silence); ``final``: it is a phrase that
     no other phrase of the grammar extends (the shortest silence); ``features``: the confidence
-    features of the grammar decision, and ``check``: the check search's phrase, after
-    ``finish``."""
+    features of the grammar decision, ``check`` and ``check_nbest``: the check search's phrase
+    (its best path's, its n-best's first), after ``finish``."""
 
     def __init__(
         self,
@@ -324,6 +329,7 @@ class PocketSphinxStream:
         self._lock = asyncio.Lock()
         self.features: Features | None = None
         self.check: str | None = None
+        self.check_nbest: str | None = None
         self.complete = False  # the partial result so far is a whole phrase of the grammar
         self.final = False  # ... and no other phrase of the grammar starts with it
         self.settled = False  # ... and both searches have heard the caller stop (``_settled``)
@@ -561,9 +567,10 @@ class PocketSphinxStream:
         if self._helpers is None:  # no decision asked for: no second search
             return Transcript(text if complete else "", alternatives=alternatives)
         self.features = self._features(decoder, logmath, text, best, second, self._helpers)
-        self.check = self._checked(decoder, self._helpers)
+        self.check, self.check_nbest = self._checked(decoder, self._helpers)
         score = confidence(self.features)
-        accepted = complete and score >= self.min_confidence and self.check == text
+        heard = text in (self.check, self.check_nbest)
+        accepted = complete and score >= self.min_confidence and heard
         return Transcript(
             text if accepted else "",
             is_final=True,
@@ -601,9 +608,10 @@ class PocketSphinxStream:
             n_phones=n_phones,
         )
 
-    def _checked(self, decoder: Any, helpers: _Helpers) -> str:
-        """The check search's phrase (run now over the kept audio when none was spare; its
-        noise floor is drawn afresh from the same seed, so the result is the streamed one)."""
+    def _checked(self, decoder: Any, helpers: _Helpers) -> tuple[str, str]:
+        """The check search's phrase: its best path's, and its n-best's first (run now over the
+        kept audio when none was spare; its noise floor is drawn afresh from the same seed, so
+        the result is the streamed one)."""
         check = helpers.check
         if check is None:
             check = decoder
@@ -613,7 +621,7 @@ class PocketSphinxStream:
                 decoder.process_raw(self._floor(pcm), False, False)
             decoder.end_utt()
         hyp = check.hyp()
-        return _clean(hyp.hypstr) if hyp is not None else ""
+        return (_clean(hyp.hypstr) if hyp is not None else ""), _nbest_first(check)
 
     async def aclose(self) -> None:
         """Abandon the utterance and return the decoders to the pool (idempotent)."""
@@ -676,6 +684,17 @@ def _nbest(
             second = _log(logmath, hyp.score)
         seen.append(text)
     return tuple(seen), second
+
+
+def _nbest_first(decoder: Any) -> str:
+    """The first phrase of ``decoder``'s n-best list ("" when it has none)."""
+    for i, hyp in enumerate(decoder.nbest()):
+        if i >= _NBEST:
+            break
+        text = _clean(hyp.hypstr) if hyp is not None else ""
+        if text:
+            return text
+    return ""
 
 
 def _safe_end(decoder: Any) -> None:
