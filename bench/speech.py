@@ -3,7 +3,7 @@
     .venv/bin/python bench/speech.py [--voices en-us,en-gb,en-us+f3] [--rates 140,175]
         [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
         [--end-silence-ms 800] [--complete-silence-ms 300] [--final-silence-ms 300]
-        [--check-sigma 300] [--settled-silence-ms 0] [--no-variants]
+        [--check-sigma 300] [--settled-silence-ms 0] [--no-variants] [--before CHECKOUT]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
 phrases), each phrase is spoken by espeak-ng in each voice and rate, clean and with white noise at
@@ -27,6 +27,9 @@ voice/rate pairs (TUNE_PAIRS) and the even out-of-grammar sentences, ``held`` th
 pairs and the odd sentences; with ``all`` the held-out half is printed as well. Report ``held``
 figures for anything fitted on ``tune``.
 
+``--before CHECKOUT`` runs that checkout's ``bench/speech.py`` with the same arguments at the
+same time and prints both sides' figures side by side (``bench/speech_before.py``).
+
 Goals (issue 18): misroute <= 1 %, out-of-grammar -> nomatch >= 95 %, correct >= 90 % clean and
 >= 80 % at 20 dB, decision p99 <= 300 ms.
 """
@@ -43,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import speech_before
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
@@ -388,7 +392,19 @@ async def main() -> None:
         help="VAD silence still needed once the recogniser settled (0: none; -1: ignore it)",
     )
     ap.add_argument("-v", "--verbose", action="store_true", help="print every wrong decision")
+    ap.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help="run this checkout's bench/speech.py with the same arguments at the same time and "
+        "print both side by side (bench/speech_before.py)",
+    )
     args = ap.parse_args()
+    before = None
+    if args.before:
+        argv = sys.argv[1:]
+        at = argv.index("--before") if "--before" in argv else -1
+        argv = argv[:at] + argv[at + 2 :] if at >= 0 else [a for a in argv if "--before=" not in a]
+        before = await speech_before.start(args.before, argv)
     VERBOSE, END_SILENCE_MS = args.verbose, args.end_silence_ms
     COMPLETE_SILENCE_MS, FINAL_SILENCE_MS = args.complete_silence_ms, args.final_silence_ms
     SETTLED_SILENCE_MS = args.settled_silence_ms
@@ -404,13 +420,23 @@ async def main() -> None:
     gs = grammars()[: args.limit or None]
     print(f"{len(gs)} grammars: " + "; ".join(f"{g.where} {g.phrases}" for g in gs))
     voices, rates = args.voices.split(","), [int(r) for r in args.rates.split(",")]
+    lines: list[str] = []
     for snr_name in args.snr.split(","):
         samples = await run(stt, gs, snr_name, voices, rates, args.half)
-        print(summary(snr_name, samples), flush=True)
+        lines.append(summary(snr_name, samples))
+        print(lines[-1], flush=True)
         print(breakdown(samples), flush=True)
         if args.half == "all":
             held = [s for s in samples if in_half("held", s.voice, s.rate, s.said)]
-            print(summary(f"{snr_name} held-out half", held), flush=True)
+            lines.append(summary(f"{snr_name} held-out half", held))
+            print(lines[-1], flush=True)
+    if before is not None:
+        out, _ = await before.communicate()
+        text = out.decode(errors="replace")
+        print(f"before ({args.before}, exit {before.returncode}):")
+        print("\n".join("  " + line for line in text.splitlines()))
+        after_figures = speech_before.parse("\n".join(lines))
+        print(speech_before.compare(speech_before.parse(text), after_figures), flush=True)
 
 
 if __name__ == "__main__":

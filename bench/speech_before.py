@@ -1,0 +1,98 @@
+"""``bench/speech.py --before CHECKOUT``: the same command on another checkout's code, run at the
+same time (the same machine load), and both sides' figures printed side by side with ratios.
+
+The other side is ``CHECKOUT/bench/speech.py`` with this run's arguments (less ``--before``), run
+by this interpreter with ``PYTHONPATH=CHECKOUT`` (its own ``voxflow``, this venv's libraries).
+Its per-condition summary lines are parsed (their format has not changed since the held-out
+half was added), so any checkout from then on can be the baseline; make one with
+``git worktree add --detach /tmp/before COMMIT`` or ``git archive COMMIT | tar -x -C DIR``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Figures", "compare", "parse", "start"]
+
+_LINE = re.compile(
+    r"^\s*(?P<cond>[\w. -]+?): in-grammar n=\d+ correct\s+(?P<correct>[\d.]+)% "
+    r"nomatch\s+[\d.]+% misroute\s+(?P<misroute>[\d.]+)% \| out-of-grammar n=\d+ -> "
+    r"nomatch\s+(?P<oog>[\d.]+)%.*?caller stops talking -> decision .*?\(in-grammar p50 "
+    r"(?P<p50>\d+) ms p99 (?P<p99>\d+) ms\)"
+)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One condition's line: rates in %, in-grammar stops talking -> decision in ms."""
+
+    correct: float
+    misroute: float
+    oog: float
+    p50: float
+    p99: float
+
+
+def parse(text: str) -> dict[str, Figures]:
+    """The summary lines of a ``bench/speech.py`` output, by condition ("clean", "20 held-out
+    half", ...)."""
+    out: dict[str, Figures] = {}
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m:
+            out[m["cond"].strip()] = Figures(
+                *(float(m[k]) for k in ("correct", "misroute", "oog", "p50", "p99"))
+            )
+    return out
+
+
+def _script(checkout: str) -> tuple[Path, Path]:
+    root = Path(checkout).resolve()
+    script = root / "bench" / "speech.py"
+    if not script.is_file():
+        raise SystemExit(f"--before {checkout}: no bench/speech.py there")
+    return root, script
+
+
+async def start(checkout: str, argv: list[str]) -> asyncio.subprocess.Process:
+    """``CHECKOUT/bench/speech.py`` with ``argv`` (``--before`` removed by the caller)."""
+    root, script = _script(checkout)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        *argv,
+        cwd=root,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+def compare(before: dict[str, Figures], after: dict[str, Figures]) -> str:
+    """A table: per condition, before -> after, and the latency ratios (after / before)."""
+    rows = [
+        "side by side (before = --before checkout, after = this one; the same minutes): "
+        "correct / misroute / out-of-grammar -> nomatch %, in-grammar stops talking -> "
+        "decision p50 / p99 ms"
+    ]
+    for cond, a in after.items():
+        b = before.get(cond)
+        if b is None:
+            rows.append(f"  {cond:>20}: after {_cells(a)} (no before line)")
+            continue
+        rows.append(
+            f"  {cond:>20}: before {_cells(b)} | after {_cells(a)} | correct "
+            f"{a.correct - b.correct:+.1f} pts, p50 x{a.p50 / max(1.0, b.p50):.2f}, "
+            f"p99 x{a.p99 / max(1.0, b.p99):.2f}"
+        )
+    return "\n".join(rows)
+
+
+def _cells(f: Figures) -> str:
+    return f"{f.correct:5.1f} / {f.misroute:4.1f} / {f.oog:5.1f} %, {f.p50:.0f} / {f.p99:.0f} ms"
