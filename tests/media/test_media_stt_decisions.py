@@ -85,7 +85,8 @@ async def test_with_no_spare_decoder_the_phone_loop_runs_at_finish_to_the_same_r
 
 
 def _features(outside_frames: int, ratio: float) -> float:
-    """The confidence of a 40-frame "sales" over 100 frames, with speech outside it."""
+    """The confidence of a 40-frame "sales" over 100 frames, with speech outside it; the n-best
+    margin stays 3 per frame whatever the ``ratio``."""
     words = [Segment("<sil>", 0, 29), Segment("sales", 30, 69)]
     phones = [Segment("S", 30, 69)]
     if outside_frames:
@@ -93,7 +94,7 @@ def _features(outside_frames: int, ratio: float) -> float:
     f = features(
         frames=100,
         best=-5000.0 + ratio * 100,
-        second=-5300.0,
+        second=-5300.0 + ratio * 100,
         phone_best=-5000.0,
         words=words,
         phones=phones,

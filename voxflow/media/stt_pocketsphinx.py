@@ -304,7 +304,8 @@ class PocketSphinxStream:
     media path then ends the utterance after a shorter silence); ``final``: it is a phrase that
     no other phrase of the grammar extends (the shortest silence); ``features``: the confidence
     features of the grammar decision, ``check`` and ``check_nbest``: the check search's phrase
-    (its best path's, its n-best's first), after ``finish``."""
+    (its best path's; its n-best's first, when the path's is not the grammar's), after
+    ``finish``."""
 
     def __init__(
         self,
@@ -567,7 +568,7 @@ class PocketSphinxStream:
         if self._helpers is None:  # no decision asked for: no second search
             return Transcript(text if complete else "", alternatives=alternatives)
         self.features = self._features(decoder, logmath, text, best, second, self._helpers)
-        self.check, self.check_nbest = self._checked(decoder, self._helpers)
+        self.check, self.check_nbest = self._checked(decoder, self._helpers, text)
         score = confidence(self.features)
         heard = text in (self.check, self.check_nbest)
         accepted = complete and score >= self.min_confidence and heard
@@ -608,10 +609,11 @@ class PocketSphinxStream:
             n_phones=n_phones,
         )
 
-    def _checked(self, decoder: Any, helpers: _Helpers) -> tuple[str, str]:
-        """The check search's phrase: its best path's, and its n-best's first (run now over the
-        kept audio when none was spare; its noise floor is drawn afresh from the same seed, so
-        the result is the streamed one)."""
+    def _checked(self, decoder: Any, helpers: _Helpers, text: str) -> tuple[str, str | None]:
+        """The check search's phrase: its best path's, and, when that is not ``text``, its
+        n-best's first (None when not needed: the n-best costs a few ms). Run now over the kept
+        audio when no decoder was spare; its noise floor is then drawn afresh from the same seed,
+        so the result is the streamed one."""
         check = helpers.check
         if check is None:
             check = decoder
@@ -621,7 +623,8 @@ class PocketSphinxStream:
                 decoder.process_raw(self._floor(pcm), False, False)
             decoder.end_utt()
         hyp = check.hyp()
-        return (_clean(hyp.hypstr) if hyp is not None else ""), _nbest_first(check)
+        path = _clean(hyp.hypstr) if hyp is not None else ""
+        return path, None if path == text else _nbest_first(check)
 
     async def aclose(self) -> None:
         """Abandon the utterance and return the decoders to the pool (idempotent)."""
