@@ -52,8 +52,10 @@ from procs import free_port, wait_up
 
 from voxflow.ari.models import ChannelDtmfReceived
 from voxflow.media.callmedia import CallMedia
-from voxflow.media.pacer import Pacer, install_pacer, shared_pacer
+from voxflow.media.gc_slack import SlackCollector, SlackStats
+from voxflow.media.pacer import OutboundStream, Pacer, install_pacer, shared_pacer
 from voxflow.media.pacer_thread import ThreadPacer
+from voxflow.media.pacing import make_pacer
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.transport import PortRange, RtpSocket
 from voxflow.media.tts_espeak import EspeakTTS
@@ -219,6 +221,8 @@ class PromptClock:
         self.sends = sends
         self.key: dict[str, float] = {}
         self.prompt: dict[str, tuple[int, float]] = {}  # channel -> (socket id, say() called)
+        self.queued: dict[str, float] = {}  # channel -> the billing prompt's first frame queued
+        watched: dict[int, str] = {}  # id(outbound stream) -> channel, from say(BILLING) on
         self.heard: dict[str, tuple[float, float, str]] = {}  # channel -> (result at, ms, text)
         on_event = app.events._on_event
 
@@ -234,9 +238,20 @@ class PromptClock:
         async def timed_say(media: CallMedia, text: str, **kw: Any) -> Any:
             if text == BILLING and media.socket is not None:
                 clock.prompt[media.ctx.channel_id] = (id(media.socket), time.monotonic())
+                watched[id(media.outbound)] = media.ctx.channel_id
             return await say(media, text, **kw)
 
         CallMedia.say = timed_say  # type: ignore[method-assign,assignment]  # instrumentation
+        self._enqueue = OutboundStream.enqueue
+        enqueue = self._enqueue
+
+        def timed_enqueue(stream: OutboundStream, data: bytes) -> None:
+            channel = watched.pop(id(stream), None)
+            if channel is not None:
+                clock.queued[channel] = time.monotonic()
+            enqueue(stream, data)
+
+        OutboundStream.enqueue = timed_enqueue  # type: ignore[method-assign,assignment]  # bench
         self._recognize = CallMedia.recognize
         recognize = self._recognize
 
@@ -250,6 +265,7 @@ class PromptClock:
         CallMedia.recognize = timed_recognize  # type: ignore[method-assign,assignment]  # bench
 
     def close(self) -> None:
+        OutboundStream.enqueue = self._enqueue  # type: ignore[method-assign]  # restores it
         CallMedia.say = self._say  # type: ignore[method-assign]  # restores the method
         CallMedia.recognize = self._recognize  # type: ignore[method-assign]  # restores it
 
@@ -267,13 +283,35 @@ class PromptClock:
         return out
 
     def latencies_ms(self) -> list[float]:
+        return [sum(parts) for parts in self.parts_ms()]
+
+    def parts_ms(self) -> list[tuple[float, float, float]]:
+        """Key -> next prompt per call, in three parts (ms): the key handed to the dispatcher ->
+        ``say`` called (signalling and the interpreter), -> the prompt's first frame queued
+        (the prompt cache, barge-in's flush), -> that frame's packet sent (the pacer)."""
         out = []
         for channel, (sock, called) in self.prompt.items():
-            key = self.key.get(channel)
+            key, queued = self.key.get(channel), self.queued.get(channel)
             first = next((t for t in self.sends.times.get(sock, ()) if t >= called), None)
-            if key is not None and first is not None:
-                out.append((first - key) * 1000)
+            if key is not None and first is not None and queued is not None:
+                said, sent = queued - called, first - queued
+                out.append((1000 * (called - key), 1000 * said, 1000 * sent))
         return out
+
+    def split_line(self) -> str:
+        """The three parts' p50/p99, and their mean over the slowest 1% of calls."""
+        parts = np.array(self.parts_ms()).reshape(-1, 3)
+        if not len(parts):
+            return "key -> prompt: no call timed"
+        total = parts.sum(axis=1)
+        slow = parts[total >= np.percentile(total, 99)].mean(axis=0)
+        names = ("key->say", "say->queued", "queued->sent")
+        each = ", ".join(
+            f"{n} {np.percentile(parts[:, i], 50):.1f}/{np.percentile(parts[:, i], 99):.1f}"
+            for i, n in enumerate(names)
+        )
+        worst = " + ".join(f"{v:.1f}" for v in slow)
+        return f"key -> prompt p50/p99 (ms): {each}; slowest 1%: {worst}"
 
 
 class DecoderBuilds:
@@ -331,14 +369,21 @@ def _app(base: str) -> VoxtraApp:
 
 
 async def _variant(
-    base: str, counts: list[int], variant: str, speak_every: int, pacer: str = "loop"
+    base: str,
+    counts: list[int],
+    variant: str,
+    speak_every: int,
+    pacer: str = "loop",
+    gc_mode: str = "python",
 ) -> list[dict[str, float]]:
     """One worker serving ``variant`` for every N in turn, after a warm-up of 2 calls, one of
     them spoken (a running worker has its prompts cached and its decoders built: ``voxflow
     run`` builds one decision's pocketsphinx decoders before it serves, as here), then
     ``gc.freeze()`` as ``voxflow run`` does before serving. ``pacer``: ``loop`` (the asyncio
-    ``Pacer``, voxflow's default) or ``thread`` (``ThreadPacer``)."""
-    install_pacer(ThreadPacer() if pacer == "thread" else Pacer())
+    ``Pacer``) or ``thread`` (``ThreadPacer``); ``gc_mode``: ``python`` (Python's own timing) or
+    ``slack`` (``SlackCollector``: after a tick's sends), as ``[media] pacer`` and ``gc``."""
+    made = make_pacer(pacer, gc_mode)
+    install_pacer(made)
     app = _app(base)
     assert isinstance(app.stt, PocketSphinxSTT)
     await app.stt.warm_up(DECODERS_PER_DECISION)
@@ -356,13 +401,18 @@ async def _variant(
         gc.freeze()  # what voxflow run does once it is set up (docs/media-performance.md)
         if GC_THRESHOLDS:  # --gc-thresholds: fewer collections during the load
             gc.set_threshold(*GC_THRESHOLDS)
-        return [await _measure(app, base, n, speak_every) for n in counts]
+            if made.collector is not None:
+                made.collector.thresholds = GC_THRESHOLDS  # type: ignore[assignment]  # 3 ints
+        return [await _measure(app, base, n, speak_every, made.collector) for n in counts]
     finally:
         stop.set()
         await serving
+        await shared_pacer().aclose()
+        if made.collector is not None:
+            made.collector.active(False)
+        gc.enable()
         gc.unfreeze()
         gc.set_threshold(*DEFAULT_GC)
-        await shared_pacer().aclose()
         _forget_pacer()
 
 
@@ -421,18 +471,28 @@ def _forget_pacer() -> None:
     install_pacer(Pacer())
 
 
-async def _measure(app: VoxtraApp, base: str, n: int, speak_every: int) -> dict[str, float]:
+async def _measure(
+    app: VoxtraApp, base: str, n: int, speak_every: int, collector: SlackCollector | None
+) -> dict[str, float]:
     sends = SendClock()
     prompts = PromptClock(app, sends)
     built = DecoderBuilds()
     waits0 = _pool_waits(app)
+    if collector is not None:  # the load's collections only, not the warm-up's
+        collector.stats = SlackStats([0, 0, 0])
     pauses = GcPauses()
     fifo = os.sched_getscheduler(0) == os.SCHED_FIFO
     with BareLoopProbe(WORKER_CPU, fifo) as probe, SPLIT as split:  # split ends first
         cpu0, wall0 = time.process_time(), time.monotonic()
         results, split.children_end = await _calls(base, n, speak_every)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    print(f"{'':>11} {n:>6} {pauses.close()}")
+    slack = ""
+    if collector is not None:
+        st = collector.stats
+        slack = (f"; in the slack: {'/'.join(map(str, st.collections))}, {st.deferred} ticks "
+                 f"deferred, {st.forced} forced, longest {1000 * st.longest:.1f} ms")  # fmt: skip
+    print(f"{'':>11} {n:>6} {pauses.close()}{slack}")
+    print(f"{'':>11} {n:>6} {prompts.split_line()}")
     sends.close()
     prompts.close()
     built.close()
@@ -533,6 +593,44 @@ def _pacer_thread_above_loop() -> None:
     ThreadPacer._run_thread = above  # type: ignore[method-assign,assignment]  # bench instrumentation
 
 
+def _label(combo: tuple[str, str, str], combos: list[tuple[str, str, str]]) -> str:
+    """``interpreter/thread+slack``: the parts that differ between the combinations run."""
+    kind, pacer, gc_mode = combo
+    label = kind + (f"/{pacer}" if len({c[1] for c in combos}) > 1 else "")
+    return label + (f"+{gc_mode}" if len({c[2] for c in combos}) > 1 else "")
+
+
+async def _side_by_side(
+    base: str, n: int, combos: list[tuple[str, str, str]], speak_every: int, best: dict[str, int]
+) -> None:
+    """``n`` calls on each combination (variant, pacer, gc), one after the other, each on a fresh
+    worker; then each against the first combination of its variant (the baseline), and the
+    interpreter against the handler."""
+    rows: dict[tuple[str, str, str], dict[str, float]] = {}
+    for combo in combos:
+        (r,) = await _variant(base, [n], combo[0], speak_every, combo[1], combo[2])
+        rows[combo] = r
+        label = _label(combo, combos)
+        print(_row(label, r) + f"   load {os.getloadavg()[0]:.1f}")
+        if _ok(r):
+            best[label] = max(best.get(label, 0), n)
+    for combo, r in rows.items():
+        first = next(c for c in combos if c[0] == combo[0])
+        if combo != first:
+            b = rows[first]
+            print(f"{'':>11} {n:>6} {_label(combo, combos)} / {_label(first, combos)}: send p99 "
+                  f"x{r['send_p99'] / b['send_p99']:.2f}, key p99 "
+                  f"x{r['key_p99'] / b['key_p99']:.2f}"
+                  f", bare p99 x{r['bare_p99'] / b['bare_p99']:.2f}")  # fmt: skip
+    firsts = {c[0]: rows[c] for c in reversed(combos)}
+    if {"interpreter", "handler"} <= firsts.keys():
+        i, h = firsts["interpreter"], firsts["handler"]
+        print(f"{'':>11} {n:>6} interpreter / handler: CPU per call-second "
+              f"x{i['cpu_ms_per_call_s'] / h['cpu_ms_per_call_s']:.2f}, key p99 "
+              f"{i['key_p99'] - h['key_p99']:+.1f} ms, send p99 "
+              f"{i['send_p99'] - h['send_p99']:+.2f} ms")  # fmt: skip
+
+
 async def main(args: argparse.Namespace) -> None:
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     global GC_THRESHOLDS
@@ -559,27 +657,13 @@ async def main(args: argparse.Namespace) -> None:
         print(_HEADER)
         SPLIT.install()
         await espeak_pcm16_async(SPOKEN)  # the spoken answer, synthesized once for the sandbox
+        combos = [(v, p, g) for v in args.variants.split(",")
+                  for p in args.pacers.split(",") for g in args.gc.split(",")]  # fmt: skip
         best: dict[str, int] = {}
-        pacers = args.pacers.split(",")
-        variants = [f"{v}/{p}" if len(pacers) > 1 else v
-                    for v in args.variants.split(",") for p in pacers]  # fmt: skip
         for n in [int(c) for c in args.counts.split(",")]:
-            rows = {}
-            for variant in variants:  # side by side: the same N on each, one after the other
-                kind, _, pacer = variant.partition("/")
-                (r,) = await _variant(base, [n], kind, args.speak_every, pacer or pacers[0])
-                rows[kind if pacer in ("", pacers[0]) else variant] = r
-                print(_row(variant, r) + f"   load {os.getloadavg()[0]:.1f}")
-                if _ok(r):
-                    best[variant] = max(best.get(variant, 0), n)
-            if {"interpreter", "handler"} <= rows.keys():
-                i, h = rows["interpreter"], rows["handler"]
-                print(f"{'':>11} {n:>6} interpreter / handler: CPU per call-second "
-                      f"x{i['cpu_ms_per_call_s'] / h['cpu_ms_per_call_s']:.2f}, key p99 "
-                      f"{i['key_p99'] - h['key_p99']:+.1f} ms, send p99 "
-                      f"{i['send_p99'] - h['send_p99']:+.2f} ms")  # fmt: skip
-        for variant in variants:
-            print(f"{variant}: most concurrent calls within budget: {best.get(variant, 0)}")
+            await _side_by_side(base, n, combos, args.speak_every, best)
+        for label in dict.fromkeys(_label(c, combos) for c in combos):
+            print(f"{label}: most concurrent calls within budget: {best.get(label, 0)}")
         print(await _stt_cost())
     finally:
         sandbox.terminate()
@@ -608,7 +692,14 @@ if __name__ == "__main__":
     ap.add_argument(
         "--pacers",
         default="loop",
-        help="loop (the asyncio Pacer, voxflow's default), thread (ThreadPacer), or both",
+        help="loop (the asyncio Pacer), thread (ThreadPacer), or both: loop,thread ([media] "
+        "pacer; the first listed is the baseline of the ratios)",
+    )
+    ap.add_argument(
+        "--gc",
+        default="python",
+        help="python (Python's own timing), slack (SlackCollector: after a tick's sends), or "
+        "both: python,slack ([media] gc; the first listed is the baseline)",
     )
     ap.add_argument(
         "--speak-every",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import os
 import signal
@@ -36,6 +35,7 @@ from voxflow.errors import (
     ConfigError,
     FlowError,
 )
+from voxflow.media.pacing import worker_pacing
 from voxflow.runtime.caller_script import CallerAction, load_script
 from voxflow.runtime.config import Settings, listen_host, load_settings
 from voxflow.runtime.driver import TranscriptLine
@@ -673,14 +673,12 @@ async def _serve_until_stopped(
     else:
         where = f"for Asterisk's {settings.ari_mode} websockets on ws://{settings.listen}"
     click.echo(f"serving {names} {where} as app '{settings.app}' (Ctrl-C stops)")
-    # Everything loaded so far (modules, schemas, flows) lives as long as the process: keep it out
-    # of the collector's full passes, which otherwise pause media pacing by tens of ms
-    # (docs/media-performance.md).
-    gc.freeze()
-    try:
-        await server.serve(stop)
-    finally:
-        await _close_providers(app)
+    # gc.freeze(), then the [media] pacer and gc until the worker stops (docs/media-performance.md)
+    async with worker_pacing(settings.pacer, settings.media_gc):
+        try:
+            await server.serve(stop)
+        finally:
+            await _close_providers(app)
     click.echo(f"stopped after {server.results.total} call(s)")
 
 

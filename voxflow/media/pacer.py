@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 
 from voxflow.errors import MediaError
 from voxflow.media.codecs import codec_spec, silence
+from voxflow.media.gc_slack import SlackCollector
 
 __all__ = ["OutboundStream", "Pacer", "TickSchedule", "install_pacer", "shared_pacer"]
 
@@ -234,6 +235,7 @@ class Pacer:
         self.send_errors = 0
         self.build_lead = 0.0  # how long stamping one tick's frames takes (s), recent maximum
         self.wake_lag = 0.0  # how late the sleep before a tick returns (s), recent maximum
+        self.collector: SlackCollector | None = None  # garbage collection after a tick's sends
 
     @property
     def streams(self) -> int:
@@ -254,6 +256,13 @@ class Pacer:
         """Stop pacing ``stream``; the task ends when no stream is left."""
         self._streams.pop(stream, None)
         stream.flush()
+
+    def next_stamping(self) -> float:
+        """When the next tick's stamping starts (its deadline less the current lead): work
+        done after a tick's sends must end by then not to delay the next tick."""
+        assert self.schedule is not None
+        lead = self.build_lead + max(self.early, self.wake_lag + _LAG_MARGIN) if self.early else 0
+        return self.schedule.deadline() - lead
 
     def run_tick(self, tick: int) -> int:
         """Send one frame for every stream with audio queued; return packets sent."""
@@ -289,6 +298,8 @@ class Pacer:
         schedule = self.schedule
         assert schedule is not None
         clock = self._clock
+        if self.collector is not None:
+            self.collector.active(True)
         try:
             while self._streams:
                 deadline = schedule.deadline()
@@ -320,12 +331,16 @@ class Pacer:
                 self.build_lead = max(now - started, 0.9 * self.build_lead)
                 if not batch:  # nothing to send (every call listening): do not hold the loop
                     self.ticks += 1
-                    continue
-                if deadline > now:
-                    self._block(deadline - now)
-                self._send(batch)
+                else:
+                    if deadline > now:
+                        self._block(deadline - now)
+                    self._send(batch)
+                if self.collector is not None:  # the slack before the next tick's stamping
+                    self.collector.run(self.next_stamping())
         finally:
             self._task = None
+            if self.collector is not None:
+                self.collector.active(False)
 
     async def aclose(self) -> None:
         """Stop the task and forget every stream."""

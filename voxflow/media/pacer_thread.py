@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from voxflow.media.gc_slack import SlackCollector
 from voxflow.media.pacer import _LAG_DECAY, _LAG_MARGIN, OutboundStream, Pacer, Sender, TickSchedule
 
 __all__ = ["ThreadPacer", "hold_gil_sleep"]
@@ -85,6 +86,8 @@ class ThreadPacer(Pacer):
             self._loop = loop
             self._streams = {**self._streams, stream: send}
             if self._thread is None:
+                if self.collector is not None:
+                    self.collector.active(True)
                 if self.schedule is None:
                     self.schedule = TickSchedule(self._clock(), self.interval)
                 else:
@@ -120,12 +123,20 @@ class ThreadPacer(Pacer):
                 log.exception("RTP send failed")
         dry = [stream for stream, _, _ in batch if not stream._queue]
         self.ticks += 1
-        if dry and self._loop is not None:
+        self._after_tick(dry)
+        return len(batch)
+
+    def _after_tick(self, dry: list[OutboundStream]) -> None:
+        """Hand the loop what follows a tick: waking ``dry`` streams' waiters and, with a
+        collector, the garbage collection that fits before the next tick's stamping."""
+        collector = self.collector
+        collect = collector is not None and collector.wants_run()
+        if (dry or collect) and self._loop is not None:
+            until = self.next_stamping() if collect else None
             try:
-                self._loop.call_soon_threadsafe(_wake_idle, dry)
+                self._loop.call_soon_threadsafe(_after_tick, dry, collector, until)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
-        return len(batch)
 
     def _run_thread(self) -> None:
         try:
@@ -136,6 +147,8 @@ class ThreadPacer(Pacer):
             with self._lock:
                 self._thread = None
                 self._streams = {}
+                if self.collector is not None:
+                    self.collector.active(False)
 
     def _tick_once(self) -> bool:
         """Wait for the next deadline and run its tick; False once the thread should end."""
@@ -145,6 +158,8 @@ class ThreadPacer(Pacer):
             loop = self._loop
             if not self._streams or loop is None or loop.is_closed():
                 self._thread = None
+                if self.collector is not None:
+                    self.collector.active(False)
                 return False
         deadline = schedule.deadline()
         lead = self.build_lead + max(self.early, self.wake_lag + _LAG_MARGIN)
@@ -169,6 +184,7 @@ class ThreadPacer(Pacer):
             self.build_lead = max(now - started, 0.9 * self.build_lead)
             if not batch:
                 self.ticks += 1
+                self._after_tick([])
                 return True
             if deadline > now:
                 self._block(deadline - now)
@@ -184,6 +200,11 @@ class ThreadPacer(Pacer):
             await asyncio.to_thread(thread.join, 1.0)
 
 
-def _wake_idle(streams: list[OutboundStream]) -> None:
+def _after_tick(
+    streams: list[OutboundStream], collector: SlackCollector | None, until: float | None
+) -> None:
+    """On the loop: wake the waiters of streams that ran dry, then collect in the slack."""
     for stream in streams:
         stream.wake_idle()
+    if collector is not None and until is not None:
+        collector.run(until)

@@ -44,6 +44,8 @@
     rtp_ports = "40000-40999"     # one UDP port per call with audio; not Asterisk's 10000-20000
     warm_prompts = true           # synthesize the flows' static prompts before the first call
     stt_decoders = 3              # offline recogniser's decoders (~95 MB each), built at start
+    pacer = "thread"              # 20 ms RTP ticks on a thread of their own, or "loop" (asyncio)
+    gc = "slack"                  # garbage collection between ticks, or "python" (its own timing)
 
 Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``, ``VOXFLOW_APP``,
 ``VOXFLOW_ARI_MODE``, ``VOXFLOW_LISTEN``, ``VOXFLOW_LISTEN_USER``, ``VOXFLOW_LISTEN_PASSWORD``,
@@ -65,6 +67,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from voxflow.errors import ConfigError
+from voxflow.media.pacing import GC_MODES, PACERS
 from voxflow.runtime.webhook_retry import RetryPolicy
 
 __all__ = [
@@ -122,6 +125,8 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("media", "rtp_ports"): "rtp_ports",
     ("media", "warm_prompts"): "warm_prompts",
     ("media", "stt_decoders"): "stt_decoders",
+    ("media", "pacer"): "pacer",
+    ("media", "gc"): "media_gc",
     ("cluster", "redis_url"): "redis_url",
     ("cluster", "metrics_port"): "metrics_port",
     ("cluster", "metrics_host"): "metrics_host",
@@ -189,6 +194,11 @@ class Settings:
     """Synthesize the flows' static prompts into the prompt cache at start-up and on reload."""
     stt_decoders: int = 3
     """The offline recogniser's decoder pool (~92-96 MB each), all built before serving."""
+    pacer: str = PACERS[0]
+    """The RTP pacer: ``thread`` (its own thread) or ``loop`` (a task on the event loop)."""
+    media_gc: str = GC_MODES[0]
+    """Garbage collection: ``slack`` (after a tick's sends, in the time before the next) or
+    ``python`` (Python's own timing)."""
     drain: str = "finish"
     """On SIGTERM: ``finish`` (calls have ``grace_period`` s, then are hung up) or ``handover``
     (cluster, classic mode: calls are checkpointed and left in Stasis for a standby)."""
@@ -429,7 +439,14 @@ def load_settings(
     _check_mode(settings, values)
     _check_drain(settings, values)
     _check_retry(settings, values)
+    _check_choice(settings.pacer, PACERS, values.get("pacer", (None, "pacer"))[1])
+    _check_choice(settings.media_gc, GC_MODES, values.get("media_gc", (None, "gc"))[1])
     return settings
+
+
+def _check_choice(value: str, choices: tuple[str, ...], origin: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{origin}: must be {' or '.join(choices)}, got {value!r}")
 
 
 DRAIN_RULES = ("finish", "handover")

@@ -1,0 +1,267 @@
+"""Garbage collection in the pacer's slack (``SlackCollector``): which generation it picks, what it
+defers and forces, and both pacers sending real RTP on their grid while garbage piles up, with
+every collection run by the collector after a tick's sends (Python's automatic ones never)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from voxflow.errors import MediaError
+from voxflow.media.gc_slack import SlackCollector
+from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
+from voxflow.media.pacer_thread import ThreadPacer
+from voxflow.media.pacing import make_pacer, worker_pacing
+from voxflow.media.rtp import RtpPacket, parse_rtp
+from voxflow.media.transport import RtpSocket
+
+
+
+async def _until(cond: object, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]  # a zero-argument predicate
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.001)
+
+
+class _Receiver:
+    """A UDP socket read by a thread of its own (the event loop may be busy meanwhile)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.got: list[tuple[float, RtpPacket]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(2048)
+            except TimeoutError:
+                continue
+            self.got.append((time.monotonic(), parse_rtp(data)))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+class ThreadClock:
+    """A fake clock for the pacer's thread: a sleep moves time on at once, by exactly the delay."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, delay: float) -> None:
+        self.now += delay
+        time.sleep(0)  # lets the loop thread run
+
+    def block(self, delay: float) -> None:
+        self.now += delay
+
+
+class FakeGc:
+    """``gc``'s counts and collections, as the collector sees them; a collection takes ``cost``
+    seconds of the fake clock."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.now = 0.0
+        self.cost = [0.001, 0.004, 0.050]
+        self.collected: list[int] = []
+        self.enabled = True
+
+    def collect(self, gen: int) -> int:
+        self.collected.append(gen)
+        self.now += self.cost[gen]
+        if gen < 2:
+            self.counts[gen + 1] += 1
+        for g in range(gen + 1):
+            self.counts[g] = 0
+        return 0
+
+    def collector(self, max_defer: float = 60.0) -> SlackCollector:
+        c = SlackCollector(
+            (700, 10, 10), max_defer=max_defer, clock=lambda: self.now, collect=self.collect,
+            count=lambda: (self.counts[0], self.counts[1], self.counts[2]),
+            enable=lambda: setattr(self, "enabled", True),
+            disable=lambda: setattr(self, "enabled", False),
+        )  # fmt: skip
+        c.active(True)
+        return c
+
+
+def test_it_collects_what_python_would_and_only_what_fits_before_the_next_stamping() -> None:
+    fake = FakeGc()
+    c = fake.collector()
+    assert c.run(fake.now + 0.015) == -1 and fake.collected == []  # nothing allocated
+    fake.counts[0] = 701
+    assert c.run(fake.now + 0.015) == 0  # generation 0 is due and its cost is unknown (0)
+    fake.counts = [701, 11, 0]  # generation 1 is due too: Python would collect 1
+    assert c.run(fake.now + 0.015) == 1
+    assert c.cost[:2] == [pytest.approx(0.001), pytest.approx(0.004)]
+    fake.counts = [701, 11, 0]
+    assert c.run(fake.now + 0.003) == 0  # 1 does not fit in 3 ms: the younger one does
+    assert c.stats.deferred == 1
+    fake.counts[0] = 701
+    assert c.run(fake.now + 0.0005) == -1  # nothing fits: nothing this tick
+    assert c.stats.deferred == 2 and fake.collected == [0, 1, 0]
+
+
+def test_a_full_collection_waits_for_max_defer_then_runs_and_its_cost_is_learnt() -> None:
+    fake = FakeGc()
+    c = fake.collector(max_defer=1.0)
+    fake.counts = [701, 11, 11]  # a full collection is due; its cost is not known yet
+    assert c.run(fake.now + 0.015) == 1  # the oldest that fits
+    for _ in range(60):  # 1.2 s of ticks: generation 2 stays pending
+        fake.now += 0.02
+        fake.counts[0] += 50
+        c.run(fake.now + 0.015)
+    assert 2 in fake.collected and c.stats.forced == 1
+    assert c.cost[2] == pytest.approx(0.050) and c.stats.longest == pytest.approx(0.050)
+    fake.counts = [701, 11, 11]
+    assert c.run(fake.now + 0.06) == 2  # now known to fit in 60 ms
+
+
+def test_automatic_collection_is_off_only_while_active() -> None:
+    fake = FakeGc()
+    c = fake.collector()
+    assert not fake.enabled and c.is_active
+    c.active(False)
+    assert fake.enabled and c.run(fake.now + 1) == -1
+
+
+@contextmanager
+def _collections() -> Iterator[list[tuple[float, float, int]]]:
+    """Every garbage collection meanwhile: (start, end, generation)."""
+    seen: list[tuple[float, float, int]] = []
+    start = [0.0]
+
+    def on(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            start[0] = time.monotonic()
+        else:
+            seen.append((start[0], time.monotonic(), info["generation"]))
+
+    gc.callbacks.append(on)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(on)
+
+
+async def _garbage(stop: asyncio.Event) -> None:
+    """Reference cycles, a few thousand a loop pass: only the collector frees them."""
+    while not stop.is_set():
+        for _ in range(2000):
+            a: list[object] = []
+            a.append(a)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("kind", ["thread", "loop"])
+async def test_a_pacer_with_pending_garbage_sends_every_packet_and_collects_after_its_sends(
+    kind: str,
+) -> None:
+    pacer = make_pacer(kind, "slack")
+    collector = pacer.collector
+    assert collector is not None
+    rx = _Receiver()
+    tx = await RtpSocket.open()
+    tx.set_remote(*rx.sock.getsockname())
+    st = OutboundStream("ulaw", ssrc=9)
+    st.enqueue(b"\x05" * 160 * 50)  # one second of audio
+    sends: list[float] = []
+    raw = tx.send_from_thread if pacer.threaded else tx.send
+
+    def send(data: bytes) -> None:
+        sends.append(time.monotonic())
+        raw(data)
+
+    stop = asyncio.Event()
+    was_enabled = gc.isenabled()
+    with _collections() as seen:
+        pacer.register(st, send)
+        garbage = asyncio.ensure_future(_garbage(stop))
+        try:
+            await asyncio.wait_for(st.wait_idle(), 30)
+            assert not gc.isenabled()  # automatic collection is off while the pacer runs
+            await _until(lambda: len(rx.got) == 50, "every packet read")
+        finally:
+            stop.set()
+            await garbage
+            await pacer.aclose()
+            await tx.aclose()
+            rx.close()
+    assert gc.isenabled() == was_enabled  # handed back once the pacer stopped
+    pkts = [p for _, p in rx.got]
+    assert all((b.sequence - a.sequence) & 0xFFFF == 1 for a, b in itertools.pairwise(pkts))
+    ran = collector.stats.collections
+    assert ran[0] >= 1  # the garbage was collected, by the collector...
+    during = [s for s in seen if sends[0] <= s[0] <= sends[-1]]
+    assert len(during) <= sum(ran)  # ...and by nothing else while it paced
+
+
+async def test_the_thread_pacer_gives_the_collector_the_slack_after_each_ticks_sends() -> None:
+    clock = ThreadClock()
+    pacer = ThreadPacer(0.02, clock=clock, sleep=clock.sleep, block=clock.block)
+    sent: list[float] = []
+    slack: list[tuple[float, float]] = []  # (latest send so far, until)
+
+    class Recorder(SlackCollector):
+        def wants_run(self) -> bool:
+            return True
+
+        def run(self, until: float) -> int:
+            slack.append((sent[-1] if sent else -1.0, until))
+            return -1
+
+    pacer.collector = Recorder()
+    st = OutboundStream("ulaw")
+    st.enqueue(b"\x01" * 160 * 10)
+    pacer.register(st, lambda data: sent.append(clock.now))
+    await asyncio.wait_for(st.wait_idle(), 10)
+    await _until(lambda: len(slack) >= 10, "the slack of ten ticks")
+    await pacer.aclose()
+    assert len(sent) == 10 and not pacer.collector.is_active
+    # Each tick's slack starts after its sends and ends at the next tick's stamping: the next
+    # grid point less the lead (1.5 ms here, the fake stamping takes no time).
+    untils = [until for _, until in slack]
+    for t in sent:
+        assert any(u == pytest.approx(t + 0.02 - 0.0015, abs=1e-9) for u in untils)
+    assert all(u > latest for latest, u in slack)  # handed over after a send, never before
+
+
+async def test_worker_pacing_installs_the_pacer_and_leaves_no_thread_behind() -> None:
+    with pytest.raises(MediaError, match="pacer must be one of thread, loop, got 'fast'"):
+        make_pacer("fast")
+    with pytest.raises(MediaError, match="gc must be one of slack, python"):
+        make_pacer("thread", "never")
+    was_enabled = gc.isenabled()
+    async with worker_pacing("thread", "slack") as pacer:
+        assert shared_pacer() is pacer and isinstance(pacer, ThreadPacer)
+        assert pacer.collector is not None
+        st = OutboundStream("ulaw")
+        st.enqueue(b"\x01" * 160 * 200)  # 4 s: still playing when the worker stops
+        pacer.register(st, lambda data: None)
+        await _until(lambda: st.packets_sent >= 2, "the first packets")
+        assert any(t.name == "voxflow-pacer" for t in threading.enumerate())
+        assert not gc.isenabled()
+    assert not any(t.name == "voxflow-pacer" for t in threading.enumerate())
+    assert gc.isenabled() == was_enabled
+    assert type(shared_pacer()) is Pacer and shared_pacer() is not pacer

@@ -1,0 +1,143 @@
+"""Garbage collection in the pacer's slack: collections run right after a tick's sends, never
+across the next tick.
+
+Python's collector runs whenever enough objects were allocated, wherever that happens: in the
+middle of a loop iteration a few hundred microseconds before a tick is due, or, with the
+:class:`~voxflow.media.pacer_thread.ThreadPacer`, while its thread waits for the GIL. A
+collection holds the GIL, so neither pacer sends meanwhile (docs/media-performance.md, "The
+send-interval tail of whole calls"). :class:`SlackCollector` takes the collector's timing over
+while the pacer runs:
+
+* automatic collection is off (``gc.disable()``) while a pacer has streams, on again once it has
+  none (``active``);
+* after every tick, on the event loop's thread (finalizers run where asyncio expects them),
+  ``run(until)`` looks at ``gc.get_count()`` and picks the generation Python itself would collect
+  now (the oldest whose count is over its threshold; the thresholds are Python's, read when the
+  collector is made); it collects it only if that generation's recent cost (the longest of its
+  last collections, forgotten slowly) ends before ``until`` (the next tick's stamping);
+  otherwise a younger generation that fits, otherwise nothing this tick. A full collection's
+  cost is unknown until one has run (it grows with everything alive since ``gc.freeze()``:
+  85-175 ms at 500 calls), so the first one waits for ``max_defer``;
+* a generation left pending for ``max_defer`` seconds is collected anyway at the next tick's end
+  (garbage never piles up without bound: a full collection of a large heap can be longer than a
+  tick, and is then run right after a tick's sends, the best place for it).
+
+``stats()`` counts the collections run, skipped for lack of slack and forced.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["SlackCollector", "SlackStats"]
+
+_COST_DECAY = 0.95  # a generation's cost estimate: its longest recent collection, forgotten slowly
+
+
+@dataclass
+class SlackStats:
+    """What a :class:`SlackCollector` did: collections per generation, ticks on which a due
+    generation did not fit the slack, collections forced by ``max_defer``, the longest (s)."""
+
+    collections: list[int]
+    deferred: int = 0
+    forced: int = 0
+    longest: float = 0.0
+
+
+class SlackCollector:
+    """Runs the garbage collector between a tick's sends and the next tick (module docstring).
+    ``collect``, ``count``, ``clock``, ``enable``, ``disable``: stand-ins for tests."""
+
+    def __init__(
+        self,
+        thresholds: tuple[int, int, int] | None = None,
+        *,
+        max_defer: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        collect: Callable[[int], int] = gc.collect,
+        count: Callable[[], tuple[int, int, int]] = gc.get_count,
+        enable: Callable[[], None] = gc.enable,
+        disable: Callable[[], None] = gc.disable,
+    ) -> None:
+        t = thresholds or gc.get_threshold()
+        self.thresholds = (max(1, t[0]), max(1, t[1]), max(1, t[2]))
+        self.max_defer = max_defer
+        # recent longest collection per generation (s); a full one's is unknown until one ran
+        self.cost = [0.0, 0.0, math.inf]
+        self._clock, self._collect, self._count = clock, collect, count
+        self._enable, self._disable = enable, disable
+        self._pending_since: list[float | None] = [None, None, None]
+        self._active = False
+        self._was_enabled = False
+        self.stats = SlackStats([0, 0, 0])
+
+    @property
+    def is_active(self) -> bool:
+        """Whether automatic collection is off and ``run`` decides."""
+        return self._active
+
+    def active(self, on: bool) -> None:
+        """Take the collector's timing over (a pacer has streams) or hand it back to Python."""
+        if on and not self._active:
+            self._was_enabled = gc.isenabled()
+            self._disable()
+        elif not on and self._active and self._was_enabled:
+            self._enable()
+        self._active = on
+
+    def wants_run(self) -> bool:
+        """Whether ``run`` may collect something now (cheap: for the pacer's thread to ask
+        before it hands ``run`` to the loop)."""
+        if not self._active:
+            return False
+        return self._count()[0] > self.thresholds[0] or any(
+            t is not None for t in self._pending_since
+        )
+
+    def due(self) -> int:
+        """The generation Python would collect now (-1: none): the oldest whose count is over
+        its threshold, once generation 0's is."""
+        counts, limits = self._count(), self.thresholds
+        if counts[0] <= limits[0]:
+            return -1
+        return max(g for g in range(3) if g == 0 or counts[g] > limits[g])
+
+    def run(self, until: float) -> int:
+        """Collect what is due if it ends before ``until`` (``clock`` time), or what has waited
+        ``max_defer``; return the generation collected, or -1. Called after a tick's sends, on
+        the loop's thread."""
+        if not self._active:
+            return -1
+        now = self._clock()
+        counts, limits, since = self._count(), self.thresholds, self._pending_since
+        for g in range(3):
+            if since[g] is None and counts[g] > limits[g]:
+                since[g] = now
+        forced = [g for g in range(3) if (t := since[g]) is not None and now - t >= self.max_defer]
+        if forced:
+            gen = max(forced)
+            self.stats.forced += 1
+        else:
+            wanted = self.due()
+            if wanted < 0:
+                return -1
+            fits = [g for g in range(wanted + 1) if now + self.cost[g] < until]
+            if not fits or max(fits) < wanted:
+                self.stats.deferred += 1
+            if not fits:
+                return -1
+            gen = max(fits)
+        self._collect(gen)
+        took = self._clock() - now
+        known = self.cost[gen] if math.isfinite(self.cost[gen]) else 0.0
+        self.cost[gen] = max(took, _COST_DECAY * known)
+        self.stats.collections[gen] += 1
+        self.stats.longest = max(self.stats.longest, took)
+        for g in range(gen + 1):
+            since[g] = None
+        return gen
