@@ -35,6 +35,7 @@ import array
 import asyncio
 import base64
 import gc
+import itertools
 import json
 import os
 import subprocess
@@ -222,6 +223,7 @@ class PromptClock:
         self.key: dict[str, float] = {}
         self.prompt: dict[str, tuple[int, float]] = {}  # channel -> (socket id, say() called)
         self.queued: dict[str, float] = {}  # channel -> the billing prompt's first frame queued
+        self.playing: dict[str, float] = {}  # channel -> the billing prompt's _play task began
         watched: dict[int, str] = {}  # id(outbound stream) -> channel, from say(BILLING) on
         self.heard: dict[str, tuple[float, float, str]] = {}  # channel -> (result at, ms, text)
         on_event = app.events._on_event
@@ -245,6 +247,16 @@ class PromptClock:
         self._enqueue = OutboundStream.enqueue
         enqueue = self._enqueue
 
+        self._play = CallMedia._play
+        play = self._play
+
+        async def timed_play(media: CallMedia, frames: Any) -> None:
+            if id(media.outbound) in watched:
+                clock.playing[media.ctx.channel_id] = time.monotonic()
+            await play(media, frames)
+
+        CallMedia._play = timed_play  # type: ignore[method-assign,assignment]  # instrumentation
+
         def timed_enqueue(stream: OutboundStream, data: bytes) -> None:
             channel = watched.pop(id(stream), None)
             if channel is not None:
@@ -266,6 +278,7 @@ class PromptClock:
 
     def close(self) -> None:
         OutboundStream.enqueue = self._enqueue  # type: ignore[method-assign]  # restores it
+        CallMedia._play = self._play  # type: ignore[method-assign]  # restores it
         CallMedia.say = self._say  # type: ignore[method-assign]  # restores the method
         CallMedia.recognize = self._recognize  # type: ignore[method-assign]  # restores it
 
@@ -285,27 +298,30 @@ class PromptClock:
     def latencies_ms(self) -> list[float]:
         return [sum(parts) for parts in self.parts_ms()]
 
-    def parts_ms(self) -> list[tuple[float, float, float]]:
-        """Key -> next prompt per call, in three parts (ms): the key handed to the dispatcher ->
-        ``say`` called (signalling and the interpreter), -> the prompt's first frame queued
-        (the prompt cache, barge-in's flush), -> that frame's packet sent (the pacer)."""
+    def parts_ms(self) -> list[tuple[float, ...]]:
+        """Key -> next prompt per call, in four parts (ms): the key handed to the dispatcher ->
+        ``say`` called (signalling and the interpreter), -> its ``_play`` task running (one pass
+        of the loop), -> the prompt's first frame queued (the prompt cache), -> that frame's
+        packet sent (the pacer's next tick)."""
         out = []
         for channel, (sock, called) in self.prompt.items():
-            key, queued = self.key.get(channel), self.queued.get(channel)
+            key, playing = self.key.get(channel), self.playing.get(channel)
+            queued = self.queued.get(channel)
             first = next((t for t in self.sends.times.get(sock, ()) if t >= called), None)
-            if key is not None and first is not None and queued is not None:
-                said, sent = queued - called, first - queued
-                out.append((1000 * (called - key), 1000 * said, 1000 * sent))
+            if key is None or playing is None or queued is None or first is None:
+                continue
+            times = (key, called, playing, queued, first)
+            out.append(tuple(1000 * (b - a) for a, b in itertools.pairwise(times)))
         return out
 
     def split_line(self) -> str:
-        """The three parts' p50/p99, and their mean over the slowest 1% of calls."""
-        parts = np.array(self.parts_ms()).reshape(-1, 3)
+        """The parts' p50/p99, and their mean over the slowest 1% of calls."""
+        parts = np.array(self.parts_ms()).reshape(-1, 4)
         if not len(parts):
             return "key -> prompt: no call timed"
         total = parts.sum(axis=1)
         slow = parts[total >= np.percentile(total, 99)].mean(axis=0)
-        names = ("key->say", "say->queued", "queued->sent")
+        names = ("key->say", "say->play", "play->queued", "queued->sent")
         each = ", ".join(
             f"{n} {np.percentile(parts[:, i], 50):.1f}/{np.percentile(parts[:, i], 99):.1f}"
             for i, n in enumerate(names)
@@ -382,7 +398,10 @@ async def _variant(
     ``gc.freeze()`` as ``voxflow run`` does before serving. ``pacer``: ``loop`` (the asyncio
     ``Pacer``) or ``thread`` (``ThreadPacer``); ``gc_mode``: ``python`` (Python's own timing) or
     ``slack`` (``SlackCollector``: after a tick's sends), as ``[media] pacer`` and ``gc``."""
+    pacer, _, switch_ms = pacer.partition("@")  # thread@5: a 5 ms switch interval (Python's)
     made = make_pacer(pacer, gc_mode)
+    if switch_ms and isinstance(made, ThreadPacer):
+        made.switch_interval = float(switch_ms) / 1000
     install_pacer(made)
     app = _app(base)
     assert isinstance(app.stt, PocketSphinxSTT)
@@ -491,7 +510,9 @@ async def _measure(
         st = collector.stats
         slack = (f"; in the slack: {'/'.join(map(str, st.collections))}, {st.deferred} ticks "
                  f"deferred, {st.forced} forced, longest {1000 * st.longest:.1f} ms")  # fmt: skip
-    print(f"{'':>11} {n:>6} {pauses.close()}{slack}")
+    p = shared_pacer()
+    lead = f"; pacer build {1000 * p.build_lead:.1f} ms, wake lag {1000 * p.wake_lag:.1f} ms"
+    print(f"{'':>11} {n:>6} {pauses.close()}{slack}{lead}")
     print(f"{'':>11} {n:>6} {prompts.split_line()}")
     sends.close()
     prompts.close()
@@ -693,7 +714,8 @@ if __name__ == "__main__":
         "--pacers",
         default="loop",
         help="loop (the asyncio Pacer), thread (ThreadPacer), or both: loop,thread ([media] "
-        "pacer; the first listed is the baseline of the ratios)",
+        "pacer; the first listed is the baseline of the ratios); thread@5: the thread pacer "
+        "with Python's 5 ms switch interval instead of its 0.5 ms",
     )
     ap.add_argument(
         "--gc",

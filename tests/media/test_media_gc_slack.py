@@ -8,6 +8,7 @@ import asyncio
 import gc
 import itertools
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,6 @@ from voxflow.media.pacer_thread import ThreadPacer
 from voxflow.media.pacing import make_pacer, worker_pacing
 from voxflow.media.rtp import RtpPacket, parse_rtp
 from voxflow.media.transport import RtpSocket
-
 
 
 async def _until(cond: object, what: str, timeout: float = 10.0) -> None:
@@ -252,7 +252,7 @@ async def test_worker_pacing_installs_the_pacer_and_leaves_no_thread_behind() ->
         make_pacer("fast")
     with pytest.raises(MediaError, match="gc must be one of slack, python"):
         make_pacer("thread", "never")
-    was_enabled = gc.isenabled()
+    was_enabled, switch = gc.isenabled(), sys.getswitchinterval()
     async with worker_pacing("thread", "slack") as pacer:
         assert shared_pacer() is pacer and isinstance(pacer, ThreadPacer)
         assert pacer.collector is not None
@@ -261,7 +261,8 @@ async def test_worker_pacing_installs_the_pacer_and_leaves_no_thread_behind() ->
         pacer.register(st, lambda data: None)
         await _until(lambda: st.packets_sent >= 2, "the first packets")
         assert any(t.name == "voxflow-pacer" for t in threading.enumerate())
-        assert not gc.isenabled()
+        assert not gc.isenabled() and sys.getswitchinterval() == pytest.approx(0.0005)
     assert not any(t.name == "voxflow-pacer" for t in threading.enumerate())
+    assert sys.getswitchinterval() == pytest.approx(switch)
     assert gc.isenabled() == was_enabled
     assert type(shared_pacer()) is Pacer and shared_pacer() is not pacer

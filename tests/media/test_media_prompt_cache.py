@@ -13,6 +13,7 @@ from media_rig import audible, recognise
 from sandbox_rig import open_app_rig
 
 from voxflow.errors import ProviderError
+from voxflow.media.callmedia import CallMedia
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
@@ -146,3 +147,26 @@ async def test_concurrent_calls_saying_one_prompt_synthesize_it_once_and_all_hea
         await asyncio.sleep(0.2)
         for sim in sims:
             assert "talk to an agent" in await recognise(audible(sim.heard_audio()))
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+async def test_a_cached_prompt_is_queued_by_say_itself_not_a_loop_pass_later() -> None:
+    async with open_app_rig(PortRange(), tts=EspeakTTS(sample_rate=8000)) as rig:
+
+        async def body(call: CallSession) -> Any:
+            await call.say("one moment", barge_in=BargeIn("none"))  # synthesized and cached
+            voice = await call.call_voice()
+            assert isinstance(voice, CallMedia) and voice.outbound.idle
+            hits = rig.app.prompt_cache.stats.hits if rig.app.prompt_cache else -1
+            sent = voice.outbound.packets_sent
+            again = asyncio.ensure_future(voice.say("one moment", barge_in=BargeIn("none")))
+            await asyncio.sleep(0)  # one pass: say() runs to its first wait, and no further
+            queued = voice.outbound.queued_frames + voice.outbound.packets_sent - sent
+            heard = await again
+            assert rig.app.prompt_cache is not None
+            return queued, rig.app.prompt_cache.stats.hits - hits, heard.heard_ms
+
+        rig.bodies["1"] = body
+        await rig.sb.place_call(from_=rig.caller_id, to="1", app="voxflow")
+        queued, hits, heard_ms = await rig.result()
+        assert hits == 1 and queued >= 20 and heard_ms >= 400  # the whole prompt, at once

@@ -1,5 +1,5 @@
-"""``[media] pacer`` and ``[media] gc``: the defaults, the choices, and a one-line error naming where
-a bad value came from."""
+"""``[media] pacer`` and ``[media] gc``: the defaults, the choices, and a one-line error naming
+where a bad value came from."""
 
 from __future__ import annotations
 

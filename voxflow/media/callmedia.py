@@ -69,7 +69,7 @@ from voxflow.media.endpointing import CompletesPhrase, EndsPhrase, follow
 from voxflow.media.interpolate import stt_resampler
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
-from voxflow.media.prompt_warm import encoded_prompt, prompt_key, wire_codec
+from voxflow.media.prompt_warm import prompt_frames, wire_codec
 from voxflow.media.rtp import RtpPacket
 from voxflow.media.rtp_report import RtpReport
 from voxflow.media.transport import PortRange, RtpSocket
@@ -760,12 +760,12 @@ class CallMedia:
     def _prompt_frames(
         self, tts: TextToSpeech, text: str, voice: str | None
     ) -> AsyncIterator[bytes]:
-        """``text`` as wire-encoded audio: from the app's prompt cache when it has one."""
-        cache = self.ctx.prompt_cache
-        if cache is None:
-            return encoded_prompt(tts, text, voice, self.codec)
-        key = prompt_key(tts, text, voice, self.codec)
-        return cache.stream(key, lambda: encoded_prompt(tts, text, voice, self.codec))
+        """``text`` as wire-encoded audio (a cached prompt is queued at once: ``prompt_frames``)."""
+        return prompt_frames(self.ctx.prompt_cache, tts, text, voice, self.codec, self._queued)
+
+    def _queued(self, chunks: list[bytes]) -> None:
+        self.outbound.enqueue(b"".join(chunks))
+        observe.moment("prompt", self.ctx.channel_id)  # sent with the pacer's next 20 ms tick
 
     async def _play(self, frames: AsyncIterator[bytes]) -> None:
         try:

@@ -22,12 +22,14 @@ absolute grid (RTP timestamps come from the tick number, never from when a tick 
 
 What can still delay a tick: the GIL held elsewhere when the thread wakes (a C extension that does
 not release it, a garbage collection), for at most ``sys.getswitchinterval()`` when the loop
-thread runs plain Python; and the operating system not running the thread on time.
+thread runs plain Python; and the operating system not running the thread on time. While the
+thread runs, the switch interval is 0.5 ms instead of Python's 5 ms (``switch_interval``), so a
+loop thread running Python hands the GIL over sooner (``bench/calls.py``, 500 calls: send error
+p99 3.47 ms at 5 ms, 1.49 ms at 0.5 ms, in one run).
 
-It is not the default (``shared_pacer()`` gives the asyncio pacer; ``install_pacer(ThreadPacer())``
-on the worker's loop before its first call selects it): in ``bench/calls.py`` it halved the send
-error p99 in one pair and not in another, and garbage collection, which holds the GIL, stops both
-(docs/media-performance.md, "The send-interval tail of whole calls").
+``voxflow run`` uses it by default (``[media] pacer = "thread"``, :mod:`voxflow.media.pacing`),
+with garbage collection in its slack (:mod:`voxflow.media.gc_slack`); ``shared_pacer()`` alone
+gives the asyncio pacer (docs/media-performance.md, "The send-interval tail of whole calls").
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +63,8 @@ def hold_gil_sleep(seconds: float) -> None:
 class ThreadPacer(Pacer):
     """The shared 20 ms clock on a thread (module docstring). ``register(stream, send)``: ``send``
     is called from the pacer's thread. ``clock``/``sleep``/``block`` (released, then held GIL)
-    are for tests on a fake clock."""
+    are for tests on a fake clock. ``switch_interval``: ``sys.setswitchinterval`` while the
+    thread runs (None: left alone)."""
 
     threaded = True
 
@@ -72,8 +76,11 @@ class ThreadPacer(Pacer):
         sleep: Callable[[float], None] = time.sleep,
         early: float = 0.0015,
         block: Callable[[float], None] = hold_gil_sleep,
+        switch_interval: float | None = 0.0005,
     ) -> None:
         super().__init__(interval, clock=clock, early=early, block=block)
+        self.switch_interval = switch_interval
+        self._saved_switch: float | None = None
         self._sleep_released = sleep
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -86,8 +93,7 @@ class ThreadPacer(Pacer):
             self._loop = loop
             self._streams = {**self._streams, stream: send}
             if self._thread is None:
-                if self.collector is not None:
-                    self.collector.active(True)
+                self._starting()
                 if self.schedule is None:
                     self.schedule = TickSchedule(self._clock(), self.interval)
                 else:
@@ -96,6 +102,23 @@ class ThreadPacer(Pacer):
                     target=self._run_thread, name="voxflow-pacer", daemon=True
                 )
                 self._thread.start()
+
+    def _starting(self) -> None:
+        """The thread is about to start (lock held): the collector and switch interval."""
+        if self.collector is not None:
+            self.collector.active(True)
+        self._saved_switch = sys.getswitchinterval()
+        if self.switch_interval is not None and self.switch_interval < self._saved_switch:
+            sys.setswitchinterval(self.switch_interval)
+
+    def _ended(self) -> None:
+        """The thread ends (lock held): both handed back."""
+        self._thread = None
+        if self.collector is not None:
+            self.collector.active(False)
+        if self._saved_switch is not None:
+            sys.setswitchinterval(self._saved_switch)
+            self._saved_switch = None
 
     def unregister(self, stream: OutboundStream) -> None:
         """Stop pacing ``stream``; returns once no tick in flight can still send for it."""
@@ -145,10 +168,8 @@ class ThreadPacer(Pacer):
         except Exception:
             log.exception("the RTP pacer thread failed")
             with self._lock:
-                self._thread = None
                 self._streams = {}
-                if self.collector is not None:
-                    self.collector.active(False)
+                self._ended()
 
     def _tick_once(self) -> bool:
         """Wait for the next deadline and run its tick; False once the thread should end."""
@@ -157,9 +178,7 @@ class ThreadPacer(Pacer):
         with self._lock:
             loop = self._loop
             if not self._streams or loop is None or loop.is_closed():
-                self._thread = None
-                if self.collector is not None:
-                    self.collector.active(False)
+                self._ended()
                 return False
         deadline = schedule.deadline()
         lead = self.build_lead + max(self.early, self.wake_lag + _LAG_MARGIN)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from voxflow.media.codecs import Resampler, codec_spec, encode
@@ -30,6 +30,32 @@ def wire_codec(options: Mapping[str, Any]) -> str:
 def prompt_key(tts: TextToSpeech, text: str, voice: str | None, codec: str) -> PromptKey:
     """The cache key of ``text`` spoken by ``tts`` with ``voice``, encoded as ``codec``."""
     return PromptKey(id(tts), voice or "", text, codec, codec_spec(codec).sample_rate)
+
+
+def prompt_frames(
+    cache: PromptCache | None,
+    tts: TextToSpeech,
+    text: str,
+    voice: str | None,
+    codec: str,
+    queue: Callable[[list[bytes]], None],
+) -> AsyncIterator[bytes]:
+    """``text`` as wire-encoded audio: synthesized, or from ``cache`` when there is one. A
+    prompt the cache holds whole goes to ``queue`` at once (nothing is left to iterate): its
+    first frame leaves with the pacer's next tick, not a pass of the event loop later."""
+    if cache is None:
+        return encoded_prompt(tts, text, voice, codec)
+    key = prompt_key(tts, text, voice, codec)
+    chunks = cache.ready(key)
+    if chunks is None:
+        return cache.stream(key, lambda: encoded_prompt(tts, text, voice, codec))
+    queue(chunks)
+    return _nothing()
+
+
+async def _nothing() -> AsyncGenerator[bytes, None]:
+    return
+    yield  # an async generator that yields nothing
 
 
 async def encoded_prompt(

@@ -120,6 +120,16 @@ class PromptCache:
         task.add_done_callback(self._tasks.discard)
         return entry.read()
 
+    def ready(self, key: PromptKey) -> list[bytes] | None:
+        """The chunks of a prompt the cache holds whole (a hit), or None (not cached, or its
+        synthesis still running: ``stream`` joins it)."""
+        entry = self._entries.get(key)
+        if entry is None or not entry.done or entry.error is not None:
+            return None
+        self._entries.move_to_end(key)
+        self.stats.hits += 1
+        return list(entry.chunks)
+
     async def _fill(
         self, key: PromptKey, entry: _Entry, produce: Callable[[], AsyncGenerator[bytes, None]]
     ) -> None:
