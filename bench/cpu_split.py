@@ -141,24 +141,34 @@ class CpuMeter:
         return metered
 
     def iterator(self, part: str, fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
-        """``fn`` returning an async iterator, each item's production charged to ``part``."""
+        """``fn`` returning an async iterator, each item's production charged to ``part``;
+        ``fn`` itself is called at once and charged too (it may queue a cached prompt)."""
         meter = self
 
-        async def metered(*args: Any, **kw: Any) -> AsyncIterator[Any]:
-            it = fn(*args, **kw).__aiter__()
+        def metered(*args: Any, **kw: Any) -> AsyncIterator[Any]:
+            meter.enter(part)
             try:
-                while True:
-                    try:
-                        item = await _Steps(meter, part, it.__anext__())
-                    except StopAsyncIteration:
-                        return
-                    yield item
+                it = fn(*args, **kw).__aiter__()
             finally:
-                aclose = getattr(it, "aclose", None)
-                if aclose is not None:
-                    await _Steps(meter, part, aclose())
+                meter.leave()
+            return _items(meter, part, it)
 
         return metered
+
+
+async def _items(meter: CpuMeter, part: str, it: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """``it``'s items, each one's production charged to ``part``."""
+    try:
+        while True:
+            try:
+                item = await _Steps(meter, part, it.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await _Steps(meter, part, aclose())
 
 
 class _Steps:
