@@ -223,7 +223,6 @@ class PromptClock:
         self.key: dict[str, float] = {}
         self.prompt: dict[str, tuple[int, float]] = {}  # channel -> (socket id, say() called)
         self.queued: dict[str, float] = {}  # channel -> the billing prompt's first frame queued
-        self.playing: dict[str, float] = {}  # channel -> the billing prompt's _play task began
         watched: dict[int, str] = {}  # id(outbound stream) -> channel, from say(BILLING) on
         self.heard: dict[str, tuple[float, float, str]] = {}  # channel -> (result at, ms, text)
         on_event = app.events._on_event
@@ -247,16 +246,6 @@ class PromptClock:
         self._enqueue = OutboundStream.enqueue
         enqueue = self._enqueue
 
-        self._play = CallMedia._play
-        play = self._play
-
-        async def timed_play(media: CallMedia, frames: Any) -> None:
-            if id(media.outbound) in watched:
-                clock.playing[media.ctx.channel_id] = time.monotonic()
-            await play(media, frames)
-
-        CallMedia._play = timed_play  # type: ignore[method-assign,assignment]  # instrumentation
-
         def timed_enqueue(stream: OutboundStream, data: bytes) -> None:
             channel = watched.pop(id(stream), None)
             if channel is not None:
@@ -278,7 +267,6 @@ class PromptClock:
 
     def close(self) -> None:
         OutboundStream.enqueue = self._enqueue  # type: ignore[method-assign]  # restores it
-        CallMedia._play = self._play  # type: ignore[method-assign]  # restores it
         CallMedia.say = self._say  # type: ignore[method-assign]  # restores the method
         CallMedia.recognize = self._recognize  # type: ignore[method-assign]  # restores it
 
@@ -296,32 +284,37 @@ class PromptClock:
         return out
 
     def latencies_ms(self) -> list[float]:
-        return [sum(parts) for parts in self.parts_ms()]
-
-    def parts_ms(self) -> list[tuple[float, ...]]:
-        """Key -> next prompt per call, in four parts (ms): the key handed to the dispatcher ->
-        ``say`` called (signalling and the interpreter), -> its ``_play`` task running (one pass
-        of the loop), -> the prompt's first frame queued (the prompt cache), -> that frame's
-        packet sent (the pacer's next tick)."""
         out = []
         for channel, (sock, called) in self.prompt.items():
-            key, playing = self.key.get(channel), self.playing.get(channel)
-            queued = self.queued.get(channel)
+            key = self.key.get(channel)
             first = next((t for t in self.sends.times.get(sock, ()) if t >= called), None)
-            if key is None or playing is None or queued is None or first is None:
+            if key is not None and first is not None:
+                out.append((first - key) * 1000)
+        return out
+
+    def parts_ms(self) -> list[tuple[float, ...]]:
+        """Key -> next prompt per call, in three parts (ms): the key handed to the dispatcher ->
+        ``say`` called (signalling and the interpreter), -> the prompt's first frame queued (the
+        prompt cache; a pass of the loop when ``say`` leaves it to its ``_play`` task), -> that
+        frame's packet sent (the pacer's next tick)."""
+        out = []
+        for channel, (sock, called) in self.prompt.items():
+            key, queued = self.key.get(channel), self.queued.get(channel)
+            first = next((t for t in self.sends.times.get(sock, ()) if t >= called), None)
+            if key is None or queued is None or first is None:
                 continue
-            times = (key, called, playing, queued, first)
+            times = (key, called, queued, first)
             out.append(tuple(1000 * (b - a) for a, b in itertools.pairwise(times)))
         return out
 
     def split_line(self) -> str:
         """The parts' p50/p99, and their mean over the slowest 1% of calls."""
-        parts = np.array(self.parts_ms()).reshape(-1, 4)
+        parts = np.array(self.parts_ms()).reshape(-1, 3)
         if not len(parts):
             return "key -> prompt: no call timed"
         total = parts.sum(axis=1)
         slow = parts[total >= np.percentile(total, 99)].mean(axis=0)
-        names = ("key->say", "say->play", "play->queued", "queued->sent")
+        names = ("key->say", "say->queued", "queued->sent")
         each = ", ".join(
             f"{n} {np.percentile(parts[:, i], 50):.1f}/{np.percentile(parts[:, i], 99):.1f}"
             for i, n in enumerate(names)
