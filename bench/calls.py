@@ -40,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -463,6 +464,7 @@ class GcPauses:
     def __init__(self) -> None:
         self.counts = [0, 0, 0]
         self.longest = 0.0
+        self.automatic: list[tuple[float, str]] = []  # (ms, thread) of those Python ran itself
         self._start = 0.0
         gc.callbacks.append(self._on)
 
@@ -471,11 +473,17 @@ class GcPauses:
             self._start = time.perf_counter()
         else:
             self.counts[info["generation"]] += 1
-            self.longest = max(self.longest, (time.perf_counter() - self._start) * 1000)
+            took = (time.perf_counter() - self._start) * 1000
+            self.longest = max(self.longest, took)
+            if gc.isenabled():  # not gc.collect() with automatic collection off (SlackCollector)
+                self.automatic.append((took, threading.current_thread().name))
 
     def close(self) -> str:
         gc.callbacks.remove(self._on)
-        return f"gc: {'/'.join(map(str, self.counts))} collections, longest {self.longest:.1f} ms"
+        auto = max(self.automatic, default=(0.0, "-"))
+        counts = "/".join(map(str, self.counts))
+        return (f"gc: {counts} collections, longest {self.longest:.1f} ms; automatic "
+                f"{len(self.automatic)}, longest {auto[0]:.1f} ms ({auto[1]})")  # fmt: skip
 
 
 def _forget_pacer() -> None:

@@ -17,10 +17,13 @@ while the pacer runs:
   last collections, forgotten slowly) ends before ``until`` (the next tick's stamping);
   otherwise a younger generation that fits, otherwise nothing this tick. A full collection's
   cost is unknown until one has run (it grows with everything alive since ``gc.freeze()``:
-  85-175 ms at 500 calls), so the first one waits for ``max_defer``;
-* a generation left pending for ``max_defer`` seconds is collected anyway at the next tick's end
-  (garbage never piles up without bound: a full collection of a large heap can be longer than a
-  tick, and is then run right after a tick's sends, the best place for it).
+  85-195 ms at 500 calls), so the first one waits for ``max_defer``; a tick on which the due
+  generation does not fit lowers its estimate by 2 % (a collection that once ran long, e.g.
+  while the pacer's thread held the GIL, is tried again within a second or two);
+* a generation left pending for ``max_defer[g]`` seconds (1 s, 2 s, 60 s) is collected anyway at
+  the next tick's end (garbage never piles up without bound, and a young generation never grows
+  until its collection is as long as a full one: a full collection of a large heap can be
+  longer than a tick, and is then run right after a tick's sends, the best place for it).
 
 ``stats()`` counts the collections run, skipped for lack of slack and forced.
 """
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 __all__ = ["SlackCollector", "SlackStats"]
 
 _COST_DECAY = 0.95  # a generation's cost estimate: its longest recent collection, forgotten slowly
+_DEFER_DECAY = 0.98  # ... and lowered on every tick it was deferred for (halved in ~35 ticks)
 
 
 @dataclass
@@ -57,7 +61,7 @@ class SlackCollector:
         self,
         thresholds: tuple[int, int, int] | None = None,
         *,
-        max_defer: float = 60.0,
+        max_defer: tuple[float, float, float] = (1.0, 2.0, 60.0),
         clock: Callable[[], float] = time.monotonic,
         collect: Callable[[int], int] = gc.collect,
         count: Callable[[], tuple[int, int, int]] = gc.get_count,
@@ -118,7 +122,7 @@ class SlackCollector:
         for g in range(3):
             if since[g] is None and counts[g] > limits[g]:
                 since[g] = now
-        forced = [g for g in range(3) if (t := since[g]) is not None and now - t >= self.max_defer]
+        forced = [g for g, t in enumerate(since) if t is not None and now - t >= self.max_defer[g]]
         if forced:
             gen = max(forced)
             self.stats.forced += 1
@@ -129,6 +133,7 @@ class SlackCollector:
             fits = [g for g in range(wanted + 1) if now + self.cost[g] < until]
             if not fits or max(fits) < wanted:
                 self.stats.deferred += 1
+                self.cost[wanted] *= _DEFER_DECAY
             if not fits:
                 return -1
             gen = max(fits)
