@@ -28,17 +28,24 @@ median call duration, and the Redis round trips per clustered call. ``--concurre
 calls per worker run first (prompts cached, connection pools grown).
 
     .venv/bin/python bench/cluster.py failover [--calls 1000] [--kill-every 100] [--ttl 3]
+        [--before CHECKOUT] [--rounds 1]
 
 One worker serves, one stands by (same app name). Calls flow at ``--concurrency``; after every
 ``--kill-every`` calls placed, the serving worker gets SIGKILL and a new standby starts (new
 calls wait until it stands by: it warms its prompts and decoders first, seconds on a loaded
-box). For each call in progress at a kill: the time from the kill until it hears its state's
-prompt again (p50/p99 over every kill). Per kill, where that time went: the standby's take-over
-timeline (its log line, voxflow.cluster.takeover) from the kill: dead worker seen gone, name
+box). A caller listens to the menu ``--listen`` s (1.5) before pressing 1; a kill comes once
+every call in progress has heard its menu prompt start (at most 10 s: mid-menu, as issue 20
+says). For each call in progress at a kill: the time from the kill until it hears its state's
+prompt again (p50/p99 over every kill; those killed before their first prompt, set up from
+scratch by the standby, are counted apart too). Per kill, where that time went: the standby's
+take-over timeline (its log line, voxflow.cluster.takeover) from the kill: the killed process reaped
+(``exited``: the bench's ``waitpid``, itself late on a loaded box), dead worker seen gone, name
 held, events socket connected, channels listed, orphans swept; per call (p50): adopted,
 checkpoint read, state entered, media up, prompt's first frame queued; and heard (the caller's
 ear). Lost calls: calls the caller did not see end normally (1 pressed, the flow hung up); end
-webhooks missing or repeated are counted apart.
+webhooks missing or repeated are counted apart. ``--before CHECKOUT``: soaks alternate, each on
+a fresh cluster, with the workers running this checkout's code and that one's (``--rounds``
+each); printed: both variants' p50/p99 (median over rounds) and their ratios.
 
 ``--no-audio``: workers without speech (the menu plays ``sound:vm-login`` instead);
 ``--no-warm-prompts``: standbys that synthesize their prompts on first use. BENCH_LOGS=DIR
@@ -252,13 +259,17 @@ def prompts(call: SimCall) -> int:
     return sum(e["type"] == "audio" for e in exp)
 
 
-async def one_call(sb: Sandbox, app: str, i: int, placed: list[SimCall] | None = None) -> SimCall:
-    """The menu prompt heard, 1 pressed, the flow hangs up (``placed`` gets the call at once)."""
+async def one_call(
+    sb: Sandbox, app: str, i: int, placed: list[SimCall] | None = None, listen: float = 0.0
+) -> SimCall:
+    """The menu prompt heard (``listen`` s of it), 1 pressed, the flow hangs up (``placed``
+    gets the call at once)."""
     call = await sb.place_call(from_=f"+1555{i:07d}", to="100", app=app, wait_app=30)
     if placed is not None:
         placed.append(call)
     try:
         await asyncio.wait_for(_heard(call, 1), 60)
+        await asyncio.sleep(listen)  # a caller listening to the menu before pressing
         for _ in range(5):  # like a caller, press again when the prompt comes again (failover)
             heard = prompts(call)
             await call.press("1")
@@ -475,6 +486,8 @@ class Soak:
     """A checkout whose voxflow the workers run (``--before``); None: this one's."""
     placed: list[SimCall] = field(default_factory=list)
     failover: list[float] = field(default_factory=list)
+    unstarted: list[float] = field(default_factory=list)
+    """The failover times of calls that had heard no prompt yet at the kill (in ``failover``)."""
     kills: int = 0
     killed_at: list[float] = field(default_factory=list)
     breakdowns: list[dict[str, float]] = field(default_factory=list)
@@ -502,6 +515,16 @@ async def _standby_ready(s: Soak) -> None:
             return
         await asyncio.sleep(0.05)
     print("no worker stands by after 120 s")
+
+
+async def _in_menu(s: Soak) -> None:
+    """Until every call in progress has heard its menu prompt start (at least 0.2 s, at most
+    10 s: a call its worker has not reached by then is killed before its first prompt)."""
+    await asyncio.sleep(0.2)  # the calls placed with this one are in progress
+    for _ in range(490):
+        if all(prompts(call) >= 1 for call in s.placed if not call.ended):
+            return
+        await asyncio.sleep(0.02)
 
 
 def _alive(c: Cluster, pid: int) -> bool:
@@ -552,6 +575,8 @@ async def _kill_now(s: Soak) -> None:
         while not call.ended:
             if prompts(call) > heard[call.id]:
                 s.failover.append(time.monotonic() - killed)
+                if not heard[call.id]:  # killed before its first prompt: set up from scratch
+                    s.unstarted.append(s.failover[-1])
                 return
             await asyncio.sleep(0.01)
 
@@ -651,9 +676,10 @@ async def _soak(args: argparse.Namespace, code: str | None) -> Summary:
                         await _standby_ready(s)
                     placing.set()
                 await placing.wait()
-                call_task = asyncio.ensure_future(one_call(c.sb, "voxflow", i, s.placed))
+                call = one_call(c.sb, "voxflow", i, s.placed, args.listen)
+                call_task = asyncio.ensure_future(call)
                 if i and i % args.kill_every == 0:
-                    await asyncio.sleep(1.0)  # this call (and those before it) reach the menu
+                    await _in_menu(s)  # the calls in progress listen to their menu
                     killing.append(asyncio.ensure_future(_kill(s)))
                 await call_task
 
@@ -687,7 +713,8 @@ async def _soak(args: argparse.Namespace, code: str | None) -> Summary:
         "dropped by Idempotency-Key), "
         f"left in the registry {left} ({emptied}); failover (kill -> the call's prompt "
         f"heard again) over {len(f)} calls: p50 {p50:.2f} s, "
-        f"p99 {p99:.2f} s, max {f[-1] if f else 0:.2f} s"
+        f"p99 {p99:.2f} s, max {f[-1] if f else 0:.2f} s; {len(s.unstarted)} of them "
+        f"killed before their first prompt (max {max(s.unstarted, default=0):.2f} s)"
     )
     return Summary(p50, p99, len(lost))
 
@@ -720,6 +747,9 @@ def main() -> None:
         "--before", metavar="CHECKOUT", help="alternate with soaks whose workers run that code"
     )
     fo.add_argument("--rounds", type=int, default=1, help="soaks per variant")
+    fo.add_argument(
+        "--listen", type=float, default=1.5, help="s a caller listens to the menu before pressing"
+    )
     for p in (sc, ov, fo):
         p.add_argument("--no-audio", action="store_true", help="workers run --no-audio")
     args = ap.parse_args()
