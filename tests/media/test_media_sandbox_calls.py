@@ -36,6 +36,8 @@ from media_rig import (
 )
 
 from voxflow.media.callmedia import CallMedia
+from voxflow.media.interpolate import Decimator
+from voxflow.media.vad import WebRtcVad
 from voxflow.telephony.session import CallSession
 from voxflow.voice.call import BargeIn
 from voxflow.voice.chunk import AudioChunk
@@ -247,3 +249,22 @@ async def test_slin16_leg_listens_and_speaks(rig: Rig) -> None:
     assert not said.interrupted
     await asyncio.sleep(0.2)
     assert "pay my bill" in await recognise(audible(sim.heard_audio()))
+
+
+async def test_slin16_leg_with_an_8_khz_vad_hears_through_the_streaming_decimator(
+    rig: Rig,
+) -> None:
+    rig.app.media_options = {"rtp_ports": rig.ports, "format": "slin16"}
+    rig.app.vad = WebRtcVad()  # 8 kHz, as ``voxflow run`` gives it
+
+    async def body(call: CallSession) -> Any:
+        text = await call.listen(15, phrases=PHRASES, end_silence_ms=600)
+        assert isinstance(call._voice, CallMedia)
+        return text, call._voice._vad_resampler
+
+    sim = await rig.call(body)
+    await asyncio.sleep(0.3)
+    await speak(sim, "I want to talk to an agent")
+    text, resampler = await rig.result()
+    assert isinstance(resampler, Decimator)  # not soxr's (its output came in ~100 ms bursts)
+    assert text is not None and "talk to an agent" in text

@@ -66,7 +66,7 @@ from voxflow.errors import (
 )
 from voxflow.media.codecs import Resampler, codec_spec, decode, encode
 from voxflow.media.endpointing import CompletesPhrase, EndsPhrase, follow
-from voxflow.media.interpolate import stt_resampler
+from voxflow.media.interpolate import stt_resampler, vad_resampler
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.prompt_warm import prompt_frames, wire_codec
@@ -164,11 +164,8 @@ class CallMedia:
                 int(opts.get("barge_in_vad_aggressiveness", 3)),
             )
         self._vad_frame = self._vad.sample_rate * self._vad.frame_ms // 1000 * 2
-        self._vad_resampler = (
-            Resampler(self.spec.sample_rate, self._vad.sample_rate)
-            if self._vad.sample_rate != self.spec.sample_rate
-            else None
-        )
+        # a slin16 call with an 8 kHz VAD: every frame at once (soxr held ~100 ms back)
+        self._vad_resampler = vad_resampler(self.spec.sample_rate, self._vad.sample_rate)
         self._vad_buf = b""
         self._recent: deque[bytes] = deque(maxlen=10)  # last 200 ms, to prime the VADs
         self.socket: RtpSocket | None = None
