@@ -3,7 +3,8 @@
     .venv/bin/python bench/speech.py [--voices en-us,en-gb,en-us+f3] [--rates 140,175]
         [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
         [--end-silence-ms 800] [--complete-silence-ms 300] [--final-silence-ms 300]
-        [--check-sigma 300] [--settled-silence-ms 0] [--no-variants] [--before CHECKOUT]
+        [--check-sigma 300] [--settled-silence-ms 60] [--quiet-silence-ms 600] [--no-variants]
+        [--before CHECKOUT] [--old-endpointing | --compare-endpointing] [--pauses 500]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
 phrases), each phrase is spoken by espeak-ng in each voice and rate, clean and with white noise at
@@ -29,6 +30,13 @@ figures for anything fitted on ``tune``.
 
 ``--before CHECKOUT`` runs that checkout's ``bench/speech.py`` with the same arguments at the
 same time and prints both sides' figures side by side (``bench/speech_before.py``).
+
+``--old-endpointing`` runs the endpointing as it was before the likely-phrase gate and the
+``quiet`` end (docs/speech.md, "When the caller has finished"); ``--compare-endpointing`` runs
+every condition both ways in the same minutes (old first) and prints the ratios new / old of
+the caller-stops -> decision p50 / p99. ``--pauses MS`` instead says every sentence of
+``PAUSED`` (a few words, a pause of MS ms, the rest: "I'd like to ... pay my bill") in every
+voice and rate, and counts the callers cut (decided before they stopped talking).
 
 Goals (issue 18): misroute <= 1 %, out-of-grammar -> nomatch >= 95 %, correct >= 90 % clean and
 >= 80 % at 20 dB, decision p99 <= 300 ms.
@@ -78,6 +86,9 @@ END_SILENCE_MS = 800
 COMPLETE_SILENCE_MS = 300  # CallMedia's listen_complete_silence_ms default
 FINAL_SILENCE_MS = 300  # CallMedia's listen_final_silence_ms default (0: no final window)
 SETTLED_SILENCE_MS = 60  # CallMedia's listen_settled_silence_ms default (-1: VAD windows only)
+QUIET_SILENCE_MS = 600  # CallMedia's listen_quiet_silence_ms default (-1: the end-silence window)
+OLD_ENDPOINTING = False  # no likely-phrase gate, hold or quiet end (``--old-endpointing``)
+_OLD = " (old endpointing)"
 LOUD = 328  # -40 dBFS: the caller has stopped talking after the last sample louder than this
 LEAD_MS = 500  # the line noise floor before the speech (_packets)
 VERBOSE = False
@@ -98,6 +109,7 @@ class Outcome:
     stopped_ms: float = 0.0  # audio time the caller stopped talking (set by ``run``)
     timing: dict[str, float] = field(default_factory=dict)  # the stream's ``finish`` parts, ms
     settled: bool = False  # the recogniser's ``settled`` ended the utterance
+    endpoint: str = ""  # what ended it (SpeechDetector.ended_by: settled, final, quiet, ...)
 
     @property
     def before_window_ms(self) -> float:
@@ -182,6 +194,9 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
         complete_silence_ms=COMPLETE_SILENCE_MS,
         final_silence_ms=FINAL_SILENCE_MS or None,
         settled_silence_ms=SETTLED_SILENCE_MS if SETTLED_SILENCE_MS >= 0 else None,
+        quiet_silence_ms=QUIET_SILENCE_MS
+        if QUIET_SILENCE_MS >= 0 and not OLD_ENDPOINTING
+        else None,
     )
     watcher = _Watcher(det, collect=True)  # CallMedia.listen's own (with its pre-roll)
     resampler = stt_resampler(8000, 16000)
@@ -198,6 +213,7 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
                 t0 = time.perf_counter()
                 out.window_ms = det.silence_ms
                 out.settled = det.settled
+                out.endpoint = det.ended_by or ""
                 out.endpoint_ms = arrived * 20
             while stream is not None and not watcher.audio.empty():
                 frame = watcher.audio.get_nowait()
@@ -295,6 +311,57 @@ async def run(
     return out
 
 
+PAUSED = [
+    ("I'd like to", "pay my bill", 0),
+    ("um", "operator", 0),
+    ("I would like", "billing", 0),
+    ("can I", "talk to an operator", 0),
+    ("I need", "support", 0),
+    ("uh", "sales", 0),
+    ("I want to", "pay", 1),
+    ("my", "balance", 1),
+    ("I want the", "main menu", 1),
+    ("give me", "agent", 1),
+    ("I'd like to", "pay my bill", 1),
+    ("pay my", "bill", 0),
+]  # fmt: skip  (said first, said after the pause, which grammar of ``grammars()``)
+
+
+def _trimmed(pcm: bytes) -> bytes:
+    """``pcm`` from its first to its last sample louder than -40 dBFS."""
+    loud = np.nonzero(np.abs(np.frombuffer(pcm, "<i2").astype(np.int32)) > LOUD)[0]
+    return pcm[int(loud[0]) * 2 : (int(loud[-1]) + 1) * 2] if len(loud) else pcm
+
+
+async def pauses(
+    stt: PocketSphinxSTT, gs: list[Grammar], voices: list[str], rates: list[int], pause_ms: int
+) -> str:
+    """Callers who pause ``pause_ms`` mid-sentence (``PAUSED``): how many were cut (the
+    decision came before they stopped talking), and what ended the others."""
+    cut, ends, n = 0, Counter[str](), 0
+    for voice in voices:
+        for rate in rates:
+            tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
+            for first, then, k in PAUSED:
+                parts = [
+                    _trimmed(b"".join([c async for c in tts.synthesize(t)])) for t in (first, then)
+                ]
+                pcm = parts[0] + bytes(pause_ms * 16) + parts[1]
+                outcome = await decide(stt, _packets(pcm), gs[k % len(gs)].phrases)
+                outcome.stopped_ms = _stopped_ms(pcm)
+                n += 1
+                if outcome.after_stop_ms < 0:
+                    cut += 1
+                    if VERBOSE:
+                        print(f"  cut: {first!r} ... {then!r} ({voice} {rate}, {outcome.endpoint})")
+                else:
+                    ends[outcome.endpoint or "end of audio"] += 1
+    return (
+        f"pause {pause_ms} ms mid-sentence{_OLD if OLD_ENDPOINTING else ''}: cut {cut} of {n}; "
+        "the others ended by " + ", ".join(f"{w}: {c}" for w, c in sorted(ends.items()))
+    )
+
+
 def _stopped_ms(pcm: bytes) -> float:
     """When the caller stops talking in ``_packets(pcm)``: after the last loud sample."""
     loud = np.nonzero(np.abs(np.frombuffer(pcm, "<i2").astype(np.int32)) > LOUD)[0]
@@ -312,6 +379,7 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
     stop = [s.outcome.after_stop_ms for s in samples] or [0.0]
     stop_in = [s.outcome.after_stop_ms for s in samples if s.value is not None] or [0.0]
     audio_s = max(1e-9, sum(s.outcome.audio_s for s in samples))
+    quiet = "" if OLD_ENDPOINTING or QUIET_SILENCE_MS < 0 else f"{QUIET_SILENCE_MS} ms once quiet, "
     rtf = sum(s.outcome.stream_s for s in samples) / audio_s
     return (
         f"{snr_name:>5}: in-grammar n={n_in} correct {v.count('correct') / max(1, n_in):6.1%} "
@@ -324,8 +392,9 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
         f"caller stops talking -> decision p50 {np.percentile(stop, 50):.0f} ms p99 "
         f"{np.percentile(stop, 99):.0f} ms (in-grammar p50 {np.percentile(stop_in, 50):.0f} ms "
         f"p99 {np.percentile(stop_in, 99):.0f} ms) (end-silence window {FINAL_SILENCE_MS} ms "
-        f"after a final phrase, {COMPLETE_SILENCE_MS} ms after a whole phrase, else "
-        f"{END_SILENCE_MS} ms; streaming real-time factor {rtf:.2f})"
+        f"after a final phrase, {COMPLETE_SILENCE_MS} ms after a whole phrase, "
+        f"{quiet}else {END_SILENCE_MS} ms{_OLD if OLD_ENDPOINTING else ''}; streaming real-time "
+        f"factor {rtf:.2f})"
     )
 
 
@@ -348,17 +417,48 @@ def breakdown(samples: list[Sample]) -> str:
             o.ms - sum(o.timing.get(k, 0.0) for k in ("wait", "decode", "search")) for o in outs
         ],
     }
-    windows = Counter("settled" if o.settled else str(o.window_ms) for o in outs)
+    ends = Counter(o.endpoint or "end of audio" for o in outs)
     return (
         "       where it goes, p50/p99 ms: "
         + ", ".join(f"{k} {pct(v)}" for k, v in parts.items())
-        + "; windows (ms: utterances) "
-        + ", ".join(f"{w}: {n}" for w, n in sorted(windows.items()))
+        + "; ended by (utterances) "
+        + ", ".join(f"{w}: {n}" for w, n in sorted(ends.items()))
     )
+
+
+def _stops(samples: list[Sample]) -> list[float]:
+    """The caller stops talking -> decision, in-grammar utterances."""
+    return [s.outcome.after_stop_ms for s in samples if s.value is not None] or [0.0]
+
+
+def compared(before: list[Sample], after: list[Sample]) -> str:
+    """The ratios after / before of the in-grammar caller-stops -> decision p50 and p99."""
+    b, a = _stops(before), _stops(after)
+    r50 = np.percentile(a, 50) / max(1e-9, float(np.percentile(b, 50)))
+    r99 = np.percentile(a, 99) / max(1e-9, float(np.percentile(b, 99)))
+    return (
+        f"       after / before, caller stops talking -> decision (in-grammar): p50 "
+        f"{np.percentile(b, 50):.0f} -> {np.percentile(a, 50):.0f} ms (x{r50:.2f}), p99 "
+        f"{np.percentile(b, 99):.0f} -> {np.percentile(a, 99):.0f} ms (x{r99:.2f})"
+    )
+
+
+def _set_old_endpointing(before: bool) -> None:
+    """Switch between the endpointing before (no likely-phrase gate, no quiet end) and now."""
+    global OLD_ENDPOINTING
+    OLD_ENDPOINTING = before
+    if before:  # bench only: the stream reports every whole phrase, as it did
+        PocketSphinxStream._likely = lambda self, decoder: True  # type: ignore[method-assign]
+    else:
+        PocketSphinxStream._likely = _LIKELY  # type: ignore[method-assign]
+
+
+_LIKELY = PocketSphinxStream._likely
 
 
 async def main() -> None:
     global VERBOSE, END_SILENCE_MS, COMPLETE_SILENCE_MS, FINAL_SILENCE_MS, SETTLED_SILENCE_MS
+    global QUIET_SILENCE_MS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--voices", default="en-us,en-gb,en-us+f3")
     ap.add_argument("--rates", default="140,175")
@@ -391,6 +491,31 @@ async def main() -> None:
         default=SETTLED_SILENCE_MS,
         help="VAD silence still needed once the recogniser settled (0: none; -1: ignore it)",
     )
+    ap.add_argument(
+        "--quiet-silence-ms",
+        type=int,
+        default=QUIET_SILENCE_MS,
+        help="VAD silence that ends anything else once the phone loop heard none (-1: off)",
+    )
+    ap.add_argument(
+        "--quiet-frames",
+        type=int,
+        default=stt_pocketsphinx._QUIET_FRAMES,
+        help="10 ms frames both searches must be past the last word before a phrase settles",
+    )
+    ap.add_argument(
+        "--pauses",
+        type=int,
+        default=0,
+        help="only callers pausing this many ms mid-sentence (PAUSED): how many were cut",
+    )
+    way = ap.add_mutually_exclusive_group()
+    way.add_argument(
+        "--old-endpointing", action="store_true", help="the endpointing before (docstring)"
+    )
+    way.add_argument(
+        "--compare-endpointing", action="store_true", help="old and new endpointing side by side"
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print every wrong decision")
     ap.add_argument(
         "--before",
@@ -407,8 +532,9 @@ async def main() -> None:
         before = await speech_before.start(args.before, argv)
     VERBOSE, END_SILENCE_MS = args.verbose, args.end_silence_ms
     COMPLETE_SILENCE_MS, FINAL_SILENCE_MS = args.complete_silence_ms, args.final_silence_ms
-    SETTLED_SILENCE_MS = args.settled_silence_ms
+    SETTLED_SILENCE_MS, QUIET_SILENCE_MS = args.settled_silence_ms, args.quiet_silence_ms
     stt_pocketsphinx._CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
+    stt_pocketsphinx._QUIET_FRAMES = args.quiet_frames  # likewise
     if args.no_variants:  # bench only: grammars compiled without stt_lexicon's variants
         # the name stt_pocketsphinx imported and calls (not re-exported, hence the ignore)
         stt_pocketsphinx.add_variants = lambda decoder, words: []  # type: ignore[attr-defined]
@@ -420,16 +546,29 @@ async def main() -> None:
     gs = grammars()[: args.limit or None]
     print(f"{len(gs)} grammars: " + "; ".join(f"{g.where} {g.phrases}" for g in gs))
     voices, rates = args.voices.split(","), [int(r) for r in args.rates.split(",")]
+    ways = [True, False] if args.compare_endpointing else [args.old_endpointing]
+    if args.pauses:
+        for old in ways:
+            _set_old_endpointing(old)
+            print(await pauses(stt, gs, voices, rates, args.pauses), flush=True)
+        return
     lines: list[str] = []
     for snr_name in args.snr.split(","):
-        samples = await run(stt, gs, snr_name, voices, rates, args.half)
-        lines.append(summary(snr_name, samples))
-        print(lines[-1], flush=True)
-        print(breakdown(samples), flush=True)
-        if args.half == "all":
-            held = [s for s in samples if in_half("held", s.voice, s.rate, s.said)]
-            lines.append(summary(f"{snr_name} held-out half", held))
+        runs: list[list[Sample]] = []
+        for old in ways:
+            _set_old_endpointing(old)
+            samples = await run(stt, gs, snr_name, voices, rates, args.half)
+            runs.append(samples)
+            name = f"{snr_name} old endpointing" if old and args.compare_endpointing else snr_name
+            lines.append(summary(name, samples))
             print(lines[-1], flush=True)
+            print(breakdown(samples), flush=True)
+            if args.half == "all":
+                held = [s for s in samples if in_half("held", s.voice, s.rate, s.said)]
+                lines.append(summary(f"{name} held-out half", held))
+                print(lines[-1], flush=True)
+        if args.compare_endpointing:
+            print(compared(*runs), flush=True)
     if before is not None:
         out, _ = await before.communicate()
         text = out.decode(errors="replace")

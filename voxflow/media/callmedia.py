@@ -26,7 +26,10 @@ but rejected more right answers at 20 dB SNR in ``bench/speech.py``, see docs/sp
 ``listen_settled_silence_ms`` (the silence the VAD must also report once the stream reports
 ``settled``, a final phrase after which its own searches heard the caller stop; default 60; 0:
 the utterance ends at once, -1: never, only the VAD's windows; see
-:mod:`voxflow.media.endpointing`),
+:mod:`voxflow.media.endpointing`), ``listen_quiet_silence_ms`` (the window for anything else,
+part of a phrase or none, once the stream reports ``quiet``, its phone loop heard no speech for
+400 ms; default 600, a caller's pause mid-sentence of up to ~500 ms is still heard whole; -1:
+the ``listen`` call's ``end_silence_ms``),
 ``barge_in_vad_aggressiveness`` (0-3, default 3: barge-in and ``wait_for_speech`` decide on a
 stricter VAD than ``listen``, because their minimum speech is short, see ``BargeIn``),
 ``stasis_wait`` (seconds, default 5: how long set-up waits for the new externalMedia/snoop
@@ -154,6 +157,8 @@ class CallMedia:
         self.listen_final_silence_ms = int(opts.get("listen_final_silence_ms", 300))
         settled = int(opts.get("listen_settled_silence_ms", 60))  # negative: VAD windows only
         self.listen_settled_silence_ms = settled if settled >= 0 else None
+        quiet = int(opts.get("listen_quiet_silence_ms", 600))  # negative: the listen window
+        self.listen_quiet_silence_ms = quiet if quiet >= 0 else None
         self._pacer = pacer
         self._vad: VoiceActivityDetector = self._make_vad(ctx.vad, opts)
         self._strict_vad: VoiceActivityDetector = self._vad
@@ -604,6 +609,7 @@ class CallMedia:
             complete_silence_ms=self.listen_complete_silence_ms,
             final_silence_ms=self.listen_final_silence_ms,
             settled_silence_ms=self.listen_settled_silence_ms,
+            quiet_silence_ms=self.listen_quiet_silence_ms,
         )
         w = self._watch(SpeechWatcher(det, collect=True))
         try:

@@ -3,8 +3,10 @@
 A stream that decodes as it is fed (the offline recogniser with a grammar) knows things about the
 words so far that shorten the silence :class:`~voxflow.media.vad.SpeechDetector` waits for: a whole
 expected phrase (``complete``), one that no other phrase extends (``final``), and such a phrase
-after which its searches already heard the caller stop (``settled``). Each is a small Protocol, so
-any provider may implement some, all or none of them (``stt_pocketsphinx`` has all three).
+after which its searches already heard the caller stop (``settled``), and, whatever the words,
+that its unconstrained search has heard no speech for a while (``quiet``). Each is a small
+Protocol, so any provider may implement some, all or none of them (``stt_pocketsphinx`` has all
+four).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from voxflow.media.vad import SpeechDetector
 
-__all__ = ["CompletesPhrase", "EndsPhrase", "SettlesPhrase", "follow"]
+__all__ = ["CompletesPhrase", "EndsPhrase", "HearsQuiet", "SettlesPhrase", "follow"]
 
 
 @runtime_checkable
@@ -42,8 +44,18 @@ class SettlesPhrase(Protocol):
     settled: bool
 
 
+@runtime_checkable
+class HearsQuiet(Protocol):
+    """An STT stream that says when its own unconstrained search has heard no speech for a
+    while, whatever the words so far (the listener then ends the utterance after
+    ``listen_quiet_silence_ms`` of VAD silence instead of the ``listen`` window)."""
+
+    quiet: bool
+
+
 def follow(detector: SpeechDetector, stream: object) -> None:
     """Pass what ``stream`` says about the words so far on to ``detector`` (after each feed)."""
     detector.complete = isinstance(stream, CompletesPhrase) and stream.complete
     detector.final = isinstance(stream, EndsPhrase) and stream.final
     detector.settled = isinstance(stream, SettlesPhrase) and stream.settled
+    detector.quiet = isinstance(stream, HearsQuiet) and stream.quiet

@@ -100,8 +100,10 @@ DECODERS_PER_DECISION = 3
 DEFAULT_DECODERS = DECODERS_PER_DECISION  # the pool's default size: one decision streams fully
 _ENDED_FRAMES = 15  # 150 ms after the phrase's last word before the stream calls it complete
 _QUIET_FRAMES = 10  # frames after the last word and the last phone before a final phrase settles
+_HEARD_NOTHING_FRAMES = 40  # frames after the phone loop's last phone before the stream is quiet
 _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
+_FRAME_BYTES = 16000 * 2 // 100  # one 10 ms decoder frame of 16 kHz pcm16
 DEFAULT_MIN_CONFIDENCE = 0.0
 
 
@@ -334,6 +336,10 @@ class PocketSphinxStream:
         self.complete = False  # the partial result so far is a whole phrase of the grammar
         self.final = False  # ... and no other phrase of the grammar starts with it
         self.settled = False  # ... and both searches have heard the caller stop (``_settled``)
+        self.quiet = False  # the phone loop has heard no speech lately, whatever the words
+        self._held: bytearray | None = None  # audio kept back from the searches (``_hold``)
+        self._held_floor = 0.0  # the line's background energy when holding began
+        self._held_quiet = 0  # frames the phone loop had heard no speech when holding began
         self._extended: frozenset[tuple[str, ...]] = frozenset()
         self._opened = time.monotonic()
         self.decoder_wait_s: float | None = None  # open -> a decoder was taken (``_waited``)
@@ -394,6 +400,13 @@ class PocketSphinxStream:
     def _process(self, data: bytes) -> None:
         """Decode ``data`` in ``_CHUNK_BYTES`` pieces, so that how the audio was cut into
         ``feed`` calls does not change the result (live CMN updates per ``process_raw``)."""
+        if self._held is not None:
+            if not self._speech_again(data):
+                self._held += data
+                heard_nothing = self._held_quiet + len(self._held) // _FRAME_BYTES
+                self.quiet = heard_nothing >= _HEARD_NOTHING_FRAMES
+                return
+            data, self._held = bytes(self._held) + data, None  # the caller went on
         helpers = self._helpers
         for i in range(0, len(data), _CHUNK_BYTES):
             pcm = self._dither(data[i : i + _CHUNK_BYTES])
@@ -408,8 +421,85 @@ class PocketSphinxStream:
             if helpers.check is not None:
                 helpers.check.process_raw(self._floor(pcm), False, False)
         if self._grammar is not None and self._decoder is not None:
-            self.complete, self.final = self._heard_whole_phrase(self._decoder)
-            self.settled = self.final and self._settled(self._decoder)
+            complete, final = self._heard_whole_phrase(self._decoder)
+            likely = (complete or final) and self._likely(self._decoder)
+            self.complete, self.final = complete and likely, final and likely
+            stopped = final and self._settled(self._decoder)
+            self.settled = stopped and likely
+            self.quiet = self._heard_nothing()
+            if stopped and not likely:
+                self._hold()
+
+    def _hold(self) -> None:
+        """A whole phrase the decision would reject, and the searches heard the caller stop (the
+        utterance used to end here, ``settled``): keep the audio that follows back from the
+        searches until it holds speech again. A caller who pauses mid-sentence goes on, and the
+        kept audio is decoded then; one who has finished is decided on the audio up to here (and
+        the settling frames), as before, not on the longer silence the listener now waits:
+        decoded, that silence changed the confidence features and let more out-of-grammar
+        speech through (``bench/speech.py``, clean: 93 % -> nomatch instead of 97 %)."""
+        step = self._owner.sample_rate // 100 * 2
+        pcm = np.frombuffer(self._tail[: len(self._tail) // step * step], "<i2")
+        energy = (pcm.reshape(-1, step // 2).astype(np.float64) ** 2).mean(axis=1)
+        self._held_floor = float(energy.min()) if len(energy) else 0.0
+        self._held = bytearray()
+        phones = self._helpers.phones if self._helpers is not None else None
+        ends = [s.end_frame for s in phones.seg() or () if _is_phone(s.word)] if phones else []
+        self._held_quiet = phones.n_frames() - max(ends) if phones is not None and ends else 0
+
+    def _speech_again(self, pcm16: bytes) -> bool:
+        """Whether a 10 ms piece of ``pcm16`` is 6 dB or more above the line's background when
+        holding began, and above -50 dBFS: the caller speaks again."""
+        step = self._owner.sample_rate // 100 * 2
+        pcm = np.frombuffer(pcm16[: len(pcm16) // step * step], "<i2").astype(np.float64)
+        if len(pcm) == 0:
+            return False
+        energy = (pcm.reshape(-1, step // 2) ** 2).mean(axis=1)
+        return bool((energy > 4.0 * self._held_floor + 100.0**2).any())
+
+    def _likely(self, decoder: Any) -> bool:
+        """Whether the whole phrase heard so far would be accepted now, as far as the streaming
+        searches can tell: the check search names it too, and its confidence over the partial
+        paths (the grammar's with its n-best, the phone loop's) reaches ``min_confidence``.
+        A caller who pauses mid-sentence ("I'd like to ... pay my bill") is heard as some
+        phrase in the pause ("operator"), which it was not: the stream then reports no whole
+        phrase, and the listener waits the longer windows. Without a decision asked for (or a
+        search streaming) there is nothing to tell by: the phrase is reported as before."""
+        helpers = self._helpers
+        hyp = decoder.hyp()
+        if helpers is None or hyp is None:
+            return True
+        text = _clean(hyp.hypstr)
+        if helpers.check is not None:  # heard by its best path or its n-best's first (_checked)
+            check = helpers.check.hyp()
+            path = _clean(check.hypstr) if check is not None else ""
+            if path != text and _nbest_first(helpers.check) != text:
+                return False
+        phones = helpers.phones
+        if phones is None:
+            return True
+        logmath = decoder.get_logmath()
+        phone_hyp = phones.hyp()
+        best = _log(logmath, hyp.score)
+        partial = features(
+            frames=decoder.n_frames(),
+            best=best,
+            second=_nbest(decoder, logmath, text, best)[1],
+            phone_best=_log(logmath, phone_hyp.score) if phone_hyp is not None else -1e12,
+            words=_segments(decoder),
+            phones=_segments(phones),
+            n_phones=sum(len((decoder.lookup_word(w) or "").split()) for w in text.split()),
+        )
+        return confidence(partial) >= self.min_confidence
+
+    def _heard_nothing(self) -> bool:
+        """The streaming phone loop's last phone ended ``_HEARD_NOTHING_FRAMES`` or more before
+        the newest audio (whatever the grammar heard): the caller has stopped, or pauses."""
+        phones = self._helpers.phones if self._helpers is not None else None
+        if phones is None:
+            return False
+        ends = [s.end_frame for s in phones.seg() or () if _is_phone(s.word)]
+        return bool(ends) and phones.n_frames() - max(ends) >= _HEARD_NOTHING_FRAMES
 
     def _settled(self, decoder: Any) -> bool:
         """Both the grammar's best partial path and the phone loop's have put the end of the
@@ -542,6 +632,7 @@ class PocketSphinxStream:
             t0 = time.perf_counter()
             if len(data) >= 2:
                 self._process(data)
+            self._held = None  # what is still held back is the silence after the caller stopped
             self._settle(decoder)
             self.timing["decode"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
@@ -677,7 +768,7 @@ def _nbest(
     """Up to three distinct phrases, best first, and the score of the best different one."""
     seen = [best_text]
     second: float | None = None
-    for i, hyp in enumerate(decoder.nbest()):
+    for i, hyp in enumerate(decoder.nbest() or ()):  # None mid-utterance, at times
         if i >= _NBEST or len(seen) >= 3:
             break
         text = _clean(hyp.hypstr) if hyp is not None else ""
@@ -691,7 +782,7 @@ def _nbest(
 
 def _nbest_first(decoder: Any) -> str:
     """The first phrase of ``decoder``'s n-best list ("" when it has none)."""
-    for i, hyp in enumerate(decoder.nbest()):
+    for i, hyp in enumerate(decoder.nbest() or ()):  # None mid-utterance, at times
         if i >= _NBEST:
             break
         text = _clean(hyp.hypstr) if hyp is not None else ""

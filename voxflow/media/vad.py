@@ -16,7 +16,10 @@ other expected phrase extends: nothing the caller could add would still match, s
 only has to show that the caller stopped, not that they will not go on), or after
 ``settled_silence_ms`` (0: at the next frame) while it has set ``settled`` (such a phrase, and
 the recogniser's own searches put the end of speech behind them: they, not the VAD, showed that
-the caller stopped; the VAD keeps calling ~60-140 ms after the last word speech).
+the caller stopped; the VAD keeps calling ~60-140 ms after the last word speech). Anything else
+(part of a phrase, no phrase, free speech) ends after ``quiet_silence_ms`` instead of
+``end_silence_ms`` while the listener has set ``quiet`` (the recogniser's unconstrained search
+has heard no speech for a while either): long enough for a caller's pause mid-sentence.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class SpeechDetector:
         complete_silence_ms: int | None = None,
         final_silence_ms: int | None = None,
         settled_silence_ms: int | None = None,
+        quiet_silence_ms: int | None = None,
     ) -> None:
         self.frame_ms = frame_ms
         self._need = max(1, min_speech_ms // frame_ms)
@@ -89,10 +93,13 @@ class SpeechDetector:
         # None: ``settled`` is ignored; else frames of silence it needs (0: ends at once)
         settled = settled_silence_ms
         self._settled_frames = None if settled is None else max(0, settled) // frame_ms
+        quiet = end_silence_ms if quiet_silence_ms is None else quiet_silence_ms
+        self._quiet_frames = max(1, min(quiet, end_silence_ms) // frame_ms)
         self.complete = False  # set by the listener: what was heard so far is a whole phrase
         self.final = False  # ... that no other expected phrase extends
         self.settled = False  # ... and the recogniser heard the caller stop
-        self.ended_by: str | None = None  # at an "end": settled / final / complete / silence
+        self.quiet = False  # set by the listener: the recogniser has heard no speech lately
+        self.ended_by: str | None = None  # settled / final / complete / quiet / silence
         self._silent = 0
         self.in_speech = False
         self.speech_ms = 0
@@ -123,7 +130,7 @@ class SpeechDetector:
         if settled and self._silent >= (self._settled_frames or 0):
             self.ended_by = "settled"
         elif not voiced and self._silent >= self._window_frames():
-            self.ended_by = "final" if self.final else "complete" if self.complete else "silence"
+            self.ended_by = self._window_kind()
         else:
             return None
         self.in_speech = False
@@ -134,4 +141,12 @@ class SpeechDetector:
         """The silence that ends the utterance now, in frames."""
         if self.final:
             return self._final_frames
-        return self._complete_frames if self.complete else self._end_frames
+        if self.complete:
+            return self._complete_frames
+        return self._quiet_frames if self.quiet else self._end_frames
+
+    def _window_kind(self) -> str:
+        """What the window that ended the utterance was for (``ended_by``)."""
+        if self.final or self.complete:
+            return "final" if self.final else "complete"
+        return "quiet" if self.quiet and self._quiet_frames < self._end_frames else "silence"

@@ -6,7 +6,8 @@ the driver: ``call.started``, ``state.entered``, ``prompt``, ``input`` (with ``w
 A spoken ``input`` carries its recognition (:func:`recognition_fields`): ``confidence``,
 ``alternatives`` (n-best, best first), the ``min_confidence`` it had to reach, ``latency_ms``
 (end of speech -> result) and ``endpoint`` (what ended the utterance: ``settled``, ``final``,
-``complete``, ``silence``, ``max_speech``; ``voxflow.voice.providers.Transcript``), when known;
+``complete``, ``quiet``, ``silence``, ``max_speech``; ``voxflow.voice.providers.Transcript``),
+when known;
 ``text`` "" is a recognition that was rejected (the flow's ``nomatch``).
 The trace is the source of truth for debugging and replaying a call in the simulator.
 """

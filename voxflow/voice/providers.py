@@ -40,8 +40,10 @@ class Transcript:
     decoding), when the media path knows it; traced so a replay places the speech in time."""
     endpoint: str | None = None
     """What ended the utterance, when the media path knows it: ``settled`` (the recogniser
-    heard a whole final phrase and the caller stop), ``final``/``complete``/``silence`` (the
-    VAD's silence window after a final phrase, a whole phrase, anything else), ``max_speech``."""
+    heard a whole final phrase it would accept and the caller stop), ``final``/``complete`` (the
+    VAD's silence window after such a final phrase, a whole phrase), ``quiet`` (the longer
+    window for anything else once the recogniser's phone loop heard no speech either),
+    ``silence`` (the ``listen`` window), ``max_speech``."""
 
 
 def below_confidence(t: Transcript, min_confidence: float | None) -> Transcript:
