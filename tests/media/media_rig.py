@@ -109,3 +109,13 @@ async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
         if loop.time() > end:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+def until_stopped(pcm16: bytes, after_ms: int = 60, rate: int = 16000) -> bytes:
+    """``pcm16`` up to ``after_ms`` after its last sample above -40 dBFS: what a listener hands a
+    recogniser before its endpointer ends an utterance that never settled. (Where both searches
+    hear the caller stop, a stream with a streaming phone loop holds the audio after back, which
+    a phone loop run at ``finish`` over the kept audio cannot: compare the two on this.)"""
+    loud = np.nonzero(np.abs(np.frombuffer(pcm16, "<i2").astype(np.int32)) > 328)[0]
+    end = (int(loud[-1]) + 1 if len(loud) else 0) + rate * after_ms // 1000
+    return pcm16[: end * 2]

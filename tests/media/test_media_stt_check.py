@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from media_rig import until_stopped
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
@@ -90,7 +91,7 @@ async def test_the_check_vetoes_a_confident_result_it_does_not_hear(
 
 
 async def test_with_no_spare_decoder_the_check_runs_at_finish_to_the_same_result() -> None:
-    audio = await _call_audio("sales", "en-gb", 140)
+    audio = until_stopped(await _call_audio("sales", "en-gb", 140))
     alone = PocketSphinxSTT(max_decoders=1)  # one decoder: the check runs at finish on it
     late = await _recognise(audio, MAIN, alone)
     assert alone.stats().built == 1

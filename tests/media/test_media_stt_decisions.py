@@ -9,7 +9,7 @@ import shutil
 from typing import Any
 
 import pytest
-from media_rig import speak
+from media_rig import speak, until_stopped
 from sandbox_rig import open_app_rig
 
 from voxflow.errors import ConfigError
@@ -75,7 +75,7 @@ async def test_a_clear_menu_word_is_accepted_with_confidence_above_the_threshold
 
 
 async def test_with_no_spare_decoder_the_phone_loop_runs_at_finish_to_the_same_result() -> None:
-    audio = await _call_audio("I want to leave a message")
+    audio = until_stopped(await _call_audio("I want to leave a message"))
     alone = PocketSphinxSTT(max_decoders=1)  # one decoder: the phone loop runs at finish on it
     late = await _recognise(audio, 640, 0.5, alone)
     assert alone.stats().built == 1
