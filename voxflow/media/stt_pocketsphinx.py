@@ -41,10 +41,14 @@ and such a phrase after which both the grammar's and the phone loop's best paths
 of speech ``_QUIET_FRAMES`` behind them (``settled``: the searches heard the caller stop, ~100-200
 ms after the last word, sooner than the VAD's hangover plus a silence window), which the media
 path's endpointer turns into shorter silence windows or an immediate end
-(:mod:`voxflow.media.endpointing`). Cepstral mean
-normalisation is pocketsphinx's live one, started at every utterance from a fixed prior
-(``_CMN_PRIOR``: the mean of G.711 telephone speech, so the first frames are normalised right)
-rather than from the last caller's.
+(:mod:`voxflow.media.endpointing`). With a decision asked for, a whole phrase is reported only
+when it is likely to be accepted (``_likely``: a caller pausing mid-sentence is often heard as
+some phrase in the pause), the audio after a settled point is held back from the searches until
+it holds speech again (``_hold``), and ``quiet`` says the phone loop has heard no speech for
+``_HEARD_NOTHING_FRAMES`` whatever the words (the endpointer's longer window for the rest).
+Cepstral mean normalisation is pocketsphinx's live one, started at every utterance from a fixed
+prior (``_CMN_PRIOR``: the mean of G.711 telephone speech, so the first frames are normalised
+right) rather than from the last caller's.
 Decoding runs at 16 kHz (8 kHz call audio is upsampled by the media path). A decoder takes ~0.5 s
 of CPU (holding the GIL) and ~92-96 MB to build, so a bounded pool (``stt_pool``) is built before
 calls are served and never grows; a recognition with no decoder free keeps its audio and decodes it
