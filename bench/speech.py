@@ -378,6 +378,7 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
     said = [s.outcome.ms + s.outcome.window_ms for s in samples if s.value is not None] or [0.0]
     stop = [s.outcome.after_stop_ms for s in samples] or [0.0]
     stop_in = [s.outcome.after_stop_ms for s in samples if s.value is not None] or [0.0]
+    stop_ok = [s.outcome.after_stop_ms for s in samples if s.verdict == "correct"] or [0.0]
     audio_s = max(1e-9, sum(s.outcome.audio_s for s in samples))
     quiet = "" if OLD_ENDPOINTING or QUIET_SILENCE_MS < 0 else f"{QUIET_SILENCE_MS} ms once quiet, "
     rtf = sum(s.outcome.stream_s for s in samples) / audio_s
@@ -391,7 +392,9 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
         f"(in-grammar p50 {np.percentile(said, 50):.0f} ms p99 {np.percentile(said, 99):.0f} ms); "
         f"caller stops talking -> decision p50 {np.percentile(stop, 50):.0f} ms p99 "
         f"{np.percentile(stop, 99):.0f} ms (in-grammar p50 {np.percentile(stop_in, 50):.0f} ms "
-        f"p99 {np.percentile(stop_in, 99):.0f} ms) (end-silence window {FINAL_SILENCE_MS} ms "
+        f"p99 {np.percentile(stop_in, 99):.0f} ms; right answers p50 "
+        f"{np.percentile(stop_ok, 50):.0f} ms p99 {np.percentile(stop_ok, 99):.0f} ms) "
+        f"(end-silence window {FINAL_SILENCE_MS} ms "
         f"after a final phrase, {COMPLETE_SILENCE_MS} ms after a whole phrase, "
         f"{quiet}else {END_SILENCE_MS} ms{_OLD if OLD_ENDPOINTING else ''}; streaming real-time "
         f"factor {rtf:.2f})"
