@@ -31,12 +31,13 @@ figures for anything fitted on ``tune``.
 ``--before CHECKOUT`` runs that checkout's ``bench/speech.py`` with the same arguments at the
 same time and prints both sides' figures side by side (``bench/speech_before.py``).
 
-``--old-endpointing`` runs the endpointing as it was before the likely-phrase gate and the
-``quiet`` end (docs/speech.md, "When the caller has finished"); ``--compare-endpointing`` runs
-every condition both ways in the same minutes (old first) and prints the ratios new / old of
-the caller-stops -> decision p50 / p99. ``--pauses MS`` instead says every sentence of
-``PAUSED`` (a few words, a pause of MS ms, the rest: "I'd like to ... pay my bill") in every
-voice and rate, and counts the callers cut (decided before they stopped talking).
+``--old-endpointing`` runs the endpointing as it was before the likely-phrase gate, the hold
+and the ``quiet`` end (docs/speech.md, "When the caller has finished");
+``--compare-endpointing`` runs every condition both ways in the same minutes (old first) and
+prints the ratios new / old of the caller-stops -> decision p50 / p99. ``--pauses MS`` instead
+says every sentence of ``PAUSED`` (a few words, a pause of MS ms, the rest: "I'd like to ...
+pay my bill") in every voice and rate, and counts the callers cut (decided before they stopped
+talking).
 
 Goals (issue 18): misroute <= 1 %, out-of-grammar -> nomatch >= 95 %, correct >= 90 % clean and
 >= 80 % at 20 dB, decision p99 <= 300 ms.
@@ -392,7 +393,7 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
         f"(in-grammar p50 {np.percentile(said, 50):.0f} ms p99 {np.percentile(said, 99):.0f} ms); "
         f"caller stops talking -> decision p50 {np.percentile(stop, 50):.0f} ms p99 "
         f"{np.percentile(stop, 99):.0f} ms (in-grammar p50 {np.percentile(stop_in, 50):.0f} ms "
-        f"p99 {np.percentile(stop_in, 99):.0f} ms; right answers p50 "
+        f"p99 {np.percentile(stop_in, 99):.0f} ms) (right answers p50 "
         f"{np.percentile(stop_ok, 50):.0f} ms p99 {np.percentile(stop_ok, 99):.0f} ms) "
         f"(end-silence window {FINAL_SILENCE_MS} ms "
         f"after a final phrase, {COMPLETE_SILENCE_MS} ms after a whole phrase, "
@@ -450,13 +451,15 @@ def _set_old_endpointing(before: bool) -> None:
     """Switch between the endpointing before (no likely-phrase gate, no quiet end) and now."""
     global OLD_ENDPOINTING
     OLD_ENDPOINTING = before
-    if before:  # bench only: the stream reports every whole phrase, as it did
+    if before:  # bench only: the stream reports every whole phrase and holds nothing, as it did
         PocketSphinxStream._likely = lambda self, decoder: True  # type: ignore[method-assign]
+        PocketSphinxStream._hold = lambda self, likely: None  # type: ignore[method-assign]
     else:
         PocketSphinxStream._likely = _LIKELY  # type: ignore[method-assign]
+        PocketSphinxStream._hold = _HOLD  # type: ignore[method-assign]
 
 
-_LIKELY = PocketSphinxStream._likely
+_LIKELY, _HOLD = PocketSphinxStream._likely, PocketSphinxStream._hold
 
 
 async def main() -> None:
