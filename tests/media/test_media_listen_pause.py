@@ -86,15 +86,14 @@ def test_a_caller_pausing_500_ms_mid_sentence_is_heard_whole(before: str) -> Non
 
 
 @espeak
-def test_speech_that_is_no_phrase_ends_once_quiet_sooner_than_the_listen_window() -> None:
-    # the listen window is 800 ms of VAD silence; the phone loop hears the caller stop, so 600 ms
-    # end it, and the trace says so; with the quiet end off the listen window ends it
-    after_s, ended_by = _heard("I have a question about my account")
+def test_part_of_a_phrase_ends_once_quiet_sooner_than_the_listen_window() -> None:
+    # "pay my" is no whole phrase of the menu: the listen window is 800 ms of VAD silence; the
+    # phone loop hears the caller stop, so 600 ms end it, and the trace says so; with the quiet
+    # end off the listen window ends it
+    after_s, ended_by = _heard("pay my")
     assert ended_by == "quiet"
     assert after_s < 0.85, f"decided {after_s * 1000:.0f} ms after the caller stopped"
-    after_s, ended_by = _heard(
-        "I have a question about my account", options={"listen_quiet_silence_ms": -1}
-    )
+    after_s, ended_by = _heard("pay my", options={"listen_quiet_silence_ms": -1})
     assert ended_by == "silence" and after_s > 0.85
 
 
