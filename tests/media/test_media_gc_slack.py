@@ -95,9 +95,12 @@ class FakeGc:
             self.counts[g] = 0
         return 0
 
-    def collector(self, max_defer: tuple[float, float, float] = (60, 60, 60)) -> SlackCollector:
+    def collector(
+        self, max_defer: tuple[float, float, float] = (60, 60, 60), decay: float = 1.0
+    ) -> SlackCollector:
         c = SlackCollector(
-            (700, 10, 10), max_defer=max_defer, clock=lambda: self.now, collect=self.collect,
+            (700, 10, 10), max_defer=max_defer, defer_decay=decay, clock=lambda: self.now,
+            collect=self.collect,
             count=lambda: (self.counts[0], self.counts[1], self.counts[2]),
             enable=lambda: setattr(self, "enabled", True),
             disable=lambda: setattr(self, "enabled", False),
@@ -138,9 +141,9 @@ def test_a_full_collection_waits_for_max_defer_then_runs_and_its_cost_is_learnt(
     assert c.run(fake.now + 0.06) == 2  # now known to fit in 60 ms
 
 
-def test_a_young_generation_that_once_ran_long_is_tried_again_within_two_seconds() -> None:
+def test_with_defer_decay_a_generation_that_once_ran_long_is_tried_again_sooner() -> None:
     fake = FakeGc()
-    c = fake.collector(max_defer=(1.0, 2.0, 60.0))
+    c = fake.collector(max_defer=(1.0, 2.0, 60.0), decay=0.98)
     fake.cost[1] = 0.067  # e.g. the pacer's thread held the GIL meanwhile
     fake.counts = [701, 11, 0]
     assert c.run(fake.now + 0.015) == 1 and c.cost[1] == pytest.approx(0.067)
@@ -154,6 +157,26 @@ def test_a_young_generation_that_once_ran_long_is_tried_again_within_two_seconds
     # Lowered 2 % a deferred tick, its estimate fits 15 ms after ~75 ticks (1.5 s), before the
     # 2 s after which it would have been forced; generation 0 ran meanwhile.
     assert 70 <= ticks <= 80 and c.stats.forced == 0 and fake.collected.count(0) == ticks - 1
+
+
+def test_by_default_a_generation_too_long_for_the_slack_waits_max_defer() -> None:
+    fake = FakeGc()
+    c = SlackCollector(
+        (700, 10, 10), clock=lambda: fake.now, collect=fake.collect,
+        count=lambda: (fake.counts[0], fake.counts[1], fake.counts[2]),
+        enable=lambda: None, disable=lambda: None,
+    )  # fmt: skip
+    c.active(True)
+    fake.cost[1] = 0.067
+    fake.counts = [701, 11, 0]
+    assert c.run(fake.now + 0.015) == 1
+    pending = fake.now + 0.02
+    while fake.collected.count(1) < 2:  # generation 1 due on every tick, never fitting 15 ms
+        fake.now += 0.02
+        fake.counts[0], fake.counts[1] = 701, 11
+        c.run(fake.now + 0.015)
+        assert fake.now - pending < 61
+    assert 60 <= fake.now - pending and c.stats.forced == 1 and fake.collected[-1] == 1
 
 
 def test_automatic_collection_is_off_only_while_active() -> None:

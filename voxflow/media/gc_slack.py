@@ -17,13 +17,15 @@ while the pacer runs:
   last collections, forgotten slowly) ends before ``until`` (the next tick's stamping);
   otherwise a younger generation that fits, otherwise nothing this tick. A full collection's
   cost is unknown until one has run (it grows with everything alive since ``gc.freeze()``:
-  85-195 ms at 500 calls), so the first one waits for ``max_defer``; a tick on which the due
-  generation does not fit lowers its estimate by 2 % (a collection that once ran long, e.g.
-  while the pacer's thread held the GIL, is tried again within a second or two);
-* a generation left pending for ``max_defer[g]`` seconds (1 s, 2 s, 60 s) is collected anyway at
-  the next tick's end (garbage never piles up without bound, and a young generation never grows
-  until its collection is as long as a full one: a full collection of a large heap can be
-  longer than a tick, and is then run right after a tick's sends, the best place for it).
+  85-195 ms at 500 calls), so the first one waits for ``max_defer``; with ``defer_decay`` < 1,
+  each tick on which the due generation does not fit lowers its estimate by that factor (an
+  estimate that one long collection raised is tried again sooner; off by default: at 500
+  calls, retrying young generations within 1-2 s ran 40-60 ms collections and doubled the send
+  error p99, docs/media-performance.md);
+* a generation left pending for ``max_defer[g]`` seconds (60 s each by default) is collected
+  anyway at the next tick's end (garbage never piles up without bound: a collection of a large
+  heap can be longer than a tick, and is then run right after a tick's sends, the best place
+  for it).
 
 ``stats()`` counts the collections run, skipped for lack of slack and forced.
 """
@@ -39,7 +41,6 @@ from dataclasses import dataclass
 __all__ = ["SlackCollector", "SlackStats"]
 
 _COST_DECAY = 0.95  # a generation's cost estimate: its longest recent collection, forgotten slowly
-_DEFER_DECAY = 0.98  # ... and lowered on every tick it was deferred for (halved in ~35 ticks)
 
 
 @dataclass
@@ -61,7 +62,8 @@ class SlackCollector:
         self,
         thresholds: tuple[int, int, int] | None = None,
         *,
-        max_defer: tuple[float, float, float] = (1.0, 2.0, 60.0),
+        max_defer: tuple[float, float, float] = (60.0, 60.0, 60.0),
+        defer_decay: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         collect: Callable[[int], int] = gc.collect,
         count: Callable[[], tuple[int, int, int]] = gc.get_count,
@@ -71,6 +73,7 @@ class SlackCollector:
         t = thresholds or gc.get_threshold()
         self.thresholds = (max(1, t[0]), max(1, t[1]), max(1, t[2]))
         self.max_defer = max_defer
+        self.defer_decay = defer_decay
         # recent longest collection per generation (s); a full one's is unknown until one ran
         self.cost = [0.0, 0.0, math.inf]
         self._clock, self._collect, self._count = clock, collect, count
@@ -133,7 +136,7 @@ class SlackCollector:
             fits = [g for g in range(wanted + 1) if now + self.cost[g] < until]
             if not fits or max(fits) < wanted:
                 self.stats.deferred += 1
-                self.cost[wanted] *= _DEFER_DECAY
+                self.cost[wanted] *= self.defer_decay
             if not fits:
                 return -1
             gen = max(fits)
