@@ -99,15 +99,21 @@ async def test_a_tick_redis_does_not_answer_gives_every_waiter_the_redis_down_an
         await a.begin("c1", flow, h)
         await rs.stop()  # Redis dies with calls in progress
         a.save("c1", Checkpoint(h, "menu", {}))
+        held = a.outbox.hold("c2:call.started", "c2:call.started", b"{}", "call.started", "c2")
         got = await asyncio.wait_for(
             asyncio.gather(
-                a.flush(), a.begin("c2", flow, h), a.claim_end("c1", ("k", b"{}")), a.end("c3", "x")
+                a.flush(),
+                a.begin("c2", flow, h),
+                a.claim_end("c1", ("k", b"{}")),
+                a.end("c3", "x"),
+                held,
             ),
             15,
         )
         # a start reads nothing (the last current version seen), a claim is granted (an end
-        # is never lost for want of Redis), an end did not remove anything
-        assert list(got[1:]) == [(None, h), True, False]
+        # is never lost for want of Redis), an end did not remove anything, a held webhook
+        # goes on to be sent
+        assert list(got[1:]) == [(None, h), True, False, None]
         assert a.errors >= 1 and a.checkpoints == 0
         assert a.outbox.claimed == {}  # not in the outbox: the call.ended goes out as before
     finally:
@@ -139,5 +145,38 @@ async def test_an_end_rides_with_the_next_tick_of_another_call(tmp_path: Path) -
             a.writes.linger = 0.05  # alone, an end goes by itself once its linger is over
             assert await asyncio.wait_for(a.end("c2", "completed"), 10) is True
             assert await a.call_entries() == []
+        finally:
+            await a.close()
+
+
+async def test_webhooks_held_before_sending_ride_the_ticks_of_the_calls_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_redis(tmp_path) as rs:
+        a = ClusterState(rs.url, worker_id="a", socket_timeout=10.0)
+
+        async def own_command(*args: object) -> None:
+            raise AssertionError("a held webhook sent a command of its own")
+
+        monkeypatch.setattr(a.redis, "hset", own_command)
+        try:
+            flow = tiny_flow()
+            h = await a.publish(flow)
+            ids = [f"c{i}" for i in range(4)]
+            keys = {cid: f"{cid}:call.started" for cid in ids}
+            before = await _scripts(a)
+            await asyncio.gather(
+                *(a.begin(cid, flow, h) for cid in ids),
+                *(a.outbox.hold(k, k, b"{}", "call.started", cid) for cid, k in keys.items()),
+            )
+            assert await _scripts(a) - before <= 2  # the first start, then the rest at once
+            outbox = {
+                k.decode(): json.loads(v) for k, v in (await a.redis.hgetall(a.outbox.key)).items()
+            }
+            assert sorted(outbox) == sorted(keys.values())
+            assert {(e["worker"], e["event"]) for e in outbox.values()} == {("a", "call.started")}
+            assert sorted(e["call"] for e in outbox.values()) == ids
+            await asyncio.gather(*(a.outbox.done(k) for k in keys.values()))  # delivered
+            assert await a.redis.hlen(a.outbox.key) == 0
         finally:
             await a.close()

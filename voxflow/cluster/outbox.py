@@ -7,7 +7,8 @@ the event's ``Idempotency-Key`` for the others; the value JSON ``{worker, key, b
 event, call}`` (``body`` redacted as sent; ``event`` and ``call`` absent: ``call.ended`` of the
 field's call). A ``call.ended`` entry is written with the end claim (in the same Lua script,
 :data:`voxflow.cluster.tick.TICK`) and rewritten with the final body just before it is sent;
-the others are written just before they are sent. Each is removed once the receiver answered
+the others are written just before they are sent (with the writer's next tick,
+:meth:`CallWrites.hold <voxflow.cluster.tick.CallWrites.hold>`). Each is removed once the receiver answered
 2xx or the delivery gave up (its retries,
 :class:`~voxflow.runtime.webhook_retry.RetryPolicy`, are over). Every worker, every ``every``
 seconds (its heartbeat reads them: :mod:`voxflow.cluster.beat`), takes over the entries of dead
@@ -95,6 +96,8 @@ class Outbox:
         """Times this worker looked for them (:meth:`resend`)."""
         self.batched: Callable[[str], Awaitable[None]] | None = None
         """Set by the cluster state: :meth:`done` goes with its writer's next tick."""
+        self.held: Callable[[str, str], Awaitable[None]] | None = None
+        """Set by the cluster state: :meth:`hold` writes with its writer's next tick."""
         self.claimed: dict[str, tuple[str, bytes]] = {}
         """Per call id: the ``call.ended`` (key, body) this worker put in the outbox with its
         end claim (:meth:`hold` does not rewrite it with a body that differs only in time)."""
@@ -113,6 +116,9 @@ class Outbox:
         if claimed is not None and claimed[0] == key and _same_but_time(claimed[1], body):
             return
         value = entry_json(self.worker_id, key, body, time.time(), event, call_id)
+        if self.held is not None:
+            await self.held(field, value)
+            return
         await self.op("hold webhook", lambda: self.redis.hset(self.key, field, value))
 
     async def done(self, field: str) -> None:

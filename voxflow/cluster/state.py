@@ -166,6 +166,7 @@ class ClusterState:
             failed=self._failed,
         )
         self.outbox.batched = self.writes.delivered
+        self.outbox.held = self.writes.hold
         self._unadopted: dict[str, float] = {}  # call id -> when first seen with a dead worker
         self._busy: set[str] = set()  # other workers with calls at the last look (outbound)
         self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get

@@ -2,17 +2,19 @@
 
 A call's start (its checkpoint and its flow's current version read, its registry entry
 written), its end claim (``SET NX`` on ``end:<id>``, with its pending ``call.ended`` added to
-the outbox), its checkpoints (the latest per call; its registry entry only when its state or
-version changed), its end (checkpoint and entry deleted) and its delivered webhook leaving the
-outbox are queued here. One sender task sends everything queued, of every call, in one
-``EVALSHA`` (:data:`TICK`), and goes on with what was queued while that tick was in flight:
-a waiter only waits for its own answer (never for a lock, a task or a timer of its own).
-Each waiter gets its own part of the answer, or None when Redis did not answer (the caller
-decides what that means: a claim is granted, a start reads no checkpoint). A start and a
-claim go at once (the call waits for them); a checkpoint waits up to ``settle`` s (0.05) and
-an end or a delivered webhook's drop up to ``linger`` s (0.2) for another call's tick to ride
-on (one timer for all of them): nobody waits for those, and a checkpoint 50 ms late is at
-worst one state a failover replays.
+the outbox), a webhook held in the outbox before it is sent (``call.started``,
+``recording.ready``, a rewritten ``call.ended``), its checkpoints (the latest per call; its
+registry entry only when its state or version changed), its end (checkpoint and entry deleted)
+and its delivered webhooks leaving the outbox are queued here. One sender task sends everything
+queued, of every call, in one ``EVALSHA`` (:data:`TICK`), and goes on with what was queued
+while that tick was in flight: a waiter only waits for its own answer (never for a lock, a task
+or a timer of its own). Each waiter gets its own part of the answer, or None when Redis did not
+answer (the caller decides what that means: a claim is granted, a start reads no checkpoint, a
+held webhook is sent all the same). A start, a claim and a held webhook go at once (the call
+waits for them); a checkpoint waits up to ``settle`` s (0.05) and an end or a delivered
+webhook's drop up to ``linger`` s (0.2) for another call's tick to ride on (one timer for all
+of them): nobody waits for those, and a checkpoint 50 ms late is at worst one state a failover
+replays.
 
 Each command through redis-py's asyncio client costs the worker ~0.1-0.2 ms of CPU (pool,
 packing, a socket write and a wake-up for the reply), more than the script's work: a call that
@@ -38,7 +40,8 @@ __all__ = ["TICK", "Begun", "CallEntry", "CallWrites", "Tick", "call_json"]
 TICK = """
 local ttl, worker, end_ttl = ARGV[1], ARGV[2], ARGV[3]
 local nb, ns, nc, nd = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local k, a = 2, 8
+local nh = tonumber(ARGV[8])
+local k, a = 2, 9
 local begun, claimed, deleted = {}, {}, {}
 for i = 1, nb do
   begun[2 * i - 1] = redis.call('get', KEYS[k])
@@ -72,6 +75,10 @@ for i = 1, nd do
   deleted[i] = redis.call('del', KEYS[k], KEYS[k + 1])
   k = k + 2
 end
+for i = 1, nh do
+  redis.call('hset', KEYS[1], ARGV[a], ARGV[a + 1])
+  a = a + 2
+end
 for i = a, #ARGV do
   local raw = redis.call('hget', KEYS[1], ARGV[i])
   if raw and cjson.decode(raw)['worker'] == worker then
@@ -82,9 +89,10 @@ return {begun, claimed, deleted}
 """
 """One tick. KEYS: the outbox, then per start (checkpoint, current version, entry), per SET
 (checkpoint or entry), per claim (``end:<id>``, ``ending:<id>``), per end (checkpoint, entry).
-ARGV: call TTL (ms), worker id, end TTL (ms), the four counts, the starts' entries, the SET
-values, per claim (call id, outbox entry or '', the end's outcome record or ''), then the call
-ids whose delivered webhook leaves the outbox (while it is still this worker's). Returns
+ARGV: call TTL (ms), worker id, end TTL (ms), the five counts (starts, SETs, claims, ends,
+held webhooks), the starts' entries, the SET values, per claim (call id, outbox entry or '',
+the end's outcome record or ''), per held webhook (outbox field, entry), then the outbox fields
+whose delivered webhook leaves the outbox (while it is still this worker's). Returns
 {checkpoint and current per start, per claim 2 (claimed, its webhook added) / 1 (claimed, or
 ours already) / 0 (another worker's), per end the DEL count}."""
 
@@ -134,6 +142,8 @@ class Tick:
     ``ending:<id>`` with a first claim, :mod:`voxflow.cluster.ending`; '' for none), its
     waiter."""
     ends: list[tuple[str, asyncio.Future[int | None]]] = field(default_factory=list)
+    holds: list[tuple[str, str, asyncio.Future[None]]] = field(default_factory=list)
+    """Per webhook held in the outbox before it is sent: its field, its entry, its waiter."""
     delivered: list[str] = field(default_factory=list)
     lingering: list[asyncio.Future[None]] = field(default_factory=list)
     """Waiters for the ``delivered`` drops."""
@@ -141,11 +151,14 @@ class Tick:
     """The calls whose checkpoint this tick writes."""
 
     def empty(self) -> bool:
-        return not (self.begins or self.sets or self.claims or self.ends or self.delivered)
+        return not (
+            self.begins or self.sets or self.claims or self.ends or self.holds or self.delivered
+        )
 
     def urgent(self) -> bool:
-        """True when a start or a claim waits (ends and delivered drops may linger)."""
-        return bool(self.begins or self.claims)
+        """True when a start, a claim or a held webhook waits (ends and delivered drops may
+        linger)."""
+        return bool(self.begins or self.claims or self.holds)
 
     def command(
         self, key: Callable[[str, str], str], outbox: str, head: list[str | int]
@@ -158,10 +171,12 @@ class Tick:
         keys += [key(kind, c[0]) for c in self.claims for kind in ("end", "ending")]
         keys += [key(kind, cid) for cid, _ in self.ends for kind in ("checkpoint", "call")]
         args: list[str | int] = [*head, len(self.begins), len(self.sets)]
-        args += [len(self.claims), len(self.ends), *self.begin_values]
+        args += [len(self.claims), len(self.ends), len(self.holds), *self.begin_values]
         args += [v for _, v in self.sets]
         for cid, entry, ending, _ in self.claims:
             args += [cid, entry, ending]
+        for name, value, _ in self.holds:
+            args += [name, value]
         return keys, [*args, *self.delivered]
 
     def settle(self, reply: Any) -> None:
@@ -174,6 +189,8 @@ class Tick:
             _resolve(cfut, None if reply is None else int(claimed[i]))
         for i, (_, efut) in enumerate(self.ends):
             _resolve(efut, None if reply is None else int(deleted[i]))
+        for _, _, hfut in self.holds:
+            _resolve(hfut, None)
         for lfut in self.lingering:
             _resolve(lfut, None)
 
@@ -273,6 +290,14 @@ class CallWrites:
         self._next.ends.append((call_id, fut))
         self._linger()
         return await fut
+
+    async def hold(self, name: str, entry: str) -> None:
+        """Write the outbox entry ``entry`` (field ``name``) with the next tick, at once (its
+        webhook is sent once it is there; it is sent also when Redis did not answer)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._next.holds.append((name, entry, fut))
+        self._kick()
+        await fut
 
     async def delivered(self, call_id: str) -> None:
         """The call's pending webhook leaves the outbox with the next tick, at most
