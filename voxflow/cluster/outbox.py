@@ -3,18 +3,18 @@
 The hash ``<prefix>outbox`` holds one entry per webhook of
 :data:`~voxflow.runtime.webhooks.OUTBOX_EVENTS` (``call.started``, ``recording.ready``,
 ``call.ended``) claimed but not yet delivered: the field is the call id for its ``call.ended``,
-the event's ``Idempotency-Key`` for the others; the value JSON ``{worker, key, body, at,
-event, call}`` (``body`` redacted as sent; ``event`` and ``call`` absent: ``call.ended`` of the
+the event's ``Idempotency-Key`` for the others; the value JSON ``{worker, key, body, at, event,
+call}`` (``body`` redacted as sent; ``event`` and ``call`` absent: ``call.ended`` of the
 field's call). A ``call.ended`` entry is written with the end claim (in the same Lua script,
 :data:`voxflow.cluster.tick.TICK`) and rewritten with the final body just before it is sent;
 the others are written just before they are sent (with the writer's next tick,
-:meth:`CallWrites.hold <voxflow.cluster.tick.CallWrites.hold>`). Each is removed once the receiver answered
-2xx or the delivery gave up (its retries,
+:meth:`CallWrites.hold <voxflow.cluster.tick.CallWrites.hold>`). Each is removed once the
+receiver answered 2xx or the delivery gave up (its retries,
 :class:`~voxflow.runtime.webhook_retry.RetryPolicy`, are over). Every worker, every ``every``
 seconds (its heartbeat reads them: :mod:`voxflow.cluster.beat`), takes over the entries of dead
 workers (out of the registry and without a liveness connection) and sends them in the
-background, with the same retries: the same ``Idempotency-Key`` lets receivers drop a repeat
-(a worker killed after sending but before removing, or while retrying).
+background, with the same retries: the same ``Idempotency-Key`` lets receivers drop a repeat (a
+worker killed after sending but before removing, or while retrying).
 """
 
 from __future__ import annotations
