@@ -5,9 +5,7 @@
 
 Runs every utterance of both halves through the same path as bench/speech.py (streaming, with the
 phone-loop pass on), fits a logistic regression of "the grammar's phrase is what was said" on the
-tuning half's confidence features (standardised; small L2 penalty; Newton steps) of the results
-the confidence decides (a whole phrase the noise-floor check heard too; the rest are nomatch
-whatever their score), prints the
+tuning half's confidence features (standardised; small L2 penalty; Newton steps), prints the
 constants to paste into stt_confidence.py, and the correct / misroute / out-of-grammar -> nomatch
 figures per threshold for the tuning half and the held-out half (the features are what the real
 stream computed, so the figures are the bench's at that threshold with these weights).
@@ -118,9 +116,7 @@ def main() -> None:
             Path(args.cache).write_bytes(pickle.dumps(samples))
     half = {i: in_half("tune", s.voice, s.rate, s.said) for i, s in enumerate(samples)}
     rows = [(i, s, f) for i, s in enumerate(samples) if (f := s.outcome.features) is not None]
-    # fitted on what the confidence decides: whole phrases the check heard too (the rest is
-    # nomatch whatever the score)
-    tune = [(s, f) for i, s, f in rows if half[i] and s.outcome.text not in ("", "<noinput>")]
+    tune = [(s, f) for i, s, f in rows if half[i]]
     xs = np.array([[getattr(f, k) for k in FIELDS] for _, f in tune])
     ys = np.array([float(s.value is not None and s.routed == s.value) for s, _ in tune])
     mean, scale, w = fit(xs, ys)
