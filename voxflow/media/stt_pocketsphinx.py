@@ -30,8 +30,8 @@ when the check does not name the grammar's whole phrase, the result is ``nomatch
 names a phrase twice: its best path's (the search's Viterbi result), and the first of its n-best
 list (from its lattice); either may be the grammar's. The two disagree in a few utterances, mostly
 the right answer: under the noise floor the path heard "pay" (or no whole phrase) for "agent" in
-most voices while the n-best put "agent" first; a veto by the path alone turned about a fifth of
-the clean right answers into re-prompts (``bench/speech.py``, tuning half; docs/speech.md).
+most voices while the n-best put "agent" first; a veto by the path alone turned 4 of the tuning
+half's 34 clean right answers into re-prompts (``bench/speech.py``; docs/speech.md).
 
 Streaming: audio is decoded while the caller speaks (every ``_CHUNK_BYTES``, in a worker thread,
 every search), so at ``finish`` only the last chunk and the final search remain (tens of ms
