@@ -77,6 +77,11 @@ async def test_a_step_confidence_rejects_per_recognition_and_is_traced(tmp_path:
     flow.write_text(FLOW)
     stt = _Recording(sphinx.PocketSphinxSTT())
     assert stt.inner.min_confidence == 0.0  # the app's own default would accept the answer
+    # As `voxflow run` does, the decoders are built before the call: built at the first listen
+    # they hold the GIL (~1.5 s of CPU, ten times that on a loaded machine) after the caller
+    # began to speak, and the recognition then ends long after the speech, later than the
+    # trace (and so the replay) can account for.
+    await stt.inner.warm_up()
     app = {
         "tts": espeak.EspeakTTS(sample_rate=8000),
         "stt": stt,
