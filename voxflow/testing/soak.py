@@ -20,6 +20,7 @@ import resource
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,9 @@ class SoakConfig:
     fail_5xx_every: float = 0.7
     fail_burst: int = 3
     seed: int = 14
-    settle_timeout: float = 60.0
+    settle_timeout: float = 30.0
+    """After a batch: how long nothing may change (no call ends) before what is left counts
+    as left behind."""
 
 
 @dataclass
@@ -202,11 +205,32 @@ async def _batch(sb: Sandbox, cfg: SoakConfig, rng: random.Random, start: int, n
     await asyncio.gather(*(guarded(start + i) for i in range(n)))
 
 
-async def _settle(sb: Sandbox, app: VoxtraApp, server: FlowServer, timeout: float) -> None:
+async def _settle(sb: Sandbox, app: VoxtraApp, server: FlowServer, idle: float) -> None:
+    """Wait until nothing is left, or nothing has changed for ``idle`` s: on a loaded machine
+    calls go on ending long after their batch, and each end is progress (a fixed deadline
+    reported calls that were still ending as left behind)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while leftovers(sb, app, server) and loop.time() < deadline:  # noqa: ASYNC110 (polls state)
+    left = leftovers(sb, app, server)
+    deadline = loop.time() + idle
+    while left and loop.time() < deadline:
         await asyncio.sleep(0.05)
+        now = leftovers(sb, app, server)
+        if now != left:
+            left, deadline = now, loop.time() + idle
+
+
+async def _under_faults(
+    sb: Sandbox, cfg: SoakConfig, report: SoakReport, batch: Coroutine[Any, Any, None]
+) -> None:
+    """Run ``batch`` while faults are injected; no fault is left pending after it."""
+    stop = asyncio.Event()
+    faults = asyncio.ensure_future(_faults(sb, cfg, report, stop))
+    try:
+        await batch
+    finally:
+        stop.set()
+        await faults
+        sb.faults.clear()
 
 
 async def run_soak(cfg: SoakConfig) -> SoakReport:
@@ -249,7 +273,8 @@ async def run_soak(cfg: SoakConfig) -> SoakReport:
 async def _measure(
     sb: Sandbox, app: VoxtraApp, server: FlowServer, cfg: SoakConfig, report: SoakReport
 ) -> None:
-    """The warm-up batch, then the measured batch under faults; fills ``report``."""
+    """The warm-up batch, then the measured batch (traced by ``tracemalloc``) under faults;
+    fills ``report``."""
     rng = random.Random(cfg.seed)
     t0 = time.monotonic()
     await _batch(sb, cfg, rng, 0, cfg.warmup)
@@ -259,14 +284,7 @@ async def _measure(
     tracemalloc.start(10)
     traced0, rss0 = tracemalloc.get_traced_memory()[0], _rss_kb()
     snap0 = tracemalloc.take_snapshot()
-    faults_stop = asyncio.Event()
-    faults = asyncio.ensure_future(_faults(sb, cfg, report, faults_stop))
-    try:
-        await _batch(sb, cfg, rng, cfg.warmup, cfg.calls - cfg.warmup)
-    finally:
-        faults_stop.set()
-        await faults
-        sb.faults.clear()
+    await _under_faults(sb, cfg, report, _batch(sb, cfg, rng, cfg.warmup, cfg.calls - cfg.warmup))
     await _settle(sb, app, server, cfg.settle_timeout)
     _forget_finished(sb)
     gc.collect()
