@@ -8,7 +8,6 @@ anything but :class:`~voxflow.errors.ConfigError`, whose message names the file 
 
 from __future__ import annotations
 
-import difflib
 import re
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from voxflow.errors import ConfigError
 from voxflow.ir.models import OUTCOMES, TRANSFER_OUTCOMES, queue_outcome
 from voxflow.sourcefile import read_regular_bytes
+from voxflow.testing.scenario_errors import format_error, unknown_key
+from voxflow.testing.scenario_yaml import LINE, LinedDict, load_lined, strip_lines
 
 __all__ = [
     "Action",
@@ -48,7 +49,6 @@ _VERBS = ("press", "say", "silence", "wait", "hangup")
 _MODIFIERS = ("at", "after", "bargein")
 _SAY_ONLY = ("confidence",)
 _DTMF = re.compile(r"^[0-9*#A-Da-d]+$")
-_LINE = "__line__"
 
 
 def parse_duration(value: Any) -> float:
@@ -81,9 +81,9 @@ class _Model(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _take_line(cls, data: Any) -> Any:
-        if isinstance(data, dict) and _LINE in data:
+        if isinstance(data, dict) and LINE in data:
             data = dict(data)
-            line = data.pop(_LINE)
+            line = data.pop(LINE)
             if "line" in cls.model_fields and "line" not in data:
                 data["line"] = line
         return data
@@ -126,12 +126,12 @@ class Action(_Lined):
             )
         if not isinstance(data, dict) or "kind" in data:
             return data
-        line = data.get(_LINE, data.get("line", 0))
+        line = data.get(LINE, data.get("line", 0))
         verbs = [k for k in data if k in _VERBS]
         known = (*_VERBS, *_MODIFIERS, *_SAY_ONLY)
-        unknown = [k for k in data if k not in (*known, _LINE, "line")]
+        unknown = [k for k in data if k not in (*known, LINE, "line")]
         if unknown:
-            raise ValueError(_unknown_key(unknown[0], known))
+            raise ValueError(unknown_key(unknown[0], known))
         if len(verbs) != 1:
             raise ValueError(f"an action needs exactly one of: {', '.join(_VERBS)}")
         verb = verbs[0]
@@ -577,175 +577,10 @@ class ScenarioFile(_Model):
 # ---------------------------------------------------------------- loading
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that records each mapping's line as ``__line__``; booleans are YAML 1.2's
-    (only true/false), so states named ``yes``/``no`` and answers like ``on`` stay strings."""
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_LineLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_LineLoader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-class _LinedDict(dict[Any, Any]):
-    """A YAML mapping that knows the line of each key (for error messages only: the models get
-    plain dicts from :func:`_strip_lines`)."""
-
-    key_lines: dict[str, int]
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    mapping = _LinedDict(loader.construct_mapping(node, deep=True))
-    mapping.key_lines = {
-        str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
-    }
-    mapping[_LINE] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-class _LinedStr(str):
-    """A YAML string that knows its line (so ``- hangup`` steps report where they are)."""
-
-    line: int = 0
-
-
-def _construct_str(loader: _LineLoader, node: yaml.ScalarNode) -> str:
-    text = _LinedStr(loader.construct_scalar(node))
-    text.line = node.start_mark.line + 1
-    return text
-
-
-_LineLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
-
-
-def _strip_lines(value: Any, keep: bool) -> Any:
-    """Drop ``__line__`` from mappings that are user data (variables, JSON bodies, args)."""
-    if isinstance(value, dict):
-        return {
-            k: _strip_lines(v, keep and k not in _DATA_KEYS)
-            for k, v in value.items()
-            if keep or k != _LINE
-        }
-    if isinstance(value, list):
-        return [_strip_lines(v, keep) for v in value]
-    if isinstance(value, _LinedStr) and not keep:
-        return str(value)
-    return value
-
-
-_DATA_KEYS = frozenset({"json", "args", "variables", "metadata", "media", "headers"})
-
-
-def _unknown_key(key: str, allowed: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(key), allowed, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown key '{key}'{hint}"
-
-
-def _lines_of(data: Any, loc: tuple[int | str, ...]) -> int:
-    """The YAML line of what ``loc`` names: its key's line, else the innermost mapping's or the
-    list item's (0 when unknown)."""
-    line = 0
-    cur = data
-    for part in loc:
-        if isinstance(cur, dict):
-            line = int(cur.get(_LINE, line))
-            if part not in cur:
-                break
-            if isinstance(cur, _LinedDict):
-                line = cur.key_lines.get(str(part), line)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
-            cur = cur[part]
-            line = cur.line if isinstance(cur, _LinedStr) else line
-        else:
-            break
-    if isinstance(cur, dict):
-        line = int(cur.get(_LINE, line))
-    return line
-
-
-_WANTED = {
-    "string_type": "a string",
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-    "list_type": "a list",
-    "tuple_type": "a list",
-}
-"""pydantic's type errors, as what the key expects."""
-_FIELD_WANTED = {
-    "caller": 'the caller\'s number as a string (e.g. caller: "+15550100")',
-    "called": 'the dialled number as a string (e.g. called: "100")',
-}
-
-
-def _found(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, bool):
-        return f"{str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the string {_short(value)!r}"
-    return "nothing" if value is None else type(value).__name__
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _wrong_shape(loc: tuple[int | str, ...], kind: str, value: Any) -> str:
-    """``expected X, got Y`` for a value of the wrong type (with a hint for a scenario's or the
-    defaults' ``caller``)."""
-    call_key = str(loc[-1]) if loc[:1] in (("scenarios",), ("defaults",)) and len(loc) <= 3 else ""
-    want = _WANTED[kind]
-    if kind == "string_type":
-        want = _FIELD_WANTED.get(call_key, want)
-    msg = f"expected {want}, got {_found(value)}"
-    if call_key == "caller" and isinstance(value, list | dict):
-        msg += "; what the caller does goes under steps:"
-    return msg
-
-
-def _format_error(name: str, data: Any, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors()[:5]:
-        loc = tuple(p for p in err["loc"] if p != "function-after")
-        where = ".".join(str(p) for p in loc if not str(p).startswith("function"))
-        line = _lines_of(data, loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = _unknown_key(str(loc[-1]), ())
-        elif err["type"] == "missing":
-            msg = f"'{loc[-1]}' is required"
-        elif err["type"] in _WANTED:
-            msg = _wrong_shape(loc, err["type"], err.get("input"))
-        lines.append(f"{name}:{line}: {where}: {msg}" if where else f"{name}:{line}: {msg}")
-    return "\n".join(lines)
-
-
 def parse_scenario_text(text: str, *, name: str = "<scenarios>") -> ScenarioFile:
     """Parse scenario YAML (``flow`` stays as written; see :func:`load_scenario_file`)."""
     try:
-        data = yaml.load(text, Loader=_LineLoader)
+        data = load_lined(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
@@ -753,12 +588,12 @@ def parse_scenario_text(text: str, *, name: str = "<scenarios>") -> ScenarioFile
         raise ConfigError(f"{name}:{line}: invalid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{name}:1: a scenario file is a mapping with 'flow' and 'scenarios'")
-    clean = _strip_lines(data, True)
+    clean = strip_lines(data, True)
     try:
-        flow_line = data.key_lines.get("flow", 1) if isinstance(data, _LinedDict) else 1
+        flow_line = data.key_lines.get("flow", 1) if isinstance(data, LinedDict) else 1
         return ScenarioFile.model_validate({**clean, "path": name, "flow_line": flow_line})
     except ValidationError as exc:
-        raise ConfigError(_format_error(name, data, exc)) from None
+        raise ConfigError(format_error(name, data, exc)) from None
 
 
 def load_scenario_file(path: str | Path) -> ScenarioFile:
