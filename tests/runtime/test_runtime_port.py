@@ -1,8 +1,11 @@
-"""The typed seam: CallSession is a CallPort (checked by mypy on this file), errors by type."""
+"""The typed seam: CallSession is a CallPort (checked by mypy --strict on this file: it is in
+pyproject's [tool.mypy] files, and a test here keeps it there), errors by type."""
 
 from __future__ import annotations
 
 import inspect
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,12 @@ def _as_peer(session: CallSession) -> PeerCall:
 
 def _as_agent_host(session: CallSession) -> AgentHost:
     return session
+
+
+def test_mypy_checks_this_file() -> None:
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    files = tomllib.loads(pyproject.read_text())["tool"]["mypy"]["files"]
+    assert "tests/runtime/test_runtime_port.py" in files
 
 
 def _members(proto: type) -> set[str]:

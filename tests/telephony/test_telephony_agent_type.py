@@ -45,6 +45,7 @@ def test_the_media_path_sees_ari_through_a_typed_port() -> None:
 
     hints = typing.get_type_hints(VoiceContext)
     assert hints["rest"] is AriRequests
-    # mypy checks it statically where CallSession builds its VoiceContext (tests are not in scope)
+    # mypy checks it statically where CallSession builds its VoiceContext, and here (this file
+    # is in mypy's scope)
     rest: AriRequests = AriRestClient("http://127.0.0.1:9/ari", "u", "p")
     assert callable(rest.request)
