@@ -126,7 +126,7 @@ def test_a_file_where_an_output_directory_goes_is_named_as_such(tmp_path: Path) 
     taken = tmp_path / "taken"
     taken.write_text("")
     code, out = _cli("test", str(d / "good.flow"), "--junit", str(taken / "x.xml"))
-    assert code == 1
+    assert code == 2  # a usage error, as for every command's output (test_cli_unwritable_output)
     assert f"cannot write {taken / 'x.xml'}: {taken} is a file, not a directory" in out
     code, out = _cli("run", str(d / "good.flow"), "--no-audio", "--trace", str(taken))
     assert code == 2 and f"--trace: {taken} is a file, not a directory" in out, out

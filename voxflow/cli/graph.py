@@ -1,6 +1,7 @@
 """``voxflow graph FILE [--format mermaid|dot|svg|png] [-o OUT]``: draw a flow.
 
-Exit codes: 0 drawn, 1 the flow does not compile or Graphviz failed, 2 usage errors.
+Exit codes: 0 drawn, 1 the flow does not compile or Graphviz failed, 2 usage errors (an output
+that cannot be written is one, as for every command).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def graph_command(file: str, fmt: str | None, output: str | None) -> None:
         try:
             Path(output).write_bytes(data)
         except OSError as exc:
-            raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+            raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
         click.echo(f"wrote {output}", err=True)
     elif fmt == "png" and sys.stdout.isatty():
         raise click.UsageError("PNG is binary: use -o FILE.png")

@@ -1,7 +1,7 @@
 """``voxflow compile FILE [-o OUT]``: the compiled IR as JSON.
 
 Exit codes: 0 compiled (warnings go to stderr), 1 the flow has errors (diagnostics on stderr,
-nothing written), 2 usage errors (click).
+nothing written), 2 usage errors (click), an output that cannot be written among them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``voxflow test`` (flow scenarios in virtual time, coverage, JUnit) and ``voxflow replay``.
 
 Exit codes: 0 every scenario passed (and coverage met ``--min-coverage``), 1 a scenario failed,
-a file did not load, coverage was too low or a replay differs, 2 usage errors.
+a file did not load, coverage was too low or a replay differs, 2 usage errors (a ``--junit``
+file that cannot be written among them).
 """
 
 from __future__ import annotations
@@ -82,11 +83,11 @@ def test_command(
             Path(junit).write_bytes(junit_xml(run))
         except FileExistsError:  # what mkdir says of a file where the directory goes
             where = Path(junit).parent
-            raise click.ClickException(
+            raise click.UsageError(
                 f"cannot write {junit}: {where} is a file, not a directory"
             ) from None
         except OSError as exc:
-            raise click.ClickException(f"cannot write {junit}: {exc.strerror or exc}") from None
+            raise click.UsageError(f"cannot write {junit}: {exc.strerror or exc}") from None
     raise SystemExit(0 if ok else 1)
 
 
