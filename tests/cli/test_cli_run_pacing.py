@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from voxflow.cli import run as run_mod
-from voxflow.cli.run import _make_app, _serve_until_stopped
+from voxflow.cli.run import _serve_until_stopped
+from voxflow.cli.run_app import make_app
 from voxflow.media.pacer import Pacer, shared_pacer
 from voxflow.media.pacer_thread import ThreadPacer
 from voxflow.runtime.config import load_settings
@@ -48,7 +49,7 @@ async def test_the_worker_paces_with_its_setting_and_stops_its_pacer_with_it(
     async with Sandbox(port=0) as sb:
         cli = {"ari_url": sb.ari_url, "ari_user": sb.user, "ari_password": sb.password}
         settings = load_settings({**cli, "grace_period": 0.5}, env={}, cwd=tmp_path)
-        app = _make_app(settings, sb.ari_url, sb.user, sb.password)
+        app = make_app(settings, sb.ari_url, sb.user, sb.password)
         registry = FlowRegistry()
         registry.load([FLOW])
         server = FlowServer(app, registry, settings)

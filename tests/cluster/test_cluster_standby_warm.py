@@ -17,6 +17,7 @@ import pytest
 from _cluster_kit import running_redis, until
 
 from voxflow.cli import run as cli_run
+from voxflow.cli import run_app
 from voxflow.cluster import ClusterState, node_app
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.tts_espeak import EspeakTTS
@@ -58,17 +59,17 @@ def _count_espeak(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _captured_serve(monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Callable[[], None]]]:
-    """``_serve``'s app (as ``_make_app`` built it) and its SIGINT/SIGTERM callback (kept, not
-    installed: the test stops the worker as a signal would)."""
+    """``_serve``'s app (as ``run_app.make_app`` built it) and its SIGINT/SIGTERM callback
+    (kept, not installed: the test stops the worker as a signal would)."""
     apps: list[Any] = []
     stops: list[Callable[[], None]] = []
-    real = cli_run._make_app
+    real = run_app.make_app
 
     def make_app(*args: Any, **kw: Any) -> Any:
         apps.append(real(*args, **kw))
         return apps[-1]
 
-    monkeypatch.setattr(cli_run, "_make_app", make_app)
+    monkeypatch.setattr(run_app, "make_app", make_app)
     monkeypatch.setattr(cli_run, "_on_signals", stops.append)
     monkeypatch.setattr(gc, "freeze", lambda: None)  # the test process's objects stay collectable
     return apps, stops

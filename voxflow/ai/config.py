@@ -286,7 +286,7 @@ def build_tts(
 
 def _build_offline(kind: str, cfg: ProviderConfig, offline: Mapping[str, Callable[..., T]]) -> T:
     """Offline engines (espeak-ng TTS, pocketsphinx STT) live in ``voxflow.media``, above this
-    package: the composition root (``voxflow.cli.run``) passes their classes in ``offline``."""
+    package: the composition root (``voxflow.cli.run_app``) passes their classes in ``offline``."""
     factory = offline.get(cfg.provider)
     if factory is None:
         raise ConfigError(f"{cfg.provider} {kind} is not available here (no offline engine given)")

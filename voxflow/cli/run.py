@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import signal
@@ -18,11 +17,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
 
+from voxflow.cli import run_app
 from voxflow.cli.diag import warn
 from voxflow.cli.run_call import outbound_flow, parse_meta, run_call
 from voxflow.cli.run_caller import EXIT_FLOW, ScriptedCaller, default_script
@@ -37,7 +37,7 @@ from voxflow.errors import (
 )
 from voxflow.media.pacing import worker_pacing
 from voxflow.runtime.caller_script import CallerAction, load_script
-from voxflow.runtime.config import Settings, listen_host, load_settings
+from voxflow.runtime.config import Settings, load_settings
 from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.testing.violoop import run_virtual
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = ["default_script", "run_command"]
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 EXIT_CONFIG, EXIT_ARI = 2, 3
 
@@ -431,54 +429,6 @@ def _configure_logging(verbose: bool) -> None:
     install_redaction()
 
 
-def _offline(factory: Callable[[], T], name: str) -> T | None:
-    """An offline engine from voxflow.media, or None (logged) when it cannot start here."""
-    try:
-        return factory()
-    except Exception as exc:  # a missing engine only costs that capability
-        log.warning("%s unavailable (%s): running without it", name, exc)
-        return None
-
-
-def _make_app(
-    settings: Settings, ari_url: str, user: str, password: str, *, audio: bool = True
-) -> Any:
-    """The VoxtraApp: offline speech by default (espeak-ng TTS, pocketsphinx STT, WebRTC VAD),
-    replaced by VOXFLOW_TTS_*/_STT_*/_LLM_* providers when configured; ``audio=False``: none
-    (prompts only in the transcript, DTMF input only)."""
-    from voxflow.ai.config import build_llm, build_stt, build_tts, load_ai_config
-    from voxflow.telephony.app import VoxtraApp
-
-    ai = load_ai_config()  # VOXFLOW_LLM_* / _STT_* / _TTS_*; API keys only from the environment
-    kwargs: dict[str, Any] = {}
-    if audio:  # the media path (numpy, soxr, the engines) loads only when audio is on
-        from voxflow.media.callmedia import create_call_voice
-        from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
-        from voxflow.media.tts_espeak import EspeakTTS
-        from voxflow.media.vad import WebRtcVad
-
-        kwargs["voice_factory"] = create_call_voice
-        tts = build_tts(ai.tts, {"espeak": EspeakTTS})
-        decoders = settings.stt_decoders
-        sphinx = functools.partial(PocketSphinxSTT, max_decoders=decoders)
-        stt = build_stt(ai.stt, {"pocketsphinx": sphinx})
-        kwargs["tts"] = tts or _offline(EspeakTTS, "EspeakTTS")
-        kwargs["stt"] = stt or _offline(sphinx, "PocketSphinxSTT")
-        kwargs["vad"] = _offline(WebRtcVad, "WebRtcVad")
-    llm = build_llm(ai.llm)
-    if llm is not None:  # agent steps
-        kwargs["llm"] = llm
-    if settings.ari_mode != "classic":
-        kwargs["mode"] = settings.ari_mode
-        kwargs["listen"] = listen_host(settings.listen)
-        kwargs["listen_auth"] = (
-            settings.listen_user or user,
-            settings.listen_password if settings.listen_password is not None else password,
-        )
-    kwargs["media_options"] = settings.media_options()
-    return VoxtraApp(ari_url, user, password, settings.app, **kwargs)
-
-
 async def _call(
     settings: Settings,
     registry: FlowRegistry,
@@ -497,7 +447,7 @@ async def _call(
     callee = ScriptedCaller(script, lambda: " ".join(heard))
 
     def make(url: str, user: str, password: str) -> Any:
-        return _make_app(settings, url, user, password, audio=audio)
+        return run_app.make_app(settings, url, user, password, audio=audio)
 
     return await run_call(
         settings,
@@ -509,24 +459,6 @@ async def _call(
         callee=callee,
         heard=heard,
     )
-
-
-async def _warm_up_providers(app: Any) -> None:
-    """Build the offline recogniser's decoder pool before the first call (~0.5 s each, holding
-    the GIL: built during a call, that time would be heard as silence; none is built later)."""
-    warm_up = getattr(app.stt, "warm_up", None)
-    if warm_up is not None:
-        with contextlib.suppress(Exception):  # a failure shows again, clearly, at the first listen
-            await warm_up()
-
-
-async def _close_providers(app: Any) -> None:
-    """Close the providers' HTTP sessions (the app does not own them)."""
-    for provider in (app.llm, app.stt, app.tts):
-        aclose = getattr(provider, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
 
 
 def _reload_printer(
@@ -571,7 +503,7 @@ async def _serve(
     from voxflow.runtime.server import FlowServer
 
     nodes = settings.nodes()  # several: a standby for those nodes (cluster, classic mode)
-    app = _make_app(
+    app = run_app.make_app(
         settings, nodes[0] if nodes else "", settings.ari_user, settings.ari_password, audio=audio
     )
     async with contextlib.AsyncExitStack() as stack:
@@ -585,7 +517,7 @@ async def _serve(
             store=cluster,
         )
         server.warm_registry()  # prompts and decoders warm while a standby waits
-        await _warm_up_providers(app)
+        await run_app.warm_up_providers(app)
         if cluster is not None and settings.ari_mode == "classic":
             from voxflow.cluster.takeover import take_node  # one events socket per app name
 
@@ -678,7 +610,7 @@ async def _serve_until_stopped(
         try:
             await server.serve(stop)
         finally:
-            await _close_providers(app)
+            await run_app.close_providers(app)
     click.echo(f"stopped after {server.results.total} call(s)")
 
 
@@ -707,7 +639,7 @@ async def _sandbox(
         script = default_script(target.flow)
     async with Sandbox(port=0) as sb:
         _redact_credentials(sb.user, sb.password)
-        app = _make_app(settings, sb.ari_url, sb.user, sb.password, audio=audio)
+        app = run_app.make_app(settings, sb.ari_url, sb.user, sb.password, audio=audio)
         if settings.default_flow is None and not target.flow.answers:
             settings = Settings(**{**_asdict(settings), "default_flow": target.flow.name})
         lines: list[str] = []
@@ -770,7 +702,7 @@ async def _sandbox(
         finally:
             stop.set()
             await serving
-            await _close_providers(app)
+            await run_app.close_providers(app)
     for result in server.results.values():
         click.echo(f"outcome: {result.outcome}" + (f" ({result.reason})" if result.reason else ""))
         if result.outcome == "error" and code == 0:
