@@ -1,7 +1,12 @@
 """Whole calls with audio: how many concurrent calls one worker core carries.
 
     .venv/bin/python bench/calls.py [--counts 25,50,100,200] [--variants interpreter,handler]
-        [--speak-every 4]
+        [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo]
+
+The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
+new one (thread pacer, collections in its slack) and the two mixed, with ratios against the first,
+in ~3.3 min: ``--counts 500 --variants interpreter --pacers loop,thread --gc python,slack
+--speak-every 0 --fifo``.
 
 The sandbox runs as its own process (``voxflow sandbox``) pinned to one core, with the scripted
 callers (a third process, talking to the sandbox's control API) on that core too; the worker is
@@ -21,7 +26,8 @@ both variants run, one after the other on a fresh worker each, and a line gives 
 Reported per N: failed calls (the caller heard no audio after its key, or the call ended on its
 own), key -> next prompt p50/p99 at the worker (the caller's "3" handed to the app's dispatcher
 -> the billing prompt's first RTP packet sent; the sandbox's forwarding to the ear is not
-counted), RTP send-interval error of the worker's sends within prompts (p99 |interval - 20 ms|),
+counted; a line splits it: key -> ``say`` called -> first frame queued -> sent), RTP
+send-interval error of the worker's sends within prompts (p99 |interval - 20 ms|),
 and the worker's CPU per call-second split into signalling, media, TTS and STT; for spoken
 answers the misheard count, end of speech -> next prompt p50/p99 and the pocketsphinx decoders
 built during the load. A load passes with zero failed calls, p99 send error <= 2 ms and p99 key
