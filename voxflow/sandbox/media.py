@@ -9,7 +9,6 @@ PlaybackFinished after their last frame went out.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,20 +19,18 @@ from .audio import (
     FRAME_SAMPLES,
     Frame,
     SoundBank,
-    decode_payload,
     frames_from_pcm16,
     number_words,
     tone_frames,
-    wav_bytes,
 )
 from .model import Bridge, Channel, LiveRecording, Playback, RestError
+from .recfiles import RECORDING_FORMATS, recording_file, stored_path, stored_pcm, write_recording
 from .state import PbxCore
 
 __all__ = ["RECORDING_FORMATS", "SILENCE_THRESHOLD", "UNKNOWN_SCHEME", "PbxMedia"]
 
 log = logging.getLogger(__name__)
 
-RECORDING_FORMATS = ("wav", "wav16", "sln", "sln16", "ulaw", "alaw")
 UNKNOWN_SCHEME = object()  # media with an unknown scheme: started, never finished
 _MOH = "440/400,554/400,659/400,554/400,0/400"
 _SILENT_GAP = [None] * 5
@@ -418,44 +415,12 @@ class PbxMedia(PbxCore):
     # --- recordings ------------------------------------------------------------------------
 
     def recording_file(self, name: str, fmt: str) -> Path:
-        """Where recording ``name`` in format ``fmt`` lives: like Asterisk, the name is appended
-        to the recordings directory (``/x`` becomes ``<dir>//x``, inside it) and a name whose
-        directory resolves outside it (``../../x``, a symlink out) is refused: 400 "Recording
-        name invalid" (``ast_safe_mkdir``'s EPERM)."""
-        base = os.path.realpath(self.recordings_dir)
-        path = os.path.normpath(f"{base}/{name}.{fmt}")
-        parent = os.path.realpath(os.path.dirname(path))
-        if "\x00" in name or os.path.commonpath([parent, base]) != base:
-            raise RestError(400, "Recording name invalid")
-        return Path(path)
-
-    def _stored_path(self, name: str) -> Path | None:
-        if not name:
-            return None
-        for fmt in RECORDING_FORMATS:
-            try:
-                p = self.recording_file(name, fmt)
-            except RestError:
-                return None
-            if p.is_file():
-                return p
-        return None
+        """Where recording ``name`` in format ``fmt`` lives (:func:`.recfiles.recording_file`)."""
+        return recording_file(self.recordings_dir, name, fmt)
 
     def stored_pcm(self, name: str) -> bytes | None:
         """8 kHz pcm16 of a stored recording (wav/sln/ulaw/alaw)."""
-        p = self._stored_path(name)
-        if p is None:
-            return None
-        data, fmt = p.read_bytes(), p.suffix[1:]
-        if fmt in ("wav", "wav16"):
-            from .audio import _read_wav
-
-            return _read_wav(data).astype("<i2").tobytes()
-        if fmt == "sln":
-            return data
-        if fmt == "sln16":
-            return np.frombuffer(data, dtype="<i2")[::2].astype("<i2").tobytes()
-        return decode_payload(data, fmt).astype("<i2").tobytes()
+        return stored_pcm(self.recordings_dir, name)
 
     def start_recording(
         self,
@@ -482,7 +447,7 @@ class PbxMedia(PbxCore):
             raise RestError(400, "terminateOn invalid")
         if name in self.live_recordings:
             raise RestError(409, "A recording with the same name is currently in progress.")
-        if if_exists == "fail" and self._stored_path(name) is not None:
+        if if_exists == "fail" and stored_path(self.recordings_dir, name) is not None:
             raise RestError(409, "Recording already exists")
         kind = "channel" if isinstance(target, Channel) else "bridge"
         rec = LiveRecording(
@@ -552,7 +517,7 @@ class PbxMedia(PbxCore):
             (f if f is not None else np.zeros(FRAME_SAMPLES, np.int16)).astype("<i2").tobytes()
             for f in frames
         )
-        self._write_recording(rec.name, rec.format, pcm)
+        write_recording(self.recordings_dir, rec.name, rec.format, pcm)
         rec.state = "done"
         duration = len(frames) // 50
         self._rec_emit("RecordingFinished", rec, duration=duration)
@@ -560,28 +525,6 @@ class PbxMedia(PbxCore):
             if owner.far is not None:
                 owner.far.far_event("recorded", {"name": rec.name, "duration": duration})
             self.media_released(owner)
-
-    def _write_recording(self, name: str, fmt: str, pcm: bytes) -> None:
-        self.recordings_dir.mkdir(parents=True, exist_ok=True)
-        for other in RECORDING_FORMATS:
-            old = self.recording_file(name, other)
-            if old.exists():
-                old.unlink()
-        path = self.recording_file(name, fmt)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arr = np.frombuffer(pcm, dtype="<i2")
-        if fmt == "wav":
-            data = wav_bytes(pcm)
-        elif fmt in ("wav16", "sln16"):
-            wide = np.repeat(arr, 2).astype("<i2").tobytes()
-            data = wav_bytes(wide, 16000) if fmt == "wav16" else wide
-        elif fmt == "sln":
-            data = pcm
-        else:
-            from .audio import encode_frame
-
-            data = encode_frame(arr.astype(np.int16), fmt) if len(arr) else b""
-        path.write_bytes(data)
 
     def _record_frame(self, rec: LiveRecording, frame: Frame | None) -> None:
         if rec.state != "recording":

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .model import RestError
+from .recfiles import RECORDING_FORMATS, stored_path
 from .restutil import Req, empty, json_response
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class RestMisc:
         return empty()
 
     def _stored(self, name: str) -> Any:
-        p = self.pbx._stored_path(name)
+        p = stored_path(self.pbx.recordings_dir, name)
         if p is None:
             raise RestError(404, "Recording not found")
         return p
@@ -53,7 +54,7 @@ class RestMisc:
         out = []
         if d.is_dir():
             for p in sorted(d.rglob("*")):
-                if p.is_file() and p.suffix[1:] in ("wav", "wav16", "sln", "sln16", "ulaw", "alaw"):
+                if p.is_file() and p.suffix[1:] in RECORDING_FORMATS:
                     out.append(
                         {"name": str(p.relative_to(d).with_suffix("")), "format": p.suffix[1:]}
                     )
@@ -79,7 +80,7 @@ class RestMisc:
             raise RestError(400, "destinationRecordingName is required")
         if ".." in dest.split("/") or dest.startswith("/"):
             raise RestError(403, "Destination is not allowed")
-        if self.pbx._stored_path(dest) is not None:
+        if stored_path(self.pbx.recordings_dir, dest) is not None:
             raise RestError(409, "A recording with the same name already exists on the system")
         target = self.pbx.recording_file(dest, src.suffix[1:])
         target.parent.mkdir(parents=True, exist_ok=True)
