@@ -11,6 +11,7 @@ import shutil
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -263,12 +264,23 @@ async def post_recorder(
 
 @asynccontextmanager
 async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    """An HTTP server on 127.0.0.1 collecting the webhooks' JSON bodies."""
+    """An HTTP server on 127.0.0.1 collecting the webhooks' JSON bodies (each with its
+    ``Idempotency-Key`` as ``_key``: see :func:`by_key`)."""
     got: list[dict[str, Any]] = []
 
     async def hook(request: web.Request) -> web.Response:
-        got.append(await request.json())
+        body = await request.json()
+        body["_key"] = request.headers.get("Idempotency-Key", "")
+        got.append(body)
         return web.Response(status=204)
 
     async with local_http("/hooks", hook) as base:
         yield f"{base}/hooks", got
+
+
+def by_key(hooks: list[dict[str, Any]], event: str) -> Counter[str]:
+    """Per call id, its ``event`` webhooks as a receiver that drops repeats by
+    ``Idempotency-Key`` counts them (a worker killed after the receiver's 2xx but before
+    removing its outbox entry has it sent again, with the same key: docs/deploy.md)."""
+    keyed = {(str(h["call_id"]), str(h.get("_key", ""))) for h in hooks if h["event"] == event}
+    return Counter(call for call, _ in keyed)

@@ -21,12 +21,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _cluster_kit import start_redis, until, webhook_receiver, worker_process
+from _cluster_kit import by_key, start_redis, until, webhook_receiver, worker_process
 from click.testing import CliRunner
 
 from voxflow.cli.main import cli
@@ -166,9 +165,8 @@ async def test_two_nodes_three_workers_kill_publish_and_redis_restart(tmp_path: 
                 await probe.redis.aclose()
             ids = {c.id for _, c in load.calls}
             assert len(ids) == len(load.calls) >= 200
-            ended = Counter(h["call_id"] for h in hooks if h["event"] == "call.ended")
-            started = Counter(h["call_id"] for h in hooks if h["event"] == "call.started")
-            assert set(ended) == ids and set(ended.values()) == {1}  # exactly once each
+            ended, started = by_key(hooks, "call.ended"), by_key(hooks, "call.started")
+            assert set(ended) == ids and set(ended.values()) == {1}  # once each, by key
             assert set(started) == ids and set(started.values()) == {1}
             outcomes = {h["data"]["outcome"] for h in hooks if h["event"] == "call.ended"}
             assert outcomes == {"completed"}
