@@ -20,6 +20,9 @@ from voxflow.voice.providers import Transcript
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
 PHRASES = ["check my balance", "talk to an agent", "pay my bill", "yes", "no", "operator"]
+STT = PocketSphinxSTT()
+"""One recogniser for the module: its decoders (~0.5 s of CPU each, three) are built once, not
+by every test; each recognition starts them afresh (``_start``), and passes its own threshold."""
 
 
 async def _speak(text: str, rate: int = 16000) -> bytes:
@@ -60,7 +63,7 @@ def test_espeak_bad_options_and_missing_binary() -> None:
     ],
 )
 async def test_pocketsphinx_with_phrases_recognises_espeak(said: str, key: str) -> None:
-    stt = PocketSphinxSTT()
+    stt = STT
     pcm = _telephone(await _speak(said))
     stream = await stt.open_stream(phrases=PHRASES)
     for i in range(0, len(pcm), 640):
@@ -71,7 +74,7 @@ async def test_pocketsphinx_with_phrases_recognises_espeak(said: str, key: str) 
 
 
 async def test_free_recognition_and_bad_language() -> None:
-    stt = PocketSphinxSTT()
+    stt = STT
     stream = await stt.open_stream()
     await stream.feed(bytes(16000))
     assert (await stream.finish()).text == ""
@@ -112,16 +115,18 @@ async def test_clean_audio_padded_with_digital_silence_is_recognised(said: str, 
     # Linear (not mu-law) 8 kHz espeak between exact zeros: what a slin16 leg or a TTS prompt
     # echoed back looks like. Undithered, pocketsphinx returned nothing for both.
     pcm = bytes(4800) + await _speak(said, rate=8000) + bytes(4800)
-    stream = await PocketSphinxSTT().open_stream(phrases=PHRASES)
+    stream = await STT.open_stream(phrases=PHRASES)
     await stream.feed(codecs.resample(pcm, 8000, 16000))
     first = (await stream.finish()).text
-    stream = await PocketSphinxSTT().open_stream(phrases=PHRASES)
+    stream = await STT.open_stream(phrases=PHRASES)  # the same decoders again
     await stream.feed(codecs.resample(pcm, 8000, 16000))
     assert key in first and (await stream.finish()).text == first  # repeatable
 
 
-async def _recognise(said: str, stt: PocketSphinxSTT) -> Transcript:
-    stream = await stt.open_stream(phrases=PHRASES)
+async def _recognise(said: str, min_confidence: float | None = None) -> Transcript:
+    """``said`` recognised by the shared recogniser, with this recognition's threshold (None:
+    the recogniser's own, 0: no decision)."""
+    stream = await STT.open_stream(phrases=PHRASES, min_confidence=min_confidence)
     await stream.feed(_telephone(await _speak(said)))
     result = await stream.finish()
     await stream.aclose()
@@ -129,10 +134,10 @@ async def _recognise(said: str, stt: PocketSphinxSTT) -> Transcript:
 
 
 async def test_a_grammar_result_carries_its_confidence_and_alternatives() -> None:
-    result = await _recognise("talk to an agent", PocketSphinxSTT(min_confidence=0.01))
+    result = await _recognise("talk to an agent", 0.01)
     assert result.text == "talk to an agent"
     assert result.confidence is not None and 0.0 <= result.confidence <= 1.0
-    plain = await _recognise("talk to an agent", PocketSphinxSTT())  # no decision: one pass
+    plain = await _recognise("talk to an agent")  # no decision: one pass
     assert plain.text == "talk to an agent" and plain.confidence is None
     assert plain.alternatives == result.alternatives
     assert result.alternatives[0] == "talk to an agent"
@@ -142,12 +147,12 @@ async def test_a_grammar_result_carries_its_confidence_and_alternatives() -> Non
 @pytest.mark.long
 async def test_speech_outside_the_grammar_is_not_forced_onto_a_choice() -> None:
     # Without a confidence decision a grammar always answers with one of its phrases.
-    forced = await _recognise("I want to leave a message", PocketSphinxSTT(min_confidence=0.01))
-    strict = await _recognise("I want to leave a message", PocketSphinxSTT(min_confidence=0.5))
+    forced = await _recognise("I want to leave a message", 0.01)
+    strict = await _recognise("I want to leave a message", 0.5)
     assert forced.confidence is not None and forced.confidence < 0.5
     assert strict.text == "" and strict.confidence == forced.confidence
     assert strict.alternatives == forced.alternatives  # what it sounded like, for the trace
-    clear = await _recognise("check my balance", PocketSphinxSTT(min_confidence=0.5))
+    clear = await _recognise("check my balance", 0.5)
     assert clear.text == "check my balance" and (clear.confidence or 0) >= 0.5
 
 
