@@ -54,11 +54,16 @@ async def open_rig(**sandbox_options: Any) -> AsyncIterator[Rig]:
         yield r
 
 
+_ORACLE = PocketSphinxSTT()
+"""The tests' own ear (not an app's): one per worker process, so its three decoders (~0.5 s of
+CPU each) are built once, not at every check; each recognition starts them afresh."""
+
+
 def recognise(pcm8k: bytes, phrases: list[str] = PHRASES) -> Awaitable[str]:
     """What pocketsphinx (phrase grammar) hears in 8 kHz pcm16."""
 
     async def run() -> str:
-        stream = await PocketSphinxSTT().open_stream(phrases=phrases)
+        stream = await _ORACLE.open_stream(phrases=phrases)
         await stream.feed(codecs.resample(pcm8k, 8000, 16000))
         text = (await stream.finish()).text
         await stream.aclose()
