@@ -41,11 +41,9 @@ and such a phrase after which both the grammar's and the phone loop's best paths
 of speech ``_QUIET_FRAMES`` behind them (``settled``: the searches heard the caller stop, ~100-200
 ms after the last word, sooner than the VAD's hangover plus a silence window), which the media
 path's endpointer turns into shorter silence windows or an immediate end
-(:mod:`voxflow.media.endpointing`). With a decision asked for, a whole phrase is reported only
-when it is likely to be accepted (``_likely``: a caller pausing mid-sentence is often heard as
-some phrase in the pause), the audio after a settled point is held back from the searches until
-it holds speech again (``_hold``), and ``quiet`` says the phone loop has heard no speech for
-``_HEARD_NOTHING_FRAMES`` whatever the words (the endpointer's longer window for the rest).
+(:mod:`voxflow.media.endpointing`). With a decision asked for, a whole phrase counts only when
+likely to be accepted (``_likely``), the audio after a settled point is held back until it holds
+speech (``_hold``), and ``quiet`` says the phone loop heard no speech lately (docs/speech.md).
 Cepstral mean normalisation is pocketsphinx's live one, started at every utterance from a fixed
 prior (``_CMN_PRIOR``: the mean of G.711 telephone speech, so the first frames are normalised
 right) rather than from the last caller's.
@@ -105,9 +103,7 @@ DEFAULT_DECODERS = DECODERS_PER_DECISION  # the pool's default size: one decisio
 _ENDED_FRAMES = 15  # 150 ms after the phrase's last word before the stream calls it complete
 _QUIET_FRAMES = 10  # frames after the last word and the last phone before a final phrase settles
 _HEARD_NOTHING_FRAMES = 40  # frames after the phone loop's last phone before the stream is quiet
-# a partial phrase is likely (``_likely``) from this confidence, or the threshold if higher: with
-# the threshold alone (0.6) bench/speech.py --pauses 500 cut 15 of 72 pausing callers, with 0.8
-# 7 (0.9: 1, but no right answer settled), the tuning half's rates and times unchanged
+# ``_likely`` from this confidence (or the threshold): --pauses 500 cut 7 of 72, not 15 (docs)
 _LIKELY_CONFIDENCE = 0.8
 _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
@@ -442,15 +438,10 @@ class PocketSphinxStream:
                 self._hold(likely)
 
     def _hold(self, likely: bool) -> None:
-        """A whole final phrase, and both searches heard the caller stop (the utterance used to
-        end here, ``settled``, whatever the decision would be): keep the audio that follows back
-        from the searches until it holds speech again. A caller who pauses mid-sentence goes on,
-        and the kept audio is decoded then; one who has finished is decided on the audio up to
-        here and the settling frames, as before, not on the longer silence the listener now
-        waits after a phrase that is not likely: decoded, that silence changed the confidence
-        features and let more out-of-grammar speech through (``bench/speech.py``, held-out half,
-        clean: 93.3 % -> nomatch instead of 96.7 %). Holding whatever the threshold keeps the
-        decision independent of it."""
+        """Both searches heard the caller stop after a final phrase (where the utterance used to
+        end): hold what follows back from the searches until it holds speech again, so a caller
+        who stopped is decided as before, not on the longer silence waited after an unlikely
+        phrase (decoded, it let more out-of-grammar speech through: docs/speech.md)."""
         step = self._owner.sample_rate // 100 * 2
         pcm = np.frombuffer(self._tail[: len(self._tail) // step * step], "<i2")
         energy = (pcm.reshape(-1, step // 2).astype(np.float64) ** 2).mean(axis=1)
@@ -475,14 +466,10 @@ class PocketSphinxStream:
         return bool((energy > 4.0 * self._held_floor + 100.0**2).any())
 
     def _likely(self, decoder: Any) -> bool:
-        """Whether the whole phrase heard so far would be accepted now, as far as the streaming
-        searches can tell: the check search names it too, and its confidence over the partial
-        paths (the grammar's with its n-best, the phone loop's) reaches ``min_confidence`` and
-        ``_LIKELY_CONFIDENCE``.
-        A caller who pauses mid-sentence ("I'd like to ... pay my bill") is heard as some
-        phrase in the pause ("operator"), which it was not: the stream then reports no whole
-        phrase, and the listener waits the longer windows. Without a decision asked for (or a
-        search streaming) there is nothing to tell by: the phrase is reported as before."""
+        """Whether the decision would accept the phrase heard so far: the check search names it
+        too, its confidence over the partial paths reaches ``min_confidence`` and
+        ``_LIKELY_CONFIDENCE`` (a caller pausing mid-sentence is often heard as some phrase in
+        the pause). Without a decision asked for there is nothing to tell by: True."""
         helpers = self._helpers
         hyp = decoder.hyp()
         if helpers is None or hyp is None:
@@ -520,15 +507,11 @@ class PocketSphinxStream:
         return bool(ends) and phones.n_frames() - max(ends) >= _HEARD_NOTHING_FRAMES
 
     def _settled(self, decoder: Any) -> bool:
-        """Both the grammar's best partial path and the phone loop's have put the end of the
-        caller's speech at least ``_QUIET_FRAMES`` behind the audio decoded: the grammar's last
-        word, and the last phone of the unconstrained phone loop, which keeps naming phones
-        while the caller goes on past the phrase ("operator please": the grammar's "operator"
-        ends early, the phone loop's phones do not). A partial path extends its last word up to
-        the newest frame until the search prefers silence after it, so an end this far back
-        is the search's own decision that the caller stopped (about 150-250 ms after espeak's
-        last loud sample), sooner than the VAD's hangover and a silence window. Without a
-        streaming phone loop (no decoder spare) nothing settles: the VAD's windows decide."""
+        """The grammar's last word and the phone loop's last phone (which goes on naming phones
+        while the caller goes on past the phrase: "operator please") both ended at least
+        ``_QUIET_FRAMES`` before the audio decoded: the searches' own decision that the caller
+        stopped (150-250 ms after espeak's last loud sample), sooner than the VAD. Without a
+        streaming phone loop nothing settles."""
         phones = self._helpers.phones if self._helpers is not None else None
         if phones is None:
             return False
