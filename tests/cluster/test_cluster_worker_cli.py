@@ -23,6 +23,11 @@ async def test_a_worker_process_registers_serves_health_and_leaves_on_sigterm(
 ) -> None:
     flow = tmp_path / "tiny.flow"
     flow.write_text(FLOW)
+    # The released marker lives one failover TTL (3 s by default): on a loaded machine the
+    # process's exit after it released the name can take longer than that. A long TTL keeps
+    # the marker readable after the exit (it changes nothing else this test looks at).
+    config = tmp_path / "voxflow.toml"
+    config.write_text("[cluster]\nfailover_ttl = 60\n")
     async with (
         running_redis(tmp_path) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,
@@ -33,7 +38,7 @@ async def test_a_worker_process_registers_serves_health_and_leaves_on_sigterm(
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
             "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", rs.url, "--no-audio",
-            "--metrics-port", "0", env=env,
+            "--metrics-port", "0", "--config", str(config), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
