@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from _leaks_kit import DIAL_FLOW, clean, leftovers, serving_text, until
 from sandbox_rig import open_app_rig
 
@@ -88,3 +89,38 @@ async def test_close_does_not_wait_out_a_teardown_asterisk_keeps_refusing() -> N
         await asyncio.wait_for(app.close(), 15)
         assert loop.time() - t0 < 5
         sb.faults.clear()
+
+
+async def test_hangup_asterisk_accepts_but_never_clears_ends_the_session_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """DELETE answered 204 while the channel stays (GET 200, no StasisEnd): the hang-up looped
+    DELETE / wait / GET for ever and the session never left the registry (a hung call)."""
+    async with Sandbox(port=0, preload_sounds=False) as sb:
+        app = VoxtraApp(sb.ari_url, sb.user, sb.password, event_wait=0.1, retry_initial=0.05)
+        hung_up: list[str] = []
+
+        @app.default()
+        async def handler(call: CallSession) -> None:
+            await call.answer()
+            # the sandbox accepts every DELETE of this channel and keeps it
+            sb.faults.fail_next_requests(10**6, 204, method="DELETE", path=f"^/channels/{call.id}$")
+            await asyncio.wait_for(call.hangup(), 10)
+            hung_up.append(call.id)
+
+        await app.start()
+        try:
+            sim = await sb.place_call(to="100")
+            await until(lambda: bool(hung_up), 15, "hangup returned")
+            cid = hung_up[0]
+            assert cid not in app.sessions
+            assert cid in sb.pbx.channels  # Asterisk's to clear: voxflow did not pretend
+            deletes = [p for m, p in sb.rest_api.http_log if m == "DELETE" and cid in p]
+            assert len(deletes) == 3, deletes
+            warned = [r for r in caplog.records if "accepted hang-ups" in r.getMessage()]
+            assert len(warned) == 1 and cid in warned[0].getMessage()
+        finally:
+            sb.faults.clear()
+            await app.close()
+        await sim.hangup()
+        await until(lambda: not sb.pbx.channels, 10, "channel gone")

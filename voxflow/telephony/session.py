@@ -75,6 +75,9 @@ __all__ = ["CallSession"]
 log = logging.getLogger(__name__)
 
 _DTMF_CHARS = re.compile(r"^[0-9A-Da-d#*,]+$")
+_HANGUP_ROUNDS = 3
+"""Accepted hang-ups (DELETE 204, no end event, the channel still there) before a session gives
+its channel up: Asterisk keeps answering that it exists, and asking forever is a hung call."""
 
 HangupCallback = Callable[[], Any]
 
@@ -229,9 +232,12 @@ class CallSession:
     async def _do_hangup(self, reason: str) -> None:
         """DELETE the channel until Asterisk confirms it is gone (StasisEnd/ChannelDestroyed, or
         a 404); 5xx answers, timeouts and lost connections are retried with capped backoff, and
-        the session stays registered meanwhile. Other 4xx answers are raised."""
+        the session stays registered meanwhile. Other 4xx answers are raised. After
+        ``_HANGUP_ROUNDS`` accepted DELETEs with the channel still there the call ends anyway
+        (one warning): the channel is Asterisk's to clear."""
         app = self._app
         delay = app.retry_initial
+        accepted = 0
         if self._voice is not None and ":" in self.ari_app and app.links is not None:
             # a per-call link closes once the channel left Stasis: its media channel and bridge
             # (in the call's own app; nothing else can remove them) go first, while it is open
@@ -254,6 +260,15 @@ class CallSession:
                 delay = min(app.retry_max, delay * 2)
                 continue
             if await self._wait_ended(app.event_wait) or await self._confirm_gone():
+                return
+            accepted += 1
+            if accepted >= _HANGUP_ROUNDS:
+                log.warning(
+                    "channel %s still exists after %d accepted hang-ups (no StasisEnd, no 404): "
+                    "the call ends here; the channel is left to Asterisk",
+                    self.id, accepted,
+                )  # fmt: skip
+                self._mark_ended()
                 return
 
     async def _wait_ended(self, seconds: float) -> bool:
