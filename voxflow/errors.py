@@ -69,6 +69,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "RecordingError",
+    "RecordingNameTakenError",
     "RtpPacketError",
     "TemplateError",
     "TransferFailedError",
@@ -207,6 +208,11 @@ class PlaybackFailedError(CallError):
 
 class RecordingError(CallError):
     """A recording failed or could not be delivered to its sink."""
+
+
+class RecordingNameTakenError(RecordingError):
+    """Asterisk refused a recording's name (409): a live recording has it, or a stored one
+    and ``ifExists=fail``."""
 
 
 class AiNotConfiguredError(CallError, RuntimeError):

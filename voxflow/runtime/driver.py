@@ -170,6 +170,9 @@ class CallDriver(Generic[P]):
         self.outcome: ev.End | None = None
         self.failure: Exception | None = None
         """A bug of the interpreter that ended this call (logged; outcome ``error``)."""
+        self.resumed = False
+        """Cluster mode: the call was resumed from a dead worker's checkpoint (its recordings
+        take another name when theirs is taken: :func:`voxflow.runtime.operations`)."""
         self._pending: deque[ev.Event] = deque()
         self._pressed: deque[float] = deque()  # clock() when each key typed ahead was pressed
         self._this_key = False

@@ -19,6 +19,7 @@ from voxflow.errors import (
     CallEndedError,
     ProviderError,
     RecordingError,
+    RecordingNameTakenError,
 )
 from voxflow.ir.models import queue_outcome
 from voxflow.runtime import events as ev
@@ -189,15 +190,33 @@ async def _send_dtmf(d: CallDriver[Any], cmd: ev.SendDtmf) -> None:
     await d.session.send_dtmf(cmd.digits)
 
 
+RESUMED_NAMES = 9
+"""How many other names (``<name>-r1`` .. ``-r9``) a resumed call's recording tries."""
+
+
 async def _record_start(d: CallDriver[Any], cmd: ev.RecordStart) -> str:
+    """Start the recording. A resumed call (cluster failover) whose recording's name is taken
+    (the dead worker's recording of the re-entered state: still live, or stored with
+    ``ifExists=fail``) keeps that one and records under ``<name>-r<k>``, the first free ``k``
+    (1-9), so each has its own ``recording.ready`` key (``<call id>:recording:<name>``)."""
     d._say_line("system", f"recording {cmd.name or '(auto)'}")
-    return await d.session.record_start(
-        cmd.name or None,
-        format=cmd.format,
-        max_duration=(cmd.max_duration_ms // 1000) if cmd.max_duration_ms else None,
-        beep=cmd.beep,
-        max_silence=max(1, -(-cmd.silence_ms // 1000)) if cmd.silence_ms else None,
-    )
+    name = cmd.name or None
+    for k in range(1, RESUMED_NAMES + 2):
+        try:
+            return await d.session.record_start(
+                name,
+                format=cmd.format,
+                max_duration=(cmd.max_duration_ms // 1000) if cmd.max_duration_ms else None,
+                beep=cmd.beep,
+                max_silence=max(1, -(-cmd.silence_ms // 1000)) if cmd.silence_ms else None,
+            )
+        except RecordingNameTakenError:
+            if not (d.resumed and cmd.name) or k > RESUMED_NAMES:
+                raise
+            name = f"{cmd.name}-r{k}"
+            d.log.info("call %s (resumed): recording %r taken, recording %s",
+                       d.state.call.id, cmd.name, name)  # fmt: skip
+    raise AssertionError("unreachable")
 
 
 async def _record_stop(d: CallDriver[Any], cmd: ev.RecordStop) -> dict[str, Any]:

@@ -362,6 +362,7 @@ class FlowServer:
             log.warning("call %s: %s; starting over", sid, exc)
             return
         self.resumed += 1
+        driver.resumed = True
         observe.moment("entered", sid)
         log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
         _restore_agent(session, cp)

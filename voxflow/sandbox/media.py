@@ -445,10 +445,12 @@ class PbxMedia(PbxCore):
             raise RestError(400, "ifExists invalid")
         if terminate_on not in ("none", "any", "*", "#"):
             raise RestError(400, "terminateOn invalid")
-        if name in self.live_recordings:
-            raise RestError(409, "A recording with the same name is currently in progress.")
+        # Asterisk (stasis_app_control_record: EEXIST) answers both alike
+        taken = f"Recording '{name}' already exists and can not be overwritten"
         if if_exists == "fail" and stored_path(self.recordings_dir, name) is not None:
-            raise RestError(409, "Recording already exists")
+            raise RestError(409, taken)
+        if name in self.live_recordings:
+            raise RestError(409, taken)
         kind = "channel" if isinstance(target, Channel) else "bridge"
         rec = LiveRecording(
             name=name,

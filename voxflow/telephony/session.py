@@ -38,11 +38,13 @@ from voxflow.ari.models import (
 )
 from voxflow.errors import (
     AiNotConfiguredError,
+    AriConflict,
     AriError,
     AriHTTPError,
     AriNotFound,
     CallEndedError,
     RecordingError,
+    RecordingNameTakenError,
 )
 from voxflow.telephony.active_recording import ActiveRecording, auto_recording_name
 from voxflow.telephony.bridging import bridge_calls, destroy_bridge
@@ -443,7 +445,10 @@ class CallSession:
             if isinstance(exc, AriNotFound) and not bridge:
                 self._gone()
                 raise CallEndedError(f"call {self.id} has ended") from None
-            raise RecordingError(f"could not start recording {name!r}: {exc.message}") from exc
+            why = f"could not start recording {name!r}: {exc.message}"
+            if isinstance(exc, AriConflict):
+                raise RecordingNameTakenError(why) from exc
+            raise RecordingError(why) from exc
         return name
 
     async def wait_recording(self) -> None:

@@ -1,0 +1,157 @@
+"""A call resumed from its checkpoint re-runs its state's recording under a name of its own
+(issue 20): a worker killed (SIGKILL) while recording ``msg``, or right after (its
+``recording.ready`` sent, the call still in the state), leaves ``msg`` on Asterisk (still
+recording, or stored); the resuming worker's ``record_start "msg"`` gets 409 (ifExists=fail) and
+records ``msg-r1``: the first is kept, each ``recording.ready`` is sent once under its own key,
+and the call reaches its normal end. Real redis-server, the sandbox, two ``voxflow run``
+workers and a local HTTP receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from _cluster_kit import Got, post_recorder, running_redis, until, worker_process
+
+from voxflow.runtime.checkpoint import Checkpoint
+from voxflow.sandbox.server import Sandbox
+
+FLOW = """\
+flow rec "records under one name":
+    answers "100"
+
+var tries: number = 0
+var _d: string
+
+state start:
+    answer
+    goto rec
+
+state rec:
+    set tries = tries + 1
+    gather "Press 1." into _d:
+        capture digits
+        max_digits 1
+        timeout 60s
+        on noinput, nomatch -> done
+    record_start "msg"
+    gather "Press 1." into _d:
+        capture digits
+        max_digits 1
+        timeout 60s
+        on noinput, nomatch -> done
+    record_stop "msg"
+    gather "Press 1." into _d:
+        capture digits
+        max_digits 1
+        timeout 60s
+        on noinput, nomatch -> done
+    goto menu
+
+state menu:
+    menu "Press 1." timeout 60s:
+        1 -> done
+        on noinput, nomatch -> done
+
+state done:
+    hangup "done"
+"""
+
+
+def _ready(got: Got) -> list[tuple[str, str]]:
+    """(Idempotency-Key, recording name) of each ``recording.ready`` received, in order."""
+    out = []
+    for path, event, key, body in got:
+        if path == "/hooks" and event == "recording.ready":
+            out.append((key, str(json.loads(body)["data"]["name"])))
+    return out
+
+
+async def _checkpoint(r: aioredis.Redis, call_id: str, state: str, tries: int) -> None:
+    """Until the call's checkpoint is ``state`` entered ``tries`` times (at most 60 s)."""
+    for _ in range(3000):
+        raw = await r.get(f"voxflow:checkpoint:{call_id}")
+        if raw is not None:
+            cp = Checkpoint.from_json(raw)
+            if cp.state == state and cp.variables.get("tries") == tries:
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"call {call_id} never checkpointed in {state} with tries = {tries}")
+
+
+async def _outbox_empty(r: aioredis.Redis) -> None:
+    """Until no webhook waits in the outbox (at most 30 s)."""
+    for _ in range(1500):
+        if not await r.hlen("voxflow:outbox"):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the outbox still holds {await r.hgetall('voxflow:outbox')}")
+
+
+@pytest.mark.parametrize("when", ["during", "after"])
+async def test_a_resumed_call_records_again_under_its_own_name(tmp_path: Path, when: str) -> None:
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        post_recorder() as (url, got),
+    ):
+        r = aioredis.Redis.from_url(rs.url)
+        flow = tmp_path / "rec.flow"
+        flow.write_text(FLOW)
+        config = tmp_path / "voxflow.toml"
+        config.write_text("[cluster]\nfailover_ttl = 1.0\n")
+        hooks = f"{url}/hooks"
+        live = sb.pbx.live_recordings
+        a = await worker_process(sb, flow, rs.url, config, hooks, log=tmp_path / "a.log")
+        b: asyncio.subprocess.Process | None = None
+        try:
+            await sb.wait_app("voxflow", 60)
+            b = await worker_process(sb, flow, rs.url, config, hooks, log=tmp_path / "b.log")
+            for _ in range(3000):
+                if len([k async for k in r.scan_iter(match="voxflow:worker:*")]) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            call = await sb.place_call(from_="+15550710", to="100")
+            await _checkpoint(r, call.id, "rec", 1)
+            await call.press("1")  # a starts recording msg
+            await until(lambda: "msg" in live, 30, "a recording msg")
+            if when == "after":
+                await call.press("1")  # a stops it and sends its recording.ready
+                await until(lambda: bool(_ready(got)), 30, "msg's recording.ready")
+                await _outbox_empty(r)  # delivered and settled: a second send would be a repeat
+            a.send_signal(signal.SIGKILL)
+            async with asyncio.timeout(30):
+                await a.communicate()
+            await _checkpoint(r, call.id, "rec", 2)  # b re-entered rec
+            await call.press("1")  # b records again: msg is taken (live or stored)
+            await until(lambda: "msg-r1" in live, 30, "the resumed call recording msg-r1")
+            await call.press("1")
+            await until(lambda: "msg-r1" in {n for _, n in _ready(got)}, 30, "msg-r1 ready")
+            await call.press("1")
+            await _checkpoint(r, call.id, "menu", 2)
+            await call.press("1")
+            assert await call.wait_hangup(30) == 16
+            await until(lambda: any(g[1] == "call.ended" for g in got), 30, "call.ended")
+            await _outbox_empty(r)
+            await asyncio.sleep(0.3)  # more outbox rounds: nothing repeats
+        finally:
+            for p in (a, b):
+                if p is not None and p.returncode is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in (a, b):
+                if p is not None:
+                    async with asyncio.timeout(30):
+                        await p.communicate()
+            await r.aclose()
+        names = ["msg", "msg-r1"] if when == "after" else ["msg-r1"]
+        assert sorted(_ready(got)) == [(f"{call.id}:recording:{n}", n) for n in names]
+        ended = [json.loads(g[3]) for g in got if g[1] == "call.ended"]
+        assert len(ended) == 1 and ended[0]["data"] == {"outcome": "completed", "reason": "done"}
+        assert sb.recordings_dir is not None
+        stored = {p.stem for p in sb.recordings_dir.iterdir()}
+        assert {"msg", "msg-r1"} <= stored  # the dead worker's recording is kept
+        assert not sb.pbx.channels and not sb.pbx.bridges and not live
