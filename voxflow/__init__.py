@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         ConfigError,
         PlaybackFailedError,
         RecordingError,
+        RecordingNameTakenError,
         VoxflowError,
     )
     from voxflow.telephony import (
@@ -61,6 +62,7 @@ __all__: list[str] = [
     "PromptResult",
     "RecordingError",
     "RecordingMetadata",
+    "RecordingNameTakenError",
     "RecordingSink",
     "VoxflowError",
     "VoxtraApp",
