@@ -189,6 +189,10 @@ async def _card_call(tmp_path: Path, mode: str) -> tuple[Env, object, End, _Paym
             replace={
                 "https://payments.example.com": f"http://127.0.0.1:{port}",
                 "call.metadata.amount_due, 0": "call.metadata.amount_due, 42",
+                # the flow's own 4 s between keys: the scripted caller's 0.15 s per key must
+                # not race a scaled 400 ms on a loaded loop (a stall there ended the card
+                # early with 14 of its 16 digits); the keys end each gather by themselves
+                "interdigit 400ms": "interdigit 4s",
             },
         )
         async with serving([flows / "card_payment.flow"]) as env:
