@@ -133,7 +133,9 @@ async def test_timeout_outcome(server: tuple[TestServer, Backend]) -> None:
     srv, b = server
     async with HttpClient() as http:
         res = await http.perform(
-            HttpRequest("GET", str(srv.make_url("/slow")), timeout=0.2, retries=1, backoff=0.01)
+            # 1 s: each attempt must reach the handler (counted) before it times out; 0.2 s
+            # did not always on a loaded machine (the handler never answers within 5 s)
+            HttpRequest("GET", str(srv.make_url("/slow")), timeout=1.0, retries=1, backoff=0.01)
         )
     assert res.outcome == "timeout" and res.attempts == 2
     assert b.hits["GET /slow"] == 2
