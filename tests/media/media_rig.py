@@ -106,6 +106,20 @@ async def speak(sim: SimCall, text: str) -> None:
         await sim.say(text)
 
 
+def listening(calls: list[Any]) -> Callable[[], bool]:
+    """A predicate for :func:`until`: the first of ``calls`` (CallSessions a body appended) has
+    its media up and a listen watching it, so what the caller says now is heard from its start
+    (a fixed sleep before speaking lost the first words when media set-up ran late)."""
+
+    def ready() -> bool:
+        voice = calls[0]._voice if calls else None
+        if voice is None or not getattr(voice, "_watchers", None) or voice.socket is None:
+            return False
+        return bool(voice.socket.stats.received >= 10)  # 200 ms of the line: the path is up
+
+    return ready
+
+
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     """Wait until ``predicate()`` holds (polling every 20 ms); fail after ``timeout`` s."""
     loop = asyncio.get_running_loop()

@@ -30,6 +30,7 @@ from media_rig import (
     audible,
     entries,
     line_quiet,
+    listening,
     recognise,
     speak,
     until,
@@ -232,8 +233,10 @@ async def test_speech_barge_in_stops_an_asterisk_side_playback(rig: Rig) -> None
 
 async def test_slin16_leg_listens_and_speaks(rig: Rig) -> None:
     rig.app.media_options = {"rtp_ports": rig.ports, "format": "slin16"}
+    calls: list[CallSession] = []
 
     async def body(call: CallSession) -> Any:
+        calls.append(call)
         text = await call.listen(15, phrases=PHRASES, end_silence_ms=600)
         assert isinstance(call._voice, CallMedia)
         chunk = await anext(call.audio_stream())
@@ -241,7 +244,7 @@ async def test_slin16_leg_listens_and_speaks(rig: Rig) -> None:
         return text, chunk, said
 
     sim = await rig.call(body)
-    await asyncio.sleep(0.3)
+    await until(listening(calls), 30)
     await speak(sim, "I want to talk to an agent")
     text, chunk, said = await rig.result()
     assert text is not None and "talk to an agent" in text
