@@ -11,6 +11,8 @@ import asyncio
 import itertools
 import shutil
 import socket
+import struct
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,6 +35,8 @@ from voxflow.voice.providers import VoiceActivityDetector
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
 PHRASES = ["check my balance", "talk to an agent", "pay my bill", "operator"]
+
+SO_TIMESTAMPNS = 35  # Linux's (the socket module does not name it): arrival times, ns
 
 
 class Peer:
@@ -100,10 +104,33 @@ class Peer:
         return web.json_response({"message": "Not found"}, status=404)
 
     async def _recv(self) -> None:
+        """Read the RTP socket as it becomes readable (:meth:`drain`)."""
+        self.rtp.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        loop.add_reader(self.rtp.fileno(), readable.set)
+        try:
+            while True:
+                await readable.wait()
+                readable.clear()
+                self.drain()
+        finally:
+            loop.remove_reader(self.rtp.fileno())
+
+    def drain(self) -> None:
+        """Take every datagram waiting, stamped with the kernel's arrival time
+        (SO_TIMESTAMPNS): the wire's pacing, not when a loaded loop got round to reading."""
         while True:
-            data = await loop.sock_recv(self.rtp, 2048)
-            self.received.append((loop.time(), parse_rtp(data)))
+            try:
+                data, anc, _, _ = self.rtp.recvmsg(2048, socket.CMSG_SPACE(16))
+            except BlockingIOError:
+                return
+            t = time.time()
+            for level, kind, raw in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, ns = struct.unpack("qq", raw[:16])
+                    t = sec + ns / 1e9
+            self.received.append((t, parse_rtp(data)))
 
 
 @pytest.fixture
@@ -173,6 +200,7 @@ async def test_say_is_paced_on_the_wire_with_one_marker(peer: Peer) -> None:
         media = CallMedia(_ctx(rest))
         result = await asyncio.wait_for(media.say("talk to an agent", barge_in=BargeIn("none")), 20)
         await media.aclose()
+    peer.drain()  # every packet sent is on the socket (loopback): none left unread
     assert not result.interrupted and result.heard_ms > 500
     pkts = [p for _, p in peer.received]
     # One talkspurt: the marker on its first packet only. A loaded machine may skip ticks (or
