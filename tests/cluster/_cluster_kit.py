@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from voxflow.cluster import ClusterState
 from voxflow.compiler import compile_flow
 from voxflow.ir.models import Flow
+from voxflow.runtime.checkpoint import Checkpoint
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.runtime.server import FlowServer
@@ -173,6 +174,43 @@ async def until(cond: Callable[[], bool], timeout: float = 15.0, what: str = "")
     while not cond():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or cond}")
+        await asyncio.sleep(0.02)
+
+
+async def workers_registered(r: aioredis.Redis, n: int, timeout: float = 60.0) -> None:
+    """Until ``n`` workers are in the registry; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len([k async for k in r.scan_iter(match="voxflow:worker:*")]) != n:
+        if loop.time() > deadline:
+            raise AssertionError(f"{n} workers never were in the registry together")
+        await asyncio.sleep(0.02)
+
+
+async def checkpointed(
+    r: aioredis.Redis, call_id: str, state: str, timeout: float = 60.0, **variables: object
+) -> None:
+    """Until the call's checkpoint is ``state`` with ``variables``; fail after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        raw = await r.get(f"voxflow:checkpoint:{call_id}")
+        if raw is not None:
+            cp = Checkpoint.from_json(raw)
+            if cp.state == state and all(cp.variables.get(k) == v for k, v in variables.items()):
+                return
+        if loop.time() > deadline:
+            raise AssertionError(f"call {call_id} never checkpointed in {state} with {variables}")
+        await asyncio.sleep(0.02)
+
+
+async def outbox_empty(r: aioredis.Redis, timeout: float = 30.0) -> None:
+    """Until no webhook waits in the outbox; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await r.hlen("voxflow:outbox"):
+        if loop.time() > deadline:
+            raise AssertionError(f"the outbox still holds {await r.hgetall('voxflow:outbox')}")
         await asyncio.sleep(0.02)
 
 

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from _cluster_kit import Got, post_recorder, running_redis, until, worker_process
+from _cluster_kit import (
+    Got,
+    checkpointed,
+    post_recorder,
+    running_redis,
+    until,
+    worker_process,
+    workers_registered,
+)
 
 from voxflow.cluster import ClusterState
 from voxflow.compiler import compile_flow
@@ -88,16 +96,9 @@ async def test_a_worker_killed_in_its_on_hangup_body_has_it_finished_not_repeate
         try:
             await sb.wait_app("voxflow", 60)
             b = await worker_process(sb, flow, rs.url, config, hooks, log=b_log)
-            for _ in range(3000):
-                if len([k async for k in r.scan_iter(match="voxflow:worker:*")]) == 2:
-                    break
-                await asyncio.sleep(0.02)
+            await workers_registered(r, 2)
             call = await sb.place_call(from_="+15550600", to="100")
-            for _ in range(3000):  # the call waits in its menu
-                raw = await r.get(f"voxflow:checkpoint:{call.id}")
-                if raw is not None and Checkpoint.from_json(raw).state == "menu":
-                    break
-                await asyncio.sleep(0.02)
+            await checkpointed(r, call.id, "menu")  # the call waits in its menu
             await call.press("1")  # done: hangs up; a sends /h1, records it and dies
             async with asyncio.timeout(30):
                 await a.communicate()

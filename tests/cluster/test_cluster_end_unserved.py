@@ -18,11 +18,13 @@ import pytest
 import redis.asyncio as aioredis
 from _cluster_kit import (
     Got,
+    checkpointed,
     post_recorder,
     running_redis,
     until,
     worker,
     worker_process,
+    workers_registered,
 )
 from aiohttp import web
 
@@ -133,16 +135,9 @@ async def test_a_worker_killed_between_the_hang_up_and_the_end_claim_loses_no_en
         try:
             await sb.wait_app("voxflow", 60)  # a serves the application
             b = await worker_process(sb, flow, rs.url, config, hooks)  # b stands by
-            for _ in range(3000):
-                if len(await _keys(r, "voxflow:worker:*")) == 2:
-                    break
-                await asyncio.sleep(0.02)
+            await workers_registered(r, 2)
             call = await sb.place_call(from_="+15550500", to="100")
-            for _ in range(3000):  # the call waits in its menu, checkpointed there
-                raw = await r.get(f"voxflow:checkpoint:{call.id}")
-                if raw is not None and Checkpoint.from_json(raw).state == "menu":
-                    break
-                await asyncio.sleep(0.02)
+            await checkpointed(r, call.id, "menu")  # the call waits in its menu, checkpointed there
             cp = Checkpoint.from_json(await r.get(f"voxflow:checkpoint:{call.id}") or b"")
             assert cp.variables["picked"] == "early" and cp.call[:2] == ("+15550500", "100")
             await call.hangup()  # a sees it, reaches the end claim and dies (SIGKILL)

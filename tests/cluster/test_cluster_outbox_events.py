@@ -12,7 +12,15 @@ import signal
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from _cluster_kit import Got, post_recorder, running_redis, until, worker_process
+from _cluster_kit import (
+    Got,
+    checkpointed,
+    post_recorder,
+    running_redis,
+    until,
+    worker_process,
+    workers_registered,
+)
 
 from voxflow.cluster import ClusterState
 from voxflow.runtime.checkpoint import Checkpoint
@@ -74,18 +82,6 @@ def _hooks(got: Got, event: str) -> list[tuple[str, dict[str, object]]]:
     return [(g[2], json.loads(g[3])) for g in got if g[0] == "/hooks" and g[1] == event]
 
 
-async def _checkpoint(r: aioredis.Redis, call_id: str, state: str, n: int) -> None:
-    """Until the call's checkpoint is ``state`` with ``n`` recordings started (at most 60 s)."""
-    for _ in range(3000):
-        raw = await r.get(f"voxflow:checkpoint:{call_id}")
-        if raw is not None:
-            cp = Checkpoint.from_json(raw)
-            if cp.state == state and cp.variables.get("n") == n:
-                return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"call {call_id} never checkpointed in {state} with n = {n}")
-
-
 async def test_a_recording_ready_held_by_a_killed_worker_is_sent_once_by_another(
     tmp_path: Path,
 ) -> None:
@@ -107,12 +103,9 @@ async def test_a_recording_ready_held_by_a_killed_worker_is_sent_once_by_another
         try:
             await sb.wait_app("voxflow", 60)
             b = await worker_process(sb, flow, rs.url, config, hooks, log=b_log)
-            for _ in range(3000):
-                if len([k async for k in r.scan_iter(match="voxflow:worker:*")]) == 2:
-                    break
-                await asyncio.sleep(0.02)
+            await workers_registered(r, 2)
             call = await sb.place_call(from_="+15550700", to="100")
-            await _checkpoint(r, call.id, "rec", 1)
+            await checkpointed(r, call.id, "rec", n=1)
             await call.press("1")  # a records msg-1, holds its recording.ready and dies
             async with asyncio.timeout(30):
                 await a.communicate()
@@ -120,7 +113,7 @@ async def test_a_recording_ready_held_by_a_killed_worker_is_sent_once_by_another
             names = ["msg-1"]
             if await _resumed(r, call.id, b.pid) == "rec":  # a's menu checkpoint did not go
                 await call.press("1")  # b records msg-2
-                await _checkpoint(r, call.id, "menu", 2)
+                await checkpointed(r, call.id, "menu", n=2)
                 names.append("msg-2")
             await call.press("1")
             assert await call.wait_hangup(30) == 16

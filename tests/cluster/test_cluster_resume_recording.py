@@ -15,9 +15,17 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from _cluster_kit import Got, post_recorder, running_redis, until, worker_process
+from _cluster_kit import (
+    Got,
+    checkpointed,
+    outbox_empty,
+    post_recorder,
+    running_redis,
+    until,
+    worker_process,
+    workers_registered,
+)
 
-from voxflow.runtime.checkpoint import Checkpoint
 from voxflow.sandbox.server import Sandbox
 
 FLOW = """\
@@ -71,27 +79,6 @@ def _ready(got: Got) -> list[tuple[str, str]]:
     return out
 
 
-async def _checkpoint(r: aioredis.Redis, call_id: str, state: str, tries: int) -> None:
-    """Until the call's checkpoint is ``state`` entered ``tries`` times (at most 60 s)."""
-    for _ in range(3000):
-        raw = await r.get(f"voxflow:checkpoint:{call_id}")
-        if raw is not None:
-            cp = Checkpoint.from_json(raw)
-            if cp.state == state and cp.variables.get("tries") == tries:
-                return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"call {call_id} never checkpointed in {state} with tries = {tries}")
-
-
-async def _outbox_empty(r: aioredis.Redis) -> None:
-    """Until no webhook waits in the outbox (at most 30 s)."""
-    for _ in range(1500):
-        if not await r.hlen("voxflow:outbox"):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the outbox still holds {await r.hgetall('voxflow:outbox')}")
-
-
 @pytest.mark.parametrize("when", ["during", "after"])
 async def test_a_resumed_call_records_again_under_its_own_name(tmp_path: Path, when: str) -> None:
     async with (
@@ -111,32 +98,29 @@ async def test_a_resumed_call_records_again_under_its_own_name(tmp_path: Path, w
         try:
             await sb.wait_app("voxflow", 60)
             b = await worker_process(sb, flow, rs.url, config, hooks, log=tmp_path / "b.log")
-            for _ in range(3000):
-                if len([k async for k in r.scan_iter(match="voxflow:worker:*")]) == 2:
-                    break
-                await asyncio.sleep(0.02)
+            await workers_registered(r, 2)
             call = await sb.place_call(from_="+15550710", to="100")
-            await _checkpoint(r, call.id, "rec", 1)
+            await checkpointed(r, call.id, "rec", tries=1)
             await call.press("1")  # a starts recording msg
             await until(lambda: "msg" in live, 30, "a recording msg")
             if when == "after":
                 await call.press("1")  # a stops it and sends its recording.ready
                 await until(lambda: bool(_ready(got)), 30, "msg's recording.ready")
-                await _outbox_empty(r)  # delivered and settled: a second send would be a repeat
+                await outbox_empty(r)  # delivered and settled: a second send would be a repeat
             a.send_signal(signal.SIGKILL)
             async with asyncio.timeout(30):
                 await a.communicate()
-            await _checkpoint(r, call.id, "rec", 2)  # b re-entered rec
+            await checkpointed(r, call.id, "rec", tries=2)  # b re-entered rec
             await call.press("1")  # b records again: msg is taken (live or stored)
             await until(lambda: "msg-r1" in live, 30, "the resumed call recording msg-r1")
             await call.press("1")
             await until(lambda: "msg-r1" in {n for _, n in _ready(got)}, 30, "msg-r1 ready")
             await call.press("1")
-            await _checkpoint(r, call.id, "menu", 2)
+            await checkpointed(r, call.id, "menu", tries=2)
             await call.press("1")
             assert await call.wait_hangup(30) == 16
             await until(lambda: any(g[1] == "call.ended" for g in got), 30, "call.ended")
-            await _outbox_empty(r)
+            await outbox_empty(r)
             await asyncio.sleep(0.3)  # more outbox rounds: nothing repeats
         finally:
             for p in (a, b):
