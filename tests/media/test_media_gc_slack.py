@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
-import socket
 import sys
 import threading
 import time
@@ -15,13 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from udp_receiver import ThreadedReceiver
 
 from voxflow.errors import MediaError
 from voxflow.media.gc_slack import SlackCollector
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.pacer_thread import ThreadPacer
 from voxflow.media.pacing import make_pacer, worker_pacing
-from voxflow.media.rtp import RtpPacket, parse_rtp
 from voxflow.media.transport import RtpSocket
 
 
@@ -30,32 +29,6 @@ async def _until(cond: object, what: str, timeout: float = 10.0) -> None:
     while not cond():  # type: ignore[operator]  # a zero-argument predicate
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.001)
-
-
-class _Receiver:
-    """A UDP socket read by a thread of its own (the event loop may be busy meanwhile)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.got: list[tuple[float, RtpPacket]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(2048)
-            except TimeoutError:
-                continue
-            self.got.append((time.monotonic(), parse_rtp(data)))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 class ThreadClock:
@@ -222,7 +195,7 @@ async def test_a_pacer_with_pending_garbage_sends_every_packet_and_collects_afte
     pacer = make_pacer(kind, "slack")
     collector = pacer.collector
     assert collector is not None
-    rx = _Receiver()
+    rx = ThreadedReceiver()
     tx = await RtpSocket.open()
     tx.set_remote(*rx.sock.getsockname())
     st = OutboundStream("ulaw", ssrc=9)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import threading
 import time
+
+from udp_receiver import ThreadedReceiver
 
 from voxflow.media.pacer import OutboundStream, Pacer
 from voxflow.media.pacer_thread import ThreadPacer
@@ -73,40 +74,13 @@ async def test_thread_pacer_sends_on_the_grid_from_its_thread_with_grid_timestam
     assert pacer.streams == 0
 
 
-class _Receiver:
-    """A plain UDP socket read by a thread of its own, noting when each datagram was read (the
-    event loop may be blocked meanwhile)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.got: list[tuple[float, RtpPacket]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(2048)
-            except TimeoutError:
-                continue
-            self.got.append((time.monotonic(), parse_rtp(data)))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-
-
 async def _blocked_loop_arrivals(
     pacer: Pacer,
 ) -> tuple[int, float, float, list[tuple[float, RtpPacket]]]:
     """Queue 1.2 s of audio on a real RTP socket, block the event loop for 0.6 s (a long
     callback), and return the packets sent during the block (counted at the sender), the
     block's start and end, and what the receiver read, when."""
-    rx = _Receiver()
+    rx = ThreadedReceiver()
     tx = await RtpSocket.open()
     tx.set_remote(*rx.sock.getsockname())
     st = OutboundStream("ulaw", ssrc=5)
