@@ -46,7 +46,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -55,6 +54,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 from cpu_split import CpuSplit, children_cpu
+from gc_watch import GcWatch
 from loop_probe import FIFO_PRIORITY, BareLoopProbe
 from procs import free_port, wait_up
 
@@ -464,34 +464,6 @@ def _pool_waits(app: VoxtraApp) -> int:
     return app.stt.stats().waits if isinstance(app.stt, PocketSphinxSTT) else 0
 
 
-class GcPauses:
-    """The garbage collections while installed: count per generation and the longest (ms)."""
-
-    def __init__(self) -> None:
-        self.counts = [0, 0, 0]
-        self.longest = 0.0
-        self.automatic: list[tuple[float, str]] = []  # (ms, thread) of those Python ran itself
-        self._start = 0.0
-        gc.callbacks.append(self._on)
-
-    def _on(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._start = time.perf_counter()
-        else:
-            self.counts[info["generation"]] += 1
-            took = (time.perf_counter() - self._start) * 1000
-            self.longest = max(self.longest, took)
-            if gc.isenabled():  # not gc.collect() with automatic collection off (SlackCollector)
-                self.automatic.append((took, threading.current_thread().name))
-
-    def close(self) -> str:
-        gc.callbacks.remove(self._on)
-        auto = max(self.automatic, default=(0.0, "-"))
-        counts = "/".join(map(str, self.counts))
-        return (f"gc: {counts} collections, longest {self.longest:.1f} ms; automatic "
-                f"{len(self.automatic)}, longest {auto[0]:.1f} ms ({auto[1]})")  # fmt: skip
-
-
 def _forget_pacer() -> None:
     """The next worker gets a fresh shared pacer (the one installed stays otherwise)."""
     install_pacer(Pacer())
@@ -506,7 +478,7 @@ async def _measure(
     waits0 = _pool_waits(app)
     if collector is not None:  # the load's collections only, not the warm-up's
         collector.stats = SlackStats([0, 0, 0])
-    pauses = GcPauses()
+    pauses = GcWatch(shared_pacer())
     fifo = os.sched_getscheduler(0) == os.SCHED_FIFO
     with BareLoopProbe(WORKER_CPU, fifo) as probe, SPLIT as split:  # split ends first
         cpu0, wall0 = time.process_time(), time.monotonic()
@@ -519,7 +491,8 @@ async def _measure(
                  f"deferred, {st.forced} forced, longest {1000 * st.longest:.1f} ms")  # fmt: skip
     p = shared_pacer()
     lead = f"; pacer build {1000 * p.build_lead:.1f} ms, wake lag {1000 * p.wake_lag:.1f} ms"
-    print(f"{'':>11} {n:>6} {pauses.close()}{slack}{lead}")
+    pauses.close()
+    print(f"{'':>11} {n:>6} {pauses.summary()}{slack}{lead}")
     print(f"{'':>11} {n:>6} {prompts.split_line()}")
     sends.close()
     prompts.close()

@@ -281,3 +281,66 @@ async def test_worker_pacing_installs_the_pacer_and_leaves_no_thread_behind() ->
     assert sys.getswitchinterval() == pytest.approx(switch)
     assert gc.isenabled() == was_enabled
     assert type(shared_pacer()) is Pacer and shared_pacer() is not pacer
+
+
+def test_release_collects_what_is_due_before_handing_collection_back() -> None:
+    fake = FakeGc()
+    c = fake.collector()
+    fake.counts = [5000, 11, 3]  # gen 1 is due: Python would collect it at its next allocation
+    assert c.release() == 1 and fake.collected == [1] and fake.enabled and not c.is_active
+    assert c.release() == -1 and fake.collected == [1]  # not active: nothing to hand back
+
+
+@pytest.mark.parametrize("kind", ["thread", "loop"])
+async def test_no_automatic_collection_while_a_stream_is_live_and_none_on_the_pacer_thread(
+    kind: str,
+) -> None:
+    """Two streams one after the other (the pacer's thread ends between them) over real RTP,
+    with reference cycles piling up: Python's collector is off from the moment a stream is
+    registered, and handed back on the loop's thread, with no stream live, after the last."""
+    pacer = make_pacer(kind, "slack")
+    handed: list[tuple[str, int]] = []  # (thread, streams) whenever collection is handed back
+
+    def enable() -> None:
+        handed.append((threading.current_thread().name, pacer.streams))
+        gc.enable()
+
+    pacer.collector = SlackCollector(max_defer=(3600.0,) * 3, enable=enable)
+    pacer.collector.cost = [1.0, 1.0, 1.0]  # nothing fits the slack: garbage piles up
+    automatic: list[tuple[str, int]] = []  # Python's own collections: (thread, streams)
+
+    def on(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and gc.isenabled():
+            automatic.append((threading.current_thread().name, pacer.streams))
+
+    rx = ThreadedReceiver()
+    tx = await RtpSocket.open()
+    tx.set_remote(*rx.sock.getsockname())
+    raw = tx.send_from_thread if pacer.threaded else tx.send
+    stop = asyncio.Event()
+    was_enabled = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(on)
+    garbage = asyncio.ensure_future(_garbage(stop))
+    try:
+        for ssrc in (1, 2):
+            st = OutboundStream("ulaw", ssrc=ssrc)
+            st.enqueue(b"\x05" * 160 * 10)
+            pacer.register(st, raw)
+            assert not gc.isenabled()  # at once, not when the pacer's task or thread first runs
+            await asyncio.wait_for(st.wait_idle(), 30)
+            pacer.unregister(st)
+            await _until(lambda: not pacer.collector.is_active, "the collector handed back")
+            assert gc.isenabled()
+    finally:
+        stop.set()
+        await garbage
+        gc.callbacks.remove(on)
+        await pacer.aclose()
+        await tx.aclose()
+        rx.close()
+        if not was_enabled:
+            gc.disable()
+    await _until(lambda: len(rx.got) == 20, "every packet read")
+    assert handed == [("MainThread", 0), ("MainThread", 0)]
+    assert [a for a in automatic if a[1] or a[0] == "voxflow-pacer"] == []

@@ -8,8 +8,10 @@ collection holds the GIL, so neither pacer sends meanwhile (docs/media-performan
 send-interval tail of whole calls"). :class:`SlackCollector` takes the collector's timing over
 while the pacer runs:
 
-* automatic collection is off (``gc.disable()``) while a pacer has streams, on again once it has
-  none (``active``);
+* automatic collection is off (``gc.disable()``) from before a pacer's first stream is registered
+  until it has none left; it is then handed back on the event loop's thread (``release``: what is
+  due is collected there first), never on the pacer's, so no collection Python starts itself can
+  run while a stream is live or on the pacer's thread;
 * after every tick, on the event loop's thread (finalizers run where asyncio expects them),
   ``run(until)`` looks at ``gc.get_count()`` and picks the generation Python itself would collect
   now (the oldest whose count is over its threshold; the thresholds are Python's, read when the
@@ -93,9 +95,25 @@ class SlackCollector:
         if on and not self._active:
             self._was_enabled = gc.isenabled()
             self._disable()
-        elif not on and self._active and self._was_enabled:
-            self._enable()
+        elif not on and self._active:
+            self._pending_since = [None, None, None]  # Python's to collect from now on
+            if self._was_enabled:
+                self._enable()
         self._active = on
+
+    def release(self) -> int:
+        """Hand the collector's timing back to Python (no stream is live): first collect the
+        generation Python would collect now, here, so that the collection owed since ``active``
+        does not start on whichever thread allocates next (the pacer's, as it ends); return that
+        generation, or -1."""
+        if not self._active:
+            return -1
+        gen = self.due()
+        if gen >= 0:
+            self._collect(gen)
+            self.stats.collections[gen] += 1
+        self.active(False)
+        return gen
 
     def wants_run(self) -> bool:
         """Whether ``run`` may collect something now (cheap: for the pacer's thread to ask

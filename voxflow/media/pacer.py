@@ -243,7 +243,10 @@ class Pacer:
         return len(self._streams)
 
     def register(self, stream: OutboundStream, send: Sender) -> None:
-        """Start pacing ``stream`` (starts the shared task if needed)."""
+        """Start pacing ``stream`` (starts the shared task if needed; a collector takes the
+        collection's timing over before the stream is live, not when the task first runs)."""
+        if self.collector is not None:
+            self.collector.active(True)
         self._streams[stream] = send
         if self._task is None or self._task.done():
             if self.schedule is None:
@@ -339,8 +342,8 @@ class Pacer:
                     self.collector.run(self.next_stamping())
         finally:
             self._task = None
-            if self.collector is not None:
-                self.collector.active(False)
+            if self.collector is not None and not self._streams:
+                self.collector.release()
 
     async def aclose(self) -> None:
         """Stop the task and forget every stream."""

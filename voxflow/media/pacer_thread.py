@@ -20,6 +20,10 @@ absolute grid (RTP timestamps come from the tick number, never from when a tick 
   call may close its socket right after;
 * the thread ends when no stream is left (or the loop is closed) and starts again with the next.
 
+Automatic garbage collection is off from before the first stream is registered, and handed back
+on the loop's thread once the last one is gone (``SlackCollector.release``), never on the pacer's:
+Python's collector starts no collection while a stream is live, nor on this thread.
+
 What can still delay a tick: the GIL held elsewhere when the thread wakes (a C extension that does
 not release it, a garbage collection), for at most ``sys.getswitchinterval()`` when the loop
 thread runs plain Python; and the operating system not running the thread on time. While the
@@ -91,9 +95,10 @@ class ThreadPacer(Pacer):
         loop = asyncio.get_running_loop()
         with self._lock:
             self._loop = loop
+            if self._thread is None:
+                self._starting()  # automatic collection off before the stream is live
             self._streams = {**self._streams, stream: send}
             if self._thread is None:
-                self._starting()
                 if self.schedule is None:
                     self.schedule = TickSchedule(self._clock(), self.interval)
                 else:
@@ -112,13 +117,24 @@ class ThreadPacer(Pacer):
             sys.setswitchinterval(self.switch_interval)
 
     def _ended(self) -> None:
-        """The thread ends (lock held): both handed back."""
+        """The thread ends (lock held): the switch interval is restored; the collector is
+        handed back on the loop's thread (``_hand_back``), not on this one."""
         self._thread = None
-        if self.collector is not None:
-            self.collector.active(False)
         if self._saved_switch is not None:
             sys.setswitchinterval(self._saved_switch)
             self._saved_switch = None
+        if self.collector is not None and self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._hand_back)
+            except RuntimeError:  # the loop is closed: aclose() or the next register decides
+                pass
+
+    def _hand_back(self) -> None:
+        """On the loop: Python gets the collector's timing back (what is due collected here
+        first) unless a stream was registered since the thread ended."""
+        with self._lock:
+            if self.collector is not None and self._thread is None and not self._streams:
+                self.collector.release()
 
     def unregister(self, stream: OutboundStream) -> None:
         """Stop pacing ``stream``; returns once no tick in flight can still send for it."""
@@ -217,6 +233,7 @@ class ThreadPacer(Pacer):
         thread = self._thread
         if thread is not None:
             await asyncio.to_thread(thread.join, 1.0)
+        self._hand_back()
 
 
 def _after_tick(
