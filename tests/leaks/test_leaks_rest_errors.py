@@ -10,6 +10,7 @@ import pytest
 from _leaks_kit import DIAL_FLOW, clean, leftovers, serving_text, until
 from sandbox_rig import open_app_rig
 
+from voxflow.media.callmedia import CallMedia
 from voxflow.media.transport import PortRange
 from voxflow.sandbox import Sandbox
 from voxflow.telephony.app import VoxtraApp
@@ -124,3 +125,33 @@ async def test_hangup_asterisk_accepts_but_never_clears_ends_the_session_once(
             await app.close()
         await sim.hangup()
         await until(lambda: not sb.pbx.channels, 10, "channel gone")
+
+
+async def test_close_cancelling_a_refused_media_teardown_still_closes_the_rtp_socket() -> None:
+    # CI failure: a media teardown still retrying its DELETEs when the app closed was cancelled
+    # before it reached the socket, and the RTP socket was left open (a ResourceWarning).
+    async with Sandbox(port=0, preload_sounds=False) as sb:
+        app = VoxtraApp(
+            sb.ari_url, sb.user, sb.password, retry_initial=0.5, retry_max=2.0, handler_grace=0.5
+        )
+        voices: list[CallMedia] = []
+
+        @app.default()
+        async def handler(call: CallSession) -> None:
+            await call.answer()
+            await call.send_audio(b"\x00\x00" * 160)
+            assert isinstance(call._voice, CallMedia)
+            voices.append(call._voice)
+            await call.wait_ended()
+
+        await app.start()
+        sim = await sb.place_call(to="100")
+        await until(lambda: bool(voices), 10, "media up")
+        sb.faults.fail_next_requests(10**6, 503, method="DELETE", path="^/(bridges|channels)/vf-")
+        await sim.hangup()  # the media teardown now fails for ever (retried ~20 s)
+        ended = lambda: all(s.ended for s in app.sessions.values())  # noqa: E731 - one use
+        await until(ended, 10, "calls ended")
+        await asyncio.wait_for(app.close(), 15)
+        sb.faults.clear()
+        socket = voices[0].socket
+        assert socket is not None and socket.closed

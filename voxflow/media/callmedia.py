@@ -389,6 +389,16 @@ class CallMedia:
         self._watchers.clear()
         for q in self._consumers:
             q.put_nowait(None)
+        try:
+            await self._delete_remote()
+        finally:  # also when a teardown still retrying is cancelled (the app closing)
+            if self.socket is not None:
+                self.socket.close()
+        if self.socket is not None:
+            await self.socket.aclose()
+
+    async def _delete_remote(self) -> None:
+        """DELETE the media channel, snoop and bridge (5xx/timeouts retried with backoff)."""
         rest = self.ctx.rest
         for path in (
             f"/channels/{self.channel_id}" if self.channel_id else None,
@@ -397,13 +407,11 @@ class CallMedia:
         ):
             if path is None:
                 continue
-            try:  # 5xx/timeouts retried with backoff; a 404 means it went with the call
+            try:  # a 404 means it went with the call
                 await delete_until_gone(rest, path, backoff=TEARDOWN_BACKOFF)
             except Exception:
                 log.warning("media teardown DELETE %s failed", path, exc_info=True)
         self.channel_id = self.snoop_id = self.bridge_id = None
-        if self.socket is not None:
-            await self.socket.aclose()
 
     # ------------------------------------------------------------------ inbound
 
