@@ -72,18 +72,36 @@ async def test_a_lost_call_is_adopted_even_when_the_sweep_after_reconnect_meets_
         await until(lambda: clean(s), 10, "nothing left")
 
 
+async def _app_connected(sb: Sandbox, proc: asyncio.subprocess.Process, log: Path) -> None:
+    """Wait until ``voxflow run`` has its events socket; a process that exits first or never
+    connects fails the test with its exit code and the end of its log."""
+    connected = asyncio.ensure_future(sb.wait_app("voxflow", 60))
+    exited = asyncio.ensure_future(proc.wait())
+    try:
+        await asyncio.wait({connected, exited}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        exited.cancel()
+    if connected.done() and connected.exception() is None:
+        return
+    connected.cancel()
+    tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
+    raise AssertionError(f"voxflow run never connected (exit {proc.returncode}):\n{tail}")
+
+
 async def _crashed_app_with_calls(sb: Sandbox, flow: Path, n: int) -> list[str]:
     """Run ``voxflow run`` (espeak prompts: media channels and bridges) on ``sb``, place ``n``
     calls into its menu, then kill -9 it. Returns the call ids."""
     env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
-        "--ari-url", sb.ari_url,
-        "--ari-user", sb.user, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    log = flow.with_suffix(".log")
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+            "--ari-url", sb.ari_url,
+            "--ari-user", sb.user, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=out,
+        )  # fmt: skip
     try:
-        await sb.wait_app("voxflow", 60)
+        await _app_connected(sb, proc, log)
         calls = [await sb.place_call(from_=f"+1555010{i}", to="100") for i in range(n)]
         await until(lambda: len(_media(sb)[1]) >= n, 60, "media bridges up")
         await asyncio.gather(*(c.wait_for("answered", 30) for c in calls))
