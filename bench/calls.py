@@ -40,6 +40,7 @@ import argparse
 import array
 import asyncio
 import base64
+import contextlib
 import gc
 import itertools
 import json
@@ -54,7 +55,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 from cpu_split import CpuSplit, children_cpu
-from gc_watch import GcWatch
+from gc_watch import GarbageCensus, GcWatch, tracked_by_type
 from loop_probe import FIFO_PRIORITY, BareLoopProbe
 from procs import free_port, wait_up
 
@@ -85,6 +86,7 @@ BILLING = "To pay your bill, press 1. To hear your balance, press 2. To go back,
 SPOKEN = "billing"  # what a speaking caller says (pre-synthesized by the sandbox at set-up)
 DEFAULT_GC = gc.get_threshold()
 GC_THRESHOLDS: tuple[int, ...] = ()  # --gc-thresholds, set in main()
+CENSUS = False  # --census, set in main()
 PEER_NICE = -20  # --fifo: the sandbox and callers (Asterisk's part) ahead of other processes
 SPLIT = CpuSplit()  # the worker's CPU by part; metered code paths installed in main()
 
@@ -478,17 +480,23 @@ async def _measure(
     waits0 = _pool_waits(app)
     if collector is not None:  # the load's collections only, not the warm-up's
         collector.stats = SlackStats([0, 0, 0])
+    census = GarbageCensus() if CENSUS else contextlib.nullcontext()
+    counting = asyncio.ensure_future(_census(n)) if CENSUS else None
     pauses = GcWatch(shared_pacer())
     fifo = os.sched_getscheduler(0) == os.SCHED_FIFO
-    with BareLoopProbe(WORKER_CPU, fifo) as probe, SPLIT as split:  # split ends first
+    with BareLoopProbe(WORKER_CPU, fifo) as probe, SPLIT as split, census:  # split ends first
         cpu0, wall0 = time.process_time(), time.monotonic()
         results, split.children_end = await _calls(base, n, speak_every)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    if counting is not None and isinstance(census, GarbageCensus):
+        counting.cancel()
+        print(f"{'':>11} {n:>6} {census.line(n)}")
     slack = ""
     if collector is not None:
         st = collector.stats
         slack = (f"; in the slack: {'/'.join(map(str, st.collections))}, {st.deferred} ticks "
-                 f"deferred, {st.forced} forced, longest {1000 * st.longest:.1f} ms")  # fmt: skip
+                 f"deferred, {st.forced} forced, longest {1000 * st.longest:.1f} ms, garbage "
+                 f"found {'/'.join(map(str, st.found))}")  # fmt: skip
     p = shared_pacer()
     lead = f"; pacer build {1000 * p.build_lead:.1f} ms, wake lag {1000 * p.wake_lag:.1f} ms"
     pauses.close()
@@ -525,6 +533,19 @@ async def _measure(
         "cpu_ms_per_call_s": 1000 * cpu / (n * wall),
         "bare_p99": probe.figures()["p99_ms"],
     }
+
+
+async def _census(n: int) -> None:
+    """--census: the objects the collector tracks before the load and once 90 % of its calls
+    have audio (counted on the loop: this stalls it, so the run's figures do not count)."""
+    total, top = tracked_by_type()
+    print(f"{'':>11} {n:>6} tracked at idle (after the freeze): {total}: {top}")
+    while shared_pacer().streams < 0.9 * n:  # noqa: ASYNC110 - a count, no event to wait on
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(2)
+    live = shared_pacer().streams
+    total, top = tracked_by_type()
+    print(f"{'':>11} {n:>6} tracked at {live} streams: {total} ({total / live:.0f} a call): {top}")
 
 
 async def _serve_app(app: VoxtraApp, stop: asyncio.Event) -> None:
@@ -634,7 +655,8 @@ async def _side_by_side(
 
 async def main(args: argparse.Namespace) -> None:
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
-    global GC_THRESHOLDS
+    global GC_THRESHOLDS, CENSUS
+    CENSUS = args.census
     if args.gc_thresholds:
         GC_THRESHOLDS = tuple(int(x) for x in args.gc_thresholds.split(","))
     port = free_port()
@@ -702,6 +724,12 @@ if __name__ == "__main__":
         default="python",
         help="python (Python's own timing), slack (SlackCollector: after a tick's sends), or "
         "both: python,slack ([media] gc; the first listed is the baseline)",
+    )
+    ap.add_argument(
+        "--census",
+        action="store_true",
+        help="count the objects the collector tracks at idle and at load, and the cyclic "
+        "garbage of each load by type (gc.DEBUG_SAVEALL: its figures do not count)",
     )
     ap.add_argument(
         "--speak-every",

@@ -58,6 +58,7 @@ class FakeGc:
         self.cost = [0.001, 0.004, 0.050]
         self.collected: list[int] = []
         self.enabled = True
+        self.garbage = 0  # unreachable objects the next collection finds
 
     def collect(self, gen: int) -> int:
         self.collected.append(gen)
@@ -66,7 +67,7 @@ class FakeGc:
             self.counts[gen + 1] += 1
         for g in range(gen + 1):
             self.counts[g] = 0
-        return 0
+        return self.garbage
 
     def collector(
         self, max_defer: tuple[float, float, float] = (60, 60, 60), decay: float = 1.0
@@ -141,6 +142,7 @@ def test_by_default_a_generation_too_long_for_the_slack_waits_max_defer() -> Non
     )  # fmt: skip
     c.active(True)
     fake.cost[1] = 0.067
+    fake.garbage = 5000  # its collections find garbage: it never waits longer than max_defer
     fake.counts = [701, 11, 0]
     assert c.run(fake.now + 0.015) == 1
     pending = fake.now + 0.02
@@ -150,6 +152,30 @@ def test_by_default_a_generation_too_long_for_the_slack_waits_max_defer() -> Non
         c.run(fake.now + 0.015)
         assert fake.now - pending < 61
     assert 60 <= fake.now - pending and c.stats.forced == 1 and fake.collected[-1] == 1
+
+
+def _forced_full_after(fake: FakeGc, c: SlackCollector) -> float:
+    """Seconds (20 ms ticks) until the next full collection, which never fits the slack."""
+    start, full = fake.now, fake.collected.count(2)
+    while fake.collected.count(2) == full:
+        fake.now += 0.02
+        fake.counts[0], fake.counts[2] = 701, 11
+        c.run(fake.now + 0.015)
+    return fake.now - start
+
+
+def test_a_full_collection_that_finds_little_garbage_waits_twice_as_long_next_time() -> None:
+    fake = FakeGc()
+    fake.cost[2] = 0.150  # 500 calls' worth of live objects: never fits a tick's slack
+    c = fake.collector(max_defer=(60, 60, 60))
+    c.longest_defer = 200
+    fake.garbage = 12  # calls freed by reference counting: next to nothing is cyclic
+    waits = [_forced_full_after(fake, c) for _ in range(3)]
+    assert [round(w) for w in waits] == [60, 120, 200]  # doubled, up to longest_defer
+    assert c.stats.forced == 3 and c.stats.found[2] == 36
+    fake.garbage = 5000  # now garbage piles up: back to max_defer at once
+    assert round(_forced_full_after(fake, c)) == 200
+    assert round(_forced_full_after(fake, c)) == 60
 
 
 def test_automatic_collection_is_off_only_while_active() -> None:

@@ -546,8 +546,8 @@ class CallMedia:
                 vad.is_speech(pcm[i : i + n])
 
     def _unwatch(self, watcher: SpeechWatcher) -> None:
-        with contextlib.suppress(ValueError):
-            self._watchers.remove(watcher)
+        watcher.on_start = None  # it may hold the prompt that holds it: leave no cycle behind
+        self._watchers[:] = [w for w in self._watchers if w is not watcher]
 
     async def audio_stream(self) -> AsyncIterator[AudioChunk]:
         """The caller's audio in wire-codec chunks of ~20 ms; every consumer gets every chunk.

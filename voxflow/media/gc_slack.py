@@ -27,9 +27,15 @@ while the pacer runs:
 * a generation left pending for ``max_defer[g]`` seconds (60 s each by default) is collected
   anyway at the next tick's end (garbage never piles up without bound: a collection of a large
   heap can be longer than a tick, and is then run right after a tick's sends, the best place
-  for it).
+  for it). For generations 1 and 2 that wait doubles, up to ``longest_defer`` (30 min), each
+  time one of their collections found fewer than ``little_garbage`` (1,000) unreachable
+  objects, and is ``max_defer`` again after one that found more: when calls leave no cyclic
+  garbage (their objects freed by reference counting, docs/media-performance.md, "Per-call
+  garbage"), the full collection that stalls every call's audio (~100-200 ms at 500 calls)
+  comes ever more rarely; when garbage piles up, every ``max_defer`` again.
 
-``stats()`` counts the collections run, skipped for lack of slack and forced.
+``stats`` counts the collections run, skipped for lack of slack and forced, and the garbage
+they found.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import gc
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["SlackCollector", "SlackStats"]
 
@@ -48,12 +54,14 @@ _COST_DECAY = 0.95  # a generation's cost estimate: its longest recent collectio
 @dataclass
 class SlackStats:
     """What a :class:`SlackCollector` did: collections per generation, ticks on which a due
-    generation did not fit the slack, collections forced by ``max_defer``, the longest (s)."""
+    generation did not fit the slack, collections forced by ``max_defer``, the longest (s), and
+    the cyclic garbage those collections found, per generation."""
 
     collections: list[int]
     deferred: int = 0
     forced: int = 0
     longest: float = 0.0
+    found: list[int] = field(default_factory=lambda: [0, 0, 0])  # unreachable objects found
 
 
 class SlackCollector:
@@ -66,6 +74,8 @@ class SlackCollector:
         *,
         max_defer: tuple[float, float, float] = (60.0, 60.0, 60.0),
         defer_decay: float = 1.0,
+        longest_defer: float = 1800.0,
+        little_garbage: int = 1000,
         clock: Callable[[], float] = time.monotonic,
         collect: Callable[[int], int] = gc.collect,
         count: Callable[[], tuple[int, int, int]] = gc.get_count,
@@ -76,6 +86,11 @@ class SlackCollector:
         self.thresholds = (max(1, t[0]), max(1, t[1]), max(1, t[2]))
         self.max_defer = max_defer
         self.defer_decay = defer_decay
+        self.longest_defer = longest_defer
+        self.little_garbage = little_garbage
+        # how long a due generation may wait now: max_defer, doubled for generations 1 and 2
+        # each time one of their collections finds little garbage (up to longest_defer)
+        self.defer = list(max_defer)
         # recent longest collection per generation (s); a full one's is unknown until one ran
         self.cost = [0.0, 0.0, math.inf]
         self._clock, self._collect, self._count = clock, collect, count
@@ -110,7 +125,7 @@ class SlackCollector:
             return -1
         gen = self.due()
         if gen >= 0:
-            self._collect(gen)
+            self._learn(gen, self._collect(gen))
             self.stats.collections[gen] += 1
         self.active(False)
         return gen
@@ -143,7 +158,7 @@ class SlackCollector:
         for g in range(3):
             if since[g] is None and counts[g] > limits[g]:
                 since[g] = now
-        forced = [g for g, t in enumerate(since) if t is not None and now - t >= self.max_defer[g]]
+        forced = [g for g, t in enumerate(since) if t is not None and now - t >= self.defer[g]]
         if forced:
             gen = max(forced)
             self.stats.forced += 1
@@ -158,7 +173,7 @@ class SlackCollector:
             if not fits:
                 return -1
             gen = max(fits)
-        self._collect(gen)
+        self._learn(gen, self._collect(gen))
         took = self._clock() - now
         known = self.cost[gen] if math.isfinite(self.cost[gen]) else 0.0
         self.cost[gen] = max(took, _COST_DECAY * known)
@@ -167,3 +182,14 @@ class SlackCollector:
         for g in range(gen + 1):
             since[g] = None
         return gen
+
+    def _learn(self, gen: int, found: int) -> None:
+        """A collection of ``gen`` found ``found`` unreachable objects: an older generation that
+        holds little garbage (calls whose objects are freed by reference counting) may wait
+        twice as long next time; one that held more waits ``max_defer`` again."""
+        self.stats.found[gen] += found
+        for g in range(1, gen + 1):
+            if found < self.little_garbage:
+                self.defer[g] = min(2 * self.defer[g], max(self.longest_defer, self.max_defer[g]))
+            else:
+                self.defer[g] = self.max_defer[g]

@@ -321,8 +321,10 @@ class RtpSocket:
         self._lost()
 
     async def aclose(self) -> None:
-        """Close and wait until the port is back in its range."""
+        """Close and wait until the port is back in its range; the packet handler is dropped
+        (often a bound method of the socket's owner: no reference cycle is left behind)."""
         self.close()
+        self.on_packet = None
         await self._gone.wait()
 
     def _lost(self) -> None:

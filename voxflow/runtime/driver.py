@@ -534,11 +534,18 @@ class CallDriver(Generic[P]):
         self._side.add(task)
         task.add_done_callback(self._side.discard)
 
+    async def _await_side(self) -> None:
+        """Wait for every side task (ops cancelled on the way included), then forget those done:
+        a cancelled op's task keeps its CancelledError, whose traceback holds this driver."""
+        if self._side:
+            await asyncio.gather(*list(self._side), return_exceptions=True)
+        for task in [t for t in self._side if t.done()]:
+            self._side.discard(task)
+
     async def _finish(self) -> None:
         assert self.outcome is not None
         if self.handed_over:
-            if self._side:
-                await asyncio.gather(*list(self._side), return_exceptions=True)
+            await self._await_side()
             self._say_line("system", "handed over to another worker")
             self.trace.write("handover", state=self.state.state_name)
             self.trace.close()
@@ -546,8 +553,7 @@ class CallDriver(Generic[P]):
         self._claim_end()
         if not await self._end_is_ours():
             self._end_elsewhere()
-        if self._side:
-            await asyncio.gather(*list(self._side), return_exceptions=True)
+        await self._await_side()
         if self.outcome.outcome != "transferred" and not self.session.ended:
             await self._hangup("normal")
         self._say_line("system", f"call ended: {self.outcome.outcome}")

@@ -63,7 +63,7 @@ from voxflow.telephony.playback import play
 from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
 from voxflow.telephony.state import CallDirection, CallMetadata, CallState, failure_reason
 from voxflow.telephony.transcribe import transcribe_recording
-from voxflow.voice.call import AiProviders, BargeIn, CallVoice, PromptResult, VoiceContext
+from voxflow.voice.call import AiProviders, BargeIn, CallVoice, PromptResult, VoiceContext, weak_get
 from voxflow.voice.chunk import AudioChunk
 from voxflow.voice.providers import Transcript
 
@@ -128,7 +128,7 @@ class CallSession:
         self._hangup_requested = False
         self._finalized = False
         self._hangup_task: asyncio.Task[None] | None = None
-        self._dtmf = DtmfInbox(self.id, lambda: self._ended.is_set())
+        self._dtmf = DtmfInbox(self.id, self._ended.is_set)  # no cycle through self
         self._playbacks: dict[str, asyncio.Future[str]] = {}
         self._recording: ActiveRecording | None = None
         self._finishing: dict[str, ActiveRecording] = {}
@@ -142,7 +142,6 @@ class CallSession:
         self._trip: DialplanTrip | None = None
         self._stopped_on_leaving: RecordingMetadata | None = None
         self._callbacks: list[HangupCallback] = []
-        self._handlers = self._event_handlers()
         if channel.state == "Up":
             self._set_answered()
 
@@ -513,7 +512,7 @@ class CallSession:
                     tts=self._app.tts,
                     stt=self._app.stt,
                     vad=self._app.vad,
-                    current_bridge_id=lambda: self._bridge_id,
+                    current_bridge_id=weak_get(self, "_bridge_id"),  # no cycle through the media
                     options=dict(self._app.media_options),
                     prompt_cache=self._app.prompt_cache,
                     expect_stasis_start=self._app.expect_stasis_start,
@@ -600,27 +599,9 @@ class CallSession:
     # ------------------------------------------------------------------ events
 
     def _on_event(self, event: AriEvent) -> None:
-        handler = self._handlers.get(type(event))
+        handler = _HANDLERS.get(type(event))
         if handler is not None:
-            handler(event)
-
-    def _event_handlers(self) -> dict[type[AriEvent], Callable[[Any], None]]:
-        """The handler of each event class the session reacts to (one dict lookup per event:
-        ``isinstance`` on pydantic classes costs ~100 ns each)."""
-        return {
-            ChannelDtmfReceived: self._on_dtmf,
-            PlaybackFinished: self._on_playback_finished,
-            ChannelStateChange: self._on_channel_update,
-            StasisStart: self._on_stasis_start,
-            RecordingFinished: self._on_recording_ended,
-            RecordingFailed: self._on_recording_ended,
-            ChannelEnteredBridge: self._on_entered_bridge,
-            ChannelLeftBridge: self._on_left_bridge,
-            ChannelHangupRequest: self._on_hangup_request,
-            Dial: self._on_dial,
-            StasisEnd: self._on_stasis_end,
-            ChannelDestroyed: self._on_destroyed,
-        }
+            handler(self, event)
 
     def _on_dtmf(self, event: ChannelDtmfReceived) -> None:
         if event.channel.id != self.id:
@@ -791,3 +772,22 @@ class CallSession:
                     await result
             except Exception:
                 log.exception("on_hangup callback of call %s raised", self.id)
+
+
+# The handler of each event class a session reacts to (one dict lookup per event: ``isinstance``
+# on pydantic classes costs ~100 ns each); one table of plain functions for every session, as
+# bound methods kept on each session would make every session a reference cycle.
+_HANDLERS: dict[type[AriEvent], Callable[[CallSession, Any], None]] = {
+    ChannelDtmfReceived: CallSession._on_dtmf,
+    PlaybackFinished: CallSession._on_playback_finished,
+    ChannelStateChange: CallSession._on_channel_update,
+    StasisStart: CallSession._on_stasis_start,
+    RecordingFinished: CallSession._on_recording_ended,
+    RecordingFailed: CallSession._on_recording_ended,
+    ChannelEnteredBridge: CallSession._on_entered_bridge,
+    ChannelLeftBridge: CallSession._on_left_bridge,
+    ChannelHangupRequest: CallSession._on_hangup_request,
+    Dial: CallSession._on_dial,
+    StasisEnd: CallSession._on_stasis_end,
+    ChannelDestroyed: CallSession._on_destroyed,
+}

@@ -9,6 +9,7 @@ media and the AI pipeline share it without importing each other.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
@@ -32,6 +33,7 @@ __all__ = [
     "PromptResult",
     "VoiceContext",
     "VoiceFactory",
+    "weak_get",
 ]
 
 BargeInMode = Literal["none", "dtmf", "speech", "any"]
@@ -173,3 +175,17 @@ class CallVoice(Protocol):
 
 
 VoiceFactory = Callable[[VoiceContext], CallVoice]
+
+
+def weak_get(obj: object, name: str) -> Callable[[], Any]:
+    """A getter of ``obj.name`` that holds ``obj`` weakly (None once it is gone), e.g. a
+    session's bridge id for its media path's :class:`VoiceContext`: the session holds its media
+    path, so a strong reference back would make a reference cycle of every call, freed by the
+    cyclic garbage collector only (docs/media-performance.md, "Per-call garbage")."""
+    ref = weakref.ref(obj)
+
+    def get() -> Any:
+        target = ref()
+        return None if target is None else getattr(target, name)
+
+    return get
