@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from ai_fakes import FakeOpenAI, FakeTTS, sse, text_chunks, tool_chunks
 from sandbox_rig import open_app_rig as app_rig
+from shared_stt import shared_stt
 
 from voxflow.agent.agent import AgentAction
 from voxflow.agent.call_agent import CallAgent, create_agent
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.errors import CallEndedError
 from voxflow.media.callmedia import CallMedia
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.telephony.session import CallSession
 from voxflow.voice.chunk import AudioChunk
@@ -132,7 +132,7 @@ async def test_spoken_turn_is_heard_and_hangup_closes_the_pipeline(
     llm = OpenAIChatModel(model="m", base_url=fake_openai.url, timeout=10)
     tts = FakeTTS(ms_per_char=40)
     try:
-        async with app_rig(PortRange(), llm=llm, tts=tts, stt=PocketSphinxSTT()) as rig:
+        async with app_rig(PortRange(), llm=llm, tts=tts, stt=shared_stt()) as rig:
             agents: list[CallAgent] = []
 
             async def body(call: CallSession) -> Any:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from ai_fakes import FakeOpenAI, heard, sse, status, text_chunks, tool_chunks
+from shared_stt import shared_stt
 
 from voxflow.ai.openai_llm import OpenAIChatModel
 from voxflow.ai.openai_stt import OpenAISTT
@@ -32,7 +33,6 @@ from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import CallEndedError
 from voxflow.ir.models import Flow
 from voxflow.media.pacer import shared_pacer
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.config import Settings
@@ -96,7 +96,7 @@ async def receptionist(
     """The flow served on the sandbox; the caller is understood by pocketsphinx, or by the
     OpenAI STT client talking to the local server (``fake.transcribe``)."""
     llm = OpenAIChatModel(model="test-model", base_url=fake.url, timeout=10)
-    stt = PocketSphinxSTT() if pocketsphinx else OpenAISTT(base_url=fake.url, sample_rate=8000)
+    stt = shared_stt() if pocketsphinx else OpenAISTT(base_url=fake.url, sample_rate=8000)
     registry = FlowRegistry(compiler=_compile)
     registry.load([FLOW])
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from _e2e_kit import Env, say_after_prompt, serving
+from shared_stt import shared_stt
 
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
@@ -63,7 +64,7 @@ async def test_a_menu_word_is_routed_and_a_sentence_outside_the_menu_is_a_nomatc
     sphinx = pytest.importorskip("voxflow.media.stt_pocketsphinx")
     flow = tmp_path / "speech_check.flow"
     flow.write_text(FLOW)
-    stt = sphinx.PocketSphinxSTT()
+    stt = shared_stt()
     await stt.warm_up(sphinx.DECODERS_PER_DECISION)
     app = {
         "tts": espeak.EspeakTTS(sample_rate=8000),

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from _e2e_kit import say_after_prompt, serving
+from shared_stt import shared_stt
 
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
@@ -72,10 +73,10 @@ class _Recording:
 async def test_a_step_confidence_rejects_per_recognition_and_is_traced(tmp_path: Path) -> None:
     media = pytest.importorskip("voxflow.media.callmedia")
     espeak = pytest.importorskip("voxflow.media.tts_espeak")
-    sphinx = pytest.importorskip("voxflow.media.stt_pocketsphinx")
+    pytest.importorskip("voxflow.media.stt_pocketsphinx")
     flow = tmp_path / "speech_conf.flow"
     flow.write_text(FLOW)
-    stt = _Recording(sphinx.PocketSphinxSTT())
+    stt = _Recording(shared_stt())
     assert stt.inner.min_confidence == 0.0  # the app's own default would accept the answer
     # As `voxflow run` does, the decoders are built before the call: built at the first listen
     # they hold the GIL (~1.5 s of CPU, ten times that on a loaded machine) after the caller

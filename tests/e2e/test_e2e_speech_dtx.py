@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from _e2e_kit import say_after_prompt, serving
+from shared_stt import shared_stt
 
 from voxflow.runtime.events import End
 
@@ -39,12 +40,12 @@ async def test_a_spoken_menu_answer_from_a_dtx_phone_is_recognised_promptly(
 ) -> None:
     media = pytest.importorskip("voxflow.media.callmedia")
     espeak = pytest.importorskip("voxflow.media.tts_espeak")
-    sphinx = pytest.importorskip("voxflow.media.stt_pocketsphinx")
+    pytest.importorskip("voxflow.media.stt_pocketsphinx")
     flow = tmp_path / "speech_dtx.flow"
     flow.write_text(FLOW)
     app = {
         "tts": espeak.EspeakTTS(sample_rate=8000),
-        "stt": sphinx.PocketSphinxSTT(),
+        "stt": shared_stt(),
         "voice_factory": media.create_call_voice,
     }
     sandbox = {"caller_dtx": True, "stasis_delay": (0.0003, 0.03)}

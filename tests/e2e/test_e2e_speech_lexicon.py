@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from _e2e_kit import Env, say_after_prompt, serving
+from shared_stt import shared_stt
 
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
@@ -64,7 +65,7 @@ async def test_a_british_caller_reaches_balance_and_is_not_sent_to_the_operator_
     flows = [tmp_path / "main_menu.flow", tmp_path / "billing_menu.flow"]
     flows[0].write_text(_flow("main_menu", "502", MAIN_MENU))
     flows[1].write_text(_flow("billing_menu", "503", BILLING_MENU))
-    stt = sphinx.PocketSphinxSTT()
+    stt = shared_stt()
     await stt.warm_up(sphinx.DECODERS_PER_DECISION)
     app = {
         "tts": espeak.EspeakTTS(sample_rate=8000),

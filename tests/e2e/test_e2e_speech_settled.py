@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from _e2e_kit import say_after_prompt, serving
+from shared_stt import shared_stt
 
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.runtime.config import Settings
@@ -77,7 +78,7 @@ async def _spoken_input(
 async def test_a_final_phrase_is_decided_when_the_recogniser_settles_and_traced_so(
     tmp_path: Path,
 ) -> None:
-    stt = PocketSphinxSTT()
+    stt = shared_stt()
     await stt.warm_up(DECODERS_PER_DECISION)
     # the VAD's windows as long as the menu's 800 ms: the recogniser settles well before one
     # ends the utterance, unless the machine is so loaded that the decoder thread is far behind

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from sandbox_rig import AppRig, CallBody, open_app_rig
+from shared_stt import shared_stt
 
 from voxflow.errors import CallEndedError
 from voxflow.media import codecs
@@ -48,7 +49,7 @@ async def open_rig(**sandbox_options: Any) -> AsyncIterator[Rig]:
         PortRange(),
         sandbox_options=sandbox_options,
         tts=EspeakTTS(sample_rate=8000),
-        stt=PocketSphinxSTT(),
+        stt=shared_stt(),
     )
     async with rig as r:
         yield r

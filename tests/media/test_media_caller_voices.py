@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from media_rig import audible, recognise
 from sandbox_rig import open_app_rig
+from shared_stt import shared_stt
 
 from voxflow.errors import CallEndedError
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.sandbox.audio import add_noise, check_caller_voice, espeak_pcm16
@@ -45,7 +45,7 @@ def test_caller_voices_are_checked() -> None:
 
 
 async def test_a_female_british_caller_with_line_noise_is_heard_by_the_app() -> None:
-    rig_cm = open_app_rig(PortRange(), tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT())
+    rig_cm = open_app_rig(PortRange(), tts=EspeakTTS(sample_rate=8000), stt=shared_stt())
     async with rig_cm as rig:
 
         async def body(call: CallSession) -> Any:

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 from aiohttp import web
+from shared_stt import shared_stt
 
 from voxflow.ari.rest import AriRestClient
 from voxflow.errors import AriUnprocessable, MediaError
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.codecs import ulaw_encode
 from voxflow.media.rtp import RtpPacket, parse_rtp
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import WebRtcVad
@@ -145,7 +145,7 @@ def _ctx(rest: AriRestClient, bridged: str | None = None, **opts: Any) -> VoiceC
         channel_id="caller-1",
         app_name="voxflow",
         tts=EspeakTTS(),
-        stt=PocketSphinxSTT(),
+        stt=shared_stt(),
         vad=None,
         current_bridge_id=lambda: bridged,
         options=opts,

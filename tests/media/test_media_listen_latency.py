@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 from sandbox_rig import open_app_rig
+from shared_stt import shared_stt
 
 from voxflow.media import codecs
 from voxflow.media.callmedia import CallMedia
-from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector
@@ -48,7 +49,7 @@ def _decide_after_speech(
     ``options``: media options (default: a 200 ms final window, settling off)."""
 
     async def main() -> tuple[str | None, float, int, str | None]:
-        stt = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
+        stt = shared_stt()
         await stt.warm_up(DECODERS_PER_DECISION)  # every search streams
         pcm = await _spoken(text)
         rig_cm = open_app_rig(
@@ -111,7 +112,7 @@ def test_a_caller_going_on_past_a_final_phrase_is_heard_to_the_end() -> None:
 
 async def test_the_stream_calls_a_phrase_final_only_when_no_other_phrase_extends_it() -> None:
     async def main() -> list[tuple[bool, bool]]:
-        stt = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
+        stt = shared_stt()
         await stt.warm_up(DECODERS_PER_DECISION)
         tail = bytes(8000)  # 0.5 s of silence after the word
         pcm = await _spoken("billing")

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 from sandbox_rig import open_app_rig
+from shared_stt import shared_stt
 
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.endpointing import follow
-from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector
@@ -48,7 +49,7 @@ def _heard(
     decision, what ended the utterance)."""
 
     async def main() -> tuple[float, str | None]:
-        stt = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
+        stt = shared_stt()
         await stt.warm_up(DECODERS_PER_DECISION)  # every search streams
         pcm = await _spoken(before)
         if after:

@@ -8,11 +8,11 @@ import shutil
 
 import numpy as np
 import pytest
+from shared_stt import shared_stt
 
 from voxflow.media import codecs
 from voxflow.media.endpointing import follow
 from voxflow.media.stt_pocketsphinx import (
-    DECODERS_PER_DECISION,
     PocketSphinxStream,
     PocketSphinxSTT,
 )
@@ -88,7 +88,7 @@ async def _fed(stt: PocketSphinxSTT, text: str, phrases: list[str]) -> list[tupl
 
 @espeak
 async def test_a_final_phrase_settles_soon_after_the_caller_stops_and_never_before() -> None:
-    stt = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
+    stt = shared_stt()
     await stt.warm_up()
     seen = await _fed(stt, "operator", MENU)
     first = next(ms for ms, settled in seen if settled)

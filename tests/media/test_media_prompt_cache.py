@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from media_rig import audible, recognise
 from sandbox_rig import open_app_rig
+from shared_stt import shared_stt
 
 from voxflow.errors import ProviderError
 from voxflow.media.callmedia import CallMedia
-from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.telephony.session import CallSession
@@ -130,7 +130,7 @@ class _CountingTTS(EspeakTTS):
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 async def test_concurrent_calls_saying_one_prompt_synthesize_it_once_and_all_hear_it() -> None:
     tts = _CountingTTS(sample_rate=8000)
-    rig_cm = open_app_rig(PortRange(), tts=tts, stt=PocketSphinxSTT())
+    rig_cm = open_app_rig(PortRange(), tts=tts, stt=shared_stt())
     async with rig_cm as rig:
 
         async def body(call: CallSession) -> Any:

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from media_rig import speak, until_stopped
 from sandbox_rig import open_app_rig
+from shared_stt import shared_stt
 
 from voxflow.errors import ConfigError
 from voxflow.media import codecs
 from voxflow.media.stt_confidence import Segment, confidence, features
-from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.media.vad import SpeechDetector
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 
 MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
 # one pool for the module: decoders take ~0.3 s to build
-STT = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
+STT = shared_stt()
 
 
 async def _call_audio(text: str) -> bytes:

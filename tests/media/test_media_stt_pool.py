@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from media_rig import until_stopped
+from shared_stt import shared_stt
 
 from voxflow import observe
 from voxflow.errors import ConfigError
@@ -22,7 +23,7 @@ from voxflow.runtime.config import load_settings
 from voxflow.voice.providers import Transcript
 
 MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
-FULL = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
+FULL = shared_stt()  # a full pool: every search of a decision streams
 
 espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
