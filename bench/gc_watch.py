@@ -85,6 +85,13 @@ class GcWatch:
             f"gc: {'/'.join(map(str, counts))} collections, longest {self.longest:.1f} ms, "
             f"cyclic garbage found {'/'.join(map(str, found))}"
         ]
+        long = [c for c in self.collections if c.ms > 5]
+        parts.append(
+            f"over 5 ms: {len(long)} ("
+            + ", ".join(f"gen {c.generation} {c.ms:.0f} ms at {c.at:.1f} s" for c in long[:12])
+            + (", ..." if len(long) > 12 else "")
+            + ")"
+        )
         auto = [c for c in self.collections if c.automatic]
         for label, group in (
             ("while streams were live", [c for c in auto if c.streams]),
