@@ -553,12 +553,14 @@ async def main() -> None:
     print(f"{len(gs)} grammars: " + "; ".join(f"{g.where} {g.phrases}" for g in gs))
     voices, rates = args.voices.split(","), [int(r) for r in args.rates.split(",")]
     ways = [True, False] if args.compare_endpointing else [args.old_endpointing]
+    lines: list[str] = []
     if args.pauses:
         for old in ways:
             _set_old_endpointing(old)
-            print(await pauses(stt, gs, voices, rates, args.pauses), flush=True)
+            lines.append(await pauses(stt, gs, voices, rates, args.pauses))
+            print(lines[-1], flush=True)
+        await _print_before(before, args.before, lines, pause=True)
         return
-    lines: list[str] = []
     for snr_name in args.snr.split(","):
         runs: list[list[Sample]] = []
         for old in ways:
@@ -575,13 +577,24 @@ async def main() -> None:
                 print(lines[-1], flush=True)
         if args.compare_endpointing:
             print(compared(*runs), flush=True)
-    if before is not None:
-        out, _ = await before.communicate()
-        text = out.decode(errors="replace")
-        print(f"before ({args.before}, exit {before.returncode}):")
-        print("\n".join("  " + line for line in text.splitlines()))
-        after_figures = speech_before.parse("\n".join(lines))
-        print(speech_before.compare(speech_before.parse(text), after_figures), flush=True)
+    await _print_before(before, args.before, lines)
+
+
+async def _print_before(
+    before: asyncio.subprocess.Process | None, checkout: str, lines: list[str], pause: bool = False
+) -> None:
+    """``--before``: wait for the other checkout's run, print it and both side by side."""
+    if before is None:
+        return
+    out, _ = await before.communicate()
+    text = out.decode(errors="replace")
+    print(f"before ({checkout}, exit {before.returncode}):")
+    print("\n".join("  " + line for line in text.splitlines()))
+    if pause:
+        print(speech_before.pauses(text, "\n".join(lines)), flush=True)
+        return
+    after_figures = speech_before.parse("\n".join(lines))
+    print(speech_before.compare(speech_before.parse(text), after_figures), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,25 +17,30 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Figures", "compare", "parse", "start"]
+__all__ = ["Figures", "compare", "parse", "pauses", "start"]
 
 _LINE = re.compile(
     r"^\s*(?P<cond>[\w. -]+?): in-grammar n=\d+ correct\s+(?P<correct>[\d.]+)% "
     r"nomatch\s+[\d.]+% misroute\s+(?P<misroute>[\d.]+)% \| out-of-grammar n=\d+ -> "
     r"nomatch\s+(?P<oog>[\d.]+)%.*?caller stops talking -> decision .*?\(in-grammar p50 "
     r"(?P<p50>\d+) ms p99 (?P<p99>\d+) ms\)"
+    r"(?: \(right answers p50 (?P<ok50>\d+) ms p99 (?P<ok99>\d+) ms\))?"
 )
+_PAUSE = re.compile(r"^pause (?P<ms>\d+) ms mid-sentence.*?: cut (?P<cut>\d+) of (?P<n>\d+)")
 
 
 @dataclass(frozen=True)
 class Figures:
-    """One condition's line: rates in %, in-grammar stops talking -> decision in ms."""
+    """One condition's line: rates in %, in-grammar stops talking -> decision in ms, and the
+    right answers' alone (0 where the line has none: checkouts before they were printed)."""
 
     correct: float
     misroute: float
     oog: float
     p50: float
     p99: float
+    ok50: float = 0.0
+    ok99: float = 0.0
 
 
 def parse(text: str) -> dict[str, Figures]:
@@ -45,10 +50,22 @@ def parse(text: str) -> dict[str, Figures]:
     for line in text.splitlines():
         m = _LINE.match(line)
         if m:
-            out[m["cond"].strip()] = Figures(
-                *(float(m[k]) for k in ("correct", "misroute", "oog", "p50", "p99"))
-            )
+            keys = ("correct", "misroute", "oog", "p50", "p99", "ok50", "ok99")
+            out[m["cond"].strip()] = Figures(*(float(m[k] or 0) for k in keys))
     return out
+
+
+def pauses(before: str, after: str) -> str:
+    """``--pauses``: the callers cut, before -> after (each side's "pause ... cut N of M" line,
+    the last one: with ``--compare-endpointing`` the new endpointing's)."""
+    b = [m for line in before.splitlines() if (m := _PAUSE.match(line))]
+    a = [m for line in after.splitlines() if (m := _PAUSE.match(line))]
+    if not a or not b:
+        return "side by side: no pause line on one side"
+    return (
+        f"side by side, pause {a[-1]['ms']} ms mid-sentence: callers cut, before {b[-1]['cut']} "
+        f"of {b[-1]['n']} -> after {a[-1]['cut']} of {a[-1]['n']}"
+    )
 
 
 def _script(checkout: str) -> tuple[Path, Path]:
@@ -89,7 +106,8 @@ def compare(before: dict[str, Figures], after: dict[str, Figures]) -> str:
         rows.append(
             f"  {cond:>20}: before {_cells(b)} | after {_cells(a)} | correct "
             f"{a.correct - b.correct:+.1f} pts, p50 x{a.p50 / max(1.0, b.p50):.2f}, "
-            f"p99 x{a.p99 / max(1.0, b.p99):.2f}"
+            f"p99 x{a.p99 / max(1.0, b.p99):.2f}; right answers p50 / p99 "
+            f"{b.ok50:.0f} / {b.ok99:.0f} -> {a.ok50:.0f} / {a.ok99:.0f} ms"
         )
     return "\n".join(rows)
 

@@ -33,17 +33,13 @@ the right answer: under the noise floor the path heard "pay" (or no whole phrase
 most voices while the n-best put "agent" first; a veto by the path alone turned 4 of the tuning
 half's 34 clean right answers into re-prompts (``bench/speech.py``; docs/speech.md).
 
-Streaming: audio is decoded while the caller speaks (every ``_CHUNK_BYTES``, in a worker thread,
-every search), so at ``finish`` only the last chunk and the final search remain (tens of ms
-instead of a decode of the whole utterance); after each chunk the stream reports whether its
-partial result is a whole phrase (``complete``), one that no other phrase extends (``final``),
-and such a phrase after which both the grammar's and the phone loop's best paths have put the end
-of speech ``_QUIET_FRAMES`` behind them (``settled``: the searches heard the caller stop, ~100-200
-ms after the last word, sooner than the VAD's hangover plus a silence window), which the media
-path's endpointer turns into shorter silence windows or an immediate end
-(:mod:`voxflow.media.endpointing`). With a decision asked for, a whole phrase counts only when
-likely to be accepted (``_likely``), the audio after a settled point is held back until it holds
-speech (``_hold``), and ``quiet`` says the phone loop heard no speech lately (docs/speech.md).
+Streaming: every search decodes while the caller speaks (every ``_CHUNK_BYTES``, in a worker
+thread); after each chunk the stream says whether its partial result is a whole phrase
+(``complete``), one no other phrase extends (``final``), such a phrase both searches' best paths
+ended ``_QUIET_FRAMES`` ago (``settled``), or the phone loop heard no speech lately (``quiet``),
+for the endpointer (:mod:`voxflow.media.endpointing`). With a decision asked for, a phrase counts
+only when likely (:mod:`voxflow.media.stt_likely`), and the audio after a settled point is held
+back until it holds speech (``_hold``; docs/speech.md).
 Cepstral mean normalisation is pocketsphinx's live one, started at every utterance from a fixed
 prior (``_CMN_PRIOR``: the mean of G.711 telephone speech, so the first frames are normalised
 right) rather than from the last caller's.
@@ -72,6 +68,7 @@ from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
 from voxflow.media.stt_confidence import Features, Segment, confidence, features
 from voxflow.media.stt_lexicon import add_variants
+from voxflow.media.stt_likely import Evidence, Stability, likely
 from voxflow.media.stt_pool import DecoderPool, PoolStats
 from voxflow.voice.providers import Transcript
 
@@ -103,8 +100,6 @@ DEFAULT_DECODERS = DECODERS_PER_DECISION  # the pool's default size: one decisio
 _ENDED_FRAMES = 15  # 150 ms after the phrase's last word before the stream calls it complete
 _QUIET_FRAMES = 10  # frames after the last word and the last phone before a final phrase settles
 _HEARD_NOTHING_FRAMES = 40  # frames after the phone loop's last phone before the stream is quiet
-# ``_likely`` from this confidence (or the threshold): --pauses 500 cut 7 of 72, not 15 (docs)
-_LIKELY_CONFIDENCE = 0.8
 _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
 _FRAME_BYTES = 16000 * 2 // 100  # one 10 ms decoder frame of 16 kHz pcm16
@@ -346,7 +341,10 @@ class PocketSphinxStream:
         self._held_quiet = 0  # frames the phone loop had heard no speech when holding began
         self._held_whole = False  # ... the phrase heard then was likely
         self._held_ended = 0  # ... frames since its last word
+        self._held_text = ""  # ... the partial result then
+        self._went_on = ""  # the partial result held before the caller went on (``_evidence``)
         self._extended: frozenset[tuple[str, ...]] = frozenset()
+        self._stable = Stability()  # frames since the partial result changed
         self._opened = time.monotonic()
         self.decoder_wait_s: float | None = None  # open -> a decoder was taken (``_waited``)
         # ``finish``'s parts in ms: waiting for a decoder, decoding the rest of the audio and the
@@ -414,6 +412,7 @@ class PocketSphinxStream:
                 self.complete = self._held_whole and self._held_ended + held >= _ENDED_FRAMES
                 return
             data, self._held = bytes(self._held) + data, None  # the caller went on
+            self._went_on = self._held_text
         helpers = self._helpers
         for i in range(0, len(data), _CHUNK_BYTES):
             pcm = self._dither(data[i : i + _CHUNK_BYTES])
@@ -450,6 +449,7 @@ class PocketSphinxStream:
         decoder = self._decoder
         spoken = [s.end_frame for s in decoder.seg() if _is_word(s.word)] if decoder else []
         self._held_whole = likely  # a whole phrase, likely: ``complete`` once 150 ms ago
+        self._held_text = _clean(decoder.hyp().hypstr) if decoder and decoder.hyp() else ""
         self._held_ended = decoder.n_frames() - spoken[-1] if decoder and spoken else 0
         phones = self._helpers.phones if self._helpers is not None else None
         ends = [s.end_frame for s in phones.seg() or () if _is_phone(s.word)] if phones else []
@@ -466,36 +466,35 @@ class PocketSphinxStream:
         return bool((energy > 4.0 * self._held_floor + 100.0**2).any())
 
     def _likely(self, decoder: Any) -> bool:
-        """Whether the decision would accept the phrase heard so far: the check search names it
-        too, its confidence over the partial paths reaches ``min_confidence`` and
-        ``_LIKELY_CONFIDENCE`` (a caller pausing mid-sentence is often heard as some phrase in
-        the pause). Without a decision asked for there is nothing to tell by: True."""
-        helpers = self._helpers
-        hyp = decoder.hyp()
+        """Whether the decision would accept the phrase heard so far (``stt_likely.likely``)."""
+        return likely(self._evidence(decoder), self.min_confidence)
+
+    def _evidence(self, decoder: Any) -> Evidence | None:
+        """What the searches say of the whole phrase heard so far (None: no decision asked)."""
+        helpers, hyp = self._helpers, decoder.hyp()
         if helpers is None or hyp is None:
-            return True
-        text = _clean(hyp.hypstr)
+            return None
+        text, check, phones = _clean(hyp.hypstr), "none", helpers.phones
         if helpers.check is not None:  # heard by its best path or its n-best's first (_checked)
-            check = helpers.check.hyp()
-            path = _clean(check.hypstr) if check is not None else ""
-            if path != text and _nbest_first(helpers.check) != text:
-                return False
-        phones = helpers.phones
-        if phones is None:
-            return True
-        logmath = decoder.get_logmath()
-        phone_hyp = phones.hyp()
-        best = _log(logmath, hyp.score)
-        partial = features(
-            frames=decoder.n_frames(),
-            best=best,
-            second=_nbest(decoder, logmath, text, best)[1],
-            phone_best=_log(logmath, phone_hyp.score) if phone_hyp is not None else -1e12,
-            words=_segments(decoder),
-            phones=_segments(phones),
-            n_phones=sum(len((decoder.lookup_word(w) or "").split()) for w in text.split()),
-        )
-        return confidence(partial) >= max(self.min_confidence, _LIKELY_CONFIDENCE)
+            path = helpers.check.hyp()
+            check = "path" if path is not None and _clean(path.hypstr) == text else ""
+            check = check or ("nbest" if _nbest_first(helpers.check) == text else "")
+        best = _log(logmath := decoder.get_logmath(), hyp.score)
+        alternatives, second = _nbest(decoder, logmath, text, best)
+        partial = None
+        if phones is not None:
+            phone_hyp = phones.hyp()
+            partial = features(
+                frames=decoder.n_frames(),
+                best=best,
+                second=second,
+                phone_best=_log(logmath, phone_hyp.score) if phone_hyp is not None else -1e12,
+                words=_segments(decoder),
+                phones=_segments(phones),
+                n_phones=sum(len((decoder.lookup_word(w) or "").split()) for w in text.split()),
+            )
+        stable, went_on = self._stable.frames, text == self._went_on
+        return Evidence(text, check, partial, stable, alternatives, went_on)
 
     def _heard_nothing(self) -> bool:
         """The streaming phone loop's last phone ended ``_HEARD_NOTHING_FRAMES`` or more before
@@ -528,6 +527,7 @@ class PocketSphinxStream:
         decoder, tells how long the caller has been quiet since."""
         hyp = decoder.hyp()
         words = _clean(hyp.hypstr).split() if hyp is not None else []
+        self._stable.see(" ".join(words), decoder.n_frames())
         if words not in (self._grammar or ()):
             return False, False
         final = tuple(words) not in self._extended

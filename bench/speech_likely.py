@@ -1,0 +1,155 @@
+"""Record what the stream knew each time it asked "is this phrase likely?" (stt_likely).
+
+    .venv/bin/python bench/speech_likely.py [--half tune] [--snr clean,20] [--pauses 500]
+        [--rates 140,175] [--out /tmp/likely.pkl]
+
+Runs bench/speech.py's utterances of one half (and, with ``--pauses``, its pausing callers) with
+the current endpointing and keeps, per utterance, every :class:`stt_likely.Evidence` the stream
+built (a whole phrase heard so far), when it was built (packets arrived, ms) and whether both
+searches had heard the caller stop there (``settled``), with the utterance's verdict and when the
+caller stopped talking. A rule for ``likely`` can then be scored offline (``score``): the right
+answers it settles at once, the pausing callers it would cut, the wrong phrases it calls likely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import speech
+from speech import PAUSED, Grammar, _packets, _stopped_ms, _trimmed, grammars, run
+
+from voxflow.media.rtp import RtpPacket, parse_rtp
+from voxflow.media.stt_likely import Evidence
+from voxflow.media.stt_pocketsphinx import (
+    DECODERS_PER_DECISION,
+    PocketSphinxStream,
+    PocketSphinxSTT,
+)
+from voxflow.media.tts_espeak import EspeakTTS
+
+
+@dataclass
+class Asked:
+    """One ``likely`` question: the evidence, packets arrived (ms), and whether it settled."""
+
+    evidence: Evidence
+    arrived_ms: int
+    stop: bool
+
+
+@dataclass
+class Utterance:
+    """One utterance: what was said, its verdict, when the caller stopped, what was asked."""
+
+    kind: str  # "set" or "pause"
+    snr: str
+    voice: str
+    rate: int
+    said: str
+    verdict: str
+    stopped_ms: float
+    after_stop_ms: float
+    endpoint: str
+    asked: list[Asked] = field(default_factory=list)
+
+
+_arrived = 0
+_asked: list[Asked] = []
+
+
+def _patch() -> None:
+    decide, evidence = speech.decide, PocketSphinxStream._evidence
+
+    def counting(data: bytes) -> RtpPacket:
+        global _arrived
+        _arrived += 1
+        return parse_rtp(data)
+
+    async def deciding(*args: Any, **kw: Any) -> Any:
+        global _arrived
+        _arrived = 0
+        _asked.clear()
+        return await decide(*args, **kw)
+
+    def recording(self: PocketSphinxStream, decoder: Any) -> Evidence | None:
+        found = evidence(self, decoder)
+        if found is not None:
+            stop = self._heard_whole_phrase(decoder)[1] and self._settled(decoder)
+            _asked.append(Asked(found, _arrived * 20, stop))
+        return found
+
+    # bench only: count the packets arrived, records per utterance, every evidence built
+    setattr(speech, "parse_rtp", counting)  # noqa: B010 (not re-exported by speech)
+    setattr(speech, "decide", deciding)  # noqa: B010 (a module global its callers look up)
+    setattr(PocketSphinxStream, "_evidence", recording)  # noqa: B010 (a method, replaced)
+
+
+async def _pauses(
+    stt: PocketSphinxSTT, gs: list[Grammar], voices: list[str], rates: list[int], ms: int
+) -> list[Utterance]:
+    out: list[Utterance] = []
+    for voice in voices:
+        for rate in rates:
+            tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
+            for first, then, k in PAUSED:
+                parts = [
+                    _trimmed(b"".join([c async for c in tts.synthesize(t)])) for t in (first, then)
+                ]
+                pcm = parts[0] + bytes(ms * 16) + parts[1]
+                o = await speech.decide(stt, _packets(pcm), gs[k % len(gs)].phrases)
+                o.stopped_ms = _stopped_ms(pcm)
+                said = f"{first} ... {then}"
+                verdict = "cut" if o.after_stop_ms < 0 else "whole"
+                u = Utterance("pause", "clean", voice, rate, said, verdict, o.stopped_ms,
+                              o.after_stop_ms, o.endpoint, list(_asked))  # fmt: skip
+                out.append(u)
+    return out
+
+
+async def main() -> tuple[list[Utterance], Path]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--half", choices=("all", "tune", "held"), default="tune")
+    ap.add_argument("--snr", default="clean,20")
+    ap.add_argument("--voices", default="en-us,en-gb,en-us+f3")
+    ap.add_argument("--rates", default="140,175")
+    ap.add_argument("--min-confidence", type=float, default=0.6)
+    ap.add_argument("--pauses", type=int, default=0)
+    ap.add_argument("--out", default="/tmp/likely.pkl")
+    args = ap.parse_args()
+    _patch()
+    stt = PocketSphinxSTT(min_confidence=args.min_confidence)
+    await stt.warm_up(DECODERS_PER_DECISION)
+    gs = grammars()
+    voices, rates = args.voices.split(","), [int(r) for r in args.rates.split(",")]
+    out: list[Utterance] = []
+    if args.pauses:
+        out += await _pauses(stt, gs, voices, rates, args.pauses)
+        print(f"pauses: {len(out)}", flush=True)
+    for snr in [s for s in args.snr.split(",") if s]:
+        asked: list[list[Asked]] = []
+        orig = speech.decide
+
+        async def keeping(*a: Any, _orig: Any = orig, _to: Any = asked, **kw: Any) -> Any:
+            o = await _orig(*a, **kw)
+            _to.append(list(_asked))
+            return o
+
+        setattr(speech, "decide", keeping)  # noqa: B010 (bench only, as in _patch)
+        samples = await run(stt, gs, snr, voices, rates, args.half)
+        setattr(speech, "decide", orig)  # noqa: B010 (likewise)
+        for s, a in zip(samples, asked, strict=True):
+            o = s.outcome
+            out.append(Utterance("set", snr, s.voice, s.rate, s.said, s.verdict, o.stopped_ms,
+                                 o.after_stop_ms, o.endpoint, a))  # fmt: skip
+        print(f"{snr}: {len(samples)}", flush=True)
+    return out, Path(args.out)
+
+
+if __name__ == "__main__":
+    utterances, path = asyncio.run(main())
+    path.write_bytes(pickle.dumps(utterances))
