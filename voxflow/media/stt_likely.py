@@ -18,9 +18,9 @@ from voxflow.media.stt_confidence import Features, confidence
 __all__ = ["LIKELY_CONFIDENCE", "LIKELY_STABLE", "Evidence", "Stability", "likely"]
 
 # the confidence over the partial paths a phrase needs (or the decision's threshold, if higher)
-LIKELY_CONFIDENCE = 0.8
+LIKELY_CONFIDENCE = 0.6
 # frames (10 ms) for which the partial result must have named the phrase
-LIKELY_STABLE = 20
+LIKELY_STABLE = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +58,12 @@ def likely(evidence: Evidence | None, min_confidence: float) -> bool:
     """Whether the decision would accept ``evidence.text`` if the utterance ended now, and the
     caller has not merely paused: the check search names it (by its path or its n-best's
     first); the partial result has named it for ``LIKELY_STABLE`` frames (a lead-in heard as a
-    phrase, "can I" as "operator", becomes that phrase only at its last syllable, 160-240 ms
-    before the searches hear the caller stop; a phrase said whole was named for 320 ms or
-    more); the caller did not go on after it (``went_on``); and the confidence over the partial
-    paths reaches ``LIKELY_CONFIDENCE`` or ``min_confidence`` if higher. None (no decision asked
-    for, nothing heard): True, every whole phrase counts."""
+    phrase, "can I" as "operator", may become that phrase only at its last syllable); the
+    caller did not go on after it (``went_on``: in the pause the searches, still behind, name
+    the lead-in again, over the longer silence with a higher confidence); and the confidence
+    over the partial paths reaches ``LIKELY_CONFIDENCE`` or ``min_confidence`` if higher (fitted
+    on bench/speech.py's tuning half and pausing callers: docs/speech.md, "Refitting the likely
+    rule"). None (no decision asked for, nothing heard): True, every whole phrase counts."""
     if evidence is None:
         return True
     if evidence.check not in ("path", "nbest", "none") or evidence.went_on:
