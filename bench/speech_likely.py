@@ -2,13 +2,17 @@
 
     .venv/bin/python bench/speech_likely.py [--half tune] [--snr clean,20] [--pauses 500]
         [--rates 140,175] [--out /tmp/likely.pkl]
+    .venv/bin/python bench/speech_likely.py --score /tmp/likely.pkl [/tmp/more.pkl ...]
 
 Runs bench/speech.py's utterances of one half (and, with ``--pauses``, its pausing callers) with
 the current endpointing and keeps, per utterance, every :class:`stt_likely.Evidence` the stream
 built (a whole phrase heard so far), when it was built (packets arrived, ms) and whether both
 searches had heard the caller stop there (``settled``), with the utterance's verdict and when the
-caller stopped talking. A rule for ``likely`` can then be scored offline (``score``): the right
-answers it settles at once, the pausing callers it would cut, the wrong phrases it calls likely.
+caller stopped talking. ``--score`` then scores ``stt_likely.likely`` offline over a grid of
+``LIKELY_CONFIDENCE`` and ``LIKELY_STABLE``: the pausing callers it would cut (a likely stop
+before the caller's last loud sample; the bench also needs 60 ms of VAD silence there, so this
+over-counts a little) and the right answers it settles at their first stop, per condition. The
+records hold ``Evidence`` as it is now: record again after changing it.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from typing import Any
 import speech
 from speech import PAUSED, Grammar, _packets, _stopped_ms, _trimmed, grammars, run
 
+from voxflow.media import stt_likely
 from voxflow.media.rtp import RtpPacket, parse_rtp
-from voxflow.media.stt_likely import Evidence
+from voxflow.media.stt_likely import Evidence, likely
 from voxflow.media.stt_pocketsphinx import (
     DECODERS_PER_DECISION,
     PocketSphinxStream,
@@ -111,7 +116,32 @@ async def _pauses(
     return out
 
 
-async def main() -> tuple[list[Utterance], Path]:
+def score(utterances: list[Utterance]) -> str:
+    """One line: callers cut, and right answers settled at their first stop, per condition."""
+    cut = n = 0
+    per: dict[str, list[int]] = {}
+    for u in utterances:
+        stops = [a for a in u.asked if a.stop]
+        if u.kind == "pause":
+            n += 1
+            cut += any(likely(a.evidence, 0.6) for a in stops if a.arrived_ms < u.stopped_ms)
+        elif u.verdict == "correct":
+            counts = per.setdefault(u.snr, [0, 0])
+            counts[0] += bool(stops) and likely(stops[0].evidence, 0.6)
+            counts[1] += 1
+    settled = ", ".join(f"{snr} {a} / {b}" for snr, (a, b) in per.items())
+    return f"cut {cut} of {n}; right answers settled at their first stop: {settled}"
+
+
+def grid(utterances: list[Utterance]) -> None:
+    """``score`` for a few values of the rule's two constants (the module's own last)."""
+    own = stt_likely.LIKELY_CONFIDENCE, stt_likely.LIKELY_STABLE
+    for conf, stable in [(c, s) for c in (0.6, 0.7, 0.8) for s in (0, 12, 16, 20)] + [own]:
+        stt_likely.LIKELY_CONFIDENCE, stt_likely.LIKELY_STABLE = conf, stable
+        print(f"confidence {conf}, stable {stable} frames: {score(utterances)}")
+
+
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--half", choices=("all", "tune", "held"), default="tune")
     ap.add_argument("--snr", default="clean,20")
@@ -120,7 +150,12 @@ async def main() -> tuple[list[Utterance], Path]:
     ap.add_argument("--min-confidence", type=float, default=0.6)
     ap.add_argument("--pauses", type=int, default=0)
     ap.add_argument("--out", default="/tmp/likely.pkl")
-    args = ap.parse_args()
+    ap.add_argument("--score", nargs="+", metavar="PKL", help="score records, do not record")
+    return ap.parse_args()
+
+
+async def main(args: argparse.Namespace) -> list[Utterance]:
+    """Record every utterance asked for (module docstring)."""
     _patch()
     stt = PocketSphinxSTT(min_confidence=args.min_confidence)
     await stt.warm_up(DECODERS_PER_DECISION)
@@ -147,9 +182,12 @@ async def main() -> tuple[list[Utterance], Path]:
             out.append(Utterance("set", snr, s.voice, s.rate, s.said, s.verdict, o.stopped_ms,
                                  o.after_stop_ms, o.endpoint, a))  # fmt: skip
         print(f"{snr}: {len(samples)}", flush=True)
-    return out, Path(args.out)
+    return out
 
 
 if __name__ == "__main__":
-    utterances, path = asyncio.run(main())
-    path.write_bytes(pickle.dumps(utterances))
+    ARGS = _args()
+    if ARGS.score:
+        grid([u for path in ARGS.score for u in pickle.loads(Path(path).read_bytes())])
+    else:
+        Path(ARGS.out).write_bytes(pickle.dumps(asyncio.run(main(ARGS))))
