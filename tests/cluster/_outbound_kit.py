@@ -12,7 +12,6 @@ import contextlib
 import os
 import re
 import shutil
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import forked
 from _cluster_kit import (
     MENU_FLOW,
     _free_port,
@@ -44,7 +44,7 @@ WS_USER, WS_PASSWORD = "asterisk", "ws-secret"
 class WorkerProc:
     """A worker process: its id in the registry, websocket port and metrics URL."""
 
-    proc: asyncio.subprocess.Process
+    proc: forked.Forked
     worker_id: str
     port: int
     metrics: str
@@ -109,8 +109,8 @@ async def start_worker(
     if webhook_url:
         env["VOXFLOW_WEBHOOK_URL"] = webhook_url
     with (tmp / "stderr.log").open("wb") as log:  # the worker's own log, for a failing test
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+        proc = await forked.spawn(
+            "run", str(flow),
             "--ari-mode", mode, "--listen", f"127.0.0.1:{port}", "--ari-user", WS_USER,
             "--redis", redis_url, "--no-audio", "--metrics-port", "0", "--config", str(config),
             env=env, stdout=asyncio.subprocess.PIPE, stderr=log,

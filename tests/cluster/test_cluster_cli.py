@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 
+import forked
 from _cluster_kit import running_redis, until, worker
 
 from voxflow.cluster import ClusterState
@@ -21,8 +21,8 @@ FLOW = 'flow tiny "t":\n    answers "100"\n\nstate start:\n    hangup "done"\n'
 
 async def _voxflow(*args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if k != "VOXFLOW_REDIS_URL"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from voxflow.cli.main import main; main()", *args, env=env,
+    proc = await forked.spawn(
+        *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()

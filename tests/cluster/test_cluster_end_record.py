@@ -24,6 +24,7 @@ from _cluster_kit import (
     worker_process,
     workers_registered,
 )
+from forked import Forked
 
 from voxflow.cluster import ClusterState
 from voxflow.compiler import compile_flow
@@ -91,7 +92,7 @@ async def test_a_worker_killed_in_its_on_hangup_body_has_it_finished_not_repeate
         config.write_text("[cluster]\nfailover_ttl = 1.0\n")
         hooks = f"{url}/hooks"
         a = await worker_process(sb, flow, rs.url, config, hooks, fault="after_hangup_step")
-        b: asyncio.subprocess.Process | None = None
+        b: Forked | None = None
         b_log = tmp_path / "b.log"
         try:
             await sb.wait_app("voxflow", 60)

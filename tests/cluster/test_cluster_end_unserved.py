@@ -27,6 +27,7 @@ from _cluster_kit import (
     workers_registered,
 )
 from aiohttp import web
+from forked import Forked
 
 from voxflow.cluster import ClusterState
 from voxflow.compiler import compile_flow
@@ -131,7 +132,7 @@ async def test_a_worker_killed_between_the_hang_up_and_the_end_claim_loses_no_en
         config.write_text(f'[cluster]\nfailover_ttl = 1.0\n[webhooks]\nsecret = "{SECRET}"\n')
         hooks = f"{url}/hooks"
         a = await worker_process(sb, flow, rs.url, config, hooks, fault="before_end_claim")
-        b: asyncio.subprocess.Process | None = None
+        b: Forked | None = None
         try:
             await sb.wait_app("voxflow", 60)  # a serves the application
             b = await worker_process(sb, flow, rs.url, config, hooks)  # b stands by

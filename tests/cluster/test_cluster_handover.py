@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import forked
 from _cluster_kit import MENU_FLOW, local_http, played, running_redis, until, worker
 from aiohttp import web
 
@@ -51,8 +51,8 @@ async def test_sigterm_hands_a_call_over_to_the_standby_without_hanging_up(
         _hooks() as (hook_url, hooks),
     ):
         env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password, "VOXFLOW_WEBHOOK_URL": hook_url}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+        proc = await forked.spawn(
+            "run", str(flow),
             "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", rs.url, "--no-audio",
             "--config", str(config), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from _cluster_kit import by_key, start_redis, until, webhook_receiver, worker_process
 from click.testing import CliRunner
+from forked import Forked
 
 from voxflow.cli.main import cli
 from voxflow.cluster import ClusterState, node_app
@@ -126,7 +127,7 @@ async def test_two_nodes_three_workers_kill_publish_and_redis_restart(tmp_path: 
     config = tmp_path / "voxflow.toml"
     config.write_text("[cluster]\nfailover_ttl = 3.0\n")
     rs = await start_redis(tmp_path / "redis", aof=True)
-    procs: list[asyncio.subprocess.Process] = []
+    procs: list[Forked] = []
     try:
         async with (
             Sandbox(port=0, preload_sounds=False, system_name="ast1") as n1,
@@ -178,7 +179,7 @@ async def test_two_nodes_three_workers_kill_publish_and_redis_restart(tmp_path: 
 
 async def _run_load(
     load: Load,
-    a: asyncio.subprocess.Process,
+    a: Forked,
     c_id: str,
     rs: Any,
     tmp: Path,

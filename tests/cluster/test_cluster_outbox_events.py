@@ -21,6 +21,7 @@ from _cluster_kit import (
     worker_process,
     workers_registered,
 )
+from forked import Forked
 
 from voxflow.cluster import ClusterState
 from voxflow.runtime.checkpoint import Checkpoint
@@ -98,7 +99,7 @@ async def test_a_recording_ready_held_by_a_killed_worker_is_sent_once_by_another
         hooks = f"{url}/hooks"
         fault = "webhook_held:recording.ready"
         a = await worker_process(sb, flow, rs.url, config, hooks, fault=fault)
-        b: asyncio.subprocess.Process | None = None
+        b: Forked | None = None
         b_log = tmp_path / "b.log"
         try:
             await sb.wait_app("voxflow", 60)

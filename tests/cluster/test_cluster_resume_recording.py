@@ -25,6 +25,7 @@ from _cluster_kit import (
     worker_process,
     workers_registered,
 )
+from forked import Forked
 
 from voxflow.sandbox.server import Sandbox
 
@@ -94,7 +95,7 @@ async def test_a_resumed_call_records_again_under_its_own_name(tmp_path: Path, w
         hooks = f"{url}/hooks"
         live = sb.pbx.live_recordings
         a = await worker_process(sb, flow, rs.url, config, hooks, log=tmp_path / "a.log")
-        b: asyncio.subprocess.Process | None = None
+        b: Forked | None = None
         try:
             await sb.wait_app("voxflow", 60)
             b = await worker_process(sb, flow, rs.url, config, hooks, log=tmp_path / "b.log")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
+import forked
 from _cluster_kit import line_matching, running_redis
 
 from voxflow.cluster import ClusterState, node_app
@@ -35,8 +35,8 @@ async def test_a_worker_process_registers_serves_health_and_leaves_on_sigterm(
     ):
         probe = ClusterState(rs.url, worker_id="probe")  # reads only: never registers itself
         env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password, "PYTHONUNBUFFERED": "1"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+        proc = await forked.spawn(
+            "run", str(flow),
             "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", rs.url, "--no-audio",
             "--metrics-port", "0", "--config", str(config), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
+import forked
 import pytest
 from _leaks_kit import clean, leftovers, serving_text, until
 
@@ -72,7 +72,7 @@ async def test_a_lost_call_is_adopted_even_when_the_sweep_after_reconnect_meets_
         await until(lambda: clean(s), 10, "nothing left")
 
 
-async def _app_connected(sb: Sandbox, proc: asyncio.subprocess.Process, log: Path) -> None:
+async def _app_connected(sb: Sandbox, proc: forked.Forked, log: Path) -> None:
     """Wait until ``voxflow run`` has its events socket; a process that exits first or never
     connects fails the test with its exit code and the end of its log."""
     connected = asyncio.ensure_future(sb.wait_app("voxflow", 60))
@@ -94,8 +94,8 @@ async def _crashed_app_with_calls(sb: Sandbox, flow: Path, n: int) -> list[str]:
     env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
     log = flow.with_suffix(".log")
     with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+        proc = await forked.spawn(
+            "run", str(flow),
             "--ari-url", sb.ari_url,
             "--ari-user", sb.user, env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=out,
