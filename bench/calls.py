@@ -1,7 +1,8 @@
 """Whole calls with audio: how many concurrent calls one worker core carries.
 
     .venv/bin/python bench/calls.py [--counts 25,50,100,200] [--variants interpreter,handler]
-        [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo]
+        [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo] [--repeat 3]
+        [--census]
 
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
 new one (thread pacer, collections in its slack) and the two mixed, with ratios against the first,
@@ -31,7 +32,11 @@ send-interval error of the worker's sends within prompts (p99 |interval - 20 ms|
 and the worker's CPU per call-second split into signalling, media, TTS and STT; for spoken
 answers the misheard count, end of speech -> next prompt p50/p99 and the pocketsphinx decoders
 built during the load. A load passes with zero failed calls, p99 send error <= 2 ms and p99 key
--> prompt <= 50 ms; the largest passing N is printed per variant.
+-> prompt <= 50 ms; the largest passing N is printed per variant, and with ``--repeat`` in how
+many of the runs each combination passed, with the medians. Every load also says where its
+collections ran (``gc_watch.py``: Python's own while streams were live or with none, those over
+5 ms and when) and where its send errors over 2 ms fall; ``--census`` counts the tracked objects
+and the load's cyclic garbage by type (those runs' figures do not count).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+from budget import ok, repeated
 from cpu_split import CpuSplit, children_cpu
 from gc_watch import GarbageCensus, GcWatch, tracked_by_type
 from loop_probe import FIFO_PRIORITY, BareLoopProbe
@@ -606,7 +612,7 @@ _HEADER = (
 
 
 def _row(variant: str, r: dict[str, float]) -> str:
-    mark = "" if _ok(r) else "   <- over budget"
+    mark = "" if ok(r) else "   <- over budget"
     return (
         f"{variant:>11} {r['n']:>6.0f} {r['failed']:>6.0f} {r['spoke']:>5.0f} "
         f"{r['misheard']:>8.0f} {r['key_p50']:>7.1f} {r['key_p99']:>7.1f} "
@@ -615,10 +621,6 @@ def _row(variant: str, r: dict[str, float]) -> str:
         f"{r['cpu_tts']:>6.2f} {r['cpu_stt']:>6.2f} {r['bare_p99']:>8.2f} "
         f"{r['decoders_built']:>5.0f} ({r['build_s']:.1f} s){mark}"
     )
-
-
-def _ok(r: dict[str, float]) -> bool:
-    return r["failed"] == 0 and r["send_p99"] <= 2.0 and r["key_p99"] <= 50.0
 
 
 def _pacer_thread_above_loop() -> None:
@@ -643,7 +645,7 @@ def _label(combo: tuple[str, str, str], combos: list[tuple[str, str, str]]) -> s
 
 async def _side_by_side(
     base: str, n: int, combos: list[tuple[str, str, str]], speak_every: int, best: dict[str, int]
-) -> None:
+) -> dict[tuple[str, str, str], dict[str, float]]:
     """``n`` calls on each combination (variant, pacer, gc), one after the other, each on a fresh
     worker; then each against the first combination of its variant (the baseline), and the
     interpreter against the handler."""
@@ -653,7 +655,7 @@ async def _side_by_side(
         rows[combo] = r
         label = _label(combo, combos)
         print(_row(label, r) + f"   load {os.getloadavg()[0]:.1f}")
-        if _ok(r):
+        if ok(r):
             best[label] = max(best.get(label, 0), n)
     for combo, r in rows.items():
         first = next(c for c in combos if c[0] == combo[0])
@@ -670,6 +672,7 @@ async def _side_by_side(
               f"x{i['cpu_ms_per_call_s'] / h['cpu_ms_per_call_s']:.2f}, key p99 "
               f"{i['key_p99'] - h['key_p99']:+.1f} ms, send p99 "
               f"{i['send_p99'] - h['send_p99']:+.2f} ms")  # fmt: skip
+    return rows
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -703,7 +706,11 @@ async def main(args: argparse.Namespace) -> None:
                   for p in args.pacers.split(",") for g in args.gc.split(",")]  # fmt: skip
         best: dict[str, int] = {}
         for n in [int(c) for c in args.counts.split(",")]:
-            await _side_by_side(base, n, combos, args.speak_every, best)
+            runs = [await _side_by_side(base, n, combos, args.speak_every, best)
+                    for _ in range(args.repeat)]  # fmt: skip
+            if args.repeat > 1:
+                for line in repeated(n, [_label(c, combos) for c in combos], combos, runs):
+                    print(line)
         for label in dict.fromkeys(_label(c, combos) for c in combos):
             print(f"{label}: most concurrent calls within budget: {best.get(label, 0)}")
         print(await _stt_cost())
@@ -743,6 +750,13 @@ if __name__ == "__main__":
         default="python",
         help="python (Python's own timing), slack (SlackCollector: after a tick's sends), or "
         "both: python,slack ([media] gc; the first listed is the baseline)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every load this many times in a row and print, per combination, in how many "
+        "runs it met the budget and the medians",
     )
     ap.add_argument(
         "--census",
