@@ -8,7 +8,8 @@ use): it imports the CLI, then for each request forks a *keeper* that forks the 
 and waits for it. The voxflow process then runs the very code ``-c`` runs (``main()`` at the top
 level of the ``-c`` program, the interpreter's normal exit), with the request's argv, environment
 (``VOXFLOW_FAULT`` re-read: :mod:`voxflow.faults` reads it at import), working directory and
-standard streams, the signal dispositions of a new process and its own random seed. What stays
+standard streams (buffered as at start-up: ``PYTHONUNBUFFERED`` or not), the signal
+dispositions of a new process and its own random seed. What stays
 is what importing did before the fork: the modules, and their import-time state, in the garbage
 collector's permanent generation (``gc.freeze()``, which ``voxflow run`` itself does before it
 serves: without it the child's exit alone took ~1 s of CPU, copying every shared page).
@@ -34,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-__all__ = ["Forked", "spawn"]
+__all__ = ["Forked", "run", "spawn"]
 
 PIPE = asyncio.subprocess.PIPE
 DEVNULL = asyncio.subprocess.DEVNULL
@@ -82,11 +83,21 @@ def serve():
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
-        import importlib
+        import importlib, io
         importlib.reload(voxflow.faults)
         random.seed()
-        return req["args"]
-sys.argv = ["-c", *serve()]
+        unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))  # standard streams as at start-up
+        for fd, name, errors in ((1, "stdout", "strict"), (2, "stderr", "backslashreplace")):
+            raw = io.FileIO(fd, "wb", closefd=False)
+            stream = io.TextIOWrapper(
+                raw if unbuffered else io.BufferedWriter(raw), encoding=sys.stdout.encoding,
+                errors=errors, line_buffering=name == "stderr" or os.isatty(fd),
+                write_through=unbuffered,
+            )
+            setattr(sys, name, stream)
+            setattr(sys, f"__{name}__", stream)
+        return req["argv"]
+sys.argv = serve()
 from voxflow.cli.main import main; main()
 """
 
@@ -110,7 +121,7 @@ def _request(payload: bytes, fds: list[int]) -> None:
         _stop_zygote()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         proc = subprocess.Popen(
-            [sys.executable, "-u", "-c", _ZYGOTE, str(theirs.fileno())],
+            [sys.executable, "-c", _ZYGOTE, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
         )  # fmt: skip
         theirs.close()
@@ -206,17 +217,19 @@ async def spawn(
     stdout: int | IO[bytes] | None = None,
     stderr: int | IO[bytes] | None = None,
     cwd: str | Path | None = None,
+    prog: str = "-c",
 ) -> Forked:
     """``python -c "from voxflow.cli.main import main; main()" *args``, forked (module
-    docstring). ``stdout``/``stderr``: PIPE, DEVNULL (or None: /dev/null, never the test's own),
-    an fd or a binary file. ``env``: the whole environment (default: this process's)."""
+        docstring). ``stdout``/``stderr``: PIPE, DEVNULL (or None: /dev/null, never the test's own),
+        an fd or a binary file. ``env``: the whole environment (default: this process's). ``prog``:
+    its ``sys.argv[0]`` (the ``voxflow`` script's path, for a test that ran the script)."""
     out_pipe: list[int] = []
     err_pipe: list[int] = []
     status_r, status_w = os.pipe()
     fds = [_stream_fd(stdout, out_pipe), _stream_fd(stderr, err_pipe), status_w]
     payload = json.dumps(
         {
-            "args": list(args),
+            "argv": [prog, *args],
             "env": dict(os.environ if env is None else env),
             "cwd": str(cwd or os.getcwd()),
         }
@@ -241,3 +254,30 @@ async def spawn(
     if not line:
         raise AssertionError("the voxflow zygote did not fork the process (see its stderr)")
     return Forked(int(line), status, streams[0], streams[1], pipes)
+
+
+def run(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    prog: str = "-c",
+    timeout: float = 120.0,
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run([prog, *args], capture_output=True, text=True, timeout=timeout)`` for a
+    synchronous test, forked (:func:`spawn`); killed and a ``TimeoutError`` after ``timeout``."""
+
+    async def main() -> subprocess.CompletedProcess[str]:
+        proc = await spawn(*args, env=env, cwd=cwd, prog=prog, stdout=PIPE, stderr=PIPE)
+        try:
+            async with asyncio.timeout(timeout):
+                out, err = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode is not None and out is not None and err is not None
+        return subprocess.CompletedProcess(
+            [prog, *args], proc.returncode, out.decode(), err.decode()
+        )
+
+    return asyncio.run(main())

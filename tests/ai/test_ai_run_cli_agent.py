@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import forked
 import pytest
 from ai_fakes import FakeOpenAI, heard, sse, tool_chunks
 
@@ -49,10 +50,11 @@ async def test_voxflow_run_with_an_llm_from_the_environment(
         "VOXFLOW_STT_API_KEY": KEY,
     }
     exe = Path(sys.executable).with_name("voxflow")
-    proc = await asyncio.create_subprocess_exec(
-        str(exe), "run", str(ROOT / "flows" / "ai_receptionist.flow"),
+    proc = await forked.spawn(
+        "run", str(ROOT / "flows" / "ai_receptionist.flow"),
         "--caller", str(script), "--trace", str(tmp_path / "traces"), "-v", "--virtual-time",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        prog=str(exe),
     )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 100)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+import forked
 
 from voxflow.redact import RedactingFilter, redact_text, secrets_from_env
 
@@ -49,21 +50,17 @@ def test_a_real_verbose_run_logs_no_credentials(tmp_path: Path) -> None:
     script.write_text("wait 1s\nhangup\n")
     env = {**os.environ, "OPENAI_API_KEY": "sk-never-in-a-log-0123456789"}
     exe = Path(sys.executable).parent / "voxflow"
-    proc = subprocess.run(
-        [
-            str(exe),
-            "run",
-            str(ROOT / "flows" / "main_ivr.flow"),
-            "-v",
-            "--no-audio",
-            "--caller",
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
+    proc = forked.run(
+        "run",
+        str(ROOT / "flows" / "main_ivr.flow"),
+        "-v",
+        "--no-audio",
+        "--caller",
+        str(script),
         timeout=120,
         env=env,
         cwd=tmp_path,
+        prog=str(exe),
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log

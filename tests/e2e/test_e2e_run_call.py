@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+import forked
 import pytest
 
 from voxflow.sandbox.server import Sandbox
@@ -16,9 +17,10 @@ EXE = Path(sys.executable).with_name("voxflow")
 
 
 async def _run(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(EXE), "run", str(FLOWS / "appointment_reminder.flow"), "--no-audio", *args,
+    proc = await forked.spawn(
+        "run", str(FLOWS / "appointment_reminder.flow"), "--no-audio", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        prog=str(EXE),
     )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 90)

@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+import forked
 import pytest
 
 from voxflow.sandbox import Sandbox
@@ -34,11 +35,12 @@ async def test_voxflow_run_serves_asterisk_s_outbound_websockets(mode: str) -> N
     port = free_port()
     exe = Path(sys.executable).with_name("voxflow")
     async with Sandbox(port=0) as sb:
-        proc = await asyncio.create_subprocess_exec(
-            str(exe), "run", str(FLOWS / "main_ivr.flow"), "--ari-mode", mode,
+        proc = await forked.spawn(
+            "run", str(FLOWS / "main_ivr.flow"), "--ari-mode", mode,
             "--listen", f"127.0.0.1:{port}", "--ari-user", "asterisk", "--ari-password", "s3cret",
             "--no-audio", "--grace", "1",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            prog=str(exe),
         )  # fmt: skip
         out: list[str] = []
         err: list[str] = []

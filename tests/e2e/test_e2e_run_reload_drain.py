@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+import forked
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _e2e_kit import serving
@@ -94,11 +96,12 @@ async def test_voxflow_run_drains_on_sigterm(tmp_path: Path) -> None:
     _write(flow, HOT.format(v="one"), 0)
     exe = Path(sys.executable).with_name("voxflow")
     async with Sandbox(port=0) as sb:
-        proc = await asyncio.create_subprocess_exec(
-            str(exe), "run", str(flow), "--ari-url", sb.ari_url, "--ari-user", sb.user,
+        proc = await forked.spawn(
+            "run", str(flow), "--ari-url", sb.ari_url, "--ari-user", sb.user,
             "--ari-password", sb.password, "--grace", "2", "--no-audio", "--watch",
             "--trace", str(tmp_path / "traces"),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            prog=str(exe),
         )  # fmt: skip
         out: list[str] = []
         err: list[str] = []

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import forked
 import pytest
 from click.testing import CliRunner
 
@@ -78,23 +78,19 @@ def test_card_number_is_redacted_everywhere_and_replay_still_works(
         f'wait for "Please enter" 20s\npress {CARD}#\nwait for "Bye" 10s\nhangup\n'
     )
     exe = Path(sys.executable).parent / "voxflow"
-    proc = subprocess.run(
-        [
-            str(exe),
-            "run",
-            "pay.flow",
-            "-v",
-            "--no-audio",
-            "--caller",
-            "caller.txt",
-            "--trace",
-            "traces",
-        ],
-        capture_output=True,
-        text=True,
+    proc = forked.run(
+        "run",
+        "pay.flow",
+        "-v",
+        "--no-audio",
+        "--caller",
+        "caller.txt",
+        "--trace",
+        "traces",
         timeout=120,
         cwd=tmp_path,
         env={**os.environ, "VOXFLOW_WEBHOOK_URL": url},
+        prog=str(exe),
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import forked
 import pytest
 from conftest import RawAri
 
@@ -143,9 +144,10 @@ async def test_control_api_queues_and_call_variables(sandbox: Sandbox, ari: RawA
 
 @pytest.mark.skipif(not VOXFLOW.exists(), reason="voxflow script not installed in the venv")
 async def test_cli_serves_readme_examples_and_exits_cleanly_on_sigint() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        str(VOXFLOW), "sandbox", "--port", "0",
+    proc = await forked.spawn(
+        "sandbox", "--port", "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        prog=str(VOXFLOW),
     )  # fmt: skip
     try:
         assert proc.stdout is not None and proc.stderr is not None

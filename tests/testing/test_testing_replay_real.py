@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+import forked
 import pytest
 
 from voxflow.runtime.trace import read_trace
@@ -50,14 +50,18 @@ def _run_call(tmp_path: Path, flow: Path, caller: str = CALLER) -> Path:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for key in [k for k in env if k.startswith(("VOXFLOW_ARI", "VOXFLOW_TTS", "VOXFLOW_STT"))]:
         del env[key]
-    proc = subprocess.run(
-        [*VOXFLOW, "run", str(flow), "--no-audio", "--caller", str(script), "--trace", str(traces)],
+    proc = forked.run(
+        "run",
+        str(flow),
+        "--no-audio",
+        "--caller",
+        str(script),
+        "--trace",
+        str(traces),
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=100,
-        check=False,
+        prog=VOXFLOW[0],
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     files = sorted(traces.glob("*.jsonl"))
@@ -83,13 +87,12 @@ def test_replay_of_a_real_sandbox_trace(tmp_path: Path) -> None:
     assert same.result.ended[0] == "caller_hangup"
 
     # the CLI finds the flow by the name in the trace (run from the flows' directory)
-    cli = subprocess.run(
-        [*VOXFLOW, "replay", str(trace)],
+    cli = forked.run(
+        "replay",
+        str(trace),
         cwd=flow.parent,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
+        prog=VOXFLOW[0],
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "same behaviour" in cli.stdout
@@ -99,12 +102,13 @@ def test_replay_of_a_real_sandbox_trace(tmp_path: Path) -> None:
     edited = text.replace('2, "balance" -> balance', '2, "balance" -> pay')
     assert edited != text
     flow.write_text(edited)
-    cli = subprocess.run(
-        [*VOXFLOW, "replay", str(trace), "--flow", str(flow)],
-        capture_output=True,
-        text=True,
+    cli = forked.run(
+        "replay",
+        str(trace),
+        "--flow",
+        str(flow),
         timeout=60,
-        check=False,
+        prog=VOXFLOW[0],
     )
     assert cli.returncode == 1, cli.stdout + cli.stderr
     out = cli.stdout
