@@ -62,8 +62,10 @@ import numpy as np
 from budget import ok, repeated
 from cpu_split import CpuSplit, children_cpu
 from gc_watch import GarbageCensus, GcWatch, tracked_by_type
+from late_ticks import LateTicks
 from loop_probe import FIFO_PRIORITY, BareLoopProbe
 from procs import free_port, wait_up
+from rt_share import RtShare, other_real_time
 
 from voxflow.ari.models import ChannelDtmfReceived
 from voxflow.media.callmedia import CallMedia
@@ -506,9 +508,11 @@ async def _measure(
     census = GarbageCensus() if CENSUS else contextlib.nullcontext()
     counting = asyncio.ensure_future(_census(n)) if CENSUS else None
     pauses = GcWatch(shared_pacer())
+    late = LateTicks()
     started = time.monotonic()  # GcWatch's "at" and over_budget_line count from here
     fifo = os.sched_getscheduler(0) == os.SCHED_FIFO
-    with BareLoopProbe(WORKER_CPU, fifo) as probe, SPLIT as split, census:  # split ends first
+    rt = RtShare(os.getpid(), OTHER_CPU) if fifo else contextlib.nullcontext()
+    with rt, BareLoopProbe(WORKER_CPU, fifo) as probe, SPLIT as split, census:  # split ends first
         cpu0, wall0 = time.process_time(), time.monotonic()
         results, split.children_end = await _calls(base, n, speak_every)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
@@ -527,6 +531,14 @@ async def _measure(
     print(f"{'':>11} {n:>6} {pauses.summary()}{slack}{lead}")
     print(f"{'':>11} {n:>6} {prompts.split_line()}")
     print(f"{'':>11} {n:>6} send error: {sends.over_budget_line(started)}")
+    late.close()
+    if late.ticks:
+        print(f"{'':>11} {n:>6} pacer thread: {late.line()}")
+    if isinstance(rt, RtShare):
+        print(f"{'':>11} {n:>6} {rt.line()}")
+        for other in other_real_time(WORKER_CPU, {os.getpid()}):
+            print(f"{'':>11} {n:>6} WARNING: another real-time process on the worker's core: "
+                  f"{other}; these figures do not count")  # fmt: skip
     sends.close()
     prompts.close()
     built.close()
