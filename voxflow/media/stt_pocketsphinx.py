@@ -103,6 +103,7 @@ _HEARD_NOTHING_FRAMES = 40  # frames after the phone loop's last phone before th
 _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
 _FRAME_BYTES = 16000 * 2 // 100  # one 10 ms decoder frame of 16 kHz pcm16
+_SLICE_BYTES = _FRAME_BYTES  # audio per process_raw call, which holds the GIL
 DEFAULT_MIN_CONFIDENCE = 0.0
 
 
@@ -402,8 +403,8 @@ class PocketSphinxStream:
             await asyncio.to_thread(self._process, data)
 
     def _process(self, data: bytes) -> None:
-        """Decode ``data`` in ``_CHUNK_BYTES`` pieces, so that how the audio was cut into
-        ``feed`` calls does not change the result (live CMN updates per ``process_raw``)."""
+        """Decode ``data`` in ``_SLICE_BYTES`` pieces (one frame: any piece <= 20 ms decides alike;
+        40 ms did not), whatever the ``feed`` calls: the GIL is released between them."""
         if self._held is not None:
             if not self._speech_again(data):
                 self._held += data
@@ -414,8 +415,8 @@ class PocketSphinxStream:
             data, self._held = bytes(self._held) + data, None  # the caller went on
             self._went_on = self._held_text
         helpers = self._helpers
-        for i in range(0, len(data), _CHUNK_BYTES):
-            pcm = self._dither(data[i : i + _CHUNK_BYTES])
+        for i in range(0, len(data), _SLICE_BYTES):
+            pcm = self._dither(data[i : i + _SLICE_BYTES])
             if self._decoder is not None:
                 self._decoder.process_raw(pcm, False, False)
             if helpers is None:

@@ -1,0 +1,67 @@
+"""pocketsphinx's ``process_raw`` holds the GIL for the whole call (the bindings never release
+it), so while a worker thread decodes, the RTP pacer's thread and the event loop wait for the call
+to return. The offline recogniser therefore hands a decoder one 10 ms frame per call (issue 18;
+docs/media-performance.md, "Spoken answers at 500 calls")."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+
+from voxflow.media import codecs
+from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
+from voxflow.media.tts_espeak import EspeakTTS
+
+MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
+FRAME = 16000 * 2 // 100  # one 10 ms decoder frame of 16 kHz pcm16
+
+espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+
+class _Recording:
+    """A real pocketsphinx decoder whose ``process_raw`` calls are recorded (bytes per call)."""
+
+    def __init__(self, decoder: Any, sizes: list[int]) -> None:
+        self._decoder, self._sizes = decoder, sizes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decoder, name)
+
+    def process_raw(self, pcm: bytes, no_search: bool, full_utt: bool) -> Any:
+        self._sizes.append(len(pcm))
+        return self._decoder.process_raw(pcm, no_search, full_utt)
+
+
+async def _call_audio(text: str) -> bytes:
+    """``text`` as a caller's 8 kHz mu-law leg delivers it, at 16 kHz."""
+    tts = EspeakTTS(sample_rate=8000)
+    pcm = bytes(6400) + b"".join([c async for c in tts.synthesize(text)]) + bytes(12800)
+    return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
+
+
+@espeak
+@pytest.mark.parametrize("decoders", [3, 1])  # every search streams | two run at finish
+async def test_no_decoder_call_is_given_more_than_one_frame_of_audio(
+    monkeypatch: pytest.MonkeyPatch, decoders: int
+) -> None:
+    stt = PocketSphinxSTT(max_decoders=decoders)
+    sizes: list[int] = []
+    build = stt._new_decoder
+    monkeypatch.setattr(stt, "_new_decoder", lambda: _Recording(build(), sizes))
+    await stt.warm_up()
+    audio = await _call_audio("billing")
+    stream = await stt.open_stream(phrases=MENU, min_confidence=0.5)
+    try:
+        for i in range(0, len(audio), 640):  # 20 ms pieces, as CallMedia.listen feeds them
+            await stream.feed(audio[i : i + 640])
+        got = await stream.finish()
+    finally:
+        await stream.aclose()
+    assert got.text == "billing" and (got.confidence or 0) >= 0.5
+    # the grammar, phone loop and check each decoded the speech (streamed or at finish; not
+    # the silence held back after a settled point), one frame per call: a pacer waiting for
+    # the GIL waits for one frame's search at most
+    assert sum(sizes) >= 3 * 16000 * 2 // 2  # >= 0.5 s each
+    assert max(sizes) == FRAME
