@@ -62,7 +62,7 @@ import numpy as np
 from budget import ok, repeated
 from cpu_split import CpuSplit, children_cpu
 from gc_watch import GarbageCensus, GcWatch, tracked_by_type
-from late_ticks import LateTicks
+from late_ticks import LateTicks, tick_line
 from loop_probe import FIFO_PRIORITY, BareLoopProbe
 from procs import free_port, wait_up
 from rt_share import RtShare, other_real_time
@@ -534,6 +534,7 @@ async def _measure(
     late.close()
     if late.ticks:
         print(f"{'':>11} {n:>6} pacer thread: {late.line()}")
+    print(f"{'':>11} {n:>6} {tick_line(list(sends.times.values()), started)}")
     if isinstance(rt, RtShare):
         print(f"{'':>11} {n:>6} {rt.line()}")
         for other in other_real_time(WORKER_CPU, {os.getpid()}):

@@ -19,7 +19,7 @@ from typing import Any
 
 from voxflow.media.pacer_thread import ThreadPacer
 
-__all__ = ["LateTicks"]
+__all__ = ["LateTicks", "tick_line"]
 
 
 def _where(frame: FrameType | None) -> str:
@@ -74,3 +74,36 @@ class LateTicks:
             f"late (the longest: {', '.join(f'{1000 * w:.1f}' for w in worst) or '-'} ms); "
             f"the loop thread was in: {where or '-'}"
         )
+
+
+def tick_line(sends: list[Any], start: float) -> str:
+    """The pacer's ticks as the sends show them (every send time of every stream, clustered by
+    gaps over 8 ms): how many ticks had their first send over 2 ms off the 20 ms grid (the whole
+    tick late) and how many a send loop over 2 ms longer than the median (sends late within the
+    tick), with the worst of each and when (s since ``start``)."""
+    import numpy as np  # the bench's; kept out of the import-time path of the instrumentation
+
+    t = np.sort(np.concatenate([np.asarray(s) for s in sends])) if sends else np.zeros(0)
+    if len(t) < 2:
+        return "no ticks"
+    cut = np.nonzero(np.diff(t) > 0.008)[0] + 1
+    firsts = t[np.concatenate(([0], cut))]
+    lasts = t[np.concatenate((cut - 1, [len(t) - 1]))]
+    k = np.round((firsts - firsts[0]) / 0.020)
+    grid = firsts - k * 0.020
+    late = grid - np.median(grid)  # each tick's first send against the grid's median phase
+    span = lasts - firsts
+    long = span - np.median(span)
+    bad_late, bad_span = np.nonzero(late > 0.002)[0], np.nonzero(long > 0.002)[0]
+
+    def worst(idx: Any, by: Any) -> str:
+        if not len(idx):
+            return "-"
+        i = idx[np.argmax(by[idx])]
+        return f"{1000 * by[i]:.1f} ms at {firsts[i] - start:.1f} s"
+
+    return (
+        f"{len(firsts)} ticks seen in the sends (send loop median {1000 * np.median(span):.1f} "
+        f"ms): {len(bad_late)} started over 2 ms late (worst {worst(bad_late, late)}), "
+        f"{len(bad_span)} with a send loop over 2 ms longer (worst {worst(bad_span, long)})"
+    )
