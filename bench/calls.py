@@ -761,8 +761,8 @@ if __name__ == "__main__":
     ap.add_argument(
         "--gc",
         default="python",
-        help="python (Python's own timing), slack (SlackCollector: after a tick's sends), or "
-        "both: python,slack ([media] gc; the first listed is the baseline)",
+        help="python (Python's own timing), slack (SlackCollector: after a tick's sends), freeze "
+        "(FreezingCollector), or several: python,slack ([media] gc; the first is the baseline)",
     )
     ap.add_argument(
         "--repeat",

@@ -17,6 +17,7 @@ import pytest
 from udp_receiver import ThreadedReceiver
 
 from voxflow.errors import MediaError
+from voxflow.media.gc_freeze import FreezingCollector
 from voxflow.media.gc_slack import SlackCollector
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.pacer_thread import ThreadPacer
@@ -214,11 +215,12 @@ async def _garbage(stop: asyncio.Event) -> None:
         await asyncio.sleep(0)
 
 
+@pytest.mark.parametrize("mode", ["slack", "freeze"])
 @pytest.mark.parametrize("kind", ["thread", "loop"])
 async def test_a_pacer_with_pending_garbage_sends_every_packet_and_collects_after_its_sends(
-    kind: str,
+    kind: str, mode: str
 ) -> None:
-    pacer = make_pacer(kind, "slack")
+    pacer = make_pacer(kind, mode)
     collector = pacer.collector
     assert collector is not None
     rx = ThreadedReceiver()
@@ -370,3 +372,66 @@ async def test_no_automatic_collection_while_a_stream_is_live_and_none_on_the_pa
     await _until(lambda: len(rx.got) == 20, "every packet read")
     assert handed == [("MainThread", 0), ("MainThread", 0)]
     assert [a for a in automatic if a[1] or a[0] == "voxflow-pacer"] == []
+
+
+def _freezing(fake: FakeGc, ops: list[str]) -> FreezingCollector:
+    def freeze() -> None:
+        ops.append("freeze")
+        fake.counts = [0, 0, 0]
+
+    def collect(gen: int) -> int:
+        ops.append(f"collect {gen}")
+        return fake.collect(gen)
+
+    c = FreezingCollector(
+        (700, 10, 10), clock=lambda: fake.now, collect=collect,
+        count=lambda: (fake.counts[0], fake.counts[1], fake.counts[2]),
+        enable=lambda: None, disable=lambda: None,
+        freeze=freeze, unfreeze=lambda: ops.append("unfreeze"),
+    )  # fmt: skip
+    c.active(True)
+    return c
+
+
+def test_freezing_collects_young_garbage_and_freezes_what_older_collections_traverse() -> None:
+    fake, ops = FakeGc(), []
+    c = _freezing(fake, ops)
+    fake.counts = [701, 0, 0]
+    assert c.run(fake.now + 0.015) == 0 and ops == ["collect 0"]  # fits: collected
+    fake.counts = [701, 11, 0]  # generation 1 due: frozen, not traversed
+    assert c.run(fake.now + 0.015) == -1 and ops[-1] == "freeze" and fake.counts == [0, 0, 0]
+    fake.cost[0] = 0.030
+    fake.counts = [701, 0, 0]
+    assert c.run(fake.now + 0.015) == 0  # its cost is not known yet: 30 ms
+    fake.counts = [701, 0, 0]
+    assert c.run(fake.now + 0.015) == -1 and ops[-1] == "freeze"  # 30 ms does not fit 15
+    assert c.freezes == 2 and c.stats.deferred == 1 and "collect 1" not in ops
+
+
+def test_freezing_safety_net_is_a_full_collection_after_defer_then_less_often() -> None:
+    fake, ops = FakeGc(), []
+    c = _freezing(fake, ops)
+    c.longest_defer = 200
+    waits = []
+    for _ in range(3):
+        start = fake.now
+        fake.counts = [701, 11, 0]
+        c.run(fake.now + 0.015)  # a freeze starts the wait
+        while ops[-1] != "freeze" or ops[-2:-1] != ["collect 2"]:
+            fake.now += 0.02
+            c.run(fake.now + 0.015)
+        waits.append(round(fake.now - start))
+        assert ops[-3:] == ["unfreeze", "collect 2", "freeze"]
+    assert waits == [60, 120, 200] and c.stats.forced == 3  # little garbage found: less often
+    fake.garbage = 5000  # a safety net that finds garbage: every max_defer again
+    start = fake.now
+    fake.counts = [701, 11, 0]
+    c.run(fake.now + 0.015)
+    while ops[-2:] != ["collect 2", "freeze"]:
+        fake.now += 0.02
+        c.run(fake.now + 0.015)
+    assert round(fake.now - start) == 200 and c.defer[2] == 60
+    fake.counts = [701, 11, 0]
+    c.run(fake.now + 0.015)
+    assert c.release() == 2 and ops[-3:] == ["unfreeze", "collect 2", "freeze"]
+    assert not c.is_active

@@ -20,6 +20,8 @@ def test_the_asyncio_pacer_and_pythons_own_gc_stay_selectable(tmp_path: Path) ->
     (tmp_path / "voxflow.toml").write_text('[media]\npacer = "loop"\ngc = "python"\n')
     settings = load_settings(env={}, cwd=tmp_path)
     assert (settings.pacer, settings.media_gc) == ("loop", "python")
+    (tmp_path / "voxflow.toml").write_text('[media]\ngc = "freeze"\n')
+    assert load_settings(env={}, cwd=tmp_path).media_gc == "freeze"
 
 
 @pytest.mark.parametrize(
@@ -28,7 +30,7 @@ def test_the_asyncio_pacer_and_pythons_own_gc_stay_selectable(tmp_path: Path) ->
         ('pacer = "fast"', r"\[media\] pacer: must be thread or loop, got 'fast'$"),
         ('pacer = "Thread"', r"\[media\] pacer: must be thread or loop, got 'Thread'$"),
         ("pacer = 1", r"\[media\] pacer: expected a string, got 1$"),
-        ('gc = "off"', r"\[media\] gc: must be slack or python, got 'off'$"),
+        ('gc = "off"', r"\[media\] gc: must be slack or python or freeze, got 'off'$"),
         ("gc = false", r"\[media\] gc: expected a string, got False$"),
     ],
 )

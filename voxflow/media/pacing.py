@@ -4,7 +4,9 @@
 thread of their own: a long event-loop iteration no longer delays a tick) or ``loop`` (the asyncio
 :class:`~voxflow.media.pacer.Pacer`, a task on the event loop). ``gc``: ``slack``
 (:class:`~voxflow.media.gc_slack.SlackCollector`: collections after a tick's sends, in the time
-left before the next one) or ``python`` (Python's own collector, whenever it decides).
+left before the next one), ``freeze`` (:class:`~voxflow.media.gc_freeze.FreezingCollector`: the
+same for generation 0, freezing what survived where it would traverse an older generation) or
+``python`` (Python's own collector, whenever it decides).
 :func:`worker_pacing` installs them on the running loop for a worker's life (after
 ``gc.freeze()``: what was loaded before serving lives as long as the process) and stops them with
 it: the pacer's thread is joined, Python's collector is handed its timing back.
@@ -17,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from voxflow.errors import MediaError
+from voxflow.media.gc_freeze import FreezingCollector
 from voxflow.media.gc_slack import SlackCollector
 from voxflow.media.pacer import Pacer, install_pacer
 from voxflow.media.pacer_thread import ThreadPacer
@@ -25,7 +28,7 @@ __all__ = ["GC_MODES", "PACERS", "make_pacer", "worker_pacing"]
 
 PACERS = ("thread", "loop")
 """``[media] pacer`` values; the first is the default."""
-GC_MODES = ("slack", "python")
+GC_MODES = ("slack", "python", "freeze")
 """``[media] gc`` values; the first is the default."""
 
 
@@ -39,6 +42,8 @@ def make_pacer(pacer: str = PACERS[0], gc_mode: str = GC_MODES[0]) -> Pacer:
     made = ThreadPacer() if pacer == "thread" else Pacer()
     if gc_mode == "slack":
         made.collector = SlackCollector()
+    elif gc_mode == "freeze":
+        made.collector = FreezingCollector()
     return made
 
 
