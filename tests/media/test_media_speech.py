@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+from shared_stt import shared_stt
 
 from voxflow.errors import ConfigError
 from voxflow.media import codecs
@@ -20,9 +21,10 @@ from voxflow.voice.providers import Transcript
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
 PHRASES = ["check my balance", "talk to an agent", "pay my bill", "yes", "no", "operator"]
-STT = PocketSphinxSTT()
-"""One recogniser for the module: its decoders (~0.5 s of CPU each, three) are built once, not
-by every test; each recognition starts them afresh (``_start``), and passes its own threshold."""
+STT = shared_stt()
+"""The process's recogniser (``shared_stt``): its decoders (~0.5 s of CPU each, three) are built
+once, not by every test; each recognition starts them afresh (``_start``), and passes its own
+threshold."""
 
 
 async def _speak(text: str, rate: int = 16000) -> bytes:

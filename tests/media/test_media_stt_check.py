@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from media_rig import until_stopped
+from shared_stt import shared_stt
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 FLOW = Path(__file__).resolve().parents[2] / "flows" / "main_ivr.flow"
 DATA = Path(__file__).resolve().parents[1] / "data" / "speech"
 MAIN = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
-STT = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
+STT = shared_stt()
 
 
 async def _call_audio(text: str, voice: str = "en-us", rate: int = 160) -> bytes:
