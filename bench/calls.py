@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/calls.py [--counts 25,50,100,200] [--variants interpreter,handler]
         [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo] [--repeat 3]
-        [--census]
+        [--census] [--stt-decoders 3]
 
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
 new one (thread pacer, collections in its slack) and the two mixed, with ratios against the first,
@@ -36,7 +36,8 @@ built during the load. A load passes with zero failed calls, p99 send error <= 2
 many of the runs each combination passed, with the medians. Every load also says where its
 collections ran (``gc_watch.py``: Python's own while streams were live or with none, those over
 5 ms and when) and where its send errors over 2 ms fall; ``--census`` counts the tracked objects
-and the load's cyclic garbage by type (those runs' figures do not count).
+and the load's cyclic garbage by type (those runs' figures do not count). ``--stt-decoders``: the
+worker's pocketsphinx pool (``[media] stt_decoders``), all built before the warm-up.
 """
 
 from __future__ import annotations
@@ -403,10 +404,14 @@ async def _handwritten(call: CallSession) -> None:
     await call.hangup()
 
 
+STT_DECODERS = DECODERS_PER_DECISION  # the worker's pocketsphinx pool (--stt-decoders)
+
+
 def _app(base: str) -> VoxtraApp:
     return VoxtraApp(
         base, "voxflow", "voxflow", "voxflow",
-        tts=EspeakTTS(sample_rate=8000), stt=PocketSphinxSTT(),  # VADs: per call, as voxflow run
+        tts=EspeakTTS(sample_rate=8000),
+        stt=PocketSphinxSTT(max_decoders=STT_DECODERS),  # VADs: per call, as voxflow run
         media_options={"rtp_ports": PortRange(30000, 39999)},
     )  # fmt: skip
 
@@ -432,7 +437,7 @@ async def _variant(
     install_pacer(made)
     app = _app(base)
     assert isinstance(app.stt, PocketSphinxSTT)
-    await app.stt.warm_up(DECODERS_PER_DECISION)
+    await app.stt.warm_up(STT_DECODERS)  # all built before serving, as voxflow run
     stop = asyncio.Event()
     if variant == "handler":
         app.default()(_handwritten)
@@ -783,4 +788,12 @@ if __name__ == "__main__":
         default=4,
         help="one caller in this many answers by voice instead of a key (0: keys only)",
     )
-    asyncio.run(main(ap.parse_args()))
+    ap.add_argument(
+        "--stt-decoders",
+        type=int,
+        default=DECODERS_PER_DECISION,
+        help="the worker's pocketsphinx decoder pool ([media] stt_decoders; ~95 MB each)",
+    )
+    args = ap.parse_args()
+    STT_DECODERS = args.stt_decoders
+    asyncio.run(main(args))
