@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/calls.py [--counts 25,50,100,200] [--variants interpreter,handler]
         [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo] [--repeat 3]
-        [--census] [--stt-decoders 3]
+        [--census] [--stt-decoders 3] [--stt-slice 320]
 
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
 new one (thread pacer, collections in its slack) and the two mixed, with ratios against the first,
@@ -37,7 +37,8 @@ many of the runs each combination passed, with the medians. Every load also says
 collections ran (``gc_watch.py``: Python's own while streams were live or with none, those over
 5 ms and when) and where its send errors over 2 ms fall; ``--census`` counts the tracked objects
 and the load's cyclic garbage by type (those runs' figures do not count). ``--stt-decoders``: the
-worker's pocketsphinx pool (``[media] stt_decoders``), all built before the warm-up.
+worker's pocketsphinx pool (``[media] stt_decoders``), all built before the warm-up;
+``--stt-slice``: bytes of audio per pocketsphinx ``process_raw`` call (1280: the 40 ms of before).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from procs import free_port, wait_up
 from rt_share import RtShare, other_real_time
 
 from voxflow.ari.models import ChannelDtmfReceived
+from voxflow.media import stt_pocketsphinx
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.gc_slack import SlackCollector, SlackStats
 from voxflow.media.pacer import OutboundStream, Pacer, install_pacer, shared_pacer
@@ -794,6 +796,14 @@ if __name__ == "__main__":
         default=DECODERS_PER_DECISION,
         help="the worker's pocketsphinx decoder pool ([media] stt_decoders; ~95 MB each)",
     )
+    ap.add_argument(
+        "--stt-slice",
+        type=int,
+        default=stt_pocketsphinx._SLICE_BYTES,
+        help="bytes of 16 kHz audio per pocketsphinx process_raw call, which holds the GIL "
+        "(default one 10 ms frame; 1280: the 40 ms of before)",
+    )
     args = ap.parse_args()
     STT_DECODERS = args.stt_decoders
+    stt_pocketsphinx._SLICE_BYTES = args.stt_slice  # the module's slice size (bench only)
     asyncio.run(main(args))
