@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
@@ -102,6 +103,7 @@ from voxflow.cli.main import main; main()
 """
 
 _zygote: list[tuple[subprocess.Popen[bytes], socket.socket]] = []
+_zygote_log: list[IO[bytes]] = []  # its stderr (an unlinked file), for a failure's message
 
 
 def _stop_zygote() -> None:
@@ -114,15 +116,20 @@ def _stop_zygote() -> None:
             proc.kill()
             proc.wait()
     _zygote.clear()
+    for log in _zygote_log:
+        log.close()
+    _zygote_log.clear()
 
 
 def _request(payload: bytes, fds: list[int]) -> None:
     if not _zygote or _zygote[0][0].poll() is not None:
         _stop_zygote()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        _zygote_log.append(tempfile.TemporaryFile())
         proc = subprocess.Popen(
             [sys.executable, "-c", _ZYGOTE, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+            stdout=_zygote_log[-1], stderr=_zygote_log[-1],
         )  # fmt: skip
         theirs.close()
         if not _zygote:
@@ -252,7 +259,9 @@ async def spawn(
     async with asyncio.timeout(60):  # the zygote imports voxflow first (~1-2 s, more if loaded)
         line = await status.readline()
     if not line:
-        raise AssertionError("the voxflow zygote did not fork the process (see its stderr)")
+        _zygote_log[-1].seek(0)
+        said = _zygote_log[-1].read().decode(errors="replace")[-3000:]
+        raise AssertionError(f"the voxflow zygote did not fork the process:\n{said}")
     return Forked(int(line), status, streams[0], streams[1], pipes)
 
 
