@@ -9,10 +9,11 @@ and waits for it. The voxflow process then runs the very code ``-c`` runs (``mai
 level of the ``-c`` program, the interpreter's normal exit), with the request's argv, environment
 (``VOXFLOW_FAULT`` re-read: :mod:`voxflow.faults` reads it at import), working directory and
 standard streams (buffered as at start-up: ``PYTHONUNBUFFERED`` or not), the signal
-dispositions of a new process and its own random seed. What stays
-is what importing did before the fork: the modules, and their import-time state, in the garbage
-collector's permanent generation (``gc.freeze()``, which ``voxflow run`` itself does before it
-serves: without it the child's exit alone took ~1 s of CPU, copying every shared page).
+dispositions of a new process and its own random seeds (``random``, numpy's global one). What
+stays is what importing did before the fork: the modules, and their import-time state, in the
+garbage collector's permanent generation (``gc.freeze()``, which ``voxflow run`` itself does
+before it serves: without it the child's exit alone took ~1 s of CPU, copying every shared
+page).
 
 :func:`spawn` returns a :class:`Forked`, the part of ``asyncio.subprocess.Process`` the tests use
 (``pid``, ``returncode``, ``stdout``, ``stderr``, ``send_signal``, ``terminate``, ``kill``,
@@ -87,6 +88,8 @@ def serve():
         import importlib, io
         importlib.reload(voxflow.faults)
         random.seed()
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed()  # its global generator too (seeded at import)
         unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))  # standard streams as at start-up
         for fd, name, errors in ((1, "stdout", "strict"), (2, "stderr", "backslashreplace")):
             raw = io.FileIO(fd, "wb", closefd=False)
