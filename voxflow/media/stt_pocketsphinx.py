@@ -66,9 +66,16 @@ import numpy as np
 
 from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
-from voxflow.media.stt_confidence import Features, Segment, confidence, features
+from voxflow.media.stt_confidence import Features, confidence, features
 from voxflow.media.stt_lexicon import add_variants
 from voxflow.media.stt_likely import Evidence, Stability, likely
+from voxflow.media.stt_paths import clean as _clean
+from voxflow.media.stt_paths import is_phone as _is_phone
+from voxflow.media.stt_paths import is_word as _is_word
+from voxflow.media.stt_paths import log_score as _log
+from voxflow.media.stt_paths import nbest as _nbest
+from voxflow.media.stt_paths import nbest_first as _nbest_first
+from voxflow.media.stt_paths import segments as _segments
 from voxflow.media.stt_pool import DecoderPool, PoolStats
 from voxflow.voice.providers import Transcript
 
@@ -91,7 +98,6 @@ _PHONES = "_phones"  # the phone-loop search every decoder has, for confidence
 # Mean cepstrum of the tuning half of bench/speech.py's utterances (G.711, upsampled to 16 kHz):
 # pocketsphinx's default (40,3,-1) is for wideband microphones and takes seconds to adapt.
 _CMN_PRIOR = "44.2,4.6,-25.7,21.4,-17.6,-2.3,3.2,-18.4,9.9,-8.9,-0.5,4.2,-9.6"
-_NBEST = 40
 _CHECK_SIGMA = 300.0  # LSB of band-limited noise under the check search (module docstring)
 _CHECK_BAND_HZ = 4000  # the noise stops where telephone audio does
 # decoders a recognition with a decision uses: the grammar, the phone loop, the noise-floor check
@@ -739,58 +745,6 @@ def _prefixes(grammar: Sequence[Sequence[str]]) -> frozenset[tuple[str, ...]]:
     return frozenset(
         tuple(p) for p in grammar for q in grammar if len(q) > len(p) and q[: len(p)] == p
     )
-
-
-def _is_word(word: str) -> bool:
-    """A word of the grammar's path (not silence, a filler or a null transition)."""
-    return not word.startswith(("<", "[", "("))
-
-
-def _is_phone(word: str) -> bool:
-    """A phone of the phone loop's path (not silence or a noise/filler model)."""
-    return word != "SIL" and not word.startswith(("<", "[", "+"))
-
-
-def _clean(hypstr: str) -> str:
-    return " ".join(w for w in hypstr.split() if not w.startswith("<"))
-
-
-def _log(logmath: Any, prob: float) -> float:
-    """A score (the bindings give it as a probability) back in the decoder's log units."""
-    return float(logmath.log(prob)) if prob > 0 else -1e12
-
-
-def _segments(decoder: Any) -> list[Segment]:
-    return [Segment(s.word, s.start_frame, s.end_frame) for s in decoder.seg()]
-
-
-def _nbest(
-    decoder: Any, logmath: Any, best_text: str, best: float
-) -> tuple[tuple[str, ...], float | None]:
-    """Up to three distinct phrases, best first, and the score of the best different one."""
-    seen = [best_text]
-    second: float | None = None
-    for i, hyp in enumerate(decoder.nbest() or ()):  # None mid-utterance, at times
-        if i >= _NBEST or len(seen) >= 3:
-            break
-        text = _clean(hyp.hypstr) if hyp is not None else ""
-        if not text or text in seen:
-            continue
-        if second is None:
-            second = _log(logmath, hyp.score)
-        seen.append(text)
-    return tuple(seen), second
-
-
-def _nbest_first(decoder: Any) -> str:
-    """The first phrase of ``decoder``'s n-best list ("" when it has none)."""
-    for i, hyp in enumerate(decoder.nbest() or ()):  # None mid-utterance, at times
-        if i >= _NBEST:
-            break
-        text = _clean(hyp.hypstr) if hyp is not None else ""
-        if text:
-            return text
-    return ""
 
 
 def _safe_end(decoder: Any) -> None:
