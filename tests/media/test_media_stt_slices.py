@@ -1,7 +1,9 @@
 """pocketsphinx's ``process_raw`` holds the GIL for the whole call (the bindings never release
 it), so while a worker thread decodes, the RTP pacer's thread and the event loop wait for the call
-to return. The offline recogniser therefore hands a decoder one 10 ms frame per call (issue 18;
-docs/media-performance.md, "Spoken answers at 500 calls")."""
+to return. The offline recogniser therefore hands a decoder one 10 ms frame per call; and audio
+decoded in bulk (a stream that got its decoders late, or fell behind) is decoded 40 ms at a time
+as if streamed, so that the decision is the one it would have had with decoders of its own (issue
+18; docs/media-performance.md, "Spoken answers at 500 calls")."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ import shutil
 from typing import Any
 
 import pytest
+from shared_stt import shared_stt
 
 from voxflow.media import codecs
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.sandbox.audio import espeak_pcm16_async
+from voxflow.voice.providers import Transcript
 
 MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
 FRAME = 16000 * 2 // 100  # one 10 ms decoder frame of 16 kHz pcm16
@@ -65,3 +70,35 @@ async def test_no_decoder_call_is_given_more_than_one_frame_of_audio(
     # the GIL waits for one frame's search at most
     assert sum(sizes) >= 3 * 16000 * 2 // 2  # >= 0.5 s each
     assert max(sizes) == FRAME
+
+
+async def _decide(stt: PocketSphinxSTT, audio: bytes, *, late: bool) -> tuple[Transcript, Any]:
+    """``audio`` recognised by a stream of its own decoders, or (``late``) by one that gets
+    them all only at ``finish`` (another recognition held every decoder while the caller spoke)."""
+    holder = await stt.open_stream(phrases=MENU[:4], min_confidence=0.5) if late else None
+    stream = await stt.open_stream(phrases=MENU[:4], min_confidence=0.5)
+    try:
+        for i in range(0, len(audio), 640):
+            await stream.feed(audio[i : i + 640])
+        if holder is not None:
+            await holder.aclose()  # every decoder free again: grammar, phone loop and check
+        got = await stream.finish()
+    finally:
+        await stream.aclose()
+        if holder is not None:
+            await holder.aclose()
+    return got, (stream.features, stream.check, stream.check_nbest)
+
+
+@espeak
+async def test_a_stream_that_gets_its_decoders_at_finish_decides_as_with_its_own() -> None:
+    # bench/calls.py at 100 calls: the recognitions that waited for decoders decoded the whole
+    # utterance in one piece, past the point where a streamed one holds the silence back, and
+    # their decision differed (there: the check heard "sales", the answer was rejected)
+    stt = shared_stt()
+    pcm = bytes(1600) + await espeak_pcm16_async("billing") + bytes(6400)  # the sandbox's caller
+    audio = codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
+    own = await _decide(stt, audio, late=False)
+    late = await _decide(stt, audio, late=True)
+    assert own[0].text == "billing"
+    assert late == own  # text, confidence, alternatives, features and the check's phrases

@@ -409,6 +409,13 @@ class PocketSphinxStream:
             await asyncio.to_thread(self._process, data)
 
     def _process(self, data: bytes) -> None:
+        """Decode ``data`` ``_CHUNK_BYTES`` at a time, each as if streamed (its partial result
+        and hold after it), so that a decision does not depend on how far behind the stream was
+        or on when it got its decoders (all at ``finish``: the same decision as with its own)."""
+        for i in range(0, len(data), _CHUNK_BYTES):
+            self._decode(data[i : i + _CHUNK_BYTES])
+
+    def _decode(self, data: bytes) -> None:
         """Decode ``data`` in ``_SLICE_BYTES`` pieces (one frame: any piece <= 20 ms decides alike;
         40 ms did not), whatever the ``feed`` calls: the GIL is released between them."""
         if self._held is not None:
@@ -553,7 +560,7 @@ class PocketSphinxStream:
             return
         missing = _SETTLE_FRAMES - (decoder.n_frames() - spoken[-1])
         if missing > 0:
-            self._process(self._tail_pad(missing * self._owner.sample_rate // 100 * 2))
+            self._decode(self._tail_pad(missing * self._owner.sample_rate // 100 * 2))
 
     def _tail_pad(self, need: int) -> bytes:
         """``need`` bytes of the line's background: the 10 ms pieces of the last 100 ms heard
