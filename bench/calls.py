@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/calls.py [--counts 25,50,100,200] [--variants interpreter,handler]
         [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo] [--repeat 3]
+        (--pacers and --gc default to what ``voxflow run`` uses: thread and slack)
         [--census] [--stt-decoders 3] [--stt-slice 320]
 
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
@@ -760,14 +761,14 @@ if __name__ == "__main__":
     )
     ap.add_argument(
         "--pacers",
-        default="loop",
+        default="thread",
         help="loop (the asyncio Pacer), thread (ThreadPacer), or both: loop,thread ([media] "
         "pacer; the first listed is the baseline of the ratios); thread@5: the thread pacer "
         "with Python's 5 ms switch interval instead of its 0.5 ms",
     )
     ap.add_argument(
         "--gc",
-        default="python",
+        default="slack",
         help="python (Python's own timing), slack (SlackCollector: after a tick's sends), freeze "
         "(FreezingCollector), or several: python,slack ([media] gc; the first is the baseline)",
     )
