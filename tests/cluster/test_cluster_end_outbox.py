@@ -182,10 +182,12 @@ async def test_a_worker_killed_after_claiming_the_end_has_call_ended_sent_by_ano
         try:
             await sb.wait_app("voxflow", 60)
             call = await sb.place_call(from_="+15550401", to="100")
+            await call.wait_for("answered", 30)  # A runs the flow (its first step answers)
             for _ in range(1000):
                 if await b.call_entries():
                     break
                 await asyncio.sleep(0.02)
+            assert await b.call_entries(), "A never registered the call"
             await call.hangup()  # A claims the end, then waits in its on hangup request
             await until(lambda: got.stalled == 1, 30, "A runs its on hangup body")
             entry = (await _pending(b))[call.id]  # its call.started may linger there too
