@@ -3,7 +3,7 @@
     .venv/bin/python bench/calls.py [--counts 25,50,100,200] [--variants interpreter,handler]
         [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo] [--repeat 3]
         (--pacers and --gc default to what ``voxflow run`` uses: thread and slack)
-        [--census] [--stt-decoders 3] [--stt-slice 1280]
+        [--census] [--stt-decoders 3] [--stt-slice 320]
 
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
 new one (thread pacer, collections in its slack) and the two mixed, with ratios against the first,
@@ -39,8 +39,8 @@ collections ran (``gc_watch.py``: Python's own while streams were live or with n
 5 ms and when) and where its send errors over 2 ms fall; ``--census`` counts the tracked objects
 and the load's cyclic garbage by type (those runs' figures do not count). ``--stt-decoders``: the
 worker's pocketsphinx pool (``[media] stt_decoders``), all built before the warm-up;
-``--stt-slice``: bytes of audio per pocketsphinx ``process_raw`` call (default 1280, 40 ms; 320 is
-one 10 ms frame).
+``--stt-slice``: bytes of audio per pocketsphinx ``process_raw`` call (default 320, one 10 ms
+frame; 1280: the 40 ms of before).
 """
 
 from __future__ import annotations
@@ -803,7 +803,7 @@ if __name__ == "__main__":
         type=int,
         default=stt_pocketsphinx._SLICE_BYTES,
         help="bytes of 16 kHz audio per pocketsphinx process_raw call, which holds the GIL "
-        "(default 1280: 40 ms, what the decisions were fitted on; 320: one 10 ms frame)",
+        "(default one 10 ms frame; 1280: the 40 ms of before)",
     )
     args = ap.parse_args()
     STT_DECODERS = args.stt_decoders

