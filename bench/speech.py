@@ -51,6 +51,7 @@ import struct
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -334,12 +335,11 @@ def _trimmed(pcm: bytes) -> bytes:
     return pcm[int(loud[0]) * 2 : (int(loud[-1]) + 1) * 2] if len(loud) else pcm
 
 
-async def pauses(
-    stt: PocketSphinxSTT, gs: list[Grammar], voices: list[str], rates: list[int], pause_ms: int
-) -> str:
-    """Callers who pause ``pause_ms`` mid-sentence (``PAUSED``): how many were cut (the
-    decision came before they stopped talking), and what ended the others."""
-    cut, ends, n = 0, Counter[str](), 0
+async def paused_callers(
+    voices: list[str], rates: list[int], pause_ms: int
+) -> AsyncIterator[tuple[str, int, str, str, int, bytes]]:
+    """Every ``PAUSED`` sentence in every voice and rate, ``pause_ms`` of silence mid-sentence:
+    (voice, rate, first part, second part, grammar index, 16 kHz pcm16)."""
     for voice in voices:
         for rate in rates:
             tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
@@ -347,16 +347,25 @@ async def pauses(
                 parts = [
                     _trimmed(b"".join([c async for c in tts.synthesize(t)])) for t in (first, then)
                 ]
-                pcm = parts[0] + bytes(pause_ms * 16) + parts[1]
-                outcome = await decide(stt, _packets(pcm), gs[k % len(gs)].phrases)
-                outcome.stopped_ms = _stopped_ms(pcm)
-                n += 1
-                if outcome.after_stop_ms < 0:
-                    cut += 1
-                    if VERBOSE:
-                        print(f"  cut: {first!r} ... {then!r} ({voice} {rate}, {outcome.endpoint})")
-                else:
-                    ends[outcome.endpoint or "end of audio"] += 1
+                yield voice, rate, first, then, k, parts[0] + bytes(pause_ms * 16) + parts[1]
+
+
+async def pauses(
+    stt: PocketSphinxSTT, gs: list[Grammar], voices: list[str], rates: list[int], pause_ms: int
+) -> str:
+    """Callers who pause ``pause_ms`` mid-sentence (``PAUSED``): how many were cut (the
+    decision came before they stopped talking), and what ended the others."""
+    cut, ends, n = 0, Counter[str](), 0
+    async for voice, rate, first, then, k, pcm in paused_callers(voices, rates, pause_ms):
+        outcome = await decide(stt, _packets(pcm), gs[k % len(gs)].phrases)
+        outcome.stopped_ms = _stopped_ms(pcm)
+        n += 1
+        if outcome.after_stop_ms < 0:
+            cut += 1
+            if VERBOSE:
+                print(f"  cut: {first!r} ... {then!r} ({voice} {rate}, {outcome.endpoint})")
+        else:
+            ends[outcome.endpoint or "end of audio"] += 1
     return (
         f"pause {pause_ms} ms mid-sentence{_OLD if OLD_ENDPOINTING else ''}: cut {cut} of {n}; "
         "the others ended by " + ", ".join(f"{w}: {c}" for w, c in sorted(ends.items()))

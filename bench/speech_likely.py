@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import speech
-from speech import PAUSED, Grammar, _packets, _stopped_ms, _trimmed, grammars, run
+from speech import Grammar, _packets, _stopped_ms, grammars, run
 
 from voxflow.media import stt_likely
 from voxflow.media.rtp import RtpPacket, parse_rtp
@@ -35,7 +35,6 @@ from voxflow.media.stt_pocketsphinx import (
     PocketSphinxStream,
     PocketSphinxSTT,
 )
-from voxflow.media.tts_espeak import EspeakTTS
 
 
 @dataclass
@@ -98,21 +97,14 @@ async def _pauses(
     stt: PocketSphinxSTT, gs: list[Grammar], voices: list[str], rates: list[int], ms: int
 ) -> list[Utterance]:
     out: list[Utterance] = []
-    for voice in voices:
-        for rate in rates:
-            tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
-            for first, then, k in PAUSED:
-                parts = [
-                    _trimmed(b"".join([c async for c in tts.synthesize(t)])) for t in (first, then)
-                ]
-                pcm = parts[0] + bytes(ms * 16) + parts[1]
-                o = await speech.decide(stt, _packets(pcm), gs[k % len(gs)].phrases)
-                o.stopped_ms = _stopped_ms(pcm)
-                said = f"{first} ... {then}"
-                verdict = "cut" if o.after_stop_ms < 0 else "whole"
-                u = Utterance("pause", "clean", voice, rate, said, verdict, o.stopped_ms,
-                              o.after_stop_ms, o.endpoint, list(_asked))  # fmt: skip
-                out.append(u)
+    async for voice, rate, first, then, k, pcm in speech.paused_callers(voices, rates, ms):
+        o = await speech.decide(stt, _packets(pcm), gs[k % len(gs)].phrases)
+        o.stopped_ms = _stopped_ms(pcm)
+        said = f"{first} ... {then}"
+        verdict = "cut" if o.after_stop_ms < 0 else "whole"
+        u = Utterance("pause", "clean", voice, rate, said, verdict, o.stopped_ms,
+                      o.after_stop_ms, o.endpoint, list(_asked))  # fmt: skip
+        out.append(u)
     return out
 
 
