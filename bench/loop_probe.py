@@ -20,12 +20,13 @@ import asyncio
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from types import TracebackType
 
 import numpy as np
 
-__all__ = ["BareLoopProbe"]
+__all__ = ["BareLoopProbe", "ChildSampler"]
 
 TICK = 0.02
 FIFO_PRIORITY = 5  # SCHED_FIFO priority of a measured worker and its probe (--fifo)
@@ -48,7 +49,7 @@ async def _tick(stop: Connection) -> list[float]:
     return late
 
 
-def _child(cpu: int | None, conn: Connection, fifo: bool = False) -> None:
+def _probe(cpu: int | None, fifo: bool, conn: Connection) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     if fifo:  # as the measured process, when it runs SCHED_FIFO (bench/calls.py --fifo)
@@ -57,6 +58,26 @@ def _child(cpu: int | None, conn: Connection, fifo: bool = False) -> None:
     late = asyncio.run(_tick(conn))
     conn.recv()
     conn.send(late)
+
+
+class ChildSampler:
+    """A child process that samples while a block runs. ``target(*args, conn)`` sends
+    ``"ready"``, samples until ``conn`` has ``"stop"``, reads it and sends its samples back;
+    :meth:`stop` returns them. Spawned, not forked: no copy of the benchmark's loop or sockets."""
+
+    def __init__(self, target: Callable[..., None], *args: object) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, theirs = ctx.Pipe()
+        self._proc = ctx.Process(target=target, args=(*args, theirs), daemon=True)
+        self._proc.start()
+        self._conn.recv()
+
+    def stop(self) -> list[float]:
+        """Stop sampling; the child's samples."""
+        self._conn.send("stop")
+        samples: list[float] = self._conn.recv()
+        self._proc.join(5)
+        return samples
 
 
 class BareLoopProbe:
@@ -68,25 +89,17 @@ class BareLoopProbe:
         self.cpu = cpu
         self.fifo = fifo
         self.lateness_ms: np.ndarray | None = None
-        self._conn: Connection | None = None
-        self._proc: mp.process.BaseProcess | None = None
+        self._sampler: ChildSampler | None = None
 
     def __enter__(self) -> BareLoopProbe:
-        ctx = mp.get_context("spawn")  # no copy of the benchmark's loop or sockets in the child
-        ours, theirs = ctx.Pipe()
-        self._conn = ours
-        self._proc = ctx.Process(target=_child, args=(self.cpu, theirs, self.fifo), daemon=True)
-        self._proc.start()
-        ours.recv()
+        self._sampler = ChildSampler(_probe, self.cpu, self.fifo)
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._conn is not None and self._proc is not None
-        self._conn.send("stop")
-        self.lateness_ms = np.array(self._conn.recv()) * 1000
-        self._proc.join(5)
+        assert self._sampler is not None
+        self.lateness_ms = np.array(self._sampler.stop()) * 1000
 
     def figures(self) -> dict[str, float]:
         """p50/p99/max lateness (ms) and the number of ticks."""

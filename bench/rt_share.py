@@ -11,12 +11,13 @@ peak share and the time spent at or above the limit.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
+
+from loop_probe import ChildSampler
 
 __all__ = ["RtShare", "other_real_time"]
 
@@ -94,25 +95,17 @@ class RtShare:
         self.pid, self.cpu = pid, cpu
         self.shares: list[float] = []
         self.limit = _limit()
-        self._conn: Connection | None = None
-        self._proc: mp.process.BaseProcess | None = None
+        self._sampler: ChildSampler | None = None
 
     def __enter__(self) -> RtShare:
-        ctx = mp.get_context("spawn")
-        ours, theirs = ctx.Pipe()
-        self._conn = ours
-        self._proc = ctx.Process(target=_child, args=(self.pid, self.cpu, theirs), daemon=True)
-        self._proc.start()
-        ours.recv()
+        self._sampler = ChildSampler(_child, self.pid, self.cpu)
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._conn is not None and self._proc is not None
-        self._conn.send("stop")
-        self.shares = list(self._conn.recv())
-        self._proc.join(5)
+        assert self._sampler is not None
+        self.shares = list(self._sampler.stop())
 
     def line(self) -> str:
         """``real-time threads: peak 0.98 of a core over a second; 0.6 s at or above the
