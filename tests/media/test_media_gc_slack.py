@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from udp_receiver import ThreadedReceiver
+from udp_receiver import ThreadClock, ThreadedReceiver
 
 from voxflow.errors import MediaError
 from voxflow.media.gc_freeze import FreezingCollector
@@ -30,23 +30,6 @@ async def _until(cond: object, what: str, timeout: float = 10.0) -> None:
     while not cond():  # type: ignore[operator]  # a zero-argument predicate
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.001)
-
-
-class ThreadClock:
-    """A fake clock for the pacer's thread: a sleep moves time on at once, by exactly the delay."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, delay: float) -> None:
-        self.now += delay
-        time.sleep(0)  # lets the loop thread run
-
-    def block(self, delay: float) -> None:
-        self.now += delay
 
 
 class FakeGc:

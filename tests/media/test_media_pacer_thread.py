@@ -8,31 +8,12 @@ import itertools
 import threading
 import time
 
-from udp_receiver import ThreadedReceiver
+from udp_receiver import ThreadClock, ThreadedReceiver
 
 from voxflow.media.pacer import OutboundStream, Pacer
 from voxflow.media.pacer_thread import ThreadPacer
 from voxflow.media.rtp import RtpPacket, parse_rtp
 from voxflow.media.transport import RtpSocket
-
-
-class ThreadClock:
-    """A fake clock for the pacer's thread: a sleep moves time on at once, by exactly the delay."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.blocks: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, delay: float) -> None:
-        self.now += delay
-        time.sleep(0)  # lets the loop thread run
-
-    def block(self, delay: float) -> None:
-        self.blocks.append(delay)
-        self.now += delay
 
 
 async def _until(cond: object, what: str, timeout: float = 10.0) -> None:

@@ -1,5 +1,5 @@
-"""A UDP socket on 127.0.0.1 read by a thread of its own, for tests whose event loop may be
-blocked while RTP arrives (the pacer tests)."""
+"""For the pacer tests, whose event loop may be blocked while RTP arrives: a UDP socket on
+127.0.0.1 read by a thread of its own, and a fake clock for the pacer's thread."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 from voxflow.media.rtp import RtpPacket, parse_rtp
 
-__all__ = ["ThreadedReceiver"]
+__all__ = ["ThreadClock", "ThreadedReceiver"]
 
 
 class ThreadedReceiver:
@@ -37,3 +37,23 @@ class ThreadedReceiver:
         self._stop.set()
         self._thread.join(5)
         self.sock.close()
+
+
+class ThreadClock:
+    """A fake clock for the pacer's thread: a sleep moves time on at once, by exactly the delay;
+    ``blocks`` records each ``block`` (a stretch the thread was held)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.blocks: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, delay: float) -> None:
+        self.now += delay
+        time.sleep(0)  # lets the loop thread run
+
+    def block(self, delay: float) -> None:
+        self.blocks.append(delay)
+        self.now += delay
