@@ -65,11 +65,16 @@ async def test_media_teardown_answered_with_5xx_is_retried() -> None:
         # the rig's exit asserts no channel, bridge, port or pacer stream is left
 
 
+def _closing_soon(sb: Sandbox) -> VoxtraApp:
+    """An app on ``sb`` that retries refused requests for ~20 s but closes after 0.5 s of grace."""
+    return VoxtraApp(
+        sb.ari_url, sb.user, sb.password, retry_initial=0.5, retry_max=2.0, handler_grace=0.5
+    )
+
+
 async def test_close_does_not_wait_out_a_teardown_asterisk_keeps_refusing() -> None:
     async with Sandbox(port=0, preload_sounds=False) as sb:
-        app = VoxtraApp(
-            sb.ari_url, sb.user, sb.password, retry_initial=0.5, retry_max=2.0, handler_grace=0.5
-        )
+        app = _closing_soon(sb)
         bridged: list[str] = []
 
         @app.default()
@@ -131,9 +136,7 @@ async def test_close_cancelling_a_refused_media_teardown_still_closes_the_rtp_so
     # CI failure: a media teardown still retrying its DELETEs when the app closed was cancelled
     # before it reached the socket, and the RTP socket was left open (a ResourceWarning).
     async with Sandbox(port=0, preload_sounds=False) as sb:
-        app = VoxtraApp(
-            sb.ari_url, sb.user, sb.password, retry_initial=0.5, retry_max=2.0, handler_grace=0.5
-        )
+        app = _closing_soon(sb)
         voices: list[CallMedia] = []
 
         @app.default()
