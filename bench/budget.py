@@ -30,10 +30,14 @@ def repeated(
     lines = []
     for label, combo in zip(labels, combos, strict=True):
         rs = [run[combo] for run in runs]
-        med = {k: float(np.median([r[k] for r in rs])) for k in ("send_p99", "key_p99", "bare_p99")}
-        lines.append(
+        keys = ("send_p99", "key_p99", "bare_p99", "failed", "speech_p50", "speech_p99")
+        med = {k: float(np.median([r.get(k, np.nan) for r in rs])) for k in keys}
+        line = (
             f"{'':>11} {n:>6} {label}: within budget in {sum(map(ok, rs))} of {len(rs)} runs; "
-            f"medians: send p99 {med['send_p99']:.2f} ms, key p99 {med['key_p99']:.1f} ms, "
-            f"bare p99 {med['bare_p99']:.2f} ms"
+            f"medians: failed {med['failed']:g}, send p99 {med['send_p99']:.2f} ms, key p99 "
+            f"{med['key_p99']:.1f} ms, bare p99 {med['bare_p99']:.2f} ms"
         )
+        if any(r.get("spoke", 0) for r in rs):
+            line += f", speech p50/p99 {med['speech_p50']:.0f}/{med['speech_p99']:.0f} ms"
+        lines.append(line)
     return lines

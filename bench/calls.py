@@ -3,7 +3,7 @@
     .venv/bin/python bench/calls.py [--counts 25,50,100,200] [--variants interpreter,handler]
         [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo] [--repeat 3]
         (--pacers and --gc default to what ``voxflow run`` uses: thread and slack)
-        [--census] [--stt-decoders 3] [--stt-slice 320]
+        [--census] [--stt-decoders 3] [--stt-slice 320] [--arrivals burst,ramp@25] [--hold S]
 
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
 new one (thread pacer, collections in its slack) and the two mixed, with ratios against the first,
@@ -41,29 +41,36 @@ and the load's cyclic garbage by type (those runs' figures do not count). ``--st
 worker's pocketsphinx pool (``[media] stt_decoders``), all built before the warm-up;
 ``--stt-slice``: bytes of audio per pocketsphinx ``process_raw`` call (default 320, one 10 ms
 frame; 1280: the 40 ms of before).
+
+``--arrivals`` (``call_callers.py``): ``burst`` (the default, as before: all N callers placed at
+once, each hangs up once it heard its next prompt, so every spoken answer comes within ~2 s) or
+``ramp@R`` (R calls a second; each caller then stays on the line ``--hold`` s, by default the
+ramp's length, so N calls are live at once); several run side by side, each row naming its
+model. Every load prints the rate the calls were placed at, the most live at once and the spoken
+answers offered a second (mean, and in the busiest second). With ``ramp`` the CPU per
+call-second counts each call's own seconds (placed -> hung up); with ``burst`` the load's wall
+time per call, as before.
 """
 
 from __future__ import annotations
 
 import argparse
-import array
 import asyncio
-import base64
 import contextlib
 import gc
-import itertools
 import json
 import os
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 from budget import ok, repeated
+from call_callers import SPOKEN, Arrivals, arrivals_line, parse_arrivals
+from call_clocks import BILLING, DecoderBuilds, PromptClock, SendClock
 from cpu_split import CpuSplit, children_cpu
 from gc_watch import GarbageCensus, GcWatch, tracked_by_type
 from late_ticks import LateTicks, tick_line
@@ -71,15 +78,13 @@ from loop_probe import FIFO_PRIORITY, BareLoopProbe
 from procs import free_port, wait_up
 from rt_share import RtShare, other_real_time
 
-from voxflow.ari.models import ChannelDtmfReceived
 from voxflow.media import stt_pocketsphinx
-from voxflow.media.callmedia import CallMedia
 from voxflow.media.gc_slack import SlackCollector, SlackStats
-from voxflow.media.pacer import OutboundStream, Pacer, install_pacer, shared_pacer
+from voxflow.media.pacer import Pacer, install_pacer, shared_pacer
 from voxflow.media.pacer_thread import ThreadPacer
 from voxflow.media.pacing import make_pacer
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
-from voxflow.media.transport import PortRange, RtpSocket
+from voxflow.media.transport import PortRange
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
@@ -93,10 +98,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CPUS = sorted(os.sched_getaffinity(0))
 WORKER_CPU = CPUS[0] if len(CPUS) > 1 else None
 OTHER_CPU = CPUS[1] if len(CPUS) > 1 else None
-AUTH = {"Authorization": "Basic " + base64.b64encode(b"voxflow:voxflow").decode()}
 MENU = "For sales, press 1 or say sales. For support, press 2 or say support. For billing, press 3."
-BILLING = "To pay your bill, press 1. To hear your balance, press 2. To go back, press 9."
-SPOKEN = "billing"  # what a speaking caller says (pre-synthesized by the sandbox at set-up)
+BURST = Arrivals()  # all callers at once (--arrivals burst)
 DEFAULT_GC = gc.get_threshold()
 GC_THRESHOLDS: tuple[int, ...] = ()  # --gc-thresholds, set in main()
 CENSUS = False  # --census, set in main()
@@ -104,287 +107,7 @@ PEER_NICE = -20  # --fifo: the sandbox and callers (Asterisk's part) ahead of ot
 SPLIT = CpuSplit()  # the worker's CPU by part; metered code paths installed in main()
 
 
-# --------------------------------------------------------------- callers (their own process)
-
-
-def _speaks(i: int, every: int) -> bool:
-    """Whether caller ``i`` answers by voice (one caller in ``every``; 0: none)."""
-    return every > 0 and i % every == every - 1
-
-
-async def _one_caller(http: aiohttp.ClientSession, i: int, speaks: bool) -> dict[str, Any]:
-    body = {"from": f"+1555{i:07d}", "to": "100", "app": "voxflow", "wait_app": 60}
-    async with http.post("/sandbox/calls", json=body) as r:
-        placed = await r.json()
-        if r.status != 201:
-            return {"failed": f"refused: {placed.get('message')}"}
-    cid = placed["id"]
-
-    async def experience() -> list[dict[str, Any]]:
-        async with http.get(f"/sandbox/calls/{cid}") as r:
-            return list((await r.json())["experience"])
-
-    async def audio_count(at_least: int, deadline: float) -> list[dict[str, Any]]:
-        while time.monotonic() < deadline:
-            exp = await experience()
-            if sum(e["type"] == "audio" for e in exp) >= at_least:
-                return exp
-            await asyncio.sleep(0.1)
-        raise TimeoutError
-
-    deadline = time.monotonic() + 60
-    try:
-        # Into the menu prompt: audio that starts >= 0.9 s after the first (the welcome lasts
-        # 0.92-0.96 s; under load the caller may hear it in pieces), or audio still heard 1.0 s
-        # after the first started (the interpreter may queue the menu right behind the welcome:
-        # one stretch of audio, no quiet tick between), then half a second of it.
-        first_heard: float | None = None
-        while True:
-            exp = await audio_count(1, deadline)
-            heard = [e for e in exp if e["type"] == "audio"]
-            first_heard = first_heard or time.monotonic()
-            s0 = heard[0]["start"]
-            if heard[-1]["start"] >= s0 + 0.9 or any(
-                e["end"] is not None and e["end"] >= s0 + 1.0 for e in heard
-            ):
-                break
-            if heard[-1]["end"] is None and time.monotonic() - first_heard >= 1.0:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        if speaks:  # barges in by voice; returns once the words have all been sent
-            async with http.post(f"/sandbox/calls/{cid}/say", json={"text": SPOKEN}):
-                pass
-            await asyncio.sleep(3.0)  # end-pointing, recognition, then the billing prompt
-        else:
-            async with http.post(f"/sandbox/calls/{cid}/press", json={"digits": "3"}):
-                pass
-            await asyncio.sleep(2.0)  # the billing prompt plays (timed at the worker)
-        exp = await experience()
-        ended = [e for e in exp if e["type"] == "hangup"]
-        acted: list[float] = [
-            e.get("end") or e["t"] for e in exp if e["type"] in ("pressed", "said")
-        ]
-        heard = [e for e in exp if e["type"] == "audio" and acted and (
-            e["end"] is None or e["end"] > acted[0] + 0.5)]  # fmt: skip
-        async with http.post(f"/sandbox/calls/{cid}/hangup", json={}):
-            pass
-        if ended:
-            return {"failed": f"the call ended: {ended[0]}"}
-        if not heard:
-            return {"failed": f"nothing heard after the {'answer' if speaks else 'key'}"}
-        return {"spoke": True} if speaks else {}
-    except TimeoutError:
-        pass
-    async with http.post(f"/sandbox/calls/{cid}/hangup", json={}):
-        pass
-    return {"failed": "the menu prompt never came within 60 s"}
-
-
-async def _callers(base: str, n: int, speak_every: int) -> None:
-    conn = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(base, headers=AUTH, connector=conn) as http:
-        results = await asyncio.gather(
-            *(_one_caller(http, i, _speaks(i, speak_every)) for i in range(n))
-        )
-    print(json.dumps(results))
-
-
 # --------------------------------------------------------------- the worker (this process)
-
-
-class SendClock:
-    """Records when each RtpSocket sends (the worker's outgoing RTP, from whichever thread sends
-    it) and the RTP timestamp sent, per socket."""
-
-    def __init__(self) -> None:
-        self.times: dict[int, array.array[float]] = defaultdict(lambda: array.array("d"))
-        self.stamps: dict[int, array.array[int]] = defaultdict(lambda: array.array("q"))
-        self._orig = (RtpSocket.send, RtpSocket.send_from_thread)
-
-        clock = self
-
-        def timed(orig: Any) -> Any:
-            def send(sock: RtpSocket, data: bytes) -> None:
-                clock.times[id(sock)].append(time.monotonic())
-                clock.stamps[id(sock)].append(int.from_bytes(data[4:8], "big"))
-                orig(sock, data)
-
-            return send
-
-        RtpSocket.send = timed(RtpSocket.send)  # type: ignore[method-assign]  # instrumentation
-        RtpSocket.send_from_thread = timed(RtpSocket.send_from_thread)  # type: ignore[method-assign]
-
-    def close(self) -> None:
-        RtpSocket.send, RtpSocket.send_from_thread = self._orig  # type: ignore[method-assign]
-
-    def error_p99_ms(self) -> float:
-        """p99 |send interval - RTP timestamp interval| between consecutive packets of a stream
-        (RFC 3550's D: within a prompt |interval - 20 ms|; across a pause the timestamp jumps by
-        the pause, so only the send's own lateness counts). Pauses over 1 s are left out (the
-        caller's own gaps, and a packet handed to the loop after a full buffer)."""
-        allerr = self._errors()[0]
-        return float(np.percentile(allerr, 99) * 1000) if len(allerr) else 0.0
-
-    def _errors(self) -> tuple[Any, Any]:
-        """Every interval's error (s) and when it ended (monotonic s)."""
-        errs, ends = [], []
-        for key, t in self.times.items():
-            sent = np.array(t)
-            d = np.diff(sent)
-            dts = np.mod(np.diff(np.array(self.stamps[key])), 2**32) / 8000
-            keep = dts < 1.0
-            errs.append(np.abs(d[keep] - dts[keep]))
-            ends.append(sent[1:][keep])
-        if not errs:
-            return np.zeros(0), np.zeros(0)
-        return np.concatenate(errs), np.concatenate(ends)
-
-    def over_budget_line(self, start: float) -> str:
-        """Where the intervals over 2 ms are: how many, and the seconds (since ``start``) that
-        hold the most, e.g. ``1893 of 497000 intervals over 2 ms; 4.0 s: 1220, 12.0 s: 500``."""
-        err, end = self._errors()
-        bad = end[err > 0.002] - start
-        secs = Counter(round(float(b), 1) for b in bad)  # by the tenth of a second
-        top = ", ".join(f"{s:.1f} s: {k}" for s, k in sorted(secs.most_common(12)))
-        return f"{len(bad)} of {len(err)} intervals over 2 ms; by second: {top}"
-
-
-class PromptClock:
-    """Worker-side key -> next prompt: when the app got the caller's "3" (ChannelDtmfReceived
-    handed to its dispatcher) and when the first RTP packet of the billing prompt left. For a
-    spoken answer, end of speech -> next prompt: the recognition's own ``latency_ms`` (end of
-    the caller's speech -> its result: the end-pointer's silence and the decoding) plus the
-    result -> the billing prompt's first RTP packet."""
-
-    def __init__(self, app: VoxtraApp, sends: SendClock) -> None:
-        self.sends = sends
-        self.key: dict[str, float] = {}
-        self.prompt: dict[str, tuple[int, float]] = {}  # channel -> (socket id, say() called)
-        self.queued: dict[str, float] = {}  # channel -> the billing prompt's first frame queued
-        watched: dict[int, str] = {}  # id(outbound stream) -> channel, from say(BILLING) on
-        self.heard: dict[str, tuple[float, float, str]] = {}  # channel -> (result at, ms, text)
-        on_event = app.events._on_event
-
-        def timed_event(event: Any) -> None:
-            if isinstance(event, ChannelDtmfReceived) and event.digit == "3":
-                self.key.setdefault(event.channel.id, time.monotonic())
-            on_event(event)
-
-        app.events._on_event = timed_event
-        self._say = CallMedia.say
-        clock, say = self, self._say
-
-        async def timed_say(media: CallMedia, text: str, **kw: Any) -> Any:
-            if text == BILLING and media.socket is not None:
-                clock.prompt[media.ctx.channel_id] = (id(media.socket), time.monotonic())
-                watched[id(media.outbound)] = media.ctx.channel_id
-            return await say(media, text, **kw)
-
-        CallMedia.say = timed_say  # type: ignore[method-assign,assignment]  # instrumentation
-        self._enqueue = OutboundStream.enqueue
-        enqueue = self._enqueue
-
-        def timed_enqueue(stream: OutboundStream, data: bytes) -> None:
-            channel = watched.pop(id(stream), None)
-            if channel is not None:
-                clock.queued[channel] = time.monotonic()
-            enqueue(stream, data)
-
-        OutboundStream.enqueue = timed_enqueue  # type: ignore[method-assign,assignment]  # bench
-        self._recognize = CallMedia.recognize
-        recognize = self._recognize
-
-        async def timed_recognize(media: CallMedia, *args: Any, **kw: Any) -> Any:
-            heard = await recognize(media, *args, **kw)
-            if heard is not None:
-                ms = heard.latency_ms or 0.0
-                clock.heard[media.ctx.channel_id] = (time.monotonic(), ms, heard.text)
-            return heard
-
-        CallMedia.recognize = timed_recognize  # type: ignore[method-assign,assignment]  # bench
-
-    def close(self) -> None:
-        OutboundStream.enqueue = self._enqueue  # type: ignore[method-assign]  # restores it
-        CallMedia.say = self._say  # type: ignore[method-assign]  # restores the method
-        CallMedia.recognize = self._recognize  # type: ignore[method-assign]  # restores it
-
-    def speech_latencies_ms(self) -> list[float]:
-        """End of speech -> the next prompt's first packet, per spoken answer that led to it."""
-        out = []
-        for channel, (at, ms, _) in self.heard.items():
-            sock_called = self.prompt.get(channel)
-            if sock_called is None or channel in self.key:
-                continue
-            sock, called = sock_called
-            first = next((t for t in self.sends.times.get(sock, ()) if t >= called), None)
-            if first is not None:
-                out.append(ms + (first - at) * 1000)
-        return out
-
-    def latencies_ms(self) -> list[float]:
-        out = []
-        for channel, (sock, called) in self.prompt.items():
-            key = self.key.get(channel)
-            first = next((t for t in self.sends.times.get(sock, ()) if t >= called), None)
-            if key is not None and first is not None:
-                out.append((first - key) * 1000)
-        return out
-
-    def parts_ms(self) -> list[tuple[float, ...]]:
-        """Key -> next prompt per call, in three parts (ms): the key handed to the dispatcher ->
-        ``say`` called (signalling and the interpreter), -> the prompt's first frame queued (the
-        prompt cache; a pass of the loop when ``say`` leaves it to its ``_play`` task), -> that
-        frame's packet sent (the pacer's next tick)."""
-        out = []
-        for channel, (sock, called) in self.prompt.items():
-            key, queued = self.key.get(channel), self.queued.get(channel)
-            first = next((t for t in self.sends.times.get(sock, ()) if t >= called), None)
-            if key is None or queued is None or first is None:
-                continue
-            times = (key, called, queued, first)
-            out.append(tuple(1000 * (b - a) for a, b in itertools.pairwise(times)))
-        return out
-
-    def split_line(self) -> str:
-        """The parts' p50/p99, and their mean over the slowest 1% of calls."""
-        parts = np.array(self.parts_ms()).reshape(-1, 3)
-        if not len(parts):
-            return "key -> prompt: no call timed"
-        total = parts.sum(axis=1)
-        slow = parts[total >= np.percentile(total, 99)].mean(axis=0)
-        names = ("key->say", "say->queued", "queued->sent")
-        each = ", ".join(
-            f"{n} {np.percentile(parts[:, i], 50):.1f}/{np.percentile(parts[:, i], 99):.1f}"
-            for i, n in enumerate(names)
-        )
-        worst = " + ".join(f"{v:.1f}" for v in slow)
-        return f"key -> prompt p50/p99 (ms): {each}; slowest 1%: {worst}"
-
-
-class DecoderBuilds:
-    """Counts the pocketsphinx decoders built while it is installed, and their CPU (a build
-    holds the GIL throughout, ~0.5 s: the loop, pacer included, stands still meanwhile)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.seconds = 0.0
-        self._orig = PocketSphinxSTT._new_decoder
-        meter, orig = self, self._orig
-
-        def new_decoder(stt: PocketSphinxSTT) -> Any:
-            started = time.thread_time()
-            try:
-                return orig(stt)
-            finally:
-                meter.count += 1
-                meter.seconds += time.thread_time() - started
-
-        # a bench meter in place of the method (same call shape; mypy sees self's type twice)
-        PocketSphinxSTT._new_decoder = new_decoder  # type: ignore[method-assign,assignment]
-
-    def close(self) -> None:
-        PocketSphinxSTT._new_decoder = self._orig  # type: ignore[method-assign]  # restored
 
 
 async def _handwritten(call: CallSession) -> None:
@@ -427,6 +150,7 @@ async def _variant(
     speak_every: int,
     pacer: str = "loop",
     gc_mode: str = "python",
+    arrivals: Arrivals = BURST,
 ) -> list[dict[str, float]]:
     """One worker serving ``variant`` for every N in turn, after a warm-up of 2 calls, one of
     them spoken (a running worker has its prompts cached and its decoders built: ``voxflow
@@ -452,13 +176,13 @@ async def _variant(
         server = FlowServer(app, reg, Settings(grace_period=5))
         serving = asyncio.ensure_future(server.serve(stop))
     try:
-        await _calls(base, 2, 2)  # warm-up
+        await _calls(base, 2, 2, BURST)  # warm-up
         gc.freeze()  # what voxflow run does once it is set up (docs/media-performance.md)
         if GC_THRESHOLDS:  # --gc-thresholds: fewer collections during the load
             gc.set_threshold(*GC_THRESHOLDS)
             if made.collector is not None:
                 made.collector.thresholds = GC_THRESHOLDS  # type: ignore[assignment]  # 3 ints
-        return [await _measure(app, base, n, speak_every, made.collector) for n in counts]
+        return [await _measure(app, base, n, speak_every, made.collector, arrivals) for n in counts]
     finally:
         stop.set()
         await serving
@@ -471,12 +195,17 @@ async def _variant(
         _forget_pacer()
 
 
-async def _calls(base: str, n: int, speak_every: int) -> tuple[list[dict[str, Any]], float]:
-    """Run ``n`` scripted callers: their results, and this process's children's CPU seconds
-    taken once they are done but before their process is waited for (so it is not in it)."""
+async def _calls(
+    base: str, n: int, speak_every: int, arrivals: Arrivals
+) -> tuple[list[dict[str, Any]], float]:
+    """Run ``n`` scripted callers (``call_callers.py``, arriving as ``arrivals`` says): their
+    results, and this process's children's CPU seconds taken once they are done but before their
+    process is waited for (so it is not in it)."""
     ari = base.removesuffix("/ari")
+    hold = "-" if arrivals.hold is None else str(arrivals.hold)
+    script = str(Path(__file__).with_name("call_callers.py"))
     callers = subprocess.Popen(  # noqa: ASYNC220 - the bench's own child
-        [sys.executable, __file__, "--callers", ari, str(n), str(speak_every)],
+        [sys.executable, script, ari, str(n), str(speak_every), arrivals.label, hold],
         stdout=subprocess.PIPE,
     )
     if OTHER_CPU is not None:
@@ -484,6 +213,7 @@ async def _calls(base: str, n: int, speak_every: int) -> tuple[list[dict[str, An
     if os.sched_getscheduler(0) == os.SCHED_FIFO:  # --fifo: FIFO is for the worker alone
         os.sched_setscheduler(callers.pid, os.SCHED_OTHER, os.sched_param(0))
         os.setpriority(os.PRIO_PROCESS, callers.pid, PEER_NICE)
+
     def finish() -> tuple[bytes, float]:
         assert callers.stdout is not None
         out = callers.stdout.read()  # to EOF: the callers are done
@@ -506,7 +236,12 @@ def _forget_pacer() -> None:
 
 
 async def _measure(
-    app: VoxtraApp, base: str, n: int, speak_every: int, collector: SlackCollector | None
+    app: VoxtraApp,
+    base: str,
+    n: int,
+    speak_every: int,
+    collector: SlackCollector | None,
+    arrivals: Arrivals,
 ) -> dict[str, float]:
     sends = SendClock()
     prompts = PromptClock(app, sends)
@@ -523,7 +258,7 @@ async def _measure(
     rt = RtShare(os.getpid(), OTHER_CPU) if fifo else contextlib.nullcontext()
     with rt, BareLoopProbe(WORKER_CPU, fifo) as probe, SPLIT as split, census:  # split ends first
         cpu0, wall0 = time.process_time(), time.monotonic()
-        results, split.children_end = await _calls(base, n, speak_every)
+        results, split.children_end = await _calls(base, n, speak_every, arrivals)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     if counting is not None and isinstance(census, GarbageCensus):
         counting.cancel()
@@ -554,6 +289,7 @@ async def _measure(
     built.close()
     waits = _pool_waits(app) - waits0
     print(f"{'':>11} {n:>6} decoder pool: {waits} recognitions waited for a free decoder")
+    print(f"{'':>11} {n:>6} {arrivals_line(arrivals, results)}")
     lat = prompts.latencies_ms()
     why = Counter(str(r["failed"])[:60] for r in results if "failed" in r)
     if why:
@@ -563,7 +299,8 @@ async def _measure(
         print(f"{'':>11} {n:>6} recognised: " + "; ".join(f"{k!r} x{v}" for k, v in texts.items()))
     spoken = prompts.speech_latencies_ms()
     speakers = sum(bool(r.get("spoke")) for r in results)
-    per_call_s = {f"cpu_{p}": 1000 * s / (n * wall) for p, s in split.seconds.items()}
+    call_s = _call_seconds(results, arrivals) or n * wall
+    per_call_s = {f"cpu_{p}": 1000 * s / call_s for p, s in split.seconds.items()}
     return {
         **per_call_s,
         "n": float(n),
@@ -577,9 +314,17 @@ async def _measure(
         "speech_p50": float(np.percentile(spoken, 50)) if spoken else float("nan"),
         "speech_p99": float(np.percentile(spoken, 99)) if spoken else float("nan"),
         "send_p99": sends.error_p99_ms(),
-        "cpu_ms_per_call_s": 1000 * cpu / (n * wall),
+        "cpu_ms_per_call_s": 1000 * cpu / call_s,
         "bare_p99": probe.figures()["p99_ms"],
     }
+
+
+def _call_seconds(results: list[dict[str, Any]], arrivals: Arrivals) -> float:
+    """The load's call-seconds when callers arrive over time (each call's placed -> hung up);
+    0 for a burst, whose calls all last the load's wall time (its figure as before)."""
+    if arrivals.rate is None:
+        return 0.0
+    return float(sum(r["ended"] - r["placed"] for r in results if "ended" in r and "placed" in r))
 
 
 async def _census(n: int) -> None:
@@ -598,10 +343,6 @@ async def _census(n: int) -> None:
 async def _serve_app(app: VoxtraApp, stop: asyncio.Event) -> None:
     async with app:
         await stop.wait()
-
-
-
-
 
 
 async def _stt_cost(phrase: str = "billing") -> str:
@@ -666,19 +407,26 @@ def _label(combo: tuple[str, str, str], combos: list[tuple[str, str, str]]) -> s
 
 
 async def _side_by_side(
-    base: str, n: int, combos: list[tuple[str, str, str]], speak_every: int, best: dict[str, int]
+    base: str,
+    n: int,
+    combos: list[tuple[str, str, str]],
+    speak_every: int,
+    best: dict[str, int],
+    arrivals: Arrivals,
 ) -> dict[tuple[str, str, str], dict[str, float]]:
     """``n`` calls on each combination (variant, pacer, gc), one after the other, each on a fresh
     worker; then each against the first combination of its variant (the baseline), and the
-    interpreter against the handler."""
+    interpreter against the handler. Every row names its arrival model."""
     rows: dict[tuple[str, str, str], dict[str, float]] = {}
     for combo in combos:
-        (r,) = await _variant(base, [n], combo[0], speak_every, combo[1], combo[2])
+        (r,) = await _variant(base, [n], combo[0], speak_every, combo[1], combo[2], arrivals)
         rows[combo] = r
         label = _label(combo, combos)
-        print(_row(label, r) + f"   load {os.getloadavg()[0]:.1f}")
+        load = os.getloadavg()[0]
+        print(_row(label, r) + f"   load {load:.1f}   arrivals {arrivals.label}")
         if ok(r):
-            best[label] = max(best.get(label, 0), n)
+            key = f"{label} ({arrivals.label})"
+            best[key] = max(best.get(key, 0), n)
     for combo, r in rows.items():
         first = next(c for c in combos if c[0] == combo[0])
         if combo != first:
@@ -727,14 +475,19 @@ async def main(args: argparse.Namespace) -> None:
         combos = [(v, p, g) for v in args.variants.split(",")
                   for p in args.pacers.split(",") for g in args.gc.split(",")]  # fmt: skip
         best: dict[str, int] = {}
+        models = [parse_arrivals(a, args.hold) for a in args.arrivals.split(",")]
         for n in [int(c) for c in args.counts.split(",")]:
-            runs = [await _side_by_side(base, n, combos, args.speak_every, best)
-                    for _ in range(args.repeat)]  # fmt: skip
-            if args.repeat > 1:
-                for line in repeated(n, [_label(c, combos) for c in combos], combos, runs):
-                    print(line)
-        for label in dict.fromkeys(_label(c, combos) for c in combos):
-            print(f"{label}: most concurrent calls within budget: {best.get(label, 0)}")
+            for arrivals in models:
+                runs = [await _side_by_side(base, n, combos, args.speak_every, best, arrivals)
+                        for _ in range(args.repeat)]  # fmt: skip
+                if args.repeat > 1:
+                    labels = [f"{_label(c, combos)} ({arrivals.label})" for c in combos]
+                    for line in repeated(n, labels, combos, runs):
+                        print(line)
+        for arrivals in models:
+            for label in dict.fromkeys(_label(c, combos) for c in combos):
+                key = f"{label} ({arrivals.label})"
+                print(f"{key}: most concurrent calls within budget: {best.get(key, 0)}")
         print(await _stt_cost())
     finally:
         sandbox.terminate()
@@ -742,9 +495,6 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--callers":
-        asyncio.run(_callers(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
-        sys.exit(0)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="25,50,100,200")
     ap.add_argument("--variants", default="interpreter,handler")
@@ -791,6 +541,20 @@ if __name__ == "__main__":
         type=int,
         default=4,
         help="one caller in this many answers by voice instead of a key (0: keys only)",
+    )
+    ap.add_argument(
+        "--arrivals",
+        default="burst",
+        help="how the callers arrive: burst (all at once, each hangs up once it heard its next "
+        "prompt) or ramp@R (R calls a second, each then stays --hold s on the line, so N are "
+        "live at once); several, e.g. burst,ramp@25, run side by side (bench/call_callers.py)",
+    )
+    ap.add_argument(
+        "--hold",
+        type=float,
+        default=None,
+        help="seconds a caller stays on the line after hearing its next prompt (default: 0 for "
+        "burst, the ramp's length N/R for ramp@R)",
     )
     ap.add_argument(
         "--stt-decoders",
