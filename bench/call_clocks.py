@@ -108,7 +108,8 @@ class PromptClock:
 
         async def timed_say(media: CallMedia, text: str, **kw: Any) -> Any:
             if text == BILLING and media.socket is not None:
-                clock.prompt[media.ctx.channel_id] = (id(media.socket), time.monotonic())
+                first = (id(media.socket), time.monotonic())  # the first: not a replay
+                clock.prompt.setdefault(media.ctx.channel_id, first)
                 watched[id(media.outbound)] = media.ctx.channel_id
             return await say(media, text, **kw)
 
@@ -119,7 +120,7 @@ class PromptClock:
         def timed_enqueue(stream: OutboundStream, data: bytes) -> None:
             channel = watched.pop(id(stream), None)
             if channel is not None:
-                clock.queued[channel] = time.monotonic()
+                clock.queued.setdefault(channel, time.monotonic())
             enqueue(stream, data)
 
         OutboundStream.enqueue = timed_enqueue  # type: ignore[method-assign,assignment]  # bench

@@ -4,6 +4,7 @@
         [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo] [--repeat 3]
         (--pacers and --gc default to what ``voxflow run`` uses: thread and slack)
         [--census] [--stt-decoders 3] [--stt-slice 320] [--arrivals burst,ramp@25] [--hold S]
+        [--before CHECKOUT]
 
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
 new one (thread pacer, collections in its slack) and the two mixed, with ratios against the first,
@@ -71,6 +72,7 @@ import numpy as np
 from budget import ok, repeated
 from call_callers import SPOKEN, Arrivals, arrivals_line, parse_arrivals
 from call_clocks import BILLING, DecoderBuilds, PromptClock, SendClock
+from calls_before import not_real_time, ratio_line, run_before
 from cpu_split import CpuSplit, children_cpu
 from gc_watch import GarbageCensus, GcWatch, tracked_by_type
 from late_ticks import LateTicks, tick_line
@@ -445,6 +447,33 @@ async def _side_by_side(
     return rows
 
 
+async def _against_before(
+    args: argparse.Namespace,
+    base: str,
+    n: int,
+    combos: list[tuple[str, str, str]],
+    best: dict[str, int],
+    arrivals: Arrivals,
+) -> dict[tuple[str, str, str], dict[str, float]]:
+    """One load, run first by the ``--before`` checkout (when given, ``calls_before.py``), then by
+    this code; with a line of ratios after / before for the first combination."""
+    before = None
+    if args.before:
+        checkout = Path(args.before)
+        with not_real_time():
+            before, out = await asyncio.to_thread(
+                run_before, checkout, sys.argv[1:], n, arrivals.label, set(CPUS)
+            )
+        print(f"before ({checkout}):")
+        print("\n".join("  " + line for line in out.splitlines() if line.strip()))
+        print("after (this checkout):")
+    rows = await _side_by_side(base, n, combos, args.speak_every, best, arrivals)
+    if args.before:
+        first = combos[0]
+        print(ratio_line(n, f"{_label(first, combos)} ({arrivals.label})", before, rows[first]))
+    return rows
+
+
 async def main(args: argparse.Namespace) -> None:
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     global GC_THRESHOLDS, CENSUS
@@ -478,7 +507,7 @@ async def main(args: argparse.Namespace) -> None:
         models = [parse_arrivals(a, args.hold) for a in args.arrivals.split(",")]
         for n in [int(c) for c in args.counts.split(",")]:
             for arrivals in models:
-                runs = [await _side_by_side(base, n, combos, args.speak_every, best, arrivals)
+                runs = [await _against_before(args, base, n, combos, best, arrivals)
                         for _ in range(args.repeat)]  # fmt: skip
                 if args.repeat > 1:
                     labels = [f"{_label(c, combos)} ({arrivals.label})" for c in combos]
@@ -548,6 +577,13 @@ if __name__ == "__main__":
         help="how the callers arrive: burst (all at once, each hangs up once it heard its next "
         "prompt) or ramp@R (R calls a second, each then stays --hold s on the line, so N are "
         "live at once); several, e.g. burst,ramp@25, run side by side (bench/call_callers.py)",
+    )
+    ap.add_argument(
+        "--before",
+        default="",
+        help="a checkout (e.g. git archive COMMIT | tar -x -C DIR) whose bench/calls.py runs "
+        "every load just before this code does; both rows and the ratios are printed "
+        "(calls_before.py)",
     )
     ap.add_argument(
         "--hold",
