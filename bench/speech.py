@@ -4,6 +4,7 @@
         [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
         [--end-silence-ms 800] [--complete-silence-ms 300] [--final-silence-ms 300]
         [--check-sigma 300] [--settled-silence-ms 60] [--quiet-silence-ms 600] [--no-variants]
+        [--stt-slice 320]
         [--before CHECKOUT] [--old-endpointing | --compare-endpointing] [--pauses 500]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
@@ -519,6 +520,12 @@ async def main() -> None:
         help="10 ms frames both searches must be past the last word before a phrase settles",
     )
     ap.add_argument(
+        "--stt-slice",
+        type=int,
+        default=stt_pocketsphinx._SLICE_BYTES,
+        help="bytes of audio per pocketsphinx process_raw call (320: 10 ms; 1280: 40 ms)",
+    )
+    ap.add_argument(
         "--pauses",
         type=int,
         default=0,
@@ -550,6 +557,7 @@ async def main() -> None:
     SETTLED_SILENCE_MS, QUIET_SILENCE_MS = args.settled_silence_ms, args.quiet_silence_ms
     stt_pocketsphinx._CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
     stt_pocketsphinx._QUIET_FRAMES = args.quiet_frames  # likewise
+    stt_pocketsphinx._SLICE_BYTES = args.stt_slice  # likewise (the decisions must not change)
     if args.no_variants:  # bench only: grammars compiled without stt_lexicon's variants
         # the name stt_pocketsphinx imported and calls (not re-exported, hence the ignore)
         stt_pocketsphinx.add_variants = lambda decoder, words: []  # type: ignore[attr-defined]

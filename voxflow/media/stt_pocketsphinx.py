@@ -77,6 +77,7 @@ from voxflow.media.stt_paths import nbest as _nbest
 from voxflow.media.stt_paths import nbest_first as _nbest_first
 from voxflow.media.stt_paths import segments as _segments
 from voxflow.media.stt_pool import DecoderPool, PoolStats
+from voxflow.media.stt_slices import FRAME_BYTES, slices
 from voxflow.voice.providers import Transcript
 
 __all__ = [
@@ -108,8 +109,8 @@ _QUIET_FRAMES = 10  # frames after the last word and the last phone before a fin
 _HEARD_NOTHING_FRAMES = 40  # frames after the phone loop's last phone before the stream is quiet
 _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see ``_settle``)
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
-_FRAME_BYTES = 16000 * 2 // 100  # one 10 ms decoder frame of 16 kHz pcm16
-_SLICE_BYTES = _FRAME_BYTES  # audio per process_raw call, which holds the GIL
+_FRAME_BYTES = FRAME_BYTES  # one 10 ms decoder frame of 16 kHz pcm16
+_SLICE_BYTES = _FRAME_BYTES  # audio per process_raw call, which holds the GIL (``stt_slices``)
 DEFAULT_MIN_CONFIDENCE = 0.0
 
 
@@ -332,6 +333,7 @@ class PocketSphinxStream:
         self._pending = bytearray()
         self._tail = b""  # the last _TAIL_BYTES of audio fed
         self._fed = 0
+        self._sliced = False  # some audio was handed to the decoders (``_decode``, ``stt_slices``)
         self._rng = np.random.default_rng(0)  # the dither, repeatable per utterance
         self._floor_rng = np.random.default_rng(1)  # the check's noise floor, likewise
         self._floor_left: np.ndarray[Any, np.dtype[np.float64]] = np.zeros(0)  # drawn, unused
@@ -416,8 +418,9 @@ class PocketSphinxStream:
             self._decode(data[i : i + _CHUNK_BYTES])
 
     def _decode(self, data: bytes) -> None:
-        """Decode ``data`` in ``_SLICE_BYTES`` pieces (one frame: any piece <= 20 ms decides alike;
-        40 ms did not), whatever the ``feed`` calls: the GIL is released between them."""
+        """Decode ``data`` in ``_SLICE_BYTES`` pieces (one frame; the utterance's first piece one
+        analysis window: ``stt_slices``), whatever the ``feed`` calls: the GIL is released
+        between them."""
         if self._held is not None:
             if not self._speech_again(data):
                 self._held += data
@@ -428,8 +431,9 @@ class PocketSphinxStream:
             data, self._held = bytes(self._held) + data, None  # the caller went on
             self._went_on = self._held_text
         helpers = self._helpers
-        for i in range(0, len(data), _SLICE_BYTES):
-            pcm = self._dither(data[i : i + _SLICE_BYTES])
+        first, self._sliced = not self._sliced, self._sliced or bool(data)
+        for piece in slices(data, _SLICE_BYTES, first=first):
+            pcm = self._dither(piece)
             if self._decoder is not None:
                 self._decoder.process_raw(pcm, False, False)
             if helpers is None:
