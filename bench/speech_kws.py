@@ -34,7 +34,8 @@ import numpy as np
 from speech import OUT_OF_GRAMMAR, Grammar, grammars, in_half
 
 from voxflow.media import codecs
-from voxflow.media.stt_pocketsphinx import _CMN_PRIOR, _words, phrases_to_jsgf
+from voxflow.media.stt_grammar import dictionary_words as _words
+from voxflow.media.stt_pocketsphinx import _CMN_PRIOR, phrases_to_jsgf
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.sandbox.audio import add_noise
 

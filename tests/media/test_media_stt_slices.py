@@ -144,3 +144,32 @@ def test_the_first_slice_of_an_utterance_covers_an_analysis_window() -> None:
     assert [len(p) for p in later] == [FRAME] * 8 and b"".join(later) == data
     assert [len(p) for p in slices(data, 1280, first=True)] == [1280, 1280]
     assert list(slices(b"", FRAME, first=True)) == []
+
+
+async def _decide_alone(stt: PocketSphinxSTT, audio: bytes) -> tuple[Transcript, Any]:
+    """``audio`` recognised with no spare decoder: the phone loop and the check run at
+    ``finish`` over the kept audio, on the grammar's decoder."""
+    others = [stt.pool.take(), stt.pool.take()]  # two other recognitions' decoders
+    try:
+        got, evidence = await _decide(stt, audio, late=False)
+    finally:
+        for decoder in others:
+            stt._give(decoder)
+    return got, evidence
+
+
+@espeak
+async def test_without_a_spare_decoder_the_silence_after_the_caller_does_not_decide() -> None:
+    # bench/calls.py at 100 calls: the recognitions that found no spare decoder decoded the
+    # whole utterance, 800 ms of line silence after "billing" included, and their check
+    # heard "sales" in it (17 of 25 rejected); now the phone loop run at finish finds where
+    # the streamed searches would have held the rest back (stt_alone), and the decision is the
+    # streamed one however long the silence waited
+    stt = shared_stt()
+    for text in ("billing", "pay my bill", "I want to leave a message"):
+        audio = await _call_audio(text)  # 800 ms of line silence after the words
+        longer = audio + audio[-3200:] * 10  # one more second of the line's last 100 ms
+        own = await _decide(stt, audio, late=False)
+        assert own[0].text == ("" if " to " in text else text)
+        assert await _decide_alone(stt, audio) == own, text  # text, confidence, features, check
+        assert await _decide_alone(stt, longer) == own, text

@@ -55,7 +55,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -66,7 +65,9 @@ import numpy as np
 
 from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
+from voxflow.media.stt_alone import Mark, background, speech_again, streamed_end
 from voxflow.media.stt_confidence import Features, confidence, features
+from voxflow.media.stt_grammar import dictionary_words, phrases_to_jsgf
 from voxflow.media.stt_lexicon import add_variants
 from voxflow.media.stt_likely import Evidence, Stability, likely
 from voxflow.media.stt_paths import clean as _clean
@@ -90,7 +91,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DIGITS = "zero one two three four five six seven eight nine".split()
 _MAX_BYTES = 16000 * 2 * 120  # two minutes of 16 kHz pcm16 per utterance
 _CHUNK_BYTES = 16000 * 2 // 25  # decode every 40 ms of audio while the caller speaks
 _FLOOR_BLOCK = 16000 // 10  # samples: the check's noise floor is drawn per 100 ms (``_floor``)
@@ -112,28 +112,6 @@ _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (
 _FRAME_BYTES = FRAME_BYTES  # one 10 ms decoder frame of 16 kHz pcm16
 _SLICE_BYTES = _FRAME_BYTES  # audio per process_raw call, which holds the GIL (``stt_slices``)
 DEFAULT_MIN_CONFIDENCE = 0.0
-
-
-def _words(phrase: str) -> list[str]:
-    out: list[str] = []
-    for token in re.findall(r"[a-z0-9']+", phrase.lower()):
-        if token.isdigit():
-            out.extend(_DIGITS[int(d)] for d in token)
-        else:
-            out.append(token)
-    return out
-
-
-def phrases_to_jsgf(phrases: Sequence[Sequence[str]], fillers: Sequence[str] = ()) -> str:
-    """A JSGF grammar accepting exactly one of ``phrases`` (lists of dictionary words), with at
-    most one optional filler word before and after when ``fillers`` are given."""
-    alts = " | ".join("(" + " ".join(words) + ")" for words in phrases)
-    if fillers:
-        fill = " | ".join(fillers)
-        body = f"public <s> = [<f>] <p> [<f>];\n<p> = {alts};\n<f> = {fill};\n"
-    else:
-        body = f"public <s> = {alts};\n"
-    return "#JSGF V1.0;\ngrammar voxflow;\n" + body
 
 
 def _check_threshold(value: float) -> float:
@@ -164,7 +142,7 @@ class PocketSphinxSTT:
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise ConfigError("pocketsphinx is not installed (pip install pocketsphinx)") from exc
         self._ps: Any = pocketsphinx
-        self.fillers = tuple(w for f in fillers for w in _words(f))
+        self.fillers = tuple(w for f in fillers for w in dictionary_words(f))
         self.pool = DecoderPool(lambda: self._new_decoder(), max_decoders)
 
     @property
@@ -242,7 +220,7 @@ class PocketSphinxSTT:
                 if phones is not None:
                     phones.activate_search(_PHONES)
                     _start(phones)
-                check = self._take_spare()
+                check = self._take_spare() if phones is not None else None  # (stt_alone)
                 if check is not None:
                     self._activate(check, [" ".join(words) for words in grammar])
         except BaseException:
@@ -257,7 +235,7 @@ class PocketSphinxSTT:
     def _activate(self, decoder: Any, phrases: Sequence[str]) -> list[list[str]] | None:
         known: list[list[str]] = []
         for phrase in phrases:
-            words = _words(phrase)
+            words = dictionary_words(phrase)
             missing = [w for w in words if decoder.lookup_word(w) is None]
             if not words:
                 continue
@@ -334,6 +312,9 @@ class PocketSphinxStream:
         self._tail = b""  # the last _TAIL_BYTES of audio fed
         self._fed = 0
         self._sliced = False  # some audio was handed to the decoders (``_decode``, ``stt_slices``)
+        self._marks: list[Mark] | None = None  # no phone loop streams: the grammar's (stt_alone)
+        self._raw = bytearray()  # ... and the audio it decoded, as fed
+        self._phone_loop: tuple[float, list[Any]] | None = None  # its result, run at finish
         self._rng = np.random.default_rng(0)  # the dither, repeatable per utterance
         self._floor_rng = np.random.default_rng(1)  # the check's noise floor, likewise
         self._floor_left: np.ndarray[Any, np.dtype[np.float64]] = np.zeros(0)  # drawn, unused
@@ -375,6 +356,8 @@ class PocketSphinxStream:
         with self._bind_lock:
             if not self._done:
                 self._decoder, self._grammar, self._helpers = decoder, grammar, helpers
+                if helpers is not None and helpers.phones is None:
+                    self._marks = []
                 self._extended = _prefixes(grammar or [])
                 return
         for d in (decoder, *(helpers.streaming() if helpers is not None else ())):
@@ -421,8 +404,9 @@ class PocketSphinxStream:
         """Decode ``data`` in ``_SLICE_BYTES`` pieces (one frame; the utterance's first piece one
         analysis window: ``stt_slices``), whatever the ``feed`` calls: the GIL is released
         between them."""
+        helpers = self._helpers
         if self._held is not None:
-            if not self._speech_again(data):
+            if not speech_again(data, self._held_floor):
                 self._held += data
                 held = len(self._held) // _FRAME_BYTES  # frames of silence since the hold
                 self.quiet = self._held_quiet + held >= _HEARD_NOTHING_FRAMES
@@ -430,8 +414,9 @@ class PocketSphinxStream:
                 return
             data, self._held = bytes(self._held) + data, None  # the caller went on
             self._went_on = self._held_text
-        helpers = self._helpers
         first, self._sliced = not self._sliced, self._sliced or bool(data)
+        if self._marks is not None:
+            self._raw += data
         for piece in slices(data, _SLICE_BYTES, first=first):
             pcm = self._dither(piece)
             if self._decoder is not None:
@@ -453,16 +438,17 @@ class PocketSphinxStream:
             self.quiet = self._heard_nothing()
             if stopped:
                 self._hold(likely)
+            if self._marks is not None:
+                spoken = [s.end_frame for s in self._decoder.seg() if _is_word(s.word)]
+                end = max(spoken) if spoken else None
+                self._marks.append(Mark(len(self._raw), self._decoder.n_frames(), final, end))
 
     def _hold(self, likely: bool) -> None:
         """Both searches heard the caller stop after a final phrase (where the utterance used to
         end): hold what follows back from the searches until it holds speech again, so a caller
         who stopped is decided as before, not on the longer silence waited after an unlikely
         phrase (decoded, it let more out-of-grammar speech through: docs/speech.md)."""
-        step = self._owner.sample_rate // 100 * 2
-        pcm = np.frombuffer(self._tail[: len(self._tail) // step * step], "<i2")
-        energy = (pcm.reshape(-1, step // 2).astype(np.float64) ** 2).mean(axis=1)
-        self._held_floor = float(energy.min()) if len(energy) else 0.0
+        self._held_floor = background(self._tail)
         self._held = bytearray()
         decoder = self._decoder
         spoken = [s.end_frame for s in decoder.seg() if _is_word(s.word)] if decoder else []
@@ -472,16 +458,6 @@ class PocketSphinxStream:
         phones = self._helpers.phones if self._helpers is not None else None
         ends = [s.end_frame for s in phones.seg() or () if _is_phone(s.word)] if phones else []
         self._held_quiet = phones.n_frames() - max(ends) if phones is not None and ends else 0
-
-    def _speech_again(self, pcm16: bytes) -> bool:
-        """Whether a 10 ms piece of ``pcm16`` is 6 dB or more above the line's background when
-        holding began, and above -50 dBFS: the caller speaks again."""
-        step = self._owner.sample_rate // 100 * 2
-        pcm = np.frombuffer(pcm16[: len(pcm16) // step * step], "<i2").astype(np.float64)
-        if len(pcm) == 0:
-            return False
-        energy = (pcm.reshape(-1, step // 2) ** 2).mean(axis=1)
-        return bool((energy > 4.0 * self._held_floor + 100.0**2).any())
 
     def _likely(self, decoder: Any) -> bool:
         """Whether the decision would accept the phrase heard so far (``stt_likely.likely``)."""
@@ -560,11 +536,55 @@ class PocketSphinxStream:
         caller stopped), or a lower confidence. The frames added are the line's own background, from
         the last 100 ms heard, which the endpointer has just called silence (``_tail_pad``)."""
         spoken = [s.end_frame for s in decoder.seg() if _is_word(s.word)]
-        if not spoken or len(self._tail) < 2:
-            return
-        missing = _SETTLE_FRAMES - (decoder.n_frames() - spoken[-1])
-        if missing > 0:
-            self._decode(self._tail_pad(missing * self._owner.sample_rate // 100 * 2))
+        settling = self._settling(decoder.n_frames(), spoken[-1]) if spoken else b""
+        if settling:
+            self._decode(settling)
+
+    def _settling(self, frames: int, word_end: int) -> bytes:
+        """The line's background to add after the last word, ended at ``word_end`` of ``frames``
+        searched, so that the search has ``_SETTLE_FRAMES`` after it (b"": none needed)."""
+        missing = _SETTLE_FRAMES - (frames - word_end)
+        if missing <= 0 or len(self._tail) < 2:
+            return b""
+        return self._tail_pad(missing * self._owner.sample_rate // 100 * 2)
+
+    def _replay(self, decoder: Any, marks: list[Mark]) -> None:
+        """No phone loop streamed: run it now on ``decoder`` over the kept audio, to the point
+        where the streamed searches would have held the rest back (``stt_alone``), then the
+        settling frames; keep its result; and start the grammar again over the same audio (the
+        check runs over it at ``_decide``): the decision the three searches streaming make."""
+        helpers = self._helpers
+        assert helpers is not None and helpers.kept is not None  # (``_attach_sync``)
+        kept, ends, done = helpers.kept, np.cumsum([len(p) for p in helpers.kept]), 0
+        decoder.end_utt()
+        decoder.activate_search(_PHONES)
+        _start(decoder)
+
+        def phone_end(end: int) -> int | None:
+            nonlocal done
+            while done < len(kept) and ends[done] <= end:
+                decoder.process_raw(kept[done], False, False)
+                done += 1
+            phones = [s.end_frame for s in decoder.seg() or () if _is_phone(s.word)]
+            return max(phones) if phones else None
+
+        cut = streamed_end(marks, bytes(self._raw), phone_end, _QUIET_FRAMES)
+        mark = next(m for m in marks if m.end == cut)
+        pieces = kept[: int(np.searchsorted(ends, cut, side="right"))]
+        self._rng = np.random.default_rng(0)  # the dither as it stood at ``cut``
+        self._rng.normal(0.0, _DITHER_SIGMA, cut // 2)
+        settling = b"" if mark.word_end is None else self._settling(mark.frames, mark.word_end)
+        pieces += [self._dither(p) for p in slices(settling, _SLICE_BYTES, first=False)]
+        phone_end(cut)
+        for pcm in pieces[len(kept[:done]) :]:
+            decoder.process_raw(pcm, False, False)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        score = _log(decoder.get_logmath(), hyp.score) if hyp is not None else -1e12
+        self._phone_loop, helpers.kept = (score, _segments(decoder)), pieces
+        self._owner._activate(decoder, [" ".join(w) for w in self._grammar or ()])
+        for pcm in pieces:
+            decoder.process_raw(pcm, False, False)
 
     def _tail_pad(self, need: int) -> bytes:
         """``need`` bytes of the line's background: the 10 ms pieces of the last 100 ms heard
@@ -652,7 +672,10 @@ class PocketSphinxStream:
             if len(data) >= 2:
                 self._process(data)
             self._held = None  # what is still held back is the silence after the caller stopped
-            self._settle(decoder)
+            if self._marks is not None and self._marks:
+                self._replay(decoder, self._marks)  # no phone loop streamed (stt_alone)
+            else:
+                self._settle(decoder)
             self.timing["decode"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         try:
@@ -701,6 +724,17 @@ class PocketSphinxStream:
         n_phones = sum(len((decoder.lookup_word(w) or "").split()) for w in text.split())
         frames, words = decoder.n_frames(), _segments(decoder)
         phones = helpers.phones
+        if self._phone_loop is not None:  # run by ``_replay``
+            phone_best, phone_segments = self._phone_loop
+            return features(
+                frames=frames,
+                best=best,
+                second=second,
+                phone_best=phone_best,
+                words=words,
+                phones=phone_segments,
+                n_phones=n_phones,
+            )
         if phones is None:  # none was spare: the phone loop now, over the kept audio
             phones = decoder
             decoder.activate_search(_PHONES)
