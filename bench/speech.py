@@ -4,7 +4,7 @@
         [--snr clean,20,10] [--min-confidence 0.5] [--limit 0] [--half all|tune|held]
         [--end-silence-ms 800] [--complete-silence-ms 300] [--final-silence-ms 300]
         [--check-sigma 300] [--settled-silence-ms 60] [--quiet-silence-ms 600] [--no-variants]
-        [--stt-slice 320]
+        [--stt-slice 320] [--likely 0.6,12]
         [--before CHECKOUT] [--old-endpointing | --compare-endpointing] [--pauses 500]
 
 For every speech choice of every menu/gather in flows/*.flow (its grammar: that step's choice
@@ -61,7 +61,7 @@ import speech_before
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
-from voxflow.media import codecs, stt_pocketsphinx
+from voxflow.media import codecs, stt_likely, stt_pocketsphinx
 from voxflow.media.callmedia import _Watcher
 from voxflow.media.endpointing import follow
 from voxflow.media.interpolate import stt_resampler
@@ -520,6 +520,11 @@ async def main() -> None:
         help="10 ms frames both searches must be past the last word before a phrase settles",
     )
     ap.add_argument(
+        "--likely",
+        metavar="CONFIDENCE,FRAMES",
+        help="stt_likely's LIKELY_CONFIDENCE and LIKELY_STABLE (default: the module's)",
+    )
+    ap.add_argument(
         "--stt-slice",
         type=int,
         default=stt_pocketsphinx._SLICE_BYTES,
@@ -558,6 +563,9 @@ async def main() -> None:
     stt_pocketsphinx._CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
     stt_pocketsphinx._QUIET_FRAMES = args.quiet_frames  # likewise
     stt_pocketsphinx._SLICE_BYTES = args.stt_slice  # likewise (the decisions must not change)
+    if args.likely:  # bench only: the likely rule's constants (docs/speech.md)
+        conf, stable = args.likely.split(",")
+        stt_likely.LIKELY_CONFIDENCE, stt_likely.LIKELY_STABLE = float(conf), int(stable)
     if args.no_variants:  # bench only: grammars compiled without stt_lexicon's variants
         # the name stt_pocketsphinx imported and calls (not re-exported, hence the ignore)
         stt_pocketsphinx.add_variants = lambda decoder, words: []  # type: ignore[attr-defined]
