@@ -504,7 +504,7 @@ async def main(args: argparse.Namespace) -> None:
         combos = [(v, p, g) for v in args.variants.split(",")
                   for p in args.pacers.split(",") for g in args.gc.split(",")]  # fmt: skip
         best: dict[str, int] = {}
-        models = [parse_arrivals(a, args.hold) for a in args.arrivals.split(",")]
+        models = args.models
         for n in [int(c) for c in args.counts.split(",")]:
             for arrivals in models:
                 runs = [await _against_before(args, base, n, combos, best, arrivals)
@@ -606,6 +606,7 @@ if __name__ == "__main__":
         "(default one 10 ms frame; 1280: the 40 ms of before)",
     )
     args = ap.parse_args()
+    args.models = [parse_arrivals(a, args.hold) for a in args.arrivals.split(",")]  # or exits
     STT_DECODERS = args.stt_decoders
     stt_pocketsphinx._SLICE_BYTES = args.stt_slice  # the module's slice size (bench only)
     asyncio.run(main(args))
