@@ -14,7 +14,7 @@ import numpy as np
 
 from voxflow.ari.models import ChannelDtmfReceived
 from voxflow.media.callmedia import CallMedia
-from voxflow.media.pacer import OutboundStream
+from voxflow.media.pacer import OutboundStream, Pacer
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import RtpSocket
 from voxflow.telephony.app import VoxtraApp
@@ -31,6 +31,7 @@ class SendClock:
     def __init__(self) -> None:
         self.times: dict[int, array.array[float]] = defaultdict(lambda: array.array("d"))
         self.stamps: dict[int, array.array[int]] = defaultdict(lambda: array.array("q"))
+        self.sizes: dict[int, array.array[int]] = defaultdict(lambda: array.array("H"))
         self._orig = (RtpSocket.send, RtpSocket.send_from_thread)
 
         clock = self
@@ -39,6 +40,7 @@ class SendClock:
             def send(sock: RtpSocket, data: bytes) -> None:
                 clock.times[id(sock)].append(time.monotonic())
                 clock.stamps[id(sock)].append(int.from_bytes(data[4:8], "big"))
+                clock.sizes[id(sock)].append(len(data))
                 orig(sock, data)
 
             return send
@@ -70,6 +72,27 @@ class SendClock:
         if not errs:
             return np.zeros(0), np.zeros(0)
         return np.concatenate(errs), np.concatenate(ends)
+
+    def started_line(self) -> str:
+        """The intervals on either side of a talkspurt's first packet sent at once (the only
+        RTP packets that are not 172 bytes, 20 ms of G.711): how many, their error p50/p99/max
+        (ms), and how many over 2 ms."""
+        errs = []
+        for key, t in self.times.items():
+            sizes = np.array(self.sizes[key])
+            d = np.diff(np.array(t))
+            dts = np.mod(np.diff(np.array(self.stamps[key])), 2**32) / 8000
+            err = np.abs(d - dts)
+            for i in np.nonzero(sizes != 172)[0]:  # the interval into it and the one after it
+                errs += [err[j] for j in (i - 1, i) if 0 <= j < len(err) and dts[j] < 1.0]
+        if not errs:
+            return "first packets sent at once: none"
+        e = 1000 * np.array(errs)
+        return (
+            f"intervals beside a first packet sent at once: {len(e)}, error p50/p99/max "
+            f"{np.percentile(e, 50):.2f}/{np.percentile(e, 99):.2f}/{e.max():.2f} ms, "
+            f"{int((e > 2).sum())} over 2 ms"
+        )
 
     def over_budget_line(self, start: float) -> str:
         """Where the intervals over 2 ms are: how many, and the seconds (since ``start``) that
@@ -114,16 +137,16 @@ class PromptClock:
             return await say(media, text, **kw)
 
         CallMedia.say = timed_say  # type: ignore[method-assign,assignment]  # instrumentation
-        self._enqueue = OutboundStream.enqueue
+        self._enqueue = Pacer.enqueue  # (the ThreadPacer's too: it inherits it)
         enqueue = self._enqueue
 
-        def timed_enqueue(stream: OutboundStream, data: bytes) -> None:
+        def timed_enqueue(pacer: Pacer, stream: OutboundStream, data: bytes) -> None:
             channel = watched.pop(id(stream), None)
-            if channel is not None:
+            if channel is not None:  # handed to the pacer (which may send its first packet now)
                 clock.queued.setdefault(channel, time.monotonic())
-            enqueue(stream, data)
+            enqueue(pacer, stream, data)
 
-        OutboundStream.enqueue = timed_enqueue  # type: ignore[method-assign,assignment]  # bench
+        Pacer.enqueue = timed_enqueue  # type: ignore[method-assign,assignment]  # bench
         self._recognize = CallMedia.recognize
         recognize = self._recognize
 
@@ -137,7 +160,7 @@ class PromptClock:
         CallMedia.recognize = timed_recognize  # type: ignore[method-assign,assignment]  # bench
 
     def close(self) -> None:
-        OutboundStream.enqueue = self._enqueue  # type: ignore[method-assign]  # restores it
+        Pacer.enqueue = self._enqueue  # type: ignore[method-assign]  # restores it
         CallMedia.say = self._say  # type: ignore[method-assign]  # restores the method
         CallMedia.recognize = self._recognize  # type: ignore[method-assign]  # restores it
 
@@ -154,6 +177,14 @@ class PromptClock:
                 out.append(ms + (first - at) * 1000)
         return out
 
+    def key_say_windows(self) -> list[tuple[float, float]]:
+        """(key handed to the dispatcher, ``say`` called) of every call timed."""
+        return [
+            (self.key[channel], called)
+            for channel, (_, called) in self.prompt.items()
+            if channel in self.key and called >= self.key[channel]
+        ]
+
     def latencies_ms(self) -> list[float]:
         out = []
         for channel, (sock, called) in self.prompt.items():
@@ -167,7 +198,7 @@ class PromptClock:
         """Key -> next prompt per call, in three parts (ms): the key handed to the dispatcher ->
         ``say`` called (signalling and the interpreter), -> the prompt's first frame queued (the
         prompt cache; a pass of the loop when ``say`` leaves it to its ``_play`` task), -> that
-        frame's packet sent (the pacer's next tick)."""
+        frame's packet sent (at once on an idle line, else the pacer's next tick)."""
         out = []
         for channel, (sock, called) in self.prompt.items():
             key, queued = self.key.get(channel), self.queued.get(channel)

@@ -4,12 +4,14 @@
         [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo] [--repeat 3]
         (--pacers and --gc default to what ``voxflow run`` uses: thread and slack)
         [--census] [--stt-decoders 3] [--stt-slice 320] [--arrivals burst,ramp@25] [--hold S]
-        [--before CHECKOUT]
+        [--before CHECKOUT] [--loop-trace]
 
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
 new one (thread pacer, collections in its slack) and the two mixed, with ratios against the first,
 in ~3.3 min: ``--counts 500 --variants interpreter --pacers loop,thread --gc python,slack
---speak-every 0 --fifo``.
+--speak-every 0 --fifo``. A prompt on an idle line starts at once (its first packet sent when it
+is queued, ``Pacer.enqueue``); ``--pacers thread/tick,thread`` runs the behaviour before (it waits
+for the next 20 ms tick) beside it.
 
 The sandbox runs as its own process (``voxflow sandbox``) pinned to one core, with the scripted
 callers (a third process, talking to the sandbox's control API) on that core too; the worker is
@@ -77,6 +79,7 @@ from cpu_split import CpuSplit, children_cpu
 from gc_watch import GarbageCensus, GcWatch, tracked_by_type
 from late_ticks import LateTicks, tick_line
 from loop_probe import FIFO_PRIORITY, BareLoopProbe
+from loop_trace import LoopTrace
 from procs import free_port, wait_up
 from rt_share import RtShare, other_real_time
 
@@ -105,6 +108,7 @@ BURST = Arrivals()  # all callers at once (--arrivals burst)
 DEFAULT_GC = gc.get_threshold()
 GC_THRESHOLDS: tuple[int, ...] = ()  # --gc-thresholds, set in main()
 CENSUS = False  # --census, set in main()
+LOOP_TRACE = False  # --loop-trace, set in main()
 PEER_NICE = -20  # --fifo: the sandbox and callers (Asterisk's part) ahead of other processes
 SPLIT = CpuSplit()  # the worker's CPU by part; metered code paths installed in main()
 
@@ -160,10 +164,12 @@ async def _variant(
     ``gc.freeze()`` as ``voxflow run`` does before serving. ``pacer``: ``loop`` (the asyncio
     ``Pacer``) or ``thread`` (``ThreadPacer``); ``gc_mode``: ``python`` (Python's own timing) or
     ``slack`` (``SlackCollector``: after a tick's sends), as ``[media] pacer`` and ``gc``."""
+    pacer, _, start = pacer.partition("/")  # thread/tick: every talkspurt waits for a tick
     pacer, _, switch_ms = pacer.partition("@")  # thread@5: a 5 ms switch interval (Python's)
     made = make_pacer(pacer, gc_mode)
     if switch_ms and isinstance(made, ThreadPacer):
         made.switch_interval = float(switch_ms) / 1000
+    made.start_now = start != "tick"
     install_pacer(made)
     app = _app(base)
     assert isinstance(app.stt, PocketSphinxSTT)
@@ -247,6 +253,7 @@ async def _measure(
 ) -> dict[str, float]:
     sends = SendClock()
     prompts = PromptClock(app, sends)
+    trace = LoopTrace() if LOOP_TRACE else None
     built = DecoderBuilds()
     waits0 = _pool_waits(app)
     if collector is not None:  # the load's collections only, not the warm-up's
@@ -254,6 +261,7 @@ async def _measure(
     census = GarbageCensus() if CENSUS else contextlib.nullcontext()
     counting = asyncio.ensure_future(_census(n)) if CENSUS else None
     pauses = GcWatch(shared_pacer())
+    started_now, started_busy = shared_pacer().started_now, shared_pacer().started_busy
     late = LateTicks()
     started = time.monotonic()  # GcWatch's "at" and over_budget_line count from here
     fifo = os.sched_getscheduler(0) == os.SCHED_FIFO
@@ -272,11 +280,17 @@ async def _measure(
                  f"deferred, {st.forced} forced, longest {1000 * st.longest:.1f} ms, garbage "
                  f"found {'/'.join(map(str, st.found))}")  # fmt: skip
     p = shared_pacer()
-    lead = f"; pacer build {1000 * p.build_lead:.1f} ms, wake lag {1000 * p.wake_lag:.1f} ms"
+    lead = (f"; pacer build {1000 * p.build_lead:.1f} ms, wake lag {1000 * p.wake_lag:.1f} ms, "
+            f"talkspurts started at once {p.started_now - started_now}, left to the next tick "
+            f"(one in flight) {p.started_busy - started_busy}")  # fmt: skip
     pauses.close()
     print(f"{'':>11} {n:>6} {pauses.summary()}{slack}{lead}")
     print(f"{'':>11} {n:>6} {prompts.split_line()}")
+    if trace is not None:
+        trace.close()
+        print(f"{'':>11} {n:>6} {trace.line(prompts.key_say_windows())}")
     print(f"{'':>11} {n:>6} send error: {sends.over_budget_line(started)}")
+    print(f"{'':>11} {n:>6} send error: {sends.started_line()}")
     late.close()
     if late.ticks:
         print(f"{'':>11} {n:>6} pacer thread: {late.line()}")
@@ -476,8 +490,8 @@ async def _against_before(
 
 async def main(args: argparse.Namespace) -> None:
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
-    global GC_THRESHOLDS, CENSUS
-    CENSUS = args.census
+    global GC_THRESHOLDS, CENSUS, LOOP_TRACE
+    CENSUS, LOOP_TRACE = args.census, args.loop_trace
     if args.gc_thresholds:
         GC_THRESHOLDS = tuple(int(x) for x in args.gc_thresholds.split(","))
     port = free_port()
@@ -544,7 +558,9 @@ if __name__ == "__main__":
         default="thread",
         help="loop (the asyncio Pacer), thread (ThreadPacer), or both: loop,thread ([media] "
         "pacer; the first listed is the baseline of the ratios); thread@5: the thread pacer "
-        "with Python's 5 ms switch interval instead of its 0.5 ms",
+        "with Python's 5 ms switch interval instead of its 0.5 ms; thread/tick (or loop/tick): "
+        "a prompt on an idle line waits for the next tick (before session 10) instead of "
+        "starting at once",
     )
     ap.add_argument(
         "--gc",
@@ -564,6 +580,12 @@ if __name__ == "__main__":
         action="store_true",
         help="count the objects the collector tracks at idle and at load, and the cyclic "
         "garbage of each load by type (gc.DEBUG_SAVEALL: its figures do not count)",
+    )
+    ap.add_argument(
+        "--loop-trace",
+        action="store_true",
+        help="time every event-loop callback and split each key -> say() by what ran in it "
+        "(loop_trace.py; ~1 us a callback: those runs' latency figures do not count)",
     )
     ap.add_argument(
         "--speak-every",

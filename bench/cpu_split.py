@@ -106,6 +106,7 @@ class CpuMeter:
             finally:
                 meter.leave()
 
+        metered.__wrapped__ = fn  # type: ignore[attr-defined]  # (loop_trace.py names it by fn)
         return metered
 
     def steps(self, part: str, awaitable: Awaitable[Any]) -> Generator[Any, Any, Any]:

@@ -157,3 +157,35 @@ def test_left_bridge_notifies_remaining_members() -> None:
     left = parse_event({"type": "ChannelLeftBridge", "bridge": bridge, "channel": {"id": "a"}})
     assert dispatcher.route(left) == ("a", "b")
     assert dispatcher.bridge_members("b1") == {"b"}
+
+
+def test_a_channels_end_leaves_only_its_own_bridges_and_nothing_is_kept() -> None:
+    """Many calls, each in a bridge of its own (plus one shared): a channel's StasisEnd or
+    forget_channel takes it out of its bridges only; once every call ended nothing is tracked."""
+    dispatcher = Dispatcher()
+
+    def send(kind: str, cid: str, bridge: str) -> tuple[str, ...]:
+        return dispatcher.route(
+            parse_event({"type": kind, "bridge": {"id": bridge}, "channel": {"id": cid}})
+        )
+
+    for i in range(50):
+        send("ChannelEnteredBridge", f"c{i}", f"b{i}")
+        send("ChannelEnteredBridge", f"m{i}", f"b{i}")  # its media channel
+        send("ChannelEnteredBridge", f"c{i}", "shared")
+    end = parse_event({"type": "StasisEnd", "channel": {"id": "c7"}})
+    assert dispatcher.route(end) == ("c7",)
+    assert dispatcher.bridge_members("b7") == {"m7"}
+    assert dispatcher.bridge_members("b8") == {"c8", "m8"}
+    assert len(dispatcher.bridge_members("shared")) == 49
+    dispatcher.forget_channel("m7")
+    assert dispatcher.tracked[0] == 50  # b7 is empty: forgotten (49 own + shared)
+    left = send("ChannelLeftBridge", "c8", "shared")
+    assert left[0] == "c8" and set(left[1:]) == dispatcher.bridge_members("shared")
+    assert len(left) == 1 + 48 and "c8" not in left[1:]
+    destroyed = parse_event({"type": "BridgeDestroyed", "bridge": {"id": "b9", "channels": []}})
+    assert dispatcher.route(destroyed) == ("c9", "m9")
+    for i in range(50):
+        dispatcher.route(parse_event({"type": "StasisEnd", "channel": {"id": f"c{i}"}}))
+        dispatcher.forget_channel(f"m{i}")
+    assert dispatcher.tracked == (0, 0, 0) and dispatcher._member_of == {}

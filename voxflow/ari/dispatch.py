@@ -3,7 +3,9 @@
 :class:`Dispatcher` answers "which channels does this event concern?". It follows bridge membership
 (``ChannelEnteredBridge``/``ChannelLeftBridge``) so a bridge playback reaches every channel in the
 bridge, and it knows the owners of playbacks and recordings the client registered before starting
-them (events may arrive before the REST answer, so registration happens first).
+them (events may arrive before the REST answer, so registration happens first). A channel's own
+bridges are indexed, so its ``StasisEnd`` and ``forget_channel`` touch those bridges only (with
+one bridge per call, scanning every bridge made each call's end cost O(calls)).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Dispatcher:
 
     def __init__(self) -> None:
         self._bridges: dict[str, set[str]] = {}
+        self._member_of: dict[str, set[str]] = {}  # channel id -> the bridges it is in
         self._playbacks: dict[str, str] = {}
         self._recordings: dict[str, str] = {}
 
@@ -57,11 +60,20 @@ class Dispatcher:
 
     def forget_channel(self, channel_id: str) -> None:
         """Drop every registration of a channel that has ended."""
-        for members in self._bridges.values():
-            members.discard(channel_id)
-        self._bridges = {b: m for b, m in self._bridges.items() if m}
-        self._playbacks = {p: c for p, c in self._playbacks.items() if c != channel_id}
-        self._recordings = {r: c for r, c in self._recordings.items() if c != channel_id}
+        self._leave_all(channel_id)
+        if channel_id in self._playbacks.values():
+            self._playbacks = {p: c for p, c in self._playbacks.items() if c != channel_id}
+        if channel_id in self._recordings.values():
+            self._recordings = {r: c for r, c in self._recordings.items() if c != channel_id}
+
+    def _leave_all(self, channel_id: str) -> None:
+        """``channel_id`` is in no bridge any more (a bridge left empty is forgotten)."""
+        for bridge_id in self._member_of.pop(channel_id, ()):
+            members = self._bridges.get(bridge_id)
+            if members is not None:
+                members.discard(channel_id)
+                if not members:
+                    del self._bridges[bridge_id]
 
     def bridge_members(self, bridge_id: str) -> frozenset[str]:
         """Channels currently known to be in ``bridge_id``."""
@@ -91,6 +103,7 @@ class Dispatcher:
         event = cast(ChannelEnteredBridge, event)
         cid = event.channel.id
         self._bridges.setdefault(event.bridge.id, set()).add(cid)
+        self._member_of.setdefault(cid, set()).add(event.bridge.id)
         return (cid,)
 
     def _left(self, event: AriEvent) -> tuple[str, ...]:
@@ -101,13 +114,19 @@ class Dispatcher:
             members.discard(cid)
             if not members:
                 del self._bridges[event.bridge.id]
+        self._not_in(cid, event.bridge.id)
         return (cid, *sorted(self.bridge_members(event.bridge.id)))
 
+    def _not_in(self, cid: str, bridge_id: str) -> None:
+        bridges = self._member_of.get(cid)
+        if bridges is not None:
+            bridges.discard(bridge_id)
+            if not bridges:
+                del self._member_of[cid]
+
     def _stasis_end(self, event: AriEvent) -> tuple[str, ...]:
-        event = cast(StasisEnd, event)
-        cid = event.channel.id
-        for members in self._bridges.values():
-            members.discard(cid)
+        cid = cast(StasisEnd, event).channel.id
+        self._leave_all(cid)
         return (cid,)
 
     def _playback(self, event: AriEvent) -> tuple[str, ...]:
@@ -143,6 +162,8 @@ class Dispatcher:
     def _bridge_destroyed(self, event: AriEvent) -> tuple[str, ...]:
         event = cast(BridgeDestroyed, event)
         members = self._bridges.pop(event.bridge.id, set())
+        for cid in members:
+            self._not_in(cid, event.bridge.id)
         return tuple(sorted(members | set(event.bridge.channels)))
 
     def _nobody(self, event: AriEvent) -> tuple[str, ...]:

@@ -692,7 +692,7 @@ class CallMedia:
         self._check_can_send()
         if self._closed:
             raise CallEndedError(f"call {self.ctx.channel_id} has ended")
-        self.outbound.enqueue(self._to_wire(data))
+        self.pacer.enqueue(self.outbound, self._to_wire(data))
         # Polling once per 20 ms tick is cheaper than a wakeup per sent frame.
         while self.outbound.queued_frames > _SEND_BACKLOG and not self._closed:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
@@ -733,7 +733,7 @@ class CallMedia:
             w = SpeechWatcher(det, strict=True)
             w.on_start = lambda: self._interrupt(prompt, "speech")
             prompt.watcher = self._watch(w)
-        sent_before = self.outbound.packets_sent
+        sent_before = self.outbound.sent_ms
         play = asyncio.ensure_future(self._play(self._prompt_frames(tts, text, voice)))
         try:
             waiting: set[asyncio.Future[Any]] = {play, prompt.interrupted}
@@ -744,7 +744,7 @@ class CallMedia:
                 with contextlib.suppress(asyncio.CancelledError):
                     await play
                 self.outbound.flush()
-                heard = (self.outbound.packets_sent - sent_before) * 20
+                heard = round(self.outbound.sent_ms - sent_before)
                 return PromptResult(
                     interrupted=True,
                     by="dtmf" if by == "dtmf" else "speech",
@@ -755,7 +755,7 @@ class CallMedia:
                 play.result()  # re-raise a TTS failure
             if self._closed:
                 raise CallEndedError(f"call {self.ctx.channel_id} ended during a prompt")
-            return PromptResult(heard_ms=(self.outbound.packets_sent - sent_before) * 20)
+            return PromptResult(heard_ms=round(self.outbound.sent_ms - sent_before))
         finally:
             if not play.done():
                 play.cancel()
@@ -775,15 +775,15 @@ class CallMedia:
         return prompt_frames(self.ctx.prompt_cache, tts, text, voice, self.codec, self._queued)
 
     def _queued(self, chunks: list[bytes]) -> None:
-        self.outbound.enqueue(b"".join(chunks))
-        observe.moment("prompt", self.ctx.channel_id)  # sent with the pacer's next 20 ms tick
+        self.pacer.enqueue(self.outbound, b"".join(chunks))
+        observe.moment("prompt", self.ctx.channel_id)  # sent now (an idle line) or next tick
 
     async def _play(self, frames: AsyncIterator[bytes]) -> None:
         try:
             first = True
             async for wire in frames:
-                self.outbound.enqueue(wire)
-                if first:  # sent with the pacer's next 20 ms tick
+                self.pacer.enqueue(self.outbound, wire)
+                if first:  # sent now (an idle line) or with the next tick
                     first = False
                     observe.moment("prompt", self.ctx.channel_id)
             self.outbound.end_of_audio()

@@ -21,6 +21,20 @@ variation of that loop from tick to tick is what is left of the send-interval er
 is held for the block (~1-1.5 ms a tick), only on ticks with something to send; inbound
 datagrams wait in the socket buffers meanwhile. ``early=0`` turns all this off (sleep to the
 deadline, stamp and send).
+
+A talkspurt that starts on an idle stream (``Pacer.enqueue``: nothing queued, the previous
+talkspurt's audio over) does not wait for the next tick: its first packet is sent at once, and
+carries the audio up to the first tick at least one frame away (20-40 ms of audio), stamped with
+the timestamp that makes it end exactly where that tick's packet begins. The stream's packets
+then follow on the shared grid, so every packet's send interval still equals its timestamp
+interval (RFC 3550's D stays 0; no re-phasing, no extra wake-ups). A stream's packets leave a
+tick at their place in its send loop (up to ~3.5 ms after the deadline at 500 streams), so the
+first packet's audio runs to that place too: the streams with audio queued ahead of it times the
+last send loop's time per packet (an estimate; at the deadline, D would be that place, twice).
+The marker bit is set, as for any talkspurt. A receiver takes the longer first packet as it is
+(RFC 3551 4.2: 0-200 ms); a smoother cutting it into 20 ms frames (Asterisk with ``ptime``
+framing) sends its first frame at once and joins the rest with the next packet. A prompt that
+follows a barge-in waits for the next tick: the interrupted prompt's last packet plays until then.
 """
 
 from __future__ import annotations
@@ -75,9 +89,11 @@ class OutboundStream:
         self.timestamp = r.getrandbits(32) if timestamp is None else timestamp
         self.packets_sent = 0
         self.frames_dropped = 0
+        self._extra_samples = 0  # samples of talkspurt-starting packets beyond one frame each
         self._queue: deque[bytes] = deque()
         self._partial = b""
         self._last_tick: int | None = None
+        self._resume = 0  # no packet from the queue before this tick (``start_talkspurt``)
         self._idle_waiters: list[asyncio.Future[None]] = []
 
     @property
@@ -89,6 +105,13 @@ class OutboundStream:
     def idle(self) -> bool:
         """Nothing queued (a trailing partial frame does not count)."""
         return not self._queue
+
+    @property
+    def sent_ms(self) -> float:
+        """Milliseconds of audio sent so far (a talkspurt's first packet may hold more than a
+        frame: ``start_talkspurt``)."""
+        samples = self.packets_sent * self.frame_samples + self._extra_samples
+        return samples * 20 / self.frame_samples
 
     def enqueue(self, data: bytes) -> None:
         """Queue wire-codec bytes to send, in 20 ms frames."""
@@ -122,6 +145,8 @@ class OutboundStream:
         the ticks elapsed and the marker bit is set (start of a talkspurt). When this empties
         the queue, ``wait_idle`` callers are woken (``wake=False``: the caller does it, with
         ``wake_idle``, once the datagram is sent)."""
+        if tick < self._resume:  # a talkspurt started at once: its next packet is due later
+            return None
         try:  # (one check: a flush on the loop thread may empty it under a pacer thread)
             payload = self._queue.popleft()
         except IndexError:
@@ -144,6 +169,30 @@ class OutboundStream:
         if wake and not self._queue:
             self._wake_idle()
         return header + payload
+
+    def start_talkspurt(self, data: bytes, tick: int, samples: int) -> bytes | None:
+        """The datagram that starts a talkspurt now, ``samples`` before ``tick`` is due: the
+        first ``samples`` of ``data`` with the marker bit and the timestamp ``samples`` before
+        the one ``tick``'s packet gets; the rest of ``data`` is queued from ``tick`` on. None
+        (nothing changed) when ``data`` is shorter or ``tick`` does not follow a gap (the caller
+        checks that the stream is idle and that ``tick`` is not stamped yet)."""
+        width = self.frame_bytes // self.frame_samples
+        n = samples * width
+        last = self._last_tick
+        if len(data) < n or samples <= 0 or (last is not None and tick <= last + 1):
+            return None
+        if last is not None:  # as ``packet_for_tick``: the RTP clock ran on through the gap
+            gap = (tick - last - 1) * self.frame_samples
+            self.timestamp = (self.timestamp + gap) & 0xFFFFFFFF
+        stamp = (self.timestamp - samples) & 0xFFFFFFFF
+        header = _HEADER.pack(0x80, 0x80 | self.payload_type, self.sequence, stamp, self.ssrc)
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self._last_tick = tick - 1  # ``tick``'s packet continues it: no marker, no jump
+        self._resume = tick
+        self.packets_sent += 1
+        self._extra_samples += samples - self.frame_samples
+        self.enqueue(data[n:])
+        return header + data[:n]
 
     async def wait_idle(self) -> None:
         """Return once every queued frame has been sent (or flushed)."""
@@ -236,6 +285,11 @@ class Pacer:
         self.build_lead = 0.0  # how long stamping one tick's frames takes (s), recent maximum
         self.wake_lag = 0.0  # how late the sleep before a tick returns (s), recent maximum
         self.collector: SlackCollector | None = None  # garbage collection after a tick's sends
+        self.start_now = True  # ``enqueue``: a talkspurt on an idle stream starts at once
+        self.started_now = 0  # talkspurts whose first packet ``enqueue`` sent at once
+        self.started_busy = 0  # ...and those left to the next tick: one was in flight
+        self.send_span = 0.0  # how long the last tick's send loop took (s)...
+        self.send_count = 0  # ...for this many packets
 
     @property
     def streams(self) -> int:
@@ -259,6 +313,68 @@ class Pacer:
         """Stop pacing ``stream``; the task ends when no stream is left."""
         self._streams.pop(stream, None)
         stream.flush()
+
+    def enqueue(self, stream: OutboundStream, data: bytes) -> None:
+        """Queue ``data`` (wire-codec bytes) on ``stream``. A talkspurt that starts on an idle
+        registered stream (nothing queued, its last packet's audio over) sends its first
+        packet now, through the stream's sender, with the audio up to the first tick at least
+        a frame away (module docstring); otherwise the next tick sends it (``start_now``
+        False: always). Never waits: while a ThreadPacer's tick is in flight (its lock taken)
+        the next tick sends it too (``started_busy``)."""
+        schedule, last = self.schedule, stream._last_tick
+        if (
+            stream._queue
+            or stream._partial
+            or not self.start_now
+            or schedule is None
+            or (last is not None and last >= schedule.next_tick - 2)  # still talking
+        ):
+            stream.enqueue(data)
+            return
+        if not self._hold():  # a tick in flight: it may be stamping this stream
+            self.started_busy += 1
+            stream.enqueue(data)
+            return
+        try:  # no tick stamps or sends meanwhile
+            send = self._streams.get(stream)
+            idle = send is not None and not stream._queue and not stream._partial
+            datagram = self._talkspurt(stream, data) if idle else None
+            if send is None or datagram is None:
+                stream.enqueue(data)
+                return
+            try:
+                send(datagram)
+            except Exception:  # a broken socket must not stop the caller
+                self.send_errors += 1
+                log.exception("RTP send failed")
+            self.started_now += 1
+        finally:
+            self._unhold()
+
+    def _talkspurt(self, stream: OutboundStream, data: bytes) -> bytes | None:
+        """``stream.start_talkspurt`` at the first tick not yet stamped and at least a frame
+        from now, if the stream's last packet was before the last tick (its audio is over)."""
+        schedule = self.schedule
+        assert schedule is not None
+        first = schedule.next_tick  # every earlier tick is stamped and sent
+        last = stream._last_tick
+        if last is not None and last >= first - 2:
+            return None  # still talking (or a talkspurt just started): the next tick continues
+        now = self._clock()
+        tick = max(first, math.ceil((now + self.interval - schedule.t0) / self.interval - 1e-9))
+        # Its packets leave a tick's send loop at its place in it, not at the deadline: the
+        # first one ends where that place is (an estimate), so its next interval is honest.
+        place = self.send_span * _ahead(self._streams, stream) / max(self.send_count, 1)
+        samples = (schedule.deadline(tick) + place - now) * stream.frame_samples / self.interval
+        return stream.start_talkspurt(data, tick, round(samples))
+
+    def _hold(self) -> bool:
+        """Keep ticks out while ``enqueue`` starts a talkspurt, if that needs no wait (the
+        loop's own pacer runs on this thread: always)."""
+        return True
+
+    def _unhold(self) -> None:
+        """End ``_hold``."""
 
     def next_stamping(self) -> float:
         """When the next tick's stamping starts (its deadline less the current lead): work
@@ -285,12 +401,15 @@ class Pacer:
     def _send(self, batch: list[tuple[OutboundStream, Sender, bytes]]) -> int:
         """Hand every datagram of ``batch`` to its sender, back to back, then wake the waiters
         of streams that ran dry (after the sends, so waking them never delays a packet)."""
+        started = self._clock()
         for _, send, data in batch:
             try:
                 send(data)
             except Exception:  # a broken socket must not stop the other calls
                 self.send_errors += 1
                 log.exception("RTP send failed")
+        if batch:
+            self.send_span, self.send_count = self._clock() - started, len(batch)
         for stream, _, _ in batch:
             if stream._idle_waiters and not stream._queue:
                 stream._wake_idle()
@@ -356,6 +475,17 @@ class Pacer:
                 await task
             except asyncio.CancelledError:
                 pass
+
+
+def _ahead(streams: dict[OutboundStream, Sender], stream: OutboundStream) -> int:
+    """How many streams with audio queued come before ``stream`` in the send order."""
+    ahead = 0
+    for s in streams:
+        if s is stream:
+            break
+        if s._queue:
+            ahead += 1
+    return ahead
 
 
 _shared: dict[asyncio.AbstractEventLoop, Pacer] = {}

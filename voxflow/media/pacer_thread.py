@@ -108,6 +108,14 @@ class ThreadPacer(Pacer):
                 )
                 self._thread.start()
 
+    def _hold(self) -> bool:
+        """``enqueue`` starts a talkspurt under the lock, if it is free at once (a tick in
+        flight may be stamping the stream; the loop thread never waits for it)."""
+        return self._lock.acquire(blocking=False)
+
+    def _unhold(self) -> None:
+        self._lock.release()
+
     def _starting(self) -> None:
         """The thread is about to start (lock held): the collector and switch interval."""
         if self.collector is not None:
@@ -154,12 +162,15 @@ class ThreadPacer(Pacer):
         """Hand every datagram to its sender, back to back; then ask the loop to wake the
         ``wait_idle`` callers of the streams that ran dry (even with no waiter yet: one may be
         about to wait, and ``wake_idle`` checks the queue on the loop)."""
+        started = self._clock()
         for _, send, data in batch:
             try:
                 send(data)
             except Exception:  # a broken socket must not stop the other calls
                 self.send_errors += 1
                 log.exception("RTP send failed")
+        if batch:
+            self.send_span, self.send_count = self._clock() - started, len(batch)
         dry = [stream for stream, _, _ in batch if not stream._queue]
         self.ticks += 1
         self._after_tick(dry)

@@ -114,6 +114,7 @@ class RtpFar:
         self.staged: Frame | None = None
         self.held: bytes | None = None  # a packet kept back by the reorder fault
         self.gap = False  # nothing was sent last period(s): the next packet carries the marker
+        self.partial_waited = False  # the inbox's last part of a frame waited a tick already
         self.packets_in = 0
         self.packets_out = 0
         self.dropped_foreign = 0
@@ -155,7 +156,15 @@ class RtpFar:
             if whole < len(joined):
                 q.append(joined[whole:])
             if len(q[0]) != FRAME_SAMPLES:
-                return None
+                # A part of a frame waits one tick for the packet that continues it; then it
+                # is the end of a talkspurt (as Asterisk, which forwards every frame it gets,
+                # the caller hears it, padded with silence, not with the next talkspurt).
+                self.partial_waited = not self.partial_waited
+                if self.partial_waited:
+                    return None
+                part = q.popleft()
+                return np.concatenate([part, np.zeros(FRAME_SAMPLES - len(part), np.int16)])
+        self.partial_waited = False
         return q.popleft()
 
     def hear(self, frame: Frame | None, tick: int) -> None:
