@@ -176,3 +176,60 @@ def test_the_pool_size_is_a_setting_and_at_least_one(tmp_path: Any) -> None:
         load_settings(env={}, cwd=tmp_path)
     with pytest.raises(ConfigError, match="at least one decoder"):
         PocketSphinxSTT(max_decoders=0)
+
+
+@espeak
+async def test_beside_another_recognition_decoders_are_taken_once_the_caller_is_silent() -> None:
+    # bench/calls.py: a recognition held its decoders for the length of the caller's words
+    # (~15x what decoding them takes) while the others waited for the pool; the listener's
+    # VAD (endpointing.follow) now tells it when the caller is silent
+    stt = PocketSphinxSTT()
+    await stt.warm_up()
+    audio = await _call_audio("billing")
+    other = await stt.open_stream(phrases=MENU)  # no decision: one decoder
+    stream = await stt.open_stream(phrases=MENU, min_confidence=0.5)
+    speech = len(audio) - 25600  # the words; the last 800 ms are the line's silence
+    try:
+        assert stt.spare() == 2 and stream.decoder_wait_s is None
+        stream.silence_ms = 0  # the caller speaks
+        for i in range(0, speech, 640):
+            await stream.feed(audio[i : i + 640])
+        assert stt.spare() == 2 and stream.decoder_wait_s is None  # two free, none taken
+        stream.silence_ms = 60  # the caller stopped (or pauses): decoders taken, then streamed
+        for i in range(speech, len(audio), 640):
+            await stream.feed(audio[i : i + 640])
+        assert stt.spare() == 0 and stream.decoder_wait_s is not None
+        assert stream.decoder_wait_s < 1.0  # counted from when it wanted them, not from open
+        got = await asyncio.wait_for(stream.finish(), 60)
+    finally:
+        await other.aclose()
+        await stream.aclose()
+    assert stt.stats() == PoolStats(size=3, built=3, free=3, waits=0)
+    own = await FULL.open_stream(phrases=MENU, min_confidence=0.5)
+    alone = await _feed_and_finish(own, audio)  # alone: decoders at once, every search streams
+    assert got == alone and got.text == "billing"
+    assert (stream.features, stream.check, stream.check_nbest) == (
+        own.features,
+        own.check,
+        own.check_nbest,
+    )
+
+
+async def test_a_recognition_alone_takes_its_decoders_at_once_one_told_nothing_at_finish() -> None:
+    stt = PocketSphinxSTT(max_decoders=2)
+    await stt.warm_up()
+    first = await stt.open_stream(phrases=MENU, min_confidence=0.5)  # alone: at once
+    assert stt.spare() == 0 and first.decoder_wait_s is not None
+    await first.aclose()
+    keys = await stt.open_stream(phrases=MENU)
+    told_nothing = await stt.open_stream(phrases=MENU)  # no listener sets silence_ms
+    try:
+        await told_nothing.feed(bytes(6400))
+        assert stt.spare() == 1 and stt.open_streams == 2  # its audio kept for finish
+        await asyncio.wait_for(told_nothing.finish(), 30)
+        assert told_nothing.decoder_wait_s is not None and stt.open_streams == 1
+    finally:
+        await keys.aclose()
+        await told_nothing.aclose()
+        await told_nothing.aclose()  # idempotent: counted out once
+    assert stt.open_streams == 0 and stt.spare() == 2

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from voxflow.media.vad import SpeechDetector
 
-__all__ = ["CompletesPhrase", "EndsPhrase", "HearsQuiet", "SettlesPhrase", "follow"]
+__all__ = ["CompletesPhrase", "EndsPhrase", "HearsQuiet", "HearsSilence", "SettlesPhrase", "follow"]
 
 
 @runtime_checkable
@@ -53,8 +53,20 @@ class HearsQuiet(Protocol):
     quiet: bool
 
 
+@runtime_checkable
+class HearsSilence(Protocol):
+    """An STT stream told how long the listener's VAD has heard silence since the caller's last
+    voiced frame (the offline recogniser sharing its decoders takes them once the caller is
+    silent: ``stt_pocketsphinx``)."""
+
+    silence_ms: int | None
+
+
 def follow(detector: SpeechDetector, stream: object) -> None:
-    """Pass what ``stream`` says about the words so far on to ``detector`` (after each feed)."""
+    """Pass what ``stream`` says about the words so far on to ``detector``, and the detector's
+    silence so far on to ``stream`` (after each feed)."""
+    if isinstance(stream, HearsSilence):
+        stream.silence_ms = detector.silence_ms
     detector.complete = isinstance(stream, CompletesPhrase) and stream.complete
     detector.final = isinstance(stream, EndsPhrase) and stream.final
     detector.settled = isinstance(stream, SettlesPhrase) and stream.settled

@@ -111,6 +111,7 @@ _SETTLE_FRAMES = 30  # the final search needs this much after the last word (see
 _TAIL_BYTES = 16000 * 2 // 10  # the last 100 ms heard, silence at an endpoint (``_settle``)
 _FRAME_BYTES = FRAME_BYTES  # one 10 ms decoder frame of 16 kHz pcm16
 _SLICE_BYTES = _FRAME_BYTES  # audio per process_raw call, which holds the GIL (``stt_slices``)
+_TAKE_AFTER_SILENCE_MS = 60  # beside other recognitions, decoders are taken once this silent
 DEFAULT_MIN_CONFIDENCE = 0.0
 
 
@@ -144,6 +145,7 @@ class PocketSphinxSTT:
         self._ps: Any = pocketsphinx
         self.fillers = tuple(w for f in fillers for w in dictionary_words(f))
         self.pool = DecoderPool(lambda: self._new_decoder(), max_decoders)
+        self.open_streams = 0  # recognitions opened and not yet finished or closed
 
     @property
     def max_decoders(self) -> int:
@@ -199,7 +201,8 @@ class PocketSphinxSTT:
         if self.pool.stats().built == 0:  # nobody warmed it: build the pool now, once
             await self.warm_up()
         stream = PocketSphinxStream(self, phrases or (), threshold)
-        decoder = self.pool.take()
+        self.open_streams += 1
+        decoder = self.pool.take() if stream._may_take() else None
         if decoder is not None:
             stream._waited()
             await stream._attach(decoder)
@@ -335,14 +338,36 @@ class PocketSphinxStream:
         self._went_on = ""  # the partial result held before the caller went on (``_evidence``)
         self._extended: frozenset[tuple[str, ...]] = frozenset()
         self._stable = Stability()  # frames since the partial result changed
-        self._opened = time.monotonic()
+        self._opened = time.monotonic()  # or when the caller last spoke (``_may_take``)
         self.decoder_wait_s: float | None = None  # open -> a decoder was taken (``_waited``)
+        self.silence_ms: int | None = None  # the listener's VAD silence so far (``follow``)
+        self._counted = True  # in ``owner.open_streams`` (until finish or aclose)
         # ``finish``'s parts in ms: waiting for a decoder, decoding the rest of the audio and the
         # settling frames, the final searches (end_utt, n-best, features, check)
         self.timing: dict[str, float] = {}
 
+    def _may_take(self) -> bool:
+        """Whether to take decoders now: alone, at once; beside other recognitions only once the
+        listener's VAD has heard ``_TAKE_AFTER_SILENCE_MS`` of silence (the caller stopped or
+        pauses; a stream no listener tells, at ``finish``), so that decoders are not held for
+        the length of a caller's words (~15x what decoding them takes) while others wait. Audio
+        decoded late is decoded as if streamed: the same decision (``_process``)."""
+        silent = self.silence_ms
+        if self._owner.open_streams <= 1 or (silent or 0) >= _TAKE_AFTER_SILENCE_MS:
+            return True
+        if silent is not None:  # the caller speaks: not waiting for decoders yet
+            self._opened = time.monotonic()
+        return False
+
+    def _closed(self) -> None:
+        """Out of ``owner.open_streams`` (once)."""
+        if self._counted:
+            self._counted = False
+            self._owner.open_streams -= 1
+
     def _waited(self) -> None:
-        """A decoder was taken: report how long since the stream opened (0 when one was free)."""
+        """A decoder was taken: report how long since the stream opened, or since the caller
+        last spoke when it waited for that (0 when one was free)."""
         self.decoder_wait_s = time.monotonic() - self._opened
         observe.decoder_wait(self.decoder_wait_s)
 
@@ -378,6 +403,8 @@ class PocketSphinxStream:
         if self._decoder is None:
             if len(self._pending) < _CHUNK_BYTES or self._owner.pool.waiting():
                 return  # a recognition that is finishing is served first
+            if not self._may_take():
+                return
             decoder = self._owner.pool.take()
             if decoder is None:
                 return
@@ -639,6 +666,7 @@ class PocketSphinxStream:
             if self._done:
                 raise ProviderError("stream closed")
             t0 = time.perf_counter()
+            self._closed()
             if self._decoder is None:
                 decoder = await self._owner.pool.acquire()
                 self._waited()
@@ -772,6 +800,7 @@ class PocketSphinxStream:
 
     async def aclose(self) -> None:
         """Abandon the utterance and return the decoders to the pool (idempotent)."""
+        self._closed()
         async with self._lock:
             with self._bind_lock:
                 self._done = True
