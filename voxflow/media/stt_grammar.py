@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["dictionary_words", "phrases_to_jsgf"]
+__all__ = ["dictionary_words", "phrases_to_jsgf", "prefixes"]
 
 _DIGITS = "zero one two three four five six seven eight nine".split()
 
@@ -31,3 +31,11 @@ def phrases_to_jsgf(phrases: Sequence[Sequence[str]], fillers: Sequence[str] = (
     else:
         body = f"public <s> = {alts};\n"
     return "#JSGF V1.0;\ngrammar voxflow;\n" + body
+
+
+def prefixes(grammar: Sequence[Sequence[str]]) -> frozenset[tuple[str, ...]]:
+    """The phrases of ``grammar`` that are the start of a longer one ("billing" when "billing
+    question" is a phrase too)."""
+    return frozenset(
+        tuple(p) for p in grammar for q in grammar if len(q) > len(p) and q[: len(p)] == p
+    )

@@ -67,9 +67,10 @@ from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
 from voxflow.media.stt_alone import Mark, background, speech_again, streamed_end
 from voxflow.media.stt_confidence import Features, confidence, features
-from voxflow.media.stt_grammar import dictionary_words, phrases_to_jsgf
+from voxflow.media.stt_grammar import dictionary_words, phrases_to_jsgf, prefixes
 from voxflow.media.stt_lexicon import add_variants
 from voxflow.media.stt_likely import Evidence, Stability, likely
+from voxflow.media.stt_line import floor_block, tail_pad
 from voxflow.media.stt_paths import clean as _clean
 from voxflow.media.stt_paths import is_phone as _is_phone
 from voxflow.media.stt_paths import is_word as _is_word
@@ -341,7 +342,7 @@ class PocketSphinxStream:
         self._opened = time.monotonic()  # or when the caller last spoke (``_may_take``)
         self.decoder_wait_s: float | None = None  # open -> a decoder was taken (``_waited``)
         self.silence_ms: int | None = None  # the listener's VAD silence so far (``follow``)
-        self._counted = True  # in ``owner.open_streams`` (until finish or aclose)
+        self._counted = True  # in ``owner.open_streams`` until finish or aclose
         # ``finish``'s parts in ms: waiting for a decoder, decoding the rest of the audio and the
         # settling frames, the final searches (end_utt, n-best, features, check)
         self.timing: dict[str, float] = {}
@@ -359,8 +360,7 @@ class PocketSphinxStream:
             self._opened = time.monotonic()
         return False
 
-    def _closed(self) -> None:
-        """Out of ``owner.open_streams`` (once)."""
+    def _closed(self) -> None:  # out of ``owner.open_streams``, once
         if self._counted:
             self._counted = False
             self._owner.open_streams -= 1
@@ -383,7 +383,7 @@ class PocketSphinxStream:
                 self._decoder, self._grammar, self._helpers = decoder, grammar, helpers
                 if helpers is not None and helpers.phones is None:
                     self._marks = []
-                self._extended = _prefixes(grammar or [])
+                self._extended = prefixes(grammar or [])
                 return
         for d in (decoder, *(helpers.streaming() if helpers is not None else ())):
             _safe_end(d)
@@ -561,7 +561,7 @@ class PocketSphinxStream:
         ended soon after a final phrase (the shortest window) otherwise often ends inside the
         search's last word and has no result at all ("agent" came back as nothing 120 ms after the
         caller stopped), or a lower confidence. The frames added are the line's own background, from
-        the last 100 ms heard, which the endpointer has just called silence (``_tail_pad``)."""
+        the last 100 ms heard, which the endpointer has just called silence (``tail_pad``)."""
         spoken = [s.end_frame for s in decoder.seg() if _is_word(s.word)]
         settling = self._settling(decoder.n_frames(), spoken[-1]) if spoken else b""
         if settling:
@@ -573,7 +573,8 @@ class PocketSphinxStream:
         missing = _SETTLE_FRAMES - (frames - word_end)
         if missing <= 0 or len(self._tail) < 2:
             return b""
-        return self._tail_pad(missing * self._owner.sample_rate // 100 * 2)
+        step = self._owner.sample_rate // 100 * 2  # one 10 ms frame
+        return tail_pad(self._tail, missing * step, step)
 
     def _replay(self, decoder: Any, marks: list[Mark]) -> None:
         """No phone loop streamed: run it now on ``decoder`` over the kept audio, to the point
@@ -613,20 +614,6 @@ class PocketSphinxStream:
         for pcm in pieces:
             decoder.process_raw(pcm, False, False)
 
-    def _tail_pad(self, need: int) -> bytes:
-        """``need`` bytes of the line's background: the 10 ms pieces of the last 100 ms heard
-        within 6 dB of the quietest, repeated (a louder piece may still hold the end of the last
-        word, which repeated would sound like more speech; on a noisy line they all pass)."""
-        step = self._owner.sample_rate // 100 * 2
-        pcm = np.frombuffer(self._tail[: len(self._tail) // step * step], "<i2")
-        if len(pcm) == 0:
-            return bytes(need)
-        frames = pcm.reshape(-1, step // 2).astype(np.float64)
-        energy = (frames**2).mean(axis=1)
-        quiet = frames[energy <= 4.0 * energy.min() + 1.0]  # within 6 dB of the quietest
-        loop: bytes = quiet.astype("<i2").tobytes()
-        return (loop * (need // len(loop) + 1))[:need]
-
     def _dither(self, pcm16: bytes) -> bytes:
         """``pcm16`` plus seeded Gaussian noise of ``_DITHER_SIGMA`` LSB (repeatable)."""
         pcm = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], "<i2").astype(np.int32)
@@ -643,18 +630,13 @@ class PocketSphinxStream:
         if len(pcm) == 0:
             return pcm16
         while len(self._floor_left) < len(pcm):
-            self._floor_left = np.concatenate([self._floor_left, self._floor_block()])
+            rate, band = PocketSphinxSTT.sample_rate, _CHECK_BAND_HZ
+            block = floor_block(self._floor_rng, _FLOOR_BLOCK, _CHECK_SIGMA, band, rate)
+            self._floor_left = np.concatenate([self._floor_left, block])
         noise, self._floor_left = self._floor_left[: len(pcm)], self._floor_left[len(pcm) :]
         out: bytes = np.clip(np.rint(pcm + noise), -32768, 32767).astype("<i2").tobytes()
         return out
 
-    def _floor_block(self) -> np.ndarray[Any, np.dtype[np.float64]]:
-        spectrum = np.fft.rfft(self._floor_rng.normal(0.0, 1.0, _FLOOR_BLOCK))
-        band = np.fft.rfftfreq(_FLOOR_BLOCK, 1 / PocketSphinxSTT.sample_rate) <= _CHECK_BAND_HZ
-        spectrum[~band] = 0
-        noise = np.fft.irfft(spectrum, _FLOOR_BLOCK)
-        noise *= _CHECK_SIGMA / max(1e-9, float(np.sqrt(np.mean(noise**2))))
-        return noise
 
     async def finish(self) -> Transcript:
         """Decode what is left and return the final transcript ("" when nothing recognised, or,
@@ -811,14 +793,6 @@ class PocketSphinxStream:
             if d is not None:
                 await asyncio.to_thread(_safe_end, d)
                 self._owner._give(d)
-
-
-def _prefixes(grammar: Sequence[Sequence[str]]) -> frozenset[tuple[str, ...]]:
-    """The phrases of ``grammar`` that are the start of a longer one ("billing" when "billing
-    question" is a phrase too)."""
-    return frozenset(
-        tuple(p) for p in grammar for q in grammar if len(q) > len(p) and q[: len(p)] == p
-    )
 
 
 def _safe_end(decoder: Any) -> None:
