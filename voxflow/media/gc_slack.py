@@ -166,22 +166,42 @@ class SlackCollector:
             wanted = self.due()
             if wanted < 0:
                 return -1
-            fits = [g for g in range(wanted + 1) if now + self.cost[g] < until]
+            fits = [g for g in range(wanted + 1) if now + self.predict(g, counts) < until]
+            if max(fits, default=-1) < wanted:
+                anyway = self._never_fits(wanted, counts, until - now)
+                if anyway > max(fits, default=-1):  # waiting only makes it longer
+                    fits, wanted = [anyway], anyway
             if not fits or max(fits) < wanted:
                 self.stats.deferred += 1
                 self.cost[wanted] *= self.defer_decay
             if not fits:
                 return -1
             gen = max(fits)
-        self._learn(gen, self._collect(gen))
+        found = self._collect(gen)
+        self._learn(gen, found)
         took = self._clock() - now
-        known = self.cost[gen] if math.isfinite(self.cost[gen]) else 0.0
-        self.cost[gen] = max(took, _COST_DECAY * known)
+        self._observe(gen, took, found, counts)
         self.stats.collections[gen] += 1
         self.stats.longest = max(self.stats.longest, took)
         for g in range(gen + 1):
             since[g] = None
         return gen
+
+    def predict(self, gen: int, counts: tuple[int, int, int]) -> float:
+        """How long a collection of ``gen`` would take now (s): its longest recent one.
+        ``counts``: ``gc.get_count()`` now (a subclass may size the collection by it)."""
+        return self.cost[gen]
+
+    def _never_fits(self, gen: int, counts: tuple[int, int, int], slack: float) -> int:
+        """A generation up to ``gen`` (due, not fitting ``slack`` s) to collect now anyway,
+        or -1 (here always: it waits for a tick with more slack, or for ``max_defer``)."""
+        return -1
+
+    def _observe(self, gen: int, took: float, found: int, counts: tuple[int, int, int]) -> None:
+        """A collection of ``gen`` took ``took`` s, found ``found`` objects; ``counts`` were
+        the counts before it."""
+        known = self.cost[gen] if math.isfinite(self.cost[gen]) else 0.0
+        self.cost[gen] = max(took, _COST_DECAY * known)
 
     def _learn(self, gen: int, found: int) -> None:
         """A collection of ``gen`` found ``found`` unreachable objects: an older generation that

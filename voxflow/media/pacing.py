@@ -5,8 +5,10 @@ thread of their own: a long event-loop iteration no longer delays a tick) or ``l
 :class:`~voxflow.media.pacer.Pacer`, a task on the event loop). ``gc``: ``slack``
 (:class:`~voxflow.media.gc_slack.SlackCollector`: collections after a tick's sends, in the time
 left before the next one), ``freeze`` (:class:`~voxflow.media.gc_freeze.FreezingCollector`: the
-same for generation 0, freezing what survived where it would traverse an older generation) or
-``python`` (Python's own collector, whenever it decides).
+same for generation 0, freezing what survived where it would traverse an older generation),
+``sized`` (:class:`~voxflow.media.gc_sized.SizedCollector`: the slack collector with young
+collections predicted from the objects they will traverse) or ``python`` (Python's own
+collector, whenever it decides).
 :func:`worker_pacing` installs them on the running loop for a worker's life (after
 ``gc.freeze()``: what was loaded before serving lives as long as the process) and stops them with
 it: the pacer's thread is joined, Python's collector is handed its timing back.
@@ -20,6 +22,7 @@ from contextlib import asynccontextmanager
 
 from voxflow.errors import MediaError
 from voxflow.media.gc_freeze import FreezingCollector
+from voxflow.media.gc_sized import SizedCollector
 from voxflow.media.gc_slack import SlackCollector
 from voxflow.media.pacer import Pacer, install_pacer
 from voxflow.media.pacer_thread import ThreadPacer
@@ -28,7 +31,7 @@ __all__ = ["GC_MODES", "PACERS", "make_pacer", "worker_pacing"]
 
 PACERS = ("thread", "loop")
 """``[media] pacer`` values; the first is the default."""
-GC_MODES = ("slack", "python", "freeze")
+GC_MODES = ("slack", "python", "freeze", "sized")
 """``[media] gc`` values; the first is the default."""
 
 
@@ -44,6 +47,8 @@ def make_pacer(pacer: str = PACERS[0], gc_mode: str = GC_MODES[0]) -> Pacer:
         made.collector = SlackCollector()
     elif gc_mode == "freeze":
         made.collector = FreezingCollector()
+    elif gc_mode == "sized":
+        made.collector = SizedCollector()
     return made
 
 
