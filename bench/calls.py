@@ -277,7 +277,8 @@ async def _measure(
     if collector is not None:
         st = collector.stats
         slack = (f"; in the slack: {'/'.join(map(str, st.collections))}, {st.deferred} ticks "
-                 f"deferred, {st.forced} forced, longest {1000 * st.longest:.1f} ms, garbage "
+                 f"deferred, {st.forced} forced, {st.oversized} longer than any slack run at once, "
+                 f"longest {1000 * st.longest:.1f} ms, garbage "
                  f"found {'/'.join(map(str, st.found))}")  # fmt: skip
     p = shared_pacer()
     lead = (f"; pacer build {1000 * p.build_lead:.1f} ms, wake lag {1000 * p.wake_lag:.1f} ms, "

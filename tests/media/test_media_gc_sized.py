@@ -88,7 +88,7 @@ def test_sized_young_collections_never_run_past_the_next_stamping() -> None:
     late = _set_up_calls(heap, c, 1000, _BURST, _BUSY)
     # none but the generation-1 collections longer than any tick's slack (here every object
     # survives: generation 1 grows to 156,000), run right after a tick's sends
-    assert 0 < late <= c.oversized <= 3
+    assert 0 < late <= c.stats.oversized <= 3
     assert c.stats.collections[0] > 100 and c.stats.collections[1] > 5
     assert c.stats.forced == 0
     assert c.stats.deferred > 0  # the short slack after the busy pass was left alone
@@ -103,7 +103,7 @@ def test_a_young_generation_longer_than_any_slack_runs_at_once_not_ever_larger()
     assert isinstance(c, SizedCollector)
     late = _set_up_calls(heap, c, 200, [20_000], [0.0])
     # only those (and the first, before any cost per object was known), as documented
-    assert 0 < c.oversized <= late <= c.oversized + 1 and c.stats.forced == 0
+    assert 0 < c.stats.oversized <= late <= c.stats.oversized + 1 and c.stats.forced == 0
     assert max(n for _, _, n in heap.collected) <= 40_000  # waiting would only grow it
 
 

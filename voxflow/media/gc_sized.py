@@ -53,7 +53,6 @@ class SizedCollector(SlackCollector):
         self.rates: dict[int, float] = {}  # size class (bit length of objects) -> s per object
         self.older = [0, 0, 0]  # objects moved into generation 1 / 2 since it was collected
         self.best_slack = 0.0  # the most slack a tick gave lately (s)
-        self.oversized = 0  # young collections run though longer than any slack (they only grow)
 
     def active(self, on: bool) -> None:
         """As the slack collector's; what moved between generations is counted afresh."""
@@ -99,7 +98,7 @@ class SizedCollector(SlackCollector):
             return -1
         for g in range(min(gen, 1), -1, -1):
             if self.predict(g, counts) > self.best_slack:
-                self.oversized += 1
+                self.stats.oversized += 1
                 return g
         return -1
 

@@ -54,13 +54,15 @@ _COST_DECAY = 0.95  # a generation's cost estimate: its longest recent collectio
 @dataclass
 class SlackStats:
     """What a :class:`SlackCollector` did: collections per generation, ticks on which a due
-    generation did not fit the slack, collections forced by ``max_defer``, the longest (s), and
+    generation did not fit the slack, collections forced by ``max_defer``, the longest (s),
+    those run at once though longer than any slack (``SizedCollector``), and
     the cyclic garbage those collections found, per generation."""
 
     collections: list[int]
     deferred: int = 0
     forced: int = 0
     longest: float = 0.0
+    oversized: int = 0  # young collections run though longer than any slack (gc_sized)
     found: list[int] = field(default_factory=lambda: [0, 0, 0])  # unreachable objects found
 
 
