@@ -86,14 +86,16 @@ def test_sized_young_collections_never_run_past_the_next_stamping() -> None:
     c = heap.make(SizedCollector)
     assert isinstance(c, SizedCollector)
     late = _set_up_calls(heap, c, 1000, _BURST, _BUSY)
-    # none but the generation-1 collections longer than any tick's slack (here every object
-    # survives: generation 1 grows to 156,000), run right after a tick's sends
-    assert 0 < late <= c.stats.oversized <= 3
-    assert c.stats.collections[0] > 100 and c.stats.collections[1] > 5
-    assert c.stats.forced == 0
+    # every object survives: generation 1 is collected early, in pieces that fit, before it
+    # outgrows any tick's slack
+    assert late == 0 and c.stats.forced == 0
+    assert c.stats.collections[0] > 50 and c.stats.collections[1] > 50
     assert c.stats.deferred > 0  # the short slack after the busy pass was left alone
     before = FakeHeap()  # the slack collector, same heap, same ticks: its estimate is too short
-    assert _set_up_calls(before, before.make(SlackCollector), 1000, _BURST, _BUSY) > 3 * late
+    assert _set_up_calls(before, before.make(SlackCollector), 1000, _BURST, _BUSY) > 10
+    heap = FakeHeap()
+    late_young = heap.make(SizedCollector, early=1.0)  # generation 1 only when Python's is due
+    assert 0 < _set_up_calls(heap, late_young, 1000, _BURST, _BUSY) <= late_young.stats.oversized
 
 
 def test_a_young_generation_longer_than_any_slack_runs_at_once_not_ever_larger() -> None:

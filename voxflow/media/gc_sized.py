@@ -37,7 +37,8 @@ _LEARN_FROM = 1000  # smaller collections are mostly fixed cost: they teach no c
 class SizedCollector(SlackCollector):
     """A :class:`SlackCollector` that sizes young collections by the objects they traverse
     (module docstring). ``default_rate`` (s per object, a size class not seen yet), ``overhead``
-    (s, any collection) and ``margin`` (a factor on the per-object part); the rest as the slack
+    (s, any collection), ``margin`` (a factor on the per-object part) and ``early`` (generation
+    1 is due once it would take that share of a tick's slack); the rest as the slack
     collector's."""
 
     def __init__(
@@ -46,10 +47,12 @@ class SizedCollector(SlackCollector):
         default_rate: float = 150e-9,
         overhead: float = 0.0002,
         margin: float = 1.25,
+        early: float = 0.4,
         **kw: Any,
     ) -> None:
         super().__init__(*args, **kw)
         self.default_rate, self.overhead, self.margin = default_rate, overhead, margin
+        self.early = early
         self.rates: dict[int, float] = {}  # size class (bit length of objects) -> s per object
         self.older = [0, 0, 0]  # objects moved into generation 1 / 2 since it was collected
         self.best_slack = 0.0  # the most slack a tick gave lately (s)
@@ -66,7 +69,7 @@ class SizedCollector(SlackCollector):
 
     def rate(self, objects: int) -> float:
         """Cost per object (s) of a collection traversing ``objects``: its size class's; for
-        one not seen yet, the nearest smaller one's times 1.5 a class (at most ``default_rate``),
+        one not seen yet, the nearest smaller one's doubled a class (at most ``default_rate``),
         else ``default_rate``."""
         size = objects.bit_length()
         if size in self.rates:
@@ -75,7 +78,7 @@ class SizedCollector(SlackCollector):
         if not below:
             return self.default_rate
         k = max(below)
-        return min(self.rates[k] * 1.5 ** (size - k), max(self.default_rate, self.rates[k]))
+        return min(self.rates[k] * 2.0 ** (size - k), max(self.default_rate, self.rates[k]))
 
     def predict(self, gen: int, counts: tuple[int, int, int]) -> float:
         """A young collection: by the objects it traverses; a full one: by time."""
@@ -83,6 +86,17 @@ class SizedCollector(SlackCollector):
             return super().predict(gen, counts)
         n = self.objects(gen, counts)
         return self.overhead + self.margin * n * self.rate(n)
+
+    def due(self) -> int:
+        """Python's choice, except that generation 1 comes early once it would take
+        ``early`` of the most slack a tick has given lately: its survivors are traversed in
+        pieces that fit, before it grows past any slack."""
+        gen = super().due()
+        if gen == 0 and self.best_slack > 0:
+            counts = self._count()
+            if self.predict(1, counts) >= self.early * self.best_slack:
+                return 1
+        return gen
 
     def run(self, until: float) -> int:
         """As the slack collector's; the slack ``until`` leaves is remembered."""
