@@ -34,7 +34,7 @@ async def test_short_soak_leaves_nothing_behind_and_memory_flat(
     report = await run_soak(SoakConfig(calls=600, concurrency=200, warmup=200))
     print("\n".join(report.lines()))
     assert report.leftovers == {}
-    assert report.live_call_objects == {}
+    assert report.live_call_objects == {}, "\n".join(report.live_call_holders)
     assert report.socket_drops >= 1 and report.fault_bursts >= 1
     assert report.app_bytes_per_1000 < APP_BYTES_PER_1000_MAX
     # every call's outcome is counted, not only the 100 newest the server keeps

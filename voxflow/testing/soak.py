@@ -32,6 +32,7 @@ from voxflow.runtime.server import FlowServer
 from voxflow.sandbox.caller import SimCall
 from voxflow.sandbox.server import Sandbox
 from voxflow.telephony.app import VoxtraApp
+from voxflow.testing.holders import holders
 
 __all__ = ["SOAK_FLOWS", "SoakConfig", "SoakReport", "run_soak"]
 
@@ -113,6 +114,7 @@ class SoakReport:
     rss_start_kb: int = 0
     rss_end_kb: int = 0
     live_call_objects: dict[str, int] = field(default_factory=dict)
+    live_call_holders: list[str] = field(default_factory=list)  # what held one (``holders``)
 
     def lines(self) -> list[str]:
         """The report, for humans."""
@@ -127,7 +129,12 @@ class SoakReport:
             f"traced ({self.app_bytes_per_1000 / 1e6:+.3f} MB by the app's own code); RSS "
             f"{self.rss_start_kb / 1024:.1f} -> {self.rss_end_kb / 1024:.1f} MB "
             f"({self.rss_kb_per_1000 / 1024:+.2f} MB per 1,000 calls)",
+            *self._holder_lines(),
         ]
+
+    def _holder_lines(self) -> list[str]:
+        held = self.live_call_holders
+        return ["what holds one of them:", *held] if held else []
 
 
 def _rss_kb() -> int:
@@ -299,7 +306,7 @@ async def _measure(
     report.rss_start_kb, report.rss_end_kb = rss0, rss1
     report.rss_kb_per_1000 = (rss1 - rss0) * 1000 / measured
     report.leftovers = leftovers(sb, app, server)
-    report.live_call_objects = _live_call_objects()
+    report.live_call_objects, report.live_call_holders = _live_call_objects()
     report.outcomes = _outcomes(server)
 
 
@@ -386,12 +393,14 @@ def _json_cache_line() -> int:
     return 0
 
 
-def _live_call_objects() -> dict[str, int]:
-    """Per-call objects the garbage collector still finds (sessions, drivers, call tasks)."""
+def _live_call_objects() -> tuple[dict[str, int], list[str]]:
+    """Per-call objects the garbage collector still finds (sessions, drivers, call tasks), and
+    what holds the first one found (``holders``: types and names, no values)."""
     from voxflow.runtime.driver import CallDriver
     from voxflow.telephony.session import CallSession
 
     counts = {"CallSession": 0, "CallDriver": 0, "call tasks": 0}
+    first: object | None = None
     for obj in gc.get_objects():
         if isinstance(obj, CallSession):
             counts["CallSession"] += 1
@@ -399,7 +408,12 @@ def _live_call_objects() -> dict[str, int]:
             counts["CallDriver"] += 1
         elif isinstance(obj, asyncio.Task) and obj.get_name().startswith("call-"):
             counts["call tasks"] += 1
-    return {k: v for k, v in counts.items() if v}
+        else:
+            continue
+        first = obj if first is None else first
+    held = holders(first) if first is not None else []
+    del first
+    return {k: v for k, v in counts.items() if v}, held
 
 
 def _outcomes(server: FlowServer) -> dict[str, int]:
