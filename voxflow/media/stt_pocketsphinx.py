@@ -78,7 +78,7 @@ from voxflow.media.stt_paths import log_score as _log
 from voxflow.media.stt_paths import nbest as _nbest
 from voxflow.media.stt_paths import nbest_first as _nbest_first
 from voxflow.media.stt_paths import segments as _segments
-from voxflow.media.stt_pool import DecoderPool, PoolStats
+from voxflow.media.stt_pool import DecoderPool, PoolStats, end_utterances, in_thread_to_the_end
 from voxflow.media.stt_slices import FRAME_BYTES, slices
 from voxflow.voice.providers import Transcript
 
@@ -206,7 +206,12 @@ class PocketSphinxSTT:
         decoder = self.pool.take() if stream._may_take() else None
         if decoder is not None:
             stream._waited()
-            await stream._attach(decoder)
+            try:
+                await stream._attach(decoder)
+            except BaseException:  # cancelled: nobody will close the stream
+                stream._closed()
+                stream._release()
+                raise
         return stream
 
     def _bind(
@@ -374,7 +379,7 @@ class PocketSphinxStream:
     async def _attach(self, decoder: Any) -> None:
         """Bind ``decoder`` (and spare helpers) to this utterance, in a worker thread (a new
         grammar is compiled there); given straight back if the stream was closed meanwhile."""
-        await asyncio.to_thread(self._attach_sync, decoder)
+        await in_thread_to_the_end(self._attach_sync, decoder)
 
     def _attach_sync(self, decoder: Any) -> None:
         grammar, helpers = self._owner._bind(decoder, self._phrases, self.min_confidence)
@@ -386,7 +391,7 @@ class PocketSphinxStream:
                 self._extended = prefixes(grammar or [])
                 return
         for d in (decoder, *(helpers.streaming() if helpers is not None else ())):
-            _safe_end(d)
+            end_utterances(d)
             self._owner._give(d)
 
     async def feed(self, pcm: bytes) -> None:
@@ -418,7 +423,7 @@ class PocketSphinxStream:
         async with self._lock:
             if self._decoder is None:
                 raise ProviderError("stream closed")
-            await asyncio.to_thread(self._process, data)
+            await in_thread_to_the_end(self._process, data)  # cancelled: the lock held to its end
 
     def _process(self, data: bytes) -> None:
         """Decode ``data`` ``_CHUNK_BYTES`` at a time, each as if streamed (its partial result
@@ -637,7 +642,6 @@ class PocketSphinxStream:
         out: bytes = np.clip(np.rint(pcm + noise), -32768, 32767).astype("<i2").tobytes()
         return out
 
-
     async def finish(self) -> Transcript:
         """Decode what is left and return the final transcript ("" when nothing recognised, or,
         with phrases, when the best phrase is partial, under ``min_confidence``, or not what the
@@ -649,24 +653,26 @@ class PocketSphinxStream:
                 raise ProviderError("stream closed")
             t0 = time.perf_counter()
             self._closed()
-            if self._decoder is None:
-                decoder = await self._owner.pool.acquire()
-                self._waited()
-                await self._attach(decoder)
-            self.timing["wait"] = (time.perf_counter() - t0) * 1000
-            data, self._pending = bytes(self._pending), bytearray()
             try:
-                result = await asyncio.to_thread(self._end, data)
-            finally:
-                with self._bind_lock:
-                    self._done = True
-                    decoder, self._decoder = self._decoder, None
-                    helpers, self._helpers = self._helpers, None
-        if decoder is not None:
-            self._owner._give(decoder)
-        for d in helpers.streaming() if helpers is not None else ():
-            self._owner._give(d)
-        return result
+                if self._decoder is None:
+                    decoder = await self._owner.pool.acquire()
+                    self._waited()
+                    await self._attach(decoder)
+                self.timing["wait"] = (time.perf_counter() - t0) * 1000
+                data, self._pending = bytes(self._pending), bytearray()
+                return await in_thread_to_the_end(self._end, data)
+            finally:  # given back also when cancelled or failed, once no thread decodes
+                self._release()
+
+    def _release(self) -> None:
+        """Done: the decoders back to the pool (no worker thread uses them any more)."""
+        with self._bind_lock:
+            self._done = True
+            decoder, self._decoder = self._decoder, None
+            helpers, self._helpers = self._helpers, None
+        for d in (decoder, *(helpers.streaming() if helpers is not None else ())):
+            if d is not None:
+                self._owner._give(d)
 
     def _end(self, data: bytes) -> Transcript:
         decoder = self._decoder
@@ -783,20 +789,10 @@ class PocketSphinxStream:
     async def aclose(self) -> None:
         """Abandon the utterance and return the decoders to the pool (idempotent)."""
         self._closed()
-        async with self._lock:
-            with self._bind_lock:
-                self._done = True
-                decoder, self._decoder = self._decoder, None
-                helpers, self._helpers = self._helpers, None
-        extra = helpers.streaming() if helpers is not None else ()
-        for d in (decoder, *extra):
-            if d is not None:
-                await asyncio.to_thread(_safe_end, d)
-                self._owner._give(d)
-
-
-def _safe_end(decoder: Any) -> None:
-    try:
-        decoder.end_utt()
-    except Exception:  # the utterance may never have started
-        log.debug("end_utt on an idle decoder", exc_info=True)
+        async with self._lock:  # a feed's or finish's thread has ended (``in_thread_to_the_end``)
+            held = (self._decoder, *(self._helpers.streaming() if self._helpers else ()))
+            try:
+                if any(d is not None for d in held):
+                    await in_thread_to_the_end(end_utterances, *held)
+            finally:
+                self._release()

@@ -10,14 +10,18 @@ one (``acquire``) and the wait is counted, so that an exhausted pool shows as la
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from voxflow.errors import ConfigError
 
-__all__ = ["DecoderPool", "PoolStats"]
+__all__ = ["DecoderPool", "PoolStats", "end_utterances", "in_thread_to_the_end"]
+
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +119,34 @@ def _notify(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | Non
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+async def in_thread_to_the_end(fn: Callable[..., _T], *args: object) -> _T:
+    """``fn(*args)`` in a worker thread, awaited to its end even when the awaiting task is
+    cancelled (the cancellation is raised once the thread is done). The thread works on pooled
+    decoders: a cancelled recognition that gave them back while its thread still decoded into
+    them handed its audio to the next recognition that took them (a caller heard as another:
+    bench/calls.py under load, docs/speech.md "Decoder pool")."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True  # the thread still runs: wait for it, then give up
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+
+def end_utterances(*decoders: Any) -> None:
+    """End each decoder's utterance (None: skipped; one never started: nothing to end)."""
+    for decoder in decoders:
+        try:
+            if decoder is not None:
+                decoder.end_utt()
+        except Exception:  # the utterance may never have started
+            log.debug("end_utt on an idle decoder", exc_info=True)
