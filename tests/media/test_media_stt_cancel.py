@@ -110,6 +110,43 @@ async def test_a_cancelled_finish_gives_its_decoders_back_once_its_thread_has_en
     assert stt.stats() == PoolStats(size=3, built=3, free=3, waits=0)  # none leaked
 
 
+async def test_a_finish_cancelled_as_it_binds_its_decoders_gives_them_back_usable() -> None:
+    # bench/calls.py, 250 calls: decoders given back mid-utterance cannot change their search
+    # ("listen failed: KeyError: 'Unable to set search ...'" for the next recognitions)
+    stt = PocketSphinxSTT()
+    await stt.warm_up()
+    billing = await _call_audio("billing")
+    keys = await stt.open_stream(phrases=MENU)  # beside another: decoders taken when silent
+    stream = await stt.open_stream(phrases=MENU, min_confidence=0.5)
+    await _feed(stream, billing)  # no listener tells it the caller is silent: kept for finish
+    await keys.aclose()
+    assert stream.decoder_wait_s is None and stt.spare() == 3
+    stopped, release = threading.Event(), threading.Event()
+    attach = stream._attach_sync
+
+    def blocking(decoder: Any) -> None:
+        attach(decoder)  # the grammar, the phone loop and the check started
+        stopped.set()
+        release.wait(30)
+
+    stream._attach_sync = blocking  # type: ignore[method-assign]  # a test hook
+    finishing = asyncio.ensure_future(stream.finish())
+    assert await asyncio.to_thread(stopped.wait, 30)
+    finishing.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(finishing, 30)
+    await stream.aclose()
+    assert stt.spare() == 3
+    nxt = await stt.open_stream(phrases=MENU, min_confidence=0.5)
+    try:
+        await _feed(nxt, billing)
+        got = await asyncio.wait_for(nxt.finish(), 60)
+    finally:
+        await nxt.aclose()
+    assert (got, nxt.features, nxt.check) == await _streamed(billing)
+
+
 async def test_a_thread_awaited_to_the_end_raises_the_cancellation_after() -> None:
     started, release, ended = threading.Event(), threading.Event(), threading.Event()
 

@@ -210,7 +210,7 @@ class PocketSphinxSTT:
                 await stream._attach(decoder)
             except BaseException:  # cancelled: nobody will close the stream
                 stream._closed()
-                stream._release()
+                stream._release(ended=False)
                 raise
         return stream
 
@@ -390,9 +390,7 @@ class PocketSphinxStream:
                     self._marks = []
                 self._extended = prefixes(grammar or [])
                 return
-        for d in (decoder, *(helpers.streaming() if helpers is not None else ())):
-            end_utterances(d)
-            self._owner._give(d)
+        self._owner.pool.give_all((decoder, *(helpers.streaming() if helpers else ())), False)
 
     async def feed(self, pcm: bytes) -> None:
         """Add audio; every ``_CHUNK_BYTES`` it is decoded (every search) in a worker thread, so
@@ -651,7 +649,7 @@ class PocketSphinxStream:
         async with self._lock:
             if self._done:
                 raise ProviderError("stream closed")
-            t0 = time.perf_counter()
+            t0, ended = time.perf_counter(), False  # ended: ``_end`` ended the utterances
             self._closed()
             try:
                 if self._decoder is None:
@@ -660,19 +658,20 @@ class PocketSphinxStream:
                     await self._attach(decoder)
                 self.timing["wait"] = (time.perf_counter() - t0) * 1000
                 data, self._pending = bytes(self._pending), bytearray()
-                return await in_thread_to_the_end(self._end, data)
+                result = await in_thread_to_the_end(self._end, data)
+                ended = True
+                return result
             finally:  # given back also when cancelled or failed, once no thread decodes
-                self._release()
+                self._release(ended=ended)
 
-    def _release(self) -> None:
-        """Done: the decoders back to the pool (no worker thread uses them any more)."""
+    def _release(self, *, ended: bool) -> None:
+        """Done: the decoders back to the pool (no worker thread uses them any more), their
+        utterances ended unless ``ended`` (a decoder mid-utterance cannot change its search)."""
         with self._bind_lock:
             self._done = True
             decoder, self._decoder = self._decoder, None
             helpers, self._helpers = self._helpers, None
-        for d in (decoder, *(helpers.streaming() if helpers is not None else ())):
-            if d is not None:
-                self._owner._give(d)
+        self._owner.pool.give_all((decoder, *(helpers.streaming() if helpers else ())), ended)
 
     def _end(self, data: bytes) -> Transcript:
         decoder = self._decoder
@@ -795,4 +794,4 @@ class PocketSphinxStream:
                 if any(d is not None for d in held):
                     await in_thread_to_the_end(end_utterances, *held)
             finally:
-                self._release()
+                self._release(ended=True)

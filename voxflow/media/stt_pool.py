@@ -103,6 +103,15 @@ class DecoderPool:
                     nxt = self._waiters.pop(0) if self._free and self._waiters else None
                 _notify(nxt)
 
+    def give_all(self, decoders: tuple[Any, ...], ended: bool) -> None:
+        """Return ``decoders`` (None: skipped), their utterances ended first unless ``ended``
+        (a decoder given back mid-utterance cannot change its search: KeyError for the next)."""
+        if not ended:
+            end_utterances(*decoders)
+        for decoder in decoders:
+            if decoder is not None:
+                self.give(decoder)
+
     def give(self, decoder: Any) -> None:
         """Return ``decoder`` and wake the longest waiter (any thread)."""
         with self._lock:
