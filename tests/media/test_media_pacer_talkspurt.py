@@ -32,18 +32,23 @@ T0 = 1000.0
 
 
 class _Parked:
-    """A fake clock whose pacer sleeps until the test ends: the test runs the ticks itself."""
+    """A fake clock whose pacer sleeps until the test ends: the test runs the ticks itself
+    (``_tick_until`` first waits for a pacer thread to be parked: one that got going late, after
+    the test had moved the time on, ran a tick itself and held the lock the test's ``enqueue``
+    tries, once in CI)."""
 
     def __init__(self) -> None:
         self.now = T0
         self.stop = threading.Event()
+        self.parked = threading.Event()
         self.loop_stop = asyncio.Event()
 
     def __call__(self) -> float:
         return self.now
 
     def sleep_thread(self, delay: float) -> None:
-        self.stop.wait(10)
+        self.parked.set()
+        self.stop.wait(60)
 
     async def sleep_loop(self, delay: float) -> None:
         await self.loop_stop.wait()
@@ -62,6 +67,7 @@ def _tick_until(pacer: Pacer, clock: _Parked, t: float) -> None:
     """Move the fake time on to ``t``, running each tick at its deadline."""
     schedule = pacer.schedule
     assert schedule is not None
+    assert not pacer.threaded or clock.parked.wait(30), "the pacer thread never parked"
     while schedule.deadline() <= t + 1e-9:
         clock.now = schedule.deadline()
         for tick in schedule.due(clock.now):
