@@ -9,9 +9,9 @@
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
 new one (thread pacer, collections in its slack) and the two mixed, with ratios against the first,
 in ~3.3 min: ``--counts 500 --variants interpreter --pacers loop,thread --gc python,slack
---speak-every 0 --fifo``. A prompt on an idle line starts at once (its first packet sent when it
-is queued, ``Pacer.enqueue``); ``--pacers thread/tick,thread`` runs the behaviour before (it waits
-for the next 20 ms tick) beside it.
+--speak-every 0 --fifo``. A prompt waits for the pacer's next 20 ms tick; ``--pacers
+thread,thread/now`` runs beside it a pacer that starts a prompt on an idle line at once (its first
+packet sent when it is queued, ``Pacer.start_now``: measured, not the default).
 
 The sandbox runs as its own process (``voxflow sandbox``) pinned to one core, with the scripted
 callers (a third process, talking to the sandbox's control API) on that core too; the worker is
@@ -164,12 +164,12 @@ async def _variant(
     ``gc.freeze()`` as ``voxflow run`` does before serving. ``pacer``: ``loop`` (the asyncio
     ``Pacer``) or ``thread`` (``ThreadPacer``); ``gc_mode``: ``python`` (Python's own timing) or
     ``slack`` (``SlackCollector``: after a tick's sends), as ``[media] pacer`` and ``gc``."""
-    pacer, _, start = pacer.partition("/")  # thread/tick: every talkspurt waits for a tick
+    pacer, _, start = pacer.partition("/")  # thread/now: a talkspurt on an idle line at once
     pacer, _, switch_ms = pacer.partition("@")  # thread@5: a 5 ms switch interval (Python's)
     made = make_pacer(pacer, gc_mode)
     if switch_ms and isinstance(made, ThreadPacer):
         made.switch_interval = float(switch_ms) / 1000
-    made.start_now = start != "tick"
+    made.start_now = start == "now"
     install_pacer(made)
     app = _app(base)
     assert isinstance(app.stt, PocketSphinxSTT)
@@ -559,9 +559,8 @@ if __name__ == "__main__":
         default="thread",
         help="loop (the asyncio Pacer), thread (ThreadPacer), or both: loop,thread ([media] "
         "pacer; the first listed is the baseline of the ratios); thread@5: the thread pacer "
-        "with Python's 5 ms switch interval instead of its 0.5 ms; thread/tick (or loop/tick): "
-        "a prompt on an idle line waits for the next tick (before session 10) instead of "
-        "starting at once",
+        "with Python's 5 ms switch interval instead of its 0.5 ms; thread/now (or loop/now): "
+        "a prompt on an idle line starts at once (Pacer.start_now) instead of at the next tick",
     )
     ap.add_argument(
         "--gc",

@@ -58,9 +58,13 @@ class _Parked:
 
 
 def _pacer(kind: str, clock: _Parked) -> Pacer:
+    """A pacer on ``clock`` that starts talkspurts at once (``start_now``: not the default)."""
     if kind == "thread":
-        return ThreadPacer(0.02, clock=clock, sleep=clock.sleep_thread, block=clock.block)
-    return Pacer(0.02, clock=clock, sleep=clock.sleep_loop, block=clock.block)
+        made: Pacer = ThreadPacer(0.02, clock=clock, sleep=clock.sleep_thread, block=clock.block)
+    else:
+        made = Pacer(0.02, clock=clock, sleep=clock.sleep_loop, block=clock.block)
+    made.start_now = True
+    return made
 
 
 def _tick_until(pacer: Pacer, clock: _Parked, t: float) -> None:
@@ -174,6 +178,7 @@ async def test_talkspurts_started_from_the_loop_and_the_ticks_never_mix_up_a_str
     """Real RTP over loopback, real time: 12 streams start talkspurts from the loop thread
     (after pauses of 0-3 ticks, or right after the last) while the pacer sends the others'."""
     pacer: Pacer = ThreadPacer() if kind == "thread" else Pacer()
+    pacer.start_now = True
     rx = ThreadedReceiver()
     rng = random.Random(7)
     socks = [await RtpSocket.open() for _ in range(12)]
@@ -226,6 +231,7 @@ async def test_a_prompt_on_an_idle_call_is_sent_at_once_and_the_caller_hears_all
             heard = [(await call.say("yes", barge_in=BargeIn("none"))).heard_ms]
             voice = await call.call_voice()
             assert isinstance(voice, CallMedia)
+            voice.pacer.start_now = True  # (not the default)
             at_once = []
             for pause in (0.1, 0.1137):
                 await asyncio.sleep(pause)  # the line is idle: the talkspurt is over
@@ -306,6 +312,7 @@ async def test_a_talkspurt_queued_while_a_tick_is_in_flight_waits_for_the_next_o
         clock.block(delay)
 
     pacer = ThreadPacer(0.02, clock=clock, sleep=clock.sleep, block=block)
+    pacer.start_now = True
     busy, idle = OutboundStream("ulaw"), OutboundStream("ulaw")
     busy.enqueue(b"\x01" * 160 * 20)
     sent: list[bytes] = []

@@ -22,7 +22,8 @@ is held for the block (~1-1.5 ms a tick), only on ticks with something to send; 
 datagrams wait in the socket buffers meanwhile. ``early=0`` turns all this off (sleep to the
 deadline, stamp and send).
 
-A talkspurt that starts on an idle stream (``Pacer.enqueue``: nothing queued, the previous
+With ``Pacer.start_now`` (off by default: measured no better, docs/media-performance.md), a
+talkspurt that starts on an idle stream (``Pacer.enqueue``: nothing queued, the previous
 talkspurt's audio over) does not wait for the next tick: its first packet is sent at once, and
 carries the audio up to the first tick at least one frame away (20-40 ms of audio), stamped with
 the timestamp that makes it end exactly where that tick's packet begins. The stream's packets
@@ -285,7 +286,10 @@ class Pacer:
         self.build_lead = 0.0  # how long stamping one tick's frames takes (s), recent maximum
         self.wake_lag = 0.0  # how late the sleep before a tick returns (s), recent maximum
         self.collector: SlackCollector | None = None  # garbage collection after a tick's sends
-        self.start_now = True  # ``enqueue``: a talkspurt on an idle stream starts at once
+        # ``enqueue``: a talkspurt on an idle stream starts at once. Off by default: at 500 calls
+        # it measured no better key -> prompt and a worse send-interval p99 (its first packets
+        # leave from the loop thread; docs/media-performance.md, "Key -> next prompt at 500 calls")
+        self.start_now = False
         self.started_now = 0  # talkspurts whose first packet ``enqueue`` sent at once
         self.started_busy = 0  # ...and those left to the next tick: one was in flight
         self.send_span = 0.0  # how long the last tick's send loop took (s)...
