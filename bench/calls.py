@@ -67,6 +67,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -416,6 +417,19 @@ def _pacer_thread_above_loop() -> None:
     ThreadPacer._run_thread = above  # type: ignore[method-assign,assignment]  # bench instrumentation
 
 
+def _normal_priority() -> None:
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+def _executor_threads_not_real_time() -> None:
+    """``--stt-priority other``: the loop's worker threads (pocketsphinx's decoding, the pool's
+    build) run at the default policy, so under ``--fifo`` they decode in what the real-time
+    threads leave and never count against the kernel's real-time budget."""
+    executor = ThreadPoolExecutor(thread_name_prefix="stt", initializer=_normal_priority)
+    asyncio.get_running_loop().set_default_executor(executor)
+    print("the worker's executor threads (STT decoding) at SCHED_OTHER")
+
+
 def _label(combo: tuple[str, str, str], combos: list[tuple[str, str, str]]) -> str:
     """``interpreter/thread+slack``: the parts that differ between the combinations run."""
     kind, pacer, gc_mode = combo
@@ -509,6 +523,8 @@ async def main(args: argparse.Namespace) -> None:
         _pacer_thread_above_loop()
         print(f"worker and bare loop at SCHED_FIFO {FIFO_PRIORITY}, pacer thread 1 above; "
               f"sandbox and callers at nice {PEER_NICE}")  # fmt: skip
+        if args.stt_priority == "other":
+            _executor_threads_not_real_time()
     base = f"http://127.0.0.1:{port}/ari"
     try:
         await wait_up(port)
@@ -627,7 +643,17 @@ if __name__ == "__main__":
         help="bytes of 16 kHz audio per pocketsphinx process_raw call, which holds the GIL "
         "(default one 10 ms frame; 1280: the 40 ms of before)",
     )
+    ap.add_argument(
+        "--stt-priority",
+        choices=("fifo", "other"),
+        default="fifo",
+        help="under --fifo, the worker's executor threads (pocketsphinx decoding) inherit "
+        "SCHED_FIFO (fifo) or run at the default policy (other: in what the real-time threads "
+        "leave, outside the kernel's real-time budget)",
+    )
     args = ap.parse_args()
+    if args.before and args.stt_priority != "fifo":
+        ap.error("--stt-priority is not passed to a --before checkout: run the two apart")
     args.models = [parse_arrivals(a, args.hold) for a in args.arrivals.split(",")]  # or exits
     STT_DECODERS = args.stt_decoders
     stt_pocketsphinx._SLICE_BYTES = args.stt_slice  # the module's slice size (bench only)
