@@ -50,6 +50,12 @@ class _Parked:
         self.parked.set()
         self.stop.wait(60)
 
+    async def release(self, pacer: Pacer) -> None:
+        """The test's end: the pacer's sleeps return and it is closed."""
+        self.stop.set()
+        self.loop_stop.set()
+        await pacer.aclose()
+
     async def sleep_loop(self, delay: float) -> None:
         await self.loop_stop.wait()
 
@@ -122,9 +128,7 @@ async def test_a_talkspurt_on_an_idle_stream_starts_at_once_then_follows_the_gri
         while not st.idle:
             _tick_until(pacer, clock, _deadline(pacer))
     finally:
-        clock.stop.set()
-        clock.loop_stop.set()
-        await pacer.aclose()
+        await clock.release(pacer)
     pkts = [parse_rtp(d) for _, d in sent]
     assert all((b.sequence - a.sequence) & 0xFFFF == 1 for a, b in itertools.pairwise(pkts))
     assert [i for i, p in enumerate(pkts) if p.marker] == [0, second]
@@ -155,9 +159,7 @@ async def test_without_start_now_a_talkspurt_waits_for_the_next_tick(kind: str) 
         _tick_until(pacer, clock, _deadline(pacer))
         assert len(sent) == 1 and sent[0][0] == clock.now and parse_rtp(sent[0][1]).marker
     finally:
-        clock.stop.set()
-        clock.loop_stop.set()
-        await pacer.aclose()
+        await clock.release(pacer)
     assert pacer.started_now == 0
 
 
@@ -290,9 +292,7 @@ async def test_the_first_packet_runs_to_where_its_stream_is_sent_in_a_tick(kind:
         while not streams[2].idle:
             _tick_until(pacer, clock, _deadline(pacer))
     finally:
-        clock.stop.set()
-        clock.loop_stop.set()
-        await pacer.aclose()
+        await clock.release(pacer)
     pkts = [parse_rtp(d) for _, d in sent]
     (t1, _), (t2, _) = sent[:2]
     assert round((t2 - 1000.0) / 0.02 % 1 * 0.02, 6) == 0.002  # its place in the send loop

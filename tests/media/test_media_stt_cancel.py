@@ -11,12 +11,11 @@ import threading
 from typing import Any
 
 import pytest
+from call_audio import call_audio
 from shared_stt import shared_stt
 
-from voxflow.media import codecs
 from voxflow.media.stt_pocketsphinx import PocketSphinxStream, PocketSphinxSTT
 from voxflow.media.stt_pool import PoolStats, in_thread_to_the_end
-from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.voice.providers import Transcript
 
 MENU = ["sales", "support", "billing", "pay my bill", "operator"]
@@ -26,10 +25,7 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 
 
 async def _call_audio(text: str) -> bytes:
-    """``text`` as a caller's 8 kHz mu-law leg delivers it, at 16 kHz."""
-    tts = EspeakTTS(sample_rate=8000)
-    pcm = bytes(3200) + b"".join([c async for c in tts.synthesize(text)]) + bytes(6400)
-    return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
+    return await call_audio(text, lead=3200, tail=6400)  # shorter pauses than the VAD's
 
 
 async def _feed(stream: PocketSphinxStream, audio: bytes) -> None:

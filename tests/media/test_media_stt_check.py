@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from call_audio import call_audio
 from media_rig import until_stopped
 from shared_stt import shared_stt
 
@@ -17,7 +18,6 @@ from voxflow.ir import models as ir
 from voxflow.media import codecs, stt_pocketsphinx
 from voxflow.media.interpolate import stt_resampler
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
-from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.matching import _matches
 from voxflow.voice.providers import Transcript
 
@@ -27,13 +27,6 @@ FLOW = Path(__file__).resolve().parents[2] / "flows" / "main_ivr.flow"
 DATA = Path(__file__).resolve().parents[1] / "data" / "speech"
 MAIN = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
 STT = shared_stt()
-
-
-async def _call_audio(text: str, voice: str = "en-us", rate: int = 160) -> bytes:
-    """``text`` as a caller's 8 kHz mu-law leg delivers it (with the VAD's pauses), at 16 kHz."""
-    tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
-    pcm = bytes(6400) + b"".join([c async for c in tts.synthesize(text)]) + bytes(12800)
-    return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
 
 
 async def _recognise(
@@ -70,7 +63,7 @@ async def test_a_phrase_the_grammar_alone_misroutes_on_clean_audio_is_a_nomatch(
     # path is "pay my bill" with a high confidence; the search over the noise floor hears "sales".
     monkeypatch.setattr(stt_pocketsphinx, "add_variants", lambda decoder, words: [])
     plain = PocketSphinxSTT(max_decoders=1)  # decoders of its own, with no variant added
-    result, check = await _recognise(await _call_audio("sales", "en-gb", 140), MAIN, plain)
+    result, check = await _recognise(await call_audio("sales", "en-gb", 140), MAIN, plain)
     assert result.alternatives[0] == "pay my bill" and (result.confidence or 0) >= 0.6
     assert check == "sales"
     assert result.text == ""  # the caller is asked again, not sent to billing
@@ -79,7 +72,7 @@ async def test_a_phrase_the_grammar_alone_misroutes_on_clean_audio_is_a_nomatch(
 async def test_the_check_vetoes_a_confident_result_it_does_not_hear(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    audio = await _call_audio("operator")
+    audio = await call_audio("operator")
     heard, check = await _recognise(audio, MAIN)
     assert heard.text == "operator" == check
     monkeypatch.setattr(stt_pocketsphinx, "_CHECK_SIGMA", 20000.0)  # the check hears only noise
@@ -92,7 +85,7 @@ async def test_the_check_vetoes_a_confident_result_it_does_not_hear(
 
 
 async def test_with_no_spare_decoder_the_check_runs_at_finish_to_the_same_result() -> None:
-    audio = until_stopped(await _call_audio("sales", "en-gb", 140))
+    audio = until_stopped(await call_audio("sales", "en-gb", 140))
     alone = PocketSphinxSTT(max_decoders=1)  # one decoder: the check runs at finish on it
     late = await _recognise(audio, MAIN, alone)
     assert alone.stats().built == 1
@@ -130,13 +123,13 @@ async def test_every_choice_of_the_example_ivr_is_recognised_or_a_nomatch_never_
     for menu in menus:
         phrases = [p for _, ps in menu for p in ps]
         for value, said in [(v, p) for v, ps in menu for p in ps]:
-            result, _ = await _recognise(await _call_audio(said), phrases)
+            result, _ = await _recognise(await call_audio(said), phrases)
             routed = [
                 v for v, ps in menu if result.text and _matches(result.text, "speech", (), ps, ())
             ]
             assert routed in ([], [value]), f"{said!r} was heard as {result.text!r}"
             recognised += routed == [value]
             spoken += 1
-        oog, _ = await _recognise(await _call_audio("I want to leave a message"), phrases)
+        oog, _ = await _recognise(await call_audio("I want to leave a message"), phrases)
         assert oog.text == ""  # outside the grammar: a nomatch
     assert recognised >= spoken * 2 // 3, f"only {recognised} of {spoken} phrases recognised"

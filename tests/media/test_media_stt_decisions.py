@@ -9,12 +9,12 @@ import shutil
 from typing import Any
 
 import pytest
+from call_audio import call_audio
 from media_rig import speak, until_stopped
 from sandbox_rig import open_app_rig
 from shared_stt import shared_stt
 
 from voxflow.errors import ConfigError
-from voxflow.media import codecs
 from voxflow.media.stt_confidence import Segment, confidence, features
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.transport import PortRange
@@ -30,13 +30,6 @@ MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
 STT = shared_stt()
 
 
-async def _call_audio(text: str) -> bytes:
-    """``text`` as a caller's 8 kHz mu-law leg delivers it (with the VAD's pauses), at 16 kHz."""
-    tts = EspeakTTS(sample_rate=8000)
-    pcm = bytes(6400) + b"".join([c async for c in tts.synthesize(text)]) + bytes(12800)
-    return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
-
-
 async def _recognise(
     audio: bytes, piece: int, min_confidence: float | None, stt: PocketSphinxSTT = STT
 ) -> Transcript:
@@ -50,7 +43,7 @@ async def _recognise(
 
 
 async def test_streaming_in_call_sized_pieces_gives_the_batch_result() -> None:
-    audio = await _call_audio("pay my bill")
+    audio = await call_audio("pay my bill")
     whole = await _recognise(audio, len(audio), 0.5)
     frames = await _recognise(audio, 640, 0.5)  # 20 ms pieces, as CallMedia.listen feeds them
     assert whole == frames
@@ -58,7 +51,7 @@ async def test_streaming_in_call_sized_pieces_gives_the_batch_result() -> None:
 
 
 async def test_out_of_grammar_speech_is_a_nomatch_when_the_recognition_asks_to_decide() -> None:
-    audio = await _call_audio("I want to leave a message")
+    audio = await call_audio("I want to leave a message")
     forced = await _recognise(audio, 640, None)  # the instance's default: no decision
     assert forced.text in MENU and forced.confidence is None  # a grammar always answers
     decided = await _recognise(audio, 640, 0.5)
@@ -67,16 +60,16 @@ async def test_out_of_grammar_speech_is_a_nomatch_when_the_recognition_asks_to_d
 
 
 async def test_a_clear_menu_word_is_accepted_with_confidence_above_the_threshold() -> None:
-    result = await _recognise(await _call_audio("operator"), 640, 0.5)
+    result = await _recognise(await call_audio("operator"), 640, 0.5)
     assert result.text == "operator" and (result.confidence or 0) >= 0.5
-    strict = await _recognise(await _call_audio("operator"), 640, 1.0)
+    strict = await _recognise(await call_audio("operator"), 640, 1.0)
     assert strict.text == "" and strict.confidence == result.confidence
     with pytest.raises(ConfigError):
         await STT.open_stream(phrases=MENU, min_confidence=1.5)
 
 
 async def test_with_no_spare_decoder_the_phone_loop_runs_at_finish_to_the_same_result() -> None:
-    audio = until_stopped(await _call_audio("I want to leave a message"))
+    audio = until_stopped(await call_audio("I want to leave a message"))
     alone = PocketSphinxSTT(max_decoders=1)  # one decoder: the phone loop runs at finish on it
     late = await _recognise(audio, 640, 0.5, alone)
     assert alone.stats().built == 1
@@ -111,7 +104,7 @@ def test_speech_the_phrase_does_not_cover_and_a_worse_fit_lower_the_confidence()
 
 
 async def test_the_stream_says_when_what_it_heard_is_a_whole_phrase() -> None:
-    audio = await _call_audio("operator")
+    audio = await call_audio("operator")
     stream = await STT.open_stream(phrases=MENU, min_confidence=0.5)
     try:
         seen = []

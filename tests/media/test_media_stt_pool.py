@@ -10,15 +10,14 @@ import shutil
 from typing import Any
 
 import pytest
+from call_audio import call_audio
 from media_rig import until_stopped
 from shared_stt import shared_stt
 
 from voxflow import observe
 from voxflow.errors import ConfigError
-from voxflow.media import codecs
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.media.stt_pool import DecoderPool, PoolStats
-from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.config import load_settings
 from voxflow.voice.providers import Transcript
 
@@ -26,13 +25,6 @@ MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
 FULL = shared_stt()  # a full pool: every search of a decision streams
 
 espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
-
-
-async def _call_audio(text: str) -> bytes:
-    """``text`` as a caller's 8 kHz mu-law leg delivers it (with the VAD's pauses), at 16 kHz."""
-    tts = EspeakTTS(sample_rate=8000)
-    pcm = bytes(6400) + b"".join([c async for c in tts.synthesize(text)]) + bytes(12800)
-    return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
 
 
 async def _feed_and_finish(stream: Any, audio: bytes) -> Transcript:
@@ -67,8 +59,8 @@ async def test_two_recognitions_share_one_decoder_and_decide_as_with_their_own(
     assert built == [1] and alone.stats() == PoolStats(size=1, built=1, free=1, waits=0)
     # ended as the endpointer ends them: a stream whose phone loop streams holds back what
     # follows a settled point, the phone loop run at finish cannot (media_rig.until_stopped)
-    long = until_stopped(await _call_audio("I want to pay my bill"))
-    short = until_stopped(await _call_audio("operator"))
+    long = until_stopped(await call_audio("I want to pay my bill"))
+    short = until_stopped(await call_audio("operator"))
     first = await alone.open_stream(phrases=MENU, min_confidence=0.5)
     second = await alone.open_stream(phrases=MENU, min_confidence=0.5)  # none free: it buffers
     results = await asyncio.wait_for(
@@ -131,7 +123,7 @@ async def test_each_recognition_reports_how_long_it_waited_for_a_decoder() -> No
 @espeak
 async def test_a_waiting_recognition_takes_the_decoder_as_soon_as_it_is_free() -> None:
     alone = PocketSphinxSTT(max_decoders=1)
-    audio = await _call_audio("billing")
+    audio = await call_audio("billing")
     first = await alone.open_stream(phrases=MENU, min_confidence=0.5)
     second = await alone.open_stream(phrases=MENU, min_confidence=0.5)
     await second.feed(audio[:6400])  # kept: the only decoder is the first's
@@ -185,7 +177,7 @@ async def test_beside_another_recognition_decoders_are_taken_once_the_caller_is_
     # VAD (endpointing.follow) now tells it when the caller is silent
     stt = PocketSphinxSTT()
     await stt.warm_up()
-    audio = await _call_audio("billing")
+    audio = await call_audio("billing")
     other = await stt.open_stream(phrases=MENU)  # no decision: one decoder
     stream = await stt.open_stream(phrases=MENU, min_confidence=0.5)
     speech = len(audio) - 25600  # the words; the last 800 ms are the line's silence

@@ -11,12 +11,12 @@ import shutil
 from typing import Any
 
 import pytest
+from call_audio import call_audio
 from shared_stt import shared_stt
 
 from voxflow.media import codecs, stt_pocketsphinx
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
 from voxflow.media.stt_slices import FIRST_SLICE_BYTES, slices
-from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.sandbox.audio import espeak_pcm16_async
 from voxflow.voice.providers import Transcript
 
@@ -48,13 +48,6 @@ class _Recording:
 START = -1
 
 
-async def _call_audio(text: str) -> bytes:
-    """``text`` as a caller's 8 kHz mu-law leg delivers it, at 16 kHz."""
-    tts = EspeakTTS(sample_rate=8000)
-    pcm = bytes(6400) + b"".join([c async for c in tts.synthesize(text)]) + bytes(12800)
-    return codecs.resample(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), 8000, 16000)
-
-
 @espeak
 @pytest.mark.parametrize("decoders", [3, 1])  # every search streams | two run at finish
 async def test_no_decoder_call_is_given_more_than_one_frame_of_audio(
@@ -65,7 +58,7 @@ async def test_no_decoder_call_is_given_more_than_one_frame_of_audio(
     build = stt._new_decoder
     monkeypatch.setattr(stt, "_new_decoder", lambda: _Recording(build(), sizes))
     await stt.warm_up()
-    audio = await _call_audio("billing")
+    audio = await call_audio("billing")
     stream = await stt.open_stream(phrases=MENU, min_confidence=0.5)
     try:
         for i in range(0, len(audio), 640):  # 20 ms pieces, as CallMedia.listen feeds them
@@ -125,7 +118,7 @@ async def test_ten_ms_calls_decide_as_forty_ms_calls(monkeypatch: pytest.MonkeyP
     # right answers 80.6 -> 69.4 % clean, docs/speech.md): the first call is now a window
     stt = shared_stt()
     for text in ("billing", "pay my bill", "I want to leave a message"):
-        audio = await _call_audio(text)
+        audio = await call_audio(text)
         got = {}
         for size in (4 * FRAME, FRAME):
             monkeypatch.setattr(stt_pocketsphinx, "_SLICE_BYTES", size)
@@ -167,7 +160,7 @@ async def test_without_a_spare_decoder_the_silence_after_the_caller_does_not_dec
     # streamed one however long the silence waited
     stt = shared_stt()
     for text in ("billing", "pay my bill", "I want to leave a message"):
-        audio = await _call_audio(text)  # 800 ms of line silence after the words
+        audio = await call_audio(text)  # 800 ms of line silence after the words
         longer = audio + audio[-3200:] * 10  # one more second of the line's last 100 ms
         own = await _decide(stt, audio, late=False)
         assert own[0].text == ("" if " to " in text else text)
