@@ -63,6 +63,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -554,6 +555,12 @@ async def main(args: argparse.Namespace) -> None:
         sandbox.wait()
 
 
+def _exit_on_sigterm() -> None:
+    """A bench killed with SIGTERM unwinds as an interrupted one does: its ``finally`` blocks stop
+    the sandbox and callers it started (a bare SIGTERM left them running)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="25,50,100,200")
@@ -657,4 +664,5 @@ if __name__ == "__main__":
     args.models = [parse_arrivals(a, args.hold) for a in args.arrivals.split(",")]  # or exits
     STT_DECODERS = args.stt_decoders
     stt_pocketsphinx._SLICE_BYTES = args.stt_slice  # the module's slice size (bench only)
+    _exit_on_sigterm()
     asyncio.run(main(args))
