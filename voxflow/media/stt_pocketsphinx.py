@@ -738,33 +738,27 @@ class PocketSphinxStream:
     ) -> Features:
         n_phones = sum(len((decoder.lookup_word(w) or "").split()) for w in text.split())
         frames, words = decoder.n_frames(), _segments(decoder)
-        phones = helpers.phones
         if self._phone_loop is not None:  # run by ``_replay``
             phone_best, phone_segments = self._phone_loop
-            return features(
-                frames=frames,
-                best=best,
-                second=second,
-                phone_best=phone_best,
-                words=words,
-                phones=phone_segments,
-                n_phones=n_phones,
-            )
-        if phones is None:  # none was spare: the phone loop now, over the kept audio
-            phones = decoder
-            decoder.activate_search(_PHONES)
-            _start(decoder)
-            for pcm in helpers.kept or ():
-                decoder.process_raw(pcm, False, False)
-            decoder.end_utt()
-        phone_hyp = phones.hyp()
+        else:
+            phones = helpers.phones
+            if phones is None:  # none was spare: the phone loop now, over the kept audio
+                phones = decoder
+                decoder.activate_search(_PHONES)
+                _start(decoder)
+                for pcm in helpers.kept or ():
+                    decoder.process_raw(pcm, False, False)
+                decoder.end_utt()
+            phone_hyp = phones.hyp()
+            phone_best = _log(logmath, phone_hyp.score) if phone_hyp is not None else -1e12
+            phone_segments = _segments(phones)
         return features(
             frames=frames,
             best=best,
             second=second,
-            phone_best=_log(logmath, phone_hyp.score) if phone_hyp is not None else -1e12,
+            phone_best=phone_best,
             words=words,
-            phones=_segments(phones),
+            phones=phone_segments,
             n_phones=n_phones,
         )
 
