@@ -23,18 +23,6 @@ from voxflow.ari.cleanup import Backoff, is_transient, retry_until_done
 from voxflow.ari.models import (
     AriEvent,
     Channel,
-    ChannelDestroyed,
-    ChannelDtmfReceived,
-    ChannelEnteredBridge,
-    ChannelHangupRequest,
-    ChannelLeftBridge,
-    ChannelStateChange,
-    Dial,
-    PlaybackFinished,
-    RecordingFailed,
-    RecordingFinished,
-    StasisEnd,
-    StasisStart,
 )
 from voxflow.errors import (
     AiNotConfiguredError,
@@ -61,6 +49,7 @@ from voxflow.telephony.dtmf import ENDED as _ENDED
 from voxflow.telephony.dtmf import DtmfInbox
 from voxflow.telephony.playback import play
 from voxflow.telephony.recording import RecordingMetadata, RecordingSink, safe_recording_name
+from voxflow.telephony.session_events import HANDLERS
 from voxflow.telephony.state import CallDirection, CallMetadata, CallState, failure_reason
 from voxflow.telephony.transcribe import transcribe_recording
 from voxflow.voice.call import AiProviders, BargeIn, CallVoice, PromptResult, VoiceContext, weak_get
@@ -599,85 +588,11 @@ class CallSession:
     # ------------------------------------------------------------------ events
 
     def _on_event(self, event: AriEvent) -> None:
-        handler = _HANDLERS.get(type(event))
+        """One ARI event of this call (fed by the app's dispatcher): its handler in
+        :data:`~voxflow.telephony.session_events.HANDLERS`."""
+        handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
-
-    def _on_dtmf(self, event: ChannelDtmfReceived) -> None:
-        if event.channel.id != self.id:
-            return
-        self._dtmf.received(event.digit)
-        if self._voice is not None:
-            try:
-                self._voice.on_dtmf(event.digit)
-            except Exception:
-                log.exception("voice.on_dtmf failed on %s", self.id)
-
-    def _on_playback_finished(self, event: PlaybackFinished) -> None:
-        fut = self._playbacks.get(event.playback.id)
-        if fut is not None and not fut.done():
-            fut.set_result(event.playback.state)
-
-    def _on_channel_update(self, event: ChannelStateChange | StasisStart) -> None:
-        self.channel = event.channel
-        if isinstance(event, StasisStart):
-            self._in_stasis = True
-            self._stasis_started.set()
-        if event.channel.state == "Up":
-            self._set_answered()
-
-    def _on_recording_ended(self, event: RecordingFinished | RecordingFailed) -> None:
-        rec = self._recording_named(event.recording.name)
-        if rec is not None:
-            duration = event.recording.duration
-            rec.finished(
-                float(duration) if duration is not None else None,
-                (event.recording.cause or "failed") if isinstance(event, RecordingFailed) else None,
-            )
-
-    def _on_entered_bridge(self, event: ChannelEnteredBridge) -> None:
-        if event.channel.id == self.id:
-            self._bridge_id = event.bridge.id
-
-    def _on_hangup_request(self, event: ChannelHangupRequest) -> None:
-        self._hangup_requested = True
-        if not event.soft and event.cause:
-            self.hangup_cause = event.cause
-
-    def _on_dial(self, event: Dial) -> None:
-        if event.peer.id == self.id and event.dialstatus:
-            self._dialstatus = event.dialstatus
-        if self._trip is not None:
-            caller = event.caller.id if event.caller is not None else None
-            self._trip.dial(caller, self.id, event.dialstatus)
-
-    def _on_stasis_start(self, event: StasisStart) -> None:
-        self._on_channel_update(event)
-        if self._trip is not None:
-            self._trip.stasis_start(list(event.args))
-
-    def _on_stasis_end(self, event: StasisEnd) -> None:
-        if self._trip is not None:  # our own continue: the dialplan runs, the call goes on
-            self._trip.stasis_end()
-            return
-        self._mark_ended()
-
-    def _on_destroyed(self, event: ChannelDestroyed) -> None:
-        if event.cause:
-            self.hangup_cause = event.cause
-        self._mark_ended()
-
-    def _recording_named(self, name: str) -> ActiveRecording | None:
-        if self._recording is not None and self._recording.name == name:
-            return self._recording
-        return self._finishing.get(name)
-
-    def _on_left_bridge(self, event: ChannelLeftBridge) -> None:
-        bridge = event.bridge.id
-        if event.channel.id == self.id and self._bridge_id == bridge:
-            self._bridge_id = None
-        if self._shared_bridge == bridge:
-            self._unshare_bridge()
 
     def _unshare_bridge(self) -> None:
         bridge, peer = self._shared_bridge, self._bridge_peer
@@ -772,22 +687,3 @@ class CallSession:
                     await result
             except Exception:
                 log.exception("on_hangup callback of call %s raised", self.id)
-
-
-# The handler of each event class a session reacts to (one dict lookup per event: ``isinstance``
-# on pydantic classes costs ~100 ns each); one table of plain functions for every session, as
-# bound methods kept on each session would make every session a reference cycle.
-_HANDLERS: dict[type[AriEvent], Callable[[CallSession, Any], None]] = {
-    ChannelDtmfReceived: CallSession._on_dtmf,
-    PlaybackFinished: CallSession._on_playback_finished,
-    ChannelStateChange: CallSession._on_channel_update,
-    StasisStart: CallSession._on_stasis_start,
-    RecordingFinished: CallSession._on_recording_ended,
-    RecordingFailed: CallSession._on_recording_ended,
-    ChannelEnteredBridge: CallSession._on_entered_bridge,
-    ChannelLeftBridge: CallSession._on_left_bridge,
-    ChannelHangupRequest: CallSession._on_hangup_request,
-    Dial: CallSession._on_dial,
-    StasisEnd: CallSession._on_stasis_end,
-    ChannelDestroyed: CallSession._on_destroyed,
-}
