@@ -47,31 +47,66 @@ if TYPE_CHECKING:
 __all__ = ["add_control_routes"]
 
 _H = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
 
 def _err(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
-def add_control_routes(app: web.Application, sb: Sandbox) -> None:
-    """Register /sandbox/... on ``app``."""
+async def _read_body(request: web.Request) -> dict[str, Any] | web.Response:
+    """The request's JSON object merged with its query (not ``api_key``), or a 400 response."""
+    body: dict[str, Any] = {}
+    if request.can_read_body:
+        raw = await request.read()
+        if raw.strip():
+            try:
+                loaded = json.loads(raw)
+            except ValueError:
+                return _err(400, "body must be JSON")
+            if not isinstance(loaded, dict):
+                return _err(400, "body must be a JSON object")
+            body = loaded
+    body.update({k: v for k, v in request.query.items() if k != "api_key"})
+    return body
 
-    def guarded(fn: Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]) -> _H:
+
+def _summary(call: SimCall, *, full: bool) -> dict[str, Any]:
+    """A call as the control API shows it; ``full`` adds what the caller experienced."""
+    out: dict[str, Any] = {
+        "id": call.id,
+        "direction": call.direction,
+        "from": call.from_,
+        "to": call.to,
+        "app": call.app,
+        "state": call.state,
+        "hangup_cause": call.hangup_cause,
+    }
+    if full:
+        out["experience"] = call.experience()
+    return out
+
+
+def _optional_float(body: dict[str, Any], key: str) -> float | None:
+    """``body[key]`` as a float, or None when the key is absent."""
+    return float(body[key]) if key in body else None
+
+
+class _ControlApi:
+    """The /sandbox/... handlers over one sandbox; each takes the request and its body."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+
+    def guarded(self, fn: _Handler) -> _H:
+        """Wrap ``fn`` with the sandbox's auth, body parsing and errors mapped to 4xx."""
+
         async def handler(request: web.Request) -> web.StreamResponse:
-            if not check_auth(request, sb.user, sb.password):
+            if not check_auth(request, self.sb.user, self.sb.password):
                 return unauthorized()
-            body: dict[str, Any] = {}
-            if request.can_read_body:
-                raw = await request.read()
-                if raw.strip():
-                    try:
-                        loaded = json.loads(raw)
-                    except ValueError:
-                        return _err(400, "body must be JSON")
-                    if not isinstance(loaded, dict):
-                        return _err(400, "body must be a JSON object")
-                    body = loaded
-            body.update({k: v for k, v in request.query.items() if k != "api_key"})
+            body = await _read_body(request)
+            if isinstance(body, web.Response):
+                return body
             try:
                 return await fn(request, body)
             except CallEndedError as exc:
@@ -81,31 +116,18 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
 
         return handler
 
-    def call_of(request: web.Request) -> SimCall:
-        cid = request.match_info["id"]
-        call = sb.calls.get(cid)
+    def call_of(self, request: web.Request) -> SimCall:
+        """The call named by the URL's ``{id}``, or a JSON 404."""
+        call = self.sb.calls.get(request.match_info["id"])
         if call is None:
             raise web.HTTPNotFound(
                 text=json.dumps({"message": "Call not found"}), content_type="application/json"
             )
         return call
 
-    def summary(call: SimCall, *, full: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": call.id,
-            "direction": call.direction,
-            "from": call.from_,
-            "to": call.to,
-            "app": call.app,
-            "state": call.state,
-            "hangup_cause": call.hangup_cause,
-        }
-        if full:
-            out["experience"] = call.experience()
-        return out
-
-    async def place(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        call = await sb.place_call(
+    async def place(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/calls: a caller dials in; 409 with the reason if it ended at once."""
+        call = await self.sb.place_call(
             from_=str(body.get("from", "+15551230000")),
             to=str(body.get("to", "100")),
             app=str(body.get("app", "voxflow")),
@@ -120,11 +142,12 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
                 (str(e["reason"]) for e in reversed(call.experience()) if e.get("reason")),
                 "the call ended before it reached the app",
             )
-            return web.json_response({"message": reason, **summary(call, full=True)}, status=409)
-        return web.json_response(summary(call, full=False), status=201)
+            return web.json_response({"message": reason, **_summary(call, full=True)}, status=409)
+        return web.json_response(_summary(call, full=False), status=201)
 
-    async def broadcast(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        call = await sb.place_broadcast_call(
+    async def broadcast(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/broadcast-calls: a call offered to every matching app."""
+        call = await self.sb.place_broadcast_call(
             from_=str(body.get("from", "+15551230000")),
             to=str(body.get("to", "100")),
             timeout=float(body.get("timeout", 3.0)),
@@ -133,15 +156,16 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
             notify_claimed=bool(body.get("notify_claimed", False)),
             name=str(body.get("name", "")),
         )
-        return web.json_response(summary(call, full=False), status=201)
+        return web.json_response(_summary(call, full=False), status=201)
 
-    async def outbound_ws(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        sb.add_outbound_websocket(
+    async def outbound_ws(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/outbound-websockets: configure an outbound websocket to an app."""
+        self.sb.add_outbound_websocket(
             OutboundWebsocket(
                 str(body.get("app", "voxflow")),
                 str(body["uri"]),
-                str(body.get("username", sb.user)),
-                str(body.get("password", sb.password)),
+                str(body.get("username", self.sb.user)),
+                str(body.get("password", self.sb.password)),
                 connection_type=str(body.get("connection_type", "per_call_config")),
                 connection_timeout=float(body.get("connection_timeout", 0.5)),
                 reconnect_interval=float(body.get("reconnect_interval", 0.5)),
@@ -150,23 +174,27 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
         )
         return web.Response(status=204)
 
-    async def list_calls(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return web.json_response([summary(c, full=False) for c in sb.calls.values()])
+    async def list_calls(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """GET /sandbox/calls: every call, without its experience."""
+        return web.json_response([_summary(c, full=False) for c in self.sb.calls.values()])
 
-    async def get_call(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        return web.json_response(summary(call_of(request), full=True))
+    async def get_call(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """GET /sandbox/calls/{id}: one call with its experience."""
+        return web.json_response(_summary(self.call_of(request), full=True))
 
-    async def press(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        await call_of(request).press(
+    async def press(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/calls/{id}/press: the caller presses DTMF digits."""
+        await self.call_of(request).press(
             str(body["digits"]),
             duration_ms=int(body.get("duration_ms", 100)),
             gap_ms=int(body.get("gap_ms", 100)),
         )
         return web.Response(status=204)
 
-    async def say(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def say(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/calls/{id}/say: the caller speaks synthesized text."""
         snr = body.get("noise_snr_db")
-        await call_of(request).say(
+        await self.call_of(request).say(
             str(body["text"]),
             voice=str(body.get("voice", "en-us")),
             speed=int(body.get("speed", 160)),
@@ -174,28 +202,34 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
         )
         return web.Response(status=204)
 
-    async def silence(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        await call_of(request).silence(float(body.get("seconds", 1.0)))
+    async def silence(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/calls/{id}/silence: the caller stays silent for a while."""
+        await self.call_of(request).silence(float(body.get("seconds", 1.0)))
         return web.Response(status=204)
 
-    async def hangup(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        await call_of(request).hangup(int(body.get("cause", 16)))
+    async def hangup(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/calls/{id}/hangup: the caller hangs up with a cause."""
+        await self.call_of(request).hangup(int(body.get("cause", 16)))
         return web.Response(status=204)
 
-    async def answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        await call_of(request).answer()
+    async def answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/calls/{id}/answer: the ringing far end of an outbound call answers."""
+        await self.call_of(request).answer()
         return web.Response(status=204)
 
-    async def audio(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def audio(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """GET /sandbox/calls/{id}/audio: a WAV of what the caller heard."""
         return web.Response(
-            body=wav_bytes(call_of(request).heard_audio()), content_type="audio/wav"
+            body=wav_bytes(self.call_of(request).heard_audio()), content_type="audio/wav"
         )
 
-    async def outbound(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        sb.set_outbound_behaviour(str(body["endpoint"]), str(body["behaviour"]))
+    async def outbound(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/outbound: how an outbound endpoint behaves when dialled."""
+        self.sb.set_outbound_behaviour(str(body["endpoint"]), str(body["behaviour"]))
         return web.Response(status=204)
 
-    async def queues(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def queues(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/queues: a queue with its scripted agents."""
         agents = [
             QueueAgent(
                 str(a.get("name", "agent")),
@@ -204,7 +238,7 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
             )
             for a in body.get("agents", [])
         ]
-        sb.add_queue(
+        self.sb.add_queue(
             str(body["name"]),
             agents,
             maxlen=int(body.get("maxlen", 0)),
@@ -213,8 +247,9 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
         )
         return web.Response(status=204)
 
-    async def faults(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        f = sb.faults
+    async def faults(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """POST /sandbox/faults: inject event, REST and RTP faults (or ``clear`` them)."""
+        f = self.sb.faults
         if "drop_events_socket" in body:
             f.drop_events_socket(str(body["drop_events_socket"]))
         if "stall_events" in body:
@@ -233,26 +268,34 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
         if "send_malformed_event" in body:
             f.send_malformed_event(str(body["send_malformed_event"]))
         f.set_rtp(
-            loss=float(body["rtp_loss"]) if "rtp_loss" in body else None,
-            reorder=float(body["rtp_reorder"]) if "rtp_reorder" in body else None,
-            jitter_ms=float(body["rtp_jitter_ms"]) if "rtp_jitter_ms" in body else None,
+            loss=_optional_float(body, "rtp_loss"),
+            reorder=_optional_float(body, "rtp_reorder"),
+            jitter_ms=_optional_float(body, "rtp_jitter_ms"),
         )
         if body.get("clear"):
             f.clear()
         return web.Response(status=204)
 
-    r = app.router
-    r.add_post("/sandbox/calls", guarded(place))
-    r.add_get("/sandbox/calls", guarded(list_calls))
-    r.add_get("/sandbox/calls/{id}", guarded(get_call))
-    r.add_post("/sandbox/calls/{id}/press", guarded(press))
-    r.add_post("/sandbox/calls/{id}/say", guarded(say))
-    r.add_post("/sandbox/calls/{id}/silence", guarded(silence))
-    r.add_post("/sandbox/calls/{id}/hangup", guarded(hangup))
-    r.add_post("/sandbox/calls/{id}/answer", guarded(answer))
-    r.add_get("/sandbox/calls/{id}/audio", guarded(audio))
-    r.add_post("/sandbox/outbound", guarded(outbound))
-    r.add_post("/sandbox/queues", guarded(queues))
-    r.add_post("/sandbox/faults", guarded(faults))
-    r.add_post("/sandbox/broadcast-calls", guarded(broadcast))
-    r.add_post("/sandbox/outbound-websockets", guarded(outbound_ws))
+
+def add_control_routes(app: web.Application, sb: Sandbox) -> None:
+    """Register /sandbox/... on ``app``."""
+    api = _ControlApi(sb)
+    routes: list[tuple[str, str, _Handler]] = [
+        ("POST", "/sandbox/calls", api.place),
+        ("GET", "/sandbox/calls", api.list_calls),
+        ("GET", "/sandbox/calls/{id}", api.get_call),
+        ("POST", "/sandbox/calls/{id}/press", api.press),
+        ("POST", "/sandbox/calls/{id}/say", api.say),
+        ("POST", "/sandbox/calls/{id}/silence", api.silence),
+        ("POST", "/sandbox/calls/{id}/hangup", api.hangup),
+        ("POST", "/sandbox/calls/{id}/answer", api.answer),
+        ("GET", "/sandbox/calls/{id}/audio", api.audio),
+        ("POST", "/sandbox/outbound", api.outbound),
+        ("POST", "/sandbox/queues", api.queues),
+        ("POST", "/sandbox/faults", api.faults),
+        ("POST", "/sandbox/broadcast-calls", api.broadcast),
+        ("POST", "/sandbox/outbound-websockets", api.outbound_ws),
+    ]
+    for method, path, fn in routes:
+        add = app.router.add_get if method == "GET" else app.router.add_post
+        add(path, api.guarded(fn))

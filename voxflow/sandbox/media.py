@@ -436,21 +436,7 @@ class PbxMedia(PbxCore):
     ) -> LiveRecording:
         """Start recording ``target``; ``beep`` plays a 1 kHz beep to a channel first (not
         part of the file), as Asterisk's play-and-record does."""
-        if not name:
-            raise RestError(400, "Recording name is required")
-        if fmt not in RECORDING_FORMATS:
-            raise RestError(422, "specified format is unknown on this system")
-        self.recording_file(name, fmt)  # 400 when it would land outside the recordings dir
-        if if_exists not in ("fail", "overwrite", "append"):
-            raise RestError(400, "ifExists invalid")
-        if terminate_on not in ("none", "any", "*", "#"):
-            raise RestError(400, "terminateOn invalid")
-        # Asterisk (stasis_app_control_record: EEXIST) answers both alike
-        taken = f"Recording '{name}' already exists and can not be overwritten"
-        if if_exists == "fail" and stored_path(self.recordings_dir, name) is not None:
-            raise RestError(409, taken)
-        if name in self.live_recordings:
-            raise RestError(409, taken)
+        self._check_recording_request(name, fmt, if_exists, terminate_on)
         kind = "channel" if isinstance(target, Channel) else "bridge"
         rec = LiveRecording(
             name=name,
@@ -475,18 +461,42 @@ class PbxMedia(PbxCore):
         target.recordings.append(rec)
         self.wake_media()
         rec.state = "recording"
+        self._announce_recording(target, rec, beep)
+        return rec
+
+    def _check_recording_request(
+        self, name: str, fmt: str, if_exists: str, terminate_on: str
+    ) -> None:
+        """Raise the RestError Asterisk answers a bad or clashing recording request with."""
+        if not name:
+            raise RestError(400, "Recording name is required")
+        if fmt not in RECORDING_FORMATS:
+            raise RestError(422, "specified format is unknown on this system")
+        self.recording_file(name, fmt)  # 400 when it would land outside the recordings dir
+        if if_exists not in ("fail", "overwrite", "append"):
+            raise RestError(400, "ifExists invalid")
+        if terminate_on not in ("none", "any", "*", "#"):
+            raise RestError(400, "terminateOn invalid")
+        # Asterisk (stasis_app_control_record: EEXIST) answers both alike
+        taken = f"Recording '{name}' already exists and can not be overwritten"
+        if if_exists == "fail" and stored_path(self.recordings_dir, name) is not None:
+            raise RestError(409, taken)
+        if name in self.live_recordings:
+            raise RestError(409, taken)
+
+    def _announce_recording(self, target: Channel | Bridge, rec: LiveRecording, beep: bool) -> None:
+        """Emit RecordingStarted; a bridge gets a Recorder pseudo member, a channel its beep."""
         if isinstance(target, Bridge):
             self._keep_bridge_subscribed(target)
             target.pseudo.append(self.pseudo_name("Recorder"))
             self.update_bridge_peers(target)
             self.emit("RecordingStarted", {"recording": rec.json()}, bridges=[target])
-        else:
-            self.emit("RecordingStarted", {"recording": rec.json()}, channels=[target])
-            if beep:
-                tone = frames_from_pcm16(self.sounds.pcm("beep") or b"")
-                self._beeps[target.id] = tone
-                self._rec_skip[rec.name] = len(tone)
-        return rec
+            return
+        self.emit("RecordingStarted", {"recording": rec.json()}, channels=[target])
+        if beep:
+            tone = frames_from_pcm16(self.sounds.pcm("beep") or b"")
+            self._beeps[target.id] = tone
+            self._rec_skip[rec.name] = len(tone)
 
     def _rec_emit(self, etype: str, rec: LiveRecording, **extra: Any) -> None:
         payload = rec.json(**extra)
@@ -588,9 +598,20 @@ class PbxMedia(PbxCore):
     def tick(self) -> None:
         """Advance all media by 20 ms (mixing every bridge in one numpy pass)."""
         self.tick_no += 1
-        tick = self.tick_no
+        active = self._active_channels()
+        bridges = self._take_spoken(active)
+        bridge_frames = self._bridge_frames(bridges)
+        self.media_idle = not active and not any(b.playbacks for b in self.bridges.values())
+        mixes = self._mix_bridges(bridges, bridge_frames)
+        for ch in active:
+            if not ch.hungup:
+                self._tick_channel(ch, mixes)
+        self._record_bridges(bridge_frames)
+
+    def _active_channels(self) -> list[Channel]:
+        """The channels with media to move this tick."""
         whisperers = self.whisperers
-        active = [
+        return [
             ch
             for ch in self.channels.values()
             if ch.bridge is not None
@@ -600,12 +621,20 @@ class PbxMedia(PbxCore):
             or (ch.far is not None and ch.far.wants_tick)
             or (whisperers and ch.id in whisperers)
         ]
+
+    @staticmethod
+    def _take_spoken(active: list[Channel]) -> dict[str, Bridge]:
+        """Take each active channel's next spoken frame; return the bridges they are in."""
         bridges: dict[str, Bridge] = {}
         for ch in active:
             far = ch.far
             ch.spoken = far.next_spoken() if far is not None else None
             if ch.bridge is not None:
                 bridges[ch.bridge.id] = ch.bridge
+        return bridges
+
+    def _bridge_frames(self, bridges: dict[str, Bridge]) -> dict[str, Frame | None]:
+        """Each bridge's own media this tick (playback, else music on hold)."""
         bridge_frames: dict[str, Frame | None] = {}
         for br in list(self.bridges.values()):
             if br.id in bridges:
@@ -615,39 +644,51 @@ class PbxMedia(PbxCore):
                 bridge_frames[br.id] = bframe
             elif br.playbacks:  # bridges playing to nobody still advance
                 self._next_playback_frame(br)
-        self.media_idle = not active and not any(b.playbacks for b in self.bridges.values())
-        mixes = self._mix_bridges(bridges, bridge_frames)
-        for ch in active:
-            if ch.hungup:
-                continue
-            frame: Frame | None = None
-            beep = self._beeps.get(ch.id) if self._beeps else None
-            if beep:  # a recording's beep goes first
-                playing, frame = True, beep.pop(0)
-                if not beep:
-                    del self._beeps[ch.id]
-            elif ch.playbacks:
-                playing, frame = self._next_playback_frame(ch)
-            else:
-                playing, frame = False, None
-            if not playing:
-                if ch.bridge is not None:
-                    frame = mixes.get(ch.id)
-                    if frame is None and ch.bridge.softmix:
-                        frame = _ZERO  # softmix sends silence; simple_bridge sends nothing
-                elif ch.moh is not None:
-                    frame = self._moh_frame(ch)
-            if whisperers and ch.id in whisperers:
-                extra = [getattr(s.far, "last_heard", None) for s in whisperers[ch.id]]
-                frame = _mix([f for f in [frame, *extra] if f is not None])
-            if ch.silenced:
-                frame = None
-            ch.heard = frame
-            if ch.far is not None:
-                ch.far.hear(frame, tick)
-            if ch.recordings:
-                for rec in list(ch.recordings):
-                    self._record_frame(rec, ch.spoken)
+        return bridge_frames
+
+    def _own_frame(self, ch: Channel) -> tuple[bool, Frame | None]:
+        """(playing, frame) of what is played to the channel itself: a beep, else a playback."""
+        beep = self._beeps.get(ch.id) if self._beeps else None
+        if beep:  # a recording's beep goes first
+            frame = beep.pop(0)
+            if not beep:
+                del self._beeps[ch.id]
+            return True, frame
+        if ch.playbacks:
+            return self._next_playback_frame(ch)
+        return False, None
+
+    def _heard_frame(self, ch: Channel, mixes: dict[str, Frame | None]) -> Frame | None:
+        """What the channel hears this tick: its own playback, else its bridge or hold music,
+        with its whisperers mixed in."""
+        playing, frame = self._own_frame(ch)
+        if not playing:
+            if ch.bridge is not None:
+                frame = mixes.get(ch.id)
+                if frame is None and ch.bridge.softmix:
+                    frame = _ZERO  # softmix sends silence; simple_bridge sends nothing
+            elif ch.moh is not None:
+                frame = self._moh_frame(ch)
+        whisperers = self.whisperers
+        if whisperers and ch.id in whisperers:
+            extra = [getattr(s.far, "last_heard", None) for s in whisperers[ch.id]]
+            frame = _mix([f for f in [frame, *extra] if f is not None])
+        return frame
+
+    def _tick_channel(self, ch: Channel, mixes: dict[str, Frame | None]) -> None:
+        """Give the channel what it hears and record what it says."""
+        frame = self._heard_frame(ch, mixes)  # advances playbacks even when silenced
+        if ch.silenced:
+            frame = None
+        ch.heard = frame
+        if ch.far is not None:
+            ch.far.hear(frame, self.tick_no)
+        if ch.recordings:
+            for rec in list(ch.recordings):
+                self._record_frame(rec, ch.spoken)
+
+    def _record_bridges(self, bridge_frames: dict[str, Frame | None]) -> None:
+        """Record each recorded bridge's mix of its unmuted members and its own media."""
         for br in [b for b in self.bridges.values() if b.recordings]:
             if br.recordings:
                 parts2 = [

@@ -376,13 +376,37 @@ class Pbx(PbxMedia):
         timeout: float,
         dial_now: bool,
     ) -> Channel:
+        """Originate or create a Local channel pair: ``;1`` to the app, ``;2`` into the dialplan."""
         dest = res.split("/")[0]
         exten, _, context = dest.partition("@")
         context = context or "default"
-        seq = self.next_local_seq()
-        base = f"Local/{exten}@{context}-{seq:08x}"
+        base = f"Local/{exten}@{context}-{self.next_local_seq():08x}"
         id2 = other or (f"{cid};2" if p.get("channelId") else self.new_channel_id())
         self.check_new_id(id2)
+        one, two = self._local_pair(base, (cid, id2), exten, context, caller)
+        if app:
+            one.subs.add(app)
+            if dial_now:  # originate subscribes the app to both halves; create does not
+                two.subs.add(app)
+                two.explicit_subs.add(app)
+            one.variables["__dial_app"] = app
+            one.variables["__dial_args"] = ",".join(args)
+        else:
+            one.variables["__program"] = f"{p.get('context') or ''},{p.get('extension') or ''}"
+        one.variables["__dialstring"] = dest
+        self.add_channel(one)
+        self.add_channel(two)
+        if dial_now:
+            self.dial_local(one, timeout)
+        elif app:
+            self._local_enter_stasis(one, app, args)
+        return one
+
+    def _local_pair(
+        self, base: str, ids: tuple[str, str], exten: str, context: str, caller: tuple[str, str]
+    ) -> tuple[Channel, Channel]:
+        """The two halves ``base;1`` and ``base;2`` of a new Local channel, peered."""
+        cid, id2 = ids
         now = self.now_ts()
         one = Channel(
             id=cid,
@@ -409,31 +433,21 @@ class Pbx(PbxMedia):
         )
         one.peer, two.peer = two, one
         one.far, two.far = LocalFar(self, one), LocalFar(self, two)
-        if app:
-            one.subs.add(app)
-            if dial_now:  # originate subscribes the app to both halves; create does not
-                two.subs.add(app)
-                two.explicit_subs.add(app)
-            one.variables["__dial_app"] = app
-            one.variables["__dial_args"] = ",".join(args)
-        else:
-            one.variables["__program"] = f"{p.get('context') or ''},{p.get('extension') or ''}"
-        one.variables["__dialstring"] = dest
-        self.add_channel(one)
-        self.add_channel(two)
-        if dial_now:
-            self.dial_local(one, timeout)
-        elif app:
-            one.context, one.exten, one.app_name, one.app_data = context, exten, "Stasis", app
-            self.emit(
-                "ChannelDialplan",
-                {"dialplan_app": "Stasis", "dialplan_app_data": app, "channel": one.json()},
-                channels=[one],
-            )
-            self.set_var(one, "STASISSTATUS", "")
-            if not self.enter_stasis(one, app, args):
-                self.hangup(one, 16)
-        return one
+        return one, two
+
+    def _local_enter_stasis(self, one: Channel, app: str, args: list[str]) -> None:
+        """A created (not dialled) Local ``;1`` enters Stasis at once; hung up if it cannot.
+
+        Its context and extension stay the ones it was made with."""
+        one.app_name, one.app_data = "Stasis", app
+        self.emit(
+            "ChannelDialplan",
+            {"dialplan_app": "Stasis", "dialplan_app_data": app, "channel": one.json()},
+            channels=[one],
+        )
+        self.set_var(one, "STASISSTATUS", "")
+        if not self.enter_stasis(one, app, args):
+            self.hangup(one, 16)
 
     def dial_local_created(self, one: Channel, timeout: float) -> None:
         """POST /channels/{id}/dial on a Local channel made with /channels/create."""

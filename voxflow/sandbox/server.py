@@ -38,6 +38,18 @@ _EARLY = 0.0015  # how early the period timer fires (see _schedule_tick)
 _RESYNC = 2 * TICK  # this far behind schedule, missed periods are skipped, not caught up
 
 
+def _stasis_range(
+    answer_delay: float, stasis_delay: float | tuple[float, float]
+) -> tuple[float, float]:
+    """Check the delays; ``stasis_delay`` as a ``(min, max)`` pair of seconds."""
+    if answer_delay < 0:
+        raise ConfigError("answer_delay must be >= 0")
+    lo, hi = stasis_delay if isinstance(stasis_delay, tuple) else (stasis_delay, stasis_delay)
+    if not 0 <= lo <= hi:
+        raise ConfigError("stasis_delay must be seconds >= 0, or a (min, max) pair")
+    return float(lo), float(hi)
+
+
 class Sandbox:
     """An in-process PBX that behaves like Asterisk 22 through ARI.
 
@@ -72,11 +84,7 @@ class Sandbox:
         precise_rtp: bool = False,
         system_name: str = "",
     ) -> None:
-        if answer_delay < 0:
-            raise ConfigError("answer_delay must be >= 0")
-        lo, hi = stasis_delay if isinstance(stasis_delay, tuple) else (stasis_delay, stasis_delay)
-        if not 0 <= lo <= hi:
-            raise ConfigError("stasis_delay must be seconds >= 0, or a (min, max) pair")
+        stasis_range = _stasis_range(answer_delay, stasis_delay)
         self.host = host
         self.port = port
         self.user = user
@@ -86,12 +94,23 @@ class Sandbox:
         self.caller_dtx = caller_dtx
         self.preload_sounds = preload_sounds
         self.host_for_rtp = "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host
-        dirs = [Path(sounds_dir)] if sounds_dir else []
-        dirs.append(Path("/usr/share/asterisk/sounds/en"))
         self._own_recdir = recordings_dir is None
         self._recdir = Path(recordings_dir) if recordings_dir else None
+        self._init_parts(answer_delay, stasis_range, system_name, sounds_dir)
+        self._init_calls_and_rtp(measure_rtp, precise_rtp)
+
+    def _init_parts(
+        self,
+        answer_delay: float,
+        stasis_range: tuple[float, float],
+        system_name: str,
+        sounds_dir: str | Path | None,
+    ) -> None:
+        """Build the PBX core, sounds, faults, REST API, outbound websockets and broadcasts."""
+        dirs = [Path(sounds_dir)] if sounds_dir else []
+        dirs.append(Path("/usr/share/asterisk/sounds/en"))
         self.pbx = Pbx(self.clock, self._deliver)
-        self.pbx.init_calls(answer_delay, (float(lo), float(hi)))
+        self.pbx.init_calls(answer_delay, stasis_range)
         self.pbx.system_name = system_name
         self.pbx.make_far = self._make_outbound_far
         self._sounds = SoundBank(dirs)
@@ -100,6 +119,9 @@ class Sandbox:
         self.outbound = OutboundWebsockets(self)
         self.broadcasts = Broadcasts(self)
         self.pbx.stasis_elsewhere = self._per_call_stasis
+
+    def _init_calls_and_rtp(self, measure_rtp: bool, precise_rtp: bool) -> None:
+        """Empty registries of sockets and calls, the RTP plane and the media tick's state."""
         self.app_sockets: dict[str, EventSocket] = {}
         self.open_sockets: set[EventSocket] = set()
         self.calls: dict[str, SimCall] = {}
