@@ -9,6 +9,7 @@ import logging
 import shutil
 import tempfile
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from voxflow.errors import ConfigError, VoxflowError
+from voxflow.errors import CallEndedError, ConfigError, VoxflowError
 
 from .audio import SoundBank
 from .caller import SimCall
@@ -35,6 +36,9 @@ __all__ = ["Sandbox"]
 log = logging.getLogger(__name__)
 TICK = 0.02
 _EARLY = 0.0015  # how early the period timer fires (see _schedule_tick)
+# Seconds a request still being handled (a caller's long silence, a call waiting for its app)
+# may take once the sandbox stops; then it is cancelled (aiohttp's default waits 60 s).
+_SHUTDOWN_GRACE = 1.0
 _RESYNC = 2 * TICK  # this far behind schedule, missed periods are skipped, not caught up
 
 
@@ -140,6 +144,7 @@ class Sandbox:
         self._app_waiters: dict[str, asyncio.Event] = {}
         self.started_ts = ""
         self._started = False
+        self._stopping = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -180,7 +185,9 @@ class Sandbox:
         app.router.add_route("GET", "/ari/events", events)
         app.router.add_route("*", "/ari/{tail:.*}", rest.handle)
         add_control_routes(app, self)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         try:
@@ -192,6 +199,7 @@ class Sandbox:
         socks = getattr(site._server, "sockets", None)
         if socks:
             self.port = socks[0].getsockname()[1]
+        self._stopping = asyncio.Event()
         self._started = True
         log.info("sandbox listening on %s", self.ari_url)
 
@@ -200,6 +208,7 @@ class Sandbox:
         if not self._started:
             return
         self._started = False
+        self._stopping.set()  # ends every wait_app()
         for ch in list(self.pbx.channels.values()):
             if ch.far is not None and hasattr(ch.far, "close"):
                 ch.far.close()
@@ -337,16 +346,24 @@ class Sandbox:
                     ev.clear()
 
     async def wait_app(self, app: str = "voxflow", timeout: float = 10.0) -> None:
-        """Wait (real seconds) until ``app`` has an events websocket."""
+        """Wait (real seconds) until ``app`` has an events websocket; VoxflowError when the
+        timeout passes or the sandbox stops first."""
         if self.pbx.app_active(app):
             return
         ev = self._app_waiters.setdefault(app, asyncio.Event())
         if self.pbx.app_active(app):
             ev.set()
-        try:
-            await asyncio.wait_for(ev.wait(), timeout)
-        except TimeoutError:
-            raise VoxflowError(f"no ARI client connected for app {app!r}") from None
+        connected = asyncio.ensure_future(ev.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({connected, stopping}, timeout=timeout, return_when=FIRST_COMPLETED)
+        connected.cancel()
+        stopping.cancel()
+        await asyncio.gather(connected, stopping, return_exceptions=True)
+        if ev.is_set():
+            return
+        if self._stopping.is_set():
+            raise VoxflowError("the sandbox stopped")
+        raise VoxflowError(f"no ARI client connected for app {app!r}")
 
     # --- scripted calls --------------------------------------------------------------------
 
@@ -375,6 +392,8 @@ class Sandbox:
         if wait_app > 0 and self.outbound.per_call(app) is None:
             with contextlib.suppress(VoxflowError):
                 await self.wait_app(app, wait_app)
+            if not self._started:
+                raise CallEndedError("the sandbox stopped before the call was placed")
         call = SimCall(
             self.pbx,
             direction="inbound",
