@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import click
@@ -45,6 +45,7 @@ from voxflow.testing.violoop import run_virtual
 if TYPE_CHECKING:
     from voxflow.cluster.state import ClusterState
     from voxflow.runtime.server import FlowServer
+    from voxflow.sandbox.caller import SimCall
 
 __all__ = ["default_script", "run_command"]
 
@@ -52,7 +53,7 @@ __all__ = ["default_script", "run_command"]
 EXIT_CONFIG, EXIT_ARI = 2, 3
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -265,31 +266,52 @@ def run_command(
     a script of caller actions plays (docs/running.md).
     """
     _configure_logging(verbose)
+    settings, registry, metadata = _load(flows, click.get_current_context().params)
+    audio = not no_audio
+    try:
+        if call_endpoint is not None:
+            call = _call(settings, registry, call_endpoint, metadata, caller_id, caller_script,
+                         audio=audio)  # fmt: skip
+            sys.exit(asyncio.run(call))
+        if settings.ari_url is not None or settings.ari_mode != "classic":
+            asyncio.run(_serve(settings, registry, watch, audio=audio))
+            return
+        code = _sandbox_call(
+            settings, registry, caller_script, watch, audio=audio, virtual=virtual_time
+        )
+    except (ConfigError, FlowError, AriError) as exc:
+        _fail(*_run_failure(exc, settings))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code)
+
+
+# run_command's options that are settings of the same name (None: not given)
+_SETTING_OPTIONS = (
+    "ari_url", "ari_user", "ari_password", "ari_mode", "listen", "default_flow", "grace_period",
+    "drain", "dialed", "caller_number", "call_time", "rtp_host", "rtp_advertise", "rtp_ports",
+    "redis_url", "metrics_port", "stt_decoders",
+)  # fmt: skip
+
+
+def _setting_overrides(params: dict[str, Any]) -> dict[str, Any]:
+    """The command line's overrides of the settings, by setting name."""
+    out = {name: params[name] for name in _SETTING_OPTIONS}
+    out["app"] = params["app_name"]
+    out["trace_dir"] = str(params["trace_dir"]) if params["trace_dir"] else None
+    out["warm_prompts"] = False if params["no_warm_prompts"] else None
+    return out
+
+
+def _load(
+    flows: tuple[Path, ...], params: dict[str, Any]
+) -> tuple[Settings, FlowRegistry, dict[str, str]]:
+    """run_command's settings (credentials redacted from logs from now on), loaded flows and
+    ``--meta``; exits 2 on bad settings or options, 1 on invalid flows."""
     try:
         settings = load_settings(
-            {
-                "ari_url": ari_url,
-                "ari_user": ari_user,
-                "ari_password": ari_password,
-                "app": app_name,
-                "ari_mode": ari_mode,
-                "listen": listen,
-                "default_flow": default_flow,
-                "trace_dir": str(trace_dir) if trace_dir else None,
-                "grace_period": grace_period,
-                "drain": drain,
-                "dialed": dialed,
-                "caller_number": caller_number,
-                "call_time": call_time,
-                "rtp_host": rtp_host,
-                "rtp_advertise": rtp_advertise,
-                "rtp_ports": rtp_ports,
-                "redis_url": redis_url,
-                "metrics_port": metrics_port,
-                "warm_prompts": False if no_warm_prompts else None,
-                "stt_decoders": stt_decoders,
-            },
-            config_path=config_path,
+            _setting_overrides(params),
+            config_path=params["config_path"],
             require_credentials=True,
         )
         _redact_credentials(
@@ -298,46 +320,33 @@ def run_command(
             settings.webhook_secret,
             urlsplit(settings.redis_url).password if settings.redis_url else None,
         )
-        _check_sandbox_only(settings, caller_script, virtual_time, call_endpoint)
-        _check_call_and_trace(settings, call_endpoint, meta, caller_id)
-        metadata = parse_meta(meta)
+        script, endpoint = params["caller_script"], params["call_endpoint"]
+        _check_sandbox_only(settings, script, params["virtual_time"], endpoint)
+        _check_call_and_trace(settings, endpoint, params["meta"], params["caller_id"])
+        metadata = parse_meta(params["meta"])
         registry = FlowRegistry()
         registry.load(flows, warn)
     except ConfigError as exc:
         _fail(str(exc), EXIT_CONFIG)
     except FlowError as exc:
         _fail(f"invalid flow(s):\n{exc}", EXIT_FLOW)
-    try:
-        if call_endpoint is not None:
-            call = _call(
-                settings, registry, call_endpoint, metadata, caller_id, caller_script,
-                audio=not no_audio,
-            )  # fmt: skip
-            sys.exit(asyncio.run(call))
-        if settings.ari_url is not None or settings.ari_mode != "classic":
-            asyncio.run(_serve(settings, registry, watch, audio=not no_audio))
-            return
-        code = _sandbox_call(
-            settings, registry, caller_script, watch, audio=not no_audio, virtual=virtual_time
-        )
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_CONFIG)
-    except FlowError as exc:
-        _fail(str(exc), EXIT_FLOW)
-    except AriUnauthorized:
-        _fail(
-            f"ARI rejected user '{settings.ari_user}' (401): check --ari-user/--ari-password",
-            EXIT_ARI,
-        )
-    except ApplicationReplacedError:
-        _fail(f"another client took the ARI application name '{settings.app}'", EXIT_ARI)
-    except AriConnectionError as exc:
-        _fail(f"cannot reach ARI at {settings.ari_url}: {exc}", EXIT_ARI)
-    except AriError as exc:
-        _fail(f"ARI error: {exc}", EXIT_ARI)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(code)
+    return settings, registry, metadata
+
+
+def _run_failure(exc: ConfigError | FlowError | AriError, settings: Settings) -> tuple[str, int]:
+    """The message and exit code for an error that ended the run."""
+    if isinstance(exc, ConfigError):
+        return str(exc), EXIT_CONFIG
+    if isinstance(exc, FlowError):
+        return str(exc), EXIT_FLOW
+    if isinstance(exc, AriUnauthorized):
+        user = settings.ari_user
+        return f"ARI rejected user '{user}' (401): check --ari-user/--ari-password", EXIT_ARI
+    if isinstance(exc, ApplicationReplacedError):
+        return f"another client took the ARI application name '{settings.app}'", EXIT_ARI
+    if isinstance(exc, AriConnectionError):
+        return f"cannot reach ARI at {settings.ari_url}: {exc}", EXIT_ARI
+    return f"ARI error: {exc}", EXIT_ARI
 
 
 def _check_sandbox_only(
@@ -661,48 +670,65 @@ async def _sandbox(
         interrupted = asyncio.Event()
         _on_signals(interrupted.set)
         serving = asyncio.ensure_future(server.serve(stop))
-        code = 0
         try:
             click.echo(f"sandbox call from {call_to.caller} to {to} -> flow {target.flow.name}")
             call = await sb.place_call(from_=call_to.caller, to=to, app=settings.app)
-            if interactive:
-                from voxflow.cli.run_interactive import HELP, interactive_caller
-
-                click.echo(HELP)
-                caller: asyncio.Future[Any] = asyncio.ensure_future(
-                    interactive_caller(call, echo=click.echo)
-                )
-            else:
-                scripted = ScriptedCaller(script, lambda: " ".join(lines))
-                caller = asyncio.ensure_future(scripted.play(call))
-            stopper = asyncio.ensure_future(interrupted.wait())
-            flow_done = asyncio.ensure_future(_flow_ended(server, call))
-            await asyncio.wait({caller, stopper, flow_done}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if caller.done() and isinstance(caller.result(), int):
-                code = int(caller.result())
-                if not call.ended:  # the script is over (or failed): the caller hangs up
-                    with contextlib.suppress(Exception):
-                        await call.hangup()
-            elif not caller.done():  # the flow ended (or Ctrl-C): the caller stops too
-                caller.cancel()
-                await asyncio.gather(caller, return_exceptions=True)
-                if interrupted.is_set():
-                    click.echo("interrupted: hanging up")
-                    with contextlib.suppress(Exception):
-                        await call.hangup()
-                elif not interactive:  # the lines the call did not live to reach still count
-                    code = scripted.after_end()
-            await asyncio.wait({flow_done}, timeout=30)
-            flow_done.cancel()
-            await asyncio.gather(stopper, flow_done, return_exceptions=True)
-            if not call.ended:  # transferred/queued: the call went on in the dialplan
-                with contextlib.suppress(Exception):
-                    await call.hangup()
+            scripted = None if interactive else ScriptedCaller(script, lambda: " ".join(lines))
+            code = await _play_call(server, call, scripted, interrupted)
         finally:
             stop.set()
             await serving
             await run_app.close_providers(app)
+    return _outcome_code(server, code, to)
+
+
+async def _play_call(
+    server: FlowServer, call: SimCall, scripted: ScriptedCaller | None, interrupted: asyncio.Event
+) -> int:
+    """Play the caller (``scripted``, else you at the terminal) until its script is over, the
+    flow ends or Ctrl-C; then hang up what is left. The caller script's exit code."""
+    code = 0
+    caller: asyncio.Future[Any]
+    if scripted is None:
+        from voxflow.cli.run_interactive import HELP, interactive_caller
+
+        click.echo(HELP)
+        caller = asyncio.ensure_future(interactive_caller(call, echo=click.echo))
+    else:
+        caller = asyncio.ensure_future(scripted.play(call))
+    stopper = asyncio.ensure_future(interrupted.wait())
+    flow_done = asyncio.ensure_future(_flow_ended(server, call))
+    await asyncio.wait({caller, stopper, flow_done}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if caller.done() and isinstance(caller.result(), int):
+        code = int(caller.result())
+        if not call.ended:  # the script is over (or failed): the caller hangs up
+            await _hang_up(call)
+    elif not caller.done():  # the flow ended (or Ctrl-C): the caller stops too
+        caller.cancel()
+        await asyncio.gather(caller, return_exceptions=True)
+        if interrupted.is_set():
+            click.echo("interrupted: hanging up")
+            await _hang_up(call)
+        elif scripted is not None:  # the lines the call did not live to reach still count
+            code = scripted.after_end()
+    await asyncio.wait({flow_done}, timeout=30)
+    flow_done.cancel()
+    await asyncio.gather(stopper, flow_done, return_exceptions=True)
+    if not call.ended:  # transferred/queued: the call went on in the dialplan
+        await _hang_up(call)
+    return code
+
+
+async def _hang_up(call: SimCall) -> None:
+    """The sandbox caller hangs up; a call already gone is no error."""
+    with contextlib.suppress(Exception):
+        await call.hangup()
+
+
+def _outcome_code(server: FlowServer, code: int, to: str) -> int:
+    """Print each flow's outcome; the exit code: ``code``, else 1 when a flow ended in
+    ``error`` or no flow took the call."""
     for result in server.results.values():
         click.echo(f"outcome: {result.outcome}" + (f" ({result.reason})" if result.reason else ""))
         if result.outcome == "error" and code == 0:
