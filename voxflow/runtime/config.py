@@ -394,30 +394,51 @@ def load_settings(
     given explicitly (option, environment or file); the defaults are only the sandbox's.
     """
     env = os.environ if env is None else env
-    values: dict[str, tuple[Any, str]] = {}
+    values = _file_values(config_path, cwd)
+    for name, var in ENV_VARS.items():
+        if env.get(var):
+            values[name] = (env[var], f"environment variable {var}")
+    values.update(_cli_values(cli or {}))
+    settings = Settings()
+    for name, (value, origin) in values.items():
+        settings = replace(settings, **{name: _coerce(name, value, origin)})
+    _check_settings(settings, values, require_credentials)
+    return settings
+
+
+def _file_values(
+    config_path: str | Path | None, cwd: str | Path | None
+) -> dict[str, tuple[Any, str]]:
+    """(value, origin) by setting from ``config_path`` (which must exist), else from
+    ``<cwd>/voxflow.toml`` when there is one."""
     if config_path is not None:
         path = Path(config_path)
         if not path.exists():
             raise ConfigError(f"config file not found: {path}")
         if not path.is_file():  # a directory, FIFO or device: never read
             raise ConfigError(f"config file {path} is not a regular file")
-        values.update(_read_toml(path))
-    else:
-        candidate = Path(cwd or Path.cwd()) / "voxflow.toml"
-        if candidate.is_file():
-            values.update(_read_toml(candidate))
-    for name, var in ENV_VARS.items():
-        if env.get(var):
-            values[name] = (env[var], f"environment variable {var}")
+        return _read_toml(path)
+    candidate = Path(cwd or Path.cwd()) / "voxflow.toml"
+    return _read_toml(candidate) if candidate.is_file() else {}
+
+
+def _cli_values(cli: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
+    """(value, option name) by setting for the CLI options given (not None)."""
     valid = {f.name for f in fields(Settings)}
-    for name, value in (cli or {}).items():
+    out: dict[str, tuple[Any, str]] = {}
+    for name, value in cli.items():
         if name not in valid:
             raise ConfigError(f"unknown setting {name!r}")
         if value is not None:
-            values[name] = (value, _CLI_NAMES.get(name, "--" + name.replace("_", "-")))
-    settings = Settings()
-    for name, (value, origin) in values.items():
-        settings = replace(settings, **{name: _coerce(name, value, origin)})
+            out[name] = (value, _CLI_NAMES.get(name, "--" + name.replace("_", "-")))
+    return out
+
+
+def _check_settings(
+    settings: Settings, values: Mapping[str, tuple[Any, str]], require_credentials: bool
+) -> None:
+    """ConfigError, naming where the value came from, for settings that are bad together or
+    alone (URLs, app name, ports, credentials, mode, drain, retries, pacer, gc)."""
     if settings.ari_url is not None:
         for url in settings.nodes():
             _check_url(url, values["ari_url"][1], ("http", "https"))
@@ -441,7 +462,6 @@ def load_settings(
     _check_retry(settings, values)
     _check_choice(settings.pacer, PACERS, values.get("pacer", (None, "pacer"))[1])
     _check_choice(settings.media_gc, GC_MODES, values.get("media_gc", (None, "gc"))[1])
-    return settings
 
 
 def _check_choice(value: str, choices: tuple[str, ...], origin: str) -> None:

@@ -166,6 +166,14 @@ class CallDriver(Generic[P]):
         if speech is None:
             speech = providers.stt is not None
         self.state: RunState = _call_state(flow, session, max_steps=max_steps, speech=speech)
+        # no TTS on the call: prompts only go to the transcript, without a task or a failed say
+        self._no_tts = providers.tts is None
+        self._init_results()
+        self._init_loop()
+        self._init_cluster(end_claim, journal, replayed)
+
+    def _init_results(self) -> None:
+        """What the call has produced so far: transcript, outcome, failure and flags."""
         self.transcript: list[TranscriptLine] = []
         self.outcome: ev.End | None = None
         self.failure: Exception | None = None
@@ -173,14 +181,17 @@ class CallDriver(Generic[P]):
         self.resumed = False
         """Cluster mode: the call was resumed from a dead worker's checkpoint (its recordings
         take another name when theirs is taken: :func:`voxflow.runtime.operations`)."""
+        self.agent_used = False
+        """An agent step ran on this call (its conversation belongs in the checkpoint)."""
+
+    def _init_loop(self) -> None:
+        """The driver loop's own state: pending events, keys typed ahead, operations, timers."""
         self._pending: deque[ev.Event] = deque()
         self._pressed: deque[float] = deque()  # clock() when each key typed ahead was pressed
         self._this_key = False
         self._feeding = False
         self._done: asyncio.Future[None] | None = None
         self._tracing = not isinstance(self.trace, NullTrace)
-        # no TTS on the call: prompts only go to the transcript, without a task or a failed say
-        self._no_tts = providers.tts is None
         self._ops: dict[int, asyncio.Task[None]] = {}
         self._op_started: dict[int, float] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -190,6 +201,14 @@ class CallDriver(Generic[P]):
         self._heard: dict[str, Any] | None = None  # the last recognition, for its input record
         self._hung_up = False
         self._leaving = False
+
+    def _init_cluster(
+        self,
+        end_claim: EndClaim | None,
+        journal: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None,
+        replayed: Mapping[str, Mapping[str, Any]] | None,
+    ) -> None:
+        """Cluster mode: the end claim, the ``on hangup`` journal and its replayed steps."""
         self.end_claim = end_claim
         self.journal = journal
         self.replayed = replayed or {}
@@ -199,8 +218,6 @@ class CallDriver(Generic[P]):
         its (key, body): sent as is when the call ends in that state with that outcome."""
         self.ended_elsewhere = False
         """Another worker of the cluster ended this call (its end was not repeated here)."""
-        self.agent_used = False
-        """An agent step ran on this call (its conversation belongs in the checkpoint)."""
         self.handed_over = False
         """The call was handed over to another worker (:meth:`hand_over`): not ended here."""
 

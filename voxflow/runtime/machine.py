@@ -473,53 +473,25 @@ class _Machine:
                 self.fail(str(exc), None)
 
     def run_one(self) -> None:
+        """Run the step at the top of the stack (or close the block or frame that ended)."""
         frame = self.top
         if not frame.stack:
-            if self.status == "hangup_handler":
-                self.finish(*(self.end or ("completed", "")))
-                return
-            raise _Abort(f"state '{frame.state}' ended without a transition", None)
+            self._frame_ended(frame)
+            return
         cur = frame.stack[-1]
         if cur.index >= len(cur.block):
             frame.stack.pop()
-            if cur.kind in ("handler", "error", "command") and cur.step is not None:
-                self.leave_handler(advance=True)
-            elif cur.kind == "hangup":
-                self.finish(*(self.end or ("completed", "")))
+            self._block_ended(cur)
             return
         self.budget -= 1
         if self.budget < 0:
-            self.budget = self.st.max_steps
-            self.emit(
-                ev.Log("error", "step budget exceeded: a loop never waits", None, frame.state)
-            )
-            self.emit(ev.Hangup("error"))
-            self.end = ("error", "step budget exceeded")
-            if self.status == "hangup_handler":
-                self.finish(*self.end)
-            else:
-                self.run_hangup_handler()
+            self._budget_exceeded(frame)
             return
         s = cur.block[cur.index]
-        in_outcome = s.op == "continue" and cur.kind in _HANDLER_KINDS
-        if self.status == "hangup_handler" and s.op not in HANGUP_SAFE and not in_outcome:
-            # a ``continue`` ending an outcome handler inside it (an http step's implied
-            # ``on ok``) goes on with the hang-up handler's next step; any other transition ends
-            if s.op in ir.TRANSITION_OPS:
-                self.finish(*(self.end or ("completed", "")))
-            else:
-                self.advance()
+        if self.status == "hangup_handler" and self._leaves_hangup_handler(s, cur):
             return
         if self.obs is not None and s.op in ir.TRANSITION_OPS and not self.retry_exhausts(s):
-            within = next(
-                (
-                    c.block
-                    for c in reversed(frame.stack)
-                    if c.kind in ("handler", "error", "command")
-                ),
-                None,
-            )
-            self.obs.transition(self.where(), s, within)
+            self._observe_transition(frame, s)
         try:
             fields = s.__dict__  # a pydantic model's values: a missing one costs no exception
             if fields.get("dynamic") or fields.get("choices_from") is not None:
@@ -536,6 +508,54 @@ class _Machine:
         finally:
             if s.op != "retry":
                 self.retrying = False
+
+    def _frame_ended(self, frame: _MFrame) -> None:
+        """A frame's steps ran out: the hang-up handler finishes; a state may not just end."""
+        if self.status == "hangup_handler":
+            self.finish(*(self.end or ("completed", "")))
+            return
+        raise _Abort(f"state '{frame.state}' ended without a transition", None)
+
+    def _block_ended(self, cur: Cursor) -> None:
+        """A block (just popped) ran to its end: leave its handler, or finish the hang-up body."""
+        if cur.kind in ("handler", "error", "command") and cur.step is not None:
+            self.leave_handler(advance=True)
+        elif cur.kind == "hangup":
+            self.finish(*(self.end or ("completed", "")))
+
+    def _budget_exceeded(self, frame: _MFrame) -> None:
+        """Too many steps without a wait: log it and end the call in ``error``."""
+        self.budget = self.st.max_steps
+        self.emit(ev.Log("error", "step budget exceeded: a loop never waits", None, frame.state))
+        self.emit(ev.Hangup("error"))
+        self.end = ("error", "step budget exceeded")
+        if self.status == "hangup_handler":
+            self.finish(*self.end)
+        else:
+            self.run_hangup_handler()
+
+    def _leaves_hangup_handler(self, s: ir.Step, cur: Cursor) -> bool:
+        """In the hang-up handler, a step it may not run: a transition finishes the call, any
+        other is skipped. True when ``s`` was handled so."""
+        in_outcome = s.op == "continue" and cur.kind in _HANDLER_KINDS
+        if s.op in HANGUP_SAFE or in_outcome:
+            # a ``continue`` ending an outcome handler inside it (an http step's implied
+            # ``on ok``) goes on with the hang-up handler's next step
+            return False
+        if s.op in ir.TRANSITION_OPS:
+            self.finish(*(self.end or ("completed", "")))
+        else:
+            self.advance()
+        return True
+
+    def _observe_transition(self, frame: _MFrame, s: ir.Step) -> None:
+        """Tell the observer about transition ``s`` and the handler block it is within."""
+        assert self.obs is not None
+        within = next(
+            (c.block for c in reversed(frame.stack) if c.kind in ("handler", "error", "command")),
+            None,
+        )
+        self.obs.transition(self.where(), s, within)
 
     def retry_exhausts(self, s: ir.Step) -> bool:
         """``s`` is a ``retry`` that ends its input step ``exhausted`` instead of re-running it
