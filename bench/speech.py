@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import struct
 import sys
 import time
@@ -58,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 import speech_before
+import speech_cpu
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
@@ -113,6 +115,8 @@ class Outcome:
     timing: dict[str, float] = field(default_factory=dict)  # the stream's ``finish`` parts, ms
     settled: bool = False  # the recogniser's ``settled`` ended the utterance
     endpoint: str = ""  # what ended it (SpeechDetector.ended_by: settled, final, quiet, ...)
+    cpu_ms: float = 0.0  # the recognition's thread CPU (speech_cpu)
+    decision: dict[str, object] = field(default_factory=dict)  # every part of it (speech_cpu)
 
     @property
     def before_window_ms(self) -> float:
@@ -206,6 +210,7 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
     stream: PocketSphinxStream | None = None
     out = Outcome("<noinput>")
     t0 = 0.0
+    speech_cpu.start()
     for arrived, data in enumerate(packets, 1):
         for chunk in jitter.push(parse_rtp(data)):
             pcm = codecs.decode(chunk.payload, "ulaw")
@@ -243,6 +248,7 @@ async def decide(stt: PocketSphinxSTT, packets: list[bytes], phrases: list[str])
     out.ms = (time.perf_counter() - t0) * 1000
     await stream.aclose()
     out.text, out.features, out.timing = result.text, stream.features, dict(stream.timing)
+    out.cpu_ms, out.decision = speech_cpu.taken_ms(), speech_cpu.decision(result, stream)
     if VERBOSE:
         print(f"    {result.alternatives} confidence {result.confidence} check {stream.check!r}")
     return out
@@ -393,6 +399,7 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
     audio_s = max(1e-9, sum(s.outcome.audio_s for s in samples))
     quiet = "" if OLD_ENDPOINTING or QUIET_SILENCE_MS < 0 else f"{QUIET_SILENCE_MS} ms once quiet, "
     rtf = sum(s.outcome.stream_s for s in samples) / audio_s
+    cpu = [s.outcome.cpu_ms for s in samples if s.outcome.text != "<noinput>"] or [0.0]
     return (
         f"{snr_name:>5}: in-grammar n={n_in} correct {v.count('correct') / max(1, n_in):6.1%} "
         f"nomatch {v.count('nomatch') / max(1, n_in):6.1%} "
@@ -408,7 +415,8 @@ def summary(snr_name: str, samples: list[Sample]) -> str:
         f"(end-silence window {FINAL_SILENCE_MS} ms "
         f"after a final phrase, {COMPLETE_SILENCE_MS} ms after a whole phrase, "
         f"{quiet}else {END_SILENCE_MS} ms{_OLD if OLD_ENDPOINTING else ''}; streaming real-time "
-        f"factor {rtf:.2f})"
+        f"factor {rtf:.2f}); STT CPU per decision p50 {np.percentile(cpu, 50):.1f} ms p99 "
+        f"{np.percentile(cpu, 99):.1f} ms mean {np.mean(cpu):.1f} ms"
     )
 
 
@@ -545,6 +553,12 @@ async def main() -> None:
     )
     ap.add_argument("-v", "--verbose", action="store_true", help="print every wrong decision")
     ap.add_argument(
+        "--decisions",
+        metavar="FILE",
+        help="write every decision as a JSON line (with --before, its side writes FILE.before, "
+        "and the identical decisions are counted: bench/speech_cpu.py)",
+    )
+    ap.add_argument(
         "--before",
         metavar="CHECKOUT",
         help="run this checkout's bench/speech.py with the same arguments at the same time and "
@@ -572,6 +586,9 @@ async def main() -> None:
     if not FINAL_SILENCE_MS:  # the "before" figures: the search ends where the audio ends
         stt_pocketsphinx._SETTLE_FRAMES = 0
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
+    speech_cpu.time_threads()
+    if args.decisions:
+        _write_decisions(Path(args.decisions), [], new=True)
     stt = PocketSphinxSTT(min_confidence=args.min_confidence)
     await stt.warm_up(DECODERS_PER_DECISION)
     gs = grammars()[: args.limit or None]
@@ -592,6 +609,8 @@ async def main() -> None:
             _set_old_endpointing(old)
             samples = await run(stt, gs, snr_name, voices, rates, args.half)
             runs.append(samples)
+            if args.decisions:
+                _write_decisions(Path(args.decisions), samples)
             name = f"{snr_name} old endpointing" if old and args.compare_endpointing else snr_name
             lines.append(summary(name, samples))
             print(lines[-1], flush=True)
@@ -603,6 +622,17 @@ async def main() -> None:
         if args.compare_endpointing:
             print(compared(*runs), flush=True)
     await _print_before(before, args.before, lines)
+    if before is not None and args.decisions:
+        print(speech_cpu.same(Path(args.decisions + ".before"), Path(args.decisions)))
+
+
+def _write_decisions(path: Path, samples: list[Sample], new: bool = False) -> None:
+    """``--decisions``: append one JSON line per utterance (speech_cpu.same reads them); ``new``:
+    the file emptied first."""
+    with path.open("w" if new else "a") as out:
+        for s in samples:
+            where = [s.snr, s.voice, s.rate, s.grammar.where, s.said]
+            out.write(json.dumps({"utterance": where, "decision": s.outcome.decision}) + "\n")
 
 
 async def _print_before(

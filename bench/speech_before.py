@@ -26,6 +26,7 @@ _LINE = re.compile(
     r"(?P<p50>\d+) ms p99 (?P<p99>\d+) ms\)"
     r"(?: \(right answers p50 (?P<ok50>\d+) ms p99 (?P<ok99>\d+) ms\))?"
 )
+_CPU = re.compile(r"STT CPU per decision p50 (?P<cpu50>[\d.]+) ms p99 (?P<cpu99>[\d.]+) ms")
 _PAUSE = re.compile(r"^pause (?P<ms>\d+) ms mid-sentence.*?: cut (?P<cut>\d+) of (?P<n>\d+)")
 
 
@@ -41,6 +42,8 @@ class Figures:
     p99: float
     ok50: float = 0.0
     ok99: float = 0.0
+    cpu50: float = 0.0  # STT CPU per decision (speech_cpu), ms: 0 where the line has none
+    cpu99: float = 0.0
 
 
 def parse(text: str) -> dict[str, Figures]:
@@ -51,7 +54,9 @@ def parse(text: str) -> dict[str, Figures]:
         m = _LINE.match(line)
         if m:
             keys = ("correct", "misroute", "oog", "p50", "p99", "ok50", "ok99")
-            out[m["cond"].strip()] = Figures(*(float(m[k] or 0) for k in keys))
+            cpu = _CPU.search(line)
+            cpus = {k: float(cpu[k]) if cpu else 0.0 for k in ("cpu50", "cpu99")}
+            out[m["cond"].strip()] = Figures(**{k: float(m[k] or 0) for k in keys}, **cpus)
     return out
 
 
@@ -79,6 +84,7 @@ def _script(checkout: str) -> tuple[Path, Path]:
 async def start(checkout: str, argv: list[str]) -> asyncio.subprocess.Process:
     """``CHECKOUT/bench/speech.py`` with ``argv`` (``--before`` removed by the caller)."""
     root, script = _script(checkout)
+    argv = _own_decisions(argv)
     env = {**os.environ, "PYTHONPATH": str(root)}
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -89,6 +95,14 @@ async def start(checkout: str, argv: list[str]) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+
+
+def _own_decisions(argv: list[str]) -> list[str]:
+    """``--decisions FILE``: the other side writes ``FILE.before`` (``speech_cpu.same``)."""
+    if "--decisions" not in argv:
+        return argv
+    at = argv.index("--decisions") + 1
+    return [*argv[:at], os.path.abspath(argv[at]) + ".before", *argv[at + 1 :]]
 
 
 def compare(before: dict[str, Figures], after: dict[str, Figures]) -> str:
@@ -107,7 +121,9 @@ def compare(before: dict[str, Figures], after: dict[str, Figures]) -> str:
             f"  {cond:>20}: before {_cells(b)} | after {_cells(a)} | correct "
             f"{a.correct - b.correct:+.1f} pts, p50 x{a.p50 / max(1.0, b.p50):.2f}, "
             f"p99 x{a.p99 / max(1.0, b.p99):.2f}; right answers p50 / p99 "
-            f"{b.ok50:.0f} / {b.ok99:.0f} -> {a.ok50:.0f} / {a.ok99:.0f} ms"
+            f"{b.ok50:.0f} / {b.ok99:.0f} -> {a.ok50:.0f} / {a.ok99:.0f} ms; STT CPU per "
+            f"decision p50 / p99 {b.cpu50:.1f} / {b.cpu99:.1f} -> {a.cpu50:.1f} / {a.cpu99:.1f} "
+            f"ms (p50 x{a.cpu50 / max(0.1, b.cpu50):.2f})"
         )
     return "\n".join(rows)
 
