@@ -63,7 +63,7 @@ import speech_cpu
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
-from voxflow.media import codecs, stt_likely, stt_pocketsphinx
+from voxflow.media import codecs, stt_check, stt_likely, stt_pocketsphinx
 from voxflow.media.callmedia import _Watcher
 from voxflow.media.endpointing import follow
 from voxflow.media.interpolate import stt_resampler
@@ -500,8 +500,8 @@ async def main() -> None:
     ap.add_argument(
         "--check-sigma",
         type=float,
-        default=stt_pocketsphinx._CHECK_SIGMA,
-        help="the check search's noise floor in LSB (stt_pocketsphinx._CHECK_SIGMA)",
+        default=stt_check.CHECK_SIGMA,
+        help="the check search's noise floor in LSB (stt_check.CHECK_SIGMA)",
     )
     ap.add_argument(
         "--final-silence-ms",
@@ -574,7 +574,7 @@ async def main() -> None:
     VERBOSE, END_SILENCE_MS = args.verbose, args.end_silence_ms
     COMPLETE_SILENCE_MS, FINAL_SILENCE_MS = args.complete_silence_ms, args.final_silence_ms
     SETTLED_SILENCE_MS, QUIET_SILENCE_MS = args.settled_silence_ms, args.quiet_silence_ms
-    stt_pocketsphinx._CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
+    stt_check.CHECK_SIGMA = args.check_sigma  # bench only: the module's tuning constant
     stt_pocketsphinx._QUIET_FRAMES = args.quiet_frames  # likewise
     stt_pocketsphinx._SLICE_BYTES = args.stt_slice  # likewise (the decisions must not change)
     if args.likely:  # bench only: the likely rule's constants (docs/speech.md)

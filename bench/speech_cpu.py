@@ -75,18 +75,28 @@ def decision(result: Transcript, stream: PocketSphinxStream) -> dict[str, object
 
 def same(before: Path, after: Path) -> str:
     """How many utterances (by condition, voice, rate, grammar, said) were decided identically
-    in ``before`` and ``after`` (JSON lines files), and the first few that were not."""
+    in ``before`` and ``after`` (JSON lines files), and the first few that were not. A check
+    not searched on one side (``check`` None: its result could not change the decision, the
+    phrase was rejected already) is left out of the comparison, and counted."""
 
-    def load(path: Path) -> dict[str, object]:
-        out: dict[str, object] = {}
+    def load(path: Path) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
         for line in path.read_text().splitlines():
             row = json.loads(line)
             out[json.dumps(row["utterance"])] = row["decision"]
         return out
 
+    def part(d: dict[str, object], searched: bool) -> dict[str, object]:
+        return d if searched else {k: v for k, v in d.items() if not k.startswith("check")}
+
     b, a = load(before), load(after)
     both = [k for k in a if k in b]
-    differ = [k for k in both if a[k] != b[k]]
-    lines = [f"decisions identical to the before's: {len(both) - len(differ)} of {len(both)}"]
+    unsearched = [k for k in both if (a[k]["check"] is None) != (b[k]["check"] is None)]
+    differ = [k for k in both if part(a[k], k not in unsearched) != part(b[k], k not in unsearched)]
+    lines = [
+        f"decisions identical to the before's: {len(both) - len(differ)} of {len(both)} (text, "
+        f"confidence, n-best, features; the check where both searched it: {len(unsearched)} "
+        "searched on one side only)"
+    ]
     lines += [f"  differs: {k}: {b[k]} -> {a[k]}" for k in differ[:5]]
     return "\n".join(lines)

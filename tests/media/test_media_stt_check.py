@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from call_audio import call_audio
 from media_rig import until_stopped
@@ -15,7 +16,7 @@ from shared_stt import shared_stt
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
-from voxflow.media import codecs, stt_pocketsphinx
+from voxflow.media import codecs, stt_check, stt_pocketsphinx
 from voxflow.media.interpolate import stt_resampler
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 from voxflow.runtime.matching import _matches
@@ -75,7 +76,7 @@ async def test_the_check_vetoes_a_confident_result_it_does_not_hear(
     audio = await call_audio("operator")
     heard, check = await _recognise(audio, MAIN)
     assert heard.text == "operator" == check
-    monkeypatch.setattr(stt_pocketsphinx, "_CHECK_SIGMA", 20000.0)  # the check hears only noise
+    monkeypatch.setattr(stt_check, "CHECK_SIGMA", 20000.0)  # the check hears only noise
     drowned, check = await _recognise(audio, MAIN)
     assert check != "operator" and drowned.text == ""
     # the confidence itself is the grammar's: the same but for the third decimal, which moved by
@@ -133,3 +134,40 @@ async def test_every_choice_of_the_example_ivr_is_recognised_or_a_nomatch_never_
         oog, _ = await _recognise(await call_audio("I want to leave a message"), phrases)
         assert oog.text == ""  # outside the grammar: a nomatch
     assert recognised >= spoken * 2 // 3, f"only {recognised} of {spoken} phrases recognised"
+
+
+class _Recorder:
+    """The one decoder method ``CheckFeed`` calls: what it was handed, call by call."""
+
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+
+    def process_raw(self, data: bytes, no_search: bool, full_utt: bool) -> None:
+        assert not no_search and not full_utt
+        self.calls.append(data)
+
+
+def test_the_check_hears_the_same_noise_floor_however_late_it_catches_up() -> None:
+    rng = np.random.default_rng(7)
+    pieces = [rng.integers(-3000, 3000, n).astype("<i2").tobytes() for n in (480, *[160] * 40)]
+    streamed, late = _Recorder(), _Recorder()
+    now, later = stt_check.CheckFeed(), stt_check.CheckFeed()
+    for piece in pieces:
+        now.add(piece)
+        now.catch_up(streamed)  # decoded as it comes
+        later.add(piece)
+    later.catch_up(late)  # decoded in one go when its result is needed
+    assert late.calls == streamed.calls  # the same pieces, the same noise
+    assert [len(c) for c in late.calls] == [len(p) for p in pieces]
+    assert streamed.calls[5] != pieces[5]  # the floor was added
+
+
+async def test_a_phrase_rejected_anyway_is_not_searched_by_the_check() -> None:
+    # The check can only veto: out-of-grammar speech whose confidence is under the threshold is
+    # decided without it (its audio is never decoded: issue 18, session 11); the same decision.
+    audio = await call_audio("I want to leave a message")
+    rejected, check = await _recognise(audio, MAIN)
+    assert rejected.text == "" and (rejected.confidence or 0) < 0.6 and rejected.alternatives
+    assert check is None
+    heard, check = await _recognise(await call_audio("operator"), MAIN)
+    assert heard.text == "operator" == check  # accepted: the check was searched and agreed

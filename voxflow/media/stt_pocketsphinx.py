@@ -25,7 +25,7 @@ Fourth finding (``bench/speech.py``, the tuning half): clean audio misrouted mor
 never at 20 dB): telephone audio stops at 4 kHz, so the /s/ of "sales" is near silence on a clean
 line, and the line noise fills it with the hiss the wideband model expects. A grammar decision is
 therefore checked by a second grammar search over the same audio with a band-limited (0-4 kHz)
-noise floor of ``_CHECK_SIGMA`` LSB added (about -41 dBFS: a 20 dB line for a caller at -21 dBFS);
+noise floor added (``stt_check``) (about -41 dBFS: a 20 dB line for a caller at -21 dBFS);
 when the check does not name the grammar's whole phrase, the result is ``nomatch``. The check
 names a phrase twice: its best path's (the search's Viterbi result), and the first of its n-best
 list (from its lattice); either may be the grammar's. The two disagree in a few utterances, mostly
@@ -58,7 +58,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -66,11 +66,12 @@ import numpy as np
 from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
 from voxflow.media.stt_alone import Mark, background, speech_again, streamed_end
+from voxflow.media.stt_check import CheckFeed
 from voxflow.media.stt_confidence import Features, confidence, features
 from voxflow.media.stt_grammar import dictionary_words, phrases_to_jsgf, prefixes
 from voxflow.media.stt_lexicon import add_variants
 from voxflow.media.stt_likely import Evidence, Stability, likely
-from voxflow.media.stt_line import floor_block, tail_pad
+from voxflow.media.stt_line import tail_pad
 from voxflow.media.stt_paths import clean as _clean
 from voxflow.media.stt_paths import is_phone as _is_phone
 from voxflow.media.stt_paths import is_word as _is_word
@@ -94,14 +95,11 @@ log = logging.getLogger(__name__)
 
 _MAX_BYTES = 16000 * 2 * 120  # two minutes of 16 kHz pcm16 per utterance
 _CHUNK_BYTES = 16000 * 2 // 25  # decode every 40 ms of audio while the caller speaks
-_FLOOR_BLOCK = 16000 // 10  # samples: the check's noise floor is drawn per 100 ms (``_floor``)
 _DITHER_SIGMA = 8.0  # LSB of Gaussian noise added before decoding (see the module docstring)
 _PHONES = "_phones"  # the phone-loop search every decoder has, for confidence
 # Mean cepstrum of the tuning half of bench/speech.py's utterances (G.711, upsampled to 16 kHz):
 # pocketsphinx's default (40,3,-1) is for wideband microphones and takes seconds to adapt.
 _CMN_PRIOR = "44.2,4.6,-25.7,21.4,-17.6,-2.3,3.2,-18.4,9.9,-8.9,-0.5,4.2,-9.6"
-_CHECK_SIGMA = 300.0  # LSB of band-limited noise under the check search (module docstring)
-_CHECK_BAND_HZ = 4000  # the noise stops where telephone audio does
 # decoders a recognition with a decision uses: the grammar, the phone loop, the noise-floor check
 DECODERS_PER_DECISION = 3
 DEFAULT_DECODERS = DECODERS_PER_DECISION  # the pool's default size: one decision streams fully
@@ -325,8 +323,7 @@ class PocketSphinxStream:
         self._raw = bytearray()  # ... and the audio it decoded, as fed
         self._phone_loop: tuple[float, list[Any]] | None = None  # its result, run at finish
         self._rng = np.random.default_rng(0)  # the dither, repeatable per utterance
-        self._floor_rng = np.random.default_rng(1)  # the check's noise floor, likewise
-        self._floor_left: np.ndarray[Any, np.dtype[np.float64]] = np.zeros(0)  # drawn, unused
+        self._check_feed = CheckFeed()  # the check's audio, decoded when needed (``stt_check``)
         self._lock = asyncio.Lock()
         self.features: Features | None = None
         self.check: str | None = None
@@ -447,8 +444,7 @@ class PocketSphinxStream:
         first, self._sliced = not self._sliced, self._sliced or bool(data)
         if self._marks is not None:
             self._raw += data
-        for piece in slices(data, _SLICE_BYTES, first=first):
-            pcm = self._dither(piece)
+        for pcm in slices(self._dither(data), _SLICE_BYTES, first=first):  # dithered at once
             if self._decoder is not None:
                 self._decoder.process_raw(pcm, False, False)
             if helpers is None:
@@ -458,7 +454,7 @@ class PocketSphinxStream:
             if helpers.phones is not None:
                 helpers.phones.process_raw(pcm, False, False)
             if helpers.check is not None:
-                helpers.check.process_raw(self._floor(pcm), False, False)
+                self._check_feed.add(pcm)  # decoded once its result is needed (``stt_check``)
         if self._grammar is not None and self._decoder is not None:
             complete, final = self._heard_whole_phrase(self._decoder)
             likely = (complete or final) and self._likely(self._decoder)
@@ -490,19 +486,31 @@ class PocketSphinxStream:
         self._held_quiet = phones.n_frames() - max(ends) if phones is not None and ends else 0
 
     def _likely(self, decoder: Any) -> bool:
-        """Whether the decision would accept the phrase heard so far (``stt_likely.likely``)."""
-        return likely(self._evidence(decoder), self.min_confidence)
-
-    def _evidence(self, decoder: Any) -> Evidence | None:
-        """What the searches say of the whole phrase heard so far (None: no decision asked)."""
+        """Whether the decision would accept the phrase heard so far (``stt_likely.likely``),
+        its parts asked cheapest first: ``likely`` is a conjunction, so the n-best, features and
+        the check (decoded only now: ``stt_check``) are read only while nothing else refused."""
         helpers, hyp = self._helpers, decoder.hyp()
         if helpers is None or hyp is None:
-            return None
-        text, check, phones = _clean(hyp.hypstr), "none", helpers.phones
+            return True  # likely(None)
+        text, check = _clean(hyp.hypstr), "none"
+        bare = Evidence(text, check, None, self._stable.frames, (), text == self._went_on)
+        if not likely(bare, self.min_confidence) or not likely(
+            self._evidence(decoder, hyp, text, helpers, bare), self.min_confidence
+        ):
+            return False
         if helpers.check is not None:  # heard by its best path or its n-best's first (_checked)
+            self._check_feed.catch_up(helpers.check)
             path = helpers.check.hyp()
             check = "path" if path is not None and _clean(path.hypstr) == text else ""
             check = check or ("nbest" if _nbest_first(helpers.check) == text else "")
+        return likely(replace(bare, check=check), self.min_confidence)
+
+    def _evidence(
+        self, decoder: Any, hyp: Any, text: str, helpers: _Helpers, bare: Evidence
+    ) -> Evidence:
+        """``bare`` with what the grammar's n-best and the phone loop say of the whole phrase
+        heard so far (the confidence features over the partial paths)."""
+        phones = helpers.phones
         best = _log(logmath := decoder.get_logmath(), hyp.score)
         alternatives, second = _nbest(decoder, logmath, text, best)
         partial = None
@@ -517,8 +525,7 @@ class PocketSphinxStream:
                 phones=_segments(phones),
                 n_phones=sum(len((decoder.lookup_word(w) or "").split()) for w in text.split()),
             )
-        stable, went_on = self._stable.frames, text == self._went_on
-        return Evidence(text, check, partial, stable, alternatives, went_on)
+        return replace(bare, features=partial, alternatives=alternatives)
 
     def _heard_nothing(self) -> bool:
         """The streaming phone loop's last phone ended ``_HEARD_NOTHING_FRAMES`` or more before
@@ -624,22 +631,6 @@ class PocketSphinxStream:
         out: bytes = np.clip(pcm + noise, -32768, 32767).astype("<i2").tobytes()
         return out
 
-    def _floor(self, pcm16: bytes) -> bytes:
-        """``pcm16`` plus the check's noise floor: seeded Gaussian noise of ``_CHECK_SIGMA`` LSB
-        below ``_CHECK_BAND_HZ``, drawn in blocks of ``_FLOOR_BLOCK`` samples (white noise with
-        the band above zeroed, per block) whatever the chunk size, so that the check hears the
-        same noise however often the stream decodes."""
-        pcm = np.frombuffer(pcm16, "<i2").astype(np.float64)
-        if len(pcm) == 0:
-            return pcm16
-        while len(self._floor_left) < len(pcm):
-            rate, band = PocketSphinxSTT.sample_rate, _CHECK_BAND_HZ
-            block = floor_block(self._floor_rng, _FLOOR_BLOCK, _CHECK_SIGMA, band, rate)
-            self._floor_left = np.concatenate([self._floor_left, block])
-        noise, self._floor_left = self._floor_left[: len(pcm)], self._floor_left[len(pcm) :]
-        out: bytes = np.clip(np.rint(pcm + noise), -32768, 32767).astype("<i2").tobytes()
-        return out
-
     async def finish(self) -> Transcript:
         """Decode what is left and return the final transcript ("" when nothing recognised, or,
         with phrases, when the best phrase is partial, under ``min_confidence``, or not what the
@@ -696,13 +687,16 @@ class PocketSphinxStream:
         try:
             return self._decide(decoder)
         finally:
+            check = self._helpers.check if self._helpers is not None else None
+            if check is not None and self.check is None:  # not needed: its utterance ended
+                check.end_utt()
             self.timing["search"] = (time.perf_counter() - t0) * 1000
 
     def _decide(self, decoder: Any) -> Transcript:
         """End the searches and turn them into the transcript (``finish``'s last part)."""
         decoder.end_utt()
-        for d in self._helpers.streaming() if self._helpers is not None else ():
-            d.end_utt()
+        if self._helpers is not None and self._helpers.phones is not None:
+            self._helpers.phones.end_utt()
         hyp = decoder.hyp()
         if hyp is None:
             return Transcript("")
@@ -716,10 +710,11 @@ class PocketSphinxStream:
         if self._helpers is None:  # no decision asked for: no second search
             return Transcript(text if complete else "", alternatives=alternatives)
         self.features = self._features(decoder, logmath, text, best, second, self._helpers)
-        self.check, self.check_nbest = self._checked(decoder, self._helpers, text)
         score = confidence(self.features)
-        heard = text in (self.check, self.check_nbest)
-        accepted = complete and score >= self.min_confidence and heard
+        accepted = complete and score >= self.min_confidence
+        if accepted:  # the check can only veto: searched only now (``stt_check``)
+            self.check, self.check_nbest = self._checked(decoder, self._helpers, text)
+            accepted = text in (self.check, self.check_nbest)
         return Transcript(
             text if accepted else "",
             is_final=True,
@@ -767,14 +762,14 @@ class PocketSphinxStream:
         n-best's first (None when not needed: the n-best costs a few ms). Run now over the kept
         audio when no decoder was spare; its noise floor is then drawn afresh from the same seed,
         so the result is the streamed one."""
-        check = helpers.check
+        check, feed = helpers.check, self._check_feed
         if check is None:
-            check = decoder
+            check, feed = decoder, CheckFeed()  # the same noise floor, drawn afresh
             self._owner._activate(decoder, [" ".join(w) for w in self._grammar or ()])
-            self._floor_rng, self._floor_left = np.random.default_rng(1), np.zeros(0)
             for pcm in helpers.kept or ():
-                decoder.process_raw(self._floor(pcm), False, False)
-            decoder.end_utt()
+                feed.add(pcm)
+        feed.catch_up(check)
+        check.end_utt()
         hyp = check.hyp()
         path = _clean(hyp.hypstr) if hyp is not None else ""
         return path, None if path == text else _nbest_first(check)
