@@ -12,8 +12,8 @@ from shared_stt import shared_stt
 
 from voxflow.media import codecs
 from voxflow.media.endpointing import follow
+from voxflow.media.stt_check import CheckFeed
 from voxflow.media.stt_pocketsphinx import (
-    PocketSphinxStream,
     PocketSphinxSTT,
 )
 from voxflow.media.tts_espeak import EspeakTTS
@@ -104,9 +104,8 @@ async def test_without_a_streaming_phone_loop_nothing_settles() -> None:
 
 
 def test_the_check_noise_floor_does_not_depend_on_how_the_audio_is_cut() -> None:
-    stt = PocketSphinxSTT()  # builds no decoder until a recognition needs one
     audio = np.random.default_rng(5).integers(-3000, 3000, 16000).astype("<i2").tobytes()
-    whole = PocketSphinxStream(stt, MENU)._floor(audio)
-    cut = PocketSphinxStream(stt, MENU)
-    pieces = b"".join(cut._floor(audio[i : i + 1280]) for i in range(0, len(audio), 1280))
+    whole = CheckFeed().floor(audio)
+    cut = CheckFeed()
+    pieces = b"".join(cut.floor(audio[i : i + 1280]) for i in range(0, len(audio), 1280))
     assert pieces == whole
