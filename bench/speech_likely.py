@@ -67,7 +67,7 @@ _asked: list[Asked] = []
 
 
 def _patch() -> None:
-    decide, evidence = speech.decide, PocketSphinxStream._evidence
+    decide, decides = speech.decide, PocketSphinxStream._likely
 
     def counting(data: bytes) -> RtpPacket:
         global _arrived
@@ -80,17 +80,17 @@ def _patch() -> None:
         _asked.clear()
         return await decide(*args, **kw)
 
-    def recording(self: PocketSphinxStream, decoder: Any) -> Evidence | None:
-        found = evidence(self, decoder)
+    def recording(self: PocketSphinxStream, decoder: Any) -> bool:
+        found = self.full_evidence(decoder)  # every part, whatever _likely asks
         if found is not None:
             stop = self._heard_whole_phrase(decoder)[1] and self._settled(decoder)
             _asked.append(Asked(found, _arrived * 20, stop))
-        return found
+        return decides(self, decoder)
 
     # bench only: count the packets arrived, records per utterance, every evidence built
     setattr(speech, "parse_rtp", counting)  # noqa: B010 (not re-exported by speech)
     setattr(speech, "decide", deciding)  # noqa: B010 (a module global its callers look up)
-    setattr(PocketSphinxStream, "_evidence", recording)  # noqa: B010 (a method, replaced)
+    setattr(PocketSphinxStream, "_likely", recording)  # noqa: B010 (a method, replaced)
 
 
 async def _pauses(

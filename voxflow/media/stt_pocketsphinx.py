@@ -20,18 +20,12 @@ confidence (a logistic fit; see there). A result that stopped part-way through a
 confidence is under ``min_confidence``, comes back as ``text=""`` (the caller spoke, nothing
 matched: the flow's ``nomatch``) with the confidence and the alternatives kept for the trace.
 
-Fourth finding (``bench/speech.py``, the tuning half): clean audio misrouted more than audio with
-20 dB of white noise (clean "sales" came back as "billing" or "pay my bill" in four voices of six,
-never at 20 dB): telephone audio stops at 4 kHz, so the /s/ of "sales" is near silence on a clean
-line, and the line noise fills it with the hiss the wideband model expects. A grammar decision is
-therefore checked by a second grammar search over the same audio with a band-limited (0-4 kHz)
-noise floor added (``stt_check``) (about -41 dBFS: a 20 dB line for a caller at -21 dBFS);
-when the check does not name the grammar's whole phrase, the result is ``nomatch``. The check
-names a phrase twice: its best path's (the search's Viterbi result), and the first of its n-best
-list (from its lattice); either may be the grammar's. The two disagree in a few utterances, mostly
-the right answer: under the noise floor the path heard "pay" (or no whole phrase) for "agent" in
-most voices while the n-best put "agent" first; a veto by the path alone turned 4 of the tuning
-half's 34 clean right answers into re-prompts (``bench/speech.py``; docs/speech.md).
+Fourth finding (``bench/speech.py``): clean audio misrouted more than audio with 20 dB of noise
+(clean "sales" as "billing": telephone audio stops at 4 kHz, so its /s/ is near silence). A
+grammar decision is therefore checked by a second grammar search over the same audio with a
+band-limited noise floor added (:mod:`voxflow.media.stt_check`, decoded only when its result can
+change the decision); when neither its best path nor its n-best's first names the grammar's
+whole phrase, the result is ``nomatch`` (docs/speech.md).
 
 Streaming: every search decodes while the caller speaks (every ``_CHUNK_BYTES``, in a worker
 thread); after each chunk the stream says whether its partial result is a whole phrase
@@ -492,18 +486,36 @@ class PocketSphinxStream:
         helpers, hyp = self._helpers, decoder.hyp()
         if helpers is None or hyp is None:
             return True  # likely(None)
-        text, check = _clean(hyp.hypstr), "none"
-        bare = Evidence(text, check, None, self._stable.frames, (), text == self._went_on)
+        text = _clean(hyp.hypstr)
+        bare = Evidence(text, "none", None, self._stable.frames, (), text == self._went_on)
         if not likely(bare, self.min_confidence) or not likely(
             self._evidence(decoder, hyp, text, helpers, bare), self.min_confidence
         ):
             return False
-        if helpers.check is not None:  # heard by its best path or its n-best's first (_checked)
-            self._check_feed.catch_up(helpers.check)
-            path = helpers.check.hyp()
-            check = "path" if path is not None and _clean(path.hypstr) == text else ""
-            check = check or ("nbest" if _nbest_first(helpers.check) == text else "")
-        return likely(replace(bare, check=check), self.min_confidence)
+        return likely(replace(bare, check=self._check_names(text, helpers)), self.min_confidence)
+
+    def full_evidence(self, decoder: Any) -> Evidence | None:
+        """Every part of what the searches say of the phrase heard so far, whatever ``_likely``
+        would have asked (None: no decision asked, nothing heard); for benches that refit the
+        rule (``bench/speech_likely.py``)."""
+        helpers, hyp = self._helpers, decoder.hyp()
+        if helpers is None or hyp is None:
+            return None
+        text = _clean(hyp.hypstr)
+        bare = Evidence(text, "none", None, self._stable.frames, (), text == self._went_on)
+        found = self._evidence(decoder, hyp, text, helpers, bare)
+        return replace(found, check=self._check_names(text, helpers))
+
+    def _check_names(self, text: str, helpers: _Helpers) -> str:
+        """How the check search names ``text`` so far: "path" (its best path), "nbest" (its
+        n-best's first), "" (neither), "none" (no check streams); decoded up to now first."""
+        if helpers.check is None:
+            return "none"
+        self._check_feed.catch_up(helpers.check)
+        path = helpers.check.hyp()
+        if path is not None and _clean(path.hypstr) == text:
+            return "path"
+        return "nbest" if _nbest_first(helpers.check) == text else ""
 
     def _evidence(
         self, decoder: Any, hyp: Any, text: str, helpers: _Helpers, bare: Evidence
