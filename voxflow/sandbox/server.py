@@ -9,7 +9,6 @@ import logging
 import shutil
 import tempfile
 import time
-from asyncio import FIRST_COMPLETED
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -144,7 +143,6 @@ class Sandbox:
         self._app_waiters: dict[str, asyncio.Event] = {}
         self.started_ts = ""
         self._started = False
-        self._stopping = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -199,7 +197,6 @@ class Sandbox:
         socks = getattr(site._server, "sockets", None)
         if socks:
             self.port = socks[0].getsockname()[1]
-        self._stopping = asyncio.Event()
         self._started = True
         log.info("sandbox listening on %s", self.ari_url)
 
@@ -208,7 +205,9 @@ class Sandbox:
         if not self._started:
             return
         self._started = False
-        self._stopping.set()  # ends every wait_app()
+        for ev in self._app_waiters.values():
+            ev.set()  # ends every wait_app(): it raises, the sandbox stopped
+        self._app_waiters = {}
         for ch in list(self.pbx.channels.values()):
             if ch.far is not None and hasattr(ch.far, "close"):
                 ch.far.close()
@@ -353,17 +352,12 @@ class Sandbox:
         ev = self._app_waiters.setdefault(app, asyncio.Event())
         if self.pbx.app_active(app):
             ev.set()
-        connected = asyncio.ensure_future(ev.wait())
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({connected, stopping}, timeout=timeout, return_when=FIRST_COMPLETED)
-        connected.cancel()
-        stopping.cancel()
-        await asyncio.gather(connected, stopping, return_exceptions=True)
-        if ev.is_set():
-            return
-        if self._stopping.is_set():
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except TimeoutError:
+            raise VoxflowError(f"no ARI client connected for app {app!r}") from None
+        if not self._started:  # stop() set every waiter
             raise VoxflowError("the sandbox stopped")
-        raise VoxflowError(f"no ARI client connected for app {app!r}")
 
     # --- scripted calls --------------------------------------------------------------------
 
