@@ -78,6 +78,16 @@ INTERNAL_ARG = "voxflow-internal"
 _SWEEP_RETRY = Backoff(initial=0.1, cap=2.0, attempts=6)  # ~6 s at most, then the next reconnect
 
 
+def _check_app_options(app_name: str, mode: str, orphans: str) -> None:
+    """ConfigError for a bad ARI application name, mode or orphan policy."""
+    if not app_name or "," in app_name or ":" in app_name:
+        raise ConfigError(f"invalid ARI application name {app_name!r}")
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if orphans not in ("restart", "hangup"):
+        raise ConfigError(f"orphans must be 'restart' or 'hangup', not {orphans!r}")
+
+
 class VoxtraApp:
     """A voxflow Stasis application. Use ``async with app:`` or blocking ``app.run()``."""
 
@@ -128,13 +138,8 @@ class VoxtraApp:
         goes over those sockets, and over HTTP to ``ari_url`` only for what they refuse, binary
         recording files; ``ari_url`` may then be ""). ``claim_broadcasts``: claim the calls
         StasisBroadcast() offers (``CallBroadcast``)."""
-        if not app_name or "," in app_name or ":" in app_name:
-            raise ConfigError(f"invalid ARI application name {app_name!r}")
-        if mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        _check_app_options(app_name, mode, orphans)
         self.mode = mode
-        if orphans not in ("restart", "hangup"):
-            raise ConfigError(f"orphans must be 'restart' or 'hangup', not {orphans!r}")
         self.orphans: OrphanPolicy = orphans
         self.orphan_apology = orphan_apology
         self.adopt_link_orphans = False  # outbound modes: see orphans.adopt_link_orphan
@@ -143,10 +148,6 @@ class VoxtraApp:
         checkpoints are read at once, while the bridges holding them are removed)."""
         self._internal_techs = _INTERNAL_TECHS
         self.claim_broadcasts = claim_broadcasts
-        http_url = ari_url
-        if mode != "classic" and not ari_url:
-            ari_url = "http://127.0.0.1:8088/ari"  # never used: HTTP fallback is off
-        self.ari_url = ari_url
         self.app_name = app_name
         self.stt = stt
         self.llm = llm
@@ -167,14 +168,32 @@ class VoxtraApp:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self._rest_args = (username, password, request_timeout, ssl)
+        self._init_ari(ari_url, listen, listen_auth, link_grace, ping_interval)
+        self._events_args = (ping_interval, reconnect_initial, reconnect_max)
+        self._events = self._event_stream()
+        self._init_registries()
+
+    def _init_ari(
+        self,
+        ari_url: str,
+        listen: tuple[str, int],
+        listen_auth: tuple[str, str] | None,
+        link_grace: float,
+        ping_interval: float,
+    ) -> None:
+        """The REST client, the dispatcher and (outbound websocket modes) the links."""
+        username, password, request_timeout, ssl = self._rest_args
+        http_url = ari_url
+        if self.mode != "classic" and not ari_url:
+            ari_url = "http://127.0.0.1:8088/ari"  # never used: HTTP fallback is off
+        self.ari_url = ari_url
         self.rest = AriRestClient(ari_url, username, password, timeout=request_timeout, ssl=ssl)
         self._links: AriLinks | None = None
-        if mode != "classic":
-            ws_user, ws_password = listen_auth or (username, password)
+        if self.mode != "classic":
             self._links = AriLinks(
                 self,
-                mode=mode,
-                listen_auth=(ws_user, ws_password),
+                mode=self.mode,
+                listen_auth=listen_auth or (username, password),
                 http=(http_url, username, password),
                 listen=listen,
                 ping_interval=ping_interval,
@@ -182,8 +201,10 @@ class VoxtraApp:
                 link_grace=link_grace,
             )
         self.dispatcher = Dispatcher()
-        self._events_args = (ping_interval, reconnect_initial, reconnect_max)
-        self._events = self._event_stream()
+        self._init_registries()
+
+    def _init_registries(self) -> None:
+        """Empty registries of sessions, routes and tasks, and the counters tests read."""
         self._sessions: dict[str, CallSession] = {}
         self._stasis_waiters: dict[str, asyncio.Future[None]] = {}
         self._routes: list[tuple[frozenset[str], dict[str, Any], Handler]] = []
