@@ -29,7 +29,14 @@ from typing import Any, Literal, Protocol
 from voxflow.agent.schema import ToolArgumentsError, check_schema, parse_tool_arguments
 from voxflow.agent.sentences import SentenceChunker
 from voxflow.errors import CallEndedError, ProviderError
-from voxflow.voice.providers import ChatMessage, LanguageModel, ModelOptions, ToolCall, ToolSpec
+from voxflow.voice.providers import (
+    ChatMessage,
+    LanguageModel,
+    LlmDelta,
+    ModelOptions,
+    ToolCall,
+    ToolSpec,
+)
 
 __all__ = [
     "Agent",
@@ -260,77 +267,111 @@ async def run_round(
     """
     t0 = started_at if started_at is not None else _now()
     result = RoundResult()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-    calls: list[ToolCall] = []
-    errors: list[ProviderError] = []
-    first_event = asyncio.Event()
-
-    async def produce() -> None:
-        chunker = SentenceChunker()
-        try:
-            async for delta in llm.stream_chat(messages, tools=tools, options=options):
-                if result.metrics.llm_ttft_ms is None and (delta.text or delta.tool_calls):
-                    result.metrics.llm_ttft_ms = (_now() - t0) * 1000
-                for piece in chunker.push(delta.text) if delta.text else ():
-                    queue.put_nowait(piece)
-                    first_event.set()
-                calls.extend(delta.tool_calls)
-                if delta.done:
-                    break
-        except ProviderError as exc:
-            errors.append(exc)
-        except (OSError, ValueError) as exc:  # a provider that leaked a raw error
-            errors.append(ProviderError(f"LLM failed: {exc}"))
-        finally:
-            rest = chunker.flush()
-            if rest and not errors:
-                queue.put_nowait(rest)
-            queue.put_nowait(None)
-            first_event.set()
-
-    producer = asyncio.create_task(produce(), name="agent-llm")
+    stream = _ReplyStream(t0, result)
+    producer = asyncio.create_task(
+        stream.produce(lambda: llm.stream_chat(messages, tools=tools, options=options)),
+        name="agent-llm",
+    )
     try:
-        said_filler = False
-        while not first_event.is_set():
-            now = _now()
-            waits: list[float] = []
-            if filler and filler_after_s is not None and not said_filler:
-                waits.append(t0 + filler_after_s - now)
-            if give_up_s is not None:
-                waits.append(t0 + give_up_s - now)
-            if not waits:
-                await first_event.wait()
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(first_event.wait(), max(0.0, min(waits)))
-                break
-            now = _now()
-            if give_up_s is not None and now >= t0 + give_up_s:
-                result.gave_up = True
-                return result
-            if filler and not said_filler:
-                said_filler = True
-                result.metrics.filler = True
-                await io.say(filler)
-        spoken = await io.speak(_queue_iter(queue))
-        result.heard = spoken.heard
-        result.interrupted = spoken.interrupted
-        result.metrics.interrupted = spoken.interrupted
-        result.metrics.tts_ttfb_ms = spoken.tts_ttfb_ms
-        if spoken.first_audio_at is not None:
-            result.metrics.voice_to_voice_ms = (spoken.first_audio_at - t0) * 1000
+        if not await _await_first(stream.first, io, t0, result, filler, filler_after_s, give_up_s):
+            result.gave_up = True
+            return result
+        spoken = await io.speak(_queue_iter(stream.queue))
+        _note_spoken(result, spoken, t0)
         if spoken.interrupted:
             return result
         await producer
-        if errors:
-            result.error = errors[0]
-        result.tool_calls = tuple(calls)
+        if stream.errors:
+            result.error = stream.errors[0]
+        result.tool_calls = tuple(stream.calls)
         return result
     finally:
         if not producer.done():
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
+
+
+class _ReplyStream:
+    """A model reply streamed into a queue of sentences (None ends it), with its tool calls
+    and errors; ``first`` is set when the first sentence (or the end) is there."""
+
+    def __init__(self, t0: float, result: RoundResult) -> None:
+        self.t0 = t0
+        self.result = result
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.calls: list[ToolCall] = []
+        self.errors: list[ProviderError] = []
+        self.first = asyncio.Event()
+
+    async def produce(self, stream_chat: Callable[[], AsyncIterator[LlmDelta]]) -> None:
+        """Read the model's deltas into sentences; a provider failure is kept in ``errors``."""
+        chunker = SentenceChunker()
+        metrics = self.result.metrics
+        try:
+            async for delta in stream_chat():
+                if metrics.llm_ttft_ms is None and (delta.text or delta.tool_calls):
+                    metrics.llm_ttft_ms = (_now() - self.t0) * 1000
+                for piece in chunker.push(delta.text) if delta.text else ():
+                    self.queue.put_nowait(piece)
+                    self.first.set()
+                self.calls.extend(delta.tool_calls)
+                if delta.done:
+                    break
+        except ProviderError as exc:
+            self.errors.append(exc)
+        except (OSError, ValueError) as exc:  # a provider that leaked a raw error
+            self.errors.append(ProviderError(f"LLM failed: {exc}"))
+        finally:
+            rest = chunker.flush()
+            if rest and not self.errors:
+                self.queue.put_nowait(rest)
+            self.queue.put_nowait(None)
+            self.first.set()
+
+
+async def _await_first(
+    first: asyncio.Event,
+    io: AgentIO,
+    t0: float,
+    result: RoundResult,
+    filler: str | None,
+    filler_after_s: float | None,
+    give_up_s: float | None,
+) -> bool:
+    """Wait for the reply's first sentence, saying ``filler`` once if it is late; False when
+    ``give_up_s`` passed first."""
+    said_filler = False
+    while not first.is_set():
+        now = _now()
+        waits: list[float] = []
+        if filler and filler_after_s is not None and not said_filler:
+            waits.append(t0 + filler_after_s - now)
+        if give_up_s is not None:
+            waits.append(t0 + give_up_s - now)
+        if not waits:
+            await first.wait()
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first.wait(), max(0.0, min(waits)))
+            break
+        if give_up_s is not None and _now() >= t0 + give_up_s:
+            return False
+        if filler and not said_filler:
+            said_filler = True
+            result.metrics.filler = True
+            await io.say(filler)
+    return True
+
+
+def _note_spoken(result: RoundResult, spoken: Spoken, t0: float) -> None:
+    """Record what the caller heard of the reply, and its timings, in ``result``."""
+    result.heard = spoken.heard
+    result.interrupted = spoken.interrupted
+    result.metrics.interrupted = spoken.interrupted
+    result.metrics.tts_ttfb_ms = spoken.tts_ttfb_ms
+    if spoken.first_audio_at is not None:
+        result.metrics.voice_to_voice_ms = (spoken.first_audio_at - t0) * 1000
 
 
 def _trim(history: list[ChatMessage], limit: int) -> None:
@@ -516,44 +557,79 @@ async def summarise(agent: Agent, settings: AgentSettings) -> str:
 
 
 async def _converse(settings: AgentSettings, io: AgentIO, agent: Agent) -> AgentOutcome:
-    exits = {e.name: e for e in settings.exits}
-    actions = {**agent.actions, **{a.name: a for a in settings.actions}}
-    specs = [e.spec() for e in settings.exits] + [a.spec() for a in actions.values()]
-    history = agent.history
-    metrics: list[TurnMetrics] = []
+    """The conversation of one agent step: greeting, then turns until an outcome."""
+    return await _Conversation(settings, io, agent).run()
 
-    if settings.greeting:
-        spoken = await io.say(settings.greeting)
+
+class _Conversation:
+    """One agent step's turns: the caller speaks, the model answers (running tools) until an
+    exit tool, silence, an error or a limit gives the outcome."""
+
+    def __init__(self, settings: AgentSettings, io: AgentIO, agent: Agent) -> None:
+        self.settings = settings
+        self.io = io
+        self.agent = agent
+        self.exits = {e.name: e for e in settings.exits}
+        self.actions = {**agent.actions, **{a.name: a for a in settings.actions}}
+        self.specs = [e.spec() for e in settings.exits] + [a.spec() for a in self.actions.values()]
+        self.history = agent.history
+        self.metrics: list[TurnMetrics] = []
+        self.turns = 0
+
+    def outcome(self, name: str, **kw: Any) -> AgentOutcome:
+        """An outcome with the turns and metrics so far."""
+        return AgentOutcome(name, turns=self.turns, metrics=self.metrics, **kw)
+
+    async def run(self) -> AgentOutcome:
+        """Greet, then take turns until one ends the step."""
+        if self.settings.greeting:
+            await self._say(self.settings.greeting)
+        while True:
+            text = await self._next_utterance()
+            if text is None:
+                return self.outcome("noinput")
+            self.turns += 1
+            ended = await self._turn(text)
+            if ended is not None:
+                return ended
+            if self.turns >= self.settings.max_turns:
+                return self.outcome("max_turns")
+
+    async def _say(self, text: str) -> None:
+        """Say ``text``; what was heard of it joins the history."""
+        spoken = await self.io.say(text)
         if spoken.heard:
-            history.append(ChatMessage("assistant", spoken.heard))
+            self.history.append(ChatMessage("assistant", spoken.heard))
 
-    turns = 0
-    silences = 0
-    while True:
-        text = await io.listen(settings.silence_s)
-        if text is None or not text.strip():
-            if silences < len(settings.silence_reprompts):
-                spoken = await io.say(settings.silence_reprompts[silences])
-                silences += 1
-                if spoken.heard:
-                    history.append(ChatMessage("assistant", spoken.heard))
-                continue
-            return AgentOutcome("noinput", turns=turns, metrics=metrics)
-        silences = 0
-        turns += 1
+    async def _next_utterance(self) -> str | None:
+        """What the caller says next, reprompting after each silence; None when the
+        reprompts ran out."""
+        reprompts = self.settings.silence_reprompts
+        for silences in range(len(reprompts) + 1):
+            text = await self.io.listen(self.settings.silence_s)
+            if text is not None and text.strip():
+                return text
+            if silences < len(reprompts):
+                await self._say(reprompts[silences])
+        return None
+
+    async def _turn(self, text: str) -> AgentOutcome | None:
+        """The model's answer to ``text``, over as many tool rounds as it takes; the outcome
+        when the turn ended the step."""
+        settings, history = self.settings, self.history
         heard_at = _now()
-        stt_ms = getattr(io, "last_stt_final_ms", None)
+        stt_ms = getattr(self.io, "last_stt_final_ms", None)
         history.append(ChatMessage("user", text.strip()))
         retried = False
         rounds = 0
-        first = True
         while True:
+            first = rounds == 0
             rounds += 1
             rr = await run_round(
-                agent.llm,
+                self.agent.llm,
                 list(history),
-                io,
-                tools=specs,
+                self.io,
+                tools=self.specs,
                 filler=settings.filler if first else None,
                 filler_after_s=settings.filler_after_s,
                 give_up_s=settings.give_up_s if first else None,
@@ -562,61 +638,58 @@ async def _converse(settings: AgentSettings, io: AgentIO, agent: Agent) -> Agent
             )
             if first:
                 rr.metrics.stt_final_ms = stt_ms if isinstance(stt_ms, int | float) else None
-                metrics.append(rr.metrics)
-            first = False
+                self.metrics.append(rr.metrics)
             if rr.gave_up:
                 limit = settings.give_up_s or 0
-                return AgentOutcome(
-                    "timeout",
-                    turns=turns,
-                    metrics=metrics,
-                    error=f"the model gave no answer within {limit:g} s",
+                return self.outcome(
+                    "timeout", error=f"the model gave no answer within {limit:g} s"
                 )
             calls = () if rr.interrupted else rr.tool_calls
             history.append(ChatMessage("assistant", rr.heard, tool_calls=calls))
             if rr.error is not None:
                 _answer_calls(history, calls, "not run: the model failed")
-                return AgentOutcome("error", turns=turns, error=str(rr.error), metrics=metrics)
+                return self.outcome("error", error=str(rr.error))
             if not calls:
-                break
-            exit_call = next((c for c in calls if c.name in exits), None)
-            unknown = [c for c in calls if c.name not in exits and c.name not in actions]
-            problem: str | None = None
-            if unknown:
-                known = ", ".join([*exits, *actions]) or "none"
-                problem = f"unknown tool {unknown[0].name!r}; available tools: {known}"
-            elif exit_call is not None:
-                try:
-                    args = parse_tool_arguments(
-                        exit_call.arguments, exits[exit_call.name].spec().parameters
-                    )
-                except ToolArgumentsError as exc:
-                    problem = f"invalid arguments for {exit_call.name}: {exc}"
-                else:
-                    _answer_calls(history, calls, "ok")
-                    return AgentOutcome(
-                        f"tool:{exit_call.name}", args=args, turns=turns, metrics=metrics
-                    )
+                return None
+            problem, exited = self._exit_or_problem(calls)
+            if exited is not None:
+                return exited
             if problem is not None:
                 if retried:
                     _answer_calls(history, calls, f"error: {problem}")
-                    return AgentOutcome(
-                        "error",
-                        turns=turns,
-                        metrics=metrics,
-                        error=f"malformed tool call after a corrective retry: {problem}",
-                    )
+                    error = f"malformed tool call after a corrective retry: {problem}"
+                    return self.outcome("error", error=error)
                 retried = True
                 _answer_calls(history, calls, f"error: {problem}. Call the tool again correctly.")
                 continue
             if rounds > settings.max_tool_rounds:
                 _answer_calls(history, calls, "error: too many tool calls in one turn")
-                break
+                return None
             for call in calls:
-                result = await agent.call_action(call, actions)
+                result = await self.agent.call_action(call, self.actions)
                 history.append(ChatMessage("tool", result, tool_call_id=call.id))
-        if turns >= settings.max_turns:
-            return AgentOutcome("max_turns", turns=turns, metrics=metrics)
+
+    def _exit_or_problem(
+        self, calls: Sequence[ToolCall]
+    ) -> tuple[str | None, AgentOutcome | None]:
+        """(problem, None) for an unknown tool or an exit's bad arguments; (None, outcome) for
+        a good exit call (answered ``ok``); (None, None) when the calls are all actions."""
+        exits, actions = self.exits, self.actions
+        unknown = [c for c in calls if c.name not in exits and c.name not in actions]
+        if unknown:
+            known = ", ".join([*exits, *actions]) or "none"
+            return f"unknown tool {unknown[0].name!r}; available tools: {known}", None
+        exit_call = next((c for c in calls if c.name in exits), None)
+        if exit_call is None:
+            return None, None
+        try:
+            args = parse_tool_arguments(
+                exit_call.arguments, exits[exit_call.name].spec().parameters
+            )
+        except ToolArgumentsError as exc:
+            return f"invalid arguments for {exit_call.name}: {exc}", None
+        _answer_calls(self.history, calls, "ok")
+        return None, self.outcome(f"tool:{exit_call.name}", args=args)
 
 
 def _answer_calls(history: list[ChatMessage], calls: Sequence[ToolCall], content: str) -> None:

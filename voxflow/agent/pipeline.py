@@ -111,6 +111,86 @@ async def _aiter(chunks: AsyncIterable[str] | Iterable[str]) -> AsyncIterator[st
             yield c
 
 
+def _cancelled(*tasks: asyncio.Task[Any]) -> tuple[asyncio.Task[Any], ...]:
+    """``tasks``, each cancelled unless already done."""
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    return tasks
+
+
+class _Utterance:
+    """One speak(): the synthesizer queues each sentence's span and its audio in whole frames;
+    the sender hands them to the voice at play-out pace and tracks what was heard."""
+
+    def __init__(self, pipe: VoicePipeline) -> None:
+        self.pipe = pipe
+        self.tracker = HeardTracker()
+        self.frames: asyncio.Queue[SpokenSpan | bytes | None] = asyncio.Queue()
+        self.errors: list[BaseException] = []
+        self.ttfb_ms: float | None = None
+        self.rate = pipe.tts.sample_rate
+        self.frame_bytes = max(2, self.rate * pipe.frame_ms // 1000 * 2)
+
+    async def synthesize(self, chunks: AsyncIterator[str]) -> None:
+        """Synthesize every non-blank sentence in turn; a TTS failure is kept in ``errors``."""
+        try:
+            async for sentence in chunks:
+                if sentence.strip():
+                    await self._synthesize_one(sentence)
+        except (ProviderError, OSError, ValueError) as exc:
+            self.errors.append(exc)
+        finally:
+            self.frames.put_nowait(None)
+
+    async def _synthesize_one(self, sentence: str) -> None:
+        """Queue the sentence's span, then its audio cut into frames (the last one padded)."""
+        pipe, frame_bytes = self.pipe, self.frame_bytes
+        span = SpokenSpan(sentence)
+        self.frames.put_nowait(span)
+        t_req = pipe._clock()
+        carry = b""
+        size = 0
+        async for pcm in pipe.tts.synthesize(sentence, voice=pipe.voice_name):
+            if self.ttfb_ms is None and pcm:
+                self.ttfb_ms = (pipe._clock() - t_req) * 1000
+            data = carry + pcm
+            cut = len(data) - len(data) % frame_bytes
+            for i in range(0, cut, frame_bytes):
+                self.frames.put_nowait(data[i : i + frame_bytes])
+            carry = data[cut:]
+            size += cut
+        if carry:
+            self.frames.put_nowait(carry + b"\0" * (frame_bytes - len(carry)))
+            size += frame_bytes
+        span.total = size / 2 / self.rate
+
+    async def send(self) -> Spoken:
+        """Send the queued frames at most ``max_lead`` ahead of play-out; return once the
+        tail has played, so "heard" is true."""
+        pipe, tracker, rate = self.pipe, self.tracker, self.rate
+        first_audio: float | None = None
+        while (item := await self.frames.get()) is not None:
+            if isinstance(item, SpokenSpan):
+                tracker.begin(item)
+                continue
+            now = pipe._clock()
+            lead = tracker.lead(now)
+            if lead > pipe.max_lead:
+                await asyncio.sleep(lead - pipe.max_lead)
+                now = pipe._clock()
+            await pipe.voice.send_audio(AudioChunk("pcm16", rate, item))
+            if first_audio is None:
+                first_audio = now
+            tracker.played(now, len(item) / 2 / rate)
+        tail = tracker.lead(pipe._clock())
+        if tail > 0:
+            await asyncio.sleep(tail)
+        return Spoken(
+            heard=tracker.all_text(), first_audio_at=first_audio, tts_ttfb_ms=self.ttfb_ms
+        )
+
+
 class VoicePipeline:
     """Per-call voice pipeline over a :class:`CallVoice`: implements the agent's ``AgentIO``
     (``say``/``speak``/``listen``) and ``respond`` (one spoken model turn with history).
@@ -202,73 +282,34 @@ class VoicePipeline:
             self._speaking = None
 
     async def _speak(self, chunks: AsyncIterator[str], barge_in: BargeIn) -> Spoken:
-        tracker = HeardTracker()
-        frames: asyncio.Queue[SpokenSpan | bytes | None] = asyncio.Queue()
-        errors: list[BaseException] = []
+        """Play ``chunks`` until they have all been heard, or the caller barges in."""
+        utt = _Utterance(self)
         t_start = self._clock()
-        ttfb: list[float] = []
-        rate = self.tts.sample_rate
-        frame_bytes = max(2, rate * self.frame_ms // 1000 * 2)
+        producer = asyncio.create_task(utt.synthesize(chunks), name="pipeline-tts")
+        sender = asyncio.create_task(utt.send(), name="pipeline-send")
+        watchers = self._barge_in_watchers(barge_in)
+        try:
+            done, _ = await asyncio.wait([sender, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            if sender in done:
+                spoken = sender.result()
+                if utt.errors:
+                    raise ProviderError(f"TTS failed: {utt.errors[0]}") from utt.errors[0]
+                return spoken
+            for watcher in watchers:
+                if watcher in done and not watcher.cancelled():
+                    failure = watcher.exception()
+                    if failure is not None:  # e.g. the media path closed: the call ended
+                        raise failure
+            return await self._barge_in(utt, producer, sender)
+        finally:
+            await asyncio.gather(*_cancelled(producer, sender, *watchers), return_exceptions=True)
+            if isinstance(chunks, AsyncIterator) and hasattr(chunks, "aclose"):
+                with contextlib.suppress(Exception):
+                    await chunks.aclose()
+            log.debug("spoke for %.0f ms", (self._clock() - t_start) * 1000)
 
-        async def synthesize() -> None:
-            try:
-                async for sentence in chunks:
-                    if not sentence.strip():
-                        continue
-                    span = SpokenSpan(sentence)
-                    frames.put_nowait(span)
-                    t_req = self._clock()
-                    carry = b""
-                    size = 0
-                    async for pcm in self.tts.synthesize(sentence, voice=self.voice_name):
-                        if not ttfb and pcm:
-                            ttfb.append((self._clock() - t_req) * 1000)
-                        data = carry + pcm
-                        cut = len(data) - len(data) % frame_bytes
-                        for i in range(0, cut, frame_bytes):
-                            frames.put_nowait(data[i : i + frame_bytes])
-                        carry = data[cut:]
-                        size += cut
-                    if carry:
-                        frames.put_nowait(carry + b"\0" * (frame_bytes - len(carry)))
-                        size += frame_bytes
-                    span.total = size / 2 / rate
-            except (ProviderError, OSError, ValueError) as exc:
-                errors.append(exc)
-            finally:
-                frames.put_nowait(None)
-
-        async def send() -> Spoken:
-            first_audio: float | None = None
-            while True:
-                item = await frames.get()
-                if item is None:
-                    break
-                if isinstance(item, SpokenSpan):
-                    tracker.begin(item)
-                    continue
-                pcm = item
-                now = self._clock()
-                lead = tracker.lead(now)
-                if lead > self.max_lead:
-                    await asyncio.sleep(lead - self.max_lead)
-                    now = self._clock()
-                await self.voice.send_audio(AudioChunk("pcm16", rate, pcm))
-                if first_audio is None:
-                    first_audio = now
-                tracker.played(now, len(pcm) / 2 / rate)
-            # Wait for the queued tail to play out so "heard" is true when we return.
-            tail = tracker.lead(self._clock())
-            if tail > 0:
-                await asyncio.sleep(tail)
-            return Spoken(
-                heard=tracker.all_text(),
-                first_audio_at=first_audio,
-                tts_ttfb_ms=ttfb[0] if ttfb else None,
-            )
-
-        producer = asyncio.create_task(synthesize(), name="pipeline-tts")
-        sender = asyncio.create_task(send(), name="pipeline-send")
+    def _barge_in_watchers(self, barge_in: BargeIn) -> list[asyncio.Task[object]]:
+        """Tasks that end when speaking must stop: interrupt(), and the caller's speech."""
         watchers: list[asyncio.Task[object]] = [
             asyncio.create_task(self._interrupt.wait(), name="pipeline-interrupt")
         ]
@@ -278,46 +319,29 @@ class VoicePipeline:
                     self.voice.wait_for_speech(barge_in.min_speech_ms), name="pipeline-bargein"
                 )
             )
-        try:
-            done, _ = await asyncio.wait([sender, *watchers], return_when=asyncio.FIRST_COMPLETED)
-            if sender in done:
-                spoken = sender.result()
-                if errors:
-                    raise ProviderError(f"TTS failed: {errors[0]}") from errors[0]
-                return spoken
-            for watcher in watchers:
-                if watcher in done and not watcher.cancelled():
-                    failure = watcher.exception()
-                    if failure is not None:  # e.g. the media path closed: the call ended
-                        raise failure
-            # Barge-in: stop everything now.
-            at = self._clock()
-            self.last_interrupt_at = at
-            producer.cancel()
-            sender.cancel()
-            clear = getattr(self.voice, "clear_audio", None)
-            if callable(clear):
-                result = clear()
-                if asyncio.iscoroutine(result):
-                    await result
-            self.last_stop_at = self._clock()
-            first = next((s.start for s in tracker.spans if s.start is not None), None)
-            return Spoken(
-                heard=tracker.heard_at(at),
-                interrupted=True,
-                first_audio_at=first,
-                tts_ttfb_ms=ttfb[0] if ttfb else None,
-            )
-        finally:
-            everything: list[asyncio.Task[Any]] = [producer, sender, *watchers]
-            for pending in everything:
-                if not pending.done():
-                    pending.cancel()
-            await asyncio.gather(producer, sender, *watchers, return_exceptions=True)
-            if isinstance(chunks, AsyncIterator) and hasattr(chunks, "aclose"):
-                with contextlib.suppress(Exception):
-                    await chunks.aclose()
-            log.debug("spoke for %.0f ms", (self._clock() - t_start) * 1000)
+        return watchers
+
+    async def _barge_in(
+        self, utt: _Utterance, producer: asyncio.Task[None], sender: asyncio.Task[Spoken]
+    ) -> Spoken:
+        """Stop synthesis and sending now, drop queued audio; what had been heard by then."""
+        at = self._clock()
+        self.last_interrupt_at = at
+        producer.cancel()
+        sender.cancel()
+        clear = getattr(self.voice, "clear_audio", None)
+        if callable(clear):
+            result = clear()
+            if asyncio.iscoroutine(result):
+                await result
+        self.last_stop_at = self._clock()
+        first = next((s.start for s in utt.tracker.spans if s.start is not None), None)
+        return Spoken(
+            heard=utt.tracker.heard_at(at),
+            interrupted=True,
+            first_audio_at=first,
+            tts_ttfb_ms=utt.ttfb_ms,
+        )
 
     # ------------------------------------------------------------------ turns
 
