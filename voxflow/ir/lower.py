@@ -312,62 +312,26 @@ class Lowerer:
         return [self.step(s) for s in steps]
 
     def step(self, s: ast.Step) -> ir.Step:
+        """One step in IR form (errors reported, a placeholder value kept)."""
         span = self.sp(s.span)
         if isinstance(s, ast.SimpleStep):
             return lower_simple(self, s)
+        if isinstance(s, ast.HttpStep):
+            return lower_http(self, s)
         if isinstance(s, ast.SetStep):
             return ir.SetStep(span=span, var=s.var, value=self.expr(s.value))
         if isinstance(s, ast.PauseStep):
-            d = s.duration
-            if not (isinstance(d, ast.Literal_) and d.type == "duration"):
-                self.error("VF404", d.span, "pause needs a duration", "write e.g. 'pause 500ms'")
-                return ir.PauseStep(span=span, duration_ms=0)
-            return ir.PauseStep(span=span, duration_ms=int(d.value or 0))
+            return self._pause(s, span)
         if isinstance(s, ast.IfStep):
-            branches = tuple(
-                ir.IfBranch(
-                    cond=self.expr(b.cond), steps=tuple(self.steps(b.steps)), span=self.sp(b.span)
-                )
-                for b in s.branches
-            )
-            return ir.IfStep(
-                span=span, branches=branches, else_steps=tuple(self.steps(s.else_steps or ()))
-            )
+            return self._if(s, span)
         if isinstance(s, ast.MatchStep):
-            cases = tuple(
-                ir.SwitchCase(
-                    values=tuple(self.expr(v) for v in c.values),
-                    steps=tuple(self.tail_steps(c.tail)),
-                    span=self.sp(c.span),
-                )
-                for c in s.cases
-            )
-            default = tuple(self.tail_steps(s.default)) if s.default is not None else ()
-            return ir.SwitchStep(
-                span=span, subject=self.expr(s.subject), cases=cases, default_steps=default
-            )
+            return self._match(s, span)
         if isinstance(s, ast.RecordStart):
-            o = self.options("record_start", s.options, STEP_OPTIONS["record_start"])
-            return ir.RecordStartStep(
-                span=span,
-                name=self.template(s.name) or ir.Template(source=""),
-                format=o.get("format", "wav"),
-                max_duration_ms=o.get("max", None),
-                beep=o.get("beep", False),
-            )
+            return self._record_start(s, span)
         if isinstance(s, ast.RecordStop):
             return ir.RecordStopStep(span=span, name=self.template(s.name))
-        if isinstance(s, ast.HttpStep):
-            return lower_http(self, s)
         if isinstance(s, ast.CallStep):
-            on = self.resolve(s.handlers, ir.OUTCOMES["call"], {}, s.span)
-            return ir.CallStep(
-                span=span,
-                subflow=s.subflow,
-                args=tuple((a.name, self.expr(a.value)) for a in s.args),
-                returns=tuple((b.name, b.var) for b in s.returns),
-                on=on,
-            )
+            return self._call(s, span)
         if isinstance(s, ast.MetaStep):
             return ir.MetaStep(span=span, key=s.key, value=self.expr(s.value), webhook=s.webhook)
         if isinstance(s, ast.GotoStep):
@@ -378,6 +342,63 @@ class Lowerer:
             return ir.ContinueStep(span=span)
         return ir.ReturnStep(
             span=span, values=tuple((v.name, self.expr(v.value)) for v in s.values)
+        )
+
+    def _pause(self, s: ast.PauseStep, span: ir.Span) -> ir.Step:
+        """``pause 500ms`` (a duration literal, else VF404)."""
+        d = s.duration
+        if not (isinstance(d, ast.Literal_) and d.type == "duration"):
+            self.error("VF404", d.span, "pause needs a duration", "write e.g. 'pause 500ms'")
+            return ir.PauseStep(span=span, duration_ms=0)
+        return ir.PauseStep(span=span, duration_ms=int(d.value or 0))
+
+    def _if(self, s: ast.IfStep, span: ir.Span) -> ir.Step:
+        """``if``/``elif`` branches and the ``else`` steps."""
+        branches = tuple(
+            ir.IfBranch(
+                cond=self.expr(b.cond), steps=tuple(self.steps(b.steps)), span=self.sp(b.span)
+            )
+            for b in s.branches
+        )
+        return ir.IfStep(
+            span=span, branches=branches, else_steps=tuple(self.steps(s.else_steps or ()))
+        )
+
+    def _match(self, s: ast.MatchStep, span: ir.Span) -> ir.Step:
+        """``match`` as a switch over its cases and default."""
+        cases = tuple(
+            ir.SwitchCase(
+                values=tuple(self.expr(v) for v in c.values),
+                steps=tuple(self.tail_steps(c.tail)),
+                span=self.sp(c.span),
+            )
+            for c in s.cases
+        )
+        default = tuple(self.tail_steps(s.default)) if s.default is not None else ()
+        return ir.SwitchStep(
+            span=span, subject=self.expr(s.subject), cases=cases, default_steps=default
+        )
+
+    def _record_start(self, s: ast.RecordStart, span: ir.Span) -> ir.Step:
+        """``record start NAME`` with its options."""
+        o = self.options("record_start", s.options, STEP_OPTIONS["record_start"])
+        return ir.RecordStartStep(
+            span=span,
+            name=self.template(s.name) or ir.Template(source=""),
+            format=o.get("format", "wav"),
+            max_duration_ms=o.get("max", None),
+            beep=o.get("beep", False),
+        )
+
+    def _call(self, s: ast.CallStep, span: ir.Span) -> ir.Step:
+        """``call SUBFLOW(args) -> returns`` with its outcome handlers."""
+        on = self.resolve(s.handlers, ir.OUTCOMES["call"], {}, s.span)
+        return ir.CallStep(
+            span=span,
+            subflow=s.subflow,
+            args=tuple((a.name, self.expr(a.value)) for a in s.args),
+            returns=tuple((b.name, b.var) for b in s.returns),
+            on=on,
         )
 
     # ---------------------------------------------------------- states and flows

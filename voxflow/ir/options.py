@@ -6,7 +6,7 @@ Shared by :mod:`voxflow.ir.lower` and :mod:`voxflow.ir.lower_steps`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from voxflow.ir import models as ir
@@ -68,107 +68,147 @@ class Opts:
         return True
 
     def read(self, opt: ast.Option, kind: str) -> Any:
-        lw = self.lw
+        """The value of ``opt`` read as ``kind``; BAD (reported) when it is not one."""
         self.spans[opt.name] = opt.span
-        vals = opt.values
-        if kind == KIND_BOOL and not vals:
+        if kind == KIND_BOOL and not opt.values:
             return True
         if kind == "strings":
-            out = []
-            for v in vals:
-                if isinstance(v, ast.Literal_) and v.type in ("string", "number"):
-                    out.append(str(v.value) if v.type == "string" else (v.text or str(v.value)))
-                else:
-                    lw.error("VF408", v.span, f"'{opt.name}' takes quoted numbers or extensions")
-            return out
-        if not vals:
-            lw.error("VF408", opt.span, f"option '{opt.name}' needs a value")
-            return BAD
-        if len(vals) > 1 and kind != KIND_EXPR:
-            lw.error("VF408", vals[1].span, f"option '{opt.name}' takes one value")
-            return BAD
-        v = vals[0]
-        if self._dynamic(opt, kind, v):
-            return BAD  # no literal value: the step's default stands until it starts
+            return self._strings(opt)
+        v = self._single(opt, kind)
+        if v is None or self._dynamic(opt, kind, v):
+            return BAD  # a dynamic value: the step's default stands until it starts
         if kind == KIND_EXPR:
-            return lw.expr(v)
-        if kind == KIND_DUR:
-            if isinstance(v, ast.Literal_) and v.type == "duration":
-                ms = int(v.value or 0)
-                if ms <= 0:
-                    lw.error("VF401", v.span, f"'{opt.name}' must be longer than zero")
-                return ms
-            if isinstance(v, ast.Literal_) and v.type == "number":
-                lw.error("VF404", v.span, f"'{opt.name}' needs a unit", f"write {v.text}s")
-                return BAD
-            if isinstance(v, ast.Unary) and v.op == "-" and isinstance(v.operand, ast.Literal_):
-                if v.operand.type in ("duration", "number"):
-                    lw.error("VF401", v.span, f"'{opt.name}' must be longer than zero")
-                    return BAD
-            lw.error("VF404", v.span, f"'{opt.name}' takes a duration such as 5s or 500ms")
+            return self.lw.expr(v)
+        if kind == "capture":
+            return read_capture(self.lw, v)
+        return _READERS.get(kind, Opts._symbol)(self, opt, v, kind)
+
+    def _single(self, opt: ast.Option, kind: str) -> ast.Expr | None:
+        """The option's one value (an expression may have more: the first); None, reported,
+        when there is none or too many."""
+        vals = opt.values
+        if not vals:
+            self.lw.error("VF408", opt.span, f"option '{opt.name}' needs a value")
+            return None
+        if len(vals) > 1 and kind != KIND_EXPR:
+            self.lw.error("VF408", vals[1].span, f"option '{opt.name}' takes one value")
+            return None
+        return vals[0]
+
+    def _strings(self, opt: ast.Option) -> list[str]:
+        """Quoted strings or numbers (extensions), as text."""
+        out = []
+        for v in opt.values:
+            if isinstance(v, ast.Literal_) and v.type in ("string", "number"):
+                out.append(str(v.value) if v.type == "string" else (v.text or str(v.value)))
+            else:
+                self.lw.error("VF408", v.span, f"'{opt.name}' takes quoted numbers or extensions")
+        return out
+
+    def _duration(self, opt: ast.Option, v: ast.Expr, kind: str) -> Any:
+        """A duration literal, in milliseconds (longer than zero)."""
+        lw = self.lw
+        if isinstance(v, ast.Literal_) and v.type == "duration":
+            ms = int(v.value or 0)
+            if ms <= 0:
+                lw.error("VF401", v.span, f"'{opt.name}' must be longer than zero")
+            return ms
+        if isinstance(v, ast.Literal_) and v.type == "number":
+            lw.error("VF404", v.span, f"'{opt.name}' needs a unit", f"write {v.text}s")
             return BAD
-        if kind == KIND_NUM:
-            if (
-                isinstance(v, ast.Literal_)
-                and v.type == "number"
-                and isinstance(v.value, int | float)
-            ):
-                if opt.name == "temperature" and not 0 <= v.value <= 2:
-                    lw.error("VF408", v.span, "'temperature' must be between 0 and 2")
-                    return BAD
-                if opt.name == "confidence" and not 0 <= v.value <= 1:
-                    lw.error(
-                        "VF408",
-                        v.span,
-                        f"'confidence' must be between 0 and 1, not {v.text or v.value}",
-                        "e.g. confidence 0.6: a spoken answer recognised with less is a nomatch",
-                    )
-                    return BAD
-                return float(v.value)
+        if isinstance(v, ast.Unary) and v.op == "-" and isinstance(v.operand, ast.Literal_):
+            if v.operand.type in ("duration", "number"):
+                lw.error("VF401", v.span, f"'{opt.name}' must be longer than zero")
+                return BAD
+        lw.error("VF404", v.span, f"'{opt.name}' takes a duration such as 5s or 500ms")
+        return BAD
+
+    def _number(self, opt: ast.Option, v: ast.Expr, kind: str) -> Any:
+        """A number, as a float (``temperature`` 0-2, ``confidence`` 0-1)."""
+        lw = self.lw
+        if not (isinstance(v, ast.Literal_) and v.type == "number"):
             lw.error("VF408", v.span, f"'{opt.name}' takes a number")
             return BAD
+        value = v.value
+        if not isinstance(value, int | float):
+            lw.error("VF408", v.span, f"'{opt.name}' takes a number")
+            return BAD
+        if opt.name == "temperature" and not 0 <= value <= 2:
+            lw.error("VF408", v.span, "'temperature' must be between 0 and 2")
+            return BAD
+        if opt.name == "confidence" and not 0 <= value <= 1:
+            lw.error(
+                "VF408",
+                v.span,
+                f"'confidence' must be between 0 and 1, not {v.text or value}",
+                "e.g. confidence 0.6: a spoken answer recognised with less is a nomatch",
+            )
+            return BAD
+        return float(value)
+
+    def _whole(self, opt: ast.Option, v: ast.Expr, kind: str) -> Any:
+        """A whole number of at least 1 (retries: or ``unlimited``)."""
         if kind == KIND_RETRIES and isinstance(v, ast.Name) and v.name == UNLIMITED:
             return UNLIMITED
-        if kind in (KIND_INT, KIND_RETRIES):
-            if isinstance(v, ast.Literal_) and v.type == "number" and isinstance(v.value, int):
-                if v.value < 1:
-                    code = "VF402" if opt.name == "max_digits" else "VF405"
-                    lw.error(code, v.span, f"'{opt.name}' must be at least 1")
-                return v.value
-            hint = "or 'unlimited' (the call's end bounds it)" if kind == KIND_RETRIES else None
-            lw.error("VF408", v.span, f"'{opt.name}' takes a whole number", hint)
-            return BAD
-        if kind in (KIND_STR, KIND_TPL):
-            if isinstance(v, ast.Literal_) and v.type == "string":
-                if opt.name == "terminator" and (
-                    len(str(v.value)) != 1 or str(v.value) not in "0123456789*#"
-                ):
-                    lw.error("VF403", v.span, "a terminator is one DTMF key: 0-9, * or #")
-                return lw.template(v) if kind == KIND_TPL else str(v.value)
-            lw.error("VF408", v.span, f"'{opt.name}' takes a quoted string")
-            return BAD
-        if kind == KIND_VAR:
-            if isinstance(v, ast.Name):
-                return v.name
-            lw.error("VF408", v.span, f"'{opt.name}' takes a variable name")
-            return BAD
-        if kind == KIND_BOOL:
-            if isinstance(v, ast.Literal_) and v.type == "bool":
-                return bool(v.value)
-            lw.error("VF408", v.span, f"'{opt.name}' takes true or false")
-            return BAD
-        if kind == "capture":
-            return read_capture(lw, v)
+        if isinstance(v, ast.Literal_) and v.type == "number" and isinstance(v.value, int):
+            if v.value < 1:
+                code = "VF402" if opt.name == "max_digits" else "VF405"
+                self.lw.error(code, v.span, f"'{opt.name}' must be at least 1")
+            return v.value
+        hint = "or 'unlimited' (the call's end bounds it)" if kind == KIND_RETRIES else None
+        self.lw.error("VF408", v.span, f"'{opt.name}' takes a whole number", hint)
+        return BAD
+
+    def _string(self, opt: ast.Option, v: ast.Expr, kind: str) -> Any:
+        """A quoted string (a template for KIND_TPL); a ``terminator`` is one DTMF key."""
+        lw = self.lw
+        if isinstance(v, ast.Literal_) and v.type == "string":
+            if opt.name == "terminator" and (
+                len(str(v.value)) != 1 or str(v.value) not in "0123456789*#"
+            ):
+                lw.error("VF403", v.span, "a terminator is one DTMF key: 0-9, * or #")
+            return lw.template(v) if kind == KIND_TPL else str(v.value)
+        lw.error("VF408", v.span, f"'{opt.name}' takes a quoted string")
+        return BAD
+
+    def _variable(self, opt: ast.Option, v: ast.Expr, kind: str) -> Any:
+        """A variable's name."""
+        if isinstance(v, ast.Name):
+            return v.name
+        self.lw.error("VF408", v.span, f"'{opt.name}' takes a variable name")
+        return BAD
+
+    def _bool(self, opt: ast.Option, v: ast.Expr, kind: str) -> Any:
+        """true or false."""
+        if isinstance(v, ast.Literal_) and v.type == "bool":
+            return bool(v.value)
+        self.lw.error("VF408", v.span, f"'{opt.name}' takes true or false")
+        return BAD
+
+    def _symbol(self, opt: ast.Option, v: ast.Expr, kind: str) -> Any:
+        """One of the option's symbols (:data:`SYMBOLS`)."""
         allowed = SYMBOLS.get(opt.name, ())
         if isinstance(v, ast.Name) and v.name in allowed:
             return v.name
-        lw.error(
+        self.lw.error(
             "VF408",
             v.span,
             f"'{opt.name}' must be one of: {', '.join(allowed)}",
             did_you_mean(v.name, allowed) if isinstance(v, ast.Name) else None,
         )
         return BAD
+
+
+_READERS: dict[str, Callable[[Opts, ast.Option, ast.Expr, str], Any]] = {
+    KIND_DUR: Opts._duration,
+    KIND_NUM: Opts._number,
+    KIND_INT: Opts._whole,
+    KIND_RETRIES: Opts._whole,
+    KIND_STR: Opts._string,
+    KIND_TPL: Opts._string,
+    KIND_VAR: Opts._variable,
+    KIND_BOOL: Opts._bool,
+}
 
 
 def _literal(v: ast.Expr) -> bool:
