@@ -209,6 +209,7 @@ class _Adapter:
                     step.exprs.append(value)  # type-checked only without parameters
 
     def step(self, s: Any) -> MStep:
+        """The checker's model of one AST step."""
         f = self.file
         if isinstance(s, ast.SimpleStep):
             return self.simple(s)
@@ -217,65 +218,15 @@ class _Adapter:
                 "set", s.span, f, assigns=[s.var], reads=list(expr_names(s.value)), exprs=[s.value]
             )
         if isinstance(s, ast.IfStep):
-            blocks = [self.steps(b.steps) for b in s.branches]
-            reads = [r for b in s.branches for r in expr_names(b.cond)]
-            if s.else_steps is not None:
-                blocks.append(self.steps(s.else_steps))
-            return MStep(
-                "if",
-                s.span,
-                f,
-                blocks=blocks,
-                exhaustive=s.else_steps is not None,
-                reads=reads,
-                exprs=[b.cond for b in s.branches],
-            )
+            return self._if(s)
         if isinstance(s, ast.MatchStep):
-            blocks = [self.tail(c.tail) for c in s.cases]
-            reads = list(expr_names(s.subject))
-            if s.default is not None:
-                blocks.append(self.tail(s.default))
-            return MStep(
-                "switch",
-                s.span,
-                f,
-                blocks=blocks,
-                exhaustive=s.default is not None,
-                reads=reads,
-                exprs=[s.subject],
-            )
-        if isinstance(s, ast.RecordStart):
-            step = MStep("record_start", s.span, f)
-            if isinstance(s.name.value, str):
-                step.templates.append((s.name.value, s.name.span))
-            self._options(step, s.options, "record_start")
-            return step
-        if isinstance(s, ast.RecordStop):
-            step = MStep("record_stop", s.span, f)
-            if s.name is not None and isinstance(s.name.value, str):
-                step.templates.append((s.name.value, s.name.span))
-            return step
+            return self._match(s)
+        if isinstance(s, ast.RecordStart | ast.RecordStop):
+            return self._record(s)
         if isinstance(s, ast.HttpStep):
-            step = self._input("http", s.span, s.handlers)
-            if isinstance(s.url.value, str):
-                step.templates.append((s.url.value, s.url.span))
-                step.http_parts.append(("url", s.url.value, s.url.span))
-            self._options(step, s.options, "http")
-            self._store_on_success(step)
-            return step
+            return self._http(s)
         if isinstance(s, ast.CallStep):
-            step = self._input("call", s.span, s.handlers)
-            step.subflow, step.subflow_span = s.subflow, s.subflow_span
-            step.args = [(a.name, a.span) for a in s.args]
-            step.returns = [(b.name, b.span) for b in s.returns]
-            for a in s.args:
-                step.reads.extend(expr_names(a.value))
-                step.exprs.append(a.value)
-                step.templates.extend(sent_templates(a.value))
-            self._options(step, s.options, "call")
-            step.outcome_assigns.setdefault("*", []).extend(b.var for b in s.returns)
-            self._store_on_success(step)
-            return step
+            return self._call(s)
         if isinstance(s, ast.MetaStep):
             return MStep("meta", s.span, f, reads=list(expr_names(s.value)), exprs=[s.value])
         if isinstance(s, ast.GotoStep):
@@ -291,6 +242,74 @@ class _Adapter:
                 step.exprs.append(v.value)
             return step
         return MStep(type(s).__name__.lower(), getattr(s, "span", Span(1, 1, 1, 2)), f)
+
+    def _if(self, s: ast.IfStep) -> MStep:
+        """``if``: one block a branch (and the else), exhaustive with an else."""
+        blocks = [self.steps(b.steps) for b in s.branches]
+        if s.else_steps is not None:
+            blocks.append(self.steps(s.else_steps))
+        return MStep(
+            "if",
+            s.span,
+            self.file,
+            blocks=blocks,
+            exhaustive=s.else_steps is not None,
+            reads=[r for b in s.branches for r in expr_names(b.cond)],
+            exprs=[b.cond for b in s.branches],
+        )
+
+    def _match(self, s: ast.MatchStep) -> MStep:
+        """``match``: one block a case (and the default), exhaustive with a default."""
+        blocks = [self.tail(c.tail) for c in s.cases]
+        if s.default is not None:
+            blocks.append(self.tail(s.default))
+        return MStep(
+            "switch",
+            s.span,
+            self.file,
+            blocks=blocks,
+            exhaustive=s.default is not None,
+            reads=list(expr_names(s.subject)),
+            exprs=[s.subject],
+        )
+
+    def _record(self, s: ast.RecordStart | ast.RecordStop) -> MStep:
+        """``record start``/``record stop``: the name's template (and the start's options)."""
+        if isinstance(s, ast.RecordStop):
+            step = MStep("record_stop", s.span, self.file)
+            if s.name is not None and isinstance(s.name.value, str):
+                step.templates.append((s.name.value, s.name.span))
+            return step
+        step = MStep("record_start", s.span, self.file)
+        if isinstance(s.name.value, str):
+            step.templates.append((s.name.value, s.name.span))
+        self._options(step, s.options, "record_start")
+        return step
+
+    def _http(self, s: ast.HttpStep) -> MStep:
+        """An http step: its URL template, options and outcomes."""
+        step = self._input("http", s.span, s.handlers)
+        if isinstance(s.url.value, str):
+            step.templates.append((s.url.value, s.url.span))
+            step.http_parts.append(("url", s.url.value, s.url.span))
+        self._options(step, s.options, "http")
+        self._store_on_success(step)
+        return step
+
+    def _call(self, s: ast.CallStep) -> MStep:
+        """A subflow call: its arguments read, its returns assigned on success."""
+        step = self._input("call", s.span, s.handlers)
+        step.subflow, step.subflow_span = s.subflow, s.subflow_span
+        step.args = [(a.name, a.span) for a in s.args]
+        step.returns = [(b.name, b.span) for b in s.returns]
+        for a in s.args:
+            step.reads.extend(expr_names(a.value))
+            step.exprs.append(a.value)
+            step.templates.extend(sent_templates(a.value))
+        self._options(step, s.options, "call")
+        step.outcome_assigns.setdefault("*", []).extend(b.var for b in s.returns)
+        self._store_on_success(step)
+        return step
 
     def _input(self, op: str, span: Span, handlers: Iterable[ast.Handler]) -> MStep:
         step = MStep(
