@@ -270,83 +270,109 @@ def _line_problem(source: Source, tok: Token, line: int) -> str | None:
     return None
 
 
+def _vf001(source: Source, message: str, span: Span, hint: str | None = None) -> Diagnostic:
+    """A syntax error (VF001) in ``source`` at ``span`` (clamped to the text)."""
+    return Diagnostic(Severity.ERROR, "VF001", source.clamp(span), message, hint, source.name)
+
+
 def _error_diagnostic(err: Exception, source: Source) -> Diagnostic:
-    name = source.name
-
-    def diag(message: str, span: Span, hint: str | None = None) -> Diagnostic:
-        return Diagnostic(Severity.ERROR, "VF001", source.clamp(span), message, hint, name)
-
+    """The diagnostic for a parse error, naming the likely mistake where it can."""
     if isinstance(err, TransformError):
-        return diag(err.message, err.span, err.hint)
+        return _vf001(source, err.message, err.span, err.hint)
     if isinstance(err, UnexpectedCharacters):
-        line, col = err.line, err.column
-        pos = err.pos_in_stream if err.pos_in_stream is not None else -1
-        ch = source.text[pos] if 0 <= pos < len(source.text) else ""
-        span = Span(line, col, line, col + 1)
-        if ch in "\"'":
-            return diag(
-                "unterminated string",
-                Span(line, col, line, len(source.line_text(line)) + 1),
-                f"close it with {ch} on the same line",
-            )
-        if ch == "/":
-            return diag("unterminated /regex/ or '/' where no division is possible", span)
-        if ch.isdigit():
-            return diag(
-                "bad number or duration",
-                span,
-                "durations are a number and a unit: 500ms, 5s, 2m, 1h",
-            )
-        if ch == "\t":
-            return diag("a tab is not allowed here", span)
-        shown = repr(ch) if ch and not ch.isprintable() else f"'{ch}'"
-        return diag(f"unexpected character {shown}", span)
+        return _unexpected_character(err, source)
     if isinstance(err, UnexpectedToken):
-        tok: Token = err.token
-        label = _match_example(err)
-        line = tok.line or err.line or 1
-        col = tok.column or err.column or 1
-        if tok.type == "$END":
-            line = max(1, source.line_count)
-            col = len(source.line_text(line)) + 1
-        end_col = tok.end_column if tok.end_line == line and tok.end_column else col + 1
-        span = Span(line, col, line, max(end_col, col + 1))
-        if tok.type in ("_NL", "_DEDENT"):
-            span = Span(line, col, line, col + 1)
-        elif tok.type == "_INDENT" and tok.end_line:
-            line = tok.end_line
-            span = Span(line, 1, line, max(2, tok.end_column or 2))
-        bad_unit = _BAD_DURATION.search(source.line_text(line))
-        if bad_unit is not None and bad_unit.group(2) not in ("ms", "s", "m", "h"):
-            label = f"bad duration '{bad_unit.group(0)}' (write 500ms, 5s, 2m or 1h)"
-            span = Span(line, bad_unit.start() + 1, line, bad_unit.end() + 1)
-        elif tok.type == "NUMBER" or (tok.type == "NAME" and _after_number(source, line, col)):
-            label = label or "bad duration (write 500ms, 5s, 2m or 1h)"
-        elif label is None and tok.type == "NAME" and "SAY" in err.expected:
-            hint = _did_you_mean(str(tok), list(step_keywords()))
-            return diag(f"unknown step '{tok}'", span, hint or "see docs/language.md for steps")
-        elif _line_problem(source, tok, line) is not None:
-            label = _line_problem(source, tok, line)
-        got = _describe(tok.type, str(tok) if tok.type not in _NICE else None)
-        if tok.type in ("NAME", "NUMBER", "INT", "DURATION", "STRING"):
-            got = f"{got[2:] if got.startswith('a ') else got} {str(tok)[:40]!r}"
-        if label:
-            return diag(label, span, f"found {got}")
-        return diag(f"unexpected {got}", span, f"expected one of: {_expected(set(err.expected))}")
+        return _unexpected_token(err, source)
     if isinstance(err, UnexpectedEOF):
         line = max(1, source.line_count)
-        return diag(
+        return _vf001(
+            source,
             "unexpected end of file",
             Span(line, 1, line, 2),
             f"expected {_expected(set(err.expected))}",
         )
     if isinstance(err, DedentError):
-        return diag(
+        return _vf001(
+            source,
             "indentation does not match any outer block",
             _dedent_span(source, str(err)),
             "indent with the same number of spaces as an enclosing line",
         )
-    return diag(f"cannot parse: {err}", Span(1, 1, 1, 2))  # pragma: no cover - defensive
+    return _vf001(source, f"cannot parse: {err}", Span(1, 1, 1, 2))  # pragma: no cover
+
+
+def _unexpected_character(err: UnexpectedCharacters, source: Source) -> Diagnostic:
+    """A character the lexer cannot start a token with: an open string, a bad number..."""
+    line, col = err.line, err.column
+    pos = err.pos_in_stream if err.pos_in_stream is not None else -1
+    ch = source.text[pos] if 0 <= pos < len(source.text) else ""
+    span = Span(line, col, line, col + 1)
+    if ch in "\"'":
+        return _vf001(
+            source,
+            "unterminated string",
+            Span(line, col, line, len(source.line_text(line)) + 1),
+            f"close it with {ch} on the same line",
+        )
+    if ch == "/":
+        return _vf001(source, "unterminated /regex/ or '/' where no division is possible", span)
+    if ch.isdigit():
+        return _vf001(
+            source,
+            "bad number or duration",
+            span,
+            "durations are a number and a unit: 500ms, 5s, 2m, 1h",
+        )
+    if ch == "\t":
+        return _vf001(source, "a tab is not allowed here", span)
+    shown = repr(ch) if ch and not ch.isprintable() else f"'{ch}'"
+    return _vf001(source, f"unexpected character {shown}", span)
+
+
+def _token_place(tok: Token, err: UnexpectedToken, source: Source) -> tuple[int, int, Span]:
+    """(line, column, span) to show for an unexpected token (the end of the file for $END,
+    the indented line for _INDENT)."""
+    line = tok.line or err.line or 1
+    col = tok.column or err.column or 1
+    if tok.type == "$END":
+        line = max(1, source.line_count)
+        col = len(source.line_text(line)) + 1
+    end_col = tok.end_column if tok.end_line == line and tok.end_column else col + 1
+    span = Span(line, col, line, max(end_col, col + 1))
+    if tok.type in ("_NL", "_DEDENT"):
+        span = Span(line, col, line, col + 1)
+    elif tok.type == "_INDENT" and tok.end_line:
+        line = tok.end_line
+        span = Span(line, 1, line, max(2, tok.end_column or 2))
+    return line, col, span
+
+
+def _unexpected_token(err: UnexpectedToken, source: Source) -> Diagnostic:
+    """A token the grammar did not expect: a known mistake by example, a bad duration, an
+    unknown step, or what was expected instead."""
+    tok: Token = err.token
+    label = _match_example(err)
+    line, col, span = _token_place(tok, err, source)
+    bad_unit = _BAD_DURATION.search(source.line_text(line))
+    if bad_unit is not None and bad_unit.group(2) not in ("ms", "s", "m", "h"):
+        label = f"bad duration '{bad_unit.group(0)}' (write 500ms, 5s, 2m or 1h)"
+        span = Span(line, bad_unit.start() + 1, line, bad_unit.end() + 1)
+    elif tok.type == "NUMBER" or (tok.type == "NAME" and _after_number(source, line, col)):
+        label = label or "bad duration (write 500ms, 5s, 2m or 1h)"
+    elif label is None and tok.type == "NAME" and "SAY" in err.expected:
+        hint = _did_you_mean(str(tok), list(step_keywords()))
+        return _vf001(
+            source, f"unknown step '{tok}'", span, hint or "see docs/language.md for steps"
+        )
+    elif _line_problem(source, tok, line) is not None:
+        label = _line_problem(source, tok, line)
+    got = _describe(tok.type, str(tok) if tok.type not in _NICE else None)
+    if tok.type in ("NAME", "NUMBER", "INT", "DURATION", "STRING"):
+        got = f"{got[2:] if got.startswith('a ') else got} {str(tok)[:40]!r}"
+    if label:
+        return _vf001(source, label, span, f"found {got}")
+    expected = _expected(set(err.expected))
+    return _vf001(source, f"unexpected {got}", span, f"expected one of: {expected}")
 
 
 _BAD_DURATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)([A-Za-z_]+)\b")
@@ -471,71 +497,68 @@ def load_program(
     Returns None for the program only when the root file does not parse; problems in included
     files are reported and the rest of the program is still returned.
     """
-    reader: Reader = read or read_source
     root, diags = parse_module(source)
     if root is None:
         return None, diags
-    modules: list[ast.Module] = [root]
-    seen = {_key(source.name)}
-    project = project_root(source.name)
+    loader = _Includes(source.name, read or read_source, diags)
+    loader.visit(root, [_key(source.name)], 0)
+    return ast.Program(root, loader.modules), diags
 
-    def visit(module: ast.Module, stack: list[str], depth: int) -> None:
+
+class _Includes:
+    """Loads the files a program includes, depth-first, each once; problems go to ``diags``."""
+
+    def __init__(self, root: str, reader: Reader, diags: list[Diagnostic]) -> None:
+        self.reader = reader
+        self.diags = diags
+        self.modules: list[ast.Module] = []
+        self.seen = {_key(root)}
+        self.project = project_root(root)
+
+    def visit(self, module: ast.Module, stack: list[str], depth: int) -> None:
+        """Add ``module`` and, in order, every file it includes that is not loaded yet."""
+        self.modules.append(module)
         for inc in module.includes:
-            target, refused = resolve_include(project, module.path, inc.path, stdlib_dir())
+            target, refused = resolve_include(self.project, module.path, inc.path, stdlib_dir())
             if refused is not None:
                 hint = "include a .flow file by its path relative to this file"
-                diags.append(
-                    Diagnostic(Severity.ERROR, "VF002", inc.span, refused, hint, module.path)
-                )
+                self._error("VF002", inc, module, refused, hint)
                 continue
             key = _key(target)
             if key in stack:
                 chain = " -> ".join([*(os.path.basename(s) for s in stack), inc.path])
-                diags.append(
-                    Diagnostic(
-                        Severity.ERROR,
-                        "VF003",
-                        inc.span,
-                        f"include cycle: {chain}",
-                        "remove one of the includes",
-                        module.path,
-                    )
+                self._error(
+                    "VF003", inc, module, f"include cycle: {chain}", "remove one of the includes"
                 )
                 continue
-            if key in seen:
+            if key in self.seen:
                 continue
             if depth >= MAX_INCLUDE_DEPTH:
-                diags.append(
-                    Diagnostic(
-                        Severity.ERROR,
-                        "VF003",
-                        inc.span,
-                        f"includes nest deeper than {MAX_INCLUDE_DEPTH} files",
-                        None,
-                        module.path,
-                    )
-                )
+                message = f"includes nest deeper than {MAX_INCLUDE_DEPTH} files"
+                self._error("VF003", inc, module, message, None)
                 continue
-            seen.add(key)
-            loaded = reader(target)
-            if isinstance(loaded, Diagnostic):
-                code = "VF002" if loaded.code == "VF002" else loaded.code
-                message = (
-                    f"included file not found: {inc.path}" if code == "VF002" else loaded.message
-                )
-                diags.append(
-                    Diagnostic(Severity.ERROR, code, inc.span, message, loaded.hint, module.path)
-                )
-                continue
-            child, child_diags = parse_module(loaded)
-            diags.extend(child_diags)
-            if child is None:
-                continue
-            modules.append(child)
-            visit(child, [*stack, key], depth + 1)
+            self.seen.add(key)
+            child = self._load(inc, module, target)
+            if child is not None:
+                self.visit(child, [*stack, key], depth + 1)
 
-    visit(root, [_key(source.name)], 0)
-    return ast.Program(root, modules), diags
+    def _load(self, inc: ast.Include, module: ast.Module, target: str) -> ast.Module | None:
+        """Read and parse an included file (None, reported, when it cannot be)."""
+        loaded = self.reader(target)
+        if isinstance(loaded, Diagnostic):
+            code = "VF002" if loaded.code == "VF002" else loaded.code
+            message = f"included file not found: {inc.path}" if code == "VF002" else loaded.message
+            self._error(code, inc, module, message, loaded.hint)
+            return None
+        child, child_diags = parse_module(loaded)
+        self.diags.extend(child_diags)
+        return child
+
+    def _error(
+        self, code: str, inc: ast.Include, module: ast.Module, message: str, hint: str | None
+    ) -> None:
+        """Report a problem with the include ``inc`` of ``module``."""
+        self.diags.append(Diagnostic(Severity.ERROR, code, inc.span, message, hint, module.path))
 
 
 def stdlib_dir() -> Path:
