@@ -154,43 +154,70 @@ def to_dot(flow: ir.Flow, fm: FlowMap | None = None) -> str:
     ]
     if flow.initial in flow.states:  # a library file (only subflows) has no entry
         out.append('  __start [shape=point, width=0.15, label=""];')
+    out += _dot_nodes(flow, g)
+    if flow.initial in flow.states:
+        out.append(f"  __start -> {_node_id(flow.initial)};")
+    out += _dot_edges(fm, g)
+    for state, sub in fm.calls:
+        sf = flow.subflows.get(sub)
+        if sf is not None:
+            out.append(
+                f"  {_node_id(state)} -> {_node_id(sub + '.' + sf.initial)} "
+                f'[label="call {sub}", style=bold, color="#336699"];'
+            )
+    out += _dot_unhandled(fm)
+    out.append("}")
+    return "\n".join(out) + "\n"
 
-    def state_node(key: str) -> str:
-        attrs = [f'label="{_esc_dot(key)}"']
-        if key == flow.initial:
-            attrs.append("penwidth=2")
-        if key in g.unreachable:
-            attrs += ['fillcolor="#ffd6d6"', 'color="#cc0000"', 'label="' + _esc_dot(key)
-                      + '\\n(unreachable)"']  # fmt: skip
-            attrs = [a for a in attrs if a != f'label="{_esc_dot(key)}"']
-        return f"{_node_id(key)} [{', '.join(attrs)}];"
 
-    def pseudo_node(origin: str) -> str:
-        return (
-            f'{_node_id("from_" + origin)} [label="{_esc_dot(_origin_title(origin))}", '
-            'shape=note, style="dashed", fillcolor="white"];'
-        )
+def _dot_state(flow: ir.Flow, g: _Graph, key: str) -> str:
+    """A state's node: the initial one bold, an unreachable one red."""
+    attrs = [f'label="{_esc_dot(key)}"']
+    if key == flow.initial:
+        attrs.append("penwidth=2")
+    if key in g.unreachable:
+        attrs += ['fillcolor="#ffd6d6"', 'color="#cc0000"', 'label="' + _esc_dot(key)
+                  + '\\n(unreachable)"']  # fmt: skip
+        attrs = [a for a in attrs if a != f'label="{_esc_dot(key)}"']
+    return f"{_node_id(key)} [{', '.join(attrs)}];"
 
+
+def _dot_pseudo(origin: str) -> str:
+    """The note standing for a handler's origin ("any state", "any state in scope ...")."""
+    return (
+        f'{_node_id("from_" + origin)} [label="{_esc_dot(_origin_title(origin))}", '
+        'shape=note, style="dashed", fillcolor="white"];'
+    )
+
+
+def _dot_nodes(flow: ir.Flow, g: _Graph) -> list[str]:
+    """Every node: states and origins in their scope/subflow clusters, then the rest and the
+    terminals."""
+    out: list[str] = []
     grouped = {s for members in g.groups.values() for s in members}
     placed_pseudo: set[str] = set()
     for i, (group, members) in enumerate(sorted(g.groups.items())):
         out.append(f"  subgraph cluster_{i} {{")
         out.append(f'    label="{_esc_dot(group)}"; style="dashed"; color="#888888";')
-        out.extend("    " + state_node(m) for m in members)
+        out.extend("    " + _dot_state(flow, g, m) for m in members)
         for p in g.pseudo:
             if g.pseudo_group(p) == group:
-                out.append("    " + pseudo_node(p))
+                out.append("    " + _dot_pseudo(p))
                 placed_pseudo.add(p)
         out.append("  }")
-    out.extend("  " + state_node(k) for k in fm.states if k not in grouped)
-    out.extend("  " + pseudo_node(p) for p in g.pseudo if p not in placed_pseudo)
+    out.extend("  " + _dot_state(flow, g, k) for k in g.fm.states if k not in grouped)
+    out.extend("  " + _dot_pseudo(p) for p in g.pseudo if p not in placed_pseudo)
     for t in g.terminals:
         out.append(
             f'  {_node_id("end_" + t)} [label="{_TERMINALS[t]}", shape=doublecircle, '
             'fillcolor="#eeeeee", fontsize=10];'
         )
-    if flow.initial in flow.states:
-        out.append(f"  __start -> {_node_id(flow.initial)};")
+    return out
+
+
+def _dot_edges(fm: FlowMap, g: _Graph) -> list[str]:
+    """The transitions (merged per pair of nodes): dashed from an origin, dotted if optional."""
+    out: list[str] = []
     for e, text in _merged(fm, g.pretty):
         src = _node_id(e.src) if e.src in fm.states else _node_id("from_" + e.src)
         if e.op in _LOOPS:
@@ -205,13 +232,12 @@ def to_dot(flow: ir.Flow, fm: FlowMap | None = None) -> str:
         if not e.required:
             attrs += ['color="#999999"', "style=dotted"]
         out.append(f"  {src} -> {dst} [{', '.join(attrs)}];")
-    for state, sub in fm.calls:
-        sf = flow.subflows.get(sub)
-        if sf is not None:
-            out.append(
-                f"  {_node_id(state)} -> {_node_id(sub + '.' + sf.initial)} "
-                f'[label="call {sub}", style=bold, color="#336699"];'
-            )
+    return out
+
+
+def _dot_unhandled(fm: FlowMap) -> list[str]:
+    """A red node and edge for each outcome no handler takes."""
+    out: list[str] = []
     for n, b in enumerate(fm.unhandled):
         node = _node_id(f"unhandled_{n}")
         out.append(
@@ -222,8 +248,7 @@ def to_dot(flow: ir.Flow, fm: FlowMap | None = None) -> str:
             f'  {_node_id(b.state)} -> {node} [label="{_esc_dot(b.outcome)}", '
             'color="#cc0000", fontcolor="#cc0000", style=dashed];'
         )
-    out.append("}")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _esc_mm(text: str) -> str:
