@@ -113,7 +113,7 @@ class CallInbound:
         for _ in range(n):
             if not self._watchers:
                 break
-            self._watchers = [w for w in self._watchers if not w.feed(quiet, False)]
+            self._feed(quiet, False, False)
 
     def _deliver(self, chunk: AudioChunk) -> None:
         self._recent.append(chunk.payload)
@@ -135,22 +135,33 @@ class CallInbound:
             # strict one alone); one that is needed again is primed first (``_watch``).
             loose, strict = self._needed_vads(self._watchers)
             voiced = self._vad.is_speech(frame) if loose else False
-            strict_voiced = voiced
-            if strict:
-                strict_voiced = self._strict_vad.is_speech(frame)
-            self._watchers = [
-                w
-                for w in self._watchers
-                if not w.feed(frame, strict_voiced if w.strict else voiced)
-            ]
+            strict_voiced = self._strict_vad.is_speech(frame) if strict else voiced
+            self._feed(frame, voiced, strict_voiced)
         self._vad_buf = buf
+
+    def _feed(self, frame: bytes, voiced: bool, strict_voiced: bool) -> None:
+        """``frame`` and its decisions to every watcher; those done are dropped once all were
+        fed (rare: an onset, an utterance's end; only then is the list rebuilt)."""
+        watchers = self._watchers
+        ended: list[SpeechWatcher] | None = None
+        for w in watchers:
+            if w.feed(frame, strict_voiced if w.strict else voiced):
+                ended = [w] if ended is None else [*ended, w]
+        if ended is not None:
+            self._watchers = [w for w in watchers if w not in ended]
 
     def _needed_vads(self, watchers: Sequence[SpeechWatcher]) -> tuple[bool, bool]:
         """Which VADs ``watchers`` need: (the listening one, the stricter barge-in one). With a
         single VAD (a custom one decides alone) it is "the listening one" for everybody."""
         if self._strict_vad is self._vad:
             return bool(watchers), False
-        return any(not w.strict for w in watchers), any(w.strict for w in watchers)
+        loose = strict = False
+        for w in watchers:  # (one or two watchers: a loop, not two generators, per frame)
+            if w.strict:
+                strict = True
+            else:
+                loose = True
+        return loose, strict
 
     def _watch(self, watcher: SpeechWatcher) -> SpeechWatcher:
         before = self._needed_vads(self._watchers)
