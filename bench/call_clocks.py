@@ -7,7 +7,7 @@ from __future__ import annotations
 import array
 import itertools
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -26,21 +26,35 @@ BILLING = "To pay your bill, press 1. To hear your balance, press 2. To go back,
 
 class SendClock:
     """Records when each RtpSocket sends (the worker's outgoing RTP, from whichever thread sends
-    it) and the RTP timestamp sent, per socket."""
+    it) and the RTP timestamp sent, per socket (``times``, ``stamps``, ``sizes``: socket id ->
+    its sends in order).
+
+    It runs inside the pacer's send loop, between two calls' datagrams, on the worker's core:
+    each send appends to four flat arrays (a send's time, its socket's number, RTP timestamp and
+    size), ~0.6 us; they are grouped by socket only when read. (It kept a dict of three arrays
+    per socket, looked up by ``id(sock)`` three times a send: ~2 us a datagram more, a third of
+    a send's CPU, on the pacer's real-time thread.)"""
 
     def __init__(self) -> None:
-        self.times: dict[int, array.array[float]] = defaultdict(lambda: array.array("d"))
-        self.stamps: dict[int, array.array[int]] = defaultdict(lambda: array.array("q"))
-        self.sizes: dict[int, array.array[int]] = defaultdict(lambda: array.array("H"))
+        self._t: array.array[float] = array.array("d")
+        self._k: array.array[int] = array.array("I")
+        self._s: array.array[int] = array.array("q")
+        self._z: array.array[int] = array.array("H")
+        self._keys: dict[int, int] = {}  # id(socket) -> its number, in order of first send
+        self._grouped: tuple[int, dict[int, Any], dict[int, Any], dict[int, Any]] | None = None
         self._orig = (RtpSocket.send, RtpSocket.send_from_thread)
-
-        clock = self
+        t_add, k_add, s_add, z_add = self._t.append, self._k.append, self._s.append, self._z.append
+        keys, monotonic, from_bytes = self._keys, time.monotonic, int.from_bytes
 
         def timed(orig: Any) -> Any:
             def send(sock: RtpSocket, data: bytes) -> None:
-                clock.times[id(sock)].append(time.monotonic())
-                clock.stamps[id(sock)].append(int.from_bytes(data[4:8], "big"))
-                clock.sizes[id(sock)].append(len(data))
+                t_add(monotonic())
+                k = keys.get(id(sock))
+                if k is None:
+                    k = keys[id(sock)] = len(keys)
+                k_add(k)
+                s_add(from_bytes(data[4:8], "big"))
+                z_add(len(data))
                 orig(sock, data)
 
             return send
@@ -50,6 +64,39 @@ class SendClock:
 
     def close(self) -> None:
         RtpSocket.send, RtpSocket.send_from_thread = self._orig  # type: ignore[method-assign]
+
+    def _by_socket(self) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
+        """(times, stamps, sizes), each socket id -> numpy array of its sends in order."""
+        n = len(self._z)  # the last array appended to: the others hold n sends at least
+        if self._grouped is None or self._grouped[0] != n:
+            # Copies (slices), not views: a view would stop the arrays from growing, and the
+            # pacer's thread may still be sending for a call that is being torn down.
+            keys = self._keys.copy()  # (one C call: the pacer thread may add to it)
+            k = np.array(self._k[:n], dtype=np.uint32)
+            order = np.argsort(k, kind="stable")
+            bounds = np.searchsorted(k[order], np.arange(len(keys) + 1))
+            cols = [np.array(a[:n], dtype=d)[order] for a, d in (
+                (self._t, np.float64), (self._s, np.int64), (self._z, np.uint16))]  # fmt: skip
+            ids = sorted(keys, key=keys.__getitem__)
+            grouped = [{sid: col[bounds[i] : bounds[i + 1]] for i, sid in enumerate(ids)}
+                       for col in cols]  # fmt: skip
+            self._grouped = (n, grouped[0], grouped[1], grouped[2])
+        return self._grouped[1], self._grouped[2], self._grouped[3]
+
+    @property
+    def times(self) -> dict[int, Any]:
+        """Socket id -> when it sent each datagram (monotonic s), in order."""
+        return self._by_socket()[0]
+
+    @property
+    def stamps(self) -> dict[int, Any]:
+        """Socket id -> each datagram's RTP timestamp."""
+        return self._by_socket()[1]
+
+    @property
+    def sizes(self) -> dict[int, Any]:
+        """Socket id -> each datagram's size (bytes)."""
+        return self._by_socket()[2]
 
     def error_p99_ms(self) -> float:
         """p99 |send interval - RTP timestamp interval| between consecutive packets of a stream
