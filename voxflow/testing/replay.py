@@ -99,104 +99,141 @@ def scenario_from_trace(records: list[dict[str, Any]]) -> tuple[dict[str, Any], 
     timeline = [r for r in records if r.get("type") in ("input", "caller.hangup", "prompt")
                 or (r.get("type") == "hangup" and r.get("by") == "app")]  # fmt: skip
     timed = bool(timeline) and all(_secs(r, "t") is not None for r in timeline)
-    steps: list[dict[str, Any]] = []
-    mocks: dict[str, Any] = {"http": [], "dial": [], "queue": [], "agent": []}
-    media = _prompt_durations(records) if timed else {}
-    took: dict[str, float] = {}  # op name -> duration of its last completion
-    seen_ops: set[Any] = set()
-    notes: list[str] = []
-    digits_open = False
-    speech = False
+    reader = _TraceReader(timed)
     for rec in records:
+        reader.read(rec)
+    return reader.scenario(_prompt_durations(records) if timed else {})
+
+
+class _TraceReader:
+    """Builds a replay scenario's caller steps and mocks from trace records, in order."""
+
+    def __init__(self, timed: bool) -> None:
+        self.timed = timed
+        self.steps: list[dict[str, Any]] = []
+        self.mocks: dict[str, Any] = {"http": [], "dial": [], "queue": [], "agent": []}
+        self.took: dict[str, float] = {}  # op name -> duration of its last completion
+        self.seen_ops: set[Any] = set()
+        self.digits_open = False
+        self.speech = False
+
+    def read(self, rec: dict[str, Any]) -> None:
+        """Take one trace record into the scenario."""
         kind = rec.get("type")
         t = _secs(rec, "t")
         if kind == "op":
-            if rec.get("cid") in seen_ops:  # a stopped op can be recorded twice
-                continue
-            seen_ops.add(rec.get("cid"))
-            op, ms = str(rec.get("op", "")), _secs(rec, "latency_ms")
-            if op not in ("say", "play") and ms is not None:
-                took[op] = round(ms / 1000.0, 3)
-            continue
+            self._op(rec)
+            return
         if kind == "input" and rec.get("kind") == "dtmf":
-            digit = str(rec.get("digit", ""))
-            if digit == REDACTED:  # a key pressed into a sensitive variable: any digit will do
-                digit = _REDACTED_KEY
-            if timed:  # a key typed ahead was pressed typed_ms before a step took it
-                ahead = (_secs(rec, "typed_ms") or 0.0) / 1000.0
-                steps.append({"press": digit, "at": max(0.0, round((t or 0.0) - ahead, 3))})
-            elif digits_open and steps and "press" in steps[-1]:
-                steps[-1]["press"] += digit
-            else:
-                step: dict[str, Any] = {"press": digit}
-                if (after := _after(rec)) is not None:
-                    step["after"] = after
-                steps.append(step)
-                digits_open = True
-            continue
+            self._press(rec, t)
+            return
         if kind in ("prompt", "state.entered", "outcome"):
-            digits_open = False
+            self.digits_open = False
         if kind == "input" and rec.get("kind") == "speech":
-            speech = True
-            step = _heard(rec)
-            if timed:
-                # the caller's speech ended before the result (the endpointer, the decoding)
-                spoke_until = (t or 0.0) - (_secs(rec, "latency_ms") or 0.0) / 1000.0
-                words = len(str(step["say"]).split())
-                step["at"] = max(0.0, round(spoke_until - _CALLER_WORD * words, 3))
-            elif (after := _after(rec)) is not None:
+            self._say(rec, t)
+        elif kind == "caller.hangup":
+            self._hangup(None, t)
+        elif kind == "hangup" and rec.get("by") == "app":  # the drain's grace period ran out
+            self._hangup("app", t)
+        elif kind == "http":
+            self.mocks["http"].append(_http_mock(rec))
+        elif kind == "outcome" and rec.get("step") in ("dial", "queue", "agent"):
+            self._outcome(rec)
+
+    def _outcome(self, rec: dict[str, Any]) -> None:
+        """A dial, queue or agent outcome as a mock answering so, after as long as it took."""
+        key = str(rec["step"])
+        entry: dict[str, Any]
+        if key == "agent":
+            name = str(rec.get("outcome", "error"))
+            entry = {"tool": name[5:]} if name.startswith("tool:") else {"outcome": name}
+        else:
+            entry = {"result": rec.get("outcome"), "times": 1}
+        if key in self.took:
+            entry["after"] = self.took.pop(key)
+        self.mocks[key].append(entry)
+
+    def _hangup(self, by: str | None, t: float | None) -> None:
+        """The caller (None) or the app hangs up, at its time when the trace has times."""
+        self.steps.append({"hangup": by, "at": t or 0.0} if self.timed else {"hangup": by})
+
+    def _op(self, rec: dict[str, Any]) -> None:
+        """An operation's completion: how long dials, queues, agents... took."""
+        if rec.get("cid") in self.seen_ops:  # a stopped op can be recorded twice
+            return
+        self.seen_ops.add(rec.get("cid"))
+        op, ms = str(rec.get("op", "")), _secs(rec, "latency_ms")
+        if op not in ("say", "play") and ms is not None:
+            self.took[op] = round(ms / 1000.0, 3)
+
+    def _press(self, rec: dict[str, Any], t: float | None) -> None:
+        """A key press: at its time, else joined to the keys pressed just before it."""
+        digit = str(rec.get("digit", ""))
+        if digit == REDACTED:  # a key pressed into a sensitive variable: any digit will do
+            digit = _REDACTED_KEY
+        steps = self.steps
+        if self.timed:  # a key typed ahead was pressed typed_ms before a step took it
+            ahead = (_secs(rec, "typed_ms") or 0.0) / 1000.0
+            steps.append({"press": digit, "at": max(0.0, round((t or 0.0) - ahead, 3))})
+        elif self.digits_open and steps and "press" in steps[-1]:
+            steps[-1]["press"] += digit
+        else:
+            step: dict[str, Any] = {"press": digit}
+            if (after := _after(rec)) is not None:
                 step["after"] = after
             steps.append(step)
-        elif kind == "caller.hangup":
-            steps.append({"hangup": None, "at": t or 0.0} if timed else {"hangup": None})
-        elif kind == "hangup" and rec.get("by") == "app":  # the drain's grace period ran out
-            steps.append({"hangup": "app", "at": t or 0.0} if timed else {"hangup": "app"})
-        elif kind == "http":
-            url = str(rec.get("url", ""))
-            mock: dict[str, Any] = {"method": rec.get("method"), "url": _pattern(url),
-                                    "times": 1}  # fmt: skip
-            if rec.get("outcome") in ("timeout", "error") and rec.get("status") is None:
-                mock["outcome"] = rec["outcome"]
-            else:
-                mock["status"] = int(rec.get("status") or 200)
-            if (ms := _secs(rec, "latency_ms")) is not None and mock.get("outcome") != "timeout":
-                mock["delay"] = round(ms / 1000.0, 3)
-            mocks["http"].append(mock)
-        elif kind == "outcome" and rec.get("step") in ("dial", "queue"):
-            key = str(rec["step"])
-            entry: dict[str, Any] = {"result": rec.get("outcome"), "times": 1}
-            if key in took:
-                entry["after"] = took.pop(key)
-            mocks[key].append(entry)
-        elif kind == "outcome" and rec.get("step") == "agent":
-            name = str(rec.get("outcome", "error"))
-            agent: dict[str, Any] = (
-                {"tool": name[5:]} if name.startswith("tool:") else {"outcome": name}
-            )
-            if "agent" in took:
-                agent["after"] = took.pop("agent")
-            mocks["agent"].append(agent)
-    if mocks["http"]:
-        notes.append("HTTP response bodies are not traced: replayed responses carry no data")
-    if mocks["agent"]:
-        notes.append("agent tool arguments are not traced: replayed tools carry no arguments")
-    if timed:
-        # an operation the trace never saw finish was still running when the call ended
-        mocks["dial"].append({"result": "answered", "after": _PENDING})
-        mocks["queue"].append({"result": "answered", "after": _PENDING})
-        mocks["agent"].append({"outcome": "error", "after": _PENDING})
-        mocks["http"].append({"url": "", "outcome": "timeout"})
-        if media:
-            mocks["media"] = media
-    data: dict[str, Any] = {
-        "name": "replay",
-        "steps": steps,
-        "mocks": {k: v for k, v in mocks.items() if v},
-        "timeout": 3600,
-    }
-    if speech:
-        data["speech"] = True
-    return data, notes
+            self.digits_open = True
+
+    def _say(self, rec: dict[str, Any], t: float | None) -> None:
+        """A spoken answer, starting as long before its result as the words take to say."""
+        self.speech = True
+        step = _heard(rec)
+        if self.timed:
+            # the caller's speech ended before the result (the endpointer, the decoding)
+            spoke_until = (t or 0.0) - (_secs(rec, "latency_ms") or 0.0) / 1000.0
+            words = len(str(step["say"]).split())
+            step["at"] = max(0.0, round(spoke_until - _CALLER_WORD * words, 3))
+        elif (after := _after(rec)) is not None:
+            step["after"] = after
+        self.steps.append(step)
+
+    def scenario(self, media: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The scenario data and the notes on what a replay cannot reproduce."""
+        mocks, notes = self.mocks, []
+        if mocks["http"]:
+            notes.append("HTTP response bodies are not traced: replayed responses carry no data")
+        if mocks["agent"]:
+            notes.append("agent tool arguments are not traced: replayed tools carry no arguments")
+        if self.timed:
+            # an operation the trace never saw finish was still running when the call ended
+            mocks["dial"].append({"result": "answered", "after": _PENDING})
+            mocks["queue"].append({"result": "answered", "after": _PENDING})
+            mocks["agent"].append({"outcome": "error", "after": _PENDING})
+            mocks["http"].append({"url": "", "outcome": "timeout"})
+            if media:
+                mocks["media"] = media
+        data: dict[str, Any] = {
+            "name": "replay",
+            "steps": self.steps,
+            "mocks": {k: v for k, v in mocks.items() if v},
+            "timeout": 3600,
+        }
+        if self.speech:
+            data["speech"] = True
+        return data, notes
+
+
+def _http_mock(rec: dict[str, Any]) -> dict[str, Any]:
+    """An HTTP mock answering as the traced request was answered, after as long."""
+    url = str(rec.get("url", ""))
+    mock: dict[str, Any] = {"method": rec.get("method"), "url": _pattern(url), "times": 1}
+    if rec.get("outcome") in ("timeout", "error") and rec.get("status") is None:
+        mock["outcome"] = rec["outcome"]
+    else:
+        mock["status"] = int(rec.get("status") or 200)
+    if (ms := _secs(rec, "latency_ms")) is not None and mock.get("outcome") != "timeout":
+        mock["delay"] = round(ms / 1000.0, 3)
+    return mock
 
 
 def _heard(rec: dict[str, Any]) -> dict[str, Any]:
