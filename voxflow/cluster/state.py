@@ -135,13 +135,42 @@ class ClusterState:
             self._alive_ids,
             every=2 * heartbeat if outbox_every is None else outbox_every,
         )
+        self.unadopted_grace = unadopted_grace
+        self.started = clock()
+        self._init_bookkeeping()
+        self._init_writes(url, socket_timeout)
+        self.holds = AppHold(
+            self.redis,
+            f"{prefix}app:",
+            self.worker_id,
+            worker_ttl,
+            self._op,
+            self.deaths,
+            poll=min(0.05, heartbeat / 2),
+        )
+
+    def _init_bookkeeping(self) -> None:
+        """This worker's own records: its calls, error count, tasks and what it has seen."""
         self._resending: asyncio.Task[int] | None = None
         self._ender: Ender | None = None  # start_reaping's ``end``
-        self.unadopted_grace = unadopted_grace
         self.errors = 0
         """Redis operations skipped after their retries (metric ``voxflow_redis_errors``)."""
         self.calls: dict[str, CallEntry] = {}
-        self.started = clock()
+        self._unadopted: dict[str, float] = {}  # call id -> when first seen with a dead worker
+        self._busy: set[str] = set()  # other workers with calls at the last look (outbound)
+        self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_log = -1e9
+        self._down_until = 0.0
+        self._closing = False
+        self.draining = False
+        """Set by :meth:`leave`: the worker takes no new calls and stops beating."""
+        self._prefetched: dict[str, Checkpoint] = {}  # call id -> checkpoint, for its begin
+        self._claimed: dict[str, str] = {}  # prefetched call id -> the worker that claimed its end
+
+    def _init_writes(self, url: str, socket_timeout: float) -> None:
+        """The flow store, the scripts and the batched call writes (over their own
+        connection where the server supports it)."""
         self.versions = Versions(self.redis, self._k, self._op, self._failed)
         self._tick_link = (
             ScriptLink(
@@ -149,7 +178,7 @@ class ClusterState:
                 TICK,
                 timeout=socket_timeout,
                 connect_timeout=socket_timeout / 2,
-                client_name=conn_name(prefix, self.worker_id),  # as redis-py's: DeathWatch's test
+                client_name=conn_name(self.prefix, self.worker_id),  # as redis-py's: DeathWatch's
             )
             if supported(url)
             else None
@@ -161,32 +190,12 @@ class ClusterState:
             head=lambda: [_ms(self.call_ttl), self.worker_id, _ms(self.end_ttl)],
             outbox=self.outbox.key,
             calls=self.calls,
-            call_ttl=call_ttl,
+            call_ttl=self.call_ttl,
             op=self._op,
             failed=self._failed,
         )
         self.outbox.batched = self.writes.delivered
         self.outbox.held = self.writes.hold
-        self._unadopted: dict[str, float] = {}  # call id -> when first seen with a dead worker
-        self._busy: set[str] = set()  # other workers with calls at the last look (outbound)
-        self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
-        self._tasks: list[asyncio.Task[None]] = []
-        self._last_log = -1e9
-        self._down_until = 0.0
-        self._closing = False
-        self.draining = False
-        self.holds = AppHold(
-            self.redis,
-            f"{prefix}app:",
-            self.worker_id,
-            worker_ttl,
-            self._op,
-            self.deaths,
-            poll=min(0.05, heartbeat / 2),
-        )
-        self._prefetched: dict[str, Checkpoint] = {}  # call id -> checkpoint, for its begin
-        self._claimed: dict[str, str] = {}  # prefetched call id -> the worker that claimed its end
-        """Set by :meth:`leave`: the worker takes no new calls and stops beating."""
 
     # ------------------------------------------------------------ lifecycle
 
