@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -40,6 +41,7 @@ from voxflow.errors import (
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
+from voxflow.runtime.eager import start_eagerly
 from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
 from voxflow.runtime.http_step import HttpRequest, HttpResult
 from voxflow.runtime.operations import OP_HANDLERS
@@ -193,6 +195,7 @@ class CallDriver(Generic[P]):
         self._done: asyncio.Future[None] | None = None
         self._tracing = not isinstance(self.trace, NullTrace)
         self._ops: dict[int, asyncio.Task[None]] = {}
+        self._eager: int | None = None  # the op whose first step runs now, in a dispatch
         self._op_started: dict[int, float] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._side: set[asyncio.Task[Any]] = set()
@@ -394,12 +397,23 @@ class CallDriver(Generic[P]):
             self._last_prompt_end = asyncio.get_running_loop().time()
             self._dispatch(ev.OpDone(cmd.cid, None, now=self.clock()))
             return
-        self._spawn_op(cmd.cid, self._run_op(cmd))
         if self._tracing or observe.installed() is not None:
             self._op_started[cmd.cid] = time.monotonic()
+        if type(cmd) is ev.Say:
+            # its first step now, in this callback (a key's dispatch): a cached prompt is queued
+            # to the pacer before the loop runs anything else, not a loop pass later
+            self._eager = cmd.cid
+            try:
+                start_eagerly(self._run_op(cmd), functools.partial(self._own_op, cmd.cid))
+            finally:
+                self._eager = None
+        else:
+            self._spawn_op(cmd.cid, self._run_op(cmd))
 
     def _spawn_op(self, cid: int, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        self._own_op(cid, asyncio.get_running_loop().create_task(coro))
+
+    def _own_op(self, cid: int, task: asyncio.Task[None]) -> None:
         self._ops[cid] = task
         self._side.add(task)  # discarded when it ends by itself (no done-callback hop per op)
 
@@ -505,6 +519,8 @@ class CallDriver(Generic[P]):
             event = ev.OpFailed(cmd.cid, msg, now=self.clock())
         else:
             event = ev.OpDone(cmd.cid, result, now=self.clock())
+        if self._eager == cmd.cid:
+            await self._a_pass_later(cmd.cid)
         # the op is over: not cancellable, not awaited at the end (no done-callback hop)
         task = self._ops.pop(cmd.cid, None)
         if task is not None:
@@ -519,6 +535,16 @@ class CallDriver(Generic[P]):
             self._on_session_hangup()
         else:
             self._dispatch(event)
+
+    async def _a_pass_later(self, cid: int) -> None:
+        """An op that ended in its first step, run in a dispatch (:func:`start_eagerly`): its
+        outcome is fed a loop pass later, as a task's would be, not within that dispatch (a flow
+        whose prompts fail at once, over and over, would otherwise loop in one callback)."""
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._op_started.pop(cid, None)
+            raise
 
     async def _http(self, cmd: ev.Http) -> Any:
         """An HTTP step: the result a dead worker recorded for its key (``replayed``), else

@@ -39,14 +39,17 @@ log = logging.getLogger("voxflow.telephony.session")  # the session's own log, a
 
 
 def on_dtmf(s: CallSession, event: ChannelDtmfReceived) -> None:
+    """A key: the playing prompt is interrupted first (when it takes DTMF barge-in), then the
+    digit goes to the waiters and listeners, so an interpreter's listener can start the next
+    prompt at once, in this dispatch (the line is free: no loop pass between the two)."""
     if event.channel.id != s.id:
         return
-    s._dtmf.received(event.digit)
     if s._voice is not None:
         try:
             s._voice.on_dtmf(event.digit)
         except Exception:
             log.exception("voice.on_dtmf failed on %s", s.id)
+    s._dtmf.received(event.digit)
 
 
 def on_playback_finished(s: CallSession, event: PlaybackFinished) -> None:

@@ -1,0 +1,97 @@
+"""A key that barges in on a menu: the next prompt is queued to the pacer in the key's own
+dispatch (the ARI event's callback), not a loop pass later, over real ARI and RTP on the sandbox
+(docs/media-performance.md, "Key -> next prompt ... session 11")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _e2e_kit import serving
+
+from voxflow import observe
+from voxflow.ari.models import ChannelDtmfReceived
+from voxflow.media.callmedia import create_call_voice
+from voxflow.media.tts_espeak import EspeakTTS
+from voxflow.runtime.config import Settings
+from voxflow.runtime.events import End
+from voxflow.telephony import session_events
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+
+MENU = "For billing, press 3. For sales, press 4. For anything else, stay on the line."
+FLOW = f"""\
+flow keysay "a key barges in on the menu":
+    answers "100"
+    voice "en-us"
+
+state start:
+    answer
+    menu "{MENU}":
+        3 -> billing
+        on noinput, nomatch, exhausted -> done
+
+state billing:
+    say "Billing."
+    hangup "billing"
+
+state done:
+    hangup "none"
+"""
+
+
+async def _until(cond: Any, what: str, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not cond():  # noqa: ASYNC110 - the sandbox's caller has no event for this
+            await asyncio.sleep(0.02)
+    assert cond(), what
+
+
+async def test_the_next_prompt_is_queued_in_the_dispatch_of_the_key_that_barged_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "keysay.flow").write_text(FLOW)
+    in_key = [False]
+    prompts: list[tuple[str, bool]] = []  # (call id, queued in a key's dispatch)
+    original = session_events.HANDLERS[ChannelDtmfReceived]
+
+    def on_key(s: Any, event: ChannelDtmfReceived) -> None:
+        in_key[0] = True
+        try:
+            original(s, event)
+        finally:
+            in_key[0] = False
+
+    def moment(what: str, call_id: str) -> None:
+        if what == "prompt":
+            prompts.append((call_id, in_key[0]))
+
+    monkeypatch.setitem(session_events.HANDLERS, ChannelDtmfReceived, on_key)
+    app = {"tts": EspeakTTS(sample_rate=8000), "voice_factory": create_call_voice}
+    settings = Settings(grace_period=5, trace_dir=str(tmp_path / "tr"))
+    observe.watch_moments(moment)
+    try:
+        async with serving([tmp_path / "keysay.flow"], app=app, settings=settings) as env:
+            cache = env.app.prompt_cache
+            assert cache is not None
+            await _until(lambda: cache.stats.entries >= 2, "the prompts warmed")
+            call = await env.call("100")
+            await _until(lambda: len(call.heard_audio()) > 8000, "the menu heard")
+            await call.press("3")
+            assert await env.result(call) == End("completed", "billing")
+    finally:
+        observe.watch_moments(None)
+    # the menu's prompt, then the billing prompt, queued while the key was being dispatched
+    assert [in_key for cid, in_key in prompts if cid == call.id] == [False, True]
+    assert env.said(call) == [MENU, "Billing."]  # the menu interrupted, billing played whole
+    assert env.states(call) == ["start", "billing"]
+    (trace,) = (tmp_path / "tr").glob("*.jsonl")
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    keys = [r for r in records if r["type"] == "input"]
+    assert [(r["kind"], r["digit"]) for r in keys] == [("dtmf", "3")]
+    says = [r for r in records if r["type"] == "op" and r["op"] == "say"]
+    assert len(says) == 1  # billing's, played to its end (the menu's was stopped by the key)
