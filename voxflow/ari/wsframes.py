@@ -51,6 +51,19 @@ class WsProtocolError(Exception):
         self.reason = reason
 
 
+
+def _extended_length(buf: bytes, pos: int, length: int) -> tuple[int, int] | None:
+    """(payload length, where the mask key or payload starts) of the frame at ``pos`` whose
+    7-bit length is 126 (a 16-bit length follows) or 127 (a 64-bit one); None while those
+    bytes have not all arrived."""
+    if length == 126:
+        if len(buf) - pos < 4:
+            return None
+        return (buf[pos + 2] << 8) | buf[pos + 3], pos + 4
+    if len(buf) - pos < 10:
+        return None
+    return int.from_bytes(buf[pos + 2 : pos + 10], "big"), pos + 10
+
 class FrameDecoder:
     """Incremental decoder of server-to-client frames.
 
@@ -93,16 +106,11 @@ class FrameDecoder:
             length = buf[pos + 1]
             if length < 126:
                 start = pos + 2
-            elif length == 126:
-                if n - pos < 4:
+            elif length <= 127:
+                extended = _extended_length(buf, pos, length)
+                if extended is None:
                     break
-                length = (buf[pos + 2] << 8) | buf[pos + 3]
-                start = pos + 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                start = pos + 10
+                length, start = extended
             else:  # the MASK bit (0x80) is set: servers never mask (RFC 6455 5.1)
                 raise WsProtocolError(CLOSE_PROTOCOL_ERROR, "masked frame from the server")
             if length > self.max_size:
@@ -134,16 +142,11 @@ class FrameDecoder:
                 raise WsProtocolError(CLOSE_PROTOCOL_ERROR, "unmasked frame from the client")
             length &= 0x7F
             start = pos + 2
-            if length == 126:
-                if n - pos < 4:
+            if length >= 126:
+                extended = _extended_length(buf, pos, length)
+                if extended is None:
                     break
-                length = (buf[pos + 2] << 8) | buf[pos + 3]
-                start = pos + 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                start = pos + 10
+                length, start = extended
             if length > self.max_size:
                 raise WsProtocolError(CLOSE_TOO_BIG, f"frame of {length} bytes is too big")
             end = start + 4 + length
