@@ -215,17 +215,22 @@ def _dot_nodes(flow: ir.Flow, g: _Graph) -> list[str]:
     return out
 
 
+def _edge_ends(fm: FlowMap, e: Edge) -> tuple[str, str]:
+    """The node ids an edge joins: from its state or handler origin, to its target state, a
+    terminal, or back to itself (a loop such as retry)."""
+    src = _node_id(e.src) if e.src in fm.states else _node_id("from_" + e.src)
+    if e.op in _LOOPS:
+        return src, src
+    if e.target in _TERMINALS:
+        return src, _node_id("end_" + e.target)
+    return src, _node_id(e.target)
+
+
 def _dot_edges(fm: FlowMap, g: _Graph) -> list[str]:
     """The transitions (merged per pair of nodes): dashed from an origin, dotted if optional."""
     out: list[str] = []
     for e, text in _merged(fm, g.pretty):
-        src = _node_id(e.src) if e.src in fm.states else _node_id("from_" + e.src)
-        if e.op in _LOOPS:
-            dst = src
-        elif e.target in _TERMINALS:
-            dst = _node_id("end_" + e.target)
-        else:
-            dst = _node_id(e.target)
+        src, dst = _edge_ends(fm, e)
         attrs = [f'label="{_esc_dot(text)}"']
         if e.src not in fm.states:
             attrs.append("style=dashed")
@@ -286,13 +291,7 @@ def to_mermaid(flow: ir.Flow, fm: FlowMap | None = None) -> str:
     )
     out.extend(f'  {_node_id("end_" + t)}(("{_TERMINALS[t]}"))' for t in g.terminals)
     for e, text in _merged(fm, g.pretty):
-        src = _node_id(e.src) if e.src in fm.states else _node_id("from_" + e.src)
-        if e.op in _LOOPS:
-            dst = src
-        elif e.target in _TERMINALS:
-            dst = _node_id("end_" + e.target)
-        else:
-            dst = _node_id(e.target)
+        src, dst = _edge_ends(fm, e)
         arrow = "-.->" if e.src not in fm.states or not e.required else "-->"
         out.append(
             f'  {src} {arrow}|"{_esc_mm(text)}"| {dst}' if text else f"  {src} {arrow} {dst}"
