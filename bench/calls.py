@@ -4,6 +4,7 @@
         [--speak-every 4] [--pacers loop,thread] [--gc python,slack] [--fifo] [--repeat 3]
         (--pacers and --gc default to what ``voxflow run`` uses: thread and slack)
         [--census] [--stt-decoders 3] [--stt-slice 320] [--arrivals burst,ramp@25] [--hold S]
+        [--stt-log FILE]
         [--before CHECKOUT] [--loop-trace]
 
 The capacity figure set at 500 calls, the old default (loop pacer, Python's collector) beside the
@@ -62,6 +63,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -658,7 +660,18 @@ if __name__ == "__main__":
         "SCHED_FIFO (fifo) or run at the default policy (other: in what the real-time threads "
         "leave, outside the kernel's real-time budget)",
     )
+    ap.add_argument(
+        "--stt-log",
+        metavar="FILE",
+        help="append every spoken-answer decision the worker makes, with its evidence (grammar, "
+        "check, n-best, confidence, decoders), to FILE (stt_pocketsphinx's DEBUG log)",
+    )
     args = ap.parse_args()
+    if args.stt_log:  # bench only: the recogniser's decisions, one line each
+        handler = logging.FileHandler(args.stt_log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        stt_pocketsphinx.log.addHandler(handler)
+        stt_pocketsphinx.log.setLevel(logging.DEBUG)
     if args.before and args.stt_priority != "fifo":
         ap.error("--stt-priority is not passed to a --before checkout: run the two apart")
     args.models = [parse_arrivals(a, args.hold) for a in args.arrivals.split(",")]  # or exits

@@ -30,14 +30,14 @@ COLUMNS = (
 
 def _args_for(argv: Sequence[str], n: int, arrivals: str) -> list[str]:
     """``argv`` (this run's arguments) for one load: ``--before``, ``--counts``, ``--arrivals``
-    and ``--repeat`` replaced."""
+    and ``--repeat`` replaced, ``--stt-log`` left out (this side's decisions only)."""
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
             continue
         name = arg.split("=", 1)[0]
-        if name in ("--before", "--counts", "--arrivals", "--repeat"):
+        if name in ("--before", "--counts", "--arrivals", "--repeat", "--stt-log"):
             skip = "=" not in arg
             continue
         out.append(arg)

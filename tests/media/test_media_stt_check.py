@@ -5,6 +5,7 @@ example IVR's menus: recognised or a nomatch, never another choice."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -171,3 +172,14 @@ async def test_a_phrase_rejected_anyway_is_not_searched_by_the_check() -> None:
     assert check is None
     heard, check = await _recognise(await call_audio("operator"), MAIN)
     assert heard.text == "operator" == check  # accepted: the check was searched and agreed
+
+
+async def test_every_decision_is_logged_at_debug_with_what_decided_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=stt_pocketsphinx.log.name)
+    heard, _ = await _recognise(await call_audio("operator"), MAIN)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("decision")]
+    assert len(lines) == 1 and heard.text == "operator"
+    assert lines[0].startswith("decision 'operator': grammar 'operator' n-best ['operator'")
+    assert "check 'operator' / None" in lines[0] and "decoders streamed" in lines[0]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from voxflow.media.stt_line import floor_block
+from voxflow.media.stt_paths import clean, nbest_first
 
 __all__ = ["CHECK_BAND_HZ", "CHECK_SIGMA", "FLOOR_BLOCK", "CheckFeed"]
 
@@ -52,6 +53,15 @@ class CheckFeed:
         for piece in pieces:
             decoder.process_raw(floored[at : at + len(piece)], False, False)
             at += len(piece)
+
+    def names(self, decoder: Any, text: str) -> str:
+        """How the check search on ``decoder`` names ``text`` so far, caught up first: "path"
+        (its best path), "nbest" (its n-best's first) or "" (neither)."""
+        self.catch_up(decoder)
+        path = decoder.hyp()
+        if path is not None and clean(path.hypstr) == text:
+            return "path"
+        return "nbest" if nbest_first(decoder) == text else ""
 
     def floor(self, pcm16: bytes) -> bytes:
         """``pcm16`` plus the noise floor: seeded Gaussian noise of ``CHECK_SIGMA`` LSB below

@@ -6,9 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from voxflow.media.stt_confidence import Segment
+from voxflow.media.stt_confidence import Features, Segment, features
 
-__all__ = ["clean", "is_phone", "is_word", "log_score", "nbest", "nbest_first", "segments"]
+__all__ = [
+    "clean",
+    "is_phone",
+    "is_word",
+    "log_score",
+    "nbest",
+    "nbest_first",
+    "partial",
+    "segments",
+]
 
 _NBEST = 40  # n-best entries read at most
 
@@ -63,3 +72,26 @@ def nbest_first(decoder: Any) -> str:
         if text:
             return text
     return ""
+
+
+def partial(
+    decoder: Any, phones: Any | None, hyp: Any, text: str
+) -> tuple[Features | None, tuple[str, ...]]:
+    """Mid-utterance, for the whole phrase ``text`` (``decoder``'s partial result ``hyp``): the
+    confidence features over the partial paths (None without a streaming phone loop
+    ``phones``) and the grammar's n-best phrases."""
+    best = log_score(logmath := decoder.get_logmath(), hyp.score)
+    alternatives, second = nbest(decoder, logmath, text, best)
+    if phones is None:
+        return None, alternatives
+    phone_hyp = phones.hyp()
+    found = features(
+        frames=decoder.n_frames(),
+        best=best,
+        second=second,
+        phone_best=log_score(logmath, phone_hyp.score) if phone_hyp is not None else -1e12,
+        words=segments(decoder),
+        phones=segments(phones),
+        n_phones=sum(len((decoder.lookup_word(w) or "").split()) for w in text.split()),
+    )
+    return found, alternatives

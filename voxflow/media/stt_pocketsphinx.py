@@ -72,6 +72,7 @@ from voxflow.media.stt_paths import is_word as _is_word
 from voxflow.media.stt_paths import log_score as _log
 from voxflow.media.stt_paths import nbest as _nbest
 from voxflow.media.stt_paths import nbest_first as _nbest_first
+from voxflow.media.stt_paths import partial as _partial
 from voxflow.media.stt_paths import segments as _segments
 from voxflow.media.stt_pool import DecoderPool, PoolStats, end_utterances, in_thread_to_the_end
 from voxflow.media.stt_slices import FRAME_BYTES, slices
@@ -507,37 +508,15 @@ class PocketSphinxStream:
         return replace(found, check=self._check_names(text, helpers))
 
     def _check_names(self, text: str, helpers: _Helpers) -> str:
-        """How the check search names ``text`` so far: "path" (its best path), "nbest" (its
-        n-best's first), "" (neither), "none" (no check streams); decoded up to now first."""
-        if helpers.check is None:
-            return "none"
-        self._check_feed.catch_up(helpers.check)
-        path = helpers.check.hyp()
-        if path is not None and _clean(path.hypstr) == text:
-            return "path"
-        return "nbest" if _nbest_first(helpers.check) == text else ""
+        """How the check search names ``text`` so far ("none": no check streams)."""
+        return "none" if helpers.check is None else self._check_feed.names(helpers.check, text)
 
     def _evidence(
         self, decoder: Any, hyp: Any, text: str, helpers: _Helpers, bare: Evidence
     ) -> Evidence:
-        """``bare`` with what the grammar's n-best and the phone loop say of the whole phrase
-        heard so far (the confidence features over the partial paths)."""
-        phones = helpers.phones
-        best = _log(logmath := decoder.get_logmath(), hyp.score)
-        alternatives, second = _nbest(decoder, logmath, text, best)
-        partial = None
-        if phones is not None:
-            phone_hyp = phones.hyp()
-            partial = features(
-                frames=decoder.n_frames(),
-                best=best,
-                second=second,
-                phone_best=_log(logmath, phone_hyp.score) if phone_hyp is not None else -1e12,
-                words=_segments(decoder),
-                phones=_segments(phones),
-                n_phones=sum(len((decoder.lookup_word(w) or "").split()) for w in text.split()),
-            )
-        return replace(bare, features=partial, alternatives=alternatives)
+        """``bare`` with the grammar's n-best and the features over the partial paths."""
+        found, alternatives = _partial(decoder, helpers.phones, hyp, text)
+        return replace(bare, features=found, alternatives=alternatives)
 
     def _heard_nothing(self) -> bool:
         """The streaming phone loop's last phone ended ``_HEARD_NOTHING_FRAMES`` or more before
@@ -697,12 +676,29 @@ class PocketSphinxStream:
             self.timing["decode"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         try:
-            return self._decide(decoder)
+            return self._logged(self._decide(decoder), decoder)
         finally:
             check = self._helpers.check if self._helpers is not None else None
             if check is not None and self.check is None:  # not needed: its utterance ended
                 check.end_utt()
             self.timing["search"] = (time.perf_counter() - t0) * 1000
+
+    def _logged(self, result: Transcript, decoder: Any) -> Transcript:
+        """``result``, logged at DEBUG with what decided it: the grammar's best path, the check's
+        path and n-best's first, the features, which decoders ran the searches (streamed; alone:
+        the phone loop and check at ``finish`` on the grammar's), the waits, the audio fed."""
+        if log.isEnabledFor(logging.DEBUG):
+            hyp, helpers = decoder.hyp(), self._helpers
+            how = "none" if helpers is None else "alone" if helpers.phones is None else "streamed"
+            log.debug(
+                "decision %r: grammar %r n-best %s confidence %s check %r / %r features %s "
+                "decoders %s, waited %.2f s (at finish %.0f ms), %.2f s fed",
+                result.text, _clean(hyp.hypstr) if hyp is not None else "",
+                list(result.alternatives), result.confidence, self.check, self.check_nbest,
+                self.features, how, self.decoder_wait_s or 0.0, self.timing.get("wait", 0.0),
+                self._fed / 32000,
+            )  # fmt: skip
+        return result
 
     def _decide(self, decoder: Any) -> Transcript:
         """End the searches and turn them into the transcript (``finish``'s last part)."""
