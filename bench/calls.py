@@ -63,7 +63,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -86,6 +85,7 @@ from loop_probe import FIFO_PRIORITY, BareLoopProbe
 from loop_trace import LoopTrace
 from procs import free_port, wait_up
 from rt_share import RtShare, other_real_time
+from stt_capture import capture
 
 from voxflow.media import stt_pocketsphinx
 from voxflow.media.gc_slack import SlackCollector, SlackStats
@@ -663,15 +663,13 @@ if __name__ == "__main__":
     ap.add_argument(
         "--stt-log",
         metavar="FILE",
-        help="append every spoken-answer decision the worker makes, with its evidence (grammar, "
-        "check, n-best, confidence, decoders), to FILE (stt_pocketsphinx's DEBUG log)",
+        help="log every spoken-answer decision the worker makes, with its evidence (grammar, "
+        "check, n-best, confidence, decoders), to FILE, and the audio of any naming another "
+        "phrase than 'billing' beside it (bench/stt_capture.py)",
     )
     args = ap.parse_args()
-    if args.stt_log:  # bench only: the recogniser's decisions, one line each
-        handler = logging.FileHandler(args.stt_log)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        stt_pocketsphinx.log.addHandler(handler)
-        stt_pocketsphinx.log.setLevel(logging.DEBUG)
+    if args.stt_log:  # the recogniser's decisions, one line each; a misroute's audio kept
+        capture(args.stt_log, SPOKEN)
     if args.before and args.stt_priority != "fifo":
         ap.error("--stt-priority is not passed to a --before checkout: run the two apart")
     args.models = [parse_arrivals(a, args.hold) for a in args.arrivals.split(",")]  # or exits
