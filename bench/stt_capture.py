@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from voxflow.media import stt_pocketsphinx
 from voxflow.media.stt_pocketsphinx import PocketSphinxStream, PocketSphinxSTT
 from voxflow.voice.providers import Transcript
 
-__all__ = ["capture", "replay"]
+__all__ = ["capture", "replay", "zero_runs"]
 
 
 def capture(path: str, expected: str) -> None:
@@ -41,6 +43,8 @@ def capture(path: str, expected: str) -> None:
             result = await finish(self)
         finally:
             fed = audio.pop(id(self), bytearray())
+        stt_pocketsphinx.log.debug("fed %r: %d runs of exact zeros (40 ms or more) amid sound",
+                                   result.text, zero_runs(bytes(fed)))  # fmt: skip
         if result.text not in ("", expected):
             kept[0] += 1
             _keep(Path(f"{path}.{kept[0]}.{result.text.replace(' ', '_')}.pcm"), bytes(fed))
@@ -48,6 +52,17 @@ def capture(path: str, expected: str) -> None:
 
     setattr(PocketSphinxStream, "feed", feeding)  # noqa: B010 - bench only: a method, wrapped
     setattr(PocketSphinxStream, "finish", finishing)  # noqa: B010 - likewise
+
+
+def zero_runs(pcm: bytes, least: int = 640) -> int:
+    """Runs of ``least`` or more samples of exact zero with sound before and after them: time
+    without packets fed as silence (``CallInbound._fill_silence``) inside what was said."""
+    x = np.frombuffer(pcm[: len(pcm) // 2 * 2], "<i2")
+    zero = np.concatenate([[False], x == 0, [False]])
+    edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
+    starts, ends = edges[::2], edges[1::2]
+    inside = (starts > 0) & (ends < len(x))
+    return int(np.sum((ends - starts >= least) & inside))
 
 
 def _keep(out: Path, pcm: bytes) -> None:
