@@ -52,6 +52,8 @@ class CallInbound:
     _quiet_due: float
     _lag_deferred: bool
     _gap_mark: float
+    _next_ts: int | None = None  # the RTP timestamp that continues the last chunk delivered
+    _filled_at: int | None = None  # ... when silence was last fed for time without packets
 
     def _on_packet(self, packet: RtpPacket) -> None:
         if packet.payload_type != self.spec.payload_type:
@@ -100,7 +102,9 @@ class CallInbound:
         """Phones with silence suppression/DTX, trunks, Local channels and a two-channel Asterisk
         bridge send no RTP while nobody talks (capture rtp-silence.json): the wall-clock time
         since the last packet is fed to the listeners as silent VAD frames, so end-pointing and
-        barge-in decide as if silence had been sent."""
+        barge-in decide as if silence had been sent. The utterance's audio gets them only if the
+        next packet's timestamp jumps (the sender meant it), not if it continues the last one
+        (the packets were late: ``SpeechWatcher.gap_ended``, checked in ``_deliver``)."""
         mark = max(self._gap_mark, self._last_rx)
         frame_s = self._vad.frame_ms / 1000
         n = int((now - mark) / frame_s)
@@ -109,11 +113,13 @@ class CallInbound:
         self._gap_mark = mark + n * frame_s
         self.gap_frames += n
         self._vad_buf = b""
+        if self._filled_at is None:
+            self._filled_at = -1 if self._next_ts is None else self._next_ts
         quiet = bytes(self._vad_frame)
         for _ in range(n):
             if not self._watchers:
                 break
-            self._feed(quiet, False, False)
+            self._feed(quiet, False, False, True)
 
     def _deliver(self, chunk: AudioChunk) -> None:
         self._recent.append(chunk.payload)
@@ -125,6 +131,13 @@ class CallInbound:
         if not self._watchers:
             return
         pcm = decode(chunk.payload, self.codec)
+        if self._filled_at is not None:  # the first audio after silence fed for a gap
+            late = chunk.timestamp == self._filled_at  # it continues the audio: packets late
+            for w in self._watchers:
+                w.gap_ended(real=not late)
+            self._filled_at = None
+        step = len(chunk.payload) // self.spec.sample_width  # samples: the RTP timestamp's step
+        self._next_ts = (chunk.timestamp + step) & 0xFFFFFFFF
         if self._vad_resampler is not None:
             pcm = self._vad_resampler.process(pcm)
         buf = self._vad_buf + pcm if self._vad_buf else pcm
@@ -139,13 +152,14 @@ class CallInbound:
             self._feed(frame, voiced, strict_voiced)
         self._vad_buf = buf
 
-    def _feed(self, frame: bytes, voiced: bool, strict_voiced: bool) -> None:
-        """``frame`` and its decisions to every watcher; those done are dropped once all were
-        fed (rare: an onset, an utterance's end; only then is the list rebuilt)."""
+    def _feed(self, frame: bytes, voiced: bool, strict_voiced: bool, filled: bool = False) -> None:
+        """``frame`` and its decisions to every watcher (``filled``: silence for time without
+        packets); those done are dropped once all were fed (rare: an onset, an utterance's end;
+        only then is the list rebuilt)."""
         watchers = self._watchers
         ended: list[SpeechWatcher] | None = None
         for w in watchers:
-            if w.feed(frame, strict_voiced if w.strict else voiced):
+            if w.feed(frame, strict_voiced if w.strict else voiced, filled):
                 ended = [w] if ended is None else [*ended, w]
         if ended is not None:
             self._watchers = [w for w in watchers if w not in ended]

@@ -3,6 +3,14 @@
 ``CallMedia`` feeds every watcher one decision per VAD frame (from the listening VAD, or from the
 stricter barge-in VAD when ``strict``); ``listen`` collects the utterance (with a pre-roll of the
 frames before the onset was confirmed), barge-in and ``wait_for_speech`` only want the onset.
+
+Time without packets is fed as silent frames (``CallInbound._fill_silence``: DTX phones send
+nothing while quiet), marked ``filled``: the endpointer counts them at once, but the utterance's
+audio gets them only once the next packet shows the sender meant the silence (``gap_ended``:
+its timestamp jumped) or the utterance ends. Packets that were only late (a sender or network
+stalled mid-word: their timestamps continue the last packet's) used to reach the recogniser
+after that silence: "billing" chopped by five 140 ms gaps was decided as "sales" under load
+(bench/calls.py, issue 18 session 11; docs/speech.md).
 """
 
 from __future__ import annotations
@@ -35,9 +43,11 @@ class SpeechWatcher:
         self.audio: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.preroll: deque[bytes] = deque(maxlen=preroll_frames)
         self.on_start: Callable[[], None] | None = None
+        self._filled: list[bytes] = []  # silence fed for time without packets, not yet audio
 
-    def feed(self, pcm: bytes, voiced: bool) -> bool:
-        """Account one frame; True when the watcher is done and can be dropped."""
+    def feed(self, pcm: bytes, voiced: bool, filled: bool = False) -> bool:
+        """Account one frame (``filled``: silence for time without packets, module docstring);
+        True when the watcher is done and can be dropped."""
         event: VadEvent | None = self.detector.feed(voiced)
         if not self.started.done():
             if self.collect:
@@ -52,11 +62,26 @@ class SpeechWatcher:
                     self.audio.put_nowait(frame)
                 self.preroll.clear()
             return False
-        self.audio.put_nowait(pcm)
+        if filled:
+            self._filled.append(pcm)
+        else:
+            self.gap_ended(real=True)  # (a caller that did not say: as before)
+            self.audio.put_nowait(pcm)
         if event is not None and event.kind == "end":
+            self.gap_ended(real=True)  # the utterance ended in it: the sender meant it
             self.audio.put_nowait(None)
             return True
         return False
+
+    def gap_ended(self, *, real: bool) -> None:
+        """Packets came again after silence was fed for time without them: ``real``, the sender
+        sent nothing (its timestamp jumped): the silence is the caller's and joins the audio;
+        otherwise the packets were late and continue the caller's audio: the silence is
+        dropped from it (the endpointer has counted it)."""
+        if real:
+            for pcm in self._filled:
+                self.audio.put_nowait(pcm)
+        self._filled.clear()
 
     def close(self) -> None:
         if not self.started.done():
