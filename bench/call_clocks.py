@@ -109,10 +109,11 @@ class SendClock:
     def _errors(self) -> tuple[Any, Any]:
         """Every interval's error (s) and when it ended (monotonic s)."""
         errs, ends = [], []
-        for key, t in self.times.items():
+        times, stamps, _sizes = self._by_socket()  # one snapshot: the pacer may still send
+        for key, t in times.items():
             sent = np.array(t)
             d = np.diff(sent)
-            dts = np.mod(np.diff(np.array(self.stamps[key])), 2**32) / 8000
+            dts = np.mod(np.diff(np.array(stamps[key])), 2**32) / 8000
             keep = dts < 1.0
             errs.append(np.abs(d[keep] - dts[keep]))
             ends.append(sent[1:][keep])
@@ -125,10 +126,11 @@ class SendClock:
         RTP packets that are not 172 bytes, 20 ms of G.711): how many, their error p50/p99/max
         (ms), and how many over 2 ms."""
         errs = []
-        for key, t in self.times.items():
-            sizes = np.array(self.sizes[key])
+        times, stamps, by_size = self._by_socket()  # one snapshot: the pacer may still send
+        for key, t in times.items():
+            sizes = np.array(by_size[key])
             d = np.diff(np.array(t))
-            dts = np.mod(np.diff(np.array(self.stamps[key])), 2**32) / 8000
+            dts = np.mod(np.diff(np.array(stamps[key])), 2**32) / 8000
             err = np.abs(d - dts)
             for i in np.nonzero(sizes != 172)[0]:  # the interval into it and the one after it
                 errs += [err[j] for j in (i - 1, i) if 0 <= j < len(err) and dts[j] < 1.0]
