@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from voxflow.media.gc_freeze import SizedFreezingCollector
 from voxflow.media.gc_sized import SizedCollector
 from voxflow.media.gc_slack import SlackCollector
 from voxflow.media.pacing import make_pacer
@@ -133,3 +134,63 @@ def test_it_learns_the_cost_per_object_by_size_class_and_counts_survivors_into_g
 
 def test_sized_is_a_gc_mode() -> None:
     assert isinstance(make_pacer("thread", "sized").collector, SizedCollector)
+
+
+class FreezingHeap(FakeHeap):
+    """A :class:`FakeHeap` with ``gc.freeze``/``unfreeze``: freezing moves every generation to
+    the permanent one (O(1): no time on the clock) and zeroes generation 0's count, as CPython
+    does; collections never traverse what is frozen."""
+
+    def __init__(self, rate: float = 100e-9) -> None:
+        super().__init__(rate)
+        self.frozen = 0
+        self.ops: list[str] = []
+
+    def freeze(self) -> None:
+        self.frozen += sum(self.gens)
+        self.gens = [0, 0, 0]
+        self.counts[0] = 0
+        self.ops.append("freeze")
+
+    def unfreeze(self) -> None:
+        self.gens[2] += self.frozen
+        self.frozen = 0
+        self.ops.append("unfreeze")
+
+    def make_freezing(self, **kw: object) -> SizedFreezingCollector:
+        c = self.make(SizedFreezingCollector, freeze=self.freeze, unfreeze=self.unfreeze, **kw)
+        assert isinstance(c, SizedFreezingCollector)
+        return c
+
+
+def test_sized_freezing_freezes_a_young_generation_longer_than_any_slack() -> None:
+    """The young generation that ``sized`` runs at once (a late tick) is frozen instead: no
+    collection past the next stamping; the cyclic garbage frozen with it is collected by the
+    safety net's full collection, which comes after ``max_defer``."""
+    heap = FreezingHeap(rate=0.8e-6)  # as above: 20,000 objects never fit 13.5 ms
+    heap.garbage = 10**9
+    c = heap.make_freezing()
+    late = _set_up_calls(heap, c, 200, [20_000], [0.0])
+    assert late <= 1  # at most the first, before any cost per object was known
+    assert c.freezes > 0 and c.stats.oversized == 0 and c.stats.forced == 0
+    assert max(n for _, _, n in heap.collected) <= 40_000
+    sized = FakeHeap(rate=0.8e-6)  # the sized collector, same ticks: late at each of them
+    sized.garbage = 10**9
+    s = sized.make(SizedCollector)
+    assert _set_up_calls(sized, s, 200, [20_000], [0.0]) > 5
+    net = FreezingHeap(rate=0.8e-6)
+    net.garbage = 10**9
+    c = net.make_freezing(max_defer=(60.0, 60.0, 1.0))
+    _set_up_calls(net, c, 200, [20_000], [0.0])
+    assert c.stats.forced >= 1 and c.stats.collections[2] == c.stats.forced
+    assert net.ops[net.ops.index("unfreeze") + 1] == "freeze"  # a full collection between
+
+
+def test_sized_freezing_keeps_the_burst_within_the_slack() -> None:
+    """Calls set up in a burst (every object survives): what the sized collector does with
+    collections of generation 1, this one does with freezes; none runs past the stamping."""
+    heap = FreezingHeap()
+    c = heap.make_freezing()
+    assert _set_up_calls(heap, c, 1000, _BURST, _BUSY) == 0
+    assert c.freezes > 0 and c.stats.collections[0] > 50 and c.stats.collections[1] > 50
+    assert isinstance(make_pacer("thread", "sized-freeze").collector, SizedFreezingCollector)

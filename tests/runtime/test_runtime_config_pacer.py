@@ -30,7 +30,10 @@ def test_the_asyncio_pacer_and_pythons_own_gc_stay_selectable(tmp_path: Path) ->
         ('pacer = "fast"', r"\[media\] pacer: must be thread or loop, got 'fast'$"),
         ('pacer = "Thread"', r"\[media\] pacer: must be thread or loop, got 'Thread'$"),
         ("pacer = 1", r"\[media\] pacer: expected a string, got 1$"),
-        ('gc = "off"', r"\[media\] gc: must be slack or python or freeze or sized, got 'off'$"),
+        (
+            'gc = "off"',
+            r"\[media\] gc: must be slack or python or freeze or sized or sized-freeze, got 'off'$",
+        ),
         ("gc = false", r"\[media\] gc: expected a string, got False$"),
     ],
 )

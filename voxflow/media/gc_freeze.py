@@ -20,17 +20,28 @@ up to ``longest_defer``, while those collections find fewer than ``little_garbag
 is ``max_defer[2]`` again after one that found more. ``release`` (no stream left) does the same
 if anything was frozen since the last one, then hands collection back to Python. What was frozen
 before the collector started (``gc.freeze()`` after start-up) is thawed and frozen again with it.
+
+:class:`SizedFreezingCollector` (``[media] gc = "sized-freeze"``) sizes the young collections by
+the objects they will traverse (:mod:`voxflow.media.gc_sized`) and collects the generation Python
+would (0, or 1, due early as the sized collector makes it) when it fits the slack; where the
+sized collector would run a young generation longer than any slack at once (a tick stamped late:
+while 500 calls are set up the young generation outgrows every slack) or defer one, and where a
+full collection is due, it freezes instead; the safety net is the freezing collector's. (After
+a freeze generation 1 is empty, so its next collection is cheap and resets its count: the
+freezing collector, by Python's counts, freezes on every tick once generation 1 has been due.)
 """
 
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Callable
 from typing import Any
 
+from voxflow.media.gc_sized import _SLACK_DECAY, SizedCollector
 from voxflow.media.gc_slack import SlackCollector
 
-__all__ = ["FreezingCollector"]
+__all__ = ["FreezingCollector", "SizedFreezingCollector"]
 
 
 class FreezingCollector(SlackCollector):
@@ -100,3 +111,70 @@ class FreezingCollector(SlackCollector):
         self.stats.longest = max(self.stats.longest, took)
         self.frozen_at = None
         return 2
+
+
+class SizedFreezingCollector(FreezingCollector, SizedCollector):
+    """Young collections sized as :class:`~voxflow.media.gc_sized.SizedCollector`'s, a freeze
+    where one does not fit (module docstring); ``freeze``/``unfreeze``: stand-ins for tests."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._counted = False  # generation 2 holds only what was counted since a freeze
+
+    def active(self, on: bool) -> None:
+        """As the sized collector's; what generation 2 holds is unknown until a freeze."""
+        if on and not self._active:
+            self._counted = False
+        super().active(on)
+
+    def predict(self, gen: int, counts: tuple[int, int, int]) -> float:
+        """Generations 0-1 as the sized collector's; generation 2, after a freeze, by the
+        objects counted into generations 1 and 2 since (unknown before one: never fits)."""
+        if gen < 2:
+            return SizedCollector.predict(self, gen, counts)
+        if not self._counted:
+            return math.inf
+        n = counts[0] + self.older[1] + self.older[2]
+        return self.overhead + self.margin * n * self.rate(n)
+
+    def run(self, until: float) -> int:
+        """After a tick's sends: the safety net's full collection if its time has come (2), else
+        the generation Python would collect if its predicted cost fits before ``until``, else a
+        freeze if anything is due (-1)."""
+        if not self._active:
+            return -1
+        now = self._clock()
+        self.best_slack = max(until - now, _SLACK_DECAY * self.best_slack)
+        if self.frozen_at is not None and now - self.frozen_at >= self.defer[2]:
+            self.stats.forced += 1
+            gen = self._full(now)
+            self.older, self._counted = [0, 0, 0], True
+            return gen
+        wanted = self.due()
+        if wanted < 0:
+            return -1
+        counts = self._count()
+        if now + self.predict(wanted, counts) < until:
+            return self._sized(wanted, now, counts)
+        self.stats.deferred += 1  # (frozen, not collected: it did not fit)
+        self._freeze()
+        self.freezes += 1
+        self.older, self._counted = [0, 0, 0], True  # generations 1 and 2 are empty now
+        if self.frozen_at is None:
+            self.frozen_at = now
+        return -1
+
+    def _sized(self, gen: int, now: float, counts: tuple[int, int, int]) -> int:
+        """Collect ``gen`` (predicted to fit). A generation-2 collection after a freeze traverses
+        only what came since: it neither teaches a full collection's cost nor moves the safety
+        net (``_learn``), which is for the full collections that also thaw what was frozen."""
+        found = self._collect(gen)
+        if gen < 2:
+            self._learn(gen, found)
+        else:
+            self.stats.found[2] += found
+        took = self._clock() - now
+        self._observe(gen, took, found, counts)
+        self.stats.collections[gen] += 1
+        self.stats.longest = max(self.stats.longest, took)
+        return gen

@@ -7,8 +7,9 @@ thread of their own: a long event-loop iteration no longer delays a tick) or ``l
 left before the next one), ``freeze`` (:class:`~voxflow.media.gc_freeze.FreezingCollector`: the
 same for generation 0, freezing what survived where it would traverse an older generation),
 ``sized`` (:class:`~voxflow.media.gc_sized.SizedCollector`: the slack collector with young
-collections predicted from the objects they will traverse) or ``python`` (Python's own
-collector, whenever it decides).
+collections predicted from the objects they will traverse), ``sized-freeze``
+(:class:`~voxflow.media.gc_freeze.SizedFreezingCollector`: ``freeze`` with ``sized``'s
+predictions) or ``python`` (Python's own collector, whenever it decides).
 :func:`worker_pacing` installs them on the running loop for a worker's life (after
 ``gc.freeze()``: what was loaded before serving lives as long as the process) and stops them with
 it: the pacer's thread is joined, Python's collector is handed its timing back.
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from voxflow.errors import MediaError
-from voxflow.media.gc_freeze import FreezingCollector
+from voxflow.media.gc_freeze import FreezingCollector, SizedFreezingCollector
 from voxflow.media.gc_sized import SizedCollector
 from voxflow.media.gc_slack import SlackCollector
 from voxflow.media.pacer import Pacer, install_pacer
@@ -31,7 +32,7 @@ __all__ = ["GC_MODES", "PACERS", "make_pacer", "worker_pacing"]
 
 PACERS = ("thread", "loop")
 """``[media] pacer`` values; the first is the default."""
-GC_MODES = ("slack", "python", "freeze", "sized")
+GC_MODES = ("slack", "python", "freeze", "sized", "sized-freeze")
 """``[media] gc`` values; the first is the default."""
 
 
@@ -49,6 +50,8 @@ def make_pacer(pacer: str = PACERS[0], gc_mode: str = GC_MODES[0]) -> Pacer:
         made.collector = FreezingCollector()
     elif gc_mode == "sized":
         made.collector = SizedCollector()
+    elif gc_mode == "sized-freeze":
+        made.collector = SizedFreezingCollector()
     return made
 
 

@@ -45,7 +45,7 @@
     warm_prompts = true           # synthesize the flows' static prompts before the first call
     stt_decoders = 3              # offline recogniser's decoders (~95 MB each), built at start
     pacer = "thread"              # 20 ms RTP ticks on a thread of their own, or "loop" (asyncio)
-    gc = "slack"                  # collections between ticks; "sized"; "freeze"; "python"
+    gc = "slack"                  # between ticks; "sized"; "freeze"; "sized-freeze"; "python"
 
 Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``, ``VOXFLOW_APP``,
 ``VOXFLOW_ARI_MODE``, ``VOXFLOW_LISTEN``, ``VOXFLOW_LISTEN_USER``, ``VOXFLOW_LISTEN_PASSWORD``,
