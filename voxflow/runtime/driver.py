@@ -10,6 +10,8 @@ the simulator). Events are fed to :func:`step` where they arise, synchronously (
 port's ``add_dtmf_listener``, op results at the end of their task, timers in their loop
 callback; an event arising while commands are performed waits its turn), so a key press
 reaches the next command with no queue or task hop; the step function decides everything else.
+A ``say`` op's first step runs in the dispatch that starts it (:func:`start_eagerly`): after a
+key, a cached prompt is queued to the pacer within the key's own event callback.
 Guarantees:
 
 * the caller hanging up cancels every running op and timer of the call at once (the call's
