@@ -7,10 +7,10 @@ frames before the onset was confirmed), barge-in and ``wait_for_speech`` only wa
 Time without packets is fed as silent frames (``CallInbound._fill_silence``: DTX phones send
 nothing while quiet), marked ``filled``: the endpointer counts them at once, but the utterance's
 audio gets them only once the next packet shows the sender meant the silence (``gap_ended``:
-its timestamp jumped) or the utterance ends. Packets that were only late (a sender or network
-stalled mid-word: their timestamps continue the last packet's) used to reach the recogniser
-after that silence: "billing" chopped by five 140 ms gaps was decided as "sales" under load
-(bench/calls.py, issue 18 session 11; docs/speech.md).
+a gap of 250 ms or more and a timestamp jump) or the utterance ends. Packets that were only
+late (a sender stalled mid-word) used to reach the recogniser after that silence: "billing"
+chopped by five 140 ms gaps was decided as "sales" under load (bench/calls.py, issue 18 session
+11; docs/speech.md).
 """
 
 from __future__ import annotations
