@@ -27,6 +27,7 @@ import aiohttp
 import pytest
 from vf_sandbox_util import SHORT, WAIT, started_sandbox, until
 
+from voxflow.ari.rest import AriRestClient
 from voxflow.sandbox import Sandbox, SimCall
 from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.telephony.app import VoxtraApp
@@ -297,6 +298,30 @@ async def test_a_dropped_persistent_link_that_comes_back_keeps_the_call() -> Non
             conn.abort()  # the network drops; Asterisk reconnects within link_grace
         assert await call.wait_hangup(WAIT) == 16  # the handler ended and hung up as usual
         assert w.served == [call.id] and links.orphans_hung_up == 0
+
+
+async def test_a_call_entering_while_the_link_resyncs_is_not_settled_as_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call that enters Stasis after Asterisk listed the app's channels, but before the
+    worker read that list, is not in it: it is new, not a call that ended while the link was
+    down (it was once settled so: its handler stopped and the caller was left in silence)."""
+    async with sandbox() as sb, workers(1, "persistent") as (w,):
+        calls: list[SimCall] = []
+        listed = AriRestClient.get_application
+
+        async def list_then_a_call_enters(self: AriRestClient, name: str) -> dict[str, Any]:
+            info = await listed(self, name)  # the channel list, taken before the call
+            if not calls:
+                calls.append(await sb.place_call(to="100", app="voxflow"))
+                await until(lambda: calls[0].id in w.served)  # its StasisStart was handled
+            return info
+
+        monkeypatch.setattr(AriRestClient, "get_application", list_then_a_call_enters)
+        sb.add_outbound_websocket(outbound(w.port, "persistent"))
+        await until(lambda: bool(calls))
+        await calls[0].wait_for("playback", WAIT, state="done")
+        assert await calls[0].wait_hangup(WAIT) == 16  # the handler ended and hung up as usual
 
 
 async def test_classic_worker_killed_mid_call_the_caller_hears_silence_until_hanging_up() -> None:

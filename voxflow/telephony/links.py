@@ -20,7 +20,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from voxflow.ari.models import ApplicationRegistered, AriEvent, Channel, EventParser
+from voxflow.ari.models import ApplicationRegistered, AriEvent, Channel, EventParser, StasisStart
 from voxflow.ari.rest import AriRestClient, RestReply
 from voxflow.ari.wsrest import WsRestTransport, is_rest_response
 from voxflow.ari.wsserver import AriWebsocketServer, ServerConnection
@@ -87,6 +87,8 @@ class AriLink:
         if type(event) is ApplicationRegistered:
             self.links._registered(self, event.application)
             return
+        if type(event) is StasisStart and self.links._resyncing:
+            self.links._entered(self.app_name or event.application, event.channel.id)
         self.links.owner.on_link_event(self, event)
 
 
@@ -142,6 +144,8 @@ class AriLinks:
         self.links: set[AriLink] = set()
         self._clients: dict[str, AriRestClient] = {}
         self._grace: dict[str, asyncio.TimerHandle] = {}
+        # app name -> for each resync in flight, the channels that entered Stasis meanwhile
+        self._resyncing: dict[str, list[set[str]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._retired: list[AriRestClient] = []
         self._closing = False
@@ -270,12 +274,17 @@ class AriLinks:
         """After a (re)registration: sessions whose channel left meanwhile are settled, and
         channels in the app that no session here drives (their worker died) are hung up."""
         rest = self.rest_for(app_name)
+        entered: set[str] = set()
+        self._resyncing.setdefault(app_name, []).append(entered)
         try:
             info = await rest.get_application(app_name)
         except AriError as exc:
             log.debug("could not list app %s: %s", app_name, exc)
             return
-        channel_ids = {str(c) for c in info.get("channel_ids", [])}
+        finally:
+            self._done_resyncing(app_name, entered)
+        # a call that entered after Asterisk listed the channels is new, not gone
+        channel_ids = {str(c) for c in info.get("channel_ids", [])} | entered
         orphans = self.owner.resync_app(app_name, channel_ids)
         if orphans:  # a dead worker's calls: its bridges go first (an adopted call makes its own)
             bridge_ids = {str(b) for b in info.get("bridge_ids", [])}
@@ -285,6 +294,19 @@ class AriLinks:
                 log.debug("could not remove the stale bridges of app %s: %s", app_name, exc)
         # all at once: a persistent link brings every call of a dead worker, each caller waiting
         await asyncio.gather(*(self._settle(rest, app_name, cid) for cid in orphans))
+
+    def _entered(self, app_name: str, channel_id: str) -> None:
+        """A StasisStart for ``app_name`` arrived: note it for the resyncs in flight."""
+        for entered in self._resyncing.get(app_name, ()):
+            entered.add(channel_id)
+
+    def _done_resyncing(self, app_name: str, entered: set[str]) -> None:
+        """A resync of ``app_name`` has its channel list: stop noting calls for it."""
+        pending = [s for s in self._resyncing.get(app_name, ()) if s is not entered]
+        if pending:
+            self._resyncing[app_name] = pending
+        else:
+            self._resyncing.pop(app_name, None)
 
     async def _settle(self, rest: AriRestClient, app_name: str, cid: str) -> None:
         """One orphan of ``app_name``: adopted (cluster mode), else hung up."""
