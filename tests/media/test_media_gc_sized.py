@@ -138,8 +138,8 @@ def test_sized_is_a_gc_mode() -> None:
 
 class FreezingHeap(FakeHeap):
     """A :class:`FakeHeap` with ``gc.freeze``/``unfreeze``: freezing moves every generation to
-    the permanent one (O(1): no time on the clock) and zeroes generation 0's count, as CPython
-    does; collections never traverse what is frozen."""
+    the permanent one (O(1): no time on the clock) and zeroes the counts, as CPython 3.11 does;
+    collections never traverse what is frozen."""
 
     def __init__(self, rate: float = 100e-9) -> None:
         super().__init__(rate)
@@ -149,7 +149,7 @@ class FreezingHeap(FakeHeap):
     def freeze(self) -> None:
         self.frozen += sum(self.gens)
         self.gens = [0, 0, 0]
-        self.counts[0] = 0
+        self.counts = [0, 0, 0]
         self.ops.append("freeze")
 
     def unfreeze(self) -> None:
@@ -187,10 +187,16 @@ def test_sized_freezing_freezes_a_young_generation_longer_than_any_slack() -> No
 
 
 def test_sized_freezing_keeps_the_burst_within_the_slack() -> None:
-    """Calls set up in a burst (every object survives): what the sized collector does with
-    collections of generation 1, this one does with freezes; none runs past the stamping."""
+    """Calls set up in a burst (every object survives): where the sized collector collects
+    generation 1 over and over (each traversing what survived since), this one freezes; none
+    runs past the stamping, and its longest collection is shorter."""
     heap = FreezingHeap()
     c = heap.make_freezing()
     assert _set_up_calls(heap, c, 1000, _BURST, _BUSY) == 0
-    assert c.freezes > 0 and c.stats.collections[0] > 50 and c.stats.collections[1] > 50
+    sized = FakeHeap()
+    s = sized.make(SizedCollector)
+    assert _set_up_calls(sized, s, 1000, _BURST, _BUSY) == 0
+    assert c.freezes > 0 and c.stats.collections[0] > 50
+    assert c.stats.collections[1] < s.stats.collections[1] / 10
+    assert c.stats.longest < s.stats.longest / 2
     assert isinstance(make_pacer("thread", "sized-freeze").collector, SizedFreezingCollector)

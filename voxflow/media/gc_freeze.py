@@ -26,9 +26,9 @@ the objects they will traverse (:mod:`voxflow.media.gc_sized`) and collects the 
 would (0, or 1, due early as the sized collector makes it) when it fits the slack; where the
 sized collector would run a young generation longer than any slack at once (a tick stamped late:
 while 500 calls are set up the young generation outgrows every slack) or defer one, and where a
-full collection is due, it freezes instead; the safety net is the freezing collector's. (After
-a freeze generation 1 is empty, so its next collection is cheap and resets its count: the
-freezing collector, by Python's counts, freezes on every tick once generation 1 has been due.)
+full collection is due, it freezes instead; the safety net is the freezing collector's. After a
+freeze, generations 1 and 2 hold only what came since (counted here): a full collection that
+comes due then is sized too, and runs when it fits like a young one.
 """
 
 from __future__ import annotations
