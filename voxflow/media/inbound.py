@@ -27,12 +27,14 @@ __all__ = ["CallInbound"]
 _STALL_FLUSH_S = 0.1  # jitter buffer released after this long without packets
 _GAP_FILL_S = 0.06  # then, while someone listens, silence is accounted this often
 _LOOP_LAG_S = 0.04  # a quiet timer this late means a busy loop, not a silent line
-# A gap in the packets shorter than this is late packets, not a pause, whatever the timestamps
-# say: a stalled sender's next packet continues the audio mid-word, yet Asterisk (its RTP
-# timestamps follow the wall clock) and the sandbox (``skip_periods``) jump the timestamp and
-# set the marker as after silence. bench/calls.py under load: gaps of 100-160 ms inside
-# "billing", decided as "sales" (issue 18, session 11).
-_LATE_GAP_MS = 250
+# A gap in the packets shorter than this is late packets, not a pause: its silence is kept out
+# of the listeners' audio (the endpointer counts it). The timestamps cannot tell: a stalled
+# sender's next packet continues the audio mid-word, yet Asterisk (its RTP timestamps follow the
+# wall clock) and the sandbox (``skip_periods``) jump the timestamp and set the marker as after
+# silence. bench/calls.py under load: gaps of 100-160 ms inside "billing", decided as "sales"
+# (issue 18, session 11). Once a gap is this long its silence joins the audio at once (a DTX
+# caller who stopped: the recogniser's streaming end needs to hear it).
+_LATE_GAP_MS = 200
 
 
 class CallInbound:
@@ -58,9 +60,7 @@ class CallInbound:
     _quiet_due: float
     _lag_deferred: bool
     _gap_mark: float
-    _next_ts: int | None = None  # the RTP timestamp that continues the last chunk delivered
-    _filled_at: int | None = None  # ... when silence was last fed for time without packets
-    _gap_filled = 0  # silent frames fed for the current gap
+    _gap_filled = 0  # silent frames fed for the current gap (0: none)
 
     def _on_packet(self, packet: RtpPacket) -> None:
         if packet.payload_type != self.spec.payload_type:
@@ -109,10 +109,9 @@ class CallInbound:
         """Phones with silence suppression/DTX, trunks, Local channels and a two-channel Asterisk
         bridge send no RTP while nobody talks (capture rtp-silence.json): the wall-clock time
         since the last packet is fed to the listeners as silent VAD frames, so end-pointing and
-        barge-in decide as if silence had been sent. The utterance's audio gets them only if the
-        gap lasts ``_LATE_GAP_MS`` or more and the next packet's timestamp jumps (the sender
-        meant it), not if it continues the last one or the gap was short (the packets were
-        late: ``SpeechWatcher.gap_ended``, decided in ``_deliver``)."""
+        barge-in decide as if silence had been sent. The utterance's audio gets them once the
+        gap lasts ``_LATE_GAP_MS``; a shorter gap was late packets, and its silence is dropped
+        from the audio when they come (``SpeechWatcher.gap_ended``, in ``_deliver``)."""
         mark = max(self._gap_mark, self._last_rx)
         frame_s = self._vad.frame_ms / 1000
         n = int((now - mark) / frame_s)
@@ -121,14 +120,15 @@ class CallInbound:
         self._gap_mark = mark + n * frame_s
         self.gap_frames += n
         self._vad_buf = b""
-        if self._filled_at is None:
-            self._filled_at = -1 if self._next_ts is None else self._next_ts
         self._gap_filled += n
         quiet = bytes(self._vad_frame)
         for _ in range(n):
             if not self._watchers:
                 break
             self._feed(quiet, False, False, True)
+        if self._gap_filled * self._vad.frame_ms >= _LATE_GAP_MS:  # a pause: audio from now on
+            for w in self._watchers:
+                w.gap_ended(real=True)
 
     def _deliver(self, chunk: AudioChunk) -> None:
         self._recent.append(chunk.payload)
@@ -140,14 +140,10 @@ class CallInbound:
         if not self._watchers:
             return
         pcm = decode(chunk.payload, self.codec)
-        if self._filled_at is not None:  # the first audio after silence fed for a gap
-            short = self._gap_filled * self._vad.frame_ms < _LATE_GAP_MS
-            late = short or chunk.timestamp == self._filled_at  # (it continues the audio)
+        if self._gap_filled:  # the first audio after a gap: a short one was late packets
             for w in self._watchers:
-                w.gap_ended(real=not late)
-            self._filled_at, self._gap_filled = None, 0
-        step = len(chunk.payload) // self.spec.sample_width  # samples: the RTP timestamp's step
-        self._next_ts = (chunk.timestamp + step) & 0xFFFFFFFF
+                w.gap_ended(real=False)  # (a long one's silence is in the audio already)
+            self._gap_filled = 0
         if self._vad_resampler is not None:
             pcm = self._vad_resampler.process(pcm)
         buf = self._vad_buf + pcm if self._vad_buf else pcm

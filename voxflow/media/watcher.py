@@ -6,8 +6,8 @@ frames before the onset was confirmed), barge-in and ``wait_for_speech`` only wa
 
 Time without packets is fed as silent frames (``CallInbound._fill_silence``: DTX phones send
 nothing while quiet), marked ``filled``: the endpointer counts them at once, but the utterance's
-audio gets them only once the next packet shows the sender meant the silence (``gap_ended``:
-a gap of 250 ms or more and a timestamp jump) or the utterance ends. Packets that were only
+audio gets them only once the gap is long enough to be a pause (``gap_ended``: 200 ms,
+``inbound._LATE_GAP_MS``) or the utterance ends in it. Packets that were only
 late (a sender stalled mid-word) used to reach the recogniser after that silence: "billing"
 chopped by five 140 ms gaps was decided as "sales" under load (bench/calls.py, issue 18 session
 11; docs/speech.md).
@@ -74,10 +74,10 @@ class SpeechWatcher:
         return False
 
     def gap_ended(self, *, real: bool) -> None:
-        """Packets came again after silence was fed for time without them: ``real``, the sender
-        sent nothing (its timestamp jumped): the silence is the caller's and joins the audio;
-        otherwise the packets were late and continue the caller's audio: the silence is
-        dropped from it (the endpointer has counted it)."""
+        """Silence was fed for time without packets: ``real``, the gap is a pause (long enough):
+        the silence is the caller's and joins the audio; otherwise packets came again soon,
+        late, continuing the caller's audio: the silence is dropped from it (the endpointer
+        has counted it)."""
         if real:
             for pcm in self._filled:
                 self.audio.put_nowait(pcm)
