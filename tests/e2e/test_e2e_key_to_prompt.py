@@ -14,7 +14,7 @@ import pytest
 from _e2e_kit import serving
 
 from voxflow import observe
-from voxflow.ari.models import ChannelDtmfReceived
+from voxflow.ari.models import AriEvent, ChannelDtmfReceived
 from voxflow.media.callmedia import create_call_voice
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.config import Settings
@@ -70,7 +70,8 @@ async def test_the_next_prompt_is_queued_in_the_dispatch_of_the_key_that_barged_
         if what == "prompt":
             prompts.append((call_id, in_key[0]))
 
-    monkeypatch.setitem(session_events.HANDLERS, ChannelDtmfReceived, on_key)
+    key: type[AriEvent] = ChannelDtmfReceived
+    monkeypatch.setitem(session_events.HANDLERS, key, on_key)
     app = {"tts": EspeakTTS(sample_rate=8000), "voice_factory": create_call_voice}
     settings = Settings(grace_period=5, trace_dir=str(tmp_path / "tr"))
     observe.watch_moments(moment)
@@ -95,3 +96,44 @@ async def test_the_next_prompt_is_queued_in_the_dispatch_of_the_key_that_barged_
     assert [(r["kind"], r["digit"]) for r in keys] == [("dtmf", "3")]
     says = [r for r in records if r["type"] == "op" and r["op"] == "say"]
     assert len(says) == 1  # billing's, played to its end (the menu's was stopped by the key)
+
+
+NO_BARGE_IN = """\
+flow keysay_none "a key during a prompt that takes no barge-in":
+    answers "100"
+    voice "en-us"
+
+state start:
+    answer
+    say "Please listen to the whole of this message before you choose." bargein none
+    menu "For billing, press 3.":
+        3 -> billing
+        on noinput, nomatch, exhausted -> done
+
+state billing:
+    say "Billing."
+    hangup "billing"
+
+state done:
+    hangup "none"
+"""
+
+
+async def test_a_key_during_a_prompt_without_barge_in_waits_for_its_end(tmp_path: Path) -> None:
+    """The prompt is neither interrupted nor stopped: it plays whole, the key waits in the
+    type-ahead, and the next prompts start from its end (no 'another prompt is playing')."""
+    (tmp_path / "none.flow").write_text(NO_BARGE_IN)
+    app = {"tts": EspeakTTS(sample_rate=8000), "voice_factory": create_call_voice}
+    async with serving([tmp_path / "none.flow"], app=app) as env:
+        cache = env.app.prompt_cache
+        assert cache is not None
+        await _until(lambda: cache.stats.entries >= 3, "the prompts warmed")
+        call = await env.call("100")
+        await _until(lambda: len(call.heard_audio()) > 8000, "the message heard")
+        await call.press("3")
+        assert await env.result(call) == End("completed", "billing")
+    said = env.said(call)
+    assert said[0].startswith("Please listen") and said[-1] == "Billing."
+    at = {text: t for t, _, text in env.lines[call.id]}
+    assert at["Billing."] - at["[pressed 3]"] >= 1.0  # the ~3 s message went on to its end
+    assert env.states(call) == ["start", "billing"]
