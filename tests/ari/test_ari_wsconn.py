@@ -280,3 +280,19 @@ async def test_nothing_listening_is_a_connection_error() -> None:
     await server.wait_closed()
     with pytest.raises(AriConnectionError, match="cannot connect"):
         await open_socket(port, [])
+
+
+async def test_a_connect_cancelled_during_the_handshake_closes_its_connection() -> None:
+    asked = asyncio.Event()
+
+    def answer(key: bytes) -> bytes:  # the upgrade is read, never answered
+        asked.set()
+        return b""
+
+    async with RawPeer(answer) as peer:
+        opening = asyncio.create_task(open_socket(peer.port, []))
+        await asyncio.wait_for(asked.wait(), WAIT)
+        opening.cancel()  # the app stops while its events socket reconnects
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        await asyncio.wait_for(peer.closed.wait(), WAIT)  # nothing left open

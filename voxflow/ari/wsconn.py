@@ -271,4 +271,7 @@ async def open_events_socket(
         raise AriConnectionError(
             f"ARI events: cannot connect to {url} ({type(exc).__name__})"
         ) from None
+    except asyncio.CancelledError:  # the app stopped mid-handshake: leave no connection open
+        sock.abort()
+        raise
     return sock
