@@ -42,8 +42,8 @@ class Figures:
     p99: float
     ok50: float = 0.0
     ok99: float = 0.0
-    cpu50: float = 0.0  # STT CPU per decision (speech_cpu), ms: 0 where the line has none
-    cpu99: float = 0.0
+    cpu50: float | None = None  # STT CPU per decision (speech_cpu), ms: None where the line has
+    cpu99: float | None = None  # none (a checkout older than the figure)
 
 
 def parse(text: str) -> dict[str, Figures]:
@@ -55,8 +55,11 @@ def parse(text: str) -> dict[str, Figures]:
         if m:
             keys = ("correct", "misroute", "oog", "p50", "p99", "ok50", "ok99")
             cpu = _CPU.search(line)
-            cpus = {k: float(cpu[k]) if cpu else 0.0 for k in ("cpu50", "cpu99")}
-            out[m["cond"].strip()] = Figures(**{k: float(m[k] or 0) for k in keys}, **cpus)
+            out[m["cond"].strip()] = Figures(
+                **{k: float(m[k] or 0) for k in keys},
+                cpu50=float(cpu["cpu50"]) if cpu else None,
+                cpu99=float(cpu["cpu99"]) if cpu else None,
+            )
     return out
 
 
@@ -121,11 +124,19 @@ def compare(before: dict[str, Figures], after: dict[str, Figures]) -> str:
             f"  {cond:>20}: before {_cells(b)} | after {_cells(a)} | correct "
             f"{a.correct - b.correct:+.1f} pts, p50 x{a.p50 / max(1.0, b.p50):.2f}, "
             f"p99 x{a.p99 / max(1.0, b.p99):.2f}; right answers p50 / p99 "
-            f"{b.ok50:.0f} / {b.ok99:.0f} -> {a.ok50:.0f} / {a.ok99:.0f} ms; STT CPU per "
-            f"decision p50 / p99 {b.cpu50:.1f} / {b.cpu99:.1f} -> {a.cpu50:.1f} / {a.cpu99:.1f} "
-            f"ms (p50 x{a.cpu50 / max(0.1, b.cpu50):.2f})"
+            f"{b.ok50:.0f} / {b.ok99:.0f} -> {a.ok50:.0f} / {a.ok99:.0f} ms; {_cpu_cells(b, a)}"
         )
     return "\n".join(rows)
+
+
+def _cpu_cells(b: Figures, a: Figures) -> str:
+    """STT CPU per decision, before -> after, and the p50 ratio only where both sides have it."""
+    if b.cpu50 is None or b.cpu99 is None or a.cpu50 is None or a.cpu99 is None:
+        return "STT CPU per decision: not printed by both sides (no ratio)"
+    return (
+        f"STT CPU per decision p50 / p99 {b.cpu50:.1f} / {b.cpu99:.1f} -> {a.cpu50:.1f} / "
+        f"{a.cpu99:.1f} ms (p50 x{a.cpu50 / max(0.1, b.cpu50):.2f})"
+    )
 
 
 def _cells(f: Figures) -> str:
