@@ -17,6 +17,7 @@ Where the sandbox departs from a real Asterisk 22 here (see also the lead's note
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import shutil
 from typing import Any
@@ -36,6 +37,7 @@ from media_rig import (
     until,
 )
 
+from voxflow.errors import MediaError
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.interpolate import Decimator
 from voxflow.media.vad import WebRtcVad
@@ -209,6 +211,35 @@ async def test_prompt_without_barge_in_ignores_speech_and_digits_still_arrive(ri
     await talk
     assert digits == "12#" and not finished_before_digits
     assert not result.interrupted and result.heard_ms > 1500
+
+
+async def test_a_say_started_as_the_playing_prompt_is_stopped_replaces_it(rig: Rig) -> None:
+    """The flow stops a prompt that was not interrupted (its op's task is cancelled) and starts
+    the next ``say`` in the same step, before the stopped one's clean-up has run: the stopped
+    prompt's audio ends there and the new one plays whole. A second prompt while one plays (not
+    stopped) is still refused."""
+    playing = asyncio.Event()
+
+    async def body(call: CallSession) -> Any:
+        first = asyncio.ensure_future(call.say(LONG_PROMPT, barge_in=BargeIn("none")))
+        await playing.wait()
+        with pytest.raises(MediaError, match="another prompt is already playing"):
+            await call.say("operator", barge_in=BargeIn("none"))
+        first.cancel()  # the flow stops the prompt ...
+        nxt = asyncio.ensure_future(call.say("talk to an agent", barge_in=BargeIn("none")))
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        return await nxt  # ... and starts the next one in the same step
+
+    sim = await rig.call(body)
+    await sim.wait_for("audio", 20)
+    playing.set()
+    result = await rig.result()
+    assert not result.interrupted and result.heard_ms > 500
+    await line_quiet(sim)
+    heard = audible(sim.heard_audio())
+    assert len(heard) / 16000 < 8  # the long prompt (> 20 s) ended when it was stopped
+    assert "talk to an agent" in await recognise(heard[-3 * 16000 :])
 
 
 async def test_speech_barge_in_stops_an_asterisk_side_playback(rig: Rig) -> None:

@@ -130,6 +130,21 @@ class _Prompt:
             asyncio.get_running_loop().create_future()
         )
         self.watcher: SpeechWatcher | None = None
+        self.owner = asyncio.current_task()  # the task of the ``say`` that plays it
+        self.play: asyncio.Future[None] | None = None
+
+    def stopped(self) -> bool:
+        """Its ``say`` was cancelled (the flow stopped the prompt's op) or ended, and has not
+        yet run its clean-up: the prompt is over, its op will never answer."""
+        owner = self.owner
+        return owner is not None and (owner.done() or owner.cancelling() > 0)
+
+    def end(self) -> None:
+        """End it now, synchronously: no more of its audio is queued, no barge-in on it."""
+        if self.play is not None:
+            self.play.cancel()
+        if not self.interrupted.done():
+            self.interrupted.cancel()
 
 
 class CallMedia(CallInbound):
@@ -585,8 +600,14 @@ class CallMedia(CallInbound):
             raise AiNotConfiguredError
         await self.start()
         self._check_can_send()
-        if self._prompt is not None and not self._prompt.interrupted.done():
-            raise MediaError("another prompt is already playing on this call")
+        playing = self._prompt
+        if playing is not None and not playing.interrupted.done():
+            if not playing.stopped():
+                raise MediaError("another prompt is already playing on this call")
+            # the flow stopped it and starts this one in the same step (its clean-up runs a
+            # loop pass later): its playback ends here, before any of this prompt is queued
+            playing.end()
+            self.outbound.flush()
         prompt = self._prompt = _Prompt(barge_in)
         if prompt.barge_in.speech:
             det = SpeechDetector(
@@ -596,7 +617,9 @@ class CallMedia(CallInbound):
             w.on_start = lambda: self._interrupt(prompt, "speech")
             prompt.watcher = self._watch(w)
         sent_before = self.outbound.sent_ms
-        play = asyncio.ensure_future(self._play(self._prompt_frames(tts, text, voice)))
+        play = prompt.play = asyncio.ensure_future(
+            self._play(self._prompt_frames(tts, text, voice))
+        )
         try:
             waiting: set[asyncio.Future[Any]] = {play, prompt.interrupted}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -629,6 +652,7 @@ class CallMedia(CallInbound):
                 prompt.interrupted.cancel()
             if self._prompt is prompt:
                 self._prompt = None
+            prompt.owner = prompt.play = None  # a cancelled task keeps this frame: no cycle
 
     def _prompt_frames(
         self, tts: TextToSpeech, text: str, voice: str | None
