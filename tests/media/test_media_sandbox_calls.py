@@ -242,6 +242,26 @@ async def test_a_say_started_as_the_playing_prompt_is_stopped_replaces_it(rig: R
     assert "talk to an agent" in await recognise(heard[-3 * 16000 :])
 
 
+async def test_a_stopped_prompt_stops_its_audio_when_no_say_follows(rig: Rig) -> None:
+    """The flow stops a prompt (its op's task is cancelled) and goes on without a prompt (a
+    transfer, a hang-up handler): the audio already queued for it is dropped, not played out."""
+
+    async def body(call: CallSession) -> Any:
+        first = asyncio.ensure_future(call.say(LONG_PROMPT, barge_in=BargeIn("none")))
+        await asyncio.sleep(1.0)
+        first.cancel()  # the flow stops the prompt
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        await call.listen(6.0)  # the call goes on, silent on our side
+        return None
+
+    sim = await rig.call(body)
+    await sim.wait_for("audio", 20)
+    await rig.result()
+    heard = audible(sim.heard_audio())
+    assert len(heard) / 16000 < 4  # the long prompt (> 20 s) ended when it was stopped
+
+
 async def test_speech_barge_in_stops_an_asterisk_side_playback(rig: Rig) -> None:
     async def body(call: CallSession) -> Any:
         await call.listen(0.1)  # brings the media path up before the playback starts

@@ -642,10 +642,12 @@ class CallMedia(CallInbound):
                 raise CallEndedError(f"call {self.ctx.channel_id} ended during a prompt")
             return PromptResult(heard_ms=round(self.outbound.sent_ms - sent_before))
         finally:
-            if not play.done():
+            if not play.done():  # this say was cancelled: the flow stopped the prompt
                 play.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await play
+                if self._prompt is prompt:  # (not replaced by the next say): its audio stops
+                    self.outbound.flush()
             if prompt.watcher is not None:
                 self._unwatch(prompt.watcher)
             if not prompt.interrupted.done():
