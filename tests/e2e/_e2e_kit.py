@@ -7,7 +7,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,3 +171,11 @@ async def _connect_out(sb: Sandbox, app: VoxtraApp, mode: str, close_after_end: 
             close_after_end=close_after_end,
         )
     )
+
+
+async def until(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Wait until ``cond()`` holds (polled: the sandbox's caller has no event for it)."""
+    async with asyncio.timeout(timeout):
+        while not cond():  # noqa: ASYNC110 - the sandbox's caller has no event for this
+            await asyncio.sleep(0.02)
+    assert cond(), what

@@ -4,14 +4,13 @@ dispatch (the ARI event's callback), not a loop pass later, over real ARI and RT
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _e2e_kit import serving
+from _e2e_kit import serving, until
 
 from voxflow import observe
 from voxflow.ari.models import AriEvent, ChannelDtmfReceived
@@ -44,13 +43,6 @@ state done:
 """
 
 
-async def _until(cond: Any, what: str, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():  # noqa: ASYNC110 - the sandbox's caller has no event for this
-            await asyncio.sleep(0.02)
-    assert cond(), what
-
-
 async def test_the_next_prompt_is_queued_in_the_dispatch_of_the_key_that_barged_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,9 +71,9 @@ async def test_the_next_prompt_is_queued_in_the_dispatch_of_the_key_that_barged_
         async with serving([tmp_path / "keysay.flow"], app=app, settings=settings) as env:
             cache = env.app.prompt_cache
             assert cache is not None
-            await _until(lambda: cache.stats.entries >= 2, "the prompts warmed")
+            await until(lambda: cache.stats.entries >= 2, "the prompts warmed")
             call = await env.call("100")
-            await _until(lambda: len(call.heard_audio()) > 8000, "the menu heard")
+            await until(lambda: len(call.heard_audio()) > 8000, "the menu heard")
             await call.press("3")
             assert await env.result(call) == End("completed", "billing")
     finally:
@@ -127,9 +119,9 @@ async def test_a_key_during_a_prompt_without_barge_in_waits_for_its_end(tmp_path
     async with serving([tmp_path / "none.flow"], app=app) as env:
         cache = env.app.prompt_cache
         assert cache is not None
-        await _until(lambda: cache.stats.entries >= 3, "the prompts warmed")
+        await until(lambda: cache.stats.entries >= 3, "the prompts warmed")
         call = await env.call("100")
-        await _until(lambda: len(call.heard_audio()) > 8000, "the message heard")
+        await until(lambda: len(call.heard_audio()) > 8000, "the message heard")
         await call.press("3")
         assert await env.result(call) == End("completed", "billing")
     said = env.said(call)

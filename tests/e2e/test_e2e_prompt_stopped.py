@@ -3,13 +3,11 @@ plays, and a new ``say`` started in the same step, over real ARI and RTP on the 
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _e2e_kit import serving
+from _e2e_kit import serving, until
 
 from voxflow.media.callmedia import create_call_voice
 from voxflow.media.tts_espeak import EspeakTTS
@@ -45,13 +43,6 @@ state done:
 """
 
 
-async def _until(cond: Any, what: str, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():  # noqa: ASYNC110 - the sandbox's caller has no event for this
-            await asyncio.sleep(0.02)
-    assert cond(), what
-
-
 async def test_a_command_key_stops_a_record_prompt_and_the_next_say_plays(tmp_path: Path) -> None:
     """A record's prompt takes no DTMF barge-in (the flow's ``bargein speech``): the anytime
     key is not an interruption, the flow stops the prompt's op and the command's state starts
@@ -61,9 +52,9 @@ async def test_a_command_key_stops_a_record_prompt_and_the_next_say_plays(tmp_pa
     async with serving([tmp_path / "stopped.flow"], app=app) as env:
         cache = env.app.prompt_cache
         assert cache is not None
-        await _until(lambda: cache.stats.entries >= 2, "the prompts warmed")
+        await until(lambda: cache.stats.entries >= 2, "the prompts warmed")
         call = await env.call("100")
-        await _until(lambda: len(call.heard_audio()) > 8000, "the prompt heard")
+        await until(lambda: len(call.heard_audio()) > 8000, "the prompt heard")
         pressed_at = len(call.heard_audio())
         await call.press("0")
         assert await env.result(call) == End("completed", "operator")
