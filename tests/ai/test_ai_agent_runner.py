@@ -302,6 +302,19 @@ async def test_dtmf_interrupt_and_barge_in_none() -> None:
     assert spoken.interrupted and len(voice.sent) < 50
 
 
+async def test_a_cancelled_speech_drops_its_queued_audio() -> None:
+    """The flow stops the agent while it speaks (an anytime key, a deadline): what was queued
+    to the caller is dropped, as on a barge-in, not played out."""
+    voice = FakeVoice()
+    pipeline = VoicePipeline(voice, tts=FakeTTS(), llm=object())  # type: ignore[arg-type]
+    task = asyncio.create_task(pipeline.speak(["A long prompt " * 20], barge_in=BargeIn("none")))
+    await asyncio.wait_for(voice.wait_frames(5), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert voice.cleared == 1
+
+
 def test_heard_tracker_cuts_at_the_word_reached() -> None:
     t = HeardTracker()
     t.begin(SpokenSpan("one two three four", total=1.0))

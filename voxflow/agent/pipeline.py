@@ -9,7 +9,8 @@ the share of the words of the current one) already played count as heard.
 
 Barge-in: ``voice.wait_for_speech`` (speech, per :class:`~voxflow.voice.call.BargeIn`) or
 :meth:`VoicePipeline.interrupt` (DTMF, or any caller) stops TTS and the model at once; a voice
-with ``clear_audio()`` also drops the frames already queued.
+with ``clear_audio()`` also drops the frames already queued, and so does a cancelled ``speak``
+(the flow stopped the agent).
 """
 
 from __future__ import annotations
@@ -273,6 +274,7 @@ class VoicePipeline:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await self._drop_queued()  # the flow stopped the agent: its speech stops now
             me = asyncio.current_task()
             if self._closed and me is not None and me.cancelling() == 0:
                 # aclose() (the call's hang-up) stopped the speech, not a cancellation of ours
@@ -321,6 +323,14 @@ class VoicePipeline:
             )
         return watchers
 
+    async def _drop_queued(self) -> None:
+        """Drop the audio already queued to the caller (a voice with ``clear_audio``)."""
+        clear = getattr(self.voice, "clear_audio", None)
+        if callable(clear):
+            result = clear()
+            if asyncio.iscoroutine(result):
+                await result
+
     async def _barge_in(
         self, utt: _Utterance, producer: asyncio.Task[None], sender: asyncio.Task[Spoken]
     ) -> Spoken:
@@ -329,11 +339,7 @@ class VoicePipeline:
         self.last_interrupt_at = at
         producer.cancel()
         sender.cancel()
-        clear = getattr(self.voice, "clear_audio", None)
-        if callable(clear):
-            result = clear()
-            if asyncio.iscoroutine(result):
-                await result
+        await self._drop_queued()
         self.last_stop_at = self._clock()
         first = next((s.start for s in utt.tracker.spans if s.start is not None), None)
         return Spoken(
