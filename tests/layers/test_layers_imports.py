@@ -31,6 +31,7 @@ LAYERS: list[set[str]] = [
     {"runtime"},
     {"testing", "cluster"},
     {"cli"},
+    {"__main__"},
 ]
 """Bottom first. A package imports only packages of lower layers (never one of its own layer).
 The same table, with the reason for each layer, is in docs/architecture.md."""
