@@ -148,11 +148,23 @@ def test_hangup_steps_have_their_line() -> None:
     assert [a.line for a in sf.scenarios[0].steps] == [5, 6]
 
 
+@pytest.mark.parametrize(
+    "expect", ["", "    expect: {}\n", "    expect: {ignore_case: true, variables: {}}\n"]
+)
+def test_a_scenario_that_checks_nothing_fails(tmp_path: Path, expect: str) -> None:
+    body = f"  - name: x\n    mocks: {{http: [{HTTP_OK}], {AGENT}}}\n" + expect
+    problems = _check(tmp_path, body)
+    assert len(problems) == 1 and "expect: checks nothing" in problems[0], problems
+    assert problems[0].startswith("s.test.yaml:3: ")
+    assert _check(tmp_path, body.replace(expect, "") + "    expect: {ended: {}}\n") == []
+
+
 def test_k_runs_only_matching_scenarios(tmp_path: Path) -> None:
     _flow(tmp_path)
     (tmp_path / "shop.test.yaml").write_text(
         "flow: shop.flow\nscenarios:\n"
         f"  - name: Orders fine\n    mocks: {{http: [{HTTP_OK}], {AGENT}}}\n"
+        "    expect: {states: [start, bye]}\n"
         "  - name: broken\n    expect: {said: [never]}\n"
     )
     run = run_paths([tmp_path], select="orders")

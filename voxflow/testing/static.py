@@ -13,9 +13,9 @@ from typing import Any
 from voxflow.ir import models as ir
 from voxflow.ir import steps as irs
 from voxflow.ir.prompts import iter_models
-from voxflow.testing.scenario import AgentMock, Scenario, ScenarioDefaults
+from voxflow.testing.scenario import AgentMock, Expect, Scenario, ScenarioDefaults
 
-__all__ = ["scenario_problems", "state_names", "type_problem"]
+__all__ = ["checks_nothing", "scenario_problems", "state_names", "type_problem"]
 
 
 def state_names(flow: ir.Flow) -> set[str]:
@@ -134,5 +134,22 @@ def scenario_problems(
     if exp.ended is not None and exp.ended.state is not None:
         if not _known(exp.ended.state, names):
             out.append(_unknown_state(f"{at}.ended.state", exp.ended.state, names))
+    if checks_nothing(exp):
+        out.append(
+            f"{at}: checks nothing: a scenario must say what holds after the call "
+            "(states, said, ended, transfer, queue, variables...)"
+        )
     out += _agent_problems(flow, sc.mocks.agent + defaults.mocks.agent, file)
     return out
+
+
+_CHECKS = ("said", "not_said", "played", "states", "not_visited", "transfer", "queue", "dialed",
+           "http", "requests", "recording", "ended")  # fmt: skip
+
+
+def checks_nothing(exp: Expect) -> bool:
+    """True when ``exp`` asserts nothing (no ``expect``, ``expect: {}``, only ``ignore_case``
+    or empty maps): such a scenario would pass whatever the flow did."""
+    if exp.variables or exp.metadata:
+        return False
+    return all(getattr(exp, name) is None for name in _CHECKS)
