@@ -26,6 +26,7 @@ __all__ = ["BEAT", "RELEASE", "BeatReply", "parse_beat"]
 
 BEAT = """
 local entry, ttl, worker, due, mine = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local had = redis.call('exists', KEYS[1])
 redis.call('set', KEYS[1], entry, 'PX', ttl)
 local kept = -1
 if KEYS[4] then
@@ -48,7 +49,7 @@ if due == '1' then
     end
   end
 end
-return {kept, redis.call('hgetall', KEYS[2]), foreign}
+return {kept, redis.call('hgetall', KEYS[2]), foreign, had}
 """
 """One heartbeat. KEYS: the worker's registry entry, the released-flows hash, the outbox, and
 the application-name hold (absent when the worker holds none). ARGV: the entry's JSON, the
@@ -56,7 +57,8 @@ worker TTL (ms), the worker id, '1' when the outbox is due, the start every entr
 worker's has in the outbox (:func:`voxflow.cluster.outbox.outbox_mark`). Returns {the hold:
 -1 none, 1 refreshed, 2 taken back (it had expired), 0 another worker's; the released flows
 as a flat name/hash list; the outbox entries of other workers as a flat call id/entry list
-(none when not due)}."""
+(none when not due); 1 when the worker's entry was there, 0 when Redis had lost it (restarted
+empty, or the worker's beats did not reach it for its TTL)}."""
 
 RELEASE = """
 if ARGV[2] == '1' then
@@ -86,12 +88,14 @@ class BeatReply:
     """Flow name -> the hash of its current version."""
     foreign: dict[str, str]
     """Call id -> outbox entry, of the entries other workers owe (read when due)."""
+    had: bool = True
+    """The worker's registry entry was in Redis before this beat (False: Redis lost it)."""
 
 
 def parse_beat(reply: Any) -> BeatReply:
     """:data:`BEAT`'s reply (bytes from Redis) as a :class:`BeatReply`."""
-    kept, released, foreign = reply
-    return BeatReply(int(kept), _pairs(released), _pairs(foreign))
+    kept, released, foreign, had = reply
+    return BeatReply(int(kept), _pairs(released), _pairs(foreign), bool(int(had)))
 
 
 def _pairs(flat: list[bytes | str]) -> dict[str, str]:

@@ -162,6 +162,7 @@ class ClusterState:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_log = -1e9
         self._down_until = 0.0
+        self._beaten = False  # a heartbeat was answered (its entry is in Redis since)
         self._closing = False
         self.draining = False
         """Set by :meth:`leave`: the worker takes no new calls and stops beating."""
@@ -287,6 +288,12 @@ class ClusterState:
             return
         got = parse_beat(raw)
         self.holds.kept(got.kept)
+        if not got.had and self._beaten:  # Redis restarted empty, or missed us for a TTL
+            self.writes.resync("lost this worker's calls")
+            await self.versions.restore()
+        elif self.writes.missed:
+            self.writes.resync("answers again")
+        self._beaten = True
         self.versions.saw(got.released)
         await self._forget_ended()
         if due:

@@ -24,6 +24,7 @@ started, claimed its end and was checkpointed in separate commands paid it each 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,8 @@ from typing import Any
 import msgspec
 
 from voxflow.runtime.checkpoint import Checkpoint
+
+log = logging.getLogger(__name__)
 
 _ENCODE = msgspec.json.Encoder().encode
 
@@ -245,6 +248,8 @@ class CallWrites:
         """Ticks sent (answered or not)."""
         self._next = Tick()
         self._dirty: dict[str, Checkpoint] = {}
+        self._last: dict[str, Checkpoint] = {}  # call id -> its latest checkpoint (resync)
+        self._missed = False  # a tick was not answered: the next answered one resyncs
         self._entry_at: dict[str, float] = {}  # call id -> when its registry entry was written
         self._sender: asyncio.Task[None] | None = None  # sends ticks while anything is due
         self._lingering: asyncio.TimerHandle | None = None  # the ends' own tick, if none comes
@@ -255,6 +260,7 @@ class CallWrites:
         """Queue ``cp`` (the latest per call wins); it goes with the next tick, at most
         ``settle`` s from now (``now``: at once, e.g. an adopted call's entry moving here)."""
         self._dirty[call_id] = cp
+        self._last[call_id] = cp
         if now:
             self._kick(force=True)
         elif self._sender is None or self._sender.done():
@@ -263,7 +269,26 @@ class CallWrites:
     def forget(self, call_id: str) -> None:
         """The call ends here: its queued checkpoint is not written."""
         self._dirty.pop(call_id, None)
+        self._last.pop(call_id, None)
         self._entry_at.pop(call_id, None)
+
+    @property
+    def missed(self) -> bool:
+        """True when a tick went unanswered since the last :meth:`resync`."""
+        return self._missed
+
+    def resync(self, why: str) -> None:
+        """Redis lost or missed this worker's writes (``why``: restarted, unreachable): queue
+        every call's latest checkpoint and registry entry again (a newer one queued meanwhile
+        wins), with the next tick."""
+        self._missed = False
+        if not self._last:
+            return
+        log.info("redis %s: writing %d call(s)' checkpoints again", why, len(self._last))
+        for cid, cp in self._last.items():
+            self._dirty.setdefault(cid, cp)
+            self._entry_at.pop(cid, None)
+        self._kick(force=True)
 
     async def begin(self, entry: CallEntry) -> Begun | None:
         """Register the call (entry written) and read its checkpoint and its flow's current
@@ -387,11 +412,12 @@ class CallWrites:
                 reply = await self._op("write calls", lambda: self._script(keys, args))
             finally:  # cancelled (closing): the waiters get None, never left waiting
                 tick.settle(reply)
-            if reply is not None:
-                self.checkpoints += len(tick.checkpoints)
-            else:  # not written: the next checkpoint rewrites the entries
-                for cid in tick.checkpoints:
-                    self._entry_at.pop(cid, None)
+            if reply is None:  # not written: the next answered tick writes them all again
+                self._missed = True
+                return
+            self.checkpoints += len(tick.checkpoints)
+        if self._missed:
+            self.resync("answers again")
 
     def _take(self) -> Tick:
         """The queued tick with the checkpoints (and changed entries) added."""

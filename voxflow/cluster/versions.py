@@ -68,10 +68,25 @@ class Versions:
         that flow on every worker take it (calls in progress keep theirs). ``only_if_new``: only
         when the cluster has no current version yet (a worker starting up)."""
         h = await self.publish(flow)
-        keys = [self._k("current", flow.name), self.key]
-        args: list[str | int] = [h, int(only_if_new), flow.name]
-        await self._op("release flow", lambda: self._release(keys=keys, args=args))
+        await self._make_current(flow.name, h, only_if_new)
         return h
+
+    async def _make_current(self, name: str, h: str, only_if_new: bool) -> None:
+        """:data:`~voxflow.cluster.beat.RELEASE` of version ``h`` of flow ``name``."""
+        keys = [self._k("current", name), self.key]
+        args: list[str | int] = [h, int(only_if_new), name]
+        await self._op("release flow", lambda: self._release(keys=keys, args=args))
+
+    async def restore(self) -> None:
+        """Redis lost the cluster's state (restarted empty): store again every version this
+        worker knows (a call pinned to one resumes on any worker) and release again the ones
+        it read as current, where no version is current yet."""
+        self._published.clear()
+        for h, flow in list(self._flows.items()):
+            await self.publish(flow, h)
+        for name, h in list(self.current.items()):
+            if h in self._published:
+                await self._make_current(name, h, only_if_new=True)
 
     async def released(self) -> dict[str, tuple[str, Flow]]:
         """The cluster's current version of every released flow: name -> (hash, flow) (new
