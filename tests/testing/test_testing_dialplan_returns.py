@@ -4,7 +4,10 @@ mapped by the run time's own table."""
 
 from __future__ import annotations
 
+import pytest
+
 from voxflow.compiler import compile_flow
+from voxflow.errors import ConfigError
 from voxflow.testing import parse_scenario_text, run_scenario
 from voxflow.testing.sim import SimResult
 
@@ -79,3 +82,20 @@ def test_an_unmocked_queue_times_out_as_with_the_shipped_queues() -> None:
     res = _run(QUEUE, "  - name: x\n    timeout: 5m\n")
     assert res.ended == ("completed", "timeout")
     assert res.ended_at is not None and res.ended_at >= 60.0
+
+
+def test_a_queue_mock_status_must_be_one_asterisk_sets() -> None:
+    # a typo (ANSWERED for CONTINUE) silently became the 'failed' outcome
+    with pytest.raises(ConfigError, match="ANSWERED"):
+        parse_scenario_text(
+            "flow: t.flow\nscenarios:\n  - name: x\n    mocks: {queue: [{status: ANSWERED}]}\n"
+        )
+
+
+def test_a_transfer_mock_status_must_be_one_a_transfer_comes_back_with() -> None:
+    for bad in ("ANSWER", "OK"):
+        with pytest.raises(ConfigError, match=bad):
+            parse_scenario_text(
+                "flow: t.flow\nscenarios:\n  - name: x\n    mocks: {transfer: "
+                f"[{{result: failed, status: {bad}}}]}}\n"
+            )

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from voxflow.errors import ConfigError
-from voxflow.ir.models import OUTCOMES, TRANSFER_OUTCOMES, queue_outcome
+from voxflow.ir.models import OUTCOMES, QUEUE_STATUS, TRANSFER_OUTCOMES, queue_outcome
 from voxflow.sourcefile import read_regular_bytes
 from voxflow.testing.scenario_errors import format_error, unknown_key
 from voxflow.testing.scenario_yaml import LINE, LinedDict, load_lined, strip_lines
@@ -258,6 +258,11 @@ class QueueMock(_Timed):
     def _from_status(cls, v: Any) -> Any:
         if isinstance(v, dict) and v.get("status") is not None:
             status = str(v["status"]).upper()
+            if status not in QUEUE_STATUS:
+                raise ValueError(
+                    f"status {status} is not a QUEUESTATUS Queue() sets (one of "
+                    f"{', '.join(QUEUE_STATUS)})"
+                )
             if "result" in v and v["result"] != queue_outcome(status):
                 raise ValueError(f"status {status} means result {queue_outcome(status)}")
             return {**v, "status": status, "result": queue_outcome(status)}
@@ -294,6 +299,23 @@ class TransferMock(_Timed):
         if v not in TRANSFER_OUTCOMES:
             raise ValueError(f"a transfer ends with one of {', '.join(TRANSFER_OUTCOMES)}")
         return v
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, v: Any) -> str:
+        status = str(v).upper()
+        if status not in TRANSFER_RETURN_STATUS:
+            raise ValueError(
+                f"status {status} is not one a transfer comes back with (one of "
+                f"{', '.join(TRANSFER_RETURN_STATUS)}; an answered Dial() is result: transferred)"
+            )
+        return status
+
+
+TRANSFER_RETURN_STATUS = ("INVALID", "BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL", "CANCEL",
+                          "DONTCALL", "TORTURE", "INVALIDARGS")  # fmt: skip
+"""What ``[voxflow-transfer]`` sends a call back with: INVALID (its ``i`` extension) or the
+``DIALSTATUS`` of a ``Dial()`` that was not answered (ANSWER keeps the call: transferred)."""
 
 
 class AgentTurn(_Model):
