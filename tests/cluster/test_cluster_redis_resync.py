@@ -6,6 +6,7 @@ or with one a state behind: resumed there, or not at all)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -151,4 +152,54 @@ def _written(state: ClusterState, ticks: int) -> bool:
 
 
 async def _gone(state: ClusterState, call_id: str) -> bool:
-    return await state.call_entries() == [] and await state.checkpoint(call_id) is None
+    """Neither the call's registry entry nor its checkpoint is in Redis."""
+    entries = {e.id for e in await state.call_entries()}
+    return call_id not in entries and await state.checkpoint(call_id) is None
+
+
+async def test_a_stalled_redis_delays_no_call_and_gets_the_latest_checkpoints(
+    tmp_path: Path,
+) -> None:
+    """Redis stalls (SIGSTOP: writes time out, and Redis runs them all when it resumes, in
+    no set order): the call moves on and a new call is answered meanwhile; once Redis answers,
+    the call's latest checkpoint is what Redis holds, and the ended call leaves no trace."""
+    flow = tmp_path / "two.flow"
+    flow.write_text(FLOW)
+    rs = await start_redis(tmp_path / "r")
+    try:
+        async with (
+            Sandbox(port=0, preload_sounds=False) as sb,
+            ClusterState(
+                rs.url, worker_id="w", log_every=0.0, heartbeat=0.2, socket_timeout=0.2
+            ) as state,
+            worker(sb, flow, state) as server,
+        ):
+            call = await sb.place_call(from_="+15550100", to="100")
+            r = aioredis.Redis.from_url(rs.url)
+            try:
+                await checkpointed(r, call.id, "start", 10)
+                rs.proc.send_signal(signal.SIGSTOP)
+                try:
+                    ticks = state.writes.ticks
+                    await call.press("1")
+                    driver = server.drivers[call.id]
+                    await until(lambda: driver.state.state_name == "second", 10, "second menu")
+                    await until(lambda: _written(state, ticks), 10, "the tick timed out")
+                    other = await sb.place_call(from_="+15550101", to="100")
+                    await other.wait_for("answered", 10)  # a new call is not held up
+                    await other.hangup()
+                    await until(lambda: other.id in server.results, 10, "the other call's end")
+                finally:
+                    rs.proc.send_signal(signal.SIGCONT)
+                await checkpointed(r, call.id, "second", 5, picked="one")
+                await until_async(lambda: _registered(r, call.id, "second"), 5)
+                await until_async(lambda: _gone(state, other.id), 5)
+            finally:
+                await r.aclose()
+            await call.press("2")
+            await call.wait_hangup(10)
+            await until_async(lambda: _gone(state, call.id), 5)
+            assert server.results[call.id].outcome == "completed"
+            assert await state.call_entries() == []
+    finally:
+        await rs.stop()

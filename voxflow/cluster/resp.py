@@ -243,7 +243,8 @@ class ScriptLink:
         proto.waiting.extend(futs)
         if hello and proto.transport is not None:
             proto.transport.write(b"".join(hello))
-            timer = loop.call_later(self.timeout, proto.fail, RedisTimeoutError("AUTH/SELECT"))
+            late = RedisTimeoutError(f"no reply to the connection's set-up within {self.timeout} s")
+            timer = loop.call_later(self.timeout, proto.fail, late)
             try:
                 for fut in futs:
                     if isinstance(reply := await fut, ResponseError):
