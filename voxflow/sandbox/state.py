@@ -266,6 +266,7 @@ class PbxCore:
             # and hangs up with the real cause, still flagged soft (capture E).
             again = {"cause": cause, "soft": True, "channel": ch.json()}
             self.emit("ChannelHangupRequest", again, channels=[ch])
+        self._end_snoops(ch)
         if ch.ari_created or ch.subs:
             self.emit(
                 "ChannelDestroyed",
@@ -279,6 +280,21 @@ class PbxCore:
         if ch.peer is not None and not ch.peer.hungup:
             peer = ch.peer
             self.clock.call_later(0.0, lambda: self.hangup(peer, cause, from_far=True))
+
+    def _end_snoops(self, spied: Channel) -> None:
+        """The snoop channels of ``spied`` follow it: StasisEnd only, no ChannelHangupRequest
+        or ChannelDestroyed (capture external-media-ordering.json, snoop-lifecycle)."""
+        for snoop in [c for c in self.channels.values() if c.snoop_of is spied]:
+            if snoop.hungup:
+                continue
+            snoop.hungup = True
+            for t in snoop.timers:
+                t.cancel()
+            snoop.timers.clear()
+            self.on_hangup_media(snoop)  # its playbacks, recordings and bridge
+            self.leave_stasis(snoop)
+            snoop.subs.clear()
+            self.channels.pop(snoop.id, None)
 
     def on_hangup_media(self, ch: Channel) -> None:
         """Stop playbacks/recordings and leave the bridge (overridden by the media layer)."""
