@@ -31,54 +31,73 @@ log = logging.getLogger("voxflow.telephony.session")
 async def play(
     session: CallSession, name: str, *, barge_in: BargeIn | None, lang: str | None
 ) -> PromptResult:
-    """``session.play_file``: play ``name`` and wait until it finishes or is barged in on."""
+    """``session.play_file``: play ``name`` and wait until it finishes or is barged in on. A
+    play cancelled once requested (the flow stopped its op) stops the playback on Asterisk."""
     await session.wait_answered()
     media = name if ":" in name else f"sound:{name}"
     pid = f"vf-pb-{uuid.uuid4().hex}"
-    loop = asyncio.get_running_loop()
-    finished: asyncio.Future[str] = loop.create_future()
+    finished: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     session._playbacks[pid] = finished
     extra: list[asyncio.Future[Any]] = []
+    requested = False
     try:
         dtmf_wait, speech_wait = await _barge_in_waits(session, barge_in)
         extra += [f for f in (speech_wait, dtmf_wait) if f is not None]
         session._app.dispatcher.own_playback(pid, session.id)
+        requested = True  # from here on Asterisk may play it
         try:
             await session.rest.play(session.id, media, playback_id=pid, lang=lang)
             observe.moment("prompt", session.id)
         except AriNotFound:
             session._gone()
             raise CallEndedError(f"call {session.id} has ended") from None
-        waiting: set[asyncio.Future[Any]] = {finished, *extra}
-        gone = 0  # polls in a row that found the playback gone with no PlaybackFinished yet
-        while True:
-            done, _ = await asyncio.wait(
-                waiting, timeout=session._app.playback_poll, return_when=asyncio.FIRST_COMPLETED
-            )
-            if finished in done:
-                break
-            if dtmf_wait is not None and dtmf_wait in done:
-                digit = dtmf_wait.result()
-                if digit == _ENDED:
-                    raise CallEndedError(f"call {session.id} ended during playback")
-                await _stop(session, pid)
-                return PromptResult(interrupted=True, by="dtmf", digit=digit)
-            if speech_wait is not None and speech_wait in done:
-                waiting.discard(speech_wait)
-                if speech_wait.exception() is None:
-                    await _stop(session, pid)
-                    return PromptResult(interrupted=True, by="speech")
-                log.warning("speech barge-in failed on %s: %s", session.id, speech_wait.exception())
-            if not done and not finished.done():
-                gone = gone + 1 if await _gone(session, pid) else 0
-                if gone >= 2 and not finished.done():
-                    finished.set_result("failed")  # never finished (an unknown media scheme)
-        return _finished(session, media, finished.result())
+        return await _until_done(session, pid, media, finished, dtmf_wait, speech_wait)
+    except asyncio.CancelledError:
+        if requested:  # stopped by the flow (a key it takes, a command): its audio stops too
+            await _stop_stopped(session, pid)
+        raise
     finally:
         session._playbacks.pop(pid, None)
         for fut in extra:
             fut.cancel()
             session._dtmf.discard(fut)
+
+
+async def _until_done(
+    session: CallSession,
+    pid: str,
+    media: str,
+    finished: asyncio.Future[str],
+    dtmf_wait: asyncio.Future[str] | None,
+    speech_wait: asyncio.Future[Any] | None,
+) -> PromptResult:
+    """Wait for playback ``pid``'s end, a barge-in (the playback stopped) or its vanishing."""
+    extra = [f for f in (speech_wait, dtmf_wait) if f is not None]
+    waiting: set[asyncio.Future[Any]] = {finished, *extra}
+    gone = 0  # polls in a row that found the playback gone with no PlaybackFinished yet
+    while True:
+        done, _ = await asyncio.wait(
+            waiting, timeout=session._app.playback_poll, return_when=asyncio.FIRST_COMPLETED
+        )
+        if finished in done:
+            break
+        if dtmf_wait is not None and dtmf_wait in done:
+            digit = dtmf_wait.result()
+            if digit == _ENDED:
+                raise CallEndedError(f"call {session.id} ended during playback")
+            await _stop(session, pid)
+            return PromptResult(interrupted=True, by="dtmf", digit=digit)
+        if speech_wait is not None and speech_wait in done:
+            waiting.discard(speech_wait)
+            if speech_wait.exception() is None:
+                await _stop(session, pid)
+                return PromptResult(interrupted=True, by="speech")
+            log.warning("speech barge-in failed on %s: %s", session.id, speech_wait.exception())
+        if not done and not finished.done():
+            gone = gone + 1 if await _gone(session, pid) else 0
+            if gone >= 2 and not finished.done():
+                finished.set_result("failed")  # never finished (an unknown media scheme)
+    return _finished(session, media, finished.result())
 
 
 async def _barge_in_waits(
@@ -124,3 +143,14 @@ async def _gone(session: CallSession, pid: str) -> bool:
 async def _stop(session: CallSession, pid: str) -> None:
     with contextlib.suppress(AriNotFound):
         await session.rest.stop_playback(pid)
+
+
+async def _stop_stopped(session: CallSession, pid: str) -> None:
+    """Stop playback ``pid`` of a play the flow stopped (its op cancelled), unless the call is
+    over (its playbacks went with it); a failure is only logged: the cancellation goes on."""
+    if session.ended or session._hangup_requested:
+        return
+    try:
+        await _stop(session, pid)
+    except AriError as exc:
+        log.warning("could not stop playback %s of %s: %s", pid, session.id, exc)

@@ -1,0 +1,96 @@
+"""A key during a ``play`` (ARI playback): a ``play`` the key stopped stops on Asterisk too,
+over real ARI and RTP on the sandbox (docs/media-performance.md, "Key -> next prompt ...
+session 12")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from _e2e_kit import serving, until
+
+from voxflow.ari.models import AriEvent, ChannelDtmfReceived
+from voxflow.ari.rest import AriRestClient
+from voxflow.runtime.config import Settings
+from voxflow.runtime.events import End
+from voxflow.telephony import session_events
+
+Requests = list[tuple[str, bool]]  # ("POST play" / "DELETE playback", sent in a key's dispatch)
+
+
+@pytest.fixture
+def requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[Requests]:
+    """The worker's playback requests, each with whether it was made while a caller's key was
+    being dispatched (aiohttp writes a request on a pooled connection in the caller's step)."""
+    in_key = [False]
+    seen: Requests = []
+    original = session_events.HANDLERS[ChannelDtmfReceived]
+    request = AriRestClient.request
+
+    def on_key(s: Any, event: ChannelDtmfReceived) -> None:
+        in_key[0] = True
+        try:
+            original(s, event)
+        finally:
+            in_key[0] = False
+
+    async def recorded(self: AriRestClient, method: str, path: str, **kw: Any) -> Any:
+        if method == "POST" and path.endswith("/play"):
+            seen.append(("POST play", in_key[0]))
+        elif method == "DELETE" and path.startswith("/playbacks/"):
+            seen.append(("DELETE playback", in_key[0]))
+        return await request(self, method, path, **kw)
+
+    key: type[AriEvent] = ChannelDtmfReceived
+    monkeypatch.setitem(session_events.HANDLERS, key, on_key)
+    monkeypatch.setattr(AriRestClient, "request", recorded)
+    yield seen
+
+
+def tone(hz: float, seconds: float) -> bytes:
+    """``seconds`` of a sine at ``hz``, 8 kHz pcm16 (a sandbox sound)."""
+    t = np.arange(int(8000 * seconds)) / 8000
+    return (np.sin(2 * np.pi * hz * t) * 8000).astype("<i2").tobytes()
+
+
+def played(call: Any, uri: str) -> list[str]:
+    """The states the caller's channel reported for playbacks of ``uri``, in order."""
+    return [e["state"] for e in call.experience() if e["type"] == "playback" and e["uri"] == uri]
+
+
+PLAY_THEN_PLAY = """\
+flow playplay "a key barges in on a play; the next play takes no barge-in":
+    answers "100"
+
+state start:
+    answer
+    play "long-tone" bargein dtmf
+    play "short-tone" bargein none
+    hangup "done"
+"""
+
+
+async def test_a_play_the_key_stopped_stops_and_the_next_one_follows_at_once(
+    tmp_path: Path, requests: Requests
+) -> None:
+    """The key barges in on the first play: the flow stops its op and starts the next play
+    in the same step. The stopped playback used to play on to its end (10 s, the next one
+    queued behind it on the channel, as Asterisk queues a channel's playbacks)."""
+    (tmp_path / "playplay.flow").write_text(PLAY_THEN_PLAY)
+    async with serving([tmp_path / "playplay.flow"], settings=Settings(grace_period=5)) as env:
+        env.sb.add_sound("long-tone", tone(440, 10.0))
+        env.sb.add_sound("short-tone", tone(1000, 0.5))
+        call = await env.call("100")
+        await until(lambda: len(call.heard_audio()) > 8000, "the long tone heard")
+        await call.press("3")
+        assert await env.result(call) == End("completed", "done")
+    assert played(call, "sound:long-tone") == ["playing", "done"]
+    assert played(call, "sound:short-tone") == ["playing", "done"]
+    heard = [(e["start"], e["end"]) for e in call.experience() if e["type"] == "audio"]
+    pressed = next(e["t"] for e in call.experience() if e["type"] == "pressed")
+    assert heard[0][1] - pressed < 5.0  # the long tone stopped (it would have run ~9.5 s on)
+    assert sorted(r for r, _ in requests) == ["DELETE playback", "POST play", "POST play"]
+    assert env.said(call) == ["[plays long-tone]", "[plays short-tone]"]
