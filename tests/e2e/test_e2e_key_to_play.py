@@ -1,9 +1,11 @@
-"""A key during a ``play`` (ARI playback): a ``play`` the key stopped stops on Asterisk too,
-over real ARI and RTP on the sandbox (docs/media-performance.md, "Key -> next prompt ...
-session 12")."""
+"""A key followed by a ``play`` (ARI playback): the playback is requested in the key's own
+dispatch (the ARI event's callback), not a loop pass later, and a ``play`` the key stopped
+stops on Asterisk too, over real ARI and RTP on the sandbox (docs/media-performance.md,
+"Key -> next prompt ... session 12")."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from _e2e_kit import serving, until
 
 from voxflow.ari.models import AriEvent, ChannelDtmfReceived
 from voxflow.ari.rest import AriRestClient
+from voxflow.media.callmedia import create_call_voice
+from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
 from voxflow.telephony import session_events
@@ -61,6 +65,48 @@ def played(call: Any, uri: str) -> list[str]:
     return [e["state"] for e in call.experience() if e["type"] == "playback" and e["uri"] == uri]
 
 
+MENU = "For billing, press 3. For sales, press 4. For anything else, stay on the line."
+MENU_THEN_PLAY = f"""\
+flow keyplay "a key barges in on the menu; the next state plays a sound":
+    answers "100"
+    voice "en-us"
+
+state start:
+    answer
+    menu "{MENU}":
+        3 -> billing
+        on noinput, nomatch, exhausted -> done
+
+state billing:
+    play "billing-jingle"
+    hangup "billing"
+
+state done:
+    hangup "none"
+"""
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+async def test_a_play_after_a_key_is_requested_in_the_key_s_dispatch(
+    tmp_path: Path, requests: Requests
+) -> None:
+    (tmp_path / "keyplay.flow").write_text(MENU_THEN_PLAY)
+    app = {"tts": EspeakTTS(sample_rate=8000), "voice_factory": create_call_voice}
+    async with serving([tmp_path / "keyplay.flow"], app=app) as env:
+        env.sb.add_sound("billing-jingle", tone(660, 0.6))
+        cache = env.app.prompt_cache
+        assert cache is not None
+        await until(lambda: cache.stats.entries >= 1, "the menu warmed")
+        call = await env.call("100")
+        await until(lambda: len(call.heard_audio()) > 8000, "the menu heard")
+        await call.press("3")
+        assert await env.result(call) == End("completed", "billing")
+    assert requests == [("POST play", True)]  # it was a loop pass later: [(.., False)]
+    assert env.said(call) == [MENU, "[plays billing-jingle]"]
+    assert played(call, "sound:billing-jingle") == ["playing", "done"]  # heard to its end
+    assert env.states(call) == ["start", "billing"]
+
+
 PLAY_THEN_PLAY = """\
 flow playplay "a key barges in on a play; the next play takes no barge-in":
     answers "100"
@@ -92,5 +138,7 @@ async def test_a_play_the_key_stopped_stops_and_the_next_one_follows_at_once(
     heard = [(e["start"], e["end"]) for e in call.experience() if e["type"] == "audio"]
     pressed = next(e["t"] for e in call.experience() if e["type"] == "pressed")
     assert heard[0][1] - pressed < 5.0  # the long tone stopped (it would have run ~9.5 s on)
-    assert sorted(r for r, _ in requests) == ["DELETE playback", "POST play", "POST play"]
+    # the first play, then (in the key's dispatch) the next one, and the stop of the first
+    assert requests[:2] == [("POST play", False), ("POST play", True)]
+    assert [r for r, _ in requests[2:]] == ["DELETE playback"]
     assert env.said(call) == ["[plays long-tone]", "[plays short-tone]"]

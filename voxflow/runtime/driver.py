@@ -10,8 +10,9 @@ the simulator). Events are fed to :func:`step` where they arise, synchronously (
 port's ``add_dtmf_listener``, op results at the end of their task, timers in their loop
 callback; an event arising while commands are performed waits its turn), so a key press
 reaches the next command with no queue or task hop; the step function decides everything else.
-A ``say`` op's first step runs in the dispatch that starts it (:func:`start_eagerly`): after a
-key, a cached prompt is queued to the pacer within the key's own event callback.
+A ``say`` or ``play`` op's first step runs in the dispatch that starts it (:func:`start_eagerly`):
+after a key, a cached prompt is queued to the pacer, a playback requested, within the key's own
+event callback.
 Guarantees:
 
 * the caller hanging up cancels every running op and timer of the call at once (the call's
@@ -401,9 +402,9 @@ class CallDriver(Generic[P]):
             return
         if self._tracing or observe.installed() is not None:
             self._op_started[cmd.cid] = time.monotonic()
-        if type(cmd) is ev.Say:
+        if type(cmd) is ev.Say or type(cmd) is ev.Play:
             # its first step now, in this callback (a key's dispatch): a cached prompt is queued
-            # to the pacer before the loop runs anything else, not a loop pass later
+            # to the pacer, a playback's POST written, before the loop runs anything else
             self._eager = cmd.cid
             try:
                 start_eagerly(self._run_op(cmd), functools.partial(self._own_op, cmd.cid))
