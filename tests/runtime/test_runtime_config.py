@@ -114,3 +114,34 @@ def test_a_config_path_that_is_not_a_regular_file_says_so(tmp_path: Path) -> Non
     ):
         with pytest.raises(ConfigError, match=why):
             load_settings(config_path=path, env={})
+
+
+@pytest.mark.parametrize("url", ["http://[::1/ari", "http://[zz]:8088/ari", "redis://[::1"])
+def test_a_malformed_url_is_a_config_error(tmp_path: Path, url: str) -> None:
+    """``urlsplit`` raises ValueError on an unclosed or bad IPv6 host: it was a traceback."""
+    key = "redis_url" if url.startswith("redis") else "ari_url"
+    with pytest.raises(ConfigError, match="invalid URL"):
+        load_settings({key: url}, env={}, cwd=tmp_path)
+
+
+def test_a_bad_url_with_a_password_is_named_without_it(tmp_path: Path) -> None:
+    for cli in (
+        {"ari_url": "http://u:Hunter2pw@h:99999/ari"},
+        {"redis_url": "http://:Hunter2pw@h:6379/0"},
+        {"webhook_url": "ftp://u:Hunter2pw@h/x"},
+        {"ari_url": "http://u:Hunter2pw@[::1/ari"},
+    ):
+        with pytest.raises(ConfigError) as err:
+            load_settings(cli, env={}, cwd=tmp_path)
+        assert "Hunter2pw" not in str(err.value) and "<redacted>" in str(err.value), err.value
+
+
+def test_credentials_in_the_ari_url_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    """The ARI client drops a URL's user:password (they never authenticated), and ``voxflow
+    run`` printed the URL as given ("serving ... on http://u:pw@host"): the URL is refused,
+    pointing at the credential settings."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({"ari_url": "http://asterisk:Hunter2pw@h:8088/ari"}, env={}, cwd=tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("--ari-url: ") and "--ari-user" in msg, msg
+    assert "Hunter2pw" not in msg and "asterisk:" not in msg

@@ -367,16 +367,36 @@ def _check_retry(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> N
         )
 
 
-def _check_url(value: str, origin: str, schemes: tuple[str, ...]) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.hostname:
-        raise ConfigError(
-            f"{origin}: invalid URL {value!r} (expected {' or '.join(schemes)}://host[:port]/...)"
-        )
+def _check_url(
+    value: str, origin: str, schemes: tuple[str, ...], *, userinfo: bool = True
+) -> None:
+    """ConfigError unless ``value`` is a ``scheme://host[:port]/...`` URL of ``schemes``; the
+    message never shows a user:password in it. ``userinfo=False``: one in it is refused too."""
+    shown = _USERINFO.sub("<redacted>@", value)
+    bad = ConfigError(
+        f"{origin}: invalid URL {shown!r} (expected {' or '.join(schemes)}://host[:port]/...)"
+    )
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # an unclosed '[' or a bad IPv6 address
+        raise bad from None
+    if parts.scheme not in schemes or not host:
+        raise bad
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise ConfigError(f"{origin}: invalid port in URL {value!r}") from None
+        raise ConfigError(f"{origin}: invalid port in URL {shown!r}") from None
+    if not userinfo and "@" in parts.netloc:
+        raise ConfigError(
+            f"{origin}: the URL {shown!r} holds a user name or password, which is not how ARI "
+            "takes them; give them with --ari-user and VOXFLOW_ARI_PASSWORD (or [ari] user "
+            "and password in voxflow.toml)"
+        )
+
+
+_USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
+"""The ``user:password@`` of a URL (what an error message shows as ``<redacted>@``)."""
 
 
 def load_settings(
@@ -441,7 +461,7 @@ def _check_settings(
     alone (URLs, app name, ports, credentials, mode, drain, retries, pacer, gc)."""
     if settings.ari_url is not None:
         for url in settings.nodes():
-            _check_url(url, values["ari_url"][1], ("http", "https"))
+            _check_url(url, values["ari_url"][1], ("http", "https"), userinfo=False)
         _check_nodes(settings, values["ari_url"][1])
     if settings.webhook_url is not None:
         _check_url(settings.webhook_url, values["webhook_url"][1], ("http", "https"))
