@@ -149,55 +149,63 @@ def parse_rtp(data: bytes | bytearray | memoryview) -> RtpPacket:
     version = b0 >> 6
     if version != 2:
         raise RtpPacketError(f"bad version {version}, expected 2", reason="version")
-    offset = RTP_HEADER_SIZE
-    cc = b0 & 0x0F
-    csrcs: tuple[int, ...] = ()
-    if cc:
-        end = offset + 4 * cc
-        if end > size:
-            raise RtpPacketError(
-                f"CSRC count {cc} runs past the end of a {size}-byte packet", reason="csrc"
-            )
-        csrcs = struct.unpack_from(f"!{cc}I", data, offset)
-        offset = end
+    csrcs, offset = _parse_csrcs(data, b0 & 0x0F)
     extension = None
     if b0 & 0x10:
-        if offset + 4 > size:
-            raise RtpPacketError(
-                "extension header runs past the end of the packet", reason="extension"
-            )
-        profile, words = _EXT_HEADER.unpack_from(data, offset)
-        offset += 4
-        end = offset + 4 * words
-        if end > size:
-            raise RtpPacketError(
-                f"extension length {words} words runs past the end of a {size}-byte packet",
-                reason="extension",
-            )
-        extension = RtpExtension(profile, bytes(data[offset:end]))
-        offset = end
-    padding = 0
-    end = size
-    if b0 & 0x20:
-        padding = data[size - 1]
-        if padding == 0:
-            raise RtpPacketError("padding bit set with a zero padding count", reason="padding")
-        if offset + padding > size:
-            raise RtpPacketError(
-                f"padding of {padding} bytes is longer than the packet body", reason="padding"
-            )
-        end = size - padding
+        extension, offset = _parse_extension(data, offset)
+    padding = _parse_padding(data, offset) if b0 & 0x20 else 0
     return RtpPacket(
         payload_type=b1 & 0x7F,
         sequence=seq,
         timestamp=ts,
         ssrc=ssrc,
-        payload=bytes(data[offset:end]),
+        payload=bytes(data[offset : size - padding]),
         marker=bool(b1 & 0x80),
         csrcs=csrcs,
         extension=extension,
         padding=padding,
     )
+
+
+def _parse_csrcs(data: bytes | bytearray | memoryview, cc: int) -> tuple[tuple[int, ...], int]:
+    """The ``cc`` CSRC identifiers after the fixed header, and the offset past them."""
+    offset = RTP_HEADER_SIZE
+    if not cc:
+        return (), offset
+    end = offset + 4 * cc
+    if end > len(data):
+        raise RtpPacketError(
+            f"CSRC count {cc} runs past the end of a {len(data)}-byte packet", reason="csrc"
+        )
+    return struct.unpack_from(f"!{cc}I", data, offset), end
+
+
+def _parse_extension(data: bytes | bytearray | memoryview, offset: int) -> tuple[RtpExtension, int]:
+    """The header extension at ``offset``, and the offset past it."""
+    size = len(data)
+    if offset + 4 > size:
+        raise RtpPacketError("extension header runs past the end of the packet", reason="extension")
+    profile, words = _EXT_HEADER.unpack_from(data, offset)
+    offset += 4
+    end = offset + 4 * words
+    if end > size:
+        raise RtpPacketError(
+            f"extension length {words} words runs past the end of a {size}-byte packet",
+            reason="extension",
+        )
+    return RtpExtension(profile, bytes(data[offset:end])), end
+
+
+def _parse_padding(data: bytes | bytearray | memoryview, offset: int) -> int:
+    """The padding count (the last byte) of a packet whose body starts at ``offset``."""
+    padding = data[len(data) - 1]
+    if padding == 0:
+        raise RtpPacketError("padding bit set with a zero padding count", reason="padding")
+    if offset + padding > len(data):
+        raise RtpPacketError(
+            f"padding of {padding} bytes is longer than the packet body", reason="padding"
+        )
+    return padding
 
 
 def serialize_rtp(packet: RtpPacket) -> bytes:
