@@ -71,7 +71,7 @@ from voxflow.errors import (
 from voxflow.media.codecs import Resampler, codec_spec, decode, encode
 from voxflow.media.endpointing import CompletesPhrase, EndsPhrase, follow
 from voxflow.media.inbound import CallInbound
-from voxflow.media.interpolate import stt_resampler, vad_resampler
+from voxflow.media.interpolate import Interpolator, stt_resampler, vad_resampler
 from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.prompt_warm import prompt_frames, wire_codec
@@ -82,6 +82,7 @@ from voxflow.media.watcher import SpeechWatcher
 from voxflow.voice.call import BargeIn, CallVoice, PromptResult, VoiceContext
 from voxflow.voice.chunk import AudioChunk
 from voxflow.voice.providers import (
+    SttStream,
     TextToSpeech,
     Transcript,
     VoiceActivityDetector,
@@ -165,13 +166,7 @@ class CallMedia(CallInbound):
         self.advertise = str(opts.get("rtp_advertise") or "")
         self.ports = ports or _port_range(opts.get("rtp_ports"))
         self.jitter_depth = int(opts.get("jitter_depth", 3))
-        self.listen_min_speech_ms = int(opts.get("listen_min_speech_ms", 100))
-        self.listen_complete_silence_ms = int(opts.get("listen_complete_silence_ms", 300))
-        self.listen_final_silence_ms = int(opts.get("listen_final_silence_ms", 300))
-        settled = int(opts.get("listen_settled_silence_ms", 60))  # negative: VAD windows only
-        self.listen_settled_silence_ms = settled if settled >= 0 else None
-        quiet = int(opts.get("listen_quiet_silence_ms", 600))  # negative: the listen window
-        self.listen_quiet_silence_ms = quiet if quiet >= 0 else None
+        self._listen_options(opts)
         self._pacer = pacer
         self._vad: VoiceActivityDetector = self._make_vad(ctx.vad, opts)
         self._strict_vad: VoiceActivityDetector = self._vad
@@ -215,6 +210,16 @@ class CallMedia(CallInbound):
         self._lag_deferred = False  # the last quiet check was put off for a late loop
         self._gap_mark = 0.0  # silence fed to the listeners up to this loop time
         self.gap_frames = 0  # VAD frames of silence accounted for time without packets
+
+    def _listen_options(self, opts: Any) -> None:
+        """The ``listen_*`` options (the endpointer's windows; see the module docstring)."""
+        self.listen_min_speech_ms = int(opts.get("listen_min_speech_ms", 100))
+        self.listen_complete_silence_ms = int(opts.get("listen_complete_silence_ms", 300))
+        self.listen_final_silence_ms = int(opts.get("listen_final_silence_ms", 300))
+        settled = int(opts.get("listen_settled_silence_ms", 60))  # negative: VAD windows only
+        self.listen_settled_silence_ms = settled if settled >= 0 else None
+        quiet = int(opts.get("listen_quiet_silence_ms", 600))  # negative: the listen window
+        self.listen_quiet_silence_ms = quiet if quiet >= 0 else None
 
     # ------------------------------------------------------------------ setup / teardown
 
@@ -282,24 +287,7 @@ class CallMedia(CallInbound):
         )
         try:
             try:
-                answer = await rest.request(
-                    "POST",
-                    "/channels/externalMedia",
-                    params={
-                        "app": ctx.app_name,
-                        "external_host": f"{host}:{port}",
-                        "format": self.codec,
-                        "channelId": self.channel_id,
-                    },
-                )
-                remote_host, remote_port = self._asterisk_side(answer)
-                self.socket.set_remote(remote_host, remote_port)
-                if self.snoop_id is not None:
-                    await rest.request(
-                        "POST",
-                        f"/channels/{ctx.channel_id}/snoop",
-                        params={"spy": "in", "app": ctx.app_name, "snoopId": self.snoop_id},
-                    )
+                remote_host, remote_port = await self._create_channels(self.socket, host, port)
             finally:
                 await asyncio.wait([bridge])
             bridge.result()
@@ -315,6 +303,30 @@ class CallMedia(CallInbound):
             "media up for %s: %s:%s <-> %s:%s (%s)",
             ctx.channel_id, host, port, remote_host, remote_port, self.codec,
         )  # fmt: skip
+
+    async def _create_channels(self, sock: RtpSocket, host: str, port: int) -> tuple[str, int]:
+        """POST the externalMedia channel sending to ``host:port`` (``sock`` then sends to
+        Asterisk's side, returned), and the caller's snoop when the media path is listen-only."""
+        ctx = self.ctx
+        answer = await ctx.rest.request(
+            "POST",
+            "/channels/externalMedia",
+            params={
+                "app": ctx.app_name,
+                "external_host": f"{host}:{port}",
+                "format": self.codec,
+                "channelId": self.channel_id,
+            },
+        )
+        remote_host, remote_port = self._asterisk_side(answer)
+        sock.set_remote(remote_host, remote_port)
+        if self.snoop_id is not None:
+            await ctx.rest.request(
+                "POST",
+                f"/channels/{ctx.channel_id}/snoop",
+                params={"spy": "in", "app": ctx.app_name, "snoopId": self.snoop_id},
+            )
+        return remote_host, remote_port
 
     @staticmethod
     def _asterisk_side(answer: Any) -> tuple[str, int]:
@@ -506,20 +518,7 @@ class CallMedia(CallInbound):
             try:
                 resampler = stt_resampler(self._vad.sample_rate, stt.sample_rate)
                 loop = asyncio.get_running_loop()
-                deadline = loop.time() + max_speech_s
-                frame: bytes | None = b""
-                while True:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        frame = await asyncio.wait_for(w.audio.get(), remaining)
-                    except TimeoutError:
-                        break
-                    if frame is None:
-                        break
-                    await stream.feed(resampler.process(frame))
-                    follow(det, stream)
+                frame = await self._feed_utterance(w, det, stream, resampler, max_speech_s)
                 if self._closed:
                     raise CallEndedError(f"call {self.ctx.channel_id} ended while listening")
                 ended = loop.time()
@@ -539,6 +538,33 @@ class CallMedia(CallInbound):
         result = replace(result, text=result.text.strip(), latency_ms=latency, endpoint=endpoint)
         self.last_transcript = result
         return result
+
+    @staticmethod
+    async def _feed_utterance(
+        w: SpeechWatcher,
+        det: SpeechDetector,
+        stream: SttStream,
+        resampler: Interpolator | Resampler,
+        max_speech_s: float,
+    ) -> bytes | None:
+        """Feed the utterance's frames to ``stream`` until the endpointer ends it (returns
+        None), ``max_speech_s`` has passed or no frame came in time (the last frame read)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_speech_s
+        frame: bytes | None = b""
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                frame = await asyncio.wait_for(w.audio.get(), remaining)
+            except TimeoutError:
+                break
+            if frame is None:
+                break
+            await stream.feed(resampler.process(frame))
+            follow(det, stream)
+        return frame
 
     # ------------------------------------------------------------------ outbound
 
@@ -600,22 +626,7 @@ class CallMedia(CallInbound):
             raise AiNotConfiguredError
         await self.start()
         self._check_can_send()
-        playing = self._prompt
-        if playing is not None and not playing.interrupted.done():
-            if not playing.stopped():
-                raise MediaError("another prompt is already playing on this call")
-            # the flow stopped it and starts this one in the same step (its clean-up runs a
-            # loop pass later): its playback ends here, before any of this prompt is queued
-            playing.end()
-            self.outbound.flush()
-        prompt = self._prompt = _Prompt(barge_in)
-        if prompt.barge_in.speech:
-            det = SpeechDetector(
-                frame_ms=self._vad.frame_ms, min_speech_ms=prompt.barge_in.min_speech_ms
-            )
-            w = SpeechWatcher(det, strict=True)
-            w.on_start = lambda: self._interrupt(prompt, "speech")
-            prompt.watcher = self._watch(w)
+        prompt = self._new_prompt(barge_in)
         sent_before = self.outbound.sent_ms
         play = prompt.play = asyncio.ensure_future(
             self._play(self._prompt_frames(tts, text, voice))
@@ -655,6 +666,27 @@ class CallMedia(CallInbound):
             if self._prompt is prompt:
                 self._prompt = None
             prompt.owner = prompt.play = None  # a cancelled task keeps this frame: no cycle
+
+    def _new_prompt(self, barge_in: BargeIn | None) -> _Prompt:
+        """The call's playing prompt from now on (watched for speech if it takes speech
+        barge-in). Refused while another plays un-interrupted, unless its flow stopped it."""
+        playing = self._prompt
+        if playing is not None and not playing.interrupted.done():
+            if not playing.stopped():
+                raise MediaError("another prompt is already playing on this call")
+            # the flow stopped it and starts this one in the same step (its clean-up runs a
+            # loop pass later): its playback ends here, before any of this prompt is queued
+            playing.end()
+            self.outbound.flush()
+        prompt = self._prompt = _Prompt(barge_in)
+        if prompt.barge_in.speech:
+            det = SpeechDetector(
+                frame_ms=self._vad.frame_ms, min_speech_ms=prompt.barge_in.min_speech_ms
+            )
+            w = SpeechWatcher(det, strict=True)
+            w.on_start = lambda: self._interrupt(prompt, "speech")
+            prompt.watcher = self._watch(w)
+        return prompt
 
     def _prompt_frames(
         self, tts: TextToSpeech, text: str, voice: str | None
