@@ -30,12 +30,42 @@ from .model import Channel
 if TYPE_CHECKING:
     from .pbx import Pbx
 
-__all__ = ["QueueAgent", "SandboxQueue", "ShippedContexts"]
+__all__ = ["QueueAgent", "SandboxQueue", "ShippedContexts", "captured_program", "label_priority"]
 
 TRANSFER_CONTEXT = "voxflow-transfer"
 QUEUE_CONTEXT = "voxflow-queue"
 _NUMBER = re.compile(r"^\+?[0-9]{2,}$")
 _DIAL_STATUS = {"busy": ("BUSY", 1.0), "congestion": ("CONGESTION", 0.5)}
+
+
+_INBOUND_PATTERN = re.compile(r"^\+?[0-9].+$")  # _X. and _+X.
+_ARGS_PATTERN = re.compile(r"^[0-9].+$")  # _X.
+Program = list[tuple[str, str]]
+"""One extension's priorities from 1: (application, data)."""
+
+
+def captured_program(context: str, exten: str) -> Program | None:
+    """The priorities ``exten`` runs in the captures' contexts (observed-behaviour.md):
+    ``voxflow-in`` (``100``, ``_X.``, and the shipped ``_+X.``: NoOp, Stasis(voxflow), Hangup)
+    and ``voxflow-args`` (Stasis(voxflow,${EXTEN},inbound), Hangup); ``[]`` when no extension
+    of the context matches (no ``i`` there); None for any other context."""
+    if context == "voxflow-in":
+        if exten != "100" and not _INBOUND_PATTERN.match(exten):
+            return []
+        return [("NoOp", f"voxflow inbound call to {exten}"), ("Stasis", "voxflow"), ("Hangup", "")]
+    if context == "voxflow-args":
+        if not _ARGS_PATTERN.match(exten):
+            return []
+        return [("Stasis", f"voxflow,{exten},inbound"), ("Hangup", "")]
+    return None
+
+
+def label_priority(context: str, exten: str, label: str) -> int | None:
+    """The priority of ``label`` in ``context``/``exten`` (the shipped [voxflow-transfer]'s
+    ``done``: its Hangup() after a Dial() that answered), None if there is no such label."""
+    if context == TRANSFER_CONTEXT and label == "done" and exten != "i":
+        return 5
+    return None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .audio import Frame
-from .dialplan import ShippedContexts
+from .dialplan import Program, ShippedContexts, captured_program, label_priority
 from .media import PbxMedia
 from .model import HANGUP_REASONS, Channel, RestError
 
@@ -566,21 +566,62 @@ class Pbx(PbxMedia):
         ctx = context or ch.context
         ext = exten or ch.exten
         pri = priority or (ch.priority + 1 if not (context or exten) else 1)
+        if label:
+            pri = self.label_priority(ctx, ext, label)
         if ch.far is not None:
             ch.far.far_event(
                 "continue", {"context": ctx, "exten": ext, "priority": pri, "label": label}
             )
         self.leave_stasis(ch)
         ch.context, ch.exten, ch.priority, ch.app_name, ch.app_data = ctx, ext, pri, "", ""
-        if self.contexts.run(ch, ctx, ext):  # the shipped [voxflow-transfer]/[voxflow-queue]
+        if pri == 1 and self.contexts.run(ch, ctx, ext):  # shipped [voxflow-transfer]/-queue
             return
-        target = self.dialplan_stasis(ctx, ext)
+        program = captured_program(ctx, ext)
+        if program is None and pri == 5 and label_priority(ctx, ext, "done") == 5:
+            program = [("", "")] * 4 + [("Hangup", "")]  # run from 5 only: n(done),Hangup()
+        if program is not None:
+            self.schedule(ch, 0.0, lambda: self._run_program(ch, program, pri))
+            return
+        target = self.dialplan_stasis(ctx, ext) if pri == 1 else None
         if target is not None:
             self.schedule(ch, 0.0, lambda: self._reenter(ch, target[0], target[1]))
         elif not self.run_program(ch, ctx, ext):
             # no such context/extension/priority (or the Hangup() after Stasis()): the channel
             # is hung up, ChannelDestroyed cause 0 "Unknown" (continue-outcomes.json b, d, g)
             self.schedule(ch, 0.0, lambda: self.hangup(ch, 0, request={"cause": 16, "soft": True}))
+
+    def label_priority(self, context: str, exten: str, label: str) -> int:
+        """The priority of ``label``; ``404 "Requested label can not be found"`` otherwise
+        (continue-outcomes.json f: the channel stays in Stasis)."""
+        pri = label_priority(context, exten, label)
+        if pri is None:
+            raise RestError(404, "Requested label can not be found")
+        return pri
+
+    def _run_program(self, ch: Channel, program: Program, priority: int) -> None:
+        """Run ``program`` from ``priority`` as Asterisk's pbx loop does: ChannelDialplan per
+        priority; Stasis() enters the app (STASISSTATUS "" first) or goes on with FAILED;
+        Hangup() hangs up with 16; no such priority: hung up, cause 0 "Unknown"
+        (continue-outcomes.json a, b, e, g)."""
+        for pri in range(priority, len(program) + 1):
+            app, data = program[pri - 1]
+            ch.priority, ch.app_name, ch.app_data = pri, app, data
+            self.emit(
+                "ChannelDialplan",
+                {"dialplan_app": app, "dialplan_app_data": data, "channel": ch.json()},
+                channels=[ch],
+            )
+            if app == "Hangup":
+                self.hangup(ch, 16, request={"cause": 16, "soft": True})
+                return
+            if app == "Stasis":
+                name, *args = data.split(",")
+                self.set_var(ch, "STASISSTATUS", "")
+                if self.enter_stasis(ch, name, args):
+                    return
+                self.set_var(ch, "STASISSTATUS", "FAILED")
+        ch.app_name, ch.app_data = "", ""
+        self.hangup(ch, 0, request={"cause": 16, "soft": True})
 
     def media_released(self, ch: Channel) -> None:
         """A playback or recording of ``ch`` ended: run a continue queued behind it."""

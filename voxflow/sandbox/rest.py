@@ -42,7 +42,6 @@ Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
 _SEG = r"([^/]+)"
 
 
-
 class AriRest(RestMisc):
     """The /ari REST surface over one Sandbox."""
 
@@ -354,9 +353,10 @@ class AriRest(RestMisc):
 
     async def continue_(self, q: Req) -> web.Response:
         ch = self.pbx.stasis_channel(q.groups[0])
-        self.pbx.continue_in_dialplan(
-            ch, q.get("context"), q.get("extension"), int(q.num("priority", 0)), q.get("label")
-        )
+        context, exten, label = q.get("context"), q.get("extension"), q.get("label")
+        if label:  # resolved now: an unknown one is refused, the channel stays in Stasis
+            self.pbx.label_priority(context or ch.context, exten or ch.exten, label)
+        self.pbx.continue_in_dialplan(ch, context, exten, int(q.num("priority", 0)), label)
         return empty()
 
     async def redirect(self, q: Req) -> web.Response:
