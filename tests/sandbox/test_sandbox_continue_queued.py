@@ -5,10 +5,15 @@ hang-up."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 from conftest import RawAri
 
 from voxflow.sandbox import Sandbox
+
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "captures" / "continue-outcomes.json"
 
 
 def _tone(seconds: float) -> bytes:
@@ -98,3 +103,38 @@ async def test_a_queued_continue_never_runs_after_a_hangup(sandbox: Sandbox, ari
     kinds = [e["type"] for e in await ari.collect(quiet=0.2)]
     assert kinds[:3] == ["ChannelHangupRequest", "RecordingFinished", "StasisEnd"]
     assert not [e for e in sim.experience() if e["type"] == "continue"]
+
+
+async def test_a_hangup_runs_the_queued_playbacks_out_as_failed(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    steps = json.loads(CAPTURE.read_text())["steps"]
+    [step] = [s for s in steps if s["step"] == "i-continue-with-second-playback-queued"]
+    deleted = next(e["t"] for e in step["log"] if e.get("method") == "DELETE")
+    want = [
+        (e["event"]["type"], e["event"].get("playback", {}).get("id", "")[-3:],
+         e["event"].get("playback", {}).get("state", ""))
+        for e in step["log"] if "event" in e and e["t"] > deleted
+    ]  # fmt: skip
+    sandbox.add_sound("long16", _tone(16.0))
+    cid = await _answered_call(sandbox, ari)
+    await ari.req("POST", f"/channels/{cid}/play/x-pb1", media="sound:long16")
+    await ari.next("PlaybackStarted")
+    await ari.req("POST", f"/channels/{cid}/play/x-pb2", media="sound:hello-world")
+    await ari.req("POST", f"/channels/{cid}/continue", context="elsewhere", extension="x")
+    status, body = await ari.req("GET", "/playbacks/x-pb1")
+    assert (status, body["state"]) == (200, "playing")
+    assert (await ari.req("DELETE", f"/channels/{cid}"))[0] == 204
+    got = [
+        (e["type"], e.get("playback", {}).get("id", "")[-3:],
+         e.get("playback", {}).get("state", ""))
+        for e in await ari.collect(quiet=0.2)
+    ]  # fmt: skip
+    assert got == want
+    assert want == [
+        ("ChannelHangupRequest", "", ""),
+        ("PlaybackFinished", "pb1", "failed"),
+        ("PlaybackStarted", "pb2", "playing"),
+        ("PlaybackFinished", "pb2", "failed"),
+        ("StasisEnd", "", ""),
+    ]

@@ -575,10 +575,11 @@ class PbxMedia(PbxCore):
                 if not snoops:
                     del self.whisperers[ch.snoop_of.id]
         for pb in list(ch.playbacks):
+            # Asterisk still runs the playbacks queued behind the current one: each starts
+            # and fails at once (capture continue-outcomes.json i)
             if pb.state == "queued":
-                self.playbacks.pop(pb.id, None)
-                ch.playbacks.remove(pb)
-        for pb in list(ch.playbacks):
+                pb.state = "playing"
+                self._pb_event("PlaybackStarted", pb)
             self._finish_playback(pb, "failed")
         for rec in list(ch.recordings):
             self.finish_recording(rec)
