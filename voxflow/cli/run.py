@@ -323,6 +323,8 @@ def _load(
         script, endpoint = params["caller_script"], params["call_endpoint"]
         _check_sandbox_only(settings, script, params["virtual_time"], endpoint)
         _check_call_and_trace(settings, endpoint, params["meta"], params["caller_id"])
+        if not params["no_audio"]:
+            _check_rtp_host(settings.rtp_host, "--rtp-host" if params["rtp_host"] else "rtp_host")
         metadata = parse_meta(params["meta"])
         registry = FlowRegistry()
         registry.load(flows, warn)
@@ -386,6 +388,20 @@ def _check_call_and_trace(
             raise ConfigError(f"--trace: cannot create {where}: {exc.strerror or exc}") from None
         if not os.access(where, os.W_OK | os.X_OK):
             raise ConfigError(f"--trace: cannot write into {where}")
+
+
+def _check_rtp_host(host: str, origin: str) -> None:
+    """ConfigError when ``host`` cannot be bound for RTP (not an address of this machine, a
+    name that does not resolve): every call's media would fail."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, 0))
+        except OSError as exc:
+            raise ConfigError(
+                f"{origin}: cannot bind RTP on {host}: {exc.strerror or exc} (give an address "
+                "of this machine, or 0.0.0.0; --rtp-advertise for the one Asterisk sends to)"
+            ) from None
 
 
 def _sandbox_call(

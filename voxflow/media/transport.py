@@ -33,6 +33,7 @@ _libc_send.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_
 _libc_send.restype = ctypes.c_ssize_t
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # the socket is non-blocking anyway
 _RETRY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ENOBUFS)
+_PORT_TAKEN = (errno.EADDRINUSE, errno.EACCES)  # the next port of the range may be free
 
 
 class PortRange:
@@ -68,9 +69,12 @@ class PortRange:
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
                 sock.bind((host, port))
-            except OSError:
+            except OSError as exc:
                 sock.close()
-                continue
+                if exc.errno in _PORT_TAKEN:
+                    continue
+                # not a port in use (an address not of this machine, a bad name): no port will do
+                raise MediaError(f"cannot bind RTP on {host}: {exc.strerror or exc}") from None
             self._in_use.add(port)
             return sock
         raise MediaError(f"no free RTP port in {self.start}-{self.end} on {host}")
