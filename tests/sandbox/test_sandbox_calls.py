@@ -252,3 +252,22 @@ async def test_bridge_recording_ends_after_max_silence_of_a_quiet_line(
     lead = len(pcm) - 8000
     assert lead >= 0 and lead % 160 == 0 and not pcm[:lead].any()
     assert np.array_equal(pcm[lead:], tone)
+
+
+async def test_an_other_channel_id_that_prefixes_the_channel_id_is_409(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    # observed-behaviour.md (externalMedia side finding): neither id exists, yet Asterisk 22
+    # refuses abcd/abc and x-1/x; the reverse (abc/abcd) works
+    for cid, other in (("abcd", "abc"), ("x-1", "x")):
+        status, body = await ari.req(
+            "POST", "/channels", endpoint="Local/100@voxflow-in", app="voxflow",
+            channelId=cid, otherChannelId=other,
+        )  # fmt: skip
+        assert (status, body) == (409, {"message": "Channel with given unique ID already exists"})
+        assert (await ari.req("GET", f"/channels/{cid}"))[0] == 404
+    status, body = await ari.req(
+        "POST", "/channels", endpoint="Local/100@voxflow-in", app="voxflow",
+        channelId="abc", otherChannelId="abcd",
+    )  # fmt: skip
+    assert status == 200 and body["id"] == "abc"

@@ -383,6 +383,8 @@ class Pbx(PbxMedia):
         base = f"Local/{exten}@{context}-{self.next_local_seq():08x}"
         id2 = other or (f"{cid};2" if p.get("channelId") else self.new_channel_id())
         self.check_new_id(id2)
+        if other and cid.startswith(other):  # Asterisk 22 refuses it although neither exists
+            raise RestError(409, "Channel with given unique ID already exists")
         one, two = self._local_pair(base, (cid, id2), exten, context, caller)
         if app:
             one.subs.add(app)
