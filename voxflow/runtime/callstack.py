@@ -22,7 +22,7 @@ from voxflow.ir.models import Flow
 from voxflow.runtime.expressions import UNSET
 from voxflow.runtime.runstate import Cursor, CursorKind, Frame
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "decode_stack", "encode", "encode_stack", "path_of", "resolve"]
 
 Path = tuple[str | int, ...]
 _KINDS: tuple[CursorKind, ...] = ("block", "handler", "error", "hangup", "command")
@@ -92,6 +92,29 @@ def _cursor(flow: Flow, c: Mapping[str, Any]) -> Cursor:
         raise LookupError(f"bad cursor kind {c['kind']!r}")
     step = None if c["step"] is None else _resolve(flow, list(c["step"]))
     return Cursor(_resolve(flow, list(c["block"])), int(c["index"]), kind, step)
+
+
+def encode_stack(flow: Flow, stack: tuple[Cursor, ...]) -> list[dict[str, Any]] | None:
+    """One frame's cursor stack as paths into ``flow`` (None: a cursor is not in the IR)."""
+    return _cursors(flow, stack)
+
+
+def decode_stack(flow: Flow, raw: list[Mapping[str, Any]]) -> tuple[Cursor, ...]:
+    """:func:`encode_stack`'s output as cursors; raises ``LookupError`` (or ``KeyError``,
+    ``TypeError``, ``ValueError``) for what ``flow`` lacks."""
+    return tuple(_cursor(flow, c) for c in raw)
+
+
+def path_of(flow: Flow, node: object) -> list[str | int] | None:
+    """The path of ``node`` (a step, a block) inside ``flow``; None when it is not there."""
+    got = _index(flow).get(id(node))
+    return None if got is None else list(got)
+
+
+def resolve(flow: Flow, path: list[Any]) -> Any:
+    """The node at ``path`` (:func:`path_of`); raises ``LookupError`` (or ``IndexError``,
+    ``KeyError``) when ``flow`` has none there."""
+    return _resolve(flow, path)
 
 
 def encode(flow: Flow, frames: tuple[Frame, ...]) -> tuple[dict[str, Any], ...] | None:

@@ -25,9 +25,11 @@ from typing import Any, Protocol
 import msgspec
 
 from voxflow.ir.models import Flow
-from voxflow.runtime.callstack import decode, encode
+from voxflow.runtime import events as ev
+from voxflow.runtime.callstack import decode, decode_stack, encode, resolve
 from voxflow.runtime.expressions import UNSET
-from voxflow.runtime.runstate import Frame, RunState
+from voxflow.runtime.runstate import Frame, RunState, Wait
+from voxflow.runtime.trips import TRIP_TAGS, trip_event, trip_of
 from voxflow.runtime.webhooks import WebhookSender
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "ending_checkpoint",
     "flow_hash",
     "resume_state",
+    "resume_trip",
 ]
 
 
@@ -73,6 +76,9 @@ class Checkpoint:
     """The call's (caller, called number, direction), () when unknown: what ``call.*`` shows
     to an ``on hangup`` body run after the call's channel ended while no worker served it
     (:func:`ended_state`)."""
+    trip: dict[str, Any] | None = None
+    """The ``queue`` or ``transfer`` step the call is out in the dialplan for
+    (:mod:`voxflow.runtime.trips`), None when it is not out: :func:`resume_trip`."""
 
     def to_json(self) -> str:
         """The checkpoint as JSON (msgspec: ~10x faster than ``json.dumps`` here); raises
@@ -91,6 +97,7 @@ class Checkpoint:
                 "agent": self.agent,
                 "calls": self.calls,
                 "call": self.call,
+                "trip": self.trip,
             }
         ).decode()
 
@@ -111,6 +118,7 @@ class Checkpoint:
                 agent=tuple((str(r), str(t)) for r, t in d.get("agent", ())),
                 calls=tuple(dict(c) for c in d.get("calls", ())),
                 call=_call_info(d.get("call")),
+                trip=dict(d["trip"]) if d.get("trip") else None,
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a checkpoint: {exc}") from None
@@ -157,6 +165,7 @@ def checkpoint_of(
         if flow is not None and len(state.frames) > 1
         else (),
         call=(state.call.caller, state.call.called, state.call.direction),
+        trip=trip_of(flow, state),
     )
 
 
@@ -211,6 +220,42 @@ def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
     )
 
 
+def resume_trip(
+    flow: Flow, state: RunState, cp: Checkpoint, args: Sequence[str], now: float
+) -> tuple[RunState, ev.Event] | None:
+    """``state`` (a call before its start) put back at the ``queue``/``transfer`` step whose
+    trip ``cp`` records, waiting on it, and the event that step gets for the Stasis arguments
+    ``args`` the dialplan sent the call back with (:func:`voxflow.runtime.trips.trip_event`).
+    None when ``cp`` records no trip for that tag, or the flow lacks its step."""
+    trip = cp.trip
+    if not trip or not args or TRIP_TAGS.get(str(trip.get("op"))) != args[0]:
+        return None
+    try:
+        resumed = resume_state(flow, state, cp)
+        stack = decode_stack(flow, list(trip["stack"]))
+        step = resolve(flow, list(trip["step"]))
+    except (LookupError, TypeError, ValueError):
+        return None
+    if getattr(step, "op", None) != trip["op"] or len(resumed.frames) != 1:
+        return None
+    main = replace(resumed.frames[0], stack=stack)
+    info = state.call  # its dialled number is the dialplan's now: the checkpoint's is the call's
+    if len(cp.call) == 3:
+        info = replace(info, caller=cp.call[0], called=cp.call[1])
+    cid = state.seq + 1
+    wait = Wait("op", step, frozenset({cid}), digits=str(trip.get("endpoint", "")))
+    back = replace(
+        resumed,
+        call=info,
+        frames=(main,),
+        wait=wait,
+        seq=cid,
+        status="running",
+        entries=main.entry,
+    )
+    return back, trip_event(trip, cid, args, now)
+
+
 def ended_state(
     flow: Flow, state: RunState, cp: Checkpoint, end: tuple[str, str] | None = None
 ) -> RunState:
@@ -242,6 +287,10 @@ class CallStore(Protocol):
         published for the other workers and the call registered. Returns the call's checkpoint
         when it was already running elsewhere (it resumes), else None; and the hash of the
         cluster's current version of the flow (None: none released)."""
+        ...
+
+    async def checkpoint(self, call_id: str) -> Checkpoint | None:
+        """The call's stored checkpoint (None: none, or the store did not answer)."""
         ...
 
     async def flow(self, fhash: str) -> Flow | None:

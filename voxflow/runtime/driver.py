@@ -186,6 +186,9 @@ class CallDriver(Generic[P]):
         self.resumed = False
         """Cluster mode: the call was resumed from a dead worker's checkpoint (its recordings
         take another name when theirs is taken: :func:`voxflow.runtime.operations`)."""
+        self.first_event: ev.Event | None = None
+        """What starts the run instead of ``Start`` (a call back from its dead worker's trip:
+        the step's outcome, :func:`voxflow.runtime.checkpoint.resume_trip`)."""
         self.agent_used = False
         """An agent step ran on this call (its conversation belongs in the checkpoint)."""
 
@@ -241,7 +244,7 @@ class CallDriver(Generic[P]):
         remove = self.session.add_dtmf_listener(self._on_dtmf)
         self.session.on_hangup(self._on_session_hangup)
         try:
-            self._dispatch(ev.Start(now=self.clock()))
+            self._dispatch(self.first_event or ev.Start(now=self.clock()))
             if self.outcome is None:
                 await self._done
         except asyncio.CancelledError:

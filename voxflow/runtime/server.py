@@ -34,6 +34,7 @@ from voxflow.runtime.checkpoint import (
     ending_checkpoint,
     flow_hash,
     resume_state,
+    resume_trip,
 )
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner, CallDriver, EndClaim, TranscriptLine
@@ -88,6 +89,7 @@ class FlowServer:
         self.store = store
         if store is not None:  # calls Asterisk re-connects from a dead worker resume here
             app.adopt_link_orphans = True
+            app.adopt_returns = True  # a dead worker's call back from the dialplan goes on here
             app.prefetch = store.prefetch  # a dead worker's calls: checkpoints in one read
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self.handed_over = 0  # calls handed over to another worker while draining (metrics)
@@ -170,12 +172,33 @@ class FlowServer:
         return self._released_router[1].route(number)
 
     async def _handle(self, session: CallSession) -> None:
-        fv = await self._route(session.called_number)
+        if session.returned:  # a dead worker's call back from the dialplan (cluster mode)
+            fv = await self._returned(session)
+        else:
+            fv = await self._route(session.called_number)
         if fv is None or not self.accepting:
             log.warning("call %s to %r: no flow takes it", session.id, session.called_number)
             await session.hangup("normal")
             return
         await self._run_call(fv, session)
+
+    async def _returned(self, session: CallSession) -> FlowVersion | None:
+        """The flow version a call back from its dead worker's trip goes on with: the one its
+        checkpoint is pinned to (its dialled number is the dialplan's now); None when it has no
+        checkpoint of that trip or the version is unreadable."""
+        sid = str(session.id)
+        cp = None if self.store is None else await self.store.checkpoint(sid)
+        if self.store is None or cp is None or cp.trip is None:
+            log.warning("call %s came back with no trip of it to go on with", sid)
+            return None
+        flow = await self.store.flow(cp.flow_hash)
+        if flow is None:
+            log.warning("call %s came back: its flow version %s is unreadable", sid, cp.flow_hash)
+            return None
+        local = self.registry.get(flow.name)
+        if local is not None:
+            return local
+        return FlowVersion(flow, Path(f"<released {cp.flow_hash[:12]}>"), 0, 0)
 
     async def call_out(
         self,
@@ -356,6 +379,15 @@ class FlowServer:
         """Put ``driver`` where checkpoint ``cp`` left the call (and its agent's history); a
         checkpoint this flow version cannot resume is logged and the call starts over."""
         sid, flow = str(session.id), driver.flow
+        back = resume_trip(flow, driver.state, cp, session.returned, self.clock())
+        if back is not None:  # out in the dialplan when its worker died: the step's outcome
+            driver.state, driver.first_event = back
+            self.resumed += 1
+            driver.resumed = True
+            op = cp.trip["op"] if cp.trip else ""
+            log.info("call %s goes on at its %s step in state %s", sid, op, cp.state)
+            _restore_agent(session, cp)
+            return
         try:
             driver.state = resume_state(flow, driver.state, cp)
         except ValueError as exc:

@@ -143,6 +143,11 @@ class VoxtraApp:
         self.orphans: OrphanPolicy = orphans
         self.orphan_apology = orphan_apology
         self.adopt_link_orphans = False  # outbound modes: see orphans.adopt_link_orphan
+        self.adopt_returns = False
+        """Cluster mode: a call the shipped dialplan sends back with no session waiting (its
+        worker died while it was out: queue, transfer) starts a session with
+        ``CallSession.returned`` set, instead of being hung up; nor is such a call adopted while
+        it is still out (:mod:`voxflow.telephony.orphans`)."""
         self.prefetch: Callable[[list[str]], Awaitable[None]] | None = None
         """Called by the orphan sweep with the calls it is about to adopt (cluster mode: their
         checkpoints are read at once, while the bridges holding them are removed)."""
@@ -577,6 +582,12 @@ class VoxtraApp:
             existing._on_event(event)
             return
         if event.args and event.args[0] in RETURN_TAGS:
+            if self.adopt_returns and not self._closing:  # its worker died: the handler resumes
+                log.info("call %s came back (%s) from its dead worker's trip", channel.id,
+                         ",".join(event.args))  # fmt: skip
+                handler, _ = self._pick_handler(channel)
+                self._start_call(channel, handler, {}, rest, ari_app, returned=tuple(event.args))
+                return
             # sent back by the shipped dialplan, but no call waits for it (it ended here)
             log.warning("call %s came back (%s) with no call waiting; hanging up", channel.id,
                         ",".join(event.args))  # fmt: skip
@@ -632,10 +643,12 @@ class VoxtraApp:
         metadata: dict[str, Any],
         rest: AriRestClient | None = None,
         ari_app: str | None = None,
+        returned: tuple[str, ...] = (),
     ) -> None:
         session = CallSession(
             self, channel, CallDirection.INBOUND, metadata=metadata, rest=rest, ari_app=ari_app
         )
+        session.returned = returned
         session._stasis_started.set()
         self._sessions[channel.id] = session
         if self._seen is not None:

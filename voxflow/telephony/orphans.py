@@ -160,9 +160,24 @@ def _orphan_channels(
                 doomed.append((f"/channels/{cid}", report.removed_channels, cid))
         elif _is_our_leg(ch, outbound_arg):
             doomed.append((f"/channels/{cid}", report.ended, cid))
+        elif _out_on_trip(app, ch):
+            log.info("call %s is out in the dialplan: it goes on when it comes back", cid)
         elif ch.technology not in app._internal_techs:
             calls.append(ch)
     return calls, doomed
+
+
+def _out_on_trip(app: VoxtraApp, ch: Channel) -> bool:
+    """Cluster mode: ``ch`` is in the shipped queue or transfer context and not in Stasis (a
+    dead worker's call in ``Queue()`` or a transfer's ``Dial()``, still subscribed by the
+    app): left alone, it comes back with a return tag (``VoxtraApp.adopt_returns``)."""
+    plan = ch.dialplan
+    return (
+        app.adopt_returns
+        and plan is not None
+        and plan.context in (app.transfer_context, app.queue_context)
+        and plan.app_name != "Stasis"
+    )
 
 
 def _orphan_bridges(

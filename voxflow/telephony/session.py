@@ -129,6 +129,10 @@ class CallSession:
         self._voice_lock = asyncio.Lock()
         self._agent: CallAgent | None = None
         self._trip: DialplanTrip | None = None
+        self.returned: tuple[str, ...] = ()
+        """The Stasis arguments (a return tag first) of a call the shipped dialplan sent back
+        while no session waited for it: its worker died during the trip (cluster mode,
+        ``VoxtraApp.adopt_returns``); () otherwise."""
         self._stopped_on_leaving: RecordingMetadata | None = None
         self._callbacks: list[HangupCallback] = []
         if channel.state == "Up":

@@ -1,0 +1,146 @@
+"""A worker killed (SIGKILL) while its call is out in the shipped dialplan (``queue``: in
+``Queue()``; ``transfer``: a ``Dial()`` not answered yet): when the dialplan sends the call back
+(``Stasis(voxflow,queue-return,...)``), the worker that took the application over goes on with
+the flow at that step's outcome, with the call's variables, as the dead worker would have."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from _cluster_kit import checkpointed, running_redis, until, worker, worker_process
+
+from voxflow.cluster import ClusterState, node_app
+from voxflow.sandbox import QueueAgent
+from voxflow.sandbox.server import Sandbox
+
+
+def _config(tmp: Path) -> Path:
+    config = tmp / "voxflow.toml"
+    config.write_text("[cluster]\nfailover_ttl = 1.0\n")
+    return config
+
+
+def _out(sb: Sandbox, call_id: str, kind: str) -> bool:
+    """The caller is out in the dialplan: queued, or its transfer rings."""
+    return any(e["type"] == kind for e in sb.calls[call_id].experience())
+
+
+FLOW = """\
+flow queued "a queue":
+    answers "100"
+
+var picked: string = "none"
+
+state start:
+    answer
+    set picked = "early"
+    goto waiting
+
+state waiting:
+    queue "support" timeout 60s:
+        on answered:
+            if picked == "early":
+                play "sound:vm-goodbye"
+            hangup "answered"
+        on timeout:
+            hangup "timeout"
+        on failed:
+            hangup "failed"
+"""
+
+
+TRANSFER_FLOW = """\
+flow transferred "a transfer":
+    answers "100"
+
+var picked: string = "none"
+
+state start:
+    answer
+    set picked = "early"
+    goto sending
+
+on error:
+    if picked == "early":
+        play "sound:vm-goodbye"
+    hangup "not reached"
+
+state sending:
+    transfer "2001"
+"""
+
+
+async def test_a_call_back_from_the_queue_goes_on_at_the_queue_step(tmp_path: Path) -> None:
+    flow = tmp_path / "queued.flow"
+    flow.write_text(FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        sb.add_queue("support", [QueueAgent(answer_after=3.0, talk=0.5)])
+        proc = await worker_process(sb, flow, rs.url, _config(tmp_path))
+        try:
+            await sb.wait_app("voxflow", 60)
+            call = await sb.place_call(from_="+15550100", to="100")
+            r = aioredis.Redis.from_url(rs.url)
+            try:
+                await checkpointed(r, call.id, "waiting", 30, picked="early")
+            finally:
+                await r.aclose()
+            await until(lambda: _out(sb, call.id, "queue"), 30, "the caller is queued")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        await asyncio.wait_for(b.hold_app(node_app(sb.ari_url, "voxflow")), 10)
+        async with worker(sb, flow, b) as server:
+            await until(lambda: call.id in server.results, 30, "the call's end on B")
+            assert server.results[call.id].outcome == "completed"
+            assert server.results[call.id].reason == "answered"
+        exp = sb.calls[call.id].experience()
+        assert [e["type"] for e in exp].count("queue") == 1  # queued once, not again
+        played = [str(e["uri"]) for e in exp if e["type"] == "playback"]
+        assert played[-1:] == ["sound:vm-goodbye"]  # the variable came back with the call
+        assert await b.call_entries() == []
+        assert not sb.pbx.channels and not sb.pbx.bridges
+
+
+async def test_a_transfer_not_answered_after_its_worker_died_fails_into_on_error(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "transferred.flow"
+    flow.write_text(TRANSFER_FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        sb.set_outbound_behaviour("2001", "noanswer")
+        sb.pbx.contexts.ring_timeout = 3.0  # Dial(...,3): NOANSWER after 3 s
+        proc = await worker_process(sb, flow, rs.url, _config(tmp_path))
+        try:
+            await sb.wait_app("voxflow", 60)
+            call = await sb.place_call(from_="+15550100", to="100")
+            r = aioredis.Redis.from_url(rs.url)
+            try:
+                await checkpointed(r, call.id, "sending", 30, picked="early")
+            finally:
+                await r.aclose()
+            await until(lambda: _out(sb, call.id, "transfer"), 30, "the transfer rings")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        await asyncio.wait_for(b.hold_app(node_app(sb.ari_url, "voxflow")), 10)
+        async with worker(sb, flow, b) as server:
+            await until(lambda: call.id in server.results, 30, "the call's end on B")
+            assert server.results[call.id].outcome == "completed"
+            assert server.results[call.id].reason == "not reached"
+        exp = sb.calls[call.id].experience()
+        assert [e["type"] for e in exp].count("transfer") == 1  # not transferred again
+        played = [str(e["uri"]) for e in exp if e["type"] == "playback"]
+        assert played[-1:] == ["sound:vm-goodbye"]
+        assert await b.call_entries() == []
+        assert not sb.pbx.channels and not sb.pbx.bridges

@@ -1,0 +1,55 @@
+"""A call out in the shipped dialplan (a ``queue`` or ``transfer`` step's trip), in its
+checkpoint: the step and its frame's cursor stack as paths into the pinned flow version.
+
+A worker that dies while its call waits in ``Queue()`` or in a transfer's ``Dial()`` leaves the
+call outside Stasis; the dialplan later sends it back (``Stasis(app,queue-return,STATUS,...)``,
+``Stasis(app,transfer-return,STATUS)``) to whichever worker serves the application then. That
+worker puts the call back at the step (:func:`voxflow.runtime.checkpoint.resume_trip`) and
+feeds it the event the dead worker's op would have: the queue's outcome for ``QUEUESTATUS``,
+the transfer's failure with its ``DIALSTATUS``. Main-flow steps only (a trip inside a subflow
+is not written: the call re-enters its checkpointed state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from voxflow.ir.models import Flow
+from voxflow.runtime import events as ev
+from voxflow.runtime.callstack import encode_stack, path_of
+from voxflow.runtime.runstate import RunState
+from voxflow.spec.semantics import queue_outcome
+
+__all__ = ["TRIP_TAGS", "trip_event", "trip_of"]
+
+TRIP_TAGS = {"queue": "queue-return", "transfer": "transfer-return"}
+"""The step's op -> the first Stasis argument the shipped dialplan sends it back with."""
+
+
+def trip_of(flow: Flow | None, state: RunState) -> dict[str, Any] | None:
+    """The trip ``state`` waits on (a main-flow ``queue`` or ``transfer`` step's op), as JSON
+    values: ``op``, ``step`` (its path), ``stack`` (the frame's cursors), ``endpoint`` (a
+    transfer's rendered target); None when it waits on none, or it cannot be written."""
+    w = state.wait
+    if flow is None or w is None or w.kind != "op" or len(state.frames) != 1:
+        return None
+    op = getattr(w.step, "op", None)
+    if op not in TRIP_TAGS:
+        return None
+    step = path_of(flow, w.step)
+    stack = encode_stack(flow, state.frames[0].stack)
+    if step is None or stack is None:
+        return None
+    return {"op": op, "step": step, "stack": stack, "endpoint": w.digits}
+
+
+def trip_event(trip: Mapping[str, Any], cid: int, args: Sequence[str], now: float) -> ev.Event:
+    """What the trip's op gives the flow for the Stasis arguments ``args`` it came back with
+    (the tag first): the queue's outcome, or the transfer's failure."""
+    status = args[1] if len(args) > 1 else ""
+    if trip["op"] == "queue":
+        return ev.OpDone(cid, queue_outcome(status), now=now)
+    target = str(trip.get("endpoint", ""))
+    why = f"transfer to {target!r} failed: {status or 'not routed'}"
+    return ev.OpFailed(cid, f"transfer failed: TransferFailedError: {why}", now=now)
