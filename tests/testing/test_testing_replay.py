@@ -103,3 +103,40 @@ def test_a_trace_that_never_ends_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.jsonl")  # would block opening it
     result = CliRunner().invoke(cli, ["replay", str(tmp_path / "pipe.jsonl"), "--flow", str(FLOW)])
     assert result.exit_code == 1 and "not a regular file" in result.output, result.output
+
+
+def test_a_trace_cut_short_is_compared_up_to_where_it_ends(tmp_path: Path) -> None:
+    """A trace with no ``call.ended`` (its worker was killed mid-call, the file was cut) replayed
+    on as if the caller had gone silent and reported what came after its end as differences
+    ("the flow now goes on with 'operator'", exit 1). It is compared up to its last record, and
+    a last line cut mid-record is left out; both are said."""
+    cut = write(tmp_path, RECORDS[:8])
+    with cut.open("a") as fh:
+        fh.write('{"t": 12.0, "type": "outcome", "step": "di')
+    report = replay_trace(cut, str(FLOW))
+    assert report.same, report.render()
+    text = report.render()
+    assert "note: the last line of the trace is cut short (not JSON): left out" in text
+    assert "note: the trace has no call.ended record" in text and "up to 9.90 s" in text
+    result = CliRunner().invoke(cli, ["replay", str(cut), "--flow", str(FLOW)])
+    assert result.exit_code == 0, result.output
+    # what the trace does have is still compared
+    changed = [dict(r) for r in RECORDS[:8]]
+    changed[6]["state"] = "support"
+    report = replay_trace(write(tmp_path, changed), str(FLOW))
+    assert "state #2: the trace has 'support', the flow now gives 'sales'" in report.render()
+    # a line that is not JSON before the last one is still damage
+    bad = write(tmp_path, RECORDS[:3])
+    bad.write_text(bad.read_text().replace('"state.entered"', '"state.ent', 1))
+    result = CliRunner().invoke(cli, ["replay", str(bad), "--flow", str(FLOW)])
+    assert result.exit_code == 1 and "not a JSON Lines trace" in result.output, result.output
+
+
+def test_an_empty_trace_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = CliRunner().invoke(cli, ["replay", str(empty)])
+    assert result.exit_code == 1, result.output
+    assert f"{empty} has no call.started record (empty, or not a voxflow run --trace file)" in (
+        result.output
+    )

@@ -16,6 +16,7 @@ flow that branches on response data may differ for that reason (the report says 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
 from voxflow.redact import REDACTED
-from voxflow.runtime.trace import read_trace
+from voxflow.runtime.trace import MAX_TRACE_BYTES
 from voxflow.sourcefile import read_regular_bytes, walk_files
 from voxflow.testing.scenario import Scenario
 from voxflow.testing.sim import SimResult, run_scenario
@@ -344,17 +345,31 @@ def _first_difference(what: str, want: list[str], got: list[str]) -> str | None:
     return None
 
 
-def _read_records(trace: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def _read_records(trace: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records of ``trace`` and notes on it. A last line cut mid-record (no newline after
+    it: the writer was killed, the copy cut short) is left out with a note; any other line that
+    is not a JSON object is a ConfigError."""
     try:
-        records: list[Any] = read_trace(Path(trace))
+        text = read_regular_bytes(Path(trace), MAX_TRACE_BYTES).decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read trace {trace}: {exc.strerror or exc}") from None
-    except ValueError as exc:  # not JSON, not UTF-8, or too large
+    except ValueError as exc:  # not UTF-8
         raise ConfigError(f"{trace} is not a JSON Lines trace: {exc}") from None
+    lines = [line for line in text.split("\n") if line.strip()]
+    notes: list[str] = []
+    records: list[Any] = []
+    for i, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError as exc:
+            if i == len(lines) and not text.endswith("\n") and records:
+                notes.append("the last line of the trace is cut short (not JSON): left out")
+                break
+            raise ConfigError(f"{trace} is not a JSON Lines trace: line {i}: {exc}") from None
     for i, rec in enumerate(records, 1):
         if not isinstance(rec, dict):
             raise ConfigError(f"{trace} is not a call trace: record {i} is not a JSON object")
-    return records
+    return records, notes
 
 
 def _replay_scenario(
@@ -395,10 +410,15 @@ def _replay_scenario(
 
 def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) -> ReplayReport:
     """Replay ``trace`` on ``flow_path`` (or the flow the trace names, found under ``.``)."""
-    records = _read_records(trace)
+    records, read_notes = _read_records(trace)
     started = next((r for r in records if r.get("type") == "call.started"), {})
     shown = flow_path
     if flow_path is None:
+        if not started:
+            raise ConfigError(
+                f"{trace} has no call.started record (empty, or not a voxflow run --trace "
+                "file); pass --flow FILE to replay it anyway"
+            )
         name = str(started.get("flow") or "")
         found = find_flow(name) if name else None
         if found is None:
@@ -418,9 +438,17 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{trace}: a record cannot be replayed ({why})") from None
     result = run_scenario(flow, scenario)
+    ended = next((r for r in reversed(records) if r.get("type") == "call.ended"), None)
+    if ended is None:
+        last = max((t for r in records if (t := _num(r.get("t"))) is not None), default=0.0)
+        read_notes.append(
+            "the trace has no call.ended record (its call was cut short: the worker stopped, "
+            f"or the file is truncated): compared up to {last:.2f} s, its last record"
+        )
     report = ReplayReport(
-        str(trace), flow.name, notes=notes, result=result, flow_path=shown or flow_path
-    )
+        str(trace), flow.name, notes=read_notes + notes, result=result,
+        flow_path=shown or flow_path,
+    )  # fmt: skip
     want_states = [
         f"{r['subflow']}.{r['state']}" if r.get("subflow") else str(r.get("state"))
         for r in records
@@ -434,13 +462,15 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
     got_prompts = [t.text for t in result.trace if t.who == "flow" and t.text.startswith(
         ("says ", "plays "))]  # fmt: skip
     got_prompts = [_prompt_text(t) for t in got_prompts]
+    got_states = result.states
+    if ended is None:  # what the replay does after the trace's end is not compared
+        got_states, got_prompts = got_states[: len(want_states)], got_prompts[: len(want_prompts)]
     for diff in (
-        _first_difference("state", want_states, result.states),
+        _first_difference("state", want_states, got_states),
         _first_difference("prompt", want_prompts, got_prompts),
     ):
         if diff is not None:
             report.differences.append(diff)
-    ended = next((r for r in reversed(records) if r.get("type") == "call.ended"), None)
     if ended is not None and result.ended is not None and ended.get("outcome") != result.ended[0]:
         report.differences.append(
             f"end: the trace ended {ended.get('outcome')}, the flow now ends {result.ended[0]}"
