@@ -57,6 +57,7 @@ __all__ = [
     "AriTimeoutError",
     "AriUnauthorized",
     "AriUnprocessable",
+    "CallDroppedError",
     "CallEndedError",
     "CallError",
     "ConfigError",
@@ -190,6 +191,12 @@ class CallError(VoxflowError):
 
 class CallEndedError(CallError):
     """The call has ended (hung up or failed)."""
+
+
+class CallDroppedError(CallEndedError):
+    """The dialplan hung the call up right after it left the app: the context, extension or
+    priority of the ``continue`` is not there (ChannelDestroyed cause 0 "Unknown"). The caller
+    did not hang up and nobody took the call."""
 
 
 class TransferFailedError(CallError):

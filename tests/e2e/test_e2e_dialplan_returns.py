@@ -83,3 +83,28 @@ async def test_card_payment_gets_its_balance_from_the_dialplan() -> None:
         await call.hangup()
         await env.result(call)
         assert env.said(call)[0] == "Your balance is 42.5 dollars."
+
+
+DROP = """flow drop "Dialplan drops":
+    answers "100"
+    timeout 5s
+
+state start:
+    answer
+    transfer "+18005550111"
+"""
+
+
+async def test_a_transfer_the_dialplan_drops_is_an_error_not_a_caller_hang_up(
+    tmp_path: Path,
+) -> None:
+    # a transfer_context the PBX does not have: Asterisk hangs the caller up right after the
+    # continue, ChannelDestroyed cause 0 "Unknown" (continue-outcomes.json b, d)
+    flow = tmp_path / "drop.flow"
+    flow.write_text(DROP)
+    async with serving([flow], app={"transfer_context": "voxflow-xfer"}, mode="classic") as env:
+        call = await env.call("100")
+        end = await env.result(call, 20)
+        assert end.outcome == "error", end
+        assert "voxflow-xfer" in end.reason and "dropped" in end.reason, end
+        assert (await call.wait_for("hangup", 5))["cause"] == 0

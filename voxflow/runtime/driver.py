@@ -39,6 +39,7 @@ from typing import Any, Generic, Protocol, assert_never
 
 from voxflow import observe
 from voxflow.errors import (
+    CallDroppedError,
     CallEndedError,
 )
 from voxflow.ir.models import Flow
@@ -292,7 +293,8 @@ class CallDriver(Generic[P]):
 
     # ------------------------------------------------------------ events in
 
-    def _on_session_hangup(self) -> None:
+    def _on_session_hangup(self, event: ev.HangupEvent | None = None) -> None:
+        """The call ended: the caller hung up, or ``event`` (an op found it ended)."""
         if self._leaving or self._hung_up:  # transfer/queue: the op itself reports how it went
             return
         self._hung_up = True
@@ -301,7 +303,7 @@ class CallDriver(Generic[P]):
             # on; an operation on the call fails with "call ended" and the handler moves on
             return
         self.cancel_all()
-        self._dispatch(ev.HangupEvent("caller", now=self.clock()))
+        self._dispatch(event or ev.HangupEvent("caller", now=self.clock()))
 
     def _on_dtmf(self, digit: str) -> None:
         """The port's DTMF listener: a digit, or "" once when the call ended."""
@@ -515,9 +517,11 @@ class CallDriver(Generic[P]):
         except asyncio.CancelledError:
             self._op_started.pop(cmd.cid, None)
             raise
-        except CallEndedError:
+        except CallEndedError as exc:
             if self._hung_up:  # already known (an ``on hangup`` handler runs): the op failed
                 event = ev.OpFailed(cmd.cid, "call ended", now=self.clock())
+            elif isinstance(exc, CallDroppedError):  # not the caller: outcome error
+                event = ev.HangupEvent(str(exc), now=self.clock(), by="app")
             else:
                 event = ev.HangupEvent("caller", now=self.clock())
         except Exception as exc:
@@ -538,7 +542,7 @@ class CallDriver(Generic[P]):
             self.trace.write("op", op=kind, cid=cmd.cid, latency_ms=round(took * 1000.0, 1))
             observe.step(kind, took)
         if isinstance(event, ev.HangupEvent):
-            self._on_session_hangup()
+            self._on_session_hangup(event)
         else:
             self._dispatch(event)
 

@@ -31,6 +31,7 @@ from voxflow.errors import (
     AriError,
     AriHTTPError,
     AriNotFound,
+    CallDroppedError,
     CallEndedError,
     RecordingError,
     TransferFailedError,
@@ -99,9 +100,10 @@ def dialplan_metadata(args: Sequence[str], channelvars: Mapping[str, Any] | None
 @dataclass(frozen=True, slots=True)
 class TripResult:
     """How a trip ended: back in the app with ``args`` (after the tag), ``left`` (the call
-    belongs to the dialplan now: redirected, or its ``Dial()`` answered), or ``ended``."""
+    belongs to the dialplan now: redirected, or its ``Dial()`` answered), ``ended``, or
+    ``dropped`` (the dialplan had nothing there and hung it up: ChannelDestroyed cause 0)."""
 
-    kind: Literal["returned", "left", "ended"]
+    kind: Literal["returned", "left", "ended", "dropped"]
     args: tuple[str, ...] = ()
 
     @property
@@ -238,12 +240,18 @@ async def run_trip(
         session._trip = None
     if result.kind == "returned":
         session._left_stasis, session._in_stasis = False, True
-    if result.kind != "ended":
+    if result.kind not in ("ended", "dropped"):
         with contextlib.suppress(AriError):
             await rest.unsubscribe(app, source)
     if result.kind == "left":
         log.info("call %s: handed over by %s/%s", session.id, context, extension)
         session._mark_ended()
+    elif result.kind == "dropped":
+        session._gone()
+        raise CallDroppedError(
+            f"the dialplan dropped the call: nothing at {context},{extension},1 "
+            "(check the app's transfer_context/queue_context and extensions.conf)"
+        )
     elif result.kind == "ended" or session.ended:
         session._gone()
         raise CallEndedError(f"call {session.id} ended in {context}/{extension}")
@@ -258,8 +266,10 @@ async def transfer(session: CallSession, number: str) -> None:
     trip through the app's ``transfer_context``; ``TransferFailedError`` when it came back."""
     extension, variables = transfer_route(number)
     tech, sep, _ = number.partition("/")
-    if sep and tech.upper() == session.channel.technology.upper() and tech.upper() in (
-        _REDIRECT_TECHS
+    if (
+        sep
+        and tech.upper() == session.channel.technology.upper()
+        and tech.upper() in (_REDIRECT_TECHS)
     ):
         try:
             await stop_media_before_leaving(session)

@@ -28,6 +28,7 @@ from voxflow.ari.models import (
     StasisEnd,
     StasisStart,
 )
+from voxflow.telephony.dialplan import TripResult
 
 if TYPE_CHECKING:  # annotations only (the session imports this table)
     from voxflow.telephony.active_recording import ActiveRecording
@@ -112,6 +113,8 @@ def on_stasis_end(s: CallSession, event: StasisEnd) -> None:
 def on_destroyed(s: CallSession, event: ChannelDestroyed) -> None:
     if event.cause:
         s.hangup_cause = event.cause
+    elif s._trip is not None:  # cause 0 "Unknown": no such context/extension/priority
+        s._trip.resolve(TripResult("dropped"))
     s._mark_ended()
 
 
