@@ -173,3 +173,31 @@ async def test_connection_refused_and_bad_urls() -> None:
     assert refused.outcome == "error" and refused.status is None
     assert bad_scheme.outcome == "error" and "http://" in (bad_scheme.error or "")
     assert bad_method.outcome == "error" and "method" in (bad_method.error or "")
+
+
+async def test_an_unknown_charset_or_a_too_deep_json_body_is_an_outcome_not_an_exception() -> None:
+    """``perform`` never raises for what a server sends: a body declared in a charset Python
+    does not know was a LookupError, JSON nested deeper than the parser's recursion limit a
+    RecursionError (the step failed with 'http failed: LookupError' and no status)."""
+
+    async def klingon(request: web.Request) -> web.Response:
+        ctype = "application/json; charset=klingon"
+        return web.Response(body=b'{"a": 1}', headers={"Content-Type": ctype})
+
+    async def deep(request: web.Request) -> web.Response:
+        return web.Response(body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/klingon", klingon)
+    app.router.add_get("/deep", deep)
+    srv = TestServer(app, host="127.0.0.1", port=0)
+    await srv.start_server()
+    try:
+        async with HttpClient() as http:
+            odd = await http.perform(HttpRequest("GET", str(srv.make_url("/klingon"))))
+            nested = await http.perform(HttpRequest("GET", str(srv.make_url("/deep"))))
+    finally:
+        await srv.close()
+    assert odd.outcome == "ok" and odd.status == 200 and odd.data == {"a": 1}  # read as UTF-8
+    assert nested.outcome == "error" and nested.status == 200
+    assert nested.error == "response is not JSON (nested too deeply)"

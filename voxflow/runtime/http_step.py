@@ -160,7 +160,7 @@ class HttpClient:
                     raw += chunk
                     if len(raw) > req.max_bytes:
                         raise _Oversize
-                text = raw.decode(resp.charset or "utf-8", errors="replace")
+                text = _decode(raw, resp.charset)
         except _Oversize:
             return HttpResult("error", error=f"response larger than {req.max_bytes} bytes")
         except TimeoutError:
@@ -177,12 +177,22 @@ class HttpClient:
         if req.expect_json and text.strip():
             try:
                 data = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError) as exc:
                 if 200 <= status < 300:
-                    return HttpResult("error", status=status, error="response is not JSON")
+                    deep = " (nested too deeply)" if isinstance(exc, RecursionError) else ""
+                    return HttpResult("error", status=status, error=f"response is not JSON{deep}")
         elif req.expect_json:
             data = None
         if 200 <= status < 300:
             return HttpResult("ok", status=status, data=data)
         retry = status in _RETRY_STATUSES
         return HttpResult("error", status, data, f"HTTP {status}", retryable=retry)
+
+
+def _decode(raw: bytearray, charset: str | None) -> str:
+    """The body as text in its declared charset, UTF-8 when it declares none or one Python
+    does not know (``charset=klingon``); undecodable bytes are replaced."""
+    try:
+        return raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return raw.decode("utf-8", errors="replace")
