@@ -282,12 +282,18 @@ class OutboundRig:
 
 @contextlib.asynccontextmanager
 async def outbound_cluster(
-    tmp: Path, mode: str, *, drain: str = "finish", fault_first: str = "", cluster: str = ""
+    tmp: Path,
+    mode: str,
+    *,
+    drain: str = "finish",
+    fault_first: str = "",
+    cluster: str = "",
+    flow_text: str = MENU_FLOW,
 ) -> AsyncIterator[OutboundRig]:
-    """An :class:`OutboundRig` running MENU_FLOW in ``mode`` (per_call or persistent);
-    ``fault_first``, ``cluster``: as :func:`workers`."""
+    """An :class:`OutboundRig` running ``flow_text`` (MENU_FLOW) in ``mode`` (per_call or
+    persistent); ``fault_first``, ``cluster``: as :func:`workers`."""
     flow = tmp / "menu.flow"
-    flow.write_text(MENU_FLOW)
+    flow.write_text(flow_text)
     async with (
         running_redis(tmp) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,

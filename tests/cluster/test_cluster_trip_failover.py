@@ -1,7 +1,8 @@
 """A worker killed (SIGKILL) while its call is out in the shipped dialplan (``queue``: in
 ``Queue()``; ``transfer``: a ``Dial()`` not answered yet): when the dialplan sends the call back
-(``Stasis(voxflow,queue-return,...)``), the worker that took the application over goes on with
-the flow at that step's outcome, with the call's variables, as the dead worker would have."""
+(``Stasis(voxflow,queue-return,...)``), the worker that took the application over (classic
+mode; persistent outbound websocket: the one Asterisk re-connected to) goes on with the flow at
+that step's outcome, with the call's variables, as the dead worker would have."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from _cluster_kit import checkpointed, running_redis, until, worker, worker_process
+from _outbound_kit import outbound_cluster
 
 from voxflow.cluster import ClusterState, node_app
 from voxflow.sandbox import QueueAgent
@@ -144,3 +146,28 @@ async def test_a_transfer_not_answered_after_its_worker_died_fails_into_on_error
         assert played[-1:] == ["sound:vm-goodbye"]
         assert await b.call_entries() == []
         assert not sb.pbx.channels and not sb.pbx.bridges
+
+
+async def test_a_persistent_socket_moved_while_its_call_was_queued(tmp_path: Path) -> None:
+    async with outbound_cluster(tmp_path, "persistent", flow_text=FLOW) as rig:
+        sb = rig.sb
+        sb.add_queue("support", [QueueAgent(answer_after=3.0, talk=0.5)])
+        call = await sb.place_call(from_="+15550100", to="100")
+        await until(lambda: _out(sb, call.id, "queue"), 30, "the caller is queued")
+        for _ in range(500):  # written as the queue step started
+            cp = await rig.probe.checkpoint(call.id)
+            if cp is not None and cp.trip is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert cp is not None and cp.trip is not None and cp.trip["op"] == "queue"
+        [entry] = await rig.probe.call_entries()
+        [holder] = [w for w in rig.ws if w.worker_id == entry.worker]
+        await holder.kill()
+        await call.wait_hangup(30)
+        exp = sb.calls[call.id].experience()
+        assert [e["type"] for e in exp].count("queue") == 1
+        played = [str(e["uri"]) for e in exp if e["type"] == "playback"]
+        assert played[-1:] == ["sound:vm-goodbye"]
+        await rig.settled([call])
+        ended = [h["data"] for h in rig.hooks if h["event"] == "call.ended"]
+        assert {(d["outcome"], d.get("reason")) for d in ended} == {("completed", "answered")}

@@ -221,8 +221,10 @@ def _log_report(app: VoxtraApp, report: SweepReport) -> None:
 def adopt_link_orphan(app: VoxtraApp, channel: Channel, app_name: str) -> bool:
     """Asterisk re-connected ``app_name`` (outbound websockets) holding ``channel``, a call no
     session drives (its worker died): adopt it when ``app.adopt_link_orphans`` (set in cluster
-    mode, where the handler resumes it from its checkpoint). False: not adopted (the links hang
-    it up): not in cluster mode, or voxflow's own media channel or dialled leg."""
+    mode, where the handler resumes it from its checkpoint), or leave it alone while it is out
+    in the shipped queue or transfer context (it goes on when it comes back). False: not
+    adopted (the links hang it up): not in cluster mode, or voxflow's own media channel or
+    dialled leg."""
     links = app.links
     if (
         not app.adopt_link_orphans
@@ -231,6 +233,9 @@ def adopt_link_orphan(app: VoxtraApp, channel: Channel, app_name: str) -> bool:
         or channel.id.startswith((*MEDIA_PREFIXES, OUTBOUND_PREFIX))
     ):
         return False
+    if _out_on_trip(app, channel):  # comes back with a return tag: it goes on then
+        log.info("call %s is out in the dialplan: it goes on when it comes back", channel.id)
+        return True
     app._adopt(channel, links.rest_for(app_name), app_name)
     return True
 
