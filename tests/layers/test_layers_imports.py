@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "voxflow"
 
 LAYERS: list[set[str]] = [
-    {"errors", "source", "redact", "observe", "faults"},
+    {"errors", "source", "redact", "observe", "faults", "eager"},
     {"diagnostics", "voice"},
     {"sourcefile", "ari"},
     {"syntax", "ai"},

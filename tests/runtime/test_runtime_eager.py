@@ -9,7 +9,7 @@ import gc
 
 import pytest
 
-from voxflow.runtime.eager import start_eagerly
+from voxflow.eager import start_eagerly
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="caller's")
 

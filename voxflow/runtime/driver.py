@@ -38,6 +38,7 @@ from types import MappingProxyType
 from typing import Any, Generic, Protocol, assert_never
 
 from voxflow import observe
+from voxflow.eager import start_eagerly
 from voxflow.errors import (
     CallDroppedError,
     CallEndedError,
@@ -45,7 +46,6 @@ from voxflow.errors import (
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
-from voxflow.runtime.eager import start_eagerly
 from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
 from voxflow.runtime.http_step import HttpRequest, HttpResult
 from voxflow.runtime.operations import OP_HANDLERS
