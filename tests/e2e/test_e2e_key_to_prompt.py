@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -128,4 +129,64 @@ async def test_a_key_during_a_prompt_without_barge_in_waits_for_its_end(tmp_path
     assert said[0].startswith("Please listen") and said[-1] == "Billing."
     at = {text: t for t, _, text in env.lines[call.id]}
     assert at["Billing."] - at["[pressed 3]"] >= 1.0  # the ~3 s message went on to its end
+    assert env.states(call) == ["start", "billing"]
+
+
+UNCACHED = f"""\
+flow keysay_uncached "a key barges in on the menu; the next prompt is not in the cache":
+    answers "100"
+    voice "en-us"
+
+state start:
+    answer
+    menu "{MENU}":
+        3 -> billing
+        on noinput, nomatch, exhausted -> done
+
+state billing:
+    say "Billing for line {{{{ call.caller }}}}."
+    hangup "billing"
+
+state done:
+    hangup "none"
+"""
+
+
+async def test_an_uncached_prompt_s_synthesis_starts_in_the_dispatch_of_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template's prompt is not warmed: its synthesis (espeak-ng spawned) starts while the
+    key that barged in is being dispatched, not in the cache's task a loop pass later."""
+    (tmp_path / "uncached.flow").write_text(UNCACHED)
+    in_key = [False]
+    started: list[tuple[str, bool]] = []  # (text, synthesis started in a key's dispatch)
+    original = session_events.HANDLERS[ChannelDtmfReceived]
+
+    def on_key(s: Any, event: ChannelDtmfReceived) -> None:
+        in_key[0] = True
+        try:
+            original(s, event)
+        finally:
+            in_key[0] = False
+
+    class Espeak(EspeakTTS):
+        async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[bytes]:
+            started.append((text, in_key[0]))
+            async for pcm in super().synthesize(text, voice=voice):
+                yield pcm
+
+    key: type[AriEvent] = ChannelDtmfReceived
+    monkeypatch.setitem(session_events.HANDLERS, key, on_key)
+    app = {"tts": Espeak(sample_rate=8000), "voice_factory": create_call_voice}
+    async with serving([tmp_path / "uncached.flow"], app=app) as env:
+        cache = env.app.prompt_cache
+        assert cache is not None
+        await until(lambda: cache.stats.entries >= 1, "the menu warmed")
+        call = await env.call("100", from_="+15550100")
+        await until(lambda: len(call.heard_audio()) > 8000, "the menu heard")
+        await call.press("3")
+        assert await env.result(call) == End("completed", "billing")
+    billing = "Billing for line +15550100."
+    assert started == [(MENU, False), (billing, True)]  # a loop pass later: (billing, False)
+    assert env.said(call) == [MENU, billing]
     assert env.states(call) == ["start", "billing"]

@@ -64,6 +64,18 @@ async def test_readers_of_one_prompt_share_one_synthesis_even_while_it_runs() ->
     assert (cache.stats.entries, cache.stats.bytes) == (1, 6)
 
 
+async def test_a_synthesis_is_asked_for_in_the_call_to_stream_not_a_loop_pass_later() -> None:
+    """The provider's first step (espeak-ng spawned, a request written) runs in ``stream``
+    itself: after a key, in the key's own dispatch; the rest in the cache's own task."""
+    cache = PromptCache()
+    src = _Source([b"ab", b"cd"])
+    frames = cache.stream(_key("hi"), src.produce)
+    assert src.started == 1  # it was 0 here: the synthesis task had not run yet
+    src.gate.set()
+    assert await _read(frames) == b"abcd"
+    assert (cache.stats.misses, cache.stats.entries, cache.stats.bytes) == (1, 1, 4)
+
+
 async def test_a_reader_that_stops_early_does_not_stop_the_synthesis_for_others() -> None:
     cache = PromptCache()
     src = _Source([b"a", b"b", b"c"])

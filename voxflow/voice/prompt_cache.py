@@ -5,11 +5,13 @@ prompt once per worker, already resampled and encoded for the wire (G.711 or sli
 :class:`PromptKey` (the TTS, voice, text, wire codec and rate). It is bounded in bytes and evicts
 the least recently used prompt first.
 
-Single flight: the first call that asks for a prompt starts one synthesis task owned by the cache;
-every call asking for the same key while it runs streams the same chunks as they are produced, so
-no call waits for, or repeats, a synthesis that another call already started. The task finishes
-even if the call that started it barges in or hangs up (the prompt is wanted next time); a failed
-synthesis raises in every reader and is not kept, so the next call tries again.
+Single flight: the first call that asks for a prompt starts one synthesis task owned by the cache
+(its first step, the provider's request, runs in that call's own callback:
+:func:`~voxflow.eager.start_eagerly`); every call asking for the same key while it runs streams
+the same chunks as they are produced, so no call waits for, or repeats, a synthesis that another
+call already started. The task finishes even if the call that started it barges in or hangs up
+(the prompt is wanted next time); a failed synthesis raises in every reader and is not kept, so
+the next call tries again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
+
+from voxflow.eager import start_eagerly
 
 __all__ = ["PromptCache", "PromptCacheStats", "PromptKey"]
 
@@ -115,8 +119,9 @@ class PromptCache:
             return entry.read()
         self.stats.misses += 1
         entry = self._entries[key] = _Entry()
-        task = asyncio.ensure_future(self._fill(key, entry, produce))
-        self._tasks.add(task)
+        # its first step now, in the caller's callback (a key's dispatch, for a prompt after a
+        # barge-in): the provider is asked (espeak-ng spawned, a request written) at once
+        task = start_eagerly(self._fill(key, entry, produce), self._tasks.add)
         task.add_done_callback(self._tasks.discard)
         return entry.read()
 
