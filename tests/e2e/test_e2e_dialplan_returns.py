@@ -8,6 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pytest
 from _e2e_kit import serving
 
 from voxflow.runtime.events import End
@@ -108,3 +109,35 @@ async def test_a_transfer_the_dialplan_drops_is_an_error_not_a_caller_hang_up(
         assert end.outcome == "error", end
         assert "voxflow-xfer" in end.reason and "dropped" in end.reason, end
         assert (await call.wait_for("hangup", 5))["cause"] == 0
+
+
+async def test_a_per_call_transfer_that_comes_back_busy_runs_the_error_handler(
+    tmp_path: Path,
+) -> None:
+    # per_call outbound websockets: the socket closes once the call left Stasis, and the
+    # Stasis() after a Dial() that failed connects out again (capture outbound-websocket.json);
+    # the call came back to a worker that had ended it 'transferred' and hung it up
+    flow = tmp_path / "back.flow"
+    flow.write_text(FLOW.format(target="+18005550111", queue="support"))
+    async with serving([flow], mode="per_call") as env:
+        env.sb.set_outbound_behaviour("+18005550111", "busy")
+        call = await env.call("100")
+        await env.wait_line(call, "That line cannot be reached.", 20)
+        assert env.said(call)[0] == "That line cannot be reached."
+        kinds = env.kinds(call)
+        assert "transfer" in kinds and kinds.count("continue") >= 1
+
+
+async def test_a_per_call_transfer_not_back_within_the_ring_time_is_transferred(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voxflow.telephony import dialplan
+
+    monkeypatch.setattr(dialplan, "PER_CALL_TRANSFER_WAIT", 1.5)
+    flow = tmp_path / "back.flow"
+    flow.write_text(FLOW.format(target="+18005550111", queue="support"))
+    async with serving([flow], mode="per_call") as env:
+        call = await env.call("100")  # the far end answers after 0.5 s: Dial() keeps the call
+        assert await env.result(call, 20) == End("transferred", "+18005550111")
+        assert "transferred" in env.kinds(call)
+        assert env.said(call) == []

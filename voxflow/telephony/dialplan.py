@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METADATA_PREFIX",
+    "PER_CALL_TRANSFER_WAIT",
     "QUEUE_EXTENSION",
     "QUEUE_RETURN",
     "RETURN_TAGS",
@@ -200,9 +201,13 @@ async def run_trip(
     context: str,
     extension: str,
     variables: Mapping[str, str],
+    *,
+    away: float | None = None,
 ) -> TripResult:
     """Send the call into ``context``/``extension`` and wait until it is back (``returned``),
-    handed over (``left``) or gone (raises ``CallEndedError``)."""
+    handed over (``left``) or gone (raises ``CallEndedError``). ``away``: a per-call socket
+    closes once the call left Stasis, so nothing tells that the dialplan kept it: not back
+    within ``away`` seconds counts as ``left``."""
     rest = session.rest  # the call's own link (an outbound websocket's, or the app's)
     app = session.ari_app
     source = f"channel:{session.id}"
@@ -230,7 +235,7 @@ async def run_trip(
         await rest.continue_in_dialplan(
             session.id, context=context, extension=extension, priority=1
         )
-        result = await trip.result
+        result = await (trip.result if away is None else _within(trip.result, away))
     except AriNotFound:
         result = TripResult("ended")
     except BaseException:
@@ -240,8 +245,8 @@ async def run_trip(
         session._trip = None
     if result.kind == "returned":
         session._left_stasis, session._in_stasis = False, True
-    if result.kind not in ("ended", "dropped"):
-        with contextlib.suppress(AriError):
+    if result.kind not in ("ended", "dropped") and not (away is not None and result.kind == "left"):
+        with contextlib.suppress(AriError):  # (a per-call socket gone: nothing to undo)
             await rest.unsubscribe(app, source)
     if result.kind == "left":
         log.info("call %s: handed over by %s/%s", session.id, context, extension)
@@ -258,7 +263,18 @@ async def run_trip(
     return result
 
 
+async def _within(result: asyncio.Future[TripResult], seconds: float) -> TripResult:
+    """``result`` if it settles within ``seconds``, else ``left``."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(result), seconds)
+    except TimeoutError:
+        return TripResult("left")
+
+
 _REDIRECT_TECHS = frozenset({"PJSIP", "SIP", "IAX2"})
+PER_CALL_TRANSFER_WAIT = 75.0
+"""Seconds a per-call transfer waits for the call to come back: the shipped ``Dial(...,60)``
+rings 60 s at most; not back by then, its ``Dial()`` answered (the flow ends transferred)."""
 
 
 async def transfer(session: CallSession, number: str) -> None:
@@ -282,10 +298,11 @@ async def transfer(session: CallSession, number: str) -> None:
         except AriHTTPError as exc:
             log.info("redirect of %s refused (%s); using the dialplan", session.id, exc)
     app = session._app
-    if app.mode == "per_call":  # no way back: see leave_for_good
-        await leave_for_good(session, app.transfer_context, extension, variables)
-        return
-    result = await run_trip(session, TRANSFER_RETURN, app.transfer_context, extension, variables)
+    # per call, a Dial() that failed comes back over a new socket (Stasis() connects out again)
+    away = PER_CALL_TRANSFER_WAIT if app.mode == "per_call" else None
+    result = await run_trip(
+        session, TRANSFER_RETURN, app.transfer_context, extension, variables, away=away
+    )
     if result.kind == "returned":
         raise TransferFailedError(number, result.status)
 
