@@ -16,10 +16,13 @@ a key alone does not switch a provider on.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from voxflow.errors import ConfigError
 from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech
@@ -173,10 +176,12 @@ def _merge(
         rate_i = int(sample_rate) if sample_rate is not None else None
     except (TypeError, ValueError):
         raise ConfigError(f"{kind}: timeout must be a number and sample_rate an integer") from None
-    if timeout_f is not None and timeout_f <= 0:
+    if timeout_f is not None and not (math.isfinite(timeout_f) and timeout_f > 0):
         raise ConfigError(f"{kind}: timeout must be positive, got {timeout_f}")
     known_keys = {"base_url", "model", "voice", "language"}
     plain = {k: (str(v) if v is not None else None) for k, v in merged.items() if k in known_keys}
+    if plain.get("base_url") is not None and provider in _URL_SCHEMES:
+        _check_base_url(kind, plain["base_url"] or "", _URL_SCHEMES[provider])
     options = {k: v for k, v in merged.items() if k not in known_keys}
     return ProviderConfig(
         provider=provider,
@@ -186,6 +191,26 @@ def _merge(
         options=options,
         **plain,
     )
+
+
+_URL_SCHEMES = {"openai": ("http", "https"), "deepgram": ("ws", "wss")}
+"""The URL schemes of each network provider's ``base_url`` (offline engines take none)."""
+_USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
+
+
+def _check_base_url(kind: Kind, url: str, schemes: tuple[str, ...]) -> None:
+    """ConfigError unless ``url`` is a ``scheme://host...`` URL of ``schemes`` (the provider
+    would fail every request); a user:password in it is not shown."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in schemes and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:  # an unclosed '[', a bad IPv6 address or port
+        ok = False
+    if not ok:
+        shown = _USERINFO.sub("<redacted>@", url)
+        expected = " or ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"{kind} base_url: invalid URL {shown!r} (expected {expected})")
 
 
 def load_ai_config(

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from voxflow.errors import ConfigError
 from voxflow.runtime.config import Settings, listen_host
 
 __all__ = ["close_providers", "make_app", "warm_up_providers"]
@@ -37,6 +38,7 @@ def make_app(
     from voxflow.telephony.app import VoxtraApp
 
     ai = load_ai_config()  # VOXFLOW_LLM_* / _STT_* / _TTS_*; API keys only from the environment
+    _check_openai_keys(ai, ("llm", "stt", "tts") if audio else ("llm",))
     kwargs: dict[str, Any] = {}
     if audio:  # the media path (numpy, soxr, the engines) loads only when audio is on
         from voxflow.media.callmedia import create_call_voice
@@ -64,6 +66,21 @@ def make_app(
         )
     kwargs["media_options"] = settings.media_options()
     return VoxtraApp(ari_url, user, password, settings.app, **kwargs)
+
+
+def _check_openai_keys(ai: Any, kinds: tuple[str, ...]) -> None:
+    """ConfigError for an ``openai`` provider on OpenAI's own URL with no API key: every
+    request would be refused (a local OpenAI-compatible server, given by its base URL, may
+    take none)."""
+    for kind in kinds:
+        cfg = getattr(ai, kind)
+        if cfg is not None and cfg.provider == "openai" and not cfg.api_key and not cfg.base_url:
+            up = kind.upper()
+            raise ConfigError(
+                f"{kind}: the openai provider at https://api.openai.com/v1 needs an API key: "
+                f"set OPENAI_API_KEY or VOXFLOW_{up}_API_KEY (or VOXFLOW_{up}_BASE_URL for a "
+                "local OpenAI-compatible server)"
+            )
 
 
 async def warm_up_providers(app: Any) -> None:
