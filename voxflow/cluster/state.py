@@ -392,6 +392,25 @@ class ClusterState:
         self.writes.save(entry.id, cp, now=True)  # a reaper must not see the dead worker's
         return cp
 
+    def let_go(self, call_id: str, *, pending: bool = True) -> None:
+        """This worker no longer drives the call (handed over, or its outbound link moved to
+        another worker): forget it here; its registry entry and checkpoint stay in Redis.
+        ``pending``: its queued checkpoint is still written (False: dropped)."""
+        self.calls.pop(call_id, None)
+        self.writes.let_go(call_id, pending=pending)
+
+    async def moved(self, call_id: str) -> bool:
+        """True when the registry names another worker for the call (it adopted it); False
+        when it names this one, none, or Redis did not answer."""
+        raw = await self._op("read call entry", lambda: self.redis.get(self._k("call", call_id)))
+        if raw is None:
+            return False
+        try:
+            worker = json.loads(raw)["worker"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return isinstance(worker, str) and worker != self.worker_id
+
     async def end(self, call_id: str, outcome: str) -> bool:
         """Remove the call's checkpoint and registry entry; True if this worker removed them."""
         self.calls.pop(call_id, None)

@@ -272,6 +272,14 @@ class CallWrites:
         self._last.pop(call_id, None)
         self._entry_at.pop(call_id, None)
 
+    def let_go(self, call_id: str, *, pending: bool) -> None:
+        """Another worker drives the call now: it is not written again by :meth:`resync`;
+        ``pending``: its queued checkpoint still goes (a drain's handover), else dropped."""
+        self._last.pop(call_id, None)
+        self._entry_at.pop(call_id, None)
+        if not pending:
+            self._dirty.pop(call_id, None)
+
     @property
     def missed(self) -> bool:
         """True when a tick went unanswered since the last :meth:`resync`."""

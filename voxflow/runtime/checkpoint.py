@@ -293,6 +293,15 @@ class CallStore(Protocol):
         """The call's stored checkpoint (None: none, or the store did not answer)."""
         ...
 
+    async def moved(self, call_id: str) -> bool:
+        """True when the store names another worker for the call (it adopted it)."""
+        ...
+
+    def let_go(self, call_id: str, *, pending: bool = True) -> None:
+        """This worker no longer drives the call; its entry and checkpoint stay in the store
+        (``pending``: its queued checkpoint is still written)."""
+        ...
+
     async def flow(self, fhash: str) -> Flow | None:
         """The flow version with hash ``fhash`` (a resumed call's pinned version), or None."""
         ...

@@ -90,9 +90,11 @@ class FlowServer:
         if store is not None:  # calls Asterisk re-connects from a dead worker resume here
             app.adopt_link_orphans = True
             app.adopt_returns = True  # a dead worker's call back from the dialplan goes on here
+            app.links_lost = self._links_lost
             app.prefetch = store.prefetch  # a dead worker's calls: checkpoints in one read
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self.handed_over = 0  # calls handed over to another worker while draining (metrics)
+        self._lost_links: set[asyncio.Task[None]] = set()  # see _links_lost
         self.ended_for_dead = 0  # ends run for a dead worker's call whose channel was gone
         self.readiness_checks = 0  # /readyz answers (see readiness_checked)
         self.not_ready_checks = 0  # of which 503 (draining): the balancer takes us out
@@ -318,6 +320,8 @@ class FlowServer:
             with live_values(redactor.values):
                 end = await driver.run()
             if driver.handed_over:  # its checkpoint and registry entry stay for the next worker
+                if self.store is not None:
+                    self.store.let_go(sid)
                 return end
             if not driver.ended_elsewhere:  # else another worker ended (and counted) it
                 self.results[str(session.id)] = end
@@ -555,6 +559,30 @@ class FlowServer:
         if self.store is not None:
             await self.store.flush()
         await close_links(self.app, sessions)  # outbound modes: Asterisk re-connects them
+
+    def _links_lost(self, sessions: list[CallSession]) -> None:
+        """Cluster mode: Asterisk did not re-connect these calls' outbound link here within
+        its grace (``VoxtraApp.links_lost``); each is let go or ended, in the background."""
+        for session in sessions:
+            task = asyncio.ensure_future(self._link_lost(session))
+            self._lost_links.add(task)  # referenced until done (one Redis read)
+            task.add_done_callback(self._lost_links.discard)
+
+    async def _link_lost(self, session: CallSession) -> None:
+        """A call whose link Asterisk re-connected to another worker (the registry names it:
+        it adopted the call) is let go here without ending it (no ``on hangup``, no end claim,
+        no ``call.ended``: that worker ends it); any other ends as the caller's hang-up."""
+        sid, store = str(session.id), self.store
+        driver = self.drivers.get(sid)
+        if store is not None and await store.moved(sid) and driver is not None:
+            if driver.hand_over():
+                release(self.app, sid)
+                store.let_go(sid, pending=False)
+                log.warning("call %s moved to another worker with its websocket: let go", sid)
+                return
+        if not session.ended:
+            session._left_stasis = True  # the handler's finally must not hang it up
+            session._gone()
 
     def readiness_checked(self, ready: bool) -> None:
         """The metrics server answered a /readyz check (a load balancer's), ``ready`` or 503."""

@@ -143,6 +143,10 @@ class VoxtraApp:
         self.orphans: OrphanPolicy = orphans
         self.orphan_apology = orphan_apology
         self.adopt_link_orphans = False  # outbound modes: see orphans.adopt_link_orphan
+        self.links_lost: Callable[[list[CallSession]], None] | None = None
+        """Cluster mode: called with the calls of an outbound link Asterisk did not re-connect
+        here within ``link_grace`` (the re-connection may have reached another worker, which
+        drives them now); it releases them. None: they end here as the caller's hang-up."""
         self.adopt_returns = False
         """Cluster mode: a call the shipped dialplan sends back with no session waiting (its
         worker died while it was out: queue, transfer) starts a session with
@@ -503,6 +507,9 @@ class VoxtraApp:
         ]
         if live:
             log.error("websocket for app %s lost; releasing %d calls", app_name, len(live))
+        if live and self.links_lost is not None:  # cluster mode: another worker may drive them
+            self.links_lost(live)
+            return
         for session in live:
             session._left_stasis = True  # the handler's finally must not hang it up
             session._gone()

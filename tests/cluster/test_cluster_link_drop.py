@@ -1,0 +1,93 @@
+"""A per-call outbound websocket drops while its worker lives (a network blip) and Asterisk's
+re-connection reaches the other worker through the balancer: the other worker adopts the call
+and resumes it at its checkpointed menu; the first one lets the call go without ending it (no
+``on hangup``, no end claim, no ``call.ended``) once the link is not back within its grace,
+and the call ends once, on the worker that drives it. Two in-process workers in cluster mode,
+a round-robin balancer, the sandbox and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from _cluster_kit import MENU_FLOW, checkpointed, played, running_redis, until, webhook_receiver
+from redis import asyncio as aioredis
+from tcp_balancer import Balancer
+
+from voxflow.cluster import ClusterState
+from voxflow.runtime.config import Settings
+from voxflow.runtime.registry import FlowRegistry
+from voxflow.runtime.server import FlowServer
+from voxflow.sandbox.outbound import OutboundWebsocket
+from voxflow.sandbox.server import Sandbox
+from voxflow.telephony.app import VoxtraApp
+
+
+@contextlib.asynccontextmanager
+async def _per_call_worker(
+    flow: Path, state: ClusterState, hook_url: str
+) -> AsyncIterator[FlowServer]:
+    """An in-process ``per_call`` worker in cluster mode (link grace 0.5 s)."""
+    reg = FlowRegistry()
+    reg.load([flow])
+    app = VoxtraApp(
+        "", "asterisk", "secret", "voxflow", mode="per_call", listen=("127.0.0.1", 0),
+        event_wait=2.0, link_grace=0.5, handler_grace=0.2,
+    )  # fmt: skip
+    server = FlowServer(app, reg, Settings(grace_period=2, webhook_url=hook_url), store=state)
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(server.serve(stop))
+    try:
+        await until(lambda: app.links is not None and app.links.server.port > 0, 20, "listening")
+        yield server
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_dropped_link_moved_to_the_other_worker_ends_the_call_once(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "menu.flow"
+    flow.write_text(MENU_FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        webhook_receiver() as (hook_url, hooks),
+        ClusterState(rs.url, worker_id="a") as sa,
+        ClusterState(rs.url, worker_id="b") as sb_state,
+        _per_call_worker(flow, sa, hook_url) as a,
+        _per_call_worker(flow, sb_state, hook_url) as b,
+    ):
+        ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
+        async with Balancer(ports) as balancer:
+            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
+            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
+            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
+            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
+            sb.add_outbound_websocket(cfg)
+            call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
+            r = aioredis.Redis.from_url(rs.url)
+            try:
+                await checkpointed(r, call.id, "menu", 30, picked="early")
+            finally:
+                await r.aclose()
+            assert call.id in a.drivers  # round robin: the first connection went to a
+            [name] = [n for n in sb.outbound.sockets if n.startswith("voxflow:")]
+            await sb.outbound.sockets[name].ws.close()  # the network drops the call's socket
+            await until(lambda: played(sb, call.id).count("sound:vm-login") == 2, 15, "on b")
+            assert call.id in b.drivers
+            await until(lambda: call.id not in a.drivers, 10, "a lets the call go")
+            await asyncio.sleep(0.3)  # what a would do after its grace has time to show
+            await call.press("1")
+            await call.wait_hangup(15)
+            await until(lambda: call.id in b.results, 10, "the call's end on b")
+            assert b.results[call.id].outcome == "completed"
+            assert call.id not in a.results  # a did not end it
+            await until(lambda: any(h["event"] == "call.ended" for h in hooks), 10, "ended")
+            await asyncio.sleep(0.3)
+            ended = [h["data"] for h in hooks if h["event"] == "call.ended"]
+            assert [(d["outcome"], d.get("reason")) for d in ended] == [("completed", "done")]
+            assert await sa.call_entries() == []
