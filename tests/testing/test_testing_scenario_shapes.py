@@ -89,3 +89,19 @@ def test_a_scenario_whose_flow_is_missing_says_where_it_looked(tmp_path: Path) -
         "the path is relative to the scenario file)"
     ) in result.output
     assert "does not compile" not in result.output
+
+
+def test_a_scenario_file_with_an_empty_list_of_scenarios_says_so(tmp_path: Path) -> None:
+    """``scenarios: []`` was "no scenario files (*.test.yaml) found in: s.test.yaml" (exit 2),
+    about a file that was found; it is an error naming the file and the key's line."""
+    (tmp_path / "shop.flow").write_text('flow shop:\n\nstate start:\n    say "Hi"\n    hangup\n')
+    path = tmp_path / "s.test.yaml"
+    path.write_text("# nothing yet\nflow: shop.flow\nscenarios: []\n")
+    with pytest.raises(ConfigError) as err:
+        load_scenario_file(path)
+    assert str(err.value) == (
+        f"{path}:3: scenarios: the list is empty; write at least one scenario (name, steps, expect)"
+    )
+    result = CliRunner().invoke(cli, ["test", str(path)])
+    assert result.exit_code == 1 and "scenarios: the list is empty" in result.output, result.output
+    assert "no scenario files" not in result.output

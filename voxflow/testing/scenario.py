@@ -613,9 +613,16 @@ def parse_scenario_text(text: str, *, name: str = "<scenarios>") -> ScenarioFile
     clean = strip_lines(data, True)
     try:
         flow_line = data.key_lines.get("flow", 1) if isinstance(data, LinedDict) else 1
-        return ScenarioFile.model_validate({**clean, "path": name, "flow_line": flow_line})
+        sf = ScenarioFile.model_validate({**clean, "path": name, "flow_line": flow_line})
     except ValidationError as exc:
         raise ConfigError(format_error(name, data, exc)) from None
+    if not sf.scenarios:  # a file with nothing to run is a mistake, not "no files found"
+        line = data.key_lines.get("scenarios", 1) if isinstance(data, LinedDict) else 1
+        raise ConfigError(
+            f"{name}:{line}: scenarios: the list is empty; write at least one scenario "
+            "(name, steps, expect)"
+        )
+    return sf
 
 
 def load_scenario_file(path: str | Path) -> ScenarioFile:
