@@ -141,3 +141,13 @@ async def test_a_per_call_transfer_not_back_within_the_ring_time_is_transferred(
         assert await env.result(call, 20) == End("transferred", "+18005550111")
         assert "transferred" in env.kinds(call)
         assert env.said(call) == []
+
+
+async def test_a_per_call_queue_that_times_out_comes_back_to_the_flow(tmp_path: Path) -> None:
+    # the shipped queues have no members: Queue() returns TIMEOUT and its Stasis() connects out
+    # again; the flow ended 'transferred' and the worker hung the returning caller up
+    flow = tmp_path / "back.flow"
+    flow.write_text(FLOW.format(target="payments", queue="support"))
+    async with serving([flow], mode="per_call") as env:
+        call = await env.call("100")
+        assert await env.result(call, 20) == End("completed", "timeout")

@@ -50,17 +50,14 @@ async def test_dial_bridge_and_hangup_over_the_socket(tmp_path: Path, mode: str)
 @pytest.mark.parametrize("mode", MODES)
 async def test_queue_and_transfer_leave_stasis_over_the_socket(tmp_path: Path, mode: str) -> None:
     async with serving([fast_flows(tmp_path) / "main_ivr.flow"], mode=mode, http=False) as env:
-        # an agent answers and hangs up: Queue() hands the call back (CONTINUE) over a
-        # persistent socket; a per-call socket closes once the call left, so it leaves for good
+        # an agent answers and hangs up: Queue() hands the call back (CONTINUE) over the
+        # persistent socket, or per call over a new socket (Stasis() connects out again)
         env.sb.add_queue("support", [QueueAgent("ann", answer_after=0.2, talk=0.2)])
         queued = await env.call("100", from_="+15550001")
         paying = await env.call("100", from_="+15550002")
         await asyncio.gather(_press(queued, "2"), _press(paying, "3", "1"))
-        if mode == "persistent":
-            assert await env.result(queued) == End("completed", "normal")
-            assert env.states(queued)[-2:] == ["support", "goodbye"]
-        else:
-            assert await env.result(queued) == End("transferred", "queue support")
+        assert await env.result(queued) == End("completed", "normal")
+        assert env.states(queued)[-2:] == ["support", "goodbye"]
         assert await env.result(paying) == End("transferred", "PJSIP/payments")
     assert not env.sb.rest_api.http_log
     assert "POST /channels" in over_the_socket(env)  # answer, play...

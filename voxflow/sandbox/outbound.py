@@ -215,8 +215,9 @@ class OutboundWebsockets:
         pbx.enter_stasis(ch, name, args)
         while True:
             await self.serve(sock)
-            if ch.hungup or ch.app != name:
-                return
+            newer = self.sockets.get(name)
+            if ch.hungup or ch.app != name or (newer is not None and newer is not sock):
+                return  # over, or replaced: the call re-entered Stasis over a newer socket
             log.warning("%s: websocket dropped mid-call; reconnecting", name)
             again = await self.connect(cfg, name, cfg.reconnect_attempts)
             if again is None:

@@ -478,6 +478,9 @@ class VoxtraApp:
             else:
                 self._on_broadcast(event, rest, name)  # type: ignore[arg-type]  # tested above
             return
+        if kind is ApplicationReplaced:  # only that link's app name (per call: one call's)
+            self._on_replaced(link.app_name or str(getattr(event, "application", "")))
+            return
         self._on_event(event)
 
     def app_in_use(self, app_name: str) -> bool:
@@ -550,15 +553,18 @@ class VoxtraApp:
             if session is not None:
                 session._on_event(event)
 
-    def _on_replaced(self) -> None:
-        """Another client took the application name: its calls are no longer ours to drive.
-        Each session is finalised now (callbacks, sinks, registry), without hanging it up."""
-        live = [s for s in self._sessions.values() if not s.ended]
-        log.error(
-            "application %s replaced by another connection; releasing %d calls to it",
-            self.app_name,
-            len(live),
-        )
+    def _on_replaced(self, ari_app: str | None = None) -> None:
+        """Another client took the application name (``ari_app``: one outbound websocket's, whose
+        calls away in the dialplan come back over the newer one): its calls are no longer ours
+        to drive. Each session is finalised now (callbacks, sinks, registry), not hung up."""
+        live = [
+            s
+            for s in self._sessions.values()
+            if not s.ended and (ari_app is None or (s.ari_app == ari_app and s._trip is None))
+        ]
+        name = ari_app or self.app_name
+        log.error("application %s replaced by another connection; releasing %d calls to it",
+                  name, len(live))  # fmt: skip
         for session in live:
             session._left_stasis = True  # the handler's finally must not hang it up
             session._gone()

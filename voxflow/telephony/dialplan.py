@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METADATA_PREFIX",
+    "PER_CALL_QUEUE_SLACK",
     "PER_CALL_TRANSFER_WAIT",
     "QUEUE_EXTENSION",
     "QUEUE_RETURN",
@@ -271,6 +272,9 @@ async def _within(result: asyncio.Future[TripResult], seconds: float) -> TripRes
         return TripResult("left")
 
 
+PER_CALL_QUEUE_SLACK = 30.0
+"""Seconds past a queue's timeout a per-call queue trip still waits for ``Queue()`` to return:
+Asterisk checks the timeout between ring cycles (queues.conf ``timeout`` + ``retry``)."""
 _REDIRECT_TECHS = frozenset({"PJSIP", "SIP", "IAX2"})
 PER_CALL_TRANSFER_WAIT = 75.0
 """Seconds a per-call transfer waits for the call to come back: the shipped ``Dial(...,60)``
@@ -309,13 +313,20 @@ async def transfer(session: CallSession, number: str) -> None:
 
 async def queue(session: CallSession, variables: Mapping[str, str]) -> str | None:
     """``CallSession.transfer_to_queue``: the ``QUEUESTATUS`` the call came back with, or None
-    when it left for good (per-call outbound websockets)."""
+    when it left for good (per-call outbound websockets: not back within the queue's timeout
+    and ``PER_CALL_QUEUE_SLACK``, an agent has it; without a timeout at once)."""
     app = session._app
+    away = None
     if app.mode == "per_call":
-        await leave_for_good(session, app.queue_context, QUEUE_EXTENSION, variables)
-        return None
-    result = await run_trip(session, QUEUE_RETURN, app.queue_context, QUEUE_EXTENSION, variables)
-    return result.status
+        limit = variables.get("VOXFLOW_QUEUE_TIMEOUT", "")
+        if not limit:
+            await leave_for_good(session, app.queue_context, QUEUE_EXTENSION, variables)
+            return None
+        away = float(limit) + PER_CALL_QUEUE_SLACK
+    result = await run_trip(
+        session, QUEUE_RETURN, app.queue_context, QUEUE_EXTENSION, variables, away=away
+    )
+    return None if result.kind == "left" else result.status
 
 
 async def set_call_data(session: CallSession, data: Sequence[tuple[str, str]]) -> None:
