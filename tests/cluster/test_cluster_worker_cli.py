@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import forked
+import redis.asyncio as aioredis
 from _cluster_kit import line_matching, running_redis
 
 from voxflow.cluster import ClusterState, node_app
@@ -66,3 +67,29 @@ async def test_a_worker_process_registers_serves_health_and_leaves_on_sigterm(
                 proc.kill()
                 await proc.wait()
             await probe.redis.aclose()
+
+
+async def test_a_worker_whose_redis_password_is_refused_says_so_and_exits(tmp_path: Path) -> None:
+    """A wrong password (or none where Redis wants one) is a setting no retry fixes: the
+    worker exits with a clear error (it used to print "cluster mode" and wait as a standby,
+    logging a refused heartbeat every 10 s); the password is in no output."""
+    flow = tmp_path / "tiny.flow"
+    flow.write_text(FLOW)
+    async with running_redis(tmp_path) as rs:
+        admin = aioredis.Redis.from_url(rs.url)
+        await admin.config_set("requirepass", "good-pw")
+        await admin.aclose()
+        env = {**os.environ, "VOXFLOW_ARI_PASSWORD": "x"}
+        env.pop("VOXFLOW_REDIS_URL", None)
+        for url in (rs.url.replace("redis://", "redis://:wrong-s3cret@"), rs.url):
+            proc = await forked.spawn(
+                "run", str(flow), "--ari-url", "http://127.0.0.1:1/ari", "--ari-user", "u",
+                "--redis", url, "--no-audio", env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            text = out.decode() + err.decode()
+            assert proc.returncode == 2, text
+            assert "--redis: Redis refused this worker's credentials" in text
+            assert "cluster mode" not in text and "Traceback" not in text
+            assert "wrong-s3cret" not in text

@@ -576,11 +576,29 @@ async def _cluster(
         worker_ttl=settings.failover_ttl,
         unadopted_grace=settings.reconnect_window,
     )
+    refused = await _redis_refuses(cluster)
+    if refused:
+        await cluster.redis.aclose()
+        _fail(f"--redis: Redis refused this worker's credentials: {refused}", EXIT_CONFIG)
     await stack.enter_async_context(cluster)
     for fv in registry.versions():  # the cluster's current versions stay unless there are none
         await cluster.release(fv.flow, only_if_new=True)
     click.echo(f"cluster mode: worker {cluster.worker_id}")
     return cluster
+
+
+async def _redis_refuses(cluster: ClusterState) -> str | None:
+    """Why Redis refuses the URL's password or user (a setting no retry fixes); None when it
+    answers, or cannot be reached now (the worker then waits for it, as documented)."""
+    from redis.exceptions import AuthenticationError, RedisError
+
+    try:
+        await cluster.redis.ping()
+    except AuthenticationError as exc:
+        return str(exc)
+    except (RedisError, OSError):
+        return None
+    return None
 
 
 async def _metrics(
