@@ -232,3 +232,42 @@ async def test_deliveries_waiting_for_a_retry_are_bounded() -> None:
         await sender.flush(10)
         await sender.aclose()
     assert sender.waiting == 0 and sender.failed == 4 and len(rx.tries) == 2 + 2 * 3
+
+
+async def test_a_2xx_with_an_endless_body_is_delivered_once_not_timed_out() -> None:
+    """The sender read the whole answer: a receiver that accepted the event (200) and then
+    streamed a body for longer than the timeout made the try a timeout, so the event was sent
+    again and again (a download URL taken for the webhook held 5 s and memory each try). Only
+    the status matters: at most 64 KiB of the body is read."""
+    tries: list[bytes] = []
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        tries.append(await request.read())
+        resp = web.StreamResponse(status=200)
+        await resp.prepare(request)
+        chunk = b"x" * 65536
+        try:
+            while True:  # until the sender hangs up
+                await resp.write(chunk)
+        except (ConnectionError, RuntimeError):
+            pass
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/hooks", endless)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = int(runner.addresses[0][1])
+    waits, sleep = recorder()
+    try:
+        sender = WebhookSender(
+            f"http://127.0.0.1:{port}/hooks", SECRET, timeout=1.0, retry=FAST, sleep=sleep
+        )
+        sender.emit("call.ended", call_id="c1", flow="f", metadata={}, key="c1:call.ended")
+        await sender.flush(10)
+        await sender.aclose()
+    finally:
+        await runner.cleanup()
+    assert len(tries) == 1 and waits == []
+    assert (sender.sent, sender.retried, sender.failed) == (1, 0, 0)

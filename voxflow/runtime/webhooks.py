@@ -167,6 +167,27 @@ def outbox_field(event: str, call_id: str, key: str) -> str:
     return call_id if event == "call.ended" else key
 
 
+_BODY_READ = 65536
+"""The most of a receiver's answer read (only its status counts): past it, or when the body
+does not come, the connection is closed instead of kept for the next delivery."""
+
+
+async def _discard_body(resp: aiohttp.ClientResponse) -> None:
+    """Read and drop up to :data:`_BODY_READ` bytes of ``resp``'s body, so that its connection
+    can serve the next delivery; a longer, endless or stalled body closes the connection (the
+    status is known: the try is not a timeout)."""
+    try:
+        left = _BODY_READ
+        while left > 0:
+            chunk = await resp.content.read(left)
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (TimeoutError, aiohttp.ClientError):
+        pass
+    resp.close()
+
+
 class WebhookSender:
     """Sends signed webhook events in the background. ``url=None`` disables sending.
     ``retry``: how a failed delivery is tried again (:class:`RetryPolicy`; ``sleep`` and
@@ -375,9 +396,9 @@ class WebhookSender:
             async with self._session.post(
                 url, data=body, headers=headers, timeout=timeout, allow_redirects=False
             ) as resp:
-                await resp.read()
                 status = resp.status
                 wait = retry_after(status, resp.headers.get("Retry-After"))
+                await _discard_body(resp)
         except asyncio.CancelledError:
             raise
         except TimeoutError:
