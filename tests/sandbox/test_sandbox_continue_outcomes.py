@@ -92,3 +92,22 @@ async def test_an_unknown_label_is_404_and_the_channel_stays(sandbox: Sandbox, a
     assert await ari.collect(quiet=0.2) == []
     status, body = await ari.req("GET", f"/channels/{call.id}")
     assert (status, body["dialplan"]["app_name"]) == (200, "Stasis")
+
+
+async def test_unsubscribing_a_channel_that_is_gone_is_422(sandbox: Sandbox, ari: RawAri) -> None:
+    [s] = [s for s in json.loads(CAPTURE.read_text())["steps"]
+           if s["step"] == "e-no-params-next-priority-subscribed"]  # fmt: skip
+    [want] = [e for e in s["log"] if e.get("method") == "DELETE" and "subscription" in e["path"]]
+    call = await sandbox.place_call(to="100")
+    await ari.next("StasisStart")
+    source = f"channel:{call.id}"
+    path = "/applications/voxflow/subscription"
+    assert (await ari.req("POST", path, eventSource=source))[0] == 200
+    assert (await ari.req("POST", f"/channels/{call.id}/continue"))[0] == 204  # -> Hangup()
+    await ari.collect(quiet=0.2)
+    got = await ari.req("DELETE", path, eventSource=source)
+    assert (
+        got
+        == (want["status"], want["response"])
+        == (422, {"message": "Event source was not subscribed to"})
+    )

@@ -286,13 +286,18 @@ class AriRest(RestMisc):
     async def unsubscribe(self, q: Req) -> web.Response:
         name = self._app(q.groups[0])
         for kind, ident in self._sources(q):
-            if kind == "channel" and ident in self.pbx.channels:
-                ch = self.pbx.channels[ident]
+            ch = self.pbx.channels.get(ident) if kind == "channel" else None
+            br = self.pbx.bridges.get(ident) if kind == "bridge" else None
+            if (kind == "channel" and (ch is None or name not in ch.subs | ch.explicit_subs)) or (
+                kind == "bridge" and (br is None or br.destroyed)
+            ):  # (continue-outcomes.json: a channel gone since)
+                raise RestError(422, "Event source was not subscribed to")
+            if ch is not None:
                 ch.explicit_subs.discard(name)
                 if ch.app != name:
                     ch.subs.discard(name)
-            elif kind == "bridge" and ident in self.pbx.bridges:
-                self.pbx.bridges[ident].explicit_subs.discard(name)
+            elif br is not None:
+                br.explicit_subs.discard(name)
             elif kind == "endpoint":
                 self.pbx.apps[name].endpoint_ids.discard(ident)
             elif kind == "deviceState":
