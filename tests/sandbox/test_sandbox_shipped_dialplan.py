@@ -182,3 +182,44 @@ async def test_queue_member_answers_sequence(sandbox: Sandbox, ari: RawAri) -> N
     assert got[-1] == ("StasisStart", "queue-return", "CONTINUE", "0")
     status, _ = await ari.req("GET", f"/channels/{cid}/variable", variable="DIALSTATUS")
     assert status == 404
+
+
+QUEUE_CAPTURE = Path(__file__).resolve().parents[1] / "data" / "captures" / "queue-return.json"
+
+
+def _queue_shape(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """From StasisEnd to the StasisStart back: event types, variables set, apps, dial states
+    (the shipped context's NoOp before Queue() left out: the capture's has none)."""
+    out = [
+        s[:2] if s[0] != "Dial" else s for s in _shape(events) if s != ("ChannelDialplan", "NoOp")
+    ]
+    start = out.index(("StasisEnd",))
+    end = next(i for i in range(start, len(out)) if out[i][0] == "StasisStart")
+    return out[start : end + 1]
+
+
+def _captured_queue(step: str) -> list[tuple[str, ...]]:
+    import json
+
+    [s] = [s for s in json.loads(QUEUE_CAPTURE.read_text())["steps"] if s["step"] == step]
+    return _queue_shape([e["event"] for e in s["log"] if "event" in e])
+
+
+async def test_queue_sequences_are_the_captured_ones(sandbox: Sandbox, ari: RawAri) -> None:
+    sandbox.add_queue("capq")
+    sandbox.add_queue("capq2", [QueueAgent("m", answer_after=0.2, talk=0.3)])
+    for queue, timeout, step in (
+        ("capq", "1", "queue-no-members-timeout"),
+        ("capq2", "15", "queue-member-answers-then-hangs-up-option-c"),
+    ):
+        cid = await _enter(
+            ari, sandbox, VOXFLOW_QUEUE=queue, VOXFLOW_QUEUE_OPTIONS="c",
+            VOXFLOW_QUEUE_TIMEOUT=timeout,
+        )  # fmt: skip
+        await ari.req(
+            "POST", f"/channels/{cid}/continue", context="voxflow-queue", extension="queue"
+        )
+        got = _queue_shape(await ari.collect(quiet=1.5))
+        assert got == _captured_queue(step), step
+        await ari.req("DELETE", f"/channels/{cid}")
+        await ari.collect(quiet=0.1)
