@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
-from voxflow.media import codecs
+from voxflow.media import codecs, stt_pocketsphinx
 from voxflow.media.interpolate import stt_resampler
-from voxflow.media.stt_confidence import Features
+from voxflow.media.stt_confidence import MARGIN_CAP, Features
 from voxflow.media.stt_likely import LIKELY_CONFIDENCE, LIKELY_STABLE, Evidence, Stability, likely
-from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
+from voxflow.media.stt_pocketsphinx import (
+    DECODERS_PER_DECISION,
+    PocketSphinxStream,
+    PocketSphinxSTT,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "speech"
 MAIN = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
@@ -106,3 +112,49 @@ def test_stability_counts_frames_since_the_partial_result_changed() -> None:
     assert s.see("", 4) == 0 and s.see("back", 8) == 0 and s.see("back", 12) == 4
     assert s.see("back", 40) == 32 and s.frames == 32
     assert s.see("balance", 44) == 0 and s.see("balance", 48) == 4
+
+
+def test_the_margin_at_its_cap_bounds_the_confidence() -> None:
+    # the streaming gate reads the partial n-best only once the features reach the threshold
+    # with the margin at its cap: valid while the confidence rises with the margin
+    for ratio in (-30.0, -5.0, 0.0, 5.0, 20.0):
+        for outside in (0.0, 0.3, 0.9):
+            f = replace(_SURE, ratio=ratio, outside=outside)
+            capped = replace(_HEARD, features=replace(f, margin=MARGIN_CAP)).confidence or 0
+            for m in (-40.0, -3.0, 0.0, 1.0, 4.9, MARGIN_CAP):
+                assert (replace(_HEARD, features=replace(f, margin=m)).confidence or 0) <= capped
+
+
+@pytest.mark.parametrize(
+    ("name", "phrases"),
+    [
+        ("agent-en-us-140.ulaw", MAIN),
+        ("can-i-talk-to-an-operator-en-us-140.ulaw", MAIN),
+        ("my-balance-en-us-175.ulaw", BILLING),
+        ("agent-en-us+f3-140.ulaw", MAIN),
+    ],
+)
+async def test_the_gate_skipping_the_n_best_decides_as_with_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, phrases: list[str]
+) -> None:
+    # every time the stream asks whether the phrase so far is likely, the answer is the one
+    # every part of the evidence gives (``full_evidence``, n-best read), whether or not the
+    # gate read the n-best
+    asked: list[tuple[bool, bool]] = []
+    read = [0]
+    gate, nbest = PocketSphinxStream._likely, stt_pocketsphinx._partial_nbest
+
+    def counted(*args: Any) -> Any:
+        read[0] += 1
+        return nbest(*args)
+
+    def compared(stream: PocketSphinxStream, decoder: Any) -> bool:
+        answer = gate(stream, decoder)
+        asked.append((answer, likely(stream.full_evidence(decoder), stream.min_confidence)))
+        return answer
+
+    monkeypatch.setattr(PocketSphinxStream, "_likely", compared)
+    monkeypatch.setattr(stt_pocketsphinx, "_partial_nbest", counted)
+    await _settled_at(name, phrases)
+    assert asked and all(gate_said == full for gate_said, full in asked), asked
+    assert read[0] <= len(asked)

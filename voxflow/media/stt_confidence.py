@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["Features", "Segment", "confidence", "features"]
+__all__ = ["MARGIN_CAP", "Features", "Segment", "confidence", "features", "margin"]
 
 MARGIN_CAP = 5.0
 TYPICAL_FRAMES_PER_PHONE = 8.0
@@ -95,15 +95,20 @@ def features(
         if length > 0 and _is_word(p.word):
             speech += length
             outside += length - overlap
-    margin = MARGIN_CAP if second is None else min(MARGIN_CAP, (best - second) / frames)
     per_phone = span / max(1, n_phones)
     return Features(
         ratio=(best - phone_best) / frames,
-        margin=margin,
+        margin=margin(best, second, frames),
         outside=outside / speech if speech else 0.0,
         frames_per_phone=per_phone,
         pace=abs(math.log(per_phone / TYPICAL_FRAMES_PER_PHONE)),
     )
+
+
+def margin(best: float, second: float | None, frames: int) -> float:
+    """Per-frame margin from ``best`` to ``second`` over ``frames``, at most ``MARGIN_CAP`` (the
+    cap when there is no second phrase)."""
+    return MARGIN_CAP if second is None else min(MARGIN_CAP, (best - second) / max(1, frames))
 
 
 def confidence(f: Features) -> float:

@@ -4,9 +4,10 @@ its best path, its n-best phrases, scores in the decoder's log units
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from voxflow.media.stt_confidence import Features, Segment, features
+from voxflow.media.stt_confidence import Features, Segment, features, margin
 
 __all__ = [
     "clean",
@@ -16,6 +17,7 @@ __all__ = [
     "nbest",
     "nbest_first",
     "partial",
+    "partial_nbest",
     "segments",
 ]
 
@@ -75,13 +77,15 @@ def nbest_first(decoder: Any) -> str:
 
 
 def partial(
-    decoder: Any, phones: Any | None, hyp: Any, text: str
+    decoder: Any, phones: Any | None, hyp: Any, text: str, *, with_nbest: bool = True
 ) -> tuple[Features | None, tuple[str, ...]]:
     """Mid-utterance, for the whole phrase ``text`` (``decoder``'s partial result ``hyp``): the
     confidence features over the partial paths (None without a streaming phone loop
-    ``phones``) and the grammar's n-best phrases."""
+    ``phones``) and the grammar's n-best phrases. Without ``with_nbest`` the n-best is not read
+    (a few ms): the alternatives are ``text`` alone and the margin is at its cap, the highest
+    confidence any n-best allows (``partial_nbest`` fills them in)."""
     best = log_score(logmath := decoder.get_logmath(), hyp.score)
-    alternatives, second = nbest(decoder, logmath, text, best)
+    alternatives, second = nbest(decoder, logmath, text, best) if with_nbest else ((text,), None)
     if phones is None:
         return None, alternatives
     phone_hyp = phones.hyp()
@@ -95,3 +99,15 @@ def partial(
         n_phones=sum(len((decoder.lookup_word(w) or "").split()) for w in text.split()),
     )
     return found, alternatives
+
+
+def partial_nbest(
+    decoder: Any, hyp: Any, text: str, found: Features | None
+) -> tuple[Features | None, tuple[str, ...]]:
+    """``partial(..., with_nbest=False)``'s result ``found`` completed with the grammar's n-best:
+    its margin and the alternatives (the same as ``partial`` with it)."""
+    best = log_score(logmath := decoder.get_logmath(), hyp.score)
+    alternatives, second = nbest(decoder, logmath, text, best)
+    if found is None:
+        return None, alternatives
+    return replace(found, margin=margin(best, second, max(1, decoder.n_frames()))), alternatives

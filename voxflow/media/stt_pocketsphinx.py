@@ -73,6 +73,7 @@ from voxflow.media.stt_paths import log_score as _log
 from voxflow.media.stt_paths import nbest as _nbest
 from voxflow.media.stt_paths import nbest_first as _nbest_first
 from voxflow.media.stt_paths import partial as _partial
+from voxflow.media.stt_paths import partial_nbest as _partial_nbest
 from voxflow.media.stt_paths import segments as _segments
 from voxflow.media.stt_pool import DecoderPool, PoolStats, end_utterances, in_thread_to_the_end
 from voxflow.media.stt_slices import FRAME_BYTES, slices
@@ -482,18 +483,24 @@ class PocketSphinxStream:
 
     def _likely(self, decoder: Any) -> bool:
         """Whether the decision would accept the phrase heard so far (``stt_likely.likely``),
-        its parts asked cheapest first: ``likely`` is a conjunction, so the n-best, features and
-        the check (decoded only now: ``stt_check``) are read only while nothing else refused."""
+        its parts asked cheapest first: ``likely`` is a conjunction, so the features, the n-best
+        (only once the features reach the threshold with the margin at its cap, the most any
+        n-best allows: ``stt_likely.likely`` rises with the margin) and the check (decoded only
+        now: ``stt_check``) are read only while nothing else refused."""
         helpers, hyp = self._helpers, decoder.hyp()
         if helpers is None or hyp is None:
             return True  # likely(None)
-        text = _clean(hyp.hypstr)
+        text, least = _clean(hyp.hypstr), self.min_confidence
         bare = Evidence(text, "none", None, self._stable.frames, (), text == self._went_on)
-        if not likely(bare, self.min_confidence) or not likely(
-            self._evidence(decoder, hyp, text, helpers, bare), self.min_confidence
-        ):
+        if not likely(bare, least):
             return False
-        return likely(replace(bare, check=self._check_names(text, helpers)), self.min_confidence)
+        found, _ = _partial(decoder, helpers.phones, hyp, text, with_nbest=False)
+        if not likely(replace(bare, features=found), least):  # even with the margin at its cap
+            return False
+        found, alternatives = _partial_nbest(decoder, hyp, text, found)
+        if not likely(replace(bare, features=found, alternatives=alternatives), least):
+            return False
+        return likely(replace(bare, check=self._check_names(text, helpers)), least)
 
     def full_evidence(self, decoder: Any) -> Evidence | None:
         """Every part of what the searches say of the phrase heard so far, whatever ``_likely``
@@ -504,19 +511,14 @@ class PocketSphinxStream:
             return None
         text = _clean(hyp.hypstr)
         bare = Evidence(text, "none", None, self._stable.frames, (), text == self._went_on)
-        found = self._evidence(decoder, hyp, text, helpers, bare)
-        return replace(found, check=self._check_names(text, helpers))
+        found, alternatives = _partial(decoder, helpers.phones, hyp, text)
+        return replace(
+            bare, features=found, alternatives=alternatives, check=self._check_names(text, helpers)
+        )
 
     def _check_names(self, text: str, helpers: _Helpers) -> str:
         """How the check search names ``text`` so far ("none": no check streams)."""
         return "none" if helpers.check is None else self._check_feed.names(helpers.check, text)
-
-    def _evidence(
-        self, decoder: Any, hyp: Any, text: str, helpers: _Helpers, bare: Evidence
-    ) -> Evidence:
-        """``bare`` with the grammar's n-best and the features over the partial paths."""
-        found, alternatives = _partial(decoder, helpers.phones, hyp, text)
-        return replace(bare, features=found, alternatives=alternatives)
 
     def _heard_nothing(self) -> bool:
         """The streaming phone loop's last phone ended ``_HEARD_NOTHING_FRAMES`` or more before
