@@ -322,8 +322,14 @@ class VoxtraApp:
             self._started = True
             return
         try:
-            info = await self.rest.get_info()
-            version = (info.get("system") or {}).get("version", "?")
+            info: object = await self.rest.get_info()
+            system = info.get("system") if isinstance(info, dict) else None
+            if not isinstance(system, dict):  # a web page, a proxy's, another kind of API
+                raise AriError(
+                    f"{self.rest.base_url} does not answer as Asterisk's ARI (GET /asterisk/info "
+                    "gave no 'system' object): is the URL http://HOST:8088/ari?"
+                )
+            version = system.get("version", "?")
             log.info(
                 "connected to Asterisk %s at %s as app %s",
                 version,
