@@ -5,6 +5,7 @@ stops on Asterisk too, over real ARI and RTP on the sandbox (docs/media-performa
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,3 +143,39 @@ async def test_a_play_the_key_stopped_stops_and_the_next_one_follows_at_once(
     assert requests[:2] == [("POST play", False), ("POST play", True)]
     assert [r for r, _ in requests[2:]] == ["DELETE playback"]
     assert env.said(call) == ["[plays long-tone]", "[plays short-tone]"]
+
+
+async def test_a_play_stopped_while_its_request_is_in_flight_stops_on_asterisk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key stops the first play while its POST is still on the wire (held here 0.3 s before
+    the sandbox reads it). The stop must follow Asterisk's answer: sent at once, it found no
+    playback (404), and the 10 s tone then played when its turn came."""
+    (tmp_path / "playplay.flow").write_text(PLAY_THEN_PLAY)
+    held = asyncio.Event()
+    request = AriRestClient.request
+
+    async def slow_first_play(self: AriRestClient, method: str, path: str, **kw: Any) -> Any:
+        if method == "POST" and path.endswith("/play") and not held.is_set():
+            held.set()
+
+            async def on_the_wire() -> Any:
+                await asyncio.sleep(0.3)
+                return await request(self, method, path, **kw)
+
+            # the request goes on whatever becomes of its caller, as bytes already sent do
+            return await asyncio.shield(asyncio.ensure_future(on_the_wire()))
+        return await request(self, method, path, **kw)
+
+    monkeypatch.setattr(AriRestClient, "request", slow_first_play)
+    async with serving([tmp_path / "playplay.flow"], settings=Settings(grace_period=5)) as env:
+        env.sb.add_sound("long-tone", tone(440, 10.0))
+        env.sb.add_sound("short-tone", tone(1000, 0.5))
+        call = await env.call("100")
+        await asyncio.wait_for(held.wait(), 10)
+        await call.press("3")
+        assert await env.result(call) == End("completed", "done")
+    # The first POST reached the sandbox after the next play's: its tone is queued behind the
+    # short one and must be gone before its turn (it played after it, cut only by the hang-up).
+    assert "playing" not in played(call, "sound:long-tone")
+    assert played(call, "sound:short-tone") == ["playing", "done"]

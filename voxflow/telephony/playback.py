@@ -16,6 +16,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from voxflow import observe
+from voxflow.eager import start_eagerly
 from voxflow.errors import AriError, AriNotFound, CallEndedError, PlaybackFailedError
 from voxflow.telephony.dtmf import ENDED as _ENDED
 from voxflow.voice.call import BargeIn, PromptResult
@@ -46,7 +47,7 @@ async def play(
         session._app.dispatcher.own_playback(pid, session.id)
         requested = True  # from here on Asterisk may play it
         try:
-            await session.rest.play(session.id, media, playback_id=pid, lang=lang)
+            await _request(session, pid, media, lang)
             observe.moment("prompt", session.id)
         except AriNotFound:
             session._gone()
@@ -61,6 +62,21 @@ async def play(
         for fut in extra:
             fut.cancel()
             session._dtmf.discard(fut)
+
+
+async def _request(session: CallSession, pid: str, media: str, lang: str | None) -> None:
+    """POST playback ``pid``. Cancelled while the request is in flight, it waits for Asterisk's
+    answer before the cancellation goes on: the playback exists once Asterisk has read the
+    request, and a stop sent before then would find nothing (404) and let it play to its end."""
+    post = start_eagerly(session.rest.play(session.id, media, playback_id=pid, lang=lang))
+    try:
+        await asyncio.shield(post)
+    except asyncio.CancelledError:
+        if not post.done():  # bounded by the REST client's own request timeout
+            await asyncio.wait({post})
+        if not post.cancelled():
+            post.exception()  # retrieved: a failed request has nothing to stop
+        raise
 
 
 async def _until_done(
