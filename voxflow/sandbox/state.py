@@ -87,6 +87,10 @@ class PbxCore:
             self.apps[name] = App(name)
         return self.apps[name]
 
+    def _observers(self) -> list[str]:
+        """The connected apps with ``subscribeAll=true``."""
+        return [a.name for a in self.apps.values() if a.subscribe_all and a.connected]
+
     def app_active(self, name: str) -> bool:
         a = self.apps.get(name)
         return a is not None and a.connected
@@ -185,6 +189,9 @@ class PbxCore:
 
     def add_channel(self, ch: Channel) -> Channel:
         self.channels[ch.id] = ch
+        observers = self._observers()
+        if observers:  # subscribeAll apps see every channel created (and destroyed)
+            self.emit("ChannelCreated", {"channel": ch.json()}, apps=observers)
         if self.on_channel_added is not None:
             self.on_channel_added()
         return ch
@@ -267,7 +274,7 @@ class PbxCore:
             again = {"cause": cause, "soft": True, "channel": ch.json()}
             self.emit("ChannelHangupRequest", again, channels=[ch])
         self._end_snoops(ch)
-        if ch.ari_created or ch.subs:
+        if ch.ari_created or ch.subs or self._observers():
             self.emit(
                 "ChannelDestroyed",
                 {"cause": cause, "cause_txt": cause_text(cause), "channel": ch.json()},
