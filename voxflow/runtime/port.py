@@ -186,7 +186,7 @@ class CallPort(Protocol[P]):
     ) -> str | None:
         """Queue the call in ``name`` until the dialplan's ``Queue()`` hands it back: Asterisk's
         ``QUEUESTATUS`` (``CONTINUE``, ``TIMEOUT``, ``FULL``...; see ``spec.semantics.QUEUE_STATUS``
-        for the outcome); None when the call left for good (it cannot come back). Raises
+        for the outcome); None when the call left for good (not back in time). Raises
         ``CallEndedError`` if the caller hangs up meanwhile."""
         ...
 

@@ -338,7 +338,7 @@ class CallSession:
         option, ``timeout`` seconds, music class ``music``, ``QUEUE_PRIO=priority``) and wait
         until ``Queue()`` returns it: the ``QUEUESTATUS`` (``CONTINUE`` after an agent talked
         to the caller and hung up, ``TIMEOUT``, ``FULL``, ``JOINEMPTY``, ``LEAVEEMPTY``...).
-        None: the call left for good (per-call outbound websockets cannot take it back).
+        None: the call left for good (per-call outbound websockets: not back in time).
         Raises ``CallEndedError`` when the caller hangs up meanwhile."""
         variables = queue_variables(name, timeout=timeout, music=music, priority=priority)
         self._check_live()
