@@ -4,9 +4,11 @@
 credentials in the URL; the connection itself is :mod:`voxflow.ari.wsconn`), parses each message
 with :class:`~voxflow.ari.models.EventParser` and hands events to ``on_event`` in order, from the
 socket's read callback. When the socket drops it reconnects with exponential backoff and
-full jitter, then awaits ``on_connect(True)`` before reading further events so the owner can resync
-(``GET /channels``, ``/bridges``, ``/applications/{app}``). ``ApplicationReplaced`` stops the
-stream (reconnecting would steal the app back and forth) and is surfaced by :meth:`wait_closed`.
+full jitter (a socket dropped within :data:`STABLE_AFTER` of its connect continues the
+backoff instead of starting it afresh), then awaits ``on_connect(True)`` before reading further
+events so the owner can resync (``GET /channels``, ``/bridges``, ``/applications/{app}``).
+``ApplicationReplaced`` stops the stream (reconnecting would steal the app back and forth) and is
+surfaced by :meth:`wait_closed`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ def events_url(base_url: str) -> str:
     parts = urlsplit(normalize_base_url(base_url))
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, parts.path + "/events", "", ""))
+
+
+STABLE_AFTER = 10.0
+"""Seconds an events socket must stay up for its drop to start the reconnect backoff afresh;
+one dropped sooner (a proxy or server that accepts and closes at once) continues it."""
 
 
 def backoff_delay(attempt: int, *, initial: float, maximum: float, rng: random.Random) -> float:
@@ -207,24 +214,36 @@ class AriEventStream:
         sock.start()  # events read from here on, after the resync
 
     async def _run(self, sock: EventsSocket) -> None:
+        loop = asyncio.get_running_loop()
+        quick = 0  # drops in a row, each within STABLE_AFTER of its connect
         try:
             while True:
+                up = loop.time()
                 await sock.wait_closed()
                 self._sock = None
                 self._connected.clear()
                 if self.replaced or self._closing:
                     break
-                log.warning("ARI events socket for app %s dropped; reconnecting", self.app)
+                lived = loop.time() - up
+                quick = quick + 1 if lived < STABLE_AFTER else 0
+                if quick > 1:
+                    log.warning(
+                        "ARI events socket for app %s dropped %.1f s after connecting (%d times "
+                        "in a row); reconnecting in up to %.1fs", self.app, lived, quick,
+                        min(self.backoff_max, self.backoff_initial * 2 ** min(quick - 1, 30)),
+                    )  # fmt: skip
+                else:
+                    log.warning("ARI events socket for app %s dropped; reconnecting", self.app)
                 if self._on_disconnect is not None:
                     self._on_disconnect()
-                sock = await self._reconnect()
+                # a socket that keeps dropping as soon as it is up backs off as failed connects do
+                sock = await self._reconnect(max(0, quick - 1))
                 await self._connected_hook(sock, reconnected=True)
         finally:
             if self.replaced:
                 self._done.set()
 
-    async def _reconnect(self) -> EventsSocket:
-        attempt = 0
+    async def _reconnect(self, attempt: int = 0) -> EventsSocket:
         while True:
             delay = backoff_delay(
                 attempt, initial=self.backoff_initial, maximum=self.backoff_max, rng=self._rng
