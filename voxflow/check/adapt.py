@@ -302,6 +302,7 @@ class _Adapter:
         step.subflow, step.subflow_span = s.subflow, s.subflow_span
         step.args = [(a.name, a.span) for a in s.args]
         step.returns = [(b.name, b.span) for b in s.returns]
+        step.bound = [(b.var, b.span) for b in s.returns]
         for a in s.args:
             step.reads.extend(expr_names(a.value))
             step.exprs.append(a.value)

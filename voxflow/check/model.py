@@ -97,6 +97,7 @@ class MStep:
     subflow_span: Span | None = None
     args: list[tuple[str, Span]] = field(default_factory=list)
     returns: list[tuple[str, Span]] = field(default_factory=list)
+    bound: list[tuple[str, Span]] = field(default_factory=list)  # call returns' variables
     choice_keys: list[tuple[str, Span]] = field(default_factory=list)
     patterns: list[tuple[str, Span]] = field(default_factory=list)
     phrases: list[tuple[str, Span]] = field(default_factory=list)  # spoken choice phrases

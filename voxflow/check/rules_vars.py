@@ -82,23 +82,32 @@ def vf305_undefined_variable(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                 )
 
 
+def _bound_by_call(sub: MSubflow) -> dict[str, tuple[Span, str]]:
+    """Variables a call step's ``returns (...)`` binds, each with its binding's span and file."""
+    out: dict[str, tuple[Span, str]] = {}
+    for step in all_steps(sub):
+        for name, span in step.bound:
+            out.setdefault(name, (span, step.file))
+    return out
+
+
 def vf302_unused_variable(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
     """A variable is declared or assigned but never read (warning)."""
     for sub in bodies(flow):
         read = {n for n, _, _ in _reads(sub)}
         returned = {r.name for r in sub.returns}
+        declared = {v.name for v in [*sub.params, *sub.variables]}
+        bound = _bound_by_call(sub)
         for name, span in _assigned(sub).items():
             if name not in read and name not in returned and not name.startswith("_"):
                 file = next(
                     (v.file for v in [*sub.params, *sub.variables] if v.name == name), sub.file
                 )
-                bag.add(
-                    "VF302",
-                    span,
-                    file,
-                    f"variable '{name}' is never used",
-                    "remove it, or name it with a leading '_' to keep it",
-                )
+                hint = "remove it, or name it with a leading '_' to keep it"
+                if name in bound and name not in declared:
+                    span, file = bound[name]  # 'returns (_x)': a value the subflow lacks
+                    hint = f"leave it out of 'returns (...)', or bind it as '{name} as _{name}'"
+                bag.add("VF302", span, file, f"variable '{name}' is never used", hint)
 
 
 class _Builder:
