@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from voxflow.compiler import compile_flow
+from voxflow.testing.runner import run_paths
 
 VOICEMAIL = """include "voxflow:voicemail.flow"
 
@@ -35,3 +38,42 @@ def test_an_unused_call_return_points_at_it_and_says_to_leave_it_out() -> None:
     assert col == VOICEMAIL.splitlines()[7].index("saved") + 1
     assert hint is not None and "leave it out of 'returns (...)'" in hint
     assert "leading '_'" not in hint  # 'returns (_saved)' is VF106: no such return value
+
+
+HTTP_STATUS = """flow t:
+    timeout 5s
+
+var account: string = "1"
+var code: number
+var lookup: map
+
+state lookup_state:
+    http post "https://accounts.example.com/v1/verify" into lookup status code:
+        body {"account": account}
+        on ok:
+            say "{{ lookup.balance }}"
+            hangup
+        on error, timeout:
+            if code == 401:
+                say "Wrong PIN."
+            hangup
+"""
+
+
+def test_an_http_status_is_set_on_error_and_timeout_too() -> None:
+    # the run time assigns 'status' (null without a response) and 'into' on every outcome:
+    # 'on error' telling a 401 from a 503 is the natural way to write a lookup
+    assert _diags(HTTP_STATUS, "VF301") == []
+
+
+def test_a_failing_http_step_still_sets_its_status_to_null(tmp_path: Path) -> None:
+    # an http step whose request cannot even start (here: an injected failure) ends 'error'
+    # with 'status' null, as a connection failure does, so its handler can read it
+    flow = HTTP_STATUS.replace('say "Wrong PIN."', 'say "Wrong PIN."\n            say "checked"')
+    (tmp_path / "t.flow").write_text(flow)
+    (tmp_path / "t.test.yaml").write_text(
+        "flow: t.flow\nscenarios:\n  - name: fails\n    mocks:\n      fail: [{op: http}]\n"
+        "    expect:\n      said: [checked]\n      ended: {outcome: completed, reason: normal}\n"
+    )
+    run = run_paths([tmp_path])
+    assert [o.failures for o in run.outcomes] == [[]]

@@ -293,7 +293,11 @@ class _Adapter:
             step.templates.append((s.url.value, s.url.span))
             step.http_parts.append(("url", s.url.value, s.url.span))
         self._options(step, s.options, "http")
-        self._store_on_success(step)
+        # 'into' and 'status' are set on every outcome (null without a response), so an
+        # 'on error' can tell a 401 from a 503
+        stored = step.outcome_assigns.pop("*", [])
+        for outcome in step.outcomes:
+            step.outcome_assigns.setdefault(outcome, []).extend(stored)
         return step
 
     def _call(self, s: ast.CallStep) -> MStep:

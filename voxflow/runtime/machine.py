@@ -416,6 +416,10 @@ class _Machine:
             for c in self.wait.cids:
                 self.emit(ev.StopOp(c))
             self.wait = None
+        if s.op == "http":  # as a request that got no response: 'into' and 'status' null
+            for var in (s.result_var, s.status_var):
+                if var:
+                    self.assign(var, None)
         self.outcome(s, "error")
         return True
 
