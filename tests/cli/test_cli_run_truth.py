@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from voxflow.cli.main import cli
+from voxflow.errors import ConfigError
 from voxflow.runtime.caller_script import parse_script
 from voxflow.runtime.config import load_settings
 from voxflow.runtime.registry import FlowRegistry, Router
@@ -255,3 +256,11 @@ def test_outbound_websocket_modes_are_a_real_asterisk_too(tmp_path: Path) -> Non
     assert code == 2 and "needs the password Asterisk presents" in out
     code, out = _run(flow, "--ari-mode", "per_call", "--ari-password", "p", "--to", "100")
     assert code == 2 and "--to: sandbox only" in out
+
+
+@pytest.mark.parametrize("line", ['wait for ""', 'wait for "  " 5s'])
+def test_wait_for_empty_text_is_refused_as_expect_is(line: str) -> None:
+    """``wait for ""`` matched the first prompt whatever it said (a check that cannot fail);
+    ``expect ""`` was already refused."""
+    with pytest.raises(ConfigError, match=r'^s\.txt:2: expected: wait for "TEXT" \[TIMEOUT\]'):
+        parse_script(f"press 1\n{line}\n", name="s.txt")

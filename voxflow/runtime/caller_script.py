@@ -109,7 +109,7 @@ def _parse_press(rest: str, line: int) -> CallerAction:
 
 def _parse_action(verb: str, args: list[str], line: int) -> CallerAction:
     if verb == "wait" and args and args[0].lower() == "for":
-        if len(args) not in (2, 3):
+        if len(args) not in (2, 3) or not args[1].strip():  # "" would match any prompt
             raise ValueError('expected: wait for "TEXT" [TIMEOUT]')
         timeout = parse_duration(args[2]) if len(args) == 3 else 30.0
         return CallerAction("wait_for", text=args[1], seconds=timeout, line=line)
