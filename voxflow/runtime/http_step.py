@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -22,17 +22,19 @@ import aiohttp
 
 __all__ = [
     "IDEMPOTENT_METHODS",
+    "RETRY_STATUSES",
     "HttpClient",
     "HttpOutcome",
     "HttpRequest",
     "HttpResult",
+    "with_retries",
 ]
 
 log = logging.getLogger(__name__)
 
 HttpOutcome = Literal["ok", "error", "timeout"]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ALLOWED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "POST", "PATCH"})
 
 
@@ -74,6 +76,31 @@ class HttpResult:
             "data": self.data,
             "error": self.error,
         }
+
+
+async def with_retries(
+    req: HttpRequest,
+    attempt: Callable[[], Awaitable[HttpResult]],
+    started: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> HttpResult:
+    """Run ``attempt`` once, or for an idempotent method up to ``1 + req.retries`` times while
+    it fails retryably (``req.backoff`` s, doubling, between tries): the one retry policy of the
+    run time's HttpClient and of ``voxflow test``'s mocked requests (``clock``: its own)."""
+    started = clock() if started is None else started
+    method = req.method.upper()
+    max_attempts = 1 + (max(0, req.retries) if method in IDEMPOTENT_METHODS else 0)
+    result = HttpResult("error", error="not attempted")
+    for n in range(1, max_attempts + 1):
+        result = await attempt()
+        if result.outcome == "ok" or not result.retryable or n == max_attempts:
+            break
+        log.debug("HTTP %s %s attempt %d failed: %s", method, req.url, n, result.error)
+        await asyncio.sleep(req.backoff * (2 ** (n - 1)))
+    elapsed = (clock() - started) * 1000.0
+    return HttpResult(
+        result.outcome, result.status, result.data, result.error, n, elapsed, result.retryable
+    )
 
 
 class _Oversize(Exception):
@@ -122,24 +149,7 @@ class HttpClient:
             return HttpResult("error", error=msg)
         if self._closed:
             return HttpResult("error", error="HTTP client closed")
-        max_attempts = 1 + (max(0, req.retries) if method in IDEMPOTENT_METHODS else 0)
-        result = HttpResult("error", error="not attempted")
-        for attempt in range(1, max_attempts + 1):
-            result = await self._attempt(method, req)
-            if result.outcome == "ok" or not result.retryable or attempt == max_attempts:
-                elapsed = (time.perf_counter() - started) * 1000.0
-                return HttpResult(
-                    result.outcome,
-                    result.status,
-                    result.data,
-                    result.error,
-                    attempt,
-                    elapsed,
-                    result.retryable,
-                )
-            log.debug("HTTP %s %s attempt %d failed: %s", method, req.url, attempt, result.error)
-            await asyncio.sleep(req.backoff * (2 ** (attempt - 1)))
-        return result  # pragma: no cover - the loop always returns
+        return await with_retries(req, lambda: self._attempt(method, req), started)
 
     async def _attempt(self, method: str, req: HttpRequest) -> HttpResult:
         session = self._get_session()
@@ -185,7 +195,7 @@ class HttpClient:
             data = None
         if 200 <= status < 300:
             return HttpResult("ok", status=status, data=data)
-        retry = status in _RETRY_STATUSES
+        retry = status in RETRY_STATUSES
         return HttpResult("error", status, data, f"HTTP {status}", retryable=retry)
 
 

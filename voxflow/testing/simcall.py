@@ -27,7 +27,13 @@ from voxflow.errors import (
     RecordingError,
     TransferFailedError,
 )
-from voxflow.runtime.http_step import HttpOutcome, HttpRequest, HttpResult
+from voxflow.runtime.http_step import (
+    RETRY_STATUSES,
+    HttpOutcome,
+    HttpRequest,
+    HttpResult,
+    with_retries,
+)
 from voxflow.spec.semantics import QUEUE_STATUS, transfer_routable
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
@@ -625,6 +631,11 @@ class SimHttp:
         self.problem = problem
 
     async def perform(self, req: HttpRequest) -> HttpResult:
+        """Answer ``req`` from the mocks, retried as the run time's HttpClient retries it."""
+        clock = asyncio.get_running_loop().time
+        return await with_retries(req, lambda: self._attempt(req), clock=clock)
+
+    async def _attempt(self, req: HttpRequest) -> HttpResult:
         call = self.call
         call.res.http.append(f"{req.method} {req.url}")
         headers = tuple(req.headers.items())
@@ -645,7 +656,11 @@ class SimHttp:
         status = m.status if outcome != "timeout" and m.outcome != "error" else None
         await asyncio.sleep(delay)
         error = None if outcome == "ok" else ("mocked " + outcome)
-        return HttpResult(outcome, status, data, error, attempts=1, elapsed_ms=delay * 1000.0)
+        # as HttpClient: a timeout, a connection failure (outcome: error), 429 or 5xx
+        retry = status is None or status in RETRY_STATUSES
+        return HttpResult(
+            outcome, status, data, error, 1, delay * 1000.0, outcome != "ok" and retry
+        )
 
 
 def _resolve(fut: asyncio.Future[Transcript | None], value: Transcript | None) -> None:

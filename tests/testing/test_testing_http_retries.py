@@ -1,0 +1,59 @@
+"""`voxflow test` retries an http step's request as the run time's HttpClient does: an idempotent
+method (get, put, delete) that times out, cannot connect or gets 429/5xx is sent again, twice;
+post and patch are sent once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voxflow.testing.runner import run_paths
+
+FLOW = """flow t:
+    timeout 5s
+    http_timeout 2s
+
+var order: map
+
+state s:
+    answer
+    http METHOD "https://orders.example.com/v1/orders/42" into order:
+        on ok:
+            say "Your order is {{ order.state }}."
+            hangup
+        on error, timeout:
+            say "The order system is down."
+            hangup
+"""
+
+SCENARIO = """flow: t.flow
+scenarios:
+  - name: s
+    mocks:
+      http:
+        - {url: orders, status: 503, times: 1}
+        - {url: orders, outcome: timeout, times: 1}
+        - {url: orders, status: 200, json: {state: shipped}}
+    expect:
+      said: [SAID]
+      http: HTTP
+"""
+
+
+def _run(tmp_path: Path, method: str, said: str, http: str) -> list[list[str]]:
+    (tmp_path / "t.flow").write_text(FLOW.replace("METHOD", method))
+    scenario = SCENARIO.replace("SAID", said).replace("HTTP", http)
+    (tmp_path / "t.test.yaml").write_text(scenario)
+    run = run_paths([tmp_path])
+    assert not run.errors
+    return [o.failures for o in run.outcomes]
+
+
+def test_a_get_is_retried_after_a_503_and_a_timeout(tmp_path: Path) -> None:
+    url = "^GET https://orders.example.com/v1/orders/42$"
+    assert _run(tmp_path, "get", "shipped", f"['{url}', '{url}', '{url}']") == [[]]
+
+
+def test_a_post_is_sent_once(tmp_path: Path) -> None:
+    url = "^POST https://orders.example.com/v1/orders/42$"
+    got = _run(tmp_path, "post", "is down", f"[{{match: '{url}', times: 1}}]")
+    assert got == [[]]
