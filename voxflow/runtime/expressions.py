@@ -361,5 +361,6 @@ _IMPLS: dict[str, Callable[[list[Any], EvalContext], Any]] = {
     "hour": lambda a, c: _local(c).hour,
     "minute": lambda a, c: _local(c).minute,
     "weekday": lambda a, c: _local(c).isoweekday(),
+    "today": lambda a, c: _local(c).date().isoformat(),
     "is_open": lambda a, c: is_open(_str(a[0], "is_open"), _local(c)),
 }

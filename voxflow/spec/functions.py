@@ -69,13 +69,14 @@ FUNCTIONS: dict[str, FunctionSig] = {
     "hour": _sig((), "number", "current hour 0-23 in the flow's timezone"),
     "minute": _sig((), "number", "current minute 0-59 in the flow's timezone"),
     "weekday": _sig((), "number", "current weekday, 1=Monday .. 7=Sunday, flow timezone"),
+    "today": _sig((), "string", "current date as YYYY-MM-DD in the flow's timezone"),
     "is_open": _sig(
         ("string",), "bool", "true when now falls within hours like 'mon-fri 09:00-17:00'"
     ),
 }
 """The only functions an expression may call, with their static types."""
 
-CLOCK_FUNCTIONS = frozenset({"now", "hour", "minute", "weekday", "is_open"})
+CLOCK_FUNCTIONS = frozenset({"now", "hour", "minute", "weekday", "today", "is_open"})
 """Functions that read the call's clock and the flow's timezone: expressions only."""
 
 TEMPLATE_FUNCTIONS = frozenset(FUNCTIONS) - CLOCK_FUNCTIONS
