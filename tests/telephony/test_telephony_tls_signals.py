@@ -120,7 +120,7 @@ async def test_https_and_wss_with_a_self_signed_certificate(sb: Sandbox, tmp_pat
         url = f"https://127.0.0.1:{front.port}/ari"
         # The system CAs do not know this certificate: a clear connection error, no traceback.
         untrusting = VoxtraApp(url, sb.user, sb.password)
-        with pytest.raises(AriConnectionError, match="cannot reach"):
+        with pytest.raises(AriConnectionError, match=r"TLS certificate .* is not trusted"):
             await untrusting.start()
         app = VoxtraApp(url, sb.user, sb.password, ssl=trust, event_wait=2.0)
         done: list[CallState] = []
@@ -140,6 +140,30 @@ async def test_https_and_wss_with_a_self_signed_certificate(sb: Sandbox, tmp_pat
         assert done == [CallState.COMPLETED]
         assert [e["state"] for e in sim.experience() if e["type"] == "playback"][-1] == "done"
         assert front.connections >= 2  # REST and the events websocket both went through TLS
+
+
+async def test_an_untrusted_certificate_or_no_tls_says_what_is_wrong(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    """The error named only aiohttp's exception class ("cannot reach https://...
+    (ClientConnectorCertificateError)"): it says the certificate is not trusted, why, and how
+    to trust it; an https:// URL to a plain-HTTP port says the handshake failed."""
+    cert, key = await asyncio.to_thread(make_cert, tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    async with TlsFront(sb.port, server_ctx) as front:
+        untrusting = VoxtraApp(f"https://127.0.0.1:{front.port}/ari", sb.user, sb.password)
+        with pytest.raises(AriConnectionError) as err:
+            await untrusting.start()
+    msg = str(err.value)
+    assert f"the TLS certificate of https://127.0.0.1:{front.port} is not trusted" in msg, msg
+    assert "self-signed certificate" in msg and "SSL_CERT_FILE=" in msg, msg
+    plain = VoxtraApp(f"https://127.0.0.1:{sb.port}/ari", sb.user, sb.password)
+    with pytest.raises(AriConnectionError) as err:
+        await plain.start()
+    msg = str(err.value)
+    assert f"TLS handshake with https://127.0.0.1:{sb.port} failed" in msg, msg
+    assert "http://" in msg, msg
 
 
 # ------------------------------------------------------------------ app.run() and signals

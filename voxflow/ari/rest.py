@@ -110,6 +110,25 @@ def _redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
+def _unreachable(base_url: str, exc: aiohttp.ClientError) -> str:
+    """Why ``base_url`` could not be reached: an untrusted TLS certificate and a failed TLS
+    handshake say so and what to do; anything else names the error's class."""
+    parts = urlsplit(base_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        why = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
+        return (
+            f"the TLS certificate of {origin} is not trusted ({why}); give the certificate of "
+            "its authority with SSL_CERT_FILE=/path/to/ca.pem"
+        )
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return (
+            f"TLS handshake with {origin} failed ({type(exc).__name__}); if that port serves "
+            "plain HTTP, the URL is http://"
+        )
+    return f"cannot reach {base_url} ({type(exc).__name__})"
+
+
 def _encode_params(params: Params | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in (params or {}).items():
@@ -259,7 +278,7 @@ class AriRestClient:
             raise AriTimeoutError(f"ARI {method} {path} timed out after {seconds:g}s") from exc
         except aiohttp.ClientError as exc:
             raise AriConnectionError(
-                f"ARI {method} {path} failed: cannot reach {self.base_url} ({type(exc).__name__})"
+                f"ARI {method} {path} failed: {_unreachable(self.base_url, exc)}"
             ) from None
 
     # ------------------------------------------------------------------ asterisk
