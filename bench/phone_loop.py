@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from voxflow.media import codecs, stt_pocketsphinx
+from voxflow.media import codecs, stt_phones, stt_pocketsphinx
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.sandbox.audio import add_noise
 
@@ -67,11 +67,11 @@ def _decoder(spec: str) -> Any:
         **options,
     )
     if "nolm" in spec.split("+"):
-        decoder.add_allphone_file(stt_pocketsphinx._PHONES)
+        decoder.add_allphone_file(stt_phones.PHONES)
     else:
         lm = os.path.join(pocketsphinx.get_model_path(), "en-us", "en-us-phone.lm.bin")
-        decoder.add_allphone_file(stt_pocketsphinx._PHONES, lm)
-    decoder.activate_search(stt_pocketsphinx._PHONES)
+        decoder.add_allphone_file(stt_phones.PHONES, lm)
+    decoder.activate_search(stt_phones.PHONES)
     return decoder
 
 

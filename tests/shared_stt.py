@@ -3,7 +3,7 @@
 Building a pocketsphinx decoder takes ~0.5 s of CPU (three per default pool): with every speech
 test building its own, ~115 builds took ~50 s of the suite's CPU (about a seventh of it, on a
 2-core machine that runs the suite CPU-bound). Sharing one is what a worker does with its calls:
-each recognition starts its decoders afresh (``stt_pocketsphinx._start``: features and CMN from
+each recognition starts its decoders afresh (``stt_pool.start_utterance``: features and CMN from
 the prior), a grammar's pronunciation variants are added for the grammar's own words before it is
 compiled, and the results do not depend on which recognition a decoder served before. A test that
 counts builds, inspects the pool or needs other settings (fillers, a threshold, a pool size)

@@ -15,10 +15,11 @@ per utterance, so a given utterance always gets the same transcript.
 Third finding (``bench/speech.py``): a grammar always returns one of its phrases, so whatever a
 caller says outside it ("I want to leave a message") comes back as some choice. When a recognition
 asks for a decision (``min_confidence`` > 0), a second decoder runs an unconstrained phone loop
-(``en-us-phone.lm.bin``) over the same audio, and ``stt_confidence`` turns the two results into a
-confidence (a logistic fit; see there). A result that stopped part-way through a phrase, or whose
-confidence is under ``min_confidence``, comes back as ``text=""`` (the caller spoke, nothing
-matched: the flow's ``nomatch``) with the confidence and the alternatives kept for the trace.
+(:mod:`voxflow.media.stt_phones`) over the same audio, and ``stt_confidence`` turns the two
+results into a confidence (a logistic fit; see there). A result that stopped part-way through a
+phrase, or whose confidence is under ``min_confidence``, comes back as ``text=""`` (the caller
+spoke, nothing matched: the flow's ``nomatch``) with the confidence and the alternatives kept for
+the trace.
 
 Fourth finding (``bench/speech.py``): clean audio misrouted more than audio with 20 dB of noise
 (clean "sales" as "billing": telephone audio stops at 4 kHz, so its /s/ is near silence). A
@@ -48,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -67,7 +67,6 @@ from voxflow.media.stt_lexicon import add_variants
 from voxflow.media.stt_likely import Evidence, Stability, likely
 from voxflow.media.stt_line import tail_pad
 from voxflow.media.stt_paths import clean as _clean
-from voxflow.media.stt_paths import is_phone as _is_phone
 from voxflow.media.stt_paths import is_word as _is_word
 from voxflow.media.stt_paths import log_score as _log
 from voxflow.media.stt_paths import nbest as _nbest
@@ -75,7 +74,11 @@ from voxflow.media.stt_paths import nbest_first as _nbest_first
 from voxflow.media.stt_paths import partial as _partial
 from voxflow.media.stt_paths import partial_nbest as _partial_nbest
 from voxflow.media.stt_paths import segments as _segments
+from voxflow.media.stt_phones import PHONES as _PHONES
+from voxflow.media.stt_phones import add_phone_loop, last_phone_end, result, run_over
+from voxflow.media.stt_phones import since_last_phone as _since_last_phone
 from voxflow.media.stt_pool import DecoderPool, PoolStats, end_utterances, in_thread_to_the_end
+from voxflow.media.stt_pool import start_utterance as _start
 from voxflow.media.stt_slices import FRAME_BYTES, slices
 from voxflow.voice.providers import Transcript
 
@@ -92,7 +95,6 @@ log = logging.getLogger(__name__)
 _MAX_BYTES = 16000 * 2 * 120  # two minutes of 16 kHz pcm16 per utterance
 _CHUNK_BYTES = 16000 * 2 // 25  # decode every 40 ms of audio while the caller speaks
 _DITHER_SIGMA = 8.0  # LSB of Gaussian noise added before decoding (see the module docstring)
-_PHONES = "_phones"  # the phone-loop search every decoder has, for confidence
 # Mean cepstrum of the tuning half of bench/speech.py's utterances (G.711, upsampled to 16 kHz):
 # pocketsphinx's default (40,3,-1) is for wideband microphones and takes seconds to adapt.
 _CMN_PRIOR = "44.2,4.6,-25.7,21.4,-17.6,-2.3,3.2,-18.4,9.9,-8.9,-0.5,4.2,-9.6"
@@ -154,8 +156,7 @@ class PocketSphinxSTT:
             cmn="live",
             cmninit=_CMN_PRIOR,
         )
-        phone_lm = os.path.join(self._ps.get_model_path(), "en-us", "en-us-phone.lm.bin")
-        decoder.add_allphone_file(_PHONES, phone_lm)
+        add_phone_loop(self._ps, decoder)  # (stt_phones)
         return decoder
 
     def _give(self, decoder: Any) -> None:
@@ -266,13 +267,6 @@ class PocketSphinxSTT:
             decoder.activate_search(name)
         _start(decoder)
         return known
-
-
-def _start(decoder: Any) -> None:
-    """Start an utterance from the same state whatever the decoder decoded before (features,
-    noise statistics and CMN from the prior), so that a result does not depend on the pool."""
-    decoder.reinit_feat()  # (0.1 ms) set_cmn alone leaves state behind: results drifted
-    decoder.start_utt()
 
 
 @dataclass(slots=True)
@@ -478,8 +472,7 @@ class PocketSphinxStream:
         self._held_text = _clean(decoder.hyp().hypstr) if decoder and decoder.hyp() else ""
         self._held_ended = decoder.n_frames() - spoken[-1] if decoder and spoken else 0
         phones = self._helpers.phones if self._helpers is not None else None
-        ends = [s.end_frame for s in phones.seg() or () if _is_phone(s.word)] if phones else []
-        self._held_quiet = phones.n_frames() - max(ends) if phones is not None and ends else 0
+        self._held_quiet = (_since_last_phone(phones) if phones is not None else None) or 0
 
     def _likely(self, decoder: Any) -> bool:
         """Whether the decision would accept the phrase heard so far (``stt_likely.likely``),
@@ -524,10 +517,8 @@ class PocketSphinxStream:
         """The streaming phone loop's last phone ended ``_HEARD_NOTHING_FRAMES`` or more before
         the newest audio (whatever the grammar heard): the caller has stopped, or pauses."""
         phones = self._helpers.phones if self._helpers is not None else None
-        if phones is None:
-            return False
-        ends = [s.end_frame for s in phones.seg() or () if _is_phone(s.word)]
-        return bool(ends) and phones.n_frames() - max(ends) >= _HEARD_NOTHING_FRAMES
+        since = _since_last_phone(phones) if phones is not None else None
+        return since is not None and since >= _HEARD_NOTHING_FRAMES
 
     def _settled(self, decoder: Any) -> bool:
         """The grammar's last word and the phone loop's last phone (which goes on naming phones
@@ -539,7 +530,7 @@ class PocketSphinxStream:
         if phones is None:
             return False
         ends = [s.end_frame for s in decoder.seg() if _is_word(s.word)]
-        ends += [s.end_frame for s in phones.seg() or () if _is_phone(s.word)]
+        ends += [e for e in (last_phone_end(phones),) if e is not None]
         return bool(ends) and decoder.n_frames() - max(ends) >= _QUIET_FRAMES
 
     def _heard_whole_phrase(self, decoder: Any) -> tuple[bool, bool]:
@@ -596,8 +587,7 @@ class PocketSphinxStream:
             while done < len(kept) and ends[done] <= end:
                 decoder.process_raw(kept[done], False, False)
                 done += 1
-            phones = [s.end_frame for s in decoder.seg() or () if _is_phone(s.word)]
-            return max(phones) if phones else None
+            return last_phone_end(decoder)
 
         cut = streamed_end(marks, bytes(self._raw), phone_end, _QUIET_FRAMES)
         mark = next(m for m in marks if m.end == cut)
@@ -610,9 +600,7 @@ class PocketSphinxStream:
         for pcm in pieces[len(kept[:done]) :]:
             decoder.process_raw(pcm, False, False)
         decoder.end_utt()
-        hyp = decoder.hyp()
-        score = _log(decoder.get_logmath(), hyp.score) if hyp is not None else -1e12
-        self._phone_loop, helpers.kept = (score, _segments(decoder)), pieces
+        self._phone_loop, helpers.kept = result(decoder, decoder.get_logmath()), pieces
         self._owner._activate(decoder, [" ".join(w) for w in self._grammar or ()])
         for pcm in pieces:
             decoder.process_raw(pcm, False, False)
@@ -749,14 +737,8 @@ class PocketSphinxStream:
             phones = helpers.phones
             if phones is None:  # none was spare: the phone loop now, over the kept audio
                 phones = decoder
-                decoder.activate_search(_PHONES)
-                _start(decoder)
-                for pcm in helpers.kept or ():
-                    decoder.process_raw(pcm, False, False)
-                decoder.end_utt()
-            phone_hyp = phones.hyp()
-            phone_best = _log(logmath, phone_hyp.score) if phone_hyp is not None else -1e12
-            phone_segments = _segments(phones)
+                run_over(decoder, helpers.kept or ())
+            phone_best, phone_segments = result(phones, logmath)
         return features(
             frames=frames,
             best=best,

@@ -18,7 +18,13 @@ from typing import Any, TypeVar
 
 from voxflow.errors import ConfigError
 
-__all__ = ["DecoderPool", "PoolStats", "end_utterances", "in_thread_to_the_end"]
+__all__ = [
+    "DecoderPool",
+    "PoolStats",
+    "end_utterances",
+    "in_thread_to_the_end",
+    "start_utterance",
+]
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -149,6 +155,13 @@ async def in_thread_to_the_end(fn: Callable[..., _T], *args: object) -> _T:
         if cancelled:
             raise asyncio.CancelledError
         return result
+
+
+def start_utterance(decoder: Any) -> None:
+    """Start an utterance from the same state whatever the decoder decoded before (features,
+    noise statistics and CMN from the prior), so that a result does not depend on the pool."""
+    decoder.reinit_feat()  # (0.1 ms) set_cmn alone leaves state behind: results drifted
+    decoder.start_utt()
 
 
 def end_utterances(*decoders: Any) -> None:
