@@ -32,9 +32,13 @@ from _cluster_kit import (
 )
 
 from voxflow.cluster import ClusterState
+from voxflow.runtime.config import Settings
+from voxflow.runtime.registry import FlowRegistry
+from voxflow.runtime.server import FlowServer
 from voxflow.sandbox import SimCall
 from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
+from voxflow.telephony.app import VoxtraApp
 
 CONFIG = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "haproxy.cfg"
 WS_USER, WS_PASSWORD = "asterisk", "ws-secret"
@@ -321,3 +325,26 @@ async def outbound_cluster(
             yield OutboundRig(sb, probe, hooks, ws)
         finally:
             await probe.redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def per_call_worker(
+    flow: Path, state: ClusterState, hook_url: str
+) -> AsyncIterator[FlowServer]:
+    """An in-process ``per_call`` worker in cluster mode (link grace 0.5 s), listening on a
+    free 127.0.0.1 port (``server.app.links.server.port``), webhooks to ``hook_url``."""
+    reg = FlowRegistry()
+    reg.load([flow])
+    app = VoxtraApp(
+        "", "asterisk", "secret", "voxflow", mode="per_call", listen=("127.0.0.1", 0),
+        event_wait=2.0, link_grace=0.5, handler_grace=0.2,
+    )  # fmt: skip
+    server = FlowServer(app, reg, Settings(grace_period=2, webhook_url=hook_url), store=state)
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(server.serve(stop))
+    try:
+        await until(lambda: app.links is not None and app.links.server.port > 0, 20, "listening")
+        yield server
+    finally:
+        stop.set()
+        await task

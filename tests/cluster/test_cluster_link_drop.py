@@ -8,43 +8,16 @@ a round-robin balancer, the sandbox and a real redis-server."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from _cluster_kit import MENU_FLOW, checkpointed, played, running_redis, until, webhook_receiver
+from _outbound_kit import per_call_worker
 from redis import asyncio as aioredis
 from tcp_balancer import Balancer
 
 from voxflow.cluster import ClusterState
-from voxflow.runtime.config import Settings
-from voxflow.runtime.registry import FlowRegistry
-from voxflow.runtime.server import FlowServer
 from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
-from voxflow.telephony.app import VoxtraApp
-
-
-@contextlib.asynccontextmanager
-async def _per_call_worker(
-    flow: Path, state: ClusterState, hook_url: str
-) -> AsyncIterator[FlowServer]:
-    """An in-process ``per_call`` worker in cluster mode (link grace 0.5 s)."""
-    reg = FlowRegistry()
-    reg.load([flow])
-    app = VoxtraApp(
-        "", "asterisk", "secret", "voxflow", mode="per_call", listen=("127.0.0.1", 0),
-        event_wait=2.0, link_grace=0.5, handler_grace=0.2,
-    )  # fmt: skip
-    server = FlowServer(app, reg, Settings(grace_period=2, webhook_url=hook_url), store=state)
-    stop = asyncio.Event()
-    task = asyncio.ensure_future(server.serve(stop))
-    try:
-        await until(lambda: app.links is not None and app.links.server.port > 0, 20, "listening")
-        yield server
-    finally:
-        stop.set()
-        await task
 
 
 async def test_a_dropped_link_moved_to_the_other_worker_ends_the_call_once(
@@ -58,8 +31,8 @@ async def test_a_dropped_link_moved_to_the_other_worker_ends_the_call_once(
         webhook_receiver() as (hook_url, hooks),
         ClusterState(rs.url, worker_id="a") as sa,
         ClusterState(rs.url, worker_id="b") as sb_state,
-        _per_call_worker(flow, sa, hook_url) as a,
-        _per_call_worker(flow, sb_state, hook_url) as b,
+        per_call_worker(flow, sa, hook_url) as a,
+        per_call_worker(flow, sb_state, hook_url) as b,
     ):
         ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
         async with Balancer(ports) as balancer:

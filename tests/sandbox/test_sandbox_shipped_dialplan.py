@@ -184,6 +184,22 @@ async def test_queue_member_answers_sequence(sandbox: Sandbox, ari: RawAri) -> N
     assert status == 404
 
 
+async def test_a_call_back_from_its_agent_is_not_timed_out_of_the_queue_later(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    """Queue() returned (CONTINUE: the agent answered and hung up before the queue's timeout):
+    the timeout, which no longer applies, sends nothing back later (it sent the call back
+    into the app a second time, with TIMEOUT)."""
+    sandbox.add_queue("capq2", [QueueAgent("m", answer_after=0.1, talk=0.1)])
+    cid = await _enter(
+        ari, sandbox, VOXFLOW_QUEUE="capq2", VOXFLOW_QUEUE_OPTIONS="c", VOXFLOW_QUEUE_TIMEOUT="1"
+    )
+    await ari.req("POST", f"/channels/{cid}/continue", context="voxflow-queue", extension="queue")
+    got = _shape(await ari.collect(quiet=1.5))  # past the 1 s timeout
+    backs = [g for g in got if g[0] == "StasisStart"]
+    assert backs == [("StasisStart", "queue-return", "CONTINUE", "0")]
+
+
 QUEUE_CAPTURE = Path(__file__).resolve().parents[1] / "data" / "captures" / "queue-return.json"
 
 

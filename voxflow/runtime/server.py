@@ -325,6 +325,9 @@ class FlowServer:
                 return end
             if not driver.ended_elsewhere:  # else another worker ended (and counted) it
                 self.results[str(session.id)] = end
+            elif self.store is not None and await self.store.moved(sid):
+                self.store.let_go(sid, pending=False)  # its entry is that worker's: it stays
+                return end
             await self._ended(sid, end)
             return end
         except asyncio.CancelledError:
@@ -668,10 +671,20 @@ def _restore_agent(session: CallSession, cp: Checkpoint) -> None:
 
 
 def _claimer(store: CallStore, sid: str, fhash: str) -> EndClaim:
-    """The driver's ``end_claim`` for call ``sid`` on flow version ``fhash``."""
-    return lambda webhook, end, state: store.claim_end(
-        sid, webhook, end, ending_checkpoint(state, fhash)
-    )
+    """The driver's ``end_claim`` for call ``sid`` on flow version ``fhash``. A call that
+    left for the dialplan without coming back here (``transferred``) is not claimed when the
+    registry names another worker: it came back there (per-call websockets through a
+    balancer), and that worker drives it and ends it."""
+
+    async def claim(
+        webhook: tuple[str, bytes] | None, end: tuple[str, str] | None, state: RunState
+    ) -> bool:
+        if end is not None and end[0] == "transferred" and await store.moved(sid):
+            log.warning("call %s came back to another worker: its end is that worker's", sid)
+            return False
+        return await store.claim_end(sid, webhook, end, ending_checkpoint(state, fhash))
+
+    return claim
 
 
 def _journal(store: CallStore, sid: str) -> Callable[[str, Mapping[str, Any]], Awaitable[None]]:

@@ -101,6 +101,7 @@ class ShippedContexts:
             "support": SandboxQueue("support"),
             "sales": SandboxQueue("sales"),
         }
+        self._joined: dict[str, float] = {}  # channel id -> when it joined its queue
 
     def run(self, ch: Channel, context: str, exten: str) -> bool:
         """Run ``context``/``exten`` on ``ch`` if it is a shipped context; False otherwise."""
@@ -226,7 +227,7 @@ class ShippedContexts:
         q.waiting.append(ch.id)
         if ch.far is not None:
             ch.far.far_event("queue", {"queue": name, "music": options})
-        joined = self.pbx.clock.now()
+        joined = self._joined[ch.id] = self.pbx.clock.now()
         if not q.agents and q.leavewhenempty:
             self.pbx.schedule(ch, 1.0, lambda: self._abandon(ch, q, "LEAVEEMPTY", joined))
             return
@@ -246,6 +247,8 @@ class ShippedContexts:
     def _abandon(self, ch: Channel, q: SandboxQueue, status: str, joined: float) -> None:
         if ch.variables.get("BRIDGEPEER"):
             return  # an agent has the call
+        if ch.id not in q.waiting or self._joined.get(ch.id) != joined:
+            return  # Queue() returned already (this timer is of an earlier join)
         waited = self.pbx.clock.now() - joined
         self._queue_done(
             ch,
@@ -301,6 +304,7 @@ class ShippedContexts:
     ) -> None:
         if ch.id in q.waiting:
             q.waiting.remove(ch.id)
+        self._joined.pop(ch.id, None)
         for name, value in variables.items():
             self.pbx.set_var(ch, name, value)
         self._queue_back(ch, status)
