@@ -105,8 +105,11 @@ def _compile_inner(source: Source) -> CompileResult:
         program, diags = load_program(source)
         if program is None:
             return CompileResult(None, sort_diagnostics(diags))
-        diags = [*diags, *check(program, source)]
+        checked = check(program, source)
+        diags = [*diags, *checked]
         checked_ok = not any(d.is_error for d in diags)
+        if any(d.code == "VF001" for d in checked):  # nested deeper than the checker walks:
+            return CompileResult(None, sort_diagnostics(diags))  # lowering would recurse too
         try:
             flow, lower_diags = lower_program(program)
         except Exception:
