@@ -25,6 +25,7 @@ __all__ = [
     "live_values",
     "redact_text",
     "secrets_from_env",
+    "url_for_log",
 ]
 
 REDACTED = "<redacted>"
@@ -40,6 +41,8 @@ _PATTERNS = (
         r"(?i)((?:api[_-]?key|apikey|access[_-]?token|token|password|passwd|secret|"
         r"x-api-key|client[_-]secret)['\"]?\s*[:=]\s*['\"]?)[^\s'\",&;}]+"
     ),
+    # ?key=... / &sig=... / &signature=... in a URL's query string
+    re.compile(r"(?i)([?&](?:key|sig|signature)=)[^\s'\"&#;]+"),
     re.compile(r"\b(sk-)[A-Za-z0-9_\-]{8,}"),  # OpenAI-style keys
     re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+(?=@)"),  # user:password@ in URLs
 )
@@ -86,6 +89,21 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     for rx in _PATTERNS:
         text = rx.sub(lambda m: m.group(1) + REDACTED, text)
     return text
+
+
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:[a-z0-9_.-]*[-_.])?(?:key|apikey|token|secret|passw(?:or)?d|sig|signature|"
+    r"auth|authorization|credentials?)=)[^&#]*"
+)
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:?#]*:)[^/@?#]*(?=@)", re.I)
+
+
+def url_for_log(url: str) -> str:
+    """``url`` as a trace or log may show it: the password of its userinfo and the values of
+    its credential-like query parameters (``key``, ``api_key``, ``access_token``, ``sig``,
+    ``password``...) replaced by ``<redacted>``; the rest (host, path, other parameters) kept."""
+    url = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED, url)
+    return _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, url)
 
 
 class RedactingFilter(logging.Filter):

@@ -44,6 +44,7 @@ from voxflow.errors import (
     CallEndedError,
 )
 from voxflow.ir.models import Flow
+from voxflow.redact import url_for_log
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
@@ -561,7 +562,7 @@ class CallDriver(Generic[P]):
         sent; in the ``on hangup`` body its result is journalled before the body goes on."""
         done = self.replayed.get(cmd.key) if cmd.key else None
         if done is not None:
-            self.trace.write("http", method=cmd.method, url=cmd.url, replayed=True)
+            self.trace.write("http", method=cmd.method, url=url_for_log(cmd.url), replayed=True)
             return dict(done)
         result = await OP_HANDLERS[ev.Http](self, cmd)
         journal = self.journal

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import aiohttp
 
+from voxflow.redact import url_for_log
+
 __all__ = [
     "IDEMPOTENT_METHODS",
     "RETRY_STATUSES",
@@ -95,7 +97,7 @@ async def with_retries(
         result = await attempt()
         if result.outcome == "ok" or not result.retryable or n == max_attempts:
             break
-        log.debug("HTTP %s %s attempt %d failed: %s", method, req.url, n, result.error)
+        log.debug("HTTP %s %s attempt %d failed: %s", method, url_for_log(req.url), n, result.error)
         await asyncio.sleep(req.backoff * (2 ** (n - 1)))
     elapsed = (clock() - started) * 1000.0
     return HttpResult(
@@ -145,7 +147,7 @@ class HttpClient:
         if method not in _ALLOWED_METHODS:
             return HttpResult("error", error=f"unsupported HTTP method {req.method!r}")
         if not req.url.startswith(("http://", "https://")):
-            msg = f"URL must start with http:// or https://: {req.url!r}"
+            msg = f"URL must start with http:// or https://: {url_for_log(req.url)!r}"
             return HttpResult("error", error=msg)
         if self._closed:
             return HttpResult("error", error="HTTP client closed")
@@ -177,7 +179,7 @@ class HttpClient:
             msg = f"no response within {req.timeout:g} s"
             return HttpResult("timeout", error=msg, retryable=True)
         except aiohttp.InvalidURL as exc:
-            return HttpResult("error", error=f"invalid URL: {exc}")
+            return HttpResult("error", error=f"invalid URL: {url_for_log(str(exc))}")
         except aiohttp.ClientError as exc:
             return HttpResult("error", error=f"{type(exc).__name__}: {exc}", retryable=True)
         except (OSError, ValueError) as exc:  # OSError: the network; ValueError: the request

@@ -22,6 +22,7 @@ from voxflow.errors import (
     RecordingNameTakenError,
 )
 from voxflow.ir.models import queue_outcome
+from voxflow.redact import url_for_log
 from voxflow.runtime import events as ev
 from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_group
 from voxflow.runtime.http_step import HttpClient, HttpRequest
@@ -82,7 +83,7 @@ async def _http(d: CallDriver[Any], cmd: ev.Http) -> dict[str, Any]:
     )
     res = await d.http.perform(req)
     d.trace.write(
-        "http", method=cmd.method, url=cmd.url, outcome=res.outcome, status=res.status,
+        "http", method=cmd.method, url=url_for_log(cmd.url), outcome=res.outcome, status=res.status,
         attempts=res.attempts, latency_ms=round(res.elapsed_ms, 1),
     )  # fmt: skip
     return res.as_variables()
