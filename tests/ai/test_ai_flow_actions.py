@@ -316,3 +316,37 @@ def test_an_action_body_renders_its_template_strings_as_an_http_body_does() -> N
         render_request(ticket, {"call": {"caller": "1"}}, {"summary": "x", "n": 1})
     with pytest.raises(RequestError, match="too expensive"):  # the same sandbox and limits
         render_request(ticket, names, {"summary": "s", "n": 10**9})
+
+
+async def test_an_answer_sent_in_pieces_is_read_whole() -> None:
+    """The answer was one ``read(max_bytes + 1)``, which returns what has arrived so far: JSON
+    sent in two writes (chunked, a slow or large answer) came back to the model as 'the response
+    is not valid JSON'. The limit still holds for a long answer sent in pieces."""
+    from voxflow.runtime.agent_actions import ActionHttp, ActionRequest
+
+    async def pieces(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        parts = [b'{"slots": ["9am", ', b'"10am"]}'] if request.path == "/two" else [b"x" * 40] * 3
+        for part in parts:
+            await resp.write(part)
+            await asyncio.sleep(0.05)  # each piece its own TCP segment, whatever the load
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", pieces)
+    runner = web.AppRunner(app, shutdown_timeout=0.2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    http = ActionHttp(max_bytes=100)
+    try:
+        whole = await http.send(ActionRequest("GET", f"http://127.0.0.1:{port}/two"), 10)
+        long = await http.send(ActionRequest("GET", f"http://127.0.0.1:{port}/long"), 10)
+    finally:
+        await http.aclose()
+        await runner.cleanup()
+    assert whole == {"slots": ["9am", "10am"]}
+    assert long == {"error": "response larger than 100 bytes", "status": 200}

@@ -123,6 +123,18 @@ def _sent(e: ir.Expr, scope: Mapping[str, Any], ctx: EvalContext) -> Any:
     return evaluate(e, ctx)
 
 
+async def _read_up_to(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body, or its first ``limit`` bytes: ``read(n)`` alone returns what has arrived so
+    far, a part of an answer sent in pieces."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = await content.read(limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
 class ActionHttp:
     """Sends action requests; one lazily created aiohttp session, closed by :meth:`aclose`."""
 
@@ -153,7 +165,7 @@ class ActionHttp:
         try:
             async with asyncio.timeout(timeout_s):
                 async with self._get_session().request(req.method, req.url, **kwargs) as resp:
-                    data = await resp.content.read(self.max_bytes + 1)
+                    data = await _read_up_to(resp.content, self.max_bytes + 1)
                     status = resp.status
                     ctype = resp.headers.get("Content-Type", "")
         except TimeoutError:
