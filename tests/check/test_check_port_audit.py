@@ -77,3 +77,33 @@ def test_a_failing_http_step_still_sets_its_status_to_null(tmp_path: Path) -> No
     )
     run = run_paths([tmp_path])
     assert [o.failures for o in run.outcomes] == [[]]
+
+
+RETRY_LOOP = """flow t:
+    timeout 5s
+
+var attempts: number = 0
+
+state verify:
+    set attempts = attempts + 1
+    http post "https://accounts.example.com/v1/verify":
+        on ok:
+            hangup
+        on error, timeout -> try_again
+
+state try_again:
+    if attempts < 3:
+        pause 1s
+        goto verify
+    hangup
+"""
+
+
+def test_a_loop_counted_in_one_state_and_tested_in_another_is_bounded() -> None:
+    assert _diags(RETRY_LOOP, "VF204") == []
+    # not counted: the test reads a variable nothing on the loop sets
+    uncounted = RETRY_LOOP.replace("    set attempts = attempts + 1\n", "")
+    assert [m for _, _, m, _ in _diags(uncounted, "VF204")] == [
+        "'error' of http in state 'verify' loops back through 'try_again' with no bound: "
+        "verify --error--> try_again --> verify",
+    ]

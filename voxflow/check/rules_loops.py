@@ -6,7 +6,7 @@ fresh retry counters. The loop is accepted when something bounds it:
 * the step has ``retries unlimited`` and the outcome follows the caller's own input or silence
   (``noinput``, ``nomatch``): every turn waits for the caller, so the call's end bounds it;
 * the handler counts (sets a variable and tests it), or every path back passes a state that
-  does (a counter kept in a shared state);
+  tests a variable set on the cycle (in that state, or in another state of the loop);
 * the outcome cannot happen (``exhausted`` of a step that never retries, or with
   ``retries unlimited``).
 
@@ -92,12 +92,27 @@ def _label(owner: MHandler | None) -> str:
     return ""
 
 
-def _counts(state: MState) -> bool:
-    """The state keeps a counter: it sets a variable and tests the same variable."""
+def _sets_and_tests(state: MState) -> tuple[set[str], set[str]]:
+    """The variables the state's ``set`` steps assign and its ``if``/``match`` steps read."""
     steps = list(walk(state.steps))
     sets = {v for s in steps if s.op == "set" for v in s.assigns}
     tested = {n for s in steps if s.op in ("if", "switch") for n, _ in s.reads}
-    return bool(sets & tested)
+    return sets, tested
+
+
+def _counting_states(states: list[MState], comp: dict[str, int]) -> set[str]:
+    """States that test a counter: a variable set in the same state or in another state of
+    its cycle (``set attempts = attempts + 1`` in one, ``if attempts < 3`` in the next)."""
+    info = {st.name: _sets_and_tests(st) for st in states}
+    set_in: dict[int, set[str]] = {}
+    for name, (sets, _) in info.items():
+        set_in.setdefault(comp.get(name, -1), set()).update(sets)
+    out = set()
+    for name, (sets, tested) in info.items():
+        cycle_sets = set_in.get(comp[name], set()) if name in comp else set()
+        if tested & (sets | cycle_sets):
+            out.add(name)
+    return out
 
 
 def _bounded(h: MHandler) -> bool:
@@ -149,7 +164,7 @@ def vf204(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
     for sub in bodies(flow):
         edges = labelled_edges(flow, sub)
         comp = components({k: {t for t, _ in v} for k, v in edges.items()})
-        counters = {s.name for s in sub.states if _counts(s)}
+        counters = _counting_states(sub.states, comp)
         for state in sub.states:
             sctx = state_context(flow, sub, state)
             for step, _ in reached_steps(state, sctx):
