@@ -87,8 +87,38 @@ def _x_say(m: _Machine, s: ir.SayStep) -> None:
     m.wait = Wait("op", s, frozenset({c}), main_cid=c)
 
 
+_JINJA = re.compile(r"\{\{|\{%")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _outside_media(template: str, rendered: str, kind: str) -> str | None:
+    """Why a ``play`` source whose template takes values from variables (an HTTP answer, what
+    the caller said) reaches outside the sounds: a control character (NUL), a ``..`` segment,
+    an absolute path or a ``scheme:`` the flow did not write. None when it is fine (a literal
+    source is the flow author's own and is not checked)."""
+    m = _JINJA.search(template)
+    if m is None:
+        return None
+    if _CONTROL.search(rendered):
+        return "it has a control character"
+    if kind == "url":
+        return None
+    fixed = template[: m.start()]
+    if ".." in rendered.replace("\\", "/").split("/"):
+        return "it has a '..' path segment"
+    if rendered.startswith(("/", "\\")) and not fixed.startswith(("/", "\\")):
+        return "it is an absolute path"
+    filled = rendered[len(fixed) :] if rendered.startswith(fixed) else rendered
+    if ":" in filled:
+        return "it names a media scheme ('x:') the flow did not write"
+    return None
+
+
 def _x_play(m: _Machine, s: ir.PlayStep) -> None:
     source = m.render(s.source)
+    why = _outside_media(s.source.source, source, s.kind)
+    if why is not None:
+        raise FlowRuntimeError(f"play {source!r} refused: {why}")
     if m.typeahead and s.bargein.mode in ("dtmf", "any"):
         m.advance()
         return
