@@ -320,6 +320,11 @@ class _Machine:
                 why = "not the terminator" if w.phase == "recording" else "before the recording"
                 self.emit(ev.Notify("input.ignored", {"digits": digit, "why": why}))
             return
+        if w is not None and w.kind == "op" and getattr(w.step, "op", None) == "queue":
+            # the caller is in the dialplan's Queue(), which reads the keys itself: they are
+            # not type-ahead for the menu after the queue, minutes later
+            self.emit(ev.Notify("input.ignored", {"digits": digit, "why": "pressed in the queue"}))
+            return
         if len(self.typeahead) < _TYPEAHEAD_MAX:
             self.typeahead += digit
         if w is not None and w.kind == "op" and getattr(w.step, "op", None) == "agent":
