@@ -518,6 +518,7 @@ class FlowServer:
         """Stop taking calls; hand the calls in progress over (``drain = "handover"``, cluster
         mode), or wait up to the grace period for them, then hang up."""
         self.accepting = False
+        self.app.claim_broadcasts = False  # a StasisBroadcast() call is another worker's now
         handover = self.settings.drain == "handover" and self.store is not None
         links = self.app.links
         if handover and links is not None:  # outbound modes: no new socket reaches us
