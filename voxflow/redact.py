@@ -33,13 +33,14 @@ REDACTED = "<redacted>"
 _PATTERNS = (
     # Authorization: Basic abc / 'Authorization': 'Bearer abc' / authorization=...
     re.compile(
-        r"(?i)((?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer|token|digest)?\s*)"
+        r"(?i)((?:proxy-)?authorization(?:['\"]?\s*[:=]|['\"]\s*,)\s*['\"]?"
+        r"(?:basic|bearer|token|digest)?\s*)"
         r"[^\s'\",;}]+"
     ),
     # api_key=..., "password": "...", token: ..., secret=..., X-Api-Key: ...
     re.compile(
         r"(?i)((?:api[_-]?key|apikey|access[_-]?token|token|password|passwd|secret|"
-        r"x-api-key|client[_-]secret)['\"]?\s*[:=]\s*['\"]?)[^\s'\",&;}]+"
+        r"x-api-key|client[_-]secret)(?:['\"]?\s*[:=]|['\"]\s*,)\s*['\"]?)[^\s'\",&;})]+"
     ),
     # ?key=... / &sig=... / &signature=... in a URL's query string
     re.compile(r"(?i)([?&](?:key|sig|signature)=)[^\s'\"&#;]+"),

@@ -67,3 +67,33 @@ def test_a_real_verbose_run_logs_no_credentials(tmp_path: Path) -> None:
     assert "DEBUG" in log and "Authorization: Basic <redacted>" in log  # the header was logged
     assert base64.b64encode(b"voxflow:voxflow").decode() not in log
     assert "sk-never-in-a-log" not in log
+
+
+def test_headers_logged_as_name_value_pairs_are_redacted() -> None:
+    # websockets' Headers and a dict's items() print (name, value) tuples, not 'name: value'
+    text = (
+        "Headers([('Host', 'h'), ('Authorization', 'Basic YXN0ZXJpc2s6c2VjcmV0'), "
+        "('X-Api-Key', 'k1234567'), (\"api_key\", \"zzz12345\")])"
+    )
+    out = redact_text(text)
+    for secret in ("YXN0ZXJpc2s6c2VjcmV0", "k1234567", "zzz12345"):
+        assert secret not in out, out
+    assert "('Host', 'h')" in out
+    assert redact_text("the token, as said") == "the token, as said"  # prose is left alone
+
+
+def test_the_outbound_websocket_listen_password_is_redacted_from_logs() -> None:
+    from voxflow.cli.run import _more_secrets
+    from voxflow.runtime.config import Settings
+
+    settings = Settings(
+        ari_mode="persistent", listen_user="asterisk", listen_password="listen-pw-0042",
+        webhook_secret="whsec-00000042", redis_url="redis://:redis-pw-0042@10.0.0.9:6379/0",
+    )  # fmt: skip
+    flt = RedactingFilter(_more_secrets(settings))
+    basic = base64.b64encode(b"asterisk:listen-pw-0042").decode()
+    message = f"got listen-pw-0042 ({basic}), whsec-00000042 and redis-pw-0042"
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, message, None, None)
+    assert flt.filter(record)
+    for secret in ("listen-pw-0042", basic, "whsec-00000042", "redis-pw-0042"):
+        assert secret not in record.getMessage(), record.getMessage()

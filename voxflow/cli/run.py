@@ -314,12 +314,7 @@ def _load(
             config_path=params["config_path"],
             require_credentials=True,
         )
-        _redact_credentials(
-            settings.ari_user,
-            settings.ari_password,
-            settings.webhook_secret,
-            urlsplit(settings.redis_url).password if settings.redis_url else None,
-        )
+        _redact_credentials(settings.ari_user, settings.ari_password, *_more_secrets(settings))
         script, endpoint = params["caller_script"], params["call_endpoint"]
         _check_sandbox_only(settings, script, params["virtual_time"], endpoint)
         _check_call_and_trace(settings, endpoint, params["meta"], params["caller_id"])
@@ -442,6 +437,18 @@ def _redact_credentials(user: str, password: str, *more: str | None) -> None:
     from voxflow.redact import install_redaction
 
     install_redaction([password, f"{user}:{password}", *(m for m in more if m)])
+
+
+def _more_secrets(settings: Settings) -> list[str]:
+    """The settings' other credentials: the webhook secret, the Redis URL's password, and the
+    password (and ``user:password``, as in its Basic header) Asterisk's outbound websockets
+    present to ``listen``."""
+    out = [settings.webhook_secret or ""]
+    out.append(urlsplit(settings.redis_url).password or "" if settings.redis_url else "")
+    if settings.listen_password:
+        user = settings.listen_user or settings.ari_user
+        out += [settings.listen_password, f"{user}:{settings.listen_password}"]
+    return [s for s in out if s]
 
 
 def _configure_logging(verbose: bool) -> None:
