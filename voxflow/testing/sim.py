@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import re
 import zlib
@@ -28,6 +29,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from voxflow.agent.agent import ToolParam, tool_parameters
+from voxflow.agent.schema import ToolArgumentsError, parse_tool_arguments
 from voxflow.ir import models as ir
 from voxflow.ir.flowmap import edge_source, outcome_label, step_key
 from voxflow.redact import REDACTED
@@ -162,6 +165,15 @@ class _MockAgents:
             if m.tool not in names:
                 sim.problem(f"agent mock calls tool '{m.tool}' but the step offers: "
                             f"{', '.join(sorted(names)) or 'no tools'}")  # fmt: skip
+            tool = next((t for t in cmd.tools if t.get("name") == m.tool), None)
+            params = [
+                ToolParam(a["name"], a["type"], a["description"], a["required"], a["schema"])
+                for a in (tool or {}).get("args", ())
+            ]
+            if tool is not None and (why := _refused(params, m.args)) is not None:
+                sim.problem(f"agent mock calls tool '{m.tool}' with arguments the step refuses "
+                            f"({why}): at run time the model is asked again, then the step "
+                            "ends with 'error'")  # fmt: skip
             outcome = "tool:" + m.tool
         else:
             outcome = str(m.outcome)
@@ -178,6 +190,11 @@ class _MockAgents:
         if action is None:
             names = ", ".join(sorted(str(getattr(a, "name", "")) for a in cmd.actions))
             sim.problem(f"agent mock calls action '{name}' but the step offers: {names or 'none'}")
+            return
+        params = [ToolParam(p.name, p.type, p.description, p.required, p.constraints)
+                  for p in action.args]  # fmt: skip
+        if (why := _refused(params, args)) is not None:  # as Agent.call_action: no request
+            sim.call.log("agent", f"calls {name}: invalid arguments: {why}")
             return
         try:
             req = render_request(
@@ -200,6 +217,16 @@ class _MockAgents:
         answer = "timeout" if timed_out else m.outcome or str(m.status)
         sim.call.log("agent", f"calls {name}: {req.method} {req.url} -> {answer}")
         await asyncio.sleep((timeout if timed_out else delay) + 0.5)
+
+
+def _refused(params: list[ToolParam], args: Mapping[str, Any]) -> str | None:
+    """Why the run time refuses ``args`` for a tool or action with ``params`` (its types and
+    constraints), or None."""
+    try:
+        parse_tool_arguments(json.dumps(dict(args)), tool_parameters(params))
+    except ToolArgumentsError as exc:
+        return str(exc)
+    return None
 
 
 # ---------------------------------------------------------------- the simulator
