@@ -223,7 +223,7 @@ async def _record_start(d: CallDriver[Any], cmd: ev.RecordStart) -> str:
 async def _record_stop(d: CallDriver[Any], cmd: ev.RecordStop) -> dict[str, Any]:
     meta = await d.session.record_stop()
     took = f"{meta.duration:g}s" if meta.duration is not None else "length unknown"
-    where = meta.location or "nowhere (no location reported)"
+    where = url_for_log(meta.location) if meta.location else "nowhere (no location reported)"
     d._say_line("system", f"recorded {meta.name} ({took}) -> {where}")
     if d.webhooks is not None:
         d.webhooks.emit(
