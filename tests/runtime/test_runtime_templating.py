@@ -61,3 +61,17 @@ def test_compiled_templates_are_cached_and_bounded() -> None:
 def test_names_lists_undeclared_variables() -> None:
     r = TemplateRenderer()
     assert r.names("{{ a }} {% for x in items %}{{ x }}{% endfor %}") == {"a", "items"}
+
+
+def test_a_missing_map_key_names_the_key_not_a_python_dict() -> None:
+    # a token the dialplan did not pass: the message said "'dict object' has no attribute"
+    with pytest.raises(TemplateError) as info:
+        TemplateRenderer().render(
+            "Bearer {{ call.metadata.accounts_token }}", {"call": {"metadata": {}}}
+        )
+    msg = str(info.value)
+    assert "dict object" not in msg
+    assert "no key 'accounts_token'" in msg
+    with pytest.raises(TemplateError) as info:
+        TemplateRenderer().render("{{ caller_nme }}", {"caller_name": "Ann"})
+    assert "'caller_nme' is undefined" in str(info.value)

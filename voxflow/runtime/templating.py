@@ -231,6 +231,23 @@ def _sum_checked(filter_fn: Callable[..., Any]) -> Callable[..., Any]:
     return jinja2.pass_environment(wrapped)
 
 
+_NO_ATTR = re.compile(r"^'(dict|list|str|int|float|NoneType) object' has no attribute (.+)$")
+_KIND = {"dict": "a map", "list": "a list", "str": "a string", "NoneType": "null"}
+
+
+def _undefined(exc: jinja2.UndefinedError) -> str:
+    """jinja's message in flow words: ``a map has no key 'token'``, not ``'dict object' has
+    no attribute 'token'`` (a missing ``call.metadata`` entry reads like a Python bug)."""
+    msg = str(exc.message or exc)
+    m = _NO_ATTR.match(msg)
+    if m is None:
+        return msg
+    kind, name = m.group(1), m.group(2)
+    if kind == "dict":
+        return f"a map has no key {name}"
+    return f"{_KIND.get(kind, 'a number')} has no {name}"
+
+
 class TemplateRenderer:
     """Renders prompt templates with a sandboxed, strict, resource-limited jinja2 environment
     and a compile cache; the rendered text is capped at ``max_output`` characters."""
@@ -285,7 +302,7 @@ class TemplateRenderer:
         except TemplateLimitError as exc:
             raise TemplateError(f"template too expensive: {exc}") from exc
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"undefined name in template: {exc.message}") from exc
+            raise TemplateError(f"undefined name in template: {_undefined(exc)}") from exc
         except jinja2.exceptions.SecurityError as exc:
             raise TemplateError(f"template not allowed by the sandbox: {exc}") from exc
         except TemplateError:
