@@ -136,6 +136,17 @@ def test_a_bad_url_with_a_password_is_named_without_it(tmp_path: Path) -> None:
         assert "Hunter2pw" not in str(err.value) and "<redacted>" in str(err.value), err.value
 
 
+def test_a_bad_url_with_a_token_in_its_query_is_named_without_it(tmp_path: Path) -> None:
+    for cli in (
+        {"webhook_url": "ftp://h/hooks?token=Tq1234567&x=1"},
+        {"webhook_url": "http://h:xx/hooks?sig=Tq1234567"},
+        {"ari_url": "ws://h/ari?api_key=u:Tq1234567"},
+    ):
+        with pytest.raises(ConfigError) as err:
+            load_settings(cli, env={}, cwd=tmp_path)
+        assert "Tq1234567" not in str(err.value) and "<redacted>" in str(err.value), err.value
+
+
 def test_credentials_in_the_ari_url_are_refused_without_echoing_them(tmp_path: Path) -> None:
     """The ARI client drops a URL's user:password (they never authenticated), and ``voxflow
     run`` printed the URL as given ("serving ... on http://u:pw@host"): the URL is refused,

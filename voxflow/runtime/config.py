@@ -68,6 +68,7 @@ from urllib.parse import urlsplit
 
 from voxflow.errors import ConfigError
 from voxflow.media.pacing import GC_MODES, PACERS
+from voxflow.redact import url_for_log
 from voxflow.runtime.webhook_retry import RetryPolicy
 
 __all__ = [
@@ -371,8 +372,9 @@ def _check_url(
     value: str, origin: str, schemes: tuple[str, ...], *, userinfo: bool = True
 ) -> None:
     """ConfigError unless ``value`` is a ``scheme://host[:port]/...`` URL of ``schemes``; the
-    message never shows a user:password in it. ``userinfo=False``: one in it is refused too."""
-    shown = _USERINFO.sub("<redacted>@", value)
+    message never shows a user:password or a query's token/key/signature in it.
+    ``userinfo=False``: a user:password in it is refused too."""
+    shown = url_for_log(_USERINFO.sub("<redacted>@", value))
     bad = ConfigError(
         f"{origin}: invalid URL {shown!r} (expected {' or '.join(schemes)}://host[:port]/...)"
     )
