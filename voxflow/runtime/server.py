@@ -435,7 +435,7 @@ class FlowServer:
             webhooks=self.webhooks if webhook else None,
             max_steps=self.settings.max_steps,
             clock=self.clock,
-            end_claim=_claimer(self.store, sid, fhash),
+            end_claim=_claimer(self.store, sid, fhash, here=False),
             journal=_journal(self.store, sid),
             replayed=ending.done,
         )
@@ -671,16 +671,18 @@ def _restore_agent(session: CallSession, cp: Checkpoint) -> None:
         log.warning("call %s: no LLM here: its agent conversation is not resumed", session.id)
 
 
-def _claimer(store: CallStore, sid: str, fhash: str) -> EndClaim:
-    """The driver's ``end_claim`` for call ``sid`` on flow version ``fhash``. A call that
-    left for the dialplan without coming back here (``transferred``) is not claimed when the
-    registry names another worker: it came back there (per-call websockets through a
-    balancer), and that worker drives it and ends it."""
+def _claimer(store: CallStore, sid: str, fhash: str, *, here: bool = True) -> EndClaim:
+    """The driver's ``end_claim`` for call ``sid`` on flow version ``fhash``. A call this
+    worker drives (``here``; not a dead worker's end run by the reaper, whose entry names that
+    worker) that left for the dialplan without coming back here (``transferred``) is not
+    claimed when the registry names another worker: it came back there (per-call websockets
+    through a balancer), and that worker drives it and ends it."""
 
     async def claim(
         webhook: tuple[str, bytes] | None, end: tuple[str, str] | None, state: RunState
     ) -> bool:
-        if end is not None and end[0] == "transferred" and await store.moved(sid):
+        moving = here and end is not None and end[0] == "transferred"
+        if moving and await store.moved(sid):
             log.warning("call %s came back to another worker: its end is that worker's", sid)
             return False
         return await store.claim_end(sid, webhook, end, ending_checkpoint(state, fhash))
