@@ -107,3 +107,44 @@ def test_a_loop_counted_in_one_state_and_tested_in_another_is_bounded() -> None:
         "'error' of http in state 'verify' loops back through 'try_again' with no bound: "
         "verify --error--> try_again --> verify",
     ]
+
+
+DIGITS_MATCH = """flow t:
+    timeout 5s
+
+var choice: string
+
+state start:
+    gather "Enter 1 to 3." into choice:
+        capture digits
+        max_digits 1
+        on noinput, nomatch -> retry
+        on exhausted -> bye
+    match choice:
+        case 1 -> bye
+        case "2", "3" -> bye
+        default -> bye
+
+state bye:
+    hangup
+"""
+
+
+def test_a_number_case_never_matches_a_string_variable() -> None:
+    # keys are text: 'case 1' never matched "1", and lint said nothing
+    got = _diags(DIGITS_MATCH, "VF303")
+    assert [(line, col) for line, col, _, _ in got] == [(13, 14)]
+    assert "a string is never equal to a number" in got[0][2]
+    assert got[0][3] is not None and '"1"' in got[0][3]
+    assert _diags(DIGITS_MATCH.replace("case 1 ->", 'case "1" ->'), "VF303") == []
+
+
+def test_comparing_a_string_variable_with_a_number_is_reported() -> None:
+    test = "    if choice == 1:\n        goto bye\n    match choice:"
+    text = DIGITS_MATCH.replace("    match choice:", test)
+    got = _diags(text.replace("case 1 ->", 'case "1" ->'), "VF303")
+    assert [(line, m) for line, _, m, _ in got] == [
+        (12, "a string is never equal to a number ('==' is always false)")
+    ]
+    text = text.replace("choice == 1", "int(choice) == 1")
+    assert _diags(text.replace("case 1 ->", 'case "1" ->'), "VF303") == []

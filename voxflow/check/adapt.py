@@ -270,7 +270,9 @@ class _Adapter:
             blocks=blocks,
             exhaustive=s.default is not None,
             reads=list(expr_names(s.subject)),
-            exprs=[s.subject],
+            # each case value is typed as 'subject == value' (VF303: case 1 never matches "1")
+            exprs=[s.subject]
+            + [ast.Binary(v.span, "==", s.subject, v) for c in s.cases for v in c.values],
         )
 
     def _record(self, s: ast.RecordStart | ast.RecordStop) -> MStep:

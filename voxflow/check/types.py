@@ -164,6 +164,16 @@ def _binary(node: Any, ctx: _Ctx) -> str:
     if op in {"and", "or"}:
         return "bool" if left == right == "bool" else ANY
     if op in {"==", "!="}:
+        if {left, right} == {"string", "number"}:  # "1" == 1 is false: keys are text
+            always = "false" if op == "==" else "true"
+            ctx.issues.append(
+                TypeIssue(
+                    "VF303",
+                    f"a string is never equal to a number ('{op}' is always {always})",
+                    ctx.span(node),
+                    'compare text with text ("1"), or convert first: int(x) == 1',
+                )
+            )
         return "bool"
     if op in {"in", "not in"}:
         if right in {"number", "bool", "duration"}:
