@@ -143,15 +143,10 @@ class VoxtraApp:
         self.orphans: OrphanPolicy = orphans
         self.orphan_apology = orphan_apology
         self.adopt_link_orphans = False  # outbound modes: see orphans.adopt_link_orphan
+        # cluster mode: a link's calls not re-connected here within link_grace (see on_link_lost)
         self.links_lost: Callable[[list[CallSession]], None] | None = None
-        """Cluster mode: called with the calls of an outbound link Asterisk did not re-connect
-        here within ``link_grace`` (the re-connection may have reached another worker, which
-        drives them now); it releases them. None: they end here as the caller's hang-up."""
+        # cluster mode: a call back from a dead worker's trip gets a session (CallSession.returned)
         self.adopt_returns = False
-        """Cluster mode: a call the shipped dialplan sends back with no session waiting (its
-        worker died while it was out: queue, transfer) starts a session with
-        ``CallSession.returned`` set, instead of being hung up; nor is such a call adopted while
-        it is still out (:mod:`voxflow.telephony.orphans`)."""
         self.prefetch: Callable[[list[str]], Awaitable[None]] | None = None
         """Called by the orphan sweep with the calls it is about to adopt (cluster mode: their
         checkpoints are read at once, while the bridges holding them are removed)."""
