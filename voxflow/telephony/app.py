@@ -34,7 +34,6 @@ from voxflow.ari.rest import AriRestClient
 from voxflow.errors import (
     AriConflict,
     AriError,
-    AriHTTPError,
     AriNotFound,
     CallEndedError,
     CallError,
@@ -54,6 +53,7 @@ from voxflow.telephony.orphans import (
     sweep,
 )
 from voxflow.telephony.recording import RecordingSink
+from voxflow.telephony.resync import release_lost_link, resync_after_reconnect, resync_link_app
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
 from voxflow.voice.call import VoiceFactory
@@ -489,34 +489,12 @@ class VoxtraApp:
         return any(s.ari_app == app_name and not s.ended for s in self._sessions.values())
 
     def resync_app(self, app_name: str, channel_ids: set[str]) -> list[str]:
-        """A link registered ``app_name`` holding ``channel_ids``: sessions of that app whose
-        channel is no longer there ended while it was down; returns the orphan channels."""
-        for session in list(self._sessions.values()):
-            if (
-                session.ari_app == app_name
-                and not session.ended
-                and session._in_stasis
-                and session.id not in channel_ids
-            ):
-                log.info("call %s ended while its websocket was down", session.id)
-                session._gone()
-        return [cid for cid in channel_ids if cid not in self._sessions]
+        """See :func:`voxflow.telephony.resync.resync_link_app`."""
+        return resync_link_app(self, app_name, channel_ids)
 
     def on_link_lost(self, app_name: str) -> None:
-        """Asterisk did not reconnect ``app_name`` in time: its calls are no longer ours."""
-        live = [
-            s
-            for s in self._sessions.values()
-            if s.ari_app == app_name and not s.ended and s._trip is None  # away: comes back
-        ]
-        if live:
-            log.error("websocket for app %s lost; releasing %d calls", app_name, len(live))
-        if live and self.links_lost is not None:  # cluster mode: another worker may drive them
-            self.links_lost(live)
-            return
-        for session in live:
-            session._left_stasis = True  # the handler's finally must not hang it up
-            session._gone()
+        """See :func:`voxflow.telephony.resync.release_lost_link`."""
+        release_lost_link(self, app_name)
 
     def _on_broadcast(self, event: CallBroadcast, rest: AriRestClient, app_name: str) -> None:
         """StasisBroadcast() offers a call: claim it (the winner gets StasisStart)."""
@@ -738,34 +716,8 @@ class VoxtraApp:
         return report
 
     async def resync(self) -> None:
-        """Reconcile sessions with Asterisk after a reconnect: calls still up keep going, calls
-        that ended while disconnected are completed (callbacks fire once)."""
-        snapshot = [s for s in self._sessions.values() if not s.ended]
-        if not snapshot:
-            return
-        channels = {c.id: c for c in await self.rest.list_channels()}
-        try:
-            in_app = set((await self.rest.get_application(self.app_name)).get("channel_ids", []))
-        except AriHTTPError:
-            in_app = set(channels)
-        bridges = {b.id: b for b in await self.rest.list_bridges()}
-        for session in snapshot:
-            if session.ended:
-                continue
-            channel = channels.get(session.id)
-            if channel is None or (session._in_stasis and session.id not in in_app):
-                log.info("call %s ended while the events socket was down", session.id)
-                session._gone()
-                continue
-            session.channel = channel
-            if channel.state == "Up":
-                session._set_answered()
-            bid = session._bridge_id
-            if bid is not None and (bid not in bridges or session.id not in bridges[bid].channels):
-                session._bridge_id = None
-                if session._shared_bridge == bid:
-                    session._unshare_bridge()
-        log.info("resynced %d calls after reconnect", len(snapshot))
+        """See :func:`voxflow.telephony.resync.resync_after_reconnect`."""
+        await resync_after_reconnect(self)
 
     # ------------------------------------------------------------------ internals for sessions
 
