@@ -264,3 +264,18 @@ def test_wait_for_empty_text_is_refused_as_expect_is(line: str) -> None:
     ``expect ""`` was already refused."""
     with pytest.raises(ConfigError, match=r'^s\.txt:2: expected: wait for "TEXT" \[TIMEOUT\]'):
         parse_script(f"press 1\n{line}\n", name="s.txt")
+
+
+def test_a_worker_s_options_on_the_sandbox_are_refused_not_ignored(tmp_path: Path) -> None:
+    """--redis on the sandbox's one call was silently ignored (exit 0): a user believing the
+    call checkpointed in Redis was told nothing."""
+    flow = str(FLOWS / "main_ivr.flow")
+    script = _script(tmp_path, "hangup\n")
+    code, out = _run(flow, "--no-audio", "--caller", script, "--redis", "redis://127.0.0.1:9/0")
+    assert code == 2 and "--redis: only for a worker serving Asterisk" in out
+    code, out = _run(flow, "--no-audio", "--caller", script, "--metrics-port", "0", "--drain",
+                     "finish")  # fmt: skip
+    assert code == 2 and "--metrics-port, --drain: only for a worker serving Asterisk" in out
+    env = {"VOXFLOW_REDIS_URL": "redis://127.0.0.1:9/0"}
+    code, out = _run(flow, "--no-audio", "--caller", script, env=env)
+    assert code == 0 and "not used on the embedded sandbox: redis_url" in out

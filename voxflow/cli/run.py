@@ -77,6 +77,8 @@ Exit codes:
 
 _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number": "--from",
                  "call_time": "--time", "virtual_time": "--virtual-time"}  # fmt: skip
+# what a worker serving Asterisk does, and the one call on the embedded sandbox does not
+_ASTERISK_ONLY = {"redis_url": "--redis", "metrics_port": "--metrics-port", "drain": "--drain"}
 
 
 @click.command(
@@ -317,6 +319,7 @@ def _load(
         _redact_credentials(settings.ari_user, settings.ari_password, *_more_secrets(settings))
         script, endpoint = params["caller_script"], params["call_endpoint"]
         _check_sandbox_only(settings, script, params["virtual_time"], endpoint)
+        _check_asterisk_only(settings, params)
         _check_call_and_trace(settings, endpoint, params["meta"], params["caller_id"])
         if not params["no_audio"]:
             _check_rtp_host(settings.rtp_host, "--rtp-host" if params["rtp_host"] else "rtp_host")
@@ -328,6 +331,23 @@ def _load(
     except FlowError as exc:
         _fail(f"invalid flow(s):\n{exc}", EXIT_FLOW)
     return settings, registry, metadata
+
+
+def _check_asterisk_only(settings: Settings, params: dict[str, Any]) -> None:
+    """On the embedded sandbox (no ARI URL, classic mode): ConfigError for a worker's options
+    given on the command line; the same settings from the environment or voxflow.toml are
+    noted as unused (a production config may hold them)."""
+    if settings.ari_url is not None or settings.ari_mode != "classic":
+        return
+    given = [flag for name, flag in _ASTERISK_ONLY.items() if params.get(name) is not None]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: only for a worker serving Asterisk (--ari-url or an "
+            "outbound-websocket --ari-mode), not for the embedded sandbox's call"
+        )
+    unused = [n for n in ("redis_url", "metrics_port") if getattr(settings, n) is not None]
+    if unused:
+        warn(f"not used on the embedded sandbox: {', '.join(unused)} (environment or config)")
 
 
 def _run_failure(exc: ConfigError | FlowError | AriError, settings: Settings) -> tuple[str, int]:
