@@ -23,6 +23,7 @@ from ai_fakes import (
 from aiohttp import web
 
 from voxflow.agent.agent import (
+    ACTION_MAX_BYTES,
     Agent,
     AgentAction,
     AgentExit,
@@ -344,3 +345,37 @@ async def test_tts_failure_is_the_error_outcome(fake_openai: FakeOpenAI, rig_fac
     rig = rig_factory(FakeVoice(["hi"]), BrokenTTS())
     out = await rig.run()
     assert out.outcome == "error" and "TTS" in (out.error or "")
+
+
+async def test_http_action_reads_at_most_its_limit_and_any_charset() -> None:
+    """An endless answer was read whole into memory (it is now an error result past
+    ACTION_MAX_BYTES); an answer in a charset Python does not know is read as UTF-8."""
+
+    async def odd(request: web.Request) -> web.Response:
+        return web.Response(body=b'{"tier": "gold"}', content_type="application/json",
+                            charset="x-no-such-charset")  # fmt: skip
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for _ in range(40):  # 2.6 MB, more than the action reads
+            await resp.write(b"x" * 65536)
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/odd", odd)
+    app.router.add_post("/huge", huge)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        huge_action = http_action("huge", "endless", f"http://127.0.0.1:{port}/huge")
+        assert await huge_action.handler({}, {}) == {
+            "error": f"response larger than {ACTION_MAX_BYTES} bytes"
+        }
+        odd_action = http_action("odd", "odd charset", f"http://127.0.0.1:{port}/odd")
+        assert await odd_action.handler({}, {}) == {"tier": "gold"}
+    finally:
+        await runner.cleanup()

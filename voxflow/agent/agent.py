@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from voxflow.agent.schema import ToolArgumentsError, check_schema, parse_tool_arguments
 from voxflow.agent.sentences import SentenceChunker
@@ -38,7 +38,11 @@ from voxflow.voice.providers import (
     ToolSpec,
 )
 
+if TYPE_CHECKING:
+    import aiohttp
+
 __all__ = [
+    "ACTION_MAX_BYTES",
     "Agent",
     "AgentAction",
     "AgentExit",
@@ -697,6 +701,24 @@ def _answer_calls(history: list[ChatMessage], calls: Sequence[ToolCall], content
         history.append(ChatMessage("tool", content, tool_call_id=call.id))
 
 
+ACTION_MAX_BYTES = 1_000_000
+"""The most of an :func:`http_action`'s answer read; a longer one is an error result."""
+
+
+async def _read_answer(resp: aiohttp.ClientResponse) -> str | None:
+    """``resp``'s body as text (UTF-8 when its charset is unknown), or None past
+    :data:`ACTION_MAX_BYTES`."""
+    raw = bytearray()
+    async for chunk in resp.content.iter_chunked(65536):
+        raw += chunk
+        if len(raw) > ACTION_MAX_BYTES:
+            return None
+    try:
+        return raw.decode(resp.charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return raw.decode("utf-8", errors="replace")
+
+
 def http_action(
     name: str,
     description: str,
@@ -725,7 +747,9 @@ def http_action(
                     body["metadata"] = dict(metadata)
                 kwargs["json"] = body
             async with session.request(method.upper(), url, **kwargs) as resp:
-                text = await resp.text()
+                text = await _read_answer(resp)
+                if text is None:
+                    return {"error": f"response larger than {ACTION_MAX_BYTES} bytes"}
                 if resp.status >= 300:
                     return {"error": f"HTTP {resp.status}", "body": text[:500]}
                 try:
