@@ -72,8 +72,6 @@ state support:
 """
 
 
-
-
 # ------------------------------------------------------------------ callers (child process)
 
 
@@ -268,8 +266,6 @@ def _pin(pid: int, cpu: int | None) -> None:
 def _pct(xs: list[float], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(p * len(s)))]
-
-
 
 
 async def main(args: argparse.Namespace) -> None:

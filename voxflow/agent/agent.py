@@ -645,9 +645,7 @@ class _Conversation:
                 self.metrics.append(rr.metrics)
             if rr.gave_up:
                 limit = settings.give_up_s or 0
-                return self.outcome(
-                    "timeout", error=f"the model gave no answer within {limit:g} s"
-                )
+                return self.outcome("timeout", error=f"the model gave no answer within {limit:g} s")
             calls = () if rr.interrupted else rr.tool_calls
             history.append(ChatMessage("assistant", rr.heard, tool_calls=calls))
             if rr.error is not None:
@@ -673,9 +671,7 @@ class _Conversation:
                 result = await self.agent.call_action(call, self.actions)
                 history.append(ChatMessage("tool", result, tool_call_id=call.id))
 
-    def _exit_or_problem(
-        self, calls: Sequence[ToolCall]
-    ) -> tuple[str | None, AgentOutcome | None]:
+    def _exit_or_problem(self, calls: Sequence[ToolCall]) -> tuple[str | None, AgentOutcome | None]:
         """(problem, None) for an unknown tool or an exit's bad arguments; (None, outcome) for
         a good exit call (answered ``ok``); (None, None) when the calls are all actions."""
         exits, actions = self.exits, self.actions

@@ -51,7 +51,6 @@ class WsProtocolError(Exception):
         self.reason = reason
 
 
-
 def _extended_length(buf: bytes, pos: int, length: int) -> tuple[int, int] | None:
     """(payload length, where the mask key or payload starts) of the frame at ``pos`` whose
     7-bit length is 126 (a 16-bit length follows) or 127 (a 64-bit one); None while those
@@ -63,6 +62,7 @@ def _extended_length(buf: bytes, pos: int, length: int) -> tuple[int, int] | Non
     if len(buf) - pos < 10:
         return None
     return int.from_bytes(buf[pos + 2 : pos + 10], "big"), pos + 10
+
 
 class FrameDecoder:
     """Incremental decoder of server-to-client frames.

@@ -368,9 +368,7 @@ def _check_retry(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> N
         )
 
 
-def _check_url(
-    value: str, origin: str, schemes: tuple[str, ...], *, userinfo: bool = True
-) -> None:
+def _check_url(value: str, origin: str, schemes: tuple[str, ...], *, userinfo: bool = True) -> None:
     """ConfigError unless ``value`` is a ``scheme://host[:port]/...`` URL of ``schemes``; the
     message never shows a user:password or a query's token/key/signature in it.
     ``userinfo=False``: a user:password in it is refused too."""

@@ -112,7 +112,6 @@ class VirtualIoLoop(asyncio.SelectorEventLoop):
                 self._outside_done()
             raise
 
-
     async def connect_read_pipe(  # type: ignore[override]  # same signature, typed loosely upstream
         self, protocol_factory: Callable[[], asyncio.BaseProtocol], pipe: Any
     ) -> tuple[asyncio.ReadTransport, asyncio.BaseProtocol]:
