@@ -21,6 +21,7 @@ from ai_fakes import (
     tool_chunks,
 )
 from aiohttp import web
+from http_kit import local_http
 
 from voxflow.agent.agent import (
     ACTION_MAX_BYTES,
@@ -362,20 +363,11 @@ async def test_http_action_reads_at_most_its_limit_and_any_charset() -> None:
             await resp.write(b"x" * 65536)
         return resp
 
-    app = web.Application()
-    app.router.add_post("/odd", odd)
-    app.router.add_post("/huge", huge)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        huge_action = http_action("huge", "endless", f"http://127.0.0.1:{port}/huge")
+    async with local_http("/huge", huge) as url:
+        huge_action = http_action("huge", "endless", f"{url}/huge")
         assert await huge_action.handler({}, {}) == {
             "error": f"response larger than {ACTION_MAX_BYTES} bytes"
         }
-        odd_action = http_action("odd", "odd charset", f"http://127.0.0.1:{port}/odd")
+    async with local_http("/odd", odd) as url:
+        odd_action = http_action("odd", "odd charset", f"{url}/odd")
         assert await odd_action.handler({}, {}) == {"tier": "gold"}
-    finally:
-        await runner.cleanup()

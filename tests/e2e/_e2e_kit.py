@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from voxflow.ari.models import AriEvent, ChannelDtmfReceived
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.events import End
@@ -21,6 +24,7 @@ from voxflow.runtime.server import FlowServer
 from voxflow.sandbox.caller import CallEndedError, SimCall
 from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
+from voxflow.telephony import session_events
 from voxflow.telephony.app import VoxtraApp
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
@@ -179,3 +183,21 @@ async def until(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> N
         while not cond():  # noqa: ASYNC110 - the sandbox's caller has no event for this
             await asyncio.sleep(0.02)
     assert cond(), what
+
+
+def key_dispatch(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """A flag, ``[True]`` while a caller's key (ChannelDtmfReceived) is being dispatched to
+    its session: what a test reads to tell work done in the key's own callback."""
+    in_key = [False]
+    original = session_events.HANDLERS[ChannelDtmfReceived]
+
+    def on_key(session: Any, event: ChannelDtmfReceived) -> None:
+        in_key[0] = True
+        try:
+            original(session, event)
+        finally:
+            in_key[0] = False
+
+    key: type[AriEvent] = ChannelDtmfReceived
+    monkeypatch.setitem(session_events.HANDLERS, key, on_key)
+    return in_key

@@ -13,15 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _e2e_kit import serving, until
+from _e2e_kit import key_dispatch, serving, until
 
-from voxflow.ari.models import AriEvent, ChannelDtmfReceived
 from voxflow.ari.rest import AriRestClient
 from voxflow.media.callmedia import create_call_voice
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
-from voxflow.telephony import session_events
 
 Requests = list[tuple[str, bool]]  # ("POST play" / "DELETE playback", sent in a key's dispatch)
 
@@ -30,17 +28,9 @@ Requests = list[tuple[str, bool]]  # ("POST play" / "DELETE playback", sent in a
 def requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[Requests]:
     """The worker's playback requests, each with whether it was made while a caller's key was
     being dispatched (aiohttp writes a request on a pooled connection in the caller's step)."""
-    in_key = [False]
+    in_key = key_dispatch(monkeypatch)
     seen: Requests = []
-    original = session_events.HANDLERS[ChannelDtmfReceived]
     request = AriRestClient.request
-
-    def on_key(s: Any, event: ChannelDtmfReceived) -> None:
-        in_key[0] = True
-        try:
-            original(s, event)
-        finally:
-            in_key[0] = False
 
     async def recorded(self: AriRestClient, method: str, path: str, **kw: Any) -> Any:
         if method == "POST" and path.endswith("/play"):
@@ -49,8 +39,6 @@ def requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[Requests]:
             seen.append(("DELETE playback", in_key[0]))
         return await request(self, method, path, **kw)
 
-    key: type[AriEvent] = ChannelDtmfReceived
-    monkeypatch.setitem(session_events.HANDLERS, key, on_key)
     monkeypatch.setattr(AriRestClient, "request", recorded)
     yield seen
 

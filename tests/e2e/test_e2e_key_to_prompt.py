@@ -8,18 +8,15 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _e2e_kit import serving, until
+from _e2e_kit import key_dispatch, serving, until
 
 from voxflow import observe
-from voxflow.ari.models import AriEvent, ChannelDtmfReceived
 from voxflow.media.callmedia import create_call_voice
 from voxflow.media.tts_espeak import EspeakTTS
 from voxflow.runtime.config import Settings
 from voxflow.runtime.events import End
-from voxflow.telephony import session_events
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
@@ -48,23 +45,13 @@ async def test_the_next_prompt_is_queued_in_the_dispatch_of_the_key_that_barged_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "keysay.flow").write_text(FLOW)
-    in_key = [False]
+    in_key = key_dispatch(monkeypatch)
     prompts: list[tuple[str, bool]] = []  # (call id, queued in a key's dispatch)
-    original = session_events.HANDLERS[ChannelDtmfReceived]
-
-    def on_key(s: Any, event: ChannelDtmfReceived) -> None:
-        in_key[0] = True
-        try:
-            original(s, event)
-        finally:
-            in_key[0] = False
 
     def moment(what: str, call_id: str) -> None:
         if what == "prompt":
             prompts.append((call_id, in_key[0]))
 
-    key: type[AriEvent] = ChannelDtmfReceived
-    monkeypatch.setitem(session_events.HANDLERS, key, on_key)
     app = {"tts": EspeakTTS(sample_rate=8000), "voice_factory": create_call_voice}
     settings = Settings(grace_period=5, trace_dir=str(tmp_path / "tr"))
     observe.watch_moments(moment)
@@ -158,16 +145,8 @@ async def test_an_uncached_prompt_s_synthesis_starts_in_the_dispatch_of_the_key(
     """A template's prompt is not warmed: its synthesis (espeak-ng spawned) starts while the
     key that barged in is being dispatched, not in the cache's task a loop pass later."""
     (tmp_path / "uncached.flow").write_text(UNCACHED)
-    in_key = [False]
+    in_key = key_dispatch(monkeypatch)
     started: list[tuple[str, bool]] = []  # (text, synthesis started in a key's dispatch)
-    original = session_events.HANDLERS[ChannelDtmfReceived]
-
-    def on_key(s: Any, event: ChannelDtmfReceived) -> None:
-        in_key[0] = True
-        try:
-            original(s, event)
-        finally:
-            in_key[0] = False
 
     class Espeak(EspeakTTS):
         async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[bytes]:
@@ -175,8 +154,6 @@ async def test_an_uncached_prompt_s_synthesis_starts_in_the_dispatch_of_the_key(
             async for pcm in super().synthesize(text, voice=voice):
                 yield pcm
 
-    key: type[AriEvent] = ChannelDtmfReceived
-    monkeypatch.setitem(session_events.HANDLERS, key, on_key)
     app = {"tts": Espeak(sample_rate=8000), "voice_factory": create_call_voice}
     async with serving([tmp_path / "uncached.flow"], app=app) as env:
         cache = env.app.prompt_cache
