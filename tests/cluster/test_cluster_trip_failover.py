@@ -16,6 +16,7 @@ from _outbound_kit import outbound_cluster
 
 from voxflow.cluster import ClusterState, node_app
 from voxflow.sandbox import QueueAgent
+from voxflow.sandbox.caller import SimCall
 from voxflow.sandbox.server import Sandbox
 
 
@@ -75,6 +76,45 @@ state sending:
 """
 
 
+async def _out_when_its_worker_dies(
+    sb: Sandbox, flow: Path, redis_url: str, state: str, trip: str
+) -> SimCall:
+    """A call a worker process serves until it is checkpointed at ``state`` and out in the
+    dialplan at ``trip`` (``queue`` / ``transfer``); the worker is then killed."""
+    proc = await worker_process(sb, flow, redis_url, _config(flow.parent))
+    try:
+        await sb.wait_app("voxflow", 60)
+        call = await sb.place_call(from_="+15550100", to="100")
+        r = aioredis.Redis.from_url(redis_url)
+        try:
+            await checkpointed(r, call.id, state, 30, picked="early")
+        finally:
+            await r.aclose()
+        await until(lambda: _out(sb, call.id, trip), 30, f"the call out at its {trip}")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    return call
+
+
+async def _goes_on_at_b(
+    sb: Sandbox, flow: Path, b: ClusterState, call: SimCall, trip: str, reason: str
+) -> None:
+    """Worker ``b`` takes the application over; when ``call`` comes back from its ``trip`` the
+    flow ends with ``reason`` after the goodbye its variable chose, the trip made once."""
+    await asyncio.wait_for(b.hold_app(node_app(sb.ari_url, "voxflow")), 10)
+    async with worker(sb, flow, b) as server:
+        await until(lambda: call.id in server.results, 30, "the call's end on B")
+        assert server.results[call.id].outcome == "completed"
+        assert server.results[call.id].reason == reason
+    exp = sb.calls[call.id].experience()
+    assert [e["type"] for e in exp].count(trip) == 1  # not queued / transferred again
+    played = [str(e["uri"]) for e in exp if e["type"] == "playback"]
+    assert played[-1:] == ["sound:vm-goodbye"]  # the variable came back with the call
+    assert await b.call_entries() == []
+    assert not sb.pbx.channels and not sb.pbx.bridges
+
+
 async def test_a_call_back_from_the_queue_goes_on_at_the_queue_step(tmp_path: Path) -> None:
     flow = tmp_path / "queued.flow"
     flow.write_text(FLOW)
@@ -84,30 +124,8 @@ async def test_a_call_back_from_the_queue_goes_on_at_the_queue_step(tmp_path: Pa
         ClusterState(rs.url, worker_id="b") as b,
     ):
         sb.add_queue("support", [QueueAgent(answer_after=3.0, talk=0.5)])
-        proc = await worker_process(sb, flow, rs.url, _config(tmp_path))
-        try:
-            await sb.wait_app("voxflow", 60)
-            call = await sb.place_call(from_="+15550100", to="100")
-            r = aioredis.Redis.from_url(rs.url)
-            try:
-                await checkpointed(r, call.id, "waiting", 30, picked="early")
-            finally:
-                await r.aclose()
-            await until(lambda: _out(sb, call.id, "queue"), 30, "the caller is queued")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            await proc.wait()
-        await asyncio.wait_for(b.hold_app(node_app(sb.ari_url, "voxflow")), 10)
-        async with worker(sb, flow, b) as server:
-            await until(lambda: call.id in server.results, 30, "the call's end on B")
-            assert server.results[call.id].outcome == "completed"
-            assert server.results[call.id].reason == "answered"
-        exp = sb.calls[call.id].experience()
-        assert [e["type"] for e in exp].count("queue") == 1  # queued once, not again
-        played = [str(e["uri"]) for e in exp if e["type"] == "playback"]
-        assert played[-1:] == ["sound:vm-goodbye"]  # the variable came back with the call
-        assert await b.call_entries() == []
-        assert not sb.pbx.channels and not sb.pbx.bridges
+        call = await _out_when_its_worker_dies(sb, flow, rs.url, "waiting", "queue")
+        await _goes_on_at_b(sb, flow, b, call, "queue", "answered")
 
 
 async def test_a_transfer_not_answered_after_its_worker_died_fails_into_on_error(
@@ -122,30 +140,8 @@ async def test_a_transfer_not_answered_after_its_worker_died_fails_into_on_error
     ):
         sb.set_outbound_behaviour("2001", "noanswer")
         sb.pbx.contexts.ring_timeout = 3.0  # Dial(...,3): NOANSWER after 3 s
-        proc = await worker_process(sb, flow, rs.url, _config(tmp_path))
-        try:
-            await sb.wait_app("voxflow", 60)
-            call = await sb.place_call(from_="+15550100", to="100")
-            r = aioredis.Redis.from_url(rs.url)
-            try:
-                await checkpointed(r, call.id, "sending", 30, picked="early")
-            finally:
-                await r.aclose()
-            await until(lambda: _out(sb, call.id, "transfer"), 30, "the transfer rings")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            await proc.wait()
-        await asyncio.wait_for(b.hold_app(node_app(sb.ari_url, "voxflow")), 10)
-        async with worker(sb, flow, b) as server:
-            await until(lambda: call.id in server.results, 30, "the call's end on B")
-            assert server.results[call.id].outcome == "completed"
-            assert server.results[call.id].reason == "not reached"
-        exp = sb.calls[call.id].experience()
-        assert [e["type"] for e in exp].count("transfer") == 1  # not transferred again
-        played = [str(e["uri"]) for e in exp if e["type"] == "playback"]
-        assert played[-1:] == ["sound:vm-goodbye"]
-        assert await b.call_entries() == []
-        assert not sb.pbx.channels and not sb.pbx.bridges
+        call = await _out_when_its_worker_dies(sb, flow, rs.url, "sending", "transfer")
+        await _goes_on_at_b(sb, flow, b, call, "transfer", "not reached")
 
 
 async def test_a_persistent_socket_moved_while_its_call_was_queued(tmp_path: Path) -> None:
