@@ -167,3 +167,58 @@ async def test_a_persistent_socket_moved_while_its_call_was_queued(tmp_path: Pat
         await rig.settled([call])
         ended = [h["data"] for h in rig.hooks if h["event"] == "call.ended"]
         assert {(d["outcome"], d.get("reason")) for d in ended} == {("completed", "answered")}
+
+
+SUBFLOW_FLOW = """\
+flow queued_inside "a queue inside a subflow":
+    answers "100"
+
+var picked: string = "none"
+var reached: bool = false
+
+subflow wait_in(line: string) -> (answered: bool):
+    var note: string = "none"
+    state enter:
+        set note = "inside"
+        goto waiting
+    state waiting:
+        queue "{{ line }}" timeout 60s:
+            on answered:
+                if note == "inside":
+                    return answered = true
+                return answered = false
+            on timeout, failed:
+                return answered = false
+
+state start:
+    answer
+    set picked = "early"
+    goto waiting
+
+state waiting:
+    call wait_in(line = "support") returns (answered as reached):
+        on returned:
+            if reached and picked == "early":
+                play "sound:vm-goodbye"
+                hangup "answered"
+            hangup "not answered"
+"""
+
+
+async def test_a_call_back_from_a_queue_inside_a_subflow_goes_on_in_the_subflow(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "queued_inside.flow"
+    flow.write_text(SUBFLOW_FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        sb.add_queue("support", [QueueAgent(answer_after=3.0, talk=0.5)])
+        call = await _out_when_its_worker_dies(sb, flow, rs.url, "waiting", "queue")
+        cp = await b.checkpoint(call.id)  # the subflow's frame and its trip were written
+        assert cp is not None and cp.trip is not None and cp.trip["op"] == "queue"
+        assert [c["subflow"] for c in cp.calls] == ["wait_in"]
+        assert cp.calls[0]["variables"]["note"] == "inside"
+        await _goes_on_at_b(sb, flow, b, call, "queue", "answered")

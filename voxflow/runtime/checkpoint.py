@@ -225,8 +225,9 @@ def resume_trip(
 ) -> tuple[RunState, ev.Event] | None:
     """``state`` (a call before its start) put back at the ``queue``/``transfer`` step whose
     trip ``cp`` records, waiting on it, and the event that step gets for the Stasis arguments
-    ``args`` the dialplan sent the call back with (:func:`voxflow.runtime.trips.trip_event`).
-    None when ``cp`` records no trip for that tag, or the flow lacks its step."""
+    ``args`` the dialplan sent the call back with (:func:`voxflow.runtime.trips.trip_event`);
+    a trip inside a subflow goes on in its frame (the checkpoint's ``calls``). None when ``cp``
+    records no trip for that tag, or the flow lacks its step or frames."""
     trip = cp.trip
     if not trip or not args or TRIP_TAGS.get(str(trip.get("op"))) != args[0]:
         return None
@@ -236,9 +237,10 @@ def resume_trip(
         step = resolve(flow, list(trip["step"]))
     except (LookupError, TypeError, ValueError):
         return None
-    if getattr(step, "op", None) != trip["op"] or len(resumed.frames) != 1:
-        return None
-    main = replace(resumed.frames[0], stack=stack)
+    if getattr(step, "op", None) != trip["op"] or len(resumed.frames) != trip.get("depth", 1):
+        return None  # e.g. its subflow frames are not this version's
+    top = replace(resumed.frames[-1], stack=stack)
+    frames = (*resumed.frames[:-1], top)
     info = state.call  # its dialled number is the dialplan's now: the checkpoint's is the call's
     if len(cp.call) == 3:
         info = replace(info, caller=cp.call[0], called=cp.call[1])
@@ -247,11 +249,11 @@ def resume_trip(
     back = replace(
         resumed,
         call=info,
-        frames=(main,),
+        frames=frames,
         wait=wait,
         seq=cid,
         status="running",
-        entries=main.entry,
+        entries=top.entry,
     )
     return back, trip_event(trip, cid, args, now)
 

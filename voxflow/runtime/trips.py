@@ -6,8 +6,9 @@ call outside Stasis; the dialplan later sends it back (``Stasis(app,queue-return
 ``Stasis(app,transfer-return,STATUS)``) to whichever worker serves the application then. That
 worker puts the call back at the step (:func:`voxflow.runtime.checkpoint.resume_trip`) and
 feeds it the event the dead worker's op would have: the queue's outcome for ``QUEUESTATUS``,
-the transfer's failure with its ``DIALSTATUS``. Main-flow steps only (a trip inside a subflow
-is not written: the call re-enters its checkpointed state).
+the transfer's failure with its ``DIALSTATUS``. A trip inside a subflow is written with the
+innermost frame's stack (the frames themselves are the checkpoint's ``calls``): the call goes on
+in the subflow, then returns to its caller.
 """
 
 from __future__ import annotations
@@ -28,20 +29,27 @@ TRIP_TAGS = {"queue": "queue-return", "transfer": "transfer-return"}
 
 
 def trip_of(flow: Flow | None, state: RunState) -> dict[str, Any] | None:
-    """The trip ``state`` waits on (a main-flow ``queue`` or ``transfer`` step's op), as JSON
-    values: ``op``, ``step`` (its path), ``stack`` (the frame's cursors), ``endpoint`` (a
-    transfer's rendered target); None when it waits on none, or it cannot be written."""
+    """The trip ``state`` waits on (a ``queue`` or ``transfer`` step's op), as JSON values:
+    ``op``, ``step`` (its path), ``stack`` (the innermost frame's cursors), ``endpoint`` (a
+    transfer's rendered target), ``depth`` (its frames, the main one included); None when it
+    waits on none, or it cannot be written."""
     w = state.wait
-    if flow is None or w is None or w.kind != "op" or len(state.frames) != 1:
+    if flow is None or w is None or w.kind != "op" or not state.frames:
         return None
     op = getattr(w.step, "op", None)
     if op not in TRIP_TAGS:
         return None
     step = path_of(flow, w.step)
-    stack = encode_stack(flow, state.frames[0].stack)
+    stack = encode_stack(flow, state.frames[-1].stack)
     if step is None or stack is None:
         return None
-    return {"op": op, "step": step, "stack": stack, "endpoint": w.digits}
+    return {
+        "op": op,
+        "step": step,
+        "stack": stack,
+        "endpoint": w.digits,
+        "depth": len(state.frames),
+    }
 
 
 def trip_event(trip: Mapping[str, Any], cid: int, args: Sequence[str], now: float) -> ev.Event:
