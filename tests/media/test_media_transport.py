@@ -273,3 +273,37 @@ async def test_a_send_backlog_past_its_limit_drops_and_counts() -> None:
         await a.aclose()
         await b.aclose()
     assert not a._backlog and a.closed
+
+
+@pytest.mark.parametrize("remote_host", ["127.0.0.1", "0.0.0.0"])
+async def test_nothing_is_heard_before_the_remote_is_known(remote_host: str) -> None:
+    """Between open and set_remote (the externalMedia POST answer) no datagram is taken: Asterisk
+    sends no RTP before that answer (it is not bridged yet), so anything then is a stranger's,
+    whether read by the loop or still queued in the kernel when set_remote runs."""
+    got: list[RtpPacket] = []
+    a = await RtpSocket.open(on_packet=got.append)
+    b = await RtpSocket.open()
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.1", 0))
+    try:
+        stranger.sendto(RtpPacket(0, 7, 7, 7, b"\x00" * 160).serialize(), a.local)
+        for _ in range(200):
+            if got or a.foreign:
+                break
+            await asyncio.sleep(0.01)
+        assert got == [] and a.foreign == 1  # read by the loop while no remote is known
+        # Queued in the kernel, not yet read, when the remote becomes known: dropped too.
+        stranger.sendto(RtpPacket(0, 8, 8, 8, b"\x00" * 160).serialize(), a.local)
+        a.set_remote(remote_host, b.local[1])
+        b.set_remote(*a.local)
+        b.send(RtpPacket(0, 1, 160, 5, b"\xff" * 160).serialize())
+        for _ in range(200):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert [p.sequence for p in got] == [1] and a.foreign == 2
+    finally:
+        stranger.close()
+        await a.aclose()
+        await b.aclose()

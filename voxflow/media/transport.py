@@ -180,7 +180,9 @@ class RtpSocket:
         anyone else before they reach Python, and ``send`` skips parsing the address on every
         packet (a sixth of a send's cost). With an unspecified host or a host name the source is
         matched here on the port only; datagrams from elsewhere are dropped and counted in
-        ``foreign``."""
+        ``foreign``. Before the first remote nothing is accepted (datagrams then are dropped
+        and counted in ``foreign``): a socket bound to 0.0.0.0 hears no stranger while the
+        externalMedia channel is being created."""
         if not 0 < port < 65536:
             raise MediaError(f"bad RTP remote port {port!r}")
         try:
@@ -192,10 +194,12 @@ class RtpSocket:
             raise MediaError(
                 f"RTP socket already sends to {self.remote}; cannot widen it to {host}:{port}"
             )
+        sock = self._sock
+        if self.remote is None and sock is not None:
+            self._drop_queued(sock)
         self._remote_any_host = any_host
         self.remote = (host, port)
         self._connected = False
-        sock = self._sock
         if not any_host and sock is not None:
             try:
                 sock.connect(self.remote)
@@ -304,10 +308,23 @@ class RtpSocket:
             self.on_packet(packet)
 
     def _accepts(self, addr: tuple[str | object, ...]) -> bool:
-        remote = self.remote
-        return remote is None or (
+        remote = self.remote  # None until set_remote: Asterisk sends nothing before that
+        return remote is not None and (
             addr[1] == remote[1] and (self._remote_any_host or addr[0] == remote[0])
         )
+
+    def _drop_queued(self, sock: socket.socket) -> None:
+        """Drop the datagrams queued before the first remote was known (a stranger's: Asterisk
+        sends no RTP before the externalMedia answer), counted in ``foreign``; ``connect``
+        does not flush them and ``recv_into`` would take them."""
+        while True:
+            try:
+                sock.recv_into(self._buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error queued on the socket: nothing else to drop
+                return
+            self.foreign += 1
 
     def close(self) -> None:
         """Close the socket (idempotent); its port goes back to its range at once."""
