@@ -30,6 +30,7 @@ from voxflow.ari.models import (
     AriModel,
     Bridge,
     Channel,
+    DtmfDigit,
     LiveRecording,
     Playback,
 )
@@ -45,7 +46,7 @@ _HEAD: dict[str, Any] = {
     "recording": LiveRecording,
     "peer": Channel,
     "caller": Channel,
-    "digit": str,
+    "digit": DtmfDigit,  # an impossible key fails here: full validation counts it invalid
     "cause": int,
     "soft": bool,
     "dialstatus": str,

@@ -38,6 +38,7 @@ __all__ = [
     "ChannelVarset",
     "Dial",
     "DialplanCEP",
+    "DtmfDigit",
     "EventParser",
     "LiveRecording",
     "Playback",
@@ -311,11 +312,16 @@ class ChannelHangupRequest(ChannelEvent):
     soft: bool = False
 
 
+# The keys Asterisk reports in ChannelDtmfReceived (RFC 4733 events 0-15), one character each.
+DtmfDigit = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#", "A", "B", "C", "D"]
+
+
 class ChannelDtmfReceived(ChannelEvent):
-    """A DTMF digit ended on the channel."""
+    """A DTMF digit ended on the channel. Any other ``digit`` (``"é"``, ``"55555"``, ``""``)
+    makes the event invalid: counted and skipped by :class:`EventParser`, never a key."""
 
     type: Literal["ChannelDtmfReceived"]
-    digit: str
+    digit: DtmfDigit
     duration_ms: int = 0
 
 
