@@ -95,3 +95,19 @@ def test_a_shipped_subflow_is_left_out_of_the_callers_coverage(tmp_path: Path) -
         cov.add(run_scenario(cov.flow, sc).hits)
     assert cov.transitions() == (4, 4), cov.missing()
     assert cov.transition_percent == 100.0
+
+
+def test_a_handler_for_an_outcome_the_kind_cannot_produce_is_not_counted(tmp_path: Path) -> None:
+    # the compiler resolves only a kind's outcomes; an IR carrying more (a menu with a timeout
+    # handler) must not add a timeout branch or transition no call can take
+    cov = _cov(tmp_path, "shared.flow", SHARED.replace("STEP", 'log "x"'))
+    state = cov.flow.states["start"]
+    menu = state.steps[2]
+    on = {**menu.on, "timeout": menu.on["error"]}
+    steps = (*state.steps[:2], menu.model_copy(update={"on": on}), *state.steps[3:])
+    states = {**cov.flow.states, "start": state.model_copy(update={"steps": steps})}
+    flow = cov.flow.model_copy(update={"states": states})
+    bad = FlowCoverage("shared.flow", flow)
+    assert bad.transitions() == cov.transitions() == (0, 7)
+    assert bad.branches() == cov.branches()
+    assert not any("timeout" in m for m in bad.missing()), bad.missing()

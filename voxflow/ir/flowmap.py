@@ -181,13 +181,13 @@ class _Walker:
     def input_step(self, s: Any, state: str, sub: str | None) -> None:
         if s.op == "call":
             self.fm.calls.append((state, s.subflow))
-        outcomes = list(dict.fromkeys([*ir.OUTCOMES.get(s.op, ()), *s.on]))
-        for c in getattr(s, "choices", ()):
-            if "choice:" + c.value not in outcomes:
-                outcomes.append("choice:" + c.value)
-        for t in getattr(s, "tools", ()):
-            if "tool:" + t.name not in outcomes:
-                outcomes.append("tool:" + t.name)
+        # only what the step's kind can produce (spec OUTCOMES, its choices and tools): a
+        # handler the IR holds for any other outcome is never taken, so it is not counted
+        fixed = ir.OUTCOMES.get(s.op, ())
+        named = [f"choice:{c.value}" for c in getattr(s, "choices", ())]
+        named += [f"tool:{t.name}" for t in getattr(s, "tools", ())]
+        possible = {*fixed, *named}
+        outcomes = list(dict.fromkeys([*fixed, *(o for o in s.on if o in possible), *named]))
         key = step_key(s)
         retried = self.can_retry(s) and not getattr(s, "unlimited", False)
         for name in outcomes:
