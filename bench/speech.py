@@ -52,6 +52,7 @@ import json
 import struct
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -174,6 +175,18 @@ def _steps(steps: tuple[ir.Step, ...] | list[ir.Step]) -> list[ir.Step]:
             if isinstance(inner, (list, tuple)):
                 found.extend(_steps(list(inner)))
     return found
+
+
+# The noise drawn for a grammar's utterances depends on that grammar alone, so adding an example
+# flow does not redraw every other grammar's noise (it was the grammar's index: the front_desk
+# example, sorted first, moved main_ivr's 20 dB figures). The two grammars measured since session 1
+# keep the seeds their figures were drawn with.
+_KEPT_SEEDS = {"main_ivr:main_menu": 0, "main_ivr:billing": 1}
+
+
+def noise_seed(g: Grammar) -> int:
+    """The seed of the noise added to ``g``'s utterances."""
+    return _KEPT_SEEDS.get(g.where, zlib.crc32(g.where.encode()))
 
 
 def _noisy(pcm: bytes, snr_db: float | None, seed: int) -> bytes:
@@ -304,14 +317,15 @@ async def run(
     for voice in voices:
         for rate in rates:
             tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
-            for k, g in enumerate(gs):
+            for g in gs:
                 items: list[tuple[str, str | None]] = [(p, v) for v, ps in g.choices for p in ps]
                 items += [(s, None) for s in OUT_OF_GRAMMAR]
                 for said, value in items:
                     if not in_half(half, voice, rate, said):
                         continue
                     pcm = b"".join([c async for c in tts.synthesize(said)])
-                    outcome = await decide(stt, _packets(_noisy(pcm, snr, k)), g.phrases)
+                    noisy = _noisy(pcm, snr, noise_seed(g))
+                    outcome = await decide(stt, _packets(noisy), g.phrases)
                     outcome.stopped_ms = _stopped_ms(pcm)
                     sample = Sample(snr_name, voice, rate, g, said, value, outcome)
                     out.append(sample)
@@ -320,20 +334,21 @@ async def run(
     return out
 
 
+MENU, BILLING = "main_ivr:main_menu", "main_ivr:billing"
 PAUSED = [
-    ("I'd like to", "pay my bill", 0),
-    ("um", "operator", 0),
-    ("I would like", "billing", 0),
-    ("can I", "talk to an operator", 0),
-    ("I need", "support", 0),
-    ("uh", "sales", 0),
-    ("I want to", "pay", 1),
-    ("my", "balance", 1),
-    ("I want the", "main menu", 1),
-    ("give me", "agent", 1),
-    ("I'd like to", "pay my bill", 1),
-    ("pay my", "bill", 0),
-]  # fmt: skip  (said first, said after the pause, which grammar of ``grammars()``)
+    ("I'd like to", "pay my bill", MENU),
+    ("um", "operator", MENU),
+    ("I would like", "billing", MENU),
+    ("can I", "talk to an operator", MENU),
+    ("I need", "support", MENU),
+    ("uh", "sales", MENU),
+    ("I want to", "pay", BILLING),
+    ("my", "balance", BILLING),
+    ("I want the", "main menu", BILLING),
+    ("give me", "agent", BILLING),
+    ("I'd like to", "pay my bill", BILLING),
+    ("pay my", "bill", MENU),
+]  # fmt: skip  (said first, said after the pause, the grammar it answers)
 
 
 def _trimmed(pcm: bytes) -> bytes:
@@ -344,9 +359,9 @@ def _trimmed(pcm: bytes) -> bytes:
 
 async def paused_callers(
     voices: list[str], rates: list[int], pause_ms: int
-) -> AsyncIterator[tuple[str, int, str, str, int, bytes]]:
+) -> AsyncIterator[tuple[str, int, str, str, str, bytes]]:
     """Every ``PAUSED`` sentence in every voice and rate, ``pause_ms`` of silence mid-sentence:
-    (voice, rate, first part, second part, grammar index, 16 kHz pcm16)."""
+    (voice, rate, first part, second part, grammar, 16 kHz pcm16)."""
     for voice in voices:
         for rate in rates:
             tts = EspeakTTS(voice=voice, rate=rate, sample_rate=8000)
@@ -363,8 +378,9 @@ async def pauses(
     """Callers who pause ``pause_ms`` mid-sentence (``PAUSED``): how many were cut (the
     decision came before they stopped talking), and what ended the others."""
     cut, ends, n = 0, Counter[str](), 0
+    by_name = {g.where: g for g in gs}
     async for voice, rate, first, then, k, pcm in paused_callers(voices, rates, pause_ms):
-        outcome = await decide(stt, _packets(pcm), gs[k % len(gs)].phrases)
+        outcome = await decide(stt, _packets(pcm), by_name[k].phrases)
         outcome.stopped_ms = _stopped_ms(pcm)
         n += 1
         if outcome.after_stop_ms < 0:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from speech import OUT_OF_GRAMMAR, Grammar, grammars, in_half
+from speech import OUT_OF_GRAMMAR, Grammar, grammars, in_half, noise_seed
 
 from voxflow.media import codecs
 from voxflow.media.stt_grammar import dictionary_words as _words
@@ -122,7 +122,7 @@ async def collect(snrs: list[str], per: str) -> list[Utterance]:
                     for said, inside in items:
                         pcm = b"".join([c async for c in tts.synthesize(said)])
                         if snr != "clean":
-                            pcm = add_noise(pcm, float(snr), seed=k)
+                            pcm = add_noise(pcm, float(snr), seed=noise_seed(g))
                         text, scores, cpu = _spot(d, k, _line(pcm), per)
                         half = "held" if in_half("held", voice, rate, said) else "tune"
                         phrase = " ".join(_words(said)) if inside else None

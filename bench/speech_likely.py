@@ -97,8 +97,9 @@ async def _pauses(
     stt: PocketSphinxSTT, gs: list[Grammar], voices: list[str], rates: list[int], ms: int
 ) -> list[Utterance]:
     out: list[Utterance] = []
+    by_name = {g.where: g for g in gs}
     async for voice, rate, first, then, k, pcm in speech.paused_callers(voices, rates, ms):
-        o = await speech.decide(stt, _packets(pcm), gs[k % len(gs)].phrases)
+        o = await speech.decide(stt, _packets(pcm), by_name[k].phrases)
         o.stopped_ms = _stopped_ms(pcm)
         said = f"{first} ... {then}"
         verdict = "cut" if o.after_stop_ms < 0 else "whole"
