@@ -204,6 +204,17 @@ async def checkpointed(
         await asyncio.sleep(0.02)
 
 
+async def checkpointed_at(
+    url: str, call_id: str, state: str, timeout: float = 60.0, **variables: object
+) -> None:
+    """:func:`checkpointed` over a client of its own to the Redis at ``url``."""
+    r = aioredis.Redis.from_url(url)
+    try:
+        await checkpointed(r, call_id, state, timeout, **variables)
+    finally:
+        await r.aclose()
+
+
 async def outbox_empty(r: aioredis.Redis, timeout: float = 30.0) -> None:
     """Until no webhook waits in the outbox; fail after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from _cluster_kit import MENU_FLOW, checkpointed, played, running_redis, until, webhook_receiver
+from _cluster_kit import MENU_FLOW, checkpointed_at, played, running_redis, until, webhook_receiver
 from _outbound_kit import per_call_worker
-from redis import asyncio as aioredis
 from tcp_balancer import Balancer
 
 from voxflow.cluster import ClusterState
@@ -42,11 +41,7 @@ async def test_a_dropped_link_moved_to_the_other_worker_ends_the_call_once(
             cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
             sb.add_outbound_websocket(cfg)
             call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
-            r = aioredis.Redis.from_url(rs.url)
-            try:
-                await checkpointed(r, call.id, "menu", 30, picked="early")
-            finally:
-                await r.aclose()
+            await checkpointed_at(rs.url, call.id, "menu", 30, picked="early")
             assert call.id in a.drivers  # round robin: the first connection went to a
             [name] = [n for n in sb.outbound.sockets if n.startswith("voxflow:")]
             await sb.outbound.sockets[name].ws.close()  # the network drops the call's socket

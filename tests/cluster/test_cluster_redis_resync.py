@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from _cluster_kit import checkpointed, start_redis, until, worker
+from _cluster_kit import checkpointed, checkpointed_at, start_redis, until, worker
 
 from voxflow.cluster import ClusterState
 from voxflow.sandbox.server import Sandbox
@@ -70,11 +70,7 @@ async def test_a_checkpoint_redis_missed_is_written_once_it_is_back(
             worker(sb, flow, state) as server,
         ):
             call = await sb.place_call(from_="+15550100", to="100")
-            r = aioredis.Redis.from_url(rs.url)
-            try:
-                await checkpointed(r, call.id, "start", 10)
-            finally:
-                await r.aclose()
+            await checkpointed_at(rs.url, call.id, "start", 10)
             await rs.stop()  # Redis dies with the call in its first menu
             ticks = state.writes.ticks
             await call.press("1")  # the call goes on: its checkpoint in "second" is not written
@@ -114,11 +110,7 @@ async def test_a_redis_restarted_between_two_writes_gets_the_calls_again(tmp_pat
         ):
             await state.release(server.registry.versions()[0].flow)
             call = await sb.place_call(from_="+15550100", to="100")
-            r = aioredis.Redis.from_url(rs.url)
-            try:
-                await checkpointed(r, call.id, "start", 10)
-            finally:
-                await r.aclose()
+            await checkpointed_at(rs.url, call.id, "start", 10)
             await rs.stop()
             rs2 = await start_redis(tmp_path / "r2", port=rs.port)  # back at once, empty
             r = aioredis.Redis.from_url(rs2.url)

@@ -9,8 +9,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from _cluster_kit import MENU_FLOW, checkpointed, played, start_redis, worker_process
-from redis import asyncio as aioredis
+from _cluster_kit import MENU_FLOW, checkpointed_at, played, start_redis, worker_process
 
 from voxflow.cluster import ClusterState, node_app
 from voxflow.sandbox.server import Sandbox
@@ -31,11 +30,7 @@ async def test_a_stalled_redis_moves_no_call(tmp_path: Path) -> None:
             try:
                 await sb.wait_app("voxflow", 60)
                 call = await sb.place_call(from_="+15550100", to="100")
-                r = aioredis.Redis.from_url(rs.url)
-                try:
-                    await checkpointed(r, call.id, "menu", 30)
-                finally:
-                    await r.aclose()
+                await checkpointed_at(rs.url, call.id, "menu", 30)
                 standby = asyncio.ensure_future(b.hold_app(node_app(sb.ari_url, "voxflow")))
                 await asyncio.sleep(0.5)
                 assert not standby.done()

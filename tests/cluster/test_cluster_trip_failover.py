@@ -10,8 +10,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-import redis.asyncio as aioredis
-from _cluster_kit import checkpointed, running_redis, until, worker, worker_process
+from _cluster_kit import checkpointed_at, running_redis, until, worker, worker_process
 from _outbound_kit import outbound_cluster
 
 from voxflow.cluster import ClusterState, node_app
@@ -85,11 +84,7 @@ async def _out_when_its_worker_dies(
     try:
         await sb.wait_app("voxflow", 60)
         call = await sb.place_call(from_="+15550100", to="100")
-        r = aioredis.Redis.from_url(redis_url)
-        try:
-            await checkpointed(r, call.id, state, 30, picked="early")
-        finally:
-            await r.aclose()
+        await checkpointed_at(redis_url, call.id, state, 30, picked="early")
         await until(lambda: _out(sb, call.id, trip), 30, f"the call out at its {trip}")
     finally:
         proc.send_signal(signal.SIGKILL)
