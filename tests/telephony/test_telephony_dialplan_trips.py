@@ -187,7 +187,7 @@ async def test_queue_joinempty_full_leaveempty_unknown(sb: Sandbox) -> None:
     sb.add_queue("leaving", leavewhenempty=True)
     assert (await queue_status(sb, name="closed"))[0] == "JOINEMPTY"
     assert (await queue_status(sb, name="leaving", timeout=30))[0] == "LEAVEEMPTY"
-    assert (await queue_status(sb, name="no-such-queue"))[0] == ""
+    assert (await queue_status(sb, name="no-such-queue"))[0] == "UNKNOWN"
     sb.add_queue("small", maxlen=1)
     sb.pbx.contexts.queues["small"].waiting.append("someone")
     sb.pbx.channels["someone"] = sb.pbx.channels.get("someone") or _placeholder(sb)

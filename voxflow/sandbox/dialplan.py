@@ -12,8 +12,9 @@ They mirror ``docs/asterisk/extensions.conf`` and the event sequences of real As
   ${VOXFLOW_QUEUE_TIMEOUT})`` with scripted agents (:class:`QueueAgent`), then
   ``Stasis(app,queue-return,${QUEUESTATUS},${ANSWEREDTIME})``. The variables Queue() sets come in
   the captured order; ``DIALSTATUS`` is never set by it. ``FULL``/``JOINEMPTY`` return at once,
-  ``LEAVEEMPTY`` one second after joining (Asterisk checks between ring cycles), an unknown queue
-  returns with an empty ``QUEUESTATUS``; these four were not captured.
+  ``LEAVEEMPTY`` one second after joining (Asterisk checks between ring cycles); these three were
+  not captured. An unknown queue returns at once with ``QUEUESTATUS=UNKNOWN`` and no other
+  variable (app_queue.c: ``join_queue`` fails, ``reason`` stays ``QUEUE_UNKNOWN``).
 
 How a far end reacts is the PBX's ``outbound_behaviour`` (answer, busy, noanswer, congestion),
 looked up by endpoint resource or number.
@@ -210,8 +211,8 @@ class ShippedContexts:
         self._app_step(ch, "queue", 1, "NoOp", f"voxflow queue {name}")
         self._app_step(ch, "queue", 2, "Queue", data)
         q = self.queues.get(name)
-        if q is None:
-            self._queue_back(ch, "")
+        if q is None:  # app_queue.c: join_queue fails, reason stays QUEUE_UNKNOWN
+            self._queue_back(ch, "UNKNOWN")
             return
         q.waiting = [c for c in q.waiting if c in self.pbx.channels]  # gone: hung up
         if q.maxlen and len(q.waiting) >= q.maxlen:
@@ -310,7 +311,6 @@ class ShippedContexts:
         self._queue_back(ch, status)
 
     def _queue_back(self, ch: Channel, status: str) -> None:
-        if status:  # an unknown queue: Queue() returns without setting it
-            self.pbx.set_var(ch, "QUEUESTATUS", status)
+        self.pbx.set_var(ch, "QUEUESTATUS", status)
         answered = ch.variables.get("ANSWEREDTIME", "")
         self._back(ch, "queue", 3, ["queue-return", status, answered])

@@ -478,6 +478,13 @@ class AriRest(RestMisc):
         return resp
 
     async def record_channel(self, q: Req) -> web.Response:
+        # resource_channels.c checks these before it looks the channel up
+        for param, what in (
+            ("maxDurationSeconds", "max_duration"),
+            ("maxSilenceSeconds", "max_silence"),
+        ):
+            if q.num(param, 0) < 0:
+                raise RestError(400, f"{what}_seconds cannot be negative")
         return self._record(q, self.pbx.stasis_channel(q.groups[0]))
 
     async def record_bridge(self, q: Req) -> web.Response:

@@ -71,6 +71,7 @@ QUEUE_STATUS: dict[str, str] = {
     "JOINUNAVAIL": "failed",
     "LEAVEUNAVAIL": "failed",
     "WITHDRAW": "failed",
+    "UNKNOWN": "failed",  # no such queue (app_queue.c: join_queue fails)
 }
 """Asterisk's ``QUEUESTATUS`` when ``Queue()`` returns the call to the app (the shipped
 ``[voxflow-queue]`` context runs ``Queue()`` with the ``c`` option, so ``CONTINUE`` = an agent
