@@ -149,10 +149,7 @@ def check_expectations(exp: Expect, res: SimResult) -> list[str]:
             out.append(f"variables: '{name}' is unset (expected {want!r})")
         elif not _equal(want, res.variables[name]):
             out.append(f"variables: '{name}' is {res.variables[name]!r}, expected {want!r}")
-    for key, want in exp.metadata.items():
-        got = res.metadata.get(key)
-        if key not in res.metadata or not _equal(want, got):
-            out.append(f"metadata: '{key}' is {got!r}, expected {want!r}")
+    out += _check_metadata(exp, res)
     targets: tuple[tuple[str, str | None, list[str]], ...] = (
         ("transfer", exp.transfer, res.transfers),
         ("queue", exp.queue, res.queues),
@@ -174,6 +171,31 @@ def check_expectations(exp: Expect, res: SimResult) -> list[str]:
     if exp.ended is not None:
         out.extend(_check_end(exp, res))
     return out
+
+
+def _as_text(value: Any) -> str:
+    """A metadata value as the text a regex is searched in (JSON for anything but a string)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _check_metadata(exp: Expect, res: SimResult) -> list[str]:
+    """A string expectation is a regex searched in the value's text (as ``said``, ``queue``,
+    ``headers``); a number, bool, null, list or map must equal the value."""
+    out = []
+    for key, want in exp.metadata.items():
+        got = res.metadata.get(key)
+        if key not in res.metadata:
+            out.append(f"metadata: '{key}' is unset (expected {_describe(want)})")
+        elif isinstance(want, str):
+            if re.search(want, _as_text(got)) is None:
+                out.append(f"metadata: '{key}' is {got!r}, expected a match of /{want}/")
+        elif not _equal(want, got):
+            out.append(f"metadata: '{key}' is {got!r}, expected {want!r}")
+    return out
+
+
+def _describe(want: Any) -> str:
+    return f"a match of /{want}/" if isinstance(want, str) else repr(want)
 
 
 def _check_states(exp: Expect, res: SimResult) -> list[str]:

@@ -517,6 +517,14 @@ class Expect(_Model):
             _check_regex(r)
         return v
 
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_regexes(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for r in v.values():
+            if isinstance(r, str):
+                _check_regex(r)
+        return v
+
     @field_validator("said", "not_said", "played", "states", "not_visited", "dialed", "http",
                      "requests", mode="before")  # fmt: skip
     @classmethod
