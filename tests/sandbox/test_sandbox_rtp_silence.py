@@ -7,24 +7,56 @@ follows the elapsed time and the first packet after the gap has the marker bit."
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from conftest import RawAri
 
 from voxflow.sandbox import Sandbox
 
+CAPTURE = json.loads(
+    (Path(__file__).resolve().parents[1] / "data" / "captures" / "rtp-silence.json").read_text()
+)
+
+
+def _phase(prefix: str) -> dict[str, Any]:
+    [phase] = [p for p in CAPTURE["phases"] if p["phase"].startswith(prefix + "-")]
+    return phase
+
+
+def _technology(channels: int) -> str:
+    """The bridge technology Asterisk reported with ``channels`` members (a GET or POST answer)."""
+    return next(
+        e["response"]["technology"]
+        for s in CAPTURE["steps"]
+        for e in s["log"]
+        if e.get("path", "").startswith("/bridges") and e.get("method") in ("GET", "POST")
+        and isinstance(e.get("response"), dict) and "technology" in e["response"]
+        and len(e["response"]["channels"]) == channels
+    )  # fmt: skip
+
+
+FIRST = _phase("P3")["first_packets"][0]  # the very first packet the socket ever got
+AFTER_GAP = _phase("P6")["first_packets"][0]  # the first one after a silent gap
+SOFTMIX = _phase("P7")  # 3 channels, nobody talks
+
 
 class Peer(asyncio.DatagramProtocol):
-    """The externalMedia socket: (arrival time, marker, seq, ts, payload) of every packet."""
+    """The externalMedia socket: (arrival time, marker, seq, ts, payload) of every packet, and
+    the (length, payload type) of each."""
 
     def __init__(self) -> None:
         self.packets: list[tuple[float, int, int, int, bytes]] = []
+        self.shapes: set[tuple[int, int]] = set()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         _, m_pt, seq, ts, _ = struct.unpack("!BBHII", data[:12])
         self.packets.append((time.monotonic(), m_pt >> 7, seq, ts, data[12:]))
+        self.shapes.add((len(data), m_pt & 0x7F))
 
     async def wait_count(self, n: int, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
@@ -59,8 +91,9 @@ async def test_two_channel_bridge_forwards_only(sandbox: Sandbox, ari: RawAri) -
     try:
         cid = await _media_bridge(sandbox, ari, transport.get_extra_info("sockname")[1], dtx=True)
         _, bridge = await ari.req("GET", "/bridges/b1")
-        assert bridge["technology"] == "simple_bridge"
+        assert bridge["technology"] == _technology(2) == "simple_bridge"
         await asyncio.sleep(0.3)
+        assert _phase("P5")["packets"] == 0  # the other member idle in Stasis
         assert peer.packets == []  # nobody talks: no RTP at all
         caller = sandbox.calls[cid]
         await caller.say_audio(_tone(0.2))
@@ -72,8 +105,10 @@ async def test_two_channel_bridge_forwards_only(sandbox: Sandbox, ari: RawAri) -
         await caller.say_audio(_tone(0.2))
         await peer.wait_count(first_burst + 5)
         resumed = peer.packets[first_burst]
-        assert peer.packets[0][1] == 0  # the very first packet has no marker (as captured)
-        assert resumed[1] == 1 and all(p[1] == 0 for p in peer.packets[first_burst + 1 :])
+        assert peer.packets[0][1] == FIRST["marker"] == 0  # the very first packet: no marker
+        assert resumed[1] == AFTER_GAP["marker"] == 1
+        assert all(p[1] == 0 for p in peer.packets[first_burst + 1 :])
+        assert peer.shapes == {(FIRST["len"], FIRST["pt"])} == {(172, 0)}
         assert resumed[2] == (gap_start[2] + 1) & 0xFFFF  # sequence continues
         elapsed = resumed[0] - gap_start[0]
         ts_gap = (resumed[3] - gap_start[3]) & 0xFFFFFFFF  # samples: whole 20 ms frames
@@ -106,12 +141,18 @@ async def test_a_third_channel_makes_softmix_send_silence(sandbox: Sandbox, ari:
         await ari.req("POST", f"/channels/{third.id}/answer")
         await ari.req("POST", "/bridges/b1/addChannel", channel=third.id)
         _, bridge = await ari.req("GET", "/bridges/b1")
-        assert bridge["technology"] == "softmix"
+        assert bridge["technology"] == _technology(3) == "softmix"
         await peer.wait_count(10)
+        # as captured: every packet of the phase is ulaw silence (0xFF), 172 bytes, pt 0
+        assert SOFTMIX["packets_all_ulaw_silence_payload"] == SOFTMIX["packets"] > 0
+        silence = SOFTMIX["first_packets"][0]
+        assert silence["payload_head_hex"] == "ff" * 8
         assert all(p[4] == b"\xff" * 160 for p in peer.packets)  # ulaw silence
+        assert peer.shapes == {(silence["len"], silence["pt"])}
         await ari.req("POST", "/bridges/b1/removeChannel", channel=third.id)
         _, bridge = await ari.req("GET", "/bridges/b1")
         assert bridge["technology"] == "simple_bridge"
+        assert _phase("P8")["packets"] == 0
         await asyncio.sleep(0.1)
         count = len(peer.packets)
         await asyncio.sleep(0.3)
