@@ -274,6 +274,12 @@ class PbxCore:
             again = {"cause": cause, "soft": True, "channel": ch.json()}
             self.emit("ChannelHangupRequest", again, channels=[ch])
         self._end_snoops(ch)
+        pending = ch.pending_continue
+        if pending is not None and (pending[0] or pending[1]):
+            # the queued continue's goto still runs as Stasis lets go of the channel: it is
+            # destroyed at the target, priority - 1 (capture record-leaving-stasis.json)
+            ch.context, ch.exten = pending[0] or ch.context, pending[1] or ch.exten
+            ch.priority, ch.app_name, ch.app_data = max(pending[2], 1) - 1, "", ""
         if ch.ari_created or ch.subs or self._observers():
             self.emit(
                 "ChannelDestroyed",
