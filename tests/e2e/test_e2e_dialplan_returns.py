@@ -3,6 +3,7 @@ on the sandbox (which runs docs/asterisk/extensions.conf as Asterisk 22 did in t
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -128,19 +129,78 @@ async def test_a_per_call_transfer_that_comes_back_busy_runs_the_error_handler(
         assert "transfer" in kinds and kinds.count("continue") >= 1
 
 
-async def test_a_per_call_transfer_not_back_within_the_ring_time_is_transferred(
+async def test_a_per_call_transfer_answered_after_its_socket_closed_is_unknown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the call's socket closes (here 0.1 s) before the far end answers (0.5 s): Asterisk tells
+    # this worker nothing more, so the flow cannot claim the transfer happened (it ended
+    # 'transferred' after the wait)
     from voxflow.telephony import dialplan
 
     monkeypatch.setattr(dialplan, "PER_CALL_TRANSFER_WAIT", 1.5)
     flow = tmp_path / "back.flow"
     flow.write_text(FLOW.format(target="+18005550111", queue="support"))
     async with serving([flow], mode="per_call") as env:
-        call = await env.call("100")  # the far end answers after 0.5 s: Dial() keeps the call
+        call = await env.call("100")
+        end = await env.result(call, 20)
+        assert end.outcome == "unknown", end
+        assert "+18005550111" in end.reason and "answered, or" in end.reason, end
+        assert "transferred" in env.kinds(call)  # it was answered: the worker could not know
+        assert env.said(call) == []
+
+
+async def test_a_per_call_caller_who_hangs_up_while_the_transfer_rings_is_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the caller hangs up in the Dial() after the socket closed: nothing reaches the worker
+    # (it ended 'transferred' after the wait, as if the transfer had been answered)
+    from voxflow.telephony import dialplan
+
+    monkeypatch.setattr(dialplan, "PER_CALL_TRANSFER_WAIT", 1.5)
+    flow = tmp_path / "back.flow"
+    flow.write_text(FLOW.format(target="+18005550111", queue="support"))
+    async with serving([flow], mode="per_call") as env:
+        env.sb.set_outbound_behaviour("+18005550111", "noanswer")  # rings 60 s
+        call = await env.call("100")
+        await call.wait_for("transfer", 10)
+        await asyncio.sleep(0.3)  # the call's socket is closed by now (0.1 s after StasisEnd)
+        await call.hangup()
+        end = await env.result(call, 20)
+        assert end.outcome == "unknown", end
+        assert "transferred" not in env.kinds(call)
+
+
+async def test_a_per_call_transfer_answered_while_its_socket_is_open_is_transferred(
+    tmp_path: Path,
+) -> None:
+    # Asterisk closes the socket 3 s after StasisEnd: a Dial() answered within that time is
+    # seen (Dial ANSWER on the call's socket), and the transfer did happen
+    flow = tmp_path / "back.flow"
+    flow.write_text(FLOW.format(target="+18005550111", queue="support"))
+    async with serving([flow], mode="per_call", close_after_end=3.0) as env:
+        call = await env.call("100")  # the far end answers after 0.5 s
         assert await env.result(call, 20) == End("transferred", "+18005550111")
         assert "transferred" in env.kinds(call)
-        assert env.said(call) == []
+        await call.hangup()
+
+
+async def test_a_per_call_queue_with_an_agent_past_its_wait_is_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an agent has the caller past the queue's timeout + slack: nothing reaches the worker
+    # until Queue() returns (it ended 'transferred' after the wait)
+    from voxflow.telephony import dialplan
+
+    monkeypatch.setattr(dialplan, "PER_CALL_QUEUE_SLACK", 0.5)
+    flow = tmp_path / "back.flow"
+    flow.write_text(FLOW.format(target="payments", queue="desk"))
+    async with serving([flow], mode="per_call") as env:
+        env.sb.add_queue("desk", [QueueAgent("ann", answer_after=0.3, talk=3.0)])
+        call = await env.call("100")
+        end = await env.result(call, 20)
+        assert end.outcome == "unknown", end
+        assert end.reason.startswith("queue desk"), end
+        await call.wait_hangup(15)  # Queue() returned CONTINUE to a worker with no call waiting
 
 
 async def test_a_per_call_queue_that_times_out_comes_back_to_the_flow(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from voxflow.ir.models import Flow
 from voxflow.redact import url_for_log
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
+from voxflow.runtime.events import LEFT_OUTCOMES
 from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
 from voxflow.runtime.http_step import HttpRequest, HttpResult
 from voxflow.runtime.operations import OP_HANDLERS
@@ -608,7 +609,7 @@ class CallDriver(Generic[P]):
         if not await self._end_is_ours():
             self._end_elsewhere()
         await self._await_side()
-        if self.outcome.outcome != "transferred" and not self.session.ended:
+        if self.outcome.outcome not in LEFT_OUTCOMES and not self.session.ended:
             await self._hangup("normal")
         self._say_line("system", f"call ended: {self.outcome.outcome}")
         self.trace.write(

@@ -14,6 +14,8 @@ from typing import Any, Literal
 from voxflow.ir.models import Span
 
 __all__ = [
+    "LEFT_OUTCOMES",
+    "UNKNOWN_WHY",
     "Agent",
     "Answer",
     "CallInfo",
@@ -342,10 +344,18 @@ class Notify:
     """The idempotency key of a webhook it sends (``state.entered``)."""
 
 
+LEFT_OUTCOMES = frozenset({"transferred", "unknown"})
+"""Ends of a call that left for the dialplan and did not come back: ``transferred`` (Asterisk
+said it left: redirected, its ``Dial()`` answered), ``unknown`` (per-call websockets: not back
+in time, and Asterisk said nothing more)."""
+UNKNOWN_WHY = "no word from Asterisk (per-call websocket): answered, or the caller hung up"
+"""The reason's tail of an ``unknown`` end."""
+
+
 @dataclass(frozen=True, slots=True)
 class End:
     """The flow is finished with this call. ``outcome``: completed, caller_hangup,
-    transferred, error."""
+    transferred, unknown (:data:`LEFT_OUTCOMES`), error."""
 
     outcome: str
     reason: str = ""

@@ -17,6 +17,7 @@ from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
 from voxflow.runtime import input_steps
 from voxflow.runtime.dynamic import resolve_options
+from voxflow.runtime.events import UNKNOWN_WHY as UNKNOWN
 from voxflow.runtime.expressions import UNSET, EvalContext, evaluate
 from voxflow.runtime.input_steps import SPEECH_GUARD_MS as SPEECH_GUARD_MS
 from voxflow.runtime.runstate import (
@@ -636,9 +637,11 @@ class _Machine:
                 self.assign(s.status_var, res.get("status"))
             self.emit(ev.Notify("http", {"outcome": name, "status": res.get("status")}))
             self.outcome(s, name)
-        elif op == "queue" and result == "transferred":
-            # the dialplan's Queue() took the call: it left the flow, like a transfer
-            self.end = ("transferred", f"queue {self.render(s.name)}")
+        elif op == "queue" and result in ("transferred", "unknown"):
+            # the call left for the dialplan's Queue() and did not come back: the flow ends;
+            # per-call websockets tell nothing more (an agent, or the caller hung up: unknown)
+            why = f"queue {self.render(s.name)}"
+            self.end = (str(result), why if result == "transferred" else f"{why}: {UNKNOWN}")
             self.run_hangup_handler()
         elif op in ("dial", "queue"):
             self.outcome(s, str(result))
@@ -655,7 +658,10 @@ class _Machine:
                 self.assign(s.transcript_var, res.get("transcript"))
             self.outcome(s, name)
         elif op == "transfer":
-            self.end = ("transferred", self.wait_endpoint)
+            if result == "unknown":  # per-call websockets: nothing said what became of it
+                self.end = ("unknown", f"{self.wait_endpoint}: {UNKNOWN}")
+            else:
+                self.end = ("transferred", self.wait_endpoint)
             self.run_hangup_handler()
         else:
             self.advance()

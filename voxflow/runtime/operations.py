@@ -89,21 +89,27 @@ async def _http(d: CallDriver[Any], cmd: ev.Http) -> dict[str, Any]:
     return res.as_variables()
 
 
-async def _transfer(d: CallDriver[Any], cmd: ev.Transfer) -> None:
+async def _transfer(d: CallDriver[Any], cmd: ev.Transfer) -> str:
+    """``transferred`` once the call left, ``unknown`` when it left and nothing says how
+    (per-call websockets: answered, or the caller hung up while it rang)."""
     d._say_line("system", f"transfer to {cmd.endpoint}")
     if cmd.carry:
         await d.session.set_call_data(cmd.carry)
     d._leaving = True  # the call leaving Stasis now is not the caller hanging up
     try:
-        await d.session.transfer_to(cmd.endpoint)
+        left = await d.session.transfer_to(cmd.endpoint)
     finally:
         d._leaving = False
+    if not left:
+        d._say_line("system", f"transfer to {cmd.endpoint}: no word from Asterisk (unknown)")
+    return "transferred" if left else "unknown"
 
 
 async def _queue(d: CallDriver[Any], cmd: ev.Queue) -> str:
     """Queue the caller: ``announce`` first, then the dialplan's ``Queue()`` until it hands
     the call back; its QUEUESTATUS is the outcome (``queue_outcome``), ``failed`` if the
-    call could not be sent there, ``transferred`` if it left for good."""
+    call could not be sent there, ``unknown`` if it left and nothing says what became of it
+    (per-call websockets: an agent may have it, or the caller hung up)."""
     d._say_line("system", f"queue {cmd.name}")
     if cmd.announce:
         await _say(d, ev.Say(cmd.cid, cmd.announce))
@@ -119,9 +125,9 @@ async def _queue(d: CallDriver[Any], cmd: ev.Queue) -> str:
         return "failed"
     finally:
         d._leaving = False
-    if status is None:  # it left for good: the queue has it, the flow ends
-        d._say_line("system", f"queue {cmd.name}: transferred")
-        return "transferred"
+    if status is None:  # it left, and Asterisk told nothing more: the flow ends
+        d._say_line("system", f"queue {cmd.name}: no word from Asterisk (unknown)")
+        return "unknown"
     outcome = queue_outcome(status)
     d._say_line("system", f"queue {cmd.name}: QUEUESTATUS {status or '(unset)'}")
     d._say_line("system", f"queue {cmd.name}: {outcome}")

@@ -171,9 +171,10 @@ class CallPort(Protocol[P]):
         variables: what a ``carry`` map hands to the dialplan, the agent and the next flow)."""
         ...
 
-    async def transfer_to(self, number: str) -> None:
-        """Blind transfer; returns once the call left, raises (e.g. ``TransferFailedError``)
-        when the dialplan sent it back."""
+    async def transfer_to(self, number: str) -> bool:
+        """Blind transfer; returns once the call left (True; False when nothing says what
+        became of it: per-call websockets, answered or the caller hung up is unknown), raises
+        (e.g. ``TransferFailedError``) when the dialplan sent it back."""
         ...
 
     async def transfer_to_queue(
@@ -186,7 +187,8 @@ class CallPort(Protocol[P]):
     ) -> str | None:
         """Queue the call in ``name`` until the dialplan's ``Queue()`` hands it back: Asterisk's
         ``QUEUESTATUS`` (``CONTINUE``, ``TIMEOUT``, ``FULL``...; see ``spec.semantics.QUEUE_STATUS``
-        for the outcome); None when the call left for good (not back in time). Raises
+        for the outcome); None when the call left and nothing says what became of it (per-call
+        websockets: not back in time; an agent may have it, or the caller hung up). Raises
         ``CallEndedError`` if the caller hangs up meanwhile."""
         ...
 

@@ -38,7 +38,7 @@ from voxflow.runtime.checkpoint import (
 )
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner, CallDriver, EndClaim, TranscriptLine
-from voxflow.runtime.events import End
+from voxflow.runtime.events import LEFT_OUTCOMES, End
 from voxflow.runtime.http_step import HttpClient
 from voxflow.runtime.port import PeerCall
 from voxflow.runtime.redaction import RedactingTrace, Redactor
@@ -674,14 +674,14 @@ def _restore_agent(session: CallSession, cp: Checkpoint) -> None:
 def _claimer(store: CallStore, sid: str, fhash: str, *, here: bool = True) -> EndClaim:
     """The driver's ``end_claim`` for call ``sid`` on flow version ``fhash``. A call this
     worker drives (``here``; not a dead worker's end run by the reaper, whose entry names that
-    worker) that left for the dialplan without coming back here (``transferred``) is not
-    claimed when the registry names another worker: it came back there (per-call websockets
-    through a balancer), and that worker drives it and ends it."""
+    worker) that left for the dialplan without coming back here (``transferred``,
+    ``unknown``) is not claimed when the registry names another worker: it came back there
+    (per-call websockets through a balancer), and that worker drives it and ends it."""
 
     async def claim(
         webhook: tuple[str, bytes] | None, end: tuple[str, str] | None, state: RunState
     ) -> bool:
-        moving = here and end is not None and end[0] == "transferred"
+        moving = here and end is not None and end[0] in LEFT_OUTCOMES
         if moving and await store.moved(sid):
             log.warning("call %s came back to another worker: its end is that worker's", sid)
             return False

@@ -119,7 +119,7 @@ class EndedCall:
     async def set_call_data(self, data: Sequence[tuple[str, str]]) -> None:
         raise self._gone()
 
-    async def transfer_to(self, number: str) -> None:
+    async def transfer_to(self, number: str) -> bool:
         raise self._gone()
 
     async def transfer_to_queue(

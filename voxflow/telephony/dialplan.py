@@ -102,10 +102,12 @@ def dialplan_metadata(args: Sequence[str], channelvars: Mapping[str, Any] | None
 @dataclass(frozen=True, slots=True)
 class TripResult:
     """How a trip ended: back in the app with ``args`` (after the tag), ``left`` (the call
-    belongs to the dialplan now: redirected, or its ``Dial()`` answered), ``ended``, or
-    ``dropped`` (the dialplan had nothing there and hung it up: ChannelDestroyed cause 0)."""
+    belongs to the dialplan now: redirected, or its ``Dial()`` answered), ``ended``,
+    ``dropped`` (the dialplan had nothing there and hung it up: ChannelDestroyed cause 0), or
+    ``unknown`` (per-call websockets: not back within the wait, and Asterisk said nothing more:
+    answered, or the caller hung up, or still queued; this worker cannot tell)."""
 
-    kind: Literal["returned", "left", "ended", "dropped"]
+    kind: Literal["returned", "left", "ended", "dropped", "unknown"]
     args: tuple[str, ...] = ()
 
     @property
@@ -207,8 +209,8 @@ async def run_trip(
 ) -> TripResult:
     """Send the call into ``context``/``extension`` and wait until it is back (``returned``),
     handed over (``left``) or gone (raises ``CallEndedError``). ``away``: a per-call socket
-    closes once the call left Stasis, so nothing tells that the dialplan kept it: not back
-    within ``away`` seconds counts as ``left``."""
+    closes 3 s after the call left Stasis, and Asterisk tells nothing more about the call until
+    a ``Stasis()`` connects out again: not back within ``away`` seconds is ``unknown``."""
     rest = session.rest  # the call's own link (an outbound websocket's, or the app's)
     app = session.ari_app
     source = f"channel:{session.id}"
@@ -246,11 +248,20 @@ async def run_trip(
         session._trip = None
     if result.kind == "returned":
         session._left_stasis, session._in_stasis = False, True
-    if result.kind not in ("ended", "dropped") and not (away is not None and result.kind == "left"):
+    if result.kind not in ("ended", "dropped", "unknown") and not (
+        away is not None and result.kind == "left"
+    ):
         with contextlib.suppress(AriError):  # (a per-call socket gone: nothing to undo)
             await rest.unsubscribe(app, source)
     if result.kind == "left":
         log.info("call %s: handed over by %s/%s", session.id, context, extension)
+        session._mark_ended()
+    elif result.kind == "unknown":
+        log.warning(
+            "call %s: not back from %s/%s within %.0f s and no word from Asterisk (per-call "
+            "websocket): whether it was answered or the caller hung up is unknown",
+            session.id, context, extension, away or 0.0,
+        )  # fmt: skip
         session._mark_ended()
     elif result.kind == "dropped":
         session._gone()
@@ -265,11 +276,11 @@ async def run_trip(
 
 
 async def _within(result: asyncio.Future[TripResult], seconds: float) -> TripResult:
-    """``result`` if it settles within ``seconds``, else ``left``."""
+    """``result`` if it settles within ``seconds``, else ``unknown``."""
     try:
         return await asyncio.wait_for(asyncio.shield(result), seconds)
     except TimeoutError:
-        return TripResult("left")
+        return TripResult("unknown")
 
 
 PER_CALL_QUEUE_SLACK = 30.0
@@ -278,12 +289,15 @@ Asterisk checks the timeout between ring cycles (queues.conf ``timeout`` + ``ret
 _REDIRECT_TECHS = frozenset({"PJSIP", "SIP", "IAX2"})
 PER_CALL_TRANSFER_WAIT = 75.0
 """Seconds a per-call transfer waits for the call to come back: the shipped ``Dial(...,60)``
-rings 60 s at most; not back by then, its ``Dial()`` answered (the flow ends transferred)."""
+rings 60 s at most; not back by then, it was answered or the caller hung up while it rang
+(Asterisk tells neither once the call's socket closed): the transfer's result is unknown."""
 
 
-async def transfer(session: CallSession, number: str) -> None:
+async def transfer(session: CallSession, number: str) -> bool:
     """``CallSession.transfer_to``: redirect within the caller's own SIP technology, else a
-    trip through the app's ``transfer_context``; ``TransferFailedError`` when it came back."""
+    trip through the app's ``transfer_context``; ``TransferFailedError`` when it came back.
+    True when the call left (redirected, or its ``Dial()`` answered), False when nothing says
+    what became of it (per call: not back within ``PER_CALL_TRANSFER_WAIT``, no event)."""
     extension, variables = transfer_route(number)
     tech, sep, _ = number.partition("/")
     if (
@@ -295,10 +309,10 @@ async def transfer(session: CallSession, number: str) -> None:
             await stop_media_before_leaving(session)
             await session.rest.redirect(session.id, number)
             await session._left_stasis_wait()
-            return
+            return True
         except AriNotFound:
             session._gone()
-            return
+            return True
         except AriHTTPError as exc:
             log.info("redirect of %s refused (%s); using the dialplan", session.id, exc)
     app = session._app
@@ -309,12 +323,14 @@ async def transfer(session: CallSession, number: str) -> None:
     )
     if result.kind == "returned":
         raise TransferFailedError(number, result.status)
+    return result.kind != "unknown"
 
 
 async def queue(session: CallSession, variables: Mapping[str, str]) -> str | None:
     """``CallSession.transfer_to_queue``: the ``QUEUESTATUS`` the call came back with, or None
-    when it left for good (per-call outbound websockets: not back within the queue's timeout
-    and ``PER_CALL_QUEUE_SLACK``, an agent has it; without a timeout at once)."""
+    when it left and nothing says what became of it (per-call outbound websockets: not back
+    within the queue's timeout and ``PER_CALL_QUEUE_SLACK``: an agent may have it, or the
+    caller hung up; without a timeout at once)."""
     app = session._app
     away = None
     if app.mode == "per_call":
@@ -326,7 +342,7 @@ async def queue(session: CallSession, variables: Mapping[str, str]) -> str | Non
     result = await run_trip(
         session, QUEUE_RETURN, app.queue_context, QUEUE_EXTENSION, variables, away=away
     )
-    return None if result.kind == "left" else result.status
+    return None if result.kind in ("left", "unknown") else result.status
 
 
 async def set_call_data(session: CallSession, data: Sequence[tuple[str, str]]) -> None:

@@ -310,15 +310,17 @@ class CallSession:
         if self.state is CallState.ON_HOLD:
             self.state = CallState.IN_PROGRESS
 
-    async def transfer_to(self, number: str) -> None:
+    async def transfer_to(self, number: str) -> bool:
         """Blind transfer. ``TECH/resource`` of the channel's own SIP technology is redirected;
         any other ``TECH/resource`` is dialled by the app's ``transfer_context`` (extension
         ``endpoint``), a number continues there at extension ``number``. Returns once the call
         left (redirected, or the dialplan's ``Dial()`` answered); raises
         ``TransferFailedError`` when the dialplan sent it back (no route: ``INVALID``; the
-        ``Dial()`` failed: its ``DIALSTATUS``), the call is then still ours."""
+        ``Dial()`` failed: its ``DIALSTATUS``), the call is then still ours. True: it left;
+        False: it left and nothing says how (per-call websockets: not back in time, no event:
+        answered, or the caller hung up while it rang)."""
         self._check_live()
-        await transfer(self, number)
+        return await transfer(self, number)
 
     async def set_call_data(self, data: Sequence[tuple[str, str]]) -> None:
         """Set ``VOXFLOW_META_<KEY>`` channel variables (``key`` upper-cased): the next flow
@@ -338,7 +340,8 @@ class CallSession:
         option, ``timeout`` seconds, music class ``music``, ``QUEUE_PRIO=priority``) and wait
         until ``Queue()`` returns it: the ``QUEUESTATUS`` (``CONTINUE`` after an agent talked
         to the caller and hung up, ``TIMEOUT``, ``FULL``, ``JOINEMPTY``, ``LEAVEEMPTY``...).
-        None: the call left for good (per-call outbound websockets: not back in time).
+        None: the call left and nothing says what became of it (per-call outbound websockets:
+        not back in time; an agent may have it, or the caller hung up).
         Raises ``CallEndedError`` when the caller hangs up meanwhile."""
         variables = queue_variables(name, timeout=timeout, music=music, priority=priority)
         self._check_live()

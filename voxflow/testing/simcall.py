@@ -479,7 +479,7 @@ class SimCall:
         if data:
             self.log("flow", "carries " + ", ".join(f"{k}={v!r}" for k, v in data))
 
-    async def transfer_to(self, number: str) -> None:
+    async def transfer_to(self, number: str) -> bool:
         """The shipped [voxflow-transfer]: a ``transfer`` mock with ``result: failed`` sends the
         call back with its ``status`` (TransferFailedError, as at run time), so does a target
         the context has no extension for (``INVALID``); else it left."""
@@ -498,6 +498,7 @@ class SimCall:
             raise TransferFailedError(number, "INVALID")
         self._leave()
         await asyncio.sleep(m.after if m is not None else _TRANSFER)
+        return True
 
     async def transfer_to_queue(
         self,
