@@ -25,9 +25,22 @@ from typing import Any
 from voxflow.ir import models as ir
 from voxflow.spec.semantics import SUCCESS
 
-__all__ = ["Branch", "Edge", "FlowMap", "build_flowmap", "edge_source", "outcome_label", "step_key"]
+__all__ = [
+    "Branch",
+    "Edge",
+    "FlowMap",
+    "build_flowmap",
+    "edge_source",
+    "outcome_label",
+    "step_key",
+    "transition_key",
+]
 
 _LOCAL = frozenset({"step", "state"})
+_OWN_STEP = frozenset({"hangup", "transfer", "return"})
+"""Transition ops whose step says something of its own (a reason, a target, values): each one
+written is a transition of its own. Gotos to one state, retries and continues from one place
+are one transition."""
 
 
 def outcome_label(outcome: str, count: int) -> str:
@@ -51,6 +64,31 @@ def edge_source(state: str, origin: str) -> str:
     return state if origin in _LOCAL else origin
 
 
+def _goto_target(flow: ir.Flow | None, state: str, name: str) -> str:
+    """The state key a goto to ``name`` run in ``state`` goes to: the subflow's own state of
+    that name, else the main flow's (a flow-level handler inherited into a subflow)."""
+    sub, dot, _ = state.rpartition(".")
+    if not dot:
+        return name
+    subflow = flow.subflows.get(sub) if flow is not None else None
+    if subflow is None or name in subflow.states:
+        return f"{sub}.{name}"
+    return name
+
+
+def transition_key(
+    flow: ir.Flow | None, state: str, label: str, step: Any, origin: str
+) -> tuple[str, ...]:
+    """The key of the transition ``step`` makes from ``state`` (``subflow.state`` in a
+    subflow), inside a handler labelled ``label`` written at ``origin``: (source, label,
+    target), plus the step's place for a written hangup, transfer or return."""
+    target = _goto_target(flow, state, step.state) if step.op == "goto" else step.op
+    key: tuple[str, ...] = (edge_source(state, origin), label, target)
+    if step.op in _OWN_STEP and origin != "default":
+        key += (f"{step.span.line}:{step.span.col}",)
+    return key
+
+
 @dataclass(frozen=True)
 class Edge:
     """One written transition. ``target`` is a state key or the op (hangup, retry, ...)."""
@@ -67,8 +105,15 @@ class Edge:
     """False when only an outcome that cannot happen leads here (``exhausted`` of a step that
     nothing retries)."""
 
+    at: str = ""
+    """``line:col`` of a written hangup, transfer or return (each is a transition of its own)."""
+
     @property
-    def key(self) -> tuple[str, str, str]:
+    def key(self) -> tuple[str, ...]:
+        return (self.src, self.label, self.target, self.at) if self.at else self.key3
+
+    @property
+    def key3(self) -> tuple[str, str, str]:
         return (self.src, self.label, self.target)
 
     @property
@@ -99,7 +144,7 @@ class FlowMap:
 
     flow: ir.Flow
     states: dict[str, ir.State] = field(default_factory=dict)
-    edges: dict[tuple[str, str, str], Edge] = field(default_factory=dict)
+    edges: dict[tuple[str, ...], Edge] = field(default_factory=dict)
     branches: dict[tuple[str, str, str], Branch] = field(default_factory=dict)
     unhandled: list[Branch] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
@@ -146,39 +191,34 @@ class _Walker:
             blocks += [c.handler.steps for c in self.state.commands]
         return any(_has_retry(b) for b in blocks)
 
-    def add_edge(self, state: str, sub: str | None, label: str, s: Any, origin: str) -> None:
-        if s.op == "goto":
-            target = f"{sub}.{s.state}" if sub else s.state
-        else:
-            target = s.op
-        src = edge_source(state, origin)
-        key = (src, label, target)
+    def add_edge(self, state: str, label: str, s: Any, origin: str) -> None:
+        key = transition_key(self.fm.flow, state, label, s, origin)
         old = self.fm.edges.get(key)
         states = frozenset({state}) | (old.states if old else frozenset())
         possible = self.possible or (old is not None and old.possible)
+        src, _, target, *at = key
         self.fm.edges[key] = Edge(
-            src, label, target, s.op, origin, s.span.file, s.span.line, states, possible
-        )
+            src, label, target, s.op, origin, s.span.file, s.span.line, states, possible,
+            at="".join(at),
+        )  # fmt: skip
 
-    def block(
-        self, steps: tuple[Any, ...], state: str, sub: str | None, label: str, origin: str
-    ) -> None:
+    def block(self, steps: tuple[Any, ...], state: str, label: str, origin: str) -> None:
         for s in steps:
             op = s.op
             if op in ir.TRANSITION_OPS:
-                self.add_edge(state, sub, label, s, origin)
+                self.add_edge(state, label, s, origin)
             elif op == "if":
                 for b in s.branches:
-                    self.block(b.steps, state, sub, label, origin)
-                self.block(s.else_steps, state, sub, label, origin)
+                    self.block(b.steps, state, label, origin)
+                self.block(s.else_steps, state, label, origin)
             elif op == "switch":
                 for c in s.cases:
-                    self.block(c.steps, state, sub, label, origin)
-                self.block(s.default_steps, state, sub, label, origin)
+                    self.block(c.steps, state, label, origin)
+                self.block(s.default_steps, state, label, origin)
             if op in ir.INPUT_OPS:
-                self.input_step(s, state, sub)
+                self.input_step(s, state)
 
-    def input_step(self, s: Any, state: str, sub: str | None) -> None:
+    def input_step(self, s: Any, state: str) -> None:
         if s.op == "call":
             self.fm.calls.append((state, s.subflow))
         # only what the step's kind can produce (spec OUTCOMES, its choices and tools): a
@@ -194,7 +234,7 @@ class _Walker:
             if name == "exhausted" and not retried:  # only a bounded retry exhausts a step
                 self.possible = False
                 for h in s.on.get(name, ()):
-                    self.block(h.steps, state, sub, outcome_label(name, h.count), h.origin)
+                    self.block(h.steps, state, outcome_label(name, h.count), h.origin)
                 self.possible = True
                 continue
             handlers: tuple[ir.Handler, ...] = s.on.get(name, ())
@@ -211,7 +251,7 @@ class _Walker:
                 if name not in ("error", "exhausted"):
                     self.fm.unhandled.append(Branch(state, key, name, s.span.line, handled=False))
             for h in handlers:
-                self.block(h.steps, state, sub, outcome_label(name, h.count), h.origin)
+                self.block(h.steps, state, outcome_label(name, h.count), h.origin)
 
 
 def build_flowmap(flow: ir.Flow) -> FlowMap:
@@ -225,15 +265,15 @@ def build_flowmap(flow: ir.Flow) -> FlowMap:
             key = f"{sub}.{name}" if sub else name
             fm.states[key] = st
             w.state = st
-            w.block(st.steps, key, sub, "", "state")
+            w.block(st.steps, key, "", "state")
             for h in st.on_error:
                 if h.origin in _LOCAL:
                     fm.branches[(key, "", "error")] = Branch(key, "", "error", h.span.line)
-                w.block(h.steps, key, sub, outcome_label("error", h.count), h.origin)
+                w.block(h.steps, key, outcome_label("error", h.count), h.origin)
             for c in st.commands:
                 label = "cmd:" + c.name
                 fm.branches[(key, "", label)] = Branch(key, "", label, c.span.line)
-                w.block(c.handler.steps, key, sub, label, c.handler.origin)
+                w.block(c.handler.steps, key, label, c.handler.origin)
     fm.reachable = _reachable(fm)
     return fm
 

@@ -32,7 +32,7 @@ from typing import Any
 from voxflow.agent.agent import ToolParam, tool_parameters
 from voxflow.agent.schema import ToolArgumentsError, parse_tool_arguments
 from voxflow.ir import models as ir
-from voxflow.ir.flowmap import edge_source, outcome_label, step_key
+from voxflow.ir.flowmap import outcome_label, step_key, transition_key
 from voxflow.redact import REDACTED
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_actions import RequestError, render_request
@@ -76,8 +76,9 @@ class CoverageObserver:
     one observer per call (the blocks belong to the compiled flow, which outlives the call).
     """
 
-    def __init__(self, hits: set[Hit] | None = None) -> None:
+    def __init__(self, hits: set[Hit] | None = None, flow: ir.Flow | None = None) -> None:
         self.hits: set[Hit] = set() if hits is None else hits
+        self.flow = flow  # resolves a goto of a flow-level handler run in a subflow
         self.labels: dict[int, tuple[str, str]] = {}
 
     def entered(self, where: str) -> None:
@@ -106,11 +107,7 @@ class CoverageObserver:
         label, origin = ("", "state")
         if handler_steps is not None:
             label, origin = self.labels.get(id(handler_steps), ("", "state"))
-        target: str = step.op
-        if step.op == "goto":
-            sub, dot, _ = where.rpartition(".")
-            target = f"{sub}.{step.state}" if dot else step.state
-        self.hits.add(Hit("transition", (edge_source(where, origin), label, target)))
+        self.hits.add(Hit("transition", transition_key(self.flow, where, label, step, origin)))
 
 
 # ---------------------------------------------------------------- agent steps from mocks
@@ -279,7 +276,7 @@ class _Sim:
             agent_runner=_MockAgents(self),
             clock=self.clock,
             on_transcript=self.transcript,
-            observer=CoverageObserver(self.res.hits),
+            observer=CoverageObserver(self.res.hits, flow),
             after_step=self.after_step,
             logger=_QUIET,
         )
