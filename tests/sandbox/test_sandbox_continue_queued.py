@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from conftest import RawAri
 
 from voxflow.sandbox import Sandbox
@@ -124,3 +126,54 @@ async def test_a_hangup_runs_the_queued_playbacks_out_as_failed(
         ("PlaybackFinished", "pb2", "failed"),
         ("StasisEnd", "", ""),
     ]
+
+
+def _step(name: str) -> list[dict[str, Any]]:
+    [step] = [s for s in json.loads(CAPTURE.read_text())["steps"] if s["step"] == name]
+    return list(step["log"])
+
+
+def _pb_shape(ev: dict[str, Any]) -> tuple[Any, ...]:
+    if ev["type"].startswith("Playback"):
+        return (ev["type"], ev["playback"]["state"])
+    if ev["type"].startswith("Stasis"):
+        return (ev["type"], ev["channel"]["dialplan"]["priority"])
+    return (ev["type"],)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "h-continue-during-playback",
+        "j-continue-during-short-playback",
+        "k-continue-then-stop-playback",
+    ],
+)
+async def test_a_continue_behind_a_playback_is_the_captured_one(
+    sandbox: Sandbox, ari: RawAri, step: str
+) -> None:
+    """Capture cases h (hang-up while the playback runs), j (it ends by itself) and k (it is
+    stopped), event by event from the request that ends the wait; ``voxflow-in,200`` (NoOp,
+    Stasis) stands in for ``cap-cont,target``."""
+    log = _step(step)
+    play = next(e for e in log if e.get("path", "").endswith("/play"))
+    cont = next(e for e in log if e.get("path", "").endswith("/continue"))
+    sandbox.add_sound("tt-monkeys", _tone(16.0))
+    cid = await _answered_call(sandbox, ari)
+    status, _ = await ari.req("POST", f"/channels/{cid}/play/pb", media=play["params"]["media"])
+    assert status == play["status"]
+    await ari.next("PlaybackStarted")
+    target = {"context": "voxflow-in", "extension": "200", "priority": 1}
+    assert (await ari.req("POST", f"/channels/{cid}/continue", **target))[0] == cont["status"]
+    ender = next((e for e in log if e.get("method") == "DELETE" and e["t"] > cont["t"]), None)
+    if ender is not None and "j-" not in step:
+        path = f"/channels/{cid}" if ender["path"].startswith("/channels") else "/playbacks/pb"
+        assert await ari.collect(quiet=0.2) == []  # waiting behind the playback
+        assert (await ari.req("DELETE", path))[0] == ender["status"]
+        start = ender["t_sent"]
+    else:
+        start = cont["t_sent"]
+    until = next((e["t_sent"] for e in log if e.get("method") and e["t_sent"] > start), 1e9)
+    want = [_pb_shape(e["event"]) for e in log if "event" in e and start < e["t"] < until]
+    got = [_pb_shape(e) for e in await ari.collect(quiet=2.0 if start == cont["t_sent"] else 0.5)]
+    assert got == want
