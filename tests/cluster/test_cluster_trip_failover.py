@@ -217,3 +217,28 @@ async def test_a_call_back_from_a_queue_inside_a_subflow_goes_on_in_the_subflow(
         assert [c["subflow"] for c in cp.calls] == ["wait_in"]
         assert cp.calls[0]["variables"]["note"] == "inside"
         await _goes_on_at_b(sb, flow, b, call, "queue", "answered")
+
+
+async def test_a_call_back_from_the_queue_while_no_worker_holds_the_app_waits_for_one(
+    tmp_path: Path,
+) -> None:
+    # the call comes back (Stasis(voxflow,queue-return,...)) before the standby took the name
+    # over: Stasis() fails (STASISSTATUS=FAILED, next priority) and the shipped context tries
+    # again every 0.5 s; it was hung up by the Hangup() after the first failure
+    flow = tmp_path / "queued.flow"
+    flow.write_text(FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        sb.add_queue("support", [QueueAgent(answer_after=0.5, talk=0.3)])
+        call = await _out_when_its_worker_dies(sb, flow, rs.url, "waiting", "queue")
+        ch = sb.pbx.channels.get(call.id)
+        assert ch is not None
+        await until(
+            lambda: ch.hungup or ch.variables.get("STASISSTATUS") == "FAILED", 30,
+            "the return fails while nobody holds the app",
+        )  # fmt: skip
+        assert not ch.hungup, "the caller was hung up at the first failed return"
+        await _goes_on_at_b(sb, flow, b, call, "queue", "answered")

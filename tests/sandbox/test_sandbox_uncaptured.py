@@ -54,6 +54,8 @@ async def test_queue_of_an_unknown_queue_returns_at_once_with_unknown(
     after_queue = got[got.index(("ChannelDialplan", "Queue")) + 1 :]
     assert after_queue == [
         ("ChannelVarset", "QUEUESTATUS", "UNKNOWN"),
+        ("ChannelDialplan", "Set"),  # Set(VOXFLOW_TRIES=0): the return's retry count
+        ("ChannelVarset", "VOXFLOW_TRIES", "0"),
         ("ChannelDialplan", "Stasis"),
         ("ChannelVarset", "STASISSTATUS", ""),
         ("StasisStart", "queue-return", "UNKNOWN", ""),

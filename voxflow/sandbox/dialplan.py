@@ -15,6 +15,10 @@ They mirror ``docs/asterisk/extensions.conf`` and the event sequences of real As
   ``LEAVEEMPTY`` one second after joining (Asterisk checks between ring cycles); these three were
   not captured. An unknown queue returns at once with ``QUEUESTATUS=UNKNOWN`` and no other
   variable (app_queue.c: ``join_queue`` fails, ``reason`` stays ``QUEUE_UNKNOWN``).
+* Every return: ``Set(VOXFLOW_TRIES=0)``, ``n(back),Stasis(...)``; a ``Stasis()`` that fails (no
+  app registered: ``STASISSTATUS=FAILED`` and the next priority, captures
+  outbound-websocket.json no-server-listening) tries again after ``Wait(0.5)``, 10 times, then
+  ``n(done),Hangup()``.
 
 How a far end reacts is the PBX's ``outbound_behaviour`` (answer, busy, noanswer, congestion),
 looked up by endpoint resource or number.
@@ -61,12 +65,19 @@ def captured_program(context: str, exten: str) -> Program | None:
     return None
 
 
+_DONE = {(TRANSFER_CONTEXT, "i"): 8, (QUEUE_CONTEXT, "queue"): 9}
+"""Where each shipped extension's ``n(done),Hangup()`` is (any other transfer extension: 10);
+its ``n(back),Stasis(...)`` is 4 priorities before."""
+
+
 def label_priority(context: str, exten: str, label: str) -> int | None:
-    """The priority of ``label`` in ``context``/``exten`` (the shipped [voxflow-transfer]'s
-    ``done``: its Hangup() after a Dial() that answered), None if there is no such label."""
-    if context == TRANSFER_CONTEXT and label == "done" and exten != "i":
-        return 5
-    return None
+    """The priority of ``label`` in ``context``/``exten`` (a shipped extension's ``done``: its
+    Hangup() after a Dial() that answered or the return into the app; ``back``: that
+    ``Stasis()``), None if there is no such label."""
+    done = _DONE.get((context, exten), 10 if context == TRANSFER_CONTEXT else None)
+    if done is None or label not in ("done", "back"):
+        return None
+    return done if label == "done" else done - 4
 
 
 @dataclass
@@ -97,6 +108,8 @@ class ShippedContexts:
     def __init__(self, pbx: Pbx) -> None:
         self.pbx = pbx
         self.ring_timeout = 60.0  # Dial(...,60) in [voxflow-transfer]
+        self.back_wait = 0.5  # Wait(0.5) between the tries of a return into the app
+        self.back_tries = 10  # ${VOXFLOW_TRIES} >= 10: the last try
         # queues.conf as shipped: no members (agents log in with AddQueueMember)
         self.queues: dict[str, SandboxQueue] = {
             "support": SandboxQueue("support"),
@@ -125,12 +138,57 @@ class ShippedContexts:
         )
 
     def _back(self, ch: Channel, exten: str, priority: int, args: list[str]) -> None:
-        """``Stasis(${VOXFLOW_APP},args...)``: back into the app, or hang up if it is gone."""
+        """``Set(VOXFLOW_TRIES=0)`` at ``priority``, then ``n(back),Stasis(${VOXFLOW_APP},
+        args...)``: back into the app, retried while Stasis() fails."""
+        self._app_step(ch, exten, priority, "Set", "VOXFLOW_TRIES=0")
+        self.pbx.set_var(ch, "VOXFLOW_TRIES", "0")
+        self._try_back(ch, exten, priority + 1, args)
+
+    def _try_back(self, ch: Channel, exten: str, back: int, args: list[str]) -> None:
+        if ch.hungup:
+            return
         app = ch.variables.get("VOXFLOW_APP", "voxflow")
-        self._app_step(ch, exten, priority, "Stasis", ",".join([app, *args]))
+        self._app_step(ch, exten, back, "Stasis", ",".join([app, *args]))
         self.pbx.set_var(ch, "STASISSTATUS", "")
-        if not self.pbx.enter_stasis(ch, app, args):
-            self.pbx.hangup(ch, 16)
+        ch.stasis_failed = lambda status: self._back_failed(ch, exten, back, args, status)
+        if self.pbx.enter_stasis(ch, app, args):
+            return  # in the app (or a per-call websocket is being connected for it)
+        ch.stasis_failed = None
+        self._back_failed(ch, exten, back, args, "FAILED")
+
+    def _back_failed(
+        self, ch: Channel, exten: str, back: int, args: list[str], status: str
+    ) -> None:
+        """Stasis() returned ``status`` (FAILED: no such app): the shipped retry loop."""
+        self.pbx.set_var(ch, "STASISSTATUS", status)
+        tries = int(ch.variables.get("VOXFLOW_TRIES") or 0)
+        self._app_step(
+            ch, exten, back + 1, "GotoIf",
+            f'$["{status}" != "FAILED" | {tries} >= {self.back_tries}]?done',
+        )  # fmt: skip
+        if status != "FAILED" or tries >= self.back_tries:
+            self._app_step(ch, exten, back + 5, "Hangup", "")
+            self.pbx.hangup(ch, 16, request={"cause": 16, "soft": True})
+            return
+        self._app_step(ch, exten, back + 2, "Set", f"VOXFLOW_TRIES=$[{tries} + 1]")
+        self.pbx.set_var(ch, "VOXFLOW_TRIES", str(tries + 1))
+        self._app_step(ch, exten, back + 3, "Wait", "0.5")
+
+        def again() -> None:
+            self._app_step(ch, exten, back + 4, "Goto", "back")
+            self._try_back(ch, exten, back, args)
+
+        self.pbx.schedule(ch, self.back_wait, again)
+
+    def after_return(self, ch: Channel, exten: str, priority: int) -> None:
+        """A call back in the app from a shipped extension, continued with no target (the next
+        priority: the retry's GotoIf, ``STASISSTATUS=SUCCESS``) or at label ``done``: the
+        extension's Hangup()."""
+        done = label_priority(ch.context, exten, "done") or priority
+        if priority == done - 3:
+            self._app_step(ch, exten, priority, "GotoIf", '$["SUCCESS" != "FAILED" | ...]?done')
+        self._app_step(ch, exten, done, "Hangup", "")
+        self.pbx.hangup(ch, 16, request={"cause": 16, "soft": True})
 
     def _behaviour(self, resource: str) -> str:
         from .pbx import RESERVED_ENDPOINTS

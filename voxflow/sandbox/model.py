@@ -181,6 +181,7 @@ class Channel:
     # A continue sent while a playback or recording runs (context, exten, priority, label):
     # Asterisk queues it behind them (capture continue-outcomes.json, record-leaving-stasis.json).
     pending_continue: tuple[str, str, int, str] | None = None
+    stasis_failed: Callable[[str], None] | None = None  # the dialplan after a Stasis() failing
     shown_vars: tuple[str, ...] = ()  # ari.conf channelvars: shown in every channel JSON
 
     def json(self, *, with_vars: bool = False) -> dict[str, Any]:

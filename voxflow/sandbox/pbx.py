@@ -579,8 +579,10 @@ class Pbx(PbxMedia):
         if pri == 1 and self.contexts.run(ch, ctx, ext):  # shipped [voxflow-transfer]/-queue
             return
         program = captured_program(ctx, ext)
-        if program is None and pri == 5 and label_priority(ctx, ext, "done") == 5:
-            program = [("", "")] * 4 + [("Hangup", "")]  # run from 5 only: n(done),Hangup()
+        back = label_priority(ctx, ext, "back")
+        if program is None and back is not None and pri > back:  # after a return: Hangup()
+            self.schedule(ch, 0.0, lambda: self.contexts.after_return(ch, ext, pri))
+            return
         if program is not None:
             self.schedule(ch, 0.0, lambda: self._run_program(ch, program, pri))
             return

@@ -466,11 +466,16 @@ class Sandbox:
         return True
 
     def back_to_dialplan(self, ch: Channel, status: str) -> None:
-        """Stasis() returned with ``STASISSTATUS=status``; the sandbox's dialplan then hangs up."""
-        self.pbx.set_var(ch, "STASISSTATUS", status)
+        """Stasis() returned with ``STASISSTATUS=status``: the dialplan goes on at the next
+        priority (a shipped return's retry, ``Channel.stasis_failed``), else it hangs up."""
         call = self.calls.get(ch.id)
         if call is not None:
             call._note("dialplan", STASISSTATUS=status)
+        then, ch.stasis_failed = ch.stasis_failed, None
+        if then is not None:
+            then(status)
+            return
+        self.pbx.set_var(ch, "STASISSTATUS", status)
         self.pbx.hangup(ch, 16)
 
     def _make_outbound_far(self, ch: Channel, resource: str) -> SimCall:

@@ -217,6 +217,7 @@ class PbxCore:
             return False
         ch.app = app
         ch.app_args = list(args)
+        ch.stasis_failed = None
         ch.subs.add(app)
         ch.app_name = "Stasis"
         ch.app_data = ",".join([app, *args])
