@@ -10,6 +10,8 @@
 * ``ast_ari_channels_external_media``: an empty ``direction`` becomes ``"both"`` and the value is
   never checked afterwards; the generated ``res_ari_channels.c`` stubs copy query parameters
   without checking the swagger's ``allowableValues``. Any ``direction`` is accepted.
+* ``res/ari/resource_bridges.c`` ``check_add_remove_channel``: adding a channel that records is
+  ``409 "Channel <id> currently recording"``.
 """
 
 from __future__ import annotations
@@ -87,3 +89,13 @@ async def test_external_media_takes_any_direction(sandbox: Sandbox, ari: RawAri)
             external_host="127.0.0.1:40000", format="ulaw", direction=direction,
         )  # fmt: skip
         assert (status, body["id"]) == (200, f"em{i}"), direction
+
+
+async def test_adding_a_recording_channel_to_a_bridge_names_it(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    cid = await _answered(sandbox, ari)
+    await ari.req("POST", f"/channels/{cid}/record", name="busy", format="wav")
+    await ari.req("POST", "/bridges/br", type="mixing")
+    got = await ari.req("POST", "/bridges/br/addChannel", channel=cid)
+    assert got == (409, {"message": f"Channel {cid} currently recording"})

@@ -618,7 +618,7 @@ class AriRest(RestMisc):
             if not ch.in_stasis:
                 raise RestError(422, "Channel not in Stasis application")
             if ch.recordings:
-                raise RestError(409, "Channel currently recording")
+                raise RestError(409, f"Channel {ch.id} currently recording")
             chans.append(ch)
         self.pbx.add_to_bridge(br, chans)
         for ch in chans:
