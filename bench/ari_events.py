@@ -434,6 +434,9 @@ async def worker_per_call(calls: int) -> tuple[int, float, dict[str, int]]:
         def on_link_lost(self, app_name: str) -> None:
             return None
 
+        def on_link_down(self, app_name: str) -> None:
+            return None
+
         def app_in_use(self, app_name: str) -> bool:
             return False
 

@@ -59,3 +59,73 @@ async def test_a_dropped_link_moved_to_the_other_worker_ends_the_call_once(
             ended = [h["data"] for h in hooks if h["event"] == "call.ended"]
             assert [(d["outcome"], d.get("reason")) for d in ended] == [("completed", "done")]
             assert await sa.call_entries() == []
+
+
+PAUSE_FLOW = """\
+flow paused "acts on its own clock":
+    answers "100"
+
+var picked: string = "none"
+
+state start:
+    answer
+    play "sound:hello-world"
+    set picked = "early"
+    goto menu
+
+state menu:
+    play "sound:vm-login"
+    pause 2s
+    goto later
+
+state later:
+    hangup "later"
+"""
+
+
+async def test_a_dropped_link_taken_by_the_other_worker_stops_the_first_within_its_grace(
+    tmp_path: Path,
+) -> None:
+    # a's link grace is 4 s; its flow pauses 2 s (a timer of its own: no Asterisk event
+    # needed) when the link drops. Once b adopted the call (its registry entry names b), a
+    # must not act on it any more: it went on until its grace was over, entered 'later' (a
+    # second state.entered webhook) and ended the call there while b drove it
+    flow = tmp_path / "paused.flow"
+    flow.write_text(PAUSE_FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        webhook_receiver() as (hook_url, hooks),
+        ClusterState(rs.url, worker_id="a") as sa,
+        ClusterState(rs.url, worker_id="b") as sb_state,
+        per_call_worker(flow, sa, hook_url, link_grace=4.0) as a,
+        per_call_worker(flow, sb_state, hook_url) as b,
+    ):
+        ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
+        async with Balancer(ports) as balancer:
+            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
+            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
+            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
+            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
+            sb.add_outbound_websocket(cfg)
+            call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
+            await checkpointed_at(rs.url, call.id, "menu", 30, picked="early")
+            assert call.id in a.drivers
+            ch = sb.pbx.channels[call.id]
+            await until(
+                lambda: "sound:vm-login" in played(sb, call.id) and not ch.playbacks, 15,
+                "a pauses",
+            )  # fmt: skip
+            [name] = [n for n in sb.outbound.sockets if n.startswith("voxflow:")]
+            await sb.outbound.sockets[name].ws.close()
+            await until(lambda: played(sb, call.id).count("sound:vm-login") == 2, 15, "on b")
+            await until(lambda: call.id not in a.drivers, 1.0, "a lets go before its grace")
+            await call.wait_hangup(15)
+            await until(lambda: call.id in b.results, 10, "the call's end on b")
+            assert b.results[call.id].reason == "later"
+            await asyncio.sleep(1.0)  # past a's pause, within its grace
+            assert call.id not in a.results
+            entered = [h["data"]["state"] for h in hooks if h["event"] == "state.entered"]
+            assert entered.count("later") == 1, entered
+            ended = [h["data"] for h in hooks if h["event"] == "call.ended"]
+            assert [(d["outcome"], d.get("reason")) for d in ended] == [("completed", "later")]

@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 BALANCER_CHECKS = 3  # failed /readyz checks a draining worker waits for (HAProxy's ``fall``)
 BALANCER_WAIT = 5.0  # ... for at most this long (s)
+MOVED_POLL = 0.2  # s between two reads of a call's registry entry while its link is down
 
 
 class FlowServer:
@@ -91,6 +92,7 @@ class FlowServer:
             app.adopt_link_orphans = True
             app.adopt_returns = True  # a dead worker's call back from the dialplan goes on here
             app.links_lost = self._links_lost
+            app.links_down = self._links_down
             app.prefetch = store.prefetch  # a dead worker's calls: checkpoints in one read
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self.handed_over = 0  # calls handed over to another worker while draining (metrics)
@@ -572,18 +574,46 @@ class FlowServer:
             self._lost_links.add(task)  # referenced until done (one Redis read)
             task.add_done_callback(self._lost_links.discard)
 
+    def _links_down(self, sessions: list[CallSession]) -> None:
+        """Cluster mode: these calls' outbound link just closed (``VoxtraApp.links_down``):
+        each is watched until its link is back, it ends, or another worker adopts it."""
+        for session in sessions:
+            task = asyncio.ensure_future(self._watch_moved(session))
+            self._lost_links.add(task)
+            task.add_done_callback(self._lost_links.discard)
+
+    async def _watch_moved(self, session: CallSession) -> None:
+        """While the call's link is down, read its registry entry every ``MOVED_POLL`` s:
+        once it names another worker (Asterisk re-connected the call there and it adopted
+        it), let the call go at once, not when the link grace is over: the flow here would
+        go on acting on a call another worker drives (timeouts, webhooks, an end)."""
+        sid, store = str(session.id), self.store
+        while store is not None and sid in self.drivers and not session.ended:
+            if self.app.link_up(session.ari_app):
+                return
+            if await store.moved(sid):
+                self._let_go_moved(sid)
+                return
+            await asyncio.sleep(MOVED_POLL)
+
+    def _let_go_moved(self, sid: str) -> bool:
+        """Let call ``sid`` go without ending it (another worker adopted it); False if its
+        flow is not in its states (starting, ending) or it is gone here already."""
+        driver, store = self.drivers.get(sid), self.store
+        if driver is None or store is None or not driver.hand_over():
+            return False
+        release(self.app, sid)
+        store.let_go(sid, pending=False)
+        log.warning("call %s moved to another worker with its websocket: let go", sid)
+        return True
+
     async def _link_lost(self, session: CallSession) -> None:
         """A call whose link Asterisk re-connected to another worker (the registry names it:
         it adopted the call) is let go here without ending it (no ``on hangup``, no end claim,
         no ``call.ended``: that worker ends it); any other ends as the caller's hang-up."""
         sid, store = str(session.id), self.store
-        driver = self.drivers.get(sid)
-        if store is not None and await store.moved(sid) and driver is not None:
-            if driver.hand_over():
-                release(self.app, sid)
-                store.let_go(sid, pending=False)
-                log.warning("call %s moved to another worker with its websocket: let go", sid)
-                return
+        if store is not None and await store.moved(sid) and self._let_go_moved(sid):
+            return
         if not session.ended:
             session._left_stasis = True  # the handler's finally must not hang it up
             session._gone()

@@ -145,6 +145,8 @@ class VoxtraApp:
         self.adopt_link_orphans = False  # outbound modes: see orphans.adopt_link_orphan
         # cluster mode: a link's calls not re-connected here within link_grace (see on_link_lost)
         self.links_lost: Callable[[list[CallSession]], None] | None = None
+        # cluster mode: a link's calls whose link just closed (see on_link_down)
+        self.links_down: Callable[[list[CallSession]], None] | None = None
         # cluster mode: a call back from a dead worker's trip gets a session (CallSession.returned)
         self.adopt_returns = False
         self.prefetch: Callable[[list[str]], Awaitable[None]] | None = None
@@ -495,6 +497,21 @@ class VoxtraApp:
     def on_link_lost(self, app_name: str) -> None:
         """See :func:`voxflow.telephony.resync.release_lost_link`."""
         release_lost_link(self, app_name)
+
+    def on_link_down(self, app_name: str) -> None:
+        """``app_name``'s link closed: in cluster mode (``links_down``) its live calls that are
+        not away in the dialplan are watched (another worker may adopt them meanwhile)."""
+        live = [
+            s
+            for s in self._sessions.values()
+            if s.ari_app == app_name and not s.ended and s._trip is None
+        ]
+        if live and self.links_down is not None:
+            self.links_down(live)
+
+    def link_up(self, app_name: str) -> bool:
+        """An outbound link serves ``app_name`` now (classic mode: False)."""
+        return self.links is not None and self.links.up(app_name)
 
     def _on_broadcast(self, event: CallBroadcast, rest: AriRestClient, app_name: str) -> None:
         """StasisBroadcast() offers a call: claim it (the winner gets StasisStart)."""

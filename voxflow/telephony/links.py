@@ -42,6 +42,9 @@ class LinkOwner(Protocol):
     def on_link_lost(self, app_name: str) -> None:
         """``app_name`` was not reconnected within the grace period."""
 
+    def on_link_down(self, app_name: str) -> None:
+        """``app_name``'s link closed while calls use it: the grace period starts."""
+
     def app_in_use(self, app_name: str) -> bool:
         """A live call is driven through ``app_name``."""
 
@@ -261,6 +264,11 @@ class AriLinks:
             return
         loop = asyncio.get_running_loop()
         self._grace[name] = loop.call_later(self.link_grace, self._lost, name)
+        self.owner.on_link_down(name)
+
+    def up(self, app_name: str) -> bool:
+        """A link serves ``app_name`` now."""
+        return app_name in self.by_app
 
     def _lost(self, app_name: str) -> None:
         self._grace.pop(app_name, None)
