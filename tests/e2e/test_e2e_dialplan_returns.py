@@ -211,3 +211,19 @@ async def test_a_per_call_queue_that_times_out_comes_back_to_the_flow(tmp_path: 
     async with serving([flow], mode="per_call") as env:
         call = await env.call("100")
         assert await env.result(call, 20) == End("completed", "timeout")
+
+
+async def test_a_per_call_caller_who_hangs_up_while_its_socket_is_open_is_a_caller_hang_up(
+    tmp_path: Path,
+) -> None:
+    # the caller hangs up while the transfer rings and the call's socket is still open (3 s
+    # after StasisEnd): the worker's subscription to the channel delivers the hang-up
+    flow = tmp_path / "back.flow"
+    flow.write_text(FLOW.format(target="+18005550111", queue="support"))
+    async with serving([flow], mode="per_call", close_after_end=3.0) as env:
+        env.sb.set_outbound_behaviour("+18005550111", "noanswer")  # rings 60 s
+        call = await env.call("100")
+        await call.wait_for("transfer", 10)
+        await call.hangup()
+        end = await env.result(call, 10)
+        assert end.outcome == "caller_hangup", end
