@@ -84,9 +84,9 @@ def bridge_json(
     channels: list[str],
     creationtime: str,
     technology: str = "simple_bridge",
-    with_video_mode: bool = False,
 ) -> dict[str, Any]:
-    """A Bridge object (REST answers carry ``video_mode``; events do not)."""
+    """A Bridge object, in REST answers and events alike (every captured one carries
+    ``video_mode: "talker"``)."""
     out: dict[str, Any] = {
         "id": id,
         "technology": technology,
@@ -96,9 +96,8 @@ def bridge_json(
         "name": name,
         "channels": list(channels),
         "creationtime": creationtime,
+        "video_mode": "talker",
     }
-    if with_video_mode:
-        out["video_mode"] = "talker"
     return out
 
 

@@ -229,7 +229,7 @@ class Bridge:
         that only forwards what a member sends (capture rtp-silence.json)."""
         return self.bridge_type != "holding" and len(self.members) + len(self.pseudo) >= 3
 
-    def json(self, *, rest: bool = False) -> dict[str, Any]:
+    def json(self) -> dict[str, Any]:
         return bridge_json(
             id=self.id,
             bridge_type=self.bridge_type,
@@ -237,7 +237,6 @@ class Bridge:
             channels=[c.id for c in self.members],
             creationtime=self.creationtime,
             technology="softmix" if self.softmix else "simple_bridge",
-            with_video_mode=rest,
         )
 
 

@@ -588,15 +588,15 @@ class AriRest(RestMisc):
     # --- bridges -----------------------------------------------------------------------------
 
     async def list_bridges(self, q: Req) -> web.Response:
-        return json_response([b.json(rest=True) for b in self.pbx.bridges.values()])
+        return json_response([b.json() for b in self.pbx.bridges.values()])
 
     async def get_bridge(self, q: Req) -> web.Response:
-        return json_response(self.pbx.get_bridge(q.groups[0]).json(rest=True))
+        return json_response(self.pbx.get_bridge(q.groups[0]).json())
 
     async def create_bridge(self, q: Req) -> web.Response:
         bid = q.groups[0] if q.groups else (q.get("bridgeId") or None)
         br = self.pbx.create_bridge(bid, q.get("type", "mixing"), q.get("name"))
-        return json_response(br.json(rest=True))
+        return json_response(br.json())
 
     async def destroy_bridge(self, q: Req) -> web.Response:
         self.pbx.destroy_bridge(self.pbx.get_bridge(q.groups[0]))
