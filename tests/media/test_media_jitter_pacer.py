@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
+from pathlib import Path
 
 import numpy as np
 
@@ -302,6 +304,33 @@ def test_a_silent_gap_with_a_marker_and_a_timestamp_jump_is_not_loss() -> None:
     for p in [*speech, resumed, *after]:
         assert [c.sequence for c in jb.push(p)] == [p.sequence]
     assert (jb.stats.lost, jb.stats.concealed, jb.buffered) == (0, 0, 0)
+
+
+def test_the_captured_silent_gaps_are_not_loss() -> None:
+    """Real Asterisk 22's packets around its silent gaps (capture rtp-silence.json: each phase
+    that sends after a phase that sent nothing, its last packet then the next one's first
+    packets): the sequence continues, so nothing is lost, filled or concealed."""
+    capture = json.loads(
+        (Path(__file__).resolve().parents[1] / "data" / "captures" / "rtp-silence.json").read_text()
+    )
+    phases = capture["phases"]
+    gaps = 0
+    for before, after in itertools.pairwise([p for p in phases if p["packets"]]):
+        last = before["last_packet"]
+        jb = JitterBuffer("ulaw", depth=3, conceal=True)
+        packets = [RtpPacket(0, last["seq"], last["ts"], 1, b"\x20" * 160)]
+        packets += [
+            RtpPacket(
+                p["pt"], p["seq"], p["ts"], p["ssrc"], b"\x30" * 160, marker=bool(p["marker"])
+            )
+            for p in after["first_packets"]
+        ]
+        for p in packets:
+            assert [c.sequence for c in jb.push(p)] == [p.sequence], after["phase"]
+        assert (jb.stats.lost, jb.stats.concealed, jb.buffered) == (0, 0, 0)
+        assert after["first_packets"][0]["ts"] - last["ts"] > 160  # the clock ran on
+        gaps += 1
+    assert gaps == 3
 
 
 def test_a_packet_lost_at_the_start_of_a_talkspurt_is_silence_not_old_speech() -> None:
