@@ -542,6 +542,9 @@ class FlowServer:
             await self._hang_up_all(left)
             with contextlib.suppress(TimeoutError):  # let their hang-up handlers run
                 await asyncio.wait_for(self._idle.wait(), 5.0)
+        for task in list(self._lost_links):  # link watchers of calls that are gone now
+            task.cancel()
+        await asyncio.gather(*self._lost_links, return_exceptions=True)
         await self.webhooks.aclose()
         await self.http.aclose()
 
