@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 from speech import Sample, grammars, in_half, run
 
-from voxflow.media.stt_confidence import Features
+from voxflow.media.stt_confidence import FITTED, Features
 from voxflow.media.stt_pocketsphinx import DECODERS_PER_DECISION, PocketSphinxSTT
 
-FIELDS = list(Features.__dataclass_fields__)
+FIELDS = list(FITTED)  # the regression's (Features has loop_phones too: a veto of its own)
 
 
 async def collect(snrs: list[str]) -> list[Sample]:

@@ -26,14 +26,19 @@ from voxflow.voice.providers import Transcript
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
 MENU = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
+FRONT_DESK = ["sales", "accounts"]  # flows/front_desk.flow's two-choice menu
 # one pool for the module: decoders take ~0.3 s to build
 STT = shared_stt()
 
 
 async def _recognise(
-    audio: bytes, piece: int, min_confidence: float | None, stt: PocketSphinxSTT = STT
+    audio: bytes,
+    piece: int,
+    min_confidence: float | None,
+    stt: PocketSphinxSTT = STT,
+    phrases: list[str] = MENU,
 ) -> Transcript:
-    stream = await stt.open_stream(phrases=MENU, min_confidence=min_confidence)
+    stream = await stt.open_stream(phrases=phrases, min_confidence=min_confidence)
     try:
         for i in range(0, len(audio), piece):
             await stream.feed(audio[i : i + piece])
@@ -101,6 +106,33 @@ def _features(outside_frames: int, ratio: float) -> float:
 def test_speech_the_phrase_does_not_cover_and_a_worse_fit_lower_the_confidence() -> None:
     assert 0.0 <= _features(30, 0.0) < _features(0, 0.0) <= 1.0
     assert _features(0, -10.0) < _features(0, 0.0) < _features(0, 5.0)
+
+
+def test_loop_phones_counts_the_phone_loops_phones_inside_the_phrases_words() -> None:
+    words = [Segment("<sil>", 0, 29), Segment("sales", 30, 69), Segment("<sil>", 70, 99)]
+    # five phones centred inside frames 30..69 (one straddles the start), one after, silence
+    phones = [Segment("SIL", 0, 24), Segment("S", 25, 40), Segment("EY", 41, 50)]
+    phones += [Segment("L", 51, 60), Segment("Z", 61, 65), Segment("AH", 66, 72)]
+    phones += [Segment("T", 73, 80), Segment("+NSN+", 81, 99)]
+    f = features(
+        frames=100, best=-5000.0, second=None, phone_best=-5000.0, words=words, phones=phones,
+        n_phones=4,
+    )  # fmt: skip
+    assert f.loop_phones == 5 / 4
+
+
+async def test_a_sentence_stretched_over_a_two_phrase_grammars_phrase_is_a_nomatch() -> None:
+    # en-us+f3 "hello is anybody there" against front_desk's sales / accounts: the grammar
+    # stretches "accounts" over the whole sentence (no speech outside it; no other phrase in the
+    # n-best), so the confidence passes 0.6; the phone loop hears ~13 phones in its 6 phones' span
+    heard = await _recognise(
+        await call_audio("hello is anybody there", "en-us+f3", 160), 640, 0.6, STT, FRONT_DESK
+    )
+    assert heard.alternatives[:1] == ("accounts",) and (heard.confidence or 0) >= 0.6
+    assert heard.text == ""  # a re-prompt, not a transfer to accounts
+    audio = await call_audio("accounts", "en-us+f3", 160)
+    said = await _recognise(audio, 640, 0.6, STT, FRONT_DESK)
+    assert said.text == "accounts"  # the phrase itself: 4 phone-loop phones in its 6
 
 
 async def test_the_stream_says_when_what_it_heard_is_a_whole_phrase() -> None:

@@ -17,7 +17,8 @@ caller says outside it ("I want to leave a message") comes back as some choice. 
 asks for a decision (``min_confidence`` > 0), a second decoder runs an unconstrained phone loop
 (:mod:`voxflow.media.stt_phones`) over the same audio, and ``stt_confidence`` turns the two
 results into a confidence (a logistic fit; see there). A result that stopped part-way through a
-phrase, or whose confidence is under ``min_confidence``, comes back as ``text=""`` (the caller
+phrase, whose confidence is under ``min_confidence``, or whose phrase the grammar stretched over
+a longer sentence (``stt_confidence.stretched``), comes back as ``text=""`` (the caller
 spoke, nothing matched: the flow's ``nomatch``) with the confidence and the alternatives kept for
 the trace.
 
@@ -61,7 +62,7 @@ from voxflow import observe
 from voxflow.errors import ConfigError, ProviderError
 from voxflow.media.stt_alone import Mark, background, speech_again, streamed_end
 from voxflow.media.stt_check import CheckFeed
-from voxflow.media.stt_confidence import Features, confidence, features
+from voxflow.media.stt_confidence import Features, confidence, features, stretched
 from voxflow.media.stt_grammar import dictionary_words, phrases_to_jsgf, prefixes
 from voxflow.media.stt_lexicon import add_variants
 from voxflow.media.stt_likely import Evidence, Stability, likely
@@ -709,7 +710,8 @@ class PocketSphinxStream:
             return Transcript(text if complete else "", alternatives=alternatives)
         self.features = self._features(decoder, logmath, text, best, second, self._helpers)
         score = confidence(self.features)
-        accepted = complete and score >= self.min_confidence
+        # a sentence the grammar stretched the phrase over is no phrase (``stt_confidence``)
+        accepted = complete and score >= self.min_confidence and not stretched(self.features)
         if accepted:  # the check can only veto: searched only now (``stt_check``)
             self.check, self.check_nbest = self._checked(decoder, self._helpers, text)
             accepted = text in (self.check, self.check_nbest)
