@@ -6,14 +6,12 @@ with HTML or a JSON list was an AttributeError traceback ('NoneType' object has 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from threading import Thread
 
+import forked
 import pytest
 from aiohttp import web
 
@@ -61,12 +59,11 @@ def serving(body: bytes, ctype: str) -> Iterator[int]:
 def test_an_ari_url_that_is_not_ari_is_a_one_line_error(body: bytes, ctype: str) -> None:
     with serving(body, ctype) as port:
         url = f"http://127.0.0.1:{port}/ari"
-        done = subprocess.run(
-            [sys.executable, "-m", "voxflow", "run", str(ROOT / "flows" / "main_ivr.flow"),
-             "--ari-url", url, "--ari-user", "u", "--ari-password", "pw-not-shown",
-             "--no-audio"],
-            capture_output=True, text=True, timeout=60, check=False,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        done = forked.run(
+            "run", str(ROOT / "flows" / "main_ivr.flow"),
+            "--ari-url", url, "--ari-user", "u", "--ari-password", "pw-not-shown",
+            "--no-audio",
+            timeout=60,
         )  # fmt: skip
     out = done.stdout + done.stderr
     assert done.returncode == 3, out
