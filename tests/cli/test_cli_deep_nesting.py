@@ -5,14 +5,10 @@ RecursionError" tracebacks around the diagnostic."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import forked
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _deep(depth: int) -> str:
@@ -26,11 +22,7 @@ def _deep(depth: int) -> str:
 def test_a_flow_nested_too_deeply_is_one_clean_error(tmp_path: Path, command: str) -> None:
     flow = tmp_path / "deep.flow"
     flow.write_text(_deep(200))
-    done = subprocess.run(
-        [sys.executable, "-m", "voxflow", command, str(flow)],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    done = forked.run(command, str(flow), timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "nested too deeply" in done.stdout + done.stderr
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import forked
 from _cluster_kit import MENU_FLOW, running_redis, until, worker
 
 from voxflow.cluster import ClusterState, node_app
@@ -82,11 +83,11 @@ async def test_a_classic_call_resumes_on_the_standby_well_under_the_ttl(tmp_path
         ClusterState(rs.url, worker_id="b", heartbeat=10 / 3, worker_ttl=10.0) as b,
     ):
         env = {**os.environ, "VOXFLOW_ARI_PASSWORD": sb.password}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from voxflow.cli.main import main; main()", "run", str(flow),
+        proc = await forked.spawn(
+            "run", str(flow),
             "--ari-url", sb.ari_url, "--ari-user", sb.user, "--redis", rs.url, "--no-audio",
             "--config", str(config), env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdout=forked.DEVNULL, stderr=forked.DEVNULL,
         )  # fmt: skip
         try:
             await sb.wait_app("voxflow", 60)
