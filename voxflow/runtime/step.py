@@ -378,6 +378,12 @@ def _x_meta(m: _Machine, s: ir.MetaStep) -> None:
 
 
 def _x_goto(m: _Machine, s: ir.GotoStep) -> None:
+    """Enter ``s.state``: in a subflow, its own state of that name, else the flow's (a goto of a
+    flow-level handler the subflow inherits, checked against the flow's states): the call then
+    leaves every subflow it is in, as :func:`voxflow.ir.flowmap.transition_key` names it."""
+    top = m.top
+    if top.subflow is not None and s.state not in m.states_of(top) and s.state in m.flow.states:
+        del m.frames[1:]
     m.enter(s.state)
 
 
