@@ -293,7 +293,20 @@ async def test_support_line_open_hours_queue(tmp_path: Path) -> None:
         kinds = env.kinds(call)
         assert "continue" in kinds and "agent" in kinds
         assert env.states(call) == ["start", "open_hours", "wrap_up", "goodbye"]
-        assert "All agents are busy. Please stay on the line." in env.said(call)
+        assert "All agents are busy. Press 1 at any time to leave a message." in env.said(call)
+
+
+async def test_support_line_caller_presses_1_in_the_queue_for_voicemail(tmp_path: Path) -> None:
+    # the shipped support queue: no members, queues.conf context = voxflow-queue-exit
+    flows = fast_flows(tmp_path, replace={'is_open("mon-fri 08:00-18:00")': "true"})
+    async with serving([flows / "support_line.flow"]) as env:
+        call = await env.call("200")
+        await call.wait_for("queue", 20)
+        await call.press("1")
+        await env.wait_line(call, "Please leave a message")
+        await call.hangup()
+        await env.result(call)
+        assert env.states(call) == ["start", "open_hours", "voicemail"]
 
 
 async def test_support_line_caller_hangs_up_while_queued(tmp_path: Path) -> None:

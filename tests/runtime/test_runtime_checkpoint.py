@@ -373,3 +373,46 @@ def test_a_trip_inside_a_subflow_goes_on_in_its_frame_then_returns_to_its_caller
     gone = Checkpoint.from_json(cp.to_json().replace('"subflow":"wait_in"', '"subflow":"gone"'))
     args = ["queue-return", "CONTINUE"]
     assert resume_trip(flow, initial_state(flow, CALL), gone, args, 0.0) is None
+
+
+QUEUED_WITH_KEYS = """flow keyed:
+    timeout 5s
+
+var q: map = {}
+
+state start:
+    answer
+    queue "support" timeout 4m into q:
+        1 -> message
+        on answered, timeout, failed:
+            hangup "queue"
+
+state message:
+    hangup "message"
+"""
+
+
+def test_a_call_back_from_the_exit_context_goes_on_with_its_key() -> None:
+    """A worker that takes over the call from the queue's exit context: its key's handler
+    runs, ``into`` gets QUEUEPOSITION; a digit the step does not list is ``failed`` (only the
+    worker that queued the call puts it back in the queue)."""
+    flow = compile_flow(QUEUED_WITH_KEYS, "keyed.flow").flow
+    assert flow is not None
+    state, cmds = step(flow, initial_state(flow, CALL), ev.Start())
+    op = next(c for c in cmds if isinstance(c, ev.Op))
+    state, cmds = step(flow, state, ev.OpDone(op.cid))
+    cp = checkpoint_of(state, flow_hash(flow), flow=flow)
+    assert cp is not None and cp.trip is not None
+    for args, reason, q in (
+        (["queue-return", "EXITWITHKEY", "", "2", "", "1"], "message",
+         {"status": "EXITWITHKEY", "position": 2, "wait": None, "key": "1"}),
+        (["queue-return", "EXITWITHKEY", "", "2", "", "4"], "queue",
+         {"status": "EXITWITHKEY", "position": 2, "wait": None, "key": "4"}),
+        (["queue-return", "TIMEOUT", "0", "1", "240"], "queue",
+         {"status": "TIMEOUT", "position": 1, "wait": 240, "key": None}),
+    ):  # fmt: skip
+        back = resume_trip(flow, initial_state(flow, CALL), cp, args, 0.0)
+        assert back is not None
+        done, out = step(flow, *back)
+        assert [c.reason for c in out if isinstance(c, ev.Hangup)] == [reason], args
+        assert done.variables()["q"] == q

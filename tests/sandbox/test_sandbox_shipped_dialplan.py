@@ -80,6 +80,33 @@ def test_the_queue_context_takes_its_extension_and_never_h() -> None:
     assert any(a.startswith("Stasis(${VOXFLOW_APP},queue-return,${QUEUESTATUS}") for a in prog)
 
 
+def test_the_queue_return_carries_position_and_wait() -> None:
+    prog = program("voxflow-queue", QUEUE_EXTENSION)
+    back = next(a for a in prog if a.startswith("Stasis("))
+    assert back == (
+        "Stasis(${VOXFLOW_APP},queue-return,${QUEUESTATUS},${ANSWEREDTIME},${QUEUEPOSITION},"
+        "${QUEUEWAIT})"
+    )
+
+
+def test_the_queue_exit_context_takes_digits_only() -> None:
+    for digit in "0123456789":
+        assert program("voxflow-queue-exit", digit)[1] == (
+            "Stasis(${VOXFLOW_APP},queue-return,EXITWITHKEY,,${QUEUEPOSITION},${QUEUEWAIT},"
+            "${EXTEN})"
+        )
+    for other in ("*", "#", "h", "i", "12"):
+        assert program("voxflow-queue-exit", other) == [], other
+
+
+def test_the_shipped_support_queue_lets_callers_out_with_a_key() -> None:
+    conf = (CONF.parent / "queues.conf").read_text()
+    support = conf.split("[support]", 1)[1].split("\n[", 1)[0]
+    assert re.search(r"^context = voxflow-queue-exit\b", support, re.M)
+    sales = conf.split("[sales]", 1)[1]
+    assert "context" not in sales
+
+
 def test_the_transfer_context_sends_unroutable_targets_back() -> None:
     assert program("voxflow-transfer", "h") == []
     back = program("voxflow-transfer", "payments")
@@ -168,7 +195,7 @@ async def test_queue_timeout_sequence_is_the_capture(sandbox: Sandbox, ari: RawA
         "ABANDONED", "QUEUEWAIT", "QUEUEWAIT_MS", "DIALEDTIME", "DIALEDTIME_MS",
         "ANSWEREDTIME", "ANSWEREDTIME_MS", "QUEUEPOSITION", "QUEUESTATUS",
     ]  # fmt: skip
-    assert got[-1] == ("StasisStart", "queue-return", "TIMEOUT", "0")
+    assert got[-1] == ("StasisStart", "queue-return", "TIMEOUT", "0", "1", "1")
     assert "DIALSTATUS" not in names
 
 
@@ -184,7 +211,7 @@ async def test_queue_member_answers_sequence(sandbox: Sandbox, ari: RawAri) -> N
     after = [g[1:] for g in got[got.index(("Dial", "ANSWER")) :] if g[0] == "ChannelVarset"]
     assert [a[0] for a in after][:4] == ["QUEUEPOSITION", "QUEUEWAIT", "QUEUEWAIT_MS", "BRIDGEPEER"]
     assert ("BRIDGEPEER", "") in after and ("QUEUESTATUS", "CONTINUE") in after
-    assert got[-1] == ("StasisStart", "queue-return", "CONTINUE", "0")
+    assert got[-1] == ("StasisStart", "queue-return", "CONTINUE", "0", "1", "0")
     status, _ = await ari.req("GET", f"/channels/{cid}/variable", variable="DIALSTATUS")
     assert status == 404
 
@@ -202,7 +229,7 @@ async def test_a_call_back_from_its_agent_is_not_timed_out_of_the_queue_later(
     await ari.req("POST", f"/channels/{cid}/continue", context="voxflow-queue", extension="queue")
     got = _shape(await ari.collect(quiet=1.5))  # past the 1 s timeout
     backs = [g for g in got if g[0] == "StasisStart"]
-    assert backs == [("StasisStart", "queue-return", "CONTINUE", "0")]
+    assert backs == [("StasisStart", "queue-return", "CONTINUE", "0", "1", "0")]
 
 
 QUEUE_CAPTURE = Path(__file__).resolve().parents[1] / "data" / "captures" / "queue-return.json"
@@ -259,7 +286,7 @@ def test_every_return_into_the_app_is_retried_while_stasis_fails() -> None:
     for ctx, exten in (
         ("voxflow-queue", QUEUE_EXTENSION), ("voxflow-transfer", "2001"),
         ("voxflow-transfer", "+18005550111"), ("voxflow-transfer", TRANSFER_ENDPOINT_EXTENSION),
-        ("voxflow-transfer", "i"),
+        ("voxflow-transfer", "i"), ("voxflow-queue-exit", "1"),
     ):  # fmt: skip
         prog = program(ctx, exten)
         back = next(i for i, a in enumerate(prog) if a.startswith("Stasis("))
@@ -270,8 +297,8 @@ def test_every_return_into_the_app_is_retried_while_stasis_fails() -> None:
         ], (ctx, exten)  # fmt: skip
         assert prog[-1] == "Hangup()"
     text = CONF.read_text()
-    assert text.count("n(back),Stasis(${VOXFLOW_APP},") == 5
-    assert text.count(">= 10]?done)") == 5  # the sandbox's ShippedContexts.back_tries
+    assert text.count("n(back),Stasis(${VOXFLOW_APP},") == 6
+    assert text.count(">= 10]?done)") == 6  # the sandbox's ShippedContexts.back_tries
 
 
 async def test_a_queue_return_while_the_app_is_away_is_retried_until_it_is_back(
@@ -293,7 +320,7 @@ async def test_a_queue_return_while_the_app_is_away_is_retried_until_it_is_back(
     assert ch.variables.get("STASISSTATUS") == "FAILED" and ch.variables["VOXFLOW_TRIES"] in "12"
     await ari.connect()  # the next worker holds the app
     start = await ari.next("StasisStart", timeout=5)
-    assert start["args"] == ["queue-return", "CONTINUE", "0"]
+    assert start["args"] == ["queue-return", "CONTINUE", "0", "1", "0"]
     assert start["channel"]["dialplan"]["context"] == "voxflow-queue"
     assert start["channel"]["dialplan"]["priority"] == 4
 

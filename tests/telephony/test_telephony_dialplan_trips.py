@@ -16,6 +16,7 @@ from vf_sandbox_util import WAIT, RequestLog, make_app, sandbox_fixture, until
 from voxflow.errors import CallEndedError, TransferFailedError
 from voxflow.sandbox import QueueAgent, Sandbox, SimCall
 from voxflow.telephony.app import VoxtraApp
+from voxflow.telephony.dialplan import QueueReturn
 from voxflow.telephony.session import CallSession
 
 
@@ -150,7 +151,8 @@ async def queue_status(sb: Sandbox, **kw: Any) -> tuple[str, SimCall, list[tuple
     log = RequestLog(app)
 
     async def body(call: CallSession, out: Outcome) -> None:
-        out["status"] = await call.transfer_to_queue(kw.pop("name", "q"), **kw)
+        back = await call.transfer_to_queue(kw.pop("name", "q"), **kw)
+        out["status"], out["back"] = (back.status if back else None), back
         out["ended"] = call.ended
 
     async with app:
@@ -179,7 +181,7 @@ async def test_queue_agent_answers_then_hangs_up_continue(sb: Sandbox) -> None:
     assert status == "CONTINUE"
     kinds = [e["type"] for e in sim.experience()]
     assert "agent" in kinds
-    assert returned_args(sim) == ["queue-return", "CONTINUE", "0"]
+    assert returned_args(sim) == ["queue-return", "CONTINUE", "0", "1", "0"]
 
 
 async def test_queue_joinempty_full_leaveempty_unknown(sb: Sandbox) -> None:
@@ -259,3 +261,38 @@ async def test_metadata_from_stasis_args_and_channel_variables(sb: Sandbox) -> N
         )
     assert out["meta"] == {"account": "77", "amount_due": "42.50"}
     assert out["called"] == "+18005550142"  # the leading + reaches the app
+
+
+async def test_a_key_leaves_the_queue_through_its_exit_context(sb: Sandbox) -> None:
+    """The shipped ``support`` queue has ``context = voxflow-queue-exit``: the caller's key
+    ends Queue() there and the session gets it back with QUEUEPOSITION (no QUEUESTATUS, no
+    QUEUEWAIT: app_queue sets neither then)."""
+    app = make_app(sb)
+
+    async def body(call: CallSession, out: Outcome) -> None:
+        out["back"] = await call.transfer_to_queue("support", timeout=30, exit_keys="1")
+        out["ended"] = call.ended
+
+    async def caller() -> None:
+        await until(lambda: bool(sb.pbx.contexts.queues["support"].waiting))
+        sim = next(iter(sb.calls.values()))
+        await sim.press("1")
+
+    async with app:
+        presser = asyncio.ensure_future(caller())
+        out, sim = await run(sb, app, body)
+        await presser
+    assert out["back"] == QueueReturn("EXITWITHKEY", position=1, wait=None, key="1")
+    assert out["ended"] is False
+    assert returned_args(sim) == ["queue-return", "EXITWITHKEY", "", "1", "", "1"]
+    ch = sim.channel
+    assert ch is not None and "QUEUESTATUS" not in ch.variables
+
+
+def test_queue_return_reads_the_shipped_arguments() -> None:
+    assert QueueReturn.from_args(["TIMEOUT", "0", "3", "45"]) == QueueReturn("TIMEOUT", 3, 45)
+    assert QueueReturn.from_args(["CONTINUE", "12"]) == QueueReturn("CONTINUE")  # older dialplan
+    assert QueueReturn.from_args([]) == QueueReturn("")
+    assert QueueReturn.from_args(["EXITWITHKEY", "", "2", "", "7"]) == QueueReturn(
+        "EXITWITHKEY", position=2, key="7"
+    )

@@ -57,3 +57,63 @@ def test_a_key_pressed_in_the_queue_does_not_answer_the_next_menu(tmp_path: Path
     res = run.outcomes[0].result
     assert res is not None
     assert any("keys 1 ignored (pressed in the queue)" in line.text for line in res.trace)
+
+
+EXIT_FLOW = """flow t:
+    timeout 5s
+
+var q: map = {}
+
+state waiting:
+    answer
+    queue "support" timeout 2m into q:
+        1 -> message
+        on answered -> bye
+        on timeout, failed -> bye
+
+state message:
+    say "Leave a message."
+    hangup "message"
+
+state bye:
+    hangup "bye"
+"""
+
+EXIT_SCENARIOS = """flow: t.flow
+scenarios:
+  - name: an exit key leaves the queue at once
+    mocks:
+      queue: [{status: TIMEOUT, position: 3}]
+    steps:
+      - {press: 1, at: 30s}
+    expect:
+      states: [waiting, message]
+      variables: {q: {status: EXITWITHKEY, position: 3, wait: null, key: "1"}}
+      ended: {reason: message, before: 32s}
+  - name: another digit puts the caller back for the time left
+    steps:
+      - {press: 7, at: 30s}
+    expect:
+      not_visited: [message]
+      variables: {q: {status: TIMEOUT, position: 1, wait: 90, key: null}}
+      ended: {reason: bye, after: 119s, before: 121s}
+  - name: an agent answers; QUEUEWAIT from the mock
+    mocks:
+      queue: [{status: CONTINUE, after: 3m, wait: 40s, position: 2}]
+    expect:
+      variables: {q: {status: CONTINUE, position: 2, wait: 40, key: null}}
+      ended: {reason: bye}
+  - name: a queue that never took the caller sets no position
+    mocks:
+      queue: [{status: FULL, after: 0s}]
+    expect:
+      variables: {q: {status: FULL, position: null, wait: null, key: null}}
+"""
+
+
+def test_exit_keys_position_and_wait_in_voxflow_test(tmp_path: Path) -> None:
+    (tmp_path / "t.flow").write_text(EXIT_FLOW)
+    (tmp_path / "t.test.yaml").write_text(EXIT_SCENARIOS)
+    run = run_paths([tmp_path])
+    assert not run.errors
+    assert [o.failures for o in run.outcomes] == [[], [], [], []]

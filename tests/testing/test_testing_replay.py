@@ -140,3 +140,39 @@ def test_an_empty_trace_says_so(tmp_path: Path) -> None:
     assert f"{empty} has no call.started record (empty, or not a voxflow run --trace file)" in (
         result.output
     )
+
+
+QUEUE_FLOW = """flow q:
+    answers "100"
+    timeout 5s
+
+state start:
+    answer
+    queue "support" timeout 4m:
+        1 -> message
+        on answered, timeout, failed -> message
+
+state message:
+    say "Leave a message."
+    hangup "message"
+"""
+
+
+def test_a_queue_left_with_an_exit_key_replays(tmp_path: Path) -> None:
+    """The key that left the queue is traced (an ``input`` record) and replayed as a press;
+    the queue's mock waits for it instead of answering."""
+    flow = tmp_path / "q.flow"
+    flow.write_text(QUEUE_FLOW)
+    records = [
+        {"t": 0, "type": "call.started", "flow": "q", "caller": "+15550100", "called": "100"},
+        {"t": 0, "type": "state.entered", "state": "start"},
+        {"t": 30.0, "type": "input", "kind": "dtmf", "digit": "1"},
+        {"t": 30.0, "type": "op", "op": "queue", "cid": 2, "latency_ms": 30000},
+        {"t": 30.0, "type": "outcome", "step": "queue", "outcome": "choice:1", "count": 1},
+        {"t": 30.0, "type": "state.entered", "state": "message"},
+        {"t": 30.1, "type": "prompt", "text": "Leave a message."},
+        {"t": 31.0, "type": "call.ended", "outcome": "completed", "reason": "message"},
+    ]
+    report = replay_trace(write(tmp_path, records), str(flow))
+    assert report.same, report.render()
+    assert report.result is not None and report.result.states == ["start", "message"]

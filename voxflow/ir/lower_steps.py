@@ -19,6 +19,7 @@ from voxflow.spec.options import (
     UNLIMITED,
     did_you_mean,
 )
+from voxflow.spec.semantics import QUEUE_EXIT_KEYS
 from voxflow.syntax import ast
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def lower_simple(lw: Lowerer, s: ast.SimpleStep) -> ir.Step:
         lw.error("VF408", s.span, f"'{kind}' has an empty text", f"for no prompt, {without}")
     if kind not in ("dial", "bridge") and s.more_texts:
         lw.error("VF408", s.more_texts[0].span, f"'{kind}' takes one text")
-    if kind not in ("gather", "menu") and s.choices:
+    if kind not in ("gather", "menu", "queue") and s.choices:
         lw.error("VF408", s.choices[0].span, f"'{kind}' does not take choices")
     if kind != "agent" and s.tools:
         lw.error("VF408", s.tools[0].span, "only 'agent' takes tools")
@@ -262,8 +263,29 @@ def _b_transfer(lw: Lowerer, s: Any, o: Opts, span: ir.Span, t: Any, b: Any) -> 
     return ir.TransferStep(span=span, endpoint=t, carry=o.get("carry", None))
 
 
+def _queue_keys(lw: Lowerer, s: ast.SimpleStep) -> tuple[list[ir.Choice], dict[str, Any]]:
+    """A queue's exit keys: choice lines of single digits, each key once."""
+    seen: set[str] = set()
+    for c in s.choices:
+        for p in c.patterns:
+            if p.kind != "key" or len(p.text) != 1 or p.text not in QUEUE_EXIT_KEYS:
+                shown = p.text if p.kind == "key" else f"{p.kind} {p.text!r}"
+                lw.error(
+                    "VF408",
+                    p.span,
+                    f"a queue's exit key is one digit 0-9, not {shown}",
+                    "the caller leaves Queue() with a key its context [voxflow-queue-exit] "
+                    "matches (_X); speech and other keys never reach the flow while queued",
+                )
+            elif p.text in seen:
+                lw.error("VF408", p.span, f"exit key {p.text} is listed twice")
+            seen.add(p.text)
+    return _choices(lw, s)
+
+
 def _b_queue(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: Any) -> ir.Step:
-    on = lw.resolve(s.handlers, ir.OUTCOMES["queue"], {}, s.span)
+    choices, explicit = _queue_keys(lw, s)
+    on = lw.resolve(s.handlers, ir.OUTCOMES["queue"], explicit, s.span)
     return ir.QueueStep(
         span=span,
         name=t or ir.Template(source=""),
@@ -274,6 +296,8 @@ def _b_queue(lw: Lowerer, s: ast.SimpleStep, o: Opts, span: ir.Span, t: Any, b: 
         priority=o.get("priority", None),
         announce_position=o.get("announce_position", False),
         carry=o.get("carry", None),
+        choices=tuple(choices),
+        var=o.get("into", None),
         on=on,
     )
 

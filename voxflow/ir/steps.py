@@ -320,6 +320,11 @@ class QueueStep(_InputBase):
     carry: Expr | None = None
     """A map of call data set as ``VOXFLOW_META_<KEY>`` channel variables before the call
     leaves (for the agent's screen and the flow that takes the call next)."""
+    choices: tuple[Choice, ...] = ()
+    """Exit keys (one digit each): a key that leaves ``Queue()`` through the queue's
+    ``context`` (``[voxflow-queue-exit]``) ends the step with ``choice:<key>``."""
+    var: str | None = None
+    """``into``: a map of how ``Queue()`` returned (status, position, wait, key)."""
 
 
 class HoldStep(_StepBase):

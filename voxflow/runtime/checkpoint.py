@@ -255,7 +255,8 @@ def resume_trip(
         status="running",
         entries=top.entry,
     )
-    return back, trip_event(trip, cid, args, now)
+    keys = tuple(k for c in getattr(step, "choices", ()) for k in c.keys)
+    return back, trip_event(trip, cid, args, now, keys)
 
 
 def ended_state(

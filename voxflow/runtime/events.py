@@ -209,7 +209,8 @@ class Dial(Op):
 
 @dataclass(frozen=True, slots=True)
 class Queue(Op):
-    """Put the caller in a queue. Result: 'answered'/'timeout'/'failed'."""
+    """Put the caller in a queue. Result: a map with ``outcome`` ('answered', 'timeout',
+    'failed', 'choice:<key>' or 'transferred'), ``status``, ``position``, ``wait``, ``key``."""
 
     name: str = ""
     timeout_ms: int = 60000
@@ -219,6 +220,8 @@ class Queue(Op):
     announce_position: bool = False
     carry: tuple[tuple[str, str], ...] = ()
     """Call data (key, text) set as ``VOXFLOW_META_<KEY>`` channel variables before leaving."""
+    keys: tuple[str, ...] = ()
+    """The step's exit keys (digits): a key that leaves ``Queue()`` ends the step with it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,8 +323,13 @@ class _Machine:
             return
         if w is not None and w.kind == "op" and getattr(w.step, "op", None) == "queue":
             # the caller is in the dialplan's Queue(), which reads the keys itself: they are
-            # not type-ahead for the menu after the queue, minutes later
-            self.emit(ev.Notify("input.ignored", {"digits": digit, "why": "pressed in the queue"}))
+            # not type-ahead for the menu after the queue, minutes later (an exit key comes
+            # back as the queue's own result)
+            if w.step.choices:  # traced for replay: it may be the key that left the queue
+                self.emit(ev.Notify("input", {"kind": "dtmf", "digit": digit}))
+            else:
+                why = "pressed in the queue"
+                self.emit(ev.Notify("input.ignored", {"digits": digit, "why": why}))
             return
         if len(self.typeahead) < _TYPEAHEAD_MAX:
             self.typeahead += digit
@@ -637,13 +642,20 @@ class _Machine:
                 self.assign(s.status_var, res.get("status"))
             self.emit(ev.Notify("http", {"outcome": name, "status": res.get("status")}))
             self.outcome(s, name)
-        elif op == "queue" and result in ("transferred", "unknown"):
-            # the call left for the dialplan's Queue() and did not come back: the flow ends;
-            # per-call websockets tell nothing more (an agent, or the caller hung up: unknown)
-            why = f"queue {self.render(s.name)}"
-            self.end = (str(result), why if result == "transferred" else f"{why}: {UNKNOWN}")
-            self.run_hangup_handler()
-        elif op in ("dial", "queue"):
+        elif op == "queue":
+            res = result if isinstance(result, dict) else {"outcome": str(result)}
+            name = str(res.get("outcome", "failed"))
+            if name in ("transferred", "unknown"):
+                # the call left for the dialplan's Queue() and did not come back: the flow ends;
+                # per-call websockets tell nothing more (an agent, or the caller hung up: unknown)
+                why = f"queue {self.render(s.name)}"
+                self.end = (name, why if name == "transferred" else f"{why}: {UNKNOWN}")
+                self.run_hangup_handler()
+                return
+            if s.var:
+                self.assign(s.var, {k: res.get(k) for k in ("status", "position", "wait", "key")})
+            self.outcome(s, name)
+        elif op == "dial":
             self.outcome(s, str(result))
         elif op == "agent":
             res = result if isinstance(result, dict) else {}

@@ -21,14 +21,16 @@ from voxflow.errors import (
     RecordingError,
     RecordingNameTakenError,
 )
-from voxflow.ir.models import queue_outcome
 from voxflow.redact import url_for_log
 from voxflow.runtime import events as ev
 from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_group
 from voxflow.runtime.http_step import HttpClient, HttpRequest
 from voxflow.runtime.port import P
 from voxflow.runtime.trace import recognition_fields
+from voxflow.runtime.trips import queue_result
 from voxflow.runtime.webhooks import IDEMPOTENCY_HEADER
+from voxflow.spec.semantics import EXIT_WITH_KEY
+from voxflow.telephony.dialplan import QueueReturn
 from voxflow.voice.call import BargeIn, BargeInMode
 
 if TYPE_CHECKING:
@@ -105,33 +107,57 @@ async def _transfer(d: CallDriver[Any], cmd: ev.Transfer) -> str:
     return "transferred" if left else "unknown"
 
 
-async def _queue(d: CallDriver[Any], cmd: ev.Queue) -> str:
+async def _queue(d: CallDriver[Any], cmd: ev.Queue) -> dict[str, Any]:
     """Queue the caller: ``announce`` first, then the dialplan's ``Queue()`` until it hands
-    the call back; its QUEUESTATUS is the outcome (``queue_outcome``), ``failed`` if the
-    call could not be sent there, ``unknown`` if it left and nothing says what became of it
-    (per-call websockets: an agent may have it, or the caller hung up)."""
+    the call back; its QUEUESTATUS is the outcome (``queue_outcome``), ``choice:<key>`` when
+    the caller left with one of the step's exit keys, ``failed`` if the call could not be sent
+    there, ``unknown`` if it left and nothing says what became of it (per-call websockets: an
+    agent may have it, or the caller hung up). A digit the queue's context let out that is not
+    one of the step's keys puts the caller back in the queue for the time left."""
     d._say_line("system", f"queue {cmd.name}")
     if cmd.announce:
         await _say(d, ev.Say(cmd.cid, cmd.announce))
     if cmd.carry:
         await d.session.set_call_data(cmd.carry)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + cmd.timeout_ms / 1000.0
+    timeout = cmd.timeout_ms / 1000.0
+    while True:
+        back = await _queue_once(d, cmd, timeout)
+        if back is None or back.status != EXIT_WITH_KEY or back.key in cmd.keys:
+            break
+        timeout = deadline - loop.time()
+        d._say_line("system", f"queue {cmd.name}: key {back.key or '?'} is no exit key here")
+        if timeout < 1:  # Queue() would take 0 as "no timeout"
+            return {"outcome": "timeout", "status": "", "key": back.key}
+    return _queue_result(d, cmd, back)
+
+
+async def _queue_once(d: CallDriver[Any], cmd: ev.Queue, timeout: float) -> QueueReturn | None:
     d._leaving = True  # a call leaving for good is not the caller hanging up
     try:
-        status = await d.session.transfer_to_queue(
-            cmd.name, timeout=cmd.timeout_ms / 1000.0, music=cmd.music, priority=cmd.priority
-        )
+        return await d.session.transfer_to_queue(
+            cmd.name, timeout=timeout, music=cmd.music, priority=cmd.priority,
+            exit_keys="".join(cmd.keys),
+        )  # fmt: skip
     except (ValueError, AriError) as exc:
         d.log.warning("call %s: queue %r failed: %s", d.state.call.id, cmd.name, exc)
-        return "failed"
+        return QueueReturn("")  # the outcome 'failed' (no QUEUESTATUS)
     finally:
         d._leaving = False
-    if status is None:  # it left, and Asterisk told nothing more: the flow ends
+
+
+def _queue_result(d: CallDriver[Any], cmd: ev.Queue, back: QueueReturn | None) -> dict[str, Any]:
+    if back is None:  # it left, and Asterisk told nothing more: the flow ends
         d._say_line("system", f"queue {cmd.name}: no word from Asterisk (unknown)")
-        return "unknown"
-    outcome = queue_outcome(status)
-    d._say_line("system", f"queue {cmd.name}: QUEUESTATUS {status or '(unset)'}")
-    d._say_line("system", f"queue {cmd.name}: {outcome}")
-    return outcome
+        return {"outcome": "unknown"}
+    result = queue_result(back, cmd.keys)
+    if back.status == EXIT_WITH_KEY:
+        d._say_line("system", f"queue {cmd.name}: the caller left with key {back.key}")
+    else:
+        d._say_line("system", f"queue {cmd.name}: QUEUESTATUS {back.status or '(unset)'}")
+    d._say_line("system", f"queue {cmd.name}: {result['outcome']}")
+    return result
 
 
 async def _dial(d: CallDriver[Any], cmd: ev.Dial) -> str:

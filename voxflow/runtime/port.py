@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from voxflow.telephony.dialplan import QueueReturn
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.voice.call import AiProviders, BargeIn, PromptResult
@@ -184,11 +185,14 @@ class CallPort(Protocol[P]):
         timeout: float | None = None,
         music: str | None = None,
         priority: int | None = None,
-    ) -> str | None:
+        exit_keys: str = "",
+    ) -> QueueReturn | None:
         """Queue the call in ``name`` until the dialplan's ``Queue()`` hands it back: Asterisk's
         ``QUEUESTATUS`` (``CONTINUE``, ``TIMEOUT``, ``FULL``...; see ``spec.semantics.QUEUE_STATUS``
-        for the outcome); None when the call left and nothing says what became of it (per-call
-        websockets: not back in time; an agent may have it, or the caller hung up). Raises
+        for the outcome) or ``EXITWITHKEY`` with the key, and ``QUEUEPOSITION``/``QUEUEWAIT``;
+        None when the call left and nothing says what became of it (per-call websockets: not
+        back in time; an agent may have it, or the caller hung up). ``exit_keys``: the step's
+        keys (Asterisk decides by the queue's context; a simulation by them). Raises
         ``CallEndedError`` if the caller hangs up meanwhile."""
         ...
 

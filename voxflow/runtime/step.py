@@ -244,7 +244,7 @@ def _x_queue(m: _Machine, s: ir.QueueStep) -> None:
     m.emit(
         ev.Queue(
             c, m.render(s.name), s.timeout_ms, s.music, announce, s.priority,
-            s.announce_position, attrs,
+            s.announce_position, attrs, tuple(k for c in s.choices for k in c.keys),
         )
     )  # fmt: skip
     m.wait = Wait("op", s, frozenset({c}))

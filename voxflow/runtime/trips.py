@@ -20,9 +20,10 @@ from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
 from voxflow.runtime.callstack import encode_stack, path_of
 from voxflow.runtime.runstate import RunState
-from voxflow.spec.semantics import queue_outcome
+from voxflow.spec.semantics import EXIT_WITH_KEY, queue_outcome
+from voxflow.telephony.dialplan import QueueReturn
 
-__all__ = ["TRIP_TAGS", "trip_event", "trip_of"]
+__all__ = ["TRIP_TAGS", "queue_result", "trip_event", "trip_of"]
 
 TRIP_TAGS = {"queue": "queue-return", "transfer": "transfer-return"}
 """The step's op -> the first Stasis argument the shipped dialplan sends it back with."""
@@ -52,12 +53,30 @@ def trip_of(flow: Flow | None, state: RunState) -> dict[str, Any] | None:
     }
 
 
-def trip_event(trip: Mapping[str, Any], cid: int, args: Sequence[str], now: float) -> ev.Event:
+def queue_result(back: QueueReturn, keys: Sequence[str]) -> dict[str, Any]:
+    """A queue step's result (:class:`voxflow.runtime.events.Queue`) for how ``Queue()`` let
+    the call go: ``choice:<key>`` for one of the step's exit ``keys``, else the outcome of its
+    QUEUESTATUS (``failed`` for a key the step does not list)."""
+    exit_key = back.status == EXIT_WITH_KEY and back.key in keys
+    return {
+        "outcome": f"choice:{back.key}" if exit_key else queue_outcome(back.status),
+        "status": back.status,
+        "position": back.position,
+        "wait": back.wait,
+        "key": back.key or None,
+    }
+
+
+def trip_event(
+    trip: Mapping[str, Any], cid: int, args: Sequence[str], now: float, keys: Sequence[str] = ()
+) -> ev.Event:
     """What the trip's op gives the flow for the Stasis arguments ``args`` it came back with
-    (the tag first): the queue's outcome, or the transfer's failure."""
+    (the tag first): the queue's result (``keys``: the step's exit keys; a worker that takes
+    over cannot queue the caller again for another digit: ``failed``), or the transfer's
+    failure."""
     status = args[1] if len(args) > 1 else ""
     if trip["op"] == "queue":
-        return ev.OpDone(cid, queue_outcome(status), now=now)
+        return ev.OpDone(cid, queue_result(QueueReturn.from_args(args[1:]), keys), now=now)
     target = str(trip.get("endpoint", ""))
     why = f"transfer to {target!r} failed: {status or 'not routed'}"
     return ev.OpFailed(cid, f"transfer failed: TransferFailedError: {why}", now=now)

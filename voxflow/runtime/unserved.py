@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from voxflow.errors import AiNotConfiguredError, CallEndedError
 from voxflow.runtime.checkpoint import Checkpoint
 from voxflow.runtime.port import PeerCall
+from voxflow.telephony.dialplan import QueueReturn
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.voice.call import AiProviders, BargeIn, PromptResult
@@ -129,7 +130,8 @@ class EndedCall:
         timeout: float | None = None,
         music: str | None = None,
         priority: int | None = None,
-    ) -> str | None:
+        exit_keys: str = "",
+    ) -> QueueReturn | None:
         raise self._gone()
 
     async def hold(self, moh_class: str | None = None) -> None:

@@ -244,6 +244,7 @@ class _ControlApi:
             maxlen=int(body.get("maxlen", 0)),
             joinempty=bool(body.get("joinempty", True)),
             leavewhenempty=bool(body.get("leavewhenempty", False)),
+            context=str(body.get("context", "")),
         )
         return web.Response(status=204)
 

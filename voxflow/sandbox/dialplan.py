@@ -10,11 +10,17 @@ They mirror ``docs/asterisk/extensions.conf`` and the event sequences of real As
   one keeps the caller (the far end hears "transferred") until someone hangs up.
 * ``[voxflow-queue]`` (extension ``queue``): ``Queue(${VOXFLOW_QUEUE},${VOXFLOW_QUEUE_OPTIONS},,,
   ${VOXFLOW_QUEUE_TIMEOUT})`` with scripted agents (:class:`QueueAgent`), then
-  ``Stasis(app,queue-return,${QUEUESTATUS},${ANSWEREDTIME})``. The variables Queue() sets come in
-  the captured order; ``DIALSTATUS`` is never set by it. ``FULL``/``JOINEMPTY`` return at once,
-  ``LEAVEEMPTY`` one second after joining (Asterisk checks between ring cycles); these three were
-  not captured. An unknown queue returns at once with ``QUEUESTATUS=UNKNOWN`` and no other
-  variable (app_queue.c: ``join_queue`` fails, ``reason`` stays ``QUEUE_UNKNOWN``).
+  ``Stasis(app,queue-return,${QUEUESTATUS},${ANSWEREDTIME},${QUEUEPOSITION},${QUEUEWAIT})``. The
+  variables Queue() sets come in the captured order; ``DIALSTATUS`` is never set by it.
+  ``FULL``/``JOINEMPTY`` return at once, ``LEAVEEMPTY`` one second after joining (Asterisk checks
+  between ring cycles); these three were not captured. An unknown queue returns at once with
+  ``QUEUESTATUS=UNKNOWN`` and no other variable (app_queue.c: ``join_queue`` fails, ``reason``
+  stays ``QUEUE_UNKNOWN``).
+* ``[voxflow-queue-exit]`` (``_X``), the queues.conf ``context`` of a queue whose callers may
+  leave with a key (shipped: ``support``): a digit 0-9 the waiting caller presses (not once an
+  agent has the call) ends ``Queue()`` there, as app_queue's ``valid_exit``: ``QUEUEPOSITION``
+  set, ``QUEUESTATUS`` and ``QUEUEWAIT`` not; then ``Stasis(app,queue-return,EXITWITHKEY,,
+  ${QUEUEPOSITION},${QUEUEWAIT},${EXTEN})``. Not captured: app_queue.c's behaviour.
 * Every return: ``Set(VOXFLOW_TRIES=0)``, ``n(back),Stasis(...)``; a ``Stasis()`` that fails (no
   app registered: ``STASISSTATUS=FAILED`` and the next priority, captures
   outbound-websocket.json no-server-listening) tries again after ``Wait(0.5)``, 10 times, then
@@ -39,6 +45,7 @@ __all__ = ["QueueAgent", "SandboxQueue", "ShippedContexts", "captured_program", 
 
 TRANSFER_CONTEXT = "voxflow-transfer"
 QUEUE_CONTEXT = "voxflow-queue"
+QUEUE_EXIT_CONTEXT = "voxflow-queue-exit"
 _NUMBER = re.compile(r"^\+?[0-9]{2,}$")
 _DIAL_STATUS = {"busy": ("BUSY", 1.0), "congestion": ("CONGESTION", 0.5)}
 
@@ -66,7 +73,8 @@ def captured_program(context: str, exten: str) -> Program | None:
 
 
 _DONE = {(TRANSFER_CONTEXT, "i"): 8, (QUEUE_CONTEXT, "queue"): 9}
-"""Where each shipped extension's ``n(done),Hangup()`` is (any other transfer extension: 10);
+"""Where each shipped extension's ``n(done),Hangup()`` is (any other transfer extension: 10,
+a ``[voxflow-queue-exit]`` digit: 7);
 its ``n(back),Stasis(...)`` is 4 priorities before."""
 
 
@@ -75,6 +83,8 @@ def label_priority(context: str, exten: str, label: str) -> int | None:
     Hangup() after a Dial() that answered or the return into the app; ``back``: that
     ``Stasis()``), None if there is no such label."""
     done = _DONE.get((context, exten), 10 if context == TRANSFER_CONTEXT else None)
+    if context == QUEUE_EXIT_CONTEXT and len(exten) == 1 and exten.isdigit():
+        done = 7  # _X: Set, n(back),Stasis, GotoIf, Set, Wait, Goto, n(done),Hangup
     if done is None or label not in ("done", "back"):
         return None
     return done if label == "done" else done - 4
@@ -92,14 +102,20 @@ class QueueAgent:
 
 @dataclass
 class SandboxQueue:
-    """One queue of queues.conf: members, ``maxlen`` (0 = unlimited), join/leave when empty."""
+    """One queue of queues.conf: members, ``maxlen`` (0 = unlimited), join/leave when empty,
+    ``context`` (where a digit the waiting caller presses leaves to; "" = none)."""
 
     name: str
     agents: list[QueueAgent] = field(default_factory=list)
     maxlen: int = 0
     joinempty: bool = True
     leavewhenempty: bool = False
+    context: str = ""
     waiting: list[str] = field(default_factory=list)
+
+    def position(self, channel_id: str) -> str:
+        """``QUEUEPOSITION`` of a waiting caller (1 = next in line)."""
+        return str(self.waiting.index(channel_id) + 1) if channel_id in self.waiting else "1"
 
 
 class ShippedContexts:
@@ -112,7 +128,7 @@ class ShippedContexts:
         self.back_tries = 10  # ${VOXFLOW_TRIES} >= 10: the last try
         # queues.conf as shipped: no members (agents log in with AddQueueMember)
         self.queues: dict[str, SandboxQueue] = {
-            "support": SandboxQueue("support"),
+            "support": SandboxQueue("support", context=QUEUE_EXIT_CONTEXT),
             "sales": SandboxQueue("sales"),
         }
         self._joined: dict[str, float] = {}  # channel id -> when it joined its queue
@@ -321,17 +337,19 @@ class ShippedContexts:
                 "DIALEDTIME_MS": str(int(waited * 1000)),
                 "ANSWEREDTIME": "0",
                 "ANSWEREDTIME_MS": "0",
-                "QUEUEPOSITION": "1",
+                "QUEUEPOSITION": q.position(ch.id),
             },
         )
 
     def _agent_up(self, ch: Channel, q: SandboxQueue, agent: QueueAgent, joined: float) -> None:
+        if ch.id not in q.waiting or self._joined.get(ch.id) != joined:
+            return  # the caller left Queue() (a key, a hang-up) before the agent answered
         waited = self.pbx.clock.now() - joined
         peer = f"Local/{agent.name}@agents-{self.pbx.next_local_seq():08x};1"
         self._dial(
             ch, f"Local/{agent.name}@agents/n", self._peer_json(f"Local/{agent.name}"), "ANSWER"
         )
-        self.pbx.set_var(ch, "QUEUEPOSITION", "1")
+        self.pbx.set_var(ch, "QUEUEPOSITION", q.position(ch.id))
         self.pbx.set_var(ch, "QUEUEWAIT", str(int(waited)))
         self.pbx.set_var(ch, "QUEUEWAIT_MS", str(int(waited * 1000)))
         self.pbx.set_var(ch, "BRIDGEPEER", peer)
@@ -370,5 +388,25 @@ class ShippedContexts:
 
     def _queue_back(self, ch: Channel, status: str) -> None:
         self.pbx.set_var(ch, "QUEUESTATUS", status)
-        answered = ch.variables.get("ANSWEREDTIME", "")
-        self._back(ch, "queue", 3, ["queue-return", status, answered])
+        v = ch.variables
+        answered, position, wait = (
+            v.get(n, "") for n in ("ANSWEREDTIME", "QUEUEPOSITION", "QUEUEWAIT")
+        )
+        self._back(ch, "queue", 3, ["queue-return", status, answered, position, wait])
+
+    # --- [voxflow-queue-exit] ------------------------------------------------------------
+
+    def queue_digit(self, ch: Channel, digit: str) -> None:
+        """A digit from a caller: if it waits in a queue whose context is
+        ``[voxflow-queue-exit]`` (``_X``), it leaves ``Queue()`` there with it."""
+        if digit not in "0123456789" or ch.variables.get("BRIDGEPEER"):
+            return
+        q = next((q for q in self.queues.values() if ch.id in q.waiting), None)
+        if q is None or q.context != QUEUE_EXIT_CONTEXT or ch.id not in self._joined:
+            return
+        self.pbx.set_var(ch, "QUEUEPOSITION", q.position(ch.id))
+        q.waiting.remove(ch.id)
+        self._joined.pop(ch.id, None)
+        ch.context = QUEUE_EXIT_CONTEXT
+        position, wait = ch.variables.get("QUEUEPOSITION", ""), ch.variables.get("QUEUEWAIT", "")
+        self._back(ch, digit, 1, ["queue-return", "EXITWITHKEY", "", position, wait, digit])

@@ -128,6 +128,10 @@ class Pbx(PbxMedia):
         delay = lo if hi <= lo else self._delay_rng.uniform(lo, hi)
         self.schedule(ch, delay, enter)
 
+    def on_dtmf_media(self, ch: Channel, digit: str) -> None:
+        super().on_dtmf_media(ch, digit)
+        self.contexts.queue_digit(ch, digit)  # Queue() reads the caller's keys
+
     # --- the tiny dialplan -----------------------------------------------------------------
 
     def dialplan_stasis(self, context: str, exten: str) -> tuple[str, list[str]] | None:

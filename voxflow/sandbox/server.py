@@ -519,12 +519,19 @@ class Sandbox:
         maxlen: int = 0,
         joinempty: bool = True,
         leavewhenempty: bool = False,
+        context: str = "",
     ) -> None:
         """Define (or replace) queue ``name`` of the shipped ``[voxflow-queue]`` context, with
-        scripted agents (``QueueAgent(name, answer_after, talk)``); ``support`` and ``sales``
-        exist from the start with no members, as in docs/asterisk/queues.conf."""
+        scripted agents (``QueueAgent(name, answer_after, talk)``) and queues.conf ``context``
+        (``voxflow-queue-exit``: a digit 0-9 leaves the queue); ``support`` (with that context)
+        and ``sales`` exist from the start with no members, as in docs/asterisk/queues.conf."""
         self.pbx.contexts.queues[name] = SandboxQueue(
-            name, list(agents), maxlen=maxlen, joinempty=joinempty, leavewhenempty=leavewhenempty
+            name,
+            list(agents),
+            maxlen=maxlen,
+            joinempty=joinempty,
+            leavewhenempty=leavewhenempty,
+            context=context,
         )
 
     def add_sound(self, name: str, pcm16: bytes) -> None:

@@ -152,6 +152,7 @@ STEP_OPTIONS: dict[str, dict[str, str]] = {
         "priority": KIND_INT,
         "announce_position": KIND_BOOL,
         "carry": KIND_EXPR,
+        "into": KIND_VAR,
     },
     "hold": {"music": KIND_STR},
     "unhold": {},

@@ -25,8 +25,10 @@ from voxflow.syntax import ast
 
 __all__ = [
     "COMMAND_EVENT",
+    "EXIT_WITH_KEY",
     "OP_ALIASES",
     "OUTCOMES",
+    "QUEUE_EXIT_KEYS",
     "QUEUE_STATUS",
     "REQUIRED_OUTCOMES",
     "RETRYING",
@@ -78,6 +80,14 @@ QUEUE_STATUS: dict[str, str] = {
 answered and hung up) -> the queue step's outcome. The one table the run time, ``voxflow test``
 (``mocks.queue[].status``) and the checker agree on; any other status (e.g. none, for an
 unknown queue) is ``failed``."""
+
+EXIT_WITH_KEY = "EXITWITHKEY"
+"""The status the shipped ``[voxflow-queue-exit]`` context sends back when the caller left
+``Queue()`` with a key (app_queue's ``valid_exit``: the queue's queues.conf ``context`` has an
+extension for the digit; ``QUEUESTATUS`` is not set then). A queue step's exit keys take it."""
+
+QUEUE_EXIT_KEYS = "0123456789"
+"""The keys a queue step may list: ``[voxflow-queue-exit]`` matches ``_X`` (one digit 0-9)."""
 
 TRANSFER_OUTCOMES: tuple[str, ...] = ("transferred", "failed")
 """How a ``transfer`` can end: the call left the flow (redirected, or the dialplan's ``Dial()``

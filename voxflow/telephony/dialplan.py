@@ -44,12 +44,14 @@ __all__ = [
     "METADATA_PREFIX",
     "PER_CALL_QUEUE_SLACK",
     "PER_CALL_TRANSFER_WAIT",
+    "QUEUE_EXIT_CONTEXT",
     "QUEUE_EXTENSION",
     "QUEUE_RETURN",
     "RETURN_TAGS",
     "TRANSFER_ENDPOINT_EXTENSION",
     "TRANSFER_RETURN",
     "DialplanTrip",
+    "QueueReturn",
     "TripResult",
     "dialplan_metadata",
     "leave_for_good",
@@ -68,6 +70,8 @@ QUEUE_RETURN = "queue-return"
 TRANSFER_RETURN = "transfer-return"
 RETURN_TAGS = frozenset({QUEUE_RETURN, TRANSFER_RETURN})
 """First Stasis argument of a call the shipped contexts send back (never a new call)."""
+QUEUE_EXIT_CONTEXT = "voxflow-queue-exit"
+"""The context a queue's queues.conf ``context`` names for its callers to leave with a key."""
 QUEUE_EXTENSION = "queue"
 """The ``[voxflow-queue]`` extension (a fixed name: no pattern that could match ``h``)."""
 TRANSFER_ENDPOINT_EXTENSION = "endpoint"
@@ -114,6 +118,31 @@ class TripResult:
     def status(self) -> str:
         """The first argument after the tag (QUEUESTATUS, DIALSTATUS or INVALID), or ""."""
         return self.args[0] if self.args else ""
+
+
+def _count(text: str) -> int | None:
+    """A whole number Asterisk set (``QUEUEPOSITION``, ``QUEUEWAIT``), None if unset."""
+    return int(text) if text.strip().isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueReturn:
+    """How ``Queue()`` let the call go, from the shipped contexts' Stasis arguments
+    (``queue-return,${QUEUESTATUS},${ANSWEREDTIME},${QUEUEPOSITION},${QUEUEWAIT}``, or from
+    ``[voxflow-queue-exit]`` ``queue-return,EXITWITHKEY,,${QUEUEPOSITION},${QUEUEWAIT},${EXTEN}``):
+    ``status``, ``position`` (the caller's place when it left, 1 = next), ``wait`` (seconds
+    queued), ``key`` (the digit that left the queue); None where Asterisk set nothing."""
+
+    status: str
+    position: int | None = None
+    wait: int | None = None
+    key: str = ""
+
+    @classmethod
+    def from_args(cls, args: Sequence[str]) -> QueueReturn:
+        """From the Stasis arguments after the ``queue-return`` tag."""
+        part = [*args, "", "", "", "", ""]
+        return cls(part[0], _count(part[2]), _count(part[3]), part[4].strip()[:1])
 
 
 class DialplanTrip:
@@ -326,8 +355,8 @@ async def transfer(session: CallSession, number: str) -> bool:
     return result.kind != "unknown"
 
 
-async def queue(session: CallSession, variables: Mapping[str, str]) -> str | None:
-    """``CallSession.transfer_to_queue``: the ``QUEUESTATUS`` the call came back with, or None
+async def queue(session: CallSession, variables: Mapping[str, str]) -> QueueReturn | None:
+    """``CallSession.transfer_to_queue``: how the call came back (:class:`QueueReturn`), or None
     when it left and nothing says what became of it (per-call outbound websockets: not back
     within the queue's timeout and ``PER_CALL_QUEUE_SLACK``: an agent may have it, or the
     caller hung up; without a timeout at once)."""
@@ -342,7 +371,9 @@ async def queue(session: CallSession, variables: Mapping[str, str]) -> str | Non
     result = await run_trip(
         session, QUEUE_RETURN, app.queue_context, QUEUE_EXTENSION, variables, away=away
     )
-    return None if result.kind in ("left", "unknown") else result.status
+    if result.kind in ("left", "unknown"):
+        return None
+    return QueueReturn.from_args(result.args)
 
 
 async def set_call_data(session: CallSession, data: Sequence[tuple[str, str]]) -> None:

@@ -38,6 +38,7 @@ from voxflow.telephony.active_recording import ActiveRecording, auto_recording_n
 from voxflow.telephony.bridging import bridge_calls, destroy_bridge
 from voxflow.telephony.dialplan import (
     DialplanTrip,
+    QueueReturn,
     TripResult,
     queue,
     queue_variables,
@@ -335,14 +336,17 @@ class CallSession:
         timeout: float | None = None,
         music: str | None = None,
         priority: int | None = None,
-    ) -> str | None:
+        exit_keys: str = "",
+    ) -> QueueReturn | None:
         """Put the call in queue ``name`` (``queue_context`` runs ``Queue()`` with the ``c``
         option, ``timeout`` seconds, music class ``music``, ``QUEUE_PRIO=priority``) and wait
-        until ``Queue()`` returns it: the ``QUEUESTATUS`` (``CONTINUE`` after an agent talked
-        to the caller and hung up, ``TIMEOUT``, ``FULL``, ``JOINEMPTY``, ``LEAVEEMPTY``...).
-        None: the call left and nothing says what became of it (per-call outbound websockets:
-        not back in time; an agent may have it, or the caller hung up).
-        Raises ``CallEndedError`` when the caller hangs up meanwhile."""
+        until ``Queue()`` returns it: its ``status`` is the ``QUEUESTATUS`` (``CONTINUE`` after
+        an agent talked to the caller and hung up, ``TIMEOUT``, ``FULL``, ``JOINEMPTY``...) or
+        ``EXITWITHKEY`` (the caller left with ``key``: the queue's queues.conf ``context`` is
+        ``[voxflow-queue-exit]``). ``exit_keys`` is not sent: which digits leave is the queue's
+        context, on Asterisk as in the sandbox. None: the call left and nothing says what became
+        of it (per-call outbound websockets: not back in time; an agent may have it, or the
+        caller hung up). Raises ``CallEndedError`` when the caller hangs up meanwhile."""
         variables = queue_variables(name, timeout=timeout, music=music, priority=priority)
         self._check_live()
         return await queue(self, variables)

@@ -148,6 +148,10 @@ class _TraceReader:
         if key == "agent":
             name = str(rec.get("outcome", "error"))
             entry = {"tool": name[5:]} if name.startswith("tool:") else {"outcome": name}
+        elif key == "queue" and str(rec.get("outcome", "")).startswith("choice:"):
+            # the caller's key (replayed as a press) left the queue: Queue() waits till then
+            entry = {"status": "TIMEOUT", "times": 1}
+            self.took.pop(key, None)
         else:
             entry = {"result": rec.get("outcome"), "times": 1}
         if key in self.took:

@@ -245,13 +245,18 @@ class QueueMock(_Timed):
     status: str | None = None
     result: str = "answered"
     after: float = 10.0
+    position: int = Field(default=1, ge=1)
+    """``QUEUEPOSITION``: the caller's place when it left the queue (1 = next in line)."""
+    wait: float | None = None
+    """``QUEUEWAIT`` (seconds queued before an agent answered or the timeout); default
+    ``after``."""
 
     _name = field_validator("name")(_check_regex)
 
-    @field_validator("after", mode="before")
+    @field_validator("after", "wait", mode="before")
     @classmethod
-    def _after(cls, v: Any) -> float:
-        return parse_duration(v)
+    def _after(cls, v: Any) -> float | None:
+        return None if v is None else parse_duration(v)
 
     @model_validator(mode="before")
     @classmethod

@@ -34,7 +34,8 @@ from voxflow.runtime.http_step import (
     HttpResult,
     with_retries,
 )
-from voxflow.spec.semantics import QUEUE_STATUS, transfer_routable
+from voxflow.spec.semantics import EXIT_WITH_KEY, QUEUE_EXIT_KEYS, QUEUE_STATUS, transfer_routable
+from voxflow.telephony.dialplan import QueueReturn
 from voxflow.telephony.recording import RecordingMetadata
 from voxflow.telephony.state import CallDirection, CallMetadata
 from voxflow.testing.scenario import Mocks
@@ -60,9 +61,12 @@ _WORD_CALLER = 0.3
 _PLAY = 2.0
 _TRANSFER = 0.5
 _STATUS = {outcome: status for status, outcome in reversed(QUEUE_STATUS.items())}
+_JOINED = frozenset({"CONTINUE", "TIMEOUT", "LEAVEEMPTY", "LEAVEUNAVAIL", "WITHDRAW"})
+"""Statuses of a caller Queue() took in (it sets QUEUEPOSITION and QUEUEWAIT on leaving)."""
 """A queue mock's ``result`` as the QUEUESTATUS Queue() would set (failed: FULL)."""
 
 M = TypeVar("M")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,10 +511,13 @@ class SimCall:
         timeout: float | None = None,
         music: str | None = None,
         priority: int | None = None,
-    ) -> str:
+        exit_keys: str = "",
+    ) -> QueueReturn:
         """The shipped [voxflow-queue]: Queue() hands the call back with the mock's QUEUESTATUS
         after ``after`` s (no mock: nobody answers, as with the shipped queues.conf, which has
-        no members: TIMEOUT once the step's timeout passed)."""
+        no members: TIMEOUT once the step's timeout passed). A step with exit keys queues in a
+        queue whose context is [voxflow-queue-exit]: any digit 0-9 pressed meanwhile leaves
+        Queue() at once (EXITWITHKEY, no QUEUEWAIT), as ``_X`` there matches it."""
         self._live()
         self.res.queues.append(name)
         self.mocks.failure("queue", name)
@@ -522,8 +529,35 @@ class SimCall:
         if m is None:
             self.log("mock", f"queue {name}: no mock, nobody answers")
         self._leave()
-        await self._wait_or_end(after)
-        return status
+        position = m.position if m else 1
+        key = await self._queued(after, bool(exit_keys))
+        if key:
+            self.log("flow", f"queue {name}: key {key} leaves Queue() by [voxflow-queue-exit]")
+            return QueueReturn(EXIT_WITH_KEY, position=position, key=key)
+        if status not in _JOINED:
+            return QueueReturn(status)  # Queue() never took the caller in: nothing set
+        wait = m.wait if m is not None and m.wait is not None else after
+        return QueueReturn(status, position=position, wait=int(wait))
+
+    async def _queued(self, seconds: float, exits: bool) -> str:
+        """Wait ``seconds`` in Queue(): "" then, or the digit that left it first (``exits``:
+        the queue's context matches any digit); CallEndedError once the caller hangs up."""
+        fut: asyncio.Future[str] = self.loop.create_future()
+        self._on_end.append(lambda: _resolve(fut, ""))
+        handle = self.loop.call_later(seconds, _resolve, fut, "")
+
+        def digit(d: str) -> None:
+            if exits and d and d in QUEUE_EXIT_KEYS:
+                _resolve(fut, d)
+
+        stop = self.add_dtmf_listener(digit)
+        try:
+            key = await fut
+        finally:
+            handle.cancel()
+            stop()
+        self._live()
+        return key
 
     async def hold(self, moh_class: str | None = None) -> None:
         self._live()
@@ -664,6 +698,6 @@ class SimHttp:
         )
 
 
-def _resolve(fut: asyncio.Future[Transcript | None], value: Transcript | None) -> None:
+def _resolve(fut: asyncio.Future[T], value: T) -> None:
     if not fut.done():
         fut.set_result(value)

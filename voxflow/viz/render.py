@@ -39,7 +39,7 @@ def _pretty(fm: FlowMap) -> dict[tuple[str, str], str]:
 
     def walk(steps: tuple[ir.Step, ...], state: str) -> None:
         for s in steps:
-            if isinstance(s, ir.GatherStep):
+            if isinstance(s, ir.GatherStep | ir.QueueStep):  # menu choices, queue exit keys
                 for c in s.choices:
                     out.setdefault(
                         (state, "choice:" + c.value), _pattern_text(c.keys, c.phrases, c.patterns)

@@ -1,0 +1,82 @@
+"""The sandbox's Queue() and the shipped [voxflow-queue-exit]: a waiting caller's digit leaves a
+queue whose queues.conf ``context`` is that context (app_queue's ``valid_exit``: QUEUEPOSITION
+set, QUEUESTATUS not), and nothing happens in a queue without one; QUEUEPOSITION counts the
+callers ahead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import RawAri
+
+from voxflow.sandbox import QueueAgent, Sandbox
+from voxflow.sandbox.caller import SimCall
+
+
+async def _queued(ari: RawAri, sb: Sandbox, queue: str, timeout: str = "2") -> tuple[str, Any]:
+    call = await sb.place_call(to="100")
+    await ari.next("StasisStart")
+    cid = call.id
+    assert (await ari.req("POST", f"/channels/{cid}/answer"))[0] == 204
+    variables = {"VOXFLOW_APP": "voxflow", "VOXFLOW_QUEUE": queue, "VOXFLOW_QUEUE_OPTIONS": "c",
+                 "VOXFLOW_QUEUE_TIMEOUT": timeout}  # fmt: skip
+    for name, value in variables.items():
+        await ari.req("POST", f"/channels/{cid}/variable", variable=name, value=value)
+    await ari.req("POST", "/applications/voxflow/subscription", eventSource=f"channel:{cid}")
+    await ari.collect(quiet=0.1)
+    status, _ = await ari.req(
+        "POST", f"/channels/{cid}/continue", context="voxflow-queue", extension="queue"
+    )
+    assert status == 204
+    await ari.collect(quiet=0.2)
+    return cid, call
+
+
+def _back(events: list[dict[str, Any]]) -> list[list[str]]:
+    return [e["args"] for e in events if e["type"] == "StasisStart"]
+
+
+async def test_a_digit_leaves_a_queue_whose_context_is_the_exit_context(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    cid, call = await _queued(ari, sandbox, "support", timeout="30")
+    assert isinstance(call, SimCall)
+    await call.press("1")
+    got = await ari.collect(quiet=0.3)
+    assert _back(got) == [["queue-return", "EXITWITHKEY", "", "1", "", "1"]]
+    plan = next(e for e in got if e["type"] == "StasisStart")["channel"]["dialplan"]
+    assert (plan["context"], plan["exten"], plan["priority"]) == ("voxflow-queue-exit", "1", 2)
+    status, _ = await ari.req("GET", f"/channels/{cid}/variable", variable="QUEUESTATUS")
+    assert status == 404  # Queue() did not set it
+    assert cid not in sandbox.pbx.contexts.queues["support"].waiting
+
+
+async def test_a_key_in_a_queue_without_a_context_does_nothing(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    _, call = await _queued(ari, sandbox, "sales", timeout="1")
+    await call.press("1")
+    got = await ari.collect(quiet=1.5)
+    assert _back(got) == [["queue-return", "TIMEOUT", "0", "1", "1"]]
+
+
+async def test_star_and_pound_do_not_leave_and_an_agent_call_ignores_keys(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    sandbox.add_queue(
+        "desk", [QueueAgent("ann", answer_after=0.1, talk=0.6)], context="voxflow-queue-exit"
+    )
+    _, call = await _queued(ari, sandbox, "desk", timeout="5")
+    await call.press("*#")  # (the agent answers meanwhile)
+    await call.press("1")  # talking to the agent: Queue() no longer reads keys
+    got = await ari.collect(quiet=1.0)
+    assert [a[:2] for a in _back(got)] == [["queue-return", "CONTINUE"]]
+
+
+async def test_queueposition_counts_the_callers_ahead(sandbox: Sandbox, ari: RawAri) -> None:
+    first, _ = await _queued(ari, sandbox, "support", timeout="30")
+    _, second = await _queued(ari, sandbox, "support", timeout="30")
+    await second.press("5")
+    got = await ari.collect(quiet=0.3)
+    assert _back(got) == [["queue-return", "EXITWITHKEY", "", "2", "", "5"]]
+    assert sandbox.pbx.contexts.queues["support"].waiting == [first]
