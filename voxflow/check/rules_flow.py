@@ -21,7 +21,7 @@ from voxflow.check.walk import (
 )
 from voxflow.spec.semantics import REQUIRED_OUTCOMES, WAITING_OPS, implied_transition, outcome_op
 
-__all__ = ["RULES_2XX", "state_edges"]
+__all__ = ["RULES_2XX", "state_edges", "subflow_exits"]
 
 
 def state_edges(flow: MFlow, sub: MSubflow) -> dict[str, set[str]]:
@@ -39,10 +39,38 @@ def state_edges(flow: MFlow, sub: MSubflow) -> dict[str, set[str]]:
             if step.op == "goto" and step.target is not None:
                 out.add(step.target)
             waits = waits or step.op in WAITING_OPS
+            if step.op == "call" and step.subflow and sub is flow.body:
+                out.update(subflow_exits(flow, step.subflow))
         if waits:
             out.update(s.target for h in ctx.commands for s in walk(h.steps) if s.target)
     sub.memo["edges"] = edges
     return edges
+
+
+def subflow_exits(flow: MFlow, name: str, calling: frozenset[str] = frozenset()) -> set[str]:
+    """The flow's states a call of subflow ``name`` can leave for without returning: targets
+    of gotos in flow-level handlers it inherits that name no state of its own (the run time
+    leaves every subflow frame for the flow's state), also from the subflows it calls."""
+    sub = next((s for s in flow.subflows if s.name == name), None)
+    if sub is None or name in calling:
+        return set()
+    cached = sub.memo.get("exits")
+    if isinstance(cached, set):
+        return cached
+    own = {s.name for s in sub.states}
+    main = {s.name for s in flow.body.states}
+    edges = state_edges(flow, sub)
+    start = _initial(sub)
+    seen = reachable([start], edges) if start is not None else set()
+    exits = {t for st in seen for t in edges.get(st, ()) if t not in own and t in main}
+    for state in sub.states:
+        if state.name in seen:
+            for step, _ in reached_steps(state, state_context(flow, sub, state)):
+                if step.op == "call" and step.subflow:
+                    exits |= subflow_exits(flow, step.subflow, calling | {name})
+    if not calling:
+        sub.memo["exits"] = exits
+    return exits
 
 
 def _initial(sub: MSubflow) -> str | None:

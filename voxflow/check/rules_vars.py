@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 
 from voxflow.check.adapt import expr_strings
 from voxflow.check.dataflow import CFG, suggest_hint
 from voxflow.check.model import INPUT_OPS, TRANSITION_OPS, MFlow, MStep, MSubflow
+from voxflow.check.rules_flow import subflow_exits
 from voxflow.check.templates import analyze_template
 from voxflow.check.types import infer
 from voxflow.check.walk import (
@@ -115,8 +117,9 @@ class _Builder:
     their transitions as lowering does: ``continue`` goes on after the input step, ``retry``
     runs it again."""
 
-    def __init__(self, sub: MSubflow) -> None:
+    def __init__(self, sub: MSubflow, exits: Callable[[str], set[str]] | None = None) -> None:
         self.sub = sub
+        self.exits = exits  # the flow's states a call of a subflow can leave for (main only)
         self.cfg = CFG()
         self.entry: dict[str, int] = {}
         self.frames: list[tuple[int, int]] = []  # (input step node, join after it)
@@ -137,6 +140,10 @@ class _Builder:
         uses = [(n, sp, step.file) for n, sp in step_reads(step)]
         node = self.cfg.node(step.assigns, uses)
         self.cfg.edge(prev, node)
+        if step.op == "call" and step.subflow and self.exits is not None:
+            # left without returning: the call's 'returns' are not bound
+            for target in sorted(self.exits(step.subflow)):
+                self.cfg.edge(prev, self.entry[target])
         if step.op == "goto" and step.target in self.entry:
             self.cfg.edge(node, self.entry[step.target])
             return None
@@ -193,7 +200,7 @@ def vf301_maybe_unset(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
     for sub in bodies(flow):
         if not sub.states:
             continue
-        b = _Builder(sub)
+        b = _Builder(sub, partial(subflow_exits, flow) if sub is flow.body else None)
         start = b.cfg.node()
         first = sub.initial if sub.initial in b.entry else sub.states[0].name
         b.cfg.edge(start, b.entry[first])
