@@ -73,3 +73,42 @@ def test_without_the_escape_the_state_is_unreachable() -> None:
     text = text.replace("on noinput -> bye", "on noinput -> retry")
     text = text.replace("on exhausted -> bye", "on exhausted -> yes")
     assert [c[0] for c in _codes(text)] == ["VF201"]
+
+
+LOOP = """\
+flow l:
+    answers "902"
+
+var n: number = 0
+
+on noinput -> start
+on nomatch -> retry
+on exhausted -> bye
+
+subflow ask() -> (ok: bool):
+    state s:
+        menu "Press 1.":
+            1 -> done
+    state done:
+        return ok = true
+
+state start:
+    answer
+    COUNT
+    call ask() returns (ok as _ok):
+        on returned -> bye
+        on error -> bye
+
+state bye:
+    say "Bye."
+    hangup
+"""
+
+
+def test_a_goto_back_to_the_calling_state_is_an_unbounded_loop() -> None:
+    codes = _codes(LOOP.replace("    COUNT\n", "").replace("var n: number = 0\n", ""))
+    assert [c[0] for c in codes] == ["VF204"], codes
+    assert "ask.s --noinput--> start --> call ask()" in codes[0][2], codes
+    # counted in the calling state: bounded
+    count = "    set n = n + 1\n    if n > 3:\n        goto bye\n"
+    assert _codes(LOOP.replace("    COUNT\n", count)) == []

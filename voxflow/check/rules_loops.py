@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from voxflow.check.dataflow import components
+from voxflow.check.dataflow import components, reachable
 from voxflow.check.model import INPUT_OPS, MFlow, MHandler, MState, MStep, MSubflow
 from voxflow.check.walk import (
     FAILURE_OUTCOMES,
@@ -158,6 +158,43 @@ def _describe(state: str, outcome: str, target: str, hops: list[Edge]) -> str:
     return "".join(parts)
 
 
+def _called(flow: MFlow, sub: MSubflow) -> dict[str, set[str]]:
+    """State of ``sub`` -> the subflows its ``call`` steps call."""
+    out: dict[str, set[str]] = {}
+    for state in sub.states:
+        for step, _ in reached_steps(state, state_context(flow, sub, state)):
+            if step.op == "call" and step.subflow:
+                out.setdefault(state.name, set()).add(step.subflow)
+    return out
+
+
+class _Escape:
+    """The way back into subflow ``sub`` from a state of the flow that a flow-level handler's
+    goto leaves it for (the run time leaves the subflow there): the flow's states that call
+    ``sub``, directly or through other subflows, and the flow's own goto edges."""
+
+    def __init__(self, flow: MFlow, sub: MSubflow) -> None:
+        self.sub = sub
+        self.own = {st.name for st in sub.states}
+        self.main = {st.name for st in flow.body.states}
+        calls = {s.name: set().union(*_called(flow, s).values(), set()) for s in flow.subflows}
+        into = {name for name in calls if sub.name in reachable([name], calls)}
+        self.callers = sorted(st for st, subs in _called(flow, flow.body).items() if subs & into)
+        self.edges = labelled_edges(flow, flow.body)
+        comp = components({k: {t for t, _ in v} for k, v in self.edges.items()})
+        self.counters = _counting_states(flow.body.states, comp)
+
+    def path(self, target: str) -> list[Edge] | None:
+        """The shortest way from the flow's ``target`` back to a call of the subflow."""
+        if target not in self.main or target in self.own:
+            return None
+        found = [_path(self.edges, target, c, self.counters) for c in self.callers]
+        paths = [p for p in found if p is not None]
+        if not paths:
+            return None
+        return [*min(paths, key=len), (f"call {self.sub.name}()", "")]
+
+
 def vf204(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
     """An input step loops with nothing bounding it (see the module docstring)."""
     reported: set[int] = set()
@@ -165,6 +202,7 @@ def vf204(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
         edges = labelled_edges(flow, sub)
         comp = components({k: {t for t, _ in v} for k, v in edges.items()})
         counters = _counting_states(sub.states, comp)
+        escape = _Escape(flow, sub) if sub is not flow.body else None
         for state in sub.states:
             sctx = state_context(flow, sub, state)
             for step, _ in reached_steps(state, sctx):
@@ -182,6 +220,7 @@ def vf204(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
                         continue
                     for h in r.handlers:
                         loop = _Loop(state, step, outcome, edges, comp, counters)
+                        loop.escape = escape
                         loop.check(h, bag, reported)
 
 
@@ -221,6 +260,15 @@ class _Loop:
     ) -> None:
         self.state, self.step, self.outcome = state, step, outcome
         self.edges, self.comp, self.counters = edges, comp, counters
+        self.escape: _Escape | None = None  # in a subflow: the way back from the flow
+
+    def _hops(self, target: str) -> list[Edge] | None:
+        name = self.state.name
+        if self.escape is not None and target not in self.escape.own:
+            return self.escape.path(target)  # a flow-level handler leaves the subflow
+        if self.comp.get(target, -1) != self.comp.get(name, -2):
+            return None
+        return _path(self.edges, target, name, self.counters)
 
     def check(self, h: MHandler, bag: Bag, reported: set[int]) -> None:
         if _bounded(h):
@@ -229,12 +277,12 @@ class _Loop:
         for goto in walk(h.steps):
             if goto.op != "goto" or goto.target is None or id(goto) in reported:
                 continue
-            if self.comp.get(goto.target, -1) != self.comp.get(name, -2):
-                continue
-            hops = _path(self.edges, goto.target, name, self.counters)
+            hops = self._hops(goto.target)
             if hops is None:
-                continue  # every way back passes a state that counts
+                continue  # not a loop, or every way back passes a state that counts
             reported.add(id(goto))
+            if self.escape is not None and goto.target not in self.escape.own:
+                name = f"{self.escape.sub.name}.{name}"
             loop = _describe(name, self.outcome, goto.target, hops)
             bag.add(
                 "VF204",
