@@ -1,18 +1,19 @@
 """What the confidence's phone loop costs per second of audio, per decoder configuration.
 
     .venv/bin/python bench/phone_loop.py [--configs default,topn=2,ds=2,nolm] [--rounds 4]
+        [--snr clean,20]
 
 The phone loop (``stt_pocketsphinx``'s ``_phones`` search: every phone, ``en-us-phone.lm.bin``) is
 ~55 % of a spoken decision's CPU (docs/speech.md, "A decision's CPU"). This bench decodes the same
-utterances (espeak-ng, G.711 at 8 kHz upsampled to 16 kHz, clean and with white noise at 20 dB,
-the recogniser's dither, 10 ms per ``process_raw``) with the phone loop of a decoder built per
-configuration (``name=value`` decoder options joined by ``+``, e.g. ``ds=2+topn=2``; ``nolm``: the
-phone loop without its phone language model; ``default``: as ``PocketSphinxSTT`` builds it), the
-configurations taking turns ``--rounds`` times, and prints each one's thread CPU per second of
-audio (median of the rounds), its ratio to the first, and how far its path's score per frame moves
-from the first's (the confidence's ``ratio`` feature is the grammar's score minus this one, per
-frame: docs/speech.md says which configurations kept the decisions). Thread CPU, so other
-processes do not count; decoders are built alike otherwise.
+utterances (espeak-ng, G.711 at 8 kHz upsampled to 16 kHz, clean and with white noise at 20 dB by
+default, ``--snr``; the recogniser's dither; 10 ms per ``process_raw``) with the phone loop of a
+decoder built per configuration (``name=value`` decoder options joined by ``+``, e.g.
+``ds=2+topn=2``; ``nolm``: the phone loop without its phone language model; ``default``:
+pocketsphinx's defaults), the configurations taking turns ``--rounds`` times, and prints each one's
+thread CPU per second of audio (median of the rounds), its ratio to the first, and how far its
+path's score per frame moves from the first's (the confidence's ``ratio`` feature is the grammar's
+score minus this one, per frame: docs/speech.md says which configurations kept the decisions).
+Thread CPU, so other processes do not count; decoders are built alike otherwise.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from voxflow.sandbox.audio import add_noise
 SAID = ["billing", "operator", "pay my bill", "I want to leave a message", "sales please"]
 
 
-async def _utterances() -> list[bytes]:
+async def _utterances(snrs: list[float | None]) -> list[bytes]:
     tts, out = EspeakTTS(sample_rate=8000), []
     rng = np.random.default_rng(0)
     for text in SAID:
         pcm = b"".join([c async for c in tts.synthesize(text)])
-        for noisy in (pcm, add_noise(pcm, 20.0, seed=1)):
+        for noisy in (pcm if snr is None else add_noise(pcm, snr, seed=1) for snr in snrs):
             line = codecs.ulaw_decode(codecs.ulaw_encode(bytes(3200) + noisy + bytes(8000)))
             wide = np.frombuffer(codecs.resample(line, 8000, 16000), "<i2").astype(np.float64)
             dithered = np.rint(wide + rng.normal(0.0, 8.0, len(wide)))
@@ -94,8 +95,10 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", default="default,topn=2,topn=3,ds=2,beam=1e-30+pbeam=1e-30,nolm")
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--snr", default="clean,20", help="conditions, e.g. clean,20,10")
     args = ap.parse_args()
-    audio = await _utterances()
+    snrs = [None if c == "clean" else float(c) for c in args.snr.split(",")]
+    audio = await _utterances(snrs)
     seconds = sum(len(a) for a in audio) / 32000
     configs = args.configs.split(",")
     decoders = {c: _decoder(c) for c in configs}
