@@ -2,7 +2,8 @@
 
 While the caller speaks, a recognition with a decision streams three searches (the grammar, the
 phone loop, the noise-floor check); after a final phrase that both the grammar and the phone loop
-heard end (``_QUIET_FRAMES`` before the newest audio) it holds the audio that follows back from
+heard end (``_QUIET_FRAMES`` before the newest audio), or once the phone loop has heard no phone
+for ``_HEARD_NOTHING_FRAMES`` (the stream is ``quiet``), it holds the audio that follows back from
 them until it holds speech again (docs/speech.md, "A caller who pauses mid-sentence"). So a
 caller who stopped is decided on the audio up to that point, not on the silence the endpointer
 waits after it. When the pool had no spare decoder, only the grammar streams, the other two run
@@ -56,13 +57,19 @@ def speech_again(pcm16: bytes, floor: float) -> bool:
 
 
 def streamed_end(
-    marks: Sequence[Mark], raw: bytes, phone_end: Callable[[int], int | None], quiet: int
+    marks: Sequence[Mark],
+    raw: bytes,
+    phone_end: Callable[[int], int | None],
+    quiet: int,
+    heard_nothing: int,
 ) -> int:
     """How many bytes of ``raw`` (the audio the grammar decoded, as fed) the streamed searches
     would have decoded: up to the last hold the caller never spoke after, or all of it.
     ``phone_end(end)``: the phone loop's last phone's end frame once it has decoded ``end``
     bytes (None: no phone yet); asked at increasing ``end`` only. ``quiet``: frames after the
-    last word and phone before the searches heard the caller stop (``_QUIET_FRAMES``)."""
+    last word and phone of a final phrase before the searches heard the caller stop
+    (``_QUIET_FRAMES``); ``heard_nothing``: frames after the last phone, whatever the words,
+    before the stream is ``quiet`` (``_HEARD_NOTHING_FRAMES``): both hold."""
     held_at: int | None = None
     floor, start = 0.0, 0
     for mark in marks:
@@ -71,7 +78,9 @@ def streamed_end(
             if not speech_again(chunk, floor):
                 continue  # still held back: the searches did not see it, nor judge here
             held_at = None  # the caller went on: the held audio and this chunk are decoded
-        ends = [e for e in (mark.word_end, phone_end(mark.end)) if e is not None]
-        if mark.final and ends and mark.frames - max(ends) >= quiet:
+        phone = phone_end(mark.end)
+        ends = [e for e in (mark.word_end, phone) if e is not None]
+        stopped = mark.final and bool(ends) and mark.frames - max(ends) >= quiet
+        if stopped or (phone is not None and mark.frames - phone >= heard_nothing):
             held_at, floor = mark.end, background(raw[max(0, mark.end - _TAIL) : mark.end])
     return held_at if held_at is not None else (marks[-1].end if marks else 0)

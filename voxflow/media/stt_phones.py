@@ -5,8 +5,9 @@ What :mod:`voxflow.media.stt_pocketsphinx` reads of it: its score and its phones
 ``ratio`` and ``outside``: :mod:`voxflow.media.stt_confidence`), and how long ago its last phone
 ended (the streaming end: ``quiet``, ``settled``, the hold). Every pooled decoder has the search
 (``add_phone_loop``); it streams on a spare decoder, or runs over the kept audio at ``finish`` on
-the grammar's (``run_over``). Its own decoder options (``-ds 2``, ``-topn 2``) or no phone LM
-were measured and not kept (docs/speech.md, "The phone loop's CPU"; ``bench/phone_loop.py``).
+the grammar's (``run_over``). Its own decoder options (``-ds 2``, ``-topn 2``, a narrower
+``-pbeam``) or no phone LM were measured and not kept (docs/speech.md, "The phone loop's CPU";
+``bench/phone_loop.py``).
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ thread); after each chunk the stream says whether its partial result is a whole 
 (``complete``), one no other phrase extends (``final``), such a phrase both searches' best paths
 ended ``_QUIET_FRAMES`` ago (``settled``), or the phone loop heard no speech lately (``quiet``),
 for the endpointer (:mod:`voxflow.media.endpointing`). With a decision asked for, a phrase counts
-only when likely (:mod:`voxflow.media.stt_likely`), and the audio after a settled point is held
-back until it holds speech (``_hold``; docs/speech.md).
+only when likely (:mod:`voxflow.media.stt_likely`), and the audio after a settled point, or once
+``quiet``, is held back until it holds speech (``_hold``; docs/speech.md).
 Cepstral mean normalisation is pocketsphinx's live one, started at every utterance from a fixed
 prior (``_CMN_PRIOR``: the mean of G.711 telephone speech, so the first frames are normalised
 right) rather than from the last caller's.
@@ -453,7 +453,7 @@ class PocketSphinxStream:
             stopped = final and self._settled(self._decoder)
             self.settled = stopped and likely
             self.quiet = self._heard_nothing()
-            if stopped:
+            if stopped or self.quiet:  # the caller stopped, as far as the searches tell
                 self._hold(likely)
             if self._marks is not None:
                 spoken = [s.end_frame for s in self._decoder.seg() if _is_word(s.word)]
@@ -462,9 +462,10 @@ class PocketSphinxStream:
 
     def _hold(self, likely: bool) -> None:
         """Both searches heard the caller stop after a final phrase (where the utterance used to
-        end): hold what follows back from the searches until it holds speech again, so a caller
-        who stopped is decided as before, not on the longer silence waited after an unlikely
-        phrase (decoded, it let more out-of-grammar speech through: docs/speech.md)."""
+        end), or the phone loop heard no phone lately (``quiet``): hold what follows back from
+        the searches until it holds speech again, so a caller who stopped is decided as before,
+        not on the longer silence waited after an unlikely phrase (decoded, it let more
+        out-of-grammar speech through: docs/speech.md), and that silence costs no CPU."""
         self._held_floor = background(self._tail)
         self._held = bytearray()
         decoder = self._decoder
@@ -590,7 +591,7 @@ class PocketSphinxStream:
                 done += 1
             return last_phone_end(decoder)
 
-        cut = streamed_end(marks, bytes(self._raw), phone_end, _QUIET_FRAMES)
+        cut = streamed_end(marks, bytes(self._raw), phone_end, _QUIET_FRAMES, _HEARD_NOTHING_FRAMES)
         mark = next(m for m in marks if m.end == cut)
         pieces = kept[: int(np.searchsorted(ends, cut, side="right"))]
         self._rng = np.random.default_rng(0)  # the dither as it stood at ``cut``
