@@ -57,3 +57,38 @@ def test_a_post_is_sent_once(tmp_path: Path) -> None:
     url = "^POST https://orders.example.com/v1/orders/42$"
     got = _run(tmp_path, "post", "is down", f"[{{match: '{url}', times: 1}}]")
     assert got == [[]]
+
+
+BACKOFF_FLOW = """flow t:
+    timeout 5s
+
+var order: map = {}
+
+state s:
+    answer
+    http get "https://orders.example.com/v1/orders/42" into order retries 3 backoff 1s:
+        on ok:
+            hangup "ok"
+        on error, timeout:
+            hangup "down"
+"""
+
+BACKOFF_SCENARIO = """flow: t.flow
+scenarios:
+  - name: down
+    mocks:
+      http: [{url: orders, status: 503}]
+    expect:
+      http: [{match: orders, times: 4}]
+      ended: {reason: down, after: 3.5s, before: 7.1s}
+"""
+
+
+def test_backoff_doubles_with_jitter_in_virtual_time(tmp_path: Path) -> None:
+    """Three retries 1 s apart, doubling: 0.5-1 s, 1-2 s, 2-4 s (equal jitter) of the call's
+    virtual time pass before the step's error outcome."""
+    (tmp_path / "t.flow").write_text(BACKOFF_FLOW)
+    (tmp_path / "t.test.yaml").write_text(BACKOFF_SCENARIO)
+    run = run_paths([tmp_path])
+    assert not run.errors
+    assert [o.failures for o in run.outcomes] == [[]]

@@ -451,12 +451,51 @@ def _action(lw: Lowerer, a: ast.Action) -> ir.AgentAction:
     )
 
 
+_IDEMPOTENT = ("GET", "PUT", "DELETE")
+_MAX_RETRIES = 5
+_BACKOFF_MS = (50, 10_000)
+
+
+def _http_retries(lw: Lowerer, s: ast.HttpStep, o: Opts, method: str) -> dict[str, int]:
+    """``retries N`` (0-5, idempotent methods only) and ``backoff D`` (50 ms-10 s, with
+    retries): the IR fields, defaults where unset."""
+    retries, backoff = o.get("retries", None), o.get("backoff", None)
+    out = {"retries": 2 if method in _IDEMPOTENT else 0, "backoff_ms": 200}
+    if isinstance(retries, int):
+        where = o.spans.get("retries", s.span)
+        if retries > _MAX_RETRIES:
+            lw.error("VF408", where, f"'retries' is 0 to {_MAX_RETRIES}, not {retries}")
+        elif retries and method not in _IDEMPOTENT:
+            lw.error(
+                "VF408",
+                where,
+                f"a {method} is sent once: only GET, PUT and DELETE are retried",
+                "a retried POST may charge or book twice; write 'retries 0' or use an "
+                "idempotent method (the server must accept it twice)",
+            )
+            return out
+        else:
+            out["retries"] = retries
+    if isinstance(backoff, int):
+        lo, hi = _BACKOFF_MS
+        where = o.spans.get("backoff", s.span)
+        if out["retries"] == 0:
+            why = f"a {method} is sent once" if method not in _IDEMPOTENT else "'retries 0'"
+            lw.error("VF408", where, f"'backoff' with no retries ({why}): nothing waits for it")
+        elif not lo <= backoff <= hi:
+            lw.error("VF408", where, f"'backoff' is {lo}ms to {hi // 1000}s, not {backoff}ms")
+        else:
+            out["backoff_ms"] = backoff
+    return out
+
+
 def lower_http(lw: Lowerer, s: ast.HttpStep) -> ir.Step:
     o = lw.options("http", s.options, STEP_OPTIONS["http"])
     method = _method(lw, s.method, s.method_span)
     headers = _headers(lw, o, s.span)
     on = lw.resolve(s.handlers, ir.OUTCOMES["http"], {}, s.span)
     return ir.HttpStep(
+        **_http_retries(lw, s, o, method),
         span=lw.sp(s.span),
         method=method,
         url=lw.template(s.url) or ir.Template(source=""),

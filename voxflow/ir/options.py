@@ -147,11 +147,13 @@ class Opts:
         return float(value)
 
     def _whole(self, opt: ast.Option, v: ast.Expr, kind: str) -> Any:
-        """A whole number of at least 1 (retries: or ``unlimited``)."""
+        """A whole number of at least 1 (retries: or ``unlimited``; an http step's retries may
+        be 0)."""
         if kind == KIND_RETRIES and isinstance(v, ast.Name) and v.name == UNLIMITED:
             return UNLIMITED
         if isinstance(v, ast.Literal_) and v.type == "number" and isinstance(v.value, int):
-            if v.value < 1:
+            least = 0 if (self.kind, opt.name) == ("http", "retries") else 1
+            if v.value < least:
                 code = "VF402" if opt.name == "max_digits" else "VF405"
                 self.lw.error(code, v.span, f"'{opt.name}' must be at least 1")
             return v.value

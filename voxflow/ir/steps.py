@@ -359,6 +359,12 @@ class HttpStep(_InputBase):
     timeout_ms: int
     result_var: str | None = None
     status_var: str | None = None
+    retries: int = 2
+    """More attempts of an idempotent method (GET, PUT, DELETE) after a timeout, a connection
+    error, 429 or 5xx; a POST or PATCH is sent once."""
+    backoff_ms: int = 200
+    """The wait before the first retry, doubled per retry (capped, with jitter: see
+    ``voxflow.runtime.http_step.backoff_delay``)."""
 
 
 class ToolArg(Node):

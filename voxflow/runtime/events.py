@@ -187,6 +187,8 @@ class Http(Op):
     timeout_ms: int = 10000
     key: str = ""
     """Its ``Idempotency-Key`` (:func:`~voxflow.runtime.runstate.effect_key`)."""
+    retries: int = 2
+    backoff_ms: int = 200
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@
 :class:`HttpResult` whose ``outcome`` is ``"ok"`` (2xx), ``"timeout"`` (the last attempt timed
 out) or ``"error"`` (anything else: non-2xx, connection refused, oversize body, a body that is
 not JSON when JSON was expected, a bad URL). Only idempotent methods (RFC 9110: GET, HEAD,
-OPTIONS, TRACE, PUT, DELETE) are retried, on connection errors, timeouts, 429 and 5xx.
+OPTIONS, TRACE, PUT, DELETE) are retried, on connection errors, timeouts, 429 and 5xx: the
+step's ``retries`` (default 2) more times, waiting :func:`backoff_delay` before each.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,12 +25,17 @@ import aiohttp
 from voxflow.redact import url_for_log
 
 __all__ = [
+    "BACKOFF_CAP",
+    "DEFAULT_BACKOFF",
+    "DEFAULT_RETRIES",
     "IDEMPOTENT_METHODS",
+    "MAX_RETRIES",
     "RETRY_STATUSES",
     "HttpClient",
     "HttpOutcome",
     "HttpRequest",
     "HttpResult",
+    "backoff_delay",
     "with_retries",
 ]
 
@@ -37,6 +44,13 @@ log = logging.getLogger(__name__)
 HttpOutcome = Literal["ok", "error", "timeout"]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_RETRIES = 2
+DEFAULT_BACKOFF = 0.2
+"""Seconds before the first retry (the step's ``backoff``); each later one doubles it."""
+BACKOFF_CAP = 10.0
+"""No wait between two attempts is longer (seconds), whatever ``backoff`` and the attempt."""
+MAX_RETRIES = 5
+_JITTER = random.Random()
 _ALLOWED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "POST", "PATCH"})
 
 
@@ -51,8 +65,8 @@ class HttpRequest:
     body: str | bytes | None = None
     timeout: float = 5.0
     max_bytes: int = 1_000_000
-    retries: int = 2
-    backoff: float = 0.2
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
     expect_json: bool = True
 
 
@@ -80,25 +94,35 @@ class HttpResult:
         }
 
 
+def backoff_delay(retry: int, backoff: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number ``retry`` (1, 2, ...): ``backoff`` doubled per
+    retry, capped at :data:`BACKOFF_CAP`, then "equal jitter" (a random point in its upper
+    half), so that calls whose requests failed together do not all retry at the same instant."""
+    full = min(BACKOFF_CAP, max(0.0, backoff) * (2 ** (retry - 1)))
+    return (rng or _JITTER).uniform(full / 2, full)
+
+
 async def with_retries(
     req: HttpRequest,
     attempt: Callable[[], Awaitable[HttpResult]],
     started: float | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    rng: random.Random | None = None,
 ) -> HttpResult:
     """Run ``attempt`` once, or for an idempotent method up to ``1 + req.retries`` times while
-    it fails retryably (``req.backoff`` s, doubling, between tries): the one retry policy of the
-    run time's HttpClient and of ``voxflow test``'s mocked requests (``clock``: its own)."""
+    it fails retryably (:func:`backoff_delay` between tries): the one retry policy of the run
+    time's HttpClient and of ``voxflow test``'s mocked requests (``clock``, ``rng``: its own)."""
     started = clock() if started is None else started
     method = req.method.upper()
-    max_attempts = 1 + (max(0, req.retries) if method in IDEMPOTENT_METHODS else 0)
+    retries = min(MAX_RETRIES, max(0, req.retries))
+    max_attempts = 1 + (retries if method in IDEMPOTENT_METHODS else 0)
     result = HttpResult("error", error="not attempted")
     for n in range(1, max_attempts + 1):
         result = await attempt()
         if result.outcome == "ok" or not result.retryable or n == max_attempts:
             break
         log.debug("HTTP %s %s attempt %d failed: %s", method, url_for_log(req.url), n, result.error)
-        await asyncio.sleep(req.backoff * (2 ** (n - 1)))
+        await asyncio.sleep(backoff_delay(n, req.backoff, rng))
     elapsed = (clock() - started) * 1000.0
     return HttpResult(
         result.outcome, result.status, result.data, result.error, n, elapsed, result.retryable

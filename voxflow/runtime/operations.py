@@ -82,6 +82,8 @@ async def _http(d: CallDriver[Any], cmd: ev.Http) -> dict[str, Any]:
         headers=headers,
         json_body=cmd.body,
         timeout=cmd.timeout_ms / 1000.0,
+        retries=cmd.retries,
+        backoff=cmd.backoff_ms / 1000.0,
     )
     res = await d.http.perform(req)
     d.trace.write(

@@ -272,7 +272,9 @@ def _x_http(m: _Machine, s: ir.HttpStep) -> None:
     c = m.cid()
     body = _arg(m, s.body) if s.body is not None else None
     headers = tuple((k, m.render(v)) for k, v in s.headers)
-    m.emit(ev.Http(c, s.method, m.render(s.url), headers, body, s.timeout_ms, m.effect()))
+    url = m.render(s.url)
+    key = m.effect()
+    m.emit(ev.Http(c, s.method, url, headers, body, s.timeout_ms, key, s.retries, s.backoff_ms))
     m.wait = Wait("op", s, frozenset({c}))
 
 

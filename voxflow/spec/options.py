@@ -181,6 +181,8 @@ STEP_OPTIONS: dict[str, dict[str, str]] = {
         "timeout": KIND_DUR,
         "into": KIND_VAR,
         "status": KIND_VAR,
+        "retries": KIND_INT,
+        "backoff": KIND_DUR,
     },
     "call": {},
     "action": {"body": KIND_EXPR, "headers": KIND_EXPR, "timeout": KIND_DUR},

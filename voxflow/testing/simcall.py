@@ -14,6 +14,7 @@ Simulated durations: a spoken prompt lasts 0.4 s per word (at least 0.5 s), a pl
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -668,7 +669,8 @@ class SimHttp:
     async def perform(self, req: HttpRequest) -> HttpResult:
         """Answer ``req`` from the mocks, retried as the run time's HttpClient retries it."""
         clock = asyncio.get_running_loop().time
-        return await with_retries(req, lambda: self._attempt(req), clock=clock)
+        rng = random.Random(f"{self.call.id} {req.method} {req.url}")  # the same on every run
+        return await with_retries(req, lambda: self._attempt(req), clock=clock, rng=rng)
 
     async def _attempt(self, req: HttpRequest) -> HttpResult:
         call = self.call
