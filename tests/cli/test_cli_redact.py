@@ -83,7 +83,7 @@ def test_headers_logged_as_name_value_pairs_are_redacted() -> None:
 
 
 def test_the_outbound_websocket_listen_password_is_redacted_from_logs() -> None:
-    from voxflow.cli.run import _more_secrets
+    from voxflow.cli.run_options import _more_secrets
     from voxflow.runtime.config import Settings
 
     settings = Settings(

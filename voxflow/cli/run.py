@@ -17,27 +17,26 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from voxflow.cli import run_app
-from voxflow.cli.diag import warn
-from voxflow.cli.run_call import outbound_flow, parse_meta, run_call
+from voxflow.cli.run_call import outbound_flow, run_call
 from voxflow.cli.run_caller import EXIT_FLOW, ScriptedCaller, default_script
-from voxflow.cli.run_target import SandboxCall, parse_call_time, pick_call, shifted_clock
-from voxflow.errors import (
-    ApplicationReplacedError,
-    AriConnectionError,
-    AriError,
-    AriUnauthorized,
-    ConfigError,
-    FlowError,
+from voxflow.cli.run_options import (
+    EXIT_CONFIG,
+    fail,
+    load_run,
+    redact_credentials,
+    run_failure,
+    settings_dict,
 )
+from voxflow.cli.run_target import SandboxCall, parse_call_time, pick_call, shifted_clock
+from voxflow.errors import AriError, ConfigError, FlowError
 from voxflow.media.pacing import worker_pacing
 from voxflow.runtime.caller_script import CallerAction, load_script
-from voxflow.runtime.config import Settings, load_settings
+from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.registry import FlowRegistry
 from voxflow.testing.violoop import run_virtual
@@ -48,14 +47,6 @@ if TYPE_CHECKING:
     from voxflow.sandbox.caller import SimCall
 
 __all__ = ["default_script", "run_command"]
-
-
-EXIT_CONFIG, EXIT_ARI = 2, 3
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 _EPILOG = """\b
@@ -74,11 +65,6 @@ Exit codes:
   2  bad options or settings (voxflow.toml, environment)
   3  cannot use ARI (unreachable, wrong credentials, app name taken)
 """
-
-_SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number": "--from",
-                 "call_time": "--time", "virtual_time": "--virtual-time"}  # fmt: skip
-# what a worker serving Asterisk does, and the one call on the embedded sandbox does not
-_ASTERISK_ONLY = {"redis_url": "--redis", "metrics_port": "--metrics-port", "drain": "--drain"}
 
 
 @click.command(
@@ -268,7 +254,7 @@ def run_command(
     a script of caller actions plays (docs/running.md).
     """
     _configure_logging(verbose)
-    settings, registry, metadata = _load(flows, click.get_current_context().params)
+    settings, registry, metadata = load_run(flows, click.get_current_context().params)
     audio = not no_audio
     try:
         if call_endpoint is not None:
@@ -282,141 +268,10 @@ def run_command(
             settings, registry, caller_script, watch, audio=audio, virtual=virtual_time
         )
     except (ConfigError, FlowError, AriError) as exc:
-        _fail(*_run_failure(exc, settings))
+        fail(*run_failure(exc, settings))
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(code)
-
-
-# run_command's options that are settings of the same name (None: not given)
-_SETTING_OPTIONS = (
-    "ari_url", "ari_user", "ari_password", "ari_mode", "listen", "default_flow", "grace_period",
-    "drain", "dialed", "caller_number", "call_time", "rtp_host", "rtp_advertise", "rtp_ports",
-    "redis_url", "metrics_port", "stt_decoders",
-)  # fmt: skip
-
-
-def _setting_overrides(params: dict[str, Any]) -> dict[str, Any]:
-    """The command line's overrides of the settings, by setting name."""
-    out = {name: params[name] for name in _SETTING_OPTIONS}
-    out["app"] = params["app_name"]
-    out["trace_dir"] = str(params["trace_dir"]) if params["trace_dir"] else None
-    out["warm_prompts"] = False if params["no_warm_prompts"] else None
-    return out
-
-
-def _load(
-    flows: tuple[Path, ...], params: dict[str, Any]
-) -> tuple[Settings, FlowRegistry, dict[str, str]]:
-    """run_command's settings (credentials redacted from logs from now on), loaded flows and
-    ``--meta``; exits 2 on bad settings or options, 1 on invalid flows."""
-    try:
-        settings = load_settings(
-            _setting_overrides(params),
-            config_path=params["config_path"],
-            require_credentials=True,
-        )
-        _redact_credentials(settings.ari_user, settings.ari_password, *_more_secrets(settings))
-        script, endpoint = params["caller_script"], params["call_endpoint"]
-        _check_sandbox_only(settings, script, params["virtual_time"], endpoint)
-        _check_asterisk_only(settings, params)
-        _check_call_and_trace(settings, endpoint, params["meta"], params["caller_id"])
-        if not params["no_audio"]:
-            _check_rtp_host(settings.rtp_host, "--rtp-host" if params["rtp_host"] else "rtp_host")
-        metadata = parse_meta(params["meta"])
-        registry = FlowRegistry()
-        registry.load(flows, warn)
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_CONFIG)
-    except FlowError as exc:
-        _fail(f"invalid flow(s):\n{exc}", EXIT_FLOW)
-    return settings, registry, metadata
-
-
-def _check_asterisk_only(settings: Settings, params: dict[str, Any]) -> None:
-    """On the embedded sandbox (no ARI URL, classic mode): ConfigError for a worker's options
-    given on the command line; the same settings from the environment or voxflow.toml are
-    noted as unused (a production config may hold them)."""
-    if settings.ari_url is not None or settings.ari_mode != "classic":
-        return
-    given = [flag for name, flag in _ASTERISK_ONLY.items() if params.get(name) is not None]
-    if given:
-        raise ConfigError(
-            f"{', '.join(given)}: only for a worker serving Asterisk (--ari-url or an "
-            "outbound-websocket --ari-mode), not for the embedded sandbox's call"
-        )
-    unused = [n for n in ("redis_url", "metrics_port") if getattr(settings, n) is not None]
-    if unused:
-        warn(f"not used on the embedded sandbox: {', '.join(unused)} (environment or config)")
-
-
-def _run_failure(exc: ConfigError | FlowError | AriError, settings: Settings) -> tuple[str, int]:
-    """The message and exit code for an error that ended the run."""
-    if isinstance(exc, ConfigError):
-        return str(exc), EXIT_CONFIG
-    if isinstance(exc, FlowError):
-        return str(exc), EXIT_FLOW
-    if isinstance(exc, AriUnauthorized):
-        user = settings.ari_user
-        return f"ARI rejected user '{user}' (401): check --ari-user/--ari-password", EXIT_ARI
-    if isinstance(exc, ApplicationReplacedError):
-        return f"another client took the ARI application name '{settings.app}'", EXIT_ARI
-    if isinstance(exc, AriConnectionError):
-        return f"cannot reach ARI at {settings.ari_url}: {exc}", EXIT_ARI
-    return f"ARI error: {exc}", EXIT_ARI
-
-
-def _check_sandbox_only(
-    settings: Settings, caller_script: Path | None, virtual_time: bool, call_endpoint: str | None
-) -> None:
-    """ConfigError for the options that only make sense on the embedded sandbox when the run
-    is on Asterisk (an ARI URL, or an outbound-websocket mode)."""
-    if settings.ari_url is not None or settings.ari_mode != "classic":
-        given = {
-            "caller_script": caller_script,
-            "virtual_time": virtual_time or None,
-            **_asdict(settings),
-        }
-        bad = [flag for name, flag in _SANDBOX_ONLY.items() if given.get(name) is not None]
-        if bad:
-            where = settings.ari_url or f"ARI mode {settings.ari_mode}"
-            raise ConfigError(f"{', '.join(bad)}: sandbox only, not with Asterisk ({where})")
-    if virtual_time and (caller_script is None or call_endpoint is not None):
-        raise ConfigError("--virtual-time: only for a sandbox call with --caller SCRIPT")
-
-
-def _check_call_and_trace(
-    settings: Settings, call_endpoint: str | None, meta: tuple[str, ...], caller_id: str | None
-) -> None:
-    """ConfigError for ``--meta``/``--caller-id`` without ``--call`` (they would be ignored),
-    and for a trace directory that cannot be created or written (no trace would be kept)."""
-    if call_endpoint is None and (meta or caller_id is not None):
-        given = [flag for flag, v in (("--meta", meta), ("--caller-id", caller_id)) if v]
-        raise ConfigError(f"{', '.join(given)}: only with --call ENDPOINT")
-    if settings.trace_dir:
-        where = Path(settings.trace_dir)
-        try:
-            where.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:  # what mkdir says of a file there
-            raise ConfigError(f"--trace: {where} is a file, not a directory") from None
-        except OSError as exc:
-            raise ConfigError(f"--trace: cannot create {where}: {exc.strerror or exc}") from None
-        if not os.access(where, os.W_OK | os.X_OK):
-            raise ConfigError(f"--trace: cannot write into {where}")
-
-
-def _check_rtp_host(host: str, origin: str) -> None:
-    """ConfigError when ``host`` cannot be bound for RTP (not an address of this machine, a
-    name that does not resolve): every call's media would fail."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((host, 0))
-        except OSError as exc:
-            raise ConfigError(
-                f"{origin}: cannot bind RTP on {host}: {exc.strerror or exc} (give an address "
-                "of this machine, or 0.0.0.0; --rtp-advertise for the one Asterisk sends to)"
-            ) from None
 
 
 def _sandbox_call(
@@ -450,25 +305,6 @@ def _sandbox_call(
             start=start,
         )
     )
-
-
-def _redact_credentials(user: str, password: str, *more: str | None) -> None:
-    """Logs never show these (nor ``user:password`` in base64, as in a Basic header)."""
-    from voxflow.redact import install_redaction
-
-    install_redaction([password, f"{user}:{password}", *(m for m in more if m)])
-
-
-def _more_secrets(settings: Settings) -> list[str]:
-    """The settings' other credentials: the webhook secret, the Redis URL's password, and the
-    password (and ``user:password``, as in its Basic header) Asterisk's outbound websockets
-    present to ``listen``."""
-    out = [settings.webhook_secret or ""]
-    out.append(urlsplit(settings.redis_url).password or "" if settings.redis_url else "")
-    if settings.listen_password:
-        user = settings.listen_user or settings.ari_user
-        out += [settings.listen_password, f"{user}:{settings.listen_password}"]
-    return [s for s in out if s]
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -606,7 +442,7 @@ async def _cluster(
     refused = await _redis_refuses(cluster)
     if refused:
         await cluster.redis.aclose()
-        _fail(f"--redis: Redis refused this worker's credentials: {refused}", EXIT_CONFIG)
+        fail(f"--redis: Redis refused this worker's credentials: {refused}", EXIT_CONFIG)
     await stack.enter_async_context(cluster)
     for fv in registry.versions():  # the cluster's current versions stay unless there are none
         await cluster.release(fv.flow, only_if_new=True)
@@ -708,10 +544,10 @@ async def _sandbox(
     if script is None:
         script = default_script(target.flow)
     async with Sandbox(port=0) as sb:
-        _redact_credentials(sb.user, sb.password)
+        redact_credentials(sb.user, sb.password)
         app = run_app.make_app(settings, sb.ari_url, sb.user, sb.password, audio=audio)
         if settings.default_flow is None and not target.flow.answers:
-            settings = Settings(**{**_asdict(settings), "default_flow": target.flow.name})
+            settings = Settings(**{**settings_dict(settings), "default_flow": target.flow.name})
         lines: list[str] = []
 
         def show(call_id: str, line: TranscriptLine) -> None:
@@ -806,9 +642,3 @@ async def _flow_ended(server: Any, call: Any) -> None:
         if call.ended and not server.drivers:
             return
         await asyncio.sleep(0.05)
-
-
-def _asdict(s: Settings) -> dict[str, Any]:
-    from dataclasses import fields
-
-    return {f.name: getattr(s, f.name) for f in fields(s)}
