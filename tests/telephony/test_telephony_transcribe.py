@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from shared_stt import shared_stt
 
 from voxflow.errors import RecordingError
 from voxflow.media.stt_pocketsphinx import PocketSphinxSTT
@@ -36,8 +37,11 @@ def spoken_wav(tmp_path: Path) -> bytes:
 
 
 async def test_speech_in_a_recording_is_transcribed(spoken_wav: bytes) -> None:
-    text = await transcribe_recording(_meta(spoken_wav), PocketSphinxSTT())
+    stt = shared_stt()  # the process's recogniser: its decoders are built once (tests/shared_stt)
+    text = await transcribe_recording(_meta(spoken_wav), stt)
     assert "tomorrow" in text
+    stats = stt.stats()
+    assert stats.free == stats.built  # the transcription gave its decoders back
 
 
 async def test_recordings_it_cannot_read_are_errors() -> None:
