@@ -4,14 +4,13 @@ It owns one :class:`~voxflow.ari.rest.AriRestClient`, one
 :class:`~voxflow.ari.events.AriEventStream` and the session registry (``_sessions``, as the seed
 names it; ``sessions`` is a read-only view). Each inbound call's handler runs in its own task; a
 raising handler is logged with the call id and the call hung up; a handler that returns without
-hanging up gets the call hung up in the ``finally`` of :meth:`_run_handler`.
+hanging up gets the call hung up (:mod:`voxflow.telephony.inbound`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import signal
 import ssl as ssllib
@@ -31,18 +30,11 @@ from voxflow.ari.models import (
     StasisStart,
 )
 from voxflow.ari.rest import AriRestClient
-from voxflow.errors import (
-    AriConflict,
-    AriError,
-    AriNotFound,
-    CallEndedError,
-    CallError,
-    ConfigError,
-)
+from voxflow.errors import AriError, ConfigError
 from voxflow.telephony.agents import AgentFactory, registered_agent_factory
-from voxflow.telephony.dialplan import RETURN_TAGS, dialplan_metadata
-from voxflow.telephony.ending import cancel_after, hang_up_after_handler
-from voxflow.telephony.legs import LegBook, set_current_call
+from voxflow.telephony.ending import cancel_after
+from voxflow.telephony.inbound import INTERNAL_TECHS, adopt, on_broadcast, on_stasis_start
+from voxflow.telephony.legs import LegBook
 from voxflow.telephony.links import MODES, AriLink, AriLinks
 from voxflow.telephony.originate import OUTBOUND_ARG, originate_leg
 from voxflow.telephony.orphans import (
@@ -55,7 +47,6 @@ from voxflow.telephony.orphans import (
 from voxflow.telephony.recording import RecordingSink
 from voxflow.telephony.resync import release_lost_link, resync_after_reconnect, resync_link_app
 from voxflow.telephony.session import CallSession
-from voxflow.telephony.state import CallDirection
 from voxflow.voice.call import VoiceFactory
 from voxflow.voice.prompt_cache import DEFAULT_MAX_BYTES as DEFAULT_PROMPT_CACHE_BYTES
 from voxflow.voice.prompt_cache import PromptCache
@@ -70,11 +61,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[CallSession], Awaitable[Any]]
 
-# Channels our own media/recording machinery creates also enter Stasis: they are not calls.
-_INTERNAL_TECHS = frozenset(
-    {"UnicastRTP", "AudioSocket", "WebSocket", "Snoop", "Announcer", "Recorder"}
-)
-INTERNAL_ARG = "voxflow-internal"
 _SWEEP_RETRY = Backoff(initial=0.1, cap=2.0, attempts=6)  # ~6 s at most, then the next reconnect
 
 
@@ -89,7 +75,21 @@ def _check_app_options(app_name: str, mode: str, orphans: str) -> None:
 
 
 class VoxtraApp:
-    """A voxflow Stasis application. Use ``async with app:`` or blocking ``app.run()``."""
+    """A voxflow Stasis application. Use ``async with app:`` or blocking ``app.run()``.
+
+    ``retry_initial``/``retry_max``: backoff (seconds) between retries of a hang-up or a
+    teardown Asterisk answered with a 5xx or did not answer. ``orphans``: what to do with a
+    call found in the application with no session, at start-up or after a reconnect:
+    ``restart`` its flow, or ``hangup`` after playing ``orphan_apology`` ("" for none).
+    ``mode``: ``classic`` (voxflow connects to ``ari_url``'s events websocket), or Asterisk
+    22's outbound ARI websockets: ``persistent`` / ``per_call`` (Asterisk connects to
+    ``listen``, authenticating with ``listen_auth``, default ``(username, password)``; REST
+    goes over those sockets, and over HTTP to ``ari_url`` only for what they refuse, binary
+    recording files; ``ari_url`` may then be ""). ``claim_broadcasts``: claim the calls
+    StasisBroadcast() offers (``CallBroadcast``).
+    """
+
+    _internal_techs = INTERNAL_TECHS  # channel technologies that are not calls
 
     def __init__(
         self,
@@ -128,18 +128,53 @@ class VoxtraApp:
         link_grace: float = 10.0,
         claim_broadcasts: bool = True,
     ) -> None:
-        """``retry_initial``/``retry_max``: backoff (seconds) between retries of a hang-up or a
-        teardown Asterisk answered with a 5xx or did not answer. ``orphans``: what to do with a
-        call found in the application with no session, at start-up or after a reconnect:
-        ``restart`` its flow, or ``hangup`` after playing ``orphan_apology`` ("" for none).
-        ``mode``: ``classic`` (voxflow connects to ``ari_url``'s events websocket), or Asterisk
-        22's outbound ARI websockets: ``persistent`` / ``per_call`` (Asterisk connects to
-        ``listen``, authenticating with ``listen_auth``, default ``(username, password)``; REST
-        goes over those sockets, and over HTTP to ``ari_url`` only for what they refuse, binary
-        recording files; ``ari_url`` may then be ""). ``claim_broadcasts``: claim the calls
-        StasisBroadcast() offers (``CallBroadcast``)."""
         _check_app_options(app_name, mode, orphans)
         self.mode = mode
+        self._init_adoption(orphans, orphan_apology)
+        self.claim_broadcasts = claim_broadcasts
+        self.app_name = app_name
+        self._init_voice(
+            stt, llm, tts, vad, recording_sink, voice_factory, agent_factory, prompt_cache_bytes
+        )
+        self.transfer_context = transfer_context
+        self.queue_context = queue_context
+        self.media_options: Mapping[str, Any] = dict(media_options or {})
+        self.handler_grace = handler_grace
+        self.event_wait = event_wait
+        self.playback_poll = playback_poll
+        self.recording_wait = recording_wait
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self._rest_args = (username, password, request_timeout, ssl)
+        self._init_ari(ari_url, listen, listen_auth, link_grace, ping_interval)
+        self._events_args = (ping_interval, reconnect_initial, reconnect_max)
+        self._events = self._event_stream()
+        self._init_registries()
+
+    def _init_voice(
+        self,
+        stt: SpeechToText | None,
+        llm: LanguageModel | None,
+        tts: TextToSpeech | None,
+        vad: VoiceActivityDetector | None,
+        recording_sink: RecordingSink | None,
+        voice_factory: VoiceFactory | None,
+        agent_factory: AgentFactory | None,
+        prompt_cache_bytes: int,
+    ) -> None:
+        """The providers, recording sink, voice and agent factories, and the prompt cache."""
+        self.stt = stt
+        self.llm = llm
+        self.tts = tts
+        self.vad = vad
+        self.recording_sink = recording_sink
+        self.voice_factory = voice_factory
+        self.agent_factory = agent_factory
+        # Synthesized prompts shared by all calls (0 turns it off): see voxflow.voice.prompt_cache.
+        self.prompt_cache = PromptCache(prompt_cache_bytes) if prompt_cache_bytes > 0 else None
+
+    def _init_adoption(self, orphans: OrphanPolicy, orphan_apology: str) -> None:
+        """The orphan policy, and the adoption hooks cluster mode sets after construction."""
         self.orphans: OrphanPolicy = orphans
         self.orphan_apology = orphan_apology
         self.adopt_link_orphans = False  # outbound modes: see orphans.adopt_link_orphan
@@ -152,32 +187,6 @@ class VoxtraApp:
         self.prefetch: Callable[[list[str]], Awaitable[None]] | None = None
         """Called by the orphan sweep with the calls it is about to adopt (cluster mode: their
         checkpoints are read at once, while the bridges holding them are removed)."""
-        self._internal_techs = _INTERNAL_TECHS
-        self.claim_broadcasts = claim_broadcasts
-        self.app_name = app_name
-        self.stt = stt
-        self.llm = llm
-        self.tts = tts
-        self.vad = vad
-        self.recording_sink = recording_sink
-        self.voice_factory = voice_factory
-        self.agent_factory = agent_factory
-        self.transfer_context = transfer_context
-        self.queue_context = queue_context
-        self.media_options: Mapping[str, Any] = dict(media_options or {})
-        # Synthesized prompts shared by all calls (0 turns it off): see voxflow.voice.prompt_cache.
-        self.prompt_cache = PromptCache(prompt_cache_bytes) if prompt_cache_bytes > 0 else None
-        self.handler_grace = handler_grace
-        self.event_wait = event_wait
-        self.playback_poll = playback_poll
-        self.recording_wait = recording_wait
-        self.retry_initial = retry_initial
-        self.retry_max = retry_max
-        self._rest_args = (username, password, request_timeout, ssl)
-        self._init_ari(ari_url, listen, listen_auth, link_grace, ping_interval)
-        self._events_args = (ping_interval, reconnect_initial, reconnect_max)
-        self._events = self._event_stream()
-        self._init_registries()
 
     def _init_ari(
         self,
@@ -477,9 +486,9 @@ class VoxtraApp:
             name = link.app_name or event.application
             rest = self._links.rest_for(name)
             if kind is StasisStart:
-                self._on_stasis_start(event, rest, name)  # type: ignore[arg-type]  # tested above
+                on_stasis_start(self, event, rest, name)  # type: ignore[arg-type]  # tested above
             else:
-                self._on_broadcast(event, rest, name)  # type: ignore[arg-type]  # tested above
+                on_broadcast(self, event, rest, name)  # type: ignore[arg-type]  # tested above
             return
         if kind is ApplicationReplaced:  # only that link's app name (per call: one call's)
             self._on_replaced(link.app_name or str(getattr(event, "application", "")))
@@ -513,36 +522,16 @@ class VoxtraApp:
         """An outbound link serves ``app_name`` now (classic mode: False)."""
         return self.links is not None and self.links.up(app_name)
 
-    def _on_broadcast(self, event: CallBroadcast, rest: AriRestClient, app_name: str) -> None:
-        """StasisBroadcast() offers a call: claim it (the winner gets StasisStart)."""
-        if not self.claim_broadcasts or self._closing:
-            return
-        self._spawn(self._claim(event.channel.id, rest, app_name), f"claim-{event.channel.id}")
-
-    async def _claim(self, channel_id: str, rest: AriRestClient, app_name: str) -> None:
-        try:
-            await rest.request(
-                "POST", "/events/claim", params={"channelId": channel_id, "application": app_name}
-            )
-        except (AriConflict, AriNotFound) as exc:  # another worker won, or too late
-            log.debug("broadcast call %s not ours: %s", channel_id, exc.message)
-            self.claims_lost += 1
-            return
-        except AriError as exc:
-            log.warning("claiming broadcast call %s failed: %s", channel_id, exc)
-            return
-        self.claims_won += 1
-
     def _on_event(self, event: AriEvent) -> None:
         kind = type(event)  # (``is`` tests: isinstance on pydantic classes costs ~100 ns)
         if kind is StasisStart:
-            self._on_stasis_start(cast(StasisStart, event))  # `is` does not narrow for mypy
+            on_stasis_start(self, cast(StasisStart, event))  # `is` does not narrow for mypy
             return
         if kind is ApplicationReplaced:
             self._on_replaced()
             return
         if kind is CallBroadcast:
-            self._on_broadcast(event, self.rest, self.app_name)  # type: ignore[arg-type]  # tested
+            on_broadcast(self, event, self.rest, self.app_name)  # type: ignore[arg-type]  # tested
             return
         for cid in self.dispatcher.route(event):
             session = self._sessions.get(cid)
@@ -579,55 +568,11 @@ class VoxtraApp:
         fut.add_done_callback(forget)
         return fut
 
-    def _on_stasis_start(
-        self, event: StasisStart, rest: AriRestClient | None = None, ari_app: str | None = None
-    ) -> None:
-        channel = event.channel
-        waiter = self._stasis_waiters.get(channel.id)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        existing = self._sessions.get(channel.id)
-        if existing is not None:
-            existing._on_event(event)
-            return
-        if event.args and event.args[0] in RETURN_TAGS:
-            if self.adopt_returns and not self._closing:  # its worker died: the handler resumes
-                log.info("call %s came back (%s) from its dead worker's trip", channel.id,
-                         ",".join(event.args))  # fmt: skip
-                handler, _ = self._pick_handler(channel)
-                self._start_call(channel, handler, {}, rest, ari_app, returned=tuple(event.args))
-                return
-            # sent back by the shipped dialplan, but no call waits for it (it ended here)
-            log.warning("call %s came back (%s) with no call waiting; hanging up", channel.id,
-                        ",".join(event.args))  # fmt: skip
-            self._spawn(self._reject(channel.id), f"reject-{channel.id}")
-            return
-        if (
-            channel.technology in _INTERNAL_TECHS
-            or (event.args and event.args[0] in (INTERNAL_ARG, OUTBOUND_ARG))
-            or self._closing
-        ):
-            if self._closing and channel.technology not in _INTERNAL_TECHS:
-                self._spawn(self._reject(channel.id), f"reject-{channel.id}")
-            return
-        handler, metadata = self._pick_handler(channel)
-        metadata = {**metadata, **dialplan_metadata(event.args, channel.channelvars)}
-        self._start_call(channel, handler, metadata, rest, ari_app)
-
     def _adopt(
         self, channel: Channel, rest: AriRestClient | None = None, ari_app: str | None = None
     ) -> None:
-        """A call in our application with no session (see :mod:`voxflow.telephony.orphans`):
-        run it from the start (policy ``restart``; a cluster's handler resumes it from its
-        checkpoint) or apologise and hang up (``hangup``)."""
-        if channel.id in self._sessions or channel.id in (self._seen or ()) or self._closing:
-            return
-        if self.orphans == "hangup":
-            self._start_call(channel, self._apologise, {}, rest, ari_app)
-            return
-        handler, metadata = self._pick_handler(channel)
-        log.info("adopting call %s to %r: its flow starts again", channel.id, channel.dialplan)
-        self._start_call(channel, handler, metadata, rest, ari_app)
+        """See :func:`voxflow.telephony.inbound.adopt`."""
+        adopt(self, channel, rest, ari_app)
 
     def adopt_link_orphan(self, channel: Channel, app_name: str) -> bool:
         """See :func:`voxflow.telephony.orphans.adopt_link_orphan`."""
@@ -639,70 +584,10 @@ class VoxtraApp:
         """See :func:`voxflow.telephony.orphans.remove_stale_bridges`."""
         return await remove_stale_bridges(self, rest, app_name, bridge_ids)
 
-    async def _apologise(self, session: CallSession) -> None:
-        if self.orphan_apology:
-            with contextlib.suppress(CallError, AriError):
-                await session.play_file(self.orphan_apology)
-        await session.hangup()
-
-    def _start_call(
-        self,
-        channel: Channel,
-        handler: Handler | None,
-        metadata: dict[str, Any],
-        rest: AriRestClient | None = None,
-        ari_app: str | None = None,
-        returned: tuple[str, ...] = (),
-    ) -> None:
-        session = CallSession(
-            self, channel, CallDirection.INBOUND, metadata=metadata, rest=rest, ari_app=ari_app
-        )
-        session.returned = returned
-        session._stasis_started.set()
-        self._sessions[channel.id] = session
-        if self._seen is not None:
-            self._seen.add(channel.id)
-        if handler is None:
-            log.warning(
-                "no handler for call %s to %r; hanging up", channel.id, session.called_number
-            )
-            self._spawn(session.hangup(), f"no-handler-{channel.id}")
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._run_handler(session, handler), name=f"call-{channel.id}"
-        )
-        self._handler_tasks[channel.id] = task
-        task.add_done_callback(self._handler_done)
-
     def _handler_done(self, task: asyncio.Task[None]) -> None:
         for cid, t in list(self._handler_tasks.items()):
             if t is task:
                 del self._handler_tasks[cid]
-
-    def _pick_handler(self, channel: Channel) -> tuple[Handler | None, dict[str, Any]]:
-        exten = channel.dialplan.exten if channel.dialplan else ""
-        for numbers, metadata, handler in self._routes:
-            if exten in numbers:
-                return handler, metadata
-        return self._default, {}
-
-    async def _reject(self, channel_id: str) -> None:
-        with contextlib.suppress(AriError):
-            await self.rest.hangup(channel_id)
-
-    async def _run_handler(self, session: CallSession, handler: Handler) -> None:
-        set_current_call(session)  # legs it dials belong to it (this task's own context)
-        try:
-            result = handler(session)
-            if inspect.isawaitable(result):
-                await result
-        except CallEndedError as exc:
-            log.info("call %s: handler stopped, the call ended (%s)", session.id, exc)
-        except Exception:
-            log.exception("handler for call %s raised", session.id)
-        finally:
-            if not session.ended and not session._left_stasis:
-                await hang_up_after_handler(self, session)  # bounded: never waits for ever
 
     async def _on_connect(self, reconnected: bool) -> None:
         """At start-up (in the background: start() does not wait) and after every reconnect
