@@ -1,7 +1,8 @@
 """The canonical ``.flow`` formatter: ``format_source(text) -> text``.
 
 It re-lays the tokens of a file and never changes one: 4-space indentation per block level,
-one space around binary operators, ``=`` and ``->``, after ``,`` and ``:``, none inside brackets
+one space around binary operators, ``=`` and ``->``, after ``,`` and ``:`` (not a slice's
+``name[1:3]``), none inside brackets
 or before ``(`` of a call; comments kept verbatim (a full-line comment takes the indentation of
 the code after it, an inline comment gets two spaces before ``#``); at most one blank line in a
 row, one blank line before a top-level block that follows an indented one, none at the start or
@@ -182,10 +183,17 @@ def _unary(prev: _Tok | None) -> bool:
 def _render_piece(toks: list[_Tok]) -> str:
     out: list[str] = []
     prev: _Tok | None = None
+    opened: list[str] = []  # the brackets open here: a ':' right inside '[' is a slice's
     for i, t in enumerate(toks):
-        if i > 0 and _space_between(toks[i - 1], t, prev):
+        a = toks[i - 1] if i > 0 else None
+        in_slice = a is not None and a.text == ":" and opened[-1:] == ["["]
+        if a is not None and not in_slice and _space_between(a, t, prev):
             out.append(" ")
         out.append(t.text)
+        if t.kind == "op" and t.text in _OPEN:
+            opened.append(t.text)
+        elif t.kind == "op" and t.text in _CLOSE and opened:
+            opened.pop()
         if i > 0:
             prev = toks[i - 1]
     return "".join(out)

@@ -72,6 +72,10 @@ def expr_names(expr: Any) -> Iterator[tuple[str, Span]]:
     elif isinstance(expr, ast.Index):
         yield from expr_names(expr.target)
         yield from expr_names(expr.index)
+    elif isinstance(expr, ast.Slice):
+        for part in (expr.target, expr.start, expr.stop):
+            if part is not None:
+                yield from expr_names(part)
     elif isinstance(expr, ast.Attr):
         yield from expr_names(expr.target)
 
@@ -89,6 +93,10 @@ def expr_strings(expr: Any) -> Iterator[tuple[str, str, Span]]:
         )
         for part in parts:
             yield from expr_strings(part)
+    elif isinstance(expr, ast.Slice):
+        for bound in (expr.target, expr.start, expr.stop):
+            if bound is not None:
+                yield from expr_strings(bound)
     elif isinstance(expr, ast.Call | ast.ListLit):
         for a in expr.args if isinstance(expr, ast.Call) else expr.items:
             yield from expr_strings(a)

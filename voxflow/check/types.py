@@ -97,8 +97,31 @@ _KINDS = {
     "ListLit": "list",
     "MapLit": "map",
     "Index": "index",
+    "Slice": "slice",
     "Attr": "attr",
 }
+
+
+def _slice_type(node: Any, ctx: _Ctx) -> str:
+    """``target[start:stop]``: a string or a list (the same type back), number bounds."""
+    target = _infer(node.target, ctx)
+    if target not in {"string", "list", ANY}:
+        ctx.issues.append(
+            TypeIssue(
+                "VF303",
+                f"cannot slice {_article(target)} (only a string or a list)",
+                ctx.span(node),
+            )
+        )
+        target = ANY
+    for bound in (node.start, node.stop):
+        if bound is not None and not _fits(t := _infer(bound, ctx), "number"):
+            ctx.issues.append(
+                TypeIssue(
+                    "VF303", f"a slice bound must be a number, not {_article(t)}", ctx.span(bound)
+                )
+            )
+    return str(target)
 
 
 def _infer(node: Any, ctx: _Ctx) -> str:
@@ -143,6 +166,8 @@ def _infer(node: Any, ctx: _Ctx) -> str:
                 )
             )
         return "string" if target == "string" else ANY
+    if kind == "slice":
+        return _slice_type(node, ctx)
     if kind == "attr":
         target = _infer(node.target, ctx)
         if target in {"number", "bool", "duration", "list", "string"}:

@@ -19,6 +19,7 @@ __all__ = [
     "LiteralExpr",
     "MapExpr",
     "Node",
+    "SliceExpr",
     "Span",
     "Template",
     "UnaryExpr",
@@ -108,6 +109,16 @@ class IndexExpr(Node):
     index: Expr
 
 
+class SliceExpr(Node):
+    """``target[start:stop]`` of a string or list (Python's slice: a bound left out is the
+    end, a negative one counts from the end, bounds past the end are clipped)."""
+
+    kind: Literal["slice"] = "slice"
+    target: Expr
+    start: Expr | None = None
+    stop: Expr | None = None
+
+
 class AttrExpr(Node):
     """``target.name`` (map key or call attribute)."""
 
@@ -126,6 +137,7 @@ Expr = Annotated[
         ListExpr,
         MapExpr,
         IndexExpr,
+        SliceExpr,
         AttrExpr,
     ],
     Field(discriminator="kind"),
@@ -146,6 +158,7 @@ for _model in (
     ListExpr,
     MapExpr,
     IndexExpr,
+    SliceExpr,
     AttrExpr,
 ):
     _model.model_rebuild()

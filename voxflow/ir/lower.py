@@ -100,6 +100,10 @@ class Lowerer:
             return ir.MapExpr(entries=tuple((k, self.expr(v)) for k, v in e.entries))
         if isinstance(e, ast.Index):
             return ir.IndexExpr(target=self.expr(e.target), index=self.expr(e.index))
+        if isinstance(e, ast.Slice):
+            start = None if e.start is None else self.expr(e.start)
+            stop = None if e.stop is None else self.expr(e.stop)
+            return ir.SliceExpr(target=self.expr(e.target), start=start, stop=stop)
         return ir.AttrExpr(target=self.expr(e.target), name=e.name)
 
     def options(self, kind: str, options: Sequence[ast.Option], spec: dict[str, str]) -> Opts:

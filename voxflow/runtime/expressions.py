@@ -124,6 +124,12 @@ def _eval(e: ir.Expr, ctx: EvalContext) -> Any:
         assert isinstance(e, ir.IndexExpr)
         target, index = evaluate(e.target, ctx), evaluate(e.index, ctx)
         return _index(target, index)
+    if kind == "slice":
+        assert isinstance(e, ir.SliceExpr)
+        target = evaluate(e.target, ctx)
+        start = None if e.start is None else evaluate(e.start, ctx)
+        stop = None if e.stop is None else evaluate(e.stop, ctx)
+        return _slice(target, start, stop)
     if kind == "attr":
         assert isinstance(e, ir.AttrExpr)
         target = evaluate(e.target, ctx)
@@ -154,6 +160,22 @@ def _index(target: Any, index: Any) -> Any:
         except IndexError:
             raise ExpressionError(f"index {index} out of range (length {len(target)})") from None
     raise ExpressionError(f"cannot index a {_tname(target)}")
+
+
+def _bound(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not _is_num(value) or int(value) != value:
+        raise ExpressionError(f"a slice bound must be an integer, not {_tname(value)}")
+    return int(value)
+
+
+def _slice(target: Any, start: Any, stop: Any) -> Any:
+    """``target[start:stop]`` as Python (and templates) slice a string or a list."""
+    if not isinstance(target, list | tuple | str):
+        raise ExpressionError(f"cannot slice a {_tname(target)}")
+    part = target[_bound(start) : _bound(stop)]
+    return list(part) if isinstance(part, tuple) else part
 
 
 def _binary(e: ir.BinaryExpr, ctx: EvalContext) -> Any:

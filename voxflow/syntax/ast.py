@@ -59,6 +59,7 @@ __all__ = [
     "Scope",
     "SetStep",
     "SimpleStep",
+    "Slice",
     "State",
     "Step",
     "Subflow",
@@ -147,6 +148,16 @@ class Index:
 
 
 @dataclass(slots=True)
+class Slice:
+    """``target[start:stop]`` (either bound may be left out)."""
+
+    span: Span
+    target: Expr
+    start: Expr | None
+    stop: Expr | None
+
+
+@dataclass(slots=True)
 class Attr:
     """``target.name``."""
 
@@ -155,7 +166,7 @@ class Attr:
     name: str
 
 
-Expr = Union[Literal_, Name, Unary, Binary, Call, ListLit, MapLit, Index, Attr]  # noqa: UP007  (a runtime alias: `|` makes a UnionType)
+Expr = Union[Literal_, Name, Unary, Binary, Call, ListLit, MapLit, Index, Slice, Attr]  # noqa: UP007  (a runtime alias: `|` makes a UnionType)
 
 # ---------------------------------------------------------------- step parts
 

@@ -441,6 +441,9 @@ class AstBuilder(Transformer[Token, Any]):
     def index(self, c: list[Any]) -> ast.Index:
         return ast.Index(self.span, c[0], c[1])
 
+    def slice(self, c: list[Any]) -> ast.Slice:
+        return ast.Slice(self.span, c[0], c[1], c[2])
+
     def number(self, c: list[Any]) -> ast.Literal_:
         text = str(c[0])
         value: int | float = float(text) if "." in text else int(text)
