@@ -60,7 +60,14 @@ async def test_queue_of_an_unknown_queue_returns_at_once_with_unknown(
         ("ChannelVarset", "VOXFLOW_TRIES", "0"),
         ("ChannelDialplan", "Stasis"),
         ("ChannelVarset", "STASISSTATUS", ""),
-        ("StasisStart", "queue-return", "UNKNOWN", ""),
+        (
+            "StasisStart",
+            "queue-return",
+            "UNKNOWN",
+            "",
+            "",
+            "",
+        ),  # no ANSWEREDTIME, QUEUEPOSITION, QUEUEWAIT
     ]
 
 
