@@ -10,9 +10,10 @@ without opening what is not a regular file (a FIFO would block, a device never e
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from voxflow.diagnostics import Diagnostic, Severity
@@ -20,12 +21,16 @@ from voxflow.source import MAX_SOURCE_BYTES, Source, Span
 
 __all__ = [
     "NOT_REGULAR",
+    "PathError",
+    "collect_flow_files",
     "decode_source",
     "read_problem",
     "read_regular_bytes",
     "read_source",
     "walk_files",
 ]
+
+log = logging.getLogger(__name__)
 
 NOT_REGULAR = "not a regular file (a device, pipe or socket is never read)"
 
@@ -184,4 +189,42 @@ def walk_files(
             out.append(p)
         elif not stat.S_ISDIR(mode):
             on_skip(f"skipped {p}: {NOT_REGULAR}")
+    return out
+
+
+class PathError(Exception):
+    """A command-line path that does not exist or holds no flow files (a usage error)."""
+
+
+def _is_flow(path: Path) -> bool:
+    return path.suffix == ".flow"
+
+
+def collect_flow_files(
+    paths: Iterable[str | os.PathLike[str]], on_skip: Callable[[str], None] | None = None
+) -> list[Path]:
+    """Files named directly plus every ``*.flow`` under named directories (sorted, deduplicated).
+    A ``*.flow`` in a directory that is not a regular file (a FIFO, a link to a device) is never
+    read: ``on_skip`` (default: a logged warning) gets ``skipped PATH: why``.
+
+    Raises :class:`PathError` for a path that does not exist or a directory without flow files.
+    """
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = walk_files(path, _is_flow, on_skip or log.warning)
+            if not found:
+                raise PathError(f"no .flow files under '{raw}'")
+            candidates = found
+        elif path.exists():
+            candidates = [path]
+        else:
+            raise PathError(f"no such file or directory: '{raw}'")
+        for p in candidates:
+            key = p.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
     return out

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import click
 
+from voxflow.cli.messages import warn
 from voxflow.compiler.project import FileReport, Notes, PathError, analyze_paths
 from voxflow.compiler.speech_notes import OFFLINE_STT, free_speech_notes
 from voxflow.diagnostics import (
@@ -33,11 +34,6 @@ def _version() -> str:
     from voxflow import __version__
 
     return __version__
-
-
-def warn(message: str) -> None:
-    """A one-line ``warning: ...`` on stderr (a file a directory walk skipped)."""
-    click.echo(f"warning: {message}", err=True)
 
 
 def _run(paths: Sequence[str], notes: Notes | None = None) -> FileReport:

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import click
 
-from voxflow.cli.diag import warn
-from voxflow.compiler.project import PathError, collect_flow_files
+from voxflow.cli.messages import warn
 from voxflow.diagnostics import Diagnostic
 from voxflow.errors import VoxflowSyntaxError
 from voxflow.fmt import format_file_text, unified_diff
-from voxflow.sourcefile import read_source
+from voxflow.sourcefile import PathError, collect_flow_files, read_source
 
 __all__ = ["fmt_command"]
 

@@ -6,13 +6,14 @@ from collections.abc import Callable
 
 import click
 
-__all__ = ["cli", "main"]
+__all__ = ["SHORT_HELP", "cli", "main"]
 
 
 class _Group(click.Group):
     """A group whose commands load on first use (:data:`_COMMANDS`), and whose command list shows
     each command's whole first sentence (click cuts them at the terminal width minus the longest
-    name, mid-sentence)."""
+    name, mid-sentence). ``voxflow --help`` lists the lazy commands from :data:`SHORT_HELP`
+    without importing them (a test keeps it equal to each command's own first sentence)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_COMMANDS})
@@ -27,6 +28,9 @@ class _Group(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
+            if name in SHORT_HELP and name not in self.commands:
+                rows.append((name, SHORT_HELP[name]))
+                continue
             cmd = self.get_command(ctx, name)
             if cmd is not None and not cmd.hidden:
                 rows.append((name, cmd.get_short_help_str(limit=1000)))
@@ -115,6 +119,27 @@ _COMMANDS: dict[str, Callable[[], click.Command]] = {
 }
 """Each command's module is imported when that command runs (or for ``--help``), so
 ``voxflow lint`` does not load the telephony stack that ``voxflow run`` needs."""
+
+
+SHORT_HELP: dict[str, str] = {
+    "cluster": "Show a cluster's workers and calls; release flow versions.",
+    "compile": "Compile FILE (a .flow) to its IR, as JSON.",
+    "fmt": "Format .flow files (directories are searched recursively).",
+    "graph": (
+        "Draw FILE's states and transitions; unreachable states and unhandled outcomes in red."
+    ),
+    "lint": "Report errors, warnings and notes in flow files.",
+    "replay": (
+        "Re-run a call trace (voxflow run --trace DIR) in the simulator and show what differs."
+    ),
+    "run": "Run flows on Asterisk, or try one on the sandbox.",
+    "sandbox": "Run the embedded PBX sandbox: Asterisk-like ARI (REST, events, RTP) on HOST:PORT.",
+    "test": "Run the flow scenarios (*.test.yaml) under PATHS in virtual time.",
+    "validate": "Check flow files for errors (directories: every *.flow inside, recursively).",
+}
+"""Each lazy command's line in ``voxflow --help`` (its docstring's first sentence), so the list
+does not import every command's module (``voxflow.cluster`` alone loads Redis, the telephony
+stack and numpy: ~2 s of CPU). ``tests/cli/test_cli_startup.py`` checks it against the commands."""
 
 
 def main() -> None:

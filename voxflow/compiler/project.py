@@ -1,6 +1,7 @@
 """Checking files and directories: what ``voxflow validate`` and ``voxflow lint`` run.
 
-:func:`collect_flow_files` expands paths (directories recursively over ``*.flow``);
+:func:`collect_flow_files` (from :mod:`voxflow.sourcefile`, where ``voxflow fmt`` reads it
+without the compiler) expands paths (directories recursively over ``*.flow``);
 :func:`analyze_file` reads one file, runs the front door (parse, check, lower) and applies
 disable comments. Nothing here raises for bad input: every problem is a diagnostic.
 """
@@ -18,7 +19,7 @@ from voxflow.compiler.frontdoor import compile_flow
 from voxflow.diagnostics import Diagnostic, Severity, sort_diagnostics
 from voxflow.ir.models import Flow
 from voxflow.source import Source, Span
-from voxflow.sourcefile import read_source, walk_files
+from voxflow.sourcefile import PathError, collect_flow_files, read_source
 
 __all__ = [
     "FileReport",
@@ -30,10 +31,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class PathError(Exception):
-    """A command-line path that does not exist or holds no flow files (a usage error)."""
 
 
 @dataclass
@@ -57,40 +54,6 @@ class FileReport:
 def _display_path(path: Path) -> str:
     text = os.fspath(path)
     return text.removeprefix("./") if text != "./" else text
-
-
-def _is_flow(path: Path) -> bool:
-    return path.suffix == ".flow"
-
-
-def collect_flow_files(
-    paths: Iterable[str | os.PathLike[str]], on_skip: Callable[[str], None] | None = None
-) -> list[Path]:
-    """Files named directly plus every ``*.flow`` under named directories (sorted, deduplicated).
-    A ``*.flow`` in a directory that is not a regular file (a FIFO, a link to a device) is never
-    read: ``on_skip`` (default: a logged warning) gets ``skipped PATH: why``.
-
-    Raises :class:`PathError` for a path that does not exist or a directory without flow files.
-    """
-    out: list[Path] = []
-    seen: set[Path] = set()
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = walk_files(path, _is_flow, on_skip or log.warning)
-            if not found:
-                raise PathError(f"no .flow files under '{raw}'")
-            candidates = found
-        elif path.exists():
-            candidates = [path]
-        else:
-            raise PathError(f"no such file or directory: '{raw}'")
-        for p in candidates:
-            key = p.resolve()
-            if key not in seen:
-                seen.add(key)
-                out.append(p)
-    return out
 
 
 Notes = Callable[[Flow], Iterable[Diagnostic]]

@@ -1,0 +1,84 @@
+"""What each command imports: ``voxflow --help`` lists the commands without importing them (it
+imported every command's module, ``voxflow.cluster`` with Redis, the telephony stack and numpy
+among them), ``voxflow fmt`` does not load the compiler, and ``validate``/``lint`` load no
+telephony, media or Redis. Checked in a fresh process through ``sys.modules``; speed is measured
+in ``bench/startup.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from voxflow.cli.main import _COMMANDS, SHORT_HELP
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOW = str(ROOT / "flows" / "main_ivr.flow")
+
+_PROBE = """
+import json, runpy, sys
+sys.argv = ["voxflow", *sys.argv[1:]]
+try:
+    runpy.run_module("voxflow", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+sys.stdout.flush()
+print("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+_RUNTIME = ("redis", "numpy", "pocketsphinx", "aiohttp", "websockets", "asyncio")
+_RUNTIME_OURS = ("voxflow.telephony", "voxflow.media", "voxflow.cluster", "voxflow.runtime")
+_COMPILER = ("voxflow.compiler", "voxflow.ir", "voxflow.check", "pydantic", "jsonschema")
+
+
+def _loaded(*args: str) -> tuple[int, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
+    report = json.loads(done.stdout.rstrip("\n").rsplit("\n", 1)[-1])
+    return report["code"], set(report["modules"])
+
+
+def _hits(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes))
+
+
+def test_help_lines_are_the_commands_own_first_sentences() -> None:
+    assert set(SHORT_HELP) == set(_COMMANDS)
+    for name, load in _COMMANDS.items():
+        command = load()
+        assert not command.hidden, name
+        assert SHORT_HELP[name] == command.get_short_help_str(limit=1000), name
+
+
+def test_help_imports_no_command() -> None:
+    code, modules = _loaded("--help")
+    assert code == 0
+    assert _hits(modules, (*_RUNTIME, *_RUNTIME_OURS, *_COMPILER, "voxflow.syntax", "lark")) == []
+    assert not any(m.startswith("voxflow.cli.") for m in modules - {"voxflow.cli.main"})
+
+
+@pytest.mark.parametrize("command", ["validate", "lint"])
+def test_checking_loads_no_runtime(command: str) -> None:
+    code, modules = _loaded(command, FLOW)
+    assert code == 0
+    assert "voxflow.compiler" in modules  # the probe ran the command
+    assert _hits(modules, (*_RUNTIME, *_RUNTIME_OURS)) == []
+
+
+def test_fmt_loads_no_compiler() -> None:
+    code, modules = _loaded("fmt", "--check", FLOW)
+    assert code == 0
+    assert "voxflow.fmt" in modules
+    assert _hits(modules, (*_RUNTIME, *_RUNTIME_OURS, *_COMPILER)) == []
