@@ -101,6 +101,12 @@ RULES: dict[str, Rule] = dict(
             _W,
             "The shipped [voxflow-transfer] context has no extension for this transfer target.",
         ),
+        _r(
+            "VF212",
+            "option-without-effect",
+            _W,
+            "A step option that Asterisk has no per-call way to honour (queue announce_position).",
+        ),
         _r("VF301", "maybe-unset", _E, "A variable is used on a path where it may be unset."),
         _r("VF302", "unused-variable", _W, "A variable is assigned but never read."),
         _r("VF303", "type-error", _E, "An expression combines values of the wrong types."),

@@ -25,7 +25,7 @@ from voxflow.check.model import (
     MVar,
 )
 from voxflow.source import Span
-from voxflow.spec.options import DYNAMIC_OPTIONS, REPEATABLE, STEP_OPTIONS
+from voxflow.spec.options import DYNAMIC_OPTIONS, INERT_OPTIONS, REPEATABLE, STEP_OPTIONS
 from voxflow.spec.semantics import COMMAND_EVENT, SUCCESS, step_outcomes
 from voxflow.syntax import ast
 
@@ -151,6 +151,8 @@ class _Adapter:
             if name in seen and name not in REPEATABLE:
                 step.repeated.append((name, opt.name_span))
             seen.add(name)
+            if name in INERT_OPTIONS.get(kind, {}):
+                step.inert.append((name, opt.name_span))
             okind = spec.get(name)
             if okind == "retries" and opt.values and isinstance(opt.values[0], ast.Name):
                 step.retries = MValue(name, opt.values[0].name, opt.values[0].span)

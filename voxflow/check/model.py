@@ -111,6 +111,8 @@ class MStep:
     http_parts: list[tuple[str, str, Span]] = field(default_factory=list)
     # options written as expressions: (option, expression, type it must have)
     typed_options: list[tuple[str, Any, str]] = field(default_factory=list)
+    # options that change nothing on Asterisk (spec.options.INERT_OPTIONS; VF212)
+    inert: list[tuple[str, Span]] = field(default_factory=list)
     read_cache: list[tuple[str, Span]] | None = None  # filled by rules_vars.step_reads
     memo: dict[str, Any] = field(default_factory=dict)  # per-run caches of the rules
 

@@ -1,5 +1,6 @@
 """VF210: a background recording still running when the call leaves the app (queue, transfer);
-VF211: a transfer target the shipped ``[voxflow-transfer]`` cannot route.
+VF211: a transfer target the shipped ``[voxflow-transfer]`` cannot route;
+VF212: a step option that changes nothing on Asterisk (``queue ... announce_position``).
 
 On Asterisk a channel recording ends when the call leaves Stasis: Asterisk even holds the
 ``continue`` back until the recording ends (capture record-leaving-stasis.json), so
@@ -16,9 +17,15 @@ from collections import deque
 from voxflow.check.model import MFlow, MStep, MSubflow
 from voxflow.check.walk import Bag, RuleContext, all_steps, bodies
 from voxflow.source import Span
+from voxflow.spec.options import INERT_OPTIONS
 from voxflow.spec.semantics import transfer_routable
 
-__all__ = ["RULES_LEAVE", "vf210_recording_across_leave", "vf211_unroutable_transfer"]
+__all__ = [
+    "RULES_LEAVE",
+    "vf210_recording_across_leave",
+    "vf211_unroutable_transfer",
+    "vf212_inert_option",
+]
 
 _LEAVING = frozenset({"queue", "transfer"})
 
@@ -112,4 +119,20 @@ def vf211_unroutable_transfer(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
             )
 
 
-RULES_LEAVE = [vf210_recording_across_leave, vf211_unroutable_transfer]
+def vf212_inert_option(flow: MFlow, ctx: RuleContext, bag: Bag) -> None:
+    """An option the step accepts but Asterisk has no per-call way to do (warning)."""
+    for body in bodies(flow):
+        for step in all_steps(body):
+            for name, span in step.inert:
+                why = INERT_OPTIONS[step.op][name]
+                bag.add(
+                    "VF212",
+                    span,
+                    step.file,
+                    f"'{name}' changes nothing on a call: {why}",
+                    "remove it, and set what you want in the Asterisk configuration"
+                    " (docs/asterisk/queues.conf)",
+                )
+
+
+RULES_LEAVE = [vf210_recording_across_leave, vf211_unroutable_transfer, vf212_inert_option]

@@ -22,6 +22,7 @@ __all__ = [
     "DYNAMIC_OPTIONS",
     "HEADER_OPTIONS",
     "HTTP_METHODS",
+    "INERT_OPTIONS",
     "KIND_NUM",
     "KIND_RETRIES",
     "REPEATABLE",
@@ -38,6 +39,15 @@ __all__ = [
 _ARROW_WORDS = {"retry", "continue", "hangup", "return"}
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RETRYING = {"noinput", "nomatch"}
+INERT_OPTIONS: dict[str, dict[str, str]] = {
+    "queue": {
+        "announce_position": "Asterisk's Queue() has no per-call option for position"
+        " announcements: they are the queue's own 'announce-position' in queues.conf, and"
+        " the sandbox and voxflow test do not announce positions either",
+    },
+}
+"""Options a step accepts that change nothing on Asterisk (step kind -> option -> why): the
+checker warns (VF212) instead of letting a flow promise what no call will do."""
 _BARGEIN = ("none", "dtmf", "speech", "any")
 TYPES = ("string", "number", "bool", "duration", "list", "map", "any")
 
