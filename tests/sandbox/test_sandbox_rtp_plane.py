@@ -49,18 +49,22 @@ async def test_a_stalled_loop_skips_periods_instead_of_bursting(
         em, _, _ = await _em_call(sandbox, ari, transport.get_extra_info("sockname")[1])
         await asyncio.sleep(0.3)
         time.sleep(0.25)  # noqa: ASYNC251  # blocking the loop on purpose: ~12 periods missed
-        stalled_at = len(peer.got)
+        stalled_at, resumed = len(peer.got), time.monotonic()
         await asyncio.sleep(0.3)
         after = peer.got[stalled_at:]
+        elapsed = time.monotonic() - resumed
         assert len(after) >= 8
         seqs = [s for _, s, _ in peer.got]
         assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))  # nothing lost
         steps = [(b[2] - a[2]) & 0xFFFFFFFF for a, b in itertools.pairwise(peer.got)]
         assert max(steps) >= 160 * 10  # the timestamp jumped over the skipped periods
-        assert sum(1 for s in steps if s != 160) <= 2
-        # No catch-up burst: after the stall packets keep a ~20 ms cadence.
-        gaps = [b[0] - a[0] for a, b in itertools.pairwise(after[1:])]
-        assert sum(1 for g in gaps if g < 0.005) <= 2
+        # Every jump is periods the sandbox skipped (on a loaded machine, more stalls than ours).
+        assert sum(s - 160 for s in steps) == 160 * sandbox.rtp.skipped_packets
+        # No catch-up burst: after the stall no more packets are sent than periods began, plus
+        # the <= 2 late ones a tick may still catch up (server._RESYNC). Counted, not timed by
+        # arrival gaps: on a loaded machine every late tick's catch-up arrives back to back.
+        # A burst of the stalled periods would add ~12.
+        assert len(after) <= (elapsed + 0.04) / 0.02 + 1
         assert sandbox.rtp.skipped_packets >= 10
         await ari.req("DELETE", f"/channels/{em['id']}")
     finally:
