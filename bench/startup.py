@@ -1,11 +1,12 @@
 """Start-up cost of the CLI: each command in fresh processes, median wall and CPU.
 
 ``python bench/startup.py [-n N] [--before CHECKOUT]`` runs ``python -m voxflow`` with each of
-``--help``, ``validate``, ``lint`` and ``fmt --check`` on ``flows/main_ivr.flow`` N times (default
-9). With ``--before`` the other checkout's code (``PYTHONPATH=CHECKOUT``, this interpreter and its
-libraries) runs the same commands interleaved with this one's, run for run, so both sides see the
-same machine load; the ratios are after / before. Make a baseline with
-``git worktree add --detach /tmp/before COMMIT``. The machine is shared: quote ``uptime``.
+``--help``, ``validate``, ``lint`` and ``fmt --check`` on ``flows/main_ivr.flow`` and ``test`` on
+``flows/tests/main_ivr.test.yaml``, N times each (default 9). With ``--before`` the other
+checkout's code (``PYTHONPATH=CHECKOUT``, this interpreter and its libraries) runs the same
+commands interleaved with this one's, run for run, so both sides see the same machine load; the
+ratios are after / before. Make a baseline with ``git worktree add --detach /tmp/before COMMIT``.
+The machine is shared: quote ``uptime``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "validate": ("validate", "flows/main_ivr.flow"),
     "lint": ("lint", "flows/main_ivr.flow"),
     "fmt --check": ("fmt", "--check", "flows/main_ivr.flow"),
+    "test": ("test", "flows/tests/main_ivr.test.yaml"),
 }
 
 Sample = tuple[float, float]

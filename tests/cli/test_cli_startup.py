@@ -1,7 +1,8 @@
 """What each command imports: ``voxflow --help`` lists the commands without importing them (it
 imported every command's module, ``voxflow.cluster`` with Redis, the telephony stack and numpy
-among them), ``voxflow fmt`` does not load the compiler, and ``validate``/``lint`` load no
-telephony, media or Redis. Checked in a fresh process through ``sys.modules``; speed is measured
+among them), ``voxflow fmt`` does not load the compiler, ``validate``/``lint`` load no
+telephony, media or Redis, and ``voxflow test`` (virtual time) loads neither the ARI client, the
+media path nor aiohttp. Checked in a fresh process through ``sys.modules``; speed is measured
 in ``bench/startup.py``."""
 
 from __future__ import annotations
@@ -82,3 +83,13 @@ def test_fmt_loads_no_compiler() -> None:
     assert code == 0
     assert "voxflow.fmt" in modules
     assert _hits(modules, (*_RUNTIME, *_RUNTIME_OURS, *_COMPILER)) == []
+
+
+def test_scenario_tests_load_no_telephony_stack() -> None:
+    scenario = str(ROOT / "flows" / "tests" / "main_ivr.test.yaml")
+    code, modules = _loaded("test", scenario)
+    assert code == 0
+    assert "voxflow.testing" in modules
+    heavy = ("numpy", "pocketsphinx", "redis", "aiohttp", "websockets", "msgspec")
+    ours = ("voxflow.ari", "voxflow.media", "voxflow.cluster", "voxflow.telephony.session")
+    assert _hits(modules, (*heavy, *ours, "voxflow.telephony.app")) == []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxflow.agent.agent import (
     Agent,
@@ -29,9 +29,11 @@ from voxflow.agent.agent import (
 )
 from voxflow.agent.pipeline import TurnResult, VoicePipeline
 from voxflow.errors import AiNotConfiguredError, CallEndedError
-from voxflow.telephony.session import CallSession
 from voxflow.voice.call import BargeIn
 from voxflow.voice.providers import LanguageModel, SpeechToText, TextToSpeech
+
+if TYPE_CHECKING:  # annotations only: `voxflow test` runs agents without the telephony stack
+    from voxflow.telephony.session import CallSession
 
 __all__ = ["CallAgent", "LineReporter", "ReportingIO", "create_agent"]
 

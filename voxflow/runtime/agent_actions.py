@@ -22,16 +22,17 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from voxflow.agent.agent import AgentAction, ToolParam, tool_parameters
 from voxflow.errors import ExpressionError, TemplateError
 from voxflow.ir import models as ir
 from voxflow.runtime.expressions import UNSET, EvalContext, evaluate
 from voxflow.runtime.templating import render
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -146,6 +147,8 @@ class ActionHttp:
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        import aiohttp  # here, not at the top: `voxflow test` runs without aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(headers={"User-Agent": self._user_agent})
         return self._session
@@ -159,6 +162,8 @@ class ActionHttp:
     async def send(self, req: ActionRequest, timeout_s: float) -> Any:
         """The parsed JSON answer (or its text), or an ``{"error": ...}`` dict; never raises
         except on cancellation."""
+        import aiohttp  # here, not at the top: `voxflow test` runs without aiohttp
+
         kwargs: dict[str, Any] = {"headers": dict(req.headers)}
         if req.body is not None:
             kwargs["json"] = req.body

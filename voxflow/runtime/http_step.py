@@ -18,11 +18,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Literal
 
 from voxflow.redact import url_for_log
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "BACKOFF_CAP",
@@ -160,6 +161,8 @@ class HttpClient:
             await session.close()
 
     def _get_session(self) -> aiohttp.ClientSession:
+        import aiohttp  # here, not at the top: `voxflow test` runs without aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(headers={"User-Agent": self._user_agent})
         return self._session
@@ -178,6 +181,8 @@ class HttpClient:
         return await with_retries(req, lambda: self._attempt(method, req), started)
 
     async def _attempt(self, method: str, req: HttpRequest) -> HttpResult:
+        import aiohttp  # here, not at the top: `voxflow test` runs without aiohttp
+
         session = self._get_session()
         kwargs: dict[str, Any] = {"headers": dict(req.headers)}
         if req.json_body is not None:

@@ -38,13 +38,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from voxflow import faults
 from voxflow.runtime.webhook_retry import Attempt, RetryPolicy, retry_after
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
@@ -176,6 +177,8 @@ async def _discard_body(resp: aiohttp.ClientResponse) -> None:
     """Read and drop up to :data:`_BODY_READ` bytes of ``resp``'s body, so that its connection
     can serve the next delivery; a longer, endless or stalled body closes the connection (the
     status is known: the try is not a timeout)."""
+    import aiohttp  # here, not at the top: `voxflow test` runs without aiohttp
+
     try:
         left = _BODY_READ
         while left > 0:
@@ -384,6 +387,8 @@ class WebhookSender:
 
     async def _post(self, url: str, event: str, body: bytes, key: str) -> Attempt:
         """One try (signed now): how it went, described without the URL or the body."""
+        import aiohttp  # here, not at the top: `voxflow test` runs without aiohttp
+
         headers = {"Content-Type": "application/json", EVENT_HEADER: event}
         if key:
             headers[IDEMPOTENCY_HEADER] = key

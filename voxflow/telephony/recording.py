@@ -20,8 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import aiohttp
-
 from voxflow.errors import ConfigError, RecordingError
 
 __all__ = [
@@ -158,6 +156,8 @@ class HttpUploadSink:
         return f"HttpUploadSink({self.url.split('?', 1)[0]!r}, method={self.method!r})"
 
     async def __call__(self, recording: RecordingMetadata) -> RecordingMetadata:
+        import aiohttp  # here, not at the top: `voxflow test` runs without aiohttp
+
         data = await recording.read()
         url = self.url.format(name=recording.name, call_id=recording.call_id)
         headers = {
