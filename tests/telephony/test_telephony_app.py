@@ -618,3 +618,12 @@ async def test_bridged_recording_ends_on_silence(sb: Sandbox) -> None:
     assert params["maxSilenceSeconds"] == 1
     assert out["ended_after"] < 6.0  # no max duration: only the silence limit ends it
     assert out["meta"].duration is not None and 0.5 <= out["meta"].duration <= 3.0
+
+
+def test_request_timeout_bounds_the_events_handshake_too() -> None:
+    """A slow Asterisk given ``request_timeout=60`` had its REST requests wait 60 s but its
+    events (re)connects still gave up after 10 s: the soak at load ~12 saw every reconnect
+    time out while the PBX had already registered the socket."""
+    app = VoxtraApp("http://127.0.0.1:9/ari", "u", "p", request_timeout=60.0)
+    assert app.rest.timeout == 60.0
+    assert app.events.connect_timeout == 60.0

@@ -86,7 +86,8 @@ class VoxtraApp:
     ``listen``, authenticating with ``listen_auth``, default ``(username, password)``; REST
     goes over those sockets, and over HTTP to ``ari_url`` only for what they refuse, binary
     recording files; ``ari_url`` may then be ""). ``claim_broadcasts``: claim the calls
-    StasisBroadcast() offers (``CallBroadcast``).
+    StasisBroadcast() offers (``CallBroadcast``). ``request_timeout``: seconds for each ARI
+    request, and for the events websocket's connect and handshake.
     """
 
     _internal_techs = INTERNAL_TECHS  # channel technologies that are not calls
@@ -246,6 +247,7 @@ class VoxtraApp:
             ping_interval=ping_interval,
             backoff_initial=reconnect_initial,
             backoff_max=reconnect_max,
+            connect_timeout=self._rest_args[2],  # the handshake is an ARI request too
             ssl=self._rest_args[3],
         )
 

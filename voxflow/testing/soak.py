@@ -93,6 +93,12 @@ class SoakConfig:
     fail_5xx_every: float = 0.7
     fail_burst: int = 3
     seed: int = 14
+    request_timeout: float = 120.0
+    """The app's ARI deadlines (each request, the events socket's handshake). The sandbox and
+    the callers share the app's process and event loop: on a loaded machine (load ~12 on 2
+    cores) a request waited for the loop more than the 10 s default, every answer, hang-up and
+    reconnect timed out and was retried, the retries kept the loop saturated, and calls were
+    still ringing when the settle gave up. Timeouts are not one of the soak's faults."""
     settle_timeout: float = 30.0
     """After a batch: how long nothing may change (no call ends) before what is left counts
     as left behind."""
@@ -262,8 +268,8 @@ async def run_soak(cfg: SoakConfig) -> SoakReport:
         ) as sb:
             app = VoxtraApp(
                 sb.ari_url, sb.user, sb.password, "voxflow",
-                event_wait=1.0, reconnect_initial=0.05, reconnect_max=0.2, retry_initial=0.05,
-                retry_max=0.5,
+                request_timeout=cfg.request_timeout, event_wait=1.0, reconnect_initial=0.05,
+                reconnect_max=0.2, retry_initial=0.05, retry_max=0.5,
             )  # fmt: skip
             server = FlowServer(app, reg, Settings(grace_period=5), results_kept=100)
             stop = asyncio.Event()
