@@ -40,10 +40,7 @@ async def haproxy(
     text = re.sub(r"(?m)^\s*log /dev/log.*\n", "", text)
     text = re.sub(r"(?m)^(\s*)bind 0\.0\.0\.0:8765$", rf"\1bind 127.0.0.1:{port}", text)
     text = re.sub(r"(?m)^\s*server w\d .*\n", "", text)
-    text += "".join(
-        f"    server w{i} 127.0.0.1:{p} check {check}\n"
-        for i, p in enumerate(ports)
-    )
+    text += "".join(f"    server w{i} 127.0.0.1:{p} check {check}\n" for i, p in enumerate(ports))
     cfg = tmp / "haproxy.cfg"
     cfg.write_text(text)
     proc = await asyncio.create_subprocess_exec(
