@@ -76,6 +76,7 @@ def test_checking_loads_no_runtime(command: str) -> None:
     assert code == 0
     assert "voxflow.compiler" in modules  # the probe ran the command
     assert _hits(modules, (*_RUNTIME, *_RUNTIME_OURS)) == []
+    assert "jsonschema" not in modules  # main_ivr has no tool argument with constraints
 
 
 def test_fmt_loads_no_compiler() -> None:

@@ -12,9 +12,6 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from voxflow.spec.options import did_you_mean
 from voxflow.syntax import ast
 
@@ -131,6 +128,10 @@ def arg_schema(lw: Lowerer, arg: ast.ToolArg, arg_type: str) -> str:
             out[_keyword(c.name, arg_type)] = value
     if not out:
         return ""
+    # here, not at the top: a flow without constrained tool arguments is checked without jsonschema
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(out)
     except SchemaError as exc:
