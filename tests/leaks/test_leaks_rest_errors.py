@@ -158,3 +158,37 @@ async def test_close_cancelling_a_refused_media_teardown_still_closes_the_rtp_so
         sb.faults.clear()
         socket = voices[0].socket
         assert socket is not None and socket.closed
+
+
+async def test_hangup_answered_later_than_the_deadline_ends_once_asterisk_is_heard() -> None:
+    """An overloaded Asterisk serves each DELETE but answers after the client's deadline, and
+    no StasisEnd comes (events held back): every DELETE timed out, its 404 included, and the
+    hang-up was sent again for ever (a hung call). A DELETE that timed out now goes again with
+    twice the deadline, so the second one hears the 404 and the session ends."""
+    async with Sandbox(port=0, preload_sounds=False) as sb:
+        app = VoxtraApp(
+            sb.ari_url, sb.user, sb.password, request_timeout=0.3, event_wait=0.1,
+            retry_initial=0.05,
+        )  # fmt: skip
+        hung_up: list[str] = []
+
+        @app.default()
+        async def handler(call: CallSession) -> None:
+            await call.answer()
+            sb.faults.slow_requests(0.5, method="DELETE", path=f"^/channels/{call.id}$")
+            sb.faults.stall_events(20)  # no StasisEnd: only the REST answer can tell
+            await asyncio.wait_for(call.hangup(), 10)
+            hung_up.append(call.id)
+
+        await app.start()
+        try:
+            sim = await sb.place_call(to="100")
+            await until(lambda: bool(hung_up), 15, "hangup returned")
+            cid = hung_up[0]
+            assert cid not in app.sessions and cid not in sb.pbx.channels
+            deletes = [p for m, p in sb.rest_api.http_log if m == "DELETE" and cid in p]
+            assert len(deletes) == 2, deletes  # served, timed out; then its 404 heard
+            assert await sim.wait_hangup(5) == 16
+        finally:
+            sb.faults.clear()
+            await app.close()

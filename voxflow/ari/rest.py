@@ -388,11 +388,18 @@ class AriRestClient:
         await self.request("POST", f"/channels/{_seg(channel_id)}/ring")
 
     async def hangup(
-        self, channel_id: str, *, reason: str | None = None, reason_code: int | None = None
+        self,
+        channel_id: str,
+        *,
+        reason: str | None = None,
+        reason_code: int | None = None,
+        timeout: float | None = None,
     ) -> None:
-        """``DELETE /channels/{id}`` (``reason`` "normal"/"busy"..., or Q.850 ``reason_code``)."""
+        """``DELETE /channels/{id}`` (``reason`` "normal"/"busy"..., or Q.850 ``reason_code``;
+        ``timeout``: this request's deadline, else the client's)."""
         params = {"reason": reason, "reason_code": reason_code}
-        await self.request("DELETE", f"/channels/{_seg(channel_id)}", params=params)
+        path = f"/channels/{_seg(channel_id)}"
+        await self.request("DELETE", path, params=params, timeout=timeout)
 
     async def hold(self, channel_id: str) -> None:
         """``POST /channels/{id}/hold``."""

@@ -7,6 +7,7 @@ Query parameters and JSON body fields are merged (Asterisk accepts both).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -82,6 +83,15 @@ class AriRest(RestMisc):
         fault = self.sb.faults.take_request_failure(method, path)
         if fault is not None:
             return error_response(fault, "Internal Server Error")
+        late = self.sb.faults.answer_delay(method, path)
+        answer = await self._route(method, path, params, body, quoted)
+        if late:
+            await asyncio.sleep(late)  # served now, answered late (Faults.slow_requests)
+        return answer
+
+    async def _route(
+        self, method: str, path: str, params: dict[str, Any], body: Any, quoted: bool
+    ) -> web.StreamResponse:
         for pattern, methods in self.routes:
             m = pattern.match(path)
             if not m:

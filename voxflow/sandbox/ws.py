@@ -112,6 +112,7 @@ class Faults:
         self._fail_status = 500
         self._fail_method: str | None = None
         self._fail_path: re.Pattern[str] | None = None
+        self._slow: tuple[float, str | None, re.Pattern[str] | None] | None = None
 
     def drop_events_socket(self, app: str) -> bool:
         """Cut the app's events websocket like a network failure; True if one was open."""
@@ -146,6 +147,27 @@ class Faults:
             self._fail_path = re.compile(path) if path else None
         except re.error as exc:
             raise ValueError(f"bad path pattern {path!r}: {exc}") from None
+
+    def slow_requests(
+        self, seconds: float, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Serve the matching REST requests (``method``, ``path`` as in
+        :meth:`fail_next_requests`) as usual, but answer each ``seconds`` later, as an
+        overloaded Asterisk does (0 turns it off)."""
+        pattern = re.compile(path) if path else None
+        upper = method.upper() if method else None
+        self._slow = (seconds, upper, pattern) if seconds > 0 else None
+
+    def answer_delay(self, method: str = "", path: str = "") -> float:
+        """Seconds the answer to this request is held back (:meth:`slow_requests`)."""
+        if self._slow is None:
+            return 0.0
+        seconds, want, pattern = self._slow
+        if want is not None and method.upper() != want:
+            return 0.0
+        if pattern is not None and not pattern.search(path):
+            return 0.0
+        return seconds
 
     def take_request_failure(self, method: str = "", path: str = "") -> int | None:
         if self._fail_count <= 0:
@@ -197,6 +219,7 @@ class Faults:
         """Turn every fault off."""
         self.stall_until = 0.0
         self.delay_ms = 0.0
+        self._slow = None
         self.drop_next = 0
         self._fail_count = 0
         self.set_rtp(loss=0.0, reorder=0.0, jitter_ms=0.0)

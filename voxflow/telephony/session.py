@@ -30,6 +30,7 @@ from voxflow.errors import (
     AriError,
     AriHTTPError,
     AriNotFound,
+    AriTimeoutError,
     CallEndedError,
     RecordingError,
     RecordingNameTakenError,
@@ -70,6 +71,10 @@ _DTMF_CHARS = re.compile(r"^[0-9A-Da-d#*,]+$")
 _HANGUP_ROUNDS = 3
 """Accepted hang-ups (DELETE 204, no end event, the channel still there) before a session gives
 its channel up: Asterisk keeps answering that it exists, and asking forever is a hung call."""
+_HANGUP_DEADLINE_MAX = 120.0
+"""Seconds: the longest deadline a hang-up's DELETE gets once earlier ones timed out (each
+timeout doubles it from the client's own). With a fixed deadline an Asterisk answering later
+than it was asked forever and never heard (its 404 included): a hung call."""
 
 HangupCallback = Callable[[], Any]
 
@@ -227,8 +232,10 @@ class CallSession:
     async def _do_hangup(self, reason: str) -> None:
         """DELETE the channel until Asterisk confirms it is gone (StasisEnd/ChannelDestroyed, or
         a 404); 5xx answers, timeouts and lost connections are retried with capped backoff, and
-        the session stays registered meanwhile. Other 4xx answers are raised. After
-        ``_HANGUP_ROUNDS`` accepted DELETEs with the channel still there the call ends anyway
+        the session stays registered meanwhile. A DELETE that timed out is sent again with twice
+        the deadline (up to ``_HANGUP_DEADLINE_MAX``): an Asterisk answering later than the
+        client's deadline is still heard (its 404 ends the call). Other 4xx answers are raised.
+        After ``_HANGUP_ROUNDS`` accepted DELETEs with the channel still there the call ends anyway
         (one warning): the channel is Asterisk's to clear."""
         app = self._app
         delay = app.retry_initial
@@ -240,9 +247,10 @@ class CallSession:
                 await self._voice.aclose()
             except Exception:
                 log.exception("closing the media path of %s failed", self.id)
+        deadline: float | None = None  # the client's own, until a DELETE times out
         while not self.ended:
             try:
-                await self.rest.hangup(self.id, reason=reason)
+                await self.rest.hangup(self.id, reason=reason, timeout=deadline)
             except AriNotFound:
                 self._gone()
                 return
@@ -250,6 +258,8 @@ class CallSession:
                 if not is_transient(exc):
                     self._hangup_task = None
                     raise
+                if isinstance(exc, AriTimeoutError):
+                    deadline = min(_HANGUP_DEADLINE_MAX, (deadline or self.rest.timeout) * 2)
                 log.warning("hangup of %s failed (%s); retrying in %.2fs", self.id, exc, delay)
                 await self._wait_ended(delay)
                 delay = min(app.retry_max, delay * 2)
