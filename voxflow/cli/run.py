@@ -1,8 +1,9 @@
 """``voxflow run``: serve flows on Asterisk, or try one on the embedded sandbox.
 
 Exit codes: 0 done; 1 invalid flows, no flow takes the dialled number, the call's outcome was
-``error``, or the caller script failed (``expect``, ``wait for``); 2 bad options or settings;
-3 cannot use ARI (unreachable, 401, application name taken).
+``error`` (or ``failed``: ``--call`` not answered), or the caller script failed (``expect``,
+``wait for``); 2 bad options or settings; 3 cannot use ARI (unreachable, 401, application name
+taken); 4 the call's outcome is unknown (``run_call.CALL_EXIT``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from voxflow.cli import run_app
-from voxflow.cli.run_call import outbound_flow, run_call
+from voxflow.cli.run_call import exit_code, outbound_flow, run_call
 from voxflow.cli.run_caller import EXIT_FLOW, ScriptedCaller, default_script
 from voxflow.cli.run_options import (
     EXIT_CONFIG,
@@ -61,9 +62,12 @@ Examples:
 Exit codes:
   0  done (on the sandbox: the call did not end in error)
   1  invalid flows; no flow takes the dialled number; the call's outcome was
-     'error'; the caller script failed (expect, wait for)
+     'error' or 'failed' (--call not answered); the caller script failed
+     (expect, wait for)
   2  bad options or settings (voxflow.toml, environment)
   3  cannot use ARI (unreachable, wrong credentials, app name taken)
+  4  the call's outcome is unknown (no word from Asterisk: it may or may
+     not have happened)
 """
 
 
@@ -624,12 +628,12 @@ async def _hang_up(call: SimCall) -> None:
 
 
 def _outcome_code(server: FlowServer, code: int, to: str) -> int:
-    """Print each flow's outcome; the exit code: ``code``, else 1 when a flow ended in
-    ``error`` or no flow took the call."""
+    """Print each flow's outcome; the exit code: ``code``, else the outcome's (1 for ``error``,
+    4 for ``unknown``: ``run_call.CALL_EXIT``), else 1 when no flow took the call."""
     for result in server.results.values():
         click.echo(f"outcome: {result.outcome}" + (f" ({result.reason})" if result.reason else ""))
-        if result.outcome == "error" and code == 0:
-            code = EXIT_FLOW
+        if code == 0:
+            code = exit_code(result.outcome)
     if not server.results and code == 0:
         click.echo(f"error: no flow took the call to {to}", err=True)
         code = EXIT_FLOW

@@ -4,8 +4,10 @@ On Asterisk (an ARI URL is set) the app connects, ``POST /channels`` dials ``END
 (``PJSIP/alice``, ``Local/100@voxflow-test-caller``...) and, once it answers, the flow runs on
 it with ``--meta key=value`` in ``call.metadata``. On the sandbox the far end is a scripted
 callee that answers, follows the caller script (``--caller``, or the demo caller) and hangs up
-when the script ends. Exit codes: 0 the flow ran, 1 the call was not answered (busy, no answer,
-failed), the flow ended with an error or the callee's script failed (``wait for``, ``expect``).
+when the script ends. Exit codes (:data:`CALL_EXIT`): 0 the flow ran (``completed``,
+``caller_hangup``, ``transferred``), 1 the call was not answered (``failed``: busy, no answer),
+the flow ended in ``error`` or the callee's script failed (``wait for``, ``expect``), 4 nobody
+knows what became of the call (``unknown``, or it went on on another worker).
 """
 
 from __future__ import annotations
@@ -24,7 +26,19 @@ from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.events import End
 from voxflow.runtime.registry import FlowRegistry, FlowVersion
 
-__all__ = ["outbound_flow", "parse_meta", "run_call"]
+__all__ = ["CALL_EXIT", "EXIT_UNKNOWN", "exit_code", "outbound_flow", "parse_meta", "run_call"]
+
+EXIT_UNKNOWN = 4
+"""Exit code when the call's outcome is not known (``unknown``: no word from Asterisk)."""
+CALL_EXIT = {
+    "completed": 0,
+    "caller_hangup": 0,
+    "transferred": 0,
+    "failed": EXIT_FLOW,
+    "error": EXIT_FLOW,
+    "unknown": EXIT_UNKNOWN,
+}
+"""Exit code per outcome; any other (``handed_over``, ``ended_elsewhere``) is EXIT_UNKNOWN."""
 
 AppFactory = Callable[[str, str, str], Any]
 """(ari_url, user, password) -> VoxtraApp."""
@@ -157,6 +171,18 @@ async def _originate(
             await serving
 
 
+def exit_code(outcome: str) -> int:
+    """The exit code for a call that ended with ``outcome`` (:data:`CALL_EXIT`)."""
+    return CALL_EXIT.get(outcome, EXIT_UNKNOWN)
+
+
 def _report(end: End) -> int:
     click.echo(f"outcome: {end.outcome}" + (f" ({end.reason})" if end.reason else ""))
-    return 1 if end.outcome in ("failed", "error") else 0
+    code = exit_code(end.outcome)
+    if code == EXIT_UNKNOWN:
+        click.echo(
+            f"error: it is not known whether the call happened as the flow meant "
+            f"({end.reason or end.outcome}); check Asterisk's CDRs (exit {code})",
+            err=True,
+        )
+    return code
