@@ -271,3 +271,18 @@ async def test_an_other_channel_id_that_prefixes_the_channel_id_is_409(
         channelId="abc", otherChannelId="abcd",
     )  # fmt: skip
     assert status == 200 and body["id"] == "abc"
+
+
+async def test_answer_on_an_up_channel_is_204_and_changes_nothing(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    """Asterisk's ast_raw_answer does nothing on an Up channel and returns 0 (res/ari answers
+    204): no second ChannelStateChange. What makes repeating an answer that timed out safe."""
+    call = await sandbox.place_call()
+    await ari.next("StasisStart")
+    assert (await ari.req("POST", f"/channels/{call.id}/answer"))[0] == 204
+    assert (await ari.next())["type"] == "ChannelStateChange"
+    assert (await ari.req("POST", f"/channels/{call.id}/answer"))[0] == 204
+    assert [e["type"] for e in await ari.collect()] == []
+    status, body = await ari.req("GET", f"/channels/{call.id}")
+    assert (status, body["state"]) == (200, "Up")

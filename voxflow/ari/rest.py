@@ -379,9 +379,10 @@ class AriRestClient:
         params = {"caller": caller, "timeout": timeout}
         await self.request("POST", f"/channels/{_seg(channel_id)}/dial", params=params)
 
-    async def answer(self, channel_id: str) -> None:
-        """``POST /channels/{id}/answer``."""
-        await self.request("POST", f"/channels/{_seg(channel_id)}/answer")
+    async def answer(self, channel_id: str, *, timeout: float | None = None) -> None:
+        """``POST /channels/{id}/answer`` (``timeout``: this request's deadline, else the
+        client's)."""
+        await self.request("POST", f"/channels/{_seg(channel_id)}/answer", timeout=timeout)
 
     async def ring(self, channel_id: str) -> None:
         """``POST /channels/{id}/ring``."""

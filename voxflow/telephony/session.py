@@ -76,6 +76,9 @@ _HANGUP_DEADLINE_MAX = 120.0
 timeout doubles it from the client's own). With a fixed deadline an Asterisk answering later
 than it was asked forever and never heard (its 404 included): a hung call."""
 
+_ANSWER_DEADLINE_MAX = _HANGUP_DEADLINE_MAX
+"""Seconds: the longest deadline an answer gets once earlier ones timed out (as for hang-ups)."""
+
 HangupCallback = Callable[[], Any]
 
 
@@ -209,17 +212,31 @@ class CallSession:
     # ------------------------------------------------------------------ lifecycle verbs
 
     async def answer(self) -> None:
-        """Answer the call (no-op if already answered; a gone channel counts as success)."""
-        if self._answered.is_set() or self.ended:
-            if self.ended:
-                log.debug("answer on ended call %s ignored", self.id)
-            return
-        try:
-            await self.rest.answer(self.id)
-        except AriNotFound:
-            self._gone()
-            return
-        self._set_answered()
+        """Answer the call (no-op if already answered; a gone channel counts as success).
+
+        An answer that timed out goes again with twice the deadline (up to
+        ``_ANSWER_DEADLINE_MAX``; one that times out at that deadline is raised), unless an event
+        said the channel is Up meanwhile: an overloaded Asterisk answers after the client's
+        deadline, and Asterisk answers an Up channel with 204 and does nothing (``ast_raw_answer``
+        on ``AST_STATE_UP``), so the repeat cannot act twice."""
+        deadline: float | None = None  # the client's own, until an answer times out
+        while not (self._answered.is_set() or self.ended):
+            try:
+                await self.rest.answer(self.id, timeout=deadline)
+            except AriNotFound:
+                self._gone()
+                return
+            except AriTimeoutError as exc:
+                if deadline is not None and deadline >= _ANSWER_DEADLINE_MAX:
+                    raise
+                deadline = min(_ANSWER_DEADLINE_MAX, (deadline or self.rest.timeout) * 2)
+                log.warning(
+                    "answer of %s: %s; sending it again (%gs deadline)", self.id, exc, deadline
+                )
+                continue
+            self._set_answered()
+        if self.ended:
+            log.debug("answer on ended call %s ignored", self.id)
 
     async def hangup(self, reason: str = "normal") -> None:
         """Hang up (idempotent; concurrent calls share one request)."""

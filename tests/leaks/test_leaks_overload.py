@@ -1,0 +1,72 @@
+"""An overloaded Asterisk answers requests after the client's deadline: a request whose repeat
+cannot act twice goes again (Asterisk answering an Up channel changes nothing: ast_raw_answer),
+so no call is failed for something that did not fail."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from _leaks_kit import clean, serving_text, until
+
+from voxflow.runtime.events import End
+from voxflow.sandbox import Sandbox
+from voxflow.telephony.app import VoxtraApp
+from voxflow.telephony.session import CallSession
+
+ANSWER_FLOW = """\
+flow slowanswer "answer then hang up":
+    answers "100"
+
+state start:
+    answer
+    hangup "done"
+"""
+
+
+def _answers(sb: Sandbox, cid: str) -> list[str]:
+    return [p for m, p in sb.rest_api.http_log if m == "POST" and p.endswith(f"{cid}/answer")]
+
+
+async def test_answer_answered_later_than_the_deadline_does_not_fail_the_flow(
+    tmp_path: Path,
+) -> None:
+    """The answer is served (the channel is Up, its ChannelStateChange sent) but its 204 comes
+    after the client's deadline: the flow failed although the call was answered."""
+    app = {"request_timeout": 0.3}
+    async with serving_text(tmp_path, ANSWER_FLOW, app=app) as s:
+        s.sb.faults.slow_requests(0.5, method="POST", path="/answer$")
+        sim = await s.sb.place_call(from_="+15550100", to="100", app="voxflow")
+        await until(lambda: s.server.results.total == 1 and clean(s), 15, "call done")
+        assert list(s.server.results.values()) == [End("completed", "done")]
+        assert await sim.wait_hangup(5) == 16
+
+
+async def test_answer_that_timed_out_goes_again_and_hears_the_204() -> None:
+    """No event says the channel is Up (events held back) and every 204 comes after the
+    client's deadline: the answer raised. It now goes again with twice the deadline, and
+    Asterisk answers the repeat on an Up channel with 204 (nothing done twice)."""
+    async with Sandbox(port=0, preload_sounds=False) as sb:
+        app = VoxtraApp(sb.ari_url, sb.user, sb.password, request_timeout=0.3, event_wait=0.1)
+        answered: list[str] = []
+
+        @app.default()
+        async def handler(call: CallSession) -> None:
+            sb.faults.slow_requests(0.5, method="POST", path=f"^/channels/{call.id}/answer$")
+            sb.faults.stall_events(20)  # no ChannelStateChange: only the REST answer can tell
+            await asyncio.wait_for(call.answer(), 10)
+            answered.append(call.id)
+            sb.faults.clear()
+            await call.hangup()
+
+        await app.start()
+        try:
+            sim = await sb.place_call(to="100")
+            await until(lambda: bool(answered), 15, "answer returned")
+            cid = answered[0]
+            assert len(_answers(sb, cid)) == 2  # served, timed out; then its repeat heard
+            assert await sim.wait_hangup(5) == 16
+            await until(lambda: cid not in app.sessions, 5, "session ended")
+        finally:
+            sb.faults.clear()
+            await app.close()
