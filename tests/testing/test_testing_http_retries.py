@@ -92,3 +92,42 @@ def test_backoff_doubles_with_jitter_in_virtual_time(tmp_path: Path) -> None:
     run = run_paths([tmp_path])
     assert not run.errors
     assert [o.failures for o in run.outcomes] == [[]]
+
+
+RETRY_AFTER_FLOW = BACKOFF_FLOW.replace("retries 3 backoff 1s", "retries 2 backoff 50ms")
+
+RETRY_AFTER_SCENARIO = """flow: t.flow
+scenarios:
+  - name: waits
+    mocks:
+      http:
+        - {url: orders, status: 429, retry_after: 3, times: 1}
+        - {url: orders, status: 200, json: {}}
+    expect:
+      http: [{match: orders, times: 2}]
+      ended: {reason: ok, after: 3s, before: 3.5s}
+  - name: date
+    time: "2025-01-06T10:00:00"
+    mocks:
+      http:
+        - {url: orders, status: 503, retry_after: "Mon, 06 Jan 2025 10:00:05 GMT", times: 1}
+        - {url: orders, status: 200, json: {}}
+    expect:
+      ended: {reason: ok, after: 4s, before: 5.5s}
+  - name: too long
+    mocks:
+      http: [{url: orders, status: 429, retry_after: 60}]
+    expect:
+      http: [{match: orders, times: 1}]
+      ended: {reason: down, before: 1s}
+"""
+
+
+def test_retry_after_is_honoured_in_virtual_time(tmp_path: Path) -> None:
+    """A 429/503 mock's Retry-After is waited as at run time (one policy: ``with_retries``);
+    one past BACKOFF_CAP ends the step at once."""
+    (tmp_path / "t.flow").write_text(RETRY_AFTER_FLOW)
+    (tmp_path / "t.test.yaml").write_text(RETRY_AFTER_SCENARIO)
+    run = run_paths([tmp_path])
+    assert not run.errors
+    assert [o.failures for o in run.outcomes] == [[], [], []]

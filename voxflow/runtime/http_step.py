@@ -5,7 +5,9 @@
 out) or ``"error"`` (anything else: non-2xx, connection refused, oversize body, a body that is
 not JSON when JSON was expected, a bad URL). Only idempotent methods (RFC 9110: GET, HEAD,
 OPTIONS, TRACE, PUT, DELETE) are retried, on connection errors, timeouts, 429 and 5xx: the
-step's ``retries`` (default 2) more times, waiting :func:`backoff_delay` before each.
+step's ``retries`` (default 2) more times, waiting :func:`backoff_delay` before each, or longer
+when a 429 or 503 says so in its ``Retry-After`` (seconds or an HTTP date): up to
+:data:`BACKOFF_CAP`; one asking for more ends the step at once (:func:`retry_wait`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from voxflow.redact import url_for_log
+from voxflow.runtime.webhook_retry import retry_after
 
 if TYPE_CHECKING:
     import aiohttp
@@ -37,6 +40,7 @@ __all__ = [
     "HttpRequest",
     "HttpResult",
     "backoff_delay",
+    "retry_wait",
     "with_retries",
 ]
 
@@ -49,7 +53,8 @@ DEFAULT_RETRIES = 2
 DEFAULT_BACKOFF = 0.2
 """Seconds before the first retry (the step's ``backoff``); each later one doubles it."""
 BACKOFF_CAP = 10.0
-"""No wait between two attempts is longer (seconds), whatever ``backoff`` and the attempt."""
+"""No wait between two attempts is longer (seconds), whatever ``backoff``, the attempt and a
+``Retry-After``; a ``Retry-After`` asking for longer ends the step instead."""
 MAX_RETRIES = 5
 _JITTER = random.Random()
 _ALLOWED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", "POST", "PATCH"})
@@ -84,6 +89,8 @@ class HttpResult:
     attempts: int = 0
     elapsed_ms: float = 0.0
     retryable: bool = False
+    retry_after: float | None = None
+    """Seconds a 429 or 503 asked to wait in its ``Retry-After`` header."""
 
     def as_variables(self) -> dict[str, Any]:
         """The result as flow variables: ``status``, ``data``, ``error``, ``outcome``."""
@@ -101,6 +108,20 @@ def backoff_delay(retry: int, backoff: float, rng: random.Random | None = None) 
     half), so that calls whose requests failed together do not all retry at the same instant."""
     full = min(BACKOFF_CAP, max(0.0, backoff) * (2 ** (retry - 1)))
     return (rng or _JITTER).uniform(full / 2, full)
+
+
+def retry_wait(
+    result: HttpResult, retry: int, backoff: float, rng: random.Random | None = None
+) -> float | None:
+    """Seconds to wait before retry number ``retry`` after ``result`` failed retryably: the
+    backoff, or the answer's ``Retry-After`` when longer; None when that is past
+    :data:`BACKOFF_CAP` (the step gives up rather than keep the caller waiting)."""
+    wait = backoff_delay(retry, backoff, rng)
+    if result.retry_after is None:
+        return wait
+    if result.retry_after > BACKOFF_CAP:
+        return None
+    return max(wait, result.retry_after)
 
 
 async def with_retries(
@@ -123,11 +144,17 @@ async def with_retries(
         if result.outcome == "ok" or not result.retryable or n == max_attempts:
             break
         log.debug("HTTP %s %s attempt %d failed: %s", method, url_for_log(req.url), n, result.error)
-        await asyncio.sleep(backoff_delay(n, req.backoff, rng))
+        wait = retry_wait(result, n, req.backoff, rng)
+        if wait is None:
+            why = (
+                f"{result.error}, Retry-After {result.retry_after:g} s: longer than the "
+                f"{BACKOFF_CAP:g} s an http step waits between tries, not retried"
+            )
+            result = replace(result, error=why)
+            break
+        await asyncio.sleep(wait)
     elapsed = (clock() - started) * 1000.0
-    return HttpResult(
-        result.outcome, result.status, result.data, result.error, n, elapsed, result.retryable
-    )
+    return replace(result, attempts=n, elapsed_ms=elapsed)
 
 
 class _Oversize(Exception):
@@ -193,6 +220,7 @@ class HttpClient:
         try:
             async with session.request(method, req.url, timeout=timeout, **kwargs) as resp:
                 status = resp.status
+                asked = resp.headers.get("Retry-After")
                 length = resp.content_length
                 if length is not None and length > req.max_bytes:
                     raise _Oversize
@@ -227,7 +255,10 @@ class HttpClient:
         if 200 <= status < 300:
             return HttpResult("ok", status=status, data=data)
         retry = status in RETRY_STATUSES
-        return HttpResult("error", status, data, f"HTTP {status}", retryable=retry)
+        after = retry_after(status, asked)
+        return HttpResult(
+            "error", status, data, f"HTTP {status}", retryable=retry, retry_after=after
+        )
 
 
 def _decode(raw: bytearray, charset: str | None) -> str:

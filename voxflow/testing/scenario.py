@@ -203,10 +203,18 @@ class HttpMock(_Timed):
     text: str | None = None
     outcome: Literal["ok", "error", "timeout"] | None = None
     delay: float = 0.05
+    retry_after: str | None = None
+    """The answer's ``Retry-After`` header: seconds (``3``) or an HTTP date, in the call's
+    virtual time; read on a 429 or 503 as at run time."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     _url = field_validator("url")(_check_regex)
+
+    @field_validator("retry_after", mode="before")
+    @classmethod
+    def _retry_after(cls, v: object) -> str | None:
+        return None if v is None else str(v)
 
     @field_validator("delay", mode="before")
     @classmethod

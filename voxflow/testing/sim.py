@@ -270,7 +270,7 @@ class _Sim:
         self.driver: CallDriver[SimLeg] = CallDriver(
             flow,
             self.call,
-            http=SimHttp(self.call, self.problem),
+            http=SimHttp(self.call, self.problem, self.clock),
             trace=_Trace(self),
             speech=speech,
             agent_runner=_MockAgents(self),

@@ -35,6 +35,7 @@ from voxflow.runtime.http_step import (
     HttpResult,
     with_retries,
 )
+from voxflow.runtime.webhook_retry import retry_after
 from voxflow.spec.semantics import EXIT_WITH_KEY, QUEUE_EXIT_KEYS, QUEUE_STATUS, transfer_routable
 from voxflow.telephony.dialplan import QueueReturn
 from voxflow.telephony.recording import RecordingMetadata
@@ -662,9 +663,14 @@ class SimHttp:
     """A flow's HTTP requests answered from the scenario's ``mocks.http`` (an
     :class:`~voxflow.runtime.driver.HttpPerformer`); an unmocked request is a scenario problem."""
 
-    def __init__(self, call: SimCall, problem: Callable[[str], None]) -> None:
+    def __init__(
+        self, call: SimCall, problem: Callable[[str], None], now: Callable[[], float]
+    ) -> None:
         self.call = call
         self.problem = problem
+        self.now = now
+        """The call's virtual wall clock (epoch seconds): an HTTP-date ``Retry-After`` is read
+        against it."""
 
     async def perform(self, req: HttpRequest) -> HttpResult:
         """Answer ``req`` from the mocks, retried as the run time's HttpClient retries it."""
@@ -695,8 +701,9 @@ class SimHttp:
         error = None if outcome == "ok" else ("mocked " + outcome)
         # as HttpClient: a timeout, a connection failure (outcome: error), 429 or 5xx
         retry = status is None or status in RETRY_STATUSES
+        after = retry_after(status or 0, m.retry_after, self.now)
         return HttpResult(
-            outcome, status, data, error, 1, delay * 1000.0, outcome != "ok" and retry
+            outcome, status, data, error, 1, delay * 1000.0, outcome != "ok" and retry, after
         )
 
 
