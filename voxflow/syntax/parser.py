@@ -7,7 +7,9 @@ Every syntax error becomes a ``VF001`` diagnostic with the position in the file 
 in; common mistakes are named in words ("missing ':' after the state name").
 
 The grammar is ``voxflow/grammar/voxflow.lark`` inside the installed package, or the repository's
-``grammar/voxflow.lark`` in a source checkout. The LALR parser is built once and cached.
+``grammar/voxflow.lark`` in a source checkout. The LALR parser is built once per process, and
+its tables are kept in this user's cache directory for the next run
+(:mod:`voxflow.syntax.parser_cache`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from voxflow.source import Source, Span
 from voxflow.sourcefile import read_source
 from voxflow.syntax import ast
 from voxflow.syntax.includes import project_root, resolve_include
+from voxflow.syntax.parser_cache import cached_lark
 from voxflow.syntax.recover import parse_collecting
 from voxflow.syntax.transformer import AstBuilder, TransformError, install_spans
 
@@ -67,17 +70,32 @@ def grammar_text() -> str:
     return repo.read_text(encoding="utf-8")
 
 
+_OPTIONS: dict[str, Any] = {
+    "parser": "lalr",
+    "lexer": "contextual",
+    "maybe_placeholders": True,
+}
+
+
+def _options_key(**more: Any) -> str:
+    """What the saved tables depend on besides the grammar: the options and the indenter."""
+    ind = FlowIndenter
+    shape = (ind.NL_type, ind.OPEN_PAREN_types, ind.CLOSE_PAREN_types, ind.INDENT_type)
+    return repr((sorted({**_OPTIONS, **more}.items()), shape, ind.DEDENT_type, ind.tab_len))
+
+
 @functools.cache
 def _parser() -> Lark:
     builder = AstBuilder()
-    lark = Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        postlex=FlowIndenter(),
-        maybe_placeholders=True,
-        transformer=builder,
-    )
+    postlex = FlowIndenter()
+
+    def build() -> Lark:
+        return Lark(grammar_text(), postlex=postlex, transformer=builder, **_OPTIONS)
+
+    def load(f: Any) -> Lark:
+        return Lark.__new__(Lark)._load(f, transformer=builder, postlex=postlex)
+
+    lark = cached_lark(grammar_text(), _options_key(), build, load)
     # Lark does not pass positions to inline transformers; wrap its reduce callbacks (the
     # same dict the LALR parser uses) so each builder method knows the span of its rule.
     install_spans(lark._callbacks, builder)
@@ -114,14 +132,15 @@ def step_keywords() -> tuple[str, ...]:
 @functools.cache
 def bare_parser() -> Lark:
     """The same grammar without the AST builder (a plain parse tree; used by benchmarks)."""
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        postlex=FlowIndenter(),
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
+    postlex = FlowIndenter()
+
+    def build() -> Lark:
+        return Lark(grammar_text(), postlex=postlex, propagate_positions=True, **_OPTIONS)
+
+    def load(f: Any) -> Lark:
+        return Lark.__new__(Lark)._load(f, postlex=postlex)
+
+    return cached_lark(grammar_text(), _options_key(propagate_positions=True), build, load)
 
 
 # Examples of common mistakes, matched against the parser state at the error.
