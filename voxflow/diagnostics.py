@@ -107,6 +107,12 @@ RULES: dict[str, Rule] = dict(
             _W,
             "A step option that Asterisk has no per-call way to honour (queue announce_position).",
         ),
+        _r(
+            "VF213",
+            "return-hangs-up",
+            _W,
+            "A return that can run in the main flow, where it hangs up the call.",
+        ),
         _r("VF301", "maybe-unset", _E, "A variable is used on a path where it may be unset."),
         _r("VF302", "unused-variable", _W, "A variable is assigned but never read."),
         _r("VF303", "type-error", _E, "An expression combines values of the wrong types."),
