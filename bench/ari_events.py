@@ -440,6 +440,9 @@ async def worker_per_call(calls: int) -> tuple[int, float, dict[str, int]]:
         def app_in_use(self, app_name: str) -> bool:
             return False
 
+        def awaits_link(self, app_name: str) -> bool:
+            return False
+
         def resync_app(self, app_name: str, channel_ids: set[str]) -> list[str]:
             return [c for c in channel_ids if c not in live]
 

@@ -14,6 +14,7 @@ Where a stdlib base fits, it is mixed in so callers can catch either::
     +-- AriError                              anything from the ARI layer
     |   +-- AriConnectionError (ConnectionError)
     |   |   +-- AriTimeoutError (TimeoutError)
+    |   |   +-- LinkGoneError (CallEndedError) a call's websocket stayed down; the call ended here
     |   +-- AriHTTPError                      a non-2xx answer; .status, .message
     |   |   +-- AriBadRequest (400)
     |   |   +-- AriUnauthorized (401)
@@ -65,6 +66,7 @@ __all__ = [
     "FlowCheckError",
     "FlowError",
     "FlowRuntimeError",
+    "LinkGoneError",
     "MediaError",
     "PlaybackFailedError",
     "ProviderError",
@@ -197,6 +199,13 @@ class CallDroppedError(CallEndedError):
     """The dialplan hung the call up right after it left the app: the context, extension or
     priority of the ``continue`` is not there (ChannelDestroyed cause 0 "Unknown"). The caller
     did not hang up and nobody took the call."""
+
+
+class LinkGoneError(AriConnectionError, CallEndedError):
+    """A request waited for its call's outbound websocket to come back, and the call ended here
+    meanwhile instead (not re-connected within the grace, or let go to the worker that adopted
+    it): nothing was sent. A ``CallEndedError``: the flow treats it as the call's end, not as a
+    failed step."""
 
 
 class TransferFailedError(CallError):

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from _cluster_kit import MENU_FLOW, checkpointed_at, played, running_redis, until, webhook_receiver
 from _outbound_kit import per_call_worker
 from tcp_balancer import Balancer
 
 from voxflow.cluster import ClusterState
+from voxflow.runtime import server
 from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
 
@@ -129,3 +131,79 @@ async def test_a_dropped_link_taken_by_the_other_worker_stops_the_first_within_i
             assert entered.count("later") == 1, entered
             ended = [h["data"] for h in hooks if h["event"] == "call.ended"]
             assert [(d["outcome"], d.get("reason")) for d in ended] == [("completed", "later")]
+
+
+ACT_FLOW = """\
+flow acting "acts while its link is down":
+    answers "100"
+
+var picked: string = "none"
+
+state start:
+    answer
+    play "sound:hello-world"
+    set picked = "early"
+    goto menu
+
+state menu:
+    play "sound:vm-login"
+    pause 2s
+    play "sound:goodbye"
+    menu "Press 1." timeout 60s:
+        1 -> done
+        on noinput, nomatch -> done
+
+state done:
+    hangup "done"
+
+on error:
+    hangup "error"
+"""
+
+
+async def test_a_request_while_the_link_is_down_never_runs_the_error_handling_of_a_moved_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a's pause ends while its link is down and before a learns that b adopted the call (its
+    # registry reads are made rare here: the window is up to 0.2 s in production). The play
+    # after it failed at once, so a ran the flow's `on error` (and ended the call) while b
+    # drove it; now the request waits for the link, and a lets the call go quietly
+    monkeypatch.setattr(server, "MOVED_POLL", 30.0)
+    flow = tmp_path / "acting.flow"
+    flow.write_text(ACT_FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        webhook_receiver() as (hook_url, hooks),
+        ClusterState(rs.url, worker_id="a") as sa,
+        ClusterState(rs.url, worker_id="b") as sb_state,
+        per_call_worker(flow, sa, hook_url, link_grace=4.0) as a,
+        per_call_worker(flow, sb_state, hook_url) as b,
+    ):
+        ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
+        async with Balancer(ports) as balancer:
+            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
+            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
+            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
+            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
+            sb.add_outbound_websocket(cfg)
+            call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
+            await checkpointed_at(rs.url, call.id, "menu", 30, picked="early")
+            assert call.id in a.drivers
+            ch = sb.pbx.channels[call.id]
+            await until(
+                lambda: "sound:vm-login" in played(sb, call.id) and not ch.playbacks, 15,
+                "a pauses",
+            )  # fmt: skip
+            [name] = [n for n in sb.outbound.sockets if n.startswith("voxflow:")]
+            await sb.outbound.sockets[name].ws.close()
+            await until(lambda: played(sb, call.id).count("sound:vm-login") == 2, 15, "on b")
+            await until(lambda: call.id not in a.drivers, 10, "a lets the call go")
+            await call.press("1")
+            await call.wait_hangup(15)
+            await until(lambda: call.id in b.results, 10, "the call's end on b")
+            assert b.results[call.id].reason == "done"
+            assert call.id not in a.results
+            await asyncio.sleep(0.3)
+            ended = [h["data"] for h in hooks if h["event"] == "call.ended"]
+            assert [(d["outcome"], d.get("reason")) for d in ended] == [("completed", "done")]

@@ -354,3 +354,38 @@ async def test_a_draining_worker_refuses_new_links_and_closes_one_that_registers
         )
         assert links.by_app == {}
         await ws.close()
+
+
+async def test_a_request_made_while_the_link_is_down_waits_for_it_to_come_back() -> None:
+    """A REST call made while the call's link is down (Asterisk re-connects within the grace)
+    waits for the link and goes through on the new one: it failed at once, and the flow ran
+    its error handling for a call that was fine."""
+    async with sandbox() as sb, workers(1, "persistent") as (w,):
+        outcome: list[str] = []
+        links = w.app.links
+        assert links is not None
+
+        @w.app.default()
+        async def handle(call: CallSession) -> None:
+            await call.answer()
+            await call.play_file(f"sound:{SHORT}")
+            for conn in list(links.server.connections):
+                conn.abort()  # the network drops; Asterisk reconnects after reconnect_interval
+            await until(lambda: not links.up("voxflow"))
+            try:
+                await call.play_file(f"sound:{SHORT}")
+            except Exception as exc:
+                outcome.append(f"{type(exc).__name__}: {exc}")
+            else:
+                outcome.append("played")
+
+        cfg = outbound(w.port, "persistent")
+        cfg.reconnect_interval = 0.5
+        sb.add_outbound_websocket(cfg)
+        await sb.wait_app("voxflow")
+        call = await sb.place_call(to="100", app="voxflow")
+        assert await call.wait_hangup(WAIT) == 16
+        assert outcome == ["played"]
+        heard = call.experience()
+        done = [e for e in heard if e["type"] == "playback" and e.get("state") == "done"]
+        assert len(done) == 2, heard

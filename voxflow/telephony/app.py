@@ -501,6 +501,14 @@ class VoxtraApp:
         """A live call is driven through the ARI app ``app_name`` (outbound websockets)."""
         return any(s.ari_app == app_name and not s.ended for s in self._sessions.values())
 
+    def awaits_link(self, app_name: str) -> bool:
+        """A live call not away in the dialplan is driven through ``app_name``: its requests
+        wait while that link is down (``AriLinks.link_back``)."""
+        return any(
+            s.ari_app == app_name and not s.ended and s._trip is None
+            for s in self._sessions.values()
+        )
+
     def resync_app(self, app_name: str, channel_ids: set[str]) -> list[str]:
         """See :func:`voxflow.telephony.resync.resync_link_app`."""
         return resync_link_app(self, app_name, channel_ids)
@@ -637,8 +645,11 @@ class VoxtraApp:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     def _session_ended(self, session: CallSession) -> None:
-        """``session`` ended: its dialled legs must not outlive it."""
+        """``session`` ended: its dialled legs must not outlive it; requests waiting for its
+        link stop waiting."""
         self._legs.owner_ended(session)
+        if self.links is not None:
+            self.links.wake(session.ari_app)
 
     def _session_closed(self, session: CallSession) -> None:
         self._legs.forget(session)

@@ -24,7 +24,13 @@ from voxflow.ari.models import ApplicationRegistered, AriEvent, Channel, EventPa
 from voxflow.ari.rest import AriRestClient, RestReply
 from voxflow.ari.wsrest import WsRestTransport, is_rest_response
 from voxflow.ari.wsserver import AriWebsocketServer, ServerConnection
-from voxflow.errors import AriConnectionError, AriError, AriNotFound
+from voxflow.errors import (
+    AriConnectionError,
+    AriError,
+    AriNotFound,
+    AriTimeoutError,
+    LinkGoneError,
+)
 
 __all__ = ["MODES", "AppTransport", "AriLink", "AriLinks", "LinkOwner"]
 
@@ -47,6 +53,10 @@ class LinkOwner(Protocol):
 
     def app_in_use(self, app_name: str) -> bool:
         """A live call is driven through ``app_name``."""
+
+    def awaits_link(self, app_name: str) -> bool:
+        """A live call here, not away in the dialplan, is driven through ``app_name``: its
+        requests wait while the link is down (:meth:`AriLinks.link_back`)."""
 
     def resync_app(self, app_name: str, channel_ids: set[str]) -> list[str]:
         """A link (re)registered ``app_name`` holding ``channel_ids``: settle the sessions of
@@ -96,7 +106,13 @@ class AriLink:
 
 
 class AppTransport:
-    """REST for one ARI app name, over whichever link currently serves that name."""
+    """REST for one ARI app name, over whichever link currently serves that name.
+
+    While that link is down and a call here is driven through it, a request waits
+    (:meth:`AriLinks.link_back`) instead of failing at once: the link comes back (it goes
+    through), or the call ends here (:class:`LinkGoneError`; in cluster mode: it moved to the
+    worker Asterisk re-connected it to, which cancels the flow here). A request the link's
+    drop cut off waits the same way, then fails as before (Asterisk may have acted on it)."""
 
     def __init__(self, links: AriLinks, app_name: str) -> None:
         self.links = links
@@ -105,12 +121,17 @@ class AppTransport:
     async def send(
         self, method: str, path: str, params: dict[str, str], json: Any, timeout: float
     ) -> RestReply:
+        what = f"ARI {method} {path}"
         link = self.links.by_app.get(self.app_name)
         if link is None:
-            raise AriConnectionError(
-                f"ARI {method} {path} failed: no websocket from Asterisk for app {self.app_name!r}"
-            )
-        return await link.transport.send(method, path, params, json, timeout)
+            link = await self.links.link_back(self.app_name, what)
+        try:
+            return await link.transport.send(method, path, params, json, timeout)
+        except AriConnectionError as exc:
+            if isinstance(exc, AriTimeoutError) or link.conn.is_open:
+                raise
+            await self.links.link_back(self.app_name, what)  # moved or ended: not an error
+            raise
 
 
 class AriLinks:
@@ -147,6 +168,7 @@ class AriLinks:
         self.links: set[AriLink] = set()
         self._clients: dict[str, AriRestClient] = {}
         self._grace: dict[str, asyncio.TimerHandle] = {}
+        self._changed: dict[str, asyncio.Event] = {}  # app name -> set when its link is back
         # app name -> for each resync in flight, the channels that entered Stasis meanwhile
         self._resyncing: dict[str, list[set[str]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -170,6 +192,8 @@ class AriLinks:
         for timer in self._grace.values():
             timer.cancel()
         self._grace.clear()
+        for name in list(self._changed):
+            self.wake(name)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -247,6 +271,7 @@ class AriLinks:
             log.info("Asterisk reconnected app %s", app_name)
         if old is not None and old is not link:
             old.conn.abort()
+        self.wake(app_name)
         self._spawn(self._resync(app_name))
 
     def _closed(self, link: AriLink) -> None:
@@ -270,6 +295,39 @@ class AriLinks:
         """A link serves ``app_name`` now."""
         return app_name in self.by_app
 
+    def wake(self, app_name: str) -> None:
+        """``app_name``'s link came back, or one of its calls ended here: requests waiting in
+        :meth:`link_back` look again."""
+        changed = self._changed.pop(app_name, None)
+        if changed is not None:
+            changed.set()
+
+    async def link_back(self, app_name: str, what: str) -> AriLink:
+        """The link serving ``app_name``, waiting while it is down and a call here not away in
+        the dialplan is driven through it: until Asterisk re-connects it (the link), or the
+        call ends here (:class:`LinkGoneError`: not re-connected within the grace, or let go to
+        another worker). The wait ends at the latest ``request_timeout`` s after the grace
+        (:class:`AriConnectionError`, as when no call waits for the link)."""
+        loop = asyncio.get_running_loop()
+        timer = self._grace.get(app_name)
+        deadline = (timer.when() if timer is not None else loop.time()) + self.request_timeout
+        waited = False
+        while True:
+            link = self.by_app.get(app_name)
+            if link is not None:
+                return link
+            if waited and not self.owner.awaits_link(app_name):
+                raise LinkGoneError(f"{what} not sent: the call ended here while its link was down")
+            left = deadline - loop.time()
+            if left <= 0 or self._closing or not self.owner.awaits_link(app_name):
+                raise AriConnectionError(
+                    f"{what} failed: no websocket from Asterisk for app {app_name!r}"
+                )
+            changed = self._changed.setdefault(app_name, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+            waited = True
+
     def _lost(self, app_name: str) -> None:
         self._grace.pop(app_name, None)
         if app_name in self.by_app:
@@ -277,6 +335,7 @@ class AriLinks:
         self.owner.on_link_lost(app_name)
         if ":" in app_name:
             self.forget(app_name)
+        self.wake(app_name)
 
     async def _resync(self, app_name: str) -> None:
         """After a (re)registration: sessions whose channel left meanwhile are settled, and
