@@ -70,3 +70,43 @@ async def test_answer_that_timed_out_goes_again_and_hears_the_204() -> None:
         finally:
             sb.faults.clear()
             await app.close()
+
+
+WAIT_FLOW = """\
+flow waiting "answer and stay":
+    answers "100"
+
+state start:
+    answer
+    pause 30s
+    hangup "done"
+"""
+
+
+async def test_calls_that_entered_stasis_during_timed_out_handshakes_are_answered_on_reconnect(
+    tmp_path: Path,
+) -> None:
+    """The events socket drops and every handshake is then served later than the client's
+    deadline (the app registered at once, the 101 late): the client retried with the same
+    deadline for ever and calls entering Stasis meanwhile (their StasisStart sent on sockets
+    it gave up) rang for ever. A handshake that timed out now goes again with twice the
+    deadline, the socket comes back, and each call is answered by the flow within a bound."""
+    app = {"request_timeout": 0.4, "reconnect_initial": 0.05, "reconnect_max": 0.1}
+    async with serving_text(tmp_path, WAIT_FLOW, app=app) as s:
+        sb, stream = s.sb, s.app._events
+        connects = stream.connects
+        sb.faults.slow_handshakes(1000, 0.8)
+        sb.faults.drop_events_socket("voxflow")
+        calls = []
+        for left in (999, 998):  # a call in each late handshake's window
+
+            def registered(left: int = left) -> bool:
+                return sb.faults.slow_handshakes_left == left and sb.pbx.app_active("voxflow")
+
+            await until(registered, 5, "a late handshake registered")
+            assert not stream.connected
+            calls.append(await sb.place_call(from_="+15550100", to="100", wait_app=0))
+        await until(lambda: stream.connects > connects and stream.connected, 15, "reconnected")
+        for sim in calls:
+            await sim.wait_answered(3.0)  # the bound after the reconnect
+        assert sorted(s.app.sessions) == sorted(c.id for c in calls)

@@ -24,9 +24,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from voxflow.ari.models import AriEvent, EventParser
 from voxflow.ari.rest import normalize_base_url
 from voxflow.ari.wsconn import EventsSocket, open_events_socket
-from voxflow.errors import ApplicationReplacedError, AriError, AriEventInvalid
+from voxflow.errors import ApplicationReplacedError, AriError, AriEventInvalid, AriTimeoutError
 
-__all__ = ["AriEventStream", "backoff_delay", "events_url"]
+__all__ = ["HANDSHAKE_DEADLINE_MAX", "AriEventStream", "backoff_delay", "events_url"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ def events_url(base_url: str) -> str:
 STABLE_AFTER = 10.0
 """Seconds an events socket must stay up for its drop to start the reconnect backoff afresh;
 one dropped sooner (a proxy or server that accepts and closes at once) continues it."""
+
+
+HANDSHAKE_DEADLINE_MAX = 120.0
+"""Seconds: the longest deadline a reconnect's handshake gets once earlier ones timed out (each
+timeout doubles it from ``connect_timeout``). With a fixed deadline an Asterisk answering every
+handshake later than it was never heard again, and calls entering Stasis rang for ever."""
 
 
 def backoff_delay(attempt: int, *, initial: float, maximum: float, rng: random.Random) -> float:
@@ -155,7 +161,8 @@ class AriEventStream:
 
     # ------------------------------------------------------------------ internals
 
-    async def _connect(self) -> EventsSocket:
+    async def _connect(self, timeout: float | None = None) -> EventsSocket:
+        """One handshake, with ``timeout`` as its deadline (else ``connect_timeout``)."""
         # A fresh connection per handshake: a failed Asterisk handshake leaves stale bytes on a
         # kept-alive connection (observed-behaviour item 10).
         query = urlencode(
@@ -166,7 +173,7 @@ class AriEventStream:
             self._headers,
             on_message=self._on_message,
             ssl=self.ssl,
-            timeout=self.connect_timeout,
+            timeout=self.connect_timeout if timeout is None else timeout,
             ping_interval=self.ping_interval,
         )
         self.connects += 1
@@ -244,18 +251,27 @@ class AriEventStream:
                 self._done.set()
 
     async def _reconnect(self, attempt: int = 0) -> EventsSocket:
+        """Connect again with backoff. A handshake that timed out goes again with twice the
+        deadline (up to :data:`HANDSHAKE_DEADLINE_MAX`): an overloaded Asterisk that answers
+        every handshake later than ``connect_timeout`` is still heard, and the calls that
+        entered Stasis meanwhile are adopted by the owner's resync (``on_connect``)."""
+        deadline = self.connect_timeout
         while True:
             delay = backoff_delay(
                 attempt, initial=self.backoff_initial, maximum=self.backoff_max, rng=self._rng
             )
             await asyncio.sleep(delay)
             try:
-                return await self._connect()
+                return await self._connect(deadline)
             except AriError as exc:
                 attempt += 1
+                if isinstance(exc, AriTimeoutError):
+                    deadline = min(HANDSHAKE_DEADLINE_MAX, deadline * 2)
                 log.warning(
-                    "ARI events reconnect attempt %d failed: %s (next in up to %.1fs)",
+                    "ARI events reconnect attempt %d failed: %s (next in up to %.1fs, "
+                    "%gs deadline)",
                     attempt,
                     exc,
                     min(self.backoff_max, self.backoff_initial * 2 ** min(attempt, 30)),
+                    deadline,
                 )

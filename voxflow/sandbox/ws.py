@@ -113,6 +113,7 @@ class Faults:
         self._fail_method: str | None = None
         self._fail_path: re.Pattern[str] | None = None
         self._slow: tuple[float, str | None, re.Pattern[str] | None] | None = None
+        self._slow_handshakes: tuple[int, float] = (0, 0.0)
 
     def drop_events_socket(self, app: str) -> bool:
         """Cut the app's events websocket like a network failure; True if one was open."""
@@ -157,6 +158,26 @@ class Faults:
         pattern = re.compile(path) if path else None
         upper = method.upper() if method else None
         self._slow = (seconds, upper, pattern) if seconds > 0 else None
+
+    def slow_handshakes(self, n: int, seconds: float) -> None:
+        """Serve the next ``n`` events websocket handshakes late, as an overloaded Asterisk does:
+        the app is registered at once (calls enter Stasis, their events are queued on that
+        socket), the 101 is sent ``seconds`` later; a client that gave up meanwhile never gets
+        those events, and the app is unregistered when its connection is seen closed."""
+        self._slow_handshakes = (max(0, n), seconds) if seconds > 0 else (0, 0.0)
+
+    @property
+    def slow_handshakes_left(self) -> int:
+        """Handshakes :meth:`slow_handshakes` still serves late."""
+        return self._slow_handshakes[0]
+
+    def take_slow_handshake(self) -> float:
+        """Seconds this handshake's 101 is held back (:meth:`slow_handshakes`), 0 for none."""
+        n, seconds = self._slow_handshakes
+        if n <= 0:
+            return 0.0
+        self._slow_handshakes = (n - 1, seconds)
+        return seconds
 
     def answer_delay(self, method: str = "", path: str = "") -> float:
         """Seconds the answer to this request is held back (:meth:`slow_requests`)."""
@@ -220,6 +241,7 @@ class Faults:
         self.stall_until = 0.0
         self.delay_ms = 0.0
         self._slow = None
+        self._slow_handshakes = (0, 0.0)
         self.drop_next = 0
         self._fail_count = 0
         self.set_rtp(loss=0.0, reorder=0.0, jitter_ms=0.0)
@@ -242,24 +264,32 @@ async def events_handler(sb: Sandbox, request: web.Request) -> web.StreamRespons
         return web.Response(
             status=426, text="Upgrade Required", headers={"Sec-WebSocket-Version": "7, 8, 13"}
         )
-    await ws.prepare(request)
+    late = sb.faults.take_slow_handshake()
+    if not late:
+        await ws.prepare(request)
     sock = EventSocket(sb, ws, request.transport, apps)
     sub_all = request.query.get("subscribeAll", "false").lower() in ("true", "1", "yes")
     sb.register_socket(sock, sub_all)
-    sock.task = asyncio.get_running_loop().create_task(sock.writer())
     sb.open_sockets.add(sock)
     try:
+        if late:  # registered (calls enter Stasis, their events wait here), the 101 late
+            await asyncio.sleep(late)
+            await ws.prepare(request)
+        sock.task = asyncio.get_running_loop().create_task(sock.writer())
         async for msg in ws:
             if msg.type == WSMsgType.ERROR:
                 break
             if msg.type == WSMsgType.TEXT:
                 await sock.serve_requests(msg.data)
+    except ConnectionError:
+        pass  # the client gave up on a late handshake: what it was sent is lost
     finally:
         sb.unregister_socket(sock)
         sb.open_sockets.discard(sock)
-        sock.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sock.task
+        if sock.task is not None:
+            sock.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sock.task
     return ws
 
 
