@@ -1,7 +1,9 @@
 """A spoken menu answer on the sandbox is decided as soon as the recogniser has heard a whole
 final phrase and the caller stop (``settled``), not after the VAD's final-phrase window; the
-trace's ``input`` record says what ended the utterance (``endpoint``), and with settling turned
-off (``listen_settled_silence_ms`` -1) the VAD's window ends it, as before."""
+trace's ``input`` record says what ended the utterance (``endpoint``) and the silence it waited
+for (``silence_ms``), and with settling turned off (``listen_settled_silence_ms`` -1) the VAD's
+window ends it, as before. Under load the decoder thread can fall behind the caller; the record's
+``behind_ms`` then says whether it was too far behind to have settled in time."""
 
 from __future__ import annotations
 
@@ -75,22 +77,35 @@ async def _spoken_input(
     return end, heard
 
 
+# Settling needs the recogniser to have decoded ~100-350 ms of the caller's silence (its last word
+# and phone 100 ms behind, the searches' own lag); the endpointer counts the VAD's silence as the
+# packets arrive. A recogniser this far behind the caller when a 800 ms window ended the utterance
+# could not have settled it yet: only then may the window, not the settled end, decide.
+_SETTLE_IN_MS = 800 - 400
+
+
 async def test_a_final_phrase_is_decided_when_the_recogniser_settles_and_traced_so(
     tmp_path: Path,
 ) -> None:
     stt = shared_stt()
     await stt.warm_up(DECODERS_PER_DECISION)
     # the VAD's windows as long as the menu's 800 ms: the recogniser settles well before one
-    # ends the utterance, unless the machine is so loaded that the decoder thread is far behind
-    # the caller (load 30 here): then the window decides, as it must (the virtual-time test in
-    # tests/media/test_media_listen_latency.py pins the settled end itself)
+    # ends the utterance, unless the decoder thread is far behind the caller (load 15-20 here):
+    # then the window decides, as it must, and the trace says how far behind it was. The
+    # silence waited for (``silence_ms``) is counted in frames, whatever the load; the time to
+    # the decision (``latency_ms``) is not (tests/media/test_media_listen_latency.py pins the
+    # settled end in virtual time).
     slow = {"listen_complete_silence_ms": 800, "listen_final_silence_ms": 800}
     end, heard = await _spoken_input(tmp_path, stt, slow)
     assert end == End("completed", "operator")
-    assert heard["text"] == "operator" and heard["endpoint"] in ("settled", "final")
+    assert heard["text"] == "operator"
     if heard["endpoint"] == "settled":
-        assert heard["latency_ms"] < 800
+        assert heard["silence_ms"] < 800
+    else:  # a window ended it: only a recogniser too far behind to have settled may let it
+        assert heard["endpoint"] in ("final", "silence") and heard["silence_ms"] >= 800
+        assert heard["behind_ms"] >= _SETTLE_IN_MS, heard
     end, heard = await _spoken_input(tmp_path, stt, {**slow, "listen_settled_silence_ms": -1})
     assert end == End("completed", "operator")
-    assert heard["endpoint"] == "final"  # the VAD's window after a final phrase
-    assert heard["latency_ms"] >= 800
+    assert heard["silence_ms"] >= 800  # the VAD's window, however soon the recogniser settled
+    if heard["endpoint"] != "final":  # the window after a final phrase; or behind, any window
+        assert heard["endpoint"] == "silence" and heard["behind_ms"] >= _SETTLE_IN_MS, heard

@@ -535,7 +535,14 @@ class CallMedia(CallInbound):
         result = below_confidence(result, min_confidence)
         latency = self.last_stt_final_ms + silence if self.last_stt_final_ms is not None else None
         endpoint = det.ended_by if frame is None else "max_speech"
-        result = replace(result, text=result.text.strip(), latency_ms=latency, endpoint=endpoint)
+        result = replace(
+            result,
+            text=result.text.strip(),
+            latency_ms=latency,
+            endpoint=endpoint,
+            silence_ms=silence if frame is None else None,
+            behind_ms=w.unread_at_end * det.frame_ms if frame is None else None,
+        )
         self.last_transcript = result
         return result
 

@@ -44,6 +44,7 @@ class SpeechWatcher:
         self.preroll: deque[bytes] = deque(maxlen=preroll_frames)
         self.on_start: Callable[[], None] | None = None
         self._filled: list[bytes] = []  # silence fed for time without packets, not yet audio
+        self.unread_at_end = 0  # frames of the utterance's audio not yet read when it ended
 
     def feed(self, pcm: bytes, voiced: bool, filled: bool = False) -> bool:
         """Account one frame (``filled``: silence for time without packets, module docstring);
@@ -69,6 +70,7 @@ class SpeechWatcher:
             self.audio.put_nowait(pcm)
         if event is not None and event.kind == "end":
             self.gap_ended(real=True)  # the utterance ended in it: the sender meant it
+            self.unread_at_end = self.audio.qsize()
             self.audio.put_nowait(None)
             return True
         return False

@@ -7,7 +7,8 @@ A spoken ``input`` carries its recognition (:func:`recognition_fields`): ``confi
 ``alternatives`` (n-best, best first), the ``min_confidence`` it had to reach, ``latency_ms``
 (end of speech -> result) and ``endpoint`` (what ended the utterance: ``settled``, ``final``,
 ``complete``, ``quiet``, ``silence``, ``max_speech``; ``voxflow.voice.providers.Transcript``),
-when known;
+``silence_ms`` (the VAD silence that endpoint waited for) and ``behind_ms`` (how far the
+recogniser's decoding lagged the caller then), when known;
 ``text`` "" is a recognition that was rejected (the flow's ``nomatch``).
 The trace is the source of truth for debugging and replaying a call in the simulator.
 """
@@ -51,6 +52,10 @@ def recognition_fields(heard: Transcript, min_confidence: float | None) -> dict[
         out["latency_ms"] = round(heard.latency_ms)
     if heard.endpoint is not None:
         out["endpoint"] = heard.endpoint
+    if heard.silence_ms is not None:  # the VAD silence the endpoint waited for
+        out["silence_ms"] = heard.silence_ms
+    if heard.behind_ms is not None:  # how far the recogniser lagged the caller then
+        out["behind_ms"] = heard.behind_ms
     return out
 
 

@@ -44,6 +44,14 @@ class Transcript:
     VAD's silence window after such a final phrase, a whole phrase), ``quiet`` (the longer
     window for anything else once the recogniser's phone loop heard no speech either),
     ``silence`` (the ``listen`` window), ``max_speech``."""
+    silence_ms: int | None = None
+    """The VAD silence the endpoint waited for (the window that ended the utterance: e.g. 60 ms
+    once settled, 800 ms for the ``listen`` window), counted in frames, so it does not depend on
+    how busy the machine is; None when no silence ended it."""
+    behind_ms: int | None = None
+    """How far the recogniser's decoding lagged the caller when the endpoint came: the audio it
+    had not been handed yet. A stream that says ``settled``/``final`` can only shorten the wait
+    once it has decoded that far, so on a loaded machine the longer windows end utterances."""
 
 
 def below_confidence(t: Transcript, min_confidence: float | None) -> Transcript:
