@@ -1,8 +1,9 @@
 """Start-up cost of the CLI: each command in fresh processes, median wall and CPU.
 
 ``python bench/startup.py [-n N] [--before CHECKOUT]`` runs ``python -m voxflow`` with each of
-``--help``, ``validate``, ``lint`` and ``fmt --check`` on ``flows/main_ivr.flow`` and ``test`` on
-``flows/tests/main_ivr.test.yaml``, N times each (default 9). With ``--before`` the other
+``--help`` and ``run --help``, ``validate``, ``lint`` and ``fmt --check`` on
+``flows/main_ivr.flow`` and ``test`` on ``flows/tests/main_ivr.test.yaml``, N times each
+(default 9). With ``--before`` the other
 checkout's code (``PYTHONPATH=CHECKOUT``, this interpreter and its libraries) runs the same
 commands interleaved with this one's, run for run, so both sides see the same machine load; the
 ratios are after / before. Make a baseline with ``git worktree add --detach /tmp/before COMMIT``.
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "--help": ("--help",),
+    "run --help": ("run", "--help"),
     "validate": ("validate", "flows/main_ivr.flow"),
     "lint": ("lint", "flows/main_ivr.flow"),
     "fmt --check": ("fmt", "--check", "flows/main_ivr.flow"),

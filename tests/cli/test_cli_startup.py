@@ -1,9 +1,9 @@
 """What each command imports: ``voxflow --help`` lists the commands without importing them (it
 imported every command's module, ``voxflow.cluster`` with Redis, the telephony stack and numpy
-among them), ``voxflow fmt`` does not load the compiler, ``validate``/``lint`` load no
-telephony, media or Redis, and ``voxflow test`` (virtual time) loads neither the ARI client, the
-media path nor aiohttp. Checked in a fresh process through ``sys.modules``; speed is measured
-in ``bench/startup.py``."""
+among them), ``voxflow run --help`` loads no runtime (it loaded all of it), ``voxflow fmt``
+does not load the compiler, ``validate``/``lint`` load no telephony, media or Redis, and
+``voxflow test`` (virtual time) loads neither the ARI client, the media path nor aiohttp.
+Checked in a fresh process through ``sys.modules``; speed is measured in ``bench/startup.py``."""
 
 from __future__ import annotations
 
@@ -68,6 +68,18 @@ def test_help_imports_no_command() -> None:
     assert code == 0
     assert _hits(modules, (*_RUNTIME, *_RUNTIME_OURS, *_COMPILER, "voxflow.syntax", "lark")) == []
     assert not any(m.startswith("voxflow.cli.") for m in modules - {"voxflow.cli.main"})
+
+
+def test_run_help_imports_no_runtime() -> None:
+    """``voxflow run --help`` (and a usage error) reads the options from
+    ``voxflow.cli.run_command``; ``voxflow.cli.run`` loads the runtime only when a run starts."""
+    for args in (("run", "--help"), ("run", "--no-such-option")):
+        code, modules = _loaded(*args)
+        assert code == (0 if args[-1] == "--help" else 2)
+        heavy = (*_RUNTIME, *_RUNTIME_OURS, *_COMPILER, "voxflow.syntax", "lark", "voxflow.ai")
+        assert _hits(modules, heavy) == []
+        assert _hits(modules, ("voxflow.cli.run", "voxflow.sandbox", "voxflow.testing")) == []
+        assert "voxflow.cli.run_command" in modules  # the probe reached the command
 
 
 @pytest.mark.parametrize("command", ["validate", "lint"])

@@ -58,7 +58,7 @@ def _lint() -> click.Command:
 
 
 def _run() -> click.Command:
-    from voxflow.cli.run import run_command
+    from voxflow.cli.run_command import run_command
 
     return run_command
 
