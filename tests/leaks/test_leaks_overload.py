@@ -110,3 +110,25 @@ async def test_calls_that_entered_stasis_during_timed_out_handshakes_are_answere
         for sim in calls:
             await sim.wait_answered(3.0)  # the bound after the reconnect
         assert sorted(s.app.sessions) == sorted(c.id for c in calls)
+
+
+async def test_a_call_whose_stasis_start_was_lost_is_adopted_when_the_listings_answer_late(
+    tmp_path: Path,
+) -> None:
+    """A call's StasisStart went to a handshake the client gave up; once reconnected, the sweep
+    lists the app's channels, but every GET is answered after the client's deadline: the sweep
+    was given up after 6 tries with the same deadline and the call rang until the next
+    reconnect. A listing that timed out now goes again with twice the deadline."""
+    app = {"request_timeout": 0.4, "reconnect_initial": 0.05, "reconnect_max": 0.1}
+    async with serving_text(tmp_path, WAIT_FLOW, app=app) as s:
+        sb, stream = s.sb, s.app._events
+        sb.faults.slow_handshakes(1, 0.8)
+        sb.faults.slow_requests(
+            0.8, method="GET", path="^/(applications/voxflow|channels|bridges)$"
+        )
+        sb.faults.drop_events_socket("voxflow")
+        await until(lambda: sb.pbx.app_active("voxflow") and not stream.connected, 5, "late")
+        sim = await sb.place_call(from_="+15550100", to="100", wait_app=0)
+        await until(lambda: stream.connected, 10, "reconnected")
+        await sim.wait_answered(8.0)  # the bound after the reconnect
+        assert list(s.app.sessions) == [sim.id]

@@ -14,9 +14,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from voxflow.errors import AriConnectionError, AriError, AriNotFound, AriServerError
+from voxflow.errors import (
+    AriConnectionError,
+    AriError,
+    AriNotFound,
+    AriServerError,
+    AriTimeoutError,
+)
 
-__all__ = ["Backoff", "RestLike", "delete_until_gone", "is_transient", "retry_until_done"]
+__all__ = [
+    "DEADLINE_MAX",
+    "Backoff",
+    "RestLike",
+    "delete_until_gone",
+    "is_transient",
+    "retry_until_done",
+    "retry_with_deadlines",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +49,10 @@ class Backoff:
     initial: float = 0.1
     cap: float = 5.0
     attempts: int | None = 12
+
+
+DEADLINE_MAX = 120.0
+"""Seconds: the longest deadline :func:`retry_with_deadlines` gives a request."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -70,6 +88,31 @@ async def retry_until_done(
             log.info("%s failed (%s); retrying in %.2fs", what, exc, delay)
         await sleep(delay)
         delay = min(backoff.cap, delay * 2)
+
+
+async def retry_with_deadlines(
+    op: Callable[[float | None], Awaitable[object]],
+    what: str,
+    *,
+    base: float,
+    backoff: Backoff = Backoff(),
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> bool:
+    """:func:`retry_until_done` for requests a repeat cannot make act twice (GETs): ``op`` is
+    given its deadline, None (the client's own, ``base`` seconds) at first, then twice the last
+    after each timeout, up to :data:`DEADLINE_MAX`, so an overloaded Asterisk that answers later
+    than the client's deadline is heard."""
+    deadline: float | None = None
+
+    async def attempt() -> object:
+        nonlocal deadline
+        try:
+            return await op(deadline)
+        except AriTimeoutError:
+            deadline = min(DEADLINE_MAX, (deadline or base) * 2)
+            raise
+
+    return await retry_until_done(attempt, what, backoff=backoff, sleep=sleep)
 
 
 async def delete_until_gone(

@@ -295,9 +295,11 @@ class AriRestClient:
 
     # ------------------------------------------------------------------ applications
 
-    async def get_application(self, app: str) -> dict[str, Any]:
-        """``GET /applications/{app}``: ``channel_ids``, ``bridge_ids``..."""
-        result: dict[str, Any] = await self.request("GET", f"/applications/{_seg(app)}")
+    async def get_application(self, app: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """``GET /applications/{app}``: ``channel_ids``, ``bridge_ids``... (``timeout``: this
+        request's deadline, else the client's)."""
+        path = f"/applications/{_seg(app)}"
+        result: dict[str, Any] = await self.request("GET", path, timeout=timeout)
         return result
 
     async def list_applications(self) -> list[dict[str, Any]]:
@@ -323,9 +325,9 @@ class AriRestClient:
 
     # ------------------------------------------------------------------ channels
 
-    async def list_channels(self) -> list[Channel]:
-        """``GET /channels``."""
-        data = await self.request("GET", "/channels")
+    async def list_channels(self, *, timeout: float | None = None) -> list[Channel]:
+        """``GET /channels`` (``timeout``: this request's deadline, else the client's)."""
+        data = await self.request("GET", "/channels", timeout=timeout)
         return [Channel.model_validate(c) for c in data or []]
 
     async def get_channel(self, channel_id: str) -> Channel:
@@ -559,9 +561,9 @@ class AriRestClient:
 
     # ------------------------------------------------------------------ bridges
 
-    async def list_bridges(self) -> list[Bridge]:
-        """``GET /bridges``."""
-        data = await self.request("GET", "/bridges")
+    async def list_bridges(self, *, timeout: float | None = None) -> list[Bridge]:
+        """``GET /bridges`` (``timeout``: this request's deadline, else the client's)."""
+        data = await self.request("GET", "/bridges", timeout=timeout)
         return [Bridge.model_validate(b) for b in data or []]
 
     async def create_bridge(

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from voxflow import observe
-from voxflow.ari.cleanup import Backoff, retry_until_done
+from voxflow.ari.cleanup import Backoff, retry_with_deadlines
 from voxflow.ari.dispatch import Dispatcher
 from voxflow.ari.events import AriEventStream
 from voxflow.ari.models import (
@@ -608,28 +608,35 @@ class VoxtraApp:
             self._spawn(self._sweep_logged(), "orphan-sweep")
             return
         # 5xx and connection errors are retried (bounded): a sweep given up leaves a call whose
-        # StasisStart was lost in Stasis, unserved, until the next reconnect.
-        await retry_until_done(self.resync, "ARI resync after reconnect", backoff=_SWEEP_RETRY)
+        # StasisStart was lost in Stasis, unserved, until the next reconnect. A listing that
+        # timed out goes again with twice the deadline: an overloaded Asterisk answers late.
+        await retry_with_deadlines(
+            self.resync, "ARI resync after reconnect", base=self.rest.timeout, backoff=_SWEEP_RETRY
+        )
         await self._sweep_logged()
 
     async def _sweep_logged(self) -> None:
-        await retry_until_done(
-            self.sweep_orphans, "sweeping orphaned calls, media and bridges", backoff=_SWEEP_RETRY
+        await retry_with_deadlines(
+            self.sweep_orphans,
+            "sweeping orphaned calls, media and bridges",
+            base=self.rest.timeout,
+            backoff=_SWEEP_RETRY,
         )
 
-    async def sweep_orphans(self) -> SweepReport:
-        """See :func:`voxflow.telephony.orphans.sweep` (also run at start-up and reconnect)."""
+    async def sweep_orphans(self, deadline: float | None = None) -> SweepReport:
+        """See :func:`voxflow.telephony.orphans.sweep` (also run at start-up and reconnect;
+        ``deadline``: its listings' own, else the client's)."""
         self._seen = set()
         try:
-            report = await sweep(self, outbound_arg=OUTBOUND_ARG)
+            report = await sweep(self, outbound_arg=OUTBOUND_ARG, deadline=deadline)
         finally:
             self._seen = None
         self.sweeps += 1
         return report
 
-    async def resync(self) -> None:
+    async def resync(self, deadline: float | None = None) -> None:
         """See :func:`voxflow.telephony.resync.resync_after_reconnect`."""
-        await resync_after_reconnect(self)
+        await resync_after_reconnect(self, deadline)
 
     # ------------------------------------------------------------------ internals for sessions
 

@@ -86,13 +86,16 @@ def _is_our_leg(ch: Channel, outbound_arg: str) -> bool:
     return ch.id.startswith(OUTBOUND_PREFIX) or outbound_arg in data.split(",")[1:2]
 
 
-async def sweep(app: VoxtraApp, *, outbound_arg: str) -> SweepReport:
+async def sweep(app: VoxtraApp, *, outbound_arg: str, deadline: float | None = None) -> SweepReport:
     """Adopt or end the application's channels that have no session; remove voxflow's media
-    channels and bridges that no live session owns. Raises ``AriError`` if listing fails."""
+    channels and bridges that no live session owns. Raises ``AriError`` if listing fails
+    (``deadline``: the listings' own, else the client's)."""
     report = SweepReport()
     rest = app.rest
     listing = await asyncio.gather(  # at once: a dead worker's callers wait
-        rest.get_application(app.app_name), rest.list_channels(), rest.list_bridges()
+        rest.get_application(app.app_name, timeout=deadline),
+        rest.list_channels(timeout=deadline),
+        rest.list_bridges(timeout=deadline),
     )
     info, all_channels, bridges = listing
     in_app = set(info.get("channel_ids") or [])

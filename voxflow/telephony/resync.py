@@ -22,18 +22,21 @@ __all__ = ["release_lost_link", "resync_after_reconnect", "resync_link_app"]
 log = logging.getLogger("voxflow.telephony.app")  # the records the app logged before this split
 
 
-async def resync_after_reconnect(app: VoxtraApp) -> None:
+async def resync_after_reconnect(app: VoxtraApp, deadline: float | None = None) -> None:
     """Reconcile ``app``'s sessions with Asterisk after a reconnect: calls still up keep going,
-    calls that ended while disconnected are completed (callbacks fire once)."""
+    calls that ended while disconnected are completed (callbacks fire once). ``deadline``: the
+    listings' own, else the client's."""
     snapshot = [s for s in app._sessions.values() if not s.ended]
     if not snapshot:
         return
-    channels = {c.id: c for c in await app.rest.list_channels()}
+    rest = app.rest
+    channels = {c.id: c for c in await rest.list_channels(timeout=deadline)}
     try:
-        in_app = set((await app.rest.get_application(app.app_name)).get("channel_ids", []))
+        listed = await rest.get_application(app.app_name, timeout=deadline)
+        in_app = set(listed.get("channel_ids", []))
     except AriHTTPError:
         in_app = set(channels)
-    bridges = {b.id: b for b in await app.rest.list_bridges()}
+    bridges = {b.id: b for b in await rest.list_bridges(timeout=deadline)}
     for session in snapshot:
         if session.ended:
             continue
