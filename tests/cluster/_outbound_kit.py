@@ -329,15 +329,20 @@ async def outbound_cluster(
 
 @contextlib.asynccontextmanager
 async def per_call_worker(
-    flow: Path, state: ClusterState, hook_url: str, *, link_grace: float = 0.5
+    flow: Path,
+    state: ClusterState,
+    hook_url: str,
+    *,
+    link_grace: float = 0.5,
+    mode: str = "per_call",
 ) -> AsyncIterator[FlowServer]:
-    """An in-process ``per_call`` worker in cluster mode (link grace 0.5 s unless told),
-    listening on a free 127.0.0.1 port (``server.app.links.server.port``), webhooks to
+    """An in-process ``per_call`` (or ``mode``) worker in cluster mode (link grace 0.5 s unless
+    told), listening on a free 127.0.0.1 port (``server.app.links.server.port``), webhooks to
     ``hook_url``."""
     reg = FlowRegistry()
     reg.load([flow])
     app = VoxtraApp(
-        "", "asterisk", "secret", "voxflow", mode="per_call", listen=("127.0.0.1", 0),
+        "", "asterisk", "secret", "voxflow", mode=mode, listen=("127.0.0.1", 0),
         event_wait=2.0, link_grace=link_grace, handler_grace=0.2,
     )  # fmt: skip
     server = FlowServer(app, reg, Settings(grace_period=2, webhook_url=hook_url), store=state)

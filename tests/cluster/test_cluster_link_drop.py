@@ -207,3 +207,58 @@ async def test_a_request_while_the_link_is_down_never_runs_the_error_handling_of
             await asyncio.sleep(0.3)
             ended = [h["data"] for h in hooks if h["event"] == "call.ended"]
             assert [(d["outcome"], d.get("reason")) for d in ended] == [("completed", "done")]
+
+
+async def test_a_dropped_link_with_many_calls_reads_their_entries_in_one_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a persistent link carries three calls; while it is down the worker watches their
+    # registry entries (has another worker adopted them?): one read per poll for all three,
+    # not one GET per call every 0.2 s
+    flow = tmp_path / "menu.flow"
+    flow.write_text(MENU_FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        webhook_receiver() as (hook_url, _hooks),
+        ClusterState(rs.url, worker_id="a") as sa,
+        per_call_worker(flow, sa, hook_url, link_grace=5.0, mode="persistent") as a,
+    ):
+        assert a.app.links is not None
+        uri = f"ws://127.0.0.1:{a.app.links.server.port}/voxflow"
+        cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret", "persistent")
+        cfg.reconnect_interval = 1.0
+        sb.add_outbound_websocket(cfg)
+        await sb.wait_app("voxflow")
+        calls = [await sb.place_call(from_=f"+1555010{i}", to="100") for i in range(3)]
+        for call in calls:
+            await checkpointed_at(rs.url, call.id, "menu", 30, picked="early")
+        reads: list[list[str]] = []
+        redis = sa.redis
+        get, mget = redis.get, redis.mget
+
+        async def counted_get(key: str) -> object:
+            if ":call:" in key:
+                reads.append([key])
+            return await get(key)
+
+        async def counted_mget(keys: list[str], *more: str) -> object:
+            if any(":call:" in k for k in keys):
+                reads.append(list(keys))
+            return await mget(keys, *more)
+
+        monkeypatch.setattr(redis, "get", counted_get)
+        monkeypatch.setattr(redis, "mget", counted_mget)
+        links = a.app.links
+        for conn in list(links.server.connections):
+            conn.abort()  # the network drops; Asterisk reconnects after 1 s
+        await until(lambda: not links.up("voxflow"), 5, "the link down")
+        await until(lambda: links.up("voxflow"), 10, "the link back")
+        assert reads, "the registry was not read while the link was down"
+        ids = {c.id for c in calls}
+        for keys in reads:
+            assert {k.rsplit("call:", 1)[-1] for k in keys} == ids, reads
+        for call in calls:
+            await call.press("1")
+        for call in calls:
+            await call.wait_hangup(15)

@@ -402,7 +402,21 @@ class ClusterState:
     async def moved(self, call_id: str) -> bool:
         """True when the registry names another worker for the call (it adopted it); False
         when it names this one, none, or Redis did not answer."""
-        raw = await self._op("read call entry", lambda: self.redis.get(self._k("call", call_id)))
+        return call_id in await self.moved_among([call_id])
+
+    async def moved_among(self, call_ids: Sequence[str]) -> set[str]:
+        """The calls of ``call_ids`` whose registry entry names another worker (it adopted
+        them), in one MGET; none when Redis did not answer."""
+        if not call_ids:
+            return set()
+        keys = [self._k("call", cid) for cid in call_ids]
+        got = await self._op("read call entries", lambda: self.redis.mget(keys))
+        if got is None:
+            return set()
+        return {cid for cid, raw in zip(call_ids, got, strict=True) if self._names_other(raw)}
+
+    def _names_other(self, raw: str | bytes | None) -> bool:
+        """A registry entry naming a worker other than this one."""
         if raw is None:
             return False
         try:

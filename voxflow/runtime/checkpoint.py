@@ -300,6 +300,10 @@ class CallStore(Protocol):
         """True when the store names another worker for the call (it adopted it)."""
         ...
 
+    async def moved_among(self, call_ids: Sequence[str]) -> set[str]:
+        """The calls of ``call_ids`` the store names another worker for, in one read."""
+        ...
+
     def let_go(self, call_id: str, *, pending: bool = True) -> None:
         """This worker no longer drives the call; its entry and checkpoint stay in the store
         (``pending``: its queued checkpoint is still written)."""

@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 BALANCER_CHECKS = 3  # failed /readyz checks a draining worker waits for (HAProxy's ``fall``)
 BALANCER_WAIT = 5.0  # ... for at most this long (s)
-MOVED_POLL = 0.2  # s between two reads of a call's registry entry while its link is down
+MOVED_POLL = 0.2  # s between two reads of the registry entries of calls whose link is down
 
 
 class FlowServer:
@@ -97,6 +97,8 @@ class FlowServer:
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self.handed_over = 0  # calls handed over to another worker while draining (metrics)
         self._lost_links: set[asyncio.Task[None]] = set()  # see _links_lost
+        self._down: dict[str, CallSession] = {}  # calls whose link is down (see _links_down)
+        self._watcher: asyncio.Task[None] | None = None  # reads their registry entries
         self.ended_for_dead = 0  # ends run for a dead worker's call whose channel was gone
         self.readiness_checks = 0  # /readyz answers (see readiness_checked)
         self.not_ready_checks = 0  # of which 503 (draining): the balancer takes us out
@@ -581,22 +583,30 @@ class FlowServer:
         """Cluster mode: these calls' outbound link just closed (``VoxtraApp.links_down``):
         each is watched until its link is back, it ends, or another worker adopts it."""
         for session in sessions:
-            task = asyncio.ensure_future(self._watch_moved(session))
+            self._down[str(session.id)] = session
+        if self._watcher is None or self._watcher.done():
+            task = asyncio.ensure_future(self._watch_moved())
+            self._watcher = task
             self._lost_links.add(task)
             task.add_done_callback(self._lost_links.discard)
 
-    async def _watch_moved(self, session: CallSession) -> None:
-        """While the call's link is down, read its registry entry every ``MOVED_POLL`` s:
-        once it names another worker (Asterisk re-connected the call there and it adopted
-        it), let the call go at once, not when the link grace is over: the flow here would
-        go on acting on a call another worker drives (timeouts, webhooks, an end)."""
-        sid, store = str(session.id), self.store
-        while store is not None and sid in self.drivers and not session.ended:
-            if self.app.link_up(session.ari_app):
+    async def _watch_moved(self) -> None:
+        """While calls' links are down, read their registry entries every ``MOVED_POLL`` s, all
+        of them in one request (a persistent link carries many calls; a network blip drops
+        many per-call links at once): once a call's entry names another worker (Asterisk
+        re-connected the call there and it adopted it), let it go at once, not when the link
+        grace is over: the flow here would go on acting on a call another worker drives
+        (timeouts, webhooks, an end)."""
+        store = self.store
+        while store is not None:
+            for sid, session in list(self._down.items()):
+                if sid not in self.drivers or session.ended or self.app.link_up(session.ari_app):
+                    del self._down[sid]
+            if not self._down:
                 return
-            if await store.moved(sid):
-                self._let_go_moved(sid)
-                return
+            for sid in await store.moved_among(list(self._down)):
+                if self._down.pop(sid, None) is not None:
+                    self._let_go_moved(sid)
             await asyncio.sleep(MOVED_POLL)
 
     def _let_go_moved(self, sid: str) -> bool:
