@@ -5,6 +5,7 @@ exit key of the step puts the caller back in the queue."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -60,3 +61,24 @@ async def test_another_digit_puts_the_caller_back_in_the_queue(tmp_path: Path) -
         end = await env.result(call, 30)
         assert end == End("completed", "timeout")
         assert env.said(call) == ["Still nobody, position 1."]
+
+
+async def test_another_digit_keeps_the_caller_s_place_in_the_queue(tmp_path: Path) -> None:
+    # Asterisk's valid_exit lets any digit [voxflow-queue-exit] matches out of Queue(); voxflow
+    # queues the caller again with Queue()'s position argument (QUEUEPOSITION when it left), so
+    # a key the step does not list does not send the caller to the back (it did: position 2)
+    flow = tmp_path / "leave.flow"
+    flow.write_text(FLOW.replace("timeout 3s", "timeout 30s"))
+    async with serving([flow]) as env:
+        first = await env.call("100")
+        await first.wait_for("queue", 20)
+        second = await env.call("100")
+        await second.wait_for("queue", 20)  # queued behind the first caller
+        await first.press("5")
+        async with asyncio.timeout(20):
+            while sum(e["type"] == "queue" for e in first.experience()) < 2:  # noqa: ASYNC110  # no event per entry
+                await asyncio.sleep(0.05)  # back in Queue()
+        await first.press("1")
+        assert await env.result(first, 30) == End("completed", "message")
+        assert env.said(first) == ["You left the queue at position 1 with key 1."]
+        await second.hangup()

@@ -13,13 +13,15 @@ from voxflow.sandbox import QueueAgent, Sandbox
 from voxflow.sandbox.caller import SimCall
 
 
-async def _queued(ari: RawAri, sb: Sandbox, queue: str, timeout: str = "2") -> tuple[str, Any]:
+async def _queued(
+    ari: RawAri, sb: Sandbox, queue: str, timeout: str = "2", position: str = ""
+) -> tuple[str, Any]:
     call = await sb.place_call(to="100")
     await ari.next("StasisStart")
     cid = call.id
     assert (await ari.req("POST", f"/channels/{cid}/answer"))[0] == 204
     variables = {"VOXFLOW_APP": "voxflow", "VOXFLOW_QUEUE": queue, "VOXFLOW_QUEUE_OPTIONS": "c",
-                 "VOXFLOW_QUEUE_TIMEOUT": timeout}  # fmt: skip
+                 "VOXFLOW_QUEUE_TIMEOUT": timeout, "VOXFLOW_QUEUE_POSITION": position}  # fmt: skip
     for name, value in variables.items():
         await ari.req("POST", f"/channels/{cid}/variable", variable=name, value=value)
     await ari.req("POST", "/applications/voxflow/subscription", eventSource=f"channel:{cid}")
@@ -80,3 +82,18 @@ async def test_queueposition_counts_the_callers_ahead(sandbox: Sandbox, ari: Raw
     got = await ari.collect(quiet=0.3)
     assert _back(got) == [["queue-return", "EXITWITHKEY", "", "2", "", "5"]]
     assert sandbox.pbx.contexts.queues["support"].waiting == [first]
+
+
+async def test_queue_s_position_argument_puts_a_caller_back_in_its_place(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    """Queue()'s ninth argument (app_queue.c join_queue: inserted at ``position``, 1 = next in
+    line; past the last caller: at the back), which [voxflow-queue] fills with
+    ${VOXFLOW_QUEUE_POSITION} (empty: at the back)."""
+    first, _ = await _queued(ari, sandbox, "support", timeout="30")
+    second, _ = await _queued(ari, sandbox, "support", timeout="30")
+    back, _ = await _queued(ari, sandbox, "support", timeout="30", position="1")
+    far, _ = await _queued(ari, sandbox, "support", timeout="30", position="9")
+    assert sandbox.pbx.contexts.queues["support"].waiting == [back, first, second, far]
+    ch = sandbox.pbx.channels[back]
+    assert (ch.app_name, ch.app_data) == ("Queue", "support,c,,,30,,,,1")

@@ -77,6 +77,10 @@ def test_the_queue_context_takes_its_extension_and_never_h() -> None:
     prog = program("voxflow-queue", QUEUE_EXTENSION)
     queue = next(a for a in prog if a.startswith("Queue("))
     assert "${VOXFLOW_QUEUE_OPTIONS}" in queue and "${VOXFLOW_QUEUE_TIMEOUT}" in queue
+    # Queue(queuename,options,URL,announceoverride,timeout,AGI,gosub,rule,position) (Asterisk
+    # 21+: no macro argument): a caller queued again keeps its place
+    args = queue[len("Queue(") : -1].split(",")
+    assert args[4] == "${VOXFLOW_QUEUE_TIMEOUT}" and args[8] == "${VOXFLOW_QUEUE_POSITION}", args
     assert any(a.startswith("Stasis(${VOXFLOW_APP},queue-return,${QUEUESTATUS}") for a in prog)
 
 

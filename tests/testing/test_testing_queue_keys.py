@@ -117,3 +117,27 @@ def test_exit_keys_position_and_wait_in_voxflow_test(tmp_path: Path) -> None:
     run = run_paths([tmp_path])
     assert not run.errors
     assert [o.failures for o in run.outcomes] == [[], [], [], []]
+
+
+KEEP_SCENARIO = """flow: t.flow
+scenarios:
+  - name: another digit keeps the caller's place
+    mocks:
+      queue: [{status: TIMEOUT, position: 3, times: 1}]   # queued again: no mock
+    steps:
+      - {press: 7, at: 30s}
+      - {press: 1, at: 40s}
+    expect:
+      variables: {q: {status: EXITWITHKEY, position: 3, wait: null, key: "1"}}
+      ended: {reason: message}
+"""
+
+
+def test_another_digit_keeps_the_caller_s_place_in_voxflow_test(tmp_path: Path) -> None:
+    """Queued again after a digit the step does not list, the caller is put back at its
+    QUEUEPOSITION (Queue()'s position argument), as on Asterisk: not at the back (1 before)."""
+    (tmp_path / "t.flow").write_text(EXIT_FLOW)
+    (tmp_path / "t.test.yaml").write_text(KEEP_SCENARIO)
+    run = run_paths([tmp_path])
+    assert not run.errors
+    assert [o.failures for o in run.outcomes] == [[]]

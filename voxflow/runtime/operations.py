@@ -115,7 +115,8 @@ async def _queue(d: CallDriver[Any], cmd: ev.Queue) -> dict[str, Any]:
     the caller left with one of the step's exit keys, ``failed`` if the call could not be sent
     there, ``unknown`` if it left and nothing says what became of it (per-call websockets: an
     agent may have it, or the caller hung up). A digit the queue's context let out that is not
-    one of the step's keys puts the caller back in the queue for the time left."""
+    one of the step's keys puts the caller back in the queue for the time left, at the place
+    it had (its QUEUEPOSITION: ``Queue()``'s position argument), not at the back."""
     d._say_line("system", f"queue {cmd.name}")
     if cmd.announce:
         await _say(d, ev.Say(cmd.cid, cmd.announce))
@@ -124,23 +125,27 @@ async def _queue(d: CallDriver[Any], cmd: ev.Queue) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + cmd.timeout_ms / 1000.0
     timeout = cmd.timeout_ms / 1000.0
+    position: int | None = None
     while True:
-        back = await _queue_once(d, cmd, timeout)
+        back = await _queue_once(d, cmd, timeout, position)
         if back is None or back.status != EXIT_WITH_KEY or back.key in cmd.keys:
             break
-        timeout = deadline - loop.time()
-        d._say_line("system", f"queue {cmd.name}: key {back.key or '?'} is no exit key here")
+        timeout, position = deadline - loop.time(), back.position
+        place = f" (back at position {position})" if position else ""
+        d._say_line("system", f"queue {cmd.name}: key {back.key or '?'} is no exit key here{place}")
         if timeout < 1:  # Queue() would take 0 as "no timeout"
             return {"outcome": "timeout", "status": "", "key": back.key}
     return _queue_result(d, cmd, back)
 
 
-async def _queue_once(d: CallDriver[Any], cmd: ev.Queue, timeout: float) -> QueueReturn | None:
+async def _queue_once(
+    d: CallDriver[Any], cmd: ev.Queue, timeout: float, position: int | None
+) -> QueueReturn | None:
     d._leaving = True  # a call leaving for good is not the caller hanging up
     try:
         return await d.session.transfer_to_queue(
             cmd.name, timeout=timeout, music=cmd.music, priority=cmd.priority,
-            exit_keys="".join(cmd.keys),
+            exit_keys="".join(cmd.keys), position=position,
         )  # fmt: skip
     except (ValueError, AriError) as exc:
         d.log.warning("call %s: queue %r failed: %s", d.state.call.id, cmd.name, exc)

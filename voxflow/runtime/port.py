@@ -186,13 +186,15 @@ class CallPort(Protocol[P]):
         music: str | None = None,
         priority: int | None = None,
         exit_keys: str = "",
+        position: int | None = None,
     ) -> QueueReturn | None:
         """Queue the call in ``name`` until the dialplan's ``Queue()`` hands it back: Asterisk's
         ``QUEUESTATUS`` (``CONTINUE``, ``TIMEOUT``, ``FULL``...; see ``spec.semantics.QUEUE_STATUS``
         for the outcome) or ``EXITWITHKEY`` with the key, and ``QUEUEPOSITION``/``QUEUEWAIT``;
         None when the call left and nothing says what became of it (per-call websockets: not
         back in time; an agent may have it, or the caller hung up). ``exit_keys``: the step's
-        keys (Asterisk decides by the queue's context; a simulation by them). Raises
+        keys (Asterisk decides by the queue's context; a simulation by them). ``position``: the
+        place to join at (1 = next in line; ``Queue()``'s position argument), else the back. Raises
         ``CallEndedError`` if the caller hangs up meanwhile."""
         ...
 

@@ -131,6 +131,7 @@ class EndedCall:
         music: str | None = None,
         priority: int | None = None,
         exit_keys: str = "",
+        position: int | None = None,
     ) -> QueueReturn | None:
         raise self._gone()
 

@@ -9,7 +9,9 @@ They mirror ``docs/asterisk/extensions.conf`` and the event sequences of real As
   A ``Dial()`` that is not answered returns with ``transfer-return,<DIALSTATUS>``; an answered
   one keeps the caller (the far end hears "transferred") until someone hangs up.
 * ``[voxflow-queue]`` (extension ``queue``): ``Queue(${VOXFLOW_QUEUE},${VOXFLOW_QUEUE_OPTIONS},,,
-  ${VOXFLOW_QUEUE_TIMEOUT})`` with scripted agents (:class:`QueueAgent`), then
+  ${VOXFLOW_QUEUE_TIMEOUT},,,,${VOXFLOW_QUEUE_POSITION})`` with scripted agents
+  (:class:`QueueAgent`); the position argument inserts the caller at that place (1 = next in
+  line; past the last caller, or empty: at the back), as app_queue.c's ``join_queue``; then
   ``Stasis(app,queue-return,${QUEUESTATUS},${ANSWEREDTIME},${QUEUEPOSITION},${QUEUEWAIT})``. The
   variables Queue() sets come in the captured order; ``DIALSTATUS`` is never set by it.
   ``FULL``/``JOINEMPTY`` return at once, ``LEAVEEMPTY`` one second after joining (Asterisk checks
@@ -281,7 +283,8 @@ class ShippedContexts:
             timeout = float(v.get("VOXFLOW_QUEUE_TIMEOUT") or 0)
         except ValueError:
             timeout = 0.0
-        data = f"{name},{options},,,{v.get('VOXFLOW_QUEUE_TIMEOUT', '')}"
+        place = v.get("VOXFLOW_QUEUE_POSITION", "")
+        data = f"{name},{options},,,{v.get('VOXFLOW_QUEUE_TIMEOUT', '')},,,,{place}"
         self._app_step(ch, "queue", 1, "NoOp", f"voxflow queue {name}")
         self._app_step(ch, "queue", 2, "Queue", data)
         q = self.queues.get(name)
@@ -299,7 +302,8 @@ class ShippedContexts:
             self.pbx.set_var(ch, var, "")
         self.pbx.set_var(ch, "QUEUEWAIT", "")
         self.pbx.set_var(ch, "QUEUEWAIT_MS", "")
-        q.waiting.append(ch.id)
+        at = int(place) if place.isdigit() else 0  # app_queue.c: atoi(args.position)
+        q.waiting.insert(at - 1 if 0 < at <= len(q.waiting) else len(q.waiting), ch.id)
         if ch.far is not None:
             ch.far.far_event("queue", {"queue": name, "music": options})
         joined = self._joined[ch.id] = self.pbx.clock.now()

@@ -14,7 +14,9 @@ subscribes to the channel first: a caller hanging up in the queue still reaches 
 Variables a trip sets (the shipped contexts read them): ``VOXFLOW_APP`` (where to come back),
 ``VOXFLOW_TRANSFER_TARGET`` (``TECH/resource`` for the ``endpoint`` extension),
 ``VOXFLOW_QUEUE``, ``VOXFLOW_QUEUE_OPTIONS`` (``c`` plus ``m(class)`` for music),
-``VOXFLOW_QUEUE_TIMEOUT`` (seconds), ``QUEUE_PRIO`` (Asterisk's own queue priority).
+``VOXFLOW_QUEUE_TIMEOUT`` (seconds), ``VOXFLOW_QUEUE_POSITION`` (``Queue()``'s position
+argument: a caller queued again after a key the step does not list goes back to its place;
+empty: at the back), ``QUEUE_PRIO`` (Asterisk's own queue priority).
 """
 
 from __future__ import annotations
@@ -189,10 +191,16 @@ def transfer_route(number: str) -> tuple[str, dict[str, str]]:
 
 
 def queue_variables(
-    name: str, *, timeout: float | None, music: str | None, priority: int | None
+    name: str,
+    *,
+    timeout: float | None,
+    music: str | None,
+    priority: int | None,
+    position: int | None = None,
 ) -> dict[str, str]:
     """The channel variables ``[voxflow-queue]`` reads for one queue step (``ValueError`` for
-    a malformed queue name or music class)."""
+    a malformed queue name or music class). ``position``: the place to join at (1 = next in
+    line), always set so that a value of an earlier queue step does not stay on the channel."""
     if not _QUEUE_NAME.match(name):
         raise ValueError(f"invalid queue name {name!r}")
     if music is not None and not _MUSIC_CLASS.match(music):
@@ -202,6 +210,7 @@ def queue_variables(
         "VOXFLOW_QUEUE": name,
         "VOXFLOW_QUEUE_OPTIONS": options,
         "VOXFLOW_QUEUE_TIMEOUT": str(max(1, round(timeout))) if timeout else "",
+        "VOXFLOW_QUEUE_POSITION": str(position) if position and position > 0 else "",
     }
     if priority is not None:
         out["QUEUE_PRIO"] = str(priority)

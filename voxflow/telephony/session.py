@@ -364,6 +364,7 @@ class CallSession:
         music: str | None = None,
         priority: int | None = None,
         exit_keys: str = "",
+        position: int | None = None,
     ) -> QueueReturn | None:
         """Put the call in queue ``name`` (``queue_context`` runs ``Queue()`` with the ``c``
         option, ``timeout`` seconds, music class ``music``, ``QUEUE_PRIO=priority``) and wait
@@ -373,8 +374,12 @@ class CallSession:
         ``[voxflow-queue-exit]``). ``exit_keys`` is not sent: which digits leave is the queue's
         context, on Asterisk as in the sandbox. None: the call left and nothing says what became
         of it (per-call outbound websockets: not back in time; an agent may have it, or the
-        caller hung up). Raises ``CallEndedError`` when the caller hangs up meanwhile."""
-        variables = queue_variables(name, timeout=timeout, music=music, priority=priority)
+        caller hung up). ``position``: join at that place (``Queue()``'s position argument; the
+        caller's QUEUEPOSITION when it is queued again), else at the back. Raises
+        ``CallEndedError`` when the caller hangs up meanwhile."""
+        variables = queue_variables(
+            name, timeout=timeout, music=music, priority=priority, position=position
+        )
         self._check_live()
         return await queue(self, variables)
 

@@ -253,8 +253,9 @@ class QueueMock(_Timed):
     status: str | None = None
     result: str = "answered"
     after: float = 10.0
-    position: int = Field(default=1, ge=1)
-    """``QUEUEPOSITION``: the caller's place when it left the queue (1 = next in line)."""
+    position: int | None = Field(default=None, ge=1)
+    """``QUEUEPOSITION``: the caller's place when it left the queue (1 = next in line); default
+    1, or the place a caller queued again after a key the step does not list had."""
     wait: float | None = None
     """``QUEUEWAIT`` (seconds queued before an agent answered or the timeout); default
     ``after``."""

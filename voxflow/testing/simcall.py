@@ -514,12 +514,15 @@ class SimCall:
         music: str | None = None,
         priority: int | None = None,
         exit_keys: str = "",
+        position: int | None = None,
     ) -> QueueReturn:
         """The shipped [voxflow-queue]: Queue() hands the call back with the mock's QUEUESTATUS
         after ``after`` s (no mock: nobody answers, as with the shipped queues.conf, which has
         no members: TIMEOUT once the step's timeout passed). A step with exit keys queues in a
         queue whose context is [voxflow-queue-exit]: any digit 0-9 pressed meanwhile leaves
-        Queue() at once (EXITWITHKEY, no QUEUEWAIT), as ``_X`` there matches it."""
+        Queue() at once (EXITWITHKEY, no QUEUEWAIT), as ``_X`` there matches it. Queued again
+        at ``position`` (the place it had), the caller keeps it: QUEUEPOSITION is that, unless
+        the mock says otherwise."""
         self._live()
         self.res.queues.append(name)
         self.mocks.failure("queue", name)
@@ -531,7 +534,7 @@ class SimCall:
         if m is None:
             self.log("mock", f"queue {name}: no mock, nobody answers")
         self._leave()
-        position = m.position if m else 1
+        position = m.position if m and m.position is not None else (position or 1)
         key = await self._queued(after, bool(exit_keys))
         if key:
             self.log("flow", f"queue {name}: key {key} leaves Queue() by [voxflow-queue-exit]")
