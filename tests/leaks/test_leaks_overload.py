@@ -10,7 +10,7 @@ from pathlib import Path
 from _leaks_kit import clean, serving_text, until
 
 from voxflow.runtime.events import End
-from voxflow.sandbox import Sandbox
+from voxflow.sandbox import QueueAgent, Sandbox
 from voxflow.telephony.app import VoxtraApp
 from voxflow.telephony.session import CallSession
 
@@ -132,3 +132,34 @@ async def test_a_call_whose_stasis_start_was_lost_is_adopted_when_the_listings_a
         await until(lambda: stream.connected, 10, "reconnected")
         await sim.wait_answered(8.0)  # the bound after the reconnect
         assert list(s.app.sessions) == [sim.id]
+
+
+QUEUE_FLOW = """\
+flow slowvars "a queue whose variables are set late":
+    answers "100"
+
+state start:
+    answer
+    queue "desk" timeout 20s:
+        on answered:
+            hangup "answered"
+        on timeout:
+            hangup "timeout"
+        on failed:
+            hangup "failed"
+"""
+
+
+async def test_channel_variables_set_later_than_the_deadline_do_not_fail_the_queue(
+    tmp_path: Path,
+) -> None:
+    """The queue's channel variables (POST /channels/{id}/variable) are set but answered after
+    the client's deadline: the queue step failed. Setting a variable to the same value again
+    changes nothing, so one that timed out now goes again with twice the deadline."""
+    app = {"request_timeout": 0.4}
+    async with serving_text(tmp_path, QUEUE_FLOW, app=app) as s:
+        s.sb.add_queue("desk", [QueueAgent("ann", answer_after=0.2, talk=0.2)])
+        s.sb.faults.slow_requests(0.5, method="POST", path="/variable$")
+        await s.sb.place_call(from_="+15550100", to="100", app="voxflow")
+        await until(lambda: s.server.results.total == 1, 30, "call done")
+        assert list(s.server.results.values()) == [End("completed", "answered")]

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from voxflow.errors import (
     AriConnectionError,
@@ -26,6 +26,7 @@ __all__ = [
     "DEADLINE_MAX",
     "Backoff",
     "RestLike",
+    "again_if_late",
     "delete_until_gone",
     "is_transient",
     "retry_until_done",
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class RestLike(Protocol):
@@ -88,6 +91,22 @@ async def retry_until_done(
             log.info("%s failed (%s); retrying in %.2fs", what, exc, delay)
         await sleep(delay)
         delay = min(backoff.cap, delay * 2)
+
+
+async def again_if_late(op: Callable[[float | None], Awaitable[T]], what: str, *, base: float) -> T:
+    """Run ``op``, a request a repeat cannot make act twice, given its deadline: None (the
+    client's own, ``base`` seconds) at first; one that timed out goes again at once with twice
+    the deadline, up to :data:`DEADLINE_MAX` (a timeout at that deadline is raised). Other
+    errors are raised."""
+    deadline: float | None = None
+    while True:
+        try:
+            return await op(deadline)
+        except AriTimeoutError as exc:
+            if deadline is not None and deadline >= DEADLINE_MAX:
+                raise
+            deadline = min(DEADLINE_MAX, (deadline or base) * 2)
+            log.warning("%s: %s; sending it again (%gs deadline)", what, exc, deadline)
 
 
 async def retry_with_deadlines(

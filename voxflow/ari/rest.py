@@ -474,12 +474,16 @@ class AriRestClient:
         )
         return str((data or {}).get("value", ""))
 
-    async def set_variable(self, channel_id: str, variable: str, value: str) -> None:
-        """``POST /channels/{id}/variable``."""
+    async def set_variable(
+        self, channel_id: str, variable: str, value: str, *, timeout: float | None = None
+    ) -> None:
+        """``POST /channels/{id}/variable`` (``timeout``: this request's deadline, else the
+        client's)."""
         await self.request(
             "POST",
             f"/channels/{_seg(channel_id)}/variable",
             params={"variable": variable, "value": value},
+            timeout=timeout,
         )
 
     async def record(

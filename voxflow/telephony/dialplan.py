@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from voxflow.ari.cleanup import again_if_late
 from voxflow.errors import (
     AriError,
     AriHTTPError,
@@ -40,6 +41,7 @@ from voxflow.errors import (
 )
 
 if TYPE_CHECKING:
+    from voxflow.ari.rest import AriRestClient
     from voxflow.telephony.session import CallSession
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "queue_variables",
     "run_trip",
     "set_call_data",
+    "set_variable",
     "stop_media_before_leaving",
     "transfer",
     "transfer_route",
@@ -217,6 +220,17 @@ def queue_variables(
     return out
 
 
+async def set_variable(rest: AriRestClient, channel_id: str, name: str, value: str) -> None:
+    """Set a channel variable; one whose answer came after the deadline goes again with twice
+    the deadline (setting a variable to the same value again changes nothing): an overloaded
+    Asterisk answers late, and the step failed although the variable was set."""
+
+    async def op(deadline: float | None) -> None:
+        await rest.set_variable(channel_id, name, value, timeout=deadline)
+
+    await again_if_late(op, f"setting {name} on {channel_id}", base=rest.timeout)
+
+
 async def leave_for_good(
     session: CallSession, context: str, extension: str, variables: Mapping[str, str]
 ) -> None:
@@ -225,7 +239,7 @@ async def leave_for_good(
     rest = session.rest
     try:
         for name, value in variables.items():
-            await rest.set_variable(session.id, name, value)
+            await set_variable(rest, session.id, name, value)
         await stop_media_before_leaving(session)
         await rest.continue_in_dialplan(
             session.id, context=context, extension=extension, priority=1
@@ -264,7 +278,7 @@ async def run_trip(
         # return ('<app>:<channel>' exists only while the call's socket does).
         home = session._app.app_name
         for name, value in {"VOXFLOW_APP": home, **variables}.items():
-            await rest.set_variable(session.id, name, value)
+            await set_variable(rest, session.id, name, value)
         await rest.subscribe(app, source)  # else a hang-up in the dialplan is never seen
     except AriNotFound:
         session._gone()
@@ -390,7 +404,8 @@ async def set_call_data(session: CallSession, data: Sequence[tuple[str, str]]) -
     channel is gone)."""
     try:
         for key, value in data:
-            await session.rest.set_variable(session.id, f"{METADATA_PREFIX}{key.upper()}", value)
+            name = f"{METADATA_PREFIX}{key.upper()}"
+            await set_variable(session.rest, session.id, name, value)
     except AriNotFound:
         session._gone()
         raise CallEndedError(f"call {session.id} has ended") from None
