@@ -286,3 +286,33 @@ async def test_answer_on_an_up_channel_is_204_and_changes_nothing(
     assert [e["type"] for e in await ari.collect()] == []
     status, body = await ari.req("GET", f"/channels/{call.id}")
     assert (status, body["state"]) == (200, "Up")
+
+
+async def test_a_playback_id_given_twice_is_accepted_and_plays_twice(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    """res_stasis_playback.c links a playback whatever its id (no check in playback_create or
+    ari_channels_handle_play; the container allows duplicates): the same playbackId sent again
+    is a 201 and plays again. Why a play that timed out is not sent again."""
+    call = await sandbox.place_call()
+    await ari.next("StasisStart")
+    await ari.req("POST", f"/channels/{call.id}/answer")
+    await ari.next("ChannelStateChange")
+    for _ in range(2):
+        status, body = await ari.req(
+            "POST", f"/channels/{call.id}/play", media="sound:beep", playbackId="pb-1"
+        )
+        assert (status, body["id"]) == (201, "pb-1")
+    kinds = []
+    while len(kinds) < 4:
+        ev = await ari.next()
+        if ev["type"].startswith("Playback"):
+            kinds.append((ev["type"], ev["playback"]["id"], ev["playback"]["state"]))
+    assert kinds == [
+        ("PlaybackStarted", "pb-1", "playing"),
+        ("PlaybackFinished", "pb-1", "done"),
+        ("PlaybackStarted", "pb-1", "playing"),
+        ("PlaybackFinished", "pb-1", "done"),
+    ]
+    status, _ = await ari.req("GET", "/playbacks/pb-1")
+    assert status == 404

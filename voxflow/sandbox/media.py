@@ -155,8 +155,6 @@ class PbxMedia(PbxCore):
         if not media or not all(media):
             raise RestError(400, "media is required")
         pid = playback_id or self.new_uuid()
-        if pid in self.playbacks:
-            raise RestError(409, "Playback with given ID already exists")
         kind = "channel" if isinstance(target, Channel) else "bridge"
         pb = Playback(
             id=pid,
@@ -166,7 +164,10 @@ class PbxMedia(PbxCore):
             owner=target,
             skip_frames=max(0, skipms) // 20,
         )
-        self.playbacks[pid] = pb
+        if pid in self.playbacks:  # no check in res_stasis_playback.c: it plays again
+            self.playback_dups.setdefault(pid, []).append(pb)
+        else:
+            self.playbacks[pid] = pb
         target.playbacks.append(pb)
         self.wake_media()
         if len(target.playbacks) == 1:
@@ -202,7 +203,7 @@ class PbxMedia(PbxCore):
         self._pb_event("PlaybackStarted", pb)
         if src is UNKNOWN_SCHEME:
             # Asterisk never finishes these; the playback vanishes from /playbacks.
-            self.playbacks.pop(pb.id, None)
+            self._forget_playback(pb)
             self._dequeue(pb)
             return
         if src is None:
@@ -212,6 +213,19 @@ class PbxMedia(PbxCore):
         for _ in range(offset_frames):
             if next(pb.frames, StopIteration) is StopIteration:  # type: ignore[arg-type]  # end marker
                 break
+
+    def _forget_playback(self, pb: Playback) -> None:
+        """``pb`` is over: its id now finds the next playback given the same id, if any."""
+        dups = self.playback_dups.pop(pb.id, [])
+        if self.playbacks.get(pb.id) is pb:
+            if dups:
+                self.playbacks[pb.id] = dups.pop(0)
+            else:
+                del self.playbacks[pb.id]
+        elif pb in dups:
+            dups.remove(pb)
+        if dups:
+            self.playback_dups[pb.id] = dups
 
     def _keep_bridge_subscribed(self, br: Bridge) -> None:
         """Asterisk's Announcer/Recorder channels keep the members' apps subscribed to the
@@ -237,7 +251,7 @@ class PbxMedia(PbxCore):
     def _finish_playback(self, pb: Playback, state: str) -> None:
         pb.state = state
         pb.frames = None
-        self.playbacks.pop(pb.id, None)
+        self._forget_playback(pb)
         self._pb_event("PlaybackFinished", pb)
         self._dequeue(pb)
         if pb.on_done is not None:

@@ -40,6 +40,8 @@ class PbxCore:
         self.channels: dict[str, Channel] = {}
         self.bridges: dict[str, Bridge] = {}
         self.playbacks: dict[str, Playback] = {}
+        self.playback_dups: dict[str, list[Playback]] = {}
+        """Later playbacks given an id already in use (Asterisk links them too), in order."""
         self.global_vars: dict[str, str] = {}
         self.device_states: dict[str, str] = {}
         self._epoch = int(time.time())
