@@ -95,7 +95,16 @@ async def test_missing_sound_fails_and_unknown_scheme_never_finishes(
 
 
 async def test_no_app_connected_call_fails(sandbox: Sandbox) -> None:
+    # the shipped [voxflow-in] tries Stasis() again 10 times, 0.5 s apart (shortened here)
+    sandbox.pbx.contexts.back_wait = 0.01
     call = await sandbox.place_call(app="nobody", wait_app=0)
+    await call.wait_hangup(5)
+    assert call.experience()[-1]["type"] == "hangup"
+    assert call.channel is not None and call.channel.variables["VOXFLOW_TRIES"] == "10"
+
+
+async def test_no_app_connected_call_to_another_extension_fails_at_once(sandbox: Sandbox) -> None:
+    call = await sandbox.place_call(to="s", app="nobody", wait_app=0)  # not [voxflow-in]'s
     assert call.ended
     assert call.experience()[-1]["type"] == "hangup"
 

@@ -89,7 +89,8 @@ async def test_control_api_places_scripts_and_reports_a_call(sandbox: Sandbox, a
         bad = {"endpoint": "x", "behaviour": "?"}
         async with s.post(f"{base}/sandbox/outbound", json=bad) as r:
             assert r.status == 400
-        async with s.post(f"{base}/sandbox/calls", json={"app": "nobody", "wait_app": 0}) as r:
+        body = {"app": "nobody", "wait_app": 0, "to": "s"}  # not an extension of [voxflow-in]
+        async with s.post(f"{base}/sandbox/calls", json=body) as r:
             failed = await _json(r)
         # A call placed before the app connected is refused with the reason and a real id.
         assert r.status == 409 and failed["state"] == "ended"
@@ -97,6 +98,17 @@ async def test_control_api_places_scripts_and_reports_a_call(sandbox: Sandbox, a
         assert failed["id"]
         async with s.get(f"{base}/sandbox/calls/{failed['id']}") as r:
             assert r.status == 200 and (await _json(r))["state"] == "ended"
+        # Into [voxflow-in], it rings while Stasis() is tried again, then ends with the reason.
+        sandbox.pbx.contexts.back_wait = 0.01
+        async with s.post(f"{base}/sandbox/calls", json={"app": "nobody", "wait_app": 0}) as r:
+            ringing = await _json(r)
+        assert r.status == 201
+        await sandbox.calls[ringing["id"]].wait_hangup(5)
+        async with s.get(f"{base}/sandbox/calls/{ringing['id']}") as r:
+            tried = await _json(r)
+        assert tried["state"] == "ended"
+        reasons = [e.get("reason") for e in sandbox.calls[ringing["id"]].experience()]
+        assert "Stasis app 'nobody' doesn't exist" in reasons
     async with aiohttp.ClientSession() as anon, anon.get(f"{base}/sandbox/calls") as r:
         assert r.status == 401
 

@@ -343,3 +343,68 @@ async def test_a_return_nobody_takes_is_hung_up_after_the_tries(
         await asyncio.sleep(0.05)
     assert ch.hungup and ch.variables["VOXFLOW_TRIES"] == "10"
     assert ch.variables["STASISSTATUS"] == "FAILED" and ch.priority == 8  # i: n(done),Hangup()
+
+
+def test_a_new_call_is_retried_while_stasis_fails() -> None:
+    # a call arriving in a cluster take-over (no worker holds the app) failed in Stasis() and
+    # was hung up: [voxflow-in] tries again like the returns, keeping its first Stasis() at
+    # priority 2 (the captures' channel JSON), 10 times 0.5 s apart, then Hangup()
+    for exten in ("100", "+18005550142"):
+        prog = program("voxflow-in", exten)
+        assert prog[:2] == ["NoOp(voxflow inbound call to ${EXTEN})", "Stasis(voxflow)"]
+        assert prog[2:] == [
+            'GotoIf($["${STASISSTATUS}" != "FAILED"]?done)',
+            "Set(VOXFLOW_TRIES=0)",
+            "Wait(0.5)",
+            "Stasis(voxflow)",
+            "Set(VOXFLOW_TRIES=$[${VOXFLOW_TRIES} + 1])",
+            'GotoIf($["${STASISSTATUS}" = "FAILED" & ${VOXFLOW_TRIES} < 10]?again)',
+            "Hangup()",
+        ], exten
+
+
+async def test_a_call_arriving_while_no_worker_holds_the_app_waits_for_one(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    await ari.close()  # a take-over: nobody holds the app
+    call = await sandbox.place_call(to="100", wait_app=0)
+    await asyncio.sleep(0.8)  # Stasis() failed at 2, then at 6 after Wait(0.5)
+    ch = sandbox.pbx.channels.get(call.id)
+    assert ch is not None and not ch.hungup and not call.ended, "hung up at the first failure"
+    assert ch.variables.get("STASISSTATUS") == "FAILED"
+    await ari.connect()  # the next worker holds the app
+    start = await ari.next("StasisStart", timeout=5)
+    assert start["channel"]["id"] == call.id
+    assert start["channel"]["dialplan"]["context"] == "voxflow-in"
+    assert start["channel"]["dialplan"]["priority"] == 6
+
+
+async def test_a_new_call_nobody_takes_is_hung_up_after_the_tries(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    sandbox.pbx.contexts.back_wait = 0.05  # the shipped Wait(0.5), shortened
+    await ari.close()
+    call = await sandbox.place_call(to="100", wait_app=0)
+    await call.wait_hangup(10)
+    ch = call.channel
+    assert ch is not None and ch.variables["VOXFLOW_TRIES"] == "10"
+    assert ch.variables["STASISSTATUS"] == "FAILED" and ch.priority == 9  # n(done),Hangup()
+    reasons = [e.get("reason") for e in call.experience() if e.get("reason")]
+    assert reasons == ["Stasis app 'voxflow' doesn't exist"]
+
+
+async def test_a_call_let_go_after_a_retry_runs_the_rest_of_voxflow_in(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    # after the Stasis() of a retry (priority 6), a continue with no target runs 7, 8 and
+    # n(done),Hangup() (cause 16), not "no such priority" (cause 0)
+    await ari.close()
+    call = await sandbox.place_call(to="100", wait_app=0)
+    await asyncio.sleep(0.2)
+    await ari.connect()
+    start = await ari.next("StasisStart", timeout=5)
+    assert start["channel"]["dialplan"]["priority"] == 6
+    assert (await ari.req("POST", f"/channels/{call.id}/continue"))[0] == 204
+    assert await call.wait_hangup(5) == 16
+    ch = call.channel
+    assert ch is not None and ch.priority == 9 and ch.variables["STASISSTATUS"] == "SUCCESS"

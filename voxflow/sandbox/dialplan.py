@@ -28,6 +28,11 @@ They mirror ``docs/asterisk/extensions.conf`` and the event sequences of real As
   outbound-websocket.json no-server-listening) tries again after ``Wait(0.5)``, 10 times, then
   ``n(done),Hangup()``.
 
+* ``[voxflow-in]`` (``_X.``, ``_+X.``) for a scripted caller: ``NoOp``, ``Stasis(voxflow)`` at
+  priority 2 (as in the captures) and, while it fails, ``Wait(0.5)`` and ``n(again)``'s
+  ``Stasis()`` at 6, 10 times, then ``n(done),Hangup()`` at 9. A ``continue`` into it runs the
+  captures' tiny program (:func:`captured_program`).
+
 How a far end reacts is the PBX's ``outbound_behaviour`` (answer, busy, noanswer, congestion),
 looked up by endpoint resource or number.
 """
@@ -43,11 +48,20 @@ from .model import Channel
 if TYPE_CHECKING:
     from .pbx import Pbx
 
-__all__ = ["QueueAgent", "SandboxQueue", "ShippedContexts", "captured_program", "label_priority"]
+__all__ = [
+    "QueueAgent",
+    "SandboxQueue",
+    "ShippedContexts",
+    "captured_program",
+    "label_priority",
+    "shipped_inbound",
+]
 
 TRANSFER_CONTEXT = "voxflow-transfer"
 QUEUE_CONTEXT = "voxflow-queue"
 QUEUE_EXIT_CONTEXT = "voxflow-queue-exit"
+INBOUND_CONTEXT = "voxflow-in"
+INBOUND_FIRST, INBOUND_RETRY, INBOUND_DONE = 2, 6, 9  # [voxflow-in]: Stasis(), again, Hangup()
 _NUMBER = re.compile(r"^\+?[0-9]{2,}$")
 _DIAL_STATUS = {"busy": ("BUSY", 1.0), "congestion": ("CONGESTION", 0.5)}
 
@@ -56,6 +70,12 @@ _INBOUND_PATTERN = re.compile(r"^\+?[0-9].+$")  # _X. and _+X.
 _ARGS_PATTERN = re.compile(r"^[0-9].+$")  # _X.
 Program = list[tuple[str, str]]
 """One extension's priorities from 1: (application, data)."""
+
+
+def shipped_inbound(exten: str) -> bool:
+    """``exten`` is one of the shipped ``[voxflow-in]``'s (``_X.``, ``_+X.``): its Stasis()
+    is retried while it fails (any other, e.g. the captures' ``s``: Stasis(), Hangup())."""
+    return _INBOUND_PATTERN.match(exten) is not None
 
 
 def captured_program(context: str, exten: str) -> Program | None:
@@ -195,6 +215,59 @@ class ShippedContexts:
         def again() -> None:
             self._app_step(ch, exten, back + 4, "Goto", "back")
             self._try_back(ch, exten, back, args)
+
+        self.pbx.schedule(ch, self.back_wait, again)
+
+    # --- [voxflow-in] ---------------------------------------------------------------------
+
+    def stasis_in(self, ch: Channel, app: str, args: list[str], priority: int) -> None:
+        """The shipped ``[voxflow-in]``'s ``Stasis(voxflow)`` at ``priority`` (2: the first
+        try, as in the captures; 6: a retry): into the app, or its retry loop."""
+        if ch.hungup:
+            return
+        if priority != INBOUND_FIRST:
+            self._app_step(ch, ch.exten, priority, "Stasis", ",".join([app, *args]))
+        self.pbx.set_var(ch, "STASISSTATUS", "")
+        ch.stasis_failed = lambda status: self.after_stasis_in(ch, app, args, priority, status)
+        if self.pbx.enter_stasis(ch, app, args):
+            return  # in the app (or a per-call websocket is being connected for it)
+        ch.stasis_failed = None
+        self.after_stasis_in(ch, app, args, priority, "FAILED")
+
+    def after_stasis_in(
+        self, ch: Channel, app: str, args: list[str], priority: int, status: str
+    ) -> None:
+        """``[voxflow-in]``'s Stasis() at ``priority`` returned ``status``: FAILED (no app
+        registered) waits 0.5 s and tries again at 6, 10 times; then, or after SUCCESS (the app
+        let the call go after a retry), ``n(done),Hangup()``."""
+        exten = ch.exten
+        if ch.variables.get("STASISSTATUS") != status:
+            self.pbx.set_var(ch, "STASISSTATUS", status)
+        failed = status == "FAILED"
+        if priority == INBOUND_FIRST:
+            self._app_step(ch, exten, 3, "GotoIf", f'$["{status}" != "FAILED"]?done')
+            if failed:
+                self._app_step(ch, exten, 4, "Set", "VOXFLOW_TRIES=0")
+                self.pbx.set_var(ch, "VOXFLOW_TRIES", "0")
+        else:
+            tries = int(ch.variables.get("VOXFLOW_TRIES") or 0)
+            self._app_step(ch, exten, 7, "Set", f"VOXFLOW_TRIES=$[{tries} + 1]")
+            self.pbx.set_var(ch, "VOXFLOW_TRIES", str(tries + 1))
+            self._app_step(
+                ch, exten, 8, "GotoIf",
+                f'$["{status}" = "FAILED" & {tries + 1} < {self.back_tries}]?again',
+            )  # fmt: skip
+            failed = failed and tries + 1 < self.back_tries
+        if not failed:
+            if status == "FAILED" and ch.far is not None:
+                ch.far.far_event("dialplan", {"reason": f"Stasis app '{app}' doesn't exist"})
+            self._app_step(ch, exten, INBOUND_DONE, "Hangup", "")
+            self.pbx.hangup(ch, 16, request={"cause": 16, "soft": True})
+            return
+        self._app_step(ch, exten, 5, "Wait", "0.5")
+
+        def again() -> None:
+            self.stasis_in(ch, app, args, INBOUND_RETRY)
 
         self.pbx.schedule(ch, self.back_wait, again)
 

@@ -12,7 +12,15 @@ from typing import Any
 import numpy as np
 
 from .audio import Frame
-from .dialplan import Program, ShippedContexts, captured_program, label_priority
+from .dialplan import (
+    INBOUND_CONTEXT,
+    INBOUND_RETRY,
+    Program,
+    ShippedContexts,
+    captured_program,
+    label_priority,
+    shipped_inbound,
+)
 from .media import PbxMedia
 from .model import HANGUP_REASONS, Channel, RestError
 
@@ -197,8 +205,9 @@ class Pbx(PbxMedia):
         enter: bool = True,
         variables: dict[str, str] | None = None,
     ) -> Channel | None:
-        """A call arriving from a SIP phone into Stasis(app); ``None`` if the app has no
-        websocket (Asterisk's Stasis() fails and the dialplan hangs up)."""
+        """A call arriving from a SIP phone into the shipped ``[voxflow-in]``'s Stasis(app) at
+        priority 2; while the app has no websocket, its retry (``ShippedContexts.stasis_in``).
+        ``enter=False``: the caller runs Stasis() itself (per call, a broadcast)."""
         cid = channel_id or self.new_channel_id()
         self.check_new_id(cid)
         ch = Channel(
@@ -220,7 +229,11 @@ class Pbx(PbxMedia):
             self.add_channel(ch)
             return ch
         if not self.app_active(app):
-            return None
+            if not shipped_inbound(to):  # Stasis() fails, then Hangup()
+                return None
+            self.add_channel(ch)  # Stasis() fails: the shipped [voxflow-in] tries again
+            self.contexts.stasis_in(ch, app, args, 2)
+            return ch
         self.add_channel(ch)
         self.enter_stasis(ch, app, args)
         return ch
@@ -581,6 +594,11 @@ class Pbx(PbxMedia):
         self.leave_stasis(ch)
         ch.context, ch.exten, ch.priority, ch.app_name, ch.app_data = ctx, ext, pri, "", ""
         if pri == 1 and self.contexts.run(ch, ctx, ext):  # shipped [voxflow-transfer]/-queue
+            return
+        if ctx == INBOUND_CONTEXT and pri == INBOUND_RETRY + 1:  # after a retry's Stasis()
+            app = ch.variables.get("VOXFLOW_APP", "voxflow")
+            then = self.contexts.after_stasis_in
+            self.schedule(ch, 0.0, lambda: then(ch, app, [], INBOUND_RETRY, "SUCCESS"))
             return
         program = captured_program(ctx, ext)
         back = label_priority(ctx, ext, "back")

@@ -22,7 +22,7 @@ from .audio import SoundBank
 from .caller import SimCall
 from .clock import Clock, RealClock, VirtualClock
 from .control import add_control_routes
-from .dialplan import QueueAgent, SandboxQueue
+from .dialplan import QueueAgent, SandboxQueue, shipped_inbound
 from .model import Channel
 from .outbound import Broadcasts, OutboundWebsocket, OutboundWebsockets
 from .pbx import BEHAVIOURS, Pbx
@@ -409,7 +409,9 @@ class Sandbox:
             enter=per_call is None,
             variables=variables,
         )
-        if ch is not None and per_call is not None:  # Asterisk connects out for this call
+        if ch is not None and per_call is not None and shipped_inbound(to):
+            self.pbx.contexts.stasis_in(ch, app, list(args or []), 2)  # retried while it fails
+        elif ch is not None and per_call is not None:  # Asterisk connects out for this call
             self.outbound.enter_per_call(per_call, ch, list(args or []))
         call.id = cid  # a failed call keeps its channel's id too: never "" (issue 18)
         self.calls[cid] = call
