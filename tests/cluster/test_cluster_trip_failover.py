@@ -242,3 +242,82 @@ async def test_a_call_back_from_the_queue_while_no_worker_holds_the_app_waits_fo
         )  # fmt: skip
         assert not ch.hungup, "the caller was hung up at the first failed return"
         await _goes_on_at_b(sb, flow, b, call, "queue", "answered")
+
+
+KEYED_FLOW = """\
+flow keyed "a queue with an exit key":
+    answers "100"
+
+var picked: string = "none"
+var q: map = {}
+
+state start:
+    answer
+    set picked = "early"
+    goto waiting
+
+state waiting:
+    queue "support" timeout 60s into q:
+        1 -> message
+        on answered:
+            hangup "answered"
+        on timeout:
+            hangup "timeout"
+        on failed:
+            hangup "failed"
+
+state message:
+    if picked == "early" and q.position == 1:
+        play "sound:vm-goodbye"
+    hangup "message"
+"""
+
+
+async def test_a_key_the_step_does_not_list_after_a_take_over_keeps_the_caller_s_place(
+    tmp_path: Path,
+) -> None:
+    # the worker that takes the call over queues it again at its QUEUEPOSITION for the time
+    # left, as the worker that queued it does (it ended the step 'failed' before)
+    flow = tmp_path / "keyed.flow"
+    flow.write_text(KEYED_FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        proc = await worker_process(sb, flow, rs.url, _config(tmp_path))
+        try:
+            await sb.wait_app("voxflow", 60)
+            first = await sb.place_call(from_="+15550100", to="100")
+            await checkpointed_at(rs.url, first.id, "waiting", 30, picked="early")
+            await until(lambda: _out(sb, first.id, "queue"), 30, "the first caller queued")
+            second = await sb.place_call(from_="+15550101", to="100")
+            await checkpointed_at(rs.url, second.id, "waiting", 30, picked="early")
+            await until(lambda: _out(sb, second.id, "queue"), 30, "the second caller queued")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        support = sb.pbx.contexts.queues["support"]
+        assert support.waiting == [first.id, second.id]
+        await asyncio.wait_for(b.hold_app(node_app(sb.ari_url, "voxflow")), 10)
+        async with worker(sb, flow, b) as server:
+            await first.press("5")  # no exit key of the step: out of Queue(), to B, back in
+            queued = lambda: sum(e["type"] == "queue" for e in first.experience())  # noqa: E731
+            await until(lambda: queued() == 2 or first.id in server.results, 30, "queued again")
+            assert first.id not in server.results, server.results[first.id]
+            assert support.waiting == [first.id, second.id]  # its place, not the back
+            ch = sb.pbx.channels[first.id]
+            fields = ch.app_data.split(",")
+            assert fields[8] == "1"  # Queue()'s position argument
+            assert 0 < int(fields[4]) < 60  # for the time left, not the step's whole timeout
+            await first.press("1")
+            await until(lambda: first.id in server.results, 30, "the first call's end on B")
+            assert server.results[first.id].reason == "message"
+            await second.press("1")
+            await until(lambda: second.id in server.results, 30, "the second call's end on B")
+            assert server.results[second.id].reason == "message"
+        for call in (first, second):
+            played = [str(e["uri"]) for e in call.experience() if e["type"] == "playback"]
+            assert played[-1:] == ["sound:vm-goodbye"]  # first in line when it left
+        assert await b.call_entries() == []
+        assert not sb.pbx.channels and not sb.pbx.bridges

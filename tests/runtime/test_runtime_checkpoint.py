@@ -394,8 +394,7 @@ state message:
 
 def test_a_call_back_from_the_exit_context_goes_on_with_its_key() -> None:
     """A worker that takes over the call from the queue's exit context: its key's handler
-    runs, ``into`` gets QUEUEPOSITION; a digit the step does not list is ``failed`` (only the
-    worker that queued the call puts it back in the queue)."""
+    runs, ``into`` gets QUEUEPOSITION; a digit the step does not list: see below."""
     flow = compile_flow(QUEUED_WITH_KEYS, "keyed.flow").flow
     assert flow is not None
     state, cmds = step(flow, initial_state(flow, CALL), ev.Start())
@@ -406,8 +405,6 @@ def test_a_call_back_from_the_exit_context_goes_on_with_its_key() -> None:
     for args, reason, q in (
         (["queue-return", "EXITWITHKEY", "", "2", "", "1"], "message",
          {"status": "EXITWITHKEY", "position": 2, "wait": None, "key": "1"}),
-        (["queue-return", "EXITWITHKEY", "", "2", "", "4"], "queue",
-         {"status": "EXITWITHKEY", "position": 2, "wait": None, "key": "4"}),
         (["queue-return", "TIMEOUT", "0", "1", "240"], "queue",
          {"status": "TIMEOUT", "position": 1, "wait": 240, "key": None}),
     ):  # fmt: skip
@@ -416,3 +413,42 @@ def test_a_call_back_from_the_exit_context_goes_on_with_its_key() -> None:
         done, out = step(flow, *back)
         assert [c.reason for c in out if isinstance(c, ev.Hangup)] == [reason], args
         assert done.variables()["q"] == q
+
+
+def test_a_key_the_step_does_not_list_queues_the_caller_again_on_the_worker_taking_over() -> None:
+    """As the worker that queued the call would: the ``Queue`` op again, at the caller's
+    QUEUEPOSITION, for what is left of the step's timeout (the trip's ``until``); ``timeout``
+    with less than a second left; a trip written without ``until`` or the queue's name (older
+    versions): the step's whole timeout, ``failed``."""
+    flow = compile_flow(QUEUED_WITH_KEYS, "keyed.flow").flow
+    assert flow is not None
+    state, cmds = step(flow, initial_state(flow, CALL), ev.Start(now=1000.0))
+    op = next(c for c in cmds if isinstance(c, ev.Op))
+    state, cmds = step(flow, state, ev.OpDone(op.cid, now=1001.0))
+    [queued] = [c for c in cmds if isinstance(c, ev.Queue)]
+    cp = checkpoint_of(state, flow_hash(flow), flow=flow)
+    assert cp is not None and cp.trip is not None
+    assert (cp.trip["endpoint"], cp.trip["until"]) == ("support", 1241.0)
+    cp = Checkpoint.from_json(cp.to_json())
+    args = ["queue-return", "EXITWITHKEY", "", "2", "", "4"]
+    back = resume_trip(flow, initial_state(flow, CALL), cp, args, 1101.0)
+    assert back is not None
+    resumed, again = back
+    assert again == replace(queued, cid=resumed.seq, timeout_ms=140000, position=2)
+    assert resumed.wait is not None and resumed.wait.cids == {again.cid}
+    again_cp = checkpoint_of(resumed, flow_hash(flow), flow=flow)  # taken over again later
+    assert again_cp is not None and again_cp.trip == cp.trip
+    _, out = step(flow, resumed, ev.OpDone(again.cid, {"outcome": "choice:1"}, now=1102.0))
+    assert [c.reason for c in out if isinstance(c, ev.Hangup)] == ["message"]
+    late = resume_trip(flow, initial_state(flow, CALL), cp, args, 1240.5)
+    assert late is not None and late[1] == ev.OpDone(
+        late[0].seq, {"outcome": "timeout", "status": "", "key": "4"}, now=1240.5
+    )
+    old = {k: v for k, v in cp.trip.items() if k != "until"}
+    unbounded = resume_trip(flow, initial_state(flow, CALL), replace(cp, trip=old), args, 1101.0)
+    assert unbounded is not None and isinstance(unbounded[1], ev.Queue)
+    assert unbounded[1].timeout_ms == 240000
+    unnamed = replace(cp, trip={**old, "endpoint": ""})
+    failed = resume_trip(flow, initial_state(flow, CALL), unnamed, args, 1101.0)
+    assert failed is not None and isinstance(failed[1], ev.OpDone)
+    assert failed[1].result["outcome"] == "failed"

@@ -222,10 +222,11 @@ def resume_state(flow: Flow, state: RunState, cp: Checkpoint) -> RunState:
 
 def resume_trip(
     flow: Flow, state: RunState, cp: Checkpoint, args: Sequence[str], now: float
-) -> tuple[RunState, ev.Event] | None:
+) -> tuple[RunState, ev.Event | ev.Queue] | None:
     """``state`` (a call before its start) put back at the ``queue``/``transfer`` step whose
     trip ``cp`` records, waiting on it, and the event that step gets for the Stasis arguments
-    ``args`` the dialplan sent the call back with (:func:`voxflow.runtime.trips.trip_event`);
+    ``args`` the dialplan sent the call back with, or the ``Queue`` op that queues the caller
+    again (:func:`voxflow.runtime.trips.trip_event`);
     a trip inside a subflow goes on in its frame (the checkpoint's ``calls``). None when ``cp``
     records no trip for that tag, or the flow lacks its step or frames."""
     trip = cp.trip
@@ -245,7 +246,9 @@ def resume_trip(
     if len(cp.call) == 3:
         info = replace(info, caller=cp.call[0], called=cp.call[1])
     cid = state.seq + 1
-    wait = Wait("op", step, frozenset({cid}), digits=str(trip.get("endpoint", "")))
+    end = trip.get("until")  # kept: a worker taking the call over again queues for what is left
+    until = float(end) if isinstance(end, int | float) else None
+    wait = Wait("op", step, frozenset({cid}), digits=str(trip.get("endpoint", "")), until=until)
     back = replace(
         resumed,
         call=info,
@@ -255,8 +258,7 @@ def resume_trip(
         status="running",
         entries=top.entry,
     )
-    keys = tuple(k for c in getattr(step, "choices", ()) for k in c.keys)
-    return back, trip_event(trip, cid, args, now, keys)
+    return back, trip_event(trip, cid, args, now, step)
 
 
 def ended_state(

@@ -189,9 +189,10 @@ class CallDriver(Generic[P]):
         self.resumed = False
         """Cluster mode: the call was resumed from a dead worker's checkpoint (its recordings
         take another name when theirs is taken: :func:`voxflow.runtime.operations`)."""
-        self.first_event: ev.Event | None = None
+        self.first_event: ev.Event | ev.Queue | None = None
         """What starts the run instead of ``Start`` (a call back from its dead worker's trip:
-        the step's outcome, :func:`voxflow.runtime.checkpoint.resume_trip`)."""
+        the step's outcome, or the op that queues the caller again, performed for the step
+        that waits on it: :func:`voxflow.runtime.checkpoint.resume_trip`)."""
         self.agent_used = False
         """An agent step ran on this call (its conversation belongs in the checkpoint)."""
 
@@ -247,7 +248,11 @@ class CallDriver(Generic[P]):
         remove = self.session.add_dtmf_listener(self._on_dtmf)
         self.session.on_hangup(self._on_session_hangup)
         try:
-            self._dispatch(self.first_event or ev.Start(now=self.clock()))
+            first = self.first_event or ev.Start(now=self.clock())
+            if isinstance(first, ev.Queue):
+                self._perform(first)
+            else:
+                self._dispatch(first)
             if self.outcome is None:
                 await self._done
         except asyncio.CancelledError:

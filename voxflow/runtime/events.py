@@ -224,6 +224,9 @@ class Queue(Op):
     """Call data (key, text) set as ``VOXFLOW_META_<KEY>`` channel variables before leaving."""
     keys: tuple[str, ...] = ()
     """The step's exit keys (digits): a key that leaves ``Queue()`` ends the step with it."""
+    position: int | None = None
+    """Join at this place (``Queue()``'s position argument), not at the back: a caller a
+    worker that took the call over queues again after a key the step does not list."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_grou
 from voxflow.runtime.http_step import HttpClient, HttpRequest
 from voxflow.runtime.port import P
 from voxflow.runtime.trace import recognition_fields
-from voxflow.runtime.trips import queue_result
+from voxflow.runtime.trips import queue_step_result
 from voxflow.runtime.webhooks import IDEMPOTENCY_HEADER
 from voxflow.spec.semantics import EXIT_WITH_KEY
 from voxflow.telephony.dialplan import QueueReturn
@@ -116,26 +116,30 @@ async def _queue(d: CallDriver[Any], cmd: ev.Queue) -> dict[str, Any]:
     there, ``unknown`` if it left and nothing says what became of it (per-call websockets: an
     agent may have it, or the caller hung up). A digit the queue's context let out that is not
     one of the step's keys puts the caller back in the queue for the time left, at the place
-    it had (its QUEUEPOSITION: ``Queue()``'s position argument), not at the back."""
-    d._say_line("system", f"queue {cmd.name}")
+    it had (its QUEUEPOSITION: ``Queue()``'s position argument), not at the back
+    (:func:`~voxflow.runtime.trips.queue_step_result`); ``cmd.position``: the first time too
+    (a worker that took the call over queues it again so)."""
+    again = f" again at position {cmd.position}" if cmd.position else ""
+    d._say_line("system", f"queue {cmd.name}{again}")
     if cmd.announce:
         await _say(d, ev.Say(cmd.cid, cmd.announce))
     if cmd.carry:
         await d.session.set_call_data(cmd.carry)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + cmd.timeout_ms / 1000.0
-    timeout = cmd.timeout_ms / 1000.0
-    position: int | None = None
+    timeout, position = cmd.timeout_ms / 1000.0, cmd.position
     while True:
         back = await _queue_once(d, cmd, timeout, position)
-        if back is None or back.status != EXIT_WITH_KEY or back.key in cmd.keys:
-            break
-        timeout, position = deadline - loop.time(), back.position
+        if back is None:  # it left, and Asterisk told nothing more: the flow ends
+            d._say_line("system", f"queue {cmd.name}: no word from Asterisk (unknown)")
+            return {"outcome": "unknown"}
+        timeout = deadline - loop.time()
+        result = queue_step_result(back, cmd.keys, timeout)
+        if result is not None:
+            return _queue_result(d, cmd, back, result)
+        position = back.position
         place = f" (back at position {position})" if position else ""
         d._say_line("system", f"queue {cmd.name}: key {back.key or '?'} is no exit key here{place}")
-        if timeout < 1:  # Queue() would take 0 as "no timeout"
-            return {"outcome": "timeout", "status": "", "key": back.key}
-    return _queue_result(d, cmd, back)
 
 
 async def _queue_once(
@@ -154,11 +158,10 @@ async def _queue_once(
         d._leaving = False
 
 
-def _queue_result(d: CallDriver[Any], cmd: ev.Queue, back: QueueReturn | None) -> dict[str, Any]:
-    if back is None:  # it left, and Asterisk told nothing more: the flow ends
-        d._say_line("system", f"queue {cmd.name}: no word from Asterisk (unknown)")
-        return {"outcome": "unknown"}
-    result = queue_result(back, cmd.keys)
+def _queue_result(
+    d: CallDriver[Any], cmd: ev.Queue, back: QueueReturn, result: dict[str, Any]
+) -> dict[str, Any]:
+    """The step's ``result``, logged with how ``Queue()`` let the call go (``back``)."""
     if back.status == EXIT_WITH_KEY:
         d._say_line("system", f"queue {cmd.name}: the caller left with key {back.key}")
     else:

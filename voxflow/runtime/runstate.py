@@ -63,6 +63,9 @@ class Wait:
     main_cid: int | None = None
     timer_cid: int | None = None
     listen_cid: int | None = None
+    until: float | None = None
+    """A ``queue`` step's end (``now`` of its start plus its timeout): a worker that takes the
+    call over queues it again for the time left."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,7 @@ def _rewait(w: Wait, **changes: Any) -> Wait:
         "main_cid": w.main_cid,
         "timer_cid": w.timer_cid,
         "listen_cid": w.listen_cid,
+        "until": w.until,
     }
     d.update(changes)
     return Wait(**d)

@@ -239,15 +239,17 @@ def _carry(m: _Machine, expr: ir.Expr | None) -> tuple[tuple[str, str], ...]:
 
 def _x_queue(m: _Machine, s: ir.QueueStep) -> None:
     c = m.cid()
+    name = m.render(s.name)
     announce = m.render(s.announce) if s.announce else None
     attrs = _carry(m, s.carry)
     m.emit(
         ev.Queue(
-            c, m.render(s.name), s.timeout_ms, s.music, announce, s.priority,
+            c, name, s.timeout_ms, s.music, announce, s.priority,
             s.announce_position, attrs, tuple(k for c in s.choices for k in c.keys),
         )
     )  # fmt: skip
-    m.wait = Wait("op", s, frozenset({c}))
+    until = m.now + s.timeout_ms / 1000.0  # for a worker that takes the call over
+    m.wait = Wait("op", s, frozenset({c}), digits=name, until=until)
 
 
 def _x_hold(m: _Machine, s: ir.HoldStep) -> None:

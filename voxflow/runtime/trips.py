@@ -6,7 +6,9 @@ call outside Stasis; the dialplan later sends it back (``Stasis(app,queue-return
 ``Stasis(app,transfer-return,STATUS)``) to whichever worker serves the application then. That
 worker puts the call back at the step (:func:`voxflow.runtime.checkpoint.resume_trip`) and
 feeds it the event the dead worker's op would have: the queue's outcome for ``QUEUESTATUS``,
-the transfer's failure with its ``DIALSTATUS``. A trip inside a subflow is written with the
+the transfer's failure with its ``DIALSTATUS``; a digit the queue step does not list puts the
+caller back in the queue at its place for the time left, as the dead worker would have
+(:func:`queue_step_result` decides for both). A trip inside a subflow is written with the
 innermost frame's stack (the frames themselves are the checkpoint's ``calls``): the call goes on
 in the subflow, then returns to its caller.
 """
@@ -16,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from voxflow.ir.models import Flow
+from voxflow.ir.models import Flow, QueueStep
 from voxflow.runtime import events as ev
 from voxflow.runtime.callstack import encode_stack, path_of
 from voxflow.runtime.runstate import RunState
 from voxflow.spec.semantics import EXIT_WITH_KEY, queue_outcome
 from voxflow.telephony.dialplan import QueueReturn
 
-__all__ = ["TRIP_TAGS", "queue_result", "trip_event", "trip_of"]
+__all__ = ["TRIP_TAGS", "queue_result", "queue_step_result", "trip_event", "trip_of"]
 
 TRIP_TAGS = {"queue": "queue-return", "transfer": "transfer-return"}
 """The step's op -> the first Stasis argument the shipped dialplan sends it back with."""
@@ -32,8 +34,9 @@ TRIP_TAGS = {"queue": "queue-return", "transfer": "transfer-return"}
 def trip_of(flow: Flow | None, state: RunState) -> dict[str, Any] | None:
     """The trip ``state`` waits on (a ``queue`` or ``transfer`` step's op), as JSON values:
     ``op``, ``step`` (its path), ``stack`` (the innermost frame's cursors), ``endpoint`` (a
-    transfer's rendered target), ``depth`` (its frames, the main one included); None when it
-    waits on none, or it cannot be written."""
+    transfer's rendered target, a queue's rendered name), ``depth`` (its frames, the main one
+    included), ``until`` (a queue step's end, clock seconds); None when it waits on none, or it
+    cannot be written."""
     w = state.wait
     if flow is None or w is None or w.kind != "op" or not state.frames:
         return None
@@ -44,13 +47,16 @@ def trip_of(flow: Flow | None, state: RunState) -> dict[str, Any] | None:
     stack = encode_stack(flow, state.frames[-1].stack)
     if step is None or stack is None:
         return None
-    return {
+    trip: dict[str, Any] = {
         "op": op,
         "step": step,
         "stack": stack,
         "endpoint": w.digits,
         "depth": len(state.frames),
     }
+    if w.until is not None:
+        trip["until"] = w.until
+    return trip
 
 
 def queue_result(back: QueueReturn, keys: Sequence[str]) -> dict[str, Any]:
@@ -67,16 +73,43 @@ def queue_result(back: QueueReturn, keys: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def queue_step_result(back: QueueReturn, keys: Sequence[str], left: float) -> dict[str, Any] | None:
+    """How a queue step ends once ``Queue()`` let the call go as ``back``, with ``left`` seconds
+    of its timeout to go: its result (:func:`queue_result`), or None when the caller goes back
+    in the queue at its place (a digit the queue's context let out that is not one of the
+    step's ``keys``; ``timeout`` when less than a second is left: ``Queue()`` takes 0 as no
+    timeout). The worker that queued the call and one that took it over both decide here."""
+    if back.status != EXIT_WITH_KEY or back.key in keys:
+        return queue_result(back, keys)
+    if left < 1:
+        return {"outcome": "timeout", "status": "", "key": back.key}
+    return None
+
+
 def trip_event(
-    trip: Mapping[str, Any], cid: int, args: Sequence[str], now: float, keys: Sequence[str] = ()
-) -> ev.Event:
+    trip: Mapping[str, Any], cid: int, args: Sequence[str], now: float, step: object = None
+) -> ev.Event | ev.Queue:
     """What the trip's op gives the flow for the Stasis arguments ``args`` it came back with
-    (the tag first): the queue's result (``keys``: the step's exit keys; a worker that takes
-    over cannot queue the caller again for another digit: ``failed``), or the transfer's
-    failure."""
+    (the tag first) at ``now``: the queue's result (``step``: the queue step), or the
+    ``Queue`` op that queues the caller again at its place for the time left (a digit the step
+    does not list; ``until`` not written: the step's whole timeout; the queue's name not
+    written, by an older version: ``failed``), or the transfer's failure."""
     status = args[1] if len(args) > 1 else ""
     if trip["op"] == "queue":
-        return ev.OpDone(cid, queue_result(QueueReturn.from_args(args[1:]), keys), now=now)
+        back = QueueReturn.from_args(args[1:])
+        if not isinstance(step, QueueStep):
+            return ev.OpDone(cid, queue_result(back, ()), now=now)
+        keys = tuple(k for c in step.choices for k in c.keys)
+        until = trip.get("until")
+        left = float(until) - now if isinstance(until, int | float) else step.timeout_ms / 1000
+        name = str(trip.get("endpoint", ""))  # "": a checkpoint without it (older versions)
+        result = queue_step_result(back, keys, left) if name else queue_result(back, keys)
+        if result is not None:
+            return ev.OpDone(cid, result, now=now)
+        return ev.Queue(
+            cid, name, int(left * 1000), step.music, None, step.priority,
+            step.announce_position, (), keys, position=back.position,
+        )  # fmt: skip
     target = str(trip.get("endpoint", ""))
     why = f"transfer to {target!r} failed: {status or 'not routed'}"
     return ev.OpFailed(cid, f"transfer failed: TransferFailedError: {why}", now=now)
