@@ -163,3 +163,68 @@ async def test_channel_variables_set_later_than_the_deadline_do_not_fail_the_que
         await s.sb.place_call(from_="+15550100", to="100", app="voxflow")
         await until(lambda: s.server.results.total == 1, 30, "call done")
         assert list(s.server.results.values()) == [End("completed", "answered")]
+
+
+DIAL_FLOW = """\
+flow slowdial "a dial whose originate is answered late":
+    answers "100"
+
+state start:
+    answer
+    dial "PJSIP/operator" timeout 10s:
+        on answered:
+            hangup "answered"
+        on busy, noanswer, failed:
+            hangup "failed"
+"""
+
+
+async def test_an_originate_answered_later_than_the_deadline_is_the_leg_that_rings(
+    tmp_path: Path,
+) -> None:
+    """The originate (POST /channels, the id voxflow chose) is served, so the leg rings, but its
+    200 comes after the client's deadline: the dial failed and the leg it had dialled was left
+    to ring, answer and sit in Stasis with no session. The leg is now followed by its events
+    (not dialled again: that would ring twice), answers, and the dial is answered."""
+    app = {"request_timeout": 0.4}
+    async with serving_text(tmp_path, DIAL_FLOW, sandbox={"answer_delay": 0.2}, app=app) as s:
+        s.sb.faults.slow_requests(0.8, method="POST", path="^/channels$")
+        sim = await s.sb.place_call(from_="+15550100", to="100", app="voxflow")
+        far = await s.sb.next_outbound(10)
+        await sim.wait_for("bridge", 20)  # the leg answered and was bridged with the caller
+        await far.hangup()  # the operator hangs up: the flow goes on "on answered"
+        await until(lambda: s.server.results.total == 1, 20, "call done")
+        assert list(s.server.results.values()) == [End("completed", "answered")]
+        originates = [p for m, p in s.sb.rest_api.http_log if m == "POST" and p == "/channels"]
+        assert len(originates) == 1
+        await until(lambda: clean(s), 10, "nothing left")
+
+
+async def test_an_originate_that_timed_out_and_is_never_heard_of_fails_as_unavailable() -> None:
+    """The originate timed out and no event about the leg comes within the dial's timeout
+    (events held back): the leg fails as unavailable, not "no answer" (nothing says it rang),
+    and is hung up: nothing is left behind."""
+    async with Sandbox(port=0, preload_sounds=False, answer_delay=5) as sb:
+        app = VoxtraApp(sb.ari_url, sb.user, sb.password, request_timeout=0.4, event_wait=0.5)
+        legs: list[CallSession] = []
+
+        @app.default()
+        async def handler(call: CallSession) -> None:
+            await call.answer()
+            sb.faults.slow_requests(0.8, method="POST", path="^/channels$")
+            sb.faults.stall_events(6)  # nothing about the leg until the dial gave up
+            legs.append(await app.originate("PJSIP/operator", timeout=2, owner=call))
+            sb.faults.clear()
+            await call.hangup()
+
+        await app.start()
+        try:
+            sim = await sb.place_call(to="100")
+            await until(lambda: bool(legs), 20, "originate returned")
+            assert legs[0].failure_reason is not None
+            assert legs[0].failure_reason.startswith("unavailable"), legs[0].failure_reason
+            await sim.wait_hangup(10)
+            await until(lambda: not sb.pbx.channels and not app.sessions, 10, "nothing left")
+        finally:
+            sb.faults.clear()
+            await app.close()

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from voxflow.ari.models import Channel
 from voxflow.ari.rest import AriRestClient
-from voxflow.errors import AriBadRequest, AriError, AriHTTPError, CallEndedError, CallError
+from voxflow.errors import (
+    AriBadRequest,
+    AriError,
+    AriHTTPError,
+    AriTimeoutError,
+    CallEndedError,
+    CallError,
+)
 from voxflow.telephony.legs import current_call
 from voxflow.telephony.session import CallSession
 from voxflow.telephony.state import CallDirection
@@ -25,6 +33,8 @@ if TYPE_CHECKING:
     from voxflow.telephony.app import VoxtraApp
 
 __all__ = ["OUTBOUND_ARG", "abandon_leg", "originate_leg", "rest_for_originate"]
+
+log = logging.getLogger(__name__)
 
 OUTBOUND_ARG = "voxflow-outbound"
 """The Stasis argument of a leg voxflow originated (its StasisStart is not a new inbound call)."""
@@ -77,6 +87,12 @@ async def originate_leg(
         session.failure_reason = f"unavailable ({exc.message})"
         await session.wait_closed()
         return session
+    except AriTimeoutError as exc:
+        # Served late or not at all: only Asterisk knows. The leg is not dialled again (it would
+        # ring twice); its events tell, as for any leg, and one that never shows is unavailable.
+        log.warning("originate of %s to %s: %s; following the leg by its events", cid, endpoint,
+                    exc)  # fmt: skip
+        session._originate_late = True
     except AriError:
         session._mark_ended()
         await session.wait_closed()
@@ -129,11 +145,14 @@ async def _wait_answered(app: VoxtraApp, session: CallSession, timeout: int) -> 
         app._end_leg(session)
         raise
     except TimeoutError:
-        if session._dialstatus is None:
+        unheard = session._dialstatus is None and session._originate_late
+        if session._dialstatus is None and not unheard:
             session._dialstatus = "NOANSWER"
         with contextlib.suppress(AriError):
             await session.hangup(reason="no_answer")
         session._mark_ended()
+        if unheard:  # not "no answer": nothing says it ever rang
+            session.failure_reason = "unavailable (the originate timed out; no word of the leg)"
     if session.ended:
         await session.wait_closed()
 

@@ -115,6 +115,7 @@ class CallSession:
         self.hangup_cause: int | None = None
         self.failure_reason: str | None = None
         self._dialstatus: str | None = None
+        self._originate_late = False  # its originate timed out: only its events tell
         self._answered_at: float | None = None
         self._ended_at: float | None = None
         self._answered = asyncio.Event()
