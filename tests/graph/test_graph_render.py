@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -173,3 +174,87 @@ def test_a_library_or_empty_file_has_no_entry_and_no_phantom_node(fmt: str, tmp_
     assert "state 'stray' is unreachable" in lint and "'first'" not in lint
     confirm = build_flowmap(load_flow(ROOT / "flows" / "shared" / "confirm.flow"))
     assert confirm.unreachable == []
+
+
+RETURNS = """\
+flow returns:
+    answers "100"
+    retries 2
+
+var picked: bool = false
+
+on noinput, nomatch -> retry
+on exhausted:
+    say "Sorry."
+    return
+
+state start:
+    answer
+    call ask() returns (x as picked):
+        on returned -> main
+
+state main:
+    menu "Press 1 to end.":
+        1 -> bye
+
+state bye:
+    return
+
+subflow ask() -> (x: bool):
+    state s:
+        menu "Press 1 to pick.":
+            1 -> ok
+    state ok:
+        return x = true
+"""
+"""A return written in a main-flow state (``bye``), one in a flow-level handler that runs in
+the main flow (``main``'s menu) and in the subflow (``ask.s``'s), and a subflow's own."""
+
+
+def _edge_texts(edges: list[tuple[str, str, str]]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for src, dst, text in edges:
+        out.setdefault((src, dst), set()).update(t for t in text.split(", ") if t)
+    return out
+
+
+def _mermaid_edges(text: str) -> dict[tuple[str, str], set[str]]:
+    found = re.findall(r'^  (\w+) [-.=]+>(?:\|"([^"]*)"\|)? (\w+)$', text, re.M)
+    return _edge_texts([(src, dst, label) for src, label, dst in found])
+
+
+def _dot_edges(text: str) -> dict[tuple[str, str], set[str]]:
+    found = re.findall(r'^  (\w+) -> (\w+) \[label="([^"]*)"', text, re.M)
+    return _edge_texts(found)
+
+
+def _return_edges(edges: dict[tuple[str, str], set[str]]) -> None:
+    """A main-flow return goes to the hang-up node, a subflow's to the return node."""
+    assert edges[("n_bye", "n_end_hangup")] == {"return"}
+    assert edges[("n_from_flow", "n_end_hangup")] == {"exhausted / return (main flow)"}
+    assert edges[("n_from_flow", "n_end_return")] == {"exhausted (subflows)"}
+    assert edges[("n_ask_ok", "n_end_return")] == set()
+    assert ("n_bye", "n_end_return") not in edges
+
+
+def test_a_return_in_the_main_flow_is_drawn_as_the_hang_up_it_is(tmp_path: Path) -> None:
+    flow = compile_flow(RETURNS, "returns.flow").flow
+    assert flow is not None
+    mermaid = render_graph(flow, "mermaid").decode()
+    _return_edges(_mermaid_edges(mermaid))
+    assert 'n_end_hangup(("hang up"))' in mermaid and 'n_end_return(("return"))' in mermaid
+    dot = render_graph(flow, "dot").decode()
+    _return_edges(_dot_edges(dot))
+    assert 'n_end_hangup [label="hang up"' in dot and 'n_end_return [label="return"' in dot
+    if shutil.which("dot") is None:
+        return
+    svg = ET.fromstring(render_graph(flow, "svg"))
+    titles = {t.text for t in svg.iter() if t.tag.endswith("title")}
+    assert {"n_bye->n_end_hangup", "n_from_flow->n_end_hangup"} <= titles
+    assert "n_bye->n_end_return" not in titles
+    source = tmp_path / "returns.flow"
+    source.write_text(RETURNS)
+    png = tmp_path / "returns.png"
+    result = CliRunner().invoke(cli, ["graph", str(source), "-o", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the same DOT source, rendered

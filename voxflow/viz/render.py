@@ -66,21 +66,42 @@ def _edge_text(e: Edge, pretty: dict[tuple[str, str], str]) -> str:
         if (st, label) in pretty:
             label = pretty[(st, label)]
             break
-    if e.op in _LOOPS:
-        return f"{label} / {e.op}" if label else e.op
+    if e.op in _LOOPS or (e.op == "return" and e.target == "hangup"):
+        label = f"{label} / {e.op}" if label else e.op
+    if e.op == "return" and e.src == "flow":  # a flow-level handler: which flows it runs in
+        label += " (main flow)" if e.target == "hangup" else " (subflows)"
     return label
+
+
+def _main_flow_returns(e: Edge) -> list[Edge]:
+    """``e``, or for a ``return`` that runs in main-flow states the hang-up it is there (nothing
+    to return to: the call ends, reason ``return``) and the return it is in subflow states (a
+    flow-level handler runs in both)."""
+    if e.op != "return":
+        return [e]
+    main = frozenset(st for st in e.states if "." not in st)
+    if not main:
+        return [e]
+    subs = e.states - main
+    return [replace(e, target="hangup", states=main), *([replace(e, states=subs)] if subs else [])]
 
 
 def _drawn(fm: FlowMap) -> list[Edge]:
     """The edges to draw. A compiler default (an implied transition, origin ``default``) is
     drawn from the states it applies to, never from an "any state" node, and an implied
-    ``continue`` (the step succeeded, the state goes on) is not drawn at all."""
+    ``continue`` (the step succeeded, the state goes on) is not drawn at all. A ``return`` that
+    runs in the main flow goes to the hang-up node (:func:`_main_flow_returns`)."""
     out: list[Edge] = []
     for e in fm.edges.values():
         if e.origin != "default":
-            out.append(e)
+            out.extend(_main_flow_returns(e))
         elif e.op != "continue":
-            out.extend(replace(e, src=st) for st in sorted(e.states) if st in fm.states)
+            out.extend(
+                edge
+                for st in sorted(e.states)
+                if st in fm.states
+                for edge in _main_flow_returns(replace(e, src=st, states=frozenset({st})))
+            )
     return out
 
 
