@@ -89,6 +89,21 @@ def test_checking_loads_no_runtime(command: str) -> None:
     assert "voxflow.compiler" in modules  # the probe ran the command
     assert _hits(modules, (*_RUNTIME, *_RUNTIME_OURS)) == []
     assert "jsonschema" not in modules  # main_ivr has no tool argument with constraints
+    assert "jinja2" not in modules  # its templates are plain {{ name }}: the scan reads them
+
+
+def test_a_template_with_statements_is_parsed_by_jinja2(tmp_path: Path) -> None:
+    """``voxflow.check.templates_jinja`` (and jinja2) load for the first template the plain
+    scan cannot read, and still find its errors."""
+    flow = tmp_path / "t.flow"
+    flow.write_text(
+        'flow t:\n    answers "100"\n\nstate start:\n'
+        '    say "{% for i in range(3) %}{{ i }}"\n    hangup\n',
+        encoding="utf-8",
+    )
+    code, modules = _loaded("lint", str(flow))
+    assert code == 1  # the for loop is not closed
+    assert {"jinja2", "voxflow.check.templates_jinja"} <= modules
 
 
 def test_fmt_loads_no_compiler() -> None:

@@ -11,12 +11,12 @@ import difflib
 import functools
 import re
 from collections.abc import Iterable
-
-import jinja2
-import jinja2.meta
-import jinja2.sandbox
+from typing import TYPE_CHECKING
 
 from voxflow.spec.functions import template_function_names
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "DYNAMIC_OPTIONS",
@@ -252,6 +252,8 @@ def template_names(source: str) -> tuple[tuple[str, ...], str | None]:
     fast = _fast_names(source)
     if fast is not None:
         return template_function_names(source, fast)
+    import jinja2.meta  # here: jinja2 is ~40 ms of start-up, and most templates need only the scan
+
     env = _jinja_env()
     try:
         parsed = env.parse(source)
@@ -262,6 +264,8 @@ def template_names(source: str) -> tuple[tuple[str, ...], str | None]:
 
 @functools.cache
 def _jinja_env() -> jinja2.Environment:
+    import jinja2.sandbox
+
     return jinja2.sandbox.SandboxedEnvironment()
 
 

@@ -3,8 +3,8 @@
 A template runs on the call's worker: ``{{ (1,)*99999999 }}`` would block every call there and
 eat gigabytes. The runtime sandbox (``voxflow.runtime.templating``) intercepts ``*``, ``**``,
 ``+`` and ``%``, ``range`` and the padding methods of strings with :func:`check_binop` and
-friends, and caps the rendered text; the checker (``voxflow.check.templates``) reports the
-constant blow-ups it can see with :func:`constant_blowup`. Pure code: no jinja2 import.
+friends, and caps the rendered text; the checker (``voxflow.check.templates_jinja``) reports
+the constant blow-ups it can see with :func:`constant_blowup`. Pure code: no jinja2 import.
 """
 
 from __future__ import annotations
