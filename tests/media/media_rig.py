@@ -55,9 +55,11 @@ async def open_rig(**sandbox_options: Any) -> AsyncIterator[Rig]:
         yield r
 
 
-_ORACLE = PocketSphinxSTT()
-"""The tests' own ear (not an app's): one per worker process, so its three decoders (~0.5 s of
-CPU each) are built once, not at every check; each recognition starts them afresh."""
+_ORACLE = PocketSphinxSTT(max_decoders=1)
+"""The tests' own ear (not an app's): one per worker process, so its decoder (~0.5 s of CPU) is
+built once, not at every check; each recognition starts it afresh. One is all it uses: its
+recognitions ask for no decision (threshold 0: the grammar search alone, no phone loop or check)
+and run one at a time (a default pool built two more that never decoded)."""
 
 
 def recognise(pcm8k: bytes, phrases: list[str] = PHRASES) -> Awaitable[str]:

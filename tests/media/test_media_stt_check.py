@@ -104,7 +104,7 @@ async def test_the_check_hears_the_phrase_its_n_best_puts_first() -> None:
     # counts as the check hearing it. The same with the check run at finish on the one decoder.
     pcm = codecs.ulaw_decode((DATA / "agent-en-us+f3-140.ulaw").read_bytes())
     alone = PocketSphinxSTT(max_decoders=1)  # one decoder: the check runs at finish on it
-    for stt in (PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION), alone):
+    for stt in (STT, alone):  # every search streamed (the shared pool: a decision's three)
         resampler = stt_resampler(8000, 16000)
         stream = await stt.open_stream(phrases=MAIN, min_confidence=0.01)  # the check runs
         try:

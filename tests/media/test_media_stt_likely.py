@@ -11,21 +11,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from shared_stt import shared_stt
 
 from voxflow.media import codecs, stt_pocketsphinx
 from voxflow.media.interpolate import stt_resampler
 from voxflow.media.stt_confidence import MARGIN_CAP, Features
 from voxflow.media.stt_likely import LIKELY_CONFIDENCE, LIKELY_STABLE, Evidence, Stability, likely
 from voxflow.media.stt_pocketsphinx import (
-    DECODERS_PER_DECISION,
     PocketSphinxStream,
-    PocketSphinxSTT,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "speech"
 MAIN = ["sales", "support", "billing", "pay my bill", "operator", "agent"]
 BILLING = ["pay", "balance", "back", "main menu", "operator", "agent"]
-STT = PocketSphinxSTT(max_decoders=DECODERS_PER_DECISION)
+STT = shared_stt()  # a decision's three decoders, the default pool (tests/shared_stt.py)
 LOUD = 328  # -40 dBFS
 
 
