@@ -228,3 +228,31 @@ async def test_an_originate_that_timed_out_and_is_never_heard_of_fails_as_unavai
         finally:
             sb.faults.clear()
             await app.close()
+
+
+PLAY_FLOW = """\
+flow slowplay "a prompt whose request is answered late":
+    answers "100"
+
+state start:
+    answer
+    play "beep"
+    hangup "done"
+"""
+
+
+async def test_a_play_answered_later_than_the_deadline_plays_once_and_the_flow_goes_on(
+    tmp_path: Path,
+) -> None:
+    """The play (POST /channels/{id}/play, the playback id voxflow chose) is served, so the
+    prompt plays, but its 201 comes after the client's deadline: the flow failed. It is not
+    sent again (Asterisk would play it twice): the playback is followed by its events."""
+    app = {"request_timeout": 0.4}
+    async with serving_text(tmp_path, PLAY_FLOW, app=app) as s:
+        s.sb.faults.slow_requests(0.8, method="POST", path="/play$")
+        sim = await s.sb.place_call(from_="+15550100", to="100", app="voxflow")
+        await until(lambda: s.server.results.total == 1, 20, "call done")
+        assert list(s.server.results.values()) == [End("completed", "done")]
+        plays = [p for m, p in s.sb.rest_api.http_log if m == "POST" and p.endswith("/play")]
+        assert len(plays) == 1
+        assert await sim.wait_hangup(5) == 16

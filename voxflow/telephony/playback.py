@@ -3,8 +3,9 @@
 The playback gets an id voxflow chose (its events are routed to the call before the POST), and
 ends with its ``PlaybackFinished``; while it plays, it is polled every ``playback_poll`` seconds
 (an unknown media scheme never finishes, observed item 17: gone at two polls in a row with no
-``PlaybackFinished``, it failed). A key or the caller's speech stops
-it when ``barge_in`` allows; a hang-up during it raises ``CallEndedError``.
+``PlaybackFinished``, it failed). A POST that timed out is not sent again (Asterisk would play
+it twice): the playback is followed by its events and polls all the same. A key or the caller's
+speech stops it when ``barge_in`` allows; a hang-up during it raises ``CallEndedError``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from voxflow import observe
 from voxflow.eager import start_eagerly
-from voxflow.errors import AriError, AriNotFound, CallEndedError, PlaybackFailedError
+from voxflow.errors import (
+    AriError,
+    AriNotFound,
+    AriTimeoutError,
+    CallEndedError,
+    PlaybackFailedError,
+)
 from voxflow.telephony.dtmf import ENDED as _ENDED
 from voxflow.voice.call import BargeIn, PromptResult
 
@@ -52,6 +59,8 @@ async def play(
         except AriNotFound:
             session._gone()
             raise CallEndedError(f"call {session.id} has ended") from None
+        except AriTimeoutError as exc:  # served late or not at all: sent again it plays twice
+            log.warning("play %s on %s: %s; following it by its events", pid, session.id, exc)
         return await _until_done(session, pid, media, finished, dtmf_wait, speech_wait)
     except asyncio.CancelledError:
         if requested:  # stopped by the flow (a key it takes, a command): its audio stops too
