@@ -14,7 +14,7 @@ from voxflow.sandbox.caller import SimCall
 
 
 async def _queued(
-    ari: RawAri, sb: Sandbox, queue: str, timeout: str = "2", position: str = ""
+    ari: RawAri, sb: Sandbox, queue: str, timeout: str = "2", position: str = "", prio: str = ""
 ) -> tuple[str, Any]:
     call = await sb.place_call(to="100")
     await ari.next("StasisStart")
@@ -22,6 +22,8 @@ async def _queued(
     assert (await ari.req("POST", f"/channels/{cid}/answer"))[0] == 204
     variables = {"VOXFLOW_APP": "voxflow", "VOXFLOW_QUEUE": queue, "VOXFLOW_QUEUE_OPTIONS": "c",
                  "VOXFLOW_QUEUE_TIMEOUT": timeout, "VOXFLOW_QUEUE_POSITION": position}  # fmt: skip
+    if prio:
+        variables["QUEUE_PRIO"] = prio
     for name, value in variables.items():
         await ari.req("POST", f"/channels/{cid}/variable", variable=name, value=value)
     await ari.req("POST", "/applications/voxflow/subscription", eventSource=f"channel:{cid}")
@@ -97,3 +99,24 @@ async def test_queue_s_position_argument_puts_a_caller_back_in_its_place(
     assert sandbox.pbx.contexts.queues["support"].waiting == [back, first, second, far]
     ch = sandbox.pbx.channels[back]
     assert (ch.app_name, ch.app_data) == ("Queue", "support,c,,,30,,,,1")
+
+
+async def test_queue_prio_places_a_caller_ahead_of_lower_priorities(
+    sandbox: Sandbox, ari: RawAri
+) -> None:
+    """app_queue.c's join_queue: a caller goes before the first caller of a lower priority
+    (QUEUE_PRIO, read when it joins; unset or not a number: 0), and a position argument counts
+    only among callers of its priority or lower ("forced into position 3 due to higher priority
+    callers"); QUEUEPOSITION follows."""
+    a, _ = await _queued(ari, sandbox, "support", timeout="30")
+    b, _ = await _queued(ari, sandbox, "support", timeout="30", prio="nonsense")
+    c, _ = await _queued(ari, sandbox, "support", timeout="30", prio="5")
+    d, _ = await _queued(ari, sandbox, "support", timeout="30", prio="5")
+    e, e_call = await _queued(ari, sandbox, "support", timeout="30", position="1")
+    f, _ = await _queued(ari, sandbox, "support", timeout="30", prio="10", position="9")
+    g, _ = await _queued(ari, sandbox, "support", timeout="30", prio="-1")
+    h, _ = await _queued(ari, sandbox, "support", timeout="30", prio="5", position="2")
+    assert sandbox.pbx.contexts.queues["support"].waiting == [f, h, c, d, e, a, b, g]
+    await e_call.press("7")
+    got = await ari.collect(quiet=0.3)
+    assert _back(got) == [["queue-return", "EXITWITHKEY", "", "5", "", "7"]]

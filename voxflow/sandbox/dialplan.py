@@ -10,8 +10,9 @@ They mirror ``docs/asterisk/extensions.conf`` and the event sequences of real As
   one keeps the caller (the far end hears "transferred") until someone hangs up.
 * ``[voxflow-queue]`` (extension ``queue``): ``Queue(${VOXFLOW_QUEUE},${VOXFLOW_QUEUE_OPTIONS},,,
   ${VOXFLOW_QUEUE_TIMEOUT},,,,${VOXFLOW_QUEUE_POSITION})`` with scripted agents
-  (:class:`QueueAgent`); the position argument inserts the caller at that place (1 = next in
-  line; past the last caller, or empty: at the back), as app_queue.c's ``join_queue``; then
+  (:class:`QueueAgent`); the caller joins ahead of the callers of a lower ``QUEUE_PRIO`` and
+  the position argument inserts it at that place among its priority (1 = next in line; past
+  the last caller, or empty: at the back), as app_queue.c's ``join_queue``; then
   ``Stasis(app,queue-return,${QUEUESTATUS},${ANSWEREDTIME},${QUEUEPOSITION},${QUEUEWAIT})``. The
   variables Queue() sets come in the captured order; ``DIALSTATUS`` is never set by it.
   ``FULL``/``JOINEMPTY`` return at once, ``LEAVEEMPTY`` one second after joining (Asterisk checks
@@ -134,10 +135,37 @@ class SandboxQueue:
     leavewhenempty: bool = False
     context: str = ""
     waiting: list[str] = field(default_factory=list)
+    prio: dict[str, int] = field(default_factory=dict)
+    """A waiting caller's ``QUEUE_PRIO`` when it joined."""
 
     def position(self, channel_id: str) -> str:
         """``QUEUEPOSITION`` of a waiting caller (1 = next in line)."""
         return str(self.waiting.index(channel_id) + 1) if channel_id in self.waiting else "1"
+
+    def join(self, channel_id: str, prio: int, position: int) -> None:
+        """Place a caller as app_queue.c's ``join_queue``: before the first caller of a lower
+        priority, or before the caller at ``position`` (1 = next in line; 0: none asked) if
+        that one's priority is not higher (a caller of a higher priority keeps its place ahead:
+        "forced into position ... due to higher priority callers"); else at the back."""
+        self.prio = {c: p for c, p in self.prio.items() if c in self.waiting}
+        at = len(self.waiting)
+        for ahead, cur in enumerate(self.waiting):
+            theirs = self.prio.get(cur, 0)
+            if prio > theirs or (prio >= theirs and 0 < position <= ahead + 1):
+                at = ahead
+                break
+        self.waiting.insert(at, channel_id)
+        self.prio[channel_id] = prio
+
+
+_PRIO = re.compile(r"\s*([+-]?\d+)")
+
+
+def _queue_prio(value: str) -> int:
+    """``QUEUE_PRIO`` as app_queue.c's ``queue_exec`` reads it (``sscanf("%30d")``: leading
+    blanks, a sign, digits; what follows is ignored); unset or not a number: 0."""
+    m = _PRIO.match(value)
+    return int(m.group(1)) if m else 0
 
 
 class ShippedContexts:
@@ -376,7 +404,7 @@ class ShippedContexts:
         self.pbx.set_var(ch, "QUEUEWAIT", "")
         self.pbx.set_var(ch, "QUEUEWAIT_MS", "")
         at = int(place) if place.isdigit() else 0  # app_queue.c: atoi(args.position)
-        q.waiting.insert(at - 1 if 0 < at <= len(q.waiting) else len(q.waiting), ch.id)
+        q.join(ch.id, _queue_prio(v.get("QUEUE_PRIO", "")), at)
         if ch.far is not None:
             ch.far.far_event("queue", {"queue": name, "music": options})
         joined = self._joined[ch.id] = self.pbx.clock.now()
