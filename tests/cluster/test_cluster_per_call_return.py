@@ -84,3 +84,58 @@ async def test_a_call_back_from_the_queue_on_the_other_worker_ends_once_there(
             ended = [h["data"] for h in hooks if h["event"] == "call.ended"]
             assert [(d["outcome"], d.get("reason")) for d in ended] == [("completed", "surveyed")]
             assert await sa.call_entries() == []
+
+
+async def test_a_call_back_from_its_agent_after_it_ended_unknown_resumes_on_any_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a's wait for the queue's return is over while the agent still talks: the call ends
+    # 'unknown' (no word from Asterisk). When the agent hangs up, Queue() sends the caller
+    # back (CONTINUE, the `c` option): whichever worker the balancer picks resumes the flow at
+    # the queue step (answered -> survey); the caller was hung up ("no call waiting")
+    monkeypatch.setattr(dialplan, "PER_CALL_QUEUE_SLACK", 0.5)  # a's wait: 2 + 0.5 s
+    flow = tmp_path / "queued.flow"
+    flow.write_text(FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        webhook_receiver() as (hook_url, hooks),
+        ClusterState(rs.url, worker_id="a") as sa,
+        ClusterState(rs.url, worker_id="b") as sb_state,
+        per_call_worker(flow, sa, hook_url) as a,
+        per_call_worker(flow, sb_state, hook_url) as b,
+    ):
+        sb.add_queue("support", [QueueAgent(answer_after=0.5, talk=4.0)])
+        ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
+        async with Balancer(ports) as balancer:
+            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
+            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
+            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
+            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
+            sb.add_outbound_websocket(cfg)
+            call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
+            await until(lambda: call.id in a.drivers, 15, "a takes the call")
+            await until(lambda: call.id in a.results, 15, "a's wait is over")
+            assert a.results[call.id].outcome == "unknown"
+            await until(lambda: "sound:vm-login" in played(sb, call.id), 15, "back, resumed")
+            assert not call.ended, "the returning caller was hung up"
+            await call.press("1")
+            await call.wait_hangup(15)
+
+            def surveyed() -> bool:
+                ends = [s.results.get(call.id) for s in (a, b)]
+                return any(e is not None and e.reason == "surveyed" for e in ends)
+
+            await until(surveyed, 10, "the resumed call's end")
+            await until(lambda: sum(h["event"] == "call.ended" for h in hooks) == 2, 10, "ended")
+            ended = [h["data"] for h in hooks if h["event"] == "call.ended"]
+            assert [d["outcome"] for d in ended] == ["unknown", "completed"]
+            assert ended[1]["reason"] == "surveyed"
+            keys = [h["_key"] for h in hooks if h["event"] == "call.ended"]
+            assert len(set(keys)) == 2, keys  # a receiver dropping repeats gets both
+            for _ in range(50):  # the end's registry removal rides the writer's next tick
+                if not await sa.call_entries():
+                    break
+                await asyncio.sleep(0.1)
+            assert await sa.call_entries() == []
+            assert not await sa.redis.keys("*away*")  # restored when it came back

@@ -200,7 +200,9 @@ async def test_a_per_call_queue_with_an_agent_past_its_wait_is_unknown(
         end = await env.result(call, 20)
         assert end.outcome == "unknown", end
         assert end.reason.startswith("queue desk"), end
-        await call.wait_hangup(15)  # Queue() returned CONTINUE to a worker with no call waiting
+        # Queue() returned CONTINUE to a worker with no call waiting (no Redis: nothing kept
+        # the call; cluster mode resumes it: tests/cluster/test_cluster_per_call_return.py)
+        await call.wait_hangup(15)
 
 
 async def test_a_per_call_queue_that_times_out_comes_back_to_the_flow(tmp_path: Path) -> None:

@@ -19,6 +19,10 @@ Keys (``prefix`` defaults to ``voxflow:``):
 * ``ending:<channel id>``: what the end claim's holder recorded of the end (its outcome, the
   results of the ``on hangup`` HTTP steps it completed: :mod:`voxflow.cluster.ending`), with
   the claim's TTL: a worker taking a dead holder's claim over finishes that end from it;
+* ``away:<channel id>``: the checkpoint (with its trip) of a call that ended ``unknown`` (sent
+  to the dialplan's queue or transfer, no word from Asterisk since: per-call websockets), kept
+  ``AWAY_TTL`` s: when the caller comes back (an agent hung up), the worker the return reaches
+  makes it the call's checkpoint again and resumes the flow (:meth:`ClusterState.come_back`);
 * ``outbox``: a hash of the end-of-call webhooks claimed but not yet delivered
   (:mod:`voxflow.cluster.outbox`: written with the end claim, sent by another worker when
   their worker dies);
@@ -71,6 +75,7 @@ T = TypeVar("T")
 _RETRY_DELAYS = (0.05, 0.2)
 _DOWN_FOR = 2.0
 UNADOPTED_GRACE = 10.0
+AWAY_TTL = 4 * 3600.0  # s an 'unknown' call's checkpoint is kept for its return (away:<id>)
 """Seconds a call of a dead worker may wait for Asterisk to re-connect it (outbound modes;
 ``voxflow run``: ``[cluster] reconnect_window``)."""
 
@@ -424,6 +429,35 @@ class ClusterState:
         except (ValueError, KeyError, TypeError):
             return False
         return isinstance(worker, str) and worker != self.worker_id
+
+    async def keep_away(self, call_id: str) -> None:
+        """See :meth:`voxflow.runtime.checkpoint.CallStore.keep_away`: ``checkpoint:<id>`` is
+        copied to ``away:<id>`` for ``AWAY_TTL`` s (before :meth:`end` deletes it)."""
+        src, dst = self._k("checkpoint", call_id), self._k("away", call_id)
+
+        async def copy() -> bool:
+            raw = await self.redis.get(src)
+            if raw is not None:
+                await self.redis.set(dst, raw, px=_ms(AWAY_TTL))
+            return raw is not None
+
+        await self._op("keep an away call", copy)
+
+    async def come_back(self, call_id: str) -> bool:
+        """See :meth:`voxflow.runtime.checkpoint.CallStore.come_back`: ``away:<id>`` becomes
+        ``checkpoint:<id>`` again, and the call's end claim and end record go."""
+        away = self._k("away", call_id)
+        raw = await self._op("read an away call", lambda: self.redis.get(away))
+        if raw is None:
+            return False
+
+        async def restore() -> Any:
+            async with self.redis.pipeline(transaction=True) as p:
+                p.set(self._k("checkpoint", call_id), raw, px=_ms(self.call_ttl))
+                p.delete(away, self._k("end", call_id), self._k("ending", call_id))
+                return await p.execute()
+
+        return await self._op("restore an away call", restore) is not None
 
     async def end(self, call_id: str, outcome: str) -> bool:
         """Remove the call's checkpoint and registry entry; True if this worker removed them."""

@@ -306,6 +306,17 @@ class CallStore(Protocol):
         """The calls of ``call_ids`` the store names another worker for, in one read."""
         ...
 
+    async def keep_away(self, call_id: str) -> None:
+        """The call ended ``unknown`` (away in the dialplan, no word from Asterisk): keep its
+        checkpoint, with its trip, for :meth:`come_back` (for a bounded time)."""
+        ...
+
+    async def come_back(self, call_id: str) -> bool:
+        """A call that ended ``unknown`` came back from the dialplan: its kept checkpoint is its
+        checkpoint again and its end is no longer claimed (the resumed call ends again); False
+        when none is kept."""
+        ...
+
     def let_go(self, call_id: str, *, pending: bool = True) -> None:
         """This worker no longer drives the call; its entry and checkpoint stay in the store
         (``pending``: its queued checkpoint is still written)."""

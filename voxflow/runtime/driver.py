@@ -189,6 +189,9 @@ class CallDriver(Generic[P]):
         self.resumed = False
         """Cluster mode: the call was resumed from a dead worker's checkpoint (its recordings
         take another name when theirs is taken: :func:`voxflow.runtime.operations`)."""
+        self.ended_key = f"{self.state.call.id}:call.ended"
+        """The Idempotency-Key of this call's ``call.ended`` (a call resumed after it ended
+        ``unknown`` sends a second one, under a key of its own)."""
         self.first_event: ev.Event | ev.Queue | None = None
         """What starts the run instead of ``Start`` (a call back from its dead worker's trip:
         the step's outcome, or the op that queues the caller again, performed for the step
@@ -483,7 +486,7 @@ class CallDriver(Generic[P]):
             webhook_keys=self.state.webhook_keys,
             data={"outcome": outcome, "reason": reason},
         )
-        return None if body is None else (f"{self.state.call.id}:call.ended", body)
+        return None if body is None else (self.ended_key, body)
 
     async def _end_is_ours(self) -> bool:
         """False when another worker ended this call (its end must not be repeated)."""
@@ -638,7 +641,7 @@ class CallDriver(Generic[P]):
                 metadata=self.state.metadata,
                 webhook_keys=self.state.webhook_keys,
                 data={"outcome": self.outcome.outcome, "reason": self.outcome.reason},
-                key=f"{self.state.call.id}:call.ended",
+                key=self.ended_key,
             )
 
     # ------------------------------------------------------------ observability

@@ -97,6 +97,7 @@ class FlowServer:
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self.handed_over = 0  # calls handed over to another worker while draining (metrics)
         self._lost_links: set[asyncio.Task[None]] = set()  # see _links_lost
+        self._after_unknown: set[str] = set()  # calls back after they ended 'unknown'
         self._down: dict[str, CallSession] = {}  # calls whose link is down (see _links_down)
         self._watcher: asyncio.Task[None] | None = None  # reads their registry entries
         self.ended_for_dead = 0  # ends run for a dead worker's call whose channel was gone
@@ -192,8 +193,12 @@ class FlowServer:
         """The flow version a call back from its dead worker's trip goes on with: the one its
         checkpoint is pinned to (its dialled number is the dialplan's now); None when it has no
         checkpoint of that trip or the version is unreadable."""
-        sid = str(session.id)
-        cp = None if self.store is None else await self.store.checkpoint(sid)
+        sid, store = str(session.id), self.store
+        cp = None if store is None else await store.checkpoint(sid)
+        if store is not None and (cp is None or cp.trip is None) and await store.come_back(sid):
+            log.warning("call %s came back after it ended 'unknown': its flow goes on", sid)
+            self._after_unknown.add(sid)  # its second call.ended takes a key of its own
+            cp = await store.checkpoint(sid)  # the trip it left on, kept at that end
         if self.store is None or cp is None or cp.trip is None:
             log.warning("call %s came back with no trip of it to go on with", sid)
             return None
@@ -314,6 +319,9 @@ class FlowServer:
             end_claim=None if self.store is None else _claimer(self.store, sid, fhash),
             journal=None if self.store is None else _journal(self.store, sid),
         )
+        if sid in self._after_unknown:
+            self._after_unknown.discard(sid)
+            driver.ended_key = f"{sid}:call.ended:returned"
         if cp is not None:
             self._resume(driver, session, cp)
         running.append(driver)
@@ -490,8 +498,12 @@ class FlowServer:
         return end
 
     async def _ended(self, sid: str, end: End) -> None:
-        """Cluster mode: the call's checkpoint and registry entry go (once, across workers)."""
+        """Cluster mode: the call's checkpoint and registry entry go (once, across workers);
+        that of a call that ended ``unknown`` (away, no word from Asterisk) is kept for its
+        return (``CallStore.keep_away``): the worker that return reaches resumes it."""
         if self.store is not None:
+            if end.outcome == "unknown":
+                await asyncio.shield(self.store.keep_away(sid))
             await asyncio.shield(self.store.end(sid, end.outcome))
 
     async def serve(self, stop: asyncio.Event) -> None:
