@@ -8,7 +8,8 @@ The phone loop (``stt_pocketsphinx``'s ``_phones`` search: every phone, ``en-us-
 utterances (espeak-ng, G.711 at 8 kHz upsampled to 16 kHz, clean and with white noise at 20 dB by
 default, ``--snr``; the recogniser's dither; 10 ms per ``process_raw``) with the phone loop of a
 decoder built per configuration (``name=value`` decoder options joined by ``+``, e.g.
-``ds=2+topn=2``; ``nolm``: the phone loop without its phone language model; ``default``:
+``ds=2+topn=2``; ``nolm``: the phone loop without its phone language model; ``bigram``: with
+its trigrams dropped, ``bigram_phone_lm``; ``default``:
 pocketsphinx's defaults), the configurations taking turns ``--rounds`` times, and prints each one's
 thread CPU per second of audio (median of the rounds), its ratio to the first, and how far its
 path's score per frame moves from the first's (the confidence's ``ratio`` feature is the grammar's
@@ -69,11 +70,39 @@ def _decoder(spec: str) -> Any:
     )
     if "nolm" in spec.split("+"):
         decoder.add_allphone_file(stt_phones.PHONES)
+    elif "bigram" in spec.split("+"):
+        decoder.add_allphone_file(stt_phones.PHONES, bigram_phone_lm())
     else:
         lm = os.path.join(pocketsphinx.get_model_path(), "en-us", "en-us-phone.lm.bin")
         decoder.add_allphone_file(stt_phones.PHONES, lm)
     decoder.activate_search(stt_phones.PHONES)
     return decoder
+
+
+def bigram_phone_lm(path: str = "/tmp/voxflow-phone-bigram.arpa") -> str:
+    """``en-us-phone.lm.bin`` without its trigrams (43 unigrams, 1509 bigrams, the bigrams'
+    back-off weights dropped), written as ARPA to ``path``; returns ``path``. The phone-LM
+    lookups are ~17 % of pocketsphinx's time in a decision (docs/speech.md, session 14)."""
+    import pocketsphinx
+
+    full = path + ".full"
+    model = os.path.join(pocketsphinx.get_model_path(), "en-us", "en-us-phone.lm.bin")
+    # the LogMath held while the model is used: ``NGramModel.readfile``'s own (or a temporary)
+    # is freed at once, and the model then writes garbage or -inf probabilities
+    logmath = pocketsphinx.LogMath()
+    lm = pocketsphinx.NGramModel(pocketsphinx.Config(), logmath, model)
+    lm.write(full, pocketsphinx.NGramModel.str_to_type("arpa"))
+    out, section = [], ""
+    for line in Path(full).read_text().splitlines():
+        if line.startswith("\\"):
+            section = line
+        if line.startswith("ngram 3=") or section == "\\3-grams:":
+            continue
+        if section == "\\2-grams:" and line.strip() and not line.startswith("\\"):
+            line = "\t".join(line.split("\t")[:3])  # probability, the two phones
+        out.append(line)
+    Path(path).write_text("\n".join(out) + "\n")
+    return path
 
 
 def _decode(decoder: Any, audio: list[bytes]) -> tuple[float, list[float]]:

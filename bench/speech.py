@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import struct
 import sys
 import time
@@ -57,6 +58,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import speech_before
@@ -64,7 +66,7 @@ import speech_cpu
 
 from voxflow.compiler import compile_flow
 from voxflow.ir import models as ir
-from voxflow.media import codecs, stt_check, stt_likely, stt_pocketsphinx
+from voxflow.media import codecs, stt_check, stt_likely, stt_phones, stt_pocketsphinx
 from voxflow.media.callmedia import _Watcher
 from voxflow.media.endpointing import follow
 from voxflow.media.interpolate import stt_resampler
@@ -98,6 +100,25 @@ _OLD = " (old endpointing)"
 LOUD = 328  # -40 dBFS: the caller has stopped talking after the last sample louder than this
 LEAD_MS = 500  # the line noise floor before the speech (_packets)
 VERBOSE = False
+
+
+def _bigram_phone_loop() -> None:
+    """Bench only, ``VOXFLOW_BENCH_PHONE_LM=bigram`` (an environment variable, so that a
+    ``--before`` side, given the same arguments, runs as it is): the phone loop decodes with
+    ``bench/phone_loop.py``'s bigram phone LM (docs/speech.md, session 14)."""
+    import phone_loop
+
+    path = phone_loop.bigram_phone_lm()
+
+    def add(ps: object, decoder: Any) -> None:
+        decoder.add_allphone_file(stt_phones.PHONES, path)
+
+    # the name stt_pocketsphinx imported and calls (not re-exported, hence the ignore)
+    stt_pocketsphinx.add_phone_loop = add  # type: ignore[attr-defined]
+
+
+if os.environ.get("VOXFLOW_BENCH_PHONE_LM") == "bigram":
+    _bigram_phone_loop()
 
 
 @dataclass
