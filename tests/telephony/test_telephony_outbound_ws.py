@@ -37,7 +37,9 @@ from voxflow.telephony.session import CallSession
 class Worker:
     """One voxflow worker: answers, plays a short tone, and keeps the call for ``hold`` s."""
 
-    def __init__(self, name: str, mode: str, app_name: str = "voxflow", hold: float = 0.0):
+    def __init__(
+        self, name: str, mode: str, app_name: str = "voxflow", hold: float = 0.0, **app_kw: Any
+    ):
         self.name = name
         self.app = VoxtraApp(
             "",
@@ -51,6 +53,7 @@ class Worker:
             retry_max=0.05,
             link_grace=1.0,
             handler_grace=0.2,
+            **app_kw,
         )
         self.served: list[str] = []
         self.hold = hold
@@ -229,6 +232,26 @@ async def test_persistent_worker_killed_mid_call_its_successor_hangs_up_the_orph
         assert b.app.links is not None and b.app.links.orphans_hung_up == 1
 
 
+async def test_the_successors_listing_answered_late_still_finds_the_orphan() -> None:
+    """Overloaded Asterisk: the successor's GET /applications/voxflow (its resync after the
+    link registered) is answered after its deadline. It was given up at once (logged at
+    debug), the dead worker's call was never hung up: a hung call. The GET goes again with
+    twice the deadline."""
+    async with (
+        sandbox() as sb,
+        workers(2, "persistent", hold=30.0, request_timeout=0.4) as (a, b),
+        Balancer([a.port, b.port]) as lb,
+    ):
+        sb.add_outbound_websocket(outbound(lb.port, "persistent"))
+        await sb.wait_app("voxflow")
+        call = await sb.place_call(to="100", app="voxflow")
+        await call.wait_for("playback", WAIT, state="done")
+        sb.faults.slow_requests(0.6, method="GET", path="^/applications/voxflow$")
+        a.kill()
+        assert await call.wait_hangup(WAIT) == 16  # b heard the late listing, hung it up
+        assert b.app.links is not None and b.app.links.orphans_hung_up == 1
+
+
 async def test_a_dropped_persistent_link_that_comes_back_keeps_the_call() -> None:
     async with sandbox() as sb, workers(1, "persistent", hold=0.5) as (w,):
         sb.add_outbound_websocket(outbound(w.port, "persistent"))
@@ -253,8 +276,10 @@ async def test_a_call_entering_while_the_link_resyncs_is_not_settled_as_gone(
         calls: list[SimCall] = []
         listed = AriRestClient.get_application
 
-        async def list_then_a_call_enters(self: AriRestClient, name: str) -> dict[str, Any]:
-            info = await listed(self, name)  # the channel list, taken before the call
+        async def list_then_a_call_enters(
+            self: AriRestClient, name: str, *, timeout: float | None = None
+        ) -> dict[str, Any]:
+            info = await listed(self, name, timeout=timeout)  # the list, taken before the call
             if not calls:
                 calls.append(await sb.place_call(to="100", app="voxflow"))
                 await until(lambda: calls[0].id in w.served)  # its StasisStart was handled

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from voxflow.ari.cleanup import again_if_late
 from voxflow.ari.models import ApplicationRegistered, AriEvent, Channel, EventParser, StasisStart
 from voxflow.ari.rest import AriRestClient, RestReply
 from voxflow.ari.wsrest import WsRestTransport, is_rest_response
@@ -343,8 +344,12 @@ class AriLinks:
         rest = self.rest_for(app_name)
         entered: set[str] = set()
         self._resyncing.setdefault(app_name, []).append(entered)
-        try:
-            info = await rest.get_application(app_name)
+        try:  # a GET answered late goes again with twice the deadline (an overloaded Asterisk)
+            info = await again_if_late(
+                lambda deadline: rest.get_application(app_name, timeout=deadline),
+                f"listing app {app_name}",
+                base=rest.timeout,
+            )
         except AriError as exc:
             log.debug("could not list app %s: %s", app_name, exc)
             return
