@@ -10,6 +10,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+import pytest
 from _cluster_kit import checkpointed_at, running_redis, until, worker, worker_process
 from _outbound_kit import outbound_cluster
 
@@ -110,9 +111,18 @@ async def _goes_on_at_b(
     assert not sb.pbx.channels and not sb.pbx.bridges
 
 
-async def test_a_call_back_from_the_queue_goes_on_at_the_queue_step(tmp_path: Path) -> None:
+COMPUTED_FLOW = FLOW.replace(
+    'var picked: string = "none"\n', 'var picked: string = "none"\nvar level: number = 3\n'
+).replace('queue "support" timeout 60s:', 'queue "support" timeout 60s priority level:')
+"""A queue step whose ``priority`` is computed when it starts (a copy of the IR's step)."""
+
+
+@pytest.mark.parametrize("text", [FLOW, COMPUTED_FLOW], ids=["literal", "computed"])
+async def test_a_call_back_from_the_queue_goes_on_at_the_queue_step(
+    tmp_path: Path, text: str
+) -> None:
     flow = tmp_path / "queued.flow"
-    flow.write_text(FLOW)
+    flow.write_text(text)
     async with (
         running_redis(tmp_path) as rs,
         Sandbox(port=0, preload_sounds=False) as sb,

@@ -452,3 +452,46 @@ def test_a_key_the_step_does_not_list_queues_the_caller_again_on_the_worker_taki
     failed = resume_trip(flow, initial_state(flow, CALL), unnamed, args, 1101.0)
     assert failed is not None and isinstance(failed[1], ev.OpDone)
     assert failed[1].result["outcome"] == "failed"
+
+
+QUEUED_DYNAMIC = """flow dynamic:
+    timeout 5s
+
+var level: number = 5
+var wait: duration = 4m
+
+state start:
+    answer
+    queue "support" timeout wait priority level:
+        1 -> message
+        on answered, timeout, failed:
+            hangup "queue"
+
+state message:
+    hangup "message"
+"""
+
+
+def test_a_queue_step_with_options_computed_at_run_time_records_its_trip() -> None:
+    """``priority level`` / ``timeout wait`` make the step a copy resolved when it starts (not
+    in the IR): the trip names the IR step and keeps the values it ran with (before, no trip
+    was written and a worker taking the call over could not go on at the step)."""
+    flow = compile_flow(QUEUED_DYNAMIC, "dynamic.flow").flow
+    assert flow is not None
+    state, cmds = step(flow, initial_state(flow, CALL), ev.Start(now=1000.0))
+    op = next(c for c in cmds if isinstance(c, ev.Op))
+    state, cmds = step(flow, state, ev.OpDone(op.cid, now=1001.0))
+    [queued] = [c for c in cmds if isinstance(c, ev.Queue)]
+    assert (queued.priority, queued.timeout_ms) == (5, 240000)
+    cp = checkpoint_of(state, flow_hash(flow), flow=flow)
+    assert cp is not None and cp.trip is not None
+    assert (cp.trip["until"], cp.trip["priority"]) == (1241.0, 5)
+    cp = Checkpoint.from_json(cp.to_json())
+    done = resume_trip(flow, initial_state(flow, CALL), cp, ["queue-return", "TIMEOUT"], 1241.0)
+    assert done is not None
+    _, out = step(flow, *done)
+    assert [c.reason for c in out if isinstance(c, ev.Hangup)] == ["queue"]
+    args = ["queue-return", "EXITWITHKEY", "", "3", "", "4"]
+    back = resume_trip(flow, initial_state(flow, CALL), cp, args, 1101.0)
+    assert back is not None
+    assert back[1] == replace(queued, cid=back[0].seq, timeout_ms=140000, position=3)

@@ -35,16 +35,22 @@ def trip_of(flow: Flow | None, state: RunState) -> dict[str, Any] | None:
     """The trip ``state`` waits on (a ``queue`` or ``transfer`` step's op), as JSON values:
     ``op``, ``step`` (its path), ``stack`` (the innermost frame's cursors), ``endpoint`` (a
     transfer's rendered target, a queue's rendered name), ``depth`` (its frames, the main one
-    included), ``until`` (a queue step's end, clock seconds); None when it waits on none, or it
-    cannot be written."""
+    included), ``until`` (a queue step's end, clock seconds), ``priority`` (a queue step's);
+    None when it waits on none, or it cannot be written. ``step`` is the IR's step, also for
+    a step whose options (``timeout``, ``priority``) were computed when it started."""
     w = state.wait
     if flow is None or w is None or w.kind != "op" or not state.frames:
         return None
     op = getattr(w.step, "op", None)
     if op not in TRIP_TAGS:
         return None
+    frame = state.frames[-1]
     step = path_of(flow, w.step)
-    stack = encode_stack(flow, state.frames[-1].stack)
+    if step is None and frame.stack:  # a copy with options computed when it started
+        cur = frame.stack[-1]  # the step it waits on, as the IR has it
+        if cur.index < len(cur.block) and getattr(cur.block[cur.index], "op", None) == op:
+            step = path_of(flow, cur.block[cur.index])
+    stack = encode_stack(flow, frame.stack)
     if step is None or stack is None:
         return None
     trip: dict[str, Any] = {
@@ -56,6 +62,8 @@ def trip_of(flow: Flow | None, state: RunState) -> dict[str, Any] | None:
     }
     if w.until is not None:
         trip["until"] = w.until
+    if isinstance(w.step, QueueStep) and w.step.priority is not None:
+        trip["priority"] = w.step.priority  # its value then (it may be computed)
     return trip
 
 
@@ -106,9 +114,11 @@ def trip_event(
         result = queue_step_result(back, keys, left) if name else queue_result(back, keys)
         if result is not None:
             return ev.OpDone(cid, result, now=now)
+        prio = trip.get("priority", step.priority)
         return ev.Queue(
-            cid, name, int(left * 1000), step.music, None, step.priority,
-            step.announce_position, (), keys, position=back.position,
+            cid, name, int(left * 1000), step.music, None,
+            prio if isinstance(prio, int) else None, step.announce_position, (), keys,
+            position=back.position,
         )  # fmt: skip
     target = str(trip.get("endpoint", ""))
     why = f"transfer to {target!r} failed: {status or 'not routed'}"
