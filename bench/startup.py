@@ -8,6 +8,12 @@ checkout's code (``PYTHONPATH=CHECKOUT``, this interpreter and its libraries) ru
 commands interleaved with this one's, run for run, so both sides see the same machine load; the
 ratios are after / before. Make a baseline with ``git worktree add --detach /tmp/before COMMIT``.
 The machine is shared: quote ``uptime``.
+
+Without ``--bytecode``, with ``PYTHONDONTWRITEBYTECODE`` set (as in CI and the shared machine),
+every run compiles voxflow's modules from source: ~25 % of ``validate``'s instructions, which an
+installed package (bytecode compiled at install) does not spend. ``--bytecode`` measures that
+case. The parser tables come from this user's cache (``voxflow.syntax.parser_cache``) on every
+run after the first.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,9 +44,13 @@ Sample = tuple[float, float]
 """One run: wall seconds, CPU seconds (user + system of the child)."""
 
 
-def run_once(code: Path, args: tuple[str, ...]) -> Sample:
-    """``python -m voxflow ARGS`` with ``code`` first on the path, in ``code``; exit 0 required."""
+def run_once(code: Path, args: tuple[str, ...], pycache: Path | None = None) -> Sample:
+    """``python -m voxflow ARGS`` with ``code`` first on the path, in ``code``; exit 0 required.
+    With ``pycache``, bytecode is written to and read from there (``PYTHONPYCACHEPREFIX``)."""
     env = {**os.environ, "PYTHONPATH": str(code)}
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxflow", *args],
@@ -72,22 +83,44 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("-n", type=int, default=9, help="runs per command and side")
     parser.add_argument("--before", type=Path, help="a checkout to compare with")
+    parser.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="modules load from bytecode (in a temporary PYTHONPYCACHEPREFIX, after one "
+        "unmeasured run of each command), as from an installed package",
+    )
     opts = parser.parse_args(argv)
     sides = {"after": ROOT}
     if opts.before is not None:
         sides = {"before": opts.before.resolve(), "after": ROOT}
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min); n={opts.n}")
-    for name, args in COMMANDS.items():
-        got: dict[str, list[Sample]] = {side: [] for side in sides}
-        for _ in range(opts.n):
-            for side, code in sides.items():
-                got[side].append(run_once(code, args))
-        med = {side: _median(samples) for side, samples in got.items()}
-        cells = " | ".join(f"{side} {_cell(m)}" for side, m in med.items())
-        if "before" in med:
-            b, a = med["before"], med["after"]
-            cells += f" | ratio wall x{a[0] / b[0]:.2f} cpu x{a[1] / b[1]:.2f}"
-        print(f"{name:>12}: {cells}")
+    with tempfile.TemporaryDirectory(prefix="voxflow-startup-") as tmp:
+        pycache = {side: Path(tmp) / side if opts.bytecode else None for side in sides}
+        for name, args in COMMANDS.items():
+            _measure(name, args, sides, pycache, opts.n)
+
+
+def _measure(
+    name: str,
+    args: tuple[str, ...],
+    sides: dict[str, Path],
+    pycache: dict[str, Path | None],
+    n: int,
+) -> None:
+    """Run one command ``n`` times per side, interleaved; print the medians and ratios."""
+    for side, code in sides.items():
+        if pycache[side] is not None:
+            run_once(code, args, pycache[side])  # writes the bytecode: not measured
+    got: dict[str, list[Sample]] = {side: [] for side in sides}
+    for _ in range(n):
+        for side, code in sides.items():
+            got[side].append(run_once(code, args, pycache[side]))
+    med = {side: _median(samples) for side, samples in got.items()}
+    cells = " | ".join(f"{side} {_cell(m)}" for side, m in med.items())
+    if "before" in med:
+        b, a = med["before"], med["after"]
+        cells += f" | ratio wall x{a[0] / b[0]:.2f} cpu x{a[1] / b[1]:.2f}"
+    print(f"{name:>12}: {cells}", flush=True)
 
 
 if __name__ == "__main__":
