@@ -1,8 +1,8 @@
 """``python -m voxflow``: the same CLI as the ``voxflow`` command."""
 
-from voxflow.cli.main import cli
+from voxflow.cli.main import main
 
 __all__: list[str] = []
 
 if __name__ == "__main__":
-    cli(prog_name="voxflow")
+    main(prog_name="voxflow")

@@ -7,21 +7,24 @@ Checked in a fresh process through ``sys.modules``; speed is measured in ``bench
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from voxflow.cli import main as cli_main
 from voxflow.cli.main import _COMMANDS, SHORT_HELP
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = str(ROOT / "flows" / "main_ivr.flow")
 
 _PROBE = """
-import json, runpy, sys
+import gc, json, runpy, sys
 sys.argv = ["voxflow", *sys.argv[1:]]
 try:
     runpy.run_module("voxflow", run_name="__main__")
@@ -30,7 +33,8 @@ except SystemExit as exc:
 else:
     code = 0
 sys.stdout.flush()
-print("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
+gc_state = {"frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}
+print("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules), "gc": gc_state}))
 """
 
 _RUNTIME = ("redis", "numpy", "pocketsphinx", "aiohttp", "websockets", "asyncio")
@@ -39,6 +43,11 @@ _COMPILER = ("voxflow.compiler", "voxflow.ir", "voxflow.check", "pydantic", "jso
 
 
 def _loaded(*args: str) -> tuple[int, set[str]]:
+    report = _report(*args)
+    return report["code"], set(report["modules"])
+
+
+def _report(*args: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, *args],
         capture_output=True,
@@ -47,8 +56,8 @@ def _loaded(*args: str) -> tuple[int, set[str]]:
         timeout=120,
         check=False,
     )
-    report = json.loads(done.stdout.rstrip("\n").rsplit("\n", 1)[-1])
-    return report["code"], set(report["modules"])
+    report: dict[str, Any] = json.loads(done.stdout.rstrip("\n").rsplit("\n", 1)[-1])
+    return report
 
 
 def _hits(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
@@ -121,3 +130,24 @@ def test_scenario_tests_load_no_telephony_stack() -> None:
     heavy = ("numpy", "pocketsphinx", "redis", "aiohttp", "websockets", "msgspec")
     ours = ("voxflow.ari", "voxflow.media", "voxflow.cluster", "voxflow.telephony.session")
     assert _hits(modules, (*heavy, *ours, "voxflow.telephony.app")) == []
+
+
+def test_the_voxflow_process_freezes_what_a_command_imported() -> None:
+    """``voxflow validate`` imports the compiler with the GC paused, then freezes it (never
+    rescanned); the GC runs again afterwards."""
+    report = _report("validate", FLOW)
+    assert report["code"] == 0
+    assert report["gc"]["frozen"] > 10_000  # the compiler's classes, schemas, functions
+    assert report["gc"]["enabled"]
+
+
+def test_a_caller_of_cli_keeps_its_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a process that only calls ``cli`` (a test with CliRunner), loading a command pauses
+    the GC and restores it, and freezes nothing."""
+    monkeypatch.setitem(cli_main._PROCESS, "own", False)
+    frozen = gc.get_freeze_count()
+    assert gc.isenabled()
+    with cli_main._loading():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
