@@ -149,7 +149,13 @@ def test_hangup_steps_have_their_line() -> None:
 
 
 @pytest.mark.parametrize(
-    "expect", ["", "    expect: {}\n", "    expect: {ignore_case: true, variables: {}}\n"]
+    "expect",
+    [
+        "",
+        "    expect: {}\n",
+        "    expect: {ignore_case: true, variables: {}}\n",
+        "    expect: {not_said: [], not_visited: []}\n",  # forbids nothing
+    ],
 )
 def test_a_scenario_that_checks_nothing_fails(tmp_path: Path, expect: str) -> None:
     body = f"  - name: x\n    mocks: {{http: [{HTTP_OK}], {AGENT}}}\n" + expect

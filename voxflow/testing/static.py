@@ -148,8 +148,9 @@ _CHECKS = ("said", "not_said", "played", "states", "not_visited", "transfer", "q
 
 
 def checks_nothing(exp: Expect) -> bool:
-    """True when ``exp`` asserts nothing (no ``expect``, ``expect: {}``, only ``ignore_case``
-    or empty maps): such a scenario would pass whatever the flow did."""
-    if exp.variables or exp.metadata:
+    """True when ``exp`` asserts nothing (no ``expect``, ``expect: {}``, only ``ignore_case``,
+    empty maps, or ``not_said: []``/``not_visited: []``, which forbid nothing): such a scenario
+    would pass whatever the flow did."""
+    if exp.variables or exp.metadata or exp.not_said or exp.not_visited:
         return False
-    return all(getattr(exp, name) is None for name in _CHECKS)
+    return all(getattr(exp, name) is None for name in _CHECKS if not name.startswith("not_"))
