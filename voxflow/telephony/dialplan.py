@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from voxflow.ari.cleanup import again_if_late
 from voxflow.errors import (
     AriError,
     AriHTTPError,
@@ -224,6 +223,10 @@ async def set_variable(rest: AriRestClient, channel_id: str, name: str, value: s
     """Set a channel variable; one whose answer came after the deadline goes again with twice
     the deadline (setting a variable to the same value again changes nothing): an overloaded
     Asterisk answers late, and the step failed although the variable was set."""
+
+    # here, not at the top: voxflow.ari loads aiohttp, which `voxflow test` (virtual time, this
+    # module through runtime.port) must not (tests/cli/test_cli_startup.py)
+    from voxflow.ari.cleanup import again_if_late
 
     async def op(deadline: float | None) -> None:
         await rest.set_variable(channel_id, name, value, timeout=deadline)
