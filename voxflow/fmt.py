@@ -68,14 +68,15 @@ class _Line:
 def _lex(text: str) -> list[_Tok]:
     toks: list[_Tok] = []
     pos = 0
-    prev_sig: _Tok | None = None
+    line: list[_Tok] = []  # the significant tokens of the logical line so far
+    depth = 0
     while pos < len(text):
-        if text[pos] == "/" and _regex_allowed(prev_sig):
+        if text[pos] == "/" and depth == 0 and _regex_allowed(line):
             m = _REGEX.match(text, pos)
             if m:
                 tok = _Tok("regex", m.group())
                 toks.append(tok)
-                prev_sig = tok
+                line.append(tok)
                 pos = m.end()
                 continue
         m = _TOKEN.match(text, pos)
@@ -83,20 +84,27 @@ def _lex(text: str) -> list[_Tok]:
         kind = m.lastgroup or "other"
         tok = _Tok(kind, m.group())
         toks.append(tok)
-        if kind == "nl":
-            prev_sig = None
-        elif kind not in ("ws", "cont", "comment"):
-            prev_sig = tok
+        if kind == "op" and tok.text in _OPEN:
+            depth += 1
+        elif kind == "op" and tok.text in _CLOSE:
+            depth = max(0, depth - 1)
+        if kind == "nl" and depth == 0:
+            line = []
+        elif kind not in ("ws", "cont", "comment", "nl"):
+            line.append(tok)
         pos = m.end()
     return toks
 
 
-def _regex_allowed(prev: _Tok | None) -> bool:
-    if prev is None:
+def _regex_allowed(line: list[_Tok]) -> bool:
+    """A regex is only a pattern (grammar: ``choice``, ``anytime``): first on its line, after
+    ``anytime`` opening the line, or after a ``,`` (a '/' there cannot be a division)."""
+    if not line:
         return True
+    prev = line[-1]
     if prev.kind == "op":
-        return prev.text not in _CLOSE
-    return prev.kind == "name" and prev.text in _KEYWORDS
+        return prev.text == ","
+    return len(line) == 1 and prev.text == "anytime"
 
 
 def _split_lines(toks: list[_Tok]) -> list[_Line]:

@@ -212,3 +212,38 @@ def test_devices_pipes_binary_and_bom_files(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["fmt", "--check", str(bom)]).exit_code == 1  # the BOM goes
     assert runner.invoke(cli, ["fmt", str(bom)]).exit_code == 0
     assert bom.read_bytes() == b'flow b:\n    answers "1"\n\nstate s:\n    hangup\n'
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '    set s = [n\n        / 2 + 1, "x/y"]\n',  # a division starting a line inside brackets
+        '    set s = key / 2 + len("a/b")\n',  # after a name that is also a keyword
+        '    set s = call / 2 + len("a/b")\n',
+        '    set s = anytime / 2 + len("a/b")\n',
+    ],
+)
+def test_a_division_is_never_taken_for_a_regex(line: str) -> None:
+    """A regex is only a choice or anytime pattern: a '/' elsewhere is a division. Read as a
+    regex up to the next '/', it swallowed part of a string, and fmt wrote "a/b" as "a/ b "."""
+    text = (
+        'flow d:\n    answers "1"\n\nvar n = 10\nvar key = 4\nvar call = 6\nvar anytime = 8\n'
+        'var s = ""\n\nstate start:\n' + line + '    say "{{ s }}"\n    hangup\n'
+    )
+    path = Path("d.flow")
+    assert _ir(text, path) is not None
+    formatted = format_source(text)
+    assert formatted == text
+    assert _ir(formatted, path) == _ir(text, path)
+
+
+def test_regex_patterns_are_still_formatted_as_regexes() -> None:
+    text = (
+        'flow r:\n    answers "1"\n\nanytime /oper(ator)?/i, "help me" -> start\n\n'
+        'state start:\n    menu "Pick":\n        /yes|ok/i, "fine" -> start\n'
+        "        1,/a b/ -> bye\n        on noinput, nomatch, exhausted -> bye\n\n"
+        "state bye:\n    hangup\n"
+    )
+    want = text.replace("1,/a b/", "1, /a b/")
+    assert format_source(text) == want
+    assert _ir(want, Path("r.flow")) == _ir(text, Path("r.flow")) is not None
