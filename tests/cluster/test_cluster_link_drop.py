@@ -262,3 +262,52 @@ async def test_a_dropped_link_with_many_calls_reads_their_entries_in_one_request
             await call.press("1")
         for call in calls:
             await call.wait_hangup(15)
+
+
+async def test_a_request_the_drop_cut_off_never_runs_the_error_handling_of_a_moved_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as above, but a's play is in flight (Asterisk served it and answers late) when the
+    # link drops: the request lost with the socket failed at once and a ran `on error`
+    monkeypatch.setattr(server, "MOVED_POLL", 30.0)
+    flow = tmp_path / "acting.flow"
+    flow.write_text(ACT_FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        webhook_receiver() as (hook_url, hooks),
+        ClusterState(rs.url, worker_id="a") as sa,
+        ClusterState(rs.url, worker_id="b") as sb_state,
+        per_call_worker(flow, sa, hook_url, link_grace=4.0) as a,
+        per_call_worker(flow, sb_state, hook_url) as b,
+    ):
+        ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
+        async with Balancer(ports) as balancer:
+            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
+            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
+            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
+            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
+            sb.add_outbound_websocket(cfg)
+            call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
+            await checkpointed_at(rs.url, call.id, "menu", 30, picked="early")
+            assert call.id in a.drivers
+            ch = sb.pbx.channels[call.id]
+            await until(
+                lambda: "sound:vm-login" in played(sb, call.id) and not ch.playbacks, 15,
+                "a pauses",
+            )  # fmt: skip
+            sb.faults.slow_requests(1.0, method="POST", path=r"/play$")
+            await until(lambda: "sound:goodbye" in played(sb, call.id), 15, "a's play served")
+            [name] = [n for n in sb.outbound.sockets if n.startswith("voxflow:")]
+            await sb.outbound.sockets[name].ws.close()  # a's play has no answer yet
+            sb.faults.slow_requests(0)
+            await until(lambda: played(sb, call.id).count("sound:vm-login") == 2, 15, "on b")
+            await until(lambda: call.id not in a.drivers, 10, "a lets the call go")
+            await call.press("1")
+            await call.wait_hangup(15)
+            await until(lambda: call.id in b.results, 10, "the call's end on b")
+            assert b.results[call.id].reason == "done"
+            assert call.id not in a.results
+            await asyncio.sleep(0.3)
+            ended = [h["data"] for h in hooks if h["event"] == "call.ended"]
+            assert [(d["outcome"], d.get("reason")) for d in ended] == [("completed", "done")]
