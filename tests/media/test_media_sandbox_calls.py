@@ -112,10 +112,17 @@ async def test_audio_stream_consumers_each_get_every_chunk(rig: Rig) -> None:
     sim = await rig.call(body)
     await speak(sim, "talk to an agent")
     a, b = await rig.result()
-    assert [c.sequence for c in a] == [c.sequence for c in b]
+    # each consumer starts at its first iteration, so on a loaded machine a chunk can come
+    # between the two starts; from the later start on, both get the same chunks, none skipped
+    if b[0].sequence < a[0].sequence:
+        a, b = b, a
+    late = [c.sequence for c in a].index(b[0].sequence)  # ValueError: b got a chunk a missed
+    assert late <= 5
+    assert [c.sequence for c in a[late:]] == [c.sequence for c in b[: len(a) - late]]
     assert all(c.codec == "ulaw" and c.sample_rate == 8000 and len(c.payload) == 160 for c in a)
-    seqs = [c.sequence for c in a]
-    assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
+    for chunks in (a, b):
+        seqs = [c.sequence for c in chunks]
+        assert all((y - x) & 0xFFFF == 1 for x, y in itertools.pairwise(seqs))
 
 
 # --------------------------------------------------------------------------- say
