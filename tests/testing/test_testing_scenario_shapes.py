@@ -105,3 +105,35 @@ def test_a_scenario_file_with_an_empty_list_of_scenarios_says_so(tmp_path: Path)
     result = CliRunner().invoke(cli, ["test", str(path)])
     assert result.exit_code == 1 and "scenarios: the list is empty" in result.output, result.output
     assert "no scenario files" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "key"),
+    [
+        (
+            "    expect: {states: [a]}\n    steps: [{press: 1}]\n    expect: {said: [b]}\n",
+            6,
+            "expect",
+        ),
+        ("    expect:\n      said: [nothing like this]\n      said: [b]\n", 6, "said"),
+        ("    expect: {variables: {n: 1, n: 2}}\n", 4, "n"),
+    ],
+)
+def test_a_key_written_twice_is_an_error_not_the_last_one_kept(
+    body: str, line: int, key: str
+) -> None:
+    """YAML keys are unique; the loader kept the last and dropped the first silently, so an
+    expectation written first was never checked and the scenario passed."""
+    msg = _error(body)
+    assert msg.startswith(f"s.test.yaml:{line}: invalid YAML: "), msg
+    assert f"'{key}' is written twice (first on line" in msg
+
+
+def test_a_merge_key_may_still_be_overridden() -> None:
+    text = (
+        "flow: shop.flow\nbase: &b {caller: '+1555', speech: false}\nscenarios:\n"
+        "  - name: x\n    <<: *b\n    caller: '+1666'\n    expect: {said: [hi]}\n"
+    )
+    with pytest.raises(ConfigError) as err:  # 'base' is no scenario file key
+        parse_scenario_text(text, name="s.test.yaml")
+    assert "unknown key 'base'" in str(err.value) and "twice" not in str(err.value)

@@ -39,7 +39,24 @@ class LinedDict(dict[Any, Any]):
     key_lines: dict[str, int]
 
 
+def _refuse_duplicates(node: yaml.MappingNode) -> None:
+    """A key written twice in one mapping is an error (YAML keys are unique): the loader would
+    keep the last and drop the first, an expectation among them. ``<<`` merges may be
+    overridden (they are not the mapping's own keys)."""
+    seen: dict[tuple[str, str], yaml.Mark] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        first = seen.setdefault((key.tag, str(key.value)), key.start_mark)
+        if first is not key.start_mark:
+            raise yaml.constructor.ConstructorError(
+                problem=f"'{key.value}' is written twice (first on line {first.line + 1})",
+                problem_mark=key.start_mark,
+            )
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    _refuse_duplicates(node)
     mapping = LinedDict(loader.construct_mapping(node, deep=True))
     mapping.key_lines = {
         str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
