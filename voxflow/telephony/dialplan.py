@@ -16,7 +16,9 @@ Variables a trip sets (the shipped contexts read them): ``VOXFLOW_APP`` (where t
 ``VOXFLOW_QUEUE``, ``VOXFLOW_QUEUE_OPTIONS`` (``c`` plus ``m(class)`` for music),
 ``VOXFLOW_QUEUE_TIMEOUT`` (seconds), ``VOXFLOW_QUEUE_POSITION`` (``Queue()``'s position
 argument: a caller queued again after a key the step does not list goes back to its place;
-empty: at the back), ``QUEUE_PRIO`` (Asterisk's own queue priority).
+empty: at the back), ``QUEUE_PRIO`` (Asterisk's own queue priority: a step's ``priority``;
+a step without one sets back the value the channel had before voxflow first set it, so an
+earlier step's priority does not stay, while a ``QUEUE_PRIO`` of the dialplan still applies).
 """
 
 from __future__ import annotations
@@ -199,10 +201,14 @@ def queue_variables(
     music: str | None,
     priority: int | None,
     position: int | None = None,
+    prio_before: str | None = None,
 ) -> dict[str, str]:
     """The channel variables ``[voxflow-queue]`` reads for one queue step (``ValueError`` for
     a malformed queue name or music class). ``position``: the place to join at (1 = next in
-    line), always set so that a value of an earlier queue step does not stay on the channel."""
+    line), always set so that a value of an earlier queue step does not stay on the channel.
+    ``prio_before``: the ``QUEUE_PRIO`` the channel had before voxflow first set it ("":
+    unset, which Queue() reads as 0; None: voxflow never set it), set back by a step without
+    ``priority``."""
     if not _QUEUE_NAME.match(name):
         raise ValueError(f"invalid queue name {name!r}")
     if music is not None and not _MUSIC_CLASS.match(music):
@@ -216,7 +222,21 @@ def queue_variables(
     }
     if priority is not None:
         out["QUEUE_PRIO"] = str(priority)
+    elif prio_before is not None:
+        out["QUEUE_PRIO"] = prio_before
     return out
+
+
+async def queue_prio_before(session: CallSession) -> str:
+    """The channel's ``QUEUE_PRIO`` ("" when unset: Asterisk answers 404 "Provided variable
+    was not found"); ``CallEndedError`` when the channel is gone."""
+    try:
+        return await session.rest.get_variable(session.id, "QUEUE_PRIO")
+    except AriNotFound as exc:
+        if "variable" in exc.message.lower():  # not "Channel not found"
+            return ""
+        session._gone()
+        raise CallEndedError(f"call {session.id} has ended") from None
 
 
 async def set_variable(rest: AriRestClient, channel_id: str, name: str, value: str) -> None:

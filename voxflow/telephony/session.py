@@ -42,6 +42,7 @@ from voxflow.telephony.dialplan import (
     QueueReturn,
     TripResult,
     queue,
+    queue_prio_before,
     queue_variables,
     set_call_data,
     stop_media_before_leaving,
@@ -139,6 +140,9 @@ class CallSession:
         self._voice_lock = asyncio.Lock()
         self._agent: CallAgent | None = None
         self._trip: DialplanTrip | None = None
+        self.queue_prio_before: str | None = None
+        """The ``QUEUE_PRIO`` the channel had before a queue step's ``priority`` first set it
+        ("": unset); None: voxflow has not set it (a step without ``priority`` leaves it)."""
         self.returned: tuple[str, ...] = ()
         """The Stasis arguments (a return tag first) of a call the shipped dialplan sent back
         while no session waited for it: its worker died during the trip (cluster mode,
@@ -377,11 +381,15 @@ class CallSession:
         of it (per-call outbound websockets: not back in time; an agent may have it, or the
         caller hung up). ``position``: join at that place (``Queue()``'s position argument; the
         caller's QUEUEPOSITION when it is queued again), else at the back. Raises
-        ``CallEndedError`` when the caller hangs up meanwhile."""
-        variables = queue_variables(
-            name, timeout=timeout, music=music, priority=priority, position=position
-        )
+        ``CallEndedError`` when the caller hangs up meanwhile. Without ``priority``, QUEUE_PRIO
+        goes back to what it was before voxflow first set it (:attr:`queue_prio_before`)."""
         self._check_live()
+        if priority is not None and self.queue_prio_before is None:
+            self.queue_prio_before = await queue_prio_before(self)  # the dialplan's, or ""
+        variables = queue_variables(
+            name, timeout=timeout, music=music, priority=priority, position=position,
+            prio_before=self.queue_prio_before,
+        )  # fmt: skip
         return await queue(self, variables)
 
     async def _stop_media_before_leaving(self) -> None:

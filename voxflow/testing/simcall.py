@@ -271,6 +271,7 @@ class SimCall:
         self.loop = loop
         self.res = result
         self.mocks = _Mocks(mocks)
+        self._prio_before: str | None = None  # CallSession.queue_prio_before: "" (no dialplan)
         self.id = call_id
         self.caller_id = caller
         self.called_number = called
@@ -522,8 +523,14 @@ class SimCall:
         queue whose context is [voxflow-queue-exit]: any digit 0-9 pressed meanwhile leaves
         Queue() at once (EXITWITHKEY, no QUEUEWAIT), as ``_X`` there matches it. Queued again
         at ``position`` (the place it had), the caller keeps it: QUEUEPOSITION is that, unless
-        the mock says otherwise."""
+        the mock says otherwise. ``QUEUE_PRIO`` as on Asterisk: the step's ``priority``, else
+        back to the value before voxflow first set it (here unset: 0), logged."""
         self._live()
+        if priority is not None and self._prio_before is None:
+            self._prio_before = ""  # the call came with no QUEUE_PRIO
+        if priority is not None or self._prio_before is not None:
+            prio = str(priority) if priority is not None else self._prio_before or "0 (unset)"
+            self.log("flow", f"queue {name}: QUEUE_PRIO {prio}")
         self.res.queues.append(name)
         self.mocks.failure("queue", name)
         m = self.mocks.take(self.mocks.all.queue, lambda q: re.search(q.name, name) is not None)
