@@ -70,7 +70,7 @@ async def _second_queue_order(tmp_path: Path, **kw: dict[str, str]) -> tuple[lis
         second = await env.call("300", **kw)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 20
-        while sum(e["type"] == "queue" for e in second.experience()) < 2:  # noqa: ASYNC110  # no event per entry
+        while sum(e["type"] == "queue" for e in second.experience()) < 2:  # no event per entry
             assert loop.time() < deadline, "the second queue step never queued the caller"
             await asyncio.sleep(0.05)
         order = list(env.sb.pbx.contexts.queues["support"].waiting)
@@ -90,7 +90,5 @@ async def test_a_queue_step_without_priority_keeps_the_dialplan_s_queue_prio(
     tmp_path: Path,
 ) -> None:
     # the dialplan set QUEUE_PRIO=3 before Stasis(): a step without priority leaves it at that
-    order, waiting, again = await _second_queue_order(
-        tmp_path, variables={"QUEUE_PRIO": "3"}
-    )
+    order, waiting, again = await _second_queue_order(tmp_path, variables={"QUEUE_PRIO": "3"})
     assert order == [again, waiting]

@@ -201,14 +201,10 @@ def queue_variables(
     music: str | None,
     priority: int | None,
     position: int | None = None,
-    prio_before: str | None = None,
 ) -> dict[str, str]:
     """The channel variables ``[voxflow-queue]`` reads for one queue step (``ValueError`` for
     a malformed queue name or music class). ``position``: the place to join at (1 = next in
-    line), always set so that a value of an earlier queue step does not stay on the channel.
-    ``prio_before``: the ``QUEUE_PRIO`` the channel had before voxflow first set it ("":
-    unset, which Queue() reads as 0; None: voxflow never set it), set back by a step without
-    ``priority``."""
+    line), always set so that a value of an earlier queue step does not stay on the channel."""
     if not _QUEUE_NAME.match(name):
         raise ValueError(f"invalid queue name {name!r}")
     if music is not None and not _MUSIC_CLASS.match(music):
@@ -222,8 +218,6 @@ def queue_variables(
     }
     if priority is not None:
         out["QUEUE_PRIO"] = str(priority)
-    elif prio_before is not None:
-        out["QUEUE_PRIO"] = prio_before
     return out
 
 

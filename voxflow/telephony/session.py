@@ -383,13 +383,14 @@ class CallSession:
         caller's QUEUEPOSITION when it is queued again), else at the back. Raises
         ``CallEndedError`` when the caller hangs up meanwhile. Without ``priority``, QUEUE_PRIO
         goes back to what it was before voxflow first set it (:attr:`queue_prio_before`)."""
+        variables = queue_variables(
+            name, timeout=timeout, music=music, priority=priority, position=position
+        )
         self._check_live()
         if priority is not None and self.queue_prio_before is None:
             self.queue_prio_before = await queue_prio_before(self)  # the dialplan's, or ""
-        variables = queue_variables(
-            name, timeout=timeout, music=music, priority=priority, position=position,
-            prio_before=self.queue_prio_before,
-        )  # fmt: skip
+        elif priority is None and self.queue_prio_before is not None:
+            variables["QUEUE_PRIO"] = self.queue_prio_before  # not an earlier step's
         return await queue(self, variables)
 
     async def _stop_media_before_leaving(self) -> None:
