@@ -92,6 +92,16 @@ def test_run_help_imports_no_runtime() -> None:
 
 
 @pytest.mark.parametrize("command", ["validate", "lint"])
+def test_checking_help_loads_no_compiler(command: str) -> None:
+    """``validate --help``/``lint --help`` import the compiler only when there is a flow to
+    check (they loaded it, pydantic and Lark included, for the help text)."""
+    code, modules = _loaded(command, "--help")
+    assert code == 0
+    assert "voxflow.cli.diag" in modules  # the probe reached the command
+    assert _hits(modules, (*_RUNTIME, *_RUNTIME_OURS, *_COMPILER, "voxflow.syntax", "lark")) == []
+
+
+@pytest.mark.parametrize("command", ["validate", "lint"])
 def test_checking_loads_no_runtime(command: str) -> None:
     code, modules = _loaded(command, FLOW)
     assert code == 0

@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from voxflow.cli.messages import warn
-from voxflow.compiler.project import FileReport, Notes, PathError, analyze_paths
-from voxflow.compiler.speech_notes import OFFLINE_STT, free_speech_notes
 from voxflow.diagnostics import (
     Severity,
     count_by_severity,
@@ -24,6 +23,10 @@ from voxflow.diagnostics import (
     render_text,
 )
 from voxflow.errors import ConfigError
+from voxflow.sourcefile import PathError
+
+if TYPE_CHECKING:
+    from voxflow.compiler.project import FileReport, Notes
 
 __all__ = ["lint", "validate", "warn"]
 
@@ -37,6 +40,9 @@ def _version() -> str:
 
 
 def _run(paths: Sequence[str], notes: Notes | None = None) -> FileReport:
+    # the compiler is imported here, so `validate --help` and usage errors do not load it
+    from voxflow.compiler.project import analyze_paths
+
     try:
         return analyze_paths(paths, notes, warn)
     except PathError as exc:
@@ -48,6 +54,7 @@ def configured_stt() -> str:
     :mod:`voxflow.ai.config`), else the offline pocketsphinx; ``"unknown"`` when that
     configuration is invalid (``voxflow run`` refuses it)."""
     from voxflow.ai.config import load_ai_config
+    from voxflow.compiler.speech_notes import OFFLINE_STT
 
     try:
         cfg = load_ai_config().stt
@@ -116,6 +123,8 @@ def lint(paths: tuple[str, ...], fmt: str, strict: bool, stt: str | None) -> Non
 
     Exit 0 when clean, 1 on errors (or on warnings with --strict), 2 on usage errors.
     """
+    from voxflow.compiler.speech_notes import free_speech_notes
+
     engine = stt or configured_stt()
     report = _run(paths, lambda flow: free_speech_notes(flow, engine))
     _emit(report, fmt)
