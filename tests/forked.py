@@ -13,8 +13,7 @@ dispositions of a new process and its own random seeds (``random``, numpy's glob
 stays is what importing did before the fork: the modules, and their import-time state, in the
 garbage collector's permanent generation (``gc.freeze()``, which ``voxflow run`` itself does
 before it serves: without it the child's exit alone took ~1 s of CPU, copying every shared
-page); and the flow grammar's LALR parser (``syntax.parser``: built once per process by the
-first compile, ~0.4 s of CPU, the same tables whichever process builds them).
+page).
 
 :func:`spawn` returns a :class:`Forked`, the part of ``asyncio.subprocess.Process`` the tests use
 (``pid``, ``returncode``, ``stdout``, ``stderr``, ``send_signal``, ``terminate``, ``kill``,
@@ -45,8 +44,7 @@ DEVNULL = asyncio.subprocess.DEVNULL
 
 _ZYGOTE = r"""
 import gc, json, os, random, signal, socket, sys, threading
-import voxflow.cli.main, voxflow.cli.run, voxflow.cluster, voxflow.faults, voxflow.syntax.parser
-voxflow.syntax.parser._parser()  # the LALR tables every flow's compile builds first (~0.4 s)
+import voxflow.cli.main, voxflow.cli.run, voxflow.cluster, voxflow.faults
 assert threading.active_count() == 1, "the zygote must not fork with threads running"
 def serve():
     sock = socket.socket(fileno=int(sys.argv[1]))
