@@ -11,10 +11,12 @@ import signal
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from _cluster_kit import checkpointed_at, running_redis, until, worker, worker_process
 from _outbound_kit import outbound_cluster
 
 from voxflow.cluster import ClusterState, node_app
+from voxflow.runtime.checkpoint import Checkpoint
 from voxflow.sandbox import QueueAgent
 from voxflow.sandbox.caller import SimCall
 from voxflow.sandbox.server import Sandbox
@@ -331,3 +333,69 @@ async def test_a_key_the_step_does_not_list_after_a_take_over_keeps_the_caller_s
             assert played[-1:] == ["sound:vm-goodbye"]  # first in line when it left
         assert await b.call_entries() == []
         assert not sb.pbx.channels and not sb.pbx.bridges
+
+
+PRIO_FLOW = """\
+flow queued "two queues":
+    answers "100"
+
+state start:
+    answer
+    queue "sales" timeout 4s priority 10:
+        on answered, failed:
+            hangup "sales"
+        on timeout:
+            goto support
+
+state support:
+    queue "support" timeout 2s:
+        on answered, failed:
+            hangup "answered"
+        on timeout:
+            hangup "timeout"
+"""
+
+
+async def test_a_queue_step_without_priority_after_a_take_over_sets_back_the_queue_prio(
+    tmp_path: Path,
+) -> None:
+    # the QUEUE_PRIO the call had before voxflow set it is in the checkpoint: the worker that
+    # took the call over sets it back for the next step without priority (it kept 10)
+    flow = tmp_path / "queued.flow"
+    flow.write_text(PRIO_FLOW)
+    async with (
+        running_redis(tmp_path) as rs,
+        Sandbox(port=0, preload_sounds=False) as sb,
+        ClusterState(rs.url, worker_id="b") as b,
+    ):
+        proc = await worker_process(sb, flow, rs.url, _config(tmp_path))
+        try:
+            await sb.wait_app("voxflow", 60)
+            call = await sb.place_call(from_="+15550100", to="100")
+            await until(lambda: _out(sb, call.id, "queue"), 30, "the call in sales")
+            await _queue_prio_checkpointed(rs.url, call.id)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        assert sb.pbx.channels[call.id].variables.get("QUEUE_PRIO") == "10"
+        support = sb.pbx.contexts.queues["support"]
+        await asyncio.wait_for(b.hold_app(node_app(sb.ari_url, "voxflow")), 10)
+        async with worker(sb, flow, b) as server:
+            await until(lambda: call.id in support.prio, 30, "the caller in support")
+            assert support.prio[call.id] == 0  # not 10
+            await until(lambda: call.id in server.results, 30, "the call's end on B")
+        assert server.results[call.id].reason == "timeout"
+
+
+async def _queue_prio_checkpointed(url: str, call_id: str) -> None:
+    """Until the call's checkpoint holds the QUEUE_PRIO it had before voxflow set it ("")."""
+    r = aioredis.Redis.from_url(url)
+    try:
+        for _ in range(1500):
+            raw = await r.get(f"voxflow:checkpoint:{call_id}")
+            if raw is not None and Checkpoint.from_json(raw).queue_prio == "":
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"call {call_id}: no QUEUE_PRIO of before in its checkpoint")
+    finally:
+        await r.aclose()

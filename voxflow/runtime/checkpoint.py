@@ -79,6 +79,9 @@ class Checkpoint:
     trip: dict[str, Any] | None = None
     """The ``queue`` or ``transfer`` step the call is out in the dialplan for
     (:mod:`voxflow.runtime.trips`), None when it is not out: :func:`resume_trip`."""
+    queue_prio: str | None = None
+    """The ``QUEUE_PRIO`` the call had before a queue step's ``priority`` first set it ("":
+    unset); None: voxflow has not set it (``CallSession.queue_prio_before``)."""
 
     def to_json(self) -> str:
         """The checkpoint as JSON (msgspec: ~10x faster than ``json.dumps`` here); raises
@@ -98,6 +101,7 @@ class Checkpoint:
                 "calls": self.calls,
                 "call": self.call,
                 "trip": self.trip,
+                "queue_prio": self.queue_prio,
             }
         ).decode()
 
@@ -119,6 +123,7 @@ class Checkpoint:
                 calls=tuple(dict(c) for c in d.get("calls", ())),
                 call=_call_info(d.get("call")),
                 trip=dict(d["trip"]) if d.get("trip") else None,
+                queue_prio=None if d.get("queue_prio") is None else str(d["queue_prio"]),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a checkpoint: {exc}") from None
@@ -144,10 +149,12 @@ def checkpoint_of(
     fhash: str,
     agent: tuple[tuple[str, str], ...] = (),
     flow: Flow | None = None,
+    queue_prio: str | None = None,
 ) -> Checkpoint | None:
     """The checkpoint of a running call (None before its start, after its end, or while its
     hang-up handler runs: there is nothing left to resume then); ``agent``: its agent's
-    conversation; ``flow`` (the call's version): to keep its subflow frames."""
+    conversation; ``flow`` (the call's version): to keep its subflow frames; ``queue_prio``:
+    :attr:`Checkpoint.queue_prio`."""
     if state.status != "running" or not state.frames:
         return None
     main = state.frames[0]
@@ -166,6 +173,7 @@ def checkpoint_of(
         else (),
         call=(state.call.caller, state.call.called, state.call.direction),
         trip=trip_of(flow, state),
+        queue_prio=queue_prio,
     )
 
 

@@ -268,7 +268,8 @@ class FlowServer:
     ) -> Callable[[RunState], None]:
         """The driver's ``after_step``: a new checkpoint whenever it changed (with the agent's
         conversation once an agent step ran). A step that left the (immutable) run state as it
-        was builds nothing."""
+        was builds nothing, unless the call's QUEUE_PRIO of before was read meanwhile (the
+        session calls it then: a queue step's trip is checkpointed before the step reads it)."""
         assert self.store is not None
         store = self.store
         last: list[Checkpoint | None] = [None]
@@ -276,18 +277,20 @@ class FlowServer:
 
         def save(state: RunState) -> None:
             agent: tuple[tuple[str, str], ...] = ()
+            prio = session.queue_prio_before
             if running and running[0].agent_used:
                 with contextlib.suppress(AiNotConfiguredError):
                     agent = conversation(session.agent)
-            elif state is seen[0]:
+            elif state is seen[0] and (last[0] is None or last[0].queue_prio == prio):
                 return
             seen[0] = state
             flow = running[0].flow if running else None  # the call's pinned version
-            cp = checkpoint_of(state, fhash, agent, flow)
+            cp = checkpoint_of(state, fhash, agent, flow, prio)
             if cp is not None and cp != last[0]:
                 last[0] = cp
                 store.save(sid, cp)
 
+        session.on_queue_prio = lambda: save(running[0].state) if running else None
         return save
 
     async def _run_call(self, fv: FlowVersion, session: CallSession) -> End:
@@ -405,6 +408,7 @@ class FlowServer:
             driver.resumed = True
             op = cp.trip["op"] if cp.trip else ""
             log.info("call %s goes on at its %s step in state %s", sid, op, cp.state)
+            session.queue_prio_before = cp.queue_prio
             _restore_agent(session, cp)
             return
         try:
@@ -416,6 +420,7 @@ class FlowServer:
         driver.resumed = True
         observe.moment("entered", sid)
         log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
+        session.queue_prio_before = cp.queue_prio
         _restore_agent(session, cp)
 
     async def end_unserved(

@@ -142,7 +142,11 @@ class CallSession:
         self._trip: DialplanTrip | None = None
         self.queue_prio_before: str | None = None
         """The ``QUEUE_PRIO`` the channel had before a queue step's ``priority`` first set it
-        ("": unset); None: voxflow has not set it (a step without ``priority`` leaves it)."""
+        ("": unset); None: voxflow has not set it (a step without ``priority`` leaves it).
+        Kept in the call's checkpoint (cluster mode): a worker taking the call over sets it
+        back too."""
+        self.on_queue_prio: Callable[[], None] | None = None
+        """Called once :attr:`queue_prio_before` was read (the checkpointer writes it)."""
         self.returned: tuple[str, ...] = ()
         """The Stasis arguments (a return tag first) of a call the shipped dialplan sent back
         while no session waited for it: its worker died during the trip (cluster mode,
@@ -389,6 +393,8 @@ class CallSession:
         self._check_live()
         if priority is not None and self.queue_prio_before is None:
             self.queue_prio_before = await queue_prio_before(self)  # the dialplan's, or ""
+            if self.on_queue_prio is not None:
+                self.on_queue_prio()
         elif priority is None and self.queue_prio_before is not None:
             variables["QUEUE_PRIO"] = self.queue_prio_before  # not an earlier step's
         return await queue(self, variables)
