@@ -235,10 +235,22 @@ state start:
 def test_a_flow_that_loops_without_time_passing_is_stopped_and_reported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from voxflow.runtime import machine
+
     monkeypatch.setattr(sim_module, "_MAX_TURNS", 1000)  # the same bound, reached sooner
+    # the interpreter's own bound on errors in a row would end this loop first (next test)
+    monkeypatch.setattr(machine, "ERROR_STREAK_LIMIT", 10**6)
     res = _run(LOOPS, "  - name: x\n    mocks: {fail: [{op: say}]}\n")
     assert any("the flow loops" in p for _, p in res.problems), res.problems
     assert res.ended is not None and res.ended[0] == "error"
+
+
+def test_an_error_loop_ends_the_call_as_on_a_real_call() -> None:
+    """The interpreter's bound (the same on a call): 20 errors in a row, nobody asked."""
+    res = _run(LOOPS, "  - name: x\n    mocks: {fail: [{op: say}]}\n")
+    assert res.ended is not None and res.ended[0] == "error"
+    assert "the flow's error handling loops" in res.ended[1]
+    assert not any("the flow loops" in p for _, p in res.problems)  # not the harness's guard
 
 
 def test_an_interpreter_bug_fails_the_scenario(monkeypatch: pytest.MonkeyPatch) -> None:

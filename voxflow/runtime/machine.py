@@ -21,6 +21,7 @@ from voxflow.runtime.events import UNKNOWN_WHY as UNKNOWN
 from voxflow.runtime.expressions import UNSET, EvalContext, evaluate
 from voxflow.runtime.input_steps import SPEECH_GUARD_MS as SPEECH_GUARD_MS
 from voxflow.runtime.runstate import (
+    ERROR_STREAK_LIMIT,
     Cursor,
     Frame,
     RunState,
@@ -43,6 +44,8 @@ __all__ = ["DISPATCH", "SPEECH_GUARD_MS", "Cursor", "Frame", "RunState", "StepOb
 
 _TYPEAHEAD_MAX = 32
 _HANDLER_KINDS = ("handler", "error", "command")
+_ASKS_CALLER = frozenset({"gather", "record", "agent", "dial", "queue"})
+"""Ops whose end means the caller was asked or heard (it ends an error streak)."""
 
 
 class _Machine:
@@ -77,6 +80,7 @@ class _Machine:
         self.end = st.end
         self.entries = st.entries
         self.effects = st.effects
+        self.error_streak = st.error_streak
         self.out: list[ev.Command] = []
         self.budget = st.max_steps
         self.retrying = False
@@ -113,6 +117,7 @@ class _Machine:
             end=self.end,
             entries=self.entries,
             effects=self.effects,
+            error_streak=self.error_streak,
         )
 
     # ------------------------------------------------------------ helpers
@@ -204,6 +209,7 @@ class _Machine:
             elif isinstance(event, ev.HangupEvent):
                 self.on_hangup(event.cause, event.by)
             elif isinstance(event, ev.Dtmf):
+                self.error_streak = 0
                 self.on_dtmf(event.digit)
             elif isinstance(event, ev.OpDone):
                 self.on_op(event.cid, event.result, None)
@@ -389,6 +395,8 @@ class _Machine:
         w = self.wait
         if w is None or cid not in w.cids:
             return
+        if error is None and w.step is not None and w.step.op in _ASKS_CALLER:
+            self.error_streak = 0
         if error is not None:
             for other in w.cids - {cid}:
                 self.emit(ev.StopOp(other))
@@ -447,6 +455,10 @@ class _Machine:
         if self.status != "running" or not self.frames:
             self.finish("error", message)
             return
+        self.error_streak += 1
+        if self.error_streak > ERROR_STREAK_LIMIT:
+            self._error_loop(message, span)
+            return
         in_error = any(c.kind == "error" for c in self.top.stack)
         handlers = () if in_error else self.cur_state().on_error
         if handlers:
@@ -470,6 +482,18 @@ class _Machine:
             return
         self.emit(ev.Hangup("error"))
         self.end = ("error", message)
+        self.run_hangup_handler()
+
+    def _error_loop(self, message: str, span: ir.Span | None) -> None:
+        """Too many errors in a row with the caller neither asked nor heard: end in ``error``
+        (the flow's ``on error`` leads back to a failing step)."""
+        loop = (
+            f"{ERROR_STREAK_LIMIT} runtime errors in a row with nothing asked of the caller"
+            f" between them: the flow's error handling loops (last: {message})"
+        )
+        self.emit(ev.Log("error", loop, span, self.top.state))
+        self.emit(ev.Hangup("error"))
+        self.end = ("error", loop)
         self.run_hangup_handler()
 
     def current_step(self) -> Any:

@@ -15,7 +15,21 @@ from voxflow.ir import models as ir
 from voxflow.runtime import events as ev
 from voxflow.runtime.expressions import UNSET
 
-__all__ = ["Cursor", "CursorKind", "Frame", "RunState", "StepObserver", "Wait", "effect_key"]
+__all__ = [
+    "ERROR_STREAK_LIMIT",
+    "Cursor",
+    "CursorKind",
+    "Frame",
+    "RunState",
+    "StepObserver",
+    "Wait",
+    "effect_key",
+]
+
+ERROR_STREAK_LIMIT = 20
+"""Runtime errors in a row, with nothing asked of or heard from the caller between them, after
+which the call ends in ``error``: an ``on error`` that leads back to the failing step (directly
+or through other states) would otherwise loop for as long as the caller stays on the line."""
 
 
 def _empty() -> MappingProxyType[Any, Any]:
@@ -88,6 +102,9 @@ class RunState:
     """State entries so far in this call (the latest entered state's sequence number)."""
     effects: int = 0
     """Keyed side effects (HTTP steps) since the latest state entry."""
+    error_streak: int = 0
+    """Runtime errors since the caller was last asked or heard (a key, or a gather, record,
+    agent, dial or queue step that ended): past :data:`ERROR_STREAK_LIMIT` the call ends."""
 
     @property
     def state_name(self) -> str | None:
