@@ -145,3 +145,38 @@ def test_replay_of_a_recording_ended_by_its_terminator(tmp_path: Path) -> None:
     states = report.result.states  # the shipped voicemail subflow's states, then the flow's
     assert states[0] == "start" and "voicemail.review" in states and states[-1] == "saved"
     assert report.result.ended == ("completed", "voicemail saved")
+
+
+SALES_CALLER = """\
+wait for "For sales" 30s
+press 1
+wait for "Connecting you to sales" 30s
+wait 2s
+hangup
+"""
+
+
+def test_replay_reports_a_changed_dial_target(tmp_path: Path) -> None:
+    """A call sent to another endpoint is another behaviour: the trace records the dial's
+    target, and a replay on a flow dialing elsewhere says so (and exits 1)."""
+    flow = _copy_flows(tmp_path)
+    trace = _run_call(tmp_path, flow, SALES_CALLER)
+    records = read_trace(trace)
+    routes = [r for r in records if r["type"] == "route"]
+    assert [(r["op"], r["target"], r["state"]) for r in routes] == [
+        ("dial", "PJSIP/sales", "sales")
+    ], records
+    assert records[0]["type"] == "call.started" and records[0]["routes"] is True
+
+    same = forked.run("replay", str(trace), "--flow", str(flow), timeout=60, prog=VOXFLOW[0])
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "same behaviour" in same.stdout and "routing" in same.stdout
+
+    text = flow.read_text()
+    edited = text.replace('dial "PJSIP/sales"', 'dial "PJSIP/nowhere"')
+    assert edited != text
+    flow.write_text(edited)
+    cli = forked.run("replay", str(trace), "--flow", str(flow), timeout=60, prog=VOXFLOW[0])
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    assert "behaviour differs" in cli.stdout
+    assert "dial target PJSIP/sales -> PJSIP/nowhere at state sales, routing step 1" in cli.stdout

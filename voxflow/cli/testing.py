@@ -104,6 +104,8 @@ def replay_command(trace: str, flow_path: str | None) -> None:
     """Re-run a call trace (voxflow run --trace DIR) in the simulator and show what differs.
 
     The call replays with the trace's own start time, caller and called number.
+    Compared: the states entered, the prompts, the routing (dial/transfer
+    targets, queues, HTTP requests, recordings) and how the call ended.
 
     \b
     Example:

@@ -52,6 +52,7 @@ from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
 from voxflow.runtime.http_step import HttpRequest, HttpResult
 from voxflow.runtime.operations import OP_HANDLERS
 from voxflow.runtime.port import AgentHost, CallPort, P
+from voxflow.runtime.routes import route_fields
 from voxflow.runtime.step import RunState, StepObserver, initial_state, step
 from voxflow.runtime.trace import CallTrace, NullTrace, with_recognition
 from voxflow.runtime.webhooks import WebhookSender
@@ -415,6 +416,8 @@ class CallDriver(Generic[P]):
             self._last_prompt_end = asyncio.get_running_loop().time()
             self._dispatch(ev.OpDone(cmd.cid, None, now=self.clock()))
             return
+        if self._tracing:
+            self._trace_route(cmd)
         if self._tracing or observe.installed() is not None:
             self._op_started[cmd.cid] = time.monotonic()
         if type(cmd) is ev.Say or type(cmd) is ev.Play:
@@ -427,6 +430,16 @@ class CallDriver(Generic[P]):
                 self._eager = None
         else:
             self._spawn_op(cmd.cid, self._run_op(cmd))
+
+    def _trace_route(self, cmd: ev.Op) -> None:
+        """A ``route`` record for an op that sends the caller (or a request) somewhere."""
+        fields = route_fields(cmd, self.state.call.id)
+        if fields is None:
+            return
+        frames = self.state.frames
+        if frames and frames[-1].subflow:
+            fields["subflow"] = frames[-1].subflow
+        self.trace.write("route", state=self.state.state_name, **fields)
 
     def _spawn_op(self, cid: int, coro: Coroutine[Any, Any, None]) -> None:
         self._own_op(cid, asyncio.get_running_loop().create_task(coro))

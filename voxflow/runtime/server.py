@@ -379,6 +379,7 @@ class FlowServer:
             speech=session.providers.stt is not None,
             metadata=_traced_metadata(session.metadata),
             started=round(self.clock(), 3),
+            routes=True,  # this trace has route records (voxflow.runtime.routes)
         )
         return trace
 

@@ -2,7 +2,9 @@
 
 Each record is ``{"t": <seconds since call start>, "type": <type>, ...fields}``. Types written by
 the driver: ``call.started``, ``state.entered``, ``prompt``, ``input`` (with ``waited_ms``),
-``http``, ``provider`` (with ``latency_ms``), ``error``, ``call.ended`` (with ``outcome``).
+``http``, ``provider`` (with ``latency_ms``), ``error``, ``route`` (where a dial, transfer,
+queue, HTTP request or recording sent the call: :mod:`voxflow.runtime.routes`), ``call.ended``
+(with ``outcome``).
 A spoken ``input`` carries its recognition (:func:`recognition_fields`): ``confidence``,
 ``alternatives`` (n-best, best first), the ``min_confidence`` it had to reach, ``latency_ms``
 (end of speech -> result) and ``endpoint`` (what ended the utterance: ``settled``, ``final``,

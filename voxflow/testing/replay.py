@@ -9,9 +9,12 @@ Values of sensitive variables are ``<redacted>`` in traces: a redacted key repla
 redacted sentence as its ``stand_in`` (its digits, each ``0``) or else as ``<redacted>``, a
 redacted part of a URL matches anything, and so does, in a prompt with a redacted value, that
 value and any digits (a value derived from it, such as the last four digits). The flow as
-it is now then runs on that script; states entered, prompts and the end are compared with the
-trace and the first difference of each is shown. HTTP response bodies are not in traces, so a
-flow that branches on response data may differ for that reason (the report says so).
+it is now then runs on that script; states entered, prompts, routing (the ``route`` records:
+dial/transfer targets, queues, HTTP requests, recordings; :mod:`voxflow.runtime.routes`) and the
+end are compared with the trace and the first difference of each is shown. A trace without
+route records (written before they existed) is compared without its routing, with a note.
+HTTP response bodies are not in traces, so a flow that branches on response data may differ for
+that reason (the report says so).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
 from voxflow.redact import REDACTED
+from voxflow.runtime.routes import ROUTE_OPTIONS
 from voxflow.runtime.trace import MAX_TRACE_BYTES
 from voxflow.sourcefile import read_regular_bytes, walk_files
 from voxflow.testing.scenario import Scenario
@@ -49,6 +53,8 @@ class ReplayReport:
     result: SimResult | None = None
     flow_path: str = ""
     """The flow file replayed on (and how it was found, when not given)."""
+    routes_compared: bool = True
+    """False for a trace without ``route`` records (written before voxflow traced them)."""
 
     @property
     def same(self) -> bool:
@@ -58,8 +64,11 @@ class ReplayReport:
         where = f" ({self.flow_path})" if self.flow_path else ""
         out = [f"replay of {self.trace} on flow {self.flow}{where}"]
         out.extend(f"note: {n}" for n in self.notes)
-        if self.same:
-            out.append("same behaviour: states, prompts and the end match the trace")
+        if self.same and not self.routes_compared:
+            out.append("same behaviour: states, prompts and the end match the trace "
+                       "(routing not compared)")  # fmt: skip
+        elif self.same:
+            out.append("same behaviour: states, prompts, routing and the end match the trace")
         else:
             out.append("behaviour differs:")
             out.extend(f"  - {d}" for d in self.differences)
@@ -260,7 +269,9 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-_NOT_FLOW = frozenset({"log", "op", "http", "provider", "hangup", "agent.turn", "call.started"})
+_NOT_FLOW = frozenset(
+    {"log", "op", "http", "provider", "hangup", "agent.turn", "call.started", "route"}
+)
 
 
 def _prompt_durations(records: list[dict[str, Any]]) -> dict[str, float]:
@@ -472,6 +483,7 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
     for diff in (
         _first_difference("state", want_states, got_states),
         _first_difference("prompt", want_prompts, got_prompts),
+        _compare_routes(records, started, result.routes, ended is not None, report),
     ):
         if diff is not None:
             report.differences.append(diff)
@@ -480,6 +492,73 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
             f"end: the trace ended {ended.get('outcome')}, the flow now ends {result.ended[0]}"
         )
     return report
+
+
+_NO_ROUTES = (
+    "this trace records no routing (written before voxflow traced it): where the call was "
+    "sent (dial/transfer targets, queues, HTTP requests, recordings) was not compared"
+)
+
+
+def _compare_routes(
+    records: list[dict[str, Any]],
+    started: dict[str, Any],
+    got: list[dict[str, Any]],
+    complete: bool,
+    report: ReplayReport,
+) -> str | None:
+    """The first difference between the trace's ``route`` records and the replay's (None: the
+    same); a trace written without them gets a note in ``report`` instead. ``complete``: the
+    trace has its end, so what the replay does after its last route is compared too."""
+    want = [r for r in records if r.get("type") == "route"]
+    if not want and started.get("routes") is not True:
+        report.notes.append(_NO_ROUTES)
+        report.routes_compared = False
+        return None
+    if not complete:
+        got = got[: len(want)]
+    for n, (a, b) in enumerate(zip(want, got, strict=False), 1):
+        if (diff := _route_difference(a, b, n)) is not None:
+            return diff
+    if len(want) > len(got):
+        a = want[len(got)]
+        return (f"{_route(a)} at {_where(a)}, routing step {len(got) + 1}: "
+                "the flow now does not do it")  # fmt: skip
+    if len(got) > len(want):
+        b = got[len(want)]
+        return f"{_route(b)} at {_where(b)}, routing step {len(want) + 1}: not in the trace"
+    return None
+
+
+def _route_difference(a: dict[str, Any], b: dict[str, Any], n: int) -> str | None:
+    """How the replay's ``n``-th route ``b`` differs from the trace's ``a`` (None: it does not)."""
+    where = f"at {_where(a)}, routing step {n}"
+    op = str(a.get("op"))
+    if b.get("op") != op:
+        doing = _route(b)
+        return f"routing step {n} at {_where(a)}: the trace has {_route(a)}, the flow now {doing}"
+    for key in ("target", *ROUTE_OPTIONS):
+        was, now = a.get(key), b.get(key)
+        if was == now or (isinstance(was, str) and isinstance(now, str) and _same(was, now)):
+            continue
+        name = key.replace("_", " ")
+        return f"{op} {name} {_shown(was)} -> {_shown(now)} {where}"
+    if _where(a) != _where(b):
+        return f"{_route(a)}, routing step {n}: at {_where(a)} in the trace, now at {_where(b)}"
+    return None
+
+
+def _route(rec: dict[str, Any]) -> str:
+    return f"{rec.get('op')} {rec.get('target')}"
+
+
+def _where(rec: dict[str, Any]) -> str:
+    sub = rec.get("subflow")
+    return f"state {sub}.{rec.get('state')}" if sub else f"state {rec.get('state')}"
+
+
+def _shown(value: Any) -> str:
+    return "(none)" if value is None else str(value)
 
 
 def _prompt_text(line: str) -> str:

@@ -477,6 +477,8 @@ class _Trace:
             log("flow", f"enters state {name}")
         elif type_ == "outcome":
             log("flow", f"{fields['step']} -> {fields['outcome']} (#{fields['count']})")
+        elif type_ == "route":
+            self.sim.res.routes.append(dict(fields))
         elif type_ == "command":
             log("flow", f"anytime command {fields['name']}")
         elif type_ == "http" and "method" in fields:  # the request (not the step's outcome)

@@ -117,6 +117,8 @@ class SimResult:
     dialed: list[str] = field(default_factory=list)
     recordings: list[str] = field(default_factory=list)
     http: list[str] = field(default_factory=list)
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    """The driver's ``route`` records (:mod:`voxflow.runtime.routes`), in order."""
     requests: list[SentRequest] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     hits: set[Hit] = field(default_factory=set)
