@@ -15,6 +15,7 @@ Where a stdlib base fits, it is mixed in so callers can catch either::
     |   +-- AriConnectionError (ConnectionError)
     |   |   +-- AriTimeoutError (TimeoutError)
     |   |   +-- LinkGoneError (CallEndedError) a call's websocket stayed down; the call ended here
+    |   |   +-- LinkClosedError                a per-call websocket closed after its call: not sent
     |   +-- AriHTTPError                      a non-2xx answer; .status, .message
     |   |   +-- AriBadRequest (400)
     |   |   +-- AriUnauthorized (401)
@@ -66,6 +67,7 @@ __all__ = [
     "FlowCheckError",
     "FlowError",
     "FlowRuntimeError",
+    "LinkClosedError",
     "LinkGoneError",
     "MediaError",
     "PlaybackFailedError",
@@ -199,6 +201,12 @@ class CallDroppedError(CallEndedError):
     """The dialplan hung the call up right after it left the app: the context, extension or
     priority of the ``continue`` is not there (ChannelDestroyed cause 0 "Unknown"). The caller
     did not hang up and nobody took the call."""
+
+
+class LinkClosedError(AriConnectionError):
+    """A request for a per-call ARI app whose call is over here and whose outbound websocket is
+    closed (Asterisk closes it 3 s after the call's StasisEnd and never re-opens it): nothing was
+    sent, and no retry can send it (in that mode the socket is the only way to Asterisk)."""
 
 
 class LinkGoneError(AriConnectionError, CallEndedError):

@@ -20,6 +20,7 @@ from voxflow.errors import (
     AriNotFound,
     AriServerError,
     AriTimeoutError,
+    LinkClosedError,
 )
 
 __all__ = [
@@ -59,8 +60,11 @@ DEADLINE_MAX = 120.0
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for failures a retry can cure: 5xx, timeouts, connection errors."""
-    return isinstance(exc, AriServerError | AriConnectionError)
+    """True for failures a retry can cure: 5xx, timeouts, connection errors (not a per-call
+    websocket closed after its call: :class:`~voxflow.errors.LinkClosedError`)."""
+    return isinstance(exc, AriServerError | AriConnectionError) and not isinstance(
+        exc, LinkClosedError
+    )
 
 
 async def retry_until_done(
@@ -69,10 +73,13 @@ async def retry_until_done(
     *,
     backoff: Backoff = Backoff(),
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    left: list[str] | None = None,
 ) -> bool:
     """Run ``op`` until it succeeds or answers 404 (True: nothing left to undo); transient
     failures are retried with capped backoff; False when a non-transient error answered or the
-    attempts ran out (logged as a warning, naming ``what``)."""
+    attempts ran out (logged as a warning, naming ``what``). A per-call websocket closed after
+    its call (:class:`~voxflow.errors.LinkClosedError`) is not retried: ``what`` is added to
+    ``left`` when given (the caller warns once for all), else warned about."""
     delay, tries = backoff.initial, 0
     while True:
         tries += 1
@@ -81,6 +88,12 @@ async def retry_until_done(
             return True
         except AriNotFound:
             return True
+        except LinkClosedError as exc:
+            if left is None:
+                log.warning("%s", exc)
+            else:
+                left.append(what)
+            return False
         except AriError as exc:
             if not is_transient(exc):
                 log.warning("%s refused: %s", what, exc)
@@ -140,10 +153,19 @@ async def delete_until_gone(
     *,
     backoff: Backoff = Backoff(),
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    left: list[str] | None = None,
 ) -> bool:
-    """``DELETE path`` until Asterisk accepts it or answers 404 (see :func:`retry_until_done`)."""
+    """``DELETE path`` until Asterisk accepts it or answers 404 (see :func:`retry_until_done`;
+    ``left`` gets ``path`` when a per-call websocket closed before it could be sent)."""
 
     async def op() -> object:
         return await rest.request("DELETE", path, expect_json=False)
 
-    return await retry_until_done(op, f"DELETE {path}", backoff=backoff, sleep=sleep)
+    closed: list[str] = []
+    done = await retry_until_done(op, f"DELETE {path}", backoff=backoff, sleep=sleep, left=closed)
+    if closed:
+        if left is None:
+            log.warning("%s not sent: the call's per-call websocket is closed", path)
+        else:
+            left.append(path)
+    return done

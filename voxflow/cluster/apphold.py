@@ -71,7 +71,10 @@ class AppHold:
         deaths: DeathWatch,
         *,
         poll: float = 0.05,
+        retry_in: Callable[[], float] = lambda: 0.0,
     ) -> None:
+        """``retry_in``: seconds until Redis is tried again (0 while it answers:
+        :meth:`DownGate.retry_in <voxflow.cluster.down.DownGate.retry_in>`)."""
         self.redis = redis
         self.key_prefix = key_prefix
         self.worker_id = worker_id
@@ -79,6 +82,7 @@ class AppHold:
         self.op = op
         self.deaths = deaths
         self.poll = poll
+        self.retry_in = retry_in
         self._take = redis.register_script(_TAKE)
         self._release = redis.register_script(_RELEASE)
         self.app: str | None = None
@@ -92,8 +96,9 @@ class AppHold:
 
     async def hold_any(self, apps: Sequence[str], *, poll: float | None = None) -> str:
         """Wait until this worker holds one of ``apps`` (the first free, or whose holder is
-        dead) and return it; only that one is held. Checks every ``poll`` s; waits while Redis
-        is unreachable. The heartbeat keeps it (:data:`voxflow.cluster.beat.BEAT`)."""
+        dead) and return it; only that one is held. Checks every ``poll`` s; while Redis is
+        unreachable, when its next try is due (a backoff, not a poll every 50 ms). The
+        heartbeat keeps it (:data:`voxflow.cluster.beat.BEAT`)."""
         if not apps:
             raise ValueError("hold_any needs at least one application name")
         announced: set[str] = set()
@@ -114,6 +119,9 @@ class AppHold:
                         holder,
                     )
             delay = self.poll if poll is None else poll
+            if polled is None:  # Redis down: wait for its next try
+                await asyncio.sleep(max(delay, self.retry_in()))
+                continue
             confirming = self.deaths.confirming()  # a holder seen gone: look again right then
             await asyncio.sleep(delay if confirming is None else min(delay, confirming))
 

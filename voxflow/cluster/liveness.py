@@ -74,16 +74,19 @@ class LivenessLink:
 
     async def run(self, closing: Callable[[], bool]) -> None:
         """Block on a list nobody pushes to, ``every`` seconds at a time, until ``closing()``;
-        an error re-opens the connection after 50 ms."""
+        an error re-opens the connection after 50 ms, the wait doubling (up to ``every``)
+        while Redis stays unreachable."""
+        wait = _REOPEN_AFTER
         while not closing():
             try:
                 await self.redis.blpop([self.name], timeout=self.every)
-                self.up = True
+                self.up, wait = True, _REOPEN_AFTER
             except (RedisError, OSError) as exc:
                 if self.up:
                     log.debug("liveness connection lost (%s); re-opening", exc)
                 self.up = False
-                await asyncio.sleep(_REOPEN_AFTER)
+                await asyncio.sleep(wait)
+                wait = min(2 * wait, max(_REOPEN_AFTER, self.every))
 
     async def aclose(self) -> None:
         """Close the connection (a clean stop: the registry entry goes too)."""

@@ -30,9 +30,12 @@ Keys (``prefix`` defaults to ``voxflow:``):
   name on that Asterisk node (:func:`node_app`; one socket per name on a node), with the
   worker TTL: a standby worker waits for it to expire (:meth:`ClusterState.hold_app`).
 
-Redis errors never fail a call: each operation is retried briefly (once only for 2 s after a
-failure), then skipped; ``errors`` counts the skipped ones and a warning is logged at most every
-``log_every`` seconds. Socket timeouts are short (``socket_timeout`` 0.5 s; connect half of it):
+Redis errors never fail a call: each operation is retried briefly (once only while Redis is
+down), then skipped; ``errors`` counts the skipped ones. While Redis is down, the loops that
+poll it back off (0.2 s doubling up to 5 s, at most the heartbeat period:
+:mod:`voxflow.cluster.down`); one warning when it goes down, one when it is back; other
+failures are logged at most every ``log_every`` seconds.
+Socket timeouts are short (``socket_timeout`` 0.5 s; connect half of it):
 Redis is on the LAN.
 A call's start, end claim, checkpoints (the latest per call winning) and end go through one
 writer (:mod:`voxflow.cluster.tick`): one script per tick for everything every call of the
@@ -57,6 +60,7 @@ from redis.exceptions import RedisError
 from voxflow import faults
 from voxflow.cluster.apphold import AppHold, node_app
 from voxflow.cluster.beat import BEAT, parse_beat
+from voxflow.cluster.down import DownGate
 from voxflow.cluster.ending import EFFECT, end_json, parse_ending, result_json
 from voxflow.cluster.liveness import DeathWatch, LivenessLink, conn_name
 from voxflow.cluster.outbox import Outbox, entry_json, outbox_mark
@@ -73,7 +77,6 @@ __all__ = ["CallEntry", "ClusterState", "WorkerEntry", "node_app"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _RETRY_DELAYS = (0.05, 0.2)
-_DOWN_FOR = 2.0
 UNADOPTED_GRACE = 10.0
 AWAY_TTL = 4 * 3600.0  # s an 'unknown' call's checkpoint is kept for its return (away:<id>)
 """Seconds a call of a dead worker may wait for Asterisk to re-connect it (outbound modes;
@@ -130,6 +133,7 @@ class ClusterState:
             socket_connect_timeout=socket_timeout / 2,
             client_name=conn_name(prefix, self.worker_id),
         )
+        self.gate = DownGate(url, cap=min(5.0, heartbeat))  # the hold and entry kept once back
         self.liveness = LivenessLink(url, prefix, self.worker_id, every=heartbeat)
         self.deaths = DeathWatch(self.redis, prefix, worker_ttl=worker_ttl)
         self.outbox = Outbox(
@@ -152,6 +156,7 @@ class ClusterState:
             self._op,
             self.deaths,
             poll=min(0.05, heartbeat / 2),
+            retry_in=self.gate.retry_in,
         )
 
     def _init_bookkeeping(self) -> None:
@@ -166,7 +171,6 @@ class ClusterState:
         self._ended_unsaved: set[str] = set()  # calls whose end Redis did not get
         self._tasks: list[asyncio.Task[None]] = []
         self._last_log = -1e9
-        self._down_until = 0.0
         self._beaten = False  # a heartbeat was answered (its entry is in Redis since)
         self._closing = False
         self.draining = False
@@ -733,21 +737,20 @@ class ClusterState:
         return await self._op(f"list {kind}s", scan) or []
 
     async def _op(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
-        """``fn()`` retried briefly on Redis errors; None (counted, logged) when it fails.
-        For ``_DOWN_FOR`` seconds after a failure, one attempt only (a call never waits for
-        retries while Redis is known to be down)."""
-        delays = () if time.monotonic() < self._down_until else _RETRY_DELAYS
+        """``fn()`` retried briefly on Redis errors; None (counted) when it fails. Tried once
+        while Redis is known to be down (:class:`DownGate`: a call never waits for retries)."""
+        delays = () if self.gate.down else _RETRY_DELAYS
         for delay in (*delays, None):
             try:
                 result = await fn()
             except (RedisError, OSError) as exc:
                 if delay is None:
-                    self._down_until = time.monotonic() + _DOWN_FOR
-                    self._failed(what, exc)
+                    self.errors += 1
+                    self.gate.failed(what, exc)
                     return None
                 await asyncio.sleep(delay)
             else:
-                self._down_until = 0.0
+                self.gate.ok()
                 return result
         return None  # pragma: no cover - the loop returns
 
@@ -772,6 +775,8 @@ class ClusterState:
     def _failed(self, what: str, exc: Exception) -> None:
         self.errors += 1
         now = time.monotonic()
+        if isinstance(exc, (RedisError, OSError)) and self.gate.down:
+            return  # said once when it went down (DownGate)
         if now - self._last_log >= self.log_every:
             self._last_log = now
             log.warning("redis: %s skipped (%s; %d skipped so far)", what, exc, self.errors)

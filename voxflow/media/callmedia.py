@@ -423,19 +423,29 @@ class CallMedia(CallInbound):
             await self.socket.aclose()
 
     async def _delete_remote(self) -> None:
-        """DELETE the media channel, snoop and bridge (5xx/timeouts retried with backoff)."""
+        """DELETE the media channel, snoop and bridge, all at once (5xx/timeouts retried with
+        backoff); what a closed per-call websocket kept from being sent is named in one warning."""
         rest = self.ctx.rest
-        for path in (
-            f"/channels/{self.channel_id}" if self.channel_id else None,
-            f"/channels/{self.snoop_id}" if self.snoop_id else None,
-            f"/bridges/{self.bridge_id}" if self.bridge_id else None,
-        ):
-            if path is None:
-                continue
+        paths = [f"/channels/{c}" for c in (self.channel_id, self.snoop_id) if c is not None] + (
+            [f"/bridges/{self.bridge_id}"] if self.bridge_id else []
+        )
+        left: list[str] = []
+
+        async def delete(path: str) -> None:
             try:  # a 404 means it went with the call
-                await delete_until_gone(rest, path, backoff=TEARDOWN_BACKOFF)
+                await delete_until_gone(rest, path, backoff=TEARDOWN_BACKOFF, left=left)
             except Exception:
                 log.warning("media teardown DELETE %s failed", path, exc_info=True)
+
+        await asyncio.gather(*(delete(p) for p in paths))
+        if left:
+            log.warning(
+                "media of call %s: %s left on Asterisk: the call's per-call websocket (app %r) "
+                "closed before their DELETE could be sent",
+                self.ctx.channel_id,
+                ", ".join(p.rsplit("/", 1)[1] for p in sorted(left)),
+                self.ctx.app_name,
+            )
         self.channel_id = self.snoop_id = self.bridge_id = None
 
     async def audio_stream(self) -> AsyncIterator[AudioChunk]:

@@ -30,6 +30,7 @@ from voxflow.errors import (
     AriError,
     AriNotFound,
     AriTimeoutError,
+    LinkClosedError,
     LinkGoneError,
 )
 
@@ -131,7 +132,8 @@ class AppTransport:
         except AriConnectionError as exc:
             if isinstance(exc, AriTimeoutError) or link.conn.is_open:
                 raise
-            await self.links.link_back(self.app_name, what)  # moved or ended: not an error
+            with contextlib.suppress(LinkClosedError):  # the cut-off request may have acted
+                await self.links.link_back(self.app_name, what)  # moved or ended: not an error
             raise
 
 
@@ -320,6 +322,11 @@ class AriLinks:
             if waited and not self.owner.awaits_link(app_name):
                 raise LinkGoneError(f"{what} not sent: the call ended here while its link was down")
             left = deadline - loop.time()
+            if ":" in app_name and not self.owner.app_in_use(app_name):
+                raise LinkClosedError(
+                    f"{what} not sent: the websocket of per-call app {app_name!r} closed after"
+                    " its call"
+                )
             if left <= 0 or self._closing or not self.owner.awaits_link(app_name):
                 raise AriConnectionError(
                     f"{what} failed: no websocket from Asterisk for app {app_name!r}"

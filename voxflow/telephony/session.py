@@ -718,25 +718,34 @@ class CallSession:
             self._app._spawn(self._cleanup(), f"call-cleanup-{self.id}")
 
     async def _cleanup(self) -> None:
+        """The call's objects on Asterisk go first and at once (a per-call websocket closes 3 s
+        after the StasisEnd, and in that mode nothing else reaches Asterisk): the bridge, the
+        media channels and bridge, the recording's stop; then the recording's sink and the
+        ``on_hangup`` callbacks, which may take their time."""
         try:
-            rec, self._recording = self._recording, None
-            if rec is not None:
-                self._finishing[rec.name] = rec
-                try:
-                    await self._finish_recording(rec, wait=self._app.recording_wait)
-                except RecordingError as exc:
-                    log.error("call %s: %s", self.id, exc)
-            if self._voice is not None:
-                try:
-                    await self._voice.aclose()
-                except Exception:
-                    log.exception("closing the media path of %s failed", self.id)
             self._unshare_bridge()
+            await asyncio.gather(self._close_voice(), self._end_recording())
             callbacks, self._callbacks = self._callbacks, []
             await self._run_callbacks(callbacks)
         finally:
             self._app._session_closed(self)
             self._closed.set()
+
+    async def _close_voice(self) -> None:
+        if self._voice is not None:
+            try:
+                await self._voice.aclose()
+            except Exception:
+                log.exception("closing the media path of %s failed", self.id)
+
+    async def _end_recording(self) -> None:
+        rec, self._recording = self._recording, None
+        if rec is not None:
+            self._finishing[rec.name] = rec
+            try:
+                await self._finish_recording(rec, wait=self._app.recording_wait)
+            except RecordingError as exc:
+                log.error("call %s: %s", self.id, exc)
 
     async def _run_callbacks(self, callbacks: list[HangupCallback]) -> None:
         for callback in callbacks:
