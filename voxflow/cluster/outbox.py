@@ -3,9 +3,12 @@
 The hash ``<prefix>outbox`` holds one entry per webhook of
 :data:`~voxflow.runtime.webhooks.OUTBOX_EVENTS` (``call.started``, ``recording.ready``,
 ``call.ended``) claimed but not yet delivered: the field is the call id for its ``call.ended``,
-the event's ``Idempotency-Key`` for the others; the value JSON ``{worker, key, body, at, event,
-call}`` (``body`` redacted as sent; ``event`` and ``call`` absent: ``call.ended`` of the
-field's call). A ``call.ended`` entry is written with the end claim (in the same Lua script,
+the event's ``Idempotency-Key`` for the others (a call that ended ``unknown`` and came back
+ends again with the key ``<id>:call.ended:returned``: its own entry, so the first end's, maybe
+still being retried, is neither replaced nor removed by the other's delivery:
+:func:`~voxflow.runtime.webhooks.outbox_field`); the value JSON ``{worker, key, body, at,
+event, call}`` (``body`` redacted as sent; ``event`` and ``call`` absent: ``call.ended`` of
+the field's call). A ``call.ended`` entry is written with the end claim (in the same Lua script,
 :data:`voxflow.cluster.tick.TICK`) and rewritten with the final body just before it is sent;
 the others are written just before they are sent (with the writer's next tick,
 :meth:`CallWrites.hold <voxflow.cluster.tick.CallWrites.hold>`). Each is removed once the
@@ -29,7 +32,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from voxflow import faults
-from voxflow.runtime.webhooks import WebhookSender
+from voxflow.runtime.webhooks import WebhookSender, outbox_field
 
 __all__ = ["Outbox", "entry_json", "outbox_mark"]
 
@@ -57,9 +60,10 @@ Op = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 def entry_json(
     worker: str, key: str, body: bytes, at: float, event: str = "call.ended", call_id: str = ""
 ) -> str:
-    """One outbox entry (msgspec; the worker first: :func:`outbox_mark`)."""
+    """One outbox entry (msgspec; the worker first: :func:`outbox_mark`); ``event`` and ``call``
+    in it unless it is the call's ``call.ended`` (field: the call id)."""
     entry: dict[str, object] = {"worker": worker, "key": key, "body": body.decode(), "at": at}
-    if event != "call.ended":
+    if event != "call.ended" or (call_id and outbox_field(event, call_id, key) != call_id):
         entry.update(event=event, call=call_id)
     return _ENCODE(entry).decode()
 

@@ -70,7 +70,7 @@ from voxflow.cluster.tick import TICK, CallEntry, CallWrites, Script, call_json
 from voxflow.cluster.versions import Versions
 from voxflow.ir.models import Flow
 from voxflow.runtime.checkpoint import Checkpoint, Ending
-from voxflow.runtime.webhooks import WebhookSender
+from voxflow.runtime.webhooks import WebhookSender, outbox_field
 
 __all__ = ["CallEntry", "ClusterState", "WorkerEntry", "node_app"]
 
@@ -487,10 +487,13 @@ class ClusterState:
         With Redis unreachable the claim is granted (a call's end is never lost for want of
         Redis; two workers racing then may both end it)."""
         faults.reached("before_end_claim")
-        entry = "" if webhook is None else entry_json(self.worker_id, *webhook, self.clock())
-        got = await self.writes.claim(call_id, entry, end_json(end, at))  # with the others' writes
+        entry, field = "", call_id
+        if webhook is not None:  # a returned call's second end: its own field (its key)
+            field = outbox_field("call.ended", call_id, webhook[0])
+            entry = entry_json(self.worker_id, *webhook, self.clock(), "call.ended", call_id)
+        got = await self.writes.claim(call_id, entry, end_json(end, at), field)  # with others'
         if got == 2 and webhook is not None:  # in the outbox now, as claimed
-            self.outbox.claimed[call_id] = webhook
+            self.outbox.claimed[field] = webhook
         return got is None or bool(got)
 
     async def record_effect(self, call_id: str, key: str, result: Mapping[str, Any]) -> None:

@@ -93,11 +93,12 @@ return {begun, claimed, deleted}
 """One tick. KEYS: the outbox, then per start (checkpoint, current version, entry), per SET
 (checkpoint or entry), per claim (``end:<id>``, ``ending:<id>``), per end (checkpoint, entry).
 ARGV: call TTL (ms), worker id, end TTL (ms), the five counts (starts, SETs, claims, ends,
-held webhooks), the starts' entries, the SET values, per claim (call id, outbox entry or '',
-the end's outcome record or ''), per held webhook (outbox field, entry), then the outbox fields
-whose delivered webhook leaves the outbox (while it is still this worker's). Returns
-{checkpoint and current per start, per claim 2 (claimed, its webhook added) / 1 (claimed, or
-ours already) / 0 (another worker's), per end the DEL count}."""
+held webhooks), the starts' entries, the SET values, per claim (outbox field: the call id or,
+for a returned call's second end, its key; outbox entry or ''; the end's outcome record or
+''), per held webhook (outbox field, entry), then the outbox fields whose delivered webhook
+leaves the outbox (while it is still this worker's). Returns {checkpoint and current per
+start, per claim 2 (claimed, its webhook added) / 1 (claimed, or ours already) / 0 (another
+worker's), per end the DEL count}."""
 
 Begun = tuple[bytes | None, bytes | None]
 """A start's answer: the call's stored checkpoint (JSON) and its flow's current hash."""
@@ -140,10 +141,12 @@ class Tick:
     """Per start: call id, flow name, its waiter (the entry JSON is in ``begin_values``)."""
     begin_values: list[str] = field(default_factory=list)
     sets: list[tuple[str, str]] = field(default_factory=list)
-    claims: list[tuple[str, str, str, asyncio.Future[int | None]]] = field(default_factory=list)
-    """Per claim: call id, outbox entry ('' for none), the end's outcome record (written to
-    ``ending:<id>`` with a first claim, :mod:`voxflow.cluster.ending`; '' for none), its
-    waiter."""
+    claims: list[tuple[str, str, str, str, asyncio.Future[int | None]]] = field(
+        default_factory=list
+    )
+    """Per claim: call id, its outbox field (the call id, or a returned call's second end's
+    key), outbox entry ('' for none), the end's outcome record (written to ``ending:<id>`` with
+    a first claim, :mod:`voxflow.cluster.ending`; '' for none), its waiter."""
     ends: list[tuple[str, asyncio.Future[int | None]]] = field(default_factory=list)
     holds: list[tuple[str, str, asyncio.Future[None]]] = field(default_factory=list)
     """Per webhook held in the outbox before it is sent: its field, its entry, its waiter."""
@@ -176,8 +179,8 @@ class Tick:
         args: list[str | int] = [*head, len(self.begins), len(self.sets)]
         args += [len(self.claims), len(self.ends), len(self.holds), *self.begin_values]
         args += [v for _, v in self.sets]
-        for cid, entry, ending, _ in self.claims:
-            args += [cid, entry, ending]
+        for _, name, entry, ending, _ in self.claims:
+            args += [name, entry, ending]
         for name, value, _ in self.holds:
             args += [name, value]
         return keys, [*args, *self.delivered]
@@ -188,7 +191,7 @@ class Tick:
         for i, (_, _, fut) in enumerate(self.begins):
             got = (begun[2 * i], begun[2 * i + 1]) if reply is not None else None
             _resolve(fut, got)
-        for i, (_, _, _, cfut) in enumerate(self.claims):
+        for i, (_, _, _, _, cfut) in enumerate(self.claims):
             _resolve(cfut, None if reply is None else int(claimed[i]))
         for i, (_, efut) in enumerate(self.ends):
             _resolve(efut, None if reply is None else int(deleted[i]))
@@ -308,10 +311,14 @@ class CallWrites:
         self._kick()
         return await fut
 
-    async def claim(self, call_id: str, outbox_entry: str, ending: str = "") -> int | None:
-        """The end claim of :data:`TICK` (2, 1, 0), with the next tick; None: no answer."""
+    async def claim(
+        self, call_id: str, outbox_entry: str, ending: str = "", entry_field: str | None = None
+    ) -> int | None:
+        """The end claim of :data:`TICK` (2, 1, 0), with the next tick; None: no answer.
+        ``entry_field``: the outbox entry's field (default: the call id)."""
         fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._next.claims.append((call_id, outbox_entry, ending, fut))
+        name = call_id if entry_field is None else entry_field
+        self._next.claims.append((call_id, name, outbox_entry, ending, fut))
         self._kick()
         return await fut
 

@@ -163,9 +163,11 @@ class WebhookOutbox(Protocol):
 
 
 def outbox_field(event: str, call_id: str, key: str) -> str:
-    """The outbox entry of an event: the call id for ``call.ended`` (written with the end claim),
-    its ``Idempotency-Key`` for the others."""
-    return call_id if event == "call.ended" else key
+    """The outbox entry of an event: the call id for the call's ``call.ended`` (key
+    ``<id>:call.ended``, written with the end claim), its ``Idempotency-Key`` for the others
+    (a returned call's second end, ``<id>:call.ended:returned``, too: its own entry, so that
+    the first end's, maybe still undelivered, stays)."""
+    return call_id if event == "call.ended" and key == f"{call_id}:call.ended" else key
 
 
 _BODY_READ = 65536
