@@ -158,3 +158,23 @@ def _secret_routes(tmp_path: Path, port: int) -> None:
     report = replay_trace(trace, str(tmp_path / "pay.flow"))
     assert report.same, report.render()
     assert "routing and the end match" in report.render()
+
+
+def test_a_request_retried_until_it_failed_replays_the_same(tmp_path: Path) -> None:
+    """An HTTP GET that failed three times (nothing listens: two retries) replays as three
+    failures, not one and then the replay's catch-all for unfinished requests."""
+    (tmp_path / "pay.flow").write_text(PAY.replace("PORT", "9"))  # discard: connection refused
+    (tmp_path / "caller.txt").write_text(
+        f'wait for "Please enter" 20s\npress {CARD}#\nwait 3s\nhangup\n'
+    )
+    proc = forked.run(
+        "run", "pay.flow", "--no-audio", "--caller", "caller.txt", "--trace", "traces",
+        timeout=120, cwd=tmp_path, prog=str(Path(sys.executable).parent / "voxflow"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [trace] = list((tmp_path / "traces").glob("*.jsonl"))
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    [sent] = [r for r in records if r["type"] == "http" and "method" in r]
+    assert (sent["outcome"], sent["attempts"]) == ("error", 3), sent
+    report = replay_trace(trace, str(tmp_path / "pay.flow"))
+    assert report.same, report.render()

@@ -238,15 +238,19 @@ class _TraceReader:
 
 
 def _http_mock(rec: dict[str, Any]) -> dict[str, Any]:
-    """An HTTP mock answering as the traced request was answered, after as long."""
+    """An HTTP mock answering as the traced request was answered, once per attempt the trace
+    counts (``attempts``: a failure the step retried), the measured time shared among them
+    (the replay's backoff between tries comes on top)."""
     url = str(rec.get("url", ""))
-    mock: dict[str, Any] = {"method": rec.get("method"), "url": _pattern(url), "times": 1}
+    tries = rec.get("attempts")
+    times = tries if isinstance(tries, int) and not isinstance(tries, bool) and tries > 0 else 1
+    mock: dict[str, Any] = {"method": rec.get("method"), "url": _pattern(url), "times": times}
     if rec.get("outcome") in ("timeout", "error") and rec.get("status") is None:
         mock["outcome"] = rec["outcome"]
     else:
         mock["status"] = int(rec.get("status") or 200)
     if (ms := _secs(rec, "latency_ms")) is not None and mock.get("outcome") != "timeout":
-        mock["delay"] = round(ms / 1000.0, 3)
+        mock["delay"] = round(ms / 1000.0 / times, 3)
     return mock
 
 
