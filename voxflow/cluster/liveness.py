@@ -75,16 +75,21 @@ class LivenessLink:
     async def run(self, closing: Callable[[], bool]) -> None:
         """Block on a list nobody pushes to, ``every`` seconds at a time, until ``closing()``;
         an error re-opens the connection after 50 ms, the wait doubling (up to ``every``)
-        while Redis stays unreachable."""
+        only while re-opening fails (Redis unreachable): a connection that opened and was
+        dropped again is re-opened after 50 ms."""
         wait = _REOPEN_AFTER
+        opened = False
         while not closing():
             try:
+                if not opened:
+                    await self.redis.ping()  # (re-)opens the named connection
+                    opened, wait = True, _REOPEN_AFTER
                 await self.redis.blpop([self.name], timeout=self.every)
-                self.up, wait = True, _REOPEN_AFTER
+                self.up = True
             except (RedisError, OSError) as exc:
                 if self.up:
                     log.debug("liveness connection lost (%s); re-opening", exc)
-                self.up = False
+                self.up = opened = False
                 await asyncio.sleep(wait)
                 wait = min(2 * wait, max(_REOPEN_AFTER, self.every))
 
