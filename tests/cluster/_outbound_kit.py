@@ -243,6 +243,16 @@ def outbound_ws(port: int, kind: str) -> OutboundWebsocket:
     )  # fmt: skip
 
 
+def connect_per_call(sb: Sandbox, port: int) -> None:
+    """Make ``sb`` connect out per call to ``port`` (a balancer in front of in-process
+    :func:`per_call_worker` s), quick to retry and to close after the call's StasisEnd."""
+    sb.add_outbound_websocket(OutboundWebsocket(
+        "voxflow", f"ws://127.0.0.1:{port}/voxflow", "asterisk", "secret",
+        connection_type="per_call_config", reconnect_interval=0.05, reconnect_attempts=4,
+        close_after_end=0.1,
+    ))  # fmt: skip
+
+
 RESUMED = ["sound:hello-world", "sound:vm-login", "sound:vm-login", "sound:goodbye"]
 """What the caller of a call that moved mid-menu hears: the menu twice (MENU_FLOW)."""
 UNMOVED = ["sound:hello-world", "sound:vm-login", "sound:goodbye"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from _cluster_kit import MENU_FLOW, checkpointed_at, played, running_redis, until, webhook_receiver
-from _outbound_kit import per_call_worker
+from _outbound_kit import connect_per_call, per_call_worker
 from tcp_balancer import Balancer
 
 from voxflow.cluster import ClusterState
@@ -37,11 +37,7 @@ async def test_a_dropped_link_moved_to_the_other_worker_ends_the_call_once(
     ):
         ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
         async with Balancer(ports) as balancer:
-            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
-            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
-            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
-            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
-            sb.add_outbound_websocket(cfg)
+            connect_per_call(sb, balancer.port)
             call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
             await checkpointed_at(rs.url, call.id, "menu", 30, picked="early")
             assert call.id in a.drivers  # round robin: the first connection went to a
@@ -105,11 +101,7 @@ async def test_a_dropped_link_taken_by_the_other_worker_stops_the_first_within_i
     ):
         ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
         async with Balancer(ports) as balancer:
-            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
-            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
-            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
-            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
-            sb.add_outbound_websocket(cfg)
+            connect_per_call(sb, balancer.port)
             call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
             await checkpointed_at(rs.url, call.id, "menu", 30, picked="early")
             assert call.id in a.drivers
@@ -182,11 +174,7 @@ async def test_a_request_while_the_link_is_down_never_runs_the_error_handling_of
     ):
         ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
         async with Balancer(ports) as balancer:
-            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
-            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
-            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
-            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
-            sb.add_outbound_websocket(cfg)
+            connect_per_call(sb, balancer.port)
             call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
             await checkpointed_at(rs.url, call.id, "menu", 30, picked="early")
             assert call.id in a.drivers
@@ -283,11 +271,7 @@ async def test_a_request_the_drop_cut_off_never_runs_the_error_handling_of_a_mov
     ):
         ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
         async with Balancer(ports) as balancer:
-            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
-            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
-            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
-            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
-            sb.add_outbound_websocket(cfg)
+            connect_per_call(sb, balancer.port)
             call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
             await checkpointed_at(rs.url, call.id, "menu", 30, picked="early")
             assert call.id in a.drivers

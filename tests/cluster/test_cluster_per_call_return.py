@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from _cluster_kit import played, running_redis, until, webhook_receiver
-from _outbound_kit import per_call_worker
+from _outbound_kit import connect_per_call, per_call_worker
 from tcp_balancer import Balancer
 
 from voxflow.cluster import ClusterState
 from voxflow.sandbox import QueueAgent
-from voxflow.sandbox.outbound import OutboundWebsocket
 from voxflow.sandbox.server import Sandbox
 from voxflow.telephony import dialplan
 
@@ -62,11 +61,7 @@ async def test_a_call_back_from_the_queue_on_the_other_worker_ends_once_there(
         sb.add_queue("support", [QueueAgent(answer_after=0.5, talk=0.3)])
         ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
         async with Balancer(ports) as balancer:
-            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
-            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
-            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
-            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
-            sb.add_outbound_websocket(cfg)
+            connect_per_call(sb, balancer.port)
             call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
             await until(lambda: call.id in a.drivers, 15, "a takes the call")
             await until(lambda: "sound:vm-login" in played(sb, call.id), 15, "back, on b")
@@ -108,11 +103,7 @@ async def test_a_call_back_from_its_agent_after_it_ended_unknown_resumes_on_any_
         sb.add_queue("support", [QueueAgent(answer_after=0.5, talk=4.0)])
         ports = [s.app.links.server.port for s in (a, b) if s.app.links is not None]
         async with Balancer(ports) as balancer:
-            uri = f"ws://127.0.0.1:{balancer.port}/voxflow"
-            cfg = OutboundWebsocket("voxflow", uri, "asterisk", "secret")
-            cfg.connection_type, cfg.reconnect_interval = "per_call_config", 0.05
-            cfg.reconnect_attempts, cfg.close_after_end = 4, 0.1
-            sb.add_outbound_websocket(cfg)
+            connect_per_call(sb, balancer.port)
             call = await sb.place_call(from_="+15550100", to="100", app="voxflow")
             await until(lambda: call.id in a.drivers, 15, "a takes the call")
             await until(lambda: call.id in a.results, 15, "a's wait is over")
