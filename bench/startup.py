@@ -2,8 +2,8 @@
 
 ``python bench/startup.py [-n N] [--before CHECKOUT]`` runs ``python -m voxflow`` with each of
 ``--help`` and ``run --help``, ``validate``, ``lint`` and ``fmt --check`` on
-``flows/main_ivr.flow`` and ``test`` on ``flows/tests/main_ivr.test.yaml``, N times each
-(default 9). With ``--before`` the other
+``flows/main_ivr.flow``, ``test`` on ``flows/tests/main_ivr.test.yaml``, ``compile --help`` and
+``test --help``, N times each (default 9). With ``--before`` the other
 checkout's code (``PYTHONPATH=CHECKOUT``, this interpreter and its libraries) runs the same
 commands interleaved with this one's, run for run, so both sides see the same machine load; the
 ratios are after / before. Make a baseline with ``git worktree add --detach /tmp/before COMMIT``.
@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "lint": ("lint", "flows/main_ivr.flow"),
     "fmt --check": ("fmt", "--check", "flows/main_ivr.flow"),
     "test": ("test", "flows/tests/main_ivr.test.yaml"),
+    "compile --help": ("compile", "--help"),
+    "test --help": ("test", "--help"),
 }
 
 Sample = tuple[float, float]

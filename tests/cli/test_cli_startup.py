@@ -1,6 +1,7 @@
 """What each command imports: ``voxflow --help`` lists the commands without importing them (it
 imported every command's module, ``voxflow.cluster`` with Redis, the telephony stack and numpy
-among them), ``voxflow run --help`` loads no runtime (it loaded all of it), ``voxflow fmt``
+among them), ``voxflow run --help`` loads no runtime (it loaded all of it), no other
+``--help`` loads the compiler (``compile``, ``graph``, ``test`` and ``replay`` did), ``voxflow fmt``
 does not load the compiler, ``validate``/``lint`` load no telephony, media or Redis, and
 ``voxflow test`` (virtual time) loads neither the ARI client, the media path nor aiohttp.
 Checked in a fresh process through ``sys.modules``; speed is measured in ``bench/startup.py``."""
@@ -99,6 +100,27 @@ def test_checking_help_loads_no_compiler(command: str) -> None:
     assert code == 0
     assert "voxflow.cli.diag" in modules  # the probe reached the command
     assert _hits(modules, (*_RUNTIME, *_RUNTIME_OURS, *_COMPILER, "voxflow.syntax", "lark")) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "module"),
+    [
+        ("compile", "voxflow.cli.lang"),
+        ("graph", "voxflow.cli.graph"),
+        ("test", "voxflow.cli.testing"),
+        ("replay", "voxflow.cli.testing"),
+    ],
+)
+def test_help_of_a_command_over_flows_loads_no_compiler(command: str, module: str) -> None:
+    """``compile``/``graph``/``test``/``replay --help`` (and a usage error) import their work
+    (the compiler, the drawing, the scenario runner and the runtime) only when they run; they
+    loaded it, pydantic and Lark included, for the help text."""
+    for args in ((command, "--help"), (command, "--no-such-option")):
+        code, modules = _loaded(*args)
+        assert code == (0 if args[-1] == "--help" else 2)
+        assert module in modules  # the probe reached the command
+        heavy = (*_RUNTIME, *_RUNTIME_OURS, *_COMPILER, "voxflow.syntax", "lark", "voxflow.ai")
+        assert _hits(modules, (*heavy, "voxflow.testing", "voxflow.viz.render", "yaml")) == []
 
 
 @pytest.mark.parametrize("command", ["validate", "lint"])

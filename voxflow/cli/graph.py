@@ -11,9 +11,8 @@ from pathlib import Path
 
 import click
 
-from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import ConfigError, FlowCheckError
-from voxflow.viz.render import FORMATS, render_graph
+from voxflow.viz import FORMATS
 
 __all__ = ["graph_command"]
 
@@ -33,6 +32,10 @@ def graph_command(file: str, fmt: str | None, output: str | None) -> None:
             raise click.UsageError(f"cannot tell the format from '{output}'; pass --format")
     if not Path(file).exists():
         raise click.UsageError(f"no such file: '{file}'")
+    # the compiler and the drawing load here, so `graph --help` and usage errors do not load them
+    from voxflow.compiler.frontdoor import load_flow
+    from voxflow.viz.render import render_graph
+
     try:
         data = render_graph(load_flow(file), fmt)
     except (FlowCheckError, ConfigError) as exc:

@@ -11,7 +11,6 @@ import sys
 
 import click
 
-from voxflow.compiler.frontdoor import compile_file
 from voxflow.diagnostics import render_text
 from voxflow.source import Source
 from voxflow.sourcefile import read_source
@@ -30,6 +29,9 @@ __all__ = ["compile_command"]
 @click.option("--indent", type=click.IntRange(0, 8), default=2, show_default=True)
 def compile_command(file: str, output: str | None, indent: int) -> None:
     """Compile FILE (a .flow) to its IR, as JSON."""
+    # the compiler loads here, so `compile --help` and usage errors do not load it
+    from voxflow.compiler.frontdoor import compile_file
+
     result = compile_file(file)
     if result.diagnostics:
         sources: dict[str, Source] = {}

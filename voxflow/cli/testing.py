@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 
 from voxflow.errors import ConfigError, FlowCheckError
-from voxflow.testing.runner import format_report, junit_xml, run_paths
 
 __all__ = ["replay_command", "test_command"]
 
@@ -57,6 +56,9 @@ def test_command(
     Exit codes: 0 every scenario passed (and coverage met --min-coverage),
     1 a scenario failed, a file did not load or coverage is too low, 2 usage errors.
     """
+    # the runner (compiler, runtime, simulator) loads here, so `test --help` does not load it
+    from voxflow.testing.runner import format_report, junit_xml, run_paths
+
     # What is loaded by now (modules, the grammar, pydantic's validators) outlives the run: out
     # of the cyclic GC's sight while the scenarios run, its collections walk only what the
     # scenarios allocate (~10% of a scenario's CPU time, bench/flow_tests.py).

@@ -19,10 +19,10 @@ from dataclasses import replace
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
 from voxflow.ir.flowmap import Edge, FlowMap, build_flowmap
+from voxflow.viz import FORMATS
 
 __all__ = ["FORMATS", "render_graph", "to_dot", "to_mermaid"]
 
-FORMATS = ("mermaid", "dot", "svg", "png")
 _TERMINALS = {"hangup": "hang up", "transfer": "transferred", "return": "return"}
 _LOOPS = frozenset({"retry", "continue"})
 
