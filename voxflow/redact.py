@@ -22,6 +22,7 @@ __all__ = [
     "REDACTED",
     "RedactingFilter",
     "install_redaction",
+    "is_secret_name",
     "live_values",
     "redact_text",
     "secrets_from_env",
@@ -48,6 +49,7 @@ _PATTERNS = (
     re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+(?=@)"),  # user:password@ in URLs
 )
 _MIN_EXACT = 8
+_SECRET_NAME = re.compile(r"token|secret|passw(or)?d|api[-_]?key|auth|cookie|credential", re.I)
 _SECRET_ENV = re.compile(r"(?i)(api_?key|secret|password|token)$")
 
 
@@ -74,6 +76,12 @@ def _live() -> list[str]:
     for provider in list(_LIVE.values()):
         out.extend(provider())
     return out
+
+
+def is_secret_name(name: str) -> bool:
+    """``name`` (a metadata key, a header, a key of a request body) looks like it holds a
+    credential: token, secret, password, api key, auth(orization), cookie, credential."""
+    return _SECRET_NAME.search(name) is not None
 
 
 def secrets_from_env(env: Mapping[str, str] | None = None) -> list[str]:

@@ -44,7 +44,6 @@ from voxflow.errors import (
     CallEndedError,
 )
 from voxflow.ir.models import Flow
-from voxflow.redact import url_for_log
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.events import LEFT_OUTCOMES
@@ -52,7 +51,7 @@ from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
 from voxflow.runtime.http_step import HttpRequest, HttpResult
 from voxflow.runtime.operations import OP_HANDLERS
 from voxflow.runtime.port import AgentHost, CallPort, P
-from voxflow.runtime.routes import route_fields
+from voxflow.runtime.routes import metadata_secrets, route_fields, shown_url
 from voxflow.runtime.step import RunState, StepObserver, initial_state, step
 from voxflow.runtime.trace import CallTrace, NullTrace, with_recognition
 from voxflow.runtime.webhooks import WebhookSender
@@ -433,7 +432,7 @@ class CallDriver(Generic[P]):
 
     def _trace_route(self, cmd: ev.Op) -> None:
         """A ``route`` record for an op that sends the caller (or a request) somewhere."""
-        fields = route_fields(cmd, self.state.call.id)
+        fields = route_fields(cmd, self.state.call.id, metadata_secrets(self.state.metadata))
         if fields is None:
             return
         frames = self.state.frames
@@ -584,7 +583,8 @@ class CallDriver(Generic[P]):
         sent; in the ``on hangup`` body its result is journalled before the body goes on."""
         done = self.replayed.get(cmd.key) if cmd.key else None
         if done is not None:
-            self.trace.write("http", method=cmd.method, url=url_for_log(cmd.url), replayed=True)
+            url = shown_url(cmd.url, metadata_secrets(self.state.metadata))
+            self.trace.write("http", method=cmd.method, url=url, replayed=True)
             return dict(done)
         result = await OP_HANDLERS[ev.Http](self, cmd)
         journal = self.journal

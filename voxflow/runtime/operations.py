@@ -26,6 +26,7 @@ from voxflow.runtime import events as ev
 from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_group
 from voxflow.runtime.http_step import HttpClient, HttpRequest
 from voxflow.runtime.port import P
+from voxflow.runtime.routes import metadata_secrets, shown_url
 from voxflow.runtime.trace import recognition_fields
 from voxflow.runtime.trips import queue_step_result
 from voxflow.runtime.webhooks import IDEMPOTENCY_HEADER
@@ -87,8 +88,9 @@ async def _http(d: CallDriver[Any], cmd: ev.Http) -> dict[str, Any]:
     )
     res = await d.http.perform(req)
     d.trace.write(
-        "http", method=cmd.method, url=url_for_log(cmd.url), outcome=res.outcome, status=res.status,
-        attempts=res.attempts, latency_ms=round(res.elapsed_ms, 1),
+        "http", method=cmd.method, url=shown_url(cmd.url, metadata_secrets(d.state.metadata)),
+        outcome=res.outcome, status=res.status, attempts=res.attempts,
+        latency_ms=round(res.elapsed_ms, 1),
     )  # fmt: skip
     return res.as_variables()
 

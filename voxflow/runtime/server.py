@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
@@ -23,7 +22,7 @@ from voxflow import observe
 from voxflow.errors import AiNotConfiguredError, CallError, ConfigError
 from voxflow.ir.models import Flow
 from voxflow.ir.prompts import StaticPrompt, static_prompts
-from voxflow.redact import live_values
+from voxflow.redact import is_secret_name, live_values
 from voxflow.runtime.agent_memory import conversation, restore
 from voxflow.runtime.checkpoint import (
     CallStore,
@@ -380,6 +379,7 @@ class FlowServer:
             metadata=_traced_metadata(session.metadata),
             started=round(self.clock(), 3),
             routes=True,  # this trace has route records (voxflow.runtime.routes)
+            requests=True,  # ... with what requests sent, and agents' action requests
         )
         return trace
 
@@ -756,9 +756,6 @@ def _journal(store: CallStore, sid: str) -> Callable[[str, Mapping[str, Any]], A
     return lambda key, result: store.record_effect(sid, key, result)
 
 
-_SECRET_KEY = re.compile(r"token|secret|passw(or)?d|api[-_]?key|auth|cookie|credential", re.I)
-
-
 def _traced_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The call's metadata as a trace records it: secret-looking keys are redacted."""
-    return {str(k): "<redacted>" if _SECRET_KEY.search(str(k)) else v for k, v in meta.items()}
+    return {str(k): "<redacted>" if is_secret_name(str(k)) else v for k, v in meta.items()}

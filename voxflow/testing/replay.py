@@ -10,9 +10,11 @@ redacted sentence as its ``stand_in`` (its digits, each ``0``) or else as ``<red
 redacted part of a URL matches anything, and so does, in a prompt with a redacted value, that
 value and any digits (a value derived from it, such as the last four digits). The flow as
 it is now then runs on that script; states entered, prompts, routing (the ``route`` records:
-dial/transfer targets, queues, HTTP requests, recordings; :mod:`voxflow.runtime.routes`) and the
-end are compared with the trace and the first difference of each is shown. A trace without
-route records (written before they existed) is compared without its routing, with a note.
+dial/transfer targets, queues, HTTP requests with their headers and bodies, recordings;
+:mod:`voxflow.runtime.routes`) and the end are compared with the trace and the first difference
+of each is shown. A trace without route records (written before they existed) is compared
+without its routing, one without ``requests: true`` without request headers and bodies, with
+a note.
 HTTP response bodies are not in traces, so a flow that branches on response data may differ for
 that reason (the report says so).
 """
@@ -55,6 +57,9 @@ class ReplayReport:
     """The flow file replayed on (and how it was found, when not given)."""
     routes_compared: bool = True
     """False for a trace without ``route`` records (written before voxflow traced them)."""
+    requests_compared: bool = True
+    """False for a trace whose ``call.started`` has no ``requests: true``: what its HTTP
+    requests sent (bodies, headers) and its agents' action requests were not traced."""
 
     @property
     def same(self) -> bool:
@@ -67,6 +72,9 @@ class ReplayReport:
         if self.same and not self.routes_compared:
             out.append("same behaviour: states, prompts and the end match the trace "
                        "(routing not compared)")  # fmt: skip
+        elif self.same and not self.requests_compared:
+            out.append("same behaviour: states, prompts, routing and the end match the trace "
+                       "(request bodies, headers and agent actions not compared)")  # fmt: skip
         elif self.same:
             out.append("same behaviour: states, prompts, routing and the end match the trace")
         else:
@@ -404,8 +412,9 @@ def _replay_scenario(
         data["direction"] = started["direction"]
     if isinstance(started.get("speech"), bool):
         data["speech"] = started["speech"] or data.get("speech", False)
-    caller = next((str(r["caller"]) for r in records if r.get("caller")), None)
-    called = next((str(r["called"]) for r in records if r.get("called")), None)
+    # the call.started's caller and called, even "" (a call without caller id), else any
+    caller = _party(started, records, "caller")
+    called = _party(started, records, "called")
     if caller is not None:
         data["caller"] = caller
     if called is not None:
@@ -425,6 +434,14 @@ def _replay_scenario(
             f"keys pressed into sensitive variables are redacted: replayed as '{_REDACTED_KEY}'"
         )
     return Scenario.model_validate(data), notes
+
+
+def _party(started: dict[str, Any], records: list[dict[str, Any]], key: str) -> str | None:
+    """The call's ``caller`` or ``called`` number: its ``call.started``'s (an empty one too:
+    a call without caller id replays without one), else the first record's that has it."""
+    if isinstance(started.get(key), str):
+        return str(started[key])
+    return next((str(r[key]) for r in records if r.get(key)), None)
 
 
 def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) -> ReplayReport:
@@ -504,6 +521,12 @@ _NO_ROUTES = (
 )
 
 
+_NO_REQUESTS = (
+    "this trace records no request bodies, headers or agent actions (written before voxflow "
+    "traced them): what HTTP requests and agents' actions sent was not compared"
+)
+
+
 def _compare_routes(
     records: list[dict[str, Any]],
     started: dict[str, Any],
@@ -518,7 +541,12 @@ def _compare_routes(
     if not want and started.get("routes") is not True:
         report.notes.append(_NO_ROUTES)
         report.routes_compared = False
+        report.requests_compared = False
         return None
+    if started.get("requests") is not True:
+        report.notes.append(_NO_REQUESTS)
+        report.requests_compared = False
+        got = [r for r in got if r.get("op") != "action"]
     if not complete:
         got = got[: len(want)]
     for n, (a, b) in enumerate(zip(want, got, strict=False), 1):
@@ -547,9 +575,70 @@ def _route_difference(a: dict[str, Any], b: dict[str, Any], n: int) -> str | Non
             continue
         name = key.replace("_", " ")
         return f"{op} {name} {_shown(was)} -> {_shown(now)} {where}"
+    if "headers" in a and (diff := _request_difference(a, b)) is not None:
+        return f"{op} {diff} {where}"
     if _where(a) != _where(b):
         return f"{_route(a)}, routing step {n}: at {_where(a)} in the trace, now at {_where(b)}"
     return None
+
+
+_NONE = object()  # a header or body key one side does not have
+
+
+def _request_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """How the replay's request ``b`` sent other headers or another body than the trace's
+    ``a`` (None: the same; a redacted value in the trace matches anything)."""
+    was_h, now_h = _headers(a.get("headers")), _headers(b.get("headers"))
+    for key in [*was_h, *(k for k in now_h if k not in was_h)]:
+        name = (was_h.get(key) or now_h[key])[0]
+        was, now = was_h.get(key, (name, _NONE))[1], now_h.get(key, (name, _NONE))[1]
+        if _value_difference(was, now, "") is not None:
+            return f"header {name} {_json(was)} -> {_json(now)}"
+    found = _value_difference(a.get("body"), b.get("body"), "body")
+    if found is None:
+        return None
+    path, was, now = found
+    return f"{path} {_json(was)} -> {_json(now)}"
+
+
+def _headers(value: Any) -> dict[str, tuple[str, Any]]:
+    """A route's ``[name, value]`` pairs by lower-case name."""
+    out: dict[str, tuple[str, Any]] = {}
+    for pair in value if isinstance(value, list) else ():
+        if isinstance(pair, list) and len(pair) == 2:
+            out[str(pair[0]).lower()] = (str(pair[0]), pair[1])
+    return out
+
+
+def _value_difference(was: Any, now: Any, path: str) -> tuple[str, Any, Any] | None:
+    """The first place (``path``, ``.key``/``[i]`` appended) where a value sent in the replay
+    differs from the traced one: (path, traced, replayed); None when they agree."""
+    if (was is _NONE) != (now is _NONE):
+        return path, was, now
+    if was == now or was == REDACTED:
+        return None
+    if isinstance(was, str) and REDACTED in was and isinstance(now, str | int | float):
+        return None if _same(was, str(now)) else (path, was, now)
+    if isinstance(was, dict) and isinstance(now, dict):
+        for key in [*was, *(k for k in now if k not in was)]:
+            found = _value_difference(was.get(key, _NONE), now.get(key, _NONE), f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(was, list) and isinstance(now, list) and len(was) == len(now):
+        for i, (x, y) in enumerate(zip(was, now, strict=True)):
+            if (found := _value_difference(x, y, f"{path}[{i}]")) is not None:
+                return found
+        return None
+    return path, was, now
+
+
+def _json(value: Any, width: int = 80) -> str:
+    """A sent value as a difference shows it: JSON, cut at ``width`` characters."""
+    if value is _NONE:
+        return "(none)"
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _route(rec: dict[str, Any]) -> str:
