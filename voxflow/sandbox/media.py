@@ -335,7 +335,8 @@ class PbxMedia(PbxCore):
         bid = bid or self.new_uuid()
         existing = self.bridges.get(bid)
         if existing is not None and not existing.destroyed:
-            return existing
+            # res/ari/resource_bridges.c (create and create_with_id): ast_bridge_topic_exists
+            raise RestError(409, f"Bridge with id '{bid}' already exists")
         br = Bridge(
             id=bid,
             bridge_type="holding" if "holding" in kinds else "mixing",

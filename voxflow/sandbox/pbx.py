@@ -706,6 +706,9 @@ class Pbx(PbxMedia):
             "UNICASTRTP_LOCAL_ADDRESS": local[0],
             "UNICASTRTP_LOCAL_PORT": str(local[1]),
         }
+        # chan_rtp sets them as channel variables (a subscribeAll observer gets their
+        # ChannelVarset): GET /channels/{id}/variable reads them, not only the REST answer
+        ch.variables.update(ch.channelvars)
         ch.subs.add(app)
         self.add_channel(ch)
         answer = ch.json(with_vars=True)
@@ -731,7 +734,9 @@ class Pbx(PbxMedia):
         if not app:
             raise RestError(400, "app is required")
         sid = sid or self.new_channel_id()
-        self.check_new_id(sid)
+        if sid in self.channels:  # channel.c refuses the id (AST_CHANNEL_ERROR_ID_EXISTS), and
+            # res/ari's snoop answers any failed stasis_app_control_snoop with this 500
+            raise RestError(500, "Snoop channel could not be created")
         ch = Channel(
             id=sid,
             name=f"Snoop/{target.id}-{next(self._snoop_seq):08x}",

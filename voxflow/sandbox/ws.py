@@ -97,6 +97,13 @@ class EventSocket:
             self.push(answer)
 
 
+_MEDIA_SETUP = re.compile(
+    r"^/channels/externalMedia$|^/channels/[^/]+/snoop(/[^/]+)?$"
+    r"|^/bridges(/[^/]+)?$|^/bridges/[^/]+/addChannel$"
+)
+"""The paths of a call's media set-up requests (POST): :meth:`Faults.slow_media_setup`."""
+
+
 class Faults:
     """Fault injection for the events socket, REST and RTP."""
 
@@ -114,6 +121,7 @@ class Faults:
         self._fail_path: re.Pattern[str] | None = None
         self._slow: tuple[float, str | None, re.Pattern[str] | None] | None = None
         self._slow_handshakes: tuple[int, float] = (0, 0.0)
+        self._slow_setup: tuple[float, int | None] = (0.0, 0)
 
     def drop_events_socket(self, app: str) -> bool:
         """Cut the app's events websocket like a network failure; True if one was open."""
@@ -159,6 +167,14 @@ class Faults:
         upper = method.upper() if method else None
         self._slow = (seconds, upper, pattern) if seconds > 0 else None
 
+    def slow_media_setup(self, seconds: float, *, times: int | None = None) -> None:
+        """Serve a call's media set-up requests (POST ``/channels/externalMedia``,
+        ``/channels/{id}/snoop``, ``/bridges``, ``/bridges/{id}``, ``/bridges/{id}/addChannel``)
+        as usual, so their channels and bridges exist and their events are sent, but answer each
+        ``seconds`` later, as a loaded Asterisk does; ``times``: only the next that many (None:
+        all, until cleared; ``seconds`` 0 turns it off)."""
+        self._slow_setup = (seconds, times) if seconds > 0 else (0.0, 0)
+
     def slow_handshakes(self, n: int, seconds: float) -> None:
         """Serve the next ``n`` events websocket handshakes late, as an overloaded Asterisk does:
         the app is registered at once (calls enter Stasis, their events are queued on that
@@ -180,7 +196,12 @@ class Faults:
         return seconds
 
     def answer_delay(self, method: str = "", path: str = "") -> float:
-        """Seconds the answer to this request is held back (:meth:`slow_requests`)."""
+        """Seconds the answer to this request is held back (:meth:`slow_requests`,
+        :meth:`slow_media_setup`, which counts it)."""
+        seconds, times = self._slow_setup
+        if seconds > 0 and times != 0 and method.upper() == "POST" and _MEDIA_SETUP.match(path):
+            self._slow_setup = (seconds, None if times is None else times - 1)
+            return seconds
         if self._slow is None:
             return 0.0
         seconds, want, pattern = self._slow
@@ -242,6 +263,7 @@ class Faults:
         self.delay_ms = 0.0
         self._slow = None
         self._slow_handshakes = (0, 0.0)
+        self._slow_setup = (0.0, 0)
         self.drop_next = 0
         self._fail_count = 0
         self.set_rtp(loss=0.0, reorder=0.0, jitter_ms=0.0)
