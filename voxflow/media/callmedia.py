@@ -76,6 +76,7 @@ from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.prompt_warm import prompt_frames, wire_codec
 from voxflow.media.rtp_report import RtpReport
+from voxflow.media.setup_requests import ForeignObject, SetupRequests
 from voxflow.media.transport import PortRange, RtpSocket
 from voxflow.media.vad import SpeechDetector, WebRtcVad
 from voxflow.media.watcher import SpeechWatcher
@@ -261,7 +262,6 @@ class CallMedia(CallInbound):
 
     async def _setup(self) -> None:
         ctx = self.ctx
-        rest = ctx.rest
         self.socket = await RtpSocket.open(self.host, ports=self.ports, on_packet=self._on_packet)
         host, port = self.socket.local
         host = self.advertise or host  # behind NAT / bound to 0.0.0.0: what Asterisk can reach
@@ -278,18 +278,14 @@ class CallMedia(CallInbound):
         started = {c: expect(c) for c in created} if expect is not None else {}
         # The bridge is made while the channels are (one round trip less before the first
         # prompt); never left being made: a failed set-up's teardown deletes it.
-        bridge = asyncio.ensure_future(
-            rest.request(
-                "POST",
-                "/bridges",
-                params={"type": "mixing", "bridgeId": self.bridge_id, "name": ctx.app_name},
-            )
-        )
+        bridge = asyncio.ensure_future(self._create_bridge())
         try:
             try:
                 remote_host, remote_port = await self._create_channels(self.socket, host, port)
             finally:
                 await asyncio.wait([bridge])
+                if not bridge.cancelled():
+                    bridge.exception()  # retrieved: raised below, or after the channels' error
             bridge.result()
             await self._wait_in_stasis(started)
             await self._add_to_bridge([self.channel_id, self.snoop_id or ctx.channel_id])
@@ -304,28 +300,46 @@ class CallMedia(CallInbound):
             ctx.channel_id, host, port, remote_host, remote_port, self.codec,
         )  # fmt: skip
 
+    @property
+    def _requests(self) -> SetupRequests:
+        """Set-up requests that go again when answered late (``voxflow.media.setup_requests``)."""
+        return SetupRequests(self.ctx.rest, self.ctx.request_timeout, lambda: self._closed)
+
+    async def _create_bridge(self) -> None:
+        """POST the mixing bridge; a bridge with its id that is not ours is left alone."""
+        assert self.bridge_id is not None
+        try:
+            await self._requests.bridge(self.bridge_id, self.ctx.app_name)
+        except ForeignObject:
+            self.bridge_id = None  # not ours: the teardown must not delete it
+            raise
+
     async def _create_channels(self, sock: RtpSocket, host: str, port: int) -> tuple[str, int]:
         """POST the externalMedia channel sending to ``host:port`` (``sock`` then sends to
-        Asterisk's side, returned), and the caller's snoop when the media path is listen-only."""
+        Asterisk's side, returned), and the caller's snoop when the media path is listen-only.
+        A channel with one of their ids that is not ours is left alone."""
         ctx = self.ctx
-        answer = await ctx.rest.request(
-            "POST",
-            "/channels/externalMedia",
-            params={
-                "app": ctx.app_name,
-                "external_host": f"{host}:{port}",
-                "format": self.codec,
-                "channelId": self.channel_id,
-            },
-        )
+        assert self.channel_id is not None
+        external_host = f"{host}:{port}"
+        params = {
+            "app": ctx.app_name,
+            "external_host": external_host,
+            "format": self.codec,
+            "channelId": self.channel_id,
+        }
+        try:
+            answer = await self._requests.external_media(self.channel_id, params, external_host)
+        except ForeignObject:
+            self.channel_id = None
+            raise
         remote_host, remote_port = self._asterisk_side(answer)
         sock.set_remote(remote_host, remote_port)
         if self.snoop_id is not None:
-            await ctx.rest.request(
-                "POST",
-                f"/channels/{ctx.channel_id}/snoop",
-                params={"spy": "in", "app": ctx.app_name, "snoopId": self.snoop_id},
-            )
+            try:
+                await self._requests.snoop(ctx.channel_id, self.snoop_id, ctx.app_name)
+            except ForeignObject:
+                self.snoop_id = None
+                raise
         return remote_host, remote_port
 
     @staticmethod
@@ -371,18 +385,16 @@ class CallMedia(CallInbound):
             )
 
     async def _add_to_bridge(self, members: list[str]) -> None:
-        """addChannel; without StasisStart events (no ``expect_stasis_start``), a 422 "not in
-        Stasis" is retried until ``stasis_wait`` has passed."""
+        """addChannel (one answered late is looked for in the bridge, then sent again); without
+        StasisStart events (no ``expect_stasis_start``), a 422 "not in Stasis" is retried until
+        ``stasis_wait`` has passed."""
+        assert self.bridge_id is not None
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._stasis_wait
         delay = 0.005
         while True:
             try:
-                await self.ctx.rest.request(
-                    "POST",
-                    f"/bridges/{self.bridge_id}/addChannel",
-                    params={"channel": ",".join(members)},
-                )
+                await self._requests.add_channels(self.bridge_id, members)
                 return
             except AriHTTPError as exc:
                 retry = self.ctx.expect_stasis_start is None and exc.status == 422

@@ -564,6 +564,7 @@ class CallSession:
                     options=dict(self._app.media_options),
                     prompt_cache=self._app.prompt_cache,
                     expect_stasis_start=self._app.expect_stasis_start,
+                    request_timeout=self.rest.timeout,
                 )
                 self._voice = factory(ctx)
             return self._voice

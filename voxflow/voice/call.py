@@ -94,8 +94,10 @@ class AriRequests(Protocol):
         *,
         params: Mapping[str, Any] | None = None,
         expect_json: bool = True,
+        timeout: float | None = None,
     ) -> Any:
-        """Send ``method path`` with query ``params`` (``expect_json=False``: no body wanted)."""
+        """Send ``method path`` with query ``params`` (``expect_json=False``: no body wanted;
+        ``timeout``: this request's deadline, else the client's)."""
         ...
 
 
@@ -115,6 +117,9 @@ class VoiceContext:
     # Registers interest in a channel's StasisStart before the channel is created (the app's
     # ``expect_stasis_start``); None when no events are seen (then a refused addChannel is retried).
     expect_stasis_start: Callable[[str], asyncio.Future[None]] | None = None
+    # Seconds: the client's deadline for one request (``rest``'s own); a set-up request that
+    # timed out goes again with twice it (``voxflow.media.setup_requests``).
+    request_timeout: float = 10.0
 
 
 class CallVoice(Protocol):
