@@ -45,7 +45,8 @@ listeners as silence (``gap_frames`` counts it), so ``listen`` ends an utterance
 
 Set-up order: Asterisk answers ``POST /channels/externalMedia`` (and ``/snoop``) before the new
 channel is in Stasis and refuses ``addChannel`` with 422 until it is (capture
-external-media-ordering.json), so the channel joins the bridge only after its StasisStart.
+external-media-ordering.json), so the channel joins the bridge only after its StasisStart. A set-up
+request answered after the deadline goes again (:mod:`voxflow.media.setup_requests`).
 """
 
 from __future__ import annotations
