@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from _leaks_kit import clean, serving_text, until
 
+from voxflow.errors import AriTimeoutError
 from voxflow.runtime.events import End
 from voxflow.sandbox import QueueAgent, Sandbox
 from voxflow.telephony.app import VoxtraApp
@@ -256,3 +258,50 @@ async def test_a_play_answered_later_than_the_deadline_plays_once_and_the_flow_g
         plays = [p for m, p in s.sb.rest_api.http_log if m == "POST" and p.endswith("/play")]
         assert len(plays) == 1
         assert await sim.wait_hangup(5) == 16
+
+
+async def test_a_first_handshake_answered_late_at_start_goes_again() -> None:
+    """start()'s handshake is served (the app registered, so a call enters Stasis) but its 101
+    comes after the deadline: start() raised AriTimeoutError and the worker never came up. It
+    now goes again with twice the deadline, and the call whose StasisStart went to the
+    handshake given up is adopted by the start-up sweep and answered."""
+    async with Sandbox(port=0, preload_sounds=False) as sb:
+        app = VoxtraApp(sb.ari_url, sb.user, sb.password, request_timeout=0.4)
+
+        @app.default()
+        async def handler(call: CallSession) -> None:
+            await call.answer()
+            await call.wait_ended(30)
+
+        sb.faults.slow_handshakes(1, 0.8)
+        starting = asyncio.ensure_future(app.start())
+        try:
+            await until(lambda: sb.faults.slow_handshakes_left == 0, 5, "the late handshake")
+            await until(lambda: sb.pbx.app_active("voxflow"), 5, "the app registered")
+            sim = await sb.place_call(from_="+15550100", to="100", wait_app=0)
+            await asyncio.wait_for(starting, 10)
+            assert app.connected
+            await sim.wait_answered(5.0)
+            assert list(app.sessions) == [sim.id]
+        finally:
+            starting.cancel()
+            sb.faults.clear()
+            await app.close()
+
+
+async def test_start_gives_up_on_handshakes_never_answered_in_time_with_a_clear_error() -> None:
+    """Every handshake is answered later than the deadlines: start() tries three times
+    (the deadline, twice and four times it) and raises an AriTimeoutError that says so."""
+    async with Sandbox(port=0, preload_sounds=False) as sb:
+        app = VoxtraApp(sb.ari_url, sb.user, sb.password, request_timeout=0.2)
+        sb.faults.slow_handshakes(10, 5.0)
+        try:
+            with pytest.raises(AriTimeoutError) as info:
+                await app.start()
+            assert sb.faults.slow_handshakes_left == 7
+            message = str(info.value)
+            assert "events websocket handshake" in message and "0.2 + 0.4 + 0.8 s" in message
+            assert not app.connected
+        finally:
+            sb.faults.clear()
+            await app.close()

@@ -26,7 +26,13 @@ from voxflow.ari.rest import normalize_base_url
 from voxflow.ari.wsconn import EventsSocket, open_events_socket
 from voxflow.errors import ApplicationReplacedError, AriError, AriEventInvalid, AriTimeoutError
 
-__all__ = ["HANDSHAKE_DEADLINE_MAX", "AriEventStream", "backoff_delay", "events_url"]
+__all__ = [
+    "HANDSHAKE_DEADLINE_MAX",
+    "START_TRIES",
+    "AriEventStream",
+    "backoff_delay",
+    "events_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,11 @@ HANDSHAKE_DEADLINE_MAX = 120.0
 """Seconds: the longest deadline a reconnect's handshake gets once earlier ones timed out (each
 timeout doubles it from ``connect_timeout``). With a fixed deadline an Asterisk answering every
 handshake later than it was never heard again, and calls entering Stasis rang for ever."""
+
+
+START_TRIES = 3
+"""Handshakes :meth:`AriEventStream.start` makes when each times out: ``connect_timeout``, twice
+and four times it (7 times ``connect_timeout`` in all), then a clear ``AriTimeoutError``."""
 
 
 def backoff_delay(attempt: int, *, initial: float, maximum: float, rng: random.Random) -> float:
@@ -121,10 +132,11 @@ class AriEventStream:
         return self._sock is not None and self._sock.is_open
 
     async def start(self) -> None:
-        """Connect once (raising on failure, e.g. ``AriUnauthorized``), then keep the stream up."""
+        """Connect (raising on failure, e.g. ``AriUnauthorized``; a handshake that timed out goes
+        again, :data:`START_TRIES` in all), then keep the stream up."""
         if self._task is not None:
             return
-        sock = await self._connect()
+        sock = await self._first_connect()
         await self._connected_hook(sock, reconnected=False)
         self._task = asyncio.create_task(self._run(sock), name=f"ari-events-{self.app}")
 
@@ -160,6 +172,30 @@ class AriEventStream:
         await asyncio.wait_for(self._connected.wait(), timeout)
 
     # ------------------------------------------------------------------ internals
+
+    async def _first_connect(self) -> EventsSocket:
+        """The first handshake. One that timed out goes again at once with twice the deadline,
+        :data:`START_TRIES` in all: an overloaded Asterisk registers the app and sends the 101
+        late (the calls that entered Stasis meanwhile are adopted by the start-up sweep). Other
+        failures (401, refused) are raised at once."""
+        deadline, tried = self.connect_timeout, []
+        while True:
+            try:
+                return await self._connect(deadline)
+            except AriTimeoutError as exc:
+                tried.append(deadline)
+                if len(tried) >= START_TRIES:
+                    waits = " + ".join(f"{t:g}" for t in tried)
+                    raise AriTimeoutError(
+                        f"ARI events websocket handshake for app {self.app!r} at {self.url} "
+                        f"not answered in time ({len(tried)} tries, {waits} s): Asterisk is "
+                        "overloaded, or a proxy holds the upgrade"
+                    ) from exc
+                deadline = min(HANDSHAKE_DEADLINE_MAX, deadline * 2)
+                log.warning(
+                    "ARI events handshake for app %s: %s; trying again (%gs deadline)",
+                    self.app, exc, deadline,
+                )  # fmt: skip
 
     async def _connect(self, timeout: float | None = None) -> EventsSocket:
         """One handshake, with ``timeout`` as its deadline (else ``connect_timeout``)."""
