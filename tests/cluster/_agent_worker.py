@@ -40,6 +40,7 @@ class Runner:
         /,
         *,
         on_line: Callable[[str, str], None] | None = None,
+        on_action: object = None,  # this runner's steps have no flow actions
     ) -> Mapping[str, Any]:
         agent: Any = call.agent
         self.seen.append([(m.role, m.content) for m in agent.history])

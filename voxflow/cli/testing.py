@@ -107,8 +107,8 @@ def replay_command(trace: str, flow_path: str | None) -> None:
 
     The call replays with the trace's own start time, caller and called number.
     Compared: the states entered, the prompts, the routing (dial/transfer
-    targets, queues, HTTP requests with their headers and bodies, recordings)
-    and how the call ended.
+    targets, queues, HTTP requests with their headers and bodies, the requests
+    an agent's actions sent, recordings) and how the call ended.
 
     \b
     Example:

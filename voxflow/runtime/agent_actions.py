@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from voxflow.agent.agent import AgentAction, ToolParam, tool_parameters
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_RESPONSE_BYTES",
     "ActionHttp",
+    "ActionReporter",
     "ActionRequest",
     "RequestError",
     "flow_actions",
@@ -50,6 +51,23 @@ MAX_RESPONSE_BYTES = 64 * 1024
 
 _ERROR_BODY_CHARS = 300
 _BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+class ActionReporter(Protocol):
+    """Told of each request a flow's agent action sends (the driver traces them as ``route``
+    and ``http`` records; :mod:`voxflow.runtime.routes`)."""
+
+    def sent(self, action: str, args: Mapping[str, Any], req: ActionRequest | None) -> None:
+        """The model called ``action`` with ``args``: ``req`` is about to be sent (None: it
+        could not be prepared, nothing is sent)."""
+        ...
+
+    def answered(
+        self, action: str, req: ActionRequest, outcome: str, status: int | None, ms: float
+    ) -> None:
+        """``req`` got its answer: ``outcome`` ``ok``/``error``/``timeout``, the HTTP
+        ``status`` (None: no response), after ``ms`` milliseconds."""
+        ...
 
 
 class RequestError(Exception):
@@ -162,6 +180,11 @@ class ActionHttp:
     async def send(self, req: ActionRequest, timeout_s: float) -> Any:
         """The parsed JSON answer (or its text), or an ``{"error": ...}`` dict; never raises
         except on cancellation."""
+        return (await self.exchange(req, timeout_s))[0]
+
+    async def exchange(self, req: ActionRequest, timeout_s: float) -> tuple[Any, str, int | None]:
+        """:meth:`send`'s answer, with the outcome (``ok``, ``error``, ``timeout``) and the
+        HTTP status (None: no response)."""
         import aiohttp  # here, not at the top: `voxflow test` runs without aiohttp
 
         kwargs: dict[str, Any] = {"headers": dict(req.headers)}
@@ -174,12 +197,16 @@ class ActionHttp:
                     status = resp.status
                     ctype = resp.headers.get("Content-Type", "")
         except TimeoutError:
-            return {"error": f"timed out after {timeout_s:g} s"}
+            return {"error": f"timed out after {timeout_s:g} s"}, "timeout", None
         except aiohttp.ClientConnectionError as exc:
             reason = type(exc).__name__
-            return {"error": f"cannot reach {urlsplit(req.url).hostname} ({reason})"}
+            return {"error": f"cannot reach {urlsplit(req.url).hostname} ({reason})"}, "error", None
         except aiohttp.ClientError as exc:
-            return {"error": f"request failed ({type(exc).__name__})"}
+            return {"error": f"request failed ({type(exc).__name__})"}, "error", None
+        return self._answer(data, status, ctype), "ok" if 200 <= status < 300 else "error", status
+
+    def _answer(self, data: bytes, status: int, ctype: str) -> Any:
+        """What the model gets of a response."""
         text = data[: self.max_bytes].decode("utf-8", "replace")
         if not 200 <= status < 300:
             return {"error": f"HTTP {status}", "status": status, "body": text[:_ERROR_BODY_CHARS]}
@@ -209,15 +236,17 @@ def flow_actions(
     *,
     timezone: str = "UTC",
     call_id: str = "?",
+    reporter: ActionReporter | None = None,
 ) -> tuple[AgentAction, ...]:
-    """Tools for the model from a step's IR actions; each call renders and sends a request."""
+    """Tools for the model from a step's IR actions; each call renders and sends a request
+    (each told to ``reporter``)."""
     out: list[AgentAction] = []
     for action in actions:
         out.append(
             AgentAction(
                 name=action.name,
                 description=action.description,
-                handler=_handler(action, variables, http, timezone, call_id),
+                handler=_handler(action, variables, http, timezone, call_id, reporter),
                 parameters=_params(action),
                 # the request's own timeout answers first; this is only a backstop
                 timeout_s=action.timeout_ms / 1000 + 5.0,
@@ -232,19 +261,26 @@ def _handler(
     http: ActionHttp,
     timezone: str,
     call_id: str,
+    reporter: ActionReporter | None,
 ) -> Any:
     async def handler(args: Mapping[str, Any], metadata: Mapping[str, Any]) -> Any:
         try:
             req = render_request(action, variables, args, timezone=timezone)
         except RequestError as exc:
             log.warning("call %s: action %s: %s", call_id, action.name, exc)
+            if reporter is not None:
+                reporter.sent(action.name, args, None)
             return {"error": f"the action could not be prepared: {exc}"}
+        if reporter is not None:
+            reporter.sent(action.name, args, req)
         started = time.perf_counter()
-        result = await http.send(req, action.timeout_ms / 1000)
+        result, outcome, status = await http.exchange(req, action.timeout_ms / 1000)
         ms = (time.perf_counter() - started) * 1000
-        outcome = result.get("error", "ok") if isinstance(result, dict) else "ok"
+        if reporter is not None:
+            reporter.answered(action.name, req, outcome, status, ms)
+        shown = result.get("error", "ok") if isinstance(result, dict) else "ok"
         log.info(
-            "call %s: action %s %s -> %s (%.0f ms)", call_id, action.name, req.where(), outcome, ms
+            "call %s: action %s %s -> %s (%.0f ms)", call_id, action.name, req.where(), shown, ms
         )
         return result
 

@@ -24,7 +24,9 @@ the command by attribute. Mapping:
 
 Given ``on_line``, the runner reports each line (greeting, filler, replies, caller utterances)
 as it is spoken or heard, so a live transcript shows them during the step; the result then
-carries ``"reported": True`` (the driver does not add the messages a second time).
+carries ``"reported": True`` (the driver does not add the messages a second time). Given
+``on_action``, each request a flow action of the step sends is told to it (the driver traces
+it, :class:`~voxflow.runtime.agent_actions.ActionReporter`).
 
 The result dict: ``outcome``, ``args``, ``transcript`` (``caller: ...``/``agent: ...`` lines),
 ``turns``, ``error``, ``messages`` (``(role, text)`` pairs) and ``metrics`` (one dict per turn:
@@ -42,7 +44,12 @@ from typing import Any, Literal, Protocol
 from voxflow.agent.agent import AgentAction, AgentExit, AgentOutcome, AgentSettings, ToolParam
 from voxflow.agent.call_agent import CallAgent, LineReporter
 from voxflow.errors import AiNotConfiguredError, CallEndedError
-from voxflow.runtime.agent_actions import MAX_RESPONSE_BYTES, ActionHttp, flow_actions
+from voxflow.runtime.agent_actions import (
+    MAX_RESPONSE_BYTES,
+    ActionHttp,
+    ActionReporter,
+    flow_actions,
+)
 from voxflow.runtime.agent_memory import RESUMED
 from voxflow.runtime.port import AgentHost
 from voxflow.voice.call import BargeIn, BargeInMode
@@ -207,7 +214,13 @@ class FlowAgentRunner:
         self.max_action_bytes = max_action_bytes
 
     async def __call__(
-        self, session: AgentHost, cmd: AgentCommand, /, *, on_line: LineReporter | None = None
+        self,
+        session: AgentHost,
+        cmd: AgentCommand,
+        /,
+        *,
+        on_line: LineReporter | None = None,
+        on_action: ActionReporter | None = None,
     ) -> dict[str, Any]:
         agent = session.agent  # RuntimeError("AI pipeline not configured") without an LLM
         if not isinstance(agent, CallAgent):
@@ -218,7 +231,7 @@ class FlowAgentRunner:
         continuing = agent.steps.get("last") == (key, "noinput") or bool(
             agent.steps.pop(RESUMED, False)
         )
-        actions, http = self._actions_for(cmd, session.id)
+        actions, http = self._actions_for(cmd, session.id, on_action)
         settings = settings_for_step(
             cmd,
             actions=actions,
@@ -256,10 +269,11 @@ class FlowAgentRunner:
         return result
 
     def _actions_for(
-        self, cmd: AgentCommand, call_id: str
+        self, cmd: AgentCommand, call_id: str, reporter: ActionReporter | None = None
     ) -> tuple[tuple[AgentAction, ...], ActionHttp | None]:
         """The runner's actions plus the step's own (HTTP actions, with the client they share,
-        closed by the caller); ValueError when a name is both an exit tool and an action."""
+        closed by the caller, each request told to ``reporter``); ValueError when a name is
+        both an exit tool and an action."""
         exits = {str(t.get("name")) for t in cmd.tools}
         step_actions = tuple(cmd.actions)
         own = {a.name for a in self.actions}
@@ -270,6 +284,11 @@ class FlowAgentRunner:
             return self.actions, None
         http = ActionHttp(max_bytes=self.max_action_bytes)
         actions = self.actions + flow_actions(
-            step_actions, cmd.action_vars, http, timezone=cmd.timezone, call_id=call_id
+            step_actions,
+            cmd.action_vars,
+            http,
+            timezone=cmd.timezone,
+            call_id=call_id,
+            reporter=reporter,
         )
         return actions, http

@@ -45,6 +45,7 @@ from voxflow.errors import (
 )
 from voxflow.ir.models import Flow
 from voxflow.runtime import events as ev
+from voxflow.runtime.agent_actions import ActionReporter
 from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.events import LEFT_OUTCOMES
 from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
@@ -79,7 +80,8 @@ state then) -> True when this worker ends it."""
 
 class AgentRunner(Protocol):
     """Runs an ``agent`` step on a call; ``on_line(who, text)`` gets each line as it is spoken
-    (``agent``) or heard (``caller``). A result with ``reported: True`` was already reported."""
+    (``agent``) or heard (``caller``), ``on_action`` each request the step's flow actions send.
+    A result with ``reported: True`` was already reported."""
 
     def __call__(
         self,
@@ -88,6 +90,7 @@ class AgentRunner(Protocol):
         /,
         *,
         on_line: Callable[[str, str], None] | None = None,
+        on_action: ActionReporter | None = None,
     ) -> Awaitable[Mapping[str, Any]]: ...
 
 
@@ -433,8 +436,11 @@ class CallDriver(Generic[P]):
     def _trace_route(self, cmd: ev.Op) -> None:
         """A ``route`` record for an op that sends the caller (or a request) somewhere."""
         fields = route_fields(cmd, self.state.call.id, metadata_secrets(self.state.metadata))
-        if fields is None:
-            return
+        if fields is not None:
+            self.write_route(fields)
+
+    def write_route(self, fields: dict[str, Any]) -> None:
+        """A ``route`` record of ``fields`` in the current state (and subflow)."""
         frames = self.state.frames
         if frames and frames[-1].subflow:
             fields["subflow"] = frames[-1].subflow

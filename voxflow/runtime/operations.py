@@ -23,10 +23,11 @@ from voxflow.errors import (
 )
 from voxflow.redact import url_for_log
 from voxflow.runtime import events as ev
+from voxflow.runtime.agent_actions import ActionRequest
 from voxflow.runtime.dialing import DIAL_OUTCOMES, far_leg_takes_call, ring_group
 from voxflow.runtime.http_step import HttpClient, HttpRequest
 from voxflow.runtime.port import P
-from voxflow.runtime.routes import metadata_secrets, shown_url
+from voxflow.runtime.routes import action_fields, metadata_secrets, shown_url
 from voxflow.runtime.trace import recognition_fields
 from voxflow.runtime.trips import queue_step_result
 from voxflow.runtime.webhooks import IDEMPOTENCY_HEADER
@@ -299,9 +300,32 @@ async def _agent(d: CallDriver[Any], cmd: ev.Agent) -> Mapping[str, Any]:
         result = {"outcome": "error", "error": why}
     else:
         d.agent_used = True
-        result = await d.agent_runner(d.session, cmd, on_line=functools.partial(_agent_line, d))
+        line = functools.partial(_agent_line, d)
+        result = await d.agent_runner(d.session, cmd, on_line=line, on_action=_ActionTrace(d))
     _agent_report(d, result)
     return result
+
+
+class _ActionTrace:
+    """An agent step's action requests into the call's trace: a ``route`` record as each is
+    sent, an ``http`` record (with ``action``) when it is answered."""
+
+    def __init__(self, d: CallDriver[Any]) -> None:
+        self.d = d
+
+    def sent(self, action: str, args: Mapping[str, Any], req: ActionRequest | None) -> None:
+        """The model called ``action``: its request (None: not prepared) as a route."""
+        d = self.d
+        secrets = metadata_secrets(d.state.metadata)
+        d.write_route(action_fields(action, args, req, d.state.call.id, secrets))
+
+    def answered(
+        self, action: str, req: ActionRequest, outcome: str, status: int | None, ms: float
+    ) -> None:
+        """Its answer, as an http step's is traced (a replay answers it so)."""
+        url = shown_url(req.url, metadata_secrets(self.d.state.metadata))
+        self.d.trace.write("http", method=req.method, url=url, outcome=outcome, status=status,
+                           latency_ms=round(ms, 1), action=action)  # fmt: skip
 
 
 def _agent_report(d: CallDriver[Any], result: Mapping[str, Any]) -> None:

@@ -18,20 +18,29 @@ has its value ``<redacted>``, values of the call's secret-looking metadata keys 
 flow passes on) are ``<redacted>`` wherever they appear, and so is what
 :func:`~voxflow.redact.redact_text` finds (``sk-...`` keys, ``password=...``). The trace then
 masks sensitive variables. Headers voxflow adds itself (``Idempotency-Key``) are not recorded.
+
+Each request an ``agent`` step's flow action sends (the model called it) is a ``route`` record
+too (:func:`action_fields`): ``op`` ``action``, ``target`` ``METHOD URL`` (``(not prepared)``
+when its templates failed: nothing was sent), ``action`` (its name), ``args`` (the model's
+arguments), ``headers`` and ``body`` as above; its answer is an ``http`` record with ``action``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxflow.redact import REDACTED, is_secret_name, redact_text, url_for_log
 from voxflow.runtime import events as ev
 from voxflow.runtime.redaction import without_values
 
+if TYPE_CHECKING:
+    from voxflow.runtime.agent_actions import ActionRequest
+
 __all__ = [
     "CALL_ID",
     "ROUTE_OPTIONS",
+    "action_fields",
     "metadata_secrets",
     "request_fields",
     "route_fields",
@@ -85,6 +94,26 @@ def request_fields(
         for name, value in headers
     ]
     return {"headers": shown_headers, "body": _shown(body, values, call_id)}
+
+
+def action_fields(
+    action: str,
+    args: Mapping[str, Any],
+    req: ActionRequest | None,
+    call_id: str,
+    secrets: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The ``route`` record's fields (without state) of an agent action's request ``req``
+    (None: it could not be prepared) for the model's ``args``."""
+    values = list(secrets)
+    target = f"{req.method} {shown_url(req.url, values)}" if req is not None else "(not prepared)"
+    out: dict[str, Any] = {"op": "action", "target": target, "action": action}
+    out["args"] = _shown(dict(args), values, call_id)
+    if req is None:
+        out.update(headers=[], body=None)
+    else:
+        out.update(request_fields(req.headers, req.body, call_id, values))
+    return out
 
 
 def route_fields(cmd: ev.Op, call_id: str, secrets: Sequence[str] = ()) -> dict[str, Any] | None:

@@ -365,7 +365,8 @@ class FlowServer:
         if not self.settings.trace_dir:
             return NullTrace()
         trace = RedactingTrace(
-            TraceWriter(Path(self.settings.trace_dir), str(session.id)), redactor
+            TraceWriter(Path(self.settings.trace_dir), str(session.id), clock=_loop_clock()),
+            redactor,
         )
         outbound = session.direction is CallDirection.OUTBOUND
         trace.write(
@@ -465,7 +466,7 @@ class FlowServer:
                 log.warning("call %s ended unserved: %s", sid, exc)
         redactor = Redactor(flow, lambda: driver.state)
         if self.settings.trace_dir:
-            writer = TraceWriter(Path(self.settings.trace_dir), sid)
+            writer = TraceWriter(Path(self.settings.trace_dir), sid, clock=_loop_clock())
             driver.trace = RedactingTrace(writer, redactor)
         self.webhooks.redactors[sid] = redactor.payload
         try:
@@ -754,6 +755,13 @@ def _claimer(store: CallStore, sid: str, fhash: str, *, here: bool = True) -> En
 def _journal(store: CallStore, sid: str) -> Callable[[str, Mapping[str, Any]], Awaitable[None]]:
     """The driver's ``journal`` for call ``sid``."""
     return lambda key, result: store.record_effect(sid, key, result)
+
+
+def _loop_clock() -> Callable[[], float]:
+    """The clock of a trace's ``t``: the event loop's, as the driver's own timings
+    (``waited_ms``, prompt ends), so a ``--virtual-time`` call's trace is in its virtual
+    seconds (time.monotonic on any other loop)."""
+    return asyncio.get_running_loop().time
 
 
 def _traced_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The trace's caller inputs become caller actions (DTMF keys, sentences, hang-up, at the times
 the trace recorded), its prompts' durations and its recorded outcomes of the outside world
-(HTTP status, dial/queue results, agent exits, with their durations) become mocks, in order; its
+(HTTP status, dial/queue results, agent exits with their arguments and the actions the model
+called with theirs, with their durations) become mocks, in order; its
 call metadata (secret-looking keys redacted by the server), direction, speech setting, caller,
 called number and start time (``started``) carry over, so a time-of-day branch goes the same way.
 Values of sensitive variables are ``<redacted>`` in traces: a redacted key replays as ``0``, a
@@ -10,9 +11,10 @@ redacted sentence as its ``stand_in`` (its digits, each ``0``) or else as ``<red
 redacted part of a URL matches anything, and so does, in a prompt with a redacted value, that
 value and any digits (a value derived from it, such as the last four digits). The flow as
 it is now then runs on that script; states entered, prompts, routing (the ``route`` records:
-dial/transfer targets, queues, HTTP requests with their headers and bodies, recordings;
-:mod:`voxflow.runtime.routes`) and the end are compared with the trace and the first difference
-of each is shown. A trace without route records (written before they existed) is compared
+dial/transfer targets, queues, HTTP requests with their headers and bodies, agent actions'
+requests, recordings; :mod:`voxflow.runtime.routes`) and the end are compared with the trace
+and the first difference of each is shown, as is what the trace's model asked that the flow's
+agent steps now refuse. A trace without route records (written before they existed) is compared
 without its routing, one without ``requests: true`` without request headers and bodies, with
 a note.
 HTTP response bodies are not in traces, so a flow that branches on response data may differ for
@@ -134,6 +136,8 @@ class _TraceReader:
         self.seen_ops: set[Any] = set()
         self.digits_open = False
         self.speech = False
+        self.turns: list[dict[str, Any]] = []  # the running agent step's action calls
+        self.exit_args: dict[str, Any] = {}  # the args of the last agent exit
 
     def read(self, rec: dict[str, Any]) -> None:
         """Take one trace record into the scenario."""
@@ -155,6 +159,10 @@ class _TraceReader:
             self._hangup("app", t)
         elif kind == "http":
             self.mocks["http"].append(_http_mock(rec))
+        elif kind == "route" and rec.get("op") == "action":  # the model called an action
+            self.turns.append({"action": str(rec.get("action")), "args": _args(rec)})
+        elif kind == "agent":
+            self.exit_args = _args(rec)
         elif kind == "outcome" and rec.get("step") in ("dial", "queue", "agent"):
             self._outcome(rec)
 
@@ -165,6 +173,11 @@ class _TraceReader:
         if key == "agent":
             name = str(rec.get("outcome", "error"))
             entry = {"tool": name[5:]} if name.startswith("tool:") else {"outcome": name}
+            if name.startswith("tool:") and self.exit_args:
+                entry["args"] = self.exit_args
+            if self.turns:
+                entry["turns"] = self.turns
+            self.turns, self.exit_args = [], {}
         elif key == "queue" and str(rec.get("outcome", "")).startswith("choice:"):
             # the caller's key (replayed as a press) left the queue: Queue() waits till then
             entry = {"status": "TIMEOUT", "times": 1}
@@ -224,13 +237,15 @@ class _TraceReader:
         mocks, notes = self.mocks, []
         if mocks["http"]:
             notes.append("HTTP response bodies are not traced: replayed responses carry no data")
-        if mocks["agent"]:
-            notes.append("agent tool arguments are not traced: replayed tools carry no arguments")
+        if any(REDACTED in json.dumps(m.get("args", {})) for m in mocks["agent"]):
+            notes.append("agent tool arguments holding sensitive values are redacted: replayed "
+                         "as '<redacted>'")  # fmt: skip
         if self.timed:
             # an operation the trace never saw finish was still running when the call ended
             mocks["dial"].append({"result": "answered", "after": _PENDING})
             mocks["queue"].append({"result": "answered", "after": _PENDING})
-            mocks["agent"].append({"outcome": "error", "after": _PENDING})
+            unfinished: dict[str, Any] = {"outcome": "error", "after": _PENDING}
+            mocks["agent"].append({**unfinished, "turns": self.turns} if self.turns else unfinished)
             mocks["http"].append({"url": "", "outcome": "timeout"})
             if media:
                 mocks["media"] = media
@@ -243,6 +258,12 @@ class _TraceReader:
         if self.speech:
             data["speech"] = True
         return data, notes
+
+
+def _args(rec: dict[str, Any]) -> dict[str, Any]:
+    """The model's arguments of an agent exit or action call, as traced."""
+    args = rec.get("args")
+    return dict(args) if isinstance(args, dict) else {}
 
 
 def _http_mock(rec: dict[str, Any]) -> dict[str, Any]:
@@ -485,6 +506,18 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
         str(trace), flow.name, notes=read_notes + notes, result=result,
         flow_path=shown or flow_path,
     )  # fmt: skip
+    _compare(report, records, started, ended, result)
+    return report
+
+
+def _compare(
+    report: ReplayReport,
+    records: list[dict[str, Any]],
+    started: dict[str, Any],
+    ended: dict[str, Any] | None,
+    result: SimResult,
+) -> None:
+    """The differences between the trace and its replay ``result``, into ``report``."""
     want_states = [
         f"{r['subflow']}.{r['state']}" if r.get("subflow") else str(r.get("state"))
         for r in records
@@ -508,11 +541,23 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
     ):
         if diff is not None:
             report.differences.append(diff)
+    report.differences.extend(_agent_problems(result))
     if ended is not None and result.ended is not None and ended.get("outcome") != result.ended[0]:
         report.differences.append(
             f"end: the trace ended {ended.get('outcome')}, the flow now ends {result.ended[0]}"
         )
-    return report
+
+
+def _agent_problems(result: SimResult) -> list[str]:
+    """What the trace's model asked of an agent step that the flow now refuses: a tool or an
+    action the step no longer offers, arguments it refuses, an action it cannot prepare."""
+    out: list[str] = []
+    for _, msg in result.problems:
+        if msg.startswith("agent mock calls "):
+            out.append("agent step: the trace's model " + msg.removeprefix("agent mock "))
+        elif msg.startswith("agent action "):
+            out.append("agent step: " + msg.removeprefix("agent "))
+    return out
 
 
 _NO_ROUTES = (
@@ -566,9 +611,11 @@ def _route_difference(a: dict[str, Any], b: dict[str, Any], n: int) -> str | Non
     """How the replay's ``n``-th route ``b`` differs from the trace's ``a`` (None: it does not)."""
     where = f"at {_where(a)}, routing step {n}"
     op = str(a.get("op"))
-    if b.get("op") != op:
+    if b.get("op") != op or b.get("action") != a.get("action"):
         doing = _route(b)
         return f"routing step {n} at {_where(a)}: the trace has {_route(a)}, the flow now {doing}"
+    if op == "action":  # an agent's action: named by the action
+        op = f"action {a.get('action')}"
     for key in ("target", *ROUTE_OPTIONS):
         was, now = a.get(key), b.get(key)
         if was == now or (isinstance(was, str) and isinstance(now, str) and _same(was, now)):
@@ -642,6 +689,8 @@ def _json(value: Any, width: int = 80) -> str:
 
 
 def _route(rec: dict[str, Any]) -> str:
+    if rec.get("op") == "action":
+        return f"action {rec.get('action')} ({rec.get('target')})"
     return f"{rec.get('op')} {rec.get('target')}"
 
 

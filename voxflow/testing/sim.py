@@ -35,7 +35,7 @@ from voxflow.ir import models as ir
 from voxflow.ir.flowmap import outcome_label, step_key, transition_key
 from voxflow.redact import REDACTED
 from voxflow.runtime import events as ev
-from voxflow.runtime.agent_actions import RequestError, render_request
+from voxflow.runtime.agent_actions import ActionReporter, RequestError, render_request
 from voxflow.runtime.driver import CallDriver, TranscriptLine
 from voxflow.runtime.port import AgentHost
 from voxflow.runtime.redaction import Redactor, is_sensitive
@@ -129,6 +129,7 @@ class _MockAgents:
         /,
         *,
         on_line: Callable[[str, str], None] | None = None,
+        on_action: ActionReporter | None = None,
     ) -> Mapping[str, Any]:
         sim = self.sim
         mocks = sim.mocks.agent
@@ -151,7 +152,7 @@ class _MockAgents:
                 sim.call.log("caller", f'says "{turn.caller}"')
                 await asyncio.sleep(_WORD_CALLER * len(turn.caller.split()) + 0.5)
             if turn.action is not None:
-                await self.action(cmd, turn.action, turn.args)
+                await self.action(cmd, turn.action, turn.args, on_action)
             if turn.reply:
                 lines.append(f"agent: {turn.reply}")
                 sim.call.res.said.append(turn.reply)
@@ -179,9 +180,11 @@ class _MockAgents:
         transcript = m.transcript if m.transcript is not None else "\n".join(lines)
         return {"outcome": outcome, "args": dict(m.args), "transcript": transcript}
 
-    async def action(self, cmd: ev.Agent, name: str, args: dict[str, Any]) -> None:
+    async def action(
+        self, cmd: ev.Agent, name: str, args: dict[str, Any], on_action: ActionReporter | None
+    ) -> None:
         """The model calls the step's action ``name``: render its request as the runner does,
-        answer it from ``mocks.http``."""
+        answer it from ``mocks.http``; ``on_action`` is told as the runner tells it."""
         sim = self.sim
         action = next((a for a in cmd.actions if getattr(a, "name", None) == name), None)
         if action is None:
@@ -199,7 +202,11 @@ class _MockAgents:
             )
         except RequestError as exc:  # the model would get an error: in a test, a flow bug
             sim.problem(f"agent action '{name}' could not be prepared: {exc}")
+            if on_action is not None:
+                on_action.sent(name, args, None)
             return
+        if on_action is not None:
+            on_action.sent(name, args, req)
         sim.call.res.http.append(f"{req.method} {req.url}")
         sim.call.res.requests.append(SentRequest(req.method, req.url, req.headers, req.body))
         m = sim.call.mocks.take(
@@ -213,7 +220,13 @@ class _MockAgents:
         timed_out = m.outcome == "timeout" or delay >= timeout
         answer = "timeout" if timed_out else m.outcome or str(m.status)
         sim.call.log("agent", f"calls {name}: {req.method} {req.url} -> {answer}")
-        await asyncio.sleep((timeout if timed_out else delay) + 0.5)
+        await asyncio.sleep(timeout if timed_out else delay)
+        if on_action is not None:
+            status = None if timed_out or m.outcome == "error" else m.status
+            ok = status is not None and 200 <= status < 300
+            outcome = "timeout" if timed_out else "ok" if ok else "error"
+            on_action.answered(name, req, outcome, status, 1000 * (timeout if timed_out else delay))
+        await asyncio.sleep(0.5)
 
 
 def _refused(params: list[ToolParam], args: Mapping[str, Any]) -> str | None:
@@ -481,7 +494,7 @@ class _Trace:
             self.sim.res.routes.append(dict(fields))
         elif type_ == "command":
             log("flow", f"anytime command {fields['name']}")
-        elif type_ == "http" and "method" in fields:  # the request (not the step's outcome)
+        elif type_ == "http" and "method" in fields and "action" not in fields:  # a step's
             got = fields.get("status") or fields.get("outcome")
             log("flow", f"HTTP {fields['method']} {fields['url']} -> {got}")
         elif type_ == "log":
