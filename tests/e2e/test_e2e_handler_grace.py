@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from _e2e_kit import FLOWS, serving
 
+from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import CallDriver
 
 
@@ -23,7 +24,10 @@ async def test_the_outcome_stands_when_the_grace_cancels_a_finishing_driver(
         await asyncio.Event().wait()  # outlasts the app's handler grace, as on a loaded machine
 
     monkeypatch.setattr(CallDriver, "_finish", slow_finish)
-    async with serving([FLOWS / "main_ivr.flow"], app={"handler_grace": 0.1}) as env:
+    settings = Settings(grace_period=5, hangup_timeout=0.1)  # the app's grace: 0.1 s after it
+    async with serving(
+        [FLOWS / "main_ivr.flow"], app={"handler_grace": 0.1}, settings=settings
+    ) as env:
         call = await env.call("100")
         await env.wait_line(call, "-> main_menu")
         await call.hangup()

@@ -126,6 +126,14 @@ Exit codes:
     help="seconds calls in progress may finish when stopping [default: 30]",
 )
 @click.option(
+    "--hangup-timeout",
+    "hangup_timeout",
+    type=float,
+    metavar="SECONDS",
+    help="seconds a call's `on hangup` body may run after the call ended; one still running "
+    "is cut and the call's end says so ([run] hangup_timeout) [default: 60]",
+)
+@click.option(
     "--drain",
     type=click.Choice(["finish", "handover"]),
     help="on SIGTERM: let calls finish within --grace, or (with --redis) hand them over to a "
@@ -197,6 +205,7 @@ def run_command(
     watch: bool,
     trace_dir: Path | None,
     grace_period: float | None,
+    hangup_timeout: float | None,
     drain: str | None,
     no_audio: bool,
     no_warm_prompts: bool,

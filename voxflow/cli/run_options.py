@@ -60,8 +60,8 @@ _ASTERISK_ONLY = {"redis_url": "--redis", "metrics_port": "--metrics-port", "dra
 # run_command's options that are settings of the same name (None: not given)
 _SETTING_OPTIONS = (
     "ari_url", "ari_user", "ari_password", "ari_mode", "listen", "default_flow", "grace_period",
-    "drain", "dialed", "caller_number", "call_time", "rtp_host", "rtp_advertise", "rtp_ports",
-    "redis_url", "metrics_port", "stt_decoders",
+    "hangup_timeout", "drain", "dialed", "caller_number", "call_time", "rtp_host",
+    "rtp_advertise", "rtp_ports", "redis_url", "metrics_port", "stt_decoders",
 )  # fmt: skip
 
 

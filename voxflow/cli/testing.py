@@ -36,6 +36,14 @@ __all__ = ["replay_command", "test_command"]
     default=None,
     help="Run only the scenarios whose name contains PATTERN (case-insensitive).",
 )
+@click.option(
+    "--hangup-timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Seconds an `on hangup` body may run (as voxflow run's --hangup-timeout); a scenario "
+    "whose body is cut fails. [default: 60]",
+)
 def test_command(
     paths: tuple[str, ...],
     show_coverage: bool,
@@ -43,6 +51,7 @@ def test_command(
     junit: str | None,
     verbose: bool,
     select: str | None,
+    hangup_timeout: float | None,
 ) -> None:
     """Run the flow scenarios (*.test.yaml) under PATHS in virtual time.
 
@@ -57,14 +66,22 @@ def test_command(
     1 a scenario failed, a file did not load or coverage is too low, 2 usage errors.
     """
     # the runner (compiler, runtime, simulator) loads here, so `test --help` does not load it
+    from voxflow.runtime.hangup_work import DEFAULT_HANGUP_TIMEOUT, check_hangup_timeout
     from voxflow.testing.runner import format_report, junit_xml, run_paths
+
+    ceiling = DEFAULT_HANGUP_TIMEOUT
+    if hangup_timeout is not None:
+        try:
+            ceiling = check_hangup_timeout(hangup_timeout, "--hangup-timeout")
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
 
     # What is loaded by now (modules, the grammar, pydantic's validators) outlives the run: out
     # of the cyclic GC's sight while the scenarios run, its collections walk only what the
     # scenarios allocate (~10% of a scenario's CPU time, bench/flow_tests.py).
     gc.freeze()
     try:
-        run = run_paths(paths, select)
+        run = run_paths(paths, select, hangup_timeout=ceiling)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     finally:

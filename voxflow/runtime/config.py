@@ -15,6 +15,7 @@
     [run]
     default_flow = "main_ivr"     # flow name used when no flow declares the dialed number
     grace_period = 30             # seconds calls may finish after SIGINT/SIGTERM
+    hangup_timeout = 60           # seconds a call's on hangup body may run after it ended
     trace_dir = "traces"
     max_steps = 1000              # step budget between two waits, per call
 
@@ -69,6 +70,7 @@ from urllib.parse import urlsplit
 from voxflow.errors import ConfigError
 from voxflow.media.pacing import GC_MODES, PACERS
 from voxflow.redact import url_for_log
+from voxflow.runtime.hangup_work import DEFAULT_HANGUP_TIMEOUT, check_hangup_timeout
 from voxflow.runtime.webhook_retry import RetryPolicy
 
 __all__ = [
@@ -109,6 +111,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("ari", "listen_password"): "listen_password",
     ("run", "default_flow"): "default_flow",
     ("run", "grace_period"): "grace_period",
+    ("run", "hangup_timeout"): "hangup_timeout",
     ("run", "trace_dir"): "trace_dir",
     ("run", "max_steps"): "max_steps",
     ("webhooks", "url"): "webhook_url",
@@ -140,6 +143,7 @@ _CLI_NAMES = {
     "caller_number": "--from",
     "dialed": "--to",
     "grace_period": "--grace",
+    "hangup_timeout": "--hangup-timeout",
     "redis_url": "--redis",
     "warm_prompts": "--no-warm-prompts",
     "stt_decoders": "--stt-decoders",
@@ -167,6 +171,9 @@ class Settings:
     listen_password: str | None = None
     default_flow: str | None = None
     grace_period: float = 30.0
+    hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT
+    """Seconds a call's ``on hangup`` body may run after the call ended; a body still running
+    then is cut, and its call's end says so (:mod:`voxflow.runtime.hangup_work`)."""
     trace_dir: str | None = None
     max_steps: int = 1000
     webhook_url: str | None = None
@@ -277,6 +284,11 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         return ttl
     if name in _RETRY_LIMITS:
         return _retry_value(name, value, origin)
+    if name == "hangup_timeout":
+        try:
+            return check_hangup_timeout(value, origin)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if name in ("grace_period",):
         try:
             v = float(value)

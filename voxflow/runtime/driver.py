@@ -49,6 +49,7 @@ from voxflow.runtime.agent_actions import ActionReporter
 from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.events import LEFT_OUTCOMES
 from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
+from voxflow.runtime.hangup_work import DEFAULT_HANGUP_TIMEOUT, cut_fields, cut_message
 from voxflow.runtime.http_step import HttpRequest, HttpResult
 from voxflow.runtime.operations import OP_HANDLERS
 from voxflow.runtime.port import AgentHost, CallPort, P
@@ -137,7 +138,8 @@ class CallDriver(Generic[P]):
     webhook are not repeated here (``ended_elsewhere``). ``journal(key, result)`` (cluster
     mode) is awaited after each HTTP step of the ``on hangup`` body, before the body goes on;
     ``replayed`` (key -> result): those steps a dead worker completed, taken instead of sent
-    again (:class:`~voxflow.runtime.checkpoint.Ending`)."""
+    again (:class:`~voxflow.runtime.checkpoint.Ending`). ``hangup_timeout``: the ceiling of
+    the ``on hangup`` body (:mod:`voxflow.runtime.hangup_work`), None for none."""
 
     def __init__(
         self,
@@ -158,8 +160,10 @@ class CallDriver(Generic[P]):
         end_claim: EndClaim | None = None,
         journal: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None = None,
         replayed: Mapping[str, Mapping[str, Any]] | None = None,
+        hangup_timeout: float | None = DEFAULT_HANGUP_TIMEOUT,
     ) -> None:
         self.flow = flow
+        self.hangup_timeout = hangup_timeout
         self.session = session
         self.http = http
         self.webhooks = webhooks
@@ -220,6 +224,9 @@ class CallDriver(Generic[P]):
         self._heard: dict[str, Any] | None = None  # the last recognition, for its input record
         self._hung_up = False
         self._leaving = False
+        self._ceiling: asyncio.TimerHandle | None = None  # cuts the ``on hangup`` body
+        self._body_started = 0.0  # loop.time() when it started
+        self._cut: dict[str, Any] | None = None  # the ``on_hangup`` field of a cut body
 
     def _init_cluster(
         self,
@@ -263,10 +270,16 @@ class CallDriver(Generic[P]):
                 await self._done
         except asyncio.CancelledError:
             self.cancel_all()
+            if self.outcome is None and self.state.status == "hangup_handler":
+                # cancelled by the app in its ``on hangup`` body: a cut, said as one
+                self._cut_hangup_body(asyncio.get_running_loop().time() - self._body_started)
+                self._report_end()
             raise
         finally:
             remove()
             self.cancel_all()
+            if self._ceiling is not None:
+                self._ceiling.cancel()
         assert self.outcome is not None
         await self._finish()
         return self.outcome
@@ -280,6 +293,12 @@ class CallDriver(Generic[P]):
         self._hung_up = True
         self.cancel_all()
         self._dispatch(ev.HangupEvent(reason, now=self.clock(), by="app"))
+
+    async def flow_done(self) -> None:
+        """Wait until the flow is finished with the call, its ``on hangup`` body included (the
+        end's own work, a hang-up and the trace, may go on)."""
+        if self._done is not None and self.outcome is None:
+            await asyncio.shield(self._done)
 
     def hand_over(self) -> bool:
         """Stop running this call here without ending it (a draining worker hands it over to
@@ -357,6 +376,8 @@ class CallDriver(Generic[P]):
         self.state, commands = step(self.flow, self.state, event, self.observer)
         if self.state.status in ("hangup_handler", "ended"):
             self._claim_end()
+            if self._ceiling is None and self.state.status == "hangup_handler":
+                self._arm_ceiling()
         if isinstance(event, ev.Dtmf):
             self._pressed.append(event.now)
         keys = sum(1 for c in commands if isinstance(c, ev.Notify) and _is_key(c))
@@ -472,6 +493,39 @@ class CallDriver(Generic[P]):
         if self._timers.pop(cid, None) is not None:
             self._dispatch(ev.TimerFired(cid, now=self.clock()))
 
+    def _arm_ceiling(self) -> None:
+        """The ``on hangup`` body started: cut it ``hangup_timeout`` s from now."""
+        loop = asyncio.get_running_loop()
+        self._body_started = loop.time()
+        if self.hangup_timeout is not None:
+            cut = self._cut_hangup_body
+            self._ceiling = loop.call_later(self.hangup_timeout, cut, self.hangup_timeout)
+
+    def _cut_hangup_body(self, after: float) -> None:
+        """The ``on hangup`` body ran ``after`` s, its ceiling: stop it, and say so (log,
+        transcript, trace; the End, the ``call.ended`` record and webhook carry it)."""
+        if self.outcome is not None:
+            return
+        after = round(after, 3)
+        pending = sum(1 for t in self._ops.values() if not t.done())
+        text = cut_message(after, pending)
+        self.log.warning("call %s flow %s: %s", self.state.call.id, self.flow.name, text)
+        self._say_line("system", text)
+        self.trace.write("on_hangup.cut", state=self.state.state_name, **cut_fields(after, pending))
+        self._cut = cut_fields(after, pending)
+        self.cancel_all()
+        outcome, reason = self._end_now()
+        self.outcome = ev.End(outcome, reason, on_hangup_cut=after)
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    def _ended_data(self, outcome: str, reason: str) -> dict[str, Any]:
+        """The data of the call's ``call.ended`` (trace record and webhook)."""
+        data: dict[str, Any] = {"outcome": outcome, "reason": reason}
+        if self._cut is not None:
+            data["on_hangup"] = self._cut
+        return data
+
     def _claim_end(self) -> None:
         """Start claiming the call's end (cluster mode), once."""
         if self.end_claim is not None and self._claim is None:
@@ -502,7 +556,7 @@ class CallDriver(Generic[P]):
             flow=self.flow.name,
             metadata=self.state.metadata,
             webhook_keys=self.state.webhook_keys,
-            data={"outcome": outcome, "reason": reason},
+            data=self._ended_data(outcome, reason),
         )
         return None if body is None else (self.ended_key, body)
 
@@ -638,18 +692,20 @@ class CallDriver(Generic[P]):
         await self._await_side()
         if self.outcome.outcome not in LEFT_OUTCOMES and not self.session.ended:
             await self._hangup("normal")
+        self._report_end()
+
+    def _report_end(self) -> None:
+        """The call's end in the transcript, the trace (closed) and its ``call.ended`` webhook."""
+        assert self.outcome is not None
         self._say_line("system", f"call ended: {self.outcome.outcome}")
+        data = self._ended_data(self.outcome.outcome, self.outcome.reason)
         self.trace.write(
-            "call.ended",
-            outcome=self.outcome.outcome,
-            reason=self.outcome.reason,
-            state=self.state.state_name,
-            variables=self.state.variables(),
+            "call.ended", **data, state=self.state.state_name, variables=self.state.variables()
         )
         self.trace.close()
         if self.webhooks is not None and not self.ended_elsewhere:
             end = (self.outcome.outcome, self.outcome.reason)
-            claimed = self._claimed_webhook
+            claimed = None if self._cut is not None else self._claimed_webhook
             if claimed is not None and claimed[0] is self.state and claimed[1] == end:
                 self.webhooks.emit_built("call.ended", self.state.call.id, *claimed[2])
                 return  # nothing changed since the claim built it: not built again
@@ -659,7 +715,7 @@ class CallDriver(Generic[P]):
                 flow=self.flow.name,
                 metadata=self.state.metadata,
                 webhook_keys=self.state.webhook_keys,
-                data={"outcome": self.outcome.outcome, "reason": self.outcome.reason},
+                data=data,
                 key=self.ended_key,
             )
 

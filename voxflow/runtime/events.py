@@ -363,10 +363,13 @@ UNKNOWN_WHY = "no word from Asterisk (per-call websocket): answered, or the call
 @dataclass(frozen=True, slots=True)
 class End:
     """The flow is finished with this call. ``outcome``: completed, caller_hangup,
-    transferred, unknown (:data:`LEFT_OUTCOMES`), error."""
+    transferred, unknown (:data:`LEFT_OUTCOMES`), error. ``on_hangup_cut`` (set by the
+    driver, never by the step function): the seconds after which the call's ``on hangup`` body
+    was cut (``hangup_timeout``), its later steps not run; None when it ran to its end."""
 
     outcome: str
     reason: str = ""
+    on_hangup_cut: float | None = None
 
 
 Command = (

@@ -129,6 +129,9 @@ class FlowServer:
         self._warming: set[asyncio.Task[None]] = set()
         self._warm_lock = asyncio.Lock()  # one warm-up at a time: the calls' CPU comes first
         self._registry_warmed = False
+        # an ended call's handler runs its flow's ``on hangup`` body, which the driver bounds
+        # (hangup_timeout): the app's grace counts after that ceiling, not instead of it
+        app.ended_handler_grace = settings.hangup_timeout + app.handler_grace
         app.default()(self._handle)
 
     def warm_registry(self) -> None:
@@ -320,6 +323,7 @@ class FlowServer:
             after_step=after_step,
             end_claim=None if self.store is None else _claimer(self.store, sid, fhash),
             journal=None if self.store is None else _journal(self.store, sid),
+            hangup_timeout=self.settings.hangup_timeout,
         )
         if sid in self._after_unknown:
             self._after_unknown.discard(sid)
@@ -345,8 +349,8 @@ class FlowServer:
             await self._ended(sid, end)
             return end
         except asyncio.CancelledError:
-            # The app cancels a handler still running after its call ended (handler_grace);
-            # when the flow had already ended, its outcome stands.
+            # The app cancels a handler still running after its call ended (its grace, past
+            # hangup_timeout); when the flow had already ended, its outcome stands.
             if driver.outcome is not None and not driver.handed_over:
                 if not driver.ended_elsewhere:
                     self.results[str(session.id)] = driver.outcome
@@ -457,6 +461,7 @@ class FlowServer:
             end_claim=_claimer(self.store, sid, fhash, here=False),
             journal=_journal(self.store, sid),
             replayed=ending.done,
+            hangup_timeout=self.settings.hangup_timeout,
         )
         driver.state = replace(driver.state, end=ending.end)
         if cp is not None:
@@ -561,13 +566,26 @@ class FlowServer:
             for d in left:
                 d.hang_up("grace period over")  # traced as the app's hang-up, not the caller's
             await self._hang_up_all(left)
-            with contextlib.suppress(TimeoutError):  # let their hang-up handlers run
-                await asyncio.wait_for(self._idle.wait(), 5.0)
+            await self._hangup_bodies()
         for task in list(self._lost_links):  # link watchers of calls that are gone now
             task.cancel()
         await asyncio.gather(*self._lost_links, return_exceptions=True)
         await self.webhooks.aclose()
         await self.http.aclose()
+
+    async def _hangup_bodies(self) -> None:
+        """Let the calls' ``on hangup`` bodies run to their end, each within its ceiling
+        (``hangup_timeout``: the driver cuts one at it, and its end says so), then their ends
+        (hang-up, trace, webhook) for at most 5 s."""
+        bodies = [asyncio.ensure_future(d.flow_done()) for d in self.drivers.values()]
+        if bodies:
+            wait = self.settings.hangup_timeout + self.app.handler_grace
+            log.info("waiting up to %.0f s for the on hangup work of the calls", wait)
+            _, pending = await asyncio.wait(bodies, timeout=wait)
+            for task in pending:
+                task.cancel()  # the wait only (shielded)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), 5.0)
 
     async def _hand_over(self) -> None:
         """Stop every call that is in its flow's states without ending it, leave its channel

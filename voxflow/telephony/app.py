@@ -141,6 +141,9 @@ class VoxtraApp:
         self.queue_context = queue_context
         self.media_options: Mapping[str, Any] = dict(media_options or {})
         self.handler_grace = handler_grace
+        self.ended_handler_grace: float | None = None
+        """Seconds the handler of an ended call may go on before it is cancelled (None:
+        ``handler_grace``); a FlowServer sets its flows' ``hangup_timeout`` + ``handler_grace``."""
         self.event_wait = event_wait
         self.playback_poll = playback_poll
         self.recording_wait = recording_wait
@@ -668,7 +671,9 @@ class VoxtraApp:
         self.dispatcher.forget_channel(session.id)
         task = self._handler_tasks.get(session.id)
         if task is not None and not task.done():
-            self._spawn(cancel_after(task, self.handler_grace), f"grace-{session.id}")
+            grace = self.ended_handler_grace
+            grace = self.handler_grace if grace is None else grace
+            self._spawn(cancel_after(task, grace), f"grace-{session.id}")
 
     def _voice_factory(self) -> VoiceFactory | None:
         if self.voice_factory is not None:

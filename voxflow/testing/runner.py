@@ -17,6 +17,7 @@ from pathlib import Path
 from voxflow.compiler.frontdoor import compile_file, load_flow
 from voxflow.errors import ConfigError, FlowCheckError
 from voxflow.ir import models as ir
+from voxflow.runtime.hangup_work import DEFAULT_HANGUP_TIMEOUT
 from voxflow.runtime.redaction import without_values
 from voxflow.sourcefile import NOT_REGULAR, read_problem, walk_files
 from voxflow.testing.coverage import FlowCoverage
@@ -151,7 +152,12 @@ def selected(sc: Scenario, pattern: str | None) -> bool:
 
 
 def run_file(
-    sf: ScenarioFile, flow: ir.Flow, run: TestRun, cov: FlowCoverage, select: str | None = None
+    sf: ScenarioFile,
+    flow: ir.Flow,
+    run: TestRun,
+    cov: FlowCoverage,
+    select: str | None = None,
+    hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
 ) -> None:
     """Run every (selected) scenario of one file, adding outcomes and coverage to ``run``."""
     for sc in sf.scenarios:
@@ -163,7 +169,7 @@ def run_file(
         if static:
             failures, step = static, -1
         else:
-            res = run_scenario(flow, sc, sf.defaults)
+            res = run_scenario(flow, sc, sf.defaults, hangup_timeout=hangup_timeout)
             failures = [p for _, p in res.problems]
             step = res.problems[0][0] if res.problems else res.steps_done - 1
             failures += check_expectations(sc.expect, res)
@@ -175,9 +181,15 @@ def run_file(
         )
 
 
-def run_paths(paths: Iterable[str | os.PathLike[str]], select: str | None = None) -> TestRun:
+def run_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    select: str | None = None,
+    *,
+    hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
+) -> TestRun:
     """Discover and run (only scenarios whose name contains ``select``, when given); never
-    raises for bad scenario or flow files (they become errors)."""
+    raises for bad scenario or flow files (they become errors). ``hangup_timeout``: the
+    ``on hangup`` bodies' ceiling, as ``voxflow run``'s."""
     run = TestRun()
     scen_files, flow_files = discover(paths, run.skipped.append)
     flows: dict[str, ir.Flow | None] = {}
@@ -206,7 +218,7 @@ def run_paths(paths: Iterable[str | os.PathLike[str]], select: str | None = None
         cov = run.coverage.get(key)
         if cov is None:
             cov = run.coverage[key] = FlowCoverage(_display(sf.flow_path), flow)
-        run_file(sf, flow, run, cov, select)
+        run_file(sf, flow, run, cov, select, hangup_timeout)
     _untested(run, flow_files, flows)
     return run
 

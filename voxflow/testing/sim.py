@@ -37,6 +37,7 @@ from voxflow.redact import REDACTED
 from voxflow.runtime import events as ev
 from voxflow.runtime.agent_actions import ActionReporter, RequestError, render_request
 from voxflow.runtime.driver import CallDriver, TranscriptLine
+from voxflow.runtime.hangup_work import DEFAULT_HANGUP_TIMEOUT
 from voxflow.runtime.port import AgentHost
 from voxflow.runtime.redaction import Redactor, is_sensitive
 from voxflow.runtime.runstate import RunState
@@ -259,7 +260,13 @@ def _base_epoch(when: str | None, tz: str) -> float:
 class _Sim:
     """One scenario: the loop, the call, the driver and the scripted caller."""
 
-    def __init__(self, flow: ir.Flow, sc: Scenario, defaults: ScenarioDefaults) -> None:
+    def __init__(
+        self,
+        flow: ir.Flow,
+        sc: Scenario,
+        defaults: ScenarioDefaults,
+        hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
+    ) -> None:
         self.flow = flow
         self.sc = sc
         self.mocks = sc.mocks.merged(defaults.mocks)
@@ -292,6 +299,7 @@ class _Sim:
             observer=CoverageObserver(self.res.hits, flow),
             after_step=self.after_step,
             logger=_QUIET,
+            hangup_timeout=hangup_timeout,
         )
         self.redactor = Redactor(flow, lambda: self.driver.state)
         self.acting: tuple[int, int, int] | None = None  # press/say: step, trace line, keys in
@@ -457,6 +465,9 @@ class _Sim:
             self.loop.close()
             asyncio.events._set_running_loop(outer)
         self.res.ended = (end.outcome, end.reason)
+        if end.on_hangup_cut is not None:  # as on a call: the CRM update did not happen
+            self.problem(f"the call's on hangup body was cut after {end.on_hangup_cut:g} s "
+                         "(hangup_timeout): the steps after it did not run")  # fmt: skip
         if self.driver.failure is not None:  # a voxflow bug, not the flow's: never a pass
             self.problem(f"the interpreter failed: {self.driver.failure!r}")
         if self.res.ended_at is None:
@@ -511,8 +522,13 @@ def _first(flow: ir.Flow) -> str:
 
 
 def run_scenario(
-    flow: ir.Flow, scenario: Scenario, defaults: ScenarioDefaults | None = None
+    flow: ir.Flow,
+    scenario: Scenario,
+    defaults: ScenarioDefaults | None = None,
+    *,
+    hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
 ) -> SimResult:
-    """Simulate one call of ``flow`` as ``scenario`` describes; never raises for flow errors."""
-    sim = _Sim(flow, scenario, defaults or ScenarioDefaults())
+    """Simulate one call of ``flow`` as ``scenario`` describes; never raises for flow errors.
+    ``hangup_timeout``: the ceiling of the ``on hangup`` body, as ``voxflow run``'s."""
+    sim = _Sim(flow, scenario, defaults or ScenarioDefaults(), hangup_timeout)
     return sim.run()
