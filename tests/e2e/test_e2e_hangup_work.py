@@ -19,6 +19,7 @@ from aiohttp import web
 from http_kit import local_http
 
 from voxflow.runtime.config import Settings
+from voxflow.testing.replay import replay_trace
 
 FLOW = """flow bye "Posts the call to the CRM":
     answers "300"
@@ -128,6 +129,10 @@ async def test_work_past_the_ceiling_is_cut_and_the_end_says_so(tmp_path: Path) 
     assert ended["outcome"] == "caller_hangup" and ended["on_hangup"] == cut
     assert [r["state"] for r in records if r["type"] == "on_hangup.cut"] == ["start"]
     assert any("on hangup body was cut after 0.8 s" in line for line in lines)
+    [trace] = (tmp_path / "traces").glob("*.jsonl")
+    report = replay_trace(trace, str(flow))  # voxflow replay cuts it at the call's ceiling too
+    assert report.same, report.render()
+    assert report.result is not None and report.result.on_hangup_cut == 4 * GRACE
 
 
 async def test_a_stopping_server_waits_for_the_work_that_runs(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from voxflow.cli import run_app
-from voxflow.cli.run_call import exit_code, outbound_flow, run_call
+from voxflow.cli.run_call import cut_code, exit_code, outbound_flow, run_call
 from voxflow.cli.run_caller import EXIT_FLOW, ScriptedCaller, default_script
 from voxflow.cli.run_options import (
     EXIT_CONFIG,
@@ -439,7 +439,7 @@ def _outcome_code(server: FlowServer, code: int, to: str) -> int:
     for result in server.results.values():
         click.echo(f"outcome: {result.outcome}" + (f" ({result.reason})" if result.reason else ""))
         if code == 0:
-            code = exit_code(result.outcome)
+            code = exit_code(result.outcome) or cut_code(result)
     if not server.results and code == 0:
         click.echo(f"error: no flow took the call to {to}", err=True)
         code = EXIT_FLOW

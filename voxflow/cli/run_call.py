@@ -6,7 +6,8 @@ it with ``--meta key=value`` in ``call.metadata``. On the sandbox the far end is
 callee that answers, follows the caller script (``--caller``, or the demo caller) and hangs up
 when the script ends. Exit codes (:data:`CALL_EXIT`): 0 the flow ran (``completed``,
 ``caller_hangup``, ``transferred``), 1 the call was not answered (``failed``: busy, no answer),
-the flow ended in ``error`` or the callee's script failed (``wait for``, ``expect``), 4 nobody
+the flow ended in ``error``, its ``on hangup`` body was cut (``--hangup-timeout``) or the
+callee's script failed (``wait for``, ``expect``), 4 nobody
 knows what became of the call (``unknown``, or it went on on another worker).
 """
 
@@ -26,7 +27,15 @@ from voxflow.runtime.driver import TranscriptLine
 from voxflow.runtime.events import End
 from voxflow.runtime.registry import FlowRegistry, FlowVersion
 
-__all__ = ["CALL_EXIT", "EXIT_UNKNOWN", "exit_code", "outbound_flow", "parse_meta", "run_call"]
+__all__ = [
+    "CALL_EXIT",
+    "EXIT_UNKNOWN",
+    "cut_code",
+    "exit_code",
+    "outbound_flow",
+    "parse_meta",
+    "run_call",
+]
 
 EXIT_UNKNOWN = 4
 """Exit code when the call's outcome is not known (``unknown``: no word from Asterisk)."""
@@ -176,9 +185,21 @@ def exit_code(outcome: str) -> int:
     return CALL_EXIT.get(outcome, EXIT_UNKNOWN)
 
 
+def cut_code(end: End) -> int:
+    """EXIT_FLOW, said on stderr, when the call's ``on hangup`` body was cut; else 0."""
+    if end.on_hangup_cut is None:
+        return 0
+    click.echo(
+        f"error: the flow's on hangup body was cut after {end.on_hangup_cut:g} s "
+        "(--hangup-timeout): the steps after it did not run",
+        err=True,
+    )
+    return EXIT_FLOW
+
+
 def _report(end: End) -> int:
     click.echo(f"outcome: {end.outcome}" + (f" ({end.reason})" if end.reason else ""))
-    code = exit_code(end.outcome)
+    code = exit_code(end.outcome) or cut_code(end)
     if code == EXIT_UNKNOWN:
         click.echo(
             f"error: it is not known whether the call happened as the flow meant "

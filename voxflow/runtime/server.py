@@ -383,6 +383,7 @@ class FlowServer:
             speech=session.providers.stt is not None,
             metadata=_traced_metadata(session.metadata),
             started=round(self.clock(), 3),
+            hangup_timeout=self.settings.hangup_timeout,  # the on hangup body's ceiling
             routes=True,  # this trace has route records (voxflow.runtime.routes)
             requests=True,  # ... with what requests sent, and agents' action requests
         )

@@ -37,6 +37,7 @@ from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
 from voxflow.redact import REDACTED
+from voxflow.runtime.hangup_work import MAX_HANGUP_TIMEOUT
 from voxflow.runtime.routes import ROUTE_OPTIONS
 from voxflow.runtime.trace import MAX_TRACE_BYTES
 from voxflow.sourcefile import read_regular_bytes, walk_files
@@ -494,7 +495,11 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
     except (ValueError, TypeError, OverflowError) as exc:
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{trace}: a record cannot be replayed ({why})") from None
-    result = run_scenario(flow, scenario)
+    ceiling = _num(started.get("hangup_timeout"))  # the call's (traces since it is traced)
+    if ceiling is not None and 0 < ceiling <= MAX_HANGUP_TIMEOUT:
+        result = run_scenario(flow, scenario, hangup_timeout=ceiling)
+    else:
+        result = run_scenario(flow, scenario)
     ended = next((r for r in reversed(records) if r.get("type") == "call.ended"), None)
     if ended is None:
         last = max((t for r in records if (t := _num(r.get("t"))) is not None), default=0.0)
@@ -546,6 +551,8 @@ def _compare(
         report.differences.append(
             f"end: the trace ended {ended.get('outcome')}, the flow now ends {result.ended[0]}"
         )
+    if ended is not None and (diff := _cut_difference(ended, result)) is not None:
+        report.differences.append(diff)
 
 
 def _agent_problems(result: SimResult) -> list[str]:
@@ -558,6 +565,18 @@ def _agent_problems(result: SimResult) -> list[str]:
         elif msg.startswith("agent action "):
             out.append("agent step: " + msg.removeprefix("agent "))
     return out
+
+
+def _cut_difference(ended: dict[str, Any], result: SimResult) -> str | None:
+    """How the trace's ``on hangup`` body and the replay's ended differently (cut or not)."""
+    was = ended.get("on_hangup")
+    was_cut = isinstance(was, dict) and was.get("status") == "cut"
+    if was_cut == (result.on_hangup_cut is not None):
+        return None
+    if was_cut:
+        return "on hangup: the trace's body was cut (hangup_timeout), the replay's ran to its end"
+    cut = result.on_hangup_cut
+    return f"on hangup: the replay's body was cut after {cut:g} s, the trace's was not"
 
 
 _NO_ROUTES = (

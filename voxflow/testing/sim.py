@@ -465,6 +465,7 @@ class _Sim:
             self.loop.close()
             asyncio.events._set_running_loop(outer)
         self.res.ended = (end.outcome, end.reason)
+        self.res.on_hangup_cut = end.on_hangup_cut
         if end.on_hangup_cut is not None:  # as on a call: the CRM update did not happen
             self.problem(f"the call's on hangup body was cut after {end.on_hangup_cut:g} s "
                          "(hangup_timeout): the steps after it did not run")  # fmt: skip

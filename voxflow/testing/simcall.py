@@ -123,6 +123,7 @@ class SimResult:
     errors: list[str] = field(default_factory=list)
     hits: set[Hit] = field(default_factory=set)
     ended: tuple[str, str] | None = None
+    on_hangup_cut: float | None = None  # s after which the ``on hangup`` body was cut
     ended_at: float | None = None
     end_state: str | None = None
     problems: list[tuple[int, str]] = field(default_factory=list)
