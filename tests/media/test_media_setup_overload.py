@@ -16,7 +16,7 @@ import pytest
 from sandbox_rig import open_app_rig
 
 from voxflow.ari.rest import AriRestClient
-from voxflow.errors import MediaError
+from voxflow.errors import CallEndedError, MediaError
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.transport import PortRange
 from voxflow.telephony.session import CallSession
@@ -139,3 +139,31 @@ async def test_a_bridge_with_our_id_that_is_not_ours_is_left_alone(
             assert not any(c.startswith("vf-em-") for c in sb.pbx.channels)
             assert sb.pbx.bridges["vf-mb-feedfacecafe"].name == "other"
             await rest.destroy_bridge("vf-mb-feedfacecafe")
+
+
+async def test_a_hang_up_during_a_late_set_up_sends_nothing_again_and_leaves_nothing() -> None:
+    """The caller hangs up while the externalMedia and bridge answers are late: nothing is sent
+    again once the call's media is closed, and the channel and bridge Asterisk made are
+    removed (the rig checks on exit)."""
+
+    async def body(call: CallSession) -> PromptResult:
+        rig.sb.faults.slow_media_setup(5.0)
+        return await call.say("Welcome.")
+
+    async with _rig() as rig:
+        sb = rig.sb
+        sim = await rig.call(body)
+        for _ in range(100):
+            if any(c.startswith("vf-em-") for c in sb.pbx.channels) and sb.pbx.bridges:
+                break
+            await asyncio.sleep(0.02)
+        await sim.hangup()
+        with pytest.raises(CallEndedError):
+            await rig.result()
+        for _ in range(200):
+            if not sb.pbx.channels and not sb.pbx.bridges:
+                break
+            await asyncio.sleep(0.02)
+        assert (sb.pbx.channels, sb.pbx.bridges) == ({}, {})
+        assert len(_posts(rig, "/externalMedia")) == 1
+        assert len(_posts(rig, "/bridges")) == 1
