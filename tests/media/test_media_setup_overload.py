@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from sandbox_rig import open_app_rig
 
+from voxflow.ari.late import ForeignObject
 from voxflow.ari.rest import AriRestClient
-from voxflow.errors import CallEndedError, MediaError
+from voxflow.errors import CallEndedError
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.transport import PortRange
 from voxflow.telephony.session import CallSession
@@ -130,7 +131,7 @@ async def test_a_bridge_with_our_id_that_is_not_ours_is_left_alone(
         async with AriRestClient(sb.ari_url, sb.user, sb.password) as rest:
             await rest.create_bridge(type="mixing", bridge_id="vf-mb-feedfacecafe", name="other")
             await rig.call(body)
-            with pytest.raises(MediaError, match="not ours"):
+            with pytest.raises(ForeignObject, match="not ours"):
                 await rig.result()
             for _ in range(100):  # the teardown's DELETE of the externalMedia channel
                 if not any(c.startswith("vf-em-") for c in sb.pbx.channels):

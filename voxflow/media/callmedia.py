@@ -46,7 +46,7 @@ listeners as silence (``gap_frames`` counts it), so ``listen`` ends an utterance
 Set-up order: Asterisk answers ``POST /channels/externalMedia`` (and ``/snoop``) before the new
 channel is in Stasis and refuses ``addChannel`` with 422 until it is (capture
 external-media-ordering.json), so the channel joins the bridge only after its StasisStart. A set-up
-request answered after the deadline goes again (:mod:`voxflow.media.setup_requests`).
+request answered after the deadline goes again (:mod:`voxflow.ari.late`).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from typing import Any
 
 from voxflow import observe
 from voxflow.ari.cleanup import Backoff, delete_until_gone
+from voxflow.ari.late import ForeignObject, LateRequests
 from voxflow.errors import (
     AiNotConfiguredError,
     AriHTTPError,
@@ -77,7 +78,6 @@ from voxflow.media.jitter import JitterBuffer
 from voxflow.media.pacer import OutboundStream, Pacer, shared_pacer
 from voxflow.media.prompt_warm import prompt_frames, wire_codec
 from voxflow.media.rtp_report import RtpReport
-from voxflow.media.setup_requests import ForeignObject, SetupRequests
 from voxflow.media.transport import PortRange, RtpSocket
 from voxflow.media.vad import SpeechDetector, WebRtcVad
 from voxflow.media.watcher import SpeechWatcher
@@ -302,9 +302,9 @@ class CallMedia(CallInbound):
         )  # fmt: skip
 
     @property
-    def _requests(self) -> SetupRequests:
-        """Set-up requests that go again when answered late (``voxflow.media.setup_requests``)."""
-        return SetupRequests(self.ctx.rest, self.ctx.request_timeout, lambda: self._closed)
+    def _requests(self) -> LateRequests:
+        """Set-up requests that go again when answered late (``voxflow.ari.late``)."""
+        return LateRequests(self.ctx.rest, self.ctx.request_timeout, lambda: self._closed)
 
     async def _create_bridge(self) -> None:
         """POST the mixing bridge; a bridge with its id that is not ours is left alone."""

@@ -1,7 +1,8 @@
 """Joining two calls in one mixing bridge (``CallSession.bridge_with``), and tearing it down.
 
 The bridge is named ``vf-br-<hex>`` (orphan sweeps recognise it) after the app; a call already in
-a bridge brings it along. A bridge this code made is destroyed again, with retries, when joining
+a bridge brings it along. Its creation and ``addChannel`` go again when answered late
+(:mod:`voxflow.ari.late`). A bridge this code made is destroyed again, with retries, when joining
 fails or is cancelled; either call leaving later tears it down (``CallSession._unshare_bridge``).
 """
 
@@ -11,6 +12,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from voxflow.ari.cleanup import Backoff, retry_until_done
+from voxflow.ari.late import ForeignObject, LateRequests
 from voxflow.errors import AriHTTPError, CallError
 
 if TYPE_CHECKING:
@@ -29,15 +31,17 @@ async def bridge_calls(a: CallSession, b: CallSession) -> str:
     existing = a._bridge_id or b._bridge_id
     bridge_id = existing or f"vf-br-{uuid.uuid4().hex[:16]}"
     joining = [s.id for s in (a, b) if s._bridge_id != bridge_id]
+    # answered late: sent again, an id in use read back (voxflow.ari.late)
+    requests = LateRequests(rest, rest.timeout, lambda: a.ended or b.ended)
     try:
         if existing is None:
-            await rest.create_bridge(type="mixing", bridge_id=bridge_id, name=a._app.app_name)
+            await requests.bridge(bridge_id, a._app.app_name)
         if joining:
-            await rest.add_channel(bridge_id, joining)
+            await requests.add_channels(bridge_id, joining)
     except BaseException as exc:  # failed or cancelled: a bridge we made must not stay
-        if existing is None:
+        if existing is None and not isinstance(exc, ForeignObject):  # another's is left alone
             a._app._spawn(destroy_bridge(a, bridge_id), f"bridge-undo-{bridge_id}")
-        if not isinstance(exc, AriHTTPError):
+        if not isinstance(exc, AriHTTPError | ForeignObject):
             raise
         for s in (a, b):
             s._check_live()

@@ -118,7 +118,7 @@ class VoiceContext:
     # ``expect_stasis_start``); None when no events are seen (then a refused addChannel is retried).
     expect_stasis_start: Callable[[str], asyncio.Future[None]] | None = None
     # Seconds: the client's deadline for one request (``rest``'s own); a set-up request that
-    # timed out goes again with twice it (``voxflow.media.setup_requests``).
+    # timed out goes again with twice it (``voxflow.ari.late``).
     request_timeout: float = 10.0
 
 

@@ -1,11 +1,13 @@
-"""A call's media set-up requests, made to survive a loaded Asterisk that answers late.
+"""Create requests naming the id the client chose, made to survive a loaded Asterisk that
+answers late: a call's media set-up (``voxflow.media.callmedia``) and call bridges
+(``voxflow.telephony.bridging``).
 
 An overloaded Asterisk serves a request (the channel or bridge exists, its events are sent) and
-answers after the client's deadline. Each set-up request names the id voxflow chose
-(``vf-em-*``, ``vf-snoop-*``, ``vf-mb-*``), so one that timed out goes again with twice the
-deadline (:func:`voxflow.ari.cleanup.again_if_late`, up to 120 s) and cannot make a second
-object: Asterisk refuses an id in use. Such a refusal counts as success only once the object read
-back is the one asked for:
+answers after the client's deadline. Each of these requests names the id voxflow chose
+(``vf-em-*``, ``vf-snoop-*``, ``vf-mb-*``, ``vf-br-*``), so one that timed out goes again with
+twice the deadline (:func:`voxflow.ari.cleanup.again_if_late`, up to 120 s) and cannot make a
+second object: Asterisk refuses an id in use. Such a refusal counts as success only once the
+object read back is the one asked for:
 
 - ``POST /channels/externalMedia``: 409 "Channel with given unique ID already exists"
   (``ast_dial_prerun``); ours when ``GET /channels/{id}`` names it ``UnicastRTP/<our
@@ -13,7 +15,7 @@ back is the one asked for:
   read with ``GET /channels/{id}/variable`` (``UNICASTRTP_LOCAL_ADDRESS``/``PORT`` are channel
   variables chan_rtp sets).
 - ``POST /channels/{id}/snoop``: 500 "Snoop channel could not be created" (channel.c refuses the
-  id; res/ari answers every failed snoop so); ours when named ``Snoop/<the caller's id>-...``.
+  id; res/ari answers every failed snoop so); ours when named ``Snoop/<the spied channel>-...``.
 - ``POST /bridges``: 409 "Bridge with id '...' already exists"; ours when ``GET /bridges/{id}`` is
   a mixing bridge with the name asked for.
 - ``POST /bridges/{id}/addChannel`` that timed out: ``GET /bridges/{id}`` first; members already
@@ -21,7 +23,7 @@ back is the one asked for:
   the bridge out and in again, which changes nothing).
 
 An object with our id that is not ours raises :class:`ForeignObject`: it is not used, and the
-caller must not delete it. No repeat is sent once the call's media is closed.
+caller must not delete it. No repeat is sent once ``closed()`` (the call or its media ended).
 """
 
 from __future__ import annotations
@@ -29,13 +31,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from voxflow.ari.cleanup import again_if_late
-from voxflow.errors import AriHTTPError, AriNotFound, AriTimeoutError, CallEndedError, MediaError
-from voxflow.voice.call import AriRequests
+from voxflow.errors import AriError, AriHTTPError, AriNotFound, AriTimeoutError, CallEndedError
 
-__all__ = ["ForeignObject", "SetupRequests"]
+__all__ = ["ForeignObject", "LateRequests", "TimedRest"]
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,28 @@ T = TypeVar("T")
 _UNICAST_VARS = ("UNICASTRTP_LOCAL_ADDRESS", "UNICASTRTP_LOCAL_PORT")
 
 
-class ForeignObject(MediaError):
+class ForeignObject(AriError):
     """Asterisk holds an object with the id voxflow chose that is not the one it asked for."""
 
 
-class SetupRequests:
-    """The set-up requests of one call's media, over ``rest`` (``base``: the client's deadline
-    in seconds; ``closed()``: the media was closed, so no repeat is sent)."""
+class TimedRest(Protocol):
+    """What these requests need of :class:`~voxflow.ari.rest.AriRestClient`."""
 
-    def __init__(self, rest: AriRequests, base: float, closed: Callable[[], bool]) -> None:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> Any: ...
+
+
+class LateRequests:
+    """Create requests over ``rest`` that go again when answered late (``base``: the client's
+    deadline in seconds; ``closed()``: the call or its media ended, so no repeat is sent)."""
+
+    def __init__(self, rest: TimedRest, base: float, closed: Callable[[], bool]) -> None:
         self.rest = rest
         self.base = base
         self.closed = closed
@@ -63,7 +77,7 @@ class SetupRequests:
 
         async def attempt(deadline: float | None) -> T:
             if self.closed():
-                raise CallEndedError(f"{what}: the call's media was closed")
+                raise CallEndedError(f"{what}: the call ended")
             return await op(deadline)
 
         return await again_if_late(attempt, what, base=self.base)
