@@ -18,6 +18,7 @@ from _e2e_kit import serving, until
 from aiohttp import web
 from http_kit import local_http
 
+from voxflow.cluster.metrics import WorkerCollector
 from voxflow.runtime.config import Settings
 from voxflow.testing.replay import replay_trace
 
@@ -116,9 +117,11 @@ async def test_work_past_the_ceiling_is_cut_and_the_end_says_so(tmp_path: Path) 
             end = await env.result(call, 30)
             await until(lambda: bool(crm.hooks), "call.ended delivered")
             lines = env.said(call, "system")
+            metrics = {m.name: m.samples[0].value for m in WorkerCollector(env.server).collect()}
+    assert metrics["voxflow_on_hangup_cut"] == 1
     assert crm.got[0] == "crm_a" and "crm_b" not in crm.got  # crm_b was never sent
     assert (end.outcome, end.on_hangup_cut) == ("caller_hangup", 4 * GRACE)
-    cut = {"status": "cut", "after": 4 * GRACE, "pending_requests": 1}
+    cut = {"status": "cut", "after": 4 * GRACE, "by": "hangup_timeout", "pending_requests": 1}
     assert crm.hooks[0]["data"] == {
         "outcome": "caller_hangup",
         "reason": "caller",
@@ -133,6 +136,26 @@ async def test_work_past_the_ceiling_is_cut_and_the_end_says_so(tmp_path: Path) 
     report = replay_trace(trace, str(flow))  # voxflow replay cuts it at the call's ceiling too
     assert report.same, report.render()
     assert report.result is not None and report.result.on_hangup_cut == 4 * GRACE
+
+
+async def test_a_body_the_app_cancels_is_a_cut_said_as_one(tmp_path: Path) -> None:
+    """Whatever cancels the handler in its ``on hangup`` body (here the app's grace, set below
+    the ceiling), the end is not lost: the trace, the webhook and the End say it was cut."""
+    async with _crm(slow=30) as crm:
+        flow = tmp_path / "bye.flow"
+        flow.write_text(FLOW.format(base=crm.base))
+        async with serving([flow], settings=_settings(crm, tmp_path)) as env:
+            env.app.ended_handler_grace = 0.3
+            call = await env.call("300")
+            await env.wait_line(call, "-> start")
+            await call.hangup()
+            end = await env.result(call, 30)
+            await until(lambda: bool(crm.hooks), "call.ended delivered")
+    assert end.outcome == "caller_hangup" and end.on_hangup_cut is not None
+    assert "crm_b" not in crm.got
+    assert crm.hooks[0]["data"]["on_hangup"]["status"] == "cut"
+    [ended] = [r for r in _records(tmp_path) if r["type"] == "call.ended"]
+    assert ended["on_hangup"]["pending_requests"] == 1 and ended["on_hangup"]["by"] == "cancelled"
 
 
 async def test_a_stopping_server_waits_for_the_work_that_runs(tmp_path: Path) -> None:

@@ -88,6 +88,11 @@ class WorkerCollector(Collector):
         ):
             yield CounterMetricFamily(f"voxflow_webhooks_{name}", text, value=value)
         yield CounterMetricFamily(
+            "voxflow_on_hangup_cut",
+            "Calls whose on hangup body was cut at its ceiling (hangup_timeout)",
+            value=self.server.results.hangup_cut,
+        )
+        yield CounterMetricFamily(
             "voxflow_calls_ended_for_dead_workers",
             "Ends (on hangup, call.ended) run for a dead worker's call whose channel was gone",
             value=self.server.ended_for_dead,

@@ -49,7 +49,12 @@ from voxflow.runtime.agent_actions import ActionReporter
 from voxflow.runtime.agent_step import FlowAgentRunner
 from voxflow.runtime.events import LEFT_OUTCOMES
 from voxflow.runtime.hangup_reason import ARI_HANGUP_REASONS, ari_hangup_reason
-from voxflow.runtime.hangup_work import DEFAULT_HANGUP_TIMEOUT, cut_fields, cut_message
+from voxflow.runtime.hangup_work import (
+    DEFAULT_HANGUP_TIMEOUT,
+    CutBy,
+    cut_fields,
+    cut_message,
+)
 from voxflow.runtime.http_step import HttpRequest, HttpResult
 from voxflow.runtime.operations import OP_HANDLERS
 from voxflow.runtime.port import AgentHost, CallPort, P
@@ -269,11 +274,12 @@ class CallDriver(Generic[P]):
             if self.outcome is None:
                 await self._done
         except asyncio.CancelledError:
-            self.cancel_all()
             if self.outcome is None and self.state.status == "hangup_handler":
                 # cancelled by the app in its ``on hangup`` body: a cut, said as one
-                self._cut_hangup_body(asyncio.get_running_loop().time() - self._body_started)
+                took = asyncio.get_running_loop().time() - self._body_started
+                self._cut_hangup_body(took, "cancelled")
                 self._report_end()
+            self.cancel_all()
             raise
         finally:
             remove()
@@ -501,18 +507,19 @@ class CallDriver(Generic[P]):
             cut = self._cut_hangup_body
             self._ceiling = loop.call_later(self.hangup_timeout, cut, self.hangup_timeout)
 
-    def _cut_hangup_body(self, after: float) -> None:
-        """The ``on hangup`` body ran ``after`` s, its ceiling: stop it, and say so (log,
-        transcript, trace; the End, the ``call.ended`` record and webhook carry it)."""
+    def _cut_hangup_body(self, after: float, by: CutBy = "hangup_timeout") -> None:
+        """The ``on hangup`` body ran ``after`` s (its ceiling, or until ``by`` cancelled it):
+        stop it, and say so (log, transcript, trace; the End, the ``call.ended`` record and
+        webhook carry it)."""
         if self.outcome is not None:
             return
         after = round(after, 3)
         pending = sum(1 for t in self._ops.values() if not t.done())
-        text = cut_message(after, pending)
+        text = cut_message(after, pending, by)
         self.log.warning("call %s flow %s: %s", self.state.call.id, self.flow.name, text)
         self._say_line("system", text)
-        self.trace.write("on_hangup.cut", state=self.state.state_name, **cut_fields(after, pending))
-        self._cut = cut_fields(after, pending)
+        self._cut = cut_fields(after, pending, by)
+        self.trace.write("on_hangup.cut", state=self.state.state_name, **self._cut)
         self.cancel_all()
         outcome, reason = self._end_now()
         self.outcome = ev.End(outcome, reason, on_hangup_cut=after)

@@ -11,11 +11,12 @@ it started, on a real call and in ``voxflow test`` alike. A cut is never silent:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_HANGUP_TIMEOUT",
     "MAX_HANGUP_TIMEOUT",
+    "CutBy",
     "check_hangup_timeout",
     "cut_fields",
     "cut_message",
@@ -43,17 +44,19 @@ def check_hangup_timeout(value: Any, origin: str) -> float:
     return v
 
 
-def cut_fields(after: float, pending: int) -> dict[str, Any]:
+CutBy = Literal["hangup_timeout", "cancelled"]
+"""What cut a body: its ceiling, or the cancellation of the call's handler (the app closing,
+or its ``ended_handler_grace`` over)."""
+
+
+def cut_fields(after: float, pending: int, by: CutBy) -> dict[str, Any]:
     """The ``on_hangup`` field of a cut call's ``call.ended`` (trace record and webhook data):
-    the body was stopped ``after`` s with ``pending`` requests in flight (each may or may not
-    have reached its server) and its later steps not run."""
-    return {"status": "cut", "after": after, "pending_requests": pending}
+    the body was stopped ``after`` s from its start, by ``by``, with ``pending`` requests in
+    flight (each may or may not have reached its server) and its later steps not run."""
+    return {"status": "cut", "after": after, "by": by, "pending_requests": pending}
 
 
-def cut_message(after: float, pending: int) -> str:
+def cut_message(after: float, pending: int, by: CutBy) -> str:
     """The log line and transcript text of a cut."""
-    what = f"{pending} request(s) in flight, " if pending else ""
-    return (
-        f"its on hangup body was cut after {after:g} s (hangup_timeout): {what}"
-        "the steps after them did not run"
-    )
+    what = f"{pending} request(s) in flight cancelled (sent, maybe received), " if pending else ""
+    return f"its on hangup body was cut after {after:g} s ({by}): {what}its later steps did not run"

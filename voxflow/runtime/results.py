@@ -26,6 +26,7 @@ class RecentResults(MutableMapping[str, End]):
         self.limit = limit
         self.total = 0  # calls ever stored (a count that survives the pruning)
         self.by_outcome: Counter[str] = Counter()  # the same, by outcome (metrics)
+        self.hangup_cut = 0  # of which their ``on hangup`` body was cut (metrics)
         self._data: OrderedDict[str, End] = OrderedDict()
 
     def __getitem__(self, key: str) -> End:
@@ -35,6 +36,7 @@ class RecentResults(MutableMapping[str, End]):
         if key not in self._data:
             self.total += 1
             self.by_outcome[value.outcome] += 1
+            self.hangup_cut += value.on_hangup_cut is not None
         self._data[key] = value
         self._data.move_to_end(key)
         while len(self._data) > self.limit:
