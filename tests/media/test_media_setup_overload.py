@@ -7,6 +7,7 @@ The rig checks on exit that nothing is left: channels, bridges, ports, sockets, 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -168,3 +169,32 @@ async def test_a_hang_up_during_a_late_set_up_sends_nothing_again_and_leaves_not
         assert (sb.pbx.channels, sb.pbx.bridges) == ({}, {})
         assert len(_posts(rig, "/externalMedia")) == 1
         assert len(_posts(rig, "/bridges")) == 1
+
+
+async def test_media_deletes_answered_late_are_heard_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At the caller's hang-up the media DELETEs are served but answered after the deadline:
+    each was sent again with the same deadline, its 404 never heard, and after 8 tries the
+    teardown warned 'still failing' about channels and bridges that were gone. A DELETE that
+    timed out now goes again with twice the deadline and hears the 404."""
+
+    async def body(call: CallSession) -> PromptResult:
+        return await call.say("Welcome.")
+
+    async with _rig() as rig:
+        sb = rig.sb
+        sim = await rig.call(body)
+        assert isinstance(await rig.result(), PromptResult)
+        sb.faults.slow_requests(0.6, method="DELETE", path="^/(channels/vf-em-|bridges/vf-mb-)")
+        await sim.hangup()
+        for _ in range(300):
+            if not rig.app.sessions:
+                break
+            await asyncio.sleep(0.05)
+        assert not rig.app.sessions
+        deletes = [p for m, p in sb.rest_api.http_log if m == "DELETE" and "/vf-" in p]
+        # the externalMedia channel and the media bridge: each timed out once, its repeat's 404
+        # heard
+        assert len(set(deletes)) == 2 and Counter(deletes) == dict.fromkeys(deletes, 2)
+    assert "still failing" not in caplog.text

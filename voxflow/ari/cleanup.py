@@ -42,7 +42,9 @@ T = TypeVar("T")
 class RestLike(Protocol):
     """The one method of :class:`~voxflow.ari.rest.AriRestClient` teardown needs."""
 
-    async def request(self, method: str, path: str, *, expect_json: bool = ...) -> object: ...
+    async def request(
+        self, method: str, path: str, *, expect_json: bool = ..., timeout: float | None = ...
+    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -154,12 +156,24 @@ async def delete_until_gone(
     backoff: Backoff = Backoff(),
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     left: list[str] | None = None,
+    base: float | None = None,
 ) -> bool:
     """``DELETE path`` until Asterisk accepts it or answers 404 (see :func:`retry_until_done`;
-    ``left`` gets ``path`` when a per-call websocket closed before it could be sent)."""
+    ``left`` gets ``path`` when a per-call websocket closed before it could be sent). With
+    ``base`` (the client's deadline), one that timed out goes again with twice the deadline, up
+    to :data:`DEADLINE_MAX`: an overloaded Asterisk serves it and answers late, and the repeat's
+    404 is then heard (with the same deadline it never was, and a deleted object was reported
+    still failing)."""
+    deadline: float | None = None
 
     async def op() -> object:
-        return await rest.request("DELETE", path, expect_json=False)
+        nonlocal deadline
+        try:
+            return await rest.request("DELETE", path, expect_json=False, timeout=deadline)
+        except AriTimeoutError:
+            if base is not None:
+                deadline = min(DEADLINE_MAX, (deadline or base) * 2)
+            raise
 
     closed: list[str] = []
     done = await retry_until_done(op, f"DELETE {path}", backoff=backoff, sleep=sleep, left=closed)

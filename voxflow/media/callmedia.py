@@ -437,7 +437,8 @@ class CallMedia(CallInbound):
 
     async def _delete_remote(self) -> None:
         """DELETE the media channel, snoop and bridge, all at once (5xx/timeouts retried with
-        backoff); what a closed per-call websocket kept from being sent is named in one warning."""
+        backoff, a timed-out one with twice the deadline); what a closed per-call websocket kept
+        from being sent is named in one warning."""
         rest = self.ctx.rest
         paths = [f"/channels/{c}" for c in (self.channel_id, self.snoop_id) if c is not None] + (
             [f"/bridges/{self.bridge_id}"] if self.bridge_id else []
@@ -446,7 +447,9 @@ class CallMedia(CallInbound):
 
         async def delete(path: str) -> None:
             try:  # a 404 means it went with the call
-                await delete_until_gone(rest, path, backoff=TEARDOWN_BACKOFF, left=left)
+                await delete_until_gone(
+                    rest, path, backoff=TEARDOWN_BACKOFF, left=left, base=self.ctx.request_timeout
+                )
             except Exception:
                 log.warning("media teardown DELETE %s failed", path, exc_info=True)
 

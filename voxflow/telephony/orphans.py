@@ -258,7 +258,8 @@ async def remove_stale_bridges(
             continue
         if not (b.id in bridge_ids or b.name == app_name) or live_ids.intersection(b.channels):
             continue
-        if await delete_until_gone(rest, f"/bridges/{b.id}", backoff=_SWEEP_BACKOFF):
+        path = f"/bridges/{b.id}"
+        if await delete_until_gone(rest, path, backoff=_SWEEP_BACKOFF, base=rest.timeout):
             removed.append(b.id)
     return removed
 
@@ -275,4 +276,4 @@ async def _prefetch(app: VoxtraApp, call_ids: list[str]) -> None:
 
 
 async def _delete(app: VoxtraApp, path: str) -> bool:
-    return await delete_until_gone(app.rest, path, backoff=_SWEEP_BACKOFF)
+    return await delete_until_gone(app.rest, path, backoff=_SWEEP_BACKOFF, base=app.rest.timeout)
