@@ -18,7 +18,7 @@ from sandbox_rig import open_app_rig
 
 from voxflow.ari.late import ForeignObject
 from voxflow.ari.rest import AriRestClient
-from voxflow.errors import CallEndedError
+from voxflow.errors import AriServerError, CallEndedError
 from voxflow.media.callmedia import CallMedia
 from voxflow.media.transport import PortRange
 from voxflow.telephony.session import CallSession
@@ -198,3 +198,25 @@ async def test_media_deletes_answered_late_are_heard_not_warned_about(
         # heard
         assert len(set(deletes)) == 2 and Counter(deletes) == dict.fromkeys(deletes, 2)
     assert "still failing" not in caplog.text
+
+
+async def test_a_set_up_that_finally_fails_removes_what_asterisk_made() -> None:
+    """externalMedia is answered late (its repeat read back as ours) and the bridge is refused
+    (500, not a timeout: not sent again): the prompt fails with that error and the
+    externalMedia channel Asterisk made is removed (the rig checks nothing is left)."""
+
+    async def body(call: CallSession) -> PromptResult:
+        rig.sb.faults.slow_media_setup(LATE, times=1)
+        rig.sb.faults.fail_next_requests(1, 500, method="POST", path="^/bridges$")
+        return await call.say("Welcome.")
+
+    async with _rig() as rig:
+        await rig.call(body)
+        with pytest.raises(AriServerError):
+            await rig.result()
+        assert len(_posts(rig, "/externalMedia")) == 2
+        for _ in range(100):
+            if not any(c.startswith("vf-em-") for c in rig.sb.pbx.channels):
+                break
+            await asyncio.sleep(0.05)
+        assert not any(c.startswith("vf-em-") for c in rig.sb.pbx.channels)
