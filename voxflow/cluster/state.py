@@ -60,6 +60,7 @@ from redis.exceptions import RedisError
 from voxflow import faults
 from voxflow.cluster.apphold import AppHold, node_app
 from voxflow.cluster.beat import BEAT, parse_beat
+from voxflow.cluster.cancelling import honour_cancel
 from voxflow.cluster.down import DownGate
 from voxflow.cluster.ending import EFFECT, end_json, parse_ending, result_json
 from voxflow.cluster.liveness import DeathWatch, LivenessLink, conn_name
@@ -745,7 +746,7 @@ class ClusterState:
         delays = () if self.gate.down else _RETRY_DELAYS
         for delay in (*delays, None):
             try:
-                result = await fn()
+                result = await honour_cancel(fn())  # redis-py may swallow a cancellation
             except (RedisError, OSError) as exc:
                 if delay is None:
                     self.errors += 1
