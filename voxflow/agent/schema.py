@@ -4,6 +4,8 @@ Validation is the maintained ``jsonschema`` library (Draft 2020-12, the dialect 
 declarations use), so every keyword a tool schema may carry is honoured. This module only turns
 the library's errors into short messages written for the model (``missing required argument
 'x'``, ``unexpected argument 'y' (allowed: ...)``), so a corrective retry can fix the call.
+``jsonschema`` is imported by the first schema checked, so a process whose flows declare no tool
+(``voxflow test`` of a menu) does not load it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "ToolArgumentsError",
@@ -62,6 +65,8 @@ def schema_from_types(
 
 def check_schema(schema: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` when ``schema`` is not a valid JSON schema (checked once per tool)."""
+    from jsonschema.exceptions import SchemaError
+
     try:
         _validator(_key(schema))
     except SchemaError as exc:
@@ -79,6 +84,8 @@ def parse_tool_arguments(raw: str, schema: Mapping[str, Any]) -> dict[str, Any]:
         ) from None
     if not isinstance(value, dict):
         raise ToolArgumentsError("arguments must be a JSON object")
+    from jsonschema.exceptions import SchemaError
+
     try:
         validator = _validator(_key(schema or {"type": "object"}))
     except SchemaError as exc:  # a broken declaration is ours, but the call still fails
@@ -95,6 +102,8 @@ def _key(schema: Mapping[str, Any]) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _validator(key: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     schema = json.loads(key)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
