@@ -56,13 +56,14 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
 from voxflow import observe
 from voxflow.ari.cleanup import Backoff, delete_until_gone
 from voxflow.ari.late import ForeignObject, LateRequests
+from voxflow.eager import start_eagerly
 from voxflow.errors import (
     AiNotConfiguredError,
     AriHTTPError,
@@ -206,6 +207,8 @@ class CallMedia(CallInbound):
         self._started = False
         self._closed = False
         self._closing = asyncio.Event()
+        self._creating: list[asyncio.Task[Any]] = []  # set-up's POSTs: answered before DELETEs
+        self._abandoned = False  # set-up failed or was cancelled: its POSTs go no more
         self._stall_timer: asyncio.TimerHandle | None = None
         self._last_rx = 0.0  # loop time of the last packet
         self._quiet_due = 0.0  # when the quiet timer was due
@@ -278,16 +281,12 @@ class CallMedia(CallInbound):
         expect = ctx.expect_stasis_start
         started = {c: expect(c) for c in created} if expect is not None else {}
         # The bridge is made while the channels are (one round trip less before the first
-        # prompt); never left being made: a failed set-up's teardown deletes it.
-        bridge = asyncio.ensure_future(self._create_bridge())
+        # prompt); never left being made: a failed set-up's teardown waits for it, deletes it.
+        self._abandoned = False
+        bridge = self._create(self._create_bridge(), eager=False)  # sent after externalMedia's
         try:
-            try:
-                remote_host, remote_port = await self._create_channels(self.socket, host, port)
-            finally:
-                await asyncio.wait([bridge])
-                if not bridge.cancelled():
-                    bridge.exception()  # retrieved: raised below, or after the channels' error
-            bridge.result()
+            remote_host, remote_port = await self._create_channels(self.socket, host, port)
+            await asyncio.shield(bridge)
             await self._wait_in_stasis(started)
             await self._add_to_bridge([self.channel_id, self.snoop_id or ctx.channel_id])
         finally:
@@ -304,7 +303,31 @@ class CallMedia(CallInbound):
     @property
     def _requests(self) -> LateRequests:
         """Set-up requests that go again when answered late (``voxflow.ari.late``)."""
-        return LateRequests(self.ctx.rest, self.ctx.request_timeout, lambda: self._closed)
+        return LateRequests(
+            self.ctx.rest, self.ctx.request_timeout, lambda: self._closed or self._abandoned
+        )
+
+    def _create(self, post: Coroutine[Any, Any, Any], *, eager: bool = True) -> asyncio.Task[Any]:
+        """A set-up POST as a task of its own, which cancelling set-up does not cut (a request
+        on its way may be served all the same): teardown waits for its answer first. ``eager``:
+        sent now, else on the loop's next pass."""
+        task = start_eagerly(post) if eager else asyncio.ensure_future(post)
+        self._creating.append(task)
+        return task
+
+    async def _created(self) -> None:
+        """Wait for set-up's POSTs still in flight (each bounded by one deadline: none goes
+        again once set-up is abandoned). Asterisk serves requests of different connections in
+        any order: a DELETE sent ahead of its POST found nothing (404) and the POST then made a
+        bridge or channel nobody removed."""
+        self._abandoned = True
+        pending = [p for p in self._creating if not p.done()]
+        if pending:
+            await asyncio.wait(pending)
+        for post in self._creating:
+            if not post.cancelled():
+                post.exception()  # retrieved: raised by set-up, or after its first error
+        self._creating.clear()
 
     async def _create_bridge(self) -> None:
         """POST the mixing bridge; a bridge with its id that is not ours is left alone."""
@@ -328,20 +351,30 @@ class CallMedia(CallInbound):
             "format": self.codec,
             "channelId": self.channel_id,
         }
-        try:
-            answer = await self._requests.external_media(self.channel_id, params, external_host)
-        except ForeignObject:
-            self.channel_id = None
-            raise
+        answer = await asyncio.shield(self._create(self._create_em(params, external_host)))
         remote_host, remote_port = self._asterisk_side(answer)
         sock.set_remote(remote_host, remote_port)
         if self.snoop_id is not None:
-            try:
-                await self._requests.snoop(ctx.channel_id, self.snoop_id, ctx.app_name)
-            except ForeignObject:
-                self.snoop_id = None
-                raise
+            await asyncio.shield(self._create(self._create_snoop()))
         return remote_host, remote_port
+
+    async def _create_em(self, params: dict[str, str], external_host: str) -> Any:
+        """POST the externalMedia channel; one with its id that is not ours is left alone."""
+        assert self.channel_id is not None
+        try:
+            return await self._requests.external_media(self.channel_id, params, external_host)
+        except ForeignObject:
+            self.channel_id = None
+            raise
+
+    async def _create_snoop(self) -> None:
+        """POST the caller's snoop; one with its id that is not ours is left alone."""
+        assert self.snoop_id is not None
+        try:
+            await self._requests.snoop(self.ctx.channel_id, self.snoop_id, self.ctx.app_name)
+        except ForeignObject:
+            self.snoop_id = None
+            raise
 
     @staticmethod
     def _asterisk_side(answer: Any) -> tuple[str, int]:
@@ -428,6 +461,7 @@ class CallMedia(CallInbound):
         for q in self._consumers:
             q.put_nowait(None)
         try:
+            await self._created()
             await self._delete_remote()
         finally:  # also when a teardown still retrying is cancelled (the app closing)
             if self.socket is not None:

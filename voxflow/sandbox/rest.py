@@ -83,6 +83,7 @@ class AriRest(RestMisc):
         fault = self.sb.faults.take_request_failure(method, path)
         if fault is not None:
             return error_response(fault, "Internal Server Error")
+        await self.sb.faults.hold(method, path)  # Faults.late_requests
         late = self.sb.faults.answer_delay(method, path)
         answer = await self._route(method, path, params, body, quoted)
         if late:

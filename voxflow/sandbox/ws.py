@@ -119,7 +119,9 @@ class Faults:
         self._fail_status = 500
         self._fail_method: str | None = None
         self._fail_path: re.Pattern[str] | None = None
-        self._slow: tuple[float, str | None, re.Pattern[str] | None] | None = None
+        self._slow: _Slow | None = None
+        self._late: _Slow | None = None
+        self.held = 0  # requests late_requests holds now, not yet served
         self._slow_handshakes: tuple[int, float] = (0, 0.0)
         self._slow_setup: tuple[float, int | None] = (0.0, 0)
 
@@ -163,9 +165,17 @@ class Faults:
         """Serve the matching REST requests (``method``, ``path`` as in
         :meth:`fail_next_requests`) as usual, but answer each ``seconds`` later, as an
         overloaded Asterisk does (0 turns it off)."""
-        pattern = re.compile(path) if path else None
-        upper = method.upper() if method else None
-        self._slow = (seconds, upper, pattern) if seconds > 0 else None
+        self._slow = _slow(seconds, method, path)
+
+    def late_requests(
+        self, seconds: float, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Serve the matching REST requests (``method``, ``path`` as in
+        :meth:`fail_next_requests`) ``seconds`` after they arrive, as a busy Asterisk does when
+        a request waits for an HTTP thread or a lock: one sent later on another connection
+        (a DELETE of what this one creates) may be served first. :attr:`held` counts the
+        requests held meanwhile (0 turns it off)."""
+        self._late = _slow(seconds, method, path)
 
     def slow_media_setup(self, seconds: float, *, times: int | None = None) -> None:
         """Serve a call's media set-up requests (POST ``/channels/externalMedia``,
@@ -202,14 +212,18 @@ class Faults:
         if seconds > 0 and times != 0 and method.upper() == "POST" and _MEDIA_SETUP.match(path):
             self._slow_setup = (seconds, None if times is None else times - 1)
             return seconds
-        if self._slow is None:
-            return 0.0
-        seconds, want, pattern = self._slow
-        if want is not None and method.upper() != want:
-            return 0.0
-        if pattern is not None and not pattern.search(path):
-            return 0.0
-        return seconds
+        return _delay(self._slow, method, path)
+
+    async def hold(self, method: str = "", path: str = "") -> None:
+        """Hold this request before it is served, if :meth:`late_requests` says so."""
+        seconds = _delay(self._late, method, path)
+        if not seconds:
+            return
+        self.held += 1
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.held -= 1
 
     def take_request_failure(self, method: str = "", path: str = "") -> int | None:
         if self._fail_count <= 0:
@@ -261,12 +275,32 @@ class Faults:
         """Turn every fault off."""
         self.stall_until = 0.0
         self.delay_ms = 0.0
-        self._slow = None
+        self._slow = self._late = None
         self._slow_handshakes = (0, 0.0)
         self._slow_setup = (0.0, 0)
         self.drop_next = 0
         self._fail_count = 0
         self.set_rtp(loss=0.0, reorder=0.0, jitter_ms=0.0)
+
+
+_Slow = tuple[float, str | None, re.Pattern[str] | None]
+"""A request delay: seconds, the method it applies to (None: any), the path pattern."""
+
+
+def _slow(seconds: float, method: str | None, path: str | None) -> _Slow | None:
+    pattern = re.compile(path) if path else None
+    return (seconds, method.upper() if method else None, pattern) if seconds > 0 else None
+
+
+def _delay(rule: _Slow | None, method: str, path: str) -> float:
+    if rule is None:
+        return 0.0
+    seconds, want, pattern = rule
+    if want is not None and method.upper() != want:
+        return 0.0
+    if pattern is not None and not pattern.search(path):
+        return 0.0
+    return seconds
 
 
 async def events_handler(sb: Sandbox, request: web.Request) -> web.StreamResponse:
