@@ -10,9 +10,10 @@ from typing import Any
 from aiohttp import web
 from http_kit import local_http
 
+from voxflow.runtime.agent_actions import ActionRequest
 from voxflow.runtime.config import Settings
 from voxflow.runtime.registry import FlowRegistry
-from voxflow.runtime.routes import metadata_secrets, request_fields
+from voxflow.runtime.routes import action_fields, metadata_secrets, request_fields
 from voxflow.runtime.server import FlowServer
 from voxflow.runtime.trace import read_trace
 from voxflow.sandbox.server import Sandbox
@@ -162,3 +163,16 @@ def test_what_a_route_record_shows_of_a_request() -> None:
         "body": {"password": "<redacted>", "items": [1, "sk-<redacted>", "<redacted>"],
                  "who": "ann"},
     }  # fmt: skip
+
+
+def test_what_an_action_route_shows() -> None:
+    """An agent action's request: its name, the model's arguments (a credential-named one
+    redacted), the call id in its URL as ``<call id>``; ``(not prepared)`` when nothing was
+    sent."""
+    req = ActionRequest("POST", "https://crm.example/c-77/t?api_key=k1", (("Cookie", "s=1"),), {})
+    assert action_fields("note", {"text": "hi", "password": "pw"}, req, "c-77") == {
+        "op": "action", "target": "POST https://crm.example/<call id>/t?api_key=<redacted>",
+        "action": "note", "args": {"text": "hi", "password": "<redacted>"},
+        "headers": [["Cookie", "<redacted>"]], "body": {},
+    }  # fmt: skip
+    assert action_fields("note", {}, None, "c-77")["target"] == "(not prepared)"

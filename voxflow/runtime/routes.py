@@ -107,6 +107,8 @@ def action_fields(
     (None: it could not be prepared) for the model's ``args``."""
     values = list(secrets)
     target = f"{req.method} {shown_url(req.url, values)}" if req is not None else "(not prepared)"
+    if call_id:
+        target = target.replace(call_id, CALL_ID)
     out: dict[str, Any] = {"op": "action", "target": target, "action": action}
     out["args"] = _shown(dict(args), values, call_id)
     if req is None:
