@@ -30,9 +30,18 @@ FIRST, RETURNED = "c1:call.ended", "c1:call.ended:returned"
 _WORKER_A = """
 import asyncio, sys
 from voxflow.cluster import ClusterState
+from voxflow.compiler import compile_flow
 from voxflow.runtime.checkpoint import Checkpoint
 from voxflow.runtime.webhook_retry import RetryPolicy
 from voxflow.runtime.webhooks import WebhookSender, build_payload
+
+FLOW = '''flow f "f":
+    answers "100"
+
+state start:
+    answer
+    hangup "done"
+'''
 
 def body(outcome):
     return build_payload("call.ended", call_id="c1", flow="f", metadata={}, webhook_keys=(),
@@ -47,8 +56,10 @@ async def main(url, hooks, secret):
         first = body("unknown")  # sent to the dialplan's queue: its end, retried
         assert await a.claim_end("c1", ("c1:call.ended", first))
         sender.emit_built("call.ended", "c1", "c1:call.ended", first)
-        await a.redis.set("voxflow:away:c1", Checkpoint("h", "menu", {}).to_json())
-        assert await a.come_back("c1")  # the caller came back: the call ends again
+        flow = compile_flow(FLOW, "f.flow").flow
+        fhash = await a.publish(flow)
+        await a.away.keep_away("c1", Checkpoint(fhash, "start", {}), flow)
+        assert await a.away.come_back("c1")  # the caller came back: the call ends again
         second = body("completed")
         assert await a.claim_end("c1", ("c1:call.ended:returned", second))
         sender.emit_built("call.ended", "c1", "c1:call.ended:returned", second)

@@ -200,8 +200,8 @@ async def test_a_per_call_queue_with_an_agent_past_its_wait_is_unknown(
         end = await env.result(call, 20)
         assert end.outcome == "unknown", end
         assert end.reason.startswith("queue desk"), end
-        # Queue() returned CONTINUE to a worker with no call waiting (no Redis: nothing kept
-        # the call; cluster mode resumes it: tests/cluster/test_cluster_per_call_return.py)
+        # Queue() returns CONTINUE once the agent hung up: the call, kept for its return, goes
+        # on at the queue step (tests/e2e/test_e2e_unknown_return.py), and ends
         await call.wait_hangup(15)
 
 

@@ -248,6 +248,7 @@ async def _cluster(
         heartbeat=settings.failover_ttl / 3,
         worker_ttl=settings.failover_ttl,
         unadopted_grace=settings.reconnect_window,
+        away_ttl=settings.away_ttl,
     )
     refused = await _redis_refuses(cluster)
     if refused:

@@ -21,8 +21,8 @@ Keys (``prefix`` defaults to ``voxflow:``):
   the claim's TTL: a worker taking a dead holder's claim over finishes that end from it;
 * ``away:<channel id>``: the checkpoint (with its trip) of a call that ended ``unknown`` (sent
   to the dialplan's queue or transfer, no word from Asterisk since: per-call websockets), kept
-  ``AWAY_TTL`` s: when the caller comes back (an agent hung up), the worker the return reaches
-  makes it the call's checkpoint again and resumes the flow (:meth:`ClusterState.come_back`);
+  ``away_ttl`` s: when the caller comes back (an agent hung up), the worker the return reaches
+  makes it the call's checkpoint again and resumes the flow (:mod:`voxflow.cluster.away`);
 * ``outbox``: a hash of the end-of-call webhooks claimed but not yet delivered
   (:mod:`voxflow.cluster.outbox`: written with the end claim, sent by another worker when
   their worker dies);
@@ -59,6 +59,7 @@ from redis.exceptions import RedisError
 
 from voxflow import faults
 from voxflow.cluster.apphold import AppHold, node_app
+from voxflow.cluster.away import RedisAwayCalls
 from voxflow.cluster.beat import BEAT, parse_beat
 from voxflow.cluster.cancelling import honour_cancel
 from voxflow.cluster.down import DownGate
@@ -70,6 +71,7 @@ from voxflow.cluster.resp import ScriptLink, supported
 from voxflow.cluster.tick import TICK, CallEntry, CallWrites, Script, call_json
 from voxflow.cluster.versions import Versions
 from voxflow.ir.models import Flow
+from voxflow.runtime.away import DEFAULT_AWAY_TTL
 from voxflow.runtime.checkpoint import Checkpoint, Ending
 from voxflow.runtime.webhooks import WebhookSender, outbox_field
 
@@ -79,7 +81,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _RETRY_DELAYS = (0.05, 0.2)
 UNADOPTED_GRACE = 10.0
-AWAY_TTL = 4 * 3600.0  # s an 'unknown' call's checkpoint is kept for its return (away:<id>)
 """Seconds a call of a dead worker may wait for Asterisk to re-connect it (outbound modes;
 ``voxflow run``: ``[cluster] reconnect_window``)."""
 
@@ -115,10 +116,12 @@ class ClusterState:
         socket_timeout: float = 0.5,
         outbox_every: float | None = None,
         unadopted_grace: float = UNADOPTED_GRACE,
+        away_ttl: float = DEFAULT_AWAY_TTL,
     ) -> None:
         """``outbox_every``: how often (s) this worker looks for dead workers' pending
         end-of-call webhooks (default twice the heartbeat); ``unadopted_grace``:
-        :meth:`reap_unadopted`'s default."""
+        :meth:`reap_unadopted`'s default; ``away_ttl``: s a call that ended ``unknown`` is
+        kept for its return (:attr:`away`)."""
         self.url = url
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
         self.prefix = prefix
@@ -159,6 +162,10 @@ class ClusterState:
             poll=min(0.05, heartbeat / 2),
             retry_in=self.gate.retry_in,
         )
+        self.away = RedisAwayCalls(
+            self.redis, self._k, self._op, self.versions.fetch, call_ttl=call_ttl, ttl=away_ttl
+        )
+        """The calls that ended ``unknown``, kept for their return (``CallStore.away``)."""
 
     def _init_bookkeeping(self) -> None:
         """This worker's own records: its calls, error count, tasks and what it has seen."""
@@ -434,35 +441,6 @@ class ClusterState:
         except (ValueError, KeyError, TypeError):
             return False
         return isinstance(worker, str) and worker != self.worker_id
-
-    async def keep_away(self, call_id: str) -> None:
-        """See :meth:`voxflow.runtime.checkpoint.CallStore.keep_away`: ``checkpoint:<id>`` is
-        copied to ``away:<id>`` for ``AWAY_TTL`` s (before :meth:`end` deletes it)."""
-        src, dst = self._k("checkpoint", call_id), self._k("away", call_id)
-
-        async def copy() -> bool:
-            raw = await self.redis.get(src)
-            if raw is not None:
-                await self.redis.set(dst, raw, px=_ms(AWAY_TTL))
-            return raw is not None
-
-        await self._op("keep an away call", copy)
-
-    async def come_back(self, call_id: str) -> bool:
-        """See :meth:`voxflow.runtime.checkpoint.CallStore.come_back`: ``away:<id>`` becomes
-        ``checkpoint:<id>`` again, and the call's end claim and end record go."""
-        away = self._k("away", call_id)
-        raw = await self._op("read an away call", lambda: self.redis.get(away))
-        if raw is None:
-            return False
-
-        async def restore() -> Any:
-            async with self.redis.pipeline(transaction=True) as p:
-                p.set(self._k("checkpoint", call_id), raw, px=_ms(self.call_ttl))
-                p.delete(away, self._k("end", call_id), self._k("ending", call_id))
-                return await p.execute()
-
-        return await self._op("restore an away call", restore) is not None
 
     async def end(self, call_id: str, outcome: str) -> bool:
         """Remove the call's checkpoint and registry entry; True if this worker removed them."""

@@ -10,7 +10,8 @@ checkpoint keeps the main-flow state that called the subflow (which then starts 
 whose ``Start`` event re-enters the state (its prompt plays again; nothing before it repeats).
 
 :class:`CallStore` is where a :class:`~voxflow.runtime.server.FlowServer` keeps its calls'
-checkpoints (``voxflow.cluster`` implements it over Redis); without one nothing is stored.
+checkpoints (``voxflow.cluster`` implements it over Redis); without one nothing is stored but
+the checkpoints of calls that ended ``unknown`` (:class:`AwayCalls`, kept in memory).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from voxflow.runtime.trips import TRIP_TAGS, trip_event, trip_of
 from voxflow.runtime.webhooks import WebhookSender
 
 __all__ = [
+    "AwayCalls",
     "CallStore",
     "Checkpoint",
     "Ending",
@@ -290,6 +292,27 @@ def ended_state(
     return replace(resumed, status="running", entries=entries, call=info, end=end)
 
 
+class AwayCalls(Protocol):
+    """The calls that ended ``unknown`` (sent to the dialplan's queue or transfer, and no word
+    from Asterisk since: per-call websockets), each kept with the checkpoint of the trip it
+    left on, for a bounded time (``[run] away_ttl``), in case the caller comes back (a queue's
+    ``CONTINUE`` once the agent hung up): the flow then goes on at that step. In Redis for a
+    cluster (``voxflow.cluster.away``), else in the process's memory
+    (:class:`voxflow.runtime.away.LocalAwayCalls`)."""
+
+    async def keep_away(self, call_id: str, at: Checkpoint, flow: Flow) -> None:
+        """The call ended ``unknown`` while out on the trip ``at`` records (``at.trip``) on
+        flow version ``flow``: keep them for :meth:`come_back`. Never raises."""
+        ...
+
+    async def come_back(self, call_id: str) -> tuple[Checkpoint, Flow] | None:
+        """The call came back from the dialplan: its kept checkpoint and flow version, taken
+        (a second return finds nothing); None when none is kept (never kept, expired, or
+        unreadable). A store that claims ends releases the call's end claim: the resumed
+        call ends again. Never raises."""
+        ...
+
+
 class CallStore(Protocol):
     """Where a FlowServer keeps its calls' registry entries and checkpoints."""
 
@@ -314,15 +337,9 @@ class CallStore(Protocol):
         """The calls of ``call_ids`` the store names another worker for, in one read."""
         ...
 
-    async def keep_away(self, call_id: str) -> None:
-        """The call ended ``unknown`` (away in the dialplan, no word from Asterisk): keep its
-        checkpoint, with its trip, for :meth:`come_back` (for a bounded time)."""
-        ...
-
-    async def come_back(self, call_id: str) -> bool:
-        """A call that ended ``unknown`` came back from the dialplan: its kept checkpoint is its
-        checkpoint again and its end is no longer claimed (the resumed call ends again); False
-        when none is kept."""
+    @property
+    def away(self) -> AwayCalls:
+        """The calls that ended ``unknown``, kept for their return (cluster-wide)."""
         ...
 
     def let_go(self, call_id: str, *, pending: bool = True) -> None:

@@ -16,6 +16,7 @@
     default_flow = "main_ivr"     # flow name used when no flow declares the dialed number
     grace_period = 30             # seconds calls may finish after SIGINT/SIGTERM
     hangup_timeout = 60           # seconds a call's on hangup body may run after it ended
+    away_ttl = 3600               # s a call that ended 'unknown' is kept for its return (0-86400)
     trace_dir = "traces"
     max_steps = 1000              # step budget between two waits, per call
 
@@ -70,6 +71,7 @@ from urllib.parse import urlsplit
 from voxflow.errors import ConfigError
 from voxflow.media.pacing import GC_MODES, PACERS
 from voxflow.redact import url_for_log
+from voxflow.runtime.away import DEFAULT_AWAY_TTL, MAX_AWAY_TTL
 from voxflow.runtime.hangup_work import DEFAULT_HANGUP_TIMEOUT, check_hangup_timeout
 from voxflow.runtime.webhook_retry import RetryPolicy
 
@@ -112,6 +114,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("run", "default_flow"): "default_flow",
     ("run", "grace_period"): "grace_period",
     ("run", "hangup_timeout"): "hangup_timeout",
+    ("run", "away_ttl"): "away_ttl",
     ("run", "trace_dir"): "trace_dir",
     ("run", "max_steps"): "max_steps",
     ("webhooks", "url"): "webhook_url",
@@ -174,6 +177,10 @@ class Settings:
     hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT
     """Seconds a call's ``on hangup`` body may run after the call ended; a body still running
     then is cut, and its call's end says so (:mod:`voxflow.runtime.hangup_work`)."""
+    away_ttl: float = DEFAULT_AWAY_TTL
+    """Seconds a call that ended ``unknown`` (per-call websockets: out in the dialplan's queue
+    or transfer, no word from Asterisk) is kept for its return: a caller back within it goes on
+    with the flow (in this process's memory, or Redis in cluster mode); 0: none is kept."""
     trace_dir: str | None = None
     max_steps: int = 1000
     webhook_url: str | None = None
@@ -289,6 +296,8 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return check_hangup_timeout(value, origin)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    if name == "away_ttl":
+        return _away_ttl(value, origin)
     if name in ("grace_period",):
         try:
             v = float(value)
@@ -328,6 +337,19 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     if value == "" and default is None:
         return None
     return value
+
+
+def _away_ttl(value: Any, origin: str) -> float:
+    """``[run] away_ttl``: seconds, 0 to :data:`~voxflow.runtime.away.MAX_AWAY_TTL`."""
+    try:
+        ttl = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{origin}: expected a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not 0 <= ttl <= MAX_AWAY_TTL:
+        raise ConfigError(
+            f"{origin}: must be between 0 (keep none) and {MAX_AWAY_TTL:g} seconds, got {value!r}"
+        )
+    return ttl
 
 
 _RETRY_LIMITS: dict[str, tuple[float, float, str]] = {

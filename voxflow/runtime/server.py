@@ -19,21 +19,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voxflow import observe
-from voxflow.errors import AiNotConfiguredError, CallError, ConfigError
+from voxflow.errors import CallError, ConfigError
 from voxflow.ir.models import Flow
 from voxflow.ir.prompts import StaticPrompt, static_prompts
 from voxflow.redact import is_secret_name, live_values
-from voxflow.runtime.agent_memory import conversation, restore
+from voxflow.runtime.away import LocalAwayCalls
 from voxflow.runtime.checkpoint import (
+    AwayCalls,
     CallStore,
     Checkpoint,
     Ending,
-    checkpoint_of,
     ended_state,
     ending_checkpoint,
     flow_hash,
     resume_state,
     resume_trip,
+)
+from voxflow.runtime.checkpointing import (
+    agent_checkpoints,
+    checkpointer,
+    kept_for_return,
+    restore_agent,
 )
 from voxflow.runtime.config import Settings
 from voxflow.runtime.driver import AgentRunner, CallDriver, EndClaim, TranscriptLine
@@ -87,6 +93,11 @@ class FlowServer:
         ``store`` (cluster mode): the calls' registry and checkpoints; a call that has a
         checkpoint there resumes at its checkpointed state on the flow version it started on."""
         self.store = store
+        self.away: AwayCalls = LocalAwayCalls(settings.away_ttl) if store is None else store.away
+        """The calls that ended ``unknown``, kept for their return: in this process's memory,
+        or (cluster mode) in Redis."""
+        if isinstance(self.away, LocalAwayCalls):  # a call back that it keeps gets a session
+            app.takes_return = self.away.__contains__
         if store is not None:  # calls Asterisk re-connects from a dead worker resume here
             app.adopt_link_orphans = True
             app.adopt_returns = True  # a dead worker's call back from the dialplan goes on here
@@ -96,7 +107,7 @@ class FlowServer:
         self.resumed = 0  # calls resumed from a checkpoint (metrics)
         self.handed_over = 0  # calls handed over to another worker while draining (metrics)
         self._lost_links: set[asyncio.Task[None]] = set()  # see _links_lost
-        self._after_unknown: set[str] = set()  # calls back after they ended 'unknown'
+        self._after_unknown: dict[str, Checkpoint] = {}  # back after they ended 'unknown'
         self._down: dict[str, CallSession] = {}  # calls whose link is down (see _links_down)
         self._watcher: asyncio.Task[None] | None = None  # reads their registry entries
         self.ended_for_dead = 0  # ends run for a dead worker's call whose channel was gone
@@ -186,32 +197,36 @@ class FlowServer:
         else:
             fv = await self._route(session.called_number)
         if fv is None or not self.accepting:
+            self._after_unknown.pop(str(session.id), None)
             log.warning("call %s to %r: no flow takes it", session.id, session.called_number)
             await session.hangup("normal")
             return
         await self._run_call(fv, session)
 
     async def _returned(self, session: CallSession) -> FlowVersion | None:
-        """The flow version a call back from its dead worker's trip goes on with: the one its
-        checkpoint is pinned to (its dialled number is the dialplan's now); None when it has no
-        checkpoint of that trip or the version is unreadable."""
+        """The flow version a call back from the dialplan goes on with: the one its checkpoint
+        of the trip is pinned to (its dialled number is the dialplan's now), that of its dead
+        worker (cluster mode) or the one kept when it ended ``unknown`` (:attr:`away`); None
+        when it has no checkpoint of that trip or the version is unreadable."""
         sid, store = str(session.id), self.store
         cp = None if store is None else await store.checkpoint(sid)
-        if store is not None and (cp is None or cp.trip is None) and await store.come_back(sid):
+        if store is not None and cp is not None and cp.trip is not None:
+            flow = await store.flow(cp.flow_hash)  # its worker died while it was out
+        else:
+            back = await self.away.come_back(sid)
+            if back is None:
+                log.warning("call %s came back: nothing of it is kept to go on with", sid)
+                return None
             log.warning("call %s came back after it ended 'unknown': its flow goes on", sid)
-            self._after_unknown.add(sid)  # its second call.ended takes a key of its own
-            cp = await store.checkpoint(sid)  # the trip it left on, kept at that end
-        if self.store is None or cp is None or cp.trip is None:
-            log.warning("call %s came back with no trip of it to go on with", sid)
-            return None
-        flow = await self.store.flow(cp.flow_hash)
+            cp, flow = back
+            self._after_unknown[sid] = cp  # its second call.ended takes a key of its own
         if flow is None:
             log.warning("call %s came back: its flow version %s is unreadable", sid, cp.flow_hash)
             return None
         local = self.registry.get(flow.name)
-        if local is not None:
-            return local
-        return FlowVersion(flow, Path(f"<released {cp.flow_hash[:12]}>"), 0, 0)
+        if local is not None and (store is not None or local.flow is flow):
+            return local  # (cluster mode: the call's begin gives its pinned version)
+        return FlowVersion(flow, Path(f"<version {cp.flow_hash[:12]}>"), 0, 0)
 
     async def call_out(
         self,
@@ -265,51 +280,23 @@ class FlowServer:
             return flow, fhash, None
         return pinned, self._hash(pinned), cp
 
-    def _checkpointer(
-        self, sid: str, fhash: str, session: CallSession, running: list[CallDriver[CallSession]]
-    ) -> Callable[[RunState], None]:
-        """The driver's ``after_step``: a new checkpoint whenever it changed (with the agent's
-        conversation once an agent step ran). A step that left the (immutable) run state as it
-        was builds nothing, unless the call's QUEUE_PRIO of before was read meanwhile (the
-        session calls it then: a queue step's trip is checkpointed before the step reads it)."""
-        assert self.store is not None
-        store = self.store
-        last: list[Checkpoint | None] = [None]
-        seen: list[RunState | None] = [None]
-
-        def save(state: RunState) -> None:
-            agent: tuple[tuple[str, str], ...] = ()
-            prio = session.queue_prio_before
-            if running and running[0].agent_used:
-                with contextlib.suppress(AiNotConfiguredError):
-                    agent = conversation(session.agent)
-            elif state is seen[0] and (last[0] is None or last[0].queue_prio == prio):
-                return
-            seen[0] = state
-            flow = running[0].flow if running else None  # the call's pinned version
-            cp = checkpoint_of(state, fhash, agent, flow, prio)
-            if cp is not None and cp != last[0]:
-                last[0] = cp
-                store.save(sid, cp)
-
-        session.on_queue_prio = lambda: save(running[0].state) if running else None
-        return save
-
     async def _run_call(self, fv: FlowVersion, session: CallSession) -> End:
-        flow, cp, sid, fhash = fv.flow, None, str(session.id), ""
-        after_step = None
+        sid = str(session.id)
+        flow, back = fv.flow, self._after_unknown.pop(sid, None)
+        fhash, cp = self._hash(flow), back  # without a store: the checkpoint kept for its return
         running: list[CallDriver[CallSession]] = []  # the redactor reads its state
+        trip: list[Checkpoint | None] = [None]  # kept for its return if it ends 'unknown'
         if self.store is not None:
             flow, fhash, cp = await self._begin(flow, sid)
             if cp is not None:
                 observe.moment("checkpoint", sid)
                 if await self.store.end_claimed_elsewhere(sid):
                     return await self._ended_before(session, fhash, cp)
-            after_step = self._checkpointer(sid, fhash, session, running)
+        after_step = checkpointer(self.store, sid, fhash, session, running, trip)
         redactor = Redactor(flow, lambda: running[0].state if running else None)
         sink = self._transcript_sink(sid, redactor)
-        if after_step is not None:
-            sink = _agent_checkpoints(sink, after_step, running)
+        if self.store is not None:
+            sink = agent_checkpoints(sink, after_step, running)
         driver = CallDriver(
             flow,
             session,
@@ -325,8 +312,7 @@ class FlowServer:
             journal=None if self.store is None else _journal(self.store, sid),
             hangup_timeout=self.settings.hangup_timeout,
         )
-        if sid in self._after_unknown:
-            self._after_unknown.discard(sid)
+        if back is not None:
             driver.ended_key = f"{sid}:call.ended:returned"
         if cp is not None:
             self._resume(driver, session, cp)
@@ -346,7 +332,7 @@ class FlowServer:
             elif self.store is not None and await self.store.moved(sid):
                 self.store.let_go(sid, pending=False)  # its entry is that worker's: it stays
                 return end
-            await self._ended(sid, end)
+            await self._ended(sid, end, kept_for_return(driver, trip[0]))
             return end
         except asyncio.CancelledError:
             # The app cancels a handler still running after its call ended (its grace, past
@@ -354,7 +340,7 @@ class FlowServer:
             if driver.outcome is not None and not driver.handed_over:
                 if not driver.ended_elsewhere:
                     self.results[str(session.id)] = driver.outcome
-                await self._ended(sid, driver.outcome)
+                await self._ended(sid, driver.outcome, kept_for_return(driver, trip[0]))
             raise
         finally:
             self.webhooks.redactors.pop(str(session.id), None)
@@ -416,7 +402,7 @@ class FlowServer:
             op = cp.trip["op"] if cp.trip else ""
             log.info("call %s goes on at its %s step in state %s", sid, op, cp.state)
             session.queue_prio_before = cp.queue_prio
-            _restore_agent(session, cp)
+            restore_agent(session, cp)
             return
         try:
             driver.state = resume_state(flow, driver.state, cp)
@@ -428,7 +414,7 @@ class FlowServer:
         observe.moment("entered", sid)
         log.info("call %s resumes in state %s of flow %s", sid, cp.state, flow.name)
         session.queue_prio_before = cp.queue_prio
-        _restore_agent(session, cp)
+        restore_agent(session, cp)
 
     async def end_unserved(
         self, sid: str, fhash: str, cp: Checkpoint | None, webhook: bool = True
@@ -510,13 +496,14 @@ class FlowServer:
         await self._ended(sid, end)
         return end
 
-    async def _ended(self, sid: str, end: End) -> None:
-        """Cluster mode: the call's checkpoint and registry entry go (once, across workers);
-        that of a call that ended ``unknown`` (away, no word from Asterisk) is kept for its
-        return (``CallStore.keep_away``): the worker that return reaches resumes it."""
+    async def _ended(self, sid: str, end: End, kept: tuple[Checkpoint, Flow] | None = None) -> None:
+        """The checkpoint of a call that ended ``unknown`` (away, no word from Asterisk) and
+        its flow version, ``kept``, are kept for its return (:attr:`away`): where the return
+        reaches (this process; any worker in cluster mode) the flow goes on. Cluster mode: the
+        call's checkpoint and registry entry go (once, across workers)."""
+        if kept is not None and end.outcome == "unknown":
+            await asyncio.shield(self.away.keep_away(sid, *kept))
         if self.store is not None:
-            if end.outcome == "unknown":
-                await asyncio.shield(self.store.keep_away(sid))
             await asyncio.shield(self.store.end(sid, end.outcome))
 
     async def serve(self, stop: asyncio.Event) -> None:
@@ -721,35 +708,6 @@ class FlowServer:
             self.warm(fv.flow for fv in loaded)
             if (loaded or self.registry.problems != before) and self.on_reload is not None:
                 self.on_reload(self.registry)
-
-
-def _agent_checkpoints(
-    sink: Callable[[TranscriptLine], None] | None,
-    save: Callable[[RunState], None],
-    running: list[CallDriver[CallSession]],
-) -> Callable[[TranscriptLine], None]:
-    """A transcript sink that also checkpoints after each line of an agent conversation (it
-    grows without a step; the save runs on the next loop turn, once the agent has added the
-    line to its history)."""
-    loop = asyncio.get_running_loop()
-
-    def on_line(line: TranscriptLine) -> None:
-        if sink is not None:
-            sink(line)
-        if running and running[0].agent_used and line[1] != "system":
-            loop.call_soon(lambda: save(running[0].state))
-
-    return on_line
-
-
-def _restore_agent(session: CallSession, cp: Checkpoint) -> None:
-    """Give a resumed call's agent the conversation of its checkpoint."""
-    if not cp.agent:
-        return
-    try:
-        restore(session.agent, cp.agent)
-    except AiNotConfiguredError:
-        log.warning("call %s: no LLM here: its agent conversation is not resumed", session.id)
 
 
 def _claimer(store: CallStore, sid: str, fhash: str, *, here: bool = True) -> EndClaim:

@@ -188,6 +188,9 @@ class VoxtraApp:
         self.links_down: Callable[[list[CallSession]], None] | None = None
         # cluster mode: a call back from a dead worker's trip gets a session (CallSession.returned)
         self.adopt_returns = False
+        self.takes_return: Callable[[str], bool] | None = None
+        """Without cluster mode: whether a call back from the dialplan with no session here
+        gets one (``CallSession.returned``): the FlowServer kept it after it ended ``unknown``."""
         self.prefetch: Callable[[list[str]], Awaitable[None]] | None = None
         """Called by the orphan sweep with the calls it is about to adopt (cluster mode: their
         checkpoints are read at once, while the bridges holding them are removed)."""

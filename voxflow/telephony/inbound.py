@@ -87,15 +87,19 @@ def on_stasis_start(
         existing._on_event(event)
         return
     if event.args and event.args[0] in RETURN_TAGS:
-        if app.adopt_returns and not app._closing:  # its worker died: the handler resumes
-            log.info("call %s came back (%s) from its dead worker's trip", channel.id,
-                     ",".join(event.args))  # fmt: skip
+        kept = app.takes_return is not None and app.takes_return(channel.id)
+        if (app.adopt_returns or kept) and not app._closing:  # the handler goes on with it
+            log.info("call %s came back (%s) from its %s", channel.id, ",".join(event.args),
+                     "trip" if kept else "dead worker's trip")  # fmt: skip
             handler, _ = pick_handler(app, channel)
             start_call(app, channel, handler, {}, rest, ari_app, returned=tuple(event.args))
             return
-        # sent back by the shipped dialplan, but no call waits for it (it ended here)
-        log.warning("call %s came back (%s) with no call waiting; hanging up", channel.id,
-                    ",".join(event.args))  # fmt: skip
+        # sent back by the shipped dialplan, but no call waits for it (it ended here, or in a
+        # process before a restart, and was not kept: without --redis nothing is shared)
+        log.warning("call %s came back (%s) with no call waiting and nothing of it is kept "
+                    "here (a call goes on only after it ended 'unknown' in this process within "
+                    "[run] away_ttl, or on any worker in cluster mode: was this process "
+                    "restarted?); hanging up", channel.id, ",".join(event.args))  # fmt: skip
         app._spawn(_reject(app, channel.id), f"reject-{channel.id}")
         return
     if (
