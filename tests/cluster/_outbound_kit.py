@@ -235,21 +235,30 @@ async def settled(
         raise AssertionError(f"left: {sb.pbx.channels} {sb.pbx.bridges}") from None
 
 
+CLOSE_AFTER_END = 3.0
+"""Seconds after a call's StasisEnd the node closes its per-call socket: Asterisk 22's
+(/work/shared/ari/observed-behaviour.md, outbound websockets). A call that comes back from the
+dialplan within them re-enters Stasis on a new socket while the old one is still open."""
+
+
 def outbound_ws(port: int, kind: str) -> OutboundWebsocket:
-    """The sandbox's websocket_client.conf for HAProxy on ``port`` (quick reconnects)."""
+    """The sandbox's websocket_client.conf for HAProxy on ``port`` (quick reconnects; per-call
+    sockets closed :data:`CLOSE_AFTER_END` s after their call's StasisEnd)."""
     return OutboundWebsocket(
         "voxflow", f"ws://127.0.0.1:{port}/voxflow", WS_USER, WS_PASSWORD,
-        connection_type=kind, reconnect_interval=0.2, reconnect_attempts=4, close_after_end=0.2,
+        connection_type=kind, reconnect_interval=0.2, reconnect_attempts=4,
+        close_after_end=CLOSE_AFTER_END,
     )  # fmt: skip
 
 
 def connect_per_call(sb: Sandbox, port: int) -> None:
     """Make ``sb`` connect out per call to ``port`` (a balancer in front of in-process
-    :func:`per_call_worker` s), quick to retry and to close after the call's StasisEnd."""
+    :func:`per_call_worker` s), quick to retry; each socket closed :data:`CLOSE_AFTER_END` s
+    after its call's StasisEnd."""
     sb.add_outbound_websocket(OutboundWebsocket(
         "voxflow", f"ws://127.0.0.1:{port}/voxflow", "asterisk", "secret",
         connection_type="per_call_config", reconnect_interval=0.05, reconnect_attempts=4,
-        close_after_end=0.1,
+        close_after_end=CLOSE_AFTER_END,
     ))  # fmt: skip
 
 
