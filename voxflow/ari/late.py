@@ -72,8 +72,8 @@ class LateRequests:
         self.closed = closed
 
     async def _late(self, op: Callable[[float | None], Awaitable[T]], what: str) -> T:
-        """``op`` given its deadline, sent again with twice the deadline after a timeout while
-        the media is open."""
+        """``op`` given its deadline, sent again with twice the deadline after a timeout until
+        ``closed()``."""
 
         async def attempt(deadline: float | None) -> T:
             if self.closed():
