@@ -220,3 +220,26 @@ async def test_a_set_up_that_finally_fails_removes_what_asterisk_made() -> None:
                 break
             await asyncio.sleep(0.05)
         assert not any(c.startswith("vf-em-") for c in rig.sb.pbx.channels)
+
+
+async def test_a_failed_set_up_sends_its_bridge_no_more_and_removes_it() -> None:
+    """externalMedia is refused (500) while the bridge's answer is late: the set-up fails at
+    once, the bridge is not sent again (its request in flight is waited for), and the bridge
+    Asterisk made is removed (the rig checks nothing is left)."""
+
+    async def body(call: CallSession) -> PromptResult:
+        rig.sb.faults.slow_media_setup(LATE)
+        path = "^/channels/externalMedia$"
+        rig.sb.faults.fail_next_requests(1, 500, method="POST", path=path)
+        return await call.say("Welcome.")
+
+    async with _rig() as rig:
+        await rig.call(body)
+        with pytest.raises(AriServerError):
+            await rig.result()
+        assert len(_posts(rig, "/bridges")) == 1
+        for _ in range(100):
+            if not rig.sb.pbx.bridges:
+                break
+            await asyncio.sleep(0.05)
+        assert rig.sb.pbx.bridges == {}
