@@ -103,6 +103,12 @@ async def test_a_caller_back_after_an_unknown_end_resumes_in_the_same_process(
     records = read_trace(traces / f"{call.id}.jsonl")
     outcomes = [r["outcome"] for r in records if r["type"] == "call.ended"]
     assert outcomes == ["unknown", "completed"]
+    first, second = [r for r in records if r["type"] == "call.started"]
+    assert "returned" not in first
+    assert second["returned"].startswith("queue-return,CONTINUE,")
+    assert second["after_unknown"] is True
+    assert second["called"] == first["called"] == "100"  # not the dialplan's 'queue'
+
     assert not env.server.away, "the kept checkpoint is taken by the return"
 
 

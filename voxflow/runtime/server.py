@@ -302,7 +302,7 @@ class FlowServer:
             session,
             http=self.http,
             webhooks=self.webhooks,
-            trace=self._call_trace(fv, session, redactor),
+            trace=self._call_trace(fv, session, redactor, cp, back is not None),
             max_steps=self.settings.max_steps,
             on_transcript=sink,
             agent_runner=self.agent_runner,
@@ -349,9 +349,19 @@ class FlowServer:
             if not self.drivers:
                 self._idle.set()
 
-    def _call_trace(self, fv: FlowVersion, session: CallSession, redactor: Redactor) -> CallTrace:
+    def _call_trace(
+        self,
+        fv: FlowVersion,
+        session: CallSession,
+        redactor: Redactor,
+        cp: Checkpoint | None = None,
+        after_unknown: bool = False,
+    ) -> CallTrace:
         """The call's trace (redacted), opened with its ``call.started`` record; a null trace
-        without ``trace_dir``."""
+        without ``trace_dir``. A call back from the dialplan (``session.returned``) to go on
+        at checkpoint ``cp`` records the Stasis arguments it came back with (``returned``), the
+        number it called first (the dialplan's extension is its number now) and whether it had
+        ended ``unknown`` (``after_unknown``: its trace has that first end)."""
         if not self.settings.trace_dir:
             return NullTrace()
         trace = RedactingTrace(
@@ -359,12 +369,16 @@ class FlowServer:
             redactor,
         )
         outbound = session.direction is CallDirection.OUTBOUND
+        back: dict[str, Any] = {}
+        if session.returned and cp is not None:
+            back = {"returned": ",".join(session.returned), "after_unknown": after_unknown}
+        called = cp.call[1] if back and cp is not None and len(cp.call) == 3 else None
         trace.write(
             "call.started",
             flow=fv.flow.name,
             version=fv.version,
             caller=session.caller_id,
-            called=session.called_number,
+            called=called or session.called_number,
             direction="outbound" if outbound else "inbound",
             speech=session.providers.stt is not None,
             metadata=_traced_metadata(session.metadata),
@@ -372,6 +386,7 @@ class FlowServer:
             hangup_timeout=self.settings.hangup_timeout,  # the on hangup body's ceiling
             routes=True,  # this trace has route records (voxflow.runtime.routes)
             requests=True,  # ... with what requests sent, and agents' action requests
+            **back,
         )
         return trace
 
