@@ -156,3 +156,13 @@ def test_credentials_in_the_ari_url_are_refused_without_echoing_them(tmp_path: P
     msg = str(err.value)
     assert msg.startswith("--ari-url: ") and "--ari-user" in msg, msg
     assert "Hunter2pw" not in msg and "asterisk:" not in msg
+
+
+def test_media_choices_are_the_media_paths() -> None:
+    """config.py writes the pacer and gc choices out (so reading settings loads no media path):
+    they are media.pacing's, default first."""
+    from voxflow.media import pacing
+    from voxflow.runtime import config
+
+    assert config.PACERS == pacing.PACERS
+    assert config.GC_MODES == pacing.GC_MODES

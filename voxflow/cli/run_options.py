@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
-import click
-
 from voxflow.cli.diag import warn
+from voxflow.cli.messages import EXIT_CONFIG, fail
 from voxflow.cli.run_call import parse_meta
 from voxflow.cli.run_caller import EXIT_FLOW
 from voxflow.errors import (
@@ -42,13 +40,7 @@ __all__ = [
     "settings_dict",
 ]
 
-EXIT_CONFIG, EXIT_ARI = 2, 3
-
-
-def fail(message: str, code: int) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+EXIT_ARI = 3
 
 
 _SANDBOX_ONLY = {"caller_script": "--caller", "dialed": "--to", "caller_number": "--from",

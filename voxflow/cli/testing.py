@@ -1,20 +1,45 @@
 """``voxflow test`` (flow scenarios in virtual time, coverage, JUnit) and ``voxflow replay``.
 
+Both read the settings that change what a call does (``voxflow.runtime.config.CALL_SETTINGS``:
+``[run] hangup_timeout``, ``max_steps``) as ``voxflow run`` does: ``--config FILE``, else
+``./voxflow.toml``, and the environment, with its validation and its errors (exit 2).
+
 Exit codes: 0 every scenario passed (and coverage met ``--min-coverage``), 1 a scenario failed,
 a file did not load, coverage was too low or a replay differs, 2 usage errors (a ``--junit``
-file that cannot be written among them).
+file that cannot be written, bad settings among them).
 """
 
 from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from voxflow.cli.messages import EXIT_CONFIG, fail
 from voxflow.errors import ConfigError, FlowCheckError
 
+if TYPE_CHECKING:
+    from voxflow.runtime.config import Settings
+
 __all__ = ["replay_command", "test_command"]
+
+_CONFIG_HELP = (
+    "Settings file, as voxflow run's: its [run] hangup_timeout and max_steps apply "
+    "[default: ./voxflow.toml if present]"
+)
+
+
+def _settings(config_path: Path | None, hangup_timeout: float | None = None) -> Settings:
+    """The settings as ``voxflow run`` reads them (command line over environment over
+    ``voxflow.toml``); ``error: ...`` and exit 2 for a bad one, as run's."""
+    from voxflow.runtime.config import load_settings
+
+    try:
+        return load_settings({"hangup_timeout": hangup_timeout}, config_path=config_path)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
 
 
 @click.command("test")
@@ -42,7 +67,14 @@ __all__ = ["replay_command", "test_command"]
     default=None,
     metavar="SECONDS",
     help="Seconds an `on hangup` body may run (as voxflow run's --hangup-timeout); a scenario "
-    "whose body is cut fails. [default: 60]",
+    "whose body is cut fails. [default: [run] hangup_timeout, else 60]",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help=_CONFIG_HELP,
 )
 def test_command(
     paths: tuple[str, ...],
@@ -52,6 +84,7 @@ def test_command(
     verbose: bool,
     select: str | None,
     hangup_timeout: float | None,
+    config_path: Path | None,
 ) -> None:
     """Run the flow scenarios (*.test.yaml) under PATHS in virtual time.
 
@@ -62,26 +95,26 @@ def test_command(
       voxflow test flows --coverage --min-coverage 90 --junit out.xml
 
     \b
-    Exit codes: 0 every scenario passed (and coverage met --min-coverage),
-    1 a scenario failed, a file did not load or coverage is too low, 2 usage errors.
-    """
-    # the runner (compiler, runtime, simulator) loads here, so `test --help` does not load it
-    from voxflow.runtime.hangup_work import DEFAULT_HANGUP_TIMEOUT, check_hangup_timeout
-    from voxflow.testing.runner import format_report, junit_xml, run_paths
+    The calls run with voxflow run's settings [run] hangup_timeout and
+    max_steps (--config FILE, else ./voxflow.toml, and the environment).
 
-    ceiling = DEFAULT_HANGUP_TIMEOUT
-    if hangup_timeout is not None:
-        try:
-            ceiling = check_hangup_timeout(hangup_timeout, "--hangup-timeout")
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
+    \b
+    Exit codes: 0 every scenario passed (and coverage met --min-coverage),
+    1 a scenario failed, a file did not load or coverage is too low, 2 usage
+    errors and bad settings.
+    """
+    settings = _settings(config_path, hangup_timeout)
+    # the runner (compiler, runtime, simulator) loads here, so `test --help` does not load it
+    from voxflow.testing.runner import format_report, junit_xml, run_paths
 
     # What is loaded by now (modules, the grammar, pydantic's validators) outlives the run: out
     # of the cyclic GC's sight while the scenarios run, its collections walk only what the
     # scenarios allocate (~10% of a scenario's CPU time, bench/flow_tests.py).
     gc.freeze()
     try:
-        run = run_paths(paths, select, hangup_timeout=ceiling)
+        run = run_paths(
+            paths, select, hangup_timeout=settings.hangup_timeout, max_steps=settings.max_steps
+        )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     finally:
@@ -119,10 +152,20 @@ def test_command(
     default=None,
     help="The flow to replay against (default: the one the trace names).",
 )
-def replay_command(trace: str, flow_path: str | None) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Settings file, as voxflow run's: its [run] hangup_timeout and max_steps apply "
+    "where the trace does not record the call's [default: ./voxflow.toml if present]",
+)
+def replay_command(trace: str, flow_path: str | None, config_path: Path | None) -> None:
     """Re-run a call trace (voxflow run --trace DIR) in the simulator and show what differs.
 
-    The call replays with the trace's own start time, caller and called number.
+    The call replays with the trace's own start time, caller and called number,
+    and the on hangup ceiling and step budget it ran with (a trace that does
+    not record them: voxflow run's settings, --config FILE or ./voxflow.toml).
     Compared: the states entered, the prompts, the routing (dial/transfer
     targets, queues, HTTP requests with their headers and bodies, the requests
     an agent's actions sent, recordings) and how the call ended.
@@ -133,12 +176,13 @@ def replay_command(trace: str, flow_path: str | None) -> None:
 
     \b
     Exit codes: 0 the flow behaves as in the trace, 1 it differs or the trace
-    or flow cannot be read.
+    or flow cannot be read, 2 bad settings.
     """
+    settings = _settings(config_path)
     from voxflow.testing.replay import replay_trace
 
     try:
-        report = replay_trace(trace, flow_path)
+        report = replay_trace(trace, flow_path, settings=settings)
     except (ConfigError, FlowCheckError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(report.render())

@@ -16,9 +16,11 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from voxflow.ir.models import Flow
-from voxflow.runtime.checkpoint import Checkpoint
+if TYPE_CHECKING:  # annotations only: the settings (voxflow test) read the TTLs without them
+    from voxflow.ir.models import Flow
+    from voxflow.runtime.checkpoint import Checkpoint
 
 __all__ = ["AWAY_LIMIT", "DEFAULT_AWAY_TTL", "MAX_AWAY_TTL", "LocalAwayCalls"]
 

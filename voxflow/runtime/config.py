@@ -54,6 +54,9 @@ Environment: ``VOXFLOW_ARI_URL``, ``VOXFLOW_ARI_USER``, ``VOXFLOW_ARI_PASSWORD``
 ``VOXFLOW_WEBHOOK_URL``, ``VOXFLOW_WEBHOOK_SECRET``, ``VOXFLOW_RTP_HOST``,
 ``VOXFLOW_RTP_ADVERTISE``, ``VOXFLOW_RTP_PORTS``, ``VOXFLOW_REDIS_URL``. Every problem raises
 :class:`ConfigError` with a one-line message naming where the bad value came from.
+
+``voxflow test`` and ``voxflow replay`` read the same settings the same way (``--config``, else
+``./voxflow.toml``, and the environment; the same errors) and use those of :data:`CALL_SETTINGS`.
 """
 
 from __future__ import annotations
@@ -69,17 +72,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from voxflow.errors import ConfigError
-from voxflow.media.pacing import GC_MODES, PACERS
 from voxflow.redact import url_for_log
 from voxflow.runtime.away import DEFAULT_AWAY_TTL, MAX_AWAY_TTL
 from voxflow.runtime.hangup_work import DEFAULT_HANGUP_TIMEOUT, check_hangup_timeout
 from voxflow.runtime.webhook_retry import RetryPolicy
 
 __all__ = [
+    "CALL_SETTINGS",
     "DEFAULT_RTP_PORTS",
     "DRAIN_RULES",
     "ENV_VARS",
+    "GC_MODES",
     "MODES",
+    "PACERS",
     "Settings",
     "listen_host",
     "load_settings",
@@ -154,6 +159,22 @@ _CLI_NAMES = {
 DEFAULT_RTP_PORTS = "40000-40999"
 """voxflow's RTP ports: outside Asterisk's rtp.conf default (rtpstart 10000 - rtpend 20000), so
 both can run on one host."""
+CALL_SETTINGS = ("hangup_timeout", "max_steps")
+"""The settings that change what a call does as the interpreter runs it: the ``on hangup``
+body's ceiling and the step budget between two waits. ``voxflow test`` and ``voxflow replay``
+run scenarios with them (replay: the trace's values when its ``call.started`` has them). The
+others do not reach the interpreter: telephony (ARI, RTP, media, cluster), the worker
+(``grace_period``, ``trace_dir``, ``away_ttl``: a call back after ``unknown``, which a simulated
+call never ends), routing (``default_flow``: a scenario names its flow), the
+sandbox's call (``[sandbox]``: a scenario gives its own time and numbers) and webhooks (sent
+after the fact: a call never waits for one)."""
+PACERS = ("thread", "loop")
+"""``[media] pacer``'s choices, the first the default: :data:`voxflow.media.pacing.PACERS`, written
+out here so that reading the settings (``voxflow test``) loads no media path (numpy among it);
+``tests/runtime/test_runtime_config.py`` keeps the two equal."""
+GC_MODES = ("slack", "python", "freeze", "sized", "sized-freeze")
+"""``[media] gc``'s choices, the first the default: :data:`voxflow.media.pacing.GC_MODES` (as
+:data:`PACERS`)."""
 _PORTS_RE = re.compile(r"^(\d{1,5})-(\d{1,5})$")
 _APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -384,6 +384,7 @@ class FlowServer:
             metadata=_traced_metadata(session.metadata),
             started=round(self.clock(), 3),
             hangup_timeout=self.settings.hangup_timeout,  # the on hangup body's ceiling
+            max_steps=self.settings.max_steps,  # the step budget between two waits
             routes=True,  # this trace has route records (voxflow.runtime.routes)
             requests=True,  # ... with what requests sent, and agents' action requests
             **back,

@@ -37,6 +37,7 @@ from voxflow.compiler.frontdoor import load_flow
 from voxflow.errors import ConfigError
 from voxflow.ir import models as ir
 from voxflow.redact import REDACTED
+from voxflow.runtime.config import Settings
 from voxflow.runtime.hangup_work import MAX_HANGUP_TIMEOUT
 from voxflow.runtime.routes import ROUTE_OPTIONS
 from voxflow.runtime.trace import MAX_TRACE_BYTES
@@ -466,8 +467,15 @@ def _party(started: dict[str, Any], records: list[dict[str, Any]], key: str) -> 
     return next((str(r[key]) for r in records if r.get(key)), None)
 
 
-def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) -> ReplayReport:
-    """Replay ``trace`` on ``flow_path`` (or the flow the trace names, found under ``.``)."""
+def replay_trace(
+    trace: str | os.PathLike[str],
+    flow_path: str | None = None,
+    *,
+    settings: Settings | None = None,
+) -> ReplayReport:
+    """Replay ``trace`` on ``flow_path`` (or the flow the trace names, found under ``.``), with
+    the ``on hangup`` ceiling and step budget its ``call.started`` records, else ``settings``'
+    (``voxflow run``'s: :data:`~voxflow.runtime.config.CALL_SETTINGS`)."""
     records, read_notes = _read_records(trace)
     started = next((r for r in records if r.get("type") == "call.started"), {})
     shown = flow_path
@@ -495,11 +503,7 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
     except (ValueError, TypeError, OverflowError) as exc:
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{trace}: a record cannot be replayed ({why})") from None
-    ceiling = _num(started.get("hangup_timeout"))  # the call's (traces since it is traced)
-    if ceiling is not None and 0 < ceiling <= MAX_HANGUP_TIMEOUT:
-        result = run_scenario(flow, scenario, hangup_timeout=ceiling)
-    else:
-        result = run_scenario(flow, scenario)
+    result = run_scenario(flow, scenario, **_call_settings(started, settings or Settings()))
     ended = next((r for r in reversed(records) if r.get("type") == "call.ended"), None)
     if ended is None:
         last = max((t for r in records if (t := _num(r.get("t"))) is not None), default=0.0)
@@ -513,6 +517,19 @@ def replay_trace(trace: str | os.PathLike[str], flow_path: str | None = None) ->
     )  # fmt: skip
     _compare(report, records, started, ended, result)
     return report
+
+
+def _call_settings(started: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``run_scenario``'s ``hangup_timeout`` and ``max_steps``: the call's, as its trace
+    recorded them (traces written since each is recorded), else
+    those of ``settings``."""
+    ceiling = _num(started.get("hangup_timeout"))
+    if ceiling is None or not 0 < ceiling <= MAX_HANGUP_TIMEOUT:
+        ceiling = settings.hangup_timeout
+    budget = started.get("max_steps")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        budget = settings.max_steps
+    return {"hangup_timeout": ceiling, "max_steps": budget}
 
 
 def _compare(

@@ -158,6 +158,7 @@ def run_file(
     cov: FlowCoverage,
     select: str | None = None,
     hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
+    max_steps: int = 1000,
 ) -> None:
     """Run every (selected) scenario of one file, adding outcomes and coverage to ``run``."""
     for sc in sf.scenarios:
@@ -169,7 +170,9 @@ def run_file(
         if static:
             failures, step = static, -1
         else:
-            res = run_scenario(flow, sc, sf.defaults, hangup_timeout=hangup_timeout)
+            res = run_scenario(
+                flow, sc, sf.defaults, hangup_timeout=hangup_timeout, max_steps=max_steps
+            )
             failures = [p for _, p in res.problems]
             step = res.problems[0][0] if res.problems else res.steps_done - 1
             failures += check_expectations(sc.expect, res)
@@ -186,10 +189,12 @@ def run_paths(
     select: str | None = None,
     *,
     hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
+    max_steps: int = 1000,
 ) -> TestRun:
     """Discover and run (only scenarios whose name contains ``select``, when given); never
-    raises for bad scenario or flow files (they become errors). ``hangup_timeout``: the
-    ``on hangup`` bodies' ceiling, as ``voxflow run``'s."""
+    raises for bad scenario or flow files (they become errors). ``hangup_timeout`` (the
+    ``on hangup`` bodies' ceiling) and ``max_steps`` (the step budget between two waits): as
+    ``voxflow run``'s settings (:data:`voxflow.runtime.config.CALL_SETTINGS`)."""
     run = TestRun()
     scen_files, flow_files = discover(paths, run.skipped.append)
     flows: dict[str, ir.Flow | None] = {}
@@ -218,7 +223,7 @@ def run_paths(
         cov = run.coverage.get(key)
         if cov is None:
             cov = run.coverage[key] = FlowCoverage(_display(sf.flow_path), flow)
-        run_file(sf, flow, run, cov, select, hangup_timeout)
+        run_file(sf, flow, run, cov, select, hangup_timeout, max_steps)
     _untested(run, flow_files, flows)
     return run
 

@@ -266,6 +266,7 @@ class _Sim:
         sc: Scenario,
         defaults: ScenarioDefaults,
         hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
+        max_steps: int = 1000,
     ) -> None:
         self.flow = flow
         self.sc = sc
@@ -300,6 +301,7 @@ class _Sim:
             after_step=self.after_step,
             logger=_QUIET,
             hangup_timeout=hangup_timeout,
+            max_steps=max_steps,
         )
         self.redactor = Redactor(flow, lambda: self.driver.state)
         self.acting: tuple[int, int, int] | None = None  # press/say: step, trace line, keys in
@@ -528,8 +530,10 @@ def run_scenario(
     defaults: ScenarioDefaults | None = None,
     *,
     hangup_timeout: float = DEFAULT_HANGUP_TIMEOUT,
+    max_steps: int = 1000,
 ) -> SimResult:
     """Simulate one call of ``flow`` as ``scenario`` describes; never raises for flow errors.
-    ``hangup_timeout``: the ceiling of the ``on hangup`` body, as ``voxflow run``'s."""
-    sim = _Sim(flow, scenario, defaults or ScenarioDefaults(), hangup_timeout)
+    ``hangup_timeout`` (the ceiling of the ``on hangup`` body) and ``max_steps`` (the step
+    budget between two waits): as ``voxflow run``'s settings of those names."""
+    sim = _Sim(flow, scenario, defaults or ScenarioDefaults(), hangup_timeout, max_steps)
     return sim.run()
