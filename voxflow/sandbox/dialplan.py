@@ -15,10 +15,12 @@ They mirror ``docs/asterisk/extensions.conf`` and the event sequences of real As
   the last caller, or empty: at the back), as app_queue.c's ``join_queue``; then
   ``Stasis(app,queue-return,${QUEUESTATUS},${ANSWEREDTIME},${QUEUEPOSITION},${QUEUEWAIT})``. The
   variables Queue() sets come in the captured order; ``DIALSTATUS`` is never set by it.
-  ``FULL``/``JOINEMPTY`` return at once, ``LEAVEEMPTY`` one second after joining (Asterisk checks
-  between ring cycles); these three were not captured. An unknown queue returns at once with
-  ``QUEUESTATUS=UNKNOWN`` and no other variable (app_queue.c: ``join_queue`` fails, ``reason``
-  stays ``QUEUE_UNKNOWN``).
+  ``JOINEMPTY`` (checked first), ``FULL`` and ``LEAVEEMPTY`` return at once (app_queue.c's
+  ``join_queue``, ``wait_our_turn``'s first pass); a timeout argument is whole seconds
+  (``atoi``: "0" or no number times out at once), the position argument too (below 0: none);
+  these were not captured (source: docs/sandbox.md "Queue() as app_queue.c has it"). An
+  unknown queue returns at once with ``QUEUESTATUS=UNKNOWN`` and no other variable
+  (app_queue.c: ``join_queue`` fails, ``reason`` stays ``QUEUE_UNKNOWN``).
 * ``[voxflow-queue-exit]`` (``_X``), the queues.conf ``context`` of a queue whose callers may
   leave with a key (shipped: ``support``): a digit 0-9 the waiting caller presses (not once an
   agent has the call) ends ``Queue()`` there, as app_queue's ``valid_exit``: ``QUEUEPOSITION``
@@ -161,11 +163,24 @@ class SandboxQueue:
 _PRIO = re.compile(r"\s*([+-]?\d+)")
 
 
-def _queue_prio(value: str) -> int:
-    """``QUEUE_PRIO`` as app_queue.c's ``queue_exec`` reads it (``sscanf("%30d")``: leading
-    blanks, a sign, digits; what follows is ignored); unset or not a number: 0."""
+def _atoi(value: str) -> int:
+    """C's ``atoi`` (and ``sscanf("%30d")``, but for its failure): leading blanks, a sign,
+    digits; what follows is ignored; no number: 0."""
     m = _PRIO.match(value)
     return int(m.group(1)) if m else 0
+
+
+def _queue_prio(value: str) -> int:
+    """``QUEUE_PRIO`` as app_queue.c's ``queue_exec`` reads it (``sscanf("%30d")``); unset or
+    not a number: 0."""
+    return _atoi(value)
+
+
+def _queue_expire(value: str) -> float | None:
+    """Seconds until Queue() times out, as ``queue_exec`` sets ``qe.expire = qe.start +
+    atoi(args.queuetimeoutstr)`` for a non-empty argument (so "0", "-3" or "soon" time out at
+    once, "2.5" after 2 s); None (never) for an empty one."""
+    return None if not value else float(max(0, _atoi(value)))
 
 
 class ShippedContexts:
@@ -380,10 +395,7 @@ class ShippedContexts:
         v = ch.variables
         name = v.get("VOXFLOW_QUEUE", "")
         options = v.get("VOXFLOW_QUEUE_OPTIONS", "")
-        try:
-            timeout = float(v.get("VOXFLOW_QUEUE_TIMEOUT") or 0)
-        except ValueError:
-            timeout = 0.0
+        expire = _queue_expire(v.get("VOXFLOW_QUEUE_TIMEOUT", ""))
         place = v.get("VOXFLOW_QUEUE_POSITION", "")
         data = f"{name},{options},,,{v.get('VOXFLOW_QUEUE_TIMEOUT', '')},,,,{place}"
         self._app_step(ch, "queue", 1, "NoOp", f"voxflow queue {name}")
@@ -393,36 +405,42 @@ class ShippedContexts:
             self._queue_back(ch, "UNKNOWN")
             return
         q.waiting = [c for c in q.waiting if c in self.pbx.channels]  # gone: hung up
+        if not q.agents and not q.joinempty:  # join_queue: joinempty before maxlen
+            self._queue_done(ch, q, "JOINEMPTY", {})
+            return
         if q.maxlen and len(q.waiting) >= q.maxlen:
             self._queue_done(ch, q, "FULL", {})
-            return
-        if not q.agents and not q.joinempty:
-            self._queue_done(ch, q, "JOINEMPTY", {})
             return
         for var in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS"):
             self.pbx.set_var(ch, var, "")
         self.pbx.set_var(ch, "QUEUEWAIT", "")
         self.pbx.set_var(ch, "QUEUEWAIT_MS", "")
-        at = int(place) if place.isdigit() else 0  # app_queue.c: atoi(args.position)
+        at = max(0, _atoi(place))  # queue_exec: atoi(args.position), below 0: 0
         q.join(ch.id, _queue_prio(v.get("QUEUE_PRIO", "")), at)
         if ch.far is not None:
             ch.far.far_event("queue", {"queue": name, "music": options})
         joined = self._joined[ch.id] = self.pbx.clock.now()
-        if not q.agents and q.leavewhenempty:
-            self.pbx.schedule(ch, 1.0, lambda: self._abandon(ch, q, "LEAVEEMPTY", joined))
+        if expire is not None:
+            self.pbx.schedule(ch, expire, lambda: self._abandon(ch, q, "TIMEOUT", joined))
+        if expire == 0.0:
+            return  # qe.expire already passed: TIMEOUT before any member is rung
+        if not q.agents and q.leavewhenempty:  # wait_our_turn's first pass, before any wait
+            self.pbx.schedule(ch, 0.0, lambda: self._abandon(ch, q, "LEAVEEMPTY", joined))
             return
+        self._ring(ch, q, expire, joined)
+
+    def _ring(self, ch: Channel, q: SandboxQueue, expire: float | None, joined: float) -> None:
+        """Ring the members; the first to answer before the timeout takes the call."""
         answering = [a for a in q.agents if a.answer_after is not None]
         agent = min(answering, key=lambda a: a.answer_after or 0.0, default=None)
         if (
             agent is not None
             and agent.answer_after is not None
-            and (not timeout or agent.answer_after < timeout)
+            and (expire is None or agent.answer_after < expire)
         ):
             for a in q.agents:
                 self._dial(ch, f"Local/{a.name}@agents/n", self._peer_json(f"Local/{a.name}"), "")
             self.pbx.schedule(ch, agent.answer_after, lambda: self._agent_up(ch, q, agent, joined))
-        if timeout:
-            self.pbx.schedule(ch, timeout, lambda: self._abandon(ch, q, "TIMEOUT", joined))
 
     def _abandon(self, ch: Channel, q: SandboxQueue, status: str, joined: float) -> None:
         if ch.variables.get("BRIDGEPEER"):
