@@ -99,3 +99,15 @@ def test_a_transfer_mock_status_must_be_one_a_transfer_comes_back_with() -> None
                 "flow: t.flow\nscenarios:\n  - name: x\n    mocks: {transfer: "
                 f"[{{result: failed, status: {bad}}}]}}\n"
             )
+
+
+def test_a_queue_mock_status_asterisk_never_sets_is_refused() -> None:
+    """JOINUNAVAIL and LEAVEUNAVAIL are in app_queue.c's queue_results[] and the Queue()
+    documentation, but no code path of join_queue, wait_our_turn or queue_exec sets them
+    (iamtalhaasghar/asterisk@21a0427 apps/app_queue.c, Asterisk 21+)."""
+    for bad in ("JOINUNAVAIL", "LEAVEUNAVAIL"):
+        with pytest.raises(ConfigError, match=bad):
+            parse_scenario_text(
+                "flow: t.flow\nscenarios:\n  - name: x\n"
+                f"    mocks: {{queue: [{{status: {bad}}}]}}\n"
+            )

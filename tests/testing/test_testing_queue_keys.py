@@ -141,3 +141,27 @@ def test_another_digit_keeps_the_caller_s_place_in_voxflow_test(tmp_path: Path) 
     run = run_paths([tmp_path])
     assert not run.errors
     assert [o.failures for o in run.outcomes] == [[]]
+
+
+NOT_JOINED = """flow: t.flow
+scenarios:
+  - name: a queue that never took the caller returns at once, whatever the mock's after
+    mocks:
+      queue: [{status: FULL, after: 30s}]
+    expect:
+      not_visited: [message]
+      variables: {q: {status: FULL, position: null, wait: null, key: null}}
+      ended: {reason: bye, before: 2s}
+"""
+
+
+def test_full_joinempty_and_unknown_return_at_once(tmp_path: Path) -> None:
+    """app_queue.c queue_exec: when join_queue fails (no such queue, JOINEMPTY, FULL) Queue()
+    sets QUEUESTATUS and returns 0 at once; the caller never waited, so no key can leave it
+    (iamtalhaasghar/asterisk@21a0427 apps/app_queue.c). voxflow test waited the mock's
+    ``after`` (and a key pressed meanwhile took the step's exit)."""
+    (tmp_path / "t.flow").write_text(EXIT_FLOW)
+    (tmp_path / "t.test.yaml").write_text(NOT_JOINED)
+    run = run_paths([tmp_path])
+    assert not run.errors
+    assert [o.failures for o in run.outcomes] == [[]]

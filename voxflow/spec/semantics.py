@@ -70,16 +70,15 @@ QUEUE_STATUS: dict[str, str] = {
     "FULL": "failed",
     "JOINEMPTY": "failed",
     "LEAVEEMPTY": "failed",
-    "JOINUNAVAIL": "failed",
-    "LEAVEUNAVAIL": "failed",
-    "WITHDRAW": "failed",
+    "WITHDRAW": "failed",  # AMI QueueWithdrawCaller
     "UNKNOWN": "failed",  # no such queue (app_queue.c: join_queue fails)
 }
 """Asterisk's ``QUEUESTATUS`` when ``Queue()`` returns the call to the app (the shipped
 ``[voxflow-queue]`` context runs ``Queue()`` with the ``c`` option, so ``CONTINUE`` = an agent
 answered and hung up) -> the queue step's outcome. The one table the run time, ``voxflow test``
-(``mocks.queue[].status``) and the checker agree on; any other status (e.g. none, for an
-unknown queue) is ``failed``."""
+(``mocks.queue[].status``) and the checker agree on; any other status is ``failed``. These are
+the values app_queue.c (Asterisk 21+) sets: ``JOINUNAVAIL``/``LEAVEUNAVAIL`` are documented
+but no code path sets them, so a test may not mock them (docs/sandbox.md)."""
 
 EXIT_WITH_KEY = "EXITWITHKEY"
 """The status the shipped ``[voxflow-queue-exit]`` context sends back when the caller left

@@ -63,7 +63,9 @@ _WORD_CALLER = 0.3
 _PLAY = 2.0
 _TRANSFER = 0.5
 _STATUS = {outcome: status for status, outcome in reversed(QUEUE_STATUS.items())}
-_JOINED = frozenset({"CONTINUE", "TIMEOUT", "LEAVEEMPTY", "LEAVEUNAVAIL", "WITHDRAW"})
+_JOINED = frozenset({"CONTINUE", "TIMEOUT", "LEAVEEMPTY", "WITHDRAW"})
+"""The statuses of a Queue() that took the caller in; the others (FULL, JOINEMPTY, UNKNOWN)
+return at once (app_queue.c queue_exec: join_queue failed)."""
 """Statuses of a caller Queue() took in (it sets QUEUEPOSITION and QUEUEWAIT on leaving)."""
 """A queue mock's ``result`` as the QUEUESTATUS Queue() would set (failed: FULL)."""
 
@@ -544,13 +546,16 @@ class SimCall:
         if m is None:
             self.log("mock", f"queue {name}: no mock, nobody answers")
         self._leave()
+        if status not in _JOINED:  # Queue() never took the caller in: back at once, nothing set
+            if after:
+                self.log("mock", f"queue {name}: {status} returns at once (after ignored)")
+            await self._queued(0.0, False)
+            return QueueReturn(status)
         position = m.position if m and m.position is not None else (position or 1)
         key = await self._queued(after, bool(exit_keys))
         if key:
             self.log("flow", f"queue {name}: key {key} leaves Queue() by [voxflow-queue-exit]")
             return QueueReturn(EXIT_WITH_KEY, position=position, key=key)
-        if status not in _JOINED:
-            return QueueReturn(status)  # Queue() never took the caller in: nothing set
         wait = m.wait if m is not None and m.wait is not None else after
         return QueueReturn(status, position=position, wait=int(wait))
 
