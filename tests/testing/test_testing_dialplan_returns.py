@@ -111,3 +111,15 @@ def test_a_queue_mock_status_asterisk_never_sets_is_refused() -> None:
                 "flow: t.flow\nscenarios:\n  - name: x\n"
                 f"    mocks: {{queue: [{{status: {bad}}}]}}\n"
             )
+
+
+def test_a_queue_timeout_is_the_whole_seconds_asterisk_gets() -> None:
+    """The shipped context gets ``max(1, round(timeout))`` seconds (telephony.dialplan's
+    VOXFLOW_QUEUE_TIMEOUT) and app_queue.c's queue_exec takes whole seconds
+    (``qe.expire = qe.start + atoi(...)``): a 2.6 s step times out after 3 s, a 0.2 s one
+    after 1 s, not after 2.6 s / 0.2 s."""
+    for timeout, at in (("2600ms", 3.0), ("200ms", 1.0)):
+        flow = QUEUE.replace('timeout 1m announce "Please hold."', f"timeout {timeout}")
+        res = _run(flow, "  - name: x\n")
+        assert res.ended == ("completed", "timeout"), timeout
+        assert res.ended_at is not None and at <= res.ended_at < at + 0.5, (timeout, res.ended_at)

@@ -85,8 +85,9 @@ def queue_step_result(back: QueueReturn, keys: Sequence[str], left: float) -> di
     """How a queue step ends once ``Queue()`` let the call go as ``back``, with ``left`` seconds
     of its timeout to go: its result (:func:`queue_result`), or None when the caller goes back
     in the queue at its place (a digit the queue's context let out that is not one of the
-    step's ``keys``; ``timeout`` when less than a second is left: ``Queue()`` takes 0 as no
-    timeout). The worker that queued the call and one that took it over both decide here."""
+    step's ``keys``; ``timeout`` when less than a second is left: voxflow passes a timeout of
+    0 as none, and Asterisk's is whole seconds). The worker that queued the call and one that
+    took it over both decide here."""
     if back.status != EXIT_WITH_KEY or back.key in keys:
         return queue_result(back, keys)
     if left < 1:

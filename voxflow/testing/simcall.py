@@ -541,8 +541,8 @@ class SimCall:
         m = self.mocks.take(self.mocks.all.queue, lambda q: re.search(q.name, name) is not None)
         status = (m.status or _STATUS[m.result]) if m else "TIMEOUT"
         after = m.after if m else 0.0
-        if status == "TIMEOUT" and timeout is not None:
-            after = timeout
+        if status == "TIMEOUT" and timeout:  # whole seconds, as [voxflow-queue] gets them
+            after = float(max(1, round(timeout)))
         if m is None:
             self.log("mock", f"queue {name}: no mock, nobody answers")
         self._leave()
