@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from voxflow.cli.main import loading
 from voxflow.cli.messages import warn
 from voxflow.diagnostics import (
     Severity,
@@ -41,7 +42,8 @@ def _version() -> str:
 
 def _run(paths: Sequence[str], notes: Notes | None = None) -> FileReport:
     # the compiler is imported here, so `validate --help` and usage errors do not load it
-    from voxflow.compiler.project import analyze_paths
+    with loading():
+        from voxflow.compiler.project import analyze_paths
 
     try:
         return analyze_paths(paths, notes, warn)
@@ -123,7 +125,8 @@ def lint(paths: tuple[str, ...], fmt: str, strict: bool, stt: str | None) -> Non
 
     Exit 0 when clean, 1 on errors (or on warnings with --strict), 2 on usage errors.
     """
-    from voxflow.compiler.speech_notes import free_speech_notes
+    with loading():  # the compiler, as in _run
+        from voxflow.compiler.speech_notes import free_speech_notes
 
     engine = stt or configured_stt()
     report = _run(paths, lambda flow: free_speech_notes(flow, engine))

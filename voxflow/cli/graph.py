@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from voxflow.cli.main import loading
 from voxflow.errors import ConfigError, FlowCheckError
 from voxflow.viz import FORMATS
 
@@ -33,8 +34,9 @@ def graph_command(file: str, fmt: str | None, output: str | None) -> None:
     if not Path(file).exists():
         raise click.UsageError(f"no such file: '{file}'")
     # the compiler and the drawing load here, so `graph --help` and usage errors do not load them
-    from voxflow.compiler.frontdoor import load_flow
-    from voxflow.viz.render import render_graph
+    with loading():
+        from voxflow.compiler.frontdoor import load_flow
+        from voxflow.viz.render import render_graph
 
     try:
         data = render_graph(load_flow(file), fmt)

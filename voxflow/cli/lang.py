@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from voxflow.cli.main import loading
 from voxflow.diagnostics import render_text
 from voxflow.source import Source
 from voxflow.sourcefile import read_source
@@ -30,7 +31,8 @@ __all__ = ["compile_command"]
 def compile_command(file: str, output: str | None, indent: int) -> None:
     """Compile FILE (a .flow) to its IR, as JSON."""
     # the compiler loads here, so `compile --help` and usage errors do not load it
-    from voxflow.compiler.frontdoor import compile_file
+    with loading():
+        from voxflow.compiler.frontdoor import compile_file
 
     result = compile_file(file)
     if result.diagnostics:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
-__all__ = ["SHORT_HELP", "cli", "main"]
+__all__ = ["SHORT_HELP", "cli", "loading", "main"]
 
 
 class _Group(click.Group):
@@ -23,7 +23,7 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in _COMMANDS:
-            with _loading():
+            with loading():
                 command = _COMMANDS[cmd_name]()
             self.add_command(command, cmd_name)
         return command
@@ -151,12 +151,14 @@ caller of :data:`cli` such as a test, so what a command's import made may be fro
 
 
 @contextlib.contextmanager
-def _loading() -> Iterator[None]:
+def loading() -> Iterator[None]:
     """Import a command's modules without the cyclic garbage collector: an import makes
     hundreds of thousands of long-lived objects (pydantic schemas, classes) and no garbage,
     and collections during it rescan them all. In the ``voxflow`` process they are then frozen
     (``gc.freeze()``: never scanned again; they live as long as the process anyway): ~5 % of
-    ``voxflow validate``'s instructions (callgrind). A caller of :data:`cli` keeps its GC."""
+    ``voxflow validate``'s instructions (callgrind). A caller of :data:`cli` keeps its GC.
+    Used for each command's module here, and by the commands for what they import only when
+    they run (the compiler, the scenario runner), so ``--help`` does not load it."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from voxflow.cli.main import loading
 from voxflow.cli.messages import EXIT_CONFIG, fail
 from voxflow.errors import ConfigError, FlowCheckError
 
@@ -34,7 +35,8 @@ _CONFIG_HELP = (
 def _settings(config_path: Path | None, hangup_timeout: float | None = None) -> Settings:
     """The settings as ``voxflow run`` reads them (command line over environment over
     ``voxflow.toml``); ``error: ...`` and exit 2 for a bad one, as run's."""
-    from voxflow.runtime.config import load_settings
+    with loading():
+        from voxflow.runtime.config import load_settings
 
     try:
         return load_settings({"hangup_timeout": hangup_timeout}, config_path=config_path)
@@ -105,7 +107,8 @@ def test_command(
     """
     settings = _settings(config_path, hangup_timeout)
     # the runner (compiler, runtime, simulator) loads here, so `test --help` does not load it
-    from voxflow.testing.runner import format_report, junit_xml, run_paths
+    with loading():
+        from voxflow.testing.runner import format_report, junit_xml, run_paths
 
     # What is loaded by now (modules, the grammar, pydantic's validators) outlives the run: out
     # of the cyclic GC's sight while the scenarios run, its collections walk only what the
@@ -179,7 +182,8 @@ def replay_command(trace: str, flow_path: str | None, config_path: Path | None) 
     or flow cannot be read, 2 bad settings.
     """
     settings = _settings(config_path)
-    from voxflow.testing.replay import replay_trace
+    with loading():
+        from voxflow.testing.replay import replay_trace
 
     try:
         report = replay_trace(trace, flow_path, settings=settings)
