@@ -165,3 +165,28 @@ def test_full_joinempty_and_unknown_return_at_once(tmp_path: Path) -> None:
     run = run_paths([tmp_path])
     assert not run.errors
     assert [o.failures for o in run.outcomes] == [[]]
+
+
+TALKING = """flow: t.flow
+scenarios:
+  - name: a key pressed while the agent has the call does not leave the queue
+    mocks:
+      queue: [{status: CONTINUE, after: 3m, wait: 40s}]
+    steps:
+      - {press: 1, at: 60s}
+    expect:
+      not_visited: [message]
+      variables: {q: {status: CONTINUE, position: 1, wait: 40, key: null}}
+      ended: {reason: bye}
+"""
+
+
+def test_keys_leave_only_until_the_agent_answers(tmp_path: Path) -> None:
+    """app_queue.c reads exit keys in wait_our_turn and wait_for_answer (members ringing), not
+    once the caller is bridged to the member that answered (iamtalhaasghar/asterisk@21a0427):
+    a CONTINUE mock's agent has the call from ``wait`` on."""
+    (tmp_path / "t.flow").write_text(EXIT_FLOW)
+    (tmp_path / "t.test.yaml").write_text(TALKING)
+    run = run_paths([tmp_path])
+    assert not run.errors
+    assert [o.failures for o in run.outcomes] == [[]]

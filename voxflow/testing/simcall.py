@@ -552,22 +552,26 @@ class SimCall:
             await self._queued(0.0, False)
             return QueueReturn(status)
         position = m.position if m and m.position is not None else (position or 1)
-        key = await self._queued(after, bool(exit_keys))
+        wait = m.wait if m is not None and m.wait is not None else after
+        # keys leave while the caller waits or members ring, not once an agent has the call
+        until = min(wait, after) if status == "CONTINUE" else after
+        key = await self._queued(after, bool(exit_keys), until)
         if key:
             self.log("flow", f"queue {name}: key {key} leaves Queue() by [voxflow-queue-exit]")
             return QueueReturn(EXIT_WITH_KEY, position=position, key=key)
-        wait = m.wait if m is not None and m.wait is not None else after
         return QueueReturn(status, position=position, wait=int(wait))
 
-    async def _queued(self, seconds: float, exits: bool) -> str:
+    async def _queued(self, seconds: float, exits: bool, until: float | None = None) -> str:
         """Wait ``seconds`` in Queue(): "" then, or the digit that left it first (``exits``:
-        the queue's context matches any digit); CallEndedError once the caller hangs up."""
+        the queue's context matches any digit; only in the first ``until`` seconds, default
+        all of them); CallEndedError once the caller hangs up."""
         fut: asyncio.Future[str] = self.loop.create_future()
         self._on_end.append(lambda: _resolve(fut, ""))
         handle = self.loop.call_later(seconds, _resolve, fut, "")
+        closes = self.loop.time() + (seconds if until is None else until)
 
         def digit(d: str) -> None:
-            if exits and d and d in QUEUE_EXIT_KEYS:
+            if exits and d and d in QUEUE_EXIT_KEYS and self.loop.time() < closes:
                 _resolve(fut, d)
 
         stop = self.add_dtmf_listener(digit)
