@@ -95,7 +95,7 @@ def agent_checkpoints(
         if sink is not None:
             sink(line)
         if running and running[0].agent_used and line[1] != "system":
-            loop.call_soon(lambda: save(running[0].state))
+            loop.call_soon(lambda: save(running[0].state) if running else None)  # not ended
 
     return on_line
 

@@ -343,6 +343,8 @@ class FlowServer:
                 await self._ended(sid, driver.outcome, kept_for_return(driver, trip[0]))
             raise
         finally:
+            running.clear()  # the checkpointer (driver.after_step) holds it: a cycle
+            session.on_queue_prio = None  # -> the checkpointer -> the session: a cycle
             self.webhooks.redactors.pop(str(session.id), None)
             self.drivers.pop(str(session.id), None)
             self._call_left.set()
