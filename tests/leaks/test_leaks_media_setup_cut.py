@@ -1,7 +1,8 @@
 """A prompt cut while the call's media path is still being set up leaves nothing on Asterisk.
 
-A ``play`` with speech barge-in sets the media path up (externalMedia channel, ``vf-mb-*``
-mixing bridge) alongside the playback; a key that ends the prompt first cancels that set-up.
+A ``play`` with speech barge-in on an app that hears speech (a VAD here) sets the media path up
+(externalMedia channel, ``vf-mb-*`` mixing bridge) alongside the playback; a key that ends the
+prompt first cancels that set-up.
 Its teardown DELETEd what it had asked for at once, while a creating POST could still be on its
 way: Asterisk serves requests of different connections in any order, so the DELETE found
 nothing (404, "gone") and the POST then made a bridge (or channel) nobody removes. The cluster
@@ -14,6 +15,8 @@ import asyncio
 from pathlib import Path
 
 from _leaks_kit import Served, leftovers, serving_text, until
+
+from voxflow.media.vad import WebRtcVad
 
 FLOW = """\
 flow cut "a key cuts the prompt":
@@ -31,6 +34,12 @@ state done:
 """
 
 NOTHING = {"sessions": [], "channels": [], "bridges": []}
+NO_SOUNDS = {"preload_sounds": False}
+
+
+def _speech() -> dict[str, object]:
+    """An app that hears speech: without one, a ``play`` sets up no media path."""
+    return {"vad": WebRtcVad()}
 
 
 async def _cut_while_held(s: Served, path: str, created: str) -> None:
@@ -58,7 +67,7 @@ async def test_a_key_while_the_media_bridge_is_being_made_leaves_no_bridge(
 ) -> None:
     # The externalMedia channel is answered, the bridge's POST held: the key cancels set-up
     # while it waits for that POST. Before: the bridge's DELETE (404) went ahead of its POST.
-    async with serving_text(tmp_path, FLOW, sandbox={"preload_sounds": False}) as s:
+    async with serving_text(tmp_path, FLOW, sandbox=NO_SOUNDS, app=_speech()) as s:
         await _cut_while_held(s, "^/bridges$", "vf-em-")
 
 
@@ -66,5 +75,5 @@ async def test_a_key_while_the_media_channel_is_being_made_leaves_no_channel(
     tmp_path: Path,
 ) -> None:
     # The bridge is made, the externalMedia POST held: the key cancels that request in flight.
-    async with serving_text(tmp_path, FLOW, sandbox={"preload_sounds": False}) as s:
+    async with serving_text(tmp_path, FLOW, sandbox=NO_SOUNDS, app=_speech()) as s:
         await _cut_while_held(s, "^/channels/externalMedia$", "vf-mb-")

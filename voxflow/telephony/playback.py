@@ -132,7 +132,7 @@ async def _barge_in_waits(
     start of their speech."""
     dtmf_wait: asyncio.Future[str] | None = None
     speech_wait: asyncio.Future[Any] | None = None
-    if barge_in is not None and barge_in.speech and session._voice_available():
+    if barge_in is not None and barge_in.speech and session._hears_speech():
         # The media path comes up before the playback so speech is heard from its start.
         voice = await session.call_voice()
         speech_wait = asyncio.ensure_future(voice.wait_for_speech(barge_in.min_speech_ms))

@@ -533,8 +533,14 @@ class CallSession:
 
     # ------------------------------------------------------------------ voice & AI
 
-    def _voice_available(self) -> bool:
-        return self._voice is not None or self._app._voice_factory() is not None
+    def _hears_speech(self) -> bool:
+        """True when the caller's speech can stop a prompt: the media path is up, or the app
+        has a voice factory, an STT or a VAD. With none (``voxflow run --no-audio``), a
+        ``play`` sets up no media path: keys and ``sound:`` playbacks need none."""
+        app = self._app
+        if self._voice is not None or app.voice_factory is not None:
+            return True
+        return app.stt is not None or app.vad is not None
 
     @property
     def providers(self) -> AiProviders:
