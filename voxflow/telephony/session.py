@@ -431,7 +431,9 @@ class CallSession:
     async def play_file(
         self, name: str, *, barge_in: BargeIn | None = None, lang: str | None = None
     ) -> PromptResult:
-        """Play a sound (``hello-world`` or any media URI) and wait until it finishes."""
+        """Play a sound (``hello-world`` or any media URI) and wait until it finishes. Speech
+        barge-in applies only on an app that hears speech (a voice factory, STT or VAD): only
+        then does the play set up the call's media path."""
         return await play(self, name, barge_in=barge_in, lang=lang)
 
     async def listen_dtmf(self, timeout: float = 5.0) -> str | None:
